@@ -1,0 +1,276 @@
+"""Batched PLS kernel: the whole algorithm runs on indicator correlation matrices.
+
+With standardised indicators every quantity the PLS algorithm needs is a function of the
+indicator correlation matrix ``S`` and the outer weights ``W``: score covariances are ``W'SW``,
+item-score covariances ``SW``, Mode A updates ``S W E`` and Mode B updates solve a block of ``S``.
+So one estimation costs O(p²K) per iteration regardless of the sample size, and many
+estimations (bootstrap resamples, jackknife, cross-validation folds, permutations) run at once
+as stacks of small matrices: arrays here carry a leading batch axis ``b``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
+
+Array = npt.NDArray[np.float64]
+Scheme = Literal["path", "factor", "centroid"]
+SCHEMES: tuple[str, ...] = ("path", "factor", "centroid")
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Index form of one estimation stage.
+
+    ``membership[i, k]`` is 1 when column ``i`` is an indicator of construct ``k``;
+    ``adjacency[i, j]`` is 1 for a path ``i -> j``.
+    """
+
+    columns: tuple[str, ...]
+    constructs: tuple[str, ...]
+    membership: Array
+    mode_b: tuple[bool, ...]
+    reflective: tuple[bool, ...]
+    adjacency: Array
+
+    @property
+    def endogenous(self) -> list[int]:
+        return [j for j in range(len(self.constructs)) if self.adjacency[:, j].any()]
+
+    def predecessors(self, j: int) -> list[int]:
+        return [int(i) for i in np.flatnonzero(self.adjacency[:, j])]
+
+    def items_of(self, k: int) -> list[int]:
+        return [int(i) for i in np.flatnonzero(self.membership[:, k])]
+
+
+def batched_solve(a: Array, b: Array) -> Array:
+    """Solve ``a x = b`` for a stack; singular members give NaN instead of failing the stack."""
+    try:
+        return np.linalg.solve(a, b[..., None])[..., 0]
+    except np.linalg.LinAlgError:
+        out = np.full(b.shape, np.nan)
+        for i in range(a.shape[0]):
+            try:
+                out[i] = np.linalg.solve(a[i], b[i])
+            except np.linalg.LinAlgError:
+                pass
+        return out
+
+
+def correlations_from_counts(centred: Array, counts: Array) -> Array:
+    """Weighted correlation matrices of ``centred`` (n × p) for each row of ``counts`` (b × n).
+
+    ``counts`` holds how often each observation enters the sample: bootstrap multiplicities,
+    or 0/1 for subsets (cross-validation folds, groups). Uses the n-1 denominator; members where
+    a column is constant get NaN.
+    """
+    n, p = centred.shape
+    upper_i, upper_j = np.triu_indices(p)
+    products = centred[:, upper_i] * centred[:, upper_j]
+    n_eff = counts.sum(axis=1)
+    means = counts @ centred / n_eff[:, None]
+    second = counts @ products
+    cov_upper = (second - n_eff[:, None] * means[:, upper_i] * means[:, upper_j]) / (
+        n_eff[:, None] - 1.0
+    )
+    cov = np.empty((counts.shape[0], p, p))
+    cov[:, upper_i, upper_j] = cov_upper
+    cov[:, upper_j, upper_i] = cov_upper
+    variance = np.diagonal(cov, axis1=1, axis2=2)
+    scale = (centred**2).mean(axis=0) + 1e-300
+    constant = (variance <= 1e-12 * scale).any(axis=1)
+    sd = np.sqrt(np.clip(variance, 1e-300, None))
+    corr = cov / (sd[:, :, None] * sd[:, None, :])
+    idx = np.arange(p)
+    corr[:, idx, idx] = 1.0
+    corr[constant] = np.nan
+    return corr
+
+
+def weighted_correlations_of_stack(values: Array, counts: Array) -> Array:
+    """Weighted correlation matrices of a per-member data stack ``values`` (b × n × q)."""
+    n_eff = counts.sum(axis=1)
+    means = np.einsum("bn,bnq->bq", counts, values) / n_eff[:, None]
+    centred = values - means[:, None, :]
+    cov = np.einsum("bn,bni,bnj->bij", counts, centred, centred) / (n_eff[:, None, None] - 1.0)
+    sd = np.sqrt(np.clip(np.diagonal(cov, axis1=1, axis2=2), 0.0, None))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        corr = cov / (sd[:, :, None] * sd[:, None, :])
+    bad = (sd <= 1e-12).any(axis=1)
+    idx = np.arange(values.shape[2])
+    corr[:, idx, idx] = 1.0
+    corr[bad] = np.nan
+    return np.asarray(corr)
+
+
+def _normalise(s: Array, w: Array) -> Array:
+    variance = np.einsum("bqk,bqk->bk", w, s @ w)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.asarray(w / np.sqrt(variance)[:, None, :])
+
+
+def score_correlations(s: Array, w: Array) -> Array:
+    c = np.einsum("bqk,bql->bkl", w, s @ w)
+    sd = np.sqrt(np.diagonal(c, axis1=1, axis2=2))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.asarray(c / (sd[:, :, None] * sd[:, None, :]))
+
+
+def inner_weights(r: Array, layout: Layout, scheme: str) -> Array:
+    """Inner weights ``E[i, j]``: how construct ``i`` enters the inner proxy of ``j``."""
+    adj = layout.adjacency
+    both = adj + adj.T
+    if scheme == "factor":
+        return r * both
+    if scheme == "centroid":
+        return np.sign(r) * both
+    # path weighting: successors enter with their correlation, predecessors with the
+    # coefficients of the regression of the construct on all of its predecessors
+    e = r * adj.T
+    for j in layout.endogenous:
+        preds = layout.predecessors(j)
+        beta = batched_solve(r[:, preds][:, :, preds], r[:, preds, j])
+        e[:, preds, j] = beta
+    return np.asarray(e)
+
+
+@dataclass
+class IterationResult:
+    weights: Array  # b × q × K, unit-variance scores
+    iterations: npt.NDArray[np.int64]
+    converged: npt.NDArray[np.bool_]
+
+
+def iterate(
+    s: Array,
+    layout: Layout,
+    scheme: str,
+    *,
+    max_iter: int = 300,
+    tol: float = 1e-7,
+) -> IterationResult:
+    """Run the PLS outer/inner iteration for a stack of correlation matrices.
+
+    Each member stops on its own once the summed absolute change of its outer weights falls
+    below ``tol`` (the same rule as seminr, so the same estimates); members whose correlation
+    matrix is invalid (NaN) are skipped and reported as not converged.
+    """
+    b, q, _ = s.shape
+    mask = layout.membership
+    k_count = mask.shape[1]
+    weights = np.broadcast_to(mask, (b, q, k_count)).copy()
+    iterations = np.zeros(b, dtype=np.int64)
+    converged = np.zeros(b, dtype=bool)
+    active = np.flatnonzero(np.isfinite(s).all(axis=(1, 2)))
+    mode_b_blocks = [
+        (k, layout.items_of(k)) for k in range(k_count) if layout.mode_b[k]
+    ]
+    for it in range(1, max_iter + 1):
+        if active.size == 0:
+            break
+        sa = s[active]
+        wa = weights[active]
+        sw = sa @ wa
+        cov = np.einsum("bqk,bql->bkl", wa, sw)
+        sd = np.sqrt(np.diagonal(cov, axis1=1, axis2=2))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            r = cov / (sd[:, :, None] * sd[:, None, :])
+            e = inner_weights(r, layout, scheme)
+            item_proxy = (sw / sd[:, None, :]) @ e
+        new = item_proxy * mask
+        for k, items in mode_b_blocks:
+            new[:, items, k] = batched_solve(sa[:, items][:, :, items], item_proxy[:, items, k])
+        new = _normalise(sa, new)
+        diff = np.abs(new - wa).sum(axis=(1, 2))
+        weights[active] = new
+        iterations[active] = it
+        finite = np.isfinite(diff)
+        done = (diff < tol) | ~finite
+        converged[active[done & finite]] = True
+        active = active[~done]
+    return IterationResult(weights, iterations, converged)
+
+
+def rho_a(s: Array, w: Array, layout: Layout) -> Array:
+    """Dijkstra–Henseler rho_A per construct (b × K); 1 for Mode B and single-item constructs."""
+    wtw = (w**2).sum(axis=1)
+    w4 = (w**4).sum(axis=1)
+    wsw = np.einsum("bqk,bqk->bk", w, s @ w)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rho = wtw**2 * (wsw - wtw) / (wtw**2 - w4)
+    n_items = layout.membership.sum(axis=0)
+    fixed = np.array(layout.mode_b) | (n_items <= 1)
+    rho[:, fixed] = 1.0
+    return np.asarray(rho)
+
+
+@dataclass
+class Estimates:
+    """Batched estimates of one stage (leading axis: batch member)."""
+
+    weights: Array  # b × q × K
+    loadings: Array  # b × q × K, own-construct cells only
+    construct_corr: Array  # b × K × K (disattenuated under PLSc)
+    paths: Array  # b × K × K, [i, j] = path i -> j
+    r2: Array  # b × K (NaN for exogenous constructs)
+    rho_a: Array  # b × K
+    item_construct_cov: Array  # b × q × K (cross-loadings of standardised items)
+
+
+def estimate(s: Array, w: Array, layout: Layout, *, consistent: bool) -> Estimates:
+    """Loadings, paths, R² (and the PLSc correction) from correlation matrices and weights."""
+    mask = layout.membership
+    sw = s @ w
+    r = score_correlations(s, w)
+    rho = rho_a(s, w, layout)
+    loadings = sw * mask
+    if consistent:
+        reflective = np.array(layout.reflective) & ~np.array(layout.mode_b)
+        factor_rho = np.where(reflective[None, :], rho, 1.0)
+        with np.errstate(invalid="ignore"):
+            root = np.sqrt(factor_rho)
+            r = r / (root[:, :, None] * root[:, None, :])
+        idx = np.arange(r.shape[1])
+        r[:, idx, idx] = 1.0
+        wtw = (w**2).sum(axis=1)
+        corrected = w * (root / wtw)[:, None, :]
+        loadings = np.where(reflective[None, None, :], corrected, loadings) * mask
+    b, k_count = r.shape[0], r.shape[1]
+    paths = np.zeros((b, k_count, k_count))
+    r2 = np.full((b, k_count), np.nan)
+    for j in layout.endogenous:
+        preds = layout.predecessors(j)
+        beta = batched_solve(r[:, preds][:, :, preds], r[:, preds, j])
+        paths[:, preds, j] = beta
+        r2[:, j] = np.einsum("bp,bp->b", beta, r[:, preds, j])
+    return Estimates(w, loadings, r, paths, r2, rho, sw)
+
+
+def htmt(s: Array, layout: Layout) -> Array:
+    """Heterotrait–monotrait ratios (b × K × K, symmetric, NaN diagonal)."""
+    mask = layout.membership
+    a = np.abs(s)
+    block_sums = np.einsum("qk,bqr,rl->bkl", mask, a, mask)
+    n_items = mask.sum(axis=0)
+    idx = np.arange(len(n_items))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mono = np.where(
+            n_items > 1,
+            (block_sums[:, idx, idx] - n_items) / (n_items * (n_items - 1)),
+            1.0,
+        )
+        hetero = block_sums / np.outer(n_items, n_items)
+        out = hetero / np.sqrt(mono[:, :, None] * mono[:, None, :])
+    out[:, idx, idx] = np.nan
+    return np.asarray(out)
+
+
+def total_effects(paths: Array) -> Array:
+    """Total effects ``B + B² + …`` of a recursive path matrix stack (``(I - B)^-1 - I``)."""
+    k = paths.shape[-1]
+    eye = np.eye(k)
+    return np.asarray(np.linalg.inv(eye - paths) - eye)
