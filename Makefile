@@ -1,0 +1,47 @@
+# Qala — the two commands: `make demo` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PORT ?= 8000
+export QALA_DATABASE_URL ?= sqlite:///var/qala.sqlite
+
+.PHONY: setup demo demo-data serve test lint typecheck unit bench clean
+
+$(STAMP): pyproject.toml $(wildcard package-lock.json)
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@if [ -f package.json ]; then $(BIN)/python scripts/build_assets.py; fi
+	touch $(STAMP)
+
+setup: $(STAMP) ## create the virtual env and install Qala with its development tools
+
+demo-data: setup ## migrate the SQLite store and load the bundled sample data
+	$(BIN)/qala db upgrade
+	$(BIN)/qala demo load
+
+demo: demo-data ## set up, load the sample data and open the dashboard on http://127.0.0.1:$(PORT)/
+	@echo "Dashboard: http://127.0.0.1:$(PORT)/  (Ctrl-C stops it)"
+	-@$(BIN)/python -c "import webbrowser; webbrowser.open('http://127.0.0.1:$(PORT)/')" >/dev/null 2>&1 || true
+	$(BIN)/qala serve --port $(PORT)
+
+lint: setup
+	$(BIN)/ruff check src tests bench scripts examples
+	$(BIN)/ruff format --check src tests bench scripts examples
+	$(BIN)/lint-imports
+
+typecheck: setup
+	$(BIN)/mypy
+
+unit: setup
+	$(BIN)/pytest -n 2 --dist loadfile $(PYTEST_ARGS)
+
+test: lint typecheck unit ## ruff, import contracts, mypy and pytest
+
+bench: setup ## run the benchmarks side by side with their peers (needs the `peers` extra)
+	@for script in bench/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,56 @@
+"""Build the FastAPI application from settings; nothing is created at import time."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from qala import __version__
+from qala.core.errors import (
+    ConflictError,
+    NotFoundError,
+    PermissionDeniedError,
+    QalaError,
+    ValidationError,
+)
+from qala.registry import COMPONENTS, prepare
+from qala.runtime import Context
+from qala.settings import Settings
+
+_STATUS = {NotFoundError: 404, ConflictError: 409, PermissionDeniedError: 403, ValidationError: 422}
+
+
+def create_app(settings: Settings | None = None, *, context: Context | None = None, migrate: bool = True) -> FastAPI:
+    """The whole platform as one ASGI app. Tests pass settings with their own database."""
+    context = context or Context.from_settings(settings or Settings())
+    if migrate:
+        prepare(context)
+    app = FastAPI(
+        title="Qala",
+        version=__version__,
+        description="Open smart-city platform for Kazakhstan's cities: measure, operate, participate.",
+    )
+    app.state.context = context
+
+    @app.exception_handler(QalaError)
+    async def qala_error(_request: Request, exc: QalaError) -> JSONResponse:
+        status = next((code for kind, code in _STATUS.items() if isinstance(exc, kind)), 400)
+        body: dict[str, Any] = {"detail": str(exc)}
+        if isinstance(exc, ValidationError):
+            body["problems"] = [p.as_dict() for p in exc.problems]
+        return JSONResponse(body, status_code=status)
+
+    @app.get("/healthz", tags=["platform"])
+    def healthz() -> dict[str, str]:
+        return {"status": "ok", "version": __version__, "database": context.database.backend}
+
+    for component in COMPONENTS:
+        if component.api_router is not None:
+            app.include_router(component.api_router(context))
+
+    from qala.web import mount_web
+
+    mount_web(app, context)
+    return app

@@ -1,0 +1,1 @@
+"""The `qala` command line: a thin shell over components and engines."""

@@ -1,0 +1,56 @@
+"""What every CLI command shares: settings, the store, Rich console, error reporting."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from typing import Any, ParamSpec, TypeVar
+
+import typer
+from rich.console import Console
+
+from qala.core.errors import QalaError, ValidationError
+from qala.registry import prepare
+from qala.runtime import Context
+from qala.settings import Settings
+
+console = Console()
+errors = Console(stderr=True)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def open_context(*, migrate: bool = True) -> Context:
+    """The platform as configured by the environment, with its schema up to date."""
+    context = Context.from_settings(Settings())
+    if migrate:
+        prepare(context)
+    return context
+
+
+def reports_errors(function: Callable[P, R]) -> Callable[P, R]:
+    """Turn Qala errors into a clear message on standard error and exit status 2."""
+
+    @functools.wraps(function)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return function(*args, **kwargs)
+        except ValidationError as exc:
+            errors.print(f"[bold red]error:[/] {exc.summary}")
+            for problem in exc.problems:
+                errors.print(f"  - {problem}", markup=False, highlight=False)
+            raise typer.Exit(2) from None
+        except QalaError as exc:
+            errors.print(f"[bold red]error:[/] {exc}", highlight=False)
+            raise typer.Exit(2) from None
+
+    return wrapper
+
+
+def print_json(data: Any) -> None:
+    """One JSON document on standard output, for scripts."""
+    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=str))
+    sys.stdout.write("\n")

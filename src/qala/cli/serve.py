@@ -1,0 +1,27 @@
+"""`qala serve`: run the HTTP app (API, dashboard) with uvicorn."""
+
+from __future__ import annotations
+
+import typer
+import uvicorn
+
+from qala.cli.common import console, reports_errors
+
+
+@reports_errors
+def app(
+    host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
+    port: int = typer.Option(8000, help="Port to listen on."),
+    workers: int = typer.Option(1, help="Worker processes (PostgreSQL only for more than one)."),
+    reload: bool = typer.Option(False, help="Reload on code changes (development)."),
+) -> None:
+    """Serve the Qala API and dashboard."""
+    from qala.api import create_app
+    from qala.cli.common import open_context
+
+    context = open_context()
+    console.print(f"Qala on [bold]http://{host}:{port}/[/] — database: {context.database.backend}")
+    if workers > 1 or reload:
+        uvicorn.run("qala.api.factory:app_from_environment", host=host, port=port, workers=workers, reload=reload, factory=True)
+    else:
+        uvicorn.run(create_app(context=context, migrate=False), host=host, port=port, log_level="info")

@@ -1,0 +1,42 @@
+"""The foundation: places, the indicator catalogue, and indicator values with provenance.
+
+Other components write the indicators they compute (request times, turnout, air quality…) through
+``import_frame`` so a city's rating reflects services and citizens, not only hardware.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from qala.runtime import ComponentSpec, Context
+
+HERE = Path(__file__).parent
+
+
+def _api(context: Context) -> object:
+    from qala.components.catalog.api import build_router
+
+    return build_router(context)
+
+
+def _startup(context: Context) -> None:
+    from qala.components.catalog.services import sync_reference_data
+
+    with context.database.transaction() as session:
+        sync_reference_data(session)
+
+
+def _demo(context: Context) -> str:
+    from qala.components.catalog.sample import DEMO_YEARS, load_sample_data
+
+    report = load_sample_data(context.database, years=DEMO_YEARS)
+    return f"{report.rows_written} illustrative indicator values for {DEMO_YEARS.start}–{DEMO_YEARS.stop - 1}"
+
+
+COMPONENT = ComponentSpec(
+    name="catalog",
+    migrations=HERE / "migrations",
+    api_router=_api,
+    on_startup=_startup,
+    demo_loader=_demo,
+)

@@ -1,0 +1,208 @@
+"""HTTP API of the foundation: places, catalogue, indicator values, data check and import."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, File, HTTPException, Query, UploadFile
+from pydantic import BaseModel
+
+from qala.components.catalog.frameworks import Catalogue, Node, load_catalogue
+from qala.components.catalog.services import (
+    check_file,
+    get_place,
+    import_file,
+    list_places,
+    single_industry_codes,
+    values_frame,
+)
+from qala.core.errors import NotFoundError, ValidationError
+from qala.runtime import Context
+
+
+class PlaceOut(BaseModel):
+    code: str
+    parent: str | None
+    level: str
+    kind: str
+    significance: str | None
+    name: dict[str, str]
+    lat: float | None
+    lon: float | None
+    single_industry: bool
+    population: dict[int, int]
+
+
+class IndicatorOut(BaseModel):
+    id: str
+    ref: str | None
+    framework: str
+    area: str
+    name: dict[str, str]
+    definition: dict[str, str]
+    unit: str
+    polarity: str
+    category: str
+
+
+def _indicator_out(catalogue: Catalogue, indicator_id: str) -> IndicatorOut:
+    ind = catalogue.indicator(indicator_id)
+    return IndicatorOut(
+        id=ind.id,
+        ref=ind.ref,
+        framework=ind.framework,
+        area=ind.area,
+        name=ind.names,
+        definition=ind.definition,
+        unit=ind.unit,
+        polarity=ind.polarity,
+        category=ind.category,
+    )
+
+
+def _tree(node: Node, catalogue: Catalogue) -> dict[str, Any]:
+    if node.indicator is not None:
+        ind = catalogue.indicators[node.indicator]
+        return {"indicator": ind.id, "name": ind.names, "weight": node.weight, "category": ind.category}
+    return {
+        "code": node.code,
+        "name": node.names,
+        "weight": node.weight,
+        "children": [_tree(child, catalogue) for child in node.children],
+    }
+
+
+def build_router(context: Context) -> APIRouter:
+    router = APIRouter(prefix="/api/v1", tags=["catalogue"])
+    database = context.database
+
+    @router.get("/places", response_model=list[PlaceOut])
+    def places(level: str | None = None, year: int | None = None) -> list[PlaceOut]:
+        with database.session() as session:
+            monotowns = single_industry_codes(session, year or context.clock().year)
+            by_id = {}
+            out = []
+            rows = list_places(session, level=level)
+            by_id = {p.id: p.code for p in list_places(session)}
+            for p in rows:
+                out.append(
+                    PlaceOut(
+                        code=p.code,
+                        parent=by_id.get(p.parent_id) if p.parent_id else None,
+                        level=p.level,
+                        kind=p.kind,
+                        significance=p.significance,
+                        name={"kk": p.name_kk, "ru": p.name_ru, "en": p.name_en},
+                        lat=p.lat,
+                        lon=p.lon,
+                        single_industry=p.code in monotowns,
+                        population={r.year: r.population for r in p.populations},
+                    )
+                )
+            return out
+
+    @router.get("/frameworks")
+    def frameworks() -> list[dict[str, Any]]:
+        catalogue = load_catalogue()
+        return [
+            {
+                "id": f.id,
+                "version": f.version,
+                "name": f.names,
+                "purpose": f.purpose,
+                "citation": f.citation,
+                "indicators": len(f.indicator_ids()),
+            }
+            for f in catalogue.frameworks.values()
+        ]
+
+    @router.get("/frameworks/{framework_id}")
+    def framework(framework_id: str) -> dict[str, Any]:
+        catalogue = load_catalogue()
+        try:
+            f = catalogue.framework(framework_id)
+        except NotFoundError as exc:
+            raise HTTPException(404, str(exc)) from exc
+        return {"id": f.id, "version": f.version, "name": f.names, "tree": _tree(f.root, catalogue)}
+
+    @router.get("/indicators", response_model=list[IndicatorOut])
+    def indicators(
+        framework: str | None = None, category: str | None = None, q: str | None = None
+    ) -> list[IndicatorOut]:
+        catalogue = load_catalogue()
+        found = catalogue.search(q) if q else list(catalogue.indicators.values())
+        return [
+            _indicator_out(catalogue, i.id)
+            for i in found
+            if (framework is None or i.framework == framework) and (category is None or i.category == category)
+        ]
+
+    @router.get("/indicators/{indicator_id}", response_model=IndicatorOut)
+    def indicator(indicator_id: str) -> IndicatorOut:
+        try:
+            return _indicator_out(load_catalogue(), indicator_id)
+        except NotFoundError as exc:
+            raise HTTPException(404, str(exc)) from exc
+
+    @router.get("/values")
+    def values(
+        place: Annotated[list[str] | None, Query()] = None,
+        indicator: Annotated[list[str] | None, Query()] = None,
+        year: Annotated[list[int] | None, Query()] = None,
+        framework: str | None = None,
+    ) -> list[dict[str, Any]]:
+        with database.session() as session:
+            if place:
+                for code in place:
+                    try:
+                        get_place(session, code)
+                    except NotFoundError as exc:
+                        raise HTTPException(404, str(exc)) from exc
+            frame = values_frame(session, places=place, indicators=indicator, years=year, framework=framework)
+        return frame.to_dict(orient="records")  # type: ignore[return-value]
+
+    async def _saved(upload: UploadFile) -> Path:
+        suffix = Path(upload.filename or "upload.csv").suffix
+        data = await upload.read(context.settings.max_upload_bytes + 1)
+        if len(data) > context.settings.max_upload_bytes:
+            raise HTTPException(413, f"file larger than {context.settings.max_upload_bytes} bytes")
+        handle = tempfile.NamedTemporaryFile(delete=False, suffix=suffix)
+        handle.write(data)
+        handle.close()
+        return Path(handle.name)
+
+    @router.post("/data/check")
+    async def data_check(file: Annotated[UploadFile, File()]) -> dict[str, Any]:
+        path = await _saved(file)
+        try:
+            result = check_file(database, path)
+        except ValidationError as exc:
+            raise HTTPException(422, [p.as_dict() for p in exc.problems]) from exc
+        finally:
+            path.unlink(missing_ok=True)
+        return {
+            "file": file.filename,
+            "rows": result.rows_total,
+            "accepted": len(result.values),
+            "problems": [dict(p.as_dict(), file=file.filename) for p in result.problems],
+            "warnings": [dict(p.as_dict(), file=file.filename) for p in result.warnings],
+        }
+
+    @router.post("/data/import")
+    async def data_import(file: Annotated[UploadFile, File()], partial: bool = False) -> dict[str, Any]:
+        path = await _saved(file)
+        try:
+            report = import_file(database, path, partial=partial)
+        except ValidationError as exc:
+            raise HTTPException(422, [p.as_dict() for p in exc.problems]) from exc
+        finally:
+            path.unlink(missing_ok=True)
+        body = report.as_dict()
+        body["file"] = file.filename
+        if not report.written:
+            raise HTTPException(422, body)
+        return body
+
+    return router

@@ -1,0 +1,140 @@
+"""Tables of the foundation: places, the indicator catalogue, indicator values and their provenance."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from qala.store.base import Base, utcnow
+
+
+class Place(Base):
+    """A territorial unit: country, region (oblys), city or district."""
+
+    __tablename__ = "place"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code: Mapped[str] = mapped_column(String(80), unique=True, index=True)
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("place.id"), index=True)
+    level: Mapped[str] = mapped_column(String(16))
+    kind: Mapped[str] = mapped_column(String(24))
+    significance: Mapped[str | None] = mapped_column(String(16))
+    name_kk: Mapped[str] = mapped_column(String(200))
+    name_ru: Mapped[str] = mapped_column(String(200))
+    name_en: Mapped[str] = mapped_column(String(200))
+    lat: Mapped[float | None] = mapped_column(Float)
+    lon: Mapped[float | None] = mapped_column(Float)
+    geonames_id: Mapped[int | None] = mapped_column(Integer)
+    source: Mapped[str | None] = mapped_column(Text)
+
+    parent: Mapped[Place | None] = relationship(remote_side=[id])
+    populations: Mapped[list[PlacePopulation]] = relationship(
+        back_populates="place", cascade="all, delete-orphan", order_by="PlacePopulation.year"
+    )
+    single_industry_periods: Mapped[list[SingleIndustryPeriod]] = relationship(
+        back_populates="place", cascade="all, delete-orphan"
+    )
+
+    __table_args__ = (
+        CheckConstraint("level in ('country','region','city','district')", name="level_known"),
+    )
+
+    def name(self, language: str) -> str:
+        return str(getattr(self, f"name_{language}", None) or self.name_en)
+
+
+class PlacePopulation(Base):
+    __tablename__ = "place_population"
+
+    place_id: Mapped[int] = mapped_column(ForeignKey("place.id"), primary_key=True)
+    year: Mapped[int] = mapped_column(Integer, primary_key=True)
+    population: Mapped[int] = mapped_column(Integer)
+    source: Mapped[str | None] = mapped_column(Text)
+
+    place: Mapped[Place] = relationship(back_populates="populations")
+
+
+class SingleIndustryPeriod(Base):
+    """A span of years during which a town was on the official single-industry (monotown) list."""
+
+    __tablename__ = "single_industry_period"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    place_id: Mapped[int] = mapped_column(ForeignKey("place.id"), index=True)
+    from_year: Mapped[int] = mapped_column(Integer)
+    to_year: Mapped[int | None] = mapped_column(Integer)
+    source: Mapped[str | None] = mapped_column(Text)
+    note: Mapped[str | None] = mapped_column(Text)
+
+    place: Mapped[Place] = relationship(back_populates="single_industry_periods")
+
+
+class Indicator(Base):
+    """The store's copy of a catalogue indicator (the catalogue files are the authority)."""
+
+    __tablename__ = "indicator"
+
+    id: Mapped[str] = mapped_column(String(120), primary_key=True)
+    framework: Mapped[str] = mapped_column(String(60), index=True)
+    area: Mapped[str] = mapped_column(String(120))
+    name_kk: Mapped[str] = mapped_column(Text)
+    name_ru: Mapped[str] = mapped_column(Text)
+    name_en: Mapped[str] = mapped_column(Text)
+    unit: Mapped[str] = mapped_column(String(40))
+    polarity: Mapped[str] = mapped_column(String(8))
+    category: Mapped[str] = mapped_column(String(16), index=True)
+    catalogue_version: Mapped[str] = mapped_column(String(64))
+
+
+class ImportBatch(Base):
+    """One import: which file, when, and what it did. Every value points back to its batch."""
+
+    __tablename__ = "import_batch"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    file_name: Mapped[str] = mapped_column(Text)
+    file_format: Mapped[str] = mapped_column(String(16))
+    sha256: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    imported_by: Mapped[str | None] = mapped_column(String(120))
+    rows_accepted: Mapped[int] = mapped_column(Integer, default=0)
+    rows_rejected: Mapped[int] = mapped_column(Integer, default=0)
+    problems: Mapped[list[dict[str, object]]] = mapped_column(JSON, default=list)
+
+
+class IndicatorValue(Base):
+    """The value of one indicator for one place in one year, with where it came from."""
+
+    __tablename__ = "indicator_value"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    place_id: Mapped[int] = mapped_column(ForeignKey("place.id"))
+    indicator_id: Mapped[str] = mapped_column(ForeignKey("indicator.id"), index=True)
+    year: Mapped[int] = mapped_column(Integer)
+    value: Mapped[float] = mapped_column(Float)
+    source: Mapped[str | None] = mapped_column(Text)
+    note: Mapped[str | None] = mapped_column(Text)
+    illustrative: Mapped[bool] = mapped_column(Boolean, default=False)
+    """Generated for demonstration, never official statistics; shown as such everywhere."""
+    batch_id: Mapped[int | None] = mapped_column(ForeignKey("import_batch.id"))
+    source_row: Mapped[int | None] = mapped_column(Integer)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    __table_args__ = (
+        UniqueConstraint("place_id", "indicator_id", "year"),
+        Index("ix_indicator_value_indicator_year", "indicator_id", "year"),
+    )

@@ -1,0 +1,390 @@
+"""What the foundation does: keep reference data in the store, check, import and export values.
+
+Writes go through one transaction each: an import either writes every accepted row (and records
+its batch and rejected rows) or nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from qala.components.catalog.frameworks import Catalogue, load_catalogue
+from qala.components.catalog.models import (
+    ImportBatch,
+    Indicator,
+    IndicatorValue,
+    Place,
+    PlacePopulation,
+    SingleIndustryPeriod,
+)
+from qala.components.catalog.places import Gazetteer, load_gazetteer
+from qala.components.catalog.tabular import FileFormat, read_table, wide_to_long, write_table
+from qala.components.catalog.validation import CheckResult, check_long
+from qala.core.errors import NotFoundError, Problem, ValidationError
+from qala.store.base import utcnow
+from qala.store.database import Database
+
+# ---------------------------------------------------------------------------------------------
+# Reference data
+
+
+def sync_reference_data(
+    session: Session, *, catalogue: Catalogue | None = None, gazetteer: Gazetteer | None = None
+) -> dict[str, int]:
+    """Upsert the bundled places and catalogue indicators into the store (idempotent)."""
+    catalogue = catalogue or load_catalogue()
+    gazetteer = gazetteer or load_gazetteer()
+    existing = {p.code: p for p in session.scalars(select(Place))}
+    for record in gazetteer.places:
+        place = existing.get(record.code) or Place(code=record.code)
+        place.level, place.kind, place.significance = record.level, record.kind, record.significance
+        place.name_kk, place.name_ru, place.name_en = (record.names[k] for k in ("kk", "ru", "en"))
+        place.lat, place.lon, place.geonames_id, place.source = record.lat, record.lon, record.geonames_id, record.source
+        if record.code not in existing:
+            session.add(place)
+            existing[record.code] = place
+    session.flush()
+    for record in gazetteer.places:
+        parent = existing.get(record.parent_code) if record.parent_code else None
+        existing[record.code].parent_id = parent.id if parent else None
+    session.execute(delete(PlacePopulation))
+    session.execute(delete(SingleIndustryPeriod))
+    session.add_all(
+        PlacePopulation(place_id=existing[r.code].id, year=r.year, population=r.population, source=r.source)
+        for r in gazetteer.populations
+    )
+    session.add_all(
+        SingleIndustryPeriod(
+            place_id=existing[r.code].id, from_year=r.from_year, to_year=r.to_year, source=r.source, note=r.note
+        )
+        for r in gazetteer.single_industry
+    )
+    stored = {i.id: i for i in session.scalars(select(Indicator))}
+    for definition in catalogue.indicators.values():
+        row = stored.get(definition.id) or Indicator(id=definition.id)
+        row.framework, row.area = definition.framework, definition.area
+        row.name_kk, row.name_ru, row.name_en = (definition.name(k) for k in ("kk", "ru", "en"))
+        row.unit, row.polarity, row.category = definition.unit, definition.polarity, definition.category
+        row.catalogue_version = catalogue.version
+        if definition.id not in stored:
+            session.add(row)
+    session.flush()
+    return {"places": len(gazetteer.places), "indicators": len(catalogue.indicators)}
+
+
+def place_lookup(session: Session) -> dict[str, int]:
+    """Lower-cased codes and names (kk, ru, en) of every place → place id."""
+    lookup: dict[str, int] = {}
+    for place in session.scalars(select(Place)):
+        for key in (place.name_en, place.name_ru, place.name_kk):
+            if key:
+                lookup.setdefault(key.strip().lower(), place.id)
+    for place in session.scalars(select(Place)):  # codes win over names
+        lookup[place.code.lower()] = place.id
+    return lookup
+
+
+def get_place(session: Session, code: str) -> Place:
+    place = session.scalar(select(Place).where(Place.code == code.lower()))
+    if place is None:
+        lookup = place_lookup(session)
+        place_id = lookup.get(code.strip().lower())
+        place = session.get(Place, place_id) if place_id else None
+    if place is None:
+        raise NotFoundError(f"no place `{code}`; see `qala places list`")
+    return place
+
+
+def list_places(session: Session, *, level: str | None = None) -> list[Place]:
+    query = select(Place).order_by(Place.level, Place.code)
+    if level:
+        query = query.where(Place.level == level)
+    return list(session.scalars(query))
+
+
+def single_industry_codes(session: Session, year: int) -> set[str]:
+    rows = session.execute(
+        select(Place.code)
+        .join(SingleIndustryPeriod)
+        .where(SingleIndustryPeriod.from_year <= year)
+        .where((SingleIndustryPeriod.to_year.is_(None)) | (SingleIndustryPeriod.to_year >= year))
+    )
+    return {code for (code,) in rows}
+
+
+def population(session: Session, place_id: int, year: int) -> int | None:
+    """Population in ``year``, else the latest earlier figure, else the earliest later one."""
+    rows = session.execute(
+        select(PlacePopulation.year, PlacePopulation.population).where(PlacePopulation.place_id == place_id)
+    ).all()
+    if not rows:
+        return None
+    earlier = sorted((y, p) for y, p in rows if y <= year)
+    return earlier[-1][1] if earlier else min(rows)[1]
+
+
+# ---------------------------------------------------------------------------------------------
+# Checking and importing files
+
+
+@dataclass
+class ImportReport:
+    """What an import did (or, with nothing written, would have done)."""
+
+    check: CheckResult
+    written: bool
+    batch_id: int | None = None
+    rows_written: int = 0
+    messages: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "file": self.check.file,
+            "rows": self.check.rows_total,
+            "accepted": len(self.check.values),
+            "rejected_rows": self.check.rejected_rows,
+            "written": self.written,
+            "rows_written": self.rows_written,
+            "batch_id": self.batch_id,
+            "problems": [p.as_dict() for p in self.check.problems],
+            "warnings": [p.as_dict() for p in self.check.warnings],
+        }
+
+
+def check_frame(
+    session: Session,
+    frame: pd.DataFrame,
+    *,
+    file: str,
+    layout: str = "long",
+    rows: pd.Series | None = None,
+    illustrative: bool = False,
+    catalogue: Catalogue | None = None,
+) -> CheckResult:
+    catalogue = catalogue or load_catalogue()
+    if rows is None:
+        rows = pd.Series(range(2, len(frame) + 2))
+    column_of_value = None
+    if layout == "wide":
+        from qala.components.catalog.tabular import RawTable
+
+        long, rows = wide_to_long(RawTable(frame, file, "csv", "wide", rows))
+        column_of_value = long["indicator"].astype(str)
+        frame = long
+    return check_long(
+        frame,
+        rows,
+        file=file,
+        catalogue=catalogue,
+        place_ids=place_lookup(session),
+        illustrative=illustrative,
+        column_of_value=column_of_value,
+    )
+
+
+def check_file(database: Database, path: Path | str, *, illustrative: bool = False) -> CheckResult:
+    table = read_table(path)
+    with database.session() as session:
+        return check_frame(
+            session, table.frame, file=table.file, layout=table.layout, rows=table.rows, illustrative=illustrative
+        )
+
+
+def import_file(
+    database: Database,
+    path: Path | str,
+    *,
+    partial: bool = False,
+    illustrative: bool = False,
+    imported_by: str | None = None,
+) -> ImportReport:
+    """Import a city data file. With problems, nothing is written unless ``partial``."""
+    table = read_table(path)
+    digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    with database.transaction() as session:
+        result = check_frame(
+            session, table.frame, file=table.file, layout=table.layout, rows=table.rows, illustrative=illustrative
+        )
+        if result.problems and not partial:
+            return ImportReport(result, written=False)
+        batch = ImportBatch(
+            file_name=Path(path).name,
+            file_format=table.file_format,
+            sha256=digest,
+            imported_by=imported_by,
+            rows_accepted=len(result.values),
+            rows_rejected=len(result.rejected_rows),
+            problems=[p.as_dict() for p in result.problems],
+        )
+        session.add(batch)
+        session.flush()
+        written = write_values(session, result.values, batch_id=batch.id)
+        return ImportReport(result, written=True, batch_id=batch.id, rows_written=written)
+
+
+def import_frame(
+    database: Database,
+    frame: pd.DataFrame,
+    *,
+    file: str,
+    illustrative: bool = False,
+    imported_by: str | None = None,
+) -> ImportReport:
+    """Import long-format values from a DataFrame (used by components writing computed indicators)."""
+    with database.transaction() as session:
+        result = check_frame(session, frame, file=file, illustrative=illustrative)
+        if result.problems:
+            raise ValidationError(result.problems, f"values for {file} are invalid")
+        batch = ImportBatch(
+            file_name=file, file_format="frame", imported_by=imported_by, rows_accepted=len(result.values)
+        )
+        session.add(batch)
+        session.flush()
+        written = write_values(session, result.values, batch_id=batch.id)
+        return ImportReport(result, written=True, batch_id=batch.id, rows_written=written)
+
+
+_UPSERT_COLUMNS = ("place_id", "indicator_id", "year", "value", "source", "note", "illustrative", "batch_id", "source_row", "updated_at")
+
+
+def write_values(session: Session, values: pd.DataFrame, *, batch_id: int | None) -> int:
+    """Upsert checked values in bulk: the fast path behind every import."""
+    if values.empty:
+        return 0
+    now = utcnow()
+    frame = values.copy()
+    frame["batch_id"] = batch_id
+    frame["updated_at"] = now
+    records = _records(frame[list(_UPSERT_COLUMNS)])
+    connection = session.connection()
+    dialect = connection.dialect.name
+    columns = ", ".join(_UPSERT_COLUMNS)
+    updates = ", ".join(f"{c} = excluded.{c}" for c in _UPSERT_COLUMNS[3:])
+    if dialect == "postgresql":
+        _copy_upsert_postgres(connection, records, columns, updates)
+    else:
+        placeholders = ", ".join("?" for _ in _UPSERT_COLUMNS)
+        sql = (
+            f"INSERT INTO indicator_value ({columns}) VALUES ({placeholders}) "
+            f"ON CONFLICT (place_id, indicator_id, year) DO UPDATE SET {updates}"
+        )
+        cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        cursor.executemany(sql, records)
+        cursor.close()
+    return len(records)
+
+
+def _records(frame: pd.DataFrame) -> list[tuple[Any, ...]]:
+    columns = []
+    for name in frame.columns:
+        column = frame[name]
+        if name in ("place_id", "year", "source_row", "batch_id"):
+            columns.append([None if pd.isna(v) else int(v) for v in column.tolist()])
+        elif name == "illustrative":
+            columns.append([bool(v) for v in column.tolist()])
+        elif name == "value":
+            columns.append([float(v) for v in column.tolist()])
+        elif name == "updated_at":
+            columns.append(column.tolist())
+        else:
+            columns.append([None if v is None or (isinstance(v, float) and pd.isna(v)) else str(v) for v in column.tolist()])
+    return list(zip(*columns, strict=True))
+
+
+def _copy_upsert_postgres(connection: Any, records: Sequence[tuple[Any, ...]], columns: str, updates: str) -> None:
+    raw = connection.connection.driver_connection
+    with raw.cursor() as cursor:
+        cursor.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS indicator_value_incoming "
+            "(LIKE indicator_value INCLUDING DEFAULTS) ON COMMIT DROP"
+        )
+        cursor.execute("TRUNCATE indicator_value_incoming")
+        with cursor.copy(f"COPY indicator_value_incoming ({columns}) FROM STDIN") as copy:
+            for record in records:
+                copy.write_row(record)
+        cursor.execute(
+            f"INSERT INTO indicator_value ({columns}) SELECT {columns} FROM indicator_value_incoming "
+            f"ON CONFLICT (place_id, indicator_id, year) DO UPDATE SET {updates}"
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading values back
+
+
+EXPORT_COLUMNS = ["place", "indicator", "year", "value", "unit", "source", "note", "illustrative"]
+
+
+def values_frame(
+    session: Session,
+    *,
+    places: Iterable[str] | None = None,
+    indicators: Iterable[str] | None = None,
+    years: Iterable[int] | None = None,
+    framework: str | None = None,
+) -> pd.DataFrame:
+    """Stored values in long format (``EXPORT_COLUMNS``), sorted by place, indicator and year."""
+    query = (
+        select(
+            Place.code,
+            IndicatorValue.indicator_id,
+            IndicatorValue.year,
+            IndicatorValue.value,
+            Indicator.unit,
+            IndicatorValue.source,
+            IndicatorValue.note,
+            IndicatorValue.illustrative,
+        )
+        .join(Place, Place.id == IndicatorValue.place_id)
+        .join(Indicator, Indicator.id == IndicatorValue.indicator_id)
+        .order_by(Place.code, IndicatorValue.indicator_id, IndicatorValue.year)
+    )
+    if places is not None:
+        query = query.where(Place.code.in_([p.lower() for p in places]))
+    if indicators is not None:
+        query = query.where(IndicatorValue.indicator_id.in_(list(indicators)))
+    if years is not None:
+        query = query.where(IndicatorValue.year.in_(list(years)))
+    if framework is not None:
+        ids = load_catalogue().framework(framework).indicator_ids()
+        query = query.where(IndicatorValue.indicator_id.in_(ids))
+    rows = session.execute(query).all()
+    return pd.DataFrame(rows, columns=EXPORT_COLUMNS)
+
+
+def to_wide(long: pd.DataFrame) -> pd.DataFrame:
+    """One row per place-year, one column per indicator (the wide import layout)."""
+    if long.empty:
+        return pd.DataFrame(columns=["place", "year"])
+    wide = long.pivot_table(index=["place", "year"], columns="indicator", values="value", aggfunc="first")
+    wide.columns.name = None
+    return wide.reset_index()
+
+
+def export_values(
+    database: Database,
+    out: Path | str | None,
+    *,
+    file_format: FileFormat = "csv",
+    wide: bool = False,
+    **filters: Any,
+) -> bytes | None:
+    with database.session() as session:
+        frame = values_frame(session, **filters)
+    if wide:
+        frame = to_wide(frame)
+    elif file_format == "csv":
+        frame["value"] = frame["value"].map(repr)  # full precision: export → import loses nothing
+    return write_table(frame, out, file_format)
+
+
+def problems_table(problems: Sequence[Problem]) -> pd.DataFrame:
+    return pd.DataFrame([p.as_dict() for p in problems], columns=["file", "row", "column", "value", "code", "reason"])

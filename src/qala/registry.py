@@ -1,0 +1,25 @@
+"""The explicit list of components. The shells (API, web, CLI) mount what each declares."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from qala.components.catalog import COMPONENT as CATALOG
+from qala.runtime import ComponentSpec, Context
+from qala.store.migrate import upgrade
+
+COMPONENTS: list[ComponentSpec] = [
+    CATALOG,
+]
+
+
+def migration_locations() -> list[Path]:
+    return [c.migrations for c in COMPONENTS if c.migrations is not None]
+
+
+def prepare(context: Context) -> None:
+    """Migrate the store to the newest schema and let each component seed its reference data."""
+    upgrade(context.database, [str(p) for p in migration_locations()])
+    for component in COMPONENTS:
+        if component.on_startup is not None:
+            component.on_startup(context)

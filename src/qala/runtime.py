@@ -1,0 +1,58 @@
+"""What every component receives: the running context, and how a component declares itself.
+
+A component is declared by one ``ComponentSpec`` (like a Decidim manifest) listed in
+``qala.registry``; the shells (API, web, CLI) read the registry and mount what each declares.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from qala.events import EventBus
+from qala.settings import Settings
+from qala.store.database import Database
+
+
+def utc_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Context:
+    """The running platform as components see it: settings, database, event bus and clock."""
+
+    settings: Settings
+    database: Database
+    bus: EventBus = field(default_factory=EventBus)
+    clock: Callable[[], datetime] = utc_clock
+    extras: dict[str, Any] = field(default_factory=dict)
+    """Objects the shells share with components (e.g. the web templates renderer)."""
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Context:
+        return cls(settings=settings, database=Database(settings.database_url))
+
+
+@dataclass(frozen=True)
+class ComponentSpec:
+    """One capability's declaration to the shells."""
+
+    name: str
+    migrations: Path | None = None
+    """Folder of this component's Alembic revisions (its own branch label)."""
+    api_router: Callable[[Context], Any] | None = None
+    """Builds the FastAPI router mounted by ``create_app``; paths are absolute."""
+    web_router: Callable[[Context], Any] | None = None
+    """Builds the router of server-rendered pages."""
+    templates: Path | None = None
+    """Folder of this component's Jinja templates."""
+    on_startup: Callable[[Context], None] | None = None
+    """Subscribes to events, seeds reference data; runs once per process after migrations."""
+    demo_loader: Callable[[Context], str] | None = None
+    """Loads this component's bundled sample data for `make demo`; returns a one-line summary."""
+    nav: tuple[tuple[str, str], ...] = ()
+    """(i18n key, path) entries for the dashboard's navigation."""

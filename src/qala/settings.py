@@ -1,0 +1,47 @@
+"""Typed settings, read from the environment (prefix ``QALA_``) and passed in explicitly.
+
+Nothing reads settings from a global: ``create_app(settings)`` and the CLI build one object and hand
+it down, so tests can build their own with a temporary SQLite file.
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Language = Literal["kk", "ru", "en"]
+LANGUAGES: tuple[Language, ...] = ("kk", "ru", "en")
+
+
+def default_database_url() -> str:
+    return f"sqlite:///{Path('var') / 'qala.sqlite'}"
+
+
+class Settings(BaseSettings):
+    """Everything Qala can be configured with. Environment variables: ``QALA_<FIELD>``."""
+
+    model_config = SettingsConfigDict(env_prefix="QALA_", env_file=None, extra="ignore")
+
+    database_url: str = Field(default_factory=default_database_url)
+    """SQLAlchemy URL: SQLite file by default, ``postgresql+psycopg://…`` in production."""
+
+    secret_key: str = Field(default_factory=lambda: secrets.token_urlsafe(32))
+    """Signs session cookies and keys the hash of personal identifiers; set it in production."""
+
+    default_language: Language = "ru"
+    secure_cookies: bool = False
+    """Send cookies only over HTTPS; on in production behind TLS."""
+
+    mqtt_host: str = "127.0.0.1"
+    mqtt_port: int = 1883
+    mqtt_topic_prefix: str = "qala"
+
+    rate_limit_per_minute: int = 120
+    """Write requests a client may make per minute to public endpoints."""
+
+    max_upload_bytes: int = 50 * 1024 * 1024
+    public_base_url: str = "http://127.0.0.1:8000"

@@ -1,0 +1,40 @@
+"""Alembic migrations run programmatically.
+
+Each component keeps its own migration folder with its own branch label, so components evolve
+independently; ``upgrade`` applies every branch to its head.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from importlib import resources
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import inspect
+
+from qala.store.database import Database
+
+STORE_MIGRATIONS = str(resources.files("qala.store") / "migrations")
+
+
+def alembic_config(database: Database, version_locations: Sequence[str]) -> Config:
+    config = Config()
+    config.set_main_option("script_location", STORE_MIGRATIONS)
+    locations = [str(Path(STORE_MIGRATIONS) / "versions"), *map(str, version_locations)]
+    # A separator that cannot occur in paths, so folders with spaces work.
+    config.set_main_option("version_path_separator", ";")
+    config.set_main_option("version_locations", ";".join(locations))
+    config.set_main_option("sqlalchemy.url", database.url.replace("%", "%%"))
+    config.attributes["engine"] = database.engine
+    return config
+
+
+def upgrade(database: Database, version_locations: Sequence[str]) -> None:
+    """Bring the schema to the newest revision of every component."""
+    command.upgrade(alembic_config(database, version_locations), "heads")
+
+
+def table_names(database: Database) -> list[str]:
+    return sorted(inspect(database.engine).get_table_names())

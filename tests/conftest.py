@@ -1,0 +1,148 @@
+"""Shared test fixtures: where the repository and ../shared data live, and fresh stores.
+
+Store tests run against SQLite always and against a real PostgreSQL server when one answers
+(``QALA_TEST_POSTGRES_URL``, default the local server). Under CI (``CI=true``) a missing server is
+an error, not a skip. Each test gets its own database, cloned from a migrated template.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+POSTGRES_ADMIN_URL = os.environ.get(
+    "QALA_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def shared_file(relative: str) -> Path:
+    """Path of a file in ../shared/data, or skip the test with a clear message when it is absent."""
+    path = SHARED_DATA / relative
+    if not path.exists():
+        pytest.skip(f"shared data file {path} is absent (it lives beside the repo in ../shared/data)")
+    return path
+
+
+def _postgres_available() -> str | None:
+    """None when the server answers, else the reason it does not."""
+    try:
+        engine = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+        with engine.connect() as connection:
+            connection.execute(text("select 1"))
+        engine.dispose()
+        return None
+    except Exception as exc:
+        return f"PostgreSQL at {POSTGRES_ADMIN_URL} does not answer: {exc.__class__.__name__}: {exc}"
+
+
+class PostgresServer:
+    """Creates and drops throw-away databases on the test server."""
+
+    def __init__(self, admin_url: str) -> None:
+        self.admin_url = admin_url
+        self.engine = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+
+    def create(self, template: str | None = None) -> str:
+        name = f"qala_test_{uuid.uuid4().hex[:12]}"
+        clause = f" TEMPLATE {template}" if template else ""
+        with self.engine.connect() as connection:
+            connection.execute(text(f'CREATE DATABASE "{name}"{clause}'))
+        return make_url(self.admin_url).set(database=name).render_as_string(hide_password=False)
+
+    def drop(self, url: str) -> None:
+        name = make_url(url).database
+        with self.engine.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    reason = _postgres_available()
+    if reason:
+        if IN_CI:
+            pytest.fail(f"{reason} — CI must run the store tests against PostgreSQL")
+        pytest.skip(reason)
+    server = PostgresServer(POSTGRES_ADMIN_URL)
+    yield server
+    server.engine.dispose()
+
+
+def _prepare(url: str) -> None:
+    from qala.registry import prepare
+    from qala.runtime import Context
+    from qala.settings import Settings
+
+    context = Context.from_settings(Settings(database_url=url))
+    prepare(context)
+    context.database.dispose()
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite file migrated once and filled with reference data; tests get copies."""
+    path = tmp_path_factory.mktemp("template") / "template.sqlite"
+    _prepare(f"sqlite:///{path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def postgres_template(postgres_server: PostgresServer) -> Iterator[str]:
+    url = postgres_server.create()
+    _prepare(url)
+    yield str(make_url(url).database)
+    postgres_server.drop(url)
+
+
+def _sqlite_url(template: Path, folder: Path) -> str:
+    path = folder / "qala.sqlite"
+    shutil.copy(template, path)
+    return f"sqlite:///{path}"
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, migrated database with reference data, on each backend."""
+    if request.param == "sqlite":
+        yield _sqlite_url(request.getfixturevalue("sqlite_template"), tmp_path)
+        return
+    server: PostgresServer = request.getfixturevalue("postgres_server")
+    url = server.create(template=request.getfixturevalue("postgres_template"))
+    yield url
+    server.drop(url)
+
+
+@pytest.fixture
+def sqlite_url(sqlite_template: Path, tmp_path: Path) -> str:
+    """A fresh, migrated SQLite database with reference data (for tests that need one backend)."""
+    return _sqlite_url(sqlite_template, tmp_path)
+
+
+@pytest.fixture
+def context(database_url: str) -> Iterator[object]:
+    """A running-platform context on a fresh database (both backends)."""
+    from qala.runtime import Context
+    from qala.settings import Settings
+
+    ctx = Context.from_settings(Settings(database_url=database_url, secret_key="test-secret"))
+    yield ctx
+    ctx.database.dispose()
+
+
+@pytest.fixture
+def sqlite_context(sqlite_url: str) -> Iterator[object]:
+    from qala.runtime import Context
+    from qala.settings import Settings
+
+    ctx = Context.from_settings(Settings(database_url=sqlite_url, secret_key="test-secret"))
+    yield ctx
+    ctx.database.dispose()
