@@ -1,0 +1,183 @@
+"""Aggregation of children scores into a parent score.
+
+All means are weighted and skip missing children by renormalising the weights of the available
+ones (COINr's default); ``min_coverage`` turns a parent missing when the available share of
+children falls below it, and ``missing="propagate"`` makes any missing child give a missing parent.
+
+* arithmetic ``Σ w x / Σ w`` (fully compensatory);
+* geometric ``exp(Σ w ln x / Σ w)`` (needs x > 0; partially compensatory);
+* harmonic ``Σ w / Σ (w / x)`` (needs x ≠ 0; least compensatory of the three);
+* Copeland: a weighted pairwise contest; unit *a* beats *b* when the weights of the children on
+  which *a* is better (ties count half) exceed half; score = wins − losses (Munda & Nardo 2009,
+  OECD/JRC Handbook 2008 §6.2, non-compensatory);
+* benefit of the doubt: each unit gets the weights most favourable to it, a DEA linear programme
+  (Cherchye et al. 2007): maximise Σ w_k y_ik subject to Σ w_k y_jk ≤ 1 for every unit j and
+  w ≥ 0 (optionally bounded shares); the score lies in [0, 1] (1 = on the frontier).
+
+Functions here take ``values`` of shape (units, children) and weights of shape (children,);
+``*_batch`` variants take values (units, reps, children) or (units, 1, children) and weights
+(reps, children) and return (units, reps), used by the uncertainty analysis.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+from scipy.optimize import linprog
+
+FloatArray = npt.NDArray[np.float64]
+
+MEANS = ("arithmetic", "geometric", "harmonic")
+METHODS = (*MEANS, "copeland", "bod")
+
+
+class AggregationDomainError(ValueError):
+    """Values outside the domain of the mean (e.g. zero or negative for the geometric mean)."""
+
+    def __init__(self, method: str, rows: list[int]) -> None:
+        self.method = method
+        self.rows = rows
+        need = "> 0" if method == "geometric" else "≠ 0"
+        super().__init__(f"{method} mean needs values {need}")
+
+
+def mean_batch(
+    values: FloatArray,
+    weights: FloatArray,
+    method: str = "arithmetic",
+    *,
+    min_coverage: float | None = None,
+    missing: str = "available",
+    strict: bool = True,
+) -> FloatArray:
+    """Weighted means over the last axis; see module docstring for shapes.
+
+    With ``strict`` a value outside the mean's domain raises :class:`AggregationDomainError`;
+    otherwise the affected results become NaN.
+    """
+    v = np.asarray(values, dtype=float)
+    w = np.asarray(weights, dtype=float)
+    present = ~np.isnan(v)
+    if method == "geometric":
+        bad = present & (v <= 0)
+    elif method == "harmonic":
+        bad = present & (v == 0)
+    else:
+        bad = np.zeros_like(present)
+    bad_rows = bad.any(axis=-1)
+    if strict and bad_rows.any():
+        rows = sorted({int(i) for i in np.argwhere(bad_rows)[:, 0]})
+        raise AggregationDomainError(method, rows)
+    safe = np.where(present & ~bad, v, np.nan)
+    ok = ~np.isnan(safe)
+    den = np.einsum("...k,...k->...", ok.astype(float), np.broadcast_to(w, ok.shape))
+    if method == "arithmetic":
+        f = np.where(ok, safe, 0.0)
+    elif method == "geometric":
+        f = np.where(ok, np.log(np.where(ok, safe, 1.0)), 0.0)
+    elif method == "harmonic":
+        f = np.where(ok, 1.0 / np.where(ok, safe, 1.0), 0.0)
+    else:
+        raise ValueError(f"unknown mean `{method}`; expected one of {MEANS}")
+    num = np.einsum("...k,...k->...", f, np.broadcast_to(w, f.shape))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if method == "arithmetic":
+            out = num / den
+        elif method == "geometric":
+            out = np.exp(num / den)
+        else:
+            out = den / num
+    out = np.where(den > 0, out, np.nan)
+    k = v.shape[-1]
+    n_present = present.sum(axis=-1)
+    if missing == "propagate":
+        out = np.where(n_present < k, np.nan, out)
+    elif missing != "available":
+        raise ValueError("missing must be `available` or `propagate`")
+    if min_coverage is not None:
+        out = np.where(n_present / k < min_coverage, np.nan, out)
+    out = np.where(bad_rows, np.nan, out)
+    return np.asarray(out, dtype=float)
+
+
+def weighted_mean(
+    values: FloatArray,
+    weights: FloatArray,
+    method: str = "arithmetic",
+    *,
+    min_coverage: float | None = None,
+    missing: str = "available",
+) -> FloatArray:
+    """Weighted arithmetic/geometric/harmonic mean of each row of ``values`` (units × children)."""
+    return mean_batch(values, weights, method, min_coverage=min_coverage, missing=missing)
+
+
+def outranking_matrix(values: FloatArray, weights: FloatArray) -> FloatArray:
+    """``e[a, b]`` = share of weight on which unit a beats b (ties count half; NaN skipped)."""
+    v = np.asarray(values, dtype=float)
+    w = np.asarray(weights, dtype=float)
+    n = v.shape[0]
+    out = np.zeros((n, n))
+    for start in range(0, n, 256):
+        a = v[start : start + 256, None, :]
+        b = v[None, :, :]
+        both = ~np.isnan(a) & ~np.isnan(b)
+        wins = np.where(both & (a > b), w, 0.0).sum(axis=-1)
+        ties = np.where(both & (a == b), w, 0.0).sum(axis=-1)
+        total = np.where(both, w, 0.0).sum(axis=-1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[start : start + 256] = np.where(total > 0, (wins + 0.5 * ties) / total, 0.5)
+    np.fill_diagonal(out, 0.0)
+    return out
+
+
+def copeland(values: FloatArray, weights: FloatArray) -> FloatArray:
+    """Copeland score: number of pairwise wins minus losses under the weighted majority."""
+    e = outranking_matrix(values, weights)
+    wins = (e > 0.5).sum(axis=1)
+    losses = (e < 0.5).sum(axis=1) - 1  # the diagonal (0) is not a loss
+    score = (wins - losses).astype(float)
+    score[np.isnan(values).all(axis=1)] = np.nan
+    return np.asarray(score, dtype=float)
+
+
+def benefit_of_the_doubt(
+    values: FloatArray,
+    *,
+    min_share: float | None = None,
+    max_share: float | None = None,
+) -> tuple[FloatArray, FloatArray]:
+    """DEA benefit-of-the-doubt scores and each unit's own weights.
+
+    ``min_share``/``max_share`` bound each child's share ``w_k y_ik / Σ_k w_k y_ik`` of the unit's
+    score (the pie-share restrictions of Cherchye et al. 2007), which prevents a unit from
+    putting all weight on one child. Missing values count as 0. Returns (scores, weights) with
+    weights of shape (units, children).
+    """
+    y = np.nan_to_num(np.asarray(values, dtype=float), nan=0.0)
+    if (y < 0).any():
+        raise ValueError("benefit of the doubt needs non-negative values (normalise first)")
+    n, k = y.shape
+    scores = np.full(n, np.nan)
+    weights = np.full((n, k), np.nan)
+    for i in range(n):
+        a_ub = [y]
+        b_ub = [np.ones(n)]
+        if min_share is not None:
+            # min_share * Σ w y_i - w_k y_ik <= 0
+            a_ub.append(min_share * np.tile(y[i], (k, 1)) - np.diag(y[i]))
+            b_ub.append(np.zeros(k))
+        if max_share is not None:
+            a_ub.append(np.diag(y[i]) - max_share * np.tile(y[i], (k, 1)))
+            b_ub.append(np.zeros(k))
+        res = linprog(
+            -y[i],
+            A_ub=np.vstack(a_ub),
+            b_ub=np.concatenate(b_ub),
+            bounds=[(0, None)] * k,
+            method="highs",
+        )
+        if res.status == 0:
+            scores[i] = -res.fun
+            weights[i] = res.x
+    return scores, weights

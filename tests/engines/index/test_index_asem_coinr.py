@@ -1,0 +1,256 @@
+"""ASEM Sustainable Connectivity: reproduce COINr's published results.
+
+The numbers below are printed in COINr's own documentation (bluefoxr/COINr, rendered vignettes
+``articles/results.md`` — ``get_results()`` and ``get_unit_summary()`` of ``build_example_coin()`` —
+and ``articles/adjustments.md`` — ``compare_coins_multi()`` of four variants). COINr's example
+pipeline: Denominate by iMeta's Denominator → Impute ``i_mean_grp`` by EurAsia_group → Screen
+``dat_thresh = 0.9, unit_screen = "byNA"`` → Treat (winsorise, skew 2 / kurtosis 3.5, winmax 5,
+then log_CT) → Normalise min-max 0–100 → Aggregate arithmetic mean.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from tests.conftest import REPO_ROOT, shared_file
+
+from qala.engines.index import (
+    Aggregate,
+    Denominate,
+    Impute,
+    IndexSpec,
+    Normalise,
+    Screen,
+    Treat,
+    build_index,
+    compare,
+    compare_many,
+    framework_from_meta,
+)
+
+pytestmark = pytest.mark.shared
+
+LEVEL_COLUMNS = [
+    "Index",
+    "Conn",
+    "Sust",
+    "Physical",
+    "ConEcFin",
+    "Political",
+    "Instit",
+    "P2P",
+    "Environ",
+    "Social",
+    "SusEcFin",
+]
+
+# get_results(coin, dset = "Aggregated", tab_type = "Aggs") — head(): rank and scores
+PUBLISHED_TOP6 = {
+    "CHE": (1, [68.38, 62.79, 73.98, 63.41, 32.87, 74.78, 85.94, 56.93, 77.21, 87.85, 56.88]),
+    "NLD": (2, [64.82, 61.94, 67.70, 64.87, 46.62, 84.55, 71.74, 41.92, 58.73, 86.58, 57.78]),
+    "DNK": (3, [64.80, 57.10, 72.51, 50.52, 30.43, 78.13, 75.35, 51.04, 69.83, 86.40, 61.29]),
+    "NOR": (4, [64.47, 57.44, 71.50, 58.18, 25.70, 80.03, 89.46, 33.80, 70.90, 87.00, 56.59]),
+    "BEL": (5, [63.54, 63.99, 63.09, 71.97, 48.22, 80.84, 75.60, 43.32, 53.01, 86.17, 50.09]),
+    "SWE": (6, [63.00, 53.87, 72.12, 51.51, 23.87, 80.98, 74.51, 38.50, 66.37, 87.74, 62.27]),
+}
+
+# get_unit_summary(coin, usel = "IND", Levels = c(4,3,2)): (score, rank)
+PUBLISHED_IND = {
+    "Index": (39.79, 45),
+    "Conn": (28.60, 44),
+    "Sust": (50.99, 43),
+    "Physical": (18.78, 48),
+    "ConEcFin": (6.38, 49),
+    "Political": (51.90, 33),
+    "Instit": (59.84, 37),
+    "P2P": (6.07, 47),
+    "Environ": (75.34, 6),
+    "Social": (22.74, 51),
+    "SusEcFin": (54.88, 36),
+}
+
+# get_results(..., use_group = "GDPpc_group", use = "groupranks"): first rows of groups XL and L
+PUBLISHED_GROUP_RANKS = {
+    "CHE": [1, 2, 1, 3, 5, 8, 2, 2, 1, 1, 8],
+    "NLD": [2, 3, 6, 2, 4, 2, 10, 6, 8, 4, 7],
+    "DNK": [3, 6, 2, 8, 6, 6, 6, 5, 3, 5, 5],
+    "NOR": [4, 5, 4, 4, 8, 4, 1, 11, 2, 3, 10],
+    "SWE": [5, 10, 3, 7, 10, 3, 8, 10, 5, 2, 3],
+    "AUT": [6, 7, 5, 11, 7, 5, 4, 4, 4, 9, 2],
+    "BEL": [1, 1, 2, 1, 2, 4, 7, 3, 10, 1, 9],
+    "MLT": [2, 2, 5, 3, 1, 12, 4, 1, 2, 10, 3],
+    "SVN": [3, 4, 1, 2, 6, 9, 6, 5, 5, 3, 2],
+    "GBR": [4, 3, 3, 4, 8, 5, 5, 7, 3, 2, 8],
+    "CZE": [5, 5, 4, 9, 5, 8, 10, 6, 12, 9, 1],
+    "ESP": [6, 7, 7, 7, 10, 2, 3, 9, 6, 6, 10],
+}
+
+# compare_coins_multi(list(Nominal, Prank, NoLPIFor, Screen90), dset = "Aggregated", iCode = "Index")
+PUBLISHED_VARIANT_RANKS = """
+unit Nominal Prank NoLPIFor Screen90
+CHE 1 1 1 1
+NLD 2 4 4 3
+DNK 3 2 2 2
+NOR 4 3 3 4
+BEL 5 7 6 5
+SWE 6 5 5 6
+AUT 7 6 7 7
+LUX 8 10 8 8
+DEU 9 8 11 9
+MLT 10 19 9 13
+SVN 11 9 10 10
+IRL 12 14 12 12
+FIN 13 13 13 14
+SGP 14 15 14 11
+GBR 15 12 16 15
+LTU 16 11 15 16
+CZE 17 18 19 17
+HRV 18 23 21 19
+ESP 19 24 20 24
+HUN 20 22 22 20
+FRA 21 21 25 18
+EST 22 16 23 23
+LVA 23 20 17 21
+SVK 24 26 24 22
+ROU 25 25 26 25
+POL 26 28 27 27
+PRT 27 17 18 26
+ITA 28 27 28 28
+CYP 29 30 29 29
+BGR 30 29 30 31
+KOR 31 33 31 30
+GRC 32 32 32 33
+NZL 33 34 33 32
+JPN 34 31 34 34
+AUS 35 35 37 35
+VNM 36 37 36 36
+KHM 37 36 35 NA
+PHL 38 40 40 39
+MYS 39 38 38 38
+BRN 40 41 45 NA
+MMR 41 42 39 NA
+THA 42 43 42 37
+IDN 43 49 41 41
+MNG 44 48 47 42
+IND 45 46 46 40
+BGD 46 44 44 NA
+KAZ 47 45 49 43
+LAO 48 39 43 NA
+CHN 49 51 50 45
+PAK 50 47 48 44
+RUS 51 50 51 46
+"""
+
+
+def _published_variants() -> pd.DataFrame:
+    rows = [line.split() for line in PUBLISHED_VARIANT_RANKS.strip().splitlines()]
+    frame = pd.DataFrame(rows[1:], columns=rows[0]).set_index("unit")
+    return frame.replace("NA", None).astype("float")
+
+
+@pytest.fixture(scope="module")
+def asem() -> tuple[pd.DataFrame, pd.DataFrame]:
+    data = pd.read_csv(shared_file("asem/ASEM_iData.csv"))
+    meta = pd.read_csv(shared_file("asem/ASEM_iMeta.csv"))
+    return data, meta
+
+
+@pytest.fixture(scope="module")
+def example_spec() -> IndexSpec:
+    return IndexSpec(
+        steps=(
+            Denominate(),
+            Impute(method="group_mean", group="EurAsia_group"),
+            Screen(unit_min_coverage=0.9),
+            Treat(max_points=5, skew_threshold=2.0, kurtosis_threshold=3.5),
+            Normalise(method="minmax", params={"low": 0.0, "high": 100.0}),
+            Aggregate(method="arithmetic"),
+        )
+    )
+
+
+@pytest.fixture(scope="module")
+def nominal(asem, example_spec):  # type: ignore[no-untyped-def]
+    data, meta = asem
+    return build_index(example_spec, data, framework_from_meta(meta))
+
+
+def test_top_six_scores_and_ranks_match_coinr(nominal) -> None:  # type: ignore[no-untyped-def]
+    for unit, (rank, scores) in PUBLISHED_TOP6.items():
+        assert nominal.ranks.at[unit, "Index"] == rank
+        got = nominal.scores.loc[unit, LEVEL_COLUMNS].round(2).tolist()
+        assert got == pytest.approx(scores, abs=0.005), unit
+
+
+def test_india_unit_summary_matches_coinr(nominal) -> None:  # type: ignore[no-untyped-def]
+    summary = nominal.unit_summary("IND").set_index("code")
+    for code, (score, rank) in PUBLISHED_IND.items():
+        assert round(summary.at[code, "score"], 2) == pytest.approx(score, abs=0.005), code
+        assert summary.at[code, "rank"] == rank, code
+
+
+def test_kazakhstan_rank_matches_coinr(nominal) -> None:  # type: ignore[no-untyped-def]
+    assert nominal.ranks.at["KAZ", "Index"] == 47
+    # the full published Index ranking, all 51 units
+    published = _published_variants()["Nominal"]
+    assert nominal.ranks["Index"].reindex(published.index).tolist() == published.tolist()
+
+
+def test_group_ranks_match_coinr(nominal) -> None:  # type: ignore[no-untyped-def]
+    for unit, ranks in PUBLISHED_GROUP_RANKS.items():
+        got = [int(nominal.group_ranks("GDPpc_group", code)[unit]) for code in LEVEL_COLUMNS]
+        assert got == ranks, unit
+
+
+def test_three_variants_match_coinr_compare_coins_multi(asem, example_spec, nominal) -> None:  # type: ignore[no-untyped-def]
+    data, meta = asem
+    framework = framework_from_meta(meta)
+    prank = nominal.regenerate(example_spec.with_step("normalise", method="percentile", params={}))
+    no_lpi_forest = nominal.regenerate(framework=framework.without(["LPI", "Forest"]))
+    # coin90: remove the imputation, screen the denominated data at 90% availability
+    screen90 = build_index(example_spec.without_step("impute"), data, framework)
+    got = compare_many(
+        {"Nominal": nominal, "Prank": prank, "NoLPIFor": no_lpi_forest, "Screen90": screen90}
+    )
+    published = _published_variants()
+    pd.testing.assert_frame_equal(
+        got.reindex(published.index), published, check_names=False, check_dtype=False
+    )
+    assert sorted(screen90.screening["dropped_units"]) == ["BGD", "BRN", "KHM", "LAO", "MMR"]
+
+
+def test_compare_reports_portugal_as_largest_shift(nominal, example_spec) -> None:  # type: ignore[no-untyped-def]
+    prank = nominal.regenerate(example_spec.with_step("normalise", method="percentile", params={}))
+    table = compare(nominal, prank)
+    assert table.index[0] == "PRT"
+    assert table.iloc[0]["a"] == 27 and table.iloc[0]["b"] == 17 and table.iloc[0]["diff"] == 10
+
+
+def test_treatment_flags_match_coinr_vignette_counts(asem) -> None:  # type: ignore[no-untyped-def]
+    # vignette "treat": Treat(coin, dset = "Raw") with defaults winsorises one point in Flights,
+    # Bord, Elec and Gas and all pass afterwards with the skew/kurtosis printed there
+    data, meta = asem
+    spec = IndexSpec(steps=(Treat(),))
+    result = build_index(spec, data, framework_from_meta(meta))
+    t = result.treatment
+    assert t.loc["Flights", "skew"] == pytest.approx(2.1032872, abs=1e-6)
+    assert t.loc["Flights", "kurtosis"] == pytest.approx(4.5088794, abs=1e-6)
+    for code, skew_after, kurt_after in [
+        ("Flights", 1.900658, 3.336065),
+        ("Bord", 1.899211, 4.346298),
+        ("Elec", 1.717744, 2.586062),
+        ("Gas", 1.602518, 1.525576),
+    ]:
+        assert t.loc[code, "winsorised"] == 1
+        assert t.loc[code, "skew_after"] == pytest.approx(skew_after, abs=1e-6)
+        assert t.loc[code, "kurtosis_after"] == pytest.approx(kurt_after, abs=1e-6)
+    assert (result.treated["Flights"] == "winhi").sum() == 1
+    assert result.treatment.loc["LPI", "winsorised"] == 0
+
+
+def test_example_spec_file_reproduces_coinr(asem, nominal) -> None:  # type: ignore[no-untyped-def]
+    data, meta = asem
+    text = (REPO_ROOT / "examples" / "asem" / "spec.yaml").read_text()
+    spec = IndexSpec.from_text(text)
+    result = build_index(spec, data, framework_from_meta(meta))
+    pd.testing.assert_frame_equal(result.scores, nominal.scores)
