@@ -1,0 +1,1 @@
+"""Versioned norm tables (YAML package data); read them through :mod:`qala.engines.detect.norms_loader`."""
