@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from qala.components.accounts import COMPONENT as ACCOUNTS
 from qala.components.catalog import COMPONENT as CATALOG
+from qala.components.operate import COMPONENT as OPERATE
 from qala.runtime import ComponentSpec, Context
 from qala.store.migrate import upgrade
 
 COMPONENTS: list[ComponentSpec] = [
     CATALOG,
+    ACCOUNTS,
+    OPERATE,
 ]
 
 

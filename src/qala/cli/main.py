@@ -22,6 +22,8 @@ SUBCOMMANDS: list[tuple[str, str]] = [
     ("places", "qala.cli.catalog:places_app"),
     ("data", "qala.cli.data"),
     ("demo", "qala.cli.demo"),
+    ("users", "qala.cli.users"),
+    ("index", "qala.cli.index"),
 ]
 
 

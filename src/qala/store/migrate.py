@@ -24,7 +24,7 @@ def alembic_config(database: Database, version_locations: Sequence[str]) -> Conf
     config.set_main_option("script_location", STORE_MIGRATIONS)
     locations = [str(Path(STORE_MIGRATIONS) / "versions"), *map(str, version_locations)]
     # A separator that cannot occur in paths, so folders with spaces work.
-    config.set_main_option("version_path_separator", ";")
+    config.set_main_option("path_separator", ";")
     config.set_main_option("version_locations", ";".join(locations))
     config.set_main_option("sqlalchemy.url", database.url.replace("%", "%%"))
     config.attributes["engine"] = database.engine

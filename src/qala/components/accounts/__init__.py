@@ -1,0 +1,29 @@
+"""Accounts and roles: citizen, operator, analyst, administrator.
+
+Every other component checks the caller through ``qala.components.accounts.deps``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from qala.runtime import ComponentSpec, Context
+
+HERE = Path(__file__).parent
+
+
+def _api(context: Context) -> object:
+    from qala.components.accounts.api import build_router
+
+    return build_router(context)
+
+
+def _demo(context: Context) -> str:
+    from qala.components.accounts.services import DEMO_PASSWORD_SUFFIX, ensure_demo_users
+
+    with context.database.transaction() as session:
+        created = ensure_demo_users(session)
+    return f"demo accounts {', '.join(created) or '(already there)'} — password `<username>{DEMO_PASSWORD_SUFFIX}`"
+
+
+COMPONENT = ComponentSpec(name="accounts", migrations=HERE / "migrations", api_router=_api, demo_loader=_demo)

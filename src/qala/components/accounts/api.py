@@ -1,0 +1,127 @@
+"""Sign in and out, self-registration of citizens, API tokens, and user administration."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request, Response
+from pydantic import BaseModel, Field
+
+from qala.components.accounts.deps import SESSION_COOKIE, CurrentUser, require_roles
+from qala.components.accounts.models import User
+from qala.components.accounts.services import (
+    authenticate,
+    create_user,
+    end_session,
+    issue_token,
+    list_users,
+    start_session,
+)
+from qala.runtime import Context
+
+
+AdminUser = Annotated[User, Depends(require_roles("administrator"))]
+
+
+class Credentials(BaseModel):
+    username: str = Field(min_length=1, max_length=80)
+    password: str = Field(min_length=1, max_length=200)
+
+
+class Registration(Credentials):
+    display_name: str = Field(default="", max_length=200)
+
+
+class NewUser(Registration):
+    role: str = "citizen"
+    department: str | None = None
+
+
+class UserOut(BaseModel):
+    username: str
+    display_name: str
+    role: str
+    department: str | None
+
+
+def user_out(user: User) -> UserOut:
+    return UserOut(username=user.username, display_name=user.display_name, role=user.role, department=user.department)
+
+
+def set_session_cookie(response: Response, context: Context, token: str) -> None:
+    response.set_cookie(
+        SESSION_COOKIE,
+        token,
+        httponly=True,
+        samesite="lax",
+        secure=context.settings.secure_cookies,
+        max_age=12 * 3600,
+        path="/",
+    )
+
+
+def build_router(context: Context) -> APIRouter:
+    router = APIRouter(prefix="/api/v1", tags=["accounts"])
+    database = context.database
+
+    @router.post("/auth/login")
+    def login(credentials: Credentials, response: Response) -> dict[str, Any]:
+        """Start a browser session; the answer carries the CSRF token for later writes."""
+        with database.transaction() as session:
+            user = authenticate(session, credentials.username, credentials.password)
+            new = start_session(session, user, now=context.clock())
+            out = user_out(user)
+        set_session_cookie(response, context, new.token)
+        return {"user": out.model_dump(), "csrf_token": new.csrf_token}
+
+    @router.post("/auth/logout", status_code=204)
+    def logout(request: Request, response: Response) -> None:
+        token = request.cookies.get(SESSION_COOKIE)
+        if token:
+            with database.transaction() as session:
+                end_session(session, token)
+        response.delete_cookie(SESSION_COOKIE, path="/")
+
+    @router.post("/auth/register", status_code=201)
+    def register(registration: Registration) -> UserOut:
+        """Citizens create their own account; other roles are given by an administrator."""
+        with database.transaction() as session:
+            user = create_user(
+                session,
+                username=registration.username,
+                password=registration.password,
+                display_name=registration.display_name,
+                role="citizen",
+            )
+            return user_out(user)
+
+    @router.get("/auth/me")
+    def me(user: CurrentUser, request: Request) -> dict[str, Any]:
+        return {"user": user_out(user).model_dump(), "csrf_token": getattr(request.state, "csrf_token", None)}
+
+    @router.post("/auth/tokens", status_code=201)
+    def new_token(credentials: Credentials, label: str = "") -> dict[str, str]:
+        """Exchange a username and password for a bearer token (shown once)."""
+        with database.transaction() as session:
+            user = authenticate(session, credentials.username, credentials.password)
+            return {"token": issue_token(session, user, label=label), "token_type": "bearer"}
+
+    @router.get("/users")
+    def users(_admin: AdminUser) -> list[UserOut]:
+        with database.session() as session:
+            return [user_out(u) for u in list_users(session)]
+
+    @router.post("/users", status_code=201)
+    def add_user(new: NewUser, _admin: AdminUser) -> UserOut:
+        with database.transaction() as session:
+            user = create_user(
+                session,
+                username=new.username,
+                password=new.password,
+                role=new.role,
+                display_name=new.display_name,
+                department=new.department,
+            )
+            return user_out(user)
+
+    return router

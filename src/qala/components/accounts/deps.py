@@ -1,0 +1,93 @@
+"""FastAPI dependencies: who is calling, and may they?
+
+Browsers authenticate with a session cookie; for unsafe methods the CSRF token must come back in
+the ``X-CSRF-Token`` header or a ``csrf_token`` form field. API clients send
+``Authorization: Bearer <token>`` and need no CSRF token (no ambient credential is involved).
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any
+
+from fastapi import Depends, HTTPException, Request
+
+from qala.components.accounts.models import User
+from qala.components.accounts.services import resolve_session, resolve_token
+from qala.runtime import Context
+
+SESSION_COOKIE = "qala_session"
+CSRF_HEADER = "X-CSRF-Token"
+CSRF_FIELD = "csrf_token"
+SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+
+
+def get_context(request: Request) -> Context:
+    context: Context = request.app.state.context
+    return context
+
+
+async def _csrf_token_sent(request: Request) -> str | None:
+    header = request.headers.get(CSRF_HEADER)
+    if header:
+        return header
+    content_type = request.headers.get("content-type", "")
+    if content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
+        form = await request.form()
+        value = form.get(CSRF_FIELD)
+        return value if isinstance(value, str) else None
+    return None
+
+
+async def optional_user(request: Request) -> User | None:
+    """The caller, or None for an anonymous request. Caches the answer on the request."""
+    if hasattr(request.state, "user"):
+        cached: User | None = request.state.user
+        return cached
+    context = get_context(request)
+    user: User | None = None
+    authorization = request.headers.get("authorization", "")
+    with context.database.session() as session:
+        if authorization.lower().startswith("bearer "):
+            user = resolve_token(session, authorization[7:].strip())
+            if user is None:
+                raise HTTPException(401, "invalid or revoked API token", headers={"WWW-Authenticate": "Bearer"})
+        elif cookie := request.cookies.get(SESSION_COOKIE):
+            record = resolve_session(session, cookie, now=context.clock())
+            if record is not None:
+                if request.method not in SAFE_METHODS:
+                    sent = await _csrf_token_sent(request)
+                    if not sent or not hmac.compare_digest(sent, record.csrf_token):
+                        raise HTTPException(403, "missing or wrong CSRF token")
+                user = record.user
+                request.state.csrf_token = record.csrf_token
+        if user is not None:
+            session.expunge(user)
+    request.state.user = user
+    return user
+
+
+OptionalUser = Annotated[User | None, Depends(optional_user)]
+
+
+def require_roles(*roles: str) -> Callable[..., Coroutine[Any, Any, User]]:
+    """A dependency admitting signed-in users with one of ``roles`` (administrators always)."""
+
+    async def dependency(user: OptionalUser) -> User:
+        if user is None:
+            raise HTTPException(401, "sign in first", headers={"WWW-Authenticate": "Bearer"})
+        if roles and user.role not in roles and user.role != "administrator":
+            raise HTTPException(403, f"this needs the role {' or '.join(roles)}")
+        return user
+
+    return dependency
+
+
+async def _any_user(user: OptionalUser) -> User:
+    if user is None:
+        raise HTTPException(401, "sign in first", headers={"WWW-Authenticate": "Bearer"})
+    return user
+
+
+CurrentUser = Annotated[User, Depends(_any_user)]

@@ -1,0 +1,165 @@
+"""Accounts: create people, check passwords (argon2), sessions and API tokens."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from qala.components.accounts.models import ROLES, AccountSession, ApiToken, User
+from qala.core.errors import ConflictError, NotFoundError, PermissionDeniedError, ValidationError
+
+SESSION_LIFETIME = timedelta(hours=12)
+USERNAME = re.compile(r"^[a-z0-9_.@-]{3,80}$")
+MIN_PASSWORD = 8
+_hasher = PasswordHasher()
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def create_user(
+    session: Session,
+    *,
+    username: str,
+    password: str,
+    role: str = "citizen",
+    display_name: str = "",
+    department: str | None = None,
+) -> User:
+    username = username.strip().lower()
+    problems = []
+    if not USERNAME.match(username):
+        problems.append("`username`: 3–80 characters of a–z, 0–9, _ . @ -")
+    if len(password) < MIN_PASSWORD:
+        problems.append(f"`password`: at least {MIN_PASSWORD} characters")
+    if role not in ROLES:
+        problems.append(f"`role`: one of {', '.join(ROLES)}")
+    if problems:
+        from qala.core.errors import Problem
+
+        raise ValidationError([Problem(p) for p in problems], "cannot create the account")
+    if session.scalar(select(User).where(User.username == username)) is not None:
+        raise ConflictError(f"the username `{username}` is taken")
+    user = User(
+        username=username,
+        password_hash=_hasher.hash(password),
+        role=role,
+        display_name=display_name or username,
+        department=department,
+    )
+    session.add(user)
+    session.flush()
+    return user
+
+
+def authenticate(session: Session, username: str, password: str) -> User:
+    """The user with this username and password; one vague error for every failure."""
+    user = session.scalar(select(User).where(User.username == username.strip().lower()))
+    try:
+        if user is None or not user.active:
+            raise VerificationError
+        _hasher.verify(user.password_hash, password)
+    except (VerificationError, InvalidHashError):
+        raise PermissionDeniedError("wrong username or password") from None
+    if _hasher.check_needs_rehash(user.password_hash):
+        user.password_hash = _hasher.hash(password)
+    return user
+
+
+@dataclass(frozen=True)
+class NewSession:
+    token: str
+    csrf_token: str
+    expires_at: datetime
+
+
+def start_session(session: Session, user: User, *, now: datetime | None = None) -> NewSession:
+    now = now or datetime.now(UTC)
+    token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(24)
+    expires = now + SESSION_LIFETIME
+    session.add(AccountSession(token_hash=_digest(token), user_id=user.id, csrf_token=csrf, expires_at=expires))
+    session.flush()
+    return NewSession(token, csrf, expires)
+
+
+def resolve_session(session: Session, token: str, *, now: datetime | None = None) -> AccountSession | None:
+    record = session.get(AccountSession, _digest(token))
+    if record is None:
+        return None
+    expires = record.expires_at if record.expires_at.tzinfo else record.expires_at.replace(tzinfo=UTC)
+    if expires < (now or datetime.now(UTC)) or not record.user.active:
+        return None
+    return record
+
+
+def end_session(session: Session, token: str) -> None:
+    record = session.get(AccountSession, _digest(token))
+    if record is not None:
+        session.delete(record)
+
+
+def issue_token(session: Session, user: User, *, label: str = "") -> str:
+    """A new bearer token for ``user``; shown once, stored only as a hash."""
+    token = "qala_" + secrets.token_urlsafe(32)
+    session.add(ApiToken(token_hash=_digest(token), user_id=user.id, label=label))
+    session.flush()
+    return token
+
+
+def resolve_token(session: Session, token: str) -> User | None:
+    record = session.scalar(select(ApiToken).where(ApiToken.token_hash == _digest(token)))
+    if record is None or record.revoked or not record.user.active:
+        return None
+    return record.user
+
+
+def get_user(session: Session, username: str) -> User:
+    user = session.scalar(select(User).where(User.username == username.strip().lower()))
+    if user is None:
+        raise NotFoundError(f"no user `{username}`")
+    return user
+
+
+def list_users(session: Session) -> list[User]:
+    return list(session.scalars(select(User).order_by(User.role, User.username)))
+
+
+def set_password(session: Session, user: User, password: str) -> None:
+    if len(password) < MIN_PASSWORD:
+        raise ValidationError.single(f"at least {MIN_PASSWORD} characters", column="password")
+    user.password_hash = _hasher.hash(password)
+
+
+DEMO_USERS = (
+    ("admin", "administrator", "Администратор", None),
+    ("analyst", "analyst", "Аналитик рейтинга", None),
+    ("operator", "operator", "Оператор ситуационного центра", "utilities"),
+    ("citizen", "citizen", "Айгерим (житель)", None),
+)
+DEMO_PASSWORD_SUFFIX = "-demo-2026"
+
+
+def ensure_demo_users(session: Session) -> list[str]:
+    """Demo accounts (password: `<username>-demo-2026`) — for the bundled demo only."""
+    created = []
+    for username, role, name, department in DEMO_USERS:
+        if session.scalar(select(User).where(User.username == username)) is None:
+            create_user(
+                session,
+                username=username,
+                password=username + DEMO_PASSWORD_SUFFIX,
+                role=role,
+                display_name=name,
+                department=department,
+            )
+            created.append(username)
+    return created
