@@ -47,6 +47,24 @@ class _State:
     aggregates: pd.DataFrame | None = None
     warnings: list[str] = field(default_factory=list)
 
+    def copy(self) -> _State:
+        """Copy whose frames can be replaced without touching this one (steps never mutate
+        frames in place, they assign new ones)."""
+        return _State(
+            data=self.data,
+            units=self.units,
+            history=self.history,
+            framework=self.framework,
+            imputed=self.imputed,
+            treated=self.treated,
+            datasets=dict(self.datasets),
+            treatment=self.treatment,
+            screening=dict(self.screening),
+            normalised=self.normalised,
+            aggregates=self.aggregates,
+            warnings=list(self.warnings),
+        )
+
 
 @dataclass
 class IndexResult:
@@ -341,21 +359,21 @@ def _screen(state: _State, step: Screen) -> None:
     if step.drop_zero_variance:
         drop_ind |= set(zero_var)
     # duplicates: identical indicator columns and identical unit rows
-    report["duplicate_indicators"] = [
-        (a, b)
-        for i, a in enumerate(data.columns)
-        for b in data.columns[i + 1 :]
-        if data[a].equals(data[b])
-    ]
+    seen: dict[bytes, str] = {}
+    duplicates = []
+    arr = data.to_numpy(dtype=float)
+    for j, c in enumerate(data.columns):
+        fingerprint = np.nan_to_num(arr[:, j], nan=np.inf).tobytes()
+        if fingerprint in seen:
+            duplicates.append((seen[fingerprint], c))
+        else:
+            seen[fingerprint] = c
+    report["duplicate_indicators"] = duplicates
     report["duplicate_units"] = list(data.index[data.duplicated(keep="first")])
-    corr = data.corr()
-    pairs = []
-    cols = list(corr.columns)
-    for i, a in enumerate(cols):
-        for b in cols[i + 1 :]:
-            r = corr.at[a, b]
-            if not np.isnan(r) and abs(r) >= step.collinearity_threshold:
-                pairs.append((a, b, float(r)))
+    corr = data.corr().to_numpy()
+    cols = list(data.columns)
+    ii, jj = np.nonzero(np.triu(np.abs(np.nan_to_num(corr)) >= step.collinearity_threshold, k=1))
+    pairs = [(cols[i], cols[j], float(corr[i, j])) for i, j in zip(ii, jj, strict=True)]
     report["collinear_pairs"] = pairs
     report["dropped_units"] = sorted(drop_units & set(data.index))
     report["dropped_indicators"] = sorted(drop_ind)
@@ -427,8 +445,10 @@ def _impute_fallback(data: pd.DataFrame, state: _State, method: str) -> pd.DataF
 
 def _treat(state: _State, step: Treat) -> None:
     data = state.data.copy()
+    arr = data.to_numpy(dtype=float, copy=True)
+    flags_arr = state.treated.to_numpy(dtype=object, copy=True)
     rows = []
-    for c in data.columns:
+    for j, c in enumerate(data.columns):
         opts: dict[str, Any] = {
             "method": step.method,
             "max_points": step.max_points,
@@ -447,7 +467,7 @@ def _treat(state: _State, step: Treat) -> None:
                 column=c,
             )
         outcome = treatment.treat_indicator(
-            data[c].to_numpy(dtype=float),
+            arr[:, j],
             max_points=opts["max_points"],
             skew_threshold=opts["skew_threshold"],
             kurtosis_threshold=opts["kurtosis_threshold"],
@@ -455,9 +475,9 @@ def _treat(state: _State, step: Treat) -> None:
             combine=opts["combine"],
             winsorise_first=method != "log",
         )
-        data[c] = outcome.values
-        flags = pd.Series(outcome.flags, index=data.index)
-        state.treated[c] = np.where(flags != "", flags, state.treated[c])
+        arr[:, j] = outcome.values
+        new_flags = np.array(outcome.flags, dtype=object)
+        flags_arr[:, j] = np.where(new_flags != "", new_flags, flags_arr[:, j])
         rows.append(
             {
                 "code": c,
@@ -473,14 +493,17 @@ def _treat(state: _State, step: Treat) -> None:
         if not outcome.passes_after:
             state.warnings.append(f"treat: `{c}` still fails the skew/kurtosis rule")
     state.treatment = pd.DataFrame(rows).set_index("code") if rows else None
+    data = pd.DataFrame(arr, index=data.index, columns=data.columns)
+    state.treated = pd.DataFrame(flags_arr, index=data.index, columns=data.columns)
     state.data = data
     state.datasets["treated"] = data.copy()
 
 
 def normalise_frame(data: pd.DataFrame, framework: Framework, step: Normalise) -> pd.DataFrame:
     """Normalise every column of ``data`` as ``step`` says (directions from ``framework``)."""
-    out = pd.DataFrame(index=data.index, columns=data.columns, dtype=float)
-    for c in data.columns:
+    arr = data.to_numpy(dtype=float)
+    out = np.empty_like(arr)
+    for j, c in enumerate(data.columns):
         node = framework[c]
         spec = step.per_indicator.get(c)
         if spec is not None:
@@ -489,12 +512,12 @@ def normalise_frame(data: pd.DataFrame, framework: Framework, step: Normalise) -
         else:
             params, method = dict(step.params), step.method
         try:
-            out[c] = normalisation.normalise_column(
-                data[c].to_numpy(dtype=float), method, node.direction, params, target=node.target
+            out[:, j] = normalisation.normalise_column(
+                arr[:, j], method, node.direction, params, target=node.target
             )
         except (KeyError, ValueError, TypeError) as exc:
             raise ValidationError.single(f"normalise `{c}`: {exc}", column=c) from exc
-    return out
+    return pd.DataFrame(out, index=data.index, columns=data.columns)
 
 
 def _normalise(state: _State, step: Normalise) -> None:

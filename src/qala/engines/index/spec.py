@@ -235,7 +235,7 @@ class IndexSpec:
             raise SpecificationError(
                 f"step `{self.steps[i].kind}` has no field(s) {sorted(unknown)}"
             )
-        new = replace(self.steps[i], **changes)  # type: ignore[type-var]
+        new = replace(self.steps[i], **changes)
         return replace(self, steps=(*self.steps[:i], new, *self.steps[i + 1 :]))
 
     def replace_step(self, which: int | str, step: Step) -> IndexSpec:

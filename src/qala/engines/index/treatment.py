@@ -88,8 +88,8 @@ def winsorise(
     """
     x = np.array(x, dtype=float, copy=True)
     passing = passes_skew_kurtosis(x, skew_threshold, kurtosis_threshold)
-    hi_idx: FloatArray | None = None
-    lo_idx: FloatArray | None = None
+    hi_idx: npt.NDArray[np.intp] | None = None
+    lo_idx: npt.NDArray[np.intp] | None = None
     n_treated = 0
     finite = ~np.isnan(x)
 

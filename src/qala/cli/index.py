@@ -1,0 +1,355 @@
+"""`qala index …`: build, inspect, audit and stress-test a composite index from plain files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import typer
+import yaml
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from qala.cli.common import console, print_json, reports_errors
+from qala.core.errors import ValidationError
+from qala.engines.index import (
+    Framework,
+    IndexResult,
+    IndexSpec,
+    assumptions_from_config,
+    audit,
+    build_index,
+    compare,
+    framework_from_meta,
+    framework_from_tree,
+    run_uncertainty,
+    uncertainty_section,
+)
+
+app = typer.Typer(
+    help="Composite indices (OECD/JRC method, COINr-compatible): build, results, audit, uncertainty.",
+    no_args_is_help=True,
+)
+
+SpecArg = typer.Argument(..., exists=True, dir_okay=False, help="Index spec (YAML or JSON).")
+DataOpt = typer.Option(
+    ..., "--data", exists=True, dir_okay=False, help="Data table (CSV or XLSX): one row per unit."
+)
+MetaOpt = typer.Option(
+    ...,
+    "--meta",
+    exists=True,
+    dir_okay=False,
+    help="Structure: COINr-style meta CSV (Level, iCode, iName, Direction, Weight, Unit, Target, "
+    "Denominator, Parent, Type) or a YAML/JSON tree {code, weight, direction, children}.",
+)
+
+
+def _read_table(path: Path) -> pd.DataFrame:
+    try:
+        if path.suffix.lower() in (".xlsx", ".xls"):
+            return pd.read_excel(path)
+        return pd.read_csv(path)
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        raise ValidationError.single(f"cannot read table: {exc}", file=str(path)) from exc
+
+
+def _read_framework(path: Path) -> Framework:
+    if path.suffix.lower() in (".yaml", ".yml", ".json"):
+        tree = yaml.safe_load(path.read_text(encoding="utf-8"))
+        if isinstance(tree, dict) and "tree" in tree:
+            tree = tree["tree"]
+        return framework_from_tree(tree)
+    return framework_from_meta(_read_table(path), source=str(path))
+
+
+def _load(
+    spec_path: Path, data: Path, meta: Path
+) -> tuple[str, IndexSpec, pd.DataFrame, Framework]:
+    text = spec_path.read_text(encoding="utf-8")
+    return text, IndexSpec.from_text(text), _read_table(data), _read_framework(meta)
+
+
+def _write(out: Path, frame: pd.DataFrame | None, payload: dict[str, Any]) -> None:
+    if out.suffix.lower() == ".json" or frame is None:
+        out.write_text(
+            json.dumps(payload, ensure_ascii=False, indent=2, default=str), encoding="utf-8"
+        )
+    else:
+        frame.to_csv(out)
+    console.print(f"wrote {out}", highlight=False)
+
+
+def _results_table(
+    result: IndexResult, levels: list[int] | None, use: str, top: int | None
+) -> Table:
+    frame = result.table(use=use, levels=levels)
+    if top:
+        frame = frame.head(top)
+    table = Table(title=f"{result.spec.name}: {use}", show_lines=False)
+    table.add_column("unit")
+    for c in frame.columns:
+        table.add_column(str(c), justify="right")
+    for unit, row in frame.iterrows():
+        cells = [
+            "" if pd.isna(v) else (f"{int(v)}" if use == "ranks" or c == "Rank" else f"{v:.2f}")
+            for c, v in row.items()
+        ]
+        table.add_row(str(unit), *cells)
+    return table
+
+
+@app.command("build")
+@reports_errors
+def build_cmd(
+    spec: Path = SpecArg,
+    data: Path = DataOpt,
+    meta: Path = MetaOpt,
+    as_json: bool = typer.Option(False, "--json", help="Print {scores, ranks} JSON."),
+    decimals: int | None = typer.Option(None, help="Round scores in JSON output."),
+    out: Path | None = typer.Option(None, "--out", help="Write scores CSV, or JSON with the spec."),
+    top: int = typer.Option(20, help="Rows to show in the table."),
+) -> None:
+    """Build the index and print scores and ranks at every level."""
+    _, index_spec, frame, framework = _load(spec, data, meta)
+    result = build_index(index_spec, frame, framework)
+    payload = result.to_json_dict(decimals=decimals)
+    if out is not None:
+        _write(out, result.scores, {**payload, "spec": index_spec.to_dict()})
+    if as_json:
+        print_json(
+            {
+                "scores": payload["scores"],
+                "ranks": payload["ranks"],
+                **{k: v for k, v in payload.items() if k not in ("scores", "ranks")},
+            }
+        )
+        return
+    # the two highest levels fit a terminal; `qala index results` shows every level
+    levels = sorted(result.framework.levels)[-2:]
+    console.print(_results_table(result, levels, "scores", top))
+    for w in result.warnings:
+        console.print(f"[yellow]warning:[/] {w}")
+
+
+@app.command("results")
+@reports_errors
+def results_cmd(
+    spec: Path = SpecArg,
+    data: Path = DataOpt,
+    meta: Path = MetaOpt,
+    use: str = typer.Option("scores", help="scores or ranks"),
+    level: list[int] = typer.Option(
+        [], "--level", help="Levels to show (repeatable); default all aggregates."
+    ),
+    unit: str | None = typer.Option(
+        None, help="Show one unit's summary, strengths and weaknesses."
+    ),
+    as_json: bool = typer.Option(False, "--json"),
+    out: Path | None = typer.Option(None, "--out", help="CSV or JSON file."),
+) -> None:
+    """Results table (sorted by the index), or one unit's profile with --unit."""
+    _, index_spec, frame, framework = _load(spec, data, meta)
+    result = build_index(index_spec, frame, framework)
+    levels = list(level) or [lv for lv in result.framework.levels if lv > 1]
+    if unit is not None:
+        summary = result.unit_summary(unit)
+        sw = result.strengths_weaknesses(unit)
+        payload: dict[str, Any] = {
+            "unit": unit,
+            "summary": summary.to_dict("records"),
+            "strengths": sw["strengths"].to_dict("records"),
+            "weaknesses": sw["weaknesses"].to_dict("records"),
+        }
+        if out is not None:
+            _write(out, summary.set_index("code"), payload)
+        if as_json:
+            print_json(payload)
+            return
+        console.print(summary.to_string(index=False))
+        console.print("[bold]strengths[/]\n" + sw["strengths"].to_string(index=False))
+        console.print("[bold]weaknesses[/]\n" + sw["weaknesses"].to_string(index=False))
+        return
+    table = result.table(use=use, levels=levels)
+    if out is not None:
+        _write(out, table, {"spec": index_spec.to_dict(), **result.to_json_dict(levels=levels)})
+    if as_json:
+        print_json(json.loads(table.to_json(orient="index")))
+        return
+    console.print(_results_table(result, levels, use, None))
+
+
+@app.command("audit")
+@reports_errors
+def audit_cmd(
+    spec: Path = SpecArg,
+    data: Path = DataOpt,
+    meta: Path = MetaOpt,
+    as_json: bool = typer.Option(False, "--json"),
+    out: Path | None = typer.Option(
+        None, "--out", help="JSON file, or CSV of the indicator influence table."
+    ),
+) -> None:
+    """Statistical audit: correlations, Cronbach's alpha, PCA per aggregate, silent indicators."""
+    _, index_spec, frame, framework = _load(spec, data, meta)
+    result = build_index(index_spec, frame, framework)
+    report = audit(result)
+    payload = {
+        "spec": index_spec.to_dict(),
+        "screening": _screening(result),
+        **report.to_json_dict(),
+    }
+    if out is not None:
+        _write(out, report.influence, payload)
+    if as_json:
+        print_json(payload)
+        return
+    console.print("[bold]Consistency per aggregate[/]")
+    console.print(report.consistency.round(3).to_string())
+    console.print("[bold]Indicator influence on the index (smallest first)[/]")
+    console.print(report.influence.round(3).head(15).to_string())
+    if not report.flagged_pairs.empty:
+        console.print("[bold]Flagged pairs[/]")
+        console.print(report.flagged_pairs.round(3).to_string(index=False))
+
+
+def _screening(result: IndexResult) -> dict[str, Any]:
+    s = result.screening
+    if not s:
+        return {}
+    return {
+        "dropped_units": s.get("dropped_units", []),
+        "dropped_indicators": s.get("dropped_indicators", []),
+        "zero_variance": s.get("zero_variance", []),
+        "low_variance": s.get("low_variance", []),
+        "duplicate_indicators": s.get("duplicate_indicators", []),
+        "collinear_pairs": s.get("collinear_pairs", []),
+        "units_below_full_coverage": {
+            str(k): float(v) for k, v in s["unit_coverage"].items() if v < 1
+        },
+    }
+
+
+@app.command("uncertainty")
+@reports_errors
+def uncertainty_cmd(
+    spec: Path = SpecArg,
+    data: Path = DataOpt,
+    meta: Path = MetaOpt,
+    n: int | None = typer.Option(
+        None,
+        "-n",
+        "--replications",
+        help="Replications (MC) or base N (Sobol); default from the spec or 1000.",
+    ),
+    method: str = typer.Option(
+        "mc", help="mc (uncertainty) or sobol (sensitivity indices, N·(d+2) runs)."
+    ),
+    seed: int | None = typer.Option(None, help="Random seed (default from the spec or 0)."),
+    target: str | None = typer.Option(None, help="Code whose ranks to study (default: the index)."),
+    as_json: bool = typer.Option(False, "--json"),
+    out: Path | None = typer.Option(None, "--out", help="CSV of rank statistics, or JSON."),
+    plot: Path | None = typer.Option(
+        None, "--plot", help="PNG: rank intervals (MC) or Sobol bars (sobol)."
+    ),
+) -> None:
+    """Monte Carlo over the spec's `uncertainty.assumptions`: median rank and 5–95% interval per unit."""
+    text, index_spec, frame, framework = _load(spec, data, meta)
+    block = uncertainty_section(text)
+    if not block:
+        raise ValidationError.single(
+            "the spec has no `uncertainty:` block with `assumptions`",
+            file=str(spec),
+            column="uncertainty",
+        )
+    assumptions = assumptions_from_config(block)
+    n_rep = int(n or block.get("replications", 1000))
+    seed_v = seed if seed is not None else int(block.get("seed", 0))
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=as_json,
+        disable=as_json,
+    ) as bar:
+        task = bar.add_task(f"{method} replications", total=None)
+
+        def tick(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        result = run_uncertainty(
+            index_spec,
+            frame,
+            framework,
+            assumptions,
+            n=n_rep,
+            method=method,
+            seed=seed_v,
+            target=target,
+            progress=tick,
+        )
+    payload = {"spec": index_spec.to_dict(), **result.to_json_dict()}
+    if out is not None:
+        _write(out, result.rank_stats, payload)
+    if plot is not None:
+        from qala.engines.index.plots import rank_interval_figure, sobol_figure
+
+        fig = sobol_figure(result) if method == "sobol" else rank_interval_figure(result)
+        fig.savefig(plot, dpi=130)
+        console.print(f"wrote {plot}", highlight=False)
+    if as_json:
+        print_json(result.to_json_dict())
+        return
+    stats = result.rank_stats.sort_values("nominal")
+    table = Table(title=f"{result.target}: ranks over {result.runs} runs ({result.seconds:.2f} s)")
+    for col in ("unit", "nominal", "median", "5%", "95%"):
+        table.add_column(col, justify="right")
+    for unit, row in stats.iterrows():
+        table.add_row(
+            str(unit),
+            f"{row['nominal']:.0f}",
+            f"{row['median']:.1f}",
+            f"{row['q05']:.1f}",
+            f"{row['q95']:.1f}",
+        )
+    console.print(table)
+    if result.sensitivity is not None:
+        console.print(result.sensitivity.round(3).to_string())
+    for w in result.warnings:
+        console.print(f"[yellow]warning:[/] {w}")
+
+
+@app.command("compare")
+@reports_errors
+def compare_cmd(
+    spec_a: Path = SpecArg,
+    spec_b: Path = typer.Argument(..., exists=True, dir_okay=False, help="Second spec."),
+    data: Path = DataOpt,
+    meta: Path = MetaOpt,
+    code: str | None = typer.Option(None, help="Code to compare (default: the index)."),
+    as_json: bool = typer.Option(False, "--json"),
+    out: Path | None = typer.Option(None, "--out"),
+) -> None:
+    """Rank shifts between two variants of the method, largest first."""
+    _, a, frame, framework = _load(spec_a, data, meta)
+    b = IndexSpec.from_text(spec_b.read_text(encoding="utf-8"))
+    ra, rb = build_index(a, frame, framework), build_index(b, frame, framework)
+    table = compare(ra, rb, code)
+    if out is not None:
+        _write(
+            out,
+            table,
+            {
+                "a": a.to_dict(),
+                "b": b.to_dict(),
+                "ranks": json.loads(table.to_json(orient="index")),
+            },
+        )
+    if as_json:
+        print_json(json.loads(table.to_json(orient="index")))
+        return
+    console.print(table.to_string())
