@@ -34,14 +34,22 @@ console = Console()
 def generate(rows: int, path: Path) -> int:
     catalogue, gazetteer = load_catalogue(), load_gazetteer()
     places = [p.code for p in gazetteer.places]
-    indicators = [i.id for i in catalogue.indicators.values() if catalogue.units[i.unit].max is None and not catalogue.units[i.unit].integer]
+    indicators = [
+        i.id
+        for i in catalogue.indicators.values()
+        if catalogue.units[i.unit].max is None and not catalogue.units[i.unit].integer
+    ]
     per_year = len(places) * len(indicators)
     years_needed = math.ceil(rows / per_year)
     if years_needed > 2025 - 1950 + 1:
-        raise SystemExit(f"only {per_year} place-indicator pairs: cannot make {rows} distinct values")
+        raise SystemExit(
+            f"only {per_year} place-indicator pairs: cannot make {rows} distinct values"
+        )
     years = list(range(2025 - years_needed + 1, 2026))
     rng = np.random.default_rng(1)
-    index = pd.MultiIndex.from_product([places, indicators, years], names=["place", "indicator", "year"])
+    index = pd.MultiIndex.from_product(
+        [places, indicators, years], names=["place", "indicator", "year"]
+    )
     frame = index.to_frame(index=False).iloc[:rows]
     frame["value"] = np.round(rng.uniform(0, 1000, len(frame)), 3)
     frame["source"] = "bench"
@@ -57,17 +65,33 @@ def run(url: str, csv: Path, label: str, table: Table) -> None:
     report = import_file(context.database, csv)
     finished = time.perf_counter()
     assert report.written and not report.check.problems, report.check.problems[:3]
-    table.add_row(label, f"{report.rows_written:,}", f"{migrated - started:.1f}", f"{finished - migrated:.1f}", f"{report.rows_written / (finished - migrated):,.0f}")
+    table.add_row(
+        label,
+        f"{report.rows_written:,}",
+        f"{migrated - started:.1f}",
+        f"{finished - migrated:.1f}",
+        f"{report.rows_written / (finished - migrated):,.0f}",
+    )
     context.database.dispose()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--postgres", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres", help="admin URL; '' to skip")
+    parser.add_argument(
+        "--postgres",
+        default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres",
+        help="admin URL; '' to skip",
+    )
     args = parser.parse_args()
     table = Table(title=f"Importing {args.rows:,} long-format values (one transaction, validated)")
-    for column in ("store", "values", "migrate + reference data (s)", "check + import (s)", "values/s"):
+    for column in (
+        "store",
+        "values",
+        "migrate + reference data (s)",
+        "check + import (s)",
+        "values/s",
+    ):
         table.add_column(column)
     with tempfile.TemporaryDirectory() as folder:
         csv = Path(folder) / "values.csv"
@@ -85,7 +109,14 @@ def main() -> None:
                 console.print(f"[yellow]PostgreSQL skipped: {exc}")
             else:
                 try:
-                    run(make_url(args.postgres).set(database=name).render_as_string(hide_password=False), csv, "PostgreSQL", table)
+                    run(
+                        make_url(args.postgres)
+                        .set(database=name)
+                        .render_as_string(hide_password=False),
+                        csv,
+                        "PostgreSQL",
+                        table,
+                    )
                 finally:
                     with admin.connect() as connection:
                         connection.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))

@@ -6,6 +6,7 @@ schema that the existing revisions build.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import sys
 import tempfile
@@ -22,10 +23,8 @@ from qala.store.migrate import alembic_config, upgrade
 def main(component_name: str, message: str) -> None:
     spec = next(c for c in COMPONENTS if c.name == component_name)
     for component in COMPONENTS:  # every model must be known for the comparison
-        try:
+        with contextlib.suppress(ModuleNotFoundError):
             importlib.import_module(f"qala.components.{component.name}.models")
-        except ModuleNotFoundError:
-            pass
     assert spec.migrations is not None, f"{component_name} declares no migrations folder"
     tables = {
         mapper.local_table.name

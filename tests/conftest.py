@@ -29,7 +29,9 @@ def shared_file(relative: str) -> Path:
     """Path of a file in ../shared/data, or skip the test with a clear message when it is absent."""
     path = SHARED_DATA / relative
     if not path.exists():
-        pytest.skip(f"shared data file {path} is absent (it lives beside the repo in ../shared/data)")
+        pytest.skip(
+            f"shared data file {path} is absent (it lives beside the repo in ../shared/data)"
+        )
     return path
 
 
@@ -42,7 +44,9 @@ def _postgres_available() -> str | None:
         engine.dispose()
         return None
     except Exception as exc:
-        return f"PostgreSQL at {POSTGRES_ADMIN_URL} does not answer: {exc.__class__.__name__}: {exc}"
+        return (
+            f"PostgreSQL at {POSTGRES_ADMIN_URL} does not answer: {exc.__class__.__name__}: {exc}"
+        )
 
 
 class PostgresServer:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from qala.components.accounts import COMPONENT as ACCOUNTS
 from qala.components.catalog import COMPONENT as CATALOG
+from qala.components.requests311 import COMPONENT as REQUESTS311
 from qala.components.operate import COMPONENT as OPERATE
 from qala.runtime import ComponentSpec, Context
 from qala.store.migrate import upgrade
@@ -13,6 +14,7 @@ from qala.store.migrate import upgrade
 COMPONENTS: list[ComponentSpec] = [
     CATALOG,
     ACCOUNTS,
+    REQUESTS311,
     OPERATE,
 ]
 

@@ -22,7 +22,9 @@ from qala.settings import Settings
 _STATUS = {NotFoundError: 404, ConflictError: 409, PermissionDeniedError: 403, ValidationError: 422}
 
 
-def create_app(settings: Settings | None = None, *, context: Context | None = None, migrate: bool = True) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, *, context: Context | None = None, migrate: bool = True
+) -> FastAPI:
     """The whole platform as one ASGI app. Tests pass settings with their own database."""
     context = context or Context.from_settings(settings or Settings())
     if migrate:

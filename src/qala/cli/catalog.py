@@ -9,8 +9,13 @@ from rich.tree import Tree
 from qala.cli.common import console, print_json, reports_errors
 from qala.components.catalog.frameworks import IndicatorDef, load_catalogue
 
-app = typer.Typer(help="Browse the indicator catalogue (ISO 37120/37122/37123, national rating…).", no_args_is_help=True)
-places_app = typer.Typer(help="Kazakhstan's places: regions, cities, single-industry towns.", no_args_is_help=True)
+app = typer.Typer(
+    help="Browse the indicator catalogue (ISO 37120/37122/37123, national rating…).",
+    no_args_is_help=True,
+)
+places_app = typer.Typer(
+    help="Kazakhstan's places: regions, cities, single-industry towns.", no_args_is_help=True
+)
 
 LanguageOption = typer.Option("en", "--lang", help="Language of names: kk, ru or en.")
 
@@ -43,7 +48,9 @@ def _indicator_table(indicators: list[IndicatorDef], lang: str) -> Table:
 @reports_errors
 def list_indicators(
     framework: str | None = typer.Option(None, "--framework", "-f", help="Only this framework."),
-    category: str | None = typer.Option(None, help="infrastructure, service, participation or outcome."),
+    category: str | None = typer.Option(
+        None, help="infrastructure, service, participation or outcome."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
     lang: str = LanguageOption,
 ) -> None:
@@ -108,14 +115,18 @@ def show(
     for language in ("kk", "ru", "en"):
         console.print(f"  {language}: {ind.name(language)}")
     console.print(f"  definition: {ind.definition.get(lang) or ind.definition.get('en', '')}")
-    console.print(f"  unit: {ind.unit} ({unit.name(lang) if unit else '?'}); polarity: {ind.polarity}")
+    console.print(
+        f"  unit: {ind.unit} ({unit.name(lang) if unit else '?'}); polarity: {ind.polarity}"
+    )
     console.print(f"  category: {ind.category}; framework: {ind.framework}; area: {ind.area}")
 
 
 @app.command("search")
 @reports_errors
 def search(
-    text: str = typer.Argument(..., help="Text to look for in ids, names and definitions (any language)."),
+    text: str = typer.Argument(
+        ..., help="Text to look for in ids, names and definitions (any language)."
+    ),
     as_json: bool = typer.Option(False, "--json"),
     lang: str = LanguageOption,
 ) -> None:
@@ -132,7 +143,9 @@ def search(
 @reports_errors
 def list_places_command(
     level: str | None = typer.Option(None, help="country, region, city or district."),
-    year: int | None = typer.Option(None, help="Year for single-industry status (default: this year)."),
+    year: int | None = typer.Option(
+        None, help="Year for single-industry status (default: this year)."
+    ),
     as_json: bool = typer.Option(False, "--json"),
     lang: str = LanguageOption,
 ) -> None:
@@ -170,10 +183,15 @@ def list_places_command(
     for column in ("code", "name", "level", "kind", "single-industry", "population"):
         table.add_column(column)
     for row in rows:
-        population = row["population"]
-        assert isinstance(population, dict)
+        population: dict[int, int] = row["population"]  # type: ignore[assignment]
         latest = f"{population[max(population)]:,} ({max(population)})" if population else ""
-        names = row["name"]
-        assert isinstance(names, dict)
-        table.add_row(str(row["code"]), names[lang], str(row["level"]), str(row["kind"]), "yes" if row["single_industry"] else "", latest)
+        names: dict[str, str] = row["name"]  # type: ignore[assignment]
+        table.add_row(
+            str(row["code"]),
+            names[lang],
+            str(row["level"]),
+            str(row["kind"]),
+            "yes" if row["single_industry"] else "",
+            latest,
+        )
     console.print(table)

@@ -12,7 +12,10 @@ from qala.cli.common import console, errors, open_context, print_json, reports_e
 from qala.components.catalog.validation import CheckResult
 from qala.core.errors import Problem
 
-app = typer.Typer(help="Check, import and export city indicator values (CSV, Excel, Parquet).", no_args_is_help=True)
+app = typer.Typer(
+    help="Check, import and export city indicator values (CSV, Excel, Parquet).",
+    no_args_is_help=True,
+)
 
 
 def _problem_table(title: str, problems: list[Problem], limit: int) -> Table:
@@ -20,7 +23,12 @@ def _problem_table(title: str, problems: list[Problem], limit: int) -> Table:
     for column in ("row", "column", "value", "reason"):
         table.add_column(column, overflow="fold")
     for p in problems[:limit]:
-        table.add_row("" if p.row is None else str(p.row), p.column or "", "" if p.value is None else str(p.value), p.reason)
+        table.add_row(
+            "" if p.row is None else str(p.row),
+            p.column or "",
+            "" if p.value is None else str(p.value),
+            p.reason,
+        )
     return table
 
 
@@ -69,8 +77,14 @@ def check(
 @reports_errors
 def import_(
     file: Path = typer.Argument(..., help="CSV, Excel or Parquet file, long or wide layout."),
-    partial: bool = typer.Option(False, "--partial", help="Import the valid rows even if others are wrong, listing every rejected row."),
-    illustrative: bool = typer.Option(False, help="Mark the values as illustrative (not official statistics)."),
+    partial: bool = typer.Option(
+        False,
+        "--partial",
+        help="Import the valid rows even if others are wrong, listing every rejected row.",
+    ),
+    illustrative: bool = typer.Option(
+        False, help="Mark the values as illustrative (not official statistics)."
+    ),
     as_json: bool = typer.Option(False, "--json"),
     limit: int = typer.Option(50, help="Problems to show in the table."),
 ) -> None:
@@ -85,9 +99,13 @@ def import_(
     else:
         _print_check(report.check, limit)
         if report.written:
-            console.print(f"[green]Imported {report.rows_written} value(s)[/] as batch {report.batch_id}.")
+            console.print(
+                f"[green]Imported {report.rows_written} value(s)[/] as batch {report.batch_id}."
+            )
         else:
-            errors.print("[red]Nothing was imported.[/] Fix the rows above, or use --partial to import the valid part.")
+            errors.print(
+                "[red]Nothing was imported.[/] Fix the rows above, or use --partial to import the valid part."
+            )
     if not report.written:
         raise typer.Exit(1)
 
@@ -96,7 +114,9 @@ def import_(
 @reports_errors
 def export(
     file_format: str = typer.Option("csv", "--format", help="csv, xlsx or parquet."),
-    out: Path | None = typer.Option(None, "--out", help="Output file (CSV goes to standard output without it)."),
+    out: Path | None = typer.Option(
+        None, "--out", help="Output file (CSV goes to standard output without it)."
+    ),
     wide: bool = typer.Option(False, help="One row per place-year instead of long format."),
     place: list[str] | None = typer.Option(None, help="Only these places (repeatable)."),
     indicator: list[str] | None = typer.Option(None, help="Only these indicators (repeatable)."),
@@ -137,6 +157,9 @@ def load_sample(
     first, _, last = years.partition("-")
     context = open_context()
     with console.status("Generating and importing the illustrative sample …"):
-        report = load_sample_data(context.database, years=range(int(first), int(last or first) + 1), seed=seed)
-    console.print(f"[green]Loaded {report.rows_written} illustrative value(s)[/] (batch {report.batch_id}).")
-
+        report = load_sample_data(
+            context.database, years=range(int(first), int(last or first) + 1), seed=seed
+        )
+    console.print(
+        f"[green]Loaded {report.rows_written} illustrative value(s)[/] (batch {report.batch_id})."
+    )

@@ -16,4 +16,6 @@ def upgrade() -> None:
     from qala.store.migrate import table_names
 
     context = open_context(migrate=True)
-    console.print(f"Schema up to date on {context.database.backend}: {len(table_names(context.database))} tables.")
+    console.print(
+        f"Schema up to date on {context.database.backend}: {len(table_names(context.database))} tables."
+    )

@@ -22,6 +22,15 @@ def app(
     context = open_context()
     console.print(f"Qala on [bold]http://{host}:{port}/[/] — database: {context.database.backend}")
     if workers > 1 or reload:
-        uvicorn.run("qala.api.factory:app_from_environment", host=host, port=port, workers=workers, reload=reload, factory=True)
+        uvicorn.run(
+            "qala.api.factory:app_from_environment",
+            host=host,
+            port=port,
+            workers=workers,
+            reload=reload,
+            factory=True,
+        )
     else:
-        uvicorn.run(create_app(context=context, migrate=False), host=host, port=port, log_level="info")
+        uvicorn.run(
+            create_app(context=context, migrate=False), host=host, port=port, log_level="info"
+        )

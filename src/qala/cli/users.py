@@ -25,7 +25,12 @@ def create(
     context = open_context()
     with context.database.transaction() as session:
         user = create_user(
-            session, username=username, password=password, role=role, display_name=display_name, department=department
+            session,
+            username=username,
+            password=password,
+            role=role,
+            display_name=display_name,
+            department=department,
         )
         console.print(f"Created [bold]{user.username}[/] ({user.role}).")
 
@@ -42,7 +47,13 @@ def list_() -> None:
         table.add_column(column)
     with context.database.session() as session:
         for user in list_users(session):
-            table.add_row(user.username, user.display_name, user.role, user.department or "", "yes" if user.active else "no")
+            table.add_row(
+                user.username,
+                user.display_name,
+                user.role,
+                user.department or "",
+                "yes" if user.active else "no",
+            )
     console.print(table)
 
 

@@ -18,7 +18,9 @@ def test_passwords_are_hashed_with_argon2_and_checked(context) -> None:  # type:
     with context.database.transaction() as session:
         user = create_user(session, username="Aigerim", password="correct horse", role="operator")
         assert user.username == "aigerim"
-        assert user.password_hash.startswith("$argon2") and "correct horse" not in user.password_hash
+        assert (
+            user.password_hash.startswith("$argon2") and "correct horse" not in user.password_hash
+        )
     with context.database.session() as session:
         assert authenticate(session, "aigerim", "correct horse").role == "operator"
         with pytest.raises(PermissionDeniedError):
@@ -55,7 +57,9 @@ def client(sqlite_url: str) -> TestClient:
 
 def test_session_cookie_needs_the_csrf_token_for_writes(client: TestClient) -> None:
     assert client.post("/test/operator-only").status_code == 401
-    login = client.post("/api/v1/auth/login", json={"username": "oper", "password": "operator-pass"})
+    login = client.post(
+        "/api/v1/auth/login", json={"username": "oper", "password": "operator-pass"}
+    )
     assert login.status_code == 200
     assert "httponly" in login.headers["set-cookie"].lower()
     csrf = login.json()["csrf_token"]
@@ -68,20 +72,48 @@ def test_session_cookie_needs_the_csrf_token_for_writes(client: TestClient) -> N
 
 
 def test_roles_are_checked_and_administrators_pass(client: TestClient) -> None:
-    citizen = client.post("/api/v1/auth/tokens", json={"username": "cit", "password": "citizen-pass"}).json()["token"]
-    boss = client.post("/api/v1/auth/tokens", json={"username": "boss", "password": "admin-pass!"}).json()["token"]
-    assert client.post("/test/operator-only", headers={"Authorization": f"Bearer {citizen}"}).status_code == 403
-    assert client.post("/test/operator-only", headers={"Authorization": f"Bearer {boss}"}).status_code == 200
-    assert client.post("/test/operator-only", headers={"Authorization": "Bearer qala_forged"}).status_code == 401
-    assert client.get("/api/v1/users", headers={"Authorization": f"Bearer {citizen}"}).status_code == 403
+    citizen = client.post(
+        "/api/v1/auth/tokens", json={"username": "cit", "password": "citizen-pass"}
+    ).json()["token"]
+    boss = client.post(
+        "/api/v1/auth/tokens", json={"username": "boss", "password": "admin-pass!"}
+    ).json()["token"]
+    assert (
+        client.post(
+            "/test/operator-only", headers={"Authorization": f"Bearer {citizen}"}
+        ).status_code
+        == 403
+    )
+    assert (
+        client.post("/test/operator-only", headers={"Authorization": f"Bearer {boss}"}).status_code
+        == 200
+    )
+    assert (
+        client.post(
+            "/test/operator-only", headers={"Authorization": "Bearer qala_forged"}
+        ).status_code
+        == 401
+    )
+    assert (
+        client.get("/api/v1/users", headers={"Authorization": f"Bearer {citizen}"}).status_code
+        == 403
+    )
     users = client.get("/api/v1/users", headers={"Authorization": f"Bearer {boss}"}).json()
     assert {u["username"] for u in users} == {"oper", "cit", "boss"}
 
 
 def test_citizens_register_themselves_but_only_as_citizens(client: TestClient) -> None:
-    answer = client.post("/api/v1/auth/register", json={"username": "dana", "password": "dana-password", "role": "administrator"})
+    answer = client.post(
+        "/api/v1/auth/register",
+        json={"username": "dana", "password": "dana-password", "role": "administrator"},
+    )
     assert answer.status_code == 201 and answer.json()["role"] == "citizen"
-    assert client.post("/api/v1/auth/register", json={"username": "dana", "password": "dana-password"}).status_code == 409
+    assert (
+        client.post(
+            "/api/v1/auth/register", json={"username": "dana", "password": "dana-password"}
+        ).status_code
+        == 409
+    )
 
 
 def test_tokens_are_stored_only_as_hashes(context) -> None:  # type: ignore[no-untyped-def]

@@ -36,7 +36,12 @@ def test_parse_catalogue_builds_a_tree_usable_as_index_structure() -> None:
     catalogue = parse_catalogue(UNITS, {"demo.yaml": GOOD})
     assert catalogue.framework("demo").indicator_ids() == ["demo.1"]
     tree = catalogue.index_tree("demo")
-    assert tree["children"][0]["children"][0] == {"code": "demo.1", "name": "One", "weight": 1.0, "direction": 1}
+    assert tree["children"][0]["children"][0] == {
+        "code": "demo.1",
+        "name": "One",
+        "weight": 1.0,
+        "direction": 1,
+    }
 
 
 def test_schema_check_names_file_path_and_reason_for_every_problem() -> None:
@@ -95,7 +100,15 @@ def shipped():  # type: ignore[no-untyped-def]
 
 
 def test_shipped_frameworks_are_all_there(shipped) -> None:  # type: ignore[no-untyped-def]
-    for framework in ("iso37120", "iso37122", "iso37123", "kz_smart_city", "adoption_factors", "chourabi2012", "wgi"):
+    for framework in (
+        "iso37120",
+        "iso37122",
+        "iso37123",
+        "kz_smart_city",
+        "adoption_factors",
+        "chourabi2012",
+        "wgi",
+    ):
         assert framework in shipped.frameworks, framework
     assert len(shipped.framework("iso37120").areas()) == 19
     assert len(shipped.framework("adoption_factors").areas()) == 6

@@ -63,7 +63,9 @@ def test_each_kind_of_bad_row_is_reported_precisely(sqlite_url: str, tmp_path: P
     assert "maximum 100" in by_row[6].reason
 
 
-def test_invalid_file_writes_nothing_and_partial_import_lists_rejected_rows(database_url: str, tmp_path: Path) -> None:
+def test_invalid_file_writes_nothing_and_partial_import_lists_rejected_rows(
+    database_url: str, tmp_path: Path
+) -> None:
     database = Database(database_url)
     path = tmp_path / "bad.csv"
     path.write_text(BAD_FILE, encoding="utf-8")
@@ -81,7 +83,12 @@ def test_invalid_file_writes_nothing_and_partial_import_lists_rejected_rows(data
         assert batch is not None and batch.rows_rejected == len(EXPECTED)
         assert {p["row"] for p in batch.problems} == set(EXPECTED)
         stored = session.scalars(select(IndicatorValue)).one()
-        assert (stored.value, stored.source, stored.note, stored.source_row) == (12.5, "city akimat", "fine", 2)
+        assert (stored.value, stored.source, stored.note, stored.source_row) == (
+            12.5,
+            "city akimat",
+            "fine",
+            2,
+        )
     database.dispose()
 
 
@@ -102,10 +109,14 @@ def test_wide_excel_and_parquet_files_import_alike(sqlite_url: str, tmp_path: Pa
     wide.loc[1, "kz_sc.requests.reopen_rate"] = 140.0
     wide.to_parquet(tmp_path / "wide.parquet")
     result = check_file(database, tmp_path / "wide.parquet")
-    assert [(p.row, p.column, p.code) for p in result.problems] == [(3, "kz_sc.requests.reopen_rate", "out_of_range")]
+    assert [(p.row, p.column, p.code) for p in result.problems] == [
+        (3, "kz_sc.requests.reopen_rate", "out_of_range")
+    ]
 
 
-def test_semicolon_csv_with_decimal_comma_and_identical_duplicate(sqlite_url: str, tmp_path: Path) -> None:
+def test_semicolon_csv_with_decimal_comma_and_identical_duplicate(
+    sqlite_url: str, tmp_path: Path
+) -> None:
     path = tmp_path / "ru.csv"
     path.write_text(
         "place;indicator;year;value\nАстана;kz_sc.pb.turnout;2024;12,5\nastana;kz_sc.pb.turnout;2024;12.5\n",
@@ -117,7 +128,9 @@ def test_semicolon_csv_with_decimal_comma_and_identical_duplicate(sqlite_url: st
     assert [(w.row, w.code) for w in result.warnings] == [(3, "duplicate_same")]
 
 
-def test_cli_check_exits_non_zero_and_names_rows(sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cli_check_exits_non_zero_and_names_rows(
+    sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from qala.cli.main import app
 
     monkeypatch.setenv("QALA_DATABASE_URL", sqlite_url)
@@ -127,25 +140,47 @@ def test_cli_check_exits_non_zero_and_names_rows(sqlite_url: str, tmp_path: Path
     assert result.exit_code == 1
     assert '"row": 11' in result.output and "unknown_place" in result.output
     good = tmp_path / "good.csv"
-    good.write_text(BAD_FILE.splitlines()[0] + "\n" + BAD_FILE.splitlines()[1] + "\n", encoding="utf-8")
+    good.write_text(
+        BAD_FILE.splitlines()[0] + "\n" + BAD_FILE.splitlines()[1] + "\n", encoding="utf-8"
+    )
     assert CliRunner().invoke(app, ["data", "check", str(good)]).exit_code == 0
     assert CliRunner().invoke(app, ["data", "import", str(good)]).exit_code == 0
     exported = CliRunner().invoke(app, ["data", "export"])
-    assert exported.exit_code == 0 and "astana,kz_sc.pb.turnout,2024,12.5,percent,city akimat,fine,True" not in exported.output
+    assert (
+        exported.exit_code == 0
+        and "astana,kz_sc.pb.turnout,2024,12.5,percent,city akimat,fine,True" not in exported.output
+    )
     assert "astana,kz_sc.pb.turnout,2024,12.5,percent,city akimat,fine,False" in exported.output
 
 
 PLACES = ["astana", "almaty", "shymkent", "temirtau"]
-PERCENT_INDICATORS = ["kz_sc.pb.turnout", "kz_sc.requests.reopen_rate", "kz_sc.requests.share_closed_within_sla"]
+PERCENT_INDICATORS = [
+    "kz_sc.pb.turnout",
+    "kz_sc.requests.reopen_rate",
+    "kz_sc.requests.share_closed_within_sla",
+]
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(
     values=st.dictionaries(
-        keys=st.tuples(st.sampled_from(PLACES), st.sampled_from(PERCENT_INDICATORS), st.integers(2000, 2025)),
+        keys=st.tuples(
+            st.sampled_from(PLACES), st.sampled_from(PERCENT_INDICATORS), st.integers(2000, 2025)
+        ),
         values=st.tuples(
             st.floats(0, 100, allow_nan=False, allow_subnormal=False),
-            st.one_of(st.none(), st.text(st.characters(codec="utf-8", exclude_categories=["Cs", "Cc"]), min_size=1, max_size=12).map(str.strip).filter(bool)),
+            st.one_of(
+                st.none(),
+                st.text(
+                    st.characters(codec="utf-8", exclude_categories=["Cs", "Cc"]),
+                    min_size=1,
+                    max_size=12,
+                )
+                .map(str.strip)
+                .filter(bool),
+            ),
         ),
         min_size=1,
         max_size=30,

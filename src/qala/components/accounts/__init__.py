@@ -26,4 +26,6 @@ def _demo(context: Context) -> str:
     return f"demo accounts {', '.join(created) or '(already there)'} — password `<username>{DEMO_PASSWORD_SUFFIX}`"
 
 
-COMPONENT = ComponentSpec(name="accounts", migrations=HERE / "migrations", api_router=_api, demo_loader=_demo)
+COMPONENT = ComponentSpec(
+    name="accounts", migrations=HERE / "migrations", api_router=_api, demo_loader=_demo
+)

@@ -19,7 +19,6 @@ from qala.components.accounts.services import (
 )
 from qala.runtime import Context
 
-
 AdminUser = Annotated[User, Depends(require_roles("administrator"))]
 
 
@@ -45,7 +44,12 @@ class UserOut(BaseModel):
 
 
 def user_out(user: User) -> UserOut:
-    return UserOut(username=user.username, display_name=user.display_name, role=user.role, department=user.department)
+    return UserOut(
+        username=user.username,
+        display_name=user.display_name,
+        role=user.role,
+        department=user.department,
+    )
 
 
 def set_session_cookie(response: Response, context: Context, token: str) -> None:
@@ -97,7 +101,10 @@ def build_router(context: Context) -> APIRouter:
 
     @router.get("/auth/me")
     def me(user: CurrentUser, request: Request) -> dict[str, Any]:
-        return {"user": user_out(user).model_dump(), "csrf_token": getattr(request.state, "csrf_token", None)}
+        return {
+            "user": user_out(user).model_dump(),
+            "csrf_token": getattr(request.state, "csrf_token", None),
+        }
 
     @router.post("/auth/tokens", status_code=201)
     def new_token(credentials: Credentials, label: str = "") -> dict[str, str]:

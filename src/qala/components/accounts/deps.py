@@ -52,7 +52,9 @@ async def optional_user(request: Request) -> User | None:
         if authorization.lower().startswith("bearer "):
             user = resolve_token(session, authorization[7:].strip())
             if user is None:
-                raise HTTPException(401, "invalid or revoked API token", headers={"WWW-Authenticate": "Bearer"})
+                raise HTTPException(
+                    401, "invalid or revoked API token", headers={"WWW-Authenticate": "Bearer"}
+                )
         elif cookie := request.cookies.get(SESSION_COOKIE):
             record = resolve_session(session, cookie, now=context.clock())
             if record is not None:

@@ -86,16 +86,24 @@ def start_session(session: Session, user: User, *, now: datetime | None = None) 
     now = now or datetime.now(UTC)
     token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(24)
     expires = now + SESSION_LIFETIME
-    session.add(AccountSession(token_hash=_digest(token), user_id=user.id, csrf_token=csrf, expires_at=expires))
+    session.add(
+        AccountSession(
+            token_hash=_digest(token), user_id=user.id, csrf_token=csrf, expires_at=expires
+        )
+    )
     session.flush()
     return NewSession(token, csrf, expires)
 
 
-def resolve_session(session: Session, token: str, *, now: datetime | None = None) -> AccountSession | None:
+def resolve_session(
+    session: Session, token: str, *, now: datetime | None = None
+) -> AccountSession | None:
     record = session.get(AccountSession, _digest(token))
     if record is None:
         return None
-    expires = record.expires_at if record.expires_at.tzinfo else record.expires_at.replace(tzinfo=UTC)
+    expires = (
+        record.expires_at if record.expires_at.tzinfo else record.expires_at.replace(tzinfo=UTC)
+    )
     if expires < (now or datetime.now(UTC)) or not record.user.active:
         return None
     return record

@@ -65,7 +65,12 @@ def _indicator_out(catalogue: Catalogue, indicator_id: str) -> IndicatorOut:
 def _tree(node: Node, catalogue: Catalogue) -> dict[str, Any]:
     if node.indicator is not None:
         ind = catalogue.indicators[node.indicator]
-        return {"indicator": ind.id, "name": ind.names, "weight": node.weight, "category": ind.category}
+        return {
+            "indicator": ind.id,
+            "name": ind.names,
+            "weight": node.weight,
+            "category": ind.category,
+        }
     return {
         "code": node.code,
         "name": node.names,
@@ -136,7 +141,8 @@ def build_router(context: Context) -> APIRouter:
         return [
             _indicator_out(catalogue, i.id)
             for i in found
-            if (framework is None or i.framework == framework) and (category is None or i.category == category)
+            if (framework is None or i.framework == framework)
+            and (category is None or i.category == category)
         ]
 
     @router.get("/indicators/{indicator_id}", response_model=IndicatorOut)
@@ -160,17 +166,18 @@ def build_router(context: Context) -> APIRouter:
                         get_place(session, code)
                     except NotFoundError as exc:
                         raise HTTPException(404, str(exc)) from exc
-            frame = values_frame(session, places=place, indicators=indicator, years=year, framework=framework)
-        return frame.to_dict(orient="records")  # type: ignore[return-value]
+            frame = values_frame(
+                session, places=place, indicators=indicator, years=year, framework=framework
+            )
+        return frame.to_dict(orient="records")
 
     async def _saved(upload: UploadFile) -> Path:
         suffix = Path(upload.filename or "upload.csv").suffix
         data = await upload.read(context.settings.max_upload_bytes + 1)
         if len(data) > context.settings.max_upload_bytes:
             raise HTTPException(413, f"file larger than {context.settings.max_upload_bytes} bytes")
-        handle = tempfile.NamedTemporaryFile(delete=False, suffix=suffix)
-        handle.write(data)
-        handle.close()
+        with tempfile.NamedTemporaryFile(delete=False, suffix=suffix) as handle:
+            handle.write(data)
         return Path(handle.name)
 
     @router.post("/data/check")
@@ -191,7 +198,9 @@ def build_router(context: Context) -> APIRouter:
         }
 
     @router.post("/data/import")
-    async def data_import(file: Annotated[UploadFile, File()], partial: bool = False) -> dict[str, Any]:
+    async def data_import(
+        file: Annotated[UploadFile, File()], partial: bool = False
+    ) -> dict[str, Any]:
         path = await _saved(file)
         try:
             report = import_file(database, path, partial=partial)

@@ -292,7 +292,9 @@ def _parse_framework(
             checker.fail(file, f"{path}.id", "indicator id already defined", indicator_id)
         for key, allowed in (("polarity", POLARITIES), ("category", CATEGORIES)):
             if raw.get(key) not in allowed:
-                checker.fail(file, f"{path}.{key}", f"expected one of {', '.join(allowed)}", raw.get(key))
+                checker.fail(
+                    file, f"{path}.{key}", f"expected one of {', '.join(allowed)}", raw.get(key)
+                )
         level = raw.get("level")
         if level is not None and level not in LEVELS:
             checker.fail(file, f"{path}.level", f"expected one of {', '.join(LEVELS)}", level)
@@ -305,7 +307,9 @@ def _parse_framework(
             framework=framework_id,
             area=area,
             ref=None if raw.get("ref") is None else str(raw.get("ref")),
-            definition=checker.names(file, f"{path}.definition", raw.get("definition"), required=False),
+            definition=checker.names(
+                file, f"{path}.definition", raw.get("definition"), required=False
+            ),
             level=level,
         )
         uses.append((file, f"{path}.unit", "unit:" + str(raw.get("unit") or "")))

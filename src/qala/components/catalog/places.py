@@ -72,14 +72,18 @@ class Gazetteer:
 
 def _rows(text: str, file: str) -> list[tuple[int, dict[str, str]]]:
     reader = csv.DictReader(io.StringIO(text))
-    return [(i + 2, {k: (v or "").strip() for k, v in row.items() if k}) for i, row in enumerate(reader)]
+    return [
+        (i + 2, {k: (v or "").strip() for k, v in row.items() if k}) for i, row in enumerate(reader)
+    ]
 
 
 def _optional_float(value: str) -> float | None:
     return float(value) if value else None
 
 
-def parse_gazetteer(places_text: str, population_text: str = "", single_industry_text: str = "") -> Gazetteer:
+def parse_gazetteer(
+    places_text: str, population_text: str = "", single_industry_text: str = ""
+) -> Gazetteer:
     problems: list[Problem] = []
     places: list[PlaceRecord] = []
     for row_number, row in _rows(places_text, "places.csv"):
@@ -99,11 +103,15 @@ def parse_gazetteer(places_text: str, population_text: str = "", single_industry
                 )
             )
         except (KeyError, ValueError) as exc:
-            problems.append(Problem(f"unreadable place row: {exc}", file="places.csv", row=row_number))
+            problems.append(
+                Problem(f"unreadable place row: {exc}", file="places.csv", row=row_number)
+            )
     codes = {p.code for p in places}
     for p in places:
         if p.level not in LEVELS:
-            problems.append(Problem(f"unknown level {p.level!r}", file="places.csv", column="level"))
+            problems.append(
+                Problem(f"unknown level {p.level!r}", file="places.csv", column="level")
+            )
         if p.parent_code and p.parent_code not in codes:
             problems.append(
                 Problem(f"parent `{p.parent_code}` of `{p.code}` is not a place", file="places.csv")
@@ -112,10 +120,17 @@ def parse_gazetteer(places_text: str, population_text: str = "", single_industry
     for row_number, row in _rows(population_text, "population.csv"):
         try:
             populations.append(
-                PopulationRecord(row["code"], int(row["year"]), int(float(row["population"])), row.get("source") or None)
+                PopulationRecord(
+                    row["code"],
+                    int(row["year"]),
+                    int(float(row["population"])),
+                    row.get("source") or None,
+                )
             )
         except (KeyError, ValueError) as exc:
-            problems.append(Problem(f"unreadable row: {exc}", file="population.csv", row=row_number))
+            problems.append(
+                Problem(f"unreadable row: {exc}", file="population.csv", row=row_number)
+            )
     single = []
     for row_number, row in _rows(single_industry_text, "single_industry_towns.csv"):
         try:
@@ -132,9 +147,9 @@ def parse_gazetteer(places_text: str, population_text: str = "", single_industry
             problems.append(
                 Problem(f"unreadable row: {exc}", file="single_industry_towns.csv", row=row_number)
             )
-    for record in [*populations, *single]:
-        if record.code not in codes:
-            problems.append(Problem(f"`{record.code}` is not in places.csv", file="places data"))
+    for code in [r.code for r in populations] + [r.code for r in single]:
+        if code not in codes:
+            problems.append(Problem(f"`{code}` is not in places.csv", file="places data"))
     raise_if_problems(problems, "the bundled places data is invalid")
     return Gazetteer(places, populations, single)
 
@@ -148,4 +163,6 @@ def load_gazetteer() -> Gazetteer:
         entry = folder / name
         return entry.read_text(encoding="utf-8") if entry.is_file() else ""
 
-    return parse_gazetteer(read("places.csv"), read("population.csv"), read("single_industry_towns.csv"))
+    return parse_gazetteer(
+        read("places.csv"), read("population.csv"), read("single_industry_towns.csv")
+    )

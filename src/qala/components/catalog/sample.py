@@ -22,7 +22,14 @@ from qala.store.database import Database
 
 DEMO_YEARS = range(2022, 2026)
 SAMPLE_SOURCE = "Qala illustrative sample (generated; not official statistics)"
-SAMPLE_FRAMEWORKS = ("kz_smart_city", "iso37120", "iso37122", "iso37123", "adoption_factors", "chourabi2012")
+SAMPLE_FRAMEWORKS = (
+    "kz_smart_city",
+    "iso37120",
+    "iso37122",
+    "iso37123",
+    "adoption_factors",
+    "chourabi2012",
+)
 
 # Plausible spans for units whose catalogue entry has no upper bound.
 TYPICAL_SPAN: dict[str, tuple[float, float]] = {
@@ -95,12 +102,20 @@ def generate_sample(
     indicator_ids: list[str] = []
     for framework_id in frameworks:
         if framework_id in catalogue.frameworks:
-            indicator_ids.extend(i for i in catalogue.frameworks[framework_id].indicator_ids() if i not in indicator_ids)
+            indicator_ids.extend(
+                i
+                for i in catalogue.frameworks[framework_id].indicator_ids()
+                if i not in indicator_ids
+            )
     indicators = [catalogue.indicators[i] for i in indicator_ids]
     sizes = np.array([math.log(gazetteer.population(p.code, years[-1]) or 50_000) for p in cities])
     size_z = (sizes - sizes.mean()) / (sizes.std() or 1.0)
     monotowns = gazetteer.single_industry_towns(years[-1])
-    capacity = 0.6 * size_z + rng.normal(0, 0.5, len(cities)) - 0.4 * np.array([p.code in monotowns for p in cities])
+    capacity = (
+        0.6 * size_z
+        + rng.normal(0, 0.5, len(cities))
+        - 0.4 * np.array([p.code in monotowns for p in cities])
+    )
     indicator_effect = rng.normal(0, 0.6, len(indicators))
     rows: list[tuple[str, str, int, float]] = []
     for ci, place in enumerate(cities):
@@ -109,7 +124,13 @@ def generate_sample(
             low, high = _span(catalogue, ind.unit)
             integer = catalogue.units[ind.unit].integer
             for ti, year in enumerate(years):
-                logit = level + slope * capacity[ci] + trend * ti + indicator_effect[ii] + rng.normal(0, 0.25)
+                logit = (
+                    level
+                    + slope * capacity[ci]
+                    + trend * ti
+                    + indicator_effect[ii]
+                    + rng.normal(0, 0.25)
+                )
                 good = 1.0 / (1.0 + math.exp(-logit))
                 share = good if ind.polarity == "higher" else 1.0 - good
                 value = low + share * (high - low)
@@ -122,7 +143,11 @@ def generate_sample(
     return frame
 
 
-def load_sample_data(database: Database, *, years: Iterable[int], seed: int = 37120) -> ImportReport:
+def load_sample_data(
+    database: Database, *, years: Iterable[int], seed: int = 37120
+) -> ImportReport:
     """Generate the sample and import it as one batch marked illustrative."""
     frame = generate_sample(years=years, seed=seed)
-    return import_frame(database, frame, file="qala-illustrative-sample", illustrative=True, imported_by="qala")
+    return import_frame(
+        database, frame, file="qala-illustrative-sample", illustrative=True, imported_by="qala"
+    )

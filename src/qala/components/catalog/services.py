@@ -47,7 +47,12 @@ def sync_reference_data(
         place = existing.get(record.code) or Place(code=record.code)
         place.level, place.kind, place.significance = record.level, record.kind, record.significance
         place.name_kk, place.name_ru, place.name_en = (record.names[k] for k in ("kk", "ru", "en"))
-        place.lat, place.lon, place.geonames_id, place.source = record.lat, record.lon, record.geonames_id, record.source
+        place.lat, place.lon, place.geonames_id, place.source = (
+            record.lat,
+            record.lon,
+            record.geonames_id,
+            record.source,
+        )
         if record.code not in existing:
             session.add(place)
             existing[record.code] = place
@@ -58,12 +63,18 @@ def sync_reference_data(
     session.execute(delete(PlacePopulation))
     session.execute(delete(SingleIndustryPeriod))
     session.add_all(
-        PlacePopulation(place_id=existing[r.code].id, year=r.year, population=r.population, source=r.source)
+        PlacePopulation(
+            place_id=existing[r.code].id, year=r.year, population=r.population, source=r.source
+        )
         for r in gazetteer.populations
     )
     session.add_all(
         SingleIndustryPeriod(
-            place_id=existing[r.code].id, from_year=r.from_year, to_year=r.to_year, source=r.source, note=r.note
+            place_id=existing[r.code].id,
+            from_year=r.from_year,
+            to_year=r.to_year,
+            source=r.source,
+            note=r.note,
         )
         for r in gazetteer.single_industry
     )
@@ -72,7 +83,11 @@ def sync_reference_data(
         row = stored.get(definition.id) or Indicator(id=definition.id)
         row.framework, row.area = definition.framework, definition.area
         row.name_kk, row.name_ru, row.name_en = (definition.name(k) for k in ("kk", "ru", "en"))
-        row.unit, row.polarity, row.category = definition.unit, definition.polarity, definition.category
+        row.unit, row.polarity, row.category = (
+            definition.unit,
+            definition.polarity,
+            definition.category,
+        )
         row.catalogue_version = catalogue.version
         if definition.id not in stored:
             session.add(row)
@@ -123,7 +138,9 @@ def single_industry_codes(session: Session, year: int) -> set[str]:
 def population(session: Session, place_id: int, year: int) -> int | None:
     """Population in ``year``, else the latest earlier figure, else the earliest later one."""
     rows = session.execute(
-        select(PlacePopulation.year, PlacePopulation.population).where(PlacePopulation.place_id == place_id)
+        select(PlacePopulation.year, PlacePopulation.population).where(
+            PlacePopulation.place_id == place_id
+        )
     ).all()
     if not rows:
         return None
@@ -194,7 +211,12 @@ def check_file(database: Database, path: Path | str, *, illustrative: bool = Fal
     table = read_table(path)
     with database.session() as session:
         return check_frame(
-            session, table.frame, file=table.file, layout=table.layout, rows=table.rows, illustrative=illustrative
+            session,
+            table.frame,
+            file=table.file,
+            layout=table.layout,
+            rows=table.rows,
+            illustrative=illustrative,
         )
 
 
@@ -211,7 +233,12 @@ def import_file(
     digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
     with database.transaction() as session:
         result = check_frame(
-            session, table.frame, file=table.file, layout=table.layout, rows=table.rows, illustrative=illustrative
+            session,
+            table.frame,
+            file=table.file,
+            layout=table.layout,
+            rows=table.rows,
+            illustrative=illustrative,
         )
         if result.problems and not partial:
             return ImportReport(result, written=False)
@@ -244,7 +271,10 @@ def import_frame(
         if result.problems:
             raise ValidationError(result.problems, f"values for {file} are invalid")
         batch = ImportBatch(
-            file_name=file, file_format="frame", imported_by=imported_by, rows_accepted=len(result.values)
+            file_name=file,
+            file_format="frame",
+            imported_by=imported_by,
+            rows_accepted=len(result.values),
         )
         session.add(batch)
         session.flush()
@@ -252,7 +282,18 @@ def import_frame(
         return ImportReport(result, written=True, batch_id=batch.id, rows_written=written)
 
 
-_UPSERT_COLUMNS = ("place_id", "indicator_id", "year", "value", "source", "note", "illustrative", "batch_id", "source_row", "updated_at")
+_UPSERT_COLUMNS = (
+    "place_id",
+    "indicator_id",
+    "year",
+    "value",
+    "source",
+    "note",
+    "illustrative",
+    "batch_id",
+    "source_row",
+    "updated_at",
+)
 
 
 def write_values(session: Session, values: pd.DataFrame, *, batch_id: int | None) -> int:
@@ -283,7 +324,7 @@ def write_values(session: Session, values: pd.DataFrame, *, batch_id: int | None
 
 
 def _records(frame: pd.DataFrame) -> list[tuple[Any, ...]]:
-    columns = []
+    columns: list[list[Any]] = []
     for name in frame.columns:
         column = frame[name]
         if name in ("place_id", "year", "source_row", "batch_id"):
@@ -295,11 +336,18 @@ def _records(frame: pd.DataFrame) -> list[tuple[Any, ...]]:
         elif name == "updated_at":
             columns.append(column.tolist())
         else:
-            columns.append([None if v is None or (isinstance(v, float) and pd.isna(v)) else str(v) for v in column.tolist()])
+            columns.append(
+                [
+                    None if v is None or (isinstance(v, float) and pd.isna(v)) else str(v)
+                    for v in column.tolist()
+                ]
+            )
     return list(zip(*columns, strict=True))
 
 
-def _copy_upsert_postgres(connection: Any, records: Sequence[tuple[Any, ...]], columns: str, updates: str) -> None:
+def _copy_upsert_postgres(
+    connection: Any, records: Sequence[tuple[Any, ...]], columns: str, updates: str
+) -> None:
     raw = connection.connection.driver_connection
     with raw.cursor() as cursor:
         cursor.execute(
@@ -364,7 +412,9 @@ def to_wide(long: pd.DataFrame) -> pd.DataFrame:
     """One row per place-year, one column per indicator (the wide import layout)."""
     if long.empty:
         return pd.DataFrame(columns=["place", "year"])
-    wide = long.pivot_table(index=["place", "year"], columns="indicator", values="value", aggfunc="first")
+    wide = long.pivot_table(
+        index=["place", "year"], columns="indicator", values="value", aggfunc="first"
+    )
     wide.columns.name = None
     return wide.reset_index()
 
@@ -387,4 +437,7 @@ def export_values(
 
 
 def problems_table(problems: Sequence[Problem]) -> pd.DataFrame:
-    return pd.DataFrame([p.as_dict() for p in problems], columns=["file", "row", "column", "value", "code", "reason"])
+    return pd.DataFrame(
+        [p.as_dict() for p in problems],
+        columns=["file", "row", "column", "value", "code", "reason"],
+    )

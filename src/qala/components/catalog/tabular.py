@@ -93,7 +93,9 @@ def read_table(path: Path | str, *, sheet: str | int = 0) -> RawTable:
         else:
             frame = pd.read_parquet(path)
     except (ValueError, OSError, UnicodeDecodeError, ImportError) as exc:
-        raise ValidationError.single(f"could not read the file as {file_format}: {exc}", file=str(path)) from exc
+        raise ValidationError.single(
+            f"could not read the file as {file_format}: {exc}", file=str(path)
+        ) from exc
     frame = frame.rename(columns=_canonical_columns(list(frame.columns)))
     duplicated = frame.columns[frame.columns.duplicated()].tolist()
     if duplicated:
@@ -112,7 +114,9 @@ def read_table(path: Path | str, *, sheet: str | int = 0) -> RawTable:
             row=1,
         )
     rows = pd.Series(range(2, len(frame) + 2), index=frame.index)
-    return RawTable(frame.reset_index(drop=True), str(path), file_format, layout, rows.reset_index(drop=True))
+    return RawTable(
+        frame.reset_index(drop=True), str(path), file_format, layout, rows.reset_index(drop=True)
+    )
 
 
 def _read_csv(path: Path) -> pd.DataFrame:
@@ -135,7 +139,9 @@ def wide_to_long(table: RawTable) -> tuple[pd.DataFrame, pd.Series]:
     indicator_columns = [c for c in frame.columns if c not in (*KEY_COLUMNS, *META_COLUMNS)]
     if not indicator_columns:
         raise ValidationError.single(
-            "a wide table needs one column per indicator id besides place and year", file=table.file, row=1
+            "a wide table needs one column per indicator id besides place and year",
+            file=table.file,
+            row=1,
         )
     base = frame[[*KEY_COLUMNS, *keep]].copy()
     base["_row"] = table.rows.to_numpy()
@@ -152,7 +158,9 @@ def wide_to_long(table: RawTable) -> tuple[pd.DataFrame, pd.Series]:
     return long.drop(columns="_row"), long["_row"]
 
 
-def write_table(frame: pd.DataFrame, path: Path | str | None, file_format: FileFormat) -> bytes | None:
+def write_table(
+    frame: pd.DataFrame, path: Path | str | None, file_format: FileFormat
+) -> bytes | None:
     """Write ``frame``; with no path, return the bytes (CSV for standard output)."""
     if file_format == "csv":
         text = frame.to_csv(index=False, float_format=None)

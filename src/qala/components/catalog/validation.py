@@ -19,7 +19,16 @@ from qala.components.catalog.frameworks import Catalogue
 from qala.core.errors import Problem
 
 EARLIEST_YEAR = 1950
-VALUE_COLUMNS = ["place_id", "indicator_id", "year", "value", "source", "note", "illustrative", "source_row"]
+VALUE_COLUMNS = [
+    "place_id",
+    "indicator_id",
+    "year",
+    "value",
+    "source",
+    "note",
+    "illustrative",
+    "source_row",
+]
 
 
 @dataclass
@@ -100,7 +109,13 @@ def check_long(
     rows = pd.Series(np.asarray(rows), dtype="int64")
     problem_parts: list[pd.DataFrame] = []
 
-    def flag(mask: pd.Series, column: str | pd.Series, reason: str | pd.Series, value: pd.Series, code: str) -> None:
+    def flag(
+        mask: pd.Series,
+        column: str | pd.Series,
+        reason: str | pd.Series,
+        value: pd.Series,
+        code: str,
+    ) -> None:
         if not mask.any():
             return
         index = mask[mask].index
@@ -119,18 +134,41 @@ def check_long(
 
     place_text = frame["place"].astype("string").str.strip().fillna("")
     place_id = place_text.str.lower().map(place_ids)
-    flag(place_id.isna() & (place_text != ""), "place", "unknown place: not a code or name in the places list", place_text, "unknown_place")
+    flag(
+        place_id.isna() & (place_text != ""),
+        "place",
+        "unknown place: not a code or name in the places list",
+        place_text,
+        "unknown_place",
+    )
     flag(place_text == "", "place", "place missing", place_text, "missing")
 
     indicator_text = frame["indicator"].astype("string").str.strip().fillna("")
     known_indicator = indicator_text.isin(catalogue.indicators.keys())
-    flag(~known_indicator & (indicator_text != ""), "indicator" if column_of_value is None else column_of_value,
-         "unknown indicator: not an id in the catalogue", indicator_text, "unknown_indicator")
+    flag(
+        ~known_indicator & (indicator_text != ""),
+        "indicator" if column_of_value is None else column_of_value,
+        "unknown indicator: not an id in the catalogue",
+        indicator_text,
+        "unknown_indicator",
+    )
     flag(indicator_text == "", "indicator", "indicator missing", indicator_text, "missing")
 
     year_numbers, year_blank = parse_numbers(frame["year"])
-    bad_year = year_blank | year_numbers.isna() | (year_numbers % 1 != 0) | (year_numbers < EARLIEST_YEAR) | (year_numbers > latest_year)
-    flag(bad_year, "year", f"year must be a whole number from {EARLIEST_YEAR} to {latest_year}", frame["year"], "bad_year")
+    bad_year = (
+        year_blank
+        | year_numbers.isna()
+        | (year_numbers % 1 != 0)
+        | (year_numbers < EARLIEST_YEAR)
+        | (year_numbers > latest_year)
+    )
+    flag(
+        bad_year,
+        "year",
+        f"year must be a whole number from {EARLIEST_YEAR} to {latest_year}",
+        frame["year"],
+        "bad_year",
+    )
 
     value_column = "value" if column_of_value is None else column_of_value
     values, value_blank = parse_numbers(frame["value"])
@@ -150,18 +188,54 @@ def check_long(
             & (given.str.lower() != expected_unit.fillna("").str.lower())
             & ((expected_symbol == "") | (given.str.lower() != expected_symbol))
         )
-        flag(mismatch, "unit", "unit does not match the indicator's unit `" + expected_unit.fillna("") + "`", given, "unit_mismatch")
+        flag(
+            mismatch,
+            "unit",
+            "unit does not match the indicator's unit `" + expected_unit.fillna("") + "`",
+            given,
+            "unit_mismatch",
+        )
     low = expected_unit.map({u.id: u.min for u in catalogue.units.values()}).astype(float)
     high = expected_unit.map({u.id: u.max for u in catalogue.units.values()}).astype(float)
-    integer = expected_unit.map({u.id: u.integer for u in catalogue.units.values()}).fillna(False).astype(bool)
+    integer = (
+        expected_unit.map({u.id: u.integer for u in catalogue.units.values()})
+        .fillna(False)
+        .astype(bool)
+    )
     present = values.notna()
     below = present & low.notna() & (values < low)
     above = present & high.notna() & (values > high)
-    flag(below, value_column, "value below the unit's minimum " + low.astype(str) + " (" + expected_unit.fillna("") + ")", frame["value"], "out_of_range")
-    flag(above, value_column, "value above the unit's maximum " + high.astype(str) + " (" + expected_unit.fillna("") + ")", frame["value"], "out_of_range")
-    flag(present & integer & (values % 1 != 0), value_column, "a count must be a whole number", frame["value"], "out_of_range")
+    flag(
+        below,
+        value_column,
+        "value below the unit's minimum " + low.astype(str) + " (" + expected_unit.fillna("") + ")",
+        frame["value"],
+        "out_of_range",
+    )
+    flag(
+        above,
+        value_column,
+        "value above the unit's maximum "
+        + high.astype(str)
+        + " ("
+        + expected_unit.fillna("")
+        + ")",
+        frame["value"],
+        "out_of_range",
+    )
+    flag(
+        present & integer & (values % 1 != 0),
+        value_column,
+        "a count must be a whole number",
+        frame["value"],
+        "out_of_range",
+    )
 
-    problems_frame = pd.concat(problem_parts) if problem_parts else pd.DataFrame(columns=["row", "column", "reason", "value", "code"])
+    problems_frame = (
+        pd.concat(problem_parts)
+        if problem_parts
+        else pd.DataFrame(columns=["row", "column", "reason", "value", "code"])
+    )
     bad_rows = pd.Series(False, index=frame.index)
     bad_rows[problems_frame.index.unique()] = True
 
@@ -191,7 +265,9 @@ def check_long(
                     conflicts.append(
                         {
                             "row": source_row,
-                            "column": value_column if isinstance(value_column, str) else value_column[idx],
+                            "column": value_column
+                            if isinstance(value_column, str)
+                            else value_column[idx],
                             "reason": f"rows {listed} give different values for the same place, indicator and year",
                             "value": frame.at[idx, "value"],
                             "code": "duplicate_conflict",
@@ -200,7 +276,12 @@ def check_long(
             else:
                 first = group["source_row"].iloc[0]
                 warnings.extend(
-                    Problem(f"same value as row {first}; counted once", file=file, row=int(r), code="duplicate_same")
+                    Problem(
+                        f"same value as row {first}; counted once",
+                        file=file,
+                        row=int(r),
+                        code="duplicate_same",
+                    )
                     for r in group["source_row"].iloc[1:]
                 )
         problems_frame = pd.concat([problems_frame, pd.DataFrame(conflicts)], ignore_index=True)
@@ -214,9 +295,17 @@ def check_long(
             file=file,
             row=int(record.row),
             column=str(record.column),
-            value=None if record.value is None or (isinstance(record.value, float) and np.isnan(record.value)) else record.value,
+            value=None
+            if record.value is None or (isinstance(record.value, float) and np.isnan(record.value))
+            else record.value,
             code=str(record.code),
         )
         for record in problems_frame.sort_values(["row", "column"]).itertuples(index=False)
     ]
-    return CheckResult(file=file, rows_total=n, values=candidate[VALUE_COLUMNS].reset_index(drop=True), problems=problems, warnings=warnings)
+    return CheckResult(
+        file=file,
+        rows_total=n,
+        values=candidate[VALUE_COLUMNS].reset_index(drop=True),
+        problems=problems,
+        warnings=warnings,
+    )
