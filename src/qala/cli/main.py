@@ -24,6 +24,7 @@ SUBCOMMANDS: list[tuple[str, str]] = [
     ("demo", "qala.cli.demo"),
     ("users", "qala.cli.users"),
     ("index", "qala.cli.index"),
+    ("pb", "qala.cli.pb"),
 ]
 
 
