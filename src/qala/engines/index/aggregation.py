@@ -70,7 +70,7 @@ def mean_batch(
         raise AggregationDomainError(method, rows)
     safe = np.where(present & ~bad, v, np.nan)
     ok = ~np.isnan(safe)
-    den = np.einsum("...k,...k->...", ok.astype(float), np.broadcast_to(w, ok.shape))
+    den = (ok * w).sum(axis=-1)
     if method == "arithmetic":
         f = np.where(ok, safe, 0.0)
     elif method == "geometric":
@@ -79,7 +79,7 @@ def mean_batch(
         f = np.where(ok, 1.0 / np.where(ok, safe, 1.0), 0.0)
     else:
         raise ValueError(f"unknown mean `{method}`; expected one of {MEANS}")
-    num = np.einsum("...k,...k->...", f, np.broadcast_to(w, f.shape))
+    num = (f * w).sum(axis=-1)
     with np.errstate(divide="ignore", invalid="ignore"):
         if method == "arithmetic":
             out = num / den
@@ -90,6 +90,9 @@ def mean_batch(
     out = np.where(den > 0, out, np.nan)
     k = v.shape[-1]
     n_present = present.sum(axis=-1)
+    if out.shape != n_present.shape:
+        n_present = np.broadcast_to(n_present, out.shape)
+        bad_rows = np.broadcast_to(bad_rows, out.shape)
     if missing == "propagate":
         out = np.where(n_present < k, np.nan, out)
     elif missing != "available":
