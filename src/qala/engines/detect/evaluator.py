@@ -20,6 +20,7 @@ anomaly or episode rules: a sensor stuck at its 1000 µg/m³ cap is a fault, not
 from __future__ import annotations
 
 import math
+from bisect import bisect_left, insort
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -215,6 +216,7 @@ class _StreamState:
         "seasonal",
         "silence_alerted",
         "window",
+        "window_sorted",
     )
 
     def __init__(self) -> None:
@@ -228,7 +230,8 @@ class _StreamState:
         self.clean_run = 0
         self.prev_valid_time: int | None = None
         self.prev_valid_value: float | None = None
-        self.window: list[float] = []
+        self.window: list[float] = []  # last readings, oldest first
+        self.window_sorted: list[float] = []  # the same values sorted (derived, not saved)
         self.hour: int | None = None
         self.hour_sum = 0.0
         self.hour_count = 0
@@ -245,7 +248,7 @@ class _StreamState:
         self.episode_peak = 0.0
 
     def to_dict(self) -> dict[str, Any]:
-        data = {name: getattr(self, name) for name in self.__slots__}
+        data = {name: getattr(self, name) for name in self.__slots__ if name != "window_sorted"}
         data["seasonal"] = {str(k): list(v) for k, v in self.seasonal.items()}
         data["gaps"] = list(self.gaps)
         data["recent_faults"] = list(self.recent_faults)
@@ -266,6 +269,7 @@ class _StreamState:
         state.gaps = list(state.gaps)
         state.recent_faults = list(state.recent_faults)
         state.window = list(state.window)
+        state.window_sorted = sorted(state.window)
         state.hourly = [list(x) for x in state.hourly]
         state.hour_max = -math.inf if data.get("hour_max") is None else float(data["hour_max"])
         state.day_max = -math.inf if data.get("day_max") is None else float(data["day_max"])
@@ -751,8 +755,9 @@ class StreamingEvaluator:
         findings: list[Finding],
     ) -> None:
         window = stream.window
+        ordered = stream.window_sorted
         if len(window) >= rule.min_points:
-            median, mad = _median_mad(window)
+            median, mad = _median_mad_of_sorted(ordered)
             scale = max(mad, rule.min_mad)
             z = _MAD_SCALE * (value - median) / scale
             if abs(z) > rule.threshold:
@@ -776,7 +781,9 @@ class StreamingEvaluator:
                     )
                 )
         window.append(value)
+        insort(ordered, value)
         if len(window) > rule.window:
+            del ordered[bisect_left(ordered, window[0])]
             del window[0]
 
     def _check_heating(
@@ -1364,6 +1371,32 @@ def _median(values: list[float] | list[int]) -> float:
     n = len(ordered)
     middle = n // 2
     return float(ordered[middle]) if n % 2 else (ordered[middle - 1] + ordered[middle]) / 2.0
+
+
+def _median_mad_of_sorted(ordered: list[float]) -> tuple[float, float]:
+    """Median and MAD of an already sorted list in O(n) without building the deviations.
+
+    Deviations left of the median, read outwards, increase, and so do those on the right: the
+    MAD is the middle of the merge of those two increasing runs.
+    """
+    n = len(ordered)
+    middle = n // 2
+    median = ordered[middle] if n % 2 else (ordered[middle - 1] + ordered[middle]) / 2.0
+    split = bisect_left(ordered, median)
+    left = split - 1  # next left value to take (moving down)
+    right = split  # next right value to take (moving up)
+    wanted = middle if n % 2 else middle - 1  # 0-based rank of the (lower) middle deviation
+    previous = current = 0.0
+    for _ in range(wanted + 1 + (0 if n % 2 else 1)):
+        previous = current
+        if right >= n or (left >= 0 and median - ordered[left] <= ordered[right] - median):
+            current = median - ordered[left]
+            left -= 1
+        else:
+            current = ordered[right] - median
+            right += 1
+    mad = current if n % 2 else (previous + current) / 2.0
+    return float(median), float(mad)
 
 
 def _median_mad(values: list[float]) -> tuple[float, float]:
