@@ -25,6 +25,7 @@ SUBCOMMANDS: list[tuple[str, str]] = [
     ("users", "qala.cli.users"),
     ("index", "qala.cli.index"),
     ("pb", "qala.cli.pb"),
+    ("sem", "qala.cli.sem"),
 ]
 
 

@@ -108,13 +108,13 @@ def weighted_correlations_of_stack(values: Array, counts: Array) -> Array:
 
 
 def _normalise(s: Array, w: Array) -> Array:
-    variance = np.einsum("bqk,bqk->bk", w, s @ w)
+    variance = (w * (s @ w)).sum(axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.asarray(w / np.sqrt(variance)[:, None, :])
 
 
 def score_correlations(s: Array, w: Array) -> Array:
-    c = np.einsum("bqk,bql->bkl", w, s @ w)
+    c = np.swapaxes(w, 1, 2) @ (s @ w)
     sd = np.sqrt(np.diagonal(c, axis1=1, axis2=2))
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.asarray(c / (sd[:, :, None] * sd[:, None, :]))
@@ -175,7 +175,7 @@ def iterate(
         sa = s[active]
         wa = weights[active]
         sw = sa @ wa
-        cov = np.einsum("bqk,bql->bkl", wa, sw)
+        cov = np.swapaxes(wa, 1, 2) @ sw
         sd = np.sqrt(np.diagonal(cov, axis1=1, axis2=2))
         with np.errstate(divide="ignore", invalid="ignore"):
             r = cov / (sd[:, :, None] * sd[:, None, :])
@@ -199,7 +199,7 @@ def rho_a(s: Array, w: Array, layout: Layout) -> Array:
     """Dijkstra–Henseler rho_A per construct (b × K); 1 for Mode B and single-item constructs."""
     wtw = (w**2).sum(axis=1)
     w4 = (w**4).sum(axis=1)
-    wsw = np.einsum("bqk,bqk->bk", w, s @ w)
+    wsw = (w * (s @ w)).sum(axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
         rho = wtw**2 * (wsw - wtw) / (wtw**2 - w4)
     n_items = layout.membership.sum(axis=0)
@@ -246,7 +246,7 @@ def estimate(s: Array, w: Array, layout: Layout, *, consistent: bool) -> Estimat
         preds = layout.predecessors(j)
         beta = batched_solve(r[:, preds][:, :, preds], r[:, preds, j])
         paths[:, preds, j] = beta
-        r2[:, j] = np.einsum("bp,bp->b", beta, r[:, preds, j])
+        r2[:, j] = (beta * r[:, preds, j]).sum(axis=1)
     return Estimates(w, loadings, r, paths, r2, rho, sw)
 
 
@@ -254,7 +254,7 @@ def htmt(s: Array, layout: Layout) -> Array:
     """Heterotrait–monotrait ratios (b × K × K, symmetric, NaN diagonal)."""
     mask = layout.membership
     a = np.abs(s)
-    block_sums = np.einsum("qk,bqr,rl->bkl", mask, a, mask)
+    block_sums = mask.T @ a @ mask
     n_items = mask.sum(axis=0)
     idx = np.arange(len(n_items))
     with np.errstate(divide="ignore", invalid="ignore"):

@@ -1,0 +1,249 @@
+"""`qala sem`: fit PLS-SEM models from a model file and a CSV of survey answers."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import pandas as pd
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from qala.core.errors import QalaError
+
+app = typer.Typer(
+    help="PLS-SEM (partial least squares structural equation modelling).",
+    no_args_is_help=True,
+)
+
+ModelFile = Annotated[Path, typer.Argument(help="Model file in lavaan-like syntax (=~, <~, ~).")]
+DataFile = Annotated[Path, typer.Argument(help="CSV with one column per indicator.")]
+SchemeOpt = Annotated[str, typer.Option("--scheme", help="Inner weighting: path, factor, centroid.")]
+ConsistentOpt = Annotated[bool, typer.Option("--consistent", help="Consistent PLS (PLSc).")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
+MissingOpt = Annotated[
+    str, typer.Option("--missing", help="Missing values: error, mean (replace), drop (rows).")
+]
+
+
+def _fail(message: str, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps({"error": message}))
+    else:
+        Console(stderr=True).print(f"[red]error:[/] {message}", highlight=False)
+    raise typer.Exit(code=2)
+
+
+def _read_inputs(model_file: Path, data_file: Path, as_json: bool) -> tuple[str, pd.DataFrame]:
+    try:
+        text = model_file.read_text(encoding="utf-8")
+    except OSError as exc:
+        _fail(f"cannot read model file {model_file}: {exc.strerror}", as_json)
+    try:
+        data = pd.read_csv(data_file)
+    except (OSError, ValueError) as exc:
+        _fail(f"cannot read data file {data_file}: {exc}", as_json)
+    return text, data
+
+
+def _progress_bar(console: Console) -> Progress:
+    return Progress(
+        TextColumn("[bold]bootstrap"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    )
+
+
+def _print_tables(console: Console, result: Any, boot: Any) -> None:
+    table = Table(title="Path coefficients")
+    table.add_column("path")
+    table.add_column("coef", justify="right")
+    if boot is not None:
+        for col in ("sd", "t", "p", "95% CI"):
+            table.add_column(col, justify="right")
+    for label, value in result.paths.items():
+        row = [label, f"{value:.3f}"]
+        if boot is not None:
+            b = boot.paths.loc[label]
+            row += [f"{b['sd']:.3f}", f"{b['t']:.2f}", f"{b['p']:.3f}",
+                    f"[{b['ci_low']:.3f}, {b['ci_high']:.3f}]"]
+        table.add_row(*row)
+    console.print(table)
+    r2 = Table(title="R²")
+    r2.add_column("construct")
+    r2.add_column("R²", justify="right")
+    r2.add_column("adj. R²", justify="right")
+    for c in result.r2.index:
+        r2.add_row(c, f"{result.r2[c]:.3f}", f"{result.r2_adj[c]:.3f}")
+    console.print(r2)
+    rel = Table(title="Reliability")
+    rel.add_column("construct")
+    for col in ("alpha", "rho_a", "rho_c", "ave"):
+        rel.add_column(col, justify="right")
+    for c, row in result.reliability.iterrows():
+        rel.add_row(str(c), *(f"{row[m]:.3f}" for m in ("alpha", "rho_a", "rho_c", "ave")))
+    console.print(rel)
+    console.print(f"iterations: {result.iterations}, observations: {result.n_obs}")
+
+
+@app.command("fit")
+def fit_command(
+    model_file: ModelFile,
+    data_file: DataFile,
+    scheme: SchemeOpt = "path",
+    consistent: ConsistentOpt = False,
+    bootstrap: Annotated[
+        int, typer.Option("--bootstrap", help="Number of bootstrap resamples (0 = none).")
+    ] = 0,
+    seed: Annotated[int | None, typer.Option("--seed", help="Seed of the resampling.")] = None,
+    jobs: Annotated[int, typer.Option("--jobs", help="Processes for the bootstrap.")] = 1,
+    as_json: JsonOpt = False,
+    diagram: Annotated[
+        Path | None, typer.Option("--diagram", help="Write a path diagram PNG here.")
+    ] = None,
+    report: Annotated[bool, typer.Option("--report", help="Print the full text report.")] = False,
+    missing: MissingOpt = "error",
+) -> None:
+    """Estimate MODEL_FILE on DATA.csv; optionally bootstrap, draw and report."""
+    from qala.engines.plssem import PLSSEM
+    from qala.engines.plssem.bootstrap import bootstrap as run_bootstrap
+
+    text, data = _read_inputs(model_file, data_file, as_json)
+    err_console = Console(stderr=True)
+    out_console = Console()
+    try:
+        result = PLSSEM(text, scheme=scheme, consistent=consistent, missing=missing).fit(data)  # type: ignore[arg-type]
+        boot = None
+        if bootstrap:
+            show = sys.stderr.isatty() or not as_json
+            with _progress_bar(err_console if as_json else out_console) as bar:
+                task = bar.add_task("bootstrap", total=bootstrap, visible=show)
+
+                def tick(done: int, total: int) -> None:
+                    bar.update(task, completed=done)
+
+                boot = run_bootstrap(
+                    result, bootstrap, seed=seed, n_jobs=jobs, batch_size=250, progress=tick
+                )
+    except QalaError as exc:
+        _fail(str(exc), as_json)
+        return
+    if diagram is not None:
+        from qala.engines.plssem.diagram import path_diagram_png
+
+        diagram.write_bytes(path_diagram_png(result, boot))
+    if as_json:
+        payload = result.to_dict()
+        if boot is not None:
+            boot_dict = boot.to_dict()
+            payload["bootstrap"] = boot_dict["paths"]
+            payload["bootstrap_info"] = {
+                key: boot_dict[key] for key in ("n_boot", "n_failed", "seed", "alpha")
+            }
+            payload["bootstrap_total_effects"] = boot_dict["total_effects"]
+        print(json.dumps(payload, indent=2, allow_nan=False))
+        return
+    if report:
+        out_console.print(result.summary(), highlight=False, markup=False)
+        if boot is not None:
+            out_console.print("")
+            out_console.print(boot.summary(), highlight=False, markup=False)
+    else:
+        _print_tables(out_console, result, boot)
+    if diagram is not None:
+        out_console.print(f"diagram written to {diagram}")
+
+
+@app.command("predict")
+def predict_command(
+    model_file: ModelFile,
+    data_file: DataFile,
+    scheme: SchemeOpt = "path",
+    consistent: ConsistentOpt = False,
+    folds: Annotated[int, typer.Option("--folds", help="Cross-validation folds.")] = 10,
+    repeats: Annotated[int, typer.Option("--repeats", help="Repetitions of the k-fold split.")] = 1,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    as_json: JsonOpt = False,
+    missing: MissingOpt = "error",
+) -> None:
+    """PLSpredict: k-fold Q²_predict, RMSE and MAE against a linear-model benchmark."""
+    from qala.engines.plssem import PLSSEM
+
+    text, data = _read_inputs(model_file, data_file, as_json)
+    try:
+        result = PLSSEM(text, scheme=scheme, consistent=consistent, missing=missing).fit(data)  # type: ignore[arg-type]
+        pred = result.predict(folds=folds, repeats=repeats, seed=seed)
+    except QalaError as exc:
+        _fail(str(exc), as_json)
+        return
+    if as_json:
+        print(json.dumps(pred.to_dict(), indent=2))
+    else:
+        Console().print(pred.table.to_string(float_format="{:.3f}".format), markup=False)
+
+
+@app.command("ipma")
+def ipma_command(
+    model_file: ModelFile,
+    data_file: DataFile,
+    target: Annotated[str, typer.Option("--target", help="Target construct.")],
+    scale_min: Annotated[float | None, typer.Option("--min", help="Lowest answer.")] = None,
+    scale_max: Annotated[float | None, typer.Option("--max", help="Highest answer.")] = None,
+    scheme: SchemeOpt = "path",
+    as_json: JsonOpt = False,
+    missing: MissingOpt = "error",
+) -> None:
+    """Importance–performance map for a target construct."""
+    from qala.engines.plssem import PLSSEM
+
+    text, data = _read_inputs(model_file, data_file, as_json)
+    scale = None if scale_min is None or scale_max is None else (scale_min, scale_max)
+    try:
+        result = PLSSEM(text, scheme=scheme, missing=missing).fit(data)  # type: ignore[arg-type]
+        out = result.ipma(target, scale=scale)
+    except QalaError as exc:
+        _fail(str(exc), as_json)
+        return
+    if as_json:
+        print(json.dumps(out.to_dict(), indent=2))
+    else:
+        Console().print(out.constructs.to_string(float_format="{:.3f}".format), markup=False)
+
+
+@app.command("mga")
+def mga_command(
+    model_file: ModelFile,
+    data_file: DataFile,
+    group: Annotated[str, typer.Option("--group", help="Column that holds the group of a row.")],
+    permutations: Annotated[int, typer.Option("--permutations")] = 1000,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    scheme: SchemeOpt = "path",
+    consistent: ConsistentOpt = False,
+    as_json: JsonOpt = False,
+    missing: MissingOpt = "error",
+) -> None:
+    """Two-group comparison by permutation, with the MICOM invariance check."""
+    from qala.engines.plssem.mga import multigroup
+
+    text, data = _read_inputs(model_file, data_file, as_json)
+    if group not in data.columns:
+        _fail(f"the data has no column `{group}` to split groups by", as_json)
+    try:
+        out = multigroup(
+            text, data, group, permutations=permutations, seed=seed, scheme=scheme,
+            consistent=consistent, missing=missing,  # type: ignore[arg-type]
+        )
+    except QalaError as exc:
+        _fail(str(exc), as_json)
+        return
+    if as_json:
+        print(json.dumps(out.to_dict(), indent=2))
+    else:
+        Console().print(out.summary(), markup=False, highlight=False)
