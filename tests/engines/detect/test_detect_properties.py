@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 
@@ -161,3 +162,29 @@ def test_streaming_any_bounded_interleaving_equals_batch(
     order += rng.sample(order, k=len(order) // 4)  # plus redeliveries at the end
     stream, _ = streamed(order)
     assert sorted(as_tuple(f) for f in stream) == batch
+
+
+@settings(max_examples=40, deadline=None)
+@given(series=network(), cuts=st.lists(st.floats(0.0, 1.0), min_size=1, max_size=4))
+def test_incremental_changes_rebuild_the_full_state(
+    series: list[list[Observation]], cuts: list[float]
+) -> None:
+    """A store that upserts the records of changes() after each batch holds state()."""
+    everything = sorted((o for s in series for o in s), key=lambda o: o.time_us)
+    bounds = sorted({0, len(everything), *(int(c * len(everything)) for c in cuts)})
+    evaluator = StreamingEvaluator(RULES)
+    store: dict[tuple[str, str, str], dict[str, object]] = {}
+    for start, stop in itertools.pairwise(bounds):
+        evaluator.feed_many(everything[start:stop])
+        changes = json.loads(json.dumps(evaluator.changes()))
+        for record in changes["streams"]:
+            store[("stream", record["sensor"], record["quantity"])] = record
+        for record in changes["groups"]:
+            store[("group", record["group"], record["quantity"])] = record
+    rebuilt = {
+        "version": 1,
+        "streams": [r for k, r in sorted(store.items()) if k[0] == "stream"],
+        "groups": [r for k, r in sorted(store.items()) if k[0] == "group"],
+    }
+    assert json.dumps(rebuilt, sort_keys=True) == json.dumps(evaluator.state(), sort_keys=True)
+    assert evaluator.changes()["streams"] == []  # nothing changed since

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
@@ -39,7 +39,9 @@ def at(hours: float = 0.0, minutes: float = 0.0) -> datetime:
     return START + timedelta(hours=hours, minutes=minutes)
 
 
-def reading(value: float, when: datetime, sensor: str = "s1", quantity: str = "pm25", unit: str = "ug/m3") -> Observation:
+def reading(
+    value: float, when: datetime, sensor: str = "s1", quantity: str = "pm25", unit: str = "ug/m3"
+) -> Observation:
     return Observation.at(sensor, quantity, when, value, unit)
 
 
@@ -89,14 +91,17 @@ def test_daily_mean_is_a_local_calendar_day_of_hourly_means_with_coverage() -> N
     findings = by_rule(run(only(rule), day_one + day_two), "day35")
     assert len(findings) == 1
     assert findings[0].value == pytest.approx(40.0)
-    assert findings[0].start == datetime(2025, 11, 30, 19, 0, tzinfo=timezone.utc)
-    assert findings[0].end == datetime(2025, 12, 1, 19, 0, tzinfo=timezone.utc)
+    assert findings[0].start == datetime(2025, 11, 30, 19, 0, tzinfo=UTC)
+    assert findings[0].end == datetime(2025, 12, 1, 19, 0, tzinfo=UTC)
     assert "24 of 24 hours" in findings[0].explanation
 
 
 def test_hourly_mean_averages_the_readings_of_a_clock_hour() -> None:
     rule = ThresholdRule("hour100", "pm25", "hour", "ug/m3", high=100.0)
-    findings = run(only(rule), [reading(v, at(0, m)) for v, m in ((90, 0), (120, 20), (120, 40))] + [reading(5, at(1))])
+    findings = run(
+        only(rule),
+        [reading(v, at(0, m)) for v, m in ((90, 0), (120, 20), (120, 40))] + [reading(5, at(1))],
+    )
     assert [f.value for f in findings] == [pytest.approx(110.0)]
     assert findings[0].start == at(0) and findings[0].end == at(1)
 
@@ -106,7 +111,11 @@ def test_eight_hour_rolling_mean_needs_six_of_eight_hours() -> None:
     values = [80, 90, 100, 110, 120, 130, 140, 150]
     findings = run(only(rule), [reading(v, at(h), quantity="o3") for h, v in enumerate(values)])
     # After 6 hours: mean(80..130) = 105; after 7: 110; after 8: 115. Five hours are too few.
-    assert [f.value for f in findings] == [pytest.approx(105.0), pytest.approx(110.0), pytest.approx(115.0)]
+    assert [f.value for f in findings] == [
+        pytest.approx(105.0),
+        pytest.approx(110.0),
+        pytest.approx(115.0),
+    ]
     assert findings[-1].start == at(0) and findings[-1].end == at(8)
 
 
@@ -114,7 +123,10 @@ def test_range_rule_flags_both_sides() -> None:
     rule = ThresholdRule("ret", "return_temperature", "instant", "degC", low=35.0, high=70.0)
     findings = run(
         only(rule, units={"return_temperature": "degC"}),
-        [reading(v, at(h), quantity="return_temperature", unit="degC") for h, v in enumerate((50, 75, 28))],
+        [
+            reading(v, at(h), quantity="return_temperature", unit="degC")
+            for h, v in enumerate((50, 75, 28))
+        ],
     )
     assert [(f.value, f.details["side"]) for f in findings] == [(75.0, "above"), (28.0, "below")]
     assert findings[1].details["ratio"] == pytest.approx(35 / 28)
@@ -135,7 +147,10 @@ def test_saturated_reading_is_a_fault_and_stays_out_of_the_hourly_mean() -> None
         SaturationRule(cap=1000.0, floor=0.0, unit="ug/m3"),
         ThresholdRule("hour35", "pm25", "hour", "ug/m3", high=35.0),
     )
-    findings = run(rules, [reading(20, at(0)), reading(1000, at(0, 20)), reading(30, at(0, 40)), reading(-1, at(1))])
+    findings = run(
+        rules,
+        [reading(20, at(0)), reading(1000, at(0, 20)), reading(30, at(0, 40)), reading(-1, at(1))],
+    )
     assert [(f.rule_id, f.kind, f.value) for f in findings] == [
         ("fault.saturated", FindingKind.FAULT, 1000.0),
         ("fault.out_of_range", FindingKind.FAULT, -1.0),
@@ -146,7 +161,11 @@ def test_flat_line_is_stuck_after_eight_repeats_and_zero_after_three() -> None:
     rules = only(StuckRule(repeats=8, zero_repeats=3))
     series = [5.0] * 9 + [0.0] * 3
     findings = run(rules, [reading(v, at(h)) for h, v in enumerate(series)])
-    assert [(f.start, f.details["repeats"]) for f in findings] == [(at(7), 8), (at(8), 9), (at(11), 3)]
+    assert [(f.start, f.details["repeats"]) for f in findings] == [
+        (at(7), 8),
+        (at(8), 9),
+        (at(11), 3),
+    ]
 
 
 def test_quarantine_suppresses_contaminated_readings_until_clean_run() -> None:
@@ -243,13 +262,21 @@ def test_episode_needs_sustained_values_with_natural_variance() -> None:
 
 def test_network_episode_when_stations_agree() -> None:
     rules = RuleSet(
-        (NetworkEpisodeRule("pm25", limit=35.0, unit="ug/m3", min_sensors=2, min_fraction=0.5, min_hours=3),),
+        (
+            NetworkEpisodeRule(
+                "pm25", limit=35.0, unit="ug/m3", min_sensors=2, min_fraction=0.5, min_hours=3
+            ),
+        ),
         units={"pm25": "ug/m3"},
     )
     observations = []
     for hour in range(8):
         high = 50.0 if hour < 5 else 10.0
-        observations += [reading(high, at(hour), "a"), reading(high, at(hour), "b"), reading(10.0, at(hour), "c")]
+        observations += [
+            reading(high, at(hour), "a"),
+            reading(high, at(hour), "b"),
+            reading(10.0, at(hour), "c"),
+        ]
     findings = run(rules, observations)
     assert [(f.rule_id, f.sensor, f.start, f.end) for f in findings] == [
         ("episode.network", "all", at(0), at(3)),
@@ -259,7 +286,10 @@ def test_network_episode_when_stations_agree() -> None:
 
 
 def test_station_far_from_neighbours_median() -> None:
-    rules = RuleSet((CrossSensorRule("pm25", "ug/m3", min_neighbours=2, abs_tolerance=25.0),), units={"pm25": "ug/m3"})
+    rules = RuleSet(
+        (CrossSensorRule("pm25", "ug/m3", min_neighbours=2, abs_tolerance=25.0),),
+        units={"pm25": "ug/m3"},
+    )
     observations = [reading(20, at(0), "a"), reading(22, at(0), "b"), reading(100, at(0), "c")]
     findings = run(rules, observations)
     assert [(f.sensor, f.details["neighbour_median"]) for f in findings] == [("c", 21.0)]
@@ -268,7 +298,9 @@ def test_station_far_from_neighbours_median() -> None:
 def test_groups_keep_networks_apart() -> None:
     rules = RuleSet((CrossSensorRule("pm25", "ug/m3", min_neighbours=2),), units={"pm25": "ug/m3"})
     evaluator = StreamingEvaluator(rules, groups={"a": "north", "b": "north", "c": "south"})
-    evaluator.feed_many([reading(20, at(0), "a"), reading(22, at(0), "b"), reading(100, at(0), "c")])
+    evaluator.feed_many(
+        [reading(20, at(0), "a"), reading(22, at(0), "b"), reading(100, at(0), "c")]
+    )
     assert evaluator.flush() == []  # nobody has two neighbours in its own group
 
 
@@ -305,4 +337,7 @@ def test_naive_times_and_bad_state_are_rejected() -> None:
     with pytest.raises(ValidationError, match="version"):
         StreamingEvaluator.from_state(only(), {"version": 99})
     with pytest.raises(ValidationError, match="cannot convert"):
-        run(only(ThresholdRule("x", "pm25", "instant", "ug/m3", high=1.0)), [reading(1.0, at(0), unit="degC")])
+        run(
+            only(ThresholdRule("x", "pm25", "instant", "ug/m3", high=1.0)),
+            [reading(1.0, at(0), unit="degC")],
+        )

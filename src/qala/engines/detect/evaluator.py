@@ -355,7 +355,10 @@ class StreamingEvaluator:
         self._factors: dict[tuple[str, str], float] = {}
         self._streams: dict[tuple[str, str], _StreamState] = {}
         self._groups: dict[tuple[str, str], _GroupState] = {}
-        # Not part of the state: counters for monitoring only.
+        # Not part of the state: which entries changed since the last changes() call, and a
+        # counter of ignored (duplicate or late) readings for monitoring.
+        self._changed_streams: set[tuple[str, str]] = set()
+        self._changed_groups: set[tuple[str, str]] = set()
         self.ignored = 0
 
     # ---- state ------------------------------------------------------------------------------
@@ -373,6 +376,29 @@ class StreamingEvaluator:
                 for (group, quantity), state in sorted(self._groups.items())
             ],
         }
+
+    def changes(self) -> dict[str, Any]:
+        """The state entries changed since the previous call (or since creation), then forget them.
+
+        Same shape as :meth:`state`, but only the streams and groups touched since. A store that
+        upserts each record by its ``(sensor, quantity)`` / ``(group, quantity)`` key holds, at any
+        time, exactly what :meth:`state` would return, without rewriting the quiet sensors'
+        state on every batch.
+        """
+        changes = {
+            "version": STATE_VERSION,
+            "streams": [
+                {"sensor": key[0], "quantity": key[1], **self._streams[key].to_dict()}
+                for key in sorted(self._changed_streams)
+            ],
+            "groups": [
+                {"group": key[0], "quantity": key[1], **self._groups[key].to_dict()}
+                for key in sorted(self._changed_groups)
+            ],
+        }
+        self._changed_streams.clear()
+        self._changed_groups.clear()
+        return changes
 
     @classmethod
     def from_state(
@@ -448,9 +474,7 @@ class StreamingEvaluator:
         """Evaluate one reading given as plain values (the fast path of :meth:`feed`)."""
         key = (sensor, quantity)
         stream = self._streams.get(key)
-        if stream is None:
-            stream = self._streams[key] = _StreamState()
-        elif stream.last_time is not None and time_us <= stream.last_time:
+        if stream is not None and stream.last_time is not None and time_us <= stream.last_time:
             self.ignored += 1  # duplicate or late: the state stays exactly as it was
             return []
         if value != value or value in (math.inf, -math.inf):
@@ -458,7 +482,10 @@ class StreamingEvaluator:
                 "value must be a finite number", column="value", value=value
             )
         compiled = self._rules_for(quantity)
-        value = value * self._factor(unit, compiled, quantity)
+        value = value * self._factor(unit, compiled, quantity)  # may raise: before any change
+        if stream is None:
+            stream = self._streams[key] = _StreamState()
+        self._changed_streams.add(key)
         findings: list[Finding] = []
         group_id = self.groups.get(sensor, DEFAULT_GROUP)
 
@@ -869,6 +896,7 @@ class StreamingEvaluator:
             limit = max(rule.factor * usual, rule.min_gap_s * US_PER_SECOND)
             if now - stream.last_time > limit:
                 stream.silence_alerted = stream.last_time
+                self._changed_streams.add((sensor, quantity))
                 findings.append(
                     _silence_finding(
                         rule, sensor, quantity, stream.last_time, now, usual, limit, ended=False
@@ -1108,6 +1136,7 @@ class StreamingEvaluator:
         state = self._groups.get(key)
         if state is None:
             state = self._groups[key] = _GroupState()
+        self._changed_groups.add(key)
         return state
 
     def _add_to_group(
@@ -1317,6 +1346,8 @@ class StreamingEvaluator:
         open: the end of the data is not the end of the pollution.
         """
         findings: list[Finding] = []
+        self._changed_streams.update(self._streams)
+        self._changed_groups.update(self._groups)
         for (sensor, quantity), stream in sorted(self._streams.items()):
             compiled = self._rules_for(quantity)
             if compiled.needs_hours and stream.hour is not None:
