@@ -1,0 +1,40 @@
+"""Citizen service requests over Open311 GeoReport v2: a city's "109" service.
+
+A per-city service catalogue (kk/ru/en, department, SLA, form attributes), the GeoReport v2 API at
+``/open311/v2/``, the request lifecycle with routing, escalation and an audit trail, the operator
+API at ``/api/v1/requests/``, and the indicators written back to the catalogue.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from qala.runtime import ComponentSpec, Context
+
+HERE = Path(__file__).parent
+
+
+def _api(context: Context) -> object:
+    from fastapi import APIRouter
+
+    from qala.components.requests311.open311 import build_open311_router
+    from qala.components.requests311.operator_api import build_operator_router
+
+    router = APIRouter()
+    router.include_router(build_open311_router(context))
+    router.include_router(build_operator_router(context))
+    return router
+
+
+def _demo(context: Context) -> str:
+    from qala.components.requests311.demo import load_demo
+
+    return load_demo(context).summary()
+
+
+COMPONENT = ComponentSpec(
+    name="requests311",
+    migrations=HERE / "migrations",
+    api_router=_api,
+    demo_loader=_demo,
+)

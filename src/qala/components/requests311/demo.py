@@ -1,0 +1,150 @@
+"""Demo data: Astana's service catalogue and ILLUSTRATIVE historical requests.
+
+The requests are generated (seeded), marked ``illustrative`` and say so in their description; they
+exist so that the operator queue, the public API and the indicators have something to show.
+Times to close are drawn around each service's SLA, with some late answers, reopenings and
+duplicates, and the most recent requests still open.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from importlib import resources
+
+import numpy as np
+from sqlalchemy import func, select
+
+from qala.components.requests311.catalogue import CityCatalogue, parse_catalogue
+from qala.components.requests311.models import Request
+from qala.components.requests311.services import (
+    JurisdictionInfo,
+    NewRequest,
+    Requests,
+    load_catalogue,
+    submit_request,
+)
+from qala.runtime import Context
+
+DEMO_REQUESTS = 480
+DEMO_START = datetime(2023, 1, 1, tzinfo=UTC)
+ILLUSTRATIVE_NOTE = "(illustrative demo request, generated)"
+
+
+def astana_catalogue() -> CityCatalogue:
+    """The bundled catalogue of Astana (ten-plus services, anonymous reports accepted, like 109)."""
+    text = (resources.files("qala.components.requests311") / "data" / "astana.yaml").read_text(encoding="utf-8")
+    return parse_catalogue(text, file="astana.yaml")
+
+
+@dataclass
+class DemoReport:
+    services: int
+    requests_created: int
+    indicator_values: int
+
+    def summary(self) -> str:
+        made = f"{self.requests_created} illustrative requests" if self.requests_created else "requests already there"
+        return f"Astana catalogue of {self.services} services; {made}; {self.indicator_values} indicator values"
+
+
+_SAMPLE_VALUES = {
+    "number": "3",
+    "string": "12",
+    "text": "near the bus stop",
+}
+
+
+def _attributes(rng: np.random.Generator, jurisdiction: JurisdictionInfo, code: str, moment: datetime) -> dict[str, list[str]]:
+    chosen: dict[str, list[str]] = {}
+    for attribute in jurisdiction.services[code].attributes:
+        if not attribute.required and rng.random() < 0.5:
+            continue
+        if attribute.datatype == "singlevaluelist":
+            chosen[attribute.code] = [attribute.values[int(rng.integers(len(attribute.values)))].key]
+        elif attribute.datatype == "multivaluelist":
+            k = int(rng.integers(1, len(attribute.values) + 1))
+            chosen[attribute.code] = [v.key for v in rng.permutation(np.array(attribute.values, dtype=object))[:k]]
+        elif attribute.datatype == "datetime":
+            chosen[attribute.code] = [(moment - timedelta(hours=2)).isoformat()]
+        else:
+            chosen[attribute.code] = [_SAMPLE_VALUES[attribute.datatype]]
+    return chosen
+
+
+def generate_requests(context: Context, jurisdiction: JurisdictionInfo, *, count: int, seed: int = 109) -> int:
+    """Add ``count`` illustrative requests from ``DEMO_START`` to now, with their lifecycles."""
+    rng = np.random.default_rng(seed)
+    now = context.clock()
+    span = (now - DEMO_START).total_seconds()
+    codes = sorted(jurisdiction.services)
+    # Heating and snow dominate a Kazakh winter; weights are illustrative.
+    weights = np.array([3.0 if c in ("heating", "snow_removal", "waste_collection") else 1.0 for c in codes])
+    weights /= weights.sum()
+    moments = sorted(DEMO_START + timedelta(seconds=float(s)) for s in rng.uniform(0, span, count))
+    districts = [d for d in jurisdiction.districts if d.get("lat") is not None]
+    created = 0
+    with context.database.transaction() as session:
+        recent_ids: list[int] = []
+        for moment in moments:
+            code = str(rng.choice(codes, p=weights))
+            district = districts[int(rng.integers(len(districts)))]
+            new = NewRequest(
+                service_code=code,
+                lat=float(district["lat"]) + float(rng.normal(0, 0.008)),
+                lon=float(district["lon"]) + float(rng.normal(0, 0.012)),
+                description=f"{jurisdiction.services[code].names['ru']} {ILLUSTRATIVE_NOTE}",
+                attributes=_attributes(rng, jurisdiction, code, moment),
+            )
+            submitted = submit_request(session, jurisdiction, new, now=moment, illustrative=True)
+            request_id = int(submitted.service_request_id)
+            created += 1
+            sla = jurisdiction.services[code].sla_hours
+            # Hours to close: lognormal around 60 % of the SLA, so roughly a quarter are late.
+            hours = float(rng.lognormal(np.log(0.6 * sla), 0.6))
+            if recent_ids and rng.random() < 0.04:
+                original = recent_ids[int(rng.integers(max(0, len(recent_ids) - 5), len(recent_ids)))]
+                Requests(session, jurisdiction, actor="operator", now=moment + timedelta(minutes=30)).merge_duplicate(request_id, into=original)
+                continue
+            recent_ids.append(request_id)
+            acknowledged = moment + timedelta(hours=min(hours / 4, 2.0))
+            closed_at = moment + timedelta(hours=hours)
+            if acknowledged < now:
+                Requests(session, jurisdiction, actor="operator", now=acknowledged).acknowledge(request_id)
+            if moment + timedelta(hours=hours / 2) < now:
+                Requests(session, jurisdiction, actor="operator", now=moment + timedelta(hours=hours / 2)).start(request_id)
+            if closed_at < now:
+                Requests(session, jurisdiction, actor="operator", now=closed_at).close(
+                    request_id, reason="resolved", note="Fixed. (illustrative)"
+                )
+                if rng.random() < 0.06:
+                    reopened = closed_at + timedelta(hours=float(rng.uniform(2, 48)))
+                    if reopened < now:
+                        Requests(session, jurisdiction, actor="operator", now=reopened).reopen(
+                            request_id, reason="The problem came back. (illustrative)"
+                        )
+                        again = reopened + timedelta(hours=float(rng.lognormal(np.log(0.5 * sla), 0.5)))
+                        if again < now:
+                            Requests(session, jurisdiction, actor="operator", now=again).close(request_id, reason="resolved")
+    return created
+
+
+def load_demo(context: Context, *, count: int = DEMO_REQUESTS) -> DemoReport:
+    """Load Astana's catalogue and, on a store without them, the illustrative requests; then
+    compute the indicators and write them to the catalogue."""
+    from qala.components.requests311.indicators import compute_indicators, write_indicators
+
+    catalogue = astana_catalogue()
+    with context.database.transaction() as session:
+        jurisdiction = load_catalogue(session, catalogue)
+        existing = session.scalar(
+            select(func.count()).select_from(Request).where(Request.jurisdiction_id == jurisdiction.id, Request.illustrative.is_(True))
+        )
+    created = 0 if existing else generate_requests(context, jurisdiction, count=count)
+    with context.database.session() as session:
+        result = compute_indicators(session, jurisdiction, now=context.clock())
+    written = write_indicators(context.database, result, imported_by="requests311 demo")
+    cache = context.extras.get("requests311.catalogue_cache")
+    if cache is not None:
+        cache.invalidate()
+    return DemoReport(len(catalogue.services), created, written)
