@@ -499,7 +499,7 @@ class StreamingEvaluator:
             gaps = stream.gaps
             gaps.append(gap)
             history = compiled.silence.history if compiled.silence is not None else 16
-            if len(gaps) > history:
+            while len(gaps) > history:  # while: the rules may have shrunk since a restart
                 del gaps[0]
         stream.last_time = time_us
         stream.silence_alerted = None
@@ -809,7 +809,7 @@ class StreamingEvaluator:
                 )
         window.append(value)
         insort(ordered, value)
-        if len(window) > rule.window:
+        while len(window) > rule.window:
             del ordered[bisect_left(ordered, window[0])]
             del window[0]
 
@@ -1055,7 +1055,7 @@ class StreamingEvaluator:
                     )
                 )
         history.append(mean)
-        if len(history) > rule.history:
+        while len(history) > rule.history:
             del history[0]
 
     def _check_episode(
