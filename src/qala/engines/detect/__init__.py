@@ -28,7 +28,8 @@ Norms (:mod:`.norms_loader`)
 
 Evaluation
     ``StreamingEvaluator(rules, groups=...)`` — ``feed(observation)``, ``feed_value(...)``,
-    ``feed_columns(columns)``, ``check_silence(now_us)``, ``flush()``, ``state()`` and
+    ``feed_columns(columns)``, ``check_silence(now_us)``, ``flush()``, ``state()``,
+    ``changes()`` (records touched since the last call, for incremental persistence) and
     ``StreamingEvaluator.from_state(rules, state)``; idempotent per ``(sensor, quantity, time)``.
     ``evaluate_frame(frame, rules, ...)`` — batch replay of a DataFrame, findings as a DataFrame.
 
