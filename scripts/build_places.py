@@ -181,6 +181,8 @@ PLACES: list[Place] = [
     _city("kurchatov", "abai-region", "Курчатов", "Курчатов", "Kurchatov", 1520885),
     _city("kokshetau", "akmola-region", "Көкшетау", "Кокшетау", "Kokshetau", 1522203),
     _city("stepnogorsk", "akmola-region", "Степногор", "Степногорск", "Stepnogorsk", 1537939),
+    # Kosshy, a suburb of Astana, became a city of regional significance on 27 July 2021.
+    _city("kosshy", "akmola-region", "Қосшы", "Косшы", "Kosshy", 1522202),
     _city("aktobe", "aktobe-region", "Ақтөбе", "Актобе", "Aktobe", 610611),
     _city("konaev", "almaty-region", "Қонаев", "Конаев", "Konaev", 1519948),
     _city("atyrau", "atyrau-region", "Атырау", "Атырау", "Atyrau", 610529),
@@ -382,6 +384,15 @@ GEONAMES_CORRECTIONS: dict[tuple[str, str], str] = {
     ("karazhal", "name_en"): (
         "GeoNames 'Qarazhal' transliterates the Kazakh form; official English usage is 'Karazhal'."
     ),
+    ("kosshy", "name_en"): (
+        "GeoNames still uses the pre-2010 name 'Koshi'; the settlement is officially Kosshy "
+        "(Қосшы) and a city of regional significance since 27 July 2021 (presidential decree "
+        "No. 629)."
+    ),
+    ("kosshy", "name_ru"): (
+        "GeoNames lists the old Russian form 'Коши'; the official Russian name is 'Косшы'."
+    ),
+    ("kosshy", "population"): ("GeoNames population is 0 (missing); no figure recorded."),
     ("tekeli", "name_kk"): (
         "The GeoNames feature with a population (1518296) lacks the official Kazakh spelling "
         "'Текелі' (it lists only the Russian 'Текели'); the Kazakh form is on the duplicate 12253783."

@@ -100,6 +100,7 @@ def test_administrative_division_of_2025(places: pd.DataFrame) -> None:
     assert districts.to_dict() == {"almaty": 8, "astana": 6, "shymkent": 5}
     regional = places[places["significance"] == "regional"]
     assert 35 <= len(regional) <= 40  # about 40 cities of republican and regional significance
+    assert {"kosshy", "konaev", "turkistan", "zhezkazgan"} <= set(regional["code"])
     # every region has at least one city of regional significance (its administrative centre)
     assert set(regional["parent_code"]) == regions
 
