@@ -370,11 +370,11 @@ def method_of_equal_shares(
 
     rule = f"mes[{utility}]"
     details: dict[str, object] = {}
-    if n == 0:
-        return finish(instance, rule, base, [], {}, details)
-    per_voter = instance.budget_limit / n
+    per_voter = instance.budget_limit / n if n else Fraction(0)
     add1 = completion.startswith("add1")
-    if not add1:
+    if n == 0:  # nobody voted: MES buys nothing (a completion may still add projects)
+        run = _Run(selected=[], end_budgets=np.zeros(0))
+    elif not add1:
         run = run_at(per_voter, True)
     else:
         stop_when_exhaustive = completion.startswith("add1-exhaustive")
