@@ -27,7 +27,7 @@ from qala.engines.detect import (
     normalise_unit,
     severity_for,
 )
-from qala.engines.detect.evaluator import _median_mad_of_sorted
+from qala.engines.detect.evaluator import _median_mad_of_sorted, _median_without
 from qala.engines.detect.rules import ADVISORY_STEPS, LEGAL_STEPS
 
 
@@ -219,3 +219,13 @@ def test_median_mad_of_sorted_matches_numpy(values: list[float]) -> None:
     array = np.asarray(values)
     assert median == pytest.approx(np.median(array), rel=1e-12, abs=1e-9)
     assert mad == pytest.approx(np.median(np.abs(array - np.median(array))), rel=1e-12, abs=1e-9)
+
+
+@given(st.lists(st.integers(-5, 5).map(float), min_size=2, max_size=30), st.data())
+def test_leave_one_out_median_matches_numpy(values: list[float], data: st.DataObject) -> None:
+    ordered = sorted(values)
+    position = data.draw(st.integers(0, len(values) - 1))
+    # The neighbours' median of the sensor at `position`, found through the rank of its value.
+    rank = ordered.index(values[position])
+    others = values[:position] + values[position + 1 :]
+    assert _median_without(ordered, rank) == pytest.approx(float(np.median(others)))

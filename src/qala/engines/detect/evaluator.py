@@ -179,6 +179,8 @@ def _compile(rule_set: RuleSet, quantity: str) -> _QuantityRules:
                 compiled.is_outdoor_for_heating = True
     if len(compiled.episode) > 1:
         raise SpecificationError(f"more than one EpisodeRule for `{quantity}`; give one")
+    if len(compiled.network_episode) > 1:
+        raise SpecificationError(f"more than one NetworkEpisodeRule for `{quantity}`; give one")
     return compiled
 
 
@@ -1212,10 +1214,10 @@ class StreamingEvaluator:
         for rule, abs_tolerance in compiled.cross:
             if len(means) < rule.min_neighbours + 1:
                 continue
+            ordered = sorted(means.values())
             for sensor in sorted(means):
                 value = means[sensor]
-                others = [v for s, v in means.items() if s != sensor]
-                median = _median(others)
+                median = _median_without(ordered, bisect_left(ordered, value))
                 tolerance = max(abs_tolerance, rule.rel_tolerance * abs(median))
                 if abs(value - median) > tolerance:
                     unit = compiled.unit or rule.unit
@@ -1231,12 +1233,12 @@ class StreamingEvaluator:
                             value,
                             unit,
                             f"{sensor} {quantity} hourly mean {value:.4g} {unit} is {value - median:+.4g} from "
-                            f"the median {median:.4g} of its {len(others)} neighbours in group `{group_id}` "
+                            f"the median {median:.4g} of its {len(means) - 1} neighbours in group `{group_id}` "
                             f"(tolerance {tolerance:.3g})",
                             threshold=tolerance,
                             details={
                                 "neighbour_median": median,
-                                "neighbours": len(others),
+                                "neighbours": len(means) - 1,
                                 "group": group_id,
                             },
                         )
@@ -1402,6 +1404,17 @@ def _median(values: list[float] | list[int]) -> float:
     n = len(ordered)
     middle = n // 2
     return float(ordered[middle]) if n % 2 else (ordered[middle - 1] + ordered[middle]) / 2.0
+
+
+def _median_without(ordered: list[float], rank: int) -> float:
+    """Median of sorted ``ordered`` with the element at ``rank`` left out, in O(1)."""
+    count = len(ordered) - 1
+
+    def other(index: int) -> float:
+        return ordered[index] if index < rank else ordered[index + 1]
+
+    middle = count // 2
+    return other(middle) if count % 2 else (other(middle - 1) + other(middle)) / 2.0
 
 
 def _median_mad_of_sorted(ordered: list[float]) -> tuple[float, float]:
