@@ -107,7 +107,16 @@ def oracle(
     elif rule == "phragmen":
         out = sequential_phragmen(p_instance, p_profile)
     elif rule == "max-welfare":
-        out = max_additive_utilitarian_welfare(p_instance, p_profile, sat_class=sat)
+        try:
+            out = max_additive_utilitarian_welfare(p_instance, p_profile, sat_class=sat)
+        except IndexError:
+            # pabutools 1.2.3's primal-dual knapsack indexes past its item list on some inputs;
+            # its ILP (CBC through PuLP) gives the optimum there.
+            from pabutools.rules import MaxAddUtilWelfareAlgo
+
+            out = max_additive_utilitarian_welfare(
+                p_instance, p_profile, sat_class=sat, inner_algo=MaxAddUtilWelfareAlgo.ILP_SOLVER
+            )
     elif rule == "mes":
         base = completion.removesuffix("-greedy")
         if base == "none" or completion == "greedy":
