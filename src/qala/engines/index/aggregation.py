@@ -57,29 +57,38 @@ def mean_batch(
     """
     v = np.asarray(values, dtype=float)
     w = np.asarray(weights, dtype=float)
+    if method not in MEANS:
+        raise ValueError(f"unknown mean `{method}`; expected one of {MEANS}")
     present = ~np.isnan(v)
     if method == "geometric":
         bad = present & (v <= 0)
     elif method == "harmonic":
         bad = present & (v == 0)
     else:
-        bad = np.zeros_like(present)
-    bad_rows = bad.any(axis=-1)
-    if strict and bad_rows.any():
+        bad = None
+    bad_rows = bad.any(axis=-1) if bad is not None else None
+    if strict and bad_rows is not None and bad_rows.any():
         rows = sorted({int(i) for i in np.argwhere(bad_rows)[:, 0]})
         raise AggregationDomainError(method, rows)
-    safe = np.where(present & ~bad, v, np.nan)
-    ok = ~np.isnan(safe)
-    den = (ok * w).sum(axis=-1)
-    if method == "arithmetic":
-        f = np.where(ok, safe, 0.0)
-    elif method == "geometric":
-        f = np.where(ok, np.log(np.where(ok, safe, 1.0)), 0.0)
-    elif method == "harmonic":
-        f = np.where(ok, 1.0 / np.where(ok, safe, 1.0), 0.0)
+    ok = present if bad is None else present & ~bad
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if method == "arithmetic":
+            f = np.where(ok, v, 0.0)
+        elif method == "geometric":
+            f = np.where(ok, np.log(np.where(ok, v, 1.0)), 0.0)
+        else:
+            f = np.where(ok, 1.0 / np.where(ok, v, 1.0), 0.0)
+    okf = ok.astype(float)
+    # weighted sums as matrix products (BLAS) rather than broadcast temporaries
+    if v.ndim == 2 and w.ndim == 1:
+        num, den = f @ w, okf @ w
+    elif v.ndim == 3 and v.shape[1] == 1 and w.ndim == 2:
+        num, den = f[:, 0, :] @ w.T, okf[:, 0, :] @ w.T
+    elif v.ndim == 3 and w.ndim == 2:
+        num = np.einsum("nrk,rk->nr", f, w)
+        den = np.einsum("nrk,rk->nr", okf, w)
     else:
-        raise ValueError(f"unknown mean `{method}`; expected one of {MEANS}")
-    num = (f * w).sum(axis=-1)
+        num, den = (f * w).sum(axis=-1), (okf * w).sum(axis=-1)
     with np.errstate(divide="ignore", invalid="ignore"):
         if method == "arithmetic":
             out = num / den
@@ -89,17 +98,16 @@ def mean_batch(
             out = den / num
     out = np.where(den > 0, out, np.nan)
     k = v.shape[-1]
-    n_present = present.sum(axis=-1)
-    if out.shape != n_present.shape:
-        n_present = np.broadcast_to(n_present, out.shape)
-        bad_rows = np.broadcast_to(bad_rows, out.shape)
-    if missing == "propagate":
-        out = np.where(n_present < k, np.nan, out)
-    elif missing != "available":
+    if missing not in ("available", "propagate"):
         raise ValueError("missing must be `available` or `propagate`")
-    if min_coverage is not None:
-        out = np.where(n_present / k < min_coverage, np.nan, out)
-    out = np.where(bad_rows, np.nan, out)
+    if missing == "propagate" or min_coverage is not None:
+        n_present = np.broadcast_to(present.sum(axis=-1), out.shape)
+        if missing == "propagate":
+            out = np.where(n_present < k, np.nan, out)
+        if min_coverage is not None:
+            out = np.where(n_present / k < min_coverage, np.nan, out)
+    if bad_rows is not None:
+        out = np.where(np.broadcast_to(bad_rows, out.shape), np.nan, out)
     return np.asarray(out, dtype=float)
 
 

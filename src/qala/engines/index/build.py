@@ -273,8 +273,12 @@ def _prepare(spec: IndexSpec, data: pd.DataFrame, framework: Framework) -> _Stat
     raise_if_problems(problems, "invalid index data")
     values = frame[indicators].copy()
     for c in indicators:
-        converted = pd.to_numeric(values[c], errors="coerce")
-        bad = converted.isna() & values[c].notna() & (values[c].astype(str).str.strip() != "")
+        column = values[c]
+        if pd.api.types.is_numeric_dtype(column):
+            values[c] = column.astype(float)
+            continue
+        converted = pd.to_numeric(column, errors="coerce")
+        bad = converted.isna() & column.notna() & (column.astype(str).str.strip() != "")
         for idx in list(values.index[bad])[:5]:
             problems.append(
                 Problem(

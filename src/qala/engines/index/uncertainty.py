@@ -298,15 +298,17 @@ def _aggregate_batch(
             continue
         method = step.by_level.get(framework.level_of(code), step.method)
         w = node_weights[:, [col[k] for k in kids]]  # R × k
-        x = np.stack([np.broadcast_to(values[k], (n_units, r)) for k in kids], axis=-1)
+        if all(values[k].shape[1] == 1 for k in kids):
+            x = np.stack([values[k] for k in kids], axis=-1)  # units × 1 × k: shared by all reps
+        else:
+            x = np.stack([np.broadcast_to(values[k], (n_units, r)) for k in kids], axis=-1)
         if method in aggregation.MEANS:
             y = aggregation.mean_batch(
                 x, w, method, min_coverage=step.min_coverage, missing=step.missing, strict=False
             )
             if method != "arithmetic":
-                present = ~np.isnan(x)
-                bad = present & ((x <= 0) if method == "geometric" else (x == 0))
-                failed |= bad.any(axis=(0, 2))
+                bad = (x <= 0) if method == "geometric" else (x == 0)
+                failed |= np.broadcast_to(bad.any(axis=(0, 2)), (r,))
         else:
             y = np.empty((n_units, r))
             for j in range(r):
@@ -463,14 +465,22 @@ def run_uncertainty(
     ok = ~failed
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        base = ranks[:, ok][:, : 2 * n] if method == "sobol" else ranks[:, ok]
+        # Sobol: SALib lays Saltelli's design out in blocks of d + 2 rows (A_i, AB_i1..AB_id,
+        # B_i); the A and B rows alone are a plain random sample for the rank statistics
+        plain = np.ones(runs, dtype=bool)
+        if method == "sobol":
+            plain[:] = False
+            plain[0 :: d + 2] = True
+            plain[d + 1 :: d + 2] = True
+        base = ranks[:, ok & plain]
+        q = np.nanquantile if np.isnan(base).any() else np.quantile
         stats = pd.DataFrame(
             {
                 "nominal": nominal_rank,
                 "mean": np.nanmean(base, axis=1),
-                "median": np.nanmedian(base, axis=1),
-                "q05": np.nanquantile(base, 0.05, axis=1),
-                "q95": np.nanquantile(base, 0.95, axis=1),
+                "median": q(base, 0.5, axis=1),
+                "q05": q(base, 0.05, axis=1),
+                "q95": q(base, 0.95, axis=1),
             },
             index=pd.Index(units, name="unit"),
         )
