@@ -523,7 +523,7 @@ class StreamingEvaluator:
         if quarantine is not None:
             recent = stream.recent_faults
             recent.append(1 if fault else 0)
-            if len(recent) > quarantine.window:
+            while len(recent) > quarantine.window:
                 del recent[0]
             if fault:
                 stream.clean_run = 0
@@ -539,7 +539,7 @@ class StreamingEvaluator:
                             time_us,
                             Severity.MAJOR,
                             float(sum(recent)),
-                            compiled.unit or unit,
+                            "readings",
                             f"{sensor} {quantity}: {sum(recent)} faulty readings among the last "
                             f"{len(recent)}; readings are excluded from norm, anomaly and episode rules "
                             f"until {quarantine.release_after} clean readings in a row",
@@ -561,7 +561,7 @@ class StreamingEvaluator:
                             time_us,
                             Severity.INFO,
                             float(stream.clean_run),
-                            compiled.unit or unit,
+                            "readings",
                             f"{sensor} {quantity}: released from quarantine after {stream.clean_run} "
                             "clean readings in a row",
                             details={"phase": "end"},
