@@ -31,6 +31,7 @@ from rich.table import Table
 
 from qala.engines.index import (
     Aggregate,
+    Framework,
     Impute,
     IndexSpec,
     Normalise,
@@ -49,7 +50,9 @@ COINR_SECONDS_PER_REP = 0.118  # COINr on this example, as stated in the issue (
 console = Console()
 
 
-def generated_case(n_units: int, n_indicators: int, seed: int = 0) -> tuple[pd.DataFrame, object]:
+def generated_case(
+    n_units: int, n_indicators: int, seed: int = 0
+) -> tuple[pd.DataFrame, Framework]:
     rng = np.random.default_rng(seed)
     per_pillar = n_indicators // 10
     tree = {
@@ -126,9 +129,10 @@ def main() -> None:
             style=style,
         )
     console.print(table)
-    console.print(sa.sensitivity.round(3).to_string())
+    if sa.sensitivity is not None:
+        console.print(sa.sensitivity.round(3).to_string())
 
-    rows = [
+    rows: list[tuple[str, int, float, float | None]] = [
         ("ASEM build (one index)", 1, t_build, COINR_SECONDS_PER_REP),
         (
             f"ASEM uncertainty, {ua.runs} MC runs",
