@@ -407,7 +407,8 @@ GEONAMES_CORRECTIONS: dict[tuple[str, str], str] = {
 
 # --- official population figures (Bureau of National Statistics, stat.gov.kz) --------------------
 # Convention: ``year`` = the census year for census counts, else the year whose 1 January the
-# estimate refers to. Only figures read in a citable publication of (or quoting) the Bureau.
+# estimate refers to. Only figures read in a citable publication of (or quoting) the Bureau; the
+# one exception (country, 2024) is the difference of two numbers printed in the same release.
 CENSUS_2021 = (
     "Bureau of National Statistics, National Population Census 2021, final results "
     "(reference date 1 September 2021), as published October 2023"
@@ -416,9 +417,22 @@ BNS_2023 = (
     "Bureau of National Statistics, population at 1 January 2023 "
     "(reported by bizmedia.kz, March 2023)"
 )
+BNS_2022 = (
+    "Bureau of National Statistics, population at 1 January 2022 "
+    "(reported by semeyainasy.media, 1 February 2023)"
+)
 BNS_2024_ASTANA = (
     "Bureau of National Statistics, population at 1 January 2024 "
     "(reported by thevoicemedia.kz, November 2024)"
+)
+BNS_2024_REGIONS = (
+    "Bureau of National Statistics, population in January (1 January) 2024 "
+    "(quoted by Egemen Qazaqstan with the 1 November 2024 release)"
+)
+BNS_2024_COUNTRY = (
+    "Bureau of National Statistics: 20,265,320 at 1 December 2024 less the growth of 231,478 "
+    "since the start of 2024, both in the same release (Tengrinews); the 1 June 2024 release "
+    "(20,139,914 less 106,072) gives the same number"
 )
 BNS_2025 = (
     "Bureau of National Statistics, population at 1 January 2025 "
@@ -434,7 +448,12 @@ OFFICIAL_POPULATION: list[tuple[str, int, int, str]] = [
     ("turkistan-region", 2021, 2_054_021, CENSUS_2021),
     ("kz", 2023, 19_765_004, BNS_2023),
     ("almaty", 2023, 2_161_695, BNS_2023),
+    ("kz", 2022, 19_503_159, BNS_2022),
+    ("kz", 2024, 20_033_842, BNS_2024_COUNTRY),
     ("astana", 2024, 1_430_105, BNS_2024_ASTANA),
+    ("turkistan-region", 2024, 2_142_171, BNS_2024_REGIONS),
+    ("zhambyl-region", 2024, 1_222_593, BNS_2024_REGIONS),
+    ("karaganda-region", 2024, 1_135_351, BNS_2024_REGIONS),
     ("kz", 2025, 20_283_399, BNS_2025),
     ("kz", 2026, 20_495_975, BNS_2026),
     ("almaty", 2026, 2_347_924, BNS_2026),

@@ -222,6 +222,10 @@ def test_published_census_and_start_of_year_figures(population: pd.DataFrame) ->
     value = population.set_index(["code", "year"])["population"]
     assert value[("kz", 2021)] == 19_186_015  # 2021 census, Bureau of National Statistics
     assert value[("kz", 2026)] - value[("kz", 2025)] == 212_576  # growth published with 2026
+    assert value[("kz", 2023)] - value[("kz", 2022)] == 261_845  # growth published with 2023
+    # the country grew every year since the census
+    country = [value[("kz", year)] for year in range(2021, 2027)]
+    assert country == sorted(country)
     assert value[("almaty", 2026)] > value[("astana", 2026)] > value[("shymkent", 2026)]
 
 
