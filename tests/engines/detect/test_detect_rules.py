@@ -285,6 +285,29 @@ def test_network_episode_when_stations_agree() -> None:
     assert findings[0].details["sensors"] == ["a", "b"]
 
 
+def test_network_episode_bridges_short_data_gaps_but_not_clean_hours() -> None:
+    rules = RuleSet(
+        (NetworkEpisodeRule("pm25", limit=35.0, unit="ug/m3", min_hours=3, max_missing_hours=2),),
+        units={"pm25": "ug/m3"},
+    )
+    levels = {
+        0: 50.0,
+        1: 50.0,
+        2: 50.0,
+        5: 50.0,
+        6: 10.0,
+        7: 10.0,
+        8: 10.0,
+        9: 10.0,
+    }  # 3, 4 missing
+    observations = [reading(v, at(h), s) for h, v in levels.items() for s in ("a", "b")]
+    findings = run(rules, observations)
+    assert [(f.rule_id, f.start, f.end) for f in findings] == [
+        ("episode.network", at(0), at(3)),
+        ("episode.network:end", at(0), at(6)),  # hours 3–4 had no data; hour 6 is clean
+    ]
+
+
 def test_station_far_from_neighbours_median() -> None:
     rules = RuleSet(
         (CrossSensorRule("pm25", "ug/m3", min_neighbours=2, abs_tolerance=25.0),),

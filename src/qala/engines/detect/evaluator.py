@@ -1259,7 +1259,7 @@ class StreamingEvaluator:
             elevated = len(above) >= rule.min_sensors and len(above) >= rule.min_fraction * len(
                 means
             )
-            if group.last_hour is not None and hour > group.last_hour + 1:
+            if group.last_hour is not None and hour > group.last_hour + 1 + rule.max_missing_hours:
                 self._end_network_episode(
                     group, rule, limit, compiled, group_id, quantity, group.last_hour, findings
                 )

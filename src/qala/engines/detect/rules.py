@@ -190,7 +190,9 @@ class EpisodeRule:
 class NetworkEpisodeRule:
     """Several stations agreeing: an hour is elevated when at least ``min_sensors`` sensors of the
     group, and at least ``min_fraction`` of those reporting, have hourly means above ``limit``;
-    ``min_hours`` elevated hours in a row open a group episode (finding on the group id)."""
+    ``min_hours`` elevated hours in a row open a group episode (finding on the group id). Up to
+    ``max_missing_hours`` hours in which no station of the group reported do not break the run
+    (a data gap is not clean air); an hour with data that is not elevated does."""
 
     quantity: str
     limit: float
@@ -198,6 +200,7 @@ class NetworkEpisodeRule:
     min_sensors: int = 2
     min_fraction: float = 0.5
     min_hours: int = 3
+    max_missing_hours: int = 2
     citation: str = ""
     rule_id: str = "episode.network"
     steps: SeveritySteps = LEGAL_STEPS
