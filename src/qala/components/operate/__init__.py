@@ -1,0 +1,48 @@
+"""Operate: the city's context data (NGSI-LD entities for PAS 182 concepts), sensor observations
+over HTTP and MQTT, rules on ingest (through ``qala.engines.detect``), incidents routed to the
+responsible service, and the indicators they yield written back to the catalogue.
+
+See ``README.md`` in this folder for the service functions the dashboard builds on.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from qala.runtime import ComponentSpec, Context
+
+HERE = Path(__file__).parent
+
+
+def _api(context: Context) -> object:
+    from fastapi import APIRouter
+
+    from qala.components.operate.api import build_router as operator_router
+    from qala.components.operate.ngsi_api import build_router as ngsi_router
+
+    router = APIRouter()
+    router.include_router(ngsi_router(context))
+    router.include_router(operator_router(context))
+    return router
+
+
+def _startup(context: Context) -> None:
+    from qala.components.operate.links import subscribe_to_citizen_requests
+
+    subscribe_to_citizen_requests(context)
+
+
+def _demo(context: Context) -> str:
+    from qala.components.operate.demo import load_demo
+
+    return load_demo(context)
+
+
+COMPONENT = ComponentSpec(
+    name="operate",
+    migrations=HERE / "migrations",
+    api_router=_api,
+    on_startup=_startup,
+    demo_loader=_demo,
+    nav=(("nav.operate", "/operate"),),
+)

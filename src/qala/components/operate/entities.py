@@ -1,0 +1,281 @@
+"""Context entities in the Qala store: create, read, update, delete, batch operations and queries.
+
+Entities whose properties carry an observation time (``observedAt``, or Smart Data Models'
+``dateObserved``) also feed ingestion: each numeric property becomes a reading of the entity (as
+its own sensor), so an AirQualityObserved upsert is stored in the history, evaluated by the rules
+and answered by temporal queries, exactly like an MQTT reading.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from qala.components.operate.ingest import IngestReport, RulesRunner, ingest_in_session, now_us
+from qala.components.operate.models import Entity, Sensor
+from qala.components.operate.ngsi import (
+    EntityInput,
+    GeoQuery,
+    NgsiError,
+    QNode,
+    QTerm,
+    geo_matches,
+    pas182_concept,
+    point_of,
+    q_matches,
+)
+from qala.components.operate.readings import readings_from_entity
+
+
+@dataclass
+class WriteResult:
+    """Entities created/changed by a write, and the ingestion it triggered."""
+
+    created: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    errors: list[tuple[str, NgsiError]] = field(default_factory=list)
+    ingest: IngestReport = field(default_factory=IngestReport)
+
+    @property
+    def changed(self) -> list[str]:
+        return self.created + self.updated
+
+
+def get_entity(session: Session, entity_id: str) -> Entity:
+    entity = session.get(Entity, entity_id)
+    if entity is None:
+        raise NgsiError("ResourceNotFound", f"entity {entity_id} does not exist")
+    return entity
+
+
+def _place_fields(entity: Entity) -> None:
+    point = point_of(entity.attrs)
+    entity.lat, entity.lon = point if point else (None, None)
+    place = entity.attrs.get("placeCode") or entity.attrs.get("district")
+    if isinstance(place, dict) and isinstance(place.get("value"), str):
+        entity.place_code = place["value"]
+
+
+def _observe(session: Session, entity: Entity, runner: RulesRunner, result: WriteResult) -> None:
+    readings = readings_from_entity(entity.id, entity.attrs)
+    if not readings:
+        return
+    sensor = session.get(Sensor, entity.id)
+    if sensor is None:
+        sensor = Sensor(id=entity.id, entity_id=entity.id, name=entity.type, status="active")
+        session.add(sensor)
+    sensor.lat, sensor.lon = entity.lat, entity.lon
+    if entity.place_code:
+        sensor.place_code = entity.place_code
+    session.flush()
+    result.ingest.merge(ingest_in_session(session, readings, runner=runner, refresh_entities=False))
+
+
+def _stamp() -> datetime:
+    return datetime.now(UTC)
+
+
+def create_entity(
+    session: Session, data: EntityInput, *, runner: RulesRunner, result: WriteResult | None = None
+) -> WriteResult:
+    """Create an entity; ``AlreadyExists`` when the id is taken."""
+    result = result or WriteResult()
+    if session.get(Entity, data.id) is not None:
+        raise NgsiError("AlreadyExists", f"entity {data.id} already exists")
+    stamp = _stamp()
+    entity = Entity(
+        id=data.id,
+        type=data.type,
+        concept=pas182_concept(data.type),
+        attrs=data.attrs,
+        context=data.context,
+        created_at=stamp,
+        modified_at=stamp,
+    )
+    _place_fields(entity)
+    session.add(entity)
+    session.flush()
+    result.created.append(entity.id)
+    _observe(session, entity, runner, result)
+    return result
+
+
+def replace_entity(
+    session: Session, data: EntityInput, *, runner: RulesRunner, result: WriteResult | None = None
+) -> WriteResult:
+    """Replace every attribute of an existing entity (PUT, and upsert with ``options=replace``)."""
+    result = result or WriteResult()
+    entity = get_entity(session, data.id)
+    entity.type = data.type
+    entity.concept = pas182_concept(data.type)
+    entity.attrs = data.attrs
+    if data.context is not None:
+        entity.context = data.context
+    entity.modified_at = _stamp()
+    _place_fields(entity)
+    result.updated.append(entity.id)
+    _observe(session, entity, runner, result)
+    return result
+
+
+def merge_attributes(
+    session: Session,
+    entity_id: str,
+    attrs: dict[str, dict[str, Any]],
+    *,
+    runner: RulesRunner,
+    only_existing: bool = False,
+    no_overwrite: bool = False,
+    result: WriteResult | None = None,
+) -> tuple[WriteResult, list[str], list[str]]:
+    """Update (``only_existing``) or append attributes; returns (result, updated, not updated)."""
+    result = result or WriteResult()
+    entity = get_entity(session, entity_id)
+    current = dict(entity.attrs)
+    done, skipped = [], []
+    for name, attribute in attrs.items():
+        if (only_existing and name not in current) or (no_overwrite and name in current):
+            skipped.append(name)
+            continue
+        if only_existing and attribute.get("type") == current[name].get("type") == "Property":
+            merged = dict(current[name])
+            merged.update(attribute)
+            attribute = merged
+        current[name] = attribute
+        done.append(name)
+    if done:
+        entity.attrs = current
+        entity.modified_at = _stamp()
+        _place_fields(entity)
+        result.updated.append(entity.id)
+        _observe(session, entity, runner, result)
+    return result, done, skipped
+
+
+def upsert_entity(
+    session: Session,
+    data: EntityInput,
+    *,
+    runner: RulesRunner,
+    replace: bool = False,
+    result: WriteResult | None = None,
+) -> WriteResult:
+    """Create the entity, or merge its attributes into the existing one (``replace``: overwrite all)."""
+    result = result or WriteResult()
+    if session.get(Entity, data.id) is None:
+        return create_entity(session, data, runner=runner, result=result)
+    if replace:
+        return replace_entity(session, data, runner=runner, result=result)
+    entity = get_entity(session, data.id)
+    if data.context is not None:
+        entity.context = data.context
+    merge_attributes(session, data.id, data.attrs, runner=runner, result=result)
+    if data.id not in result.updated:
+        result.updated.append(data.id)
+    return result
+
+
+def delete_entity(session: Session, entity_id: str) -> None:
+    entity = get_entity(session, entity_id)
+    session.delete(entity)
+
+
+def delete_attribute(session: Session, entity_id: str, name: str) -> None:
+    entity = get_entity(session, entity_id)
+    if name not in entity.attrs:
+        raise NgsiError("ResourceNotFound", f"entity {entity_id} has no attribute `{name}`")
+    attrs = dict(entity.attrs)
+    del attrs[name]
+    entity.attrs = attrs
+    entity.modified_at = _stamp()
+    _place_fields(entity)
+
+
+def delete_all(session: Session, entity_ids: Sequence[str]) -> None:  # pragma: no cover - helper
+    session.execute(delete(Entity).where(Entity.id.in_(list(entity_ids))))
+
+
+# ---------------------------------------------------------------------------------------------
+# Queries
+
+
+@dataclass(frozen=True)
+class EntityQuery:
+    """The filters of ``GET /entities`` (each optional; together they AND)."""
+
+    types: tuple[str, ...] = ()
+    ids: tuple[str, ...] = ()
+    id_pattern: str | None = None
+    q: QNode | QTerm | None = None
+    attrs: tuple[str, ...] = ()
+    geo: GeoQuery | None = None
+    concept: str | None = None
+
+
+def query_entities(
+    session: Session, query: EntityQuery, *, limit: int, offset: int
+) -> tuple[list[Entity], int]:
+    """Matching entities ordered by id, one page of them, and the total count."""
+    statement = select(Entity).order_by(Entity.id)
+    if query.types:
+        statement = statement.where(Entity.type.in_(query.types))
+    if query.ids:
+        statement = statement.where(Entity.id.in_(query.ids))
+    if query.concept:
+        statement = statement.where(Entity.concept == query.concept)
+    if query.geo is not None:
+        box = query.geo.bounding_box()
+        if box is not None and query.geo.attribute == "location":
+            lat_min, lat_max, lon_min, lon_max = box
+            statement = statement.where(
+                Entity.lat.between(lat_min, lat_max), Entity.lon.between(lon_min, lon_max)
+            )
+    pattern = re.compile(query.id_pattern) if query.id_pattern else None
+    matched: list[Entity] = []
+    for entity in session.scalars(statement):
+        if pattern is not None and not pattern.fullmatch(entity.id):
+            continue
+        if query.attrs and not any(name in entity.attrs for name in query.attrs):
+            continue
+        if query.q is not None and not q_matches(query.q, entity.attrs):
+            continue
+        if query.geo is not None and not geo_matches(query.geo, entity.attrs):
+            continue
+        matched.append(entity)
+    return matched[offset : offset + limit], len(matched)
+
+
+def entity_types(session: Session) -> list[tuple[str, int]]:
+    """Entity types present, with how many entities each."""
+    from sqlalchemy import func
+
+    rows = session.execute(
+        select(Entity.type, func.count()).group_by(Entity.type).order_by(Entity.type)
+    )
+    return [(t, int(n)) for t, n in rows]
+
+
+def list_by_concept(session: Session, concept: str) -> list[Entity]:
+    """Entities of one PAS 182 concept (organisation, place, item, observation…)."""
+    return list(
+        session.scalars(select(Entity).where(Entity.concept == concept).order_by(Entity.id))
+    )
+
+
+def observed_sensor_ids(session: Session, entity_ids: Iterable[str]) -> dict[str, list[str]]:
+    """Entity id → ids of the sensors whose readings form its history."""
+    mapping: dict[str, list[str]] = {}
+    for sensor_id, entity_id in session.execute(
+        select(Sensor.id, Sensor.entity_id).where(Sensor.entity_id.in_(list(entity_ids)))
+    ):
+        mapping.setdefault(entity_id, []).append(sensor_id)
+    return mapping
+
+
+_ = now_us

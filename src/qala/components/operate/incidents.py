@@ -1,0 +1,539 @@
+"""Incidents: opened by rules or operators, deduplicated, routed to the responsible service by
+category and district, escalated by time, closed with a reason; every change is in the audit trail.
+
+Services are plain functions over a Session; they return ``IncidentView`` dataclasses so the
+dashboard and the API render the same thing.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from functools import lru_cache
+from importlib import resources
+from typing import Any
+
+import yaml
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from qala.components.operate.models import Incident, IncidentAudit, IncidentLink
+from qala.core.errors import ConflictError, NotFoundError, Problem, ValidationError
+
+SEVERITIES = ("info", "warning", "major", "critical")
+STATUSES = ("open", "acknowledged", "closed")
+SERVICES = ("emergency", "utilities", "police", "ecology")
+
+
+# ---------------------------------------------------------------------------------------------
+# Routing policy
+
+
+@dataclass(frozen=True)
+class RoutingPolicy:
+    """Categories → service, escalation deadlines and district overrides (``data/routing.yaml``)."""
+
+    categories: dict[str, dict[str, Any]]
+    escalation: dict[str, dict[str, float]]
+    escalation_targets: dict[int, str]
+    districts: dict[str, dict[str, str]]
+    close_reasons: tuple[str, ...]
+
+    def service_for(self, category: str, domain: str = "default") -> str:
+        entry = self.categories.get(category)
+        if entry is None:
+            raise ValidationError(
+                [
+                    Problem(
+                        f"unknown incident category; known: {', '.join(sorted(self.categories))}",
+                        column="category",
+                        value=category,
+                    )
+                ],
+                "cannot route the incident",
+            )
+        service = entry["service"]
+        if isinstance(service, dict):
+            return str(service.get(domain, service["default"]))
+        return str(service)
+
+    def unit_for(self, service: str, district: str | None) -> str:
+        override = self.districts.get(district or "", {}).get(service)
+        return override or f"{service}:{district or 'city'}"
+
+    def title_for(self, category: str) -> str:
+        return str(self.categories.get(category, {}).get("title", category.replace("_", " ")))
+
+    def deadlines(self, severity: str) -> tuple[timedelta, timedelta]:
+        rule = self.escalation.get(severity, self.escalation["info"])
+        return (
+            timedelta(minutes=float(rule["acknowledge_minutes"])),
+            timedelta(hours=float(rule["resolve_hours"])),
+        )
+
+
+@lru_cache(maxsize=1)
+def load_routing() -> RoutingPolicy:
+    """The bundled routing policy."""
+    text = (
+        resources.files("qala.components.operate").joinpath("data/routing.yaml").read_text("utf-8")
+    )
+    raw = yaml.safe_load(text)
+    return RoutingPolicy(
+        categories=dict(raw["categories"]),
+        escalation={k: dict(v) for k, v in raw["escalation"].items()},
+        escalation_targets={int(k): str(v) for k, v in raw["escalation_targets"].items()},
+        districts={k: dict(v) for k, v in (raw.get("districts") or {}).items()},
+        close_reasons=tuple(raw["close_reasons"]),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Views
+
+
+@dataclass
+class AuditEntry:
+    at: datetime
+    actor: str
+    action: str
+    details: dict[str, Any]
+
+
+@dataclass
+class IncidentView:
+    """An incident as the dashboard and the API show it."""
+
+    id: int
+    title: str
+    description: str
+    category: str
+    severity: str
+    status: str
+    service: str
+    unit: str
+    place_code: str | None
+    lat: float | None
+    lon: float | None
+    sensor: str | None
+    source: str
+    opened_by: str
+    assignee: str | None
+    escalation_level: int
+    opened_at: datetime
+    acknowledged_at: datetime | None
+    closed_at: datetime | None
+    close_reason: str | None
+    close_note: str | None
+    links: list[dict[str, Any]] = field(default_factory=list)
+    audit: list[AuditEntry] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        data = {k: v for k, v in self.__dict__.items() if k != "audit"}
+        for key in ("opened_at", "acknowledged_at", "closed_at"):
+            value = data[key]
+            data[key] = value.isoformat() if value else None
+        data["audit"] = [
+            {"at": a.at.isoformat(), "actor": a.actor, "action": a.action, "details": a.details}
+            for a in self.audit
+        ]
+        return data
+
+
+def view(incident: Incident, *, with_audit: bool = True) -> IncidentView:
+    return IncidentView(
+        id=incident.id,
+        title=incident.title,
+        description=incident.description,
+        category=incident.category,
+        severity=incident.severity,
+        status=incident.status,
+        service=incident.service,
+        unit=incident.unit,
+        place_code=incident.place_code,
+        lat=incident.lat,
+        lon=incident.lon,
+        sensor=incident.sensor,
+        source=incident.source,
+        opened_by=incident.opened_by,
+        assignee=incident.assignee,
+        escalation_level=incident.escalation_level,
+        opened_at=incident.opened_at,
+        acknowledged_at=incident.acknowledged_at,
+        closed_at=incident.closed_at,
+        close_reason=incident.close_reason,
+        close_note=incident.close_note,
+        links=[
+            {"kind": link.kind, "ref": link.ref, "distance_m": link.distance_m, "note": link.note}
+            for link in incident.links
+        ],
+        audit=[AuditEntry(a.at, a.actor, a.action, dict(a.details)) for a in incident.audit]
+        if with_audit
+        else [],
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Opening and deduplicating
+
+
+def dedup_key_for(
+    category: str,
+    *,
+    sensor: str | None,
+    place_code: str | None,
+    lat: float | None,
+    lon: float | None,
+) -> str:
+    """Two reports with the same key while one is open are the same incident.
+
+    Rule incidents key on (category, sensor); operator reports on (category, place) with the
+    position rounded to about 100 m, so two calls about the same burst pipe meet.
+    """
+    if sensor:
+        return f"{category}|sensor:{sensor}"
+    if lat is not None and lon is not None:
+        return f"{category}|at:{round(lat, 3):.3f},{round(lon, 3):.3f}"
+    return f"{category}|place:{place_code or 'city'}"
+
+
+def _audit(
+    session: Session, incident: Incident, at_: datetime, actor_: str, action_: str, **details: Any
+) -> None:
+    entry = IncidentAudit(
+        incident_id=incident.id, at=at_, actor=actor_, action=action_, details=details
+    )
+    session.add(entry)
+    incident.audit.append(entry)
+
+
+def find_open(session: Session, dedup_key: str) -> Incident | None:
+    return session.scalar(
+        select(Incident)
+        .where(Incident.dedup_key == dedup_key, Incident.status != "closed")
+        .order_by(Incident.id)
+        .limit(1)
+    )
+
+
+@dataclass
+class OpenResult:
+    incident: Incident
+    created: bool
+
+
+def open_incident(
+    session: Session,
+    *,
+    category: str,
+    severity: str,
+    now: datetime,
+    actor: str,
+    source: str = "operator",
+    title: str | None = None,
+    description: str = "",
+    place_code: str | None = None,
+    lat: float | None = None,
+    lon: float | None = None,
+    sensor: str | None = None,
+    domain: str = "default",
+    illustrative: bool = False,
+    evidence: dict[str, Any] | None = None,
+) -> OpenResult:
+    """Open an incident, or attach the report to the open incident with the same dedup key.
+
+    An attached report raises the open incident's severity when it is worse, and is recorded in
+    the audit trail as ``duplicate_report`` (operator) or ``evidence_added`` (rule).
+    """
+    problems = []
+    if severity not in SEVERITIES:
+        problems.append(
+            Problem(
+                f"severity must be one of {', '.join(SEVERITIES)}",
+                column="severity",
+                value=severity,
+            )
+        )
+    if (lat is None) != (lon is None):
+        problems.append(Problem("give both `lat` and `lon`, or neither", column="lat"))
+    if lat is not None and lon is not None and not (-90 <= lat <= 90 and -180 <= lon <= 180):
+        problems.append(
+            Problem("coordinates outside [-90..90, -180..180]", column="lat", value=(lat, lon))
+        )
+    if problems:
+        raise ValidationError(problems, "cannot open the incident")
+    policy = load_routing()
+    service = policy.service_for(category, domain)
+    key = dedup_key_for(category, sensor=sensor, place_code=place_code, lat=lat, lon=lon)
+    existing = find_open(session, key)
+    if existing is not None:
+        if SEVERITIES.index(severity) > SEVERITIES.index(existing.severity):
+            _audit(
+                session,
+                existing,
+                now,
+                actor,
+                "severity_raised",
+                **{"from": existing.severity, "to": severity},
+            )
+            existing.severity = severity
+        _audit(
+            session,
+            existing,
+            now,
+            actor,
+            "duplicate_report" if source == "operator" else "evidence_added",
+            **(evidence or {"description": description}),
+        )
+        return OpenResult(existing, created=False)
+    incident = Incident(
+        dedup_key=key,
+        title=title or policy.title_for(category),
+        description=description,
+        category=category,
+        severity=severity,
+        status="open",
+        service=service,
+        unit=policy.unit_for(service, place_code),
+        place_code=place_code,
+        lat=lat,
+        lon=lon,
+        sensor=sensor,
+        source=source,
+        opened_by=actor,
+        opened_at=now,
+        escalation_level=0,
+        illustrative=illustrative,
+    )
+    session.add(incident)
+    session.flush()
+    _audit(
+        session,
+        incident,
+        now,
+        actor,
+        "opened",
+        category=category,
+        severity=severity,
+        service=service,
+        unit=incident.unit,
+        **(evidence or {}),
+    )
+    return OpenResult(incident, created=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Life cycle
+
+
+def get_incident(session: Session, incident_id: int) -> Incident:
+    incident = session.get(Incident, incident_id)
+    if incident is None:
+        raise NotFoundError(f"no incident {incident_id}")
+    return incident
+
+
+def acknowledge(
+    session: Session, incident_id: int, *, actor: str, now: datetime, note: str | None = None
+) -> Incident:
+    incident = get_incident(session, incident_id)
+    if incident.status != "open":
+        raise ConflictError(
+            f"incident {incident_id} is {incident.status}; only an open incident is acknowledged"
+        )
+    incident.status = "acknowledged"
+    incident.acknowledged_at = now
+    incident.assignee = incident.assignee or actor
+    _audit(session, incident, now, actor, "acknowledged", note=note)
+    return incident
+
+
+def assign(
+    session: Session, incident_id: int, *, assignee: str, actor: str, now: datetime
+) -> Incident:
+    incident = get_incident(session, incident_id)
+    if incident.status == "closed":
+        raise ConflictError(f"incident {incident_id} is closed")
+    _audit(session, incident, now, actor, "assigned", **{"from": incident.assignee, "to": assignee})
+    incident.assignee = assignee
+    return incident
+
+
+def reroute(
+    session: Session, incident_id: int, *, service: str, actor: str, now: datetime, reason: str
+) -> Incident:
+    """Hand the incident to another service (e.g. ecology → emergency when people are at risk)."""
+    if service not in SERVICES:
+        raise ValidationError.single(
+            f"service must be one of {', '.join(SERVICES)}", column="service", value=service
+        )
+    incident = get_incident(session, incident_id)
+    if incident.status == "closed":
+        raise ConflictError(f"incident {incident_id} is closed")
+    unit = load_routing().unit_for(service, incident.place_code)
+    _audit(
+        session,
+        incident,
+        now,
+        actor,
+        "rerouted",
+        **{"from": incident.unit, "to": unit, "reason": reason},
+    )
+    incident.service, incident.unit = service, unit
+    return incident
+
+
+def close(
+    session: Session,
+    incident_id: int,
+    *,
+    reason: str,
+    actor: str,
+    now: datetime,
+    note: str | None = None,
+) -> Incident:
+    """Close with one of the policy's reasons (resolved, false_alarm, duplicate, sensor_fault…)."""
+    reasons = load_routing().close_reasons
+    if reason not in reasons:
+        raise ValidationError.single(
+            f"close reason must be one of {', '.join(reasons)}", column="reason", value=reason
+        )
+    incident = get_incident(session, incident_id)
+    if incident.status == "closed":
+        raise ConflictError(f"incident {incident_id} is already closed ({incident.close_reason})")
+    incident.status = "closed"
+    incident.closed_at = now
+    incident.close_reason = reason
+    incident.close_note = note
+    if incident.acknowledged_at is None:
+        incident.acknowledged_at = now
+    _audit(session, incident, now, actor, "closed", reason=reason, note=note)
+    return incident
+
+
+def add_note(
+    session: Session, incident_id: int, *, text: str, actor: str, now: datetime
+) -> Incident:
+    incident = get_incident(session, incident_id)
+    _audit(session, incident, now, actor, "note", text=text)
+    return incident
+
+
+def escalate_due(
+    session: Session, *, now: datetime, actor: str = "system:escalation"
+) -> list[Incident]:
+    """Escalate incidents past their deadlines: level 1 when not acknowledged in time, level 2
+    when not closed in time. Returns the incidents escalated now (each at most once per level)."""
+    policy = load_routing()
+    escalated = []
+    for incident in session.scalars(
+        select(Incident).where(Incident.status != "closed").order_by(Incident.id)
+    ):
+        ack_deadline, resolve_deadline = policy.deadlines(incident.severity)
+        opened = _aware(incident.opened_at)
+        level = incident.escalation_level
+        if incident.acknowledged_at is None and now - opened >= ack_deadline:
+            level = max(level, 1)
+        if now - opened >= resolve_deadline:
+            level = max(level, 2)
+        if level > incident.escalation_level:
+            target = policy.escalation_targets[level].format(service=incident.service)
+            _audit(
+                session,
+                incident,
+                now,
+                actor,
+                "escalated",
+                level=level,
+                to=target,
+                minutes_open=round((now - opened).total_seconds() / 60, 1),
+            )
+            incident.escalation_level = level
+            incident.escalated_at = now
+            escalated.append(incident)
+    return escalated
+
+
+def _aware(moment: datetime) -> datetime:
+    # SQLite gives naive datetimes back even for timezone-aware columns; they were stored in UTC.
+    from datetime import UTC
+
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def link(
+    session: Session,
+    incident_id: int,
+    *,
+    kind: str,
+    ref: str,
+    actor: str,
+    now: datetime,
+    distance_m: float | None = None,
+    note: str | None = None,
+) -> bool:
+    """Link the incident to an outside record (``citizen_request`` id, entity id); False if already linked."""
+    incident = get_incident(session, incident_id)
+    if any(x.kind == kind and x.ref == ref for x in incident.links):
+        return False
+    record = IncidentLink(
+        incident_id=incident.id, kind=kind, ref=ref, distance_m=distance_m, note=note
+    )
+    session.add(record)
+    incident.links.append(record)
+    _audit(session, incident, now, actor, "linked", kind=kind, ref=ref, distance_m=distance_m)
+    return True
+
+
+def list_incidents(
+    session: Session,
+    *,
+    status: str | None = None,
+    service: str | None = None,
+    category: str | None = None,
+    place_code: str | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> list[IncidentView]:
+    """Incidents, newest first, filtered by status (``active`` = not closed), service, category, place."""
+    query = select(Incident).order_by(Incident.opened_at.desc(), Incident.id.desc())
+    if status == "active":
+        query = query.where(Incident.status != "closed")
+    elif status:
+        query = query.where(Incident.status == status)
+    if service:
+        query = query.where(Incident.service == service)
+    if category:
+        query = query.where(Incident.category == category)
+    if place_code:
+        query = query.where(Incident.place_code == place_code)
+    rows = session.scalars(query.limit(limit).offset(offset))
+    return [view(row, with_audit=False) for row in rows]
+
+
+def nearby_open_incidents(
+    session: Session, *, lat: float, lon: float, at: datetime, radius_m: float, window: timedelta
+) -> list[tuple[Incident, float]]:
+    """Open (or recently closed) incidents within ``radius_m`` of a point and ``window`` of a time."""
+    from qala.components.operate.ngsi import haversine_m
+
+    dlat = math.degrees(radius_m / 6_371_008.8) * 1.01
+    dlon = dlat / max(math.cos(math.radians(min(89.0, abs(lat) + dlat))), 1e-6)
+    candidates = session.scalars(
+        select(Incident).where(
+            Incident.lat.between(lat - dlat, lat + dlat),
+            Incident.lon.between(lon - dlon, lon + dlon),
+        )
+    )
+    found = []
+    for incident in candidates:
+        opened = _aware(incident.opened_at)
+        closed = _aware(incident.closed_at) if incident.closed_at else None
+        if opened - window > at or (closed is not None and closed + window < at):
+            continue
+        assert incident.lat is not None and incident.lon is not None
+        distance = haversine_m(lat, lon, incident.lat, incident.lon)
+        if distance <= radius_m:
+            found.append((incident, distance))
+    return sorted(found, key=lambda pair: pair[1])

@@ -1,0 +1,720 @@
+"""Ingestion: store readings once, evaluate the rules on them, and turn findings into incidents —
+all in one transaction per batch, so an acknowledged batch is fully processed or not at all.
+
+Idempotence: ``(sensor, quantity, time)`` is unique in the history and a message ``id`` is unique
+too; a redelivered reading is ignored by the store and never reaches the rules. Order: each
+batch's new readings are fed to the detect engine in time order; a reading older than the
+newest one already evaluated for its stream is stored but not re-evaluated (the engine ignores it).
+
+The detect engine's streaming state is checkpointed into ``operate_detector_state`` (every batch
+by default; less often with ``checkpoint_every_s``). The row also holds the id of the newest
+observation evaluated, updated every batch under a row lock, so a process that finds it behind
+(after a restart, or because another process ingested) reloads the checkpoint and replays the
+stored observations after it — findings are deduplicated, so a replay never doubles an incident.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from qala.components.operate import incidents as incident_services
+from qala.components.operate.models import DetectorState, Entity, Observation, Sensor
+from qala.components.operate.models import Finding as FindingRow
+from qala.components.operate.readings import AIR_QUANTITIES, HEATING_QUANTITIES, Reading, domain_of
+from qala.engines.detect import (
+    Finding,
+    FindingKind,
+    RuleSet,
+    StreamingEvaluator,
+    air_quality_rules,
+    from_epoch_us,
+    heating_rules,
+)
+from qala.runtime import Context
+from qala.store.database import Database
+
+RUNNER_KEY = "operate.runner"
+
+
+def now_us() -> int:
+    return time.time_ns() // 1_000
+
+
+def sensor_entity_id(sensor: str) -> str:
+    """The context entity a raw sensor id feeds (``urn:ngsi-ld:Device:<sensor>``)."""
+    return sensor if sensor.startswith("urn:") else f"urn:ngsi-ld:Device:{sensor}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Rules runner: the detect engine's evaluators, one per rule set, with persisted state
+
+
+def default_rule_sets() -> dict[str, RuleSet]:
+    """The rule sets Operate runs: air quality (Kazakh ПДК + WHO 2021) and heating networks."""
+    return {
+        "air": air_quality_rules(
+            tuple(sorted(AIR_QUANTITIES & {"pm25", "pm10", "no2", "so2", "co", "o3"}))
+        ),
+        "heating": heating_rules(),
+    }
+
+
+@dataclass
+class _Loaded:
+    evaluator: StreamingEvaluator
+    last_observation_id: int
+    checkpointed_at: float
+
+
+class RulesRunner:
+    """Evaluates readings with the detect engine, keeping each rule set's state in the store.
+
+    Parameters
+    ----------
+    rule_sets
+        Name → rule set; a reading goes to the set of its quantity's domain (``air``, ``heating``).
+    checkpoint_every_s
+        Seconds between state checkpoints (0: every batch). Between checkpoints a restart replays
+        the stored observations, so nothing is lost either way; a longer interval only makes
+        high-rate ingestion cheaper.
+    """
+
+    def __init__(
+        self, rule_sets: dict[str, RuleSet] | None = None, *, checkpoint_every_s: float = 0.0
+    ) -> None:
+        self.rule_sets = rule_sets if rule_sets is not None else default_rule_sets()
+        self.checkpoint_every_s = checkpoint_every_s
+        self._loaded: dict[str, _Loaded] = {}
+
+    @staticmethod
+    def rule_set_of(quantity: str) -> str | None:
+        domain = domain_of(quantity)
+        return domain if domain in ("air", "heating") else None
+
+    def invalidate(self) -> None:
+        """Forget the in-memory state (after a failed transaction); it is reloaded from the store."""
+        self._loaded.clear()
+
+    def _lock_rows(self, session: Session, names: Iterable[str]) -> dict[str, DetectorState]:
+        rows: dict[str, DetectorState] = {}
+        for name in sorted(names):
+            row = session.scalar(
+                select(DetectorState).where(DetectorState.rule_set == name).with_for_update()
+            )
+            if row is None:
+                row = DetectorState(
+                    rule_set=name, state={}, last_observation_id=0, checkpoint_observation_id=0
+                )
+                session.add(row)
+                session.flush()
+            rows[name] = row
+        return rows
+
+    def _evaluator(
+        self,
+        session: Session,
+        name: str,
+        row: DetectorState,
+        groups: dict[str, str],
+        findings: list[Finding],
+    ) -> StreamingEvaluator:
+        loaded = self._loaded.get(name)
+        if loaded is not None and loaded.last_observation_id == row.last_observation_id:
+            loaded.evaluator.groups.update(groups)
+            return loaded.evaluator
+        rules = self.rule_sets[name]
+        all_groups = {s: g for s, g in session.execute(select(Sensor.id, Sensor.group_id)) if g}
+        all_groups.update(groups)
+        if row.state:
+            evaluator = StreamingEvaluator.from_state(rules, row.state, groups=all_groups)
+        else:
+            evaluator = StreamingEvaluator(rules, groups=all_groups)
+        # Replay what the checkpoint has not seen (ids are committed in order under the row lock).
+        if row.last_observation_id > row.checkpoint_observation_id:
+            replay = session.execute(
+                select(
+                    Observation.sensor,
+                    Observation.quantity,
+                    Observation.time_us,
+                    Observation.value,
+                    Observation.unit,
+                )
+                .where(
+                    Observation.id > row.checkpoint_observation_id,
+                    Observation.id <= row.last_observation_id,
+                )
+                .order_by(Observation.time_us, Observation.id)
+            )
+            for sensor, quantity, time_us, value, unit in replay:
+                if self.rule_set_of(quantity) == name:
+                    findings.extend(evaluator.feed_value(sensor, quantity, time_us, value, unit))
+        self._loaded[name] = _Loaded(evaluator, row.last_observation_id, time.monotonic())
+        return evaluator
+
+    def evaluate(
+        self,
+        session: Session,
+        rows: Sequence[tuple[int, str, str, int, float, str]],
+        *,
+        groups: dict[str, str],
+        silence_at_us: int | None = None,
+    ) -> list[Finding]:
+        """Feed new observations ``(id, sensor, quantity, time_us, value, unit)`` in time order."""
+        by_set: dict[str, list[tuple[int, str, str, int, float, str]]] = {}
+        for row in rows:
+            name = self.rule_set_of(row[2])
+            if name is not None and name in self.rule_sets:
+                by_set.setdefault(name, []).append(row)
+        names = set(by_set) if silence_at_us is None else set(self.rule_sets)
+        if not names:
+            return []
+        locked = self._lock_rows(session, names)
+        findings: list[Finding] = []
+        max_id = max((r[0] for r in rows), default=0)
+        for name in sorted(names):
+            state_row = locked[name]
+            evaluator = self._evaluator(session, name, state_row, groups, findings)
+            batch = sorted(by_set.get(name, []), key=lambda r: (r[3], r[0]))
+            feed = evaluator.feed_value
+            for _id, sensor, quantity, time_us, value, unit in batch:
+                out = feed(sensor, quantity, time_us, value, unit)
+                if out:
+                    findings.extend(out)
+            if silence_at_us is not None:
+                findings.extend(evaluator.check_silence(silence_at_us))
+            loaded = self._loaded[name]
+            if batch:
+                state_row.last_observation_id = max(state_row.last_observation_id, max_id)
+                loaded.last_observation_id = state_row.last_observation_id
+            due = time.monotonic() - loaded.checkpointed_at >= self.checkpoint_every_s
+            if due or silence_at_us is not None or not state_row.state:
+                state_row.state = evaluator.state()
+                state_row.checkpoint_observation_id = state_row.last_observation_id
+                loaded.checkpointed_at = time.monotonic()
+            state_row.updated_at = datetime.now(UTC)
+        return findings
+
+    def flush(self, session: Session) -> list[Finding]:
+        """Close every open window (end of a replay) and checkpoint."""
+        locked = self._lock_rows(session, self.rule_sets)
+        findings: list[Finding] = []
+        for name, row in locked.items():
+            evaluator = self._evaluator(session, name, row, {}, findings)
+            findings.extend(evaluator.flush())
+            row.state = evaluator.state()
+            row.checkpoint_observation_id = row.last_observation_id
+        return findings
+
+
+def runner_for(context: Context) -> RulesRunner:
+    """The context's rules runner (one per process, created on first use)."""
+    runner = context.extras.get(RUNNER_KEY)
+    if runner is None:
+        runner = context.extras[RUNNER_KEY] = RulesRunner()
+    return runner
+
+
+# ---------------------------------------------------------------------------------------------
+# Storing observations
+
+
+def _insert_observations(
+    session: Session, readings: Sequence[Reading], received: int
+) -> list[tuple[int, str, str, int, float, str]]:
+    """Insert readings, skipping duplicates; return the rows actually inserted."""
+    if not readings:
+        return []
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        raw = connection.connection.driver_connection
+        with raw.cursor() as cursor:  # type: ignore[union-attr]
+            cursor.execute(
+                "CREATE TEMP TABLE IF NOT EXISTS operate_incoming (seq integer, sensor text, quantity text, "
+                "time_us bigint, value double precision, unit text, message_id text) ON COMMIT DELETE ROWS"
+            )
+            with cursor.copy(
+                "COPY operate_incoming (seq, sensor, quantity, time_us, value, unit, message_id) FROM STDIN"
+            ) as copy:
+                for seq, r in enumerate(readings):
+                    copy.write_row(
+                        (seq, r.sensor, r.quantity, r.time_us, r.value, r.unit, r.message_id)
+                    )
+            cursor.execute(
+                "INSERT INTO operate_observation (sensor, quantity, time_us, value, unit, message_id, received_us) "
+                "SELECT sensor, quantity, time_us, value, unit, message_id, %s FROM operate_incoming ORDER BY seq "
+                "ON CONFLICT DO NOTHING RETURNING id, sensor, quantity, time_us, value, unit",
+                (received,),
+            )
+            inserted = cursor.fetchall()
+            cursor.execute("DELETE FROM operate_incoming")
+        return [tuple(row) for row in inserted]
+    # SQLite: one writer at a time, so the new rows are exactly those above the previous maximum.
+    before = session.scalar(select(func.coalesce(func.max(Observation.id), 0))) or 0
+    cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    cursor.executemany(
+        "INSERT INTO operate_observation (sensor, quantity, time_us, value, unit, message_id, received_us) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        [
+            (r.sensor, r.quantity, r.time_us, r.value, r.unit, r.message_id, received)
+            for r in readings
+        ],
+    )
+    cursor.execute(
+        "SELECT id, sensor, quantity, time_us, value, unit FROM operate_observation WHERE id > ? ORDER BY id",
+        (before,),
+    )
+    inserted = cursor.fetchall()
+    cursor.close()
+    return [tuple(row) for row in inserted]
+
+
+def _insert_ignore(session: Session, model: Any) -> Any:
+    return (
+        postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    )(model)
+
+
+# ---------------------------------------------------------------------------------------------
+# Findings → incidents
+
+_KIND_CATEGORY = {
+    FindingKind.FAULT: "sensor_fault",
+    FindingKind.SILENCE: "sensor_offline",
+    FindingKind.EPISODE: "air_pollution_episode",
+}
+
+
+def category_for(finding: Finding) -> str | None:
+    """The incident category a finding opens, or None when it is recorded only.
+
+    Anomalies are recorded for the operators' review but open nothing (they may be real or a
+    fault); exceedances of advisory (WHO) guidelines are recorded for the indicators; binding
+    Kazakh limits and heating ranges open incidents.
+    """
+    if finding.rule_id.endswith(":end") or finding.details.get("phase") == "end":
+        return None
+    if finding.kind in _KIND_CATEGORY:
+        if finding.kind == FindingKind.EPISODE and domain_of(finding.quantity) != "air":
+            return "heating"
+        return _KIND_CATEGORY[finding.kind]
+    if finding.kind == FindingKind.EXCEEDANCE:
+        if finding.rule_id.startswith("heating."):
+            return "heating"
+        if finding.quantity in HEATING_QUANTITIES:
+            return "heating"
+        if "who" in finding.rule_id:
+            return None
+        return "air_quality"
+    return None
+
+
+@dataclass
+class IngestReport:
+    """What one batch did."""
+
+    received: int = 0
+    stored: int = 0
+    duplicates: int = 0
+    findings: int = 0
+    incidents_opened: list[int] = field(default_factory=list)
+    incidents_updated: list[int] = field(default_factory=list)
+    changed_entities: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "received": self.received,
+            "stored": self.stored,
+            "duplicates": self.duplicates,
+            "findings": self.findings,
+            "incidents_opened": self.incidents_opened,
+            "incidents_updated": self.incidents_updated,
+            "seconds": round(self.seconds, 4),
+        }
+
+    def merge(self, other: IngestReport) -> None:
+        self.received += other.received
+        self.stored += other.stored
+        self.duplicates += other.duplicates
+        self.findings += other.findings
+        self.incidents_opened += other.incidents_opened
+        self.incidents_updated += other.incidents_updated
+        self.changed_entities += other.changed_entities
+        self.seconds += other.seconds
+
+
+def store_findings(
+    session: Session,
+    findings: Sequence[Finding],
+    *,
+    sensors: dict[str, Sensor],
+    now: datetime,
+    report: IngestReport,
+    illustrative: bool = False,
+) -> None:
+    """Insert findings (deduplicated by rule, sensor and start) and open/attach incidents."""
+    if not findings:
+        return
+    unique: dict[tuple[str, str, int], Finding] = {}
+    for finding in findings:
+        unique[finding.key] = finding  # a later finding with the same key (silence end) wins
+    records = [
+        {
+            "rule_id": f.rule_id,
+            "kind": str(f.kind),
+            "sensor": f.sensor,
+            "quantity": f.quantity,
+            "start_us": f.start_us,
+            "end_us": f.end_us,
+            "severity": f.severity.name.lower(),
+            "value": float(f.value),
+            "threshold": None if f.threshold is None else float(f.threshold),
+            "unit": f.unit,
+            "explanation": f.explanation,
+            "details": _jsonable(f.details),
+            "created_at": now,
+        }
+        for f in unique.values()
+    ]
+    new_keys: dict[tuple[str, str, int], int] = {}
+    for start in range(0, len(records), 500):
+        chunk = records[start : start + 500]
+        statement = _insert_ignore(session, FindingRow).values(chunk).on_conflict_do_nothing()
+        result = session.execute(
+            statement.returning(
+                FindingRow.id, FindingRow.rule_id, FindingRow.sensor, FindingRow.start_us
+            )
+        )
+        for finding_id, rule_id, sensor, start_us in result:
+            new_keys[(rule_id, sensor, start_us)] = finding_id
+    report.findings += len(new_keys)
+    for key, finding in unique.items():
+        if key in new_keys:
+            _incident_for(session, finding, new_keys[key], sensors, now, report, illustrative)
+        elif finding.details.get("phase") == "end":
+            _end_of_condition(session, finding, now, report)
+
+
+def _jsonable(details: dict[str, Any]) -> dict[str, Any]:
+    import json
+
+    return json.loads(json.dumps(details, default=str))
+
+
+def _incident_for(
+    session: Session,
+    finding: Finding,
+    finding_id: int,
+    sensors: dict[str, Sensor],
+    now: datetime,
+    report: IngestReport,
+    illustrative: bool,
+) -> None:
+    category = category_for(finding)
+    if category is None:
+        return
+    sensor = sensors.get(finding.sensor)
+    if sensor is None:
+        sensor = session.get(Sensor, finding.sensor)
+    severity = finding.severity.name.lower()
+    # Opened when the evidence ended (the present for live data, the past for a replay).
+    observed = from_epoch_us(max(finding.start_us, finding.end_us))
+    result = incident_services.open_incident(
+        session,
+        category=category,
+        severity=severity,
+        now=min(now, observed),
+        actor=f"rule:{finding.rule_id}",
+        source="rule",
+        title=None,
+        description=finding.explanation,
+        place_code=sensor.place_code if sensor else None,
+        lat=sensor.lat if sensor else None,
+        lon=sensor.lon if sensor else None,
+        sensor=finding.sensor,
+        domain=domain_of(finding.quantity),
+        illustrative=illustrative,
+        evidence={
+            "finding_id": finding_id,
+            "rule_id": finding.rule_id,
+            "kind": str(finding.kind),
+            "value": finding.value,
+            "threshold": finding.threshold,
+            "observed_at": from_epoch_us(finding.start_us).isoformat(),
+        },
+    )
+    session.execute(
+        update(FindingRow).where(FindingRow.id == finding_id).values(incident_id=result.incident.id)
+    )
+    (report.incidents_opened if result.created else report.incidents_updated).append(
+        result.incident.id
+    )
+
+
+def _end_of_condition(
+    session: Session, finding: Finding, now: datetime, report: IngestReport
+) -> None:
+    stored = session.scalar(
+        select(FindingRow).where(
+            FindingRow.rule_id == finding.rule_id,
+            FindingRow.sensor == finding.sensor,
+            FindingRow.start_us == finding.start_us,
+        )
+    )
+    if stored is None:
+        return
+    stored.end_us = finding.end_us
+    stored.explanation = finding.explanation
+    stored.details = _jsonable(finding.details)
+    if stored.incident_id is not None:
+        incident = incident_services.get_incident(session, stored.incident_id)
+        if incident.status != "closed":
+            incident_services._audit(
+                session,
+                incident,
+                now,
+                f"rule:{finding.rule_id}",
+                "condition_ended",
+                explanation=finding.explanation,
+            )
+            report.incidents_updated.append(incident.id)
+
+
+# ---------------------------------------------------------------------------------------------
+# The pipeline
+
+
+def _sensors_for(
+    session: Session, names: set[str], first_seen: dict[str, int], last_seen: dict[str, int]
+) -> dict[str, Sensor]:
+    known = (
+        {s.id: s for s in session.scalars(select(Sensor).where(Sensor.id.in_(names)))}
+        if names
+        else {}
+    )
+    for name in names - set(known):
+        sensor = Sensor(
+            id=name,
+            entity_id=sensor_entity_id(name),
+            status="active",
+            first_seen_us=first_seen[name],
+            last_seen_us=last_seen[name],
+        )
+        session.add(sensor)
+        known[name] = sensor
+    for name, sensor in known.items():
+        if sensor.last_seen_us is None or last_seen[name] > sensor.last_seen_us:
+            sensor.last_seen_us = last_seen[name]
+        if sensor.first_seen_us is None or first_seen[name] < sensor.first_seen_us:
+            sensor.first_seen_us = first_seen[name]
+    session.flush()
+    return known
+
+
+def _refresh_entities(
+    session: Session,
+    sensors: dict[str, Sensor],
+    latest: dict[tuple[str, str], tuple[int, float, str]],
+) -> list[str]:
+    """Keep each sensor's context entity showing its newest value per quantity (as NGSI-LD Properties)."""
+    by_entity: dict[str, dict[str, tuple[int, float, str]]] = {}
+    for (sensor_id, quantity), reading in latest.items():
+        by_entity.setdefault(sensors[sensor_id].entity_id, {})[quantity] = reading
+    if not by_entity:
+        return []
+    from qala.components.operate.readings import UNIT_CODES
+
+    codes = {unit: code for code, unit in UNIT_CODES.items()}
+    existing = {
+        e.id: e for e in session.scalars(select(Entity).where(Entity.id.in_(list(by_entity))))
+    }
+    stamp = datetime.now(UTC)
+    changed = []
+    for entity_id, values in by_entity.items():
+        entity = existing.get(entity_id)
+        if entity is None:
+            sensor = next(s for s in sensors.values() if s.entity_id == entity_id)
+            attrs: dict[str, Any] = {}
+            if sensor.lat is not None and sensor.lon is not None:
+                attrs["location"] = {
+                    "type": "GeoProperty",
+                    "value": {"type": "Point", "coordinates": [sensor.lon, sensor.lat]},
+                }
+            entity = Entity(
+                id=entity_id,
+                type="Device",
+                concept="item",
+                attrs=attrs,
+                lat=sensor.lat,
+                lon=sensor.lon,
+                place_code=sensor.place_code,
+                created_at=stamp,
+            )
+            session.add(entity)
+        attrs = dict(entity.attrs or {})
+        for quantity, (time_us, value, unit) in values.items():
+            current = attrs.get(quantity)
+            observed = from_epoch_us(time_us).isoformat().replace("+00:00", "Z")
+            if isinstance(current, dict) and str(current.get("observedAt", "")) > observed:
+                continue
+            attribute: dict[str, Any] = {"type": "Property", "value": value, "observedAt": observed}
+            if unit in codes:
+                attribute["unitCode"] = codes[unit]
+            attrs[quantity] = attribute
+        entity.attrs = attrs
+        entity.modified_at = stamp
+        changed.append(entity_id)
+    return changed
+
+
+def ingest_in_session(
+    session: Session,
+    readings: Sequence[Reading],
+    *,
+    runner: RulesRunner,
+    now: datetime | None = None,
+    refresh_entities: bool = True,
+    illustrative: bool = False,
+) -> IngestReport:
+    """Store, evaluate and act on a batch inside the caller's transaction."""
+    started = time.perf_counter()
+    now = now or datetime.now(UTC)
+    report = IngestReport(received=len(readings))
+    rows = _insert_observations(session, readings, now_us())
+    report.stored = len(rows)
+    report.duplicates = len(readings) - len(rows)
+    if rows:
+        first_seen: dict[str, int] = {}
+        last_seen: dict[str, int] = {}
+        latest: dict[tuple[str, str], tuple[int, float, str]] = {}
+        for _id, sensor, quantity, time_us, value, unit in rows:
+            if time_us > last_seen.get(sensor, -(2**62)):
+                last_seen[sensor] = time_us
+            if time_us < first_seen.get(sensor, 2**62):
+                first_seen[sensor] = time_us
+            key = (sensor, quantity)
+            if key not in latest or time_us >= latest[key][0]:
+                latest[key] = (time_us, value, unit)
+        sensors = _sensors_for(session, set(last_seen), first_seen, last_seen)
+        groups = {name: s.group_id for name, s in sensors.items() if s.group_id}
+        findings = runner.evaluate(session, rows, groups=groups)
+        store_findings(
+            session, findings, sensors=sensors, now=now, report=report, illustrative=illustrative
+        )
+        if refresh_entities:
+            report.changed_entities = _refresh_entities(session, sensors, latest)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def ingest(
+    context: Context | Database,
+    readings: Sequence[Reading],
+    *,
+    runner: RulesRunner | None = None,
+    now: datetime | None = None,
+    illustrative: bool = False,
+) -> IngestReport:
+    """Ingest one batch in one transaction; on return the batch is committed (safe to acknowledge).
+
+    Afterwards, subscriptions watching the changed entities are notified (from a background
+    thread) and ``operate.observations.ingested`` is published on the context's bus.
+    """
+    database = context.database if isinstance(context, Context) else context
+    if runner is None:
+        runner = runner_for(context) if isinstance(context, Context) else RulesRunner()
+    try:
+        with database.transaction() as session:
+            report = ingest_in_session(
+                session, readings, runner=runner, now=now, illustrative=illustrative
+            )
+    except BaseException:
+        runner.invalidate()
+        raise
+    if isinstance(context, Context):
+        after_commit(context, report)
+    return report
+
+
+def after_commit(context: Context, report: IngestReport) -> None:
+    from qala.components.operate.subscriptions import notify_changed
+    from qala.events import Event
+
+    if report.changed_entities:
+        notify_changed(context, report.changed_entities)
+    for incident_id in report.incidents_opened:
+        context.bus.publish(Event("operate.incident.opened", {"id": incident_id}))
+
+
+def check_silence(
+    context: Context, *, at_us: int | None = None, runner: RulesRunner | None = None
+) -> IngestReport:
+    """Findings (and incidents) for sensors that stopped reporting, as of ``at_us`` (default now)."""
+    runner = runner or runner_for(context)
+    report = IngestReport()
+    try:
+        with context.database.transaction() as session:
+            findings = runner.evaluate(session, [], groups={}, silence_at_us=at_us or now_us())
+            sensors = {s.id: s for s in session.scalars(select(Sensor))}
+            store_findings(session, findings, sensors=sensors, now=datetime.now(UTC), report=report)
+            for finding in findings:
+                if finding.kind == FindingKind.SILENCE and finding.sensor in sensors:
+                    sensors[finding.sensor].status = "silent"
+    except BaseException:
+        runner.invalidate()
+        raise
+    after_commit(context, report)
+    return report
+
+
+def flush_rules(
+    context: Context, *, runner: RulesRunner | None = None, illustrative: bool = False
+) -> IngestReport:
+    """Close the open windows of every stream (end of a replay) and act on the findings."""
+    runner = runner or runner_for(context)
+    report = IngestReport()
+    try:
+        with context.database.transaction() as session:
+            findings = runner.flush(session)
+            sensors = {s.id: s for s in session.scalars(select(Sensor))}
+            store_findings(
+                session,
+                findings,
+                sensors=sensors,
+                now=datetime.now(UTC),
+                report=report,
+                illustrative=illustrative,
+            )
+    except BaseException:
+        runner.invalidate()
+        raise
+    after_commit(context, report)
+    return report
+
+
+def register_sensors(session: Session, records: Iterable[dict[str, Any]]) -> int:
+    """Create or update sensors (id, name, place_code, group_id, lat, lon, entity_id)."""
+    count = 0
+    for record in records:
+        sensor = session.get(Sensor, record["id"])
+        if sensor is None:
+            sensor = Sensor(
+                id=record["id"],
+                entity_id=record.get("entity_id") or sensor_entity_id(record["id"]),
+                status="active",
+            )
+            session.add(sensor)
+        for key in ("name", "place_code", "group_id", "lat", "lon"):
+            if record.get(key) is not None:
+                setattr(sensor, key, record[key])
+        count += 1
+    session.flush()
+    return count

@@ -1,0 +1,165 @@
+"""Linking incidents to citizen requests about the same place and time — through events and ids,
+never by importing the requests component.
+
+When a ``requests311.*`` event carries a position (``lat`` and ``lon``/``long``) Operate keeps the
+request as a ``ServiceRequest`` context entity (PAS 182 concept *case*) and links it to open
+incidents within ``RADIUS_M`` and ``WINDOW``; when an operator opens an incident at a position,
+the requests already known near it are linked the same way. Operators can also link a request by
+its id (``request_ids`` when opening, or ``POST /incidents/{id}/links``).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from qala.components.operate import incidents as incident_services
+from qala.components.operate.models import Entity, Incident
+from qala.components.operate.ngsi import haversine_m
+from qala.components.operate.readings import parse_time_us
+from qala.events import Event
+from qala.runtime import Context
+
+RADIUS_M = 300.0
+WINDOW = timedelta(hours=48)
+REQUEST_TYPE = "ServiceRequest"
+
+
+def _number(payload: dict[str, Any], *names: str) -> float | None:
+    for name in names:
+        value = payload.get(name)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                continue
+    return None
+
+
+def _moment(payload: dict[str, Any], fallback: datetime) -> datetime:
+    for name in ("requested_datetime", "created_at", "time", "at"):
+        raw = payload.get(name)
+        if isinstance(raw, datetime):
+            return raw if raw.tzinfo else raw.replace(tzinfo=UTC)
+        if isinstance(raw, str):
+            try:
+                return datetime.fromtimestamp(parse_time_us(raw) / 1e6, UTC)
+            except ValueError:
+                continue
+    return fallback
+
+
+def record_citizen_request(
+    session: Session, payload: dict[str, Any], *, now: datetime
+) -> list[int]:
+    """Keep a citizen request (id, position, time) and link it to nearby incidents; returns their ids."""
+    request_id = payload.get("id", payload.get("service_request_id"))
+    lat, lon = _number(payload, "lat"), _number(payload, "lon", "long", "lng")
+    if request_id is None:
+        return []
+    at = _moment(payload, now)
+    entity_id = f"urn:ngsi-ld:{REQUEST_TYPE}:{request_id}"
+    entity = session.get(Entity, entity_id)
+    attrs: dict[str, Any] = {
+        "dateCreated": {"type": "Property", "value": at.isoformat()},
+        "requestId": {"type": "Property", "value": str(request_id)},
+    }
+    if payload.get("service") is not None:
+        attrs["category"] = {"type": "Property", "value": str(payload["service"])}
+    if lat is not None and lon is not None:
+        attrs["location"] = {
+            "type": "GeoProperty",
+            "value": {"type": "Point", "coordinates": [lon, lat]},
+        }
+    if entity is None:
+        entity = Entity(
+            id=entity_id,
+            type=REQUEST_TYPE,
+            concept="case",
+            attrs=attrs,
+            created_at=now,
+            modified_at=now,
+        )
+        session.add(entity)
+    else:
+        entity.attrs = {**entity.attrs, **attrs}
+        entity.modified_at = now
+    if lat is not None and lon is not None:
+        entity.lat, entity.lon = lat, lon
+    session.flush()
+    if entity.lat is None or entity.lon is None:
+        return []
+    linked = []
+    for incident, distance in incident_services.nearby_open_incidents(
+        session, lat=entity.lat, lon=entity.lon, at=at, radius_m=RADIUS_M, window=WINDOW
+    ):
+        if incident_services.link(
+            session,
+            incident.id,
+            kind="citizen_request",
+            ref=str(request_id),
+            actor="system:linker",
+            now=now,
+            distance_m=round(distance, 1),
+        ):
+            linked.append(incident.id)
+    return linked
+
+
+def link_requests_near(session: Session, incident: Incident, *, now: datetime) -> list[str]:
+    """Link the citizen requests already known within ``RADIUS_M``/``WINDOW`` of an incident."""
+    if incident.lat is None or incident.lon is None:
+        return []
+    opened = (
+        incident.opened_at if incident.opened_at.tzinfo else incident.opened_at.replace(tzinfo=UTC)
+    )
+    linked = []
+    for entity in session.scalars(
+        select(Entity).where(Entity.type == REQUEST_TYPE, Entity.lat.is_not(None))
+    ):
+        assert entity.lat is not None and entity.lon is not None
+        distance = haversine_m(incident.lat, incident.lon, entity.lat, entity.lon)
+        if distance > RADIUS_M:
+            continue
+        created = entity.attrs.get("dateCreated", {}).get("value")
+        try:
+            at = datetime.fromtimestamp(parse_time_us(created) / 1e6, UTC) if created else opened
+        except ValueError:
+            at = opened
+        if abs(at - opened) > WINDOW:
+            continue
+        ref = str(entity.attrs.get("requestId", {}).get("value", entity.id))
+        if incident_services.link(
+            session,
+            incident.id,
+            kind="citizen_request",
+            ref=ref,
+            actor="system:linker",
+            now=now,
+            distance_m=round(distance, 1),
+        ):
+            linked.append(ref)
+    return linked
+
+
+def subscribe_to_citizen_requests(context: Context) -> None:
+    """Listen to ``requests311.*`` events on the bus (the requests component is never imported)."""
+    if context.extras.get("operate.linker_subscribed"):
+        return
+    context.extras["operate.linker_subscribed"] = True
+
+    def handle(event: Event) -> None:
+        if not event.name.startswith("requests311."):
+            return
+        payload = dict(event.payload)
+        if _number(payload, "lat") is None and not payload.get("id"):
+            return
+        with context.database.transaction() as session:
+            record_citizen_request(session, payload, now=context.clock())
+
+    context.bus.subscribe("*", handle)

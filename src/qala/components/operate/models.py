@@ -1,0 +1,222 @@
+"""Operate's tables: context entities (NGSI-LD / PAS 182), sensors, observation history, detector
+state, findings, incidents with their audit trail and links, and NGSI-LD subscriptions.
+
+Times of observations are integer microseconds since the epoch (UTC), the detect engine's unit, so
+``(sensor, quantity, time_us)`` deduplicates exactly and history scans are integer range scans.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from qala.store.base import Base, utcnow
+
+# BIGINT on PostgreSQL, INTEGER on SQLite (so that it is the rowid alias and autoincrements).
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class Entity(Base):
+    """One context entity as NGSI-LD holds it: id, type and its attributes (normalised form).
+
+    ``concept`` is the PAS 182 concept the type maps to (organisation, place, community, item,
+    service, resource, event, observation…); ``lat``/``lon`` repeat the ``location`` point so that
+    geo-queries can pre-filter with an index before the exact distance is computed.
+    """
+
+    __tablename__ = "operate_entity"
+
+    id: Mapped[str] = mapped_column(String(256), primary_key=True)
+    type: Mapped[str] = mapped_column(String(256), index=True)
+    concept: Mapped[str] = mapped_column(String(32), index=True)
+    attrs: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    context: Mapped[Any] = mapped_column(JSON, nullable=True)
+    lat: Mapped[float | None] = mapped_column(Float)
+    lon: Mapped[float | None] = mapped_column(Float)
+    place_code: Mapped[str | None] = mapped_column(String(80), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    modified_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    __table_args__ = (Index("ix_operate_entity_lat_lon", "lat", "lon"),)
+
+
+class Sensor(Base):
+    """A source of observations: its context entity, district (for routing) and network group."""
+
+    __tablename__ = "operate_sensor"
+
+    id: Mapped[str] = mapped_column(String(256), primary_key=True)
+    entity_id: Mapped[str] = mapped_column(String(256), index=True)
+    name: Mapped[str | None] = mapped_column(String(200))
+    place_code: Mapped[str | None] = mapped_column(String(80), index=True)
+    group_id: Mapped[str | None] = mapped_column(String(80))
+    lat: Mapped[float | None] = mapped_column(Float)
+    lon: Mapped[float | None] = mapped_column(Float)
+    first_seen_us: Mapped[int | None] = mapped_column(BigInteger)
+    last_seen_us: Mapped[int | None] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Observation(Base):
+    """One stored reading (the history behind temporal queries and indicators)."""
+
+    __tablename__ = "operate_observation"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    sensor: Mapped[str] = mapped_column(String(256))
+    quantity: Mapped[str] = mapped_column(String(64))
+    time_us: Mapped[int] = mapped_column(BigInteger)
+    value: Mapped[float] = mapped_column(Float)
+    unit: Mapped[str] = mapped_column(String(32))
+    message_id: Mapped[str | None] = mapped_column(String(128))
+    received_us: Mapped[int] = mapped_column(BigInteger)
+
+    __table_args__ = (
+        UniqueConstraint("sensor", "quantity", "time_us"),
+        UniqueConstraint("message_id"),
+    )
+
+
+class DetectorState(Base):
+    """The detect engine's streaming state for one rule set, checkpointed with the history.
+
+    ``last_observation_id`` is the newest observation evaluated (updated every batch, under a row
+    lock); ``checkpoint_observation_id`` the newest one ``state`` includes. A process whose
+    in-memory state is behind reloads the checkpoint and replays the observations in between.
+    """
+
+    __tablename__ = "operate_detector_state"
+
+    rule_set: Mapped[str] = mapped_column(String(64), primary_key=True)
+    state: Mapped[dict[str, Any]] = mapped_column(JSON)
+    last_observation_id: Mapped[int] = mapped_column(BigInteger, default=0)
+    checkpoint_observation_id: Mapped[int] = mapped_column(BigInteger, default=0)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Finding(Base):
+    """A rule's conclusion (exceedance, episode, anomaly, fault, silence), deduplicated by key."""
+
+    __tablename__ = "operate_finding"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    rule_id: Mapped[str] = mapped_column(String(160))
+    kind: Mapped[str] = mapped_column(String(16), index=True)
+    sensor: Mapped[str] = mapped_column(String(256), index=True)
+    quantity: Mapped[str] = mapped_column(String(64))
+    start_us: Mapped[int] = mapped_column(BigInteger)
+    end_us: Mapped[int] = mapped_column(BigInteger)
+    severity: Mapped[str] = mapped_column(String(16))
+    value: Mapped[float] = mapped_column(Float)
+    threshold: Mapped[float | None] = mapped_column(Float)
+    unit: Mapped[str] = mapped_column(String(32))
+    explanation: Mapped[str] = mapped_column(Text)
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    incident_id: Mapped[int | None] = mapped_column(ForeignKey("operate_incident.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    __table_args__ = (UniqueConstraint("rule_id", "sensor", "start_us"),)
+
+
+class Incident(Base):
+    """Something a city service must act on, opened by a rule or an operator."""
+
+    __tablename__ = "operate_incident"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    dedup_key: Mapped[str] = mapped_column(String(300), index=True)
+    title: Mapped[str] = mapped_column(String(300))
+    description: Mapped[str] = mapped_column(Text, default="")
+    category: Mapped[str] = mapped_column(String(40), index=True)
+    severity: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), index=True, default="open")
+    service: Mapped[str] = mapped_column(String(40), index=True)
+    unit: Mapped[str] = mapped_column(String(120))
+    """The dispatch desk within the service (e.g. ``utilities:astana-esil``)."""
+    place_code: Mapped[str | None] = mapped_column(String(80), index=True)
+    lat: Mapped[float | None] = mapped_column(Float)
+    lon: Mapped[float | None] = mapped_column(Float)
+    sensor: Mapped[str | None] = mapped_column(String(256))
+    source: Mapped[str] = mapped_column(String(16))
+    opened_by: Mapped[str] = mapped_column(String(120))
+    assignee: Mapped[str | None] = mapped_column(String(120))
+    escalation_level: Mapped[int] = mapped_column(Integer, default=0)
+    opened_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    acknowledged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    escalated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    close_reason: Mapped[str | None] = mapped_column(String(40))
+    close_note: Mapped[str | None] = mapped_column(Text)
+    illustrative: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    audit: Mapped[list[IncidentAudit]] = relationship(
+        back_populates="incident", order_by="IncidentAudit.id", cascade="all, delete-orphan"
+    )
+    links: Mapped[list[IncidentLink]] = relationship(
+        back_populates="incident", order_by="IncidentLink.id", cascade="all, delete-orphan"
+    )
+
+
+class IncidentAudit(Base):
+    """One entry of an incident's audit trail: who did what, when, with what details."""
+
+    __tablename__ = "operate_incident_audit"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    incident_id: Mapped[int] = mapped_column(ForeignKey("operate_incident.id"), index=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    actor: Mapped[str] = mapped_column(String(120))
+    action: Mapped[str] = mapped_column(String(40))
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+    incident: Mapped[Incident] = relationship(back_populates="audit")
+
+
+class IncidentLink(Base):
+    """A link from an incident to something outside Operate (a citizen request, an entity)."""
+
+    __tablename__ = "operate_incident_link"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    incident_id: Mapped[int] = mapped_column(ForeignKey("operate_incident.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(40))
+    ref: Mapped[str] = mapped_column(String(256))
+    distance_m: Mapped[float | None] = mapped_column(Float)
+    note: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    incident: Mapped[Incident] = relationship(back_populates="links")
+
+    __table_args__ = (UniqueConstraint("incident_id", "kind", "ref"),)
+
+
+class Subscription(Base):
+    """An NGSI-LD subscription: which entities to watch and the HTTP endpoint to notify."""
+
+    __tablename__ = "operate_subscription"
+
+    id: Mapped[str] = mapped_column(String(256), primary_key=True)
+    body: Mapped[dict[str, Any]] = mapped_column(JSON)
+    endpoint: Mapped[str] = mapped_column(Text)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    times_sent: Mapped[int] = mapped_column(Integer, default=0)
+    last_notification: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_success: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_failure: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

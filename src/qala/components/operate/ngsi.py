@@ -1,0 +1,706 @@
+"""NGSI-LD (ETSI GS CIM 009) representation rules, without storage: normalising incoming entities
+(normalised or Smart Data Models key-values form), rendering them back, the ``q`` query language,
+geo-queries, and the ProblemDetails errors.
+
+Qala keeps attribute names as the client sent them (short names resolved by the client's
+``@context``) and gives the same ``@context`` back; it does not expand terms to IRIs. That is
+what a single-context city deployment needs and what the FIWARE client libraries expect.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+CORE_CONTEXT = "https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context-v1.8.jsonld"
+ERROR_BASE = "https://uri.etsi.org/ngsi-ld/errors/"
+
+ATTRIBUTE_TYPES = frozenset(
+    {
+        "Property",
+        "Relationship",
+        "GeoProperty",
+        "LanguageProperty",
+        "ListProperty",
+        "ListRelationship",
+        "VocabProperty",
+        "JsonProperty",
+    }
+)
+GEOJSON_TYPES = frozenset(
+    {"Point", "MultiPoint", "LineString", "MultiLineString", "Polygon", "MultiPolygon"}
+)
+# Attributes whose values NGSI-LD keeps as GeoProperty even in key-values input.
+GEO_ATTRIBUTES = frozenset({"location", "observationSpace", "operationSpace"})
+RESERVED = frozenset({"id", "type", "@context", "scope", "createdAt", "modifiedAt"})
+
+
+class NgsiError(Exception):
+    """An NGSI-LD error answered as ProblemDetails ``{type, title, detail}``.
+
+    ``kind`` is the last segment of the error type URI (``ResourceNotFound``, ``BadRequestData``…).
+    """
+
+    STATUS: ClassVar[dict[str, int]] = {
+        "InvalidRequest": 400,
+        "BadRequestData": 400,
+        "AlreadyExists": 409,
+        "OperationNotSupported": 422,
+        "ResourceNotFound": 404,
+        "InternalError": 500,
+        "TooComplexQuery": 403,
+        "TooManyResults": 403,
+        "LdContextNotAvailable": 503,
+        "NotAcceptable": 406,
+        "UnsupportedMediaType": 415,
+        "NoMultiTenantSupport": 501,
+        "Unauthorized": 401,
+        "Forbidden": 403,
+    }
+    TITLES: ClassVar[dict[str, str]] = {
+        "InvalidRequest": "The request associated to the operation is syntactically invalid",
+        "BadRequestData": "The request includes input data which does not meet the requirements",
+        "AlreadyExists": "The referred element already exists",
+        "OperationNotSupported": "The operation is not supported",
+        "ResourceNotFound": "The referred resource has not been found",
+        "InternalError": "There has been an error during the operation execution",
+        "TooComplexQuery": "The query is too complex",
+        "TooManyResults": "The query has too many results",
+        "NotAcceptable": "The requested media type is not acceptable",
+        "UnsupportedMediaType": "The request media type is not supported",
+        "Unauthorized": "Authentication is required",
+        "Forbidden": "The caller may not do this",
+    }
+
+    def __init__(self, kind: str, detail: str) -> None:
+        super().__init__(detail)
+        self.kind = kind
+        self.detail = detail
+
+    @property
+    def status(self) -> int:
+        return self.STATUS.get(self.kind, 400)
+
+    def problem(self) -> dict[str, Any]:
+        return {
+            "type": ERROR_BASE + self.kind,
+            "title": self.TITLES.get(self.kind, self.kind),
+            "detail": self.detail,
+        }
+
+
+def bad_data(detail: str) -> NgsiError:
+    return NgsiError("BadRequestData", detail)
+
+
+# ---------------------------------------------------------------------------------------------
+# PAS 182 concepts
+
+PAS182_CONCEPTS = (
+    "organisation",
+    "person",
+    "community",
+    "place",
+    "item",
+    "service",
+    "resource",
+    "event",
+    "observation",
+    "case",
+    "metric",
+    "plan",
+)
+
+_CONCEPT_OF_TYPE = {
+    "Organization": "organisation",
+    "Organisation": "organisation",
+    "Person": "person",
+    "Community": "community",
+    "Group": "community",
+    "Place": "place",
+    "Building": "place",
+    "Park": "place",
+    "Road": "place",
+    "RoadSegment": "place",
+    "District": "place",
+    "City": "place",
+    "AdministrativeArea": "place",
+    "PointOfInterest": "place",
+    "Device": "item",
+    "DeviceModel": "item",
+    "Streetlight": "item",
+    "StreetlightGroup": "item",
+    "StreetlightControlCabinet": "item",
+    "Vehicle": "item",
+    "ParkingSpot": "item",
+    "WasteContainer": "item",
+    "Asset": "item",
+    "Item": "item",
+    "Service": "service",
+    "PublicService": "service",
+    "Resource": "resource",
+    "WaterSupply": "resource",
+    "EnergySupply": "resource",
+    "Event": "event",
+    "Alert": "event",
+    "Incident": "case",
+    "ServiceRequest": "case",
+    "Case": "case",
+    "KeyPerformanceIndicator": "metric",
+    "Plan": "plan",
+}
+
+
+def pas182_concept(entity_type: str) -> str:
+    """The PAS 182 concept an NGSI-LD entity type stands for (``item`` when unknown).
+
+    Types ending in ``Observed`` or ``Observation`` (AirQualityObserved, WaterQualityObserved,
+    TrafficFlowObserved…) are observations.
+    """
+    short = entity_type.rsplit("/", 1)[-1].rsplit("#", 1)[-1]
+    if short in _CONCEPT_OF_TYPE:
+        return _CONCEPT_OF_TYPE[short]
+    if short.endswith(("Observed", "Observation", "Measurement")):
+        return "observation"
+    return "item"
+
+
+# ---------------------------------------------------------------------------------------------
+# Normalising input
+
+
+def normalise_attribute(name: str, raw: Any) -> dict[str, Any]:
+    """One attribute in normalised form: ``{"type": "Property", "value": ...}`` and kin.
+
+    Accepts the normalised form as it is and wraps key-values input (Smart Data Models
+    ``example.json`` style): GeoJSON geometries become GeoProperty, ``ref*`` URNs Relationships.
+    """
+    if isinstance(raw, Mapping) and raw.get("type") in ATTRIBUTE_TYPES:
+        attribute = dict(raw)
+        kind = attribute["type"]
+        if kind == "Relationship" and "object" not in attribute:
+            raise bad_data(f"relationship `{name}` has no `object`")
+        if kind in ("Property", "GeoProperty") and "value" not in attribute:
+            raise bad_data(f"attribute `{name}` of type {kind} has no `value`")
+        if kind == "GeoProperty":
+            check_geometry(name, attribute["value"])
+        for sub_name, sub in list(attribute.items()):
+            if sub_name in ("type", "value", "object", "observedAt", "unitCode", "datasetId"):
+                continue
+            if sub_name in ("createdAt", "modifiedAt", "languageMap", "valueList", "vocab", "json"):
+                continue
+            attribute[sub_name] = normalise_attribute(f"{name}.{sub_name}", sub)
+        if "observedAt" in attribute and not isinstance(attribute["observedAt"], str):
+            raise bad_data(f"`{name}.observedAt` must be an ISO 8601 date-time text")
+        return attribute
+    if isinstance(raw, list) and raw and all(isinstance(x, Mapping) and "type" in x for x in raw):
+        raise bad_data(f"attribute `{name}` has several instances (datasetId); not supported")
+    if isinstance(raw, Mapping) and raw.get("type") in GEOJSON_TYPES:
+        check_geometry(name, raw)
+        return {"type": "GeoProperty", "value": dict(raw)}
+    if (
+        name.startswith("ref")
+        and isinstance(raw, str)
+        and raw.startswith("urn:")
+        and len(name) > 3
+        and name[3].isupper()
+    ):
+        return {"type": "Relationship", "object": raw}
+    return {"type": "Property", "value": raw}
+
+
+def check_geometry(name: str, value: Any) -> None:
+    if not isinstance(value, Mapping) or value.get("type") not in GEOJSON_TYPES:
+        raise bad_data(f"GeoProperty `{name}` must hold a GeoJSON geometry (Point, Polygon…)")
+    coordinates = value.get("coordinates")
+    if not isinstance(coordinates, list) or not coordinates:
+        raise bad_data(f"GeoProperty `{name}` has no coordinates")
+    if value["type"] == "Point":
+        if len(coordinates) < 2 or not all(isinstance(c, int | float) for c in coordinates[:2]):
+            raise bad_data(f"point `{name}` must have [longitude, latitude] numbers")
+        lon, lat = coordinates[0], coordinates[1]
+        if not (-180 <= lon <= 180 and -90 <= lat <= 90):
+            raise bad_data(f"point `{name}` [{lon}, {lat}] is outside [-180..180, -90..90]")
+
+
+@dataclass
+class EntityInput:
+    """An incoming entity after validation: id, type, normalised attributes and @context."""
+
+    id: str
+    type: str
+    attrs: dict[str, dict[str, Any]]
+    context: Any = None
+
+
+_ID_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:\S+$")
+
+
+def check_entity_id(entity_id: Any) -> str:
+    if not isinstance(entity_id, str) or not _ID_PATTERN.match(entity_id):
+        raise bad_data(f"entity id {entity_id!r} is not a URI (e.g. urn:ngsi-ld:Device:kgmt-9)")
+    return entity_id
+
+
+def parse_entity(
+    body: Any, *, context: Any = None, require_id: bool = True, entity_id: str | None = None
+) -> EntityInput:
+    """Validate one entity body and normalise its attributes.
+
+    Parameters
+    ----------
+    body
+        The decoded JSON object.
+    context
+        The ``@context`` given by a Link header (``application/json`` requests).
+    """
+    if not isinstance(body, Mapping):
+        raise bad_data("an entity must be a JSON object")
+    identifier = body.get("id", entity_id)
+    if require_id or identifier is not None:
+        identifier = check_entity_id(identifier)
+    entity_type = body.get("type")
+    if isinstance(entity_type, list) and len(entity_type) == 1:
+        entity_type = entity_type[0]
+    if not isinstance(entity_type, str) or not entity_type:
+        raise bad_data(f"entity {identifier} needs a `type` (one text, e.g. AirQualityObserved)")
+    attrs = {
+        name: normalise_attribute(name, raw) for name, raw in body.items() if name not in RESERVED
+    }
+    return EntityInput(
+        id=str(identifier), type=entity_type, attrs=attrs, context=body.get("@context", context)
+    )
+
+
+def parse_fragment(body: Any) -> dict[str, dict[str, Any]]:
+    """Attributes of a PATCH/POST ``.../attrs`` body in normalised form."""
+    if not isinstance(body, Mapping):
+        raise bad_data("the attributes must be a JSON object")
+    return {
+        name: normalise_attribute(name, raw) for name, raw in body.items() if name not in RESERVED
+    }
+
+
+def point_of(attrs: Mapping[str, Any], name: str = "location") -> tuple[float, float] | None:
+    """(lat, lon) of a GeoProperty: the point itself, or the mean of a shape's vertices."""
+    attribute = attrs.get(name)
+    if not isinstance(attribute, Mapping):
+        return None
+    geometry = attribute.get("value")
+    if not isinstance(geometry, Mapping):
+        return None
+    points = list(_flatten_points(geometry.get("coordinates")))
+    if not points:
+        return None
+    lon = sum(p[0] for p in points) / len(points)
+    lat = sum(p[1] for p in points) / len(points)
+    return lat, lon
+
+
+def _flatten_points(coordinates: Any) -> Iterable[tuple[float, float]]:
+    if (
+        isinstance(coordinates, list)
+        and len(coordinates) >= 2
+        and all(isinstance(c, int | float) for c in coordinates[:2])
+    ):
+        yield float(coordinates[0]), float(coordinates[1])
+    elif isinstance(coordinates, list):
+        for item in coordinates:
+            yield from _flatten_points(item)
+
+
+# ---------------------------------------------------------------------------------------------
+# Rendering
+
+
+def render_entity(
+    entity_id: str,
+    entity_type: str,
+    attrs: Mapping[str, Any],
+    *,
+    key_values: bool = False,
+    pick: Iterable[str] | None = None,
+    context: Any = None,
+    system: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """An entity as the API answers it (normalised, or key-values with ``options=keyValues``)."""
+    wanted = set(pick) if pick else None
+    out: dict[str, Any] = {"id": entity_id, "type": entity_type}
+    if system:
+        out.update(system)
+    for name, attribute in attrs.items():
+        if wanted is not None and name not in wanted:
+            continue
+        out[name] = simplify(attribute) if key_values else attribute
+    if context is not None:
+        out["@context"] = context
+    return out
+
+
+def simplify(attribute: Mapping[str, Any]) -> Any:
+    if attribute.get("type") in ("Relationship", "ListRelationship"):
+        return attribute.get("object", attribute.get("objectList"))
+    if attribute.get("type") == "LanguageProperty":
+        return attribute.get("languageMap")
+    return attribute.get("value")
+
+
+def attribute_value(attribute: Mapping[str, Any]) -> Any:
+    return simplify(attribute)
+
+
+# ---------------------------------------------------------------------------------------------
+# The q query language (subset of clause 4.9): ``;`` and, ``|`` or, parentheses, comparisons
+# ==, !=, >, >=, <, <=, ~= (pattern), !~=, ranges ``a..b``, lists ``a,b``, bare attribute (exists),
+# paths ``attr.sub`` (sub-attribute) and ``attr[key]`` (a key inside a structured value).
+
+_TOKEN = re.compile(
+    r"\s*(?:(?P<lp>\()|(?P<rp>\))|(?P<and>;)|(?P<or>\|)"
+    r"|(?P<term>[^;|()]+?(?:(?:==|!=|>=|<=|~=|!~=|>|<)(?:\"(?:[^\"\\]|\\.)*\"|[^;|()])*)?(?=[;|()]|$)))"
+)
+_COMPARISON = re.compile(
+    r"^(?P<path>[A-Za-z0-9_.:@\[\]/#-]+?)\s*(?P<op>==|!=|>=|<=|!~=|~=|>|<)\s*(?P<value>.*)$",
+    re.S,
+)
+
+
+@dataclass(frozen=True)
+class QTerm:
+    path: tuple[str, ...]
+    op: str | None
+    value: Any
+
+
+@dataclass(frozen=True)
+class QNode:
+    op: str  # "and" | "or"
+    children: tuple[QNode | QTerm, ...]
+
+
+def parse_q(text: str) -> QNode | QTerm:
+    """Parse a ``q`` expression; raises ``NgsiError(InvalidRequest)`` naming the problem."""
+    tokens: list[tuple[str, str]] = []
+    position = 0
+    text = text.strip()
+    while position < len(text):
+        match = _TOKEN.match(text, position)
+        if match is None or match.end() == position:
+            raise NgsiError("InvalidRequest", f"q: cannot read from {text[position:]!r}")
+        kind = match.lastgroup or ""
+        tokens.append((kind, match.group(kind).strip()))
+        position = match.end()
+    index = 0
+
+    def expression() -> QNode | QTerm:
+        nonlocal index
+        parts = [conjunction()]
+        while index < len(tokens) and tokens[index][0] == "or":
+            index += 1
+            parts.append(conjunction())
+        return parts[0] if len(parts) == 1 else QNode("or", tuple(parts))
+
+    def conjunction() -> QNode | QTerm:
+        nonlocal index
+        parts = [atom()]
+        while index < len(tokens) and tokens[index][0] == "and":
+            index += 1
+            parts.append(atom())
+        return parts[0] if len(parts) == 1 else QNode("and", tuple(parts))
+
+    def atom() -> QNode | QTerm:
+        nonlocal index
+        if index >= len(tokens):
+            raise NgsiError("InvalidRequest", f"q: expression {text!r} ends too early")
+        kind, value = tokens[index]
+        index += 1
+        if kind == "lp":
+            inner = expression()
+            if index >= len(tokens) or tokens[index][0] != "rp":
+                raise NgsiError("InvalidRequest", f"q: missing `)` in {text!r}")
+            index += 1
+            return inner
+        if kind != "term":
+            raise NgsiError("InvalidRequest", f"q: unexpected {value!r} in {text!r}")
+        return _parse_term(value)
+
+    tree = expression()
+    if index != len(tokens):
+        raise NgsiError("InvalidRequest", f"q: unexpected {tokens[index][1]!r} in {text!r}")
+    return tree
+
+
+def _parse_path(raw: str) -> tuple[str, ...]:
+    parts: list[str] = []
+    for piece in raw.split("."):
+        while "[" in piece:
+            head, _, rest = piece.partition("[")
+            key, _, piece = rest.partition("]")
+            if head:
+                parts.append(head)
+            parts.append("[" + key)
+        if piece:
+            parts.append(piece)
+    if not parts:
+        raise NgsiError("InvalidRequest", f"q: empty attribute path in {raw!r}")
+    return tuple(parts)
+
+
+def _parse_value(raw: str) -> Any:
+    raw = raw.strip()
+    if len(raw) >= 2 and raw[0] == raw[-1] == '"':
+        return raw[1:-1].replace('\\"', '"')
+    if raw in ("true", "false"):
+        return raw == "true"
+    try:
+        number = float(raw)
+    except ValueError:
+        return raw
+    return (
+        int(number) if number.is_integer() and "." not in raw and "e" not in raw.lower() else number
+    )
+
+
+def _parse_term(text: str) -> QTerm:
+    match = _COMPARISON.match(text)
+    if match is None:
+        return QTerm(_parse_path(text.strip()), None, None)
+    op, raw = match.group("op"), match.group("value").strip()
+    if raw == "":
+        raise NgsiError("InvalidRequest", f"q: comparison {text!r} has no value")
+    value: Any
+    if op in ("==", "!=") and ".." in raw and not raw.startswith('"'):
+        low, _, high = raw.partition("..")
+        value = ("range", _parse_value(low), _parse_value(high))
+    elif op in ("==", "!=") and "," in raw and not raw.startswith('"'):
+        value = ("list", *(_parse_value(x) for x in raw.split(",")))
+    elif op in ("~=", "!~="):
+        pattern = raw[1:-1] if raw.startswith('"') and raw.endswith('"') else raw
+        try:
+            value = re.compile(pattern)
+        except re.error as exc:
+            raise NgsiError("InvalidRequest", f"q: bad pattern {pattern!r}: {exc}") from None
+    else:
+        value = _parse_value(raw)
+    return QTerm(_parse_path(match.group("path")), op, value)
+
+
+_MISSING = object()
+
+
+def _resolve(attrs: Mapping[str, Any], path: tuple[str, ...]) -> Any:
+    attribute = attrs.get(path[0])
+    if not isinstance(attribute, Mapping):
+        return _MISSING
+    current: Any = attribute
+    rest = path[1:]
+    for part in rest:
+        if part.startswith("["):
+            value = current.get("value") if "type" in current and "value" in current else current
+            if not isinstance(value, Mapping) or part[1:] not in value:
+                return _MISSING
+            current = value[part[1:]]
+        elif isinstance(current, Mapping) and part in current:
+            current = current[part]
+        else:
+            return _MISSING
+    if isinstance(current, Mapping) and current.get("type") in ATTRIBUTE_TYPES:
+        return simplify(current)
+    return current
+
+
+def _compare(actual: Any, op: str, expected: Any) -> bool:
+    if isinstance(actual, list):
+        return any(_compare(item, op, expected) for item in actual)
+    if isinstance(expected, tuple) and expected and expected[0] == "range":
+        inside = _ordered(actual, ">=", expected[1]) and _ordered(actual, "<=", expected[2])
+        return inside if op == "==" else not inside
+    if isinstance(expected, tuple) and expected and expected[0] == "list":
+        found = any(_equal(actual, candidate) for candidate in expected[1:])
+        return found if op == "==" else not found
+    if op == "==":
+        return _equal(actual, expected)
+    if op == "!=":
+        return not _equal(actual, expected)
+    if op in ("~=", "!~="):
+        matched = isinstance(actual, str) and expected.search(actual) is not None
+        return matched if op == "~=" else not matched
+    return _ordered(actual, op, expected)
+
+
+def _equal(actual: Any, expected: Any) -> bool:
+    if isinstance(actual, bool) or isinstance(expected, bool):
+        return actual is expected or (isinstance(expected, str) and str(actual).lower() == expected)
+    if isinstance(actual, int | float) and isinstance(expected, int | float):
+        return float(actual) == float(expected)
+    return str(actual) == str(expected)
+
+
+def _ordered(actual: Any, op: str, expected: Any) -> bool:
+    if isinstance(actual, bool):
+        return False
+    if isinstance(actual, int | float) and isinstance(expected, int | float):
+        a, b = float(actual), float(expected)
+    elif isinstance(actual, str):
+        a, b = actual, str(expected)  # type: ignore[assignment]
+    else:
+        return False
+    return {">": a > b, ">=": a >= b, "<": a < b, "<=": a <= b}[op]
+
+
+def q_matches(tree: QNode | QTerm, attrs: Mapping[str, Any]) -> bool:
+    """Whether an entity's (normalised) attributes satisfy a parsed ``q`` expression."""
+    if isinstance(tree, QNode):
+        results = (q_matches(child, attrs) for child in tree.children)
+        return all(results) if tree.op == "and" else any(results)
+    actual = _resolve(attrs, tree.path)
+    if tree.op is None:
+        return actual is not _MISSING
+    if actual is _MISSING:
+        return False
+    return _compare(actual, tree.op, tree.value)
+
+
+# ---------------------------------------------------------------------------------------------
+# Geo-queries (clause 4.10): near with max/minDistance, within, intersects (points), equals,
+# disjoint. Distances are great-circle metres (haversine on a 6,371,008.8 m sphere).
+
+EARTH_RADIUS_M = 6_371_008.8
+
+
+def haversine_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    dp, dl = p2 - p1, math.radians(lon2 - lon1)
+    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 2 * EARTH_RADIUS_M * math.asin(min(1.0, math.sqrt(a)))
+
+
+@dataclass(frozen=True)
+class GeoQuery:
+    relation: str
+    geometry: str
+    coordinates: Any
+    max_distance: float | None = None
+    min_distance: float | None = None
+    attribute: str = "location"
+
+    def bounding_box(self) -> tuple[float, float, float, float] | None:
+        """(lat_min, lat_max, lon_min, lon_max) that surely contains every match, for SQL."""
+        if self.relation == "near" and self.max_distance is not None and self.geometry == "Point":
+            lon, lat = self.coordinates[0], self.coordinates[1]
+            dlat = math.degrees(self.max_distance / EARTH_RADIUS_M) * 1.01
+            dlon = dlat / max(math.cos(math.radians(min(89.0, abs(lat) + dlat))), 1e-6)
+            return lat - dlat, lat + dlat, lon - dlon, lon + dlon
+        if self.relation == "within" and self.geometry == "Polygon":
+            ring = self.coordinates[0]
+            lons, lats = [p[0] for p in ring], [p[1] for p in ring]
+            return min(lats), max(lats), min(lons), max(lons)
+        return None
+
+
+def parse_geo_query(
+    georel: str | None, geometry: str | None, coordinates: str | None, geoproperty: str | None
+) -> GeoQuery | None:
+    """Validate the geo-query parameters; ``None`` when none are given."""
+    import json
+
+    if georel is None and geometry is None and coordinates is None:
+        return None
+    if not (georel and geometry and coordinates):
+        raise NgsiError(
+            "BadRequestData", "a geo-query needs `georel`, `geometry` and `coordinates` together"
+        )
+    if geometry not in GEOJSON_TYPES:
+        raise NgsiError("BadRequestData", f"geometry {geometry!r} is not a GeoJSON type")
+    try:
+        parsed = json.loads(coordinates)
+    except ValueError:
+        raise NgsiError(
+            "BadRequestData", f"coordinates {coordinates!r} are not a JSON array like [71.43,51.13]"
+        ) from None
+    relation, *modifiers = georel.split(";")
+    if relation not in (
+        "near",
+        "within",
+        "contains",
+        "intersects",
+        "equals",
+        "disjoint",
+        "overlaps",
+    ):
+        raise NgsiError("BadRequestData", f"georel {relation!r} is not an NGSI-LD relation")
+    max_distance = min_distance = None
+    for modifier in modifiers:
+        key, _, number = modifier.partition("==")
+        try:
+            distance = float(number)
+        except ValueError:
+            raise NgsiError(
+                "BadRequestData", f"georel modifier {modifier!r} needs a number"
+            ) from None
+        if key == "maxDistance":
+            max_distance = distance
+        elif key == "minDistance":
+            min_distance = distance
+        else:
+            raise NgsiError(
+                "BadRequestData", f"georel modifier {key!r} is not maxDistance/minDistance"
+            )
+    if relation == "near":
+        if geometry != "Point":
+            raise NgsiError("OperationNotSupported", "near is supported with a Point geometry")
+        if max_distance is None and min_distance is None:
+            raise NgsiError("BadRequestData", "near needs maxDistance or minDistance")
+    if geometry == "Point":
+        check_geometry("coordinates", {"type": "Point", "coordinates": parsed})
+    elif geometry == "Polygon" and not (
+        isinstance(parsed, list) and parsed and isinstance(parsed[0], list) and len(parsed[0]) >= 4
+    ):
+        raise NgsiError("BadRequestData", "a Polygon needs [[[lon,lat],…]] with a closed ring")
+    elif geometry not in ("Point", "Polygon"):
+        raise NgsiError("OperationNotSupported", f"geo-queries with {geometry} are not supported")
+    return GeoQuery(
+        relation, geometry, parsed, max_distance, min_distance, geoproperty or "location"
+    )
+
+
+def _point_in_ring(lat: float, lon: float, ring: list[list[float]]) -> bool:
+    inside = False
+    n = len(ring)
+    for i in range(n):
+        x1, y1 = ring[i][0], ring[i][1]
+        x2, y2 = ring[(i + 1) % n][0], ring[(i + 1) % n][1]
+        if (y1 > lat) != (y2 > lat):
+            cross = x1 + (lat - y1) * (x2 - x1) / (y2 - y1)
+            if lon < cross:
+                inside = not inside
+    return inside
+
+
+def geo_matches(query: GeoQuery, attrs: Mapping[str, Any]) -> bool:
+    """Whether the entity's GeoProperty satisfies the geo-query (points exactly, shapes by centroid)."""
+    point = point_of(attrs, query.attribute)
+    if point is None:
+        return False
+    lat, lon = point
+    if query.geometry == "Point":
+        qlon, qlat = query.coordinates[0], query.coordinates[1]
+        distance = haversine_m(lat, lon, qlat, qlon)
+        if query.relation == "near":
+            if query.max_distance is not None and distance > query.max_distance:
+                return False
+            return not (query.min_distance is not None and distance < query.min_distance)
+        if query.relation in ("equals", "intersects"):
+            return distance < 0.01
+        if query.relation == "disjoint":
+            return distance >= 0.01
+        return False
+    ring = query.coordinates[0]
+    inside = _point_in_ring(lat, lon, ring)
+    if query.relation in ("within", "intersects", "overlaps"):
+        return inside
+    if query.relation == "disjoint":
+        return not inside
+    return False
