@@ -72,7 +72,8 @@ class AttributeDefinition:
             variable=bool(data.get("variable", True)),
             datatype_description=str(data.get("datatype_description") or ""),
             values=tuple(
-                AttributeValue(str(v["key"]), dict(v.get("name") or {})) for v in data.get("values") or []
+                AttributeValue(str(v["key"]), dict(v.get("name") or {}))
+                for v in data.get("values") or []
             ),
         )
 
@@ -136,7 +137,12 @@ def _names(value: Any, where: str, problems: list[Problem], file: str) -> Names:
         return dict.fromkeys(LANGUAGES, "")
     extra = sorted(str(k) for k in value if k not in LANGUAGES)
     if extra:
-        problems.append(Problem(f"{where}: unexpected keys {', '.join(extra)} among names (quote texts with commas)", file=file))
+        problems.append(
+            Problem(
+                f"{where}: unexpected keys {', '.join(extra)} among names (quote texts with commas)",
+                file=file,
+            )
+        )
     missing = [lang for lang in LANGUAGES if not str(value.get(lang) or "").strip()]
     if missing:
         problems.append(Problem(f"{where}: missing name in {', '.join(missing)}", file=file))
@@ -149,14 +155,18 @@ def parse_catalogue(text: str, *, file: str = "catalogue.yaml") -> CityCatalogue
     try:
         data = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
-        raise_if_problems([Problem(f"not valid YAML: {exc}", file=file)], "the catalogue is invalid")
+        raise_if_problems(
+            [Problem(f"not valid YAML: {exc}", file=file)], "the catalogue is invalid"
+        )
         raise AssertionError("unreachable") from exc
     if not isinstance(data, dict) or not isinstance(data.get("jurisdiction"), dict):
         raise_if_problems([Problem("expected a `jurisdiction:` mapping at the top", file=file)])
     head = data["jurisdiction"]
     code = str(head.get("code") or "").strip().lower()
     if not code:
-        problems.append(Problem("jurisdiction: `code` is required (the city's place code)", file=file))
+        problems.append(
+            Problem("jurisdiction: `code` is required (the city's place code)", file=file)
+        )
     catalogue = CityCatalogue(
         code=code,
         name=_names(head.get("name"), "jurisdiction", problems, file),
@@ -188,30 +198,46 @@ def parse_catalogue(text: str, *, file: str = "catalogue.yaml") -> CityCatalogue
         where = f"services[{i}] `{s.get('code')}`"
         service_code = str(s.get("code") or "")
         if not service_code or service_code in seen:
-            problems.append(Problem(f"{where}: service codes must be present and unique", file=file))
+            problems.append(
+                Problem(f"{where}: service codes must be present and unique", file=file)
+            )
         seen.add(service_code)
         department = s.get("department")
         if department is not None and department not in department_codes:
             problems.append(Problem(f"{where}: unknown department `{department}`", file=file))
         sla = s.get("sla_hours")
         if not isinstance(sla, int | float) or sla <= 0:
-            problems.append(Problem(f"{where}: `sla_hours` must be a positive number", file=file, value=sla))
+            problems.append(
+                Problem(f"{where}: `sla_hours` must be a positive number", file=file, value=sla)
+            )
             sla = 1.0
         service_type = str(s.get("type") or "realtime")
         if service_type not in SERVICE_TYPES:
-            problems.append(Problem(f"{where}: `type` must be one of {', '.join(SERVICE_TYPES)}", file=file))
+            problems.append(
+                Problem(f"{where}: `type` must be one of {', '.join(SERVICE_TYPES)}", file=file)
+            )
         attributes = []
         attribute_codes: set[str] = set()
         for order, a in enumerate(s.get("attributes") or [], start=1):
             a_where = f"{where} attribute `{a.get('code')}`"
             datatype = a.get("datatype")
             if datatype not in DATATYPES:
-                problems.append(Problem(f"{a_where}: datatype must be one of {', '.join(DATATYPES)}", file=file, value=datatype))
+                problems.append(
+                    Problem(
+                        f"{a_where}: datatype must be one of {', '.join(DATATYPES)}",
+                        file=file,
+                        value=datatype,
+                    )
+                )
             if not a.get("code") or a["code"] in attribute_codes:
-                problems.append(Problem(f"{a_where}: attribute codes must be present and unique", file=file))
+                problems.append(
+                    Problem(f"{a_where}: attribute codes must be present and unique", file=file)
+                )
             attribute_codes.add(str(a.get("code")))
             values = tuple(
-                AttributeValue(str(v.get("key")), _names(v.get("name"), f"{a_where} value", problems, file))
+                AttributeValue(
+                    str(v.get("key")), _names(v.get("name"), f"{a_where} value", problems, file)
+                )
                 for v in a.get("values") or []
             )
             if datatype in LIST_DATATYPES and not values:
@@ -249,7 +275,9 @@ def parse_catalogue(text: str, *, file: str = "catalogue.yaml") -> CityCatalogue
             priority=int(r.get("priority", 100)),
         )
         if rule.department not in department_codes:
-            problems.append(Problem(f"routing[{i}]: unknown department `{rule.department}`", file=file))
+            problems.append(
+                Problem(f"routing[{i}]: unknown department `{rule.department}`", file=file)
+            )
         if rule.service is not None and rule.service not in seen:
             problems.append(Problem(f"routing[{i}]: unknown service `{rule.service}`", file=file))
         if rule.district is not None and rule.district not in district_codes:
@@ -311,7 +339,11 @@ def check_attributes(
             wrong = [v for v in raw if v not in allowed]
             if wrong:
                 problems.append(
-                    Problem(f"expected keys among {', '.join(sorted(allowed))}", column=column, value=wrong[0])
+                    Problem(
+                        f"expected keys among {', '.join(sorted(allowed))}",
+                        column=column,
+                        value=wrong[0],
+                    )
                 )
                 continue
             clean[definition.code] = list(dict.fromkeys(raw))
@@ -323,7 +355,9 @@ def check_attributes(
         if datatype == "singlevaluelist":
             if value not in allowed:
                 problems.append(
-                    Problem(f"expected one of {', '.join(sorted(allowed))}", column=column, value=value)
+                    Problem(
+                        f"expected one of {', '.join(sorted(allowed))}", column=column, value=value
+                    )
                 )
             else:
                 clean[definition.code] = value
@@ -341,12 +375,22 @@ def check_attributes(
                 clean[definition.code] = parse_w3_datetime(value).isoformat().replace("+00:00", "Z")
             except (ValueError, OverflowError):
                 problems.append(
-                    Problem("expected a date-time such as 2025-01-31T08:00:00+05:00", column=column, value=value[:50])
+                    Problem(
+                        "expected a date-time such as 2025-01-31T08:00:00+05:00",
+                        column=column,
+                        value=value[:50],
+                    )
                 )
         else:  # string, text
             limit = MAX_TEXT if datatype == "text" else MAX_STRING
             if len(value) > limit:
-                problems.append(Problem(f"at most {limit} characters", column=column, value=f"{len(value)} characters"))
+                problems.append(
+                    Problem(
+                        f"at most {limit} characters",
+                        column=column,
+                        value=f"{len(value)} characters",
+                    )
+                )
             else:
                 clean[definition.code] = value
     return clean, problems

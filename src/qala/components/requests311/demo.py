@@ -33,7 +33,9 @@ ILLUSTRATIVE_NOTE = "(illustrative demo request, generated)"
 
 def astana_catalogue() -> CityCatalogue:
     """The bundled catalogue of Astana (ten-plus services, anonymous reports accepted, like 109)."""
-    text = (resources.files("qala.components.requests311") / "data" / "astana.yaml").read_text(encoding="utf-8")
+    text = (resources.files("qala.components.requests311") / "data" / "astana.yaml").read_text(
+        encoding="utf-8"
+    )
     return parse_catalogue(text, file="astana.yaml")
 
 
@@ -44,7 +46,11 @@ class DemoReport:
     indicator_values: int
 
     def summary(self) -> str:
-        made = f"{self.requests_created} illustrative requests" if self.requests_created else "requests already there"
+        made = (
+            f"{self.requests_created} illustrative requests"
+            if self.requests_created
+            else "requests already there"
+        )
         return f"Astana catalogue of {self.services} services; {made}; {self.indicator_values} indicator values"
 
 
@@ -55,16 +61,22 @@ _SAMPLE_VALUES = {
 }
 
 
-def _attributes(rng: np.random.Generator, jurisdiction: JurisdictionInfo, code: str, moment: datetime) -> dict[str, list[str]]:
+def _attributes(
+    rng: np.random.Generator, jurisdiction: JurisdictionInfo, code: str, moment: datetime
+) -> dict[str, list[str]]:
     chosen: dict[str, list[str]] = {}
     for attribute in jurisdiction.services[code].attributes:
         if not attribute.required and rng.random() < 0.5:
             continue
         if attribute.datatype == "singlevaluelist":
-            chosen[attribute.code] = [attribute.values[int(rng.integers(len(attribute.values)))].key]
+            chosen[attribute.code] = [
+                attribute.values[int(rng.integers(len(attribute.values)))].key
+            ]
         elif attribute.datatype == "multivaluelist":
             k = int(rng.integers(1, len(attribute.values) + 1))
-            chosen[attribute.code] = [v.key for v in rng.permutation(np.array(attribute.values, dtype=object))[:k]]
+            chosen[attribute.code] = [
+                v.key for v in rng.permutation(np.array(attribute.values, dtype=object))[:k]
+            ]
         elif attribute.datatype == "datetime":
             chosen[attribute.code] = [(moment - timedelta(hours=2)).isoformat()]
         else:
@@ -72,14 +84,18 @@ def _attributes(rng: np.random.Generator, jurisdiction: JurisdictionInfo, code: 
     return chosen
 
 
-def generate_requests(context: Context, jurisdiction: JurisdictionInfo, *, count: int, seed: int = 109) -> int:
+def generate_requests(
+    context: Context, jurisdiction: JurisdictionInfo, *, count: int, seed: int = 109
+) -> int:
     """Add ``count`` illustrative requests from ``DEMO_START`` to now, with their lifecycles."""
     rng = np.random.default_rng(seed)
     now = context.clock()
     span = (now - DEMO_START).total_seconds()
     codes = sorted(jurisdiction.services)
     # Heating and snow dominate a Kazakh winter; weights are illustrative.
-    weights = np.array([3.0 if c in ("heating", "snow_removal", "waste_collection") else 1.0 for c in codes])
+    weights = np.array(
+        [3.0 if c in ("heating", "snow_removal", "waste_collection") else 1.0 for c in codes]
+    )
     weights /= weights.sum()
     moments = sorted(DEMO_START + timedelta(seconds=float(s)) for s in rng.uniform(0, span, count))
     districts = [d for d in jurisdiction.districts if d.get("lat") is not None]
@@ -103,16 +119,24 @@ def generate_requests(context: Context, jurisdiction: JurisdictionInfo, *, count
             # Hours to close: lognormal around 60 % of the SLA, so roughly a quarter are late.
             hours = float(rng.lognormal(np.log(0.6 * sla), 0.6))
             if recent_ids and rng.random() < 0.04:
-                original = recent_ids[int(rng.integers(max(0, len(recent_ids) - 5), len(recent_ids)))]
-                Requests(session, jurisdiction, actor="operator", now=moment + timedelta(minutes=30)).merge_duplicate(request_id, into=original)
+                original = recent_ids[
+                    int(rng.integers(max(0, len(recent_ids) - 5), len(recent_ids)))
+                ]
+                Requests(
+                    session, jurisdiction, actor="operator", now=moment + timedelta(minutes=30)
+                ).merge_duplicate(request_id, into=original)
                 continue
             recent_ids.append(request_id)
             acknowledged = moment + timedelta(hours=min(hours / 4, 2.0))
             closed_at = moment + timedelta(hours=hours)
             if acknowledged < now:
-                Requests(session, jurisdiction, actor="operator", now=acknowledged).acknowledge(request_id)
+                Requests(session, jurisdiction, actor="operator", now=acknowledged).acknowledge(
+                    request_id
+                )
             if moment + timedelta(hours=hours / 2) < now:
-                Requests(session, jurisdiction, actor="operator", now=moment + timedelta(hours=hours / 2)).start(request_id)
+                Requests(
+                    session, jurisdiction, actor="operator", now=moment + timedelta(hours=hours / 2)
+                ).start(request_id)
             if closed_at < now:
                 Requests(session, jurisdiction, actor="operator", now=closed_at).close(
                     request_id, reason="resolved", note="Fixed. (illustrative)"
@@ -123,9 +147,13 @@ def generate_requests(context: Context, jurisdiction: JurisdictionInfo, *, count
                         Requests(session, jurisdiction, actor="operator", now=reopened).reopen(
                             request_id, reason="The problem came back. (illustrative)"
                         )
-                        again = reopened + timedelta(hours=float(rng.lognormal(np.log(0.5 * sla), 0.5)))
+                        again = reopened + timedelta(
+                            hours=float(rng.lognormal(np.log(0.5 * sla), 0.5))
+                        )
                         if again < now:
-                            Requests(session, jurisdiction, actor="operator", now=again).close(request_id, reason="resolved")
+                            Requests(session, jurisdiction, actor="operator", now=again).close(
+                                request_id, reason="resolved"
+                            )
     return created
 
 
@@ -138,7 +166,9 @@ def load_demo(context: Context, *, count: int = DEMO_REQUESTS) -> DemoReport:
     with context.database.transaction() as session:
         jurisdiction = load_catalogue(session, catalogue)
         existing = session.scalar(
-            select(func.count()).select_from(Request).where(Request.jurisdiction_id == jurisdiction.id, Request.illustrative.is_(True))
+            select(func.count())
+            .select_from(Request)
+            .where(Request.jurisdiction_id == jurisdiction.id, Request.illustrative.is_(True))
         )
     created = 0 if existing else generate_requests(context, jurisdiction, count=count)
     with context.database.session() as session:

@@ -113,7 +113,8 @@ def attribute_entry(attribute: AttributeDefinition, language: str) -> dict[str, 
     }
     if attribute.values:
         entry["values"] = [
-            {"key": v.key, "name": v.name.get(language) or v.name.get("en", v.key)} for v in attribute.values
+            {"key": v.key, "name": v.name.get(language) or v.name.get("en", v.key)}
+            for v in attribute.values
         ]
     return entry
 

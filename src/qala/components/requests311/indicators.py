@@ -65,7 +65,16 @@ class RequestIndicators:
                 if value is None or not np.isfinite(value):
                     continue
                 note = f"{int(record.requests)} requests, {int(record.closed)} closed"
-                rows.append((self.jurisdiction, INDICATORS[key], int(record.year), float(value), SOURCE, note))
+                rows.append(
+                    (
+                        self.jurisdiction,
+                        INDICATORS[key],
+                        int(record.year),
+                        float(value),
+                        SOURCE,
+                        note,
+                    )
+                )
         return pd.DataFrame(rows, columns=["place", "indicator", "year", "value", "source", "note"])
 
 
@@ -88,18 +97,32 @@ def request_frame(session: Session, jurisdiction: JurisdictionInfo) -> pd.DataFr
     ).all()
     frame = pd.DataFrame(
         rows,
-        columns=["id", "service", "requested_at", "sla_hours", "closed_at", "status", "close_reason", "reopen_count", "illustrative"],
+        columns=[
+            "id",
+            "service",
+            "requested_at",
+            "sla_hours",
+            "closed_at",
+            "status",
+            "close_reason",
+            "reopen_count",
+            "illustrative",
+        ],
     )
     for column in ("requested_at", "closed_at"):
         frame[column] = pd.to_datetime(frame[column], utc=True)
     # The deadline counts from filing, even when a reopen gave the department a fresh one.
-    frame["deadline"] = frame["requested_at"] + pd.to_timedelta(frame["sla_hours"].astype(float), unit="h")
+    frame["deadline"] = frame["requested_at"] + pd.to_timedelta(
+        frame["sla_hours"].astype(float), unit="h"
+    )
     return frame
 
 
 def summarise(frame: pd.DataFrame, *, now: datetime) -> pd.DataFrame:
     """The figures for one group of requests (a city-year or a service-year) as a one-row frame."""
-    now_ts = pd.Timestamp(now).tz_convert(UTC) if pd.Timestamp(now).tzinfo else pd.Timestamp(now, tz=UTC)
+    now_ts = (
+        pd.Timestamp(now).tz_convert(UTC) if pd.Timestamp(now).tzinfo else pd.Timestamp(now, tz=UTC)
+    )
     originals = frame[frame["close_reason"].fillna("") != "duplicate"]
     closed = originals[originals["status"] == "closed"]
     hours = (closed["closed_at"] - closed["requested_at"]).dt.total_seconds().to_numpy() / 3600.0
@@ -112,7 +135,9 @@ def summarise(frame: pd.DataFrame, *, now: datetime) -> pd.DataFrame:
             "median_hours_to_close": [float(np.median(hours)) if len(hours) else np.nan],
             "p90_hours_to_close": [float(np.percentile(hours, 90)) if len(hours) else np.nan],
             "share_closed_within_sla": [100.0 * float(on_time.mean()) if len(known) else np.nan],
-            "reopen_rate": [100.0 * float((closed["reopen_count"] > 0).mean()) if len(closed) else np.nan],
+            "reopen_rate": [
+                100.0 * float((closed["reopen_count"] > 0).mean()) if len(closed) else np.nan
+            ],
         }
     )
 
@@ -153,10 +178,14 @@ def compute_indicators(
             service_rows.append(srow)
     by_city = pd.concat(city_rows, ignore_index=True) if city_rows else pd.DataFrame()
     by_service = pd.concat(service_rows, ignore_index=True) if service_rows else pd.DataFrame()
-    return RequestIndicators(jurisdiction.code, by_city, by_service, bool(frame["illustrative"].any()))
+    return RequestIndicators(
+        jurisdiction.code, by_city, by_service, bool(frame["illustrative"].any())
+    )
 
 
-def _catalogue_populations(session: Session, place_code: str, years: list[int]) -> dict[int, int | None]:
+def _catalogue_populations(
+    session: Session, place_code: str, years: list[int]
+) -> dict[int, int | None]:
     from qala.components.catalog.services import get_place, population
     from qala.core.errors import NotFoundError
 
@@ -167,7 +196,9 @@ def _catalogue_populations(session: Session, place_code: str, years: list[int]) 
     return {year: population(session, place.id, year) for year in years}
 
 
-def write_indicators(database: Database, result: RequestIndicators, *, imported_by: str | None = None) -> int:
+def write_indicators(
+    database: Database, result: RequestIndicators, *, imported_by: str | None = None
+) -> int:
     """Write the city figures to the catalogue (marked illustrative when any request was)."""
     from qala.components.catalog.services import import_frame
 

@@ -56,7 +56,9 @@ class Department(Base):
     __tablename__ = "requests311_department"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    jurisdiction_id: Mapped[int] = mapped_column(ForeignKey("requests311_jurisdiction.id"), index=True)
+    jurisdiction_id: Mapped[int] = mapped_column(
+        ForeignKey("requests311_jurisdiction.id"), index=True
+    )
     code: Mapped[str] = mapped_column(String(80))
     name_kk: Mapped[str] = mapped_column(String(300))
     name_ru: Mapped[str] = mapped_column(String(300))
@@ -72,7 +74,9 @@ class Service(Base):
     __tablename__ = "requests311_service"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    jurisdiction_id: Mapped[int] = mapped_column(ForeignKey("requests311_jurisdiction.id"), index=True)
+    jurisdiction_id: Mapped[int] = mapped_column(
+        ForeignKey("requests311_jurisdiction.id"), index=True
+    )
     code: Mapped[str] = mapped_column(String(80))
     name_kk: Mapped[str] = mapped_column(String(300))
     name_ru: Mapped[str] = mapped_column(String(300))
@@ -106,7 +110,9 @@ class RoutingRule(Base):
     __tablename__ = "requests311_routing_rule"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    jurisdiction_id: Mapped[int] = mapped_column(ForeignKey("requests311_jurisdiction.id"), index=True)
+    jurisdiction_id: Mapped[int] = mapped_column(
+        ForeignKey("requests311_jurisdiction.id"), index=True
+    )
     service_code: Mapped[str | None] = mapped_column(String(80))
     district: Mapped[str | None] = mapped_column(String(80))
     department_id: Mapped[int] = mapped_column(ForeignKey("requests311_department.id"))

@@ -51,10 +51,19 @@ LANGUAGES = ("kk", "ru", "en")
 CHANGESET = "2026-11-23T00:00:00Z"
 
 POST_FIELDS: dict[str, dict[str, Any]] = {
-    "jurisdiction_id": {"type": "string", "description": "City code, e.g. `astana`; needed when the server serves several."},
+    "jurisdiction_id": {
+        "type": "string",
+        "description": "City code, e.g. `astana`; needed when the server serves several.",
+    },
     "service_code": {"type": "string", "description": "From GET services."},
-    "api_key": {"type": "string", "description": "A trusted client's key; optional where anonymous reports are allowed."},
-    "lat": {"type": "number", "description": "WGS84 latitude (with long); or give address_string / address_id."},
+    "api_key": {
+        "type": "string",
+        "description": "A trusted client's key; optional where anonymous reports are allowed.",
+    },
+    "lat": {
+        "type": "number",
+        "description": "WGS84 latitude (with long); or give address_string / address_id.",
+    },
     "long": {"type": "number", "description": "WGS84 longitude."},
     "address_string": {"type": "string"},
     "address_id": {"type": "string"},
@@ -80,7 +89,13 @@ _ERROR_SCHEMA = {
 
 
 def _error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
-    reasons = {400: "Bad input", 403: "Forbidden", 404: "Not found", 413: "Too large", 429: "Too many requests"}
+    reasons = {
+        400: "Bad input",
+        403: "Forbidden",
+        404: "Not found",
+        413: "Too large",
+        429: "Too many requests",
+    }
     return {
         code: {
             "description": f"{reasons[code]} (Open311 error list)",
@@ -90,9 +105,22 @@ def _error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     }
 
 
-Format = Annotated[str, Path(description="Response format: `json` or `xml`.", json_schema_extra={"enum": list(FORMATS)})]
-JurisdictionId = Annotated[str | None, Query(description="City code (e.g. `astana`); optional when the server serves one city.", max_length=80)]
-Locale = Annotated[str | None, Query(description="Language of names: kk, ru or en (extension).", max_length=20)]
+Format = Annotated[
+    str,
+    Path(
+        description="Response format: `json` or `xml`.", json_schema_extra={"enum": list(FORMATS)}
+    ),
+]
+JurisdictionId = Annotated[
+    str | None,
+    Query(
+        description="City code (e.g. `astana`); optional when the server serves one city.",
+        max_length=80,
+    ),
+]
+Locale = Annotated[
+    str | None, Query(description="Language of names: kk, ru or en (extension).", max_length=20)
+]
 
 
 class OpenError(Exception):
@@ -113,15 +141,21 @@ def _problems_to_errors(exc: ValidationError) -> list[tuple[int, str]]:
     return out
 
 
-def _error_response(fmt: str, status: int, errors: list[tuple[int, str]], headers: dict[str, str] | None = None) -> Response:
-    body, media = formats.render(fmt if fmt in FORMATS else "json", "errors", formats.errors_entries(errors))
+def _error_response(
+    fmt: str, status: int, errors: list[tuple[int, str]], headers: dict[str, str] | None = None
+) -> Response:
+    body, media = formats.render(
+        fmt if fmt in FORMATS else "json", "errors", formats.errors_entries(errors)
+    )
     return Response(body, status_code=status, media_type=media, headers=headers)
 
 
 def _answer(fmt: str, produce: Callable[[], tuple[str, Any]]) -> Response:
     """Run ``produce`` (returning the XML root and the document) and map errors to Open311's."""
     if fmt not in FORMATS:
-        return _error_response("json", 404, [(404, f"unknown format `{fmt[:20]}`; use .json or .xml")])
+        return _error_response(
+            "json", 404, [(404, f"unknown format `{fmt[:20]}`; use .json or .xml")]
+        )
     try:
         root, value = produce()
     except OpenError as exc:
@@ -169,7 +203,10 @@ def _date(value: str | None, field: str) -> datetime | None:
     try:
         return parse_w3_datetime(value)
     except (ValueError, OverflowError):
-        raise OpenError(400, f"{field}: expected a W3C date-time such as 2025-01-01T00:00:00Z (got {value[:40]!r})") from None
+        raise OpenError(
+            400,
+            f"{field}: expected a W3C date-time such as 2025-01-01T00:00:00Z (got {value[:40]!r})",
+        ) from None
 
 
 def _positive_int(value: str | None, field: str, default: int, maximum: int) -> int:
@@ -258,11 +295,16 @@ def build_open311_router(context: Context) -> APIRouter:
     def jurisdiction(code: str | None) -> JurisdictionInfo:
         return catalogue.jurisdiction(code)
 
-    @router.get("/discovery.{format}", summary="Open311 service discovery", responses=_error_responses(404))  # type: ignore[misc]
+    @router.get(
+        "/discovery.{format}", summary="Open311 service discovery", responses=_error_responses(404)
+    )
     def discovery(request: Request, format: Format) -> Response:
         def produce() -> tuple[str, Any]:
             known = catalogue.get()
-            contacts = "; ".join(j.contact for j in known.values() if j.contact) or "Qala city administration"
+            contacts = (
+                "; ".join(j.contact for j in known.values() if j.contact)
+                or "Qala city administration"
+            )
             key_service = "; ".join(j.key_service for j in known.values() if j.key_service) or None
             base = context.settings.public_base_url.rstrip("/") + PREFIX
             return "discovery", {
@@ -282,18 +324,37 @@ def build_open311_router(context: Context) -> APIRouter:
 
         return _answer(format, produce)
 
-    @router.get("/services.{format}", summary="List the service types (GET services)", responses=_error_responses(400, 404))  # type: ignore[misc]
-    def services(request: Request, format: Format, jurisdiction_id: JurisdictionId = None, locale: Locale = None) -> Response:
+    @router.get(
+        "/services.{format}",
+        summary="List the service types (GET services)",
+        responses=_error_responses(400, 404),
+    )
+    def services(
+        request: Request,
+        format: Format,
+        jurisdiction_id: JurisdictionId = None,
+        locale: Locale = None,
+    ) -> Response:
         def produce() -> tuple[str, Any]:
             city = jurisdiction(jurisdiction_id)
             language = pick_language(request, locale, default_language)
-            return "services", [formats.service_entry(s, language) for s in city.services.values() if s.active]
+            return "services", [
+                formats.service_entry(s, language) for s in city.services.values() if s.active
+            ]
 
         return _answer(format, produce)
 
-    @router.get("/services/{service_code}.{format}", summary="A service's definition (its form attributes)", responses=_error_responses(400, 404))  # type: ignore[misc]
+    @router.get(
+        "/services/{service_code}.{format}",
+        summary="A service's definition (its form attributes)",
+        responses=_error_responses(400, 404),
+    )
     def service_definition(
-        request: Request, service_code: str, format: Format, jurisdiction_id: JurisdictionId = None, locale: Locale = None
+        request: Request,
+        service_code: str,
+        format: Format,
+        jurisdiction_id: JurisdictionId = None,
+        locale: Locale = None,
     ) -> Response:
         def produce() -> tuple[str, Any]:
             city = jurisdiction(jurisdiction_id)
@@ -303,18 +364,33 @@ def build_open311_router(context: Context) -> APIRouter:
 
         return _answer(format, produce)
 
-    @router.get("/requests.{format}", summary="Find service requests (GET requests)", responses=_error_responses(400, 404))  # type: ignore[misc]
+    @router.get(
+        "/requests.{format}",
+        summary="Find service requests (GET requests)",
+        responses=_error_responses(400, 404),
+    )
     def list_requests(
         request: Request,
         format: Format,
         jurisdiction_id: JurisdictionId = None,
-        service_request_id: Annotated[str | None, Query(description="Comma-separated ids; overrides the other filters.")] = None,
-        service_code: Annotated[str | None, Query(description="Comma-separated service codes.")] = None,
-        start_date: Annotated[str | None, Query(description="Earliest requested_datetime (W3C).")] = None,
-        end_date: Annotated[str | None, Query(description="Latest requested_datetime (W3C).")] = None,
+        service_request_id: Annotated[
+            str | None, Query(description="Comma-separated ids; overrides the other filters.")
+        ] = None,
+        service_code: Annotated[
+            str | None, Query(description="Comma-separated service codes.")
+        ] = None,
+        start_date: Annotated[
+            str | None, Query(description="Earliest requested_datetime (W3C).")
+        ] = None,
+        end_date: Annotated[
+            str | None, Query(description="Latest requested_datetime (W3C).")
+        ] = None,
         status: Annotated[str | None, Query(description="Comma-separated: open, closed.")] = None,
         page: Annotated[str | None, Query(description="Page number from 1 (extension).")] = None,
-        page_size: Annotated[str | None, Query(description=f"Requests per page, at most {MAX_PAGE_SIZE} (extension).")] = None,
+        page_size: Annotated[
+            str | None,
+            Query(description=f"Requests per page, at most {MAX_PAGE_SIZE} (extension)."),
+        ] = None,
         locale: Locale = None,
     ) -> Response:
         def produce() -> tuple[str, Any]:
@@ -322,7 +398,9 @@ def build_open311_router(context: Context) -> APIRouter:
             ids_text = _split(service_request_id, field="service_request_id")
             bad = [i for i in ids_text if not i.isdigit() or len(i) > 12]
             if bad:
-                raise OpenError(400, f"service_request_id: expected numeric ids (got {bad[0][:20]!r})")
+                raise OpenError(
+                    400, f"service_request_id: expected numeric ids (got {bad[0][:20]!r})"
+                )
             statuses = _split(status, field="status", limit=10)
             allowed = ("open", "closed", "acknowledged", "in_progress")
             wrong = [s for s in statuses if s not in allowed]
@@ -346,9 +424,17 @@ def build_open311_router(context: Context) -> APIRouter:
 
         return _answer(format, produce)
 
-    @router.get("/requests/{service_request_id}.{format}", summary="One service request (GET request)", responses=_error_responses(400, 404))  # type: ignore[misc]
+    @router.get(
+        "/requests/{service_request_id}.{format}",
+        summary="One service request (GET request)",
+        responses=_error_responses(400, 404),
+    )
     def one_request(
-        request: Request, service_request_id: str, format: Format, jurisdiction_id: JurisdictionId = None, locale: Locale = None
+        request: Request,
+        service_request_id: str,
+        format: Format,
+        jurisdiction_id: JurisdictionId = None,
+        locale: Locale = None,
     ) -> Response:
         def produce() -> tuple[str, Any]:
             city = jurisdiction(jurisdiction_id)
@@ -356,13 +442,21 @@ def build_open311_router(context: Context) -> APIRouter:
                 raise NotFoundError(f"no service request {service_request_id[:40]!r}")
             language = pick_language(request, locale, default_language)
             with context.database.session() as session:
-                found = get_public_request(session, city, int(service_request_id), language=language)
+                found = get_public_request(
+                    session, city, int(service_request_id), language=language
+                )
             return "service_requests", [formats.request_entry(found)]
 
         return _answer(format, produce)
 
-    @router.get("/tokens/{token}.{format}", summary="The request id behind a token (GET service_request_id from a token)", responses=_error_responses(400, 404))  # type: ignore[misc]
-    def token_lookup(request: Request, token: str, format: Format, jurisdiction_id: JurisdictionId = None) -> Response:
+    @router.get(
+        "/tokens/{token}.{format}",
+        summary="The request id behind a token (GET service_request_id from a token)",
+        responses=_error_responses(400, 404),
+    )
+    def token_lookup(
+        request: Request, token: str, format: Format, jurisdiction_id: JurisdictionId = None
+    ) -> Response:
         def produce() -> tuple[str, Any]:
             city = jurisdiction(jurisdiction_id)
             if len(token) > 40:
@@ -389,25 +483,34 @@ def build_open311_router(context: Context) -> APIRouter:
                             "type": "object",
                             "properties": POST_FIELDS,
                             "required": ["service_code"],
-                            "additionalProperties": {"type": "string", "description": "attribute[CODE]=value"},
+                            "additionalProperties": {
+                                "type": "string",
+                                "description": "attribute[CODE]=value",
+                            },
                         }
                     }
                 },
             }
         },
-    )  # type: ignore[misc]
+    )
     async def create_request(request: Request, format: Format) -> Response:
         fmt = format if format in FORMATS else "json"
         if format not in FORMATS:
-            return _error_response(fmt, 404, [(404, f"unknown format `{format[:20]}`; use .json or .xml")])
+            return _error_response(
+                fmt, 404, [(404, f"unknown format `{format[:20]}`; use .json or .xml")]
+            )
         declared = request.headers.get("content-length")
         if declared and (not declared.isdigit() or int(declared) > max_body):
-            return _error_response(fmt, 413, [(413, f"the request body may be at most {max_body} bytes")])
+            return _error_response(
+                fmt, 413, [(413, f"the request body may be at most {max_body} bytes")]
+            )
         body = b""
         async for chunk in request.stream():
             body += chunk
             if len(body) > max_body:
-                return _error_response(fmt, 413, [(413, f"the request body may be at most {max_body} bytes")])
+                return _error_response(
+                    fmt, 413, [(413, f"the request body may be at most {max_body} bytes")]
+                )
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         try:
             if content_type in ("application/x-www-form-urlencoded", ""):
@@ -420,7 +523,9 @@ def build_open311_router(context: Context) -> APIRouter:
                 form = await request.form(max_files=0, max_fields=500)
                 pairs = [(k, v) for k, v in form.multi_items() if isinstance(v, str)]
             else:
-                raise OpenError(400, "send the request form-encoded (application/x-www-form-urlencoded)")
+                raise OpenError(
+                    400, "send the request form-encoded (application/x-www-form-urlencoded)"
+                )
             new, plain = parse_request_form(pairs)
         except OpenError as exc:
             return _error_response(fmt, exc.status, [(exc.status, exc.description)])
@@ -435,11 +540,16 @@ def build_open311_router(context: Context) -> APIRouter:
         if wait:
             seconds = limiter.retry_after_seconds(wait)
             return _error_response(
-                fmt, 429, [(429, f"too many requests from this client; try again in {seconds} s")], {"Retry-After": str(seconds)}
+                fmt,
+                429,
+                [(429, f"too many requests from this client; try again in {seconds} s")],
+                {"Retry-After": str(seconds)},
             )
 
         def store() -> tuple[str, Any]:
-            city = jurisdiction(plain.get("jurisdiction_id") or request.query_params.get("jurisdiction_id"))
+            city = jurisdiction(
+                plain.get("jurisdiction_id") or request.query_params.get("jurisdiction_id")
+            )
             client_id: int | None = None
             if api_key:
                 client_id = keys.get(api_key)
@@ -451,7 +561,14 @@ def build_open311_router(context: Context) -> APIRouter:
                             raise OpenError(403, "api_key is not valid") from None
                     keys.put(api_key, client_id)
             with context.database.transaction() as session:
-                submitted = submit_request(session, city, new, now=context.clock(), api_client_id=client_id, bus=context.bus)
+                submitted = submit_request(
+                    session,
+                    city,
+                    new,
+                    now=context.clock(),
+                    api_client_id=client_id,
+                    bus=context.bus,
+                )
             return "service_requests", [
                 {
                     "service_request_id": submitted.service_request_id,
@@ -464,4 +581,3 @@ def build_open311_router(context: Context) -> APIRouter:
         return await run_in_threadpool(_answer, fmt, store)
 
     return router
-

@@ -70,5 +70,7 @@ class RateLimiter:
         for key in stale:
             del self._events[key]
         if len(self._events) >= self.max_clients:  # all active: drop the oldest half
-            for key in sorted(self._events, key=lambda k: self._events[k][-1])[: self.max_clients // 2]:
+            for key in sorted(self._events, key=lambda k: self._events[k][-1])[
+                : self.max_clients // 2
+            ]:
                 del self._events[key]

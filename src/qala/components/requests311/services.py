@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import event as sqlalchemy_event
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from qala.components.requests311.catalogue import (
@@ -69,6 +70,17 @@ def as_utc(moment: datetime | None) -> datetime | None:
 
 def _name(row: Any, prefix: str, language: str) -> str:
     return str(getattr(row, f"{prefix}_{language}", None) or getattr(row, f"{prefix}_en", "") or "")
+
+
+def publish_after_commit(session: Session, bus: EventBus | None, event: Event) -> None:
+    """Publish ``event`` once the session's transaction commits (never for rolled-back work).
+
+    Subscribers (other components) write in their own transactions; publishing inside ours
+    would let them see uncommitted ids and, on SQLite, wait on our write lock.
+    """
+    if bus is None:
+        return
+    sqlalchemy_event.listen(session, "after_commit", lambda _session: bus.publish(event), once=True)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -135,7 +147,9 @@ class JurisdictionInfo:
                 return department_id
         return self.services[service_code].department_id
 
-    def nearest_district(self, lat: float | None, lon: float | None, *, within_km: float = 25.0) -> str | None:
+    def nearest_district(
+        self, lat: float | None, lon: float | None, *, within_km: float = 25.0
+    ) -> str | None:
         """The district whose centre is nearest to the point (None when none is within reach)."""
         if lat is None or lon is None:
             return None
@@ -173,7 +187,10 @@ def load_jurisdictions(session: Session) -> dict[str, JurisdictionInfo]:
             sla_hours=s.sla_hours,
             active=s.active,
             attributes=tuple(
-                sorted((AttributeDefinition.from_json(a) for a in s.attributes or []), key=lambda a: a.order)
+                sorted(
+                    (AttributeDefinition.from_json(a) for a in s.attributes or []),
+                    key=lambda a: a.order,
+                )
             ),
         )
     departments_by: dict[int, dict[int, DepartmentInfo]] = {}
@@ -183,7 +200,9 @@ def load_jurisdictions(session: Session) -> dict[str, JurisdictionInfo]:
         )
     rules_by: dict[int, list[tuple[str | None, str | None, int, int]]] = {}
     for r in session.scalars(select(RoutingRule)):
-        rules_by.setdefault(r.jurisdiction_id, []).append((r.service_code, r.district, r.priority, r.department_id))
+        rules_by.setdefault(r.jurisdiction_id, []).append(
+            (r.service_code, r.district, r.priority, r.department_id)
+        )
     for j in session.scalars(select(Jurisdiction)):
         rules = sorted(
             rules_by.get(j.id, []),
@@ -246,7 +265,13 @@ def pick_jurisdiction(known: dict[str, JurisdictionInfo], code: str | None) -> J
     if not known:
         raise NotFoundError("no city has a service catalogue yet (`qala requests load-catalogue`)")
     raise ValidationError(
-        [Problem(f"this server serves several cities; name one of {', '.join(sorted(known))}", column="jurisdiction_id", code="required")],
+        [
+            Problem(
+                f"this server serves several cities; name one of {', '.join(sorted(known))}",
+                column="jurisdiction_id",
+                code="required",
+            )
+        ],
         "jurisdiction_id is required",
     )
 
@@ -264,41 +289,75 @@ def load_catalogue(session: Session, catalogue: CityCatalogue) -> JurisdictionIn
     if jurisdiction is None:
         jurisdiction = Jurisdiction(code=catalogue.code)
         session.add(jurisdiction)
-    jurisdiction.name_kk, jurisdiction.name_ru, jurisdiction.name_en = (catalogue.name[k] for k in ("kk", "ru", "en"))
+    jurisdiction.name_kk, jurisdiction.name_ru, jurisdiction.name_en = (
+        catalogue.name[k] for k in ("kk", "ru", "en")
+    )
     jurisdiction.anonymous_allowed = catalogue.anonymous_allowed
     jurisdiction.contact, jurisdiction.key_service = catalogue.contact, catalogue.key_service
     jurisdiction.districts = [
-        {"code": d.code, "name_kk": d.name["kk"], "name_ru": d.name["ru"], "name_en": d.name["en"], "lat": d.lat, "lon": d.lon}
+        {
+            "code": d.code,
+            "name_kk": d.name["kk"],
+            "name_ru": d.name["ru"],
+            "name_en": d.name["en"],
+            "lat": d.lat,
+            "lon": d.lon,
+        }
         for d in catalogue.districts
     ]
     session.flush()
     departments = {
-        d.code: d for d in session.scalars(select(Department).where(Department.jurisdiction_id == jurisdiction.id))
+        d.code: d
+        for d in session.scalars(
+            select(Department).where(Department.jurisdiction_id == jurisdiction.id)
+        )
     }
     for definition in catalogue.departments:
-        department = departments.get(definition.code) or Department(jurisdiction_id=jurisdiction.id, code=definition.code)
-        department.name_kk, department.name_ru, department.name_en = (definition.name[k] for k in ("kk", "ru", "en"))
+        department = departments.get(definition.code) or Department(
+            jurisdiction_id=jurisdiction.id, code=definition.code
+        )
+        department.name_kk, department.name_ru, department.name_en = (
+            definition.name[k] for k in ("kk", "ru", "en")
+        )
         department.email = definition.email
         if definition.code not in departments:
             session.add(department)
             departments[definition.code] = department
     session.flush()
-    services = {s.code: s for s in session.scalars(select(Service).where(Service.jurisdiction_id == jurisdiction.id))}
+    services = {
+        s.code: s
+        for s in session.scalars(select(Service).where(Service.jurisdiction_id == jurisdiction.id))
+    }
     for s in services.values():
         s.active = False
-    for definition in catalogue.services:
-        service = services.get(definition.code) or Service(jurisdiction_id=jurisdiction.id, code=definition.code)
-        service.name_kk, service.name_ru, service.name_en = (definition.name[k] for k in ("kk", "ru", "en"))
-        service.description_kk, service.description_ru, service.description_en = (
-            definition.description[k] for k in ("kk", "ru", "en")
+    for service_definition in catalogue.services:
+        service = services.get(service_definition.code) or Service(
+            jurisdiction_id=jurisdiction.id, code=service_definition.code
         )
-        service.group, service.keywords = definition.group, ",".join(definition.keywords)
-        service.service_type, service.sla_hours, service.active = definition.service_type, definition.sla_hours, True
-        service.department_id = departments[definition.department].id if definition.department else None
-        service.attributes = [a.as_json() for a in definition.attributes]
-        if definition.code not in services:
+        service.name_kk, service.name_ru, service.name_en = (
+            service_definition.name[k] for k in ("kk", "ru", "en")
+        )
+        service.description_kk, service.description_ru, service.description_en = (
+            service_definition.description[k] for k in ("kk", "ru", "en")
+        )
+        service.group, service.keywords = (
+            service_definition.group,
+            ",".join(service_definition.keywords),
+        )
+        service.service_type, service.sla_hours, service.active = (
+            service_definition.service_type,
+            service_definition.sla_hours,
+            True,
+        )
+        service.department_id = (
+            departments[service_definition.department].id if service_definition.department else None
+        )
+        service.attributes = [a.as_json() for a in service_definition.attributes]
+        if service_definition.code not in services:
             session.add(service)
-    for rule in session.scalars(select(RoutingRule).where(RoutingRule.jurisdiction_id == jurisdiction.id)):
+    for rule in session.scalars(
+        select(RoutingRule).where(RoutingRule.jurisdiction_id == jurisdiction.id)
+    ):
         session.delete(rule)
     session.add_all(
         RoutingRule(
@@ -372,29 +431,58 @@ class Submitted:
 
 def _limit(problems: list[Problem], column: str, value: str | None, limit: int) -> None:
     if value is not None and len(value) > limit:
-        problems.append(Problem(f"at most {limit} characters", column=column, value=f"{len(value)} characters"))
+        problems.append(
+            Problem(f"at most {limit} characters", column=column, value=f"{len(value)} characters")
+        )
 
 
-def check_new_request(jurisdiction: JurisdictionInfo, new: NewRequest) -> tuple[ServiceInfo | None, dict[str, Any], list[Problem]]:
+def check_new_request(
+    jurisdiction: JurisdictionInfo, new: NewRequest
+) -> tuple[ServiceInfo | None, dict[str, Any], list[Problem]]:
     """Every problem with a submission, each naming its field."""
     problems: list[Problem] = []
     service = jurisdiction.services.get(new.service_code)
     if not new.service_code:
         problems.append(Problem("is required", column="service_code", code="required"))
     elif service is None or not service.active:
-        problems.append(Problem(f"no such service in {jurisdiction.code}; GET services lists them", column="service_code", value=new.service_code[:80], code="unknown_service"))
+        problems.append(
+            Problem(
+                f"no such service in {jurisdiction.code}; GET services lists them",
+                column="service_code",
+                value=new.service_code[:80],
+                code="unknown_service",
+            )
+        )
         service = None
     has_point = new.lat is not None or new.lon is not None
     if has_point:
         if new.lat is None or new.lon is None:
-            problems.append(Problem("give both lat and long", column="lat" if new.lat is None else "long", code="required"))
+            problems.append(
+                Problem(
+                    "give both lat and long",
+                    column="lat" if new.lat is None else "long",
+                    code="required",
+                )
+            )
         else:
             if not (math.isfinite(new.lat) and -90 <= new.lat <= 90):
-                problems.append(Problem("expected a latitude between -90 and 90", column="lat", value=new.lat))
+                problems.append(
+                    Problem("expected a latitude between -90 and 90", column="lat", value=new.lat)
+                )
             if not (math.isfinite(new.lon) and -180 <= new.lon <= 180):
-                problems.append(Problem("expected a longitude between -180 and 180", column="long", value=new.lon))
+                problems.append(
+                    Problem(
+                        "expected a longitude between -180 and 180", column="long", value=new.lon
+                    )
+                )
     elif not (new.address_string or "").strip() and not (new.address_id or "").strip():
-        problems.append(Problem("a location is required: lat and long, address_string or address_id", column="lat", code="required"))
+        problems.append(
+            Problem(
+                "a location is required: lat and long, address_string or address_id",
+                column="lat",
+                code="required",
+            )
+        )
     _limit(problems, "address_string", new.address_string, MAX_ADDRESS)
     _limit(problems, "address_id", new.address_id, 120)
     _limit(problems, "zipcode", new.zipcode, 20)
@@ -411,11 +499,19 @@ def check_new_request(jurisdiction: JurisdictionInfo, new: NewRequest) -> tuple[
     if new.email and ("@" not in new.email or " " in new.email.strip()):
         problems.append(Problem("expected an e-mail address", column="email", code="invalid_email"))
     if new.phone and not all(c.isdigit() or c in "+-() " for c in new.phone):
-        problems.append(Problem("expected a phone number (digits, spaces, + - ( ))", column="phone", code="invalid_phone"))
+        problems.append(
+            Problem(
+                "expected a phone number (digits, spaces, + - ( ))",
+                column="phone",
+                code="invalid_phone",
+            )
+        )
     if new.media_url:
         _limit(problems, "media_url", new.media_url, MAX_URL)
         if not new.media_url.lower().startswith(("http://", "https://")):
-            problems.append(Problem("expected an http(s) URL", column="media_url", code="invalid_url"))
+            problems.append(
+                Problem("expected an http(s) URL", column="media_url", code="invalid_url")
+            )
     clean: dict[str, Any] = {}
     if service is not None:
         clean, attribute_problems = check_attributes(service.attributes, new.attributes)
@@ -436,7 +532,9 @@ def submit_request(
     """Validate and store a new request, routed to its department; raises ValidationError listing
     every problem, or PermissionDeniedError when the city takes no anonymous reports."""
     if api_client_id is None and not jurisdiction.anonymous_allowed:
-        raise PermissionDeniedError(f"{jurisdiction.code} accepts requests only from clients with an api_key")
+        raise PermissionDeniedError(
+            f"{jurisdiction.code} accepts requests only from clients with an api_key"
+        )
     service, attributes, problems = check_new_request(jurisdiction, new)
     raise_if_problems(problems, "the service request is invalid")
     assert service is not None
@@ -484,12 +582,24 @@ def submit_request(
             at=now,
             actor="citizen" if api_client_id is None else f"api_client:{api_client_id}",
             action="created",
-            changes={"status": [None, "open"], "department": [None, department.code if department else None], "district": [None, district]},
+            changes={
+                "status": [None, "open"],
+                "department": [None, department.code if department else None],
+                "district": [None, district],
+            },
         )
     )
-    if bus is not None:
-        bus.publish(Event("requests311.created", {"id": request.id, "service": service.code, "jurisdiction": jurisdiction.code}))
-    return Submitted(str(request.id), request.token, notice, department.code if department else None, district)
+    publish_after_commit(
+        session,
+        bus,
+        Event(
+            "requests311.created",
+            {"id": request.id, "service": service.code, "jurisdiction": jurisdiction.code},
+        ),
+    )
+    return Submitted(
+        str(request.id), request.token, notice, department.code if department else None, district
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -554,7 +664,9 @@ _PUBLIC_COLUMNS = (
 )
 
 
-def _public(row: Any, jurisdiction: JurisdictionInfo, services: dict[int, ServiceInfo], language: str) -> PublicRequest:
+def _public(
+    row: Any, jurisdiction: JurisdictionInfo, services: dict[int, ServiceInfo], language: str
+) -> PublicRequest:
     service = services.get(row.service_id)
     department = jurisdiction.departments.get(row.department_id) if row.department_id else None
     return PublicRequest(
@@ -619,9 +731,13 @@ def find_requests(
     return [_public(row, jurisdiction, services, language) for row in session.execute(query)]
 
 
-def get_public_request(session: Session, jurisdiction: JurisdictionInfo, request_id: int, *, language: str = "en") -> PublicRequest:
+def get_public_request(
+    session: Session, jurisdiction: JurisdictionInfo, request_id: int, *, language: str = "en"
+) -> PublicRequest:
     row = session.execute(
-        select(*_PUBLIC_COLUMNS).where(Request.id == request_id, Request.jurisdiction_id == jurisdiction.id)
+        select(*_PUBLIC_COLUMNS).where(
+            Request.id == request_id, Request.jurisdiction_id == jurisdiction.id
+        )
     ).first()
     if row is None:
         raise NotFoundError(f"no service request {request_id} in {jurisdiction.code}")
@@ -652,16 +768,26 @@ class FollowedRequest:
     duplicate_of: str | None
 
 
-def follow_request(session: Session, jurisdiction: JurisdictionInfo, id_or_token: str, *, language: str = "en") -> FollowedRequest:
+def follow_request(
+    session: Session, jurisdiction: JurisdictionInfo, id_or_token: str, *, language: str = "en"
+) -> FollowedRequest:
     """Look a request up by its id or its token, with the public updates only."""
-    request_id = int(id_or_token) if id_or_token.isdigit() and len(id_or_token) < 12 else request_id_for_token(session, jurisdiction, id_or_token)
+    request_id = (
+        int(id_or_token)
+        if id_or_token.isdigit() and len(id_or_token) < 12
+        else request_id_for_token(session, jurisdiction, id_or_token)
+    )
     public = get_public_request(session, jurisdiction, request_id, language=language)
     notes = session.execute(
-        select(Note.created_at, Note.text).where(Note.request_id == request_id, Note.public.is_(True)).order_by(Note.created_at, Note.id)
+        select(Note.created_at, Note.text)
+        .where(Note.request_id == request_id, Note.public.is_(True))
+        .order_by(Note.created_at, Note.id)
     ).all()
     duplicate_of = session.scalar(select(Request.duplicate_of_id).where(Request.id == request_id))
     return FollowedRequest(
-        public, [PublicUpdate(as_utc(at) or at, text) for at, text in notes], str(duplicate_of) if duplicate_of else None
+        public,
+        [PublicUpdate(as_utc(at) or at, text) for at, text in notes],
+        str(duplicate_of) if duplicate_of else None,
     )
 
 
@@ -718,21 +844,37 @@ class StaffRequest:
     audit: list[AuditView] = field(default_factory=list)
 
 
-def _staff(request: Request, jurisdiction: JurisdictionInfo, now: datetime, *, full: bool, session: Session | None = None, language: str = "en") -> StaffRequest:
+def _staff(
+    request: Request,
+    jurisdiction: JurisdictionInfo,
+    now: datetime,
+    *,
+    full: bool,
+    session: Session | None = None,
+    language: str = "en",
+) -> StaffRequest:
     services = _services_by_id(jurisdiction)
     service = services.get(request.service_id)
-    department = jurisdiction.departments.get(request.department_id) if request.department_id else None
+    department = (
+        jurisdiction.departments.get(request.department_id) if request.department_id else None
+    )
     expected = as_utc(request.expected_at)
     notes: list[NoteView] = []
     audit: list[AuditView] = []
     if full and session is not None:
         notes = [
             NoteView(as_utc(n.created_at) or n.created_at, n.author, n.public, n.text)
-            for n in session.scalars(select(Note).where(Note.request_id == request.id).order_by(Note.created_at, Note.id))
+            for n in session.scalars(
+                select(Note).where(Note.request_id == request.id).order_by(Note.created_at, Note.id)
+            )
         ]
         audit = [
             AuditView(as_utc(a.at) or a.at, a.actor, a.action, a.changes)
-            for a in session.scalars(select(AuditEntry).where(AuditEntry.request_id == request.id).order_by(AuditEntry.at, AuditEntry.id))
+            for a in session.scalars(
+                select(AuditEntry)
+                .where(AuditEntry.request_id == request.id)
+                .order_by(AuditEntry.at, AuditEntry.id)
+            )
         ]
     return StaffRequest(
         id=request.id,
@@ -789,7 +931,15 @@ class Requests:
         Where ``requests311.*`` events go (optional).
     """
 
-    def __init__(self, session: Session, jurisdiction: JurisdictionInfo, *, actor: str, now: datetime, bus: EventBus | None = None) -> None:
+    def __init__(
+        self,
+        session: Session,
+        jurisdiction: JurisdictionInfo,
+        *,
+        actor: str,
+        now: datetime,
+        bus: EventBus | None = None,
+    ) -> None:
         self.session = session
         self.jurisdiction = jurisdiction
         self.actor = actor
@@ -804,7 +954,14 @@ class Requests:
         return request
 
     def detail(self, request_id: int, *, language: str = "en") -> StaffRequest:
-        return _staff(self.load(request_id), self.jurisdiction, self.now, full=True, session=self.session, language=language)
+        return _staff(
+            self.load(request_id),
+            self.jurisdiction,
+            self.now,
+            full=True,
+            session=self.session,
+            language=language,
+        )
 
     def queue(
         self,
@@ -820,20 +977,37 @@ class Requests:
         """A department's work queue: unclosed requests, most escalated and oldest first."""
         bad = [s for s in statuses if s not in STATUSES]
         if bad:
-            raise ValidationError.single(f"unknown status; expected {', '.join(STATUSES)}", column="status", value=bad[0])
-        query: Select[tuple[Request]] = select(Request).where(Request.jurisdiction_id == self.jurisdiction.id, Request.status.in_(list(statuses)))
+            raise ValidationError.single(
+                f"unknown status; expected {', '.join(STATUSES)}", column="status", value=bad[0]
+            )
+        query = select(Request).where(
+            Request.jurisdiction_id == self.jurisdiction.id, Request.status.in_(list(statuses))
+        )
         if department is not None:
-            query = query.where(Request.department_id == self.jurisdiction.department_by_code(department).id)
+            query = query.where(
+                Request.department_id == self.jurisdiction.department_by_code(department).id
+            )
         if assignee is not None:
             query = query.where(Request.assignee == assignee)
         if overdue_only:
             query = query.where(Request.expected_at < self.now)
-        query = query.order_by(Request.escalation_level.desc(), Request.requested_at, Request.id).limit(min(limit, 1000)).offset(offset)
-        return [_staff(r, self.jurisdiction, self.now, full=False, language=language) for r in self.session.scalars(query)]
+        query = (
+            query.order_by(Request.escalation_level.desc(), Request.requested_at, Request.id)
+            .limit(min(limit, 1000))
+            .offset(offset)
+        )
+        return [
+            _staff(r, self.jurisdiction, self.now, full=False, language=language)
+            for r in self.session.scalars(query)
+        ]
 
     # -- writing
     def _record(self, request: Request, action: str, changes: dict[str, Any]) -> None:
-        self.session.add(AuditEntry(request_id=request.id, at=self.now, actor=self.actor, action=action, changes=changes))
+        self.session.add(
+            AuditEntry(
+                request_id=request.id, at=self.now, actor=self.actor, action=action, changes=changes
+            )
+        )
         request.updated_at = self.now
 
     def _set(self, request: Request, action: str, **values: Any) -> None:
@@ -846,8 +1020,14 @@ class Requests:
         self._record(request, action, changes)
 
     def _publish(self, name: str, request: Request, **extra: Any) -> None:
-        if self.bus is not None:
-            self.bus.publish(Event(f"requests311.{name}", {"id": request.id, "jurisdiction": self.jurisdiction.code, **extra}))
+        publish_after_commit(
+            self.session,
+            self.bus,
+            Event(
+                f"requests311.{name}",
+                {"id": request.id, "jurisdiction": self.jurisdiction.code, **extra},
+            ),
+        )
 
     def acknowledge(self, request_id: int, *, note: str | None = None) -> StaffRequest:
         request = self.load(request_id)
@@ -870,7 +1050,9 @@ class Requests:
         if reason not in CLOSE_REASONS or reason == "duplicate":
             allowed = [r for r in CLOSE_REASONS if r != "duplicate"]
             raise ValidationError.single(
-                f"expected one of {', '.join(allowed)} (mark duplicates with merge)", column="reason", value=reason
+                f"expected one of {', '.join(allowed)} (mark duplicates with merge)",
+                column="reason",
+                value=reason,
             )
         request = self.load(request_id)
         self._require(request, OPEN_STATUSES, "close")
@@ -885,7 +1067,9 @@ class Requests:
         request = self.load(request_id)
         self._require(request, ("closed",), "reopen")
         if request.close_reason == "duplicate":
-            raise ConflictError(f"request {request.id} is a duplicate of {request.duplicate_of_id}; reopen that one")
+            raise ConflictError(
+                f"request {request.id} is a duplicate of {request.duplicate_of_id}; reopen that one"
+            )
         self._set(
             request,
             "reopened",
@@ -909,14 +1093,23 @@ class Requests:
         if original.id == request.id:
             raise ConflictError(f"request {request.id} cannot be a duplicate of itself")
         self._require(request, OPEN_STATUSES, "merge")
-        self._set(request, "merged", status="closed", close_reason="duplicate", closed_at=self.now, duplicate_of_id=original.id)
+        self._set(
+            request,
+            "merged",
+            status="closed",
+            close_reason="duplicate",
+            closed_at=self.now,
+            duplicate_of_id=original.id,
+        )
         self._maybe_note(request, f"Merged into request {original.id}.", public=True)
         self._maybe_note(original, f"Request {request.id} was merged into this one.", public=False)
         self._record(original, "absorbed_duplicate", {"duplicate": [None, request.id]})
         self._publish("merged", request, into=original.id)
         return self._done(request)
 
-    def assign(self, request_id: int, *, assignee: str | None = None, department: str | None = None) -> StaffRequest:
+    def assign(
+        self, request_id: int, *, assignee: str | None = None, department: str | None = None
+    ) -> StaffRequest:
         request = self.load(request_id)
         values: dict[str, Any] = {}
         if assignee is not None:
@@ -926,7 +1119,9 @@ class Requests:
         if department is not None:
             values["department_id"] = self.jurisdiction.department_by_code(department).id
         if not values:
-            raise ValidationError.single("give an assignee, a department or both", column="assignee", code="required")
+            raise ValidationError.single(
+                "give an assignee, a department or both", column="assignee", code="required"
+            )
         self._set(request, "assigned", **values)
         return self._done(request)
 
@@ -957,7 +1152,9 @@ class Requests:
             "merge": self.merge_duplicate,
         }
         if action not in actions:
-            raise ValidationError.single(f"expected one of {', '.join(actions)}", column="action", value=action)
+            raise ValidationError.single(
+                f"expected one of {', '.join(actions)}", column="action", value=action
+            )
         done: list[StaffRequest] = []
         problems: list[Problem] = []
         for request_id in dict.fromkeys(request_ids):
@@ -967,7 +1164,9 @@ class Requests:
             except (ValidationError, ConflictError, NotFoundError) as exc:
                 problems.append(Problem(str(exc).splitlines()[0], column="ids", value=request_id))
             except TypeError as exc:
-                raise ValidationError.single(f"wrong options for {action}: {exc}", column="options") from None
+                raise ValidationError.single(
+                    f"wrong options for {action}: {exc}", column="options"
+                ) from None
         raise_if_problems(problems, f"bulk {action}: nothing was changed")
         return done
 
@@ -985,7 +1184,15 @@ class Requests:
             return
         if len(text) > MAX_NOTE:
             raise ValidationError.single(f"at most {MAX_NOTE} characters", column="note")
-        self.session.add(Note(request_id=request.id, created_at=self.now, author=self.actor, public=public, text=text.strip()))
+        self.session.add(
+            Note(
+                request_id=request.id,
+                created_at=self.now,
+                author=self.actor,
+                public=public,
+                text=text.strip(),
+            )
+        )
         if public:
             request.status_notes = text.strip()
 
@@ -1000,7 +1207,9 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def escalate_overdue(session: Session, jurisdiction: JurisdictionInfo, *, now: datetime, bus: EventBus | None = None) -> list[tuple[int, int]]:
+def escalate_overdue(
+    session: Session, jurisdiction: JurisdictionInfo, *, now: datetime, bus: EventBus | None = None
+) -> list[tuple[int, int]]:
     """Raise the escalation level of every unclosed request past its SLA.
 
     Level ``k`` (1–3) is reached once ``k`` SLA periods have passed since the request (so level 1
@@ -1010,7 +1219,13 @@ def escalate_overdue(session: Session, jurisdiction: JurisdictionInfo, *, now: d
     staff = Requests(session, jurisdiction, actor="escalation", now=now, bus=bus)
     sla_by_service = {s.id: s.sla_hours for s in jurisdiction.services.values()}
     rows = session.execute(
-        select(Request.id, Request.service_id, Request.requested_at, Request.expected_at, Request.escalation_level).where(
+        select(
+            Request.id,
+            Request.service_id,
+            Request.requested_at,
+            Request.expected_at,
+            Request.escalation_level,
+        ).where(
             Request.jurisdiction_id == jurisdiction.id,
             Request.status.in_(OPEN_STATUSES),
             Request.expected_at < now,
@@ -1018,7 +1233,7 @@ def escalate_overdue(session: Session, jurisdiction: JurisdictionInfo, *, now: d
         )
     ).all()
     changed = []
-    for request_id, service_id, requested_at, expected_at, level in rows:
+    for request_id, service_id, _requested_at, expected_at, level in rows:
         sla = timedelta(hours=sla_by_service.get(service_id, 72.0))
         # After a reopen the SLA clock restarts at expected_at - SLA.
         start = (as_utc(expected_at) or now) - sla
@@ -1032,12 +1247,16 @@ def escalate_overdue(session: Session, jurisdiction: JurisdictionInfo, *, now: d
 
 def count_requests(session: Session, jurisdiction: JurisdictionInfo) -> dict[str, int]:
     rows = session.execute(
-        select(Request.status, func.count()).where(Request.jurisdiction_id == jurisdiction.id).group_by(Request.status)
+        select(Request.status, func.count())
+        .where(Request.jurisdiction_id == jurisdiction.id)
+        .group_by(Request.status)
     ).all()
     return {status: int(n) for status, n in rows}
 
 
-def search_text(session: Session, jurisdiction: JurisdictionInfo, text: str, *, limit: int = 50) -> list[int]:
+def search_text(
+    session: Session, jurisdiction: JurisdictionInfo, text: str, *, limit: int = 50
+) -> list[int]:
     """Ids of requests whose description or address mentions ``text`` (for operators)."""
     pattern = f"%{text}%"
     return list(
