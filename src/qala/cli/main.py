@@ -23,6 +23,7 @@ SUBCOMMANDS: list[tuple[str, str]] = [
     ("data", "qala.cli.data"),
     ("demo", "qala.cli.demo"),
     ("users", "qala.cli.users"),
+    ("requests", "qala.cli.requests"),
     ("index", "qala.cli.index"),
     ("pb", "qala.cli.pb"),
     ("sem", "qala.cli.sem"),
