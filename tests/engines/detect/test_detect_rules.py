@@ -364,3 +364,39 @@ def test_naive_times_and_bad_state_are_rejected() -> None:
             only(ThresholdRule("x", "pm25", "instant", "ug/m3", high=1.0)),
             [reading(1.0, at(0), unit="degC")],
         )
+
+
+def test_streams_are_per_sensor_and_quantity_and_units_may_change() -> None:
+    rules = only(
+        ThresholdRule("pm25-day", "pm25", "day", "ug/m3", high=35.0),
+        ThresholdRule("pm10-inst", "pm10", "instant", "ug/m3", high=300.0),
+        units={"pm25": "ug/m3", "pm10": "ug/m3"},
+    )
+    observations = []
+    for hour in range(24):
+        # The station switches from mg/m³ to µg/m³ at noon; the daily mean is still 40 µg/m³.
+        observations.append(
+            reading(0.04 if hour < 12 else 40.0, at(hour), unit="mg/m3" if hour < 12 else "ug/m3")
+        )
+        # Same station, same times, another quantity: not a duplicate.
+        observations.append(reading(310.0 if hour == 5 else 50.0, at(hour), quantity="pm10"))
+    findings = run(rules, observations)
+    assert [(f.rule_id, f.start) for f in findings] == [("pm10-inst", at(5)), ("pm25-day", at(0))]
+    assert findings[1].value == pytest.approx(40.0)
+
+
+def test_daily_windows_follow_the_local_offset() -> None:
+    rule = ThresholdRule("day35", "pm25", "day", "ug/m3", high=35.0)
+    # Local 1 December (UTC+5) runs from 19:00 UTC on 30 November: 24 readings at 100 µg/m³
+    # from 19:00 UTC, then clean air. With an offset of 0 the same readings straddle two UTC days.
+    start = datetime(2025, 11, 30, 19, 0, tzinfo=UTC)
+    observations = [
+        reading(100.0 if h < 24 else 1.0, start + timedelta(hours=h)) for h in range(48)
+    ]
+    local = run(RuleSet((rule,), utc_offset_minutes=300, units={"pm25": "ug/m3"}), observations)
+    assert [(f.start, f.value) for f in local] == [(start, pytest.approx(100.0))]
+    utc = run(RuleSet((rule,), utc_offset_minutes=0, units={"pm25": "ug/m3"}), observations)
+    # UTC 1 December: 19 hours at 100 and 5 at 1 → 79.375; UTC 30 November has only 5 hours.
+    assert [(f.start, f.value) for f in utc] == [
+        (datetime(2025, 12, 1, tzinfo=UTC), pytest.approx((19 * 100 + 5 * 1) / 24))
+    ]
