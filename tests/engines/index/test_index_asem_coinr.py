@@ -330,3 +330,106 @@ def test_cli_build_json_prints_scores_and_ranks() -> None:
     assert payload["ranks"]["KAZ"]["Index"] == 47
     assert round(payload["scores"]["CHE"]["Index"], 2) == 68.38
     assert round(payload["scores"]["IND"]["Conn"], 2) == 28.60
+
+
+def test_batched_replications_equal_full_rebuilds(asem) -> None:  # type: ignore[no-untyped-def]
+    from qala.engines.index import Assumption, run_uncertainty
+
+    data, meta = asem
+    fw = framework_from_meta(meta)
+    spec = IndexSpec.from_text((REPO_ROOT / "examples" / "asem" / "spec.yaml").read_text())
+    spec = spec.with_step("normalise", params={"low": 1.0, "high": 100.0})
+    assumptions = [
+        Assumption("Winmax", step="treat", parameter="max_points", values=(1, 3, 5)),
+        Assumption(
+            "Agg",
+            step="aggregate",
+            parameter="method",
+            values=("arithmetic", "geometric", "harmonic"),
+        ),
+        Assumption("Drop", drop=((), ("LPI", "Forest"))),
+    ]
+    res = run_uncertainty(spec, data, fw, assumptions, n=12, seed=3)
+    for rep in range(12):
+        choice = res.samples.iloc[rep]
+        variant = spec.with_step("treat", max_points=int(choice["Winmax"])).with_step(
+            "aggregate", method=choice["Agg"]
+        )
+        dropped = [] if choice["Drop"] == "none" else choice["Drop"].split(",")
+        full = build_index(variant, data, fw.without(dropped) if dropped else fw)
+        pd.testing.assert_series_equal(
+            res.scores[rep].rename(None), full.scores["Index"].rename(None), check_names=False
+        )
+    # replications that drop LPI and Forest rank exactly as COINr's NoLPIFor variant
+    published = _published_variants()["NoLPIFor"]
+    drops = [rep for rep in range(12) if res.samples.iloc[rep]["Drop"] != "none"]
+    arithmetic_5 = [
+        rep
+        for rep in drops
+        if res.samples.iloc[rep]["Agg"] == "arithmetic" and res.samples.iloc[rep]["Winmax"] == 5
+    ]
+    for rep in arithmetic_5:
+        assert res.ranks[rep].reindex(published.index).tolist() == published.tolist()
+
+
+def test_cli_results_audit_uncertainty_write_files(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    from typer.testing import CliRunner
+
+    from qala.cli.index import app
+
+    common = [
+        str(REPO_ROOT / "examples" / "asem" / "spec.yaml"),
+        "--data",
+        str(shared_file("asem/ASEM_iData.csv")),
+        "--meta",
+        str(shared_file("asem/ASEM_iMeta.csv")),
+    ]
+    runner = CliRunner()
+    out = runner.invoke(app, ["results", *common, "--unit", "KAZ", "--json"])
+    assert out.exit_code == 0, out.output
+    profile = json.loads(out.stdout)
+    assert {row["code"]: row["rank"] for row in profile["summary"]}["Index"] == 47
+    assert len(profile["strengths"]) == 5
+    out = runner.invoke(app, ["audit", *common, "--out", str(tmp_path / "audit.json")])
+    assert out.exit_code == 0, out.output
+    report = json.loads((tmp_path / "audit.json").read_text())
+    assert report["spec"]["name"] == "ASEM Sustainable Connectivity"
+    assert {r["code"] for r in report["consistency"]} >= {"Conn", "Sust", "Index"}
+    png, csv = tmp_path / "ranks.png", tmp_path / "ranks.csv"
+    out = runner.invoke(
+        app, ["uncertainty", *common, "-n", "200", "--out", str(csv), "--plot", str(png)]
+    )
+    assert out.exit_code == 0, out.output
+    stats = pd.read_csv(csv, index_col=0)
+    assert (
+        stats.loc["KAZ", "nominal"] == 47
+        and stats.loc["KAZ", "q05"] <= 47 <= stats.loc["KAZ", "q95"]
+    )
+    assert png.stat().st_size > 10_000
+
+
+def test_cli_reports_bad_meta_with_row_and_column(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from typer.testing import CliRunner
+
+    from qala.cli.index import app
+
+    meta = pd.read_csv(shared_file("asem/ASEM_iMeta.csv"))
+    meta.loc[3, "Direction"] = 2
+    bad = tmp_path / "meta.csv"
+    meta.to_csv(bad, index=False)
+    out = CliRunner().invoke(
+        app,
+        [
+            "build",
+            str(REPO_ROOT / "examples" / "asem" / "spec.yaml"),
+            "--data",
+            str(shared_file("asem/ASEM_iData.csv")),
+            "--meta",
+            str(bad),
+        ],
+    )
+    assert out.exit_code == 2
+    text = " ".join(out.output.split())  # Rich wraps long lines
+    assert "row 5, column `Direction`: Direction must be 1 or -1" in text
