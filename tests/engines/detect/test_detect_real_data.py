@@ -29,6 +29,7 @@ from qala.engines.detect import (
     columns_from_frame,
     evaluate_frame,
     findings_to_frame,
+    hourly_means,
 )
 from qala.engines.detect.rules import ADVISORY_STEPS
 
@@ -273,3 +274,37 @@ def test_streaming_replay_with_restart_and_redelivery_equals_batch(
         .equals(astana_findings.sort_values(key)[key].reset_index(drop=True))
     )
     assert second.ignored == len(order) - len(observations) - first.ignored
+
+
+def test_hourly_means_leave_out_faults_and_give_the_share_of_hours_within_norms(
+    astana: pd.DataFrame,
+) -> None:
+    columns = columns_from_frame(
+        astana,
+        sensor="station_id",
+        time="datetime_utc",
+        value="value_ugm3",
+        quantity=None,
+        unit=None,
+        default_quantity="pm25",
+        default_unit="ug/m3",
+    )
+    hours = hourly_means(columns, air_quality_rules(["pm25"]))
+    assert hours["mean"].max() < 1000.0
+    # Stations without faults: the engine's hourly means equal pandas' clock-hour means.
+    table = astana.assign(
+        hour=pd.to_datetime(astana.datetime_utc, utc=True, format="ISO8601").dt.floor("h")
+    )
+    clean = table[table.station_id.str.startswith("oaq_")]
+    expected = clean.groupby(["station_id", "hour"]).value_ugm3.mean()
+    ours = hours[hours.sensor.str.startswith("oaq_")].set_index(["sensor", "hour"])["mean"]
+    assert len(ours) == len(expected)
+    assert ours.to_numpy() == pytest.approx(expected.to_numpy())
+    # Share of station-hours within the Kazakh daily ПДК level, an indicator for the catalogue:
+    # on the fault-free stations it equals the pandas figure.
+    assert float((ours <= 35.0).mean()) == pytest.approx(float((expected <= 35.0).mean()))
+    # kgmt_9 keeps only its trustworthy hours: 190 of the 477 clock hours with a reading below
+    # the cap (the rest fall in quarantine).
+    raw_hours = table[(table.station_id == "kgmt_9") & (table.value_ugm3 < 1000)].hour.nunique()
+    assert raw_hours == 477
+    assert (hours.sensor == "kgmt_9").sum() == 190

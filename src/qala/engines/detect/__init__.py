@@ -31,12 +31,19 @@ Evaluation
     ``feed_columns(columns)``, ``check_silence(now_us)``, ``flush()``, ``state()``,
     ``changes()`` (records touched since the last call, for incremental persistence) and
     ``StreamingEvaluator.from_state(rules, state)``; idempotent per ``(sensor, quantity, time)``.
-    ``evaluate_frame(frame, rules, ...)`` — batch replay of a DataFrame, findings as a DataFrame.
+    ``evaluate_frame(frame, rules, ...)`` — batch replay of a DataFrame, findings as a DataFrame;
+    ``hourly_means(columns, rules)`` — the valid hourly means the rules use (for indicators).
 
 The method note is ``docs/detect-rules.md``.
 """
 
-from .batch import FINDING_COLUMNS, evaluate_columns, evaluate_frame, findings_to_frame
+from .batch import (
+    FINDING_COLUMNS,
+    evaluate_columns,
+    evaluate_frame,
+    findings_to_frame,
+    hourly_means,
+)
 from .evaluator import StreamingEvaluator
 from .model import (
     Finding,
@@ -117,6 +124,7 @@ __all__ = [
     "findings_to_frame",
     "from_epoch_us",
     "heating_rules",
+    "hourly_means",
     "load_band_scales",
     "load_heating_norms",
     "load_norm_table",

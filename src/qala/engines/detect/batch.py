@@ -87,6 +87,25 @@ def evaluate_frame(
     return findings_to_frame(evaluate_columns(columns, rules, groups=groups))
 
 
+def hourly_means(
+    columns: ObservationColumns, rules: RuleSet, *, groups: Mapping[str, str] | None = None
+) -> pd.DataFrame:
+    """Clock-hour means of the *valid* readings (faults and quarantined readings left out), the
+    same means the hourly, 8-hour, daily and episode rules use.
+
+    Only quantities with an hour-based rule (hour/8 h/day threshold, seasonal or episode rule)
+    are averaged. Returns columns ``sensor, quantity, hour`` (aware UTC start), ``mean``,
+    ``readings``. Use it for indicators such as the share of hours within a norm.
+    """
+    sink: list[tuple[str, str, int, float, int]] = []
+    evaluator = StreamingEvaluator(rules, groups=groups, hourly_sink=sink)
+    evaluator.feed_columns(columns.sorted_by_time())
+    evaluator.flush()
+    table = pd.DataFrame(sink, columns=["sensor", "quantity", "hour", "mean", "readings"])
+    table["hour"] = pd.to_datetime(table["hour"].astype("int64"), unit="us", utc=True)
+    return table.sort_values(["sensor", "quantity", "hour"], kind="stable").reset_index(drop=True)
+
+
 def findings_to_frame(findings: Iterable[Finding]) -> pd.DataFrame:
     """Findings as a DataFrame with :data:`FINDING_COLUMNS`."""
     rows = [

@@ -339,6 +339,10 @@ class StreamingEvaluator:
     groups
         Sensor id → group id (district, city, cluster). Network rules compare sensors of one
         group; sensors not listed belong to ``"all"``.
+    hourly_sink
+        A list that receives every closed hourly mean of valid readings as
+        ``(sensor, quantity, hour_start_us, mean, readings)`` (for indicators such as the share
+        of hours within norms). Not part of the state.
 
     Examples
     --------
@@ -348,9 +352,18 @@ class StreamingEvaluator:
     >>> evaluator = StreamingEvaluator.from_state(rules, saved)
     """
 
-    def __init__(self, rules: RuleSet, *, groups: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        rules: RuleSet,
+        *,
+        groups: Mapping[str, str] | None = None,
+        hourly_sink: list[tuple[str, str, int, float, int]] | None = None,
+    ) -> None:
         self.rules = rules
         self.groups = dict(groups or {})
+        # Optional: every closed hourly mean of valid readings is appended here as
+        # (sensor, quantity, hour start µs, mean, readings) — for indicators, not part of the state.
+        self.hourly_sink = hourly_sink
         self._offset_us = rules.utc_offset_minutes * 60 * US_PER_SECOND
         self._lateness_us = int(rules.lateness_s * US_PER_SECOND)
         self._compiled: dict[str, _QuantityRules] = {}
@@ -925,6 +938,8 @@ class StreamingEvaluator:
         mean = stream.hour_sum / count
         start = hour * US_PER_HOUR
         end = start + US_PER_HOUR
+        if self.hourly_sink is not None:
+            self.hourly_sink.append((sensor, quantity, start, mean, count))
         for limit in compiled.hour:
             self._check_limit(
                 limit,
