@@ -279,3 +279,10 @@ def test_index_is_monotone_in_a_positive_indicator(values, unit, indicator, bump
     if np.isnan(before) or np.isnan(after):
         return  # an indicator without variance cannot be normalised
     assert after >= before - 1e-9
+
+
+def test_dropping_an_aggregate_drops_its_subtree_and_empty_parents() -> None:
+    fw = framework_from_tree(TREE)
+    smaller = fw.without(["Health"])
+    assert smaller.indicators == ["bus", "bike", "wifi"]
+    assert fw.without(["bus", "bike"]).aggregates == ["Health", "City"]

@@ -218,6 +218,13 @@ class Framework:
         unknown = drop - set(self._by_code)
         if unknown:
             raise SpecificationError(f"cannot drop unknown codes: {sorted(unknown)}")
+        for code in list(drop):  # dropping an aggregate drops everything under it
+            drop.update(self.leaves_under(code))
+            stack = list(self._children[code])
+            while stack:
+                child = stack.pop()
+                drop.add(child)
+                stack.extend(self._children[child])
         changed = True
         nodes = list(self.nodes)
         while changed:
