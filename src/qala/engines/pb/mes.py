@@ -96,50 +96,48 @@ class _Run:
     end_budgets: np.ndarray | None = None
 
 
-def _price(budgets: np.ndarray, utils: np.ndarray, cost: float) -> float:
+def _price(budgets: np.ndarray, utils: np.ndarray, cost: float, start: float = 0.0) -> float:
     """Smallest ``rho`` with ``sum(min(budget, rho * u)) >= cost`` (supporters can afford it).
 
-    Fixed-point iteration on the set of "poor" supporters (those who cannot pay ``rho * u`` and
-    give all they have): ``rho`` only grows, so once poor a voter stays poor. It needs a few
-    vectorised passes instead of a sort.
+    Iterates on the set ``P`` of "poor" supporters (who cannot pay ``rho * u`` and give all they
+    have): ``rho = (cost - budgets in P) / (utility outside P)``, then ``P`` is recomputed, until
+    it no longer grows. Started from any lower bound (``start``: the project's price in an earlier
+    round, budgets only fall), every step stays below the answer and rises, so a close start saves
+    steps; each step is a few vectorised passes, no sort.
     """
-    rho = cost / float(utils.sum())
+    rho = max(cost / float(utils.sum()), start)
     poor = budgets < rho * utils
     n_poor = int(np.count_nonzero(poor))
-    while n_poor:
-        rich = ~poor
-        weight = float(utils[rich].sum())
-        if weight <= 0.0:  # money behind the project equals its cost up to rounding
+    while True:
+        if n_poor == budgets.size:  # money behind the project equals its cost up to rounding
             return float((budgets / utils).max())
-        rho = (cost - float(budgets[poor].sum())) / weight
+        rho = (cost - float(_add(budgets, where=poor))) / float(_add(utils, where=~poor))
         poor = budgets < rho * utils
         now = int(np.count_nonzero(poor))
         if now == n_poor:
-            break
+            return rho
         n_poor = now
-    return rho
 
 
-def _price_uniform(budgets: np.ndarray, utility: float, cost: float) -> float:
+def _price_uniform(budgets: np.ndarray, utility: float, cost: float, start: float = 0.0) -> float:
     """:func:`_price` when every supporter has the same utility (approval ballots).
 
     Then each rich supporter pays the same amount ``pi = rho * utility`` and the poor pay all they
     have, so ``pi`` solves ``sum(min(budget, pi)) = cost`` ("water filling").
     """
     k = budgets.size
-    pi = cost / k
+    pi = max(cost / k, start * utility)
     poor = budgets < pi
     n_poor = int(np.count_nonzero(poor))
-    while n_poor:
+    while True:
         if n_poor == k:
             return float(budgets.max()) / utility
         pi = (cost - float(_add(budgets, where=poor))) / (k - n_poor)
         poor = budgets < pi
         now = int(np.count_nonzero(poor))
         if now == n_poor:
-            break
+            return pi / utility
         n_poor = now
-    return pi / utility
 
 
 def _mes_float(
@@ -179,7 +177,11 @@ def _mes_float(
                     run.dropped[j] = (round_number, money)
                 continue
             same = uniform[j]
-            rho = _price(b, row_utils[j], cost) if same is None else _price_uniform(b, same, cost)
+            start = float(lower[j])
+            if same is None:
+                rho = _price(b, row_utils[j], cost, start)
+            else:
+                rho = _price_uniform(b, same, cost, start)
             lower[j] = rho
             if rho < best * (1 - TOL):
                 best = rho
