@@ -468,8 +468,8 @@ def _parse_term(text: str) -> QTerm:
     if match is None:
         return QTerm(_parse_path(text.strip()), None, None)
     op, raw = match.group("op"), match.group("value").strip()
-    if raw == "":
-        raise NgsiError("InvalidRequest", f"q: comparison {text!r} has no value")
+    if raw == "" or raw[0] in "<>=!~":
+        raise NgsiError("InvalidRequest", f"q: comparison {text!r} has no valid value")
     value: Any
     if op in ("==", "!=") and ".." in raw and not raw.startswith('"'):
         low, _, high = raw.partition("..")

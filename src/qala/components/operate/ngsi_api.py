@@ -344,14 +344,19 @@ def build_router(context: Context) -> APIRouter:
     @router.patch("/entities/{entity_id}/attrs/{attr}", status_code=204)
     async def update_attr(request: Request, entity_id: str, attr: str, _user: Writer) -> Response:
         body, _link = await _body(request)
-        fragment = parse_fragment({attr: body})
+        if not isinstance(body, dict):
+            raise NgsiError("BadRequestData", f"the new value of `{attr}` must be a JSON object")
 
         def action(session: Any) -> entity_services.WriteResult:
-            result, _done, skipped = entity_services.merge_attributes(
+            current = entity_services.get_entity(session, entity_id).attrs.get(attr)
+            if current is None:
+                raise NgsiError("ResourceNotFound", f"entity {entity_id} has no attribute `{attr}`")
+            # A partial attribute ({"value": …} without type) keeps the type and sub-attributes.
+            merged = body if "type" in body else {**current, **body}
+            fragment = parse_fragment({attr: merged})
+            result, _done, _skipped = entity_services.merge_attributes(
                 session, entity_id, fragment, runner=runner_for(context), only_existing=True
             )
-            if skipped:
-                raise NgsiError("ResourceNotFound", f"entity {entity_id} has no attribute `{attr}`")
             return result
 
         write(action)

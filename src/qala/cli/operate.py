@@ -1,0 +1,296 @@
+"""`qala operate …`: ingest from MQTT, simulate, replay CSV files, run rules, manage incidents."""
+
+from __future__ import annotations
+
+import signal
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.progress import Progress
+from rich.table import Table
+
+from qala.cli.common import console, open_context, print_json, reports_errors
+
+if TYPE_CHECKING:
+    from qala.components.operate.ingest import IngestReport
+    from qala.components.operate.replay import ObservationTable
+    from qala.runtime import Context
+
+app = typer.Typer(help="Operate: sensors, rules and incidents.", no_args_is_help=True)
+rules_app = typer.Typer(help="Run the detection rules.", no_args_is_help=True)
+incidents_app = typer.Typer(
+    help="List, acknowledge, close and escalate incidents.", no_args_is_help=True
+)
+app.add_typer(rules_app, name="rules")
+app.add_typer(incidents_app, name="incidents")
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document for scripts.")]
+
+
+@app.command("ingest-mqtt")
+@reports_errors
+def ingest_mqtt(
+    host: Annotated[str | None, typer.Option(help="Broker host (default QALA_MQTT_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Broker port (default QALA_MQTT_PORT).")] = None,
+    client_id: Annotated[
+        str, typer.Option(help="Persistent-session client id.")
+    ] = "qala-operate-ingest",
+    topic: Annotated[
+        str | None, typer.Option(help="Topic filter (default <prefix>/observations/#).")
+    ] = None,
+    batch: Annotated[int, typer.Option(help="Observations per transaction at most.")] = 2000,
+    max_delay_ms: Annotated[float, typer.Option(help="Flush a batch after this many ms.")] = 50.0,
+    checkpoint_s: Annotated[
+        float, typer.Option(help="Seconds between rule-state checkpoints.")
+    ] = 0.0,
+) -> None:
+    """Ingest observations from the MQTT broker until stopped (Ctrl-C or SIGTERM)."""
+    from qala.components.operate.ingest import RulesRunner
+    from qala.components.operate.mqtt import MqttIngester
+
+    context = open_context()
+    ingester = MqttIngester(
+        context,
+        host=host,
+        port=port,
+        client_id=client_id,
+        topic=topic,
+        batch_observations=batch,
+        max_delay_s=max_delay_ms / 1000,
+        runner=RulesRunner(checkpoint_every_s=checkpoint_s),
+    )
+    stopping = {"now": False}
+
+    def stop(_signum: int, _frame: object) -> None:
+        stopping["now"] = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    ingester.start()
+    console.print(
+        f"ingesting from mqtt://{ingester.host}:{ingester.port} topic {ingester.topic} (client {client_id})"
+    )
+    while not stopping["now"]:
+        time.sleep(0.2)
+    ingester.stop()
+    console.print(f"stopped: {ingester.stats.as_dict()}")
+
+
+@app.command("simulate")
+@reports_errors
+def simulate_command(
+    days: Annotated[int, typer.Option(help="Days to simulate.")] = 7,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    output: Annotated[
+        Path | None, typer.Option(help="Write the CSV here instead of ingesting.")
+    ] = None,
+    mqtt: Annotated[
+        bool, typer.Option(help="Publish to the MQTT broker instead of ingesting directly.")
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Simulate the demo city's sensors (illustrative) and ingest, publish or save the stream."""
+    from qala.components.operate.simulator import demo_scenario, simulate
+
+    scenario = demo_scenario(hours=24 * days)
+    frame = simulate(scenario, seed=seed)
+    if output is not None:
+        out = frame.copy()
+        import pandas as pd
+
+        out["time"] = pd.to_datetime(out.pop("time_us"), unit="us", utc=True).map(
+            lambda t: t.isoformat()
+        )
+        out.to_csv(output, index=False)
+        summary: dict[str, object] = {
+            "rows": len(out),
+            "file": str(output),
+            "notes": scenario.notes,
+        }
+    elif mqtt:
+        from qala.components.operate.mqtt import publish_readings
+        from qala.settings import Settings
+
+        settings = Settings()
+        rows = frame.to_dict("records")
+        messages = publish_readings(
+            rows,
+            host=settings.mqtt_host,
+            port=settings.mqtt_port,
+            topic_prefix=settings.mqtt_topic_prefix,
+            per_message=24,
+        )
+        summary = {"observations": len(rows), "messages": messages, "notes": scenario.notes}
+    else:
+        from qala.components.operate.ingest import register_sensors
+        from qala.components.operate.readings import Reading
+        from qala.components.operate.replay import ObservationTable
+
+        context = open_context()
+        with context.database.transaction() as session:
+            register_sensors(session, [s.record() for s in scenario.sensors])
+        readings = [
+            Reading(s, q, int(t), float(v), u) for s, q, t, v, u in frame.itertuples(index=False)
+        ]
+        report = _replay_with_progress(context, ObservationTable(readings, []), illustrative=True)
+        summary = {
+            **report.as_dict(),
+            "incidents_opened": len(set(report.incidents_opened)),
+            "notes": scenario.notes,
+        }
+    if as_json:
+        print_json(summary)
+    else:
+        for key, value in summary.items():
+            console.print(f"{key}: {value}")
+
+
+def _replay_with_progress(
+    context: Context, table: ObservationTable, *, batch_size: int = 1000, illustrative: bool = False
+) -> IngestReport:
+    from qala.components.operate.replay import replay
+
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task("ingesting", total=len(table.readings))
+        return replay(
+            context,
+            table,
+            batch_size=batch_size,
+            illustrative=illustrative,
+            progress=lambda done, _total: progress.update(task, completed=done),
+        )
+
+
+@app.command("replay")
+@reports_errors
+def replay_command(
+    file: Annotated[
+        Path, typer.Argument(help="CSV of observations (AirData.kz hourly files are recognised).")
+    ],
+    sensor: Annotated[str | None, typer.Option(help="Sensor id column.")] = None,
+    time_column: Annotated[
+        str | None, typer.Option("--time", help="Time column (ISO 8601 with offset).")
+    ] = None,
+    value: Annotated[str | None, typer.Option(help="Value column.")] = None,
+    quantity: Annotated[
+        str, typer.Option(help="Quantity when the file has no quantity column.")
+    ] = "pm25",
+    unit: Annotated[str, typer.Option(help="Unit when the file has no unit column.")] = "ug/m3",
+    place: Annotated[
+        str | None, typer.Option(help="Place code of the sensors (for routing and indicators).")
+    ] = None,
+    batch: Annotated[int, typer.Option(help="Observations per transaction.")] = 1000,
+    as_json: JsonOption = False,
+) -> None:
+    """Replay a CSV of real observations through ingestion and the rules."""
+    from qala.components.operate.replay import read_observations
+
+    table = read_observations(
+        file,
+        sensor=sensor,
+        time=time_column,
+        value=value,
+        default_quantity=quantity,
+        default_unit=unit,
+        place_code=place,
+    )
+    context = open_context()
+    report = _replay_with_progress(context, table, batch_size=batch)
+    data = {
+        **report.as_dict(),
+        "incidents_opened": sorted(set(report.incidents_opened)),
+        "incidents_updated": len(report.incidents_updated),
+    }
+    if as_json:
+        print_json(data)
+    else:
+        for key, item in data.items():
+            console.print(f"{key}: {item}")
+
+
+@rules_app.command("run")
+@reports_errors
+def rules_run(as_json: JsonOption = False) -> None:
+    """Check every stream for silence now and escalate overdue incidents."""
+    from qala.components.operate.incidents import escalate_due
+    from qala.components.operate.ingest import check_silence
+
+    context = open_context()
+    report = check_silence(context)
+    with context.database.transaction() as session:
+        escalated = [i.id for i in escalate_due(session, now=context.clock())]
+    data = {**report.as_dict(), "escalated": escalated}
+    if as_json:
+        print_json(data)
+    else:
+        console.print(data)
+
+
+@incidents_app.command("list")
+@reports_errors
+def incidents_list(
+    status: Annotated[
+        str | None, typer.Option(help="open, acknowledged, closed or active.")
+    ] = None,
+    service: Annotated[
+        str | None, typer.Option(help="emergency, utilities, police or ecology.")
+    ] = None,
+    limit: int = 50,
+    as_json: JsonOption = False,
+) -> None:
+    """List incidents, newest first."""
+    from qala.components.operate.incidents import list_incidents
+
+    context = open_context()
+    with context.database.session() as session:
+        rows = list_incidents(session, status=status, service=service, limit=limit)
+    if as_json:
+        print_json([r.as_dict() for r in rows])
+        return
+    table = Table("id", "opened", "category", "severity", "status", "unit", "sensor / place")
+    for row in rows:
+        table.add_row(
+            str(row.id),
+            row.opened_at.strftime("%Y-%m-%d %H:%M"),
+            row.category,
+            row.severity,
+            row.status + (f" (esc. {row.escalation_level})" if row.escalation_level else ""),
+            row.unit,
+            row.sensor or row.place_code or "",
+        )
+    console.print(table)
+
+
+@incidents_app.command("close")
+@reports_errors
+def incidents_close(
+    incident_id: int,
+    reason: Annotated[str, typer.Option(help="resolved, false_alarm, duplicate, sensor_fault…")],
+    note: str | None = None,
+) -> None:
+    """Close an incident with a reason (recorded in its audit trail)."""
+    from qala.components.operate.incidents import close
+
+    context = open_context()
+    with context.database.transaction() as session:
+        close(session, incident_id, reason=reason, actor="cli", now=context.clock(), note=note)
+    console.print(f"incident {incident_id} closed ({reason})")
+
+
+@app.command("indicators")
+@reports_errors
+def indicators(
+    year: Annotated[int, typer.Option(help="Year to compute.")],
+    city: Annotated[str, typer.Option(help="City place code.")] = "astana",
+    as_json: JsonOption = False,
+) -> None:
+    """Compute Operate's indicators and write them to the catalogue."""
+    from qala.components.operate.indicators import write_indicators
+
+    report = write_indicators(open_context(), city=city, year=year)
+    if as_json:
+        print_json(report.as_dict())
+    else:
+        console.print(report.as_dict())

@@ -1,0 +1,429 @@
+"""The NGSI-LD subset at /ngsi-ld/v1: CRUD, content types, queries, batch, temporal, subscriptions."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+OperateApp = Capture = Any  # fixtures from this folder's conftest
+
+SDM_CONTEXT = "https://raw.githubusercontent.com/smart-data-models/dataModel.Environment/master/context.jsonld"
+LD = {"Content-Type": "application/ld+json"}
+LINK = f'<{SDM_CONTEXT}>; rel="http://www.w3.org/ns/json-ld#context"; type="application/ld+json"'
+
+
+def air(
+    station: str, pm25: float, lon: float, lat: float, when: str = "2025-12-01T10:00:00+05:00"
+) -> dict:
+    """A Smart Data Models AirQualityObserved in key-values form, as its examples publish it."""
+    return {
+        "id": f"urn:ngsi-ld:AirQualityObserved:{station}",
+        "type": "AirQualityObserved",
+        "dateObserved": when,
+        "pm25": pm25,
+        "location": {"type": "Point", "coordinates": [lon, lat]},
+        "refDevice": f"urn:ngsi-ld:Device:{station}",
+        "@context": [SDM_CONTEXT],
+    }
+
+
+def test_create_read_with_ld_json_and_link_header(operate_app: OperateApp) -> None:
+    client = operate_app.client
+    created = client.post(
+        "/ngsi-ld/v1/entities",
+        content=json.dumps(air("a1", 41.5, 71.43, 51.13)),
+        headers={**operate_app.auth, **LD},
+    )
+    assert created.status_code == 201
+    assert created.headers["location"] == "/ngsi-ld/v1/entities/urn:ngsi-ld:AirQualityObserved:a1"
+
+    plain = client.get("/ngsi-ld/v1/entities/urn:ngsi-ld:AirQualityObserved:a1")
+    assert plain.headers["content-type"].startswith("application/json")
+    assert "json-ld#context" in plain.headers["link"]
+    body = plain.json()
+    # Key-values input is stored normalised: Property, GeoProperty, Relationship for ref* URNs.
+    assert body["pm25"] == {"type": "Property", "value": 41.5}
+    assert body["location"]["type"] == "GeoProperty"
+    assert body["refDevice"] == {"type": "Relationship", "object": "urn:ngsi-ld:Device:a1"}
+    assert "@context" not in body
+
+    ld = client.get(
+        "/ngsi-ld/v1/entities/urn:ngsi-ld:AirQualityObserved:a1",
+        headers={"Accept": "application/ld+json"},
+    )
+    assert ld.headers["content-type"].startswith("application/ld+json")
+    assert "@context" in ld.json()
+
+    simple = client.get(
+        "/ngsi-ld/v1/entities/urn:ngsi-ld:AirQualityObserved:a1",
+        params={"options": "keyValues", "attrs": "pm25"},
+    )
+    assert simple.json() == {
+        "id": "urn:ngsi-ld:AirQualityObserved:a1",
+        "type": "AirQualityObserved",
+        "pm25": 41.5,
+    }
+
+
+def test_application_json_takes_context_from_link_header_only(operate_app: OperateApp) -> None:
+    body = air("a2", 10, 71.4, 51.1)
+    with_context = operate_app.client.post(
+        "/ngsi-ld/v1/entities", json=body, headers=operate_app.auth
+    )
+    assert with_context.status_code == 400
+    assert with_context.json()["type"] == "https://uri.etsi.org/ngsi-ld/errors/BadRequestData"
+    del body["@context"]
+    ok = operate_app.client.post(
+        "/ngsi-ld/v1/entities", json=body, headers={**operate_app.auth, "Link": LINK}
+    )
+    assert ok.status_code == 201
+    ld_without_context = operate_app.client.post(
+        "/ngsi-ld/v1/entities",
+        content=json.dumps({**body, "id": "urn:ngsi-ld:X:1"}),
+        headers={**operate_app.auth, **LD},
+    )
+    assert ld_without_context.status_code == 400
+
+
+def test_errors_are_problem_details(operate_app: OperateApp) -> None:
+    client = operate_app.client
+    missing = client.get("/ngsi-ld/v1/entities/urn:ngsi-ld:Thing:none")
+    assert missing.status_code == 404
+    assert missing.json() == {
+        "type": "https://uri.etsi.org/ngsi-ld/errors/ResourceNotFound",
+        "title": "The referred resource has not been found",
+        "detail": "entity urn:ngsi-ld:Thing:none does not exist",
+    }
+    client.post(
+        "/ngsi-ld/v1/entities",
+        content=json.dumps(air("a3", 1, 71, 51)),
+        headers={**operate_app.auth, **LD},
+    )
+    again = client.post(
+        "/ngsi-ld/v1/entities",
+        content=json.dumps(air("a3", 1, 71, 51)),
+        headers={**operate_app.auth, **LD},
+    )
+    assert (again.status_code, again.json()["type"]) == (
+        409,
+        "https://uri.etsi.org/ngsi-ld/errors/AlreadyExists",
+    )
+    bad_id = client.post(
+        "/ngsi-ld/v1/entities", json={"id": "not a uri", "type": "T"}, headers=operate_app.auth
+    )
+    assert bad_id.status_code == 400 and "not a URI" in bad_id.json()["detail"]
+    bad_q = client.get("/ngsi-ld/v1/entities", params={"type": "T", "q": "pm25>>"})
+    assert bad_q.status_code == 400
+    assert bad_q.json()["type"].endswith("/InvalidRequest") or bad_q.json()["type"].endswith(
+        "/BadRequestData"
+    )
+    anonymous = client.post(
+        "/ngsi-ld/v1/entities", content=json.dumps(air("a4", 1, 71, 51)), headers=LD
+    )
+    assert anonymous.status_code == 401 and anonymous.json()["type"].endswith("/Unauthorized")
+    media = client.post(
+        "/ngsi-ld/v1/entities",
+        content=b"<x/>",
+        headers={**operate_app.auth, "Content-Type": "text/xml"},
+    )
+    assert media.status_code == 415
+
+
+def _seed(operate_app: OperateApp) -> None:
+    stations = [
+        ("s1", 12.0, 71.4300, 51.1300),  # reference point
+        ("s2", 55.0, 71.4300, 51.1390),  # ~1.0 km north
+        ("s3", 160.5, 71.4600, 51.1300),  # ~2.1 km east
+        ("s4", 35.0, 71.6000, 51.2000),  # far away
+    ]
+    batch = [{k: v for k, v in air(*s).items() if k != "@context"} for s in stations]
+    response = operate_app.client.post(
+        "/ngsi-ld/v1/entityOperations/upsert",
+        json=batch,
+        headers={**operate_app.auth, "Link": LINK},
+    )
+    assert response.status_code == 201
+    assert sorted(response.json()) == [f"urn:ngsi-ld:AirQualityObserved:s{i}" for i in range(1, 5)]
+
+
+def _ids(response) -> list[str]:  # type: ignore[no-untyped-def]
+    assert response.status_code == 200, response.text
+    return [e["id"].rsplit(":", 1)[1] for e in response.json()]
+
+
+def test_query_by_type_q_attrs_geo_and_pagination(operate_app: OperateApp) -> None:
+    _seed(operate_app)
+    client = operate_app.client
+    url = "/ngsi-ld/v1/entities"
+    assert _ids(client.get(url, params={"type": "AirQualityObserved"})) == ["s1", "s2", "s3", "s4"]
+    assert _ids(client.get(url, params={"type": "AirQualityObserved", "q": "pm25>35"})) == [
+        "s2",
+        "s3",
+    ]
+    assert _ids(
+        client.get(url, params={"type": "AirQualityObserved", "q": "pm25>=35;pm25<100"})
+    ) == ["s2", "s4"]
+    assert _ids(
+        client.get(url, params={"type": "AirQualityObserved", "q": "pm25==12|pm25==160.5"})
+    ) == ["s1", "s3"]
+    assert _ids(client.get(url, params={"type": "AirQualityObserved", "q": "pm25==30..60"})) == [
+        "s2",
+        "s4",
+    ]
+    assert _ids(
+        client.get(
+            url, params={"type": "AirQualityObserved", "q": 'refDevice=="urn:ngsi-ld:Device:s3"'}
+        )
+    ) == ["s3"]
+    # Haversine: 0.009° of latitude ≈ 1,000.8 m; 0.03° of longitude at 51.13° N ≈ 2,097 m.
+    near = {
+        "type": "AirQualityObserved",
+        "georel": "near;maxDistance==1500",
+        "geometry": "Point",
+        "coordinates": "[71.43,51.13]",
+    }
+    assert _ids(client.get(url, params=near)) == ["s1", "s2"]
+    assert _ids(client.get(url, params={**near, "georel": "near;maxDistance==2200"})) == [
+        "s1",
+        "s2",
+        "s3",
+    ]
+    assert _ids(client.get(url, params={**near, "georel": "near;minDistance==1500"})) == [
+        "s3",
+        "s4",
+    ]
+    within = {
+        "type": "AirQualityObserved",
+        "georel": "within",
+        "geometry": "Polygon",
+        "coordinates": "[[[71.42,51.12],[71.44,51.12],[71.44,51.145],[71.42,51.145],[71.42,51.12]]]",
+    }
+    assert _ids(client.get(url, params=within)) == ["s1", "s2"]
+    page = client.get(
+        url, params={"type": "AirQualityObserved", "limit": 2, "offset": 1, "count": "true"}
+    )
+    assert _ids(page) == ["s2", "s3"] and page.headers["NGSILD-Results-Count"] == "4"
+    picked = client.get(
+        url, params={"type": "AirQualityObserved", "attrs": "pm25", "limit": 1}
+    ).json()[0]
+    assert set(picked) == {"id", "type", "pm25"}
+    too_many = client.get(url, params={"type": "AirQualityObserved", "limit": 5000})
+    assert too_many.status_code == 403 and too_many.json()["type"].endswith("/TooManyResults")
+    assert _ids(client.get(url, params={"concept": "observation"})) == ["s1", "s2", "s3", "s4"]
+
+
+def test_attrs_patch_post_and_delete(operate_app: OperateApp) -> None:
+    _seed(operate_app)
+    client, auth = operate_app.client, operate_app.auth
+    entity = "/ngsi-ld/v1/entities/urn:ngsi-ld:AirQualityObserved:s1"
+    assert (
+        client.patch(
+            f"{entity}/attrs", json={"pm25": {"type": "Property", "value": 20.0}}, headers=auth
+        ).status_code
+        == 204
+    )
+    partial = client.patch(f"{entity}/attrs", json={"pm25": 21.0, "no2": 5.0}, headers=auth)
+    assert partial.status_code == 207 and partial.json()["notUpdated"][0]["attributeName"] == "no2"
+    assert (
+        client.post(
+            f"{entity}/attrs", json={"no2": {"type": "Property", "value": 7.5}}, headers=auth
+        ).status_code
+        == 204
+    )
+    kept = client.post(
+        f"{entity}/attrs", params={"options": "noOverwrite"}, json={"no2": 99}, headers=auth
+    )
+    assert kept.status_code == 207
+    assert client.get(entity, params={"options": "keyValues"}).json()["no2"] == 7.5
+    assert (
+        client.patch(f"{entity}/attrs/pm25", json={"value": 30.0}, headers=auth).status_code == 204
+    )
+    assert client.get(entity).json()["pm25"]["value"] == 30.0
+    assert client.delete(f"{entity}/attrs/no2", headers=auth).status_code == 204
+    assert "no2" not in client.get(entity).json()
+    assert client.delete(entity, headers=auth).status_code == 204
+    assert client.get(entity).status_code == 404
+    deleted = client.post(
+        "/ngsi-ld/v1/entityOperations/delete",
+        json=["urn:ngsi-ld:AirQualityObserved:s2", "urn:ngsi-ld:AirQualityObserved:nope"],
+        headers=auth,
+    )
+    assert deleted.status_code == 207
+    assert deleted.json()["success"] == ["urn:ngsi-ld:AirQualityObserved:s2"]
+    assert deleted.json()["errors"][0]["error"]["type"].endswith("/ResourceNotFound")
+
+
+def test_temporal_history_of_observed_values(operate_app: OperateApp) -> None:
+    client, auth = operate_app.client, operate_app.auth
+    for hour, value in ((8, 20.0), (9, 25.5), (10, 31.0)):
+        body = {
+            k: v
+            for k, v in air("t1", value, 71.43, 51.13, f"2025-12-01T{hour:02d}:00:00+05:00").items()
+            if k != "@context"
+        }
+        assert client.post(
+            "/ngsi-ld/v1/entityOperations/upsert", json=[body], headers={**auth, "Link": LINK}
+        ).status_code in (201, 204)
+    history = client.get("/ngsi-ld/v1/temporal/entities/urn:ngsi-ld:AirQualityObserved:t1").json()
+    assert [(i["value"], i["observedAt"]) for i in history["pm25"]] == [
+        (20.0, "2025-12-01T03:00:00Z"),
+        (25.5, "2025-12-01T04:00:00Z"),
+        (31.0, "2025-12-01T05:00:00Z"),
+    ]
+    between = client.get(
+        "/ngsi-ld/v1/temporal/entities",
+        params={
+            "type": "AirQualityObserved",
+            "timerel": "between",
+            "timeAt": "2025-12-01T04:00:00Z",
+            "endTimeAt": "2025-12-01T06:00:00Z",
+            "options": "temporalValues",
+        },
+    ).json()
+    assert between[0]["pm25"] == {
+        "type": "Property",
+        "values": [[25.5, "2025-12-01T04:00:00Z"], [31.0, "2025-12-01T05:00:00Z"]],
+    }
+    last = client.get(
+        "/ngsi-ld/v1/temporal/entities/urn:ngsi-ld:AirQualityObserved:t1", params={"lastN": 1}
+    ).json()
+    assert [i["value"] for i in last["pm25"]] == [31.0]
+    # The same upsert again is not a new observation: history stays at three values.
+    body = {
+        k: v
+        for k, v in air("t1", 31.0, 71.43, 51.13, "2025-12-01T10:00:00+05:00").items()
+        if k != "@context"
+    }
+    client.post("/ngsi-ld/v1/entityOperations/upsert", json=[body], headers={**auth, "Link": LINK})
+    assert (
+        len(
+            client.get("/ngsi-ld/v1/temporal/entities/urn:ngsi-ld:AirQualityObserved:t1").json()[
+                "pm25"
+            ]
+        )
+        == 3
+    )
+
+
+def test_subscription_notifies_http_endpoint(
+    operate_app: OperateApp, capture_server: Capture
+) -> None:
+    from qala.components.operate.subscriptions import notifier_for
+
+    client, auth = operate_app.client, operate_app.auth
+    subscription = {
+        "type": "Subscription",
+        "entities": [{"type": "AirQualityObserved"}],
+        "q": "pm25>100",
+        "notification": {
+            "format": "keyValues",
+            "attributes": ["pm25"],
+            "endpoint": {"uri": capture_server.url, "accept": "application/json"},
+        },
+    }
+    created = client.post("/ngsi-ld/v1/subscriptions", json=subscription, headers=auth)
+    assert created.status_code == 201
+    location = created.headers["location"]
+    _seed(operate_app)  # s3 has pm25 160.5, the only one above 100
+    notifier_for(operate_app.context).drain()
+    assert capture_server.event.wait(5)
+    notification = capture_server.received[0]
+    assert notification["type"] == "Notification"
+    assert notification["subscriptionId"] == location.rsplit("/", 1)[1]
+    assert notification["data"] == [
+        {"id": "urn:ngsi-ld:AirQualityObserved:s3", "type": "AirQualityObserved", "pm25": 160.5}
+    ]
+    stored = client.get(location, headers=auth).json()
+    assert stored["notification"]["timesSent"] == 1
+    bad = client.post(
+        "/ngsi-ld/v1/subscriptions",
+        json={"type": "Subscription", "entities": [{"type": "T"}]},
+        headers=auth,
+    )
+    assert bad.status_code == 400 and "endpoint" in bad.json()["detail"]
+    assert client.delete(location, headers=auth).status_code == 204
+    assert client.get(location, headers=auth).status_code == 404
+
+
+def test_sdm_payloads_accepted_as_they_are(operate_app: OperateApp) -> None:
+    """Normalised Smart Data Models examples (WaterQualityObserved, Streetlight, TrafficFlowObserved, Device)."""
+    payloads = [
+        {
+            "id": "urn:ngsi-ld:WaterQualityObserved:waterqualityobserved:Astana:01",
+            "type": "WaterQualityObserved",
+            "dateObserved": {
+                "type": "Property",
+                "value": {"@type": "DateTime", "@value": "2025-12-01T08:00:00Z"},
+            },
+            "temperature": {"type": "Property", "value": 4.2},
+            "pH": {"type": "Property", "value": 7.4},
+            "location": {
+                "type": "GeoProperty",
+                "value": {"type": "Point", "coordinates": [71.41, 51.15]},
+            },
+        },
+        {
+            "id": "urn:ngsi-ld:Streetlight:streetlight:astana:4567",
+            "type": "Streetlight",
+            "status": {"type": "Property", "value": "ok"},
+            "powerState": {"type": "Property", "value": "on"},
+            "refStreetlightGroup": {
+                "type": "Relationship",
+                "object": "urn:ngsi-ld:StreetlightGroup:g1",
+            },
+            "location": {
+                "type": "GeoProperty",
+                "value": {"type": "Point", "coordinates": [71.42, 51.16]},
+            },
+        },
+        {
+            "id": "urn:ngsi-ld:TrafficFlowObserved:TrafficFlowObserved-Astana-1",
+            "type": "TrafficFlowObserved",
+            "dateObserved": {"type": "Property", "value": "2025-12-01T08:00:00Z"},
+            "intensity": {"type": "Property", "value": 197},
+            "averageVehicleSpeed": {"type": "Property", "value": 52.5, "unitCode": "KMH"},
+            "location": {
+                "type": "GeoProperty",
+                "value": {"type": "LineString", "coordinates": [[71.40, 51.10], [71.41, 51.11]]},
+            },
+        },
+        {
+            "id": "urn:ngsi-ld:Device:device-9845A",
+            "type": "Device",
+            "controlledProperty": {"type": "Property", "value": ["pm25"]},
+            "deviceState": {"type": "Property", "value": "ok"},
+        },
+    ]
+    response = operate_app.client.post(
+        "/ngsi-ld/v1/entityOperations/create",
+        content=json.dumps([{**p, "@context": SDM_CONTEXT} for p in payloads]),
+        headers={**operate_app.auth, **LD},
+    )
+    assert response.status_code == 201, response.text
+    concepts = {
+        e["id"].split(":")[2]: e
+        for e in operate_app.client.get(
+            "/ngsi-ld/v1/entities",
+            params={"type": "WaterQualityObserved,Streetlight,TrafficFlowObserved,Device"},
+        ).json()
+    }
+    assert set(concepts) == {"WaterQualityObserved", "Streetlight", "TrafficFlowObserved", "Device"}
+    traffic = operate_app.client.get(
+        "/ngsi-ld/v1/temporal/entities/urn:ngsi-ld:TrafficFlowObserved:TrafficFlowObserved-Astana-1"
+    ).json()
+    assert (
+        traffic["intensity"][0]["value"] == 197
+        and traffic["averageVehicleSpeed"][0]["unitCode"] == "KMH"
+    )
+    from sqlalchemy import select
+
+    from qala.components.operate.models import Entity
+
+    with operate_app.context.database.session() as session:
+        kinds = dict(session.execute(select(Entity.type, Entity.concept)).all())
+    assert kinds == {
+        "WaterQualityObserved": "observation",
+        "Streetlight": "item",
+        "TrafficFlowObserved": "observation",
+        "Device": "item",
+    }
