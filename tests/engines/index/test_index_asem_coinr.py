@@ -433,3 +433,61 @@ def test_cli_reports_bad_meta_with_row_and_column(tmp_path) -> None:  # type: ig
     assert out.exit_code == 2
     text = " ".join(out.output.split())  # Rich wraps long lines
     assert "row 5, column `Direction`: Direction must be 1 or -1" in text
+
+
+# COINr vignette "Analysis" (articles/analysis.md): statistics printed for the example coin.
+def test_data_availability_matches_get_data_avail(nominal) -> None:  # type: ignore[no-untyped-def]
+    raw = nominal.datasets["raw"]
+    assert int(raw.loc["BGD"].isna().sum()) == 6
+    assert raw.notna().mean(axis=1)["BGD"] == pytest.approx(0.877551, abs=1e-6)
+    fw = nominal.framework
+    by_group = {
+        g: raw.loc["BGD", list(fw.children(g))].notna().mean()
+        for g in ("Instit", "P2P", "Physical")
+    }
+    assert by_group == pytest.approx(
+        {"Instit": 0.8333333, "P2P": 0.75, "Physical": 0.875}, abs=1e-6
+    )
+
+
+def test_raw_correlations_match_get_corr(nominal) -> None:  # type: ignore[no-untyped-def]
+    env = nominal.datasets["raw"][list(nominal.framework.children("Environ"))].corr()
+    assert env.at["MatCon", "CO2"] == pytest.approx(0.7222051, abs=1e-7)
+    assert env.at["PrimEner", "CO2"] == pytest.approx(0.3268484, abs=1e-7)
+    assert env.at["Renew", "CO2"] == pytest.approx(-0.5986338, abs=1e-7)
+
+
+def test_within_group_flags_match_get_corr_flags(nominal) -> None:  # type: ignore[no-untyped-def]
+    from qala.engines.index import audit
+
+    report = audit(nominal)
+    social, instit = report.within["Social"], report.within["Instit"]
+    assert round(social.at["CPI", "FreePress"], 3) == 0.761
+    assert round(social.at["CPI", "NGOs"], 3) == 0.768
+    assert round(instit.at["CostImpEx", "TBTs"], 3) == -0.697
+    assert round(instit.at["RTAs", "TBTs"], 3) == -0.752
+    assert round(instit.at["TBTs", "TIRcon"], 3) == -0.623
+    negative = report.flagged_pairs[report.flagged_pairs["issue"] == "negative"]
+    assert {
+        frozenset((a, b))
+        for a, b, r in negative[["a", "b", "r"]].itertuples(index=False)
+        if r < -0.5
+    } == {
+        frozenset(("CostImpEx", "TBTs")),
+        frozenset(("RTAs", "TBTs")),
+        frozenset(("TBTs", "TIRcon")),
+    }
+
+
+def test_cronbach_and_pca_match_get_cronbach_and_get_pca(nominal) -> None:  # type: ignore[no-untyped-def]
+    from qala.engines.index import cronbach_alpha
+    from qala.engines.index.audit import pca_summary
+
+    raw, fw = nominal.datasets["raw"], nominal.framework
+    assert cronbach_alpha(raw[list(fw.children("P2P"))].to_numpy()) == pytest.approx(
+        0.05126659, abs=1e-8
+    )
+    # summary(prcomp) for Social on raw data (rows with gaps removed): PC1 explains 0.5398
+    assert pca_summary(raw[list(fw.children("Social"))].to_numpy())["pc1_share"] == pytest.approx(
+        0.5398, abs=5e-5
+    )

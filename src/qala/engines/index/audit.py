@@ -26,17 +26,20 @@ from .spec import Aggregate
 
 
 def cronbach_alpha(x: np.ndarray) -> float:
-    """``k/(k-1) · (1 - Σ var_i / var(Σ x_i))`` on complete rows; NaN for fewer than 2 items."""
-    x = np.asarray(x, dtype=float)
-    x = x[~np.isnan(x).any(axis=1)]
-    k = x.shape[1]
-    if k < 2 or x.shape[0] < 2:
+    """Cronbach's alpha ``k² · mean off-diagonal covariance / sum of all covariances``.
+
+    Identical to ``k/(k-1) · (1 - Σ var_i / var(Σ x_i))`` on complete data; with gaps the
+    covariances use pairwise-complete observations (as COINr's ``get_cronbach``).
+    """
+    cov = pd.DataFrame(np.asarray(x, dtype=float)).cov().to_numpy()
+    k = cov.shape[0]
+    if k < 2:
         return float("nan")
-    item_var = x.var(axis=0, ddof=1).sum()
-    total_var = x.sum(axis=1).var(ddof=1)
-    if total_var == 0:
+    total = float(np.nansum(cov))
+    if total == 0:
         return float("nan")
-    return float(k / (k - 1) * (1 - item_var / total_var))
+    mean_off = (total - float(np.nansum(np.diag(cov)))) / (k * (k - 1))
+    return float(k * k * mean_off / total)
 
 
 def pca_summary(x: np.ndarray) -> dict[str, Any]:
