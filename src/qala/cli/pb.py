@@ -86,6 +86,9 @@ def solve_command(
     ),
     as_json: bool = typer.Option(False, "--json", help='Print {"selected": [...], "cost": N}.'),
     explain: bool = typer.Option(False, "--explain", help="Explain every project's result."),
+    payments: bool = typer.Option(
+        False, "--payments", help="With --json --explain: what each voter paid (MES)."
+    ),
     no_validate: bool = typer.Option(
         False, "--no-validate", help="Do not reject ballots that break the limits in META."
     ),
@@ -110,7 +113,7 @@ def solve_command(
     )
     seconds = time.perf_counter() - started
     if as_json:
-        data = outcome.as_dict(explain=explain)
+        data = outcome.as_dict(explain=explain, payments=payments)
         if explain:
             data["seconds"] = round(seconds, 4)
         print_json(data)

@@ -57,6 +57,9 @@ def test_mes_cost_utilities_by_hand() -> None:
     x = outcome.explanations["x"]
     assert x.round == 1 and x.numbers["effective_vote_count"] == 2.0
     assert x.numbers["full_payers"] == 2 and x.numbers["money_left"] == 10.0
+    assert x.payments == {"1": 10.0, "2": 10.0}
+    assert outcome.explanations["y"].payments == {"3": 10.0}
+    assert "payments" in outcome.as_dict(explain=True, payments=True)["explanations"][0]  # type: ignore[index]
     z = outcome.explanations["z"]
     assert not z.selected and z.round == 2
     assert "its 2 supporters held 0.00 together, less than its cost 15.00" in z.reason

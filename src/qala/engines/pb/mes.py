@@ -93,6 +93,7 @@ class _Run:
     exhausted: list[int] = field(default_factory=list)
     money_left: list[float] = field(default_factory=list)
     dropped: dict[int, tuple[int, float]] = field(default_factory=dict)  # j -> (round, money)
+    paid: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)  # (voters, amounts)
     end_budgets: np.ndarray | None = None
 
 
@@ -199,10 +200,12 @@ def _mes_float(
         idx = row_voters[winner]
         b = budgets[idx]
         share = rho * row_utils[winner]
-        budgets[idx] = np.where(b > share, b - share, 0.0)
+        after = np.where(b > share, b - share, 0.0)
+        budgets[idx] = after
         alive = alive[alive != winner]
         run.selected.append(winner)
         if record:
+            run.paid.append((idx, b - after))
             run.rho.append(rho)
             full = int(np.count_nonzero(b > share * (1 - TOL)))
             run.full_payers.append(full)
@@ -261,13 +264,20 @@ def _mes_exact(
             break
         winner = min(tied, key=lambda j: ranks[j])
         full = 0
+        payers: list[int] = []
+        amounts: list[float] = []
         for v, u in zip(voters[rows[winner]], exact[rows[winner]], strict=True):
             share = best * u
+            paid = share if budgets[v] > share else budgets[v]
             if budgets[v] > share:
                 budgets[v] -= share
                 full += 1
             else:
                 budgets[v] = Fraction(0)
+            payers.append(v)
+            amounts.append(float(paid))
+        if record:
+            run.paid.append((np.array(payers, dtype=np.int64), np.array(amounts)))
         alive.remove(winner)
         run.selected.append(winner)
         if record:
@@ -408,7 +418,8 @@ def method_of_equal_shares(
         details.update({"add1_steps": steps, "budget_per_voter": per_voter})
         rule += "+" + ("add1-exhaustive" if stop_when_exhaustive else "add1")
     selected = base + run.selected
-    rounds, explanations = _explain_mes(instance, supports, run, base, per_voter)
+    voter_ids = [b.voter_id for b in profile.ballots]
+    rounds, explanations = _explain_mes(instance, supports, run, base, voter_ids)
     details.setdefault("budget_per_voter", per_voter)
     if completion in ("greedy", "add1-greedy", "add1-exhaustive-greedy"):
         selected, more_rounds, more = greedy_completion(
@@ -432,7 +443,7 @@ def method_of_equal_shares(
 
 
 def _explain_mes(
-    instance: Instance, supports: Supports, run: _Run, base: list[int], per_voter: Fraction
+    instance: Instance, supports: Supports, run: _Run, base: list[int], voter_ids: list[str]
 ) -> tuple[list[Round], dict[str, Explanation]]:
     rounds: list[Round] = []
     explanations: dict[str, Explanation] = {}
@@ -457,6 +468,11 @@ def _explain_mes(
                 "full_payers": run.full_payers[k],
                 "exhausted_payers": run.exhausted[k],
                 "money_left": run.money_left[k],
+            },
+            {
+                voter_ids[v]: amount
+                for v, amount in zip(run.paid[k][0].tolist(), run.paid[k][1].tolist(), strict=True)
+                if amount > 0
             },
         )
     budgets = run.end_budgets

@@ -62,22 +62,29 @@ class Round:
 
 @dataclass
 class Explanation:
-    """Why a project was or was not selected."""
+    """Why a project was or was not selected.
+
+    ``payments`` (MES) maps each voter id who paid for the project to the amount paid.
+    """
 
     project_id: str
     selected: bool
     reason: str
     round: int | None = None
     numbers: dict[str, float] = field(default_factory=dict)
+    payments: dict[str, float] = field(default_factory=dict)
 
-    def as_dict(self) -> dict[str, object]:
-        return {
+    def as_dict(self, *, payments: bool = False) -> dict[str, object]:
+        result: dict[str, object] = {
             "project_id": self.project_id,
             "selected": self.selected,
             "round": self.round,
             "reason": self.reason,
             "numbers": self.numbers,
         }
+        if payments:
+            result["payments"] = self.payments
+        return result
 
 
 @dataclass
@@ -117,8 +124,11 @@ class Outcome:
     def selected_set(self) -> frozenset[str]:
         return frozenset(self.selected)
 
-    def as_dict(self, *, explain: bool = False) -> dict[str, object]:
-        """JSON-ready form: ``{"selected": [...], "cost": N}`` plus explanations when asked."""
+    def as_dict(self, *, explain: bool = False, payments: bool = False) -> dict[str, object]:
+        """JSON-ready form: ``{"selected": [...], "cost": N}`` plus explanations when asked.
+
+        ``payments`` adds, per MES project, what each paying voter paid (large on big elections).
+        """
         result: dict[str, object] = {
             "selected": list(self.selected),
             "cost": _json_number(self.cost),
@@ -127,7 +137,9 @@ class Outcome:
             result["rule"] = self.rule
             result["budget_limit"] = _json_number(self.budget_limit)
             result["rounds"] = [r.__dict__ for r in self.rounds]
-            result["explanations"] = [e.as_dict() for e in self.explanations.values()]
+            result["explanations"] = [
+                e.as_dict(payments=payments) for e in self.explanations.values()
+            ]
             result["details"] = {k: _json_value(v) for k, v in self.details.items()}
         return result
 
