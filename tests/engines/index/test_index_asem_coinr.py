@@ -10,6 +10,7 @@ then log_CT) → Normalise min-max 0–100 → Aggregate arithmetic mean.
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 from tests.conftest import REPO_ROOT, shared_file
@@ -491,3 +492,47 @@ def test_cronbach_and_pca_match_get_cronbach_and_get_pca(nominal) -> None:  # ty
     assert pca_summary(raw[list(fw.children("Social"))].to_numpy())["pc1_share"] == pytest.approx(
         0.5398, abs=5e-5
     )
+
+
+# COINr vignette "Weights" (articles/weights.md)
+def test_effective_weights_match_get_eff_weights(nominal) -> None:  # type: ignore[no-untyped-def]
+    eff = nominal.framework.effective_weights()
+    assert eff["Goods"] == pytest.approx(0.02) and eff["Renew"] == pytest.approx(0.03333333)
+    levels = nominal.framework.levels
+    for level, codes in levels.items():
+        assert sum(eff[c] for c in codes) == pytest.approx(1.0), level
+
+
+def test_pca_weights_are_the_squares_of_get_pca_loadings(nominal) -> None:  # type: ignore[no-untyped-def]
+    from qala.engines.index.weighting import pca_weights
+
+    # get_PCA(coin, dset = "Aggregated", Level = 2): first-component loadings (COINr keeps the
+    # signed loadings as weights; Qala uses their squares, which sum to one and are never negative)
+    published = {
+        "Conn": [0.5117970, 0.3049926, 0.3547671, 0.5081540, 0.5108455],
+        "Sust": [0.6513188, -0.7443677, 0.1473108],
+    }
+    for parent, loadings in published.items():
+        kids = list(nominal.framework.children(parent))
+        w = pca_weights(nominal.scores[kids].to_numpy())
+        np.testing.assert_allclose(w, np.square(loadings), atol=1e-6)
+
+
+def test_optimised_weights_balance_subindex_correlations(nominal, example_spec) -> None:  # type: ignore[no-untyped-def]
+    from qala.engines.index import Weight
+
+    s = nominal.scores
+    # equal weights: get_corr(coin, dset = "Aggregated", Levels = c(3, 4))
+    assert s["Conn"].corr(s["Index"]) == pytest.approx(0.9397805, abs=1e-7)
+    assert s["Sust"].corr(s["Index"]) == pytest.approx(0.8382873, abs=1e-7)
+    # get_opt_weights(itarg = "equal", Level = 3) stops at Conn 0.390 / Sust 0.610 with
+    # correlations 0.897 / 0.893; an exact optimum balances them fully
+    opt = nominal.regenerate(
+        example_spec.insert_step(5, Weight(method="optimise_correlation", level=3))
+    )
+    w_conn = opt.framework["Conn"].weight / (
+        opt.framework["Conn"].weight + opt.framework["Sust"].weight
+    )
+    assert w_conn == pytest.approx(0.3902439, abs=0.01)
+    r_conn, r_sust = (opt.scores[c].corr(opt.scores["Index"]) for c in ("Conn", "Sust"))
+    assert abs(r_conn - r_sust) < 1e-3 < abs(0.8971336 - 0.8925119)

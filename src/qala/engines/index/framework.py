@@ -243,6 +243,19 @@ class Framework:
             raise SpecificationError("dropping these codes leaves an empty index")
         return Framework(kept, self.groups, self.denominators)
 
+    def effective_weights(self) -> dict[str, float]:
+        """Each node's weight in the root: the product of its within-group weight shares along
+        the path to the root (COINr ``get_eff_weights``); they sum to one per level of a
+        balanced tree."""
+        out = {self.root: 1.0}
+        for code in reversed(self.aggregates):  # parents before children
+            kids = self._children[code]
+            total = sum(self._by_code[k].weight for k in kids)
+            for k in kids:
+                share = self._by_code[k].weight / total if total > 0 else 0.0
+                out[k] = out[code] * share
+        return {n.code: out[n.code] for n in self.nodes}
+
     @property
     def weights(self) -> dict[str, float]:
         return {n.code: n.weight for n in self.nodes}
