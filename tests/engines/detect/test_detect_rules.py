@@ -24,9 +24,11 @@ from qala.engines.detect import (
     SilenceRule,
     StreamingEvaluator,
     StuckRule,
+    SummationRule,
     ThresholdRule,
     heating_rules,
     load_norm_table,
+    summation_rules_from_norms,
     threshold_rules_from_norms,
     to_epoch_us,
 )
@@ -400,3 +402,31 @@ def test_daily_windows_follow_the_local_offset() -> None:
     assert [(f.start, f.value) for f in utc] == [
         (datetime(2025, 12, 1, tzinfo=UTC), pytest.approx((19 * 100 + 5 * 1) / 24))
     ]
+
+
+def test_summation_of_no2_and_so2_in_shares_of_the_one_time_pdk() -> None:
+    table = load_norm_table("air_kz_dsm70")
+    (rule,) = summation_rules_from_norms(table, ["no2", "so2"])
+    assert (
+        rule.quantities == ("no2", "so2")
+        and rule.limits == (200.0, 500.0)
+        and rule.dominance == 0.8
+    )
+    rules = only(rule, units={"no2": "ug/m3", "so2": "ug/m3"})
+    observations = []
+    for hour, (no2, so2) in enumerate(
+        [(120.0, 300.0), (180.0, 100.0), (100.0, 200.0), (150.0, None)]
+    ):
+        observations.append(reading(no2, at(hour), "post1", "no2"))
+        if so2 is not None:
+            observations.append(reading(so2 / 1000, at(hour, 5), "post1", "so2", "mg/m3"))
+    findings = run(rules, observations)
+    # Hour 0: 120/200 + 300/500 = 0.6 + 0.6 = 1.2 > 1, shares 50 %: exceedance.
+    # Hour 1: 0.9 + 0.2 = 1.1 but NO2 is 82 % of it (> 80 %): its own limit applies, not the sum.
+    # Hour 2: 0.5 + 0.4 = 0.9 ≤ 1. Hour 3: SO2 missing, nothing to add up.
+    assert [(f.start, f.value, f.severity, f.quantity) for f in findings] == [
+        (at(0), pytest.approx(1.2), Severity.WARNING, "no2+so2")
+    ]
+    assert "no2 0.60 + so2 0.60 = 1.20" in findings[0].explanation
+    with pytest.raises(SpecificationError, match="two quantities"):
+        SummationRule(("no2",), (200.0,), "ug/m3")

@@ -18,9 +18,10 @@ Rules (:mod:`.rules`) — frozen parameter records
     ``ThresholdRule`` (instant, hour, 8 h rolling, day), ``SaturationRule``, ``StuckRule``,
     ``QuarantineRule``, ``RateOfChangeRule``, ``RobustAnomalyRule`` (rolling median/MAD),
     ``SeasonalAnomalyRule`` (hour of day × weekday), ``SilenceRule``, ``EpisodeRule``,
-    ``NetworkEpisodeRule``, ``CrossSensorRule``, ``HeatingScheduleRule``; grouped in a
-    ``RuleSet``. Factories: ``air_quality_rules(["pm25", ...])``, ``heating_rules()``,
-    ``threshold_rules_from_norms(limits)``.
+    ``NetworkEpisodeRule``, ``CrossSensorRule``, ``SummationRule`` (combined effect,
+    Σ Cᵢ/ПДКᵢ ≤ 1), ``HeatingScheduleRule``; grouped in a ``RuleSet``. Factories:
+    ``air_quality_rules(["pm25", ...])``, ``heating_rules()``, ``threshold_rules_from_norms(limits)``,
+    ``summation_rules_from_norms(table, quantities)``.
 
 Norms (:mod:`.norms_loader`)
     ``load_norm_table("air_kz_dsm70" | "air_who_2021")``, ``band_of(value, quantity=...,
@@ -80,10 +81,12 @@ from .rules import (
     SeasonalAnomalyRule,
     SilenceRule,
     StuckRule,
+    SummationRule,
     ThresholdRule,
     air_quality_rules,
     heating_rules,
     severity_for,
+    summation_rules_from_norms,
     threshold_rules_from_norms,
 )
 from .units import conversion_factor, normalise_unit
@@ -114,6 +117,7 @@ __all__ = [
     "SilenceRule",
     "StreamingEvaluator",
     "StuckRule",
+    "SummationRule",
     "ThresholdRule",
     "air_quality_rules",
     "band_of",
@@ -130,6 +134,7 @@ __all__ = [
     "load_norm_table",
     "normalise_unit",
     "severity_for",
+    "summation_rules_from_norms",
     "threshold_rules_from_norms",
     "to_epoch_us",
 ]

@@ -53,6 +53,7 @@ from .rules import (
     SeasonalAnomalyRule,
     SilenceRule,
     StuckRule,
+    SummationRule,
     ThresholdRule,
     severity_for,
 )
@@ -60,6 +61,7 @@ from .units import conversion_factor, normalise_unit
 
 STATE_VERSION = 1
 DEFAULT_GROUP = "all"
+_SUMMATION_PREFIX = "summation:"
 _MAD_SCALE = 0.6745  # Φ⁻¹(0.75): makes MAD comparable with a standard deviation
 
 
@@ -98,6 +100,7 @@ class _QuantityRules:
     network_episode: list[tuple[NetworkEpisodeRule, float]] = field(default_factory=list)
     cross: list[tuple[CrossSensorRule, float]] = field(default_factory=list)
     heating: list[HeatingScheduleRule] = field(default_factory=list)
+    summation: list[SummationRule] = field(default_factory=list)
     is_outdoor_for_heating: bool = False
 
     @property
@@ -172,6 +175,8 @@ def _compile(rule_set: RuleSet, quantity: str) -> _QuantityRules:
             )
         elif isinstance(rule, CrossSensorRule) and rule.quantity == quantity:
             compiled.cross.append((rule, float(to_canonical(rule.abs_tolerance, rule.unit) or 0.0)))
+        elif isinstance(rule, SummationRule) and quantity in rule.quantities:
+            compiled.summation.append(rule)
         elif isinstance(rule, HeatingScheduleRule):
             if rule.supply_quantity == quantity:
                 compiled.heating.append(rule)
@@ -617,6 +622,10 @@ class StreamingEvaluator:
         if compiled.needs_group_table:
             self._add_to_group(
                 group_id, sensor, quantity, compiled, hour_index, time_us, value, findings
+            )
+        for summation in compiled.summation:
+            self._add_to_summation(
+                summation, sensor, quantity, hour_index, time_us, value, findings
             )
         return findings
 
@@ -1353,6 +1362,100 @@ class StreamingEvaluator:
             )
         )
 
+    # ---- combined effect (summation) ---------------------------------------------------------
+
+    def _add_to_summation(
+        self,
+        rule: SummationRule,
+        sensor: str,
+        quantity: str,
+        hour: int,
+        time_us: int,
+        value: float,
+        findings: list[Finding],
+    ) -> None:
+        table_state = self._group(sensor, _SUMMATION_PREFIX + rule.rule_id)
+        if table_state.evaluated_through is None or hour > table_state.evaluated_through:
+            cells = table_state.hours.setdefault(hour, {})
+            cell = cells.get(quantity)
+            if cell is None:
+                cells[quantity] = [value, 1]
+            else:
+                cell[0] += value
+                cell[1] += 1
+        if table_state.max_time is None or time_us > table_state.max_time:
+            table_state.max_time = time_us
+            ready_through = (time_us - self._lateness_us) // US_PER_HOUR - 1
+            if (
+                table_state.evaluated_through is None
+                or ready_through > table_state.evaluated_through
+            ):
+                self._evaluate_summation(rule, sensor, table_state, ready_through, findings)
+
+    def _summation_limits(self, rule: SummationRule) -> list[float]:
+        limits = []
+        for quantity, limit in zip(rule.quantities, rule.limits, strict=True):
+            unit = self._rules_for(quantity).unit
+            limits.append(limit * (conversion_factor(rule.unit, unit) if unit else 1.0))
+        return limits
+
+    def _evaluate_summation(
+        self,
+        rule: SummationRule,
+        sensor: str,
+        table_state: _GroupState,
+        through: int | None,
+        findings: list[Finding],
+    ) -> None:
+        ready = sorted(h for h in table_state.hours if through is None or h <= through)
+        limits = self._summation_limits(rule)
+        for hour in ready:
+            cells = table_state.hours.pop(hour)
+            if not all(q in cells for q in rule.quantities):
+                continue
+            ratios = [
+                cells[q][0] / cells[q][1] / limit
+                for q, limit in zip(rule.quantities, limits, strict=True)
+            ]
+            total = sum(ratios)
+            if total <= 1.0:
+                continue
+            largest_share = max(ratios) / total
+            if rule.dominance is not None and largest_share > rule.dominance:
+                continue  # one substance dominates: its own limit applies, not the sum
+            start = hour * US_PER_HOUR
+            parts = " + ".join(f"{q} {r:.2f}" for q, r in zip(rule.quantities, ratios, strict=True))
+            findings.append(
+                Finding(
+                    rule.rule_id,
+                    FindingKind.EXCEEDANCE,
+                    sensor,
+                    "+".join(rule.quantities),
+                    start,
+                    start + US_PER_HOUR,
+                    severity_for(total, rule.steps),
+                    total,
+                    "ПДК shares",
+                    f"{sensor}: combined effect of {', '.join(rule.quantities)} — hourly means in shares "
+                    f"of the one-time ПДК {parts} = {total:.2f} > 1 ({rule.citation or rule.rule_id}); "
+                    f"largest share {largest_share:.0%}",
+                    threshold=1.0,
+                    details={"ratios": ratios, "largest_share": largest_share},
+                )
+            )
+        if through is not None:
+            table_state.evaluated_through = (
+                through
+                if table_state.evaluated_through is None
+                else max(table_state.evaluated_through, through)
+            )
+        elif ready:
+            table_state.evaluated_through = (
+                ready[-1]
+                if table_state.evaluated_through is None
+                else max(table_state.evaluated_through, ready[-1])
+            )
+
     # ---- end of input -----------------------------------------------------------------------
 
     def flush(self) -> list[Finding]:
@@ -1371,8 +1474,16 @@ class StreamingEvaluator:
                 self._close_hour(stream, compiled, sensor, quantity, findings)
             if compiled.day and stream.day is not None:
                 self._close_day(stream, compiled, sensor, quantity, findings)
+        summations = {
+            rule.rule_id: rule for rule in self.rules.rules if isinstance(rule, SummationRule)
+        }
         for (group_id, quantity), group in sorted(self._groups.items()):
             if quantity == "__outdoor__":
+                continue
+            if quantity.startswith(_SUMMATION_PREFIX):
+                rule = summations.get(quantity[len(_SUMMATION_PREFIX) :])
+                if rule is not None:
+                    self._evaluate_summation(rule, group_id, group, None, findings)
                 continue
             compiled = self._rules_for(quantity)
             self._evaluate_group_hours(group, group_id, quantity, compiled, None, findings)

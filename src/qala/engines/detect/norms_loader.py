@@ -50,6 +50,8 @@ class NormTable:
     legal_force: str
     status: str
     limits: tuple[NormLimit, ...]
+    summation_groups: tuple[tuple[str, ...], ...] = ()
+    summation_dominance: tuple[tuple[int, float], ...] = ()
 
     def limit(self, quantity: str, averaging: str) -> NormLimit:
         for candidate in self.limits:
@@ -146,7 +148,14 @@ def load_norm_table(name: str) -> NormTable:
                 citation=citation,
             )
         )
+    summation = raw.get("summation") or {}
     return NormTable(
+        summation_groups=tuple(
+            tuple(str(q) for q in group) for group in summation.get("groups", [])
+        ),
+        summation_dominance=tuple(
+            sorted((int(k), float(v)) for k, v in summation.get("dominance", {}).items())
+        ),
         norm_id=str(raw["id"]),
         version=str(raw["version"]),
         title=" ".join(str(raw["title"]).split()),

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from qala.core.errors import SpecificationError
 
 from .model import Severity
-from .norms_loader import HeatingSchedule, NormLimit, load_heating_norms, load_norm_table
+from .norms_loader import HeatingSchedule, NormLimit, NormTable, load_heating_norms, load_norm_table
 
 SeveritySteps = tuple[tuple[float, Severity], ...]
 # Ratios to the limit: 1× warning, 2× major, 5× critical — the lower edges of KazHydroMet's
@@ -221,6 +221,27 @@ class CrossSensorRule:
 
 
 @dataclass(frozen=True)
+class SummationRule:
+    """Combined effect of substances measured together at one station: the hourly means in
+    shares of their one-time ПДК, ``Σ Cᵢ / ПДКᵢ``, must not exceed 1. Not applied when one
+    component's share of the sum is above ``dominance`` (0.8 for two components with NO2)."""
+
+    quantities: tuple[str, ...]
+    limits: tuple[float, ...]
+    unit: str
+    dominance: float | None = None
+    citation: str = ""
+    rule_id: str = "norm.summation"
+    steps: SeveritySteps = LEGAL_STEPS
+
+    def __post_init__(self) -> None:
+        if len(self.quantities) < 2 or len(self.quantities) != len(self.limits):
+            raise SpecificationError(
+                f"rule `{self.rule_id}`: give at least two quantities and one limit for each"
+            )
+
+
+@dataclass(frozen=True)
 class HeatingScheduleRule:
     """Supply water temperature against the schedule for the group's newest outdoor temperature:
     outside ``expected × (1 ± tolerance)`` is an exceedance (too cold: under-heating)."""
@@ -246,6 +267,7 @@ Rule = (
     | EpisodeRule
     | NetworkEpisodeRule
     | CrossSensorRule
+    | SummationRule
     | HeatingScheduleRule
 )
 
@@ -318,6 +340,31 @@ def threshold_rules_from_norms(
     return rules
 
 
+def summation_rules_from_norms(table: NormTable, quantities: Sequence[str]) -> list[SummationRule]:
+    """One :class:`SummationRule` per summation group of ``table`` whose substances are all in
+    ``quantities``, with their one-time limits."""
+    dominance = dict(table.summation_dominance)
+    rules = []
+    for group in table.summation_groups:
+        if not set(group) <= set(quantities):
+            continue
+        limits = [table.limit(quantity, "instant") for quantity in group]
+        units = {limit.unit for limit in limits}
+        if len(units) != 1:
+            raise SpecificationError(f"summation group {group} mixes units {sorted(units)}")
+        rules.append(
+            SummationRule(
+                quantities=tuple(group),
+                limits=tuple(limit.value for limit in limits),
+                unit=units.pop(),
+                dominance=dominance.get(len(group)),
+                citation=f"{table.norm_id} ({table.version}) summation",
+                rule_id=f"norm.{table.norm_id}.summation.{'+'.join(group)}",
+            )
+        )
+    return rules
+
+
 def air_quality_rules(
     quantities: Sequence[str] = ("pm25", "pm10", "no2", "so2", "co", "o3"),
     *,
@@ -342,6 +389,7 @@ def air_quality_rules(
             threshold_rules_from_norms(x for x in table.limits if x.quantity in quantities)
         )
     episode_table = load_norm_table(episode_norm)
+    rules.extend(summation_rules_from_norms(episode_table, quantities))
     for quantity in quantities:
         units[quantity] = "ug/m3"
         rules.append(SaturationRule(quantity=quantity, cap=cap, floor=0.0, unit="ug/m3"))
