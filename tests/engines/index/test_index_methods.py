@@ -147,6 +147,15 @@ def test_batched_means_equal_one_by_one() -> None:
         np.testing.assert_allclose(batch[:, r], aggregation.weighted_mean(x, w[r], "geometric"))
 
 
+def test_weighted_median() -> None:
+    x = np.array([[1.0, 2.0, 3.0, 100.0], [5.0, nan, 1.0, 3.0]])
+    np.testing.assert_allclose(aggregation.weighted_median(x, np.ones(4)), [2.5, 3.0])
+    # weight 3 on the outlier: it holds more than half of the weight
+    np.testing.assert_allclose(
+        aggregation.weighted_median(x[:1], np.array([1.0, 1.0, 1.0, 3.5])), [100.0]
+    )
+
+
 def test_copeland_counts_pairwise_majorities() -> None:
     x = np.array([[3.0, 3.0, 1.0], [2.0, 2.0, 2.0], [1.0, 1.0, 3.0]])
     np.testing.assert_allclose(aggregation.copeland(x, np.ones(3)), [2, 0, -2])

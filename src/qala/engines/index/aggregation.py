@@ -7,6 +7,7 @@ children falls below it, and ``missing="propagate"`` makes any missing child giv
 * arithmetic ``Σ w x / Σ w`` (fully compensatory);
 * geometric ``exp(Σ w ln x / Σ w)`` (needs x > 0; partially compensatory);
 * harmonic ``Σ w / Σ (w / x)`` (needs x ≠ 0; least compensatory of the three);
+* weighted median: the value at which the cumulative weight reaches one half (robust);
 * Copeland: a weighted pairwise contest; unit *a* beats *b* when the weights of the children on
   which *a* is better (ties count half) exceed half; score = wins − losses (Munda & Nardo 2009,
   OECD/JRC Handbook 2008 §6.2, non-compensatory);
@@ -28,7 +29,7 @@ from scipy.optimize import linprog
 FloatArray = npt.NDArray[np.float64]
 
 MEANS = ("arithmetic", "geometric", "harmonic")
-METHODS = (*MEANS, "copeland", "bod")
+METHODS = (*MEANS, "median", "copeland", "bod")
 
 
 class AggregationDomainError(ValueError):
@@ -121,6 +122,29 @@ def weighted_mean(
 ) -> FloatArray:
     """Weighted arithmetic/geometric/harmonic mean of each row of ``values`` (units × children)."""
     return mean_batch(values, weights, method, min_coverage=min_coverage, missing=missing)
+
+
+def weighted_median(values: FloatArray, weights: FloatArray) -> FloatArray:
+    """Weighted median of each row: the value where the cumulative weight share reaches one half
+    (midway between two values when it lands exactly on one half, so equal weights give the
+    ordinary median). Missing values are skipped; robust to outlying children."""
+    v = np.asarray(values, dtype=float)
+    w = np.asarray(weights, dtype=float)
+    out = np.full(v.shape[0], np.nan)
+    for i, row in enumerate(v):
+        ok = ~np.isnan(row) & (w > 0)
+        if not ok.any():
+            continue
+        x, ww = row[ok], w[ok]
+        order = np.argsort(x, kind="mergesort")
+        x, ww = x[order], ww[order] / ww.sum()
+        cum = np.cumsum(ww)
+        j = int(np.searchsorted(cum, 0.5 - 1e-12))
+        if abs(cum[j] - 0.5) < 1e-12 and j + 1 < x.size:
+            out[i] = (x[j] + x[j + 1]) / 2
+        else:
+            out[i] = x[j]
+    return out
 
 
 def outranking_matrix(values: FloatArray, weights: FloatArray) -> FloatArray:

@@ -562,6 +562,8 @@ def aggregate_scores(
                 ) from exc
         elif method == "copeland":
             y = aggregation.copeland(x, w)
+        elif method == "median":
+            y = aggregation.weighted_median(x, w)
         elif method == "bod":
             y, _ = aggregation.benefit_of_the_doubt(
                 x, min_share=step.bod_min_share, max_share=step.bod_max_share

@@ -315,6 +315,8 @@ def _aggregate_batch(
                 xj = x[:, j, :]
                 if method == "copeland":
                     y[:, j] = aggregation.copeland(xj, w[j])
+                elif method == "median":
+                    y[:, j] = aggregation.weighted_median(xj, w[j])
                 else:
                     y[:, j] = aggregation.benefit_of_the_doubt(
                         xj, min_share=step.bod_min_share, max_share=step.bod_max_share
