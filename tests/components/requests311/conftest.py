@@ -59,7 +59,9 @@ class City:
         if new.lat is None and new.address_string is None and new.address_id is None:
             new.lat, new.lon = YESIL
         with self.context.database.transaction() as session:
-            return submit_request(session, self.jurisdiction, new, now=at or self.clock())
+            return submit_request(
+                session, self.jurisdiction, new, now=at or self.clock(), bus=self.context.bus
+            )
 
 
 def default_attributes(service_code: str) -> dict[str, list[str]]:

@@ -22,7 +22,7 @@ def _as_list(value: object) -> list[dict[str, str]]:
 def test_services_and_definitions_through_georeport(
     live_city: tuple[City, LiveServer], output_format: str
 ) -> None:
-    city, live = live_city
+    _city, live = live_city
     client = georeport.GeoReport(live.open311, jurisdiction="astana", output_format=output_format)
 
     services = client.get_service_list()

@@ -116,8 +116,9 @@ def build_operator_router(context: Context) -> APIRouter:
     ) -> list[StaffRequest]:
         with context.database.session() as session:
             staff = Requests(session, city(jurisdiction), actor=user.username, now=context.clock())
+            # Operators see their own department's queue unless they ask for another.
             return staff.queue(
-                department=department,
+                department=department or getattr(user, "department", None),
                 statuses=status or OPEN_STATUSES,
                 assignee=assignee,
                 overdue_only=overdue,

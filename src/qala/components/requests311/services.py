@@ -80,7 +80,33 @@ def publish_after_commit(session: Session, bus: EventBus | None, event: Event) -
     """
     if bus is None:
         return
-    sqlalchemy_event.listen(session, "after_commit", lambda _session: bus.publish(event), once=True)
+    if _PENDING_EVENTS not in session.info:
+        session.info[_PENDING_EVENTS] = []
+        sqlalchemy_event.listen(session, "after_commit", _publish_pending)
+    session.info[_PENDING_EVENTS].append((bus, event))
+
+
+_PENDING_EVENTS = "requests311.pending_events"
+
+
+def _publish_pending(session: Session) -> None:
+    # SQLAlchemy also calls after_commit when a savepoint is released; wait for the real commit.
+    if session.in_nested_transaction():
+        return
+    pending = session.info.get(_PENDING_EVENTS, [])
+    session.info[_PENDING_EVENTS] = []
+    for bus, event in pending:
+        bus.publish(event)
+
+
+def _pending_count(session: Session) -> int:
+    return len(session.info.get(_PENDING_EVENTS, []))
+
+
+def _forget_pending_after(session: Session, count: int) -> None:
+    """Drop events of work rolled back to a savepoint."""
+    if _PENDING_EVENTS in session.info:
+        del session.info[_PENDING_EVENTS][count:]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1157,17 +1183,27 @@ class Requests:
             )
         done: list[StaffRequest] = []
         problems: list[Problem] = []
+        events_before = _pending_count(self.session)
+        everything = self.session.begin_nested()
         for request_id in dict.fromkeys(request_ids):
+            events_here = _pending_count(self.session)
             try:
                 with self.session.begin_nested():
                     done.append(actions[action](request_id, **options))
             except (ValidationError, ConflictError, NotFoundError) as exc:
+                _forget_pending_after(self.session, events_here)
                 problems.append(Problem(str(exc).splitlines()[0], column="ids", value=request_id))
             except TypeError as exc:
+                everything.rollback()
+                _forget_pending_after(self.session, events_before)
                 raise ValidationError.single(
                     f"wrong options for {action}: {exc}", column="options"
                 ) from None
-        raise_if_problems(problems, f"bulk {action}: nothing was changed")
+        if problems:
+            everything.rollback()
+            _forget_pending_after(self.session, events_before)
+            raise_if_problems(problems, f"bulk {action}: nothing was changed")
+        everything.commit()
         return done
 
     # -- helpers
