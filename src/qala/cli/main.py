@@ -22,6 +22,7 @@ SUBCOMMANDS: list[tuple[str, str]] = [
     ("places", "qala.cli.catalog:places_app"),
     ("data", "qala.cli.data"),
     ("demo", "qala.cli.demo"),
+    ("operate", "qala.cli.operate"),
     ("users", "qala.cli.users"),
     ("requests", "qala.cli.requests"),
     ("index", "qala.cli.index"),
