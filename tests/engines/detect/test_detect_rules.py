@@ -430,3 +430,11 @@ def test_summation_of_no2_and_so2_in_shares_of_the_one_time_pdk() -> None:
     assert "no2 0.60 + so2 0.60 = 1.20" in findings[0].explanation
     with pytest.raises(SpecificationError, match="two quantities"):
         SummationRule(("no2",), (200.0,), "ug/m3")
+
+
+def test_episode_window_longer_than_a_day() -> None:
+    rule = EpisodeRule("pm25", limit=35.0, unit="ug/m3", window_hours=48, min_coverage=0.75)
+    series = [60.0 if h % 2 else 80.0 for h in range(40)]
+    findings = run(only(rule), [reading(v, at(h)) for h, v in enumerate(series)])
+    # 75 % of 48 hours = 36 hourly means are needed before the first evaluation.
+    assert [(f.rule_id, f.end, f.details["hours"]) for f in findings] == [("episode", at(36), 36)]

@@ -108,6 +108,11 @@ class _QuantityRules:
         return bool(self.hour or self.eight_hour or self.day or self.seasonal or self.episode)
 
     @property
+    def hours_kept(self) -> int:
+        """How many past hourly means a stream keeps (8-hour means, episode windows)."""
+        return max([24] + [rule.window_hours for rule, _ in self.episode])
+
+    @property
     def needs_group_table(self) -> bool:
         return bool(self.network_episode or self.cross)
 
@@ -963,7 +968,7 @@ class StreamingEvaluator:
             )
         hourly = stream.hourly
         hourly.append([hour, mean])
-        oldest = hour - 23
+        oldest = hour - compiled.hours_kept + 1
         while hourly and hourly[0][0] < oldest:
             del hourly[0]
         if compiled.eight_hour:
