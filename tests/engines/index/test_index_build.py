@@ -286,3 +286,39 @@ def test_dropping_an_aggregate_drops_its_subtree_and_empty_parents() -> None:
     smaller = fw.without(["Health"])
     assert smaller.indicators == ["bus", "bike", "wifi"]
     assert fw.without(["bus", "bike"]).aggregates == ["Health", "City"]
+
+
+def test_continuous_assumptions_are_sampled_in_range() -> None:
+    fw = framework_from_tree(TREE)
+    spec = simple_spec().insert_step(1, Treat())
+    assumptions = [
+        Assumption("skew", step="treat", parameter="skew_threshold", low=0.5, high=3.0),
+        Assumption("winmax", step="treat", parameter="max_points", low=1, high=4),
+    ]
+    res = run_uncertainty(spec, DATA, fw, assumptions, n=30, seed=5)
+    assert res.samples["skew"].between(0.5, 3.0).all()
+    assert res.samples["winmax"].between(1, 4).all()
+    assert res.data_variants == 30  # every draw differs: each ran its own data steps
+    assert res.ranks.notna().all().all() and res.ranks.max().max() <= 4
+
+
+def test_uncertainty_config_from_yaml_block() -> None:
+    from qala.engines.index import assumptions_from_config, uncertainty_section
+
+    text = """
+steps: [{step: normalise}, {step: aggregate}]
+uncertainty:
+  assumptions:
+    - {name: agg, step: aggregate, parameter: method, values: [arithmetic, median]}
+    - {name: w, weights_noise: {2: 0.2}, weight_sets: 10}
+    - {name: drop, drop: [[], [wifi]]}
+    - {name: t, step: normalise, parameter: method, range: [0, 1]}
+"""
+    block = uncertainty_section(text)
+    assert block is not None
+    found = assumptions_from_config(block)
+    assert [a.kind for a in found] == ["step", "weights", "drop", "step"]
+    assert found[1].weights_noise == {2: 0.2} and found[2].drop == ((), ("wifi",))
+    assert found[0].decode(0.99) == 1 and found[3].decode(0.25) == 0.25
+    with pytest.raises(ValidationError, match="unknown field"):
+        assumptions_from_config({"assumptions": [{"name": "x", "stepp": "treat"}]})

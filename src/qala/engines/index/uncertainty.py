@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import time
 import warnings
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -251,31 +252,52 @@ def _noise_multipliers(
 
 
 class _DataCache:
-    """Runs data steps once per distinct parameter prefix."""
+    """Runs data steps once per distinct parameter prefix.
 
-    def __init__(self, spec: IndexSpec, data: pd.DataFrame) -> None:
+    States are kept without their intermediate data sets, and at most ``limit`` of them (least
+    recently used go first), so continuous assumptions on data steps cannot exhaust memory; an
+    evicted prefix is simply recomputed when needed.
+    """
+
+    def __init__(self, spec: IndexSpec, data: pd.DataFrame, limit: int = 64) -> None:
         self.spec = spec
         self.data = data
-        self.cache: dict[str, _State] = {}
-        self.variants = 0
+        self.limit = limit
+        self.cache: OrderedDict[str, _State] = OrderedDict()
+        self.seen: set[str] = set()
+
+    @property
+    def variants(self) -> int:
+        return len(self.seen)
+
+    def _get(self, key: str) -> _State | None:
+        state = self.cache.get(key)
+        if state is not None:
+            self.cache.move_to_end(key)
+        return state
+
+    def _put(self, key: str, state: _State) -> None:
+        state.datasets = {}
+        self.cache[key] = state
+        while len(self.cache) > self.limit:
+            self.cache.popitem(last=False)
 
     def state(self, spec: IndexSpec, framework: Framework, drop_key: str) -> _State:
         data_steps = [s for s in spec.steps if s.kind in _DATA_STEP_KINDS or s.kind == "weight"]
         key = drop_key
-        base_key = key
-        if base_key not in self.cache:
-            self.cache[base_key] = _prepare(spec, self.data, framework)
-        state = self.cache[base_key]
+        state = self._get(key)
+        if state is None:
+            state = _prepare(spec, self.data, framework)
+            self._put(key, state)
         for step in data_steps:
             key = key + "|" + json.dumps(step_to_dict(step), sort_keys=True, default=str)
-            if key not in self.cache:
-                new = state.copy()
-                _RUNNERS[type(step)](new, step)
-                self.cache[key] = new
-            state = self.cache[key]
-        if key not in getattr(self, "_seen", set()):
-            self._seen = getattr(self, "_seen", set()) | {key}
-            self.variants += 1
+            cached = self._get(key)
+            if cached is None:
+                cached = state.copy()
+                _RUNNERS[type(step)](cached, step)
+                self._put(key, cached)
+            state = cached
+        self.seen.add(key)
         return state
 
 
