@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -438,3 +439,13 @@ def test_episode_window_longer_than_a_day() -> None:
     findings = run(only(rule), [reading(v, at(h)) for h, v in enumerate(series)])
     # 75 % of 48 hours = 36 hourly means are needed before the first evaluation.
     assert [(f.rule_id, f.end, f.details["hours"]) for f in findings] == [("episode", at(36), 36)]
+
+
+def test_live_silence_alert_survives_a_restart() -> None:
+    rules = only(SilenceRule(factor=3.0, min_history=4, min_gap_s=600))
+    evaluator = StreamingEvaluator(rules)
+    evaluator.feed_many([reading(5.0, at(0, 10 * k)) for k in range(6)])
+    now = to_epoch_us(at(2))
+    assert len(evaluator.check_silence(now)) == 1
+    restored = StreamingEvaluator.from_state(rules, json.loads(json.dumps(evaluator.state())))
+    assert restored.check_silence(now + 60_000_000) == []  # already reported before the restart
