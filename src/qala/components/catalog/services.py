@@ -300,13 +300,14 @@ def write_values(session: Session, values: pd.DataFrame, *, batch_id: int | None
     """Upsert checked values in bulk: the fast path behind every import."""
     if values.empty:
         return 0
-    now = utcnow()
     frame = values.copy()
     frame["batch_id"] = batch_id
-    frame["updated_at"] = now
-    records = _records(frame[list(_UPSERT_COLUMNS)])
     connection = session.connection()
     dialect = connection.dialect.name
+    now = utcnow()
+    # The raw driver gets what SQLAlchemy's DateTime would send: SQLite stores its own text format.
+    stamp: object = now if dialect == "postgresql" else now.strftime("%Y-%m-%d %H:%M:%S.%f")
+    records = [(*record, stamp) for record in _records(frame[list(_UPSERT_COLUMNS[:-1])])]
     columns = ", ".join(_UPSERT_COLUMNS)
     updates = ", ".join(f"{c} = excluded.{c}" for c in _UPSERT_COLUMNS[3:])
     if dialect == "postgresql":
@@ -333,8 +334,6 @@ def _records(frame: pd.DataFrame) -> list[tuple[Any, ...]]:
             columns.append([bool(v) for v in column.tolist()])
         elif name == "value":
             columns.append([float(v) for v in column.tolist()])
-        elif name == "updated_at":
-            columns.append(column.tolist())
         else:
             columns.append(
                 [
@@ -405,7 +404,10 @@ def values_frame(
         ids = load_catalogue().framework(framework).indicator_ids()
         query = query.where(IndicatorValue.indicator_id.in_(ids))
     rows = session.execute(query).all()
-    return pd.DataFrame(rows, columns=EXPORT_COLUMNS)
+    frame = pd.DataFrame(rows, columns=EXPORT_COLUMNS)
+    # Fixed dtypes whatever the rows hold (pandas infers differently for all-empty columns).
+    text = {c: object for c in ("place", "indicator", "unit", "source", "note")}
+    return frame.astype({**text, "year": "int64", "value": "float64", "illustrative": bool})
 
 
 def to_wide(long: pd.DataFrame) -> pd.DataFrame:
