@@ -322,3 +322,36 @@ uncertainty:
     assert found[0].decode(0.99) == 1 and found[3].decode(0.25) == 0.25
     with pytest.raises(ValidationError, match="unknown field"):
         assumptions_from_config({"assumptions": [{"name": "x", "stepp": "treat"}]})
+
+
+def test_long_records_and_catalogue_style_tree() -> None:
+    from qala.engines.index import wide_from_long
+
+    long = DATA.melt(
+        id_vars=["uCode", "uName", "region", "pop"], var_name="code", value_name="value"
+    )
+    long = long.rename(columns={"uCode": "place"})
+    extra = DATA.set_index("uCode")[["region"]]
+    wide = wide_from_long(
+        long[["place", "code", "value"]], unit="place", indicator="code", extra=extra
+    )
+    tree = {
+        "code": "City",
+        "id": 7,
+        "children": [
+            {
+                "code": "Health",
+                "weight": 2,
+                "children": [{"code": "beds"}, {"code": "wait", "direction": "lower"}],
+            },
+            {"code": "Mobility", "weight": None, "children": [{"code": "bus"}, {"code": "bike"}]},
+            {"code": "wifi", "direction": "higher", "unit": "%"},
+        ],
+    }
+    fw = framework_from_tree(tree)
+    assert fw["wait"].direction == -1 and fw["Mobility"].weight == 1
+    got = build_index(simple_spec(), wide, fw).scores
+    expected = build_index(simple_spec(), DATA, framework_from_tree(TREE)).scores
+    pd.testing.assert_frame_equal(got, expected)
+    with pytest.raises(ValidationError, match="several values"):
+        wide_from_long(pd.concat([long, long.head(1)]), unit="place", indicator="code")

@@ -34,12 +34,23 @@ Audit, uncertainty and sensitivity::
     run_uncertainty(spec, data_df, framework, [Assumption(...), ...], n=1000)          # MC
     run_uncertainty(..., n=256, method="sobol")        # first-order and total Sobol (SALib)
 
+Store rows (unit, indicator, value[, period]) become the wide table with
+``wide_from_long(records, unit="place", indicator="code", value="value", time="year")``.
+
 The engine does no I/O: callers read files and pass DataFrames and text.
 """
 
 from .aggregation import benefit_of_the_doubt, copeland, weighted_mean
 from .audit import AuditReport, audit, cronbach_alpha
-from .build import IndexResult, aggregate_scores, build_index, compare, compare_many, rank_desc
+from .build import (
+    IndexResult,
+    aggregate_scores,
+    build_index,
+    compare,
+    compare_many,
+    rank_desc,
+    wide_from_long,
+)
 from .framework import Framework, Node, framework_from_meta, framework_from_tree
 from .normalisation import register_normaliser
 from .spec import (
@@ -95,4 +106,5 @@ __all__ = [
     "run_uncertainty",
     "uncertainty_section",
     "weighted_mean",
+    "wide_from_long",
 ]

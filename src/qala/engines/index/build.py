@@ -709,6 +709,39 @@ def build_index(spec: IndexSpec, data: pd.DataFrame, framework: Framework) -> In
     )
 
 
+def wide_from_long(
+    records: pd.DataFrame,
+    *,
+    unit: str = "unit",
+    indicator: str = "indicator",
+    value: str = "value",
+    time: str | None = None,
+    unit_column: str = "uCode",
+    time_column: str = "Time",
+    extra: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """Pivot long observations (one row per unit, indicator[, period]) into the wide table
+    :func:`build_index` takes; ``extra`` (indexed by unit) adds name/group/denominator columns.
+    Duplicate observations are an error naming the unit and indicator."""
+    keys = [unit, indicator] + ([time] if time else [])
+    dup = records.duplicated(keys, keep=False)
+    if dup.any():
+        first = records[dup].iloc[0]
+        raise ValidationError.single(
+            f"several values for unit `{first[unit]}` and indicator `{first[indicator]}`"
+            + (f" in period {first[time]}" if time else ""),
+            column=value,
+        )
+    index = [unit] + ([time] if time else [])
+    wide = records.pivot(index=index, columns=indicator, values=value)
+    wide.columns = [str(c) for c in wide.columns]
+    renames = {unit: unit_column, **({time: time_column} if time else {})}
+    wide = wide.reset_index().rename(columns=renames)
+    if extra is not None:
+        wide = wide.merge(extra, left_on=unit_column, right_index=True, how="left")
+    return wide
+
+
 def compare(
     a: IndexResult, b: IndexResult, code: str | None = None, *, use: str = "ranks"
 ) -> pd.DataFrame:

@@ -441,6 +441,20 @@ def framework_from_meta(meta: pd.DataFrame, *, source: str | None = None) -> Fra
     return framework
 
 
+_DIRECTION_WORDS = {
+    "higher": 1,
+    "higher_is_better": 1,
+    "positive": 1,
+    "up": 1,
+    "+": 1,
+    "lower": -1,
+    "lower_is_better": -1,
+    "negative": -1,
+    "down": -1,
+    "-": -1,
+}
+
+
 def framework_from_tree(
     tree: Mapping[str, Any],
     *,
@@ -449,7 +463,9 @@ def framework_from_tree(
 ) -> Framework:
     """Read nested dicts ``{"code", "weight", "direction", "name", "children": [...]}``.
 
-    Leaves are indicators. Keys other than ``code`` are optional (weight 1, direction 1).
+    Leaves are indicators. Keys other than ``code`` are optional (weight 1, direction 1);
+    ``direction`` may also be a word (``higher``/``positive`` or ``lower``/``negative``). Other
+    keys are ignored, so catalogue records can be passed as they are.
     """
     nodes: list[Node] = []
     problems: list[Problem] = []
@@ -459,8 +475,12 @@ def framework_from_tree(
             problems.append(Problem(f"tree node at {path} needs a `code`", value=item))
             return
         code = str(item["code"])
+        raw_direction = item.get("direction", 1)
+        if isinstance(raw_direction, str):
+            word = raw_direction.strip().lower()
+            raw_direction = _DIRECTION_WORDS.get(word, raw_direction)
         try:
-            direction = int(item.get("direction", 1) or 1)
+            direction = int(raw_direction or 1)
             weight = float(item.get("weight", 1.0) if item.get("weight") is not None else 1.0)
         except (TypeError, ValueError):
             problems.append(Problem(f"bad weight or direction at {path}", value=item))
