@@ -54,6 +54,8 @@ class IndicatorDef:
     ref: str | None = None
     definition: Names = field(default_factory=dict)
     level: str | None = None
+    typical: tuple[float, float] | None = None
+    """Span of values usual for Kazakh cities: guides generated sample data and chart axes."""
 
     def name(self, language: str) -> str:
         return self.names.get(language) or self.names.get("en") or self.id
@@ -298,6 +300,15 @@ def _parse_framework(
         level = raw.get("level")
         if level is not None and level not in LEVELS:
             checker.fail(file, f"{path}.level", f"expected one of {', '.join(LEVELS)}", level)
+        typical = raw.get("typical")
+        if typical is not None and not (
+            isinstance(typical, list)
+            and len(typical) == 2
+            and all(isinstance(x, int | float) and not isinstance(x, bool) for x in typical)
+            and typical[0] < typical[1]
+        ):
+            checker.fail(file, f"{path}.typical", "expected [low, high] with low below high", typical)
+            typical = None
         indicators[indicator_id] = IndicatorDef(
             id=indicator_id,
             names=checker.names(file, f"{path}.name", raw.get("name")),
@@ -311,6 +322,7 @@ def _parse_framework(
                 file, f"{path}.definition", raw.get("definition"), required=False
             ),
             level=level,
+            typical=None if typical is None else (float(typical[0]), float(typical[1])),
         )
         uses.append((file, f"{path}.unit", "unit:" + str(raw.get("unit") or "")))
         return Node(code=indicator_id, names={}, weight=weight, indicator=indicator_id)

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 import numpy as np
 import pandas as pd
 
-from qala.components.catalog.frameworks import Catalogue, load_catalogue
+from qala.components.catalog.frameworks import Catalogue, IndicatorDef, load_catalogue
 from qala.components.catalog.places import Gazetteer, load_gazetteer
 from qala.components.catalog.services import ImportReport, import_frame
 from qala.store.database import Database
@@ -75,7 +75,10 @@ CATEGORY_MODEL: dict[str, tuple[float, float, float]] = {
 }
 
 
-def _span(catalogue: Catalogue, unit_id: str) -> tuple[float, float]:
+def _span(catalogue: Catalogue, indicator: IndicatorDef) -> tuple[float, float]:
+    if indicator.typical is not None:
+        return indicator.typical
+    unit_id = indicator.unit
     unit = catalogue.units[unit_id]
     low, high = TYPICAL_SPAN.get(unit_id, (0.0, 100.0))
     if unit.min is not None and unit.max is not None:
@@ -121,7 +124,7 @@ def generate_sample(
     for ci, place in enumerate(cities):
         for ii, ind in enumerate(indicators):
             level, slope, trend = CATEGORY_MODEL[ind.category]
-            low, high = _span(catalogue, ind.unit)
+            low, high = _span(catalogue, ind)
             integer = catalogue.units[ind.unit].integer
             for ti, year in enumerate(years):
                 logit = (
