@@ -39,7 +39,9 @@ from qala.registry import prepare
 from qala.runtime import Context
 from qala.settings import Settings
 
-POSTGRES_ADMIN = os.environ.get("QALA_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+POSTGRES_ADMIN = os.environ.get(
+    "QALA_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
 console = Console()
 
 
@@ -62,8 +64,13 @@ def make_database(backend: str) -> tuple[str, Any]:
 
 
 def direct(context: Context, count: int, batch: int, sensors: int) -> dict[str, float]:
-    rows = stream(sensors=sensors, seconds=count / 1000, rate_per_s=1000, start_us=1_764_547_200_000_000)
-    readings = [Reading(str(r["sensor"]), "pm25", int(r["time_us"]), float(r["value"]), "ug/m3") for r in rows]  # type: ignore[call-overload]
+    rows = stream(
+        sensors=sensors, seconds=count / 1000, rate_per_s=1000, start_us=1_764_547_200_000_000
+    )
+    readings = [
+        Reading(str(r["sensor"]), "pm25", int(r["time_us"]), float(r["value"]), "ug/m3")
+        for r in rows
+    ]  # type: ignore[call-overload]
     runner = RulesRunner(checkpoint_every_s=1.0)
     ingest(context, readings[:batch], runner=runner)  # warm-up: sensors registered, state created
     started = time.perf_counter()
@@ -72,10 +79,17 @@ def direct(context: Context, count: int, batch: int, sensors: int) -> dict[str, 
         findings += ingest(context, readings[start : start + batch], runner=runner).findings
     seconds = time.perf_counter() - started
     stored = len(readings) - batch
-    return {"observations": stored, "seconds": seconds, "per_s": stored / seconds, "findings": findings}
+    return {
+        "observations": stored,
+        "seconds": seconds,
+        "per_s": stored / seconds,
+        "findings": findings,
+    }
 
 
-def _publisher(prefix: str, rate: float, seconds: float, sensors: int, per_message: int, start_us: int) -> None:
+def _publisher(
+    prefix: str, rate: float, seconds: float, sensors: int, per_message: int, start_us: int
+) -> None:
     import paho.mqtt.client as mqtt
 
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
@@ -100,7 +114,11 @@ def _publisher(prefix: str, rate: float, seconds: float, sensors: int, per_messa
             "sensor": f"mq-{sensor:04d}",
             "sent_us": time.time_ns() // 1000,
             "observations": [
-                {"quantity": "pm25", "time_us": start_us + (base + i) * step_us, "value": 25.0 + ((base + i) % 13)}
+                {
+                    "quantity": "pm25",
+                    "time_us": start_us + (base + i) * step_us,
+                    "value": 25.0 + ((base + i) % 13),
+                }
                 for i in range(per_message)
             ],
         }
@@ -137,8 +155,17 @@ def mqtt_run(context: Context, rate: float, seconds: float, sensors: int) -> dic
     ingester.stop()
     latencies = sorted(ingester.stats.latencies_us)
     with context.database.session() as session:
-        stored = session.scalar(select(func.count()).select_from(Observation).where(Observation.sensor.like("mq-%"))) or 0
-    quantile = lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))] / 1000 if latencies else float("nan")  # noqa: E731
+        stored = (
+            session.scalar(
+                select(func.count()).select_from(Observation).where(Observation.sensor.like("mq-%"))
+            )
+            or 0
+        )
+    quantile = lambda q: (
+        latencies[min(len(latencies) - 1, int(q * len(latencies)))] / 1000
+        if latencies
+        else float("nan")
+    )
     return {
         "observations": stored,
         "expected": expected,
@@ -157,7 +184,9 @@ def main() -> None:
     parser.add_argument("--observations", type=int, default=100_000)
     parser.add_argument("--batch", type=int, default=5000)
     parser.add_argument("--sensors", type=int, default=200)
-    parser.add_argument("--rate", type=float, default=6000.0, help="MQTT publish rate, observations/s")
+    parser.add_argument(
+        "--rate", type=float, default=6000.0, help="MQTT publish rate, observations/s"
+    )
     parser.add_argument("--seconds", type=float, default=20.0, help="MQTT publishing duration")
     parser.add_argument("--backends", default="sqlite,postgres")
     args = parser.parse_args()
@@ -167,16 +196,33 @@ def main() -> None:
         context = Context.from_settings(Settings(database_url=url))
         try:
             prepare(context)
-            console.print(f"[bold]{backend}[/]: direct ingestion of {args.observations:,} observations…")
-            results.setdefault(backend, {})["direct"] = direct(context, args.observations, args.batch, args.sensors)
-            console.print(f"[bold]{backend}[/]: MQTT at {args.rate:,.0f} obs/s for {args.seconds:g} s…")
+            console.print(
+                f"[bold]{backend}[/]: direct ingestion of {args.observations:,} observations…"
+            )
+            results.setdefault(backend, {})["direct"] = direct(
+                context, args.observations, args.batch, args.sensors
+            )
+            console.print(
+                f"[bold]{backend}[/]: MQTT at {args.rate:,.0f} obs/s for {args.seconds:g} s…"
+            )
             results[backend]["mqtt"] = mqtt_run(context, args.rate, args.seconds, args.sensors)
         finally:
             context.database.dispose()
             if drop is not None:
                 drop()
-    table = Table(title=f"Operate ingestion, history kept, rules on ingest ({os.cpu_count()} CPUs) — t0={now_us()}")
-    for column in ("store", "path", "observations", "obs/s", "p50 ms", "p95 ms", "p99 ms", "vs Orion-LD+history 2,800/s"):
+    table = Table(
+        title=f"Operate ingestion, history kept, rules on ingest ({os.cpu_count()} CPUs) — t0={now_us()}"
+    )
+    for column in (
+        "store",
+        "path",
+        "observations",
+        "obs/s",
+        "p50 ms",
+        "p95 ms",
+        "p99 ms",
+        "vs Orion-LD+history 2,800/s",
+    ):
         table.add_column(column, justify="right")
     for backend, runs in results.items():
         for path, figures in runs.items():
@@ -190,7 +236,9 @@ def main() -> None:
                 f"{figures.get('p99_ms', float('nan')):.1f}",
                 f"{figures['per_s'] / 2800:.2f}×",
             )
-    table.add_row("Orion-LD (published)", "HTTP", "", "3,500 / 2,800 with history", "", "", "", "1.00×")
+    table.add_row(
+        "Orion-LD (published)", "HTTP", "", "3,500 / 2,800 with history", "", "", "", "1.00×"
+    )
     console.print(table)
     out = Path("bench/results")
     out.mkdir(parents=True, exist_ok=True)
