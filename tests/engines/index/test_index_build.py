@@ -163,6 +163,15 @@ def test_copeland_and_bod_levels() -> None:
     assert bod.scores["City"].max() == pytest.approx(1.0)
 
 
+def test_normalise_methods_work_with_their_own_defaults() -> None:
+    fw = framework_from_tree(TREE)
+    for method in ("minmax", "zscore", "rank", "percentile", "distance_to_max"):
+        result = build_index(IndexSpec(steps=(Impute(), Normalise(method=method))), DATA, fw)
+        assert result.scores["bus"].notna().all(), method
+    z = build_index(IndexSpec(steps=(Normalise(method="zscore"),)), DATA, fw).scores["bus"]
+    assert z.mean() == pytest.approx(0) and z.std() == pytest.approx(1)
+
+
 def test_spec_round_trips_and_rejects_typos() -> None:
     spec = IndexSpec(
         steps=(
@@ -355,3 +364,19 @@ def test_long_records_and_catalogue_style_tree() -> None:
     pd.testing.assert_frame_equal(got, expected)
     with pytest.raises(ValidationError, match="several values"):
         wide_from_long(pd.concat([long, long.head(1)]), unit="place", indicator="code")
+
+
+def test_distance_to_target_takes_targets_from_the_structure() -> None:
+    tree = {
+        "code": "I",
+        "children": [
+            {"code": "beds", "target": 35.0},
+            {"code": "wait", "direction": -1, "target": 7.5},
+        ],
+    }
+    spec = IndexSpec(steps=(Impute(), Normalise(method="distance_to_target")))
+    s = build_index(spec, DATA, framework_from_tree(tree)).scores
+    # beds 10, 40, 30, (10): (x - 10) / (35 - 10), capped at 100
+    assert s["beds"].tolist() == pytest.approx([0, 100, 80, 0])
+    # wait 5, 10, 20, 15 (lower is better): (20 - x) / (20 - 7.5)
+    assert s["wait"].tolist() == pytest.approx([100, 80, 0, 40])

@@ -90,7 +90,7 @@ class Normalise:
 
     kind: ClassVar[str] = "normalise"
     method: str = "minmax"
-    params: dict[str, Any] = field(default_factory=lambda: {"low": 0.0, "high": 100.0})
+    params: dict[str, Any] = field(default_factory=dict)  # each method has its own defaults
     per_indicator: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
