@@ -376,7 +376,7 @@ def test_distance_to_target_takes_targets_from_the_structure() -> None:
     }
     spec = IndexSpec(steps=(Impute(), Normalise(method="distance_to_target")))
     s = build_index(spec, DATA, framework_from_tree(tree)).scores
-    # beds 10, 40, 30, (10): (x - 10) / (35 - 10), capped at 100
-    assert s["beds"].tolist() == pytest.approx([0, 100, 80, 0])
+    # beds 10, 40, 30, (mean 80/3): (x - 10) / (35 - 10), capped at 100
+    assert s["beds"].tolist() == pytest.approx([0, 100, 80, 200 / 3])
     # wait 5, 10, 20, 15 (lower is better): (20 - x) / (20 - 7.5)
     assert s["wait"].tolist() == pytest.approx([100, 80, 0, 40])
