@@ -18,9 +18,11 @@ MES usually leaves money unspent, so cities complete it:
   affordable (pabutools' ``voter_budget_increment=1``; equalshares.net's "add1e");
 - ``"add1-greedy"``, ``"add1-exhaustive-greedy"``: Add1 then greedy.
 
-Arithmetic: ``arithmetic="float"`` (default) runs on numpy vectors; prices that agree to 1e-9
-(relative) count as tied, which reproduces exact ties (broken by project id) in practice.
-``arithmetic="exact"`` repeats the computation with :class:`fractions.Fraction` (slow; a reference).
+Arithmetic: ``arithmetic="float"`` (default) runs on numpy vectors. Equal float prices count as
+tied (broken by the tie-breaking order); when two prices, or a project's money and its cost, agree
+to 1e-9 without being equal, floats cannot decide and that MES run is redone with
+:class:`fractions.Fraction` (``details["exact_reruns"]`` counts them; none happen on the pabulib
+files we test). ``arithmetic="exact"`` always uses fractions (slow; a reference).
 """
 
 from __future__ import annotations
@@ -83,6 +85,10 @@ class _Prepared:
         return cls(costs, row_voters, row_utils, uniform, initial_lower)
 
 
+class _Ambiguous(Exception):
+    """Floats cannot decide a comparison (two prices, or money and a cost, agree to 1e-9)."""
+
+
 @dataclass
 class _Run:
     """One fixed-budget MES run: chosen projects and what happened to the others."""
@@ -133,11 +139,14 @@ def _price_uniform(budgets: np.ndarray, utility: float, cost: float, start: floa
     while True:
         if n_poor == k:
             return float(budgets.max()) / utility
-        pi = (cost - float(_add(budgets, where=poor))) / (k - n_poor)
+        poor_money = float(_add(budgets, where=poor))
+        pi = (cost - poor_money) / (k - n_poor)
         poor = budgets < pi
         now = int(np.count_nonzero(poor))
         if now == n_poor:
-            return pi / utility
+            # One division (not pi / utility): equal exact prices then give equal floats, e.g.
+            # 1/24 for every project with 24 untouched supporters under cost utilities.
+            return (cost - poor_money) / ((k - n_poor) * utility)
         n_poor = now
 
 
@@ -172,7 +181,9 @@ def _mes_float(
             b = budgets[row_voters[j]]
             money = float(_add(b))
             cost = float(costs[j])
-            if money < cost * (1 - TOL):
+            if abs(money - cost) <= cost * TOL:
+                raise _Ambiguous  # affordable only if the exact sum reaches the cost
+            if money < cost:
                 dropped.append(j)
                 if record:
                     run.dropped[j] = (round_number, money)
@@ -195,7 +206,10 @@ def _mes_float(
         if not tied:
             break
         low = min(float(lower[j]) for j in tied)
-        winner = min((j for j in tied if lower[j] <= low * (1 + TOL)), key=rank_list.__getitem__)
+        near = [j for j in tied if lower[j] <= low * (1 + TOL)]
+        if len({float(lower[j]) for j in near}) > 1:
+            raise _Ambiguous  # a near tie: only exact arithmetic can order these prices
+        winner = min(near, key=rank_list.__getitem__)
         rho = float(lower[winner])
         idx = row_voters[winner]
         b = budgets[idx]
@@ -269,9 +283,9 @@ def _mes_exact(
         for v, u in zip(voters[rows[winner]], exact[rows[winner]], strict=True):
             share = best * u
             paid = share if budgets[v] > share else budgets[v]
+            full += budgets[v] >= share  # paying exactly one's share is paying in full
             if budgets[v] > share:
                 budgets[v] -= share
-                full += 1
             else:
                 budgets[v] = Fraction(0)
             payers.append(v)
@@ -372,10 +386,16 @@ def method_of_equal_shares(
 
     prepared = _Prepared.of(instance, supports) if arithmetic == "float" else None
 
+    fallbacks = 0
+
     def run_at(per_voter: Fraction, record: bool) -> _Run:
-        if prepared is None:
-            return _mes_exact(instance, supports, per_voter, candidates, ranks, record=record)
-        return _mes_float(prepared, n, float(per_voter), candidates, ranks, record=record)
+        nonlocal fallbacks
+        if prepared is not None:
+            try:
+                return _mes_float(prepared, n, float(per_voter), candidates, ranks, record=record)
+            except _Ambiguous:
+                fallbacks += 1
+        return _mes_exact(instance, supports, per_voter, candidates, ranks, record=record)
 
     def cost_of(run: _Run) -> Fraction:
         return spent_before + sum((instance.projects[j].cost for j in run.selected), Fraction(0))
@@ -421,6 +441,8 @@ def method_of_equal_shares(
     voter_ids = [b.voter_id for b in profile.ballots]
     rounds, explanations = _explain_mes(instance, supports, run, base, voter_ids)
     details.setdefault("budget_per_voter", per_voter)
+    if fallbacks:
+        details["exact_reruns"] = fallbacks
     if completion in ("greedy", "add1-greedy", "add1-exhaustive-greedy"):
         selected, more_rounds, more = greedy_completion(
             instance, supports, selected, ranks, first_round=len(rounds) + 1
