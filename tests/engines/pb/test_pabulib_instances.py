@@ -133,23 +133,23 @@ runner = CliRunner()
 
 
 def test_cli_solve_json_and_check() -> None:
-    from qala.cli.main import app
+    from qala.cli.pb import app  # the `qala pb` sub-app (qala.cli.main mounts it as "pb")
 
     path = shared_file("pabulib/Netherlands_Assen_2024.pb")
     result = runner.invoke(
-        app, ["pb", "solve", str(path), "--rule", "mes", "--completion", "add1", "--json"]
+        app, ["solve", str(path), "--rule", "mes", "--completion", "add1", "--json"]
     )
     assert result.exit_code == 0, result.output
     import json
 
     data = json.loads(result.stdout)
     assert data == {"selected": ["3", "9", "11", "2", "13", "14", "5", "6", "12"], "cost": 76700}
-    result = runner.invoke(app, ["pb", "solve", str(path), "--rule", "greedy"])
+    result = runner.invoke(app, ["solve", str(path), "--rule", "greedy"])
     # 2 and 11 both have 24 votes: "11" < "2" as strings, so 11 goes first.
     assert result.stdout.split() == ["3", "9", "8", "11", "2", "13", "14"]
-    result = runner.invoke(app, ["pb", "check", str(path), "--json"])
+    result = runner.invoke(app, ["check", str(path), "--json"])
     assert result.exit_code == 0 and json.loads(result.stdout)["match"] is True
     result = runner.invoke(
-        app, ["pb", "check", str(shared_file("pabulib/Poland_Czestochowa_2020_Stare_Miasto.pb"))]
+        app, ["check", str(shared_file("pabulib/Poland_Czestochowa_2020_Stare_Miasto.pb"))]
     )
     assert result.exit_code == 2
