@@ -272,11 +272,11 @@ def _prepare(spec: IndexSpec, data: pd.DataFrame, framework: Framework) -> _Stat
         problems.append(Problem("indicator of the structure has no data column", column=c))
     raise_if_problems(problems, "invalid index data")
     values = frame[indicators].copy()
-    for c in indicators:
+    non_numeric = [c for c in indicators if not pd.api.types.is_numeric_dtype(values[c])]
+    if not non_numeric:
+        values = values.astype(float)
+    for c in non_numeric:
         column = values[c]
-        if pd.api.types.is_numeric_dtype(column):
-            values[c] = column.astype(float)
-            continue
         converted = pd.to_numeric(column, errors="coerce")
         bad = converted.isna() & column.notna() & (column.astype(str).str.strip() != "")
         for idx in list(values.index[bad])[:5]:
@@ -331,12 +331,18 @@ def _denominate(state: _State, step: Denominate) -> None:
                 Problem(f"denominate: denominator column `{den}` is not in the data", column=den)
             )
     raise_if_problems(problems, "cannot denominate")
-    data = state.data.copy()
-    for ind, den in by.items():
-        d = pd.to_numeric(state.units[den], errors="coerce")
-        with np.errstate(divide="ignore", invalid="ignore"):
-            data[ind] = data[ind] / d * float(step.scale.get(ind, 1.0))
-        data[ind] = data[ind].replace([np.inf, -np.inf], np.nan)
+    arr = state.data.to_numpy(dtype=float, copy=True)
+    pos = {c: j for j, c in enumerate(state.data.columns)}
+    denominators = {
+        den: pd.to_numeric(state.units[den], errors="coerce").to_numpy(dtype=float)
+        for den in set(by.values())
+    }
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for ind, den in by.items():
+            j = pos[ind]
+            arr[:, j] = arr[:, j] / denominators[den] * float(step.scale.get(ind, 1.0))
+    arr[~np.isfinite(arr)] = np.nan
+    data = pd.DataFrame(arr, index=state.data.index, columns=state.data.columns)
     state.data = data
     state.datasets["denominated"] = data.copy()
 

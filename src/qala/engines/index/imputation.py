@@ -14,6 +14,7 @@ Methods (OECD/JRC Handbook 2008, section 3):
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -33,12 +34,18 @@ def impute_mean(data: pd.DataFrame, *, median: bool = False) -> pd.DataFrame:
 def impute_group(
     data: pd.DataFrame, groups: Sequence[object], *, median: bool = False
 ) -> pd.DataFrame:
-    g = pd.Series(list(groups), index=data.index)
-    grouped = data.groupby(g, dropna=True)
-    fill = grouped.transform("median" if median else "mean")
-    out = data.fillna(fill)
+    x = data.to_numpy(dtype=float, copy=True)
+    labels = pd.Series(list(groups), index=data.index)
+    stat = np.nanmedian if median else np.nanmean
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # an all-missing group gives NaN
+        for label in labels.dropna().unique():
+            rows = (labels == label).to_numpy()
+            block = x[rows]
+            x[rows] = np.where(np.isnan(block), stat(block, axis=0), block)
+    out = pd.DataFrame(x, index=data.index, columns=data.columns)
     # units in an all-missing group (or without a group) fall back to the overall statistic
-    return impute_mean(out, median=median)
+    return impute_mean(out, median=median) if out.isna().to_numpy().any() else out
 
 
 def impute_previous(

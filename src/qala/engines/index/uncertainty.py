@@ -516,7 +516,9 @@ def run_uncertainty(
     if method == "sobol":
         from SALib.analyze import sobol as sobol_analyze
 
-        shift = np.nanmean(np.abs(ranks - nominal_rank[:, None]), axis=0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # failed runs are all-NaN columns
+            shift = np.nanmean(np.abs(ranks - nominal_rank[:, None]), axis=0)
         if np.isnan(shift).any():
             shift = np.where(np.isnan(shift), np.nanmean(shift), shift)
             notes.append("failed replications enter the Sobol estimate at the mean output")
