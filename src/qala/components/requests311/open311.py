@@ -30,6 +30,7 @@ from qala.components.requests311.services import (
     RequestFilter,
     find_requests,
     get_public_request,
+    parse_request_id,
     request_id_for_token,
     resolve_api_key,
     submit_request,
@@ -212,7 +213,7 @@ def _date(value: str | None, field: str) -> datetime | None:
 def _positive_int(value: str | None, field: str, default: int, maximum: int) -> int:
     if value is None or value == "":
         return default
-    if not value.strip().isdigit() or len(value) > 9:
+    if not (value.strip().isascii() and value.strip().isdigit()) or len(value) > 9:
         raise OpenError(400, f"{field}: expected a positive whole number (got {value[:20]!r})")
     number = int(value)
     if not 1 <= number <= maximum:
@@ -396,7 +397,7 @@ def build_open311_router(context: Context) -> APIRouter:
         def produce() -> tuple[str, Any]:
             city = jurisdiction(jurisdiction_id)
             ids_text = _split(service_request_id, field="service_request_id")
-            bad = [i for i in ids_text if not i.isdigit() or len(i) > 12]
+            bad = [i for i in ids_text if parse_request_id(i) is None]
             if bad:
                 raise OpenError(
                     400, f"service_request_id: expected numeric ids (got {bad[0][:20]!r})"
@@ -438,13 +439,12 @@ def build_open311_router(context: Context) -> APIRouter:
     ) -> Response:
         def produce() -> tuple[str, Any]:
             city = jurisdiction(jurisdiction_id)
-            if not service_request_id.isdigit() or len(service_request_id) > 12:
+            wanted = parse_request_id(service_request_id)
+            if wanted is None:
                 raise NotFoundError(f"no service request {service_request_id[:40]!r}")
             language = pick_language(request, locale, default_language)
             with context.database.session() as session:
-                found = get_public_request(
-                    session, city, int(service_request_id), language=language
-                )
+                found = get_public_request(session, city, wanted, language=language)
             return "service_requests", [formats.request_entry(found)]
 
         return _answer(format, produce)

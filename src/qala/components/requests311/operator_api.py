@@ -29,6 +29,9 @@ PREFIX = "/api/v1/requests"
 Staff = Annotated[User, Depends(require_roles("operator", "administrator"))]
 Administrator = Annotated[User, Depends(require_roles("administrator"))]
 Analyst = Annotated[User, Depends(require_roles("operator", "analyst", "administrator"))]
+MAX_ID = 2**31 - 1
+"""Ids are 32-bit integers in both stores; larger numbers cannot name a request."""
+RequestId = Annotated[int, Path(ge=1, le=MAX_ID, description="The request's id.")]
 JurisdictionCode = Annotated[
     str | None, Query(max_length=80, description="City code; optional when there is one city.")
 ]
@@ -68,11 +71,11 @@ class AddNoteBody(BaseModel):
 
 
 class MergeBody(BaseModel):
-    into: int = Field(..., ge=1, description="Id of the original request.")
+    into: int = Field(..., ge=1, le=MAX_ID, description="Id of the original request.")
 
 
 class BulkBody(BaseModel):
-    ids: list[int] = Field(..., min_length=1, max_length=500)
+    ids: list[Annotated[int, Field(ge=1, le=MAX_ID)]] = Field(..., min_length=1, max_length=500)
     action: Literal["acknowledge", "start", "close", "reopen", "assign", "note", "merge"]
     options: dict[str, Any] = Field(
         default_factory=dict, description='The action\'s fields, e.g. {"reason": "resolved"}.'
@@ -186,7 +189,9 @@ def build_operator_router(context: Context) -> APIRouter:
     @router.get(
         "/{request_id}", summary="A request with the reporter's contact, notes and audit trail"
     )
-    def detail(request_id: int, user: Staff, jurisdiction: JurisdictionCode = None) -> StaffRequest:
+    def detail(
+        request_id: RequestId, user: Staff, jurisdiction: JurisdictionCode = None
+    ) -> StaffRequest:
         with context.database.session() as session:
             return Requests(
                 session, city(jurisdiction), actor=user.username, now=context.clock()
@@ -194,19 +199,19 @@ def build_operator_router(context: Context) -> APIRouter:
 
     @router.post("/{request_id}/acknowledge", summary="open → acknowledged")
     def acknowledge(
-        request_id: int, body: NoteBody, user: Staff, jurisdiction: JurisdictionCode = None
+        request_id: RequestId, body: NoteBody, user: Staff, jurisdiction: JurisdictionCode = None
     ) -> StaffRequest:
         return act(user, jurisdiction, lambda s: s.acknowledge(request_id, note=body.note))
 
     @router.post("/{request_id}/start", summary="open or acknowledged → in progress")
     def start(
-        request_id: int, body: NoteBody, user: Staff, jurisdiction: JurisdictionCode = None
+        request_id: RequestId, body: NoteBody, user: Staff, jurisdiction: JurisdictionCode = None
     ) -> StaffRequest:
         return act(user, jurisdiction, lambda s: s.start(request_id, note=body.note))
 
     @router.post("/{request_id}/close", summary="Close with a reason")
     def close(
-        request_id: int, body: CloseBody, user: Staff, jurisdiction: JurisdictionCode = None
+        request_id: RequestId, body: CloseBody, user: Staff, jurisdiction: JurisdictionCode = None
     ) -> StaffRequest:
         return act(
             user, jurisdiction, lambda s: s.close(request_id, reason=body.reason, note=body.note)
@@ -214,13 +219,13 @@ def build_operator_router(context: Context) -> APIRouter:
 
     @router.post("/{request_id}/reopen", summary="Reopen a closed request")
     def reopen(
-        request_id: int, body: ReopenBody, user: Staff, jurisdiction: JurisdictionCode = None
+        request_id: RequestId, body: ReopenBody, user: Staff, jurisdiction: JurisdictionCode = None
     ) -> StaffRequest:
         return act(user, jurisdiction, lambda s: s.reopen(request_id, reason=body.reason))
 
     @router.post("/{request_id}/assign", summary="Assign to a person and/or department")
     def assign(
-        request_id: int, body: AssignBody, user: Staff, jurisdiction: JurisdictionCode = None
+        request_id: RequestId, body: AssignBody, user: Staff, jurisdiction: JurisdictionCode = None
     ) -> StaffRequest:
         return act(
             user,
@@ -230,7 +235,7 @@ def build_operator_router(context: Context) -> APIRouter:
 
     @router.post("/{request_id}/notes", summary="Add a public update or an internal note")
     def add_note(
-        request_id: int, body: AddNoteBody, user: Staff, jurisdiction: JurisdictionCode = None
+        request_id: RequestId, body: AddNoteBody, user: Staff, jurisdiction: JurisdictionCode = None
     ) -> StaffRequest:
         return act(
             user, jurisdiction, lambda s: s.add_note(request_id, text=body.text, public=body.public)
@@ -238,7 +243,7 @@ def build_operator_router(context: Context) -> APIRouter:
 
     @router.post("/{request_id}/merge", summary="Close as a duplicate of another request")
     def merge(
-        request_id: int, body: MergeBody, user: Staff, jurisdiction: JurisdictionCode = None
+        request_id: RequestId, body: MergeBody, user: Staff, jurisdiction: JurisdictionCode = None
     ) -> StaffRequest:
         if body.into == request_id:
             raise ValidationError.single(

@@ -59,6 +59,17 @@ MAX_PAGE_SIZE = 1000
 DEFAULT_WINDOW = timedelta(days=90)
 """Open311's default for GET requests without dates or ids: the most recent 90 days."""
 ESCALATION_LEVELS = 3
+MAX_ID = 2**31 - 1
+"""Ids are 32-bit integers in both stores."""
+
+
+def parse_request_id(text: str) -> int | None:
+    """The id ``text`` names (ASCII digits within range), or None."""
+    text = text.strip()
+    if not (text.isascii() and text.isdigit()) or len(text) > 10:
+        return None
+    number = int(text)
+    return number if 1 <= number <= MAX_ID else None
 
 
 def as_utc(moment: datetime | None) -> datetime | None:
@@ -798,10 +809,8 @@ def follow_request(
     session: Session, jurisdiction: JurisdictionInfo, id_or_token: str, *, language: str = "en"
 ) -> FollowedRequest:
     """Look a request up by its id or its token, with the public updates only."""
-    request_id = (
-        int(id_or_token)
-        if id_or_token.isdigit() and len(id_or_token) < 12
-        else request_id_for_token(session, jurisdiction, id_or_token)
+    request_id = parse_request_id(id_or_token) or request_id_for_token(
+        session, jurisdiction, id_or_token
     )
     public = get_public_request(session, jurisdiction, request_id, language=language)
     notes = session.execute(

@@ -1,0 +1,76 @@
+"""Property (fuzz) tests: schemathesis generates requests from our OpenAPI schema — valid and
+invalid — for every Open311 and staff operation; none may answer with a server error (5xx).
+
+Runs on SQLite and PostgreSQL, with an administrator's token so staff operations are exercised
+beyond the 401.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from tests.components.requests311.conftest import City
+
+from qala.components.accounts.services import create_user, issue_token
+
+schemathesis = pytest.importorskip(
+    "schemathesis", reason="the `clients` extra (schemathesis) is not installed"
+)
+
+EXAMPLES_PER_OPERATION = 25
+
+
+def _ours(path: str) -> bool:
+    return path.startswith(("/open311/v2/", "/api/v1/requests"))
+
+
+@pytest.mark.slow
+def test_no_operation_answers_5xx_to_generated_requests(city: City) -> None:
+    from schemathesis.checks import not_a_server_error
+    from schemathesis.generation.modes import GenerationMode
+
+    from qala.api import create_app
+
+    for _ in range(20):  # some data for GET requests, follow, merge… to find
+        city.submit("heating")
+    with city.context.database.transaction() as session:
+        admin = create_user(
+            session, username="fuzz.admin", password="long enough pw", role="administrator"
+        )
+        headers = {"Authorization": f"Bearer {issue_token(session, admin)}"}
+    app = create_app(context=city.context)
+    schema = schemathesis.openapi.from_asgi("/openapi.json", app)
+    operations = [result.ok() for result in schema.get_all_operations()]
+    ours = [op for op in operations if _ours(op.path)]
+    assert len(ours) >= 20, [op.path for op in ours]
+    failures: list[str] = []
+    for operation in ours:
+        strategy = st.one_of(
+            operation.as_strategy(generation_mode=GenerationMode.POSITIVE),
+            operation.as_strategy(generation_mode=GenerationMode.NEGATIVE),
+        )
+
+        @settings(
+            max_examples=EXAMPLES_PER_OPERATION,
+            deadline=None,
+            derandomize=True,
+            database=None,
+            suppress_health_check=list(HealthCheck),
+        )
+        @given(case=strategy)
+        def probe(case: Any) -> None:
+            response = case.call(headers=headers)
+            if response.status_code >= 500:
+                failures.append(
+                    f"{case.method} {case.formatted_path} {case.query} {case.body!r} → {response.status_code}"
+                )
+            case.validate_response(response, checks=[not_a_server_error], headers=headers)
+
+        try:
+            probe()
+        except Exception as exc:  # collect every operation's failure, then report them together
+            failures.append(f"{operation.method.upper()} {operation.path}: {str(exc)[:300]}")
+    assert not failures, "\n".join(failures)
