@@ -6,12 +6,18 @@ as its supporters together hold its cost, and they spend everything they hold. E
 ``(sum of their loads + cost(p)) / supporters(p)``, and the project minimising that new maximal
 load is bought. The rule stops at the first project it would buy that no longer fits the budget
 (as pabutools does: it does not skip it to look for a cheaper one). Approval ballots only.
+
+Loads are exact: a voter's load is the load of the last round that charged them, so the rule keeps
+one exact :class:`fractions.Fraction` per round and the round number per voter. Floats (a sparse
+matrix product per round) shortlist the projects whose new load is within 1e-9 of the smallest,
+and exact loads decide among them, so ties are exact and broken by project id.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from fractions import Fraction
 
 import numpy as np
 from scipy import sparse
@@ -77,6 +83,19 @@ def sequential_phragmen(
         explanations[instance.projects[j].id] = Explanation(
             instance.projects[j].id, True, "funded before the rule ran"
         )
+    # Exact loads, cheaply: a voter's load is the load set in the last round that charged them,
+    # so each voter keeps the number of that round and each round keeps its exact load.
+    charged_in = np.zeros(n, dtype=np.int64)
+    round_loads: list[Fraction] = [Fraction(0)]
+
+    def exact_new_max(j: int) -> Fraction:
+        per_round = np.bincount(charged_in[supports.supporters(j)], minlength=len(round_loads))
+        total = sum(
+            (round_loads[r] * int(c) for r, c in enumerate(per_round.tolist()) if c),
+            Fraction(0),
+        )
+        return (total + instance.projects[j].cost) / supports.count(j)
+
     stopped_by: str | None = None
     while remaining:
         load_sums = matrix @ load
@@ -86,13 +105,24 @@ def sequential_phragmen(
                 counts[idx] > 0, (load_sums[idx] + costs[idx]) / counts[idx], math.inf
             )
         best = float(new_max.min())
-        tied_mask = np.isinf(new_max) if math.isinf(best) else new_max <= best * (1 + TOL)
-        tied = [int(j) for j in idx[tied_mask]]
+        if math.isinf(best):  # only projects nobody approves are left (pabutools: load inf)
+            tied = [int(j) for j in idx]
+            exact_best: Fraction | None = None
+        else:
+            # Floats shortlist; exact loads decide among prices that agree to 1e-9.
+            near = [int(j) for j in idx[new_max <= best * (1 + TOL)]]
+            exact = {j: exact_new_max(j) for j in near}
+            exact_best = min(exact.values())
+            tied = [j for j in near if exact[j] == exact_best]
         too_dear = [j for j in tied if spent + instance.projects[j].cost > instance.budget_limit]
         if too_dear:
             stopped_by = instance.projects[min(too_dear, key=lambda j: ranks[j])].id
             break
         winner = min(tied, key=lambda j: ranks[j])
+        if exact_best is not None:
+            round_loads.append(exact_best)
+            charged_in[supports.supporters(winner)] = len(round_loads) - 1
+            best = float(exact_best)
         spent += instance.projects[winner].cost
         load[supports.supporters(winner)] = best
         remaining.remove(winner)
