@@ -222,6 +222,18 @@ def test_previous_year_imputation_from_panel() -> None:
     )
     assert result.datasets["imputed"].loc["D", "beds"] == 99
     assert result.imputed.loc["D", "beds"]
+    # a unit never observed before stays missing unless a fallback fills it
+    fresh = panel.copy()
+    fresh.loc[(fresh["Time"] == 2023) & (fresh["uCode"] == "D"), "beds"] = np.nan
+    spec = IndexSpec(steps=(Impute(method="previous"),))
+    assert np.isnan(
+        build_index(spec, fresh, framework_from_tree(TREE)).datasets["imputed"].loc["D", "beds"]
+    )
+    spec = IndexSpec(steps=(Impute(method="previous", fallback="median"),))
+    assert (
+        build_index(spec, fresh, framework_from_tree(TREE)).datasets["imputed"].loc["D", "beds"]
+        == 30
+    )
 
 
 def test_strengths_weaknesses_and_audit() -> None:

@@ -44,7 +44,6 @@ class _State:
     treatment: pd.DataFrame | None = None
     screening: dict[str, Any] = field(default_factory=dict)
     normalised: bool = False
-    aggregates: pd.DataFrame | None = None
     warnings: list[str] = field(default_factory=list)
 
     def copy(self) -> _State:
@@ -61,7 +60,6 @@ class _State:
             treatment=self.treatment,
             screening=dict(self.screening),
             normalised=self.normalised,
-            aggregates=self.aggregates,
             warnings=list(self.warnings),
         )
 
@@ -439,7 +437,7 @@ def _impute(state: _State, step: Impute) -> None:
             value=method,
         )
     if step.fallback and out.isna().any().any():
-        out = _impute_fallback(out, state, step.fallback)
+        out = imputation.impute_mean(out, median=step.fallback == "median")
     newly = data.isna() & out.notna()
     state.imputed = state.imputed | newly
     still = int(out.isna().sum().sum())
@@ -447,10 +445,6 @@ def _impute(state: _State, step: Impute) -> None:
         state.warnings.append(f"impute ({method}): {still} value(s) remain missing")
     state.data = out
     state.datasets["imputed"] = out.copy()
-
-
-def _impute_fallback(data: pd.DataFrame, state: _State, method: str) -> pd.DataFrame:
-    return imputation.impute_mean(data, median=method == "median")
 
 
 def _treat(state: _State, step: Treat) -> None:
@@ -536,13 +530,7 @@ def _normalise(state: _State, step: Normalise) -> None:
     state.datasets["normalised"] = state.data.copy()
 
 
-def aggregate_scores(
-    data: pd.DataFrame,
-    framework: Framework,
-    step: Aggregate,
-    *,
-    warnings: list[str] | None = None,
-) -> pd.DataFrame:
+def aggregate_scores(data: pd.DataFrame, framework: Framework, step: Aggregate) -> pd.DataFrame:
     """Scores of every aggregate, children before parents; returns units × aggregates."""
     values: dict[str, np.ndarray] = {c: data[c].to_numpy(dtype=float) for c in data.columns}
     out: dict[str, np.ndarray] = {}
@@ -693,7 +681,7 @@ def build_index(spec: IndexSpec, data: pd.DataFrame, framework: Framework) -> In
     if spec.has_step("aggregate"):
         step = spec.step("aggregate")
         assert isinstance(step, Aggregate)
-        agg = aggregate_scores(state.data, state.framework, step, warnings=state.warnings)
+        agg = aggregate_scores(state.data, state.framework, step)
         scores = pd.concat([scores, agg], axis=1)
         state.datasets["aggregated"] = scores.copy()
     order = [n.code for n in state.framework.nodes if n.code in scores.columns]

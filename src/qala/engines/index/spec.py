@@ -52,7 +52,9 @@ class Screen:
 class Impute:
     """Fill missing values; ``method`` is one of mean, median, group_mean, group_median, previous,
     em, regression, knn (see :mod:`qala.engines.index.imputation`). ``group`` names a unit column
-    for the group methods; ``k`` is the kNN neighbourhood; ``max_gap`` limits previous-year carry.
+    for the group methods; ``k`` is the kNN neighbourhood; ``max_gap`` limits previous-year carry;
+    ``fallback`` (``mean`` or ``median``) fills whatever the method left missing (e.g. a unit never
+    observed before, under ``previous``).
     """
 
     kind: ClassVar[str] = "impute"
