@@ -556,3 +556,23 @@ def test_aggregated_head_matches_coinr_to_three_significant_figures(nominal) -> 
     digits = 3 - np.floor(np.log10(got.abs())) - 1
     rounded = np.round(got * 10**digits) / 10**digits
     np.testing.assert_allclose(rounded.to_numpy(), published.to_numpy(), rtol=0, atol=1e-9)
+
+
+def test_previous_year_carry_on_the_asem_panel(asem) -> None:  # type: ignore[no-untyped-def]
+    from qala.engines.index import Impute
+
+    _, meta = asem
+    panel = pd.read_csv(shared_file("asem/ASEM_iData_p.csv"))
+    fw = framework_from_meta(meta)
+    # blank three 2022 observations; previous-year carry must bring back the 2021 values
+    holes = [("KAZ", "LPI"), ("DEU", "Flights"), ("CHN", "CO2")]
+    for unit, code in holes:
+        panel.loc[(panel["uCode"] == unit) & (panel["Time"] == 2022), code] = None
+    spec = IndexSpec(steps=(Impute(method="previous"),), period=2022)
+    result = build_index(spec, panel, fw)
+    earlier = panel[panel["Time"] == 2021].set_index("uCode")
+    for unit, code in holes:
+        assert result.datasets["imputed"].at[unit, code] == earlier.at[unit, code]
+        assert result.imputed.at[unit, code]
+    # the panel's own gaps recur every year, so they stay missing (and are reported)
+    assert any("remain missing" in w for w in result.warnings)
