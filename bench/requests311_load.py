@@ -1,0 +1,477 @@
+"""Sustained Open311 load on SQLite and PostgreSQL: POST and GET throughput and p99 latency.
+
+For each store the script makes a fresh database with Astana's catalogue, starts ``uvicorn``
+(one worker on SQLite, ``--workers`` on PostgreSQL; uvloop/httptools when installed) and drives it
+over loopback with a load generator — Debian's ``wrk`` (installed with apt-get when missing and
+running as root), or else an async httpx generator. Phases, each ``--seconds`` long:
+
+- ``post``  form-encoded ``POST /open311/v2/requests.json`` (anonymous, with attributes);
+- ``get``   ``GET /open311/v2/requests/{id}.json`` for random existing ids;
+- ``list``  ``GET /open311/v2/requests.json?service_code=…&page_size=10`` (filtered pages);
+- ``mixed`` one POST for every four GETs of single requests.
+
+Goal on PostgreSQL (issue 4): 500 POST/s and 2,000 GET/s with p99 under 100 ms on 2 cores. The
+load generator shares the machine's cores with the server and PostgreSQL. Rate limiting is turned
+off for the run (``QALA_RATE_LIMIT_PER_MINUTE=0``), since every request comes from one address.
+
+    .venv/bin/python bench/requests311_load.py [--seconds 10] [--connections 32] [--workers 2]
+        [--stores sqlite,postgres]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import os
+import random
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+POSTGRES_ADMIN = os.environ.get(
+    "QALA_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+RESULTS = Path(__file__).parent / "results"
+ROOT = Path(__file__).resolve().parents[1]
+GOALS = {"post": 500.0, "get": 2000.0, "list": 2000.0}
+P99_GOAL_MS = 100.0
+POST_BODY = (
+    "jurisdiction_id=astana&service_code=heating&lat=51.125&long=71.43"
+    "&attribute%5Bissue%5D=no_heating&attribute%5Bindoor_temperature%5D=15"
+    "&description=%D0%A5%D0%BE%D0%BB%D0%BE%D0%B4%D0%BD%D0%BE+(bench)&email=bench%40example.kz"
+)
+console = Console()
+
+
+@dataclass
+class PhaseResult:
+    store: str
+    phase: str
+    requests: int
+    seconds: float
+    rate: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+    generator: str
+
+
+# ---------------------------------------------------------------------------------------------
+# Stores and server
+
+
+def make_database(store: str) -> tuple[str, object]:
+    if store == "sqlite":
+        folder = tempfile.mkdtemp(prefix="qala-r311-bench-")
+        return f"sqlite:///{folder}/bench.sqlite", folder
+    name = f"qala_bench_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(POSTGRES_ADMIN, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return make_url(POSTGRES_ADMIN).set(database=name).render_as_string(hide_password=False), name
+
+
+def drop_database(store: str, handle: object) -> None:
+    if store == "sqlite":
+        shutil.rmtree(str(handle), ignore_errors=True)
+        return
+    admin = create_engine(POSTGRES_ADMIN, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{handle}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def prepare_store(url: str) -> None:
+    """Migrate and load Astana's catalogue (no demo requests: the POST phase makes them)."""
+    from qala.components.requests311.demo import astana_catalogue
+    from qala.components.requests311.services import load_catalogue
+    from qala.registry import prepare
+    from qala.runtime import Context
+    from qala.settings import Settings
+
+    context = Context.from_settings(Settings(database_url=url, secret_key="bench"))
+    prepare(context)
+    with context.database.transaction() as session:
+        load_catalogue(session, astana_catalogue())
+    context.database.dispose()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def start_server(url: str, workers: int) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    env = {
+        **os.environ,
+        "QALA_DATABASE_URL": url,
+        "QALA_SECRET_KEY": "bench",
+        "QALA_RATE_LIMIT_PER_MINUTE": "0",
+    }
+    command = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "qala.api.factory:app_from_environment",
+        "--factory",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--no-access-log",
+        "--log-level",
+        "warning",
+        "--backlog",
+        "4096",
+    ]
+    for module, flag in (("uvloop", ["--loop", "uvloop"]), ("httptools", ["--http", "httptools"])):
+        try:
+            __import__(module)
+            command += flag
+        except ImportError:
+            pass
+    process = subprocess.Popen(command, env=env, cwd=ROOT, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{base}/open311/v2/services.json", timeout=2).status_code == 200:
+                # Every worker must be up: ask a few times.
+                for _ in range(10 * workers):
+                    httpx.get(f"{base}/open311/v2/services.json", timeout=5)
+                return process, base
+        except httpx.HTTPError:
+            pass
+        if process.poll() is not None:
+            raise RuntimeError("uvicorn exited during start-up")
+        time.sleep(0.3)
+    stop_server(process)
+    raise RuntimeError("uvicorn did not answer within 120 s")
+
+
+def stop_server(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(5)
+
+
+# ---------------------------------------------------------------------------------------------
+# Load generators
+
+
+def find_wrk() -> str | None:
+    found = shutil.which("wrk")
+    if found or os.environ.get("QALA_BENCH_NO_INSTALL") or os.geteuid() != 0:
+        return found
+    console.print("[dim]installing Debian's wrk with apt-get…[/]")
+    subprocess.run(
+        ["apt-get", "install", "-y", "-q", "wrk"], check=False, capture_output=True, timeout=300
+    )
+    return shutil.which("wrk")
+
+
+LUA = {
+    "post": """
+wrk.method = "POST"
+wrk.body = "{body}"
+wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
+""",
+    "get": """
+math.randomseed(42)
+request = function()
+  return wrk.format("GET", "/open311/v2/requests/" .. math.random(1, {max_id}) .. ".json")
+end
+""",
+    "list": """
+math.randomseed(43)
+local codes = {{"heating", "heating,pothole", "street_light", "snow_removal"}}
+request = function()
+  local code = codes[math.random(1, #codes)]
+  return wrk.format("GET", "/open311/v2/requests.json?service_code=" .. code .. "&status=open&page_size=10")
+end
+""",
+    "mixed": """
+math.randomseed(44)
+local n = 0
+local post_headers = {{["Content-Type"] = "application/x-www-form-urlencoded"}}
+request = function()
+  n = n + 1
+  if n % 5 == 0 then
+    return wrk.format("POST", "/open311/v2/requests.json", post_headers, "{body}")
+  end
+  return wrk.format("GET", "/open311/v2/requests/" .. math.random(1, {max_id}) .. ".json")
+end
+""",
+}
+
+
+def _ms(text_value: str) -> float:
+    number, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text_value.strip()).groups()  # type: ignore[union-attr]
+    return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def run_wrk(
+    wrk: str, base: str, phase: str, *, seconds: int, connections: int, max_id: int, store: str
+) -> PhaseResult:
+    script = Path(tempfile.mkstemp(suffix=".lua")[1])
+    script.write_text(LUA[phase].format(body=POST_BODY, max_id=max(1, max_id)))
+    path = "/open311/v2/requests.json" if phase == "post" else "/"
+    command = [
+        wrk,
+        "-t2",
+        f"-c{connections}",
+        f"-d{seconds}s",
+        "--latency",
+        "--timeout",
+        "5s",
+        "-s",
+        str(script),
+        base + path,
+    ]
+    out = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60).stdout
+    script.unlink()
+    total = int(re.search(r"(\d+) requests in ([\d.]+)(m?s)", out).group(1))  # type: ignore[union-attr]
+    taken = re.search(r"requests in ([\d.]+)(m?s)", out)
+    elapsed = float(taken.group(1)) * (0.001 if taken.group(2) == "ms" else 1.0)  # type: ignore[union-attr]
+    p50 = _ms(re.search(r"50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    p99 = _ms(re.search(r"99%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    errors = 0
+    if match := re.search(r"Non-2xx or 3xx responses: (\d+)", out):
+        errors += int(match.group(1))
+    if match := re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out
+    ):
+        errors += sum(int(g) for g in match.groups())
+    return PhaseResult(store, phase, total, elapsed, total / elapsed, p50, p99, errors, "wrk")
+
+
+async def _python_phase(
+    base: str, phase: str, *, seconds: int, connections: int, max_id: int
+) -> tuple[list[float], int, float]:
+    latencies: list[float] = []
+    errors = 0
+    rng = random.Random(42)
+    stop_at = time.perf_counter() + seconds
+    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=5) as client:
+
+        async def worker() -> None:
+            nonlocal errors
+            n = 0
+            while time.perf_counter() < stop_at:
+                n += 1
+                started = time.perf_counter()
+                if phase == "post" or (phase == "mixed" and n % 5 == 0):
+                    response = await client.post(
+                        "/open311/v2/requests.json",
+                        content=POST_BODY,
+                        headers={"Content-Type": "application/x-www-form-urlencoded"},
+                    )
+                elif phase == "list":
+                    response = await client.get(
+                        "/open311/v2/requests.json",
+                        params={"service_code": "heating", "status": "open", "page_size": 10},
+                    )
+                else:
+                    response = await client.get(
+                        f"/open311/v2/requests/{rng.randint(1, max(1, max_id))}.json"
+                    )
+                latencies.append((time.perf_counter() - started) * 1000)
+                errors += response.status_code >= 400
+
+        began = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(connections)))
+        return latencies, errors, time.perf_counter() - began
+
+
+def run_python(
+    base: str, phase: str, *, seconds: int, connections: int, max_id: int, store: str
+) -> PhaseResult:
+    latencies, errors, elapsed = asyncio.run(
+        _python_phase(base, phase, seconds=seconds, connections=connections, max_id=max_id)
+    )
+    latencies.sort()
+    pick = lambda q: (
+        latencies[min(len(latencies) - 1, int(q * len(latencies)))] if latencies else float("nan")
+    )
+    return PhaseResult(
+        store,
+        phase,
+        len(latencies),
+        elapsed,
+        len(latencies) / elapsed,
+        pick(0.5),
+        pick(0.99),
+        errors,
+        "httpx",
+    )
+
+
+def count_requests(url: str) -> int:
+    engine = create_engine(url)
+    with engine.connect() as connection:
+        count = int(
+            connection.execute(text("select count(*) from requests311_request")).scalar_one()
+        )
+    engine.dispose()
+    return count
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--seconds", type=int, default=10, help="Length of each phase.")
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument(
+        "--workers", type=int, default=2, help="uvicorn workers on PostgreSQL (SQLite: 1)."
+    )
+    parser.add_argument("--stores", default="sqlite,postgres")
+    parser.add_argument("--phases", default="post,get,list,mixed")
+    parser.add_argument("--generator", choices=["auto", "wrk", "python"], default="auto")
+    args = parser.parse_args()
+
+    wrk = None if args.generator == "python" else find_wrk()
+    if args.generator == "wrk" and wrk is None:
+        raise SystemExit("wrk is not installed")
+    results: list[PhaseResult] = []
+    for store in args.stores.split(","):
+        url, handle = make_database(store)
+        process = None
+        try:
+            prepare_store(url)
+            workers = 1 if store == "sqlite" else args.workers
+            process, base = start_server(url, workers)
+            console.print(
+                f"[bold]{store}[/]: uvicorn × {workers} on {base}; generator {'wrk' if wrk else 'httpx'}"
+            )
+            for phase in args.phases.split(","):
+                max_id = count_requests(url)
+                runner = run_wrk if wrk else run_python
+                result = (
+                    runner(
+                        wrk,
+                        base,
+                        phase,
+                        seconds=args.seconds,
+                        connections=args.connections,
+                        max_id=max_id,
+                        store=store,
+                    )
+                    if wrk
+                    else run_python(
+                        base,
+                        phase,
+                        seconds=args.seconds,
+                        connections=args.connections,
+                        max_id=max_id,
+                        store=store,
+                    )
+                )
+                results.append(result)
+                console.print(
+                    f"  {phase:6} {result.rate:8.0f} req/s  p50 {result.p50_ms:6.1f} ms  p99 {result.p99_ms:7.1f} ms  errors {result.errors}"
+                )
+        finally:
+            if process is not None:
+                stop_server(process)
+            drop_database(store, handle)
+
+    table = Table(
+        title=f"Open311 load, {args.seconds} s per phase, {args.connections} connections, {os.cpu_count()} cores"
+    )
+    for column in (
+        "store",
+        "phase",
+        "requests",
+        "req/s",
+        "p50 ms",
+        "p99 ms",
+        "errors",
+        "goal (PostgreSQL)",
+        "met",
+    ):
+        table.add_column(column, justify="right" if column not in ("store", "phase") else "left")
+    for r in results:
+        goal = GOALS.get(r.phase)
+        goal_text = (
+            f"≥{goal:.0f}/s, p99<{P99_GOAL_MS:.0f} ms" if goal and r.store == "postgres" else ""
+        )
+        met = ""
+        if goal_text:
+            met = "yes" if r.rate >= goal and r.p99_ms < P99_GOAL_MS and r.errors == 0 else "no"
+        table.add_row(
+            r.store,
+            r.phase,
+            str(r.requests),
+            f"{r.rate:.0f}",
+            f"{r.p50_ms:.1f}",
+            f"{r.p99_ms:.1f}",
+            str(r.errors),
+            goal_text,
+            met,
+        )
+    console.print(table)
+    RESULTS.mkdir(exist_ok=True)
+    out = RESULTS / "requests311_load.csv"
+    with out.open("w", newline="") as handle_out:
+        writer = csv.writer(handle_out)
+        writer.writerow(
+            [
+                "store",
+                "phase",
+                "requests",
+                "seconds",
+                "rate",
+                "p50_ms",
+                "p99_ms",
+                "errors",
+                "generator",
+            ]
+        )
+        for r in results:
+            writer.writerow(
+                [
+                    r.store,
+                    r.phase,
+                    r.requests,
+                    f"{r.seconds:.2f}",
+                    f"{r.rate:.1f}",
+                    f"{r.p50_ms:.2f}",
+                    f"{r.p99_ms:.2f}",
+                    r.errors,
+                    r.generator,
+                ]
+            )
+    console.print(f"[dim]saved {out}[/]")
+
+
+if __name__ == "__main__":
+    main()
