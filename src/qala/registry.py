@@ -8,6 +8,7 @@ from qala.components.accounts import COMPONENT as ACCOUNTS
 from qala.components.catalog import COMPONENT as CATALOG
 from qala.components.requests311 import COMPONENT as REQUESTS311
 from qala.components.operate import COMPONENT as OPERATE
+from qala.components.rating import COMPONENT as RATING
 from qala.runtime import ComponentSpec, Context
 from qala.store.migrate import upgrade
 
@@ -16,6 +17,7 @@ COMPONENTS: list[ComponentSpec] = [
     ACCOUNTS,
     REQUESTS311,
     OPERATE,
+    RATING,
 ]
 
 

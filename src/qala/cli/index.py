@@ -105,14 +105,56 @@ def _results_table(
 @reports_errors
 def build_cmd(
     spec: Path = SpecArg,
-    data: Path = DataOpt,
-    meta: Path = MetaOpt,
+    data: Path | None = typer.Option(
+        None,
+        "--data",
+        exists=True,
+        dir_okay=False,
+        help="Data table (CSV or XLSX): one row per unit. Without --data and --meta the spec's "
+        "`store:` block is used: the catalogue framework and the stored values (store mode).",
+    ),
+    meta: Path | None = typer.Option(
+        None,
+        "--meta",
+        exists=True,
+        dir_okay=False,
+        help="Structure: COINr-style meta CSV or a YAML/JSON tree (file mode, with --data).",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print {scores, ranks} JSON."),
     decimals: int | None = typer.Option(None, help="Round scores in JSON output."),
     out: Path | None = typer.Option(None, "--out", help="Write scores CSV, or JSON with the spec."),
     top: int = typer.Option(20, help="Rows to show in the table."),
+    year: int | None = typer.Option(None, help="Store mode: year to rank (default latest)."),
+    replications: int | None = typer.Option(
+        None, "-n", "--replications", help="Store mode: Monte Carlo runs for rank intervals."
+    ),
+    save: bool = typer.Option(True, "--save/--no-save", help="Store mode: store the result."),
 ) -> None:
-    """Build the index and print scores and ranks at every level."""
+    """Build the index and print scores and ranks at every level.
+
+    With --data and --meta the index is built from plain files. Without both, from the store:
+    the rating (see `qala rating build`) with each place's Monte Carlo rank interval.
+    """
+    if data is None and meta is None:
+        from qala.cli.rating import build_from_store
+
+        outcome = build_from_store(
+            spec,
+            year=year,
+            replications=replications,
+            save=save,
+            as_json=as_json,
+            decimals=decimals,
+            top=top,
+        )
+        if out is not None:
+            _write(out, outcome.ranking(), outcome.to_json_dict(decimals=decimals))
+        return
+    if data is None or meta is None:
+        raise ValidationError.single(
+            "give both --data and --meta (file mode) or neither (store mode)",
+            column="--data" if data is None else "--meta",
+        )
     _, index_spec, frame, framework = _load(spec, data, meta)
     result = build_index(index_spec, frame, framework)
     payload = result.to_json_dict(decimals=decimals)

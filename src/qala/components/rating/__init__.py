@@ -1,0 +1,48 @@
+"""The national Smart City rating: index specs and results kept in the store.
+
+The composite-index engine (:mod:`qala.engines.index`) does the computing; this component feeds it
+the catalogue framework ``kz_smart_city`` as the structure and the stored indicator values as the
+data, runs the Monte Carlo that gives each place's rank interval, and stores every result with the
+spec text that made it. API under ``/api/v1/rating/``; ``qala rating …`` and, in store mode,
+``qala index build SPEC`` on the command line.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from qala.runtime import ComponentSpec, Context
+
+HERE = Path(__file__).parent
+NATIONAL_SPEC = HERE / "data" / "national.yaml"
+
+
+def _api(context: Context) -> object:
+    from qala.components.rating.api import build_router
+
+    return build_router(context)
+
+
+def _demo(context: Context) -> str:
+    from qala.components.rating.services import build_rating, national_spec
+
+    spec = national_spec()
+    with context.database.transaction() as session:
+        from qala.components.rating.services import save_spec
+
+        save_spec(session, spec.text, name=spec.name)
+    outcome = build_rating(context.database, spec, spec_name=spec.name)
+    flag = " (ILLUSTRATIVE: built on generated sample values)" if outcome.illustrative else ""
+    runs = outcome.uncertainty.runs if outcome.uncertainty else 0
+    return (
+        f"national rating {outcome.year}: {len(outcome.result.scores)} cities ranked with "
+        f"{runs} Monte Carlo replications{flag}"
+    )
+
+
+COMPONENT = ComponentSpec(
+    name="rating",
+    migrations=HERE / "migrations",
+    api_router=_api,
+    demo_loader=_demo,
+)

@@ -1,0 +1,123 @@
+"""HTTP API of the rating: ``/api/v1/rating/…`` (reading is public, building needs an analyst)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query
+from pydantic import BaseModel, Field
+
+from qala.components.accounts.deps import require_roles
+from qala.components.rating import services
+from qala.runtime import Context
+
+
+class SpecIn(BaseModel):
+    name: str | None = Field(None, description="Name to store it under (default: the spec's own).")
+    text: str = Field(..., description="The spec file (YAML or JSON): store, index, uncertainty.")
+
+
+class BuildIn(BaseModel):
+    spec: str | None = Field(None, description="Name of a stored spec (default: the national one).")
+    year: int | None = None
+    kind: str | None = Field(None, description="city or single_industry")
+    region: str | None = None
+    replications: int | None = Field(None, ge=0, le=20_000)
+    seed: int | None = None
+
+
+def _run_payload(run: Any, entries: list[services.EntryView]) -> dict[str, Any]:
+    summary = asdict(services.RunSummary.of(run))
+    return {
+        **summary,
+        "levels": run.levels,
+        "spec_text": run.spec_text,
+        "catalogue_version": run.catalogue_version,
+        "entries": [asdict(e) for e in entries],
+    }
+
+
+def build_router(context: Context) -> APIRouter:
+    router = APIRouter(prefix="/api/v1/rating", tags=["rating"])
+    database = context.database
+    analyst = Depends(require_roles("analyst"))
+
+    @router.get("/specs")
+    def specs() -> list[dict[str, Any]]:
+        """Stored index specs (the national one is stored by the demo and by `qala rating build`)."""
+        with database.session() as session:
+            return [
+                {"name": s.name, "description": s.description, "text": s.text}
+                for s in services.list_specs(session)
+            ]
+
+    @router.get("/specs/default")
+    def default_spec() -> dict[str, Any]:
+        """The national rating's spec file shipped with Qala."""
+        spec = services.national_spec()
+        return {"name": spec.name, "text": spec.text, "recipe": spec.spec.to_dict()}
+
+    @router.post("/specs", dependencies=[analyst], status_code=201)
+    def save_spec(body: SpecIn) -> dict[str, Any]:
+        with database.transaction() as session:
+            row = services.save_spec(session, body.text, name=body.name)
+            return {"name": row.name, "description": row.description}
+
+    @router.get("/runs")
+    def runs(name: str | None = None, year: int | None = None) -> list[dict[str, Any]]:
+        with database.session() as session:
+            return [asdict(r) for r in services.list_runs(session, name=name, year=year)]
+
+    @router.post("/runs", dependencies=[analyst], status_code=201)
+    def build(body: BuildIn) -> dict[str, Any]:
+        """Build and store a rating from the stored values (with rank intervals)."""
+        if body.spec is None:
+            spec_file = services.national_spec()
+            spec_name = None
+        else:
+            with database.session() as session:
+                text = services.get_spec(session, body.spec).text
+            spec_file = services.read_spec_text(text, file=body.spec)
+            spec_name = body.spec
+        outcome = services.build_rating(
+            database,
+            spec_file,
+            year=body.year,
+            kind=body.kind,
+            region=body.region,
+            replications=body.replications,
+            seed=body.seed,
+            spec_name=spec_name,
+        )
+        return outcome.to_json_dict()
+
+    @router.get("/runs/{run_id}")
+    def run(
+        run_id: int,
+        kind: str | None = Query(None, description="city or single_industry"),
+        region: str | None = Query(None, description="region code, e.g. karaganda-region"),
+    ) -> dict[str, Any]:
+        with database.session() as session:
+            row = services.get_run(session, run_id)
+            return _run_payload(row, services.run_entries(session, row, kind=kind, region=region))
+
+    @router.get("/latest")
+    def latest(
+        name: str = "kz_smart_city",
+        year: int | None = None,
+        kind: str | None = Query(None, description="city or single_industry"),
+        region: str | None = None,
+    ) -> dict[str, Any]:
+        """The newest whole-country rating, filtered for display by kind and region."""
+        with database.session() as session:
+            row = services.latest_run(session, name=name, year=year)
+            return _run_payload(row, services.run_entries(session, row, kind=kind, region=region))
+
+    @router.get("/places/{code}")
+    def place(code: str, name: str = "kz_smart_city") -> dict[str, Any]:
+        """A place's score, rank and rank interval in each year's stored rating."""
+        with database.session() as session:
+            return {"place": code, "history": services.place_history(session, code, name=name)}
+
+    return router
