@@ -576,3 +576,36 @@ def test_previous_year_carry_on_the_asem_panel(asem) -> None:  # type: ignore[no
         assert result.imputed.at[unit, code]
     # the panel's own gaps recur every year, so they stay missing (and are reported)
     assert any("remain missing" in w for w in result.warnings)
+
+
+def test_cli_compare_two_spec_files(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    from typer.testing import CliRunner
+
+    from qala.cli.index import app
+
+    base = REPO_ROOT / "examples" / "asem" / "spec.yaml"
+    spec = IndexSpec.from_text(base.read_text()).with_step(
+        "normalise", method="percentile", params={}
+    )
+    variant = tmp_path / "prank.json"
+    variant.write_text(spec.to_json())
+    out = CliRunner().invoke(
+        app,
+        [
+            "compare",
+            str(base),
+            str(variant),
+            "--data",
+            str(shared_file("asem/ASEM_iData.csv")),
+            "--meta",
+            str(shared_file("asem/ASEM_iMeta.csv")),
+            "--json",
+        ],
+    )
+    assert out.exit_code == 0, out.output
+    table = json.loads(out.stdout)
+    assert next(iter(table)) == "PRT"
+    assert table["PRT"] == {"a": 27.0, "b": 17.0, "diff": 10.0, "abs_diff": 10.0}
+    assert table["KAZ"]["diff"] == 2

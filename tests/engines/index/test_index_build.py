@@ -392,3 +392,53 @@ def test_distance_to_target_takes_targets_from_the_structure() -> None:
     assert s["beds"].tolist() == pytest.approx([0, 100, 80, 200 / 3])
     # wait 5, 10, 20, 15 (lower is better): (20 - x) / (20 - 7.5)
     assert s["wait"].tolist() == pytest.approx([100, 80, 0, 40])
+
+
+step_strategy = st.one_of(
+    st.builds(
+        Denominate, scale=st.dictionaries(st.sampled_from(["beds", "bus"]), st.floats(0.1, 1e3))
+    ),
+    st.builds(
+        Screen,
+        unit_min_coverage=st.none() | st.floats(0, 1),
+        drop_zero_variance=st.booleans(),
+        exclude_units=st.lists(st.sampled_from(["A", "B"]), unique=True),
+    ),
+    st.builds(
+        Impute,
+        method=st.sampled_from(["mean", "median", "group_mean", "knn", "em"]),
+        k=st.integers(1, 9),
+    ),
+    st.builds(
+        Treat,
+        method=st.sampled_from(["winsorise_log", "winsorise", "log", "none"]),
+        max_points=st.none() | st.integers(1, 10),
+        skew_threshold=st.floats(0.5, 4),
+    ),
+    st.builds(
+        Normalise,
+        method=st.sampled_from(["minmax", "zscore", "rank"]),
+        per_indicator=st.dictionaries(
+            st.sampled_from(["beds", "wifi"]),
+            st.just({"method": "goalposts", "lower": 0, "upper": 1}),
+        ),
+    ),
+    st.builds(Weight, method=st.sampled_from(["equal", "pca"]), level=st.integers(1, 3)),
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    steps=st.lists(step_strategy, max_size=6),
+    aggregate=st.builds(
+        Aggregate,
+        method=st.sampled_from(["arithmetic", "geometric", "median", "copeland"]),
+        by_level=st.dictionaries(st.integers(2, 4), st.sampled_from(["harmonic", "bod"])),
+        min_coverage=st.none() | st.floats(0, 1),
+    ),
+    name=st.text(max_size=20),
+)
+def test_any_spec_round_trips_through_yaml_and_json(steps, aggregate, name) -> None:  # type: ignore[no-untyped-def]
+    spec = IndexSpec(steps=(*steps, aggregate), name=name, description="generated")
+    assert IndexSpec.from_text(spec.to_yaml()) == spec
+    assert IndexSpec.from_text(spec.to_json()) == spec

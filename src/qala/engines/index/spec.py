@@ -305,11 +305,15 @@ class IndexSpec:
 
     @classmethod
     def from_text(cls, text: str) -> IndexSpec:
-        """Parse YAML or JSON text (JSON is YAML)."""
+        """Parse JSON or YAML text."""
         try:
-            raw = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise ValidationError.single(f"spec is not valid YAML/JSON: {exc}") from exc
+            # JSON first: YAML 1.1 reads JSON's "1e-06" as a string and rejects some characters
+            raw = json.loads(text)
+        except ValueError:
+            try:
+                raw = yaml.safe_load(text)
+            except yaml.YAMLError as exc:
+                raise ValidationError.single(f"spec is not valid YAML/JSON: {exc}") from exc
         if isinstance(raw, dict) and "index" in raw and "steps" not in raw:
             raw = raw["index"]
         return cls.from_dict(raw)
@@ -317,7 +321,10 @@ class IndexSpec:
 
 def uncertainty_section(text: str) -> dict[str, Any] | None:
     """The optional ``uncertainty:`` block of a spec file (assumptions for Monte Carlo)."""
-    raw = yaml.safe_load(text)
+    try:
+        raw = json.loads(text)
+    except ValueError:
+        raw = yaml.safe_load(text)
     if isinstance(raw, dict):
         block = raw.get("uncertainty")
         if block is None or isinstance(block, dict):
