@@ -412,19 +412,14 @@ def method_of_equal_shares(
         stop_when_exhaustive = completion.startswith("add1-exhaustive")
         step = Fraction(increment)
         everything = set(candidates)
-        previous: _Run | None = None
-        previous_share = per_voter
+        kept: Fraction | None = None  # share whose outcome is returned
         steps = 0
         while True:
             run = run_at(per_voter, False)
             steps += 1
             if cost_of(run) > instance.budget_limit:
-                if previous is None:
-                    # Even the plain run does not fit (cannot happen for MES); keep nothing.
-                    run = _Run(selected=[])
-                else:
-                    run, per_voter = previous, previous_share
-                break
+                break  # keep the previous share's outcome (none if even B/n overspends)
+            kept = per_voter
             chosen = set(run.selected)
             if stop_when_exhaustive:
                 left = instance.budget_limit - cost_of(run)
@@ -432,9 +427,12 @@ def method_of_equal_shares(
                     break
             elif chosen == everything:
                 break  # every supported project is funded: raising shares changes nothing
-            previous, previous_share = run, per_voter
             per_voter += step
-        run = run_at(per_voter, True)
+        if kept is None:  # cannot happen for MES, which never overspends B
+            run, per_voter = _Run(selected=[], end_budgets=np.zeros(n)), instance.budget_limit / n
+        else:
+            per_voter = kept
+            run = run_at(per_voter, True)
         details.update({"add1_steps": steps, "budget_per_voter": per_voter})
         rule += "+" + ("add1-exhaustive" if stop_when_exhaustive else "add1")
     selected = base + run.selected
