@@ -442,3 +442,20 @@ def test_any_spec_round_trips_through_yaml_and_json(steps, aggregate, name) -> N
     spec = IndexSpec(steps=(*steps, aggregate), name=name, description="generated")
     assert IndexSpec.from_text(spec.to_yaml()) == spec
     assert IndexSpec.from_text(spec.to_json()) == spec
+
+
+def test_spec_validation_collects_type_and_choice_problems() -> None:
+    text = """
+steps:
+  - {step: treat, max_points: five, method: trim}
+  - {step: normalise, method: minmax}
+  - {step: aggregate, method: mean, by_level: {3: bod, 4: mode}}
+"""
+    with pytest.raises(ValidationError) as err:
+        IndexSpec.from_text(text)
+    message = str(err.value)
+    assert "4 problem(s)" in message
+    assert "step 1 (treat): `max_points` must be int | None (got 'five')" in message
+    assert "step 1 (treat): `method` must be one of winsorise_log" in message
+    assert "step 3 (aggregate): `method` must be one of arithmetic" in message
+    assert "by_level[4]" in message

@@ -137,6 +137,92 @@ STEP_TYPES: dict[str, type[Any]] = {
 }
 
 
+_CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
+    ("impute", "method"): (
+        "mean",
+        "median",
+        "group_mean",
+        "group_median",
+        "previous",
+        "em",
+        "regression",
+        "knn",
+        "none",
+    ),
+    ("impute", "fallback"): ("mean", "median"),
+    ("treat", "method"): ("winsorise_log", "winsorise", "log", "none"),
+    ("treat", "log"): ("log_ct", "log_ct_orig", "log"),
+    ("normalise", "method"): (
+        "minmax",
+        "zscore",
+        "rank",
+        "percentile",
+        "goalposts",
+        "distance_to_target",
+        "distance_to_max",
+        "custom",
+        "none",
+    ),
+    ("weight", "method"): ("fixed", "equal", "budget", "pca", "factor", "optimise_correlation"),
+    ("aggregate", "method"): ("arithmetic", "geometric", "harmonic", "median", "copeland", "bod"),
+    ("aggregate", "missing"): ("available", "propagate"),
+}
+
+
+def _type_ok(value: Any, annotation: str) -> bool:
+    if value is None:
+        return "None" in annotation
+    head = annotation.split("|")[0].strip()
+    if head.startswith("dict"):
+        return isinstance(value, dict)
+    if head.startswith("list"):
+        return isinstance(value, list | tuple)
+    if head == "bool":
+        return isinstance(value, bool)
+    if head == "int":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if head == "float":
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if head == "str":
+        return isinstance(value, str)
+    return True
+
+
+def step_problems(step: Step, position: int | None = None) -> list[Problem]:
+    """Type and choice problems of one step record (empty when it is valid)."""
+    where = f"step {position + 1} ({step.kind})" if position is not None else step.kind
+    problems = []
+    for f in fields(step):
+        value = getattr(step, f.name)
+        annotation = str(f.type)
+        if not _type_ok(value, annotation):
+            problems.append(
+                Problem(f"{where}: `{f.name}` must be {annotation}", column=f.name, value=value)
+            )
+            continue
+        choices = _CHOICES.get((step.kind, f.name))
+        if choices and value is not None and value not in choices:
+            problems.append(
+                Problem(
+                    f"{where}: `{f.name}` must be one of {', '.join(choices)}",
+                    column=f.name,
+                    value=value,
+                )
+            )
+    if isinstance(step, Aggregate):
+        allowed = _CHOICES[("aggregate", "method")]
+        for level, method in step.by_level.items():
+            if method not in allowed:
+                problems.append(
+                    Problem(
+                        f"{where}: by_level[{level}] must be one of {', '.join(allowed)}",
+                        column="by_level",
+                        value=method,
+                    )
+                )
+    return problems
+
+
 def step_to_dict(step: Step) -> dict[str, Any]:
     body = asdict(step)
     if isinstance(step, Aggregate):
@@ -207,6 +293,8 @@ class IndexSpec:
         for i, step in enumerate(self.steps):
             if type(step) not in STEP_TYPES.values():
                 problems.append(Problem(f"step {i + 1} is not a step record", value=step))
+            else:
+                problems.extend(step_problems(step, i))
         raise_if_problems(problems, "invalid index spec")
 
     # --- editing (returns new specs) ---------------------------------------------------------
