@@ -459,3 +459,23 @@ steps:
     assert "step 1 (treat): `method` must be one of winsorise_log" in message
     assert "step 3 (aggregate): `method` must be one of arithmetic" in message
     assert "by_level[4]" in message
+
+
+def test_data_problems_name_rows_and_columns() -> None:
+    fw = framework_from_tree(TREE)
+    bad = DATA.drop(columns=["wifi"]).astype({"bus": object})
+    bad.loc[2, "bus"] = "n/a"
+    with pytest.raises(ValidationError) as err:
+        build_index(simple_spec(), bad, fw)
+    message = str(err.value)
+    assert "column `wifi`: indicator of the structure has no data column" in message
+    bad = DATA.astype({"bus": object})
+    bad.loc[2, "bus"] = "n/a"
+    with pytest.raises(
+        ValidationError, match=r"row 4, column `bus`: expected a number \(got 'n/a'\)"
+    ):
+        build_index(simple_spec(), bad, fw)
+    with pytest.raises(ValidationError, match="duplicate unit code"):
+        build_index(simple_spec(), pd.concat([DATA, DATA.head(1)], ignore_index=True), fw)
+    with pytest.raises(ValidationError, match="no unit column `place`"):
+        build_index(IndexSpec(unit_column="place"), DATA, fw)
