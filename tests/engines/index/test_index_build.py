@@ -161,6 +161,12 @@ def test_copeland_and_bod_levels() -> None:
     assert result.scores["City"].tolist() == [1, 3, -1, -3]
     bod = build_index(simple_spec(method="bod"), DATA, framework_from_tree(TREE))
     assert bod.scores["City"].max() == pytest.approx(1.0)
+    # each unit's own weights reproduce its score: Σ w y_i = score, and Σ w y_j <= 1 for all j
+    for code in ("Health", "Mobility", "City"):
+        w = bod.unit_weights[code]
+        y = bod.scores[list(w.columns)]
+        np.testing.assert_allclose((w * y).sum(axis=1), bod.scores[code], atol=1e-7)
+        assert ((y.to_numpy() @ w.to_numpy().T) <= 1 + 1e-7).all()
 
 
 def test_normalise_methods_work_with_their_own_defaults() -> None:

@@ -81,6 +81,8 @@ class IndexResult:
         Boolean units × indicators: the value was imputed.
     treated
         Units × indicators: ``winhi``/``winlo``/``log`` where outlier treatment changed the value.
+    unit_weights
+        For aggregates built by benefit of the doubt: each unit's own (most favourable) weights.
     """
 
     spec: IndexSpec
@@ -96,6 +98,7 @@ class IndexResult:
     screening: dict[str, Any]
     units: pd.DataFrame
     warnings: list[str]
+    unit_weights: dict[str, pd.DataFrame] = field(default_factory=dict)
 
     # --- regeneration and comparison -----------------------------------------------------------
     def regenerate(
@@ -686,6 +689,21 @@ def build_index(spec: IndexSpec, data: pd.DataFrame, framework: Framework) -> In
         state.datasets["aggregated"] = scores.copy()
     order = [n.code for n in state.framework.nodes if n.code in scores.columns]
     scores = scores[order]
+    unit_weights: dict[str, pd.DataFrame] = {}
+    if spec.has_step("aggregate"):
+        step = spec.step("aggregate")
+        assert isinstance(step, Aggregate)
+        fw = state.framework
+        for code in fw.aggregates:
+            if step.by_level.get(fw.level_of(code), step.method) != "bod":
+                continue
+            kids = [k for k in fw.children(code) if k in scores.columns]
+            _, w = aggregation.benefit_of_the_doubt(
+                scores[kids].to_numpy(dtype=float),
+                min_share=step.bod_min_share,
+                max_share=step.bod_max_share,
+            )
+            unit_weights[code] = pd.DataFrame(w, index=scores.index, columns=kids)
     return IndexResult(
         spec=spec,
         framework=state.framework,
@@ -700,6 +718,7 @@ def build_index(spec: IndexSpec, data: pd.DataFrame, framework: Framework) -> In
         screening=state.screening,
         units=state.units,
         warnings=state.warnings,
+        unit_weights=unit_weights,
     )
 
 
