@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from fractions import Fraction
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -158,3 +160,22 @@ def test_write_then_parse_is_identity(election: tuple[Instance, Profile]) -> Non
     assert again.instance.meta["note"] == instance.meta["note"]
     assert again.profile.kind is profile.kind
     assert again.profile.ballots == profile.ballots
+
+
+def test_cli_reports_bad_files_with_line_and_column(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from qala.cli.pb import app
+
+    bad = tmp_path / "bad.pb"
+    bad.write_text(SMALL.replace("b;40;Bench", "b;forty;Bench"), encoding="utf-8")
+    result = CliRunner().invoke(app, ["solve", str(bad), "--rule", "mes"])
+    assert result.exit_code == 2
+    assert "bad.pb, row 10, column `cost`: `cost` must be a number (got 'forty')" in result.output
+    good = tmp_path / "good.pb"
+    good.write_text(SMALL, encoding="utf-8")
+    result = CliRunner().invoke(app, ["solve", str(good), "--rule", "greedy", "--json"])
+    assert result.exit_code == 0
+    assert json.loads(result.stdout) == {"selected": ["a", "b"], "cost": 100}
+    result = CliRunner().invoke(app, ["solve", str(good), "--rule", "mes", "--completion", "add9"])
+    assert result.exit_code == 2 and "expected one of" in result.output

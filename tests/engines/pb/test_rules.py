@@ -59,6 +59,9 @@ def test_mes_cost_utilities_by_hand() -> None:
     assert x.numbers["full_payers"] == 2 and x.numbers["money_left"] == 10.0
     assert x.payments == {"1": 10.0, "2": 10.0}
     assert outcome.explanations["y"].payments == {"3": 10.0}
+    # Voters 1 and 2 hold exactly x's cost: floats cannot tell "exactly enough" from "just short",
+    # so that run was redone in fractions.
+    assert outcome.details["exact_reruns"] == 1
     assert "payments" in outcome.as_dict(explain=True, payments=True)["explanations"][0]  # type: ignore[index]
     z = outcome.explanations["z"]
     assert not z.selected and z.round == 2
