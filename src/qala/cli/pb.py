@@ -36,7 +36,12 @@ def _read(path: Path, *, validate: bool) -> Election:
         text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         raise ValidationError.single(f"cannot read file: {exc}", file=str(path)) from exc
-    return parse_pabulib(text, source=path.name, validate=validate)
+    try:
+        return parse_pabulib(text, source=path.name, validate=validate)
+    except ValidationError as exc:
+        if exc.summary.startswith("ballots break"):
+            exc.summary += " (run with --no-validate to count them anyway)"
+        raise
 
 
 def _choice(value: str, allowed: tuple[str, ...], option: str) -> str:
