@@ -315,9 +315,14 @@ def run_python(
         _python_phase(base, phase, seconds=seconds, connections=connections, max_id=max_id)
     )
     latencies.sort()
-    pick = lambda q: (
-        latencies[min(len(latencies) - 1, int(q * len(latencies)))] if latencies else float("nan")
-    )
+
+    def pick(q: float) -> float:
+        return (
+            latencies[min(len(latencies) - 1, int(q * len(latencies)))]
+            if latencies
+            else float("nan")
+        )
+
     return PhaseResult(
         store,
         phase,
@@ -374,27 +379,16 @@ def main() -> None:
             )
             for phase in args.phases.split(","):
                 max_id = count_requests(url)
-                runner = run_wrk if wrk else run_python
-                result = (
-                    runner(
-                        wrk,
-                        base,
-                        phase,
-                        seconds=args.seconds,
-                        connections=args.connections,
-                        max_id=max_id,
-                        store=store,
-                    )
-                    if wrk
-                    else run_python(
-                        base,
-                        phase,
-                        seconds=args.seconds,
-                        connections=args.connections,
-                        max_id=max_id,
-                        store=store,
-                    )
-                )
+                options = {
+                    "seconds": args.seconds,
+                    "connections": args.connections,
+                    "max_id": max_id,
+                    "store": store,
+                }
+                if wrk:
+                    result = run_wrk(wrk, base, phase, **options)
+                else:
+                    result = run_python(base, phase, **options)
                 results.append(result)
                 console.print(
                     f"  {phase:6} {result.rate:8.0f} req/s  p50 {result.p50_ms:6.1f} ms  p99 {result.p99_ms:7.1f} ms  errors {result.errors}"
@@ -425,7 +419,7 @@ def main() -> None:
             f"≥{goal:.0f}/s, p99<{P99_GOAL_MS:.0f} ms" if goal and r.store == "postgres" else ""
         )
         met = ""
-        if goal_text:
+        if goal is not None and goal_text:
             met = "yes" if r.rate >= goal and r.p99_ms < P99_GOAL_MS and r.errors == 0 else "no"
         table.add_row(
             r.store,

@@ -104,7 +104,7 @@ def test_transitions_that_make_no_sense_are_refused(city: City) -> None:
     request_id = int(city.submit("pothole").service_request_id)
     with city.context.database.transaction() as session:
         s = staff(city, session)
-        with pytest.raises(ConflictError, match="cannot reopen request .*: it is open"):
+        with pytest.raises(ConflictError, match=r"cannot reopen request \d+: it is open"):
             s.reopen(request_id, reason="why")
         with pytest.raises(ValidationError, match="reason"):
             s.close(request_id, reason="bored")
@@ -221,6 +221,8 @@ def test_cities_may_refuse_anonymous_reports(city: City) -> None:
     from qala.components.requests311.services import NewRequest, submit_request
 
     closed_city = replace(city.jurisdiction, anonymous_allowed=False)
-    with city.context.database.transaction() as session:
-        with pytest.raises(PermissionDeniedError, match="api_key"):
-            submit_request(session, closed_city, NewRequest("heating", lat=51.1, lon=71.4), now=NOW)
+    with (
+        city.context.database.transaction() as session,
+        pytest.raises(PermissionDeniedError, match="api_key"),
+    ):
+        submit_request(session, closed_city, NewRequest("heating", lat=51.1, lon=71.4), now=NOW)

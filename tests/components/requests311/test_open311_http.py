@@ -213,7 +213,7 @@ def test_discovery_lists_the_endpoint_and_formats(live_city: tuple[City, LiveSer
 
 
 def _client(app: Any) -> TestClient:
-    return TestClient(app, client=("203.0.113.7", 50000))  # type: ignore[arg-type]
+    return TestClient(app, client=("203.0.113.7", 50000))
 
 
 def test_api_keys_for_trusted_clients_where_anonymous_reports_are_refused(app_factory: Any) -> None:
@@ -250,7 +250,7 @@ def test_rate_limit_per_client_answers_429_with_retry_after(app_factory: Any) ->
     assert ET.fromstring(limited.content).findtext("error/code") == "429"
     # Reading is not limited, and another client still may post.
     assert http.get("/open311/v2/requests.json").status_code == 200
-    other = TestClient(app, client=("198.51.100.9", 50000))  # type: ignore[arg-type]
+    other = TestClient(app, client=("198.51.100.9", 50000))
     assert other.post("/open311/v2/requests.json", data=form).status_code == 200
 
 

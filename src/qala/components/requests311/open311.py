@@ -291,6 +291,9 @@ def build_open311_router(context: Context) -> APIRouter:
     limiter = RateLimiter(context.settings.rate_limit_per_minute)
     keys = _KeyCache()
     default_language = context.settings.default_language
+    # Public reads are single SELECTs: run them outside a transaction (no BEGIN/ROLLBACK round
+    # trips) on Core connections from the same pool.
+    reader = context.database.engine.execution_options(isolation_level="AUTOCOMMIT")
     max_body = min(MAX_BODY_BYTES, context.settings.max_upload_bytes)
 
     def jurisdiction(code: str | None) -> JurisdictionInfo:
@@ -419,7 +422,7 @@ def build_open311_router(context: Context) -> APIRouter:
             if where.start_date and where.end_date and where.start_date > where.end_date:
                 raise OpenError(400, "start_date: must not be after end_date")
             language = pick_language(request, locale, default_language)
-            with context.database.session() as session:
+            with reader.connect() as session:
                 found = find_requests(session, city, where, now=context.clock(), language=language)
             return "service_requests", [formats.request_entry(r) for r in found]
 
@@ -443,7 +446,7 @@ def build_open311_router(context: Context) -> APIRouter:
             if wanted is None:
                 raise NotFoundError(f"no service request {service_request_id[:40]!r}")
             language = pick_language(request, locale, default_language)
-            with context.database.session() as session:
+            with reader.connect() as session:
                 found = get_public_request(session, city, wanted, language=language)
             return "service_requests", [formats.request_entry(found)]
 
@@ -461,7 +464,7 @@ def build_open311_router(context: Context) -> APIRouter:
             city = jurisdiction(jurisdiction_id)
             if len(token) > 40:
                 raise NotFoundError("no service request has this token")
-            with context.database.session() as session:
+            with reader.connect() as session:
                 request_id = request_id_for_token(session, city, token)
             return "service_requests", [{"service_request_id": str(request_id), "token": token}]
 

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from sqlalchemy import Connection, func, or_, select
 from sqlalchemy import event as sqlalchemy_event
-from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from qala.components.requests311.catalogue import (
@@ -733,7 +733,7 @@ def _services_by_id(jurisdiction: JurisdictionInfo) -> dict[int, ServiceInfo]:
 
 
 def find_requests(
-    session: Session,
+    session: Session | Connection,
     jurisdiction: JurisdictionInfo,
     where: RequestFilter,
     *,
@@ -769,7 +769,11 @@ def find_requests(
 
 
 def get_public_request(
-    session: Session, jurisdiction: JurisdictionInfo, request_id: int, *, language: str = "en"
+    session: Session | Connection,
+    jurisdiction: JurisdictionInfo,
+    request_id: int,
+    *,
+    language: str = "en",
 ) -> PublicRequest:
     row = session.execute(
         select(*_PUBLIC_COLUMNS).where(
@@ -781,7 +785,9 @@ def get_public_request(
     return _public(row, jurisdiction, _services_by_id(jurisdiction), language)
 
 
-def request_id_for_token(session: Session, jurisdiction: JurisdictionInfo, token: str) -> int:
+def request_id_for_token(
+    session: Session | Connection, jurisdiction: JurisdictionInfo, token: str
+) -> int:
     found = session.scalar(
         select(Request.id).where(Request.token == token, Request.jurisdiction_id == jurisdiction.id)
     )
