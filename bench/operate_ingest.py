@@ -71,7 +71,7 @@ def direct(context: Context, count: int, batch: int, sensors: int) -> dict[str, 
         Reading(str(r["sensor"]), "pm25", int(r["time_us"]), float(r["value"]), "ug/m3")
         for r in rows
     ]  # type: ignore[call-overload]
-    runner = RulesRunner(checkpoint_every_s=1.0)
+    runner = RulesRunner(checkpoint_every_s=1.0, soft_state_every_s=1.0)
     ingest(context, readings[:batch], runner=runner)  # warm-up: sensors registered, state created
     started = time.perf_counter()
     findings = 0
@@ -137,9 +137,9 @@ def mqtt_run(context: Context, rate: float, seconds: float, sensors: int) -> dic
         context,
         client_id=f"qala-bench-{prefix}",
         topic=f"{prefix}/observations/#",
-        batch_observations=200,  # messages per transaction (x50 observations)
+        batch_messages=200,  # messages per transaction (x50 observations)
         max_delay_s=0.05,
-        runner=RulesRunner(checkpoint_every_s=1.0),
+        runner=RulesRunner(checkpoint_every_s=1.0, soft_state_every_s=1.0),
     ).start()
     expected = int(rate / per_message * seconds) * per_message
     publisher = multiprocessing.Process(
@@ -161,11 +161,12 @@ def mqtt_run(context: Context, rate: float, seconds: float, sensors: int) -> dic
             )
             or 0
         )
-    quantile = lambda q: (
-        latencies[min(len(latencies) - 1, int(q * len(latencies)))] / 1000
-        if latencies
-        else float("nan")
-    )
+
+    def quantile(q: float) -> float:
+        if not latencies:
+            return float("nan")
+        return latencies[min(len(latencies) - 1, int(q * len(latencies)))] / 1000
+
     return {
         "observations": stored,
         "expected": expected,

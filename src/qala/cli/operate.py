@@ -40,11 +40,14 @@ def ingest_mqtt(
     topic: Annotated[
         str | None, typer.Option(help="Topic filter (default <prefix>/observations/#).")
     ] = None,
-    batch: Annotated[int, typer.Option(help="Observations per transaction at most.")] = 2000,
+    batch: Annotated[int, typer.Option(help="MQTT messages per transaction at most.")] = 200,
     max_delay_ms: Annotated[float, typer.Option(help="Flush a batch after this many ms.")] = 50.0,
     checkpoint_s: Annotated[
         float, typer.Option(help="Seconds between rule-state checkpoints.")
-    ] = 0.0,
+    ] = 1.0,
+    soft_state_s: Annotated[
+        float, typer.Option(help="Seconds between rewrites of sensors' last-seen and entities.")
+    ] = 1.0,
 ) -> None:
     """Ingest observations from the MQTT broker until stopped (Ctrl-C or SIGTERM)."""
     from qala.components.operate.ingest import RulesRunner
@@ -57,9 +60,9 @@ def ingest_mqtt(
         port=port,
         client_id=client_id,
         topic=topic,
-        batch_observations=batch,
+        batch_messages=batch,
         max_delay_s=max_delay_ms / 1000,
-        runner=RulesRunner(checkpoint_every_s=checkpoint_s),
+        runner=RulesRunner(checkpoint_every_s=checkpoint_s, soft_state_every_s=soft_state_s),
     )
     stopping = {"now": False}
 

@@ -44,5 +44,4 @@ COMPONENT = ComponentSpec(
     api_router=_api,
     on_startup=_startup,
     demo_loader=_demo,
-    nav=(("nav.operate", "/operate"),),
 )

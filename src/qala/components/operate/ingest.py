@@ -67,6 +67,53 @@ def default_rule_sets() -> dict[str, RuleSet]:
     }
 
 
+class SoftState:
+    """Per-process buffer of derived "current state": sensors' first/last seen and each sensor
+    entity's latest values. The history is authoritative; these are rewritten at most every
+    ``every_s`` seconds per sensor so that high-rate ingestion does not update the same rows in
+    every batch. A sensor seen for the first time is always written at once.
+    """
+
+    def __init__(self) -> None:
+        self.known: set[str] = set()
+        self.written_at: dict[str, float] = {}
+        self.first: dict[str, int] = {}
+        self.last: dict[str, int] = {}
+        self.latest: dict[tuple[str, str], tuple[int, float, str]] = {}
+        self.dirty: set[str] = set()
+
+    def merge(self, rows: Sequence[tuple[int, str, str, int, float, str]]) -> None:
+        first, last, latest = self.first, self.last, self.latest
+        for _id, sensor, quantity, time_us, value, unit in rows:
+            if time_us > last.get(sensor, -(2**62)):
+                last[sensor] = time_us
+            if time_us < first.get(sensor, 2**62):
+                first[sensor] = time_us
+            key = (sensor, quantity)
+            if key not in latest or time_us >= latest[key][0]:
+                latest[key] = (time_us, value, unit)
+            self.dirty.add(sensor)
+
+    def due(self, every_s: float) -> set[str]:
+        now = time.monotonic()
+        return {
+            s
+            for s in self.dirty
+            if s not in self.known or now - self.written_at.get(s, 0.0) >= every_s
+        }
+
+    def written(self, sensors: set[str]) -> None:
+        now = time.monotonic()
+        for sensor in sensors:
+            self.known.add(sensor)
+            self.written_at[sensor] = now
+            self.dirty.discard(sensor)
+            self.first.pop(sensor, None)
+            self.last.pop(sensor, None)
+        for key in [k for k in self.latest if k[0] in sensors]:
+            del self.latest[key]
+
+
 @dataclass
 class _Loaded:
     evaluator: StreamingEvaluator
@@ -85,13 +132,22 @@ class RulesRunner:
         Seconds between state checkpoints (0: every batch). Between checkpoints a restart replays
         the stored observations, so nothing is lost either way; a longer interval only makes
         high-rate ingestion cheaper.
+    soft_state_every_s
+        Seconds between rewrites of a sensor's last-seen time and its entity's latest values
+        (0: every batch). See :class:`SoftState`.
     """
 
     def __init__(
-        self, rule_sets: dict[str, RuleSet] | None = None, *, checkpoint_every_s: float = 0.0
+        self,
+        rule_sets: dict[str, RuleSet] | None = None,
+        *,
+        checkpoint_every_s: float = 0.0,
+        soft_state_every_s: float = 0.0,
     ) -> None:
         self.rule_sets = rule_sets if rule_sets is not None else default_rule_sets()
         self.checkpoint_every_s = checkpoint_every_s
+        self.soft_state_every_s = soft_state_every_s
+        self.soft = SoftState()
         self._loaded: dict[str, _Loaded] = {}
 
     @staticmethod
@@ -102,6 +158,7 @@ class RulesRunner:
     def invalidate(self) -> None:
         """Forget the in-memory state (after a failed transaction); it is reloaded from the store."""
         self._loaded.clear()
+        self.soft = SoftState()
 
     def _lock_rows(self, session: Session, names: Iterable[str]) -> dict[str, DetectorState]:
         rows: dict[str, DetectorState] = {}
@@ -133,8 +190,9 @@ class RulesRunner:
         rules = self.rule_sets[name]
         all_groups = {s: g for s, g in session.execute(select(Sensor.id, Sensor.group_id)) if g}
         all_groups.update(groups)
-        if row.state:
-            evaluator = StreamingEvaluator.from_state(rules, row.state, groups=all_groups)
+        saved = row.state  # deferred column: loaded only here, on a (re)load
+        if saved:
+            evaluator = StreamingEvaluator.from_state(rules, saved, groups=all_groups)
         else:
             evaluator = StreamingEvaluator(rules, groups=all_groups)
         # Replay what the checkpoint has not seen (ids are committed in order under the row lock).
@@ -156,7 +214,10 @@ class RulesRunner:
             for sensor, quantity, time_us, value, unit in replay:
                 if self.rule_set_of(quantity) == name:
                     findings.extend(evaluator.feed_value(sensor, quantity, time_us, value, unit))
-        self._loaded[name] = _Loaded(evaluator, row.last_observation_id, time.monotonic())
+        # Never checkpointed: checkpoint at the end of this batch.
+        self._loaded[name] = _Loaded(
+            evaluator, row.last_observation_id, time.monotonic() if saved else 0.0
+        )
         return evaluator
 
     def evaluate(
@@ -195,7 +256,7 @@ class RulesRunner:
                 state_row.last_observation_id = max(state_row.last_observation_id, max_id)
                 loaded.last_observation_id = state_row.last_observation_id
             due = time.monotonic() - loaded.checkpointed_at >= self.checkpoint_every_s
-            if due or silence_at_us is not None or not state_row.state:
+            if due or silence_at_us is not None:
                 state_row.state = evaluator.state()
                 state_row.checkpoint_observation_id = state_row.last_observation_id
                 loaded.checkpointed_at = time.monotonic()
@@ -591,26 +652,24 @@ def ingest_in_session(
     rows = _insert_observations(session, readings, now_us())
     report.stored = len(rows)
     report.duplicates = len(readings) - len(rows)
+    soft = runner.soft
     if rows:
-        first_seen: dict[str, int] = {}
-        last_seen: dict[str, int] = {}
-        latest: dict[tuple[str, str], tuple[int, float, str]] = {}
-        for _id, sensor, quantity, time_us, value, unit in rows:
-            if time_us > last_seen.get(sensor, -(2**62)):
-                last_seen[sensor] = time_us
-            if time_us < first_seen.get(sensor, 2**62):
-                first_seen[sensor] = time_us
-            key = (sensor, quantity)
-            if key not in latest or time_us >= latest[key][0]:
-                latest[key] = (time_us, value, unit)
-        sensors = _sensors_for(session, set(last_seen), first_seen, last_seen)
+        soft.merge(rows)
+    due = soft.due(runner.soft_state_every_s)
+    sensors: dict[str, Sensor] = {}
+    if due:
+        sensors = _sensors_for(session, due, soft.first, soft.last)
+    if rows:
         groups = {name: s.group_id for name, s in sensors.items() if s.group_id}
         findings = runner.evaluate(session, rows, groups=groups)
         store_findings(
             session, findings, sensors=sensors, now=now, report=report, illustrative=illustrative
         )
+    if due:
         if refresh_entities:
+            latest = {k: v for k, v in soft.latest.items() if k[0] in due}
             report.changed_entities = _refresh_entities(session, sensors, latest)
+        soft.written(due)
     report.seconds = time.perf_counter() - started
     return report
 

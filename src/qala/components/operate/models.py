@@ -104,7 +104,7 @@ class DetectorState(Base):
     __tablename__ = "operate_detector_state"
 
     rule_set: Mapped[str] = mapped_column(String(64), primary_key=True)
-    state: Mapped[dict[str, Any]] = mapped_column(JSON)
+    state: Mapped[dict[str, Any]] = mapped_column(JSON, deferred=True)
     last_observation_id: Mapped[int] = mapped_column(BigInteger, default=0)
     checkpoint_observation_id: Mapped[int] = mapped_column(BigInteger, default=0)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

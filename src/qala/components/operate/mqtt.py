@@ -72,8 +72,8 @@ class MqttIngester:
         The platform context (store, bus).
     client_id
         Fixed id: the broker keeps this session's subscription and unacknowledged messages.
-    batch_observations
-        Flush when this many observations are pending…
+    batch_messages
+        Flush when this many messages are pending…
     max_delay_s
         …or when the oldest pending message has waited this long.
     silence_every_s
@@ -88,7 +88,7 @@ class MqttIngester:
         port: int | None = None,
         client_id: str = "qala-operate-ingest",
         topic: str | None = None,
-        batch_observations: int = 2000,
+        batch_messages: int = 200,
         max_delay_s: float = 0.05,
         silence_every_s: float = 60.0,
         session_expiry_s: int = 86_400,
@@ -101,7 +101,7 @@ class MqttIngester:
         self.port = port or settings.mqtt_port
         self.topic = topic or f"{settings.mqtt_topic_prefix}/observations/#"
         self.client_id = client_id
-        self.batch_observations = batch_observations
+        self.batch_messages = batch_messages
         self.max_delay_s = max_delay_s
         self.silence_every_s = silence_every_s
         self.session_expiry_s = session_expiry_s
@@ -189,14 +189,14 @@ class MqttIngester:
             while not self._stop.is_set():
                 if self._pending:
                     age = time.monotonic() - self._pending[0][1]
-                    if len(self._pending) >= self.batch_observations or age >= self.max_delay_s:
+                    if len(self._pending) >= self.batch_messages or age >= self.max_delay_s:
                         break
                     self._lock.wait(self.max_delay_s - age)
                 else:
                     self._lock.wait(0.5)
                     if not self._pending:
                         return []
-            taken = [m for m, _t in self._pending[: self.batch_observations]]
+            taken = [m for m, _t in self._pending[: self.batch_messages]]
             del self._pending[: len(taken)]
             return taken
 
