@@ -389,7 +389,12 @@ class IndexSpec:
         return json.dumps(self.to_dict(), indent=2, ensure_ascii=False)
 
     def to_yaml(self) -> str:
-        return yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True)
+        body = self.to_dict()
+        text = yaml.safe_dump(body, sort_keys=False, allow_unicode=True)
+        if yaml.safe_load(text) != body:
+            # a few characters (e.g. NEL) are line breaks to YAML: escape everything instead
+            text = yaml.safe_dump(body, sort_keys=False, allow_unicode=False)
+        return text
 
     @classmethod
     def from_text(cls, text: str) -> IndexSpec:
