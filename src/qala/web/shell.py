@@ -1,12 +1,55 @@
-"""Mounts server-rendered pages. Each component contributes its own web router."""
+"""Mounts the dashboard: static files, the page routers, and HTML error pages.
+
+Pages are thin routers (``qala.web.pages.*``) calling the components' public service functions.
+A page whose component is not installed is simply not mounted, and its navigation entry hidden.
+"""
 
 from __future__ import annotations
 
-from fastapi import FastAPI
-from fastapi.responses import HTMLResponse
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.responses import Response
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from qala.registry import COMPONENTS
 from qala.runtime import Context
+from qala.web.ui import UI, LoginRequired, NavItem, RoleRequired
+
+STATIC = Path(__file__).parent / "static"
+API_PREFIXES = ("/api/", "/open311/", "/ngsi-ld/", "/openapi.json", "/docs", "/redoc", "/healthz")
+
+
+def component_installed(name: str) -> bool:
+    """Whether a component is registered (its pages can then be mounted)."""
+    return any(c.name == name for c in COMPONENTS)
+
+
+def navigation() -> list[NavItem]:
+    items = [
+        NavItem("nav.rating", "/rating"),
+        NavItem("nav.indicators", "/indicators"),
+        NavItem("nav.map", "/map"),
+        NavItem("nav.report_problem", "/requests/new"),
+    ]
+    if component_installed("budgeting"):
+        items.append(NavItem("nav.budgeting", "/budgeting"))
+    items += [
+        NavItem("nav.operator", "/operator", ("operator",)),
+        NavItem("nav.admin", "/admin", ("analyst",)),
+    ]
+    return items
+
+
+def _wants_html(request: Request) -> bool:
+    path = request.url.path
+    if path.startswith(API_PREFIXES):
+        return False
+    accept = request.headers.get("accept", "")
+    return "text/html" in accept or accept in ("", "*/*")
 
 
 def mount_web(app: FastAPI, context: Context) -> None:
@@ -14,14 +57,43 @@ def mount_web(app: FastAPI, context: Context) -> None:
         if component.web_router is not None:
             app.include_router(component.web_router(context))
 
-    if not any(route.path == "/" for route in app.routes if hasattr(route, "path")):
+    templates = [c.templates for c in COMPONENTS if c.templates is not None]
+    ui = UI(context, nav=navigation(), extra_templates=templates)
+    context.extras["web_ui"] = ui
+    app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
 
-        @app.get("/", response_class=HTMLResponse, include_in_schema=False)
-        def home() -> str:
-            return (
-                "<!doctype html><html lang='en'><head><meta charset='utf-8'><title>Qala</title></head>"
-                "<body><h1>Qala</h1><p>Open smart-city platform.</p>"
-                "<ul><li><a href='/docs'>API documentation</a></li>"
-                "<li><a href='/api/v1/places'>Places</a></li>"
-                "<li><a href='/api/v1/frameworks'>Indicator frameworks</a></li></ul></body></html>"
+    from qala.web.pages import accounts, admin, citizen, explore, operator, reports
+
+    for module in (accounts, explore, citizen, operator, admin, reports):
+        app.include_router(module.build_router(ui))
+    if component_installed("budgeting"):
+        from qala.web.pages import budgeting
+
+        app.include_router(budgeting.build_router(ui))
+
+    @app.exception_handler(LoginRequired)
+    async def login_required(request: Request, exc: LoginRequired) -> Response:
+        from urllib.parse import quote
+
+        return ui.redirect(request, f"/login?next={quote(exc.next_url, safe='/')}")
+
+    @app.exception_handler(RoleRequired)
+    async def role_required(request: Request, exc: RoleRequired) -> Response:
+        return ui.render(request, "error.html", status_code=403, code=403, roles=exc.roles)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if _wants_html(request) and exc.status_code in (401, 403, 404, 405):
+            if exc.status_code == 401:
+                from urllib.parse import quote
+
+                return ui.redirect(request, f"/login?next={quote(request.url.path, safe='/')}")
+            detail: Any = exc.detail
+            return ui.render(
+                request,
+                "error.html",
+                status_code=exc.status_code,
+                code=exc.status_code,
+                detail=detail,
             )
+        return await http_exception_handler(request, exc)

@@ -1,0 +1,259 @@
+"""Charts drawn on the server as SVG (our own code: no chart library, no script needed to read them).
+
+Every chart has a ``<title>`` and an ``aria-label`` so screen readers announce it, and the pages
+show the same numbers in a table next to it. Colours come from CSS classes (static/css/qala.css),
+so the palette keeps enough contrast in one place.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from xml.sax.saxutils import escape
+
+from markupsafe import Markup
+
+SERIES_CLASSES = ("s0", "s1", "s2", "s3", "s4", "s5")
+
+
+def _svg(width: float, height: float, label: str, body: str, css: str = "chart") -> Markup:
+    return Markup(
+        f'<svg class="{css}" viewBox="0 0 {width:.0f} {height:.0f}" role="img" '
+        f'aria-label="{escape(label)}" xmlns="http://www.w3.org/2000/svg">'
+        f"<title>{escape(label)}</title>{body}</svg>"
+    )
+
+
+def _fmt(value: float) -> str:
+    if abs(value) >= 1000:
+        return f"{value:,.0f}".replace(",", "\u202f")
+    if abs(value) >= 100:
+        return f"{value:.0f}"
+    if abs(value) >= 10:
+        return f"{value:.1f}"
+    return f"{value:.2f}"
+
+
+def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
+    """Round tick values covering [low, high] (1, 2, 5 × 10^k steps)."""
+    if not math.isfinite(low) or not math.isfinite(high):
+        return [0.0, 1.0]
+    if high <= low:
+        high = low + 1.0
+    raw = (high - low) / max(1, count)
+    magnitude = 10 ** math.floor(math.log10(raw))
+    step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw)
+    start = math.floor(low / step) * step
+    ticks = []
+    value = start
+    while value <= high + step * 0.5:
+        ticks.append(round(value, 10))
+        value += step
+    return ticks
+
+
+@dataclass(frozen=True)
+class RankRow:
+    label: str
+    rank: float
+    low: float
+    high: float
+    highlight: bool = False
+
+
+def rank_interval_chart(rows: Sequence[RankRow], *, label: str, axis_label: str) -> Markup:
+    """Each unit's rank as a dot and its uncertainty interval as a bar (rank 1 on the left)."""
+    if not rows:
+        return Markup("")
+    n_max = max(max(r.high for r in rows), 1.0)
+    left, right, row_h, top = 170.0, 20.0, 18.0, 26.0
+    width = 640.0
+    height = top + row_h * len(rows) + 28
+
+    def x(rank: float) -> float:
+        return left + (rank - 1) / max(n_max - 1, 1) * (width - left - right)
+
+    parts = []
+    for tick in nice_ticks(1, n_max, 6):
+        if 1 <= tick <= n_max:
+            tx = x(tick)
+            parts.append(
+                f'<line class="grid" x1="{tx:.1f}" y1="{top - 6}" x2="{tx:.1f}" y2="{height - 24:.1f}"/>'
+                f'<text class="tick" x="{tx:.1f}" y="{top - 10}" text-anchor="middle">{tick:g}</text>'
+            )
+    for i, r in enumerate(rows):
+        y = top + row_h * i + row_h / 2
+        css = "hl" if r.highlight else ""
+        parts.append(
+            f'<text class="row-label {css}" x="{left - 8}" y="{y + 4:.1f}" text-anchor="end">'
+            f"{escape(r.label[:26])}</text>"
+            f'<line class="interval {css}" x1="{x(r.low):.1f}" y1="{y:.1f}" x2="{x(r.high):.1f}" y2="{y:.1f}"/>'
+            f'<circle class="dot {css}" cx="{x(r.rank):.1f}" cy="{y:.1f}" r="4.5">'
+            f"<title>{escape(r.label)}: {r.rank:g} [{r.low:g}–{r.high:g}]</title></circle>"
+        )
+    parts.append(
+        f'<text class="axis-label" x="{(left + width) / 2:.0f}" y="{height - 6:.0f}" '
+        f'text-anchor="middle">{escape(axis_label)}</text>'
+    )
+    return _svg(width, height, label, "".join(parts))
+
+
+def radar_chart(
+    axes: Sequence[str],
+    series: Sequence[tuple[str, Sequence[float | None]]],
+    *,
+    label: str,
+    maximum: float = 100.0,
+) -> Markup:
+    """A radar (spider) chart of scores 0…``maximum`` on each axis; several series overlaid."""
+    n = len(axes)
+    if n < 3:
+        return Markup("")
+    size, radius = 420.0, 130.0
+    width = 620.0
+    cx, cy = width / 2, size / 2
+
+    def point(i: int, value: float) -> tuple[float, float]:
+        angle = -math.pi / 2 + 2 * math.pi * i / n
+        r = radius * max(0.0, min(value, maximum)) / maximum
+        return cx + r * math.cos(angle), cy + r * math.sin(angle)
+
+    parts = []
+    for level in (0.25, 0.5, 0.75, 1.0):
+        ring = " ".join(
+            f"{x:.1f},{y:.1f}" for x, y in (point(i, maximum * level) for i in range(n))
+        )
+        parts.append(f'<polygon class="grid" points="{ring}"/>')
+    for i, name in enumerate(axes):
+        x, y = point(i, maximum)
+        lx, ly = point(i, maximum * 1.16)
+        anchor = "middle" if abs(lx - cx) < 10 else ("start" if lx > cx else "end")
+        parts.append(
+            f'<line class="grid" x1="{cx}" y1="{cy}" x2="{x:.1f}" y2="{y:.1f}"/>'
+            f'<text class="tick" x="{lx:.1f}" y="{ly + 4:.1f}" text-anchor="{anchor}">'
+            f"{escape(name[:24])}</text>"
+        )
+    for k, (name, values) in enumerate(series):
+        css = SERIES_CLASSES[k % len(SERIES_CLASSES)]
+        pts = [point(i, v if v is not None else 0.0) for i, v in enumerate(values)]
+        ring = " ".join(f"{x:.1f},{y:.1f}" for x, y in pts)
+        parts.append(
+            f'<polygon class="area {css}" points="{ring}"><title>{escape(name)}</title></polygon>'
+        )
+        for (x, y), value, axis in zip(pts, values, axes, strict=True):
+            shown = "—" if value is None else _fmt(value)
+            parts.append(
+                f'<circle class="dot {css}" cx="{x:.1f}" cy="{y:.1f}" r="3">'
+                f"<title>{escape(name)} · {escape(axis)}: {shown}</title></circle>"
+            )
+    return _svg(width, size, label, "".join(parts), css="chart radar")
+
+
+def line_chart(
+    series: Sequence[tuple[str, Sequence[tuple[float, float]]]],
+    *,
+    label: str,
+    y_label: str = "",
+    width: float = 560.0,
+    height: float = 240.0,
+) -> Markup:
+    """Lines over years (x) with dots and a legend below."""
+    points = [p for _, s in series for p in s]
+    if not points:
+        return Markup("")
+    xs = sorted({p[0] for p in points})
+    ys = [p[1] for p in points]
+    ticks = nice_ticks(min(ys), max(ys), 4)
+    y_low, y_high = ticks[0], ticks[-1] if ticks[-1] > ticks[0] else ticks[0] + 1
+    left, right, top, bottom = 52.0, 16.0, 14.0, 46.0
+
+    def px(x: float) -> float:
+        if len(xs) == 1:
+            return (left + width - right) / 2
+        return left + (x - xs[0]) / (xs[-1] - xs[0]) * (width - left - right)
+
+    def py(y: float) -> float:
+        return top + (y_high - y) / (y_high - y_low) * (height - top - bottom)
+
+    parts = []
+    for tick in ticks:
+        parts.append(
+            f'<line class="grid" x1="{left}" y1="{py(tick):.1f}" x2="{width - right}" y2="{py(tick):.1f}"/>'
+            f'<text class="tick" x="{left - 6}" y="{py(tick) + 4:.1f}" text-anchor="end">{_fmt(tick)}</text>'
+        )
+    for x in xs:
+        parts.append(
+            f'<text class="tick" x="{px(x):.1f}" y="{height - bottom + 16:.1f}" text-anchor="middle">{x:g}</text>'
+        )
+    legend_x = left
+    for k, (name, values) in enumerate(series):
+        css = SERIES_CLASSES[k % len(SERIES_CLASSES)]
+        ordered = sorted(values)
+        if len(ordered) > 1:
+            d = "M" + "L".join(f"{px(x):.1f},{py(y):.1f}" for x, y in ordered)
+            parts.append(f'<path class="line {css}" d="{d}"/>')
+        for x, y in ordered:
+            parts.append(
+                f'<circle class="dot {css}" cx="{px(x):.1f}" cy="{py(y):.1f}" r="3.5">'
+                f"<title>{escape(name)} {x:g}: {_fmt(y)}</title></circle>"
+            )
+        parts.append(
+            f'<rect class="swatch {css}" x="{legend_x:.0f}" y="{height - 16:.0f}" width="10" height="10"/>'
+            f'<text class="tick" x="{legend_x + 14:.0f}" y="{height - 7:.0f}">{escape(name[:28])}</text>'
+        )
+        legend_x += 18 + 7 * min(len(name), 28)
+    if y_label:
+        parts.append(
+            f'<text class="axis-label" transform="translate(12,{(top + height - bottom) / 2:.0f}) rotate(-90)" '
+            f'text-anchor="middle">{escape(y_label)}</text>'
+        )
+    return _svg(width, height, label, "".join(parts))
+
+
+def bar_chart(
+    items: Sequence[tuple[str, float, str]],
+    *,
+    label: str,
+    maximum: float | None = None,
+    unit: str = "",
+    width: float = 560.0,
+) -> Markup:
+    """Horizontal bars: (label, value, css class) — value labels at the bar ends."""
+    if not items:
+        return Markup("")
+    top = max(maximum or 0.0, max((v for _, v, _ in items), default=0.0)) or 1.0
+    low = min(0.0, min(v for _, v, _ in items))
+    left, right, row_h = 170.0, 64.0, 22.0
+    height = row_h * len(items) + 8
+
+    def px(v: float) -> float:
+        return left + (v - low) / (top - low) * (width - left - right)
+
+    parts = []
+    for i, (name, value, css) in enumerate(items):
+        y = 4 + i * row_h
+        x0, x1 = px(0.0), px(value)
+        parts.append(
+            f'<text class="row-label" x="{left - 8}" y="{y + 14:.1f}" text-anchor="end">{escape(name[:26])}</text>'
+            f'<rect class="bar {escape(css)}" x="{min(x0, x1):.1f}" y="{y + 3:.1f}" '
+            f'width="{max(abs(x1 - x0), 1):.1f}" height="{row_h - 7:.1f}" rx="2">'
+            f"<title>{escape(name)}: {_fmt(value)} {escape(unit)}</title></rect>"
+            f'<text class="tick" x="{max(x0, x1) + 4:.1f}" y="{y + 14:.1f}">{_fmt(value)}</text>'
+        )
+    return _svg(width, height, label, "".join(parts))
+
+
+def sparkline(values: Sequence[float], *, label: str) -> Markup:
+    """A tiny trend line for tables."""
+    if len(values) < 2:
+        return Markup("")
+    width, height = 80.0, 22.0
+    low, high = min(values), max(values)
+    span = (high - low) or 1.0
+    step = width / (len(values) - 1)
+    d = "M" + "L".join(
+        f"{i * step:.1f},{height - 2 - (v - low) / span * (height - 4):.1f}"
+        for i, v in enumerate(values)
+    )
+    return _svg(width, height, label, f'<path class="line s0" d="{d}"/>', css="chart spark")

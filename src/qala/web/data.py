@@ -1,0 +1,345 @@
+"""View models for the pages, assembled from the components' public service functions.
+
+Components the dashboard shows but does not own (rating, assessment, budgeting) are imported
+lazily and only when registered, so the shell works whatever subset of the platform is installed.
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from qala.components.catalog.frameworks import CATEGORIES, Catalogue, load_catalogue
+from qala.components.catalog.models import Place
+from qala.components.catalog.services import (
+    list_places,
+    population,
+    single_industry_codes,
+    values_frame,
+)
+from qala.core.errors import NotFoundError
+from qala.registry import COMPONENTS
+from qala.runtime import Context
+from qala.web.i18n import Translator
+
+RATING_FRAMEWORK = "kz_smart_city"
+
+
+def installed(name: str) -> bool:
+    return any(c.name == name for c in COMPONENTS)
+
+
+def area_names(catalogue: Catalogue) -> dict[str, dict[str, str]]:
+    """Area code → names in kk/ru/en across every framework of the catalogue."""
+    names: dict[str, dict[str, str]] = {}
+    for framework in catalogue.frameworks.values():
+        for _depth, node in framework.root.walk():
+            if node.indicator is None and node.names:
+                names.setdefault(node.code, node.names)
+    return names
+
+
+# ---------------------------------------------------------------------------------------------
+# Home
+
+
+@dataclass
+class Overview:
+    places: int
+    cities: int
+    monotowns: int
+    indicators: int
+    frameworks: int
+    values: int
+    rating: Any | None
+    top: list[Any]
+    requests_open: int | None
+    incidents_active: int | None
+    illustrative: bool
+    budgeting: list[Any] = field(default_factory=list)
+
+
+def overview(session: Session, context: Context, t: Translator) -> Overview:
+    catalogue = load_catalogue()
+    places = list_places(session)
+    year = context.clock().year
+    from sqlalchemy import func, select
+
+    from qala.components.catalog.models import IndicatorValue
+
+    n_values = session.scalar(select(func.count()).select_from(IndicatorValue)) or 0
+    any_illustrative = bool(
+        session.scalar(
+            select(IndicatorValue.id).where(IndicatorValue.illustrative.is_(True)).limit(1)
+        )
+    )
+    board = rating_board(session, t) if installed("rating") else None
+    return Overview(
+        places=len(places),
+        cities=sum(1 for p in places if p.level == "city"),
+        monotowns=len(single_industry_codes(session, year)),
+        indicators=len(catalogue.indicators),
+        frameworks=len(catalogue.frameworks),
+        values=int(n_values),
+        rating=board,
+        top=board.entries[:5] if board and board.entries else [],
+        requests_open=_requests_open(session) if installed("requests311") else None,
+        incidents_active=_incidents_active(session) if installed("operate") else None,
+        illustrative=any_illustrative,
+        budgeting=budgeting_processes(session, t) if installed("budgeting") else [],
+    )
+
+
+def _requests_open(session: Session) -> int | None:
+    from qala.components.requests311.services import count_requests, load_jurisdictions
+
+    total = 0
+    for jurisdiction in load_jurisdictions(session).values():
+        counts = count_requests(session, jurisdiction)
+        total += sum(v for k, v in counts.items() if k != "closed")
+    return total
+
+
+def _incidents_active(session: Session) -> int:
+    from qala.components.operate.incidents import list_incidents
+
+    return len(list_incidents(session, status="active", limit=10_000))
+
+
+# ---------------------------------------------------------------------------------------------
+# Rating
+
+
+@dataclass
+class BoardEntry:
+    code: str
+    name: str
+    score: float | None
+    rank: int | None
+    rank_all: int | None
+    rank_q05: float | None
+    rank_q95: float | None
+    monotown: bool
+    region: str | None
+    region_name: str
+    illustrative_share: float
+    imputed: int
+
+
+@dataclass
+class RatingBoard:
+    available: bool
+    run: Any | None = None
+    entries: list[BoardEntry] = field(default_factory=list)
+    years: list[int] = field(default_factory=list)
+    message: str | None = None
+
+
+def rating_board(
+    session: Session,
+    t: Translator,
+    *,
+    kind: str | None = None,
+    region: str | None = None,
+    year: int | None = None,
+) -> RatingBoard:
+    """The stored national rating for ``year`` (newest by default), filtered by kind and region."""
+    if not installed("rating"):
+        return RatingBoard(False, message=t("rating.not_installed"))
+    from qala.components.rating import services as rating
+
+    try:
+        run = rating.latest_run(session, year=year)
+    except NotFoundError:
+        return RatingBoard(False, message=t("rating.none_yet"))
+    years = sorted(
+        {
+            r.year
+            for r in rating.list_runs(session, name=run.name)
+            if r.kind is None and r.region is None
+        }
+    )
+    regions = {p.code: t.name(p) for p in list_places(session, level="region")}
+    entries = rating.run_entries(session, run, kind=kind, region=region)
+    board = [
+        BoardEntry(
+            code=e.place,
+            name=t.name(e.name),
+            score=e.score,
+            rank=e.rank_in_selection if (kind or region) else e.rank,
+            rank_all=e.rank,
+            rank_q05=e.rank_q05,
+            rank_q95=e.rank_q95,
+            monotown=e.single_industry,
+            region=e.region,
+            region_name=regions.get(e.region or "") or t("place.republican"),
+            illustrative_share=e.illustrative_share,
+            imputed=e.imputed,
+        )
+        for e in entries
+    ]
+    return RatingBoard(True, run=rating.RunSummary.of(run), entries=board, years=years)
+
+
+def latest_ranks(session: Session) -> dict[str, int]:
+    if not installed("rating"):
+        return {}
+    from qala.components.rating import services as rating
+
+    try:
+        run = rating.latest_run(session)
+    except NotFoundError:
+        return {}
+    return {e.place: e.rank for e in rating.run_entries(session, run) if e.rank is not None}
+
+
+# ---------------------------------------------------------------------------------------------
+# City profile
+
+
+@dataclass
+class AreaScore:
+    code: str
+    name: str
+    score: float | None
+    rank: int | None
+    median: float | None
+
+
+@dataclass
+class CategoryValues:
+    category: str
+    values: list[dict[str, Any]]
+
+
+@dataclass
+class CityProfile:
+    code: str
+    name: str
+    place: Place
+    region_name: str | None
+    population: int | None
+    monotown: bool
+    rating: BoardEntry | None
+    run: Any | None
+    areas: list[AreaScore]
+    history: list[dict[str, Any]]
+    categories: list[CategoryValues]
+    latest_year: int | None
+    illustrative: bool
+    assessment: Any | None = None
+
+
+def city_profile(session: Session, context: Context, place: Place, t: Translator) -> CityProfile:
+    catalogue = load_catalogue()
+    names = area_names(catalogue)
+    year = context.clock().year
+    region = place.parent.name(t.language) if place.parent is not None else None
+    monotown = place.code in single_industry_codes(session, year)
+    entry: BoardEntry | None = None
+    areas: list[AreaScore] = []
+    history: list[dict[str, Any]] = []
+    run_summary = None
+    if installed("rating"):
+        from qala.components.rating import services as rating
+
+        try:
+            run = rating.latest_run(session)
+        except NotFoundError:
+            run = None
+        if run is not None:
+            run_summary = rating.RunSummary.of(run)
+            everyone = rating.run_entries(session, run)
+            mine = next((e for e in everyone if e.place == place.code), None)
+            if mine is not None:
+                entry = BoardEntry(
+                    code=mine.place,
+                    name=t.name(mine.name),
+                    score=mine.score,
+                    rank=mine.rank,
+                    rank_all=mine.rank,
+                    rank_q05=mine.rank_q05,
+                    rank_q95=mine.rank_q95,
+                    monotown=mine.single_industry,
+                    region=mine.region,
+                    region_name=region or "",
+                    illustrative_share=mine.illustrative_share,
+                    imputed=mine.imputed,
+                )
+                top_codes = [child.code for child in catalogue.framework(RATING_FRAMEWORK).areas()]
+                for code in top_codes:
+                    got = mine.areas.get(code) or {}
+                    others = [
+                        float(e.areas[code]["score"])
+                        for e in everyone
+                        if code in e.areas and e.areas[code].get("score") is not None
+                    ]
+                    areas.append(
+                        AreaScore(
+                            code=code,
+                            name=t.name(names.get(code, {"en": code})),
+                            score=got.get("score"),
+                            rank=got.get("rank"),
+                            median=statistics.median(others) if others else None,
+                        )
+                    )
+            history = rating.place_history(session, place.code)
+    frame = values_frame(session, places=[place.code], framework=RATING_FRAMEWORK)
+    latest_year = int(frame["year"].max()) if not frame.empty else None
+    categories: list[CategoryValues] = []
+    illustrative = bool(frame["illustrative"].any()) if not frame.empty else False
+    if latest_year is not None:
+        latest = frame[frame["year"] == latest_year]
+        by_category: dict[str, list[dict[str, Any]]] = {c: [] for c in CATEGORIES}
+        for record in latest.itertuples(index=False):
+            definition = catalogue.indicators.get(str(record.indicator))
+            if definition is None:
+                continue
+            series = frame[frame["indicator"] == record.indicator].sort_values("year")
+            by_category[definition.category].append(
+                {
+                    "id": definition.id,
+                    "name": definition.name(t.language),
+                    "value": float(record.value),
+                    "unit": definition.unit,
+                    "polarity": definition.polarity,
+                    "illustrative": bool(record.illustrative),
+                    "series": [float(v) for v in series["value"]],
+                }
+            )
+        categories = [CategoryValues(c, v) for c, v in by_category.items() if v]
+    assessment = city_assessment(session, context, place, t)
+    return CityProfile(
+        code=place.code,
+        name=t.name(place),
+        place=place,
+        region_name=region,
+        population=population(session, place.id, year),
+        monotown=monotown,
+        rating=entry,
+        run=run_summary,
+        areas=areas,
+        history=history,
+        categories=categories,
+        latest_year=latest_year,
+        illustrative=illustrative,
+        assessment=assessment,
+    )
+
+
+def city_assessment(session: Session, context: Context, place: Place, t: Translator) -> Any | None:
+    """Balance, maturity, roadmap and mentors from the assessment component (when installed)."""
+    if not installed("assessment"):
+        return None
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Budgeting
+
+
+def budgeting_processes(session: Session, t: Translator) -> list[Any]:
+    return []

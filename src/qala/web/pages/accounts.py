@@ -1,0 +1,134 @@
+"""Sign in, sign out and register (citizens), over the accounts component's services."""
+
+from __future__ import annotations
+
+import hmac
+from urllib.parse import urlparse
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from qala.components.accounts.api import set_session_cookie
+from qala.components.accounts.deps import SESSION_COOKIE
+from qala.components.accounts.services import (
+    DEMO_USERS,
+    authenticate,
+    create_user,
+    end_session,
+    start_session,
+)
+from qala.core.errors import ConflictError, PermissionDeniedError, ValidationError
+from qala.web.i18n import Translator
+from qala.web.ui import ANON_CSRF_COOKIE, UI
+
+
+def safe_next(target: str | None) -> str:
+    """Only same-site paths: never redirect a signed-in user to another host."""
+    if not target:
+        return "/"
+    parsed = urlparse(target)
+    if parsed.scheme or parsed.netloc or not target.startswith("/") or target.startswith("//"):
+        return "/"
+    return target
+
+
+def _anon_token_ok(request: Request, sent: object) -> bool:
+    expected = request.cookies.get(ANON_CSRF_COOKIE)
+    return bool(expected) and isinstance(sent, str) and hmac.compare_digest(sent, expected or "")
+
+
+def build_router(ui: UI) -> APIRouter:
+    router = APIRouter(include_in_schema=False)
+    database = ui.context.database
+
+    def demo_accounts() -> list[tuple[str, str]]:
+        return [(username, role) for username, role, _name, _dept in DEMO_USERS]
+
+    @router.get("/login")
+    async def login_page(request: Request, next: str | None = None) -> Response:
+        await ui.user(request)
+        return ui.render(
+            request, "login.html", next=safe_next(next), demo_accounts=demo_accounts(), error=None
+        )
+
+    @router.post("/login")
+    async def login(request: Request) -> Response:
+        form = await request.form()
+        t = Translator(ui.language(request))
+        username, password = str(form.get("username", "")), str(form.get("password", ""))
+        next_url = safe_next(str(form.get("next", "/")))
+        error = None
+        if not _anon_token_ok(request, form.get("csrf_token")):
+            error = t("auth.form_expired")
+        else:
+            try:
+                with database.transaction() as session:
+                    user = authenticate(session, username, password)
+                    new = start_session(session, user, now=ui.context.clock())
+            except PermissionDeniedError:
+                error = t("auth.wrong_password")
+        if error is not None:
+            return ui.render(
+                request,
+                "login.html",
+                status_code=400,
+                next=next_url,
+                demo_accounts=demo_accounts(),
+                error=error,
+                username=username,
+            )
+        response = ui.redirect(request, next_url)
+        set_session_cookie(response, ui.context, new.token)
+        return response
+
+    @router.post("/logout")
+    async def logout(request: Request) -> Response:
+        await ui.user(request)  # checks the CSRF token of the signed-in session
+        token = request.cookies.get(SESSION_COOKIE)
+        if token:
+            with database.transaction() as session:
+                end_session(session, token)
+        response = ui.redirect(request, "/")
+        response.delete_cookie(SESSION_COOKIE, path="/")
+        return response
+
+    @router.get("/register")
+    async def register_page(request: Request) -> Response:
+        await ui.user(request)
+        return ui.render(request, "register.html", problems=[], values={})
+
+    @router.post("/register")
+    async def register(request: Request) -> Response:
+        form = await request.form()
+        t = Translator(ui.language(request))
+        values = {k: str(form.get(k, "")) for k in ("username", "display_name")}
+        password = str(form.get("password", ""))
+        problems: list[str] = []
+        if not _anon_token_ok(request, form.get("csrf_token")):
+            problems.append(t("auth.form_expired"))
+        elif password != str(form.get("password_again", "")):
+            problems.append(t("auth.passwords_differ"))
+        else:
+            try:
+                with database.transaction() as session:
+                    user = create_user(
+                        session,
+                        username=values["username"],
+                        password=password,
+                        display_name=values["display_name"],
+                        role="citizen",
+                    )
+                    new = start_session(session, user, now=ui.context.clock())
+            except ValidationError as exc:
+                problems += [p.reason for p in exc.problems]
+            except ConflictError as exc:
+                problems.append(str(exc))
+        if problems:
+            return ui.render(
+                request, "register.html", status_code=400, problems=problems, values=values
+            )
+        response = ui.redirect(request, "/")
+        set_session_cookie(response, ui.context, new.token)
+        return response
+
+    return router

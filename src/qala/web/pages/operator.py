@@ -1,0 +1,185 @@
+"""The operator's board: incidents (operate) and citizen requests (requests311), kept live.
+
+The board polls ``/operator/live`` (an HTML fragment) every few seconds; the script pauses while
+the operator's keyboard focus is inside the board so a refresh never steals a half-typed note.
+Every action is a plain form POST (CSRF token included) that calls the component's service and
+comes back to the board, so the page also works without scripts.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import Response
+
+from qala.core.errors import ConflictError, NotFoundError, ValidationError
+from qala.web.data import installed
+from qala.web.i18n import Translator
+from qala.web.ui import UI
+
+STAFF = ("operator",)
+REQUEST_ACTIONS = ("acknowledge", "start", "close")
+INCIDENT_ACTIONS = ("acknowledge", "close")
+
+
+def build_router(ui: UI) -> APIRouter:
+    router = APIRouter(include_in_schema=False)
+    database = ui.context.database
+
+    def board(
+        request: Request, t: Translator, department: str | None, service: str | None
+    ) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "queue": [],
+            "queue_total": 0,
+            "sort": request.query_params.get("sort") or "priority",
+            "incidents": [],
+            "departments": [],
+            "services": [],
+            "request_close_reasons": [],
+            "incident_close_reasons": [],
+            "jurisdiction": None,
+        }
+        with database.session() as session:
+            if installed("requests311"):
+                from qala.components.requests311 import services as requests
+
+                known = requests.load_jurisdictions(session)
+                if known:
+                    city = request.query_params.get("city")
+                    jurisdiction = requests.pick_jurisdiction(known, city or next(iter(known)))
+                    out["jurisdiction"] = jurisdiction
+                    out["departments"] = sorted(
+                        ((d.code, t.name(d.names)) for d in jurisdiction.departments.values()),
+                        key=lambda item: item[1],
+                    )
+                    staff = requests.Requests(
+                        session, jurisdiction, actor="viewer", now=ui.context.clock()
+                    )
+                    wanted = (
+                        department if department in {d[0] for d in out["departments"]} else None
+                    )
+                    queue = staff.queue(department=wanted, limit=1000, language=t.language)
+                    if request.query_params.get("sort") == "newest":
+                        queue.sort(key=lambda r: r.requested_at, reverse=True)
+                    out["queue_total"] = len(queue)
+                    out["queue"] = queue[:40]
+                    out["request_close_reasons"] = [
+                        r for r in requests.CLOSE_REASONS if r != "duplicate"
+                    ]
+            if installed("operate"):
+                from qala.components.operate import incidents
+
+                out["services"] = list(incidents.SERVICES)
+                out["incidents"] = incidents.list_incidents(
+                    session, status="active", service=service or None, limit=40
+                )
+                out["incident_close_reasons"] = list(incidents.load_routing().close_reasons)
+        return out
+
+    @router.get("/operator")
+    async def page(
+        request: Request, department: str | None = None, service: str | None = None
+    ) -> Response:
+        await ui.require(request, STAFF)
+        t = Translator(ui.language(request))
+        values = board(request, t, department, service)
+        return ui.render(
+            request, "operator.html", department=department or "", service=service or "", **values
+        )
+
+    @router.get("/operator/live")
+    async def live(
+        request: Request, department: str | None = None, service: str | None = None
+    ) -> Response:
+        await ui.require(request, STAFF)
+        t = Translator(ui.language(request))
+        values = board(request, t, department, service)
+        return ui.render(
+            request,
+            "_operator_board.html",
+            department=department or "",
+            service=service or "",
+            **values,
+        )
+
+    def back(request: Request, message: str, kind: str = "ok") -> Response:
+        from urllib.parse import quote
+
+        target = request.headers.get("referer") or "/operator"
+        path = "/operator"
+        if "/operator" in target:
+            path = target[target.index("/operator") :].split("#")[0]
+        base = path.split("flash=")[0].rstrip("&?")
+        joiner = "&" if "?" in base else "?"
+        return ui.redirect(request, f"{base}{joiner}flash={quote(message)}&kind={kind}")
+
+    @router.post("/operator/requests/{request_id}/{action}")
+    async def request_action(request: Request, request_id: int, action: str) -> Response:
+        user = await ui.require(request, STAFF)
+        t = Translator(ui.language(request))
+        if action not in REQUEST_ACTIONS or not installed("requests311"):
+            raise HTTPException(404, "unknown action")
+        from qala.components.requests311 import services as requests
+
+        form = await request.form()
+        note = str(form.get("note", "")).strip() or None
+        try:
+            with database.transaction() as session:
+                jurisdiction = requests.pick_jurisdiction(
+                    requests.load_jurisdictions(session), str(form.get("city", "")) or None
+                )
+                staff = requests.Requests(
+                    session,
+                    jurisdiction,
+                    actor=user.username,
+                    now=ui.context.clock(),
+                    bus=ui.context.bus,
+                )
+                if action == "acknowledge":
+                    staff.acknowledge(request_id, note=note)
+                elif action == "start":
+                    staff.start(request_id, note=note)
+                else:
+                    staff.close(request_id, reason=str(form.get("reason", "resolved")), note=note)
+        except (ConflictError, NotFoundError, ValidationError) as exc:
+            return back(request, str(exc), "error")
+        return back(
+            request,
+            t("operator.done_request", id=request_id, action=t("operator.action_" + action)),
+        )
+
+    @router.post("/operator/incidents/{incident_id}/{action}")
+    async def incident_action(request: Request, incident_id: int, action: str) -> Response:
+        user = await ui.require(request, STAFF)
+        t = Translator(ui.language(request))
+        if action not in INCIDENT_ACTIONS or not installed("operate"):
+            raise HTTPException(404, "unknown action")
+        from qala.components.operate import incidents
+
+        form = await request.form()
+        note = str(form.get("note", "")).strip() or None
+        try:
+            with database.transaction() as session:
+                if action == "acknowledge":
+                    incidents.acknowledge(
+                        session, incident_id, actor=user.username, now=ui.context.clock(), note=note
+                    )
+                else:
+                    incidents.close(
+                        session,
+                        incident_id,
+                        reason=str(form.get("reason", "resolved")),
+                        actor=user.username,
+                        now=ui.context.clock(),
+                        note=note,
+                    )
+        except (ConflictError, NotFoundError, ValidationError) as exc:
+            return back(request, str(exc), "error")
+        return back(
+            request,
+            t("operator.done_incident", id=incident_id, action=t("operator.action_" + action)),
+        )
+
+    return router

@@ -1,0 +1,125 @@
+// Qala dashboard — small progressive enhancements. Every page works without this script.
+(function () {
+  "use strict";
+
+  function ready(fn) {
+    if (document.readyState !== "loading") fn(); else document.addEventListener("DOMContentLoaded", fn);
+  }
+
+  // Language selector: submit on change (a button is shown when scripts are off).
+  function autosubmit() {
+    document.querySelectorAll("select[data-autosubmit]").forEach(function (select) {
+      select.addEventListener("change", function () { select.form.submit(); });
+    });
+  }
+
+  // Phone-sized menu.
+  function navToggle() {
+    var button = document.querySelector(".nav-toggle");
+    var nav = document.getElementById("mainnav");
+    if (!button || !nav) return;
+    button.addEventListener("click", function () {
+      var open = nav.classList.toggle("open");
+      button.setAttribute("aria-expanded", open ? "true" : "false");
+    });
+  }
+
+  // Map pick: a click (or Enter, then arrow keys) on an SVG map writes lat/long into the form.
+  function mapPick() {
+    document.querySelectorAll("svg.map-pick").forEach(function (svg) {
+      var lonMin = parseFloat(svg.dataset.lonMin), latMax = parseFloat(svg.dataset.latMax);
+      var kx = parseFloat(svg.dataset.kx), unit = parseFloat(svg.dataset.unit);
+      var form = svg.closest("form") || document;
+      var latField = form.querySelector("[name=lat]"), lonField = form.querySelector("[name=long]");
+      var marker = svg.querySelector(".pick-marker");
+      var vb = svg.viewBox.baseVal;
+      var current = { x: vb.width / 2, y: vb.height / 2 };
+
+      function place(x, y) {
+        current = { x: x, y: y };
+        var lon = lonMin + x / unit / kx, lat = latMax - y / unit;
+        if (latField) latField.value = lat.toFixed(6);
+        if (lonField) lonField.value = lon.toFixed(6);
+        marker.removeAttribute("hidden");
+        marker.setAttribute("transform", "translate(" + x.toFixed(1) + "," + y.toFixed(1) + ")");
+        var status = document.getElementById("pick-status");
+        if (status) status.textContent = lat.toFixed(5) + ", " + lon.toFixed(5);
+      }
+      svg.addEventListener("click", function (event) {
+        var point = svg.createSVGPoint();
+        point.x = event.clientX; point.y = event.clientY;
+        var local = point.matrixTransform(svg.getScreenCTM().inverse());
+        place(local.x, local.y);
+      });
+      svg.addEventListener("keydown", function (event) {
+        var step = event.shiftKey ? 40 : 10, moves = { ArrowLeft: [-step, 0], ArrowRight: [step, 0], ArrowUp: [0, -step], ArrowDown: [0, step] };
+        if (event.key === "Enter" || event.key === " ") { place(current.x, current.y); event.preventDefault(); }
+        else if (moves[event.key]) {
+          place(Math.max(0, Math.min(vb.width, current.x + moves[event.key][0])), Math.max(0, Math.min(vb.height, current.y + moves[event.key][1])));
+          event.preventDefault();
+        }
+      });
+      function fromFields() {
+        if (!latField || !lonField || !latField.value || !lonField.value) return;
+        var lat = parseFloat(latField.value), lon = parseFloat(lonField.value);
+        if (isNaN(lat) || isNaN(lon)) return;
+        var x = (lon - lonMin) * kx * unit, y = (latMax - lat) * unit;
+        if (x >= 0 && y >= 0 && x <= vb.width && y <= vb.height) {
+          current = { x: x, y: y };
+          marker.removeAttribute("hidden");
+          marker.setAttribute("transform", "translate(" + x.toFixed(1) + "," + y.toFixed(1) + ")");
+        }
+      }
+      fromFields();
+      if (latField) latField.addEventListener("change", fromFields);
+      if (lonField) lonField.addEventListener("change", fromFields);
+    });
+  }
+
+  // Live regions refreshed by polling a fragment URL (the operator board).
+  function polling() {
+    document.querySelectorAll("[data-poll]").forEach(function (region) {
+      var url = region.dataset.poll, every = parseInt(region.dataset.every || "10", 10) * 1000;
+      var stamp = document.getElementById(region.dataset.stamp || "");
+      function tick() {
+        if (document.hidden) return;
+        if (region.contains(document.activeElement) && document.activeElement.tagName !== "BODY") return;
+        fetch(url, { headers: { "Accept": "text/html", "X-Requested-With": "fetch" }, credentials: "same-origin" })
+          .then(function (r) { return r.ok ? r.text() : null; })
+          .then(function (html) {
+            if (html === null) return;
+            if (region.innerHTML.trim() !== html.trim()) region.innerHTML = html;
+            if (stamp) stamp.textContent = new Date().toLocaleTimeString();
+          })
+          .catch(function () { /* keep the last view; next tick retries */ });
+      }
+      setInterval(tick, every);
+    });
+  }
+
+  // Participatory budgeting ballot: running total against the budget and the approval limit.
+  function ballot() {
+    var form = document.querySelector("form[data-ballot]");
+    if (!form) return;
+    var budget = parseFloat(form.dataset.budget || "0"), limit = parseInt(form.dataset.maxChoices || "0", 10);
+    var total = document.getElementById("ballot-total"), bar = document.getElementById("ballot-bar");
+    var count = document.getElementById("ballot-count"), submit = form.querySelector("button[type=submit]");
+    var costLimited = form.dataset.costLimited === "true";
+    function update() {
+      var sum = 0, n = 0;
+      form.querySelectorAll("input[data-cost]:checked").forEach(function (box) { sum += parseFloat(box.dataset.cost); n += 1; });
+      if (total) total.textContent = Math.round(sum).toLocaleString("ru-RU").replace(/,/g, " ") + " ₸";
+      if (count) count.textContent = String(n);
+      var over = (costLimited && budget > 0 && sum > budget) || (limit > 0 && n > limit);
+      if (bar) {
+        bar.querySelector("span").style.width = Math.min(100, budget > 0 ? (100 * sum / budget) : 0) + "%";
+        bar.classList.toggle("over", over);
+      }
+      if (submit) submit.disabled = over || n === 0;
+    }
+    form.addEventListener("change", update);
+    update();
+  }
+
+  ready(function () { autosubmit(); navToggle(); mapPick(); polling(); ballot(); });
+})();

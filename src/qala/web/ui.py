@@ -1,0 +1,200 @@
+"""What every page shares: the template renderer, the language, the user and the role checks."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse, RedirectResponse
+from jinja2 import ChoiceLoader, Environment, FileSystemLoader, select_autoescape
+from markupsafe import Markup
+
+from qala import __version__
+from qala.components.accounts.deps import optional_user
+from qala.components.accounts.models import User
+from qala.runtime import Context
+from qala.web.charts import sparkline
+from qala.web.i18n import LANGUAGE_COOKIE, LANGUAGE_NAMES, Translator, choose_language
+
+HERE = Path(__file__).parent
+ANON_CSRF_COOKIE = "qala_form"
+"""Double-submit token for forms sent before there is a session (sign in, register)."""
+
+
+class LoginRequired(Exception):
+    """Raised by a page that needs a signed-in user; the shell redirects to the sign-in page."""
+
+    def __init__(self, next_url: str) -> None:
+        super().__init__(next_url)
+        self.next_url = next_url
+
+
+class RoleRequired(Exception):
+    """Raised by a page the signed-in user's role may not see; the shell answers 403."""
+
+    def __init__(self, roles: Sequence[str]) -> None:
+        super().__init__(", ".join(roles))
+        self.roles = tuple(roles)
+
+
+@dataclass(frozen=True)
+class NavItem:
+    key: str
+    path: str
+    roles: tuple[str, ...] = ()
+    """Empty: everyone sees it; else the roles that do (administrators see everything)."""
+
+
+def role_allows(user: User | None, roles: Sequence[str]) -> bool:
+    if not roles:
+        return True
+    return user is not None and (user.role in roles or user.role == "administrator")
+
+
+def _format_number(value: Any, digits: int = 1) -> str:
+    if value is None:
+        return "—"
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return str(value)
+    if number != number:  # NaN
+        return "—"
+    if abs(number) >= 1000:
+        return f"{number:,.0f}".replace(",", "\u202f")
+    return f"{number:.{digits}f}"
+
+
+def _format_money(value: Any) -> str:
+    if value is None:
+        return "—"
+    try:
+        return f"{float(value):,.0f}".replace(",", "\u202f") + " ₸"
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def _format_time(value: datetime | None) -> str:
+    if value is None:
+        return "—"
+    return value.strftime("%Y-%m-%d %H:%M")
+
+
+class UI:
+    """The dashboard's renderer, built once per app by ``mount_web``."""
+
+    def __init__(
+        self, context: Context, *, nav: Sequence[NavItem], extra_templates: Sequence[Path] = ()
+    ) -> None:
+        self.context = context
+        self.nav = list(nav)
+        loaders = [FileSystemLoader(str(HERE / "templates"))]
+        loaders += [FileSystemLoader(str(p)) for p in extra_templates]
+        self.env = Environment(
+            loader=ChoiceLoader(loaders),
+            autoescape=select_autoescape(["html", "xml", "svg"]),
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
+        self.env.filters["num"] = _format_number
+        self.env.filters["money"] = _format_money
+        self.env.filters["when"] = _format_time
+        self.env.globals["version"] = __version__
+        self.env.globals["language_names"] = LANGUAGE_NAMES
+        self.env.globals["spark"] = lambda values, label: sparkline(values, label=label)
+
+    # -- per request
+    def language(self, request: Request) -> str:
+        return choose_language(
+            request.query_params.get("lang"),
+            request.cookies.get(LANGUAGE_COOKIE),
+            request.headers.get("accept-language"),
+            self.context.settings.default_language,
+        )
+
+    async def user(self, request: Request) -> User | None:
+        return await optional_user(request)
+
+    async def require(self, request: Request, roles: Sequence[str] = ()) -> User:
+        """The signed-in user with one of ``roles`` (any role when empty), else redirect/403."""
+        user = await self.user(request)
+        if user is None:
+            target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+            raise LoginRequired(target)
+        if not role_allows(user, roles):
+            raise RoleRequired(roles)
+        return user
+
+    def anon_csrf(self, request: Request) -> str:
+        token = request.cookies.get(ANON_CSRF_COOKIE)
+        if not token:
+            token = secrets.token_urlsafe(24)
+            request.state.new_anon_csrf = token
+        return token
+
+    def render(
+        self,
+        request: Request,
+        template: str,
+        *,
+        status_code: int = 200,
+        **values: Any,
+    ) -> HTMLResponse:
+        language = self.language(request)
+        t = Translator(language)
+        user: User | None = getattr(request.state, "user", None)
+        nav = [item for item in self.nav if role_allows(user, item.roles)]
+        message = request.query_params.get("flash")
+        if message and "flash" not in values:
+            kind = request.query_params.get("kind", "ok")
+            values["flash"] = [(kind if kind in ("ok", "error") else "ok", message[:500])]
+        page = self.env.get_template(template).render(
+            request=request,
+            t=t,
+            lang=language,
+            user=user,
+            csrf_token=getattr(request.state, "csrf_token", None) or self.anon_csrf(request),
+            nav=nav,
+            current_path=request.url.path,
+            illustrative_note=t("illustrative.banner"),
+            **values,
+        )
+        response = HTMLResponse(page, status_code=status_code)
+        self.finish(request, response)
+        return response
+
+    def finish(self, request: Request, response: Any) -> None:
+        """Remember an explicit ``?lang=`` and hand out the pre-session form token."""
+        wanted = request.query_params.get("lang")
+        if wanted and wanted in LANGUAGE_NAMES:
+            response.set_cookie(
+                LANGUAGE_COOKIE,
+                wanted,
+                max_age=365 * 24 * 3600,
+                samesite="lax",
+                path="/",
+                secure=self.context.settings.secure_cookies,
+            )
+        token = getattr(request.state, "new_anon_csrf", None)
+        if token:
+            response.set_cookie(
+                ANON_CSRF_COOKIE,
+                token,
+                httponly=True,
+                samesite="strict",
+                path="/",
+                secure=self.context.settings.secure_cookies,
+            )
+
+    def redirect(self, request: Request, url: str) -> RedirectResponse:
+        response = RedirectResponse(url, status_code=303)
+        self.finish(request, response)
+        return response
+
+    def markup(self, text: str) -> Markup:
+        return Markup(text)
