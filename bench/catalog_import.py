@@ -34,24 +34,24 @@ console = Console()
 def generate(rows: int, path: Path) -> int:
     catalogue, gazetteer = load_catalogue(), load_gazetteer()
     places = [p.code for p in gazetteer.places]
-    indicators = [
-        i.id
-        for i in catalogue.indicators.values()
-        if catalogue.units[i.unit].max is None and not catalogue.units[i.unit].integer
-    ]
+    indicators = list(catalogue.indicators)
     per_year = len(places) * len(indicators)
     years_needed = math.ceil(rows / per_year)
     if years_needed > 2025 - 1950 + 1:
-        raise SystemExit(
-            f"only {per_year} place-indicator pairs: cannot make {rows} distinct values"
-        )
+        raise SystemExit(f"only {per_year} place-indicator pairs: cannot make {rows} values")
     years = list(range(2025 - years_needed + 1, 2026))
     rng = np.random.default_rng(1)
     index = pd.MultiIndex.from_product(
         [places, indicators, years], names=["place", "indicator", "year"]
     )
     frame = index.to_frame(index=False).iloc[:rows]
-    frame["value"] = np.round(rng.uniform(0, 1000, len(frame)), 3)
+    # Values inside each unit's valid range, so the whole file passes validation.
+    units = {i: catalogue.units[catalogue.indicators[i].unit] for i in indicators}
+    low = frame["indicator"].map({i: u.min or 0.0 for i, u in units.items()}).to_numpy(float)
+    high = frame["indicator"].map({i: u.max or 1000.0 for i, u in units.items()}).to_numpy(float)
+    whole = frame["indicator"].map({i: u.integer for i, u in units.items()}).to_numpy(bool)
+    values = low + rng.uniform(0, 1, len(frame)) * (high - low)
+    frame["value"] = np.where(whole, np.floor(values), np.round(values, 3))
     frame["source"] = "bench"
     frame.to_csv(path, index=False)
     return len(frame)

@@ -300,7 +300,8 @@ def write_values(session: Session, values: pd.DataFrame, *, batch_id: int | None
     """Upsert checked values in bulk: the fast path behind every import."""
     if values.empty:
         return 0
-    frame = values.copy()
+    # Sorted by the unique key, index pages are filled in order instead of at random.
+    frame = values.sort_values(["place_id", "indicator_id", "year"], kind="stable")
     frame["batch_id"] = batch_id
     connection = session.connection()
     dialect = connection.dialect.name
@@ -309,19 +310,50 @@ def write_values(session: Session, values: pd.DataFrame, *, batch_id: int | None
     stamp: object = now if dialect == "postgresql" else now.strftime("%Y-%m-%d %H:%M:%S.%f")
     records = [(*record, stamp) for record in _records(frame[list(_UPSERT_COLUMNS[:-1])])]
     columns = ", ".join(_UPSERT_COLUMNS)
-    updates = ", ".join(f"{c} = excluded.{c}" for c in _UPSERT_COLUMNS[3:])
     if dialect == "postgresql":
+        updates = ", ".join(f"{c} = excluded.{c}" for c in _UPSERT_COLUMNS[3:])
         _copy_upsert_postgres(connection, records, columns, updates)
     else:
-        placeholders = ", ".join("?" for _ in _UPSERT_COLUMNS)
-        sql = (
-            f"INSERT INTO indicator_value ({columns}) VALUES ({placeholders}) "
-            f"ON CONFLICT (place_id, indicator_id, year) DO UPDATE SET {updates}"
-        )
-        cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
-        cursor.executemany(sql, records)
-        cursor.close()
+        _split_upsert_sqlite(connection, frame, records, columns)
     return len(records)
+
+
+def _split_upsert_sqlite(
+    connection: Any, frame: pd.DataFrame, records: list[tuple[Any, ...]], columns: str
+) -> None:
+    """Insert new keys and update existing ones as two plain statements.
+
+    SQLite's ``INSERT … ON CONFLICT DO UPDATE`` is about three times slower than a plain insert
+    when foreign keys are enforced (measured in bench/catalog_import.py), so the keys already
+    stored are looked up first and the rows split.
+    """
+    cursor = connection.connection.driver_connection.cursor()
+    # A bigger page cache for this connection keeps the indexes in memory during bulk loads.
+    cursor.execute("PRAGMA cache_size = -262144")
+    indicators = sorted(set(frame["indicator_id"]))
+    existing: set[tuple[int, str, int]] = set()
+    for start in range(0, len(indicators), 500):
+        chunk = indicators[start : start + 500]
+        marks = ", ".join("?" for _ in chunk)
+        existing.update(
+            cursor.execute(
+                "SELECT place_id, indicator_id, year FROM indicator_value "
+                f"WHERE indicator_id IN ({marks})",
+                chunk,
+            ).fetchall()
+        )
+    fresh = [r for r in records if (r[0], r[1], r[2]) not in existing]
+    stored = [(*r[3:], *r[:3]) for r in records if (r[0], r[1], r[2]) in existing]
+    placeholders = ", ".join("?" for _ in _UPSERT_COLUMNS)
+    cursor.executemany(f"INSERT INTO indicator_value ({columns}) VALUES ({placeholders})", fresh)
+    if stored:
+        assignments = ", ".join(f"{c} = ?" for c in _UPSERT_COLUMNS[3:])
+        cursor.executemany(
+            f"UPDATE indicator_value SET {assignments} "
+            "WHERE place_id = ? AND indicator_id = ? AND year = ?",
+            stored,
+        )
+    cursor.close()
 
 
 def _records(frame: pd.DataFrame) -> list[tuple[Any, ...]]:
@@ -337,7 +369,9 @@ def _records(frame: pd.DataFrame) -> list[tuple[Any, ...]]:
         else:
             columns.append(
                 [
-                    None if v is None or (isinstance(v, float) and pd.isna(v)) else str(v)
+                    None
+                    if v is None or v is pd.NA or (isinstance(v, float) and pd.isna(v))
+                    else str(v)
                     for v in column.tolist()
                 ]
             )
@@ -406,8 +440,11 @@ def values_frame(
     rows = session.execute(query).all()
     frame = pd.DataFrame(rows, columns=EXPORT_COLUMNS)
     # Fixed dtypes whatever the rows hold (pandas infers differently for all-empty columns).
-    text = {c: object for c in ("place", "indicator", "unit", "source", "note")}
-    return frame.astype({**text, "year": "int64", "value": "float64", "illustrative": bool})
+    frame = frame.astype({"year": "int64", "value": "float64", "illustrative": bool})
+    for column in ("place", "indicator", "unit", "source", "note"):
+        values = frame[column].astype(object)
+        frame[column] = values.where(values.notna(), None)
+    return frame
 
 
 def to_wide(long: pd.DataFrame) -> pd.DataFrame:

@@ -74,10 +74,12 @@ def parse_numbers(raw: pd.Series) -> tuple[pd.Series, pd.Series]:
 
 
 def _text_column(frame: pd.DataFrame, name: str) -> pd.Series:
+    """Stripped text with blanks and missing cells as None (never the string "<NA>")."""
     if name not in frame.columns:
         return pd.Series([None] * len(frame), index=frame.index, dtype=object)
     column = frame[name].astype("string").str.strip()
-    return column.where(column != "", None).astype(object).where(column.notna(), None)
+    blank = column.isna() | (column == "")
+    return column.astype(object).where(~blank.to_numpy(dtype=bool), None)
 
 
 def _flag_column(frame: pd.DataFrame, name: str, default: bool) -> pd.Series:
