@@ -9,6 +9,7 @@ from qala.components.catalog import COMPONENT as CATALOG
 from qala.components.requests311 import COMPONENT as REQUESTS311
 from qala.components.operate import COMPONENT as OPERATE
 from qala.components.rating import COMPONENT as RATING
+from qala.components.assessment import COMPONENT as ASSESSMENT
 from qala.runtime import ComponentSpec, Context
 from qala.store.migrate import upgrade
 
@@ -18,6 +19,7 @@ COMPONENTS: list[ComponentSpec] = [
     REQUESTS311,
     OPERATE,
     RATING,
+    ASSESSMENT,
 ]
 
 

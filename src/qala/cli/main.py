@@ -29,6 +29,7 @@ SUBCOMMANDS: list[tuple[str, str]] = [
     ("pb", "qala.cli.pb"),
     ("sem", "qala.cli.sem"),
     ("rating", "qala.cli.rating"),
+    ("assess", "qala.cli.assess"),
 ]
 
 

@@ -271,7 +271,9 @@ def store_table(
         ranked = True
         if code not in counts.index:
             ranked = False  # no values that year: not a candidate, not worth a warning
-        elif (kind is not None and place_kind != kind) or (region is not None and place_region != region and code != region):
+        elif (kind is not None and place_kind != kind) or (
+            region is not None and place_region != region and code != region
+        ):
             ranked = False
         elif coverage < source.min_coverage:
             ranked = False
