@@ -609,3 +609,14 @@ def test_cli_compare_two_spec_files(tmp_path) -> None:  # type: ignore[no-untype
     assert next(iter(table)) == "PRT"
     assert table["PRT"] == {"a": 27.0, "b": 17.0, "diff": 10.0, "abs_diff": 10.0}
     assert table["KAZ"]["diff"] == 2
+
+
+def test_strengths_and_weaknesses_match_get_str_weak(nominal) -> None:  # type: ignore[no-untyped-def]
+    # get_str_weak(coin, dset = "Raw", usel = "ESP") in COINr's "Presenting Results" vignette
+    sw = nominal.strengths_weaknesses("ESP", dataset="raw")
+    strengths = dict(zip(sw["strengths"]["code"], sw["strengths"]["rank"], strict=True))
+    weaknesses = dict(zip(sw["weaknesses"]["code"], sw["weaknesses"]["rank"], strict=True))
+    assert strengths == {"CostImpEx": 1, "TIRcon": 1, "Tourist": 2, "Flights": 3, "UNVote": 3}
+    assert weaknesses == {"NEET": 33, "Lang": 38, "Forest": 40, "TBTs": 40, "PubDebt": 43}
+    values = dict(zip(sw["strengths"]["code"], sw["strengths"]["value"], strict=True))
+    assert round(values["Tourist"], 1) == 75.3 and round(values["Flights"]) == 171

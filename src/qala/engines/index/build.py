@@ -162,12 +162,27 @@ class IndexResult:
                 )
         return pd.DataFrame(rows)
 
-    def strengths_weaknesses(self, unit: str, n: int = 5) -> dict[str, pd.DataFrame]:
-        """The unit's ``n`` best- and worst-ranked indicators (ranks are direction-adjusted)."""
+    def strengths_weaknesses(
+        self, unit: str, n: int = 5, *, dataset: str = "normalised"
+    ) -> dict[str, pd.DataFrame]:
+        """The unit's ``n`` best- and worst-ranked indicators.
+
+        Ranks come from the normalised scores, or with ``dataset="raw"`` (or any other stored data
+        set) from those values oriented by each indicator's direction (COINr ``get_str_weak``).
+        Ties keep framework order.
+        """
         if unit not in self.scores.index:
             raise SpecificationError(f"unit `{unit}` is not in the results")
         inds = [c for c in self.framework.indicators if c in self.ranks.columns]
-        r = self.ranks.loc[unit, inds].dropna().astype(float)
+        if dataset == "normalised":
+            r = self.ranks.loc[unit, inds].dropna().astype(float)
+        else:
+            if dataset not in self.datasets:
+                raise SpecificationError(f"no data set `{dataset}`; have {sorted(self.datasets)}")
+            values = self.datasets[dataset]
+            cols = [c for c in inds if c in values.columns]
+            oriented = values[cols] * pd.Series({c: self.framework[c].direction for c in cols})
+            r = rank_desc(oriented).loc[unit].dropna().astype(float)
         raw = self.datasets.get("raw")
 
         def frame(codes: Sequence[str]) -> pd.DataFrame:
