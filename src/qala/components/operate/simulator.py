@@ -150,7 +150,7 @@ def simulate(scenario: Scenario, *, seed: int = 0, step_minutes: int = 60) -> pd
     ) / US_PER_HOUR
     day_of_year = np.array(
         [
-            pd.Timestamp(int(t), unit="us").dayofyear
+            pd.Timestamp(int(t), unit="us").day_of_year
             for t in times[:: max(1, 24 * 60 // step_minutes)]
         ]
     )
