@@ -28,6 +28,7 @@ SUBCOMMANDS: list[tuple[str, str]] = [
     ("index", "qala.cli.index"),
     ("pb", "qala.cli.pb"),
     ("sem", "qala.cli.sem"),
+    ("report", "qala.cli.report"),
     ("rating", "qala.cli.rating"),
     ("assess", "qala.cli.assess"),
 ]
