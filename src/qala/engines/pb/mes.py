@@ -14,13 +14,15 @@ MES usually leaves money unspent, so cities complete it:
 - ``"add1"``: rerun MES with every voter's share raised by 1 currency unit as long as the
   outcome still fits the real budget, and keep the last outcome that fits (equalshares.net's Add1,
   as in the official results of Wieliczka 2023);
-- ``"add1-exhaustive"``: the same, but stop at the first outcome that leaves no supported project
-  affordable (pabutools' ``voter_budget_increment=1``; equalshares.net's "add1e");
+- ``"add1-exhaustive"``: the same, but stop at the first outcome to which no further supported
+  project can be added within the budget (pabutools' ``voter_budget_increment=1``;
+  equalshares.net's "add1e");
 - ``"add1-greedy"``, ``"add1-exhaustive-greedy"``: Add1 then greedy.
 
 Arithmetic: ``arithmetic="float"`` (default) runs on numpy vectors. Equal float prices count as
-tied (broken by the tie-breaking order); when two prices, or a project's money and its cost, agree
-to 1e-9 without being equal, floats cannot decide and that MES run is redone with
+tied (broken by the tie-breaking order; a price is one division of exact numbers when nobody is
+poor, so equal exact prices give equal floats). When two different float prices agree to 1e-9, or
+a project's money is within 1e-9 of its cost, floats cannot decide and that MES run is redone with
 :class:`fractions.Fraction` (``details["exact_reruns"]`` counts them; none happen on the pabulib
 files we test). ``arithmetic="exact"`` always uses fractions (slow; a reference).
 """
@@ -36,7 +38,7 @@ from typing import Literal
 import numpy as np
 
 from qala.core.errors import SpecificationError
-from qala.engines.pb.greedy import greedy_completion, greedy_order
+from qala.engines.pb.greedy import greedy_completion
 from qala.engines.pb.model import Instance, Profile
 from qala.engines.pb.outcome import Explanation, Outcome, Round, TieBreaking, finish, tie_ranks
 from qala.engines.pb.utilities import Scoring, Supports, Utility, build_supports
@@ -561,4 +563,4 @@ def _compare_with_greedy(
     return selected, rule
 
 
-__all__ = ["COMPLETIONS", "greedy_order", "method_of_equal_shares"]
+__all__ = ["COMPLETIONS", "method_of_equal_shares"]
