@@ -6,9 +6,11 @@ import tempfile
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, HTTPException, Query, UploadFile
+from fastapi import APIRouter, Depends, File, HTTPException, Query, UploadFile
 from pydantic import BaseModel
 
+from qala.components.accounts.deps import require_roles
+from qala.components.accounts.models import User
 from qala.components.catalog.frameworks import Catalogue, Node, load_catalogue
 from qala.components.catalog.services import (
     check_file,
@@ -20,6 +22,8 @@ from qala.components.catalog.services import (
 )
 from qala.core.errors import NotFoundError, ValidationError
 from qala.runtime import Context
+
+Analyst = Annotated[User, Depends(require_roles("analyst"))]
 
 
 class PlaceOut(BaseModel):
@@ -181,7 +185,7 @@ def build_router(context: Context) -> APIRouter:
         return Path(handle.name)
 
     @router.post("/data/check")
-    async def data_check(file: Annotated[UploadFile, File()]) -> dict[str, Any]:
+    async def data_check(file: Annotated[UploadFile, File()], _user: Analyst) -> dict[str, Any]:
         path = await _saved(file)
         try:
             result = check_file(database, path)
@@ -199,11 +203,11 @@ def build_router(context: Context) -> APIRouter:
 
     @router.post("/data/import")
     async def data_import(
-        file: Annotated[UploadFile, File()], partial: bool = False
+        file: Annotated[UploadFile, File()], user: Analyst, partial: bool = False
     ) -> dict[str, Any]:
         path = await _saved(file)
         try:
-            report = import_file(database, path, partial=partial)
+            report = import_file(database, path, partial=partial, imported_by=user.username)
         except ValidationError as exc:
             raise HTTPException(422, [p.as_dict() for p in exc.problems]) from exc
         finally:
