@@ -106,16 +106,17 @@ def solve_command(
     _choice(scoring, ("pabulib", "borda"), "--scoring")
     election = _read(file, validate=not no_validate)
     started = time.perf_counter()
-    outcome = solve(
-        election.instance,
-        election.profile,
-        rule,
-        completion=completion,  # type: ignore[arg-type]
-        comparison=comparison,  # type: ignore[arg-type]
-        utility=utility,  # type: ignore[arg-type]
-        scoring=scoring,  # type: ignore[arg-type]
-        tie_breaking=tie_breaking,
-    )
+    with console.status(f"running {rule} on {len(election.profile)} ballots…", spinner="dots"):
+        outcome = solve(
+            election.instance,
+            election.profile,
+            rule,
+            completion=completion,  # type: ignore[arg-type]
+            comparison=comparison,  # type: ignore[arg-type]
+            utility=utility,  # type: ignore[arg-type]
+            scoring=scoring,  # type: ignore[arg-type]
+            tie_breaking=tie_breaking,
+        )
     seconds = time.perf_counter() - started
     if as_json:
         data = outcome.as_dict(explain=explain, payments=payments)
