@@ -620,3 +620,51 @@ def test_strengths_and_weaknesses_match_get_str_weak(nominal) -> None:  # type: 
     assert weaknesses == {"NEET": 33, "Lang": 38, "Forest": 40, "TBTs": 40, "PubDebt": 43}
     values = dict(zip(sw["strengths"]["code"], sw["strengths"]["value"], strict=True))
     assert round(values["Tourist"], 1) == 75.3 and round(values["Flights"]) == 171
+
+
+# COINr vignette "Imputation": df1 <- ASEM_iData[37:46, 36:39]
+def test_imputation_matches_coinr_vignette(asem) -> None:  # type: ignore[no-untyped-def]
+    from qala.engines.index import imputation
+
+    data, _ = asem
+    df1 = data.iloc[36:46][["Pat", "CultServ", "CultGood", "Tourist"]].reset_index(drop=True)
+    # Impute(df1, f_i = "i_mean")
+    mean = imputation.impute_mean(df1)
+    assert mean.at[4, "Pat"] == pytest.approx(122.35)
+    assert mean.at[4, "CultServ"] == pytest.approx(0.6470778, abs=1e-7)
+    assert mean.at[0, "CultGood"] == pytest.approx(4.5395)
+    # Impute(df1, f_i = "i_median_grp", f_i_para = list(f = groups)), groups a ×5, b ×5
+    grp = imputation.impute_group(df1, ["a"] * 5 + ["b"] * 5, median=True)
+    assert grp.at[4, "Pat"] == pytest.approx(136.75) and grp.at[7, "Pat"] == pytest.approx(26.85)
+    assert grp.at[4, "CultServ"] == pytest.approx(0.966025)
+    assert grp.at[0, "CultGood"] == pytest.approx(8.5835) and grp.at[
+        7, "CultGood"
+    ] == pytest.approx(1.2345)
+    # Impute(df1, f_i = "i_mean", impute_by = "row", normalise_first = TRUE, directions = rep(1,4))
+    row = imputation.impute_row_mean(df1)
+    expected = {
+        (0, "CultGood"): 2.850908,
+        (3, "CultGood"): 10.163326,
+        (4, "Pat"): 64.72133,
+        (4, "CultServ"): 0.246215,
+        (4, "CultGood"): 1.828412,
+        (7, "Pat"): 39.42134,
+        (7, "CultGood"): 1.128411,
+    }
+    for (i, code), value in expected.items():
+        assert row.at[i, code] == pytest.approx(value, abs=1e-5), (i, code)
+
+
+def test_shadow_imputation_leaves_pillar_means_unchanged(asem) -> None:  # type: ignore[no-untyped-def]
+    from qala.engines.index import Impute
+
+    data, meta = asem
+    fw = framework_from_meta(meta)
+    plain = IndexSpec(steps=(Denominate(), Normalise(), Aggregate()))
+    shadow = plain.insert_step(1, Impute(method="row_mean", group_level=2))
+    a = build_index(plain, data, fw)
+    b = build_index(shadow, data, fw)
+    gaps = int(a.datasets["denominated"].isna().to_numpy().sum())  # 64 raw + 1 division by zero
+    assert b.datasets["imputed"].notna().all().all() and b.imputed.to_numpy().sum() == gaps
+    pillars = fw.levels[2]
+    pd.testing.assert_frame_equal(a.scores[pillars], b.scores[pillars], atol=1e-9)

@@ -201,6 +201,7 @@ def test_spec_round_trips_and_rejects_typos() -> None:
         "k": 3,
         "max_gap": None,
         "fallback": None,
+        "group_level": None,
     }
     with pytest.raises(ValidationError, match="unknown field"):
         IndexSpec.from_text("steps:\n  - step: normalise\n    methd: rank\n")

@@ -445,12 +445,25 @@ def _impute(state: _State, step: Impute) -> None:
         out = imputation.impute_em(data)
     elif method == "regression":
         out = imputation.impute_regression(data)
+    elif method == "row_mean":
+        fw = state.framework
+        groups = None
+        if step.group_level is not None:
+            by_ancestor: dict[str, list[str]] = {}
+            for c in data.columns:
+                chain = [c, *fw.ancestors(c)]
+                owner = next((a for a in chain if fw.level_of(a) == step.group_level), fw.root)
+                by_ancestor.setdefault(owner, []).append(c)
+            groups = list(by_ancestor.values())
+        out = imputation.impute_row_mean(
+            data, directions=[fw[c].direction for c in data.columns], column_groups=groups
+        )
     elif method == "none":
         out = data.copy()
     else:
         raise ValidationError.single(
             f"impute: unknown method `{method}`; expected mean, median, group_mean, group_median, "
-            "previous, em, regression, knn or none",
+            "previous, em, regression, knn, row_mean or none",
             column="method",
             value=method,
         )

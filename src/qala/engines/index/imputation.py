@@ -9,7 +9,12 @@ Methods (OECD/JRC Handbook 2008, section 3):
 * ``em`` — expectation-maximisation under a multivariate normal model (Little & Rubin 2002):
   each missing value becomes its conditional expectation given the unit's observed indicators;
 * ``regression`` — chained regressions (scikit-learn's IterativeImputer, Bayesian ridge);
-* ``knn`` — mean of the k nearest units on standardised observed indicators.
+* ``knn`` — mean of the k nearest units on standardised observed indicators;
+* ``row_mean`` — "shadow imputation": each indicator is min-max normalised (direction-aware), a
+  gap takes the unit's mean normalised score on the other indicators of the same group (e.g. its
+  pillar), mapped back to the indicator's scale (COINr ``impute_by = "row"``,
+  ``normalise_first = TRUE``). This is the value an arithmetic mean would implicitly assign by
+  skipping the gap.
 """
 
 from __future__ import annotations
@@ -138,3 +143,30 @@ def impute_em(
         raise ConvergenceError(f"EM imputation did not converge in {max_iter} iterations")
     out = pd.DataFrame(filled * sd0 + mu0, index=data.index, columns=data.columns)
     return data.where(data.notna(), out)
+
+
+def impute_row_mean(
+    data: pd.DataFrame,
+    *,
+    directions: Sequence[int] | None = None,
+    column_groups: Sequence[Sequence[str]] | None = None,
+) -> pd.DataFrame:
+    """Shadow imputation by the unit's mean normalised score within each column group."""
+    x = data.to_numpy(dtype=float)
+    d = np.ones(x.shape[1]) if directions is None else np.asarray(directions, dtype=float)
+    lo, hi = np.nanmin(x, axis=0), np.nanmax(x, axis=0)
+    span = np.where(hi > lo, hi - lo, np.nan)
+    z = np.where(d > 0, (x - lo) / span, (hi - x) / span)
+    groups = [list(data.columns)] if column_groups is None else [list(g) for g in column_groups]
+    pos = {c: j for j, c in enumerate(data.columns)}
+    filled = z.copy()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a unit with no value in a group
+        for group in groups:
+            cols = [pos[c] for c in group if c in pos]
+            block = z[:, cols]
+            row_mean = np.nanmean(block, axis=1, keepdims=True)
+            filled[:, cols] = np.where(np.isnan(block), row_mean, block)
+    back = np.where(d > 0, lo + filled * span, hi - filled * span)
+    out = pd.DataFrame(np.where(np.isnan(x), back, x), index=data.index, columns=data.columns)
+    return out

@@ -54,7 +54,8 @@ class Impute:
     em, regression, knn (see :mod:`qala.engines.index.imputation`). ``group`` names a unit column
     for the group methods; ``k`` is the kNN neighbourhood; ``max_gap`` limits previous-year carry;
     ``fallback`` (``mean`` or ``median``) fills whatever the method left missing (e.g. a unit never
-    observed before, under ``previous``).
+    observed before, under ``previous``). ``row_mean`` groups indicators by their ancestor at
+    ``group_level`` (e.g. 2 = their pillar; empty = the whole row).
     """
 
     kind: ClassVar[str] = "impute"
@@ -63,6 +64,7 @@ class Impute:
     k: int = 5
     max_gap: int | None = None
     fallback: str | None = None
+    group_level: int | None = None
 
 
 @dataclass(frozen=True)
@@ -147,6 +149,7 @@ _CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
         "em",
         "regression",
         "knn",
+        "row_mean",
         "none",
     ),
     ("impute", "fallback"): ("mean", "median"),
