@@ -158,3 +158,43 @@ def test_real_files_against_pabutools_live(name: str) -> None:
         instance, profile, oracle("max-welfare", instance, profile), "cost", "pabulib"
     )
     assert ours.details["welfare"] > Fraction(0)
+
+
+@pytest.mark.slow
+def test_larger_generated_elections_against_pabutools() -> None:
+    # Realistic sizes (150 voters, 12 projects, costs in thousands) where float error is larger.
+    import numpy as np
+
+    rng = np.random.default_rng(2026)
+    for _ in range(8):
+        m = 12
+        ids = [f"p{k}" for k in range(m)]
+        costs = {pid: int(c) * 1000 for pid, c in zip(ids, rng.integers(5, 120, m), strict=True)}
+        instance = make_instance(costs, int(sum(costs.values()) * rng.uniform(0.2, 0.6)))
+        popularity = rng.uniform(0.05, 0.6, m)
+        ballots = [
+            [pid for pid, q in zip(ids, popularity, strict=True) if rng.random() < q]
+            for _ in range(150)
+        ]
+        profile = approval_profile(ballots)
+        for utility in ("cost", "cardinality"):
+            for completion in ("none", "greedy"):
+                ours = method_of_equal_shares(
+                    instance, profile, utility=utility, completion=completion
+                )  # type: ignore[arg-type]
+                assert sorted(ours.selected) == oracle(
+                    "mes", instance, profile, utility=utility, completion=completion
+                )
+        assert sorted(sequential_phragmen(instance, profile).selected) == oracle(
+            "phragmen", instance, profile
+        )
+    # Add1 with small costs (each step raises every share by one unit).
+    for _ in range(4):
+        ids = [f"p{k}" for k in range(8)]
+        costs = {pid: int(c) for pid, c in zip(ids, rng.integers(20, 200, 8), strict=True)}
+        instance = make_instance(costs, int(sum(costs.values()) * 0.5))
+        ballots = [[pid for pid in ids if rng.random() < 0.35] for _ in range(60)]
+        profile = approval_profile(ballots)
+        for completion in ("add1", "add1-exhaustive"):
+            ours = method_of_equal_shares(instance, profile, completion=completion)  # type: ignore[arg-type]
+            assert sorted(ours.selected) == oracle("mes", instance, profile, completion=completion)
