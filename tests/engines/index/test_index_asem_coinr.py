@@ -668,3 +668,30 @@ def test_shadow_imputation_leaves_pillar_means_unchanged(asem) -> None:  # type:
     assert b.datasets["imputed"].notna().all().all() and b.imputed.to_numpy().sum() == gaps
     pillars = fw.levels[2]
     pd.testing.assert_frame_equal(a.scores[pillars], b.scores[pillars], atol=1e-9)
+
+
+def test_individual_normalisation_matches_coinr_vignette(asem) -> None:  # type: ignore[no-untyped-def]
+    # Normalise(coin, dset = "Raw", indiv_specs = list(LPI = list(f_n = "n_borda"),
+    #   Flights = list(f_n = "n_zscore", f_n_para = list(m_sd = c(10, 2))))), min-max elsewhere
+    data, meta = asem
+    spec = IndexSpec(
+        steps=(
+            Normalise(
+                method="minmax",
+                per_indicator={
+                    "LPI": {"method": "borda"},
+                    "Flights": {"method": "zscore", "mean": 10, "sd": 2},
+                },
+            ),
+        )
+    )
+    s = build_index(spec, data, framework_from_meta(meta)).scores
+    published = pd.DataFrame(
+        {
+            "LPI": [36, 44, 45, 4, 7, 9],
+            "Flights": [9.889993, 9.588735, 9.711512, 8.529810, 8.741971, 8.433044],
+            "Ship": [66.14497, 0.0, 97.14314, 45.80661, 37.40495, 35.38920],
+        },
+        index=["AUS", "AUT", "BEL", "BGD", "BGR", "BRN"],
+    )
+    np.testing.assert_allclose(s.loc[published.index, published.columns], published, atol=1e-5)

@@ -56,6 +56,11 @@ def rank(x: FloatArray, direction: int = 1) -> FloatArray:
     return out
 
 
+def borda(x: FloatArray, direction: int = 1) -> FloatArray:
+    """Borda score: ``rank - 1`` (the number of units a unit beats; ties share)."""
+    return np.asarray(rank(x, direction) - 1, dtype=float)
+
+
 def percentile(
     x: FloatArray, direction: int = 1, low: float = 0.0, high: float = 100.0
 ) -> FloatArray:
@@ -141,6 +146,7 @@ METHODS: dict[str, Normaliser] = {
     "minmax": minmax,
     "zscore": zscore,
     "rank": rank,
+    "borda": borda,
     "percentile": percentile,
     "goalposts": goalposts,
     "distance_to_target": distance_to_target,

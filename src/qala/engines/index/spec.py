@@ -159,6 +159,7 @@ _CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
         "minmax",
         "zscore",
         "rank",
+        "borda",
         "percentile",
         "goalposts",
         "distance_to_target",
