@@ -21,7 +21,7 @@ import time
 import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -51,7 +51,8 @@ class Assumption:
     * ``step`` + ``values`` (+ ``parameter``): discrete alternatives for one field of a step, or,
       without ``parameter``, alternatives given as dicts of field changes (e.g. method + params);
     * ``step`` + ``parameter`` + ``low``/``high``: a continuous uniform range;
-    * ``weights_noise``: ``{level: factor}`` perturbing every weight at the level by ±factor;
+    * ``weights_noise``: ``{level: factor}`` perturbing every weight at the level by ±factor
+      (``weight_sets`` perturbed sets are drawn once; by default one per replication);
     * ``drop``: alternatives, each a list of indicator codes to leave out (``[]`` = keep all).
     """
 
@@ -62,7 +63,7 @@ class Assumption:
     low: float | None = None
     high: float | None = None
     weights_noise: Mapping[int, float] | None = None
-    weight_sets: int = 100
+    weight_sets: int | None = None  # default: one fresh set per replication (n)
     drop: tuple[tuple[str, ...], ...] = ()
 
     @property
@@ -109,7 +110,7 @@ class Assumption:
             low=None if low is None else float(low),
             high=None if high is None else float(high),
             weights_noise=None if not noise else {int(k): float(v) for k, v in noise.items()},
-            weight_sets=int(raw.get("weight_sets", 100)),
+            weight_sets=None if raw.get("weight_sets") is None else int(raw["weight_sets"]),
             drop=tuple(tuple(d) for d in raw.get("drop") or ()),
         )
 
@@ -117,7 +118,7 @@ class Assumption:
         if self.kind == "drop":
             return len(self.drop)
         if self.kind == "weights":
-            return self.weight_sets
+            return self.weight_sets or 100
         if self.values:
             return len(self.values)
         return None
@@ -242,12 +243,13 @@ def _noise_multipliers(
 ) -> tuple[list[str], FloatArray]:
     assert assumption.weights_noise is not None
     codes = [n.code for n in framework.nodes]
-    mult = np.ones((assumption.weight_sets, len(codes)))
+    sets = assumption.n_choices() or 100
+    mult = np.ones((sets, len(codes)))
     for level, factor in assumption.weights_noise.items():
         cols = [i for i, c in enumerate(codes) if framework.level_of(c) == level]
         if not cols:
             raise SpecificationError(f"assumption `{assumption.name}`: no weights at level {level}")
-        mult[:, cols] = 1.0 + (rng.random((assumption.weight_sets, len(cols))) * 2 - 1) * factor
+        mult[:, cols] = 1.0 + (rng.random((sets, len(cols))) * 2 - 1) * factor
     return codes, mult
 
 
@@ -392,6 +394,11 @@ def run_uncertainty(
             spec.step(a.step)  # type: ignore[arg-type]  # raises if absent
     if sum(a.kind == "weights" for a in assumptions) > 1:
         raise SpecificationError("give at most one weights_noise assumption (it may list levels)")
+    # without an explicit count, draw as many weight sets as replications (COINr draws 100)
+    assumptions = [
+        replace(a, weight_sets=max(n, 2)) if a.kind == "weights" and a.weight_sets is None else a
+        for a in assumptions
+    ]
     rng = np.random.default_rng(seed)
     nominal = build_index(spec, data, framework)
     target = target or framework.root
