@@ -1,0 +1,231 @@
+"""The rating component: spec files, ratings built from stored values (hand-worked), filters,
+stored runs, API and the store mode of `qala index build`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from fastapi.testclient import TestClient
+from typer.testing import CliRunner
+
+from qala.components.catalog.frameworks import load_catalogue
+from qala.components.catalog.services import import_frame
+from qala.components.rating import services
+from qala.core.errors import ValidationError
+from qala.engines.index import IndexSpec, uncertainty_section
+from qala.runtime import Context
+
+# A tiny method over the Chourabi framework: 8 clusters × 4 statements, all "higher is better",
+# every weight 1, so scores can be worked out by hand.
+HAND_SPEC = """
+store: {framework: chourabi2012, min_coverage: 0.5}
+index:
+  name: hand
+  data: {unit_column: place, time_column: year, name_column: name}
+  steps:
+    - {step: normalise, method: minmax, params: {low: 0.0, high: 100.0}}
+    - {step: aggregate, method: arithmetic}
+uncertainty:
+  replications: 40
+  seed: 3
+  assumptions:
+    - {name: Weights, weights_noise: {2: 0.25}}
+    - {name: Aggregation, step: aggregate, parameter: method, values: [arithmetic, geometric]}
+"""
+
+
+def hand_values(year: int = 2025) -> pd.DataFrame:
+    """aksu (single-industry): management statements 5, the rest 1; pavlodar (city): all 3;
+    arkalyk (single-industry): all 2."""
+    items = load_catalogue().framework("chourabi2012").indicator_ids()
+    rows = []
+    for item in items:
+        management = item.startswith("chourabi2012.management.")
+        rows.append(("aksu", item, year, 5.0 if management else 1.0))
+        rows.append(("pavlodar", item, year, 3.0))
+        rows.append(("arkalyk", item, year, 2.0))
+    frame = pd.DataFrame(rows, columns=["place", "indicator", "year", "value"])
+    frame["source"] = "test"
+    frame["note"] = ""
+    return frame
+
+
+@pytest.fixture
+def hand_context(context: Context) -> Context:
+    import_frame(context.database, hand_values(), file="test:hand")
+    return context
+
+
+def test_national_spec_reads_in_store_and_file_mode() -> None:
+    spec = services.national_spec()
+    assert spec.store == services.StoreSource("kz_smart_city", "city", 0.5)
+    assert spec.name == "kz_smart_city"
+    assert [s.kind for s in spec.spec.steps] == [
+        "screen",
+        "impute",
+        "treat",
+        "normalise",
+        "aggregate",
+    ]
+    # the engine's own reader (file mode) sees the same recipe and the uncertainty block
+    text = services.NATIONAL_SPEC.read_text(encoding="utf-8")
+    assert IndexSpec.from_text(text) == spec.spec
+    block = uncertainty_section(text)
+    assert block is not None and len(block["assumptions"]) == 4
+
+
+def test_spec_errors_name_the_field() -> None:
+    with pytest.raises(ValidationError) as info:
+        services.read_spec_text("store: {framwork: x}\nindex: {steps: []}", file="bad.yaml")
+    assert info.value.problems[0].column == "store.framwork"
+    assert info.value.problems[0].file == "bad.yaml"
+    with pytest.raises(ValidationError):
+        services.read_spec_text("store: {min_coverage: 2}\nindex: {steps: []}")
+
+
+def test_hand_worked_rating_from_the_store(hand_context: Context) -> None:
+    outcome = services.build_rating(
+        hand_context.database, services.read_spec_text(HAND_SPEC), save=True
+    )
+    root = outcome.result.root
+    scores = outcome.result.scores[root]
+    # management: aksu 5 → 100, pavlodar 3 → 33.3, arkalyk 2 → 0; other clusters: aksu 1 → 0,
+    # pavlodar 3 → 100, arkalyk 2 → 50; the index is the mean of eight equal clusters.
+    assert scores["aksu"] == pytest.approx(100 / 8)
+    assert scores["pavlodar"] == pytest.approx((100 / 3 + 7 * 100) / 8)
+    assert scores["arkalyk"] == pytest.approx(7 * 50 / 8)
+    ranking = outcome.ranking()
+    assert list(ranking.index) == ["pavlodar", "arkalyk", "aksu"]
+    assert list(ranking["rank"]) == [1, 2, 3]
+    assert (ranking["rank_q05"] <= ranking["rank_median"]).all()
+    assert (ranking["rank_median"] <= ranking["rank_q95"]).all()
+    assert outcome.uncertainty is not None and outcome.uncertainty.runs == 40
+    assert not outcome.illustrative
+    assert outcome.year == 2025
+    payload = outcome.to_json_dict()
+    assert set(payload["rank_intervals"]) == {"aksu", "pavlodar", "arkalyk"}
+    assert payload["ranks"]["pavlodar"][root] == 1
+
+    with hand_context.database.session() as session:
+        run = services.get_run(session, outcome.run_id or 0)
+        assert run.spec_text == HAND_SPEC  # stored with the spec that made it
+        entries = services.run_entries(session, run)
+        assert [(e.place, e.rank) for e in entries] == [
+            ("pavlodar", 1),
+            ("arkalyk", 2),
+            ("aksu", 3),
+        ]
+        mono = services.run_entries(session, run, kind="single_industry")
+        assert [(e.place, e.rank, e.rank_in_selection) for e in mono] == [
+            ("arkalyk", 2, 1),
+            ("aksu", 3, 2),
+        ]
+        region = services.run_entries(session, run, region="pavlodar-region")
+        assert [e.place for e in region] == ["pavlodar", "aksu"]
+        assert region[0].areas["chourabi2012.management"]["score"] == pytest.approx(100 / 3)
+
+
+def test_filters_rank_within_the_selection(hand_context: Context) -> None:
+    spec = services.read_spec_text(HAND_SPEC)
+    mono = services.build_rating(
+        hand_context.database, spec, kind="single_industry", replications=0, save=False
+    )
+    # only aksu and arkalyk: management aksu 100, arkalyk 0; the others aksu 0, arkalyk 100
+    scores = mono.result.scores[mono.result.root]
+    assert scores.to_dict() == pytest.approx({"aksu": 12.5, "arkalyk": 87.5})
+    region = services.build_rating(
+        hand_context.database, spec, region="pavlodar-region", replications=0, save=False
+    )
+    assert region.result.scores[region.result.root].to_dict() == pytest.approx(
+        {"aksu": 12.5, "pavlodar": 87.5}
+    )
+    with pytest.raises(ValidationError):
+        services.build_rating(hand_context.database, spec, kind="village", save=False)
+
+
+def test_illustrative_values_make_an_illustrative_rating(context: Context) -> None:
+    frame = hand_values()
+    import_frame(context.database, frame, file="test:sample", illustrative=True)
+    outcome = services.build_rating(
+        context.database, services.read_spec_text(HAND_SPEC), replications=0, save=True
+    )
+    assert outcome.illustrative
+    assert outcome.warnings[0].startswith("ILLUSTRATIVE: 100%")
+    with context.database.session() as session:
+        (summary,) = services.list_runs(session)
+        assert summary.illustrative and summary.illustrative_share == pytest.approx(1.0)
+
+
+def test_latest_year_skips_a_year_with_too_few_values(context: Context) -> None:
+    import_frame(context.database, hand_values(2024), file="test:2024")
+    lone = hand_values(2025)
+    import_frame(context.database, lone[lone["place"] == "aksu"], file="test:2025")
+    outcome = services.build_rating(
+        context.database, services.read_spec_text(HAND_SPEC), replications=0, save=False
+    )
+    assert outcome.year == 2024  # 2025 has one place only: nothing to rank
+
+
+def test_api_reads_publicly_and_builds_for_analysts(sqlite_url: str) -> None:
+    from qala.api.app import create_app
+    from qala.components.accounts.services import create_user, issue_token
+    from qala.settings import Settings
+
+    settings = Settings(database_url=sqlite_url, secret_key="t")
+    ctx = Context.from_settings(settings)
+    import_frame(ctx.database, hand_values(), file="test:hand")
+    with ctx.database.transaction() as session:
+        services.save_spec(session, HAND_SPEC, name="hand")
+        token = issue_token(
+            session, create_user(session, username="ana", password="pw-123456", role="analyst")
+        )
+    client = TestClient(create_app(settings))
+    assert client.post("/api/v1/rating/runs", json={"spec": "hand"}).status_code == 401
+    built = client.post(
+        "/api/v1/rating/runs",
+        json={"spec": "hand", "replications": 20},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert built.status_code == 201, built.text
+    run_id = built.json()["run_id"]
+    shown = client.get(f"/api/v1/rating/runs/{run_id}", params={"kind": "single_industry"}).json()
+    assert [e["place"] for e in shown["entries"]] == ["arkalyk", "aksu"]
+    latest = client.get("/api/v1/rating/latest", params={"name": "hand"}).json()
+    assert latest["id"] == run_id and latest["entries"][0]["place"] == "pavlodar"
+    history = client.get("/api/v1/rating/places/pavlodar", params={"name": "hand"}).json()
+    assert history["history"][0]["rank"] == 1
+    assert client.get("/api/v1/rating/specs/default").json()["name"] == "kz_smart_city"
+    assert client.get("/api/v1/rating/runs/999").status_code == 404
+
+
+def test_index_build_store_mode_and_file_mode_guard(
+    sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from qala.cli.main import app
+    from qala.settings import Settings
+
+    ctx = Context.from_settings(Settings(database_url=sqlite_url))
+    import_frame(ctx.database, hand_values(), file="test:hand")
+    spec = tmp_path / "hand.yaml"
+    spec.write_text(HAND_SPEC, encoding="utf-8")
+    monkeypatch.setenv("QALA_DATABASE_URL", sqlite_url)
+    runner = CliRunner()
+    result = runner.invoke(app, ["index", "build", str(spec), "--json", "-n", "20"])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert payload["ranks"]["pavlodar"]["chourabi2012"] == 1
+    assert payload["scores"]["aksu"]["chourabi2012"] == pytest.approx(12.5)
+    assert set(payload["rank_intervals"]["aksu"]) == {"nominal", "median", "q05", "q95"}
+    assert payload["illustrative"] is False
+    # file mode needs both files
+    data = tmp_path / "d.csv"
+    data.write_text("uCode,x\nA,1\n", encoding="utf-8")
+    half = runner.invoke(app, ["index", "build", str(spec), "--data", str(data)])
+    assert half.exit_code == 2
+    shown = runner.invoke(app, ["rating", "show", "--json"])
+    assert shown.exit_code != 0  # the only run is named `hand`, not the national rating
+    runs = runner.invoke(app, ["rating", "runs", "--json"])
+    assert json.loads(runs.stdout)[0]["name"] == "hand"
