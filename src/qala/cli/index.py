@@ -395,3 +395,17 @@ def compare_cmd(
         print_json(json.loads(table.to_json(orient="index")))
         return
     console.print(table.to_string())
+
+
+@app.command("spec")
+@reports_errors
+def spec_cmd(
+    spec: Path = SpecArg,
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of YAML."),
+) -> None:
+    """Check a spec and print it in full (every field, defaults included): the method on record."""
+    index_spec = IndexSpec.from_text(spec.read_text(encoding="utf-8"))
+    if as_json:
+        print_json(index_spec.to_dict())
+        return
+    console.print(index_spec.to_yaml(), markup=False, highlight=False)

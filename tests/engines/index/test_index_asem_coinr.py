@@ -695,3 +695,36 @@ def test_individual_normalisation_matches_coinr_vignette(asem) -> None:  # type:
         index=["AUS", "AUT", "BEL", "BGD", "BGR", "BRN"],
     )
     np.testing.assert_allclose(s.loc[published.index, published.columns], published, atol=1e-5)
+
+
+def test_cli_accepts_a_tree_as_meta_and_prints_full_spec(tmp_path, asem) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    import yaml
+    from typer.testing import CliRunner
+
+    from qala.cli.index import app
+
+    _, meta = asem
+    fw = framework_from_meta(meta)
+    tree = tmp_path / "tree.yaml"
+    tree.write_text(yaml.safe_dump(fw.to_tree(), sort_keys=False))
+    spec = str(REPO_ROOT / "examples" / "asem" / "spec.yaml")
+    data = str(shared_file("asem/ASEM_iData.csv"))
+    runner = CliRunner()
+    # the tree keeps each indicator's denominator, direction and weight
+    out = runner.invoke(app, ["build", spec, "--data", data, "--meta", str(tree), "--json"])
+    assert out.exit_code == 0, out.output
+    assert json.loads(out.stdout)["ranks"]["KAZ"]["Index"] == 47
+    out = runner.invoke(app, ["spec", spec, "--json"])
+    assert out.exit_code == 0, out.output
+    full = json.loads(out.stdout)
+    assert [s["step"] for s in full["steps"]] == [
+        "denominate",
+        "impute",
+        "screen",
+        "treat",
+        "normalise",
+        "aggregate",
+    ]
+    assert full["steps"][3]["skew_threshold"] == 2.0
