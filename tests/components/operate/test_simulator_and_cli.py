@@ -128,3 +128,18 @@ def test_soft_state_is_rewritten_after_its_interval(context: Context) -> None:
     runner.soft.written_at["soft-1"] = 0.0  # the interval has passed
     ingest(context, [Reading("other", "pm25", t0, 5.0, "ug/m3")], runner=runner)
     assert shown() == 11.0  # flushed with the next batch, even one without this sensor
+
+
+@pytest.mark.slow
+def test_demo_loader_loads_once_and_writes_indicators(sqlite_context: Context) -> None:
+    from qala.components.catalog.services import values_frame
+    from qala.components.operate.demo import load_demo
+
+    summary = load_demo(sqlite_context)
+    assert summary.startswith("5 indicators written")
+    assert load_demo(sqlite_context) == "operate demo already loaded"
+    with sqlite_context.database.session() as session:
+        values = values_frame(session, places=["astana"], indicators=["kz_sc.sensors.availability"])
+        closed = session.scalars(select(Incident).where(Incident.category == "water")).one()
+    assert len(values) == 1 and 90 < float(values["value"].iloc[0]) <= 100
+    assert (closed.status, closed.close_reason, closed.illustrative) == ("closed", "resolved", True)

@@ -27,6 +27,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from qala.components.operate.incidents import escalate_due
 from qala.components.operate.ingest import (
     IngestReport,
     RulesRunner,
@@ -77,7 +78,7 @@ class MqttIngester:
     max_delay_s
         …or when the oldest pending message has waited this long.
     silence_every_s
-        How often to check every stream for silence.
+        How often to check every stream for silence and escalate overdue incidents.
     """
 
     def __init__(
@@ -210,8 +211,10 @@ class MqttIngester:
                 last_silence = time.monotonic()
                 try:
                     check_silence(self.context, runner=self.runner)
-                except Exception as exc:  # keep ingesting even if the silence check fails
-                    self.stats.errors.append(f"silence check: {exc}")
+                    with self.context.database.transaction() as session:
+                        escalate_due(session, now=self.context.clock())
+                except Exception as exc:  # keep ingesting even if the periodic checks fail
+                    self.stats.errors.append(f"silence/escalation check: {exc}")
             if self._stop.is_set():
                 with self._lock:
                     rest = [m for m, _t in self._pending]
