@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 import pandas as pd
 import pytest
@@ -75,6 +76,7 @@ def test_trend_is_the_least_squares_slope_of_the_imbalance() -> None:
     result = balance.diagnose("x", 2025, panel.loc[("x", 2025)], cats, areas)
     result = balance.with_trend(result, panel, cats, areas)
     assert result.trend["A"] == pytest.approx(10.0)
+    assert result.history is not None
     assert list(result.history["A"]) == [10.0, 20.0, 30.0]
 
 
@@ -96,7 +98,7 @@ def test_goalposts_use_unit_bounds_else_observed_range() -> None:
 # readiness
 
 
-def _sheet(scores: dict[str, float | None], **kw: object) -> readiness.AnswerSheet:
+def _sheet(scores: Mapping[str, float | None], **kw: object) -> readiness.AnswerSheet:
     return readiness.AnswerSheet([readiness.Answer(k, v) for k, v in scores.items()], **kw)  # type: ignore[arg-type]
 
 
