@@ -84,30 +84,40 @@ def _name(row: Any, prefix: str, language: str) -> str:
 
 
 def publish_after_commit(session: Session, bus: EventBus | None, event: Event) -> None:
-    """Publish ``event`` once the session's transaction commits (never for rolled-back work).
+    """Publish ``event`` once the session's transaction has committed and given its connection
+    back to the pool (never for rolled-back work).
 
-    Subscribers (other components) write in their own transactions; publishing inside ours
-    would let them see uncommitted ids and, on SQLite, wait on our write lock.
+    Subscribers (other components) write in their own transactions: publishing inside ours would
+    let them see uncommitted ids, wait on our write lock (SQLite) or, under load, need a second
+    pooled connection per request while holding the first, which can drain the pool.
     """
     if bus is None:
         return
     if _PENDING_EVENTS not in session.info:
         session.info[_PENDING_EVENTS] = []
-        sqlalchemy_event.listen(session, "after_commit", _publish_pending)
+        sqlalchemy_event.listen(session, "after_commit", _mark_committed)
+        sqlalchemy_event.listen(session, "after_transaction_end", _publish_if_committed)
     session.info[_PENDING_EVENTS].append((bus, event))
 
 
 _PENDING_EVENTS = "requests311.pending_events"
+_COMMITTED = "requests311.committed"
 
 
-def _publish_pending(session: Session) -> None:
+def _mark_committed(session: Session) -> None:
     # SQLAlchemy also calls after_commit when a savepoint is released; wait for the real commit.
-    if session.in_nested_transaction():
+    if not session.in_nested_transaction():
+        session.info[_COMMITTED] = True
+
+
+def _publish_if_committed(session: Session, transaction: Any) -> None:
+    if transaction.parent is not None or transaction.nested:
         return
     pending = session.info.get(_PENDING_EVENTS, [])
     session.info[_PENDING_EVENTS] = []
-    for bus, event in pending:
-        bus.publish(event)
+    if session.info.pop(_COMMITTED, False):
+        for bus, event in pending:
+            bus.publish(event)
 
 
 def _pending_count(session: Session) -> int:
@@ -641,7 +651,16 @@ def submit_request(
         bus,
         Event(
             "requests311.created",
-            {"id": request_id, "service": service.code, "jurisdiction": jurisdiction.code},
+            {
+                "id": request_id,
+                "service": service.code,
+                "jurisdiction": jurisdiction.code,
+                "lat": new.lat,
+                "lon": new.lon,
+                "district": district,
+                "department": department.code if department else None,
+                "requested_at": now.isoformat(),
+            },
         ),
     )
     return Submitted(
