@@ -7,6 +7,8 @@ from collections.abc import Mapping
 
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from qala.components.assessment import balance, maturity, peers, readiness, roadmap, stakeholders
 from qala.components.assessment.panel import goalposts_for
@@ -404,3 +406,58 @@ def test_mentors_best_similar_performers_with_reasons() -> None:
     assert mentors[1].reason.startswith("area1 60 vs 20 (+40); similar place #1")
     assert "also a single-industry town" in mentors[1].reason
     assert "a city" in mentors[0].reason
+
+
+# ------------------------------------------------------------------------------------------------
+# properties of the roadmap
+
+
+@st.composite
+def _instances(draw: st.DrawFn) -> tuple[str, list[roadmap.Gap], float]:
+    n = draw(st.integers(1, 6))
+    lines = [
+        "cost_classes:",
+        "  S: {nominal: 50}",
+        "  M: {nominal: 300}",
+        "  L: {nominal: 1200}",
+        "actions:",
+    ]
+    for k in range(n):
+        deps = [f"a{j}" for j in range(k) if draw(st.booleans())]  # only earlier: no cycles
+        cls = draw(st.sampled_from(["S", "M", "L"]))
+        by = draw(st.integers(1, 60))
+        ind = draw(st.sampled_from(["x", "y"]))
+        lines.append(
+            f"  - {{id: a{k}, name: {{en: a{k}}}, area: z, cost_class: {cls}, months: 3, "
+            f"depends_on: [{', '.join(deps)}], moves: [{{indicator: {ind}, change: points, by: {by}}}]}}"
+        )
+    gaps = roadmap.gap_analysis(
+        {"x": float(draw(st.integers(0, 100))), "y": float(draw(st.integers(0, 100)))},
+        directions={"x": 1, "y": 1},
+        spans={"x": 100.0, "y": 100.0},
+        goals={"x": 100.0, "y": 80.0},
+    )
+    return "\n".join(lines), gaps, float(draw(st.integers(0, 3000)))
+
+
+@settings(max_examples=60, deadline=None)
+@given(_instances())
+def test_roadmap_stays_within_budget_and_respects_dependencies(
+    instance: tuple[str, list[roadmap.Gap], float],
+) -> None:
+    text, gaps, budget = instance
+    catalogue = roadmap.parse_actions(text)
+    plan = roadmap.plan_roadmap(
+        catalogue, gaps, weights={"x": 0.5, "y": 0.5}, spans={"x": 100.0, "y": 100.0}, budget=budget
+    )
+    assert plan.spent <= budget + 1e-9
+    order = [s.action for s in plan.steps]
+    assert len(order) == len(set(order))
+    for step in plan.steps:
+        assert all(d in order[: order.index(step.action)] for d in step.depends_on)
+        assert step.start_month >= max(
+            (s.end_month for s in plan.steps if s.action in step.depends_on), default=0
+        )
+    # gains never exceed the gaps: remaining = initial − impact, never below zero
+    assert plan.remaining_gap_points == pytest.approx(plan.initial_gap_points - plan.impact)
+    assert plan.remaining_gap_points >= -1e-9
