@@ -31,7 +31,7 @@ from rich.table import Table
 from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.engine import make_url
 
-from qala.components.operate.ingest import RulesRunner, ingest, now_us
+from qala.components.operate.ingest import RulesRunner, ingest
 from qala.components.operate.models import Observation
 from qala.components.operate.readings import Reading
 from qala.components.operate.simulator import stream
@@ -192,6 +192,7 @@ def main() -> None:
     parser.add_argument("--backends", default="sqlite,postgres")
     args = parser.parse_args()
     results: dict[str, dict[str, dict[str, float]]] = {}
+    load_before = os.getloadavg()[0]
     for backend in args.backends.split(","):
         url, drop = make_database(backend)
         context = Context.from_settings(Settings(database_url=url))
@@ -211,8 +212,10 @@ def main() -> None:
             context.database.dispose()
             if drop is not None:
                 drop()
+    load_after = os.getloadavg()[0]
     table = Table(
-        title=f"Operate ingestion, history kept, rules on ingest ({os.cpu_count()} CPUs) — t0={now_us()}"
+        title=f"Operate ingestion, history kept, rules on ingest — {os.cpu_count()} CPUs, "
+        f"load average {load_before:.1f} → {load_after:.1f} (other work on the machine skews figures)"
     )
     for column in (
         "store",
@@ -243,7 +246,8 @@ def main() -> None:
     console.print(table)
     out = Path("bench/results")
     out.mkdir(parents=True, exist_ok=True)
-    (out / "operate_ingest.json").write_text(json.dumps(results, indent=2))
+    document = {"cpus": os.cpu_count(), "load": [load_before, load_after], "results": results}
+    (out / "operate_ingest.json").write_text(json.dumps(document, indent=2))
 
 
 if __name__ == "__main__":
