@@ -121,5 +121,20 @@
     update();
   }
 
-  ready(function () { autosubmit(); navToggle(); mapPick(); polling(); ballot(); });
+  // A request form shows only the questions of the chosen service.
+  function serviceQuestions() {
+    var select = document.getElementById("service_code");
+    if (!select) return;
+    function update() {
+      document.querySelectorAll(".service-questions").forEach(function (box) {
+        var on = box.dataset.service === select.value;
+        box.hidden = !on;
+        box.querySelectorAll("input, select, textarea").forEach(function (field) { field.disabled = !on; });
+      });
+    }
+    select.addEventListener("change", update);
+    update();
+  }
+
+  ready(function () { autosubmit(); navToggle(); mapPick(); polling(); ballot(); serviceQuestions(); });
 })();
