@@ -71,25 +71,24 @@ def mean_batch(
     if strict and bad_rows is not None and bad_rows.any():
         rows = sorted({int(i) for i in np.argwhere(bad_rows)[:, 0]})
         raise AggregationDomainError(method, rows)
-    ok = present if bad is None else present & ~bad
-    with np.errstate(divide="ignore", invalid="ignore"):
-        if method == "arithmetic":
-            f = np.where(ok, v, 0.0)
-        elif method == "geometric":
-            f = np.where(ok, np.log(np.where(ok, v, 1.0)), 0.0)
-        else:
-            f = np.where(ok, 1.0 / np.where(ok, v, 1.0), 0.0)
-    okf = ok.astype(float)
-    # weighted sums as matrix products (BLAS) rather than broadcast temporaries
-    if v.ndim == 2 and w.ndim == 1:
-        num, den = f @ w, okf @ w
-    elif v.ndim == 3 and v.shape[1] == 1 and w.ndim == 2:
-        num, den = f[:, 0, :] @ w.T, okf[:, 0, :] @ w.T
-    elif v.ndim == 3 and w.ndim == 2:
-        num = np.einsum("nrk,rk->nr", f, w)
-        den = np.einsum("nrk,rk->nr", okf, w)
+    complete = bool(present.all()) and (bad_rows is None or not bad_rows.any())
+    if complete:
+        # fast path (the usual case after imputation): no masks, one transform
+        with np.errstate(divide="ignore", invalid="ignore"):
+            f = v if method == "arithmetic" else np.log(v) if method == "geometric" else 1.0 / v
+        num = _weighted_sum(f, w)
+        den = np.broadcast_to(w.sum(axis=-1), num.shape)
     else:
-        num, den = (f * w).sum(axis=-1), (okf * w).sum(axis=-1)
+        ok = present if bad is None else present & ~bad
+        with np.errstate(divide="ignore", invalid="ignore"):
+            if method == "arithmetic":
+                f = np.where(ok, v, 0.0)
+            elif method == "geometric":
+                f = np.where(ok, np.log(np.where(ok, v, 1.0)), 0.0)
+            else:
+                f = np.where(ok, 1.0 / np.where(ok, v, 1.0), 0.0)
+        num = _weighted_sum(f, w)
+        den = _weighted_sum(ok.astype(float), w)
     with np.errstate(divide="ignore", invalid="ignore"):
         if method == "arithmetic":
             out = num / den
@@ -110,6 +109,17 @@ def mean_batch(
     if bad_rows is not None:
         out = np.where(np.broadcast_to(bad_rows, out.shape), np.nan, out)
     return np.asarray(out, dtype=float)
+
+
+def _weighted_sum(f: FloatArray, w: FloatArray) -> FloatArray:
+    """Σ_k f[..., k] w[..., k] as matrix products (BLAS) rather than broadcast temporaries."""
+    if f.ndim == 2 and w.ndim == 1:
+        return np.asarray(f @ w, dtype=float)
+    if f.ndim == 3 and f.shape[1] == 1 and w.ndim == 2:
+        return np.asarray(f[:, 0, :] @ w.T, dtype=float)
+    if f.ndim == 3 and w.ndim == 2:
+        return np.asarray(np.einsum("nrk,rk->nr", f, w), dtype=float)
+    return np.asarray((f * w).sum(axis=-1), dtype=float)
 
 
 def weighted_mean(
