@@ -340,6 +340,11 @@ class PLSSEM:
             tol=self.tol,
         )
         if not fit.converged[0]:
+            if not np.isfinite(fit.estimates.weights).all():
+                raise SpecificationError(
+                    "the model is not identified: construct scores became perfectly collinear "
+                    "(duplicate constructs or indicators?) so a regression has no unique solution"
+                )
             if not np.isfinite(fit.s_final).all():
                 raise SpecificationError(
                     "the stage-two indicators are degenerate (a construct score is constant); "

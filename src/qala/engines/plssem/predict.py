@@ -88,6 +88,7 @@ def pls_predict(
     exo_items = {j: layout.items_of(j) for j in exo}
     total = k.total_effects(results._est.paths)[0]
 
+    lm_sources = {j: [x for e in exo if total[e, j] != 0 for x in exo_items[e]] for j in endo}
     rng = np.random.default_rng(seed)
     n_targets = len(target_items)
     sums: dict[str, np.ndarray] = {
@@ -118,14 +119,20 @@ def pls_predict(
             scores = z_test @ w
             total_f = k.total_effects(fit.estimates.paths[f : f + 1])[0]
             endo_scores = scores[:, exo] @ total_f[np.ix_(exo, endo)]
+            loads = fit.estimates.loadings[f]
             for t, (j, i) in enumerate(target_items):
-                col = endo_scores[:, endo.index(j)] * fit.estimates.loadings[f, i, j]
+                col = endo_scores[:, endo.index(j)] * loads[i, j]
                 pls_pred[te, t] = col * sd[i] + mean[i]
                 naive[te, t] = mean[i]
-                sources = [x for e in exo if total[e, j] != 0 for x in exo_items[e]]
-                design = np.column_stack([np.ones(tr.sum()), values[tr][:, sources]])
-                coef, *_ = np.linalg.lstsq(design, values[tr, i], rcond=None)
-                lm_pred[te, t] = np.column_stack([np.ones(te.sum()), values[te][:, sources]]) @ coef
+            # LM benchmark: one least-squares solve per endogenous construct and fold
+            ones_tr, ones_te = np.ones((tr.sum(), 1)), np.ones((te.sum(), 1))
+            for j in endo:
+                sources = lm_sources[j]
+                cols = [t for t, (jj, _) in enumerate(target_items) if jj == j]
+                targets = [target_items[t][1] for t in cols]
+                design = np.hstack([ones_tr, values[tr][:, sources]])
+                coef, *_ = np.linalg.lstsq(design, values[tr][:, targets], rcond=None)
+                lm_pred[np.ix_(te, cols)] = np.hstack([ones_te, values[te][:, sources]]) @ coef
         actual = values[:, [i for _, i in target_items]]
         sums["pls_sse"] += ((actual - pls_pred) ** 2).sum(axis=0)
         sums["pls_sae"] += np.abs(actual - pls_pred).sum(axis=0)
