@@ -229,3 +229,26 @@ def test_index_build_store_mode_and_file_mode_guard(
     assert shown.exit_code != 0  # the only run is named `hand`, not the national rating
     runs = runner.invoke(app, ["rating", "runs", "--json"])
     assert json.loads(runs.stdout)[0]["name"] == "hand"
+
+
+def test_single_industry_kind_is_read_for_the_year(context: Context) -> None:
+    """Saran was on the single-industry list until 2023: a monotown in 2023, a city in 2024."""
+    frames = []
+    for year in (2023, 2024):
+        frame = hand_values(year)
+        saran = frame[frame["place"] == "arkalyk"].assign(place="saran")
+        frames.append(pd.concat([frame, saran]))
+    import_frame(context.database, pd.concat(frames), file="test:saran")
+    spec = services.read_spec_text(HAND_SPEC)
+    in_2023 = services.build_rating(
+        context.database, spec, year=2023, kind="single_industry", replications=0, save=False
+    )
+    assert sorted(in_2023.result.scores.index) == ["aksu", "arkalyk", "saran"]
+    in_2024 = services.build_rating(
+        context.database, spec, year=2024, kind="single_industry", replications=0, save=False
+    )
+    assert sorted(in_2024.result.scores.index) == ["aksu", "arkalyk"]
+    cities = services.build_rating(
+        context.database, spec, year=2024, kind="city", replications=0, save=False
+    )
+    assert sorted(cities.result.scores.index) == ["pavlodar", "saran"]
