@@ -69,6 +69,8 @@ class PhaseResult:
     p99_ms: float
     errors: int
     generator: str
+    server_cpu_ms: float = float("nan")
+    """CPU time the uvicorn processes spent per request (independent of other load on the box)."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -167,6 +169,32 @@ def start_server(url: str, workers: int) -> tuple[subprocess.Popen[bytes], str]:
         time.sleep(0.3)
     stop_server(process)
     raise RuntimeError("uvicorn did not answer within 120 s")
+
+
+def tree_cpu_seconds(root_pid: int) -> float:
+    """User + system CPU seconds of a process and its children (from /proc; Linux only)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    pids = [root_pid]
+    try:
+        children = Path(f"/proc/{root_pid}/task/{root_pid}/children").read_text().split()
+        pids += [int(c) for c in children]
+    except OSError:
+        pass
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
+def load_average() -> str:
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "?"
 
 
 def stop_server(process: subprocess.Popen[bytes]) -> None:
@@ -385,13 +413,17 @@ def main() -> None:
                     "max_id": max_id,
                     "store": store,
                 }
+                cpu_before = tree_cpu_seconds(process.pid)
                 if wrk:
                     result = run_wrk(wrk, base, phase, **options)
                 else:
                     result = run_python(base, phase, **options)
+                cpu_used = tree_cpu_seconds(process.pid) - cpu_before
+                result.server_cpu_ms = 1000 * cpu_used / max(1, result.requests)
                 results.append(result)
                 console.print(
-                    f"  {phase:6} {result.rate:8.0f} req/s  p50 {result.p50_ms:6.1f} ms  p99 {result.p99_ms:7.1f} ms  errors {result.errors}"
+                    f"  {phase:6} {result.rate:8.0f} req/s  p50 {result.p50_ms:6.1f} ms  p99 {result.p99_ms:7.1f} ms  errors {result.errors}  "
+                    f"server CPU {result.server_cpu_ms:.2f} ms/request  load average {load_average()}"
                 )
         finally:
             if process is not None:
@@ -409,6 +441,7 @@ def main() -> None:
         "p50 ms",
         "p99 ms",
         "errors",
+        "server CPU ms/req",
         "goal (PostgreSQL)",
         "met",
     ):
@@ -429,10 +462,15 @@ def main() -> None:
             f"{r.p50_ms:.1f}",
             f"{r.p99_ms:.1f}",
             str(r.errors),
+            f"{r.server_cpu_ms:.2f}",
             goal_text,
             met,
         )
     console.print(table)
+    console.print(
+        f"load average now {load_average()} (other work on the machine shares the {os.cpu_count()} cores "
+        "with the server, PostgreSQL and wrk); server CPU per request does not depend on it."
+    )
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / "requests311_load.csv"
     with out.open("w", newline="") as handle_out:
@@ -447,6 +485,7 @@ def main() -> None:
                 "p50_ms",
                 "p99_ms",
                 "errors",
+                "server_cpu_ms_per_request",
                 "generator",
             ]
         )
@@ -461,6 +500,7 @@ def main() -> None:
                     f"{r.p50_ms:.2f}",
                     f"{r.p99_ms:.2f}",
                     r.errors,
+                    f"{r.server_cpu_ms:.3f}",
                     r.generator,
                 ]
             )
