@@ -3,7 +3,10 @@ SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+# Extras to install: CI adds the test oracles and API clients (EXTRAS=dev,peers,clients).
+EXTRAS ?= dev
+comma := ,
+STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 PORT ?= 8000
 export QALA_DATABASE_URL ?= sqlite:///var/qala.sqlite
 
@@ -12,7 +15,7 @@ export QALA_DATABASE_URL ?= sqlite:///var/qala.sqlite
 $(STAMP): pyproject.toml $(wildcard package-lock.json)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[$(EXTRAS)]'
 	@if [ -f package.json ]; then $(BIN)/python scripts/build_assets.py; fi
 	touch $(STAMP)
 
