@@ -90,6 +90,7 @@ def main() -> None:
     parser.add_argument("--replications", type=int, default=1000)
     parser.add_argument("--sobol-n", type=int, default=1024)
     parser.add_argument("--big-sobol-n", type=int, default=256)
+    parser.add_argument("--repeat", type=int, default=3, help="ASEM cases: best of this many")
     parser.add_argument("--quick", action="store_true", help="skip the 10,000 × 100 case")
     args = parser.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -101,13 +102,28 @@ def main() -> None:
     assumptions = coinr_vignette_assumptions()
 
     build_index(spec, data, fw)  # warm-up: first call pays for lazy imports
-    t = time.perf_counter()
-    nominal = build_index(spec, data, fw)
-    t_build = time.perf_counter() - t
+    t_build = float("inf")
+    for _ in range(args.repeat):
+        t = time.perf_counter()
+        nominal = build_index(spec, data, fw)
+        t_build = min(t_build, time.perf_counter() - t)
 
     run_uncertainty(spec, data, fw, assumptions, n=10, seed=0)  # warm-up (imports, caches)
-    ua = run_uncertainty(spec, data, fw, assumptions, n=args.replications, seed=1)
-    sa = run_uncertainty(spec, data, fw, assumptions, n=args.sobol_n, method="sobol", seed=1)
+    # best of --repeat runs: the machine is shared, the minimum is the least disturbed figure
+    ua = min(
+        (
+            run_uncertainty(spec, data, fw, assumptions, n=args.replications, seed=1)
+            for _ in range(args.repeat)
+        ),
+        key=lambda r: r.seconds,
+    )
+    sa = min(
+        (
+            run_uncertainty(spec, data, fw, assumptions, n=args.sobol_n, method="sobol", seed=1)
+            for _ in range(args.repeat)
+        ),
+        key=lambda r: r.seconds,
+    )
 
     stats = ua.rank_stats.join(nominal.units[["uName"]] if "uName" in nominal.units else None)
     stats = stats.sort_values("nominal")
@@ -177,7 +193,10 @@ def main() -> None:
         if big_ua.failed:
             console.print(f"[yellow]10,000 × 100:[/] {big_ua.warnings[0]}")
 
-    timing = Table(title="Qala vs COINr (COINr: its stated 118 ms per replication on ASEM)")
+    timing = Table(
+        title="Qala vs COINr (COINr: its stated 118 ms per replication on ASEM; "
+        f"ASEM rows best of {args.repeat})"
+    )
     for col in ("case", "runs", "Qala s", "Qala ms/run", "COINr s (stated)", "ratio"):
         timing.add_column(col, justify="right")
     for name, runs, qala, coinr in rows:
