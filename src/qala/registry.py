@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from qala.components.accounts import COMPONENT as ACCOUNTS
+from qala.components.budgeting import COMPONENT as BUDGETING
 from qala.components.catalog import COMPONENT as CATALOG
 from qala.components.requests311 import COMPONENT as REQUESTS311
 from qala.components.operate import COMPONENT as OPERATE
@@ -20,6 +21,7 @@ COMPONENTS: list[ComponentSpec] = [
     OPERATE,
     RATING,
     ASSESSMENT,
+    BUDGETING,
 ]
 
 

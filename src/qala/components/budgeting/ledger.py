@@ -1,0 +1,339 @@
+"""An append-only, hash-chained ledger of every change to tracked projects and their money.
+
+Each entry holds ``seq`` (1, 2, 3, … without gaps), ``at`` (ISO time, as hashed), ``actor``,
+``kind`` (``project.created``, ``payment.recorded``, …), ``subject`` (a project or process code)
+and ``data``; its hash is
+
+    entry_hash = sha256_hex(prev_hash + canonical_json({seq, at, actor, kind, subject, data}))
+
+with ``prev_hash`` the previous entry's hash (64 zeros for the first) and canonical JSON = keys
+sorted, no spaces, UTF-8 (no floats are ever written: money is whole tenge, dates ISO text).
+
+:func:`verify_chain` needs nothing but the entries (anyone can run it on the public export);
+:func:`verify_ledger` also checks the stored head (a deleted tail) and replays the ledger into the
+projects, milestones, payments and risks it describes and compares them with the tables (a change
+made behind the ledger's back).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from qala.components.budgeting.models import (
+    LedgerEntry,
+    LedgerHead,
+    Milestone,
+    Payment,
+    Project,
+    Risk,
+)
+
+GENESIS = "0" * 64
+PROJECT_FIELDS = (
+    "code",
+    "place_code",
+    "title",
+    "description",
+    "origin",
+    "process_id",
+    "proposal_id",
+    "budget",
+    "contractor",
+    "status",
+    "planned_start",
+    "planned_end",
+    "actual_end",
+    "impact_note",
+)
+MILESTONE_FIELDS = ("id", "title", "due_on", "done_on")
+PAYMENT_FIELDS = ("id", "paid_on", "amount", "payee", "purpose", "reference")
+RISK_FIELDS = ("id", "risk", "likelihood", "impact", "owner", "mitigation", "status")
+
+
+def canonical_json(value: Any) -> str:
+    """The one text form that is hashed: sorted keys, no spaces, UTF-8, no floats."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def hash_entry(prev_hash: str, body: Mapping[str, Any]) -> str:
+    """``sha256(prev_hash + canonical_json(body))`` as hex."""
+    return hashlib.sha256((prev_hash + canonical_json(dict(body))).encode("utf-8")).hexdigest()
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, float):
+        raise TypeError("the ledger holds no floats (money is whole tenge)")
+    return value
+
+
+def snapshot(row: object, fields: Sequence[str]) -> dict[str, Any]:
+    """A row's fields in ledger form (dates as ISO text)."""
+    return {name: _plain(getattr(row, name)) for name in fields}
+
+
+@dataclass(frozen=True)
+class LedgerRecord:
+    """One entry as stored and published."""
+
+    seq: int
+    at: str
+    actor: str
+    kind: str
+    subject: str
+    data: dict[str, Any]
+    prev_hash: str
+    entry_hash: str
+
+    def body(self) -> dict[str, Any]:
+        return {
+            "seq": self.seq,
+            "at": self.at,
+            "actor": self.actor,
+            "kind": self.kind,
+            "subject": self.subject,
+            "data": self.data,
+        }
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**self.body(), "prev_hash": self.prev_hash, "entry_hash": self.entry_hash}
+
+
+def _record(row: LedgerEntry) -> LedgerRecord:
+    return LedgerRecord(
+        row.seq, row.at, row.actor, row.kind, row.subject, row.data, row.prev_hash, row.entry_hash
+    )
+
+
+def append(
+    session: Session,
+    *,
+    actor: str,
+    kind: str,
+    subject: str,
+    data: Mapping[str, Any],
+    now: datetime,
+) -> LedgerRecord:
+    """Add one entry after the current head (locking the head row until the transaction ends)."""
+    head = session.get(LedgerHead, 1, with_for_update=True)
+    if head is None:
+        head = LedgerHead(id=1, seq=0, entry_hash=GENESIS)
+        session.add(head)
+    moment = now.astimezone(UTC) if now.tzinfo else now.replace(tzinfo=UTC)
+    body = {
+        "seq": head.seq + 1,
+        "at": moment.isoformat(timespec="microseconds"),
+        "actor": actor,
+        "kind": kind,
+        "subject": subject,
+        "data": _plain(dict(data)),
+    }
+    digest = hash_entry(head.entry_hash, body)
+    row = LedgerEntry(**body, prev_hash=head.entry_hash, entry_hash=digest)
+    session.add(row)
+    head.seq = body["seq"]
+    head.entry_hash = digest
+    session.flush()
+    return _record(row)
+
+
+def list_entries(
+    session: Session, *, after: int = 0, limit: int | None = None, subject: str | None = None
+) -> list[LedgerRecord]:
+    """Entries in order (``after`` a sequence number; optionally of one subject)."""
+    query = select(LedgerEntry).where(LedgerEntry.seq > after).order_by(LedgerEntry.seq)
+    if subject is not None:
+        query = query.where(LedgerEntry.subject == subject)
+    if limit is not None:
+        query = query.limit(limit)
+    return [_record(row) for row in session.scalars(query)]
+
+
+@dataclass
+class Verification:
+    """What :func:`verify_chain` / :func:`verify_ledger` found; ``ok`` when ``problems`` is empty."""
+
+    entries: int
+    head_seq: int
+    head_hash: str
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "entries": self.entries,
+            "head_seq": self.head_seq,
+            "head_hash": self.head_hash,
+            "problems": list(self.problems),
+        }
+
+
+def verify_chain(
+    entries: Iterable[Mapping[str, Any] | LedgerRecord], *, expected_head: str | None = None
+) -> Verification:
+    """Check the chain itself: numbering without gaps, each link, each hash.
+
+    ``entries`` may be records or the published dictionaries (``GET /api/v1/budgeting/ledger``),
+    in stored order. ``expected_head`` is a head hash published earlier (e.g. in a newspaper or on
+    another site): the chain must still contain it.
+    """
+    problems: list[str] = []
+    previous = GENESIS
+    expected_seq = 1
+    count = 0
+    seen_head = expected_head is None
+    for item in entries:
+        entry = item.as_dict() if isinstance(item, LedgerRecord) else dict(item)
+        count += 1
+        seq = entry.get("seq")
+        if seq != expected_seq:
+            if isinstance(seq, int) and seq > expected_seq:
+                problems.append(
+                    f"entries {expected_seq}–{seq - 1} are missing before entry {seq} (deleted?)"
+                )
+            else:
+                problems.append(
+                    f"entry at position {count} has number {seq!r}, expected {expected_seq} (reordered?)"
+                )
+        if entry.get("prev_hash") != previous:
+            problems.append(
+                f"entry {seq}: its prev_hash does not match the hash of the entry before it "
+                "(an entry was removed, inserted or reordered)"
+            )
+        body = {k: entry.get(k) for k in ("seq", "at", "actor", "kind", "subject", "data")}
+        recomputed = hash_entry(str(entry.get("prev_hash")), body)
+        if recomputed != entry.get("entry_hash"):
+            problems.append(
+                f"entry {seq}: its content does not match its hash (changed after it was written)"
+            )
+        previous = str(entry.get("entry_hash"))
+        if expected_head is not None and previous == expected_head:
+            seen_head = True
+        expected_seq = (seq if isinstance(seq, int) else expected_seq) + 1
+    if not seen_head:
+        problems.append(
+            f"the published head {expected_head} is not in the chain (history rewritten?)"
+        )
+    return Verification(count, expected_seq - 1, previous, problems)
+
+
+def replay(entries: Iterable[LedgerRecord]) -> dict[str, dict[str, Any]]:
+    """The state of every project the ledger describes: fields, milestones, payments, risks."""
+    projects: dict[str, dict[str, Any]] = {}
+    for entry in entries:
+        data = entry.data
+        if entry.kind == "project.created":
+            projects[entry.subject] = {
+                "fields": {k: data.get(k) for k in PROJECT_FIELDS},
+                "milestones": {},
+                "payments": {},
+                "risks": {},
+            }
+            continue
+        state = projects.get(entry.subject)
+        if state is None:
+            continue  # process entries, or an entry about an unknown project (reported below)
+        if entry.kind == "project.updated":
+            for name, (_old, new) in data["changes"].items():
+                state["fields"][name] = new
+        elif entry.kind in ("milestone.added", "payment.recorded", "risk.added"):
+            bucket = {"milestone": "milestones", "payment": "payments", "risk": "risks"}[
+                entry.kind.split(".")[0]
+            ]
+            state[bucket][str(data["id"])] = dict(data)
+        elif entry.kind in ("milestone.updated", "risk.updated"):
+            bucket = "milestones" if entry.kind.startswith("milestone") else "risks"
+            target = state[bucket].setdefault(str(data["id"]), {"id": data["id"]})
+            for name, (_old, new) in data["changes"].items():
+                target[name] = new
+    return projects
+
+
+def stored_state(session: Session) -> dict[str, dict[str, Any]]:
+    """The same shape as :func:`replay`, read from the project tables."""
+    projects: dict[str, dict[str, Any]] = {}
+    by_id: dict[int, dict[str, Any]] = {}
+    for project in session.scalars(select(Project)):
+        state = {
+            "fields": snapshot(project, PROJECT_FIELDS),
+            "milestones": {},
+            "payments": {},
+            "risks": {},
+        }
+        projects[project.code] = state
+        by_id[project.id] = state
+
+    def add(
+        project_id: int, bucket: str, row: Milestone | Payment | Risk, fields: Sequence[str]
+    ) -> None:
+        owner = by_id.get(project_id)
+        if owner is not None:
+            owner[bucket][str(row.id)] = snapshot(row, fields)
+
+    for milestone in session.scalars(select(Milestone)):
+        add(milestone.project_id, "milestones", milestone, MILESTONE_FIELDS)
+    for payment in session.scalars(select(Payment)):
+        add(payment.project_id, "payments", payment, PAYMENT_FIELDS)
+    for risk in session.scalars(select(Risk)):
+        add(risk.project_id, "risks", risk, RISK_FIELDS)
+    return projects
+
+
+def _compare(replayed: dict[str, Any], stored: dict[str, Any]) -> list[str]:
+    problems = []
+    for code in sorted(set(replayed) | set(stored)):
+        if code not in stored:
+            problems.append(f"project {code}: in the ledger but missing from the tables")
+            continue
+        if code not in replayed:
+            problems.append(f"project {code}: in the tables but never recorded in the ledger")
+            continue
+        want, have = replayed[code], stored[code]
+        for name in PROJECT_FIELDS:
+            if want["fields"].get(name) != have["fields"].get(name):
+                problems.append(
+                    f"project {code}: `{name}` is {have['fields'].get(name)!r} in the tables "
+                    f"but {want['fields'].get(name)!r} in the ledger"
+                )
+        for bucket in ("milestones", "payments", "risks"):
+            for key in sorted(set(want[bucket]) | set(have[bucket]), key=int):
+                if want[bucket].get(key) != have[bucket].get(key):
+                    problems.append(
+                        f"project {code}: {bucket[:-1]} {key} differs between the tables "
+                        f"({have[bucket].get(key)!r}) and the ledger ({want[bucket].get(key)!r})"
+                    )
+    return problems
+
+
+def verify_ledger(session: Session, *, expected_head: str | None = None) -> Verification:
+    """Check the stored chain, its head, and that the project tables are what the ledger says."""
+    records = list_entries(session)
+    result = verify_chain(records, expected_head=expected_head)
+    head = session.get(LedgerHead, 1)
+    if head is None:
+        if records:
+            result.problems.append("the ledger head is missing while entries exist")
+    elif (head.seq, head.entry_hash) != (result.head_seq, result.head_hash):
+        result.problems.append(
+            f"the ledger ends at entry {result.head_seq} but its head says {head.seq} "
+            "(entries at the end were deleted, or added behind the ledger's back)"
+        )
+    result.problems.extend(_compare(replay(records), stored_state(session)))
+    return result

@@ -1,0 +1,96 @@
+"""The voter registry: residents registered with their IIN, kept only as a keyed hash.
+
+The registry answers two questions — "is this person registered?" and "have they voted?" — and
+nothing else: it never holds the IIN, the date of birth, nor anything about how anyone voted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from qala.components.budgeting.iin import hash_iin, parse_iin
+from qala.components.budgeting.models import Process, Voter
+from qala.components.budgeting.process import _utc, check_key, load_process
+from qala.core.errors import ConflictError, ValidationError
+
+REGISTRATION_PHASES = ("proposals", "review", "voting")
+
+
+@dataclass(frozen=True)
+class VoterStatus:
+    process: str
+    registered: bool
+    has_voted: bool
+    newly_registered: bool = False
+
+
+def eligible_voter(process: Process, iin: str, *, now: datetime) -> str:
+    """Validate the IIN and the voter's age on the last day of voting; return the normalised IIN."""
+    facts = parse_iin(iin, today=_utc(now).date())
+    if process.min_voter_age is not None:
+        closing_day = _utc(process.voting_close_at).date()
+        if facts.age_on(closing_day) < process.min_voter_age:
+            raise ValidationError.single(
+                f"voters in `{process.code}` must be at least {process.min_voter_age} years old "
+                "by the end of voting",
+                column="iin",
+            )
+    return "".join(iin.split())
+
+
+def find_voter(session: Session, process: Process, iin_hash: str) -> Voter | None:
+    return session.scalar(
+        select(Voter).where(Voter.process_id == process.id, Voter.iin_hash == iin_hash)
+    )
+
+
+def register_in(
+    session: Session,
+    process: Process,
+    iin: str,
+    *,
+    secret_key: str,
+    now: datetime,
+    illustrative: bool = False,
+) -> tuple[Voter, bool]:
+    """The voter row of this IIN in ``process``, created if new; ``(voter, created)``."""
+    check_key(process, secret_key)
+    if process.phase not in REGISTRATION_PHASES or _utc(now) >= _utc(process.voting_close_at):
+        raise ConflictError(
+            f"registration for `{process.code}` is closed (it is in its {process.phase} phase)"
+        )
+    clean = eligible_voter(process, iin, now=now)
+    digest = hash_iin(clean, secret_key)
+    voter = find_voter(session, process, digest)
+    if voter is not None:
+        return voter, False
+    voter = Voter(
+        process_id=process.id, iin_hash=digest, registered_at=now, illustrative=illustrative
+    )
+    session.add(voter)
+    session.flush()
+    return voter, True
+
+
+def register_voter(
+    session: Session, process_code: str, iin: str, *, secret_key: str, now: datetime
+) -> VoterStatus:
+    """Register a resident for a process (idempotent: a second call reports the same voter)."""
+    process = load_process(session, process_code)
+    voter, created = register_in(session, process, iin, secret_key=secret_key, now=now)
+    return VoterStatus(process.code, True, voter.has_voted, created)
+
+
+def voter_status(
+    session: Session, process_code: str, iin: str, *, secret_key: str, now: datetime
+) -> VoterStatus:
+    """Whether this IIN is registered in the process and has voted (nothing more)."""
+    process = load_process(session, process_code)
+    check_key(process, secret_key)
+    parse_iin(iin, today=_utc(now).date())
+    voter = find_voter(session, process, hash_iin(iin, secret_key))
+    return VoterStatus(process.code, voter is not None, bool(voter and voter.has_voted))
