@@ -17,6 +17,7 @@ import os
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 from rich.console import Console
@@ -71,7 +72,7 @@ print(time.perf_counter() - t)
 """
 
 
-def seminr_model(data: pd.DataFrame):  # type: ignore[no-untyped-def]
+def seminr_model(data: pd.DataFrame) -> tuple[Any, Any]:
     import seminr as s  # GPL peer, imported only here
 
     mm = s.constructs(
@@ -122,7 +123,7 @@ def main() -> None:
     ]:
         start = time.perf_counter()
         fit = PLSSEM(MOBI).fit(data)
-        boot = bootstrap(fit, args.n_boot, seed=args.seed, **kwargs)  # type: ignore[arg-type]
+        boot = bootstrap(fit, args.n_boot, seed=args.seed, **kwargs)
         rows.append((label, time.perf_counter() - start))
         timed[label] = boot
     qala_boot = timed["Qala, 1 process"]

@@ -22,7 +22,9 @@ app = typer.Typer(
 
 ModelFile = Annotated[Path, typer.Argument(help="Model file in lavaan-like syntax (=~, <~, ~).")]
 DataFile = Annotated[Path, typer.Argument(help="CSV with one column per indicator.")]
-SchemeOpt = Annotated[str, typer.Option("--scheme", help="Inner weighting: path, factor, centroid.")]
+SchemeOpt = Annotated[
+    str, typer.Option("--scheme", help="Inner weighting: path, factor, centroid.")
+]
 ConsistentOpt = Annotated[bool, typer.Option("--consistent", help="Consistent PLS (PLSc).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
 MissingOpt = Annotated[
@@ -72,8 +74,12 @@ def _print_tables(console: Console, result: Any, boot: Any) -> None:
         row = [label, f"{value:.3f}"]
         if boot is not None:
             b = boot.paths.loc[label]
-            row += [f"{b['sd']:.3f}", f"{b['t']:.2f}", f"{b['p']:.3f}",
-                    f"[{b['ci_low']:.3f}, {b['ci_high']:.3f}]"]
+            row += [
+                f"{b['sd']:.3f}",
+                f"{b['t']:.2f}",
+                f"{b['p']:.3f}",
+                f"[{b['ci_low']:.3f}, {b['ci_high']:.3f}]",
+            ]
         table.add_row(*row)
     console.print(table)
     r2 = Table(title="R²")
@@ -237,8 +243,14 @@ def mga_command(
         _fail(f"the data has no column `{group}` to split groups by", as_json)
     try:
         out = multigroup(
-            text, data, group, permutations=permutations, seed=seed, scheme=scheme,
-            consistent=consistent, missing=missing,  # type: ignore[arg-type]
+            text,
+            data,
+            group,
+            permutations=permutations,
+            seed=seed,
+            scheme=scheme,
+            consistent=consistent,
+            missing=missing,  # type: ignore[arg-type]
         )
     except QalaError as exc:
         _fail(str(exc), as_json)

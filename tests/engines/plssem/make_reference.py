@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-
 from tests.engines.plssem.seminr_oracle import SCHEMES, seminr_fit
 
 HERE = Path(__file__).resolve().parent

@@ -7,8 +7,6 @@ centroid scheme; the centroid numbers come from seminr's estimator with a centro
 function plugged in (``sign(cor) * (paths + t(paths))``). Values are rounded to 6 decimals.
 """
 
-# ruff: noqa: E501
-
 REFERENCE: dict[tuple[str, bool], dict[str, dict[str, float]]] = {
     ("path", False): {
         "loadings": {

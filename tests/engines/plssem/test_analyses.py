@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from tests.conftest import shared_file
+from tests.engines.plssem.conftest_data import SMALL_MODEL, simulate
+from tests.engines.plssem.seminr_oracle import MOBI_TEXT
 
 from qala.core.errors import SpecificationError, ValidationError
 from qala.engines.plssem import PLSSEM
 from qala.engines.plssem.mga import multigroup
-from tests.conftest import shared_file
-from tests.engines.plssem.conftest_data import SMALL_MODEL, simulate
-from tests.engines.plssem.seminr_oracle import MOBI_TEXT
 
 
 # -- PLSpredict ---------------------------------------------------------------------------------

@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats
+from tests.engines.plssem.conftest_data import SMALL_MODEL, simulate
 
 from qala.engines.plssem import PLSSEM
 from qala.engines.plssem.bootstrap import bca_interval, bootstrap, resample_indices
-from tests.engines.plssem.conftest_data import SMALL_MODEL, simulate
 
 
 @pytest.fixture(scope="module")

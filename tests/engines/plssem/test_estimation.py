@@ -7,11 +7,11 @@ import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tests.engines.plssem.conftest_data import SMALL_MODEL, simulate
 
 from qala.core.errors import ConvergenceError, SpecificationError, ValidationError
 from qala.engines.plssem import PLSSEM
 from qala.engines.plssem import _kernel as k
-from tests.engines.plssem.conftest_data import SMALL_MODEL, simulate
 
 
 @pytest.fixture(scope="module")
@@ -91,7 +91,9 @@ def test_item_vif_and_alpha_by_hand(data: pd.DataFrame) -> None:
 
 @settings(max_examples=15, deadline=None)
 @given(
-    scale=st.floats(0.1, 50), shift=st.floats(-100, 100), seed=st.integers(0, 1000),
+    scale=st.floats(0.1, 50),
+    shift=st.floats(-100, 100),
+    seed=st.integers(0, 1000),
     scheme=st.sampled_from(["path", "factor", "centroid"]),
 )
 def test_estimates_do_not_depend_on_indicator_units(
@@ -124,9 +126,10 @@ def test_formative_mode_b_weights_are_regression_weights(data: pd.DataFrame) -> 
     assert r.reliability.loc["X", "rho_a"] == 1.0
     z = (data - data.mean()) / data.std()
     s = r.scores
-    proxy = r.construct_correlations.loc["X", "M"] * s["M"] + r.construct_correlations.loc[
-        "X", "Y"
-    ] * s["Y"]
+    proxy = (
+        r.construct_correlations.loc["X", "M"] * s["M"]
+        + r.construct_correlations.loc["X", "Y"] * s["Y"]
+    )
     w, *_ = np.linalg.lstsq(z[["x1", "x2", "x3"]].to_numpy(), proxy.to_numpy(), rcond=None)
     w = w / np.std(z[["x1", "x2", "x3"]].to_numpy() @ w, ddof=1)
     np.testing.assert_allclose(r.weights["X"].loc[["x1", "x2", "x3"]], w, atol=1e-6)

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-
-from qala.engines.plssem import PLSSEM
 from tests.conftest import shared_file
 from tests.engines.plssem.mobi_reference import REFERENCE
 from tests.engines.plssem.seminr_oracle import MOBI_TEXT
+
+from qala.engines.plssem import PLSSEM, PLSResults
 
 pytestmark = pytest.mark.shared
 TOL = 1e-5
@@ -33,7 +33,7 @@ def _fitted(mobi: pd.DataFrame, scheme: str, consistent: bool) -> dict[str, dict
     return _FITS[key]
 
 
-def _flatten(result) -> dict[str, dict[str, float]]:  # type: ignore[no-untyped-def]
+def _flatten(result: PLSResults) -> dict[str, dict[str, float]]:
     def cells(frame: pd.DataFrame) -> dict[str, float]:
         return {f"{c}|{i}": v for c in frame.columns for i, v in frame[c].items() if v != 0}
 
@@ -50,9 +50,7 @@ def _flatten(result) -> dict[str, dict[str, float]]:  # type: ignore[no-untyped-
             for c in result.reliability.index
             for m in ("alpha", "rho_a", "rho_c", "ave")
         },
-        "htmt": {
-            f"{a}|{b}": htmt.loc[a, b] for i, a in enumerate(names) for b in names[i + 1 :]
-        },
+        "htmt": {f"{a}|{b}": htmt.loc[a, b] for i, a in enumerate(names) for b in names[i + 1 :]},
     }
 
 
@@ -90,5 +88,7 @@ def test_json_shape(mobi: pd.DataFrame) -> None:
     assert out["loadings"]["Image"]["IMAG1"] == pytest.approx(0.745208, abs=1e-6)
     assert out["weights"]["Complaints"] == {"CUSCO": pytest.approx(1.0)}
     assert set(out["reliability"]["Quality"]) == {"alpha", "rho_a", "rho_c", "ave"}
-    assert out["htmt"]["Image"]["Quality"] == pytest.approx(out["htmt"]["Quality"]["Image"], abs=1e-14)
+    assert out["htmt"]["Image"]["Quality"] == pytest.approx(
+        out["htmt"]["Quality"]["Image"], abs=1e-14
+    )
     assert "Image" not in out["htmt"]["Image"]

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from tests.conftest import shared_file
+from tests.engines.plssem.seminr_oracle import MOBI_TEXT, SCHEMES, seminr_fit, seminr_model
 
 from qala.engines.plssem import PLSSEM
 from qala.engines.plssem.bootstrap import bootstrap, resample_indices
-from tests.conftest import shared_file
-from tests.engines.plssem.seminr_oracle import MOBI_TEXT, SCHEMES, seminr_fit, seminr_model
 
 seminr = pytest.importorskip("seminr")
 pytestmark = pytest.mark.shared
@@ -76,7 +76,8 @@ def test_higher_order_construct_matches(mobi: pd.DataFrame) -> None:
         source, target = label.split(" -> ")
         assert value == pytest.approx(paths.loc[source, target], abs=1e-10)
     loads = pd.DataFrame(
-        theirs.outer_loadings.values, index=theirs.outer_loadings.rows,
+        theirs.outer_loadings.values,
+        index=theirs.outer_loadings.rows,
         columns=theirs.outer_loadings.cols,
     )
     for item in ("IMAG1", "PERV2", "Image", "Value"):

@@ -27,7 +27,10 @@ def test_operators_comments_and_continuations() -> None:
     assert not spec.construct("Gov").reflective
     assert spec.construct("Sat").mode == "A"
     assert [p.label for p in spec.paths] == [
-        "Image -> Sat", "Gov -> Sat", "Image -> Single", "Gov -> Single",
+        "Image -> Sat",
+        "Gov -> Sat",
+        "Image -> Single",
+        "Gov -> Single",
     ]
     assert spec.observed_items() == ["IMAG1", "IMAG2", "IMAG3", "G1", "G2", "S1", "S2", "X1"]
 
@@ -39,10 +42,11 @@ def test_interaction_and_higher_order_are_recognised() -> None:
         B =~ b1 + b2
         C =~ c1 + c2
         D =~ d1 + d2
+        D2 =~ e1 + e2
         H =~ A + B
-        D ~ H + C + C:H2
-        """.replace("C:H2", "C:D2")
-        .replace("D =~ d1 + d2", "D =~ d1 + d2\nD2 =~ e1 + e2\nD2 ~ C")
+        D2 ~ C
+        D ~ H + C + C:D2
+        """
     )
     assert [h.name for h in spec.higher_order] == ["H"]
     assert spec.interactions == ["C:D2"]
@@ -93,8 +97,10 @@ names = st.from_regex(r"[A-Z][a-z]{0,5}", fullmatch=True)
 def test_text_round_trip(constructs: list[str], n_items: int, formative: bool) -> None:
     cs = [
         Construct(
-            c, tuple(f"{c.lower()}_{i}" for i in range(n_items)),
-            "B" if formative and k == 0 else "A", reflective=not (formative and k == 0),
+            c,
+            tuple(f"{c.lower()}_{i}" for i in range(n_items)),
+            "B" if formative and k == 0 else "A",
+            reflective=not (formative and k == 0),
         )
         for k, c in enumerate(constructs)
     ]

@@ -10,6 +10,7 @@ as stacks of small matrices: arrays here carry a leading batch axis ``b``.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from typing import Literal
 
@@ -50,14 +51,12 @@ class Layout:
 def batched_solve(a: Array, b: Array) -> Array:
     """Solve ``a x = b`` for a stack; singular members give NaN instead of failing the stack."""
     try:
-        return np.linalg.solve(a, b[..., None])[..., 0]
+        return np.asarray(np.linalg.solve(a, b[..., None])[..., 0], dtype=np.float64)
     except np.linalg.LinAlgError:
         out = np.full(b.shape, np.nan)
         for i in range(a.shape[0]):
-            try:
+            with contextlib.suppress(np.linalg.LinAlgError):
                 out[i] = np.linalg.solve(a[i], b[i])
-            except np.linalg.LinAlgError:
-                pass
         return out
 
 
@@ -68,7 +67,7 @@ def correlations_from_counts(centred: Array, counts: Array) -> Array:
     or 0/1 for subsets (cross-validation folds, groups). Uses the n-1 denominator; members where
     a column is constant get NaN.
     """
-    n, p = centred.shape
+    p = centred.shape[1]
     upper_i, upper_j = np.triu_indices(p)
     products = centred[:, upper_i] * centred[:, upper_j]
     n_eff = counts.sum(axis=1)
@@ -166,9 +165,7 @@ def iterate(
     iterations = np.zeros(b, dtype=np.int64)
     converged = np.zeros(b, dtype=bool)
     active = np.flatnonzero(np.isfinite(s).all(axis=(1, 2)))
-    mode_b_blocks = [
-        (k, layout.items_of(k)) for k in range(k_count) if layout.mode_b[k]
-    ]
+    mode_b_blocks = [(k, layout.items_of(k)) for k in range(k_count) if layout.mode_b[k]]
     for it in range(1, max_iter + 1):
         if active.size == 0:
             break

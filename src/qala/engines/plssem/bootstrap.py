@@ -33,28 +33,20 @@ if TYPE_CHECKING:
 Progress = Callable[[int, int], None]
 
 
-@dataclass
-class _Statistics:
-    """Flattened statistics of a batch: one row per member, one column per statistic."""
-
-    values: np.ndarray
-    ok: np.ndarray
-
-
 def statistic_labels(results: PLSResults) -> dict[str, list[tuple[str, ...]]]:
     """Labels of every bootstrapped statistic, grouped by table."""
     layout = results.layout
     names = results.constructs
-    own = [
+    own: list[tuple[str, ...]] = [
         (names[j], layout.columns[i]) for j in range(len(names)) for i in layout.items_of(j)
     ]
-    total = [
+    total: list[tuple[str, ...]] = [
         (names[i], names[j])
         for i in range(len(names))
         for j in range(len(names))
         if results.total_effects.iloc[i, j] != 0
     ]
-    return {
+    labels: dict[str, list[tuple[str, ...]]] = {
         "paths": [(p.source, p.target) for p in results.plan.spec.paths],
         "total_effects": total,
         "loadings": own,
@@ -62,10 +54,16 @@ def statistic_labels(results: PLSResults) -> dict[str, list[tuple[str, ...]]]:
         "htmt": [(names[i], names[j]) for i in range(len(names)) for j in range(i + 1, len(names))],
         "r2": [(names[j],) for j in layout.endogenous],
     }
+    return labels
 
 
-def _flatten(results_layout: k.Layout, names: list[str], labels: dict[str, list[tuple[str, ...]]],
-             fit_est: k.Estimates, s: np.ndarray) -> np.ndarray:
+def _flatten(
+    results_layout: k.Layout,
+    names: list[str],
+    labels: dict[str, list[tuple[str, ...]]],
+    fit_est: k.Estimates,
+    s: np.ndarray,
+) -> np.ndarray:
     idx = {n: i for i, n in enumerate(names)}
     col = {c: i for i, c in enumerate(results_layout.columns)}
     parts = []
@@ -102,8 +100,13 @@ class _Job:
 
 def _run_counts(job: _Job, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     fit = fit_counts(
-        job.plan, job.centred, counts, scheme=job.scheme, consistent=job.consistent,
-        max_iter=job.max_iter, tol=job.tol,
+        job.plan,
+        job.centred,
+        counts,
+        scheme=job.scheme,
+        consistent=job.consistent,
+        max_iter=job.max_iter,
+        tol=job.tol,
     )
     values = _flatten(job.plan.final, job.names, job.labels, fit.estimates, fit.s_final)
     ok = fit.converged & np.isfinite(values).all(axis=1)
@@ -213,8 +216,13 @@ class BootstrapResults:
         low = np.quantile(draws, self.alpha / 2, axis=0)
         high = np.quantile(draws, 1 - self.alpha / 2, axis=0)
         frame = {
-            "estimate": est, "mean": mean, "sd": sd, "t": t, "p": p,
-            "ci_low": low, "ci_high": high,
+            "estimate": est,
+            "mean": mean,
+            "sd": sd,
+            "t": t,
+            "p": p,
+            "ci_low": low,
+            "ci_high": high,
         }
         if self.jackknife is not None:
             frame["bca_low"], frame["bca_high"] = bca_interval(
@@ -263,6 +271,7 @@ class BootstrapResults:
 
     def to_dict(self) -> dict[str, Any]:
         """``{"From -> To": {"mean", "sd", "t", "p", "ci_low", "ci_high", ...}}`` for paths."""
+
         def clean(row: pd.Series) -> dict[str, float | None]:
             return {c: (None if not np.isfinite(v) else float(v)) for c, v in row.items()}
 
@@ -283,11 +292,30 @@ class BootstrapResults:
             f"Bootstrap: {self.n_boot} resamples ({self.n_failed} failed), seed {self.seed}, "
             f"{100 * (1 - self.alpha):.0f}% intervals"
         )
-        cols = [c for c in ("estimate", "mean", "sd", "t", "p", "ci_low", "ci_high",
-                            "bca_low", "bca_high") if c in self.paths.columns]
+        cols = [
+            c
+            for c in (
+                "estimate",
+                "mean",
+                "sd",
+                "t",
+                "p",
+                "ci_low",
+                "ci_high",
+                "bca_low",
+                "bca_high",
+            )
+            if c in self.paths.columns
+        ]
         return "\n".join(
-            [head, "-" * len(head), self.paths[cols].to_string(float_format=fmt),
-             "", "Total effects", self.total_effects[cols].to_string(float_format=fmt)]
+            [
+                head,
+                "-" * len(head),
+                self.paths[cols].to_string(float_format=fmt),
+                "",
+                "Total effects",
+                self.total_effects[cols].to_string(float_format=fmt),
+            ]
         )
 
 
@@ -370,8 +398,9 @@ def bootstrap(
     jack = None
     if bca:
         leave_one_out = 1.0 - np.eye(n)
-        jack_values, jack_ok = run_batches(job, leave_one_out, batch_size=max(1, batch_size),
-                                           n_jobs=1)
+        jack_values, jack_ok = run_batches(
+            job, leave_one_out, batch_size=max(1, batch_size), n_jobs=1
+        )
         jack = jack_values[jack_ok]
     return BootstrapResults(
         results,

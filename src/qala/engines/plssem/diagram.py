@@ -85,11 +85,20 @@ def path_diagram(results: PLSResults, boot: BootstrapResults | None = None) -> F
         bend = min(0.7 + 0.3 * span, 2.0) / max(abs(x2 - x1), 1e-9) * 2
         upper = (y1 + y2) / 2 >= height / 2 - 1e-9
         rad = 0.0 if span <= 1 else (-bend if upper else bend)
-        start = (x1 + ew / 2 * 0.9, y1) if span <= 1 else (x1, y1 + (eh / 2 if rad < 0 else -eh / 2))
+        start = (
+            (x1 + ew / 2 * 0.9, y1) if span <= 1 else (x1, y1 + (eh / 2 if rad < 0 else -eh / 2))
+        )
         end = (x2 - ew / 2 * 0.95, y2) if span <= 1 else (x2, y2 + (eh / 2 if rad < 0 else -eh / 2))
         ax.add_patch(
-            FancyArrowPatch(start, end, arrowstyle="-|>", mutation_scale=12, color="#333333",
-                            lw=1.0, connectionstyle=f"arc3,rad={rad}")
+            FancyArrowPatch(
+                start,
+                end,
+                arrowstyle="-|>",
+                mutation_scale=12,
+                color="#333333",
+                lw=1.0,
+                connectionstyle=f"arc3,rad={rad}",
+            )
         )
         # label at the arc's midpoint: chord midpoint pushed out along the chord's normal
         mx, my = (start[0] + end[0]) / 2, (start[1] + end[1]) / 2
@@ -98,8 +107,16 @@ def path_diagram(results: PLSResults, boot: BootstrapResults | None = None) -> F
         text = f"{results.paths[p.label]:.3f}"
         if boot is not None:
             text += _stars(float(boot.paths.loc[p.label, "p"]))
-        ax.text(mx, my, text, ha="center", va="center", fontsize=7.5, color="#8b0000",
-                bbox={"facecolor": "white", "edgecolor": "none", "pad": 0.5})
+        ax.text(
+            mx,
+            my,
+            text,
+            ha="center",
+            va="center",
+            fontsize=7.5,
+            color="#8b0000",
+            bbox={"facecolor": "white", "edgecolor": "none", "pad": 0.5},
+        )
     return fig
 
 

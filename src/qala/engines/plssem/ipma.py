@@ -38,7 +38,10 @@ class IPMAResults:
             "target": self.target,
             "target_performance": self.target_performance,
             "constructs": {
-                str(c): {"importance": float(r["importance"]), "performance": float(r["performance"])}
+                str(c): {
+                    "importance": float(r["importance"]),
+                    "performance": float(r["performance"]),
+                }
                 for c, r in self.constructs.iterrows()
             },
             "indicators": {

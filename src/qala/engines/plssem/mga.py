@@ -43,7 +43,11 @@ class MGAResults:
         def clean(frame: pd.DataFrame) -> dict[str, dict[str, Any]]:
             return {
                 str(i): {
-                    c: (v if isinstance(v, bool | str) else (None if not np.isfinite(v) else float(v)))
+                    c: (
+                        v
+                        if isinstance(v, bool | str)
+                        else (None if not np.isfinite(v) else float(v))
+                    )
                     for c, v in row.items()
                 }
                 for i, row in frame.iterrows()
@@ -160,8 +164,10 @@ def multigroup(
     perm = fit(perm_masks)
 
     ok = perm.converged[0::2] & perm.converged[1::2]
-    spec_paths = [(layout.constructs.index(p.source), layout.constructs.index(p.target))
-                  for p in plan.spec.paths]
+    spec_paths = [
+        (layout.constructs.index(p.source), layout.constructs.index(p.target))
+        for p in plan.spec.paths
+    ]
     pi = [i for i, _ in spec_paths]
     pj = [j for _, j in spec_paths]
     est = observed.estimates.paths

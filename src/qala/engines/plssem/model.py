@@ -103,7 +103,9 @@ def build_plan(spec: ModelSpec) -> Plan:
         first_paths += [(d, o) for d in hoc.items for o in outcomes]
     hoc_names = {h.name for h in hocs}
     in_first = {s for s, _ in first_paths} | {t for _, t in first_paths}
-    first_constructs = [c for c in spec.constructs if c.name in in_first and c.name not in hoc_names]
+    first_constructs = [
+        c for c in spec.constructs if c.name in in_first and c.name not in hoc_names
+    ]
     for name in {n for i in interactions for n in i.split(INTERACTION_SEPARATOR)}:
         if name not in in_first:
             raise SpecificationError(
@@ -123,9 +125,7 @@ def build_plan(spec: ModelSpec) -> Plan:
                     final_columns.append(dim)
         elif INTERACTION_SEPARATOR in c.name:
             a, b = c.name.split(INTERACTION_SEPARATOR)
-            derived.append(
-                Derived(c.name, "product", (first_names.index(a), first_names.index(b)))
-            )
+            derived.append(Derived(c.name, "product", (first_names.index(a), first_names.index(b))))
             final_columns.append(c.name)
         else:
             for item in c.items:
@@ -162,8 +162,13 @@ def prepare_data(
         bad = numeric[c].isna() & frame[c].notna()
         for pos in np.flatnonzero(bad.to_numpy())[:5]:
             problems.append(
-                Problem("expected a number", row=int(pos) + 2, column=c, value=frame[c].iloc[pos],
-                        code="not_numeric")
+                Problem(
+                    "expected a number",
+                    row=int(pos) + 2,
+                    column=c,
+                    value=frame[c].iloc[pos],
+                    code="not_numeric",
+                )
             )
     if problems:
         raise ValidationError(problems, "data has non-numeric indicator values")
@@ -182,10 +187,7 @@ def prepare_data(
                         )
                     )
             raise ValidationError(problems, "data has missing indicator values")
-        if missing == "mean":
-            numeric = numeric.fillna(numeric.mean())
-        else:
-            numeric = numeric.dropna()
+        numeric = numeric.fillna(numeric.mean()) if missing == "mean" else numeric.dropna()
     if len(numeric) < 3:
         raise ValidationError.single(
             f"need at least 3 complete observations, got {len(numeric)}", code="too_few_rows"
@@ -194,8 +196,12 @@ def prepare_data(
     for c in columns:
         if not np.isfinite(spread[c]) or spread[c] <= 1e-12 * (1 + abs(numeric[c].mean())):
             problems.append(
-                Problem("indicator is constant; it carries no information", column=c,
-                        value=numeric[c].iloc[0], code="constant")
+                Problem(
+                    "indicator is constant; it carries no information",
+                    column=c,
+                    value=numeric[c].iloc[0],
+                    code="constant",
+                )
             )
     if problems:
         raise ValidationError(problems, "data has unusable indicators")

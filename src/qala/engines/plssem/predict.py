@@ -92,8 +92,7 @@ def pls_predict(
     rng = np.random.default_rng(seed)
     n_targets = len(target_items)
     sums: dict[str, np.ndarray] = {
-        key: np.zeros(n_targets)
-        for key in ("pls_sse", "pls_sae", "lm_sse", "lm_sae", "naive_sse")
+        key: np.zeros(n_targets) for key in ("pls_sse", "pls_sae", "lm_sse", "lm_sae", "naive_sse")
     }
     last_predictions = np.zeros((n, n_targets))
     centred = values - values.mean(axis=0)
@@ -101,8 +100,13 @@ def pls_predict(
         assignment = _fold_assignments(n, folds, rng)
         train = np.stack([(assignment != f).astype(float) for f in range(folds)])
         fit = fit_counts(
-            plan, centred, train, scheme=results.scheme, consistent=results.consistent,
-            max_iter=results.model.max_iter, tol=results.model.tol,
+            plan,
+            centred,
+            train,
+            scheme=results.scheme,
+            consistent=results.consistent,
+            max_iter=results.model.max_iter,
+            tol=results.model.tol,
         )
         if not fit.converged.all():
             raise SpecificationError("PLS did not converge on a training sample; fewer folds?")

@@ -107,9 +107,7 @@ class PLSResults:
     def r2(self) -> pd.Series:
         """R² of each endogenous construct."""
         idx = self.layout.endogenous
-        return pd.Series(
-            self._est.r2[0, idx], index=[self.constructs[j] for j in idx], name="r2"
-        )
+        return pd.Series(self._est.r2[0, idx], index=[self.constructs[j] for j in idx], name="r2")
 
     @cached_property
     def r2_adj(self) -> pd.Series:
@@ -143,7 +141,9 @@ class PLSResults:
                     cols.append((s1[:, d.sources[0]] * s1[:, d.sources[1]])[:, None])
         f = np.concatenate(cols, axis=1)
         f = (f - f.mean(axis=0)) / f.std(axis=0, ddof=1)
-        return pd.DataFrame(f @ self._est.weights[0], index=self.data.index, columns=self.constructs)
+        return pd.DataFrame(
+            f @ self._est.weights[0], index=self.data.index, columns=self.constructs
+        )
 
     # -- measurement model quality --------------------------------------------------------------
     @cached_property
@@ -171,9 +171,9 @@ class PLSResults:
             rho_c = total**2 / (total**2 + (1 - lam**2).sum())
             ave = float((lam**2).mean())
             rows.append((name, alpha, float(self._est.rho_a[0, j]), rho_c, ave))
-        return pd.DataFrame(rows, columns=["construct", "alpha", "rho_a", "rho_c", "ave"]).set_index(
-            "construct"
-        )
+        return pd.DataFrame(
+            rows, columns=["construct", "alpha", "rho_a", "rho_c", "ave"]
+        ).set_index("construct")
 
     @cached_property
     def htmt(self) -> pd.DataFrame:
@@ -193,7 +193,9 @@ class PLSResults:
     def cross_loadings(self) -> pd.DataFrame:
         """Correlation of every indicator with every construct score."""
         return pd.DataFrame(
-            self._est.item_construct_cov[0], index=list(self.layout.columns), columns=self.constructs
+            self._est.item_construct_cov[0],
+            index=list(self.layout.columns),
+            columns=self.constructs,
         )
 
     @cached_property
@@ -270,7 +272,13 @@ class PLSResults:
         from qala.engines.plssem.bootstrap import bootstrap
 
         return bootstrap(
-            self, n_boot, seed=seed, alpha=alpha, n_jobs=n_jobs, batch_size=batch_size, bca=bca,
+            self,
+            n_boot,
+            seed=seed,
+            alpha=alpha,
+            n_jobs=n_jobs,
+            batch_size=batch_size,
+            bca=bca,
             progress=progress,
         )
 
@@ -281,7 +289,10 @@ class PLSResults:
         return pls_predict(self, folds=folds, repeats=repeats, seed=seed)
 
     def ipma(
-        self, target: str, *, scale: tuple[float, float] | dict[str, tuple[float, float]] | None = None
+        self,
+        target: str,
+        *,
+        scale: tuple[float, float] | dict[str, tuple[float, float]] | None = None,
     ) -> IPMAResults:
         """Importance–performance map; see :func:`qala.engines.plssem.ipma.ipma`."""
         from qala.engines.plssem.ipma import ipma

@@ -171,7 +171,9 @@ class ModelSpec:
                         problems.append(f"interaction `{end}` must join exactly two constructs")
                     for part in parts:
                         if part not in seen:
-                            problems.append(f"interaction `{end}` uses undefined construct `{part}`")
+                            problems.append(
+                                f"interaction `{end}` uses undefined construct `{part}`"
+                            )
                         elif part in hoc_names:
                             problems.append(
                                 f"interaction `{end}` uses higher-order construct `{part}`; "
@@ -303,15 +305,23 @@ def parse_model(text: str) -> ModelSpec:
             left, right = (s.strip() for s in line.split(op, 1))
             if not _NAME.match(left):
                 problems.append(
-                    Problem("expected one construct name before the operator", row=line_no,
-                            value=left, code="syntax")
+                    Problem(
+                        "expected one construct name before the operator",
+                        row=line_no,
+                        value=left,
+                        code="syntax",
+                    )
                 )
                 continue
             items = _split_terms(right, line_no, problems)
             if any(INTERACTION_SEPARATOR in i for i in items):
                 problems.append(
-                    Problem("interaction terms belong in `~` lines, not in a measurement model",
-                            row=line_no, value=right, code="syntax")
+                    Problem(
+                        "interaction terms belong in `~` lines, not in a measurement model",
+                        row=line_no,
+                        value=right,
+                        code="syntax",
+                    )
                 )
                 continue
             if not items:
@@ -323,8 +333,12 @@ def parse_model(text: str) -> ModelSpec:
         elif "~" in line:
             if line.count("~") != 1:
                 problems.append(
-                    Problem("expected one `~` per regression line", row=line_no, value=line,
-                            code="syntax")
+                    Problem(
+                        "expected one `~` per regression line",
+                        row=line_no,
+                        value=line,
+                        code="syntax",
+                    )
                 )
                 continue
             left, right = (s.strip() for s in line.split("~", 1))
@@ -335,15 +349,20 @@ def parse_model(text: str) -> ModelSpec:
                     path = Path(source, target)
                     if path in paths:
                         problems.append(
-                            Problem(f"path `{path.label}` is given twice", row=line_no,
-                                    code="duplicate")
+                            Problem(
+                                f"path `{path.label}` is given twice", row=line_no, code="duplicate"
+                            )
                         )
                     else:
                         paths.append(path)
         else:
             problems.append(
-                Problem("expected `=~`, `<~` or `~` in this line", row=line_no, value=line,
-                        code="syntax")
+                Problem(
+                    "expected `=~`, `<~` or `~` in this line",
+                    row=line_no,
+                    value=line,
+                    code="syntax",
+                )
             )
     if problems:
         raise ValidationError(problems, "model specification has syntax errors")
