@@ -104,7 +104,12 @@ def _results_table(
 @app.command("build")
 @reports_errors
 def build_cmd(
-    spec: Path = SpecArg,
+    spec: Path | None = typer.Argument(
+        None,
+        exists=True,
+        dir_okay=False,
+        help="Index spec (YAML or JSON). Store mode without it: the national rating's spec.",
+    ),
     data: Path | None = typer.Option(
         None,
         "--data",
@@ -155,6 +160,8 @@ def build_cmd(
             "give both --data and --meta (file mode) or neither (store mode)",
             column="--data" if data is None else "--meta",
         )
+    if spec is None:
+        raise ValidationError.single("file mode needs a SPEC file", column="SPEC")
     _, index_spec, frame, framework = _load(spec, data, meta)
     result = build_index(index_spec, frame, framework)
     payload = result.to_json_dict(decimals=decimals)

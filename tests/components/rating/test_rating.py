@@ -252,3 +252,35 @@ def test_single_industry_kind_is_read_for_the_year(context: Context) -> None:
         context.database, spec, year=2024, kind="city", replications=0, save=False
     )
     assert sorted(cities.result.scores.index) == ["pavlodar", "saran"]
+
+
+def test_national_rating_on_generated_sample(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`qala index build` with no spec and no files: the national rating with rank intervals,
+    flagged illustrative because the sample values are."""
+    from qala.cli.main import app
+    from qala.components.catalog.sample import generate_sample
+    from qala.settings import Settings
+
+    ctx = Context.from_settings(Settings(database_url=sqlite_url))
+    frame = generate_sample(years=[2024, 2025], frameworks=("kz_smart_city",))
+    import_frame(ctx.database, frame, file="test:sample", illustrative=True)
+    monkeypatch.setenv("QALA_DATABASE_URL", sqlite_url)
+    runner = CliRunner()
+    result = runner.invoke(app, ["index", "build", "--json", "-n", "30", "--no-save"])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    cities = set(frame["place"])
+    assert set(payload["ranks"]) == cities and payload["year"] == 2025
+    assert payload["illustrative"] is True and payload["replications"] == 30
+    assert payload["warnings"][0].startswith("ILLUSTRATIVE")
+    for stats in payload["rank_intervals"].values():
+        assert 1 <= stats["q05"] <= stats["median"] <= stats["q95"] <= len(cities)
+    ranks = sorted(r["kz_smart_city"] for r in payload["ranks"].values())
+    assert ranks == list(range(1, len(cities) + 1))
+    mono = runner.invoke(app, ["rating", "build", "--kind", "single_industry", "-n", "0", "--json"])
+    assert mono.exit_code == 0, mono.output
+    mono_payload = json.loads(mono.stdout)
+    assert 0 < len(mono_payload["ranks"]) < len(cities)
+    assert "temirtau" in mono_payload["ranks"] and "astana" not in mono_payload["ranks"]
