@@ -342,3 +342,38 @@ def test_indicators_from_history_and_incidents(context: Context) -> None:
     assert values["kz_sc.incidents.median_hours_to_resolve"] == 6.0
     # Three power incidents plus the air-quality incident the 170 µg/m³ reading opened.
     assert values["kz_sc.incidents.per_100000"] == pytest.approx(round(4 / people * 100_000, 3))
+
+
+def test_concurrent_batches_from_api_threads_are_serialised(context: Context) -> None:
+    """Worker threads share one runner; every reading is stored once and evaluated once."""
+    import threading
+
+    runner = RulesRunner()
+    errors: list[BaseException] = []
+
+    def post(worker: int) -> None:
+        try:
+            for batch in range(5):
+                start = T0 + batch * 10 * HOUR
+                ingest(
+                    context,
+                    _hourly(f"thr-{worker}", [20.0 + worker] * 10, start=start),
+                    runner=runner,
+                )
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=post, args=(w,)) for w in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert _count(context, Observation) == 4 * 5 * 10
+    streams = runner._loaded["air"].evaluator.state()["streams"]
+    assert sorted(s["sensor"] for s in streams) == [f"thr-{w}" for w in range(4)]
+    with context.database.session() as session:
+        row = session.get(DetectorState, "air")
+        assert row is not None
+        max_id = session.scalar(select(func.max(Observation.id)))
+        assert row.last_observation_id == max_id

@@ -15,6 +15,7 @@ stored observations after it — findings are deduplicated, so a replay never do
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -149,6 +150,9 @@ class RulesRunner:
         self.soft_state_every_s = soft_state_every_s
         self.soft = SoftState()
         self._loaded: dict[str, _Loaded] = {}
+        # API worker threads share one runner: its evaluators and soft state are used by one
+        # batch at a time (the store's locks order the batches; this guards the memory).
+        self.lock = threading.RLock()
 
     @staticmethod
     def rule_set_of(quantity: str) -> str | None:
@@ -166,12 +170,22 @@ class RulesRunner:
             row = session.scalar(
                 select(DetectorState).where(DetectorState.rule_set == name).with_for_update()
             )
-            if row is None:
-                row = DetectorState(
-                    rule_set=name, state={}, last_observation_id=0, checkpoint_observation_id=0
+            if row is None:  # first use: create it (another writer may be doing the same)
+                session.execute(
+                    _insert_ignore(session, DetectorState)
+                    .values(
+                        rule_set=name,
+                        state={},
+                        last_observation_id=0,
+                        checkpoint_observation_id=0,
+                        updated_at=datetime.now(UTC),
+                    )
+                    .on_conflict_do_nothing()
                 )
-                session.add(row)
-                session.flush()
+                row = session.scalar(
+                    select(DetectorState).where(DetectorState.rule_set == name).with_for_update()
+                )
+                assert row is not None
             rows[name] = row
         return rows
 
@@ -229,6 +243,17 @@ class RulesRunner:
         silence_at_us: int | None = None,
     ) -> list[Finding]:
         """Feed new observations ``(id, sensor, quantity, time_us, value, unit)`` in time order."""
+        with self.lock:
+            return self._evaluate(session, rows, groups=groups, silence_at_us=silence_at_us)
+
+    def _evaluate(
+        self,
+        session: Session,
+        rows: Sequence[tuple[int, str, str, int, float, str]],
+        *,
+        groups: dict[str, str],
+        silence_at_us: int | None = None,
+    ) -> list[Finding]:
         by_set: dict[str, list[tuple[int, str, str, int, float, str]]] = {}
         for row in rows:
             name = self.rule_set_of(row[2])
@@ -265,6 +290,10 @@ class RulesRunner:
 
     def flush(self, session: Session) -> list[Finding]:
         """Close every open window (end of a replay) and checkpoint."""
+        with self.lock:
+            return self._flush(session)
+
+    def _flush(self, session: Session) -> list[Finding]:
         locked = self._lock_rows(session, self.rule_sets)
         findings: list[Finding] = []
         for name, row in locked.items():
@@ -649,9 +678,29 @@ def ingest_in_session(
     started = time.perf_counter()
     now = now or datetime.now(UTC)
     report = IngestReport(received=len(readings))
+    # Lock the rule sets' state rows first, so that observation ids are assigned and evaluated
+    # in one order across concurrent writers (what the replay after a restart relies on).
+    names = {n for r in readings if (n := runner.rule_set_of(r.quantity)) in runner.rule_sets}
+    if names:
+        runner._lock_rows(session, names)
     rows = _insert_observations(session, readings, now_us())
     report.stored = len(rows)
     report.duplicates = len(readings) - len(rows)
+    with runner.lock:
+        _act_on_new_rows(session, rows, runner, now, refresh_entities, illustrative, report)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _act_on_new_rows(
+    session: Session,
+    rows: list[tuple[int, str, str, int, float, str]],
+    runner: RulesRunner,
+    now: datetime,
+    refresh_entities: bool,
+    illustrative: bool,
+    report: IngestReport,
+) -> None:
     soft = runner.soft
     if rows:
         soft.merge(rows)
@@ -670,8 +719,6 @@ def ingest_in_session(
             latest = {k: v for k, v in soft.latest.items() if k[0] in due}
             report.changed_entities = _refresh_entities(session, sensors, latest)
         soft.written(due)
-    report.seconds = time.perf_counter() - started
-    return report
 
 
 def ingest(
