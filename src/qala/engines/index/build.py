@@ -25,10 +25,10 @@ def rank_desc(values: pd.DataFrame | pd.Series) -> Any:
         ok = ~np.isnan(arr)
         out[ok] = rankdata(-arr[ok], method="min")
         return pd.Series(out, index=values.index, name=getattr(values, "name", None))
-    for j in range(arr.shape[1]):
-        col = arr[:, j]
-        ok = ~np.isnan(col)
-        out[ok, j] = rankdata(-col[ok], method="min")
+    # NaN sorts last as -inf, so it never changes another unit's rank; then it is put back
+    missing = np.isnan(arr)
+    ranks = rankdata(-np.where(missing, -np.inf, arr), method="min", axis=0)
+    out = np.where(missing, np.nan, ranks.astype(float))
     return pd.DataFrame(out, index=values.index, columns=values.columns)
 
 
@@ -288,7 +288,7 @@ def _prepare(spec: IndexSpec, data: pd.DataFrame, framework: Framework) -> _Stat
         problems.append(Problem("indicator of the structure has no data column", column=c))
     raise_if_problems(problems, "invalid index data")
     values = frame[indicators].copy()
-    non_numeric = [c for c in indicators if not pd.api.types.is_numeric_dtype(values[c])]
+    non_numeric = [c for c, kind in values.dtypes.items() if kind.kind not in "biuf"]
     if not non_numeric:
         values = values.astype(float)
     for c in non_numeric:
