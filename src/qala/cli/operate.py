@@ -113,10 +113,13 @@ def simulate_command(
             "notes": scenario.notes,
         }
     elif mqtt:
+        from qala.components.operate.ingest import register_sensors
         from qala.components.operate.mqtt import publish_readings
-        from qala.settings import Settings
 
-        settings = Settings()
+        context = open_context()  # the sensors' districts and positions, for routing and maps
+        with context.database.transaction() as session:
+            register_sensors(session, [s.record() for s in scenario.sensors])
+        settings = context.settings
         rows = frame.to_dict("records")
         messages = publish_readings(
             rows,
