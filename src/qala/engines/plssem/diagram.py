@@ -45,9 +45,9 @@ def path_diagram(results: PLSResults, boot: BootstrapResults | None = None) -> F
         columns.setdefault(depth[name], []).append(name)
     n_cols = max(columns) + 1
     n_rows = max(len(v) for v in columns.values())
-    step = 2.9
+    step = 3.6
     width = step * n_cols + 0.6
-    height = max(2.3 * n_rows, 5.0) + 3.0
+    height = max(1.7 * n_rows, 5.0) + 2.0
     fig = Figure(figsize=(width, height), dpi=110)
     ax = fig.add_axes((0.0, 0.0, 1.0, 1.0))
     ax.set_xlim(0, width)
@@ -101,7 +101,10 @@ def path_diagram(results: PLSResults, boot: BootstrapResults | None = None) -> F
             )
         )
         # label at the arc's midpoint: chord midpoint pushed out along the chord's normal
-        mx, my = (start[0] + end[0]) / 2, (start[1] + end[1]) / 2
+        # straight arrows: label 40% of the way, where converging arrows are still apart
+        share = 0.5 if rad else 0.4
+        mx = start[0] + share * (end[0] - start[0])
+        my = start[1] + share * (end[1] - start[1])
         dx, dy = end[0] - start[0], end[1] - start[1]
         mx, my = mx + 0.5 * rad * dy, my - 0.5 * rad * dx
         text = f"{results.paths[p.label]:.3f}"
