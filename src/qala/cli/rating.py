@@ -102,6 +102,7 @@ def build_from_store(
             seed=seed,
             save=save,
             progress=tick,
+            bus=context.bus,
         )
     if as_json:
         print_json(outcome.to_json_dict(decimals=decimals))

@@ -128,6 +128,29 @@ def test_hand_worked_rating_from_the_store(hand_context: Context) -> None:
         assert region[0].areas["chourabi2012.management"]["score"] == pytest.approx(100 / 3)
 
 
+def test_a_saved_rating_is_announced(hand_context: Context) -> None:
+    from qala.events import Event
+
+    seen: list[Event] = []
+    hand_context.bus.subscribe("rating.built", seen.append)
+    outcome = services.build_rating(
+        hand_context.database,
+        services.read_spec_text(HAND_SPEC),
+        replications=0,
+        bus=hand_context.bus,
+    )
+    assert [e.payload for e in seen] == [
+        {
+            "run_id": outcome.run_id,
+            "name": "hand",
+            "year": 2025,
+            "kind": None,
+            "region": None,
+            "illustrative": False,
+        }
+    ]
+
+
 def test_filters_rank_within_the_selection(hand_context: Context) -> None:
     spec = services.read_spec_text(HAND_SPEC)
     mono = services.build_rating(

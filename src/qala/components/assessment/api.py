@@ -78,7 +78,9 @@ def build_router(context: Context) -> APIRouter:
                 column="answers",
                 value=unknown,
             )
-        response_id = services.submit_readiness(database, sheet, submitted_by=user.username)
+        response_id = services.submit_readiness(
+            database, sheet, submitted_by=user.username, bus=context.bus
+        )
         return {"id": response_id, **readiness_mod.score_readiness(sheet).as_dict()}
 
     @router.get("/readiness/{place}")

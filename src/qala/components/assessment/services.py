@@ -32,6 +32,7 @@ from qala.components.catalog.models import Place
 from qala.components.catalog.services import get_place, import_frame, values_frame
 from qala.core.errors import NotFoundError, ValidationError
 from qala.engines.index import Framework, IndexSpec, framework_from_tree
+from qala.events import Event, EventBus
 from qala.store.database import Database
 
 DATA = resources.files("qala.components.assessment") / "data"
@@ -112,9 +113,12 @@ def submit_readiness(
     year: int | None = None,
     submitted_by: str | None = None,
     write_values: bool = True,
+    bus: EventBus | None = None,
 ) -> int:
     """Store a filled-in questionnaire; with ``write_values`` its mean 1–5 answers also become
-    the place's ``chourabi2012`` indicator values in the catalogue. Returns the response id."""
+    the place's ``chourabi2012`` indicator values in the catalogue; with ``bus`` it is announced
+    as ``Event("assessment.readiness_submitted", {response_id, place, year})``. Returns the
+    response id."""
     code = place or sheet.place
     when = year or sheet.year
     if code is None or when is None:
@@ -171,6 +175,13 @@ def submit_readiness(
             file=f"assessment:readiness#{response_id}",
             illustrative=sheet.illustrative,
             imported_by=submitted_by,
+        )
+    if bus is not None:
+        bus.publish(
+            Event(
+                "assessment.readiness_submitted",
+                {"response_id": response_id, "place": place_code, "year": int(when)},
+            )
         )
     return response_id
 

@@ -31,7 +31,7 @@ def _demo(context: Context) -> str:
         from qala.components.rating.services import save_spec
 
         save_spec(session, spec.text, name=spec.name)
-    outcome = build_rating(context.database, spec, spec_name=spec.name)
+    outcome = build_rating(context.database, spec, spec_name=spec.name, bus=context.bus)
     flag = " (ILLUSTRATIVE: built on generated sample values)" if outcome.illustrative else ""
     runs = outcome.uncertainty.runs if outcome.uncertainty else 0
     return (

@@ -89,6 +89,7 @@ def build_router(context: Context) -> APIRouter:
             replications=body.replications,
             seed=body.seed,
             spec_name=spec_name,
+            bus=context.bus,
         )
         return outcome.to_json_dict()
 

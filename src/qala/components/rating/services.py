@@ -40,6 +40,7 @@ from qala.engines.index import (
     run_uncertainty,
     wide_from_long,
 )
+from qala.events import Event, EventBus
 from qala.store.base import utcnow
 from qala.store.database import Database
 
@@ -430,6 +431,7 @@ def build_rating(
     save: bool = True,
     spec_name: str | None = None,
     progress: Progress | None = None,
+    bus: EventBus | None = None,
 ) -> RatingOutcome:
     """Build a rating from the store (default: the national rating) and optionally save it.
 
@@ -447,6 +449,9 @@ def build_rating(
         block; 0 = none).
     save
         Store the result with the spec text that made it (``run_id`` tells which).
+    bus
+        When given, a saved rating is announced as ``Event("rating.built", {run_id, name, year,
+        kind, region, illustrative})``.
     """
     spec_file = spec_file or national_spec()
     with database.session() as session:
@@ -476,6 +481,20 @@ def build_rating(
     if save:
         with database.transaction() as session:
             outcome.run_id = save_outcome(session, outcome, spec_name=spec_name)
+        if bus is not None:
+            bus.publish(
+                Event(
+                    "rating.built",
+                    {
+                        "run_id": outcome.run_id,
+                        "name": spec_file.name,
+                        "year": outcome.year,
+                        "kind": kind,
+                        "region": region,
+                        "illustrative": outcome.illustrative,
+                    },
+                )
+            )
     return outcome
 
 
