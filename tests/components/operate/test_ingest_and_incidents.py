@@ -284,6 +284,16 @@ def test_operator_api_requires_role_and_opens_incidents(sqlite_url: str) -> None
         headers={"Authorization": f"Bearer {operator}"},
     )
     assert ingested.json()["stored"] == 1
+    # A raw sensor gets a Device entity (current value) and a temporal history on the NGSI-LD side.
+    device = client.get("/ngsi-ld/v1/entities/urn:ngsi-ld:Device:x1").json()
+    assert device["pm25"] == {
+        "type": "Property",
+        "value": 12.5,
+        "observedAt": "2025-12-01T05:00:00Z",
+        "unitCode": "GQ",
+    }
+    history = client.get("/ngsi-ld/v1/temporal/entities/urn:ngsi-ld:Device:x1").json()
+    assert [i["value"] for i in history["pm25"]] == [12.5]
     closed = client.post(
         f"/api/v1/operate/incidents/{data['id']}/close",
         json={"reason": "resolved"},
