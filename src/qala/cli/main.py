@@ -27,6 +27,7 @@ SUBCOMMANDS: list[tuple[str, str]] = [
     ("requests", "qala.cli.requests"),
     ("index", "qala.cli.index"),
     ("pb", "qala.cli.pb"),
+    ("budget", "qala.cli.budget"),
     ("sem", "qala.cli.sem"),
     ("report", "qala.cli.report"),
     ("rating", "qala.cli.rating"),

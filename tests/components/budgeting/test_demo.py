@@ -1,0 +1,56 @@
+"""The demo loader: what `make demo` shows, and that loading twice changes nothing."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+from sqlalchemy import func, select
+
+from qala.components.budgeting.demo import DEMO_CITIZENS, FINISHED, VOTING, load_demo
+from qala.components.budgeting.iin import iin_problem
+from qala.components.budgeting.ledger import verify_ledger
+from qala.components.budgeting.models import Ballot, LedgerEntry, Voter
+from qala.components.budgeting.process import get_process
+from qala.components.budgeting.projects import list_projects
+from qala.runtime import Context
+
+DEMO_NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+
+
+def test_demo_loads_once_and_is_consistent(context: Context) -> None:
+    context.clock = lambda: DEMO_NOW
+    first = load_demo(context)
+    assert first.created == [FINISHED, VOTING]
+    assert first.ballots == 240 + 150
+    assert first.indicator_values > 0
+    with context.database.session() as session:
+        finished = get_process(session, FINISHED)
+        voting = get_process(session, VOTING)
+        assert finished.phase == "implementation"
+        assert voting.phase == "voting"
+        assert voting.ballots_cast == 150
+        # Demo citizens are registered, none has voted yet.
+        assert voting.voters_registered == 150 + len(DEMO_CITIZENS)
+        projects = list_projects(session, today=DEMO_NOW.date())
+        assert {p.origin for p in projects} == {"participatory", "city"}
+        assert any(p.status == "delivered" and p.rating is not None for p in projects)
+        assert verify_ledger(session).ok
+        counts = (
+            session.scalar(select(func.count()).select_from(Ballot)),
+            session.scalar(select(func.count()).select_from(Voter)),
+            session.scalar(select(func.count()).select_from(LedgerEntry)),
+        )
+    again = load_demo(context)
+    assert again.created == [] and again.ballots == 0
+    with context.database.session() as session:
+        assert counts == (
+            session.scalar(select(func.count()).select_from(Ballot)),
+            session.scalar(select(func.count()).select_from(Voter)),
+            session.scalar(select(func.count()).select_from(LedgerEntry)),
+        )
+
+
+def test_demo_citizens_have_valid_synthetic_iins() -> None:
+    for name, iin in DEMO_CITIZENS:
+        assert "(demo)" in name
+        assert iin_problem(iin, today=date(2026, 11, 23)) is None
