@@ -299,3 +299,74 @@ def test_paging_extension(app_factory: Any, fmt: str) -> None:
         assert [
             e.text for e in ET.fromstring(third.content).findall("request/service_request_id")
         ] == made[:1]
+
+
+ALMATY = """
+jurisdiction: {code: almaty, name: {kk: Алматы, ru: Алматы, en: Almaty}, anonymous_allowed: false}
+departments:
+  - {code: roads, name: {kk: Жолдар, ru: Дороги, en: Roads}}
+services:
+  - code: pothole
+    department: roads
+    sla_hours: 72
+    name: {kk: Шұңқыр, ru: Яма, en: Pothole}
+"""
+
+
+def test_several_cities_each_with_its_own_catalogue(app_factory: Any) -> None:
+    from qala.components.requests311.catalogue import parse_catalogue
+    from qala.components.requests311.services import load_catalogue
+
+    app, city = app_factory()
+    with city.context.database.transaction() as session:
+        load_catalogue(session, parse_catalogue(ALMATY, file="almaty.yaml"))
+    city.context.extras["requests311.catalogue_cache"].invalidate()
+    http = _client(app)
+    ambiguous = http.get("/open311/v2/services.json")
+    assert ambiguous.status_code == 400
+    assert ambiguous.json()[0]["description"].startswith(
+        "jurisdiction_id: this server serves several cities"
+    )
+    almaty = http.get(
+        "/open311/v2/services.json", params={"jurisdiction_id": "almaty", "locale": "en"}
+    ).json()
+    assert almaty == [
+        {
+            "service_code": "pothole",
+            "service_name": "Pothole",
+            "description": "",
+            "metadata": False,
+            "type": "realtime",
+            "keywords": "",
+            "group": "",
+        }
+    ]
+    assert (
+        len(http.get("/open311/v2/services.json", params={"jurisdiction_id": "astana"}).json())
+        == 13
+    )
+    # Almaty takes no anonymous reports; Astana does.
+    form = {"service_code": "pothole", "lat": "43.24", "long": "76.95", "attribute[size]": "small"}
+    assert (
+        http.post(
+            "/open311/v2/requests.json", data={**form, "jurisdiction_id": "almaty"}
+        ).status_code
+        == 403
+    )
+    made = http.post(
+        "/open311/v2/requests.json", data={**form, "jurisdiction_id": "astana"}
+    ).json()[0]
+    # A request is only visible in its own city.
+    assert (
+        http.get(
+            f"/open311/v2/requests/{made['service_request_id']}.json",
+            params={"jurisdiction_id": "almaty"},
+        ).status_code
+        == 404
+    )
+    assert (
+        http.get(
+            f"/open311/v2/tokens/{made['token']}.json", params={"jurisdiction_id": "astana"}
+        ).status_code
+        == 200
+    )
