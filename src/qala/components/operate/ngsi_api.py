@@ -15,6 +15,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
+from starlette.concurrency import run_in_threadpool
 
 from qala.components.accounts.deps import require_roles
 from qala.components.accounts.models import User
@@ -185,7 +186,9 @@ def build_router(context: Context) -> APIRouter:
     async def create(request: Request, _user: Writer) -> Response:
         body, link = await _body(request)
         data = parse_entity(body, context=link)
-        write(lambda s: entity_services.create_entity(s, data, runner=runner_for(context)))
+        await run_in_threadpool(
+            write, lambda s: entity_services.create_entity(s, data, runner=runner_for(context))
+        )
         return Response(status_code=201, headers={"Location": f"{PREFIX}/entities/{data.id}"})
 
     @router.get("/entities")
@@ -281,7 +284,9 @@ def build_router(context: Context) -> APIRouter:
         body, link = await _body(request)
         data = parse_entity(body, context=link, require_id=False, entity_id=entity_id)
         data.id = entity_id
-        write(lambda s: entity_services.replace_entity(s, data, runner=runner_for(context)))
+        await run_in_threadpool(
+            write, lambda s: entity_services.replace_entity(s, data, runner=runner_for(context))
+        )
         return Response(status_code=204)
 
     @router.patch("/entities/{entity_id}/attrs")
@@ -297,7 +302,7 @@ def build_router(context: Context) -> APIRouter:
             outcome["done"], outcome["skipped"] = done, skipped
             return result
 
-        write(action)
+        await run_in_threadpool(write, action)
         if outcome["skipped"]:
             return JSONResponse(
                 {
@@ -327,7 +332,7 @@ def build_router(context: Context) -> APIRouter:
             outcome["done"], outcome["skipped"] = done, skipped
             return result
 
-        write(action)
+        await run_in_threadpool(write, action)
         if outcome["skipped"]:
             return JSONResponse(
                 {
@@ -359,7 +364,7 @@ def build_router(context: Context) -> APIRouter:
             )
             return result
 
-        write(action)
+        await run_in_threadpool(write, action)
         return Response(status_code=204)
 
     @router.delete("/entities/{entity_id}/attrs/{attr}", status_code=204)
@@ -388,15 +393,11 @@ def build_router(context: Context) -> APIRouter:
         return body, link
 
     def _batch(
-        items: list[Any],
-        link: Any,
-        operation: Callable[[Any, Any], None],
-        *,
-        require_id: bool = True,
-    ) -> tuple[list[str], list[dict[str, Any]], entity_services.WriteResult]:
+        items: list[Any], operation: Callable[[Any, Any], None]
+    ) -> tuple[list[str], list[dict[str, Any]]]:
+        """Each item in its own transaction: one bad entity does not sink the others (207)."""
         success: list[str] = []
         errors: list[dict[str, Any]] = []
-        total = entity_services.WriteResult()
         runner = runner_for(context)
         for item in items:
             entity_id = item.get("id") if isinstance(item, dict) else item
@@ -415,7 +416,7 @@ def build_router(context: Context) -> APIRouter:
                         "error": NgsiError("BadRequestData", str(exc)).problem(),
                     }
                 )
-        return success, errors, total
+        return success, errors
 
     def _batch_answer(
         success: list[str], errors: list[dict[str, Any]], *, created: list[str] | None = None
@@ -435,7 +436,7 @@ def build_router(context: Context) -> APIRouter:
             data = parse_entity(item, context=link)
             results.append(entity_services.create_entity(session, data, runner=runner_for(context)))
 
-        success, errors, _total = _batch(items, link, operation)
+        success, errors = await run_in_threadpool(_batch, items, operation)
         _notify(results)
         if errors:
             return _batch_answer(success, errors)
@@ -455,7 +456,7 @@ def build_router(context: Context) -> APIRouter:
                 )
             )
 
-        success, errors, _total = _batch(items, link, operation)
+        success, errors = await run_in_threadpool(_batch, items, operation)
         _notify(results)
         created = [i for r in results for i in r.created]
         if errors:
@@ -475,7 +476,7 @@ def build_router(context: Context) -> APIRouter:
             )
             results.append(result)
 
-        success, errors, _total = _batch(items, link, operation)
+        success, errors = await run_in_threadpool(_batch, items, operation)
         _notify(results)
         return _batch_answer(success, errors)
 
@@ -490,7 +491,7 @@ def build_router(context: Context) -> APIRouter:
                 )
             entity_services.delete_entity(session, item)
 
-        success, errors, _total = _batch(items, None, operation)
+        success, errors = await run_in_threadpool(_batch, items, operation)
         return _batch_answer(success, errors)
 
     def _notify(results: list[entity_services.WriteResult]) -> None:
@@ -573,9 +574,12 @@ def build_router(context: Context) -> APIRouter:
     @router.post("/subscriptions", status_code=201)
     async def subscribe(request: Request, _user: Writer) -> Response:
         body, _link = await _body(request)
-        with context.database.transaction() as session:
-            record = subscription_services.create_subscription(session, body)
-            subscription_id = record.id
+
+        def store() -> str:
+            with context.database.transaction() as session:
+                return subscription_services.create_subscription(session, body).id
+
+        subscription_id = await run_in_threadpool(store)
         return Response(
             status_code=201, headers={"Location": f"{PREFIX}/subscriptions/{subscription_id}"}
         )
@@ -608,8 +612,12 @@ def build_router(context: Context) -> APIRouter:
         request: Request, subscription_id: str, _user: Writer
     ) -> Response:
         body, _link = await _body(request)
-        with context.database.transaction() as session:
-            subscription_services.update_subscription(session, subscription_id, body)
+
+        def store() -> None:
+            with context.database.transaction() as session:
+                subscription_services.update_subscription(session, subscription_id, body)
+
+        await run_in_threadpool(store)
         return Response(status_code=204)
 
     @router.delete("/subscriptions/{subscription_id}", status_code=204)
