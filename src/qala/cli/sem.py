@@ -136,7 +136,12 @@ def fit_command(
                     bar.update(task, completed=done)
 
                 boot = run_bootstrap(
-                    result, bootstrap, seed=seed, n_jobs=jobs, batch_size=250, progress=tick
+                    result,
+                    bootstrap,
+                    seed=seed,
+                    n_jobs=jobs,
+                    batch_size=max(250, bootstrap // 10),
+                    progress=tick,
                 )
     except QalaError as exc:
         _fail(str(exc), as_json)

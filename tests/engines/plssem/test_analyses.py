@@ -123,3 +123,18 @@ def test_group_column_errors() -> None:
         multigroup(SMALL_MODEL, data, "nope", permutations=5)
     out = multigroup(SMALL_MODEL, data, "g", groups=("a", "c"), permutations=5)
     assert out.sizes == (10, 10)
+
+
+# -- text and picture output --------------------------------------------------------------------
+def test_summary_and_diagram_for_a_two_stage_model() -> None:
+    from qala.engines.plssem.diagram import path_diagram_png
+
+    data = simulate(n=90, seed=12)
+    spec = "X =~ x1 + x2 + x3\nM =~ m1 + m2 + m3\nY =~ y1 + y2 + y3\nY ~ X + M + X:M\n"
+    fit = PLSSEM(spec).fit(data)
+    text = fit.summary()
+    assert "X:M -> Y" in text and "Fornell" in text and "HTMT" in text
+    boot = fit.bootstrap(30, seed=1, bca=False)
+    assert "X:M -> Y" in boot.summary()
+    png = path_diagram_png(fit, boot)
+    assert png.startswith(b"\x89PNG")
