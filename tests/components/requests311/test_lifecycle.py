@@ -226,3 +226,22 @@ def test_cities_may_refuse_anonymous_reports(city: City) -> None:
         pytest.raises(PermissionDeniedError, match="api_key"),
     ):
         submit_request(session, closed_city, NewRequest("heating", lat=51.1, lon=71.4), now=NOW)
+
+
+def test_escalation_timer_scans_every_city_repeatedly(city: City) -> None:
+    import time as wallclock
+
+    from qala.components.requests311.escalation import EscalationTimer
+
+    heating = int(city.submit("heating").service_request_id)
+    city.clock.advance(hours=25)
+    seen: list[dict[str, list[tuple[int, int]]]] = []
+    timer = EscalationTimer(city.context, interval=0.05, on_scan=seen.append).start()
+    deadline = wallclock.monotonic() + 10
+    while len(seen) < 3 and wallclock.monotonic() < deadline:
+        wallclock.sleep(0.02)
+    timer.stop()
+    assert seen[0] == {"astana": [(heating, 1)]}
+    assert all(scan == {"astana": []} for scan in seen[1:3])  # idempotent between scans
+    with pytest.raises(ValueError):
+        EscalationTimer(city.context, interval=0)
