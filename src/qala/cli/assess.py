@@ -48,6 +48,50 @@ def _read_sheet(path: Path) -> readiness_mod.AnswerSheet:
     return readiness_mod.parse_answers(text, file=str(path), file_format=kind)
 
 
+def _read_goals(path: Path | None) -> dict[str, float] | None:
+    """User goals: CSV ``indicator,target`` or YAML ``{indicator: target}``."""
+    if path is None:
+        return None
+    text = path.read_text(encoding="utf-8")
+    if path.suffix.lower() == ".csv":
+        import io
+
+        import pandas as pd
+
+        frame = pd.read_csv(io.StringIO(text))
+        if not {"indicator", "target"} <= set(frame.columns):
+            raise ValidationError.single(
+                "goals CSV needs columns indicator, target", file=str(path), column="indicator"
+            )
+        pairs: list[tuple[Any, Any]] = list(zip(frame["indicator"], frame["target"], strict=True))
+    else:
+        import yaml
+
+        raw = yaml.safe_load(text) or {}
+        if not isinstance(raw, dict):
+            raise ValidationError.single("goals YAML must map indicator → target", file=str(path))
+        pairs = list(raw.items())
+    goals: dict[str, float] = {}
+    for row, (indicator, target) in enumerate(pairs, start=2):
+        try:
+            goals[str(indicator)] = float(target)
+        except (TypeError, ValueError):
+            raise ValidationError.single(
+                "target must be a number", file=str(path), row=row, column="target", value=target
+            ) from None
+    return goals
+
+
+GoalsOpt = typer.Option(
+    None,
+    "--goals",
+    exists=True,
+    dir_okay=False,
+    help="Your targets: CSV indicator,target or YAML {indicator: target}; they win over norms "
+    "and the peer median.",
+)
+
+
 def print_assessment(a: services.PlaceAssessment, *, mentors_per_area: int = 3) -> None:
     name = a.names.get("en", a.place)
     kind = "single-industry town" if a.single_industry else "city"
@@ -182,6 +226,7 @@ def city_cmd(
         help="Readiness answers (YAML or CSV); default: stored questionnaire, else catalogue values.",
     ),
     budget: float = typer.Option(services.DEFAULT_BUDGET, help="Roadmap budget, million KZT."),
+    goals: Path | None = GoalsOpt,
     mentors: int = typer.Option(3, help="Mentors per weak area."),
     roadmap_out: Path | None = typer.Option(
         None, "--roadmap-out", help="Write the whole roadmap (CSV, or JSON by extension)."
@@ -192,7 +237,13 @@ def city_cmd(
     context = open_context()
     sheet = _read_sheet(answers) if answers is not None else None
     result = services.assess_place(
-        context.database, place, year=year, sheet=sheet, budget=budget, n_mentors=mentors
+        context.database,
+        place,
+        year=year,
+        sheet=sheet,
+        budget=budget,
+        goals=_read_goals(goals),
+        n_mentors=mentors,
     )
     if roadmap_out is not None:
         text = (
@@ -205,6 +256,42 @@ def city_cmd(
     print_assessment(result, mentors_per_area=mentors)
     if roadmap_out is not None:
         console.print(f"wrote {roadmap_out}", highlight=False)
+
+
+@app.command("gaps")
+@reports_errors
+def gaps_cmd(
+    place: str = typer.Argument(..., help="Place code or name."),
+    year: int | None = typer.Option(None),
+    goals: Path | None = GoalsOpt,
+    top: int = typer.Option(15, help="Largest gaps to show."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Gap analysis: value, target (your goal, national norm or peer median), shortfall."""
+    context = open_context()
+    result = services.assess_place(context.database, place, year=year, goals=_read_goals(goals))
+    open_gaps = [g for g in result.gaps if g.points > 0]
+    if as_json:
+        print_json([g.__dict__ for g in open_gaps])
+        return
+    from qala.components.catalog.frameworks import load_catalogue
+
+    catalogue = load_catalogue()
+    table = Table(
+        title=f"Largest gaps of {result.names['en']} {result.year} ({len(open_gaps)} open)"
+    )
+    for col in ("indicator", "value", "target", "from", "shortfall", "gap points"):
+        table.add_column(col, justify="left" if col in ("indicator", "from") else "right")
+    for g in open_gaps[:top]:
+        table.add_row(
+            catalogue.indicators[g.indicator].name("en"),
+            _f(g.value, 1),
+            _f(g.target, 1),
+            g.target_source,
+            f"{g.shortfall:.3g}",
+            f"{g.points:.1f}",
+        )
+    console.print(table)
 
 
 @app.command("stakeholders")

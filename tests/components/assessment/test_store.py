@@ -4,6 +4,7 @@ generated sample data with a hand-made imbalance, the API and the CLI."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -91,7 +92,9 @@ def test_assessment_of_a_town_with_systems_but_no_services(sample_context: Conte
     json.dumps(a.as_dict(), default=str)  # serialisable for the API
 
 
-def test_api_and_cli(sample_context: Context, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_api_and_cli(
+    sample_context: Context, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     from qala.api.app import create_app
     from qala.cli.main import app
     from qala.components.accounts.services import create_user, issue_token
@@ -147,6 +150,16 @@ def test_api_and_cli(sample_context: Context, monkeypatch: pytest.MonkeyPatch) -
     payload = json.loads(groups.stdout)
     assert set(payload["priorities"]) == {"officials", "businesses", "residents"}
     assert payload["illustrative"] is True
+    goals = tmp_path / "goals.csv"
+    goals.write_text("indicator,target\niso37120.5.1,0\n", encoding="utf-8")
+    gaps = runner.invoke(app, ["assess", "gaps", "temirtau", "--goals", str(goals), "--json"])
+    assert gaps.exit_code == 0, gaps.output
+    unemployment = next(g for g in json.loads(gaps.stdout) if g["indicator"] == "iso37120.5.1")
+    assert unemployment["target"] == 0.0 and unemployment["target_source"] == "user goal"
+    assert unemployment["shortfall"] == pytest.approx(unemployment["value"])  # lower is better
+    goals.write_text("indicator,target\niso37120.5.1,lots\n", encoding="utf-8")
+    bad = runner.invoke(app, ["assess", "gaps", "temirtau", "--goals", str(goals)])
+    assert bad.exit_code == 2
     template = runner.invoke(app, ["assess", "questionnaire", "--lang", "kk"])
     assert template.exit_code == 0 and "chourabi2012.people.digital_divide" in template.stdout
     ranks = pd.DataFrame(payload["ranks"])
