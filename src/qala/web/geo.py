@@ -259,6 +259,6 @@ def local_map_svg(
         f'<rect class="local-bg" width="{view.width:.0f}" height="{view.height:.0f}"/>'
         + _graticule(view, 0.05)
         + _points(view, points)
-        + '<g class="pick-marker" hidden><circle r="9"/><circle r="3"/></g>'
+        + '<g class="pick-marker" display="none"><circle r="9"/><circle r="3"/></g>'
         + "</svg>"
     )

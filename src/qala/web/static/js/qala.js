@@ -40,7 +40,7 @@
         var lon = lonMin + x / unit / kx, lat = latMax - y / unit;
         if (latField) latField.value = lat.toFixed(6);
         if (lonField) lonField.value = lon.toFixed(6);
-        marker.removeAttribute("hidden");
+        marker.removeAttribute("display");
         marker.setAttribute("transform", "translate(" + x.toFixed(1) + "," + y.toFixed(1) + ")");
         var status = document.getElementById("pick-status");
         if (status) status.textContent = lat.toFixed(5) + ", " + lon.toFixed(5);
@@ -66,7 +66,7 @@
         var x = (lon - lonMin) * kx * unit, y = (latMax - lat) * unit;
         if (x >= 0 && y >= 0 && x <= vb.width && y <= vb.height) {
           current = { x: x, y: y };
-          marker.removeAttribute("hidden");
+          marker.removeAttribute("display");
           marker.setAttribute("transform", "translate(" + x.toFixed(1) + "," + y.toFixed(1) + ")");
         }
       }

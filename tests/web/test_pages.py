@@ -1,0 +1,258 @@
+"""The dashboard's pages through the ASGI app: access by role, CSRF, languages, the request form,
+the import report and the reports (PDF checked by rendering its first page with pdftoppm)."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from tests.web.conftest import load_small_demo
+
+from qala.runtime import Context
+from qala.settings import Settings
+
+
+@pytest.fixture(scope="module")
+def site(
+    sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Context, object]]:
+    from qala.api.app import create_app
+
+    folder = tmp_path_factory.mktemp("pages")
+    shutil.copy(sqlite_template, folder / "qala.sqlite")
+    settings = Settings(database_url=f"sqlite:///{folder / 'qala.sqlite'}", secret_key="pages")
+    context = Context.from_settings(settings)
+    app = create_app(settings, context=context)
+    load_small_demo(context, replications=5)
+    yield context, app
+    context.database.dispose()
+
+
+def client_for(site: tuple[Context, object], **headers: str) -> TestClient:
+    wanted = {"accept": "text/html", "accept-language": "en", **headers}
+    return TestClient(site[1], headers=wanted, follow_redirects=False)  # type: ignore[arg-type]
+
+
+def csrf(html: str) -> str:
+    found = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert found, "form without a CSRF token"
+    return found.group(1)
+
+
+def signed_in(site: tuple[Context, object], username: str) -> TestClient:
+    client = client_for(site)
+    page = client.get("/login")
+    answer = client.post(
+        "/login",
+        data={
+            "username": username,
+            "password": f"{username}-demo-2026",
+            "csrf_token": csrf(page.text),
+            "next": "/",
+        },
+    )
+    assert answer.status_code == 303, answer.text[:300]
+    return client
+
+
+PUBLIC = [
+    "/",
+    "/rating",
+    "/rating?kind=single_industry",
+    "/rating?region=karaganda-region",
+    "/cities/astana",
+    "/cities/temirtau",
+    "/indicators",
+    "/indicators?framework=kz_smart_city",
+    "/indicators?category=participation&q=budget",
+    "/indicators/kz_sc.requests.median_hours_to_close",
+    "/map",
+    "/map?show=monotowns",
+    "/requests/new",
+    "/requests/follow",
+    "/login",
+    "/register",
+]
+
+
+@pytest.mark.parametrize("path", PUBLIC)
+def test_public_pages_render_for_everyone(site: tuple[Context, object], path: str) -> None:
+    answer = client_for(site).get(path)
+    assert answer.status_code == 200, answer.text[:500]
+    assert answer.headers["content-type"].startswith("text/html")
+    assert '<main id="main"' in answer.text
+
+
+def test_openapi_stays_json(site: tuple[Context, object]) -> None:
+    answer = TestClient(site[1]).get("/openapi.json")  # type: ignore[arg-type]
+    assert answer.status_code == 200 and answer.json()["info"]["title"] == "Qala"
+
+
+@pytest.mark.parametrize(
+    ("path", "anonymous", "citizen", "operator", "analyst"),
+    [
+        ("/operator", 303, 403, 200, 403),
+        ("/admin", 303, 403, 403, 200),
+        ("/operator/live", 303, 403, 200, 403),
+    ],
+)
+def test_each_staff_page_checks_the_role(
+    site: tuple[Context, object],
+    path: str,
+    anonymous: int,
+    citizen: int,
+    operator: int,
+    analyst: int,
+) -> None:
+    first = client_for(site).get(path)
+    assert first.status_code == anonymous
+    assert first.headers["location"] == f"/login?next={path}"
+    for username, expected in (
+        ("citizen", citizen),
+        ("operator", operator),
+        ("analyst", analyst),
+        ("admin", 200),
+    ):
+        assert signed_in(site, username).get(path).status_code == expected, username
+
+
+def test_sign_in_rejects_wrong_passwords_and_missing_tokens(site: tuple[Context, object]) -> None:
+    client = client_for(site)
+    token = csrf(client.get("/login").text)
+    wrong = client.post(
+        "/login", data={"username": "admin", "password": "nope-nope", "csrf_token": token}
+    )
+    assert wrong.status_code == 400 and "Wrong username or password" in wrong.text
+    fresh = client_for(site)
+    forged = fresh.post(
+        "/login", data={"username": "admin", "password": "admin-demo-2026", "csrf_token": "x"}
+    )
+    assert forged.status_code == 400 and "qala_session" not in forged.cookies
+
+
+def test_signed_in_forms_need_the_session_csrf_token(site: tuple[Context, object]) -> None:
+    client = signed_in(site, "citizen")
+    assert client.post("/logout", data={}).status_code == 403
+    token = csrf(client.get("/").text)
+    assert client.post("/logout", data={"csrf_token": token}).status_code == 303
+    assert client.get("/operator").status_code == 303  # signed out again
+
+
+def test_redirect_after_sign_in_stays_on_this_site(site: tuple[Context, object]) -> None:
+    client = client_for(site)
+    token = csrf(client.get("/login").text)
+    answer = client.post(
+        "/login",
+        data={
+            "username": "admin",
+            "password": "admin-demo-2026",
+            "csrf_token": token,
+            "next": "//evil.example/",
+        },
+    )
+    assert answer.headers["location"] == "/"
+
+
+def test_language_from_query_cookie_and_browser(site: tuple[Context, object]) -> None:
+    client = client_for(site, **{"accept-language": "ru-RU,ru;q=0.9,en;q=0.5"})
+    assert '<html lang="ru">' in client.get("/rating").text
+    answer = client.get("/rating?lang=kk")
+    assert '<html lang="kk">' in answer.text and "Smart City ұлттық рейтингі" in answer.text
+    assert answer.cookies.get("qala_lang") == "kk"
+    assert '<html lang="kk">' in client.get("/map").text  # remembered
+    english = client_for(site, **{"accept-language": "en"}).get("/cities/oskemen")
+    assert "<h1>Oskemen</h1>" in english.text
+    russian = client_for(site).get("/cities/oskemen?lang=ru")
+    assert "<h1>Усть-Каменогорск</h1>" in russian.text
+
+
+def test_a_request_filed_on_the_form_reaches_the_operator(site: tuple[Context, object]) -> None:
+    citizen = client_for(site)
+    form = citizen.get("/requests/new").text
+    answer = citizen.post(
+        "/requests/new",
+        data={
+            "csrf_token": csrf(form),
+            "city": "astana",
+            "service_code": "street_light",
+            "description": "Three lamps dark on Turan avenue (pages test)",
+            "lat": "51.1201",
+            "long": "71.4302",
+        },
+    )
+    assert answer.status_code == 303, answer.text[:800]
+    follow_url = answer.headers["location"]
+    followed = citizen.get(follow_url)
+    assert "Three lamps dark" in followed.text
+    request_id = re.search(r'id="request-id">(\d+)<', followed.text)
+    assert request_id
+    board = signed_in(site, "operator").get("/operator/live?sort=newest").text
+    assert f'id="request-{request_id.group(1)}"' in board
+
+
+def test_request_form_lists_every_problem_by_field(site: tuple[Context, object]) -> None:
+    client = client_for(site)
+    form = client.get("/requests/new").text
+    answer = client.post(
+        "/requests/new", data={"csrf_token": csrf(form), "service_code": "", "lat": "95"}
+    )
+    assert answer.status_code == 422
+    assert "<code>service_code</code>" in answer.text and "<code>long</code>" in answer.text
+
+
+def test_import_check_reports_rows_and_writes_nothing(
+    site: tuple[Context, object], tmp_path: Path
+) -> None:
+    client = signed_in(site, "analyst")
+    token = csrf(client.get("/admin").text)
+    text = (
+        "place,indicator,year,value,source\n"
+        "astana,kz_sc.requests.median_hours_to_close,2025,12.5,akimat\n"
+        "atlantis,kz_sc.requests.median_hours_to_close,2025,3,akimat\n"
+    )
+    answer = client.post(
+        "/admin/import",
+        data={"csrf_token": token, "mode": "check"},
+        files={"file": ("astana.csv", text.encode(), "text/csv")},
+    )
+    alert = re.search(r'role="alert">([^<]*)<', answer.text)
+    assert answer.status_code == 200, alert.group(1) if alert else answer.text[:500]
+    assert 'id="report-problems"' in answer.text and "atlantis" in answer.text
+    assert 'id="import-outcome"' in answer.text
+
+
+def test_city_report_pdf_renders(site: tuple[Context, object], tmp_path: Path) -> None:
+    answer = client_for(site).get("/reports/city/astana.pdf?lang=ru")
+    assert answer.status_code == 200 and answer.content.startswith(b"%PDF")
+    if shutil.which("pdftoppm") is None:
+        pytest.skip("pdftoppm (poppler-utils) is not installed")
+    pdf = tmp_path / "city.pdf"
+    pdf.write_bytes(answer.content)
+    subprocess.run(
+        ["pdftoppm", "-r", "40", "-png", "-f", "1", "-l", "2", str(pdf), str(tmp_path / "page")],
+        check=True,
+    )
+    pages = sorted(tmp_path.glob("page-*.png"))
+    assert len(pages) == 2
+    from matplotlib.image import imread
+
+    image = imread(pages[0])
+    assert image.shape[0] > image.shape[1] > 200  # A4 portrait
+    assert (image[..., :3].mean(axis=2) < 0.5).mean() > 0.005  # text and plots, not a blank page
+
+
+def test_rating_report_html_has_the_table_and_the_annex(site: tuple[Context, object]) -> None:
+    answer = client_for(site).get("/reports/rating.html")
+    assert answer.status_code == 200
+    assert "National Smart City rating" in answer.text and "Method annex" in answer.text
+    assert answer.text.count("<tr>") > 40
+
+
+def test_unknown_city_is_a_404_page(site: tuple[Context, object]) -> None:
+    answer = client_for(site).get("/cities/atlantis")
+    assert answer.status_code == 404 and "Page not found" in answer.text
