@@ -190,3 +190,21 @@ def test_official_rule_names() -> None:
     )
     with pytest.raises(SpecificationError, match="not one Qala knows"):
         official_rule({"rule": "borda"})
+
+
+def test_comparison_step_with_greedy() -> None:
+    # Budget 10, four voters (2.5 each). A (6) and C (4) approved by voters 1-3, B (4) by voter 4.
+    # Greedy: A, then C (3 votes each) = 10. MES: A at rho 1/3 (2 each), then nothing is
+    # affordable. Voters 1-3 approve 2 greedy winners but 1 MES winner, so greedy wins 3 to 0 on
+    # satisfaction; on exclusion nobody prefers either (all of 1-3 have a winner in both).
+    instance = make_instance({"A": 6, "B": 4, "C": 4}, 10)
+    profile = approval_profile([["A", "C"], ["A", "C"], ["A", "C"], ["B"]])
+    assert method_of_equal_shares(instance, profile).selected == ["A"]
+    by_satisfaction = method_of_equal_shares(instance, profile, comparison="satisfaction")
+    assert by_satisfaction.selected == ["A", "C"]
+    assert by_satisfaction.details["prefers_greedy"] == 3
+    assert by_satisfaction.details["prefers_mes"] == 0
+    assert by_satisfaction.explanations["C"].selected
+    by_exclusion = method_of_equal_shares(instance, profile, comparison="exclusion")
+    assert by_exclusion.selected == ["A"]
+    assert by_exclusion.details["prefers_greedy"] == by_exclusion.details["prefers_mes"] == 0
