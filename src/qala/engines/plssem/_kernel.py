@@ -164,31 +164,44 @@ def iterate(
     weights = np.broadcast_to(mask, (b, q, k_count)).copy()
     iterations = np.zeros(b, dtype=np.int64)
     converged = np.zeros(b, dtype=bool)
-    active = np.flatnonzero(np.isfinite(s).all(axis=(1, 2)))
     mode_b_blocks = [(k, layout.items_of(k)) for k in range(k_count) if layout.mode_b[k]]
+    # Working set: members still iterating plus, until the next compaction, finished ones whose
+    # weights are frozen (compacting only when most have finished avoids copying S each step).
+    work = np.flatnonzero(np.isfinite(s).all(axis=(1, 2)))
+    sa = s[work]
+    wa = weights[work]
+    sw = sa @ wa
+    frozen = np.zeros(work.size, dtype=bool)
     for it in range(1, max_iter + 1):
-        if active.size == 0:
+        if work.size == 0 or frozen.all():
             break
-        sa = s[active]
-        wa = weights[active]
-        sw = sa @ wa
-        cov = np.swapaxes(wa, 1, 2) @ sw
-        sd = np.sqrt(np.diagonal(cov, axis1=1, axis2=2))
-        with np.errstate(divide="ignore", invalid="ignore"):
+        if frozen.mean() > 0.5:
+            weights[work[frozen]] = wa[frozen]
+            keep = ~frozen
+            work, sa, wa, sw, frozen = work[keep], sa[keep], wa[keep], sw[keep], frozen[keep]
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            cov = np.swapaxes(wa, 1, 2) @ sw
+            sd = np.sqrt(np.diagonal(cov, axis1=1, axis2=2))
             r = cov / (sd[:, :, None] * sd[:, None, :])
             e = inner_weights(r, layout, scheme)
             item_proxy = (sw / sd[:, None, :]) @ e
-        new = item_proxy * mask
-        for k, items in mode_b_blocks:
-            new[:, items, k] = batched_solve(sa[:, items][:, :, items], item_proxy[:, items, k])
-        new = _normalise(sa, new)
-        diff = np.abs(new - wa).sum(axis=(1, 2))
-        weights[active] = new
-        iterations[active] = it
+            new = item_proxy * mask
+            for k, items in mode_b_blocks:
+                new[:, items, k] = batched_solve(sa[:, items][:, :, items], item_proxy[:, items, k])
+            s_new = sa @ new
+            scale = 1.0 / np.sqrt((new * s_new).sum(axis=1))[:, None, :]
+            new = new * scale
+            s_new = s_new * scale
+            diff = np.abs(new - wa).sum(axis=(1, 2))
+        live = ~frozen
+        wa = np.where(live[:, None, None], new, wa)
+        sw = np.where(live[:, None, None], s_new, sw)
+        iterations[work[live]] = it
         finite = np.isfinite(diff)
-        done = (diff < tol) | ~finite
-        converged[active[done & finite]] = True
-        active = active[~done]
+        done = live & ((diff < tol) | ~finite)
+        converged[work[done & finite]] = True
+        frozen |= done
+    weights[work] = wa
     return IterationResult(weights, iterations, converged)
 
 
