@@ -130,6 +130,12 @@ def solve_command(
             f"{len(outcome.selected)} projects, cost {float(outcome.cost):,.0f} of "
             f"{float(outcome.budget_limit):,.0f} ({seconds:.3f} s)"
         )
+        share = outcome.details.get("budget_per_voter")
+        if rule == "mes" and share is not None and len(election.profile):
+            fair = election.instance.budget_limit / len(election.profile)
+            steps = outcome.details.get("add1_steps")
+            raised = f", raised by Add1 from {float(fair):,.2f} in {steps} runs" if steps else ""
+            console.print(f"each voter's share: {float(share):,.2f}{raised}")
         return
     for pid in outcome.selected:
         typer.echo(pid)
