@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -131,7 +132,7 @@ def solve_command(
             f"{float(outcome.budget_limit):,.0f} ({seconds:.3f} s)"
         )
         share = outcome.details.get("budget_per_voter")
-        if rule == "mes" and share is not None and len(election.profile):
+        if rule == "mes" and isinstance(share, Fraction) and len(election.profile):
             fair = election.instance.budget_limit / len(election.profile)
             steps = outcome.details.get("add1_steps")
             raised = f", raised by Add1 from {float(fair):,.2f} in {steps} runs" if steps else ""
