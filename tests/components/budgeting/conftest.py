@@ -38,9 +38,11 @@ class Clock:
         self.now = moment
 
 
-def iin(serial: int, *, born: date = date(1990, 5, 17), sex: str = "female") -> str:
-    """A synthetic, check-digit-correct IIN (not a real person's)."""
-    return make_iin(born, sex=sex, serial=serial)
+def iin(number: int, *, born: date = date(1960, 1, 1), sex: str = "female") -> str:
+    """A synthetic, check-digit-correct IIN (not a real person's), distinct for each ``number``:
+    the date of birth moves by ``number`` days (serials alone could repeat, since ``make_iin``
+    skips serials without a check digit)."""
+    return make_iin(born + timedelta(days=number), sex=sex, serial=1)
 
 
 @dataclass

@@ -281,10 +281,10 @@ def _check_new_process(session: Session, new: NewProcess) -> tuple[list[Problem]
         ("voting_open_at", new.voting_open_at),
         ("voting_close_at", new.voting_close_at),
     ]
-    for name, moment in calendar:
-        if moment.tzinfo is None:
-            problems.append(Problem("give a time zone (e.g. +05:00 for Astana)", column=name))
-    if not problems:
+    naive = [name for name, moment in calendar if moment.tzinfo is None]
+    for name in naive:
+        problems.append(Problem("give a time zone (e.g. +05:00 for Astana)", column=name))
+    if not naive:
         for (first, a), (second, b) in itertools.pairwise(calendar):
             strict = first in ("proposals_open_at", "voting_open_at")
             if (a >= b) if strict else (a > b):
