@@ -21,6 +21,7 @@ from qala.components.requests311.services import (
     JurisdictionInfo,
     NewRequest,
     Requests,
+    escalate_overdue,
     load_catalogue,
     submit_request,
 )
@@ -97,12 +98,19 @@ def generate_requests(
         [3.0 if c in ("heating", "snow_removal", "waste_collection") else 1.0 for c in codes]
     )
     weights /= weights.sum()
-    moments = sorted(DEMO_START + timedelta(seconds=float(s)) for s in rng.uniform(0, span, count))
+    # Most requests are history; the last few days' stay unclosed so the queues have work.
+    backlog = max(1, count // 20)
+    history = sorted(
+        DEMO_START + timedelta(seconds=float(s))
+        for s in rng.uniform(0, span - 10 * 86400, count - backlog)
+    )
+    recent = sorted(now - timedelta(seconds=float(s)) for s in rng.uniform(0, 10 * 86400, backlog))
+    moments = [(m, False) for m in history] + [(m, True) for m in sorted(recent)]
     districts = [d for d in jurisdiction.districts if d.get("lat") is not None]
     created = 0
     with context.database.transaction() as session:
         recent_ids: list[int] = []
-        for moment in moments:
+        for moment, unclosed in moments:
             code = str(rng.choice(codes, p=weights))
             district = districts[int(rng.integers(len(districts)))]
             new = NewRequest(
@@ -118,6 +126,19 @@ def generate_requests(
             sla = jurisdiction.services[code].sla_hours
             # Hours to close: lognormal around 60 % of the SLA, so roughly a quarter are late.
             hours = float(rng.lognormal(np.log(0.6 * sla), 0.6))
+            if unclosed:
+                stage = int(rng.integers(3))  # 0 open, 1 acknowledged, 2 in progress
+                staff = Requests(
+                    session,
+                    jurisdiction,
+                    actor="operator",
+                    now=min(now, moment + timedelta(hours=1)),
+                )
+                if stage == 1:
+                    staff.acknowledge(request_id, note="Заявка принята. (illustrative)")
+                elif stage == 2:
+                    staff.start(request_id, note="Бригада на месте. (illustrative)")
+                continue
             if recent_ids and rng.random() < 0.04:
                 original = recent_ids[
                     int(rng.integers(max(0, len(recent_ids) - 5), len(recent_ids)))
@@ -154,6 +175,7 @@ def generate_requests(
                             Requests(session, jurisdiction, actor="operator", now=again).close(
                                 request_id, reason="resolved"
                             )
+        escalate_overdue(session, jurisdiction, now=now)
     return created
 
 
