@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import event, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -165,8 +165,15 @@ class RulesRunner:
         self.soft = SoftState()
 
     def _lock_rows(self, session: Session, names: Iterable[str]) -> dict[str, DetectorState]:
+        """Lock (``SELECT … FOR UPDATE``) and return the state rows; once per transaction."""
+        # Locks last until the transaction ends: remember them per transaction, not per session.
+        key = ("operate_locked_state", id(session.get_transaction()))
+        held: dict[str, DetectorState] = session.info.setdefault(key, {})
         rows: dict[str, DetectorState] = {}
         for name in sorted(names):
+            if name in held:
+                rows[name] = held[name]
+                continue
             row = session.scalar(
                 select(DetectorState).where(DetectorState.rule_set == name).with_for_update()
             )
@@ -186,7 +193,7 @@ class RulesRunner:
                     select(DetectorState).where(DetectorState.rule_set == name).with_for_update()
                 )
                 assert row is not None
-            rows[name] = row
+            rows[name] = held[name] = row
         return rows
 
     def _evaluator(
@@ -325,11 +332,19 @@ def _insert_observations(
     connection = session.connection()
     if connection.dialect.name == "postgresql":
         raw = connection.connection.driver_connection
+        pooled_info = connection.connection.info  # lives as long as the database connection
         with raw.cursor() as cursor:  # type: ignore[union-attr]
-            cursor.execute(
-                "CREATE TEMP TABLE IF NOT EXISTS operate_incoming (seq integer, sensor text, quantity text, "
-                "time_us bigint, value double precision, unit text, message_id text) ON COMMIT DELETE ROWS"
-            )
+            if not pooled_info.get("operate_incoming"):
+                cursor.execute(
+                    "CREATE TEMP TABLE IF NOT EXISTS operate_incoming (seq integer, sensor text, "
+                    "quantity text, time_us bigint, value double precision, unit text, "
+                    "message_id text) ON COMMIT DELETE ROWS"
+                )
+
+                def created(_session: Session) -> None:  # a rolled-back CREATE leaves no table
+                    pooled_info["operate_incoming"] = True
+
+                event.listen(session, "after_commit", created, once=True)
             with cursor.copy(
                 "COPY operate_incoming (seq, sensor, quantity, time_us, value, unit, message_id) FROM STDIN"
             ) as copy:
