@@ -39,7 +39,7 @@ def counts(context: Context) -> tuple[int, int]:
 def test_double_voting_is_rejected_and_revision_needs_the_receipt(town: Town) -> None:
     town.voting_with(COSTS)
     first = town.vote(iin(1), ["P01", "P02"])
-    with pytest.raises(ConflictError, match="already voted in `astana-2026`.*receipt"):
+    with pytest.raises(ConflictError, match=r"already voted in `astana-2026`.*receipt"):
         town.vote(iin(1), ["P03"])
     with pytest.raises(ConflictError, match="already voted"):
         town.vote(" ".join([iin(1)[:6], iin(1)[6:]]), ["P03"])  # same IIN, typed with a space
