@@ -24,7 +24,7 @@ from qala.engines.pb.model import Instance, Profile
 from qala.engines.pb.outcome import Explanation, Outcome, finish
 from qala.engines.pb.utilities import Scoring, Supports, Utility, build_supports
 
-DP_CELLS = 30_000_000
+DP_CELLS = 1_000_000
 """Largest items × (capacity + 1) table solved by dynamic programming."""
 
 MAX_NODES = 20_000_000
