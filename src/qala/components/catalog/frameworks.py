@@ -307,7 +307,9 @@ def _parse_framework(
             and all(isinstance(x, int | float) and not isinstance(x, bool) for x in typical)
             and typical[0] < typical[1]
         ):
-            checker.fail(file, f"{path}.typical", "expected [low, high] with low below high", typical)
+            checker.fail(
+                file, f"{path}.typical", "expected [low, high] with low below high", typical
+            )
             typical = None
         indicators[indicator_id] = IndicatorDef(
             id=indicator_id,
