@@ -28,6 +28,7 @@ import io
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from functools import lru_cache
 from importlib import resources
 from typing import Any
 
@@ -192,8 +193,10 @@ def parse_actions(
     return ActionCatalogue(actions, classes)
 
 
+@lru_cache(maxsize=1)
 def load_actions() -> ActionCatalogue:
-    """The action catalogue shipped with Qala (indicators checked against the catalogue)."""
+    """The action catalogue shipped with Qala (indicators checked against the catalogue; cached:
+    the file is part of the installed package)."""
     from qala.components.catalog.frameworks import load_catalogue
 
     text = (resources.files("qala.components.assessment") / "data" / "actions.yaml").read_text(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from importlib import resources
 from typing import Any
 
@@ -56,7 +57,18 @@ class Method:
 
 def national_method(text: str | None = None) -> Method:
     """The national rating's method: its spec file (read as package data) and the catalogue
-    framework it names."""
+    framework it names; or the method of the spec ``text`` given."""
+    if text is None:
+        return _shipped_method()
+    return _method_of(text)
+
+
+@lru_cache(maxsize=1)
+def _shipped_method() -> Method:
+    return _method_of(None)
+
+
+def _method_of(text: str | None) -> Method:
     if text is None:
         try:
             text = (
