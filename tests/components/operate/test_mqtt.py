@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -95,14 +96,14 @@ def test_ingests_from_broker_idempotently(context: Context) -> None:
 
 @pytest.mark.slow
 def test_no_acknowledged_observation_is_lost_when_the_ingester_is_killed(
-    sqlite_url: str, tmp_path: Path
+    database_url: str, tmp_path: Path
 ) -> None:
     """kill -9 the ingester mid-stream, restart it with the same client id: every reading arrives once."""
     from qala.settings import Settings
 
     prefix = f"k{uuid.uuid4().hex[:8]}"
     client_id = f"qala-kill-{prefix}"
-    env = {**os.environ, "QALA_DATABASE_URL": sqlite_url, "QALA_MQTT_TOPIC_PREFIX": prefix}
+    env = {**os.environ, "QALA_DATABASE_URL": database_url, "QALA_MQTT_TOPIC_PREFIX": prefix}
     command = [
         sys.executable,
         "-m",
@@ -114,7 +115,7 @@ def test_no_acknowledged_observation_is_lost_when_the_ingester_is_killed(
         "--batch",
         "200",
     ]
-    context = Context.from_settings(Settings(database_url=sqlite_url))
+    context = Context.from_settings(Settings(database_url=database_url))
     log = (tmp_path / "ingester.log").open("w")
     first = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
@@ -126,12 +127,18 @@ def test_no_acknowledged_observation_is_lost_when_the_ingester_is_killed(
             30,
         )
         rows = _readings(prefix, sensors=5, per_sensor=400)
-        publish_readings(rows, topic_prefix=prefix, per_message=4)
+        # 500 messages (under Mosquitto's default queue of 1,000 per offline session), published
+        # from a thread so that the kill lands while messages are still arriving.
+        publisher = threading.Thread(
+            target=publish_readings, args=(rows,), kwargs={"topic_prefix": prefix, "per_message": 4}
+        )
+        publisher.start()
         assert _wait_for(lambda: _count(context) >= 200, 60), (
             tmp_path / "ingester.log"
         ).read_text()
         first.send_signal(signal.SIGKILL)
         first.wait(10)
+        publisher.join(60)
         stored_at_kill = _count(context)
         assert stored_at_kill < 2000, "the kill came too late to test anything"
         second = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
