@@ -330,11 +330,116 @@ def city_profile(session: Session, context: Context, place: Place, t: Translator
     )
 
 
+@dataclass
+class MaturityView:
+    level: int
+    label: str
+    domains: list[tuple[str, int, str, str]]
+    """(domain, level, label, explanation)."""
+
+
+@dataclass
+class AssessmentView:
+    year: int
+    balance: dict[str, float | None]
+    """Overall score per category (infrastructure, service, participation, outcome)."""
+    imbalance: float | None
+    balance_flag: bool
+    balance_reason: str
+    flagged_areas: list[tuple[str, str]]
+    maturity: MaturityView | None
+    generation: str
+    generation_text: str
+    roadmap_steps: list[dict[str, Any]]
+    roadmap_budget: float
+    mentors: list[tuple[str, str, str, str]]
+    """(weak area name, mentor code, mentor name, why)."""
+    illustrative: bool
+
+    @property
+    def roadmap(self) -> list[str]:
+        return [
+            f"{s['position']}. {s['name']} ({s['area']}; {s['months']} mo.; "
+            f"{s['cost']:,.0f} M ₸; +{s['impact']:.2f})"
+            for s in self.roadmap_steps
+        ]
+
+
 def city_assessment(session: Session, context: Context, place: Place, t: Translator) -> Any | None:
-    """Balance, maturity, roadmap and mentors from the assessment component (when installed)."""
+    """Balance, maturity, roadmap and mentors from the assessment component (when installed and
+    when the place has enough values to be assessed)."""
     if not installed("assessment"):
         return None
-    return None
+    from qala.components.assessment.services import assess_place
+    from qala.core.errors import QalaError
+
+    try:
+        result = assess_place(context.database, place.code, language=t.language)
+    except QalaError:
+        return None
+    overall = result.balance.overall
+    levels = sorted(d.level for d in result.maturity)
+    maturity = None
+    if levels:
+        middle = levels[(len(levels) - 1) // 2]
+        label = next((d.label for d in result.maturity if d.level == middle), "")
+        maturity = MaturityView(
+            middle,
+            label,
+            [
+                (result.area_name(d.domain, t.language), d.level, d.label, d.explanation())
+                for d in result.maturity
+            ],
+        )
+    names = {p.code: p.name(t.language) for p in list_places(session, level="city")}
+    mentors = []
+    for area, found in result.mentors.mentors.items():
+        for mentor in found[:2]:
+            mentors.append(
+                (
+                    result.area_name(area, t.language),
+                    mentor.place,
+                    names.get(mentor.place, mentor.place),
+                    mentor.reason,
+                )
+            )
+    steps = [
+        {
+            "position": s.position,
+            "name": s.name,
+            "area": result.area_name(s.area, t.language),
+            "cost": s.cost,  # million KZT
+            "months": s.months,
+            "impact": s.impact,
+            "start": s.start_month,
+            "end": s.end_month,
+        }
+        for s in result.roadmap.steps[:10]
+    ]
+    return AssessmentView(
+        year=result.year,
+        balance={
+            "infrastructure": overall.infrastructure,
+            "service": overall.service,
+            "participation": overall.participation,
+            "outcome": overall.outcome,
+        },
+        imbalance=overall.imbalance,
+        balance_flag=overall.flag,
+        balance_reason=overall.reason,
+        flagged_areas=[
+            (result.area_name(r.area, t.language), r.reason)
+            for r in result.balance.flagged
+            if r.area != overall.area
+        ],
+        maturity=maturity,
+        generation=result.generation.generation,
+        generation_text=result.generation.explanation(),
+        roadmap_steps=steps,
+        roadmap_budget=result.roadmap.budget,
+        mentors=mentors,
+        illustrative=result.illustrative,
+    )
 
 
 # ---------------------------------------------------------------------------------------------

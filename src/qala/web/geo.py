@@ -195,7 +195,7 @@ def national_map_svg(
     the map says so on its face).
     """
     shapes = country_shapes()
-    body = [_graticule(view, 5.0)]
+    body: list[str] = []
     has_boundary = shapes is not None and KAZAKHSTAN_ID in shapes
     if shapes is not None:
         neighbours = "".join(
@@ -206,6 +206,7 @@ def national_map_svg(
         body.append(f'<path class="neighbour" d="{neighbours}"/>')
         if has_boundary:
             body.append(f'<path class="country" d="{view.path(shapes[KAZAKHSTAN_ID])}"/>')
+    body.append(_graticule(view, 5.0))  # over the land fills, under the points
     if not has_boundary:
         body.append(
             f'<text class="map-note" x="{view.width / 2:.0f}" y="24" text-anchor="middle">'

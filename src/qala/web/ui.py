@@ -131,7 +131,9 @@ class UI:
         return user
 
     def anon_csrf(self, request: Request) -> str:
-        token = request.cookies.get(ANON_CSRF_COOKIE)
+        token = request.cookies.get(ANON_CSRF_COOKIE) or getattr(
+            request.state, "new_anon_csrf", None
+        )
         if not token:
             token = secrets.token_urlsafe(24)
             request.state.new_anon_csrf = token
@@ -153,17 +155,20 @@ class UI:
         if message and "flash" not in values:
             kind = request.query_params.get("kind", "ok")
             values["flash"] = [(kind if kind in ("ok", "error") else "ok", message[:500])]
-        page = self.env.get_template(template).render(
-            request=request,
-            t=t,
-            lang=language,
-            user=user,
-            csrf_token=getattr(request.state, "csrf_token", None) or self.anon_csrf(request),
-            nav=nav,
-            current_path=request.url.path,
-            illustrative_note=t("illustrative.banner"),
-            **values,
-        )
+        shared: dict[str, Any] = {
+            "request": request,
+            "t": t,
+            "lang": language,
+            "user": user,
+            "nav": nav,
+            "current_path": request.url.path,
+            "illustrative_note": t("illustrative.banner"),
+        }
+        if "csrf_token" not in values:
+            shared["csrf_token"] = getattr(request.state, "csrf_token", None) or self.anon_csrf(
+                request
+            )
+        page = self.env.get_template(template).render({**shared, **values})
         response = HTMLResponse(page, status_code=status_code)
         self.finish(request, response)
         return response

@@ -48,7 +48,12 @@ def build_router(ui: UI) -> APIRouter:
     async def login_page(request: Request, next: str | None = None) -> Response:
         await ui.user(request)
         return ui.render(
-            request, "login.html", next=safe_next(next), demo_accounts=demo_accounts(), error=None
+            request,
+            "login.html",
+            next=safe_next(next),
+            demo_accounts=demo_accounts(),
+            error=None,
+            form_token=ui.anon_csrf(request),
         )
 
     @router.post("/login")
@@ -76,6 +81,7 @@ def build_router(ui: UI) -> APIRouter:
                 demo_accounts=demo_accounts(),
                 error=error,
                 username=username,
+                form_token=ui.anon_csrf(request),
             )
         response = ui.redirect(request, next_url)
         set_session_cookie(response, ui.context, new.token)
@@ -95,7 +101,9 @@ def build_router(ui: UI) -> APIRouter:
     @router.get("/register")
     async def register_page(request: Request) -> Response:
         await ui.user(request)
-        return ui.render(request, "register.html", problems=[], values={})
+        return ui.render(
+            request, "register.html", problems=[], values={}, form_token=ui.anon_csrf(request)
+        )
 
     @router.post("/register")
     async def register(request: Request) -> Response:
@@ -125,7 +133,12 @@ def build_router(ui: UI) -> APIRouter:
                 problems.append(str(exc))
         if problems:
             return ui.render(
-                request, "register.html", status_code=400, problems=problems, values=values
+                request,
+                "register.html",
+                status_code=400,
+                problems=problems,
+                values=values,
+                form_token=ui.anon_csrf(request),
             )
         response = ui.redirect(request, "/")
         set_session_cookie(response, ui.context, new.token)

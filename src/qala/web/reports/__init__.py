@@ -191,31 +191,61 @@ def build_city_report(context: Context, code: str, t: Translator) -> Report:
 
 
 def _assessment_blocks(assessment: Any, t: Translator) -> list[Block]:
-    blocks: list[Block] = []
-    balance = getattr(assessment, "balance", None)
-    if balance:
-        blocks.append(Heading(t("city.balance"), 2))
-        blocks.append(Paragraph(t("city.balance_hint"), muted=True))
+    blocks: list[Block] = [
+        Heading(t("city.balance"), 2),
+        Paragraph(t("city.balance_hint"), muted=True),
+    ]
+    blocks.append(
+        Table(
+            [t("indicators.category"), t("city.score")],
+            [[t("category." + c), v] for c, v in assessment.balance.items()],
+            numeric={1},
+        )
+    )
+    if assessment.balance_reason:
+        blocks.append(Paragraph(assessment.balance_reason))
+    if assessment.maturity is not None:
+        blocks.append(Heading(t("city.maturity"), 2))
+        blocks.append(
+            Paragraph(
+                f"{assessment.maturity.level} / 5 — {assessment.maturity.label}. {assessment.generation_text}"
+            )
+        )
         blocks.append(
             Table(
-                [t("indicators.category"), t("city.score")],
-                [[t("category." + c), v] for c, v in balance.items()],
+                [t("city.area"), t("city.maturity"), ""],
+                [[d[0], d[1], d[2]] for d in assessment.maturity.domains],
                 numeric={1},
             )
         )
-    maturity = getattr(assessment, "maturity", None)
-    if maturity:
-        blocks.append(Heading(t("city.maturity"), 2))
-        blocks.append(Paragraph(f"{maturity.level} / 5 — {maturity.label}"))
-    roadmap = getattr(assessment, "roadmap", None)
-    if roadmap:
+    if assessment.roadmap_steps:
         blocks.append(Heading(t("city.roadmap"), 2))
-        for step in roadmap:
-            blocks.append(Paragraph(f"• {step}"))
-    mentors = getattr(assessment, "mentors", None)
-    if mentors:
+        blocks.append(
+            Table(
+                [
+                    "#",
+                    t("city.action"),
+                    t("city.area"),
+                    t("city.months"),
+                    t("city.cost_m"),
+                    t("city.impact"),
+                ],
+                [
+                    [s["position"], s["name"], s["area"], s["months"], s["cost"], s["impact"]]
+                    for s in assessment.roadmap_steps
+                ],
+                numeric={0, 3, 4, 5},
+            )
+        )
+    if assessment.mentors:
         blocks.append(Heading(t("city.mentors"), 2))
-        blocks.append(Paragraph(", ".join(str(m) for m in mentors)))
+        blocks.append(Paragraph(t("city.mentors_hint"), muted=True))
+        blocks.append(
+            Table(
+                [t("city.area"), t("city.mentor"), t("city.why")],
+                [[m[0], m[2], m[3]] for m in assessment.mentors],
+            )
+        )
     return blocks
 
 
