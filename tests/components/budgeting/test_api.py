@@ -176,7 +176,7 @@ def test_a_process_over_http_with_roles(api: Any) -> None:
 
 
 def test_projects_consultations_and_indicators_by_role(api: Any) -> None:
-    http, town, h = api
+    http, _town, h = api
     body = {
         "code": "led-1",
         "place_code": "astana",
