@@ -92,3 +92,15 @@ def test_json_shape(mobi: pd.DataFrame) -> None:
         out["htmt"]["Quality"]["Image"], abs=1e-14
     )
     assert "Image" not in out["htmt"]["Image"]
+
+
+def test_rule_of_thumb_warnings(mobi: pd.DataFrame) -> None:
+    result = PLSSEM(MOBI_TEXT).fit(mobi)
+    warnings = result.warnings
+    # CUSL2 loads 0.202 on Loyalty; Image and Expectation have AVE below 0.5;
+    # HTMT above 0.9 for Image-Quality (0.929), Image-Satisfaction (0.910),
+    # Quality-Satisfaction (0.954) and Satisfaction-Loyalty (0.957)
+    assert any("`CUSL2` loads 0.202" in w for w in warnings)
+    assert sum("AVE" in w for w in warnings) == 2
+    assert sum("HTMT" in w for w in warnings) == 4
+    assert "[1]" in result.summary()

@@ -256,6 +256,37 @@ class PLSResults:
         """Total minus direct effects."""
         return self.total_effects - self.path_matrix
 
+    @cached_property
+    def warnings(self) -> list[str]:
+        """Points a reader should check, using the usual rules of thumb (Hair et al. 2019)."""
+        out: list[str] = []
+        rel = self.reliability
+        for j, name in enumerate(self.constructs):
+            items = self._items_of(j)
+            if len(items) < 2 or self.layout.mode_b[j]:
+                continue
+            for i in items:
+                value = self.loadings.loc[self.layout.columns[i], name]
+                if value < 0.4:
+                    out.append(
+                        f"indicator `{self.layout.columns[i]}` loads {value:.3f} on `{name}` "
+                        "(below 0.4: consider removing it)"
+                    )
+            if rel.loc[name, "ave"] < 0.5:
+                out.append(f"`{name}` has AVE {rel.loc[name, 'ave']:.3f} (below 0.5)")
+        h = self.htmt.to_numpy()
+        for i in range(len(self.constructs)):
+            for j in range(i + 1, len(self.constructs)):
+                if h[i, j] > 0.9:
+                    out.append(
+                        f"HTMT of `{self.constructs[i]}` and `{self.constructs[j]}` is "
+                        f"{h[i, j]:.3f} (above 0.90: discriminant validity is doubtful)"
+                    )
+        for label, value in self.inner_vif.items():
+            if value > 5:
+                out.append(f"inner VIF of {label} is {value:.2f} (above 5: collinearity)")
+        return out
+
     # -- follow-up analyses ---------------------------------------------------------------------
     def bootstrap(
         self,
@@ -320,6 +351,7 @@ class PLSResults:
             "htmt": _nested(self.htmt),
             "f_squared": {p: _clean(v) for p, v in self.f_squared.items()},
             "inner_vif": {p: _clean(v) for p, v in self.inner_vif.items()},
+            "warnings": self.warnings,
             "total_effects": {
                 f"{a} -> {b}": _clean(self.total_effects.loc[a, b])
                 for a in self.constructs
@@ -362,6 +394,9 @@ class PLSResults:
         lines.append(self.htmt.to_string(float_format=fmt, na_rep=""))
         lines += ["", "Fornell–Larcker (diagonal: sqrt(AVE))", "-" * 60]
         lines.append(self.fornell_larcker.to_string(float_format=fmt, na_rep=""))
+        if self.warnings:
+            lines += ["", "Warnings", "-" * 60]
+            lines += [f"  [{i}] {w}" for i, w in enumerate(self.warnings, start=1)]
         return "\n".join(lines)
 
     def __repr__(self) -> str:
