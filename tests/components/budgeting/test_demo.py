@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
+import pytest
 from sqlalchemy import func, select
 
 from qala.components.budgeting.demo import DEMO_CITIZENS, FINISHED, VOTING, load_demo
@@ -17,7 +18,16 @@ from qala.runtime import Context
 DEMO_NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 
 
-def test_demo_loads_once_and_is_consistent(context: Context) -> None:
+@pytest.mark.slow
+def test_demo_loads_once_and_is_consistent_on_both_stores(context: Context) -> None:
+    check_demo(context)
+
+
+def test_demo_loads_once_and_is_consistent(sqlite_context: Context) -> None:
+    check_demo(sqlite_context)
+
+
+def check_demo(context: Context) -> None:
     context.clock = lambda: DEMO_NOW
     first = load_demo(context)
     assert first.created == [FINISHED, VOTING]
@@ -54,3 +64,13 @@ def test_demo_citizens_have_valid_synthetic_iins() -> None:
     for name, iin in DEMO_CITIZENS:
         assert "(demo)" in name
         assert iin_problem(iin, today=date(2026, 11, 23)) is None
+
+
+def test_the_readme_lists_the_demo_citizens() -> None:
+    from pathlib import Path
+
+    import qala.components.budgeting as package
+
+    readme = (Path(package.__file__).parent / "README.md").read_text(encoding="utf-8")
+    for name, iin in DEMO_CITIZENS:
+        assert f"| {name} | {iin} |" in readme
