@@ -128,7 +128,9 @@ def _publisher(
     client.loop_stop()
 
 
-def mqtt_run(context: Context, rate: float, seconds: float, sensors: int) -> dict[str, float]:
+def mqtt_run(
+    context: Context, rate: float, seconds: float, sensors: int, max_delay_s: float = 0.05
+) -> dict[str, float]:
     from qala.components.operate.mqtt import MqttIngester
 
     prefix = f"bench{uuid.uuid4().hex[:6]}"
@@ -138,7 +140,7 @@ def mqtt_run(context: Context, rate: float, seconds: float, sensors: int) -> dic
         client_id=f"qala-bench-{prefix}",
         topic=f"{prefix}/observations/#",
         batch_messages=200,  # messages per transaction (x50 observations)
-        max_delay_s=0.05,
+        max_delay_s=max_delay_s,
         runner=RulesRunner(checkpoint_every_s=1.0, soft_state_every_s=1.0),
     ).start()
     expected = int(rate / per_message * seconds) * per_message
@@ -190,6 +192,7 @@ def main() -> None:
     )
     parser.add_argument("--seconds", type=float, default=20.0, help="MQTT publishing duration")
     parser.add_argument("--backends", default="sqlite,postgres")
+    parser.add_argument("--max-delay-ms", type=float, default=50.0, help="MQTT batch flush delay")
     args = parser.parse_args()
     results: dict[str, dict[str, dict[str, float]]] = {}
     load_before = os.getloadavg()[0]
@@ -207,7 +210,9 @@ def main() -> None:
             console.print(
                 f"[bold]{backend}[/]: MQTT at {args.rate:,.0f} obs/s for {args.seconds:g} s…"
             )
-            results[backend]["mqtt"] = mqtt_run(context, args.rate, args.seconds, args.sensors)
+            results[backend]["mqtt"] = mqtt_run(
+                context, args.rate, args.seconds, args.sensors, args.max_delay_ms / 1000
+            )
         finally:
             context.database.dispose()
             if drop is not None:
