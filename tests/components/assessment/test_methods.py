@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from dataclasses import replace
 
 import pandas as pd
 import pytest
@@ -12,6 +13,7 @@ from hypothesis import strategies as st
 
 from qala.components.assessment import balance, maturity, peers, readiness, roadmap, stakeholders
 from qala.components.assessment.panel import goalposts_for
+from qala.components.catalog.frameworks import Catalogue, load_catalogue
 from qala.core.errors import ValidationError
 from qala.engines.index import IndexSpec, framework_from_tree
 
@@ -82,18 +84,28 @@ def test_trend_is_the_least_squares_slope_of_the_imbalance() -> None:
     assert list(result.history["A"]) == [10.0, 20.0, 30.0]
 
 
-def test_goalposts_use_unit_bounds_else_observed_range() -> None:
-    observed = pd.DataFrame(
-        {
-            "kz_sc.health.mis_connected_share": [75.0, 20.0, 120.0],  # percent: 0–100
-            "kz_sc.health.ambulance_arrival_minutes": [10.0, 30.0, 20.0],  # lower is better
-        }
-    )
-    posts = goalposts_for(list(observed.columns), observed)
-    assert posts.table.loc["kz_sc.health.mis_connected_share", "source"] == "unit bounds"
+def test_goalposts_use_unit_bounds_else_typical_span_else_observed_range() -> None:
+    share, minutes = "kz_sc.health.mis_connected_share", "kz_sc.health.ambulance_arrival_minutes"
+    observed = pd.DataFrame({share: [75.0, 20.0, 120.0], minutes: [10.0, 30.0, 20.0]})
+    catalogue = load_catalogue()
+    assert catalogue.indicators[minutes].typical == (8.0, 25.0)
+    posts = goalposts_for(list(observed.columns), observed, catalogue)
+    assert posts.table.loc[share, "source"] == "unit bounds"  # percent: 0–100
+    assert posts.table.loc[minutes, "source"] == "typical span"
     scores = posts.score(observed)
-    assert list(scores["kz_sc.health.mis_connected_share"]) == [75.0, 20.0, 100.0]  # clipped
-    assert list(scores["kz_sc.health.ambulance_arrival_minutes"]) == [100.0, 0.0, 50.0]
+    assert list(scores[share]) == [75.0, 20.0, 100.0]  # clipped at the top goalpost
+    # lower is better on 8–25 minutes: 10 → 15/17, 30 → beyond the worst end, 20 → 5/17
+    assert list(scores[minutes]) == pytest.approx([1500 / 17, 0.0, 500 / 17])
+    # without a typical span (and no upper unit bound) the observed range is the goalposts
+    plain = Catalogue(
+        catalogue.units,
+        {**catalogue.indicators, minutes: replace(catalogue.indicators[minutes], typical=None)},
+        catalogue.frameworks,
+        catalogue.version,
+    )
+    observed_posts = goalposts_for([minutes], observed, plain)
+    assert observed_posts.table.loc[minutes, "source"] == "observed range"
+    assert list(observed_posts.score(observed)[minutes]) == [100.0, 0.0, 50.0]
 
 
 # ------------------------------------------------------------------------------------------------
