@@ -39,19 +39,22 @@ class DemoSite:
     pb_process: str | None
 
 
-def load_small_demo(context: Context, *, replications: int = 20) -> tuple[int | None, str | None]:
+def load_small_demo(
+    context: Context, *, replications: int = 20, budgeting: bool = True, years: int = 2
+) -> tuple[int | None, str | None]:
     from qala.components.accounts.services import ensure_demo_users
     from qala.components.catalog.sample import load_sample_data
     from qala.registry import COMPONENTS
 
     with context.database.transaction() as session:
         ensure_demo_users(session)
-    load_sample_data(context.database, years=range(2024, 2026))
+    load_sample_data(context.database, years=range(2026 - years, 2026))
     names = {c.name: c for c in COMPONENTS}
     if "rating" in names:
         from qala.components.rating.services import build_rating
 
-        build_rating(context.database, year=2024, replications=0)
+        if years > 1:
+            build_rating(context.database, year=2024, replications=0)
         build_rating(context.database, year=2025, replications=replications)
     if "requests311" in names:
         from qala.components.requests311.demo import load_demo
@@ -76,7 +79,7 @@ def load_small_demo(context: Context, *, replications: int = 20) -> tuple[int | 
             )
             incident_id = opened.incident.id
     pb_process = None
-    if "budgeting" in names and names["budgeting"].demo_loader is not None:
+    if budgeting and "budgeting" in names and names["budgeting"].demo_loader is not None:
         try:
             names["budgeting"].demo_loader(context)
         except (ImportError, ModuleNotFoundError):

@@ -28,7 +28,7 @@ def site(
     settings = Settings(database_url=f"sqlite:///{folder / 'qala.sqlite'}", secret_key="pages")
     context = Context.from_settings(settings)
     app = create_app(settings, context=context)
-    load_small_demo(context, replications=5)
+    load_small_demo(context, replications=5, budgeting=False, years=1)
     yield context, app
     context.database.dispose()
 

@@ -446,5 +446,19 @@ def city_assessment(session: Session, context: Context, place: Place, t: Transla
 # Budgeting
 
 
-def budgeting_processes(session: Session, t: Translator) -> list[Any]:
-    return []
+@dataclass
+class ProcessLink:
+    code: str
+    title: str
+    phase: str
+
+
+def budgeting_processes(session: Session, t: Translator) -> list[ProcessLink]:
+    """Participatory budgeting processes worth a link from the home page (newest first)."""
+    from qala.components.budgeting.process import list_processes
+
+    return [
+        ProcessLink(p.code, t.name(p.title), p.phase)
+        for p in list_processes(session)
+        if p.phase != "closed"
+    ][:3]
