@@ -8,16 +8,17 @@ status (400 bad input, 403 bad ``api_key`` or anonymous reports refused, 404 unk
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import time
 import urllib.parse
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
-from starlette.concurrency import run_in_threadpool
 
 from qala.components.requests311 import formats
 from qala.components.requests311.catalogue import parse_w3_datetime
@@ -48,6 +49,7 @@ PREFIX = "/open311/v2"
 FORMATS = ("json", "xml")
 MAX_BODY_BYTES = 64 * 1024
 MAX_IDS = 200
+DATABASE_THREADS = 6
 LANGUAGES = ("kk", "ru", "en")
 CHANGESET = "2026-11-23T00:00:00Z"
 
@@ -294,6 +296,13 @@ def build_open311_router(context: Context) -> APIRouter:
     # Public reads are single SELECTs: run them outside a transaction (no BEGIN/ROLLBACK round
     # trips) on Core connections from the same pool.
     reader = context.database.engine.execution_options(isolation_level="AUTOCOMMIT")
+    # Database work runs on a few threads of our own rather than anyio's default forty: under
+    # load, forty threads fighting for the GIL make latency worse, not throughput better.
+    executor = ThreadPoolExecutor(max_workers=DATABASE_THREADS, thread_name_prefix="open311")
+
+    async def in_pool(function: Callable[..., Response], *args: Any) -> Response:
+        return await asyncio.get_running_loop().run_in_executor(executor, function, *args)
+
     max_body = min(MAX_BODY_BYTES, context.settings.max_upload_bytes)
 
     def jurisdiction(code: str | None) -> JurisdictionInfo:
@@ -373,7 +382,7 @@ def build_open311_router(context: Context) -> APIRouter:
         summary="Find service requests (GET requests)",
         responses=_error_responses(400, 404),
     )
-    def list_requests(
+    async def list_requests(
         request: Request,
         format: Format,
         jurisdiction_id: JurisdictionId = None,
@@ -426,14 +435,14 @@ def build_open311_router(context: Context) -> APIRouter:
                 found = find_requests(session, city, where, now=context.clock(), language=language)
             return "service_requests", [formats.request_entry(r) for r in found]
 
-        return _answer(format, produce)
+        return await in_pool(_answer, format, produce)
 
     @router.get(
         "/requests/{service_request_id}.{format}",
         summary="One service request (GET request)",
         responses=_error_responses(400, 404),
     )
-    def one_request(
+    async def one_request(
         request: Request,
         service_request_id: str,
         format: Format,
@@ -450,14 +459,14 @@ def build_open311_router(context: Context) -> APIRouter:
                 found = get_public_request(session, city, wanted, language=language)
             return "service_requests", [formats.request_entry(found)]
 
-        return _answer(format, produce)
+        return await in_pool(_answer, format, produce)
 
     @router.get(
         "/tokens/{token}.{format}",
         summary="The request id behind a token (GET service_request_id from a token)",
         responses=_error_responses(400, 404),
     )
-    def token_lookup(
+    async def token_lookup(
         request: Request, token: str, format: Format, jurisdiction_id: JurisdictionId = None
     ) -> Response:
         def produce() -> tuple[str, Any]:
@@ -468,7 +477,7 @@ def build_open311_router(context: Context) -> APIRouter:
                 request_id = request_id_for_token(session, city, token)
             return "service_requests", [{"service_request_id": str(request_id), "token": token}]
 
-        return _answer(format, produce)
+        return await in_pool(_answer, format, produce)
 
     @router.post(
         "/requests.{format}",
@@ -581,6 +590,6 @@ def build_open311_router(context: Context) -> APIRouter:
                 }
             ]
 
-        return await run_in_threadpool(_answer, fmt, store)
+        return await in_pool(_answer, fmt, store)
 
     return router
