@@ -275,3 +275,29 @@ def test_kill_9_mid_vote_loses_no_acknowledged_ballot(town: Town, database_url: 
                 assert check_ballot(session, town.code, receipt).projects == ["P01", "P04"]
     finally:
         restarted.database.dispose()
+
+
+def test_simultaneous_ballots_of_one_iin_admit_exactly_one(town: Town) -> None:
+    import threading
+
+    town.voting_with(COSTS)
+    outcomes: list[str] = []
+    barrier = threading.Barrier(4)
+
+    def vote() -> None:
+        barrier.wait()
+        try:
+            town.vote(iin(7), ["P01"])
+            outcomes.append("accepted")
+        except ConflictError:
+            outcomes.append("conflict")
+        except Exception as exc:  # the test reports whatever else happened
+            outcomes.append(f"{type(exc).__name__}: {exc}")
+
+    threads = [threading.Thread(target=vote) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert sorted(outcomes) == ["accepted", "conflict", "conflict", "conflict"], outcomes
+    assert counts(town.context) == (1, 1)

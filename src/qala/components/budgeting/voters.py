@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from qala.components.budgeting.iin import hash_iin, parse_iin
@@ -68,11 +69,19 @@ def register_in(
     voter = find_voter(session, process, digest)
     if voter is not None:
         return voter, False
-    voter = Voter(
-        process_id=process.id, iin_hash=digest, registered_at=now, illustrative=illustrative
-    )
-    session.add(voter)
-    session.flush()
+    try:
+        # A savepoint: when the same IIN registers at the same moment elsewhere, the unique
+        # constraint stops the second insert and the row that won is used instead.
+        with session.begin_nested():
+            voter = Voter(
+                process_id=process.id, iin_hash=digest, registered_at=now, illustrative=illustrative
+            )
+            session.add(voter)
+    except IntegrityError:
+        existing = find_voter(session, process, digest)
+        if existing is None:
+            raise
+        return existing, False
     return voter, True
 
 
