@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from typer.testing import CliRunner
 from tests.components.budgeting.conftest import Town, iin
+from typer.testing import CliRunner
 
 from qala.cli.budget import app
 
