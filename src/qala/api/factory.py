@@ -9,4 +9,6 @@ from qala.settings import Settings
 
 
 def app_from_environment() -> FastAPI:
-    return create_app(Settings())
+    # `qala serve` migrated and seeded the store once before starting the workers; doing it in
+    # every worker would race on the reference data.
+    return create_app(Settings(), migrate=False)
