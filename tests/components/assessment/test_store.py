@@ -134,6 +134,19 @@ def test_api_and_cli(
         client.get("/api/v1/assessment/cases", params={"city": "astana"}).json()[0]["action"]
         == "unified_contact_centre"
     )
+    wrong = client.post(
+        "/api/v1/assessment/stakeholders",
+        json={"csv": "group,respondent,area,points\nresidents,r1,parks,10\n"},
+    )
+    assert wrong.status_code == 422 and "unknown area" in wrong.text
+    groups_api = client.post(
+        "/api/v1/assessment/stakeholders",
+        json={
+            "csv": "group,respondent,area,points\nresidents,r1,health,70\nresidents,r1,ecology,30\n"
+        },
+    ).json()
+    assert groups_api["weights"]["residents"]["kz_sc.health"] == pytest.approx(70.0)
+    assert groups_api["illustrative"] is True  # the values are generated sample data
     overview = client.get("/api/v1/assessment/balance").json()
     assert overview["year"] == 2025 and len(overview["places"]) > 20
 
