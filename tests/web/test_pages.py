@@ -256,3 +256,53 @@ def test_rating_report_html_has_the_table_and_the_annex(site: tuple[Context, obj
 def test_unknown_city_is_a_404_page(site: tuple[Context, object]) -> None:
     answer = client_for(site).get("/cities/atlantis")
     assert answer.status_code == 404 and "Page not found" in answer.text
+
+
+def test_citizens_register_themselves_and_names_are_unique(site: tuple[Context, object]) -> None:
+    client = client_for(site)
+    token = csrf(client.get("/register").text)
+    fields = {
+        "username": "aliya.k",
+        "display_name": "Aliya",
+        "password": "long-enough-1",
+        "password_again": "long-enough-1",
+    }
+    answer = client.post("/register", data={**fields, "csrf_token": token})
+    assert answer.status_code == 303 and "qala_session" in answer.cookies
+    assert "Aliya" in client.get("/").text
+    again = client_for(site)
+    token = csrf(again.get("/register").text)
+    taken = again.post("/register", data={**fields, "csrf_token": token})
+    assert taken.status_code == 400 and "aliya.k" in taken.text
+    token = csrf(again.get("/register").text)
+    short = again.post(
+        "/register",
+        data={
+            **fields,
+            "username": "x",
+            "password": "s",
+            "password_again": "s",
+            "csrf_token": token,
+        },
+    )
+    assert short.status_code == 400 and "at least 8 characters" in short.text
+
+
+def test_signing_in_as_someone_else_while_signed_in(site: tuple[Context, object]) -> None:
+    client = signed_in(site, "operator")
+    page = client.get("/login").text
+    token = re.search(
+        r'action="/login">\s*<input type="hidden" name="csrf_token" value="([^"]+)"', page
+    )
+    assert token
+    answer = client.post(
+        "/login",
+        data={
+            "username": "analyst",
+            "password": "analyst-demo-2026",
+            "csrf_token": token.group(1),
+            "next": "/admin",
+        },
+    )
+    assert answer.status_code == 303 and answer.headers["location"] == "/admin"
+    assert client.get("/admin").status_code == 200

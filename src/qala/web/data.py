@@ -237,7 +237,13 @@ def city_profile(session: Session, context: Context, place: Place, t: Translator
     catalogue = load_catalogue()
     names = area_names(catalogue)
     year = context.clock().year
-    region = place.parent.name(t.language) if place.parent is not None else None
+    region = None
+    if place.parent is not None:
+        region = (
+            place.parent.name(t.language)
+            if place.parent.level != "country"
+            else t("place.republican")
+        )
     monotown = place.code in single_industry_codes(session, year)
     entry: BoardEntry | None = None
     areas: list[AreaScore] = []

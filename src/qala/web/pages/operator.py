@@ -13,8 +13,10 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import Response
 
+from qala.components.catalog.services import get_place
 from qala.core.errors import ConflictError, NotFoundError, ValidationError
 from qala.web.data import installed
+from qala.web.geo import MapPoint, local_map_svg, local_view
 from qala.web.i18n import Translator
 from qala.web.ui import UI
 
@@ -76,7 +78,59 @@ def build_router(ui: UI) -> APIRouter:
                     session, status="active", service=service or None, limit=40
                 )
                 out["incident_close_reasons"] = list(incidents.load_routing().close_reasons)
+        out["map_svg"] = ui.markup(board_map(out, t))
         return out
+
+    def board_map(values: dict[str, Any], t: Translator) -> str:
+        """The city around the work: open incidents and waiting requests as points."""
+        points = [
+            MapPoint(
+                f"#{i.id} {i.title}",
+                i.lon,
+                i.lat,
+                "pt incident",
+                href=f"#incident-{i.id}",
+                radius=6,
+            )
+            for i in values["incidents"]
+            if i.lat is not None and i.lon is not None
+        ]
+        points += [
+            MapPoint(
+                f"#{r.id} {r.service_name}",
+                r.lon,
+                r.lat,
+                "pt request",
+                href=f"#request-{r.id}",
+                radius=5,
+            )
+            for r in values["queue"]
+            if r.lat is not None and r.lon is not None
+        ]
+        jurisdiction = values.get("jurisdiction")
+        centre: tuple[float, float] | None = None
+        if jurisdiction is not None:
+            with database.session() as session:
+                try:
+                    place = get_place(session, jurisdiction.code)
+                    if place.lat is not None and place.lon is not None:
+                        centre = (place.lon, place.lat)
+                except NotFoundError:
+                    centre = None
+        if centre is None and points:
+            centre = (
+                sum(p.lon for p in points) / len(points),
+                sum(p.lat for p in points) / len(points),
+            )
+        if centre is None:
+            return ""
+        view = local_view(centre[0], centre[1], half_width_km=16.0, width=640)
+        inside = [
+            p
+            for p in points
+            if view.lon_min <= p.lon <= view.lon_max and view.lat_min <= p.lat <= view.lat_max
+        ]
+        return local_map_svg(view, inside, title=t("operator.map_label"))
 
     @router.get("/operator")
     async def page(
