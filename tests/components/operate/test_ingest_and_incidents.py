@@ -6,6 +6,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from qala.components.operate import incidents as incident_services
@@ -387,3 +389,39 @@ def test_concurrent_batches_from_api_threads_are_serialised(context: Context) ->
         assert row is not None
         max_id = session.scalar(select(func.max(Observation.id)))
         assert row.last_observation_id == max_id
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    items=st.lists(
+        st.tuples(st.integers(0, 3), st.integers(0, 30), st.floats(0, 400, allow_nan=False)),
+        max_size=40,
+    ),
+    batch=st.integers(1, 12),
+)
+def test_any_batching_with_repeats_stores_each_reading_once(
+    context: Context, items: list[tuple[int, int, float]], batch: int
+) -> None:
+    """Property: however readings are repeated and cut into batches, each (sensor, time) is stored
+    once, with the value of its first arrival."""
+    import uuid
+
+    prefix = uuid.uuid4().hex[:8]
+    readings = [Reading(f"{prefix}-{s}", "pm25", T0 + t * HOUR, v, "ug/m3") for s, t, v in items]
+    runner = RulesRunner()
+    stored = 0
+    for start in range(0, len(readings), batch):
+        stored += ingest(context, readings[start : start + batch], runner=runner).stored
+    first: dict[tuple[str, int], float] = {}
+    for r in readings:
+        first.setdefault((r.sensor, r.time_us), r.value)
+    assert stored == len(first)
+    with context.database.session() as session:
+        rows = session.execute(
+            select(Observation.sensor, Observation.time_us, Observation.value).where(
+                Observation.sensor.like(f"{prefix}-%")
+            )
+        ).all()
+    assert {(s, t): v for s, t, v in rows} == first
