@@ -116,6 +116,12 @@ def fit_command(
     ] = None,
     report: Annotated[bool, typer.Option("--report", help="Print the full text report.")] = False,
     missing: MissingOpt = "error",
+    max_iter: Annotated[
+        int, typer.Option("--max-iter", help="Most outer-weight updates before giving up.")
+    ] = 300,
+    tol: Annotated[
+        float, typer.Option("--tol", help="Stop when the summed weight change is below this.")
+    ] = 1e-7,
 ) -> None:
     """Estimate MODEL_FILE on DATA.csv; optionally bootstrap, draw and report."""
     from qala.engines.plssem import PLSSEM
@@ -125,7 +131,14 @@ def fit_command(
     err_console = Console(stderr=True)
     out_console = Console()
     try:
-        result = PLSSEM(text, scheme=scheme, consistent=consistent, missing=missing).fit(data)  # type: ignore[arg-type]
+        result = PLSSEM(
+            text,
+            scheme=scheme,
+            consistent=consistent,
+            missing=missing,  # type: ignore[arg-type]
+            max_iter=max_iter,
+            tol=tol,
+        ).fit(data)
         boot = None
         if bootstrap:
             show = sys.stderr.isatty() or not as_json

@@ -110,3 +110,13 @@ def test_predict_ipma_mga_commands(files: tuple[Path, Path]) -> None:
     )
     assert mga.exit_code == 0, mga.output
     assert json.loads(mga.stdout)["sizes"] == [60, 60]
+
+
+def test_convergence_control(files: tuple[Path, Path]) -> None:
+    model, data = files
+    result = runner.invoke(app, ["fit", str(model), str(data), "--max-iter", "2", "--json"])
+    assert result.exit_code == 2
+    assert "did not converge within 2 iterations" in json.loads(result.stdout)["error"]
+    loose = runner.invoke(app, ["fit", str(model), str(data), "--tol", "0.01", "--json"])
+    strict = runner.invoke(app, ["fit", str(model), str(data), "--json"])
+    assert json.loads(loose.stdout)["iterations"] < json.loads(strict.stdout)["iterations"]
