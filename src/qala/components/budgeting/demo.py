@@ -174,6 +174,11 @@ class DemoReport:
         )
 
 
+def _ahead(now: datetime, days: int) -> date:
+    """A planned date ``days`` after the later of today and 1 January 2026."""
+    return max(now.date(), date(2026, 1, 1)) + timedelta(days=days)
+
+
 def _exists(context: Context, model: type[Process] | type[Consultation], code: str) -> bool:
     with context.database.session() as session:
         return session.scalar(select(model.id).where(model.code == code)) is not None
@@ -340,9 +345,11 @@ def _implement(
                 {
                     "contractor": contractors[k % len(contractors)],
                     "status": "in_progress",
-                    "planned_end": date(2026, 6 if k % 2 else 9, 30)
-                    if k != 1
-                    else date(2025, 11, 30),
+                    # Delivered ones: on time (k = 0) and late (k = 1); the rest due after the
+                    # day the demo is loaded, whenever that is.
+                    "planned_end": {0: date(2025, 12, 31), 1: date(2025, 11, 30)}.get(
+                        k, _ahead(now, 60 + 30 * k)
+                    ),
                 },
                 actor="akimat.demo",
                 now=began,
@@ -481,7 +488,7 @@ def _city_projects(context: Context, now: datetime) -> None:
                 description={"en": f"City project replacing 1,200 sodium lamps. {ILLUSTRATIVE}"},
                 budget=640_000_000,
                 planned_start=date(2025, 5, 15),
-                planned_end=date(2026, 10, 31),
+                planned_end=_ahead(now, 200),
                 contractor="TOO Energo Service (demo)",
             ),
             actor="akimat.demo",
@@ -532,7 +539,7 @@ def _city_projects(context: Context, now: datetime) -> None:
                 },
                 budget=280_000_000,
                 planned_start=date(2025, 8, 1),
-                planned_end=date(2026, 1, 31),
+                planned_end=_ahead(now, 120),
                 contractor="TOO Bus Stop Systems (demo)",
             ),
             actor="akimat.demo",
