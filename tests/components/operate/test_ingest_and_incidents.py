@@ -217,6 +217,9 @@ def test_operator_incident_lifecycle_with_audit_escalation_and_links(context: Co
         "closed",
     ]
     assert history.audit[2].details["to"] == "utilities:supervisor"
+    with context.database.session() as session:
+        assert incident_services.count_incidents(session, status="active") == 1  # the flood
+        assert incident_services.count_incidents(session, status="closed", service="utilities") == 1
     assert history.audit[4].details["to"] == "city:situation-centre"
 
 

@@ -512,6 +512,22 @@ def list_incidents(
     return [view(row, with_audit=False) for row in rows]
 
 
+def count_incidents(
+    session: Session, *, status: str | None = None, service: str | None = None
+) -> int:
+    """How many incidents (``status="active"``: not closed), without loading them."""
+    from sqlalchemy import func
+
+    query = select(func.count()).select_from(Incident)
+    if status == "active":
+        query = query.where(Incident.status != "closed")
+    elif status:
+        query = query.where(Incident.status == status)
+    if service:
+        query = query.where(Incident.service == service)
+    return int(session.scalar(query) or 0)
+
+
 def nearby_open_incidents(
     session: Session, *, lat: float, lon: float, at: datetime, radius_m: float, window: timedelta
 ) -> list[tuple[Incident, float]]:
