@@ -294,7 +294,12 @@ def city_profile(session: Session, context: Context, place: Place, t: Translator
                     )
             history = rating.place_history(session, place.code)
     frame = values_frame(session, places=[place.code], framework=RATING_FRAMEWORK)
-    latest_year = int(frame["year"].max()) if not frame.empty else None
+    latest_year = None
+    if not frame.empty:
+        # The latest year with a fair share of values: components write a few computed
+        # indicators for the current year before the statistics for it exist.
+        per_year = frame.groupby("year").size()
+        latest_year = int(per_year[per_year >= 0.5 * per_year.max()].index.max())
     categories: list[CategoryValues] = []
     illustrative = bool(frame["illustrative"].any()) if not frame.empty else False
     if latest_year is not None:

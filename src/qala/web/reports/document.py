@@ -292,7 +292,7 @@ class _PdfFlow:
             self._need(row_h)
             assert self.figure is not None
             for i, text in enumerate(cells):
-                limit = max(4, int(widths[i] * scale * 72 / (size * 0.55)) - 1)
+                limit = max(4, int(widths[i] * scale * 72 / (size * 0.62)) - 2)
                 shown = text if len(text) <= limit else text[: limit - 1] + "…"
                 right = i in table.numeric
                 x_in = positions[i] + (widths[i] * scale - 0.08 if right else 0)
