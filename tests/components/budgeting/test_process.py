@@ -156,3 +156,21 @@ def test_a_changed_secret_key_is_refused_before_it_lets_people_vote_twice(
     ):
         register_voter(session, town.code, iin(1), secret_key="rotated", now=town.clock())
     assert isinstance(NOW, datetime)
+
+
+def test_an_illustrative_process_adopts_a_new_key(sqlite_town: Town) -> None:
+    from tests.components.budgeting.conftest import iin
+
+    from qala.components.budgeting.models import Process
+    from qala.components.budgeting.voters import register_voter
+
+    town = sqlite_town
+    town.process()
+    with town.context.database.transaction() as session:
+        session.query(Process).update({Process.illustrative: True})
+    with town.context.database.transaction() as session:
+        status = register_voter(session, town.code, iin(1), secret_key="rotated", now=town.clock())
+    assert status.newly_registered
+    with town.context.database.transaction() as session:
+        again = register_voter(session, town.code, iin(1), secret_key="rotated", now=town.clock())
+    assert not again.newly_registered

@@ -427,8 +427,18 @@ def load_process(session: Session, code: str, *, for_update: bool = False) -> Pr
 
 
 def check_key(process: Process, secret_key: str) -> None:
-    """Refuse to touch voters when the secret key changed: the IIN hashes would not match."""
-    if process.key_check != key_fingerprint(secret_key):
+    """Refuse to touch voters when the secret key changed: the IIN hashes would not match.
+
+    An illustrative (demo) process adopts the new key instead: without ``QALA_SECRET_KEY`` every
+    Qala process draws a random key, so ``qala demo load`` and ``qala serve`` differ, and a demo
+    must stay usable. Its generated voters then count as other people — harmless for demo data,
+    never allowed for a real vote.
+    """
+    fingerprint = key_fingerprint(secret_key)
+    if process.key_check != fingerprint and process.illustrative:
+        process.key_check = fingerprint
+        return
+    if process.key_check != fingerprint:
         raise ConfigurationError(
             f"process `{process.code}` was created with another secret key (QALA_SECRET_KEY); "
             "with this one, registered IINs would not be recognised and people could vote twice"
