@@ -45,6 +45,11 @@ def test_demo_week_yields_the_planted_incidents(sqlite_context: Context) -> None
     assert ("sensor_fault", saturated[0]) in by_category
     assert any(f.rule_id == "fault.stuck" and f.sensor == stuck[0] for f in findings)
     assert any(f.kind == "silence" and f.sensor == silent[0] for f in findings)
+    # The network episode names the group; its districts' common parent place is the city.
+    network = [i for i in incidents if i.sensor == "astana"]
+    assert network and {(i.category, i.place_code) for i in network} == {
+        ("air_pollution_episode", "astana")
+    }
     heating = [i for i in incidents if i.category == "heating" and i.sensor == heat[0]]
     assert heating and heating[0].service == "utilities"
     assert heating[0].unit == "utilities:astana-almaty-district"

@@ -139,9 +139,9 @@ def incident_figures(session: Session, city_code: str, year: int) -> dict[str, f
         for i in session.scalars(
             select(Incident).where(Incident.opened_at >= start, Incident.opened_at < end)
         )
-        if i.place_code is None
-        or i.place_code == city_code
-        or i.place_code.startswith(city_code + "-")
+        # Incidents without a place cannot be counted for any city.
+        if i.place_code is not None
+        and (i.place_code == city_code or i.place_code.startswith(city_code + "-"))
     ]
     figures: dict[str, float] = {"count": float(len(incidents))}
     acknowledge = [

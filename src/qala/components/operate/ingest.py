@@ -529,6 +529,10 @@ def _incident_for(
     sensor = sensors.get(finding.sensor)
     if sensor is None:
         sensor = session.get(Sensor, finding.sensor)
+    if sensor is not None:
+        place, lat, lon = sensor.place_code, sensor.lat, sensor.lon
+    else:  # a network finding names a group of sensors, not one
+        place, lat, lon = _group_place(session, finding.sensor)
     severity = finding.severity.name.lower()
     # Opened when the evidence ended (the present for live data, the past for a replay).
     observed = from_epoch_us(max(finding.start_us, finding.end_us))
@@ -541,9 +545,9 @@ def _incident_for(
         source="rule",
         title=None,
         description=finding.explanation,
-        place_code=sensor.place_code if sensor else None,
-        lat=sensor.lat if sensor else None,
-        lon=sensor.lon if sensor else None,
+        place_code=place,
+        lat=lat,
+        lon=lon,
         sensor=finding.sensor,
         domain=domain_of(finding.quantity),
         illustrative=illustrative,
@@ -562,6 +566,32 @@ def _incident_for(
     (report.incidents_opened if result.created else report.incidents_updated).append(
         result.incident.id
     )
+
+
+def _group_place(session: Session, group_id: str) -> tuple[str | None, float | None, float | None]:
+    """Place and mean position of a sensor group: its members' common place, else their common
+    parent place in the catalogue (districts of one city → the city)."""
+    from qala.components.catalog.models import Place
+
+    members = session.execute(
+        select(Sensor.place_code, Sensor.lat, Sensor.lon).where(Sensor.group_id == group_id)
+    ).all()
+    if not members:
+        return None, None, None
+    points = [(lat, lon) for _p, lat, lon in members if lat is not None and lon is not None]
+    lat = sum(p[0] for p in points) / len(points) if points else None
+    lon = sum(p[1] for p in points) / len(points) if points else None
+    codes = {code for code, _lat, _lon in members if code}
+    if len(codes) == 1:
+        return codes.pop(), lat, lon
+    parents = set(
+        session.scalars(
+            select(Place.code).where(
+                Place.id.in_(select(Place.parent_id).where(Place.code.in_(codes)))
+            )
+        )
+    )
+    return (parents.pop() if len(parents) == 1 else None), lat, lon
 
 
 def _end_of_condition(
