@@ -153,9 +153,12 @@ def test_a_process_over_http_with_roles(api: Any) -> None:
     assert http.get(f"{API}/processes/astana-2026/export.pb").status_code == 409
 
     town.clock.set(NOW + timedelta(days=36))
+    events: list[Any] = []
+    town.context.bus.subscribe("budgeting.phase_changed", events.append)
     http.post(
         f"{API}/processes/astana-2026/advance", headers=h["akimat"], json={"to_phase": "results"}
     )
+    assert [e.payload for e in events] == [{"process": "astana-2026", "phase": "results"}]
     results = http.get(f"{API}/processes/astana-2026/results").json()
     assert results["ballots"] == 2 and set(results["selected"]) == {"P01", "P02"}
     assert all(p["reason"] for p in results["projects"])

@@ -174,3 +174,24 @@ def test_an_illustrative_process_adopts_a_new_key(sqlite_town: Town) -> None:
     with town.context.database.transaction() as session:
         again = register_voter(session, town.code, iin(1), secret_key="rotated", now=town.clock())
     assert not again.newly_registered
+
+
+def test_authors_withdraw_their_own_proposals_while_proposals_are_open(sqlite_town: Town) -> None:
+    from qala.components.budgeting.process import withdraw_proposal
+
+    town = sqlite_town
+    town.process()
+    town.propose([5_000_000, 6_000_000])  # authors resident0, resident1
+    with town.context.database.transaction() as session:
+        with pytest.raises(ConflictError, match="only the author"):
+            withdraw_proposal(session, town.code, "P01", author="resident1", now=town.clock())
+        info = withdraw_proposal(session, town.code, "P01", author="resident0", now=town.clock())
+    assert info.status == "withdrawn"
+    town.to_review()
+    with town.context.database.transaction() as session:
+        with pytest.raises(ConflictError, match="while process `astana-2026` takes them"):
+            withdraw_proposal(session, town.code, "P02", author="resident1", now=town.clock())
+        with pytest.raises(ValidationError, match="withdrew"):
+            review_proposal(
+                session, town.code, "P01", feasible=True, reason="r", actor="e", now=NOW
+            )

@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field
 
 from qala.components.accounts.deps import CurrentUser, OptionalUser, require_roles
 from qala.components.accounts.models import User
+from qala.events import Event
 from qala.runtime import Context
 
 PREFIX = "/api/v1/budgeting"
@@ -239,6 +240,10 @@ def build_router(context: Context) -> APIRouter:
                 now=now(),
                 note=body.note,
             )
+        # Published after the commit, so subscribers never see a phase that was rolled back.
+        context.bus.publish(
+            Event("budgeting.phase_changed", {"process": info.code, "phase": info.phase})
+        )
         return asdict(info)
 
     @router.get("/processes/{code}/proposals", summary="Proposals with their public review")
@@ -255,6 +260,19 @@ def build_router(context: Context) -> APIRouter:
                 process.NewProposal(**body.model_dump()),
                 author=user.username,
                 now=now(),
+            )
+        return _public_proposal(info)
+
+    @router.post(
+        "/processes/{code}/proposals/{proposal}/withdraw",
+        summary="Withdraw your own proposal while proposals are open",
+    )
+    def withdraw(
+        code: Code, proposal: Annotated[str, Path(max_length=40)], user: Citizen
+    ) -> dict[str, Any]:
+        with context.database.transaction() as session:
+            info = process.withdraw_proposal(
+                session, code, proposal, author=user.username, now=now()
             )
         return _public_proposal(info)
 

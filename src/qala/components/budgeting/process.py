@@ -658,6 +658,27 @@ def review_proposal(
     return _proposal_info(process, row, with_author=True)
 
 
+def withdraw_proposal(
+    session: Session, process_code: str, proposal_code: str, *, author: str, now: datetime
+) -> ProposalInfo:
+    """The author takes their proposal back, while proposals are still taken."""
+    process = load_process(session, process_code)
+    row = _load_proposal(session, process, proposal_code)
+    if row.author != author:
+        raise ConflictError(f"only the author may withdraw proposal {row.code}")
+    if process.phase != "proposals" or not _within(
+        now, process.proposals_open_at, process.proposals_close_at
+    ):
+        raise ConflictError(
+            f"proposals can be withdrawn while process `{process.code}` takes them; it is in its "
+            f"{process.phase} phase"
+        )
+    row.status = "withdrawn"
+    row.review_reason = "withdrawn by the author"
+    session.flush()
+    return _proposal_info(process, row, with_author=True)
+
+
 # ---------------------------------------------------------------------------------------------
 # Phases
 
@@ -788,4 +809,5 @@ __all__ = [
     "review_proposal",
     "submit_proposal",
     "text_in",
+    "withdraw_proposal",
 ]
