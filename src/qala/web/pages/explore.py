@@ -173,7 +173,7 @@ def build_router(ui: UI) -> APIRouter:
         with database.session() as session:
             values = values_frame(session, indicators=[indicator_id])
             years = sorted({int(y) for y in values["year"]}) if not values.empty else []
-            chosen = year if year in years else (years[-1] if years else None)
+            chosen = year if year in years else _fullest_recent_year(values)
             names = {p.code: p for p in list_places(session)}
             monotowns = single_industry_codes(session, chosen or ui.context.clock().year)
         rows: list[dict[str, Any]] = []
@@ -206,6 +206,9 @@ def build_router(ui: UI) -> APIRouter:
             unit=definition.unit,
         )
         unit = catalogue.units.get(definition.unit)
+        with database.session() as session:
+            coordinates = {p.code: (p.lon, p.lat) for p in list_places(session, level="city")}
+        map_svg = _value_map(rows, coordinates, higher, t)
         return ui.render(
             request,
             "indicator.html",
@@ -215,6 +218,7 @@ def build_router(ui: UI) -> APIRouter:
             years=years,
             year=chosen,
             chart=chart,
+            map_svg=ui.markup(map_svg),
             illustrative=illustrative,
             framework=catalogue.frameworks.get(definition.framework),
             area_names=data.area_names(catalogue),
@@ -293,6 +297,51 @@ def _map_points(
         )
     points.sort(key=lambda m: -m.radius)
     return points
+
+
+def _fullest_recent_year(values: Any) -> int | None:
+    """The latest year with at least half as many places as the best-covered year."""
+    if values.empty:
+        return None
+    per_year = values.groupby("year").size()
+    return int(per_year[per_year >= 0.5 * per_year.max()].index.max())
+
+
+def _value_map(
+    rows: list[dict[str, Any]],
+    coordinates: dict[str, tuple[float | None, float | None]],
+    higher_is_better: bool,
+    t: Translator,
+) -> str:
+    """Cities coloured by quintile of the indicator (q5 = best), for the indicator page."""
+    located = [
+        r
+        for r in rows
+        if r["level"] == "city" and None not in coordinates.get(r["code"], (None, None))
+    ]
+    if len(located) < 5:
+        return ""
+    ordered = sorted(located, key=lambda r: r["value"], reverse=not higher_is_better)
+    points = []
+    for position, r in enumerate(ordered):
+        quintile = 1 + position * 5 // len(ordered)
+        lon, lat = coordinates[r["code"]]
+        assert lon is not None and lat is not None
+        points.append(
+            MapPoint(
+                r["name"],
+                lon,
+                lat,
+                f"pt q{quintile}",
+                href=f"/cities/{r['code']}",
+                radius=5.5,
+                title=f"{r['name']}: {r['value']:.4g}",
+            )
+        )
+    svg, _ = national_map_svg(
+        points, title=t("indicator.map_label"), no_boundary_note=t("map.no_boundary")
+    )
+    return svg
 
 
 __all__ = ["QalaError", "build_router"]
