@@ -44,7 +44,7 @@ def client(sqlite_url: str) -> TestClient:
     app: FastAPI = create_app(Settings(database_url=sqlite_url, secret_key="t"))
     context = app.state.context
 
-    @app.post("/test/operator-only")
+    @app.post("/api/v1/test/operator-only")
     def operator_only(user: User = Depends(require_roles("operator"))) -> dict[str, str]:
         return {"hello": user.username}
 
@@ -56,16 +56,16 @@ def client(sqlite_url: str) -> TestClient:
 
 
 def test_session_cookie_needs_the_csrf_token_for_writes(client: TestClient) -> None:
-    assert client.post("/test/operator-only").status_code == 401
+    assert client.post("/api/v1/test/operator-only").status_code == 401
     login = client.post(
         "/api/v1/auth/login", json={"username": "oper", "password": "operator-pass"}
     )
     assert login.status_code == 200
     assert "httponly" in login.headers["set-cookie"].lower()
     csrf = login.json()["csrf_token"]
-    assert client.post("/test/operator-only").status_code == 403
-    assert client.post("/test/operator-only", headers={"X-CSRF-Token": "forged"}).status_code == 403
-    answer = client.post("/test/operator-only", headers={"X-CSRF-Token": csrf})
+    assert client.post("/api/v1/test/operator-only").status_code == 403
+    assert client.post("/api/v1/test/operator-only", headers={"X-CSRF-Token": "forged"}).status_code == 403
+    answer = client.post("/api/v1/test/operator-only", headers={"X-CSRF-Token": csrf})
     assert answer.status_code == 200 and answer.json() == {"hello": "oper"}
     client.post("/api/v1/auth/logout", headers={"X-CSRF-Token": csrf})
     assert client.get("/api/v1/auth/me").status_code == 401
@@ -80,17 +80,17 @@ def test_roles_are_checked_and_administrators_pass(client: TestClient) -> None:
     ).json()["token"]
     assert (
         client.post(
-            "/test/operator-only", headers={"Authorization": f"Bearer {citizen}"}
+            "/api/v1/test/operator-only", headers={"Authorization": f"Bearer {citizen}"}
         ).status_code
         == 403
     )
     assert (
-        client.post("/test/operator-only", headers={"Authorization": f"Bearer {boss}"}).status_code
+        client.post("/api/v1/test/operator-only", headers={"Authorization": f"Bearer {boss}"}).status_code
         == 200
     )
     assert (
         client.post(
-            "/test/operator-only", headers={"Authorization": "Bearer qala_forged"}
+            "/api/v1/test/operator-only", headers={"Authorization": "Bearer qala_forged"}
         ).status_code
         == 401
     )
