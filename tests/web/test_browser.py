@@ -146,3 +146,35 @@ def test_phone_layout_and_keyboard(page: Any, demo_site: DemoSite) -> None:
     shot(page, "home-phone")
     scroll_width = page.evaluate("document.documentElement.scrollWidth")
     assert scroll_width <= 390 + 1, f"page scrolls sideways on a phone ({scroll_width}px)"
+
+
+def test_operator_board_is_told_about_new_requests(page: Any, demo_site: DemoSite) -> None:
+    """A request filed elsewhere appears on an open board through server-sent events, sooner
+    than the 8-second polling would bring it."""
+    import re
+
+    import httpx
+
+    sign_in(page, demo_site, "operator")
+    page.goto(f"{demo_site.url}/operator?sort=newest")
+    page.wait_for_timeout(1500)  # let the EventSource connect
+    citizen = httpx.Client(base_url=demo_site.url, headers={"accept": "text/html"})
+    form = citizen.get("/requests/new").text
+    token = re.search(r'name="csrf_token" value="([^"]+)"', form)
+    assert token
+    answer = citizen.post(
+        "/requests/new",
+        data={
+            "csrf_token": token.group(1),
+            "city": "astana",
+            "service_code": "street_light",
+            "description": "Pushed to the board (SSE test)",
+            "lat": "51.13",
+            "long": "71.41",
+        },
+    )
+    assert answer.status_code == 303
+    followed = citizen.get(answer.headers["location"]).text
+    request_id = re.search(r'id="request-id">(\d+)<', followed)
+    assert request_id
+    page.wait_for_selector(f"#request-{request_id.group(1)}", timeout=6500)

@@ -1,6 +1,7 @@
 """The operator's board: incidents (operate) and citizen requests (requests311), kept live.
 
-The board polls ``/operator/live`` (an HTML fragment) every few seconds; the script pauses while
+The board listens to ``/operator/stream`` (server-sent events, pushed when a request or incident
+event is published) and also polls ``/operator/live`` (an HTML fragment) every few seconds; the script pauses while
 the operator's keyboard focus is inside the board so a refresh never steals a half-typed note.
 Every action is a plain form POST (CSRF token included) that calls the component's service and
 comes back to the board, so the page also works without scripts.
@@ -8,13 +9,16 @@ comes back to the board, so the page also works without scripts.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
-from fastapi.responses import Response
+from fastapi.responses import Response, StreamingResponse
 
 from qala.components.catalog.services import get_place
 from qala.core.errors import ConflictError, NotFoundError, ValidationError
+from qala.events import Event
 from qala.web.data import installed
 from qala.web.geo import MapPoint, local_map_svg, local_view
 from qala.web.i18n import Translator
@@ -25,9 +29,24 @@ REQUEST_ACTIONS = ("acknowledge", "start", "close")
 INCIDENT_ACTIONS = ("acknowledge", "close")
 
 
+class ChangeCounter:
+    """Counts the events that change the board, so open boards can be told to refresh."""
+
+    PREFIXES = ("requests311.", "operate.")
+
+    def __init__(self) -> None:
+        self.value = 0
+
+    def __call__(self, event: Event) -> None:
+        if event.name.startswith(self.PREFIXES):
+            self.value += 1
+
+
 def build_router(ui: UI) -> APIRouter:
     router = APIRouter(include_in_schema=False)
     database = ui.context.database
+    changes = ChangeCounter()
+    ui.context.bus.subscribe("*", changes)
 
     def board(
         request: Request, t: Translator, department: str | None, service: str | None
@@ -156,6 +175,32 @@ def build_router(ui: UI) -> APIRouter:
             department=department or "",
             service=service or "",
             **values,
+        )
+
+    @router.get("/operator/stream")
+    async def stream(request: Request) -> Response:
+        """Server-sent events: ``change`` when a request or incident event was published in this
+        process (the board then fetches its fragment), a comment every 15 s to keep proxies
+        from closing the line. Closes after 5 minutes; browsers reconnect by themselves."""
+        await ui.require(request, STAFF)
+
+        async def events() -> AsyncIterator[str]:
+            seen = changes.value
+            yield "retry: 5000\n\n"
+            for tick in range(300):
+                if await request.is_disconnected():
+                    return
+                if changes.value != seen:
+                    seen = changes.value
+                    yield f"event: change\ndata: {seen}\n\n"
+                elif tick % 15 == 14:
+                    yield ": keep-alive\n\n"
+                await asyncio.sleep(1.0)
+
+        return StreamingResponse(
+            events(),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
         )
 
     def back(request: Request, message: str, kind: str = "ok") -> Response:

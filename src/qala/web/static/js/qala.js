@@ -94,6 +94,11 @@
           .catch(function () { /* keep the last view; next tick retries */ });
       }
       setInterval(tick, every);
+      // Pushed changes (server-sent events) refresh at once; polling stays as the fallback.
+      if (region.dataset.stream && window.EventSource) {
+        var source = new EventSource(region.dataset.stream);
+        source.addEventListener("change", tick);
+      }
     });
   }
 
