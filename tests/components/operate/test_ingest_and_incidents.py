@@ -246,6 +246,13 @@ def test_operator_api_requires_role_and_opens_incidents(sqlite_url: str) -> None
             ),
         )
     client = TestClient(app)
+    events: list[tuple[str, object]] = []
+
+    def record(event: Event) -> None:
+        if event.name.startswith("operate."):
+            events.append((event.name, event.payload.get("id")))
+
+    context.bus.subscribe("*", record)
     body = {
         "category": "gas_leak",
         "severity": "critical",
@@ -305,6 +312,12 @@ def test_operator_api_requires_role_and_opens_incidents(sqlite_url: str) -> None
         headers={"Authorization": f"Bearer {operator}"},
     )
     assert closed.json()["status"] == "closed"
+    incident_id = data["id"]
+    assert events == [
+        ("operate.incident.opened", incident_id),
+        ("operate.incident.reported", incident_id),
+        ("operate.incident.closed", incident_id),
+    ]
     context.database.dispose()
 
 

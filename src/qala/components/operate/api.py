@@ -16,6 +16,7 @@ from qala.components.operate import queries
 from qala.components.operate.ingest import check_silence, ingest
 from qala.components.operate.links import link_requests_near
 from qala.components.operate.readings import readings_from_payload
+from qala.events import Event
 from qala.runtime import Context
 
 PREFIX = "/api/v1/operate"
@@ -182,6 +183,7 @@ def build_router(context: Context) -> APIRouter:
         if not result.created:
             response.status_code = 200
         data["deduplicated"] = not result.created
+        publish("opened" if result.created else "reported", result.incident.id)
         return data
 
     @router.get("/incidents/{incident_id}")
@@ -191,12 +193,18 @@ def build_router(context: Context) -> APIRouter:
                 incident_services.get_incident(session, incident_id)
             ).as_dict()
 
-    def _change(incident_id: int, apply: Any) -> dict[str, Any]:
+    def publish(action: str, incident_id: int) -> None:
+        """Tell the rest of the platform (the operator board, …) after the change committed."""
+        context.bus.publish(Event(f"operate.incident.{action}", {"id": incident_id}))
+
+    def _change(incident_id: int, apply: Any, action: str) -> dict[str, Any]:
         with context.database.transaction() as session:
             apply(session)
-            return incident_services.view(
+            data = incident_services.view(
                 incident_services.get_incident(session, incident_id)
             ).as_dict()
+        publish(action, incident_id)
+        return data
 
     @router.post("/incidents/{incident_id}/acknowledge")
     def post_ack(incident_id: int, body: Acknowledge, user: Operator) -> dict[str, Any]:
@@ -205,6 +213,7 @@ def build_router(context: Context) -> APIRouter:
             lambda s: incident_services.acknowledge(
                 s, incident_id, actor=actor(user), now=context.clock(), note=body.note
             ),
+            "acknowledged",
         )
 
     @router.post("/incidents/{incident_id}/assign")
@@ -214,6 +223,7 @@ def build_router(context: Context) -> APIRouter:
             lambda s: incident_services.assign(
                 s, incident_id, assignee=body.assignee, actor=actor(user), now=context.clock()
             ),
+            "assigned",
         )
 
     @router.post("/incidents/{incident_id}/reroute")
@@ -228,6 +238,7 @@ def build_router(context: Context) -> APIRouter:
                 now=context.clock(),
                 reason=body.reason,
             ),
+            "rerouted",
         )
 
     @router.post("/incidents/{incident_id}/close")
@@ -242,6 +253,7 @@ def build_router(context: Context) -> APIRouter:
                 now=context.clock(),
                 note=body.note,
             ),
+            "closed",
         )
 
     @router.post("/incidents/{incident_id}/notes")
@@ -251,6 +263,7 @@ def build_router(context: Context) -> APIRouter:
             lambda s: incident_services.add_note(
                 s, incident_id, text=body.text, actor=actor(user), now=context.clock()
             ),
+            "noted",
         )
 
     @router.post("/incidents/{incident_id}/links")
@@ -266,6 +279,7 @@ def build_router(context: Context) -> APIRouter:
                 now=context.clock(),
                 note=body.note,
             ),
+            "linked",
         )
 
     @router.get("/incidents/{incident_id}/audit")
@@ -278,8 +292,10 @@ def build_router(context: Context) -> APIRouter:
     @router.post("/escalations/run")
     def post_escalate(_user: Operator) -> dict[str, Any]:
         with context.database.transaction() as session:
-            escalated = incident_services.escalate_due(session, now=context.clock())
-            return {"escalated": [i.id for i in escalated]}
+            escalated = [i.id for i in incident_services.escalate_due(session, now=context.clock())]
+        for incident_id in escalated:
+            publish("escalated", incident_id)
+        return {"escalated": escalated}
 
     @router.post("/indicators/write")
     def post_indicators(_user: Operator, year: int, place: str) -> dict[str, Any]:

@@ -801,8 +801,11 @@ def after_commit(context: Context, report: IngestReport) -> None:
 
     if report.changed_entities:
         notify_changed(context, report.changed_entities)
-    for incident_id in report.incidents_opened:
+    for incident_id in dict.fromkeys(report.incidents_opened):
         context.bus.publish(Event("operate.incident.opened", {"id": incident_id}))
+    for incident_id in dict.fromkeys(report.incidents_updated):
+        if incident_id not in report.incidents_opened:
+            context.bus.publish(Event("operate.incident.updated", {"id": incident_id}))
 
 
 def check_silence(
