@@ -104,9 +104,9 @@ def _requests_open(session: Session) -> int | None:
 
 
 def _incidents_active(session: Session) -> int:
-    from qala.components.operate.incidents import list_incidents
+    from qala.components.operate.incidents import count_incidents
 
-    return len(list_incidents(session, status="active", limit=10_000))
+    return count_incidents(session, status="active")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -48,8 +48,8 @@ def _wants_html(request: Request) -> bool:
     path = request.url.path
     if path.startswith(API_PREFIXES):
         return False
-    accept = request.headers.get("accept", "")
-    return "text/html" in accept or accept in ("", "*/*")
+    # Only browsers navigating ask for text/html; API clients and scripts keep JSON errors.
+    return "text/html" in request.headers.get("accept", "")
 
 
 def mount_web(app: FastAPI, context: Context) -> None:
