@@ -300,3 +300,39 @@ def test_cli_and_public_endpoint_report_tampering(
     copy[1]["data"]["changes"]["status"][1] = "delivered"
     exported.write_text(json.dumps(copy))
     assert runner.invoke(app, ["ledger", "verify", "--file", str(exported)], env=env).exit_code == 1
+
+
+def test_concurrent_writers_queue_on_the_head(town: Town) -> None:
+    import threading
+
+    build(town)
+    failures: list[str] = []
+    barrier = threading.Barrier(4)
+
+    def pay(worker: int) -> None:
+        barrier.wait()
+        for k in range(5):
+            try:
+                with town.context.database.transaction() as session:
+                    record_payment(
+                        session,
+                        "led-2026",
+                        paid_on=date(2026, 2, 28),
+                        amount=1_000 + 10 * worker + k,
+                        payee=f"worker {worker}",
+                        actor="treasury",
+                        now=NOW,
+                    )
+            except Exception as exc:  # the test reports whatever went wrong
+                failures.append(f"{type(exc).__name__}: {exc}")
+
+    threads = [threading.Thread(target=pay, args=(w,)) for w in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert failures == []
+    with town.context.database.session() as session:
+        result = verify_ledger(session)
+    assert result.ok, result.problems
+    assert result.entries == 5 + 20

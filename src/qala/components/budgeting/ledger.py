@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from qala.components.budgeting.models import (
@@ -127,27 +127,54 @@ def append(
     data: Mapping[str, Any],
     now: datetime,
 ) -> LedgerRecord:
-    """Add one entry after the current head (locking the head row until the transaction ends)."""
-    head = session.get(LedgerHead, 1, with_for_update=True)
-    if head is None:
-        head = LedgerHead(id=1, seq=0, entry_hash=GENESIS)
-        session.add(head)
+    """Add one entry after the current head.
+
+    The head row is *updated first* (its number raised by one): that takes the write lock on both
+    stores (the row lock in PostgreSQL, the database's write lock in SQLite), so concurrent writers
+    queue and each reads the head the previous one committed.
+    """
+    session.flush()  # pending table writes first, so a failure shows where it belongs
+    session.execute(insert_ignoring(session, LedgerHead).values(id=1, seq=0, entry_hash=GENESIS))
+    session.execute(
+        update(LedgerHead)
+        .where(LedgerHead.id == 1)
+        .values(seq=LedgerHead.seq + 1)
+        .execution_options(synchronize_session=False)
+    )
+    seq, previous = session.execute(
+        select(LedgerHead.seq, LedgerHead.entry_hash).where(LedgerHead.id == 1)
+    ).one()
     moment = now.astimezone(UTC) if now.tzinfo else now.replace(tzinfo=UTC)
     body = {
-        "seq": head.seq + 1,
+        "seq": seq,
         "at": moment.isoformat(timespec="microseconds"),
         "actor": actor,
         "kind": kind,
         "subject": subject,
         "data": _plain(dict(data)),
     }
-    digest = hash_entry(head.entry_hash, body)
-    row = LedgerEntry(**body, prev_hash=head.entry_hash, entry_hash=digest)
+    digest = hash_entry(previous, body)
+    row = LedgerEntry(**body, prev_hash=previous, entry_hash=digest)
     session.add(row)
-    head.seq = body["seq"]
-    head.entry_hash = digest
+    session.execute(
+        update(LedgerHead)
+        .where(LedgerHead.id == 1)
+        .values(entry_hash=digest)
+        .execution_options(synchronize_session=False)
+    )
     session.flush()
     return _record(row)
+
+
+def insert_ignoring(session: Session, model: type[Any]) -> Any:
+    """``INSERT … ON CONFLICT DO NOTHING`` for the store in use (SQLite or PostgreSQL)."""
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+
+        return postgresql_insert(model).on_conflict_do_nothing()
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert(model).on_conflict_do_nothing()
 
 
 def list_entries(

@@ -10,10 +10,10 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from qala.components.budgeting.iin import hash_iin, parse_iin
+from qala.components.budgeting.ledger import insert_ignoring
 from qala.components.budgeting.models import Process, Voter
 from qala.components.budgeting.process import _utc, check_key, load_process
 from qala.core.errors import ConflictError, ValidationError
@@ -69,20 +69,20 @@ def register_in(
     voter = find_voter(session, process, digest)
     if voter is not None:
         return voter, False
-    try:
-        # A savepoint: when the same IIN registers at the same moment elsewhere, the unique
-        # constraint stops the second insert and the row that won is used instead.
-        with session.begin_nested():
-            voter = Voter(
-                process_id=process.id, iin_hash=digest, registered_at=now, illustrative=illustrative
-            )
-            session.add(voter)
-    except IntegrityError:
-        existing = find_voter(session, process, digest)
-        if existing is None:
-            raise
-        return existing, False
-    return voter, True
+    # INSERT … ON CONFLICT DO NOTHING: when the same IIN registers at the same moment elsewhere,
+    # one insert wins and the other finds its row (no error, no savepoint).
+    inserted = session.execute(
+        insert_ignoring(session, Voter).values(
+            process_id=process.id,
+            iin_hash=digest,
+            has_voted=False,
+            registered_at=now,
+            illustrative=illustrative,
+        )
+    )
+    voter = find_voter(session, process, digest)
+    assert voter is not None
+    return voter, getattr(inserted, "rowcount", 0) == 1
 
 
 def register_voter(
