@@ -52,6 +52,10 @@ def create_app(
         if component.api_router is not None:
             app.include_router(component.api_router(context))
 
+    from qala.api.sem import build_sem_router
+
+    app.include_router(build_sem_router(context))
+
     from qala.web import mount_web
 
     mount_web(app, context)
