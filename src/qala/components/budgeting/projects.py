@@ -35,7 +35,7 @@ from qala.components.budgeting.models import (
     Rating,
     Risk,
 )
-from qala.components.budgeting.process import CODE, MAX_DESCRIPTION, _utc, clean_text3
+from qala.components.budgeting.process import CODE, MAX_DESCRIPTION, MAX_TITLE, _utc, clean_text3
 from qala.core.errors import (
     ConflictError,
     NotFoundError,
@@ -367,7 +367,7 @@ def update_project(
                 value,
                 column=name,
                 required=name == "title",
-                limit=MAX_DESCRIPTION,
+                limit=MAX_TITLE if name == "title" else MAX_DESCRIPTION,
                 problems=problems,
             )
         elif name == "budget":
