@@ -5,23 +5,25 @@ from __future__ import annotations
 from pathlib import Path
 
 from qala.components.accounts import COMPONENT as ACCOUNTS
+from qala.components.assessment import COMPONENT as ASSESSMENT
 from qala.components.budgeting import COMPONENT as BUDGETING
 from qala.components.catalog import COMPONENT as CATALOG
-from qala.components.requests311 import COMPONENT as REQUESTS311
 from qala.components.operate import COMPONENT as OPERATE
 from qala.components.rating import COMPONENT as RATING
-from qala.components.assessment import COMPONENT as ASSESSMENT
+from qala.components.requests311 import COMPONENT as REQUESTS311
 from qala.runtime import ComponentSpec, Context
 from qala.store.migrate import upgrade
 
+# Order matters for start-up and the demo: the foundation first, then Operate and Participate,
+# then the components that measure, so the demo's rating includes what the others wrote back.
 COMPONENTS: list[ComponentSpec] = [
     CATALOG,
     ACCOUNTS,
     REQUESTS311,
     OPERATE,
+    BUDGETING,
     RATING,
     ASSESSMENT,
-    BUDGETING,
 ]
 
 
