@@ -64,7 +64,10 @@ def test_session_cookie_needs_the_csrf_token_for_writes(client: TestClient) -> N
     assert "httponly" in login.headers["set-cookie"].lower()
     csrf = login.json()["csrf_token"]
     assert client.post("/api/v1/test/operator-only").status_code == 403
-    assert client.post("/api/v1/test/operator-only", headers={"X-CSRF-Token": "forged"}).status_code == 403
+    assert (
+        client.post("/api/v1/test/operator-only", headers={"X-CSRF-Token": "forged"}).status_code
+        == 403
+    )
     answer = client.post("/api/v1/test/operator-only", headers={"X-CSRF-Token": csrf})
     assert answer.status_code == 200 and answer.json() == {"hello": "oper"}
     client.post("/api/v1/auth/logout", headers={"X-CSRF-Token": csrf})
@@ -85,7 +88,9 @@ def test_roles_are_checked_and_administrators_pass(client: TestClient) -> None:
         == 403
     )
     assert (
-        client.post("/api/v1/test/operator-only", headers={"Authorization": f"Bearer {boss}"}).status_code
+        client.post(
+            "/api/v1/test/operator-only", headers={"Authorization": f"Bearer {boss}"}
+        ).status_code
         == 200
     )
     assert (
