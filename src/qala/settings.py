@@ -21,6 +21,25 @@ def default_database_url() -> str:
     return f"sqlite:///{Path('var') / 'qala.sqlite'}"
 
 
+SECRET_KEY_FILE = Path("var") / "secret_key"
+
+
+def persistent_secret_key() -> str:
+    """The key kept in ``var/secret_key``, created once with owner-only permissions.
+
+    Every process (the CLI loading data, the server) must share one key: it signs sessions and
+    keys the hashes of personal identifiers (IINs), so a key drawn per process would make stored
+    hashes unmatchable. Production sets ``QALA_SECRET_KEY`` instead.
+    """
+    if SECRET_KEY_FILE.is_file():
+        return SECRET_KEY_FILE.read_text(encoding="utf-8").strip()
+    SECRET_KEY_FILE.parent.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(32)
+    SECRET_KEY_FILE.touch(mode=0o600)
+    SECRET_KEY_FILE.write_text(key, encoding="utf-8")
+    return key
+
+
 class Settings(BaseSettings):
     """Everything Qala can be configured with. Environment variables: ``QALA_<FIELD>``."""
 
@@ -29,8 +48,9 @@ class Settings(BaseSettings):
     database_url: str = Field(default_factory=default_database_url)
     """SQLAlchemy URL: SQLite file by default, ``postgresql+psycopg://…`` in production."""
 
-    secret_key: str = Field(default_factory=lambda: secrets.token_urlsafe(32))
-    """Signs session cookies and keys the hash of personal identifiers; set it in production."""
+    secret_key: str = Field(default_factory=persistent_secret_key)
+    """Signs session cookies and keys the hash of personal identifiers; set it in production
+    (without it, one is generated once and kept in ``var/secret_key``)."""
 
     default_language: Language = "ru"
     secure_cookies: bool = False
