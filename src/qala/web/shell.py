@@ -41,6 +41,8 @@ def navigation() -> list[NavItem]:
         NavItem("nav.operator", "/operator", ("operator",)),
         NavItem("nav.admin", "/admin", ("analyst",)),
     ]
+    if component_installed("assessment"):
+        items.append(NavItem("nav.readiness", "/readiness", ("analyst", "operator")))
     return items
 
 
@@ -70,6 +72,10 @@ def mount_web(app: FastAPI, context: Context) -> None:
         from qala.web.pages import budgeting
 
         app.include_router(budgeting.build_router(ui))
+    if component_installed("assessment"):
+        from qala.web.pages import readiness
+
+        app.include_router(readiness.build_router(ui))
 
     @app.exception_handler(LoginRequired)
     async def login_required(request: Request, exc: LoginRequired) -> Response:
