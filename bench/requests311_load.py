@@ -258,8 +258,9 @@ end
 
 
 def _ms(text_value: str) -> float:
-    number, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text_value.strip()).groups()  # type: ignore[union-attr]
-    return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+    # wrk prints latencies as 850.00us, 12.34ms, 1.02s or, past a minute, 1.05m.
+    number, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text_value.strip()).groups()  # type: ignore[union-attr]
+    return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}[unit]
 
 
 def run_wrk(
