@@ -23,7 +23,7 @@ import math
 from bisect import bisect_left, insort
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -1215,18 +1215,7 @@ class StreamingEvaluator:
             means = {sensor: cell[0] / cell[1] for sensor, cell in table.items()}
             self._cross_sensor(compiled, group_id, quantity, hour, means, findings)
             self._network_episode(group, compiled, group_id, quantity, hour, means, findings)
-        if through is not None:
-            group.evaluated_through = (
-                through
-                if group.evaluated_through is None
-                else max(group.evaluated_through, through)
-            )
-        elif ready:
-            group.evaluated_through = (
-                ready[-1]
-                if group.evaluated_through is None
-                else max(group.evaluated_through, ready[-1])
-            )
+        _mark_evaluated(group, through, ready)
 
     def _cross_sensor(
         self,
@@ -1448,18 +1437,7 @@ class StreamingEvaluator:
                     details={"ratios": ratios, "largest_share": largest_share},
                 )
             )
-        if through is not None:
-            table_state.evaluated_through = (
-                through
-                if table_state.evaluated_through is None
-                else max(table_state.evaluated_through, through)
-            )
-        elif ready:
-            table_state.evaluated_through = (
-                ready[-1]
-                if table_state.evaluated_through is None
-                else max(table_state.evaluated_through, ready[-1])
-            )
+        _mark_evaluated(table_state, through, ready)
 
     # ---- end of input -----------------------------------------------------------------------
 
@@ -1587,3 +1565,16 @@ def _median_mad(values: list[float]) -> tuple[float, float]:
     array = np.asarray(values, dtype=float)
     median = float(np.median(array))
     return median, float(np.median(np.abs(array - median)))
+
+
+class _Evaluated(Protocol):
+    evaluated_through: int | None
+
+
+def _mark_evaluated(state: _Evaluated, through: int | None, ready: list[int]) -> None:
+    """Advance a window table's high-water mark to ``through``, or to the last hour evaluated."""
+    reached = through if through is not None else (ready[-1] if ready else None)
+    if reached is not None:
+        state.evaluated_through = (
+            reached if state.evaluated_through is None else max(state.evaluated_through, reached)
+        )
