@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 
 from qala.components.operate import incidents as incident_services
 from qala.components.operate.ingest import RulesRunner, ingest, register_sensors
-from qala.components.operate.models import DetectorState, Finding, Incident, Observation
+from qala.components.operate.models import DetectorState, Entity, Finding, Incident, Observation
 from qala.components.operate.readings import Reading, readings_from_payload
 from qala.core.errors import ConflictError, ValidationError
 from qala.events import Event
@@ -203,6 +203,12 @@ def test_operator_incident_lifecycle_with_audit_escalation_and_links(context: Co
         )
     )
     context.bus.publish(Event("requests311.created", {"id": 4712, "lat": 51.2000, "lon": 71.4300}))
+    # A later status event leaves the request's recorded time alone.
+    context.bus.publish(Event("requests311.acknowledged", {"id": 4711, "jurisdiction": "astana"}))
+    with context.database.session() as session:
+        kept = session.get(Entity, "urn:ngsi-ld:ServiceRequest:4711")
+        assert kept is not None
+        assert kept.attrs["dateCreated"]["value"] == "2025-12-03T05:00:00+00:00"
     with context.database.session() as session:
         view = incident_services.view(incident_services.get_incident(session, live))
         history = incident_services.view(incident_services.get_incident(session, incident_id))

@@ -1,7 +1,7 @@
 """Linking incidents to citizen requests about the same place and time — through events and ids,
 never by importing the requests component.
 
-When a ``requests311.*`` event carries a position (``lat`` and ``lon``/``long``) Operate keeps the
+When a ``requests311.created`` event carries a position (``lat`` and ``lon``/``long``) Operate keeps the
 request as a ``ServiceRequest`` context entity (PAS 182 concept *case*) and links it to open
 incidents within ``RADIUS_M`` and ``WINDOW``; when an operator opens an incident at a position,
 the requests already known near it are linked the same way. Operators can also link a request by
@@ -26,6 +26,7 @@ from qala.runtime import Context
 RADIUS_M = 300.0
 WINDOW = timedelta(hours=48)
 REQUEST_TYPE = "ServiceRequest"
+CREATED_EVENT = "requests311.created"
 
 
 def _number(payload: dict[str, Any], *names: str) -> float | None:
@@ -154,12 +155,13 @@ def subscribe_to_citizen_requests(context: Context) -> None:
     context.extras["operate.linker_subscribed"] = True
 
     def handle(event: Event) -> None:
-        if not event.name.startswith("requests311."):
-            return
         payload = dict(event.payload)
-        if _number(payload, "lat") is None and not payload.get("id"):
+        if not payload.get("id", payload.get("service_request_id")):
             return
         with context.database.transaction() as session:
             record_citizen_request(session, payload, now=context.clock())
 
-    context.bus.subscribe("*", handle)
+    # Only creation: a request's place and time never change afterwards, and status events
+    # (acknowledged, closed…) carry no time of their own, so recording them would move the
+    # request's dateCreated to the moment of the status change — and cost a transaction each.
+    context.bus.subscribe(CREATED_EVENT, handle)
