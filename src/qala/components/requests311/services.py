@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Connection, Table, func, insert, or_, select
+from sqlalchemy import Connection, Table, bindparam, func, insert, or_, select
 from sqlalchemy import event as sqlalchemy_event
 from sqlalchemy.orm import Session
 
@@ -280,6 +280,11 @@ class CatalogueCache:
         self._loaded_at = -math.inf
         self._value: dict[str, JurisdictionInfo] = {}
         self._lock = threading.Lock()
+
+    @property
+    def fresh(self) -> bool:
+        """Whether ``get`` will answer from memory, without reading the store."""
+        return time.monotonic() - self._loaded_at <= self._ttl
 
     def get(self) -> dict[str, JurisdictionInfo]:
         if time.monotonic() - self._loaded_at > self._ttl:
@@ -738,6 +743,16 @@ _PUBLIC_COLUMNS = tuple(
 )
 
 
+# The two single-row public reads are built once: building and cache-keying a statement per call
+# costs more CPU than PostgreSQL spends answering it (bench/requests311_load.py, GET phases).
+_ONE_PUBLIC = select(*_PUBLIC_COLUMNS).where(
+    _R.id == bindparam("request_id"), _R.jurisdiction_id == bindparam("jurisdiction_id")
+)
+_ID_FOR_TOKEN = select(_R.id).where(
+    _R.token == bindparam("token"), _R.jurisdiction_id == bindparam("jurisdiction_id")
+)
+
+
 def _public(
     row: Any, jurisdiction: JurisdictionInfo, services: dict[int, ServiceInfo], language: str
 ) -> PublicRequest:
@@ -813,7 +828,7 @@ def get_public_request(
     language: str = "en",
 ) -> PublicRequest:
     row = session.execute(
-        select(*_PUBLIC_COLUMNS).where(_R.id == request_id, _R.jurisdiction_id == jurisdiction.id)
+        _ONE_PUBLIC, {"request_id": request_id, "jurisdiction_id": jurisdiction.id}
     ).first()
     if row is None:
         raise NotFoundError(f"no service request {request_id} in {jurisdiction.code}")
@@ -823,9 +838,7 @@ def get_public_request(
 def request_id_for_token(
     session: Session | Connection, jurisdiction: JurisdictionInfo, token: str
 ) -> int:
-    found = session.scalar(
-        select(_R.id).where(_R.token == token, _R.jurisdiction_id == jurisdiction.id)
-    )
+    found = session.scalar(_ID_FOR_TOKEN, {"token": token, "jurisdiction_id": jurisdiction.id})
     if found is None:
         raise NotFoundError("no service request has this token")
     return int(found)
