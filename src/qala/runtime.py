@@ -46,6 +46,9 @@ class ComponentSpec:
     """Folder of this component's Alembic revisions (its own branch label)."""
     api_router: Callable[[Context], Any] | None = None
     """Builds the FastAPI router mounted by ``create_app``; paths are absolute."""
+    route_priority: int = 0
+    """Higher is matched first (registry order among equals). Routes are tried one by one, each
+    costing microseconds, so the busiest public endpoints come before the rest."""
     web_router: Callable[[Context], Any] | None = None
     """Builds the router of server-rendered pages."""
     templates: Path | None = None

@@ -48,7 +48,7 @@ def create_app(
     def healthz() -> dict[str, str]:
         return {"status": "ok", "version": __version__, "database": context.database.backend}
 
-    for component in COMPONENTS:
+    for component in sorted(COMPONENTS, key=lambda c: -c.route_priority):
         if component.api_router is not None:
             app.include_router(component.api_router(context))
 

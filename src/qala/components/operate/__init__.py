@@ -42,6 +42,8 @@ COMPONENT = ComponentSpec(
     name="operate",
     migrations=HERE / "migrations",
     api_router=_api,
+    # Sensor data arrives over NGSI-LD all day; second only to the public Open311 reads.
+    route_priority=1,
     on_startup=_startup,
     demo_loader=_demo,
 )

@@ -36,5 +36,7 @@ COMPONENT = ComponentSpec(
     name="requests311",
     migrations=HERE / "migrations",
     api_router=_api,
+    # Apps and city portals poll the public Open311 reads: the platform's busiest endpoints.
+    route_priority=2,
     demo_loader=_demo,
 )
