@@ -303,6 +303,14 @@ def build_open311_router(context: Context) -> APIRouter:
     async def in_pool(function: Callable[..., Response], *args: Any) -> Response:
         return await asyncio.get_running_loop().run_in_executor(executor, function, *args)
 
+    async def from_catalogue(fmt: str, produce: Callable[[], tuple[str, Any]]) -> Response:
+        """Answer documents built from the catalogue alone on the event loop while the cached
+        catalogue is fresh (a thread hop costs more than the work); refreshing it reads the
+        store, so that goes to the pool."""
+        if catalogue.fresh:
+            return _answer(fmt, produce)
+        return await in_pool(_answer, fmt, produce)
+
     max_body = min(MAX_BODY_BYTES, context.settings.max_upload_bytes)
 
     def jurisdiction(code: str | None) -> JurisdictionInfo:
@@ -311,7 +319,7 @@ def build_open311_router(context: Context) -> APIRouter:
     @router.get(
         "/discovery.{format}", summary="Open311 service discovery", responses=_error_responses(404)
     )
-    def discovery(request: Request, format: Format) -> Response:
+    async def discovery(request: Request, format: Format) -> Response:
         def produce() -> tuple[str, Any]:
             known = catalogue.get()
             contacts = (
@@ -335,14 +343,14 @@ def build_open311_router(context: Context) -> APIRouter:
                 ],
             }
 
-        return _answer(format, produce)
+        return await from_catalogue(format, produce)
 
     @router.get(
         "/services.{format}",
         summary="List the service types (GET services)",
         responses=_error_responses(400, 404),
     )
-    def services(
+    async def services(
         request: Request,
         format: Format,
         jurisdiction_id: JurisdictionId = None,
@@ -355,14 +363,14 @@ def build_open311_router(context: Context) -> APIRouter:
                 formats.service_entry(s, language) for s in city.services.values() if s.active
             ]
 
-        return _answer(format, produce)
+        return await from_catalogue(format, produce)
 
     @router.get(
         "/services/{service_code}.{format}",
         summary="A service's definition (its form attributes)",
         responses=_error_responses(400, 404),
     )
-    def service_definition(
+    async def service_definition(
         request: Request,
         service_code: str,
         format: Format,
@@ -375,7 +383,7 @@ def build_open311_router(context: Context) -> APIRouter:
             language = pick_language(request, locale, default_language)
             return "service_definition", formats.service_definition(service, language)
 
-        return _answer(format, produce)
+        return await from_catalogue(format, produce)
 
     @router.get(
         "/requests.{format}",
