@@ -31,6 +31,8 @@ def app(
             factory=True,
         )
     else:
-        uvicorn.run(
-            create_app(context=context, migrate=False), host=host, port=port, log_level="info"
-        )
+        from qala.api.factory import freeze_startup_objects
+
+        served = create_app(context=context, migrate=False)
+        freeze_startup_objects()
+        uvicorn.run(served, host=host, port=port, log_level="info")
