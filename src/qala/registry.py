@@ -32,8 +32,23 @@ def migration_locations() -> list[Path]:
 
 
 def prepare(context: Context) -> None:
-    """Migrate the store to the newest schema and let each component seed its reference data."""
+    """Migrate the store to the newest schema, let each component seed its reference data, and
+    start the components in this process."""
     upgrade(context.database, [str(p) for p in migration_locations()])
+    for component in COMPONENTS:
+        if component.seed is not None:
+            component.seed(context)
+    start_components(context)
+
+
+def start_components(context: Context) -> None:
+    """Run every component's per-process start-up (event subscriptions…) once for ``context``."""
+    if context.extras.get(_STARTED):
+        return
+    context.extras[_STARTED] = True
     for component in COMPONENTS:
         if component.on_startup is not None:
             component.on_startup(context)
+
+
+_STARTED = "registry.components_started"

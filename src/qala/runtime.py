@@ -53,8 +53,12 @@ class ComponentSpec:
     """Builds the router of server-rendered pages."""
     templates: Path | None = None
     """Folder of this component's Jinja templates."""
+    seed: Callable[[Context], None] | None = None
+    """Writes this component's reference data to the store; run by ``prepare`` after the
+    migrations, once per upgrade (never by each serving worker: they would race)."""
     on_startup: Callable[[Context], None] | None = None
-    """Subscribes to events, seeds reference data; runs once per process after migrations."""
+    """Readies a process: subscribes to events, fills caches. Runs once in every process that
+    opens a context (CLI, each API worker), migrated or not; must be idempotent."""
     demo_loader: Callable[[Context], str] | None = None
     """Loads this component's bundled sample data for `make demo`; returns a one-line summary."""
     nav: tuple[tuple[str, str], ...] = ()

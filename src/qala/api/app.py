@@ -15,7 +15,7 @@ from qala.core.errors import (
     QalaError,
     ValidationError,
 )
-from qala.registry import COMPONENTS, prepare
+from qala.registry import COMPONENTS, prepare, start_components
 from qala.runtime import Context
 from qala.settings import Settings
 
@@ -29,6 +29,8 @@ def create_app(
     context = context or Context.from_settings(settings or Settings())
     if migrate:
         prepare(context)
+    else:
+        start_components(context)
     app = FastAPI(
         title="Qala",
         version=__version__,

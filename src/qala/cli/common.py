@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 
 from qala.core.errors import QalaError, ValidationError
-from qala.registry import prepare
+from qala.registry import prepare, start_components
 from qala.runtime import Context
 from qala.settings import Settings
 
@@ -28,6 +28,8 @@ def open_context(*, migrate: bool = True) -> Context:
     context = Context.from_settings(Settings())
     if migrate:
         prepare(context)
+    else:
+        start_components(context)
     return context
 
 

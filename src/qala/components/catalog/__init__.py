@@ -19,7 +19,7 @@ def _api(context: Context) -> object:
     return build_router(context)
 
 
-def _startup(context: Context) -> None:
+def _seed(context: Context) -> None:
     from qala.components.catalog.services import sync_reference_data
 
     with context.database.transaction() as session:
@@ -37,6 +37,6 @@ COMPONENT = ComponentSpec(
     name="catalog",
     migrations=HERE / "migrations",
     api_router=_api,
-    on_startup=_startup,
+    seed=_seed,
     demo_loader=_demo,
 )
