@@ -35,6 +35,7 @@ from qala.components.budgeting.models import (
     Project,
     Risk,
 )
+from qala.store.statements import insert_ignoring
 
 GENESIS = "0" * 64
 PROJECT_FIELDS = (
@@ -164,17 +165,6 @@ def append(
     )
     session.flush()
     return _record(row)
-
-
-def insert_ignoring(session: Session, model: type[Any]) -> Any:
-    """``INSERT … ON CONFLICT DO NOTHING`` for the store in use (SQLite or PostgreSQL)."""
-    if session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-
-        return postgresql_insert(model).on_conflict_do_nothing()
-    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-    return sqlite_insert(model).on_conflict_do_nothing()
 
 
 def list_entries(

@@ -13,10 +13,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from qala.components.budgeting.iin import hash_iin, parse_iin
-from qala.components.budgeting.ledger import insert_ignoring
 from qala.components.budgeting.models import Process, Voter
 from qala.components.budgeting.process import _utc, check_key, load_process
 from qala.core.errors import ConflictError, ValidationError
+from qala.store.statements import insert_ignoring
 
 REGISTRATION_PHASES = ("proposals", "review", "voting")
 

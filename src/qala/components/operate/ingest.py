@@ -23,7 +23,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import event, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from qala.components.operate import incidents as incident_services
@@ -41,6 +40,7 @@ from qala.engines.detect import (
 )
 from qala.runtime import Context
 from qala.store.database import Database
+from qala.store.statements import insert_ignoring
 
 RUNNER_KEY = "operate.runner"
 
@@ -179,15 +179,13 @@ class RulesRunner:
             )
             if row is None:  # first use: create it (another writer may be doing the same)
                 session.execute(
-                    _insert_ignore(session, DetectorState)
-                    .values(
+                    insert_ignoring(session, DetectorState).values(
                         rule_set=name,
                         state={},
                         last_observation_id=0,
                         checkpoint_observation_id=0,
                         updated_at=datetime.now(UTC),
                     )
-                    .on_conflict_do_nothing()
                 )
                 row = session.scalar(
                     select(DetectorState).where(DetectorState.rule_set == name).with_for_update()
@@ -381,12 +379,6 @@ def _insert_observations(
     return [tuple(row) for row in inserted]
 
 
-def _insert_ignore(session: Session, model: Any) -> Any:
-    return (
-        postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    )(model)
-
-
 # ---------------------------------------------------------------------------------------------
 # Findings → incidents
 
@@ -492,7 +484,7 @@ def store_findings(
     new_keys: dict[tuple[str, str, int], int] = {}
     for start in range(0, len(records), 500):
         chunk = records[start : start + 500]
-        statement = _insert_ignore(session, FindingRow).values(chunk).on_conflict_do_nothing()
+        statement = insert_ignoring(session, FindingRow).values(chunk)
         result = session.execute(
             statement.returning(
                 FindingRow.id, FindingRow.rule_id, FindingRow.sensor, FindingRow.start_us
