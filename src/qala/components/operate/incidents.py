@@ -12,14 +12,16 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
 from importlib import resources
-from typing import Any
+from typing import Any, cast
 
 import yaml
-from sqlalchemy import select
+from sqlalchemy import Table, bindparam, select
 from sqlalchemy.orm import Session
 
 from qala.components.operate.models import Incident, IncidentAudit, IncidentLink
 from qala.core.errors import ConflictError, NotFoundError, Problem, ValidationError
+
+_INCIDENT = cast(Table, Incident.__table__).c
 
 SEVERITIES = ("info", "warning", "major", "critical")
 STATUSES = ("open", "acknowledged", "closed")
@@ -528,28 +530,41 @@ def count_incidents(
     return int(session.scalar(query) or 0)
 
 
+_INCIDENTS_IN_BOX = select(
+    _INCIDENT.id, _INCIDENT.lat, _INCIDENT.lon, _INCIDENT.opened_at, _INCIDENT.closed_at
+).where(
+    _INCIDENT.lat.between(bindparam("lat_min"), bindparam("lat_max")),
+    _INCIDENT.lon.between(bindparam("lon_min"), bindparam("lon_max")),
+)
+
+
 def nearby_open_incidents(
     session: Session, *, lat: float, lon: float, at: datetime, radius_m: float, window: timedelta
-) -> list[tuple[Incident, float]]:
-    """Open (or recently closed) incidents within ``radius_m`` of a point and ``window`` of a time."""
+) -> list[tuple[int, float]]:
+    """Ids of incidents open (or closed within ``window``) within ``radius_m`` of a point and
+    ``window`` of a time, with their distances in metres, nearest first."""
     from qala.components.operate.ngsi import haversine_m
 
     dlat = math.degrees(radius_m / 6_371_008.8) * 1.01
     dlon = dlat / max(math.cos(math.radians(min(89.0, abs(lat) + dlat))), 1e-6)
-    candidates = session.scalars(
-        select(Incident).where(
-            Incident.lat.between(lat - dlat, lat + dlat),
-            Incident.lon.between(lon - dlon, lon + dlon),
-        )
+    # Plain columns and a statement built once, not Incident objects: every citizen request asks
+    # this and usually nothing is near; the ORM cost more than the indexed query.
+    candidates = session.connection().execute(
+        _INCIDENTS_IN_BOX,
+        {
+            "lat_min": lat - dlat,
+            "lat_max": lat + dlat,
+            "lon_min": lon - dlon,
+            "lon_max": lon + dlon,
+        },
     )
     found = []
-    for incident in candidates:
-        opened = _aware(incident.opened_at)
-        closed = _aware(incident.closed_at) if incident.closed_at else None
+    for incident_id, incident_lat, incident_lon, opened_at, closed_at in candidates:
+        opened = _aware(opened_at)
+        closed = _aware(closed_at) if closed_at else None
         if opened - window > at or (closed is not None and closed + window < at):
             continue
-        assert incident.lat is not None and incident.lon is not None
-        distance = haversine_m(lat, lon, incident.lat, incident.lon)
+        distance = haversine_m(lat, lon, incident_lat, incident_lon)
         if distance <= radius_m:
-            found.append((incident, distance))
+            found.append((int(incident_id), distance))
     return sorted(found, key=lambda pair: pair[1])

@@ -11,9 +11,9 @@ its id (``request_ids`` when opening, or ``POST /incidents/{id}/links``).
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select
+from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
 
 from qala.components.operate import incidents as incident_services
@@ -22,6 +22,7 @@ from qala.components.operate.ngsi import haversine_m
 from qala.components.operate.readings import parse_time_us
 from qala.events import Event
 from qala.runtime import Context
+from qala.store.statements import insert_ignoring
 
 RADIUS_M = 300.0
 WINDOW = timedelta(hours=48)
@@ -55,6 +56,19 @@ def _moment(payload: dict[str, Any], fallback: datetime) -> datetime:
     return fallback
 
 
+def _insert_entity(session: Session) -> Any:
+    """``INSERT … ON CONFLICT DO NOTHING RETURNING id`` into entities, built once per store kind
+    (values go to ``execute`` so its compiled form is reused too)."""
+    dialect = session.get_bind().dialect.name
+    if dialect not in _INSERT_ENTITY:
+        table = cast(Table, Entity.__table__)
+        _INSERT_ENTITY[dialect] = insert_ignoring(session, table).returning(table.c.id)
+    return _INSERT_ENTITY[dialect]
+
+
+_INSERT_ENTITY: dict[str, Any] = {}
+
+
 def record_citizen_request(
     session: Session, payload: dict[str, Any], *, now: datetime
 ) -> list[int]:
@@ -65,7 +79,6 @@ def record_citizen_request(
         return []
     at = _moment(payload, now)
     entity_id = f"urn:ngsi-ld:{REQUEST_TYPE}:{request_id}"
-    entity = session.get(Entity, entity_id)
     attrs: dict[str, Any] = {
         "dateCreated": {"type": "Property", "value": at.isoformat()},
         "requestId": {"type": "Property", "value": str(request_id)},
@@ -77,38 +90,51 @@ def record_citizen_request(
             "type": "GeoProperty",
             "value": {"type": "Point", "coordinates": [lon, lat]},
         }
-    if entity is None:
-        entity = Entity(
-            id=entity_id,
-            type=REQUEST_TYPE,
-            concept="case",
-            attrs=attrs,
-            created_at=now,
-            modified_at=now,
+    # Every new citizen request comes here: one INSERT in the usual case, the ORM merge only when
+    # the entity exists already (a redelivered event, or one an NGSI-LD client wrote).
+    # Core on the session's connection: the ORM's execute path costs more than the INSERT.
+    created = (
+        session.connection()
+        .execute(
+            _insert_entity(session),
+            {
+                "id": entity_id,
+                "type": REQUEST_TYPE,
+                "concept": "case",
+                "attrs": attrs,
+                "lat": lat if lon is not None else None,
+                "lon": lon if lat is not None else None,
+                "created_at": now,
+                "modified_at": now,
+            },
         )
-        session.add(entity)
-    else:
+        .first()
+    )
+    if created is None:
+        entity = session.get(Entity, entity_id)
+        assert entity is not None
         entity.attrs = {**entity.attrs, **attrs}
         entity.modified_at = now
-    if lat is not None and lon is not None:
-        entity.lat, entity.lon = lat, lon
-    session.flush()
-    if entity.lat is None or entity.lon is None:
+        if lat is not None and lon is not None:
+            entity.lat, entity.lon = lat, lon
+        session.flush()
+        lat, lon = entity.lat, entity.lon
+    if lat is None or lon is None:
         return []
     linked = []
-    for incident, distance in incident_services.nearby_open_incidents(
-        session, lat=entity.lat, lon=entity.lon, at=at, radius_m=RADIUS_M, window=WINDOW
+    for incident_id, distance in incident_services.nearby_open_incidents(
+        session, lat=lat, lon=lon, at=at, radius_m=RADIUS_M, window=WINDOW
     ):
         if incident_services.link(
             session,
-            incident.id,
+            incident_id,
             kind="citizen_request",
             ref=str(request_id),
             actor="system:linker",
             now=now,
             distance_m=round(distance, 1),
         ):
-            linked.append(incident.id)
+            linked.append(incident_id)
     return linked
 
 

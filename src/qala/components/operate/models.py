@@ -172,6 +172,9 @@ class Incident(Base):
         back_populates="incident", order_by="IncidentLink.id", cascade="all, delete-orphan"
     )
 
+    # Every citizen request looks for incidents near it (operate.links) by a bounding box.
+    __table_args__ = (Index("ix_operate_incident_lat_lon", "lat", "lon"),)
+
 
 class IncidentAudit(Base):
     """One entry of an incident's audit trail: who did what, when, with what details."""
