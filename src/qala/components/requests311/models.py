@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     CheckConstraint,
     DateTime,
@@ -225,3 +226,17 @@ class AuditEntry(Base):
     actor: Mapped[str] = mapped_column(String(120))
     action: Mapped[str] = mapped_column(String(40))
     changes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class RateWindow(Base):
+    """Public writes per client in the current and the previous window, shared by every server
+    process (each also keeps its own counts in memory as a cheap first check)."""
+
+    __tablename__ = "requests311_rate_window"
+
+    client_key: Mapped[str] = mapped_column(String(80), primary_key=True)
+    window_start: Mapped[int] = mapped_column(BigInteger)
+    """Unix seconds at which the current window began (a multiple of the window's length)."""
+    count: Mapped[int] = mapped_column(Integer)
+    previous: Mapped[int] = mapped_column(Integer)
+    """Writes in the window before ``window_start``."""

@@ -22,7 +22,7 @@ from fastapi.responses import Response
 
 from qala.components.requests311 import formats
 from qala.components.requests311.catalogue import parse_w3_datetime
-from qala.components.requests311.ratelimit import RateLimiter
+from qala.components.requests311.ratelimit import RateLimiter, SharedRateLimit
 from qala.components.requests311.services import (
     MAX_PAGE_SIZE,
     CatalogueCache,
@@ -127,10 +127,13 @@ Locale = Annotated[
 
 
 class OpenError(Exception):
-    def __init__(self, status: int, description: str) -> None:
+    def __init__(
+        self, status: int, description: str, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(description)
         self.status = status
         self.description = description
+        self.headers = headers
 
 
 def _problems_to_errors(exc: ValidationError) -> list[tuple[int, str]]:
@@ -162,7 +165,7 @@ def _answer(fmt: str, produce: Callable[[], tuple[str, Any]]) -> Response:
     try:
         root, value = produce()
     except OpenError as exc:
-        return _error_response(fmt, exc.status, [(exc.status, exc.description)])
+        return _error_response(fmt, exc.status, [(exc.status, exc.description)], exc.headers)
     except ValidationError as exc:
         return _error_response(fmt, 400, _problems_to_errors(exc))
     except NotFoundError as exc:
@@ -291,6 +294,7 @@ def build_open311_router(context: Context) -> APIRouter:
     catalogue = CatalogueCache(context.database.session, ttl=5.0)
     context.extras["requests311.catalogue_cache"] = catalogue
     limiter = RateLimiter(context.settings.rate_limit_per_minute)
+    shared_limit = SharedRateLimit(context.settings.rate_limit_per_minute)
     keys = _KeyCache()
     default_language = context.settings.default_language
     # Public reads are single SELECTs: run them outside a transaction (no BEGIN/ROLLBACK round
@@ -556,15 +560,20 @@ def build_open311_router(context: Context) -> APIRouter:
         client_key = f"ip:{request.client.host if request.client else 'unknown'}"
         if api_key:
             client_key = f"key:{hashlib.sha256(api_key.encode()).hexdigest()[:16]}"
-        wait = limiter.hit(client_key)
-        if wait:
+
+        def too_many(wait: float) -> OpenError:
             seconds = limiter.retry_after_seconds(wait)
-            return _error_response(
-                fmt,
+            return OpenError(
                 429,
-                [(429, f"too many requests from this client; try again in {seconds} s")],
+                f"too many requests from this client; try again in {seconds} s",
                 {"Retry-After": str(seconds)},
             )
+
+        # This process's own count first: a flood is refused before it costs a transaction.
+        wait = limiter.hit(client_key)
+        if wait:
+            refused = too_many(wait)
+            return _error_response(fmt, 429, [(429, refused.description)], refused.headers)
 
         def store() -> tuple[str, Any]:
             city = jurisdiction(
@@ -581,6 +590,10 @@ def build_open311_router(context: Context) -> APIRouter:
                             raise OpenError(403, "api_key is not valid") from None
                     keys.put(api_key, client_id)
             with context.database.transaction() as session:
+                # Every process's count, in the store: raising rolls the count back too.
+                wait = shared_limit.hit(session, client_key)
+                if wait:
+                    raise too_many(wait)
                 submitted = submit_request(
                     session,
                     city,
