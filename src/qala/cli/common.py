@@ -5,11 +5,13 @@ from __future__ import annotations
 import functools
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from qala.core.errors import QalaError, ValidationError
 from qala.registry import prepare, start_components
@@ -56,3 +58,30 @@ def print_json(data: Any) -> None:
     """One JSON document on standard output, for scripts."""
     sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=str))
     sys.stdout.write("\n")
+
+
+@contextmanager
+def counted_progress(
+    description: str,
+    *,
+    on: Console | None = None,
+    hidden: bool = False,
+    total: int | None = None,
+) -> Iterator[Callable[[int, int], None]]:
+    """A progress bar for long engine work; yields the ``progress(done, total)`` callback the
+    engines take. ``hidden`` (e.g. for ``--json`` output) runs the work without drawing."""
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=on or console,
+        transient=True,
+        disable=hidden,
+    ) as bar:
+        task = bar.add_task(description, total=total)
+
+        def tick(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield tick

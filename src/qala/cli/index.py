@@ -9,10 +9,9 @@ from typing import Any
 import pandas as pd
 import typer
 import yaml
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from qala.cli.common import console, print_json, reports_errors
+from qala.cli.common import console, counted_progress, print_json, reports_errors
 from qala.core.errors import ValidationError
 from qala.engines.index import (
     Framework,
@@ -316,20 +315,7 @@ def uncertainty_cmd(
     assumptions = assumptions_from_config(block)
     n_rep = int(n or block.get("replications", 1000))
     seed_v = seed if seed is not None else int(block.get("seed", 0))
-    with Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=as_json,
-        disable=as_json,
-    ) as bar:
-        task = bar.add_task(f"{method} replications", total=None)
-
-        def tick(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
-
+    with counted_progress(f"{method} replications", hidden=as_json) as tick:
         result = run_uncertainty(
             index_spec,
             frame,

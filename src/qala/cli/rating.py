@@ -7,10 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from qala.cli.common import console, open_context, print_json, reports_errors
+from qala.cli.common import console, counted_progress, open_context, print_json, reports_errors
 from qala.components.rating import services
 
 app = typer.Typer(
@@ -78,20 +77,7 @@ def build_from_store(
         services.national_spec() if spec_path is None else services.read_spec_file(spec_path)
     )
     context = open_context()
-    with Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-        disable=as_json,
-    ) as bar:
-        task = bar.add_task("rank intervals (Monte Carlo)", total=None)
-
-        def tick(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
-
+    with counted_progress("rank intervals (Monte Carlo)", hidden=as_json) as tick:
         outcome = services.build_rating(
             context.database,
             spec_file,

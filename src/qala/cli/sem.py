@@ -10,9 +10,9 @@ from typing import Annotated, Any
 import pandas as pd
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from qala.cli.common import counted_progress
 from qala.core.errors import QalaError
 
 app = typer.Typer(
@@ -50,17 +50,6 @@ def _read_inputs(model_file: Path, data_file: Path, as_json: bool) -> tuple[str,
     except (OSError, ValueError) as exc:
         _fail(f"cannot read data file {data_file}: {exc}", as_json)
     return text, data
-
-
-def _progress_bar(console: Console) -> Progress:
-    return Progress(
-        TextColumn("[bold]bootstrap"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total}"),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-    )
 
 
 def _print_tables(console: Console, result: Any, boot: Any) -> None:
@@ -142,12 +131,12 @@ def fit_command(
         boot = None
         if bootstrap:
             show = sys.stderr.isatty() or not as_json
-            with _progress_bar(err_console if as_json else out_console) as bar:
-                task = bar.add_task("bootstrap", total=bootstrap, visible=show)
-
-                def tick(done: int, total: int) -> None:
-                    bar.update(task, completed=done)
-
+            with counted_progress(
+                "bootstrap",
+                on=err_console if as_json else out_console,
+                hidden=not show,
+                total=bootstrap,
+            ) as tick:
                 boot = run_bootstrap(
                     result,
                     bootstrap,
