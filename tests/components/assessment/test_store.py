@@ -177,3 +177,27 @@ def test_api_and_cli(
     assert template.exit_code == 0 and "chourabi2012.people.digital_divide" in template.stdout
     ranks = pd.DataFrame(payload["ranks"])
     assert (ranks["nominal"] >= 1).all()
+
+
+def test_cached_panel_follows_the_stored_values_and_hands_out_copies(
+    sample_context: Context,
+) -> None:
+    from qala.components.assessment.panel import cached_panel, load_panel
+
+    indicator = "kz_sc.health.mis_connected_share"
+    with sample_context.database.session() as session:
+        first = cached_panel(session)
+        built = load_panel(session)
+    pd.testing.assert_frame_equal(first.values, built.values)
+    first.values.loc[("temirtau", 2025), indicator] = -1.0  # the caller's own copy
+    with sample_context.database.session() as session:
+        again = cached_panel(session)
+    assert again.values.loc[("temirtau", 2025), indicator] == 100.0
+    # A new import changes the data version: the next panel has the new value.
+    changed = pd.DataFrame(
+        [{"place": "temirtau", "indicator": indicator, "year": 2025, "value": 42.0}]
+    )
+    import_frame(sample_context.database, changed, file="test:update", illustrative=True)
+    with sample_context.database.session() as session:
+        after = cached_panel(session)
+    assert after.values.loc[("temirtau", 2025), indicator] == 42.0

@@ -11,8 +11,11 @@ the same across years, so growth shows in the trend. Values beyond the goalposts
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -21,7 +24,12 @@ from sqlalchemy.orm import Session
 
 from qala.components.catalog.frameworks import Catalogue, load_catalogue
 from qala.components.catalog.models import Place
-from qala.components.catalog.services import population, single_industry_codes, values_frame
+from qala.components.catalog.services import (
+    data_version,
+    population,
+    single_industry_codes,
+    values_frame,
+)
 from qala.core.errors import NotFoundError
 
 ECONOMY_INDICATORS = (
@@ -225,4 +233,60 @@ def load_panel(
         area_names={a.code: a.names for a in fw.areas()},
         categories={i: catalogue.indicators[i].category for i in indicators},
         illustrative_share=share,
+    )
+
+
+MAX_CACHED_PANELS = 16
+_panels: OrderedDict[tuple[Any, ...], Panel] = OrderedDict()
+_panels_lock = threading.Lock()
+
+
+def cached_panel(
+    session: Session,
+    *,
+    framework: str = "kz_smart_city",
+    year: int | None = None,
+    extra_indicators: Iterable[str] = ECONOMY_INDICATORS,
+    level: str = "city",
+    min_coverage: float = 0.5,
+) -> Panel:
+    """``load_panel``, kept per store and arguments until the stored data change
+    (``data_version``). Building a panel reads every value of the framework (0.2 s on the demo
+    data) and the city page, the readiness page and the API ask for the same one on every
+    request. Callers get their own copy of the frames."""
+    extra = tuple(extra_indicators)
+    key = (
+        session.connection().engine.url.render_as_string(hide_password=True),
+        data_version(session),
+        framework,
+        year,
+        extra,
+        level,
+        min_coverage,
+    )
+    with _panels_lock:
+        found = _panels.get(key)
+        if found is not None:
+            _panels.move_to_end(key)
+    if found is None:
+        found = load_panel(
+            session,
+            framework=framework,
+            year=year,
+            extra_indicators=extra,
+            level=level,
+            min_coverage=min_coverage,
+        )
+        with _panels_lock:
+            _panels[key] = found
+            while len(_panels) > MAX_CACHED_PANELS:
+                _panels.popitem(last=False)
+    return replace(
+        found,
+        values=found.values.copy(),
+        scores=found.scores.copy(),
+        places=found.places.copy(),
+        areas=dict(found.areas),
+        area_names={k: dict(v) for k, v in found.area_names.items()},
+        categories=dict(found.categories),
     )

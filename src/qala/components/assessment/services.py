@@ -27,7 +27,7 @@ from qala.components.assessment import readiness as readiness_mod
 from qala.components.assessment import roadmap as roadmap_mod
 from qala.components.assessment import stakeholders as stakeholders_mod
 from qala.components.assessment.models import ReadinessAnswer, ReadinessResponse
-from qala.components.assessment.panel import ECONOMY_INDICATORS, Panel, load_panel
+from qala.components.assessment.panel import ECONOMY_INDICATORS, Panel, cached_panel
 from qala.components.catalog.frameworks import load_catalogue
 from qala.components.catalog.models import Place
 from qala.components.catalog.services import get_place, import_frame, values_frame
@@ -328,7 +328,7 @@ def assess_place(
     with database.session() as session:
         place_row = get_place(session, place)
         code = place_row.code
-        panel = load_panel(session, framework=method.framework_id, year=year)
+        panel = cached_panel(session, framework=method.framework_id, year=year)
         if code not in panel.places.index:
             raise NotFoundError(
                 f"`{code}` has too few stored `{method.framework_id}` values in {panel.year} to "
@@ -414,7 +414,7 @@ def balance_overview(
 ) -> tuple[int, pd.DataFrame]:
     """Every city's overall balance in one table (for maps and lists): year and the rows."""
     with database.session() as session:
-        panel = load_panel(session, framework=framework, year=year)
+        panel = cached_panel(session, framework=framework, year=year)
     rows = []
     for code in panel.places.index:
         b = balance_mod.diagnose(
@@ -469,7 +469,7 @@ def stakeholder_view(
         file=file or ("stakeholder_weights.csv" if illustrative_weights else None),
     )
     with database.session() as session:
-        panel = load_panel(session, framework=method.framework_id, year=year)
+        panel = cached_panel(session, framework=method.framework_id, year=year)
         names = {p.code: p.name_en for p in session.scalars(select(Place))}
     comparison = stakeholders_mod.compare_groups(
         method.spec, engine_table(panel, method.framework), method.framework, allocations

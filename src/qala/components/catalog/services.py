@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from qala.components.catalog.frameworks import Catalogue, load_catalogue
@@ -402,6 +402,22 @@ def _copy_upsert_postgres(
 
 
 EXPORT_COLUMNS = ["place", "indicator", "year", "value", "unit", "source", "note", "illustrative"]
+
+
+def data_version(session: Session) -> tuple[Any, ...]:
+    """A fingerprint of the stored values, places, populations and single-industry periods: it
+    changes when a value is written, updated or deleted, or a place or period is added or removed,
+    so results computed from them can be cached until it does. (Reference data changed in place
+    by a newer release is synced at start-up, which starts with empty caches.)"""
+    counted = [IndicatorValue, Place, PlacePopulation, SingleIndustryPeriod]
+    row = session.execute(
+        select(
+            *(select(func.count()).select_from(model).scalar_subquery() for model in counted),
+            select(func.max(IndicatorValue.id)).scalar_subquery(),
+            select(func.max(IndicatorValue.updated_at)).scalar_subquery(),
+        )
+    ).one()
+    return tuple(row)
 
 
 def values_frame(
