@@ -306,3 +306,51 @@ def test_signing_in_as_someone_else_while_signed_in(site: tuple[Context, object]
     )
     assert answer.status_code == 303 and answer.headers["location"] == "/admin"
     assert client.get("/admin").status_code == 200
+
+
+def test_operator_stream_announces_changes_made_by_another_worker(
+    site: tuple[Context, object],
+) -> None:
+    import time
+
+    import httpx
+    from tests.components.requests311.conftest import serve, stop_server
+
+    from qala.components.requests311.services import (
+        CatalogueCache,
+        NewRequest,
+        submit_request,
+    )
+
+    context, app = site
+    live = serve(app)
+    try:
+        # The session cookie, taken off the test client's "testserver" domain.
+        cookies = {c.name: c.value for c in signed_in(site, "operator").cookies.jar}
+        # Another worker: its own context and bus on the same store; this process hears nothing.
+        other = Context.from_settings(context.settings)
+        city = CatalogueCache(other.database.session).jurisdiction("astana")
+        with (
+            httpx.Client(base_url=live.base_url, cookies=cookies, timeout=15) as http,
+            http.stream("GET", "/operator/stream") as stream,
+        ):
+            assert stream.status_code == 200
+            lines = stream.iter_lines()
+            assert next(lines).startswith("retry:")
+            with other.database.transaction() as session:
+                submit_request(
+                    session,
+                    city,
+                    NewRequest(service_code="street_light", lat=51.12, lon=71.43),
+                    now=other.clock(),
+                    bus=other.bus,
+                )
+            began = time.monotonic()
+            for line in lines:
+                if line.startswith("event: change"):
+                    break
+                assert time.monotonic() - began < 10, "no change announced"
+        assert time.monotonic() - began < 4  # within the store poll, not at a keep-alive
+        other.database.dispose()
+    finally:
+        stop_server(live)

@@ -15,7 +15,7 @@ from importlib import resources
 from typing import Any, cast
 
 import yaml
-from sqlalchemy import Table, bindparam, select
+from sqlalchemy import Table, bindparam, func, select
 from sqlalchemy.orm import Session
 
 from qala.components.operate.models import Incident, IncidentAudit, IncidentLink
@@ -536,6 +536,11 @@ _INCIDENTS_IN_BOX = select(
     _INCIDENT.lat.between(bindparam("lat_min"), bindparam("lat_max")),
     _INCIDENT.lon.between(bindparam("lon_min"), bindparam("lon_max")),
 )
+
+
+def latest_change(session: Session) -> int:
+    """A number that grows with every change to any incident (its audit trail's newest id)."""
+    return int(session.scalar(select(func.max(IncidentAudit.id))) or 0)
 
 
 def nearby_open_incidents(

@@ -1347,6 +1347,12 @@ def escalate_overdue(
     return changed
 
 
+def latest_change(session: Session | Connection) -> int:
+    """A number that grows with every change to any request (its audit trail's newest id), so
+    a board in any server process can tell that it is out of date."""
+    return int(session.scalar(select(func.max(AuditEntry.id))) or 0)
+
+
 def count_requests(session: Session, jurisdiction: JurisdictionInfo) -> dict[str, int]:
     rows = session.execute(
         select(Request.status, func.count())

@@ -27,6 +27,8 @@ from qala.web.ui import UI
 STAFF = ("operator",)
 REQUEST_ACTIONS = ("acknowledge", "start", "close")
 INCIDENT_ACTIONS = ("acknowledge", "close")
+STORE_POLL_S = 2
+"""Seconds between looks at the store for changes other server processes made."""
 
 
 class ChangeCounter:
@@ -177,22 +179,47 @@ def build_router(ui: UI) -> APIRouter:
             **values,
         )
 
+    def stored_marker() -> tuple[int, int]:
+        """The newest audit ids of requests and incidents: they grow with changes made by any
+        server process, where the bus only tells of this one's."""
+        with database.session() as session:
+            newest_request = 0
+            newest_incident = 0
+            if installed("requests311"):
+                from qala.components.requests311 import services as requests
+
+                newest_request = requests.latest_change(session)
+            if installed("operate"):
+                from qala.components.operate import incidents
+
+                newest_incident = incidents.latest_change(session)
+        return newest_request, newest_incident
+
     @router.get("/operator/stream")
     async def stream(request: Request) -> Response:
-        """Server-sent events: ``change`` when a request or incident event was published in this
-        process (the board then fetches its fragment), a comment every 15 s to keep proxies
-        from closing the line. Closes after 5 minutes; browsers reconnect by themselves."""
+        """Server-sent events: ``change`` when a request or incident changed — at once when the
+        event was published in this process, within ``STORE_POLL_S`` when another worker made it
+        (the board then fetches its fragment) — and a comment every 15 s to keep proxies from
+        closing the line. Closes after 5 minutes; browsers reconnect by themselves."""
         await ui.require(request, STAFF)
 
         async def events() -> AsyncIterator[str]:
             seen = changes.value
+            marker = await asyncio.to_thread(stored_marker)
+            sent = 0
             yield "retry: 5000\n\n"
             for tick in range(300):
                 if await request.is_disconnected():
                     return
-                if changes.value != seen:
-                    seen = changes.value
-                    yield f"event: change\ndata: {seen}\n\n"
+                changed = changes.value != seen
+                seen = changes.value
+                if tick % STORE_POLL_S == STORE_POLL_S - 1:
+                    now_marker = await asyncio.to_thread(stored_marker)
+                    changed = changed or now_marker != marker
+                    marker = now_marker
+                if changed:
+                    sent += 1
+                    yield f"event: change\ndata: {sent}\n\n"
                 elif tick % 15 == 14:
                     yield ": keep-alive\n\n"
                 await asyncio.sleep(1.0)
