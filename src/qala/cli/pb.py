@@ -90,6 +90,12 @@ def solve_command(
     tie_breaking: str = typer.Option(
         "lexicographic", "--tie-breaking", help="lexicographic (by project id), min-cost, max-cost."
     ),
+    add1_increment: str = typer.Option(
+        "1",
+        "--add1-increment",
+        help="MES Add1: raise of each voter's share per step, in currency units (e.g. 1000 or "
+        "1/2); larger steps finish sooner on big budgets with few voters.",
+    ),
     as_json: bool = typer.Option(False, "--json", help='Print {"selected": [...], "cost": N}.'),
     explain: bool = typer.Option(False, "--explain", help="Explain every project's result."),
     payments: bool = typer.Option(
@@ -105,6 +111,14 @@ def solve_command(
     _choice(comparison, ("none", "satisfaction", "exclusion"), "--comparison")
     _choice(utility, ("cost", "cardinality"), "--utility")
     _choice(scoring, ("pabulib", "borda"), "--scoring")
+    try:
+        increment = Fraction(add1_increment)
+    except (ValueError, ZeroDivisionError):
+        raise ValidationError.single(
+            "expected a positive number such as 1000 or 1/2",
+            column="--add1-increment",
+            value=add1_increment,
+        ) from None
     election = _read(file, validate=not no_validate)
     started = time.perf_counter()
     with console.status(f"running {rule} on {len(election.profile)} ballots…", spinner="dots"):
@@ -117,6 +131,7 @@ def solve_command(
             utility=utility,  # type: ignore[arg-type]
             scoring=scoring,  # type: ignore[arg-type]
             tie_breaking=tie_breaking,
+            increment=increment,
         )
     seconds = time.perf_counter() - started
     if as_json:

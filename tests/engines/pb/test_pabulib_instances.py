@@ -153,3 +153,45 @@ def test_cli_solve_json_and_check() -> None:
         app, ["check", str(shared_file("pabulib/Poland_Czestochowa_2020_Stare_Miasto.pb"))]
     )
     assert result.exit_code == 2
+
+
+def test_add1_increment_reaches_solve_and_the_cli() -> None:
+    import json
+
+    from qala.cli.pb import app
+    from qala.core.errors import SpecificationError
+    from qala.engines.pb import method_of_equal_shares, solve
+
+    name = "Netherlands_Assen_2024.pb"
+    e = election(name)
+    for step in (1, 500, 5000):
+        direct = method_of_equal_shares(e.instance, e.profile, completion="add1", increment=step)
+        via_solve = solve(e.instance, e.profile, "mes", completion="add1", increment=step)
+        assert via_solve.selected == direct.selected
+    coarse = solve(e.instance, e.profile, "mes", completion="add1", increment=5000)
+    # Coarser steps stop raising shares sooner: here they fund fewer projects.
+    assert coarse.selected != solve(e.instance, e.profile, "mes", completion="add1").selected
+    result = runner.invoke(
+        app,
+        [
+            "solve",
+            str(shared_file(f"pabulib/{name}")),
+            "--rule",
+            "mes",
+            "--completion",
+            "add1",
+            "--add1-increment",
+            "5000",
+            "--json",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["selected"] == list(coarse.selected)
+    with pytest.raises(SpecificationError, match="apply to mes only"):
+        solve(e.instance, e.profile, "greedy", increment=10)
+    with pytest.raises(SpecificationError, match="must be positive"):
+        solve(e.instance, e.profile, "mes", completion="add1", increment=0)
+    bad = runner.invoke(
+        app, ["solve", str(shared_file(f"pabulib/{name}")), "--add1-increment", "a lot"]
+    )
+    assert bad.exit_code == 2 and "--add1-increment" in bad.output

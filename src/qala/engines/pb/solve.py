@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from fractions import Fraction
 
 from qala.core.errors import SpecificationError
 from qala.engines.pb.greedy import greedy
@@ -36,15 +37,22 @@ def solve(
     utility: Utility = "cost",
     scoring: Scoring = "pabulib",
     tie_breaking: TieBreaking = "lexicographic",
+    increment: Fraction | int = 1,
 ) -> Outcome:
     """Run ``rule`` (one of :data:`RULES`) with its options.
 
-    ``completion`` and ``comparison`` apply to ``mes`` only.
+    ``completion``, ``comparison`` and ``increment`` (Add1's raise of each voter's share per
+    step, in currency units; larger steps finish sooner on budgets with few voters) apply to
+    ``mes`` only.
     """
     if rule not in RULES:
         raise SpecificationError(f"unknown rule {rule!r}; expected one of {', '.join(RULES)}")
-    if rule != "mes" and (completion != "none" or comparison != "none"):
-        raise SpecificationError(f"`completion` and `comparison` apply to mes only, not {rule}")
+    if rule != "mes" and (completion != "none" or comparison != "none" or increment != 1):
+        raise SpecificationError(
+            f"`completion`, `comparison` and `increment` apply to mes only, not {rule}"
+        )
+    if increment <= 0:
+        raise SpecificationError(f"`increment` must be positive (got {increment})")
     if rule == "greedy":
         return greedy(
             instance, profile, utility=utility, scoring=scoring, tie_breaking=tie_breaking
@@ -61,6 +69,7 @@ def solve(
         completion=completion,
         comparison=comparison,
         tie_breaking=tie_breaking,
+        increment=increment,
     )
 
 
