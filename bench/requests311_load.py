@@ -702,6 +702,52 @@ def main() -> None:
                 ]
             )
     console.print(f"[dim]saved {out}[/]")
+    picture = RESULTS / "requests311_load.png"
+    plot_results(results, picture)
+    console.print(f"[dim]saved {picture}[/]")
+
+
+def plot_results(results: list[PhaseResult], path: Path) -> None:
+    """Rate and p99 of every phase, per store, with the goal's lines."""
+    import matplotlib
+    import matplotlib.ticker
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    stores = sorted({r.store for r in results}, key=lambda s: s != "postgres")
+    figure, axes = plt.subplots(
+        len(stores), 2, figsize=(12, 1.2 + 0.45 * max(len(results), 4)), squeeze=False
+    )
+    for row, store in zip(axes, stores, strict=True):
+        mine = [r for r in results if r.store == store][::-1]
+        labels = [r.label for r in mine]
+        colours = [
+            {True: "#2e7d32", False: "#c62828", None: "#607d8b"}[r.meets_goal()] for r in mine
+        ]
+        row[0].barh(labels, [r.rate for r in mine], color=colours)
+        row[0].set_xlabel("requests per second")
+        row[0].set_title(f"{store}: throughput (green/red: paced goal met/missed)", fontsize=10)
+        for goal in sorted(set(GOALS.values())):
+            row[0].axvline(goal, color="#999", linestyle=":", linewidth=1)
+        row[1].barh(labels, [r.p99_ms for r in mine], color=colours)
+        row[1].axvline(P99_GOAL_MS, color="#c62828", linestyle="--", linewidth=1)
+        row[1].set_xscale("log")
+        ticks = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
+        top = max([P99_GOAL_MS, *(r.p99_ms for r in mine)])
+        row[1].set_xticks([t for t in ticks if t <= top * 1.5])
+        row[1].xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+        row[1].xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        row[1].set_xlabel("p99 latency, ms (log scale; dashed: the 100 ms goal)")
+        row[1].set_title(f"{store}: p99 latency", fontsize=10)
+        row[1].set_yticklabels([])
+    figure.suptitle(
+        f"Open311 load on {os.cpu_count()} cores (wrk, uvicorn and the store share them)",
+        fontsize=11,
+    )
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
 
 
 if __name__ == "__main__":
