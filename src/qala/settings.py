@@ -61,7 +61,9 @@ class Settings(BaseSettings):
     mqtt_topic_prefix: str = "qala"
 
     rate_limit_per_minute: int = 120
-    """Write requests a client may make per minute to public endpoints."""
+    """Write requests a client (an address) may make per minute to public endpoints; 0: no limit."""
+    trusted_rate_limit_per_minute: int = 3000
+    """The same for each trusted application's api_key: one city app posts for many residents."""
 
     max_upload_bytes: int = 50 * 1024 * 1024
     public_base_url: str = "http://127.0.0.1:8000"

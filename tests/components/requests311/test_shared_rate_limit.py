@@ -109,3 +109,25 @@ def test_stale_windows_are_deleted_now_and_then(sqlite_context: Context) -> None
         limiter.hit(session, "new")  # the tenth hit cleans up
     with sqlite_context.database.session() as session:
         assert [w.client_key for w in session.scalars(select(RateWindow))] == ["new"]
+
+
+def test_trusted_applications_have_their_own_higher_limit(sqlite_url: str) -> None:
+    from qala.components.requests311.services import create_api_client
+
+    settings = Settings(
+        database_url=sqlite_url,
+        secret_key="t",
+        rate_limit_per_minute=2,
+        trusted_rate_limit_per_minute=4,
+    )
+    app = create_app(settings)
+    make_city(app.state.context)
+    with app.state.context.database.transaction() as session:
+        key = create_api_client(session, "city app")
+    http = TestClient(app, client=("203.0.113.7", 50000))
+
+    def post(**extra: str) -> int:
+        return http.post("/open311/v2/requests.json", data={**FORM, **extra}).status_code
+
+    assert [post() for _ in range(3)] == [200, 200, 429]  # an address: 2 a minute
+    assert [post(api_key=key) for _ in range(5)] == [200] * 4 + [429]  # the app: 4

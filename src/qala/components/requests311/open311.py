@@ -293,8 +293,16 @@ def build_open311_router(context: Context) -> APIRouter:
     router = APIRouter(prefix=PREFIX, tags=["open311"])
     catalogue = CatalogueCache(context.database.session, ttl=5.0)
     context.extras["requests311.catalogue_cache"] = catalogue
-    limiter = RateLimiter(context.settings.rate_limit_per_minute)
-    shared_limit = SharedRateLimit(context.settings.rate_limit_per_minute)
+    # (this process's count, every process's count) for anonymous reporters by address, and for
+    # trusted applications by api_key, which post for many residents and get a higher limit.
+    anonymous_limits = (
+        RateLimiter(context.settings.rate_limit_per_minute),
+        SharedRateLimit(context.settings.rate_limit_per_minute),
+    )
+    trusted_limits = (
+        RateLimiter(context.settings.trusted_rate_limit_per_minute),
+        SharedRateLimit(context.settings.trusted_rate_limit_per_minute),
+    )
     keys = _KeyCache()
     default_language = context.settings.default_language
     # Public reads are single SELECTs: run them outside a transaction (no BEGIN/ROLLBACK round
@@ -558,8 +566,10 @@ def build_open311_router(context: Context) -> APIRouter:
 
         api_key = plain.get("api_key") or request.query_params.get("api_key")
         client_key = f"ip:{request.client.host if request.client else 'unknown'}"
+        limiter, shared_limit = anonymous_limits
         if api_key:
             client_key = f"key:{hashlib.sha256(api_key.encode()).hexdigest()[:16]}"
+            limiter, shared_limit = trusted_limits
 
         def too_many(wait: float) -> OpenError:
             seconds = limiter.retry_after_seconds(wait)
