@@ -124,10 +124,13 @@ def test_trusted_applications_have_their_own_higher_limit(sqlite_url: str) -> No
     make_city(app.state.context)
     with app.state.context.database.transaction() as session:
         key = create_api_client(session, "city app")
-    http = TestClient(app, client=("203.0.113.7", 50000))
 
-    def post(**extra: str) -> int:
+    def post(address: str, **extra: str) -> int:
+        http = TestClient(app, client=(address, 50000))
         return http.post("/open311/v2/requests.json", data={**FORM, **extra}).status_code
 
-    assert [post() for _ in range(3)] == [200, 200, 429]  # an address: 2 a minute
-    assert [post(api_key=key) for _ in range(5)] == [200] * 4 + [429]  # the app: 4
+    assert [post("203.0.113.7") for _ in range(3)] == [200, 200, 429]  # an address: 2 a minute
+    # The app's server: 4 a minute, however many residents it posts for.
+    assert [post("198.51.100.1", api_key=key) for _ in range(5)] == [200] * 4 + [429]
+    # Made-up keys count against their address until one is found valid: no flood of lookups.
+    assert [post("192.0.2.5", api_key=f"guess-{i}") for i in range(3)] == [403, 403, 429]

@@ -565,22 +565,24 @@ def build_open311_router(context: Context) -> APIRouter:
             return _error_response(fmt, 400, [(400, f"unreadable form: {str(exc)[:100]}")])
 
         api_key = plain.get("api_key") or request.query_params.get("api_key")
-        client_key = f"ip:{request.client.host if request.client else 'unknown'}"
-        limiter, shared_limit = anonymous_limits
-        if api_key:
-            client_key = f"key:{hashlib.sha256(api_key.encode()).hexdigest()[:16]}"
-            limiter, shared_limit = trusted_limits
+        address_key = f"ip:{request.client.host if request.client else 'unknown'}"
+        app_key = f"key:{hashlib.sha256(api_key.encode()).hexdigest()[:16]}" if api_key else None
 
         def too_many(wait: float) -> OpenError:
-            seconds = limiter.retry_after_seconds(wait)
+            seconds = RateLimiter.retry_after_seconds(wait)
             return OpenError(
                 429,
                 f"too many requests from this client; try again in {seconds} s",
                 {"Retry-After": str(seconds)},
             )
 
-        # This process's own count first: a flood is refused before it costs a transaction.
-        wait = limiter.hit(client_key)
+        # This process's own count first: a flood is refused before it costs a transaction. Only
+        # a key already known to be valid gets the trusted limit here; any other post counts
+        # against its address, so made-up keys can't buy a flood the higher limit.
+        if api_key and keys.get(api_key) is not None:
+            wait = trusted_limits[0].hit(str(app_key))
+        else:
+            wait = anonymous_limits[0].hit(address_key)
         if wait:
             refused = too_many(wait)
             return _error_response(fmt, 429, [(429, refused.description)], refused.headers)
@@ -601,7 +603,10 @@ def build_open311_router(context: Context) -> APIRouter:
                     keys.put(api_key, client_id)
             with context.database.transaction() as session:
                 # Every process's count, in the store: raising rolls the count back too.
-                wait = shared_limit.hit(session, client_key)
+                if client_id is not None:
+                    wait = trusted_limits[1].hit(session, str(app_key))
+                else:
+                    wait = anonymous_limits[1].hit(session, address_key)
                 if wait:
                     raise too_many(wait)
                 submitted = submit_request(

@@ -75,7 +75,9 @@ class RateLimiter:
             events.append(now)
             return 0.0
 
-    def retry_after_seconds(self, wait: float) -> int:
+    @staticmethod
+    def retry_after_seconds(wait: float) -> int:
+        """A ``Retry-After`` header's whole seconds for a wait."""
         return max(1, math.ceil(wait))
 
     def _forget_stale(self, now: float) -> None:
