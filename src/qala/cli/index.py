@@ -28,22 +28,29 @@ from qala.engines.index import (
 )
 
 app = typer.Typer(
-    help="Composite indices (OECD/JRC method, COINr-compatible): build, results, audit, uncertainty.",
+    help="Composite indices (OECD/JRC method, COINr-compatible): build, results, audit, "
+    "uncertainty, compare — on plain files (--data, --meta) or on the stored values.",
     no_args_is_help=True,
 )
 
 SpecArg = typer.Argument(..., exists=True, dir_okay=False, help="Index spec (YAML or JSON).")
 DataOpt = typer.Option(
-    ..., "--data", exists=True, dir_okay=False, help="Data table (CSV or XLSX): one row per unit."
+    None,
+    "--data",
+    exists=True,
+    dir_okay=False,
+    help="Data table (CSV or XLSX): one row per unit. Without --data and --meta the spec's "
+    "`store:` block is used: the catalogue framework and the stored values (store mode).",
 )
 MetaOpt = typer.Option(
-    ...,
+    None,
     "--meta",
     exists=True,
     dir_okay=False,
     help="Structure: COINr-style meta CSV (Level, iCode, iName, Direction, Weight, Unit, Target, "
     "Denominator, Parent, Type) or a YAML/JSON tree {code, weight, direction, children}.",
 )
+YearOpt = typer.Option(None, "--year", help="Store mode: the year (default: the latest usable).")
 
 
 def _read_table(path: Path) -> pd.DataFrame:
@@ -65,10 +72,37 @@ def _read_framework(path: Path) -> Framework:
 
 
 def _load(
-    spec_path: Path, data: Path, meta: Path
+    spec_path: Path, data: Path | None, meta: Path | None, *, year: int | None = None
 ) -> tuple[str, IndexSpec, pd.DataFrame, Framework]:
+    """The spec's text and method, the data and the structure: from --data and --meta (file
+    mode), or from the store as the spec's `store:` block says (store mode, neither given)."""
+    if data is None and meta is None:
+        from qala.cli.common import open_context
+        from qala.components.rating import services as rating
+
+        spec_file = rating.read_spec_file(spec_path)
+        context = open_context()
+        try:
+            with context.database.session() as session:
+                table = rating.store_table(session, spec_file.store, year=year)
+        finally:
+            context.database.dispose()
+        return spec_file.text, spec_file.spec, table.data, table.framework
+    if data is None or meta is None:
+        raise ValidationError.single(
+            "give both --data and --meta (file mode) or neither (store mode)",
+            column="--data" if data is None else "--meta",
+        )
     text = spec_path.read_text(encoding="utf-8")
     return text, IndexSpec.from_text(text), _read_table(data), _read_framework(meta)
+
+
+def _method_of(spec_path: Path, *, store_mode: bool) -> IndexSpec:
+    if store_mode:
+        from qala.components.rating import services as rating
+
+        return rating.read_spec_file(spec_path).spec
+    return IndexSpec.from_text(spec_path.read_text(encoding="utf-8"))
 
 
 def _write(out: Path, frame: pd.DataFrame | None, payload: dict[str, Any]) -> None:
@@ -154,11 +188,6 @@ def build_cmd(
         if out is not None:
             _write(out, outcome.ranking(), outcome.to_json_dict(decimals=decimals))
         return
-    if data is None or meta is None:
-        raise ValidationError.single(
-            "give both --data and --meta (file mode) or neither (store mode)",
-            column="--data" if data is None else "--meta",
-        )
     if spec is None:
         raise ValidationError.single("file mode needs a SPEC file", column="SPEC")
     _, index_spec, frame, framework = _load(spec, data, meta)
@@ -186,8 +215,8 @@ def build_cmd(
 @reports_errors
 def results_cmd(
     spec: Path = SpecArg,
-    data: Path = DataOpt,
-    meta: Path = MetaOpt,
+    data: Path | None = DataOpt,
+    meta: Path | None = MetaOpt,
     use: str = typer.Option("scores", help="scores or ranks"),
     level: list[int] = typer.Option(
         [], "--level", help="Levels to show (repeatable); default all aggregates."
@@ -197,9 +226,10 @@ def results_cmd(
     ),
     as_json: bool = typer.Option(False, "--json"),
     out: Path | None = typer.Option(None, "--out", help="CSV or JSON file."),
+    year: int | None = YearOpt,
 ) -> None:
     """Results table (sorted by the index), or one unit's profile with --unit."""
-    _, index_spec, frame, framework = _load(spec, data, meta)
+    _, index_spec, frame, framework = _load(spec, data, meta, year=year)
     result = build_index(index_spec, frame, framework)
     levels = list(level) or [lv for lv in result.framework.levels if lv > 1]
     if unit is not None:
@@ -233,15 +263,16 @@ def results_cmd(
 @reports_errors
 def audit_cmd(
     spec: Path = SpecArg,
-    data: Path = DataOpt,
-    meta: Path = MetaOpt,
+    data: Path | None = DataOpt,
+    meta: Path | None = MetaOpt,
     as_json: bool = typer.Option(False, "--json"),
     out: Path | None = typer.Option(
         None, "--out", help="JSON file, or CSV of the indicator influence table."
     ),
+    year: int | None = YearOpt,
 ) -> None:
     """Statistical audit: correlations, Cronbach's alpha, PCA per aggregate, silent indicators."""
-    _, index_spec, frame, framework = _load(spec, data, meta)
+    _, index_spec, frame, framework = _load(spec, data, meta, year=year)
     result = build_index(index_spec, frame, framework)
     report = audit(result)
     payload = {
@@ -284,8 +315,8 @@ def _screening(result: IndexResult) -> dict[str, Any]:
 @reports_errors
 def uncertainty_cmd(
     spec: Path = SpecArg,
-    data: Path = DataOpt,
-    meta: Path = MetaOpt,
+    data: Path | None = DataOpt,
+    meta: Path | None = MetaOpt,
     n: int | None = typer.Option(
         None,
         "-n",
@@ -302,9 +333,10 @@ def uncertainty_cmd(
     plot: Path | None = typer.Option(
         None, "--plot", help="PNG: rank intervals (MC) or Sobol bars (sobol)."
     ),
+    year: int | None = YearOpt,
 ) -> None:
     """Monte Carlo over the spec's `uncertainty.assumptions`: median rank and 5–95% interval per unit."""
-    text, index_spec, frame, framework = _load(spec, data, meta)
+    text, index_spec, frame, framework = _load(spec, data, meta, year=year)
     block = uncertainty_section(text)
     if not block:
         raise ValidationError.single(
@@ -363,15 +395,16 @@ def uncertainty_cmd(
 def compare_cmd(
     spec_a: Path = SpecArg,
     spec_b: Path = typer.Argument(..., exists=True, dir_okay=False, help="Second spec."),
-    data: Path = DataOpt,
-    meta: Path = MetaOpt,
+    data: Path | None = DataOpt,
+    meta: Path | None = MetaOpt,
     code: str | None = typer.Option(None, help="Code to compare (default: the index)."),
     as_json: bool = typer.Option(False, "--json"),
     out: Path | None = typer.Option(None, "--out"),
+    year: int | None = YearOpt,
 ) -> None:
     """Rank shifts between two variants of the method, largest first."""
-    _, a, frame, framework = _load(spec_a, data, meta)
-    b = IndexSpec.from_text(spec_b.read_text(encoding="utf-8"))
+    _, a, frame, framework = _load(spec_a, data, meta, year=year)
+    b = _method_of(spec_b, store_mode=data is None and meta is None)
     ra, rb = build_index(a, frame, framework), build_index(b, frame, framework)
     table = compare(ra, rb, code)
     if out is not None:

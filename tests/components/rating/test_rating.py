@@ -307,3 +307,38 @@ def test_national_rating_on_generated_sample(
     mono_payload = json.loads(mono.stdout)
     assert 0 < len(mono_payload["ranks"]) < len(cities)
     assert "temirtau" in mono_payload["ranks"] and "astana" not in mono_payload["ranks"]
+
+
+def test_index_results_audit_uncertainty_and_compare_in_store_mode(
+    sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from qala.cli.main import app
+    from qala.settings import Settings
+
+    ctx = Context.from_settings(Settings(database_url=sqlite_url))
+    import_frame(ctx.database, hand_values(), file="test:hand")
+    spec = tmp_path / "hand.yaml"
+    spec.write_text(HAND_SPEC, encoding="utf-8")
+    monkeypatch.setenv("QALA_DATABASE_URL", sqlite_url)
+    runner = CliRunner()
+    built = runner.invoke(app, ["index", "build", str(spec), "--json", "--no-save", "-n", "0"])
+    assert built.exit_code == 0, built.output
+    scores = json.loads(built.stdout)["scores"]
+    # `results` on the same stored values gives the same scores as `build`.
+    results = runner.invoke(app, ["index", "results", str(spec), "--json"])
+    assert results.exit_code == 0, results.output
+    table = json.loads(results.stdout)
+    assert table["aksu"]["chourabi2012"] == pytest.approx(scores["aksu"]["chourabi2012"])
+    assert set(table) == set(scores)
+    audit = runner.invoke(app, ["index", "audit", str(spec), "--json"])
+    assert audit.exit_code == 0, audit.output
+    assert json.loads(audit.stdout)["spec"]["name"] == "hand"
+    intervals = runner.invoke(app, ["index", "uncertainty", str(spec), "-n", "20", "--json"])
+    assert intervals.exit_code == 0, intervals.output
+    assert json.loads(intervals.stdout)["runs"] == 20
+    same = runner.invoke(app, ["index", "compare", str(spec), str(spec), "--json"])
+    assert same.exit_code == 0, same.output
+    assert all(row["diff"] == 0 for row in json.loads(same.stdout).values())
+    # A year with no stored values is named as such.
+    missing = runner.invoke(app, ["index", "results", str(spec), "--year", "1990"])
+    assert missing.exit_code == 2 and "1990" in missing.output
