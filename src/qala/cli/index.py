@@ -143,26 +143,13 @@ def build_cmd(
         dir_okay=False,
         help="Index spec (YAML or JSON). Store mode without it: the national rating's spec.",
     ),
-    data: Path | None = typer.Option(
-        None,
-        "--data",
-        exists=True,
-        dir_okay=False,
-        help="Data table (CSV or XLSX): one row per unit. Without --data and --meta the spec's "
-        "`store:` block is used: the catalogue framework and the stored values (store mode).",
-    ),
-    meta: Path | None = typer.Option(
-        None,
-        "--meta",
-        exists=True,
-        dir_okay=False,
-        help="Structure: COINr-style meta CSV or a YAML/JSON tree (file mode, with --data).",
-    ),
+    data: Path | None = DataOpt,
+    meta: Path | None = MetaOpt,
     as_json: bool = typer.Option(False, "--json", help="Print {scores, ranks} JSON."),
     decimals: int | None = typer.Option(None, help="Round scores in JSON output."),
     out: Path | None = typer.Option(None, "--out", help="Write scores CSV, or JSON with the spec."),
     top: int = typer.Option(20, help="Rows to show in the table."),
-    year: int | None = typer.Option(None, help="Store mode: year to rank (default latest)."),
+    year: int | None = YearOpt,
     replications: int | None = typer.Option(
         None, "-n", "--replications", help="Store mode: Monte Carlo runs for rank intervals."
     ),
