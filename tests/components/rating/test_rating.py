@@ -224,10 +224,9 @@ def test_api_reads_publicly_and_builds_for_analysts(sqlite_url: str) -> None:
     assert client.get("/api/v1/rating/runs/999").status_code == 404
 
 
-def test_index_build_store_mode_and_file_mode_guard(
-    sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from qala.cli.main import app
+@pytest.fixture
+def hand_spec_on_store(sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The hand-made values in a store the CLI opens (QALA_DATABASE_URL), and their spec file."""
     from qala.settings import Settings
 
     ctx = Context.from_settings(Settings(database_url=sqlite_url))
@@ -235,6 +234,15 @@ def test_index_build_store_mode_and_file_mode_guard(
     spec = tmp_path / "hand.yaml"
     spec.write_text(HAND_SPEC, encoding="utf-8")
     monkeypatch.setenv("QALA_DATABASE_URL", sqlite_url)
+    return spec
+
+
+def test_index_build_store_mode_and_file_mode_guard(
+    hand_spec_on_store: Path, tmp_path: Path
+) -> None:
+    from qala.cli.main import app
+
+    spec = hand_spec_on_store
     runner = CliRunner()
     result = runner.invoke(app, ["index", "build", str(spec), "--json", "-n", "20"])
     assert result.exit_code == 0, result.output
@@ -310,16 +318,11 @@ def test_national_rating_on_generated_sample(
 
 
 def test_index_results_audit_uncertainty_and_compare_in_store_mode(
-    sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    hand_spec_on_store: Path,
 ) -> None:
     from qala.cli.main import app
-    from qala.settings import Settings
 
-    ctx = Context.from_settings(Settings(database_url=sqlite_url))
-    import_frame(ctx.database, hand_values(), file="test:hand")
-    spec = tmp_path / "hand.yaml"
-    spec.write_text(HAND_SPEC, encoding="utf-8")
-    monkeypatch.setenv("QALA_DATABASE_URL", sqlite_url)
+    spec = hand_spec_on_store
     runner = CliRunner()
     built = runner.invoke(app, ["index", "build", str(spec), "--json", "--no-save", "-n", "0"])
     assert built.exit_code == 0, built.output
