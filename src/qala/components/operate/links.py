@@ -11,6 +11,7 @@ its id (``request_ids`` when opening, or ``POST /incidents/{id}/links``).
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any, cast
 
 from sqlalchemy import Table, select
@@ -22,7 +23,7 @@ from qala.components.operate.ngsi import haversine_m
 from qala.components.operate.readings import parse_time_us
 from qala.events import Event
 from qala.runtime import Context
-from qala.store.statements import insert_ignoring
+from qala.store.statements import dialect_insert, dialect_name
 
 RADIUS_M = 300.0
 WINDOW = timedelta(hours=48)
@@ -56,17 +57,12 @@ def _moment(payload: dict[str, Any], fallback: datetime) -> datetime:
     return fallback
 
 
-def _insert_entity(session: Session) -> Any:
+@lru_cache(maxsize=4)
+def _insert_entity(dialect: str) -> Any:
     """``INSERT … ON CONFLICT DO NOTHING RETURNING id`` into entities, built once per store kind
     (values go to ``execute`` so its compiled form is reused too)."""
-    dialect = session.get_bind().dialect.name
-    if dialect not in _INSERT_ENTITY:
-        table = cast(Table, Entity.__table__)
-        _INSERT_ENTITY[dialect] = insert_ignoring(session, table).returning(table.c.id)
-    return _INSERT_ENTITY[dialect]
-
-
-_INSERT_ENTITY: dict[str, Any] = {}
+    table = cast(Table, Entity.__table__)
+    return dialect_insert(dialect, table).on_conflict_do_nothing().returning(table.c.id)
 
 
 def record_citizen_request(
@@ -96,7 +92,7 @@ def record_citizen_request(
     created = (
         session.connection()
         .execute(
-            _insert_entity(session),
+            _insert_entity(dialect_name(session)),
             {
                 "id": entity_id,
                 "type": REQUEST_TYPE,

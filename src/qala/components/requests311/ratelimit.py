@@ -18,10 +18,10 @@ from functools import lru_cache
 from typing import Any, cast
 
 from sqlalchemy import Table, case, delete
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from qala.components.requests311.models import RateWindow
+from qala.store.statements import dialect_insert
 
 _WINDOWS = cast(Table, RateWindow.__table__)
 
@@ -166,7 +166,7 @@ class SharedRateLimit:
 def _count_statement(dialect_name: str, window: int) -> Any:
     """``INSERT … ON CONFLICT (client_key) DO UPDATE`` that rolls the windows over and returns the
     new counts (SET expressions see the row as it was, on both stores)."""
-    insert = (postgresql.insert if dialect_name == "postgresql" else sqlite.insert)(_WINDOWS)
+    insert = dialect_insert(dialect_name, _WINDOWS)
     incoming = insert.excluded.window_start
     same = _WINDOWS.c.window_start == incoming
     follows = _WINDOWS.c.window_start == incoming - window
