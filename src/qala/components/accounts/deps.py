@@ -16,6 +16,7 @@ from fastapi import Depends, HTTPException, Request
 from qala.components.accounts.models import User
 from qala.components.accounts.services import resolve_session, resolve_token
 from qala.runtime import Context
+from qala.store.database import Database
 
 SESSION_COOKIE = "qala_session"
 CSRF_HEADER = "X-CSRF-Token"
@@ -24,8 +25,18 @@ SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 
 
 def get_context(request: Request) -> Context:
+    """The running platform the app was built with (``create_app`` puts it on ``app.state``)."""
     context: Context = request.app.state.context
     return context
+
+
+def get_database(request: Request) -> Database:
+    return get_context(request).database
+
+
+ContextDep = Annotated[Context, Depends(get_context)]
+"""Module-level routes take the platform as a parameter instead of closing over it."""
+DatabaseDep = Annotated[Database, Depends(get_database)]
 
 
 async def _csrf_token_sent(request: Request) -> str | None:
@@ -93,3 +104,7 @@ async def _any_user(user: OptionalUser) -> User:
 
 
 CurrentUser = Annotated[User, Depends(_any_user)]
+AnalystUser = Annotated[User, Depends(require_roles("analyst"))]
+OperatorUser = Annotated[User, Depends(require_roles("operator"))]
+AdminUser = Annotated[User, Depends(require_roles("administrator"))]
+
