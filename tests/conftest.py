@@ -25,7 +25,8 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+# Beside the clone; QALA_SHARED_DATA points elsewhere (a git worktree is not beside it).
+SHARED_DATA = Path(os.environ.get("QALA_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
 POSTGRES_ADMIN_URL = os.environ.get(
     "QALA_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )
@@ -44,7 +45,7 @@ def need(available: object, reason: str) -> None:
     if available:
         return
     if in_ci():
-        pytest.fail(f"{reason} — under CI every test must run (.ci/run installs it)", pytrace=False)
+        pytest.fail(f"{reason} — under CI every test must run (see .ci/run)", pytrace=False)
     pytest.skip(reason)
 
 
@@ -74,7 +75,8 @@ def shared_file(relative: str) -> Path:
     path = SHARED_DATA / relative
     need(
         path.exists(),
-        f"shared data file {path} is absent (it lives beside the repo in ../shared/data)",
+        f"shared data file {path} is absent (it lives beside the repo in ../shared/data, "
+        "or where QALA_SHARED_DATA says)",
     )
     return path
 
