@@ -3,7 +3,8 @@ SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
-# Extras to install: CI adds the test oracles and API clients (EXTRAS=dev,peers,clients).
+# Extras to install: CI adds the test oracles, API clients and data-build tools
+# (EXTRAS=dev,peers,clients,build).
 EXTRAS ?= dev
 comma := ,
 STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
@@ -38,8 +39,11 @@ lint: setup
 typecheck: setup
 	$(BIN)/mypy
 
+# pytest's exit code 5 means it collected no test (a wrong path, -k or marker): a failure, said so.
 unit: setup
-	$(BIN)/pytest -n 2 --dist loadfile $(PYTEST_ARGS)
+	@$(BIN)/pytest -n 2 --dist loadfile $(PYTEST_ARGS); status=$$?; \
+	if [ $$status -eq 5 ]; then echo "make unit: FAILED — pytest ran no tests (exit 5)" >&2; fi; \
+	exit $$status
 
 test: lint typecheck unit ## ruff, import contracts, mypy and pytest
 

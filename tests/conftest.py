@@ -1,37 +1,83 @@
 """Shared test fixtures: where the repository and ../shared data live, and fresh stores.
 
 Store tests run against SQLite always and against a real PostgreSQL server when one answers
-(``QALA_TEST_POSTGRES_URL``, default the local server). Under CI (``CI=true``) a missing server is
-an error, not a skip. Each test gets its own database, cloned from a migrated template.
+(``QALA_TEST_POSTGRES_URL``, default the local server). Each test gets its own database, cloned
+from a migrated template.
+
+Anything a test needs from outside the package (a peer library, a Debian program, a server, the
+clients' venv, a ../shared data file) is asked for through ``need``: absent, the test is skipped
+locally with the reason, but under CI (``CI=true``) it FAILS, because CI installs everything and a
+skip there would hide a test that never ran.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+# Beside the clone; QALA_SHARED_DATA points elsewhere (a git worktree is not beside it).
+SHARED_DATA = Path(os.environ.get("QALA_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
 POSTGRES_ADMIN_URL = os.environ.get(
     "QALA_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def in_ci() -> bool:
+    """True under CI (``CI=true``, as CI services and .ci/run set it), read at each call."""
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def need(available: object, reason: str) -> None:
+    """Go on when ``available`` is true; else skip the test with ``reason`` — or fail it under CI.
+
+    ``reason`` says what is missing and how to get it (it is the whole message a developer sees).
+    """
+    if available:
+        return
+    if in_ci():
+        pytest.fail(f"{reason} — under CI every test must run (see .ci/run)", pytrace=False)
+    pytest.skip(reason)
+
+
+def require_module(name: str, reason: str) -> ModuleType:
+    """The imported module ``name``; when it cannot be imported, ``need`` decides (skip or fail).
+
+    Call it from a fixture or test, not at module level: under CI a failure there would abort the
+    whole collection instead of failing the tests that need the module.
+    """
+    try:
+        return importlib.import_module(name)
+    except ImportError as error:
+        need(False, f"{reason} (import {name}: {error})")
+        raise  # unreachable: need() raised; keeps the return type honest
+
+
+def require_program(name: str, debian_package: str) -> str:
+    """Path of the program ``name`` on PATH, or ``need`` decides (skip or fail)."""
+    path = shutil.which(name)
+    need(path, f"{name} is not on PATH (apt-get install -y {debian_package})")
+    assert path is not None
+    return path
 
 
 def shared_file(relative: str) -> Path:
-    """Path of a file in ../shared/data, or skip the test with a clear message when it is absent."""
+    """Path of a file in ../shared/data; when it is absent, ``need`` decides (skip or fail)."""
     path = SHARED_DATA / relative
-    if not path.exists():
-        pytest.skip(
-            f"shared data file {path} is absent (it lives beside the repo in ../shared/data)"
-        )
+    need(
+        path.exists(),
+        f"shared data file {path} is absent (it lives beside the repo in ../shared/data, "
+        "or where QALA_SHARED_DATA says)",
+    )
     return path
 
 
@@ -72,10 +118,7 @@ class PostgresServer:
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[PostgresServer]:
     reason = _postgres_available()
-    if reason:
-        if IN_CI:
-            pytest.fail(f"{reason} — CI must run the store tests against PostgreSQL")
-        pytest.skip(reason)
+    need(reason is None, f"{reason}; the store tests run against PostgreSQL too")
     server = PostgresServer(POSTGRES_ADMIN_URL)
     yield server
     server.engine.dispose()

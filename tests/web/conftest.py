@@ -4,7 +4,6 @@ the budgeting demo when that component ships one. Built once per test module."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import socket
 import threading
@@ -14,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from tests.conftest import need, require_module
 
 from qala.runtime import Context
 from qala.settings import Settings
@@ -128,13 +128,10 @@ def demo_site(
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
-    if not CHROMIUM.exists():
-        if os.environ.get("CI"):
-            pytest.fail(
-                "CI needs Debian's chromium at /usr/bin/chromium (apt-get install chromium)"
-            )
-        pytest.skip("Debian's chromium is not installed (apt-get install -y chromium)")
-    sync_api = pytest.importorskip("playwright.sync_api")
+    need(CHROMIUM.exists(), f"Debian's chromium is not at {CHROMIUM} (apt-get install -y chromium)")
+    sync_api = require_module(
+        "playwright.sync_api", "the `dev` extra (playwright) is not installed"
+    )
     with sync_api.sync_playwright() as playwright:
         launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         yield launched

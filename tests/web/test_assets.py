@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
+from tests.conftest import need
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -27,8 +27,8 @@ def test_vendored_border_is_kazakhstan() -> None:
     from qala.web.geo import KAZAKHSTAN_ID, country_shapes
 
     shapes = country_shapes()
-    if shapes is None:
-        pytest.skip("static/vendor/ not built (python scripts/build_assets.py)")
+    need(shapes is not None, "static/vendor/ not built (python scripts/build_assets.py)")
+    assert shapes is not None
     rings = shapes[KAZAKHSTAN_ID]
     points = [p for ring in rings for p in ring]
     lons = [p[0] for p in points]

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from tests.conftest import require_program
 from tests.web.conftest import load_small_demo
 
 from qala.runtime import Context
@@ -229,8 +230,7 @@ def test_import_check_reports_rows_and_writes_nothing(
 def test_city_report_pdf_renders(site: tuple[Context, object], tmp_path: Path) -> None:
     answer = client_for(site).get("/reports/city/astana.pdf?lang=ru")
     assert answer.status_code == 200 and answer.content.startswith(b"%PDF")
-    if shutil.which("pdftoppm") is None:
-        pytest.skip("pdftoppm (poppler-utils) is not installed")
+    require_program("pdftoppm", "poppler-utils")
     pdf = tmp_path / "city.pdf"
     pdf.write_bytes(answer.content)
     subprocess.run(

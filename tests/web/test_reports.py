@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from tests.conftest import require_program
 from typer.testing import CliRunner
 
 from qala.web.i18n import Translator
@@ -116,8 +117,7 @@ def test_city_and_rating_reports_from_the_cli(
 
 
 def _first_pages_render(pdf: Path, folder: Path) -> None:
-    if shutil.which("pdftoppm") is None:
-        pytest.skip("pdftoppm (poppler-utils) is not installed")
+    require_program("pdftoppm", "poppler-utils")
     stem = folder / pdf.stem
     subprocess.run(
         ["pdftoppm", "-r", "30", "-png", "-f", "1", "-l", "2", str(pdf), str(stem)], check=True

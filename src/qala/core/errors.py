@@ -89,8 +89,17 @@ class ValidationError(QalaError):
         super().__init__(str(self))
 
     @classmethod
-    def single(cls, reason: str, **where: object) -> ValidationError:
-        return cls([Problem(reason, **where)])  # type: ignore[arg-type]
+    def single(
+        cls,
+        reason: str,
+        *,
+        file: str | None = None,
+        row: int | None = None,
+        column: str | None = None,
+        value: object | None = None,
+        code: str = "invalid",
+    ) -> ValidationError:
+        return cls([Problem(reason, file=file, row=row, column=column, value=value, code=code)])
 
     def __str__(self) -> str:
         if not self.problems:

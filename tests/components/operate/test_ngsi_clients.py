@@ -2,7 +2,7 @@
 
 The clients pin old httpx/rich/pandas/pydantic, so they live in their own virtual env
 (``scripts/setup_clients_venv.sh`` → ``.venv-clients``) and run in a subprocess; Qala runs in
-another subprocess (uvicorn on a free loopback port). Under CI the env is created when absent.
+another subprocess (uvicorn on a free loopback port). .ci/run creates the env before the tests.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from tests.conftest import need
 
 from qala.runtime import Context
 from qala.settings import Settings
@@ -26,16 +27,12 @@ REPO = Path(__file__).resolve().parents[3]
 CLIENTS_VENV = Path(os.environ.get("QALA_CLIENTS_VENV", REPO / ".venv-clients"))
 CLIENT_PYTHON = CLIENTS_VENV / "bin" / "python"
 SCRIPTS = Path(__file__).parent / "clients"
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def client_python() -> Path:
-    if not CLIENT_PYTHON.exists():
-        if not IN_CI:
-            pytest.skip(f"no {CLIENTS_VENV}; create it with scripts/setup_clients_venv.sh")
-        subprocess.run([str(REPO / "scripts" / "setup_clients_venv.sh")], check=True)
+    need(CLIENT_PYTHON.exists(), f"no {CLIENTS_VENV}; create it with scripts/setup_clients_venv.sh")
     return CLIENT_PYTHON
 
 

@@ -4,14 +4,17 @@ against the app served by uvicorn on loopback, on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 from datetime import timedelta
+from types import ModuleType
 from typing import Any
 
 import pytest
 from tests.components.requests311.conftest import NOW, SARYARKA, City, LiveServer
+from tests.conftest import require_module
 
-georeport = pytest.importorskip(
-    "georeport", reason="the `clients` extra (georeport) is not installed"
-)
+
+@pytest.fixture(scope="module")
+def georeport() -> ModuleType:
+    return require_module("georeport", "the `clients` extra (georeport) is not installed")
 
 
 def _as_list(value: Any) -> list[Any]:
@@ -21,7 +24,7 @@ def _as_list(value: Any) -> list[Any]:
 
 @pytest.mark.parametrize("output_format", ["json", "xml"])
 def test_services_and_definitions_through_georeport(
-    live_city: tuple[City, LiveServer], output_format: str
+    georeport: ModuleType, live_city: tuple[City, LiveServer], output_format: str
 ) -> None:
     _city, live = live_city
     client = georeport.GeoReport(live.open311, jurisdiction="astana", output_format=output_format)
@@ -90,7 +93,7 @@ def test_services_and_definitions_through_georeport(
 
 @pytest.mark.parametrize("output_format", ["json", "xml"])
 def test_reading_requests_with_every_filter_through_georeport(
-    live_city: tuple[City, LiveServer], output_format: str
+    georeport: ModuleType, live_city: tuple[City, LiveServer], output_format: str
 ) -> None:
     city, live = live_city
     day = timedelta(days=1)

@@ -13,12 +13,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tests.components.requests311.conftest import City
+from tests.conftest import require_module
 
 from qala.components.accounts.services import create_user, issue_token
-
-schemathesis = pytest.importorskip(
-    "schemathesis", reason="the `clients` extra (schemathesis) is not installed"
-)
 
 EXAMPLES_PER_OPERATION = 25
 
@@ -29,6 +26,9 @@ def _ours(path: str) -> bool:
 
 @pytest.mark.slow
 def test_no_operation_answers_5xx_to_generated_requests(city: City) -> None:
+    schemathesis = require_module(
+        "schemathesis", "the `clients` extra (schemathesis) is not installed"
+    )
     from schemathesis.checks import not_a_server_error
     from schemathesis.generation.modes import GenerationMode
 

@@ -233,6 +233,8 @@ def _check_question(position: int, q: NewQuestion, problems: list[Problem]) -> d
             options.append({"key": key, "label": label})
     elif q.options:
         problems.append(Problem("only choice questions have options", column=f"{where}.options"))
+    low: int | None
+    high: int | None
     if q.kind == "scale":
         low, high = (
             q.scale_min if q.scale_min is not None else 1,
@@ -247,7 +249,7 @@ def _check_question(position: int, q: NewQuestion, problems: list[Problem]) -> d
                 )
             )
     else:
-        low = high = None  # type: ignore[assignment]
+        low = high = None
     return {
         "key": q.key,
         "kind": q.kind,

@@ -173,7 +173,8 @@ def build_router(context: Context) -> APIRouter:
             frame = values_frame(
                 session, places=place, indicators=indicator, years=year, framework=framework
             )
-        return frame.to_dict(orient="records")
+        records: list[dict[str, Any]] = frame.to_dict(orient="records")
+        return records
 
     async def _saved(upload: UploadFile) -> Path:
         suffix = Path(upload.filename or "upload.csv").suffix

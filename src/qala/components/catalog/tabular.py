@@ -163,7 +163,7 @@ def write_table(
 ) -> bytes | None:
     """Write ``frame``; with no path, return the bytes (CSV for standard output)."""
     if file_format == "csv":
-        text = frame.to_csv(index=False, float_format=None)
+        text: str = frame.to_csv(index=False, float_format=None)
         if path is None:
             return text.encode()
         Path(path).write_text(text, encoding="utf-8")

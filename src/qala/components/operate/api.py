@@ -285,9 +285,9 @@ def build_router(context: Context) -> APIRouter:
     @router.get("/incidents/{incident_id}/audit")
     def get_audit(incident_id: int, _user: Operator) -> list[dict[str, Any]]:
         with context.database.session() as session:
-            return incident_services.view(
-                incident_services.get_incident(session, incident_id)
-            ).as_dict()["audit"]
+            incident = incident_services.get_incident(session, incident_id)
+            audit: list[dict[str, Any]] = incident_services.view(incident).as_dict()["audit"]
+            return audit
 
     @router.post("/escalations/run")
     def post_escalate(_user: Operator) -> dict[str, Any]:

@@ -328,10 +328,11 @@ def _insert_observations(
     if not readings:
         return []
     connection = session.connection()
+    raw = connection.connection.driver_connection
+    assert raw is not None  # None only once the connection is closed; this one is in use
     if connection.dialect.name == "postgresql":
-        raw = connection.connection.driver_connection
         pooled_info = connection.connection.info  # lives as long as the database connection
-        with raw.cursor() as cursor:  # type: ignore[union-attr]
+        with raw.cursor() as cursor:
             if not pooled_info.get("operate_incoming"):
                 cursor.execute(
                     "CREATE TEMP TABLE IF NOT EXISTS operate_incoming (seq integer, sensor text, "
@@ -361,7 +362,7 @@ def _insert_observations(
         return [tuple(row) for row in inserted]
     # SQLite: one writer at a time, so the new rows are exactly those above the previous maximum.
     before = session.scalar(select(func.coalesce(func.max(Observation.id), 0))) or 0
-    cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    cursor = raw.cursor()
     cursor.executemany(
         "INSERT INTO operate_observation (sensor, quantity, time_us, value, unit, message_id, received_us) "
         "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
@@ -503,7 +504,8 @@ def store_findings(
 def _jsonable(details: dict[str, Any]) -> dict[str, Any]:
     import json
 
-    return json.loads(json.dumps(details, default=str))
+    plain: dict[str, Any] = json.loads(json.dumps(details, default=str))
+    return plain
 
 
 def _incident_for(

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
@@ -115,7 +116,7 @@ class MqttIngester:
         self._connected = threading.Event()
         self._worker: threading.Thread | None = None
         self._client = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2,
+            CallbackAPIVersion.VERSION2,
             client_id=client_id,
             protocol=mqtt.MQTTv5,
             manual_ack=True,
@@ -301,7 +302,7 @@ def publish_readings(
     number of messages, after the broker acknowledged every one.
     """
     client = mqtt.Client(
-        mqtt.CallbackAPIVersion.VERSION2, client_id=client_id or "", protocol=mqtt.MQTTv5
+        CallbackAPIVersion.VERSION2, client_id=client_id or "", protocol=mqtt.MQTTv5
     )
     client.max_inflight_messages_set(1000)
     client.max_queued_messages_set(0)

@@ -13,7 +13,7 @@ import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 CORE_CONTEXT = "https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context-v1.8.jsonld"
 ERROR_BASE = "https://uri.etsi.org/ngsi-ld/errors/"
@@ -542,11 +542,16 @@ def _ordered(actual: Any, op: str, expected: Any) -> bool:
     if isinstance(actual, bool):
         return False
     if isinstance(actual, int | float) and isinstance(expected, int | float):
-        a, b = float(actual), float(expected)
-    elif isinstance(actual, str):
-        a, b = actual, str(expected)  # type: ignore[assignment]
-    else:
-        return False
+        return _in_order(float(actual), op, float(expected))
+    if isinstance(actual, str):
+        return _in_order(actual, op, str(expected))
+    return False
+
+
+_Comparable = TypeVar("_Comparable", float, str)
+
+
+def _in_order(a: _Comparable, op: str, b: _Comparable) -> bool:
     return {">": a > b, ">=": a >= b, "<": a < b, "<=": a <= b}[op]
 
 

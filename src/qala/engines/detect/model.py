@@ -287,7 +287,8 @@ _OFFSET_AT_END = r"(?:Z|[+-]\d{2}(?::?\d{2})?)$"
 def _parse_times(raw: pd.Series, *, column: str, problems: list[Problem]) -> np.ndarray:
     """Epoch microseconds for a column of aware datetimes or ISO texts that carry an offset."""
     if isinstance(raw.dtype, pd.DatetimeTZDtype):
-        return (raw.dt.tz_convert("UTC").astype("datetime64[us, UTC]").astype("int64")).to_numpy()
+        utc = raw.dt.tz_convert("UTC").astype("datetime64[us, UTC]")
+        return np.asarray(utc.astype("int64").to_numpy(), dtype=np.int64)
     if pd.api.types.is_datetime64_dtype(raw.dtype):
         problems.append(
             Problem(
@@ -307,4 +308,6 @@ def _parse_times(raw: pd.Series, *, column: str, problems: list[Problem]) -> np.
             else "time has no UTC offset (e.g. +05:00); naive times are ambiguous"
         )
         problems.append(Problem(reason, row=int(index) + 2, column=column, value=raw.iloc[index]))
-    return parsed.astype("datetime64[us, UTC]").astype("int64").to_numpy(copy=True)
+    return np.asarray(
+        parsed.astype("datetime64[us, UTC]").astype("int64").to_numpy(copy=True), dtype=np.int64
+    )

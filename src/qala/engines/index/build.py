@@ -334,9 +334,9 @@ def _prepare(spec: IndexSpec, data: pd.DataFrame, framework: Framework) -> _Stat
 
 def _denominate(state: _State, step: Denominate) -> None:
     by = dict(step.by) or {
-        c: state.framework[c].denominator  # type: ignore[misc]
+        c: denominator
         for c in state.data.columns
-        if state.framework[c].denominator
+        if (denominator := state.framework[c].denominator)
     }
     problems = []
     for ind, den in by.items():
@@ -616,7 +616,7 @@ def _level_scores(state: _State, level: int) -> pd.DataFrame:
 def _weight(state: _State, step: Weight) -> None:
     fw = state.framework
     parents = step.parents or sorted(
-        {fw[c].parent for c in fw.levels.get(step.level, []) if fw[c].parent is not None}  # type: ignore[misc]
+        {parent for c in fw.levels.get(step.level, []) if (parent := fw[c].parent) is not None}
     )
     new: dict[str, float] = {}
     if step.method == "fixed":

@@ -96,7 +96,7 @@ def official_rule(meta: dict[str, str]) -> RuleSpec:
         parts = option.split("-")
         completion = parts[0]
         comparison: Comparison = "satisfaction" if "comparison" in parts[1:] else "none"
-        named = {
+        named: dict[str, Completion] = {
             "add1": "add1",
             "add1e": "add1-exhaustive",
             "add1u": "add1-greedy",
@@ -108,7 +108,7 @@ def official_rule(meta: dict[str, str]) -> RuleSpec:
             raise SpecificationError(
                 f"META rule {raw!r}: unknown equalshares completion {completion!r}"
             )
-        return RuleSpec("mes", completion=named[completion], comparison=comparison)  # type: ignore[arg-type]
+        return RuleSpec("mes", completion=named[completion], comparison=comparison)
     raise SpecificationError(
         f"META rule {raw!r} is not one Qala knows (greedy, equalshares, equalshares/add1, "
         "equalshares/add1-comparison)"

@@ -83,7 +83,7 @@ def correlations_from_counts(centred: Array, counts: Array) -> Array:
     scale = (centred**2).mean(axis=0) + 1e-300
     constant = (variance <= 1e-12 * scale).any(axis=1)
     sd = np.sqrt(np.clip(variance, 1e-300, None))
-    corr = cov / (sd[:, :, None] * sd[:, None, :])
+    corr: Array = cov / (sd[:, :, None] * sd[:, None, :])
     idx = np.arange(p)
     corr[:, idx, idx] = 1.0
     corr[constant] = np.nan

@@ -127,5 +127,5 @@ def path_diagram_png(results: PLSResults, boot: BootstrapResults | None = None) 
     """The path diagram as PNG bytes (the caller decides where to write them)."""
     fig = path_diagram(results, boot)
     buffer = io.BytesIO()
-    FigureCanvasAgg(fig).print_png(buffer)
+    FigureCanvasAgg(fig).print_figure(buffer, format="png")  # print_png: same bytes, untyped
     return buffer.getvalue()
