@@ -210,7 +210,7 @@ def check_frame(
 def check_file(database: Database, path: Path | str, *, illustrative: bool = False) -> CheckResult:
     table = read_table(path)
     with database.session() as session:
-        return check_frame(
+        result = check_frame(
             session,
             table.frame,
             file=table.file,
@@ -218,6 +218,8 @@ def check_file(database: Database, path: Path | str, *, illustrative: bool = Fal
             rows=table.rows,
             illustrative=illustrative,
         )
+    result.encoding = table.encoding
+    return result
 
 
 def import_file(
@@ -240,6 +242,7 @@ def import_file(
             rows=table.rows,
             illustrative=illustrative,
         )
+        result.encoding = table.encoding
         if result.problems and not partial:
             return ImportReport(result, written=False)
         batch = ImportBatch(

@@ -1,17 +1,24 @@
 """Reading and writing city data files: CSV, Excel and Parquet, long or wide.
 
 Every cell is read as text (or the spreadsheet's own type) so validation can tell a number from
-"n/a"; row numbers are those a spreadsheet shows, the header being row 1.
+"n/a"; row numbers are those a spreadsheet shows, the header being row 1. A CSV's encoding is
+found, not assumed: Excel in a Russian or Kazakh locale saves CSV in Windows-1251 (or KZ-1048)
+and "Unicode text" in UTF-16, so those are read as such and the encoding used is reported.
+Exported text cells never start a formula (:mod:`qala.core.cells`).
 """
 
 from __future__ import annotations
 
+import codecs
+import io
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 import pandas as pd
 
+from qala.core.cells import FORMULA_STARTS, QUOTE
 from qala.core.errors import ValidationError
 
 FileFormat = Literal["csv", "xlsx", "parquet"]
@@ -53,6 +60,8 @@ class RawTable:
     layout: Layout
     rows: pd.Series
     """Spreadsheet row number of each frame row (header = 1)."""
+    encoding: str | None = None
+    """The text encoding a CSV file was read in (None for Excel and Parquet)."""
 
 
 def detect_format(path: Path) -> FileFormat:
@@ -85,17 +94,38 @@ def read_table(path: Path | str, *, sheet: str | int = 0) -> RawTable:
     if not path.is_file():
         raise ValidationError.single("file not found", file=str(path))
     file_format = detect_format(path)
+    if path.stat().st_size == 0:
+        raise ValidationError.single("the file is empty", file=str(path), code="empty_file")
+    encoding = None
     try:
         if file_format == "csv":
-            frame = _read_csv(path)
+            frame, encoding = _read_csv(path)
         elif file_format == "xlsx":
             frame = pd.read_excel(path, sheet_name=sheet, dtype=object, engine="openpyxl")
         else:
             frame = pd.read_parquet(path)
+    except (zipfile.BadZipFile, KeyError) as exc:
+        # openpyxl opens .xlsx as a zip archive of XML parts: a file that is no zip, or a zip
+        # without the workbook's parts, fails here.
+        raise ValidationError.single(
+            f"not a readable Excel workbook (an .xlsx file is a zip archive of sheets; "
+            f"this one is damaged or of another kind: {exc})",
+            file=str(path),
+            code="unreadable_file",
+        ) from None
     except (ValueError, OSError, UnicodeDecodeError, ImportError) as exc:
         raise ValidationError.single(
-            f"could not read the file as {file_format}: {exc}", file=str(path)
-        ) from exc
+            f"could not read the file as {file_format}: {exc}",
+            file=str(path),
+            code="unreadable_file",
+        ) from None
+    if frame.empty:
+        raise ValidationError.single(
+            "the file has no data rows (only a header, or nothing under it)",
+            file=str(path),
+            code="empty_file",
+        )
+    frame = restore_cells(frame)
     frame = frame.rename(columns=_canonical_columns(list(frame.columns)))
     duplicated = frame.columns[frame.columns.duplicated()].tolist()
     if duplicated:
@@ -115,21 +145,85 @@ def read_table(path: Path | str, *, sheet: str | int = 0) -> RawTable:
         )
     rows = pd.Series(range(2, len(frame) + 2), index=frame.index)
     return RawTable(
-        frame.reset_index(drop=True), str(path), file_format, layout, rows.reset_index(drop=True)
+        frame.reset_index(drop=True),
+        str(path),
+        file_format,
+        layout,
+        rows.reset_index(drop=True),
+        encoding,
     )
 
 
-def _read_csv(path: Path) -> pd.DataFrame:
+# Encodings a CSV from Kazakhstan comes in besides UTF-8, most likely first: Excel's "CSV" in a
+# Russian or Kazakh Windows locale, the Kazakh Windows code page, old DOS and Unix Cyrillic.
+LEGACY_ENCODINGS = ("cp1251", "kz1048", "cp866", "koi8_r")
+BOMS = (
+    (codecs.BOM_UTF8, "utf-8-sig"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
+
+
+def decode_text(data: bytes, *, file: str) -> tuple[str, str]:
+    """The text of a file and the encoding it was read in.
+
+    A byte-order mark decides; else strict UTF-8; else the most coherent of the legacy Cyrillic
+    code pages and BOM-less UTF-16 (charset-normalizer judges the decoded text's language).
+    """
+    for bom, encoding in BOMS:
+        if data.startswith(bom):
+            try:
+                return data.decode(encoding), encoding
+            except UnicodeDecodeError as exc:
+                raise ValidationError.single(
+                    f"the file starts with a {encoding} byte-order mark but is not valid "
+                    f"{encoding} (byte {exc.start})",
+                    file=file,
+                    code="unreadable_file",
+                ) from None
+    try:
+        return data.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        pass
+    from charset_normalizer import from_bytes
+
+    best = from_bytes(data, cp_isolation=[*LEGACY_ENCODINGS, "utf_16_le", "utf_16_be"]).best()
+    if best is None:
+        raise ValidationError.single(
+            "cannot tell the file's text encoding: save it as UTF-8 (or Windows-1251) CSV",
+            file=file,
+            code="unreadable_file",
+        )
+    encoding = best.encoding
+    if encoding in ("cp1251", "kz1048"):
+        # KZ-1048 is Windows-1251 with Kazakh letters (ә, ғ, қ, ң, ө, ұ, ү, һ, і) where 1251 has
+        # Serbian and Macedonian ones (ђ, ќ, ћ, џ…), which no file from Kazakhstan holds; so where
+        # the two readings differ at all, the file is Kazakh.
+        readings = {}
+        for candidate in ("cp1251", "kz1048"):
+            try:
+                readings[candidate] = data.decode(candidate)
+            except UnicodeDecodeError:  # a byte one of them leaves undefined
+                continue
+        if len(set(readings.values())) == 2:
+            return readings["kz1048"], "kz1048"
+        encoding, text = next(iter(readings.items()))
+        return text, encoding
+    return str(best), encoding
+
+
+def _read_csv(path: Path) -> tuple[pd.DataFrame, str]:
+    text, encoding = decode_text(path.read_bytes(), file=str(path))
     if path.suffix.lower() == ".tsv":
         separator = "\t"
     else:
-        with path.open(encoding="utf-8-sig") as handle:
-            header = handle.readline()
+        header = text.partition("\n")[0]
         # Spreadsheets in ru/kk locales save CSV with semicolons (the comma is the decimal mark).
         separator = ";" if header.count(";") > header.count(",") else ","
-    return pd.read_csv(
-        path, dtype=str, keep_default_na=False, sep=separator, encoding="utf-8-sig", engine="c"
+    frame = pd.read_csv(
+        io.StringIO(text), dtype=str, keep_default_na=False, sep=separator, engine="c"
     )
+    return frame, encoding
 
 
 def wide_to_long(table: RawTable) -> tuple[pd.DataFrame, pd.Series]:
@@ -158,10 +252,51 @@ def wide_to_long(table: RawTable) -> tuple[pd.DataFrame, pd.Series]:
     return long.drop(columns="_row"), long["_row"]
 
 
+_FORMULA_START = "^[" + "".join(FORMULA_STARTS).replace("-", "\\-") + "]"
+_MARKED = "^" + QUOTE + "+" + _FORMULA_START[1:]
+
+
+def _has_text(cells: pd.Series) -> bool:
+    return pd.api.types.infer_dtype(cells, skipna=True) in ("string", "mixed", "mixed-integer")
+
+
+def neutralise_cells(frame: pd.DataFrame) -> pd.DataFrame:
+    """A copy of ``frame`` whose text cells never start a formula (column-wise, for big exports):
+    the same rule as :func:`qala.core.cells.neutralise`."""
+    frame = frame.copy()
+    for column in frame.select_dtypes(include="object").columns:
+        text = frame[column]
+        if not _has_text(text):
+            continue
+        # Non-text cells give NA: never risky. Marked text is escaped again (see cells.neutralise).
+        risky = text.str.contains(_FORMULA_START, na=False)
+        if risky.any():
+            numeric = pd.to_numeric(text[risky].str.replace(",", ".", n=1), errors="coerce")
+            risky[risky] = numeric.isna()
+        risky |= text.str.contains(_MARKED, na=False)
+        if risky.any():
+            frame.loc[risky, column] = QUOTE + text[risky]
+    return frame
+
+
+def restore_cells(frame: pd.DataFrame) -> pd.DataFrame:
+    """Undo :func:`neutralise_cells` on a file read back (see :func:`qala.core.cells.restore`)."""
+    for column in frame.select_dtypes(include="object").columns:
+        cells = frame[column]
+        if not _has_text(cells):
+            continue
+        quoted = cells.str.contains(_MARKED, na=False)
+        if quoted.any():
+            frame[column] = cells.where(~quoted, cells[quoted].str[1:])
+    return frame
+
+
 def write_table(
     frame: pd.DataFrame, path: Path | str | None, file_format: FileFormat
 ) -> bytes | None:
-    """Write ``frame``; with no path, return the bytes (CSV for standard output)."""
+    """Write ``frame``; with no path, return the bytes (CSV for standard output). Text cells that
+    a spreadsheet would run as a formula are written as text (:func:`qala.core.cells.neutralise`)."""
+    frame = neutralise_cells(frame)
     if file_format == "csv":
         text: str = frame.to_csv(index=False, float_format=None)
         if path is None:

@@ -41,6 +41,8 @@ class CheckResult:
     """Accepted values, columns ``VALUE_COLUMNS``; one per (place, indicator, year)."""
     problems: list[Problem] = field(default_factory=list)
     warnings: list[Problem] = field(default_factory=list)
+    encoding: str | None = None
+    """The text encoding a CSV file was read in (reported, since it was detected)."""
 
     @property
     def rejected_rows(self) -> list[int]:
@@ -71,6 +73,11 @@ def parse_numbers(raw: pd.Series) -> tuple[pd.Series, pd.Series]:
     numbers = numbers.astype(float)
     numbers[~np.isfinite(numbers.to_numpy(dtype=float, na_value=np.nan))] = np.nan
     return numbers, blank
+
+
+# Longest source and note a value may carry: enough for a citation with its URL and a paragraph
+# of explanation, short enough that nobody stores a document (or a 1 MB probe) in a cell.
+TEXT_LIMITS = {"source": 500, "note": 2_000}
 
 
 def _text_column(frame: pd.DataFrame, name: str) -> pd.Series:
@@ -232,6 +239,17 @@ def check_long(
         frame["value"],
         "out_of_range",
     )
+
+    for name, limit in TEXT_LIMITS.items():
+        text = _text_column(frame, name).astype("string")
+        length = text.str.len().fillna(0)
+        flag(
+            length > limit,
+            name,
+            f"longer than {limit:,} characters (" + length.astype("int64").map("{:,}".format) + ")",
+            text.str.slice(0, 40) + "…",
+            "too_long",
+        )
 
     problems_frame = (
         pd.concat(problem_parts)
