@@ -24,14 +24,20 @@ CSRF_FIELD = "csrf_token"
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 
 
-def get_context(request: Request) -> Context:
+def context_of(request: Request) -> Context:
     """The running platform the app was built with (``create_app`` puts it on ``app.state``)."""
     context: Context = request.app.state.context
     return context
 
 
-def get_database(request: Request) -> Database:
-    return get_context(request).database
+# The dependencies are coroutines though they never wait: FastAPI runs a plain function
+# dependency in its thread pool, and that hop would cost every request more than the lookup.
+async def get_context(request: Request) -> Context:
+    return context_of(request)
+
+
+async def get_database(request: Request) -> Database:
+    return context_of(request).database
 
 
 ContextDep = Annotated[Context, Depends(get_context)]
@@ -56,7 +62,7 @@ async def optional_user(request: Request) -> User | None:
     if hasattr(request.state, "user"):
         cached: User | None = request.state.user
         return cached
-    context = get_context(request)
+    context = context_of(request)
     user: User | None = None
     authorization = request.headers.get("authorization", "")
     with context.database.session() as session:
