@@ -403,7 +403,7 @@ def temporal_query(
     spec = EntityQuery(
         types=split_list(type),
         ids=split_list(id),
-        id_pattern=idPattern,
+        id_pattern=broker.check_id_pattern(idPattern),
         q=parse_q(q) if q else None,
     )
     content, total = broker.temporal_query(context, spec, limit=limit, offset=offset, window=window)
