@@ -37,8 +37,9 @@ def make_operator(context: Context, username: str = "duty.operator", role: str =
 
 
 @pytest.fixture
-def operate_app(sqlite_url: str) -> Iterator[OperateApp]:
-    app = create_app(Settings(database_url=sqlite_url, secret_key="t"))
+def operate_app(database_url: str) -> Iterator[OperateApp]:
+    """The platform with an operator's token, on each backend."""
+    app = create_app(Settings(database_url=database_url, secret_key="t"))
     context: Context = app.state.context
     token = make_operator(context)
     with TestClient(app) as client:

@@ -229,14 +229,14 @@ def test_operator_incident_lifecycle_with_audit_escalation_and_links(context: Co
     assert history.audit[4].details["to"] == "city:situation-centre"
 
 
-def test_operator_api_requires_role_and_opens_incidents(sqlite_url: str) -> None:
+def test_operator_api_requires_role_and_opens_incidents(database_url: str) -> None:
     from fastapi.testclient import TestClient
 
     from qala.api.app import create_app
     from qala.components.accounts.services import create_user, issue_token
     from qala.settings import Settings
 
-    app = create_app(Settings(database_url=sqlite_url, secret_key="t"))
+    app = create_app(Settings(database_url=database_url, secret_key="t"))
     context: Context = app.state.context
     with context.database.transaction() as session:
         citizen = issue_token(

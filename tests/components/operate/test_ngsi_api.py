@@ -117,6 +117,10 @@ def test_errors_are_problem_details(operate_app: OperateApp) -> None:
     assert bad_q.json()["type"].endswith("/InvalidRequest") or bad_q.json()["type"].endswith(
         "/BadRequestData"
     )
+    for url in ("/ngsi-ld/v1/entities", "/ngsi-ld/v1/temporal/entities"):
+        bad_pattern = client.get(url, params={"idPattern": "("})
+        assert bad_pattern.status_code == 400, url
+        assert "idPattern is not a regular expression" in bad_pattern.json()["detail"]
     anonymous = client.post(
         "/ngsi-ld/v1/entities", content=json.dumps(air("a4", 1, 71, 51)), headers=LD
     )

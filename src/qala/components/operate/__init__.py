@@ -17,12 +17,12 @@ HERE = Path(__file__).parent
 def _api(context: Context) -> object:
     from fastapi import APIRouter
 
-    from qala.components.operate.api import build_router as operator_router
-    from qala.components.operate.ngsi_api import build_router as ngsi_router
+    from qala.components.operate.api import router as operator_router
+    from qala.components.operate.ngsi_api import router as ngsi_router
 
     router = APIRouter()
-    router.include_router(ngsi_router(context))
-    router.include_router(operator_router(context))
+    router.include_router(ngsi_router)
+    router.include_router(operator_router)
     return router
 
 

@@ -46,6 +46,12 @@ class WriteResult:
     def changed(self) -> list[str]:
         return self.created + self.updated
 
+    def merge(self, other: WriteResult) -> None:
+        """Add another write's entities and ingestion to this one (errors stay apart)."""
+        self.created += other.created
+        self.updated += other.updated
+        self.ingest.merge(other.ingest)
+
 
 def get_entity(session: Session, entity_id: str) -> Entity:
     entity = session.get(Entity, entity_id)

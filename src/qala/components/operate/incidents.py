@@ -200,9 +200,10 @@ def dedup_key_for(
     return f"{category}|place:{place_code or 'city'}"
 
 
-def _audit(
+def add_audit_entry(
     session: Session, incident: Incident, at_: datetime, actor_: str, action_: str, **details: Any
 ) -> None:
+    """Record one change of ``incident`` in its audit trail (``details`` as JSON)."""
     entry = IncidentAudit(
         incident_id=incident.id, at=at_, actor=actor_, action=action_, details=details
     )
@@ -271,7 +272,7 @@ def open_incident(
     existing = find_open(session, key)
     if existing is not None:
         if SEVERITIES.index(severity) > SEVERITIES.index(existing.severity):
-            _audit(
+            add_audit_entry(
                 session,
                 existing,
                 now,
@@ -280,7 +281,7 @@ def open_incident(
                 **{"from": existing.severity, "to": severity},
             )
             existing.severity = severity
-        _audit(
+        add_audit_entry(
             session,
             existing,
             now,
@@ -310,7 +311,7 @@ def open_incident(
     )
     session.add(incident)
     session.flush()
-    _audit(
+    add_audit_entry(
         session,
         incident,
         now,
@@ -347,7 +348,7 @@ def acknowledge(
     incident.status = "acknowledged"
     incident.acknowledged_at = now
     incident.assignee = incident.assignee or actor
-    _audit(session, incident, now, actor, "acknowledged", note=note)
+    add_audit_entry(session, incident, now, actor, "acknowledged", note=note)
     return incident
 
 
@@ -357,7 +358,9 @@ def assign(
     incident = get_incident(session, incident_id)
     if incident.status == "closed":
         raise ConflictError(f"incident {incident_id} is closed")
-    _audit(session, incident, now, actor, "assigned", **{"from": incident.assignee, "to": assignee})
+    add_audit_entry(
+        session, incident, now, actor, "assigned", **{"from": incident.assignee, "to": assignee}
+    )
     incident.assignee = assignee
     return incident
 
@@ -374,7 +377,7 @@ def reroute(
     if incident.status == "closed":
         raise ConflictError(f"incident {incident_id} is closed")
     unit = load_routing().unit_for(service, incident.place_code)
-    _audit(
+    add_audit_entry(
         session,
         incident,
         now,
@@ -410,7 +413,7 @@ def close(
     incident.close_note = note
     if incident.acknowledged_at is None:
         incident.acknowledged_at = now
-    _audit(session, incident, now, actor, "closed", reason=reason, note=note)
+    add_audit_entry(session, incident, now, actor, "closed", reason=reason, note=note)
     return incident
 
 
@@ -418,7 +421,7 @@ def add_note(
     session: Session, incident_id: int, *, text: str, actor: str, now: datetime
 ) -> Incident:
     incident = get_incident(session, incident_id)
-    _audit(session, incident, now, actor, "note", text=text)
+    add_audit_entry(session, incident, now, actor, "note", text=text)
     return incident
 
 
@@ -441,7 +444,7 @@ def escalate_due(
             level = max(level, 2)
         if level > incident.escalation_level:
             target = policy.escalation_targets[level].format(service=incident.service)
-            _audit(
+            add_audit_entry(
                 session,
                 incident,
                 now,
@@ -484,7 +487,9 @@ def link(
     )
     session.add(record)
     incident.links.append(record)
-    _audit(session, incident, now, actor, "linked", kind=kind, ref=ref, distance_m=distance_m)
+    add_audit_entry(
+        session, incident, now, actor, "linked", kind=kind, ref=ref, distance_m=distance_m
+    )
     return True
 
 

@@ -164,7 +164,7 @@ class RulesRunner:
         self._loaded.clear()
         self.soft = SoftState()
 
-    def _lock_rows(self, session: Session, names: Iterable[str]) -> dict[str, DetectorState]:
+    def lock_state_rows(self, session: Session, names: Iterable[str]) -> dict[str, DetectorState]:
         """Lock (``SELECT … FOR UPDATE``) and return the state rows; once per transaction."""
         # Locks last until the transaction ends: remember them per transaction, not per session.
         key = ("operate_locked_state", id(session.get_transaction()))
@@ -267,7 +267,7 @@ class RulesRunner:
         names = set(by_set) if silence_at_us is None else set(self.rule_sets)
         if not names:
             return []
-        locked = self._lock_rows(session, names)
+        locked = self.lock_state_rows(session, names)
         findings: list[Finding] = []
         max_id = max((r[0] for r in rows), default=0)
         for name in sorted(names):
@@ -299,7 +299,7 @@ class RulesRunner:
             return self._flush(session)
 
     def _flush(self, session: Session) -> list[Finding]:
-        locked = self._lock_rows(session, self.rule_sets)
+        locked = self.lock_state_rows(session, self.rule_sets)
         findings: list[Finding] = []
         for name, row in locked.items():
             evaluator = self._evaluator(session, name, row, {}, findings)
@@ -606,7 +606,7 @@ def _end_of_condition(
     if stored.incident_id is not None:
         incident = incident_services.get_incident(session, stored.incident_id)
         if incident.status != "closed":
-            incident_services._audit(
+            incident_services.add_audit_entry(
                 session,
                 incident,
                 now,
@@ -721,7 +721,7 @@ def ingest_in_session(
     # in one order across concurrent writers (what the replay after a restart relies on).
     names = {n for r in readings if (n := runner.rule_set_of(r.quantity)) in runner.rule_sets}
     if names:
-        runner._lock_rows(session, names)
+        runner.lock_state_rows(session, names)
     rows = _insert_observations(session, readings, now_us())
     report.stored = len(rows)
     report.duplicates = len(readings) - len(rows)

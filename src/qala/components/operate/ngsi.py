@@ -284,6 +284,19 @@ def parse_fragment(body: Any) -> dict[str, dict[str, Any]]:
     }
 
 
+def split_list(text: str | None) -> tuple[str, ...]:
+    """The items of a comma-separated parameter (``type``, ``id``, ``attrs``, ``pick``)."""
+    return tuple(x.strip() for x in (text or "").split(",") if x.strip())
+
+
+def parse_options(options: str | None, format_: str | None = None) -> set[str]:
+    """The representation options chosen by ``options`` (comma-separated) and ``format``."""
+    chosen = set(split_list(options))
+    if format_:
+        chosen.add(format_)
+    return chosen
+
+
 def point_of(attrs: Mapping[str, Any], name: str = "location") -> tuple[float, float] | None:
     """(lat, lon) of a GeoProperty: the point itself, or the mean of a shape's vertices."""
     attribute = attrs.get(name)

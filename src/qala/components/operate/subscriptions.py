@@ -82,6 +82,16 @@ def get_subscription(session: Session, subscription_id: str) -> Subscription:
     return record
 
 
+def list_subscriptions(session: Session, *, limit: int, offset: int) -> list[Subscription]:
+    """One page of the subscriptions, oldest first."""
+    statement = select(Subscription).order_by(Subscription.created_at)
+    return list(session.scalars(statement.limit(limit).offset(offset)))
+
+
+def delete_subscription(session: Session, subscription_id: str) -> None:
+    session.delete(get_subscription(session, subscription_id))
+
+
 def update_subscription(session: Session, subscription_id: str, patch: Any) -> Subscription:
     record = get_subscription(session, subscription_id)
     if not isinstance(patch, Mapping):

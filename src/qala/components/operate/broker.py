@@ -1,0 +1,376 @@
+"""The NGSI-LD context broker's operations as whole units of work (the ``/ngsi-ld/v1`` routes are
+thin calls to these).
+
+A write runs in one transaction (a batch operation: one per entity, so that one bad entity does
+not sink the others, answered 207). When a write fails the rules runner forgets its in-memory
+state, which it reloads from the store; after the commit the subscriptions watching the changed
+entities are notified and the incidents the write opened are announced on the bus. Reads come
+back rendered as NGSI-LD (see ``ngsi.render_entity``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from qala.components.operate import subscriptions as subscription_services
+from qala.components.operate.entities import (
+    EntityQuery,
+    WriteResult,
+    create_entity,
+    delete_attribute,
+    delete_entity,
+    entity_types,
+    get_entity,
+    merge_attributes,
+    query_entities,
+    replace_entity,
+    upsert_entity,
+)
+from qala.components.operate.ingest import RulesRunner, after_commit, runner_for
+from qala.components.operate.models import Entity
+from qala.components.operate.ngsi import (
+    EntityInput,
+    NgsiError,
+    parse_entity,
+    parse_fragment,
+    render_entity,
+)
+from qala.components.operate.temporal import temporal_entities
+from qala.core.errors import QalaError
+from qala.runtime import Context
+
+MAX_LIMIT = 1000
+"""The largest page a query answers (``TooManyResults`` above it)."""
+
+
+def check_limit(limit: int) -> None:
+    if limit > MAX_LIMIT:
+        raise NgsiError("TooManyResults", f"limit {limit} is above the maximum {MAX_LIMIT}")
+
+
+def check_id_pattern(pattern: str | None) -> str | None:
+    """``pattern`` when it is a regular expression (or None), else ``BadRequestData``."""
+    if pattern:
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise NgsiError(
+                "BadRequestData", f"idPattern is not a regular expression: {exc}"
+            ) from None
+    return pattern
+
+
+# ---------------------------------------------------------------------------------------------
+# Writes
+
+
+def announce(context: Context, result: WriteResult) -> None:
+    """After a write committed: notify the subscriptions watching what changed, announce incidents."""
+    result.ingest.changed_entities = list(dict.fromkeys(result.changed))
+    after_commit(context, result.ingest)
+
+
+@contextmanager
+def writing(context: Context) -> Iterator[tuple[Session, RulesRunner, WriteResult]]:
+    """One write: a transaction, the rules runner and the result to fill; announced on success."""
+    runner = runner_for(context)
+    result = WriteResult()
+    try:
+        with context.database.transaction() as session:
+            yield session, runner, result
+    except BaseException:
+        runner.invalidate()
+        raise
+    announce(context, result)
+
+
+def create(context: Context, data: EntityInput) -> None:
+    """Create an entity (``AlreadyExists`` when its id is taken)."""
+    with writing(context) as (session, runner, result):
+        create_entity(session, data, runner=runner, result=result)
+
+
+def replace(context: Context, data: EntityInput) -> None:
+    """Replace every attribute of an existing entity."""
+    with writing(context) as (session, runner, result):
+        replace_entity(session, data, runner=runner, result=result)
+
+
+def merge(
+    context: Context,
+    entity_id: str,
+    attrs: dict[str, dict[str, Any]],
+    *,
+    only_existing: bool = False,
+    no_overwrite: bool = False,
+) -> tuple[list[str], list[str]]:
+    """Update (``only_existing``) or append attributes; returns the names (written, not written)."""
+    with writing(context) as (session, runner, result):
+        _result, done, skipped = merge_attributes(
+            session,
+            entity_id,
+            attrs,
+            runner=runner,
+            only_existing=only_existing,
+            no_overwrite=no_overwrite,
+            result=result,
+        )
+    return done, skipped
+
+
+def update_attribute(context: Context, entity_id: str, name: str, body: dict[str, Any]) -> None:
+    """Update one existing attribute. A partial attribute (``{"value": …}`` without ``type``)
+    keeps the attribute's type and sub-attributes."""
+    with writing(context) as (session, runner, result):
+        current = get_entity(session, entity_id).attrs.get(name)
+        if current is None:
+            raise NgsiError("ResourceNotFound", f"entity {entity_id} has no attribute `{name}`")
+        merged = body if "type" in body else {**current, **body}
+        merge_attributes(
+            session,
+            entity_id,
+            parse_fragment({name: merged}),
+            runner=runner,
+            only_existing=True,
+            result=result,
+        )
+
+
+def delete(context: Context, entity_id: str) -> None:
+    with context.database.transaction() as session:
+        delete_entity(session, entity_id)
+
+
+def delete_attr(context: Context, entity_id: str, name: str) -> None:
+    with context.database.transaction() as session:
+        delete_attribute(session, entity_id, name)
+
+
+# ---------------------------------------------------------------------------------------------
+# Batch operations
+
+
+@dataclass
+class BatchOutcome:
+    """Ids written, errors per entity (``{entityId, error: ProblemDetails}``), ids created."""
+
+    success: list[str] = field(default_factory=list)
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    created: list[str] = field(default_factory=list)
+
+
+BatchStep = Callable[[Session, RulesRunner, Any], WriteResult | None]
+"""Writes one item of a batch inside its transaction."""
+
+
+def write_each(context: Context, items: Sequence[Any], step: BatchStep) -> BatchOutcome:
+    """Each item in its own transaction; all that committed are announced together at the end."""
+    outcome = BatchOutcome()
+    written = WriteResult()
+    runner = runner_for(context)
+    for item in items:
+        entity_id = item.get("id") if isinstance(item, dict) else item
+        try:
+            with context.database.transaction() as session:
+                result = step(session, runner, item)
+        except (NgsiError, QalaError) as exc:
+            runner.invalidate()
+            error = exc if isinstance(exc, NgsiError) else NgsiError("BadRequestData", str(exc))
+            outcome.errors.append({"entityId": entity_id, "error": error.problem()})
+            continue
+        outcome.success.append(str(entity_id))
+        if result is not None:
+            written.merge(result)
+    announce(context, written)
+    outcome.created = written.created
+    return outcome
+
+
+def create_each(context: Context, items: Sequence[Any], link: Any) -> BatchOutcome:
+    """``entityOperations/create``; ``link`` is the @context of a Link header."""
+
+    def step(session: Session, runner: RulesRunner, item: Any) -> WriteResult:
+        return create_entity(session, parse_entity(item, context=link), runner=runner)
+
+    return write_each(context, items, step)
+
+
+def upsert_each(
+    context: Context, items: Sequence[Any], link: Any, *, replace_all: bool
+) -> BatchOutcome:
+    """``entityOperations/upsert`` (``replace_all``: existing entities are replaced, not merged)."""
+
+    def step(session: Session, runner: RulesRunner, item: Any) -> WriteResult:
+        data = parse_entity(item, context=link)
+        return upsert_entity(session, data, runner=runner, replace=replace_all)
+
+    return write_each(context, items, step)
+
+
+def update_each(
+    context: Context, items: Sequence[Any], link: Any, *, no_overwrite: bool
+) -> BatchOutcome:
+    """``entityOperations/update``: merge each item's attributes into the existing entity."""
+
+    def step(session: Session, runner: RulesRunner, item: Any) -> WriteResult:
+        data = parse_entity(item, context=link)
+        return merge_attributes(
+            session, data.id, data.attrs, runner=runner, no_overwrite=no_overwrite
+        )[0]
+
+    return write_each(context, items, step)
+
+
+def delete_each(context: Context, items: Sequence[Any]) -> BatchOutcome:
+    """``entityOperations/delete``: the items are entity ids."""
+
+    def step(session: Session, _runner: RulesRunner, item: Any) -> None:
+        if not isinstance(item, str):
+            raise NgsiError(
+                "BadRequestData", "entityOperations/delete takes an array of entity ids"
+            )
+        delete_entity(session, item)
+
+    return write_each(context, items, step)
+
+
+# ---------------------------------------------------------------------------------------------
+# Reads
+
+
+@dataclass(frozen=True)
+class Representation:
+    """How entities are answered: key-values or normalised, which attributes, system attributes."""
+
+    key_values: bool = False
+    pick: tuple[str, ...] | None = None
+    system: bool = False
+
+    @classmethod
+    def of(cls, options: set[str], pick: tuple[str, ...]) -> Representation:
+        """From the chosen ``options``/``format`` values and the attributes asked for (if any)."""
+        return cls(
+            key_values=bool(options & {"keyValues", "simplified"}),
+            pick=pick or None,
+            system="sysAttrs" in options,
+        )
+
+    def render(self, entity: Entity) -> dict[str, Any]:
+        system = None
+        if self.system:
+            system = {
+                "createdAt": entity.created_at.isoformat(),
+                "modifiedAt": entity.modified_at.isoformat(),
+            }
+        return render_entity(
+            entity.id,
+            entity.type,
+            entity.attrs,
+            key_values=self.key_values,
+            pick=self.pick,
+            system=system,
+        )
+
+
+def query(
+    context: Context, spec: EntityQuery, *, limit: int, offset: int, shown: Representation
+) -> tuple[list[dict[str, Any]], int]:
+    """One page of the matching entities, rendered, and how many match in all."""
+    with context.database.session() as session:
+        rows, total = query_entities(session, spec, limit=limit, offset=offset)
+        return [shown.render(e) for e in rows], total
+
+
+def read(context: Context, entity_id: str, shown: Representation) -> tuple[dict[str, Any], Any]:
+    """The entity rendered, and the @context URL it was stored with (None if none or not a URL)."""
+    with context.database.session() as session:
+        entity = get_entity(session, entity_id)
+        stored_context = entity.context
+        return shown.render(entity), stored_context if isinstance(stored_context, str) else None
+
+
+def type_list(context: Context) -> dict[str, Any]:
+    """The entity types present, as an NGSI-LD EntityTypeList."""
+    with context.database.session() as session:
+        found = entity_types(session)
+    return {
+        "id": "urn:ngsi-ld:EntityTypeList:qala",
+        "type": "EntityTypeList",
+        "typeList": [name for name, _n in found],
+    }
+
+
+@dataclass(frozen=True)
+class HistoryWindow:
+    """Which observed values a temporal answer holds, and in which form."""
+
+    attrs: tuple[str, ...] | None
+    start_us: int | None
+    end_us: int | None
+    last_n: int | None
+    temporal_values: bool
+
+    def render(self, session: Session, entities: Sequence[Entity]) -> list[dict[str, Any]]:
+        return temporal_entities(
+            session,
+            entities,
+            attrs=self.attrs,
+            start_us=self.start_us,
+            end_us=self.end_us,
+            last_n=self.last_n,
+            temporal_values=self.temporal_values,
+        )
+
+
+def temporal_query(
+    context: Context, spec: EntityQuery, *, limit: int, offset: int, window: HistoryWindow
+) -> tuple[list[dict[str, Any]], int]:
+    """One page of the matching entities with their history, and how many match in all."""
+    with context.database.session() as session:
+        rows, total = query_entities(session, spec, limit=limit, offset=offset)
+        return window.render(session, rows), total
+
+
+def temporal_read(context: Context, entity_id: str, window: HistoryWindow) -> dict[str, Any]:
+    """One entity with its history."""
+    with context.database.session() as session:
+        return window.render(session, [get_entity(session, entity_id)])[0]
+
+
+# ---------------------------------------------------------------------------------------------
+# Subscriptions
+
+
+def subscribe(context: Context, body: Any) -> str:
+    """Store a subscription; returns its id."""
+    with context.database.transaction() as session:
+        return subscription_services.create_subscription(session, body).id
+
+
+def subscriptions(context: Context, *, limit: int, offset: int) -> list[dict[str, Any]]:
+    """Subscriptions, oldest first, rendered."""
+    with context.database.session() as session:
+        rows = subscription_services.list_subscriptions(session, limit=limit, offset=offset)
+        return [subscription_services.render_subscription(r) for r in rows]
+
+
+def subscription(context: Context, subscription_id: str) -> dict[str, Any]:
+    with context.database.session() as session:
+        record = subscription_services.get_subscription(session, subscription_id)
+        return subscription_services.render_subscription(record)
+
+
+def update_subscription(context: Context, subscription_id: str, patch: Any) -> None:
+    with context.database.transaction() as session:
+        subscription_services.update_subscription(session, subscription_id, patch)
+
+
+def unsubscribe(context: Context, subscription_id: str) -> None:
+    with context.database.transaction() as session:
+        subscription_services.delete_subscription(session, subscription_id)
