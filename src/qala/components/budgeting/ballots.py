@@ -24,9 +24,9 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from qala.components.budgeting.core import load_process, text_in, utc
 from qala.components.budgeting.ledger import append
 from qala.components.budgeting.models import Ballot, Process, Proposal, Result, Voter
-from qala.components.budgeting.process import _utc, load_process, text_in
 from qala.components.budgeting.voters import register_in
 from qala.core.errors import ConflictError, NotFoundError, Problem, raise_if_problems
 from qala.engines.pb import (
@@ -193,13 +193,13 @@ def cast_ballot(
     """
     process = load_process(session, process_code)
     if process.phase != "voting" or not (
-        _utc(process.voting_open_at) <= _utc(now) < _utc(process.voting_close_at)
+        utc(process.voting_open_at) <= utc(now) < utc(process.voting_close_at)
     ):
         raise ConflictError(
-            f"voting in `{process.code}` is open from {_utc(process.voting_open_at):%Y-%m-%d %H:%M} "
-            f"to {_utc(process.voting_close_at):%Y-%m-%d %H:%M} UTC during its voting phase; "
+            f"voting in `{process.code}` is open from {utc(process.voting_open_at):%Y-%m-%d %H:%M} "
+            f"to {utc(process.voting_close_at):%Y-%m-%d %H:%M} UTC during its voting phase; "
             f"it is now in its {process.phase} phase"
-            + (" and voting has closed" if _utc(now) >= _utc(process.voting_close_at) else "")
+            + (" and voting has closed" if utc(now) >= utc(process.voting_close_at) else "")
         )
     voter, _created = register_in(
         session, process, iin, secret_key=secret_key, now=now, illustrative=illustrative
@@ -290,8 +290,8 @@ def build_election(session: Session, process: Process, *, language: str = "en") 
         "unit": process.place_code,
         "instance": process.code,
         "currency": process.currency,
-        "date_begin": _utc(process.voting_open_at).date().isoformat(),
-        "date_end": _utc(process.voting_close_at).date().isoformat(),
+        "date_begin": utc(process.voting_open_at).date().isoformat(),
+        "date_end": utc(process.voting_close_at).date().isoformat(),
         "rule": pabulib_rule(process),
         "language": language,
     }
@@ -473,7 +473,7 @@ def get_results(session: Session, process_code: str) -> ResultsInfo:
         ballots=result.ballots,
         selected=list(result.selected),
         projects=rows,
-        computed_at=_utc(result.computed_at),
+        computed_at=utc(result.computed_at),
     )
 
 

@@ -18,6 +18,14 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from qala.components.budgeting.core import (
+    CODE,
+    LANGUAGES,
+    MAX_DESCRIPTION,
+    as_utc,
+    clean_text3,
+    utc,
+)
 from qala.components.budgeting.models import (
     CONSULTATION_KINDS,
     QUESTION_KINDS,
@@ -25,14 +33,6 @@ from qala.components.budgeting.models import (
     Consultation,
     Question,
     Response,
-)
-from qala.components.budgeting.process import (
-    CODE,
-    LANGUAGES,
-    MAX_DESCRIPTION,
-    _utc,
-    as_utc,
-    clean_text3,
 )
 from qala.core.errors import (
     ConflictError,
@@ -120,9 +120,9 @@ class ConsultationInfo:
 
 
 def _status(row: Consultation, now: datetime) -> str:
-    if _utc(now) < _utc(row.opens_at):
+    if utc(now) < utc(row.opens_at):
         return "upcoming"
-    return "open" if _utc(now) < _utc(row.closes_at) else "closed"
+    return "open" if utc(now) < utc(row.closes_at) else "closed"
 
 
 def _load(session: Session, code: str) -> Consultation:
@@ -155,8 +155,8 @@ def _info(session: Session, row: Consultation, now: datetime, *, detail: bool) -
         kind=row.kind,
         title=dict(row.title),
         description=dict(row.description or {}),
-        opens_at=_utc(row.opens_at),
-        closes_at=_utc(row.closes_at),
+        opens_at=utc(row.opens_at),
+        closes_at=utc(row.closes_at),
         hearing_at=as_utc(row.hearing_at),
         venue=row.venue,
         status=_status(row, now),
@@ -186,7 +186,7 @@ def _info(session: Session, row: Consultation, now: datetime, *, detail: bool) -
                 c.author,
                 c.language,
                 None if c.hidden else c.text,
-                _utc(c.created_at),
+                utc(c.created_at),
                 c.hidden,
                 c.hidden_reason,
             )
@@ -437,8 +437,8 @@ def respond(
     row = _load(session, code)
     if _status(row, now) != "open":
         raise ConflictError(
-            f"consultation `{row.code}` takes answers from {_utc(row.opens_at):%Y-%m-%d %H:%M} to "
-            f"{_utc(row.closes_at):%Y-%m-%d %H:%M} UTC"
+            f"consultation `{row.code}` takes answers from {utc(row.opens_at):%Y-%m-%d %H:%M} to "
+            f"{utc(row.closes_at):%Y-%m-%d %H:%M} UTC"
         )
     if language not in LANGUAGES:
         raise ValidationError.single("kk, ru or en", column="language", value=language)
@@ -492,7 +492,7 @@ def add_comment(
     )
     session.add(comment)
     session.flush()
-    return CommentInfo(comment.id, author, language, text, _utc(now), False, None)
+    return CommentInfo(comment.id, author, language, text, utc(now), False, None)
 
 
 def hide_comment(
@@ -513,7 +513,7 @@ def hide_comment(
         comment.author,
         comment.language,
         None,
-        _utc(comment.created_at),
+        utc(comment.created_at),
         True,
         comment.hidden_reason,
     )
@@ -539,7 +539,7 @@ def record_outcome(
         row.kind == "hearing"
         and participants is not None
         and row.hearing_at is not None
-        and _utc(now) < _utc(row.hearing_at)
+        and utc(now) < utc(row.hearing_at)
     ):
         problems.append(Problem("the hearing has not taken place yet", column="participants"))
     raise_if_problems(problems, "cannot record the outcome")

@@ -29,8 +29,8 @@ import pandas as pd
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from qala.components.budgeting.core import utc
 from qala.components.budgeting.models import Payment, Process, Project, Proposal, Rating, Voter
-from qala.components.budgeting.process import _utc
 from qala.store.database import Database
 
 INDICATORS = {
@@ -76,7 +76,7 @@ def compute_indicators(session: Session) -> BudgetingIndicators:
     rows: list[tuple[Any, ...]] = []
     groups: dict[tuple[str, int], list[Process]] = defaultdict(list)
     for process in session.scalars(select(Process).where(Process.phase.in_(COUNTED_PHASES))):
-        groups[(process.place_code, _utc(process.voting_close_at).year)].append(process)
+        groups[(process.place_code, utc(process.voting_close_at).year)].append(process)
     for (place, year), processes in sorted(groups.items()):
         ids = [p.id for p in processes]
         illustrative = any(p.illustrative for p in processes)

@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from qala.components.budgeting.core import CODE, MAX_DESCRIPTION, MAX_TITLE, clean_text3, utc
 from qala.components.budgeting.ledger import (
     MILESTONE_FIELDS,
     PAYMENT_FIELDS,
@@ -35,7 +36,6 @@ from qala.components.budgeting.models import (
     Rating,
     Risk,
 )
-from qala.components.budgeting.process import CODE, MAX_DESCRIPTION, MAX_TITLE, _utc, clean_text3
 from qala.core.errors import (
     ConflictError,
     NotFoundError,
@@ -294,7 +294,7 @@ def create_project(
     session.add(project)
     session.flush()
     _record(session, project, "project.created", snapshot(project, PROJECT_FIELDS), actor, now)
-    return get_project(session, code, today=_utc(now).date())
+    return get_project(session, code, today=utc(now).date())
 
 
 def projects_from_results(
@@ -307,7 +307,7 @@ def projects_from_results(
         .where(Proposal.process_id == process.id, Proposal.selected.is_(True))
         .order_by(Proposal.code)
     )
-    end = (_utc(process.voting_close_at) + DEFAULT_DURATION).date()
+    end = (utc(process.voting_close_at) + DEFAULT_DURATION).date()
     for proposal in selected:
         code = f"{process.code}-{proposal.code}".lower()
         if session.scalar(select(Project.id).where(Project.code == code)) is not None:
@@ -321,7 +321,7 @@ def projects_from_results(
                 description=dict(proposal.description or {}),
                 budget=int(proposal.cost or proposal.estimated_cost),
                 planned_end=end,
-                planned_start=_utc(now).date(),
+                planned_start=utc(now).date(),
             ),
             actor=actor,
             now=now,
@@ -404,8 +404,8 @@ def update_project(
         and "actual_end" not in clean
         and project.actual_end is None
     ):
-        clean["actual_end"] = _utc(now).date()
-    if clean.get("actual_end") and clean["actual_end"] > _utc(now).date():
+        clean["actual_end"] = utc(now).date()
+    if clean.get("actual_end") and clean["actual_end"] > utc(now).date():
         problems.append(
             Problem(
                 "the actual end cannot be in the future",
@@ -425,7 +425,7 @@ def update_project(
             recorded[name] = [before[name], after[name]]
     if recorded:
         _record(session, project, "project.updated", {"changes": recorded}, actor, now)
-    return get_project(session, project.code, today=_utc(now).date())
+    return get_project(session, project.code, today=utc(now).date())
 
 
 def add_milestone(
@@ -450,7 +450,7 @@ def complete_milestone(
     row = session.get(Milestone, milestone_id)
     if row is None or row.project_id != project.id:
         raise NotFoundError(f"project `{project.code}` has no milestone {milestone_id}")
-    if done_on > _utc(now).date():
+    if done_on > utc(now).date():
         raise ValidationError.single(
             "a milestone cannot be done in the future", column="done_on", value=done_on.isoformat()
         )
@@ -492,7 +492,7 @@ def record_payment(
         problems.append(Problem("a positive whole number of tenge", column="amount", value=amount))
     if not (payee or "").strip():
         problems.append(Problem("who was paid", column="payee"))
-    if paid_on > _utc(now).date():
+    if paid_on > utc(now).date():
         problems.append(
             Problem(
                 "a payment cannot be dated in the future",
@@ -644,4 +644,4 @@ def rate_project(
     row.comment = (comment or "").strip() or None
     row.rated_at = now
     session.flush()
-    return ProjectSummary(**_summary_fields(session, project, _utc(now).date()))
+    return ProjectSummary(**_summary_fields(session, project, utc(now).date()))
