@@ -575,8 +575,14 @@ class ConsultationResults:
     questions: list[QuestionResult]
 
 
-def consultation_results(session: Session, code: str, *, now: datetime) -> ConsultationResults:
-    """Per question: option counts and shares, the scale's distribution, mean and median, texts."""
+def consultation_results(
+    session: Session, code: str, *, now: datetime, with_texts: bool = True
+) -> ConsultationResults:
+    """Per question: option counts and shares, the scale's distribution, mean and median, texts.
+
+    Free-text answers may hold personal details: without ``with_texts`` (what the public sees)
+    each text question says how many answered it but not what they wrote.
+    """
     row = _load(session, code)
     responses = list(
         session.scalars(
@@ -603,7 +609,7 @@ def consultation_results(session: Session, code: str, *, now: datetime) -> Consu
             if values:
                 result.mean = float(statistics.fmean(values))
                 result.median = float(statistics.median(values))
-        else:
+        elif with_texts:
             result.texts = [str(v) for v in values]
         if values and result.counts:
             result.shares = {k: n / len(values) for k, n in result.counts.items()}

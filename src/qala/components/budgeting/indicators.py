@@ -59,6 +59,13 @@ class BudgetingIndicators:
             frame = frame[frame["illustrative"] == illustrative]
         return frame.drop(columns="illustrative").reset_index(drop=True)
 
+    def records(self) -> list[dict[str, Any]]:
+        """The rows as plain Python values (numpy's become ints, floats and bools), for JSON."""
+        return [
+            {k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()}
+            for row in self.rows.to_dict(orient="records")
+        ]
+
 
 def _population(session: Session, place_code: str, year: int) -> int | None:
     from qala.components.catalog.services import get_place, population
@@ -228,3 +235,13 @@ def write_indicators(
         )
         written += report.rows_written
     return written
+
+
+def publish_indicators(database: Database, *, imported_by: str | None = None) -> int:
+    """Compute the indicators from what is stored now and write them to the catalogue.
+
+    Returns the rows written.
+    """
+    with database.session() as session:
+        result = compute_indicators(session)
+    return write_indicators(database, result, imported_by=imported_by)
