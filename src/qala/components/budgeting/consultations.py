@@ -24,6 +24,7 @@ from qala.components.budgeting.core import (
     MAX_DESCRIPTION,
     as_utc,
     clean_text3,
+    clean_title_and_description,
     utc,
 )
 from qala.components.budgeting.models import (
@@ -293,14 +294,7 @@ def create_consultation(
         problems.append(
             Problem(f"one of {', '.join(CONSULTATION_KINDS)}", column="kind", value=new.kind)
         )
-    title = clean_text3(new.title, column="title", problems=problems)
-    description = clean_text3(
-        new.description,
-        column="description",
-        required=False,
-        limit=MAX_DESCRIPTION,
-        problems=problems,
-    )
+    title, description = clean_title_and_description(new.title, new.description, problems)
     for name in ("opens_at", "closes_at", "hearing_at"):
         moment = getattr(new, name)
         if moment is not None and moment.tzinfo is None:

@@ -73,6 +73,24 @@ def clean_text3(
     return clean
 
 
+def clean_title_and_description(
+    title: Mapping[str, Any] | str | None,
+    description: Mapping[str, Any] | str | None,
+    problems: list[Problem],
+) -> tuple[dict[str, str], dict[str, str]]:
+    """A required title and an optional description, both multilingual (see :func:`clean_text3`)."""
+    return (
+        clean_text3(title, column="title", problems=problems),
+        clean_text3(
+            description,
+            column="description",
+            required=False,
+            limit=MAX_DESCRIPTION,
+            problems=problems,
+        ),
+    )
+
+
 def text_in(value: Mapping[str, str], language: str) -> str:
     """The text in ``language``, else in Russian, Kazakh or English, whichever exists."""
     for candidate in (language, "ru", "kk", "en"):
@@ -119,6 +137,7 @@ __all__ = [
     "as_utc",
     "check_key",
     "clean_text3",
+    "clean_title_and_description",
     "load_process",
     "text_in",
     "utc",

@@ -19,10 +19,10 @@ from sqlalchemy.orm import Session
 
 from qala.components.budgeting.core import (
     CODE,
-    MAX_DESCRIPTION,
     as_utc,
     check_key,
     clean_text3,
+    clean_title_and_description,
     load_process,
     text_in,
     utc,
@@ -183,14 +183,7 @@ def _check_new_process(session: Session, new: NewProcess) -> tuple[list[Problem]
     problems: list[Problem] = []
     code = _check_code(new.code, problems)
     place_code = _check_place(session, new.place_code, problems)
-    title = clean_text3(new.title, column="title", problems=problems)
-    description = clean_text3(
-        new.description,
-        column="description",
-        required=False,
-        limit=MAX_DESCRIPTION,
-        problems=problems,
-    )
+    title, description = clean_title_and_description(new.title, new.description, problems)
     if not isinstance(new.budget, int) or new.budget <= 0:
         problems.append(
             Problem("a positive whole number of tenge", column="budget", value=new.budget)
@@ -495,14 +488,7 @@ def submit_proposal(
             f"{process.phase} phase"
         )
     problems: list[Problem] = []
-    title = clean_text3(new.title, column="title", problems=problems)
-    description = clean_text3(
-        new.description,
-        column="description",
-        required=False,
-        limit=MAX_DESCRIPTION,
-        problems=problems,
-    )
+    title, description = clean_title_and_description(new.title, new.description, problems)
     if not isinstance(new.estimated_cost, int) or new.estimated_cost <= 0:
         problems.append(
             Problem(

@@ -17,7 +17,14 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from qala.components.budgeting.core import CODE, MAX_DESCRIPTION, MAX_TITLE, clean_text3, utc
+from qala.components.budgeting.core import (
+    CODE,
+    MAX_DESCRIPTION,
+    MAX_TITLE,
+    clean_text3,
+    clean_title_and_description,
+    utc,
+)
 from qala.components.budgeting.ledger import (
     MILESTONE_FIELDS,
     PAYMENT_FIELDS,
@@ -253,14 +260,7 @@ def create_project(
             Problem("no such place in the catalogue", column="place_code", value=new.place_code)
         )
         place_code = new.place_code
-    title = clean_text3(new.title, column="title", problems=problems)
-    description = clean_text3(
-        new.description,
-        column="description",
-        required=False,
-        limit=MAX_DESCRIPTION,
-        problems=problems,
-    )
+    title, description = clean_title_and_description(new.title, new.description, problems)
     if not isinstance(new.budget, int) or new.budget < 0:
         problems.append(
             Problem("a whole number of tenge, 0 or more", column="budget", value=new.budget)
