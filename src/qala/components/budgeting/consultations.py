@@ -260,6 +260,33 @@ def _check_question(position: int, q: NewQuestion, problems: list[Problem]) -> d
     }
 
 
+def _check_schedule(new: NewConsultation, problems: list[Problem]) -> None:
+    """Aware times, closing after opening; a hearing's date and venue."""
+    for name in ("opens_at", "closes_at", "hearing_at"):
+        moment = getattr(new, name)
+        if moment is not None and moment.tzinfo is None:
+            problems.append(Problem("give a time zone (e.g. +05:00 for Astana)", column=name))
+    if new.opens_at.tzinfo and new.closes_at.tzinfo and new.opens_at >= new.closes_at:
+        problems.append(Problem("`closes_at` must come after `opens_at`", column="closes_at"))
+    if new.kind == "hearing" and (new.hearing_at is None or not (new.venue or "").strip()):
+        problems.append(
+            Problem(
+                "a public hearing needs its date (`hearing_at`) and `venue`", column="hearing_at"
+            )
+        )
+
+
+def _check_questions(new: NewConsultation, problems: list[Problem]) -> list[dict[str, Any]]:
+    """Each question checked, keys unique, at least one for a survey; the questions' columns."""
+    checked = [_check_question(k, q, problems) for k, q in enumerate(new.questions)]
+    keys = [q["key"] for q in checked]
+    for key in sorted({k for k in keys if keys.count(k) > 1}):
+        problems.append(Problem("two questions share a key", column="questions", value=key))
+    if new.kind == "survey" and not checked:
+        problems.append(Problem("a survey needs at least one question", column="questions"))
+    return checked
+
+
 def create_consultation(
     session: Session,
     new: NewConsultation,
@@ -295,24 +322,8 @@ def create_consultation(
             Problem(f"one of {', '.join(CONSULTATION_KINDS)}", column="kind", value=new.kind)
         )
     title, description = clean_title_and_description(new.title, new.description, problems)
-    for name in ("opens_at", "closes_at", "hearing_at"):
-        moment = getattr(new, name)
-        if moment is not None and moment.tzinfo is None:
-            problems.append(Problem("give a time zone (e.g. +05:00 for Astana)", column=name))
-    if new.opens_at.tzinfo and new.closes_at.tzinfo and new.opens_at >= new.closes_at:
-        problems.append(Problem("`closes_at` must come after `opens_at`", column="closes_at"))
-    if new.kind == "hearing" and (new.hearing_at is None or not (new.venue or "").strip()):
-        problems.append(
-            Problem(
-                "a public hearing needs its date (`hearing_at`) and `venue`", column="hearing_at"
-            )
-        )
-    checked = [_check_question(k, q, problems) for k, q in enumerate(new.questions)]
-    keys = [q["key"] for q in checked]
-    for key in sorted({k for k in keys if keys.count(k) > 1}):
-        problems.append(Problem("two questions share a key", column="questions", value=key))
-    if new.kind == "survey" and not checked:
-        problems.append(Problem("a survey needs at least one question", column="questions"))
+    _check_schedule(new, problems)
+    checked = _check_questions(new, problems)
     raise_if_problems(problems, "cannot create the consultation")
     row = Consultation(
         code=code,
