@@ -344,6 +344,41 @@ def _as_date(value: Any, column: str, problems: list[Problem]) -> date | None:
         return None
 
 
+def _clean_field(name: str, value: Any, clean: dict[str, Any], problems: list[Problem]) -> None:
+    """Put the checked ``value`` of the editable field ``name`` in ``clean``, or say why not."""
+    if name not in EDITABLE:
+        problems.append(
+            Problem(f"not editable; editable fields: {', '.join(EDITABLE)}", column=name)
+        )
+    elif name in ("title", "description"):
+        clean[name] = clean_text3(
+            value,
+            column=name,
+            required=name == "title",
+            limit=MAX_TITLE if name == "title" else MAX_DESCRIPTION,
+            problems=problems,
+        )
+    elif name == "budget":
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            problems.append(Problem("a whole number of tenge, 0 or more", column=name, value=value))
+        clean[name] = value
+    elif name == "status":
+        if value not in PROJECT_STATUSES:
+            problems.append(
+                Problem(f"one of {', '.join(PROJECT_STATUSES)}", column=name, value=value)
+            )
+        clean[name] = value
+    elif name in ("planned_start", "planned_end", "actual_end"):
+        clean[name] = _as_date(value, name, problems)
+        if name == "planned_end" and value is None:
+            problems.append(Problem("a project needs a planned end", column=name))
+    else:
+        text = None if value is None else str(value).strip() or None
+        if name == "contractor" and text is not None and len(text) > 300:
+            problems.append(Problem("at most 300 characters", column=name))
+        clean[name] = text
+
+
 def update_project(
     session: Session,
     code: str,
@@ -358,39 +393,7 @@ def update_project(
     problems: list[Problem] = []
     clean: dict[str, Any] = {}
     for name, value in changes.items():
-        if name not in EDITABLE:
-            problems.append(
-                Problem(f"not editable; editable fields: {', '.join(EDITABLE)}", column=name)
-            )
-        elif name in ("title", "description"):
-            clean[name] = clean_text3(
-                value,
-                column=name,
-                required=name == "title",
-                limit=MAX_TITLE if name == "title" else MAX_DESCRIPTION,
-                problems=problems,
-            )
-        elif name == "budget":
-            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-                problems.append(
-                    Problem("a whole number of tenge, 0 or more", column=name, value=value)
-                )
-            clean[name] = value
-        elif name == "status":
-            if value not in PROJECT_STATUSES:
-                problems.append(
-                    Problem(f"one of {', '.join(PROJECT_STATUSES)}", column=name, value=value)
-                )
-            clean[name] = value
-        elif name in ("planned_start", "planned_end", "actual_end"):
-            clean[name] = _as_date(value, name, problems)
-            if name == "planned_end" and value is None:
-                problems.append(Problem("a project needs a planned end", column=name))
-        else:
-            text = None if value is None else str(value).strip() or None
-            if name == "contractor" and text is not None and len(text) > 300:
-                problems.append(Problem("at most 300 characters", column=name))
-            clean[name] = text
+        _clean_field(name, value, clean, problems)
     if (
         project.status in ("delivered", "cancelled")
         and "status" not in clean
