@@ -107,6 +107,11 @@ def test_a_survey_collects_checked_answers_and_computes_results(town: Town) -> N
     assert by_key["score"].counts == {"1": 0, "2": 1, "3": 0, "4": 1, "5": 1}
     assert by_key["score"].mean == pytest.approx(11 / 3) and by_key["score"].median == 4
     assert by_key["idea"].texts == ["trees"] and by_key["idea"].answered == 1
+    with town.context.database.session() as session:
+        public = consultation_results(session, "green-2026", now=town.clock(), with_texts=False)
+    public_idea = next(q for q in public.questions if q.key == "idea")
+    assert public_idea.texts == [] and public_idea.answered == 1
+    assert [q.counts for q in public.questions] == [q.counts for q in results.questions]
     town.clock.set(NOW + timedelta(days=7))
     with pytest.raises(ConflictError, match="takes answers from"):
         answer(town, "d", {"priority": "parks", "uses": ["walk"], "score": 3})

@@ -24,9 +24,9 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from qala.components.budgeting.core import load_process, text_in, utc
 from qala.components.budgeting.ledger import append
 from qala.components.budgeting.models import Ballot, Process, Proposal, Result, Voter
-from qala.components.budgeting.process import _utc, load_process, text_in
 from qala.components.budgeting.voters import register_in
 from qala.core.errors import ConflictError, NotFoundError, Problem, raise_if_problems
 from qala.engines.pb import (
@@ -87,57 +87,71 @@ def check_choices(
     problems: list[Problem] = []
     points: list[int] | None = None
     if process.ballot_kind == "cumulative":
-        if not isinstance(choices, Mapping):
-            raise_if_problems(
-                [Problem("a cumulative ballot gives points: {project: points}", column="choices")],
-                "the ballot is not valid",
-            )
-        assert isinstance(choices, Mapping)
-        pairs = [(str(k).strip().upper(), v) for k, v in choices.items()]
-        projects = [code for code, _ in pairs]
-        points = []
-        for code, value in pairs:
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                problems.append(
-                    Problem(
-                        "points are whole numbers of at least 1",
-                        column=f"choices.{code}",
-                        value=value,
-                    )
-                )
-            elif (
-                process.max_points_per_project is not None
-                and value > process.max_points_per_project
-            ):
-                problems.append(
-                    Problem(
-                        f"at most {process.max_points_per_project} points per project",
-                        column=f"choices.{code}",
-                        value=value,
-                    )
-                )
-            points.append(value if isinstance(value, int) else 0)
-        total = sum(points)
-        if process.points_total is not None and total > process.points_total:
+        projects, points = _points_given(process, choices, problems)
+    else:
+        projects = _projects_listed(choices)
+    _check_projects_named(process, feasible, projects, problems)
+    raise_if_problems(problems, "the ballot is not valid")
+    return projects, points
+
+
+def _points_given(
+    process: Process, choices: Choices, problems: list[Problem]
+) -> tuple[list[str], list[int]]:
+    """A cumulative ballot's projects and points, each within the process's limits."""
+    if not isinstance(choices, Mapping):
+        raise_if_problems(
+            [Problem("a cumulative ballot gives points: {project: points}", column="choices")],
+            "the ballot is not valid",
+        )
+    assert isinstance(choices, Mapping)
+    pairs = [(str(k).strip().upper(), v) for k, v in choices.items()]
+    points = []
+    for code, value in pairs:
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             problems.append(
                 Problem(
-                    f"the points add up to {total}, more than the {process.points_total} "
-                    "each voter may give",
-                    column="choices",
-                    value=total,
+                    "points are whole numbers of at least 1",
+                    column=f"choices.{code}",
+                    value=value,
                 )
             )
-    else:
-        if isinstance(choices, (Mapping, str)):
-            raise_if_problems(
-                [
-                    Problem(
-                        'list the chosen projects\' codes, e.g. ["P01", "P04"]', column="choices"
-                    )
-                ],
-                "the ballot is not valid",
+        elif process.max_points_per_project is not None and value > process.max_points_per_project:
+            problems.append(
+                Problem(
+                    f"at most {process.max_points_per_project} points per project",
+                    column=f"choices.{code}",
+                    value=value,
+                )
             )
-        projects = [str(code).strip().upper() for code in choices]
+        points.append(value if isinstance(value, int) else 0)
+    total = sum(points)
+    if process.points_total is not None and total > process.points_total:
+        problems.append(
+            Problem(
+                f"the points add up to {total}, more than the {process.points_total} "
+                "each voter may give",
+                column="choices",
+                value=total,
+            )
+        )
+    return [code for code, _ in pairs], points
+
+
+def _projects_listed(choices: Choices) -> list[str]:
+    """An approval or ordinal ballot's project codes, in the order given."""
+    if isinstance(choices, (Mapping, str)):
+        raise_if_problems(
+            [Problem('list the chosen projects\' codes, e.g. ["P01", "P04"]', column="choices")],
+            "the ballot is not valid",
+        )
+    return [str(code).strip().upper() for code in choices]
+
+
+def _check_projects_named(
+    process: Process, feasible: Mapping[str, Proposal], projects: list[str], problems: list[Problem]
+) -> None:
+    """Feasible projects, each once, as many as the process allows."""
     unknown = [code for code in projects if code not in feasible]
     if unknown:
         problems.append(
@@ -170,8 +184,6 @@ def check_choices(
                 value=count,
             )
         )
-    raise_if_problems(problems, "the ballot is not valid")
-    return projects, points
 
 
 def cast_ballot(
@@ -193,13 +205,13 @@ def cast_ballot(
     """
     process = load_process(session, process_code)
     if process.phase != "voting" or not (
-        _utc(process.voting_open_at) <= _utc(now) < _utc(process.voting_close_at)
+        utc(process.voting_open_at) <= utc(now) < utc(process.voting_close_at)
     ):
         raise ConflictError(
-            f"voting in `{process.code}` is open from {_utc(process.voting_open_at):%Y-%m-%d %H:%M} "
-            f"to {_utc(process.voting_close_at):%Y-%m-%d %H:%M} UTC during its voting phase; "
+            f"voting in `{process.code}` is open from {utc(process.voting_open_at):%Y-%m-%d %H:%M} "
+            f"to {utc(process.voting_close_at):%Y-%m-%d %H:%M} UTC during its voting phase; "
             f"it is now in its {process.phase} phase"
-            + (" and voting has closed" if _utc(now) >= _utc(process.voting_close_at) else "")
+            + (" and voting has closed" if utc(now) >= utc(process.voting_close_at) else "")
         )
     voter, _created = register_in(
         session, process, iin, secret_key=secret_key, now=now, illustrative=illustrative
@@ -290,8 +302,8 @@ def build_election(session: Session, process: Process, *, language: str = "en") 
         "unit": process.place_code,
         "instance": process.code,
         "currency": process.currency,
-        "date_begin": _utc(process.voting_open_at).date().isoformat(),
-        "date_end": _utc(process.voting_close_at).date().isoformat(),
+        "date_begin": utc(process.voting_open_at).date().isoformat(),
+        "date_end": utc(process.voting_close_at).date().isoformat(),
         "rule": pabulib_rule(process),
         "language": language,
     }
@@ -473,7 +485,7 @@ def get_results(session: Session, process_code: str) -> ResultsInfo:
         ballots=result.ballots,
         selected=list(result.selected),
         projects=rows,
-        computed_at=_utc(result.computed_at),
+        computed_at=utc(result.computed_at),
     )
 
 

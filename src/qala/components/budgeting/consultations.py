@@ -18,6 +18,15 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from qala.components.budgeting.core import (
+    CODE,
+    LANGUAGES,
+    MAX_DESCRIPTION,
+    as_utc,
+    clean_text3,
+    clean_title_and_description,
+    utc,
+)
 from qala.components.budgeting.models import (
     CONSULTATION_KINDS,
     QUESTION_KINDS,
@@ -25,14 +34,6 @@ from qala.components.budgeting.models import (
     Consultation,
     Question,
     Response,
-)
-from qala.components.budgeting.process import (
-    CODE,
-    LANGUAGES,
-    MAX_DESCRIPTION,
-    _utc,
-    as_utc,
-    clean_text3,
 )
 from qala.core.errors import (
     ConflictError,
@@ -120,9 +121,9 @@ class ConsultationInfo:
 
 
 def _status(row: Consultation, now: datetime) -> str:
-    if _utc(now) < _utc(row.opens_at):
+    if utc(now) < utc(row.opens_at):
         return "upcoming"
-    return "open" if _utc(now) < _utc(row.closes_at) else "closed"
+    return "open" if utc(now) < utc(row.closes_at) else "closed"
 
 
 def _load(session: Session, code: str) -> Consultation:
@@ -155,8 +156,8 @@ def _info(session: Session, row: Consultation, now: datetime, *, detail: bool) -
         kind=row.kind,
         title=dict(row.title),
         description=dict(row.description or {}),
-        opens_at=_utc(row.opens_at),
-        closes_at=_utc(row.closes_at),
+        opens_at=utc(row.opens_at),
+        closes_at=utc(row.closes_at),
         hearing_at=as_utc(row.hearing_at),
         venue=row.venue,
         status=_status(row, now),
@@ -186,7 +187,7 @@ def _info(session: Session, row: Consultation, now: datetime, *, detail: bool) -
                 c.author,
                 c.language,
                 None if c.hidden else c.text,
-                _utc(c.created_at),
+                utc(c.created_at),
                 c.hidden,
                 c.hidden_reason,
             )
@@ -261,6 +262,33 @@ def _check_question(position: int, q: NewQuestion, problems: list[Problem]) -> d
     }
 
 
+def _check_schedule(new: NewConsultation, problems: list[Problem]) -> None:
+    """Aware times, closing after opening; a hearing's date and venue."""
+    for name in ("opens_at", "closes_at", "hearing_at"):
+        moment = getattr(new, name)
+        if moment is not None and moment.tzinfo is None:
+            problems.append(Problem("give a time zone (e.g. +05:00 for Astana)", column=name))
+    if new.opens_at.tzinfo and new.closes_at.tzinfo and new.opens_at >= new.closes_at:
+        problems.append(Problem("`closes_at` must come after `opens_at`", column="closes_at"))
+    if new.kind == "hearing" and (new.hearing_at is None or not (new.venue or "").strip()):
+        problems.append(
+            Problem(
+                "a public hearing needs its date (`hearing_at`) and `venue`", column="hearing_at"
+            )
+        )
+
+
+def _check_questions(new: NewConsultation, problems: list[Problem]) -> list[dict[str, Any]]:
+    """Each question checked, keys unique, at least one for a survey; the questions' columns."""
+    checked = [_check_question(k, q, problems) for k, q in enumerate(new.questions)]
+    keys = [q["key"] for q in checked]
+    for key in sorted({k for k in keys if keys.count(k) > 1}):
+        problems.append(Problem("two questions share a key", column="questions", value=key))
+    if new.kind == "survey" and not checked:
+        problems.append(Problem("a survey needs at least one question", column="questions"))
+    return checked
+
+
 def create_consultation(
     session: Session,
     new: NewConsultation,
@@ -295,32 +323,9 @@ def create_consultation(
         problems.append(
             Problem(f"one of {', '.join(CONSULTATION_KINDS)}", column="kind", value=new.kind)
         )
-    title = clean_text3(new.title, column="title", problems=problems)
-    description = clean_text3(
-        new.description,
-        column="description",
-        required=False,
-        limit=MAX_DESCRIPTION,
-        problems=problems,
-    )
-    for name in ("opens_at", "closes_at", "hearing_at"):
-        moment = getattr(new, name)
-        if moment is not None and moment.tzinfo is None:
-            problems.append(Problem("give a time zone (e.g. +05:00 for Astana)", column=name))
-    if new.opens_at.tzinfo and new.closes_at.tzinfo and new.opens_at >= new.closes_at:
-        problems.append(Problem("`closes_at` must come after `opens_at`", column="closes_at"))
-    if new.kind == "hearing" and (new.hearing_at is None or not (new.venue or "").strip()):
-        problems.append(
-            Problem(
-                "a public hearing needs its date (`hearing_at`) and `venue`", column="hearing_at"
-            )
-        )
-    checked = [_check_question(k, q, problems) for k, q in enumerate(new.questions)]
-    keys = [q["key"] for q in checked]
-    for key in sorted({k for k in keys if keys.count(k) > 1}):
-        problems.append(Problem("two questions share a key", column="questions", value=key))
-    if new.kind == "survey" and not checked:
-        problems.append(Problem("a survey needs at least one question", column="questions"))
+    title, description = clean_title_and_description(new.title, new.description, problems)
+    _check_schedule(new, problems)
+    checked = _check_questions(new, problems)
     raise_if_problems(problems, "cannot create the consultation")
     row = Consultation(
         code=code,
@@ -439,8 +444,8 @@ def respond(
     row = _load(session, code)
     if _status(row, now) != "open":
         raise ConflictError(
-            f"consultation `{row.code}` takes answers from {_utc(row.opens_at):%Y-%m-%d %H:%M} to "
-            f"{_utc(row.closes_at):%Y-%m-%d %H:%M} UTC"
+            f"consultation `{row.code}` takes answers from {utc(row.opens_at):%Y-%m-%d %H:%M} to "
+            f"{utc(row.closes_at):%Y-%m-%d %H:%M} UTC"
         )
     if language not in LANGUAGES:
         raise ValidationError.single("kk, ru or en", column="language", value=language)
@@ -494,7 +499,7 @@ def add_comment(
     )
     session.add(comment)
     session.flush()
-    return CommentInfo(comment.id, author, language, text, _utc(now), False, None)
+    return CommentInfo(comment.id, author, language, text, utc(now), False, None)
 
 
 def hide_comment(
@@ -515,7 +520,7 @@ def hide_comment(
         comment.author,
         comment.language,
         None,
-        _utc(comment.created_at),
+        utc(comment.created_at),
         True,
         comment.hidden_reason,
     )
@@ -541,7 +546,7 @@ def record_outcome(
         row.kind == "hearing"
         and participants is not None
         and row.hearing_at is not None
-        and _utc(now) < _utc(row.hearing_at)
+        and utc(now) < utc(row.hearing_at)
     ):
         problems.append(Problem("the hearing has not taken place yet", column="participants"))
     raise_if_problems(problems, "cannot record the outcome")
@@ -577,8 +582,14 @@ class ConsultationResults:
     questions: list[QuestionResult]
 
 
-def consultation_results(session: Session, code: str, *, now: datetime) -> ConsultationResults:
-    """Per question: option counts and shares, the scale's distribution, mean and median, texts."""
+def consultation_results(
+    session: Session, code: str, *, now: datetime, with_texts: bool = True
+) -> ConsultationResults:
+    """Per question: option counts and shares, the scale's distribution, mean and median, texts.
+
+    Free-text answers may hold personal details: without ``with_texts`` (what the public sees)
+    each text question says how many answered it but not what they wrote.
+    """
     row = _load(session, code)
     responses = list(
         session.scalars(
@@ -605,7 +616,7 @@ def consultation_results(session: Session, code: str, *, now: datetime) -> Consu
             if values:
                 result.mean = float(statistics.fmean(values))
                 result.median = float(statistics.median(values))
-        else:
+        elif with_texts:
             result.texts = [str(v) for v in values]
         if values and result.counts:
             result.shares = {k: n / len(values) for k, n in result.counts.items()}

@@ -21,6 +21,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from qala.components.budgeting.ballots import cast_ballot
 from qala.components.budgeting.consultations import (
@@ -44,6 +45,7 @@ from qala.components.budgeting.process import (
 )
 from qala.components.budgeting.projects import (
     NewProject,
+    ProjectSummary,
     add_milestone,
     add_risk,
     complete_milestone,
@@ -205,6 +207,17 @@ def _ballot(
     return [codes[int(j)] for j in sorted(picked)]
 
 
+def _calendar(start: datetime) -> dict[str, datetime]:
+    """A demo process's calendar: two weeks of proposals, review, then a month of voting."""
+    return {
+        "proposals_open_at": start,
+        "proposals_close_at": start + timedelta(days=15),
+        "review_close_at": start + timedelta(days=28),
+        "voting_open_at": start + timedelta(days=30),
+        "voting_close_at": start + timedelta(days=60),
+    }
+
+
 def _run_process(
     context: Context,
     *,
@@ -224,13 +237,7 @@ def _run_process(
 ) -> int:
     """Create a process from ``start``, run its proposals, review and ``ballots`` ballots cast
     before ``until`` (the end of voting when None, then count it)."""
-    calendar = {
-        "proposals_open_at": start,
-        "proposals_close_at": start + timedelta(days=15),
-        "review_close_at": start + timedelta(days=28),
-        "voting_open_at": start + timedelta(days=30),
-        "voting_close_at": start + timedelta(days=60),
-    }
+    calendar = _calendar(start)
     with context.database.transaction() as session:
         create_process(
             session,
@@ -261,195 +268,147 @@ def _run_process(
             secret_key=secret_key,
             illustrative=True,
         )
-        for k, idea in enumerate(ideas):
-            kk, ru, en, category, cost, _weight = IDEAS[idea]
-            submit_proposal(
-                session,
-                code,
-                NewProposal(
-                    title={"kk": kk, "ru": ru, "en": en},
-                    description={"en": f"{en}, proposed by residents. {ILLUSTRATIVE}"},
-                    estimated_cost=cost,
-                    category=category,
-                ),
-                author=f"resident.demo{k}",
-                now=start + timedelta(days=1 + k),
-                illustrative=True,
-            )
-        review_at = calendar["proposals_close_at"] + timedelta(hours=2)
-        advance(session, code, to_phase="review", actor="akimat.demo", now=review_at)
-        for k, proposal in enumerate(list_proposals(session, code)):
-            reason = infeasible.get(ideas[k])
-            review_proposal(
-                session,
-                code,
-                proposal.code,
-                feasible=reason is None,
-                reason=reason
-                or "Feasible: the site is municipal land and the estimate matches "
-                "the akimat's unit prices. (illustrative)",
-                cost=None if reason else int(round(proposal.estimated_cost * 1.05, -5)),
-                actor="engineer.demo",
-                now=review_at + timedelta(days=3),
-            )
+        _propose(session, code, ideas, start=start)
+        _review(session, code, ideas, infeasible, at=calendar["proposals_close_at"])
         advance(
             session, code, to_phase="voting", actor="akimat.demo", now=calendar["voting_open_at"]
         )
-        feasible = [p.code for p in list_proposals(session, code, status="feasible")]
-        by_code = {p.code: ideas[k] for k, p in enumerate(list_proposals(session, code))}
-        weights = np.array([IDEAS[by_code[c]][5] for c in feasible])
-        end = until or calendar["voting_close_at"]
-        span = (end - calendar["voting_open_at"]).total_seconds()
-        for k, voter in enumerate(_voters(rng, ballots, offset=1000 if until else 5000)):
-            moment = calendar["voting_open_at"] + timedelta(
-                seconds=float(span) * (k + 0.5) / ballots
-            )
-            cast_ballot(
-                session,
-                code,
-                iin=voter,
-                choices=_ballot(rng, feasible, weights, 3),
-                secret_key=secret_key,
-                now=moment,
-                illustrative=True,
-            )
+        _vote(
+            session,
+            code,
+            ideas,
+            rng,
+            ballots=ballots,
+            opens=calendar["voting_open_at"],
+            ends=until or calendar["voting_close_at"],
+            offset=1000 if until else 5000,
+            secret_key=secret_key,
+        )
         if until is None:
-            closed = calendar["voting_close_at"] + timedelta(hours=1)
-            advance(session, code, to_phase="results", actor="akimat.demo", now=closed)
-            advance(
-                session,
-                code,
-                to_phase="implementation",
-                actor="akimat.demo",
-                now=closed + timedelta(days=7),
-            )
+            _count(session, code, closed=calendar["voting_close_at"] + timedelta(hours=1))
     return ballots
+
+
+def _propose(session: Session, code: str, ideas: list[int], *, start: datetime) -> None:
+    """Residents propose the ``ideas``, a day apart."""
+    for k, idea in enumerate(ideas):
+        kk, ru, en, category, cost, _weight = IDEAS[idea]
+        submit_proposal(
+            session,
+            code,
+            NewProposal(
+                title={"kk": kk, "ru": ru, "en": en},
+                description={"en": f"{en}, proposed by residents. {ILLUSTRATIVE}"},
+                estimated_cost=cost,
+                category=category,
+            ),
+            author=f"resident.demo{k}",
+            now=start + timedelta(days=1 + k),
+            illustrative=True,
+        )
+
+
+def _review(
+    session: Session, code: str, ideas: list[int], infeasible: dict[int, str], *, at: datetime
+) -> None:
+    """Once proposals close, engineers find each feasible but the ``infeasible`` ideas."""
+    review_at = at + timedelta(hours=2)
+    advance(session, code, to_phase="review", actor="akimat.demo", now=review_at)
+    for k, proposal in enumerate(list_proposals(session, code)):
+        reason = infeasible.get(ideas[k])
+        review_proposal(
+            session,
+            code,
+            proposal.code,
+            feasible=reason is None,
+            reason=reason
+            or "Feasible: the site is municipal land and the estimate matches "
+            "the akimat's unit prices. (illustrative)",
+            cost=None if reason else int(round(proposal.estimated_cost * 1.05, -5)),
+            actor="engineer.demo",
+            now=review_at + timedelta(days=3),
+        )
+
+
+def _vote(
+    session: Session,
+    code: str,
+    ideas: list[int],
+    rng: np.random.Generator,
+    *,
+    ballots: int,
+    opens: datetime,
+    ends: datetime,
+    offset: int,
+    secret_key: str,
+) -> None:
+    """``ballots`` synthetic adults vote, spread evenly from ``opens`` to ``ends``, choosing up
+    to three feasible projects as often as their ideas are popular."""
+    feasible = [p.code for p in list_proposals(session, code, status="feasible")]
+    by_code = {p.code: ideas[k] for k, p in enumerate(list_proposals(session, code))}
+    weights = np.array([IDEAS[by_code[c]][5] for c in feasible])
+    span = (ends - opens).total_seconds()
+    for k, voter in enumerate(_voters(rng, ballots, offset=offset)):
+        cast_ballot(
+            session,
+            code,
+            iin=voter,
+            choices=_ballot(rng, feasible, weights, 3),
+            secret_key=secret_key,
+            now=opens + timedelta(seconds=float(span) * (k + 0.5) / ballots),
+            illustrative=True,
+        )
+
+
+def _count(session: Session, code: str, *, closed: datetime) -> None:
+    """Results an hour after voting closed; implementation a week later."""
+    advance(session, code, to_phase="results", actor="akimat.demo", now=closed)
+    advance(
+        session,
+        code,
+        to_phase="implementation",
+        actor="akimat.demo",
+        now=closed + timedelta(days=7),
+    )
+
+
+CONTRACTORS = (
+    "TOO Astana Qurylys (demo)",
+    "TOO Green City KZ (demo)",
+    "TOO Saryarka Engineering (demo)",
+)
+DELIVERIES: dict[int, tuple[datetime, int, int, str, str]] = {
+    # The k-th project of 2025 that is delivered: when; its final payment is the rest of the
+    # budget, less (-1) or more (+1) by a part of the budget (1/20, 1/10); the payment's purpose
+    # and the impact note.
+    0: (
+        datetime(2025, 11, 15, 12, tzinfo=UTC),
+        -1,
+        20,
+        "Final payment (illustrative)",
+        "Delivered early and under budget; residents asked for more benches. (illustrative)",
+    ),
+    1: (
+        datetime(2025, 12, 20, 12, tzinfo=UTC),
+        +1,
+        10,
+        "Final payment incl. additional works (illustrative)",
+        "Used daily by about 300 residents; additional drainage was needed. (illustrative)",
+    ),
+}
 
 
 def _implement(
     context: Context, rng: np.random.Generator, *, secret_key: str, now: datetime
 ) -> None:
     """Move the 2025 projects along: contractors, milestones, payments, risks, delivery, ratings."""
-    contractors = (
-        "TOO Astana Qurylys (demo)",
-        "TOO Green City KZ (demo)",
-        "TOO Saryarka Engineering (demo)",
-    )
     with context.database.transaction() as session:
         projects = list_projects(session, today=now.date(), process_code=FINISHED)
         for k, project in enumerate(projects):
             began = datetime(2025, 7, 1, 9, tzinfo=UTC) + timedelta(days=7 * k)
-            update_project(
-                session,
-                project.code,
-                {
-                    "contractor": contractors[k % len(contractors)],
-                    "status": "in_progress",
-                    # Delivered ones: on time (k = 0) and late (k = 1); the rest due after the
-                    # day the demo is loaded, whenever that is.
-                    "planned_end": {0: date(2025, 12, 31), 1: date(2025, 11, 30)}.get(
-                        k, _ahead(now, 60 + 30 * k)
-                    ),
-                },
-                actor="akimat.demo",
-                now=began,
-            )
-            design = add_milestone(
-                session,
-                project.code,
-                title="Design approved",
-                due_on=(began + timedelta(days=30)).date(),
-                actor="akimat.demo",
-                now=began,
-            )
-            add_milestone(
-                session,
-                project.code,
-                title="Works completed",
-                due_on=(began + timedelta(days=150)).date(),
-                actor="akimat.demo",
-                now=began,
-            )
-            complete_milestone(
-                session,
-                project.code,
-                int(design["id"]),
-                done_on=(began + timedelta(days=26 + 5 * k)).date(),
-                actor="akimat.demo",
-                now=began + timedelta(days=90),
-            )
-            advance_payment = project.budget * 3 // 10
-            record_payment(
-                session,
-                project.code,
-                paid_on=(began + timedelta(days=10)).date(),
-                amount=advance_payment,
-                payee=contractors[k % len(contractors)],
-                purpose="Advance payment (30 %) (illustrative)",
-                reference=f"PP-2025-{100 + k}",
-                actor="treasury.demo",
-                now=began + timedelta(days=10),
-            )
-            add_risk(
-                session,
-                project.code,
-                risk="Winter frost delays earthworks",
-                likelihood=3 + (k % 2),
-                impact=3,
-                owner="Akimat construction department",
-                mitigation="Schedule earthworks before November; heated enclosures.",
-                actor="akimat.demo",
-                now=began + timedelta(days=1),
-            )
-            if k == 1:
-                # Delivered late (past its planned end) and over budget: the indicators show it.
-                finished = datetime(2025, 12, 20, 12, tzinfo=UTC)
-                record_payment(
-                    session,
-                    project.code,
-                    paid_on=finished.date(),
-                    amount=project.budget - advance_payment + project.budget // 10,
-                    payee=contractors[k % len(contractors)],
-                    purpose="Final payment incl. additional works (illustrative)",
-                    reference=f"PP-2025-{200 + k}",
-                    actor="treasury.demo",
-                    now=finished,
-                )
-                update_project(
-                    session,
-                    project.code,
-                    {
-                        "status": "delivered",
-                        "actual_end": finished.date(),
-                        "impact_note": "Used daily by about 300 residents; additional drainage was needed. (illustrative)",
-                    },
-                    actor="akimat.demo",
-                    now=finished,
-                )
-            elif k == 0:
-                finished = datetime(2025, 11, 15, 12, tzinfo=UTC)
-                record_payment(
-                    session,
-                    project.code,
-                    paid_on=finished.date(),
-                    amount=project.budget - advance_payment - project.budget // 20,
-                    payee=contractors[k % len(contractors)],
-                    purpose="Final payment (illustrative)",
-                    reference=f"PP-2025-{200 + k}",
-                    actor="treasury.demo",
-                    now=finished,
-                )
-                update_project(
-                    session,
-                    project.code,
-                    {
-                        "status": "delivered",
-                        "actual_end": finished.date(),
-                        "impact_note": "Delivered early and under budget; residents asked for more benches. (illustrative)",
-                    },
-                    actor="akimat.demo",
-                    now=finished,
-                )
+            advance_payment = _start_works(session, project, k, began=began, now=now)
+            if k in DELIVERIES:
+                _deliver(session, project, k, advance_payment)
         for project in list_projects(session, today=now.date(), status="delivered"):
             for r in range(24):
                 rate_project(
@@ -465,6 +424,100 @@ def _implement(
                     now=now - timedelta(days=10),
                     illustrative=True,
                 )
+
+
+def _start_works(
+    session: Session, project: ProjectSummary, k: int, *, began: datetime, now: datetime
+) -> int:
+    """The ``k``-th project gets its contractor, two milestones (design done), a 30 % advance
+    payment and a risk; returns the advance."""
+    update_project(
+        session,
+        project.code,
+        {
+            "contractor": CONTRACTORS[k % len(CONTRACTORS)],
+            "status": "in_progress",
+            # Delivered ones: on time (k = 0) and late (k = 1); the rest due after the
+            # day the demo is loaded, whenever that is.
+            "planned_end": {0: date(2025, 12, 31), 1: date(2025, 11, 30)}.get(
+                k, _ahead(now, 60 + 30 * k)
+            ),
+        },
+        actor="akimat.demo",
+        now=began,
+    )
+    design = add_milestone(
+        session,
+        project.code,
+        title="Design approved",
+        due_on=(began + timedelta(days=30)).date(),
+        actor="akimat.demo",
+        now=began,
+    )
+    add_milestone(
+        session,
+        project.code,
+        title="Works completed",
+        due_on=(began + timedelta(days=150)).date(),
+        actor="akimat.demo",
+        now=began,
+    )
+    complete_milestone(
+        session,
+        project.code,
+        int(design["id"]),
+        done_on=(began + timedelta(days=26 + 5 * k)).date(),
+        actor="akimat.demo",
+        now=began + timedelta(days=90),
+    )
+    advance_payment = project.budget * 3 // 10
+    record_payment(
+        session,
+        project.code,
+        paid_on=(began + timedelta(days=10)).date(),
+        amount=advance_payment,
+        payee=CONTRACTORS[k % len(CONTRACTORS)],
+        purpose="Advance payment (30 %) (illustrative)",
+        reference=f"PP-2025-{100 + k}",
+        actor="treasury.demo",
+        now=began + timedelta(days=10),
+    )
+    add_risk(
+        session,
+        project.code,
+        risk="Winter frost delays earthworks",
+        likelihood=3 + (k % 2),
+        impact=3,
+        owner="Akimat construction department",
+        mitigation="Schedule earthworks before November; heated enclosures.",
+        actor="akimat.demo",
+        now=began + timedelta(days=1),
+    )
+    return advance_payment
+
+
+def _deliver(session: Session, project: ProjectSummary, k: int, advance_payment: int) -> None:
+    """The final payment and the delivery of the ``k``-th project, as :data:`DELIVERIES` says
+    (the second one late, past its planned end, and over budget: the indicators show it)."""
+    finished, sign, part, purpose, impact = DELIVERIES[k]
+    record_payment(
+        session,
+        project.code,
+        paid_on=finished.date(),
+        amount=project.budget - advance_payment + sign * (project.budget // part),
+        payee=CONTRACTORS[k % len(CONTRACTORS)],
+        purpose=purpose,
+        reference=f"PP-2025-{200 + k}",
+        actor="treasury.demo",
+        now=finished,
+    )
+    update_project(
+        session,
+        project.code,
+        {"status": "delivered", "actual_end": finished.date(), "impact_note": impact},
+        actor="akimat.demo",
+        now=finished,
+    )
 
 
 def _city_projects(context: Context, now: datetime) -> None:
@@ -548,199 +601,212 @@ def _city_projects(context: Context, now: datetime) -> None:
         )
 
 
-def _consultations(
-    context: Context, rng: np.random.Generator, *, secret_key: str, now: datetime
-) -> None:
-    if not _exists(context, Consultation, SURVEY):
-        opens = now - timedelta(days=12)
-        with context.database.transaction() as session:
-            create_consultation(
-                session,
-                NewConsultation(
-                    code=SURVEY,
-                    place_code="astana",
-                    kind="survey",
-                    title={
-                        "kk": "Астананың жасыл аймақтары",
-                        "ru": "Зелёные зоны Астаны",
-                        "en": "Green spaces of Astana",
-                    },
-                    description={
-                        "en": f"Which green spaces matter to you? {ILLUSTRATIVE}",
-                        "ru": f"Какие зелёные зоны вам важны? {ILLUSTRATIVE}",
-                    },
-                    opens_at=opens,
-                    closes_at=now + timedelta(days=18),
-                    questions=[
-                        NewQuestion(
-                            "priority",
-                            "single",
-                            {
-                                "kk": "Ең маңыздысы не?",
-                                "ru": "Что важнее всего?",
-                                "en": "What matters most?",
-                            },
-                            options=[
-                                {
-                                    "key": "parks",
-                                    "label": {"kk": "Саябақтар", "ru": "Парки", "en": "Parks"},
-                                },
-                                {
-                                    "key": "courtyards",
-                                    "label": {"kk": "Аулалар", "ru": "Дворы", "en": "Courtyards"},
-                                },
-                                {
-                                    "key": "boulevards",
-                                    "label": {
-                                        "kk": "Бульварлар",
-                                        "ru": "Бульвары",
-                                        "en": "Boulevards",
-                                    },
-                                },
-                            ],
-                        ),
-                        NewQuestion(
-                            "uses",
-                            "multiple",
-                            {
-                                "kk": "Не үшін барасыз?",
-                                "ru": "Зачем вы туда ходите?",
-                                "en": "What do you go there for?",
-                            },
-                            options=[
-                                {
-                                    "key": "walk",
-                                    "label": {"kk": "Серуен", "ru": "Прогулки", "en": "Walking"},
-                                },
-                                {
-                                    "key": "sport",
-                                    "label": {"kk": "Спорт", "ru": "Спорт", "en": "Sport"},
-                                },
-                                {
-                                    "key": "children",
-                                    "label": {
-                                        "kk": "Балалармен",
-                                        "ru": "С детьми",
-                                        "en": "With children",
-                                    },
-                                },
-                            ],
-                        ),
-                        NewQuestion(
-                            "satisfaction",
-                            "scale",
-                            {
-                                "kk": "Қаншалықты қанағаттанасыз?",
-                                "ru": "Насколько вы довольны?",
-                                "en": "How satisfied are you?",
-                            },
-                            scale_min=1,
-                            scale_max=5,
-                        ),
-                        NewQuestion(
-                            "idea",
-                            "text",
-                            {
-                                "kk": "Сіздің ұсынысыңыз",
-                                "ru": "Ваше предложение",
-                                "en": "Your suggestion",
-                            },
-                            required=False,
-                        ),
-                    ],
-                ),
-                actor="akimat.demo",
-                now=opens,
-                illustrative=True,
-            )
-            languages = ("ru", "kk", "en")
-            for r in range(60):
-                respond(
-                    session,
-                    SURVEY,
-                    respondent=f"resident.demo{r}",
-                    language=languages[r % 3 if r % 5 else 1],
-                    answers={
-                        "priority": ("parks", "courtyards", "boulevards")[
-                            int(rng.choice(3, p=[0.5, 0.35, 0.15]))
-                        ],
-                        "uses": sorted(
-                            {
-                                ("walk", "sport", "children")[int(j)]
-                                for j in rng.choice(3, size=int(rng.integers(1, 4)), replace=False)
-                            }
-                        ),
-                        "satisfaction": int(rng.integers(2, 6)),
-                        "idea": "More shade trees, please. (illustrative)" if r % 7 == 0 else "",
-                    },
-                    secret_key=secret_key,
-                    now=opens + timedelta(hours=3 * r),
-                    illustrative=True,
-                )
-            add_comment(
-                session,
-                SURVEY,
-                author="resident.demo1",
-                text="Please keep the birch grove near the river. (illustrative)",
-                language="en",
-                now=opens + timedelta(days=1),
-                illustrative=True,
-            )
-            add_comment(
-                session,
-                SURVEY,
-                author="resident.demo2",
-                text="Аулаларға көбірек көгал керек. (illustrative)",
-                language="kk",
-                now=opens + timedelta(days=2),
-                illustrative=True,
-            )
-    if not _exists(context, Consultation, HEARING):
-        opens = now - timedelta(days=50)
-        held = now - timedelta(days=30)
-        with context.database.transaction() as session:
-            create_consultation(
-                session,
-                NewConsultation(
-                    code=HEARING,
-                    place_code="astana-yesil-district",
-                    kind="hearing",
-                    title={
-                        "kk": "Есіл ауданының бюджет тыңдауы",
-                        "ru": "Публичные слушания по бюджету района Есиль",
-                        "en": "Yesil district budget hearing",
-                    },
-                    description={
-                        "en": f"Public hearing before the district's participatory budget. {ILLUSTRATIVE}"
-                    },
-                    opens_at=opens,
-                    closes_at=held + timedelta(days=5),
-                    hearing_at=held,
-                    venue="Yesil district akimat, hall 2 (demo)",
-                ),
-                actor="akimat.demo",
-                now=opens,
-                illustrative=True,
-            )
-            add_comment(
-                session,
-                HEARING,
-                author="resident.demo3",
-                text="Нужны пандусы у поликлиники №7. (illustrative)",
-                language="ru",
-                now=opens + timedelta(days=3),
-                illustrative=True,
-            )
-            record_outcome(
-                session,
-                HEARING,
-                participants=86,
-                now=held + timedelta(days=6),
-                summary={
-                    "en": "86 residents came; accessibility and lighting were the main requests. (illustrative)",
-                    "ru": "Пришли 86 жителей; главные просьбы — доступная среда и освещение. (illustrative)",
+def _survey(context: Context, rng: np.random.Generator, *, secret_key: str, now: datetime) -> None:
+    """A survey on green spaces, open for 30 days around ``now``, with 60 answers and comments."""
+    if _exists(context, Consultation, SURVEY):
+        return
+    opens = now - timedelta(days=12)
+    with context.database.transaction() as session:
+        create_consultation(
+            session,
+            NewConsultation(
+                code=SURVEY,
+                place_code="astana",
+                kind="survey",
+                title={
+                    "kk": "Астананың жасыл аймақтары",
+                    "ru": "Зелёные зоны Астаны",
+                    "en": "Green spaces of Astana",
                 },
+                description={
+                    "en": f"Which green spaces matter to you? {ILLUSTRATIVE}",
+                    "ru": f"Какие зелёные зоны вам важны? {ILLUSTRATIVE}",
+                },
+                opens_at=opens,
+                closes_at=now + timedelta(days=18),
+                questions=_survey_questions(),
+            ),
+            actor="akimat.demo",
+            now=opens,
+            illustrative=True,
+        )
+        languages = ("ru", "kk", "en")
+        for r in range(60):
+            respond(
+                session,
+                SURVEY,
+                respondent=f"resident.demo{r}",
+                language=languages[r % 3 if r % 5 else 1],
+                answers=_survey_answers(rng, r),
+                secret_key=secret_key,
+                now=opens + timedelta(hours=3 * r),
+                illustrative=True,
             )
+        add_comment(
+            session,
+            SURVEY,
+            author="resident.demo1",
+            text="Please keep the birch grove near the river. (illustrative)",
+            language="en",
+            now=opens + timedelta(days=1),
+            illustrative=True,
+        )
+        add_comment(
+            session,
+            SURVEY,
+            author="resident.demo2",
+            text="Аулаларға көбірек көгал керек. (illustrative)",
+            language="kk",
+            now=opens + timedelta(days=2),
+            illustrative=True,
+        )
+
+
+def _survey_questions() -> list[NewQuestion]:
+    """A choice, several choices, a 1–5 scale and an optional idea, in kk, ru and en."""
+    return [
+        NewQuestion(
+            "priority",
+            "single",
+            {
+                "kk": "Ең маңыздысы не?",
+                "ru": "Что важнее всего?",
+                "en": "What matters most?",
+            },
+            options=[
+                {
+                    "key": "parks",
+                    "label": {"kk": "Саябақтар", "ru": "Парки", "en": "Parks"},
+                },
+                {
+                    "key": "courtyards",
+                    "label": {"kk": "Аулалар", "ru": "Дворы", "en": "Courtyards"},
+                },
+                {
+                    "key": "boulevards",
+                    "label": {
+                        "kk": "Бульварлар",
+                        "ru": "Бульвары",
+                        "en": "Boulevards",
+                    },
+                },
+            ],
+        ),
+        NewQuestion(
+            "uses",
+            "multiple",
+            {
+                "kk": "Не үшін барасыз?",
+                "ru": "Зачем вы туда ходите?",
+                "en": "What do you go there for?",
+            },
+            options=[
+                {
+                    "key": "walk",
+                    "label": {"kk": "Серуен", "ru": "Прогулки", "en": "Walking"},
+                },
+                {
+                    "key": "sport",
+                    "label": {"kk": "Спорт", "ru": "Спорт", "en": "Sport"},
+                },
+                {
+                    "key": "children",
+                    "label": {
+                        "kk": "Балалармен",
+                        "ru": "С детьми",
+                        "en": "With children",
+                    },
+                },
+            ],
+        ),
+        NewQuestion(
+            "satisfaction",
+            "scale",
+            {
+                "kk": "Қаншалықты қанағаттанасыз?",
+                "ru": "Насколько вы довольны?",
+                "en": "How satisfied are you?",
+            },
+            scale_min=1,
+            scale_max=5,
+        ),
+        NewQuestion(
+            "idea",
+            "text",
+            {
+                "kk": "Сіздің ұсынысыңыз",
+                "ru": "Ваше предложение",
+                "en": "Your suggestion",
+            },
+            required=False,
+        ),
+    ]
+
+
+def _survey_answers(rng: np.random.Generator, r: int) -> dict[str, object]:
+    """The ``r``-th respondent's answers: mostly parks, one in seven with an idea."""
+    return {
+        "priority": ("parks", "courtyards", "boulevards")[int(rng.choice(3, p=[0.5, 0.35, 0.15]))],
+        "uses": sorted(
+            {
+                ("walk", "sport", "children")[int(j)]
+                for j in rng.choice(3, size=int(rng.integers(1, 4)), replace=False)
+            }
+        ),
+        "satisfaction": int(rng.integers(2, 6)),
+        "idea": "More shade trees, please. (illustrative)" if r % 7 == 0 else "",
+    }
+
+
+def _hearing(context: Context, *, now: datetime) -> None:
+    """A district's budget hearing held a month before ``now``, with its outcome."""
+    if _exists(context, Consultation, HEARING):
+        return
+    opens = now - timedelta(days=50)
+    held = now - timedelta(days=30)
+    with context.database.transaction() as session:
+        create_consultation(
+            session,
+            NewConsultation(
+                code=HEARING,
+                place_code="astana-yesil-district",
+                kind="hearing",
+                title={
+                    "kk": "Есіл ауданының бюджет тыңдауы",
+                    "ru": "Публичные слушания по бюджету района Есиль",
+                    "en": "Yesil district budget hearing",
+                },
+                description={
+                    "en": f"Public hearing before the district's participatory budget. {ILLUSTRATIVE}"
+                },
+                opens_at=opens,
+                closes_at=held + timedelta(days=5),
+                hearing_at=held,
+                venue="Yesil district akimat, hall 2 (demo)",
+            ),
+            actor="akimat.demo",
+            now=opens,
+            illustrative=True,
+        )
+        add_comment(
+            session,
+            HEARING,
+            author="resident.demo3",
+            text="Нужны пандусы у поликлиники №7. (illustrative)",
+            language="ru",
+            now=opens + timedelta(days=3),
+            illustrative=True,
+        )
+        record_outcome(
+            session,
+            HEARING,
+            participants=86,
+            now=held + timedelta(days=6),
+            summary={
+                "en": "86 residents came; accessibility and lighting were the main requests. (illustrative)",
+                "ru": "Пришли 86 жителей; главные просьбы — доступная среда и освещение. (illustrative)",
+            },
+        )
 
 
 def load_demo(context: Context) -> DemoReport:
@@ -808,7 +874,8 @@ def load_demo(context: Context) -> DemoReport:
             for _name, citizen_iin in DEMO_CITIZENS:
                 register_voter(session, VOTING, citizen_iin, secret_key=secret_key, now=now)
         created.append(VOTING)
-    _consultations(context, rng, secret_key=secret_key, now=now)
+    _survey(context, rng, secret_key=secret_key, now=now)
+    _hearing(context, now=now)
     with context.database.session() as session:
         result = compute_indicators(session)
         projects = len(list_projects(session, today=now.date()))

@@ -29,8 +29,8 @@ import pandas as pd
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from qala.components.budgeting.core import utc
 from qala.components.budgeting.models import Payment, Process, Project, Proposal, Rating, Voter
-from qala.components.budgeting.process import _utc
 from qala.store.database import Database
 
 INDICATORS = {
@@ -59,6 +59,13 @@ class BudgetingIndicators:
             frame = frame[frame["illustrative"] == illustrative]
         return frame.drop(columns="illustrative").reset_index(drop=True)
 
+    def records(self) -> list[dict[str, Any]]:
+        """The rows as plain Python values (numpy's become ints, floats and bools), for JSON."""
+        return [
+            {k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()}
+            for row in self.rows.to_dict(orient="records")
+        ]
+
 
 def _population(session: Session, place_code: str, year: int) -> int | None:
     from qala.components.catalog.services import get_place, population
@@ -71,141 +78,133 @@ def _population(session: Session, place_code: str, year: int) -> int | None:
     return population(session, place.id, year)
 
 
+Row = tuple[str, str, int, float, str, str, bool]
+"""One value in the order of :data:`COLUMNS`."""
+
+
+def _row(place: str, indicator: str, year: int, value: float, note: str, illustrative: bool) -> Row:
+    return (place, INDICATORS[indicator], year, value, SOURCE, note, illustrative)
+
+
 def compute_indicators(session: Session) -> BudgetingIndicators:
     """Every indicator the stored processes and projects support."""
-    rows: list[tuple[Any, ...]] = []
+    rows = _participation_rows(session) + _delivery_rows(session)
+    return BudgetingIndicators(pd.DataFrame(rows, columns=COLUMNS))
+
+
+def _participation_rows(session: Session) -> list[Row]:
+    """Turnout, proposals per 1,000 and share of budget decided, per place and year of voting."""
     groups: dict[tuple[str, int], list[Process]] = defaultdict(list)
     for process in session.scalars(select(Process).where(Process.phase.in_(COUNTED_PHASES))):
-        groups[(process.place_code, _utc(process.voting_close_at).year)].append(process)
+        groups[(process.place_code, utc(process.voting_close_at).year)].append(process)
+    rows: list[Row] = []
     for (place, year), processes in sorted(groups.items()):
-        ids = [p.id for p in processes]
-        illustrative = any(p.illustrative for p in processes)
-        voted = int(
-            session.scalar(
-                select(func.count())
-                .select_from(Voter)
-                .where(Voter.process_id.in_(ids), Voter.has_voted.is_(True))
-            )
-            or 0
+        rows.extend(_participation(session, place, year, processes))
+    return rows
+
+
+def _participation(session: Session, place: str, year: int, processes: list[Process]) -> list[Row]:
+    ids = [p.id for p in processes]
+    illustrative = any(p.illustrative for p in processes)
+    voted = int(
+        session.scalar(
+            select(func.count())
+            .select_from(Voter)
+            .where(Voter.process_id.in_(ids), Voter.has_voted.is_(True))
         )
-        proposals = int(
-            session.scalar(
-                select(func.count()).select_from(Proposal).where(Proposal.process_id.in_(ids))
-            )
-            or 0
+        or 0
+    )
+    proposals = int(
+        session.scalar(
+            select(func.count()).select_from(Proposal).where(Proposal.process_id.in_(ids))
         )
-        residents = _population(session, place, year)
-        eligible = 0
-        from_population = False
-        for p in processes:
-            if p.eligible_voters:
-                eligible += p.eligible_voters
-            elif residents:
-                eligible += residents
-                from_population = True
-        if eligible:
-            basis = "catalogue population" if from_population else "eligible residents"
-            rows.append(
-                (
-                    place,
-                    INDICATORS["turnout"],
-                    year,
-                    100.0 * voted / eligible,
-                    SOURCE,
-                    f"{voted} voters of {eligible} ({basis}), {len(processes)} process(es)",
-                    illustrative,
-                )
-            )
-        if residents:
-            rows.append(
-                (
-                    place,
-                    INDICATORS["proposals_per_1000"],
-                    year,
-                    1000.0 * proposals / residents,
-                    SOURCE,
-                    f"{proposals} proposals, population {residents}",
-                    illustrative,
-                )
-            )
-        capital = max((p.capital_budget or 0) for p in processes)
-        if capital:
-            decided = sum(p.budget for p in processes)
-            rows.append(
-                (
-                    place,
-                    INDICATORS["share_of_budget_decided"],
-                    year,
-                    100.0 * decided / capital,
-                    SOURCE,
-                    f"{decided} of {capital} tenge of capital budget",
-                    illustrative,
-                )
-            )
+        or 0
+    )
+    residents = _population(session, place, year)
+    eligible = 0
+    from_population = False
+    for p in processes:
+        if p.eligible_voters:
+            eligible += p.eligible_voters
+        elif residents:
+            eligible += residents
+            from_population = True
+    rows: list[Row] = []
+    if eligible:
+        basis = "catalogue population" if from_population else "eligible residents"
+        note = f"{voted} voters of {eligible} ({basis}), {len(processes)} process(es)"
+        rows.append(_row(place, "turnout", year, 100.0 * voted / eligible, note, illustrative))
+    if residents:
+        note = f"{proposals} proposals, population {residents}"
+        per_1000 = 1000.0 * proposals / residents
+        rows.append(_row(place, "proposals_per_1000", year, per_1000, note, illustrative))
+    capital = max((p.capital_budget or 0) for p in processes)
+    if capital:
+        decided = sum(p.budget for p in processes)
+        note = f"{decided} of {capital} tenge of capital budget"
+        share = 100.0 * decided / capital
+        rows.append(_row(place, "share_of_budget_decided", year, share, note, illustrative))
+    return rows
+
+
+def _delivery_rows(session: Session) -> list[Row]:
+    """On-time and on-budget shares and satisfaction, per place and year of delivery."""
     delivered: dict[tuple[str, int], list[Project]] = defaultdict(list)
     for project in session.scalars(
         select(Project).where(Project.status == "delivered", Project.actual_end.is_not(None))
     ):
         assert project.actual_end is not None
         delivered[(project.place_code, project.actual_end.year)].append(project)
+    rows: list[Row] = []
     for (place, year), projects in sorted(delivered.items()):
-        ids = [p.id for p in projects]
-        illustrative = any(p.illustrative for p in projects)
-        paid = dict(
-            session.execute(
-                select(Payment.project_id, func.sum(Payment.amount))
-                .where(Payment.project_id.in_(ids))
-                .group_by(Payment.project_id)
-            ).all()
-        )
-        on_time = sum(
-            1 for p in projects if p.actual_end is not None and p.actual_end <= p.planned_end
-        )
-        on_budget = sum(1 for p in projects if int(paid.get(p.id) or 0) <= p.budget)
-        n = len(projects)
-        rows.append(
-            (
-                place,
-                INDICATORS["on_time_share"],
-                year,
-                100.0 * on_time / n,
-                SOURCE,
-                f"{on_time} of {n} delivered projects on time",
-                illustrative,
-            )
-        )
-        rows.append(
-            (
-                place,
-                INDICATORS["on_budget_share"],
-                year,
-                100.0 * on_budget / n,
-                SOURCE,
-                f"{on_budget} of {n} delivered projects within budget",
-                illustrative,
-            )
-        )
-        mean, count = session.execute(
-            select(func.avg(Rating.stars), func.count(Rating.id)).where(Rating.project_id.in_(ids))
-        ).one()
-        any_illustrative = session.scalar(
-            select(func.count())
-            .select_from(Rating)
-            .where(Rating.project_id.in_(ids), Rating.illustrative.is_(True))
-        )
-        if count:
-            rows.append(
-                (
-                    place,
-                    INDICATORS["satisfaction"],
-                    year,
-                    float(mean),
-                    SOURCE,
-                    f"{count} ratings of {n} delivered projects",
-                    illustrative or bool(any_illustrative),
-                )
-            )
-    return BudgetingIndicators(pd.DataFrame(rows, columns=COLUMNS))
+        rows.extend(_delivery(session, place, year, projects))
+    return rows
+
+
+def _delivery(session: Session, place: str, year: int, projects: list[Project]) -> list[Row]:
+    ids = [p.id for p in projects]
+    illustrative = any(p.illustrative for p in projects)
+    paid = dict(
+        session.execute(
+            select(Payment.project_id, func.sum(Payment.amount))
+            .where(Payment.project_id.in_(ids))
+            .group_by(Payment.project_id)
+        ).all()
+    )
+    on_time = sum(1 for p in projects if p.actual_end is not None and p.actual_end <= p.planned_end)
+    on_budget = sum(1 for p in projects if int(paid.get(p.id) or 0) <= p.budget)
+    n = len(projects)
+    rows = [
+        _row(
+            place,
+            "on_time_share",
+            year,
+            100.0 * on_time / n,
+            f"{on_time} of {n} delivered projects on time",
+            illustrative,
+        ),
+        _row(
+            place,
+            "on_budget_share",
+            year,
+            100.0 * on_budget / n,
+            f"{on_budget} of {n} delivered projects within budget",
+            illustrative,
+        ),
+    ]
+    mean, count = session.execute(
+        select(func.avg(Rating.stars), func.count(Rating.id)).where(Rating.project_id.in_(ids))
+    ).one()
+    any_illustrative = session.scalar(
+        select(func.count())
+        .select_from(Rating)
+        .where(Rating.project_id.in_(ids), Rating.illustrative.is_(True))
+    )
+    if count:
+        note = f"{count} ratings of {n} delivered projects"
+        flag = illustrative or bool(any_illustrative)
+        rows.append(_row(place, "satisfaction", year, float(mean), note, flag))
+    return rows
 
 
 def write_indicators(
@@ -228,3 +227,13 @@ def write_indicators(
         )
         written += report.rows_written
     return written
+
+
+def publish_indicators(database: Database, *, imported_by: str | None = None) -> int:
+    """Compute the indicators from what is stored now and write them to the catalogue.
+
+    Returns the rows written.
+    """
+    with database.session() as session:
+        result = compute_indicators(session)
+    return write_indicators(database, result, imported_by=imported_by)

@@ -9,15 +9,24 @@ closed``, one step at a time, each step checked against its calendar and its pre
 from __future__ import annotations
 
 import itertools
-import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from qala.components.budgeting.core import (
+    CODE,
+    as_utc,
+    check_key,
+    clean_text3,
+    clean_title_and_description,
+    load_process,
+    text_in,
+    utc,
+)
 from qala.components.budgeting.iin import key_fingerprint
 from qala.components.budgeting.ledger import append
 from qala.components.budgeting.models import (
@@ -26,77 +35,18 @@ from qala.components.budgeting.models import (
     Ballot,
     PhaseChange,
     Process,
+    Project,
     Proposal,
     Voter,
 )
+from qala.components.budgeting.projects import projects_from_results
 from qala.core.errors import (
-    ConfigurationError,
     ConflictError,
     NotFoundError,
     Problem,
     ValidationError,
     raise_if_problems,
 )
-
-LANGUAGES = ("kk", "ru", "en")
-CODE = re.compile(r"^[a-z0-9][a-z0-9_.-]{1,79}$")
-MAX_TITLE = 300
-MAX_DESCRIPTION = 8000
-RULES_WITH_COMPLETION = ("mes",)
-
-
-def as_utc(moment: datetime | None) -> datetime | None:
-    """SQLite hands back naive date-times; every stored time is UTC."""
-    if moment is None:
-        return None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
-def _utc(moment: datetime) -> datetime:
-    result = as_utc(moment)
-    assert result is not None
-    return result
-
-
-def clean_text3(
-    value: Mapping[str, Any] | str | None,
-    *,
-    column: str,
-    required: bool = True,
-    limit: int = MAX_TITLE,
-    problems: list[Problem],
-) -> dict[str, str]:
-    """Multilingual text ``{"kk"|"ru"|"en": text}`` (a plain string counts as Russian)."""
-    if value is None:
-        value = {}
-    if isinstance(value, str):
-        value = {"ru": value}
-    clean: dict[str, str] = {}
-    for language, text in value.items():
-        if language not in LANGUAGES:
-            problems.append(Problem("language must be kk, ru or en", column=f"{column}.{language}"))
-            continue
-        text = str(text or "").strip()
-        if len(text) > limit:
-            problems.append(
-                Problem(
-                    f"at most {limit} characters", column=f"{column}.{language}", value=len(text)
-                )
-            )
-        elif text:
-            clean[language] = text
-    if required and not clean:
-        problems.append(Problem("give the text in at least one of kk, ru, en", column=column))
-    return clean
-
-
-def text_in(value: Mapping[str, str], language: str) -> str:
-    """The text in ``language``, else in Russian, Kazakh or English, whichever exists."""
-    for candidate in (language, "ru", "kk", "en"):
-        if value.get(candidate):
-            return value[candidate]
-    return ""
-
 
 # ---------------------------------------------------------------------------------------------
 # Processes
@@ -188,11 +138,11 @@ def _info(session: Session, process: Process, *, history: bool = False) -> Proce
         budget=process.budget,
         currency=process.currency,
         phase=process.phase,
-        proposals_open_at=_utc(process.proposals_open_at),
-        proposals_close_at=_utc(process.proposals_close_at),
-        review_close_at=_utc(process.review_close_at),
-        voting_open_at=_utc(process.voting_open_at),
-        voting_close_at=_utc(process.voting_close_at),
+        proposals_open_at=utc(process.proposals_open_at),
+        proposals_close_at=utc(process.proposals_close_at),
+        review_close_at=utc(process.review_close_at),
+        voting_open_at=utc(process.voting_open_at),
+        voting_close_at=utc(process.voting_close_at),
         ballot_kind=process.ballot_kind,
         min_choices=process.min_choices,
         max_choices=process.max_choices,
@@ -215,7 +165,7 @@ def _info(session: Session, process: Process, *, history: bool = False) -> Proce
             {
                 "from": change.from_phase,
                 "to": change.to_phase,
-                "at": _utc(change.at).isoformat(),
+                "at": utc(change.at).isoformat(),
                 "actor": change.actor,
                 "note": change.note,
             }
@@ -229,51 +179,73 @@ def _info(session: Session, process: Process, *, history: bool = False) -> Proce
 
 
 def _check_new_process(session: Session, new: NewProcess) -> tuple[list[Problem], dict[str, Any]]:
-    from qala.components.catalog.services import get_place
-    from qala.engines.pb import COMPLETIONS, RULES
-
+    """Every problem with ``new`` at once, and its cleaned code, place, texts and completion."""
     problems: list[Problem] = []
-    code = new.code.strip().lower()
+    code = _check_code(new.code, problems)
+    place_code = _check_place(session, new.place_code, problems)
+    title, description = clean_title_and_description(new.title, new.description, problems)
+    if not isinstance(new.budget, int) or new.budget <= 0:
+        problems.append(
+            Problem("a positive whole number of tenge", column="budget", value=new.budget)
+        )
+    _check_calendar(new, problems)
+    _check_ballot(new, problems)
+    completion = _check_rule(new, problems)
+    _check_electorate(new, problems)
+    if session.scalar(select(Process.id).where(Process.code == code)) is not None:
+        problems.append(
+            Problem("a process with this code exists", column="code", value=code, code="conflict")
+        )
+    return problems, {
+        "code": code,
+        "place_code": place_code,
+        "title": title,
+        "description": description,
+        "completion": completion,
+    }
+
+
+def _check_code(given: str, problems: list[Problem]) -> str:
+    code = given.strip().lower()
     if not CODE.match(code):
         problems.append(
             Problem(
                 "2–80 characters of a–z, 0–9, _ . - (starting with a letter or digit)",
                 column="code",
-                value=new.code,
+                value=given,
             )
         )
+    return code
+
+
+def _check_place(session: Session, given: str, problems: list[Problem]) -> str:
+    """The catalogue's code of the city or district ``given`` names (else ``given`` itself)."""
+    from qala.components.catalog.services import get_place
+
     try:
-        place = get_place(session, new.place_code)
-        if place.level not in ("city", "district"):
-            problems.append(
-                Problem(
-                    f"a process belongs to a city or a district, not a {place.level}",
-                    column="place_code",
-                    value=new.place_code,
-                )
-            )
-        place_code = place.code
+        place = get_place(session, given)
     except NotFoundError:
         problems.append(
             Problem(
                 "no such place in the catalogue (see `qala places list`)",
                 column="place_code",
-                value=new.place_code,
+                value=given,
             )
         )
-        place_code = new.place_code
-    title = clean_text3(new.title, column="title", problems=problems)
-    description = clean_text3(
-        new.description,
-        column="description",
-        required=False,
-        limit=MAX_DESCRIPTION,
-        problems=problems,
-    )
-    if not isinstance(new.budget, int) or new.budget <= 0:
+        return given
+    if place.level not in ("city", "district"):
         problems.append(
-            Problem("a positive whole number of tenge", column="budget", value=new.budget)
+            Problem(
+                f"a process belongs to a city or a district, not a {place.level}",
+                column="place_code",
+                value=given,
+            )
         )
+    return place.code
+
+
+def _check_calendar(new: NewProcess, problems: list[Problem]) -> None:
+    """Aware times, in order: voting and proposals open strictly before they close."""
     calendar = [
         ("proposals_open_at", new.proposals_open_at),
         ("proposals_close_at", new.proposals_close_at),
@@ -284,17 +256,22 @@ def _check_new_process(session: Session, new: NewProcess) -> tuple[list[Problem]
     naive = [name for name, moment in calendar if moment.tzinfo is None]
     for name in naive:
         problems.append(Problem("give a time zone (e.g. +05:00 for Astana)", column=name))
-    if not naive:
-        for (first, a), (second, b) in itertools.pairwise(calendar):
-            strict = first in ("proposals_open_at", "voting_open_at")
-            if (a >= b) if strict else (a > b):
-                problems.append(
-                    Problem(
-                        f"`{second}` must come {'after' if strict else 'no earlier than'} `{first}`",
-                        column=second,
-                        value=b.isoformat(),
-                    )
+    if naive:
+        return
+    for (first, a), (second, b) in itertools.pairwise(calendar):
+        strict = first in ("proposals_open_at", "voting_open_at")
+        if (a >= b) if strict else (a > b):
+            problems.append(
+                Problem(
+                    f"`{second}` must come {'after' if strict else 'no earlier than'} `{first}`",
+                    column=second,
+                    value=b.isoformat(),
                 )
+            )
+
+
+def _check_ballot(new: NewProcess, problems: list[Problem]) -> None:
+    """The ballot's kind and its limits on choices and points."""
     if new.ballot_kind not in BALLOT_KINDS:
         problems.append(
             Problem(
@@ -324,6 +301,12 @@ def _check_new_process(session: Session, new: NewProcess) -> tuple[list[Problem]
         )
     if new.ballot_kind != "cumulative" and (new.points_total or new.max_points_per_project):
         problems.append(Problem("points apply to cumulative ballots only", column="points_total"))
+
+
+def _check_rule(new: NewProcess, problems: list[Problem]) -> str:
+    """The counting rule fits the ballot; returns the completion kept (``none`` but for MES)."""
+    from qala.engines.pb import COMPLETIONS, RULES
+
     if new.rule not in RULES:
         problems.append(Problem(f"one of {', '.join(RULES)}", column="rule", value=new.rule))
     elif new.rule == "phragmen" and new.ballot_kind != "approval":
@@ -337,6 +320,11 @@ def _check_new_process(session: Session, new: NewProcess) -> tuple[list[Problem]
         problems.append(
             Problem(f"one of {', '.join(COMPLETIONS)}", column="completion", value=new.completion)
         )
+    return completion
+
+
+def _check_electorate(new: NewProcess, problems: list[Problem]) -> None:
+    """The minimum voting age, the eligible residents and the capital budget, when given."""
     if new.min_voter_age is not None and not 0 <= new.min_voter_age <= 30:
         problems.append(
             Problem("between 0 and 30 years", column="min_voter_age", value=new.min_voter_age)
@@ -345,17 +333,6 @@ def _check_new_process(session: Session, new: NewProcess) -> tuple[list[Problem]
         value = getattr(new, name)
         if value is not None and (not isinstance(value, int) or value <= 0):
             problems.append(Problem("a positive whole number", column=name, value=value))
-    if session.scalar(select(Process.id).where(Process.code == code)) is not None:
-        problems.append(
-            Problem("a process with this code exists", column="code", value=code, code="conflict")
-        )
-    return problems, {
-        "code": code,
-        "place_code": place_code,
-        "title": title,
-        "description": description,
-        "completion": completion,
-    }
 
 
 def create_process(
@@ -409,40 +386,11 @@ def create_process(
             "rule": process.rule,
             "completion": process.completion,
             "ballot_kind": process.ballot_kind,
-            "voting_close_at": _utc(process.voting_close_at).isoformat(),
+            "voting_close_at": utc(process.voting_close_at).isoformat(),
         },
         now=now,
     )
     return _info(session, process)
-
-
-def load_process(session: Session, code: str, *, for_update: bool = False) -> Process:
-    query = select(Process).where(Process.code == code.strip().lower())
-    if for_update:
-        query = query.with_for_update()
-    process = session.scalar(query)
-    if process is None:
-        raise NotFoundError(f"no participatory budgeting process `{code}`")
-    return process
-
-
-def check_key(process: Process, secret_key: str) -> None:
-    """Refuse to touch voters when the secret key changed: the IIN hashes would not match.
-
-    An illustrative (demo) process adopts the new key instead: without ``QALA_SECRET_KEY`` every
-    Qala process draws a random key, so ``qala demo load`` and ``qala serve`` differ, and a demo
-    must stay usable. Its generated voters then count as other people — harmless for demo data,
-    never allowed for a real vote.
-    """
-    fingerprint = key_fingerprint(secret_key)
-    if process.key_check != fingerprint and process.illustrative:
-        process.key_check = fingerprint
-        return
-    if process.key_check != fingerprint:
-        raise ConfigurationError(
-            f"process `{process.code}` was created with another secret key (QALA_SECRET_KEY); "
-            "with this one, registered IINs would not be recognised and people could vote twice"
-        )
 
 
 def get_process(session: Session, code: str) -> ProcessInfo:
@@ -516,7 +464,7 @@ def _proposal_info(process: Process, row: Proposal, *, with_author: bool) -> Pro
 
 
 def _within(now: datetime, start: datetime, end: datetime) -> bool:
-    return _utc(start) <= _utc(now) < _utc(end)
+    return utc(start) <= utc(now) < utc(end)
 
 
 def submit_proposal(
@@ -535,19 +483,12 @@ def submit_proposal(
     ):
         raise ConflictError(
             f"process `{process.code}` takes proposals from "
-            f"{_utc(process.proposals_open_at):%Y-%m-%d %H:%M} to "
-            f"{_utc(process.proposals_close_at):%Y-%m-%d %H:%M} UTC; it is now in its "
+            f"{utc(process.proposals_open_at):%Y-%m-%d %H:%M} to "
+            f"{utc(process.proposals_close_at):%Y-%m-%d %H:%M} UTC; it is now in its "
             f"{process.phase} phase"
         )
     problems: list[Problem] = []
-    title = clean_text3(new.title, column="title", problems=problems)
-    description = clean_text3(
-        new.description,
-        column="description",
-        required=False,
-        limit=MAX_DESCRIPTION,
-        problems=problems,
-    )
+    title, description = clean_title_and_description(new.title, new.description, problems)
     if not isinstance(new.estimated_cost, int) or new.estimated_cost <= 0:
         problems.append(
             Problem(
@@ -704,62 +645,102 @@ def advance(
     Every change is kept in the phase history and the public ledger.
     """
     process = load_process(session, process_code, for_update=True)
+    _check_next_phase(process, to_phase)
+    _PRECONDITIONS[to_phase](session, process, utc(now))
+    _record_phase_change(session, process, to_phase, actor=actor, now=now, note=note.strip())
+    if to_phase == "results":
+        # Imported here: counting loads the pb engine (numpy, scipy), which the CLI's and the
+        # web's listings of processes would otherwise pay for at every start.
+        from qala.components.budgeting.ballots import record_results
+
+        record_results(session, process, actor=actor, now=now)
+    if to_phase == "implementation":
+        projects_from_results(session, process, actor=actor, now=now)
+    return _info(session, process, history=True)
+
+
+def _check_next_phase(process: Process, to_phase: str) -> None:
+    """``to_phase`` is a phase, and the one right after the process's current phase."""
     if to_phase not in PHASES:
         raise ValidationError.single(
             f"one of {', '.join(PHASES)}", column="to_phase", value=to_phase
         )
     current = PHASES.index(process.phase)
-    target = PHASES.index(to_phase)
-    if target != current + 1:
+    if PHASES.index(to_phase) != current + 1:
         expected = PHASES[current + 1] if current + 1 < len(PHASES) else None
         raise ConflictError(
             f"process `{process.code}` is in its {process.phase} phase and can only move to "
             + (f"`{expected}`" if expected else "no further phase")
             + f", not to `{to_phase}`"
         )
-    moment = _utc(now)
-    if to_phase == "review" and moment < _utc(process.proposals_close_at):
+
+
+def _ready_for_review(session: Session, process: Process, moment: datetime) -> None:
+    if moment < utc(process.proposals_close_at):
         raise ConflictError(
-            f"proposals are open until {_utc(process.proposals_close_at):%Y-%m-%d %H:%M} UTC; "
+            f"proposals are open until {utc(process.proposals_close_at):%Y-%m-%d %H:%M} UTC; "
             "review starts after that"
         )
-    if to_phase == "voting":
-        statuses = dict(
-            session.execute(
-                select(Proposal.status, func.count())
-                .where(Proposal.process_id == process.id)
-                .group_by(Proposal.status)
-            ).all()
-        )
-        if statuses.get("submitted"):
-            raise ConflictError(
-                f"{statuses['submitted']} proposal(s) still await their feasibility review"
-            )
-        if not statuses.get("feasible"):
-            raise ConflictError("no proposal was found feasible: there is nothing to vote on")
-        if moment < _utc(process.voting_open_at):
-            raise ConflictError(
-                f"voting opens at {_utc(process.voting_open_at):%Y-%m-%d %H:%M} UTC"
-            )
-    if to_phase == "results" and moment < _utc(process.voting_close_at):
+
+
+def _ready_for_voting(session: Session, process: Process, moment: datetime) -> None:
+    statuses = dict(
+        session.execute(
+            select(Proposal.status, func.count())
+            .where(Proposal.process_id == process.id)
+            .group_by(Proposal.status)
+        ).all()
+    )
+    if statuses.get("submitted"):
         raise ConflictError(
-            f"voting is open until {_utc(process.voting_close_at):%Y-%m-%d %H:%M} UTC; ballots "
+            f"{statuses['submitted']} proposal(s) still await their feasibility review"
+        )
+    if not statuses.get("feasible"):
+        raise ConflictError("no proposal was found feasible: there is nothing to vote on")
+    if moment < utc(process.voting_open_at):
+        raise ConflictError(f"voting opens at {utc(process.voting_open_at):%Y-%m-%d %H:%M} UTC")
+
+
+def _ready_for_results(session: Session, process: Process, moment: datetime) -> None:
+    if moment < utc(process.voting_close_at):
+        raise ConflictError(
+            f"voting is open until {utc(process.voting_close_at):%Y-%m-%d %H:%M} UTC; ballots "
             "may be revised until then, so results wait"
         )
-    if to_phase == "closed":
-        from qala.components.budgeting.models import Project
 
-        unfinished = session.scalars(
-            select(Project.code).where(
-                Project.process_id == process.id,
-                Project.status.not_in(("delivered", "cancelled")),
-            )
-        ).all()
-        if unfinished:
-            raise ConflictError(
-                f"projects still under way: {', '.join(unfinished)}; a process closes when "
-                "every project is delivered or cancelled"
-            )
+
+def _ready_for_implementation(session: Session, process: Process, moment: datetime) -> None:
+    """Results are counted: nothing more to wait for."""
+
+
+def _ready_to_close(session: Session, process: Process, moment: datetime) -> None:
+    unfinished = session.scalars(
+        select(Project.code).where(
+            Project.process_id == process.id,
+            Project.status.not_in(("delivered", "cancelled")),
+        )
+    ).all()
+    if unfinished:
+        raise ConflictError(
+            f"projects still under way: {', '.join(unfinished)}; a process closes when "
+            "every project is delivered or cancelled"
+        )
+
+
+_PRECONDITIONS: dict[str, Callable[[Session, Process, datetime], None]] = {
+    "review": _ready_for_review,
+    "voting": _ready_for_voting,
+    "results": _ready_for_results,
+    "implementation": _ready_for_implementation,
+    "closed": _ready_to_close,
+}
+"""What must hold, at ``moment`` (UTC), before a process enters each phase after ``proposals``."""
+
+
+def _record_phase_change(
+    session: Session, process: Process, to_phase: str, *, actor: str, now: datetime, note: str
+) -> None:
+    """Move the process on, in its phase history and in the public ledger."""
     previous = process.phase
     process.phase = to_phase
     session.add(
@@ -769,7 +750,7 @@ def advance(
             to_phase=to_phase,
             at=now,
             actor=actor,
-            note=note.strip(),
+            note=note,
         )
     )
     session.flush()
@@ -778,18 +759,9 @@ def advance(
         actor=actor,
         kind="process.phase",
         subject=process.code,
-        data={"from": previous, "to": to_phase, "note": note.strip()},
+        data={"from": previous, "to": to_phase, "note": note},
         now=now,
     )
-    if to_phase == "results":
-        from qala.components.budgeting.ballots import record_results
-
-        record_results(session, process, actor=actor, now=now)
-    if to_phase == "implementation":
-        from qala.components.budgeting.projects import projects_from_results
-
-        projects_from_results(session, process, actor=actor, now=now)
-    return _info(session, process, history=True)
 
 
 __all__ = [

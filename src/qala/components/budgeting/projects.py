@@ -17,6 +17,14 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from qala.components.budgeting.core import (
+    CODE,
+    MAX_DESCRIPTION,
+    MAX_TITLE,
+    clean_text3,
+    clean_title_and_description,
+    utc,
+)
 from qala.components.budgeting.ledger import (
     MILESTONE_FIELDS,
     PAYMENT_FIELDS,
@@ -35,7 +43,6 @@ from qala.components.budgeting.models import (
     Rating,
     Risk,
 )
-from qala.components.budgeting.process import CODE, MAX_DESCRIPTION, MAX_TITLE, _utc, clean_text3
 from qala.core.errors import (
     ConflictError,
     NotFoundError,
@@ -253,14 +260,7 @@ def create_project(
             Problem("no such place in the catalogue", column="place_code", value=new.place_code)
         )
         place_code = new.place_code
-    title = clean_text3(new.title, column="title", problems=problems)
-    description = clean_text3(
-        new.description,
-        column="description",
-        required=False,
-        limit=MAX_DESCRIPTION,
-        problems=problems,
-    )
+    title, description = clean_title_and_description(new.title, new.description, problems)
     if not isinstance(new.budget, int) or new.budget < 0:
         problems.append(
             Problem("a whole number of tenge, 0 or more", column="budget", value=new.budget)
@@ -294,7 +294,7 @@ def create_project(
     session.add(project)
     session.flush()
     _record(session, project, "project.created", snapshot(project, PROJECT_FIELDS), actor, now)
-    return get_project(session, code, today=_utc(now).date())
+    return get_project(session, code, today=utc(now).date())
 
 
 def projects_from_results(
@@ -307,7 +307,7 @@ def projects_from_results(
         .where(Proposal.process_id == process.id, Proposal.selected.is_(True))
         .order_by(Proposal.code)
     )
-    end = (_utc(process.voting_close_at) + DEFAULT_DURATION).date()
+    end = (utc(process.voting_close_at) + DEFAULT_DURATION).date()
     for proposal in selected:
         code = f"{process.code}-{proposal.code}".lower()
         if session.scalar(select(Project.id).where(Project.code == code)) is not None:
@@ -321,7 +321,7 @@ def projects_from_results(
                 description=dict(proposal.description or {}),
                 budget=int(proposal.cost or proposal.estimated_cost),
                 planned_end=end,
-                planned_start=_utc(now).date(),
+                planned_start=utc(now).date(),
             ),
             actor=actor,
             now=now,
@@ -344,6 +344,41 @@ def _as_date(value: Any, column: str, problems: list[Problem]) -> date | None:
         return None
 
 
+def _clean_field(name: str, value: Any, clean: dict[str, Any], problems: list[Problem]) -> None:
+    """Put the checked ``value`` of the editable field ``name`` in ``clean``, or say why not."""
+    if name not in EDITABLE:
+        problems.append(
+            Problem(f"not editable; editable fields: {', '.join(EDITABLE)}", column=name)
+        )
+    elif name in ("title", "description"):
+        clean[name] = clean_text3(
+            value,
+            column=name,
+            required=name == "title",
+            limit=MAX_TITLE if name == "title" else MAX_DESCRIPTION,
+            problems=problems,
+        )
+    elif name == "budget":
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            problems.append(Problem("a whole number of tenge, 0 or more", column=name, value=value))
+        clean[name] = value
+    elif name == "status":
+        if value not in PROJECT_STATUSES:
+            problems.append(
+                Problem(f"one of {', '.join(PROJECT_STATUSES)}", column=name, value=value)
+            )
+        clean[name] = value
+    elif name in ("planned_start", "planned_end", "actual_end"):
+        clean[name] = _as_date(value, name, problems)
+        if name == "planned_end" and value is None:
+            problems.append(Problem("a project needs a planned end", column=name))
+    else:
+        text = None if value is None else str(value).strip() or None
+        if name == "contractor" and text is not None and len(text) > 300:
+            problems.append(Problem("at most 300 characters", column=name))
+        clean[name] = text
+
+
 def update_project(
     session: Session,
     code: str,
@@ -358,39 +393,7 @@ def update_project(
     problems: list[Problem] = []
     clean: dict[str, Any] = {}
     for name, value in changes.items():
-        if name not in EDITABLE:
-            problems.append(
-                Problem(f"not editable; editable fields: {', '.join(EDITABLE)}", column=name)
-            )
-        elif name in ("title", "description"):
-            clean[name] = clean_text3(
-                value,
-                column=name,
-                required=name == "title",
-                limit=MAX_TITLE if name == "title" else MAX_DESCRIPTION,
-                problems=problems,
-            )
-        elif name == "budget":
-            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-                problems.append(
-                    Problem("a whole number of tenge, 0 or more", column=name, value=value)
-                )
-            clean[name] = value
-        elif name == "status":
-            if value not in PROJECT_STATUSES:
-                problems.append(
-                    Problem(f"one of {', '.join(PROJECT_STATUSES)}", column=name, value=value)
-                )
-            clean[name] = value
-        elif name in ("planned_start", "planned_end", "actual_end"):
-            clean[name] = _as_date(value, name, problems)
-            if name == "planned_end" and value is None:
-                problems.append(Problem("a project needs a planned end", column=name))
-        else:
-            text = None if value is None else str(value).strip() or None
-            if name == "contractor" and text is not None and len(text) > 300:
-                problems.append(Problem("at most 300 characters", column=name))
-            clean[name] = text
+        _clean_field(name, value, clean, problems)
     if (
         project.status in ("delivered", "cancelled")
         and "status" not in clean
@@ -404,8 +407,8 @@ def update_project(
         and "actual_end" not in clean
         and project.actual_end is None
     ):
-        clean["actual_end"] = _utc(now).date()
-    if clean.get("actual_end") and clean["actual_end"] > _utc(now).date():
+        clean["actual_end"] = utc(now).date()
+    if clean.get("actual_end") and clean["actual_end"] > utc(now).date():
         problems.append(
             Problem(
                 "the actual end cannot be in the future",
@@ -425,7 +428,7 @@ def update_project(
             recorded[name] = [before[name], after[name]]
     if recorded:
         _record(session, project, "project.updated", {"changes": recorded}, actor, now)
-    return get_project(session, project.code, today=_utc(now).date())
+    return get_project(session, project.code, today=utc(now).date())
 
 
 def add_milestone(
@@ -450,7 +453,7 @@ def complete_milestone(
     row = session.get(Milestone, milestone_id)
     if row is None or row.project_id != project.id:
         raise NotFoundError(f"project `{project.code}` has no milestone {milestone_id}")
-    if done_on > _utc(now).date():
+    if done_on > utc(now).date():
         raise ValidationError.single(
             "a milestone cannot be done in the future", column="done_on", value=done_on.isoformat()
         )
@@ -492,7 +495,7 @@ def record_payment(
         problems.append(Problem("a positive whole number of tenge", column="amount", value=amount))
     if not (payee or "").strip():
         problems.append(Problem("who was paid", column="payee"))
-    if paid_on > _utc(now).date():
+    if paid_on > utc(now).date():
         problems.append(
             Problem(
                 "a payment cannot be dated in the future",
@@ -644,4 +647,4 @@ def rate_project(
     row.comment = (comment or "").strip() or None
     row.rated_at = now
     session.flush()
-    return ProjectSummary(**_summary_fields(session, project, _utc(now).date()))
+    return ProjectSummary(**_summary_fields(session, project, utc(now).date()))

@@ -12,9 +12,9 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from qala.components.budgeting.core import check_key, load_process, utc
 from qala.components.budgeting.iin import hash_iin, parse_iin
 from qala.components.budgeting.models import Process, Voter
-from qala.components.budgeting.process import _utc, check_key, load_process
 from qala.core.errors import ConflictError, ValidationError
 from qala.store.statements import insert_ignoring
 
@@ -31,9 +31,9 @@ class VoterStatus:
 
 def eligible_voter(process: Process, iin: str, *, now: datetime) -> str:
     """Validate the IIN and the voter's age on the last day of voting; return the normalised IIN."""
-    facts = parse_iin(iin, today=_utc(now).date())
+    facts = parse_iin(iin, today=utc(now).date())
     if process.min_voter_age is not None:
-        closing_day = _utc(process.voting_close_at).date()
+        closing_day = utc(process.voting_close_at).date()
         if facts.age_on(closing_day) < process.min_voter_age:
             raise ValidationError.single(
                 f"voters in `{process.code}` must be at least {process.min_voter_age} years old "
@@ -60,7 +60,7 @@ def register_in(
 ) -> tuple[Voter, bool]:
     """The voter row of this IIN in ``process``, created if new; ``(voter, created)``."""
     check_key(process, secret_key)
-    if process.phase not in REGISTRATION_PHASES or _utc(now) >= _utc(process.voting_close_at):
+    if process.phase not in REGISTRATION_PHASES or utc(now) >= utc(process.voting_close_at):
         raise ConflictError(
             f"registration for `{process.code}` is closed (it is in its {process.phase} phase)"
         )
@@ -100,6 +100,6 @@ def voter_status(
     """Whether this IIN is registered in the process and has voted (nothing more)."""
     process = load_process(session, process_code)
     check_key(process, secret_key)
-    parse_iin(iin, today=_utc(now).date())
+    parse_iin(iin, today=utc(now).date())
     voter = find_voter(session, process, hash_iin(iin, secret_key))
     return VoterStatus(process.code, voter is not None, bool(voter and voter.has_voted))
