@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
@@ -17,6 +17,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from qala.registry import COMPONENTS
 from qala.runtime import Context
+from qala.web.deps import UI_KEY
+from qala.web.pages import accounts, admin, explore, operator, reports
 from qala.web.ui import UI, LoginRequired, NavItem, RoleRequired
 
 STATIC = Path(__file__).parent / "static"
@@ -54,6 +56,25 @@ def _wants_html(request: Request) -> bool:
     return "text/html" in request.headers.get("accept", "")
 
 
+def page_routers() -> list[APIRouter]:
+    """The dashboard's pages, those of components that are not installed left out."""
+    routers = [accounts.router, explore.router]
+    if component_installed("requests311"):
+        from qala.web.pages import citizen
+
+        routers.append(citizen.router)
+    routers += [operator.router, admin.router, reports.router]
+    if component_installed("budgeting"):
+        from qala.web.pages import budgeting
+
+        routers.append(budgeting.router)
+    if component_installed("assessment"):
+        from qala.web.pages import readiness
+
+        routers.append(readiness.router)
+    return routers
+
+
 def mount_web(app: FastAPI, context: Context) -> None:
     for component in COMPONENTS:
         if component.web_router is not None:
@@ -61,21 +82,11 @@ def mount_web(app: FastAPI, context: Context) -> None:
 
     templates = [c.templates for c in COMPONENTS if c.templates is not None]
     ui = UI(context, nav=navigation(), extra_templates=templates)
-    context.extras["web_ui"] = ui
+    context.extras[UI_KEY] = ui
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
-
-    from qala.web.pages import accounts, admin, citizen, explore, operator, reports
-
-    for module in (accounts, explore, citizen, operator, admin, reports):
-        app.include_router(module.build_router(ui))
-    if component_installed("budgeting"):
-        from qala.web.pages import budgeting
-
-        app.include_router(budgeting.build_router(ui))
-    if component_installed("assessment"):
-        from qala.web.pages import readiness
-
-        app.include_router(readiness.build_router(ui))
+    for router in page_routers():
+        app.include_router(router)
+    operator.watch_board(context)
 
     @app.exception_handler(LoginRequired)
     async def login_required(request: Request, exc: LoginRequired) -> Response:

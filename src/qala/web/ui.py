@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import hmac
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse
@@ -54,6 +56,20 @@ def role_allows(user: User | None, roles: Sequence[str]) -> bool:
     if not roles:
         return True
     return user is not None and (user.role in roles or user.role == "administrator")
+
+
+def anon_form_token_ok(request: Request, sent: object) -> bool:
+    """Whether a form sent before there is a session carries the double-submit token of its
+    ``qala_form`` cookie (sign in, register, an anonymous citizen's request)."""
+    expected = request.cookies.get(ANON_CSRF_COOKIE)
+    return bool(expected) and isinstance(sent, str) and hmac.compare_digest(sent, expected or "")
+
+
+def flash_url(path: str, message: str, kind: str = "ok") -> str:
+    """``path`` with a one-time message for the page to show (any earlier one dropped)."""
+    base = path.split("flash=")[0].rstrip("&?")
+    joiner = "&" if "?" in base else "?"
+    return f"{base}{joiner}flash={quote(message)}&kind={kind}"
 
 
 def _format_number(value: Any, digits: int = 1) -> str:
