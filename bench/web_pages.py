@@ -126,7 +126,7 @@ def timed_pages(base: str, rounds: int) -> dict[str, dict[str, float]]:
 def report(runs: dict[str, dict[str, dict[str, float]]]) -> None:
     labels = [label for label in ("before", "after") if label in runs] or list(runs)
     table = Table(title="Dashboard pages, warm server, demo data on SQLite (ms)")
-    table.add_column("page")
+    table.add_column("page", no_wrap=True)
     for label in labels:
         table.add_column(f"{label} p50", justify="right")
         table.add_column(f"{label} p95", justify="right")

@@ -17,7 +17,6 @@ from jinja2 import ChoiceLoader, Environment, FileSystemLoader, select_autoescap
 from markupsafe import Markup
 
 from qala import __version__
-from qala.components.accounts.deps import optional_user
 from qala.components.accounts.models import User
 from qala.runtime import Context
 from qala.web.charts import sparkline
@@ -132,19 +131,6 @@ class UI:
             request.headers.get("accept-language"),
             self.context.settings.default_language,
         )
-
-    async def user(self, request: Request) -> User | None:
-        return await optional_user(request)
-
-    async def require(self, request: Request, roles: Sequence[str] = ()) -> User:
-        """The signed-in user with one of ``roles`` (any role when empty), else redirect/403."""
-        user = await self.user(request)
-        if user is None:
-            target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-            raise LoginRequired(target)
-        if not role_allows(user, roles):
-            raise RoleRequired(roles)
-        return user
 
     def anon_csrf(self, request: Request) -> str:
         token = request.cookies.get(ANON_CSRF_COOKIE) or getattr(
