@@ -10,15 +10,17 @@ comes back to the board, so the page also works without scripts.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import Response, StreamingResponse
 from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
 
 from qala.components.accounts.deps import ContextDep
+from qala.components.accounts.models import User
 from qala.components.catalog.services import get_place
 from qala.core.errors import ConflictError, NotFoundError, ValidationError
 from qala.events import Event
@@ -61,8 +63,29 @@ def watch_board(context: Context) -> ChangeCounter:
     return counter
 
 
-@router.get("/operator")
-async def page(
+@dataclass
+class BoardView:
+    """The board as one operator asked for it: the filters and what renders it."""
+
+    request: Request
+    ui: UI
+    t: Translator
+    context: Context
+    department: str | None
+    service: str | None
+
+    def render(self, template: str) -> Response:
+        values = board(self.request, self.context, self.ui, self.t, self.department, self.service)
+        return self.ui.render(
+            self.request,
+            template,
+            department=self.department or "",
+            service=self.service or "",
+            **values,
+        )
+
+
+async def board_view(
     request: Request,
     _user: OperatorPage,
     ui: UIDep,
@@ -70,31 +93,22 @@ async def page(
     context: ContextDep,
     department: str | None = None,
     service: str | None = None,
-) -> Response:
-    values = board(request, context, ui, t, department, service)
-    return ui.render(
-        request, "operator.html", department=department or "", service=service or "", **values
-    )
+) -> BoardView:
+    return BoardView(request, ui, t, context, department, service)
+
+
+BoardDep = Annotated[BoardView, Depends(board_view)]
+
+
+@router.get("/operator")
+async def page(view: BoardDep) -> Response:
+    return view.render("operator.html")
 
 
 @router.get("/operator/live")
-async def live(
-    request: Request,
-    _user: OperatorPage,
-    ui: UIDep,
-    t: TranslatorDep,
-    context: ContextDep,
-    department: str | None = None,
-    service: str | None = None,
-) -> Response:
-    values = board(request, context, ui, t, department, service)
-    return ui.render(
-        request,
-        "_operator_board.html",
-        department=department or "",
-        service=service or "",
-        **values,
-    )
+async def live(view: BoardDep) -> Response:
+    """The board alone, for the page to swap in when something changed."""
+    return view.render("_operator_board.html")
 
 
 @router.get("/operator/stream")
@@ -111,45 +125,13 @@ async def stream(request: Request, _user: OperatorPage, context: ContextDep) -> 
 
 
 @router.post("/operator/requests/{request_id}/{action}")
-async def request_action(
-    request: Request,
-    request_id: int,
-    action: str,
-    user: OperatorPage,
-    ui: UIDep,
-    t: TranslatorDep,
-    context: ContextDep,
-) -> Response:
-    if action not in REQUEST_ACTIONS or not installed("requests311"):
-        raise HTTPException(404, "unknown action")
-    form = await request.form()
-    try:
-        act_on_request(context, request_id, action, form, actor=user.username)
-    except (ConflictError, NotFoundError, ValidationError) as exc:
-        return back(request, ui, str(exc), "error")
-    action_name = t("operator.action_" + action)
-    return back(request, ui, t("operator.done_request", id=request_id, action=action_name))
+async def request_action(request_id: int, action: str, staff: StaffDep) -> Response:
+    return await staff.act(REQUEST_WORK, request_id, action)
 
 
 @router.post("/operator/incidents/{incident_id}/{action}")
-async def incident_action(
-    request: Request,
-    incident_id: int,
-    action: str,
-    user: OperatorPage,
-    ui: UIDep,
-    t: TranslatorDep,
-    context: ContextDep,
-) -> Response:
-    if action not in INCIDENT_ACTIONS or not installed("operate"):
-        raise HTTPException(404, "unknown action")
-    form = await request.form()
-    try:
-        act_on_incident(context, incident_id, action, form, actor=user.username)
-    except (ConflictError, NotFoundError, ValidationError) as exc:
-        return back(request, ui, str(exc), "error")
-    action_name = t("operator.action_" + action)
-    return back(request, ui, t("operator.done_incident", id=incident_id, action=action_name))
+async def incident_action(incident_id: int, action: str, staff: StaffDep) -> Response:
+    return await staff.act(INCIDENT_WORK, incident_id, action)
 
 
 # -- the board ----------------------------------------------------------------------------
@@ -311,6 +293,48 @@ async def board_events(
 
 
 # -- actions ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Work:
+    """A kind of item on the board: its actions, the component that owns it, the function that
+    carries an action out, and the message saying it was done."""
+
+    actions: tuple[str, ...]
+    component: str
+    carry_out: Callable[..., None]
+    done: str
+
+
+@dataclass
+class StaffAction:
+    """An operator's form POST on the board; answers with a redirect back to it."""
+
+    request: Request
+    user: User
+    ui: UI
+    t: Translator
+    context: Context
+
+    async def act(self, work: Work, item_id: int, action: str) -> Response:
+        if action not in work.actions or not installed(work.component):
+            raise HTTPException(404, "unknown action")
+        form = await self.request.form()
+        try:
+            work.carry_out(self.context, item_id, action, form, actor=self.user.username)
+        except (ConflictError, NotFoundError, ValidationError) as exc:
+            return back(self.request, self.ui, str(exc), "error")
+        action_name = self.t("operator.action_" + action)
+        return back(self.request, self.ui, self.t(work.done, id=item_id, action=action_name))
+
+
+async def staff_action(
+    request: Request, user: OperatorPage, ui: UIDep, t: TranslatorDep, context: ContextDep
+) -> StaffAction:
+    return StaffAction(request, user, ui, t, context)
+
+
+StaffDep = Annotated[StaffAction, Depends(staff_action)]
+
+
 def act_on_request(
     context: Context, request_id: int, action: str, form: FormData, *, actor: str
 ) -> None:
@@ -354,3 +378,7 @@ def back(request: Request, ui: UI, message: str, kind: str = "ok") -> Response:
     if "/operator" in target:
         path = target[target.index("/operator") :].split("#")[0]
     return ui.redirect(request, flash_url(path, message, kind))
+
+
+REQUEST_WORK = Work(REQUEST_ACTIONS, "requests311", act_on_request, "operator.done_request")
+INCIDENT_WORK = Work(INCIDENT_ACTIONS, "operate", act_on_incident, "operator.done_incident")
