@@ -21,7 +21,7 @@ UI_KEY = "web_ui"
 """Where ``mount_web`` keeps the app's renderer in ``Context.extras``."""
 
 
-def get_ui(context: ContextDep) -> UI:
+async def get_ui(context: ContextDep) -> UI:
     ui: UI = context.extras[UI_KEY]
     return ui
 
@@ -29,8 +29,9 @@ def get_ui(context: ContextDep) -> UI:
 UIDep = Annotated[UI, Depends(get_ui)]
 
 
-def get_translator(request: Request, ui: UIDep) -> Translator:
-    """UI strings in the page's language (query, cookie, browser, then the default)."""
+async def get_translator(request: Request, ui: UIDep) -> Translator:
+    """UI strings in the page's language (query, cookie, browser, then the default). Both
+    dependencies are coroutines only so that FastAPI runs them inline, not in a worker thread."""
     return Translator(ui.language(request))
 
 
