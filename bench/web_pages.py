@@ -3,8 +3,9 @@
 Builds a demo store in a temporary folder (``qala db upgrade`` then ``qala demo load``), starts
 ``qala serve`` from the source tree given by ``--source`` (default: this checkout's ``src``), warms
 every page up, then requests each page ``--rounds`` times in turn and prints p50/p95 per page. The
-target for the city page is p95 under 150 ms; PDF reports should answer from the cache in a few ms
-once built for the store's data version.
+target for the city page is p95 under 150 ms. PDF reports answer from the cache once built for
+the store's data version: a repeat costs the data-version query (``catalog.data_version``, a few
+counts over the values table) and sending the bytes.
 
 A run is saved as ``bench/results/web_pages-<label>.json``; when both a ``before`` and an
 ``after`` run are saved, the table puts them side by side with the ratio and a PNG chart is

@@ -246,12 +246,16 @@ def test_city_report_pdf_renders(site: tuple[Context, object], tmp_path: Path) -
     assert (image[..., :3].mean(axis=2) < 0.5).mean() > 0.005  # text and plots, not a blank page
 
 
-def test_reports_answer_from_the_cache_until_a_value_is_imported(
+def test_reports_and_city_pages_answer_from_the_cache_until_a_value_is_imported(
     site: tuple[Context, object],
 ) -> None:
-    from qala.web.cache import REPORTS
+    from qala.web.cache import CITY_PROFILES, REPORTS
 
     client = client_for(site)
+    assert "987.65" not in client.get("/cities/astana").text
+    profile_misses = CITY_PROFILES.misses
+    assert client.get("/cities/astana").status_code == 200
+    assert CITY_PROFILES.misses == profile_misses
     first = client.get("/reports/city/astana.pdf")
     html = client.get("/reports/city/astana.html").text
     assert first.status_code == 200 and first.content.startswith(b"%PDF")
@@ -274,6 +278,8 @@ def test_reports_answer_from_the_cache_until_a_value_is_imported(
     assert REPORTS.misses == misses + 1
     assert rebuilt.content.startswith(b"%PDF") and rebuilt.content != first.content
     assert "987.65" in client.get("/reports/city/astana.html").text
+    assert "987.65" in client.get("/cities/astana").text
+    assert CITY_PROFILES.misses == profile_misses + 1
 
 
 def test_rating_report_html_has_the_table_and_the_annex(site: tuple[Context, object]) -> None:
