@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
@@ -88,29 +89,36 @@ def mount_web(app: FastAPI, context: Context) -> None:
         app.include_router(router)
     operator.watch_board(context)
 
-    @app.exception_handler(LoginRequired)
-    async def login_required(request: Request, exc: LoginRequired) -> Response:
-        from urllib.parse import quote
+    app.exception_handler(LoginRequired)(login_required)
+    app.exception_handler(RoleRequired)(role_required)
+    app.exception_handler(StarletteHTTPException)(http_error)
 
-        return ui.redirect(request, f"/login?next={quote(exc.next_url, safe='/')}")
 
-    @app.exception_handler(RoleRequired)
-    async def role_required(request: Request, exc: RoleRequired) -> Response:
-        return ui.render(request, "error.html", status_code=403, code=403, roles=exc.roles)
+def _ui(request: Request) -> UI:
+    ui: UI = request.app.state.context.extras[UI_KEY]
+    return ui
 
-    @app.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
-        if _wants_html(request) and exc.status_code in (401, 403, 404, 405):
-            if exc.status_code == 401:
-                from urllib.parse import quote
 
-                return ui.redirect(request, f"/login?next={quote(request.url.path, safe='/')}")
-            detail: Any = exc.detail
-            return ui.render(
-                request,
-                "error.html",
-                status_code=exc.status_code,
-                code=exc.status_code,
-                detail=detail,
-            )
+def _sign_in_first(request: Request, next_url: str) -> Response:
+    return _ui(request).redirect(request, f"/login?next={quote(next_url, safe='/')}")
+
+
+async def login_required(request: Request, exc: LoginRequired) -> Response:
+    return _sign_in_first(request, exc.next_url)
+
+
+async def role_required(request: Request, exc: RoleRequired) -> Response:
+    return _ui(request).render(request, "error.html", status_code=403, code=403, roles=exc.roles)
+
+
+async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+    """Browsers get the dashboard's pages for 401 (to sign in), 403, 404 and 405; API clients and
+    scripts keep FastAPI's JSON errors."""
+    if not _wants_html(request) or exc.status_code not in (401, 403, 404, 405):
         return await http_exception_handler(request, exc)
+    if exc.status_code == 401:
+        return _sign_in_first(request, request.url.path)
+    detail: Any = exc.detail
+    return _ui(request).render(
+        request, "error.html", status_code=exc.status_code, code=exc.status_code, detail=detail
+    )
