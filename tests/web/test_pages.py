@@ -246,6 +246,42 @@ def test_city_report_pdf_renders(site: tuple[Context, object], tmp_path: Path) -
     assert (image[..., :3].mean(axis=2) < 0.5).mean() > 0.005  # text and plots, not a blank page
 
 
+def test_reports_and_city_pages_answer_from_the_cache_until_a_value_is_imported(
+    site: tuple[Context, object],
+) -> None:
+    from qala.web.cache import CITY_PROFILES, REPORTS
+
+    client = client_for(site)
+    assert "987.65" not in client.get("/cities/astana").text
+    profile_misses = CITY_PROFILES.misses
+    assert client.get("/cities/astana").status_code == 200
+    assert CITY_PROFILES.misses == profile_misses
+    first = client.get("/reports/city/astana.pdf")
+    html = client.get("/reports/city/astana.html").text
+    assert first.status_code == 200 and first.content.startswith(b"%PDF")
+    assert "987.65" not in html
+    hits, misses = REPORTS.hits, REPORTS.misses
+    again = client.get("/reports/city/astana.pdf")
+    assert (REPORTS.hits, REPORTS.misses) == (hits + 1, misses)
+    assert again.content == first.content
+
+    analyst = signed_in(site, "analyst")
+    text = "place,indicator,year,value,source\nastana,kz_sc.requests.median_hours_to_close,2025,987.654,akimat\n"
+    imported = analyst.post(
+        "/admin/import",
+        data={"csrf_token": csrf(analyst.get("/admin").text), "mode": "import"},
+        files={"file": ("astana.csv", text.encode(), "text/csv")},
+    )
+    assert imported.status_code == 200 and 'id="import-outcome"' in imported.text
+
+    rebuilt = client.get("/reports/city/astana.pdf")
+    assert REPORTS.misses == misses + 1
+    assert rebuilt.content.startswith(b"%PDF") and rebuilt.content != first.content
+    assert "987.65" in client.get("/reports/city/astana.html").text
+    assert "987.65" in client.get("/cities/astana").text
+    assert CITY_PROFILES.misses == profile_misses + 1
+
+
 def test_rating_report_html_has_the_table_and_the_annex(site: tuple[Context, object]) -> None:
     answer = client_for(site).get("/reports/rating.html")
     assert answer.status_code == 200

@@ -234,111 +234,136 @@ class CityProfile:
 
 
 def city_profile(session: Session, context: Context, place: Place, t: Translator) -> CityProfile:
-    catalogue = load_catalogue()
-    names = area_names(catalogue)
+    """Everything the city page and the city report show of ``place``."""
     year = context.clock().year
-    region = None
-    if place.parent is not None:
-        region = (
-            place.parent.name(t.language)
-            if place.parent.level != "country"
-            else t("place.republican")
-        )
-    monotown = place.code in single_industry_codes(session, year)
-    entry: BoardEntry | None = None
-    areas: list[AreaScore] = []
-    history: list[dict[str, Any]] = []
-    run_summary = None
-    if installed("rating"):
-        from qala.components.rating import services as rating
-
-        try:
-            run = rating.latest_run(session)
-        except NotFoundError:
-            run = None
-        if run is not None:
-            run_summary = rating.RunSummary.of(run)
-            everyone = rating.run_entries(session, run)
-            mine = next((e for e in everyone if e.place == place.code), None)
-            if mine is not None:
-                entry = BoardEntry(
-                    code=mine.place,
-                    name=t.name(mine.name),
-                    score=mine.score,
-                    rank=mine.rank,
-                    rank_all=mine.rank,
-                    rank_q05=mine.rank_q05,
-                    rank_q95=mine.rank_q95,
-                    monotown=mine.single_industry,
-                    region=mine.region,
-                    region_name=region or "",
-                    illustrative_share=mine.illustrative_share,
-                    imputed=mine.imputed,
-                )
-                top_codes = [child.code for child in catalogue.framework(RATING_FRAMEWORK).areas()]
-                for code in top_codes:
-                    got = mine.areas.get(code) or {}
-                    others = [
-                        float(e.areas[code]["score"])
-                        for e in everyone
-                        if code in e.areas and e.areas[code].get("score") is not None
-                    ]
-                    areas.append(
-                        AreaScore(
-                            code=code,
-                            name=t.name(names.get(code, {"en": code})),
-                            score=got.get("score"),
-                            rank=got.get("rank"),
-                            median=statistics.median(others) if others else None,
-                        )
-                    )
-            history = rating.place_history(session, place.code)
+    region = _region_name(place, t)
+    rated = _city_rating(session, place, region, t)
     frame = values_frame(session, places=[place.code], framework=RATING_FRAMEWORK)
-    latest_year = None
-    if not frame.empty:
-        # The latest year with a fair share of values: components write a few computed
-        # indicators for the current year before the statistics for it exist.
-        per_year = frame.groupby("year").size()
-        latest_year = int(per_year[per_year >= 0.5 * per_year.max()].index.max())
-    categories: list[CategoryValues] = []
-    illustrative = bool(frame["illustrative"].any()) if not frame.empty else False
-    if latest_year is not None:
-        latest = frame[frame["year"] == latest_year]
-        by_category: dict[str, list[dict[str, Any]]] = {c: [] for c in CATEGORIES}
-        for record in latest.itertuples(index=False):
-            definition = catalogue.indicators.get(str(record.indicator))
-            if definition is None:
-                continue
-            series = frame[frame["indicator"] == record.indicator].sort_values("year")
-            by_category[definition.category].append(
-                {
-                    "id": definition.id,
-                    "name": definition.name(t.language),
-                    "value": float(record.value),
-                    "unit": definition.unit,
-                    "polarity": definition.polarity,
-                    "illustrative": bool(record.illustrative),
-                    "series": [float(v) for v in series["value"]],
-                }
-            )
-        categories = [CategoryValues(c, v) for c, v in by_category.items() if v]
-    assessment = city_assessment(session, context, place, t)
+    latest_year, categories = _latest_values(frame, t)
     return CityProfile(
         code=place.code,
         name=t.name(place),
         place=place,
         region_name=region,
         population=population(session, place.id, year),
-        monotown=monotown,
-        rating=entry,
-        run=run_summary,
-        areas=areas,
-        history=history,
+        monotown=place.code in single_industry_codes(session, year),
+        rating=rated.entry,
+        run=rated.run,
+        areas=rated.areas,
+        history=rated.history,
         categories=categories,
         latest_year=latest_year,
-        illustrative=illustrative,
-        assessment=assessment,
+        illustrative=bool(frame["illustrative"].any()) if not frame.empty else False,
+        assessment=city_assessment(session, context, place, t),
     )
+
+
+def _region_name(place: Place, t: Translator) -> str | None:
+    """The place's region, "republican significance" for cities under the country itself."""
+    if place.parent is None:
+        return None
+    if place.parent.level == "country":
+        return t("place.republican")
+    return place.parent.name(t.language)
+
+
+@dataclass
+class CityRating:
+    entry: BoardEntry | None = None
+    run: Any | None = None
+    areas: list[AreaScore] = field(default_factory=list)
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _city_rating(session: Session, place: Place, region: str | None, t: Translator) -> CityRating:
+    """The city's entry in the newest national rating, its area scores against the national
+    medians, and its score and rank in every stored year."""
+    if not installed("rating"):
+        return CityRating()
+    from qala.components.rating import services as rating
+
+    try:
+        run = rating.latest_run(session)
+    except NotFoundError:
+        return CityRating()
+    rated = CityRating(run=rating.RunSummary.of(run))
+    everyone = rating.run_entries(session, run)
+    mine = next((e for e in everyone if e.place == place.code), None)
+    if mine is not None:
+        rated.entry = BoardEntry(
+            code=mine.place,
+            name=t.name(mine.name),
+            score=mine.score,
+            rank=mine.rank,
+            rank_all=mine.rank,
+            rank_q05=mine.rank_q05,
+            rank_q95=mine.rank_q95,
+            monotown=mine.single_industry,
+            region=mine.region,
+            region_name=region or "",
+            illustrative_share=mine.illustrative_share,
+            imputed=mine.imputed,
+        )
+        rated.areas = _area_scores(mine, everyone, t)
+    rated.history = rating.place_history(session, place.code)
+    return rated
+
+
+def _area_scores(mine: Any, everyone: list[Any], t: Translator) -> list[AreaScore]:
+    """The city's score and rank in each top-level area, with the national median score."""
+    catalogue = load_catalogue()
+    names = area_names(catalogue)
+    areas = []
+    for code in (child.code for child in catalogue.framework(RATING_FRAMEWORK).areas()):
+        got = mine.areas.get(code) or {}
+        others = [
+            float(e.areas[code]["score"])
+            for e in everyone
+            if code in e.areas and e.areas[code].get("score") is not None
+        ]
+        areas.append(
+            AreaScore(
+                code=code,
+                name=t.name(names.get(code, {"en": code})),
+                score=got.get("score"),
+                rank=got.get("rank"),
+                median=statistics.median(others) if others else None,
+            )
+        )
+    return areas
+
+
+def _latest_values(frame: Any, t: Translator) -> tuple[int | None, list[CategoryValues]]:
+    """The latest year with a fair share of values, and that year's values by category, each
+    with its series over the years."""
+    if frame.empty:
+        return None, []
+    # Components write a few computed indicators for the current year before the statistics
+    # for it exist: take the latest year with at least half the best-covered year's values.
+    per_year = frame.groupby("year").size()
+    latest_year = int(per_year[per_year >= 0.5 * per_year.max()].index.max())
+    catalogue = load_catalogue()
+    series = {
+        str(indicator): [float(v) for v in rows.sort_values("year")["value"]]
+        for indicator, rows in frame.groupby("indicator", sort=False)
+    }
+    by_category: dict[str, list[dict[str, Any]]] = {c: [] for c in CATEGORIES}
+    for record in frame[frame["year"] == latest_year].itertuples(index=False):
+        definition = catalogue.indicators.get(str(record.indicator))
+        if definition is None:
+            continue
+        by_category[definition.category].append(
+            {
+                "id": definition.id,
+                "name": definition.name(t.language),
+                "value": float(record.value),
+                "unit": definition.unit,
+                "polarity": definition.polarity,
+                "illustrative": bool(record.illustrative),
+                "series": series[str(record.indicator)],
+            }
+        )
+    return latest_year, [CategoryValues(c, v) for c, v in by_category.items() if v]
 
 
 @dataclass

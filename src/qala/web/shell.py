@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
@@ -17,6 +18,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from qala.registry import COMPONENTS
 from qala.runtime import Context
+from qala.web.deps import UI_KEY
+from qala.web.pages import accounts, admin, explore, operator, reports
 from qala.web.ui import UI, LoginRequired, NavItem, RoleRequired
 
 STATIC = Path(__file__).parent / "static"
@@ -54,6 +57,25 @@ def _wants_html(request: Request) -> bool:
     return "text/html" in request.headers.get("accept", "")
 
 
+def page_routers() -> list[APIRouter]:
+    """The dashboard's pages, those of components that are not installed left out."""
+    routers = [accounts.router, explore.router]
+    if component_installed("requests311"):
+        from qala.web.pages import citizen
+
+        routers.append(citizen.router)
+    routers += [operator.router, admin.router, reports.router]
+    if component_installed("budgeting"):
+        from qala.web.pages import budgeting
+
+        routers.append(budgeting.router)
+    if component_installed("assessment"):
+        from qala.web.pages import readiness
+
+        routers.append(readiness.router)
+    return routers
+
+
 def mount_web(app: FastAPI, context: Context) -> None:
     for component in COMPONENTS:
         if component.web_router is not None:
@@ -61,45 +83,42 @@ def mount_web(app: FastAPI, context: Context) -> None:
 
     templates = [c.templates for c in COMPONENTS if c.templates is not None]
     ui = UI(context, nav=navigation(), extra_templates=templates)
-    context.extras["web_ui"] = ui
+    context.extras[UI_KEY] = ui
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
+    for router in page_routers():
+        app.include_router(router)
+    operator.watch_board(context)
 
-    from qala.web.pages import accounts, admin, citizen, explore, operator, reports
+    app.exception_handler(LoginRequired)(login_required)
+    app.exception_handler(RoleRequired)(role_required)
+    app.exception_handler(StarletteHTTPException)(http_error)
 
-    for module in (accounts, explore, citizen, operator, admin, reports):
-        app.include_router(module.build_router(ui))
-    if component_installed("budgeting"):
-        from qala.web.pages import budgeting
 
-        app.include_router(budgeting.build_router(ui))
-    if component_installed("assessment"):
-        from qala.web.pages import readiness
+def _ui(request: Request) -> UI:
+    ui: UI = request.app.state.context.extras[UI_KEY]
+    return ui
 
-        app.include_router(readiness.build_router(ui))
 
-    @app.exception_handler(LoginRequired)
-    async def login_required(request: Request, exc: LoginRequired) -> Response:
-        from urllib.parse import quote
+def _sign_in_first(request: Request, next_url: str) -> Response:
+    return _ui(request).redirect(request, f"/login?next={quote(next_url, safe='/')}")
 
-        return ui.redirect(request, f"/login?next={quote(exc.next_url, safe='/')}")
 
-    @app.exception_handler(RoleRequired)
-    async def role_required(request: Request, exc: RoleRequired) -> Response:
-        return ui.render(request, "error.html", status_code=403, code=403, roles=exc.roles)
+async def login_required(request: Request, exc: LoginRequired) -> Response:
+    return _sign_in_first(request, exc.next_url)
 
-    @app.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
-        if _wants_html(request) and exc.status_code in (401, 403, 404, 405):
-            if exc.status_code == 401:
-                from urllib.parse import quote
 
-                return ui.redirect(request, f"/login?next={quote(request.url.path, safe='/')}")
-            detail: Any = exc.detail
-            return ui.render(
-                request,
-                "error.html",
-                status_code=exc.status_code,
-                code=exc.status_code,
-                detail=detail,
-            )
+async def role_required(request: Request, exc: RoleRequired) -> Response:
+    return _ui(request).render(request, "error.html", status_code=403, code=403, roles=exc.roles)
+
+
+async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+    """Browsers get the dashboard's pages for 401 (to sign in), 403, 404 and 405; API clients and
+    scripts keep FastAPI's JSON errors."""
+    if not _wants_html(request) or exc.status_code not in (401, 403, 404, 405):
         return await http_exception_handler(request, exc)
+    if exc.status_code == 401:
+        return _sign_in_first(request, request.url.path)
+    detail: Any = exc.detail
+    return _ui(request).render(
+        request, "error.html", status_code=exc.status_code, code=exc.status_code, detail=detail
+    )

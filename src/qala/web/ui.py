@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import hmac
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse
@@ -15,7 +17,6 @@ from jinja2 import ChoiceLoader, Environment, FileSystemLoader, select_autoescap
 from markupsafe import Markup
 
 from qala import __version__
-from qala.components.accounts.deps import optional_user
 from qala.components.accounts.models import User
 from qala.runtime import Context
 from qala.web.charts import sparkline
@@ -54,6 +55,20 @@ def role_allows(user: User | None, roles: Sequence[str]) -> bool:
     if not roles:
         return True
     return user is not None and (user.role in roles or user.role == "administrator")
+
+
+def anon_form_token_ok(request: Request, sent: object) -> bool:
+    """Whether a form sent before there is a session carries the double-submit token of its
+    ``qala_form`` cookie (sign in, register, an anonymous citizen's request)."""
+    expected = request.cookies.get(ANON_CSRF_COOKIE)
+    return bool(expected) and isinstance(sent, str) and hmac.compare_digest(sent, expected or "")
+
+
+def flash_url(path: str, message: str, kind: str = "ok") -> str:
+    """``path`` with a one-time message for the page to show (any earlier one dropped)."""
+    base = path.split("flash=")[0].rstrip("&?")
+    joiner = "&" if "?" in base else "?"
+    return f"{base}{joiner}flash={quote(message)}&kind={kind}"
 
 
 def _format_number(value: Any, digits: int = 1) -> str:
@@ -116,19 +131,6 @@ class UI:
             request.headers.get("accept-language"),
             self.context.settings.default_language,
         )
-
-    async def user(self, request: Request) -> User | None:
-        return await optional_user(request)
-
-    async def require(self, request: Request, roles: Sequence[str] = ()) -> User:
-        """The signed-in user with one of ``roles`` (any role when empty), else redirect/403."""
-        user = await self.user(request)
-        if user is None:
-            target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-            raise LoginRequired(target)
-        if not role_allows(user, roles):
-            raise RoleRequired(roles)
-        return user
 
     def anon_csrf(self, request: Request) -> str:
         token = request.cookies.get(ANON_CSRF_COOKIE) or getattr(

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import hmac
 from urllib.parse import urlparse
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from qala.components.accounts.api import set_session_cookie
-from qala.components.accounts.deps import SESSION_COOKIE
+from qala.components.accounts.deps import SESSION_COOKIE, ContextDep
 from qala.components.accounts.services import (
     DEMO_USERS,
     authenticate,
@@ -18,8 +17,10 @@ from qala.components.accounts.services import (
     start_session,
 )
 from qala.core.errors import ConflictError, PermissionDeniedError, ValidationError
-from qala.web.i18n import Translator
-from qala.web.ui import ANON_CSRF_COOKIE, UI
+from qala.web.deps import SEES_USER, TranslatorDep, UIDep
+from qala.web.ui import anon_form_token_ok
+
+router = APIRouter(include_in_schema=False)
 
 
 def safe_next(target: str | None) -> str:
@@ -32,116 +33,105 @@ def safe_next(target: str | None) -> str:
     return target
 
 
-def _anon_token_ok(request: Request, sent: object) -> bool:
-    expected = request.cookies.get(ANON_CSRF_COOKIE)
-    return bool(expected) and isinstance(sent, str) and hmac.compare_digest(sent, expected or "")
+def demo_accounts() -> list[tuple[str, str]]:
+    return [(username, role) for username, role, _name, _dept in DEMO_USERS]
 
 
-def build_router(ui: UI) -> APIRouter:
-    router = APIRouter(include_in_schema=False)
-    database = ui.context.database
+@router.get("/login", dependencies=[SEES_USER])
+async def login_page(request: Request, ui: UIDep, next: str | None = None) -> Response:
+    return ui.render(
+        request,
+        "login.html",
+        next=safe_next(next),
+        demo_accounts=demo_accounts(),
+        error=None,
+        form_token=ui.anon_csrf(request),
+    )
 
-    def demo_accounts() -> list[tuple[str, str]]:
-        return [(username, role) for username, role, _name, _dept in DEMO_USERS]
 
-    @router.get("/login")
-    async def login_page(request: Request, next: str | None = None) -> Response:
-        await ui.user(request)
+@router.post("/login")
+async def login(request: Request, ui: UIDep, t: TranslatorDep, context: ContextDep) -> Response:
+    form = await request.form()
+    username, password = str(form.get("username", "")), str(form.get("password", ""))
+    next_url = safe_next(str(form.get("next", "/")))
+    error = None
+    if not anon_form_token_ok(request, form.get("csrf_token")):
+        error = t("auth.form_expired")
+    else:
+        try:
+            with context.database.transaction() as session:
+                user = authenticate(session, username, password)
+                new = start_session(session, user, now=context.clock())
+        except PermissionDeniedError:
+            error = t("auth.wrong_password")
+    if error is not None:
         return ui.render(
             request,
             "login.html",
-            next=safe_next(next),
+            status_code=400,
+            next=next_url,
             demo_accounts=demo_accounts(),
-            error=None,
+            error=error,
+            username=username,
             form_token=ui.anon_csrf(request),
         )
+    response = ui.redirect(request, next_url)
+    set_session_cookie(response, context, new.token)
+    return response
 
-    @router.post("/login")
-    async def login(request: Request) -> Response:
-        form = await request.form()
-        t = Translator(ui.language(request))
-        username, password = str(form.get("username", "")), str(form.get("password", ""))
-        next_url = safe_next(str(form.get("next", "/")))
-        error = None
-        if not _anon_token_ok(request, form.get("csrf_token")):
-            error = t("auth.form_expired")
-        else:
-            try:
-                with database.transaction() as session:
-                    user = authenticate(session, username, password)
-                    new = start_session(session, user, now=ui.context.clock())
-            except PermissionDeniedError:
-                error = t("auth.wrong_password")
-        if error is not None:
-            return ui.render(
-                request,
-                "login.html",
-                status_code=400,
-                next=next_url,
-                demo_accounts=demo_accounts(),
-                error=error,
-                username=username,
-                form_token=ui.anon_csrf(request),
-            )
-        response = ui.redirect(request, next_url)
-        set_session_cookie(response, ui.context, new.token)
-        return response
 
-    @router.post("/logout")
-    async def logout(request: Request) -> Response:
-        await ui.user(request)  # checks the CSRF token of the signed-in session
-        token = request.cookies.get(SESSION_COOKIE)
-        if token:
-            with database.transaction() as session:
-                end_session(session, token)
-        response = ui.redirect(request, "/")
-        response.delete_cookie(SESSION_COOKIE, path="/")
-        return response
+@router.post("/logout", dependencies=[SEES_USER])  # checks the session's CSRF token
+async def logout(request: Request, ui: UIDep, context: ContextDep) -> Response:
+    token = request.cookies.get(SESSION_COOKIE)
+    if token:
+        with context.database.transaction() as session:
+            end_session(session, token)
+    response = ui.redirect(request, "/")
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response
 
-    @router.get("/register")
-    async def register_page(request: Request) -> Response:
-        await ui.user(request)
+
+@router.get("/register", dependencies=[SEES_USER])
+async def register_page(request: Request, ui: UIDep) -> Response:
+    return ui.render(
+        request, "register.html", problems=[], values={}, form_token=ui.anon_csrf(request)
+    )
+
+
+@router.post("/register")
+async def register(request: Request, ui: UIDep, t: TranslatorDep, context: ContextDep) -> Response:
+    form = await request.form()
+    values = {k: str(form.get(k, "")) for k in ("username", "display_name")}
+    password = str(form.get("password", ""))
+    problems: list[str] = []
+    if not anon_form_token_ok(request, form.get("csrf_token")):
+        problems.append(t("auth.form_expired"))
+    elif password != str(form.get("password_again", "")):
+        problems.append(t("auth.passwords_differ"))
+    else:
+        try:
+            with context.database.transaction() as session:
+                user = create_user(
+                    session,
+                    username=values["username"],
+                    password=password,
+                    display_name=values["display_name"],
+                    role="citizen",
+                )
+                new = start_session(session, user, now=context.clock())
+        except ValidationError as exc:
+            problems += [p.reason for p in exc.problems]
+        except ConflictError as exc:
+            problems.append(str(exc))
+    if problems:
         return ui.render(
-            request, "register.html", problems=[], values={}, form_token=ui.anon_csrf(request)
+            request,
+            "register.html",
+            status_code=400,
+            problems=problems,
+            values=values,
+            form_token=ui.anon_csrf(request),
         )
-
-    @router.post("/register")
-    async def register(request: Request) -> Response:
-        form = await request.form()
-        t = Translator(ui.language(request))
-        values = {k: str(form.get(k, "")) for k in ("username", "display_name")}
-        password = str(form.get("password", ""))
-        problems: list[str] = []
-        if not _anon_token_ok(request, form.get("csrf_token")):
-            problems.append(t("auth.form_expired"))
-        elif password != str(form.get("password_again", "")):
-            problems.append(t("auth.passwords_differ"))
-        else:
-            try:
-                with database.transaction() as session:
-                    user = create_user(
-                        session,
-                        username=values["username"],
-                        password=password,
-                        display_name=values["display_name"],
-                        role="citizen",
-                    )
-                    new = start_session(session, user, now=ui.context.clock())
-            except ValidationError as exc:
-                problems += [p.reason for p in exc.problems]
-            except ConflictError as exc:
-                problems.append(str(exc))
-        if problems:
-            return ui.render(
-                request,
-                "register.html",
-                status_code=400,
-                problems=problems,
-                values=values,
-                form_token=ui.anon_csrf(request),
-            )
-        response = ui.redirect(request, "/")
-        set_session_cookie(response, ui.context, new.token)
-        return response
-
-    return router
+    response = ui.redirect(request, "/")
+    set_session_cookie(response, context, new.token)
+    return response

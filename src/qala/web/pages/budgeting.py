@@ -3,137 +3,149 @@ money paid and the check of the tamper-evident ledger.
 
 Everything goes through the ``budgeting`` component: ``process.list_processes/get_process/
 list_proposals``, ``ballots.cast_ballot/get_results``, ``projects.list_projects/get_project`` and
-``ledger.verify_ledger``.
+``ledger.verify_ledger``. The shell mounts these pages only when that component is installed.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import Response
+from starlette.datastructures import FormData
 
+from qala.components.accounts.deps import ContextDep
+from qala.components.accounts.models import User
+from qala.components.budgeting import ballots, ledger, process, projects
 from qala.core.errors import ConflictError, NotFoundError, PermissionDeniedError, ValidationError
+from qala.runtime import Context
+from qala.web.deps import SEES_USER, TranslatorDep, UIDep, page_user
 from qala.web.i18n import Translator
 from qala.web.ui import UI
 
-VOTERS = ("citizen",)
+router = APIRouter(include_in_schema=False)
+VoterPage = Annotated[User, Depends(page_user("citizen"))]
 
 
-def build_router(ui: UI) -> APIRouter:
-    router = APIRouter(include_in_schema=False)
-    from qala.components.budgeting import ballots, ledger, process, projects
+def today(context: Context) -> Any:
+    return context.clock().date()
 
-    database = ui.context.database
 
-    def today() -> Any:
-        return ui.context.clock().date()
+@router.get("/budgeting", dependencies=[SEES_USER])
+async def overview(request: Request, ui: UIDep, context: ContextDep) -> Response:
+    with context.database.session() as session:
+        processes = process.list_processes(session)
+        tracked = projects.list_projects(session, today=today(context))
+    return ui.render(request, "budgeting.html", processes=processes, projects=tracked)
 
-    @router.get("/budgeting")
-    async def overview(request: Request) -> Response:
-        await ui.user(request)
-        with database.session() as session:
-            processes = process.list_processes(session)
-            tracked = projects.list_projects(session, today=today())
-        return ui.render(request, "budgeting.html", processes=processes, projects=tracked)
 
-    def process_page(
-        request: Request,
-        code: str,
-        *,
-        receipt: Any = None,
-        problems: list[str] | None = None,
-        chosen: set[str] | None = None,
-        status_code: int = 200,
-    ) -> Response:
-        t = Translator(ui.language(request))
-        with database.session() as session:
-            try:
-                info = process.get_process(session, code)
-            except NotFoundError as exc:
-                raise HTTPException(404, str(exc)) from None
-            proposals = process.list_proposals(session, code)
-            results = None
-            if info.phase in ("results", "implementation", "closed"):
-                try:
-                    results = ballots.get_results(session, code)
-                except NotFoundError:
-                    results = None
-            tracked = projects.list_projects(session, today=today(), process_code=code)
-        feasible = [p for p in proposals if p.status == "feasible"]
-        feasible.sort(key=lambda p: t.name(p.title))
-        return ui.render(
-            request,
-            "budgeting_process.html",
-            status_code=status_code,
-            info=info,
-            feasible=feasible,
-            proposals=proposals,
-            results=results,
-            projects=tracked,
-            receipt=receipt,
-            problems=problems or [],
-            chosen=chosen or set(),
-        )
+@router.get("/budgeting/{code}", dependencies=[SEES_USER])
+async def one_process(
+    request: Request, code: str, ui: UIDep, t: TranslatorDep, context: ContextDep
+) -> Response:
+    return process_page(request, ui, t, context, code)
 
-    @router.get("/budgeting/{code}")
-    async def one_process(request: Request, code: str) -> Response:
-        await ui.user(request)
-        return process_page(request, code)
 
-    @router.post("/budgeting/{code}/ballot")
-    async def cast(request: Request, code: str) -> Response:
-        await ui.require(request, VOTERS)
-        form = await request.form()
-        iin = str(form.get("iin", "")).strip()
-        with database.session() as session:
-            kind = process.get_process(session, code).ballot_kind
-        choices: list[str] | dict[str, int]
-        if kind == "cumulative":
-            points: dict[str, int] = {}
-            for key in form:
-                if key.startswith("points.") and str(form.get(key, "")).strip():
-                    try:
-                        points[key[7:]] = int(str(form.get(key)))
-                    except ValueError:
-                        points[key[7:]] = -1
-            choices = {k: v for k, v in points.items() if v}
-        else:
-            choices = [str(v) for v in form.getlist("project")]
-        try:
-            with database.transaction() as session:
-                receipt = ballots.cast_ballot(
-                    session,
-                    code,
-                    iin=iin,
-                    choices=choices,
-                    secret_key=ui.context.settings.secret_key,
-                    now=ui.context.clock(),
-                    receipt=str(form.get("receipt", "")).strip() or None,
-                )
-        except ValidationError as exc:
-            return process_page(
-                request,
+@router.post("/budgeting/{code}/ballot")
+async def cast(
+    request: Request,
+    code: str,
+    _user: VoterPage,
+    ui: UIDep,
+    t: TranslatorDep,
+    context: ContextDep,
+) -> Response:
+    form = await request.form()
+    with context.database.session() as session:
+        kind = process.get_process(session, code).ballot_kind
+    choices = ballot_choices(form, kind)
+    try:
+        with context.database.transaction() as session:
+            receipt = ballots.cast_ballot(
+                session,
                 code,
-                problems=[str(p) for p in exc.problems],
-                chosen=set(choices),
-                status_code=422,
+                iin=str(form.get("iin", "")).strip(),
+                choices=choices,
+                secret_key=context.settings.secret_key,
+                now=context.clock(),
+                receipt=str(form.get("receipt", "")).strip() or None,
             )
-        except (ConflictError, PermissionDeniedError, NotFoundError) as exc:
-            return process_page(
-                request, code, problems=[str(exc)], chosen=set(choices), status_code=409
-            )
-        return process_page(request, code, receipt=receipt)
+    except ValidationError as exc:
+        problems = [str(p) for p in exc.problems]
+        return process_page(
+            request, ui, t, context, code, problems=problems, chosen=set(choices), status_code=422
+        )
+    except (ConflictError, PermissionDeniedError, NotFoundError) as exc:
+        return process_page(
+            request, ui, t, context, code, problems=[str(exc)], chosen=set(choices), status_code=409
+        )
+    return process_page(request, ui, t, context, code, receipt=receipt)
 
-    @router.get("/budgeting/projects/{code}")
-    async def project(request: Request, code: str) -> Response:
-        await ui.user(request)
-        with database.session() as session:
+
+@router.get("/budgeting/projects/{code}", dependencies=[SEES_USER])
+async def project(request: Request, code: str, ui: UIDep, context: ContextDep) -> Response:
+    with context.database.session() as session:
+        try:
+            detail = projects.get_project(session, code, today=today(context))
+        except NotFoundError as exc:
+            raise HTTPException(404, str(exc)) from None
+        check = ledger.verify_ledger(session)
+    return ui.render(request, "budgeting_project.html", project=detail, check=check)
+
+
+def ballot_choices(form: FormData, kind: str) -> list[str] | dict[str, int]:
+    """The projects chosen (approval) or the points given to each (cumulative: ``points.<code>``
+    fields; a point count that is not a whole number is sent on as -1 for the service to refuse)."""
+    if kind != "cumulative":
+        return [str(v) for v in form.getlist("project")]
+    points: dict[str, int] = {}
+    for key in form:
+        if key.startswith("points.") and str(form.get(key, "")).strip():
             try:
-                detail = projects.get_project(session, code, today=today())
-            except NotFoundError as exc:
-                raise HTTPException(404, str(exc)) from None
-            check = ledger.verify_ledger(session)
-        return ui.render(request, "budgeting_project.html", project=detail, check=check)
+                points[key[7:]] = int(str(form.get(key)))
+            except ValueError:
+                points[key[7:]] = -1
+    return {k: v for k, v in points.items() if v}
 
-    return router
+
+def process_page(
+    request: Request,
+    ui: UI,
+    t: Translator,
+    context: Context,
+    code: str,
+    *,
+    receipt: Any = None,
+    problems: list[str] | None = None,
+    chosen: set[str] | None = None,
+    status_code: int = 200,
+) -> Response:
+    with context.database.session() as session:
+        try:
+            info = process.get_process(session, code)
+        except NotFoundError as exc:
+            raise HTTPException(404, str(exc)) from None
+        proposals = process.list_proposals(session, code)
+        results = None
+        if info.phase in ("results", "implementation", "closed"):
+            try:
+                results = ballots.get_results(session, code)
+            except NotFoundError:
+                results = None
+        tracked = projects.list_projects(session, today=today(context), process_code=code)
+    feasible = sorted(
+        (p for p in proposals if p.status == "feasible"), key=lambda p: t.name(p.title)
+    )
+    return ui.render(
+        request,
+        "budgeting_process.html",
+        status_code=status_code,
+        info=info,
+        feasible=feasible,
+        proposals=proposals,
+        results=results,
+        projects=tracked,
+        receipt=receipt,
+        problems=problems or [],
+        chosen=chosen or set(),
+    )

@@ -9,251 +9,271 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
-from qala.components.catalog.frameworks import CATEGORIES, load_catalogue
+from qala.components.accounts.deps import ContextDep, DatabaseDep
+from qala.components.catalog.frameworks import CATEGORIES, Catalogue, load_catalogue
 from qala.components.catalog.models import Place
 from qala.components.catalog.services import (
-    get_place,
     list_places,
     population,
     single_industry_codes,
     values_frame,
 )
 from qala.core.errors import NotFoundError, QalaError
+from qala.runtime import Context
 from qala.web import data
+from qala.web.cache import cached_city_profile
 from qala.web.charts import RankRow, bar_chart, line_chart, radar_chart, rank_interval_chart
+from qala.web.deps import SEES_USER, TranslatorDep, UIDep
 from qala.web.geo import BOUNDARY_SOURCE, MapPoint, national_map_svg
 from qala.web.i18n import Translator
-from qala.web.ui import UI
+
+router = APIRouter(include_in_schema=False, dependencies=[SEES_USER])
 
 
-def build_router(ui: UI) -> APIRouter:
-    router = APIRouter(include_in_schema=False)
-    database = ui.context.database
+@router.get("/")
+async def home(request: Request, ui: UIDep, t: TranslatorDep, context: ContextDep) -> Response:
+    with context.database.session() as session:
+        overview = data.overview(session, context, t)
+    return ui.render(request, "home.html", overview=overview)
 
-    @router.get("/")
-    async def home(request: Request) -> Response:
-        await ui.user(request)
-        t = Translator(ui.language(request))
-        with database.session() as session:
-            overview = data.overview(session, ui.context, t)
-        return ui.render(request, "home.html", overview=overview)
 
-    # -- rating ---------------------------------------------------------------------------
-    @router.get("/rating")
-    async def rating(
-        request: Request,
-        kind: str | None = None,
-        region: str | None = None,
-        year: int | None = None,
-    ) -> Response:
-        await ui.user(request)
-        t = Translator(ui.language(request))
-        kind = kind or None
-        region = region or None
-        with database.session() as session:
-            regions = [(p.code, t.name(p)) for p in list_places(session, level="region")]
-            regions.sort(key=lambda item: item[1])
-            board = data.rating_board(session, t, kind=kind, region=region, year=year)
-        chart = None
-        if board.entries:
-            chart = rank_interval_chart(
-                [
-                    RankRow(
-                        e.name,
-                        float(e.rank or 0),
-                        float(e.rank_q05 if e.rank_q05 is not None else e.rank or 0),
-                        float(e.rank_q95 if e.rank_q95 is not None else e.rank or 0),
-                    )
-                    for e in board.entries[:60]
-                ],
-                label=t("rating.chart_label"),
-                axis_label=t("rating.axis_rank"),
+# -- rating -------------------------------------------------------------------------------
+@router.get("/rating")
+async def rating(
+    request: Request,
+    ui: UIDep,
+    t: TranslatorDep,
+    database: DatabaseDep,
+    kind: str | None = None,
+    region: str | None = None,
+    year: int | None = None,
+) -> Response:
+    kind = kind or None
+    region = region or None
+    with database.session() as session:
+        regions = sorted(
+            ((p.code, t.name(p)) for p in list_places(session, level="region")),
+            key=lambda item: item[1],
+        )
+        board = data.rating_board(session, t, kind=kind, region=region, year=year)
+    chart = _rank_chart(board, t) if board.entries else None
+    return ui.render(
+        request, "rating.html", board=board, chart=chart, regions=regions, kind=kind, region=region
+    )
+
+
+# -- city profile -------------------------------------------------------------------------
+@router.get("/cities/{code}")
+async def city(
+    request: Request, code: str, ui: UIDep, t: TranslatorDep, context: ContextDep
+) -> Response:
+    try:
+        profile = cached_city_profile(context, code, t)
+    except NotFoundError as exc:
+        raise HTTPException(404, str(exc)) from None
+    return ui.render(
+        request,
+        "city.html",
+        profile=profile,
+        radar=_city_radar(profile, t),
+        trend=_city_trend(profile, t),
+    )
+
+
+# -- indicators ---------------------------------------------------------------------------
+@router.get("/indicators")
+async def indicators(
+    request: Request,
+    ui: UIDep,
+    t: TranslatorDep,
+    framework: str | None = None,
+    category: str | None = None,
+    q: str | None = None,
+) -> Response:
+    catalogue = load_catalogue()
+    framework = framework or None
+    category = category or None
+    rows = _indicator_rows(catalogue, framework, category, q)
+    return ui.render(
+        request,
+        "indicators.html",
+        catalogue=catalogue,
+        rows=rows[:400],
+        total=len(rows),
+        counts={c: sum(1 for i in rows if i.category == c) for c in CATEGORIES},
+        categories=CATEGORIES,
+        framework=framework,
+        category=category,
+        q=q or "",
+        tree=catalogue.framework(framework) if framework and not q and not category else None,
+        area_names=data.area_names(catalogue),
+        t_name=t.name,
+    )
+
+
+@router.get("/indicators/{indicator_id}")
+async def indicator(
+    request: Request,
+    indicator_id: str,
+    ui: UIDep,
+    t: TranslatorDep,
+    context: ContextDep,
+    year: int | None = None,
+) -> Response:
+    catalogue = load_catalogue()
+    try:
+        definition = catalogue.indicator(indicator_id)
+    except NotFoundError as exc:
+        raise HTTPException(404, str(exc)) from None
+    with context.database.session() as session:
+        years, chosen, rows = _indicator_values(session, context, definition, year, t)
+        coordinates = {p.code: (p.lon, p.lat) for p in list_places(session, level="city")}
+    higher = definition.polarity == "higher"
+    rows.sort(key=lambda r: r["value"], reverse=higher)
+    return ui.render(
+        request,
+        "indicator.html",
+        ind=definition,
+        unit=catalogue.units.get(definition.unit),
+        rows=rows,
+        years=years,
+        year=chosen,
+        chart=_indicator_chart(rows, definition, t),
+        map_svg=ui.markup(_value_map(rows, coordinates, higher, t)),
+        illustrative=any(r["illustrative"] for r in rows),
+        framework=catalogue.frameworks.get(definition.framework),
+        area_names=data.area_names(catalogue),
+    )
+
+
+# -- map ----------------------------------------------------------------------------------
+@router.get("/map")
+async def national_map(
+    request: Request, ui: UIDep, t: TranslatorDep, context: ContextDep, show: str = "all"
+) -> Response:
+    with context.database.session() as session:
+        places = list_places(session)
+        monotowns = single_industry_codes(session, context.clock().year)
+        ranks = data.latest_ranks(session)
+        points = _map_points(session, places, monotowns, ranks, t, show)
+    svg, has_boundary = national_map_svg(
+        points, title=t("map.title"), no_boundary_note=t("map.no_boundary")
+    )
+    listed = sorted(
+        (p for p in places if p.level == "city" and p.lat is not None), key=lambda p: t.name(p)
+    )
+    return ui.render(
+        request,
+        "map.html",
+        svg=ui.markup(svg),
+        has_boundary=has_boundary,
+        boundary_source=BOUNDARY_SOURCE,
+        listed=listed,
+        monotowns=monotowns,
+        ranks=ranks,
+        show=show,
+    )
+
+
+# -- what the handlers draw and look up -----------------------------------------------------
+def _rank_chart(board: data.RatingBoard, t: Translator) -> Any:
+    """The top 60 ranks with their Monte Carlo intervals."""
+    return rank_interval_chart(
+        [
+            RankRow(
+                e.name,
+                float(e.rank or 0),
+                float(e.rank_q05 if e.rank_q05 is not None else e.rank or 0),
+                float(e.rank_q95 if e.rank_q95 is not None else e.rank or 0),
             )
-        return ui.render(
-            request,
-            "rating.html",
-            board=board,
-            chart=chart,
-            regions=regions,
-            kind=kind,
-            region=region,
-        )
+            for e in board.entries[:60]
+        ],
+        label=t("rating.chart_label"),
+        axis_label=t("rating.axis_rank"),
+    )
 
-    # -- city profile ---------------------------------------------------------------------
-    @router.get("/cities/{code}")
-    async def city(request: Request, code: str) -> Response:
-        await ui.user(request)
-        t = Translator(ui.language(request))
-        with database.session() as session:
-            try:
-                place = get_place(session, code)
-            except NotFoundError as exc:
-                raise HTTPException(404, str(exc)) from None
-            profile = data.city_profile(session, ui.context, place, t)
-        radar = None
-        if profile.areas and len(profile.areas) >= 3:
-            series: list[tuple[str, list[float | None]]] = [
-                (profile.name, [a.score for a in profile.areas])
-            ]
-            if any(a.median is not None for a in profile.areas):
-                series.append((t("city.national_median"), [a.median for a in profile.areas]))
-            radar = radar_chart(
-                [a.name for a in profile.areas],
-                series,
-                label=t("city.radar_label", city=profile.name),
-            )
-        trend = None
-        if profile.history:
-            trend = line_chart(
-                [
-                    (
-                        t("city.score"),
-                        [
-                            (h["year"], h["score"])
-                            for h in profile.history
-                            if h["score"] is not None
-                        ],
-                    )
-                ],
-                label=t("city.trend_label", city=profile.name),
-                y_label=t("city.score"),
-            )
-        return ui.render(request, "city.html", profile=profile, radar=radar, trend=trend)
 
-    # -- indicators -----------------------------------------------------------------------
-    @router.get("/indicators")
-    async def indicators(
-        request: Request,
-        framework: str | None = None,
-        category: str | None = None,
-        q: str | None = None,
-    ) -> Response:
-        await ui.user(request)
-        t = Translator(ui.language(request))
-        catalogue = load_catalogue()
-        framework = framework or None
-        category = category or None
-        found = catalogue.search(q) if q else list(catalogue.indicators.values())
-        rows = [
-            i
-            for i in found
-            if (framework is None or i.framework == framework)
-            and (category is None or i.category == category)
-        ]
-        rows.sort(key=lambda i: (i.framework, i.area, i.id))
-        counts = {c: sum(1 for i in rows if i.category == c) for c in CATEGORIES}
-        tree = None
-        if framework and not q and not category:
-            tree = catalogue.framework(framework)
-        return ui.render(
-            request,
-            "indicators.html",
-            catalogue=catalogue,
-            rows=rows[:400],
-            total=len(rows),
-            counts=counts,
-            categories=CATEGORIES,
-            framework=framework,
-            category=category,
-            q=q or "",
-            tree=tree,
-            area_names=data.area_names(catalogue),
-            t_name=t.name,
-        )
+def _city_radar(profile: data.CityProfile, t: Translator) -> Any:
+    """The city's area scores against the national median (needs three areas to be a shape)."""
+    if not profile.areas or len(profile.areas) < 3:
+        return None
+    series: list[tuple[str, list[float | None]]] = [
+        (profile.name, [a.score for a in profile.areas])
+    ]
+    if any(a.median is not None for a in profile.areas):
+        series.append((t("city.national_median"), [a.median for a in profile.areas]))
+    return radar_chart(
+        [a.name for a in profile.areas], series, label=t("city.radar_label", city=profile.name)
+    )
 
-    @router.get("/indicators/{indicator_id}")
-    async def indicator(request: Request, indicator_id: str, year: int | None = None) -> Response:
-        await ui.user(request)
-        t = Translator(ui.language(request))
-        catalogue = load_catalogue()
-        try:
-            definition = catalogue.indicator(indicator_id)
-        except NotFoundError as exc:
-            raise HTTPException(404, str(exc)) from None
-        with database.session() as session:
-            values = values_frame(session, indicators=[indicator_id])
-            years = sorted({int(y) for y in values["year"]}) if not values.empty else []
-            chosen = year if year in years else _fullest_recent_year(values)
-            names = {p.code: p for p in list_places(session)}
-            monotowns = single_industry_codes(session, chosen or ui.context.clock().year)
-        rows: list[dict[str, Any]] = []
-        if chosen is not None:
-            for record in values[values["year"] == chosen].itertuples(index=False):
-                place = names.get(str(record.place))
-                rows.append(
-                    {
-                        "code": record.place,
-                        "name": t.name(place) if place else record.place,
-                        "level": place.level if place else "",
-                        "kind": place.kind if place else "",
-                        "monotown": record.place in monotowns,
-                        "value": float(record.value),
-                        "source": record.source,
-                        "note": record.note,
-                        "illustrative": bool(record.illustrative),
-                    }
-                )
-        higher = definition.polarity == "higher"
-        rows.sort(key=lambda r: r["value"], reverse=higher)
-        illustrative = any(r["illustrative"] for r in rows)
-        chart = bar_chart(
-            [
-                (r["name"], r["value"], "illustrative" if r["illustrative"] else "")
-                for r in rows
-                if r["level"] == "city"
-            ][:30],
-            label=t("indicator.chart_label", name=definition.name(ui.language(request))),
-            unit=definition.unit,
-        )
-        unit = catalogue.units.get(definition.unit)
-        with database.session() as session:
-            coordinates = {p.code: (p.lon, p.lat) for p in list_places(session, level="city")}
-        map_svg = _value_map(rows, coordinates, higher, t)
-        return ui.render(
-            request,
-            "indicator.html",
-            ind=definition,
-            unit=unit,
-            rows=rows,
-            years=years,
-            year=chosen,
-            chart=chart,
-            map_svg=ui.markup(map_svg),
-            illustrative=illustrative,
-            framework=catalogue.frameworks.get(definition.framework),
-            area_names=data.area_names(catalogue),
-        )
 
-    # -- map ------------------------------------------------------------------------------
-    @router.get("/map")
-    async def national_map(request: Request, show: str = "all") -> Response:
-        await ui.user(request)
-        t = Translator(ui.language(request))
-        with database.session() as session:
-            places = list_places(session)
-            monotowns = single_industry_codes(session, ui.context.clock().year)
-            ranks = data.latest_ranks(session)
-            points = _map_points(session, places, monotowns, ranks, t, show)
-        svg, has_boundary = national_map_svg(
-            points, title=t("map.title"), no_boundary_note=t("map.no_boundary")
-        )
-        listed = sorted(
-            (p for p in places if p.level == "city" and p.lat is not None),
-            key=lambda p: t.name(p),
-        )
-        return ui.render(
-            request,
-            "map.html",
-            svg=ui.markup(svg),
-            has_boundary=has_boundary,
-            boundary_source=BOUNDARY_SOURCE,
-            listed=listed,
-            monotowns=monotowns,
-            ranks=ranks,
-            show=show,
-        )
+def _city_trend(profile: data.CityProfile, t: Translator) -> Any:
+    if not profile.history:
+        return None
+    points = [(h["year"], h["score"]) for h in profile.history if h["score"] is not None]
+    return line_chart(
+        [(t("city.score"), points)],
+        label=t("city.trend_label", city=profile.name),
+        y_label=t("city.score"),
+    )
 
-    return router
+
+def _indicator_rows(
+    catalogue: Catalogue, framework: str | None, category: str | None, q: str | None
+) -> list[Any]:
+    """Indicators matching the search and filters, by framework, area and id."""
+    found = catalogue.search(q) if q else list(catalogue.indicators.values())
+    rows = [
+        i
+        for i in found
+        if (framework is None or i.framework == framework)
+        and (category is None or i.category == category)
+    ]
+    rows.sort(key=lambda i: (i.framework, i.area, i.id))
+    return rows
+
+
+def _indicator_values(
+    session: Session, context: Context, definition: Any, year: int | None, t: Translator
+) -> tuple[list[int], int | None, list[dict[str, Any]]]:
+    """The years with values, the year shown (asked for, else the fullest recent one) and its
+    values per place."""
+    values = values_frame(session, indicators=[definition.id])
+    years = sorted({int(y) for y in values["year"]}) if not values.empty else []
+    chosen = year if year in years else _fullest_recent_year(values)
+    names = {p.code: p for p in list_places(session)}
+    monotowns = single_industry_codes(session, chosen or context.clock().year)
+    rows: list[dict[str, Any]] = []
+    if chosen is None:
+        return years, chosen, rows
+    for record in values[values["year"] == chosen].itertuples(index=False):
+        place = names.get(str(record.place))
+        rows.append(
+            {
+                "code": record.place,
+                "name": t.name(place) if place else record.place,
+                "level": place.level if place else "",
+                "kind": place.kind if place else "",
+                "monotown": record.place in monotowns,
+                "value": float(record.value),
+                "source": record.source,
+                "note": record.note,
+                "illustrative": bool(record.illustrative),
+            }
+        )
+    return years, chosen, rows
+
+
+def _indicator_chart(rows: list[dict[str, Any]], definition: Any, t: Translator) -> Any:
+    return bar_chart(
+        [
+            (r["name"], r["value"], "illustrative" if r["illustrative"] else "")
+            for r in rows
+            if r["level"] == "city"
+        ][:30],
+        label=t("indicator.chart_label", name=definition.name(t.language)),
+        unit=definition.unit,
+    )
 
 
 def _map_points(
@@ -344,4 +364,4 @@ def _value_map(
     return svg
 
 
-__all__ = ["QalaError", "build_router"]
+__all__ = ["QalaError", "router"]

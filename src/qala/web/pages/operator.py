@@ -10,21 +10,28 @@ comes back to the board, so the page also works without scripts.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import Response, StreamingResponse
+from sqlalchemy.orm import Session
+from starlette.datastructures import FormData
 
+from qala.components.accounts.deps import ContextDep
+from qala.components.accounts.models import User
 from qala.components.catalog.services import get_place
 from qala.core.errors import ConflictError, NotFoundError, ValidationError
 from qala.events import Event
+from qala.runtime import Context
+from qala.store.database import Database
 from qala.web.data import installed
+from qala.web.deps import OperatorPage, TranslatorDep, UIDep
 from qala.web.geo import MapPoint, local_map_svg, local_view
 from qala.web.i18n import Translator
-from qala.web.ui import UI
+from qala.web.ui import UI, flash_url
 
-STAFF = ("operator",)
 REQUEST_ACTIONS = ("acknowledge", "start", "close")
 INCIDENT_ACTIONS = ("acknowledge", "close")
 STORE_POLL_S = 2
@@ -44,268 +51,334 @@ class ChangeCounter:
             self.value += 1
 
 
-def build_router(ui: UI) -> APIRouter:
-    router = APIRouter(include_in_schema=False)
-    database = ui.context.database
-    changes = ChangeCounter()
-    ui.context.bus.subscribe("*", changes)
+router = APIRouter(include_in_schema=False)
+CHANGES_KEY = "operator_changes"
 
-    def board(
-        request: Request, t: Translator, department: str | None, service: str | None
-    ) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "queue": [],
-            "queue_total": 0,
-            "sort": request.query_params.get("sort") or "priority",
-            "incidents": [],
-            "departments": [],
-            "services": [],
-            "request_close_reasons": [],
-            "incident_close_reasons": [],
-            "jurisdiction": None,
-        }
-        with database.session() as session:
-            if installed("requests311"):
-                from qala.components.requests311 import services as requests
 
-                known = requests.load_jurisdictions(session)
-                if known:
-                    city = request.query_params.get("city")
-                    jurisdiction = requests.pick_jurisdiction(known, city or next(iter(known)))
-                    out["jurisdiction"] = jurisdiction
-                    out["departments"] = sorted(
-                        ((d.code, t.name(d.names)) for d in jurisdiction.departments.values()),
-                        key=lambda item: item[1],
-                    )
-                    staff = requests.Requests(
-                        session, jurisdiction, actor="viewer", now=ui.context.clock()
-                    )
-                    wanted = (
-                        department if department in {d[0] for d in out["departments"]} else None
-                    )
-                    queue = staff.queue(department=wanted, limit=1000, language=t.language)
-                    if request.query_params.get("sort") == "newest":
-                        queue.sort(key=lambda r: r.requested_at, reverse=True)
-                    out["queue_total"] = len(queue)
-                    out["queue"] = queue[:40]
-                    out["request_close_reasons"] = [
-                        r for r in requests.CLOSE_REASONS if r != "duplicate"
-                    ]
-            if installed("operate"):
-                from qala.components.operate import incidents
+def watch_board(context: Context) -> ChangeCounter:
+    """Start counting this process's board events (``mount_web`` calls it once per app)."""
+    counter = ChangeCounter()
+    context.bus.subscribe("*", counter)
+    context.extras[CHANGES_KEY] = counter
+    return counter
 
-                out["services"] = list(incidents.SERVICES)
-                out["incidents"] = incidents.list_incidents(
-                    session, status="active", service=service or None, limit=40
-                )
-                out["incident_close_reasons"] = list(incidents.load_routing().close_reasons)
-        out["map_svg"] = ui.markup(board_map(out, t))
-        return out
 
-    def board_map(values: dict[str, Any], t: Translator) -> str:
-        """The city around the work: open incidents and waiting requests as points."""
-        points = [
-            MapPoint(
-                f"#{i.id} {i.title}",
-                i.lon,
-                i.lat,
-                "pt incident",
-                href=f"#incident-{i.id}",
-                radius=6,
-            )
-            for i in values["incidents"]
-            if i.lat is not None and i.lon is not None
-        ]
-        points += [
-            MapPoint(
-                f"#{r.id} {r.service_name}",
-                r.lon,
-                r.lat,
-                "pt request",
-                href=f"#request-{r.id}",
-                radius=5,
-            )
-            for r in values["queue"]
-            if r.lat is not None and r.lon is not None
-        ]
-        jurisdiction = values.get("jurisdiction")
-        centre: tuple[float, float] | None = None
-        if jurisdiction is not None:
-            with database.session() as session:
-                try:
-                    place = get_place(session, jurisdiction.code)
-                    if place.lat is not None and place.lon is not None:
-                        centre = (place.lon, place.lat)
-                except NotFoundError:
-                    centre = None
-        if centre is None and points:
-            centre = (
-                sum(p.lon for p in points) / len(points),
-                sum(p.lat for p in points) / len(points),
-            )
-        if centre is None:
-            return ""
-        view = local_view(centre[0], centre[1], half_width_km=16.0, width=640)
-        inside = [
-            p
-            for p in points
-            if view.lon_min <= p.lon <= view.lon_max and view.lat_min <= p.lat <= view.lat_max
-        ]
-        return local_map_svg(view, inside, title=t("operator.map_label"))
+@dataclass
+class BoardView:
+    """The board as one operator asked for it: the filters and what renders it."""
 
-    @router.get("/operator")
-    async def page(
-        request: Request, department: str | None = None, service: str | None = None
-    ) -> Response:
-        await ui.require(request, STAFF)
-        t = Translator(ui.language(request))
-        values = board(request, t, department, service)
-        return ui.render(
-            request, "operator.html", department=department or "", service=service or "", **values
-        )
+    request: Request
+    ui: UI
+    t: Translator
+    context: Context
+    department: str | None
+    service: str | None
 
-    @router.get("/operator/live")
-    async def live(
-        request: Request, department: str | None = None, service: str | None = None
-    ) -> Response:
-        await ui.require(request, STAFF)
-        t = Translator(ui.language(request))
-        values = board(request, t, department, service)
-        return ui.render(
-            request,
-            "_operator_board.html",
-            department=department or "",
-            service=service or "",
+    def render(self, template: str) -> Response:
+        values = board(self.request, self.context, self.ui, self.t, self.department, self.service)
+        return self.ui.render(
+            self.request,
+            template,
+            department=self.department or "",
+            service=self.service or "",
             **values,
         )
 
-    def stored_marker() -> tuple[int, int]:
-        """The newest audit ids of requests and incidents: they grow with changes made by any
-        server process, where the bus only tells of this one's."""
-        with database.session() as session:
-            newest_request = 0
-            newest_incident = 0
-            if installed("requests311"):
-                from qala.components.requests311 import services as requests
 
-                newest_request = requests.latest_change(session)
-            if installed("operate"):
-                from qala.components.operate import incidents
+async def board_view(
+    request: Request,
+    _user: OperatorPage,
+    ui: UIDep,
+    t: TranslatorDep,
+    context: ContextDep,
+    department: str | None = None,
+    service: str | None = None,
+) -> BoardView:
+    return BoardView(request, ui, t, context, department, service)
 
-                newest_incident = incidents.latest_change(session)
-        return newest_request, newest_incident
 
-    @router.get("/operator/stream")
-    async def stream(request: Request) -> Response:
-        """Server-sent events: ``change`` when a request or incident changed — at once when the
-        event was published in this process, within ``STORE_POLL_S`` when another worker made it
-        (the board then fetches its fragment) — and a comment every 15 s to keep proxies from
-        closing the line. Closes after 5 minutes; browsers reconnect by themselves."""
-        await ui.require(request, STAFF)
+BoardDep = Annotated[BoardView, Depends(board_view)]
 
-        async def events() -> AsyncIterator[str]:
-            seen = changes.value
-            marker = await asyncio.to_thread(stored_marker)
-            sent = 0
-            yield "retry: 5000\n\n"
-            for tick in range(300):
-                if await request.is_disconnected():
-                    return
-                changed = changes.value != seen
-                seen = changes.value
-                if tick % STORE_POLL_S == STORE_POLL_S - 1:
-                    now_marker = await asyncio.to_thread(stored_marker)
-                    changed = changed or now_marker != marker
-                    marker = now_marker
-                if changed:
-                    sent += 1
-                    yield f"event: change\ndata: {sent}\n\n"
-                elif tick % 15 == 14:
-                    yield ": keep-alive\n\n"
-                await asyncio.sleep(1.0)
 
-        return StreamingResponse(
-            events(),
-            media_type="text/event-stream",
-            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+@router.get("/operator")
+async def page(view: BoardDep) -> Response:
+    return view.render("operator.html")
+
+
+@router.get("/operator/live")
+async def live(view: BoardDep) -> Response:
+    """The board alone, for the page to swap in when something changed."""
+    return view.render("_operator_board.html")
+
+
+@router.get("/operator/stream")
+async def stream(request: Request, _user: OperatorPage, context: ContextDep) -> Response:
+    """Server-sent events: ``change`` when a request or incident changed — at once when the
+    event was published in this process, within ``STORE_POLL_S`` when another worker made it
+    (the board then fetches its fragment) — and a comment every 15 s to keep proxies from
+    closing the line. Closes after 5 minutes; browsers reconnect by themselves."""
+    return StreamingResponse(
+        board_events(request, context.database, context.extras[CHANGES_KEY]),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )
+
+
+@router.post("/operator/requests/{request_id}/{action}")
+async def request_action(request_id: int, action: str, staff: StaffDep) -> Response:
+    return await staff.act(REQUEST_WORK, request_id, action)
+
+
+@router.post("/operator/incidents/{incident_id}/{action}")
+async def incident_action(incident_id: int, action: str, staff: StaffDep) -> Response:
+    return await staff.act(INCIDENT_WORK, incident_id, action)
+
+
+# -- the board ----------------------------------------------------------------------------
+def board(
+    request: Request,
+    context: Context,
+    ui: UI,
+    t: Translator,
+    department: str | None,
+    service: str | None,
+) -> dict[str, Any]:
+    """The waiting requests and active incidents, their filters and close reasons, and the map."""
+    out: dict[str, Any] = {
+        "queue": [],
+        "queue_total": 0,
+        "sort": request.query_params.get("sort") or "priority",
+        "incidents": [],
+        "departments": [],
+        "services": [],
+        "request_close_reasons": [],
+        "incident_close_reasons": [],
+        "jurisdiction": None,
+    }
+    with context.database.session() as session:
+        if installed("requests311"):
+            out.update(request_queue(session, context, request, t, department))
+        if installed("operate"):
+            from qala.components.operate import incidents
+
+            out["services"] = list(incidents.SERVICES)
+            out["incidents"] = incidents.list_incidents(
+                session, status="active", service=service or None, limit=40
+            )
+            out["incident_close_reasons"] = list(incidents.load_routing().close_reasons)
+    out["map_svg"] = ui.markup(board_map(context.database, out, t))
+    return out
+
+
+def request_queue(
+    session: Session, context: Context, request: Request, t: Translator, department: str | None
+) -> dict[str, Any]:
+    """The chosen city's waiting requests (first 40), by priority or newest first."""
+    from qala.components.requests311 import services as requests
+
+    known = requests.load_jurisdictions(session)
+    if not known:
+        return {}
+    city = request.query_params.get("city")
+    jurisdiction = requests.pick_jurisdiction(known, city or next(iter(known)))
+    departments = sorted(
+        ((d.code, t.name(d.names)) for d in jurisdiction.departments.values()),
+        key=lambda item: item[1],
+    )
+    staff = requests.Requests(session, jurisdiction, actor="viewer", now=context.clock())
+    wanted = department if department in {d[0] for d in departments} else None
+    queue = staff.queue(department=wanted, limit=1000, language=t.language)
+    if request.query_params.get("sort") == "newest":
+        queue.sort(key=lambda r: r.requested_at, reverse=True)
+    return {
+        "jurisdiction": jurisdiction,
+        "departments": departments,
+        "queue_total": len(queue),
+        "queue": queue[:40],
+        "request_close_reasons": [r for r in requests.CLOSE_REASONS if r != "duplicate"],
+    }
+
+
+def board_map(database: Database, values: dict[str, Any], t: Translator) -> str:
+    """The city around the work: open incidents and waiting requests as points."""
+    points = [
+        MapPoint(
+            f"#{i.id} {i.title}", i.lon, i.lat, "pt incident", href=f"#incident-{i.id}", radius=6
         )
+        for i in values["incidents"]
+        if i.lat is not None and i.lon is not None
+    ]
+    points += [
+        MapPoint(
+            f"#{r.id} {r.service_name}",
+            r.lon,
+            r.lat,
+            "pt request",
+            href=f"#request-{r.id}",
+            radius=5,
+        )
+        for r in values["queue"]
+        if r.lat is not None and r.lon is not None
+    ]
+    centre = city_centre(database, values.get("jurisdiction"))
+    if centre is None and points:
+        centre = (
+            sum(p.lon for p in points) / len(points),
+            sum(p.lat for p in points) / len(points),
+        )
+    if centre is None:
+        return ""
+    view = local_view(centre[0], centre[1], half_width_km=16.0, width=640)
+    inside = [
+        p
+        for p in points
+        if view.lon_min <= p.lon <= view.lon_max and view.lat_min <= p.lat <= view.lat_max
+    ]
+    return local_map_svg(view, inside, title=t("operator.map_label"))
 
-    def back(request: Request, message: str, kind: str = "ok") -> Response:
-        from urllib.parse import quote
 
-        target = request.headers.get("referer") or "/operator"
-        path = "/operator"
-        if "/operator" in target:
-            path = target[target.index("/operator") :].split("#")[0]
-        base = path.split("flash=")[0].rstrip("&?")
-        joiner = "&" if "?" in base else "?"
-        return ui.redirect(request, f"{base}{joiner}flash={quote(message)}&kind={kind}")
-
-    @router.post("/operator/requests/{request_id}/{action}")
-    async def request_action(request: Request, request_id: int, action: str) -> Response:
-        user = await ui.require(request, STAFF)
-        t = Translator(ui.language(request))
-        if action not in REQUEST_ACTIONS or not installed("requests311"):
-            raise HTTPException(404, "unknown action")
-        from qala.components.requests311 import services as requests
-
-        form = await request.form()
-        note = str(form.get("note", "")).strip() or None
+def city_centre(database: Database, jurisdiction: Any) -> tuple[float, float] | None:
+    if jurisdiction is None:
+        return None
+    with database.session() as session:
         try:
-            with database.transaction() as session:
-                jurisdiction = requests.pick_jurisdiction(
-                    requests.load_jurisdictions(session), str(form.get("city", "")) or None
-                )
-                staff = requests.Requests(
-                    session,
-                    jurisdiction,
-                    actor=user.username,
-                    now=ui.context.clock(),
-                    bus=ui.context.bus,
-                )
-                if action == "acknowledge":
-                    staff.acknowledge(request_id, note=note)
-                elif action == "start":
-                    staff.start(request_id, note=note)
-                else:
-                    staff.close(request_id, reason=str(form.get("reason", "resolved")), note=note)
-        except (ConflictError, NotFoundError, ValidationError) as exc:
-            return back(request, str(exc), "error")
-        return back(
-            request,
-            t("operator.done_request", id=request_id, action=t("operator.action_" + action)),
-        )
+            place = get_place(session, jurisdiction.code)
+        except NotFoundError:
+            return None
+    if place.lat is None or place.lon is None:
+        return None
+    return (place.lon, place.lat)
 
-    @router.post("/operator/incidents/{incident_id}/{action}")
-    async def incident_action(request: Request, incident_id: int, action: str) -> Response:
-        user = await ui.require(request, STAFF)
-        t = Translator(ui.language(request))
-        if action not in INCIDENT_ACTIONS or not installed("operate"):
+
+# -- live updates -------------------------------------------------------------------------
+def stored_marker(database: Database) -> tuple[int, int]:
+    """The newest audit ids of requests and incidents: they grow with changes made by any
+    server process, where the bus only tells of this one's."""
+    with database.session() as session:
+        newest_request = 0
+        newest_incident = 0
+        if installed("requests311"):
+            from qala.components.requests311 import services as requests
+
+            newest_request = requests.latest_change(session)
+        if installed("operate"):
+            from qala.components.operate import incidents
+
+            newest_incident = incidents.latest_change(session)
+    return newest_request, newest_incident
+
+
+async def board_events(
+    request: Request, database: Database, changes: ChangeCounter
+) -> AsyncIterator[str]:
+    seen = changes.value
+    marker = await asyncio.to_thread(stored_marker, database)
+    sent = 0
+    yield "retry: 5000\n\n"
+    for tick in range(300):
+        if await request.is_disconnected():
+            return
+        changed = changes.value != seen
+        seen = changes.value
+        if tick % STORE_POLL_S == STORE_POLL_S - 1:
+            now_marker = await asyncio.to_thread(stored_marker, database)
+            changed = changed or now_marker != marker
+            marker = now_marker
+        if changed:
+            sent += 1
+            yield f"event: change\ndata: {sent}\n\n"
+        elif tick % 15 == 14:
+            yield ": keep-alive\n\n"
+        await asyncio.sleep(1.0)
+
+
+# -- actions ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Work:
+    """A kind of item on the board: its actions, the component that owns it, the function that
+    carries an action out, and the message saying it was done."""
+
+    actions: tuple[str, ...]
+    component: str
+    carry_out: Callable[..., None]
+    done: str
+
+
+@dataclass
+class StaffAction:
+    """An operator's form POST on the board; answers with a redirect back to it."""
+
+    request: Request
+    user: User
+    ui: UI
+    t: Translator
+    context: Context
+
+    async def act(self, work: Work, item_id: int, action: str) -> Response:
+        if action not in work.actions or not installed(work.component):
             raise HTTPException(404, "unknown action")
-        from qala.components.operate import incidents
-
-        form = await request.form()
-        note = str(form.get("note", "")).strip() or None
+        form = await self.request.form()
         try:
-            with database.transaction() as session:
-                if action == "acknowledge":
-                    incidents.acknowledge(
-                        session, incident_id, actor=user.username, now=ui.context.clock(), note=note
-                    )
-                else:
-                    incidents.close(
-                        session,
-                        incident_id,
-                        reason=str(form.get("reason", "resolved")),
-                        actor=user.username,
-                        now=ui.context.clock(),
-                        note=note,
-                    )
+            work.carry_out(self.context, item_id, action, form, actor=self.user.username)
         except (ConflictError, NotFoundError, ValidationError) as exc:
-            return back(request, str(exc), "error")
-        return back(
-            request,
-            t("operator.done_incident", id=incident_id, action=t("operator.action_" + action)),
-        )
+            return back(self.request, self.ui, str(exc), "error")
+        action_name = self.t("operator.action_" + action)
+        return back(self.request, self.ui, self.t(work.done, id=item_id, action=action_name))
 
-    return router
+
+async def staff_action(
+    request: Request, user: OperatorPage, ui: UIDep, t: TranslatorDep, context: ContextDep
+) -> StaffAction:
+    return StaffAction(request, user, ui, t, context)
+
+
+StaffDep = Annotated[StaffAction, Depends(staff_action)]
+
+
+def act_on_request(
+    context: Context, request_id: int, action: str, form: FormData, *, actor: str
+) -> None:
+    from qala.components.requests311 import services as requests
+
+    note = str(form.get("note", "")).strip() or None
+    with context.database.transaction() as session:
+        jurisdiction = requests.pick_jurisdiction(
+            requests.load_jurisdictions(session), str(form.get("city", "")) or None
+        )
+        staff = requests.Requests(
+            session, jurisdiction, actor=actor, now=context.clock(), bus=context.bus
+        )
+        if action == "acknowledge":
+            staff.acknowledge(request_id, note=note)
+        elif action == "start":
+            staff.start(request_id, note=note)
+        else:
+            staff.close(request_id, reason=str(form.get("reason", "resolved")), note=note)
+
+
+def act_on_incident(
+    context: Context, incident_id: int, action: str, form: FormData, *, actor: str
+) -> None:
+    from qala.components.operate import incidents
+
+    note = str(form.get("note", "")).strip() or None
+    now = context.clock()
+    with context.database.transaction() as session:
+        if action == "acknowledge":
+            incidents.acknowledge(session, incident_id, actor=actor, now=now, note=note)
+        else:
+            reason = str(form.get("reason", "resolved"))
+            incidents.close(session, incident_id, reason=reason, actor=actor, now=now, note=note)
+
+
+def back(request: Request, ui: UI, message: str, kind: str = "ok") -> Response:
+    """Back to the board the form was sent from (its filters kept), with the outcome."""
+    target = request.headers.get("referer") or "/operator"
+    path = "/operator"
+    if "/operator" in target:
+        path = target[target.index("/operator") :].split("#")[0]
+    return ui.redirect(request, flash_url(path, message, kind))
+
+
+REQUEST_WORK = Work(REQUEST_ACTIONS, "requests311", act_on_request, "operator.done_request")
+INCIDENT_WORK = Work(INCIDENT_ACTIONS, "operate", act_on_incident, "operator.done_incident")

@@ -84,110 +84,128 @@ def build_city_report(context: Context, code: str, t: Translator) -> Report:
     with context.database.session() as session:
         place = get_place(session, code)
         profile = data.city_profile(session, context, place, t)
-    facts = [t("place.kind_" + place.kind)]
+    blocks: list[Block] = []
+    if profile.illustrative:
+        blocks.append(Note(t("illustrative.banner")))
+    blocks += _city_rank_blocks(profile, t)
+    blocks += _city_area_blocks(profile, t)
+    blocks += _city_trend_blocks(profile, t)
+    if profile.assessment is not None:
+        blocks += _assessment_blocks(profile.assessment, t)
+    blocks += _city_value_blocks(profile, t)
+    spec = _spec_text(context, profile.run.id if profile.run is not None else None)
+    return Report(
+        title=t("report.city_title", city=profile.name),
+        subtitle=" · ".join(_city_facts(profile, t)),
+        blocks=blocks,
+        annex_title=t("report.annex"),
+        annex=_method_annex(t, profile.run, spec),
+        language=t.language,
+    )
+
+
+def _city_facts(profile: data.CityProfile, t: Translator) -> list[str]:
+    """Region, kind, single-industry town, population: the report's subtitle."""
+    facts = [t("place.kind_" + profile.place.kind)]
     if profile.region_name:
         facts.insert(0, profile.region_name)
     if profile.monotown:
         facts.append(t("place.monotown"))
     if profile.population:
         facts.append(f"{t('place.population')} {profile.population:,}".replace(",", "\u202f"))
-    blocks: list[Block] = []
-    if profile.illustrative:
-        blocks.append(Note(t("illustrative.banner")))
-    blocks.append(Heading(t("city.rank"), 2))
-    if profile.rating is not None and profile.run is not None:
-        r = profile.rating
-        blocks.append(
-            Paragraph(
-                t(
-                    "report.city_rank",
-                    city=profile.name,
-                    rank=r.rank,
-                    places=profile.run.places,
-                    low=_int(r.rank_q05),
-                    high=_int(r.rank_q95),
-                    score=f"{r.score:.1f}" if r.score is not None else "—",
-                    year=profile.run.year,
-                )
-            )
-        )
-    else:
-        blocks.append(Paragraph(t("city.not_ranked")))
-    if profile.areas:
-        areas = profile.areas
-        blocks.append(Heading(t("city.areas"), 2))
-        blocks.append(
-            FigureBlock(
-                lambda ax: _radar(
-                    ax,
-                    [a.name for a in areas],
-                    [
-                        (profile.name, [a.score for a in areas]),
-                        (t("city.national_median"), [a.median for a in areas]),
-                    ],
-                ),
-                caption=t("city.radar_label", city=profile.name),
-                height=4.2,
-                polar=True,
-            )
-        )
+    return facts
+
+
+def _city_rank_blocks(profile: data.CityProfile, t: Translator) -> list[Block]:
+    blocks: list[Block] = [Heading(t("city.rank"), 2)]
+    if profile.rating is None or profile.run is None:
+        return [*blocks, Paragraph(t("city.not_ranked"))]
+    r = profile.rating
+    text = t(
+        "report.city_rank",
+        city=profile.name,
+        rank=r.rank,
+        places=profile.run.places,
+        low=_int(r.rank_q05),
+        high=_int(r.rank_q95),
+        score=f"{r.score:.1f}" if r.score is not None else "—",
+        year=profile.run.year,
+    )
+    return [*blocks, Paragraph(text)]
+
+
+def _city_area_blocks(profile: data.CityProfile, t: Translator) -> list[Block]:
+    """The areas' radar against the national median, their table, and the weakest three."""
+    areas = profile.areas
+    if not areas:
+        return []
+    blocks: list[Block] = [
+        Heading(t("city.areas"), 2),
+        FigureBlock(
+            lambda ax: _radar(
+                ax,
+                [a.name for a in areas],
+                [
+                    (profile.name, [a.score for a in areas]),
+                    (t("city.national_median"), [a.median for a in areas]),
+                ],
+            ),
+            caption=t("city.radar_label", city=profile.name),
+            height=4.2,
+            polar=True,
+        ),
+        Table(
+            [t("city.area"), t("city.score"), t("city.median"), t("rating.rank")],
+            [[a.name, a.score, a.median, _int(a.rank)] for a in areas],
+            caption=t("city.areas_caption"),
+            numeric={1, 2, 3},
+        ),
+    ]
+    weakest = sorted(
+        (a for a in areas if a.score is not None and a.median is not None),
+        key=lambda a: (a.score or 0) - (a.median or 0),
+    )[:3]
+    if weakest:
+        blocks.append(Paragraph(t("report.weakest", areas=", ".join(a.name for a in weakest))))
+    return blocks
+
+
+def _city_trend_blocks(profile: data.CityProfile, t: Translator) -> list[Block]:
+    if not profile.history:
+        return []
+    history = [h for h in profile.history if h["score"] is not None]
+    return [
+        Heading(t("city.trend"), 2),
+        FigureBlock(
+            lambda ax: _trend(ax, history, t("city.score"), t("rating.rank")),
+            caption=t("city.trend_label", city=profile.name),
+            height=2.8,
+        ),
+    ]
+
+
+def _city_value_blocks(profile: data.CityProfile, t: Translator) -> list[Block]:
+    """The latest year's values, one table per category."""
+    if not profile.categories:
+        return []
+    blocks: list[Block] = [
+        Heading(t("city.values", year=profile.latest_year), 2),
+        Paragraph(t("city.values_hint"), muted=True),
+    ]
+    for group in profile.categories:
+        rows = [
+            [v["name"], v["value"], v["unit"], t("illustrative.short") if v["illustrative"] else ""]
+            for v in group.values
+        ]
         blocks.append(
             Table(
-                [t("city.area"), t("city.score"), t("city.median"), t("rating.rank")],
-                [[a.name, a.score, a.median, _int(a.rank)] for a in areas],
-                caption=t("city.areas_caption"),
-                numeric={1, 2, 3},
+                [t("indicator.name"), t("indicator.value"), t("indicator.unit"), ""],
+                rows,
+                caption=f"{t('category.' + group.category)} ({len(rows)})",
+                numeric={1},
             )
         )
-        weakest = sorted(
-            (a for a in areas if a.score is not None and a.median is not None),
-            key=lambda a: (a.score or 0) - (a.median or 0),
-        )[:3]
-        if weakest:
-            blocks.append(Paragraph(t("report.weakest", areas=", ".join(a.name for a in weakest))))
-    if profile.history:
-        history = [h for h in profile.history if h["score"] is not None]
-        blocks.append(Heading(t("city.trend"), 2))
-        blocks.append(
-            FigureBlock(
-                lambda ax: _trend(ax, history, t("city.score"), t("rating.rank")),
-                caption=t("city.trend_label", city=profile.name),
-                height=2.8,
-            )
-        )
-    assessment = profile.assessment
-    if assessment is not None:
-        blocks.extend(_assessment_blocks(assessment, t))
-    if profile.categories:
-        blocks.append(Heading(t("city.values", year=profile.latest_year), 2))
-        blocks.append(Paragraph(t("city.values_hint"), muted=True))
-        for group in profile.categories:
-            rows = [
-                [
-                    v["name"],
-                    v["value"],
-                    v["unit"],
-                    t("illustrative.short") if v["illustrative"] else "",
-                ]
-                for v in group.values
-            ]
-            blocks.append(
-                Table(
-                    [t("indicator.name"), t("indicator.value"), t("indicator.unit"), ""],
-                    rows,
-                    caption=f"{t('category.' + group.category)} ({len(rows)})",
-                    numeric={1},
-                )
-            )
-    spec = _spec_text(context, profile.run.id if profile.run is not None else None)
-    return Report(
-        title=t("report.city_title", city=profile.name),
-        subtitle=" · ".join(facts),
-        blocks=blocks,
-        annex_title=t("report.annex"),
-        annex=_method_annex(t, profile.run, spec),
-        language=t.language,
-    )
+    return blocks
 
 
 def _assessment_blocks(assessment: Any, t: Translator) -> list[Block]:
@@ -295,32 +313,42 @@ def build_rating_report(context: Context, t: Translator, *, year: int | None = N
     if not board.available or board.run is None:
         raise NotFoundError(board.message or "no rating")
     run = board.run
-    entries = board.entries
     blocks: list[Block] = []
     if run.illustrative:
         blocks.append(Note(t("rating.illustrative", share=round(run.illustrative_share * 100))))
-    blocks.append(
-        Paragraph(
-            t(
-                "rating.meta",
-                year=run.year,
-                places=run.places,
-                indicators=run.indicators,
-                n=run.replications,
-            )
-        )
+    meta = t(
+        "rating.meta",
+        year=run.year,
+        places=run.places,
+        indicators=run.indicators,
+        n=run.replications,
     )
-    blocks.append(Paragraph(t("rating.lead"), muted=True))
-    blocks.append(
+    blocks += [Paragraph(meta), Paragraph(t("rating.lead"), muted=True)]
+    blocks += _rating_figures(board.entries, t)
+    blocks += [Heading(t("report.full_table"), 2), _rating_table(board.entries, t)]
+    if run.warnings:
+        blocks.append(Heading(t("rating.warnings"), 2))
+        blocks.extend(Paragraph(w, muted=True) for w in run.warnings)
+    return Report(
+        title=t("rating.title"),
+        subtitle=t("report.rating_subtitle", year=run.year),
+        blocks=blocks,
+        annex_title=t("report.annex"),
+        annex=_method_annex(t, run, _spec_text(context, run.id)),
+        language=t.language,
+    )
+
+
+def _rating_figures(entries: list[Any], t: Translator) -> list[Block]:
+    """The top 25's rank intervals and the score distribution, cities against monotowns."""
+    monotowns = [e for e in entries if e.monotown]
+    others = [e for e in entries if not e.monotown]
+    return [
         FigureBlock(
             lambda ax: _rank_intervals(ax, entries[:25], t("rating.axis_rank")),
             caption=t("report.top25"),
             height=5.2,
-        )
-    )
-    monotowns = [e for e in entries if e.monotown]
-    others = [e for e in entries if not e.monotown]
-    blocks.append(
+        ),
         FigureBlock(
             lambda ax: _score_hist(
                 ax,
@@ -332,42 +360,31 @@ def build_rating_report(context: Context, t: Translator, *, year: int | None = N
             ),
             caption=t("report.distribution"),
             height=2.6,
-        )
-    )
-    blocks.append(Heading(t("report.full_table"), 2))
-    blocks.append(
-        Table(
+        ),
+    ]
+
+
+def _rating_table(entries: list[Any], t: Translator) -> Table:
+    return Table(
+        [
+            t("rating.rank"),
+            t("rating.interval"),
+            t("rating.city"),
+            t("rating.region"),
+            t("rating.score"),
+        ],
+        [
             [
-                t("rating.rank"),
-                t("rating.interval"),
-                t("rating.city"),
-                t("rating.region"),
-                t("rating.score"),
-            ],
-            [
-                [
-                    e.rank,
-                    f"{_int(e.rank_q05)}–{_int(e.rank_q95)}" if e.rank_q05 is not None else "—",
-                    e.name + (" *" if e.monotown else ""),
-                    e.region_name,
-                    e.score,
-                ]
-                for e in entries
-            ],
-            caption=t("rating.caption", n=len(entries)) + " · * " + t("place.monotown"),
-            numeric={0, 4},
-        )
-    )
-    if run.warnings:
-        blocks.append(Heading(t("rating.warnings"), 2))
-        blocks.extend(Paragraph(w, muted=True) for w in run.warnings)
-    return Report(
-        title=t("rating.title"),
-        subtitle=t("report.rating_subtitle", year=run.year),
-        blocks=blocks,
-        annex_title=t("report.annex"),
-        annex=_method_annex(t, run, _spec_text(context, run.id)),
-        language=t.language,
+                e.rank,
+                f"{_int(e.rank_q05)}–{_int(e.rank_q95)}" if e.rank_q05 is not None else "—",
+                e.name + (" *" if e.monotown else ""),
+                e.region_name,
+                e.score,
+            ]
+            for e in entries
+        ],
+        caption=t("rating.caption", n=len(entries)) + " · * " + t("place.monotown"),
+        numeric={0, 4},
     )
 
 
@@ -412,6 +429,13 @@ def _score_hist(
 # PLS-SEM
 
 
+SEM_REFERENCES = (
+    "Hair, J. F., Hult, G. T. M., Ringle, C. M., Sarstedt, M. (2022). A Primer on Partial Least Squares Structural Equation Modeling (PLS-SEM), 3rd ed. Sage.",
+    "Dijkstra, T. K., Henseler, J. (2015). Consistent partial least squares path modeling. MIS Quarterly 39(2), 297–316.",
+    "Henseler, J., Ringle, C. M., Sarstedt, M. (2015). A new criterion for assessing discriminant validity in variance-based SEM. JAMS 43, 115–135.",
+)
+
+
 def build_sem_report(
     model_text: str,
     frame: pd.DataFrame,
@@ -427,41 +451,13 @@ def build_sem_report(
 
     result = PLSSEM(model_text).fit(frame)
     boot = result.bootstrap(bootstrap, seed=seed) if bootstrap > 0 else None
-    paths = result.paths
-    path_rows: list[list[Any]] = []
-    for label, value in paths.items():
-        row: list[Any] = [label, float(value)]
-        if boot is not None:
-            b = boot.paths.loc[label]
-            row += [float(b["t"]), float(b["p"]), f"[{b['ci_low']:.3f}, {b['ci_high']:.3f}]"]
-        path_rows.append(row)
-    path_columns = [t("sem.path"), t("sem.coefficient")] + (
-        ["t", "p", "95% CI"] if boot is not None else []
-    )
-    reliability = result.reliability
     loadings = result.loadings
-    loading_rows = [
-        [item, construct, float(loadings.loc[item, construct])]
-        for construct in loadings.columns
-        for item in loadings.index
-        if abs(float(loadings.loc[item, construct])) > 1e-12
-    ]
+    summary = t(
+        "sem.summary", n=len(frame), constructs=len(loadings.columns), items=len(loadings.index)
+    )
     blocks: list[Block] = [
-        Paragraph(
-            t(
-                "sem.summary",
-                n=len(frame),
-                constructs=len(loadings.columns),
-                items=len(loadings.index),
-            )
-        ),
-        Heading(t("sem.paths"), 2),
-        FigureBlock(
-            lambda ax: _path_bars(ax, paths),
-            caption=t("sem.paths_caption"),
-            height=max(2.0, 0.35 * len(paths) + 0.8),
-        ),
-        Table(path_columns, path_rows, numeric=set(range(1, len(path_columns)))),
+        Paragraph(summary),
+        *_sem_path_blocks(result.paths, boot, t),
         Heading("R²", 2),
         Table(
             [t("sem.construct"), "R²", t("sem.r2_adj")],
@@ -474,29 +470,18 @@ def build_sem_report(
         Heading(t("sem.reliability"), 2),
         Table(
             [t("sem.construct"), "α", "ρA", "ρC", "AVE"],
-            [[name, *[float(x) for x in row]] for name, row in reliability.iterrows()],
+            [[name, *[float(x) for x in row]] for name, row in result.reliability.iterrows()],
             numeric={1, 2, 3, 4},
         ),
         Heading(t("sem.loadings"), 2),
-        Table([t("sem.item"), t("sem.construct"), t("sem.loading")], loading_rows, numeric={2}),
+        _sem_loadings_table(loadings, t),
     ]
     annex: list[Block] = [
         Paragraph(t("sem.method")),
         Heading(t("sem.model"), 2),
         Paragraph(model_text.strip(), muted=True),
         Heading(t("report.references"), 2),
-        Paragraph(
-            "Hair, J. F., Hult, G. T. M., Ringle, C. M., Sarstedt, M. (2022). A Primer on Partial Least Squares Structural Equation Modeling (PLS-SEM), 3rd ed. Sage.",
-            muted=True,
-        ),
-        Paragraph(
-            "Dijkstra, T. K., Henseler, J. (2015). Consistent partial least squares path modeling. MIS Quarterly 39(2), 297–316.",
-            muted=True,
-        ),
-        Paragraph(
-            "Henseler, J., Ringle, C. M., Sarstedt, M. (2015). A new criterion for assessing discriminant validity in variance-based SEM. JAMS 43, 115–135.",
-            muted=True,
-        ),
+        *(Paragraph(reference, muted=True) for reference in SEM_REFERENCES),
     ]
     return Report(
         title=title,
@@ -506,6 +491,40 @@ def build_sem_report(
         annex=annex,
         language=t.language,
     )
+
+
+def _sem_path_blocks(paths: pd.Series, boot: Any | None, t: Translator) -> list[Block]:
+    """The path coefficients as bars and as a table (with bootstrap t, p and 95% CI when run)."""
+    rows: list[list[Any]] = []
+    for label, value in paths.items():
+        row: list[Any] = [label, float(value)]
+        if boot is not None:
+            b = boot.paths.loc[label]
+            row += [float(b["t"]), float(b["p"]), f"[{b['ci_low']:.3f}, {b['ci_high']:.3f}]"]
+        rows.append(row)
+    columns = [t("sem.path"), t("sem.coefficient")] + (
+        ["t", "p", "95% CI"] if boot is not None else []
+    )
+    return [
+        Heading(t("sem.paths"), 2),
+        FigureBlock(
+            lambda ax: _path_bars(ax, paths),
+            caption=t("sem.paths_caption"),
+            height=max(2.0, 0.35 * len(paths) + 0.8),
+        ),
+        Table(columns, rows, numeric=set(range(1, len(columns)))),
+    ]
+
+
+def _sem_loadings_table(loadings: pd.DataFrame, t: Translator) -> Table:
+    """Each item's loading on its own construct (the zero cross-loadings left out)."""
+    rows = [
+        [item, construct, float(loadings.loc[item, construct])]
+        for construct in loadings.columns
+        for item in loadings.index
+        if abs(float(loadings.loc[item, construct])) > 1e-12
+    ]
+    return Table([t("sem.item"), t("sem.construct"), t("sem.loading")], rows, numeric={2})
 
 
 def _path_bars(ax: Axes, paths: pd.Series) -> None:
