@@ -107,4 +107,3 @@ CurrentUser = Annotated[User, Depends(_any_user)]
 AnalystUser = Annotated[User, Depends(require_roles("analyst"))]
 OperatorUser = Annotated[User, Depends(require_roles("operator"))]
 AdminUser = Annotated[User, Depends(require_roles("administrator"))]
-
