@@ -61,19 +61,13 @@ class QuantityRules:
     heating: list[HeatingScheduleRule] = field(default_factory=list)
     summation: list[SummationRule] = field(default_factory=list)
     is_outdoor_for_heating: bool = False
-
-    @property
-    def needs_hours(self) -> bool:
-        return bool(self.hour or self.eight_hour or self.day or self.seasonal or self.episode)
-
-    @property
-    def hours_kept(self) -> int:
-        """How many past hourly means a stream keeps (8-hour means, episode windows)."""
-        return max([24] + [rule.window_hours for rule, _ in self.episode])
-
-    @property
-    def needs_group_table(self) -> bool:
-        return bool(self.network_episode or self.cross)
+    # Derived once by compile_rules (read for every reading, so not recomputed as properties).
+    needs_hours: bool = False
+    """Some rule works on hourly means (hour, 8 h, day thresholds, seasonal, episode)."""
+    hours_kept: int = 24
+    """How many past hourly means a stream keeps (8-hour means, episode windows)."""
+    needs_group_table: bool = False
+    """Some rule compares the sensors of a group hour by hour (neighbours, network episode)."""
 
 
 def pick(rules: Iterable[Any], kind: type, quantity: str) -> Any:
@@ -151,4 +145,13 @@ def compile_rules(rule_set: RuleSet, quantity: str) -> QuantityRules:
         raise SpecificationError(f"more than one EpisodeRule for `{quantity}`; give one")
     if len(compiled.network_episode) > 1:
         raise SpecificationError(f"more than one NetworkEpisodeRule for `{quantity}`; give one")
+    compiled.needs_hours = bool(
+        compiled.hour
+        or compiled.eight_hour
+        or compiled.day
+        or compiled.seasonal
+        or compiled.episode
+    )
+    compiled.hours_kept = max([24] + [rule.window_hours for rule, _ in compiled.episode])
+    compiled.needs_group_table = bool(compiled.network_episode or compiled.cross)
     return compiled

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from bisect import bisect_left
 
 import numpy as np
@@ -28,29 +29,43 @@ def median_without(ordered: list[float], rank: int) -> float:
 
 
 def median_mad_of_sorted(ordered: list[float]) -> tuple[float, float]:
-    """Median and MAD of an already sorted list in O(n) without building the deviations.
+    """Median and MAD of an already sorted list, in O(log n), without building the deviations.
 
     Deviations left of the median, read outwards, increase, and so do those on the right: the
-    MAD is the middle of the merge of those two increasing runs.
+    MAD is the middle of the merge of those two increasing runs, found by bisecting how many of
+    the smallest deviations come from the left run (the rolling MAD rule calls this for every
+    reading, so a Python-level merge of half the window was its largest cost).
     """
     n = len(ordered)
     middle = n // 2
     median = ordered[middle] if n % 2 else (ordered[middle - 1] + ordered[middle]) / 2.0
     split = bisect_left(ordered, median)
-    left = split - 1  # next left value to take (moving down)
-    right = split  # next right value to take (moving up)
-    wanted = middle if n % 2 else middle - 1  # 0-based rank of the (lower) middle deviation
-    previous = current = 0.0
-    for _ in range(wanted + 1 + (0 if n % 2 else 1)):
-        previous = current
-        if right >= n or (left >= 0 and median - ordered[left] <= ordered[right] - median):
-            current = median - ordered[left]
-            left -= 1
+    right_count = n - split
+    # Deviation i of the left run is median - ordered[split - 1 - i]; j of the right run is
+    # ordered[split + j] - median. Take the `taken` smallest of both: `lo` of them from the left.
+    taken = middle + 1 if n % 2 else middle  # up to and including the (lower) middle deviation
+    lo, hi = max(0, taken - right_count), min(taken, split)
+    while lo < hi:
+        from_left = (lo + hi) // 2
+        if (
+            median - ordered[split - 1 - from_left]
+            < ordered[split + taken - from_left - 1] - median
+        ):
+            lo = from_left + 1
         else:
-            current = ordered[right] - median
-            right += 1
-    mad = current if n % 2 else (previous + current) / 2.0
-    return float(median), float(mad)
+            hi = from_left
+    from_right = taken - lo
+    current = max(
+        median - ordered[split - lo] if lo else -math.inf,
+        ordered[split + from_right - 1] - median if from_right else -math.inf,
+    )
+    if n % 2:
+        return float(median), float(current)
+    following = min(
+        median - ordered[split - 1 - lo] if lo < split else math.inf,
+        ordered[split + from_right] - median if from_right < right_count else math.inf,
+    )
+    return float(median), float((current + following) / 2.0)
 
 
 def median_mad(values: list[float]) -> tuple[float, float]:
