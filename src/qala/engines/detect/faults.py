@@ -11,6 +11,33 @@ from .rules import QuarantineRule
 from .state import StreamState
 
 
+def _faulty_reading(
+    rule_id: str,
+    sensor: str,
+    quantity: str,
+    time_us: int,
+    value: float,
+    unit: str,
+    explanation: str,
+    threshold: float,
+    details: dict[str, int] | None = None,
+) -> Finding:
+    return Finding(
+        rule_id,
+        FindingKind.FAULT,
+        sensor,
+        quantity,
+        time_us,
+        time_us,
+        Severity.MAJOR,
+        value,
+        unit,
+        explanation,
+        threshold=threshold,
+        details=details or {},
+    )
+
+
 def fault_of(
     stream: StreamState,
     compiled: QuantityRules,
@@ -26,37 +53,31 @@ def fault_of(
     if compiled.saturation is not None:
         if compiled.cap is not None and value >= compiled.cap:
             findings.append(
-                Finding(
+                _faulty_reading(
                     compiled.saturation.rule_id,
-                    FindingKind.FAULT,
                     sensor,
                     quantity,
                     time_us,
-                    time_us,
-                    Severity.MAJOR,
                     value,
                     unit,
                     f"{sensor} {quantity} reads {value:g} {unit} at {format_epoch_us(time_us)}, at or above "
                     f"the cap {compiled.cap:g} {unit}: the sensor is saturated (a fault, not pollution)",
-                    threshold=compiled.cap,
+                    compiled.cap,
                 )
             )
             fault = True
         elif compiled.floor is not None and value < compiled.floor:
             findings.append(
-                Finding(
+                _faulty_reading(
                     "fault.out_of_range",
-                    FindingKind.FAULT,
                     sensor,
                     quantity,
                     time_us,
-                    time_us,
-                    Severity.MAJOR,
                     value,
                     unit,
                     f"{sensor} {quantity} reads {value:g} {unit} at {format_epoch_us(time_us)}, below the "
                     f"physical floor {compiled.floor:g} {unit}",
-                    threshold=compiled.floor,
+                    compiled.floor,
                 )
             )
             fault = True
@@ -70,20 +91,17 @@ def fault_of(
         limit = stuck.zero_repeats if value == 0 else stuck.repeats
         if stream.repeats >= limit and not fault:
             findings.append(
-                Finding(
+                _faulty_reading(
                     stuck.rule_id,
-                    FindingKind.FAULT,
                     sensor,
                     quantity,
                     time_us,
-                    time_us,
-                    Severity.MAJOR,
                     value,
                     unit,
                     f"{sensor} {quantity} has repeated exactly {value:g} {unit} {stream.repeats} times in a "
                     f"row (limit {limit}): the sensor is stuck (flat line)",
-                    threshold=float(limit),
-                    details={"repeats": stream.repeats},
+                    float(limit),
+                    {"repeats": stream.repeats},
                 )
             )
             fault = True
