@@ -18,8 +18,8 @@ anomaly or episode rules: a sensor stuck at its 1000 µg/m³ cap is a fault, not
 
 This module is the dispatcher; each family of rules lives in its own module (:mod:`.thresholds`,
 :mod:`.rate`, :mod:`.anomalies`, :mod:`.faults`, :mod:`.silence`, :mod:`.episodes`,
-:mod:`.neighbours`, :mod:`.heating`, :mod:`.summation`), the compiled rules in :mod:`.compiled`
-and the state with its hour tables in :mod:`.state`.
+:mod:`.neighbours`, :mod:`.heating`, :mod:`.summation`, sharing the medians of :mod:`.stats`),
+the compiled rules in :mod:`.compiled` and the state with its hour tables in :mod:`.state`.
 """
 
 from __future__ import annotations
