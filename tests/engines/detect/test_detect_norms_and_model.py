@@ -27,8 +27,8 @@ from qala.engines.detect import (
     normalise_unit,
     severity_for,
 )
-from qala.engines.detect.stats import median_mad_of_sorted, median_without
 from qala.engines.detect.rules import ADVISORY_STEPS, LEGAL_STEPS
+from qala.engines.detect.stats import median_mad_of_sorted, median_without
 
 
 def limits_of(name: str) -> dict[tuple[str, str], float]:
