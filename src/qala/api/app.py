@@ -8,6 +8,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from qala import __version__
+from qala.api import sem
+from qala.components.accounts.deps import ContextDep
 from qala.core.errors import (
     ConflictError,
     NotFoundError,
@@ -20,6 +22,20 @@ from qala.runtime import Context
 from qala.settings import Settings
 
 _STATUS = {NotFoundError: 404, ConflictError: 409, PermissionDeniedError: 403, ValidationError: 422}
+
+
+async def qala_error(_request: Request, exc: QalaError) -> JSONResponse:
+    """A domain error as JSON: its kind picks the status, a validation error lists its problems."""
+    status = next((code for kind, code in _STATUS.items() if isinstance(exc, kind)), 400)
+    body: dict[str, Any] = {"detail": str(exc)}
+    if isinstance(exc, ValidationError):
+        body["problems"] = [p.as_dict() for p in exc.problems]
+    return JSONResponse(body, status_code=status)
+
+
+# What load balancers poll (no docstring: it would become the OpenAPI description).
+def healthz(context: ContextDep) -> dict[str, str]:
+    return {"status": "ok", "version": __version__, "database": context.database.backend}
 
 
 def create_app(
@@ -38,25 +54,14 @@ def create_app(
     )
     app.state.context = context
 
-    @app.exception_handler(QalaError)
-    async def qala_error(_request: Request, exc: QalaError) -> JSONResponse:
-        status = next((code for kind, code in _STATUS.items() if isinstance(exc, kind)), 400)
-        body: dict[str, Any] = {"detail": str(exc)}
-        if isinstance(exc, ValidationError):
-            body["problems"] = [p.as_dict() for p in exc.problems]
-        return JSONResponse(body, status_code=status)
-
-    @app.get("/healthz", tags=["platform"])
-    def healthz() -> dict[str, str]:
-        return {"status": "ok", "version": __version__, "database": context.database.backend}
+    app.exception_handler(QalaError)(qala_error)
+    app.add_api_route("/healthz", healthz, methods=["GET"], tags=["platform"])
 
     for component in sorted(COMPONENTS, key=lambda c: -c.route_priority):
         if component.api_router is not None:
             app.include_router(component.api_router(context))
 
-    from qala.api.sem import build_sem_router
-
-    app.include_router(build_sem_router(context))
+    app.include_router(sem.router)
 
     from qala.web import mount_web
 

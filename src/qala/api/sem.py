@@ -10,16 +10,13 @@ import io
 from typing import Annotated, Any, Literal
 
 import pandas as pd
-from fastapi import APIRouter, Depends, File, Form, HTTPException, UploadFile
+from fastapi import APIRouter, File, Form, HTTPException, UploadFile
 from starlette.concurrency import run_in_threadpool
 
-from qala.components.accounts.deps import require_roles
-from qala.components.accounts.models import User
+from qala.components.accounts.deps import AnalystUser, ContextDep
 from qala.core.errors import QalaError
-from qala.runtime import Context
 
 MAX_BOOTSTRAP = 10_000
-Researcher = Annotated[User, Depends(require_roles("analyst"))]
 
 
 def _fit(
@@ -53,44 +50,46 @@ def _fit(
     return payload
 
 
-def build_sem_router(context: Context) -> APIRouter:
-    router = APIRouter(prefix="/api/v1/sem", tags=["pls-sem"])
+router = APIRouter(prefix="/api/v1/sem", tags=["pls-sem"])
 
-    @router.post("/fit")
-    async def fit(
-        _user: Researcher,
-        model: Annotated[
-            str, Form(description="Model in lavaan-like syntax (=~, <~, ~).", max_length=20_000)
-        ],
-        data: Annotated[UploadFile, File(description="CSV with one column per indicator.")],
-        scheme: Annotated[Literal["path", "factor", "centroid"], Form()] = "path",
-        consistent: Annotated[bool, Form()] = False,
-        bootstrap: Annotated[int, Form(ge=0, le=MAX_BOOTSTRAP)] = 0,
-        seed: Annotated[int | None, Form()] = None,
-        diagram: Annotated[bool, Form()] = False,
-    ) -> dict[str, Any]:
-        """Estimate a PLS-SEM model; with ``bootstrap`` > 0, add bootstrap statistics per path."""
-        raw = await data.read(context.settings.max_upload_bytes + 1)
-        if len(raw) > context.settings.max_upload_bytes:
-            raise HTTPException(
-                413, f"data file larger than {context.settings.max_upload_bytes} bytes"
-            )
-        try:
-            frame = pd.read_csv(io.BytesIO(raw))
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise HTTPException(422, f"{data.filename}: not a readable CSV file ({exc})") from exc
-        try:
-            return await run_in_threadpool(
-                _fit,
-                model,
-                frame,
-                scheme=scheme,
-                consistent=consistent,
-                bootstrap=bootstrap,
-                seed=seed,
-                diagram=diagram,
-            )
-        except QalaError as exc:
-            raise HTTPException(422, str(exc)) from exc
 
-    return router
+async def _csv_frame(upload: UploadFile, max_bytes: int) -> pd.DataFrame:
+    """The uploaded CSV as a frame: 413 past ``max_bytes``, 422 when it does not parse."""
+    raw = await upload.read(max_bytes + 1)
+    if len(raw) > max_bytes:
+        raise HTTPException(413, f"data file larger than {max_bytes} bytes")
+    try:
+        return pd.read_csv(io.BytesIO(raw))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise HTTPException(422, f"{upload.filename}: not a readable CSV file ({exc})") from exc
+
+
+@router.post("/fit")
+async def fit(
+    _user: AnalystUser,
+    context: ContextDep,
+    model: Annotated[
+        str, Form(description="Model in lavaan-like syntax (=~, <~, ~).", max_length=20_000)
+    ],
+    data: Annotated[UploadFile, File(description="CSV with one column per indicator.")],
+    scheme: Annotated[Literal["path", "factor", "centroid"], Form()] = "path",
+    consistent: Annotated[bool, Form()] = False,
+    bootstrap: Annotated[int, Form(ge=0, le=MAX_BOOTSTRAP)] = 0,
+    seed: Annotated[int | None, Form()] = None,
+    diagram: Annotated[bool, Form()] = False,
+) -> dict[str, Any]:
+    """Estimate a PLS-SEM model; with ``bootstrap`` > 0, add bootstrap statistics per path."""
+    frame = await _csv_frame(data, context.settings.max_upload_bytes)
+    try:
+        return await run_in_threadpool(
+            _fit,
+            model,
+            frame,
+            scheme=scheme,
+            consistent=consistent,
+            bootstrap=bootstrap,
+            seed=seed,
+            diagram=diagram,
+        )
+    except QalaError as exc:
+        raise HTTPException(422, str(exc)) from exc

@@ -27,8 +27,8 @@ from qala.engines.detect import (
     normalise_unit,
     severity_for,
 )
-from qala.engines.detect.evaluator import _median_mad_of_sorted, _median_without
 from qala.engines.detect.rules import ADVISORY_STEPS, LEGAL_STEPS
+from qala.engines.detect.stats import median_mad_of_sorted, median_without
 
 
 def limits_of(name: str) -> dict[tuple[str, str], float]:
@@ -215,7 +215,7 @@ def test_findings_serialise_to_json() -> None:
     )
 )
 def test_median_mad_of_sorted_matches_numpy(values: list[float]) -> None:
-    median, mad = _median_mad_of_sorted(sorted(values))
+    median, mad = median_mad_of_sorted(sorted(values))
     array = np.asarray(values)
     assert median == pytest.approx(np.median(array), rel=1e-12, abs=1e-9)
     assert mad == pytest.approx(np.median(np.abs(array - np.median(array))), rel=1e-12, abs=1e-9)
@@ -228,4 +228,4 @@ def test_leave_one_out_median_matches_numpy(values: list[float], data: st.DataOb
     # The neighbours' median of the sensor at `position`, found through the rank of its value.
     rank = ordered.index(values[position])
     others = values[:position] + values[position + 1 :]
-    assert _median_without(ordered, rank) == pytest.approx(float(np.median(others)))
+    assert median_without(ordered, rank) == pytest.approx(float(np.median(others)))

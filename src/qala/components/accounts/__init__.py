@@ -13,9 +13,9 @@ HERE = Path(__file__).parent
 
 
 def _api(context: Context) -> object:
-    from qala.components.accounts.api import build_router
+    from qala.components.accounts.api import router
 
-    return build_router(context)
+    return router
 
 
 def _demo(context: Context) -> str:

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field
 
-from qala.components.accounts.deps import SESSION_COOKIE, CurrentUser, require_roles
+from qala.components.accounts.deps import (
+    SESSION_COOKIE,
+    AdminUser,
+    ContextDep,
+    CurrentUser,
+    DatabaseDep,
+)
 from qala.components.accounts.models import User
 from qala.components.accounts.services import (
     authenticate,
@@ -18,8 +24,6 @@ from qala.components.accounts.services import (
     start_session,
 )
 from qala.runtime import Context
-
-AdminUser = Annotated[User, Depends(require_roles("administrator"))]
 
 
 class Credentials(BaseModel):
@@ -64,71 +68,74 @@ def set_session_cookie(response: Response, context: Context, token: str) -> None
     )
 
 
-def build_router(context: Context) -> APIRouter:
-    router = APIRouter(prefix="/api/v1", tags=["accounts"])
-    database = context.database
+router = APIRouter(prefix="/api/v1", tags=["accounts"])
 
-    @router.post("/auth/login")
-    def login(credentials: Credentials, response: Response) -> dict[str, Any]:
-        """Start a browser session; the answer carries the CSRF token for later writes."""
+
+@router.post("/auth/login")
+def login(credentials: Credentials, response: Response, context: ContextDep) -> dict[str, Any]:
+    """Start a browser session; the answer carries the CSRF token for later writes."""
+    with context.database.transaction() as session:
+        user = authenticate(session, credentials.username, credentials.password)
+        new = start_session(session, user, now=context.clock())
+        out = user_out(user)
+    set_session_cookie(response, context, new.token)
+    return {"user": out.model_dump(), "csrf_token": new.csrf_token}
+
+
+@router.post("/auth/logout", status_code=204)
+def logout(request: Request, response: Response, database: DatabaseDep) -> None:
+    token = request.cookies.get(SESSION_COOKIE)
+    if token:
         with database.transaction() as session:
-            user = authenticate(session, credentials.username, credentials.password)
-            new = start_session(session, user, now=context.clock())
-            out = user_out(user)
-        set_session_cookie(response, context, new.token)
-        return {"user": out.model_dump(), "csrf_token": new.csrf_token}
+            end_session(session, token)
+    response.delete_cookie(SESSION_COOKIE, path="/")
 
-    @router.post("/auth/logout", status_code=204)
-    def logout(request: Request, response: Response) -> None:
-        token = request.cookies.get(SESSION_COOKIE)
-        if token:
-            with database.transaction() as session:
-                end_session(session, token)
-        response.delete_cookie(SESSION_COOKIE, path="/")
 
-    @router.post("/auth/register", status_code=201)
-    def register(registration: Registration) -> UserOut:
-        """Citizens create their own account; other roles are given by an administrator."""
-        with database.transaction() as session:
-            user = create_user(
-                session,
-                username=registration.username,
-                password=registration.password,
-                display_name=registration.display_name,
-                role="citizen",
-            )
-            return user_out(user)
+@router.post("/auth/register", status_code=201)
+def register(registration: Registration, database: DatabaseDep) -> UserOut:
+    """Citizens create their own account; other roles are given by an administrator."""
+    with database.transaction() as session:
+        user = create_user(
+            session,
+            username=registration.username,
+            password=registration.password,
+            display_name=registration.display_name,
+            role="citizen",
+        )
+        return user_out(user)
 
-    @router.get("/auth/me")
-    def me(user: CurrentUser, request: Request) -> dict[str, Any]:
-        return {
-            "user": user_out(user).model_dump(),
-            "csrf_token": getattr(request.state, "csrf_token", None),
-        }
 
-    @router.post("/auth/tokens", status_code=201)
-    def new_token(credentials: Credentials, label: str = "") -> dict[str, str]:
-        """Exchange a username and password for a bearer token (shown once)."""
-        with database.transaction() as session:
-            user = authenticate(session, credentials.username, credentials.password)
-            return {"token": issue_token(session, user, label=label), "token_type": "bearer"}
+@router.get("/auth/me")
+def me(user: CurrentUser, request: Request) -> dict[str, Any]:
+    return {
+        "user": user_out(user).model_dump(),
+        "csrf_token": getattr(request.state, "csrf_token", None),
+    }
 
-    @router.get("/users")
-    def users(_admin: AdminUser) -> list[UserOut]:
-        with database.session() as session:
-            return [user_out(u) for u in list_users(session)]
 
-    @router.post("/users", status_code=201)
-    def add_user(new: NewUser, _admin: AdminUser) -> UserOut:
-        with database.transaction() as session:
-            user = create_user(
-                session,
-                username=new.username,
-                password=new.password,
-                role=new.role,
-                display_name=new.display_name,
-                department=new.department,
-            )
-            return user_out(user)
+@router.post("/auth/tokens", status_code=201)
+def new_token(credentials: Credentials, database: DatabaseDep, label: str = "") -> dict[str, str]:
+    """Exchange a username and password for a bearer token (shown once)."""
+    with database.transaction() as session:
+        user = authenticate(session, credentials.username, credentials.password)
+        return {"token": issue_token(session, user, label=label), "token_type": "bearer"}
 
-    return router
+
+@router.get("/users")
+def users(_admin: AdminUser, database: DatabaseDep) -> list[UserOut]:
+    with database.session() as session:
+        return [user_out(u) for u in list_users(session)]
+
+
+@router.post("/users", status_code=201)
+def add_user(new: NewUser, _admin: AdminUser, database: DatabaseDep) -> UserOut:
+    with database.transaction() as session:
+        user = create_user(
+            session,
+            username=new.username,
+            password=new.password,
+            role=new.role,
+            display_name=new.display_name,
+            department=new.department,
+        )
+        return user_out(user)

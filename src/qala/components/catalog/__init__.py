@@ -14,9 +14,9 @@ HERE = Path(__file__).parent
 
 
 def _api(context: Context) -> object:
-    from qala.components.catalog.api import build_router
+    from qala.components.catalog.api import router
 
-    return build_router(context)
+    return router
 
 
 def _seed(context: Context) -> None:

@@ -6,12 +6,12 @@ import tempfile
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, File, HTTPException, Query, UploadFile
+from fastapi import APIRouter, File, HTTPException, Query, UploadFile
 from pydantic import BaseModel
 
-from qala.components.accounts.deps import require_roles
-from qala.components.accounts.models import User
+from qala.components.accounts.deps import AnalystUser, ContextDep, DatabaseDep
 from qala.components.catalog.frameworks import Catalogue, Node, load_catalogue
+from qala.components.catalog.models import Place
 from qala.components.catalog.services import (
     check_file,
     get_place,
@@ -21,9 +21,6 @@ from qala.components.catalog.services import (
     values_frame,
 )
 from qala.core.errors import NotFoundError, ValidationError
-from qala.runtime import Context
-
-Analyst = Annotated[User, Depends(require_roles("analyst"))]
 
 
 class PlaceOut(BaseModel):
@@ -83,140 +80,150 @@ def _tree(node: Node, catalogue: Catalogue) -> dict[str, Any]:
     }
 
 
-def build_router(context: Context) -> APIRouter:
-    router = APIRouter(prefix="/api/v1", tags=["catalogue"])
-    database = context.database
+router = APIRouter(prefix="/api/v1", tags=["catalogue"])
 
-    @router.get("/places", response_model=list[PlaceOut])
-    def places(level: str | None = None, year: int | None = None) -> list[PlaceOut]:
-        with database.session() as session:
-            monotowns = single_industry_codes(session, year or context.clock().year)
-            by_id = {}
-            out = []
-            rows = list_places(session, level=level)
-            by_id = {p.id: p.code for p in list_places(session)}
-            for p in rows:
-                out.append(
-                    PlaceOut(
-                        code=p.code,
-                        parent=by_id.get(p.parent_id) if p.parent_id else None,
-                        level=p.level,
-                        kind=p.kind,
-                        significance=p.significance,
-                        name={"kk": p.name_kk, "ru": p.name_ru, "en": p.name_en},
-                        lat=p.lat,
-                        lon=p.lon,
-                        single_industry=p.code in monotowns,
-                        population={r.year: r.population for r in p.populations},
-                    )
-                )
-            return out
 
-    @router.get("/frameworks")
-    def frameworks() -> list[dict[str, Any]]:
-        catalogue = load_catalogue()
-        return [
-            {
-                "id": f.id,
-                "version": f.version,
-                "name": f.names,
-                "purpose": f.purpose,
-                "citation": f.citation,
-                "indicators": len(f.indicator_ids()),
-            }
-            for f in catalogue.frameworks.values()
-        ]
+def _place_out(place: Place, parents: dict[int, str], monotowns: set[str]) -> PlaceOut:
+    return PlaceOut(
+        code=place.code,
+        parent=parents.get(place.parent_id) if place.parent_id else None,
+        level=place.level,
+        kind=place.kind,
+        significance=place.significance,
+        name={"kk": place.name_kk, "ru": place.name_ru, "en": place.name_en},
+        lat=place.lat,
+        lon=place.lon,
+        single_industry=place.code in monotowns,
+        population={r.year: r.population for r in place.populations},
+    )
 
-    @router.get("/frameworks/{framework_id}")
-    def framework(framework_id: str) -> dict[str, Any]:
-        catalogue = load_catalogue()
-        try:
-            f = catalogue.framework(framework_id)
-        except NotFoundError as exc:
-            raise HTTPException(404, str(exc)) from exc
-        return {"id": f.id, "version": f.version, "name": f.names, "tree": _tree(f.root, catalogue)}
 
-    @router.get("/indicators", response_model=list[IndicatorOut])
-    def indicators(
-        framework: str | None = None, category: str | None = None, q: str | None = None
-    ) -> list[IndicatorOut]:
-        catalogue = load_catalogue()
-        found = catalogue.search(q) if q else list(catalogue.indicators.values())
-        return [
-            _indicator_out(catalogue, i.id)
-            for i in found
-            if (framework is None or i.framework == framework)
-            and (category is None or i.category == category)
-        ]
+@router.get("/places", response_model=list[PlaceOut])
+def places(
+    context: ContextDep, level: str | None = None, year: int | None = None
+) -> list[PlaceOut]:
+    with context.database.session() as session:
+        monotowns = single_industry_codes(session, year or context.clock().year)
+        parents = {p.id: p.code for p in list_places(session)}
+        return [_place_out(p, parents, monotowns) for p in list_places(session, level=level)]
 
-    @router.get("/indicators/{indicator_id}", response_model=IndicatorOut)
-    def indicator(indicator_id: str) -> IndicatorOut:
-        try:
-            return _indicator_out(load_catalogue(), indicator_id)
-        except NotFoundError as exc:
-            raise HTTPException(404, str(exc)) from exc
 
-    @router.get("/values")
-    def values(
-        place: Annotated[list[str] | None, Query()] = None,
-        indicator: Annotated[list[str] | None, Query()] = None,
-        year: Annotated[list[int] | None, Query()] = None,
-        framework: str | None = None,
-    ) -> list[dict[str, Any]]:
-        with database.session() as session:
-            if place:
-                for code in place:
-                    try:
-                        get_place(session, code)
-                    except NotFoundError as exc:
-                        raise HTTPException(404, str(exc)) from exc
-            frame = values_frame(
-                session, places=place, indicators=indicator, years=year, framework=framework
-            )
-        records: list[dict[str, Any]] = frame.to_dict(orient="records")
-        return records
-
-    async def _saved(upload: UploadFile) -> Path:
-        suffix = Path(upload.filename or "upload.csv").suffix
-        data = await upload.read(context.settings.max_upload_bytes + 1)
-        if len(data) > context.settings.max_upload_bytes:
-            raise HTTPException(413, f"file larger than {context.settings.max_upload_bytes} bytes")
-        with tempfile.NamedTemporaryFile(delete=False, suffix=suffix) as handle:
-            handle.write(data)
-        return Path(handle.name)
-
-    @router.post("/data/check")
-    async def data_check(file: Annotated[UploadFile, File()], _user: Analyst) -> dict[str, Any]:
-        path = await _saved(file)
-        try:
-            result = check_file(database, path)
-        except ValidationError as exc:
-            raise HTTPException(422, [p.as_dict() for p in exc.problems]) from exc
-        finally:
-            path.unlink(missing_ok=True)
-        return {
-            "file": file.filename,
-            "rows": result.rows_total,
-            "accepted": len(result.values),
-            "problems": [dict(p.as_dict(), file=file.filename) for p in result.problems],
-            "warnings": [dict(p.as_dict(), file=file.filename) for p in result.warnings],
+@router.get("/frameworks")
+def frameworks() -> list[dict[str, Any]]:
+    catalogue = load_catalogue()
+    return [
+        {
+            "id": f.id,
+            "version": f.version,
+            "name": f.names,
+            "purpose": f.purpose,
+            "citation": f.citation,
+            "indicators": len(f.indicator_ids()),
         }
+        for f in catalogue.frameworks.values()
+    ]
 
-    @router.post("/data/import")
-    async def data_import(
-        file: Annotated[UploadFile, File()], user: Analyst, partial: bool = False
-    ) -> dict[str, Any]:
-        path = await _saved(file)
-        try:
-            report = import_file(database, path, partial=partial, imported_by=user.username)
-        except ValidationError as exc:
-            raise HTTPException(422, [p.as_dict() for p in exc.problems]) from exc
-        finally:
-            path.unlink(missing_ok=True)
-        body = report.as_dict()
-        body["file"] = file.filename
-        if not report.written:
-            raise HTTPException(422, body)
-        return body
 
-    return router
+@router.get("/frameworks/{framework_id}")
+def framework(framework_id: str) -> dict[str, Any]:
+    catalogue = load_catalogue()
+    try:
+        f = catalogue.framework(framework_id)
+    except NotFoundError as exc:
+        raise HTTPException(404, str(exc)) from exc
+    return {"id": f.id, "version": f.version, "name": f.names, "tree": _tree(f.root, catalogue)}
+
+
+@router.get("/indicators", response_model=list[IndicatorOut])
+def indicators(
+    framework: str | None = None, category: str | None = None, q: str | None = None
+) -> list[IndicatorOut]:
+    catalogue = load_catalogue()
+    found = catalogue.search(q) if q else list(catalogue.indicators.values())
+    return [
+        _indicator_out(catalogue, i.id)
+        for i in found
+        if (framework is None or i.framework == framework)
+        and (category is None or i.category == category)
+    ]
+
+
+@router.get("/indicators/{indicator_id}", response_model=IndicatorOut)
+def indicator(indicator_id: str) -> IndicatorOut:
+    try:
+        return _indicator_out(load_catalogue(), indicator_id)
+    except NotFoundError as exc:
+        raise HTTPException(404, str(exc)) from exc
+
+
+@router.get("/values")
+def values(
+    database: DatabaseDep,
+    place: Annotated[list[str] | None, Query()] = None,
+    indicator: Annotated[list[str] | None, Query()] = None,
+    year: Annotated[list[int] | None, Query()] = None,
+    framework: str | None = None,
+) -> list[dict[str, Any]]:
+    with database.session() as session:
+        for code in place or ():
+            try:
+                get_place(session, code)
+            except NotFoundError as exc:
+                raise HTTPException(404, str(exc)) from exc
+        frame = values_frame(
+            session, places=place, indicators=indicator, years=year, framework=framework
+        )
+    records: list[dict[str, Any]] = frame.to_dict(orient="records")
+    return records
+
+
+async def _saved(upload: UploadFile, max_bytes: int) -> Path:
+    """The upload in a temporary file (the caller deletes it); 413 past ``max_bytes``."""
+    suffix = Path(upload.filename or "upload.csv").suffix
+    data = await upload.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise HTTPException(413, f"file larger than {max_bytes} bytes")
+    with tempfile.NamedTemporaryFile(delete=False, suffix=suffix) as handle:
+        handle.write(data)
+    return Path(handle.name)
+
+
+@router.post("/data/check")
+async def data_check(
+    file: Annotated[UploadFile, File()], _user: AnalystUser, context: ContextDep
+) -> dict[str, Any]:
+    path = await _saved(file, context.settings.max_upload_bytes)
+    try:
+        result = check_file(context.database, path)
+    except ValidationError as exc:
+        raise HTTPException(422, [p.as_dict() for p in exc.problems]) from exc
+    finally:
+        path.unlink(missing_ok=True)
+    return {
+        "file": file.filename,
+        "rows": result.rows_total,
+        "accepted": len(result.values),
+        "problems": [dict(p.as_dict(), file=file.filename) for p in result.problems],
+        "warnings": [dict(p.as_dict(), file=file.filename) for p in result.warnings],
+    }
+
+
+@router.post("/data/import")
+async def data_import(
+    file: Annotated[UploadFile, File()],
+    user: AnalystUser,
+    context: ContextDep,
+    partial: bool = False,
+) -> dict[str, Any]:
+    path = await _saved(file, context.settings.max_upload_bytes)
+    try:
+        report = import_file(context.database, path, partial=partial, imported_by=user.username)
+    except ValidationError as exc:
+        raise HTTPException(422, [p.as_dict() for p in exc.problems]) from exc
+    finally:
+        path.unlink(missing_ok=True)
+    body = report.as_dict()
+    body["file"] = file.filename
+    if not report.written:
+        raise HTTPException(422, body)
+    return body

@@ -18,9 +18,9 @@ NATIONAL_SPEC = HERE / "data" / "national.yaml"
 
 
 def _api(context: Context) -> object:
-    from qala.components.rating.api import build_router
+    from qala.components.rating.api import router
 
-    return build_router(context)
+    return router
 
 
 def _demo(context: Context) -> str:

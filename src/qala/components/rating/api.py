@@ -8,9 +8,8 @@ from typing import Any
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 
-from qala.components.accounts.deps import require_roles
+from qala.components.accounts.deps import ContextDep, DatabaseDep, require_roles
 from qala.components.rating import services
-from qala.runtime import Context
 
 
 class SpecIn(BaseModel):
@@ -38,87 +37,92 @@ def _run_payload(run: Any, entries: list[services.EntryView]) -> dict[str, Any]:
     }
 
 
-def build_router(context: Context) -> APIRouter:
-    router = APIRouter(prefix="/api/v1/rating", tags=["rating"])
-    database = context.database
-    analyst = Depends(require_roles("analyst"))
+router = APIRouter(prefix="/api/v1/rating", tags=["rating"])
+ANALYST_ONLY = [Depends(require_roles("analyst"))]
 
-    @router.get("/specs")
-    def specs() -> list[dict[str, Any]]:
-        """Stored index specs (the national one is stored by the demo and by `qala rating build`)."""
-        with database.session() as session:
-            return [
-                {"name": s.name, "description": s.description, "text": s.text}
-                for s in services.list_specs(session)
-            ]
 
-    @router.get("/specs/default")
-    def default_spec() -> dict[str, Any]:
-        """The national rating's spec file shipped with Qala."""
-        spec = services.national_spec()
-        return {"name": spec.name, "text": spec.text, "recipe": spec.spec.to_dict()}
+@router.get("/specs")
+def specs(database: DatabaseDep) -> list[dict[str, Any]]:
+    """Stored index specs (the national one is stored by the demo and by `qala rating build`)."""
+    with database.session() as session:
+        return [
+            {"name": s.name, "description": s.description, "text": s.text}
+            for s in services.list_specs(session)
+        ]
 
-    @router.post("/specs", dependencies=[analyst], status_code=201)
-    def save_spec(body: SpecIn) -> dict[str, Any]:
-        with database.transaction() as session:
-            row = services.save_spec(session, body.text, name=body.name)
-            return {"name": row.name, "description": row.description}
 
-    @router.get("/runs")
-    def runs(name: str | None = None, year: int | None = None) -> list[dict[str, Any]]:
-        with database.session() as session:
-            return [asdict(r) for r in services.list_runs(session, name=name, year=year)]
+@router.get("/specs/default")
+def default_spec() -> dict[str, Any]:
+    """The national rating's spec file shipped with Qala."""
+    spec = services.national_spec()
+    return {"name": spec.name, "text": spec.text, "recipe": spec.spec.to_dict()}
 
-    @router.post("/runs", dependencies=[analyst], status_code=201)
-    def build(body: BuildIn) -> dict[str, Any]:
-        """Build and store a rating from the stored values (with rank intervals)."""
-        if body.spec is None:
-            spec_file = services.national_spec()
-            spec_name = None
-        else:
-            with database.session() as session:
-                text = services.get_spec(session, body.spec).text
-            spec_file = services.read_spec_text(text, file=body.spec)
-            spec_name = body.spec
-        outcome = services.build_rating(
-            database,
-            spec_file,
-            year=body.year,
-            kind=body.kind,
-            region=body.region,
-            replications=body.replications,
-            seed=body.seed,
-            spec_name=spec_name,
-            bus=context.bus,
-        )
-        return outcome.to_json_dict()
 
-    @router.get("/runs/{run_id}")
-    def run(
-        run_id: int,
-        kind: str | None = Query(None, description="city or single_industry"),
-        region: str | None = Query(None, description="region code, e.g. karaganda-region"),
-    ) -> dict[str, Any]:
-        with database.session() as session:
-            row = services.get_run(session, run_id)
-            return _run_payload(row, services.run_entries(session, row, kind=kind, region=region))
+@router.post("/specs", dependencies=ANALYST_ONLY, status_code=201)
+def save_spec(body: SpecIn, database: DatabaseDep) -> dict[str, Any]:
+    with database.transaction() as session:
+        row = services.save_spec(session, body.text, name=body.name)
+        return {"name": row.name, "description": row.description}
 
-    @router.get("/latest")
-    def latest(
-        name: str = "kz_smart_city",
-        year: int | None = None,
-        kind: str | None = Query(None, description="city or single_industry"),
-        region: str | None = None,
-    ) -> dict[str, Any]:
-        """The newest whole-country rating, filtered for display by kind and region."""
-        with database.session() as session:
-            row = services.latest_run(session, name=name, year=year)
-            return _run_payload(row, services.run_entries(session, row, kind=kind, region=region))
 
-    @router.get("/places/{code}")
-    def place(code: str, name: str = "kz_smart_city") -> dict[str, Any]:
-        """A place's score, rank and rank interval in each year's stored rating."""
-        with database.session() as session:
-            return {"place": code, "history": services.place_history(session, code, name=name)}
+@router.get("/runs")
+def runs(
+    database: DatabaseDep, name: str | None = None, year: int | None = None
+) -> list[dict[str, Any]]:
+    with database.session() as session:
+        return [asdict(r) for r in services.list_runs(session, name=name, year=year)]
 
-    return router
+
+@router.post("/runs", dependencies=ANALYST_ONLY, status_code=201)
+def build(body: BuildIn, context: ContextDep) -> dict[str, Any]:
+    """Build and store a rating from the stored values (with rank intervals)."""
+    if body.spec is None:
+        spec_file = services.national_spec()
+    else:
+        with context.database.session() as session:
+            spec_file = services.stored_spec_file(session, body.spec)
+    outcome = services.build_rating(
+        context.database,
+        spec_file,
+        year=body.year,
+        kind=body.kind,
+        region=body.region,
+        replications=body.replications,
+        seed=body.seed,
+        spec_name=body.spec,
+        bus=context.bus,
+    )
+    return outcome.to_json_dict()
+
+
+@router.get("/runs/{run_id}")
+def run(
+    run_id: int,
+    database: DatabaseDep,
+    kind: str | None = Query(None, description="city or single_industry"),
+    region: str | None = Query(None, description="region code, e.g. karaganda-region"),
+) -> dict[str, Any]:
+    with database.session() as session:
+        row = services.get_run(session, run_id)
+        return _run_payload(row, services.run_entries(session, row, kind=kind, region=region))
+
+
+@router.get("/latest")
+def latest(
+    database: DatabaseDep,
+    name: str = "kz_smart_city",
+    year: int | None = None,
+    kind: str | None = Query(None, description="city or single_industry"),
+    region: str | None = None,
+) -> dict[str, Any]:
+    """The newest whole-country rating, filtered for display by kind and region."""
+    with database.session() as session:
+        row = services.latest_run(session, name=name, year=year)
+        return _run_payload(row, services.run_entries(session, row, kind=kind, region=region))
+
+
+@router.get("/places/{code}")
+def place(code: str, database: DatabaseDep, name: str = "kz_smart_city") -> dict[str, Any]:
+    """A place's score, rank and rank interval in each year's stored rating."""
+    with database.session() as session:
+        return {"place": code, "history": services.place_history(session, code, name=name)}

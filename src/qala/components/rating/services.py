@@ -182,6 +182,11 @@ def get_spec(session: Session, name: str) -> RatingSpec:
     return row
 
 
+def stored_spec_file(session: Session, name: str) -> SpecFile:
+    """The spec stored under ``name``, read and checked like a spec file."""
+    return read_spec_text(get_spec(session, name).text, file=name)
+
+
 # ---------------------------------------------------------------------------------------------
 # Data from the store
 
