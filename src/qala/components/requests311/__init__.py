@@ -17,12 +17,12 @@ HERE = Path(__file__).parent
 def _api(context: Context) -> object:
     from fastapi import APIRouter
 
+    from qala.components.requests311 import operator_api
     from qala.components.requests311.open311 import build_open311_router
-    from qala.components.requests311.operator_api import build_operator_router
 
     router = APIRouter()
     router.include_router(build_open311_router(context))
-    router.include_router(build_operator_router(context))
+    router.include_router(operator_api.router)
     return router
 
 
