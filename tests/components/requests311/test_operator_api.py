@@ -211,3 +211,15 @@ def test_each_action_answers_alike_on_its_own_route_and_in_bulk(staff_api: Any) 
 def _comparable(request: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in request.items() if k not in ("id", "token")}
 
+
+def test_each_platform_has_its_own_open311_desk(city: City, sqlite_context: Any) -> None:
+    from qala.api import create_app
+    from qala.components.requests311.open311 import DESK_KEY, Open311Desk
+
+    create_app(context=city.context)
+    desk = city.context.extras[DESK_KEY]
+    create_app(context=city.context)  # another app on the same platform shares it
+    assert city.context.extras[DESK_KEY] is desk
+    other = Open311Desk.for_context(sqlite_context)
+    assert other is not desk and other.intake is not desk.intake
+    assert other.catalogue is not desk.catalogue
