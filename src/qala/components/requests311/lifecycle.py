@@ -82,30 +82,11 @@ class Requests:
             language=language,
         )
 
-    def queue(
-        self,
-        *,
-        department: str | None = None,
-        statuses: Sequence[str] = OPEN_STATUSES,
-        assignee: str | None = None,
-        overdue_only: bool = False,
-        limit: int = 200,
-        offset: int = 0,
-        language: str = "en",
-    ) -> list[StaffRequest]:
-        """A department's work queue (:func:`~qala.components.requests311.queries.request_queue`)."""
-        return request_queue(
-            self.session,
-            self.jurisdiction,
-            now=self.now,
-            department=department,
-            statuses=statuses,
-            assignee=assignee,
-            overdue_only=overdue_only,
-            limit=limit,
-            offset=offset,
-            language=language,
-        )
+    def queue(self, **filters: Any) -> list[StaffRequest]:
+        """A department's work queue: :func:`~qala.components.requests311.queries.request_queue`
+        with ``filters`` (department, statuses, assignee, overdue_only, limit, offset,
+        language)."""
+        return request_queue(self.session, self.jurisdiction, now=self.now, **filters)
 
     # -- writing
     def _record(self, request: Request, action: str, changes: dict[str, Any]) -> None:
