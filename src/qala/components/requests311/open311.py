@@ -222,6 +222,13 @@ def _unknown_format(fmt: str) -> Response:
     return _error_response("json", 404, [(404, f"unknown format `{fmt[:20]}`; use .json or .xml")])
 
 
+_STATUS: dict[type[QalaError], int] = {
+    NotFoundError: 404,
+    PermissionDeniedError: 403,
+    ConflictError: 409,
+}
+
+
 def _refusal(fmt: str, exc: OpenError | QalaError) -> Response:
     """The Open311 error answer for ``exc``."""
     if isinstance(exc, OpenError):
@@ -233,13 +240,6 @@ def _refusal(fmt: str, exc: OpenError | QalaError) -> Response:
         return _error_response(fmt, 400, _problems_to_errors(exc))
     status = next((s for kind, s in _STATUS.items() if isinstance(exc, kind)), 400)
     return _error_response(fmt, status, [(status, str(exc))])
-
-
-_STATUS: dict[type[QalaError], int] = {
-    NotFoundError: 404,
-    PermissionDeniedError: 403,
-    ConflictError: 409,
-}
 
 
 def _answer(fmt: str, produce: Callable[..., tuple[str, Any]], *args: Any) -> Response:
