@@ -167,3 +167,59 @@ def test_escalation_and_indicators_endpoints(staff_api: Any) -> None:
     [year] = figures["by_city"]
     assert year["year"] == NOW.year and year["median_hours_to_close"] == pytest.approx(30.0)
     assert year["share_closed_within_sla"] == pytest.approx(0.0)
+
+
+def test_each_action_answers_alike_on_its_own_route_and_in_bulk(staff_api: Any) -> None:
+    """The single-request routes and bulk share one action table: the same action with the same
+    fields changes two like requests alike."""
+    http, city, headers = staff_api
+    admin = headers["admin"]
+    steps = [
+        ("acknowledge", "acknowledge", {"note": "Принято"}),
+        ("start", "start", {"note": "Бригада выехала"}),
+        ("notes", "note", {"text": "Стояк в подвале", "public": False}),
+        ("assign", "assign", {"assignee": "marat", "department": "akimat_yesil"}),
+        ("close", "close", {"reason": "resolved", "note": "Готово"}),
+        ("reopen", "reopen", {"reason": "Снова холодно"}),
+    ]
+    alone, together = (int(city.submit("heating").service_request_id) for _ in range(2))
+    for route, action, fields in steps:
+        one = http.post(f"/api/v1/requests/{alone}/{route}", json=fields, headers=admin)
+        many = http.post(
+            "/api/v1/requests/bulk",
+            json={"ids": [together], "action": action, "options": fields},
+            headers=admin,
+        )
+        assert one.status_code == many.status_code == 200, (route, one.text, many.text)
+        assert _comparable(one.json()) == _comparable(many.json()[0]), route
+    into = int(city.submit("heating").service_request_id)
+    one = http.post(f"/api/v1/requests/{alone}/merge", json={"into": into}, headers=admin)
+    many = http.post(
+        "/api/v1/requests/bulk",
+        json={"ids": [together], "action": "merge", "options": {"into": into}},
+        headers=admin,
+    )
+    assert _comparable(one.json()) == _comparable(many.json()[0])
+    wrong = http.post(
+        "/api/v1/requests/bulk",
+        json={"ids": [into], "action": "close", "options": {"because": "x"}},
+        headers=admin,
+    )
+    assert wrong.status_code == 422 and "wrong options for close" in wrong.text
+
+
+def _comparable(request: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in request.items() if k not in ("id", "token")}
+
+
+def test_each_platform_has_its_own_open311_desk(city: City, sqlite_context: Any) -> None:
+    from qala.api import create_app
+    from qala.components.requests311.open311 import DESK_KEY, Open311Desk
+
+    create_app(context=city.context)
+    desk = city.context.extras[DESK_KEY]
+    create_app(context=city.context)  # another app on the same platform shares it
+    assert city.context.extras[DESK_KEY] is desk
+    other = Open311Desk.for_context(sqlite_context)
+    assert other is not desk and other.intake is not desk.intake
+    assert other.catalogue is not desk.catalogue

@@ -17,12 +17,14 @@ HERE = Path(__file__).parent
 def _api(context: Context) -> object:
     from fastapi import APIRouter
 
-    from qala.components.requests311.open311 import build_open311_router
-    from qala.components.requests311.operator_api import build_operator_router
+    from qala.components.requests311 import open311, operator_api
 
+    # The platform's shared Open311 state (catalogue cache, rate limits, database threads) is made
+    # now, once per context, rather than by the first request.
+    open311.Open311Desk.for_context(context)
     router = APIRouter()
-    router.include_router(build_open311_router(context))
-    router.include_router(build_operator_router(context))
+    router.include_router(open311.router)
+    router.include_router(operator_api.router)
     return router
 
 

@@ -16,15 +16,16 @@ import numpy as np
 from sqlalchemy import func, select
 
 from qala.components.requests311.catalogue import CityCatalogue, parse_catalogue
-from qala.components.requests311.models import Request
-from qala.components.requests311.services import (
+from qala.components.requests311.intake import NewRequest, submit_request
+from qala.components.requests311.jurisdictions import (
+    CATALOGUE_CACHE_KEY,
+    CatalogueCache,
     JurisdictionInfo,
-    NewRequest,
-    Requests,
-    escalate_overdue,
     load_catalogue,
-    submit_request,
 )
+from qala.components.requests311.lifecycle import Requests
+from qala.components.requests311.models import Request
+from qala.components.requests311.sla import escalate_overdue
 from qala.runtime import Context
 
 DEMO_REQUESTS = 480
@@ -196,7 +197,7 @@ def load_demo(context: Context, *, count: int = DEMO_REQUESTS) -> DemoReport:
     with context.database.session() as session:
         result = compute_indicators(session, jurisdiction, now=context.clock())
     written = write_indicators(context.database, result, imported_by="requests311 demo")
-    cache = context.extras.get("requests311.catalogue_cache")
-    if cache is not None:
+    cache = context.extras.get(CATALOGUE_CACHE_KEY)
+    if isinstance(cache, CatalogueCache):
         cache.invalidate()
     return DemoReport(len(catalogue.services), created, written)

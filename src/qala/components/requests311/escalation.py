@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import threading
 
-from qala.components.requests311.services import escalate_overdue, load_jurisdictions
+from qala.components.requests311.jurisdictions import load_jurisdictions
+from qala.components.requests311.sla import escalate_overdue
 from qala.runtime import Context
 
 

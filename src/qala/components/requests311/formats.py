@@ -15,7 +15,8 @@ from typing import Any
 from xml.sax.saxutils import escape
 
 from qala.components.requests311.catalogue import AttributeDefinition
-from qala.components.requests311.services import PublicRequest, ServiceInfo
+from qala.components.requests311.jurisdictions import ServiceInfo
+from qala.components.requests311.views import PublicRequest
 
 JSON_TYPE = "application/json; charset=utf-8"
 XML_TYPE = "text/xml; charset=utf-8"

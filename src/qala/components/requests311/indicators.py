@@ -27,8 +27,8 @@ import pandas as pd
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from qala.components.requests311.jurisdictions import JurisdictionInfo
 from qala.components.requests311.models import Request, Service
-from qala.components.requests311.services import JurisdictionInfo
 from qala.store.database import Database
 
 INDICATORS = {

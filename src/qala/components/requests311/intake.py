@@ -1,0 +1,412 @@
+"""Taking citizens' reports: checking and storing a new request (routed to its department), the
+trusted applications' api keys, and how fast each client may post.
+
+:class:`ReportIntake` is one platform's door for Open311 posts: the in-memory and shared rate
+limits and the api keys already known valid (one per context, from :func:`report_intake`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import secrets
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, cast
+
+from sqlalchemy import Table, insert, select
+from sqlalchemy.orm import Session
+
+from qala.components.requests311.after_commit import publish_after_commit
+from qala.components.requests311.catalogue import check_attributes
+from qala.components.requests311.jurisdictions import JurisdictionInfo, ServiceInfo
+from qala.components.requests311.models import ApiClient, AuditEntry, Request
+from qala.components.requests311.ratelimit import RateLimiter, SharedRateLimit
+from qala.core.errors import PermissionDeniedError, Problem, QalaError, raise_if_problems
+from qala.events import Event, EventBus
+from qala.runtime import Context
+
+MAX_DESCRIPTION = 4000
+MAX_ADDRESS = 500
+MAX_URL = 2048
+INTAKE_KEY = "requests311.intake"
+"""Where :func:`report_intake` keeps a platform's intake in ``Context.extras``."""
+
+_REQUEST_TABLE = cast(Table, Request.__table__)
+# Values go to execute() as parameters, not into .values(): the statement is then compiled once
+# and reused, where .values() made and cache-keyed 35 bound parameters on every citizen report.
+_INSERT_REQUEST = insert(_REQUEST_TABLE).returning(_REQUEST_TABLE.c.id)
+_INSERT_AUDIT = insert(cast(Table, AuditEntry.__table__))
+
+
+def create_api_client(session: Session, name: str) -> str:
+    """Register a trusted client application; returns its ``api_key`` (shown once, stored hashed)."""
+    key = secrets.token_urlsafe(24)
+    session.add(ApiClient(name=name, key_hash=_key_hash(key)))
+    session.flush()
+    return key
+
+
+def _key_hash(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def resolve_api_key(session: Session, key: str) -> int:
+    """The id of the active client holding ``key``; PermissionDeniedError otherwise."""
+    client_id = session.scalar(
+        select(ApiClient.id).where(ApiClient.key_hash == _key_hash(key), ApiClient.active.is_(True))
+    )
+    if client_id is None:
+        raise PermissionDeniedError("api_key is not valid")
+    return client_id
+
+
+@dataclass
+class NewRequest:
+    """What a citizen (or an app on their behalf) submits: Open311 POST fields."""
+
+    service_code: str
+    lat: float | None = None
+    lon: float | None = None
+    address_string: str | None = None
+    address_id: str | None = None
+    zipcode: str | None = None
+    description: str | None = None
+    media_url: str | None = None
+    attributes: dict[str, list[str]] = field(default_factory=dict)
+    email: str | None = None
+    phone: str | None = None
+    first_name: str | None = None
+    last_name: str | None = None
+    device_id: str | None = None
+    account_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Submitted:
+    service_request_id: str
+    token: str
+    service_notice: str | None
+    department: str | None
+    district: str | None
+
+
+def _limit(problems: list[Problem], column: str, value: str | None, limit: int) -> None:
+    if value is not None and len(value) > limit:
+        problems.append(
+            Problem(f"at most {limit} characters", column=column, value=f"{len(value)} characters")
+        )
+
+
+def check_new_request(
+    jurisdiction: JurisdictionInfo, new: NewRequest
+) -> tuple[ServiceInfo | None, dict[str, Any], list[Problem]]:
+    """Every problem with a submission, each naming its field."""
+    problems: list[Problem] = []
+    service = jurisdiction.services.get(new.service_code)
+    if not new.service_code:
+        problems.append(Problem("is required", column="service_code", code="required"))
+    elif service is None or not service.active:
+        problems.append(
+            Problem(
+                f"no such service in {jurisdiction.code}; GET services lists them",
+                column="service_code",
+                value=new.service_code[:80],
+                code="unknown_service",
+            )
+        )
+        service = None
+    has_point = new.lat is not None or new.lon is not None
+    if has_point:
+        if new.lat is None or new.lon is None:
+            problems.append(
+                Problem(
+                    "give both lat and long",
+                    column="lat" if new.lat is None else "long",
+                    code="required",
+                )
+            )
+        else:
+            if not (math.isfinite(new.lat) and -90 <= new.lat <= 90):
+                problems.append(
+                    Problem("expected a latitude between -90 and 90", column="lat", value=new.lat)
+                )
+            if not (math.isfinite(new.lon) and -180 <= new.lon <= 180):
+                problems.append(
+                    Problem(
+                        "expected a longitude between -180 and 180", column="long", value=new.lon
+                    )
+                )
+    elif not (new.address_string or "").strip() and not (new.address_id or "").strip():
+        problems.append(
+            Problem(
+                "a location is required: lat and long, address_string or address_id",
+                column="lat",
+                code="required",
+            )
+        )
+    _limit(problems, "address_string", new.address_string, MAX_ADDRESS)
+    _limit(problems, "address_id", new.address_id, 120)
+    _limit(problems, "zipcode", new.zipcode, 20)
+    _limit(problems, "description", new.description, MAX_DESCRIPTION)
+    for column, value, limit in (
+        ("email", new.email, 254),
+        ("phone", new.phone, 40),
+        ("first_name", new.first_name, 120),
+        ("last_name", new.last_name, 120),
+        ("device_id", new.device_id, 200),
+        ("account_id", new.account_id, 200),
+    ):
+        _limit(problems, column, value, limit)
+    if new.email and ("@" not in new.email or " " in new.email.strip()):
+        problems.append(Problem("expected an e-mail address", column="email", code="invalid_email"))
+    if new.phone and not all(c.isdigit() or c in "+-() " for c in new.phone):
+        problems.append(
+            Problem(
+                "expected a phone number (digits, spaces, + - ( ))",
+                column="phone",
+                code="invalid_phone",
+            )
+        )
+    if new.media_url:
+        _limit(problems, "media_url", new.media_url, MAX_URL)
+        if not new.media_url.lower().startswith(("http://", "https://")):
+            problems.append(
+                Problem("expected an http(s) URL", column="media_url", code="invalid_url")
+            )
+    clean: dict[str, Any] = {}
+    if service is not None:
+        clean, attribute_problems = check_attributes(service.attributes, new.attributes)
+        problems.extend(attribute_problems)
+    return service, clean, problems
+
+
+def submit_request(
+    session: Session,
+    jurisdiction: JurisdictionInfo,
+    new: NewRequest,
+    *,
+    now: datetime,
+    api_client_id: int | None = None,
+    bus: EventBus | None = None,
+    illustrative: bool = False,
+) -> Submitted:
+    """Validate and store a new request, routed to its department; raises ValidationError listing
+    every problem, or PermissionDeniedError when the city takes no anonymous reports."""
+    if api_client_id is None and not jurisdiction.anonymous_allowed:
+        raise PermissionDeniedError(
+            f"{jurisdiction.code} accepts requests only from clients with an api_key"
+        )
+    service, attributes, problems = check_new_request(jurisdiction, new)
+    raise_if_problems(problems, "the service request is invalid")
+    assert service is not None
+    district = jurisdiction.nearest_district(new.lat, new.lon)
+    department_id = jurisdiction.route(service.code, district)
+    department = jurisdiction.departments.get(department_id) if department_id else None
+    notice = None
+    if department is not None:
+        notice = f"{department.names['en']}: answer expected within {service.sla_hours:g} h"
+    token = secrets.token_urlsafe(12)
+    # Core inserts: the ORM unit of work costs more CPU than the two statements themselves.
+    values = dict(
+        token=token,
+        jurisdiction_id=jurisdiction.id,
+        service_id=service.id,
+        department_id=department_id,
+        status="open",
+        service_notice=notice,
+        description=(new.description or None),
+        lat=new.lat,
+        lon=new.lon,
+        address_string=(new.address_string or None),
+        address_id=(new.address_id or None),
+        zipcode=(new.zipcode or None),
+        district=district,
+        media_url=(new.media_url or None),
+        attributes=attributes,
+        requested_at=now,
+        updated_at=now,
+        expected_at=now + timedelta(hours=service.sla_hours),
+        email=new.email or None,
+        phone=new.phone or None,
+        first_name=new.first_name or None,
+        last_name=new.last_name or None,
+        device_id=new.device_id or None,
+        account_id=new.account_id or None,
+        api_client_id=api_client_id,
+        illustrative=illustrative,
+        escalation_level=0,
+        reopen_count=0,
+        escalated_at=None,
+        acknowledged_at=None,
+        closed_at=None,
+        close_reason=None,
+        status_notes=None,
+        assignee=None,
+        duplicate_of_id=None,
+    )
+    request_id = int(session.execute(_INSERT_REQUEST, values).scalar_one())
+    session.execute(
+        _INSERT_AUDIT,
+        {
+            "request_id": request_id,
+            "at": now,
+            "actor": "citizen" if api_client_id is None else f"api_client:{api_client_id}",
+            "action": "created",
+            "changes": {
+                "status": [None, "open"],
+                "department": [None, department.code if department else None],
+                "district": [None, district],
+            },
+        },
+    )
+    publish_after_commit(
+        session,
+        bus,
+        Event(
+            "requests311.created",
+            {
+                "id": request_id,
+                "service": service.code,
+                "jurisdiction": jurisdiction.code,
+                "lat": new.lat,
+                "lon": new.lon,
+                "district": district,
+                "department": department.code if department else None,
+                "requested_at": now.isoformat(),
+            },
+        ),
+    )
+    return Submitted(
+        str(request_id), token, notice, department.code if department else None, district
+    )
+
+
+class RateLimited(QalaError):
+    """A client posted faster than its limit; ``retry_after`` is the whole seconds to wait."""
+
+    def __init__(self, wait: float) -> None:
+        self.retry_after = RateLimiter.retry_after_seconds(wait)
+        super().__init__(f"too many requests from this client; try again in {self.retry_after} s")
+
+
+@dataclass(frozen=True)
+class Poster:
+    """Who posts a report, as the rate limits count it: by address, or by application."""
+
+    address_key: str
+    api_key: str | None
+    app_key: str | None
+
+    @classmethod
+    def of(cls, api_key: str | None, host: str) -> Poster:
+        """The poster behind an ``api_key`` (empty or None: anonymous) from address ``host``."""
+        app_key = f"key:{hashlib.sha256(api_key.encode()).hexdigest()[:16]}" if api_key else None
+        return cls(f"ip:{host}", api_key or None, app_key)
+
+
+class ApiKeyCache:
+    """Resolved api_key hashes for ``ttl`` seconds, so trusted clients don't cost a query per
+    post."""
+
+    def __init__(self, ttl: float = 60.0) -> None:
+        self.ttl = ttl
+        self._known: dict[str, tuple[int, float]] = {}
+
+    def get(self, key: str) -> int | None:
+        found = self._known.get(_key_hash(key))
+        if found and time.monotonic() - found[1] < self.ttl:
+            return found[0]
+        return None
+
+    def put(self, key: str, client_id: int) -> None:
+        if len(self._known) > 10_000:
+            self._known.clear()
+        self._known[_key_hash(key)] = (client_id, time.monotonic())
+
+
+@dataclass
+class ReportIntake:
+    """One platform's door for citizen reports.
+
+    Each post is counted twice, for anonymous reporters by address and for trusted applications
+    by api key (they post for many residents and get a higher limit): first in this process's
+    memory (:meth:`admit`, so a flood is refused before it costs a transaction), then in the
+    store inside the report's own transaction (:meth:`submit`, so all server processes share one
+    limit and a refused post rolls back with its count).
+    """
+
+    context: Context
+    anonymous_local: RateLimiter
+    anonymous_shared: SharedRateLimit
+    trusted_local: RateLimiter
+    trusted_shared: SharedRateLimit
+    keys: ApiKeyCache = field(default_factory=ApiKeyCache)
+
+    @classmethod
+    def for_context(cls, context: Context) -> ReportIntake:
+        anonymous, trusted = (
+            context.settings.rate_limit_per_minute,
+            context.settings.trusted_rate_limit_per_minute,
+        )
+        return cls(
+            context,
+            RateLimiter(anonymous),
+            SharedRateLimit(anonymous),
+            RateLimiter(trusted),
+            SharedRateLimit(trusted),
+        )
+
+    def admit(self, poster: Poster) -> None:
+        """Count a post in this process; raises :class:`RateLimited` when it is one too many.
+
+        Only a key already known to be valid gets the trusted limit here; any other post counts
+        against its address, so made-up keys can't buy a flood the higher limit.
+        """
+        if poster.api_key and self.keys.get(poster.api_key) is not None:
+            wait = self.trusted_local.hit(str(poster.app_key))
+        else:
+            wait = self.anonymous_local.hit(poster.address_key)
+        if wait:
+            raise RateLimited(wait)
+
+    def submit(self, jurisdiction: JurisdictionInfo, new: NewRequest, poster: Poster) -> Submitted:
+        """Store ``new`` for ``poster`` (an invalid api key is refused), counted in the shared
+        limit inside the same transaction."""
+        client_id = self.client_id(poster.api_key) if poster.api_key else None
+        context = self.context
+        with context.database.transaction() as session:
+            # Raising rolls the count back with the report.
+            if client_id is not None:
+                wait = self.trusted_shared.hit(session, str(poster.app_key))
+            else:
+                wait = self.anonymous_shared.hit(session, poster.address_key)
+            if wait:
+                raise RateLimited(wait)
+            return submit_request(
+                session,
+                jurisdiction,
+                new,
+                now=context.clock(),
+                api_client_id=client_id,
+                bus=context.bus,
+            )
+
+    def client_id(self, api_key: str) -> int:
+        """The id of the client holding ``api_key`` (cached); PermissionDeniedError if none."""
+        client_id = self.keys.get(api_key)
+        if client_id is None:
+            with self.context.database.session() as session:
+                client_id = resolve_api_key(session, api_key)
+            self.keys.put(api_key, client_id)
+        return client_id
+
+
+def report_intake(context: Context) -> ReportIntake:
+    """The platform's intake, made on first use and kept in ``context.extras`` (its counts and
+    known keys belong to one platform, never to every app in the process)."""
+    intake = context.extras.get(INTAKE_KEY)
+    if not isinstance(intake, ReportIntake):
+        intake = context.extras[INTAKE_KEY] = ReportIntake.for_context(context)
+    return intake
