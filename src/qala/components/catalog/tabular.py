@@ -256,6 +256,14 @@ _FORMULA_START = "^[" + "".join(FORMULA_STARTS).replace("-", "\\-") + "]"
 _MARKED = "^" + QUOTE + "+" + _FORMULA_START[1:]
 
 
+def _text_columns(frame: pd.DataFrame) -> list[str]:
+    """Columns that may hold text: object (mixed) and string dtypes, in pandas 2 and 3 alike."""
+    types = pd.api.types
+    return [
+        c for c, t in frame.dtypes.items() if types.is_object_dtype(t) or types.is_string_dtype(t)
+    ]
+
+
 def _has_text(cells: pd.Series) -> bool:
     return pd.api.types.infer_dtype(cells, skipna=True) in ("string", "mixed", "mixed-integer")
 
@@ -264,7 +272,7 @@ def neutralise_cells(frame: pd.DataFrame) -> pd.DataFrame:
     """A copy of ``frame`` whose text cells never start a formula (column-wise, for big exports):
     the same rule as :func:`qala.core.cells.neutralise`."""
     frame = frame.copy()
-    for column in frame.select_dtypes(include="object").columns:
+    for column in _text_columns(frame):
         text = frame[column]
         if not _has_text(text):
             continue
@@ -281,7 +289,7 @@ def neutralise_cells(frame: pd.DataFrame) -> pd.DataFrame:
 
 def restore_cells(frame: pd.DataFrame) -> pd.DataFrame:
     """Undo :func:`neutralise_cells` on a file read back (see :func:`qala.core.cells.restore`)."""
-    for column in frame.select_dtypes(include="object").columns:
+    for column in _text_columns(frame):
         cells = frame[column]
         if not _has_text(cells):
             continue
