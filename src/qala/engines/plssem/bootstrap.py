@@ -21,19 +21,19 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy.special import ndtr, ndtri, stdtr  # the stats module takes 0.4 s to import
 
 from qala.core.errors import SpecificationError
-from qala.engines.plssem import _kernel as k
-from qala.engines.plssem.model import Plan, fit_counts
+from qala.engines.plssem import kernel as k
+from qala.engines.plssem.estimation import Plan, fit_counts
 
 if TYPE_CHECKING:
-    from qala.engines.plssem.results import PLSResults
+    from qala.engines.plssem.estimates import PLSEstimates
 
 Progress = Callable[[int, int], None]
 
 
-def statistic_labels(results: PLSResults) -> dict[str, list[tuple[str, ...]]]:
+def statistic_labels(results: PLSEstimates) -> dict[str, list[tuple[str, ...]]]:
     """Labels of every bootstrapped statistic, grouped by table."""
     layout = results.layout
     names = results.constructs
@@ -125,7 +125,7 @@ def resample_indices(n: int, n_boot: int, seed: int | None) -> np.ndarray:
     return np.stack([generator.integers(0, n, size=n, dtype=np.intp) for _ in range(n_boot)])
 
 
-def _job_for(results: PLSResults) -> _Job:
+def _job_for(results: PLSEstimates) -> _Job:
     values = results.data.to_numpy()
     return _Job(
         plan=results.plan,
@@ -184,7 +184,7 @@ class BootstrapResults:
 
     def __init__(
         self,
-        results: PLSResults,
+        results: PLSEstimates,
         draws: np.ndarray,
         estimate: np.ndarray,
         labels: dict[str, list[tuple[str, ...]]],
@@ -212,7 +212,7 @@ class BootstrapResults:
         sd = draws.std(axis=0, ddof=1)
         with np.errstate(divide="ignore", invalid="ignore"):
             t = est / sd
-        p = 2 * stats.t.sf(np.abs(t), df=max(self.n_boot - 1, 1))
+        p = 2 * stdtr(max(self.n_boot - 1, 1), -np.abs(t))  # t survival function at |t|
         low = np.quantile(draws, self.alpha / 2, axis=0)
         high = np.quantile(draws, 1 - self.alpha / 2, axis=0)
         frame = {
@@ -325,13 +325,13 @@ def bca_interval(
     """Bias-corrected and accelerated intervals (Efron 1987), column by column."""
     with np.errstate(divide="ignore", invalid="ignore"):
         below = (draws < estimate).mean(axis=0)
-        z0 = stats.norm.ppf(below)
+        z0 = ndtri(below)
         centred = jackknife.mean(axis=0) - jackknife
         accel = (centred**3).sum(axis=0) / (6 * ((centred**2).sum(axis=0)) ** 1.5)
         accel = np.where(np.isfinite(accel), accel, 0.0)
         bounds = []
-        for z_alpha in (stats.norm.ppf(alpha / 2), stats.norm.ppf(1 - alpha / 2)):
-            level = stats.norm.cdf(z0 + (z0 + z_alpha) / (1 - accel * (z0 + z_alpha)))
+        for z_alpha in (ndtri(alpha / 2), ndtri(1 - alpha / 2)):
+            level = ndtr(z0 + (z0 + z_alpha) / (1 - accel * (z0 + z_alpha)))
             out = np.full(draws.shape[1], np.nan)
             finite = np.isfinite(level)
             for j in np.flatnonzero(finite):
@@ -341,7 +341,7 @@ def bca_interval(
 
 
 def bootstrap(
-    results: PLSResults,
+    results: PLSEstimates,
     n_boot: int = 5000,
     *,
     seed: int | None = None,
