@@ -122,7 +122,8 @@ def _counts_from_indices(indices: np.ndarray, n: int) -> np.ndarray:
 def resample_indices(n: int, n_boot: int, seed: int | None) -> np.ndarray:
     """Row indices of each resample (n_boot × n) from a seeded PCG64 stream."""
     generator = np.random.Generator(np.random.PCG64(seed))
-    return np.stack([generator.integers(0, n, size=n, dtype=np.intp) for _ in range(n_boot)])
+    # one draw of n_boot × n gives the same stream as n_boot draws of n, row after row
+    return generator.integers(0, n, size=(n_boot, n), dtype=np.intp)
 
 
 def _job_for(results: PLSEstimates) -> _Job:
@@ -391,17 +392,18 @@ def bootstrap(
         raise SpecificationError(f"`indices` must be an (n_boot × {n}) array of row numbers")
     job = _job_for(results)
     counts = _counts_from_indices(indices, n)
-    values, ok = run_batches(
-        job, counts, batch_size=max(1, batch_size), n_jobs=n_jobs, progress=progress
-    )
-    estimate = _run_counts(job, np.ones((1, n)))[0][0]
-    jack = None
-    if bca:
-        leave_one_out = 1.0 - np.eye(n)
-        jack_values, jack_ok = run_batches(
-            job, leave_one_out, batch_size=max(1, batch_size), n_jobs=1
+    with k.single_threaded_blas():  # forked workers inherit the limit
+        values, ok = run_batches(
+            job, counts, batch_size=max(1, batch_size), n_jobs=n_jobs, progress=progress
         )
-        jack = jack_values[jack_ok]
+        estimate = _run_counts(job, np.ones((1, n)))[0][0]
+        jack = None
+        if bca:
+            leave_one_out = 1.0 - np.eye(n)
+            jack_values, jack_ok = run_batches(
+                job, leave_one_out, batch_size=max(1, batch_size), n_jobs=1
+            )
+            jack = jack_values[jack_ok]
     return BootstrapResults(
         results,
         values[ok],
