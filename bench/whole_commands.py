@@ -91,6 +91,27 @@ def run(command: list[str], env: dict[str, str]) -> tuple[Timed, str]:
     return Timed(wall, cpu), done.stdout
 
 
+def run_coinr(replications: int, env: dict[str, str]) -> tuple[Timed, float]:
+    """Run bench/coinr_uncertainty.R: the whole Rscript's times and get_sensitivity's seconds.
+    Raises RuntimeError when R or COINr is missing or the run fails."""
+    rscript = shutil.which("Rscript")
+    if rscript is None:
+        raise RuntimeError("Rscript is not installed (apt-get install r-base-core)")
+    timed, out = run([rscript, str(COINR_SCRIPT), str(replications)], env)
+    inner = [float(x[8:]) for x in out.splitlines() if x.startswith("seconds=")]
+    if not inner:
+        raise RuntimeError(f"the COINr script printed no seconds= line:\n{out[-500:]}")
+    return timed, inner[0]
+
+
+def coinr_seconds(replications: int) -> float | None:
+    """Seconds COINr's get_sensitivity takes for ``replications`` (live), or None without it."""
+    try:
+        return run_coinr(replications, dict(os.environ))[1]
+    except RuntimeError:
+        return None
+
+
 def best_of(command: list[str], env: dict[str, str], repeats: int) -> Timed:
     runs = [run(command, env)[0] for _ in range(repeats)]
     return Timed(min(r.wall for r in runs), min(r.cpu for r in runs))
@@ -138,18 +159,14 @@ def coinr_case(data_dir: Path, env: dict[str, str], args: argparse.Namespace) ->
     )
     ours = {"": best_of(command, env, args.repeats)}
     name = f"Composite index ASEM, {reps} uncertainty replications"
-    rscript = shutil.which("Rscript")
     why = "skipped (--skip-coinr)"
-    if not args.skip_coinr and rscript is None:
-        why = "Rscript is not installed (apt-get install r-base-core)"
-    elif not args.skip_coinr and rscript is not None:
+    if not args.skip_coinr:
         try:
-            timed, out = run([rscript, str(COINR_SCRIPT), reps], env)
-            inner = next(line for line in out.splitlines() if line.startswith("seconds="))
-            label = f"COINr (R), whole Rscript; get_sensitivity alone {inner[8:]} s"
+            timed, inner = run_coinr(args.replications, env)
+            label = f"COINr (R), whole Rscript; get_sensitivity alone {inner:.2f} s"
             return Case(name, 100.0, ours, timed, label)
-        except (RuntimeError, StopIteration) as exc:
-            why = f"COINr run failed: {str(exc)[-300:]}"
+        except RuntimeError as exc:
+            why = str(exc)[-300:]
     low, high = (ms * args.replications / 1000 for ms in COINR_MS_PER_REP)
     label = (
         f"COINr NOT measured in this run ({why}); {COINR_MS_PER_REP[0]:.0f}–"
@@ -202,9 +219,12 @@ def main() -> None:
     parser.add_argument("--replications", type=int, default=1000)
     parser.add_argument("--skip-seminr", action="store_true")
     parser.add_argument("--skip-coinr", action="store_true")
+    parser.add_argument(
+        "--src", type=Path, default=REPO / "src", help="the Qala source tree to time (PYTHONPATH)"
+    )
     args = parser.parse_args()
     console = Console()
-    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    env = {**os.environ, "PYTHONPATH": str(args.src)}
     load_before = os.getloadavg()
     cases = [plssem_case(args.data_dir, env, args), coinr_case(args.data_dir, env, args)]
     load_after = os.getloadavg()
@@ -245,6 +265,7 @@ def main() -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     chart(cases, RESULTS / "whole_commands.png")
     record = {
+        "src": str(args.src),
         "load_average": {"before": load_before, "after": load_after},
         "cases": [
             {
