@@ -214,8 +214,10 @@ class BootstrapResults:
         with np.errstate(divide="ignore", invalid="ignore"):
             t = est / sd
         p = 2 * t_sf(np.abs(t), max(self.n_boot - 1, 1))
-        low = np.quantile(draws, self.alpha / 2, axis=0)
-        high = np.quantile(draws, 1 - self.alpha / 2, axis=0)
+        ordered = np.sort(draws, axis=0)  # once, for every quantile below
+        columns = draws.shape[1]
+        low = column_quantiles(ordered, np.full(columns, self.alpha / 2))
+        high = column_quantiles(ordered, np.full(columns, 1 - self.alpha / 2))
         frame = {
             "estimate": est,
             "mean": mean,
@@ -227,7 +229,7 @@ class BootstrapResults:
         }
         if self.jackknife is not None:
             frame["bca_low"], frame["bca_high"] = bca_interval(
-                draws, est, self.jackknife, self.alpha
+                draws, est, self.jackknife, self.alpha, ordered=ordered
             )
         out = pd.DataFrame(frame)
         kinds: list[str] = []
@@ -320,10 +322,48 @@ class BootstrapResults:
         )
 
 
+def column_quantiles(ordered: np.ndarray, levels: np.ndarray) -> np.ndarray:
+    """Quantile ``levels[j]`` of column ``j`` of the column-sorted, NaN-free ``ordered``.
+
+    The same arithmetic as ``np.quantile(column, level)`` (its default "linear" method), so the
+    same numbers, for all columns at once: the BCa levels differ per column, and a call per
+    column cost more than the rest of the summaries together.
+    """
+    n = ordered.shape[0]
+    virtual = (n - 1) * np.asarray(levels, dtype=float)
+    previous = np.floor(virtual)
+    following = previous + 1
+    above = virtual >= n - 1
+    previous[above] = n - 1
+    following[above] = n - 1
+    below = virtual < 0
+    previous[below] = 0
+    following[below] = 0
+    gamma = virtual - previous  # where clipped, both neighbours are the same value
+    cols = np.arange(ordered.shape[1])
+    a = ordered[previous.astype(np.intp), cols]
+    b = ordered[following.astype(np.intp), cols]
+    diff = b - a
+    out = a + diff * gamma
+    upper = gamma >= 0.5
+    out[upper] = b[upper] - diff[upper] * (1 - gamma[upper])
+    return np.asarray(out)
+
+
 def bca_interval(
-    draws: np.ndarray, estimate: np.ndarray, jackknife: np.ndarray, alpha: float
+    draws: np.ndarray,
+    estimate: np.ndarray,
+    jackknife: np.ndarray,
+    alpha: float,
+    *,
+    ordered: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Bias-corrected and accelerated intervals (Efron 1987), column by column."""
+    """Bias-corrected and accelerated intervals (Efron 1987), column by column.
+
+    ``ordered`` is ``draws`` sorted along axis 0, when the caller has it already.
+    """
+    if ordered is None:
+        ordered = np.sort(draws, axis=0)
     with np.errstate(divide="ignore", invalid="ignore"):
         below = (draws < estimate).mean(axis=0)
         z0 = normal_ppf(below)
@@ -333,10 +373,9 @@ def bca_interval(
         bounds = []
         for z_alpha in (normal_ppf(alpha / 2), normal_ppf(1 - alpha / 2)):
             level = normal_cdf(z0 + (z0 + z_alpha) / (1 - accel * (z0 + z_alpha)))
-            out = np.full(draws.shape[1], np.nan)
             finite = np.isfinite(level)
-            for j in np.flatnonzero(finite):
-                out[j] = np.quantile(draws[:, j], level[j])
+            out = column_quantiles(ordered, np.where(finite, level, 0.0))
+            out[~finite] = np.nan
             bounds.append(out)
     return bounds[0], bounds[1]
 
