@@ -9,7 +9,12 @@ from scipy import stats
 from tests.engines.plssem.conftest_data import SMALL_MODEL, simulate
 
 from qala.engines.plssem import PLSSEM
-from qala.engines.plssem.bootstrap import bca_interval, bootstrap, resample_indices
+from qala.engines.plssem.bootstrap import (
+    bca_interval,
+    bootstrap,
+    column_quantiles,
+    resample_indices,
+)
 
 
 @pytest.fixture(scope="module")
@@ -92,8 +97,6 @@ def test_degenerate_resamples_are_dropped_and_counted(data: pd.DataFrame) -> Non
 
 
 def test_column_quantiles_are_numpys_quantiles() -> None:
-    from qala.engines.plssem.bootstrap import column_quantiles
-
     rng = np.random.default_rng(3)
     for n in (1, 2, 250):
         draws = rng.normal(size=(n, 40))
