@@ -121,6 +121,15 @@ def qala_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "qala.cli.main", *args]
 
 
+def trees(args: argparse.Namespace) -> list[tuple[str, dict[str, str]]]:
+    """(label, environment) of each source tree to time; unlabelled when there is one."""
+    out = []
+    for src in args.src:
+        label = "" if len(args.src) == 1 else f"{src.resolve().parent.name}: "
+        out.append((label, {**os.environ, "PYTHONPATH": str(src)}))
+    return out
+
+
 def plssem_case(data_dir: Path, env: dict[str, str], args: argparse.Namespace) -> Case:
     data = data_dir / "mobi.csv"
     with tempfile.TemporaryDirectory() as tmp:
@@ -128,8 +137,9 @@ def plssem_case(data_dir: Path, env: dict[str, str], args: argparse.Namespace) -
         model.write_text(MOBI.strip() + "\n", encoding="utf-8")
         fit = ["sem", "fit", str(model), str(data), "--bootstrap", str(args.n_boot), "--seed", "1"]
         ours = {
-            "--jobs 1": best_of(qala_command(*fit), env, args.repeats),
-            "--jobs 2": best_of(qala_command(*fit, "--jobs", "2"), env, args.repeats),
+            f"{label}--jobs {jobs}": best_of(qala_command(*fit, "--jobs", jobs), tree, args.repeats)
+            for label, tree in trees(args)
+            for jobs in ("1", "2")
         }
     peer = None
     label = "seminr 0.2.1 (PyPI), cores=2: skipped"
@@ -157,7 +167,7 @@ def coinr_case(data_dir: Path, env: dict[str, str], args: argparse.Namespace) ->
         "--replications",
         reps,
     )
-    ours = {"": best_of(command, env, args.repeats)}
+    ours = {label.rstrip(": "): best_of(command, tree, args.repeats) for label, tree in trees(args)}
     name = f"Composite index ASEM, {reps} uncertainty replications"
     why = "skipped (--skip-coinr)"
     if not args.skip_coinr:
@@ -220,11 +230,15 @@ def main() -> None:
     parser.add_argument("--skip-seminr", action="store_true")
     parser.add_argument("--skip-coinr", action="store_true")
     parser.add_argument(
-        "--src", type=Path, default=REPO / "src", help="the Qala source tree to time (PYTHONPATH)"
+        "--src",
+        type=Path,
+        nargs="+",
+        default=[REPO / "src"],
+        help="Qala source tree(s) to time (PYTHONPATH); several give a row each",
     )
     args = parser.parse_args()
-    console = Console()
-    env = {**os.environ, "PYTHONPATH": str(args.src)}
+    console = Console(width=max(140, shutil.get_terminal_size().columns))
+    env = dict(os.environ)  # the peers' environment
     load_before = os.getloadavg()
     cases = [plssem_case(args.data_dir, env, args), coinr_case(args.data_dir, env, args)]
     load_after = os.getloadavg()
@@ -237,7 +251,7 @@ def main() -> None:
             if case.peer is not None:
                 peer = f"{case.peer.wall:.2f} ({case.peer.cpu:.2f})"
             elif case.peer_stated is not None:
-                peer = f"{case.peer_stated[0]:.0f}–{case.peer_stated[1]:.0f} (stated)"
+                peer = f"{case.peer_stated[0]:.1f}–{case.peer_stated[1]:.1f} (stated)"
             else:
                 peer = "—"
             wall, cpu = case.ratio(label), case.ratio(label, "cpu")
@@ -265,7 +279,7 @@ def main() -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     chart(cases, RESULTS / "whole_commands.png")
     record = {
-        "src": str(args.src),
+        "src": [str(src) for src in args.src],
         "load_average": {"before": load_before, "after": load_after},
         "cases": [
             {
