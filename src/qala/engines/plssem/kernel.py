@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Literal
 
 import numpy as np
@@ -55,6 +56,12 @@ class Layout:
 
     def predecessors(self, j: int) -> list[int]:
         return [int(i) for i in np.flatnonzero(self.adjacency[:, j])]
+
+    @cached_property
+    def regressions(self) -> tuple[tuple[int, npt.NDArray[np.intp]], ...]:
+        """(construct, its predecessors) for each endogenous construct: the inner loop of
+        every PLS iteration, so worked out once per layout."""
+        return tuple((j, np.asarray(self.predecessors(j), dtype=np.intp)) for j in self.endogenous)
 
     def items_of(self, k: int) -> list[int]:
         return [int(i) for i in np.flatnonzero(self.membership[:, k])]
@@ -184,10 +191,8 @@ def inner_weights(r: Array, layout: Layout, scheme: str) -> Array:
     # path weighting: successors enter with their correlation, predecessors with the
     # coefficients of the regression of the construct on all of its predecessors
     e = r * adj.T
-    for j in layout.endogenous:
-        preds = layout.predecessors(j)
-        beta = batched_solve(r[:, preds][:, :, preds], r[:, preds, j])
-        e[:, preds, j] = beta
+    for j, preds in layout.regressions:
+        e[:, preds, j] = batched_solve(r[:, preds[:, None], preds], r[:, preds, j])
     return np.asarray(e)
 
 
@@ -243,7 +248,7 @@ def iterate(
             for k, items in mode_b_blocks:
                 new[:, items, k] = batched_solve(sa[:, items][:, :, items], item_proxy[:, items, k])
             s_new = sa @ new
-            scale = 1.0 / np.sqrt((new * s_new).sum(axis=1))[:, None, :]
+            scale = 1.0 / np.sqrt(np.einsum("bik,bik->bk", new, s_new))[:, None, :]
             new = new * scale
             s_new = s_new * scale
             diff = np.abs(new - wa).sum(axis=(1, 2))
@@ -306,9 +311,8 @@ def estimate(s: Array, w: Array, layout: Layout, *, consistent: bool) -> Estimat
     b, k_count = r.shape[0], r.shape[1]
     paths = np.zeros((b, k_count, k_count))
     r2 = np.full((b, k_count), np.nan)
-    for j in layout.endogenous:
-        preds = layout.predecessors(j)
-        beta = batched_solve(r[:, preds][:, :, preds], r[:, preds, j])
+    for j, preds in layout.regressions:
+        beta = batched_solve(r[:, preds[:, None], preds], r[:, preds, j])
         paths[:, preds, j] = beta
         r2[:, j] = (beta * r[:, preds, j]).sum(axis=1)
     return Estimates(w, loadings, r, paths, r2, rho, sw)
