@@ -190,6 +190,7 @@ def chart(cases: list[Case], path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FormatStrFormatter, NullFormatter
 
     fig, axes = plt.subplots(len(cases), 1, figsize=(8, 2.2 * len(cases) + 0.6))
     for ax, case in zip(axes if len(cases) > 1 else [axes], cases, strict=True):
@@ -206,6 +207,9 @@ def chart(cases: list[Case], path: Path) -> None:
             colours.append("#ff9896")
         ax.barh(labels, values, color=colours)
         ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(FormatStrFormatter("%g"))
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.tick_params(axis="x", which="both", labelsize=7)
         ax.invert_yaxis()
         for y, v in enumerate(values):
             ax.text(v, y, f" {v:.2f} s", va="center", fontsize=8)
