@@ -6,7 +6,11 @@ estimates and bootstrap standard deviations are. seminr (GPL) is an optional pee
 with ``pip install -e '.[peers]'``. plspm is timed too when ``QALA_PLSPM_PYTHON`` names a Python
 that has it (it does not run under pandas 3).
 
-Usage: ``python bench/plssem_bootstrap.py [--n-boot 5000] [--seed 2026] [--skip-seminr]``
+The whole ``qala sem fit … --bootstrap 5000`` command against a whole seminr script, start-up
+included, is in bench/whole_commands.py.
+
+Usage: ``python bench/plssem_bootstrap.py [--n-boot 5000] [--seed 2026] [--skip-seminr]
+[--data-dir ../shared/data]``
 """
 
 from __future__ import annotations
@@ -23,11 +27,8 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
-from qala.engines.plssem import PLSSEM
-from qala.engines.plssem.bootstrap import bootstrap, resample_indices
-
 REPO = Path(__file__).resolve().parents[1]
-DATA = REPO.parent / "shared" / "data" / "mobi.csv"
+SHARED_DATA = REPO.parent / "shared" / "data"
 RESULTS = REPO / "bench" / "results"
 
 MOBI = """
@@ -96,10 +97,18 @@ def seminr_model(data: pd.DataFrame) -> tuple[Any, Any]:
 
 
 def main() -> None:
+    # imported here, not at the top: bench/whole_commands.py imports seminr_model and MOBI from
+    # this module into the peer's own process, which must not pay for Qala's imports
+    from qala.engines.plssem import PLSSEM
+    from qala.engines.plssem.bootstrap import bootstrap, resample_indices
+
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--n-boot", type=int, default=5000)
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--skip-seminr", action="store_true")
+    parser.add_argument(
+        "--data-dir", type=Path, default=SHARED_DATA, help="folder with mobi.csv (../shared/data)"
+    )
     parser.add_argument("--repeats", type=int, default=3, help="Qala timings: best of this many")
     parser.add_argument(
         "--plspm-boot",
@@ -109,7 +118,8 @@ def main() -> None:
     )
     args = parser.parse_args()
     console = Console()
-    data = pd.read_csv(DATA)
+    data_file = args.data_dir / "mobi.csv"
+    data = pd.read_csv(data_file)
     n = len(data)
     indices = resample_indices(n, args.n_boot, args.seed)
 
@@ -157,7 +167,7 @@ def main() -> None:
     if plspm_python:
         try:
             out = subprocess.run(
-                [plspm_python, "-c", PLSPM_SCRIPT, str(DATA), str(args.plspm_boot)],
+                [plspm_python, "-c", PLSPM_SCRIPT, str(data_file), str(args.plspm_boot)],
                 capture_output=True,
                 text=True,
                 check=True,

@@ -9,7 +9,12 @@ from scipy import stats
 from tests.engines.plssem.conftest_data import SMALL_MODEL, simulate
 
 from qala.engines.plssem import PLSSEM
-from qala.engines.plssem.bootstrap import bca_interval, bootstrap, resample_indices
+from qala.engines.plssem.bootstrap import (
+    bca_interval,
+    bootstrap,
+    column_quantiles,
+    resample_indices,
+)
 
 
 @pytest.fixture(scope="module")
@@ -89,3 +94,13 @@ def test_degenerate_resamples_are_dropped_and_counted(data: pd.DataFrame) -> Non
     boot = bootstrap(fit, 50, seed=2, bca=False)
     assert boot.n_failed > 10
     assert boot.n_boot + boot.n_failed == 50
+
+
+def test_column_quantiles_are_numpys_quantiles() -> None:
+    rng = np.random.default_rng(3)
+    for n in (1, 2, 250):
+        draws = rng.normal(size=(n, 40))
+        draws[:, :4] = np.round(draws[:, :4])  # ties
+        levels = np.concatenate([rng.random(36), [0.0, 1.0, 0.025, 0.975]])
+        expected = [np.quantile(draws[:, j], levels[j]) for j in range(40)]
+        assert column_quantiles(np.sort(draws, axis=0), levels).tolist() == expected

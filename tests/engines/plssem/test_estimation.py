@@ -11,7 +11,7 @@ from tests.engines.plssem.conftest_data import SMALL_MODEL, simulate
 
 from qala.core.errors import ConvergenceError, SpecificationError, ValidationError
 from qala.engines.plssem import PLSSEM
-from qala.engines.plssem import _kernel as k
+from qala.engines.plssem import kernel as k
 
 
 @pytest.fixture(scope="module")

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import numpy as np
 import numpy.typing as npt
-from scipy.optimize import linprog
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -202,6 +201,8 @@ def benefit_of_the_doubt(
     y = np.nan_to_num(np.asarray(values, dtype=float), nan=0.0)
     if (y < 0).any():
         raise ValueError("benefit of the doubt needs non-negative values (normalise first)")
+    from scipy.optimize import linprog  # imported here: scipy.optimize is slow to import
+
     n, k = y.shape
     scores = np.full(n, np.nan)
     weights = np.full((n, k), np.nan)

@@ -8,12 +8,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy.stats import rankdata
 
 from qala.core.errors import Problem, SpecificationError, ValidationError, raise_if_problems
 
 from . import aggregation, imputation, normalisation, treatment, weighting
 from .framework import Framework
+from .ranking import min_ranks
 from .spec import Aggregate, Denominate, Impute, IndexSpec, Normalise, Screen, Step, Treat, Weight
 
 
@@ -23,17 +23,19 @@ def rank_desc(values: pd.DataFrame | pd.Series) -> Any:
     out = np.full(arr.shape, np.nan)
     if arr.ndim == 1:
         ok = ~np.isnan(arr)
-        out[ok] = rankdata(-arr[ok], method="min")
+        out[ok] = min_ranks(-arr[ok])
         return pd.Series(out, index=values.index, name=getattr(values, "name", None))
     # NaN sorts last as -inf, so it never changes another unit's rank; then it is put back
     missing = np.isnan(arr)
-    ranks = rankdata(-np.where(missing, -np.inf, arr), method="min", axis=0)
+    ranks = min_ranks(-np.where(missing, -np.inf, arr), axis=0)
     out = np.where(missing, np.nan, ranks.astype(float))
     return pd.DataFrame(out, index=values.index, columns=values.columns)
 
 
 @dataclass
-class _State:
+class BuildState:
+    """The data of a build in progress: each data step reads it and assigns new frames."""
+
     data: pd.DataFrame  # units × indicators
     units: pd.DataFrame  # unit information: name, groups, denominators (same index)
     history: pd.DataFrame  # earlier periods, MultiIndex (unit, time) × indicators
@@ -46,10 +48,10 @@ class _State:
     normalised: bool = False
     warnings: list[str] = field(default_factory=list)
 
-    def copy(self) -> _State:
+    def copy(self) -> BuildState:
         """Copy whose frames can be replaced without touching this one (steps never mutate
         frames in place, they assign new ones)."""
-        return _State(
+        return BuildState(
             data=self.data,
             units=self.units,
             history=self.history,
@@ -251,7 +253,8 @@ class IndexResult:
 # --------------------------------------------------------------------------------------------
 
 
-def _prepare(spec: IndexSpec, data: pd.DataFrame, framework: Framework) -> _State:
+def prepare_state(spec: IndexSpec, data: pd.DataFrame, framework: Framework) -> BuildState:
+    """Check the input against the spec and framework and set up the state the steps work on."""
     problems: list[Problem] = []
     ucol = spec.unit_column
     if ucol not in data.columns:
@@ -315,7 +318,7 @@ def _prepare(spec: IndexSpec, data: pd.DataFrame, framework: Framework) -> _Stat
         for c in indicators:
             hist[c] = pd.to_numeric(hist[c], errors="coerce")
         history = hist.set_index([ucol, tcol])[indicators]
-    state = _State(
+    state = BuildState(
         data=values,
         units=units,
         history=history,
@@ -332,7 +335,7 @@ def _prepare(spec: IndexSpec, data: pd.DataFrame, framework: Framework) -> _Stat
 # --------------------------------------------------------------------------------------------
 
 
-def _denominate(state: _State, step: Denominate) -> None:
+def _denominate(state: BuildState, step: Denominate) -> None:
     by = dict(step.by) or {
         c: denominator
         for c in state.data.columns
@@ -363,7 +366,7 @@ def _denominate(state: _State, step: Denominate) -> None:
     state.datasets["denominated"] = data.copy()
 
 
-def _screen(state: _State, step: Screen) -> None:
+def _screen(state: BuildState, step: Screen) -> None:
     data = state.data
     report: dict[str, Any] = {}
     unit_cov = data.notna().mean(axis=1)
@@ -418,7 +421,7 @@ def _screen(state: _State, step: Screen) -> None:
     state.datasets["screened"] = state.data.copy()
 
 
-def _impute(state: _State, step: Impute) -> None:
+def _impute(state: BuildState, step: Impute) -> None:
     data = state.data
     method = step.method
     if method in ("group_mean", "group_median"):
@@ -478,7 +481,7 @@ def _impute(state: _State, step: Impute) -> None:
     state.datasets["imputed"] = out.copy()
 
 
-def _treat(state: _State, step: Treat) -> None:
+def _treat(state: BuildState, step: Treat) -> None:
     data = state.data.copy()
     arr = data.to_numpy(dtype=float, copy=True)
     flags_arr = state.treated.to_numpy(dtype=object, copy=True)
@@ -555,7 +558,7 @@ def normalise_frame(data: pd.DataFrame, framework: Framework, step: Normalise) -
     return pd.DataFrame(out, index=data.index, columns=data.columns)
 
 
-def _normalise(state: _State, step: Normalise) -> None:
+def _normalise(state: BuildState, step: Normalise) -> None:
     state.data = normalise_frame(state.data, state.framework, step)
     state.normalised = True
     state.datasets["normalised"] = state.data.copy()
@@ -604,7 +607,7 @@ def aggregate_scores(data: pd.DataFrame, framework: Framework, step: Aggregate) 
     return pd.DataFrame(out, index=data.index)
 
 
-def _level_scores(state: _State, level: int) -> pd.DataFrame:
+def _level_scores(state: BuildState, level: int) -> pd.DataFrame:
     """Scores of the nodes at ``level`` under the current weights (arithmetic if aggregates)."""
     codes = [c for c in state.framework.levels.get(level, [])]
     if level == 1:
@@ -613,7 +616,7 @@ def _level_scores(state: _State, level: int) -> pd.DataFrame:
     return agg[[c for c in codes if c in agg.columns]]
 
 
-def _weight(state: _State, step: Weight) -> None:
+def _weight(state: BuildState, step: Weight) -> None:
     fw = state.framework
     parents = step.parents or sorted(
         {parent for c in fw.levels.get(step.level, []) if (parent := fw[c].parent) is not None}
@@ -665,7 +668,7 @@ def _weight(state: _State, step: Weight) -> None:
     state.framework = fw.with_weights(new)
 
 
-_RUNNERS: dict[type[Any], Any] = {
+_DATA_STEP_RUNNERS: dict[type[Any], Any] = {
     Denominate: _denominate,
     Screen: _screen,
     Impute: _impute,
@@ -675,15 +678,20 @@ _RUNNERS: dict[type[Any], Any] = {
 }
 
 
+def run_step(state: BuildState, step: Step) -> None:
+    """Apply one data step (denominate, screen, impute, treat, normalise, weight) to ``state``."""
+    _DATA_STEP_RUNNERS[type(step)](state, step)
+
+
 def run_data_steps(
     spec: IndexSpec, data: pd.DataFrame, framework: Framework, steps: Sequence[Step] | None = None
-) -> _State:
+) -> BuildState:
     """Prepare the input and run every step except aggregation (used by the uncertainty engine)."""
-    state = _prepare(spec, data, framework)
+    state = prepare_state(spec, data, framework)
     for step in spec.steps if steps is None else steps:
         if isinstance(step, Aggregate):
             continue
-        _RUNNERS[type(step)](state, step)
+        run_step(state, step)
     return state
 
 

@@ -12,7 +12,8 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from scipy.stats import rankdata
+
+from .ranking import min_ranks
 
 FloatArray = npt.NDArray[np.float64]
 Normaliser = Callable[..., FloatArray]
@@ -52,7 +53,7 @@ def rank(x: FloatArray, direction: int = 1) -> FloatArray:
     y = x * direction
     out = np.full_like(y, np.nan)
     ok = ~np.isnan(y)
-    out[ok] = rankdata(y[ok], method="min")
+    out[ok] = min_ranks(y[ok])
     return out
 
 

@@ -302,7 +302,8 @@ class IndexSpec:
         raise_if_problems(problems, "invalid index spec")
 
     # --- editing (returns new specs) ---------------------------------------------------------
-    def _locate(self, which: int | str) -> int:
+    def locate(self, which: int | str) -> int:
+        """Position of a step given by number (negative counts from the end) or by kind."""
         if isinstance(which, int):
             if not -len(self.steps) <= which < len(self.steps):
                 raise SpecificationError(f"no step number {which}")
@@ -315,14 +316,14 @@ class IndexSpec:
         return matches[0]
 
     def step(self, which: int | str) -> Step:
-        return self.steps[self._locate(which)]
+        return self.steps[self.locate(which)]
 
     def has_step(self, kind: str) -> bool:
         return any(s.kind == kind for s in self.steps)
 
     def with_step(self, which: int | str, **changes: Any) -> IndexSpec:
         """A copy with one step's fields changed (``spec.with_step("normalise", method="rank")``)."""
-        i = self._locate(which)
+        i = self.locate(which)
         allowed = {f.name for f in fields(self.steps[i])}
         unknown = set(changes) - allowed
         if unknown:
@@ -333,11 +334,11 @@ class IndexSpec:
         return replace(self, steps=(*self.steps[:i], new, *self.steps[i + 1 :]))
 
     def replace_step(self, which: int | str, step: Step) -> IndexSpec:
-        i = self._locate(which)
+        i = self.locate(which)
         return replace(self, steps=(*self.steps[:i], step, *self.steps[i + 1 :]))
 
     def without_step(self, which: int | str) -> IndexSpec:
-        i = self._locate(which)
+        i = self.locate(which)
         return replace(self, steps=self.steps[:i] + self.steps[i + 1 :])
 
     def insert_step(self, position: int, step: Step) -> IndexSpec:

@@ -27,13 +27,13 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
-from scipy.stats import rankdata
 
 from qala.core.errors import SpecificationError, ValidationError
 
 from . import aggregation
-from .build import _RUNNERS, _prepare, _State, build_index
+from .build import BuildState, build_index, prepare_state, run_step
 from .framework import Framework
+from .ranking import min_ranks
 from .spec import Aggregate, IndexSpec, step_to_dict
 
 FloatArray = npt.NDArray[np.float64]
@@ -202,13 +202,9 @@ def _ranks_matrix(scores: FloatArray) -> FloatArray:
     """Rank each column (replication) of units × reps; 1 = highest; NaN kept."""
     out = np.full(scores.shape, np.nan)
     filled = np.where(np.isnan(scores), -np.inf, scores)
-    r = rankdata(-filled, method="min", axis=0).astype(float)
+    r = min_ranks(-filled, axis=0).astype(float)
     out = np.where(np.isnan(scores), np.nan, r)
     return out
-
-
-def _resolve_step(spec: IndexSpec, which: str | int) -> int:
-    return spec._locate(which)
 
 
 def _apply_choices(
@@ -219,7 +215,7 @@ def _apply_choices(
         if a.kind != "step":
             continue
         assert a.step is not None
-        i = _resolve_step(out, a.step)
+        i = out.locate(a.step)
         if a.values:
             value = a.values[c]
             if a.parameter is None:
@@ -265,38 +261,38 @@ class _DataCache:
         self.spec = spec
         self.data = data
         self.limit = limit
-        self.cache: OrderedDict[str, _State] = OrderedDict()
+        self.cache: OrderedDict[str, BuildState] = OrderedDict()
         self.seen: set[str] = set()
 
     @property
     def variants(self) -> int:
         return len(self.seen)
 
-    def _get(self, key: str) -> _State | None:
+    def _get(self, key: str) -> BuildState | None:
         state = self.cache.get(key)
         if state is not None:
             self.cache.move_to_end(key)
         return state
 
-    def _put(self, key: str, state: _State) -> None:
+    def _put(self, key: str, state: BuildState) -> None:
         state.datasets = {}
         self.cache[key] = state
         while len(self.cache) > self.limit:
             self.cache.popitem(last=False)
 
-    def state(self, spec: IndexSpec, framework: Framework, drop_key: str) -> _State:
+    def state(self, spec: IndexSpec, framework: Framework, drop_key: str) -> BuildState:
         data_steps = [s for s in spec.steps if s.kind in _DATA_STEP_KINDS or s.kind == "weight"]
         key = drop_key
         state = self._get(key)
         if state is None:
-            state = _prepare(spec, self.data, framework)
+            state = prepare_state(spec, self.data, framework)
             self._put(key, state)
         for step in data_steps:
             key = key + "|" + json.dumps(step_to_dict(step), sort_keys=True, default=str)
             cached = self._get(key)
             if cached is None:
                 cached = state.copy()
-                _RUNNERS[type(step)](cached, step)
+                run_step(cached, step)
                 self._put(key, cached)
             state = cached
         self.seen.add(key)

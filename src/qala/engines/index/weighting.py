@@ -20,7 +20,6 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 import numpy.typing as npt
-from scipy.optimize import minimize
 
 from .aggregation import weighted_mean
 
@@ -132,6 +131,8 @@ def optimise_correlation(
         if r.sum() <= 0:
             return 1e6
         return float(np.sum((r / r.sum() - target) ** 2))
+
+    from scipy.optimize import minimize  # imported here: scipy.optimize is slow to import
 
     start = target.copy()
     res = minimize(loss, start, method="L-BFGS-B", bounds=[(lower, 1.0)] * k)

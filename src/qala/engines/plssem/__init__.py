@@ -5,7 +5,8 @@ weights, paths, R², reliability, validity and structural measures; follow-ups a
 PLSpredict, importance–performance maps and multigroup analysis with MICOM.
 """
 
-from qala.engines.plssem.model import PLSSEM, build_plan, prepare_data
+from qala.engines.plssem.estimation import build_plan, prepare_data
+from qala.engines.plssem.model import PLSSEM
 from qala.engines.plssem.results import PLSResults
 from qala.engines.plssem.spec import Construct, ModelSpec, Path, build_model, parse_model
 

@@ -21,19 +21,19 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from qala.core.errors import SpecificationError
-from qala.engines.plssem import _kernel as k
-from qala.engines.plssem.model import Plan, fit_counts
+from qala.engines.plssem import kernel as k
+from qala.engines.plssem.distributions import normal_cdf, normal_ppf, t_sf
+from qala.engines.plssem.estimation import Plan, fit_counts
 
 if TYPE_CHECKING:
-    from qala.engines.plssem.results import PLSResults
+    from qala.engines.plssem.estimates import PLSEstimates
 
 Progress = Callable[[int, int], None]
 
 
-def statistic_labels(results: PLSResults) -> dict[str, list[tuple[str, ...]]]:
+def statistic_labels(results: PLSEstimates) -> dict[str, list[tuple[str, ...]]]:
     """Labels of every bootstrapped statistic, grouped by table."""
     layout = results.layout
     names = results.constructs
@@ -122,10 +122,11 @@ def _counts_from_indices(indices: np.ndarray, n: int) -> np.ndarray:
 def resample_indices(n: int, n_boot: int, seed: int | None) -> np.ndarray:
     """Row indices of each resample (n_boot × n) from a seeded PCG64 stream."""
     generator = np.random.Generator(np.random.PCG64(seed))
-    return np.stack([generator.integers(0, n, size=n, dtype=np.intp) for _ in range(n_boot)])
+    # one draw of n_boot × n gives the same stream as n_boot draws of n, row after row
+    return generator.integers(0, n, size=(n_boot, n), dtype=np.intp)
 
 
-def _job_for(results: PLSResults) -> _Job:
+def _job_for(results: PLSEstimates) -> _Job:
     values = results.data.to_numpy()
     return _Job(
         plan=results.plan,
@@ -184,7 +185,7 @@ class BootstrapResults:
 
     def __init__(
         self,
-        results: PLSResults,
+        results: PLSEstimates,
         draws: np.ndarray,
         estimate: np.ndarray,
         labels: dict[str, list[tuple[str, ...]]],
@@ -212,9 +213,11 @@ class BootstrapResults:
         sd = draws.std(axis=0, ddof=1)
         with np.errstate(divide="ignore", invalid="ignore"):
             t = est / sd
-        p = 2 * stats.t.sf(np.abs(t), df=max(self.n_boot - 1, 1))
-        low = np.quantile(draws, self.alpha / 2, axis=0)
-        high = np.quantile(draws, 1 - self.alpha / 2, axis=0)
+        p = 2 * t_sf(np.abs(t), max(self.n_boot - 1, 1))
+        ordered = np.sort(draws, axis=0)  # once, for every quantile below
+        columns = draws.shape[1]
+        low = column_quantiles(ordered, np.full(columns, self.alpha / 2))
+        high = column_quantiles(ordered, np.full(columns, 1 - self.alpha / 2))
         frame = {
             "estimate": est,
             "mean": mean,
@@ -226,7 +229,7 @@ class BootstrapResults:
         }
         if self.jackknife is not None:
             frame["bca_low"], frame["bca_high"] = bca_interval(
-                draws, est, self.jackknife, self.alpha
+                draws, est, self.jackknife, self.alpha, ordered=ordered
             )
         out = pd.DataFrame(frame)
         kinds: list[str] = []
@@ -319,29 +322,66 @@ class BootstrapResults:
         )
 
 
+def column_quantiles(ordered: np.ndarray, levels: np.ndarray) -> np.ndarray:
+    """Quantile ``levels[j]`` of column ``j`` of the column-sorted, NaN-free ``ordered``.
+
+    The same arithmetic as ``np.quantile(column, level)`` (its default "linear" method), so the
+    same numbers, for all columns at once: the BCa levels differ per column, and a call per
+    column cost more than the rest of the summaries together.
+    """
+    n = ordered.shape[0]
+    virtual = (n - 1) * np.asarray(levels, dtype=float)
+    previous = np.floor(virtual)
+    following = previous + 1
+    above = virtual >= n - 1
+    previous[above] = n - 1
+    following[above] = n - 1
+    below = virtual < 0
+    previous[below] = 0
+    following[below] = 0
+    gamma = virtual - previous  # where clipped, both neighbours are the same value
+    cols = np.arange(ordered.shape[1])
+    a = ordered[previous.astype(np.intp), cols]
+    b = ordered[following.astype(np.intp), cols]
+    diff = b - a
+    out = a + diff * gamma
+    upper = gamma >= 0.5
+    out[upper] = b[upper] - diff[upper] * (1 - gamma[upper])
+    return np.asarray(out)
+
+
 def bca_interval(
-    draws: np.ndarray, estimate: np.ndarray, jackknife: np.ndarray, alpha: float
+    draws: np.ndarray,
+    estimate: np.ndarray,
+    jackknife: np.ndarray,
+    alpha: float,
+    *,
+    ordered: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Bias-corrected and accelerated intervals (Efron 1987), column by column."""
+    """Bias-corrected and accelerated intervals (Efron 1987), column by column.
+
+    ``ordered`` is ``draws`` sorted along axis 0, when the caller has it already.
+    """
+    if ordered is None:
+        ordered = np.sort(draws, axis=0)
     with np.errstate(divide="ignore", invalid="ignore"):
         below = (draws < estimate).mean(axis=0)
-        z0 = stats.norm.ppf(below)
+        z0 = normal_ppf(below)
         centred = jackknife.mean(axis=0) - jackknife
         accel = (centred**3).sum(axis=0) / (6 * ((centred**2).sum(axis=0)) ** 1.5)
         accel = np.where(np.isfinite(accel), accel, 0.0)
         bounds = []
-        for z_alpha in (stats.norm.ppf(alpha / 2), stats.norm.ppf(1 - alpha / 2)):
-            level = stats.norm.cdf(z0 + (z0 + z_alpha) / (1 - accel * (z0 + z_alpha)))
-            out = np.full(draws.shape[1], np.nan)
+        for z_alpha in (normal_ppf(alpha / 2), normal_ppf(1 - alpha / 2)):
+            level = normal_cdf(z0 + (z0 + z_alpha) / (1 - accel * (z0 + z_alpha)))
             finite = np.isfinite(level)
-            for j in np.flatnonzero(finite):
-                out[j] = np.quantile(draws[:, j], level[j])
+            out = column_quantiles(ordered, np.where(finite, level, 0.0))
+            out[~finite] = np.nan
             bounds.append(out)
     return bounds[0], bounds[1]
 
 
 def bootstrap(
-    results: PLSResults,
+    results: PLSEstimates,
     n_boot: int = 5000,
     *,
     seed: int | None = None,
@@ -391,17 +431,18 @@ def bootstrap(
         raise SpecificationError(f"`indices` must be an (n_boot × {n}) array of row numbers")
     job = _job_for(results)
     counts = _counts_from_indices(indices, n)
-    values, ok = run_batches(
-        job, counts, batch_size=max(1, batch_size), n_jobs=n_jobs, progress=progress
-    )
-    estimate = _run_counts(job, np.ones((1, n)))[0][0]
-    jack = None
-    if bca:
-        leave_one_out = 1.0 - np.eye(n)
-        jack_values, jack_ok = run_batches(
-            job, leave_one_out, batch_size=max(1, batch_size), n_jobs=1
+    with k.single_threaded_blas():  # forked workers inherit the limit
+        values, ok = run_batches(
+            job, counts, batch_size=max(1, batch_size), n_jobs=n_jobs, progress=progress
         )
-        jack = jack_values[jack_ok]
+        estimate = _run_counts(job, np.ones((1, n)))[0][0]
+        jack = None
+        if bca:
+            leave_one_out = 1.0 - np.eye(n)
+            jack_values, jack_ok = run_batches(
+                job, leave_one_out, batch_size=max(1, batch_size), n_jobs=1
+            )
+            jack = jack_values[jack_ok]
     return BootstrapResults(
         results,
         values[ok],

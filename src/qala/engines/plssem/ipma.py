@@ -17,10 +17,10 @@ import numpy as np
 import pandas as pd
 
 from qala.core.errors import SpecificationError
-from qala.engines.plssem import _kernel as k
+from qala.engines.plssem import kernel as k
 
 if TYPE_CHECKING:
-    from qala.engines.plssem.results import PLSResults
+    from qala.engines.plssem.estimates import PLSEstimates
 
 
 @dataclass
@@ -57,7 +57,7 @@ class IPMAResults:
 
 
 def ipma(
-    results: PLSResults,
+    results: PLSEstimates,
     target: str,
     *,
     scale: tuple[float, float] | dict[str, tuple[float, float]] | None = None,
@@ -104,7 +104,7 @@ def ipma(
         raise SpecificationError("some answers lie outside the given scale bounds")
     rescaled = (values - low) / (high - low) * 100
     sd = values.std(axis=0, ddof=1)
-    weights = results._est.weights[0] * layout.membership
+    weights = results.estimates.weights[0] * layout.membership
     unstd = weights / sd[:, None]
     norm = unstd / unstd.sum(axis=0, keepdims=True)
     warnings = [

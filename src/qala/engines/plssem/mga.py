@@ -22,8 +22,9 @@ import numpy as np
 import pandas as pd
 
 from qala.core.errors import SpecificationError, ValidationError
-from qala.engines.plssem import _kernel as k
-from qala.engines.plssem.model import PLSSEM, Missing, fit_counts, prepare_data
+from qala.engines.plssem import kernel as k
+from qala.engines.plssem.estimation import Missing, fit_counts, prepare_data
+from qala.engines.plssem.model import PLSSEM
 from qala.engines.plssem.spec import ModelSpec
 
 

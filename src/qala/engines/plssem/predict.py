@@ -21,11 +21,11 @@ import numpy as np
 import pandas as pd
 
 from qala.core.errors import SpecificationError
-from qala.engines.plssem import _kernel as k
-from qala.engines.plssem.model import fit_counts
+from qala.engines.plssem import kernel as k
+from qala.engines.plssem.estimation import fit_counts
 
 if TYPE_CHECKING:
-    from qala.engines.plssem.results import PLSResults
+    from qala.engines.plssem.estimates import PLSEstimates
 
 
 @dataclass
@@ -56,7 +56,7 @@ def _fold_assignments(n: int, folds: int, rng: np.random.Generator) -> np.ndarra
 
 
 def pls_predict(
-    results: PLSResults, *, folds: int = 10, repeats: int = 1, seed: int | None = 0
+    results: PLSEstimates, *, folds: int = 10, repeats: int = 1, seed: int | None = 0
 ) -> PredictResults:
     """Run PLSpredict on a fitted model.
 
@@ -86,7 +86,7 @@ def pls_predict(
     exo = [j for j in range(len(names)) if j not in endo]
     target_items = [(j, i) for j in endo for i in layout.items_of(j)]
     exo_items = {j: layout.items_of(j) for j in exo}
-    total = k.total_effects(results._est.paths)[0]
+    total = k.total_effects(results.estimates.paths)[0]
 
     lm_sources = {j: [x for e in exo if total[e, j] != 0 for x in exo_items[e]] for j in endo}
     rng = np.random.default_rng(seed)

@@ -11,7 +11,9 @@ as stacks of small matrices: arrays here carry a leading batch axis ``b``.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Literal
 
 import numpy as np
@@ -20,6 +22,17 @@ import numpy.typing as npt
 Array = npt.NDArray[np.float64]
 Scheme = Literal["path", "factor", "centroid"]
 SCHEMES: tuple[str, ...] = ("path", "factor", "centroid")
+
+
+@contextlib.contextmanager
+def single_threaded_blas() -> Iterator[None]:
+    """Run the block with one BLAS thread: the batched kernel multiplies many small matrices,
+    where BLAS threads only add synchronisation (several times slower on a busy machine), and
+    bootstrap worker processes must not each start a thread per core."""
+    from threadpoolctl import threadpool_limits  # ships with scikit-learn
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
 
 
 @dataclass(frozen=True)
@@ -44,12 +57,29 @@ class Layout:
     def predecessors(self, j: int) -> list[int]:
         return [int(i) for i in np.flatnonzero(self.adjacency[:, j])]
 
+    @cached_property
+    def regressions(self) -> tuple[tuple[int, npt.NDArray[np.intp]], ...]:
+        """(construct, its predecessors) for each endogenous construct: the inner loop of
+        every PLS iteration, so worked out once per layout."""
+        return tuple((j, np.asarray(self.predecessors(j), dtype=np.intp)) for j in self.endogenous)
+
     def items_of(self, k: int) -> list[int]:
         return [int(i) for i in np.flatnonzero(self.membership[:, k])]
 
 
+SMALL_SYSTEM = 2  # up to this size, vectorised elimination beats one LAPACK call per member
+
+
 def batched_solve(a: Array, b: Array) -> Array:
-    """Solve ``a x = b`` for a stack; singular members give NaN instead of failing the stack."""
+    """Solve ``a x = b`` for a stack; singular members give NaN instead of failing the stack.
+
+    One- and two-variable systems (most constructs have one or two predecessors) are solved
+    across the whole stack at once: ``np.linalg.solve`` calls LAPACK once per member, which
+    dominated the bootstrap; for larger systems it is still the faster of the two.
+    """
+    m = a.shape[-1]
+    if m <= SMALL_SYSTEM:
+        return _eliminate(a, b)
     try:
         return np.asarray(np.linalg.solve(a, b[..., None])[..., 0], dtype=np.float64)
     except np.linalg.LinAlgError:
@@ -58,6 +88,37 @@ def batched_solve(a: Array, b: Array) -> Array:
             with contextlib.suppress(np.linalg.LinAlgError):
                 out[i] = np.linalg.solve(a[i], b[i])
         return out
+
+
+def _eliminate(a: Array, b: Array) -> Array:
+    """Gaussian elimination with partial pivoting (as LAPACK's ``gesv``), vectorised over the
+    stack; a member with an exactly zero pivot (singular) gets NaN, as the LAPACK path gives."""
+    m = a.shape[-1]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if m == 1:
+            x = b / a[:, :, 0]
+            x[a[:, 0, 0] == 0] = np.nan
+            return np.asarray(x)
+        lu = np.array(a, dtype=np.float64)
+        x = np.array(b, dtype=np.float64)
+        rows = np.arange(lu.shape[0])
+        singular = np.zeros(lu.shape[0], dtype=bool)
+        for k in range(m):
+            pivot = k + np.argmax(np.abs(lu[:, k:, k]), axis=1)
+            swap = pivot != k
+            if swap.any():
+                r, p = rows[swap], pivot[swap]
+                lu[r, k], lu[r, p] = lu[r, p], lu[r, k].copy()
+                x[r, k], x[r, p] = x[r, p], x[r, k].copy()
+            diagonal = lu[:, k, k]
+            singular |= diagonal == 0
+            factor = lu[:, k + 1 :, k] / diagonal[:, None]
+            lu[:, k + 1 :, k + 1 :] -= factor[:, :, None] * lu[:, None, k, k + 1 :]
+            x[:, k + 1 :] -= factor * x[:, k, None]
+        for k in range(m - 1, -1, -1):
+            x[:, k] = (x[:, k] - (lu[:, k, k + 1 :] * x[:, k + 1 :]).sum(axis=1)) / lu[:, k, k]
+    x[singular] = np.nan
+    return np.asarray(x)
 
 
 def correlations_from_counts(centred: Array, counts: Array) -> Array:
@@ -130,10 +191,8 @@ def inner_weights(r: Array, layout: Layout, scheme: str) -> Array:
     # path weighting: successors enter with their correlation, predecessors with the
     # coefficients of the regression of the construct on all of its predecessors
     e = r * adj.T
-    for j in layout.endogenous:
-        preds = layout.predecessors(j)
-        beta = batched_solve(r[:, preds][:, :, preds], r[:, preds, j])
-        e[:, preds, j] = beta
+    for j, preds in layout.regressions:
+        e[:, preds, j] = batched_solve(r[:, preds[:, None], preds], r[:, preds, j])
     return np.asarray(e)
 
 
@@ -189,7 +248,7 @@ def iterate(
             for k, items in mode_b_blocks:
                 new[:, items, k] = batched_solve(sa[:, items][:, :, items], item_proxy[:, items, k])
             s_new = sa @ new
-            scale = 1.0 / np.sqrt((new * s_new).sum(axis=1))[:, None, :]
+            scale = 1.0 / np.sqrt(np.einsum("bik,bik->bk", new, s_new))[:, None, :]
             new = new * scale
             s_new = s_new * scale
             diff = np.abs(new - wa).sum(axis=(1, 2))
@@ -252,9 +311,8 @@ def estimate(s: Array, w: Array, layout: Layout, *, consistent: bool) -> Estimat
     b, k_count = r.shape[0], r.shape[1]
     paths = np.zeros((b, k_count, k_count))
     r2 = np.full((b, k_count), np.nan)
-    for j in layout.endogenous:
-        preds = layout.predecessors(j)
-        beta = batched_solve(r[:, preds][:, :, preds], r[:, preds, j])
+    for j, preds in layout.regressions:
+        beta = batched_solve(r[:, preds[:, None], preds], r[:, preds, j])
         paths[:, preds, j] = beta
         r2[:, j] = (beta * r[:, preds, j]).sum(axis=1)
     return Estimates(w, loadings, r, paths, r2, rho, sw)
