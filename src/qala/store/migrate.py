@@ -36,5 +36,16 @@ def upgrade(database: Database, version_locations: Sequence[str]) -> None:
     command.upgrade(alembic_config(database, version_locations), "heads")
 
 
+def is_current(database: Database, version_locations: Sequence[str]) -> bool:
+    """Whether the store is already at the newest revision of every branch (nothing to apply)."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory.from_config(alembic_config(database, version_locations))
+    with database.engine.connect() as connection:
+        applied = set(MigrationContext.configure(connection).get_current_heads())
+    return applied == set(script.get_heads())
+
+
 def table_names(database: Database) -> list[str]:
     return sorted(inspect(database.engine).get_table_names())
