@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.markup import escape
@@ -13,14 +13,20 @@ from rich.table import Table
 
 from qala.cli.common import console, print_json, reports_errors
 from qala.core.errors import Problem, ValidationError
-from qala.engines.pb import (
-    COMPLETIONS,
-    RULES,
-    Election,
-    Outcome,
-    official_rule,
-    parse_pabulib,
-    solve,
+
+if TYPE_CHECKING:
+    from qala.engines.pb import Election, Outcome
+
+# The engine's rule and completion names, written here so that the help does not import the
+# engine (NumPy, SciPy); tests/cli check they equal qala.engines.pb's RULES and COMPLETIONS.
+RULES: tuple[str, ...] = ("greedy", "mes", "phragmen", "max-welfare")
+COMPLETIONS: tuple[str, ...] = (
+    "none",
+    "greedy",
+    "add1",
+    "add1-exhaustive",
+    "add1-greedy",
+    "add1-exhaustive-greedy",
 )
 
 app = typer.Typer(
@@ -33,6 +39,8 @@ FileArg = typer.Argument(..., exists=True, dir_okay=False, help="A pabulib .pb f
 
 
 def _read(path: Path, *, validate: bool) -> Election:
+    from qala.engines.pb import parse_pabulib
+
     try:
         text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
@@ -106,6 +114,8 @@ def solve_command(
     ),
 ) -> None:
     """Run a rule on FILE and print the selected project ids (one per line)."""
+    from qala.engines.pb import solve
+
     _choice(rule, RULES, "--rule")
     _choice(completion, COMPLETIONS, "--completion")
     _choice(comparison, ("none", "satisfaction", "exclusion"), "--comparison")
@@ -167,6 +177,8 @@ def check_command(
 
     Exit status 0 when they agree, 1 when they differ, 2 when the file cannot be checked.
     """
+    from qala.engines.pb import official_rule, solve
+
     election = _read(file, validate=False)
     projects = election.instance.projects
     if not projects or "selected" not in projects[0].meta:
