@@ -43,8 +43,11 @@ def is_current(database: Database, version_locations: Sequence[str]) -> bool:
 
     script = ScriptDirectory.from_config(alembic_config(database, version_locations))
     with database.engine.connect() as connection:
-        applied = set(MigrationContext.configure(connection).get_current_heads())
-    return applied == set(script.get_heads())
+        applied = MigrationContext.configure(connection).get_current_heads()
+    # The version table keeps only the leaves: a branch head that another branch depends on
+    # (the catalogue's) is applied when it is among their ancestors.
+    reached = {revision.revision for revision in script.iterate_revisions(applied, "base")}
+    return set(script.get_heads()) <= reached
 
 
 def table_names(database: Database) -> list[str]:
