@@ -99,8 +99,6 @@ GoalsOpt = typer.Option(
 
 
 def print_assessment(a: services.PlaceAssessment, *, mentors_per_area: int = 3) -> None:
-    from qala.components.assessment.balance import FLAG, OVERALL
-
     name = a.names.get("en", a.place)
     kind = "single-industry town" if a.single_industry else "city"
     people = f"{a.population:,}" if a.population else "population unknown"
@@ -111,8 +109,17 @@ def print_assessment(a: services.PlaceAssessment, *, mentors_per_area: int = 3) 
             "questionnaire — not an assessment of the real city.",
             highlight=False,
         )
+    _print_balance(a)
+    _print_readiness(a.readiness)
+    _print_maturity(a)
+    _print_roadmap(a)
+    _print_mentors(a, mentors_per_area)
 
-    # balance
+
+def _print_balance(a: services.PlaceAssessment) -> None:
+    """Scores per indicator category and area, with the imbalance flags."""
+    from qala.components.assessment.balance import FLAG, OVERALL
+
     table = Table(
         title="Balance by indicator category (0–100 on fixed goalposts; imbalance = I − mean(S, P))"
     )
@@ -144,8 +151,9 @@ def print_assessment(a: services.PlaceAssessment, *, mentors_per_area: int = 3) 
         label = "overall" if r.area == OVERALL else a.area_name(r.area)
         console.print(f"[red]⚑ {FLAG}[/] — {label}: {r.reason}", highlight=False)
 
-    # readiness
-    rd = a.readiness
+
+def _print_readiness(rd: readiness_mod.Readiness) -> None:
+    """Readiness per cluster and overall."""
     table = Table(title=f"Readiness (Chourabi et al. 2012) — source: {rd.source}")
     for col in ("cluster", "score", "band", "answered", "evidence"):
         table.add_column(col, justify="right" if col in ("score", "answered") else "left")
@@ -160,7 +168,9 @@ def print_assessment(a: services.PlaceAssessment, *, mentors_per_area: int = 3) 
     table.add_row("[bold]overall[/]", _f(rd.overall), rd.band or "", "", "")
     console.print(table)
 
-    # maturity
+
+def _print_maturity(a: services.PlaceAssessment) -> None:
+    """Maturity level per domain with the next step, and the generation."""
     table = Table(title="Maturity per domain (1 ad hoc … 5 city as a platform)")
     table.add_column("domain")
     table.add_column("level", justify="right")
@@ -176,7 +186,9 @@ def print_assessment(a: services.PlaceAssessment, *, mentors_per_area: int = 3) 
     console.print(table)
     console.print(f"[bold]Generation:[/] {a.generation.explanation()}", highlight=False)
 
-    # roadmap
+
+def _print_roadmap(a: services.PlaceAssessment) -> None:
+    """The roadmap's first five actions."""
     plan = a.roadmap
     table = Table(
         title=f"Roadmap: top five actions under {plan.budget:,.0f} mln KZT "
@@ -204,7 +216,9 @@ def print_assessment(a: services.PlaceAssessment, *, mentors_per_area: int = 3) 
         "similar places[/]"
     )
 
-    # mentors
+
+def _print_mentors(a: services.PlaceAssessment, mentors_per_area: int) -> None:
+    """Peers that score higher in the weakest areas."""
     table = Table(
         title=f"Mentors for the weakest areas (peers: {', '.join(p for p, _ in a.mentors.peers)})"
     )

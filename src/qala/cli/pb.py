@@ -121,14 +121,7 @@ def solve_command(
     _choice(comparison, ("none", "satisfaction", "exclusion"), "--comparison")
     _choice(utility, ("cost", "cardinality"), "--utility")
     _choice(scoring, ("pabulib", "borda"), "--scoring")
-    try:
-        increment = Fraction(add1_increment)
-    except (ValueError, ZeroDivisionError):
-        raise ValidationError.single(
-            "expected a positive number such as 1000 or 1/2",
-            column="--add1-increment",
-            value=add1_increment,
-        ) from None
+    increment = _increment(add1_increment)
     election = _read(file, validate=not no_validate)
     started = time.perf_counter()
     with console.status(f"running {rule} on {len(election.profile)} ballots…", spinner="dots"):
@@ -149,22 +142,38 @@ def solve_command(
         if explain:
             data["seconds"] = round(seconds, 4)
         print_json(data)
-        return
-    if explain:
-        console.print(_explanation_table(outcome, election))
-        console.print(
-            f"{len(outcome.selected)} projects, cost {float(outcome.cost):,.0f} of "
-            f"{float(outcome.budget_limit):,.0f} ({seconds:.3f} s)"
-        )
-        share = outcome.details.get("budget_per_voter")
-        if rule == "mes" and isinstance(share, Fraction) and len(election.profile):
-            fair = election.instance.budget_limit / len(election.profile)
-            steps = outcome.details.get("add1_steps")
-            raised = f", raised by Add1 from {float(fair):,.2f} in {steps} runs" if steps else ""
-            console.print(f"each voter's share: {float(share):,.2f}{raised}")
-        return
-    for pid in outcome.selected:
-        typer.echo(pid)
+    elif explain:
+        _print_explained(outcome, election, rule=rule, seconds=seconds)
+    else:
+        for pid in outcome.selected:
+            typer.echo(pid)
+
+
+def _increment(text: str) -> Fraction:
+    """--add1-increment as an exact number."""
+    try:
+        return Fraction(text)
+    except (ValueError, ZeroDivisionError):
+        raise ValidationError.single(
+            "expected a positive number such as 1000 or 1/2",
+            column="--add1-increment",
+            value=text,
+        ) from None
+
+
+def _print_explained(outcome: Outcome, election: Election, *, rule: str, seconds: float) -> None:
+    """Every project's result, the totals and (MES) each voter's share."""
+    console.print(_explanation_table(outcome, election))
+    console.print(
+        f"{len(outcome.selected)} projects, cost {float(outcome.cost):,.0f} of "
+        f"{float(outcome.budget_limit):,.0f} ({seconds:.3f} s)"
+    )
+    share = outcome.details.get("budget_per_voter")
+    if rule == "mes" and isinstance(share, Fraction) and len(election.profile):
+        fair = election.instance.budget_limit / len(election.profile)
+        steps = outcome.details.get("add1_steps")
+        raised = f", raised by Add1 from {float(fair):,.2f} in {steps} runs" if steps else ""
+        console.print(f"each voter's share: {float(share):,.2f}{raised}")
 
 
 @app.command("check")
