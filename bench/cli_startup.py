@@ -7,7 +7,8 @@ on a fresh SQLite store (made with `qala db upgrade`), `qala catalog show ID` an
 on the synthetic adoption survey (no bootstrap). Prints the median and p95 of each against its
 goal (issue "A fast CLI"): help under 0.25 s; for a real command, its fixed cost under 0.4 s,
 where the fixed cost is the command's time less its work — the same work done by a plain Python
-script (its own imports included), timed in a fresh interpreter too.
+script (its own imports included), timed in a fresh interpreter too. The cpu column (user +
+system seconds of a run) moves less than wall time when others load the machine.
 
 ``--against SRC`` runs the same commands with another checkout's ``src`` first on the path (e.g.
 the main branch) and prints the ratio. Uses hyperfine when installed, else a Python loop. Writes
@@ -21,6 +22,7 @@ import csv
 import importlib.util
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -115,7 +117,10 @@ def command(case: Case) -> list[str]:
     return [sys.executable, "-m", "qala.cli.main", *case.args]
 
 
-def with_hyperfine(case: Case, env: dict[str, str], runs: int, folder: Path) -> list[float]:
+def with_hyperfine(
+    case: Case, env: dict[str, str], runs: int, folder: Path
+) -> tuple[list[float], float]:
+    """Wall seconds of each run, and the mean CPU seconds (user + system) of a run."""
     export = folder / "hyperfine.json"
     subprocess.run(
         [
@@ -131,21 +136,26 @@ def with_hyperfine(case: Case, env: dict[str, str], runs: int, folder: Path) -> 
         check=True,
         stdout=subprocess.DEVNULL,
     )
-    return list(json.loads(export.read_text())["results"][0]["times"])
+    result = json.loads(export.read_text())["results"][0]
+    return list(result["times"]), result["user"] + result["system"]
 
 
 def quote(word: str) -> str:
     return f"'{word}'" if " " in word else word
 
 
-def with_loop(case: Case, env: dict[str, str], runs: int) -> list[float]:
+def with_loop(case: Case, env: dict[str, str], runs: int) -> tuple[list[float], float]:
+    """Wall seconds of each run, and the mean CPU seconds (user + system) of a run."""
+    subprocess.run(command(case), env=env, check=True, stdout=subprocess.DEVNULL)  # warm-up
     times = []
-    for attempt in range(runs + 1):  # the first run warms the file cache
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    for _ in range(runs):
         started = time.perf_counter()
         subprocess.run(command(case), env=env, check=True, stdout=subprocess.DEVNULL)
-        if attempt:
-            times.append(time.perf_counter() - started)
-    return times
+        times.append(time.perf_counter() - started)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    return times, cpu / runs
 
 
 def work_seconds(case: Case, env: dict[str, str], runs: int) -> list[float]:
@@ -174,6 +184,7 @@ class Timing:
     median: float
     p95: float
     work: float | None
+    cpu: float  # mean user + system seconds of a run: steadier than wall time on a busy machine
 
     @property
     def measured(self) -> float:
@@ -182,9 +193,11 @@ class Timing:
 
 
 def measure(case: Case, env: dict[str, str], runs: int, folder: Path, hyperfine: bool) -> Timing:
-    times = with_hyperfine(case, env, runs, folder) if hyperfine else with_loop(case, env, runs)
+    times, cpu = (
+        with_hyperfine(case, env, runs, folder) if hyperfine else with_loop(case, env, runs)
+    )
     work = statistics.median(work_seconds(case, env, max(3, runs // 2))) if case.work else None
-    return Timing(statistics.median(times), p95(times), work)
+    return Timing(statistics.median(times), p95(times), work, cpu)
 
 
 def survey_file(folder: Path) -> Path:
@@ -221,7 +234,7 @@ def verdict(case: Case, timing: Timing) -> str:
 
 def report(rows: list[tuple[Case, Timing, Timing | None]]) -> None:
     table = Table(title="qala start-up (seconds; new process per run)")
-    for column in ("command", "median", "p95", "work", "measured", "goal"):
+    for column in ("command", "median", "p95", "cpu", "work", "measured", "goal"):
         table.add_column(column, justify="left" if column in ("command", "goal") else "right")
     if rows and rows[0][2] is not None:
         table.add_column("against", justify="right")
@@ -231,6 +244,7 @@ def report(rows: list[tuple[Case, Timing, Timing | None]]) -> None:
             case.label,
             f"{timing.median:.3f}",
             f"{timing.p95:.3f}",
+            f"{timing.cpu:.3f}",
             "" if timing.work is None else f"{timing.work:.3f}",
             f"{timing.measured:.3f}" + (" fixed" if case.work else " whole"),
             verdict(case, timing),
@@ -245,13 +259,16 @@ def save(rows: list[tuple[Case, Timing, Timing | None]]) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     with (RESULTS / "cli_startup.csv").open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["command", "median_s", "p95_s", "work_s", "goal_s", "against_median_s"])
+        writer.writerow(
+            ["command", "median_s", "p95_s", "cpu_s", "work_s", "goal_s", "against_median_s"]
+        )
         for case, timing, other in rows:
             writer.writerow(
                 [
                     case.label,
                     f"{timing.median:.4f}",
                     f"{timing.p95:.4f}",
+                    f"{timing.cpu:.4f}",
                     "" if timing.work is None else f"{timing.work:.4f}",
                     case.goal,
                     "" if other is None else f"{other.median:.4f}",
