@@ -7,8 +7,8 @@ on a fresh SQLite store (made with `qala db upgrade`), `qala catalog show ID` an
 on the synthetic adoption survey (no bootstrap). Prints the median and p95 of each against its
 goal (issue "A fast CLI"): help under 0.25 s; for a real command, its fixed cost under 0.4 s,
 where the fixed cost is the command's time less its work — the same work done by a plain Python
-script (its own imports included), timed in a fresh interpreter too. The cpu column (user +
-system seconds of a run) moves less than wall time when others load the machine.
+script (its own imports included), timed in a fresh interpreter too. The cpu columns (user +
+system seconds of a run, and less the work's) move less than wall time on a loaded machine.
 
 ``--against SRC`` runs the same commands with another checkout's ``src`` first on the path (e.g.
 the main branch) and prints the ratio. Uses hyperfine when installed, else a Python loop. Writes
@@ -61,8 +61,12 @@ class Case:
 
 
 def timed(body: str) -> str:
-    """A script printing how long ``body`` took (its imports included)."""
-    return f"import time\n_started = time.perf_counter()\n{body}\nprint(time.perf_counter() - _started)\n"
+    """A script printing how long ``body`` took, wall and CPU seconds (its imports included)."""
+    return (
+        "import time\n_wall, _cpu = time.perf_counter(), time.process_time()\n"
+        f"{body}\n"
+        "print(time.perf_counter() - _wall, time.process_time() - _cpu)\n"
+    )
 
 
 def cases(survey: Path) -> list[Case]:
@@ -158,20 +162,18 @@ def with_loop(case: Case, env: dict[str, str], runs: int) -> tuple[list[float], 
     return times, cpu / runs
 
 
-def work_seconds(case: Case, env: dict[str, str], runs: int) -> list[float]:
+def work_seconds(case: Case, env: dict[str, str], runs: int) -> tuple[float, float]:
+    """Median wall and CPU seconds of the case's work done by a plain script."""
     assert case.work is not None
-    return [
-        float(
-            subprocess.run(
-                [sys.executable, "-c", case.work],
-                env=env,
-                check=True,
-                capture_output=True,
-                text=True,
-            ).stdout
-        )
-        for _ in range(runs)
-    ]
+    walls, cpus = [], []
+    for _ in range(runs):
+        printed = subprocess.run(
+            [sys.executable, "-c", case.work], env=env, check=True, capture_output=True, text=True
+        ).stdout
+        wall, cpu = map(float, printed.split())
+        walls.append(wall)
+        cpus.append(cpu)
+    return statistics.median(walls), statistics.median(cpus)
 
 
 def p95(times: list[float]) -> float:
@@ -185,19 +187,24 @@ class Timing:
     p95: float
     work: float | None
     cpu: float  # mean user + system seconds of a run: steadier than wall time on a busy machine
+    work_cpu: float | None
 
     @property
     def measured(self) -> float:
         """What the goal is about: the whole command, or its fixed cost."""
         return self.median - (self.work or 0.0)
 
+    @property
+    def measured_cpu(self) -> float:
+        return self.cpu - (self.work_cpu or 0.0)
+
 
 def measure(case: Case, env: dict[str, str], runs: int, folder: Path, hyperfine: bool) -> Timing:
     times, cpu = (
         with_hyperfine(case, env, runs, folder) if hyperfine else with_loop(case, env, runs)
     )
-    work = statistics.median(work_seconds(case, env, max(3, runs // 2))) if case.work else None
-    return Timing(statistics.median(times), p95(times), work, cpu)
+    work, work_cpu = work_seconds(case, env, max(3, runs // 2)) if case.work else (None, None)
+    return Timing(statistics.median(times), p95(times), work, cpu, work_cpu)
 
 
 def survey_file(folder: Path) -> Path:
@@ -234,7 +241,7 @@ def verdict(case: Case, timing: Timing) -> str:
 
 def report(rows: list[tuple[Case, Timing, Timing | None]]) -> None:
     table = Table(title="qala start-up (seconds; new process per run)")
-    for column in ("command", "median", "p95", "cpu", "work", "measured", "goal"):
+    for column in ("command", "median", "p95", "work", "measured", "goal", "cpu", "cpu measured"):
         table.add_column(column, justify="left" if column in ("command", "goal") else "right")
     if rows and rows[0][2] is not None:
         table.add_column("against", justify="right")
@@ -244,10 +251,11 @@ def report(rows: list[tuple[Case, Timing, Timing | None]]) -> None:
             case.label,
             f"{timing.median:.3f}",
             f"{timing.p95:.3f}",
-            f"{timing.cpu:.3f}",
             "" if timing.work is None else f"{timing.work:.3f}",
             f"{timing.measured:.3f}" + (" fixed" if case.work else " whole"),
             verdict(case, timing),
+            f"{timing.cpu:.3f}",
+            f"{timing.measured_cpu:.3f}",
         ]
         if other is not None:
             cells += [f"{other.median:.3f}", f"{other.median / timing.median:.1f}×"]
@@ -260,7 +268,16 @@ def save(rows: list[tuple[Case, Timing, Timing | None]]) -> None:
     with (RESULTS / "cli_startup.csv").open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(
-            ["command", "median_s", "p95_s", "cpu_s", "work_s", "goal_s", "against_median_s"]
+            [
+                "command",
+                "median_s",
+                "p95_s",
+                "cpu_s",
+                "work_s",
+                "work_cpu_s",
+                "goal_s",
+                "against_median_s",
+            ]
         )
         for case, timing, other in rows:
             writer.writerow(
@@ -270,6 +287,7 @@ def save(rows: list[tuple[Case, Timing, Timing | None]]) -> None:
                     f"{timing.p95:.4f}",
                     f"{timing.cpu:.4f}",
                     "" if timing.work is None else f"{timing.work:.4f}",
+                    "" if timing.work_cpu is None else f"{timing.work_cpu:.4f}",
                     case.goal,
                     "" if other is None else f"{other.median:.4f}",
                 ]
