@@ -10,11 +10,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from qala.events import EventBus
-from qala.settings import Settings
-from qala.store.database import Database
+
+if TYPE_CHECKING:  # imported when used: a component's light modules (e.g. the catalogue) and
+    # the CLI's file-only commands then start without SQLAlchemy and pydantic-settings
+    from qala.settings import Settings
+    from qala.store.database import Database
 
 
 def utc_clock() -> datetime:
@@ -34,6 +37,8 @@ class Context:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Context:
+        from qala.store.database import Database
+
         return cls(settings=settings, database=Database(settings.database_url))
 
 

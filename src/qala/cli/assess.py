@@ -4,18 +4,18 @@ weights; the readiness questionnaire and the case library."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.table import Table
 from typer.core import TyperGroup
 
 from qala.cli.common import console, open_context, print_json, reports_errors
-from qala.components.assessment import readiness as readiness_mod
-from qala.components.assessment import services
-from qala.components.assessment.balance import FLAG, OVERALL
-from qala.components.assessment.roadmap import load_actions
 from qala.core.errors import ValidationError
+
+if TYPE_CHECKING:
+    from qala.components.assessment import readiness as readiness_mod
+    from qala.components.assessment import services
 
 
 class _CityByDefault(TyperGroup):
@@ -34,12 +34,18 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
+# The assessment's default roadmap budget (million KZT), written here so that the command's help
+# does not import the assessment; tests/cli check it equals services.DEFAULT_BUDGET.
+DEFAULT_BUDGET = 3000.0
+
 
 def _f(value: float | None, digits: int = 0) -> str:
     return "–" if value is None else f"{value:.{digits}f}"
 
 
 def _read_sheet(path: Path) -> readiness_mod.AnswerSheet:
+    from qala.components.assessment import readiness as readiness_mod
+
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
@@ -103,8 +109,17 @@ def print_assessment(a: services.PlaceAssessment, *, mentors_per_area: int = 3) 
             "questionnaire — not an assessment of the real city.",
             highlight=False,
         )
+    _print_balance(a)
+    _print_readiness(a.readiness)
+    _print_maturity(a)
+    _print_roadmap(a)
+    _print_mentors(a, mentors_per_area)
 
-    # balance
+
+def _print_balance(a: services.PlaceAssessment) -> None:
+    """Scores per indicator category and area, with the imbalance flags."""
+    from qala.components.assessment.balance import FLAG, OVERALL
+
     table = Table(
         title="Balance by indicator category (0–100 on fixed goalposts; imbalance = I − mean(S, P))"
     )
@@ -136,8 +151,9 @@ def print_assessment(a: services.PlaceAssessment, *, mentors_per_area: int = 3) 
         label = "overall" if r.area == OVERALL else a.area_name(r.area)
         console.print(f"[red]⚑ {FLAG}[/] — {label}: {r.reason}", highlight=False)
 
-    # readiness
-    rd = a.readiness
+
+def _print_readiness(rd: readiness_mod.Readiness) -> None:
+    """Readiness per cluster and overall."""
     table = Table(title=f"Readiness (Chourabi et al. 2012) — source: {rd.source}")
     for col in ("cluster", "score", "band", "answered", "evidence"):
         table.add_column(col, justify="right" if col in ("score", "answered") else "left")
@@ -152,7 +168,9 @@ def print_assessment(a: services.PlaceAssessment, *, mentors_per_area: int = 3) 
     table.add_row("[bold]overall[/]", _f(rd.overall), rd.band or "", "", "")
     console.print(table)
 
-    # maturity
+
+def _print_maturity(a: services.PlaceAssessment) -> None:
+    """Maturity level per domain with the next step, and the generation."""
     table = Table(title="Maturity per domain (1 ad hoc … 5 city as a platform)")
     table.add_column("domain")
     table.add_column("level", justify="right")
@@ -168,7 +186,9 @@ def print_assessment(a: services.PlaceAssessment, *, mentors_per_area: int = 3) 
     console.print(table)
     console.print(f"[bold]Generation:[/] {a.generation.explanation()}", highlight=False)
 
-    # roadmap
+
+def _print_roadmap(a: services.PlaceAssessment) -> None:
+    """The roadmap's first five actions."""
     plan = a.roadmap
     table = Table(
         title=f"Roadmap: top five actions under {plan.budget:,.0f} mln KZT "
@@ -196,7 +216,9 @@ def print_assessment(a: services.PlaceAssessment, *, mentors_per_area: int = 3) 
         "similar places[/]"
     )
 
-    # mentors
+
+def _print_mentors(a: services.PlaceAssessment, mentors_per_area: int) -> None:
+    """Peers that score higher in the weakest areas."""
     table = Table(
         title=f"Mentors for the weakest areas (peers: {', '.join(p for p, _ in a.mentors.peers)})"
     )
@@ -225,7 +247,7 @@ def city_cmd(
         dir_okay=False,
         help="Readiness answers (YAML or CSV); default: stored questionnaire, else catalogue values.",
     ),
-    budget: float = typer.Option(services.DEFAULT_BUDGET, help="Roadmap budget, million KZT."),
+    budget: float = typer.Option(DEFAULT_BUDGET, help="Roadmap budget, million KZT."),
     goals: Path | None = GoalsOpt,
     mentors: int = typer.Option(3, help="Mentors per weak area."),
     roadmap_out: Path | None = typer.Option(
@@ -234,6 +256,8 @@ def city_cmd(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Balance, readiness, maturity per domain, top five roadmap actions, mentors per weak area."""
+    from qala.components.assessment import services
+
     context = open_context()
     sheet = _read_sheet(answers) if answers is not None else None
     result = services.assess_place(
@@ -268,6 +292,8 @@ def gaps_cmd(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Gap analysis: value, target (your goal, national norm or peer median), shortfall."""
+    from qala.components.assessment import services
+
     context = open_context()
     result = services.assess_place(context.database, place, year=year, goals=_read_goals(goals))
     open_gaps = [g for g in result.gaps if g.points > 0]
@@ -309,6 +335,8 @@ def stakeholders_cmd(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """The national rating rebuilt with each group's weights: ranks, priorities, disagreement."""
+    from qala.components.assessment import services
+
     context = open_context()
     text = None if weights is None else weights.read_text(encoding="utf-8")
     view = services.stakeholder_view(
@@ -385,6 +413,8 @@ def questionnaire_cmd(
     out: Path | None = typer.Option(None, "--out", help="Write the blank YAML answer file here."),
 ) -> None:
     """Print (or write) a blank readiness answer file in kk/ru/en."""
+    from qala.components.assessment import readiness as readiness_mod
+
     text = readiness_mod.template_yaml(lang, place=place, year=year)
     if out is not None:
         out.write_text(text, encoding="utf-8")
@@ -403,6 +433,9 @@ def readiness_cmd(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Score a readiness questionnaire and store it (answers become chourabi2012 values)."""
+    from qala.components.assessment import readiness as readiness_mod
+    from qala.components.assessment import services
+
     sheet = _read_sheet(answers)
     result = readiness_mod.score_readiness(sheet)
     response_id = None
@@ -431,6 +464,8 @@ def cases_cmd(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """The case library: which city did what, when, at what cost, with what effect."""
+    from qala.components.assessment.roadmap import load_actions
+
     rows = load_actions().cases(city=city, area=area)
     if as_json:
         print_json(rows)

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import typer
 from rich.table import Table
 from rich.tree import Tree
 
 from qala.cli.common import console, print_json, reports_errors
-from qala.components.catalog.frameworks import IndicatorDef, load_catalogue
+
+if TYPE_CHECKING:
+    from qala.components.catalog.frameworks import Catalogue, IndicatorDef
 
 app = typer.Typer(
     help="Browse the indicator catalogue (ISO 37120/37122/37123, national rating…).",
@@ -18,6 +22,12 @@ places_app = typer.Typer(
 )
 
 LanguageOption = typer.Option("en", "--lang", help="Language of names: kk, ru or en.")
+
+
+def _catalogue() -> Catalogue:
+    from qala.components.catalog.frameworks import load_catalogue
+
+    return load_catalogue()
 
 
 def _indicator_dict(ind: IndicatorDef) -> dict[str, object]:
@@ -55,7 +65,7 @@ def list_indicators(
     lang: str = LanguageOption,
 ) -> None:
     """List indicators (or, without --framework and with --json, everything)."""
-    catalogue = load_catalogue()
+    catalogue = _catalogue()
     if framework:
         ids = catalogue.framework(framework).indicator_ids()
         indicators = [catalogue.indicators[i] for i in ids]
@@ -84,7 +94,7 @@ def show(
     lang: str = LanguageOption,
 ) -> None:
     """Show one indicator, or a framework as a tree."""
-    catalogue = load_catalogue()
+    catalogue = _catalogue()
     if item_id in catalogue.frameworks:
         framework = catalogue.frameworks[item_id]
         if as_json:
@@ -131,7 +141,7 @@ def search(
     lang: str = LanguageOption,
 ) -> None:
     """Find indicators by text."""
-    found = load_catalogue().search(text)
+    found = _catalogue().search(text)
     if as_json:
         print_json([_indicator_dict(i) for i in found])
     else:

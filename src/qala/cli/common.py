@@ -7,16 +7,15 @@ import json
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from qala.core.errors import QalaError, ValidationError
-from qala.registry import prepare, start_components
-from qala.runtime import Context
-from qala.settings import Settings
+
+if TYPE_CHECKING:
+    from qala.runtime import Context
 
 console = Console()
 errors = Console(stderr=True)
@@ -25,10 +24,23 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
-def open_context(*, migrate: bool = True) -> Context:
-    """The platform as configured by the environment, with its schema up to date."""
+def open_context(*, refresh: bool = False) -> Context:
+    """The platform as configured by the environment, with its schema up to date.
+
+    A store behind the newest schema is migrated and its reference data seeded (``prepare``).
+    A store already at it is used as it is: checking costs milliseconds where migrating and
+    re-seeding cost half a second of every command. ``refresh`` prepares it in any case, for
+    `qala db upgrade` and `qala serve` (reference data bundled with a newer Qala)."""
+    # Imported here: the store and the components are heavy, and --help and the commands that
+    # only compute on files never need them.
+    from qala.registry import migration_locations, prepare, start_components
+    from qala.runtime import Context
+    from qala.settings import Settings
+    from qala.store.migrate import is_current
+
     context = Context.from_settings(Settings())
-    if migrate:
+    locations = [str(path) for path in migration_locations()]
+    if refresh or not is_current(context.database, locations):
         prepare(context)
     else:
         start_components(context)
@@ -70,6 +82,14 @@ def counted_progress(
 ) -> Iterator[Callable[[int, int], None]]:
     """A progress bar for long engine work; yields the ``progress(done, total)`` callback the
     engines take. ``hidden`` (e.g. for ``--json`` output) runs the work without drawing."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
     with Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.table import Table
 
 from qala.cli.common import console, errors, open_context, print_json, reports_errors
-from qala.components.catalog.validation import CheckResult
 from qala.core.errors import Problem
+
+if TYPE_CHECKING:
+    from qala.components.catalog.validation import CheckResult
 
 app = typer.Typer(
     help="Check, import and export city indicator values (CSV, Excel, Parquet).",

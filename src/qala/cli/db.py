@@ -15,7 +15,7 @@ def upgrade() -> None:
     """Migrate the database (QALA_DATABASE_URL) to the newest schema and sync reference data."""
     from qala.store.migrate import table_names
 
-    context = open_context(migrate=True)
+    context = open_context(refresh=True)
     console.print(
         f"Schema up to date on {context.database.backend}: {len(table_names(context.database))} tables."
     )

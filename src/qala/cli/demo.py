@@ -6,7 +6,6 @@ import typer
 from rich.progress import Progress
 
 from qala.cli.common import console, open_context, reports_errors
-from qala.registry import COMPONENTS
 
 app = typer.Typer(help="The bundled demo data.", no_args_is_help=True)
 
@@ -15,6 +14,8 @@ app = typer.Typer(help="The bundled demo data.", no_args_is_help=True)
 @reports_errors
 def load() -> None:
     """Load the sample data of every component into the configured store."""
+    from qala.registry import COMPONENTS
+
     context = open_context()
     loaders = [c for c in COMPONENTS if c.demo_loader is not None]
     with Progress(console=console) as progress:

@@ -4,28 +4,18 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 import typer
-import yaml
 from rich.table import Table
 
 from qala.cli.common import console, counted_progress, print_json, reports_errors
 from qala.core.errors import ValidationError
-from qala.engines.index import (
-    Framework,
-    IndexResult,
-    IndexSpec,
-    assumptions_from_config,
-    audit,
-    build_index,
-    compare,
-    framework_from_meta,
-    framework_from_tree,
-    run_uncertainty,
-    uncertainty_section,
-)
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from qala.engines.index import Framework, IndexResult, IndexSpec
 
 app = typer.Typer(
     help="Composite indices (OECD/JRC method, COINr-compatible): build, results, audit, "
@@ -54,6 +44,8 @@ YearOpt = typer.Option(None, "--year", help="Store mode: the year (default: the 
 
 
 def _read_table(path: Path) -> pd.DataFrame:
+    import pandas as pd
+
     try:
         if path.suffix.lower() in (".xlsx", ".xls"):
             return pd.read_excel(path)
@@ -63,6 +55,10 @@ def _read_table(path: Path) -> pd.DataFrame:
 
 
 def _read_framework(path: Path) -> Framework:
+    import yaml
+
+    from qala.engines.index import framework_from_meta, framework_from_tree
+
     if path.suffix.lower() in (".yaml", ".yml", ".json"):
         tree = yaml.safe_load(path.read_text(encoding="utf-8"))
         if isinstance(tree, dict) and "tree" in tree:
@@ -76,6 +72,8 @@ def _load(
 ) -> tuple[str, IndexSpec, pd.DataFrame, Framework]:
     """The spec's text and method, the data and the structure: from --data and --meta (file
     mode), or from the store as the spec's `store:` block says (store mode, neither given)."""
+    from qala.engines.index import IndexSpec
+
     if data is None and meta is None:
         from qala.cli.common import open_context
         from qala.components.rating import services as rating
@@ -98,6 +96,8 @@ def _load(
 
 
 def _method_of(spec_path: Path, *, store_mode: bool) -> IndexSpec:
+    from qala.engines.index import IndexSpec
+
     if store_mode:
         from qala.components.rating import services as rating
 
@@ -118,6 +118,8 @@ def _write(out: Path, frame: pd.DataFrame | None, payload: dict[str, Any]) -> No
 def _results_table(
     result: IndexResult, levels: list[int] | None, use: str, top: int | None
 ) -> Table:
+    import pandas as pd
+
     frame = result.table(use=use, levels=levels)
     if top:
         frame = frame.head(top)
@@ -160,6 +162,8 @@ def build_cmd(
     With --data and --meta the index is built from plain files. Without both, from the store:
     the rating (see `qala rating build`) with each place's Monte Carlo rank interval.
     """
+    from qala.engines.index import build_index
+
     if data is None and meta is None:
         from qala.cli.rating import build_from_store
 
@@ -216,6 +220,8 @@ def results_cmd(
     year: int | None = YearOpt,
 ) -> None:
     """Results table (sorted by the index), or one unit's profile with --unit."""
+    from qala.engines.index import build_index
+
     _, index_spec, frame, framework = _load(spec, data, meta, year=year)
     result = build_index(index_spec, frame, framework)
     levels = list(level) or [lv for lv in result.framework.levels if lv > 1]
@@ -259,6 +265,8 @@ def audit_cmd(
     year: int | None = YearOpt,
 ) -> None:
     """Statistical audit: correlations, Cronbach's alpha, PCA per aggregate, silent indicators."""
+    from qala.engines.index import audit, build_index
+
     _, index_spec, frame, framework = _load(spec, data, meta, year=year)
     result = build_index(index_spec, frame, framework)
     report = audit(result)
@@ -323,6 +331,8 @@ def uncertainty_cmd(
     year: int | None = YearOpt,
 ) -> None:
     """Monte Carlo over the spec's `uncertainty.assumptions`: median rank and 5–95% interval per unit."""
+    from qala.engines.index import assumptions_from_config, run_uncertainty, uncertainty_section
+
     text, index_spec, frame, framework = _load(spec, data, meta, year=year)
     block = uncertainty_section(text)
     if not block:
@@ -390,6 +400,8 @@ def compare_cmd(
     year: int | None = YearOpt,
 ) -> None:
     """Rank shifts between two variants of the method, largest first."""
+    from qala.engines.index import build_index, compare
+
     _, a, frame, framework = _load(spec_a, data, meta, year=year)
     b = _method_of(spec_b, store_mode=data is None and meta is None)
     ra, rb = build_index(a, frame, framework), build_index(b, frame, framework)
@@ -417,6 +429,8 @@ def spec_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of YAML."),
 ) -> None:
     """Check a spec and print it in full (every field, defaults included): the method on record."""
+    from qala.engines.index import IndexSpec
+
     index_spec = IndexSpec.from_text(spec.read_text(encoding="utf-8"))
     if as_json:
         print_json(index_spec.to_dict())

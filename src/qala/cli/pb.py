@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.markup import escape
@@ -13,14 +13,20 @@ from rich.table import Table
 
 from qala.cli.common import console, print_json, reports_errors
 from qala.core.errors import Problem, ValidationError
-from qala.engines.pb import (
-    COMPLETIONS,
-    RULES,
-    Election,
-    Outcome,
-    official_rule,
-    parse_pabulib,
-    solve,
+
+if TYPE_CHECKING:
+    from qala.engines.pb import Election, Outcome
+
+# The engine's rule and completion names, written here so that the help does not import the
+# engine (NumPy, SciPy); tests/cli check they equal qala.engines.pb's RULES and COMPLETIONS.
+RULES: tuple[str, ...] = ("greedy", "mes", "phragmen", "max-welfare")
+COMPLETIONS: tuple[str, ...] = (
+    "none",
+    "greedy",
+    "add1",
+    "add1-exhaustive",
+    "add1-greedy",
+    "add1-exhaustive-greedy",
 )
 
 app = typer.Typer(
@@ -33,6 +39,8 @@ FileArg = typer.Argument(..., exists=True, dir_okay=False, help="A pabulib .pb f
 
 
 def _read(path: Path, *, validate: bool) -> Election:
+    from qala.engines.pb import parse_pabulib
+
     try:
         text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
@@ -106,19 +114,14 @@ def solve_command(
     ),
 ) -> None:
     """Run a rule on FILE and print the selected project ids (one per line)."""
+    from qala.engines.pb import solve
+
     _choice(rule, RULES, "--rule")
     _choice(completion, COMPLETIONS, "--completion")
     _choice(comparison, ("none", "satisfaction", "exclusion"), "--comparison")
     _choice(utility, ("cost", "cardinality"), "--utility")
     _choice(scoring, ("pabulib", "borda"), "--scoring")
-    try:
-        increment = Fraction(add1_increment)
-    except (ValueError, ZeroDivisionError):
-        raise ValidationError.single(
-            "expected a positive number such as 1000 or 1/2",
-            column="--add1-increment",
-            value=add1_increment,
-        ) from None
+    increment = _increment(add1_increment)
     election = _read(file, validate=not no_validate)
     started = time.perf_counter()
     with console.status(f"running {rule} on {len(election.profile)} ballots…", spinner="dots"):
@@ -139,22 +142,38 @@ def solve_command(
         if explain:
             data["seconds"] = round(seconds, 4)
         print_json(data)
-        return
-    if explain:
-        console.print(_explanation_table(outcome, election))
-        console.print(
-            f"{len(outcome.selected)} projects, cost {float(outcome.cost):,.0f} of "
-            f"{float(outcome.budget_limit):,.0f} ({seconds:.3f} s)"
-        )
-        share = outcome.details.get("budget_per_voter")
-        if rule == "mes" and isinstance(share, Fraction) and len(election.profile):
-            fair = election.instance.budget_limit / len(election.profile)
-            steps = outcome.details.get("add1_steps")
-            raised = f", raised by Add1 from {float(fair):,.2f} in {steps} runs" if steps else ""
-            console.print(f"each voter's share: {float(share):,.2f}{raised}")
-        return
-    for pid in outcome.selected:
-        typer.echo(pid)
+    elif explain:
+        _print_explained(outcome, election, rule=rule, seconds=seconds)
+    else:
+        for pid in outcome.selected:
+            typer.echo(pid)
+
+
+def _increment(text: str) -> Fraction:
+    """--add1-increment as an exact number."""
+    try:
+        return Fraction(text)
+    except (ValueError, ZeroDivisionError):
+        raise ValidationError.single(
+            "expected a positive number such as 1000 or 1/2",
+            column="--add1-increment",
+            value=text,
+        ) from None
+
+
+def _print_explained(outcome: Outcome, election: Election, *, rule: str, seconds: float) -> None:
+    """Every project's result, the totals and (MES) each voter's share."""
+    console.print(_explanation_table(outcome, election))
+    console.print(
+        f"{len(outcome.selected)} projects, cost {float(outcome.cost):,.0f} of "
+        f"{float(outcome.budget_limit):,.0f} ({seconds:.3f} s)"
+    )
+    share = outcome.details.get("budget_per_voter")
+    if rule == "mes" and isinstance(share, Fraction) and len(election.profile):
+        fair = election.instance.budget_limit / len(election.profile)
+        steps = outcome.details.get("add1_steps")
+        raised = f", raised by Add1 from {float(fair):,.2f} in {steps} runs" if steps else ""
+        console.print(f"each voter's share: {float(share):,.2f}{raised}")
 
 
 @app.command("check")
@@ -167,6 +186,8 @@ def check_command(
 
     Exit status 0 when they agree, 1 when they differ, 2 when the file cannot be checked.
     """
+    from qala.engines.pb import official_rule, solve
+
     election = _read(file, validate=False)
     projects = election.instance.projects
     if not projects or "selected" not in projects[0].meta:

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.table import Table
 
 from qala.cli.common import console, counted_progress, open_context, print_json, reports_errors
-from qala.components.rating import services
+
+if TYPE_CHECKING:
+    from qala.components.rating import services
 
 app = typer.Typer(
     help="The national Smart City rating from the stored indicator values (with rank intervals).",
@@ -73,6 +75,8 @@ def build_from_store(
     top: int | None = 20,
 ) -> services.RatingOutcome:
     """Shared by `qala rating build` and `qala index build SPEC` without --data/--meta."""
+    from qala.components.rating import services
+
     spec_file = (
         services.national_spec() if spec_path is None else services.read_spec_file(spec_path)
     )
@@ -159,6 +163,8 @@ def show_cmd(
 ) -> None:
     """A stored rating, filtered by kind and region (ranks stay national; `in selection` is the
     rank among the shown places)."""
+    from qala.components.rating import services
+
     context = open_context()
     with context.database.session() as session:
         run = (
@@ -187,6 +193,8 @@ def show_cmd(
 @reports_errors
 def runs_cmd(as_json: bool = typer.Option(False, "--json")) -> None:
     """Stored ratings, newest first."""
+    from qala.components.rating import services
+
     context = open_context()
     with context.database.session() as session:
         rows = services.list_runs(session)
@@ -217,6 +225,8 @@ def places_cmd(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Places' score, rank and rank interval in each year's stored national rating."""
+    from qala.components.rating import services
+
     context = open_context()
     payload: dict[str, Any] = {}
     with context.database.session() as session:
@@ -248,6 +258,8 @@ def spec_cmd(
     out: Path | None = typer.Option(None, "--out", help="Write the default spec here."),
 ) -> None:
     """Print (or write) the national rating's spec file, to copy and change."""
+    from qala.components.rating import services
+
     text = services.NATIONAL_SPEC.read_text(encoding="utf-8")
     if out is not None:
         out.write_text(text, encoding="utf-8")

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import pandas as pd
 import typer
 
 from qala.cli.common import console, open_context, print_json, reports_errors
 from qala.core.errors import ValidationError
-from qala.settings import LANGUAGES
-from qala.web.i18n import Translator
+
+if TYPE_CHECKING:
+    from qala.web.i18n import Translator
 
 app = typer.Typer(
     help="Reports with plots and a method annex (HTML, or PDF with --pdf).", no_args_is_help=True
@@ -26,6 +26,8 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print {file, bytes, forma
 
 
 def _translator(lang: str) -> Translator:
+    from qala.settings import LANGUAGES
+    from qala.web.i18n import Translator
 
     if lang not in LANGUAGES:
         raise ValidationError.single(
@@ -97,6 +99,8 @@ def sem(
     as_json: JsonOpt = False,
 ) -> None:
     """A PLS-SEM report: paths, R², reliability, loadings, method annex."""
+    import pandas as pd
+
     from qala.web.reports import build_sem_report
 
     t = _translator(lang)

@@ -10,10 +10,10 @@ import typer
 from rich.table import Table
 
 from qala.cli.common import console, open_context, print_json, reports_errors
-from qala.runtime import Context
 
 if TYPE_CHECKING:
     from qala.components.requests311.services import JurisdictionInfo
+    from qala.runtime import Context
 
 app = typer.Typer(
     help="Citizen service requests (Open311 GeoReport v2, a city's 109).", no_args_is_help=True

@@ -5,15 +5,17 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import pandas as pd
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from qala.cli.common import counted_progress
 from qala.core.errors import QalaError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 app = typer.Typer(
     help="PLS-SEM (partial least squares structural equation modelling).",
@@ -41,6 +43,8 @@ def _fail(message: str, as_json: bool) -> None:
 
 
 def _read_inputs(model_file: Path, data_file: Path, as_json: bool) -> tuple[str, pd.DataFrame]:
+    import pandas as pd
+
     try:
         text = model_file.read_text(encoding="utf-8")
     except OSError as exc:
@@ -114,10 +118,8 @@ def fit_command(
 ) -> None:
     """Estimate MODEL_FILE on DATA.csv; optionally bootstrap, draw and report."""
     from qala.engines.plssem import PLSSEM
-    from qala.engines.plssem.bootstrap import bootstrap as run_bootstrap
 
     text, data = _read_inputs(model_file, data_file, as_json)
-    err_console = Console(stderr=True)
     out_console = Console()
     try:
         result = PLSSEM(
@@ -128,23 +130,11 @@ def fit_command(
             max_iter=max_iter,
             tol=tol,
         ).fit(data)
-        boot = None
-        if bootstrap:
-            show = sys.stderr.isatty() or not as_json
-            with counted_progress(
-                "bootstrap",
-                on=err_console if as_json else out_console,
-                hidden=not show,
-                total=bootstrap,
-            ) as tick:
-                boot = run_bootstrap(
-                    result,
-                    bootstrap,
-                    seed=seed,
-                    n_jobs=jobs,
-                    batch_size=max(250, bootstrap // 10),
-                    progress=tick,
-                )
+        boot = (
+            _bootstrap(result, bootstrap, seed=seed, jobs=jobs, as_json=as_json, out=out_console)
+            if bootstrap
+            else None
+        )
     except QalaError as exc:
         _fail(str(exc), as_json)
         return
@@ -153,15 +143,7 @@ def fit_command(
 
         diagram.write_bytes(path_diagram_png(result, boot))
     if as_json:
-        payload = result.to_dict()
-        if boot is not None:
-            boot_dict = boot.to_dict()
-            payload["bootstrap"] = boot_dict["paths"]
-            payload["bootstrap_info"] = {
-                key: boot_dict[key] for key in ("n_boot", "n_failed", "seed", "alpha")
-            }
-            payload["bootstrap_total_effects"] = boot_dict["total_effects"]
-        print(json.dumps(payload, indent=2, allow_nan=False))
+        print(json.dumps(_fit_payload(result, boot), indent=2, allow_nan=False))
         return
     if report:
         out_console.print(result.summary(), highlight=False, markup=False)
@@ -172,6 +154,43 @@ def fit_command(
         _print_tables(out_console, result, boot)
     if diagram is not None:
         out_console.print(f"diagram written to {diagram}")
+
+
+def _bootstrap(
+    result: Any, resamples: int, *, seed: int | None, jobs: int, as_json: bool, out: Console
+) -> Any:
+    """Bootstrap a fitted model, with a progress bar (on standard error under --json, drawn
+    only on a terminal there)."""
+    from qala.engines.plssem.bootstrap import bootstrap as run_bootstrap
+
+    show = sys.stderr.isatty() or not as_json
+    with counted_progress(
+        "bootstrap",
+        on=Console(stderr=True) if as_json else out,
+        hidden=not show,
+        total=resamples,
+    ) as tick:
+        return run_bootstrap(
+            result,
+            resamples,
+            seed=seed,
+            n_jobs=jobs,
+            batch_size=max(250, resamples // 10),
+            progress=tick,
+        )
+
+
+def _fit_payload(result: Any, boot: Any) -> dict[str, Any]:
+    """The --json document of `sem fit`: the estimates, and the bootstrap's when it ran."""
+    payload: dict[str, Any] = result.to_dict()
+    if boot is not None:
+        boot_dict = boot.to_dict()
+        payload["bootstrap"] = boot_dict["paths"]
+        payload["bootstrap_info"] = {
+            key: boot_dict[key] for key in ("n_boot", "n_failed", "seed", "alpha")
+        }
+        payload["bootstrap_total_effects"] = boot_dict["total_effects"]
+    return payload
 
 
 @app.command("predict")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import typer
-import uvicorn
 
 from qala.cli.common import console, reports_errors
 
@@ -16,10 +15,12 @@ def app(
     reload: bool = typer.Option(False, help="Reload on code changes (development)."),
 ) -> None:
     """Serve the Qala API and dashboard."""
+    import uvicorn
+
     from qala.api import create_app
     from qala.cli.common import open_context
 
-    context = open_context()
+    context = open_context(refresh=True)
     console.print(f"Qala on [bold]http://{host}:{port}/[/] — database: {context.database.backend}")
     if workers > 1 or reload:
         uvicorn.run(

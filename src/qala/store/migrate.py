@@ -36,5 +36,19 @@ def upgrade(database: Database, version_locations: Sequence[str]) -> None:
     command.upgrade(alembic_config(database, version_locations), "heads")
 
 
+def is_current(database: Database, version_locations: Sequence[str]) -> bool:
+    """Whether the store is already at the newest revision of every branch (nothing to apply)."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory.from_config(alembic_config(database, version_locations))
+    with database.engine.connect() as connection:
+        applied = MigrationContext.configure(connection).get_current_heads()
+    # The version table keeps only the leaves: a branch head that another branch depends on
+    # (the catalogue's) is applied when it is among their ancestors.
+    reached = {revision.revision for revision in script.iterate_revisions(applied, "base")}
+    return set(script.get_heads()) <= reached
+
+
 def table_names(database: Database) -> list[str]:
     return sorted(inspect(database.engine).get_table_names())

@@ -20,7 +20,6 @@ from sqlalchemy.orm import Session
 from qala.components.operate import incidents as incident_services
 from qala.components.operate.models import Entity, Incident
 from qala.components.operate.ngsi import haversine_m
-from qala.components.operate.readings import parse_time_us
 from qala.events import Event
 from qala.runtime import Context
 from qala.store.statements import dialect_insert, dialect_name
@@ -45,6 +44,10 @@ def _number(payload: dict[str, Any], *names: str) -> float | None:
 
 
 def _moment(payload: dict[str, Any], fallback: datetime) -> datetime:
+    # Imported here: readings needs the detection engine (pandas), and this module is imported
+    # by every process's start-up (subscribe_to_citizen_requests), the CLI's included.
+    from qala.components.operate.readings import parse_time_us
+
     for name in ("requested_datetime", "created_at", "time", "at"):
         raw = payload.get(name)
         if isinstance(raw, datetime):
@@ -136,6 +139,8 @@ def record_citizen_request(
 
 def link_requests_near(session: Session, incident: Incident, *, now: datetime) -> list[str]:
     """Link the citizen requests already known within ``RADIUS_M``/``WINDOW`` of an incident."""
+    from qala.components.operate.readings import parse_time_us
+
     if incident.lat is None or incident.lon is None:
         return []
     opened = (
