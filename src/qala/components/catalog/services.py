@@ -293,18 +293,32 @@ _UPSERT_COLUMNS = (
     "source",
     "note",
     "illustrative",
+    "official",
+    "series_id",
     "batch_id",
     "source_row",
     "updated_at",
 )
+# An official value is replaced only by another official value: an import of illustrative or
+# city-reported values for the same place, indicator and year leaves it as it is (and is not
+# counted as written).
+_KEEP_OFFICIAL_SQL = "(NOT indicator_value.official OR {incoming})"
 
 
 def write_values(session: Session, values: pd.DataFrame, *, batch_id: int | None) -> int:
-    """Upsert checked values in bulk: the fast path behind every import."""
+    """Upsert checked values in bulk: the fast path behind every import. Returns the number of
+    values inserted or updated (official values are never replaced by other kinds).
+
+    ``values`` has the columns of ``validation.VALUE_COLUMNS``; the official loader adds
+    ``official`` and ``series_id`` (absent, a value is not official)."""
     if values.empty:
         return 0
     # Sorted by the unique key, index pages are filled in order instead of at random.
     frame = values.sort_values(["place_id", "indicator_id", "year"], kind="stable")
+    if "official" not in frame.columns:
+        frame["official"] = False
+    if "series_id" not in frame.columns:
+        frame["series_id"] = None
     frame["batch_id"] = batch_id
     connection = session.connection()
     dialect = connection.dialect.name
@@ -315,15 +329,13 @@ def write_values(session: Session, values: pd.DataFrame, *, batch_id: int | None
     columns = ", ".join(_UPSERT_COLUMNS)
     if dialect == "postgresql":
         updates = ", ".join(f"{c} = excluded.{c}" for c in _UPSERT_COLUMNS[3:])
-        _copy_upsert_postgres(connection, records, columns, updates)
-    else:
-        _split_upsert_sqlite(connection, frame, records, columns)
-    return len(records)
+        return _copy_upsert_postgres(connection, records, columns, updates)
+    return _split_upsert_sqlite(connection, frame, records, columns)
 
 
 def _split_upsert_sqlite(
     connection: Any, frame: pd.DataFrame, records: list[tuple[Any, ...]], columns: str
-) -> None:
+) -> int:
     """Insert new keys and update existing ones as two plain statements.
 
     SQLite's ``INSERT … ON CONFLICT DO UPDATE`` is about three times slower than a plain insert
@@ -349,23 +361,27 @@ def _split_upsert_sqlite(
     stored = [(*r[3:], *r[:3]) for r in records if (r[0], r[1], r[2]) in existing]
     placeholders = ", ".join("?" for _ in _UPSERT_COLUMNS)
     cursor.executemany(f"INSERT INTO indicator_value ({columns}) VALUES ({placeholders})", fresh)
+    written = len(fresh)
     if stored:
         assignments = ", ".join(f"{c} = ?" for c in _UPSERT_COLUMNS[3:])
+        keep_official = _KEEP_OFFICIAL_SQL.format(incoming="?")
         cursor.executemany(
             f"UPDATE indicator_value SET {assignments} "
-            "WHERE place_id = ? AND indicator_id = ? AND year = ?",
-            stored,
+            f"WHERE place_id = ? AND indicator_id = ? AND year = ? AND {keep_official}",
+            [(*r, r[_UPSERT_COLUMNS.index("official") - 3]) for r in stored],
         )
+        written += cursor.rowcount
     cursor.close()
+    return written
 
 
 def _records(frame: pd.DataFrame) -> list[tuple[Any, ...]]:
     columns: list[list[Any]] = []
     for name in frame.columns:
         column = frame[name]
-        if name in ("place_id", "year", "source_row", "batch_id"):
+        if name in ("place_id", "year", "source_row", "batch_id", "series_id"):
             columns.append([None if pd.isna(v) else int(v) for v in column.tolist()])
-        elif name == "illustrative":
+        elif name in ("illustrative", "official"):
             columns.append([bool(v) for v in column.tolist()])
         elif name == "value":
             columns.append([float(v) for v in column.tolist()])
@@ -383,7 +399,7 @@ def _records(frame: pd.DataFrame) -> list[tuple[Any, ...]]:
 
 def _copy_upsert_postgres(
     connection: Any, records: Sequence[tuple[Any, ...]], columns: str, updates: str
-) -> None:
+) -> int:
     raw = connection.connection.driver_connection
     with raw.cursor() as cursor:
         cursor.execute(
@@ -396,15 +412,27 @@ def _copy_upsert_postgres(
                 copy.write_row(record)
         cursor.execute(
             f"INSERT INTO indicator_value ({columns}) SELECT {columns} FROM indicator_value_incoming "
-            f"ON CONFLICT (place_id, indicator_id, year) DO UPDATE SET {updates}"
+            f"ON CONFLICT (place_id, indicator_id, year) DO UPDATE SET {updates} "
+            f"WHERE {_KEEP_OFFICIAL_SQL.format(incoming='excluded.official')}"
         )
+        return int(cursor.rowcount)
 
 
 # ---------------------------------------------------------------------------------------------
 # Reading values back
 
 
-EXPORT_COLUMNS = ["place", "indicator", "year", "value", "unit", "source", "note", "illustrative"]
+EXPORT_COLUMNS = [
+    "place",
+    "indicator",
+    "year",
+    "value",
+    "unit",
+    "source",
+    "note",
+    "illustrative",
+    "official",
+]
 
 
 def data_version(session: Session) -> tuple[Any, ...]:
@@ -442,6 +470,7 @@ def values_frame(
             IndicatorValue.source,
             IndicatorValue.note,
             IndicatorValue.illustrative,
+            IndicatorValue.official,
         )
         .join(Place, Place.id == IndicatorValue.place_id)
         .join(Indicator, Indicator.id == IndicatorValue.indicator_id)
@@ -459,7 +488,9 @@ def values_frame(
     rows = session.execute(query).all()
     frame = pd.DataFrame(rows, columns=EXPORT_COLUMNS)
     # Fixed dtypes whatever the rows hold (pandas infers differently for all-empty columns).
-    frame = frame.astype({"year": "int64", "value": "float64", "illustrative": bool})
+    frame = frame.astype(
+        {"year": "int64", "value": "float64", "illustrative": bool, "official": bool}
+    )
     for column in ("place", "indicator", "unit", "source", "note"):
         values = frame[column].astype(object)
         frame[column] = values.where(values.notna(), None)
