@@ -21,6 +21,8 @@ from qala.components.catalog.models import (
     ImportBatch,
     Indicator,
     IndicatorValue,
+    OfficialPopulation,
+    OfficialSeries,
     Place,
     PlacePopulation,
     SingleIndustryPeriod,
@@ -78,6 +80,8 @@ def sync_reference_data(
         )
         for r in gazetteer.single_industry
     )
+    session.flush()
+    apply_official_populations(session)
     stored = {i.id: i for i in session.scalars(select(Indicator))}
     for definition in catalogue.indicators.values():
         row = stored.get(definition.id) or Indicator(id=definition.id)
@@ -93,6 +97,70 @@ def sync_reference_data(
             session.add(row)
     session.flush()
     return {"places": len(gazetteer.places), "indicators": len(catalogue.indicators)}
+
+
+# The official figure a place's population takes, best first: a city's own administration (the
+# territory its akimat governs and reports for), a town of district significance, the city proper,
+# then the 1 January 2023 bulletin total and BNS table 6584 (regions, republican cities, country).
+# Annual averages (table 6576) are a different measure and never used here.
+PRIMARY_MEASURES = ("city_administration", "town", "city_proper", "bulletin", "start_of_year")
+MEASURE_NAMES = {
+    "city_administration": "city administration (қ.ә.: the city with its subordinate settlements)",
+    "town": "town (қ.)",
+    "city_proper": "city proper (қаласы)",
+    "bulletin": "total",
+    "start_of_year": "population at the start of the year",
+    "annual_average": "average annual population",
+}
+
+
+def apply_official_populations(session: Session) -> int:
+    """Put the official population of each place and year into ``place_population``.
+
+    The figure follows ``PRIMARY_MEASURES``; its source names the BNS table and which figure it
+    is, and the other figure of a city (city proper or administration) where BNS prints both.
+    GeoNames figures of a place with any official figure are removed. Returns the figures set.
+    """
+    rows = session.execute(
+        select(
+            OfficialPopulation.place_id,
+            OfficialPopulation.year,
+            OfficialPopulation.measure,
+            OfficialPopulation.population,
+            OfficialSeries.table_ref,
+        ).join(OfficialSeries, OfficialSeries.id == OfficialPopulation.series_id)
+    ).all()
+    by_key: dict[tuple[int, int], dict[str, tuple[float, str]]] = {}
+    for place_id, year, measure, figure, table in rows:
+        if measure in PRIMARY_MEASURES:
+            by_key.setdefault((place_id, year), {})[measure] = (figure, table)
+    if not by_key:
+        return 0
+    official_places = {place_id for place_id, _ in by_key}
+    session.execute(
+        delete(PlacePopulation).where(
+            PlacePopulation.place_id.in_(official_places),
+            PlacePopulation.source.like("GeoNames%"),
+        )
+    )
+    for (place_id, year), figures in by_key.items():
+        measure = next(m for m in PRIMARY_MEASURES if m in figures)
+        figure, table = figures[measure]
+        source = f"Bureau of National Statistics, {table}: {MEASURE_NAMES[measure]}"
+        others = [
+            f"{MEASURE_NAMES[m]} {figures[m][0]:,.0f}"
+            for m in ("city_administration", "city_proper")
+            if m in figures and m != measure
+        ]
+        if others:
+            source += f" (also published: {'; '.join(others)})"
+        row = session.get(PlacePopulation, (place_id, year)) or PlacePopulation(
+            place_id=place_id, year=year
+        )
+        row.population, row.source = round(figure), source
+        session.add(row)
+    session.flush()
+    return len(by_key)
 
 
 def place_lookup(session: Session) -> dict[str, int]:
