@@ -31,7 +31,14 @@ from qala.components.catalog.official import (
 )
 from qala.components.catalog.places import load_gazetteer
 from qala.components.catalog.sample import generate_sample
-from qala.components.catalog.services import import_frame, population, values_frame
+from qala.components.catalog.services import (
+    import_frame,
+    population,
+    population_record,
+    value_kind,
+    value_provenance,
+    values_frame,
+)
 from qala.store.database import Database
 
 BUNDLED = Path(__file__).resolve().parents[3] / "src/qala/components/catalog/data/official"
@@ -162,6 +169,17 @@ def test_official_data_load_accounts_for_every_row_and_is_idempotent(database_ur
         assert series.publisher.startswith("Bureau of National Statistics")
         assert series.sheet == "тыс.тенге" and series.unit_published == "тыс.тенге"
         assert series.conversion == "published value × 1000"
+
+    with database.session() as session:
+        provenance = value_provenance(session, "astana", "kz_bns.grp_per_capita_kzt", 2022)
+        assert provenance is not None and provenance["sheet"] == "тыс.тенге"
+        assert "row" in provenance["note"]
+        assert value_provenance(session, "temirtau", "iso37120.5.1", 2022) is None
+        record = population_record(session, ids["temirtau"], 2024)
+        assert record is not None and record.year == 2023 and record.population == 177_628
+    assert value_kind(official=True, illustrative=False) == "official"
+    assert value_kind(official=False, illustrative=True) == "illustrative"
+    assert value_kind(official=False, illustrative=False) == "reported"
 
     before = _snapshot(database)
     # An illustrative import over official values leaves them official.

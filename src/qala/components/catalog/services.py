@@ -216,6 +216,63 @@ def population(session: Session, place_id: int, year: int) -> int | None:
     return earlier[-1][1] if earlier else min(rows)[1]
 
 
+def population_record(session: Session, place_id: int, year: int) -> PlacePopulation | None:
+    """The population row ``population`` uses (figure, its year and its source, which says whether
+    it is an official BNS figure and which one), or None."""
+    rows = list(
+        session.scalars(select(PlacePopulation).where(PlacePopulation.place_id == place_id))
+    )
+    if not rows:
+        return None
+    earlier = [r for r in rows if r.year <= year]
+    return max(earlier, key=lambda r: r.year) if earlier else min(rows, key=lambda r: r.year)
+
+
+VALUE_KINDS = ("official", "illustrative", "reported")
+
+
+def value_kind(*, official: bool, illustrative: bool) -> str:
+    """What a stored value is: ``official`` (published statistics, see its series),
+    ``illustrative`` (generated for the demo) or ``reported`` (imported by a city or computed by a
+    component from operational data). Pages, reports and API answers label values with it."""
+    if official:
+        return "official"
+    return "illustrative" if illustrative else "reported"
+
+
+def value_provenance(
+    session: Session, place_code: str, indicator_id: str, year: int
+) -> dict[str, Any] | None:
+    """Where an official value comes from (publisher, table, release, file, sheet, unit as
+    published, conversion, licence, note), or None for a value that is not official."""
+    row = session.execute(
+        select(IndicatorValue, OfficialSeries)
+        .join(Place, Place.id == IndicatorValue.place_id)
+        .join(OfficialSeries, OfficialSeries.id == IndicatorValue.series_id)
+        .where(
+            Place.code == place_code.lower(),
+            IndicatorValue.indicator_id == indicator_id,
+            IndicatorValue.year == year,
+            IndicatorValue.official.is_(True),
+        )
+    ).first()
+    if row is None:
+        return None
+    value, series = row
+    return {
+        "series": series.key,
+        "publisher": series.publisher,
+        "table": series.table_ref,
+        "release": series.release,
+        "file": series.file,
+        "sheet": series.sheet,
+        "unit_published": series.unit_published,
+        "conversion": series.conversion,
+        "licence": series.licence,
+        "note": value.note,
+    }
+
+
 # ---------------------------------------------------------------------------------------------
 # Checking and importing files
 
