@@ -132,6 +132,8 @@ class FileReport:
     file: str
     sha256: str
     rows_read: int = 0
+    values_mapped: int = 0
+    """Rows that became an indicator value (``values_written`` counts what the store changed)."""
     values_written: int = 0
     population_figures: int = 0
     kept_out: Counter[str] = field(default_factory=Counter)
@@ -141,9 +143,6 @@ class FileReport:
     @property
     def rows_accounted(self) -> int:
         return self.values_mapped + self.population_figures + sum(self.kept_out.values())
-
-    values_mapped: int = 0
-    """Rows that became an indicator value (``values_written`` counts what the store changed)."""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -512,10 +511,7 @@ def _upsert_series(
     sheets: set[str],
 ) -> int:
     meta = sources.datasets[rule.dataset]
-    row = session.scalar(select(OfficialSeries).where(OfficialSeries.key == rule.key))
-    if row is None:
-        row = OfficialSeries(key=rule.key)
-        session.add(row)
+    row = _series_row(session, rule.key)
     raw_file = rule.match.get("file")
     row.dataset = rule.dataset
     row.publisher = meta["publisher"]
@@ -681,11 +677,17 @@ def _derive(
         report.derived[rule.key] = len(checked)
 
 
-def _upsert_derived_series(session: Session, rule: DerivedRule, catalogue: Catalogue) -> int:
-    row = session.scalar(select(OfficialSeries).where(OfficialSeries.key == rule.key))
+def _series_row(session: Session, key: str) -> OfficialSeries:
+    """The stored series with this key, or a new one (so a reload updates, never duplicates)."""
+    row = session.scalar(select(OfficialSeries).where(OfficialSeries.key == key))
     if row is None:
-        row = OfficialSeries(key=rule.key)
+        row = OfficialSeries(key=key)
         session.add(row)
+    return row
+
+
+def _upsert_derived_series(session: Session, rule: DerivedRule, catalogue: Catalogue) -> int:
+    row = _series_row(session, rule.key)
     row.dataset = "computed"
     row.publisher = "Qala, computed from official figures only"
     row.table_ref = rule.description
