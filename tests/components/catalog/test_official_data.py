@@ -81,6 +81,30 @@ def test_the_mapping_files_are_sound() -> None:
     assert all(m.code or m.note for m in sources.places.values())
 
 
+def test_each_city_of_the_bulletin_lies_in_the_region_the_bulletin_names() -> None:
+    """places.csv maps a printed city name to a code; the code's region must be the region
+    under which the bulletin prints the city (a wrong match would show up here)."""
+    sources = load_sources()
+    places = load_gazetteer().by_code()
+    dataset = "bns_population_settlements_2023"
+    text = gzip.decompress((BUNDLED / f"{dataset}.csv.gz").read_bytes()).decode()
+    checked = 0
+    for row in csv.DictReader(text.splitlines()):
+        mapping = sources.places.get((dataset, row["place"]))
+        if (
+            row["source_sheet"] != "03"
+            or mapping is None
+            or mapping.figure in ("country", "region")
+        ):
+            continue
+        if not mapping.code or row["indicator"] != "population_total":
+            continue
+        region = row["subgroup"].split("parent region:")[1].strip()
+        assert places[mapping.code].parent_code == sources.places[(dataset, region)].code, row
+        checked += 1
+    assert checked == 82  # 37 city administrations, 37 cities proper, 8 towns
+
+
 def test_official_data_load_accounts_for_every_row_and_is_idempotent(database_url: str) -> None:
     database = Database(database_url)
     sample = generate_sample(years=[2022, 2023], frameworks=["iso37120"])
