@@ -248,6 +248,23 @@ def test_an_unknown_place_name_is_reported_with_file_and_row_and_not_written(
     assert years == [1996]
 
 
+def test_a_population_that_is_not_a_number_is_reported_and_kept_out(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    target = tmp_path / "shared" / "kz" / "bns_population_regions_avg_2015_2025"
+    target.mkdir(parents=True)
+    name = "bns_population_regions_avg_2015_2025.csv.gz"
+    lines = gzip.decompress((BUNDLED / name).read_bytes()).decode().splitlines()
+    broken = lines[1].replace("655869.0", "x")
+    (target / "population_avg_regions_long.csv").write_text(
+        "\n".join([lines[0], broken, lines[2]]) + "\n", encoding="utf-8"
+    )
+    report = load_official(Database(sqlite_url), tmp_path / "shared")
+    averages = report.file("bns_population_regions_avg_2015_2025")
+    assert averages.rows_read == 2 and averages.population_figures == 1
+    assert [(p.row, p.code) for p in averages.problems if p.row] == [(2, "out_of_range")]
+
+
 @pytest.mark.shared
 def test_the_shipped_copies_are_the_shared_files_and_load_the_same(
     sqlite_url: str, tmp_path: Path

@@ -326,6 +326,19 @@ def _sort_rows(
             continue
         sorted_rows.sheets.setdefault(rule.key, set()).add(row.get("source_sheet", ""))
         if rule.population:
+            if not (_is_number(row["value"]) and float(row["value"]) > 0 and row["year"].isdigit()):
+                report.problems.append(
+                    Problem(
+                        "a population must be a positive number with a whole year",
+                        file=report.file,
+                        row=number,
+                        column="value",
+                        value=row["value"],
+                        code="out_of_range",
+                    )
+                )
+                report.kept_out["failed the population check (reported)"] += 1
+                continue
             mapping = sources.places[(report.dataset, row["place"])]
             measure = (
                 BULLETIN_MEASURES[mapping.figure]
