@@ -27,10 +27,18 @@ def _seed(context: Context) -> None:
 
 
 def _demo(context: Context) -> str:
+    from qala.components.catalog.official import load_official
     from qala.components.catalog.sample import DEMO_YEARS, load_sample_data
 
     report = load_sample_data(context.database, years=DEMO_YEARS)
-    return f"{report.rows_written} illustrative indicator values for {DEMO_YEARS.start}–{DEMO_YEARS.stop - 1}"
+    # Official figures go in after the sample, from the copies shipped with Qala: where both exist
+    # for a place, indicator and year, the official value replaces the illustrative one (and is
+    # never replaced back).
+    official = load_official(context.database)
+    return (
+        f"{report.rows_written} illustrative indicator values for "
+        f"{DEMO_YEARS.start}–{DEMO_YEARS.stop - 1}; {official.summary()}"
+    )
 
 
 COMPONENT = ComponentSpec(

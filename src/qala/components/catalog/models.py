@@ -16,6 +16,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -130,6 +131,10 @@ class IndicatorValue(Base):
     note: Mapped[str | None] = mapped_column(Text)
     illustrative: Mapped[bool] = mapped_column(Boolean, default=False)
     """Generated for demonstration, never official statistics; shown as such everywhere."""
+    official: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    """Published by a statistics office or the World Bank and loaded as published (or computed
+    from such figures only); ``series_id`` says from which table. Never set with ``illustrative``."""
+    series_id: Mapped[int | None] = mapped_column(ForeignKey("official_series.id"))
     batch_id: Mapped[int | None] = mapped_column(ForeignKey("import_batch.id"))
     source_row: Mapped[int | None] = mapped_column(Integer)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
@@ -137,4 +142,51 @@ class IndicatorValue(Base):
     __table_args__ = (
         UniqueConstraint("place_id", "indicator_id", "year"),
         Index("ix_indicator_value_indicator_year", "indicator_id", "year"),
+        CheckConstraint("NOT (official AND illustrative)", name="official_or_illustrative"),
     )
+
+
+class OfficialSeries(Base):
+    """One published series of an official table: who published it, where, and how Qala reads it.
+
+    Official values and populations point here, so every figure can be traced to its publisher,
+    table, release, file, sheet and printed title, with the unit as printed and the conversion
+    Qala applied to reach the catalogue unit.
+    """
+
+    __tablename__ = "official_series"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), unique=True)
+    """Stable id of the series in ``data/official/series.csv`` (or the population measure)."""
+    dataset: Mapped[str] = mapped_column(String(80))
+    publisher: Mapped[str] = mapped_column(Text)
+    table_ref: Mapped[str] = mapped_column(Text)
+    release: Mapped[str] = mapped_column(Text)
+    file: Mapped[str] = mapped_column(Text)
+    sheet: Mapped[str | None] = mapped_column(Text)
+    title: Mapped[str] = mapped_column(Text)
+    """The series' title as printed (with its subgroup and period)."""
+    unit_published: Mapped[str] = mapped_column(Text)
+    conversion: Mapped[str] = mapped_column(Text)
+    indicator_id: Mapped[str | None] = mapped_column(String(120))
+    licence: Mapped[str] = mapped_column(Text)
+
+
+class OfficialPopulation(Base):
+    """A population figure as an official table publishes it, kept apart by measure.
+
+    ``measure`` is ``start_of_year`` (1 January count), ``annual_average`` (a different measure:
+    the mean over the year), or for cities ``city_administration`` (қ.ә.: the city with its
+    subordinate settlements) and ``city_proper`` (қаласы). The figure a place uses for
+    per-capita values is copied into ``place_population`` (see ``official.PRIMARY_MEASURES``).
+    """
+
+    __tablename__ = "official_population"
+
+    place_id: Mapped[int] = mapped_column(ForeignKey("place.id"), primary_key=True)
+    year: Mapped[int] = mapped_column(Integer, primary_key=True)
+    measure: Mapped[str] = mapped_column(String(24), primary_key=True)
+    population: Mapped[float] = mapped_column(Float)
+    series_id: Mapped[int] = mapped_column(ForeignKey("official_series.id"))
+    source_row: Mapped[int | None] = mapped_column(Integer)

@@ -21,6 +21,8 @@ from qala.components.catalog.models import (
     ImportBatch,
     Indicator,
     IndicatorValue,
+    OfficialPopulation,
+    OfficialSeries,
     Place,
     PlacePopulation,
     SingleIndustryPeriod,
@@ -78,6 +80,8 @@ def sync_reference_data(
         )
         for r in gazetteer.single_industry
     )
+    session.flush()
+    apply_official_populations(session)
     stored = {i.id: i for i in session.scalars(select(Indicator))}
     for definition in catalogue.indicators.values():
         row = stored.get(definition.id) or Indicator(id=definition.id)
@@ -93,6 +97,70 @@ def sync_reference_data(
             session.add(row)
     session.flush()
     return {"places": len(gazetteer.places), "indicators": len(catalogue.indicators)}
+
+
+# The official figure a place's population takes, best first: a city's own administration (the
+# territory its akimat governs and reports for), a town of district significance, the city proper,
+# then the 1 January 2023 bulletin total and BNS table 6584 (regions, republican cities, country).
+# Annual averages (table 6576) are a different measure and never used here.
+PRIMARY_MEASURES = ("city_administration", "town", "city_proper", "bulletin", "start_of_year")
+MEASURE_NAMES = {
+    "city_administration": "city administration (қ.ә.: the city with its subordinate settlements)",
+    "town": "town (қ.)",
+    "city_proper": "city proper (қаласы)",
+    "bulletin": "total",
+    "start_of_year": "population at the start of the year",
+    "annual_average": "average annual population",
+}
+
+
+def apply_official_populations(session: Session) -> int:
+    """Put the official population of each place and year into ``place_population``.
+
+    The figure follows ``PRIMARY_MEASURES``; its source names the BNS table and which figure it
+    is, and the other figure of a city (city proper or administration) where BNS prints both.
+    GeoNames figures of a place with any official figure are removed. Returns the figures set.
+    """
+    rows = session.execute(
+        select(
+            OfficialPopulation.place_id,
+            OfficialPopulation.year,
+            OfficialPopulation.measure,
+            OfficialPopulation.population,
+            OfficialSeries.table_ref,
+        ).join(OfficialSeries, OfficialSeries.id == OfficialPopulation.series_id)
+    ).all()
+    by_key: dict[tuple[int, int], dict[str, tuple[float, str]]] = {}
+    for place_id, year, measure, figure, table in rows:
+        if measure in PRIMARY_MEASURES:
+            by_key.setdefault((place_id, year), {})[measure] = (figure, table)
+    if not by_key:
+        return 0
+    official_places = {place_id for place_id, _ in by_key}
+    session.execute(
+        delete(PlacePopulation).where(
+            PlacePopulation.place_id.in_(official_places),
+            PlacePopulation.source.like("GeoNames%"),
+        )
+    )
+    for (place_id, year), figures in by_key.items():
+        measure = next(m for m in PRIMARY_MEASURES if m in figures)
+        figure, table = figures[measure]
+        source = f"Bureau of National Statistics, {table}: {MEASURE_NAMES[measure]}"
+        others = [
+            f"{MEASURE_NAMES[m]} {figures[m][0]:,.0f}"
+            for m in ("city_administration", "city_proper")
+            if m in figures and m != measure
+        ]
+        if others:
+            source += f" (also published: {'; '.join(others)})"
+        row = session.get(PlacePopulation, (place_id, year)) or PlacePopulation(
+            place_id=place_id, year=year
+        )
+        row.population, row.source = round(figure), source
+        session.add(row)
+    session.flush()
+    return len(by_key)
 
 
 def place_lookup(session: Session) -> dict[str, int]:
@@ -146,6 +214,63 @@ def population(session: Session, place_id: int, year: int) -> int | None:
         return None
     earlier = sorted((y, p) for y, p in rows if y <= year)
     return earlier[-1][1] if earlier else min(rows)[1]
+
+
+def population_record(session: Session, place_id: int, year: int) -> PlacePopulation | None:
+    """The population row ``population`` uses (figure, its year and its source, which says whether
+    it is an official BNS figure and which one), or None."""
+    rows = list(
+        session.scalars(select(PlacePopulation).where(PlacePopulation.place_id == place_id))
+    )
+    if not rows:
+        return None
+    earlier = [r for r in rows if r.year <= year]
+    return max(earlier, key=lambda r: r.year) if earlier else min(rows, key=lambda r: r.year)
+
+
+VALUE_KINDS = ("official", "illustrative", "reported")
+
+
+def value_kind(*, official: bool, illustrative: bool) -> str:
+    """What a stored value is: ``official`` (published statistics, see its series),
+    ``illustrative`` (generated for the demo) or ``reported`` (imported by a city or computed by a
+    component from operational data). Pages, reports and API answers label values with it."""
+    if official:
+        return "official"
+    return "illustrative" if illustrative else "reported"
+
+
+def value_provenance(
+    session: Session, place_code: str, indicator_id: str, year: int
+) -> dict[str, Any] | None:
+    """Where an official value comes from (publisher, table, release, file, sheet, unit as
+    published, conversion, licence, note), or None for a value that is not official."""
+    row = session.execute(
+        select(IndicatorValue, OfficialSeries)
+        .join(Place, Place.id == IndicatorValue.place_id)
+        .join(OfficialSeries, OfficialSeries.id == IndicatorValue.series_id)
+        .where(
+            Place.code == place_code.lower(),
+            IndicatorValue.indicator_id == indicator_id,
+            IndicatorValue.year == year,
+            IndicatorValue.official.is_(True),
+        )
+    ).first()
+    if row is None:
+        return None
+    value, series = row
+    return {
+        "series": series.key,
+        "publisher": series.publisher,
+        "table": series.table_ref,
+        "release": series.release,
+        "file": series.file,
+        "sheet": series.sheet,
+        "unit_published": series.unit_published,
+        "conversion": series.conversion,
+        "licence": series.licence,
+        "note": value.note,
+    }
 
 
 # ---------------------------------------------------------------------------------------------
@@ -293,18 +418,32 @@ _UPSERT_COLUMNS = (
     "source",
     "note",
     "illustrative",
+    "official",
+    "series_id",
     "batch_id",
     "source_row",
     "updated_at",
 )
+# An official value is replaced only by another official value: an import of illustrative or
+# city-reported values for the same place, indicator and year leaves it as it is (and is not
+# counted as written).
+_KEEP_OFFICIAL_SQL = "(NOT indicator_value.official OR {incoming})"
 
 
 def write_values(session: Session, values: pd.DataFrame, *, batch_id: int | None) -> int:
-    """Upsert checked values in bulk: the fast path behind every import."""
+    """Upsert checked values in bulk: the fast path behind every import. Returns the number of
+    values inserted or updated (official values are never replaced by other kinds).
+
+    ``values`` has the columns of ``validation.VALUE_COLUMNS``; the official loader adds
+    ``official`` and ``series_id`` (absent, a value is not official)."""
     if values.empty:
         return 0
     # Sorted by the unique key, index pages are filled in order instead of at random.
     frame = values.sort_values(["place_id", "indicator_id", "year"], kind="stable")
+    if "official" not in frame.columns:
+        frame["official"] = False
+    if "series_id" not in frame.columns:
+        frame["series_id"] = None
     frame["batch_id"] = batch_id
     connection = session.connection()
     dialect = connection.dialect.name
@@ -315,15 +454,13 @@ def write_values(session: Session, values: pd.DataFrame, *, batch_id: int | None
     columns = ", ".join(_UPSERT_COLUMNS)
     if dialect == "postgresql":
         updates = ", ".join(f"{c} = excluded.{c}" for c in _UPSERT_COLUMNS[3:])
-        _copy_upsert_postgres(connection, records, columns, updates)
-    else:
-        _split_upsert_sqlite(connection, frame, records, columns)
-    return len(records)
+        return _copy_upsert_postgres(connection, records, columns, updates)
+    return _split_upsert_sqlite(connection, frame, records, columns)
 
 
 def _split_upsert_sqlite(
     connection: Any, frame: pd.DataFrame, records: list[tuple[Any, ...]], columns: str
-) -> None:
+) -> int:
     """Insert new keys and update existing ones as two plain statements.
 
     SQLite's ``INSERT … ON CONFLICT DO UPDATE`` is about three times slower than a plain insert
@@ -349,23 +486,27 @@ def _split_upsert_sqlite(
     stored = [(*r[3:], *r[:3]) for r in records if (r[0], r[1], r[2]) in existing]
     placeholders = ", ".join("?" for _ in _UPSERT_COLUMNS)
     cursor.executemany(f"INSERT INTO indicator_value ({columns}) VALUES ({placeholders})", fresh)
+    written = len(fresh)
     if stored:
         assignments = ", ".join(f"{c} = ?" for c in _UPSERT_COLUMNS[3:])
+        keep_official = _KEEP_OFFICIAL_SQL.format(incoming="?")
         cursor.executemany(
             f"UPDATE indicator_value SET {assignments} "
-            "WHERE place_id = ? AND indicator_id = ? AND year = ?",
-            stored,
+            f"WHERE place_id = ? AND indicator_id = ? AND year = ? AND {keep_official}",
+            [(*r, r[_UPSERT_COLUMNS.index("official") - 3]) for r in stored],
         )
+        written += cursor.rowcount
     cursor.close()
+    return written
 
 
 def _records(frame: pd.DataFrame) -> list[tuple[Any, ...]]:
     columns: list[list[Any]] = []
     for name in frame.columns:
         column = frame[name]
-        if name in ("place_id", "year", "source_row", "batch_id"):
+        if name in ("place_id", "year", "source_row", "batch_id", "series_id"):
             columns.append([None if pd.isna(v) else int(v) for v in column.tolist()])
-        elif name == "illustrative":
+        elif name in ("illustrative", "official"):
             columns.append([bool(v) for v in column.tolist()])
         elif name == "value":
             columns.append([float(v) for v in column.tolist()])
@@ -383,7 +524,7 @@ def _records(frame: pd.DataFrame) -> list[tuple[Any, ...]]:
 
 def _copy_upsert_postgres(
     connection: Any, records: Sequence[tuple[Any, ...]], columns: str, updates: str
-) -> None:
+) -> int:
     raw = connection.connection.driver_connection
     with raw.cursor() as cursor:
         cursor.execute(
@@ -396,15 +537,27 @@ def _copy_upsert_postgres(
                 copy.write_row(record)
         cursor.execute(
             f"INSERT INTO indicator_value ({columns}) SELECT {columns} FROM indicator_value_incoming "
-            f"ON CONFLICT (place_id, indicator_id, year) DO UPDATE SET {updates}"
+            f"ON CONFLICT (place_id, indicator_id, year) DO UPDATE SET {updates} "
+            f"WHERE {_KEEP_OFFICIAL_SQL.format(incoming='excluded.official')}"
         )
+        return int(cursor.rowcount)
 
 
 # ---------------------------------------------------------------------------------------------
 # Reading values back
 
 
-EXPORT_COLUMNS = ["place", "indicator", "year", "value", "unit", "source", "note", "illustrative"]
+EXPORT_COLUMNS = [
+    "place",
+    "indicator",
+    "year",
+    "value",
+    "unit",
+    "source",
+    "note",
+    "illustrative",
+    "official",
+]
 
 
 def data_version(session: Session) -> tuple[Any, ...]:
@@ -442,6 +595,7 @@ def values_frame(
             IndicatorValue.source,
             IndicatorValue.note,
             IndicatorValue.illustrative,
+            IndicatorValue.official,
         )
         .join(Place, Place.id == IndicatorValue.place_id)
         .join(Indicator, Indicator.id == IndicatorValue.indicator_id)
@@ -459,7 +613,9 @@ def values_frame(
     rows = session.execute(query).all()
     frame = pd.DataFrame(rows, columns=EXPORT_COLUMNS)
     # Fixed dtypes whatever the rows hold (pandas infers differently for all-empty columns).
-    frame = frame.astype({"year": "int64", "value": "float64", "illustrative": bool})
+    frame = frame.astype(
+        {"year": "int64", "value": "float64", "illustrative": bool, "official": bool}
+    )
     for column in ("place", "indicator", "unit", "source", "note"):
         values = frame[column].astype(object)
         frame[column] = values.where(values.notna(), None)
