@@ -4,8 +4,7 @@ import re
 from pathlib import Path
 
 import yaml
-from hypothesis import given
-from hypothesis import strategies as st
+from hypothesis import given, strategies as st
 
 from qala.web.i18n import Translator, choose_language, load_translations, parse_accept_language
 

@@ -14,8 +14,7 @@ from qala.cli.common import console, open_context, print_json, reports_errors
 from qala.core.errors import ValidationError
 
 if TYPE_CHECKING:
-    from qala.components.assessment import readiness as readiness_mod
-    from qala.components.assessment import services
+    from qala.components.assessment import readiness as readiness_mod, services
 
 
 class _CityByDefault(TyperGroup):
@@ -433,8 +432,7 @@ def readiness_cmd(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Score a readiness questionnaire and store it (answers become chourabi2012 values)."""
-    from qala.components.assessment import readiness as readiness_mod
-    from qala.components.assessment import services
+    from qala.components.assessment import readiness as readiness_mod, services
 
     sheet = _read_sheet(answers)
     result = readiness_mod.score_readiness(sheet)

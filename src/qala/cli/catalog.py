@@ -163,7 +163,7 @@ def list_places_command(
     from datetime import date
 
     from qala.cli.common import open_context
-    from qala.components.catalog.services import list_places, single_industry_codes
+    from qala.components.catalog.queries import list_places, single_industry_codes
 
     context = open_context()
     year = year or date.today().year

@@ -8,8 +8,7 @@ from dataclasses import replace
 
 import pandas as pd
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from qala.components.assessment import balance, maturity, peers, readiness, roadmap, stakeholders
 from qala.components.assessment.panel import goalposts_for

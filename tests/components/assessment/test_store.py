@@ -11,8 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from qala.components.assessment import readiness as readiness_mod
-from qala.components.assessment import services
+from qala.components.assessment import readiness as readiness_mod, services
 from qala.components.catalog.sample import generate_sample
 from qala.components.catalog.services import import_frame, values_frame
 from qala.runtime import Context

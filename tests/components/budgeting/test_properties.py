@@ -8,8 +8,7 @@ import uuid
 from collections import Counter
 from pathlib import Path
 
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 from tests.components.budgeting.conftest import iin, make_town
 
 from qala.components.budgeting.ballots import add1_increment, export_pabulib, get_results

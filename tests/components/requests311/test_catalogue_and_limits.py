@@ -5,8 +5,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from qala.components.requests311.catalogue import DATATYPES, check_attributes, parse_catalogue
 from qala.components.requests311.demo import astana_catalogue

@@ -7,8 +7,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 from tests.components.requests311.conftest import make_city

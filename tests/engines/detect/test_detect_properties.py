@@ -7,8 +7,7 @@ import json
 import random
 
 import numpy as np
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from qala.engines.detect import (
     Finding,

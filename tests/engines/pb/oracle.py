@@ -22,11 +22,11 @@ def to_pabutools(instance: Instance, profile: Profile) -> tuple[Any, Any]:
         ApprovalProfile,
         CumulativeBallot,
         CumulativeProfile,
+        Instance as PInstance,
         OrdinalBallot,
         OrdinalProfile,
+        Project as PProject,
     )
-    from pabutools.election import Instance as PInstance
-    from pabutools.election import Project as PProject
     from pabutools.fractions import frac
 
     projects = {p.id: PProject(p.id, frac(p.cost.numerator, p.cost.denominator)) for p in instance}

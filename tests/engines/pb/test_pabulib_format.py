@@ -7,8 +7,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from qala.core.errors import ValidationError
 from qala.engines.pb import BallotKind, parse_pabulib, write_pabulib

@@ -5,13 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 from tests.engines.plssem.conftest_data import SMALL_MODEL, simulate
 
 from qala.core.errors import ConvergenceError, SpecificationError, ValidationError
-from qala.engines.plssem import PLSSEM
-from qala.engines.plssem import kernel as k
+from qala.engines.plssem import PLSSEM, kernel as k
 
 
 @pytest.fixture(scope="module")

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
+from hypothesis import given, strategies as st
 
 from qala.core.errors import SpecificationError, ValidationError
 from qala.engines.plssem import Construct, Path, build_model, parse_model

@@ -11,8 +11,7 @@ from pydantic import BaseModel, Field
 
 from qala.components.accounts.deps import ContextDep, DatabaseDep, require_roles
 from qala.components.accounts.models import User
-from qala.components.assessment import readiness as readiness_mod
-from qala.components.assessment import services
+from qala.components.assessment import readiness as readiness_mod, services
 from qala.components.assessment.roadmap import load_actions
 from qala.core.errors import ValidationError
 

@@ -20,12 +20,14 @@ import yaml
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from qala.components.assessment import balance as balance_mod
-from qala.components.assessment import maturity as maturity_mod
-from qala.components.assessment import peers as peers_mod
-from qala.components.assessment import readiness as readiness_mod
-from qala.components.assessment import roadmap as roadmap_mod
-from qala.components.assessment import stakeholders as stakeholders_mod
+from qala.components.assessment import (
+    balance as balance_mod,
+    maturity as maturity_mod,
+    peers as peers_mod,
+    readiness as readiness_mod,
+    roadmap as roadmap_mod,
+    stakeholders as stakeholders_mod,
+)
 from qala.components.assessment.models import ReadinessAnswer, ReadinessResponse
 from qala.components.assessment.panel import ECONOMY_INDICATORS, Panel, cached_panel
 from qala.components.catalog.frameworks import load_catalogue

@@ -31,8 +31,6 @@ from qala.components.budgeting.voters import register_in
 from qala.core.errors import ConflictError, NotFoundError, Problem, raise_if_problems
 from qala.engines.pb import (
     Ballot as EngineBallot,
-)
-from qala.engines.pb import (
     BallotKind,
     Election,
     Instance,

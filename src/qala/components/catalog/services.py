@@ -28,9 +28,22 @@ from qala.components.catalog.models import (
     SingleIndustryPeriod,
 )
 from qala.components.catalog.places import Gazetteer, load_gazetteer
+
+# Re-exported: the queries live in their own module so that listing places needs no pandas.
+from qala.components.catalog.queries import (
+    VALUE_KINDS as VALUE_KINDS,
+    get_place as get_place,
+    list_places as list_places,
+    place_lookup,
+    population as population,
+    population_record as population_record,
+    single_industry_codes as single_industry_codes,
+    value_kind as value_kind,
+    value_provenance as value_provenance,
+)
 from qala.components.catalog.tabular import FileFormat, read_table, wide_to_long, write_table
 from qala.components.catalog.validation import CheckResult, check_long
-from qala.core.errors import NotFoundError, Problem, ValidationError
+from qala.core.errors import Problem, ValidationError
 from qala.store.base import utcnow
 from qala.store.database import Database
 
@@ -161,116 +174,6 @@ def apply_official_populations(session: Session) -> int:
         session.add(row)
     session.flush()
     return len(by_key)
-
-
-def place_lookup(session: Session) -> dict[str, int]:
-    """Lower-cased codes and names (kk, ru, en) of every place → place id."""
-    lookup: dict[str, int] = {}
-    for place in session.scalars(select(Place)):
-        for key in (place.name_en, place.name_ru, place.name_kk):
-            if key:
-                lookup.setdefault(key.strip().lower(), place.id)
-    for place in session.scalars(select(Place)):  # codes win over names
-        lookup[place.code.lower()] = place.id
-    return lookup
-
-
-def get_place(session: Session, code: str) -> Place:
-    place = session.scalar(select(Place).where(Place.code == code.lower()))
-    if place is None:
-        lookup = place_lookup(session)
-        place_id = lookup.get(code.strip().lower())
-        place = session.get(Place, place_id) if place_id else None
-    if place is None:
-        raise NotFoundError(f"no place `{code}`; see `qala places list`")
-    return place
-
-
-def list_places(session: Session, *, level: str | None = None) -> list[Place]:
-    query = select(Place).order_by(Place.level, Place.code)
-    if level:
-        query = query.where(Place.level == level)
-    return list(session.scalars(query))
-
-
-def single_industry_codes(session: Session, year: int) -> set[str]:
-    rows = session.execute(
-        select(Place.code)
-        .join(SingleIndustryPeriod)
-        .where(SingleIndustryPeriod.from_year <= year)
-        .where((SingleIndustryPeriod.to_year.is_(None)) | (SingleIndustryPeriod.to_year >= year))
-    )
-    return {code for (code,) in rows}
-
-
-def population(session: Session, place_id: int, year: int) -> int | None:
-    """Population in ``year``, else the latest earlier figure, else the earliest later one."""
-    rows = session.execute(
-        select(PlacePopulation.year, PlacePopulation.population).where(
-            PlacePopulation.place_id == place_id
-        )
-    ).all()
-    if not rows:
-        return None
-    earlier = sorted((y, p) for y, p in rows if y <= year)
-    return earlier[-1][1] if earlier else min(rows)[1]
-
-
-def population_record(session: Session, place_id: int, year: int) -> PlacePopulation | None:
-    """The population row ``population`` uses (figure, its year and its source, which says whether
-    it is an official BNS figure and which one), or None."""
-    rows = list(
-        session.scalars(select(PlacePopulation).where(PlacePopulation.place_id == place_id))
-    )
-    if not rows:
-        return None
-    earlier = [r for r in rows if r.year <= year]
-    return max(earlier, key=lambda r: r.year) if earlier else min(rows, key=lambda r: r.year)
-
-
-VALUE_KINDS = ("official", "illustrative", "reported")
-
-
-def value_kind(*, official: bool, illustrative: bool) -> str:
-    """What a stored value is: ``official`` (published statistics, see its series),
-    ``illustrative`` (generated for the demo) or ``reported`` (imported by a city or computed by a
-    component from operational data). Pages, reports and API answers label values with it."""
-    if official:
-        return "official"
-    return "illustrative" if illustrative else "reported"
-
-
-def value_provenance(
-    session: Session, place_code: str, indicator_id: str, year: int
-) -> dict[str, Any] | None:
-    """Where an official value comes from (publisher, table, release, file, sheet, unit as
-    published, conversion, licence, note), or None for a value that is not official."""
-    row = session.execute(
-        select(IndicatorValue, OfficialSeries)
-        .join(Place, Place.id == IndicatorValue.place_id)
-        .join(OfficialSeries, OfficialSeries.id == IndicatorValue.series_id)
-        .where(
-            Place.code == place_code.lower(),
-            IndicatorValue.indicator_id == indicator_id,
-            IndicatorValue.year == year,
-            IndicatorValue.official.is_(True),
-        )
-    ).first()
-    if row is None:
-        return None
-    value, series = row
-    return {
-        "series": series.key,
-        "publisher": series.publisher,
-        "table": series.table_ref,
-        "release": series.release,
-        "file": series.file,
-        "sheet": series.sheet,
-        "unit_published": series.unit_published,
-        "conversion": series.conversion,
-        "licence": series.licence,
-        "note": value.note,
-    }
 
 
 # ---------------------------------------------------------------------------------------------

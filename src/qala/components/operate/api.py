@@ -12,8 +12,7 @@ from pydantic import BaseModel, Field
 
 from qala.components.accounts.deps import ContextDep, require_roles
 from qala.components.accounts.models import User
-from qala.components.operate import incident_actions, queries
-from qala.components.operate import incidents as incident_services
+from qala.components.operate import incident_actions, incidents as incident_services, queries
 from qala.components.operate.indicators import write_indicators
 from qala.components.operate.ingest import check_silence, ingest, register_sensors
 from qala.components.operate.readings import readings_from_payload

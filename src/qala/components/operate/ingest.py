@@ -26,8 +26,13 @@ from sqlalchemy import event, func, select, update
 from sqlalchemy.orm import Session
 
 from qala.components.operate import incidents as incident_services
-from qala.components.operate.models import DetectorState, Entity, Observation, Sensor
-from qala.components.operate.models import Finding as FindingRow
+from qala.components.operate.models import (
+    DetectorState,
+    Entity,
+    Finding as FindingRow,
+    Observation,
+    Sensor,
+)
 from qala.components.operate.readings import AIR_QUANTITIES, HEATING_QUANTITIES, Reading, domain_of
 from qala.engines.detect import (
     Finding,
