@@ -12,6 +12,7 @@ from typer.core import TyperGroup
 
 from qala.cli.common import console, open_context, print_json, reports_errors
 from qala.core.errors import ValidationError
+from qala.core.yamltext import load_yaml
 
 if TYPE_CHECKING:
     from qala.components.assessment import readiness as readiness_mod, services
@@ -70,9 +71,7 @@ def _read_goals(path: Path | None) -> dict[str, float] | None:
             )
         pairs: list[tuple[Any, Any]] = list(zip(frame["indicator"], frame["target"], strict=True))
     else:
-        import yaml
-
-        raw = yaml.safe_load(text) or {}
+        raw = load_yaml(text) or {}
         if not isinstance(raw, dict):
             raise ValidationError.single("goals YAML must map indicator → target", file=str(path))
         pairs = list(raw.items())

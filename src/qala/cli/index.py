@@ -11,6 +11,7 @@ from rich.table import Table
 
 from qala.cli.common import console, counted_progress, print_json, reports_errors
 from qala.core.errors import ValidationError
+from qala.core.yamltext import load_yaml
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -55,12 +56,11 @@ def _read_table(path: Path) -> pd.DataFrame:
 
 
 def _read_framework(path: Path) -> Framework:
-    import yaml
 
     from qala.engines.index import framework_from_meta, framework_from_tree
 
     if path.suffix.lower() in (".yaml", ".yml", ".json"):
-        tree = yaml.safe_load(path.read_text(encoding="utf-8"))
+        tree = load_yaml(path.read_text(encoding="utf-8"))
         if isinstance(tree, dict) and "tree" in tree:
             tree = tree["tree"]
         return framework_from_tree(tree)

@@ -14,8 +14,7 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any
 
-import yaml
-
+from qala.core.yamltext import load_yaml
 from qala.settings import LANGUAGES
 
 LANGUAGE_COOKIE = "qala_lang"
@@ -29,7 +28,7 @@ def load_translations() -> dict[str, dict[str, str]]:
     found: dict[str, dict[str, str]] = {}
     for language in LANGUAGES:
         text = (folder / f"{language}.yaml").read_text(encoding="utf-8")
-        found[language] = {str(k): str(v) for k, v in (yaml.safe_load(text) or {}).items()}
+        found[language] = {str(k): str(v) for k, v in (load_yaml(text) or {}).items()}
     return found
 
 

@@ -33,6 +33,7 @@ import yaml
 
 from qala.components.catalog.frameworks import Catalogue, load_catalogue
 from qala.core.errors import Problem, ValidationError, raise_if_problems
+from qala.core.yamltext import load_yaml
 
 FRAMEWORK = "chourabi2012"
 SCALE = {
@@ -211,7 +212,7 @@ def parse_answers(text: str, *, file: str | None = None, file_format: str = "yam
         raise_if_problems(problems, "invalid readiness answers")
         return AnswerSheet(answers, source=file or "csv")
     try:
-        raw = yaml.safe_load(text) or {}
+        raw = load_yaml(text) or {}
     except yaml.YAMLError as exc:
         raise ValidationError.single(f"not valid YAML: {exc}", file=file) from exc
     if not isinstance(raw, dict) or not isinstance(raw.get("answers"), dict):

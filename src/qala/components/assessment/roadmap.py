@@ -33,9 +33,9 @@ from importlib import resources
 from typing import Any
 
 import pandas as pd
-import yaml
 
 from qala.core.errors import Problem, ValidationError, raise_if_problems
+from qala.core.yamltext import load_yaml
 
 
 @dataclass(frozen=True)
@@ -103,7 +103,7 @@ def parse_actions(
     text: str, *, file: str = "actions.yaml", known: Iterable[str] = ()
 ) -> ActionCatalogue:
     """Read and check an action catalogue (unknown indicators and dependencies, cycles)."""
-    raw = yaml.safe_load(text) or {}
+    raw = load_yaml(text) or {}
     problems: list[Problem] = []
     classes = {
         str(k): {kk: float(vv) for kk, vv in v.items()}

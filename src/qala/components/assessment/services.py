@@ -16,7 +16,6 @@ from importlib import resources
 from typing import Any
 
 import pandas as pd
-import yaml
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -34,6 +33,7 @@ from qala.components.catalog.frameworks import load_catalogue
 from qala.components.catalog.models import Place
 from qala.components.catalog.services import get_place, import_frame, values_frame
 from qala.core.errors import NotFoundError, ValidationError
+from qala.core.yamltext import load_yaml
 from qala.engines.index import Framework, IndexSpec, framework_from_tree
 from qala.events import Event, EventBus
 from qala.store.database import Database
@@ -81,7 +81,7 @@ def _method_of(text: str | None) -> Method:
                 f"the national rating's spec file ({METHOD_PACKAGE}/{'/'.join(METHOD_FILE)}) is "
                 "not installed; pass a spec text"
             ) from exc
-    raw = yaml.safe_load(text) or {}
+    raw = load_yaml(text) or {}
     framework_id = str((raw.get("store") or {}).get("framework", "kz_smart_city"))
     spec = IndexSpec.from_text(text)
     framework = framework_from_tree(load_catalogue().index_tree(framework_id))
@@ -295,7 +295,7 @@ class PlaceAssessment:
 
 
 def load_norms() -> dict[str, float]:
-    raw = yaml.safe_load((DATA / "norms.yaml").read_text(encoding="utf-8")) or {}
+    raw = load_yaml((DATA / "norms.yaml").read_text(encoding="utf-8")) or {}
     return {str(n["indicator"]): float(n["target"]) for n in raw.get("norms") or []}
 
 

@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from qala.core.errors import Problem, raise_if_problems
+from qala.core.yamltext import load_yaml
 from qala.settings import LANGUAGES
 
 CATEGORIES = ("infrastructure", "service", "participation", "outcome")
@@ -218,7 +219,7 @@ class _Checker:
 
 
 def _load_units(checker: _Checker, text: str, file: str) -> dict[str, Unit]:
-    document = yaml.safe_load(text) or {}
+    document = load_yaml(text) or {}
     units: dict[str, Unit] = {}
     for i, raw in enumerate(document.get("units") or []):
         path = f"units[{i}]"
@@ -358,7 +359,7 @@ def parse_catalogue(units_text: str, framework_texts: dict[str, str]) -> Catalog
         digest.update(file.encode())
         digest.update(text.encode())
         try:
-            document = yaml.safe_load(text) or {}
+            document = load_yaml(text) or {}
         except yaml.YAMLError as exc:
             checker.fail(file, "", f"not valid YAML: {exc}")
             continue

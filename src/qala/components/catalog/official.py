@@ -31,7 +31,6 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import yaml
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
@@ -49,6 +48,7 @@ from qala.components.catalog.services import (
 )
 from qala.components.catalog.validation import check_long
 from qala.core.errors import Problem, ValidationError
+from qala.core.yamltext import load_yaml
 from qala.store.database import Database
 
 LOADER = "qala-official-loader"
@@ -196,7 +196,7 @@ def _official_dir() -> Any:
 
 
 def parse_sources(series_text: str, places_text: str) -> OfficialSources:
-    document = yaml.safe_load(series_text)
+    document = load_yaml(series_text)
     series = [
         SeriesRule(
             key=str(raw["key"]),

@@ -29,6 +29,7 @@ from qala.components.catalog.models import Place
 from qala.components.catalog.services import population, single_industry_codes, values_frame
 from qala.components.rating.models import RatingEntry, RatingRun, RatingSpec
 from qala.core.errors import NotFoundError, Problem, ValidationError
+from qala.core.yamltext import load_yaml
 from qala.engines.index import (
     Framework,
     IndexResult,
@@ -85,7 +86,7 @@ class SpecFile:
 def read_spec_text(text: str, *, file: str | None = None) -> SpecFile:
     """Parse a spec file's text (YAML or JSON); problems name the file and field."""
     try:
-        raw = yaml.safe_load(text)
+        raw = load_yaml(text)
     except yaml.YAMLError as exc:
         raise ValidationError.single(f"spec is not valid YAML/JSON: {exc}", file=file) from exc
     if not isinstance(raw, dict):

@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from qala.core.errors import Problem, raise_if_problems
+from qala.core.yamltext import load_yaml
 
 DATATYPES = ("string", "number", "datetime", "text", "singlevaluelist", "multivaluelist")
 LIST_DATATYPES = ("singlevaluelist", "multivaluelist")
@@ -153,7 +154,7 @@ def parse_catalogue(text: str, *, file: str = "catalogue.yaml") -> CityCatalogue
     """Read a city catalogue from YAML, reporting every problem found at once."""
     problems: list[Problem] = []
     try:
-        data = yaml.safe_load(text) or {}
+        data = load_yaml(text) or {}
     except yaml.YAMLError as exc:
         raise_if_problems(
             [Problem(f"not valid YAML: {exc}", file=file)], "the catalogue is invalid"

@@ -13,9 +13,9 @@ from importlib import resources
 from typing import Any
 
 import numpy as np
-import yaml
 
 from qala.core.errors import SpecificationError
+from qala.core.yamltext import load_yaml
 
 AVERAGINGS = ("instant", "hour", "8h", "day", "year")
 
@@ -117,7 +117,7 @@ class HeatingNorms:
 
 def _read(name: str) -> dict[str, Any]:
     text = resources.files("qala.engines.detect.norms").joinpath(name).read_text(encoding="utf-8")
-    loaded = yaml.safe_load(text)
+    loaded = load_yaml(text)
     if not isinstance(loaded, dict):
         raise SpecificationError(f"norm file `{name}` does not hold a mapping")
     return loaded

@@ -14,6 +14,7 @@ from typing import Any, ClassVar, Union
 import yaml
 
 from qala.core.errors import Problem, SpecificationError, ValidationError, raise_if_problems
+from qala.core.yamltext import load_yaml
 
 
 @dataclass(frozen=True)
@@ -396,7 +397,7 @@ class IndexSpec:
     def to_yaml(self) -> str:
         body = self.to_dict()
         text = yaml.safe_dump(body, sort_keys=False, allow_unicode=True)
-        if yaml.safe_load(text) != body:
+        if load_yaml(text) != body:
             # a few characters (e.g. NEL) are line breaks to YAML: escape everything instead
             text = yaml.safe_dump(body, sort_keys=False, allow_unicode=False)
         return text
@@ -409,7 +410,7 @@ class IndexSpec:
             raw = json.loads(text)
         except ValueError:
             try:
-                raw = yaml.safe_load(text)
+                raw = load_yaml(text)
             except yaml.YAMLError as exc:
                 raise ValidationError.single(f"spec is not valid YAML/JSON: {exc}") from exc
         if isinstance(raw, dict) and "index" in raw and "steps" not in raw:
@@ -422,7 +423,7 @@ def uncertainty_section(text: str) -> dict[str, Any] | None:
     try:
         raw = json.loads(text)
     except ValueError:
-        raw = yaml.safe_load(text)
+        raw = load_yaml(text)
     if isinstance(raw, dict):
         block = raw.get("uncertainty")
         if block is None or isinstance(block, dict):
