@@ -8,20 +8,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from qala.core.clock import utc_now
 from qala.events import EventBus
 
 if TYPE_CHECKING:  # imported when used: a component's light modules (e.g. the catalogue) and
     # the CLI's file-only commands then start without SQLAlchemy and pydantic-settings
     from qala.settings import Settings
     from qala.store.database import Database
-
-
-def utc_clock() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass
@@ -31,7 +28,7 @@ class Context:
     settings: Settings
     database: Database
     bus: EventBus = field(default_factory=EventBus)
-    clock: Callable[[], datetime] = utc_clock
+    clock: Callable[[], datetime] = utc_now
     extras: dict[str, Any] = field(default_factory=dict)
     """Objects the shells share with components (e.g. the web templates renderer)."""
 

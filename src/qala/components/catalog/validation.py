@@ -10,12 +10,12 @@ reported as warnings.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
 
 from qala.components.catalog.frameworks import Catalogue
+from qala.core.clock import utc_now
 from qala.core.errors import Problem
 
 EARLIEST_YEAR = 1950
@@ -112,7 +112,7 @@ def check_long(
     ``place_ids`` maps lower-cased codes and names to place ids. ``column_of_value`` names the
     column each value came from (wide files), so problems point at the right cell.
     """
-    latest_year = latest_year or datetime.now(UTC).year
+    latest_year = latest_year or utc_now().year
     n = len(frame)
     frame = frame.reset_index(drop=True)
     rows = pd.Series(np.asarray(rows), dtype="int64")

@@ -18,7 +18,8 @@ from qala.components.requests311.after_commit import (
 from qala.components.requests311.jurisdictions import JurisdictionInfo
 from qala.components.requests311.models import AuditEntry, Note, Request
 from qala.components.requests311.queries import request_queue
-from qala.components.requests311.views import OPEN_STATUSES, StaffRequest, as_utc, staff_view
+from qala.components.requests311.views import OPEN_STATUSES, StaffRequest, staff_view
+from qala.core.clock import as_utc
 from qala.core.errors import (
     ConflictError,
     NotFoundError,

@@ -15,7 +15,8 @@ from sqlalchemy.orm import Session
 from qala.components.requests311.jurisdictions import JurisdictionInfo
 from qala.components.requests311.lifecycle import Requests
 from qala.components.requests311.models import Request
-from qala.components.requests311.views import OPEN_STATUSES, as_utc
+from qala.components.requests311.views import OPEN_STATUSES
+from qala.core.clock import as_utc
 from qala.events import EventBus
 
 ESCALATION_LEVELS = 3

@@ -5,7 +5,7 @@ both share."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from qala.components.requests311.jurisdictions import JurisdictionInfo, ServiceInfo
 from qala.components.requests311.models import AuditEntry, Note, Request
+from qala.core.clock import as_utc
 
 OPEN_STATUSES = ("open", "acknowledged", "in_progress")
 """Every status before closed; Open311 shows each of them as ``open``."""
@@ -27,13 +28,6 @@ def parse_request_id(text: str) -> int | None:
         return None
     number = int(text)
     return number if 1 <= number <= MAX_ID else None
-
-
-def as_utc(moment: datetime | None) -> datetime | None:
-    """SQLite hands back naive date-times; every stored time is UTC."""
-    if moment is None:
-        return None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 @dataclass(frozen=True)

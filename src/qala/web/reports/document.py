@@ -12,7 +12,6 @@ import io
 import textwrap
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +27,7 @@ from matplotlib.backends.backend_pdf import PdfPages
 from matplotlib.figure import Figure
 
 from qala import __version__
+from qala.core.clock import utc_now
 
 A4 = (8.27, 11.69)
 MARGIN = 0.6  # inches
@@ -97,7 +97,7 @@ class Report:
             report=self,
             blocks=[_html_block(b) for b in self.blocks],
             annex=[_html_block(b) for b in self.annex],
-            generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+            generated=utc_now().strftime("%Y-%m-%d %H:%M UTC"),
             version=__version__,
         )
 
