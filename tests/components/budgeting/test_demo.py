@@ -13,6 +13,7 @@ from qala.components.budgeting.ledger import verify_ledger
 from qala.components.budgeting.models import Ballot, LedgerEntry, Voter
 from qala.components.budgeting.process import get_process
 from qala.components.budgeting.projects import list_projects
+from qala.components.budgeting.signing import ledger_signer
 from qala.runtime import Context
 
 DEMO_NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
@@ -44,7 +45,8 @@ def check_demo(context: Context) -> None:
         projects = list_projects(session, today=DEMO_NOW.date())
         assert {p.origin for p in projects} == {"participatory", "city"}
         assert any(p.status == "delivered" and p.rating is not None for p in projects)
-        assert verify_ledger(session).ok
+        public_key = ledger_signer(context).public_key()
+        assert verify_ledger(session, public_key=public_key).ok
         counts = (
             session.scalar(select(func.count()).select_from(Ballot)),
             session.scalar(select(func.count()).select_from(Voter)),

@@ -17,6 +17,7 @@ from starlette.datastructures import FormData
 from qala.components.accounts.deps import ContextDep
 from qala.components.accounts.models import User
 from qala.components.budgeting import ballots, ledger, process, projects
+from qala.components.budgeting.signing import ledger_signer
 from qala.core.errors import ConflictError, NotFoundError, PermissionDeniedError, ValidationError
 from qala.runtime import Context
 from qala.web.deps import SEES_USER, TranslatorDep, UIDep, page_user
@@ -84,12 +85,13 @@ async def cast(
 
 @router.get("/budgeting/projects/{code}", dependencies=[SEES_USER])
 async def project(request: Request, code: str, ui: UIDep, context: ContextDep) -> Response:
+    public_key = ledger_signer(context).public_key()
     with context.database.session() as session:
         try:
             detail = projects.get_project(session, code, today=today(context))
         except NotFoundError as exc:
             raise HTTPException(404, str(exc)) from None
-        check = ledger.verify_ledger(session)
+        check = ledger.verify_ledger(session, public_key=public_key)
     return ui.render(request, "budgeting_project.html", project=detail, check=check)
 
 
