@@ -30,6 +30,7 @@ def test_demo_loads_once_and_is_consistent(sqlite_context: Context) -> None:
 
 def check_demo(context: Context) -> None:
     context.clock = lambda: DEMO_NOW
+    ledger_signer(context)  # as the component's start-up does
     first = load_demo(context)
     assert first.created == [FINISHED, VOTING]
     assert first.ballots == 240 + 150
@@ -45,8 +46,7 @@ def check_demo(context: Context) -> None:
         projects = list_projects(session, today=DEMO_NOW.date())
         assert {p.origin for p in projects} == {"participatory", "city"}
         assert any(p.status == "delivered" and p.rating is not None for p in projects)
-        public_key = ledger_signer(context).public_key()
-        assert verify_ledger(session, public_key=public_key).ok
+        assert verify_ledger(session, public_key=ledger_signer(context).public_key()).ok
         counts = (
             session.scalar(select(func.count()).select_from(Ballot)),
             session.scalar(select(func.count()).select_from(Voter)),

@@ -151,7 +151,7 @@ def _signer_of(session: Session) -> LedgerSigner:
     if not isinstance(signer, LedgerSigner):
         raise ConfigurationError(
             "the ledger's signing key is not configured for this database: start the "
-            "components (qala.registry.start_components) or call ledger.ledger_signer(context)"
+            "components (qala.registry.start_components) or call signing.ledger_signer(context)"
         )
     return signer
 

@@ -29,7 +29,7 @@ def entries(
         return [e.as_dict() for e in found]
 
 
-@router.get("/verify", summary="Verify the whole ledger (chain, signed tree, head and tables)")
+@router.get("/verify", summary="Verify the whole ledger (chain, head and tables)")
 def verify(
     context: ContextDep, expected_head: Annotated[str | None, Query(max_length=64)] = None
 ) -> dict[str, Any]:
