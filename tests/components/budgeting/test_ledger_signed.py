@@ -367,3 +367,16 @@ def test_cli_head_witness_and_prove(
     witness.write_text(witness.read_text() + '{"size": "six"}\n')
     code, output = run("verify", "--witness", str(witness))
     assert code == 2 and "row 3" in output and "not a signed head" in output
+
+
+def test_the_project_page_shows_the_rewrite(sqlite_town: Town) -> None:
+    from qala.api import create_app
+
+    build(sqlite_town)
+    http = TestClient(create_app(context=sqlite_town.context), headers={"accept": "text/html"})
+    page = http.get("/budgeting/projects/led-2026")
+    assert page.status_code == 200 and 'class="check-ok" id="ledger-check"' in page.text
+    rewrite_payment(sqlite_town)
+    page = http.get("/budgeting/projects/led-2026")
+    assert 'class="check-bad" id="ledger-check"' in page.text
+    assert "the entries do not hash to the signed root of size 5" in page.text
