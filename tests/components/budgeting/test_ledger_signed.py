@@ -34,7 +34,7 @@ from qala.components.budgeting.signing import (
     SignedHead,
     head_message,
 )
-from qala.core.errors import ConfigurationError
+from qala.core.errors import ConfigurationError, ConflictError
 from qala.engines.merkle import leaf_hash, tree_root, verify_consistency, verify_inclusion
 from qala.settings import Settings
 from qala.store.database import Database
@@ -103,7 +103,9 @@ def test_the_insiders_rewrite_is_detected_on_both_stores(town: Town) -> None:
     rewrite_payment(town)
     assert problems_of(town) == [
         "the entries do not hash to the signed root of size 5 "
-        "(entries rewritten after they were signed)"
+        "(entries rewritten after they were signed)",
+        "the entries do not hash to the signed roots of sizes 3, 4 "
+        "(entries rewritten after they were signed)",
     ]
 
 
@@ -117,7 +119,9 @@ def test_moving_the_signed_root_too_breaks_its_signature(town: Town) -> None:
     )
     assert problems_of(town) == [
         "the newest head (size 5) is not signed by the ledger's key "
-        "(forged or altered in the database)"
+        "(forged or altered in the database)",
+        "the entries do not hash to the signed roots of sizes 3, 4 "
+        "(entries rewritten after they were signed)",
     ]
 
 
@@ -136,7 +140,9 @@ def test_heads_re_signed_with_another_key_are_refused(town: Town, tmp_path: Path
     assert forger.public_key().verifies(forged)
     assert problems_of(town) == [
         "the newest head (size 5) is not signed by the ledger's key "
-        "(forged or altered in the database)"
+        "(forged or altered in the database)",
+        "the entries do not hash to the signed roots of sizes 3, 4 "
+        "(entries rewritten after they were signed)",
     ]
 
 
@@ -192,8 +198,35 @@ def test_a_witness_head_not_signed_by_the_ledger_key_is_refused(town: Town, tmp_
 
 def test_naive_tampering_with_signed_heads_is_detected(town: Town) -> None:
     build(town)
+    execute(town, "delete from budgeting_ledger_signed_head where size in (2, 3)")
+    assert problems_of(town) == ["signed heads are missing for sizes 2, 3 (deleted?)"]
+    # (Heads before the first one kept are not required: a ledger written before signing has
+    # none, and the newest head's root covers every entry anyway.)
+    execute(town, "update budgeting_ledger_signed_head set signed_at = 'yesterday' where size = 4")
+    assert problems_of(town) == [
+        "signed heads are missing for sizes 2, 3 (deleted?)",
+        "the heads of sizes 4 are not signed by the ledger's key",
+    ]
     execute(town, "delete from budgeting_ledger_signed_head")
     assert problems_of(town) == ["no signed head covers the ledger's 5 entries"]
+
+
+def test_no_append_over_a_missing_or_damaged_head(town: Town) -> None:
+    """Rebuilding the tree from the entries would sign whatever they now say."""
+    build(town)
+    execute(town, "delete from budgeting_ledger_signed_head where size = 5")
+    with pytest.raises(ConflictError, match="signed head of size 5 is missing"):
+        pay(town, 7)
+    execute(town, "delete from budgeting_ledger_signed_head")
+    pay(town, 7)  # no head at all: a ledger from before signing, whose tree is built once
+    assert problems_of(town) == []
+
+
+def test_no_append_over_a_damaged_frontier(town: Town) -> None:
+    build(town)
+    execute(town, "update budgeting_ledger_signed_head set frontier = '[\"zz\"]' where size = 5")
+    with pytest.raises(ConflictError, match="signed head of size 5 is damaged"):
+        pay(town, 7)
 
 
 def test_verification_without_a_public_key_is_not_a_pass(town: Town) -> None:

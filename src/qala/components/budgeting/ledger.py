@@ -51,7 +51,7 @@ from qala.components.budgeting.signing import (
     SignedHead,
     canonical_json,
 )
-from qala.core.errors import ConfigurationError, NotFoundError, ValidationError
+from qala.core.errors import ConfigurationError, ConflictError, NotFoundError, ValidationError
 from qala.engines.merkle import (
     Frontier,
     consistency_proof,
@@ -158,11 +158,27 @@ def _signer_of(session: Session) -> LedgerSigner:
 
 def _frontier_after(session: Session, size: int) -> Frontier:
     """The right edge of the tree of the first ``size`` entries, from its signed head; for a
-    ledger written before heads were signed, from the entries (once)."""
-    row = session.get(LedgerSignedHead, size) if size else None
-    if row is not None:
+    ledger written before heads were signed (no head at all), from the entries, once.
+
+    A missing or damaged head among signed ones is refused rather than rebuilt from the entries:
+    rebuilding would sign whatever the entries now say, blessing a rewrite."""
+    if size == 0:
+        return Frontier()
+    row = session.get(LedgerSignedHead, size)
+    if row is None:
+        if session.scalar(select(LedgerSignedHead.size).limit(1)) is None:
+            return Frontier.of([leaf_hash(leaf_data(r)) for r in list_entries(session, limit=size)])
+        raise ConflictError(
+            f"the ledger's signed head of size {size} is missing (deleted?); nothing is appended "
+            "over it: run `qala budget ledger verify`"
+        )
+    try:
         return Frontier(size, tuple(bytes.fromhex(h) for h in row.frontier))
-    return Frontier.of([leaf_hash(leaf_data(r)) for r in list_entries(session, limit=size)])
+    except (ValueError, TypeError) as exc:
+        raise ConflictError(
+            f"the ledger's signed head of size {size} is damaged ({exc}); nothing is appended "
+            "over it: run `qala budget ledger verify`"
+        ) from None
 
 
 def append(
@@ -541,12 +557,16 @@ def _check_signed_tree(
             "no public key is configured (QALA_LEDGER_PUBLIC_KEY): the signed heads cannot be "
             "checked"
         )
-    signed = newest_head(session)
+    heads = [
+        _signed_head(row)
+        for row in session.scalars(select(LedgerSignedHead).order_by(LedgerSignedHead.size))
+    ]
     leaves = [leaf_hash(leaf_data(r)) for r in records]
-    if signed is None:
+    if not heads:
         if records:
             problems.append(f"no signed head covers the ledger's {len(records)} entries")
         return problems
+    signed = heads[-1]
     if public_key is not None and not public_key.verifies(signed):
         problems.append(
             f"the newest head (size {signed.size}) is not signed by the ledger's key "
@@ -562,9 +582,49 @@ def _check_signed_tree(
             f"the entries do not hash to the signed root of size {signed.size} "
             "(entries rewritten after they were signed)"
         )
+    problems.extend(_check_earlier_heads(heads[:-1], signed.size, leaves, public_key))
     for number, saved in enumerate(witness, start=1):
         problems.extend(_check_witness(number, saved, leaves, public_key))
     return problems
+
+
+def _check_earlier_heads(
+    heads: Sequence[SignedHead],
+    newest_size: int,
+    leaves: Sequence[bytes],
+    public_key: LedgerPublicKey | None,
+) -> list[str]:
+    """Every head before the newest: present for each size from the first one kept (a ledger
+    written before heads were signed has none before), signed, the root of that prefix."""
+    sizes = {head.size for head in heads}
+    first = heads[0].size if heads else newest_size
+    missing = [size for size in range(first, newest_size) if size not in sizes]
+    unsigned = [h.size for h in heads if public_key is not None and not public_key.verifies(h)]
+    frontier, mismatched = Frontier(), []
+    for head in heads:
+        if head.size > len(leaves):
+            mismatched.append(head.size)
+            continue
+        while frontier.size < head.size:
+            frontier = frontier.append(leaves[frontier.size])
+        if frontier.root().hex() != head.root_hash:
+            mismatched.append(head.size)
+    problems = []
+    if missing:
+        problems.append(f"signed heads are missing for sizes {_sizes(missing)} (deleted?)")
+    if unsigned:
+        problems.append(f"the heads of sizes {_sizes(unsigned)} are not signed by the ledger's key")
+    if mismatched:
+        problems.append(
+            f"the entries do not hash to the signed roots of sizes {_sizes(mismatched)} "
+            "(entries rewritten after they were signed)"
+        )
+    return problems
+
+
+def _sizes(sizes: Sequence[int]) -> str:
+    shown = ", ".join(str(size) for size in sizes[:10])
+    return shown if len(sizes) <= 10 else f"{shown} … ({len(sizes)} in all)"
 
 
 def _check_witness(
