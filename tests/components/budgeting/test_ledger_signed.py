@@ -347,6 +347,10 @@ def test_a_proof_of_a_changed_entry_fails(town: Town) -> None:
     proof["signed_head"]["signature"] = base64.b64encode(bytes(64)).decode()
     assert "the head of size 5 is not signed by the ledger's key" in check_inclusion(proof, key)
     assert check_inclusion({"entry": {}}, key)[0].startswith("the proof is malformed")
+    with town.context.database.session() as session:
+        other = prove_inclusion(session, 2)
+    other["leaf_index"] = 2  # entry 2 offered as entry 3's leaf
+    assert check_inclusion(other, key)[0] == "entry 2 is offered as leaf 2 (entry 3)"
 
 
 def test_cli_head_witness_and_prove(

@@ -337,18 +337,24 @@ def check_inclusion(found: Mapping[str, Any], public_key: LedgerPublicKey | None
     problems: list[str] = []
     try:
         head = SignedHead.from_dict(found.get("signed_head"))
-        leaf = leaf_hash(leaf_data(found["entry"]))
+        entry = dict(found["entry"])
+        leaf = leaf_hash(leaf_data(entry))
         path = [bytes.fromhex(h) for h in found["proof"]]
         root = bytes.fromhex(head.root_hash)
+        index = int(found["leaf_index"])
     except (ValidationError, KeyError, TypeError, ValueError) as exc:
         return [f"the proof is malformed ({exc})"]
+    if entry.get("seq") != index + 1:
+        problems.append(
+            f"entry {entry.get('seq')!r} is offered as leaf {index} (entry {index + 1})"
+        )
     if public_key is None:
         problems.append("no public key is configured: the head's signature was not checked")
     elif not public_key.verifies(head):
         problems.append(f"the head of size {head.size} is not signed by the ledger's key")
-    if not verify_inclusion(leaf, int(found["leaf_index"]), head.size, path, root):
+    if not verify_inclusion(leaf, index, head.size, path, root):
         problems.append(
-            f"entry {found['entry'].get('seq')} is not in the signed tree of {head.size} entries "
+            f"entry {entry.get('seq')} is not in the signed tree of {head.size} entries "
             "(changed after it was signed?)"
         )
     return problems
