@@ -413,7 +413,37 @@ def test_the_project_page_shows_the_rewrite(sqlite_town: Town) -> None:
     http = TestClient(create_app(context=sqlite_town.context), headers={"accept": "text/html"})
     page = http.get("/budgeting/projects/led-2026")
     assert page.status_code == 200 and 'class="check-ok" id="ledger-check"' in page.text
+    assert 'href="/budgeting/ledger"' in page.text
     rewrite_payment(sqlite_town)
     page = http.get("/budgeting/projects/led-2026")
     assert 'class="check-bad" id="ledger-check"' in page.text
     assert "the entries do not hash to the signed root of size 5" in page.text
+
+
+def test_the_residents_page_shows_the_signed_head_in_each_language(sqlite_town: Town) -> None:
+    from qala.api import create_app
+
+    app = create_app(context=sqlite_town.context)
+
+    def page(language: str) -> str:
+        http = TestClient(app, headers={"accept": "text/html", "accept-language": language})
+        response = http.get("/budgeting/ledger")
+        assert response.status_code == 200
+        return response.text
+
+    assert "The ledger has no signed head yet." in page("en")
+    build(sqlite_town)
+    head = current_head(sqlite_town)
+    key = public_key(sqlite_town).text
+    for language, title in (
+        ("en", "The signed ledger"),
+        ("ru", "Подписанный журнал"),
+        ("kk", "Қол қойылған журнал"),
+    ):
+        html = page(language)
+        assert f"<h1>{title}</h1>" in html
+        assert head.root_hash in html and head.signature in html and key in html
+        assert 'class="check-ok" id="ledger-check"' in html
+        assert "qala budget ledger verify --witness heads.jsonl" in html
+    rewrite_payment(sqlite_town)
+    assert "the entries do not hash to the signed root of size 5" in page("en")

@@ -40,6 +40,24 @@ async def overview(request: Request, ui: UIDep, context: ContextDep) -> Response
     return ui.render(request, "budgeting.html", processes=processes, projects=tracked)
 
 
+@router.get("/budgeting/ledger", dependencies=[SEES_USER])
+async def signed_ledger(request: Request, ui: UIDep, context: ContextDep) -> Response:
+    """The ledger's signed head, its public key and how to keep a copy (before ``/{code}``)."""
+    key = ledger_signer(context).public_key()
+    with context.database.session() as session:
+        head = ledger.newest_head(session)
+        check = ledger.verify_ledger(session, public_key=key)
+    base_url = context.settings.public_base_url.rstrip("/")
+    return ui.render(
+        request,
+        "budgeting_ledger.html",
+        head=head,
+        key=key.as_dict(),
+        check=check,
+        base_url=base_url,
+    )
+
+
 @router.get("/budgeting/{code}", dependencies=[SEES_USER])
 async def one_process(
     request: Request, code: str, ui: UIDep, t: TranslatorDep, context: ContextDep
