@@ -52,6 +52,11 @@ class Settings(BaseSettings):
     """Signs session cookies and keys the hash of personal identifiers; set it in production
     (without it, one is generated once and kept in ``var/secret_key``)."""
 
+    ledger_key_file: Path = Path("var") / "ledger_key"
+    """The Ed25519 private key (PEM) that signs the budgeting ledger's heads, kept outside the
+    database so an insider there cannot re-sign a rewritten ledger. Created (mode 0600) on first
+    use for development; in production mount it from a secret store and publish its public key."""
+
     default_language: Language = "ru"
     secure_cookies: bool = False
     """Send cookies only over HTTPS; on in production behind TLS."""

@@ -267,6 +267,15 @@ def project_command(code: str, json_output: bool = JsonOption) -> None:
     console.print_json(json.dumps(data, default=str, ensure_ascii=False))
 
 
+PublicKeyOption = typer.Option(
+    None,
+    "--public-key",
+    envvar="QALA_LEDGER_PUBLIC_KEY",
+    help="The ledger's Ed25519 public key (base64 or PEM) or a file holding it; "
+    "default: the public half of QALA_LEDGER_KEY_FILE when this machine has it.",
+)
+
+
 @ledger_app.command("verify")
 @reports_errors
 def ledger_verify_command(
@@ -276,26 +285,40 @@ def ledger_verify_command(
     file: Path | None = typer.Option(
         None, "--file", help="Verify an exported ledger (JSON list) instead of the store."
     ),
+    witness: Path | None = typer.Option(
+        None,
+        "--witness",
+        help="Signed heads saved earlier (`ledger head --save`): the ledger must extend each.",
+    ),
+    public_key: str | None = PublicKeyOption,
     json_output: bool = JsonOption,
 ) -> None:
-    """Verify the ledger: numbering, each hash link, the head, and the project tables against it.
+    """Verify the ledger: numbering, each hash link, the signature and Merkle root of the newest
+    head, consistency with witnessed heads, and the project tables against it.
 
     Exit status 0 when intact, 1 when anything was tampered with (each problem is listed).
     """
     from qala.components.budgeting.ledger import verify_chain, verify_ledger
+    from qala.components.budgeting.signing import configured_public_key, read_witness
 
     if file is not None:
         entries = json.loads(file.read_text(encoding="utf-8"))
         result = verify_chain(entries, expected_head=expect_head)
     else:
         context = open_context()
+        key = configured_public_key(context, public_key)
+        saved = read_witness(witness) if witness is not None else []
         with context.database.session() as session:
-            result = verify_ledger(session, expected_head=expect_head)
+            result = verify_ledger(
+                session, public_key=key, expected_head=expect_head, witness=saved
+            )
     if json_output:
         print_json(result.as_dict())
     elif result.ok:
+        checked = f", consistent with {witness}" if witness is not None else ""
         console.print(
             f"[green]✓[/] ledger intact: {result.entries} entries, head {result.head_hash}"
+            + ("" if file is not None else f", signed tree verified{checked}")
         )
     else:
         errors.print(
@@ -304,6 +327,65 @@ def ledger_verify_command(
         for problem in result.problems:
             errors.print(f"  - {problem}", markup=False, highlight=False)
     if not result.ok:
+        raise typer.Exit(1)
+
+
+@ledger_app.command("head")
+@reports_errors
+def ledger_head_command(
+    save: Path | None = typer.Option(
+        None, "--save", help="Append the head to this witness file (one JSON line per head)."
+    ),
+    json_output: bool = JsonOption,
+) -> None:
+    """The newest signed tree head: keep copies (`--save`) to catch a rollback later."""
+    from qala.components.budgeting.ledger import published_head
+    from qala.components.budgeting.signing import save_witness
+
+    context = open_context()
+    with context.database.session() as session:
+        head = published_head(session)
+    if save is not None:
+        save_witness(save, head)
+    if json_output:
+        print_json(head.as_dict())
+        return
+    console.print(
+        f"size {head.size}, root {head.root_hash}\nsigned at {head.timestamp}: {head.signature}"
+        + (f"\nsaved to {save}" if save is not None else "")
+    )
+
+
+@ledger_app.command("prove")
+@reports_errors
+def ledger_prove_command(
+    entry: int = typer.Option(..., "--entry", min=1, help="The entry's number."),
+    size: int | None = typer.Option(
+        None, "--size", min=1, help="The tree's size (default: the newest signed head's)."
+    ),
+    public_key: str | None = PublicKeyOption,
+    json_output: bool = JsonOption,
+) -> None:
+    """The Merkle proof (RFC 9162) that an entry is in a signed tree, checked here as anyone can."""
+    from qala.components.budgeting.ledger import check_inclusion, prove_inclusion
+    from qala.components.budgeting.signing import configured_public_key
+
+    context = open_context()
+    with context.database.session() as session:
+        found = prove_inclusion(session, entry, size=size)
+    problems = check_inclusion(found, configured_public_key(context, public_key))
+    if json_output:
+        print_json({**found, "problems": problems})
+    elif problems:
+        errors.print(f"[bold red]entry {entry} NOT proven[/]:")
+        for problem in problems:
+            errors.print(f"  - {problem}", markup=False, highlight=False)
+    else:
+        console.print(
+            f"[green]✓[/] entry {entry} is in the signed tree of {found['tree_size']} entries "
+            f"(root {found['root_hash']}); audit path: {len(found['proof'])} hashes"
+        )
+    if problems:
         raise typer.Exit(1)
 
 

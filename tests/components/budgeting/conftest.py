@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,6 +21,7 @@ from qala.components.budgeting.process import (
     review_proposal,
     submit_proposal,
 )
+from qala.components.budgeting.signing import ledger_signer
 from qala.runtime import Context
 
 NOW = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
@@ -148,7 +150,16 @@ class Town:
 def make_town(context: Context) -> Town:
     clock = Clock(NOW)
     context.clock = clock
+    ledger_signer(context)  # as the component's start-up does: appends sign the ledger's heads
     return Town(context, clock)
+
+
+@pytest.fixture(autouse=True)
+def ledger_key_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test's own ledger signing key (created on first append), also for the CLI it runs."""
+    path = tmp_path / "keys" / "ledger_key"
+    monkeypatch.setenv("QALA_LEDGER_KEY_FILE", str(path))
+    return path
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ from qala.components.budgeting.ledger import verify_ledger
 from qala.components.budgeting.models import Ballot, LedgerEntry, Voter
 from qala.components.budgeting.process import get_process
 from qala.components.budgeting.projects import list_projects
+from qala.components.budgeting.signing import ledger_signer
 from qala.runtime import Context
 
 DEMO_NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
@@ -29,6 +30,7 @@ def test_demo_loads_once_and_is_consistent(sqlite_context: Context) -> None:
 
 def check_demo(context: Context) -> None:
     context.clock = lambda: DEMO_NOW
+    ledger_signer(context)  # as the component's start-up does
     first = load_demo(context)
     assert first.created == [FINISHED, VOTING]
     assert first.ballots == 240 + 150
@@ -44,7 +46,7 @@ def check_demo(context: Context) -> None:
         projects = list_projects(session, today=DEMO_NOW.date())
         assert {p.origin for p in projects} == {"participatory", "city"}
         assert any(p.status == "delivered" and p.rating is not None for p in projects)
-        assert verify_ledger(session).ok
+        assert verify_ledger(session, public_key=ledger_signer(context).public_key()).ok
         counts = (
             session.scalar(select(func.count()).select_from(Ballot)),
             session.scalar(select(func.count()).select_from(Voter)),

@@ -8,6 +8,7 @@ import itertools
 import json
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -31,6 +32,7 @@ from qala.components.budgeting.projects import (
     record_payment,
     update_project,
 )
+from qala.components.budgeting.signing import LedgerPublicKey, ledger_signer
 
 
 def build(town: Town) -> None:
@@ -82,9 +84,14 @@ def build(town: Town) -> None:
         )
 
 
-def verify(town: Town, **kwargs: str) -> list[str]:
+def public_key(town: Town) -> LedgerPublicKey:
+    return ledger_signer(town.context).public_key()
+
+
+def verify(town: Town, **kwargs: Any) -> list[str]:
+    key = public_key(town)
     with town.context.database.session() as session:
-        return verify_ledger(session, **kwargs).problems
+        return verify_ledger(session, public_key=key, **kwargs).problems
 
 
 def execute(town: Town, *statements: str) -> None:
@@ -116,8 +123,9 @@ def test_the_hash_of_an_entry_by_hand() -> None:
 
 def test_an_intact_ledger_verifies(town: Town) -> None:
     build(town)
+    key = public_key(town)
     with town.context.database.session() as session:
-        result = verify_ledger(session)
+        result = verify_ledger(session, public_key=key)
         entries = list_entries(session)
     assert result.ok and result.entries == 5 and result.head_seq == 5
     assert [e.kind for e in entries] == [
@@ -226,11 +234,10 @@ def test_a_forged_append_with_valid_hashes_is_caught_by_the_tables(town: Town) -
     ]
 
 
-def test_a_rewritten_history_is_caught_by_a_published_head(town: Town) -> None:
-    build(town)
-    published = verify_ledger_head(town)
-    # Rewrite everything consistently: edit entry 3 and the table, then rehash the whole chain.
-    execute(town, "update budgeting_payment set amount = 1 where id = 1")
+def rewrite_payment(town: Town, *, amount: int = 1) -> None:
+    """The insider's rewrite: payment 1 changed in its table and in its ledger entry (3), every
+    later hash recomputed and the head moved, all straight in the database."""
+    execute(town, f"update budgeting_payment set amount = {amount} where id = 1")
     with town.context.database.transaction() as session:
         rows = session.execute(
             text(
@@ -241,7 +248,7 @@ def test_a_rewritten_history_is_caught_by_a_published_head(town: Town) -> None:
         for seq, at, actor, kind, subject, data in rows:
             data = json.loads(data) if isinstance(data, str) else data
             if seq == 3:
-                data["amount"] = 1
+                data["amount"] = amount
             body = {
                 "seq": seq,
                 "at": at,
@@ -259,14 +266,32 @@ def test_a_rewritten_history_is_caught_by_a_published_head(town: Town) -> None:
             )
             previous = digest
         session.execute(text("update budgeting_ledger_head set entry_hash = :h"), {"h": previous})
-    assert verify(town) == []  # internally consistent...
+
+
+def test_a_rewritten_history_is_caught_by_a_published_head(town: Town) -> None:
+    build(town)
+    published = verify_ledger_head(town)
+    rewrite_payment(town)
     problems = verify(town, expected_head=published)
-    assert problems == [f"the published head {published} is not in the chain (history rewritten?)"]
+    assert f"the published head {published} is not in the chain (history rewritten?)" in problems
+
+
+def test_the_insiders_rewrite_fails_verification(sqlite_town: Town, sqlite_url: str) -> None:
+    """Changed in the table and in the entry, chain recomputed, head moved: the CLI says so."""
+    from qala.cli.budget import app
+
+    build(sqlite_town)
+    rewrite_payment(sqlite_town)
+    result = CliRunner().invoke(app, ["ledger", "verify"], env={"QALA_DATABASE_URL": sqlite_url})
+    assert result.exit_code == 1, result.output
+    assert "ledger intact" not in result.output
+    assert "the entries do not hash to the signed root of size 5" in result.output
 
 
 def verify_ledger_head(town: Town) -> str:
+    key = public_key(town)
     with town.context.database.session() as session:
-        return verify_ledger(session).head_hash
+        return verify_ledger(session, public_key=key).head_hash
 
 
 def test_cli_and_public_endpoint_report_tampering(
@@ -332,7 +357,8 @@ def test_concurrent_writers_queue_on_the_head(town: Town) -> None:
     for thread in threads:
         thread.join(60)
     assert failures == []
+    key = public_key(town)
     with town.context.database.session() as session:
-        result = verify_ledger(session)
+        result = verify_ledger(session, public_key=key)
     assert result.ok, result.problems
     assert result.entries == 5 + 20

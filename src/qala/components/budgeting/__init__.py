@@ -21,8 +21,17 @@ def _api(context: Context) -> object:
     return router
 
 
+def _startup(context: Context) -> None:
+    # Appends sign the new ledger head with the key file; cheap: the key is read on first use.
+    from qala.components.budgeting.signing import ledger_signer
+
+    ledger_signer(context)
+
+
 def _demo(context: Context) -> str:
     from qala.components.budgeting.demo import load_demo
+
+    _startup(context)  # demo loading may run in a context nobody started (tests, scripts)
 
     return load_demo(context).summary()
 
@@ -32,4 +41,5 @@ COMPONENT = ComponentSpec(
     migrations=HERE / "migrations",
     api_router=_api,
     demo_loader=_demo,
+    on_startup=_startup,
 )

@@ -392,3 +392,20 @@ class LedgerHead(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     seq: Mapped[int] = mapped_column(Integer)
     entry_hash: Mapped[str] = mapped_column(String(64))
+
+
+class LedgerSignedHead(Base):
+    """The tree head after each append, signed with the ledger's key (kept outside the database).
+
+    ``root_hash`` is the RFC 9162 Merkle root of entries 1…``size``; ``signature`` is Ed25519 over
+    :func:`qala.components.budgeting.ledger.head_message`. ``frontier`` (not signed) keeps the
+    right edge of that tree, so the next append hashes O(log n) nodes, not every entry.
+    """
+
+    __tablename__ = "budgeting_ledger_signed_head"
+
+    size: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    root_hash: Mapped[str] = mapped_column(String(64))
+    signed_at: Mapped[str] = mapped_column(String(40))
+    signature: Mapped[str] = mapped_column(String(128))
+    frontier: Mapped[list[str]] = mapped_column(JSON)

@@ -17,6 +17,7 @@ from starlette.datastructures import FormData
 from qala.components.accounts.deps import ContextDep
 from qala.components.accounts.models import User
 from qala.components.budgeting import ballots, ledger, process, projects
+from qala.components.budgeting.signing import ledger_signer
 from qala.core.errors import ConflictError, NotFoundError, PermissionDeniedError, ValidationError
 from qala.runtime import Context
 from qala.web.deps import SEES_USER, TranslatorDep, UIDep, page_user
@@ -37,6 +38,24 @@ async def overview(request: Request, ui: UIDep, context: ContextDep) -> Response
         processes = process.list_processes(session)
         tracked = projects.list_projects(session, today=today(context))
     return ui.render(request, "budgeting.html", processes=processes, projects=tracked)
+
+
+@router.get("/budgeting/ledger", dependencies=[SEES_USER])
+async def signed_ledger(request: Request, ui: UIDep, context: ContextDep) -> Response:
+    """The ledger's signed head, its public key and how to keep a copy (before ``/{code}``)."""
+    key = ledger_signer(context).public_key()
+    with context.database.session() as session:
+        head = ledger.newest_head(session)
+        check = ledger.verify_ledger(session, public_key=key)
+    base_url = context.settings.public_base_url.rstrip("/")
+    return ui.render(
+        request,
+        "budgeting_ledger.html",
+        head=head,
+        key=key.as_dict(),
+        check=check,
+        base_url=base_url,
+    )
 
 
 @router.get("/budgeting/{code}", dependencies=[SEES_USER])
@@ -84,12 +103,13 @@ async def cast(
 
 @router.get("/budgeting/projects/{code}", dependencies=[SEES_USER])
 async def project(request: Request, code: str, ui: UIDep, context: ContextDep) -> Response:
+    public_key = ledger_signer(context).public_key()
     with context.database.session() as session:
         try:
             detail = projects.get_project(session, code, today=today(context))
         except NotFoundError as exc:
             raise HTTPException(404, str(exc)) from None
-        check = ledger.verify_ledger(session)
+        check = ledger.verify_ledger(session, public_key=public_key)
     return ui.render(request, "budgeting_project.html", project=detail, check=check)
 
 
