@@ -5,31 +5,9 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-import pytest
-from fastapi.testclient import TestClient
-from tests.components.budgeting.conftest import NOW, Town, iin
-
-from qala.components.accounts.services import create_user, issue_token
+from tests.components.budgeting.conftest import NOW, iin
 
 API = "/api/v1/budgeting"
-
-
-@pytest.fixture
-def api(town: Town) -> tuple[TestClient, Town, dict[str, dict[str, str]]]:
-    from qala.api import create_app
-
-    headers = {}
-    with town.context.database.transaction() as session:
-        for username, role in [
-            ("akimat", "operator"),
-            ("admin", "administrator"),
-            ("aigerim", "citizen"),
-            ("nurlan", "citizen"),
-            ("analyst", "analyst"),
-        ]:
-            user = create_user(session, username=username, password="long enough pw", role=role)
-            headers[username] = {"Authorization": f"Bearer {issue_token(session, user)}"}
-    return TestClient(create_app(context=town.context)), town, headers
 
 
 def process_body() -> dict[str, Any]:

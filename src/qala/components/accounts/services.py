@@ -26,6 +26,23 @@ def _digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def default_display_name(username: str) -> str:
+    """The name shown publicly for an account that gave none: the username, unless it is an
+    e-mail address, which is never shown (a neutral ``resident-…`` name instead)."""
+    if "@" not in username:
+        return username
+    return f"resident-{secrets.token_hex(3)}"
+
+
+def public_name(user: User) -> str:
+    """How the account is named where others see it (comments, public pages): its display name,
+    never a username that may be an e-mail address."""
+    name = user.display_name.strip()
+    if not name or "@" in name:
+        name = f"resident-{user.id}"
+    return name[:80]
+
+
 def create_user(
     session: Session,
     *,
@@ -53,7 +70,7 @@ def create_user(
         username=username,
         password_hash=_hasher.hash(password),
         role=role,
-        display_name=display_name or username,
+        display_name=display_name.strip() or default_display_name(username),
         department=department,
     )
     session.add(user)

@@ -196,8 +196,12 @@ def cast_ballot(
     now: datetime,
     receipt: str | None = None,
     illustrative: bool = False,
+    account_id: int | None = None,
 ) -> BallotReceipt:
     """Cast a ballot (registering the voter if new) or, with ``receipt``, revise one.
+
+    With ``account_id`` the ballot counts only for the account's own IIN (bound to it on its
+    first use; see ``voters.speak_for``): an account cannot vote for other people.
 
     Raises ``ConflictError`` outside the voting window or for a second ballot of one IIN,
     ``ValidationError`` for an invalid IIN or a ballot over the form's limits, ``NotFoundError``
@@ -214,7 +218,13 @@ def cast_ballot(
             + (" and voting has closed" if utc(now) >= utc(process.voting_close_at) else "")
         )
     voter, _created = register_in(
-        session, process, iin, secret_key=secret_key, now=now, illustrative=illustrative
+        session,
+        process,
+        iin,
+        secret_key=secret_key,
+        now=now,
+        illustrative=illustrative,
+        account_id=account_id,
     )
     projects, points = check_choices(process, _feasible(session, process), choices)
     if receipt is not None:

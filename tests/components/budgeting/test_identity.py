@@ -1,0 +1,104 @@
+"""Who a ballot, a registration or a status question speaks for: the account's own IIN, bound to
+one account only; public answers name people by display name, never by username or e-mail."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import func, select
+from tests.components.budgeting.conftest import NOW, iin
+
+from qala.components.budgeting.models import Voter
+
+API = "/api/v1/budgeting/processes/astana-2026"
+
+
+def open_voting(town: Any) -> None:
+    town.voting_with([40_000_000, 30_000_000, 50_000_000], max_choices=2)
+
+
+def registered(town: Any) -> int:
+    with town.context.database.session() as session:
+        return int(session.scalar(select(func.count()).select_from(Voter)) or 0)
+
+
+def test_one_account_casts_one_ballot_whatever_iins_it_types(api: Any) -> None:
+    http, town, h = api
+    open_voting(town)
+    answers = [
+        http.post(f"{API}/ballots", headers=h["aigerim"], json={"iin": iin(k), "choices": ["P01"]})
+        for k in range(1, 6)
+    ]
+    assert [a.status_code for a in answers].count(201) == 1
+    assert {a.status_code for a in answers[1:]} == {409}
+    assert "another IIN" in answers[1].json()["detail"]
+    assert registered(town) == 1
+
+
+def test_an_iin_bound_to_another_account_is_refused_and_nothing_is_written(api: Any) -> None:
+    http, town, h = api
+    open_voting(town)
+    mine = http.post(f"{API}/voters", headers=h["aigerim"], json={"iin": iin(1)})
+    assert mine.status_code == 200 and mine.json()["registered"] is True
+    theirs = http.post(
+        f"{API}/ballots", headers=h["nurlan"], json={"iin": iin(1), "choices": ["P01"]}
+    )
+    assert theirs.status_code == 409 and "another account" in theirs.json()["detail"]
+    stolen = http.post(f"{API}/voters", headers=h["nurlan"], json={"iin": iin(1)})
+    assert stolen.status_code == 409
+    assert registered(town) == 1
+    # Nurlan's own IIN still works: the refusal bound nothing to his account.
+    own = http.post(f"{API}/ballots", headers=h["nurlan"], json={"iin": iin(2), "choices": ["P02"]})
+    assert own.status_code == 201, own.text
+
+
+def test_voter_status_answers_only_about_the_callers_own_iin(api: Any) -> None:
+    http, town, h = api
+    open_voting(town)
+    assert (
+        http.post(
+            f"{API}/ballots", headers=h["aigerim"], json={"iin": iin(1), "choices": ["P01"]}
+        ).status_code
+        == 201
+    )
+    own = http.post(f"{API}/voters/status", headers=h["aigerim"], json={"iin": iin(1)})
+    assert own.status_code == 200 and own.json()["has_voted"] is True
+    snooping = http.post(f"{API}/voters/status", headers=h["nurlan"], json={"iin": iin(1)})
+    assert snooping.status_code == 403 and "has_voted" not in snooping.text
+    other = http.post(f"{API}/voters/status", headers=h["aigerim"], json={"iin": iin(3)})
+    assert other.status_code == 403
+
+
+def test_comments_show_display_names_never_usernames_or_emails(api: Any) -> None:
+    http, _town, h = api
+    consultation = {
+        "code": "roads-2026",
+        "place_code": "astana",
+        "title": {"ru": "Дороги"},
+        "opens_at": NOW.isoformat(),
+        "closes_at": NOW.replace(day=6).isoformat(),
+        "questions": [{"key": "idea", "kind": "text", "text": {"ru": "Идея"}}],
+    }
+    assert (
+        http.post(
+            "/api/v1/budgeting/consultations", json=consultation, headers=h["akimat"]
+        ).status_code
+        == 201
+    )
+    made = http.post(
+        "/api/v1/budgeting/consultations/roads-2026/comments",
+        headers=h["dana@example.kz"],
+        json={"text": "More crossings, please"},
+    )
+    assert made.status_code == 201 and made.json()["author"] == "Dana B."
+    public = http.get("/api/v1/budgeting/consultations/roads-2026")
+    assert "Dana B." in public.text and "example.kz" not in public.text
+
+
+def test_an_email_username_is_not_the_default_display_name(api: Any) -> None:
+    from qala.components.accounts.services import create_user
+
+    _http, town, _h = api
+    with town.context.database.transaction() as session:
+        user = create_user(session, username="someone@mail.kz", password="long enough pw")
+        assert "@" not in user.display_name and "someone" not in user.display_name
