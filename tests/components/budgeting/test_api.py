@@ -140,6 +140,11 @@ def test_a_process_over_http_with_roles(api: Any) -> None:
     results = http.get(f"{API}/processes/astana-2026/results").json()
     assert results["ballots"] == 2 and set(results["selected"]) == {"P01", "P02"}
     assert all(p["reason"] for p in results["projects"])
+    # Typed-in IINs (the declared verifier): the results say they are unverified, in each language.
+    assert results["verifier"] == "declared" and results["unverified"] is True
+    for language, label in [("en", "Unverified"), ("ru", "Не проверено"), ("kk", "Тексерілмеген")]:
+        page = http.get("/budgeting/astana-2026", params={"lang": language})
+        assert 'id="results-unverified"' in page.text and label in page.text
     exported = http.get(f"{API}/processes/astana-2026/export.pb")
     assert exported.status_code == 200 and exported.text.startswith("META")
     info = http.get(f"{API}/processes/astana-2026").json()

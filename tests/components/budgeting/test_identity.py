@@ -3,6 +3,7 @@ one account only; public answers name people by display name, never by username 
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 from sqlalchemy import func, select
@@ -102,3 +103,51 @@ def test_an_email_username_is_not_the_default_display_name(api: Any) -> None:
     with town.context.database.transaction() as session:
         user = create_user(session, username="someone@mail.kz", password="long enough pw")
         assert "@" not in user.display_name and "someone" not in user.display_name
+
+
+def test_a_signature_process_counts_ballots_only_from_signature_verified_accounts(
+    api: Any, tmp_path: Any
+) -> None:
+    from tests.components.accounts import nca
+
+    http, town, h = api
+    root = nca.root("city-root", NOW)
+    national = nca.intermediate("city-national", root, NOW)
+    (tmp_path / "roots.pem").write_bytes(nca.pem(root.certificate))
+    town.context.settings.signature_roots = tmp_path / "roots.pem"
+    town.voting_with([40_000_000, 30_000_000], max_choices=2, verifier="signature")
+
+    ballot = {"iin": iin(1), "choices": ["P01"]}
+    unverified = http.post(f"{API}/ballots", headers=h["aigerim"], json=ballot)
+    assert unverified.status_code == 403 and "electronic signature" in unverified.json()["detail"]
+    assert registered(town) == 0
+
+    def verify(who: str, holder_iin: str) -> Any:
+        challenge = http.post("/api/v1/auth/identity/challenge", headers=h[who]).json()["challenge"]
+        certificate = nca.resident(holder_iin, national, town.clock(), label=f"r{holder_iin}")
+        signature = nca.sign(challenge, certificate, national.certificate)
+        return http.post(
+            "/api/v1/auth/identity/signature",
+            headers=h[who],
+            json={"challenge": challenge, "signature": base64.b64encode(signature).decode()},
+        )
+
+    signed = verify("aigerim", iin(1))
+    assert signed.status_code == 200 and signed.json()["methods"] == ["signature"]
+    assert http.get("/api/v1/auth/identity", headers=h["aigerim"]).json()["bound"] is True
+    other = http.post(f"{API}/ballots", headers=h["aigerim"], json={**ballot, "iin": iin(2)})
+    assert other.status_code == 409 and "not the IIN verified" in other.json()["detail"]
+    assert http.post(f"{API}/ballots", headers=h["aigerim"], json=ballot).status_code == 201
+    # Nurlan's certificate names Aigerim's IIN (say, a forged request): refused, nothing bound.
+    taken = verify("nurlan", iin(1))
+    assert taken.status_code == 409
+    assert http.get("/api/v1/auth/identity", headers=h["nurlan"]).json() == {
+        "bound": False,
+        "methods": [],
+    }
+    garbage = http.post(
+        "/api/v1/auth/identity/signature",
+        headers=h["nurlan"],
+        json={"challenge": "x", "signature": "%%%"},
+    )
+    assert garbage.status_code == 422

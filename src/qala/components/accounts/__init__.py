@@ -13,9 +13,15 @@ HERE = Path(__file__).parent
 
 
 def _api(context: Context) -> object:
-    from qala.components.accounts.api import build_router
+    from fastapi import APIRouter
 
-    return build_router(context)
+    from qala.components.accounts.api import build_router
+    from qala.components.accounts.identity_api import router as identity
+
+    router = APIRouter()
+    router.include_router(build_router(context))
+    router.include_router(identity)
+    return router
 
 
 def _demo(context: Context) -> str:

@@ -445,6 +445,9 @@ class ResultsInfo:
     selected: list[str]
     projects: list[ProjectResult]
     computed_at: datetime
+    verifier: str = "declared"
+    unverified: bool = True
+    """Residents only typed their IINs in: nobody checked that each ballot was its voter's own."""
 
     @property
     def share_spent(self) -> float:
@@ -496,6 +499,8 @@ def get_results(session: Session, process_code: str) -> ResultsInfo:
         selected=list(result.selected),
         projects=rows,
         computed_at=utc(result.computed_at),
+        verifier=process.verifier,
+        unverified=process.verifier == "declared",
     )
 
 

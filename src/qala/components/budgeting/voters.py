@@ -16,7 +16,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from qala.components.accounts.identity import bind_identity, is_own_iin
+from qala.components.accounts.identity import bind_identity, check_identity, is_own_iin
 from qala.components.budgeting.core import check_key, load_process, utc
 from qala.components.budgeting.iin import hash_iin, parse_iin
 from qala.components.budgeting.models import Process, Voter
@@ -59,14 +59,20 @@ def speak_for(
 ) -> str:
     """The IIN a resident's account may register or vote with in ``process``: its own.
 
-    The IIN is checked (check digit, age) and bound to the account if the account has none yet;
-    an IIN bound to another account, or an account bound to another IIN, is refused with a
-    ``ConflictError`` and nothing is written. ``account_id`` is None only for callers acting for
-    no account (the demo's generated voters, an import by the city).
+    The IIN is checked (check digit, age). In a ``declared`` process it is bound to the account
+    if the account has none yet; in any other, the account must have been verified the process's
+    way (``PermissionDeniedError`` before that) for this very IIN. An IIN bound to another
+    account, or an account bound to another IIN, is refused with a ``ConflictError`` and nothing
+    is written. ``account_id`` is None only for callers acting for no account (the demo's
+    generated voters, an import by the city).
     """
     clean = eligible_voter(process, iin, now=now)
-    if account_id is not None:
+    if account_id is None:
+        return clean
+    if process.verifier == "declared":
         bind_identity(session, account_id, clean, method="declared", secret_key=secret_key, now=now)
+    else:
+        check_identity(session, account_id, clean, method=process.verifier, secret_key=secret_key)
     return clean
 
 
