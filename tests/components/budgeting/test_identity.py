@@ -7,8 +7,10 @@ import base64
 from typing import Any
 
 from sqlalchemy import func, select
-from tests.components.budgeting.conftest import NOW, iin
+from tests.components.budgeting.conftest import KEY, NOW, iin
 
+from qala.components.accounts.identity import bind_identity
+from qala.components.accounts.models import User
 from qala.components.budgeting.models import Voter
 
 API = "/api/v1/budgeting/processes/astana-2026"
@@ -151,3 +153,63 @@ def test_a_signature_process_counts_ballots_only_from_signature_verified_account
         json={"challenge": "x", "signature": "%%%"},
     )
     assert garbage.status_code == 422
+
+
+def test_proposals_come_only_from_accounts_verified_the_process_way(
+    api: Any, tmp_path: Any
+) -> None:
+    http, town, h = api
+    town.process(verifier="signature")
+    proposal = {"title": {"ru": "Сквер"}, "estimated_cost": 1_000_000}
+    refused = http.post(f"{API}/proposals", headers=h["aigerim"], json=proposal)
+    assert refused.status_code == 403 and "electronic signature" in refused.json()["detail"]
+    # A declared IIN (from a demo process) is not a signature.
+    with town.context.database.transaction() as session:
+        aigerim = session.scalar(select(User.id).where(User.username == "aigerim"))
+        bind_identity(session, aigerim, iin(1), method="declared", secret_key=KEY, now=NOW)
+    assert http.post(f"{API}/proposals", headers=h["aigerim"], json=proposal).status_code == 403
+    with town.context.database.transaction() as session:
+        bind_identity(session, aigerim, iin(1), method="signature", secret_key=KEY, now=NOW)
+    made = http.post(f"{API}/proposals", headers=h["aigerim"], json=proposal)
+    assert made.status_code == 201, made.text
+
+
+def test_simultaneous_ballots_of_one_account_with_different_iins_admit_one(api: Any) -> None:
+    import threading
+
+    from qala.components.budgeting.ballots import cast_ballot
+    from qala.core.errors import ConflictError
+
+    _http, town, _h = api
+    open_voting(town)
+    with town.context.database.session() as session:
+        aigerim = session.scalar(select(User.id).where(User.username == "aigerim"))
+    outcomes: list[str] = []
+    barrier = threading.Barrier(8)
+
+    def vote(number: int) -> None:
+        barrier.wait()
+        try:
+            with town.context.database.transaction() as session:
+                cast_ballot(
+                    session,
+                    town.code,
+                    iin=iin(number),
+                    choices=["P01"],
+                    secret_key=KEY,
+                    now=town.clock(),
+                    account_id=aigerim,
+                )
+            outcomes.append("accepted")
+        except ConflictError:
+            outcomes.append("conflict")
+        except Exception as exc:  # the test reports whatever else happened
+            outcomes.append(f"{type(exc).__name__}: {exc}")
+
+    threads = [threading.Thread(target=vote, args=(k,)) for k in range(1, 9)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert sorted(outcomes) == ["accepted"] + ["conflict"] * 7, outcomes
+    assert registered(town) == 1

@@ -41,6 +41,7 @@ from qala.components.budgeting.models import (
     Voter,
 )
 from qala.components.budgeting.projects import projects_from_results
+from qala.components.budgeting.voters import require_verified
 from qala.core.errors import (
     ConflictError,
     NotFoundError,
@@ -492,8 +493,13 @@ def submit_proposal(
     author: str,
     now: datetime,
     illustrative: bool = False,
+    account_id: int | None = None,
 ) -> ProposalInfo:
-    """A resident's proposal, accepted while the process takes proposals."""
+    """A resident's proposal, accepted while the process takes proposals.
+
+    With ``account_id``, only from an account verified the process's way
+    (``voters.require_verified``); None for the demo and the city's own imports.
+    """
     process = load_process(session, process_code, for_update=True)
     if process.phase != "proposals" or not _within(
         now, process.proposals_open_at, process.proposals_close_at
@@ -504,6 +510,8 @@ def submit_proposal(
             f"{utc(process.proposals_close_at):%Y-%m-%d %H:%M} UTC; it is now in its "
             f"{process.phase} phase"
         )
+    if account_id is not None:
+        require_verified(session, process, account_id)
     problems: list[Problem] = []
     title, description = clean_title_and_description(new.title, new.description, problems)
     if not isinstance(new.estimated_cost, int) or new.estimated_cost <= 0:

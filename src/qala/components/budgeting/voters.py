@@ -16,7 +16,13 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from qala.components.accounts.identity import bind_identity, check_identity, is_own_iin
+from qala.components.accounts.identity import (
+    METHOD_NAMES,
+    bind_identity,
+    check_identity,
+    is_own_iin,
+    verified_methods,
+)
 from qala.components.budgeting.core import check_key, load_process, utc
 from qala.components.budgeting.iin import hash_iin, parse_iin
 from qala.components.budgeting.models import Process, Voter
@@ -74,6 +80,22 @@ def speak_for(
     else:
         check_identity(session, account_id, clean, method=process.verifier, secret_key=secret_key)
     return clean
+
+
+def require_verified(session: Session, process: Process, account_id: int) -> None:
+    """Refuse (``PermissionDeniedError``) an account not yet verified the process's way: in a
+    ``declared`` process, one that has not registered with its IIN."""
+    methods = verified_methods(session, account_id)
+    if process.verifier == "declared" and not methods:
+        raise PermissionDeniedError(
+            f"register as a voter of `{process.code}` with your IIN first: proposals, like "
+            "ballots, count once per person"
+        )
+    if process.verifier != "declared" and process.verifier not in methods:
+        raise PermissionDeniedError(
+            f"`{process.code}` takes proposals and ballots from residents verified by "
+            f"{METHOD_NAMES[process.verifier]}: verify who you are first (/api/v1/auth/identity)"
+        )
 
 
 def find_voter(session: Session, process: Process, iin_hash: str) -> Voter | None:

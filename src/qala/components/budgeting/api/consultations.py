@@ -109,6 +109,7 @@ def respond(code: Code, body: AnswersBody, user: Citizen, context: ContextDep) -
             language=body.language,
             secret_key=context.settings.secret_key,
             now=context.clock(),
+            account_id=user.id,
         )
     return {"code": info.code, "responses": info.responses, "accepted": True}
 

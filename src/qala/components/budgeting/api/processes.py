@@ -141,7 +141,7 @@ def propose(code: Code, body: ProposalBody, user: Citizen, context: ContextDep) 
     new = process.NewProposal(**body.model_dump())
     with context.database.transaction() as session:
         info = process.submit_proposal(
-            session, code, new, author=user.username, now=context.clock()
+            session, code, new, author=user.username, now=context.clock(), account_id=user.id
         )
     return public_proposal(info)
 
