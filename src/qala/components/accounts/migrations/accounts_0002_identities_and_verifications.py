@@ -1,4 +1,7 @@
-"""identities bound to accounts and their verifications
+"""identities bound to accounts and their verifications; no e-mail address as a display name
+
+Accounts created before display names were checked showed their username, possibly an e-mail
+address, as their public name: those become ``resident-<id>``.
 
 Revision ID: accounts_0002
 Revises: accounts_0001
@@ -50,6 +53,10 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("user_id", "method", name=op.f("pk_accounts_verification")),
     )
     # ### end Alembic commands ###
+    op.execute(
+        "UPDATE accounts_user SET display_name = 'resident-' || CAST(id AS VARCHAR(12)) "
+        "WHERE display_name LIKE '%@%' OR TRIM(display_name) = ''"
+    )
 
 
 def downgrade() -> None:

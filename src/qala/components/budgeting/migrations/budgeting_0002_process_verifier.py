@@ -1,4 +1,7 @@
-"""process verifier
+"""process verifier; comments signed with display names, not usernames
+
+Comments kept their author's username (possibly an e-mail address) and showed it publicly; they
+now carry the author's display name, which accounts_0002 cleared of e-mail addresses.
 
 Revision ID: budgeting_0002
 Revises: budgeting_0001
@@ -13,7 +16,7 @@ from alembic import op
 revision = "budgeting_0002"
 down_revision = "budgeting_0001"
 branch_labels = None
-depends_on = None
+depends_on = "accounts_0002"
 
 
 def upgrade() -> None:
@@ -27,6 +30,11 @@ def upgrade() -> None:
         )
 
     # ### end Alembic commands ###
+    op.execute(
+        "UPDATE budgeting_comment SET author = (SELECT SUBSTR(u.display_name, 1, 80) "
+        "FROM accounts_user u WHERE u.username = budgeting_comment.author) "
+        "WHERE author IN (SELECT username FROM accounts_user)"
+    )
 
 
 def downgrade() -> None:
