@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from pydantic import BaseModel, Field
 
+from qala.components.accounts import throttle
 from qala.components.accounts.deps import SESSION_COOKIE, CurrentUser, require_roles
 from qala.components.accounts.models import User
 from qala.components.accounts.services import (
@@ -64,15 +67,30 @@ def set_session_cookie(response: Response, context: Context, token: str) -> None
     )
 
 
+def address_of(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+@contextmanager
+def too_many_as_429() -> Iterator[None]:
+    """A refused attempt answers 429 with ``Retry-After``, as rate limits do."""
+    try:
+        yield
+    except throttle.TooManyAttemptsError as exc:
+        raise HTTPException(429, str(exc), headers={"Retry-After": str(exc.retry_after)}) from None
+
+
 def build_router(context: Context) -> APIRouter:
     router = APIRouter(prefix="/api/v1", tags=["accounts"])
     database = context.database
 
     @router.post("/auth/login")
-    def login(credentials: Credentials, response: Response) -> dict[str, Any]:
+    def login(credentials: Credentials, request: Request, response: Response) -> dict[str, Any]:
         """Start a browser session; the answer carries the CSRF token for later writes."""
-        with database.transaction() as session:
-            user = authenticate(session, credentials.username, credentials.password)
+        now = context.clock()
+        with too_many_as_429(), database.transaction() as session:
+            throttle.spend(session, throttle.LOGINS_PER_ADDRESS, address_of(request), now=now)
+            user = authenticate(session, credentials.username, credentials.password, now=now)
             new = start_session(session, user, now=context.clock())
             out = user_out(user)
         set_session_cookie(response, context, new.token)
@@ -87,9 +105,15 @@ def build_router(context: Context) -> APIRouter:
         response.delete_cookie(SESSION_COOKIE, path="/")
 
     @router.post("/auth/register", status_code=201)
-    def register(registration: Registration) -> UserOut:
+    def register(registration: Registration, request: Request) -> UserOut:
         """Citizens create their own account; other roles are given by an administrator."""
-        with database.transaction() as session:
+        with too_many_as_429(), database.transaction() as session:
+            throttle.spend(
+                session,
+                throttle.REGISTRATIONS_PER_ADDRESS,
+                address_of(request),
+                now=context.clock(),
+            )
             user = create_user(
                 session,
                 username=registration.username,
@@ -107,10 +131,12 @@ def build_router(context: Context) -> APIRouter:
         }
 
     @router.post("/auth/tokens", status_code=201)
-    def new_token(credentials: Credentials, label: str = "") -> dict[str, str]:
+    def new_token(credentials: Credentials, request: Request, label: str = "") -> dict[str, str]:
         """Exchange a username and password for a bearer token (shown once)."""
-        with database.transaction() as session:
-            user = authenticate(session, credentials.username, credentials.password)
+        now = context.clock()
+        with too_many_as_429(), database.transaction() as session:
+            throttle.spend(session, throttle.LOGINS_PER_ADDRESS, address_of(request), now=now)
+            user = authenticate(session, credentials.username, credentials.password, now=now)
             return {"token": issue_token(session, user, label=label), "token_type": "bearer"}
 
     @router.get("/users")

@@ -99,3 +99,14 @@ class Verification(Base):
     __table_args__ = (
         CheckConstraint("method in ('declared','signature','oidc')", name="method_known"),
     )
+
+
+class AuthAttempt(Base):
+    """One sign-in failure or registration, by the key it is limited under (``login:<username>``,
+    ``register:<address>``…); rows older than the longest window are deleted as new ones come."""
+
+    __tablename__ = "accounts_auth_attempt"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(120), index=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -13,6 +13,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from qala.components.accounts import throttle
 from qala.components.accounts.models import ROLES, AccountSession, ApiToken, User
 from qala.core.errors import ConflictError, NotFoundError, PermissionDeniedError, ValidationError
 
@@ -78,14 +79,25 @@ def create_user(
     return user
 
 
-def authenticate(session: Session, username: str, password: str) -> User:
-    """The user with this username and password; one vague error for every failure."""
-    user = session.scalar(select(User).where(User.username == username.strip().lower()))
+def authenticate(
+    session: Session, username: str, password: str, *, now: datetime | None = None
+) -> User:
+    """The user with this username and password; one vague error for every failure.
+
+    After ``FAILED_LOGINS_PER_ACCOUNT`` failures within its window, every attempt on the
+    username is refused (``TooManyAttemptsError``) until the oldest leaves the window, so a
+    password cannot be guessed online, from however many addresses.
+    """
+    name = username.strip().lower()
+    moment = now or datetime.now(UTC)
+    throttle.check(session, throttle.FAILED_LOGINS_PER_ACCOUNT, name, now=moment)
+    user = session.scalar(select(User).where(User.username == name))
     try:
         if user is None or not user.active:
             raise VerificationError
         _hasher.verify(user.password_hash, password)
     except (VerificationError, InvalidHashError):
+        throttle.record(session, throttle.FAILED_LOGINS_PER_ACCOUNT, name, now=moment)
         raise PermissionDeniedError("wrong username or password") from None
     if _hasher.check_needs_rehash(user.password_hash):
         user.password_hash = _hasher.hash(password)
