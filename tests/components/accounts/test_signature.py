@@ -105,6 +105,13 @@ def test_a_wrongly_chained_certificate_is_refused(pki: Pki) -> None:
         signed_iin(signature, challenge="c", trust=pki.trust(), now=NOW)
 
 
+def test_a_certificate_not_meant_for_signing_is_refused(pki: Pki) -> None:
+    # A CA certificate's key usage is certificate and CRL signing only.
+    signature = nca.sign("c", pki.national, pki.national.certificate)
+    with pytest.raises(PermissionDeniedError, match="key usage"):
+        signed_iin(signature, challenge="c", trust=pki.trust(), now=NOW)
+
+
 def test_a_signature_of_another_text_is_refused(pki: Pki) -> None:
     mine = issue_challenge(7, secret_key=KEY, now=NOW)
     other = issue_challenge(7, secret_key=KEY, now=NOW)

@@ -286,6 +286,16 @@ def _check_revocation(chain: list[x509.Certificate], trust: TrustAnchors, now: d
             raise PermissionDeniedError("the certificate has been revoked")
 
 
+def _check_key_usage(certificate: x509.Certificate) -> None:
+    """A certificate whose key usage leaves out signing (an encryption-only one) signs nothing."""
+    try:
+        usage = certificate.extensions.get_extension_for_class(x509.KeyUsage).value
+    except x509.ExtensionNotFound:
+        return
+    if not (usage.digital_signature or usage.content_commitment):
+        raise PermissionDeniedError("the certificate is not meant for signatures (key usage)")
+
+
 def iin_of(certificate: x509.Certificate) -> str:
     """The IIN in the subject's serialNumber (NCA writes ``IIN`` and 12 digits)."""
     for attribute in certificate.subject.get_attributes_for_oid(NameOID.SERIAL_NUMBER):
@@ -306,6 +316,7 @@ def signed_iin(signature: bytes, *, challenge: str, trust: TrustAnchors, now: da
     if content is not None and content != challenge.encode("utf-8"):
         raise PermissionDeniedError("the signed text is not the challenge Qala issued")
     _check_signature(signer, certificate, challenge.encode("utf-8"))
+    _check_key_usage(certificate)
     chain = _chain(certificate, others, trust, now)
     _check_revocation(chain, trust, now)
     return iin_of(certificate)
