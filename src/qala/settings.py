@@ -70,5 +70,12 @@ class Settings(BaseSettings):
     trusted_rate_limit_per_minute: int = 3000
     """The same for each trusted application's api_key: one city app posts for many residents."""
 
+    signature_roots: Path | None = None
+    """Root certificates (a PEM file, or a folder of ``.pem``/``.crt``/``.cer`` files) that a
+    resident's signing certificate must chain to: NCA's roots in production."""
+    signature_crl: Path | None = None
+    """A certificate revocation list (PEM or DER) the city refreshes from the CA; when set, a
+    revoked certificate is refused, and so is every signature once the list is out of date."""
+
     max_upload_bytes: int = 50 * 1024 * 1024
     public_base_url: str = "http://127.0.0.1:8000"

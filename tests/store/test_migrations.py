@@ -7,13 +7,17 @@ test that builds tables from the migrations yet break a production upgrade; this
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, text
 
-from qala.registry import COMPONENTS
+from qala.registry import COMPONENTS, migration_locations
 from qala.store.base import Base
+from qala.store.database import Database
+from qala.store.migrate import alembic_config
 
 
 def _load_every_model() -> None:
@@ -43,3 +47,47 @@ def test_migrated_schema_matches_the_models(database_url: str) -> None:
         if not (d[0] == "remove_table" and d[1].name.startswith("alembic_version"))
     ]
     assert differences == [], "models and migrations disagree:\n" + "\n".join(map(str, differences))
+
+
+def test_the_upgrade_shows_no_username_or_email_publicly(tmp_path: Path) -> None:
+    """Accounts with an e-mail as display name, and comments signed with usernames, written under
+    the first revisions, show display names after the upgrade."""
+    database = Database(f"sqlite:///{tmp_path / 'old.sqlite'}")
+    try:
+        config = alembic_config(database, migration_locations())
+        command.upgrade(config, "heads")
+        command.downgrade(config, "budgeting_0001")
+        command.downgrade(config, "accounts_0001")
+        with database.engine.begin() as connection:
+            connection.execute(
+                text(
+                    "INSERT INTO accounts_user (id, username, display_name, role, password_hash,"
+                    " active, created_at) VALUES (5, 'dana@mail.kz', 'dana@mail.kz', 'citizen',"
+                    " 'x', true, '2026-01-01'), (6, 'nurlan', 'Nurlan', 'citizen', 'x', true,"
+                    " '2026-01-01')"
+                )
+            )
+            connection.execute(
+                text(
+                    "INSERT INTO budgeting_consultation (id, code, place_code, kind, title,"
+                    " description, opens_at, closes_at, summary, created_by, illustrative)"
+                    " VALUES (1, 'c', 'astana', 'survey', '{}', '{}', '2026-01-01',"
+                    " '2026-02-01', '{}', 'akimat', false)"
+                )
+            )
+            connection.execute(
+                text(
+                    "INSERT INTO budgeting_comment (consultation_id, author, language, text,"
+                    " created_at, hidden, illustrative) VALUES (1, 'dana@mail.kz', 'ru', 'a',"
+                    " '2026-01-02', false, false), (1, 'nurlan', 'ru', 'b', '2026-01-02',"
+                    " false, false)"
+                )
+            )
+        command.upgrade(config, "heads")
+        with database.engine.connect() as connection:
+            names = connection.execute(text("SELECT display_name FROM accounts_user ORDER BY id"))
+            authors = connection.execute(text("SELECT author FROM budgeting_comment ORDER BY id"))
+            assert [n for (n,) in names] == ["resident-5", "Nurlan"]
+            assert [a for (a,) in authors] == ["resident-5", "Nurlan"]
+    finally:
+        database.dispose()

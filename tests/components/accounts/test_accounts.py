@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from fastapi import Depends, FastAPI
 from fastapi.testclient import TestClient
@@ -132,3 +134,31 @@ def test_tokens_are_stored_only_as_hashes(context) -> None:  # type: ignore[no-u
     with context.database.session() as session:
         stored = session.scalars(select(ApiToken)).one()
         assert token not in stored.token_hash and len(stored.token_hash) == 64
+
+
+def test_registrations_per_address_are_throttled(client: TestClient) -> None:
+    for k in range(5):
+        made = client.post(
+            "/api/v1/auth/register", json={"username": f"bot{k}", "password": "bot-password"}
+        )
+        assert made.status_code == 201, made.text
+    refused = client.post(
+        "/api/v1/auth/register", json={"username": "bot5", "password": "bot-password"}
+    )
+    assert refused.status_code == 429 and int(refused.headers["Retry-After"]) > 0
+    assert "too many attempts" in refused.json()["detail"]
+
+
+def test_password_guessing_locks_the_account_not_the_others(client: TestClient) -> None:
+    def login(username: str, password: str) -> int:
+        return client.post(
+            "/api/v1/auth/tokens", json={"username": username, "password": password}
+        ).status_code
+
+    assert [login("cit", f"guess {k}") for k in range(10)] == [403] * 10
+    assert login("cit", "citizen-pass") == 429  # even the right password, for a while
+    assert login("oper", "operator-pass") == 201
+    context = client.app.state.context  # type: ignore[attr-defined]
+    later = context.clock() + timedelta(minutes=16)
+    context.clock = lambda: later
+    assert login("cit", "citizen-pass") == 201

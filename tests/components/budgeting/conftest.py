@@ -10,7 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 
+from qala.components.accounts.services import create_user, issue_token
 from qala.components.budgeting.ballots import BallotReceipt, cast_ballot
 from qala.components.budgeting.iin import make_iin
 from qala.components.budgeting.process import (
@@ -171,3 +173,28 @@ def town(context: Context) -> Town:
 @pytest.fixture
 def sqlite_town(sqlite_context: Context) -> Town:
     return make_town(sqlite_context)
+
+
+@pytest.fixture
+def api(town: Town) -> tuple[TestClient, Town, dict[str, dict[str, str]]]:
+    from qala.api import create_app
+
+    headers = {}
+    with town.context.database.transaction() as session:
+        for username, role in [
+            ("akimat", "operator"),
+            ("admin", "administrator"),
+            ("aigerim", "citizen"),
+            ("nurlan", "citizen"),
+            ("analyst", "analyst"),
+            ("dana@example.kz", "citizen"),
+        ]:
+            user = create_user(
+                session,
+                username=username,
+                password="long enough pw",
+                role=role,
+                display_name="Dana B." if "@" in username else "",
+            )
+            headers[username] = {"Authorization": f"Bearer {issue_token(session, user)}"}
+    return TestClient(create_app(context=town.context)), town, headers

@@ -5,31 +5,13 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-import pytest
-from fastapi.testclient import TestClient
-from tests.components.budgeting.conftest import NOW, Town, iin
+from sqlalchemy import select
+from tests.components.budgeting.conftest import KEY, NOW, iin
 
-from qala.components.accounts.services import create_user, issue_token
+from qala.components.accounts.identity import bind_identity
+from qala.components.accounts.models import User
 
 API = "/api/v1/budgeting"
-
-
-@pytest.fixture
-def api(town: Town) -> tuple[TestClient, Town, dict[str, dict[str, str]]]:
-    from qala.api import create_app
-
-    headers = {}
-    with town.context.database.transaction() as session:
-        for username, role in [
-            ("akimat", "operator"),
-            ("admin", "administrator"),
-            ("aigerim", "citizen"),
-            ("nurlan", "citizen"),
-            ("analyst", "analyst"),
-        ]:
-            user = create_user(session, username=username, password="long enough pw", role=role)
-            headers[username] = {"Authorization": f"Bearer {issue_token(session, user)}"}
-    return TestClient(create_app(context=town.context)), town, headers
 
 
 def process_body() -> dict[str, Any]:
@@ -57,6 +39,16 @@ def test_a_process_over_http_with_roles(api: Any) -> None:
     )
     created = http.post(f"{API}/processes", json=process_body(), headers=h["akimat"])
     assert created.status_code == 201, created.text
+    unregistered = http.post(
+        f"{API}/processes/astana-2026/proposals",
+        headers=h["aigerim"],
+        json={"title": {"ru": "Проект"}, "estimated_cost": 1_000},
+    )
+    assert unregistered.status_code == 403 and "register as a voter" in unregistered.text
+    registered = http.post(
+        f"{API}/processes/astana-2026/voters", headers=h["aigerim"], json={"iin": iin(1)}
+    )
+    assert registered.status_code == 200, registered.text
     for k, cost in enumerate([40_000_000, 30_000_000, 50_000_000]):
         made = http.post(
             f"{API}/processes/astana-2026/proposals",
@@ -162,6 +154,11 @@ def test_a_process_over_http_with_roles(api: Any) -> None:
     results = http.get(f"{API}/processes/astana-2026/results").json()
     assert results["ballots"] == 2 and set(results["selected"]) == {"P01", "P02"}
     assert all(p["reason"] for p in results["projects"])
+    # Typed-in IINs (the declared verifier): the results say they are unverified, in each language.
+    assert results["verifier"] == "declared" and results["unverified"] is True
+    for language, label in [("en", "Unverified"), ("ru", "Не проверено"), ("kk", "Тексерілмеген")]:
+        page = http.get("/budgeting/astana-2026", params={"lang": language})
+        assert 'id="results-unverified"' in page.text and label in page.text
     exported = http.get(f"{API}/processes/astana-2026/export.pb")
     assert exported.status_code == 200 and exported.text.startswith("META")
     info = http.get(f"{API}/processes/astana-2026").json()
@@ -179,7 +176,7 @@ def test_a_process_over_http_with_roles(api: Any) -> None:
 
 
 def test_projects_consultations_and_indicators_by_role(api: Any) -> None:
-    http, _town, h = api
+    http, town, h = api
     body = {
         "code": "led-1",
         "place_code": "astana",
@@ -246,11 +243,17 @@ def test_projects_consultations_and_indicators_by_role(api: Any) -> None:
     assert (
         http.post(f"{API}/consultations", json=consultation, headers=h["akimat"]).status_code == 201
     )
+    answer = {"answers": {"idea": "my flat number is 12"}}
+    unbound = http.post(
+        f"{API}/consultations/roads-2026/responses", headers=h["nurlan"], json=answer
+    )
+    assert unbound.status_code == 403 and "once per person" in unbound.text
+    with town.context.database.transaction() as session:
+        nurlan = session.scalar(select(User.id).where(User.username == "nurlan"))
+        bind_identity(session, nurlan, iin(9), method="declared", secret_key=KEY, now=NOW)
     assert (
         http.post(
-            f"{API}/consultations/roads-2026/responses",
-            headers=h["nurlan"],
-            json={"answers": {"idea": "my flat number is 12"}},
+            f"{API}/consultations/roads-2026/responses", headers=h["nurlan"], json=answer
         ).status_code
         == 200
     )

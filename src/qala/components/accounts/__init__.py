@@ -13,8 +13,14 @@ HERE = Path(__file__).parent
 
 
 def _api(context: Context) -> object:
-    from qala.components.accounts.api import router
+    from fastapi import APIRouter
 
+    from qala.components.accounts.api import router as accounts
+    from qala.components.accounts.identity_api import router as identity
+
+    router = APIRouter()
+    router.include_router(accounts)
+    router.include_router(identity)
     return router
 
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, HTTPException, Request, Response
 from pydantic import BaseModel, Field
 
+from qala.components.accounts import throttle
 from qala.components.accounts.deps import (
     SESSION_COOKIE,
     AdminUser,
@@ -68,15 +71,32 @@ def set_session_cookie(response: Response, context: Context, token: str) -> None
     )
 
 
+def address_of(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+@contextmanager
+def too_many_as_429() -> Iterator[None]:
+    """A refused attempt answers 429 with ``Retry-After``, as rate limits do."""
+    try:
+        yield
+    except throttle.TooManyAttemptsError as exc:
+        raise HTTPException(429, str(exc), headers={"Retry-After": str(exc.retry_after)}) from None
+
+
 router = APIRouter(prefix="/api/v1", tags=["accounts"])
 
 
 @router.post("/auth/login")
-def login(credentials: Credentials, response: Response, context: ContextDep) -> dict[str, Any]:
+def login(
+    credentials: Credentials, request: Request, response: Response, context: ContextDep
+) -> dict[str, Any]:
     """Start a browser session; the answer carries the CSRF token for later writes."""
-    with context.database.transaction() as session:
-        user = authenticate(session, credentials.username, credentials.password)
-        new = start_session(session, user, now=context.clock())
+    now = context.clock()
+    with too_many_as_429(), context.database.transaction() as session:
+        throttle.spend(session, throttle.LOGINS_PER_ADDRESS, address_of(request), now=now)
+        user = authenticate(session, credentials.username, credentials.password, now=now)
+        new = start_session(session, user, now=now)
         out = user_out(user)
     set_session_cookie(response, context, new.token)
     return {"user": out.model_dump(), "csrf_token": new.csrf_token}
@@ -92,9 +112,12 @@ def logout(request: Request, response: Response, database: DatabaseDep) -> None:
 
 
 @router.post("/auth/register", status_code=201)
-def register(registration: Registration, database: DatabaseDep) -> UserOut:
+def register(registration: Registration, request: Request, context: ContextDep) -> UserOut:
     """Citizens create their own account; other roles are given by an administrator."""
-    with database.transaction() as session:
+    with too_many_as_429(), context.database.transaction() as session:
+        throttle.spend(
+            session, throttle.REGISTRATIONS_PER_ADDRESS, address_of(request), now=context.clock()
+        )
         user = create_user(
             session,
             username=registration.username,
@@ -114,10 +137,14 @@ def me(user: CurrentUser, request: Request) -> dict[str, Any]:
 
 
 @router.post("/auth/tokens", status_code=201)
-def new_token(credentials: Credentials, database: DatabaseDep, label: str = "") -> dict[str, str]:
+def new_token(
+    credentials: Credentials, request: Request, context: ContextDep, label: str = ""
+) -> dict[str, str]:
     """Exchange a username and password for a bearer token (shown once)."""
-    with database.transaction() as session:
-        user = authenticate(session, credentials.username, credentials.password)
+    now = context.clock()
+    with too_many_as_429(), context.database.transaction() as session:
+        throttle.spend(session, throttle.LOGINS_PER_ADDRESS, address_of(request), now=now)
+        user = authenticate(session, credentials.username, credentials.password, now=now)
         return {"token": issue_token(session, user, label=label), "token_type": "bearer"}
 
 

@@ -63,3 +63,50 @@ class ApiToken(Base):
     revoked: Mapped[bool] = mapped_column(Boolean, default=False)
 
     user: Mapped[User] = relationship()
+
+
+VERIFICATION_METHODS = ("declared", "signature", "oidc")
+"""How a person showed who they are: an IIN typed in (demos and trainings only), an electronic
+signature with an NCA-style certificate, or an OpenID Connect identity provider."""
+
+
+class Identity(Base):
+    """The one person behind an account: a keyed hash of their IIN, never the number.
+
+    Both columns are unique: an account speaks for one IIN, and an IIN for one account.
+    """
+
+    __tablename__ = "accounts_identity"
+
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("accounts_user.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
+    )
+    iin_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    bound_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Verification(Base):
+    """One way an account's IIN was shown to be its holder's (a process names the way it needs)."""
+
+    __tablename__ = "accounts_verification"
+
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("accounts_identity.user_id", ondelete="CASCADE"), primary_key=True
+    )
+    method: Mapped[str] = mapped_column(String(16), primary_key=True)
+    verified_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    __table_args__ = (
+        CheckConstraint("method in ('declared','signature','oidc')", name="method_known"),
+    )
+
+
+class AuthAttempt(Base):
+    """One sign-in failure or registration, by the key it is limited under (``login:<username>``,
+    ``register:<address>``…); rows older than the longest window are deleted as new ones come."""
+
+    __tablename__ = "accounts_auth_attempt"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(120), index=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -13,6 +13,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from qala.components.accounts import throttle
 from qala.components.accounts.models import ROLES, AccountSession, ApiToken, User
 from qala.core.errors import ConflictError, NotFoundError, PermissionDeniedError, ValidationError
 
@@ -24,6 +25,23 @@ _hasher = PasswordHasher()
 
 def _digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+def default_display_name(username: str) -> str:
+    """The name shown publicly for an account that gave none: the username, unless it is an
+    e-mail address, which is never shown (a neutral ``resident-…`` name instead)."""
+    if "@" not in username:
+        return username
+    return f"resident-{secrets.token_hex(3)}"
+
+
+def public_name(user: User) -> str:
+    """How the account is named where others see it (comments, public pages): its display name,
+    never a username that may be an e-mail address."""
+    name = user.display_name.strip()
+    if not name or "@" in name:
+        name = f"resident-{user.id}"
+    return name[:80]
 
 
 def create_user(
@@ -53,7 +71,7 @@ def create_user(
         username=username,
         password_hash=_hasher.hash(password),
         role=role,
-        display_name=display_name or username,
+        display_name=display_name.strip() or default_display_name(username),
         department=department,
     )
     session.add(user)
@@ -61,14 +79,25 @@ def create_user(
     return user
 
 
-def authenticate(session: Session, username: str, password: str) -> User:
-    """The user with this username and password; one vague error for every failure."""
-    user = session.scalar(select(User).where(User.username == username.strip().lower()))
+def authenticate(
+    session: Session, username: str, password: str, *, now: datetime | None = None
+) -> User:
+    """The user with this username and password; one vague error for every failure.
+
+    After ``FAILED_LOGINS_PER_ACCOUNT`` failures within its window, every attempt on the
+    username is refused (``TooManyAttemptsError``) until the oldest leaves the window, so a
+    password cannot be guessed online, from however many addresses.
+    """
+    name = username.strip().lower()
+    moment = now or datetime.now(UTC)
+    throttle.check(session, throttle.FAILED_LOGINS_PER_ACCOUNT, name, now=moment)
+    user = session.scalar(select(User).where(User.username == name))
     try:
         if user is None or not user.active:
             raise VerificationError
         _hasher.verify(user.password_hash, password)
     except (VerificationError, InvalidHashError):
+        throttle.record(session, throttle.FAILED_LOGINS_PER_ACCOUNT, name, now=moment)
         raise PermissionDeniedError("wrong username or password") from None
     if _hasher.check_needs_rehash(user.password_hash):
         user.password_hash = _hasher.hash(password)

@@ -194,8 +194,12 @@ def cast_ballot(
     now: datetime,
     receipt: str | None = None,
     illustrative: bool = False,
+    account_id: int | None = None,
 ) -> BallotReceipt:
     """Cast a ballot (registering the voter if new) or, with ``receipt``, revise one.
+
+    With ``account_id`` the ballot counts only for the account's own IIN (bound to it on its
+    first use; see ``voters.speak_for``): an account cannot vote for other people.
 
     Raises ``ConflictError`` outside the voting window or for a second ballot of one IIN,
     ``ValidationError`` for an invalid IIN or a ballot over the form's limits, ``NotFoundError``
@@ -212,7 +216,13 @@ def cast_ballot(
             + (" and voting has closed" if utc(now) >= utc(process.voting_close_at) else "")
         )
     voter, _created = register_in(
-        session, process, iin, secret_key=secret_key, now=now, illustrative=illustrative
+        session,
+        process,
+        iin,
+        secret_key=secret_key,
+        now=now,
+        illustrative=illustrative,
+        account_id=account_id,
     )
     projects, points = check_choices(process, _feasible(session, process), choices)
     if receipt is not None:
@@ -433,6 +443,9 @@ class ResultsInfo:
     selected: list[str]
     projects: list[ProjectResult]
     computed_at: datetime
+    verifier: str = "declared"
+    unverified: bool = True
+    """Residents only typed their IINs in: nobody checked that each ballot was its voter's own."""
 
     @property
     def share_spent(self) -> float:
@@ -484,6 +497,8 @@ def get_results(session: Session, process_code: str) -> ResultsInfo:
         selected=list(result.selected),
         projects=rows,
         computed_at=utc(result.computed_at),
+        verifier=process.verifier,
+        unverified=process.verifier == "declared",
     )
 
 

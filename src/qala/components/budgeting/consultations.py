@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from qala.components.accounts.identity import has_identity
 from qala.components.budgeting.core import (
     CODE,
     LANGUAGES,
@@ -38,6 +39,7 @@ from qala.components.budgeting.models import (
 from qala.core.errors import (
     ConflictError,
     NotFoundError,
+    PermissionDeniedError,
     Problem,
     ValidationError,
     raise_if_problems,
@@ -439,9 +441,19 @@ def respond(
     secret_key: str,
     now: datetime,
     illustrative: bool = False,
+    account_id: int | None = None,
 ) -> ConsultationInfo:
-    """A resident's answers (answering again replaces them while the consultation is open)."""
+    """A resident's answers (answering again replaces them while the consultation is open).
+
+    With ``account_id``, only from an account bound to its holder's IIN (by any verifier), so
+    that answers count once per person; None for the demo's generated respondents.
+    """
     row = _load(session, code)
+    if account_id is not None and not has_identity(session, account_id):
+        raise PermissionDeniedError(
+            "answers count once per person: register with your IIN in a participatory budget, "
+            "or verify who you are with your electronic signature (/api/v1/auth/identity), first"
+        )
     if _status(row, now) != "open":
         raise ConflictError(
             f"consultation `{row.code}` takes answers from {utc(row.opens_at):%Y-%m-%d %H:%M} to "

@@ -40,6 +40,10 @@ PROPOSAL_STATUSES = ("submitted", "feasible", "infeasible", "withdrawn")
 PROJECT_STATUSES = ("planned", "in_progress", "delivered", "suspended", "cancelled")
 QUESTION_KINDS = ("single", "multiple", "scale", "text")
 CONSULTATION_KINDS = ("survey", "hearing")
+VERIFIERS = ("declared", "signature")
+"""How a process's residents show who they are: ``declared`` (an IIN typed in, check digit only:
+for demos and trainings, every result labelled unverified) or ``signature`` (a challenge signed
+with an NCA-style certificate)."""
 
 Text3 = dict[str, str]
 
@@ -79,6 +83,8 @@ class Process(Base):
     """Residents entitled to vote (turnout's denominator); else the catalogue's population."""
     capital_budget: Mapped[int | None] = mapped_column(BigInteger)
     """The place's capital budget that year (for the share decided by residents)."""
+    verifier: Mapped[str] = mapped_column(String(16), default="declared", server_default="declared")
+    """How residents show who they are (one of ``VERIFIERS``)."""
     key_check: Mapped[str] = mapped_column(String(64))
     """Fingerprint of the secret key that hashes this process's IINs (a changed key is refused)."""
     illustrative: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -88,6 +94,7 @@ class Process(Base):
         CheckConstraint(f"phase in ({_in(PHASES)})", name="phase_known"),
         CheckConstraint(f"ballot_kind in ({_in(BALLOT_KINDS)})", name="ballot_kind_known"),
         CheckConstraint("budget > 0", name="budget_positive"),
+        CheckConstraint(f"verifier in ({_in(VERIFIERS)})", name="verifier_known"),
     )
 
 

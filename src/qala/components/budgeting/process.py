@@ -32,6 +32,7 @@ from qala.components.budgeting.ledger import append
 from qala.components.budgeting.models import (
     BALLOT_KINDS,
     PHASES,
+    VERIFIERS,
     Ballot,
     PhaseChange,
     Process,
@@ -40,6 +41,7 @@ from qala.components.budgeting.models import (
     Voter,
 )
 from qala.components.budgeting.projects import projects_from_results
+from qala.components.budgeting.voters import require_verified
 from qala.core.errors import (
     ConflictError,
     NotFoundError,
@@ -76,6 +78,9 @@ class NewProcess:
     min_voter_age: int | None = 16
     eligible_voters: int | None = None
     capital_budget: int | None = None
+    verifier: str = "declared"
+    """How residents show who they are: ``declared`` (demos and trainings; results are labelled
+    unverified) or ``signature`` (an NCA-style electronic signature)."""
 
 
 @dataclass
@@ -103,12 +108,18 @@ class ProcessInfo:
     eligible_voters: int | None
     capital_budget: int | None
     illustrative: bool
+    verifier: str = "declared"
     proposals: int = 0
     feasible_proposals: int = 0
     voters_registered: int = 0
     ballots_cast: int = 0
     next_phase: str | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def unverified(self) -> bool:
+        """Whether residents only typed their IIN in (nobody checked it was theirs)."""
+        return self.verifier == "declared"
 
     @property
     def rule_label(self) -> str:
@@ -154,6 +165,7 @@ def _info(session: Session, process: Process, *, history: bool = False) -> Proce
         eligible_voters=process.eligible_voters,
         capital_budget=process.capital_budget,
         illustrative=process.illustrative,
+        verifier=process.verifier,
         proposals=sum(int(n) for n in counts.values()),
         feasible_proposals=int(counts.get("feasible", 0)),
         voters_registered=int(voters or 0),
@@ -324,10 +336,15 @@ def _check_rule(new: NewProcess, problems: list[Problem]) -> str:
 
 
 def _check_electorate(new: NewProcess, problems: list[Problem]) -> None:
-    """The minimum voting age, the eligible residents and the capital budget, when given."""
+    """The verifier, and the minimum voting age, the eligible residents and the capital budget
+    when given."""
     if new.min_voter_age is not None and not 0 <= new.min_voter_age <= 30:
         problems.append(
             Problem("between 0 and 30 years", column="min_voter_age", value=new.min_voter_age)
+        )
+    if new.verifier not in VERIFIERS:
+        problems.append(
+            Problem(f"one of {', '.join(VERIFIERS)}", column="verifier", value=new.verifier)
         )
     for name in ("eligible_voters", "capital_budget"):
         value = getattr(new, name)
@@ -369,6 +386,7 @@ def create_process(
         min_voter_age=new.min_voter_age,
         eligible_voters=new.eligible_voters,
         capital_budget=new.capital_budget,
+        verifier=new.verifier,
         key_check=key_fingerprint(secret_key),
         illustrative=illustrative,
         created_at=now,
@@ -475,8 +493,13 @@ def submit_proposal(
     author: str,
     now: datetime,
     illustrative: bool = False,
+    account_id: int | None = None,
 ) -> ProposalInfo:
-    """A resident's proposal, accepted while the process takes proposals."""
+    """A resident's proposal, accepted while the process takes proposals.
+
+    With ``account_id``, only from an account verified the process's way
+    (``voters.require_verified``); None for the demo and the city's own imports.
+    """
     process = load_process(session, process_code, for_update=True)
     if process.phase != "proposals" or not _within(
         now, process.proposals_open_at, process.proposals_close_at
@@ -487,6 +510,8 @@ def submit_proposal(
             f"{utc(process.proposals_close_at):%Y-%m-%d %H:%M} UTC; it is now in its "
             f"{process.phase} phase"
         )
+    if account_id is not None:
+        require_verified(session, process, account_id)
     problems: list[Problem] = []
     title, description = clean_title_and_description(new.title, new.description, problems)
     if not isinstance(new.estimated_cost, int) or new.estimated_cost <= 0:

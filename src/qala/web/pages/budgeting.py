@@ -69,7 +69,7 @@ async def one_process(
 async def cast(
     request: Request,
     code: str,
-    _user: VoterPage,
+    user: VoterPage,
     ui: UIDep,
     t: TranslatorDep,
     context: ContextDep,
@@ -88,6 +88,7 @@ async def cast(
                 secret_key=context.settings.secret_key,
                 now=context.clock(),
                 receipt=str(form.get("receipt", "")).strip() or None,
+                account_id=user.id,
             )
     except ValidationError as exc:
         problems = [str(p) for p in exc.problems]

@@ -10,6 +10,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from qala.components.accounts.deps import ContextDep, CurrentUser, OptionalUser
+from qala.components.accounts.services import public_name
 from qala.components.budgeting import consultations
 from qala.components.budgeting.api.deps import (
     PREFIX,
@@ -108,6 +109,7 @@ def respond(code: Code, body: AnswersBody, user: Citizen, context: ContextDep) -
             language=body.language,
             secret_key=context.settings.secret_key,
             now=context.clock(),
+            account_id=user.id,
         )
     return {"code": info.code, "responses": info.responses, "accepted": True}
 
@@ -120,7 +122,7 @@ def comment(
         info = consultations.add_comment(
             session,
             code,
-            author=user.username,
+            author=public_name(user),
             text=body.text,
             language=body.language,
             now=context.clock(),

@@ -48,6 +48,11 @@ class ProcessBody(BaseModel):
     min_voter_age: int | None = Field(16, ge=0, le=30)
     eligible_voters: int | None = Field(None, gt=0)
     capital_budget: int | None = Field(None, gt=0)
+    verifier: Literal["declared", "signature"] = Field(
+        "declared",
+        description="How residents show who they are: `signature` (NCA-style electronic "
+        "signature) or `declared` (an IIN typed in; demos and trainings, results unverified).",
+    )
 
 
 class AdvanceBody(BaseModel):
@@ -136,7 +141,7 @@ def propose(code: Code, body: ProposalBody, user: Citizen, context: ContextDep) 
     new = process.NewProposal(**body.model_dump())
     with context.database.transaction() as session:
         info = process.submit_proposal(
-            session, code, new, author=user.username, now=context.clock()
+            session, code, new, author=user.username, now=context.clock(), account_id=user.id
         )
     return public_proposal(info)
 

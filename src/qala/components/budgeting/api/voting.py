@@ -17,7 +17,12 @@ router = APIRouter(prefix=f"{PREFIX}/processes", tags=TAGS)
 
 
 class IinBody(BaseModel):
-    iin: str = Field(..., max_length=20, description="12-digit IIN; only its keyed hash is kept.")
+    iin: str = Field(
+        ...,
+        max_length=20,
+        description="Your 12-digit IIN (bound to your account on first use; another account's "
+        "is refused); only keyed hashes of it are kept.",
+    )
 
 
 class BallotBody(IinBody):
@@ -38,7 +43,12 @@ class ReceiptBody(BaseModel):
 def register(code: Code, body: IinBody, user: Citizen, context: ContextDep) -> dict[str, Any]:
     with context.database.transaction() as session:
         status = voters.register_voter(
-            session, code, body.iin, secret_key=context.settings.secret_key, now=context.clock()
+            session,
+            code,
+            body.iin,
+            secret_key=context.settings.secret_key,
+            now=context.clock(),
+            account_id=user.id,
         )
     return asdict(status)
 
@@ -47,7 +57,12 @@ def register(code: Code, body: IinBody, user: Citizen, context: ContextDep) -> d
 def status(code: Code, body: IinBody, user: Citizen, context: ContextDep) -> dict[str, Any]:
     with context.database.session() as session:
         found = voters.voter_status(
-            session, code, body.iin, secret_key=context.settings.secret_key, now=context.clock()
+            session,
+            code,
+            body.iin,
+            secret_key=context.settings.secret_key,
+            now=context.clock(),
+            account_id=user.id,
         )
     return asdict(found)
 
@@ -67,6 +82,7 @@ def cast(code: Code, body: BallotBody, user: Citizen, context: ContextDep) -> di
             secret_key=context.settings.secret_key,
             now=context.clock(),
             receipt=body.receipt,
+            account_id=user.id,
         )
     # Answered only after the commit: an acknowledged ballot is a stored ballot.
     return asdict(receipt)
