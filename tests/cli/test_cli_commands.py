@@ -36,8 +36,41 @@ def all_command_paths() -> list[list[str]]:
 COMMAND_PATHS = all_command_paths()
 
 
+def root_command(path: list[str]) -> click.Command:
+    command: click.Command = root
+    for name in path:
+        assert isinstance(command, TyperGroup)
+        found = command.get_command(click.Context(command), name)
+        assert found is not None
+        command = found
+    return command
+
+
+def _declared_commands() -> int:
+    """How many commands the CLI modules declare (``@app.command(...)`` and the like), read from
+    their source, so the walk is checked against something it did not produce itself."""
+    import ast
+    from pathlib import Path
+
+    import qala.cli
+
+    # A sub-command that is a single function (`qala serve`) is declared by the root's table.
+    count = sum(1 for s in SUBCOMMANDS if not isinstance(load_subcommand(s), TyperGroup))
+    for path in Path(qala.cli.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.FunctionDef):
+                count += sum(
+                    isinstance(d, ast.Call)
+                    and isinstance(d.func, ast.Attribute)
+                    and d.func.attr == "command"
+                    for d in node.decorator_list
+                )
+    return count
+
+
 def test_the_walk_reaches_every_command() -> None:
-    assert len(COMMAND_PATHS) == 89
+    leaves = [p for p in COMMAND_PATHS if not isinstance(root_command(p), TyperGroup)]
+    assert len(leaves) == _declared_commands()
     assert [path[0] for path in COMMAND_PATHS if len(path) == 1] == [s.name for s in SUBCOMMANDS]
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +14,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from qala.cli.common import console, errors, open_context, print_json, reports_errors
+from qala.core.clock import utc_now
 
 app = typer.Typer(
     help="Participatory budgeting, consultations and public tracking of city projects.",
@@ -26,10 +26,6 @@ app.add_typer(ledger_app, name="ledger")
 JsonOption = typer.Option(False, "--json", help="Print JSON for scripts.")
 LanguageOption = typer.Option("en", "--language", "-l", help="kk, ru or en.")
 ACTOR = "cli"
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 def _title(text: dict[str, str], language: str) -> str:
@@ -146,7 +142,7 @@ def advance_command(
 
     context = open_context()
     with context.database.transaction() as session:
-        info = advance(session, code, to_phase=phase, actor=ACTOR, now=_now(), note=note)
+        info = advance(session, code, to_phase=phase, actor=ACTOR, now=utc_now(), note=note)
     if json_output:
         print_json(asdict(info))
     else:
@@ -221,7 +217,7 @@ def projects_command(
 
     context = open_context()
     with context.database.session() as session:
-        found = list_projects(session, today=_now().date(), place_code=place, status=status)
+        found = list_projects(session, today=utc_now().date(), place_code=place, status=status)
     if json_output:
         print_json([asdict(p) for p in found])
         return
@@ -259,7 +255,7 @@ def project_command(code: str, json_output: bool = JsonOption) -> None:
 
     context = open_context()
     with context.database.session() as session:
-        found = get_project(session, code, today=_now().date())
+        found = get_project(session, code, today=utc_now().date())
     data = asdict(found)
     if json_output:
         print_json(data)
@@ -437,7 +433,7 @@ def consultations_command(language: str = LanguageOption, json_output: bool = Js
 
     context = open_context()
     with context.database.session() as session:
-        found = list_consultations(session, now=_now())
+        found = list_consultations(session, now=utc_now())
     if json_output:
         print_json([asdict(c) for c in found])
         return
@@ -459,7 +455,7 @@ def consultation_results_command(code: str, json_output: bool = JsonOption) -> N
 
     context = open_context()
     with context.database.session() as session:
-        found = consultation_results(session, code, now=_now())
+        found = consultation_results(session, code, now=utc_now())
     data: dict[str, Any] = asdict(found)
     if json_output:
         print_json(data)

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from qala.components.accounts import throttle
 from qala.components.accounts.models import ROLES, AccountSession, ApiToken, User
+from qala.core.clock import utc_now
 from qala.core.errors import ConflictError, NotFoundError, PermissionDeniedError, ValidationError
 
 SESSION_LIFETIME = timedelta(hours=12)
@@ -89,7 +90,7 @@ def authenticate(
     password cannot be guessed online, from however many addresses.
     """
     name = username.strip().lower()
-    moment = now or datetime.now(UTC)
+    moment = now or utc_now()
     throttle.check(session, throttle.FAILED_LOGINS_PER_ACCOUNT, name, now=moment)
     user = session.scalar(select(User).where(User.username == name))
     try:
@@ -112,7 +113,7 @@ class NewSession:
 
 
 def start_session(session: Session, user: User, *, now: datetime | None = None) -> NewSession:
-    now = now or datetime.now(UTC)
+    now = now or utc_now()
     token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(24)
     expires = now + SESSION_LIFETIME
     session.add(
@@ -133,7 +134,7 @@ def resolve_session(
     expires = (
         record.expires_at if record.expires_at.tzinfo else record.expires_at.replace(tzinfo=UTC)
     )
-    if expires < (now or datetime.now(UTC)) or not record.user.active:
+    if expires < (now or utc_now()) or not record.user.active:
         return None
     return record
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -19,19 +19,13 @@ from sqlalchemy.orm import Session
 
 from qala.components.budgeting.iin import key_fingerprint
 from qala.components.budgeting.models import Process
+from qala.core.clock import as_utc as as_utc
 from qala.core.errors import ConfigurationError, NotFoundError, Problem
 
 LANGUAGES = ("kk", "ru", "en")
 CODE = re.compile(r"^[a-z0-9][a-z0-9_.-]{1,79}$")
 MAX_TITLE = 300
 MAX_DESCRIPTION = 8000
-
-
-def as_utc(moment: datetime | None) -> datetime | None:
-    """SQLite hands back naive date-times; every stored time is UTC."""
-    if moment is None:
-        return None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def utc(moment: datetime) -> datetime:
