@@ -59,6 +59,9 @@ class Settings(BaseSettings):
     mqtt_host: str = "127.0.0.1"
     mqtt_port: int = 1883
     mqtt_topic_prefix: str = "qala"
+    operate_provisioning: bool = True
+    """Provisioning mode: readings of sensors not registered yet are accepted and register them.
+    Off, they are refused into Operate's dead letters (reason ``unknown sensor``)."""
 
     rate_limit_per_minute: int = 120
     """Write requests a client (an address) may make per minute to public endpoints; 0: no limit."""

@@ -216,6 +216,37 @@ def replay_command(
             console.print(f"{key}: {item}")
 
 
+@app.command("dead-letters")
+@reports_errors
+def dead_letters(
+    sensor: Annotated[str | None, typer.Option(help="Only this sensor's.")] = None,
+    limit: Annotated[int, typer.Option(help="How many, newest first.")] = 50,
+    as_json: JsonOption = False,
+) -> None:
+    """List messages refused at ingestion (bad unit, time or value, unknown sensor), newest first."""
+    from rich.table import Table
+
+    from qala.components.operate.dead_letters import list_dead_letters
+
+    context = open_context()
+    with context.database.session() as session:
+        letters = list_dead_letters(session, sensor=sensor, limit=limit)
+    if as_json:
+        print_json([d.as_dict() for d in letters])
+        return
+    table = Table("id", "received", "channel", "source", "sensor", "reason")
+    for letter in letters:
+        table.add_row(
+            str(letter.id),
+            letter.received_at[:19],
+            letter.channel,
+            letter.source,
+            letter.sensor or "",
+            letter.reason,
+        )
+    console.print(table)
+
+
 @rules_app.command("run")
 @reports_errors
 def rules_run(as_json: JsonOption = False) -> None:
