@@ -5,8 +5,8 @@ slow endpoint). Delivery is at most once per change; failures are recorded on th
 
 from __future__ import annotations
 
+import itertools
 import logging
-import queue
 import threading
 import uuid
 from collections.abc import Mapping, Sequence
@@ -174,36 +174,55 @@ def notification_for(subscription: Mapping[str, Any], entities: Sequence[Entity]
 
 
 class Notifier:
-    """Sends notifications from a daemon thread; ``drain()`` waits until the queue is empty."""
+    """Sends notifications from a daemon thread; ``drain()`` waits until nothing is pending.
+
+    Pending changes are a set of entity ids, not a queue of every change: an entity changed again
+    before its notification went out is notified once, with its newest state. So a slow endpoint
+    costs memory in proportion to the entities, never to the readings ingested meanwhile.
+    """
+
+    CHUNK = 500  # entity ids looked up and matched per round
 
     def __init__(self, context: Context, *, timeout_s: float = 5.0) -> None:
         self.context = context
         self.timeout_s = timeout_s
-        self._queue: queue.Queue[list[str] | None] = queue.Queue()
+        self._pending: dict[str, None] = {}  # insertion-ordered set
+        self._busy = False
+        self._changed = threading.Condition()
         self._thread = threading.Thread(target=self._run, name="qala-ngsi-notifier", daemon=True)
         self._client = httpx.Client(timeout=timeout_s)
         self._thread.start()
 
     def submit(self, entity_ids: Sequence[str]) -> None:
-        self._queue.put(list(entity_ids))
+        with self._changed:
+            self._pending.update(dict.fromkeys(entity_ids))
+            self._changed.notify_all()
+
+    def pending(self) -> int:
+        """Entities waiting for their notification."""
+        return len(self._pending)
 
     def drain(self, timeout_s: float = 10.0) -> None:
         """Block until every submitted change has been delivered (tests, orderly shutdown)."""
-        done = threading.Event()
-        self._queue.put(None)
-        self._drained = done
-        done.wait(timeout_s)
+        with self._changed:
+            self._changed.wait_for(lambda: not self._pending and not self._busy, timeout_s)
 
     def _run(self) -> None:
         while True:
-            item = self._queue.get()
-            if item is None:
-                getattr(self, "_drained", threading.Event()).set()
-                continue
+            with self._changed:
+                self._changed.wait_for(lambda: bool(self._pending))
+                chunk = list(itertools.islice(self._pending, self.CHUNK))
+                for entity_id in chunk:
+                    del self._pending[entity_id]
+                self._busy = True
             try:
-                self._deliver(item)
+                self._deliver(chunk)
             except Exception:  # a broken endpoint must not stop notifications to the others
                 log.exception("NGSI-LD notification failed")
+            finally:
+                with self._changed:
+                    self._busy = False
+                    self._changed.notify_all()
 
     def _deliver(self, entity_ids: list[str]) -> None:
         with self.context.database.session() as session:
