@@ -431,3 +431,51 @@ def test_sdm_payloads_accepted_as_they_are(operate_app: OperateApp) -> None:
         "TrafficFlowObserved": "observation",
         "Device": "item",
     }
+
+
+def test_regular_expressions_run_in_linear_time_or_are_refused(operate_app: OperateApp) -> None:
+    """The backtracking pattern that held Python's ``re`` for seconds answers right away on RE2;
+    what RE2 cannot run (backreferences, lookaround) is refused with BadRequestData."""
+    import time
+
+    client = operate_app.client
+    names = {"urn:ngsi-ld:Station:plain": "x" * 40, "urn:ngsi-ld:Station:Quay": "abcdQ"}
+    for entity_id, name in names.items():
+        created = client.post(
+            "/ngsi-ld/v1/entities",
+            json={"id": entity_id, "type": "Station", "name": {"type": "Property", "value": name}},
+            headers=operate_app.auth,
+        )
+        assert created.status_code == 201, created.text
+    started = time.monotonic()
+    by_name = client.get(
+        "/ngsi-ld/v1/entities", params={"type": "Station", "q": 'name~="^(?:(?:[^Q]+)+)+Q"'}
+    )
+    by_id = client.get(
+        "/ngsi-ld/v1/entities",
+        params={"type": "Station", "idPattern": "(?:(?:[^Q]+)+)+Q.*"},
+    )
+    # A guard against a return to exponential time, not a measurement (bench/ measures).
+    assert time.monotonic() - started < 2.0
+    assert [e["id"] for e in by_name.json()] == ["urn:ngsi-ld:Station:Quay"]
+    assert [e["id"] for e in by_id.json()] == ["urn:ngsi-ld:Station:Quay"]
+    plain = client.get("/ngsi-ld/v1/entities", params={"type": "Station", "q": 'name!~="Q"'}).json()
+    assert [e["id"] for e in plain] == ["urn:ngsi-ld:Station:plain"]
+    for params in (
+        {"type": "Station", "q": 'name~="(a)\\1"'},
+        {"type": "Station", "idPattern": "urn:(?=ngsi).*"},
+    ):
+        refused = client.get("/ngsi-ld/v1/entities", params=params)
+        assert refused.status_code == 400, params
+        assert refused.json()["type"] == "https://uri.etsi.org/ngsi-ld/errors/BadRequestData"
+        assert "RE2" in refused.json()["detail"]
+    subscription = client.post(
+        "/ngsi-ld/v1/subscriptions",
+        json={
+            "type": "Subscription",
+            "entities": [{"type": "Station", "idPattern": "(a)\\1"}],
+            "notification": {"endpoint": {"uri": "http://127.0.0.1:9/notify"}},
+        },
+        headers=operate_app.auth,
+    )
+    assert subscription.status_code == 400

@@ -8,7 +8,6 @@ and answered by temporal queries, exactly like an MQTT reading.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -25,6 +24,7 @@ from qala.components.operate.ngsi import (
     NgsiError,
     QNode,
     QTerm,
+    compile_pattern,
     geo_matches,
     pas182_concept,
     point_of,
@@ -242,7 +242,7 @@ def query_entities(
             statement = statement.where(
                 Entity.lat.between(lat_min, lat_max), Entity.lon.between(lon_min, lon_max)
             )
-    pattern = re.compile(query.id_pattern) if query.id_pattern else None
+    pattern = compile_pattern(query.id_pattern, what="idPattern") if query.id_pattern else None
     matched: list[Entity] = []
     for entity in session.scalars(statement):
         if pattern is not None and not pattern.fullmatch(entity.id):

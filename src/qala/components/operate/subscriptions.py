@@ -21,6 +21,7 @@ from qala.components.operate.models import Entity, Subscription
 from qala.components.operate.ngsi import (
     NgsiError,
     check_entity_id,
+    compile_pattern,
     parse_q,
     q_matches,
     render_entity,
@@ -48,6 +49,8 @@ def validate_subscription(body: Any) -> dict[str, Any]:
     for selector in entities or []:
         if not isinstance(selector, Mapping) or not isinstance(selector.get("type"), str):
             raise NgsiError("BadRequestData", "each `entities` item needs a `type`")
+        if selector.get("idPattern"):
+            compile_pattern(str(selector["idPattern"]), what="idPattern")
     notification = data.get("notification")
     endpoint = notification.get("endpoint") if isinstance(notification, Mapping) else None
     uri = endpoint.get("uri") if isinstance(endpoint, Mapping) else None
@@ -131,8 +134,6 @@ def matches(
     subscription: Mapping[str, Any], entity: Entity, changed: Sequence[str] | None = None
 ) -> bool:
     """Whether a change of ``entity`` concerns the subscription (selectors, watched attributes, q)."""
-    import re
-
     selectors = subscription.get("entities") or []
     if selectors:
         ok = False
@@ -141,7 +142,8 @@ def matches(
                 continue
             if selector.get("id") and selector["id"] != entity.id:
                 continue
-            if selector.get("idPattern") and not re.fullmatch(selector["idPattern"], entity.id):
+            pattern = selector.get("idPattern")
+            if pattern and not compile_pattern(pattern, what="idPattern").fullmatch(entity.id):
                 continue
             ok = True
             break
