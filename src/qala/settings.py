@@ -59,6 +59,9 @@ class Settings(BaseSettings):
     mqtt_host: str = "127.0.0.1"
     mqtt_port: int = 1883
     mqtt_topic_prefix: str = "qala"
+    mqtt_username: str | None = None
+    """The ingester's broker login (``deploy/mosquitto/acl`` lets ``qala-ingest`` read)."""
+    mqtt_password: str | None = None
     operate_provisioning: bool = True
     """Provisioning mode: readings of sensors not registered yet are accepted and register them.
     Off, they are refused into Operate's dead letters (reason ``unknown sensor``)."""

@@ -243,3 +243,14 @@ class DeadLetter(Base):
     sensor: Mapped[str | None] = mapped_column(String(256), index=True)
     reason: Mapped[str] = mapped_column(Text)
     payload: Mapped[str] = mapped_column(Text)
+
+
+class DeviceCredential(Base):
+    """A provisioned device's broker login: the MQTT username is the sensor id, and only the
+    Mosquitto hash of its password is kept (the password is shown once, when provisioned)."""
+
+    __tablename__ = "operate_device_credential"
+
+    sensor: Mapped[str] = mapped_column(ForeignKey("operate_sensor.id"), primary_key=True)
+    password_hash: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -181,6 +181,8 @@ class MqttIngester:
             protocol=mqtt.MQTTv5,
             manual_ack=True,
         )
+        if settings.mqtt_username:
+            self._client.username_pw_set(settings.mqtt_username, settings.mqtt_password)
         self._client.on_connect = self._on_connect
         self._client.on_message = self._on_message
         self._client.on_disconnect = self._on_disconnect
@@ -431,6 +433,8 @@ def publish_readings(
     per_message: int = 1,
     client_id: str | None = None,
     stamp: bool = False,
+    username: str | None = None,
+    password: str | None = None,
 ) -> int:
     """Publish observations (dicts with sensor, quantity, time, value, unit, id) with QoS 1.
 
@@ -440,6 +444,8 @@ def publish_readings(
     client = mqtt.Client(
         CallbackAPIVersion.VERSION2, client_id=client_id or "", protocol=mqtt.MQTTv5
     )
+    if username:
+        client.username_pw_set(username, password)
     client.max_inflight_messages_set(1000)
     client.max_queued_messages_set(0)
     client.connect(host, port)
