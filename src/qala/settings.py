@@ -62,9 +62,10 @@ class Settings(BaseSettings):
     mqtt_username: str | None = None
     """The ingester's broker login (``deploy/mosquitto/acl`` lets ``qala-ingest`` read)."""
     mqtt_password: str | None = None
-    operate_provisioning: bool = True
+    operate_provisioning: bool = False
     """Provisioning mode: readings of sensors not registered yet are accepted and register them.
-    Off, they are refused into Operate's dead letters (reason ``unknown sensor``)."""
+    Off (the default), MQTT readings of unknown sensors go to Operate's dead letters (reason
+    ``unknown sensor``) and HTTP batches naming one are refused (422)."""
 
     rate_limit_per_minute: int = 120
     """Write requests a client (an address) may make per minute to public endpoints; 0: no limit."""

@@ -129,7 +129,7 @@ class FailingRunner(RulesRunner):
 
 
 def test_a_batch_failing_for_good_is_retried_message_by_message(context: Context) -> None:
-    ingester = MqttIngester(context, runner=FailingRunner("bad", permanent=True))
+    ingester = MqttIngester(context, provisioning=True, runner=FailingRunner("bad", permanent=True))
     ingester._process(
         [
             _message("qala/observations/a", _observation("a", 1), 1),
@@ -148,7 +148,7 @@ def test_a_batch_failing_for_good_is_retried_message_by_message(context: Context
 
 
 def test_transient_database_errors_are_retried_not_dead_lettered(context: Context) -> None:
-    ingester = MqttIngester(context, runner=FailingRunner("busy", transient=1))
+    ingester = MqttIngester(context, provisioning=True, runner=FailingRunner("busy", transient=1))
     ingester._process([_message("qala/observations/busy", _observation("busy", 1), 1)])
     assert _count(context) == 1 and ingester.stats.dead_letters == 0
     assert "database is locked" in ingester.stats.errors[0]

@@ -68,8 +68,17 @@ def _readings(prefix: str, sensors: int, per_sensor: int) -> list[dict[str, Any]
     ]
 
 
+def _register(context: Context, rows: list[dict[str, Any]]) -> None:
+    """Provision the rows' sensors (unknown sensors' readings would be dead letters)."""
+    from qala.components.operate.ingest import register_sensors
+
+    with context.database.transaction() as session:
+        register_sensors(session, [{"id": s} for s in sorted({str(r["sensor"]) for r in rows})])
+
+
 def test_ingests_from_broker_idempotently(context: Context) -> None:
     prefix = f"t{uuid.uuid4().hex[:8]}"
+    _register(context, _readings(prefix, sensors=3, per_sensor=1))
     ingester = MqttIngester(
         context, client_id=f"qala-test-{prefix}", topic=f"{prefix}/observations/#"
     ).start()
@@ -126,6 +135,7 @@ def test_no_acknowledged_observation_is_lost_when_the_ingester_is_killed(
             30,
         )
         rows = _readings(prefix, sensors=5, per_sensor=400)
+        _register(context, rows)
         # 500 messages (under Mosquitto's default queue of 1,000 per offline session), published
         # from a thread so that the kill lands while messages are still arriving.
         publisher = threading.Thread(
@@ -198,6 +208,7 @@ def test_a_poison_message_is_dead_lettered_and_the_readings_after_it_are_stored(
         "id": f"{prefix}-poison",
     }
     valid = _readings(prefix, sensors=1, per_sensor=101)[1:]
+    _register(context, valid)
     client_id = f"qala-test-{prefix}"
     topic = f"{prefix}/observations/#"
     ingester = MqttIngester(context, client_id=client_id, topic=topic).start()
