@@ -4,6 +4,7 @@ is turned into before ingestion, and the parsers that build it with clear errors
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -109,12 +110,43 @@ def _factor_to_default(unit: str, quantity: str) -> float | None:
         ) from None
 
 
+@lru_cache(maxsize=1024)
+def _bounds(unit: str, quantity: str) -> tuple[float, float] | None:
+    """The plausible range of ``quantity`` expressed in ``unit`` (finite floats: NaN and ±inf fall
+    outside); None when the unit does not measure the quantity."""
+    try:
+        factor = _factor_to_default(unit, quantity)
+    except ValueError:
+        return None
+    widest = (-sys.float_info.max, sys.float_info.max)
+    if factor is None:
+        return widest
+    low, high = PLAUSIBLE_RANGES.get(DEFAULT_UNITS[quantity], widest)
+    return low / factor, high / factor
+
+
 def reading_problems(reading: Reading, *, now_us: int | None = None) -> list[tuple[str, str]]:
     """What makes a reading unusable, as ``(field, reason)`` pairs; empty when it may be ingested.
 
     Checks the unit against the quantity, the time (not before 2000, not more than a day ahead of
     ``now_us``), the value against the quantity's physical range and the texts' lengths.
     """
+    now = time.time_ns() // 1_000 if now_us is None else now_us
+    bounds = _bounds(reading.unit, reading.quantity)
+    if (  # the usual case, decided in a few comparisons; the reasons are worked out below
+        bounds is not None
+        and bounds[0] <= reading.value <= bounds[1]
+        and EARLIEST_TIME_US <= reading.time_us <= now + FUTURE_TOLERANCE_US
+        and len(reading.sensor) <= MAX_TEXT["sensor"]
+        and len(reading.quantity) <= MAX_TEXT["quantity"]
+        and len(reading.unit) <= MAX_TEXT["unit"]
+        and (reading.message_id is None or len(reading.message_id) <= MAX_TEXT["id"])
+    ):
+        return []
+    return _problems_of(reading, now)
+
+
+def _problems_of(reading: Reading, now: int) -> list[tuple[str, str]]:
     problems = [
         (name, f"`{name}` is longer than {limit} characters")
         for name, limit, text in (
@@ -125,7 +157,6 @@ def reading_problems(reading: Reading, *, now_us: int | None = None) -> list[tup
         )
         if len(text) > limit
     ]
-    now = time.time_ns() // 1_000 if now_us is None else now_us
     if reading.time_us < EARLIEST_TIME_US:
         problems.append(("time", "time is before 2000-01-01 (is the device's clock set?)"))
     elif reading.time_us > now + FUTURE_TOLERANCE_US:
@@ -210,7 +241,7 @@ def parse_payload(
     items = payload if isinstance(payload, list) else [payload]
     parsed = ParsedPayload(items=items)
     now = time.time_ns() // 1_000 if now_us is None else now_us
-    accepted: dict[int, list[Reading]] = {}
+    accepted: list[tuple[int, Reading]] = []  # (item index, reading)
     for index, item in enumerate(items):
         problems: list[Problem] = []
         if not isinstance(item, Mapping):
@@ -229,6 +260,9 @@ def parse_payload(
                 readings = []
         else:
             reading = _reading(item, index, source, problems)
+            if reading is not None and not reading_problems(reading, now_us=now):
+                accepted.append((index, reading))  # the usual case: one good observation
+                continue
             readings = [] if reading is None else [reading]
         for reading in readings:
             problems.extend(
@@ -238,21 +272,28 @@ def parse_payload(
         if problems:
             parsed.problems[index] = problems
         else:
-            accepted[index] = readings
+            accepted.extend((index, reading) for reading in readings)
     unknown = (
-        unknown_sensors({r.sensor for rs in accepted.values() for r in rs})
+        unknown_sensors({r.sensor for _i, r in accepted})
         if unknown_sensors is not None and accepted
         else set()
     )
-    for index, readings in accepted.items():
-        strangers = sorted({r.sensor for r in readings} & unknown)
-        if strangers:
-            parsed.problems[index] = [
-                Problem("unknown sensor", file=source, row=index, column="sensor", value=sensor)
-                for sensor in strangers
-            ]
-        else:
-            parsed.readings.extend(readings)
+    if not unknown:
+        parsed.readings = [r for _i, r in accepted]
+        return parsed
+    refused = {i for i, r in accepted if r.sensor in unknown}
+    named: set[tuple[int, str]] = set()  # an entity's several readings name its sensor once
+    for index, reading in accepted:
+        if index not in refused:
+            parsed.readings.append(reading)
+        elif reading.sensor in unknown and (index, reading.sensor) not in named:
+            named.add((index, reading.sensor))
+            parsed.problems.setdefault(index, []).append(
+                Problem(
+                    "unknown sensor", file=source, row=index, column="sensor", value=reading.sensor
+                )
+            )
+    parsed.problems = dict(sorted(parsed.problems.items()))
     return parsed
 
 
