@@ -171,21 +171,28 @@ def test_the_broker_refuses_anonymous_clients_and_spoofed_topics(
         reading = {"quantity": "pm25", "time_us": 1_764_547_200_000_000, "value": 12.0}
         own = publisher.publish(device_a.topic, json.dumps(reading), qos=1)
         spoofed = publisher.publish(device_b.topic, json.dumps({**reading, "value": 999.0}), qos=1)
-        own.wait_for_publish(10)
-        spoofed.wait_for_publish(10)
+        # On its own topic, but claiming to be dev-b: dead-lettered by the ingester.
+        impostor = publisher.publish(
+            device_a.topic, json.dumps({**reading, "sensor": "dev-b", "value": 998.0}), qos=1
+        )
+        for info in (own, spoofed, impostor):
+            info.wait_for_publish(10)
         deadline = time.monotonic() + 10
-        while ingester.stats.messages < 1 and time.monotonic() < deadline:
+        while ingester.stats.messages < 2 and time.monotonic() < deadline:
             time.sleep(0.05)
         time.sleep(0.5)  # the spoofed message, were it delivered, would arrive by now
         publisher.disconnect()
         publisher.loop_stop()
     finally:
         ingester.stop()
-    assert ingester.stats.messages == 1 and ingester.stats.stored == 1
+    assert ingester.stats.messages == 2 and ingester.stats.stored == 1
     with context.database.session() as session:
         stored = session.execute(select(Observation.sensor, Observation.value)).all()
         assert session.scalar(select(func.count()).select_from(Observation)) == 1
-        assert list_dead_letters(session) == []
+        letters = [(d.source, d.sensor, d.reason) for d in list_dead_letters(session)]
+    assert letters == [
+        ("qala/observations/dev-a", "dev-b", "sensor does not match the topic's device `dev-a`")
+    ]
     assert [tuple(row) for row in stored] == [("dev-a", 12.0)]
     context.database.dispose()
 

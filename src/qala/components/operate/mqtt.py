@@ -8,7 +8,7 @@ store's uniqueness on ``(sensor, quantity, time)`` and on the message ``id`` mak
 harmless. So an acknowledged observation is never lost and never counted twice.
 
 Every message is parsed and validated completely before it joins a batch (unit against quantity,
-time, value range, known sensor unless provisioning mode is on: see
+time, value range; unless provisioning mode is on, a registered sensor, the topic's own: see
 :func:`~qala.components.operate.readings.reading_problems`). What cannot be ingested is recorded
 in the dead letters with the reason and acknowledged with its batch; only transient database
 errors are retried, and a batch failing otherwise is retried message by message so that the one
@@ -333,25 +333,34 @@ class MqttIngester:
             )
         return parsed
 
-    def _refuse_unknown_sensors(self, batch: list[ParsedMessage]) -> None:
-        """Outside provisioning mode, readings of unregistered sensors become dead letters."""
+    def _refuse_strangers(self, batch: list[ParsedMessage]) -> None:
+        """Outside provisioning mode, readings of unregistered sensors, and readings a message
+        carries for another sensor than its topic's, become dead letters: the broker lets a
+        device publish only to its own topic, so the topic is who sent it."""
         if self.provisioning:
             return
         names = {r.sensor for p in batch for r in p.readings} - self._known_sensors
-        if not names:
-            return
-        with self.context.database.session() as session:
-            unknown = unknown_sensors(session, names)
-        self._known_sensors |= names - unknown
+        unknown: set[str] = set()
+        if names:
+            with self.context.database.session() as session:
+                unknown = unknown_sensors(session, names)
+            self._known_sensors |= names - unknown
         for parsed in batch:
-            refused = sorted({r.sensor for r in parsed.readings} & unknown)
-            if not refused:
+            sender = parsed.message.topic.rsplit("/", 1)[-1]
+            reasons = {
+                r.sensor: "unknown sensor"
+                if r.sensor in unknown
+                else f"sensor does not match the topic's device `{sender}`"
+                for r in parsed.readings
+                if r.sensor in unknown or r.sensor != sender
+            }
+            if not reasons:
                 continue
-            parsed.readings = [r for r in parsed.readings if r.sensor not in unknown]
+            parsed.readings = [r for r in parsed.readings if r.sensor not in reasons]
             payload = parsed.message.payload.decode("utf-8", "replace")
             parsed.refusals.extend(
-                Refusal("mqtt", parsed.message.topic, "unknown sensor", payload, sensor, sensor)
-                for sensor in refused
+                Refusal("mqtt", parsed.message.topic, reason, payload, sensor, sensor)
+                for sensor, reason in sorted(reasons.items())
             )
 
     def _commit(self, batch: list[ParsedMessage]) -> IngestReport | None:
@@ -402,7 +411,7 @@ class MqttIngester:
 
     def _process(self, messages: list[mqtt.MQTTMessage]) -> None:
         batch = [self._parse(message) for message in messages]
-        self._refuse_unknown_sensors(batch)
+        self._refuse_strangers(batch)
         report = self._commit_isolating(batch)
         if report is None:
             return
