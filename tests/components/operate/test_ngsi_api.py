@@ -479,3 +479,21 @@ def test_regular_expressions_run_in_linear_time_or_are_refused(operate_app: Oper
         headers=operate_app.auth,
     )
     assert subscription.status_code == 400
+
+
+def test_an_entity_whose_observation_no_device_can_make_is_refused(
+    operate_app: OperateApp,
+) -> None:
+    client = operate_app.client
+    for body, reason in (
+        (air("bad1", 5e7, 71, 51), "outside what a pm25 sensor can report"),
+        (air("bad2", 20, 71, 51, when="1970-01-01T00:00:00Z"), "before 2000-01-01"),
+    ):
+        refused = client.post(
+            "/ngsi-ld/v1/entities", content=json.dumps(body), headers={**operate_app.auth, **LD}
+        )
+        assert refused.status_code == 400, refused.text
+        assert refused.json()["type"].endswith("/BadRequestData")
+        assert "attribute `pm25`" in refused.json()["detail"] and reason in refused.json()["detail"]
+        missing = client.get(f"/ngsi-ld/v1/entities/{body['id']}")
+        assert missing.status_code == 404  # nothing of the write was kept

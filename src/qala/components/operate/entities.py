@@ -30,7 +30,7 @@ from qala.components.operate.ngsi import (
     point_of,
     q_matches,
 )
-from qala.components.operate.readings import readings_from_entity
+from qala.components.operate.readings import reading_problems, readings_from_entity
 
 
 @dataclass
@@ -72,6 +72,11 @@ def _observe(session: Session, entity: Entity, runner: RulesRunner, result: Writ
     readings = readings_from_entity(entity.id, entity.attrs)
     if not readings:
         return
+    for reading in readings:  # the same checks as every other channel (readings.reading_problems)
+        problems = reading_problems(reading)
+        if problems:
+            reasons = "; ".join(reason for _field, reason in problems)
+            raise NgsiError("BadRequestData", f"attribute `{reading.quantity}`: {reasons}")
     sensor = session.get(Sensor, entity.id)
     if sensor is None:
         sensor = Sensor(id=entity.id, entity_id=entity.id, name=entity.type, status="active")
