@@ -809,7 +809,7 @@ def is_transient(error: BaseException) -> bool:
     # DB-API classes by name: SQLAlchemy's wrappers and the drivers' own (psycopg's, sqlite3's)
     # from the COPY path's raw cursor; deadlocks and serialization failures are OperationalErrors.
     names = {cls.__name__ for cls in type(error).__mro__}
-    return bool(names & {"OperationalError", "InterfaceError"}) or "TimeoutError" in names
+    return bool(names & {"OperationalError", "InterfaceError", "TimeoutError"})
 
 
 def unknown_sensors(session: Session, names: Iterable[str]) -> set[str]:
