@@ -131,10 +131,13 @@ def _publisher(
 def mqtt_run(
     context: Context, rate: float, seconds: float, sensors: int, max_delay_s: float = 0.05
 ) -> dict[str, float]:
+    from qala.components.operate.ingest import register_sensors
     from qala.components.operate.mqtt import MqttIngester
 
     prefix = f"bench{uuid.uuid4().hex[:6]}"
     per_message = 50
+    with context.database.transaction() as session:  # unknown sensors would be dead letters
+        register_sensors(session, [{"id": f"mq-{s:04d}"} for s in range(sensors)])
     ingester = MqttIngester(
         context,
         client_id=f"qala-bench-{prefix}",

@@ -64,6 +64,13 @@ class Settings(BaseSettings):
     mqtt_host: str = "127.0.0.1"
     mqtt_port: int = 1883
     mqtt_topic_prefix: str = "qala"
+    mqtt_username: str | None = None
+    """The ingester's broker login (``deploy/mosquitto/acl`` lets ``qala-ingest`` read)."""
+    mqtt_password: str | None = None
+    operate_provisioning: bool = False
+    """Provisioning mode: readings of sensors not registered yet are accepted and register them.
+    Off (the default), MQTT readings of unknown sensors go to Operate's dead letters (reason
+    ``unknown sensor``) and HTTP batches naming one are refused (422)."""
 
     rate_limit_per_minute: int = 120
     """Write requests a client (an address) may make per minute to public endpoints; 0: no limit."""

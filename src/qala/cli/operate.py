@@ -23,8 +23,12 @@ rules_app = typer.Typer(help="Run the detection rules.", no_args_is_help=True)
 incidents_app = typer.Typer(
     help="List, acknowledge, close and escalate incidents.", no_args_is_help=True
 )
+devices_app = typer.Typer(
+    help="Provision devices and write the broker's password file.", no_args_is_help=True
+)
 app.add_typer(rules_app, name="rules")
 app.add_typer(incidents_app, name="incidents")
+app.add_typer(devices_app, name="devices")
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document for scripts.")]
 
@@ -214,6 +218,90 @@ def replay_command(
     else:
         for key, item in data.items():
             console.print(f"{key}: {item}")
+
+
+@app.command("dead-letters")
+@reports_errors
+def dead_letters(
+    sensor: Annotated[str | None, typer.Option(help="Only this sensor's.")] = None,
+    limit: Annotated[int, typer.Option(help="How many, newest first.")] = 50,
+    as_json: JsonOption = False,
+) -> None:
+    """List messages refused at ingestion (bad unit, time or value, unknown sensor), newest first."""
+    from rich.table import Table
+
+    from qala.components.operate.dead_letters import list_dead_letters
+
+    context = open_context()
+    with context.database.session() as session:
+        letters = list_dead_letters(session, sensor=sensor, limit=limit)
+    if as_json:
+        print_json([d.as_dict() for d in letters])
+        return
+    table = Table("id", "received", "channel", "source", "sensor", "reason")
+    for letter in letters:
+        table.add_row(
+            str(letter.id),
+            letter.received_at[:19],
+            letter.channel,
+            letter.source,
+            letter.sensor or "",
+            letter.reason,
+        )
+    console.print(table)
+
+
+@devices_app.command("add")
+@reports_errors
+def devices_add(
+    sensor: Annotated[str, typer.Argument(help="Sensor id: the device's MQTT username.")],
+    name: Annotated[str | None, typer.Option(help="Human name.")] = None,
+    place: Annotated[str | None, typer.Option(help="Place code (district) for routing.")] = None,
+    group: Annotated[str | None, typer.Option(help="Network group (e.g. the city).")] = None,
+    lat: Annotated[float | None, typer.Option(help="Latitude.")] = None,
+    lon: Annotated[float | None, typer.Option(help="Longitude.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Register a sensor and print its broker credentials (shown once; again to replace them)."""
+    from qala.components.operate.devices import provision_device
+
+    context = open_context()
+    with context.database.transaction() as session:
+        credentials = provision_device(
+            session,
+            sensor,
+            topic_prefix=context.settings.mqtt_topic_prefix,
+            name=name,
+            place_code=place,
+            group_id=group,
+            lat=lat,
+            lon=lon,
+        )
+    if as_json:
+        print_json(credentials.as_dict())
+    else:
+        for key, item in credentials.as_dict().items():
+            console.print(f"{key}: {item}")
+
+
+@devices_app.command("password-file")
+@reports_errors
+def devices_password_file(
+    output: Annotated[Path, typer.Argument(help="Where Mosquitto's password_file points.")],
+) -> None:
+    """Write Mosquitto's password file: every device, and the ingester (QALA_MQTT_USERNAME)."""
+    from qala.components.operate.devices import password_file
+
+    context = open_context()
+    settings = context.settings
+    services = {}
+    if settings.mqtt_username and settings.mqtt_password:
+        services[settings.mqtt_username] = settings.mqtt_password
+    with context.database.session() as session:
+        text = password_file(session, services=services)
+    output.write_text(text, encoding="utf-8")
+    output.chmod(0o640)  # the broker reads it: chgrp mosquitto
+    console.print(f"{output}: {text.count(chr(10))} logins (reload the broker: kill -HUP)")
 
 
 @rules_app.command("run")

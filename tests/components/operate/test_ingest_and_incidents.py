@@ -286,6 +286,12 @@ def test_operator_api_requires_role_and_opens_incidents(database_url: str) -> No
         "/api/v1/operate/incidents", json=body, headers={"Authorization": f"Bearer {operator}"}
     )
     assert again.status_code == 200 and again.json()["deduplicated"] is True
+    registered = client.post(
+        "/api/v1/operate/sensors",
+        json=[{"id": "x1"}],
+        headers={"Authorization": f"Bearer {operator}"},
+    )
+    assert registered.json() == {"registered": 1}
     ingested = client.post(
         "/api/v1/operate/observations",
         json={

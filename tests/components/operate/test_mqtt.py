@@ -68,8 +68,17 @@ def _readings(prefix: str, sensors: int, per_sensor: int) -> list[dict[str, Any]
     ]
 
 
+def _register(context: Context, rows: list[dict[str, Any]]) -> None:
+    """Provision the rows' sensors (unknown sensors' readings would be dead letters)."""
+    from qala.components.operate.ingest import register_sensors
+
+    with context.database.transaction() as session:
+        register_sensors(session, [{"id": s} for s in sorted({str(r["sensor"]) for r in rows})])
+
+
 def test_ingests_from_broker_idempotently(context: Context) -> None:
     prefix = f"t{uuid.uuid4().hex[:8]}"
+    _register(context, _readings(prefix, sensors=3, per_sensor=1))
     ingester = MqttIngester(
         context, client_id=f"qala-test-{prefix}", topic=f"{prefix}/observations/#"
     ).start()
@@ -126,6 +135,7 @@ def test_no_acknowledged_observation_is_lost_when_the_ingester_is_killed(
             30,
         )
         rows = _readings(prefix, sensors=5, per_sensor=400)
+        _register(context, rows)
         # 500 messages (under Mosquitto's default queue of 1,000 per offline session), published
         # from a thread so that the kill lands while messages are still arriving.
         publisher = threading.Thread(
@@ -162,3 +172,69 @@ def test_no_acknowledged_observation_is_lost_when_the_ingester_is_killed(
             ).all()
         )
     assert per_sensor == {f"{prefix}-st{s}": 400 for s in range(5)}
+
+
+def _publish_raw(topic: str, payloads: list[str]) -> None:
+    """Publish prepared payloads with QoS 1 and wait until the broker acknowledged each."""
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    client.connect("127.0.0.1", 1883)
+    client.loop_start()
+    try:
+        for info in [client.publish(topic, payload, qos=1) for payload in payloads]:
+            info.wait_for_publish(timeout=30)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+def test_a_poison_message_is_dead_lettered_and_the_readings_after_it_are_stored(
+    context: Context,
+) -> None:
+    """A PM2.5 reading in degC is acknowledged into the dead letters; the next 100 are stored and
+    the broker does not redeliver the bad one to the restarted ingester."""
+    import json
+
+    prefix = f"p{uuid.uuid4().hex[:8]}"
+    sensor = f"{prefix}-st0"
+    poison = {
+        "sensor": sensor,
+        "quantity": "pm25",
+        "time_us": 1_764_547_200_000_000,
+        "value": 21.0,
+        "unit": "degC",
+        "id": f"{prefix}-poison",
+    }
+    valid = _readings(prefix, sensors=1, per_sensor=101)[1:]
+    _register(context, valid)
+    client_id = f"qala-test-{prefix}"
+    topic = f"{prefix}/observations/#"
+    ingester = MqttIngester(context, client_id=client_id, topic=topic).start()
+    try:
+        _publish_raw(
+            f"{prefix}/observations/{sensor}",
+            [json.dumps(poison)] + [json.dumps(r) for r in valid],
+        )
+        stored = _wait_for(lambda: _count(context) == 100, 20)
+    finally:
+        ingester.stop()
+    assert stored, f"{_count(context)} of the 100 valid readings after the poison were stored"
+    from qala.components.operate.dead_letters import list_dead_letters
+
+    assert ingester.stats.dead_letters == 1
+    with context.database.session() as session:
+        letters = list_dead_letters(session)
+    assert [(d.channel, d.sensor) for d in letters] == [("mqtt", sensor)]
+    assert "degC" in letters[0].reason and "pm25" in letters[0].reason
+    assert json.loads(letters[0].payload)["id"] == f"{prefix}-poison"
+    # The poison was acknowledged: a restarted ingester with the same session gets nothing back.
+    again = MqttIngester(context, client_id=client_id, topic=topic).start()
+    try:
+        time.sleep(1.0)
+    finally:
+        again.stop()
+    assert again.stats.messages == 0 and again.stats.dead_letters == 0
+    with context.database.session() as session:
+        assert len(list_dead_letters(session)) == 1

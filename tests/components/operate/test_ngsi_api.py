@@ -431,3 +431,69 @@ def test_sdm_payloads_accepted_as_they_are(operate_app: OperateApp) -> None:
         "TrafficFlowObserved": "observation",
         "Device": "item",
     }
+
+
+def test_regular_expressions_run_in_linear_time_or_are_refused(operate_app: OperateApp) -> None:
+    """The backtracking pattern that held Python's ``re`` for seconds answers right away on RE2;
+    what RE2 cannot run (backreferences, lookaround) is refused with BadRequestData."""
+    import time
+
+    client = operate_app.client
+    names = {"urn:ngsi-ld:Station:plain": "x" * 40, "urn:ngsi-ld:Station:Quay": "abcdQ"}
+    for entity_id, name in names.items():
+        created = client.post(
+            "/ngsi-ld/v1/entities",
+            json={"id": entity_id, "type": "Station", "name": {"type": "Property", "value": name}},
+            headers=operate_app.auth,
+        )
+        assert created.status_code == 201, created.text
+    started = time.monotonic()
+    by_name = client.get(
+        "/ngsi-ld/v1/entities", params={"type": "Station", "q": 'name~="^(?:(?:[^Q]+)+)+Q"'}
+    )
+    by_id = client.get(
+        "/ngsi-ld/v1/entities",
+        params={"type": "Station", "idPattern": "(?:(?:[^Q]+)+)+Q.*"},
+    )
+    # A guard against a return to exponential time, not a measurement (bench/ measures).
+    assert time.monotonic() - started < 2.0
+    assert [e["id"] for e in by_name.json()] == ["urn:ngsi-ld:Station:Quay"]
+    assert [e["id"] for e in by_id.json()] == ["urn:ngsi-ld:Station:Quay"]
+    plain = client.get("/ngsi-ld/v1/entities", params={"type": "Station", "q": 'name!~="Q"'}).json()
+    assert [e["id"] for e in plain] == ["urn:ngsi-ld:Station:plain"]
+    for params in (
+        {"type": "Station", "q": 'name~="(a)\\1"'},
+        {"type": "Station", "idPattern": "urn:(?=ngsi).*"},
+    ):
+        refused = client.get("/ngsi-ld/v1/entities", params=params)
+        assert refused.status_code == 400, params
+        assert refused.json()["type"] == "https://uri.etsi.org/ngsi-ld/errors/BadRequestData"
+        assert "RE2" in refused.json()["detail"]
+    subscription = client.post(
+        "/ngsi-ld/v1/subscriptions",
+        json={
+            "type": "Subscription",
+            "entities": [{"type": "Station", "idPattern": "(a)\\1"}],
+            "notification": {"endpoint": {"uri": "http://127.0.0.1:9/notify"}},
+        },
+        headers=operate_app.auth,
+    )
+    assert subscription.status_code == 400
+
+
+def test_an_entity_whose_observation_no_device_can_make_is_refused(
+    operate_app: OperateApp,
+) -> None:
+    client = operate_app.client
+    for body, reason in (
+        (air("bad1", 5e7, 71, 51), "outside what a pm25 sensor can report"),
+        (air("bad2", 20, 71, 51, when="1970-01-01T00:00:00Z"), "before 2000-01-01"),
+    ):
+        refused = client.post(
+            "/ngsi-ld/v1/entities", content=json.dumps(body), headers={**operate_app.auth, **LD}
+        )
+        assert refused.status_code == 400, refused.text
+        assert refused.json()["type"].endswith("/BadRequestData")
+        assert "attribute `pm25`" in refused.json()["detail"] and reason in refused.json()["detail"]
+        missing = client.get(f"/ngsi-ld/v1/entities/{body['id']}")
+        assert missing.status_code == 404  # nothing of the write was kept

@@ -14,8 +14,7 @@ from qala.components.accounts.deps import ContextDep, require_roles
 from qala.components.accounts.models import User
 from qala.components.operate import incident_actions, incidents as incident_services, queries
 from qala.components.operate.indicators import write_indicators
-from qala.components.operate.ingest import check_silence, ingest, register_sensors
-from qala.components.operate.readings import readings_from_payload
+from qala.components.operate.ingest import check_silence, ingest_payload, register_sensors
 from qala.core.errors import ValidationError
 from qala.runtime import Context
 
@@ -101,8 +100,8 @@ def post_observations(
     payload: Annotated[Any, Depends(json_body)], _user: Operator, context: ContextDep
 ) -> dict[str, Any]:
     """Ingest a batch of observations (or Smart Data Models entities) in one transaction."""
-    readings = readings_from_payload(payload, source="request body")
-    return ingest(context, readings).as_dict()
+    # All or nothing: a bad item refuses the batch (422, each problem names its item and field).
+    return ingest_payload(context, payload, source="request body").as_dict()
 
 
 @router.post("/sensors")

@@ -10,7 +10,6 @@ back rendered as NGSI-LD (see ``ngsi.render_entity``).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -37,6 +36,7 @@ from qala.components.operate.models import Entity
 from qala.components.operate.ngsi import (
     EntityInput,
     NgsiError,
+    compile_pattern,
     parse_entity,
     parse_fragment,
     render_entity,
@@ -55,14 +55,9 @@ def check_limit(limit: int) -> None:
 
 
 def check_id_pattern(pattern: str | None) -> str | None:
-    """``pattern`` when it is a regular expression (or None), else ``BadRequestData``."""
+    """``pattern`` when RE2 runs it (or None), else ``BadRequestData`` (see ``compile_pattern``)."""
     if pattern:
-        try:
-            re.compile(pattern)
-        except re.error as exc:
-            raise NgsiError(
-                "BadRequestData", f"idPattern is not a regular expression: {exc}"
-            ) from None
+        compile_pattern(pattern, what="idPattern")
     return pattern
 
 

@@ -8,10 +8,8 @@ and answered by temporal queries, exactly like an MQTT reading.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import delete, select
@@ -25,12 +23,14 @@ from qala.components.operate.ngsi import (
     NgsiError,
     QNode,
     QTerm,
+    compile_pattern,
     geo_matches,
     pas182_concept,
     point_of,
     q_matches,
 )
-from qala.components.operate.readings import readings_from_entity
+from qala.components.operate.readings import reading_problems, readings_from_entity
+from qala.core.clock import utc_now
 
 
 @dataclass
@@ -72,6 +72,11 @@ def _observe(session: Session, entity: Entity, runner: RulesRunner, result: Writ
     readings = readings_from_entity(entity.id, entity.attrs)
     if not readings:
         return
+    for reading in readings:  # the same checks as every other channel (readings.reading_problems)
+        problems = reading_problems(reading)
+        if problems:
+            reasons = "; ".join(reason for _field, reason in problems)
+            raise NgsiError("BadRequestData", f"attribute `{reading.quantity}`: {reasons}")
     sensor = session.get(Sensor, entity.id)
     if sensor is None:
         sensor = Sensor(id=entity.id, entity_id=entity.id, name=entity.type, status="active")
@@ -83,10 +88,6 @@ def _observe(session: Session, entity: Entity, runner: RulesRunner, result: Writ
     result.ingest.merge(ingest_in_session(session, readings, runner=runner, refresh_entities=False))
 
 
-def _stamp() -> datetime:
-    return datetime.now(UTC)
-
-
 def create_entity(
     session: Session, data: EntityInput, *, runner: RulesRunner, result: WriteResult | None = None
 ) -> WriteResult:
@@ -94,7 +95,7 @@ def create_entity(
     result = result or WriteResult()
     if session.get(Entity, data.id) is not None:
         raise NgsiError("AlreadyExists", f"entity {data.id} already exists")
-    stamp = _stamp()
+    stamp = utc_now()
     entity = Entity(
         id=data.id,
         type=data.type,
@@ -123,7 +124,7 @@ def replace_entity(
     entity.attrs = data.attrs
     if data.context is not None:
         entity.context = data.context
-    entity.modified_at = _stamp()
+    entity.modified_at = utc_now()
     _place_fields(entity)
     result.updated.append(entity.id)
     _observe(session, entity, runner, result)
@@ -157,7 +158,7 @@ def merge_attributes(
         done.append(name)
     if done:
         entity.attrs = current
-        entity.modified_at = _stamp()
+        entity.modified_at = utc_now()
         _place_fields(entity)
         result.updated.append(entity.id)
         _observe(session, entity, runner, result)
@@ -199,7 +200,7 @@ def delete_attribute(session: Session, entity_id: str, name: str) -> None:
     attrs = dict(entity.attrs)
     del attrs[name]
     entity.attrs = attrs
-    entity.modified_at = _stamp()
+    entity.modified_at = utc_now()
     _place_fields(entity)
 
 
@@ -242,7 +243,7 @@ def query_entities(
             statement = statement.where(
                 Entity.lat.between(lat_min, lat_max), Entity.lon.between(lon_min, lon_max)
             )
-    pattern = re.compile(query.id_pattern) if query.id_pattern else None
+    pattern = compile_pattern(query.id_pattern, what="idPattern") if query.id_pattern else None
     matched: list[Entity] = []
     for entity in session.scalars(statement):
         if pattern is not None and not pattern.fullmatch(entity.id):

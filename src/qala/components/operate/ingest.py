@@ -19,13 +19,14 @@ import threading
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import event, func, select, update
 from sqlalchemy.orm import Session
 
 from qala.components.operate import incidents as incident_services
+from qala.components.operate.dead_letters import Refusal, record_dead_letters
 from qala.components.operate.models import (
     DetectorState,
     Entity,
@@ -34,6 +35,7 @@ from qala.components.operate.models import (
     Sensor,
 )
 from qala.components.operate.readings import AIR_QUANTITIES, HEATING_QUANTITIES, Reading, domain_of
+from qala.core.clock import utc_now
 from qala.engines.detect import (
     Finding,
     FindingKind,
@@ -189,7 +191,7 @@ class RulesRunner:
                         state={},
                         last_observation_id=0,
                         checkpoint_observation_id=0,
-                        updated_at=datetime.now(UTC),
+                        updated_at=utc_now(),
                     )
                 )
                 row = session.scalar(
@@ -295,7 +297,7 @@ class RulesRunner:
                 state_row.state = evaluator.state()
                 state_row.checkpoint_observation_id = state_row.last_observation_id
                 loaded.checkpointed_at = time.monotonic()
-            state_row.updated_at = datetime.now(UTC)
+            state_row.updated_at = utc_now()
         return findings
 
     def flush(self, session: Session) -> list[Finding]:
@@ -430,6 +432,7 @@ class IngestReport:
     incidents_opened: list[int] = field(default_factory=list)
     incidents_updated: list[int] = field(default_factory=list)
     changed_entities: list[str] = field(default_factory=list)
+    dead_letters: int = 0
     seconds: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
@@ -451,6 +454,7 @@ class IngestReport:
         self.incidents_opened += other.incidents_opened
         self.incidents_updated += other.incidents_updated
         self.changed_entities += other.changed_entities
+        self.dead_letters += other.dead_letters
         self.seconds += other.seconds
 
 
@@ -670,7 +674,7 @@ def _refresh_entities(
     existing = {
         e.id: e for e in session.scalars(select(Entity).where(Entity.id.in_(list(by_entity))))
     }
-    stamp = datetime.now(UTC)
+    stamp = utc_now()
     changed = []
     for entity_id, values in by_entity.items():
         entity = existing.get(entity_id)
@@ -720,7 +724,7 @@ def ingest_in_session(
 ) -> IngestReport:
     """Store, evaluate and act on a batch inside the caller's transaction."""
     started = time.perf_counter()
-    now = now or datetime.now(UTC)
+    now = now or utc_now()
     report = IngestReport(received=len(readings))
     # Lock the rule sets' state rows first, so that observation ids are assigned and evaluated
     # in one order across concurrent writers (what the replay after a restart relies on).
@@ -772,10 +776,12 @@ def ingest(
     runner: RulesRunner | None = None,
     now: datetime | None = None,
     illustrative: bool = False,
+    refusals: Sequence[Refusal] = (),
 ) -> IngestReport:
     """Ingest one batch in one transaction; on return the batch is committed (safe to acknowledge).
 
-    Afterwards, subscriptions watching the changed entities are notified (from a background
+    ``refusals`` (messages of the batch that cannot be ingested) go to the dead letters in the same
+    transaction, so that acknowledging the batch never loses them. Afterwards, subscriptions watching the changed entities are notified (from a background
     thread) and ``operate.observations.ingested`` is published on the context's bus.
     """
     database = context.database if isinstance(context, Context) else context
@@ -786,12 +792,59 @@ def ingest(
             report = ingest_in_session(
                 session, readings, runner=runner, now=now, illustrative=illustrative
             )
+            report.dead_letters = record_dead_letters(session, refusals, now=now or utc_now())
     except BaseException:
         runner.invalidate()
         raise
     if isinstance(context, Context):
         after_commit(context, report)
     return report
+
+
+def is_transient(error: BaseException) -> bool:
+    """Whether a failed transaction may succeed when tried again: the database was down, busy,
+    locked or deadlocked. Anything else (a constraint, a bug) fails again the same way."""
+    from sqlalchemy.exc import DBAPIError
+
+    if isinstance(error, DBAPIError) and error.connection_invalidated:
+        return True
+    if isinstance(error, ConnectionError | TimeoutError):
+        return True
+    # DB-API classes by name: SQLAlchemy's wrappers and the drivers' own (psycopg's, sqlite3's)
+    # from the COPY path's raw cursor; deadlocks and serialization failures are OperationalErrors.
+    names = {cls.__name__ for cls in type(error).__mro__}
+    return bool(names & {"OperationalError", "InterfaceError", "TimeoutError"})
+
+
+def unknown_sensors(session: Session, names: Iterable[str]) -> set[str]:
+    """The names among ``names`` that are not registered sensors."""
+    wanted = set(names)
+    if not wanted:
+        return set()
+    return wanted - set(session.scalars(select(Sensor.id).where(Sensor.id.in_(wanted))))
+
+
+def ingest_payload(context: Context, payload: Any, *, source: str) -> IngestReport:
+    """Validate a decoded JSON payload of observations completely, then ingest it in one batch.
+
+    All or nothing, for a caller waiting on the answer (the HTTP batch route): any bad item refuses
+    the whole payload with every problem, each naming the item index and field. Outside
+    provisioning mode (setting ``operate_provisioning``) unregistered sensors are problems too.
+
+    Raises
+    ------
+    ValidationError
+        Every problem found; nothing is stored.
+    """
+    from qala.components.operate.readings import readings_from_payload
+
+    def strangers(names: set[str]) -> set[str]:
+        with context.database.session() as session:
+            return unknown_sensors(session, names)
+
+    checker = None if context.settings.operate_provisioning else strangers
+    readings = readings_from_payload(payload, source=source, unknown_sensors=checker)
+    return ingest(context, readings)
 
 
 def after_commit(context: Context, report: IngestReport) -> None:
@@ -817,7 +870,7 @@ def check_silence(
         with context.database.transaction() as session:
             findings = runner.evaluate(session, [], groups={}, silence_at_us=at_us or now_us())
             sensors = {s.id: s for s in session.scalars(select(Sensor))}
-            store_findings(session, findings, sensors=sensors, now=datetime.now(UTC), report=report)
+            store_findings(session, findings, sensors=sensors, now=utc_now(), report=report)
             for finding in findings:
                 if finding.kind == FindingKind.SILENCE and finding.sensor in sensors:
                     sensors[finding.sensor].status = "silent"
@@ -842,7 +895,7 @@ def flush_rules(
                 session,
                 findings,
                 sensors=sensors,
-                now=datetime.now(UTC),
+                now=utc_now(),
                 report=report,
                 illustrative=illustrative,
             )

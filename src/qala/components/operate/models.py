@@ -223,3 +223,34 @@ class Subscription(Base):
     last_success: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_failure: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class DeadLetter(Base):
+    """A message (or one item of it) refused at ingestion, kept with the reason for operators.
+
+    Refused messages are acknowledged, so one bad device never blocks the stream behind it;
+    ``fingerprint`` (a hash of channel, source, item and payload) keeps a message the broker
+    redelivers after a crash from being recorded twice.
+    """
+
+    __tablename__ = "operate_dead_letter"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    fingerprint: Mapped[str] = mapped_column(String(64), unique=True)
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    source: Mapped[str] = mapped_column(String(300))
+    sensor: Mapped[str | None] = mapped_column(String(256), index=True)
+    reason: Mapped[str] = mapped_column(Text)
+    payload: Mapped[str] = mapped_column(Text)
+
+
+class DeviceCredential(Base):
+    """A provisioned device's broker login: the MQTT username is the sensor id, and only the
+    Mosquitto hash of its password is kept (the password is shown once, when provisioned)."""
+
+    __tablename__ = "operate_device_credential"
+
+    sensor: Mapped[str] = mapped_column(ForeignKey("operate_sensor.id"), primary_key=True)
+    password_hash: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -7,6 +7,13 @@ before that, the broker redelivers the message to the same session when Qala com
 store's uniqueness on ``(sensor, quantity, time)`` and on the message ``id`` makes the repeat
 harmless. So an acknowledged observation is never lost and never counted twice.
 
+Every message is parsed and validated completely before it joins a batch (unit against quantity,
+time, value range; unless provisioning mode is on, a registered sensor, the topic's own: see
+:func:`~qala.components.operate.readings.reading_problems`). What cannot be ingested is recorded
+in the dead letters with the reason and acknowledged with its batch; only transient database
+errors are retried, and a batch failing otherwise is retried message by message so that the one
+message at fault is dead-lettered and the others are stored.
+
 Topic ``<prefix>/observations/<sensor>``; the payload is JSON: one observation, a list, or a
 Smart Data Models entity (see :func:`~qala.components.operate.readings.readings_from_payload`);
 ``sensor`` defaults to the topic's last level. A payload may carry ``sent_us`` (publisher's clock,
@@ -19,6 +26,7 @@ import json
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,41 +36,80 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from qala.components.operate.dead_letters import Refusal
 from qala.components.operate.incidents import escalate_due
 from qala.components.operate.ingest import (
     IngestReport,
     RulesRunner,
     check_silence,
     ingest,
+    is_transient,
     now_us,
     runner_for,
+    unknown_sensors,
 )
-from qala.components.operate.readings import Reading, readings_from_payload
+from qala.components.operate.readings import Reading, parse_payload
 from qala.core.errors import QalaError
 from qala.runtime import Context
 
 log = logging.getLogger(__name__)
 
 
+# A message larger than this is a device error, not a reading (gateways send a few KiB).
+MAX_MESSAGE_BYTES = 1_048_576
+# The newest latencies and errors kept: an ingester runs for months.
+LATENCY_SAMPLES = 100_000
+ERRORS_KEPT = 100
+
+
 @dataclass
 class IngesterStats:
-    """Counters of a running ingester (read them from another thread; values only grow)."""
+    """Counters of a running ingester (read them from another thread; counters only grow).
+
+    ``latencies_us`` and ``errors`` keep only the newest entries, so memory stays bounded.
+    """
 
     messages: int = 0
     observations: int = 0
     stored: int = 0
     duplicates: int = 0
     rejected_messages: int = 0
+    dead_letters: int = 0
     batches: int = 0
     findings: int = 0
     incidents_opened: int = 0
-    latencies_us: list[int] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
+    latencies_us: deque[int] = field(default_factory=lambda: deque(maxlen=LATENCY_SAMPLES))
+    errors: deque[str] = field(default_factory=lambda: deque(maxlen=ERRORS_KEPT))
 
     def as_dict(self) -> dict[str, Any]:
-        data = {k: v for k, v in self.__dict__.items() if k != "latencies_us"}
+        data = {k: v for k, v in self.__dict__.items() if k not in ("latencies_us", "errors")}
         data["latency_samples"] = len(self.latencies_us)
+        data["errors"] = list(self.errors)
         return data
+
+
+@dataclass
+class ParsedMessage:
+    """One MQTT message after parsing: its valid readings and what it refuses."""
+
+    message: mqtt.MQTTMessage
+    readings: list[Reading]
+    refusals: list[Refusal]
+    sent_us: int | None = None
+
+    def refuse_all(self, reason: str) -> None:
+        """Send the whole message to the dead letters (it cannot be ingested at all)."""
+        self.refusals.append(
+            Refusal(
+                "mqtt",
+                self.message.topic,
+                reason,
+                self.message.payload.decode("utf-8", "replace"),
+                sensor=self.message.topic.rsplit("/", 1)[-1],
+                key="message",
+            )
+        )
+        self.readings = []
 
 
 class MqttIngester:
@@ -80,6 +127,14 @@ class MqttIngester:
         …or when the oldest pending message has waited this long.
     silence_every_s
         How often to check every stream for silence and escalate overdue incidents.
+    receive_maximum
+        Unacknowledged messages the broker may send at once (MQTT 5's maximum by default). With
+        the 1 MiB message limit this bounds the ingester's memory when the store is slower than
+        the sensors; lower it only with a broker whose queue holds the rest (Mosquitto's
+        ``max_queued_messages``), or the broker drops what does not fit.
+    provisioning
+        Accept readings of unregistered sensors (default: the ``operate_provisioning`` setting);
+        off, they go to the dead letters as ``unknown sensor``.
     """
 
     def __init__(
@@ -94,6 +149,8 @@ class MqttIngester:
         max_delay_s: float = 0.05,
         silence_every_s: float = 60.0,
         session_expiry_s: int = 86_400,
+        receive_maximum: int | None = None,
+        provisioning: bool | None = None,
         runner: RulesRunner | None = None,
         on_batch: Callable[[IngestReport], None] | None = None,
     ) -> None:
@@ -107,6 +164,9 @@ class MqttIngester:
         self.max_delay_s = max_delay_s
         self.silence_every_s = silence_every_s
         self.session_expiry_s = session_expiry_s
+        self.receive_maximum = min(receive_maximum or 65_535, 65_535)
+        self.provisioning = settings.operate_provisioning if provisioning is None else provisioning
+        self._known_sensors: set[str] = set()
         self.runner = runner or runner_for(context)
         self.on_batch = on_batch
         self.stats = IngesterStats()
@@ -121,6 +181,8 @@ class MqttIngester:
             protocol=mqtt.MQTTv5,
             manual_ack=True,
         )
+        if settings.mqtt_username:
+            self._client.username_pw_set(settings.mqtt_username, settings.mqtt_password)
         self._client.on_connect = self._on_connect
         self._client.on_message = self._on_message
         self._client.on_disconnect = self._on_disconnect
@@ -152,7 +214,7 @@ class MqttIngester:
         """Connect (persistent session) and start the batching worker; returns self."""
         properties = Properties(PacketTypes.CONNECT)
         properties.SessionExpiryInterval = self.session_expiry_s
-        properties.ReceiveMaximum = 65_535
+        properties.ReceiveMaximum = self.receive_maximum
         self._client.connect(
             self.host, self.port, keepalive=30, clean_start=False, properties=properties
         )
@@ -207,7 +269,11 @@ class MqttIngester:
         while True:
             messages = self._take_batch()
             if messages:
-                self._process(messages)
+                try:
+                    self._process(messages)
+                except Exception as exc:  # not even a dead letter could be written: keep going
+                    log.exception("MQTT batch failed; its messages stay unacknowledged")
+                    self.stats.errors.append(f"batch failed: {exc}"[:500])
             if time.monotonic() - last_silence >= self.silence_every_s:
                 last_silence = time.monotonic()
                 try:
@@ -224,9 +290,18 @@ class MqttIngester:
                     self._process(rest)
                 return
 
-    def _parse(self, message: mqtt.MQTTMessage) -> tuple[list[Reading], int | None]:
-        payload = json.loads(message.payload)
+    def _parse(self, message: mqtt.MQTTMessage) -> ParsedMessage:
+        parsed = ParsedMessage(message, [], [])
+        if len(message.payload) > MAX_MESSAGE_BYTES:
+            parsed.refuse_all(f"message larger than {MAX_MESSAGE_BYTES} bytes")
+            return parsed
+        try:
+            payload = json.loads(message.payload)
+        except ValueError as exc:
+            parsed.refuse_all(f"not JSON: {exc}")
+            return parsed
         sent = payload.get("sent_us") if isinstance(payload, dict) else None
+        parsed.sent_us = sent if isinstance(sent, int) and not isinstance(sent, bool) else None
         default_sensor = message.topic.rsplit("/", 1)[-1]
         if isinstance(payload, dict) and "observations" in payload:
             items = payload["observations"]
@@ -239,49 +314,121 @@ class MqttIngester:
             for item in payload:
                 if isinstance(item, dict) and "type" not in item:
                     item.setdefault("sensor", default_sensor)
-        return readings_from_payload(payload, source=f"MQTT {message.topic}"), sent if isinstance(
-            sent, int
-        ) else None
+        result = parse_payload(payload, source=f"MQTT {message.topic}")
+        parsed.readings = result.readings
+        for index, problems in result.problems.items():
+            item = result.items[index]
+            sensor = item.get("sensor", item.get("id")) if isinstance(item, dict) else None
+            parsed.refusals.append(
+                Refusal(
+                    "mqtt",
+                    message.topic,
+                    "; ".join(
+                        f"{p.column}: {p.reason}" if p.column else p.reason for p in problems
+                    ),
+                    json.dumps(item, ensure_ascii=False, default=str),
+                    sensor=str(sensor) if sensor is not None else default_sensor,
+                    key=f"item {index}",
+                )
+            )
+        return parsed
 
-    def _process(self, messages: list[mqtt.MQTTMessage]) -> None:
-        readings: list[Reading] = []
-        sent_times: list[int] = []
-        for message in messages:
-            try:
-                parsed, sent = self._parse(message)
-            except (ValueError, QalaError) as exc:
-                # A malformed message would be redelivered for ever; log it and let it go.
-                self.stats.rejected_messages += 1
-                self.stats.errors.append(f"{message.topic}: {exc}"[:500])
+    def _refuse_strangers(self, batch: list[ParsedMessage]) -> None:
+        """Outside provisioning mode, readings of unregistered sensors, and readings a message
+        carries for another sensor than its topic's, become dead letters: the broker lets a
+        device publish only to its own topic, so the topic is who sent it."""
+        if self.provisioning:
+            return
+        names = {r.sensor for p in batch for r in p.readings} - self._known_sensors
+        unknown: set[str] = set()
+        if names:
+            with self.context.database.session() as session:
+                unknown = unknown_sensors(session, names)
+            self._known_sensors |= names - unknown
+        for parsed in batch:
+            sender = parsed.message.topic.rsplit("/", 1)[-1]
+            reasons = {
+                r.sensor: "unknown sensor"
+                if r.sensor in unknown
+                else f"sensor does not match the topic's device `{sender}`"
+                for r in parsed.readings
+                if r.sensor in unknown or r.sensor != sender
+            }
+            if not reasons:
                 continue
-            readings.extend(parsed)
-            if sent is not None:
-                sent_times.append(sent)
+            parsed.readings = [r for r in parsed.readings if r.sensor not in reasons]
+            payload = parsed.message.payload.decode("utf-8", "replace")
+            parsed.refusals.extend(
+                Refusal("mqtt", parsed.message.topic, reason, payload, sensor, sensor)
+                for sensor, reason in sorted(reasons.items())
+            )
+
+    def _commit(self, batch: list[ParsedMessage]) -> IngestReport | None:
+        """Ingest a batch, retrying transient database errors; None if stopped meanwhile.
+
+        Raises what is not transient (the batch can never be ingested as it is).
+        """
+        readings = [r for p in batch for r in p.readings]
+        refusals = [f for p in batch for f in p.refusals]
         delay = 0.5
         while True:
             try:
-                report = ingest(self.context, readings, runner=self.runner)
-                break
-            except Exception as exc:  # the store is down or busy: keep the messages, retry
+                return ingest(self.context, readings, runner=self.runner, refusals=refusals)
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
                 self.stats.errors.append(
                     f"ingest failed, retrying: {exc.__class__.__name__}: {exc}"[:500]
                 )
                 log.warning("ingest failed, retrying in %.1f s: %s", delay, exc)
                 if self._stop.wait(delay):
-                    return  # not acknowledged: the broker redelivers after a restart
+                    return None  # not acknowledged: the broker redelivers after a restart
                 delay = min(delay * 2, 10.0)
+
+    def _commit_isolating(self, batch: list[ParsedMessage]) -> IngestReport | None:
+        """Commit a batch; if it fails for good, commit its messages one by one and dead-letter
+        each one that still fails, with the error as the reason. None if stopped meanwhile."""
+        try:
+            return self._commit(batch)
+        except Exception as exc:
+            if len(batch) == 1:
+                return self._dead_letter(batch[0], exc)
+            log.warning("batch failed (%s); ingesting its messages one by one", exc)
+        total = IngestReport()
+        for parsed in batch:
+            try:
+                report = self._commit([parsed])
+            except Exception as exc:
+                report = self._dead_letter(parsed, exc)
+            if report is None:
+                return None
+            total.merge(report)
+        return total
+
+    def _dead_letter(self, parsed: ParsedMessage, error: Exception) -> IngestReport | None:
+        parsed.refuse_all(f"could not be ingested: {error.__class__.__name__}: {error}"[:2000])
+        return self._commit([parsed])
+
+    def _process(self, messages: list[mqtt.MQTTMessage]) -> None:
+        batch = [self._parse(message) for message in messages]
+        self._refuse_strangers(batch)
+        report = self._commit_isolating(batch)
+        if report is None:
+            return
         done = now_us()
         for message in messages:
             self._client.ack(message.mid, message.qos)
         stats = self.stats
         stats.messages += len(messages)
-        stats.observations += len(readings)
+        stats.observations += sum(len(p.readings) for p in batch)
+        stats.rejected_messages += sum(1 for p in batch if p.refusals)
+        stats.dead_letters += report.dead_letters
         stats.stored += report.stored
         stats.duplicates += report.duplicates
         stats.batches += 1
         stats.findings += report.findings
         stats.incidents_opened += len(report.incidents_opened)
-        stats.latencies_us.extend(done - sent for sent in sent_times)
+        stats.latencies_us.extend(done - p.sent_us for p in batch if p.sent_us is not None)
         if self.on_batch is not None:
             self.on_batch(report)
 
@@ -295,6 +442,8 @@ def publish_readings(
     per_message: int = 1,
     client_id: str | None = None,
     stamp: bool = False,
+    username: str | None = None,
+    password: str | None = None,
 ) -> int:
     """Publish observations (dicts with sensor, quantity, time, value, unit, id) with QoS 1.
 
@@ -304,6 +453,8 @@ def publish_readings(
     client = mqtt.Client(
         CallbackAPIVersion.VERSION2, client_id=client_id or "", protocol=mqtt.MQTTv5
     )
+    if username:
+        client.username_pw_set(username, password)
     client.max_inflight_messages_set(1000)
     client.max_queued_messages_set(0)
     client.connect(host, port)

@@ -13,7 +13,10 @@ import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, ClassVar, TypeVar
+
+import re2
 
 CORE_CONTEXT = "https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context-v1.8.jsonld"
 ERROR_BASE = "https://uri.etsi.org/ngsi-ld/errors/"
@@ -380,6 +383,37 @@ _COMPARISON = re.compile(
 )
 
 
+_RE2_OPTIONS = re2.Options()
+_RE2_OPTIONS.log_errors = False  # a refused pattern is the client's error, not a log line
+
+
+@lru_cache(maxsize=256)
+def compile_pattern(pattern: str, *, what: str) -> Any:
+    """A client's regular expression (``q``'s ``~=``, ``idPattern``) compiled on RE2.
+
+    RE2 matches in time linear in the text, so a pattern such as ``^(?:(?:[^Q]+)+)+Q`` cannot
+    hold a CPU for seconds as Python's backtracking ``re`` does. The result has ``search`` and
+    ``fullmatch``.
+
+    Raises
+    ------
+    NgsiError
+        ``BadRequestData`` naming ``what`` when RE2 cannot run the pattern (backreferences,
+        lookaround) or it is no regular expression at all.
+    """
+    try:
+        return re2.compile(pattern, _RE2_OPTIONS)
+    except re2.error as exc:
+        reason = exc.args[0] if exc.args else exc
+        if isinstance(reason, bytes):
+            reason = reason.decode("utf-8", "replace")
+        raise NgsiError(
+            "BadRequestData",
+            f"{what} is not a regular expression RE2 runs: {reason} (patterns run on RE2, in "
+            "linear time: no backreferences or lookaround)",
+        ) from None
+
+
 @dataclass(frozen=True)
 class QTerm:
     path: tuple[str, ...]
@@ -491,10 +525,7 @@ def _parse_term(text: str) -> QTerm:
         value = ("list", *(_parse_value(x) for x in raw.split(",")))
     elif op in ("~=", "!~="):
         pattern = raw[1:-1] if raw.startswith('"') and raw.endswith('"') else raw
-        try:
-            value = re.compile(pattern)
-        except re.error as exc:
-            raise NgsiError("InvalidRequest", f"q: bad pattern {pattern!r}: {exc}") from None
+        value = compile_pattern(pattern, what="q")
     else:
         value = _parse_value(raw)
     return QTerm(_parse_path(match.group("path")), op, value)

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from qala.components.operate.dead_letters import count_dead_letters
 from qala.components.operate.models import Finding, Incident, Observation, Sensor
 from qala.engines.detect import from_epoch_us
 
@@ -56,6 +57,8 @@ class Summary:
     findings_by_kind: dict[str, int]
     open_incidents_by_service: dict[str, int]
     incidents_total: int
+    dead_letters: int
+    """Messages refused at ingestion (``qala operate dead-letters`` lists them)."""
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -129,4 +132,5 @@ def summary(session: Session, *, now: datetime) -> Summary:
         findings_by_kind={str(k): int(v) for k, v in kinds.items()},
         open_incidents_by_service={str(k): int(v) for k, v in services.items()},
         incidents_total=session.scalar(select(func.count()).select_from(Incident)) or 0,
+        dead_letters=count_dead_letters(session),
     )

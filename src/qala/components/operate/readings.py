@@ -4,13 +4,16 @@ is turned into before ingestion, and the parsers that build it with clear errors
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+import sys
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
-from qala.core.errors import Problem, raise_if_problems
-from qala.engines.detect import normalise_unit
+from qala.core.errors import Problem, ValidationError, raise_if_problems
+from qala.engines.detect import conversion_factor, normalise_unit
 
 AIR_QUANTITIES = frozenset({"pm25", "pm10", "no2", "so2", "co", "o3", "pm1", "nh3", "h2s"})
 HEATING_QUANTITIES = frozenset(
@@ -53,6 +56,22 @@ UNIT_CODES = {
 }
 
 
+# The history's column widths: a longer text would fail the whole batch's transaction.
+MAX_TEXT = {"sensor": 256, "quantity": 64, "unit": 32, "id": 128}
+# 2000-01-01T00:00Z. A device whose clock was reset reports 1970; no Qala data is that old.
+EARLIEST_TIME_US = 946_684_800_000_000
+# Clock skew a device may have; a reading further in the future would end every window early.
+FUTURE_TOLERANCE_US = 86_400_000_000
+# What a working device can report, in the quantity's default unit. Outside these bounds the
+# reading is a device or encoding error, not a measurement; inside, implausible values (stuck,
+# saturated, slightly negative after calibration drift) reach the rules, which report the fault.
+PLAUSIBLE_RANGES = {
+    "ug/m3": (-100.0, 1_000_000.0),
+    "degC": (-90.0, 400.0),
+    "MPa": (-0.2, 100.0),
+}
+
+
 def domain_of(quantity: str) -> str:
     """Which family of rules and which service a quantity belongs to: air, heating or other."""
     if quantity in AIR_QUANTITIES:
@@ -72,6 +91,96 @@ class Reading:
     value: float
     unit: str
     message_id: str | None = None
+
+
+@lru_cache(maxsize=1024)
+def _factor_to_default(unit: str, quantity: str) -> float | None:
+    """Multiplier from ``unit`` to ``quantity``'s default unit; None when the quantity has none.
+
+    Raises ValueError when ``unit`` does not measure ``quantity`` (PM2.5 in degC).
+    """
+    expected = DEFAULT_UNITS.get(quantity)
+    if expected is None:
+        return None
+    try:
+        return conversion_factor(unit, expected)
+    except ValidationError:
+        raise ValueError(
+            f"unit `{unit}` does not measure {quantity} (expected {expected} or a unit convertible to it)"
+        ) from None
+
+
+@lru_cache(maxsize=1024)
+def _bounds(unit: str, quantity: str) -> tuple[float, float] | None:
+    """The plausible range of ``quantity`` expressed in ``unit`` (finite floats: NaN and ±inf fall
+    outside); None when the unit does not measure the quantity."""
+    try:
+        factor = _factor_to_default(unit, quantity)
+    except ValueError:
+        return None
+    widest = (-sys.float_info.max, sys.float_info.max)
+    if factor is None:
+        return widest
+    low, high = PLAUSIBLE_RANGES.get(DEFAULT_UNITS[quantity], widest)
+    return low / factor, high / factor
+
+
+def reading_problems(reading: Reading, *, now_us: int | None = None) -> list[tuple[str, str]]:
+    """What makes a reading unusable, as ``(field, reason)`` pairs; empty when it may be ingested.
+
+    Checks the unit against the quantity, the time (not before 2000, not more than a day ahead of
+    ``now_us``), the value against the quantity's physical range and the texts' lengths.
+    """
+    now = time.time_ns() // 1_000 if now_us is None else now_us
+    bounds = _bounds(reading.unit, reading.quantity)
+    if (  # the usual case, decided in a few comparisons; the reasons are worked out below
+        bounds is not None
+        and bounds[0] <= reading.value <= bounds[1]
+        and EARLIEST_TIME_US <= reading.time_us <= now + FUTURE_TOLERANCE_US
+        and len(reading.sensor) <= MAX_TEXT["sensor"]
+        and len(reading.quantity) <= MAX_TEXT["quantity"]
+        and len(reading.unit) <= MAX_TEXT["unit"]
+        and (reading.message_id is None or len(reading.message_id) <= MAX_TEXT["id"])
+    ):
+        return []
+    return _problems_of(reading, now)
+
+
+def _problems_of(reading: Reading, now: int) -> list[tuple[str, str]]:
+    problems = [
+        (name, f"`{name}` is longer than {limit} characters")
+        for name, limit, text in (
+            ("sensor", MAX_TEXT["sensor"], reading.sensor),
+            ("quantity", MAX_TEXT["quantity"], reading.quantity),
+            ("unit", MAX_TEXT["unit"], reading.unit),
+            ("id", MAX_TEXT["id"], reading.message_id or ""),
+        )
+        if len(text) > limit
+    ]
+    if reading.time_us < EARLIEST_TIME_US:
+        problems.append(("time", "time is before 2000-01-01 (is the device's clock set?)"))
+    elif reading.time_us > now + FUTURE_TOLERANCE_US:
+        problems.append(("time", "time is more than a day in the future"))
+    if reading.value != reading.value or reading.value in (float("inf"), float("-inf")):
+        problems.append(("value", "`value` must be a finite number"))
+        return problems
+    try:
+        factor = _factor_to_default(reading.unit, reading.quantity)
+    except ValueError as exc:
+        problems.append(("unit", str(exc)))
+        return problems
+    if factor is not None:
+        unit = DEFAULT_UNITS[reading.quantity]
+        low, high = PLAUSIBLE_RANGES.get(unit, (float("-inf"), float("inf")))
+        if not low <= reading.value * factor <= high:
+            problems.append(
+                (
+                    "value",
+                    f"{reading.value:g} {reading.unit} is outside what a {reading.quantity} "
+                    f"sensor can report ({low:g}…{high:g} {unit})",
+                )
+            )
+    return problems
 
 
 def parse_time_us(raw: Any) -> int:
@@ -100,45 +209,116 @@ def parse_time_us(raw: Any) -> int:
 _EPOCH = datetime.fromisoformat("1970-01-01T00:00:00+00:00")
 
 
-def readings_from_payload(payload: Any, *, source: str = "payload") -> list[Reading]:
+@dataclass
+class ParsedPayload:
+    """A payload's items: the readings to ingest and, by item index, the problems of the others."""
+
+    readings: list[Reading] = field(default_factory=list)
+    problems: dict[int, list[Problem]] = field(default_factory=dict)
+    items: list[Any] = field(default_factory=list)
+
+    def all_problems(self) -> list[Problem]:
+        return [p for index in sorted(self.problems) for p in self.problems[index]]
+
+
+def parse_payload(
+    payload: Any,
+    *,
+    source: str = "payload",
+    now_us: int | None = None,
+    unknown_sensors: Callable[[set[str]], set[str]] | None = None,
+) -> ParsedPayload:
+    """Parse and validate every item of a decoded JSON payload; bad items are set aside, not raised.
+
+    The payload is an observation object, a list of them, ``{"observations": [...]}`` or NGSI-LD /
+    Smart Data Models entities (see :func:`readings_from_payload`). Every reading is checked with
+    :func:`reading_problems`; an item with any problem contributes no reading.
+    ``unknown_sensors`` (given a set of sensor ids, the unregistered ones) refuses the items of
+    unregistered sensors with the reason ``unknown sensor``.
+    """
+    if isinstance(payload, Mapping) and "observations" in payload:
+        payload = payload["observations"]
+    items = payload if isinstance(payload, list) else [payload]
+    parsed = ParsedPayload(items=items)
+    now = time.time_ns() // 1_000 if now_us is None else now_us
+    accepted: list[tuple[int, Reading]] = []  # (item index, reading)
+    for index, item in enumerate(items):
+        problems: list[Problem] = []
+        if not isinstance(item, Mapping):
+            problems.append(
+                Problem("each observation must be a JSON object", file=source, row=index)
+            )
+            readings: list[Reading] = []
+        elif "sensor" not in item and "id" in item and "type" in item:
+            from qala.components.operate.ngsi import NgsiError, parse_entity
+
+            try:
+                entity = parse_entity(item)
+                readings = readings_from_entity(entity.id, entity.attrs)
+            except NgsiError as exc:
+                problems.append(Problem(exc.detail, file=source, row=index))
+                readings = []
+        else:
+            reading = _reading(item, index, source, problems)
+            if reading is not None and not reading_problems(reading, now_us=now):
+                accepted.append((index, reading))  # the usual case: one good observation
+                continue
+            readings = [] if reading is None else [reading]
+        for reading in readings:
+            problems.extend(
+                Problem(reason, file=source, row=index, column=column)
+                for column, reason in reading_problems(reading, now_us=now)
+            )
+        if problems:
+            parsed.problems[index] = problems
+        else:
+            accepted.extend((index, reading) for reading in readings)
+    unknown = (
+        unknown_sensors({r.sensor for _i, r in accepted})
+        if unknown_sensors is not None and accepted
+        else set()
+    )
+    if not unknown:
+        parsed.readings = [r for _i, r in accepted]
+        return parsed
+    refused = {i for i, r in accepted if r.sensor in unknown}
+    named: set[tuple[int, str]] = set()  # an entity's several readings name its sensor once
+    for index, reading in accepted:
+        if index not in refused:
+            parsed.readings.append(reading)
+        elif reading.sensor in unknown and (index, reading.sensor) not in named:
+            named.add((index, reading.sensor))
+            parsed.problems.setdefault(index, []).append(
+                Problem(
+                    "unknown sensor", file=source, row=index, column="sensor", value=reading.sensor
+                )
+            )
+    parsed.problems = dict(sorted(parsed.problems.items()))
+    return parsed
+
+
+def readings_from_payload(
+    payload: Any,
+    *,
+    source: str = "payload",
+    unknown_sensors: Callable[[set[str]], set[str]] | None = None,
+) -> list[Reading]:
     """Readings from a decoded JSON payload (an object, a list, or ``{"observations": [...]}``).
 
     An observation object has ``sensor``, ``quantity``, ``time`` (ISO 8601 with offset) or
     ``time_us``, ``value``, optional ``unit`` (default per quantity, e.g. ``ug/m3`` for PM2.5) and
     optional ``id`` (message id for deduplication). An NGSI-LD / Smart Data Models entity
-    (AirQualityObserved…) is accepted too: each numeric property becomes a reading.
+    (AirQualityObserved…) is accepted too: each numeric property becomes a reading. Each reading
+    is validated (:func:`reading_problems`); see :func:`parse_payload` for ``unknown_sensors``.
 
     Raises
     ------
     ValidationError
         Every problem found, each naming the item index and field.
     """
-    if isinstance(payload, Mapping) and "observations" in payload:
-        payload = payload["observations"]
-    items = payload if isinstance(payload, list) else [payload]
-    readings: list[Reading] = []
-    problems: list[Problem] = []
-    for index, item in enumerate(items):
-        if not isinstance(item, Mapping):
-            problems.append(
-                Problem("each observation must be a JSON object", file=source, row=index)
-            )
-            continue
-        if "sensor" not in item and "id" in item and "type" in item:
-            from qala.components.operate.ngsi import NgsiError, parse_entity
-
-            try:
-                entity = parse_entity(item)
-            except NgsiError as exc:
-                problems.append(Problem(exc.detail, file=source, row=index))
-                continue
-            readings.extend(readings_from_entity(entity.id, entity.attrs))
-            continue
-        reading = _reading(item, index, source, problems)
-        if reading is not None:
-            readings.append(reading)
-    raise_if_problems(problems, f"invalid observations in {source}")
-    return readings
+    parsed = parse_payload(payload, source=source, unknown_sensors=unknown_sensors)
+    raise_if_problems(parsed.all_problems(), f"invalid observations in {source}")
+    return parsed.readings
 
 
 def _reading(

@@ -5,12 +5,11 @@ slow endpoint). Delivery is at most once per change; failures are recorded on th
 
 from __future__ import annotations
 
+import itertools
 import logging
-import queue
 import threading
 import uuid
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -21,10 +20,12 @@ from qala.components.operate.models import Entity, Subscription
 from qala.components.operate.ngsi import (
     NgsiError,
     check_entity_id,
+    compile_pattern,
     parse_q,
     q_matches,
     render_entity,
 )
+from qala.core.clock import utc_now
 from qala.runtime import Context
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,8 @@ def validate_subscription(body: Any) -> dict[str, Any]:
     for selector in entities or []:
         if not isinstance(selector, Mapping) or not isinstance(selector.get("type"), str):
             raise NgsiError("BadRequestData", "each `entities` item needs a `type`")
+        if selector.get("idPattern"):
+            compile_pattern(str(selector["idPattern"]), what="idPattern")
     notification = data.get("notification")
     endpoint = notification.get("endpoint") if isinstance(notification, Mapping) else None
     uri = endpoint.get("uri") if isinstance(endpoint, Mapping) else None
@@ -68,7 +71,7 @@ def create_subscription(session: Session, body: Any) -> Subscription:
         body=data,
         endpoint=data["notification"]["endpoint"]["uri"],
         active=bool(data.get("isActive", True)),
-        created_at=datetime.now(UTC),
+        created_at=utc_now(),
     )
     session.add(record)
     session.flush()
@@ -131,8 +134,6 @@ def matches(
     subscription: Mapping[str, Any], entity: Entity, changed: Sequence[str] | None = None
 ) -> bool:
     """Whether a change of ``entity`` concerns the subscription (selectors, watched attributes, q)."""
-    import re
-
     selectors = subscription.get("entities") or []
     if selectors:
         ok = False
@@ -141,7 +142,8 @@ def matches(
                 continue
             if selector.get("id") and selector["id"] != entity.id:
                 continue
-            if selector.get("idPattern") and not re.fullmatch(selector["idPattern"], entity.id):
+            pattern = selector.get("idPattern")
+            if pattern and not compile_pattern(pattern, what="idPattern").fullmatch(entity.id):
                 continue
             ok = True
             break
@@ -165,7 +167,7 @@ def notification_for(subscription: Mapping[str, Any], entities: Sequence[Entity]
         "id": f"urn:ngsi-ld:Notification:{uuid.uuid4()}",
         "type": "Notification",
         "subscriptionId": subscription["id"],
-        "notifiedAt": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+        "notifiedAt": utc_now().isoformat().replace("+00:00", "Z"),
         "data": [
             render_entity(e.id, e.type, e.attrs, key_values=key_values, pick=attributes)
             for e in entities
@@ -174,36 +176,55 @@ def notification_for(subscription: Mapping[str, Any], entities: Sequence[Entity]
 
 
 class Notifier:
-    """Sends notifications from a daemon thread; ``drain()`` waits until the queue is empty."""
+    """Sends notifications from a daemon thread; ``drain()`` waits until nothing is pending.
+
+    Pending changes are a set of entity ids, not a queue of every change: an entity changed again
+    before its notification went out is notified once, with its newest state. So a slow endpoint
+    costs memory in proportion to the entities, never to the readings ingested meanwhile.
+    """
+
+    CHUNK = 500  # entity ids looked up and matched per round
 
     def __init__(self, context: Context, *, timeout_s: float = 5.0) -> None:
         self.context = context
         self.timeout_s = timeout_s
-        self._queue: queue.Queue[list[str] | None] = queue.Queue()
+        self._pending: dict[str, None] = {}  # insertion-ordered set
+        self._busy = False
+        self._changed = threading.Condition()
         self._thread = threading.Thread(target=self._run, name="qala-ngsi-notifier", daemon=True)
         self._client = httpx.Client(timeout=timeout_s)
         self._thread.start()
 
     def submit(self, entity_ids: Sequence[str]) -> None:
-        self._queue.put(list(entity_ids))
+        with self._changed:
+            self._pending.update(dict.fromkeys(entity_ids))
+            self._changed.notify_all()
+
+    def pending(self) -> int:
+        """Entities waiting for their notification."""
+        return len(self._pending)
 
     def drain(self, timeout_s: float = 10.0) -> None:
         """Block until every submitted change has been delivered (tests, orderly shutdown)."""
-        done = threading.Event()
-        self._queue.put(None)
-        self._drained = done
-        done.wait(timeout_s)
+        with self._changed:
+            self._changed.wait_for(lambda: not self._pending and not self._busy, timeout_s)
 
     def _run(self) -> None:
         while True:
-            item = self._queue.get()
-            if item is None:
-                getattr(self, "_drained", threading.Event()).set()
-                continue
+            with self._changed:
+                self._changed.wait_for(lambda: bool(self._pending))
+                chunk = list(itertools.islice(self._pending, self.CHUNK))
+                for entity_id in chunk:
+                    del self._pending[entity_id]
+                self._busy = True
             try:
-                self._deliver(item)
+                self._deliver(chunk)
             except Exception:  # a broken endpoint must not stop notifications to the others
                 log.exception("NGSI-LD notification failed")
+            finally:
+                with self._changed:
+                    self._busy = False
+                    self._changed.notify_all()
 
     def _deliver(self, entity_ids: list[str]) -> None:
         with self.context.database.session() as session:
@@ -232,7 +253,7 @@ class Notifier:
             except httpx.HTTPError:
                 outcomes.append((record.id, False))
         if outcomes:
-            now = datetime.now(UTC)
+            now = utc_now()
             with self.context.database.transaction() as session:
                 for subscription_id, ok in outcomes:
                     stored = session.get(Subscription, subscription_id)
