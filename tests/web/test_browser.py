@@ -176,3 +176,16 @@ def test_operator_board_is_told_about_new_requests(page: Any, demo_site: DemoSit
     request_id = re.search(r'id="request-id">(\d+)<', followed)
     assert request_id
     page.wait_for_selector(f"#request-{request_id.group(1)}", timeout=6500)
+
+
+@pytest.mark.parametrize("language", ["kk", "ru"])
+def test_the_signed_ledger_fits_a_phone(page: Any, demo_site: DemoSite, language: str) -> None:
+    # The root hash, signature and public key have no spaces; unbroken they widened the page.
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto(f"{demo_site.url}/budgeting/ledger?lang={language}")
+    assert page.locator("#signed-head").count() == 1
+    shot(page, f"ledger-{language}-phone")
+    scroll_width = page.evaluate("document.documentElement.scrollWidth")
+    assert scroll_width <= 390 + 1, (
+        f"the ledger page scrolls sideways on a phone ({scroll_width}px)"
+    )
