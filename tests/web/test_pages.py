@@ -390,3 +390,26 @@ def test_operator_stream_announces_changes_made_by_another_worker(
         other.database.dispose()
     finally:
         stop_server(live)
+
+
+def test_a_link_cannot_make_a_page_show_a_system_message(site: tuple[Context, object]) -> None:
+    # Any link could show red "system" text before: /operator?flash=…&kind=error.
+    operator = signed_in(site, "operator")
+    forged = operator.get("/operator?flash=Your+session+expired%2C+call+555-0100&kind=error")
+    assert forged.status_code == 200
+    assert "555-0100" not in forged.text
+    forged_signature = operator.get("/operator?flash=Hacked&kind=error&fsig=" + "0" * 32)
+    assert "Hacked" not in forged_signature.text
+    # The server's own messages still show: acknowledge a request from the board.
+    board = operator.get("/operator/live?sort=newest").text
+    request_id = re.search(r'id="request-(\d+)"', board)
+    assert request_id
+    done = operator.post(
+        f"/operator/requests/{request_id.group(1)}/acknowledge",
+        data={"csrf_token": csrf(operator.get("/operator").text)},
+        headers={"referer": "/operator"},
+    )
+    assert done.status_code == 303
+    assert "fsig=" in done.headers["location"]
+    shown = operator.get(done.headers["location"])
+    assert 'class="flash' in shown.text

@@ -64,11 +64,19 @@ def anon_form_token_ok(request: Request, sent: object) -> bool:
     return bool(expected) and isinstance(sent, str) and hmac.compare_digest(sent, expected or "")
 
 
-def flash_url(path: str, message: str, kind: str = "ok") -> str:
-    """``path`` with a one-time message for the page to show (any earlier one dropped)."""
+def flash_signature(secret: str, message: str, kind: str) -> str:
+    """What proves a message in the URL came from this server: a link anyone writes cannot
+    make a page show a system message of its choosing."""
+    digest = hmac.new(secret.encode(), f"flash\x00{kind}\x00{message}".encode(), "sha256")
+    return digest.hexdigest()[:32]
+
+
+def flash_url(path: str, message: str, kind: str = "ok", *, secret: str) -> str:
+    """``path`` with a one-time, signed message for the page to show (any earlier one dropped)."""
     base = path.split("flash=")[0].rstrip("&?")
     joiner = "&" if "?" in base else "?"
-    return f"{base}{joiner}flash={quote(message)}&kind={kind}"
+    signature = flash_signature(secret, message, kind)
+    return f"{base}{joiner}flash={quote(message)}&kind={kind}&fsig={signature}"
 
 
 def _format_number(value: Any, digits: int = 1) -> str:
@@ -124,6 +132,19 @@ class UI:
         self.env.globals["spark"] = lambda values, label: sparkline(values, label=label)
 
     # -- per request
+    def flash_url(self, path: str, message: str, kind: str = "ok") -> str:
+        return flash_url(path, message, kind, secret=self.context.settings.secret_key)
+
+    def flash_in(self, request: Request) -> tuple[str, str] | None:
+        """The request's one-time message, if this server signed it (else nothing is shown)."""
+        message = request.query_params.get("flash")
+        kind = request.query_params.get("kind", "ok")
+        sent = request.query_params.get("fsig", "")
+        if not message or kind not in ("ok", "error"):
+            return None
+        expected = flash_signature(self.context.settings.secret_key, message, kind)
+        return (kind, message[:500]) if hmac.compare_digest(sent, expected) else None
+
     def language(self, request: Request) -> str:
         return choose_language(
             request.query_params.get("lang"),
@@ -153,10 +174,8 @@ class UI:
         t = Translator(language)
         user: User | None = getattr(request.state, "user", None)
         nav = [item for item in self.nav if role_allows(user, item.roles)]
-        message = request.query_params.get("flash")
-        if message and "flash" not in values:
-            kind = request.query_params.get("kind", "ok")
-            values["flash"] = [(kind if kind in ("ok", "error") else "ok", message[:500])]
+        if "flash" not in values and (shown := self.flash_in(request)) is not None:
+            values["flash"] = [shown]
         shared: dict[str, Any] = {
             "request": request,
             "t": t,

@@ -30,7 +30,7 @@ from qala.web.data import installed
 from qala.web.deps import OperatorPage, TranslatorDep, UIDep
 from qala.web.geo import MapPoint, local_map_svg, local_view
 from qala.web.i18n import Translator
-from qala.web.ui import UI, flash_url
+from qala.web.ui import UI
 
 REQUEST_ACTIONS = ("acknowledge", "start", "close")
 INCIDENT_ACTIONS = ("acknowledge", "close")
@@ -377,7 +377,7 @@ def back(request: Request, ui: UI, message: str, kind: str = "ok") -> Response:
     path = "/operator"
     if "/operator" in target:
         path = target[target.index("/operator") :].split("#")[0]
-    return ui.redirect(request, flash_url(path, message, kind))
+    return ui.redirect(request, ui.flash_url(path, message, kind))
 
 
 REQUEST_WORK = Work(REQUEST_ACTIONS, "requests311", act_on_request, "operator.done_request")

@@ -74,8 +74,8 @@ async def readiness_submit(
             problems=problems,
             answers=sent.raw,
         )
-    query = urlencode({"place": place, "year": sent.year, "flash": t("readiness.saved")})
-    return ui.redirect(request, f"/readiness?{query}")
+    query = urlencode({"place": place, "year": sent.year})
+    return ui.redirect(request, ui.flash_url(f"/readiness?{query}", t("readiness.saved")))
 
 
 @dataclass
