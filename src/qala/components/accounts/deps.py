@@ -11,7 +11,7 @@ import hmac
 from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, HTTPException, Path, Query, Request
 
 from qala.components.accounts.models import User
 from qala.components.accounts.services import resolve_session, resolve_token
@@ -113,3 +113,13 @@ CurrentUser = Annotated[User, Depends(_any_user)]
 AnalystUser = Annotated[User, Depends(require_roles("analyst"))]
 OperatorUser = Annotated[User, Depends(require_roles("operator"))]
 AdminUser = Annotated[User, Depends(require_roles("administrator"))]
+
+
+# Bounded numbers for route parameters. Unbounded ints reached the database as values it cannot
+# hold (SQLite's and PostgreSQL's 64-bit integers overflowed into HTTP 500); with these the
+# request is refused with 422 and the OpenAPI document states the range.
+MAX_ROW_ID = 2**63 - 1
+RowId = Annotated[int, Path(ge=1, le=MAX_ROW_ID, description="A stored row's id.")]
+Offset = Annotated[int, Query(ge=0, le=10_000_000, description="Rows to skip.")]
+Limit = Annotated[int, Query(ge=1, le=1_000, description="Rows to return, at most 1,000.")]
+Year = Annotated[int | None, Query(ge=1900, le=2100, description="A calendar year.")]

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, Field
 
-from qala.components.accounts.deps import ContextDep, DatabaseDep, require_roles
+from qala.components.accounts.deps import ContextDep, DatabaseDep, Year, require_roles
 from qala.components.accounts.models import User
 from qala.components.assessment import readiness as readiness_mod, services
 from qala.components.assessment.roadmap import load_actions
@@ -22,16 +22,18 @@ class AnswerIn(BaseModel):
 
 
 class ReadinessIn(BaseModel):
-    place: str
-    year: int
+    place: str = Field(..., min_length=1, max_length=80)
+    year: int = Field(..., ge=1900, le=2100)
     respondent: str = ""
     illustrative: bool = False
     answers: dict[str, AnswerIn]
 
 
 class StakeholdersIn(BaseModel):
-    csv: str = Field(..., description="Rows group,respondent,area,points (with a header).")
-    year: int | None = None
+    csv: str = Field(
+        ..., max_length=1_000_000, description="Rows group,respondent,area,points (with a header)."
+    )
+    year: int | None = Field(None, ge=1900, le=2100)
 
 
 router = APIRouter(prefix="/api/v1/assessment", tags=["assessment"])
@@ -96,7 +98,7 @@ def readiness(place: str, year: int, database: DatabaseDep) -> dict[str, Any]:
 def assess(
     place: str,
     database: DatabaseDep,
-    year: int | None = None,
+    year: Year = None,
     budget: float = Query(services.DEFAULT_BUDGET, ge=0, description="million KZT"),
     lang: str = "en",
 ) -> dict[str, Any]:
@@ -108,14 +110,14 @@ def assess(
 def roadmap_csv(
     place: str,
     database: DatabaseDep,
-    year: int | None = None,
+    year: Year = None,
     budget: float = services.DEFAULT_BUDGET,
 ) -> str:
     return services.assess_place(database, place, year=year, budget=budget).roadmap.to_csv()
 
 
 @router.get("/balance")
-def balance(database: DatabaseDep, year: int | None = None) -> dict[str, Any]:
+def balance(database: DatabaseDep, year: Year = None) -> dict[str, Any]:
     """Every city's overall balance (category scores, imbalance, flag)."""
     y, frame = services.balance_overview(database, year=year)
     return {"year": y, "places": frame.reset_index().to_dict("records")}
@@ -134,7 +136,7 @@ def cases(city: str | None = None, area: str | None = None) -> list[dict[str, An
 
 
 @router.get("/stakeholders")
-def stakeholders_sample(database: DatabaseDep, year: int | None = None) -> dict[str, Any]:
+def stakeholders_sample(database: DatabaseDep, year: Year = None) -> dict[str, Any]:
     """The rating under the bundled (illustrative) weights of three groups."""
     return services.stakeholder_view(database, year=year).as_dict()
 

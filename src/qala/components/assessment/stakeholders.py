@@ -28,9 +28,16 @@ from qala.engines.index import Framework, IndexSpec, build_index
 def parse_allocations(text: str, *, areas: Sequence[str], file: str | None = None) -> pd.DataFrame:
     """Read ``group,respondent,area,points`` rows; ``area`` may be the full code or its last part
     (``health`` for ``kz_sc.health``). Returns the rows with full area codes."""
-    frame = pd.read_csv(
-        io.StringIO(text), dtype={"group": str, "respondent": str, "area": str}, comment="#"
-    )
+    try:
+        frame = pd.read_csv(
+            io.StringIO(text), dtype={"group": str, "respondent": str, "area": str}, comment="#"
+        )
+    except (pd.errors.EmptyDataError, pd.errors.ParserError) as exc:
+        raise_if_problems(
+            [Problem(f"not a table of group, respondent, area, points rows ({exc})", file=file)],
+            "invalid stakeholder allocations",
+        )
+        raise  # unreachable: raise_if_problems raised
     problems: list[Problem] = []
     for col in ("group", "respondent", "area", "points"):
         if col not in frame.columns:

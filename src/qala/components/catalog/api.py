@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, File, HTTPException, Query, UploadFile
 from pydantic import BaseModel
 
-from qala.components.accounts.deps import AnalystUser, ContextDep, DatabaseDep
+from qala.components.accounts.deps import AnalystUser, ContextDep, DatabaseDep, Year
 from qala.components.catalog.frameworks import Catalogue, Node, load_catalogue
 from qala.components.catalog.models import Place
 from qala.components.catalog.services import (
@@ -99,9 +99,7 @@ def _place_out(place: Place, parents: dict[int, str], monotowns: set[str]) -> Pl
 
 
 @router.get("/places", response_model=list[PlaceOut])
-def places(
-    context: ContextDep, level: str | None = None, year: int | None = None
-) -> list[PlaceOut]:
+def places(context: ContextDep, level: str | None = None, year: Year = None) -> list[PlaceOut]:
     with context.database.session() as session:
         monotowns = single_industry_codes(session, year or context.clock().year)
         parents = {p.id: p.code for p in list_places(session)}

@@ -4,18 +4,18 @@ Operators and administrators only."""
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, Field
 
-from qala.components.accounts.deps import ContextDep, require_roles
+from qala.components.accounts.deps import ContextDep, Limit, Offset, RowId, require_roles
 from qala.components.accounts.models import User
 from qala.components.operate import incident_actions, incidents as incident_services, queries
 from qala.components.operate.indicators import write_indicators
 from qala.components.operate.ingest import check_silence, ingest_payload, register_sensors
 from qala.core.errors import ValidationError
+from qala.core.jsontext import load_json
 from qala.runtime import Context
 
 PREFIX = "/api/v1/operate"
@@ -65,12 +65,12 @@ class LinkIn(BaseModel):
 
 
 class SensorIn(BaseModel):
-    id: str
-    name: str | None = None
-    place_code: str | None = None
-    group_id: str | None = None
-    lat: float | None = None
-    lon: float | None = None
+    id: str = Field(..., min_length=1, max_length=200, pattern=r"^\S+$")
+    name: str | None = Field(None, max_length=200)
+    place_code: str | None = Field(None, max_length=80)
+    group_id: str | None = Field(None, max_length=200)
+    lat: float | None = Field(None, ge=-90, le=90)
+    lon: float | None = Field(None, ge=-180, le=180)
 
 
 Operator = Annotated[User, Depends(require_roles("operator", "administrator"))]
@@ -87,7 +87,7 @@ async def json_body(request: Request) -> Any:
     """The request body decoded as any JSON value (observations come in several shapes)."""
     raw = await request.body()
     try:
-        return json.loads(raw)
+        return load_json(raw)
     except ValueError as exc:
         raise ValidationError.single(f"the body is not valid JSON: {exc}") from None
 
@@ -123,8 +123,8 @@ def get_findings(
     context: ContextDep,
     sensor: str | None = None,
     kind: str | None = None,
-    limit: int = 100,
-    offset: int = 0,
+    limit: Limit = 100,
+    offset: Offset = 0,
 ) -> list[dict[str, Any]]:
     with context.database.session() as session:
         found = queries.list_findings(session, sensor=sensor, kind=kind, limit=limit, offset=offset)
@@ -148,8 +148,8 @@ def get_incidents(
     service: str | None = None,
     category: str | None = None,
     place: str | None = None,
-    limit: int = 100,
-    offset: int = 0,
+    limit: Limit = 100,
+    offset: Offset = 0,
 ) -> list[dict[str, Any]]:
     with context.database.session() as session:
         rows = incident_services.list_incidents(
@@ -175,7 +175,7 @@ def post_incident(
 
 
 @router.get("/incidents/{incident_id}")
-def get_incident(incident_id: int, _user: Operator, context: ContextDep) -> dict[str, Any]:
+def get_incident(incident_id: RowId, _user: Operator, context: ContextDep) -> dict[str, Any]:
     with context.database.session() as session:
         return incident_services.view(
             incident_services.get_incident(session, incident_id)
@@ -193,46 +193,48 @@ def _act(
 
 @router.post("/incidents/{incident_id}/acknowledge")
 def post_ack(
-    incident_id: int, body: Acknowledge, user: Operator, context: ContextDep
+    incident_id: RowId, body: Acknowledge, user: Operator, context: ContextDep
 ) -> dict[str, Any]:
     return _act(context, incident_id, "acknowledge", user, body)
 
 
 @router.post("/incidents/{incident_id}/assign")
 def post_assign(
-    incident_id: int, body: Assign, user: Operator, context: ContextDep
+    incident_id: RowId, body: Assign, user: Operator, context: ContextDep
 ) -> dict[str, Any]:
     return _act(context, incident_id, "assign", user, body)
 
 
 @router.post("/incidents/{incident_id}/reroute")
 def post_reroute(
-    incident_id: int, body: Reroute, user: Operator, context: ContextDep
+    incident_id: RowId, body: Reroute, user: Operator, context: ContextDep
 ) -> dict[str, Any]:
     return _act(context, incident_id, "reroute", user, body)
 
 
 @router.post("/incidents/{incident_id}/close")
 def post_close(
-    incident_id: int, body: Close, user: Operator, context: ContextDep
+    incident_id: RowId, body: Close, user: Operator, context: ContextDep
 ) -> dict[str, Any]:
     return _act(context, incident_id, "close", user, body)
 
 
 @router.post("/incidents/{incident_id}/notes")
-def post_note(incident_id: int, body: Note, user: Operator, context: ContextDep) -> dict[str, Any]:
+def post_note(
+    incident_id: RowId, body: Note, user: Operator, context: ContextDep
+) -> dict[str, Any]:
     return _act(context, incident_id, "note", user, body)
 
 
 @router.post("/incidents/{incident_id}/links")
 def post_link(
-    incident_id: int, body: LinkIn, user: Operator, context: ContextDep
+    incident_id: RowId, body: LinkIn, user: Operator, context: ContextDep
 ) -> dict[str, Any]:
     return _act(context, incident_id, "link", user, body)
 
 
 @router.get("/incidents/{incident_id}/audit")
-def get_audit(incident_id: int, _user: Operator, context: ContextDep) -> list[dict[str, Any]]:
+def get_audit(incident_id: RowId, _user: Operator, context: ContextDep) -> list[dict[str, Any]]:
     with context.database.session() as session:
         incident = incident_services.view(incident_services.get_incident(session, incident_id))
     audit: list[dict[str, Any]] = incident.as_dict()["audit"]

@@ -34,6 +34,7 @@ from qala.components.operate.ngsi import (
 )
 from qala.components.operate.temporal import time_window
 from qala.core.errors import QalaError
+from qala.core.jsontext import load_json
 
 PREFIX = "/ngsi-ld/v1"
 LD_JSON = "application/ld+json"
@@ -104,7 +105,7 @@ async def _body(request: Request) -> tuple[Any, Any]:
         )
     raw = await request.body()
     try:
-        body = json.loads(raw) if raw else None
+        body = load_json(raw) if raw else None
     except ValueError as exc:
         raise NgsiError("InvalidRequest", f"the body is not valid JSON: {exc}") from None
     if content_type == LD_JSON:

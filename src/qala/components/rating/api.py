@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 
-from qala.components.accounts.deps import ContextDep, DatabaseDep, require_roles
+from qala.components.accounts.deps import ContextDep, DatabaseDep, Year, require_roles
 from qala.components.rating import services
 
 
@@ -19,11 +19,11 @@ class SpecIn(BaseModel):
 
 class BuildIn(BaseModel):
     spec: str | None = Field(None, description="Name of a stored spec (default: the national one).")
-    year: int | None = None
+    year: int | None = Field(None, ge=1900, le=2100)
     kind: str | None = Field(None, description="city or single_industry")
     region: str | None = None
     replications: int | None = Field(None, ge=0, le=20_000)
-    seed: int | None = None
+    seed: int | None = Field(None, ge=0, le=2**32 - 1, description="Random seed (numpy's range).")
 
 
 def _run_payload(run: Any, entries: list[services.EntryView]) -> dict[str, Any]:
@@ -111,7 +111,7 @@ def run(
 def latest(
     database: DatabaseDep,
     name: str = "kz_smart_city",
-    year: int | None = None,
+    year: Year = None,
     kind: str | None = Query(None, description="city or single_industry"),
     region: str | None = None,
 ) -> dict[str, Any]:
