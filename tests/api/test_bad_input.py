@@ -95,3 +95,22 @@ def test_json_depth_is_counted_without_recursion() -> None:
         load_json(DEEP)
     # Many brackets side by side are not deep: a batch of readings passes.
     assert load_json("[" + ",".join(['{"v": [1, 2]}'] * 1000) + "]")[0] == {"v": [1, 2]}
+
+
+def test_problems_name_the_uploaded_file_not_a_server_path(admin: TestClient) -> None:
+    upload = {"file": ("karaganda-2024.xlsx", b"not a zip", "application/octet-stream")}
+    answer = admin.post("/api/v1/data/check", files=upload)
+    assert answer.status_code == 422
+    assert [p["file"] for p in answer.json()["detail"]] == ["karaganda-2024.xlsx"]
+    assert "/tmp" not in answer.text
+    rows = b"place,indicator,year,value\nastana,kz_sc.pb.turnout,2024,12.5\n"
+    imported = admin.post("/api/v1/data/import", files={"file": ("astana.csv", rows, "text/csv")})
+    assert imported.status_code == 200, imported.text[:300]
+    assert "/tmp" not in imported.text
+    from sqlalchemy import select
+
+    from qala.components.catalog.models import ImportBatch
+
+    context = admin.app.state.context  # type: ignore[attr-defined]
+    with context.database.session() as session:
+        assert session.scalars(select(ImportBatch.file_name)).all() == ["astana.csv"]

@@ -192,7 +192,7 @@ async def data_check(
 ) -> dict[str, Any]:
     path = await _saved(file, context.settings.max_upload_bytes)
     try:
-        result = check_file(context.database, path)
+        result = check_file(context.database, path, name=file.filename)
     except ValidationError as exc:
         raise HTTPException(422, [p.as_dict() for p in exc.problems]) from exc
     finally:
@@ -215,7 +215,13 @@ async def data_import(
 ) -> dict[str, Any]:
     path = await _saved(file, context.settings.max_upload_bytes)
     try:
-        report = import_file(context.database, path, partial=partial, imported_by=user.username)
+        report = import_file(
+            context.database,
+            path,
+            partial=partial,
+            imported_by=user.username,
+            name=file.filename,
+        )
     except ValidationError as exc:
         raise HTTPException(422, [p.as_dict() for p in exc.problems]) from exc
     finally:

@@ -235,8 +235,12 @@ def check_frame(
     )
 
 
-def check_file(database: Database, path: Path | str, *, illustrative: bool = False) -> CheckResult:
-    table = read_table(path)
+def check_file(
+    database: Database, path: Path | str, *, illustrative: bool = False, name: str | None = None
+) -> CheckResult:
+    """Check a city data file without writing; ``name`` is what messages call it (an upload's
+    own name rather than the server's temporary path)."""
+    table = read_table(path, name=name)
     with database.session() as session:
         result = check_frame(
             session,
@@ -257,9 +261,11 @@ def import_file(
     partial: bool = False,
     illustrative: bool = False,
     imported_by: str | None = None,
+    name: str | None = None,
 ) -> ImportReport:
-    """Import a city data file. With problems, nothing is written unless ``partial``."""
-    table = read_table(path)
+    """Import a city data file. With problems, nothing is written unless ``partial``. ``name``
+    is what messages and the import batch call the file (an upload's own name)."""
+    table = read_table(path, name=name)
     digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
     with database.transaction() as session:
         result = check_frame(
@@ -274,7 +280,7 @@ def import_file(
         if result.problems and not partial:
             return ImportReport(result, written=False)
         batch = ImportBatch(
-            file_name=Path(path).name,
+            file_name=name or Path(path).name,
             file_format=table.file_format,
             sha256=digest,
             imported_by=imported_by,

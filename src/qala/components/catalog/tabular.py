@@ -64,14 +64,14 @@ class RawTable:
     """The text encoding a CSV file was read in (None for Excel and Parquet)."""
 
 
-def detect_format(path: Path) -> FileFormat:
+def detect_format(path: Path, *, name: str | None = None) -> FileFormat:
     try:
         return EXTENSIONS[path.suffix.lower()]
     except KeyError:
         known = ", ".join(sorted(EXTENSIONS))
         raise ValidationError.single(
             f"cannot tell the file format from the extension {path.suffix!r}; expected one of {known}",
-            file=str(path),
+            file=name or str(path),
         ) from None
 
 
@@ -88,18 +88,20 @@ def _canonical_columns(columns: list[str]) -> dict[str, str]:
     return mapping
 
 
-def read_table(path: Path | str, *, sheet: str | int = 0) -> RawTable:
-    """Read a city data file; decide long or wide layout from its columns."""
+def read_table(path: Path | str, *, sheet: str | int = 0, name: str | None = None) -> RawTable:
+    """Read a city data file; decide long or wide layout from its columns. ``name`` is what
+    messages call the file (an upload's own name rather than the server's temporary path)."""
     path = Path(path)
+    shown = name or str(path)
     if not path.is_file():
-        raise ValidationError.single("file not found", file=str(path))
-    file_format = detect_format(path)
+        raise ValidationError.single("file not found", file=shown)
+    file_format = detect_format(path, name=shown)
     if path.stat().st_size == 0:
-        raise ValidationError.single("the file is empty", file=str(path), code="empty_file")
+        raise ValidationError.single("the file is empty", file=shown, code="empty_file")
     encoding = None
     try:
         if file_format == "csv":
-            frame, encoding = _read_csv(path)
+            frame, encoding = _read_csv(path, name=shown)
         elif file_format == "xlsx":
             frame = pd.read_excel(path, sheet_name=sheet, dtype=object, engine="openpyxl")
         else:
@@ -110,26 +112,26 @@ def read_table(path: Path | str, *, sheet: str | int = 0) -> RawTable:
         raise ValidationError.single(
             f"not a readable Excel workbook (an .xlsx file is a zip archive of sheets; "
             f"this one is damaged or of another kind: {exc})",
-            file=str(path),
+            file=shown,
             code="unreadable_file",
         ) from None
     except (ValueError, OSError, UnicodeDecodeError, ImportError) as exc:
         raise ValidationError.single(
             f"could not read the file as {file_format}: {exc}",
-            file=str(path),
+            file=shown,
             code="unreadable_file",
         ) from None
     if frame.empty:
         raise ValidationError.single(
             "the file has no data rows (only a header, or nothing under it)",
-            file=str(path),
+            file=shown,
             code="empty_file",
         )
     frame = restore_cells(frame)
     frame = frame.rename(columns=_canonical_columns(list(frame.columns)))
     duplicated = frame.columns[frame.columns.duplicated()].tolist()
     if duplicated:
-        raise ValidationError.single(f"columns appear twice: {duplicated}", file=str(path))
+        raise ValidationError.single(f"columns appear twice: {duplicated}", file=shown)
     if all(c in frame.columns for c in LONG_REQUIRED):
         layout: Layout = "long"
     elif all(c in frame.columns for c in KEY_COLUMNS):
@@ -140,13 +142,13 @@ def read_table(path: Path | str, *, sheet: str | int = 0) -> RawTable:
             "expected long format (columns place, indicator, year, value[, unit, source, note]) "
             "or wide format (columns place, year and one column per indicator id); "
             f"missing {missing}",
-            file=str(path),
+            file=shown,
             row=1,
         )
     rows = pd.Series(range(2, len(frame) + 2), index=frame.index)
     return RawTable(
         frame.reset_index(drop=True),
-        str(path),
+        shown,
         file_format,
         layout,
         rows.reset_index(drop=True),
@@ -212,8 +214,8 @@ def decode_text(data: bytes, *, file: str) -> tuple[str, str]:
     return str(best), encoding
 
 
-def _read_csv(path: Path) -> tuple[pd.DataFrame, str]:
-    text, encoding = decode_text(path.read_bytes(), file=str(path))
+def _read_csv(path: Path, *, name: str | None = None) -> tuple[pd.DataFrame, str]:
+    text, encoding = decode_text(path.read_bytes(), file=name or str(path))
     if path.suffix.lower() == ".tsv":
         separator = "\t"
     else:

@@ -97,9 +97,9 @@ def check_or_import(
         if mode != "check":
             partial = mode == "partial"
             return import_file(
-                context.database, path, partial=partial, imported_by=imported_by
+                context.database, path, partial=partial, imported_by=imported_by, name=path.name
             ).as_dict()
-        result = check_file(context.database, path)
+        result = check_file(context.database, path, name=path.name)
         return {
             "file": result.file,
             "rows": result.rows_total,
