@@ -114,3 +114,25 @@ def test_problems_name_the_uploaded_file_not_a_server_path(admin: TestClient) ->
     context = admin.app.state.context  # type: ignore[attr-defined]
     with context.database.session() as session:
         assert session.scalars(select(ImportBatch.file_name)).all() == ["astana.csv"]
+
+
+@pytest.mark.parametrize(
+    "path", ["/", "/rating", "/operator", "/open311/v2/services.json", "/api/v1/places", "/nope"]
+)
+def test_every_answer_carries_the_security_headers(admin: TestClient, path: str) -> None:
+    answer = admin.get(path, follow_redirects=False)
+    headers = answer.headers
+    assert headers["x-content-type-options"] == "nosniff"
+    assert headers["x-frame-options"] == "DENY"
+    assert headers["referrer-policy"] == "strict-origin-when-cross-origin"
+    policy = dict(
+        part.strip().split(" ", 1) for part in headers["content-security-policy"].split(";")
+    )
+    assert policy["script-src"] == "'self'"  # never inline scripts
+    assert policy["frame-ancestors"] == "'none'"
+    assert "strict-transport-security" not in headers  # plain HTTP here
+
+
+def test_tls_answers_ask_browsers_to_stay_on_tls(admin: TestClient) -> None:
+    secure = TestClient(admin.app, base_url="https://qala.example")
+    assert "max-age=" in secure.get("/healthz").headers["strict-transport-security"]

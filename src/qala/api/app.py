@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse
 
 from qala import __version__
 from qala.api import sem
+from qala.api.security import SecurityHeaders
 from qala.components.accounts.deps import ContextDep
 from qala.core.errors import (
     ConflictError,
@@ -66,4 +67,5 @@ def create_app(
     from qala.web import mount_web
 
     mount_web(app, context)
+    app.add_middleware(SecurityHeaders, tls_always=context.settings.secure_cookies)
     return app
