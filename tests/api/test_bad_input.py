@@ -136,3 +136,37 @@ def test_every_answer_carries_the_security_headers(admin: TestClient, path: str)
 def test_tls_answers_ask_browsers_to_stay_on_tls(admin: TestClient) -> None:
     secure = TestClient(admin.app, base_url="https://qala.example")
     assert "max-age=" in secure.get("/healthz").headers["strict-transport-security"]
+
+
+@pytest.mark.parametrize(
+    "password", ["password", "12345678", "qwertyuiop", "Password1", "abcd1234"]
+)
+def test_guessable_passwords_are_refused(admin: TestClient, password: str) -> None:
+    answer = admin.post(
+        "/api/v1/auth/register", json={"username": f"weak-{password.lower()}", "password": password}
+    )
+    assert answer.status_code == 422, answer.text[:300]
+    assert "too easy to guess" in answer.text or "at least" in answer.text
+
+
+def test_a_passphrase_is_accepted(sqlite_url: str) -> None:
+    # Its own app: registrations per address are throttled, and the module's client used some.
+    app = create_app(Settings(database_url=sqlite_url, secret_key="t"))
+    answer = TestClient(app).post(
+        "/api/v1/auth/register",
+        json={"username": "aigerim", "password": "steppe wind over ishim river"},
+    )
+    assert answer.status_code == 201, answer.text[:300]
+    app.state.context.database.dispose()
+
+
+def test_logout_needs_the_sessions_csrf_token(admin: TestClient) -> None:
+    browser = TestClient(admin.app, raise_server_exceptions=False)
+    signed_in = browser.post(
+        "/api/v1/auth/login", json={"username": "citizen", "password": "citizen-demo-2026"}
+    )
+    token = signed_in.json()["csrf_token"]
+    assert browser.post("/api/v1/auth/logout").status_code == 403  # a cross-site form's post
+    assert browser.get("/api/v1/auth/me").status_code == 200  # still signed in
+    assert browser.post("/api/v1/auth/logout", headers={"X-CSRF-Token": token}).status_code == 204
+    assert browser.get("/api/v1/auth/me").status_code == 401

@@ -16,6 +16,7 @@ from qala.components.accounts.deps import (
     ContextDep,
     CurrentUser,
     DatabaseDep,
+    OptionalUser,
 )
 from qala.components.accounts.models import User
 from qala.components.accounts.services import (
@@ -103,7 +104,11 @@ def login(
 
 
 @router.post("/auth/logout", status_code=204)
-def logout(request: Request, response: Response, database: DatabaseDep) -> None:
+def logout(
+    request: Request, response: Response, database: DatabaseDep, _caller: OptionalUser
+) -> None:
+    """End the browser session. Resolving the caller checks the session's CSRF token, so another
+    site cannot sign a resident out behind their back."""
     token = request.cookies.get(SESSION_COOKIE)
     if token:
         with database.transaction() as session:

@@ -45,6 +45,23 @@ def public_name(user: User) -> str:
     return name[:80]
 
 
+MIN_PASSWORD_SCORE = 2
+"""zxcvbn's scale 0–4; below 2 a password falls to an online guessing attack within days
+(``password``, ``12345678``, ``qwertyuiop`` and a name plus digits all score 0 or 1)."""
+
+
+def password_weakness(password: str, *user_inputs: str) -> str | None:
+    """Why ``password`` is too easy to guess, or None. Judged by zxcvbn (common passwords,
+    keyboard patterns, dates, the user's own name), not by character-class rules."""
+    from zxcvbn import zxcvbn
+
+    verdict = zxcvbn(password[:100], user_inputs=[u for u in user_inputs if u])
+    if verdict["score"] >= MIN_PASSWORD_SCORE:
+        return None
+    hint = verdict["feedback"].get("warning") or "it is too easy to guess"
+    return f"too easy to guess ({hint.rstrip('.').lower()}); use a longer phrase of several words"
+
+
 def create_user(
     session: Session,
     *,
@@ -60,6 +77,8 @@ def create_user(
         problems.append("`username`: 3–80 characters of a–z, 0–9, _ . @ -")
     if len(password) < MIN_PASSWORD:
         problems.append(f"`password`: at least {MIN_PASSWORD} characters")
+    elif (weakness := password_weakness(password, username, display_name)) is not None:
+        problems.append(f"`password`: {weakness}")
     if role not in ROLES:
         problems.append(f"`role`: one of {', '.join(ROLES)}")
     if problems:
