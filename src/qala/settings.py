@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import secrets
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypedDict
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -40,6 +40,11 @@ def persistent_secret_key() -> str:
     return key
 
 
+class ProxyOptions(TypedDict):
+    proxy_headers: bool
+    forwarded_allow_ips: list[str] | None
+
+
 class Settings(BaseSettings):
     """Everything Qala can be configured with. Environment variables: ``QALA_<FIELD>``."""
 
@@ -60,6 +65,15 @@ class Settings(BaseSettings):
     default_language: Language = "ru"
     secure_cookies: bool = False
     """Send cookies only over HTTPS; on in production behind TLS."""
+    trusted_proxies: str = ""
+    """Comma-separated addresses of the reverse proxies whose ``X-Forwarded-For`` and
+    ``X-Forwarded-Proto`` are believed (e.g. ``127.0.0.1`` behind a local nginx). Empty: none,
+    so no client can choose the address that rate limits count it under."""
+
+    def proxy_options(self) -> ProxyOptions:
+        """uvicorn's options for the proxies above."""
+        trusted = [a.strip() for a in self.trusted_proxies.split(",") if a.strip()]
+        return {"proxy_headers": bool(trusted), "forwarded_allow_ips": trusted or None}
 
     mqtt_host: str = "127.0.0.1"
     mqtt_port: int = 1883

@@ -30,10 +30,17 @@ def app(
             workers=workers,
             reload=reload,
             factory=True,
+            **context.settings.proxy_options(),
         )
     else:
         from qala.api.factory import freeze_startup_objects
 
         served = create_app(context=context, migrate=False)
         freeze_startup_objects()
-        uvicorn.run(served, host=host, port=port, log_level="info")
+        uvicorn.run(
+            served,
+            host=host,
+            port=port,
+            log_level="info",
+            **context.settings.proxy_options(),
+        )
