@@ -99,4 +99,7 @@ class Settings(BaseSettings):
     revoked certificate is refused, and so is every signature once the list is out of date."""
 
     max_upload_bytes: int = 50 * 1024 * 1024
+    max_request_bytes: int = 1024 * 1024
+    """Largest request body of an ordinary route (as Orion's default); routes that take files
+    or data sets allow more (``qala.components.accounts.deps``'s body sizes)."""
     public_base_url: str = "http://127.0.0.1:8000"

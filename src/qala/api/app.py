@@ -52,6 +52,7 @@ def create_app(
         title="Qala",
         version=__version__,
         description="Open smart-city platform for Kazakhstan's cities: measure, operate, participate.",
+        max_body_size=context.settings.max_request_bytes,
     )
     app.state.context = context
 

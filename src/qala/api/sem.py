@@ -13,7 +13,7 @@ import pandas as pd
 from fastapi import APIRouter, File, Form, HTTPException, UploadFile
 from starlette.concurrency import run_in_threadpool
 
-from qala.components.accounts.deps import AnalystUser, ContextDep
+from qala.components.accounts.deps import DATA_SET_BODY, AnalystUser, ContextDep
 from qala.core.errors import QalaError
 
 MAX_BOOTSTRAP = 10_000
@@ -64,7 +64,7 @@ async def _csv_frame(upload: UploadFile, max_bytes: int) -> pd.DataFrame:
         raise HTTPException(422, f"{upload.filename}: not a readable CSV file ({exc})") from exc
 
 
-@router.post("/fit")
+@router.post("/fit", max_body_size=DATA_SET_BODY)
 async def fit(
     _user: AnalystUser,
     context: ContextDep,

@@ -115,6 +115,13 @@ OperatorUser = Annotated[User, Depends(require_roles("operator"))]
 AdminUser = Annotated[User, Depends(require_roles("administrator"))]
 
 
+# Request bodies larger than the app's default (``Settings.max_request_bytes``, 1 MiB): FastAPI
+# stops reading a body as soon as it passes its route's limit and answers 413.
+DATA_FILE_BODY = 64 * 1024 * 1024
+"""City data files (imports, checks): ``Settings.max_upload_bytes`` then applies within it."""
+DATA_SET_BODY = 16 * 1024 * 1024
+"""Observation batches, survey data for PLS-SEM, stakeholder tables, NGSI-LD batches."""
+
 # Bounded numbers for route parameters. Unbounded ints reached the database as values it cannot
 # hold (SQLite's and PostgreSQL's 64-bit integers overflowed into HTTP 500); with these the
 # request is refused with 422 and the OpenAPI document states the range.

@@ -9,7 +9,13 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, Field
 
-from qala.components.accounts.deps import ContextDep, DatabaseDep, Year, require_roles
+from qala.components.accounts.deps import (
+    DATA_SET_BODY,
+    ContextDep,
+    DatabaseDep,
+    Year,
+    require_roles,
+)
 from qala.components.accounts.models import User
 from qala.components.assessment import readiness as readiness_mod, services
 from qala.components.assessment.roadmap import load_actions
@@ -141,7 +147,7 @@ def stakeholders_sample(database: DatabaseDep, year: Year = None) -> dict[str, A
     return services.stakeholder_view(database, year=year).as_dict()
 
 
-@router.post("/stakeholders")
+@router.post("/stakeholders", max_body_size=DATA_SET_BODY)
 def stakeholders(body: StakeholdersIn, database: DatabaseDep) -> dict[str, Any]:
     """The rating under the groups' weights given as CSV."""
     return services.stakeholder_view(database, body.csv, year=body.year, file="body").as_dict()

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, File, HTTPException, Query, UploadFile
 from pydantic import BaseModel
 
-from qala.components.accounts.deps import AnalystUser, ContextDep, DatabaseDep, Year
+from qala.components.accounts.deps import DATA_FILE_BODY, AnalystUser, ContextDep, DatabaseDep, Year
 from qala.components.catalog.frameworks import Catalogue, Node, load_catalogue
 from qala.components.catalog.models import Place
 from qala.components.catalog.services import (
@@ -186,7 +186,7 @@ async def _saved(upload: UploadFile, max_bytes: int) -> Path:
     return Path(handle.name)
 
 
-@router.post("/data/check")
+@router.post("/data/check", max_body_size=DATA_FILE_BODY)
 async def data_check(
     file: Annotated[UploadFile, File()], _user: AnalystUser, context: ContextDep
 ) -> dict[str, Any]:
@@ -206,7 +206,7 @@ async def data_check(
     }
 
 
-@router.post("/data/import")
+@router.post("/data/import", max_body_size=DATA_FILE_BODY)
 async def data_import(
     file: Annotated[UploadFile, File()],
     user: AnalystUser,

@@ -9,7 +9,14 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, Field
 
-from qala.components.accounts.deps import ContextDep, Limit, Offset, RowId, require_roles
+from qala.components.accounts.deps import (
+    DATA_SET_BODY,
+    ContextDep,
+    Limit,
+    Offset,
+    RowId,
+    require_roles,
+)
 from qala.components.accounts.models import User
 from qala.components.operate import incident_actions, incidents as incident_services, queries
 from qala.components.operate.indicators import write_indicators
@@ -95,7 +102,7 @@ async def json_body(request: Request) -> Any:
 # ---- ingestion ----------------------------------------------------------------------------------
 
 
-@router.post("/observations")
+@router.post("/observations", max_body_size=DATA_SET_BODY)
 def post_observations(
     payload: Annotated[Any, Depends(json_body)], _user: Operator, context: ContextDep
 ) -> dict[str, Any]:

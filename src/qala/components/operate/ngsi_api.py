@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 
-from qala.components.accounts.deps import ContextDep, require_roles
+from qala.components.accounts.deps import DATA_SET_BODY, ContextDep, require_roles
 from qala.components.accounts.models import User
 from qala.components.operate import broker
 from qala.components.operate.broker import BatchOutcome, HistoryWindow, Representation
@@ -312,14 +312,14 @@ def types(request: Request, context: Running) -> Response:
 # ---- batch operations ---------------------------------------------------------------------------
 
 
-@router.post("/entityOperations/create")
+@router.post("/entityOperations/create", max_body_size=DATA_SET_BODY)
 async def batch_create(request: Request, _user: Writer, context: Running) -> Response:
     items, link = await _batch_body(request)
     outcome = await run_in_threadpool(broker.create_each, context, items, link)
     return _batch_answer(outcome, created=outcome.success)
 
 
-@router.post("/entityOperations/upsert")
+@router.post("/entityOperations/upsert", max_body_size=DATA_SET_BODY)
 async def batch_upsert(
     request: Request, _user: Writer, context: Running, options: str | None = None
 ) -> Response:
@@ -331,7 +331,7 @@ async def batch_upsert(
     return _batch_answer(outcome, created=outcome.created or None)
 
 
-@router.post("/entityOperations/update")
+@router.post("/entityOperations/update", max_body_size=DATA_SET_BODY)
 async def batch_update(
     request: Request, _user: Writer, context: Running, options: str | None = None
 ) -> Response:
@@ -343,7 +343,7 @@ async def batch_update(
     return _batch_answer(outcome)
 
 
-@router.post("/entityOperations/delete")
+@router.post("/entityOperations/delete", max_body_size=DATA_SET_BODY)
 async def batch_delete(request: Request, _user: Writer, context: Running) -> Response:
     items, _link = await _batch_body(request)
     outcome = await run_in_threadpool(broker.delete_each, context, items)

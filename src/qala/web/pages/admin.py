@@ -11,7 +11,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from starlette.datastructures import UploadFile
 
-from qala.components.accounts.deps import ContextDep
+from qala.components.accounts.deps import DATA_FILE_BODY, ContextDep
 from qala.components.accounts.services import list_users
 from qala.components.catalog.services import check_file, import_file
 from qala.core.errors import QalaError
@@ -31,7 +31,7 @@ async def admin(request: Request, _user: AnalystPage, ui: UIDep, context: Contex
     return page(request, ui, context)
 
 
-@router.post("/admin/import")
+@router.post("/admin/import", max_body_size=DATA_FILE_BODY)
 async def import_data(
     request: Request, user: AnalystPage, ui: UIDep, t: TranslatorDep, context: ContextDep
 ) -> Response:
