@@ -65,3 +65,21 @@ def test_charts_escape_labels_and_parse() -> None:
         root = ET.fromstring(str(svg))
         assert root.find("{http://www.w3.org/2000/svg}title") is not None
         assert "<b>" not in str(svg)
+
+
+def test_quotes_and_brackets_in_labels_cannot_leave_their_attribute() -> None:
+    # An incident titled `x" onfocus="alert(1)` broke out of aria-label on the operator board:
+    # the SVG helpers escaped <, > and & but not quotes.
+    from qala.web.charts import bar_chart, sparkline
+    from qala.web.geo import MapPoint, national_map_svg
+
+    hostile = 'x" onfocus="alert(1)<script>'
+    point = MapPoint(hostile, 71.43, 51.13, href="/incidents/1", title=hostile, show_label=True)
+    drawn = [
+        sparkline([1.0, 2.0], label=hostile),
+        bar_chart([(hostile, 1.0, "a")], label=hostile),
+        national_map_svg([point], title=hostile, no_boundary_note=hostile)[0],
+    ]
+    for svg in map(str, drawn):
+        assert 'onfocus="' not in svg and "<script>" not in svg
+        assert "&#34;" in svg

@@ -10,9 +10,8 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from xml.sax.saxutils import escape
 
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 SERIES_CLASSES = ("s0", "s1", "s2", "s3", "s4", "s5")
 

@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
-from xml.sax.saxutils import escape
+
+from markupsafe import escape
 
 VENDOR = Path(__file__).parent / "static" / "vendor"
 WORLD_ATLAS = VENDOR / "world-atlas" / "countries-50m.json"
