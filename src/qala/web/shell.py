@@ -49,7 +49,8 @@ def navigation() -> list[NavItem]:
     return items
 
 
-def _wants_html(request: Request) -> bool:
+def wants_html(request: Request) -> bool:
+    """Whether the caller is a browser asking for a page (rather than an API client)."""
     path = request.url.path
     if path.startswith(API_PREFIXES):
         return False
@@ -111,10 +112,15 @@ async def role_required(request: Request, exc: RoleRequired) -> Response:
     return _ui(request).render(request, "error.html", status_code=403, code=403, roles=exc.roles)
 
 
+def server_error_page(request: Request, error_id: str) -> Response:
+    """The translated page for an unexpected failure, naming the id the log keeps it under."""
+    return _ui(request).render(request, "error.html", status_code=500, code=500, error_id=error_id)
+
+
 async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
     """Browsers get the dashboard's pages for 401 (to sign in), 403, 404 and 405; API clients and
     scripts keep FastAPI's JSON errors."""
-    if not _wants_html(request) or exc.status_code not in (401, 403, 404, 405):
+    if not wants_html(request) or exc.status_code not in (401, 403, 404, 405):
         return await http_exception_handler(request, exc)
     if exc.status_code == 401:
         return _sign_in_first(request, request.url.path)

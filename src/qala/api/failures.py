@@ -1,0 +1,57 @@
+"""The last resort: an error nobody expected is logged under an id and answered in the shape
+the caller's part of the API uses, naming that id — never a bare traceback or "Internal Server
+Error" with nothing to report. Browsers get the translated error page.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from xml.sax.saxutils import escape
+
+from fastapi import Request
+from fastapi.responses import JSONResponse, Response
+
+from qala.web.shell import server_error_page, wants_html
+
+log = logging.getLogger("qala.errors")
+NGSI_INTERNAL = "https://uri.etsi.org/ngsi-ld/errors/InternalError"
+
+
+async def unexpected_error(request: Request, exc: Exception) -> Response:
+    """Log ``exc`` with a new error id and answer 500 in the caller's format."""
+    error_id = uuid.uuid4().hex[:12]
+    log.error(
+        "unexpected error %s on %s %s",
+        error_id,
+        request.method,
+        request.url.path,
+        exc_info=(type(exc), exc, exc.__traceback__),
+    )
+    message = f"unexpected server error; the log keeps it as {error_id}"
+    path = request.url.path
+    if path.startswith("/ngsi-ld/"):
+        problem = {"type": NGSI_INTERNAL, "title": "Internal error", "detail": message}
+        return JSONResponse(problem, status_code=500, headers={"X-Error-Id": error_id})
+    if path.startswith("/open311/"):
+        if path.endswith(".xml"):
+            body = (
+                '<?xml version="1.0" encoding="utf-8"?>'
+                f"<errors><error><code>500</code><description>{escape(message)}</description>"
+                "</error></errors>"
+            )
+            return Response(body, 500, media_type="text/xml", headers={"X-Error-Id": error_id})
+        return JSONResponse(
+            [{"code": 500, "description": message}],
+            status_code=500,
+            headers={"X-Error-Id": error_id},
+        )
+    if wants_html(request):
+        page = server_error_page(request, error_id)
+        page.headers["X-Error-Id"] = error_id
+        return page
+    return JSONResponse(
+        {"detail": message, "error_id": error_id},
+        status_code=500,
+        headers={"X-Error-Id": error_id},
+    )
