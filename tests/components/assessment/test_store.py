@@ -101,7 +101,8 @@ def test_api_and_cli(
     settings = sample_context.settings
     with sample_context.database.transaction() as session:
         token = issue_token(
-            session, create_user(session, username="oper", password="pw-123456-steppe", role="operator")
+            session,
+            create_user(session, username="oper", password="pw-123456-steppe", role="operator"),
         )
     client = TestClient(create_app(settings))
     form = client.get("/api/v1/assessment/readiness/questionnaire", params={"lang": "ru"}).json()

@@ -203,7 +203,8 @@ def test_api_reads_publicly_and_builds_for_analysts(sqlite_url: str) -> None:
     with ctx.database.transaction() as session:
         services.save_spec(session, HAND_SPEC, name="hand")
         token = issue_token(
-            session, create_user(session, username="ana", password="pw-123456-steppe", role="analyst")
+            session,
+            create_user(session, username="ana", password="pw-123456-steppe", role="analyst"),
         )
     client = TestClient(create_app(settings))
     assert client.post("/api/v1/rating/runs", json={"spec": "hand"}).status_code == 401
