@@ -55,7 +55,9 @@ def password_weakness(password: str, *user_inputs: str) -> str | None:
     keyboard patterns, dates, the user's own name), not by character-class rules."""
     from zxcvbn import zxcvbn
 
-    verdict = zxcvbn(password[:100], user_inputs=[u for u in user_inputs if u])
+    # zxcvbn judges at most 72 characters (and refuses longer input); a longer passphrase is
+    # judged by its start, which is the conservative side.
+    verdict = zxcvbn(password[:72], user_inputs=[u[:72] for u in user_inputs if u])
     if verdict["score"] >= MIN_PASSWORD_SCORE:
         return None
     hint = verdict["feedback"].get("warning") or "it is too easy to guess"

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, HTTPException, Query, UploadFile
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from qala.components.accounts.deps import DATA_FILE_BODY, AnalystUser, ContextDep, DatabaseDep, Year
 from qala.components.catalog.frameworks import Catalogue, Node, load_catalogue
@@ -159,7 +159,7 @@ def values(
     database: DatabaseDep,
     place: Annotated[list[str] | None, Query()] = None,
     indicator: Annotated[list[str] | None, Query()] = None,
-    year: Annotated[list[int] | None, Query()] = None,
+    year: Annotated[list[Annotated[int, Field(ge=1900, le=2100)]] | None, Query()] = None,
     framework: str | None = None,
 ) -> list[dict[str, Any]]:
     with database.session() as session:

@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 
-from qala.components.accounts.deps import ContextDep, DatabaseDep, Year, require_roles
+from qala.components.accounts.deps import ContextDep, DatabaseDep, RowId, Year, require_roles
 from qala.components.rating import services
 
 
@@ -97,7 +97,7 @@ def build(body: BuildIn, context: ContextDep) -> dict[str, Any]:
 
 @router.get("/runs/{run_id}")
 def run(
-    run_id: int,
+    run_id: RowId,
     database: DatabaseDep,
     kind: str | None = Query(None, description="city or single_industry"),
     region: str | None = Query(None, description="region code, e.g. karaganda-region"),
