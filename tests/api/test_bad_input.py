@@ -72,6 +72,7 @@ CASES: list[tuple[str, str, dict[str, Any], int]] = [
     ("POST", "/api/v1/operate/sensors", {"json": [{"id": ""}]}, 422),
     # Found by schemathesis as a visitor (ST101):
     ("GET", f"/api/v1/rating/runs/{HUGE}", {}, 422),
+    ("GET", f"/api/v1/rating/runs?year={HUGE}", {}, 422),
     ("GET", f"/api/v1/values?year=941&year={HUGE}", {}, 422),
 ]
 

@@ -66,9 +66,7 @@ def save_spec(body: SpecIn, database: DatabaseDep) -> dict[str, Any]:
 
 
 @router.get("/runs")
-def runs(
-    database: DatabaseDep, name: str | None = None, year: int | None = None
-) -> list[dict[str, Any]]:
+def runs(database: DatabaseDep, name: str | None = None, year: Year = None) -> list[dict[str, Any]]:
     with database.session() as session:
         return [asdict(r) for r in services.list_runs(session, name=name, year=year)]
 
