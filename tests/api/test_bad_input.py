@@ -73,6 +73,8 @@ CASES: list[tuple[str, str, dict[str, Any], int]] = [
     # Found by schemathesis as a visitor (ST101):
     ("GET", f"/api/v1/rating/runs/{HUGE}", {}, 422),
     ("GET", f"/api/v1/rating/runs?year={HUGE}", {}, 422),
+    ("GET", f"/ngsi-ld/v1/subscriptions?limit=-3&offset={HUGE}", {}, 400),
+    ("GET", f"/ngsi-ld/v1/entities?type=Sensor&offset={HUGE}", {}, 400),
     ("GET", f"/api/v1/values?year=941&year={HUGE}", {}, 422),
 ]
 

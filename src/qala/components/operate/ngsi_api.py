@@ -46,6 +46,8 @@ Writer = Annotated[User, Depends(require_roles("operator", "administrator"))]
 
 
 Running = ContextDep
+MAX_OFFSET = 10_000_000
+"""Beyond any stored row count; larger numbers overflowed the database's integers (500)."""
 """The platform the app runs (a coroutine dependency: no thread-pool hop per sensor write)."""
 
 
@@ -211,7 +213,7 @@ def query(
     coordinates: str | None = None,
     geoproperty: str | None = None,
     limit: Annotated[int, Query(ge=0)] = 20,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
     count: bool = False,
     options: str | None = None,
     format: str | None = None,
@@ -385,7 +387,7 @@ def temporal_query(
     endTimeAt: str | None = None,
     lastN: Annotated[int | None, Query(ge=1)] = None,
     limit: Annotated[int, Query(ge=0)] = 20,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
     count: bool = False,
     options: str | None = None,
     format: str | None = None,
@@ -437,7 +439,11 @@ async def subscribe(request: Request, _user: Writer, context: Running) -> Respon
 
 @router.get("/subscriptions")
 def subscriptions(
-    request: Request, _user: Writer, context: Running, limit: int = 20, offset: int = 0
+    request: Request,
+    _user: Writer,
+    context: Running,
+    limit: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 20,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> Response:
     return _respond(request, broker.subscriptions(context, limit=limit, offset=offset))
 
