@@ -55,16 +55,20 @@ class SecurityHeaders:
     def __init__(self, app: ASGIApp, *, tls_always: bool = False) -> None:
         self.app = app
         self.tls_always = tls_always
+        # The four header sets, by (answer is a page with CSP, answer goes over TLS): built
+        # once, not per request.
+        self.sets = {
+            (csp, tls): (*COMMON, *((CSP,) if csp else ()), *((HSTS,) if tls else ()))
+            for csp in (False, True)
+            for tls in (False, True)
+        }
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        extra = list(COMMON)
-        if not scope["path"].startswith(DOCS_PATHS):
-            extra.append(CSP)
-        if self.tls_always or scope.get("scheme") == "https":
-            extra.append(HSTS)
+        csp = not scope["path"].startswith(DOCS_PATHS)
+        extra = self.sets[csp, self.tls_always or scope.get("scheme") == "https"]
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
