@@ -17,6 +17,7 @@ from qala.components.accounts.deps import (
     CurrentUser,
     DatabaseDep,
     OptionalUser,
+    client_address,
 )
 from qala.components.accounts.models import User
 from qala.components.accounts.services import (
@@ -72,10 +73,6 @@ def set_session_cookie(response: Response, context: Context, token: str) -> None
     )
 
 
-def address_of(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
-
-
 @contextmanager
 def too_many_as_429() -> Iterator[None]:
     """A refused attempt answers 429 with ``Retry-After``, as rate limits do."""
@@ -95,7 +92,7 @@ def login(
     """Start a browser session; the answer carries the CSRF token for later writes."""
     now = context.clock()
     with too_many_as_429(), context.database.transaction() as session:
-        throttle.spend(session, throttle.LOGINS_PER_ADDRESS, address_of(request), now=now)
+        throttle.spend(session, throttle.LOGINS_PER_ADDRESS, client_address(request), now=now)
         user = authenticate(session, credentials.username, credentials.password, now=now)
         new = start_session(session, user, now=now)
         out = user_out(user)
@@ -121,7 +118,10 @@ def register(registration: Registration, request: Request, context: ContextDep) 
     """Citizens create their own account; other roles are given by an administrator."""
     with too_many_as_429(), context.database.transaction() as session:
         throttle.spend(
-            session, throttle.REGISTRATIONS_PER_ADDRESS, address_of(request), now=context.clock()
+            session,
+            throttle.REGISTRATIONS_PER_ADDRESS,
+            client_address(request),
+            now=context.clock(),
         )
         user = create_user(
             session,
@@ -148,7 +148,7 @@ def new_token(
     """Exchange a username and password for a bearer token (shown once)."""
     now = context.clock()
     with too_many_as_429(), context.database.transaction() as session:
-        throttle.spend(session, throttle.LOGINS_PER_ADDRESS, address_of(request), now=now)
+        throttle.spend(session, throttle.LOGINS_PER_ADDRESS, client_address(request), now=now)
         user = authenticate(session, credentials.username, credentials.password, now=now)
         return {"token": issue_token(session, user, label=label), "token_type": "bearer"}
 

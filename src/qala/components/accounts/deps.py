@@ -36,6 +36,12 @@ async def get_context(request: Request) -> Context:
     return context_of(request)
 
 
+def client_address(request: Request) -> str:
+    """The address rate limits count a caller under (a trusted proxy's ``X-Forwarded-For`` has
+    already replaced the socket's peer: ``Settings.trusted_proxies``)."""
+    return request.client.host if request.client else "unknown"
+
+
 async def get_database(request: Request) -> Database:
     return context_of(request).database
 

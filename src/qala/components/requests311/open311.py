@@ -23,6 +23,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
 
+from qala.components.accounts.deps import client_address
 from qala.components.requests311 import formats
 from qala.components.requests311.catalogue import parse_w3_datetime
 from qala.components.requests311.intake import (
@@ -632,7 +633,7 @@ async def create_request(request: Request, format: Format) -> Response:
     try:
         new, plain = parse_request_form(await _read_form(request, desk.max_body))
         api_key = plain.get("api_key") or request.query_params.get("api_key")
-        poster = Poster.of(api_key, request.client.host if request.client else "unknown")
+        poster = Poster.of(api_key, client_address(request))
         # This process's own count first: a flood is refused before it costs a transaction.
         desk.intake.admit(poster)
     except (OpenError, RateLimited) as exc:
