@@ -44,12 +44,12 @@ def _count(context: Context) -> int:
         return session.scalar(select(func.count()).select_from(Observation)) or 0
 
 
-def _wait_for(predicate: Any, timeout: float = 30.0) -> bool:
+def _wait_for(predicate: Any, timeout: float = 30.0, interval: float = 0.05) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
             return True
-        time.sleep(0.05)
+        time.sleep(interval)
     return False
 
 
@@ -238,3 +238,38 @@ def test_a_poison_message_is_dead_lettered_and_the_readings_after_it_are_stored(
     assert again.stats.messages == 0 and again.stats.dead_letters == 0
     with context.database.session() as session:
         assert len(list_dead_letters(session)) == 1
+
+
+def test_stopping_right_after_a_batch_sends_its_acknowledgements(context: Context) -> None:
+    """``stop`` waits until the broker has the PUBACKs of the last batch: paho's ``loop_stop``
+    alone ends the network thread with them still queued, and the broker redelivers the batch."""
+    prefix = f"a{uuid.uuid4().hex[:8]}"
+    rounds = 16
+    readings = _readings(prefix, sensors=1, per_sensor=rounds * 20)
+    _register(context, readings)
+    client_id = f"qala-test-{prefix}"
+    topic = f"{prefix}/observations/#"
+    redelivered = []
+    for round_ in range(rounds):
+        chunk = readings[round_ * 20 : (round_ + 1) * 20]
+        ingester = MqttIngester(context, client_id=client_id, topic=topic).start()
+        try:
+            publish_readings(chunk, topic_prefix=prefix)
+            # Polled without pause, so stop() follows the commit at once, as the acks go out.
+            _wait_for(lambda n=(round_ + 1) * 20: _count_prefix(context, prefix) == n, 20, 0)
+        finally:
+            ingester.stop()
+        redelivered.append(ingester.stats.duplicates)
+    assert _count_prefix(context, prefix) == rounds * 20
+    assert redelivered == [0] * rounds, f"batches redelivered after a stop: {redelivered}"
+
+
+def _count_prefix(context: Context, prefix: str) -> int:
+    with context.database.session() as session:
+        return int(
+            session.execute(
+                select(func.count())
+                .select_from(Observation)
+                .where(Observation.sensor.startswith(prefix))
+            ).scalar_one()
+        )

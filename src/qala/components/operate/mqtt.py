@@ -174,6 +174,7 @@ class MqttIngester:
         self._lock = threading.Condition()
         self._stop = threading.Event()
         self._connected = threading.Event()
+        self._barriers: dict[int, threading.Event] = {}
         self._worker: threading.Thread | None = None
         self._client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
@@ -186,6 +187,7 @@ class MqttIngester:
         self._client.on_connect = self._on_connect
         self._client.on_message = self._on_message
         self._client.on_disconnect = self._on_disconnect
+        self._client.on_unsubscribe = self._on_unsubscribe
 
     # ---- broker callbacks (paho's network thread) ---------------------------------------------
 
@@ -202,6 +204,14 @@ class MqttIngester:
         self, _client: mqtt.Client, _userdata: Any, _flags: Any, reason: Any, _props: Any
     ) -> None:
         self._connected.clear()
+
+    def _on_unsubscribe(
+        self, _client: mqtt.Client, _userdata: Any, mid: int, _reasons: Any, _props: Any
+    ) -> None:
+        with self._lock:
+            barrier = self._barriers.pop(mid, None)
+        if barrier is not None:
+            barrier.set()
 
     def _on_message(self, _client: mqtt.Client, _userdata: Any, message: mqtt.MQTTMessage) -> None:
         with self._lock:
@@ -235,8 +245,27 @@ class MqttIngester:
             self._lock.notify()
         if self._worker is not None:
             self._worker.join(timeout=30)
+        self._await_broker()
         self._client.disconnect()
         self._client.loop_stop()
+
+    def _await_broker(self, timeout_s: float = 5.0) -> None:
+        """Return once the broker has read every acknowledgement sent so far.
+
+        A broker reads a connection's packets in order, so the answer to an UNSUBSCRIBE sent after
+        the PUBACKs proves it has them. Without this round trip a busy Mosquitto can take a
+        restarted ingester's CONNECT first, close this connection as taken over and drop the
+        PUBACKs still unread on it: the last batch comes back as duplicates.
+        """
+        if not self._connected.is_set():
+            return
+        barrier = threading.Event()
+        with self._lock:  # paho may answer before unsubscribe() returns the mid
+            result, mid = self._client.unsubscribe(f"{self.topic.rstrip('#')}$qala-barrier")
+            if result != mqtt.MQTT_ERR_SUCCESS or mid is None:
+                return
+            self._barriers[mid] = barrier
+        barrier.wait(timeout_s)
 
     def run_forever(self) -> None:
         self.start()
