@@ -6,8 +6,9 @@ import tempfile
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, HTTPException, Query, UploadFile
+from fastapi import APIRouter, HTTPException, Query, Request
 from pydantic import BaseModel, Field
+from starlette.datastructures import UploadFile
 
 from qala.components.accounts.deps import DATA_FILE_BODY, AnalystUser, ContextDep, DatabaseDep, Year
 from qala.components.catalog.frameworks import Catalogue, Node, load_catalogue
@@ -186,10 +187,38 @@ async def _saved(upload: UploadFile, max_bytes: int) -> Path:
     return Path(handle.name)
 
 
-@router.post("/data/check", max_body_size=DATA_FILE_BODY)
-async def data_check(
-    file: Annotated[UploadFile, File()], _user: AnalystUser, context: ContextDep
-) -> dict[str, Any]:
+# The file is read inside the route, not declared as a parameter: FastAPI reads a declared body
+# before it resolves the dependencies, so an anonymous 64 MiB upload was read whole before its 401.
+UPLOAD_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {"file": {"type": "string", "format": "binary"}},
+                }
+            }
+        },
+    }
+}
+
+
+async def _uploaded_file(request: Request) -> UploadFile:
+    """The ``file`` field of a multipart body, read once the caller has been let in."""
+    form = await request.form(max_files=1, max_fields=10)
+    upload = form.get("file")
+    if not isinstance(upload, UploadFile):
+        raise HTTPException(
+            422, [{"loc": ["body", "file"], "msg": "Field required", "type": "missing"}]
+        )
+    return upload
+
+
+@router.post("/data/check", max_body_size=DATA_FILE_BODY, openapi_extra=UPLOAD_BODY)
+async def data_check(request: Request, _user: AnalystUser, context: ContextDep) -> dict[str, Any]:
+    file = await _uploaded_file(request)
     path = await _saved(file, context.settings.max_upload_bytes)
     try:
         result = check_file(context.database, path, name=file.filename)
@@ -206,13 +235,11 @@ async def data_check(
     }
 
 
-@router.post("/data/import", max_body_size=DATA_FILE_BODY)
+@router.post("/data/import", max_body_size=DATA_FILE_BODY, openapi_extra=UPLOAD_BODY)
 async def data_import(
-    file: Annotated[UploadFile, File()],
-    user: AnalystUser,
-    context: ContextDep,
-    partial: bool = False,
+    request: Request, user: AnalystUser, context: ContextDep, partial: bool = False
 ) -> dict[str, Any]:
+    file = await _uploaded_file(request)
     path = await _saved(file, context.settings.max_upload_bytes)
     try:
         report = import_file(

@@ -1,0 +1,114 @@
+"""Uploads are refused before they are read when the caller may not upload.
+
+FastAPI reads a request's body before it resolves the route's dependencies, so an anonymous
+32 MiB upload to ``/data/import`` was read up to its limit and only then answered 401. The
+route's role requirement is now checked first. Real uvicorn, real sockets: the client sends the
+headers and the first 64 KiB, then waits for the answer without sending the rest.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+import uvicorn
+
+from qala.api import create_app
+from qala.settings import Settings
+
+DECLARED = 32 * 1024 * 1024
+FIRST_PART = (
+    b"--qalagate\r\n"
+    b'Content-Disposition: form-data; name="file"; filename="values.csv"\r\n'
+    b"Content-Type: text/csv\r\n\r\n" + b"x" * 65_536
+)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, dict[str, str]]]:
+    from sqlalchemy import select
+
+    from qala.components.accounts.models import User
+    from qala.components.accounts.services import ensure_demo_users, issue_token
+
+    folder = tmp_path_factory.mktemp("gate")
+    app = create_app(Settings(database_url=f"sqlite:///{folder}/qala.sqlite", secret_key="t"))
+    tokens: dict[str, str] = {}
+    with app.state.context.database.transaction() as session:
+        ensure_demo_users(session)
+        for user in session.scalars(select(User)):
+            tokens.setdefault(user.role, issue_token(session, user, label="gate test"))
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    uv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=uv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not uv.started and time.monotonic() < deadline:
+        time.sleep(0.02)
+    yield port, tokens
+    uv.should_exit = True
+    thread.join(10)
+    app.state.context.database.dispose()
+
+
+def _first_answer(port: int, path: str, headers: dict[str, str], wait_s: float = 3.0) -> str:
+    """Send the headers of a 32 MiB upload and its first 64 KiB; the status line the server
+    answers with before the rest arrives, or "" when it keeps waiting for the body."""
+    lines = [f"POST {path} HTTP/1.1", "Host: 127.0.0.1", f"Content-Length: {DECLARED}"]
+    lines += [f"{name}: {value}" for name, value in headers.items()]
+    lines.append("Content-Type: multipart/form-data; boundary=qalagate")
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode() + FIRST_PART)
+        sock.settimeout(wait_s)
+        try:
+            answer = sock.recv(4096)
+        except TimeoutError:
+            return ""
+    return answer.split(b"\r\n", 1)[0].decode()
+
+
+@pytest.mark.parametrize("path", ["/api/v1/data/import", "/api/v1/data/check"])
+def test_an_anonymous_upload_is_refused_before_its_body_is_read(
+    server: tuple[int, dict[str, str]], path: str
+) -> None:
+    port, _tokens = server
+    assert _first_answer(port, path, {}).startswith("HTTP/1.1 401")
+
+
+def test_a_wrong_token_is_refused_before_the_body_is_read(
+    server: tuple[int, dict[str, str]],
+) -> None:
+    port, _tokens = server
+    answer = _first_answer(port, "/api/v1/data/import", {"Authorization": "Bearer not-a-token"})
+    assert answer.startswith("HTTP/1.1 401")
+
+
+def test_a_role_without_the_right_is_refused_before_the_body_is_read(
+    server: tuple[int, dict[str, str]],
+) -> None:
+    port, tokens = server
+    answer = _first_answer(
+        port, "/api/v1/data/import", {"Authorization": f"Bearer {tokens['citizen']}"}
+    )
+    assert answer.startswith("HTTP/1.1 403")
+
+
+def test_an_analyst_upload_is_read(server: tuple[int, dict[str, str]]) -> None:
+    port, tokens = server
+    answer = _first_answer(
+        port, "/api/v1/data/import", {"Authorization": f"Bearer {tokens['analyst']}"}, 1.0
+    )
+    assert answer == "", f"the analyst's upload was answered before it was sent: {answer}"
+
+
+def test_an_anonymous_upload_to_the_import_page_is_refused_before_it_is_read(
+    server: tuple[int, dict[str, str]],
+) -> None:
+    port, _tokens = server
+    answer = _first_answer(port, "/admin/import", {})
+    assert answer.startswith(("HTTP/1.1 401", "HTTP/1.1 303", "HTTP/1.1 403")), answer
