@@ -29,9 +29,15 @@ _STATUS = {NotFoundError: 404, ConflictError: 409, PermissionDeniedError: 403, V
 async def qala_error(_request: Request, exc: QalaError) -> JSONResponse:
     """A domain error as JSON: its kind picks the status, a validation error lists its problems."""
     status = next((code for kind, code in _STATUS.items() if isinstance(exc, kind)), 400)
-    body: dict[str, Any] = {"detail": str(exc)}
     if isinstance(exc, ValidationError):
-        body["problems"] = [p.as_dict() for p in exc.problems]
+        # The 422 shape FastAPI publishes for every operation: ``detail`` a list of located items.
+        body: dict[str, Any] = {
+            "detail": exc.details(),
+            "message": str(exc),
+            "problems": [p.as_dict() for p in exc.problems],
+        }
+    else:
+        body = {"detail": str(exc)}
     return JSONResponse(body, status_code=status)
 
 

@@ -14,7 +14,7 @@ from fastapi import APIRouter, File, Form, HTTPException, UploadFile
 from starlette.concurrency import run_in_threadpool
 
 from qala.components.accounts.deps import DATA_SET_BODY, AnalystUser, ContextDep
-from qala.core.errors import QalaError
+from qala.core.errors import QalaError, ValidationError, unprocessable
 
 MAX_BOOTSTRAP = 10_000
 
@@ -61,7 +61,9 @@ async def _csv_frame(upload: UploadFile, max_bytes: int) -> pd.DataFrame:
     try:
         return pd.read_csv(io.BytesIO(raw))
     except (ValueError, UnicodeDecodeError) as exc:
-        raise HTTPException(422, f"{upload.filename}: not a readable CSV file ({exc})") from exc
+        raise HTTPException(
+            422, unprocessable(f"{upload.filename}: not a readable CSV file ({exc})", "data")
+        ) from exc
 
 
 @router.post("/fit", max_body_size=DATA_SET_BODY)
@@ -92,4 +94,5 @@ async def fit(
             diagram=diagram,
         )
     except QalaError as exc:
-        raise HTTPException(422, str(exc)) from exc
+        details = exc.details() if isinstance(exc, ValidationError) else unprocessable(str(exc))
+        raise HTTPException(422, details) from exc

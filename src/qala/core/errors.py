@@ -77,6 +77,16 @@ class Problem:
             "reason": self.reason,
         }
 
+    def as_detail(self) -> dict[str, object]:
+        """This problem as an item of an HTTP 422 answer's ``detail`` list: the shape FastAPI
+        publishes for every 422 (``loc``, ``msg``, ``type``), with the fields above beside it."""
+        loc: list[str | int] = ["file", self.file] if self.file else ["body"]
+        if self.row is not None:
+            loc.append(self.row)
+        if self.column:
+            loc.append(self.column)
+        return {"loc": loc, "msg": self.reason, "type": self.code, **self.as_dict()}
+
 
 @dataclass
 class ValidationError(QalaError):
@@ -101,6 +111,12 @@ class ValidationError(QalaError):
     ) -> ValidationError:
         return cls([Problem(reason, file=file, row=row, column=column, value=value, code=code)])
 
+    def details(self) -> list[dict[str, object]]:
+        """Every problem as an HTTP 422 ``detail`` item (the summary alone when none is listed)."""
+        if not self.problems:
+            return unprocessable(self.summary)
+        return [p.as_detail() for p in self.problems]
+
     def __str__(self) -> str:
         if not self.problems:
             return self.summary
@@ -116,3 +132,8 @@ def raise_if_problems(problems: Iterable[Problem], summary: str = "invalid input
     collected = list(problems)
     if collected:
         raise ValidationError(collected, summary)
+
+
+def unprocessable(message: str, *loc: str | int) -> list[dict[str, object]]:
+    """A one-item HTTP 422 ``detail`` list for a message that names no single field."""
+    return [{"loc": ["body", *loc], "msg": message, "type": "invalid"}]

@@ -21,7 +21,7 @@ from qala.components.catalog.services import (
     single_industry_codes,
     values_frame,
 )
-from qala.core.errors import NotFoundError, ValidationError
+from qala.core.errors import NotFoundError, ValidationError, unprocessable
 
 
 class PlaceOut(BaseModel):
@@ -223,7 +223,7 @@ async def data_check(request: Request, _user: AnalystUser, context: ContextDep) 
     try:
         result = check_file(context.database, path, name=file.filename)
     except ValidationError as exc:
-        raise HTTPException(422, [p.as_dict() for p in exc.problems]) from exc
+        raise HTTPException(422, exc.details()) from exc
     finally:
         path.unlink(missing_ok=True)
     return {
@@ -250,11 +250,12 @@ async def data_import(
             name=file.filename,
         )
     except ValidationError as exc:
-        raise HTTPException(422, [p.as_dict() for p in exc.problems]) from exc
+        raise HTTPException(422, exc.details()) from exc
     finally:
         path.unlink(missing_ok=True)
     body = report.as_dict()
     body["file"] = file.filename
     if not report.written:
-        raise HTTPException(422, body)
+        located = [dict(p.as_detail(), file=file.filename) for p in report.check.problems]
+        raise HTTPException(422, located or unprocessable("nothing was written", "file"))
     return body
