@@ -98,6 +98,11 @@ class Settings(BaseSettings):
     """A certificate revocation list (PEM or DER) the city refreshes from the CA; when set, a
     revoked certificate is refused, and so is every signature once the list is out of date."""
 
+    report_builds_per_minute: int = 6
+    """Reports (city, rating; HTML or PDF) a client (an address) may have built per minute; a
+    report already built for the current data answers from the cache and does not count. A PDF
+    costs about a second and a half of a core to build. 0: no limit."""
+
     max_upload_bytes: int = 50 * 1024 * 1024
     max_request_bytes: int = 1024 * 1024
     """Largest request body of an ordinary route (as Orion's default); routes that take files

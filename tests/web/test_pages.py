@@ -413,3 +413,33 @@ def test_a_link_cannot_make_a_page_show_a_system_message(site: tuple[Context, ob
     assert "fsig=" in done.headers["location"]
     shown = operator.get(done.headers["location"])
     assert 'class="flash' in shown.text
+
+
+def test_an_address_gets_only_so_many_new_reports_a_minute(
+    sqlite_template: Path, tmp_path: Path
+) -> None:
+    """Ten anonymous PDF builds in parallel pushed an Open311 read to 15 s: builds of reports not
+    in the cache are now counted per address (429 with Retry-After past the limit), while a
+    report already built still answers from the cache."""
+    from qala.api.app import create_app
+
+    shutil.copy(sqlite_template, tmp_path / "qala.sqlite")
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path / 'qala.sqlite'}",
+        secret_key="reports",
+        report_builds_per_minute=2,
+    )
+    context = Context.from_settings(settings)
+    app = create_app(settings, context=context)
+    load_small_demo(context, replications=0, budgeting=False, years=1)
+    client = client_for((context, app), **{"accept-language": "ru"})
+    assert client.get("/reports/city/astana.html").status_code == 200
+    assert client.get("/reports/city/karaganda.html").status_code == 200
+    refused = client.get("/reports/city/almaty.html")
+    assert refused.status_code == 429
+    assert int(refused.headers["Retry-After"]) >= 1
+    assert "Слишком много новых отчётов" in refused.text
+    assert client.get("/reports/city/astana.html").status_code == 200  # built: from the cache
+    other = TestClient(app, client=("203.0.113.9", 50000))  # type: ignore[arg-type]
+    assert other.get("/reports/city/almaty.html").status_code == 200
+    context.database.dispose()
