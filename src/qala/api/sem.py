@@ -77,7 +77,7 @@ async def fit(
     scheme: Annotated[Literal["path", "factor", "centroid"], Form()] = "path",
     consistent: Annotated[bool, Form()] = False,
     bootstrap: Annotated[int, Form(ge=0, le=MAX_BOOTSTRAP)] = 0,
-    seed: Annotated[int | None, Form()] = None,
+    seed: Annotated[int | None, Form(ge=0, le=2**32 - 1)] = None,
     diagram: Annotated[bool, Form()] = False,
 ) -> dict[str, Any]:
     """Estimate a PLS-SEM model; with ``bootstrap`` > 0, add bootstrap statistics per path."""

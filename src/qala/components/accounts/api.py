@@ -28,6 +28,7 @@ from qala.components.accounts.services import (
     list_users,
     start_session,
 )
+from qala.core.bounds import Code, Name
 from qala.runtime import Context
 
 
@@ -41,8 +42,8 @@ class Registration(Credentials):
 
 
 class NewUser(Registration):
-    role: str = "citizen"
-    department: str | None = None
+    role: Code = "citizen"
+    department: Code | None = None
 
 
 class UserOut(BaseModel):
@@ -143,7 +144,7 @@ def me(user: CurrentUser, request: Request) -> dict[str, Any]:
 
 @router.post("/auth/tokens", status_code=201)
 def new_token(
-    credentials: Credentials, request: Request, context: ContextDep, label: str = ""
+    credentials: Credentials, request: Request, context: ContextDep, label: Name = ""
 ) -> dict[str, str]:
     """Exchange a username and password for a bearer token (shown once)."""
     now = context.clock()

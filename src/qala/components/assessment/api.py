@@ -19,18 +19,21 @@ from qala.components.accounts.deps import (
 from qala.components.accounts.models import User
 from qala.components.assessment import readiness as readiness_mod, services
 from qala.components.assessment.roadmap import load_actions
+from qala.core.bounds import Code, Name, Text
 from qala.core.errors import ValidationError
+
+YearOf = Annotated[int, Query(ge=1900, le=2100, description="A calendar year.")]
 
 
 class AnswerIn(BaseModel):
     score: float | None = Field(None, ge=1, le=5, description="1–5; null = don't know")
-    evidence: str = ""
+    evidence: Text = ""
 
 
 class ReadinessIn(BaseModel):
     place: str = Field(..., min_length=1, max_length=80)
     year: int = Field(..., ge=1900, le=2100)
-    respondent: str = ""
+    respondent: Name = ""
     illustrative: bool = False
     answers: dict[str, AnswerIn]
 
@@ -72,14 +75,14 @@ def _answer_sheet(body: ReadinessIn) -> readiness_mod.AnswerSheet:
 
 @router.get("/readiness/questionnaire")
 def questionnaire(
-    lang: str = Query("en", description="kk, ru, en, or all"),
+    lang: str = Query("en", description="kk, ru, en, or all", max_length=8),
 ) -> dict[str, Any]:
     """The readiness form: eight clusters, statements, the 1–5 scale, in one or all languages."""
     return readiness_mod.questionnaire_dict(lang)
 
 
 @router.get("/readiness/template", response_class=PlainTextResponse)
-def template(lang: str = "en", place: str = "CITY", year: int = 2025) -> str:
+def template(lang: Code = "en", place: Code = "CITY", year: YearOf = 2025) -> str:
     """A blank YAML answer file."""
     return readiness_mod.template_yaml(lang, place=place, year=year)
 
@@ -95,18 +98,18 @@ def submit(body: ReadinessIn, user: StaffUser, context: ContextDep) -> dict[str,
 
 
 @router.get("/readiness/{place}")
-def readiness(place: str, year: int, database: DatabaseDep) -> dict[str, Any]:
+def readiness(place: Code, year: YearOf, database: DatabaseDep) -> dict[str, Any]:
     with database.session() as session:
         return services.readiness_for(session, place, year).as_dict()
 
 
 @router.get("/places/{place}")
 def assess(
-    place: str,
+    place: Code,
     database: DatabaseDep,
     year: Year = None,
     budget: float = Query(services.DEFAULT_BUDGET, ge=0, description="million KZT"),
-    lang: str = "en",
+    lang: Code = "en",
 ) -> dict[str, Any]:
     """Balance, readiness, maturity, generation, gaps, roadmap and mentors of one place."""
     return services.assess_place(database, place, year=year, budget=budget, language=lang).as_dict()
@@ -114,7 +117,7 @@ def assess(
 
 @router.get("/places/{place}/roadmap.csv", response_class=PlainTextResponse)
 def roadmap_csv(
-    place: str,
+    place: Code,
     database: DatabaseDep,
     year: Year = None,
     budget: float = services.DEFAULT_BUDGET,
@@ -136,7 +139,7 @@ def actions() -> list[dict[str, Any]]:
 
 
 @router.get("/cases")
-def cases(city: str | None = None, area: str | None = None) -> list[dict[str, Any]]:
+def cases(city: Code | None = None, area: Code | None = None) -> list[dict[str, Any]]:
     """The case library: which city did what, when, at what cost, with what effect."""
     return load_actions().cases(city=city, area=area)
 

@@ -21,6 +21,7 @@ from qala.components.catalog.services import (
     single_industry_codes,
     values_frame,
 )
+from qala.core.bounds import Code, Name
 from qala.core.errors import NotFoundError, ValidationError, unprocessable
 
 
@@ -100,7 +101,7 @@ def _place_out(place: Place, parents: dict[int, str], monotowns: set[str]) -> Pl
 
 
 @router.get("/places", response_model=list[PlaceOut])
-def places(context: ContextDep, level: str | None = None, year: Year = None) -> list[PlaceOut]:
+def places(context: ContextDep, level: Code | None = None, year: Year = None) -> list[PlaceOut]:
     with context.database.session() as session:
         monotowns = single_industry_codes(session, year or context.clock().year)
         parents = {p.id: p.code for p in list_places(session)}
@@ -124,7 +125,7 @@ def frameworks() -> list[dict[str, Any]]:
 
 
 @router.get("/frameworks/{framework_id}")
-def framework(framework_id: str) -> dict[str, Any]:
+def framework(framework_id: Code) -> dict[str, Any]:
     catalogue = load_catalogue()
     try:
         f = catalogue.framework(framework_id)
@@ -135,7 +136,7 @@ def framework(framework_id: str) -> dict[str, Any]:
 
 @router.get("/indicators", response_model=list[IndicatorOut])
 def indicators(
-    framework: str | None = None, category: str | None = None, q: str | None = None
+    framework: Code | None = None, category: Code | None = None, q: Name | None = None
 ) -> list[IndicatorOut]:
     catalogue = load_catalogue()
     found = catalogue.search(q) if q else list(catalogue.indicators.values())
@@ -148,7 +149,7 @@ def indicators(
 
 
 @router.get("/indicators/{indicator_id}", response_model=IndicatorOut)
-def indicator(indicator_id: str) -> IndicatorOut:
+def indicator(indicator_id: Code) -> IndicatorOut:
     try:
         return _indicator_out(load_catalogue(), indicator_id)
     except NotFoundError as exc:
@@ -158,10 +159,10 @@ def indicator(indicator_id: str) -> IndicatorOut:
 @router.get("/values")
 def values(
     database: DatabaseDep,
-    place: Annotated[list[str] | None, Query()] = None,
-    indicator: Annotated[list[str] | None, Query()] = None,
+    place: Annotated[list[Code] | None, Query(max_length=500)] = None,
+    indicator: Annotated[list[Code] | None, Query(max_length=500)] = None,
     year: Annotated[list[Annotated[int, Field(ge=1900, le=2100)]] | None, Query()] = None,
-    framework: str | None = None,
+    framework: Code | None = None,
 ) -> list[dict[str, Any]]:
     with database.session() as session:
         for code in place or ():

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from qala.components.accounts.deps import (
@@ -21,6 +21,7 @@ from qala.components.accounts.models import User
 from qala.components.operate import incident_actions, incidents as incident_services, queries
 from qala.components.operate.indicators import write_indicators
 from qala.components.operate.ingest import check_silence, ingest_payload, register_sensors
+from qala.core.bounds import Code, Name, Text
 from qala.core.errors import ValidationError
 from qala.core.jsontext import load_json
 from qala.runtime import Context
@@ -29,46 +30,49 @@ PREFIX = "/api/v1/operate"
 
 
 class IncidentCreate(BaseModel):
-    category: str = Field(description="e.g. water, heating, fire, road_accident (see routing.yaml)")
+    category: Code = Field(
+        description="e.g. water, heating, fire, road_accident (see routing.yaml)"
+    )
     severity: Literal["info", "warning", "major", "critical"] = "major"
-    title: str | None = None
-    description: str = ""
-    place_code: str | None = None
-    lat: float | None = None
-    lon: float | None = None
-    request_ids: list[str] = Field(
-        default_factory=list, description="citizen requests about the same thing"
+    title: Name | None = None
+    description: Text = ""
+    place_code: Code | None = None
+    lat: float | None = Field(None, ge=-90, le=90)
+    lon: float | None = Field(None, ge=-180, le=180)
+    request_ids: list[Code] = Field(
+        default_factory=list, max_length=1000, description="citizen requests about the same thing"
     )
 
 
 class Acknowledge(BaseModel):
-    note: str | None = None
+    note: Text | None = None
 
 
 class Assign(BaseModel):
-    assignee: str
+    assignee: Name
 
 
 class Reroute(BaseModel):
     service: Literal["emergency", "utilities", "police", "ecology"]
-    reason: str
+    reason: Text
 
 
 class Close(BaseModel):
     reason: str = Field(
-        description="resolved, false_alarm, duplicate, sensor_fault, no_action_needed, transferred"
+        description="resolved, false_alarm, duplicate, sensor_fault, no_action_needed, transferred",
+        max_length=100,
     )
-    note: str | None = None
+    note: Text | None = None
 
 
 class Note(BaseModel):
-    text: str
+    text: Text
 
 
 class LinkIn(BaseModel):
-    kind: str = "citizen_request"
-    ref: str
-    note: str | None = None
+    kind: Code = "citizen_request"
+    ref: Code
+    note: Text | None = None
 
 
 class SensorIn(BaseModel):
@@ -128,8 +132,8 @@ def get_sensors(_user: Operator, context: ContextDep) -> list[dict[str, Any]]:
 def get_findings(
     _user: Operator,
     context: ContextDep,
-    sensor: str | None = None,
-    kind: str | None = None,
+    sensor: Code | None = None,
+    kind: Code | None = None,
     limit: Limit = 100,
     offset: Offset = 0,
 ) -> list[dict[str, Any]]:
@@ -151,10 +155,10 @@ def post_silence(_user: Operator, context: ContextDep) -> dict[str, Any]:
 def get_incidents(
     _user: Operator,
     context: ContextDep,
-    status: str | None = None,
-    service: str | None = None,
-    category: str | None = None,
-    place: str | None = None,
+    status: Code | None = None,
+    service: Code | None = None,
+    category: Code | None = None,
+    place: Code | None = None,
     limit: Limit = 100,
     offset: Offset = 0,
 ) -> list[dict[str, Any]]:
@@ -254,7 +258,9 @@ def post_escalate(_user: Operator, context: ContextDep) -> dict[str, Any]:
 
 
 @router.post("/indicators/write")
-def post_indicators(_user: Operator, context: ContextDep, year: int, place: str) -> dict[str, Any]:
+def post_indicators(
+    _user: Operator, context: ContextDep, year: Annotated[int, Query(ge=1900, le=2100)], place: Code
+) -> dict[str, Any]:
     return write_indicators(context, year=year, city=place).as_dict()
 
 

@@ -10,18 +10,23 @@ from pydantic import BaseModel, Field
 
 from qala.components.accounts.deps import ContextDep, DatabaseDep, RowId, Year, require_roles
 from qala.components.rating import services
+from qala.core.bounds import Code, Document
 
 
 class SpecIn(BaseModel):
-    name: str | None = Field(None, description="Name to store it under (default: the spec's own).")
-    text: str = Field(..., description="The spec file (YAML or JSON): store, index, uncertainty.")
+    name: Code | None = Field(None, description="Name to store it under (default: the spec's own).")
+    text: Document = Field(
+        ..., description="The spec file (YAML or JSON): store, index, uncertainty."
+    )
 
 
 class BuildIn(BaseModel):
-    spec: str | None = Field(None, description="Name of a stored spec (default: the national one).")
+    spec: Code | None = Field(
+        None, description="Name of a stored spec (default: the national one)."
+    )
     year: int | None = Field(None, ge=1900, le=2100)
-    kind: str | None = Field(None, description="city or single_industry")
-    region: str | None = None
+    kind: Code | None = Field(None, description="city or single_industry")
+    region: Code | None = None
     replications: int | None = Field(None, ge=0, le=20_000)
     seed: int | None = Field(None, ge=0, le=2**32 - 1, description="Random seed (numpy's range).")
 
@@ -66,7 +71,9 @@ def save_spec(body: SpecIn, database: DatabaseDep) -> dict[str, Any]:
 
 
 @router.get("/runs")
-def runs(database: DatabaseDep, name: str | None = None, year: Year = None) -> list[dict[str, Any]]:
+def runs(
+    database: DatabaseDep, name: Code | None = None, year: Year = None
+) -> list[dict[str, Any]]:
     with database.session() as session:
         return [asdict(r) for r in services.list_runs(session, name=name, year=year)]
 
@@ -97,8 +104,10 @@ def build(body: BuildIn, context: ContextDep) -> dict[str, Any]:
 def run(
     run_id: RowId,
     database: DatabaseDep,
-    kind: str | None = Query(None, description="city or single_industry"),
-    region: str | None = Query(None, description="region code, e.g. karaganda-region"),
+    kind: str | None = Query(None, description="city or single_industry", max_length=100),
+    region: str | None = Query(
+        None, description="region code, e.g. karaganda-region", max_length=100
+    ),
 ) -> dict[str, Any]:
     with database.session() as session:
         row = services.get_run(session, run_id)
@@ -108,10 +117,10 @@ def run(
 @router.get("/latest")
 def latest(
     database: DatabaseDep,
-    name: str = "kz_smart_city",
+    name: Code = "kz_smart_city",
     year: Year = None,
-    kind: str | None = Query(None, description="city or single_industry"),
-    region: str | None = None,
+    kind: str | None = Query(None, description="city or single_industry", max_length=100),
+    region: Code | None = None,
 ) -> dict[str, Any]:
     """The newest whole-country rating, filtered for display by kind and region."""
     with database.session() as session:
@@ -120,7 +129,7 @@ def latest(
 
 
 @router.get("/places/{code}")
-def place(code: str, database: DatabaseDep, name: str = "kz_smart_city") -> dict[str, Any]:
+def place(code: Code, database: DatabaseDep, name: Code = "kz_smart_city") -> dict[str, Any]:
     """A place's score, rank and rank interval in each year's stored rating."""
     with database.session() as session:
         return {"place": code, "history": services.place_history(session, code, name=name)}

@@ -58,11 +58,13 @@ DESK_KEY = "requests311.open311_desk"
 POST_FIELDS: dict[str, dict[str, Any]] = {
     "jurisdiction_id": {
         "type": "string",
+        "maxLength": 80,
         "description": "City code, e.g. `astana`; needed when the server serves several.",
     },
-    "service_code": {"type": "string", "description": "From GET services."},
+    "service_code": {"type": "string", "maxLength": 100, "description": "From GET services."},
     "api_key": {
         "type": "string",
+        "maxLength": 200,
         "description": "A trusted client's key; optional where anonymous reports are allowed.",
     },
     "lat": {
@@ -70,17 +72,37 @@ POST_FIELDS: dict[str, dict[str, Any]] = {
         "description": "WGS84 latitude (with long); or give address_string / address_id.",
     },
     "long": {"type": "number", "description": "WGS84 longitude."},
-    "address_string": {"type": "string"},
-    "address_id": {"type": "string"},
-    "zipcode": {"type": "string"},
-    "email": {"type": "string", "description": "Never shown by the public API."},
-    "device_id": {"type": "string", "description": "Never shown by the public API."},
-    "account_id": {"type": "string", "description": "Never shown by the public API."},
-    "first_name": {"type": "string", "description": "Never shown by the public API."},
-    "last_name": {"type": "string", "description": "Never shown by the public API."},
-    "phone": {"type": "string", "description": "Never shown by the public API."},
+    "address_string": {"type": "string", "maxLength": 500},
+    "address_id": {"type": "string", "maxLength": 120},
+    "zipcode": {"type": "string", "maxLength": 20},
+    "email": {"type": "string", "maxLength": 254, "description": "Never shown by the public API."},
+    "device_id": {
+        "type": "string",
+        "maxLength": 200,
+        "description": "Never shown by the public API.",
+    },
+    "account_id": {
+        "type": "string",
+        "maxLength": 200,
+        "description": "Never shown by the public API.",
+    },
+    "first_name": {
+        "type": "string",
+        "maxLength": 120,
+        "description": "Never shown by the public API.",
+    },
+    "last_name": {
+        "type": "string",
+        "maxLength": 120,
+        "description": "Never shown by the public API.",
+    },
+    "phone": {"type": "string", "maxLength": 40, "description": "Never shown by the public API."},
     "description": {"type": "string", "maxLength": 4000},
-    "media_url": {"type": "string", "description": "Public http(s) URL of a photo."},
+    "media_url": {
+        "type": "string",
+        "maxLength": 2048,
+        "description": "Public http(s) URL of a photo.",
+    },
 }
 
 _ERROR_SCHEMA = {
@@ -524,7 +546,7 @@ async def services(
 )
 async def service_definition(
     request: Request,
-    service_code: str,
+    service_code: Annotated[str, Path(max_length=100)],
     format: Format,
     jurisdiction_id: JurisdictionId = None,
     locale: Locale = None,
@@ -546,18 +568,29 @@ async def list_requests(
     format: Format,
     jurisdiction_id: JurisdictionId = None,
     service_request_id: Annotated[
-        str | None, Query(description="Comma-separated ids; overrides the other filters.")
+        str | None,
+        Query(description="Comma-separated ids; overrides the other filters.", max_length=4000),
     ] = None,
-    service_code: Annotated[str | None, Query(description="Comma-separated service codes.")] = None,
+    service_code: Annotated[
+        str | None, Query(description="Comma-separated service codes.", max_length=2000)
+    ] = None,
     start_date: Annotated[
-        str | None, Query(description="Earliest requested_datetime (W3C).")
+        str | None, Query(description="Earliest requested_datetime (W3C).", max_length=40)
     ] = None,
-    end_date: Annotated[str | None, Query(description="Latest requested_datetime (W3C).")] = None,
-    status: Annotated[str | None, Query(description="Comma-separated: open, closed.")] = None,
-    page: Annotated[str | None, Query(description="Page number from 1 (extension).")] = None,
+    end_date: Annotated[
+        str | None, Query(description="Latest requested_datetime (W3C).", max_length=40)
+    ] = None,
+    status: Annotated[
+        str | None, Query(description="Comma-separated: open, closed.", max_length=200)
+    ] = None,
+    page: Annotated[
+        str | None, Query(description="Page number from 1 (extension).", max_length=12)
+    ] = None,
     page_size: Annotated[
         str | None,
-        Query(description=f"Requests per page, at most {MAX_PAGE_SIZE} (extension)."),
+        Query(
+            description=f"Requests per page, at most {MAX_PAGE_SIZE} (extension).", max_length=12
+        ),
     ] = None,
     locale: Locale = None,
 ) -> Response:
@@ -576,7 +609,7 @@ async def list_requests(
 )
 async def one_request(
     request: Request,
-    service_request_id: str,
+    service_request_id: Annotated[str, Path(max_length=40)],
     format: Format,
     jurisdiction_id: JurisdictionId = None,
     locale: Locale = None,
@@ -594,7 +627,10 @@ async def one_request(
     responses=_error_responses(400, 404),
 )
 async def token_lookup(
-    request: Request, token: str, format: Format, jurisdiction_id: JurisdictionId = None
+    request: Request,
+    token: Annotated[str, Path(max_length=200)],
+    format: Format,
+    jurisdiction_id: JurisdictionId = None,
 ) -> Response:
     desk = open311_desk(request)
     return await desk.in_pool(format, _token_document, desk, jurisdiction_id, token)
@@ -618,6 +654,7 @@ async def token_lookup(
                         "required": ["service_code"],
                         "additionalProperties": {
                             "type": "string",
+                            "maxLength": 4000,
                             "description": "attribute[CODE]=value",
                         },
                     }

@@ -7,7 +7,7 @@ from dataclasses import asdict
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StringConstraints
 from sqlalchemy.orm import Session
 
 from qala.components.accounts.deps import AdminUser, ContextDep, OperatorUser, require_roles
@@ -109,7 +109,8 @@ def queue(
     jurisdiction: JurisdictionCode = None,
     department: Annotated[str | None, Query(max_length=80)] = None,
     status: Annotated[
-        list[str] | None, Query(description="Statuses (default: every unclosed one).")
+        list[Annotated[str, StringConstraints(max_length=40)]] | None,
+        Query(description="Statuses (default: every unclosed one).", max_length=20),
     ] = None,
     assignee: Annotated[str | None, Query(max_length=120)] = None,
     overdue: bool = False,

@@ -31,8 +31,8 @@ class QuestionBody(BaseModel):
     kind: Literal["single", "multiple", "scale", "text"]
     text: Text3
     options: list[dict[str, Any]] = Field(default_factory=list, max_length=50)
-    scale_min: int | None = None
-    scale_max: int | None = None
+    scale_min: int | None = Field(None, ge=-1000, le=1000)
+    scale_max: int | None = Field(None, ge=-1000, le=1000)
     required: bool = True
 
 
@@ -71,7 +71,7 @@ class HideBody(BaseModel):
 
 class OutcomeBody(BaseModel):
     summary: Text3
-    participants: int | None = Field(None, ge=0)
+    participants: int | None = Field(None, ge=0, le=100_000_000)
 
 
 @router.get("", summary="Surveys and public hearings")

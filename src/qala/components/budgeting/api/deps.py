@@ -7,6 +7,7 @@ from enum import Enum
 from typing import Annotated
 
 from fastapi import Depends, Path, Query
+from pydantic import Field, StringConstraints
 
 from qala.components.accounts.deps import require_roles
 from qala.components.accounts.models import User
@@ -25,7 +26,15 @@ Administrator = Annotated[User, Depends(require_roles("administrator"))]
 Code = Annotated[str, Path(max_length=80, description="A process, project or consultation code.")]
 RowId = Annotated[int, Path(ge=1, le=MAX_ID)]
 PlaceFilter = Annotated[str | None, Query(max_length=80)]
-Text3 = dict[str, str] | str
+MAX_TENGE = 10**15
+"""Amounts in whole tenge stay below a quadrillion: beyond any budget, within a 64-bit column."""
+ProjectChoice = Annotated[str, StringConstraints(max_length=40)]
+"""A proposal's code on a ballot."""
+Points = Annotated[int, Field(ge=0, le=100_000)]
+"""Points a cumulative ballot gives one proposal."""
+_Words = Annotated[str, StringConstraints(max_length=10_000)]
+_Language = Annotated[str, StringConstraints(max_length=8)]
+Text3 = dict[_Language, _Words] | _Words
 """Text in Kazakh, Russian and English (``{"kk": …, "ru": …, "en": …}``; a string is Russian)."""
 
 

@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 from qala.components.accounts.deps import ContextDep
 from qala.components.budgeting import process
 from qala.components.budgeting.api.deps import (
+    MAX_TENGE,
     PREFIX,
     TAGS,
     Citizen,
@@ -32,7 +33,7 @@ class ProcessBody(BaseModel):
     place_code: str = Field(..., max_length=80, description="City or district, e.g. astana.")
     title: Text3
     description: Text3 | None = None
-    budget: int = Field(..., gt=0, description="Whole tenge.")
+    budget: int = Field(..., gt=0, le=MAX_TENGE, description="Whole tenge.")
     proposals_open_at: datetime
     proposals_close_at: datetime
     review_close_at: datetime
@@ -44,14 +45,15 @@ class ProcessBody(BaseModel):
     points_total: int | None = Field(None, ge=1, le=100_000)
     max_points_per_project: int | None = Field(None, ge=1, le=100_000)
     rule: Literal["greedy", "mes", "phragmen", "max-welfare"] = "mes"
-    completion: str = "add1"
+    completion: str = Field("add1", max_length=40)
     min_voter_age: int | None = Field(16, ge=0, le=30)
-    eligible_voters: int | None = Field(None, gt=0)
-    capital_budget: int | None = Field(None, gt=0)
-    verifier: Literal["declared", "signature"] = Field(
+    eligible_voters: int | None = Field(None, gt=0, le=100_000_000)
+    capital_budget: int | None = Field(None, gt=0, le=MAX_TENGE)
+    verifier: Literal["declared", "signature", "oidc"] = Field(
         "declared",
         description="How residents show who they are: `signature` (NCA-style electronic "
-        "signature) or `declared` (an IIN typed in; demos and trainings, results unverified).",
+        "signature), `oidc` (a sign-in at the city's OpenID provider) or `declared` (an IIN "
+        "typed in; demos and trainings, results unverified).",
     )
 
 
@@ -62,7 +64,7 @@ class AdvanceBody(BaseModel):
 
 class ProposalBody(BaseModel):
     title: Text3
-    estimated_cost: int = Field(..., gt=0, description="Whole tenge.")
+    estimated_cost: int = Field(..., gt=0, le=MAX_TENGE, description="Whole tenge.")
     description: Text3 | None = None
     category: str = Field("", max_length=80)
     district: str | None = Field(None, max_length=80)
@@ -71,7 +73,9 @@ class ProposalBody(BaseModel):
 class ReviewBody(BaseModel):
     feasible: bool
     reason: str = Field(..., max_length=4000, description="Public reason for the decision.")
-    cost: int | None = Field(None, gt=0, description="Confirmed cost (default: the estimate).")
+    cost: int | None = Field(
+        None, gt=0, le=MAX_TENGE, description="Confirmed cost (default: the estimate)."
+    )
 
 
 def public_proposal(info: process.ProposalInfo) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 from qala.components.accounts.deps import ContextDep
 from qala.components.budgeting import projects
 from qala.components.budgeting.api.deps import (
+    MAX_TENGE,
     PREFIX,
     TAGS,
     Citizen,
@@ -31,7 +32,7 @@ class ProjectBody(BaseModel):
     place_code: str = Field(..., max_length=80)
     title: Text3
     description: Text3 | None = None
-    budget: int = Field(..., ge=0)
+    budget: int = Field(..., ge=0, le=MAX_TENGE)
     planned_end: date
     planned_start: date | None = None
     contractor: str | None = Field(None, max_length=300)
@@ -48,7 +49,7 @@ class DoneBody(BaseModel):
 
 class PaymentBody(BaseModel):
     paid_on: date
-    amount: int = Field(..., gt=0)
+    amount: int = Field(..., gt=0, le=MAX_TENGE)
     payee: str = Field(..., max_length=300)
     purpose: str = Field("", max_length=2000)
     reference: str = Field("", max_length=120)

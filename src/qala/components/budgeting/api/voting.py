@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 
 from qala.components.accounts.deps import ContextDep
 from qala.components.budgeting import ballots, voters
-from qala.components.budgeting.api.deps import PREFIX, TAGS, Citizen, Code
+from qala.components.budgeting.api.deps import PREFIX, TAGS, Citizen, Code, Points, ProjectChoice
 
 router = APIRouter(prefix=f"{PREFIX}/processes", tags=TAGS)
 
@@ -26,7 +26,10 @@ class IinBody(BaseModel):
 
 
 class BallotBody(IinBody):
-    choices: list[str] | dict[str, int] = Field(
+    choices: (
+        Annotated[list[ProjectChoice], Field(max_length=1000)]
+        | Annotated[dict[ProjectChoice, Points], Field(max_length=1000)]
+    ) = Field(
         ...,
         description='Approval/ordinal: ["P01", "P04"] (ordinal: best first); cumulative: {"P01": 3}.',
     )
