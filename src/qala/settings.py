@@ -91,6 +91,17 @@ class Settings(BaseSettings):
     trusted_rate_limit_per_minute: int = 3000
     """The same for each trusted application's api_key: one city app posts for many residents."""
 
+    oidc_issuer: str | None = None
+    """An OpenID provider residents may verify their IIN with (eGov's or the city's), by its
+    issuer URL; its discovery document is read from ``<issuer>/.well-known/openid-configuration``.
+    Unset: the ``oidc`` verifier is off."""
+    oidc_client_id: str = "qala"
+    oidc_client_secret: str | None = None
+    oidc_iin_claim: str = "iin"
+    """The claim (in the ID token or from the userinfo endpoint) that carries the IIN."""
+    oidc_scopes: str = "openid"
+    """Scopes asked for besides ``openid``'s claims, space-separated (e.g. ``openid iin``)."""
+
     signature_roots: Path | None = None
     """Root certificates (a PEM file, or a folder of ``.pem``/``.crt``/``.cer`` files) that a
     resident's signing certificate must chain to: NCA's roots in production."""

@@ -1,16 +1,19 @@
 """Who the caller is, verified: ``/api/v1/auth/identity…``.
 
 A resident asks for a challenge, signs it with their NCA certificate (NCALayer or any CMS signer)
-and sends the signature back; their account is then bound to the IIN in the certificate.
+and sends the signature back; their account is then bound to the IIN in the certificate. Or they
+sign in at the city's OpenID provider (``/oidc/start``), which sends them back to ``/oidc/callback``
+with a code vouching for their IIN.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import RedirectResponse
 from pydantic import BaseModel, Field
 
 from qala.components.accounts.deps import ContextDep, CurrentUser
@@ -18,6 +21,7 @@ from qala.components.accounts.identity import has_identity, verified_methods
 from qala.components.accounts.signature import issue_challenge
 from qala.components.accounts.verification import verify_by_signature
 from qala.core.errors import ValidationError
+from qala.runtime import Context
 
 router = APIRouter(prefix="/api/v1/auth/identity", tags=["accounts"])
 
@@ -70,4 +74,64 @@ def signature(body: SignedChallenge, user: CurrentUser, context: ContextDep) -> 
             now=context.clock(),
         )
         methods = sorted(verified_methods(session, user.id))
+    return {"bound": True, "methods": methods}
+
+
+def _callback_url(context: Context) -> str:
+    return context.settings.public_base_url.rstrip("/") + f"{router.prefix}/oidc/callback"
+
+
+@router.get(
+    "/oidc/start",
+    summary="Verify who you are at the city's OpenID provider",
+    response_model=None,
+)
+def oidc_start(
+    user: CurrentUser, context: ContextDep, redirect: bool = False
+) -> dict[str, str] | RedirectResponse:
+    """The provider's sign-in URL; with ``redirect=true`` (a link on a page), a redirect to it."""
+    from qala.components.accounts.oidc import start_login
+
+    with context.database.transaction() as session:
+        url = start_login(
+            session,
+            user.id,
+            settings=context.settings,
+            redirect_uri=_callback_url(context),
+            now=context.clock(),
+        )
+    if redirect:
+        return RedirectResponse(url, status_code=303)
+    return {"authorization_url": url}
+
+
+@router.get(
+    "/oidc/callback", summary="Where the OpenID provider sends you back", response_model=None
+)
+def oidc_callback(
+    request: Request,
+    code: Annotated[str, Query(max_length=2000)],
+    state: Annotated[str, Query(max_length=200)],
+    user: CurrentUser,
+    context: ContextDep,
+) -> dict[str, Any] | RedirectResponse:
+    """Bind the IIN the provider vouches for; a browser goes on to the budgeting pages."""
+    from qala.components.accounts.oidc import finish_login, take_login
+
+    with context.database.transaction() as session:  # taken once, whatever the checks say
+        nonce, verifier = take_login(session, user.id, state=state, now=context.clock())
+    with context.database.transaction() as session:
+        finish_login(
+            session,
+            user.id,
+            code=code,
+            nonce=nonce,
+            verifier=verifier,
+            settings=context.settings,
+            redirect_uri=_callback_url(context),
+            now=context.clock(),
+        )
+        methods = sorted(verified_methods(session, user.id))
+    if "text/html" in request.headers.get("accept", ""):
+        return RedirectResponse("/budgeting", status_code=303)
     return {"bound": True, "methods": methods}

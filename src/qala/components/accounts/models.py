@@ -110,3 +110,21 @@ class AuthAttempt(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     key: Mapped[str] = mapped_column(String(120), index=True)
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class OidcLogin(Base):
+    """A sign-in at an OpenID provider that a resident started to verify their IIN.
+
+    Kept until it is finished, so that the provider's answer is taken once: the ``state`` names
+    the login (stored as a hash), the ``nonce`` must come back inside the ID token, and
+    ``finished_at`` set means a replayed answer is refused.
+    """
+
+    __tablename__ = "accounts_oidc_login"
+
+    state_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("accounts_user.id", ondelete="CASCADE"))
+    nonce: Mapped[str] = mapped_column(String(100))
+    code_verifier: Mapped[str] = mapped_column(String(128))
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

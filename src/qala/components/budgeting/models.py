@@ -40,10 +40,10 @@ PROPOSAL_STATUSES = ("submitted", "feasible", "infeasible", "withdrawn")
 PROJECT_STATUSES = ("planned", "in_progress", "delivered", "suspended", "cancelled")
 QUESTION_KINDS = ("single", "multiple", "scale", "text")
 CONSULTATION_KINDS = ("survey", "hearing")
-VERIFIERS = ("declared", "signature")
+VERIFIERS = ("declared", "signature", "oidc")
 """How a process's residents show who they are: ``declared`` (an IIN typed in, check digit only:
-for demos and trainings, every result labelled unverified) or ``signature`` (a challenge signed
-with an NCA-style certificate)."""
+for demos and trainings, every result labelled unverified), ``signature`` (a challenge signed
+with an NCA-style certificate) or ``oidc`` (a sign-in at eGov's or the city's OpenID provider)."""
 
 Text3 = dict[str, str]
 
