@@ -145,6 +145,14 @@ def fit_command(
     tol: Annotated[
         float, typer.Option("--tol", help="Stop when the summed weight change is below this.")
     ] = 1e-7,
+    fit_test: Annotated[
+        int | None,
+        typer.Option(
+            "--fit-test",
+            help="Bollen–Stine resamples of the exact-fit test of SRMR, d_ULS and d_G "
+            "(0 = none; default 499 with --json or --report, none for the tables).",
+        ),
+    ] = None,
 ) -> None:
     """Estimate MODEL_FILE on DATA.csv; optionally bootstrap, draw and report."""
     from qala.engines.plssem import PLSSEM
@@ -165,6 +173,8 @@ def fit_command(
             if bootstrap
             else None
         )
+        resamples = fit_test if fit_test is not None else (499 if as_json or report else 0)
+        fit = _model_fit(result, resamples, seed)
     except QalaError as exc:
         _fail(str(exc), as_json)
         return
@@ -173,15 +183,22 @@ def fit_command(
 
         diagram.write_bytes(path_diagram_png(result, boot))
     if as_json:
-        print(json.dumps(_fit_payload(result, boot), indent=2, allow_nan=False))
+        payload = _fit_payload(result, boot)
+        payload.update(fit.to_dict() if not isinstance(fit, str) else _no_fit_measures(fit))
+        print(json.dumps(payload, indent=2, allow_nan=False))
         return
     if report:
         out_console.print(result.summary(), highlight=False, markup=False)
+        if not isinstance(fit, str):
+            out_console.print("")
+            out_console.print(fit.summary(), highlight=False, markup=False)
         if boot is not None:
             out_console.print("")
             out_console.print(boot.summary(), highlight=False, markup=False)
     else:
         _print_tables(out_console, result, boot)
+        if not isinstance(fit, str):
+            out_console.print(fit.summary(), highlight=False, markup=False)
     if diagram is not None:
         out_console.print(f"diagram written to {diagram}")
 
@@ -208,6 +225,18 @@ def _bootstrap(
             batch_size=max(250, resamples // 10),
             progress=tick,
         )
+
+
+def _model_fit(result: Any, resamples: int, seed: int | None) -> Any:
+    """SRMR, d_ULS and d_G (with the exact-fit test when ``resamples`` > 0), or the reason
+    they are not available for this model (higher-order constructs, interaction terms)."""
+    if result.plan.first is not None:
+        return "model fit measures need a model without higher-order constructs or interactions"
+    return result.model_fit(n_boot=resamples, seed=seed)
+
+
+def _no_fit_measures(reason: str) -> dict[str, Any]:
+    return {"srmr": None, "d_g": None, "d_uls": None, "model_fit": {"unavailable": reason}}
 
 
 def _fit_payload(result: Any, boot: Any) -> dict[str, Any]:
@@ -249,6 +278,36 @@ def predict_command(
         print(json.dumps(pred.to_dict(), indent=2))
     else:
         Console().print(pred.table.to_string(float_format="{:.3f}".format), markup=False)
+
+
+@app.command("cvpat")
+def cvpat_command(
+    model_file: ModelFile,
+    data_file: DataFile,
+    scheme: SchemeOpt = "path",
+    consistent: ConsistentOpt = False,
+    folds: Annotated[int, typer.Option("--folds", help="Cross-validation folds.")] = 10,
+    repeats: Annotated[
+        int, typer.Option("--repeats", help="Repetitions of the k-fold split.")
+    ] = 10,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    as_json: JsonOpt = False,
+    missing: MissingOpt = "error",
+) -> None:
+    """CVPAT: does the model predict better than the indicator average and a linear model?"""
+    from qala.engines.plssem import PLSSEM
+
+    text, data = _read_columns(model_file, data_file, as_json)
+    try:
+        result = PLSSEM(text, scheme=scheme, consistent=consistent, missing=missing).fit(data)  # type: ignore[arg-type]
+        out = result.cvpat(folds=folds, repeats=repeats, seed=seed)
+    except QalaError as exc:
+        _fail(str(exc), as_json)
+        return
+    if as_json:
+        print(json.dumps(out.to_dict(), indent=2))
+    else:
+        Console().print(out.summary(), markup=False, highlight=False)
 
 
 @app.command("ipma")

@@ -115,7 +115,7 @@ def _run_counts(job: _Job, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return values, ok
 
 
-def _counts_from_indices(indices: np.ndarray, n: int) -> np.ndarray:
+def counts_from_indices(indices: np.ndarray, n: int) -> np.ndarray:
     b = indices.shape[0]
     flat = (indices + n * np.arange(b)[:, None]).ravel()
     return np.bincount(flat, minlength=b * n).reshape(b, n).astype(float)
@@ -455,7 +455,7 @@ def bootstrap(
     if indices.ndim != 2 or indices.shape[1] != n or indices.min() < 0 or indices.max() >= n:
         raise SpecificationError(f"`indices` must be an (n_boot × {n}) array of row numbers")
     job = _job_for(results)
-    counts = _counts_from_indices(indices, n)
+    counts = counts_from_indices(indices, n)
     with k.single_threaded_blas():  # forked workers inherit the limit
         values, ok = run_batches(
             job, counts, batch_size=max(1, batch_size), n_jobs=n_jobs, progress=progress

@@ -192,6 +192,11 @@ class PLSEstimates:
     def _s(self) -> np.ndarray:
         return np.asarray(self._fit.s_final[0])
 
+    @property
+    def indicator_correlations(self) -> np.ndarray:
+        """Correlation matrix of the (final stage's) indicators, in the layout's column order."""
+        return self._s
+
     def _items_of(self, j: int) -> list[int]:
         return self.layout.items_of(j)
 
@@ -233,6 +238,15 @@ class PLSEstimates:
         import pandas as pd
 
         h = k.htmt(self._fit.s_final, self.layout)[0]
+        return pd.DataFrame(h, index=self.constructs, columns=self.constructs)
+
+    @cached_property
+    def htmt2(self) -> pd.DataFrame:
+        """HTMT2: HTMT with geometric means (symmetric; NaN on the diagonal and where a
+        correlation between the blocks is not positive)."""
+        import pandas as pd
+
+        h = k.htmt2(self._fit.s_final, self.layout)[0]
         return pd.DataFrame(h, index=self.constructs, columns=self.constructs)
 
     @cached_property
@@ -372,6 +386,7 @@ class PLSEstimates:
                 for c in rel.index
             },
             "htmt": _nested(self.htmt),
+            "htmt2": _nested(self.htmt2),
             "f_squared": {p: _clean(v) for p, v in self.f_squared.items()},
             "inner_vif": {p: _clean(v) for p, v in self.inner_vif.items()},
             "warnings": self.warnings,
@@ -415,6 +430,8 @@ class PLSEstimates:
             lines.append(f"  {c}: {items}")
         lines += ["", "HTMT", "-" * 60]
         lines.append(self.htmt.to_string(float_format=fmt, na_rep=""))
+        lines += ["", "HTMT2 (geometric means)", "-" * 60]
+        lines.append(self.htmt2.to_string(float_format=fmt, na_rep=""))
         lines += ["", "Fornell–Larcker (diagonal: sqrt(AVE))", "-" * 60]
         lines.append(self.fornell_larcker.to_string(float_format=fmt, na_rep=""))
         if self.warnings:
