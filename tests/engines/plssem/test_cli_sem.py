@@ -147,3 +147,24 @@ def test_option_values_are_converted_and_checked_without_pydantic(
     broken = runner.invoke(root, ["sem", "fit", str(model), str(ragged)])
     assert broken.exit_code == 2
     assert "row 4 has 10 fields, the header 11" in " ".join(broken.output.split())
+
+
+def test_fit_json_has_the_fit_measures_with_their_test(files: tuple[Path, Path]) -> None:
+    model, data = files
+    result = runner.invoke(
+        app, ["fit", str(model), str(data), "--json", "--fit-test", "40", "--seed", "3"]
+    )
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    for measure in ("srmr", "d_g", "d_uls"):
+        for model_kind in ("saturated", "estimated"):
+            cell = payload[measure][model_kind]
+            assert set(cell) == {"value", "hi95", "hi99", "p"}
+            assert 0 <= cell["value"] and cell["hi95"] <= cell["hi99"]
+    assert payload["model_fit"]["n_boot"] == 40
+    assert "htmt2" in payload
+    tables = runner.invoke(app, ["fit", str(model), str(data)])
+    assert "SRMR" in tables.stdout and "HI95" not in tables.stdout  # no test unless asked
+    cv = runner.invoke(app, ["cvpat", str(model), str(data), "--repeats", "2", "--json"])
+    assert cv.exit_code == 0, cv.output
+    assert set(json.loads(cv.stdout)["against"]) == {"IA", "LM"}

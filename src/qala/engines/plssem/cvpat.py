@@ -22,7 +22,7 @@ import numpy as np
 
 from qala.core.errors import SpecificationError
 from qala.engines.plssem.distributions import t_sf
-from qala.engines.plssem.predict import fold_assignments, cross_validated_predictions
+from qala.engines.plssem.predict import cross_validated_predictions, fold_assignments
 
 if TYPE_CHECKING:
     from qala.engines.plssem.estimates import PLSEstimates
