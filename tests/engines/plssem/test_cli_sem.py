@@ -160,7 +160,7 @@ def test_fit_json_has_the_fit_measures_with_their_test(files: tuple[Path, Path])
         for model_kind in ("saturated", "estimated"):
             cell = payload[measure][model_kind]
             assert set(cell) == {"value", "hi95", "hi99", "p"}
-            assert 0 <= cell["value"] and cell["hi95"] <= cell["hi99"]
+            assert cell["value"] >= 0 and cell["hi95"] <= cell["hi99"]
     assert payload["model_fit"]["n_boot"] == 40
     assert "htmt2" in payload
     tables = runner.invoke(app, ["fit", str(model), str(data)])
