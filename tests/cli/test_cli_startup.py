@@ -105,7 +105,8 @@ def test_help_imports_nothing_heavy(args: list[str]) -> None:
 
 def test_root_help_imports_no_sub_command() -> None:
     modules = imported_by("--help")
-    assert sorted(m for m in modules if m.startswith("qala.cli.")) == ["qala.cli.main"]
+    shells = sorted(m for m in modules if m.startswith("qala.cli."))
+    assert shells == ["qala.cli.coercion", "qala.cli.main"]  # the converter of option values
 
 
 def test_catalog_show_reads_the_catalogue_only() -> None:
@@ -122,6 +123,21 @@ def test_sem_fit_touches_neither_store_nor_web(tmp_path: Path) -> None:
     assert "qala.engines.plssem" in modules  # the real work
     assert loaded(modules, ("sqlalchemy", "qala.store", "qala.registry", *WEB_AND_PLOTS)) == []
     assert loaded(modules, ("scipy",)) == [], "no bootstrap asked: SciPy is not needed"
+
+
+def test_sem_fit_with_bootstrap_prints_its_tables_without_pandas_or_pydantic(
+    tmp_path: Path,
+) -> None:
+    """The whole `sem fit --bootstrap` command as benchmarked (#13): the CSV is read with the
+    csv module and the option values converted without pydantic (their imports alone took a
+    third of the command's time)."""
+    model, data = tmp_path / "model.txt", tmp_path / "survey.csv"
+    model.write_text(SMALL_MODEL, encoding="utf-8")
+    simulate(n=120, seed=8).to_csv(data, index=False)
+    args = ("sem", "fit", str(model), str(data), "--bootstrap", "50", "--seed", "1")
+    modules = imported_by(*args)
+    assert "qala.engines.plssem.bootstrap" in modules  # the real work
+    assert loaded(modules, ("pandas", "pydantic", "scipy")) == []
 
 
 def test_a_store_read_loads_no_web_shell_nor_plots(sqlite_url: str) -> None:

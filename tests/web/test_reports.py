@@ -47,6 +47,22 @@ def test_sem_report_recovers_the_generating_path() -> None:
     assert "Method annex" in html and "Hair, J. F." in html
 
 
+def test_sem_report_has_fit_discriminant_validity_and_cvpat_in_each_language() -> None:
+    from qala.engines.plssem import PLSSEM
+
+    result = PLSSEM(MODEL).fit(survey())
+    srmr = result.model_fit().values["estimated"]["srmr"]
+    htmt2 = float(result.htmt2.loc["Technology", "Adoption"])
+    html = build_sem_report(MODEL, survey(), Translator("en"), fit_test=49).html()
+    for text in ("Overall model fit", "SRMR", "HI95", "HTMT2", "CVPAT", "indicator average"):
+        assert text in html
+    assert f"{srmr:.3f}" in html and f"{htmt2:.3f}" in html
+    russian = build_sem_report(MODEL, survey(), Translator("ru"), fit_test=0).html()
+    assert "Общее согласие модели" in russian and "HI95" not in russian
+    kazakh = build_sem_report(MODEL, survey(), Translator("kk"), fit_test=0).html()
+    assert "Модельдің жалпы сәйкестігі" in kazakh and "Болжау қабілеті" in kazakh
+
+
 def test_sem_report_cli_writes_a_pdf(tmp_path: Path) -> None:
     from qala.cli.report import app
 

@@ -100,7 +100,10 @@ def load_subcommand(subcommand: Subcommand) -> click.Command:
         holder.add_typer(sub, name=subcommand.name)
     else:  # a single command function
         holder.command(name=subcommand.name)(sub)
-    return typer.main.get_group(holder).commands[subcommand.name]
+    command = typer.main.get_group(holder).commands[subcommand.name]
+    from qala.cli.coercion import install
+
+    return install(command)
 
 
 class LazyGroup(TyperGroup):
@@ -112,6 +115,12 @@ class LazyGroup(TyperGroup):
         super().__init__(**attrs)
         self.lazy = {subcommand.name: subcommand for subcommand in SUBCOMMANDS}
         self.listing = False
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        from qala.cli.coercion import install
+
+        install(self)  # the root's own options convert without pydantic too
+        return super().parse_args(ctx, args)
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return [*self.commands, *(name for name in self.lazy if name not in self.commands)]

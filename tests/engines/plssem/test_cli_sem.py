@@ -120,3 +120,51 @@ def test_convergence_control(files: tuple[Path, Path]) -> None:
     loose = runner.invoke(app, ["fit", str(model), str(data), "--tol", "0.01", "--json"])
     strict = runner.invoke(app, ["fit", str(model), str(data), "--json"])
     assert json.loads(loose.stdout)["iterations"] < json.loads(strict.stdout)["iterations"]
+
+
+def test_option_values_are_converted_and_checked_without_pydantic(
+    files: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """Through the root command (which installs qala.cli.coercion): plain options convert as
+    Typer's pydantic adapters did, with the same messages for bad values."""
+    from qala.cli.main import app as root
+
+    model, data = files
+    bad_int = runner.invoke(root, ["sem", "fit", str(model), str(data), "--bootstrap", "abc"])
+    assert bad_int.exit_code == 2
+    assert "Input should be a valid integer" in bad_int.output
+    bad_float = runner.invoke(root, ["sem", "fit", str(model), str(data), "--tol", "1e-x"])
+    assert bad_float.exit_code == 2
+    assert "Input should be a valid number" in bad_float.output
+    ok = runner.invoke(
+        root, ["sem", "fit", str(model), str(data), "--tol", " 1e-6 ", "--seed", "7", "--json"]
+    )
+    assert ok.exit_code == 0, ok.output
+    ragged = tmp_path / "ragged.csv"
+    ragged.write_text(
+        data.read_text().replace("\n", ",9\n", 3), encoding="utf-8"
+    )  # header, rows 2-3
+    broken = runner.invoke(root, ["sem", "fit", str(model), str(ragged)])
+    assert broken.exit_code == 2
+    assert "row 4 has 10 fields, the header 11" in " ".join(broken.output.split())
+
+
+def test_fit_json_has_the_fit_measures_with_their_test(files: tuple[Path, Path]) -> None:
+    model, data = files
+    result = runner.invoke(
+        app, ["fit", str(model), str(data), "--json", "--fit-test", "40", "--seed", "3"]
+    )
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    for measure in ("srmr", "d_g", "d_uls"):
+        for model_kind in ("saturated", "estimated"):
+            cell = payload[measure][model_kind]
+            assert set(cell) == {"value", "hi95", "hi99", "p"}
+            assert cell["value"] >= 0 and cell["hi95"] <= cell["hi99"]
+    assert payload["model_fit"]["n_boot"] == 40
+    assert "htmt2" in payload
+    tables = runner.invoke(app, ["fit", str(model), str(data)])
+    assert "SRMR" in tables.stdout and "HI95" not in tables.stdout  # no test unless asked
+    cv = runner.invoke(app, ["cvpat", str(model), str(data), "--repeats", "2", "--json"])
+    assert cv.exit_code == 0, cv.output
+    assert set(json.loads(cv.stdout)["against"]) == {"IA", "LM"}

@@ -183,6 +183,45 @@ def test_missing_values_policies(data: pd.DataFrame) -> None:
     )
 
 
+def as_csv_cells(frame: pd.DataFrame) -> dict[str, list[str]]:
+    """The frame as a CSV reader gives it: column name → text cells (NaN as an empty cell)."""
+    return {c: ["" if pd.isna(v) else repr(float(v)) for v in frame[c]] for c in frame.columns}
+
+
+def test_plain_csv_cells_give_the_dataframe_fit(data: pd.DataFrame) -> None:
+    """`qala sem fit` reads its CSV without pandas: text cells fit exactly as the DataFrame."""
+    holed = data.copy()
+    holed.loc[[3, 7], "y1"] = np.nan
+    for missing in ("mean", "drop"):
+        frame_fit = PLSSEM(SMALL_MODEL, missing=missing).fit(holed)  # type: ignore[arg-type]
+        cells_fit = PLSSEM(SMALL_MODEL, missing=missing).fit(as_csv_cells(holed))  # type: ignore[arg-type]
+        np.testing.assert_array_equal(cells_fit.values, frame_fit.values)
+        assert cells_fit.coefficients == frame_fit.coefficients
+        assert list(cells_fit.data.index) == list(frame_fit.data.index)
+    with pytest.raises(ValidationError, match="2 missing value"):
+        PLSSEM(SMALL_MODEL).fit(as_csv_cells(holed))
+
+
+def test_plain_cells_report_what_the_dataframe_path_reports(data: pd.DataFrame) -> None:
+    cells = as_csv_cells(data)
+    cells["m2"][4] = "4,5"  # a decimal comma is not a number
+    cells["x1"][0] = " NA "  # pandas' missing markers are missing here too
+    with pytest.raises(ValidationError) as caught:
+        PLSSEM(SMALL_MODEL).fit(cells)
+    (problem,) = caught.value.problems
+    assert (problem.row, problem.column, problem.value) == (6, "m2", "4,5")
+    cells["m2"][4] = "4.5"
+    assert PLSSEM(SMALL_MODEL, missing="drop").fit(cells).n_obs == len(data) - 1
+    del cells["y3"]
+    with pytest.raises(ValidationError) as unknown:
+        PLSSEM(SMALL_MODEL).fit(cells)
+    assert [p.column for p in unknown.value.problems] == ["y3"]
+    cells = as_csv_cells(data)
+    cells["m3"] = ["4"] * len(data)
+    with pytest.raises(ValidationError, match="constant"):
+        PLSSEM(SMALL_MODEL).fit(cells)
+
+
 def test_constant_indicator_is_rejected(data: pd.DataFrame) -> None:
     flat = data.copy()
     flat["m3"] = 4.0

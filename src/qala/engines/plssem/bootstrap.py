@@ -20,7 +20,6 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from qala.core.errors import SpecificationError
 from qala.engines.plssem import kernel as k
@@ -28,6 +27,8 @@ from qala.engines.plssem.distributions import normal_cdf, normal_ppf, t_sf
 from qala.engines.plssem.estimation import Plan, fit_counts
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from qala.engines.plssem.estimates import PLSEstimates
 
 Progress = Callable[[int, int], None]
@@ -37,6 +38,7 @@ def statistic_labels(results: PLSEstimates) -> dict[str, list[tuple[str, ...]]]:
     """Labels of every bootstrapped statistic, grouped by table."""
     layout = results.layout
     names = results.constructs
+    total_matrix = k.total_effects(results.estimates.paths)[0]
     own: list[tuple[str, ...]] = [
         (names[j], layout.columns[i]) for j in range(len(names)) for i in layout.items_of(j)
     ]
@@ -44,7 +46,7 @@ def statistic_labels(results: PLSEstimates) -> dict[str, list[tuple[str, ...]]]:
         (names[i], names[j])
         for i in range(len(names))
         for j in range(len(names))
-        if results.total_effects.iloc[i, j] != 0
+        if total_matrix[i, j] != 0
     ]
     labels: dict[str, list[tuple[str, ...]]] = {
         "paths": [(p.source, p.target) for p in results.plan.spec.paths],
@@ -113,7 +115,7 @@ def _run_counts(job: _Job, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return values, ok
 
 
-def _counts_from_indices(indices: np.ndarray, n: int) -> np.ndarray:
+def counts_from_indices(indices: np.ndarray, n: int) -> np.ndarray:
     b = indices.shape[0]
     flat = (indices + n * np.arange(b)[:, None]).ravel()
     return np.bincount(flat, minlength=b * n).reshape(b, n).astype(float)
@@ -127,7 +129,7 @@ def resample_indices(n: int, n_boot: int, seed: int | None) -> np.ndarray:
 
 
 def _job_for(results: PLSEstimates) -> _Job:
-    values = results.data.to_numpy()
+    values = results.values
     return _Job(
         plan=results.plan,
         centred=values - values.mean(axis=0),
@@ -206,7 +208,8 @@ class BootstrapResults:
         self.jackknife = jackknife
 
     @cached_property
-    def _table(self) -> pd.DataFrame:
+    def _columns(self) -> dict[str, np.ndarray]:
+        """The summary columns over every statistic, in the order of :attr:`row_labels`."""
         draws = self.draws
         est = self.estimate
         mean = draws.mean(axis=0)
@@ -231,18 +234,40 @@ class BootstrapResults:
             frame["bca_low"], frame["bca_high"] = bca_interval(
                 draws, est, self.jackknife, self.alpha, ordered=ordered
             )
-        out = pd.DataFrame(frame)
-        kinds: list[str] = []
-        rows: list[str] = []
+        return frame
+
+    @cached_property
+    def row_labels(self) -> list[tuple[str, str]]:
+        """(statistic, label) of each bootstrapped value, e.g. ``("paths", "A -> B")``."""
+        out: list[tuple[str, str]] = []
         for kind, labs in self.labels.items():
             for lab in labs:
-                kinds.append(kind)
                 if kind in ("loadings", "weights"):
-                    rows.append(f"{lab[1]} -> {lab[0]}")
+                    out.append((kind, f"{lab[1]} -> {lab[0]}"))
                 elif kind == "htmt":
-                    rows.append(f"{lab[0]} <-> {lab[1]}")
+                    out.append((kind, f"{lab[0]} <-> {lab[1]}"))
                 else:
-                    rows.append(" -> ".join(lab))
+                    out.append((kind, " -> ".join(lab)))
+        return out
+
+    def rows(self, statistic: str) -> dict[str, dict[str, float]]:
+        """``{label: {column: value}}`` of one statistic as plain floats (no pandas)."""
+        if statistic not in self.labels:
+            raise KeyError(f"unknown statistic {statistic!r}; choose from {list(self.labels)}")
+        columns = self._columns
+        return {
+            label: {name: float(values[i]) for name, values in columns.items()}
+            for i, (kind, label) in enumerate(self.row_labels)
+            if kind == statistic
+        }
+
+    @cached_property
+    def _table(self) -> pd.DataFrame:
+        import pandas as pd
+
+        out = pd.DataFrame(self._columns)
+        kinds = [kind for kind, _ in self.row_labels]
+        rows = [label for _, label in self.row_labels]
         out.index = pd.MultiIndex.from_arrays([kinds, rows], names=["statistic", "label"])
         return out
 
@@ -430,7 +455,7 @@ def bootstrap(
     if indices.ndim != 2 or indices.shape[1] != n or indices.min() < 0 or indices.max() >= n:
         raise SpecificationError(f"`indices` must be an (n_boot × {n}) array of row numbers")
     job = _job_for(results)
-    counts = _counts_from_indices(indices, n)
+    counts = counts_from_indices(indices, n)
     with k.single_threaded_blas():  # forked workers inherit the limit
         values, ok = run_batches(
             job, counts, batch_size=max(1, batch_size), n_jobs=n_jobs, progress=progress

@@ -2,6 +2,9 @@
 
 :class:`PLSEstimates` is what the follow-up analyses (bootstrap, PLSpredict, IPMA) read;
 :class:`~qala.engines.plssem.results.PLSResults` adds those analyses as methods.
+
+The numbers are computed with NumPy; pandas is imported only when a table is asked for, so a
+command that prints a few figures (``qala sem fit``) does not pay for importing it.
 """
 
 from __future__ import annotations
@@ -10,12 +13,13 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from qala.engines.plssem import kernel as k
 
 if TYPE_CHECKING:
-    from qala.engines.plssem.estimation import BatchFit, FitSettings
+    import pandas as pd
+
+    from qala.engines.plssem.estimation import BatchFit, FitSettings, Indicators
 
 
 def _clean(value: float) -> float | None:
@@ -43,11 +47,12 @@ class PLSEstimates:
     Tables are pandas objects computed on first use. Construct order follows the model text.
     """
 
-    def __init__(self, model: FitSettings, data: pd.DataFrame, fit: BatchFit) -> None:
+    def __init__(self, model: FitSettings, data: Indicators, fit: BatchFit) -> None:
         self.model = model
         self.plan = model.plan_
-        self.data = data
-        self.n_obs = len(data)
+        self.indicators = data
+        self.values = data.values  # n × p, in the order of ``plan.observed``
+        self.n_obs = len(data.values)
         self.scheme = model.scheme
         self.consistent = model.consistent
         self._fit = fit
@@ -55,6 +60,11 @@ class PLSEstimates:
         self.layout = self.plan.final
         self.constructs: list[str] = list(self.layout.constructs)
         self.iterations = int(fit.iterations[0])
+
+    @cached_property
+    def data(self) -> pd.DataFrame:
+        """The indicator data the model was fitted on (rows keep their labels)."""
+        return self.indicators.frame()
 
     # -- core estimates -------------------------------------------------------------------------
     @cached_property
@@ -69,6 +79,8 @@ class PLSEstimates:
         return items, dims
 
     def _combined(self, final: np.ndarray, first: np.ndarray | None) -> pd.DataFrame:
+        import pandas as pd
+
         frame = pd.DataFrame(final, index=list(self.layout.columns), columns=self.constructs)
         items, dims = self._dimension_blocks
         if not dims or first is None or self.plan.first is None:
@@ -96,34 +108,59 @@ class PLSEstimates:
     @cached_property
     def path_matrix(self) -> pd.DataFrame:
         """Path coefficients, rows = from, columns = to."""
+        import pandas as pd
+
         return pd.DataFrame(self.estimates.paths[0], index=self.constructs, columns=self.constructs)
+
+    @cached_property
+    def coefficients(self) -> dict[str, float]:
+        """Path coefficients by ``"From -> To"`` in model order (plain floats)."""
+        index = {name: j for j, name in enumerate(self.constructs)}
+        paths = self.estimates.paths[0]
+        return {
+            p.label: float(paths[index[p.source], index[p.target]]) for p in self.plan.spec.paths
+        }
 
     @cached_property
     def paths(self) -> pd.Series:
         """Path coefficients indexed ``"From -> To"`` in model order."""
-        values = {p.label: self.path_matrix.loc[p.source, p.target] for p in self.plan.spec.paths}
-        return pd.Series(values, name="coefficient", dtype=float)
+        import pandas as pd
+
+        return pd.Series(self.coefficients, name="coefficient", dtype=float)
+
+    @cached_property
+    def r2_values(self) -> dict[str, tuple[float, float]]:
+        """(R², adjusted R²) of each endogenous construct; adjusted is
+        ``1 - (1 - R²)(n - 1)/(n - p - 1)`` with p predictors."""
+        n = self.n_obs
+        out: dict[str, tuple[float, float]] = {}
+        for j in self.layout.endogenous:
+            r2 = float(self.estimates.r2[0, j])
+            p = len(self.layout.predecessors(j))
+            out[self.constructs[j]] = (r2, 1 - (1 - r2) * (n - 1) / (n - p - 1))
+        return out
 
     @cached_property
     def r2(self) -> pd.Series:
         """R² of each endogenous construct."""
-        idx = self.layout.endogenous
-        return pd.Series(
-            self.estimates.r2[0, idx], index=[self.constructs[j] for j in idx], name="r2"
-        )
+        import pandas as pd
+
+        values = {c: v[0] for c, v in self.r2_values.items()}
+        return pd.Series(values, name="r2", dtype=float)
 
     @cached_property
     def r2_adj(self) -> pd.Series:
         """Adjusted R²: ``1 - (1 - R²)(n - 1)/(n - p - 1)`` with p predictors."""
-        n = self.n_obs
-        preds = pd.Series(
-            {self.constructs[j]: len(self.layout.predecessors(j)) for j in self.layout.endogenous}
-        )
-        return (1 - (1 - self.r2) * (n - 1) / (n - preds - 1)).rename("r2_adj")
+        import pandas as pd
+
+        values = {c: v[1] for c, v in self.r2_values.items()}
+        return pd.Series(values, name="r2_adj", dtype=float)
 
     @cached_property
     def construct_correlations(self) -> pd.DataFrame:
         """Construct correlations (disattenuated under PLSc)."""
+        import pandas as pd
+
         return pd.DataFrame(
             self.estimates.construct_corr[0], index=self.constructs, columns=self.constructs
         )
@@ -131,7 +168,9 @@ class PLSEstimates:
     @cached_property
     def scores(self) -> pd.DataFrame:
         """Construct scores (standardised, one row per observation)."""
-        values = self.data.to_numpy()
+        import pandas as pd
+
+        values = self.values
         z = (values - values.mean(axis=0)) / values.std(axis=0, ddof=1)
         obs = list(self.plan.final_observed)
         cols = [z[:, obs]]
@@ -145,7 +184,7 @@ class PLSEstimates:
         f = np.concatenate(cols, axis=1)
         f = (f - f.mean(axis=0)) / f.std(axis=0, ddof=1)
         return pd.DataFrame(
-            f @ self.estimates.weights[0], index=self.data.index, columns=self.constructs
+            f @ self.estimates.weights[0], index=self.indicators.rows, columns=self.constructs
         )
 
     # -- measurement model quality --------------------------------------------------------------
@@ -153,12 +192,17 @@ class PLSEstimates:
     def _s(self) -> np.ndarray:
         return np.asarray(self._fit.s_final[0])
 
+    @property
+    def indicator_correlations(self) -> np.ndarray:
+        """Correlation matrix of the (final stage's) indicators, in the layout's column order."""
+        return self._s
+
     def _items_of(self, j: int) -> list[int]:
         return self.layout.items_of(j)
 
     @cached_property
-    def reliability(self) -> pd.DataFrame:
-        """Cronbach's alpha, rho_A, composite reliability rho_C and AVE per construct."""
+    def reliability_values(self) -> dict[str, dict[str, float]]:
+        """``{construct: {"alpha", "rho_a", "rho_c", "ave"}}`` (plain floats)."""
         rows = []
         loadings = self.estimates.loadings[0]
         for j, name in enumerate(self.constructs):
@@ -174,19 +218,42 @@ class PLSEstimates:
             rho_c = total**2 / (total**2 + (1 - lam**2).sum())
             ave = float((lam**2).mean())
             rows.append((name, alpha, float(self.estimates.rho_a[0, j]), rho_c, ave))
-        return pd.DataFrame(
-            rows, columns=["construct", "alpha", "rho_a", "rho_c", "ave"]
-        ).set_index("construct")
+        return {
+            name: {"alpha": float(a), "rho_a": float(ra), "rho_c": float(rc), "ave": float(v)}
+            for name, a, ra, rc, v in rows
+        }
+
+    @cached_property
+    def reliability(self) -> pd.DataFrame:
+        """Cronbach's alpha, rho_A, composite reliability rho_C and AVE per construct."""
+        import pandas as pd
+
+        frame = pd.DataFrame.from_dict(self.reliability_values, orient="index")
+        frame.index.name = "construct"
+        return frame[["alpha", "rho_a", "rho_c", "ave"]]
 
     @cached_property
     def htmt(self) -> pd.DataFrame:
         """Heterotrait–monotrait ratios (symmetric; NaN on the diagonal)."""
+        import pandas as pd
+
         h = k.htmt(self._fit.s_final, self.layout)[0]
+        return pd.DataFrame(h, index=self.constructs, columns=self.constructs)
+
+    @cached_property
+    def htmt2(self) -> pd.DataFrame:
+        """HTMT2: HTMT with geometric means (symmetric; NaN on the diagonal and where a
+        correlation between the blocks is not positive)."""
+        import pandas as pd
+
+        h = k.htmt2(self._fit.s_final, self.layout)[0]
         return pd.DataFrame(h, index=self.constructs, columns=self.constructs)
 
     @cached_property
     def fornell_larcker(self) -> pd.DataFrame:
         """Construct score correlations with sqrt(AVE) on the diagonal (lower triangle)."""
+        import pandas as pd
+
         r = k.score_correlations(self._fit.s_final, self.estimates.weights)[0].copy()
         r[np.triu_indices_from(r, 1)] = np.nan
         np.fill_diagonal(r, np.sqrt(self.reliability["ave"].to_numpy()))
@@ -195,6 +262,8 @@ class PLSEstimates:
     @cached_property
     def cross_loadings(self) -> pd.DataFrame:
         """Correlation of every indicator with every construct score."""
+        import pandas as pd
+
         return pd.DataFrame(
             self.estimates.item_construct_cov[0],
             index=list(self.layout.columns),
@@ -204,6 +273,8 @@ class PLSEstimates:
     @cached_property
     def item_vif(self) -> pd.Series:
         """Indicator VIF within its construct (index: construct, item)."""
+        import pandas as pd
+
         out: dict[tuple[str, str], float] = {}
         for j, name in enumerate(self.constructs):
             items = self._items_of(j)
@@ -219,6 +290,8 @@ class PLSEstimates:
     @cached_property
     def inner_vif(self) -> pd.Series:
         """VIF of each predictor of each endogenous construct (index: predictor -> outcome)."""
+        import pandas as pd
+
         r = self.estimates.construct_corr[0]
         out: dict[str, float] = {}
         for j in self.layout.endogenous:
@@ -231,6 +304,8 @@ class PLSEstimates:
     @cached_property
     def f_squared(self) -> pd.Series:
         """Cohen's f² of each path: ``(R²_incl - R²_excl) / (1 - R²_incl)``."""
+        import pandas as pd
+
         r = self.estimates.construct_corr[0]
         out: dict[str, float] = {}
         for j in self.layout.endogenous:
@@ -251,6 +326,8 @@ class PLSEstimates:
     @cached_property
     def total_effects(self) -> pd.DataFrame:
         """Total effects (rows = from, columns = to)."""
+        import pandas as pd
+
         t = k.total_effects(self.estimates.paths)[0]
         return pd.DataFrame(t, index=self.constructs, columns=self.constructs)
 
@@ -309,6 +386,7 @@ class PLSEstimates:
                 for c in rel.index
             },
             "htmt": _nested(self.htmt),
+            "htmt2": _nested(self.htmt2),
             "f_squared": {p: _clean(v) for p, v in self.f_squared.items()},
             "inner_vif": {p: _clean(v) for p, v in self.inner_vif.items()},
             "warnings": self.warnings,
@@ -352,6 +430,8 @@ class PLSEstimates:
             lines.append(f"  {c}: {items}")
         lines += ["", "HTMT", "-" * 60]
         lines.append(self.htmt.to_string(float_format=fmt, na_rep=""))
+        lines += ["", "HTMT2 (geometric means)", "-" * 60]
+        lines.append(self.htmt2.to_string(float_format=fmt, na_rep=""))
         lines += ["", "Fornell–Larcker (diagonal: sqrt(AVE))", "-" * 60]
         lines.append(self.fornell_larcker.to_string(float_format=fmt, na_rep=""))
         if self.warnings:

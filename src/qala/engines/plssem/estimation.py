@@ -10,15 +10,19 @@ stage two. Every fit, single or batched (bootstrap, jackknife, folds, groups), g
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import numpy as np
-import pandas as pd
 
 from qala.core.errors import Problem, SpecificationError, ValidationError
 from qala.engines.plssem import kernel as k
 from qala.engines.plssem.spec import INTERACTION_SEPARATOR, Construct, ModelSpec
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 Missing = Literal["error", "mean", "drop"]
 
@@ -147,25 +151,122 @@ def build_plan(spec: ModelSpec) -> Plan:
 
 
 # -- data preparation ---------------------------------------------------------------------------
-def prepare_data(
-    data: pd.DataFrame, columns: tuple[str, ...], missing: Missing = "error"
-) -> pd.DataFrame:
-    """Select, check and clean the indicator columns; every problem is reported together."""
-    problems: list[Problem] = []
-    absent = [c for c in columns if c not in data.columns]
-    for c in absent:
-        problems.append(
-            Problem(
-                "the model names this indicator but the data has no such column "
-                f"(columns: {', '.join(map(str, data.columns[:30]))})",
-                column=c,
-                code="unknown_column",
-            )
+# The cells pandas' CSV reader takes as missing by default: a CSV read without pandas (the CLI's
+# fast path) treats the same cells as missing, so both readings give the same data.
+NA_CELLS = frozenset(
+    {
+        "",
+        "#N/A",
+        "#N/A N/A",
+        "#NA",
+        "-1.#IND",
+        "-1.#QNAN",
+        "-NaN",
+        "-nan",
+        "1.#IND",
+        "1.#QNAN",
+        "<NA>",
+        "N/A",
+        "NA",
+        "NULL",
+        "NaN",
+        "None",
+        "n/a",
+        "nan",
+        "null",
+    }
+)
+
+#: Indicator data as plain columns: name → cells (numbers, or text as read from a CSV).
+ColumnData = Mapping[str, Sequence[object]]
+
+
+@dataclass(frozen=True)
+class Indicators:
+    """Indicator data ready for estimation: complete, numeric, no constant column.
+
+    ``values`` is n × p in the order of ``names``; ``rows`` labels each row (the DataFrame's
+    index, or 0-based data row numbers for plain columns) so dropped rows stay traceable.
+    """
+
+    names: tuple[str, ...]
+    values: k.Array
+    rows: Any
+
+    def frame(self) -> pd.DataFrame:
+        import pandas as pd
+
+        return pd.DataFrame(self.values, index=self.rows, columns=list(self.names))
+
+
+def _unknown_columns(present: Sequence[object], columns: tuple[str, ...]) -> None:
+    known = set(present)
+    problems = [
+        Problem(
+            "the model names this indicator but the data has no such column "
+            f"(columns: {', '.join(map(str, list(present)[:30]))})",
+            column=c,
+            code="unknown_column",
         )
+        for c in columns
+        if c not in known
+    ]
     if problems:
         raise ValidationError(problems, "data does not match the model")
+
+
+def _cell_number(cell: object) -> float | None:
+    """A cell as a number: NaN when missing, None when it is not a number."""
+    if cell is None:
+        return math.nan
+    if isinstance(cell, str):
+        text = cell.strip()
+        if text in NA_CELLS:
+            return math.nan
+        try:
+            return float(text)
+        except ValueError:
+            return None
+    try:
+        return float(cell)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+
+
+def _numeric_columns(data: ColumnData, columns: tuple[str, ...]) -> k.Array:
+    """Columns of plain cells as an n × p float array (NaN where missing); every non-numeric
+    cell reported, up to five per column."""
+    lengths = {len(data[c]) for c in columns}
+    if len(lengths) > 1:
+        raise ValidationError.single("the data's columns differ in length", code="ragged")
+    n = lengths.pop() if lengths else 0
+    out = np.empty((n, len(columns)))
+    problems: list[Problem] = []
+    for j, c in enumerate(columns):
+        bad = 0
+        for i, cell in enumerate(data[c]):
+            number = _cell_number(cell)
+            if number is None:
+                number = math.nan
+                if bad < 5:
+                    problems.append(
+                        Problem(
+                            "expected a number", row=i + 2, column=c, value=cell, code="not_numeric"
+                        )
+                    )
+                bad += 1
+            out[i, j] = number
+    if problems:
+        raise ValidationError(problems, "data has non-numeric indicator values")
+    return out
+
+
+def _frame_columns(data: pd.DataFrame, columns: tuple[str, ...]) -> k.Array:
+    import pandas as pd
+
     frame = data.loc[:, list(columns)]
     numeric = frame.apply(pd.to_numeric, errors="coerce")
+    problems: list[Problem] = []
     for c in columns:
         bad = numeric[c].isna() & frame[c].notna()
         for pos in np.flatnonzero(bad.to_numpy())[:5]:
@@ -180,40 +281,76 @@ def prepare_data(
             )
     if problems:
         raise ValidationError(problems, "data has non-numeric indicator values")
-    holes = numeric.isna()
-    if holes.to_numpy().any():
+    return np.asarray(numeric.to_numpy(dtype=float), dtype=np.float64)
+
+
+def prepare_indicators(
+    data: pd.DataFrame | ColumnData, columns: tuple[str, ...], missing: Missing = "error"
+) -> Indicators:
+    """Select, check and clean the indicator columns; every problem is reported together.
+
+    ``data`` is a DataFrame or plain columns (name → cells, e.g. the text of a CSV); both are
+    checked by the same rules and give the same numbers.
+    """
+    if isinstance(data, Mapping):
+        _unknown_columns(list(data), columns)
+        values = _numeric_columns(data, columns)
+        rows: Any = np.arange(values.shape[0])
+    else:
+        _unknown_columns(list(data.columns), columns)
+        values = _frame_columns(data, columns)
+        rows = data.index
+    holes = np.isnan(values)
+    problems: list[Problem] = []
+    if holes.any():
         if missing == "error":
-            for c in columns:
-                rows = np.flatnonzero(holes[c].to_numpy())
-                if rows.size:
+            for j, c in enumerate(columns):
+                at = np.flatnonzero(holes[:, j])
+                if at.size:
                     problems.append(
                         Problem(
-                            f"{rows.size} missing value(s), first at data row {int(rows[0]) + 2}; "
+                            f"{at.size} missing value(s), first at data row {int(at[0]) + 2}; "
                             "fill them or choose missing='mean' or 'drop'",
                             column=c,
                             code="missing",
                         )
                     )
             raise ValidationError(problems, "data has missing indicator values")
-        numeric = numeric.fillna(numeric.mean()) if missing == "mean" else numeric.dropna()
-    if len(numeric) < 3:
+        if missing == "mean":
+            present = (~holes).sum(axis=0)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                means = np.where(holes, 0.0, values).sum(axis=0) / present
+            values = np.where(holes, means[None, :], values)
+        else:
+            complete = ~holes.any(axis=1)
+            values = values[complete]
+            rows = rows[complete]
+    if len(values) < 3:
         raise ValidationError.single(
-            f"need at least 3 complete observations, got {len(numeric)}", code="too_few_rows"
+            f"need at least 3 complete observations, got {len(values)}", code="too_few_rows"
         )
-    spread = numeric.std(ddof=1)
-    for c in columns:
-        if not np.isfinite(spread[c]) or spread[c] <= 1e-12 * (1 + abs(numeric[c].mean())):
+    spread = values.std(axis=0, ddof=1)
+    centre = values.mean(axis=0)
+    for j, c in enumerate(columns):
+        if not np.isfinite(spread[j]) or spread[j] <= 1e-12 * (1 + abs(centre[j])):
             problems.append(
                 Problem(
                     "indicator is constant; it carries no information",
                     column=c,
-                    value=numeric[c].iloc[0],
+                    value=float(values[0, j]),
                     code="constant",
                 )
             )
     if problems:
         raise ValidationError(problems, "data has unusable indicators")
-    return numeric.astype(float)
+    return Indicators(tuple(columns), np.ascontiguousarray(values, dtype=np.float64), rows)
+
+
+def prepare_data(
+    data: pd.DataFrame | ColumnData, columns: tuple[str, ...], missing: Missing = "error"
+) -> pd.DataFrame:
+    """:func:`prepare_indicators` as a DataFrame (rows keep their labels)."""
+    return prepare_indicators(data, columns, missing).frame()
 
 
 # -- batched fitting ----------------------------------------------------------------------------

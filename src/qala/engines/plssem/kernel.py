@@ -337,6 +337,29 @@ def htmt(s: Array, layout: Layout) -> Array:
     return np.asarray(out)
 
 
+def htmt2(s: Array, layout: Layout) -> Array:
+    """HTMT2 (Roemer, Schuberth & Henseler 2021): HTMT with geometric instead of arithmetic
+    means of the correlations (b × K × K, symmetric, NaN diagonal). It is defined for positive
+    correlations only: a pair whose blocks hold a correlation ≤ 0 gets NaN. A single-item
+    construct's monotrait mean is one."""
+    b = s.shape[0]
+    k_count = layout.membership.shape[1]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        logs = np.where(s > 0, np.log(np.where(s > 0, s, 1.0)), np.nan)
+    mono = np.ones((b, k_count))
+    items = [np.asarray(layout.items_of(j), dtype=np.intp) for j in range(k_count)]
+    for j, block in enumerate(items):
+        if block.size > 1:
+            upper_i, upper_j = np.triu_indices(block.size, 1)
+            mono[:, j] = np.exp(logs[:, block[upper_i], block[upper_j]].mean(axis=1))
+    out = np.full((b, k_count, k_count), np.nan)
+    for i in range(k_count):
+        for j in range(i + 1, k_count):
+            hetero = np.exp(logs[:, items[i][:, None], items[j]].mean(axis=(1, 2)))
+            out[:, i, j] = out[:, j, i] = hetero / np.sqrt(mono[:, i] * mono[:, j])
+    return out
+
+
 def total_effects(paths: Array) -> Array:
     """Total effects ``B + B² + …`` of a recursive path matrix stack (``(I - B)^-1 - I``)."""
     k = paths.shape[-1]

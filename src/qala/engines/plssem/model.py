@@ -6,14 +6,24 @@ the fitted model is a :class:`~qala.engines.plssem.results.PLSResults`.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import pandas as pd
 
 from qala.core.errors import ConvergenceError, SpecificationError
 from qala.engines.plssem import kernel as k
-from qala.engines.plssem.estimation import Missing, build_plan, fit_counts, prepare_data
+from qala.engines.plssem.estimation import (
+    ColumnData,
+    Missing,
+    build_plan,
+    fit_counts,
+    prepare_indicators,
+)
 from qala.engines.plssem.results import PLSResults
 from qala.engines.plssem.spec import ModelSpec, parse_model
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 class PLSSEM:
@@ -70,15 +80,16 @@ class PLSSEM:
         self.missing: Missing = missing
         self.plan_ = build_plan(self.spec)
 
-    def fit(self, data: pd.DataFrame) -> PLSResults:
-        """Estimate the model on ``data`` (one row per respondent, one column per indicator)."""
-        frame = prepare_data(data, self.plan_.observed, self.missing)
-        values = frame.to_numpy()
+    def fit(self, data: pd.DataFrame | ColumnData) -> PLSResults:
+        """Estimate the model on ``data`` (one row per respondent, one column per indicator):
+        a DataFrame, or plain columns (name → cells, as read from a CSV without pandas)."""
+        indicators = prepare_indicators(data, self.plan_.observed, self.missing)
+        values = indicators.values
         centred = values - values.mean(axis=0)
         fit = fit_counts(
             self.plan_,
             centred,
-            np.ones((1, len(frame))),
+            np.ones((1, len(values))),
             scheme=self.scheme,
             consistent=self.consistent,
             max_iter=self.max_iter,
@@ -106,5 +117,5 @@ class PLSSEM:
                 "the structural model is not identified: construct scores are perfectly "
                 "collinear among the predictors of an endogenous construct"
             )
-        self.results_ = PLSResults(self, frame, fit)
+        self.results_ = PLSResults(self, indicators, fit)
         return self.results_

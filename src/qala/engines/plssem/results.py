@@ -8,7 +8,9 @@ from qala.engines.plssem.estimates import PLSEstimates
 
 if TYPE_CHECKING:
     from qala.engines.plssem.bootstrap import BootstrapResults
+    from qala.engines.plssem.cvpat import CVPATResults
     from qala.engines.plssem.ipma import IPMAResults
+    from qala.engines.plssem.modelfit import ModelFitResults
     from qala.engines.plssem.predict import PredictResults
 
 
@@ -50,6 +52,20 @@ class PLSResults(PLSEstimates):
         from qala.engines.plssem.predict import pls_predict
 
         return pls_predict(self, folds=folds, repeats=repeats, seed=seed)
+
+    def model_fit(self, *, n_boot: int = 0, seed: int | None = None) -> ModelFitResults:
+        """SRMR, d_ULS, d_G and the exact-fit test; see
+        :func:`qala.engines.plssem.modelfit.model_fit`."""
+        from qala.engines.plssem.modelfit import model_fit
+
+        return model_fit(self, n_boot=n_boot, seed=seed)
+
+    def cvpat(self, *, folds: int = 10, repeats: int = 10, seed: int | None = 0) -> CVPATResults:
+        """CVPAT against the indicator average and the linear model; see
+        :func:`qala.engines.plssem.cvpat.cvpat`."""
+        from qala.engines.plssem.cvpat import cvpat
+
+        return cvpat(self, folds=folds, repeats=repeats, seed=seed)
 
     def ipma(
         self,

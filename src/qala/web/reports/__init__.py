@@ -433,6 +433,8 @@ SEM_REFERENCES = (
     "Hair, J. F., Hult, G. T. M., Ringle, C. M., Sarstedt, M. (2022). A Primer on Partial Least Squares Structural Equation Modeling (PLS-SEM), 3rd ed. Sage.",
     "Dijkstra, T. K., Henseler, J. (2015). Consistent partial least squares path modeling. MIS Quarterly 39(2), 297–316.",
     "Henseler, J., Ringle, C. M., Sarstedt, M. (2015). A new criterion for assessing discriminant validity in variance-based SEM. JAMS 43, 115–135.",
+    "Roemer, E., Schuberth, F., Henseler, J. (2021). HTMT2 – an improved criterion for assessing discriminant validity in structural equation modeling. Industrial Management & Data Systems 121(12), 2637–2650.",
+    "Liengaard, B. D., Sharma, P. N., Hult, G. T. M., Jensen, M. B., Sarstedt, M., Hair, J. F., Ringle, C. M. (2021). Prediction: Coveted, yet forsaken? Introducing a cross-validated predictive ability test in partial least squares path modeling. Decision Sciences 52(2), 362–392.",
 )
 
 
@@ -444,9 +446,13 @@ def build_sem_report(
     title: str = "PLS-SEM",
     bootstrap: int = 0,
     seed: int = 0,
+    fit_test: int = 199,
+    cvpat_repeats: int = 5,
 ) -> Report:
-    """Fit a PLS-SEM model (``qala.engines.plssem``) and report paths, R², reliability and
-    loadings, with a path diagram plot and a method annex."""
+    """Fit a PLS-SEM model (``qala.engines.plssem``) and report paths, R², reliability,
+    loadings, discriminant validity (HTMT, HTMT2), overall fit (SRMR, d_ULS, d_G with the
+    exact-fit test on ``fit_test`` resamples) and CVPAT, with a path diagram plot and a method
+    annex. Fit and CVPAT are left out for models they do not support (two-stage models)."""
     from qala.engines.plssem import PLSSEM
 
     result = PLSSEM(model_text).fit(frame)
@@ -475,6 +481,8 @@ def build_sem_report(
         ),
         Heading(t("sem.loadings"), 2),
         _sem_loadings_table(loadings, t),
+        *_sem_discriminant_blocks(result, t),
+        *_sem_fit_blocks(result, t, fit_test=fit_test, seed=seed, cvpat_repeats=cvpat_repeats),
     ]
     annex: list[Block] = [
         Paragraph(t("sem.method")),
@@ -514,6 +522,77 @@ def _sem_path_blocks(paths: pd.Series, boot: Any | None, t: Translator) -> list[
         ),
         Table(columns, rows, numeric=set(range(1, len(columns)))),
     ]
+
+
+def _sem_discriminant_blocks(result: Any, t: Translator) -> list[Block]:
+    """HTMT and HTMT2 of every pair of constructs, side by side."""
+    htmt, htmt2 = result.htmt, result.htmt2
+    names = list(htmt.columns)
+    rows = [
+        [f"{a} – {b}", _three(htmt.loc[a, b]), _three(htmt2.loc[a, b])]
+        for i, a in enumerate(names)
+        for b in names[i + 1 :]
+    ]
+    return [
+        Heading(t("sem.discriminant"), 2),
+        Table([t("sem.pair"), "HTMT", "HTMT2"], rows, numeric={1, 2}),
+    ]
+
+
+def _sem_fit_blocks(
+    result: Any, t: Translator, *, fit_test: int, seed: int, cvpat_repeats: int
+) -> list[Block]:
+    """Overall fit with its test, and CVPAT against both benchmarks."""
+    from qala.core.errors import SpecificationError
+
+    try:
+        fit = result.model_fit(n_boot=fit_test, seed=seed)
+        cv = result.cvpat(folds=10, repeats=cvpat_repeats, seed=seed)
+    except SpecificationError:
+        return []
+    tested = bool(fit.quantiles)
+    columns = [t("sem.fit_measure"), t("sem.fit_model"), t("sem.fit_value")]
+    columns += ["HI95", "HI99", "p"] if tested else []
+    rows: list[list[Any]] = []
+    for measure, label in (("srmr", "SRMR"), ("d_uls", "d_ULS"), ("d_g", "d_G")):
+        for model in ("saturated", "estimated"):
+            row: list[Any] = [label, t(f"sem.fit_{model}"), _three(fit.values[model][measure])]
+            if tested:
+                q = fit.quantiles[model][measure]
+                row += [_three(q["hi95"]), _three(q["hi99"]), _three(fit.p_values[model][measure])]
+            rows.append(row)
+    cv_rows = [
+        [
+            t(f"sem.benchmark_{name.lower()}"),
+            _three(test.pls_loss),
+            _three(test.benchmark_loss),
+            _three(test.difference),
+            f"{test.t:.2f}",
+            _three(test.p),
+        ]
+        for name, test in cv.tests.items()
+    ]
+    blocks: list[Block] = [
+        Heading(t("sem.fit"), 2),
+        Table(columns, rows, numeric=set(range(2, len(columns)))),
+    ]
+    if tested:
+        blocks.append(Paragraph(t("sem.fit_caption", n=fit.n_boot), muted=True))
+    return [
+        *blocks,
+        Heading(t("sem.cvpat"), 2),
+        Table(
+            [t("sem.benchmark"), t("sem.pls_loss"), t("sem.benchmark_loss"), "Δ", "t", "p"],
+            cv_rows,
+            numeric={1, 2, 3, 4, 5},
+        ),
+        Paragraph(t("sem.cvpat_caption", folds=cv.folds, repeats=cv.repeats), muted=True),
+    ]
+
+
+def _three(value: float) -> str:
+    """Fit measures and ratios read to three decimals (the tables' default shows two)."""
+    return f"{float(value):.3f}" if np.isfinite(value) else "—"
 
 
 def _sem_loadings_table(loadings: pd.DataFrame, t: Translator) -> Table:
