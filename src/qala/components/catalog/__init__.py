@@ -27,6 +27,7 @@ def _seed(context: Context) -> None:
 
 
 def _demo(context: Context) -> str:
+    from qala.components.catalog.air import load_air_quality
     from qala.components.catalog.official import load_official
     from qala.components.catalog.sample import DEMO_YEARS, load_sample_data
 
@@ -35,9 +36,11 @@ def _demo(context: Context) -> str:
     # for a place, indicator and year, the official value replaces the illustrative one (and is
     # never replaced back).
     official = load_official(context.database)
+    # AirData.kz is non-commercial: never shipped, read only where QALA_SHARED_DATA points.
+    air = load_air_quality(context.database, context.settings.shared_data)
     return (
         f"{report.rows_written} illustrative indicator values for "
-        f"{DEMO_YEARS.start}–{DEMO_YEARS.stop - 1}; {official.summary()}"
+        f"{DEMO_YEARS.start}–{DEMO_YEARS.stop - 1}; {official.summary()}; {air.summary()}"
     )
 
 

@@ -86,15 +86,20 @@ def population_record(session: Session, place_id: int, year: int) -> PlacePopula
     return max(earlier, key=lambda r: r.year) if earlier else min(rows, key=lambda r: r.year)
 
 
-VALUE_KINDS = ("official", "illustrative", "reported")
+VALUE_KINDS = ("official", "observed", "illustrative", "reported")
+# Series datasets of measurements (monitoring stations), stored with a series like published
+# statistics but not statistics themselves.
+OBSERVED_DATASETS = frozenset({"airdata_kz_daily"})
 
 
-def value_kind(*, official: bool, illustrative: bool) -> str:
+def value_kind(*, official: bool, illustrative: bool, dataset: str | None = None) -> str:
     """What a stored value is: ``official`` (published statistics, see its series),
-    ``illustrative`` (generated for the demo) or ``reported`` (imported by a city or computed by a
-    component from operational data). Pages, reports and API answers label values with it."""
+    ``observed`` (station measurements with a series, e.g. AirData.kz air quality; ``dataset`` is
+    the series' dataset), ``illustrative`` (generated for the demo) or ``reported`` (imported by a
+    city or computed by a component from operational data). Pages, reports and API answers label
+    values with it."""
     if official:
-        return "official"
+        return "observed" if dataset in OBSERVED_DATASETS else "official"
     return "illustrative" if illustrative else "reported"
 
 
@@ -118,6 +123,7 @@ def value_provenance(
         return None
     value, series = row
     return {
+        "kind": value_kind(official=True, illustrative=False, dataset=series.dataset),
         "series": series.key,
         "publisher": series.publisher,
         "table": series.table_ref,
