@@ -135,3 +135,45 @@ def value_provenance(
         "licence": series.licence,
         "note": value.note,
     }
+
+
+def value_sources(
+    session: Session,
+    *,
+    places: list[str] | None = None,
+    indicators: list[str] | None = None,
+) -> dict[tuple[str, str, int], dict[str, Any]]:
+    """(place code, indicator, year) → kind and source (publisher, table, release, licence) of
+    every stored value that has a series: what pages show beside an official or observed value.
+    Values without a series are illustrative or reported (``value_kind``)."""
+    query = (
+        select(
+            Place.code,
+            IndicatorValue.indicator_id,
+            IndicatorValue.year,
+            OfficialSeries.dataset,
+            OfficialSeries.publisher,
+            OfficialSeries.table_ref,
+            OfficialSeries.release,
+            OfficialSeries.licence,
+        )
+        .join(Place, Place.id == IndicatorValue.place_id)
+        .join(OfficialSeries, OfficialSeries.id == IndicatorValue.series_id)
+        .where(IndicatorValue.official.is_(True))
+    )
+    if places is not None:
+        query = query.where(Place.code.in_([p.lower() for p in places]))
+    if indicators is not None:
+        query = query.where(IndicatorValue.indicator_id.in_(indicators))
+    return {
+        (code, indicator, int(year)): {
+            "kind": value_kind(official=True, illustrative=False, dataset=dataset),
+            "publisher": publisher,
+            "table": table,
+            "release": release,
+            "licence": licence,
+        }
+        for code, indicator, year, dataset, publisher, table, release, licence in session.execute(
+            query
+        )
+    }

@@ -16,6 +16,7 @@ from qala.components.catalog.services import (
     list_places,
     population,
     single_industry_codes,
+    value_sources,
     values_frame,
 )
 from qala.core.errors import NotFoundError, QalaError
@@ -239,6 +240,7 @@ def _indicator_values(
     """The years with values, the year shown (asked for, else the fullest recent one) and its
     values per place."""
     values = values_frame(session, indicators=[definition.id])
+    sources = value_sources(session, indicators=[definition.id])
     years = sorted({int(y) for y in values["year"]}) if not values.empty else []
     chosen = year if year in years else _fullest_recent_year(values)
     names = {p.code: p for p in list_places(session)}
@@ -259,6 +261,7 @@ def _indicator_values(
                 "source": record.source,
                 "note": record.note,
                 "illustrative": bool(record.illustrative),
+                **data.value_label(record, sources),
             }
         )
     return years, chosen, rows
