@@ -277,7 +277,10 @@ def value_label(record: Any, sources: dict[tuple[str, str, int], dict[str, Any]]
 
 
 def _sourced_values(
-    session: Session, place: Place, sources: dict[tuple[str, str, int], dict[str, Any]], t: Translator
+    session: Session,
+    place: Place,
+    sources: dict[tuple[str, str, int], dict[str, Any]],
+    t: Translator,
 ) -> list[dict[str, Any]]:
     latest: dict[str, int] = {}
     for _, indicator, year in sources:
