@@ -550,3 +550,46 @@ def budgeting_processes(session: Session, t: Translator) -> list[ProcessLink]:
         for p in list_processes(session)
         if p.phase != "closed"
     ][:3]
+
+
+def regional_rating(session: Session, t: Translator) -> dict[str, Any] | None:
+    """The regional rating on official statistics for the rating page (None when the rating
+    component is not installed or no regional run was built)."""
+    if not installed("rating"):
+        return None
+    from qala.components.rating.regional import REFERENCE, regional_board
+
+    board = regional_board(session)
+    if board is None:
+        return None
+    theirs = {row["place"]: row for row in board.comparison.rows}
+    names = {p.code: t.name(p) for p in list_places(session)}
+    area_names = {
+        n.code: n.name(t.language) for n in load_catalogue().framework("kz_regional").areas()
+    }
+    rows = []
+    for entry in board.entries:
+        other = theirs.get(entry.place, {})
+        rows.append(
+            {
+                "code": entry.place,
+                "name": names.get(entry.place, entry.place),
+                "rank": entry.rank,
+                "score": entry.score,
+                "q05": entry.rank_q05,
+                "q95": entry.rank_q95,
+                "theirs": other.get("theirs"),
+                "difference": other.get("difference"),
+                "strongest": area_names.get(other.get("strongest_area", ""), ""),
+                "weakest": area_names.get(other.get("weakest_area", ""), ""),
+            }
+        )
+    return {
+        "run": board.run,
+        "rows": rows,
+        "spearman": board.comparison.spearman,
+        "kendall": board.comparison.kendall,
+        "places": board.comparison.places,
+        "sources": board.sources,
+        "reference": REFERENCE,
+    }

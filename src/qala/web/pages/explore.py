@@ -57,9 +57,17 @@ async def rating(
             key=lambda item: item[1],
         )
         board = data.rating_board(session, t, kind=kind, region=region, year=year)
+        regional = data.regional_rating(session, t)
     chart = _rank_chart(board, t) if board.entries else None
     return ui.render(
-        request, "rating.html", board=board, chart=chart, regions=regions, kind=kind, region=region
+        request,
+        "rating.html",
+        board=board,
+        chart=chart,
+        regions=regions,
+        kind=kind,
+        region=region,
+        regional=regional,
     )
 
 
