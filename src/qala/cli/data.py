@@ -242,3 +242,20 @@ def _load_table(files: list[dict[str, Any]]) -> Table:
             reasons,
         )
     return table
+
+
+@app.command("export-open")
+@reports_errors
+def export_open(
+    release: int = typer.Argument(..., help="Release number (see `qala releases list`)."),
+    out: Path = typer.Option(..., "--out", help="Folder for the Data Package and DCAT-AP files."),
+) -> None:
+    """Export a published release as open data: a Frictionless Data Package (datapackage.json,
+    values.csv, changelog.csv) and its DCAT-AP description (dcat.jsonld)."""
+    from qala.components.catalog.opendata import export_release
+
+    context = open_context()
+    with context.database.session() as session:
+        paths = export_release(session, release, out)
+    for path in paths:
+        errors.print(f"Wrote {path}")
