@@ -120,14 +120,14 @@ class Submission:
 def submit_file(
     session: Session, call_id: int, path: Path | str, *, actor: str, scope_place: str | None
 ) -> Submission:
-    """Submit a CSV, Excel or Parquet file (long: place, indicator, value[, evidence, note];
-    the year is the call's)."""
+    """Submit a CSV, Excel or Parquet file in the long layout (place, indicator, year, value[,
+    evidence, note]); the year must be the call's."""
     table = read_table(Path(path))
     frame = table.frame
     missing = [c for c in ("place", "indicator", "value") if c not in frame.columns]
     if missing:
         raise ValidationError.single(
-            f"a submission has the columns place, indicator, value (and evidence, note); "
+            f"a submission has the columns place, indicator, year, value (and evidence, note); "
             f"missing: {', '.join(missing)}",
             file=Path(path).name,
             column=missing[0],
@@ -183,6 +183,14 @@ def submit_values(
         for row, code in zip(rows, frame["indicator"], strict=True)
         if code not in call.indicators
     ]
+    if "year" in frame.columns:
+        problems += [
+            Problem(
+                f"the call is for {call.year}", file=file, row=int(row), column="year", value=year
+            )
+            for row, year in zip(rows, frame["year"], strict=True)
+            if str(year).strip() != str(call.year)
+        ]
     if problems:
         raise ValidationError(problems, f"{file}: rows outside the call")
     frame["year"] = call.year
@@ -199,19 +207,19 @@ def submit_values(
             select(CallValue).where(
                 CallValue.call_id == call.id,
                 CallValue.place_id == int(record.place_id),
-                CallValue.indicator_id == str(record.indicator),
+                CallValue.indicator_id == str(record.indicator_id),
             )
         )
         if stored is not None and stored.status == "accepted":
             raise ConflictError(
-                f"{place} {record.indicator}: the value is accepted already; ask the reviewer "
+                f"{place} {record.indicator_id}: the value is accepted already; ask the reviewer "
                 "to return it before changing it"
             )
         found = plausibility_flags(
-            session, int(record.place_id), str(record.indicator), call.year, float(record.value)
+            session, int(record.place_id), str(record.indicator_id), call.year, float(record.value)
         )
         row = stored or CallValue(
-            call_id=call.id, place_id=int(record.place_id), indicator_id=str(record.indicator)
+            call_id=call.id, place_id=int(record.place_id), indicator_id=str(record.indicator_id)
         )
         row.value = float(record.value)
         given = evidence.get(int(record.source_row))
@@ -222,7 +230,7 @@ def submit_values(
         row.submitted_by = actor
         row.submitted_at = utcnow()
         session.add(row)
-        flags[(place, str(record.indicator))] = found
+        flags[(place, str(record.indicator_id))] = found
         written += 1
         _log(
             session,
@@ -230,7 +238,7 @@ def submit_values(
             "submit",
             actor,
             place=place,
-            indicator=str(record.indicator),
+            indicator=str(record.indicator_id),
             value=float(record.value),
             flags=found,
         )
