@@ -133,3 +133,29 @@ def test_api_and_command_serve_the_release(sqlite_context, tmp_path: Path, monke
         "values.csv",
     ]
     assert frictionless.validate(str(out / "datapackage.json")).valid
+
+
+def test_demo_release_from_the_official_values_validates(sqlite_context, tmp_path: Path) -> None:
+    from qala.components.catalog.calls import load_demo_release
+    from qala.components.catalog.official import load_official
+
+    load_official(sqlite_context.database)
+    number = load_demo_release(sqlite_context.database)
+    assert number == 1
+    assert load_demo_release(sqlite_context.database) == 1  # loading again adds nothing
+    with sqlite_context.database.session() as session:
+        files = release_files(session, number)
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+    assert frictionless.validate(str(tmp_path / "datapackage.json")).valid
+    rows = {
+        (r["place"], r["indicator"]): float(r["value"])
+        for r in csv.DictReader(io.StringIO(files["values.csv"].decode()))
+    }
+    # BNS 2022: Astana's unemployment rate and life expectancy, as the official store holds them.
+    assert rows[("astana", "iso37120.5.1")] == 4.6
+    assert rows[("astana", "iso37120.11.1")] == 77.3
+    assert len(rows) == 6
+    load_official(sqlite_context.database)  # a later import leaves the release as it was
+    with sqlite_context.database.session() as session:
+        assert release_files(session, number) == files

@@ -38,7 +38,7 @@ from qala.components.catalog.models import (
     Release,
     ReleaseValue,
 )
-from qala.components.catalog.services import write_values
+from qala.components.catalog.services import value_sources, write_values
 from qala.components.catalog.tabular import read_table
 from qala.components.catalog.validation import check_long
 from qala.core.errors import (
@@ -540,3 +540,62 @@ def release_diff(session: Session, first: int, second: int) -> dict[str, Any]:
     """What changed between two releases (by number)."""
     a, b = get_release(session, first), get_release(session, second)
     return _changelog(release_values(session, a.id), release_values(session, b.id), a)
+
+
+DEMO_CALL_TITLE = "Demo data call 2022 (values as published by BNS)"
+
+
+def load_demo_release(database: Any) -> int | None:
+    """The demo's one published release: a 2022 call to Astana, Almaty and Shymkent for
+    unemployment and life expectancy, answered with the official BNS values already in the store
+    (the evidence names the BNS table), accepted and published. Loading again adds nothing.
+    Returns the release number (None when the official values are not loaded)."""
+    indicators = ["iso37120.5.1", "iso37120.11.1"]
+    places = ["astana", "almaty", "shymkent"]
+    with database.transaction() as session:
+        existing = session.scalar(select(DataCall).where(DataCall.title == DEMO_CALL_TITLE))
+        if existing is not None:
+            done = session.scalar(select(Release.number).where(Release.call_id == existing.id))
+            if done is not None:
+                return int(done)
+        sources = value_sources(session, places=places, indicators=indicators)
+        rows = [
+            (place, indicator, sources[(place, indicator, 2022)])
+            for place in places
+            for indicator in indicators
+            if (place, indicator, 2022) in sources
+        ]
+        if len(rows) < len(places) * len(indicators):
+            return None
+        call = existing or open_call(
+            session,
+            year=2022,
+            indicators=indicators,
+            places=places,
+            deadline=date(2023, 6, 30),
+            actor="demo: rating team",
+            title=DEMO_CALL_TITLE,
+        )
+        stored = {
+            (code, indicator): value
+            for code, indicator, value in session.execute(
+                select(Place.code, IndicatorValue.indicator_id, IndicatorValue.value)
+                .join(Place, Place.id == IndicatorValue.place_id)
+                .where(IndicatorValue.year == 2022, IndicatorValue.official.is_(True))
+            )
+        }
+        for place in places:
+            frame = pd.DataFrame(
+                {
+                    "place": place,
+                    "indicator": indicators,
+                    "value": [stored[(place, i)] for i in indicators],
+                    "evidence": [f"{sources[(place, i, 2022)]['table']}" for i in indicators],
+                }
+            )
+            submit_values(
+                session, call.id, frame, actor=f"demo: akimat of {place}", scope_place=place
+            )
+            for indicator in indicators:
+                review(session, call.id, place, indicator, "accept", actor="demo: rating team")
+        return publish(session, call.id, actor="demo: rating team").number
