@@ -593,3 +593,10 @@ def regional_rating(session: Session, t: Translator) -> dict[str, Any] | None:
         "sources": board.sources,
         "reference": REFERENCE,
     }
+
+
+def open_data_releases(session: Session) -> list[dict[str, Any]]:
+    """Published releases of the data call, newest first, for the download links."""
+    from qala.components.catalog.calls import list_releases
+
+    return list(reversed(list_releases(session)))

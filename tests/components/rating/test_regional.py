@@ -132,3 +132,10 @@ def test_command_and_rating_page(official_context, monkeypatch: pytest.MonkeyPat
         section = html[html.index('id="regional-official"') :]
         assert "0.19" in section[section.index('id="regional-correlation"') :][:400]
         assert "BNS labour statistics: unemployment rate by region" in section
+    # Published releases are downloadable from the page.
+    from qala.components.catalog.calls import load_demo_release
+
+    number = load_demo_release(official_context.database)
+    html = client.get("/rating?lang=ru", headers={"accept": "text/html"}).text
+    assert "Открытые данные" in html
+    assert f'href="/api/v1/releases/{number}/datapackage.json"' in html

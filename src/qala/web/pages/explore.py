@@ -58,6 +58,7 @@ async def rating(
         )
         board = data.rating_board(session, t, kind=kind, region=region, year=year)
         regional = data.regional_rating(session, t)
+        releases = data.open_data_releases(session)
     chart = _rank_chart(board, t) if board.entries else None
     return ui.render(
         request,
@@ -68,6 +69,7 @@ async def rating(
         kind=kind,
         region=region,
         regional=regional,
+        releases=releases,
     )
 
 
