@@ -62,9 +62,11 @@ def test_submitter_writes_only_for_its_place_and_nothing_is_written_otherwise(co
     frame = pd.DataFrame(
         {"place": ["taraz", "aktau"], "indicator": [UNEMPLOYMENT] * 2, "value": [4.5, 4.6]}
     )
-    with pytest.raises(PermissionDeniedError, match="submits for taraz only"):
-        with context.database.transaction() as session:
-            submit_values(session, call_id, frame, actor="taraz-akimat", scope_place="taraz")
+    with (
+        pytest.raises(PermissionDeniedError, match="submits for taraz only"),
+        context.database.transaction() as session,
+    ):
+        submit_values(session, call_id, frame, actor="taraz-akimat", scope_place="taraz")
     with context.database.session() as session:
         assert status_board(session, call_id, today=date(2025, 1, 1))[0]["submitted"] == 0
     # A value outside the unit's range is refused with its row; a place outside the call too.
@@ -125,9 +127,11 @@ def test_review_publish_immutability_and_diff(context, tmp_path: Path) -> None:
     assert board["aktau"]["missing"] == 1 and board["aktau"]["overdue"] is True
 
     # Incomplete: refused without a reason, and nothing is written.
-    with pytest.raises(ConflictError, match="2 of 4 asked values are not accepted"):
-        with context.database.transaction() as session:
-            publish(session, call_id, actor="publisher")
+    with (
+        pytest.raises(ConflictError, match="2 of 4 asked values are not accepted"),
+        context.database.transaction() as session,
+    ):
+        publish(session, call_id, actor="publisher")
     with context.database.session() as session:
         assert list_releases(session) == []
     with context.database.transaction() as session:
@@ -148,15 +152,19 @@ def test_review_publish_immutability_and_diff(context, tmp_path: Path) -> None:
     ]
     assert stored == f"Qala release 1 (data call {call_id})"
 
-    # Nothing in a published release can change, through the ORM or otherwise.
-    with pytest.raises(ConflictError, match="cannot be changed"):
-        with context.database.transaction() as session:
-            row = session.scalars(select(ReleaseValue)).first()
-            assert row is not None
-            row.value = 99.0
-    with pytest.raises(ConflictError, match="cannot be changed"):
-        with context.database.transaction() as session:
-            session.delete(get_release(session, 1))
+    # Nothing in a published release can change through the store's sessions.
+    with (
+        pytest.raises(ConflictError, match="cannot be changed"),
+        context.database.transaction() as session,
+    ):
+        row = session.scalars(select(ReleaseValue)).first()
+        assert row is not None
+        row.value = 99.0
+    with (
+        pytest.raises(ConflictError, match="cannot be changed"),
+        context.database.transaction() as session,
+    ):
+        session.delete(get_release(session, 1))
 
     # A correction is a new release with its changelog; the first stays as it was.
     with context.database.transaction() as session:
