@@ -197,3 +197,56 @@ def test_review_publish_immutability_and_diff(context, tmp_path: Path) -> None:
     assert events.count("publish") == 2 and events[0] == "open" and "return" in events
     with context.database.transaction() as session, pytest.raises(ConflictError, match="nothing"):
         publish(session, call_id, actor="publisher", incomplete_reason="aktau life")
+
+
+def test_the_cycle_through_the_command_line(sqlite_url: str, tmp_path: Path, monkeypatch) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from qala.cli.main import app
+
+    monkeypatch.setenv("QALA_DATABASE_URL", sqlite_url)
+    runner = CliRunner()
+
+    def run(*args: str) -> str:
+        result = runner.invoke(app, ["releases", *args], env={"COLUMNS": "250"})
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    assert "Opened data call 1" in run(
+        "call",
+        "--year",
+        "2024",
+        "--indicator",
+        UNEMPLOYMENT,
+        "--place",
+        "taraz",
+        "--deadline",
+        "2025-03-01",
+        "--as",
+        "team",
+    )
+    upload = tmp_path / "taraz.csv"
+    upload.write_text("place,indicator,year,value\ntaraz,iso37120.5.1,2024,4.5\n", encoding="utf-8")
+    refused = runner.invoke(
+        app,
+        ["releases", "submit", "1", str(upload), "--as", "aktau-akimat", "--place", "aktau"],
+        env={"COLUMNS": "250"},
+    )
+    assert refused.exit_code == 2 and "submits for aktau only" in refused.output
+    assert "Submitted 1 value(s)." in run(
+        "submit", "1", str(upload), "--as", "t", "--place", "taraz"
+    )
+    assert "taraz iso37120.5.1: accepted." in run(
+        "review", "1", "taraz", UNEMPLOYMENT, "accept", "--as", "reviewer"
+    )
+    board = json.loads(run("board", "1", "--json"))
+    assert board[0]["accepted"] == 1 and board[0]["missing"] == 0
+    assert "Published release 1: 1 added, 0 changed, 0 removed." in run(
+        "publish", "1", "--as", "publisher"
+    )
+    listed = json.loads(run("list", "--json"))
+    assert [(r["id"], r["values"]) for r in listed] == [(1, 1)]
+    shown = json.loads(run("show", "1"))
+    assert shown["values"][0]["value"] == 4.5
