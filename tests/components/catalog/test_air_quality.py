@@ -178,13 +178,15 @@ def test_load_official_command_reports_every_file(
     (air,) = report["air_quality"]["files"]
     assert (air["rows_read"], air["rows_aggregated"], air["values"]) == (365, 365, 3)
 
-    table = runner.invoke(app, ["data", "load-official"], env={"COLUMNS": "250"})
+    table = runner.invoke(app, ["data", "load-official"])
     assert table.exit_code == 0, table.output
-    assert "wb_wgi_kazakhstan.csv.gz" in table.output
-    assert "AirData.kz files not found" in table.output
+    # The table's width follows the terminal: compare with line breaks and folds taken out.
+    flat = " ".join(table.output.split())
+    assert "Rows per file" in flat and "│ 900 │" in flat
+    assert "AirData.kz files not found" in flat
 
     missing = runner.invoke(
         app, ["data", "load-official", "--source", str(tmp_path / "no")], env={"COLUMNS": "250"}
     )
     assert missing.exit_code == 2
-    assert "is not a folder" in missing.output
+    assert "is not a folder" in " ".join(missing.output.replace("│", " ").split())
