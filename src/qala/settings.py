@@ -62,6 +62,11 @@ class Settings(BaseSettings):
     database so an insider there cannot re-sign a rewritten ledger. Created (mode 0600) on first
     use for development; in production mount it from a secret store and publish its public key."""
 
+    shared_data: Path | None = None
+    """The shared data folder holding ``kz/…`` (``QALA_SHARED_DATA``, e.g. ``../shared/data``):
+    read by the demo and `qala data load-official` for what Qala may not ship (AirData.kz air
+    quality, CC BY-NC). Unset, the demo loads only the copies bundled with Qala."""
+
     default_language: Language = "ru"
     secure_cookies: bool = False
     """Send cookies only over HTTPS; on in production behind TLS."""

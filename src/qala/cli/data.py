@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.table import Table
 
-from qala.cli.common import console, errors, open_context, print_json, reports_errors
+from qala.cli.common import (
+    console,
+    counted_progress,
+    errors,
+    open_context,
+    print_json,
+    reports_errors,
+)
 from qala.core.errors import Problem
 
 if TYPE_CHECKING:
@@ -166,3 +173,89 @@ def load_sample(
     console.print(
         f"[green]Loaded {report.rows_written} illustrative value(s)[/] (batch {report.batch_id})."
     )
+
+
+@app.command("load-official")
+@reports_errors
+def load_official_data(
+    source: Path | None = typer.Option(
+        None,
+        "--source",
+        help="Shared data folder holding kz/… (e.g. ../shared/data): newer copies of the official "
+        "files and the AirData.kz air quality, which Qala never ships. Default: QALA_SHARED_DATA; "
+        "without either, the copies bundled with Qala.",
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the full report as JSON."),
+    limit: int = typer.Option(20, help="Reported rows to show."),
+) -> None:
+    """Load the official statistics (BNS, World Bank WGI) and, from --source, AirData.kz air
+    quality; print what became of every row of every file."""
+    from qala.components.catalog.air import load_air_quality
+    from qala.components.catalog.official import load_official
+
+    if source is not None and not source.is_dir():
+        raise typer.BadParameter(f"{source} is not a folder", param_hint="--source")
+    context = open_context()
+    source = source or context.settings.shared_data
+    with counted_progress("Official statistics", hidden=as_json) as tick:
+        official = load_official(context.database, source, progress=tick)
+    with counted_progress("AirData.kz air quality", hidden=as_json) as tick:
+        air = load_air_quality(context.database, source, progress=tick)
+    if as_json:
+        print_json({"official": official.as_dict(), "air_quality": air.as_dict()})
+        return
+    console.print(_load_table(official.as_dict()["files"] + air.as_dict()["files"]))
+    if official.derived:
+        derived = ", ".join(f"{key}: {count}" for key, count in official.derived.items())
+        console.print(f"Computed from official figures: {derived}")
+    for reason, count in official.derived_kept_out.items():
+        console.print(f"  not computed ({count}): {reason}")
+    if air.folder is None:
+        console.print(
+            "AirData.kz files not found"
+            + (f" under {source}" if source else " (give --source ../shared/data)")
+            + ": no air-quality values loaded."
+        )
+    problems = official.problems + air.problems
+    if problems:
+        console.print(_problem_table("Rows reported", problems, limit))
+    console.print(f"[green]{official.summary()}; {air.summary()}.[/]")
+
+
+def _load_table(files: list[dict[str, Any]]) -> Table:
+    table = Table(title="Rows per file", title_justify="left")
+    for column in ("file", "rows read", "rows used", "rows skipped", "stored", "skipped because"):
+        table.add_column(column, overflow="fold")
+    for entry in files:
+        if "population_figures" in entry:  # an official file: one row, one value or figure
+            stored = entry["values"] + entry["population_figures"]
+            used, what = stored, f"{entry['values']} values, {entry['population_figures']} figures"
+        else:  # daily air-quality rows, aggregated into yearly values
+            used, what = entry["rows_aggregated"], f"{entry['values']} yearly values"
+        reasons = "\n".join(f"{count}: {reason}" for reason, count in entry["kept_out"].items())
+        table.add_row(
+            Path(entry["file"]).name,
+            str(entry["rows_read"]),
+            str(used),
+            str(sum(entry["kept_out"].values())),
+            what,
+            reasons,
+        )
+    return table
+
+
+@app.command("export-open")
+@reports_errors
+def export_open(
+    release: int = typer.Argument(..., help="Release number (see `qala releases list`)."),
+    out: Path = typer.Option(..., "--out", help="Folder for the Data Package and DCAT-AP files."),
+) -> None:
+    """Export a published release as open data: a Frictionless Data Package (datapackage.json,
+    values.csv, changelog.csv) and its DCAT-AP description (dcat.jsonld)."""
+    from qala.components.catalog.opendata import export_release
+
+    context = open_context()
+    with context.database.session() as session:
+        paths = export_release(session, release, out)
+    for path in paths:
+        errors.print(f"Wrote {path}")

@@ -43,6 +43,11 @@ SUBCOMMANDS: list[Subcommand] = [
         "qala.cli.data",
         "Check, import and export city indicator values (CSV, Excel, Parquet).",
     ),
+    Subcommand(
+        "releases",
+        "qala.cli.releases",
+        "The yearly data call (submit → review → publish) and open-data releases.",
+    ),
     Subcommand("demo", "qala.cli.demo", "The bundled demo data."),
     Subcommand("operate", "qala.cli.operate", "Operate: sensors, rules and incidents."),
     Subcommand("users", "qala.cli.users", "Accounts: citizen, operator, analyst, administrator."),

@@ -266,3 +266,47 @@ def spec_cmd(
         console.print(f"wrote {out}", highlight=False)
         return
     console.print(text, markup=False, highlight=False)
+
+
+@app.command("regional")
+@reports_errors
+def regional(
+    year: int = typer.Option(2022, help="Year to rank (2022: the first year of today's regions)."),
+    replications: int | None = typer.Option(
+        None, help="Monte Carlo replications for rank intervals (default: the spec's, 500)."
+    ),
+    save: bool = typer.Option(True, help="Store the run (the rating page shows the newest)."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """The regional rating on official statistics (17 regions, 3 cities of republican
+    significance) and its comparison with the volunteer ranking of open-data-kazakhstan."""
+    from qala.components.rating.regional import build_regional
+
+    context = open_context()
+    with counted_progress("Rank intervals", hidden=as_json) as tick:
+        outcome, comparison = build_regional(
+            context.database, year=year, replications=replications, save=save, progress=tick
+        )
+    if as_json:
+        print_json({**outcome.to_json_dict(), "comparison": comparison.as_dict()})
+        return
+    print_outcome(outcome)
+    table = Table(
+        title=(
+            f"Against the volunteer ranking (open-data-kazakhstan): Spearman's ρ "
+            f"{comparison.spearman:.3f}, Kendall's τ {comparison.kendall:.3f}, "
+            f"{comparison.places} places"
+        )
+    )
+    for col in ("place", "ours", "theirs", "difference", "our strongest area", "our weakest area"):
+        table.add_column(col)
+    for row in comparison.rows:
+        table.add_row(
+            row["place"],
+            str(row["ours"]),
+            str(row["theirs"]),
+            f"{row['difference']:+d}",
+            row.get("strongest_area", "").removeprefix("kz_regional."),
+            row.get("weakest_area", "").removeprefix("kz_regional."),
+        )
+    console.print(table)

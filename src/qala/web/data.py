@@ -16,8 +16,10 @@ from qala.components.catalog.frameworks import CATEGORIES, Catalogue, load_catal
 from qala.components.catalog.models import Place
 from qala.components.catalog.services import (
     list_places,
-    population,
+    population_record,
     single_industry_codes,
+    value_kind,
+    value_sources,
     values_frame,
 )
 from qala.core.errors import NotFoundError
@@ -231,6 +233,9 @@ class CityProfile:
     latest_year: int | None
     illustrative: bool
     assessment: Any | None = None
+    population_source: str | None = None
+    sourced: list[dict[str, Any]] = field(default_factory=list)
+    """The place's official and observed values (latest year of each indicator), with sources."""
 
 
 def city_profile(session: Session, context: Context, place: Place, t: Translator) -> CityProfile:
@@ -239,13 +244,16 @@ def city_profile(session: Session, context: Context, place: Place, t: Translator
     region = _region_name(place, t)
     rated = _city_rating(session, place, region, t)
     frame = values_frame(session, places=[place.code], framework=RATING_FRAMEWORK)
-    latest_year, categories = _latest_values(frame, t)
+    sources = value_sources(session, places=[place.code])
+    latest_year, categories = _latest_values(frame, t, sources)
+    people = population_record(session, place.id, year)
     return CityProfile(
         code=place.code,
         name=t.name(place),
         place=place,
         region_name=region,
-        population=population(session, place.id, year),
+        population=people.population if people else None,
+        population_source=f"{people.source}, {people.year}" if people and people.source else None,
         monotown=place.code in single_industry_codes(session, year),
         rating=rated.entry,
         run=rated.run,
@@ -255,7 +263,48 @@ def city_profile(session: Session, context: Context, place: Place, t: Translator
         latest_year=latest_year,
         illustrative=bool(frame["illustrative"].any()) if not frame.empty else False,
         assessment=city_assessment(session, context, place, t),
+        sourced=_sourced_values(session, place, sources, t),
     )
+
+
+def value_label(record: Any, sources: dict[tuple[str, str, int], dict[str, Any]]) -> dict[str, Any]:
+    """The kind of a ``values_frame`` row and, for official and observed values, its source."""
+    source = sources.get((str(record.place), str(record.indicator), int(record.year)))
+    if source is not None:
+        return {"kind": source["kind"], "src": source}
+    kind = value_kind(official=bool(record.official), illustrative=bool(record.illustrative))
+    return {"kind": kind, "src": None}
+
+
+def _sourced_values(
+    session: Session,
+    place: Place,
+    sources: dict[tuple[str, str, int], dict[str, Any]],
+    t: Translator,
+) -> list[dict[str, Any]]:
+    latest: dict[str, int] = {}
+    for _, indicator, year in sources:
+        latest[indicator] = max(year, latest.get(indicator, year))
+    if not latest:
+        return []
+    catalogue = load_catalogue()
+    frame = values_frame(session, places=[place.code], indicators=list(latest))
+    rows = []
+    for record in frame.itertuples(index=False):
+        definition = catalogue.indicators.get(str(record.indicator))
+        if definition is None or latest[str(record.indicator)] != int(record.year):
+            continue
+        rows.append(
+            {
+                "id": definition.id,
+                "name": definition.name(t.language),
+                "year": int(record.year),
+                "value": float(record.value),
+                "unit": definition.unit,
+                **value_label(record, sources),
+            }
+        )
+    return sorted(rows, key=lambda r: (r["kind"], r["name"]))
 
 
 def _region_name(place: Place, t: Translator) -> str | None:
@@ -333,7 +382,9 @@ def _area_scores(mine: Any, everyone: list[Any], t: Translator) -> list[AreaScor
     return areas
 
 
-def _latest_values(frame: Any, t: Translator) -> tuple[int | None, list[CategoryValues]]:
+def _latest_values(
+    frame: Any, t: Translator, sources: dict[tuple[str, str, int], dict[str, Any]]
+) -> tuple[int | None, list[CategoryValues]]:
     """The latest year with a fair share of values, and that year's values by category, each
     with its series over the years."""
     if frame.empty:
@@ -361,6 +412,7 @@ def _latest_values(frame: Any, t: Translator) -> tuple[int | None, list[Category
                 "polarity": definition.polarity,
                 "illustrative": bool(record.illustrative),
                 "series": series[str(record.indicator)],
+                **value_label(record, sources),
             }
         )
     return latest_year, [CategoryValues(c, v) for c, v in by_category.items() if v]
@@ -498,3 +550,53 @@ def budgeting_processes(session: Session, t: Translator) -> list[ProcessLink]:
         for p in list_processes(session)
         if p.phase != "closed"
     ][:3]
+
+
+def regional_rating(session: Session, t: Translator) -> dict[str, Any] | None:
+    """The regional rating on official statistics for the rating page (None when the rating
+    component is not installed or no regional run was built)."""
+    if not installed("rating"):
+        return None
+    from qala.components.rating.regional import REFERENCE, regional_board
+
+    board = regional_board(session)
+    if board is None:
+        return None
+    theirs = {row["place"]: row for row in board.comparison.rows}
+    names = {p.code: t.name(p) for p in list_places(session)}
+    area_names = {
+        n.code: n.name(t.language) for n in load_catalogue().framework("kz_regional").areas()
+    }
+    rows = []
+    for entry in board.entries:
+        other = theirs.get(entry.place, {})
+        rows.append(
+            {
+                "code": entry.place,
+                "name": names.get(entry.place, entry.place),
+                "rank": entry.rank,
+                "score": entry.score,
+                "q05": entry.rank_q05,
+                "q95": entry.rank_q95,
+                "theirs": other.get("theirs"),
+                "difference": other.get("difference"),
+                "strongest": area_names.get(other.get("strongest_area", ""), ""),
+                "weakest": area_names.get(other.get("weakest_area", ""), ""),
+            }
+        )
+    return {
+        "run": board.run,
+        "rows": rows,
+        "spearman": board.comparison.spearman,
+        "kendall": board.comparison.kendall,
+        "places": board.comparison.places,
+        "sources": board.sources,
+        "reference": REFERENCE,
+    }
+
+
+def open_data_releases(session: Session) -> list[dict[str, Any]]:
+    """Published releases of the data call, newest first, for the download links."""
+    from qala.components.catalog.calls import list_releases
+
+    return list(reversed(list_releases(session)))

@@ -27,6 +27,8 @@ def _seed(context: Context) -> None:
 
 
 def _demo(context: Context) -> str:
+    from qala.components.catalog.air import load_air_quality
+    from qala.components.catalog.calls import load_demo_release
     from qala.components.catalog.official import load_official
     from qala.components.catalog.sample import DEMO_YEARS, load_sample_data
 
@@ -35,9 +37,13 @@ def _demo(context: Context) -> str:
     # for a place, indicator and year, the official value replaces the illustrative one (and is
     # never replaced back).
     official = load_official(context.database)
+    # AirData.kz is non-commercial: never shipped, read only where QALA_SHARED_DATA points.
+    air = load_air_quality(context.database, context.settings.shared_data)
+    release = load_demo_release(context.database)
     return (
         f"{report.rows_written} illustrative indicator values for "
-        f"{DEMO_YEARS.start}–{DEMO_YEARS.stop - 1}; {official.summary()}"
+        f"{DEMO_YEARS.start}–{DEMO_YEARS.stop - 1}; {official.summary()}; {air.summary()}; "
+        f"published release {release} of a demo data call"
     )
 
 

@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, HTTPException, Query, Request, Response
 from pydantic import BaseModel, Field
 from starlette.datastructures import UploadFile
 
-from qala.components.accounts.deps import DATA_FILE_BODY, AnalystUser, ContextDep, DatabaseDep, Year
+from qala.components.accounts.deps import (
+    DATA_FILE_BODY,
+    AnalystUser,
+    ContextDep,
+    DatabaseDep,
+    RowId,
+    Year,
+)
 from qala.components.catalog.frameworks import Catalogue, Node, load_catalogue
 from qala.components.catalog.models import Place
 from qala.components.catalog.services import (
@@ -83,6 +90,7 @@ def _tree(node: Node, catalogue: Catalogue) -> dict[str, Any]:
 
 
 router = APIRouter(prefix="/api/v1", tags=["catalogue"])
+ReleaseResource = Literal["datapackage.json", "values.csv", "changelog.csv", "dcat.jsonld"]
 
 
 def _place_out(place: Place, parents: dict[int, str], monotowns: set[str]) -> PlaceOut:
@@ -260,3 +268,31 @@ async def data_import(
         located = [dict(p.as_detail(), file=file.filename) for p in report.check.problems]
         raise HTTPException(422, located or unprocessable("nothing was written", "file"))
     return body
+
+
+@router.get("/releases")
+def releases(database: DatabaseDep) -> list[dict[str, Any]]:
+    """Published releases of the yearly data call: id (release number), status, year, counts."""
+    from qala.components.catalog.calls import list_releases
+
+    with database.session() as session:
+        return list_releases(session)
+
+
+@router.get("/releases/{release_id}/{resource}")
+def release_resource(
+    release_id: RowId, resource: ReleaseResource, request: Request, database: DatabaseDep
+) -> Response:
+    """A file of a release's open data: datapackage.json, values.csv, changelog.csv, dcat.jsonld."""
+    from qala.components.catalog.opendata import release_files
+
+    base = str(request.url_for("release_resource", release_id=release_id, resource="x"))[:-2]
+    with database.session() as session:
+        try:
+            files = release_files(session, release_id, base_url=base)
+        except NotFoundError as exc:
+            raise HTTPException(404, str(exc)) from exc
+    media = {".csv": "text/csv; charset=utf-8", ".jsonld": "application/ld+json"}
+    return Response(
+        files[resource], media_type=media.get(Path(resource).suffix, "application/json")
+    )

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
+from typing import Any
 
 from sqlalchemy import (
     JSON,
     Boolean,
     CheckConstraint,
+    Date,
     DateTime,
     Float,
     ForeignKey,
@@ -16,10 +18,12 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    event,
     false,
 )
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
+from qala.core.errors import ConflictError
 from qala.store.base import Base, utcnow
 
 
@@ -190,3 +194,103 @@ class OfficialPopulation(Base):
     population: Mapped[float] = mapped_column(Float)
     series_id: Mapped[int] = mapped_column(ForeignKey("official_series.id"))
     source_row: Mapped[int | None] = mapped_column(Integer)
+
+
+class DataCall(Base):
+    """The yearly data call: which places report which indicators for a year, by a deadline."""
+
+    __tablename__ = "data_call"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    year: Mapped[int] = mapped_column(Integer, index=True)
+    title: Mapped[str] = mapped_column(String(200))
+    indicators: Mapped[list[str]] = mapped_column(JSON)
+    places: Mapped[list[str]] = mapped_column(JSON)
+    deadline: Mapped[date] = mapped_column(Date)
+    created_by: Mapped[str] = mapped_column(String(120))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class CallValue(Base):
+    """One value a place submitted to a call, with its evidence, plausibility flags and review."""
+
+    __tablename__ = "call_value"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    call_id: Mapped[int] = mapped_column(ForeignKey("data_call.id", ondelete="CASCADE"))
+    place_id: Mapped[int] = mapped_column(ForeignKey("place.id"))
+    indicator_id: Mapped[str] = mapped_column(ForeignKey("indicator.id"))
+    value: Mapped[float] = mapped_column(Float)
+    evidence: Mapped[str | None] = mapped_column(Text)
+    note: Mapped[str | None] = mapped_column(Text)
+    flags: Mapped[list[str]] = mapped_column(JSON, default=list)
+    """Plausibility warnings (they flag, never reject): year-on-year jump, outside similar places."""
+    status: Mapped[str] = mapped_column(String(16), default="submitted")
+    """submitted, accepted or returned (with ``review_reason``)."""
+    submitted_by: Mapped[str] = mapped_column(String(120))
+    submitted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    review_reason: Mapped[str | None] = mapped_column(Text)
+    reviewed_by: Mapped[str | None] = mapped_column(String(120))
+    reviewed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (UniqueConstraint("call_id", "place_id", "indicator_id"),)
+
+
+class CallEvent(Base):
+    """The audit trail of a call: every submission, review and publication, by whom and when."""
+
+    __tablename__ = "call_event"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    call_id: Mapped[int] = mapped_column(ForeignKey("data_call.id", ondelete="CASCADE"), index=True)
+    action: Mapped[str] = mapped_column(String(32))
+    actor: Mapped[str] = mapped_column(String(120))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Release(Base):
+    """A published, numbered and immutable set of accepted values. A correction is a new release
+    with a changelog against the previous one; nothing in a release is ever updated."""
+
+    __tablename__ = "data_release"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    number: Mapped[int] = mapped_column(Integer, unique=True)
+    call_id: Mapped[int] = mapped_column(ForeignKey("data_call.id"))
+    year: Mapped[int] = mapped_column(Integer)
+    published_by: Mapped[str] = mapped_column(String(120))
+    published_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    incomplete_reason: Mapped[str | None] = mapped_column(Text)
+    """Why the call was published with places or indicators missing (required then)."""
+    changelog: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    """added, changed (old → new) and removed values against the previous release of the call."""
+    sha256: Mapped[str] = mapped_column(String(64))
+    """Of the release's values in canonical order: any later change shows."""
+
+
+class ReleaseValue(Base):
+    __tablename__ = "data_release_value"
+
+    release_id: Mapped[int] = mapped_column(
+        ForeignKey("data_release.id", ondelete="RESTRICT"), primary_key=True
+    )
+    place_code: Mapped[str] = mapped_column(String(80), primary_key=True)
+    indicator_id: Mapped[str] = mapped_column(String(120), primary_key=True)
+    year: Mapped[int] = mapped_column(Integer)
+    value: Mapped[float] = mapped_column(Float)
+    unit: Mapped[str] = mapped_column(String(40))
+    evidence: Mapped[str | None] = mapped_column(Text)
+    submitted_by: Mapped[str] = mapped_column(String(120))
+    approved_by: Mapped[str] = mapped_column(String(120))
+
+
+@event.listens_for(Session, "before_flush")
+def _releases_are_immutable(session: Session, _context: object, _instances: object) -> None:
+    for row in (*session.dirty, *session.deleted):
+        if isinstance(row, (Release, ReleaseValue)) and (
+            row in session.deleted or session.is_modified(row)
+        ):
+            raise ConflictError(
+                "a published release cannot be changed; publish a new release with the correction"
+            )

@@ -24,6 +24,7 @@ import gzip
 import hashlib
 import io
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
@@ -424,11 +425,13 @@ def load_official(
     shared_dir: Path | str | None = None,
     *,
     sources: OfficialSources | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> OfficialLoadReport:
     """Load every official dataset into the store (idempotent) and report what became of each row.
 
     ``shared_dir`` is the shared data folder (holding ``kz/…``); a dataset found there is read
-    from it, the others from the copies bundled with Qala.
+    from it, the others from the copies bundled with Qala. ``progress(done, total)`` is called
+    after each dataset.
     """
     sources = sources or load_sources()
     catalogue = load_catalogue()
@@ -444,11 +447,13 @@ def load_official(
             )
         accepted: list[pd.DataFrame] = []
         series_ids: dict[str, int] = {}
-        for dataset, meta in sources.datasets.items():
+        for done, (dataset, meta) in enumerate(sources.datasets.items(), start=1):
             frame = _load_dataset(
                 session, report, sources, dataset, meta, shared_dir, place_ids, series_ids
             )
             accepted.append(frame)
+            if progress is not None:
+                progress(done, len(sources.datasets))
         session.flush()
         apply_official_populations(session)
         _derive(session, report, sources, catalogue, place_ids, accepted, series_ids)
@@ -487,12 +492,12 @@ def _load_dataset(
             )
     _write_populations(session, sorted_rows.populations, series_ids, dataset, sources)
     frame = _checked_values(file_report, sorted_rows.values, sources, place_ids, series_ids)
-    batch_id = _batch_id(session, file_name, digest, len(frame), file_report)
+    batch_id = batch_for_file(session, file_name, digest, len(frame), file_report)
     file_report.values_written = write_values(session, frame, batch_id=batch_id)
     return frame
 
 
-def _batch_id(
+def batch_for_file(
     session: Session, file_name: str, digest: str | None, accepted: int, report: FileReport | None
 ) -> int:
     """The import batch of this exact file, reused when it was loaded before (so a reload adds
@@ -524,7 +529,7 @@ def _upsert_series(
     sheets: set[str],
 ) -> int:
     meta = sources.datasets[rule.dataset]
-    row = _series_row(session, rule.key)
+    row = series_row(session, rule.key)
     raw_file = rule.match.get("file")
     row.dataset = rule.dataset
     row.publisher = meta["publisher"]
@@ -685,12 +690,12 @@ def _derive(
         checked = result.values
         checked["official"] = True
         checked["series_id"] = series_ids[rule.key]
-        batch_id = _batch_id(session, f"computed: {rule.key}", None, len(checked), None)
+        batch_id = batch_for_file(session, f"computed: {rule.key}", None, len(checked), None)
         write_values(session, checked, batch_id=batch_id)
         report.derived[rule.key] = len(checked)
 
 
-def _series_row(session: Session, key: str) -> OfficialSeries:
+def series_row(session: Session, key: str) -> OfficialSeries:
     """The stored series with this key, or a new one (so a reload updates, never duplicates)."""
     row = session.scalar(select(OfficialSeries).where(OfficialSeries.key == key))
     if row is None:
@@ -700,7 +705,7 @@ def _series_row(session: Session, key: str) -> OfficialSeries:
 
 
 def _upsert_derived_series(session: Session, rule: DerivedRule, catalogue: Catalogue) -> int:
-    row = _series_row(session, rule.key)
+    row = series_row(session, rule.key)
     row.dataset = "computed"
     row.publisher = "Qala, computed from official figures only"
     row.table_ref = rule.description

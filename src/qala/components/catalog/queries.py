@@ -86,15 +86,20 @@ def population_record(session: Session, place_id: int, year: int) -> PlacePopula
     return max(earlier, key=lambda r: r.year) if earlier else min(rows, key=lambda r: r.year)
 
 
-VALUE_KINDS = ("official", "illustrative", "reported")
+VALUE_KINDS = ("official", "observed", "illustrative", "reported")
+# Series datasets of measurements (monitoring stations), stored with a series like published
+# statistics but not statistics themselves.
+OBSERVED_DATASETS = frozenset({"airdata_kz_daily"})
 
 
-def value_kind(*, official: bool, illustrative: bool) -> str:
+def value_kind(*, official: bool, illustrative: bool, dataset: str | None = None) -> str:
     """What a stored value is: ``official`` (published statistics, see its series),
-    ``illustrative`` (generated for the demo) or ``reported`` (imported by a city or computed by a
-    component from operational data). Pages, reports and API answers label values with it."""
+    ``observed`` (station measurements with a series, e.g. AirData.kz air quality; ``dataset`` is
+    the series' dataset), ``illustrative`` (generated for the demo) or ``reported`` (imported by a
+    city or computed by a component from operational data). Pages, reports and API answers label
+    values with it."""
     if official:
-        return "official"
+        return "observed" if dataset in OBSERVED_DATASETS else "official"
     return "illustrative" if illustrative else "reported"
 
 
@@ -118,6 +123,7 @@ def value_provenance(
         return None
     value, series = row
     return {
+        "kind": value_kind(official=True, illustrative=False, dataset=series.dataset),
         "series": series.key,
         "publisher": series.publisher,
         "table": series.table_ref,
@@ -128,4 +134,46 @@ def value_provenance(
         "conversion": series.conversion,
         "licence": series.licence,
         "note": value.note,
+    }
+
+
+def value_sources(
+    session: Session,
+    *,
+    places: list[str] | None = None,
+    indicators: list[str] | None = None,
+) -> dict[tuple[str, str, int], dict[str, Any]]:
+    """(place code, indicator, year) → kind and source (publisher, table, release, licence) of
+    every stored value that has a series: what pages show beside an official or observed value.
+    Values without a series are illustrative or reported (``value_kind``)."""
+    query = (
+        select(
+            Place.code,
+            IndicatorValue.indicator_id,
+            IndicatorValue.year,
+            OfficialSeries.dataset,
+            OfficialSeries.publisher,
+            OfficialSeries.table_ref,
+            OfficialSeries.release,
+            OfficialSeries.licence,
+        )
+        .join(Place, Place.id == IndicatorValue.place_id)
+        .join(OfficialSeries, OfficialSeries.id == IndicatorValue.series_id)
+        .where(IndicatorValue.official.is_(True))
+    )
+    if places is not None:
+        query = query.where(Place.code.in_([p.lower() for p in places]))
+    if indicators is not None:
+        query = query.where(IndicatorValue.indicator_id.in_(indicators))
+    return {
+        (code, indicator, int(year)): {
+            "kind": value_kind(official=True, illustrative=False, dataset=dataset),
+            "publisher": publisher,
+            "table": table,
+            "release": release,
+            "licence": licence,
+        }
+        for code, indicator, year, dataset, publisher, table, release, licence in session.execute(
+            query
+        )
     }

@@ -40,6 +40,7 @@ from qala.components.catalog.queries import (
     single_industry_codes as single_industry_codes,
     value_kind as value_kind,
     value_provenance as value_provenance,
+    value_sources as value_sources,
 )
 from qala.components.catalog.tabular import FileFormat, read_table, wide_to_long, write_table
 from qala.components.catalog.validation import CheckResult, check_long

@@ -34,9 +34,15 @@ def _demo(context: Context) -> str:
     outcome = build_rating(context.database, spec, spec_name=spec.name, bus=context.bus)
     flag = " (ILLUSTRATIVE: built on generated sample values)" if outcome.illustrative else ""
     runs = outcome.uncertainty.runs if outcome.uncertainty else 0
+    # The regional rating reads official values only, loaded by the catalog's demo before this.
+    from qala.components.rating.regional import build_regional
+
+    regional, comparison = build_regional(context.database, bus=context.bus)
     return (
         f"national rating {outcome.year}: {len(outcome.result.scores)} cities ranked with "
-        f"{runs} Monte Carlo replications{flag}"
+        f"{runs} Monte Carlo replications{flag}; regional rating on official statistics "
+        f"{regional.year}: {len(regional.result.scores)} places (Spearman's rho "
+        f"{comparison.spearman:.2f} against the volunteer ranking)"
     )
 
 

@@ -48,6 +48,11 @@ from qala.store.database import Database
 HERE = Path(__file__).parent
 NATIONAL_SPEC = HERE / "data" / "national.yaml"
 """The default spec of the national rating, shipped in the package."""
+REGIONAL_SPEC = HERE / "data" / "regional_official.yaml"
+"""The regional rating on official statistics (regions and cities of republican significance)."""
+REGIONAL_LEVEL = "region_or_republican_city"
+"""The ``store.level`` of a regional rating: the regions and the cities of republican
+significance (Astana, Almaty, Shymkent), which BNS tables print beside the regions."""
 
 KINDS = ("city", "single_industry")
 """Filters by kind: ``single_industry`` = on the single-industry (monotown) list that year,
@@ -67,6 +72,8 @@ class StoreSource:
     framework: str = "kz_smart_city"
     level: str = "city"
     min_coverage: float = 0.5
+    official_only: bool = False
+    """Use only official values (published statistics and values computed from them only)."""
 
 
 @dataclass(frozen=True)
@@ -94,7 +101,7 @@ def read_spec_text(text: str, *, file: str | None = None) -> SpecFile:
     store_raw = raw.get("store") or {}
     if not isinstance(store_raw, dict):
         raise ValidationError.single("`store` must be a mapping", file=file, column="store")
-    allowed = {"framework", "level", "min_coverage"}
+    allowed = {"framework", "level", "min_coverage", "official_only"}
     unknown = sorted(set(store_raw) - allowed)
     if unknown:
         raise ValidationError.single(
@@ -114,6 +121,7 @@ def read_spec_text(text: str, *, file: str | None = None) -> SpecFile:
         framework=str(store_raw.get("framework", "kz_smart_city")),
         level=str(store_raw.get("level", "city")),
         min_coverage=coverage,
+        official_only=bool(store_raw.get("official_only", False)),
     )
     body = raw["index"] if "index" in raw and "steps" not in raw else raw
     body = {k: v for k, v in body.items() if k not in ("store", "uncertainty")}
@@ -221,6 +229,20 @@ def store_framework(framework_id: str) -> Framework:
     return framework_from_tree(load_catalogue().index_tree(framework_id))
 
 
+def _places_ranked(level: str) -> Any:
+    if level == REGIONAL_LEVEL:
+        return select(Place).where(
+            (Place.level == "region")
+            | ((Place.level == "city") & (Place.significance == "republican"))
+        )
+    return select(Place).where(Place.level == level)
+
+
+def regional_spec() -> SpecFile:
+    """The regional rating on official statistics (``data/regional_official.yaml``)."""
+    return read_spec_file(REGIONAL_SPEC)
+
+
 def store_table(
     session: Session,
     source: StoreSource,
@@ -242,7 +264,9 @@ def store_table(
     framework = store_framework(source.framework)
     indicators = framework.indicators
     long = values_frame(session, framework=source.framework)
-    places = {p.code: p for p in session.scalars(select(Place).where(Place.level == source.level))}
+    if source.official_only:
+        long = long[long["official"]]
+    places = {p.code: p for p in session.scalars(_places_ranked(source.level))}
     long = long[long["place"].isin(places)]
     if long.empty:
         raise NotFoundError(

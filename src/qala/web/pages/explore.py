@@ -16,6 +16,7 @@ from qala.components.catalog.services import (
     list_places,
     population,
     single_industry_codes,
+    value_sources,
     values_frame,
 )
 from qala.core.errors import NotFoundError, QalaError
@@ -56,9 +57,19 @@ async def rating(
             key=lambda item: item[1],
         )
         board = data.rating_board(session, t, kind=kind, region=region, year=year)
+        regional = data.regional_rating(session, t)
+        releases = data.open_data_releases(session)
     chart = _rank_chart(board, t) if board.entries else None
     return ui.render(
-        request, "rating.html", board=board, chart=chart, regions=regions, kind=kind, region=region
+        request,
+        "rating.html",
+        board=board,
+        chart=chart,
+        regions=regions,
+        kind=kind,
+        region=region,
+        regional=regional,
+        releases=releases,
     )
 
 
@@ -239,6 +250,7 @@ def _indicator_values(
     """The years with values, the year shown (asked for, else the fullest recent one) and its
     values per place."""
     values = values_frame(session, indicators=[definition.id])
+    sources = value_sources(session, indicators=[definition.id])
     years = sorted({int(y) for y in values["year"]}) if not values.empty else []
     chosen = year if year in years else _fullest_recent_year(values)
     names = {p.code: p for p in list_places(session)}
@@ -259,6 +271,7 @@ def _indicator_values(
                 "source": record.source,
                 "note": record.note,
                 "illustrative": bool(record.illustrative),
+                **data.value_label(record, sources),
             }
         )
     return years, chosen, rows
