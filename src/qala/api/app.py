@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 
 from qala import __version__
 from qala.api import sem
-from qala.api.failures import unexpected_error
+from qala.api.failures import database_error, database_error_types, unexpected_error
 from qala.api.security import SecurityHeaders
 from qala.components.accounts.deps import ContextDep
 from qala.core.errors import (
@@ -59,6 +59,8 @@ def create_app(
 
     app.exception_handler(QalaError)(qala_error)
     app.exception_handler(Exception)(unexpected_error)
+    for error_type in database_error_types():
+        app.exception_handler(error_type)(database_error)
     app.add_api_route("/healthz", healthz, methods=["GET"], tags=["platform"])
 
     for component in sorted(COMPONENTS, key=lambda c: -c.route_priority):

@@ -801,21 +801,6 @@ def ingest(
     return report
 
 
-def is_transient(error: BaseException) -> bool:
-    """Whether a failed transaction may succeed when tried again: the database was down, busy,
-    locked or deadlocked. Anything else (a constraint, a bug) fails again the same way."""
-    from sqlalchemy.exc import DBAPIError
-
-    if isinstance(error, DBAPIError) and error.connection_invalidated:
-        return True
-    if isinstance(error, ConnectionError | TimeoutError):
-        return True
-    # DB-API classes by name: SQLAlchemy's wrappers and the drivers' own (psycopg's, sqlite3's)
-    # from the COPY path's raw cursor; deadlocks and serialization failures are OperationalErrors.
-    names = {cls.__name__ for cls in type(error).__mro__}
-    return bool(names & {"OperationalError", "InterfaceError", "TimeoutError"})
-
-
 def unknown_sensors(session: Session, names: Iterable[str]) -> set[str]:
     """The names among ``names`` that are not registered sensors."""
     wanted = set(names)

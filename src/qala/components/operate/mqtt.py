@@ -29,7 +29,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -43,7 +43,6 @@ from qala.components.operate.ingest import (
     RulesRunner,
     check_silence,
     ingest,
-    is_transient,
     now_us,
     runner_for,
     unknown_sensors,
@@ -51,8 +50,10 @@ from qala.components.operate.ingest import (
 from qala.components.operate.readings import Reading, parse_payload
 from qala.core.errors import QalaError
 from qala.runtime import Context
+from qala.store.database import is_transient
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 # A message larger than this is a device error, not a reading (gateways send a few KiB).
@@ -78,6 +79,7 @@ class IngesterStats:
     batches: int = 0
     findings: int = 0
     incidents_opened: int = 0
+    retries: int = 0
     latencies_us: deque[int] = field(default_factory=lambda: deque(maxlen=LATENCY_SAMPLES))
     errors: deque[str] = field(default_factory=lambda: deque(maxlen=ERRORS_KEPT))
 
@@ -362,17 +364,25 @@ class MqttIngester:
             )
         return parsed
 
-    def _refuse_strangers(self, batch: list[ParsedMessage]) -> None:
+    def _refuse_strangers(self, batch: list[ParsedMessage]) -> bool:
         """Outside provisioning mode, readings of unregistered sensors, and readings a message
         carries for another sensor than its topic's, become dead letters: the broker lets a
-        device publish only to its own topic, so the topic is who sent it."""
+        device publish only to its own topic, so the topic is who sent it. False if stopped
+        while the database was unreachable."""
         if self.provisioning:
-            return
+            return True
         names = {r.sensor for p in batch for r in p.readings} - self._known_sensors
         unknown: set[str] = set()
         if names:
-            with self.context.database.session() as session:
-                unknown = unknown_sensors(session, names)
+
+            def lookup() -> set[str]:
+                with self.context.database.session() as session:
+                    return unknown_sensors(session, names)
+
+            found = self._retrying(lookup)
+            if found is None:
+                return False
+            unknown = found
             self._known_sensors |= names - unknown
         for parsed in batch:
             sender = parsed.message.topic.rsplit("/", 1)[-1]
@@ -391,6 +401,32 @@ class MqttIngester:
                 Refusal("mqtt", parsed.message.topic, reason, payload, sensor, sensor)
                 for sensor, reason in sorted(reasons.items())
             )
+        return True
+
+    def _retrying(self, work: Callable[[], T]) -> T | None:
+        """``work()``, tried again with back-off while the database fails transiently (down,
+        restarting, connections terminated, deadlock); None if stopped meanwhile. Raises what is
+        not transient.
+
+        A message is acknowledged only after its batch committed, and the broker redelivers an
+        unacknowledged message only when the session reconnects: so every database call on the
+        way to the acknowledgement must wait for the database, never give the batch up.
+        """
+        delay = 0.5
+        while True:
+            try:
+                return work()
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                self.stats.errors.append(
+                    f"database failed, retrying: {exc.__class__.__name__}: {exc}"[:500]
+                )
+                self.stats.retries += 1
+                log.warning("database failed, retrying in %.1f s: %s", delay, exc)
+                if self._stop.wait(delay):
+                    return None  # not acknowledged: the broker redelivers after a restart
+                delay = min(delay * 2, 10.0)
 
     def _commit(self, batch: list[ParsedMessage]) -> IngestReport | None:
         """Ingest a batch, retrying transient database errors; None if stopped meanwhile.
@@ -399,20 +435,9 @@ class MqttIngester:
         """
         readings = [r for p in batch for r in p.readings]
         refusals = [f for p in batch for f in p.refusals]
-        delay = 0.5
-        while True:
-            try:
-                return ingest(self.context, readings, runner=self.runner, refusals=refusals)
-            except Exception as exc:
-                if not is_transient(exc):
-                    raise
-                self.stats.errors.append(
-                    f"ingest failed, retrying: {exc.__class__.__name__}: {exc}"[:500]
-                )
-                log.warning("ingest failed, retrying in %.1f s: %s", delay, exc)
-                if self._stop.wait(delay):
-                    return None  # not acknowledged: the broker redelivers after a restart
-                delay = min(delay * 2, 10.0)
+        return self._retrying(
+            lambda: ingest(self.context, readings, runner=self.runner, refusals=refusals)
+        )
 
     def _commit_isolating(self, batch: list[ParsedMessage]) -> IngestReport | None:
         """Commit a batch; if it fails for good, commit its messages one by one and dead-letter
@@ -440,7 +465,8 @@ class MqttIngester:
 
     def _process(self, messages: list[mqtt.MQTTMessage]) -> None:
         batch = [self._parse(message) for message in messages]
-        self._refuse_strangers(batch)
+        if not self._refuse_strangers(batch):
+            return
         report = self._commit_isolating(batch)
         if report is None:
             return
