@@ -52,6 +52,12 @@ def ingest_mqtt(
     soft_state_s: Annotated[
         float, typer.Option(help="Seconds between rewrites of sensors' last-seen and entities.")
     ] = 1.0,
+    metrics_port: Annotated[
+        int | None, typer.Option(help="Serve Prometheus metrics on this port (loopback).")
+    ] = None,
+    metrics_host: Annotated[
+        str, typer.Option(help="Address for --metrics-port (no token: keep it private).")
+    ] = "127.0.0.1",
 ) -> None:
     """Ingest observations from the MQTT broker until stopped (Ctrl-C or SIGTERM)."""
     from qala.components.operate.ingest import RulesRunner
@@ -75,6 +81,10 @@ def ingest_mqtt(
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    if metrics_port is not None:
+        from prometheus_client import start_http_server
+
+        start_http_server(metrics_port, addr=metrics_host, registry=context.metrics().registry)
     ingester.start()
     console.print(
         f"ingesting from mqtt://{ingester.host}:{ingester.port} topic {ingester.topic} (client {client_id})"

@@ -777,6 +777,7 @@ def ingest(
     now: datetime | None = None,
     illustrative: bool = False,
     refusals: Sequence[Refusal] = (),
+    channel: str = "direct",
 ) -> IngestReport:
     """Ingest one batch in one transaction; on return the batch is committed (safe to acknowledge).
 
@@ -787,6 +788,7 @@ def ingest(
     database = context.database if isinstance(context, Context) else context
     if runner is None:
         runner = runner_for(context) if isinstance(context, Context) else RulesRunner()
+    started = time.perf_counter()
     try:
         with database.transaction() as session:
             report = ingest_in_session(
@@ -797,8 +799,19 @@ def ingest(
         runner.invalidate()
         raise
     if isinstance(context, Context):
+        count_batch(context, report, channel, time.perf_counter() - started)
         after_commit(context, report)
     return report
+
+
+def count_batch(context: Context, report: IngestReport, channel: str, seconds: float) -> None:
+    """Add a committed batch to the platform's metrics (``/metrics``)."""
+    metrics = context.metrics()
+    metrics.ingest_readings.labels(channel, "stored").inc(report.stored)
+    metrics.ingest_readings.labels(channel, "duplicate").inc(report.duplicates)
+    metrics.dead_letters.labels(channel).inc(report.dead_letters)
+    metrics.findings.labels(channel).inc(report.findings)
+    metrics.batch_seconds.labels(channel).observe(seconds)
 
 
 def unknown_sensors(session: Session, names: Iterable[str]) -> set[str]:
@@ -829,7 +842,7 @@ def ingest_payload(context: Context, payload: Any, *, source: str) -> IngestRepo
 
     checker = None if context.settings.operate_provisioning else strangers
     readings = readings_from_payload(payload, source=source, unknown_sensors=checker)
-    return ingest(context, readings)
+    return ingest(context, readings, channel="http")
 
 
 def after_commit(context: Context, report: IngestReport) -> None:

@@ -190,6 +190,16 @@ class MqttIngester:
         self._client.on_message = self._on_message
         self._client.on_disconnect = self._on_disconnect
         self._client.on_unsubscribe = self._on_unsubscribe
+        context.readiness_checks()["mqtt"] = self._connected.is_set
+        context.metrics().gauge(
+            "qala_ingest_pending_messages",
+            "Messages received from the broker and not yet committed (the ingester's queue).",
+            self.pending,
+        )
+
+    def pending(self) -> int:
+        """Messages received and not yet committed."""
+        return len(self._pending)
 
     # ---- broker callbacks (paho's network thread) ---------------------------------------------
 
@@ -423,6 +433,7 @@ class MqttIngester:
                     f"database failed, retrying: {exc.__class__.__name__}: {exc}"[:500]
                 )
                 self.stats.retries += 1
+                self.context.metrics().retries.labels("mqtt").inc()
                 log.warning("database failed, retrying in %.1f s: %s", delay, exc)
                 if self._stop.wait(delay):
                     return None  # not acknowledged: the broker redelivers after a restart
@@ -436,7 +447,9 @@ class MqttIngester:
         readings = [r for p in batch for r in p.readings]
         refusals = [f for p in batch for f in p.refusals]
         return self._retrying(
-            lambda: ingest(self.context, readings, runner=self.runner, refusals=refusals)
+            lambda: ingest(
+                self.context, readings, runner=self.runner, refusals=refusals, channel="mqtt"
+            )
         )
 
     def _commit_isolating(self, batch: list[ParsedMessage]) -> IngestReport | None:
@@ -483,7 +496,13 @@ class MqttIngester:
         stats.batches += 1
         stats.findings += report.findings
         stats.incidents_opened += len(report.incidents_opened)
-        stats.latencies_us.extend(done - p.sent_us for p in batch if p.sent_us is not None)
+        latencies = [done - p.sent_us for p in batch if p.sent_us is not None]
+        stats.latencies_us.extend(latencies)
+        metrics = self.context.metrics()
+        metrics.ingest_messages.labels("mqtt").inc(len(messages))
+        end_to_end = metrics.latency_seconds.labels("mqtt")
+        for latency in latencies:
+            end_to_end.observe(latency / 1e6)
         if self.on_batch is not None:
             self.on_batch(report)
 
