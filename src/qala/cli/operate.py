@@ -44,6 +44,13 @@ def ingest_mqtt(
     topic: Annotated[
         str | None, typer.Option(help="Topic filter (default <prefix>/observations/#).")
     ] = None,
+    worker: Annotated[
+        int | None,
+        typer.Option(
+            help="Run as worker N of several sharing the stream (MQTT 5 shared subscription "
+            "$share/qala/…); the client id becomes <client-id>-N. Keep N fixed per worker."
+        ),
+    ] = None,
     batch: Annotated[int, typer.Option(help="MQTT messages per transaction at most.")] = 200,
     max_delay_ms: Annotated[float, typer.Option(help="Flush a batch after this many ms.")] = 50.0,
     checkpoint_s: Annotated[
@@ -64,12 +71,15 @@ def ingest_mqtt(
     from qala.components.operate.mqtt import MqttIngester
 
     context = open_context()
+    if worker is not None:
+        client_id = f"{client_id}-{worker}"
     ingester = MqttIngester(
         context,
         host=host,
         port=port,
         client_id=client_id,
         topic=topic,
+        share_group="qala" if worker is not None else None,
         batch_messages=batch,
         max_delay_s=max_delay_ms / 1000,
         runner=RulesRunner(checkpoint_every_s=checkpoint_s, soft_state_every_s=soft_state_s),
@@ -87,12 +97,15 @@ def ingest_mqtt(
         start_http_server(metrics_port, addr=metrics_host, registry=context.metrics().registry)
     ingester.start()
     console.print(
-        f"ingesting from mqtt://{ingester.host}:{ingester.port} topic {ingester.topic} (client {client_id})"
+        f"ingesting from mqtt://{ingester.host}:{ingester.port} topic {ingester.subscription} "
+        f"(client {client_id})"
     )
     while not stopping["now"]:
         time.sleep(0.2)
     ingester.stop()
-    console.print(f"stopped: {ingester.stats.as_dict()}")
+    import json
+
+    console.print(f"stopped: {json.dumps(ingester.stats.as_dict())}", soft_wrap=True, markup=False)
 
 
 @app.command("simulate")

@@ -134,6 +134,12 @@ class MqttIngester:
         the 1 MiB message limit this bounds the ingester's memory when the store is slower than
         the sensors; lower it only with a broker whose queue holds the rest (Mosquitto's
         ``max_queued_messages``), or the broker drops what does not fit.
+    share_group
+        Subscribe as one of several ingesters sharing the stream (MQTT 5 shared subscription
+        ``$share/<group>/<topic>``): the broker hands each message to one member. Each member
+        needs its own fixed ``client_id`` (its persistent session keeps what was sent to it while
+        it is down). See :class:`~qala.components.operate.ingest.RulesRunner` for why the rule
+        state stays right with several writers.
     provisioning
         Accept readings of unregistered sensors (default: the ``operate_provisioning`` setting);
         off, they go to the dead letters as ``unknown sensor``.
@@ -152,6 +158,7 @@ class MqttIngester:
         silence_every_s: float = 60.0,
         session_expiry_s: int = 86_400,
         receive_maximum: int | None = None,
+        share_group: str | None = None,
         provisioning: bool | None = None,
         runner: RulesRunner | None = None,
         on_batch: Callable[[IngestReport], None] | None = None,
@@ -161,6 +168,8 @@ class MqttIngester:
         self.host = host or settings.mqtt_host
         self.port = port or settings.mqtt_port
         self.topic = topic or f"{settings.mqtt_topic_prefix}/observations/#"
+        self.share_group = share_group
+        self.subscription = f"$share/{share_group}/{self.topic}" if share_group else self.topic
         self.client_id = client_id
         self.batch_messages = batch_messages
         self.max_delay_s = max_delay_s
@@ -209,7 +218,7 @@ class MqttIngester:
         if getattr(reason, "is_failure", False):
             self.stats.errors.append(f"connect refused: {reason}")
             return
-        client.subscribe(self.topic, qos=1)
+        client.subscribe(self.subscription, qos=1)
         self._connected.set()
 
     def _on_disconnect(
