@@ -243,6 +243,32 @@ def replay_command(
             console.print(f"{key}: {item}")
 
 
+@app.command("maintain")
+@reports_errors
+def maintain_command(
+    months_ahead: Annotated[
+        int, typer.Option(help="Months of observation partitions to create ahead.", min=0, max=36)
+    ] = 3,
+    as_json: JsonOption = False,
+) -> None:
+    """Create the monthly partitions of the observation history ahead of time (PostgreSQL; run
+    daily from a timer) and move readings waiting in the default partition into their month."""
+    from qala.components.operate.partitions import maintain
+
+    report = maintain(open_context(), months_ahead=months_ahead)
+    if as_json:
+        print_json(report.as_dict())
+        return
+    if report.note:
+        console.print(report.note)
+        return
+    console.print(
+        f"{len(report.created)} partitions created ({', '.join(report.created) or 'none'}), "
+        f"{report.moved_rows} readings moved out of the default partition, "
+        f"{report.partitions} partitions in all"
+    )
+
+
 @app.command("dead-letters")
 @reports_errors
 def dead_letters(

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import event, func, select, update
+from sqlalchemy import event, select, update
 from sqlalchemy.orm import Session
 
 from qala.components.operate import incidents as incident_services
@@ -34,6 +34,7 @@ from qala.components.operate.models import (
     Observation,
     Sensor,
 )
+from qala.components.operate.partitions import add_to_rollups
 from qala.components.operate.readings import AIR_QUANTITIES, HEATING_QUANTITIES, Reading, domain_of
 from qala.core.clock import utc_now
 from qala.engines.detect import (
@@ -328,6 +329,25 @@ def runner_for(context: Context) -> RulesRunner:
 # Storing observations
 
 
+# The history's keys: (sensor, quantity, time) and (message id, time) — a partitioned table's
+# unique keys must hold its partition key — so a message id seen before at another time is
+# skipped here (its first reading stands), the check served by the (message id, time) index.
+_INSERT_POSTGRES = (
+    "INSERT INTO operate_observation "
+    "(sensor, quantity, time_us, value, unit, message_id, received_us) "
+    "SELECT sensor, quantity, time_us, value, unit, message_id, %s FROM ("
+    " SELECT *, row_number() OVER (PARTITION BY message_id ORDER BY seq) AS nth"
+    " FROM operate_incoming) AS i "
+    "WHERE i.message_id IS NULL OR (i.nth = 1 AND NOT EXISTS"
+    " (SELECT 1 FROM operate_observation o WHERE o.message_id = i.message_id)) "
+    "ORDER BY seq ON CONFLICT DO NOTHING RETURNING id, sensor, quantity, time_us, value, unit"
+)
+
+
+def _values(r: Reading, received: int) -> tuple[Any, ...]:
+    return (r.sensor, r.quantity, r.time_us, r.value, r.unit, r.message_id, received)
+
+
 def _insert_observations(
     session: Session, readings: Sequence[Reading], received: int
 ) -> list[tuple[int, str, str, int, float, str]]:
@@ -358,23 +378,24 @@ def _insert_observations(
                     copy.write_row(
                         (seq, r.sensor, r.quantity, r.time_us, r.value, r.unit, r.message_id)
                     )
-            cursor.execute(
-                "INSERT INTO operate_observation (sensor, quantity, time_us, value, unit, message_id, received_us) "
-                "SELECT sensor, quantity, time_us, value, unit, message_id, %s FROM operate_incoming ORDER BY seq "
-                "ON CONFLICT DO NOTHING RETURNING id, sensor, quantity, time_us, value, unit",
-                (received,),
-            )
+            cursor.execute(_INSERT_POSTGRES, (received,))
             inserted = cursor.fetchall()
             cursor.execute("DELETE FROM operate_incoming")
         return [tuple(row) for row in inserted]
-    # SQLite: one writer at a time, so the new rows are exactly those above the previous maximum.
-    before = session.scalar(select(func.coalesce(func.max(Observation.id), 0))) or 0
+    # SQLite: one writer at a time, so the new rows are exactly those above the previous maximum
+    # read once this transaction holds the write lock (a write statement takes it, even one
+    # that changes nothing); read before, another thread's rows committed meanwhile would count
+    # as this batch's (evaluated and rolled up twice).
     cursor = raw.cursor()
+    cursor.execute("UPDATE operate_detector_state SET rule_set = rule_set WHERE 0")
+    cursor.execute("SELECT coalesce(max(id), 0) FROM operate_observation")
+    before = cursor.fetchone()[0]
     cursor.executemany(
         "INSERT INTO operate_observation (sensor, quantity, time_us, value, unit, message_id, received_us) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        "SELECT ?, ?, ?, ?, ?, ?, ? WHERE ? IS NULL OR NOT EXISTS "
+        "(SELECT 1 FROM operate_observation WHERE message_id = ?) ON CONFLICT DO NOTHING",
         [
-            (r.sensor, r.quantity, r.time_us, r.value, r.unit, r.message_id, received)
+            (*_values(r, received), r.message_id, r.message_id)
             for r in readings
         ],
     )
@@ -732,6 +753,7 @@ def ingest_in_session(
     if names:
         runner.lock_state_rows(session, names)
     rows = _insert_observations(session, readings, now_us())
+    add_to_rollups(session, rows)
     report.stored = len(rows)
     report.duplicates = len(readings) - len(rows)
     with runner.lock:
@@ -808,7 +830,7 @@ def count_batch(context: Context, report: IngestReport, channel: str, seconds: f
     """Add a committed batch to the platform's metrics (``/metrics``)."""
     metrics = context.metrics()
     metrics.ingest_readings.labels(channel, "stored").inc(report.stored)
-    metrics.ingest_readings.labels(channel, "duplicate").inc(report.duplicates)
+    metrics.ingest_readings.labels(channel, "duplicate").inc(max(report.duplicates, 0))
     metrics.dead_letters.labels(channel).inc(report.dead_letters)
     metrics.findings.labels(channel).inc(report.findings)
     metrics.batch_seconds.labels(channel).observe(seconds)
