@@ -50,7 +50,7 @@ class Context:
         metrics = self.extras.get(METRICS_KEY)
         if metrics is None:
             metrics = self.extras[METRICS_KEY] = Metrics()
-        return metrics  # type: ignore[no-any-return]
+        return metrics
 
     def readiness_checks(self) -> dict[str, Callable[[], bool]]:
         """Checks ``/readyz`` runs besides the database's, by name (a running MQTT ingester

@@ -47,9 +47,10 @@ def test_migrated_schema_matches_the_models(database_url: str) -> None:
         for d in differences
         if not (
             d[0] == "remove_table"
-            and d[1].name.startswith(("alembic_version", "operate_observation_y"))
-            or d[0] == "remove_table"
-            and d[1].name == "operate_observation_default"
+            and (
+                d[1].name.startswith(("alembic_version", "operate_observation_y"))
+                or d[1].name == "operate_observation_default"
+            )
         )
     ]
     assert differences == [], "models and migrations disagree:\n" + "\n".join(map(str, differences))

@@ -394,10 +394,7 @@ def _insert_observations(
         "INSERT INTO operate_observation (sensor, quantity, time_us, value, unit, message_id, received_us) "
         "SELECT ?, ?, ?, ?, ?, ?, ? WHERE ? IS NULL OR NOT EXISTS "
         "(SELECT 1 FROM operate_observation WHERE message_id = ?) ON CONFLICT DO NOTHING",
-        [
-            (*_values(r, received), r.message_id, r.message_id)
-            for r in readings
-        ],
+        [(*_values(r, received), r.message_id, r.message_id) for r in readings],
     )
     cursor.execute(
         "SELECT id, sensor, quantity, time_us, value, unit FROM operate_observation WHERE id > ? ORDER BY id",

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, Table, text
 from sqlalchemy.orm import Session
 
 from qala.runtime import Context
@@ -70,7 +70,7 @@ def is_partitioned(connection: Connection) -> bool:
     if connection.dialect.name != "postgresql":
         return False
     kind = connection.scalar(text("SELECT relkind FROM pg_class WHERE relname = :n"), {"n": PARENT})
-    return kind == "p"
+    return bool(kind == "p")
 
 
 def existing_partitions(connection: Connection) -> set[str]:
@@ -139,7 +139,9 @@ def maintain(
             )
         ):
             months.add(month_of(int(time_us)))
-        year, month = month_of(now_us if now_us is not None else context.clock().timestamp() * 1e6)
+        if now_us is None:
+            now_us = int(context.clock().timestamp() * 1_000_000)
+        year, month = month_of(now_us)
         for _ in range(months_ahead + 1):
             months.add((year, month))
             year, month = next_month(year, month)
@@ -201,7 +203,7 @@ def add_to_rollups(session: Session, rows: Sequence[tuple[int, str, str, int, fl
         from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
     for model, width in ((HourlyRollup, US_PER_HOUR), (DailyRollup, US_PER_DAY)):
         values = _buckets(rows, width)
-        table = model.__table__
+        table: Table = model.__table__  # type: ignore[assignment]
         statement = insert(table)
         excluded = statement.excluded
         statement = statement.on_conflict_do_update(
