@@ -269,6 +269,9 @@ class MqttIngester:
         self._await_broker()
         self._client.disconnect()
         self._client.loop_stop()
+        checks = self.context.readiness_checks()
+        if checks.get("mqtt") == self._connected.is_set:  # stopped on purpose: not a failure
+            del checks["mqtt"]
 
     def _await_broker(self, timeout_s: float = 5.0) -> None:
         """Return once the broker has read every acknowledgement sent so far.
