@@ -34,7 +34,7 @@ from qala.components.operate.models import (
     Observation,
     Sensor,
 )
-from qala.components.operate.partitions import add_to_rollups
+from qala.components.operate.partitions import US_PER_DAY, US_PER_HOUR, add_to_rollups
 from qala.components.operate.readings import AIR_QUANTITIES, HEATING_QUANTITIES, Reading, domain_of
 from qala.core.clock import utc_now
 from qala.engines.detect import (
@@ -333,14 +333,28 @@ def runner_for(context: Context) -> RulesRunner:
 # unique keys must hold its partition key — so a message id seen before at another time is
 # skipped here (its first reading stands), the check served by the (message id, time) index.
 _INSERT_POSTGRES = (
-    "INSERT INTO operate_observation "
-    "(sensor, quantity, time_us, value, unit, message_id, received_us) "
-    "SELECT sensor, quantity, time_us, value, unit, message_id, %s FROM ("
-    " SELECT *, row_number() OVER (PARTITION BY message_id ORDER BY seq) AS nth"
-    " FROM operate_incoming) AS i "
-    "WHERE i.message_id IS NULL OR (i.nth = 1 AND NOT EXISTS"
-    " (SELECT 1 FROM operate_observation o WHERE o.message_id = i.message_id)) "
-    "ORDER BY seq ON CONFLICT DO NOTHING RETURNING id, sensor, quantity, time_us, value, unit"
+    "WITH inserted AS ("
+    " INSERT INTO operate_observation "
+    " (sensor, quantity, time_us, value, unit, message_id, received_us) "
+    " SELECT sensor, quantity, time_us, value, unit, message_id, %s FROM ("
+    "  SELECT *, row_number() OVER (PARTITION BY message_id ORDER BY seq) AS nth"
+    "  FROM operate_incoming) AS i "
+    " WHERE i.message_id IS NULL OR (i.nth = 1 AND NOT EXISTS"
+    "  (SELECT 1 FROM operate_observation o WHERE o.message_id = i.message_id)) "
+    " ORDER BY seq ON CONFLICT DO NOTHING RETURNING id, sensor, quantity, time_us, value, unit), "
+    + ", ".join(
+        # The roll-ups in the same statement, from the rows it inserted (one round trip); keys
+        # in order, so that concurrent writers lock them in the same order.
+        f"{name} AS (INSERT INTO operate_observation_{name} AS r "
+        "(sensor, quantity, start_us, count, total, minimum, maximum) "
+        f"SELECT sensor, quantity, time_us - time_us %% {width}, count(*), sum(value), min(value),"
+        f" max(value) FROM inserted GROUP BY 1, 2, 3 ORDER BY 1, 2, 3 "
+        "ON CONFLICT (sensor, quantity, start_us) DO UPDATE SET count = r.count + "
+        "excluded.count, total = r.total + excluded.total, minimum = least(r.minimum, "
+        "excluded.minimum), maximum = greatest(r.maximum, excluded.maximum))"
+        for name, width in (("hourly", US_PER_HOUR), ("daily", US_PER_DAY))
+    )
+    + " SELECT * FROM inserted ORDER BY id"
 )
 
 
@@ -351,7 +365,8 @@ def _values(r: Reading, received: int) -> tuple[Any, ...]:
 def _insert_observations(
     session: Session, readings: Sequence[Reading], received: int
 ) -> list[tuple[int, str, str, int, float, str]]:
-    """Insert readings, skipping duplicates; return the rows actually inserted."""
+    """Insert readings, skipping duplicates, and add them to the roll-ups; return the rows
+    actually inserted."""
     if not readings:
         return []
     connection = session.connection()
@@ -400,9 +415,10 @@ def _insert_observations(
         "SELECT id, sensor, quantity, time_us, value, unit FROM operate_observation WHERE id > ? ORDER BY id",
         (before,),
     )
-    inserted = cursor.fetchall()
+    inserted = [tuple(row) for row in cursor.fetchall()]
     cursor.close()
-    return [tuple(row) for row in inserted]
+    add_to_rollups(session, inserted)
+    return inserted
 
 
 # ---------------------------------------------------------------------------------------------
@@ -749,8 +765,7 @@ def ingest_in_session(
     names = {n for r in readings if (n := runner.rule_set_of(r.quantity)) in runner.rule_sets}
     if names:
         runner.lock_state_rows(session, names)
-    rows = _insert_observations(session, readings, now_us())
-    add_to_rollups(session, rows)
+    rows = _insert_observations(session, readings, now_us())  # and adds them to the roll-ups
     report.stored = len(rows)
     report.duplicates = len(readings) - len(rows)
     with runner.lock:
