@@ -332,30 +332,43 @@ def runner_for(context: Context) -> RulesRunner:
 # The history's keys: (sensor, quantity, time) and (message id, time) — a partitioned table's
 # unique keys must hold its partition key — so a message id seen before at another time is
 # skipped here (its first reading stands), the check served by the (message id, time) index.
-_INSERT_POSTGRES = (
-    "WITH inserted AS ("
-    " INSERT INTO operate_observation "
-    " (sensor, quantity, time_us, value, unit, message_id, received_us) "
-    " SELECT sensor, quantity, time_us, value, unit, message_id, %s FROM ("
-    "  SELECT *, row_number() OVER (PARTITION BY message_id ORDER BY seq) AS nth"
-    "  FROM operate_incoming) AS i "
-    " WHERE i.message_id IS NULL OR (i.nth = 1 AND NOT EXISTS"
-    "  (SELECT 1 FROM operate_observation o WHERE o.message_id = i.message_id)) "
-    " ORDER BY seq ON CONFLICT DO NOTHING RETURNING id, sensor, quantity, time_us, value, unit), "
-    + ", ".join(
-        # The roll-ups in the same statement, from the rows it inserted (one round trip); keys
-        # in order, so that concurrent writers lock them in the same order.
-        f"{name} AS (INSERT INTO operate_observation_{name} AS r "
-        "(sensor, quantity, start_us, count, total, minimum, maximum) "
-        f"SELECT sensor, quantity, time_us - time_us %% {width}, count(*), sum(value), min(value),"
-        f" max(value) FROM inserted GROUP BY 1, 2, 3 ORDER BY 1, 2, 3 "
-        "ON CONFLICT (sensor, quantity, start_us) DO UPDATE SET count = r.count + "
-        "excluded.count, total = r.total + excluded.total, minimum = least(r.minimum, "
-        "excluded.minimum), maximum = greatest(r.maximum, excluded.maximum))"
-        for name, width in (("hourly", US_PER_HOUR), ("daily", US_PER_DAY))
-    )
-    + " SELECT * FROM inserted ORDER BY id"
+# Readings carrying message ids: the first of each id in the batch, unless already stored.
+_WITH_IDS = (
+    "SELECT sensor, quantity, time_us, value, unit, message_id, %s FROM ("
+    " SELECT *, row_number() OVER (PARTITION BY message_id ORDER BY seq) AS nth"
+    " FROM operate_incoming) AS i "
+    "WHERE i.message_id IS NULL OR (i.nth = 1 AND NOT EXISTS"
+    " (SELECT 1 FROM operate_observation o WHERE o.message_id = i.message_id)) "
 )
+_WITHOUT_IDS = (
+    "SELECT sensor, quantity, time_us, value, unit, message_id, %s FROM operate_incoming "
+)
+# The roll-ups in the same statement, from the rows it inserted (one round trip); keys in
+# order, so that concurrent writers lock them in the same order.
+_ROLLUPS = ", ".join(
+    f"{name} AS (INSERT INTO operate_observation_{name} AS r "
+    "(sensor, quantity, start_us, count, total, minimum, maximum) "
+    f"SELECT sensor, quantity, time_us - time_us %% {width}, count(*), sum(value), min(value),"
+    f" max(value) FROM inserted GROUP BY 1, 2, 3 ORDER BY 1, 2, 3 "
+    "ON CONFLICT (sensor, quantity, start_us) DO UPDATE SET count = r.count + "
+    "excluded.count, total = r.total + excluded.total, minimum = least(r.minimum, "
+    "excluded.minimum), maximum = greatest(r.maximum, excluded.maximum))"
+    for name, width in (("hourly", US_PER_HOUR), ("daily", US_PER_DAY))
+)
+
+
+def _insert_postgres(with_ids: bool) -> str:
+    source = _WITH_IDS if with_ids else _WITHOUT_IDS
+    return (
+        "WITH inserted AS (INSERT INTO operate_observation "
+        "(sensor, quantity, time_us, value, unit, message_id, received_us) "
+        f"{source}ORDER BY seq ON CONFLICT DO NOTHING "
+        f"RETURNING id, sensor, quantity, time_us, value, unit), {_ROLLUPS} "
+        "SELECT * FROM inserted ORDER BY id"
+    )
+
+
+_INSERT_POSTGRES = {with_ids: _insert_postgres(with_ids) for with_ids in (True, False)}
 
 
 def _values(r: Reading, received: int) -> tuple[Any, ...]:
@@ -393,7 +406,8 @@ def _insert_observations(
                     copy.write_row(
                         (seq, r.sensor, r.quantity, r.time_us, r.value, r.unit, r.message_id)
                     )
-            cursor.execute(_INSERT_POSTGRES, (received,))
+            with_ids = any(r.message_id is not None for r in readings)
+            cursor.execute(_INSERT_POSTGRES[with_ids], (received,))
             inserted = cursor.fetchall()
             cursor.execute("DELETE FROM operate_incoming")
         return [tuple(row) for row in inserted]
