@@ -17,8 +17,13 @@ from qala.events import EventBus
 
 if TYPE_CHECKING:  # imported when used: a component's light modules (e.g. the catalogue) and
     # the CLI's file-only commands then start without SQLAlchemy and pydantic-settings
+    from qala.core.metrics import Metrics
     from qala.settings import Settings
     from qala.store.database import Database
+
+
+METRICS_KEY = "qala.metrics"
+READINESS_KEY = "qala.readiness"
 
 
 @dataclass
@@ -37,6 +42,21 @@ class Context:
         from qala.store.database import Database
 
         return cls(settings=settings, database=Database(settings.database_url))
+
+    def metrics(self) -> Metrics:
+        """This platform's metrics (``/metrics``), created on first use."""
+        from qala.core.metrics import Metrics
+
+        metrics = self.extras.get(METRICS_KEY)
+        if metrics is None:
+            metrics = self.extras[METRICS_KEY] = Metrics()
+        return metrics
+
+    def readiness_checks(self) -> dict[str, Callable[[], bool]]:
+        """Checks ``/readyz`` runs besides the database's, by name (a running MQTT ingester
+        adds ``mqtt``: connected to its broker)."""
+        checks: dict[str, Callable[[], bool]] = self.extras.setdefault(READINESS_KEY, {})
+        return checks
 
 
 @dataclass(frozen=True)

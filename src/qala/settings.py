@@ -91,6 +91,10 @@ class Settings(BaseSettings):
     Off (the default), MQTT readings of unknown sensors go to Operate's dead letters (reason
     ``unknown sensor``) and HTTP batches naming one are refused (422)."""
 
+    metrics_token: str | None = None
+    """Bearer token a Prometheus scraper sends to read ``/metrics``. Unset, ``/metrics`` answers
+    only direct loopback clients (no proxy's forwarding headers); everyone else gets 404."""
+
     rate_limit_per_minute: int = 120
     """Write requests a client (an address) may make per minute to public endpoints; 0: no limit."""
     trusted_rate_limit_per_minute: int = 3000

@@ -8,10 +8,9 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from qala import __version__
-from qala.api import sem
-from qala.api.failures import unexpected_error
+from qala.api import operations, sem
+from qala.api.failures import database_error, database_error_types, unexpected_error
 from qala.api.security import SecurityHeaders
-from qala.components.accounts.deps import ContextDep
 from qala.core.errors import (
     ConflictError,
     NotFoundError,
@@ -41,11 +40,6 @@ async def qala_error(_request: Request, exc: QalaError) -> JSONResponse:
     return JSONResponse(body, status_code=status)
 
 
-# What load balancers poll (no docstring: it would become the OpenAPI description).
-def healthz(context: ContextDep) -> dict[str, str]:
-    return {"status": "ok", "version": __version__, "database": context.database.backend}
-
-
 def create_app(
     settings: Settings | None = None, *, context: Context | None = None, migrate: bool = True
 ) -> FastAPI:
@@ -65,7 +59,13 @@ def create_app(
 
     app.exception_handler(QalaError)(qala_error)
     app.exception_handler(Exception)(unexpected_error)
-    app.add_api_route("/healthz", healthz, methods=["GET"], tags=["platform"])
+    for error_type in database_error_types():
+        app.exception_handler(error_type)(database_error)
+    app.add_api_route("/healthz", operations.healthz, methods=["GET"], tags=["platform"])
+    app.add_api_route("/readyz", operations.readyz, methods=["GET"], tags=["platform"])
+    app.add_api_route(
+        "/metrics", operations.metrics, methods=["GET"], tags=["platform"], include_in_schema=False
+    )
 
     for component in sorted(COMPONENTS, key=lambda c: -c.route_priority):
         if component.api_router is not None:
@@ -77,4 +77,5 @@ def create_app(
 
     mount_web(app, context)
     app.add_middleware(SecurityHeaders, tls_always=context.settings.secure_cookies)
+    app.add_middleware(operations.RequestMetrics, context=context)
     return app

@@ -12,6 +12,7 @@ from xml.sax.saxutils import escape
 from fastapi import Request
 from fastapi.responses import JSONResponse, Response
 
+from qala.store.database import is_transient
 from qala.web.shell import server_error_page, wants_html
 
 log = logging.getLogger("qala.errors")
@@ -55,3 +56,44 @@ async def unexpected_error(request: Request, exc: Exception) -> Response:
         status_code=500,
         headers={"X-Error-Id": error_id},
     )
+
+
+# Seconds a client is told to wait when the database is unreachable (a restart or failover).
+RETRY_AFTER_S = 5
+
+
+async def database_error(request: Request, exc: Exception) -> Response:
+    """A database that is down, restarting or dropped the connection answers 503 with
+    ``Retry-After`` in the caller's format (the request may simply be sent again: nothing was
+    committed, or it was and the store ignores the repeat); any other database error is
+    unexpected."""
+    if not is_transient(exc):
+        return await unexpected_error(request, exc)
+    log.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc)
+    message = "the database is unavailable; try again shortly"
+    headers = {"Retry-After": str(RETRY_AFTER_S)}
+    path = request.url.path
+    if path.startswith("/ngsi-ld/"):
+        problem = {"type": NGSI_INTERNAL, "title": "Service unavailable", "detail": message}
+        return JSONResponse(problem, status_code=503, headers=headers)
+    if path.startswith("/open311/"):
+        if path.endswith(".xml"):
+            body = (
+                '<?xml version="1.0" encoding="utf-8"?>'
+                f"<errors><error><code>503</code><description>{escape(message)}</description>"
+                "</error></errors>"
+            )
+            return Response(body, 503, media_type="text/xml", headers=headers)
+        return JSONResponse([{"code": 503, "description": message}], 503, headers=headers)
+    return JSONResponse({"detail": message}, status_code=503, headers=headers)
+
+
+def database_error_types() -> tuple[type[Exception], ...]:
+    """The exception classes a database call raises: SQLAlchemy's, and the drivers' own from
+    raw cursors (the observations' COPY)."""
+    import sqlite3
+
+    import psycopg
+    from sqlalchemy.exc import DBAPIError
+
+    return (DBAPIError, psycopg.Error, sqlite3.Error)

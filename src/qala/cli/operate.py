@@ -44,6 +44,13 @@ def ingest_mqtt(
     topic: Annotated[
         str | None, typer.Option(help="Topic filter (default <prefix>/observations/#).")
     ] = None,
+    worker: Annotated[
+        int | None,
+        typer.Option(
+            help="Run as worker N of several sharing the stream (MQTT 5 shared subscription "
+            "$share/qala/…); the client id becomes <client-id>-N. Keep N fixed per worker."
+        ),
+    ] = None,
     batch: Annotated[int, typer.Option(help="MQTT messages per transaction at most.")] = 200,
     max_delay_ms: Annotated[float, typer.Option(help="Flush a batch after this many ms.")] = 50.0,
     checkpoint_s: Annotated[
@@ -52,18 +59,27 @@ def ingest_mqtt(
     soft_state_s: Annotated[
         float, typer.Option(help="Seconds between rewrites of sensors' last-seen and entities.")
     ] = 1.0,
+    metrics_port: Annotated[
+        int | None, typer.Option(help="Serve Prometheus metrics on this port (loopback).")
+    ] = None,
+    metrics_host: Annotated[
+        str, typer.Option(help="Address for --metrics-port (no token: keep it private).")
+    ] = "127.0.0.1",
 ) -> None:
     """Ingest observations from the MQTT broker until stopped (Ctrl-C or SIGTERM)."""
     from qala.components.operate.ingest import RulesRunner
     from qala.components.operate.mqtt import MqttIngester
 
     context = open_context()
+    if worker is not None:
+        client_id = f"{client_id}-{worker}"
     ingester = MqttIngester(
         context,
         host=host,
         port=port,
         client_id=client_id,
         topic=topic,
+        share_group="qala" if worker is not None else None,
         batch_messages=batch,
         max_delay_s=max_delay_ms / 1000,
         runner=RulesRunner(checkpoint_every_s=checkpoint_s, soft_state_every_s=soft_state_s),
@@ -75,14 +91,21 @@ def ingest_mqtt(
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    if metrics_port is not None:
+        from prometheus_client import start_http_server
+
+        start_http_server(metrics_port, addr=metrics_host, registry=context.metrics().registry)
     ingester.start()
     console.print(
-        f"ingesting from mqtt://{ingester.host}:{ingester.port} topic {ingester.topic} (client {client_id})"
+        f"ingesting from mqtt://{ingester.host}:{ingester.port} topic {ingester.subscription} "
+        f"(client {client_id})"
     )
     while not stopping["now"]:
         time.sleep(0.2)
     ingester.stop()
-    console.print(f"stopped: {ingester.stats.as_dict()}")
+    import json
+
+    console.print(f"stopped: {json.dumps(ingester.stats.as_dict())}", soft_wrap=True, markup=False)
 
 
 @app.command("simulate")
@@ -218,6 +241,32 @@ def replay_command(
     else:
         for key, item in data.items():
             console.print(f"{key}: {item}")
+
+
+@app.command("maintain")
+@reports_errors
+def maintain_command(
+    months_ahead: Annotated[
+        int, typer.Option(help="Months of observation partitions to create ahead.", min=0, max=36)
+    ] = 3,
+    as_json: JsonOption = False,
+) -> None:
+    """Create the monthly partitions of the observation history ahead of time (PostgreSQL; run
+    daily from a timer) and move readings waiting in the default partition into their month."""
+    from qala.components.operate.partitions import maintain
+
+    report = maintain(open_context(), months_ahead=months_ahead)
+    if as_json:
+        print_json(report.as_dict())
+        return
+    if report.note:
+        console.print(report.note)
+        return
+    console.print(
+        f"{len(report.created)} partitions created ({', '.join(report.created) or 'none'}), "
+        f"{report.moved_rows} readings moved out of the default partition, "
+        f"{report.partitions} partitions in all"
+    )
 
 
 @app.command("dead-letters")

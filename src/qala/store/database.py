@@ -14,6 +14,22 @@ from sqlalchemy.orm import Session, sessionmaker
 from qala.core.errors import ConfigurationError
 
 
+def is_transient(error: BaseException) -> bool:
+    """Whether a failed database call may succeed when tried again: the database was down, busy,
+    locked, deadlocked or dropped the connection. Anything else (a constraint, a bug) fails again
+    the same way."""
+    from sqlalchemy.exc import DBAPIError
+
+    if isinstance(error, DBAPIError) and error.connection_invalidated:
+        return True
+    if isinstance(error, ConnectionError | TimeoutError):
+        return True
+    # DB-API classes by name: SQLAlchemy's wrappers and the drivers' own (psycopg's, sqlite3's)
+    # from raw cursors; deadlocks and serialization failures are OperationalErrors.
+    names = {cls.__name__ for cls in type(error).__mro__}
+    return bool(names & {"OperationalError", "InterfaceError", "TimeoutError"})
+
+
 def is_postgres_url(url: str) -> bool:
     return make_url(url).get_backend_name() == "postgresql"
 

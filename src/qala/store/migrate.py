@@ -50,5 +50,29 @@ def is_current(database: Database, version_locations: Sequence[str]) -> bool:
     return set(script.get_heads()) <= reached
 
 
+def applied_heads(database: Database) -> set[str]:
+    """The revisions the store's version table records (one query; raises if unreachable)."""
+    from alembic.runtime.migration import MigrationContext
+
+    with database.engine.connect() as connection:
+        return set(MigrationContext.configure(connection).get_current_heads())
+
+
+def newest_heads(
+    database: Database, version_locations: Sequence[str]
+) -> tuple[set[str], dict[str, set[str]]]:
+    """The newest revision of every branch, and each revision's ancestors with itself (the
+    version table keeps only leaves: a head another branch depends on is applied when it is
+    among their ancestors)."""
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory.from_config(alembic_config(database, version_locations))
+    ancestors = {
+        revision.revision: {r.revision for r in script.iterate_revisions(revision.revision, "base")}
+        for revision in script.walk_revisions()
+    }
+    return set(script.get_heads()), ancestors
+
+
 def table_names(database: Database) -> list[str]:
     return sorted(inspect(database.engine).get_table_names())

@@ -23,7 +23,17 @@ from qala.web.pages import accounts, admin, explore, operator, reports
 from qala.web.ui import UI, LoginRequired, NavItem, RoleRequired
 
 STATIC = Path(__file__).parent / "static"
-API_PREFIXES = ("/api/", "/open311/", "/ngsi-ld/", "/openapi.json", "/docs", "/redoc", "/healthz")
+API_PREFIXES = (
+    "/api/",
+    "/open311/",
+    "/ngsi-ld/",
+    "/openapi.json",
+    "/docs",
+    "/redoc",
+    "/healthz",
+    "/readyz",
+    "/metrics",
+)
 
 
 def component_installed(name: str) -> bool:

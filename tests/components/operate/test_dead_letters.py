@@ -19,13 +19,14 @@ from typer.testing import CliRunner
 
 from qala.api.app import create_app
 from qala.components.operate.dead_letters import Refusal, list_dead_letters
-from qala.components.operate.ingest import RulesRunner, ingest, is_transient, register_sensors
+from qala.components.operate.ingest import RulesRunner, ingest, register_sensors
 from qala.components.operate.models import Observation
 from qala.components.operate.mqtt import MqttIngester
 from qala.components.operate.readings import Reading, reading_problems
 from qala.engines.detect import Finding
 from qala.runtime import Context
 from qala.settings import Settings
+from qala.store.database import is_transient
 
 T0 = 1_764_547_200_000_000  # 2025-12-01T00:00Z
 

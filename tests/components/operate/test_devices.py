@@ -4,16 +4,10 @@ enforced by a private Mosquitto — anonymous clients and spoofed topics are ref
 from __future__ import annotations
 
 import base64
-import getpass
 import hashlib
 import json
-import shutil
-import socket
-import subprocess
 import threading
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +15,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 from sqlalchemy import func, select
+from tests.components.operate.conftest import INGESTER, PrivateBroker
 from typer.testing import CliRunner
 
 from qala.components.operate.dead_letters import list_dead_letters
@@ -36,9 +31,6 @@ from qala.core.errors import ValidationError
 from qala.runtime import Context
 from qala.settings import Settings
 
-DEPLOY = Path(__file__).parents[3] / "deploy" / "mosquitto"
-INGESTER = ("qala-ingest", "ingester-secret")
-
 
 def test_hash_is_what_mosquitto_passwd_writes() -> None:
     salt = bytes(range(12))
@@ -48,76 +40,6 @@ def test_hash_is_what_mosquitto_passwd_writes() -> None:
     for bad in ("a/b", "a:b", "a+", "#", "", "x" * 200):
         with pytest.raises(ValidationError):
             check_device_id(bad)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@dataclass
-class PrivateBroker:
-    """Mosquitto with deploy/mosquitto's configuration on a free loopback port."""
-
-    port: int
-    folder: Path
-    process: subprocess.Popen[bytes] | None = field(default=None)
-
-    @property
-    def passwords(self) -> Path:
-        return self.folder / "passwords"
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            ["mosquitto", "-c", str(self.folder / "mosquitto.conf")],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    return
-            except OSError:
-                time.sleep(0.05)
-        self.process.kill()
-        raise AssertionError(self.process.stderr.read().decode() if self.process.stderr else "")
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(10)
-
-
-@pytest.fixture
-def private_broker(tmp_path: Path) -> Iterator[PrivateBroker]:
-    """The shipped configuration with this test's port, files and folder (the test writes the
-    password file, then starts the broker); stopped at the end."""
-    if shutil.which("mosquitto") is None:
-        pytest.skip("mosquitto is not installed (apt-get install -y mosquitto)")
-    broker = PrivateBroker(_free_port(), tmp_path)
-    broker.passwords.write_text("", encoding="utf-8")
-    shutil.copy(DEPLOY / "acl", tmp_path / "acl")
-    paths = {
-        "password_file": broker.passwords,
-        "acl_file": tmp_path / "acl",
-        "persistence_location": f"{tmp_path}/",
-    }
-    lines = []
-    for line in (DEPLOY / "mosquitto.conf").read_text(encoding="utf-8").splitlines():
-        key = line.split(" ", 1)[0]
-        if key in paths:
-            line = f"{key} {paths[key]}"
-        elif key == "listener":
-            line = f"listener {broker.port} 127.0.0.1"
-        lines.append(line)
-    lines.append(f"user {getpass.getuser()}")  # a root test run must not drop to `mosquitto`
-    (tmp_path / "mosquitto.conf").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    try:
-        yield broker
-    finally:
-        broker.stop()
 
 
 def _connect(port: int, login: tuple[str, str] | None) -> tuple[mqtt.Client, Any]:

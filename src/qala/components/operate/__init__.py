@@ -27,9 +27,11 @@ def _api(context: Context) -> object:
 
 
 def _startup(context: Context) -> None:
+    from qala.components.operate.gauges import register_gauges
     from qala.components.operate.links import subscribe_to_citizen_requests
 
     subscribe_to_citizen_requests(context)
+    register_gauges(context)
 
 
 def _demo(context: Context) -> str:

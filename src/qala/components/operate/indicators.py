@@ -17,13 +17,18 @@ from datetime import UTC, datetime
 from statistics import median
 from typing import Any
 
-import numpy as np
 import pandas as pd
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from qala.components.catalog.services import get_place, import_frame, population
-from qala.components.operate.models import Finding, Incident, Observation, Sensor
+from qala.components.operate.models import (
+    Finding,
+    HourlyRollup,
+    Incident,
+    Observation,
+    Sensor,
+)
 from qala.components.operate.readings import AIR_QUANTITIES
 from qala.engines.detect import load_norm_table
 from qala.runtime import Context
@@ -64,71 +69,114 @@ def _city_sensors(session: Session, city_code: str) -> list[Sensor]:
 
 
 def share_hours_within_norms(session: Session, sensor_ids: list[str], year: int) -> float | None:
-    """% of station-hours with every pollutant's hourly mean within the one-time ПДК."""
+    """% of station-hours with every pollutant's hourly mean within the one-time ПДК.
+
+    Hourly means come from the hourly roll-up; only the hours a fault finding touches are
+    recomputed from the raw readings, leaving out those inside the fault.
+    """
     if not sensor_ids:
         return None
     low, high = _year_bounds_us(year)
-    rows = session.execute(
-        select(
-            Observation.sensor, Observation.quantity, Observation.time_us, Observation.value
-        ).where(
-            Observation.sensor.in_(sensor_ids),
-            Observation.quantity.in_(sorted(AIR_QUANTITIES)),
-            Observation.time_us >= low,
-            Observation.time_us < high,
-        )
-    ).all()
-    if not rows:
-        return None
-    frame = pd.DataFrame(rows, columns=["sensor", "quantity", "time_us", "value"])
-    faults = session.execute(
-        select(Finding.sensor, Finding.quantity, Finding.start_us, Finding.end_us).where(
-            Finding.kind == "fault", Finding.sensor.in_(sensor_ids)
-        )
-    ).all()
-    bad = np.zeros(len(frame), dtype=bool)
-    for sensor, quantity, start, end in faults:
-        bad |= (
-            (frame["sensor"].to_numpy() == sensor)
-            & (frame["quantity"].to_numpy() == quantity)
-            & (frame["time_us"].to_numpy() >= start)
-            & (frame["time_us"].to_numpy() <= max(end, start))
-        )
-    frame = frame[~bad]
     limits = {
         limit.quantity: limit.value
         for limit in load_norm_table("air_kz_dsm70").limits
         if limit.averaging == "instant"
     }
-    frame = frame[frame["quantity"].isin(list(limits))]
-    if frame.empty:
+    quantities = sorted(set(limits) & AIR_QUANTITIES)
+    hourly: dict[tuple[str, str, int], float] = {
+        (sensor, quantity, start // US_PER_HOUR): total / count
+        for sensor, quantity, start, total, count in session.execute(
+            select(
+                HourlyRollup.sensor,
+                HourlyRollup.quantity,
+                HourlyRollup.start_us,
+                HourlyRollup.total,
+                HourlyRollup.count,
+            ).where(
+                HourlyRollup.sensor.in_(sensor_ids),
+                HourlyRollup.quantity.in_(quantities),
+                HourlyRollup.start_us >= low,
+                HourlyRollup.start_us < high,
+            )
+        )
+    }
+    faults = session.execute(
+        select(Finding.sensor, Finding.quantity, Finding.start_us, Finding.end_us).where(
+            Finding.kind == "fault",
+            Finding.sensor.in_(sensor_ids),
+            Finding.quantity.in_(quantities),
+            Finding.start_us < high,
+            func.coalesce(Finding.end_us, Finding.start_us) >= low,
+        )
+    ).all()
+    windows: dict[tuple[str, str], list[tuple[int, int]]] = {}
+    for sensor, quantity, start, end in faults:
+        windows.setdefault((sensor, quantity), []).append((start, max(end or start, start)))
+    for (sensor, quantity), spans in windows.items():
+        _recompute_faulty_hours(session, hourly, sensor, quantity, spans, low, high)
+    if not hourly:
         return None
-    frame["hour"] = frame["time_us"] // US_PER_HOUR
-    hourly = frame.groupby(["sensor", "hour", "quantity"])["value"].mean().reset_index()
-    hourly["within"] = hourly["value"] <= hourly["quantity"].map(limits)
-    station_hours = hourly.groupby(["sensor", "hour"])["within"].all()
-    return float(100.0 * station_hours.mean())
+    within: dict[tuple[str, int], bool] = {}
+    for (sensor, quantity, hour), mean in hourly.items():
+        within[sensor, hour] = within.get((sensor, hour), True) and mean <= limits[quantity]
+    return float(100.0 * sum(within.values()) / len(within))
+
+
+def _recompute_faulty_hours(
+    session: Session,
+    hourly: dict[tuple[str, str, int], float],
+    sensor: str,
+    quantity: str,
+    spans: list[tuple[int, int]],
+    low: int,
+    high: int,
+) -> None:
+    """Replace the means of the hours the fault spans touch by the mean of their readings
+    outside every span (or drop the hour when none is left)."""
+    hours = {
+        hour
+        for start, end in spans
+        for hour in range(max(start, low) // US_PER_HOUR, min(end, high - 1) // US_PER_HOUR + 1)
+    }
+    for hour in hours:
+        hourly.pop((sensor, quantity, hour), None)
+    if not hours:
+        return
+    first, last = min(hours) * US_PER_HOUR, (max(hours) + 1) * US_PER_HOUR
+    sums: dict[int, list[float]] = {}
+    for time_us, value in session.execute(
+        select(Observation.time_us, Observation.value).where(
+            Observation.sensor == sensor,
+            Observation.quantity == quantity,
+            Observation.time_us >= first,
+            Observation.time_us < last,
+        )
+    ):
+        hour = time_us // US_PER_HOUR
+        if hour not in hours or any(start <= time_us <= end for start, end in spans):
+            continue
+        bucket = sums.setdefault(hour, [0.0, 0.0])
+        bucket[0] += value
+        bucket[1] += 1
+    for hour, (total, count) in sums.items():
+        hourly[sensor, quantity, hour] = total / count
 
 
 def sensor_availability(session: Session, sensors: list[Sensor], year: int) -> float | None:
-    """% of hours with a report, between each sensor's first and last report in the year."""
+    """% of hours with a report, between each sensor's first and last report in the year
+    (the hourly roll-up's buckets are those hours)."""
     low, high = _year_bounds_us(year)
-    expected = received = 0
-    for sensor in sensors:
-        hours = {
-            t // US_PER_HOUR
-            for (t,) in session.execute(
-                select(Observation.time_us).where(
-                    Observation.sensor == sensor.id,
-                    Observation.time_us >= low,
-                    Observation.time_us < high,
-                )
-            )
-        }
-        if not hours:
-            continue
-        expected += max(hours) - min(hours) + 1
-        received += len(hours)
+    hours: dict[str, set[int]] = {}
+    for sensor, start in session.execute(
+        select(HourlyRollup.sensor, HourlyRollup.start_us).where(
+            HourlyRollup.sensor.in_([s.id for s in sensors]),
+            HourlyRollup.start_us >= low,
+            HourlyRollup.start_us < high,
+        )
+    ):
+        hours.setdefault(sensor, set()).add(start // US_PER_HOUR)
+    expected = sum(max(h) - min(h) + 1 for h in hours.values())
+    received = sum(len(h) for h in hours.values())
     return None if expected == 0 else 100.0 * received / expected
 
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import event, func, select, update
+from sqlalchemy import event, select, update
 from sqlalchemy.orm import Session
 
 from qala.components.operate import incidents as incident_services
@@ -34,6 +34,7 @@ from qala.components.operate.models import (
     Observation,
     Sensor,
 )
+from qala.components.operate.partitions import US_PER_DAY, US_PER_HOUR, add_to_rollups
 from qala.components.operate.readings import AIR_QUANTITIES, HEATING_QUANTITIES, Reading, domain_of
 from qala.core.clock import utc_now
 from qala.engines.detect import (
@@ -328,10 +329,57 @@ def runner_for(context: Context) -> RulesRunner:
 # Storing observations
 
 
+# The history's keys: (sensor, quantity, time) and (message id, time) — a partitioned table's
+# unique keys must hold its partition key — so a message id seen before at another time is
+# skipped here (its first reading stands), the check served by the (message id, time) index.
+# Readings carrying message ids: the first of each id in the batch, unless already stored.
+_WITH_IDS = (
+    "SELECT sensor, quantity, time_us, value, unit, message_id, %s FROM ("
+    " SELECT *, row_number() OVER (PARTITION BY message_id ORDER BY seq) AS nth"
+    " FROM operate_incoming) AS i "
+    "WHERE i.message_id IS NULL OR (i.nth = 1 AND NOT EXISTS"
+    " (SELECT 1 FROM operate_observation o WHERE o.message_id = i.message_id)) "
+)
+_WITHOUT_IDS = (
+    "SELECT sensor, quantity, time_us, value, unit, message_id, %s FROM operate_incoming "
+)
+# The roll-ups in the same statement, from the rows it inserted (one round trip); keys in
+# order, so that concurrent writers lock them in the same order.
+_ROLLUPS = ", ".join(
+    f"{name} AS (INSERT INTO operate_observation_{name} AS r "
+    "(sensor, quantity, start_us, count, total, minimum, maximum) "
+    f"SELECT sensor, quantity, time_us - time_us %% {width}, count(*), sum(value), min(value),"
+    f" max(value) FROM inserted GROUP BY 1, 2, 3 ORDER BY 1, 2, 3 "
+    "ON CONFLICT (sensor, quantity, start_us) DO UPDATE SET count = r.count + "
+    "excluded.count, total = r.total + excluded.total, minimum = least(r.minimum, "
+    "excluded.minimum), maximum = greatest(r.maximum, excluded.maximum))"
+    for name, width in (("hourly", US_PER_HOUR), ("daily", US_PER_DAY))
+)
+
+
+def _insert_postgres(with_ids: bool) -> str:
+    source = _WITH_IDS if with_ids else _WITHOUT_IDS
+    return (
+        "WITH inserted AS (INSERT INTO operate_observation "
+        "(sensor, quantity, time_us, value, unit, message_id, received_us) "
+        f"{source}ORDER BY seq ON CONFLICT DO NOTHING "
+        f"RETURNING id, sensor, quantity, time_us, value, unit), {_ROLLUPS} "
+        "SELECT * FROM inserted ORDER BY id"
+    )
+
+
+_INSERT_POSTGRES = {with_ids: _insert_postgres(with_ids) for with_ids in (True, False)}
+
+
+def _values(r: Reading, received: int) -> tuple[Any, ...]:
+    return (r.sensor, r.quantity, r.time_us, r.value, r.unit, r.message_id, received)
+
+
 def _insert_observations(
     session: Session, readings: Sequence[Reading], received: int
 ) -> list[tuple[int, str, str, int, float, str]]:
-    """Insert readings, skipping duplicates; return the rows actually inserted."""
+    """Insert readings, skipping duplicates, and add them to the roll-ups; return the rows
+    actually inserted."""
     if not readings:
         return []
     connection = session.connection()
@@ -358,33 +406,33 @@ def _insert_observations(
                     copy.write_row(
                         (seq, r.sensor, r.quantity, r.time_us, r.value, r.unit, r.message_id)
                     )
-            cursor.execute(
-                "INSERT INTO operate_observation (sensor, quantity, time_us, value, unit, message_id, received_us) "
-                "SELECT sensor, quantity, time_us, value, unit, message_id, %s FROM operate_incoming ORDER BY seq "
-                "ON CONFLICT DO NOTHING RETURNING id, sensor, quantity, time_us, value, unit",
-                (received,),
-            )
+            with_ids = any(r.message_id is not None for r in readings)
+            cursor.execute(_INSERT_POSTGRES[with_ids], (received,))
             inserted = cursor.fetchall()
             cursor.execute("DELETE FROM operate_incoming")
         return [tuple(row) for row in inserted]
-    # SQLite: one writer at a time, so the new rows are exactly those above the previous maximum.
-    before = session.scalar(select(func.coalesce(func.max(Observation.id), 0))) or 0
+    # SQLite: one writer at a time, so the new rows are exactly those above the previous maximum
+    # read once this transaction holds the write lock (a write statement takes it, even one
+    # that changes nothing); read before, another thread's rows committed meanwhile would count
+    # as this batch's (evaluated and rolled up twice).
     cursor = raw.cursor()
+    cursor.execute("UPDATE operate_detector_state SET rule_set = rule_set WHERE 0")
+    cursor.execute("SELECT coalesce(max(id), 0) FROM operate_observation")
+    before = cursor.fetchone()[0]
     cursor.executemany(
         "INSERT INTO operate_observation (sensor, quantity, time_us, value, unit, message_id, received_us) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-        [
-            (r.sensor, r.quantity, r.time_us, r.value, r.unit, r.message_id, received)
-            for r in readings
-        ],
+        "SELECT ?, ?, ?, ?, ?, ?, ? WHERE ? IS NULL OR NOT EXISTS "
+        "(SELECT 1 FROM operate_observation WHERE message_id = ?) ON CONFLICT DO NOTHING",
+        [(*_values(r, received), r.message_id, r.message_id) for r in readings],
     )
     cursor.execute(
         "SELECT id, sensor, quantity, time_us, value, unit FROM operate_observation WHERE id > ? ORDER BY id",
         (before,),
     )
-    inserted = cursor.fetchall()
+    inserted = [tuple(row) for row in cursor.fetchall()]
     cursor.close()
-    return [tuple(row) for row in inserted]
+    add_to_rollups(session, inserted)
+    return inserted
 
 
 # ---------------------------------------------------------------------------------------------
@@ -731,7 +779,7 @@ def ingest_in_session(
     names = {n for r in readings if (n := runner.rule_set_of(r.quantity)) in runner.rule_sets}
     if names:
         runner.lock_state_rows(session, names)
-    rows = _insert_observations(session, readings, now_us())
+    rows = _insert_observations(session, readings, now_us())  # and adds them to the roll-ups
     report.stored = len(rows)
     report.duplicates = len(readings) - len(rows)
     with runner.lock:
@@ -777,6 +825,7 @@ def ingest(
     now: datetime | None = None,
     illustrative: bool = False,
     refusals: Sequence[Refusal] = (),
+    channel: str = "direct",
 ) -> IngestReport:
     """Ingest one batch in one transaction; on return the batch is committed (safe to acknowledge).
 
@@ -787,6 +836,7 @@ def ingest(
     database = context.database if isinstance(context, Context) else context
     if runner is None:
         runner = runner_for(context) if isinstance(context, Context) else RulesRunner()
+    started = time.perf_counter()
     try:
         with database.transaction() as session:
             report = ingest_in_session(
@@ -797,23 +847,19 @@ def ingest(
         runner.invalidate()
         raise
     if isinstance(context, Context):
+        count_batch(context, report, channel, time.perf_counter() - started)
         after_commit(context, report)
     return report
 
 
-def is_transient(error: BaseException) -> bool:
-    """Whether a failed transaction may succeed when tried again: the database was down, busy,
-    locked or deadlocked. Anything else (a constraint, a bug) fails again the same way."""
-    from sqlalchemy.exc import DBAPIError
-
-    if isinstance(error, DBAPIError) and error.connection_invalidated:
-        return True
-    if isinstance(error, ConnectionError | TimeoutError):
-        return True
-    # DB-API classes by name: SQLAlchemy's wrappers and the drivers' own (psycopg's, sqlite3's)
-    # from the COPY path's raw cursor; deadlocks and serialization failures are OperationalErrors.
-    names = {cls.__name__ for cls in type(error).__mro__}
-    return bool(names & {"OperationalError", "InterfaceError", "TimeoutError"})
+def count_batch(context: Context, report: IngestReport, channel: str, seconds: float) -> None:
+    """Add a committed batch to the platform's metrics (``/metrics``)."""
+    metrics = context.metrics()
+    metrics.ingest_readings.labels(channel, "stored").inc(report.stored)
+    metrics.ingest_readings.labels(channel, "duplicate").inc(max(report.duplicates, 0))
+    metrics.dead_letters.labels(channel).inc(report.dead_letters)
+    metrics.findings.labels(channel).inc(report.findings)
+    metrics.batch_seconds.labels(channel).observe(seconds)
 
 
 def unknown_sensors(session: Session, names: Iterable[str]) -> set[str]:
@@ -844,7 +890,7 @@ def ingest_payload(context: Context, payload: Any, *, source: str) -> IngestRepo
 
     checker = None if context.settings.operate_provisioning else strangers
     readings = readings_from_payload(payload, source=source, unknown_sensors=checker)
-    return ingest(context, readings)
+    return ingest(context, readings, channel="http")
 
 
 def after_commit(context: Context, report: IngestReport) -> None:

@@ -87,10 +87,42 @@ class Observation(Base):
     message_id: Mapped[str | None] = mapped_column(String(128))
     received_us: Mapped[int] = mapped_column(BigInteger)
 
+    # On PostgreSQL the table is partitioned by month of ``time_us`` (operate/partitions.py), and
+    # a partitioned table's unique keys must hold the partition key: a message id is unique with
+    # its time, which still makes a redelivered message (same id, same time) a duplicate.
     __table_args__ = (
         UniqueConstraint("sensor", "quantity", "time_us"),
-        UniqueConstraint("message_id"),
+        UniqueConstraint("message_id", "time_us"),
     )
+
+
+class _Rollup:
+    """Count, sum, minimum and maximum of a stream's readings over one bucket, kept up to date by
+    ingestion in the transaction that stores the readings (only readings actually stored count,
+    so a redelivery never counts twice). Indicators and charts read these instead of scanning
+    years of raw history."""
+
+    sensor: Mapped[str] = mapped_column(String(256), primary_key=True)
+    quantity: Mapped[str] = mapped_column(String(64), primary_key=True)
+    start_us: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    count: Mapped[int] = mapped_column(BigInteger)
+    total: Mapped[float] = mapped_column(Float)
+    minimum: Mapped[float] = mapped_column(Float)
+    maximum: Mapped[float] = mapped_column(Float)
+
+
+class HourlyRollup(_Rollup, Base):
+    """Per stream and UTC hour."""
+
+    __tablename__ = "operate_observation_hourly"
+    __table_args__ = (Index("ix_operate_observation_hourly_start_us", "start_us"),)
+
+
+class DailyRollup(_Rollup, Base):
+    """Per stream and UTC day."""
+
+    __tablename__ = "operate_observation_daily"
+    __table_args__ = (Index("ix_operate_observation_daily_start_us", "start_us"),)
 
 
 class DetectorState(Base):

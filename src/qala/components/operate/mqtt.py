@@ -29,7 +29,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -43,7 +43,6 @@ from qala.components.operate.ingest import (
     RulesRunner,
     check_silence,
     ingest,
-    is_transient,
     now_us,
     runner_for,
     unknown_sensors,
@@ -51,8 +50,10 @@ from qala.components.operate.ingest import (
 from qala.components.operate.readings import Reading, parse_payload
 from qala.core.errors import QalaError
 from qala.runtime import Context
+from qala.store.database import is_transient
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 # A message larger than this is a device error, not a reading (gateways send a few KiB).
@@ -78,6 +79,7 @@ class IngesterStats:
     batches: int = 0
     findings: int = 0
     incidents_opened: int = 0
+    retries: int = 0
     latencies_us: deque[int] = field(default_factory=lambda: deque(maxlen=LATENCY_SAMPLES))
     errors: deque[str] = field(default_factory=lambda: deque(maxlen=ERRORS_KEPT))
 
@@ -132,6 +134,12 @@ class MqttIngester:
         the 1 MiB message limit this bounds the ingester's memory when the store is slower than
         the sensors; lower it only with a broker whose queue holds the rest (Mosquitto's
         ``max_queued_messages``), or the broker drops what does not fit.
+    share_group
+        Subscribe as one of several ingesters sharing the stream (MQTT 5 shared subscription
+        ``$share/<group>/<topic>``): the broker hands each message to one member. Each member
+        needs its own fixed ``client_id`` (its persistent session keeps what was sent to it while
+        it is down). See :class:`~qala.components.operate.ingest.RulesRunner` for why the rule
+        state stays right with several writers.
     provisioning
         Accept readings of unregistered sensors (default: the ``operate_provisioning`` setting);
         off, they go to the dead letters as ``unknown sensor``.
@@ -150,6 +158,7 @@ class MqttIngester:
         silence_every_s: float = 60.0,
         session_expiry_s: int = 86_400,
         receive_maximum: int | None = None,
+        share_group: str | None = None,
         provisioning: bool | None = None,
         runner: RulesRunner | None = None,
         on_batch: Callable[[IngestReport], None] | None = None,
@@ -159,6 +168,8 @@ class MqttIngester:
         self.host = host or settings.mqtt_host
         self.port = port or settings.mqtt_port
         self.topic = topic or f"{settings.mqtt_topic_prefix}/observations/#"
+        self.share_group = share_group
+        self.subscription = f"$share/{share_group}/{self.topic}" if share_group else self.topic
         self.client_id = client_id
         self.batch_messages = batch_messages
         self.max_delay_s = max_delay_s
@@ -188,6 +199,16 @@ class MqttIngester:
         self._client.on_message = self._on_message
         self._client.on_disconnect = self._on_disconnect
         self._client.on_unsubscribe = self._on_unsubscribe
+        context.readiness_checks()["mqtt"] = self._connected.is_set
+        context.metrics().gauge(
+            "qala_ingest_pending_messages",
+            "Messages received from the broker and not yet committed (the ingester's queue).",
+            self.pending,
+        )
+
+    def pending(self) -> int:
+        """Messages received and not yet committed."""
+        return len(self._pending)
 
     # ---- broker callbacks (paho's network thread) ---------------------------------------------
 
@@ -197,7 +218,7 @@ class MqttIngester:
         if getattr(reason, "is_failure", False):
             self.stats.errors.append(f"connect refused: {reason}")
             return
-        client.subscribe(self.topic, qos=1)
+        client.subscribe(self.subscription, qos=1)
         self._connected.set()
 
     def _on_disconnect(
@@ -248,6 +269,9 @@ class MqttIngester:
         self._await_broker()
         self._client.disconnect()
         self._client.loop_stop()
+        checks = self.context.readiness_checks()
+        if checks.get("mqtt") == self._connected.is_set:  # stopped on purpose: not a failure
+            del checks["mqtt"]
 
     def _await_broker(self, timeout_s: float = 5.0) -> None:
         """Return once the broker has read every acknowledgement sent so far.
@@ -362,17 +386,25 @@ class MqttIngester:
             )
         return parsed
 
-    def _refuse_strangers(self, batch: list[ParsedMessage]) -> None:
+    def _refuse_strangers(self, batch: list[ParsedMessage]) -> bool:
         """Outside provisioning mode, readings of unregistered sensors, and readings a message
         carries for another sensor than its topic's, become dead letters: the broker lets a
-        device publish only to its own topic, so the topic is who sent it."""
+        device publish only to its own topic, so the topic is who sent it. False if stopped
+        while the database was unreachable."""
         if self.provisioning:
-            return
+            return True
         names = {r.sensor for p in batch for r in p.readings} - self._known_sensors
         unknown: set[str] = set()
         if names:
-            with self.context.database.session() as session:
-                unknown = unknown_sensors(session, names)
+
+            def lookup() -> set[str]:
+                with self.context.database.session() as session:
+                    return unknown_sensors(session, names)
+
+            found = self._retrying(lookup)
+            if found is None:
+                return False
+            unknown = found
             self._known_sensors |= names - unknown
         for parsed in batch:
             sender = parsed.message.topic.rsplit("/", 1)[-1]
@@ -391,6 +423,33 @@ class MqttIngester:
                 Refusal("mqtt", parsed.message.topic, reason, payload, sensor, sensor)
                 for sensor, reason in sorted(reasons.items())
             )
+        return True
+
+    def _retrying(self, work: Callable[[], T]) -> T | None:
+        """``work()``, tried again with back-off while the database fails transiently (down,
+        restarting, connections terminated, deadlock); None if stopped meanwhile. Raises what is
+        not transient.
+
+        A message is acknowledged only after its batch committed, and the broker redelivers an
+        unacknowledged message only when the session reconnects: so every database call on the
+        way to the acknowledgement must wait for the database, never give the batch up.
+        """
+        delay = 0.5
+        while True:
+            try:
+                return work()
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                self.stats.errors.append(
+                    f"database failed, retrying: {exc.__class__.__name__}: {exc}"[:500]
+                )
+                self.stats.retries += 1
+                self.context.metrics().retries.labels("mqtt").inc()
+                log.warning("database failed, retrying in %.1f s: %s", delay, exc)
+                if self._stop.wait(delay):
+                    return None  # not acknowledged: the broker redelivers after a restart
+                delay = min(delay * 2, 10.0)
 
     def _commit(self, batch: list[ParsedMessage]) -> IngestReport | None:
         """Ingest a batch, retrying transient database errors; None if stopped meanwhile.
@@ -399,20 +458,11 @@ class MqttIngester:
         """
         readings = [r for p in batch for r in p.readings]
         refusals = [f for p in batch for f in p.refusals]
-        delay = 0.5
-        while True:
-            try:
-                return ingest(self.context, readings, runner=self.runner, refusals=refusals)
-            except Exception as exc:
-                if not is_transient(exc):
-                    raise
-                self.stats.errors.append(
-                    f"ingest failed, retrying: {exc.__class__.__name__}: {exc}"[:500]
-                )
-                log.warning("ingest failed, retrying in %.1f s: %s", delay, exc)
-                if self._stop.wait(delay):
-                    return None  # not acknowledged: the broker redelivers after a restart
-                delay = min(delay * 2, 10.0)
+        return self._retrying(
+            lambda: ingest(
+                self.context, readings, runner=self.runner, refusals=refusals, channel="mqtt"
+            )
+        )
 
     def _commit_isolating(self, batch: list[ParsedMessage]) -> IngestReport | None:
         """Commit a batch; if it fails for good, commit its messages one by one and dead-letter
@@ -440,7 +490,8 @@ class MqttIngester:
 
     def _process(self, messages: list[mqtt.MQTTMessage]) -> None:
         batch = [self._parse(message) for message in messages]
-        self._refuse_strangers(batch)
+        if not self._refuse_strangers(batch):
+            return
         report = self._commit_isolating(batch)
         if report is None:
             return
@@ -457,7 +508,13 @@ class MqttIngester:
         stats.batches += 1
         stats.findings += report.findings
         stats.incidents_opened += len(report.incidents_opened)
-        stats.latencies_us.extend(done - p.sent_us for p in batch if p.sent_us is not None)
+        latencies = [done - p.sent_us for p in batch if p.sent_us is not None]
+        stats.latencies_us.extend(latencies)
+        metrics = self.context.metrics()
+        metrics.ingest_messages.labels("mqtt").inc(len(messages))
+        end_to_end = metrics.latency_seconds.labels("mqtt")
+        for latency in latencies:
+            end_to_end.observe(latency / 1e6)
         if self.on_batch is not None:
             self.on_batch(report)
 
