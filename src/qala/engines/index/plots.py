@@ -90,10 +90,12 @@ def sunburst_figure(framework: Framework, *, title: str | None = None) -> Any:
     depth = max(a.depth for a in arcs)
     fig, ax = plt.subplots(figsize=(7, 7), subplot_kw={"projection": "polar"})
     cmap = plt.get_cmap("tab20")
-    top = {a.code: i for i, a in enumerate(x for x in arcs if x.depth == 1)}
+    # colour by the second ring when there is one (pillars), so neighbouring groups differ
+    band = 2 if depth >= 3 else 1
+    top = {a.code: i for i, a in enumerate(x for x in arcs if x.depth == band)}
     owner: dict[str, str] = {}
     for a in arcs:
-        owner[a.code] = a.code if a.depth <= 1 else owner[a.parent or ""]
+        owner[a.code] = a.code if a.depth <= band else owner[a.parent or ""]
     for a in arcs:
         if a.depth == 0:
             continue
