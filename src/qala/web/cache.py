@@ -125,3 +125,35 @@ def cached_report(
     with context.database.session() as session:
         key = (*store_key(session), *what, language, context.clock().year)
     return REPORTS.get_or_build(key, render)
+
+
+WHATIF_MODELS: LRUCache[Any] = LRUCache(max_entries=4, max_bytes=1 << 62)
+"""What-if models of the national rating per store, data version and year: the stored values
+read and the official data steps run once, so a slider move only re-aggregates."""
+
+WHATIF_RESULTS: LRUCache[Any] = LRUCache(max_entries=512, max_bytes=1 << 62)
+"""What-if results per model and settings (a shared link opened by many costs one evaluation)."""
+
+
+def cached_whatif(context: Context, year: int | None = None) -> tuple[Hashable, Any]:
+    """The key and the what-if model of the national rating on the stored values of ``year``."""
+    from qala.components.rating.whatif import rating_whatif
+
+    with context.database.session() as session:
+        key = (*store_key(session), "whatif", year)
+    return key, WHATIF_MODELS.get_or_build(key, lambda: rating_whatif(context.database, year=year))
+
+
+def cached_whatif_result(context: Context, year: int | None, settings: Any) -> tuple[Any, Any]:
+    """The what-if model and its result under ``settings`` (checked first, so equal settings
+    written differently share one entry)."""
+    key, whatif = cached_whatif(context, year)
+    checked = whatif.model.check(settings)
+    what = (
+        key,
+        tuple(sorted(checked.weights.items())),
+        checked.normalisation,
+        checked.aggregation,
+        checked.imputation,
+    )
+    return whatif, WHATIF_RESULTS.get_or_build(what, lambda: whatif.evaluate(checked))

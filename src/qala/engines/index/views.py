@@ -128,8 +128,8 @@ def correlations(
     dataset: str = "scores",
 ) -> pd.DataFrame:
     """Pearson correlations (pairwise complete) of the codes at ``level`` with those at ``other``
-    (default: the same level); ``parent`` keeps only codes under that aggregate. Rows are
-    ``level``'s codes, columns ``other``'s."""
+    (default: the same level); ``parent`` keeps only the row codes under that aggregate (and,
+    within one level, the column codes too). Rows are ``level``'s codes, columns ``other``'s."""
     fw = result.framework
     if level not in fw.levels or (other is not None and other not in fw.levels):
         raise SpecificationError(
@@ -138,9 +138,9 @@ def correlations(
         )
     frame = result.scores if dataset == "scores" else result.datasets[dataset]
 
-    def codes(lvl: int) -> list[str]:
+    def codes(lvl: int, restrict: bool = True) -> list[str]:
         out = [c for c in fw.levels[lvl] if c in frame.columns]
-        if parent is not None:
+        if parent is not None and restrict:
             if parent not in fw:
                 raise SpecificationError(f"`{parent}` is not in the structure")
             under = set(fw.leaves_under(parent)) | {
@@ -150,7 +150,7 @@ def correlations(
         return out
 
     rows = codes(level)
-    cols = codes(other if other is not None else level)
+    cols = rows if other is None or other == level else codes(other, restrict=False)
     if not rows or not cols:
         raise SpecificationError("no codes to correlate at these levels")
     both = list(dict.fromkeys(rows + cols))
