@@ -78,31 +78,39 @@ def _rows(whatif: Any, result: Any, t: Translator) -> list[dict[str, Any]]:
 
 def whatif_json(context: Context, query: Mapping[str, str], t: Translator) -> dict[str, Any]:
     """The results the page's script draws: rows, weight shares, settings and the link."""
+    return _whatif_payload(context, query, t)[0]
+
+
+def _whatif_payload(
+    context: Context, query: Mapping[str, str], t: Translator
+) -> tuple[dict[str, Any], Any, Any]:
     from qala.components.rating.whatif import settings_query
 
     year = _year(query)
-    _, whatif = cached_whatif(context, year)
-    settings = whatif.model.check(_settings(whatif, query))
-    whatif, result = cached_whatif_result(context, year, settings)
+    key, whatif = cached_whatif(context, year)
+    result = cached_whatif_result(key, whatif, _settings(whatif, query))
     link_query = settings_query(result.settings) | ({"year": str(year)} if year else {})
-    return {
-        "rows": _rows(whatif, result, t),
-        "weights": {k: round(v, 1) for k, v in result.weights.items()},
-        "settings": link_query,
-        "link": "/rating/what-if?" + urlencode(link_query),
-        "moved": int((result.table["shift"].fillna(0) != 0).sum()),
-        "exact_drivers": result.exact_drivers,
-        "replications": result.replications,
-        "milliseconds": round(result.milliseconds, 1),
-    }
+    return (
+        {
+            "rows": _rows(whatif, result, t),
+            "weights": {k: round(v, 1) for k, v in result.weights.items()},
+            "settings": link_query,
+            "link": "/rating/what-if?" + urlencode(link_query),
+            "moved": int((result.table["shift"].fillna(0) != 0).sum()),
+            "exact_drivers": result.exact_drivers,
+            "replications": result.replications,
+            "milliseconds": round(result.milliseconds, 1),
+        },
+        whatif,
+        result,
+    )
 
 
 def whatif_page(context: Context, query: Mapping[str, str], t: Translator) -> dict[str, Any]:
     """Everything the what-if template shows, for the settings in ``query``."""
-    payload = whatif_json(context, query, t)
-    _, whatif = cached_whatif(context, _year(query))
+    payload, whatif, result = _whatif_payload(context, query, t)
     fw = whatif.model.framework
-    settings = whatif.model.check(_settings(whatif, query))
+    settings = result.settings
     groups = []
     for parent, kids in whatif.groups():
         groups.append(

@@ -144,10 +144,9 @@ def cached_whatif(context: Context, year: int | None = None) -> tuple[Hashable, 
     return key, WHATIF_MODELS.get_or_build(key, lambda: rating_whatif(context.database, year=year))
 
 
-def cached_whatif_result(context: Context, year: int | None, settings: Any) -> tuple[Any, Any]:
-    """The what-if model and its result under ``settings`` (checked first, so equal settings
-    written differently share one entry)."""
-    key, whatif = cached_whatif(context, year)
+def cached_whatif_result(key: Hashable, whatif: Any, settings: Any) -> Any:
+    """The result of the what-if model ``whatif`` (cached under ``key``) under ``settings``,
+    checked first so that equal settings written differently share one entry."""
     checked = whatif.model.check(settings)
     what = (
         key,
@@ -156,4 +155,4 @@ def cached_whatif_result(context: Context, year: int | None, settings: Any) -> t
         checked.aggregation,
         checked.imputation,
     )
-    return whatif, WHATIF_RESULTS.get_or_build(what, lambda: whatif.evaluate(checked))
+    return WHATIF_RESULTS.get_or_build(what, lambda: whatif.evaluate(checked))

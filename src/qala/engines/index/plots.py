@@ -91,7 +91,7 @@ def sunburst_figure(framework: Framework, *, title: str | None = None) -> Any:
     fig, ax = plt.subplots(figsize=(7, 7), subplot_kw={"projection": "polar"})
     cmap = plt.get_cmap("tab20")
     # colour by the second ring when there is one (pillars), so neighbouring groups differ
-    band = 2 if depth >= 3 else 1
+    band = 2 if depth >= 3 and sum(1 for a in arcs if a.depth == 1) < 4 else 1
     top = {a.code: i for i, a in enumerate(x for x in arcs if x.depth == band)}
     owner: dict[str, str] = {}
     for a in arcs:
