@@ -44,7 +44,7 @@ class RatingWhatIf:
         """Adjustable weights by parent: the root's areas first, then each area's groups."""
         fw = self.model.framework
         out: list[tuple[str, list[str]]] = []
-        for parent in [fw.root, *fw.aggregates[::-1]]:
+        for parent in [fw.root, *(a for a in fw.aggregates[::-1] if a != fw.root)]:
             kids = [k for k in fw.children(parent) if k in fw.aggregates]
             if kids:
                 out.append((parent, kids))

@@ -31,7 +31,7 @@ import pandas as pd
 from qala.core.errors import ValidationError
 
 from .aggregation import MEANS
-from .build import BuildState, aggregate_scores, rank_desc, run_data_steps
+from .build import BuildState, aggregate_scores, run_data_steps
 from .framework import Framework
 from .ranking import min_ranks
 from .spec import Aggregate, Impute, IndexSpec, Normalise, step_to_dict
@@ -175,6 +175,7 @@ class WhatIfModel:
         top = max(framework.levels)
         levels = noise or {lvl: 0.25 for lvl in framework.levels if 1 < lvl < top}
         self.node_codes = [n.code for n in framework.nodes]
+        self._node_position = {c: i for i, c in enumerate(self.node_codes)}
         rng = np.random.default_rng(seed)
         mult = np.ones((replications, len(self.node_codes)))
         for level, factor in levels.items():
@@ -182,6 +183,7 @@ class WhatIfModel:
             mult[:, cols] = 1.0 + (rng.random((replications, len(cols))) * 2 - 1) * float(factor)
         self.multipliers = mult
         self._official_result: WhatIfResult | None = None
+        self._official_dev: FloatArray | None = None
         self._official_result = self.evaluate(self.official)
 
     # --- choices --------------------------------------------------------------------------
@@ -293,32 +295,41 @@ class WhatIfModel:
                 missing=base_step.missing,
             )
         )
-        frame = pd.DataFrame(
-            prepared.values, index=prepared.state.data.index, columns=prepared.codes
-        )
-        try:
-            agg = aggregate_scores(frame, fw, step)
-        except ValidationError as exc:
-            raise ValidationError(
-                exc.problems, f"{settings.aggregation} mean: {exc.summary}"
-            ) from None
         root = fw.root
-        score = agg[root]
-        rank = rank_desc(score)
-        # rank intervals: the fixed perturbed weight sets around the chosen weights
+        # the chosen weights (column 0) and the perturbed sets around them, all at once
         codes = [c for c in self.node_codes if c in fw]
         base = np.array([fw[c].weight for c in codes])
-        cols = [self.node_codes.index(c) for c in codes]
-        node_weights = base[None, :] * self.multipliers[:, cols]
+        cols = [self._node_position[c] for c in codes]
+        node_weights = np.vstack([base, base[None, :] * self.multipliers[:, cols]])
         ind_values = {c: prepared.values[:, j] for j, c in enumerate(prepared.codes)}
         values, failed = aggregate_batch(ind_values, fw, node_weights, codes, step)
-        reps = values[root][:, ~failed] if (~failed).any() else values[root]
+        if failed[0]:  # the chosen settings are outside a mean's domain: say where, as a build
+            frame = pd.DataFrame(
+                prepared.values, index=prepared.state.data.index, columns=prepared.codes
+            )
+            try:
+                aggregate_scores(frame, fw, step)
+            except ValidationError as exc:
+                raise ValidationError(
+                    exc.problems, f"{settings.aggregation} mean: {exc.summary}"
+                ) from None
+        units = prepared.state.data.index
+        score = values[root][:, 0]
+        filled = np.where(np.isnan(score), -np.inf, score)
+        rank = np.where(np.isnan(score), np.nan, min_ranks(-filled).astype(float))
+        ok = ~failed[1:]
+        reps = values[root][:, 1:][:, ok] if ok.any() else values[root][:, 1:]
         filled = np.where(np.isnan(reps), -np.inf, reps)
         rep_ranks = np.where(np.isnan(reps), np.nan, min_ranks(-filled, axis=0).astype(float))
         with np.errstate(all="ignore"):
-            q05 = np.nanquantile(rep_ranks, 0.05, axis=1) if rep_ranks.size else np.nan
-            q95 = np.nanquantile(rep_ranks, 0.95, axis=1) if rep_ranks.size else np.nan
-        table = pd.DataFrame({"score": score, "rank": rank, "q05": q05, "q95": q95})
+            # nanquantile works row by row; the plain one is vectorised, so use it when it can
+            quantile = np.nanquantile if np.isnan(rep_ranks).any() else np.quantile
+            q05, q95 = (
+                quantile(rep_ranks, [0.05, 0.95], axis=1) if rep_ranks.size else (np.nan, np.nan)
+            )
+        areas = [c for c in fw.children(root) if c in values]
+        agg = pd.DataFrame({c: values[c][:, 0] for c in areas}, index=units)
+        table = pd.DataFrame({"score": score, "rank": rank, "q05": q05, "q95": q95}, index=units)
         official = self._official_result
         if official is None:  # the official result itself
             table["official_score"] = table["score"]
@@ -330,23 +341,23 @@ class WhatIfModel:
             drivers = self._drivers(prepared, fw)
         table["shift"] = table["official_rank"] - table["rank"]
         table = table.sort_values(["rank", "score"], ascending=[True, False], kind="mergesort")
-        areas = [c for c in fw.children(root) if c in agg.columns]
         shares = {}
-        for code in fw.aggregates:
+        aggregates = set(fw.aggregates)
+        for code in aggregates:
             kids = fw.children(code)
             total = sum(fw[k].weight for k in kids)
             for k in kids:
-                if k in fw.aggregates:
+                if k in aggregates:
                     shares[k] = 100.0 * fw[k].weight / total if total > 0 else 0.0
         return WhatIfResult(
             settings=settings,
             table=table,
             drivers=drivers,
-            area_scores=agg[areas],
+            area_scores=agg,
             weights=shares,
             exact_drivers=settings.aggregation == "arithmetic"
             and self.official.aggregation == "arithmetic",
-            replications=int((~failed).sum()),
+            replications=int(ok.sum()),
             milliseconds=1000.0 * (time.perf_counter() - started),
         )
 
@@ -356,24 +367,23 @@ class WhatIfModel:
         """Per unit: the indicators whose (effective weight × distance from the mean) changed
         most from the official settings, signed (positive = pushed the unit up)."""
         base = self.prepared(self.official.imputation, self.official.normalisation)
-        base_fw = base.state.framework
-        codes = [c for c in prepared.codes if c in base.codes]
-        new_w = fw.effective_weights()
-        old_w = base_fw.effective_weights()
-        x_new = pd.DataFrame(
-            prepared.values, index=prepared.state.data.index, columns=prepared.codes
-        )
-        x_old = pd.DataFrame(base.values, index=base.state.data.index, columns=base.codes)
-        x_new = x_new[codes]
-        x_old = x_old.reindex(index=x_new.index)[codes]
-        dev_new = (x_new - x_new.mean()).fillna(0.0) * np.array([new_w[c] for c in codes])
-        dev_old = (x_old - x_old.mean()).fillna(0.0) * np.array([old_w[c] for c in codes])
-        change = (dev_new - dev_old).to_numpy()
+        if self._official_dev is None:
+            self._official_dev = _weighted_deviation(
+                base.values, base.state.framework.effective_weights(), base.codes
+            )
+        old = pd.DataFrame(self._official_dev, index=base.state.data.index, columns=base.codes)
+        units = prepared.state.data.index
+        old = old.reindex(index=units, columns=prepared.codes).fillna(0.0).to_numpy()
+        new = _weighted_deviation(prepared.values, fw.effective_weights(), prepared.codes)
+        change = new - old
+        order = np.argsort(-np.abs(change), axis=1, kind="stable")[:, :top]
         out: dict[str, list[tuple[str, float]]] = {}
-        for i, unit in enumerate(x_new.index):
-            row = change[i]
-            order = np.argsort(-np.abs(row), kind="mergesort")[:top]
-            out[str(unit)] = [(codes[j], float(row[j])) for j in order if abs(row[j]) > 1e-9]
+        for i, unit in enumerate(units):
+            out[str(unit)] = [
+                (prepared.codes[j], float(change[i, j]))
+                for j in order[i]
+                if abs(change[i, j]) > 1e-9
+            ]
         return out
 
     def official_result(self) -> WhatIfResult:
@@ -411,3 +421,13 @@ def _impute_like(spec: IndexSpec, fields: Mapping[str, Any]) -> Impute:
         fallback=fields.get("fallback"),
         group_level=current.group_level,
     )
+
+
+def _weighted_deviation(
+    values: FloatArray, effective: Mapping[str, float], codes: Sequence[str]
+) -> FloatArray:
+    """Each indicator's distance from its mean times its effective weight (0 where missing)."""
+    with np.errstate(all="ignore"):
+        dev = values - np.nanmean(values, axis=0)
+    weights = np.array([effective.get(c, 0.0) for c in codes])
+    return np.nan_to_num(dev * weights, nan=0.0)
