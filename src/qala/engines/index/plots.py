@@ -154,7 +154,7 @@ def distribution_figure(dist: Distribution) -> Any:
                     color="#f0ad4e",
                     label="changed by treatment",
                 )
-        ax.boxplot(values, positions=[row], vert=False, widths=0.5, showfliers=False)
+        ax.boxplot(values, positions=[row], orientation="horizontal", widths=0.5, showfliers=False)
     ax.set_yticks([0, 1])
     ax.set_yticklabels(["before treatment", "after treatment"])
     applied = dist.treatment

@@ -361,11 +361,9 @@ class WhatIfModel:
             milliseconds=1000.0 * (time.perf_counter() - started),
         )
 
-    def _drivers(
-        self, prepared: _Prepared, fw: Framework, top: int = 3
-    ) -> dict[str, list[tuple[str, float]]]:
-        """Per unit: the indicators whose (effective weight × distance from the mean) changed
-        most from the official settings, signed (positive = pushed the unit up)."""
+    def _change(self, prepared: _Prepared, fw: Framework) -> FloatArray:
+        """Units × indicators of ``prepared``: the change of (effective weight × distance from
+        the mean) from the official settings."""
         base = self.prepared(self.official.imputation, self.official.normalisation)
         if self._official_dev is None:
             self._official_dev = _weighted_deviation(
@@ -373,18 +371,38 @@ class WhatIfModel:
             )
         old = pd.DataFrame(self._official_dev, index=base.state.data.index, columns=base.codes)
         units = prepared.state.data.index
-        old = old.reindex(index=units, columns=prepared.codes).fillna(0.0).to_numpy()
+        old_values = old.reindex(index=units, columns=prepared.codes).fillna(0.0).to_numpy()
         new = _weighted_deviation(prepared.values, fw.effective_weights(), prepared.codes)
-        change = new - old
+        return new - old_values
+
+    def _drivers(
+        self, prepared: _Prepared, fw: Framework, top: int = 3
+    ) -> dict[str, list[tuple[str, float]]]:
+        """Per unit: the ``top`` indicators whose term changed most, signed (positive = pushed
+        the unit up)."""
+        change = self._change(prepared, fw)
         order = np.argsort(-np.abs(change), axis=1, kind="stable")[:, :top]
         out: dict[str, list[tuple[str, float]]] = {}
-        for i, unit in enumerate(units):
+        for i, unit in enumerate(prepared.state.data.index):
             out[str(unit)] = [
                 (prepared.codes[j], float(change[i, j]))
                 for j in order[i]
                 if abs(change[i, j]) > 1e-9
             ]
         return out
+
+    def contributions(self, settings: WhatIfSettings) -> pd.DataFrame:
+        """Units × indicators: every indicator's term of the change from the official settings
+        (for arithmetic means of complete data a unit's terms add up to the change of its
+        distance from the mean score)."""
+        settings = self.check(settings)
+        prepared = self.prepared(settings.imputation, settings.normalisation)
+        fw = prepared.state.framework.with_weights(
+            {k: v for k, v in settings.weights.items() if k in prepared.state.framework}
+        )
+        return pd.DataFrame(
+            self._change(prepared, fw), index=prepared.state.data.index, columns=prepared.codes
+        )
 
     def official_result(self) -> WhatIfResult:
         assert self._official_result is not None
