@@ -317,7 +317,7 @@ class WhatIfModel:
         score = values[root][:, 0]
         filled = np.where(np.isnan(score), -np.inf, score)
         rank = np.where(np.isnan(score), np.nan, min_ranks(-filled).astype(float))
-        ok = ~failed[1:]
+        ok = np.logical_not(np.asarray(failed[1:], dtype=bool))
         reps = values[root][:, 1:][:, ok] if ok.any() else values[root][:, 1:]
         filled = np.where(np.isnan(reps), -np.inf, reps)
         rep_ranks = np.where(np.isnan(reps), np.nan, min_ranks(-filled, axis=0).astype(float))
@@ -373,7 +373,8 @@ class WhatIfModel:
         units = prepared.state.data.index
         old_values = old.reindex(index=units, columns=prepared.codes).fillna(0.0).to_numpy()
         new = _weighted_deviation(prepared.values, fw.effective_weights(), prepared.codes)
-        return new - old_values
+        change: FloatArray = new - old_values
+        return change
 
     def _drivers(
         self, prepared: _Prepared, fw: Framework, top: int = 3
@@ -448,4 +449,5 @@ def _weighted_deviation(
     with np.errstate(all="ignore"):
         dev = values - np.nanmean(values, axis=0)
     weights = np.array([effective.get(c, 0.0) for c in codes])
-    return np.nan_to_num(dev * weights, nan=0.0)
+    out: FloatArray = np.nan_to_num(dev * weights, nan=0.0)
+    return out
