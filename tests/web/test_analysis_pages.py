@@ -190,6 +190,8 @@ def test_only_analysts_save_variants_and_a_variant_builds_the_same_scores(
     page = analyst.get("/rating/what-if?" + "&".join(f"{k}={v}" for k, v in query.items()))
     assert 'id="variant-form"' in page.text
     token = csrf(page.text)
+    forged = analyst.post("/rating/what-if/variants", data={**query, "name": "forged"})
+    assert forged.status_code == 403  # no form token: a cross-site post is refused
     bad = analyst.post(
         "/rating/what-if/variants", data={**query, "name": "bad name!", "csrf_token": token}
     )
