@@ -12,11 +12,10 @@ correlation heat maps within and across levels, and ranks between two stored run
 
 from __future__ import annotations
 
-from typing import Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, HTTPException, Request
-from fastapi.responses import Response
+from fastapi.responses import JSONResponse, Response
 
 from qala.components.accounts.deps import ContextDep, OptionalUser
 from qala.core.errors import NotFoundError, QalaError
@@ -41,8 +40,10 @@ async def whatif_page(
 
 
 @router.get("/rating/what-if/results")
-async def whatif_results(request: Request, t: TranslatorDep, context: ContextDep) -> Any:
-    return views.whatif_json(context, dict(request.query_params), t)
+async def whatif_results(request: Request, t: TranslatorDep, context: ContextDep) -> Response:
+    # a plain JSON response: the payload is already JSON types, FastAPI's encoder would only
+    # walk it again on every slider move
+    return JSONResponse(views.whatif_json(context, dict(request.query_params), t))
 
 
 @router.post("/rating/what-if/variants")
