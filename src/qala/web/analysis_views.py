@@ -111,6 +111,7 @@ def whatif_page(context: Context, query: Mapping[str, str], t: Translator) -> di
     payload, whatif, result = _whatif_payload(context, query, t)
     fw = whatif.model.framework
     settings = result.settings
+    official_shares = whatif.model.official_result().weights
     groups = []
     for parent, kids in whatif.groups():
         groups.append(
@@ -123,6 +124,7 @@ def whatif_page(context: Context, query: Mapping[str, str], t: Translator) -> di
                         "value": settings.weights.get(k, fw[k].weight),
                         "official": fw[k].weight,
                         "share": payload["weights"].get(k, 0.0),
+                        "official_share": official_shares.get(k, 0.0),
                     }
                     for k in kids
                 ],
