@@ -436,3 +436,179 @@ def spec_cmd(
         print_json(index_spec.to_dict())
         return
     console.print(index_spec.to_yaml(), markup=False, highlight=False)
+
+
+# -- analysis views and the workbook ------------------------------------------------------------
+SourceArg = typer.Argument(
+    ...,
+    help="A stored rating run id (see `qala rating runs`; built again from its spec on the "
+    "stored values) or an index spec file (with --data/--meta for file mode).",
+)
+PLOTS = ("sunburst", "distribution", "correlation", "bump")
+
+
+def _built(
+    source: str,
+    data: Path | None,
+    meta: Path | None,
+    *,
+    year: int | None = None,
+    replications: int | None = 0,
+) -> tuple[str, IndexResult, Any, str]:
+    """(label, result, uncertainty or None, spec text) of a run id or a spec file."""
+    from qala.engines.index import build_index
+
+    if source.isdigit() and data is None and meta is None:
+        from qala.cli.common import open_context
+        from qala.components.rating import services as rating
+
+        context = open_context()
+        try:
+            outcome = rating.rebuild_run(context.database, int(source), replications=replications)
+        finally:
+            context.database.dispose()
+        label = f"run {source} ({outcome.year})"
+        return label, outcome.result, outcome.uncertainty, outcome.spec_file.text
+    path = Path(source)
+    if not path.is_file():
+        raise ValidationError.single(
+            "expected a stored run id or a spec file that exists", column="SOURCE", value=source
+        )
+    text, spec, frame, framework = _load(path, data, meta, year=year)
+    result = build_index(spec, frame, framework)
+    uncertainty = None
+    if replications:
+        from qala.engines.index import assumptions_from_config, run_uncertainty, uncertainty_section
+
+        block = uncertainty_section(text)
+        if block:
+            uncertainty = run_uncertainty(
+                spec,
+                frame,
+                framework,
+                assumptions_from_config(block),
+                n=replications,
+                seed=int(block.get("seed", 0) or 0),
+            )
+    return path.stem + (f" {year}" if year else ""), result, uncertainty, text
+
+
+def _figure(
+    kind: str,
+    result: IndexResult,
+    *,
+    label: str,
+    indicator: str | None,
+    level: int,
+    other: int | None,
+    parent: str | None,
+    compare_with: tuple[str, IndexResult] | None,
+) -> Any:
+    from qala.engines.index import plots, views
+
+    if kind == "sunburst":
+        return plots.sunburst_figure(result.framework)
+    if kind == "distribution":
+        code = indicator or result.framework.indicators[0]
+        return plots.distribution_figure(views.indicator_distribution(result, code))
+    if kind == "correlation":
+        corr = views.correlations(result, level, other, parent=parent)
+        return plots.correlation_figure(
+            corr, title=f"{result.spec.name}: levels {level}×{other or level}"
+        )
+    if compare_with is None:
+        raise ValidationError.single(
+            "a bump chart needs --compare (a run id or spec)", column="--compare"
+        )
+    other_label, other_result = compare_with
+    table = views.bump_table(
+        {other_label: other_result.ranks[other_result.root], label: result.ranks[result.root]}
+    )
+    return plots.bump_figure(table, title=f"{result.spec.name}: rank changes")
+
+
+@app.command("plot")
+@reports_errors
+def plot_cmd(
+    kind: str = typer.Argument(..., help="sunburst, distribution, correlation or bump."),
+    source: str = SourceArg,
+    out: Path = typer.Option(..., "--out", help="Image to write: .png or .svg."),
+    data: Path | None = DataOpt,
+    meta: Path | None = MetaOpt,
+    year: int | None = YearOpt,
+    indicator: str | None = typer.Option(
+        None, help="distribution: the indicator (default: first)."
+    ),
+    level: int = typer.Option(1, help="correlation: level of the rows (1 = indicators)."),
+    other: int | None = typer.Option(
+        None, help="correlation: level of the columns (default: same)."
+    ),
+    parent: str | None = typer.Option(None, help="correlation: only rows under this aggregate."),
+    compare: str | None = typer.Option(None, help="bump: the other run id or spec (same data)."),
+    compare_year: int | None = typer.Option(None, help="bump: the same spec in another year."),
+) -> None:
+    """Draw one of COINr's analysis views of a built index as PNG or SVG."""
+    if kind not in PLOTS:
+        raise ValidationError.single(
+            f"unknown plot `{kind}`; expected {', '.join(PLOTS)}", column="KIND", value=kind
+        )
+    if out.suffix.lower() not in (".png", ".svg"):
+        raise ValidationError.single(
+            "--out must end in .png or .svg", column="--out", value=str(out)
+        )
+    label, result, _, _ = _built(source, data, meta, year=year)
+    compare_with = None
+    if kind == "bump" and (compare or compare_year):
+        other_label, other_result, _, _ = _built(
+            compare or source, data, meta, year=compare_year or year
+        )
+        if other_label == label:
+            other_label += " (compared)"
+        compare_with = (other_label, other_result)
+    figure = _figure(
+        kind,
+        result,
+        label=label,
+        indicator=indicator,
+        level=level,
+        other=other,
+        parent=parent,
+        compare_with=compare_with,
+    )
+    figure.savefig(out, dpi=130)
+    console.print(f"wrote {out}", highlight=False)
+
+
+@app.command("export-workbook")
+@reports_errors
+def export_workbook_cmd(
+    source: str = SourceArg,
+    out: Path = typer.Option(..., "--out", help="Workbook to write (.xlsx)."),
+    data: Path | None = DataOpt,
+    meta: Path | None = MetaOpt,
+    year: int | None = YearOpt,
+    replications: int | None = typer.Option(
+        None,
+        "-n",
+        "--replications",
+        help="Monte Carlo runs for the uncertainty sheets (default: a run's own; a spec file: 0).",
+    ),
+) -> None:
+    """Every step's data set, the spec, weights, audit and uncertainty in one .xlsx workbook."""
+    from qala.engines.index import audit
+    from qala.engines.index.workbook import workbook_bytes
+
+    if out.suffix.lower() != ".xlsx":
+        raise ValidationError.single("--out must end in .xlsx", column="--out", value=str(out))
+    reps = replications if replications is not None else (None if source.isdigit() else 0)
+    _, result, uncertainty, text = _built(source, data, meta, year=year, replications=reps)
+    out.write_bytes(
+        workbook_bytes(
+            result,
+            spec_text=text,
+            audit_report=audit(result),
+            uncertainty=uncertainty,
+            units=result.units,
+        )
+    )
+    console.print(f"wrote {out}", highlight=False)

@@ -9,6 +9,7 @@ the least recently used entries then fall out of the bounded cache.
 from __future__ import annotations
 
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from typing import Any, Generic, TypeVar
@@ -125,3 +126,57 @@ def cached_report(
     with context.database.session() as session:
         key = (*store_key(session), *what, language, context.clock().year)
     return REPORTS.get_or_build(key, render)
+
+
+WHATIF_MODELS: LRUCache[Any] = LRUCache(max_entries=4, max_bytes=1 << 62)
+"""What-if models of the national rating per store, data version and year: the stored values
+read and the official data steps run once, so a slider move only re-aggregates."""
+
+WHATIF_RESULTS: LRUCache[Any] = LRUCache(max_entries=512, max_bytes=1 << 62)
+"""What-if results per model and settings (a shared link opened by many costs one evaluation)."""
+
+
+WHATIF_KEY_SECONDS = 5.0
+"""How long the what-if trusts the data fingerprint it read last: a slider drag sends several
+requests a second and the fingerprint (counts and maxima over the stored values) costs more than
+the re-aggregation itself; a value imported meanwhile is seen at most this much later."""
+
+_whatif_keys: dict[tuple[str, int | None], tuple[float, tuple[Any, ...]]] = {}
+_whatif_keys_lock = threading.Lock()
+
+
+def _whatif_key(context: Context, year: int | None) -> tuple[Any, ...]:
+    url = context.database.engine.url.render_as_string(hide_password=True)
+    now = time.monotonic()
+    with _whatif_keys_lock:
+        known = _whatif_keys.get((url, year))
+    if known is not None and known[0] > now:
+        return known[1]
+    with context.database.session() as session:
+        # the what-if reads stored values and places only, not the rating runs
+        key = (url, *data_version(session), "whatif", year)
+    with _whatif_keys_lock:
+        _whatif_keys[(url, year)] = (now + WHATIF_KEY_SECONDS, key)
+    return key
+
+
+def cached_whatif(context: Context, year: int | None = None) -> tuple[Hashable, Any]:
+    """The key and the what-if model of the national rating on the stored values of ``year``."""
+    from qala.components.rating.whatif import rating_whatif
+
+    key = _whatif_key(context, year)
+    return key, WHATIF_MODELS.get_or_build(key, lambda: rating_whatif(context.database, year=year))
+
+
+def cached_whatif_result(key: Hashable, whatif: Any, settings: Any) -> Any:
+    """The result of the what-if model ``whatif`` (cached under ``key``) under ``settings``,
+    checked first so that equal settings written differently share one entry."""
+    checked = whatif.model.check(settings)
+    what = (
+        key,
+        tuple(sorted(checked.weights.items())),
+        checked.normalisation,
+        checked.aggregation,
+        checked.imputation,
+    )
+    return WHATIF_RESULTS.get_or_build(what, lambda: whatif.evaluate(checked))

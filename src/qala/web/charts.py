@@ -254,3 +254,196 @@ def sparkline(values: Sequence[float], *, label: str) -> Markup:
         for i, v in enumerate(values)
     )
     return _svg(width, height, label, f'<path class="line s0" d="{d}"/>', css="chart spark")
+
+
+# -- analysis views of a built index (COINr's plots) ------------------------------------------
+@dataclass(frozen=True)
+class SunArc:
+    label: str
+    depth: int
+    start: float  # share of the turn
+    end: float
+    series: int  # colour of its top-level group
+    title: str = ""
+
+
+def sunburst_chart(arcs: Sequence[SunArc], *, label: str) -> Markup:
+    """Rings of arcs (depth 1 innermost); each arc's angle is its share of the turn."""
+    if not arcs:
+        return Markup("")
+    depth = max(a.depth for a in arcs)
+    size = 520.0
+    c = size / 2
+    ring = (c - 10) / (depth + 0.6)
+
+    def point(share: float, r: float) -> tuple[float, float]:
+        angle = 2 * math.pi * share - math.pi / 2
+        return c + r * math.cos(angle), c + r * math.sin(angle)
+
+    parts = []
+    for a in arcs:
+        r0, r1 = ring * (a.depth - 0.4), ring * (a.depth + 0.6)
+        span = min(a.end - a.start, 0.999999)
+        if span <= 0:
+            continue
+        large = 1 if span > 0.5 else 0
+        x0, y0 = point(a.start, r1)
+        x1, y1 = point(a.start + span, r1)
+        x2, y2 = point(a.start + span, r0)
+        x3, y3 = point(a.start, r0)
+        d = (
+            f"M{x0:.1f},{y0:.1f}A{r1:.1f},{r1:.1f} 0 {large} 1 {x1:.1f},{y1:.1f}"
+            f"L{x2:.1f},{y2:.1f}A{r0:.1f},{r0:.1f} 0 {large} 0 {x3:.1f},{y3:.1f}Z"
+        )
+        css = SERIES_CLASSES[a.series % len(SERIES_CLASSES)]
+        opacity = max(0.35, 1.0 - 0.22 * (a.depth - 1))
+        parts.append(
+            f'<path class="arc {css}" d="{d}" fill-opacity="{opacity:.2f}">'
+            f"<title>{escape(a.title or a.label)}</title></path>"
+        )
+        if a.depth == 1 and span > 0.04:
+            tx, ty = point(a.start + span / 2, (r0 + r1) / 2)
+            parts.append(
+                f'<text class="arc-label" x="{tx:.1f}" y="{ty:.1f}" text-anchor="middle">'
+                f"{escape(a.label[:16])}</text>"
+            )
+    return _svg(size, size, label, "".join(parts), css="chart sunburst")
+
+
+def strip_chart(
+    rows: Sequence[tuple[str, Sequence[tuple[str, float, str]]]], *, label: str, unit: str = ""
+) -> Markup:
+    """One row of dots per series (label, [(unit, value, css)]): distributions side by side on a
+    shared axis; ``css`` marks a dot (``outlier``, ``changed``)."""
+    values = [v for _, pts in rows for _, v, _ in pts if math.isfinite(v)]
+    if not values:
+        return Markup("")
+    low, high = min(values), max(values)
+    ticks = nice_ticks(low, high, 5)
+    low, high = min(low, ticks[0]), max(high, ticks[-1])
+    left, right, row_h, top = 130.0, 20.0, 56.0, 10.0
+    width = 640.0
+    height = top + row_h * len(rows) + 26
+
+    def x(v: float) -> float:
+        return left + (v - low) / ((high - low) or 1.0) * (width - left - right)
+
+    parts = []
+    for tick in ticks:
+        tx = x(tick)
+        parts.append(
+            f'<line class="grid" x1="{tx:.1f}" y1="{top}" x2="{tx:.1f}" y2="{height - 22:.1f}"/>'
+            f'<text class="tick" x="{tx:.1f}" y="{height - 8:.1f}" text-anchor="middle">'
+            f"{_fmt(tick)}</text>"
+        )
+    for i, (name, points) in enumerate(rows):
+        cy = top + row_h * i + row_h / 2
+        parts.append(
+            f'<text class="row-label" x="{left - 8}" y="{cy + 4:.1f}" text-anchor="end">'
+            f"{escape(name[:20])}</text>"
+        )
+        for k, (unit_code, value, css) in enumerate(points):
+            if not math.isfinite(value):
+                continue
+            jitter = ((k * 37) % 17 - 8) * 1.6  # deterministic spread so equal values stay visible
+            parts.append(
+                f'<circle class="dot {escape(css)}" cx="{x(value):.1f}" cy="{cy + jitter:.1f}" '
+                f'r="{4 if css else 3}"><title>{escape(unit_code)}: {_fmt(value)} '
+                f"{escape(unit)}</title></circle>"
+            )
+    return _svg(width, height, label, "".join(parts))
+
+
+def heatmap_chart(
+    rows: Sequence[str], columns: Sequence[str], values: Sequence[Sequence[float]], *, label: str
+) -> Markup:
+    """Correlations as coloured cells (blue negative, red positive), the value in each cell."""
+    if not rows or not columns:
+        return Markup("")
+    cell = max(18.0, min(44.0, 560.0 / max(len(columns), 1)))
+    left, top = 150.0, 120.0
+    width = left + cell * len(columns) + 10
+    height = top + cell * len(rows) + 10
+    parts = []
+    for j, name in enumerate(columns):
+        cx = left + cell * j + cell / 2
+        parts.append(
+            f'<text class="tick" transform="translate({cx:.1f},{top - 6}) rotate(-60)">'
+            f"{escape(name[:22])}</text>"
+        )
+    for i, name in enumerate(rows):
+        y = top + cell * i
+        parts.append(
+            f'<text class="row-label" x="{left - 6}" y="{y + cell / 2 + 4:.1f}" '
+            f'text-anchor="end">{escape(name[:22])}</text>'
+        )
+        for j, value in enumerate(values[i]):
+            x = left + cell * j
+            if value is None or not math.isfinite(value):
+                fill, shown = "#eeeeee", "—"
+            else:
+                v = max(-1.0, min(1.0, value))
+                # white at 0, towards #b2182b at +1 and #2166ac at −1
+                base = (178, 24, 43) if v >= 0 else (33, 102, 172)
+                mix = [round(255 + (b - 255) * abs(v)) for b in base]
+                fill, shown = f"rgb({mix[0]},{mix[1]},{mix[2]})", f"{value:.2f}"
+            ink = "#fff" if value is not None and math.isfinite(value) and abs(value) > 0.6 else ""
+            parts.append(
+                f'<rect x="{x:.1f}" y="{y:.1f}" width="{cell:.1f}" height="{cell:.1f}" '
+                f'fill="{fill}" stroke="#fff"><title>{escape(rows[i])} × {escape(columns[j])}: '
+                f"{shown}</title></rect>"
+            )
+            if cell >= 26:
+                parts.append(
+                    f'<text class="cell" x="{x + cell / 2:.1f}" y="{y + cell / 2 + 4:.1f}" '
+                    f'text-anchor="middle"{f" fill={chr(34)}{ink}{chr(34)}" if ink else ""}>'
+                    f"{shown}</text>"
+                )
+    return _svg(width, height, label, "".join(parts), css="chart heatmap")
+
+
+def bump_chart(
+    labels: Sequence[str],
+    lines: Sequence[tuple[str, Sequence[float | None]]],
+    *,
+    label: str,
+    highlight: Sequence[str] = (),
+) -> Markup:
+    """Ranks (1 on top) of each unit under each labelled ranking, joined by lines."""
+    if len(labels) < 2 or not lines:
+        return Markup("")
+    n = max((v for _, vals in lines for v in vals if v is not None), default=1.0)
+    left, right, top, row_h = 150.0, 150.0, 30.0, 14.0
+    col = max(120.0, 420.0 / (len(labels) - 1))
+    width = left + right + col * (len(labels) - 1)
+    height = top + row_h * n + 16
+
+    def y(rank: float) -> float:
+        return top + (rank - 1) * row_h + row_h / 2
+
+    parts = []
+    for j, name in enumerate(labels):
+        parts.append(
+            f'<text class="axis-label" x="{left + col * j:.1f}" y="{top - 12}" '
+            f'text-anchor="middle">{escape(name)}</text>'
+        )
+    for k, (name, values) in enumerate(lines):
+        css = "hl" if name in highlight else SERIES_CLASSES[k % len(SERIES_CLASSES)]
+        pts = [(left + col * j, y(v)) for j, v in enumerate(values) if v is not None]
+        if len(pts) >= 2:
+            d = "M" + "L".join(f"{px:.1f},{py:.1f}" for px, py in pts)
+            parts.append(
+                f'<path class="line bump {css}" d="{d}"><title>{escape(name)}</title></path>'
+            )
+        first, last = values[0], values[-1]
+        if first is not None:
+            parts.append(
+                f'<text class="row-label" x="{left - 8}" y="{y(first) + 4:.1f}" '
+                f'text-anchor="end">{int(first)}. {escape(name[:18])}</text>'
+            )
+        if last is not None:
+            parts.append(
+                f'<text class="row-label" x="{width - right + 8:.1f}" y="{y(last) + 4:.1f}">'
+                f"{int(last)}. {escape(name[:18])}</text>"
+            )
+    return _svg(width, height, label, "".join(parts), css="chart bump")

@@ -44,6 +44,7 @@ def component_installed(name: str) -> bool:
 def navigation() -> list[NavItem]:
     items = [
         NavItem("nav.rating", "/rating"),
+        NavItem("nav.whatif", "/rating/what-if"),
         NavItem("nav.indicators", "/indicators"),
         NavItem("nav.map", "/map"),
         NavItem("nav.report_problem", "/requests/new"),
@@ -76,6 +77,10 @@ def page_routers() -> list[APIRouter]:
 
         routers.append(citizen.router)
     routers += [operator.router, admin.router, reports.router]
+    if component_installed("rating"):
+        from qala.web.pages import analysis
+
+        routers.insert(1, analysis.router)  # before explore's /rating/{…} routes, if any
     if component_installed("budgeting"):
         from qala.web.pages import budgeting
 

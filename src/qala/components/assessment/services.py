@@ -483,3 +483,18 @@ def stakeholder_view(
         area_names=panel.area_names,
         place_names=names,
     )
+
+
+def stakeholder_presets(method: Method | None = None) -> dict[str, dict[str, float]]:
+    """Each group's area weights (percent) from the bundled ILLUSTRATIVE allocations: the
+    presets of the what-if rating (``official`` is not among them; it is the framework's)."""
+    method = method or national_method()
+    areas = list(method.framework.children(method.framework.root))
+    allocations = stakeholders_mod.parse_allocations(
+        sample_allocations_text(), areas=areas, file="stakeholder_weights.csv"
+    )
+    weights = stakeholders_mod.group_weights(allocations, areas)
+    return {
+        str(group): {a: round(float(weights.at[a, group]), 2) for a in areas}
+        for group in weights.columns
+    }

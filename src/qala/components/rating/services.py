@@ -783,3 +783,30 @@ def place_history(
             "illustrative": run.illustrative,
         }
     return [by_year[y] for y in sorted(by_year)]
+
+
+def rebuild_run(
+    database: Database, run_id: int, *, replications: int | None = None
+) -> RatingOutcome:
+    """Build a stored run again from its spec text, year and filters on the stored values
+    (to get every step's data set, which runs do not keep); nothing is saved. Values imported
+    since the run make the rebuild differ from it."""
+    with database.session() as session:
+        run = get_run(session, run_id)
+        text, year, kind, region, reps = (
+            run.spec_text,
+            run.year,
+            run.kind,
+            run.region,
+            run.replications,
+        )
+    spec_file = read_spec_text(text, file=f"run {run_id}")
+    return build_rating(
+        database,
+        spec_file,
+        year=year,
+        kind=kind,
+        region=region,
+        replications=reps if replications is None else replications,
+        save=False,
+    )

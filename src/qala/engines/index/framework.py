@@ -72,6 +72,7 @@ class Framework:
     denominators: tuple[str, ...] = ()
     _by_code: dict[str, Node] = field(init=False, repr=False, compare=False)
     _children: dict[str, tuple[str, ...]] = field(init=False, repr=False, compare=False)
+    _aggregates: tuple[str, ...] = field(init=False, repr=False, compare=False, default=())
 
     def __post_init__(self) -> None:
         problems: list[Problem] = []
@@ -132,6 +133,18 @@ class Framework:
                     )
                 seen.add(cur)
                 cur = by_code[cur].parent
+        # the nodes never change, so the bottom-up order is worked out once (a what-if
+        # re-aggregation asks for it many times per slider move)
+        order: list[str] = []
+
+        def visit(code: str) -> None:
+            for child in self._children[code]:
+                visit(child)
+            if self._children[code]:
+                order.append(code)
+
+        visit(self.root)
+        object.__setattr__(self, "_aggregates", tuple(order))
 
     # --- navigation -------------------------------------------------------------------------
     def __getitem__(self, code: str) -> Node:
@@ -158,16 +171,7 @@ class Framework:
     @property
     def aggregates(self) -> list[str]:
         """Aggregate codes from the lowest to the root (children always before parents)."""
-        order: list[str] = []
-
-        def visit(code: str) -> None:
-            for child in self._children[code]:
-                visit(child)
-            if self._children[code]:
-                order.append(code)
-
-        visit(self.root)
-        return order
+        return list(self._aggregates)
 
     def level_of(self, code: str) -> int:
         """Declared level, or 1 for indicators and 1 + the highest child level for aggregates."""

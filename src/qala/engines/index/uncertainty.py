@@ -299,7 +299,7 @@ class _DataCache:
         return state
 
 
-def _aggregate_batch(
+def aggregate_batch(
     indicator_values: Mapping[str, FloatArray],
     framework: Framework,
     node_weights: FloatArray,
@@ -470,7 +470,7 @@ def run_uncertainty(
                 pos = {c: k for k, c in enumerate(noise_codes)}
                 cols = [pos[c] for c in node_codes]
                 w = w * multipliers[np.ix_(sets, cols)]
-            vals, bad = _aggregate_batch(ind_values, gfw, w, node_codes, agg_step)
+            vals, bad = aggregate_batch(ind_values, gfw, w, node_codes, agg_step)
             if target not in vals:
                 raise SpecificationError(
                     f"target `{target}` vanished in a variant (all children dropped?)"

@@ -141,5 +141,103 @@
     update();
   }
 
-  ready(function () { autosubmit(); navToggle(); mapPick(); polling(); ballot(); serviceQuestions(); });
+  // What-if rating: every change asks the server for the results under the new settings (the
+  // work stays there) and redraws the table, the weight shares and the shareable link.
+  function whatIf() {
+    var form = document.getElementById("whatif-form");
+    if (!form) return;
+    var table = document.getElementById("whatif-table");
+    var status = document.getElementById("whatif-status");
+    var link = document.getElementById("whatif-link");
+    var strings = JSON.parse(document.getElementById("whatif-strings").textContent);
+    var preset = document.getElementById("preset");
+    var pending = null, version = 0;
+
+    function settingsQuery(usePreset) {
+      var params = new URLSearchParams();
+      if (usePreset && preset.value) params.set("preset", preset.value);
+      else {
+        var weights = [];
+        form.querySelectorAll("input[type=range][data-code]").forEach(function (slider) {
+          if (parseFloat(slider.value) !== parseFloat(slider.dataset.official)) weights.push(slider.dataset.code + ":" + slider.value);
+        });
+        if (weights.length) params.set("w", weights.join(","));
+        ["norm", "agg", "imp"].forEach(function (key) { params.set(key, form.querySelector("[name=" + key + "]").value); });
+      }
+      var year = new URLSearchParams(location.search).get("year");
+      if (year) params.set("year", year);
+      return params;
+    }
+
+    function cell(tag, text, cls) {
+      var el = document.createElement(tag);
+      if (cls) el.className = cls;
+      el.textContent = text;
+      return el;
+    }
+
+    function draw(data) {
+      var body = document.createElement("tbody");
+      data.rows.forEach(function (r) {
+        var tr = document.createElement("tr");
+        tr.dataset.unit = r.code;
+        tr.appendChild(cell("td", r.rank === null ? "—" : String(r.rank), "num rank"));
+        tr.appendChild(cell("td", r.q05 === null ? "—" : r.q05 + "–" + r.q95, "interval-text"));
+        var th = document.createElement("th"); th.scope = "row";
+        var a = cell("a", r.name); a.href = "/cities/" + r.code; th.appendChild(a); tr.appendChild(th);
+        tr.appendChild(cell("td", r.score === null ? "—" : r.score.toFixed(2), "num"));
+        tr.appendChild(cell("td", r.official_rank === null ? "—" : String(r.official_rank), "num"));
+        tr.appendChild(cell("td", r.shift > 0 ? "▲" + r.shift : (r.shift < 0 ? "▼" + (-r.shift) : "="), "num shift" + (r.shift > 0 ? " up" : (r.shift < 0 ? " down" : ""))));
+        tr.appendChild(cell("td", r.drivers.map(function (d) { return d.name + " (" + (d.value > 0 ? "+" : "") + d.value.toFixed(2) + ")"; }).join("; "), "drivers hide-phone"));
+        body.appendChild(tr);
+      });
+      table.replaceChild(body, table.tBodies[0]);
+      Object.keys(data.weights).forEach(function (code) {
+        var out = document.getElementById("share-" + code);
+        if (out) out.textContent = data.weights[code].toFixed(1) + " %";
+      });
+      var weights = {};
+      (data.settings.w || "").split(",").forEach(function (item) {
+        var at = item.lastIndexOf(":"); if (at > 0) weights[item.slice(0, at)] = item.slice(at + 1);
+      });
+      form.querySelectorAll("input[type=range][data-code]").forEach(function (slider) {
+        slider.value = weights[slider.dataset.code] !== undefined ? weights[slider.dataset.code] : slider.dataset.official;
+      });
+      ["norm", "agg", "imp"].forEach(function (key) { form.querySelector("[name=" + key + "]").value = data.settings[key]; });
+      var url = data.link + (preset.value ? "&preset=" + encodeURIComponent(preset.value) : "");
+      link.value = location.origin + url;
+      history.replaceState(null, "", url);
+      var save = document.getElementById("variant-form");
+      if (save) {
+        save.querySelectorAll("input[data-setting]").forEach(function (el) { el.remove(); });
+        Object.keys(data.settings).forEach(function (key) {
+          var el = document.createElement("input");
+          el.type = "hidden"; el.name = key; el.value = data.settings[key]; el.dataset.setting = "";
+          save.appendChild(el);
+        });
+      }
+      status.textContent = strings.status.replace("{moved}", data.moved).replace("{ms}", Math.round(data.milliseconds));
+      table.dataset.version = String(++version);
+    }
+
+    function refresh(usePreset) {
+      if (pending) pending.abort();
+      pending = new AbortController();
+      fetch(form.dataset.endpoint + "?" + settingsQuery(usePreset).toString(), { signal: pending.signal, headers: { Accept: "application/json" } })
+        .then(function (response) { if (!response.ok) throw new Error(String(response.status)); return response.json(); })
+        .then(draw)
+        .catch(function (error) { if (error.name !== "AbortError") status.textContent = strings.error; });
+    }
+
+    form.addEventListener("input", function (event) {
+      if (event.target === preset) return;
+      preset.value = "";
+      refresh(false);
+    });
+    preset.addEventListener("change", function () { refresh(true); });
+    form.addEventListener("submit", function (event) { event.preventDefault(); refresh(false); });
+    table.dataset.version = "0";
+  }
+
+  ready(function () { autosubmit(); navToggle(); mapPick(); polling(); ballot(); serviceQuestions(); whatIf(); });
 })();
