@@ -16,7 +16,7 @@ from sqlalchemy import Connection, Table, bindparam, func, or_, select
 from sqlalchemy.orm import Session
 
 from qala.components.requests311.jurisdictions import JurisdictionInfo
-from qala.components.requests311.models import STATUSES, AuditEntry, Note, Request
+from qala.components.requests311.models import STATUSES, AuditEntry, Jurisdiction, Note, Request
 from qala.components.requests311.views import (
     OPEN_STATUSES,
     PublicRequest,
@@ -142,6 +142,16 @@ def request_id_for_token(
     if found is None:
         raise NotFoundError("no service request has this token")
     return int(found)
+
+
+def jurisdiction_of_token(session: Session, token: str) -> str | None:
+    """The code of the city whose request carries ``token`` (None when no request does)."""
+    found = session.scalar(
+        select(Jurisdiction.code)
+        .join(Request, Request.jurisdiction_id == Jurisdiction.id)
+        .where(Request.token == token)
+    )
+    return str(found) if found is not None else None
 
 
 @dataclass(frozen=True)

@@ -16,10 +16,12 @@ dataclasses. Reporters' personal data only ever appears in :class:`StaffRequest`
 from __future__ import annotations
 
 from qala.components.requests311.after_commit import publish_after_commit
+from qala.engines.geo.area import haversine_km
 from qala.components.requests311.intake import (
     MAX_ADDRESS,
     MAX_DESCRIPTION,
     MAX_URL,
+    OUTSIDE_CODE,
     NewRequest,
     Submitted,
     check_new_request,
@@ -33,10 +35,14 @@ from qala.components.requests311.jurisdictions import (
     JurisdictionInfo,
     ServiceInfo,
     catalogue_cache,
-    haversine_km,
     load_catalogue,
     load_jurisdictions,
     pick_jurisdiction,
+)
+from qala.components.requests311.national import (
+    city_catalogue,
+    load_city_catalogues,
+    national_catalogues,
 )
 from qala.components.requests311.lifecycle import CLOSE_REASONS, MAX_NOTE, Requests
 from qala.components.requests311.queries import (
@@ -49,6 +55,7 @@ from qala.components.requests311.queries import (
     find_requests,
     follow_request,
     get_public_request,
+    jurisdiction_of_token,
     latest_change,
     request_id_for_token,
     search_text,
@@ -75,6 +82,8 @@ __all__ = [
     "MAX_NOTE",
     "MAX_PAGE_SIZE",
     "MAX_URL",
+    "OUTSIDE_CODE",
+    "jurisdiction_of_token",
     "OPEN_STATUSES",
     "AuditView",
     "CatalogueCache",
@@ -100,6 +109,9 @@ __all__ = [
     "follow_request",
     "get_public_request",
     "haversine_km",
+    "city_catalogue",
+    "load_city_catalogues",
+    "national_catalogues",
     "latest_change",
     "load_catalogue",
     "load_jurisdictions",
