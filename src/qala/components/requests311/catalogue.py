@@ -210,9 +210,7 @@ def _area(head: dict[str, Any], problems: list[Problem], file: str) -> CityArea 
         and isinstance(boundary.get("coordinates"), list)
     ):
         problems.append(
-            Problem(
-                "jurisdiction: `boundary` must be a GeoJSON Polygon or MultiPolygon", file=file
-            )
+            Problem("jurisdiction: `boundary` must be a GeoJSON Polygon or MultiPolygon", file=file)
         )
         return None
     return CityArea(float(lat), float(lon), float(radius), boundary)

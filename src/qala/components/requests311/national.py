@@ -109,7 +109,9 @@ def jurisdiction_places(gazetteer: Gazetteer) -> list[PlaceRecord]:
     return [p for p in gazetteer.places if p.level == "city" or p.code in towns]
 
 
-def city_catalogue(code: str, *, year: int = 2026, gazetteer: Gazetteer | None = None) -> CityCatalogue:
+def city_catalogue(
+    code: str, *, year: int = 2026, gazetteer: Gazetteer | None = None
+) -> CityCatalogue:
     """The catalogue of the city ``code`` (a place code), from the template and its overrides."""
     gazetteer = gazetteer or load_gazetteer()
     place = next((p for p in jurisdiction_places(gazetteer) if p.code == code), None)
