@@ -13,7 +13,6 @@ from fastapi.testclient import TestClient
 from qala.components.requests311.catalogue import CityArea
 from qala.components.requests311.jurisdictions import JurisdictionInfo
 from qala.components.requests311.national import (
-    city_catalogue,
     load_city_catalogues,
     merge_city,
     national_catalogues,
@@ -40,7 +39,7 @@ def test_every_city_and_town_gets_the_template_with_its_own_changes() -> None:
     assert {d.code for d in karaganda.districts} == {"kazybek_bi", "alikhan_bokeikhan"}
     air = next(s for s in temirtau.services if s.code == "air_quality")
     assert air.sla_hours == 24
-    assert [v.key for v in air.attributes[0].values][0] == "steel_plant"
+    assert air.attributes[0].values[0].key == "steel_plant"
     assert next(s for s in catalogues["astana"].services if s.code == "air_quality").sla_hours == 72
     # Radius by population: a city reaches its outskirts, not its neighbour.
     assert 15 < karaganda.area.radius_km < 25 and 8 < temirtau.area.radius_km < 15  # type: ignore[union-attr]

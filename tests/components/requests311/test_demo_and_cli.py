@@ -64,6 +64,6 @@ def test_cli_loads_lists_escalates_and_computes(sqlite_url: str, monkeypatch: An
     assert key.exit_code == 0 and "api_key for eGov mobile" in key.output
     escalated = runner.invoke(app, ["requests", "escalate", "--json"])
     assert escalated.exit_code == 0
-    assert json.loads(escalated.output) == dict.fromkeys(by_city, [])
+    assert json.loads(escalated.output) == {code: [] for code in by_city}
     missing = runner.invoke(app, ["requests", "show", "12345", "-j", "astana"])
     assert missing.exit_code == 2 and "no service request 12345" in missing.output

@@ -16,7 +16,6 @@ dataclasses. Reporters' personal data only ever appears in :class:`StaffRequest`
 from __future__ import annotations
 
 from qala.components.requests311.after_commit import publish_after_commit
-from qala.engines.geo.area import haversine_km
 from qala.components.requests311.intake import (
     MAX_ADDRESS,
     MAX_DESCRIPTION,
@@ -39,12 +38,12 @@ from qala.components.requests311.jurisdictions import (
     load_jurisdictions,
     pick_jurisdiction,
 )
+from qala.components.requests311.lifecycle import CLOSE_REASONS, MAX_NOTE, Requests
 from qala.components.requests311.national import (
     city_catalogue,
     load_city_catalogues,
     national_catalogues,
 )
-from qala.components.requests311.lifecycle import CLOSE_REASONS, MAX_NOTE, Requests
 from qala.components.requests311.queries import (
     DEFAULT_WINDOW,
     MAX_PAGE_SIZE,
@@ -71,6 +70,7 @@ from qala.components.requests311.views import (
     as_utc,
     parse_request_id,
 )
+from qala.engines.geo.area import haversine_km
 
 __all__ = [
     "CLOSE_REASONS",
@@ -82,9 +82,8 @@ __all__ = [
     "MAX_NOTE",
     "MAX_PAGE_SIZE",
     "MAX_URL",
-    "OUTSIDE_CODE",
-    "jurisdiction_of_token",
     "OPEN_STATUSES",
+    "OUTSIDE_CODE",
     "AuditView",
     "CatalogueCache",
     "DepartmentInfo",
@@ -102,6 +101,7 @@ __all__ = [
     "as_utc",
     "catalogue_cache",
     "check_new_request",
+    "city_catalogue",
     "count_requests",
     "create_api_client",
     "escalate_overdue",
@@ -109,12 +109,12 @@ __all__ = [
     "follow_request",
     "get_public_request",
     "haversine_km",
-    "city_catalogue",
-    "load_city_catalogues",
-    "national_catalogues",
+    "jurisdiction_of_token",
     "latest_change",
     "load_catalogue",
+    "load_city_catalogues",
     "load_jurisdictions",
+    "national_catalogues",
     "parse_request_id",
     "pick_jurisdiction",
     "publish_after_commit",

@@ -114,6 +114,7 @@ async def submit(
 async def follow_form(
     request: Request,
     ui: UIDep,
+    t: TranslatorDep,
     database: DatabaseDep,
     ref: str | None = None,
     city: str | None = None,
