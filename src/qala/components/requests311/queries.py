@@ -229,8 +229,10 @@ def request_queue(
     limit: int = 200,
     offset: int = 0,
     language: str = "en",
+    department_ids: frozenset[int] | None = None,
 ) -> list[StaffRequest]:
-    """A department's work queue: unclosed requests, most escalated and oldest first."""
+    """A department's work queue: unclosed requests, most escalated and oldest first (only
+    ``department_ids``' when given: an operator's own departments)."""
     bad = [s for s in statuses if s not in STATUSES]
     if bad:
         raise ValidationError.single(
@@ -241,6 +243,8 @@ def request_queue(
     )
     if department is not None:
         query = query.where(Request.department_id == jurisdiction.department_by_code(department).id)
+    if department_ids is not None:
+        query = query.where(Request.department_id.in_(sorted(department_ids)))
     if assignee is not None:
         query = query.where(Request.assignee == assignee)
     if overdue_only:

@@ -15,6 +15,7 @@ dataclasses. Reporters' personal data only ever appears in :class:`StaffRequest`
 
 from __future__ import annotations
 
+from qala.components.requests311.access import scoped_requests, staff_jurisdiction
 from qala.components.requests311.after_commit import publish_after_commit
 from qala.components.requests311.intake import (
     MAX_ADDRESS,
@@ -120,6 +121,8 @@ __all__ = [
     "publish_after_commit",
     "request_id_for_token",
     "resolve_api_key",
+    "scoped_requests",
     "search_text",
+    "staff_jurisdiction",
     "submit_request",
 ]
