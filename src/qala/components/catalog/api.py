@@ -10,6 +10,7 @@ from fastapi import APIRouter, File, HTTPException, Query, UploadFile
 from pydantic import BaseModel, Field
 
 from qala.components.accounts.deps import DATA_FILE_BODY, AnalystUser, ContextDep, DatabaseDep, Year
+from qala.components.accounts.scope import StaffScope
 from qala.components.catalog.frameworks import Catalogue, Node, load_catalogue
 from qala.components.catalog.models import Place
 from qala.components.catalog.services import (
@@ -221,6 +222,7 @@ async def data_import(
             partial=partial,
             imported_by=user.username,
             name=file.filename,
+            place_scope=StaffScope.of(user).place,
         )
     except ValidationError as exc:
         raise HTTPException(422, [p.as_dict() for p in exc.problems]) from exc

@@ -262,9 +262,12 @@ def import_file(
     illustrative: bool = False,
     imported_by: str | None = None,
     name: str | None = None,
+    place_scope: str | None = None,
 ) -> ImportReport:
     """Import a city data file. With problems, nothing is written unless ``partial``. ``name``
-    is what messages and the import batch call the file (an upload's own name)."""
+    is what messages and the import batch call the file (an upload's own name). With
+    ``place_scope`` (the importer's city) a row of any other place is a problem and is never
+    written, even with ``partial``."""
     table = read_table(path, name=name)
     digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
     with database.transaction() as session:
@@ -277,6 +280,8 @@ def import_file(
             illustrative=illustrative,
         )
         result.encoding = table.encoding
+        if place_scope is not None:
+            refuse_outside(session, result, place_scope)
         if result.problems and not partial:
             return ImportReport(result, written=False)
         batch = ImportBatch(
@@ -292,6 +297,44 @@ def import_file(
         session.flush()
         written = write_values(session, result.values, batch_id=batch.id)
         return ImportReport(result, written=True, batch_id=batch.id, rows_written=written)
+
+
+def place_and_descendants(session: Session, code: str) -> dict[int, str]:
+    """The place ``code`` and every place under it (its districts), by id."""
+    rows = session.execute(select(Place.id, Place.code, Place.parent_id)).all()
+    children: dict[int | None, list[tuple[int, str]]] = {}
+    for place_id, place_code, parent_id in rows:
+        children.setdefault(parent_id, []).append((place_id, place_code))
+    found = {place_id: place_code for place_id, place_code, _ in rows if place_code == code}
+    frontier = list(found)
+    while frontier:
+        for child_id, child_code in children.get(frontier.pop(), []):
+            found[child_id] = child_code
+            frontier.append(child_id)
+    return found
+
+
+def refuse_outside(session: Session, result: CheckResult, place: str) -> None:
+    """Move the values of places outside ``place`` (and its districts) to the problems."""
+    if result.values.empty:
+        return
+    allowed = place_and_descendants(session, place)
+    outside = result.values[~result.values["place_id"].isin(list(allowed))]
+    if outside.empty:
+        return
+    codes = dict(session.execute(select(Place.id, Place.code)).tuples().all())
+    for _, row in outside.iterrows():
+        result.problems.append(
+            Problem(
+                f"place `{codes.get(int(row['place_id']), row['place_id'])}` is outside"
+                f" {place}, the place this account works for",
+                file=result.file,
+                row=int(row["source_row"]) if row.get("source_row") is not None else None,
+                column="place",
+                code="outside_scope",
+            )
+        )
+    result.values = result.values.drop(index=outside.index)
 
 
 def import_frame(
