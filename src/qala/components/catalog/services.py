@@ -43,7 +43,7 @@ from qala.components.catalog.queries import (
 )
 from qala.components.catalog.tabular import FileFormat, read_table, wide_to_long, write_table
 from qala.components.catalog.validation import CheckResult, check_long
-from qala.core.errors import Problem, ValidationError
+from qala.core.errors import PermissionDeniedError, Problem, ValidationError
 from qala.store.base import utcnow
 from qala.store.database import Database
 
@@ -266,8 +266,8 @@ def import_file(
 ) -> ImportReport:
     """Import a city data file. With problems, nothing is written unless ``partial``. ``name``
     is what messages and the import batch call the file (an upload's own name). With
-    ``place_scope`` (the importer's city) a row of any other place is a problem and is never
-    written, even with ``partial``."""
+    ``place_scope`` (the importer's city) a file with rows of any other place is refused
+    (PermissionDeniedError), even with ``partial``."""
     table = read_table(path, name=name)
     digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
     with database.transaction() as session:
@@ -315,7 +315,8 @@ def place_and_descendants(session: Session, code: str) -> dict[int, str]:
 
 
 def refuse_outside(session: Session, result: CheckResult, place: str) -> None:
-    """Move the values of places outside ``place`` (and its districts) to the problems."""
+    """PermissionDeniedError naming the rows of places outside ``place`` (and its districts):
+    an account imports only its own city's data, and a file with any other is refused whole."""
     if result.values.empty:
         return
     allowed = place_and_descendants(session, place)
@@ -323,18 +324,15 @@ def refuse_outside(session: Session, result: CheckResult, place: str) -> None:
     if outside.empty:
         return
     codes = dict(session.execute(select(Place.id, Place.code)).tuples().all())
-    for _, row in outside.iterrows():
-        result.problems.append(
-            Problem(
-                f"place `{codes.get(int(row['place_id']), row['place_id'])}` is outside"
-                f" {place}, the place this account works for",
-                file=result.file,
-                row=int(row["source_row"]) if row.get("source_row") is not None else None,
-                column="place",
-                code="outside_scope",
-            )
-        )
-    result.values = result.values.drop(index=outside.index)
+    named = [
+        f"row {row['source_row']}: `{codes.get(int(row['place_id']), row['place_id'])}`"
+        for _, row in outside.head(5).iterrows()
+    ]
+    more = f" and {len(outside) - 5} more" if len(outside) > 5 else ""
+    raise PermissionDeniedError(
+        f"{result.file}: places outside {place}, the place this account works for"
+        f" ({'; '.join(named)}{more}); nothing was imported"
+    )
 
 
 def import_frame(

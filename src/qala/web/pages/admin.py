@@ -15,7 +15,7 @@ from qala.components.accounts.deps import DATA_FILE_BODY, ContextDep
 from qala.components.accounts.scope import StaffScope
 from qala.components.accounts.services import list_users
 from qala.components.catalog.services import check_file, import_file
-from qala.core.errors import QalaError
+from qala.core.errors import PermissionDeniedError, QalaError
 from qala.runtime import Context
 from qala.web.data import installed
 from qala.web.deps import AnalystPage, TranslatorDep, UIDep
@@ -50,6 +50,8 @@ async def import_data(
     mode = str(form.get("mode", "check"))
     try:
         report = check_or_import(context, upload.filename, content, mode, user)
+    except PermissionDeniedError as exc:
+        return page(request, ui, context, status_code=403, error=str(exc))
     except QalaError as exc:
         problems = getattr(exc, "problems", None)
         found = {"problems": [p.as_dict() for p in problems]} if problems else None
