@@ -13,10 +13,9 @@ def test_users_create_and_scope(sqlite_url: str, monkeypatch: Any) -> None:
     monkeypatch.setenv("QALA_DATABASE_URL", sqlite_url)
     runner = CliRunner()
     password = ["--password", "karaganda-roads-crew-2026"]
+    scope = ["--place", "karaganda", "--departments", "roads_transport,akimat_kazybek_bi"]
     made = runner.invoke(
-        app,
-        ["users", "create", "roads1", "--role", "operator", "--place", "karaganda"]
-        + ["--departments", "roads_transport,akimat_kazybek_bi", *password],
+        app, ["users", "create", "roads1", "--role", "operator", *scope, *password]
     )
     assert made.exit_code == 0, made.output
     said = " ".join(made.output.split())  # the console wraps long lines
