@@ -323,7 +323,7 @@ def refuse_outside(session: Session, result: CheckResult, place: str) -> None:
     outside = result.values[~result.values["place_id"].isin(list(allowed))]
     if outside.empty:
         return
-    codes = dict(session.execute(select(Place.id, Place.code)).tuples().all())
+    codes = {int(i): str(c) for i, c in session.execute(select(Place.id, Place.code))}
     named = [
         f"row {row['source_row']}: `{codes.get(int(row['place_id']), row['place_id'])}`"
         for _, row in outside.head(5).iterrows()
