@@ -414,3 +414,26 @@ def test_a_link_cannot_make_a_page_show_a_system_message(site: tuple[Context, ob
     assert "fsig=" in done.headers["location"]
     shown = operator.get(done.headers["location"])
     assert 'class="flash' in shown.text
+
+
+def test_the_operator_board_keeps_to_the_operators_city(site: tuple[Context, object]) -> None:
+    """The demo operator works for Astana: Karaganda's board and requests are not theirs."""
+    from qala.components.requests311 import services as requests
+
+    context = site[0]
+    with context.database.transaction() as session:
+        karaganda = requests.load_jurisdictions(session)["karaganda"]
+        new = requests.NewRequest("street_light", lat=49.8047, lon=73.1094)
+        made = requests.submit_request(session, karaganda, new, now=context.clock())
+    operator = signed_in(site, "operator")
+    assert operator.get("/operator").status_code == 200
+    assert operator.get("/operator?city=karaganda").status_code == 403
+    token = csrf(operator.get("/operator").text)
+    acted = operator.post(
+        f"/operator/requests/{made.service_request_id}/acknowledge",
+        data={"csrf_token": token, "city": "karaganda"},
+    )
+    assert acted.status_code == 403
+    with context.database.session() as session:
+        still = requests.Requests(session, karaganda, actor="test", now=context.clock())
+        assert still.detail(int(made.service_request_id)).status == "open"
