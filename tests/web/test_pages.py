@@ -174,7 +174,7 @@ def test_language_from_query_cookie_and_browser(site: tuple[Context, object]) ->
 
 def test_a_request_filed_on_the_form_reaches_the_operator(site: tuple[Context, object]) -> None:
     citizen = client_for(site)
-    form = citizen.get("/requests/new").text
+    form = citizen.get("/requests/new?city=astana").text
     answer = citizen.post(
         "/requests/new",
         data={
@@ -198,9 +198,10 @@ def test_a_request_filed_on_the_form_reaches_the_operator(site: tuple[Context, o
 
 def test_request_form_lists_every_problem_by_field(site: tuple[Context, object]) -> None:
     client = client_for(site)
-    form = client.get("/requests/new").text
+    form = client.get("/requests/new?city=astana").text
     answer = client.post(
-        "/requests/new", data={"csrf_token": csrf(form), "service_code": "", "lat": "95"}
+        "/requests/new",
+        data={"csrf_token": csrf(form), "city": "astana", "service_code": "", "lat": "95"},
     )
     assert answer.status_code == 422
     assert "<code>service_code</code>" in answer.text and "<code>long</code>" in answer.text
@@ -443,3 +444,26 @@ def test_an_address_gets_only_so_many_new_reports_a_minute(
     other = TestClient(app, client=("203.0.113.9", 50000))  # type: ignore[arg-type]
     assert other.get("/reports/city/almaty.html").status_code == 200
     context.database.dispose()
+
+
+def test_the_operator_board_keeps_to_the_operators_city(site: tuple[Context, object]) -> None:
+    """The demo operator works for Astana: Karaganda's board and requests are not theirs."""
+    from qala.components.requests311 import services as requests
+
+    context = site[0]
+    with context.database.transaction() as session:
+        karaganda = requests.load_jurisdictions(session)["karaganda"]
+        new = requests.NewRequest("street_light", lat=49.8047, lon=73.1094)
+        made = requests.submit_request(session, karaganda, new, now=context.clock())
+    operator = signed_in(site, "operator")
+    assert operator.get("/operator").status_code == 200
+    assert operator.get("/operator?city=karaganda").status_code == 403
+    token = csrf(operator.get("/operator").text)
+    acted = operator.post(
+        f"/operator/requests/{made.service_request_id}/acknowledge",
+        data={"csrf_token": token, "city": "karaganda"},
+    )
+    assert acted.status_code == 403
+    with context.database.session() as session:
+        still = requests.Requests(session, karaganda, actor="test", now=context.clock())
+        assert still.detail(int(made.service_request_id)).status == "open"

@@ -36,34 +36,48 @@ def _city(context: Context, code: str | None) -> JurisdictionInfo:
 @reports_errors
 def load_catalogue_command(
     path: Path | None = typer.Argument(
-        None, help="A city catalogue in YAML; default: Astana's bundled one."
+        None,
+        help="A city catalogue in YAML; default: every city's, from the national template.",
+    ),
+    city: str | None = typer.Option(
+        None, "--city", help="Only this city's (a place code) from the national template."
     ),
     json_output: bool = JsonOption,
 ) -> None:
-    """Create or update a city's departments, services (kk/ru/en, SLA, attributes) and routing."""
+    """Create or update cities' departments, services (kk/ru/en, SLA, attributes) and routing."""
     from qala.components.requests311.catalogue import parse_catalogue
-    from qala.components.requests311.demo import astana_catalogue
-    from qala.components.requests311.services import load_catalogue
-
-    catalogue = (
-        parse_catalogue(path.read_text(encoding="utf-8"), file=path.name)
-        if path
-        else astana_catalogue()
+    from qala.components.requests311.services import (
+        city_catalogue,
+        load_catalogue,
+        load_city_catalogues,
     )
+
     context = open_context()
     with context.database.transaction() as session:
-        city = load_catalogue(session, catalogue)
-    summary = {
-        "jurisdiction": city.code,
-        "services": len(city.services),
-        "departments": len(city.departments),
-        "routing_rules": len(city.routing),
-    }
+        if path or city:
+            catalogue = (
+                parse_catalogue(path.read_text(encoding="utf-8"), file=path.name)
+                if path
+                else city_catalogue(str(city), year=context.clock().year)
+            )
+            cities = [load_catalogue(session, catalogue)]
+        else:
+            cities = load_city_catalogues(session, year=context.clock().year).jurisdictions
+    summary = [
+        {
+            "jurisdiction": c.code,
+            "services": len(c.services),
+            "departments": len(c.departments),
+            "routing_rules": len(c.routing),
+        }
+        for c in cities
+    ]
     if json_output:
         print_json(summary)
-    else:
+        return
+    for row in summary:
         console.print(
-            f"[green]✓[/] {city.code}: {summary['services']} services, {summary['departments']} departments, {summary['routing_rules']} routing rules"
+            f"[green]✓[/] {row['jurisdiction']}: {row['services']} services, {row['departments']} departments, {row['routing_rules']} routing rules"
         )
 
 

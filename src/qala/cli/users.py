@@ -16,7 +16,15 @@ def create(
     username: str,
     role: str = typer.Option("citizen", help="citizen, operator, analyst or administrator."),
     display_name: str = typer.Option("", help="Name shown in the dashboard."),
-    department: str | None = typer.Option(None, help="For operators: their city service."),
+    department: str | None = typer.Option(
+        None,
+        "--department",
+        "--departments",
+        help="For operators: their departments, comma-separated codes (default: all).",
+    ),
+    place: str | None = typer.Option(
+        None, help="For staff: the city they work for (a place code); omit for national."
+    ),
     password: str = typer.Option(..., prompt=True, hide_input=True, confirmation_prompt=True),
 ) -> None:
     """Create an account."""
@@ -24,6 +32,7 @@ def create(
 
     context = open_context()
     with context.database.transaction() as session:
+        _check_place(session, place)
         user = create_user(
             session,
             username=username,
@@ -31,8 +40,44 @@ def create(
             role=role,
             display_name=display_name,
             department=department,
+            place=place,
         )
-        console.print(f"Created [bold]{user.username}[/] ({user.role}).")
+        console.print(f"Created [bold]{user.username}[/] ({user.role}, {_scope_text(user)}).")
+
+
+@app.command("scope")
+@reports_errors
+def scope(
+    username: str,
+    place: str | None = typer.Option(
+        None, help="The city the account works for (a place code); omit for national."
+    ),
+    departments: str | None = typer.Option(
+        None, help="Operators: comma-separated department codes (omit: every department)."
+    ),
+) -> None:
+    """Set where a staff account may see and act: a city (or national) and departments."""
+    from qala.components.accounts.services import get_user, set_scope
+
+    context = open_context()
+    with context.database.transaction() as session:
+        _check_place(session, place)
+        user = set_scope(session, get_user(session, username), place, departments)
+        console.print(f"[bold]{user.username}[/]: {_scope_text(user)}.")
+
+
+def _check_place(session: object, place: str | None) -> None:
+    """A NotFoundError naming the place when it is not in the places catalogue."""
+    from qala.components.catalog.services import get_place
+
+    if place:
+        get_place(session, place.strip().lower())  # type: ignore[arg-type]
+
+
+def _scope_text(user: object) -> str:
+    place = getattr(user, "place", None) or "national"
+    departments = getattr(user, "department", None)
+    return f"{place}; departments {departments}" if departments else place
 
 
 @app.command("list")
@@ -43,7 +88,7 @@ def list_() -> None:
 
     context = open_context()
     table = Table()
-    for column in ("username", "name", "role", "department", "active"):
+    for column in ("username", "name", "role", "place", "departments", "active"):
         table.add_column(column)
     with context.database.session() as session:
         for user in list_users(session):
@@ -51,6 +96,7 @@ def list_() -> None:
                 user.username,
                 user.display_name,
                 user.role,
+                user.place or "national",
                 user.department or "",
                 "yes" if user.active else "no",
             )

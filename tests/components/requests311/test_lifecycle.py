@@ -32,10 +32,10 @@ def test_routing_by_service_and_district(city: City) -> None:
         ("stray_animals", YESIL, "veterinary", "yesil"),
         (
             "snow_removal",
-            (43.24, 76.95),
+            (51.15, 71.88),
             "roads_transport",
             None,
-        ),  # far away: no district, service default
+        ),  # the city's edge, 27 km from every district centre: no district, service default
     ]
     for code, (lat, lon), department, district in cases:
         submitted = city.submit(code, lat=lat, lon=lon)

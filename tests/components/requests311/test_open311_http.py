@@ -353,8 +353,13 @@ def test_several_cities_each_with_its_own_catalogue(app_factory: Any) -> None:
         ).status_code
         == 403
     )
+    # Almaty's point is not Astana's: refused in the Open311 error format.
+    outside = http.post("/open311/v2/requests.json", data={**form, "jurisdiction_id": "astana"})
+    assert outside.status_code == 400
+    assert outside.json()[0]["description"].startswith("lat: the point is outside Astana")
+    inside = {**form, "lat": "51.125", "long": "71.430"}
     made = http.post(
-        "/open311/v2/requests.json", data={**form, "jurisdiction_id": "astana"}
+        "/open311/v2/requests.json", data={**inside, "jurisdiction_id": "astana"}
     ).json()[0]
     # A request is only visible in its own city.
     assert (

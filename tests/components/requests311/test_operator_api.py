@@ -63,12 +63,14 @@ def test_queue_per_department_assignment_notes_and_bulk(staff_api: Any) -> None:
     assert [r["id"] for r in http.get("/api/v1/requests/queue", headers=energy).json()] == [heating]
     everything = http.get("/api/v1/requests/queue", headers=admin).json()
     assert sorted(r["id"] for r in everything) == sorted([*snow, other_snow, heating])
+    # An operator sees only their own departments' requests, even when asking for another's.
     assert (
         http.get(
             "/api/v1/requests/queue", params={"department": "akimat_saryarka"}, headers=yesil
-        ).json()[0]["id"]
-        == other_snow
+        ).json()
+        == []
     )
+    assert http.get(f"/api/v1/requests/{other_snow}", headers=yesil).status_code == 404
 
     detail = http.get(f"/api/v1/requests/{heating}", headers=energy).json()
     assert detail["reporter"]["email"] == "reporter@example.kz"  # staff may call the reporter back
@@ -85,14 +87,16 @@ def test_queue_per_department_assignment_notes_and_bulk(staff_api: Any) -> None:
         json={"text": "Стояк в подвале", "public": False},
         headers=energy,
     )
-    moved = http.post(
-        f"/api/v1/requests/{heating}/assign",
-        json={"assignee": "marat", "department": "akimat_yesil"},
-        headers=energy,
+    reroute = {"assignee": "marat", "department": "akimat_yesil"}
+    # Re-routing to a department outside the operator's own is an administrator's call.
+    assert (
+        http.post(f"/api/v1/requests/{heating}/assign", json=reroute, headers=energy).status_code
+        == 403
     )
+    moved = http.post(f"/api/v1/requests/{heating}/assign", json=reroute, headers=admin)
     assert moved.json()["department"] == "akimat_yesil" and moved.json()["assignee"] == "marat"
     assert (
-        http.post(f"/api/v1/requests/{heating}/acknowledge", json={}, headers=energy).status_code
+        http.post(f"/api/v1/requests/{heating}/acknowledge", json={}, headers=admin).status_code
         == 409
     )
 
@@ -131,7 +135,7 @@ def test_queue_per_department_assignment_notes_and_bulk(staff_api: Any) -> None:
     )
     assert (
         http.post(
-            f"/api/v1/requests/{heating}/close", json={"reason": "bored"}, headers=energy
+            f"/api/v1/requests/{heating}/close", json={"reason": "bored"}, headers=admin
         ).status_code
         == 422
     )

@@ -43,7 +43,12 @@ class Registration(Credentials):
 
 class NewUser(Registration):
     role: Code = "citizen"
-    department: Code | None = None
+    department: str | None = Field(
+        default=None, max_length=400, description="Operators: comma-separated department codes."
+    )
+    place: str | None = Field(
+        default=None, max_length=80, description="Staff: their city's code; empty: national."
+    )
 
 
 class UserOut(BaseModel):
@@ -51,6 +56,7 @@ class UserOut(BaseModel):
     display_name: str
     role: str
     department: str | None
+    place: str | None
 
 
 def user_out(user: User) -> UserOut:
@@ -59,6 +65,7 @@ def user_out(user: User) -> UserOut:
         display_name=user.display_name,
         role=user.role,
         department=user.department,
+        place=user.place,
     )
 
 
@@ -170,5 +177,6 @@ def add_user(new: NewUser, _admin: AdminUser, database: DatabaseDep) -> UserOut:
             role=new.role,
             display_name=new.display_name,
             department=new.department,
+            place=new.place,
         )
         return user_out(user)

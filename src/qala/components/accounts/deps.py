@@ -14,6 +14,7 @@ from typing import Annotated, Any
 from fastapi import Depends, HTTPException, Path, Query, Request
 
 from qala.components.accounts.models import User
+from qala.components.accounts.scope import StaffScope
 from qala.components.accounts.services import resolve_session, resolve_token
 from qala.runtime import Context
 from qala.store.database import Database
@@ -105,6 +106,20 @@ def require_roles(*roles: str) -> Callable[..., Coroutine[Any, Any, User]]:
         if roles and user.role not in roles and user.role != "administrator":
             raise HTTPException(403, f"this needs the role {' or '.join(roles)}")
         return user
+
+    return dependency
+
+
+def require_national(*roles: str) -> Callable[..., Coroutine[Any, Any, User]]:
+    """:func:`require_roles`, and the account works for the whole country (things that span
+    every city, such as building the national rating)."""
+    by_role = require_roles(*roles)
+
+    async def dependency(user: OptionalUser) -> User:
+        checked = await by_role(user)
+        if not StaffScope.of(checked).national:
+            raise HTTPException(403, f"national staff only; this account works for {checked.place}")
+        return checked
 
     return dependency
 

@@ -21,8 +21,11 @@ class User(Base):
     role: Mapped[str] = mapped_column(String(16))
     password_hash: Mapped[str] = mapped_column(String(200))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
-    department: Mapped[str | None] = mapped_column(String(80))
-    """For operators: the city service they work in (routes their queue)."""
+    department: Mapped[str | None] = mapped_column(String(400))
+    """For operators: the departments they work in, comma-separated codes (None: every
+    department of their place)."""
+    place: Mapped[str | None] = mapped_column(String(80), index=True)
+    """For staff: the city they work for (a place code); None is the national level."""
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     __table_args__ = (

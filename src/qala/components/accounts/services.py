@@ -72,9 +72,10 @@ def create_user(
     role: str = "citizen",
     display_name: str = "",
     department: str | None = None,
+    place: str | None = None,
 ) -> User:
     username = username.strip().lower()
-    problems = []
+    problems = scope_problems(place, department)
     if not USERNAME.match(username):
         problems.append("`username`: 3–80 characters of a–z, 0–9, _ . @ -")
     if len(password) < MIN_PASSWORD:
@@ -94,9 +95,42 @@ def create_user(
         password_hash=_hasher.hash(password),
         role=role,
         display_name=display_name.strip() or default_display_name(username),
-        department=department,
     )
+    apply_scope(user, place, department)
     session.add(user)
+    session.flush()
+    return user
+
+
+PLACE_CODE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,79}$")
+
+
+def scope_problems(place: str | None, departments: str | None) -> list[str]:
+    """What is wrong with a staff scope as typed (place code, comma-separated departments)."""
+    problems = []
+    if place and not PLACE_CODE.match(place.strip().lower()):
+        problems.append("`place`: a place code such as karaganda (empty: national)")
+    codes = [c.strip() for c in (departments or "").split(",") if c.strip()]
+    if any(not PLACE_CODE.match(c) for c in codes) or len(",".join(codes)) > 400:
+        problems.append("`departments`: comma-separated department codes, 400 characters in all")
+    return problems
+
+
+def apply_scope(user: User, place: str | None, departments: str | None) -> None:
+    """Set where the account works: ``place`` (empty: national) and its departments."""
+    user.place = (place or "").strip().lower() or None
+    codes = [c.strip() for c in (departments or "").split(",") if c.strip()]
+    user.department = ",".join(dict.fromkeys(codes)) or None
+
+
+def set_scope(session: Session, user: User, place: str | None, departments: str | None) -> User:
+    """Change an account's scope (ValidationError naming the field for a malformed one)."""
+    problems = scope_problems(place, departments)
+    if problems:
+        from qala.core.errors import Problem
+
+        raise ValidationError([Problem(p) for p in problems], "cannot change the scope")
+    apply_scope(user, place, departments)
     session.flush()
     return user
 
@@ -201,16 +235,17 @@ def set_password(session: Session, user: User, password: str) -> None:
 DEMO_USERS = (
     ("admin", "administrator", "Администратор", None),
     ("analyst", "analyst", "Аналитик рейтинга", None),
-    ("operator", "operator", "Оператор ситуационного центра", "utilities"),
+    ("operator", "operator", "Оператор ситуационного центра", "astana"),
     ("citizen", "citizen", "Айгерим (житель)", None),
 )
+"""Username, role, display name and place (None: national)."""
 DEMO_PASSWORD_SUFFIX = "-demo-2026"
 
 
 def ensure_demo_users(session: Session) -> list[str]:
     """Demo accounts (password: `<username>-demo-2026`) — for the bundled demo only."""
     created = []
-    for username, role, name, department in DEMO_USERS:
+    for username, role, name, place in DEMO_USERS:
         if session.scalar(select(User).where(User.username == username)) is None:
             create_user(
                 session,
@@ -218,7 +253,7 @@ def ensure_demo_users(session: Session) -> list[str]:
                 password=username + DEMO_PASSWORD_SUFFIX,
                 role=role,
                 display_name=name,
-                department=department,
+                place=place,
             )
             created.append(username)
     return created

@@ -18,6 +18,7 @@ from qala.components.accounts.deps import (
     RowId,
     Year,
 )
+from qala.components.accounts.scope import StaffScope
 from qala.components.catalog.frameworks import Catalogue, Node, load_catalogue
 from qala.components.catalog.models import Place
 from qala.components.catalog.services import (
@@ -257,6 +258,7 @@ async def data_import(
             partial=partial,
             imported_by=user.username,
             name=file.filename,
+            place_scope=StaffScope.of(user).place,
         )
     except ValidationError as exc:
         raise HTTPException(422, exc.details()) from exc

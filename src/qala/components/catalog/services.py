@@ -44,7 +44,7 @@ from qala.components.catalog.queries import (
 )
 from qala.components.catalog.tabular import FileFormat, read_table, wide_to_long, write_table
 from qala.components.catalog.validation import CheckResult, check_long
-from qala.core.errors import Problem, ValidationError
+from qala.core.errors import PermissionDeniedError, Problem, ValidationError
 from qala.store.base import utcnow
 from qala.store.database import Database
 
@@ -263,9 +263,12 @@ def import_file(
     illustrative: bool = False,
     imported_by: str | None = None,
     name: str | None = None,
+    place_scope: str | None = None,
 ) -> ImportReport:
     """Import a city data file. With problems, nothing is written unless ``partial``. ``name``
-    is what messages and the import batch call the file (an upload's own name)."""
+    is what messages and the import batch call the file (an upload's own name). With
+    ``place_scope`` (the importer's city) a file with rows of any other place is refused
+    (PermissionDeniedError), even with ``partial``."""
     table = read_table(path, name=name)
     digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
     with database.transaction() as session:
@@ -278,6 +281,8 @@ def import_file(
             illustrative=illustrative,
         )
         result.encoding = table.encoding
+        if place_scope is not None:
+            refuse_outside(session, result, place_scope)
         if result.problems and not partial:
             return ImportReport(result, written=False)
         batch = ImportBatch(
@@ -293,6 +298,42 @@ def import_file(
         session.flush()
         written = write_values(session, result.values, batch_id=batch.id)
         return ImportReport(result, written=True, batch_id=batch.id, rows_written=written)
+
+
+def place_and_descendants(session: Session, code: str) -> dict[int, str]:
+    """The place ``code`` and every place under it (its districts), by id."""
+    rows = session.execute(select(Place.id, Place.code, Place.parent_id)).all()
+    children: dict[int | None, list[tuple[int, str]]] = {}
+    for place_id, place_code, parent_id in rows:
+        children.setdefault(parent_id, []).append((place_id, place_code))
+    found = {place_id: place_code for place_id, place_code, _ in rows if place_code == code}
+    frontier = list(found)
+    while frontier:
+        for child_id, child_code in children.get(frontier.pop(), []):
+            found[child_id] = child_code
+            frontier.append(child_id)
+    return found
+
+
+def refuse_outside(session: Session, result: CheckResult, place: str) -> None:
+    """PermissionDeniedError naming the rows of places outside ``place`` (and its districts):
+    an account imports only its own city's data, and a file with any other is refused whole."""
+    if result.values.empty:
+        return
+    allowed = place_and_descendants(session, place)
+    outside = result.values[~result.values["place_id"].isin(list(allowed))]
+    if outside.empty:
+        return
+    codes = {int(i): str(c) for i, c in session.execute(select(Place.id, Place.code))}
+    named = [
+        f"row {row['source_row']}: `{codes.get(int(row['place_id']), row['place_id'])}`"
+        for _, row in outside.head(5).iterrows()
+    ]
+    more = f" and {len(outside) - 5} more" if len(outside) > 5 else ""
+    raise PermissionDeniedError(
+        f"{result.file}: places outside {place}, the place this account works for"
+        f" ({'; '.join(named)}{more}); nothing was imported"
+    )
 
 
 def import_frame(

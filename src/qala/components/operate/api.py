@@ -18,6 +18,7 @@ from qala.components.accounts.deps import (
     require_roles,
 )
 from qala.components.accounts.models import User
+from qala.components.accounts.scope import StaffScope
 from qala.components.operate import incident_actions, incidents as incident_services, queries
 from qala.components.operate.indicators import write_indicators
 from qala.components.operate.ingest import check_silence, ingest_payload, register_sensors
@@ -153,7 +154,7 @@ def post_silence(_user: Operator, context: ContextDep) -> dict[str, Any]:
 
 @router.get("/incidents")
 def get_incidents(
-    _user: Operator,
+    user: Operator,
     context: ContextDep,
     status: Code | None = None,
     service: Code | None = None,
@@ -168,7 +169,7 @@ def get_incidents(
             status=status,
             service=service,
             category=category,
-            place_code=place,
+            place_code=StaffScope.of(user).place_or(place),
             limit=limit,
             offset=offset,
         )
@@ -179,24 +180,28 @@ def get_incidents(
 def post_incident(
     body: IncidentCreate, user: Operator, response: Response, context: ContextDep
 ) -> dict[str, Any]:
-    reported = incident_actions.report_incident(context, actor=actor(user), **body.model_dump())
+    fields = body.model_dump()
+    fields["place_code"] = StaffScope.of(user).place_or(body.place_code)
+    reported = incident_actions.report_incident(context, actor=actor(user), **fields)
     if not reported.created:
         response.status_code = 200
     return {**reported.incident.as_dict(), "deduplicated": not reported.created}
 
 
 @router.get("/incidents/{incident_id}")
-def get_incident(incident_id: RowId, _user: Operator, context: ContextDep) -> dict[str, Any]:
+def get_incident(incident_id: RowId, user: Operator, context: ContextDep) -> dict[str, Any]:
     with context.database.session() as session:
-        return incident_services.view(
-            incident_services.get_incident(session, incident_id)
-        ).as_dict()
+        incident = incident_services.incident_in_scope(session, incident_id, StaffScope.of(user))
+        return incident_services.view(incident).as_dict()
 
 
 def _act(
     context: Context, incident_id: int, action: str, user: User, body: BaseModel
 ) -> dict[str, Any]:
-    """Every action route: the body's fields are the action's arguments."""
+    """Every action route: the body's fields are the action's arguments (on an incident of the
+    account's place)."""
+    with context.database.session() as session:
+        incident_services.incident_in_scope(session, incident_id, StaffScope.of(user))
     return incident_actions.take_action(
         context, incident_id, action, actor=actor(user), **body.model_dump()
     ).as_dict()
@@ -245,22 +250,26 @@ def post_link(
 
 
 @router.get("/incidents/{incident_id}/audit")
-def get_audit(incident_id: RowId, _user: Operator, context: ContextDep) -> list[dict[str, Any]]:
+def get_audit(incident_id: RowId, user: Operator, context: ContextDep) -> list[dict[str, Any]]:
     with context.database.session() as session:
-        incident = incident_services.view(incident_services.get_incident(session, incident_id))
+        incident = incident_services.view(
+            incident_services.incident_in_scope(session, incident_id, StaffScope.of(user))
+        )
     audit: list[dict[str, Any]] = incident.as_dict()["audit"]
     return audit
 
 
 @router.post("/escalations/run")
-def post_escalate(_user: Operator, context: ContextDep) -> dict[str, Any]:
+def post_escalate(user: Operator, context: ContextDep) -> dict[str, Any]:
+    StaffScope.of(user).require(None, "escalating every city's incidents")
     return {"escalated": incident_actions.escalate(context)}
 
 
 @router.post("/indicators/write")
 def post_indicators(
-    _user: Operator, context: ContextDep, year: Annotated[int, Query(ge=1900, le=2100)], place: Code
+    user: Operator, context: ContextDep, year: Annotated[int, Query(ge=1900, le=2100)], place: Code
 ) -> dict[str, Any]:
+    StaffScope.of(user).require(place, f"place `{place}`")
     return write_indicators(context, year=year, city=place).as_dict()
 
 

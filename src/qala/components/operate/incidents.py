@@ -18,6 +18,7 @@ import yaml
 from sqlalchemy import Table, bindparam, func, select
 from sqlalchemy.orm import Session
 
+from qala.components.accounts.scope import StaffScope
 from qala.components.operate.models import Incident, IncidentAudit, IncidentLink
 from qala.core.errors import ConflictError, NotFoundError, Problem, ValidationError
 
@@ -333,6 +334,15 @@ def open_incident(
 def get_incident(session: Session, incident_id: int) -> Incident:
     incident = session.get(Incident, incident_id)
     if incident is None:
+        raise NotFoundError(f"no incident {incident_id}")
+    return incident
+
+
+def incident_in_scope(session: Session, incident_id: int, scope: StaffScope) -> Incident:
+    """The incident, when the account's place covers it; else as if it did not exist (an
+    operator of one city learns nothing of another's incidents)."""
+    incident = get_incident(session, incident_id)
+    if not scope.covers(incident.place_code):
         raise NotFoundError(f"no incident {incident_id}")
     return incident
 

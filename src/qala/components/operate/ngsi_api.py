@@ -15,9 +15,10 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from qala.components.accounts.deps import DATA_SET_BODY, ContextDep, require_roles
+from qala.components.accounts.deps import DATA_SET_BODY, ContextDep, context_of, require_roles
 from qala.components.accounts.models import User
 from qala.components.operate import broker
 from qala.components.operate.broker import BatchOutcome, HistoryWindow, Representation
@@ -33,16 +34,38 @@ from qala.components.operate.ngsi import (
     split_list,
 )
 from qala.components.operate.temporal import time_window
-from qala.core.errors import QalaError
+from qala.components.operate.tenancy import TENANT_HEADER, TenantWriter, tenant_writer
+from qala.core.errors import PermissionDeniedError, QalaError
 from qala.core.jsontext import load_json
+from qala.runtime import Context
 
 PREFIX = "/ngsi-ld/v1"
 LD_JSON = "application/ld+json"
 CONTEXT_REL = "http://www.w3.org/ns/json-ld#context"
 
 
-Writer = Annotated[User, Depends(require_roles("operator", "administrator"))]
-"""Writes need an operator or administrator."""
+StaffWriter = Annotated[User, Depends(require_roles("operator", "administrator"))]
+
+
+async def scoped_writer(request: Request, user: StaffWriter) -> TenantWriter:
+    """The writer under the ``NGSILD-Tenant`` the request names; an entity named in the path
+    must be of that tenant's city."""
+    context = context_of(request)
+    with context.database.session() as session:
+        writer = tenant_writer(session, user, request.headers.get(TENANT_HEADER))
+        entity_id = request.path_params.get("entity_id")
+        if isinstance(entity_id, str):
+            writer.require_stored(session, entity_id)
+    return writer
+
+
+Writer = Annotated[TenantWriter, Depends(scoped_writer)]
+"""Writes need an operator or administrator, acting within their city's tenant."""
+
+
+def _guard(context: Context, check: Callable[[Session], None]) -> None:
+    with context.database.session() as session:
+        check(session)
 
 
 Running = ContextDep
@@ -80,6 +103,10 @@ class NgsiRoute(APIRoute):
                 response.status_code = exc.status_code
                 if exc.headers:
                     response.headers.update(exc.headers)
+                return response
+            except PermissionDeniedError as exc:  # another city's tenant or entity
+                response = problem_response(NgsiError("Forbidden", str(exc)))
+                response.status_code = 403
                 return response
             except QalaError as exc:
                 return problem_response(NgsiError("BadRequestData", str(exc)))
@@ -191,9 +218,10 @@ router = APIRouter(prefix=PREFIX, tags=["ngsi-ld"], route_class=NgsiRoute)
 
 
 @router.post("/entities", status_code=201)
-async def create(request: Request, _user: Writer, context: Running) -> Response:
+async def create(request: Request, writer: Writer, context: Running) -> Response:
     body, link = await _body(request)
     data = parse_entity(body, context=link)
+    writer.require_attrs(data.id, data.attrs)
     await run_in_threadpool(broker.create, context, data)
     return Response(status_code=201, headers={"Location": f"{PREFIX}/entities/{data.id}"})
 
@@ -256,9 +284,10 @@ def remove(entity_id: str, _user: Writer, context: Running) -> Response:
 
 
 @router.put("/entities/{entity_id}", status_code=204)
-async def replace(request: Request, entity_id: str, _user: Writer, context: Running) -> Response:
+async def replace(request: Request, entity_id: str, writer: Writer, context: Running) -> Response:
     body, link = await _body(request)
     data = parse_entity(body, context=link, require_id=False, entity_id=entity_id)
+    writer.require_attrs(entity_id, data.attrs)
     data.id = entity_id
     await run_in_threadpool(broker.replace, context, data)
     return Response(status_code=204)
@@ -266,10 +295,11 @@ async def replace(request: Request, entity_id: str, _user: Writer, context: Runn
 
 @router.patch("/entities/{entity_id}/attrs")
 async def update_attrs(
-    request: Request, entity_id: str, _user: Writer, context: Running
+    request: Request, entity_id: str, writer: Writer, context: Running
 ) -> Response:
     body, _link = await _body(request)
     attrs = parse_fragment(body)
+    writer.require_fragment(entity_id, attrs)
     done, skipped = await run_in_threadpool(
         broker.merge, context, entity_id, attrs, only_existing=True
     )
@@ -278,10 +308,11 @@ async def update_attrs(
 
 @router.post("/entities/{entity_id}/attrs")
 async def append_attrs(
-    request: Request, entity_id: str, _user: Writer, context: Running, options: str | None = None
+    request: Request, entity_id: str, writer: Writer, context: Running, options: str | None = None
 ) -> Response:
     body, _link = await _body(request)
     attrs = parse_fragment(body)
+    writer.require_fragment(entity_id, attrs)
     no_overwrite = "noOverwrite" in parse_options(options)
     done, skipped = await run_in_threadpool(
         broker.merge, context, entity_id, attrs, no_overwrite=no_overwrite
@@ -315,17 +346,19 @@ def types(request: Request, context: Running) -> Response:
 
 
 @router.post("/entityOperations/create", max_body_size=DATA_SET_BODY)
-async def batch_create(request: Request, _user: Writer, context: Running) -> Response:
+async def batch_create(request: Request, writer: Writer, context: Running) -> Response:
     items, link = await _batch_body(request)
+    _guard(context, lambda session: writer.require_batch(session, items, new=True))
     outcome = await run_in_threadpool(broker.create_each, context, items, link)
     return _batch_answer(outcome, created=outcome.success)
 
 
 @router.post("/entityOperations/upsert", max_body_size=DATA_SET_BODY)
 async def batch_upsert(
-    request: Request, _user: Writer, context: Running, options: str | None = None
+    request: Request, writer: Writer, context: Running, options: str | None = None
 ) -> Response:
     items, link = await _batch_body(request)
+    _guard(context, lambda session: writer.require_batch(session, items, new=True))
     replace_all = "replace" in parse_options(options)
     outcome = await run_in_threadpool(
         broker.upsert_each, context, items, link, replace_all=replace_all
@@ -335,9 +368,10 @@ async def batch_upsert(
 
 @router.post("/entityOperations/update", max_body_size=DATA_SET_BODY)
 async def batch_update(
-    request: Request, _user: Writer, context: Running, options: str | None = None
+    request: Request, writer: Writer, context: Running, options: str | None = None
 ) -> Response:
     items, link = await _batch_body(request)
+    _guard(context, lambda session: writer.require_batch(session, items, new=False))
     no_overwrite = "noOverwrite" in parse_options(options)
     outcome = await run_in_threadpool(
         broker.update_each, context, items, link, no_overwrite=no_overwrite
@@ -346,8 +380,9 @@ async def batch_update(
 
 
 @router.post("/entityOperations/delete", max_body_size=DATA_SET_BODY)
-async def batch_delete(request: Request, _user: Writer, context: Running) -> Response:
+async def batch_delete(request: Request, writer: Writer, context: Running) -> Response:
     items, _link = await _batch_body(request)
+    _guard(context, lambda session: writer.require_batch(session, items, new=False))
     outcome = await run_in_threadpool(broker.delete_each, context, items)
     return _batch_answer(outcome)
 

@@ -115,6 +115,25 @@ class RoutingDefinition:
     priority: int = 100
 
 
+@dataclass(frozen=True)
+class CityArea:
+    """Where a city takes reports: inside ``boundary`` (a GeoJSON Polygon or MultiPolygon in
+    lon/lat) when it is known, else within ``radius_km`` of the centre."""
+
+    lat: float
+    lon: float
+    radius_km: float
+    boundary: dict[str, Any] | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "lat": self.lat,
+            "lon": self.lon,
+            "radius_km": self.radius_km,
+            "boundary": self.boundary,
+        }
+
+
 @dataclass
 class CityCatalogue:
     """Everything a city declares: who it is, its districts, departments, services and routing."""
@@ -128,6 +147,7 @@ class CityCatalogue:
     departments: list[DepartmentDefinition] = field(default_factory=list)
     services: list[ServiceDefinition] = field(default_factory=list)
     routing: list[RoutingDefinition] = field(default_factory=list)
+    area: CityArea | None = None
 
 
 def _names(value: Any, where: str, problems: list[Problem], file: str) -> Names:
@@ -150,16 +170,55 @@ def _names(value: Any, where: str, problems: list[Problem], file: str) -> Names:
     return {lang: str(value.get(lang) or "") for lang in LANGUAGES}
 
 
-def parse_catalogue(text: str, *, file: str = "catalogue.yaml") -> CityCatalogue:
-    """Read a city catalogue from YAML, reporting every problem found at once."""
-    problems: list[Problem] = []
+def read_yaml(text: str, *, file: str) -> Any:
+    """YAML text as data; ValidationError naming ``file`` when it is not YAML."""
     try:
-        data = load_yaml(text) or {}
+        return load_yaml(text) or {}
     except yaml.YAMLError as exc:
         raise_if_problems(
             [Problem(f"not valid YAML: {exc}", file=file)], "the catalogue is invalid"
         )
         raise AssertionError("unreachable") from exc
+
+
+def parse_catalogue(text: str, *, file: str = "catalogue.yaml") -> CityCatalogue:
+    """Read a city catalogue from YAML, reporting every problem found at once."""
+    return catalogue_of(read_yaml(text, file=file), file=file)
+
+
+def _area(head: dict[str, Any], problems: list[Problem], file: str) -> CityArea | None:
+    lat, lon, radius = head.get("lat"), head.get("lon"), head.get("radius_km")
+    boundary = head.get("boundary")
+    if lat is None and lon is None and boundary is None:
+        return None
+    numbers = (lat, lon, radius)
+    if not all(isinstance(v, int | float) and math.isfinite(v) for v in numbers):
+        problems.append(
+            Problem("jurisdiction: `lat`, `lon` and `radius_km` must all be numbers", file=file)
+        )
+        return None
+    assert isinstance(lat, int | float) and isinstance(lon, int | float)
+    assert isinstance(radius, int | float)
+    if not (-90 <= lat <= 90 and -180 <= lon <= 180 and radius > 0):
+        problems.append(
+            Problem("jurisdiction: centre out of range or `radius_km` not positive", file=file)
+        )
+        return None
+    if boundary is not None and not (
+        isinstance(boundary, dict)
+        and boundary.get("type") in ("Polygon", "MultiPolygon")
+        and isinstance(boundary.get("coordinates"), list)
+    ):
+        problems.append(
+            Problem("jurisdiction: `boundary` must be a GeoJSON Polygon or MultiPolygon", file=file)
+        )
+        return None
+    return CityArea(float(lat), float(lon), float(radius), boundary)
+
+
+def catalogue_of(data: Any, *, file: str = "catalogue.yaml") -> CityCatalogue:
+    """A city catalogue from parsed YAML data, reporting every problem found at once."""
+    problems: list[Problem] = []
     if not isinstance(data, dict) or not isinstance(data.get("jurisdiction"), dict):
         raise_if_problems([Problem("expected a `jurisdiction:` mapping at the top", file=file)])
     head = data["jurisdiction"]
@@ -174,6 +233,7 @@ def parse_catalogue(text: str, *, file: str = "catalogue.yaml") -> CityCatalogue
         anonymous_allowed=bool(head.get("anonymous_allowed", True)),
         contact=head.get("contact"),
         key_service=head.get("key_service"),
+        area=_area(head, problems, file),
     )
     for i, d in enumerate(data.get("districts") or []):
         catalogue.districts.append(

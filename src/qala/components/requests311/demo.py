@@ -10,21 +10,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from importlib import resources
 
 import numpy as np
 from sqlalchemy import func, select
 
-from qala.components.requests311.catalogue import CityCatalogue, parse_catalogue
+from qala.components.requests311.catalogue import CityCatalogue
 from qala.components.requests311.intake import NewRequest, submit_request
 from qala.components.requests311.jurisdictions import (
     CATALOGUE_CACHE_KEY,
     CatalogueCache,
     JurisdictionInfo,
-    load_catalogue,
 )
 from qala.components.requests311.lifecycle import Requests
 from qala.components.requests311.models import Request
+from qala.components.requests311.national import city_catalogue, load_city_catalogues
 from qala.components.requests311.sla import escalate_overdue
 from qala.runtime import Context
 
@@ -34,16 +33,14 @@ ILLUSTRATIVE_NOTE = "(illustrative demo request, generated)"
 
 
 def astana_catalogue() -> CityCatalogue:
-    """The bundled catalogue of Astana (ten-plus services, anonymous reports accepted, like 109)."""
-    text = (resources.files("qala.components.requests311") / "data" / "astana.yaml").read_text(
-        encoding="utf-8"
-    )
-    return parse_catalogue(text, file="astana.yaml")
+    """Astana's catalogue: the national template with its own districts, akimats and routing."""
+    return city_catalogue("astana")
 
 
 @dataclass
 class DemoReport:
     services: int
+    cities: int
     requests_created: int
     indicator_values: int
 
@@ -53,7 +50,10 @@ class DemoReport:
             if self.requests_created
             else "requests already there"
         )
-        return f"Astana catalogue of {self.services} services; {made}; {self.indicator_values} indicator values"
+        return (
+            f"{self.cities} cities' catalogues; Astana's of {self.services} services; {made};"
+            f" {self.indicator_values} indicator values"
+        )
 
 
 _SAMPLE_VALUES = {
@@ -181,13 +181,13 @@ def generate_requests(
 
 
 def load_demo(context: Context, *, count: int = DEMO_REQUESTS) -> DemoReport:
-    """Load Astana's catalogue and, on a store without them, the illustrative requests; then
-    compute the indicators and write them to the catalogue."""
+    """Load every city's catalogue and, on a store without them, Astana's illustrative requests;
+    then compute Astana's indicators and write them to the catalogue."""
     from qala.components.requests311.indicators import compute_indicators, write_indicators
 
-    catalogue = astana_catalogue()
     with context.database.transaction() as session:
-        jurisdiction = load_catalogue(session, catalogue)
+        loaded = load_city_catalogues(session, year=context.clock().year)
+        jurisdiction = next(j for j in loaded.jurisdictions if j.code == "astana")
         existing = session.scalar(
             select(func.count())
             .select_from(Request)
@@ -200,4 +200,4 @@ def load_demo(context: Context, *, count: int = DEMO_REQUESTS) -> DemoReport:
     cache = context.extras.get(CATALOGUE_CACHE_KEY)
     if isinstance(cache, CatalogueCache):
         cache.invalidate()
-    return DemoReport(len(catalogue.services), created, written)
+    return DemoReport(len(jurisdiction.services), len(loaded.jurisdictions), created, written)

@@ -2,7 +2,7 @@
 
 XML roots: ``services``/``service``, ``service_definition`` (``attributes``/``attribute``,
 ``values``/``value``), ``service_requests``/``request``, ``errors``/``error``, ``discovery``
-(``endpoints``/``endpoint``, ``formats``/``format``). Every document is UTF-8 with the XML
+(``endpoints``/``endpoint``, ``formats``/``format``, ``jurisdictions``/``jurisdiction``). Every document is UTF-8 with the XML
 declaration.
 """
 
@@ -32,6 +32,7 @@ _ITEM_TAG = {
     "values": "value",
     "endpoints": "endpoint",
     "formats": "format",
+    "jurisdictions": "jurisdiction",
 }
 
 

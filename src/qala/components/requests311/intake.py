@@ -30,6 +30,8 @@ from qala.runtime import Context
 MAX_DESCRIPTION = 4000
 MAX_ADDRESS = 500
 MAX_URL = 2048
+OUTSIDE_CODE = "outside_jurisdiction"
+"""The problem code of a point outside the chosen city (pages show it translated)."""
 INTAKE_KEY = "requests311.intake"
 """Where :func:`report_intake` keeps a platform's intake in ``Context.extras``."""
 
@@ -136,6 +138,16 @@ def check_new_request(
                 problems.append(
                     Problem(
                         "expected a longitude between -180 and 180", column="long", value=new.lon
+                    )
+                )
+            if not problems and not jurisdiction.contains(new.lat, new.lon):
+                problems.append(
+                    Problem(
+                        f"the point is outside {jurisdiction.names['en']}; report it to the city"
+                        " where the problem is (GET discovery lists them)",
+                        column="lat",
+                        value=f"{new.lat:.5f},{new.lon:.5f}",
+                        code=OUTSIDE_CODE,
                     )
                 )
     elif not (new.address_string or "").strip() and not (new.address_id or "").strip():

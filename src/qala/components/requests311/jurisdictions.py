@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from qala.components.requests311.catalogue import AttributeDefinition, CityCatalogue
+from qala.components.requests311.catalogue import AttributeDefinition, CityArea, CityCatalogue
 from qala.components.requests311.models import (
     Department,
     Jurisdiction,
@@ -23,6 +23,7 @@ from qala.components.requests311.models import (
     Service,
 )
 from qala.core.errors import NotFoundError, Problem, ValidationError
+from qala.engines.geo.area import haversine_km, in_geometry
 from qala.runtime import Context
 
 DEFAULT_SLA_HOURS = 72.0
@@ -75,6 +76,17 @@ class JurisdictionInfo:
     departments: dict[int, DepartmentInfo]
     routing: tuple[tuple[str | None, str | None, int, int], ...]
     """(service_code, district, priority, department_id), most specific first."""
+    area: CityArea | None = None
+    """Where the city takes reports (None: anywhere)."""
+
+    def contains(self, lat: float, lon: float) -> bool:
+        """Whether a point is the city's: inside its boundary when known, else within its
+        radius of the centre (a city with no area takes every point)."""
+        if self.area is None:
+            return True
+        if self.area.boundary is not None:
+            return in_geometry(lon, lat, self.area.boundary)
+        return haversine_km(lat, lon, self.area.lat, self.area.lon) <= self.area.radius_km
 
     def service(self, code: str) -> ServiceInfo:
         found = self.services.get(code)
@@ -119,13 +131,6 @@ class JurisdictionInfo:
         """The answer time of the service with ``service_id``, hours."""
         service = self.services_by_id.get(service_id)
         return service.sla_hours if service else DEFAULT_SLA_HOURS
-
-
-def haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
-    phi1, phi2 = math.radians(lat1), math.radians(lat2)
-    dphi, dlmb = phi2 - phi1, math.radians(lon2 - lon1)
-    a = math.sin(dphi / 2) ** 2 + math.cos(phi1) * math.cos(phi2) * math.sin(dlmb / 2) ** 2
-    return 2 * 6371.0088 * math.asin(math.sqrt(a))
 
 
 def load_jurisdictions(session: Session) -> dict[str, JurisdictionInfo]:
@@ -177,8 +182,20 @@ def load_jurisdictions(session: Session) -> dict[str, JurisdictionInfo]:
             services=services_by.get(j.id, {}),
             departments=departments_by.get(j.id, {}),
             routing=tuple(rules),
+            area=_area_of(j.area),
         )
     return result
+
+
+def _area_of(stored: dict[str, Any] | None) -> CityArea | None:
+    if not stored:
+        return None
+    return CityArea(
+        float(stored["lat"]),
+        float(stored["lon"]),
+        float(stored["radius_km"]),
+        stored.get("boundary"),
+    )
 
 
 class CatalogueCache:
@@ -254,6 +271,12 @@ def load_catalogue(session: Session, catalogue: CityCatalogue) -> JurisdictionIn
 
     Services missing from ``catalogue`` are deactivated, never deleted (requests point at them).
     """
+    store_catalogue(session, catalogue)
+    return load_jurisdictions(session)[catalogue.code]
+
+
+def store_catalogue(session: Session, catalogue: CityCatalogue) -> None:
+    """:func:`load_catalogue` without reading every city back (for loading many at once)."""
     jurisdiction = session.scalar(select(Jurisdiction).where(Jurisdiction.code == catalogue.code))
     if jurisdiction is None:
         jurisdiction = Jurisdiction(code=catalogue.code)
@@ -263,6 +286,7 @@ def load_catalogue(session: Session, catalogue: CityCatalogue) -> JurisdictionIn
     )
     jurisdiction.anonymous_allowed = catalogue.anonymous_allowed
     jurisdiction.contact, jurisdiction.key_service = catalogue.contact, catalogue.key_service
+    jurisdiction.area = catalogue.area.as_json() if catalogue.area else None
     jurisdiction.districts = [
         {
             "code": d.code,
@@ -339,4 +363,3 @@ def load_catalogue(session: Session, catalogue: CityCatalogue) -> JurisdictionIn
         for r in catalogue.routing
     )
     session.flush()
-    return load_jurisdictions(session)[catalogue.code]

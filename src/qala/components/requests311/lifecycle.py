@@ -23,6 +23,7 @@ from qala.core.clock import as_utc
 from qala.core.errors import (
     ConflictError,
     NotFoundError,
+    PermissionDeniedError,
     Problem,
     ValidationError,
     raise_if_problems,
@@ -49,6 +50,9 @@ class Requests:
         The clock reading to stamp changes with.
     bus
         Where ``requests311.*`` events go (optional).
+    departments
+        The department ids the actor works in (None: every department of the city); requests
+        of other departments are as if absent, and none can be re-routed to one.
     """
 
     def __init__(
@@ -59,17 +63,23 @@ class Requests:
         actor: str,
         now: datetime,
         bus: EventBus | None = None,
+        departments: frozenset[int] | None = None,
     ) -> None:
         self.session = session
         self.jurisdiction = jurisdiction
         self.actor = actor
         self.now = now
         self.bus = bus
+        self.departments = departments
 
     # -- reading
     def load(self, request_id: int) -> Request:
         request = self.session.get(Request, request_id)
-        if request is None or request.jurisdiction_id != self.jurisdiction.id:
+        if (
+            request is None
+            or request.jurisdiction_id != self.jurisdiction.id
+            or (self.departments is not None and request.department_id not in self.departments)
+        ):
             raise NotFoundError(f"no service request {request_id} in {self.jurisdiction.code}")
         return request
 
@@ -87,7 +97,13 @@ class Requests:
         """A department's work queue: :func:`~qala.components.requests311.queries.request_queue`
         with ``filters`` (department, statuses, assignee, overdue_only, limit, offset,
         language)."""
-        return request_queue(self.session, self.jurisdiction, now=self.now, **filters)
+        return request_queue(
+            self.session,
+            self.jurisdiction,
+            now=self.now,
+            department_ids=self.departments,
+            **filters,
+        )
 
     # -- writing
     def _record(self, request: Request, action: str, changes: dict[str, Any]) -> None:
@@ -205,7 +221,12 @@ class Requests:
                 raise ValidationError.single("at most 120 characters", column="assignee")
             values["assignee"] = assignee or None
         if department is not None:
-            values["department_id"] = self.jurisdiction.department_by_code(department).id
+            target = self.jurisdiction.department_by_code(department).id
+            if self.departments is not None and target not in self.departments:
+                raise PermissionDeniedError(
+                    f"department `{department}` is outside the departments this account works in"
+                )
+            values["department_id"] = target
         if not values:
             raise ValidationError.single(
                 "give an assignee, a department or both", column="assignee", code="required"

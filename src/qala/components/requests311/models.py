@@ -49,6 +49,9 @@ class Jurisdiction(Base):
     """Where client developers ask for an API key (Open311 discovery ``key_service``)."""
     districts: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     """Districts as {code, name_kk, name_ru, name_en, lat, lon}; a request's district is the nearest."""
+    area: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    """Where the city takes reports: {lat, lon, radius_km, boundary (GeoJSON or null)}; null
+    takes any point (a catalogue loaded without a known place)."""
 
 
 class Department(Base):

@@ -450,6 +450,18 @@ def _discovery_document(desk: Open311Desk) -> tuple[str, Any]:
                 "formats": ["text/xml", "application/json"],
             }
         ],
+        # An extension: every city this server takes requests for, by jurisdiction_id.
+        "jurisdictions": [
+            {
+                "jurisdiction_id": j.code,
+                "name_kk": j.names["kk"],
+                "name_ru": j.names["ru"],
+                "name_en": j.names["en"],
+                "services": sum(1 for s in j.services.values() if s.active),
+                "contact": j.contact,
+            }
+            for j in sorted(known.values(), key=lambda j: j.code)
+        ],
     }
 
 

@@ -12,9 +12,11 @@ from sqlalchemy.orm import Session
 
 from qala.components.accounts.deps import AdminUser, ContextDep, OperatorUser, require_roles
 from qala.components.accounts.models import User
+from qala.components.accounts.scope import StaffScope
+from qala.components.requests311.access import scoped_requests, staff_jurisdiction
 from qala.components.requests311.jurisdictions import JurisdictionInfo, catalogue_cache
 from qala.components.requests311.lifecycle import Requests, refuse_self_merge
-from qala.components.requests311.queries import follow_request, request_queue
+from qala.components.requests311.queries import follow_request
 from qala.components.requests311.sla import escalate_overdue
 from qala.components.requests311.views import OPEN_STATUSES, StaffRequest
 from qala.runtime import Context
@@ -84,14 +86,13 @@ class BulkBody(BaseModel):
 router = APIRouter(prefix=PREFIX, tags=["requests311"])
 
 
-def _city(context: Context, code: str | None) -> JurisdictionInfo:
-    return catalogue_cache(context).jurisdiction(code)
+def _city(context: Context, code: str | None, user: User) -> JurisdictionInfo:
+    return staff_jurisdiction(catalogue_cache(context).get(), StaffScope.of(user), code)
 
 
 def _staff(session: Session, context: Context, user: User, code: str | None) -> Requests:
-    return Requests(
-        session, _city(context, code), actor=user.username, now=context.clock(), bus=context.bus
-    )
+    known = catalogue_cache(context).get()
+    return scoped_requests(session, known, user, code, now=context.clock(), bus=context.bus)
 
 
 def _act(
@@ -118,12 +119,9 @@ def queue(
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> list[StaffRequest]:
     with context.database.session() as session:
-        return request_queue(
-            session,
-            _city(context, jurisdiction),
-            now=context.clock(),
-            # Operators see their own department's queue unless they ask for another.
-            department=department or getattr(user, "department", None),
+        # Operators see only their own departments' requests (``department`` narrows further).
+        return _staff(session, context, user, jurisdiction).queue(
+            department=department,
             statuses=status or OPEN_STATUSES,
             assignee=assignee,
             overdue_only=overdue,
@@ -139,7 +137,8 @@ def follow(
     jurisdiction: JurisdictionCode = None,
 ) -> dict[str, Any]:
     with context.database.session() as session:
-        found = follow_request(session, _city(context, jurisdiction), id_or_token[:40])
+        city = catalogue_cache(context).jurisdiction(jurisdiction)
+        found = follow_request(session, city, id_or_token[:40])
     return asdict(found)
 
 
@@ -161,7 +160,7 @@ def escalate(
 ) -> dict[str, Any]:
     with context.database.transaction() as session:
         changed = escalate_overdue(
-            session, _city(context, jurisdiction), now=context.clock(), bus=context.bus
+            session, _city(context, jurisdiction, user), now=context.clock(), bus=context.bus
         )
     return {"escalated": [{"id": i, "level": level} for i, level in changed]}
 
@@ -170,7 +169,7 @@ def escalate(
 def indicators(
     user: Analyst, context: ContextDep, jurisdiction: JurisdictionCode = None
 ) -> dict[str, Any]:
-    result = _computed_indicators(context, jurisdiction)
+    result = _computed_indicators(context, _city(context, jurisdiction, user))
     return {
         "jurisdiction": result.jurisdiction,
         "illustrative": result.illustrative,
@@ -185,7 +184,7 @@ def write(
 ) -> dict[str, Any]:
     from qala.components.requests311.indicators import write_indicators
 
-    result = _computed_indicators(context, jurisdiction)
+    result = _computed_indicators(context, _city(context, jurisdiction, user))
     return {"rows_written": write_indicators(context.database, result, imported_by=user.username)}
 
 
@@ -275,12 +274,12 @@ def merge(
     return _act(context, user, jurisdiction, "merge", request_id, body)
 
 
-def _computed_indicators(context: Context, code: str | None) -> RequestIndicators:
+def _computed_indicators(context: Context, city: JurisdictionInfo) -> RequestIndicators:
     # Imported here: pandas is loaded only when indicators are asked for.
     from qala.components.requests311.indicators import compute_indicators
 
     with context.database.session() as session:
-        return compute_indicators(session, _city(context, code), now=context.clock())
+        return compute_indicators(session, city, now=context.clock())
 
 
 def _records(frame: Any) -> list[dict[str, Any]]:

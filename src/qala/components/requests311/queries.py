@@ -16,7 +16,7 @@ from sqlalchemy import Connection, Table, bindparam, func, or_, select
 from sqlalchemy.orm import Session
 
 from qala.components.requests311.jurisdictions import JurisdictionInfo
-from qala.components.requests311.models import STATUSES, AuditEntry, Note, Request
+from qala.components.requests311.models import STATUSES, AuditEntry, Jurisdiction, Note, Request
 from qala.components.requests311.views import (
     OPEN_STATUSES,
     PublicRequest,
@@ -144,6 +144,16 @@ def request_id_for_token(
     return int(found)
 
 
+def jurisdiction_of_token(session: Session, token: str) -> str | None:
+    """The code of the city whose request carries ``token`` (None when no request does)."""
+    found = session.scalar(
+        select(Jurisdiction.code)
+        .join(Request, Request.jurisdiction_id == Jurisdiction.id)
+        .where(Request.token == token)
+    )
+    return str(found) if found is not None else None
+
+
 @dataclass(frozen=True)
 class PublicUpdate:
     at: datetime
@@ -219,8 +229,10 @@ def request_queue(
     limit: int = 200,
     offset: int = 0,
     language: str = "en",
+    department_ids: frozenset[int] | None = None,
 ) -> list[StaffRequest]:
-    """A department's work queue: unclosed requests, most escalated and oldest first."""
+    """A department's work queue: unclosed requests, most escalated and oldest first (only
+    ``department_ids``' when given: an operator's own departments)."""
     bad = [s for s in statuses if s not in STATUSES]
     if bad:
         raise ValidationError.single(
@@ -231,6 +243,8 @@ def request_queue(
     )
     if department is not None:
         query = query.where(Request.department_id == jurisdiction.department_by_code(department).id)
+    if department_ids is not None:
+        query = query.where(Request.department_id.in_(sorted(department_ids)))
     if assignee is not None:
         query = query.where(Request.assignee == assignee)
     if overdue_only:

@@ -15,11 +15,13 @@ dataclasses. Reporters' personal data only ever appears in :class:`StaffRequest`
 
 from __future__ import annotations
 
+from qala.components.requests311.access import scoped_requests, staff_jurisdiction
 from qala.components.requests311.after_commit import publish_after_commit
 from qala.components.requests311.intake import (
     MAX_ADDRESS,
     MAX_DESCRIPTION,
     MAX_URL,
+    OUTSIDE_CODE,
     NewRequest,
     Submitted,
     check_new_request,
@@ -33,12 +35,16 @@ from qala.components.requests311.jurisdictions import (
     JurisdictionInfo,
     ServiceInfo,
     catalogue_cache,
-    haversine_km,
     load_catalogue,
     load_jurisdictions,
     pick_jurisdiction,
 )
 from qala.components.requests311.lifecycle import CLOSE_REASONS, MAX_NOTE, Requests
+from qala.components.requests311.national import (
+    city_catalogue,
+    load_city_catalogues,
+    national_catalogues,
+)
 from qala.components.requests311.queries import (
     DEFAULT_WINDOW,
     MAX_PAGE_SIZE,
@@ -49,6 +55,7 @@ from qala.components.requests311.queries import (
     find_requests,
     follow_request,
     get_public_request,
+    jurisdiction_of_token,
     latest_change,
     request_id_for_token,
     search_text,
@@ -64,6 +71,7 @@ from qala.components.requests311.views import (
     as_utc,
     parse_request_id,
 )
+from qala.engines.geo.area import haversine_km
 
 __all__ = [
     "CLOSE_REASONS",
@@ -76,6 +84,7 @@ __all__ = [
     "MAX_PAGE_SIZE",
     "MAX_URL",
     "OPEN_STATUSES",
+    "OUTSIDE_CODE",
     "AuditView",
     "CatalogueCache",
     "DepartmentInfo",
@@ -93,6 +102,7 @@ __all__ = [
     "as_utc",
     "catalogue_cache",
     "check_new_request",
+    "city_catalogue",
     "count_requests",
     "create_api_client",
     "escalate_overdue",
@@ -100,14 +110,19 @@ __all__ = [
     "follow_request",
     "get_public_request",
     "haversine_km",
+    "jurisdiction_of_token",
     "latest_change",
     "load_catalogue",
+    "load_city_catalogues",
     "load_jurisdictions",
+    "national_catalogues",
     "parse_request_id",
     "pick_jurisdiction",
     "publish_after_commit",
     "request_id_for_token",
     "resolve_api_key",
+    "scoped_requests",
     "search_text",
+    "staff_jurisdiction",
     "submit_request",
 ]

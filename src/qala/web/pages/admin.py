@@ -7,14 +7,15 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import Response
 from starlette.datastructures import UploadFile
 
 from qala.components.accounts.deps import DATA_FILE_BODY, ContextDep
+from qala.components.accounts.scope import StaffScope
 from qala.components.accounts.services import list_users
 from qala.components.catalog.services import check_file, import_file
-from qala.core.errors import QalaError
+from qala.core.errors import PermissionDeniedError, QalaError
 from qala.runtime import Context
 from qala.web.data import installed
 from qala.web.deps import AnalystPage, TranslatorDep, UIDep
@@ -48,7 +49,9 @@ async def import_data(
         return page(request, ui, context, status_code=413, error=t("admin.too_big"))
     mode = str(form.get("mode", "check"))
     try:
-        report = check_or_import(context, upload.filename, content, mode, user.username)
+        report = check_or_import(context, upload.filename, content, mode, user)
+    except PermissionDeniedError as exc:
+        return page(request, ui, context, status_code=403, error=str(exc))
     except QalaError as exc:
         problems = getattr(exc, "problems", None)
         found = {"problems": [p.as_dict() for p in problems]} if problems else None
@@ -57,7 +60,9 @@ async def import_data(
 
 
 @router.post("/admin/build")
-async def build(request: Request, _user: AnalystPage, ui: UIDep, context: ContextDep) -> Response:
+async def build(request: Request, user: AnalystPage, ui: UIDep, context: ContextDep) -> Response:
+    if not StaffScope.of(user).national:
+        raise HTTPException(403, "the national rating is built by national staff")
     if not installed("rating"):
         return page(request, ui, context, status_code=404, error="rating component not installed")
     from qala.components.rating import services as rating
@@ -87,9 +92,10 @@ async def build(request: Request, _user: AnalystPage, ui: UIDep, context: Contex
 
 
 def check_or_import(
-    context: Context, filename: str, content: bytes, mode: str, imported_by: str
+    context: Context, filename: str, content: bytes, mode: str, user: Any
 ) -> dict[str, Any]:
-    """Check the uploaded file (``mode`` check) or import it (``partial``: the valid rows)."""
+    """Check the uploaded file (``mode`` check) or import it (``partial``: the valid rows);
+    only rows of the importer's place are written."""
     with tempfile.TemporaryDirectory() as folder:
         # Keep the uploaded name: problems are reported against it.
         path = Path(folder) / Path(filename).name
@@ -97,7 +103,12 @@ def check_or_import(
         if mode != "check":
             partial = mode == "partial"
             return import_file(
-                context.database, path, partial=partial, imported_by=imported_by, name=path.name
+                context.database,
+                path,
+                partial=partial,
+                imported_by=user.username,
+                name=path.name,
+                place_scope=StaffScope.of(user).place,
             ).as_dict()
         result = check_file(context.database, path, name=path.name)
         return {

@@ -63,8 +63,10 @@ async def new_request(
 ) -> Response:
     known = jurisdictions(database)
     if not known:
-        raise HTTPException(404, "no city takes requests yet")
-    jurisdiction = requests.pick_jurisdiction(known, city)
+        raise HTTPException(404, t("cities.none_yet"))
+    if not city and len(known) > 1:
+        return ui.render(request, "request_city_pick.html", cities=city_choices(known, t))
+    jurisdiction = city_of(known, city, t)
     values = {"service_code": service or ""}
     return form_page(request, ui, t, database, jurisdiction, values=values, problems=[])
 
@@ -82,7 +84,7 @@ async def submit(
         raise HTTPException(403, "the form expired; reload the page and send it again")
     values = {k: str(form.get(k, "")).strip() for k in FIELDS}
     known = jurisdictions(context.database)
-    jurisdiction = requests.pick_jurisdiction(known, str(form.get("city", "")) or None)
+    jurisdiction = city_of(known, str(form.get("city", "")) or None, t)
     new = new_request_of(values, form, user.username if user is not None else None)
     try:
         with context.database.transaction() as session:
@@ -112,6 +114,7 @@ async def submit(
 async def follow_form(
     request: Request,
     ui: UIDep,
+    t: TranslatorDep,
     database: DatabaseDep,
     ref: str | None = None,
     city: str | None = None,
@@ -119,7 +122,7 @@ async def follow_form(
     if ref:
         suffix = f"?city={city}" if city else ""
         return ui.redirect(request, f"/requests/{ref.strip()}{suffix}")
-    known = list(jurisdictions(database).values())
+    known = city_choices(jurisdictions(database), t)
     return ui.render(request, "request_follow.html", jurisdictions=known)
 
 
@@ -133,9 +136,9 @@ async def follow(
     city: str | None = None,
     new: int = 0,
 ) -> Response:
-    jurisdiction = requests.pick_jurisdiction(jurisdictions(database), city)
     try:
         with database.session() as session:
+            jurisdiction = city_of_followed(session, jurisdictions(database), city, ref, t)
             followed = requests.follow_request(session, jurisdiction, ref, language=t.language)
     except NotFoundError:
         raise HTTPException(404, t("request.not_found")) from None
@@ -151,6 +154,32 @@ async def follow(
 
 
 # -- what the handlers build ----------------------------------------------------------------
+def city_of(known: dict[str, Any], code: str | None, t: Translator) -> Any:
+    """The named city (a translated 404 page for an unknown one; with one city, that one)."""
+    try:
+        return requests.pick_jurisdiction(known, code)
+    except (NotFoundError, ValidationError):
+        raise HTTPException(404, t("cities.unknown", city=(code or "")[:80])) from None
+
+
+def city_of_followed(
+    session: Any, known: dict[str, Any], code: str | None, ref: str, t: Translator
+) -> Any:
+    """The named city, else the one whose request carries the token ``ref`` (tokens are unique
+    across cities, so a followed link needs no city)."""
+    if code or len(known) <= 1:
+        return city_of(known, code, t)
+    found = requests.jurisdiction_of_token(session, ref[:40])
+    if found is None or found not in known:
+        raise NotFoundError("no service request has this token")
+    return known[found]
+
+
+def city_choices(known: dict[str, Any], t: Translator) -> list[Any]:
+    """The cities in the reader's alphabetical order."""
+    return sorted(known.values(), key=lambda j: t.name(j.names).casefold())
+
+
 def new_request_of(values: dict[str, str], form: FormData, account: str | None) -> Any:
     """The service's request from the form; each service's questions are named
     ``attr.<service>.<code>`` and only the chosen service's count."""
@@ -193,6 +222,7 @@ def form_page(
     groups: dict[str, list[Any]] = {}
     for service in services:
         groups.setdefault(service.group, []).append(service)
+    problems = [translated_problem(p, jurisdiction, t) for p in problems]
     by_field: dict[str, list[str]] = {}
     for problem in problems:
         by_field.setdefault(problem.get("column") or "", []).append(problem["reason"])
@@ -201,13 +231,20 @@ def form_page(
         "request_new.html",
         status_code=status_code,
         jurisdiction=jurisdiction,
-        all_jurisdictions=list(jurisdictions(database).values()),
+        several_cities=len(jurisdictions(database)) > 1,
         groups=groups,
         values=values,
         problems=problems,
         by_field=by_field,
         map_svg=ui.markup(city_map(database, jurisdiction, t, pick=True)),
     )
+
+
+def translated_problem(problem: dict[str, Any], jurisdiction: Any, t: Translator) -> dict[str, Any]:
+    """A problem whose reason the page says in the reader's language (where a message exists)."""
+    if problem.get("code") == requests.OUTSIDE_CODE:
+        return {**problem, "reason": t("cities.outside", city=t.name(jurisdiction.names))}
+    return problem
 
 
 def city_map(database: Database, jurisdiction: Any, t: Translator, *, pick: bool) -> str:

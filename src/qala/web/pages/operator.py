@@ -21,8 +21,9 @@ from starlette.datastructures import FormData
 
 from qala.components.accounts.deps import ContextDep
 from qala.components.accounts.models import User
+from qala.components.accounts.scope import StaffScope
 from qala.components.catalog.services import get_place
-from qala.core.errors import ConflictError, NotFoundError, ValidationError
+from qala.core.errors import ConflictError, NotFoundError, PermissionDeniedError, ValidationError
 from qala.events import Event
 from qala.runtime import Context
 from qala.store.database import Database
@@ -73,9 +74,16 @@ class BoardView:
     context: Context
     department: str | None
     service: str | None
+    user: User
 
     def render(self, template: str) -> Response:
-        values = board(self.request, self.context, self.ui, self.t, self.department, self.service)
+        scope = StaffScope.of(self.user)
+        try:
+            values = board(
+                self.request, self.context, self.ui, self.t, self.department, self.service, scope
+            )
+        except PermissionDeniedError as exc:
+            raise HTTPException(403, str(exc)) from None
         return self.ui.render(
             self.request,
             template,
@@ -87,14 +95,14 @@ class BoardView:
 
 async def board_view(
     request: Request,
-    _user: OperatorPage,
+    user: OperatorPage,
     ui: UIDep,
     t: TranslatorDep,
     context: ContextDep,
     department: str | None = None,
     service: str | None = None,
 ) -> BoardView:
-    return BoardView(request, ui, t, context, department, service)
+    return BoardView(request, ui, t, context, department, service, user)
 
 
 BoardDep = Annotated[BoardView, Depends(board_view)]
@@ -135,6 +143,15 @@ async def incident_action(incident_id: int, action: str, staff: StaffDep) -> Res
 
 
 # -- the board ----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class StaffViewer:
+    """Who looks at the board, as the queue sees them (a reader, recorded as no actor)."""
+
+    place: str | None
+    department: str | None
+    username: str = "viewer"
+
+
 def board(
     request: Request,
     context: Context,
@@ -142,8 +159,10 @@ def board(
     t: Translator,
     department: str | None,
     service: str | None,
+    scope: StaffScope,
 ) -> dict[str, Any]:
-    """The waiting requests and active incidents, their filters and close reasons, and the map."""
+    """The waiting requests and active incidents of the operator's place (and departments),
+    their filters and close reasons, and the map."""
     out: dict[str, Any] = {
         "queue": [],
         "queue_total": 0,
@@ -157,13 +176,13 @@ def board(
     }
     with context.database.session() as session:
         if installed("requests311"):
-            out.update(request_queue(session, context, request, t, department))
+            out.update(request_queue(session, context, request, t, department, scope))
         if installed("operate"):
             from qala.components.operate import incidents
 
             out["services"] = list(incidents.SERVICES)
             out["incidents"] = incidents.list_incidents(
-                session, status="active", service=service or None, limit=40
+                session, status="active", service=service or None, place_code=scope.place, limit=40
             )
             out["incident_close_reasons"] = list(incidents.load_routing().close_reasons)
     out["map_svg"] = ui.markup(board_map(context.database, out, t))
@@ -171,21 +190,32 @@ def board(
 
 
 def request_queue(
-    session: Session, context: Context, request: Request, t: Translator, department: str | None
+    session: Session,
+    context: Context,
+    request: Request,
+    t: Translator,
+    department: str | None,
+    scope: StaffScope,
 ) -> dict[str, Any]:
-    """The chosen city's waiting requests (first 40), by priority or newest first."""
+    """The chosen city's waiting requests (first 40), by priority or newest first: the
+    operator's own city and departments."""
     from qala.components.requests311 import services as requests
 
     known = requests.load_jurisdictions(session)
     if not known:
         return {}
-    city = request.query_params.get("city")
-    jurisdiction = requests.pick_jurisdiction(known, city or next(iter(known)))
+    city = request.query_params.get("city") or scope.place or next(iter(known))
+    viewer = StaffViewer(scope.place, ",".join(sorted(scope.departments or ())) or None)
+    staff = requests.scoped_requests(session, known, viewer, city, now=context.clock())
+    jurisdiction = staff.jurisdiction
     departments = sorted(
-        ((d.code, t.name(d.names)) for d in jurisdiction.departments.values()),
+        (
+            (d.code, t.name(d.names))
+            for d in jurisdiction.departments.values()
+            if scope.covers_department(d.code)
+        ),
         key=lambda item: item[1],
     )
-    staff = requests.Requests(session, jurisdiction, actor="viewer", now=context.clock())
     wanted = department if department in {d[0] for d in departments} else None
     queue = staff.queue(department=wanted, limit=1000, language=t.language)
     if request.query_params.get("sort") == "newest":
@@ -319,7 +349,9 @@ class StaffAction:
             raise HTTPException(404, "unknown action")
         form = await self.request.form()
         try:
-            work.carry_out(self.context, item_id, action, form, actor=self.user.username)
+            work.carry_out(self.context, item_id, action, form, user=self.user)
+        except PermissionDeniedError as exc:
+            raise HTTPException(403, str(exc)) from None
         except (ConflictError, NotFoundError, ValidationError) as exc:
             return back(self.request, self.ui, str(exc), "error")
         action_name = self.t("operator.action_" + action)
@@ -336,17 +368,16 @@ StaffDep = Annotated[StaffAction, Depends(staff_action)]
 
 
 def act_on_request(
-    context: Context, request_id: int, action: str, form: FormData, *, actor: str
+    context: Context, request_id: int, action: str, form: FormData, *, user: User
 ) -> None:
     from qala.components.requests311 import services as requests
 
     note = str(form.get("note", "")).strip() or None
     with context.database.transaction() as session:
-        jurisdiction = requests.pick_jurisdiction(
-            requests.load_jurisdictions(session), str(form.get("city", "")) or None
-        )
-        staff = requests.Requests(
-            session, jurisdiction, actor=actor, now=context.clock(), bus=context.bus
+        known = requests.load_jurisdictions(session)
+        city = str(form.get("city", "")) or None
+        staff = requests.scoped_requests(
+            session, known, user, city, now=context.clock(), bus=context.bus
         )
         if action == "acknowledge":
             staff.acknowledge(request_id, note=note)
@@ -357,13 +388,15 @@ def act_on_request(
 
 
 def act_on_incident(
-    context: Context, incident_id: int, action: str, form: FormData, *, actor: str
+    context: Context, incident_id: int, action: str, form: FormData, *, user: User
 ) -> None:
     from qala.components.operate import incidents
 
     note = str(form.get("note", "")).strip() or None
     now = context.clock()
+    actor = user.username
     with context.database.transaction() as session:
+        incidents.incident_in_scope(session, incident_id, StaffScope.of(user))
         if action == "acknowledge":
             incidents.acknowledge(session, incident_id, actor=actor, now=now, note=note)
         else:

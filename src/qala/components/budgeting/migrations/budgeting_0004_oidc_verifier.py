@@ -12,7 +12,7 @@ from alembic import op
 revision = "budgeting_0004"
 down_revision = "budgeting_0003"
 branch_labels = None
-depends_on = "accounts_0004"
+depends_on = "accounts_0005"
 
 CONSTRAINT = "ck_budgeting_process_verifier_known"
 

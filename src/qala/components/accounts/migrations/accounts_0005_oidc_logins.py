@@ -1,7 +1,7 @@
 """oidc logins
 
-Revision ID: accounts_0004
-Revises: accounts_0003
+Revision ID: accounts_0005
+Revises: accounts_0004_staff_scope
 Create Date: 2026-12-06 01:34:02.131217
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "accounts_0004"
-down_revision = "accounts_0003"
+revision = "accounts_0005"
+down_revision = "accounts_0004_staff_scope"
 branch_labels = None
 depends_on = None
 
