@@ -29,6 +29,7 @@ from qala.components.budgeting.ledger import append
 from qala.components.budgeting.models import Ballot, Process, Proposal, Result, Voter
 from qala.components.budgeting.voters import register_in
 from qala.core.errors import ConflictError, NotFoundError, Problem, raise_if_problems
+from qala.events import Event, publish_in_transaction
 from qala.engines.pb import (
     Ballot as EngineBallot,
     BallotKind,
@@ -264,6 +265,22 @@ def cast_ballot(
         )
     )
     session.flush()
+    if account_id is not None and not illustrative:
+        # In the ballot's transaction: the receipt mail is stored exactly when the ballot is.
+        # Nothing here links the account to the ballot's content.
+        publish_in_transaction(
+            session,
+            Event(
+                "budgeting.ballot_cast",
+                {
+                    "process": process.code,
+                    "title": dict(process.title or {}),
+                    "account_id": account_id,
+                    "receipt": token,
+                    "at": now.isoformat(),
+                },
+            ),
+        )
     return BallotReceipt(process.code, token, False, projects, points)
 
 

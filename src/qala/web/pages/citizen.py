@@ -84,6 +84,7 @@ async def submit(
     known = jurisdictions(context.database)
     jurisdiction = requests.pick_jurisdiction(known, str(form.get("city", "")) or None)
     new = new_request_of(values, form, user.username if user is not None else None)
+    new.language = t.language
     try:
         with context.database.transaction() as session:
             submitted = requests.submit_request(
