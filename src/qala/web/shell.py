@@ -64,7 +64,13 @@ def page_routers() -> list[APIRouter]:
     if component_installed("requests311"):
         from qala.web.pages import citizen
 
-        routers.append(citizen.router)
+        from qala.web.pages import request_export
+
+        routers += [citizen.router, request_export.router]
+    if component_installed("notify"):
+        from qala.web.pages import notify
+
+        routers.append(notify.router)
     routers += [operator.router, admin.router, reports.router]
     if component_installed("budgeting"):
         from qala.web.pages import budgeting
