@@ -16,8 +16,8 @@ def app(
     workers: int = typer.Option(1, help="Worker processes (PostgreSQL only for more than one)."),
     reload: bool = typer.Option(False, help="Reload on code changes (development)."),
 ) -> None:
-    """Serve the Qala API and dashboard (and deliver notifications, unless
-    QALA_NOTIFY_IN_SERVER=false)."""
+    """Serve the Qala API and dashboard."""
+    # Notifications are delivered by this process too, unless QALA_NOTIFY_IN_SERVER=false.
     from qala.cli.common import open_context
 
     context = open_context(refresh=True)

@@ -81,7 +81,7 @@ def sms_gateway() -> Iterator[SmsGatewayStub]:
     stub = SmsGatewayStub(free_port())
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+        def do_POST(self) -> None:
             length = int(self.headers.get("content-length") or 0)
             body = json.loads(self.rfile.read(length) or b"{}")
             stub.received.append({"path": self.path, "headers": dict(self.headers), "body": body})

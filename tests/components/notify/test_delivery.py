@@ -189,22 +189,21 @@ def test_work_rolled_back_leaves_no_message(city: Any) -> None:
     start_components(context)
     from qala.components.requests311.services import NewRequest, submit_request
 
-    with pytest.raises(RuntimeError):
-        with context.database.transaction() as session:
-            submit_request(
-                session,
-                sqlite_city.jurisdiction,
-                NewRequest(
-                    service_code="pothole",
-                    lat=YESIL[0],
-                    lon=YESIL[1],
-                    attributes={"size": ["large"]},
-                    email="x@example.kz",
-                ),
-                now=context.clock(),
-                bus=context.bus,
-            )
-            raise RuntimeError("the request's transaction fails after the insert")
+    with pytest.raises(RuntimeError), context.database.transaction() as session:
+        submit_request(
+            session,
+            sqlite_city.jurisdiction,
+            NewRequest(
+                service_code="pothole",
+                lat=YESIL[0],
+                lon=YESIL[1],
+                attributes={"size": ["large"]},
+                email="x@example.kz",
+            ),
+            now=context.clock(),
+            bus=context.bus,
+        )
+        raise RuntimeError("the request's transaction fails after the insert")
     with context.database.session() as session:
         assert session.scalars(select(OutboxMessage)).all() == []
 

@@ -29,7 +29,6 @@ from qala.components.budgeting.ledger import append
 from qala.components.budgeting.models import Ballot, Process, Proposal, Result, Voter
 from qala.components.budgeting.voters import register_in
 from qala.core.errors import ConflictError, NotFoundError, Problem, raise_if_problems
-from qala.events import Event, publish_in_transaction
 from qala.engines.pb import (
     Ballot as EngineBallot,
     BallotKind,
@@ -42,6 +41,7 @@ from qala.engines.pb import (
     solve,
     write_pabulib,
 )
+from qala.events import Event, publish_in_transaction
 
 Choices = Sequence[str] | Mapping[str, int]
 """Approval: project codes; ordinal: codes best first; cumulative: ``{code: points}``."""

@@ -116,7 +116,9 @@ class SmtpChannel:
                     smtp.login(server.username, server.password or "")
                 smtp.send_message(mail)
         except smtplib.SMTPRecipientsRefused as exc:
-            raise DeliveryFailed(f"the SMTP server refused the address: {exc}", permanent=True)
+            raise DeliveryFailed(
+                f"the SMTP server refused the address: {exc}", permanent=True
+            ) from None
         except smtplib.SMTPResponseException as exc:
             raise DeliveryFailed(
                 f"SMTP {exc.smtp_code}: {_reply(exc.smtp_error)}",
@@ -162,7 +164,9 @@ class SmsGateway:
                 timeout=self.timeout,
             )
         except httpx.HTTPError as exc:
-            raise DeliveryFailed(f"SMS gateway unreachable: {exc.__class__.__name__}: {exc}")
+            raise DeliveryFailed(
+                f"SMS gateway unreachable: {exc.__class__.__name__}: {exc}"
+            ) from None
         if answer.is_success:
             return
         permanent = 400 <= answer.status_code < 500 and answer.status_code not in (408, 429)
