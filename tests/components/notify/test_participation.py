@@ -150,3 +150,50 @@ def test_followers_of_a_project_hear_of_its_payments_and_milestones(town: Any) -
             session, "park-1", paid_on=now.date(), amount=10, payee="x", actor="a", now=now
         )
     assert len(_messages(town)) == 2  # stopped: nothing more
+
+
+def test_followers_of_a_consultation_get_its_outcome_in_their_language(town: Any) -> None:
+    from qala.components.budgeting.consultations import (
+        NewConsultation,
+        create_consultation,
+        record_outcome,
+    )
+
+    _resident(town, email="", phone="+77015550000", language="kk", email_on=True, sms_on=True)
+    town.context.settings.public_base_url = "https://qala.astana.kz/"
+    now = town.clock()
+    with town.context.database.transaction() as session:
+        create_consultation(
+            session,
+            NewConsultation(
+                code="hearing-1",
+                place_code="astana",
+                kind="hearing",
+                title={"kk": "Саябақ тыңдауы", "ru": "Слушания о парке"},
+                opens_at=now,
+                closes_at=now + timedelta(days=3),
+                hearing_at=now + timedelta(days=2),
+                venue="Akimat hall",
+            ),
+            actor="akimat",
+            now=now,
+        )
+        notify.follow(
+            session,
+            "aigul",
+            kind="consultation",
+            code="hearing-1",
+            label={"kk": "Саябақ тыңдауы"},
+            link="/budgeting",
+            language="kk",
+            now=now,
+        )
+        record_outcome(
+            session,
+            "hearing-1",
+            summary={"kk": "Саябақ сақталады.", "ru": "Парк сохранят."},
+            now=now + timedelta(days=4),
+        )
+    (sms,) = _messages(town)
+    assert sms.channel == "sms" and sms.recipient == "+77015550000"
+    assert sms.body == "Qala: «Саябақ тыңдауы» талқылауының қорытындысы. https://qala.astana.kz/budgeting"
