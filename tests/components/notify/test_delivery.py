@@ -246,3 +246,35 @@ def test_a_worker_killed_between_claim_and_delivery_delivers_exactly_once(
     with context.database.session() as session:
         row = session.scalars(select(OutboxMessage)).one()
         assert row.status == "sent" and row.lease_owner is None
+
+
+def test_senders_running_side_by_side_never_send_a_message_twice(
+    city: Any, mailbox: MailBox
+) -> None:
+    import threading
+
+    context = city.context
+    context.settings.smtp_url = mailbox.url
+    for k in range(24):
+        city.submit("pothole", email=f"r{k}@example.kz", language="ru")
+    senders = [Sender.for_context(context) for _ in range(3)]
+    stop = threading.Event()
+    threads = [
+        threading.Thread(target=s.run, args=(stop,), kwargs={"interval": 0.05, "until_empty": True})
+        for s in senders
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert sorted(m["To"] for m in mailbox.messages) == sorted(
+        f"r{k}@example.kz" for k in range(24)
+    )
+    # A lease held by one sender keeps the others off until it expires.
+    city.submit("pothole", email="late@example.kz", language="ru")
+    first, second = senders[:2]
+    assert len(first.claim()) == 1 and second.claim() == []
+    city.clock.advance(seconds=first.lease.total_seconds() + 1)
+    (taken,) = second.claim()
+    assert first.deliver(taken) == "lost" and second.deliver(taken) == "sent"
+    assert [m["To"] for m in mailbox.messages].count("late@example.kz") == 1

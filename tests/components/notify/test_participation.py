@@ -196,4 +196,7 @@ def test_followers_of_a_consultation_get_its_outcome_in_their_language(town: Any
         )
     (sms,) = _messages(town)
     assert sms.channel == "sms" and sms.recipient == "+77015550000"
-    assert sms.body == "Qala: «Саябақ тыңдауы» талқылауының қорытындысы. https://qala.astana.kz/budgeting"
+    assert (
+        sms.body
+        == "Qala: «Саябақ тыңдауы» талқылауының қорытындысы. https://qala.astana.kz/budgeting"
+    )
