@@ -61,15 +61,19 @@ def channels_of(context: Context) -> dict[str, Channel]:
     return found
 
 
+def lease_owner_name() -> str:
+    """Who holds a lease: host, process and a random part (a restarted process on the same pid
+    is someone else), within the column's 80 characters."""
+    return f"{socket.gethostname()[:50]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
 @dataclass
 class Sender:
     """One delivering process (or thread): its lease owner name, channels and limits."""
 
     context: Context
     channels: dict[str, Channel]
-    owner: str = field(
-        default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-    )
+    owner: str = field(default_factory=lease_owner_name)
     lease: timedelta = timedelta(seconds=120)
     max_attempts: int = 10
     backoff_base: float = BACKOFF_BASE_SECONDS
