@@ -157,3 +157,53 @@ def test_staff_export_is_filtered_and_formula_safe(sqlite_url: str) -> None:
         assert bad.status_code == 422
         assert [p["column"] for p in bad.json()["problems"]] == [column]
     assert client.get("/operator/export?lang=kk").status_code == 200
+
+
+def test_a_resident_follows_a_project_from_its_page_and_stops(
+    sqlite_url: str, tmp_path: Any
+) -> None:
+    from datetime import date
+
+    from qala.components.budgeting.projects import NewProject, create_project
+
+    context, client = _site(sqlite_url, ledger_key_file=tmp_path / "ledger_key")
+    with context.database.transaction() as session:
+        create_project(
+            session,
+            NewProject(
+                code="park-1",
+                place_code="astana",
+                title={
+                    "kk": "Өзен жағасындағы саябақ",
+                    "ru": "Парк у реки",
+                    "en": "Riverside park",
+                },
+                budget=5_000_000,
+                planned_end=date(2026, 12, 1),
+            ),
+            actor="akimat",
+            now=context.clock(),
+        )
+    assert 'id="follow-project"' not in client.get("/budgeting/projects/park-1").text
+    _sign_in(context, client, "aigerim", "citizen")
+    page = client.get("/budgeting/projects/park-1?lang=kk").text
+    assert "Жобаны бақылау" in page
+    followed = client.post(
+        "/notifications/follow",
+        data={"csrf_token": _csrf(page), "kind": "project", "code": "park-1"},
+    )
+    assert followed.status_code == 303
+    assert followed.headers["location"] == "/budgeting/projects/park-1?followed=1"
+    assert 'id="project-followed"' in client.get(followed.headers["location"]).text
+    mine = client.get("/mine?lang=kk").text
+    assert "Жоба: Өзен жағасындағы саябақ" in mine
+    settings = client.get("/notifications").text
+    stop = re.search(r'action="(/notifications/follows/\d+/stop)"', settings)
+    assert stop
+    assert client.post(stop.group(1), data={"csrf_token": _csrf(settings)}).status_code == 303
+    assert "/resume" in client.get("/notifications").text
+    unknown = client.post(
+        "/notifications/follow",
+        data={"csrf_token": _csrf(settings), "kind": "project", "code": "nope"},
+    )
+    assert unknown.status_code == 404
