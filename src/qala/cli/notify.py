@@ -17,7 +17,7 @@ app = typer.Typer(
 def worker(
     interval: float = typer.Option(2.0, help="Seconds between polls when nothing is due."),
     until_empty: bool = typer.Option(
-        False, "--until-empty", help="Exit once nothing is queued (cron jobs, tests)."
+        False, "--until-empty", help="Exit once nothing is due (cron jobs, tests)."
     ),
 ) -> None:
     """Deliver queued messages (e-mail, SMS) with retries, until stopped (Ctrl-C, SIGTERM).

@@ -191,8 +191,10 @@ class Sender:
             counts[outcome] = counts.get(outcome, 0) + 1
         return counts
 
-    def queued(self) -> int:
-        """Messages of the configured channels still waiting (leased or not)."""
+    def due(self) -> int:
+        """Messages of the configured channels due now, leased or not (a leased one is taken
+        over when its lease runs out); those backing off until later are not counted."""
+        now = self.context.clock()
         with self.context.database.session() as session:
             return int(
                 session.scalar(
@@ -200,6 +202,7 @@ class Sender:
                     .select_from(OutboxMessage)
                     .where(
                         OutboxMessage.status == "queued",
+                        OutboxMessage.next_attempt_at <= now,
                         OutboxMessage.channel.in_(list(self.channels)),
                     )
                 )
@@ -214,7 +217,7 @@ class Sender:
         until_empty: bool = False,
         on_batch: Callable[[dict[str, int]], None] | None = None,
     ) -> None:
-        """Deliver until ``stop`` is set (or, with ``until_empty``, until nothing is queued)."""
+        """Deliver until ``stop`` is set (or, with ``until_empty``, until nothing is due)."""
         while not stop.is_set():
             try:
                 counts = self.run_once()
@@ -223,7 +226,7 @@ class Sender:
                 counts = {}
             if counts and on_batch is not None:
                 on_batch(counts)
-            if until_empty and not counts and self.queued() == 0:
+            if until_empty and not counts and self.due() == 0:
                 return
             if not counts:
                 stop.wait(interval)
