@@ -8,6 +8,7 @@ from qala.components.accounts import COMPONENT as ACCOUNTS
 from qala.components.assessment import COMPONENT as ASSESSMENT
 from qala.components.budgeting import COMPONENT as BUDGETING
 from qala.components.catalog import COMPONENT as CATALOG
+from qala.components.notify import COMPONENT as NOTIFY
 from qala.components.operate import COMPONENT as OPERATE
 from qala.components.rating import COMPONENT as RATING
 from qala.components.requests311 import COMPONENT as REQUESTS311
@@ -19,6 +20,7 @@ from qala.store.migrate import applied_heads, upgrade
 COMPONENTS: list[ComponentSpec] = [
     CATALOG,
     ACCOUNTS,
+    NOTIFY,
     REQUESTS311,
     OPERATE,
     BUDGETING,

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from qala.core.clock import utc_now
-from qala.events import EventBus
+from qala.events import BUS_KEY, EventBus
 
 if TYPE_CHECKING:  # imported when used: a component's light modules (e.g. the catalogue) and
     # the CLI's file-only commands then start without SQLAlchemy and pydantic-settings
@@ -36,6 +36,13 @@ class Context:
     clock: Callable[[], datetime] = utc_now
     extras: dict[str, Any] = field(default_factory=dict)
     """Objects the shells share with components (e.g. the web templates renderer)."""
+
+    def __post_init__(self) -> None:
+        # Every session of this platform carries its bus, so a component can announce a change
+        # inside the change's own transaction (qala.events.publish_in_transaction).
+        sessions = getattr(self.database, "sessions", None)
+        if sessions is not None:
+            sessions.configure(info={BUS_KEY: self.bus})
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Context:

@@ -128,3 +128,21 @@ class Settings(BaseSettings):
     """Largest request body of an ordinary route (as Orion's default); routes that take files
     or data sets allow more (``qala.components.accounts.deps``'s body sizes)."""
     public_base_url: str = "http://127.0.0.1:8000"
+
+    smtp_url: str | None = None
+    """Where notification e-mail goes: ``smtp://user:password@host:port`` (``?starttls=true`` to
+    upgrade the connection) or ``smtps://host:port``. Unset: e-mail waits in the outbox."""
+    mail_from: str = "Qala <noreply@qala.local>"
+    sms_gateway_url: str | None = None
+    """The SMS provider's HTTP endpoint (JSON POST); unset: SMS wait in the outbox."""
+    sms_gateway_key: str | None = None
+    notify_in_server: bool = True
+    """`qala serve` delivers notifications itself; turn off where `qala notify worker` runs."""
+    notify_poll_seconds: float = 2.0
+    notify_lease_seconds: float = 120.0
+    """How long a sender holds a claimed message before another may take it over (longer than
+    ``notify_send_timeout``)."""
+    notify_send_timeout: float = 30.0
+    notify_max_attempts: int = 10
+    notify_backoff_seconds: float = 30.0
+    """The wait after the first failure; doubled after each further one (at most 6 hours)."""

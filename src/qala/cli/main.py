@@ -52,6 +52,11 @@ SUBCOMMANDS: list[Subcommand] = [
     Subcommand("operate", "qala.cli.operate", "Operate: sensors, rules and incidents."),
     Subcommand("users", "qala.cli.users", "Accounts: citizen, operator, analyst, administrator."),
     Subcommand(
+        "notify",
+        "qala.cli.notify",
+        "Resident notifications: the delivery worker and the outbox.",
+    ),
+    Subcommand(
         "requests",
         "qala.cli.requests",
         "Citizen service requests (Open311 GeoReport v2, a city's 109).",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
 
 from qala.cli.common import console, reports_errors
@@ -15,13 +17,29 @@ def app(
     reload: bool = typer.Option(False, help="Reload on code changes (development)."),
 ) -> None:
     """Serve the Qala API and dashboard."""
-    import uvicorn
-
-    from qala.api import create_app
+    # Notifications are delivered by this process too, unless QALA_NOTIFY_IN_SERVER=false.
     from qala.cli.common import open_context
 
     context = open_context(refresh=True)
     console.print(f"Qala on [bold]http://{host}:{port}/[/] — database: {context.database.backend}")
+    delivery = None
+    if context.settings.notify_in_server:
+        from qala.components.notify.sender import start_background_delivery
+
+        # One delivering thread in this process, whatever the number of workers.
+        delivery = start_background_delivery(context)
+    try:
+        _run(context, host, port, workers, reload)
+    finally:
+        if delivery is not None:
+            delivery.stop()
+
+
+def _run(context: Any, host: str, port: int, workers: int, reload: bool) -> None:
+    import uvicorn
+
+    from qala.api import create_app
+
     if workers > 1 or reload:
         uvicorn.run(
             "qala.api.factory:app_from_environment",

@@ -73,9 +73,13 @@ def page_routers() -> list[APIRouter]:
     """The dashboard's pages, those of components that are not installed left out."""
     routers = [accounts.router, explore.router]
     if component_installed("requests311"):
-        from qala.web.pages import citizen
+        from qala.web.pages import citizen, request_export
 
-        routers.append(citizen.router)
+        routers += [citizen.router, request_export.router]
+    if component_installed("notify"):
+        from qala.web.pages import notify
+
+        routers.append(notify.router)
     routers += [operator.router, admin.router, reports.router]
     if component_installed("rating"):
         from qala.web.pages import analysis

@@ -6,7 +6,7 @@ import hmac
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -108,6 +108,21 @@ def _format_time(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M")
 
 
+PLACE_ZONE = "Asia/Almaty"
+"""Where Qala's residents live: times shown to them are in this zone (UTC+5)."""
+
+
+def format_local_time(value: datetime | None) -> str:
+    """A stored (UTC) time as residents read it: their zone, dd.mm.yyyy hh:mm."""
+    if value is None:
+        return "—"
+    from zoneinfo import ZoneInfo
+
+    if value.tzinfo is None:  # SQLite returns stored UTC times without their zone
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(ZoneInfo(PLACE_ZONE)).strftime("%d.%m.%Y %H:%M")
+
+
 class UI:
     """The dashboard's renderer, built once per app by ``mount_web``."""
 
@@ -127,6 +142,7 @@ class UI:
         self.env.filters["num"] = _format_number
         self.env.filters["money"] = _format_money
         self.env.filters["when"] = _format_time
+        self.env.filters["local"] = format_local_time
         self.env.globals["version"] = __version__
         self.env.globals["language_names"] = LANGUAGE_NAMES
         self.env.globals["spark"] = lambda values, label: sparkline(values, label=label)

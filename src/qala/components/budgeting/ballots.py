@@ -41,6 +41,7 @@ from qala.engines.pb import (
     solve,
     write_pabulib,
 )
+from qala.events import Event, publish_in_transaction
 
 Choices = Sequence[str] | Mapping[str, int]
 """Approval: project codes; ordinal: codes best first; cumulative: ``{code: points}``."""
@@ -264,6 +265,22 @@ def cast_ballot(
         )
     )
     session.flush()
+    if account_id is not None and not illustrative:
+        # In the ballot's transaction: the receipt mail is stored exactly when the ballot is.
+        # Nothing here links the account to the ballot's content.
+        publish_in_transaction(
+            session,
+            Event(
+                "budgeting.ballot_cast",
+                {
+                    "process": process.code,
+                    "title": dict(process.title or {}),
+                    "account_id": account_id,
+                    "receipt": token,
+                    "at": now.isoformat(),
+                },
+            ),
+        )
     return BallotReceipt(process.code, token, False, projects, points)
 
 

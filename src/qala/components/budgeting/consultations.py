@@ -44,6 +44,7 @@ from qala.core.errors import (
     ValidationError,
     raise_if_problems,
 )
+from qala.events import Event, publish_in_transaction
 
 MAX_ANSWER = 4000
 MAX_COMMENT = 4000
@@ -566,6 +567,14 @@ def record_outcome(
     if participants is not None:
         row.hearing_participants = participants
     session.flush()
+    if not row.illustrative:
+        publish_in_transaction(
+            session,
+            Event(
+                "budgeting.consultation_outcome",
+                {"consultation": row.code, "title": dict(row.title or {}), "summary": dict(clean)},
+            ),
+        )
     return _info(session, row, now, detail=True)
 
 

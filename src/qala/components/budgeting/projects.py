@@ -50,6 +50,7 @@ from qala.core.errors import (
     ValidationError,
     raise_if_problems,
 )
+from qala.events import Event, publish_in_transaction
 
 EDITABLE = (
     "title",
@@ -460,6 +461,8 @@ def complete_milestone(
     old = row.done_on
     row.done_on = done_on
     session.flush()
+    if old is None:
+        _announce(session, project, "budgeting.project_milestone", milestone=row.title, on=done_on)
     _record(
         session,
         project,
@@ -518,7 +521,27 @@ def record_payment(
     session.flush()
     data = snapshot(row, PAYMENT_FIELDS)
     _record(session, project, "payment.recorded", data, actor, now)
+    _announce(session, project, "budgeting.project_payment", amount=amount, on=paid_on)
     return data
+
+
+def _announce(session: Session, project: Project, name: str, *, on: date, **details: Any) -> None:
+    """Tell the project's followers, inside the change's transaction (their notifications are
+    stored exactly when the change is)."""
+    if project.illustrative:
+        return
+    publish_in_transaction(
+        session,
+        Event(
+            name,
+            {
+                "project": project.code,
+                "title": dict(project.title or {}),
+                "on": on.isoformat(),
+                **details,
+            },
+        ),
+    )
 
 
 def _check_risk(fields: Mapping[str, Any], problems: list[Problem], *, partial: bool) -> None:

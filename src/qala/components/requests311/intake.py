@@ -24,7 +24,7 @@ from qala.components.requests311.jurisdictions import JurisdictionInfo, ServiceI
 from qala.components.requests311.models import ApiClient, AuditEntry, Request
 from qala.components.requests311.ratelimit import RateLimiter, SharedRateLimit
 from qala.core.errors import PermissionDeniedError, Problem, QalaError, raise_if_problems
-from qala.events import Event, EventBus
+from qala.events import Event, EventBus, publish_in_transaction
 from qala.runtime import Context
 
 MAX_DESCRIPTION = 4000
@@ -83,6 +83,8 @@ class NewRequest:
     last_name: str | None = None
     device_id: str | None = None
     account_id: str | None = None
+    language: str | None = None
+    """The language the resident filed in (kk, ru, en): what they are answered in."""
 
 
 @dataclass(frozen=True)
@@ -272,6 +274,27 @@ def submit_request(
                 "district": [None, district],
             },
         },
+    )
+    # Inside the transaction, with what only a subscriber answering the resident needs (contact
+    # and language): a notification is then stored exactly when the request is.
+    publish_in_transaction(
+        session,
+        Event(
+            "requests311.received",
+            {
+                "id": request_id,
+                "token": token,
+                "jurisdiction": jurisdiction.code,
+                "service_names": dict(service.names),
+                "email": new.email or None,
+                "phone": new.phone or None,
+                "account": new.account_id or None,
+                "language": new.language,
+                "illustrative": illustrative,
+                "at": now.isoformat(),
+            },
+        ),
+        bus,
     )
     publish_after_commit(
         session,

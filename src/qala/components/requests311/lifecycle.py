@@ -28,7 +28,7 @@ from qala.core.errors import (
     ValidationError,
     raise_if_problems,
 )
-from qala.events import Event, EventBus
+from qala.events import Event, EventBus, publish_in_transaction
 
 CLOSE_REASONS = ("resolved", "duplicate", "not_actionable", "out_of_jurisdiction", "withdrawn")
 """Why a request was closed; ``duplicate`` is set only by :meth:`Requests.merge_duplicate`."""
@@ -133,11 +133,33 @@ class Requests:
             ),
         )
 
+    def _announce(self, request: Request, note: str | None = None) -> None:
+        """Tell in-transaction subscribers (the resident's notifications) of the new status, with
+        the public note staff wrote for the resident."""
+        publish_in_transaction(
+            self.session,
+            Event(
+                "requests311.status_changed",
+                {
+                    "id": request.id,
+                    "jurisdiction": self.jurisdiction.code,
+                    "status": request.status,
+                    "reason": request.close_reason,
+                    "note": (note or "").strip() or None,
+                    "duplicate_of": request.duplicate_of_id,
+                    "illustrative": bool(request.illustrative),
+                    "at": self.now.isoformat(),
+                },
+            ),
+            self.bus,
+        )
+
     def acknowledge(self, request_id: int, *, note: str | None = None) -> StaffRequest:
         request = self.load(request_id)
         self._require(request, ("open",), "acknowledge")
         self._set(request, "acknowledged", status="acknowledged", acknowledged_at=self.now)
         self._maybe_note(request, note, public=True)
+        self._announce(request, note)
         return self._done(request)
 
     def start(self, request_id: int, *, note: str | None = None) -> StaffRequest:
@@ -148,6 +170,7 @@ class Requests:
             values["acknowledged_at"] = self.now
         self._set(request, "started", **values)
         self._maybe_note(request, note, public=True)
+        self._announce(request, note)
         return self._done(request)
 
     def close(self, request_id: int, *, reason: str, note: str | None = None) -> StaffRequest:
@@ -162,6 +185,7 @@ class Requests:
         self._require(request, OPEN_STATUSES, "close")
         self._set(request, "closed", status="closed", close_reason=reason, closed_at=self.now)
         self._maybe_note(request, note, public=True)
+        self._announce(request, note)
         self._publish("closed", request, reason=reason)
         return self._done(request)
 
@@ -185,6 +209,7 @@ class Requests:
             expected_at=self.now + timedelta(hours=self._sla(request)),
         )
         self._maybe_note(request, reason, public=True)
+        self._announce(request, reason)
         self._publish("reopened", request)
         return self._done(request)
 
@@ -208,6 +233,7 @@ class Requests:
         self._maybe_note(request, f"Merged into request {original.id}.", public=True)
         self._maybe_note(original, f"Request {request.id} was merged into this one.", public=False)
         self._record(original, "absorbed_duplicate", {"duplicate": [None, request.id]})
+        self._announce(request)
         self._publish("merged", request, into=original.id)
         return self._done(request)
 

@@ -13,9 +13,10 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import Response
 from starlette.datastructures import FormData
 
-from qala.components.accounts.deps import ContextDep, DatabaseDep, OptionalUser
+from qala.components.accounts.deps import ContextDep, DatabaseDep, OptionalUser, client_address
 from qala.components.catalog.services import get_place
 from qala.components.requests311 import services as requests
+from qala.components.requests311.intake import Poster, RateLimited, report_intake
 from qala.core.errors import NotFoundError, PermissionDeniedError, ValidationError
 from qala.store.database import Database
 from qala.web.deps import SEES_USER, TranslatorDep, UIDep
@@ -86,11 +87,11 @@ async def submit(
     known = jurisdictions(context.database)
     jurisdiction = city_of(known, str(form.get("city", "")) or None, t)
     new = new_request_of(values, form, user.username if user is not None else None)
+    new.language = t.language
     try:
-        with context.database.transaction() as session:
-            submitted = requests.submit_request(
-                session, jurisdiction, new, now=context.clock(), bus=context.bus
-            )
+        submitted = submit_counted(context, jurisdiction, new, client_address(request))
+    except RateLimited as exc:
+        return too_many(request, ui, exc)
     except (ValidationError, PermissionDeniedError) as exc:
         problems, status_code = (
             ([p.as_dict() for p in exc.problems], 422)
@@ -178,6 +179,24 @@ def city_of_followed(
 def city_choices(known: dict[str, Any], t: Translator) -> list[Any]:
     """The cities in the reader's alphabetical order."""
     return sorted(known.values(), key=lambda j: t.name(j.names).casefold())
+
+
+def submit_counted(context: Any, jurisdiction: Any, new: Any, address: str) -> Any:
+    """Store a report from the form under the same per-address limits as Open311 posts: this
+    process's count first, then the shared one inside the report's transaction."""
+    intake = report_intake(context)
+    poster = Poster.of(None, address)
+    intake.admit(poster)
+    return intake.submit(jurisdiction, new, poster)
+
+
+def too_many(request: Request, ui: UI, exc: RateLimited) -> Response:
+    """The translated 429 page, with when to try again."""
+    response = ui.render(
+        request, "error.html", status_code=429, code=429, retry_after=exc.retry_after
+    )
+    response.headers["Retry-After"] = str(exc.retry_after)
+    return response
 
 
 def new_request_of(values: dict[str, str], form: FormData, account: str | None) -> Any:
