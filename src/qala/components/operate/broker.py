@@ -36,6 +36,7 @@ from qala.components.operate.models import Entity
 from qala.components.operate.ngsi import (
     EntityInput,
     NgsiError,
+    Projection,
     compile_pattern,
     parse_entity,
     parse_fragment,
@@ -59,6 +60,19 @@ def check_id_pattern(pattern: str | None) -> str | None:
     if pattern:
         compile_pattern(pattern, what="idPattern")
     return pattern
+
+
+def require_filter(spec: EntityQuery, *, local: bool) -> None:
+    """A query must narrow the entities (clause 5.7.2: type, id, idPattern, attrs, q or a
+    geo-query), unless ``local=true`` asks for everything this broker holds."""
+    if local:
+        return
+    if not (spec.types or spec.ids or spec.id_pattern or spec.attrs or spec.q or spec.geo):
+        if spec.concept is None:
+            raise NgsiError(
+                "BadRequestData",
+                "a query needs type, id, idPattern, attrs, q or a geo-query (or local=true)",
+            )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -241,19 +255,24 @@ def delete_each(context: Context, items: Sequence[Any]) -> BatchOutcome:
 
 @dataclass(frozen=True)
 class Representation:
-    """How entities are answered: key-values or normalised, which attributes, system attributes."""
+    """How entities are answered: key-values, concise or normalised, which members (``attrs``,
+    ``pick``, ``omit``), system attributes."""
 
     key_values: bool = False
-    pick: tuple[str, ...] | None = None
+    projection: Projection = field(default_factory=Projection)
     system: bool = False
+    concise: bool = False
 
     @classmethod
-    def of(cls, options: set[str], pick: tuple[str, ...]) -> Representation:
-        """From the chosen ``options``/``format`` values and the attributes asked for (if any)."""
+    def of(cls, options: set[str], projection: Projection | None = None) -> Representation:
+        """From the chosen ``options``/``format`` values and the members asked for (if any)."""
+        if len(options & {"keyValues", "simplified", "normalized", "concise"} - {"simplified"}) > 1:
+            raise NgsiError("BadRequestData", "choose one of keyValues, normalized and concise")
         return cls(
             key_values=bool(options & {"keyValues", "simplified"}),
-            pick=pick or None,
+            projection=projection or Projection(),
             system="sysAttrs" in options,
+            concise="concise" in options,
         )
 
     def render(self, entity: Entity) -> dict[str, Any]:
@@ -268,8 +287,9 @@ class Representation:
             entity.type,
             entity.attrs,
             key_values=self.key_values,
-            pick=self.pick,
             system=system,
+            projection=self.projection,
+            concise=self.concise,
         )
 
 
@@ -287,6 +307,11 @@ def read(context: Context, entity_id: str, shown: Representation) -> tuple[dict[
     with context.database.session() as session:
         entity = get_entity(session, entity_id)
         stored_context = entity.context
+        wanted = shown.projection.attributes
+        if wanted and not set(wanted) & set(entity.attrs):
+            raise NgsiError(
+                "ResourceNotFound", f"entity {entity_id} has none of the attributes {list(wanted)}"
+            )
         return shown.render(entity), stored_context if isinstance(stored_context, str) else None
 
 

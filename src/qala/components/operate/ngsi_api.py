@@ -12,6 +12,7 @@ from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+from fastapi.dependencies.models import Dependant
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
@@ -25,6 +26,9 @@ from qala.components.operate.entities import EntityQuery
 from qala.components.operate.ngsi import (
     CORE_CONTEXT,
     NgsiError,
+    Projection,
+    check_entity_id,
+    check_ids,
     parse_entity,
     parse_fragment,
     parse_geo_query,
@@ -55,14 +59,60 @@ def problem_response(error: NgsiError) -> JSONResponse:
     return JSONResponse(error.problem(), status_code=error.status)
 
 
+# Parameters of the specification a route may be sent without using them (they change nothing in
+# Qala's answer: one tenant, no scopes, no distributed operations); any other unknown parameter
+# is the client's mistake, answered 400 InvalidRequest (clause 6.3.20).
+TOLERATED_PARAMETERS = frozenset(
+    {"local", "lang", "scopeQ", "csf", "details", "join", "joinLevel", "containedBy", "entityMap"}
+)
+MEDIA_CHOICES = ("application/json", LD_JSON)
+
+
+def negotiate(accept: str | None) -> str | None:
+    """The answer's media type for an ``Accept`` header (None: nothing acceptable → 406).
+
+    The highest ``q`` wins, then the more specific range; between equals plain JSON is chosen
+    (clause 6.3.4: ``*/*`` means application/json).
+    """
+    if not accept or not accept.strip():
+        return "application/json"
+    ranked: list[tuple[float, int, int, str]] = []
+    for part in accept.split(","):
+        media, *params = (piece.strip() for piece in part.split(";"))
+        media = media.lower()
+        quality = 1.0
+        for param in params:
+            key, _, number = param.partition("=")
+            if key.strip() == "q":
+                try:
+                    quality = float(number)
+                except ValueError:
+                    quality = 0.0
+        if quality <= 0:
+            continue
+        for preference, choice in enumerate(MEDIA_CHOICES):
+            if media == choice or (media == "application/geo+json" and choice != LD_JSON):
+                ranked.append((quality, 2, -preference, choice))
+            elif media == "application/*":
+                ranked.append((quality, 1, -preference, choice))
+            elif media == "*/*":
+                ranked.append((quality, 0, -preference, choice))
+    return max(ranked)[3] if ranked else None
+
+
 class NgsiRoute(APIRoute):
-    """Answers every failure of an NGSI-LD route as ProblemDetails."""
+    """Answers every failure of an NGSI-LD route as ProblemDetails, after the checks every
+    operation shares: an acceptable ``Accept`` (406), only known query parameters (400
+    InvalidRequest), an entity id in the path that is a URI (400 BadRequestData)."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
+        known = _query_names(self.dependant)
+        known |= TOLERATED_PARAMETERS
 
         async def route(request: Request) -> Response:
             try:
+                _check_common(request, known)
                 return await handler(request)
             except NgsiError as exc:
                 return problem_response(exc)
@@ -85,6 +135,32 @@ class NgsiRoute(APIRoute):
                 return problem_response(NgsiError("BadRequestData", str(exc)))
 
         return route
+
+
+def _query_names(dependant: Dependant) -> set[str]:
+    names = {p.alias for p in dependant.query_params}
+    for sub in dependant.dependencies:
+        names |= _query_names(sub)
+    return names
+
+
+def _check_common(request: Request, known: set[str]) -> None:
+    if request.method == "GET" and negotiate(request.headers.get("accept")) is None:
+        raise NgsiError(
+            "NotAcceptable",
+            f"Accept {request.headers.get('accept')!r}: this API answers application/json or "
+            f"{LD_JSON}",
+        )
+    unknown = sorted(set(request.query_params) - known)
+    if unknown:
+        raise NgsiError(
+            "InvalidRequest",
+            f"unknown query parameter(s) {', '.join(unknown)}; this operation takes "
+            f"{', '.join(sorted(known - TOLERATED_PARAMETERS)) or 'none'}",
+        )
+    entity_id = request.path_params.get("entity_id")
+    if entity_id is not None:
+        check_entity_id(entity_id)
 
 
 def _link_context(request: Request) -> Any:
@@ -125,7 +201,7 @@ async def _body(request: Request) -> tuple[Any, Any]:
 
 
 def _wants_ld(request: Request) -> bool:
-    return LD_JSON in request.headers.get("accept", "")
+    return negotiate(request.headers.get("accept")) == LD_JSON
 
 
 def _respond(
@@ -208,6 +284,7 @@ def query(
     q: str | None = None,
     attrs: str | None = None,
     pick: str | None = None,
+    omit: str | None = None,
     georel: str | None = None,
     geometry: str | None = None,
     coordinates: str | None = None,
@@ -218,18 +295,20 @@ def query(
     options: str | None = None,
     format: str | None = None,
     concept: str | None = None,
+    local: bool = False,
 ) -> Response:
     broker.check_limit(limit)
     spec = EntityQuery(
         types=split_list(type),
-        ids=split_list(id),
+        ids=check_ids(split_list(id)),
         id_pattern=broker.check_id_pattern(idPattern),
         q=parse_q(q) if q else None,
         attrs=split_list(attrs),
         geo=parse_geo_query(georel, geometry, coordinates, geoproperty),
         concept=concept,
     )
-    shown = Representation.of(parse_options(options, format), split_list(pick) or spec.attrs)
+    broker.require_filter(spec, local=local)
+    shown = Representation.of(parse_options(options, format), Projection.of(attrs, pick, omit))
     content, total = broker.query(context, spec, limit=limit, offset=offset, shown=shown)
     return _respond(request, content, headers=_count_header(total, count))
 
@@ -241,10 +320,11 @@ def read(
     context: Running,
     attrs: str | None = None,
     pick: str | None = None,
+    omit: str | None = None,
     options: str | None = None,
     format: str | None = None,
 ) -> Response:
-    shown = Representation.of(parse_options(options, format), split_list(pick) or split_list(attrs))
+    shown = Representation.of(parse_options(options, format), Projection.of(attrs, pick, omit))
     content, stored_context = broker.read(context, entity_id, shown)
     return _respond(request, content, context=stored_context)
 
