@@ -130,9 +130,9 @@ def qala_server(folder: Path) -> Iterator[str]:
         "PYTHONPATH": str(REPO / "src"),
     }
     log = (folder / "qala.log").open("w")
+    uvicorn = [sys.executable, "-m", "uvicorn", "--factory", "qala.api.app:create_app"]
     server = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "--factory", "qala.api.app:create_app"]
-        + ["--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
+        [*uvicorn, "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -179,38 +179,46 @@ def robot_totals(output: Path) -> tuple[int, int, list[str]]:
     return passed, len(failed), failed
 
 
-def run_etsi(base: str, sections: list[str], out: Path, timeout: int) -> dict[str, dict]:
+def run_etsi(sections: list[str], out: Path, timeout: int) -> dict[str, dict]:
+    """Each section against its own fresh Qala, so that no section sees what another left."""
     robot = ensure_robot()
     results: dict[str, dict] = {}
-    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
     for name in sections:
-        target = ETSI / "TP" / "NGSI-LD" / ETSI_SECTIONS[name]
-        folder = out / "etsi" / name
-        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix="qala-conformance-") as work:
+            results[name] = run_etsi_section(robot, name, Path(work), out, timeout)
+    return results
+
+
+def run_etsi_section(robot: Path, name: str, work: Path, out: Path, timeout: int) -> dict:
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+    folder = out / "etsi" / name
+    folder.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    with qala_server(work) as base:
         command = [str(robot), "--outputdir", str(folder), "--report", "NONE", "--log", "NONE"]
         for variable in ("url", "temporal_api_url"):
             command += ["--variable", f"{variable}:{base}/ngsi-ld/v1"]
-        started = time.monotonic()
+        command.append(str(ETSI / "TP" / "NGSI-LD" / ETSI_SECTIONS[name]))
         try:
-            subprocess.run(
-                [*command, str(target)],
-                cwd=ETSI,
-                env=env,
-                stdout=(folder / "console.txt").open("w"),
-                stderr=subprocess.STDOUT,
-                timeout=timeout,
-            )
+            with (folder / "console.txt").open("w") as console:
+                subprocess.run(
+                    command,
+                    cwd=ETSI,
+                    env=env,
+                    stdout=console,
+                    stderr=subprocess.STDOUT,
+                    timeout=timeout,
+                )
         except subprocess.TimeoutExpired:
             print(f"conformance: ETSI {name} stopped after {timeout} s", flush=True)
-        seconds = round(time.monotonic() - started)
-        output = folder / "output.xml"
-        if not output.exists():
-            results[name] = {"passed": 0, "failed": 0, "seconds": seconds, "error": "no output"}
-            continue
-        passed, failed, names = robot_totals(output)
-        results[name] = {"passed": passed, "failed": failed, "seconds": seconds, "failures": names}
-        print(f"ETSI {name}: {passed} passed, {failed} failed ({seconds} s)", flush=True)
-    return results
+    seconds = round(time.monotonic() - started)
+    output = folder / "output.xml"
+    if not output.exists():
+        print(f"ETSI {name}: no result ({seconds} s)", flush=True)
+        return {"passed": 0, "failed": 0, "seconds": seconds, "error": "no output"}
+    passed, failed, names = robot_totals(output)
+    print(f"ETSI {name}: {passed} passed, {failed} failed ({seconds} s)", flush=True)
+    return {"passed": passed, "failed": failed, "seconds": seconds, "failures": names}
 
 
 def run_fiware(base: str, out: Path, timeout: int) -> dict[str, dict]:
@@ -235,9 +243,10 @@ def run_fiware(base: str, out: Path, timeout: int) -> dict[str, dict]:
     started = time.monotonic()
     try:
         wait_http(f"http://127.0.0.1:{acc_port}/")
+        cache = str(folder / "cache")
+        jest_options = ["--rootDir", str(FIWARE), "--runInBand", "--ci", "--json"]
         subprocess.run(
-            [str(jest), "--rootDir", str(FIWARE), "--runInBand", "--ci", "--json"]
-            + ["--outputFile", str(report), "--cacheDirectory", str(folder / "cache")],
+            [str(jest), *jest_options, "--outputFile", str(report), "--cacheDirectory", cache],
             cwd=FIWARE,
             env=env,
             stdout=(folder / "console.txt").open("w"),
@@ -311,19 +320,22 @@ def main(argv: list[str] | None = None) -> int:
     if not PEERS.exists():
         print(f"conformance: no suites at {PEERS} (set QALA_PEERS)", file=sys.stderr)
         return 2
-    work = Path(tempfile.mkdtemp(prefix="qala-conformance-"))
-    out = args.out or work
+    out = args.out or Path(tempfile.mkdtemp(prefix="qala-conformance-out-"))
     results: dict[str, dict[str, dict]] = {}
     try:
-        with qala_server(work) as base:
-            if args.suite in ("etsi", "all"):
-                sections = args.section or list(ETSI_SECTIONS)
-                results["etsi"] = run_etsi(base, sections, out, args.timeout)
-            if args.suite in ("fiware", "all"):
+        if args.suite in ("etsi", "all"):
+            chosen = args.section or list(ETSI_SECTIONS)
+            sections = [name for name in ETSI_SECTIONS if name in chosen]  # the recorded order
+            results["etsi"] = run_etsi(sections, out, args.timeout)
+        if args.suite in ("fiware", "all"):
+            with (
+                tempfile.TemporaryDirectory(prefix="qala-conformance-") as work,
+                qala_server(Path(work)) as base,
+            ):
                 results["fiware"] = run_fiware(base, out, args.timeout)
     finally:
         if args.out is None:
-            shutil.rmtree(work, ignore_errors=True)
+            shutil.rmtree(out, ignore_errors=True)
     for suite, sections in results.items():
         passed = sum(c["passed"] for c in sections.values())
         total = passed + sum(c["failed"] for c in sections.values())

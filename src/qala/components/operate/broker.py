@@ -10,6 +10,7 @@ back rendered as NGSI-LD (see ``ngsi.render_entity``).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -37,10 +38,14 @@ from qala.components.operate.ngsi import (
     EntityInput,
     NgsiError,
     Projection,
+    check_ids,
     compile_pattern,
     parse_entity,
     parse_fragment,
+    parse_geo_query,
+    parse_q,
     render_entity,
+    split_list,
 )
 from qala.components.operate.temporal import temporal_entities
 from qala.core.errors import QalaError
@@ -67,12 +72,12 @@ def require_filter(spec: EntityQuery, *, local: bool) -> None:
     geo-query), unless ``local=true`` asks for everything this broker holds."""
     if local:
         return
-    if not (spec.types or spec.ids or spec.id_pattern or spec.attrs or spec.q or spec.geo):
-        if spec.concept is None:
-            raise NgsiError(
-                "BadRequestData",
-                "a query needs type, id, idPattern, attrs, q or a geo-query (or local=true)",
-            )
+    narrowed = spec.types or spec.ids or spec.id_pattern or spec.attrs or spec.q or spec.geo
+    if not narrowed and spec.concept is None:
+        raise NgsiError(
+            "BadRequestData",
+            "a query needs type, id, idPattern, attrs, q or a geo-query (or local=true)",
+        )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -131,6 +136,20 @@ def merge(
             result=result,
         )
     return done, skipped
+
+
+def merge_entity(context: Context, entity_id: str, body: Any) -> None:
+    """Merge-patch an entity (``PATCH /entities/{id}``, clause 5.6.17): new attributes added,
+    existing ones merged member by member, ``urn:ngsi-ld:null`` deleting."""
+    if not isinstance(body, dict):
+        raise NgsiError("BadRequestData", "a merge takes an entity fragment (a JSON object)")
+    if body.get("id") not in (None, entity_id):
+        raise NgsiError("BadRequestData", f"the fragment's id {body['id']!r} is not {entity_id}")
+    attrs = parse_fragment(body)
+    with writing(context) as (session, runner, result):
+        merge_attributes(session, entity_id, attrs, runner=runner, merge=True, result=result)
+        if entity_id not in result.updated:
+            result.updated.append(entity_id)
 
 
 def update_attribute(context: Context, entity_id: str, name: str, body: dict[str, Any]) -> None:
@@ -236,6 +255,25 @@ def update_each(
     return write_each(context, items, step)
 
 
+def merge_each(context: Context, items: Sequence[Any], link: Any) -> BatchOutcome:
+    """``entityOperations/merge``: merge-patch each item into its existing entity."""
+
+    def step(session: Session, runner: RulesRunner, item: Any) -> WriteResult:
+        data = parse_entity(item, context=link)
+        return merge_attributes(session, data.id, data.attrs, runner=runner, merge=True)[0]
+
+    return write_each(context, items, step)
+
+
+def purge(context: Context, spec: EntityQuery) -> int:
+    """Delete every entity the query matches (``DELETE /entities``); returns how many."""
+    with context.database.transaction() as session:
+        rows, _total = query_entities(session, spec, limit=10_000_000, offset=0)
+        for entity in rows:
+            session.delete(entity)
+        return len(rows)
+
+
 def delete_each(context: Context, items: Sequence[Any]) -> BatchOutcome:
     """``entityOperations/delete``: the items are entity ids."""
 
@@ -300,6 +338,65 @@ def query(
     with context.database.session() as session:
         rows, total = query_entities(session, spec, limit=limit, offset=offset)
         return [shown.render(e) for e in rows], total
+
+
+def parse_query_body(body: Any) -> tuple[list[EntityQuery], Projection]:
+    """The selectors and projection of a ``POST /entityOperations/query`` body (a Query)."""
+    if not isinstance(body, dict) or body.get("type", "Query") != "Query":
+        raise NgsiError("BadRequestData", "the body must be a Query object")
+    geo_q = body.get("geoQ") or {}
+    if not isinstance(geo_q, dict):
+        raise NgsiError("BadRequestData", "`geoQ` must be an object")
+    coordinates = geo_q.get("coordinates")
+    geo = parse_geo_query(
+        geo_q.get("georel"),
+        geo_q.get("geometry"),
+        json.dumps(coordinates) if coordinates is not None else None,
+        geo_q.get("geoproperty"),
+    )
+    attrs = body.get("attrs") or []
+    if not isinstance(attrs, list) or not all(isinstance(a, str) for a in attrs):
+        raise NgsiError("BadRequestData", "`attrs` must be an array of attribute names")
+    q = parse_q(str(body["q"])) if body.get("q") else None
+    selectors = body.get("entities") or [{}]
+    if not isinstance(selectors, list):
+        raise NgsiError("BadRequestData", "`entities` must be an array of selectors")
+    specs = []
+    for selector in selectors:
+        if not isinstance(selector, dict):
+            raise NgsiError("BadRequestData", "each `entities` item must be an object")
+        types = selector.get("type")
+        ids = selector.get("id")
+        spec = EntityQuery(
+            types=tuple(split_list(types)) if isinstance(types, str) else (),
+            ids=check_ids(split_list(ids)) if isinstance(ids, str) else (),
+            id_pattern=check_id_pattern(selector.get("idPattern")),
+            q=q,
+            attrs=tuple(attrs),
+            geo=geo,
+        )
+        require_filter(spec, local=bool(body.get("local")))
+        specs.append(spec)
+    projection = Projection.of(",".join(attrs) if attrs else None, None, None)
+    return specs, projection
+
+
+def query_selectors(
+    context: Context,
+    specs: Sequence[EntityQuery],
+    *,
+    limit: int,
+    offset: int,
+    shown: Representation,
+) -> tuple[list[dict[str, Any]], int]:
+    """``POST /entityOperations/query``: the union of the entities each selector matches, by id."""
+    with context.database.session() as session:
+        found: dict[str, Entity] = {}
+        for spec in specs:
+            rows, _total = query_entities(session, spec, limit=10_000_000, offset=0)
+            found.update((e.id, e) for e in rows)
+        ordered = [found[key] for key in sorted(found)]
+        return [shown.render(e) for e in ordered[offset : offset + limit]], len(ordered)
 
 
 def read(context: Context, entity_id: str, shown: Representation) -> tuple[dict[str, Any], Any]:
@@ -373,11 +470,12 @@ def subscribe(context: Context, body: Any) -> str:
         return subscription_services.create_subscription(session, body).id
 
 
-def subscriptions(context: Context, *, limit: int, offset: int) -> list[dict[str, Any]]:
-    """Subscriptions, oldest first, rendered."""
+def subscriptions(context: Context, *, limit: int, offset: int) -> tuple[list[dict[str, Any]], int]:
+    """One page of the subscriptions, oldest first, rendered, and how many there are."""
     with context.database.session() as session:
         rows = subscription_services.list_subscriptions(session, limit=limit, offset=offset)
-        return [subscription_services.render_subscription(r) for r in rows]
+        total = subscription_services.count_subscriptions(session)
+        return [subscription_services.render_subscription(r) for r in rows], total
 
 
 def subscription(context: Context, subscription_id: str) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from qala.components.operate.ngsi import (
     QTerm,
     compile_pattern,
     geo_matches,
+    is_null,
     pas182_concept,
     point_of,
     q_matches,
@@ -139,9 +140,15 @@ def merge_attributes(
     runner: RulesRunner,
     only_existing: bool = False,
     no_overwrite: bool = False,
+    merge: bool = False,
     result: WriteResult | None = None,
 ) -> tuple[WriteResult, list[str], list[str]]:
-    """Update (``only_existing``) or append attributes; returns (result, updated, not updated)."""
+    """Update (``only_existing``) or append attributes; returns (result, updated, not updated).
+
+    An attribute given as ``urn:ngsi-ld:null`` is deleted. ``merge`` (merge-patch, clause
+    5.6.17) keeps the members and sub-attributes of an existing attribute that the new one
+    does not give.
+    """
     result = result or WriteResult()
     entity = get_entity(session, entity_id)
     current = dict(entity.attrs)
@@ -150,16 +157,26 @@ def merge_attributes(
         if (only_existing and name not in current) or (no_overwrite and name in current):
             skipped.append(name)
             continue
-        if only_existing and attribute.get("type") == current[name].get("type") == "Property":
-            merged = dict(current[name])
+        if is_null(attribute):
+            if current.pop(name, None) is not None:
+                done.append(name)
+            elif only_existing:
+                skipped.append(name)
+            continue
+        existing = current.get(name)
+        same_type = isinstance(existing, dict) and attribute.get("type") == existing.get("type")
+        if same_type and (merge or (only_existing and attribute.get("type") == "Property")):
+            merged = dict(existing or {})
             merged.update(attribute)
-            attribute = merged
+            attribute = {k: v for k, v in merged.items() if not is_null(v)}
         current[name] = attribute
         done.append(name)
     if done:
         entity.attrs = current
         entity.modified_at = utc_now()
         _place_fields(entity)
+        if entity.id not in result.created:
+            result.ingest.changed_attributes.setdefault(entity.id, []).extend(done)
         result.updated.append(entity.id)
         _observe(session, entity, runner, result)
     return result, done, skipped

@@ -18,7 +18,10 @@ from typing import Any, ClassVar, TypeVar
 
 import re2
 
+NGSI_NULL = "urn:ngsi-ld:null"
+"""The value that deletes an attribute in a merge or update (clause 4.5.1: JSON null is refused)."""
 CORE_CONTEXT = "https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context-v1.8.jsonld"
+LD_CONTEXT_REL = "http://www.w3.org/ns/json-ld#context"
 ERROR_BASE = "https://uri.etsi.org/ngsi-ld/errors/"
 
 ATTRIBUTE_TYPES = frozenset(
@@ -224,6 +227,11 @@ def normalise_attribute(name: str, raw: Any) -> dict[str, Any]:
     sub-attributes that are attributes themselves.
     """
     check_attribute_name(name.rsplit(".", 1)[-1])
+    if is_null(raw):
+        return {
+            "type": raw.get("type", "Property") if isinstance(raw, Mapping) else "Property",
+            "value": NGSI_NULL,
+        }
     if (
         isinstance(raw, Mapping)
         and isinstance(raw.get("type"), str)
@@ -231,7 +239,9 @@ def normalise_attribute(name: str, raw: Any) -> dict[str, Any]:
         and raw["type"] not in GEOJSON_TYPES
         and ("value" in raw or "object" in raw)
     ):
-        raise bad_data(f"attribute `{name}` has type {raw['type']!r}, not an NGSI-LD attribute type")
+        raise bad_data(
+            f"attribute `{name}` has type {raw['type']!r}, not an NGSI-LD attribute type"
+        )
     if isinstance(raw, Mapping) and raw.get("type") in ATTRIBUTE_TYPES:
         attribute = dict(raw)
         kind = attribute["type"]
@@ -268,6 +278,18 @@ def normalise_attribute(name: str, raw: Any) -> dict[str, Any]:
     ):
         return {"type": "Relationship", "object": raw}
     return {"type": "Property", "value": raw}
+
+
+def is_null(raw: Any) -> bool:
+    """Whether an incoming attribute is the deletion marker ``urn:ngsi-ld:null``."""
+    if raw == NGSI_NULL:
+        return True
+    if not isinstance(raw, Mapping):
+        return False
+    return NGSI_NULL in (raw.get("value"), raw.get("object")) or raw.get("languageMap") in (
+        NGSI_NULL,
+        {"@none": NGSI_NULL},
+    )
 
 
 def check_geometry(name: str, value: Any) -> None:
@@ -340,10 +362,13 @@ def parse_entity(
     )
 
 
-def parse_fragment(body: Any) -> dict[str, dict[str, Any]]:
-    """Attributes of a PATCH/POST ``.../attrs`` body in normalised form."""
+def parse_fragment(body: Any, *, require_some: bool = False) -> dict[str, dict[str, Any]]:
+    """Attributes of a PATCH/POST ``.../attrs`` body in normalised form (``require_some``: an
+    empty fragment is ``BadRequestData``)."""
     if not isinstance(body, Mapping):
         raise bad_data("the attributes must be a JSON object")
+    if require_some and not [name for name in body if name not in RESERVED]:
+        raise bad_data("the fragment holds no attribute")
     return {
         name: normalise_attribute(name, raw) for name, raw in body.items() if name not in RESERVED
     }

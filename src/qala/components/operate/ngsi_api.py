@@ -158,9 +158,9 @@ def _check_common(request: Request, known: set[str]) -> None:
             f"unknown query parameter(s) {', '.join(unknown)}; this operation takes "
             f"{', '.join(sorted(known - TOLERATED_PARAMETERS)) or 'none'}",
         )
-    entity_id = request.path_params.get("entity_id")
-    if entity_id is not None:
-        check_entity_id(entity_id)
+    for key in ("entity_id", "subscription_id"):
+        if key in request.path_params:
+            check_entity_id(request.path_params[key])
 
 
 def _link_context(request: Request) -> Any:
@@ -235,8 +235,8 @@ def _respond(
 
 async def _batch_body(request: Request) -> tuple[list[Any], Any]:
     body, link = await _body(request)
-    if not isinstance(body, list):
-        raise NgsiError("BadRequestData", "a batch operation takes a JSON array")
+    if not isinstance(body, list) or not body:
+        raise NgsiError("BadRequestData", "a batch operation takes a non-empty JSON array")
     return body, link
 
 
@@ -255,6 +255,17 @@ def _partial_answer(done: list[str], skipped: list[str], reason: str) -> Respons
         return Response(status_code=204)
     not_updated = [{"attributeName": name, "reason": reason} for name in skipped]
     return JSONResponse({"updated": done, "notUpdated": not_updated}, status_code=207)
+
+
+def page_links(request: Request, *, limit: int, offset: int, total: int) -> str:
+    """``Link`` header with the previous and next pages (clause 6.3.15)."""
+    links = []
+    path = request.url.path
+    if offset > 0 and limit > 0:
+        links.append(f'<{path}?limit={limit}&offset={max(0, offset - limit)}>; rel="prev"')
+    if limit > 0 and offset + limit < total:
+        links.append(f'<{path}?limit={limit}&offset={offset + limit}>; rel="next"')
+    return ", ".join(links)
 
 
 def _count_header(total: int, count: bool) -> dict[str, str] | None:
@@ -344,12 +355,39 @@ async def replace(request: Request, entity_id: str, _user: Writer, context: Runn
     return Response(status_code=204)
 
 
+@router.patch("/entities/{entity_id}", status_code=204)
+async def merge(request: Request, entity_id: str, _user: Writer, context: Running) -> Response:
+    body, _link = await _body(request)
+    await run_in_threadpool(broker.merge_entity, context, entity_id, body)
+    return Response(status_code=204)
+
+
+@router.delete("/entities", status_code=204)
+def purge(
+    context: Running,
+    _user: Writer,
+    type: str | None = None,
+    id: str | None = None,
+    idPattern: str | None = None,
+    q: str | None = None,
+) -> Response:
+    spec = EntityQuery(
+        types=split_list(type),
+        ids=check_ids(split_list(id)),
+        id_pattern=broker.check_id_pattern(idPattern),
+        q=parse_q(q) if q else None,
+    )
+    broker.require_filter(spec, local=False)
+    broker.purge(context, spec)
+    return Response(status_code=204)
+
+
 @router.patch("/entities/{entity_id}/attrs")
 async def update_attrs(
     request: Request, entity_id: str, _user: Writer, context: Running
 ) -> Response:
     body, _link = await _body(request)
-    attrs = parse_fragment(body)
+    attrs = parse_fragment(body, require_some=True)
     done, skipped = await run_in_threadpool(
         broker.merge, context, entity_id, attrs, only_existing=True
     )
@@ -361,7 +399,7 @@ async def append_attrs(
     request: Request, entity_id: str, _user: Writer, context: Running, options: str | None = None
 ) -> Response:
     body, _link = await _body(request)
-    attrs = parse_fragment(body)
+    attrs = parse_fragment(body, require_some=True)
     no_overwrite = "noOverwrite" in parse_options(options)
     done, skipped = await run_in_threadpool(
         broker.merge, context, entity_id, attrs, no_overwrite=no_overwrite
@@ -374,7 +412,7 @@ async def update_attr(
     request: Request, entity_id: str, attr: str, _user: Writer, context: Running
 ) -> Response:
     body, _link = await _body(request)
-    if not isinstance(body, dict):
+    if not isinstance(body, dict) or not body:
         raise NgsiError("BadRequestData", f"the new value of `{attr}` must be a JSON object")
     await run_in_threadpool(broker.update_attribute, context, entity_id, attr, body)
     return Response(status_code=204)
@@ -423,6 +461,33 @@ async def batch_update(
         broker.update_each, context, items, link, no_overwrite=no_overwrite
     )
     return _batch_answer(outcome)
+
+
+@router.post("/entityOperations/merge", max_body_size=DATA_SET_BODY)
+async def batch_merge(request: Request, _user: Writer, context: Running) -> Response:
+    items, link = await _batch_body(request)
+    outcome = await run_in_threadpool(broker.merge_each, context, items, link)
+    return _batch_answer(outcome)
+
+
+@router.post("/entityOperations/query")
+async def query_post(
+    request: Request,
+    context: Running,
+    limit: Annotated[int, Query(ge=0)] = 20,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+    count: bool = False,
+    options: str | None = None,
+    format: str | None = None,
+) -> Response:
+    broker.check_limit(limit)
+    body, _link = await _body(request)
+    specs, projection = broker.parse_query_body(body)
+    shown = Representation.of(parse_options(options, format), projection)
+    content, total = await run_in_threadpool(
+        broker.query_selectors, context, specs, limit=limit, offset=offset, shown=shown
+    )
+    return _respond(request, content, headers=_count_header(total, count))
 
 
 @router.post("/entityOperations/delete", max_body_size=DATA_SET_BODY)
@@ -524,8 +589,15 @@ def subscriptions(
     context: Running,
     limit: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 20,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+    count: bool = False,
 ) -> Response:
-    return _respond(request, broker.subscriptions(context, limit=limit, offset=offset))
+    broker.check_limit(limit)
+    page, total = broker.subscriptions(context, limit=limit, offset=offset)
+    headers = _count_header(total, count) or {}
+    links = page_links(request, limit=limit, offset=offset, total=total)
+    if links:
+        headers["Link"] = links
+    return _respond(request, page, headers=headers)
 
 
 @router.get("/subscriptions/{subscription_id}")
