@@ -72,11 +72,11 @@ def require_filter(spec: EntityQuery, *, local: bool) -> None:
     geo-query), unless ``local=true`` asks for everything this broker holds."""
     if local:
         return
-    narrowed = spec.types or spec.ids or spec.id_pattern or spec.attrs or spec.q or spec.geo
+    narrowed = spec.types or spec.attrs or spec.q or spec.geo
     if not narrowed and spec.concept is None:
         raise NgsiError(
             "BadRequestData",
-            "a query needs type, id, idPattern, attrs, q or a geo-query (or local=true)",
+            "a query needs type, attrs, q or a geo-query (ids alone are not enough; or local=true)",
         )
 
 
@@ -304,8 +304,6 @@ class Representation:
     @classmethod
     def of(cls, options: set[str], projection: Projection | None = None) -> Representation:
         """From the chosen ``options``/``format`` values and the members asked for (if any)."""
-        if len(options & {"keyValues", "simplified", "normalized", "concise"} - {"simplified"}) > 1:
-            raise NgsiError("BadRequestData", "choose one of keyValues, normalized and concise")
         return cls(
             key_values=bool(options & {"keyValues", "simplified"}),
             projection=projection or Projection(),
@@ -409,7 +407,10 @@ def read(context: Context, entity_id: str, shown: Representation) -> tuple[dict[
             raise NgsiError(
                 "ResourceNotFound", f"entity {entity_id} has none of the attributes {list(wanted)}"
             )
-        return shown.render(entity), stored_context if isinstance(stored_context, str) else None
+        rendered = shown.render(entity)
+        if not rendered:
+            raise NgsiError("ResourceNotFound", f"nothing of entity {entity_id} is left to show")
+        return rendered, stored_context if isinstance(stored_context, str) else None
 
 
 def type_list(context: Context) -> dict[str, Any]:

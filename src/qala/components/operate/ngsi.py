@@ -406,10 +406,16 @@ def parse_options(options: str | None, format_: str | None = None) -> set[str]:
     chosen = set(split_list(options))
     unknown = chosen - KNOWN_OPTIONS
     if unknown:
-        raise bad_data(f"options {', '.join(sorted(unknown))} unknown; use {sorted(KNOWN_OPTIONS)}")
+        raise NgsiError(
+            "InvalidRequest",
+            f"options {', '.join(sorted(unknown))} unknown; use {sorted(KNOWN_OPTIONS)}",
+        )
     if format_:
         if format_ not in KNOWN_FORMATS:
-            raise bad_data(f"format {format_!r} unknown; use {sorted(KNOWN_FORMATS)}")
+            raise NgsiError(
+                "InvalidRequest", f"format {format_!r} unknown; use {sorted(KNOWN_FORMATS)}"
+            )
+        chosen -= KNOWN_FORMATS  # `format` wins over a representation given in `options`
         chosen.add(format_)
     return chosen
 
@@ -474,6 +480,8 @@ class Projection:
             names = split_list(attrs)
             for name in names:
                 check_attribute_name(name)
+                if name in ("id", "type"):
+                    raise bad_data(f"`attrs` names attributes; {name!r} is an entity member")
             if not names:
                 raise bad_data("`attrs` names no attribute")
             return cls(pick=frozenset({"id", "type", *names}))

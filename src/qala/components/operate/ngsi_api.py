@@ -59,11 +59,24 @@ def problem_response(error: NgsiError) -> JSONResponse:
     return JSONResponse(error.problem(), status_code=error.status)
 
 
-# Parameters of the specification a route may be sent without using them (they change nothing in
-# Qala's answer: one tenant, no scopes, no distributed operations); any other unknown parameter
-# is the client's mistake, answered 400 InvalidRequest (clause 6.3.20).
+# Parameters of the specification a route may be sent without Qala using them (one tenant, no
+# scopes, no distributed operations, no linked-entity retrieval; answers are ordered by entity
+# id whatever `orderBy` asks — listed in docs/ngsi-ld-conformance.md); any other unknown
+# parameter is the client's mistake, answered 400 InvalidRequest (clause 6.3.20).
 TOLERATED_PARAMETERS = frozenset(
-    {"local", "lang", "scopeQ", "csf", "details", "join", "joinLevel", "containedBy", "entityMap"}
+    {
+        "local",
+        "lang",
+        "scopeQ",
+        "csf",
+        "details",
+        "join",
+        "joinLevel",
+        "containedBy",
+        "entityMap",
+        "orderBy",
+        "collation",
+    }
 )
 MEDIA_CHOICES = ("application/json", LD_JSON)
 
