@@ -40,6 +40,7 @@ from qala.components.operate.ngsi import (
     Projection,
     check_ids,
     compile_pattern,
+    instances_of,
     parse_entity,
     parse_fragment,
     parse_geo_query,
@@ -159,7 +160,12 @@ def update_attribute(context: Context, entity_id: str, name: str, body: dict[str
         current = get_entity(session, entity_id).attrs.get(name)
         if current is None:
             raise NgsiError("ResourceNotFound", f"entity {entity_id} has no attribute `{name}`")
-        merged = body if "type" in body else {**current, **body}
+        dataset = body.get("datasetId")
+        instance = next((i for i in instances_of(current) if i.get("datasetId") == dataset), None)
+        if instance is None:
+            which = f"datasetId {dataset}" if dataset else "a default instance"
+            raise NgsiError("ResourceNotFound", f"attribute `{name}` has no {which}")
+        merged = body if "type" in body else {**instance, **body}
         merge_attributes(
             session,
             entity_id,
@@ -175,9 +181,16 @@ def delete(context: Context, entity_id: str) -> None:
         delete_entity(session, entity_id)
 
 
-def delete_attr(context: Context, entity_id: str, name: str) -> None:
+def delete_attr(
+    context: Context,
+    entity_id: str,
+    name: str,
+    *,
+    dataset_id: str | None = None,
+    delete_all: bool = False,
+) -> None:
     with context.database.transaction() as session:
-        delete_attribute(session, entity_id, name)
+        delete_attribute(session, entity_id, name, dataset_id=dataset_id, delete_all=delete_all)
 
 
 # ---------------------------------------------------------------------------------------------

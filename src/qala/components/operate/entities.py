@@ -25,7 +25,9 @@ from qala.components.operate.ngsi import (
     QTerm,
     compile_pattern,
     geo_matches,
+    instances_of,
     is_null,
+    merge_instances,
     pas182_concept,
     point_of,
     q_matches,
@@ -164,6 +166,18 @@ def merge_attributes(
                 skipped.append(name)
             continue
         existing = current.get(name)
+        if isinstance(existing, list) or isinstance(attribute, list):
+            current[name] = merge_instances(existing, attribute)
+            done.append(name)
+            continue
+        if (
+            isinstance(existing, dict)
+            and existing.get("datasetId") != attribute.get("datasetId")
+            and not only_existing
+        ):
+            current[name] = merge_instances(existing, attribute)
+            done.append(name)
+            continue
         same_type = isinstance(existing, dict) and attribute.get("type") == existing.get("type")
         if same_type and (merge or (only_existing and attribute.get("type") == "Property")):
             merged = dict(existing or {})
@@ -210,12 +224,29 @@ def delete_entity(session: Session, entity_id: str) -> None:
     session.delete(entity)
 
 
-def delete_attribute(session: Session, entity_id: str, name: str) -> None:
+def delete_attribute(
+    session: Session,
+    entity_id: str,
+    name: str,
+    *,
+    dataset_id: str | None = None,
+    delete_all: bool = False,
+) -> None:
+    """Delete an attribute's default instance, the instance ``dataset_id``, or (``delete_all``)
+    every instance."""
     entity = get_entity(session, entity_id)
     if name not in entity.attrs:
         raise NgsiError("ResourceNotFound", f"entity {entity_id} has no attribute `{name}`")
     attrs = dict(entity.attrs)
-    del attrs[name]
+    instances = instances_of(attrs[name])
+    kept = [] if delete_all else [i for i in instances if i.get("datasetId") != dataset_id]
+    if len(kept) == len(instances):
+        which = f"datasetId {dataset_id}" if dataset_id else "a default instance"
+        raise NgsiError("ResourceNotFound", f"attribute `{name}` of {entity_id} has no {which}")
+    if kept:
+        attrs[name] = kept[0] if len(kept) == 1 else kept
+    else:
+        del attrs[name]
     entity.attrs = attrs
     entity.modified_at = utc_now()
     _place_fields(entity)

@@ -265,7 +265,7 @@ def normalise_attribute(name: str, raw: Any) -> dict[str, Any]:
             raise bad_data(f"`{name}.observedAt` must be an ISO 8601 date-time text")
         return attribute
     if isinstance(raw, list) and raw and all(isinstance(x, Mapping) and "type" in x for x in raw):
-        raise bad_data(f"attribute `{name}` has several instances (datasetId); not supported")
+        return normalise_instances(name, raw)  # type: ignore[return-value]
     if isinstance(raw, Mapping) and raw.get("type") in GEOJSON_TYPES:
         check_geometry(name, raw)
         return {"type": "GeoProperty", "value": dict(raw)}
@@ -278,6 +278,49 @@ def normalise_attribute(name: str, raw: Any) -> dict[str, Any]:
     ):
         return {"type": "Relationship", "object": raw}
     return {"type": "Property", "value": raw}
+
+
+def normalise_instances(name: str, raw: list[Any]) -> dict[str, Any] | list[dict[str, Any]]:
+    """A multi-attribute (clause 4.5.5): instances told apart by ``datasetId``, at most one
+    without (the default instance). One instance is kept as a plain attribute."""
+    instances = [normalise_attribute(name, item) for item in raw]
+    seen: set[Any] = set()
+    for instance in instances:
+        dataset = instance.get("datasetId")
+        if dataset is not None:
+            check_entity_id(dataset)
+        if dataset in seen:
+            which = f"datasetId {dataset}" if dataset else "the default instance (no datasetId)"
+            raise bad_data(f"attribute `{name}` holds {which} twice")
+        seen.add(dataset)
+    return instances[0] if len(instances) == 1 else instances
+
+
+def instances_of(attribute: Any) -> list[dict[str, Any]]:
+    """The instances of a stored attribute (one, or several told apart by ``datasetId``)."""
+    if isinstance(attribute, list):
+        return [a for a in attribute if isinstance(a, dict)]
+    return [attribute] if isinstance(attribute, dict) else []
+
+
+def default_instance(attribute: Any) -> Any:
+    """The instance without ``datasetId`` (else the first): what single-valued readers see."""
+    if not isinstance(attribute, list):
+        return attribute
+    for instance in attribute:
+        if isinstance(instance, Mapping) and instance.get("datasetId") is None:
+            return instance
+    return attribute[0] if attribute else None
+
+
+def merge_instances(existing: Any, new: Any) -> Any:
+    """``new`` instances replace those of ``existing`` with the same ``datasetId``; the others
+    stay (appending an instance with another datasetId adds it)."""
+    kept = {i.get("datasetId"): i for i in instances_of(existing)}
+    for instance in instances_of(new):
+        kept[instance.get("datasetId")] = instance
+    values = list(kept.values())
+    return values[0] if len(values) == 1 else values
 
 
 def is_null(raw: Any) -> bool:
@@ -498,7 +541,7 @@ class Projection:
 
 def point_of(attrs: Mapping[str, Any], name: str = "location") -> tuple[float, float] | None:
     """(lat, lon) of a GeoProperty: the point itself, or the mean of a shape's vertices."""
-    attribute = attrs.get(name)
+    attribute = default_instance(attrs.get(name))
     if not isinstance(attribute, Mapping):
         return None
     geometry = attribute.get("value")
@@ -570,9 +613,11 @@ def render_entity(
     return out
 
 
-def concise_attribute(attribute: Mapping[str, Any]) -> Any:
+def concise_attribute(attribute: Any) -> Any:
     """The concise form (clause 4.5.8): ``type`` dropped where the other members imply it, and a
     bare value when nothing else is left."""
+    if isinstance(attribute, list):
+        return [concise_attribute(instance) for instance in attribute]
     kind = attribute.get("type")
     out = {k: v for k, v in attribute.items() if k != "type"}
     if kind == "Property" and not isinstance(out.get("value"), Mapping) and set(out) == {"value"}:
@@ -587,7 +632,9 @@ def concise_attribute(attribute: Mapping[str, Any]) -> Any:
     return dict(attribute)
 
 
-def simplify(attribute: Mapping[str, Any]) -> Any:
+def simplify(attribute: Any) -> Any:
+    if isinstance(attribute, list):
+        return [simplify(instance) for instance in attribute]
     if attribute.get("type") in ("Relationship", "ListRelationship"):
         return attribute.get("object", attribute.get("objectList"))
     if attribute.get("type") == "LanguageProperty":
@@ -766,7 +813,7 @@ _MISSING = object()
 
 
 def _resolve(attrs: Mapping[str, Any], path: tuple[str, ...]) -> Any:
-    attribute = attrs.get(path[0])
+    attribute = default_instance(attrs.get(path[0]))
     if not isinstance(attribute, Mapping):
         return _MISSING
     current: Any = attribute

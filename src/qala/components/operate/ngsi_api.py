@@ -432,8 +432,17 @@ async def update_attr(
 
 
 @router.delete("/entities/{entity_id}/attrs/{attr}", status_code=204)
-def delete_attr(entity_id: str, attr: str, _user: Writer, context: Running) -> Response:
-    broker.delete_attr(context, entity_id, attr)
+def delete_attr(
+    entity_id: str,
+    attr: str,
+    _user: Writer,
+    context: Running,
+    datasetId: str | None = None,
+    deleteAll: bool = False,
+) -> Response:
+    if datasetId is not None:
+        check_entity_id(datasetId)
+    broker.delete_attr(context, entity_id, attr, dataset_id=datasetId, delete_all=deleteAll)
     return Response(status_code=204)
 
 
