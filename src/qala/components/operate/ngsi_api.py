@@ -84,13 +84,13 @@ MEDIA_CHOICES = ("application/json", LD_JSON)
 def negotiate(accept: str | None) -> str | None:
     """The answer's media type for an ``Accept`` header (None: nothing acceptable → 406).
 
-    The highest ``q`` wins, then the more specific range; between equals plain JSON is chosen
-    (clause 6.3.4: ``*/*`` means application/json).
+    The highest ``q`` wins, then the more specific range, then the one listed first; within
+    one range plain JSON is chosen (clause 6.3.4: ``*/*`` means application/json).
     """
     if not accept or not accept.strip():
         return "application/json"
-    ranked: list[tuple[float, int, int, str]] = []
-    for part in accept.split(","):
+    ranked: list[tuple[float, int, int, int, str]] = []
+    for position, part in enumerate(accept.split(",")):
         media, *params = (piece.strip() for piece in part.split(";"))
         media = media.lower()
         quality = 1.0
@@ -105,12 +105,15 @@ def negotiate(accept: str | None) -> str | None:
             continue
         for preference, choice in enumerate(MEDIA_CHOICES):
             if media == choice or (media == "application/geo+json" and choice != LD_JSON):
-                ranked.append((quality, 2, -preference, choice))
+                specificity = 2
             elif media == "application/*":
-                ranked.append((quality, 1, -preference, choice))
+                specificity = 1
             elif media == "*/*":
-                ranked.append((quality, 0, -preference, choice))
-    return max(ranked)[3] if ranked else None
+                specificity = 0
+            else:
+                continue
+            ranked.append((quality, specificity, -position, -preference, choice))
+    return max(ranked)[4] if ranked else None
 
 
 class NgsiRoute(APIRoute):
@@ -597,7 +600,9 @@ def temporal_read(
 
 @router.post("/subscriptions", status_code=201)
 async def subscribe(request: Request, _user: Writer, context: Running) -> Response:
-    body, _link = await _body(request)
+    body, link = await _body(request)
+    if link is not None and isinstance(body, dict):
+        body = {**body, "@context": link}
     subscription_id = await run_in_threadpool(broker.subscribe, context, body)
     return Response(
         status_code=201, headers={"Location": f"{PREFIX}/subscriptions/{subscription_id}"}

@@ -54,6 +54,11 @@ def _instant(data: Mapping[str, Any], key: str) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
+def expiry(data: Mapping[str, Any]) -> datetime | None:
+    """When the subscription ends: ``expiresAt`` (``expires`` in NGSI-LD 1.0–1.2)."""
+    return _instant(data, "expiresAt") or _instant(data, "expires")
+
+
 def _names(data: Mapping[str, Any], key: str, where: str = "") -> list[str] | None:
     names = data.get(key)
     if names is None:
@@ -95,7 +100,6 @@ def validate_subscription(body: Any, *, now: datetime | None = None) -> dict[str
     if not isinstance(body, Mapping):
         raise NgsiError("BadRequestData", "a subscription must be a JSON object")
     data = dict(body)
-    data.pop("@context", None)
     if data.get("type", "Subscription") != "Subscription":
         raise NgsiError("BadRequestData", "subscription `type` must be Subscription")
     data["type"] = "Subscription"
@@ -132,7 +136,7 @@ def validate_subscription(body: Any, *, now: datetime | None = None) -> dict[str
         )
     if "isActive" in data and not isinstance(data["isActive"], bool):
         raise NgsiError("BadRequestData", "`isActive` must be true or false")
-    expires = _instant(data, "expiresAt")
+    expires = expiry(data)
     if expires is not None and expires <= (now or utc_now()):
         raise NgsiError("BadRequestData", "`expiresAt` must lie in the future")
     for key in ("throttling", "timeInterval"):
@@ -199,8 +203,6 @@ def update_subscription(session: Session, subscription_id: str, patch: Any) -> S
             continue
         if value is None:  # merge-patch: null removes the member
             data.pop(key, None)
-        elif key == "notification" and isinstance(value, Mapping):
-            data[key] = {**data.get(key, {}), **value}
         else:
             data[key] = value
     data = validate_subscription(data)
@@ -210,33 +212,52 @@ def update_subscription(session: Session, subscription_id: str, patch: Any) -> S
     return record
 
 
+def _stamp(moment: datetime | None) -> str | None:
+    if moment is None:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 def render_subscription(record: Subscription) -> dict[str, Any]:
-    data = dict(record.body)
+    """The subscription as given, with what delivery recorded (clause 5.2.14): ``timesSent``,
+    ``lastNotification``/``lastSuccess``/``lastFailure`` and ``status`` once anything was sent."""
+    data = {k: v for k, v in record.body.items() if k != "@context"}
     notification = dict(data.get("notification", {}))
-    notification.update(
-        {
-            "timesSent": record.times_sent,
-            "lastNotification": record.last_notification.isoformat()
-            if record.last_notification
-            else None,
-            "lastSuccess": record.last_success.isoformat() if record.last_success else None,
-            "lastFailure": record.last_failure.isoformat() if record.last_failure else None,
-            "status": "ok"
-            if record.last_failure is None
-            or (record.last_success and record.last_success > record.last_failure)
-            else "failed",
-        }
-    )
-    data["notification"] = {k: v for k, v in notification.items() if v is not None}
+    if record.times_sent:
+        notification["timesSent"] = record.times_sent
+    for key, moment in (
+        ("lastNotification", record.last_notification),
+        ("lastSuccess", record.last_success),
+        ("lastFailure", record.last_failure),
+    ):
+        if moment is not None:
+            notification[key] = _stamp(moment)
+    if record.last_notification is not None:
+        failed = record.last_failure is not None and (
+            record.last_success is None or record.last_failure >= record.last_success
+        )
+        notification["status"] = "failed" if failed else "ok"
+    data["notification"] = notification
     data["status"] = status_of(record)
     return data
+
+
+def subscription_context(subscription: Mapping[str, Any]) -> Any:
+    """The @context notifications are compacted with: ``jsonldContext``, else the one the
+    subscription came with, else the core context."""
+    context = subscription.get("jsonldContext") or subscription.get("@context") or CORE_CONTEXT
+    if isinstance(context, list) and len(context) == 1:
+        context = context[0]
+    return context
 
 
 def status_of(record: Subscription, now: datetime | None = None) -> str:
     """``active``, ``paused`` (isActive false) or ``expired`` (past its ``expiresAt``)."""
     if not record.active:
         return "paused"
-    expires = _instant(record.body, "expiresAt")
+    expires = expiry(record.body)
     if expires is not None and expires <= (now or utc_now()):
         return "expired"
     return "active"
@@ -326,11 +347,13 @@ def delivery_headers(subscription: Mapping[str, Any], body: dict[str, Any]) -> d
     ``accept: application/ld+json``, else as a Link header."""
     endpoint = subscription.get("notification", {}).get("endpoint", {})
     accept = endpoint.get("accept", "application/json")
-    context = subscription.get("jsonldContext") or CORE_CONTEXT
+    context = subscription_context(subscription)
     headers = {"Content-Type": accept}
     if accept == "application/ld+json":
         body["@context"] = context
-    else:
+        for item in body.get("data", []):
+            item["@context"] = context
+    elif isinstance(context, str):
         headers["Link"] = f'<{context}>; rel="{LD_CONTEXT_REL}"; type="application/ld+json"'
     for item in endpoint.get("receiverInfo") or []:
         headers[str(item["key"])] = str(item["value"])
