@@ -160,7 +160,15 @@ def merge_attributes(
             skipped.append(name)
             continue
         if is_null(attribute):
-            if current.pop(name, None) is not None:
+            # The marker deletes the instance it names by datasetId (none: the default one).
+            instances = instances_of(current.get(name))
+            dataset = attribute.get("datasetId")
+            kept = [i for i in instances if i.get("datasetId") != dataset]
+            if len(kept) < len(instances):
+                if kept:
+                    current[name] = kept[0] if len(kept) == 1 else kept
+                else:
+                    del current[name]
                 done.append(name)
             elif only_existing:
                 skipped.append(name)

@@ -228,10 +228,12 @@ def normalise_attribute(name: str, raw: Any) -> dict[str, Any]:
     """
     check_attribute_name(name.rsplit(".", 1)[-1])
     if is_null(raw):
-        return {
-            "type": raw.get("type", "Property") if isinstance(raw, Mapping) else "Property",
-            "value": NGSI_NULL,
-        }
+        marker: dict[str, Any] = {"type": "Property", "value": NGSI_NULL}
+        if isinstance(raw, Mapping):
+            marker["type"] = raw.get("type", "Property")
+            if raw.get("datasetId") is not None:
+                marker["datasetId"] = raw["datasetId"]
+        return marker
     if (
         isinstance(raw, Mapping)
         and isinstance(raw.get("type"), str)
@@ -397,6 +399,14 @@ def parse_entity(
         entity_type = entity_type[0]
     if not isinstance(entity_type, str) or not entity_type:
         raise bad_data(f"entity {identifier} needs a `type` (one text, e.g. AirQualityObserved)")
+    if (
+        entity_type in RESERVED
+        or entity_type.startswith("@")
+        or _FORBIDDEN_IN_NAMES.search(entity_type)
+    ):
+        raise bad_data(
+            f"entity type {entity_type!r} is a reserved word or holds a forbidden character"
+        )
     attrs = {
         name: normalise_attribute(name, raw) for name, raw in body.items() if name not in RESERVED
     }

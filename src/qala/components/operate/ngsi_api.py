@@ -296,6 +296,8 @@ router = APIRouter(prefix=PREFIX, tags=["ngsi-ld"], route_class=NgsiRoute)
 @router.post("/entities", status_code=201)
 async def create(request: Request, _user: Writer, context: Running) -> Response:
     body, link = await _body(request)
+    if not isinstance(body, dict):
+        raise NgsiError("InvalidRequest", "an entity is a JSON object")
     data = parse_entity(body, context=link)
     await run_in_threadpool(broker.create, context, data)
     return Response(status_code=201, headers={"Location": f"{PREFIX}/entities/{data.id}"})
@@ -428,6 +430,8 @@ async def update_attr(
     request: Request, entity_id: str, attr: str, _user: Writer, context: Running
 ) -> Response:
     body, _link = await _body(request)
+    if isinstance(body, dict):
+        body = {k: v for k, v in body.items() if k != "@context"}
     if not isinstance(body, dict) or not body:
         raise NgsiError("BadRequestData", f"the new value of `{attr}` must be a JSON object")
     await run_in_threadpool(broker.update_attribute, context, entity_id, attr, body)
