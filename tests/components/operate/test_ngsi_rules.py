@@ -253,3 +253,34 @@ def test_subscription_rules_and_lifecycle(operate_app: OperateApp, capture_serve
     assert page.headers["NGSILD-Results-Count"] == "1" and 'rel="next"' not in page.headers.get(
         "link", ""
     )
+
+
+def test_temporal_write_feeds_the_history(operate_app: OperateApp) -> None:
+    client, auth = operate_app.client, operate_app.auth
+    body = {
+        "id": "urn:ngsi-ld:Vehicle:t1",
+        "type": "Vehicle",
+        "speed": [
+            {"type": "Property", "value": 120, "observedAt": "2020-08-01T12:03:00Z"},
+            {"type": "Property", "value": 80, "observedAt": "2020-08-01T12:05:00Z"},
+        ],
+    }
+    created = client.post(f"{BASE}/temporal/entities", json=body, headers=auth)
+    assert created.status_code == 201
+    assert created.headers["location"] == f"{BASE}/temporal/entities/urn:ngsi-ld:Vehicle:t1"
+    later = {
+        **body,
+        "speed": [{"type": "Property", "value": 90, "observedAt": "2020-08-01T12:07:00Z"}],
+    }
+    assert client.post(f"{BASE}/temporal/entities", json=later, headers=auth).status_code == 204
+    url = f"{BASE}/temporal/entities/urn:ngsi-ld:Vehicle:t1"
+    after = client.get(url, params={"timerel": "after", "timeAt": "2020-08-01T12:04:00Z"}).json()
+    assert [(i["value"], i["observedAt"]) for i in after["speed"]] == [
+        (80, "2020-08-01T12:05:00Z"),
+        (90, "2020-08-01T12:07:00Z"),
+    ]
+    # the newest instance is the entity's current value
+    assert client.get(f"{BASE}/entities/urn:ngsi-ld:Vehicle:t1").json()["speed"]["value"] == 90
+    problem(client.get(url, params={"timeproperty": "modifiedAt"}), 422, "OperationNotSupported")
+    assert client.delete(url, headers=auth).status_code == 204
+    problem(client.get(url), 404, "ResourceNotFound")

@@ -25,9 +25,11 @@ from qala.components.operate.entities import (
     create_entity,
     delete_attribute,
     delete_entity,
+    delete_history,
     entity_types,
     get_entity,
     merge_attributes,
+    observe_instances,
     query_entities,
     replace_entity,
     upsert_entity,
@@ -137,6 +139,45 @@ def merge(
             result=result,
         )
     return done, skipped
+
+
+def temporal_upsert(context: Context, body: Any, link: Any) -> bool:
+    """``POST /temporal/entities``: an entity whose attributes are arrays of instances with
+    ``observedAt``. The newest instance of each attribute becomes the entity's current value,
+    and every numeric instance enters the observation history. True when the entity is new."""
+    if not isinstance(body, dict):
+        raise NgsiError("InvalidRequest", "a temporal entity is a JSON object")
+    instances: dict[str, list[dict[str, Any]]] = {}
+    for name, raw in body.items():
+        if name in ("id", "type", "@context", "scope", "createdAt", "modifiedAt"):
+            continue
+        items = raw if isinstance(raw, list) else [raw]
+        if not items:
+            raise NgsiError("BadRequestData", f"attribute `{name}` has no instance")
+        normalised = [parse_fragment({name: item})[name] for item in items]
+        instances[name] = [i for n in normalised for i in instances_of(n)]
+    latest = {
+        name: max(values, key=lambda i: str(i.get("observedAt", "")))
+        for name, values in instances.items()
+    }
+    data = parse_entity({**{k: v for k, v in body.items() if k in ("id", "type")}, **latest})
+    data.context = body.get("@context", link)
+    with writing(context) as (session, runner, result):
+        created = session.get(Entity, data.id) is None
+        if created:
+            create_entity(session, data, runner=runner, result=result)
+        else:
+            merge_attributes(session, data.id, data.attrs, runner=runner, result=result)
+        entity = get_entity(session, data.id)
+        observe_instances(session, entity, instances, runner=runner, result=result)
+    return created
+
+
+def temporal_delete(context: Context, entity_id: str) -> None:
+    """``DELETE /temporal/entities/{id}``: the entity and its history."""
+    with context.database.transaction() as session:
+        delete_entity(session, entity_id)
+        delete_history(session, entity_id)
 
 
 def merge_entity(context: Context, entity_id: str, body: Any) -> None:

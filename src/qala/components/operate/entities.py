@@ -16,7 +16,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from qala.components.operate.ingest import IngestReport, RulesRunner, ingest_in_session, now_us
-from qala.components.operate.models import Entity, Sensor
+from qala.components.operate.models import Entity, Observation, Sensor
 from qala.components.operate.ngsi import (
     EntityInput,
     GeoQuery,
@@ -89,6 +89,33 @@ def _observe(session: Session, entity: Entity, runner: RulesRunner, result: Writ
         sensor.place_code = entity.place_code
     session.flush()
     result.ingest.merge(ingest_in_session(session, readings, runner=runner, refresh_entities=False))
+
+
+def observe_instances(
+    session: Session,
+    entity: Entity,
+    instances: dict[str, list[dict[str, Any]]],
+    *,
+    runner: RulesRunner,
+    result: WriteResult,
+) -> None:
+    """Store attribute instances given with their ``observedAt`` in the observation history
+    (the temporal API's writes): each numeric one becomes a reading of the entity's sensor."""
+    for name, values in instances.items():
+        for instance in values:
+            probe = Entity(id=entity.id, type=entity.type, attrs={name: instance})
+            probe.lat, probe.lon, probe.place_code = entity.lat, entity.lon, entity.place_code
+            _observe(session, probe, runner, result)
+
+
+def delete_history(session: Session, entity_id: str) -> None:
+    """Delete an entity's sensor history (``DELETE /temporal/entities/{id}``)."""
+    sensors = [s for s in session.scalars(select(Sensor).where(Sensor.entity_id == entity_id))]
+    ids = [s.id for s in sensors]
+    if ids:
+        session.execute(delete(Observation).where(Observation.sensor.in_(ids)))
+    for sensor in sensors:
+        session.delete(sensor)
 
 
 def create_entity(

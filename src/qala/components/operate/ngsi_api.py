@@ -529,6 +529,12 @@ async def batch_delete(request: Request, _user: Writer, context: Running) -> Res
 # ---- temporal -----------------------------------------------------------------------------------
 
 
+def check_time_property(name: str) -> None:
+    """History is kept by observation time; ``createdAt``/``modifiedAt`` histories are not."""
+    if name != "observedAt":
+        raise NgsiError("OperationNotSupported", f"timeproperty {name!r}: only observedAt is kept")
+
+
 def _history_window(
     attrs: str | None,
     timerel: str | None,
@@ -547,6 +553,22 @@ def _history_window(
     )
 
 
+@router.post("/temporal/entities")
+async def temporal_create(request: Request, _user: Writer, context: Running) -> Response:
+    body, link = await _body(request)
+    created = await run_in_threadpool(broker.temporal_upsert, context, body, link)
+    if not created:
+        return Response(status_code=204)
+    location = f"{PREFIX}/temporal/entities/{body['id']}"
+    return Response(status_code=201, headers={"Location": location})
+
+
+@router.delete("/temporal/entities/{entity_id}", status_code=204)
+def temporal_delete(entity_id: str, _user: Writer, context: Running) -> Response:
+    broker.temporal_delete(context, entity_id)
+    return Response(status_code=204)
+
+
 @router.get("/temporal/entities")
 def temporal_query(
     request: Request,
@@ -560,6 +582,7 @@ def temporal_query(
     timeAt: str | None = None,
     endTimeAt: str | None = None,
     lastN: Annotated[int | None, Query(ge=1)] = None,
+    timeproperty: str = "observedAt",
     limit: Annotated[int, Query(ge=0)] = 20,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
     count: bool = False,
@@ -567,6 +590,7 @@ def temporal_query(
     format: str | None = None,
 ) -> Response:
     broker.check_limit(limit)
+    check_time_property(timeproperty)
     window = _history_window(
         attrs, timerel, timeAt, endTimeAt, lastN, parse_options(options, format)
     )
@@ -590,9 +614,11 @@ def temporal_read(
     timeAt: str | None = None,
     endTimeAt: str | None = None,
     lastN: Annotated[int | None, Query(ge=1)] = None,
+    timeproperty: str = "observedAt",
     options: str | None = None,
     format: str | None = None,
 ) -> Response:
+    check_time_property(timeproperty)
     window = _history_window(
         attrs, timerel, timeAt, endTimeAt, lastN, parse_options(options, format)
     )
