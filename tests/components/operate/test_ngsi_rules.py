@@ -282,5 +282,11 @@ def test_temporal_write_feeds_the_history(operate_app: OperateApp) -> None:
     # the newest instance is the entity's current value
     assert client.get(f"{BASE}/entities/urn:ngsi-ld:Vehicle:t1").json()["speed"]["value"] == 90
     problem(client.get(url, params={"timeproperty": "modifiedAt"}), 422, "OperationNotSupported")
+    more = {"speed": [{"type": "Property", "value": 70, "observedAt": "2020-08-01T12:09:00Z"}]}
+    assert client.post(f"{url}/attrs", json=more, headers=auth).status_code == 204
+    assert len(client.get(url).json()["speed"]) == 4
+    assert set(client.get(url, params={"pick": "id"}).json()) == {"id"}
+    assert client.delete(f"{url}/attrs/speed", headers=auth).status_code == 204
+    assert "speed" not in client.get(url).json()
     assert client.delete(url, headers=auth).status_code == 204
     problem(client.get(url), 404, "ResourceNotFound")

@@ -173,6 +173,27 @@ def temporal_upsert(context: Context, body: Any, link: Any) -> bool:
     return created
 
 
+def temporal_append(context: Context, entity_id: str, body: Any, link: Any) -> None:
+    """``POST /temporal/entities/{id}/attrs``: more instances for an existing entity."""
+    if not isinstance(body, dict) or not [k for k in body if k != "@context"]:
+        raise NgsiError("BadRequestData", "the fragment must be a JSON object with attributes")
+    with context.database.session() as session:
+        entity_type = get_entity(session, entity_id).type
+    fragment = {k: v for k, v in body.items() if k not in ("id", "type")}
+    temporal_upsert(context, {**fragment, "id": entity_id, "type": entity_type}, link)
+
+
+def temporal_delete_attr(context: Context, entity_id: str, name: str) -> None:
+    """``DELETE /temporal/entities/{id}/attrs/{attr}``: the attribute and its history."""
+    with context.database.transaction() as session:
+        entity = get_entity(session, entity_id)
+        removed = delete_history(session, entity_id, quantity=name)
+        if name in entity.attrs:
+            delete_attribute(session, entity_id, name, delete_all=True)
+        elif not removed:
+            raise NgsiError("ResourceNotFound", f"entity {entity_id} has no attribute `{name}`")
+
+
 def temporal_delete(context: Context, entity_id: str) -> None:
     """``DELETE /temporal/entities/{id}``: the entity and its history."""
     with context.database.transaction() as session:

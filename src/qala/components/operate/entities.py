@@ -108,14 +108,21 @@ def observe_instances(
             _observe(session, probe, runner, result)
 
 
-def delete_history(session: Session, entity_id: str) -> None:
-    """Delete an entity's sensor history (``DELETE /temporal/entities/{id}``)."""
-    sensors = [s for s in session.scalars(select(Sensor).where(Sensor.entity_id == entity_id))]
+def delete_history(session: Session, entity_id: str, *, quantity: str | None = None) -> int:
+    """Delete an entity's sensor history (``DELETE /temporal/entities/{id}``), or only that of
+    one ``quantity`` (attribute); returns how many observations went."""
+    sensors = list(session.scalars(select(Sensor).where(Sensor.entity_id == entity_id)))
     ids = [s.id for s in sensors]
-    if ids:
-        session.execute(delete(Observation).where(Observation.sensor.in_(ids)))
-    for sensor in sensors:
-        session.delete(sensor)
+    if not ids:
+        return 0
+    statement = delete(Observation).where(Observation.sensor.in_(ids))
+    if quantity is not None:
+        statement = statement.where(Observation.quantity == quantity)
+    removed = session.execute(statement).rowcount or 0  # type: ignore[attr-defined]
+    if quantity is None:
+        for sensor in sensors:
+            session.delete(sensor)
+    return int(removed)
 
 
 def create_entity(

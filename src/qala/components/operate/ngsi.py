@@ -543,6 +543,10 @@ class Projection:
     def shows(self, member: str) -> bool:
         return member not in self.omit and (self.pick is None or member in self.pick)
 
+    def apply(self, rendered: dict[str, Any]) -> dict[str, Any]:
+        """``rendered`` without the members this projection drops (``@context`` stays)."""
+        return {k: v for k, v in rendered.items() if k == "@context" or self.shows(k)}
+
     @property
     def attributes(self) -> tuple[str, ...]:
         """The attribute names picked (none: all)."""

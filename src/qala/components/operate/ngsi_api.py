@@ -563,6 +563,21 @@ async def temporal_create(request: Request, _user: Writer, context: Running) -> 
     return Response(status_code=201, headers={"Location": location})
 
 
+@router.post("/temporal/entities/{entity_id}/attrs", status_code=204)
+async def temporal_append(
+    request: Request, entity_id: str, _user: Writer, context: Running
+) -> Response:
+    body, link = await _body(request)
+    await run_in_threadpool(broker.temporal_append, context, entity_id, body, link)
+    return Response(status_code=204)
+
+
+@router.delete("/temporal/entities/{entity_id}/attrs/{attr}", status_code=204)
+def temporal_delete_attr(entity_id: str, attr: str, _user: Writer, context: Running) -> Response:
+    broker.temporal_delete_attr(context, entity_id, attr)
+    return Response(status_code=204)
+
+
 @router.delete("/temporal/entities/{entity_id}", status_code=204)
 def temporal_delete(entity_id: str, _user: Writer, context: Running) -> Response:
     broker.temporal_delete(context, entity_id)
@@ -577,6 +592,8 @@ def temporal_query(
     id: str | None = None,
     idPattern: str | None = None,
     attrs: str | None = None,
+    pick: str | None = None,
+    omit: str | None = None,
     q: str | None = None,
     timerel: str | None = None,
     timeAt: str | None = None,
@@ -601,7 +618,8 @@ def temporal_query(
         q=parse_q(q) if q else None,
     )
     content, total = broker.temporal_query(context, spec, limit=limit, offset=offset, window=window)
-    return _respond(request, content, headers=_count_header(total, count))
+    shown = Projection.of(attrs, pick, omit)
+    return _respond(request, [shown.apply(e) for e in content], headers=_count_header(total, count))
 
 
 @router.get("/temporal/entities/{entity_id}")
@@ -610,6 +628,8 @@ def temporal_read(
     entity_id: str,
     context: Running,
     attrs: str | None = None,
+    pick: str | None = None,
+    omit: str | None = None,
     timerel: str | None = None,
     timeAt: str | None = None,
     endTimeAt: str | None = None,
@@ -622,7 +642,8 @@ def temporal_read(
     window = _history_window(
         attrs, timerel, timeAt, endTimeAt, lastN, parse_options(options, format)
     )
-    return _respond(request, broker.temporal_read(context, entity_id, window))
+    shown = Projection.of(attrs, pick, omit)
+    return _respond(request, shown.apply(broker.temporal_read(context, entity_id, window)))
 
 
 # ---- subscriptions ------------------------------------------------------------------------------
