@@ -290,3 +290,22 @@ def test_temporal_write_feeds_the_history(operate_app: OperateApp) -> None:
     assert "speed" not in client.get(url).json()
     assert client.delete(url, headers=auth).status_code == 204
     problem(client.get(url), 404, "ResourceNotFound")
+
+
+def test_geojson_only_for_entities(operate_app: OperateApp) -> None:
+    client, auth = operate_app.client, operate_app.auth
+    point = {"type": "Point", "coordinates": [71.43, 51.13]}
+    body = building("g1", location={"type": "GeoProperty", "value": point})
+    client.post(f"{BASE}/entities", json=body, headers=auth)
+    geo = {"Accept": "application/geo+json"}
+    feature = client.get(f"{BASE}/entities/urn:ngsi-ld:Building:g1", headers=geo)
+    assert feature.headers["content-type"].startswith("application/geo+json")
+    assert feature.json()["type"] == "Feature" and feature.json()["geometry"] == point
+    assert feature.json()["properties"]["type"] == "Building"
+    listed = client.get(f"{BASE}/entities", params={"type": "Building"}, headers=geo).json()
+    assert listed["type"] == "FeatureCollection" and len(listed["features"]) == 1
+    problem(
+        client.get(f"{BASE}/temporal/entities", params={"type": "Building"}, headers=geo),
+        406,
+        "NotAcceptable",
+    )

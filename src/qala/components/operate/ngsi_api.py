@@ -78,7 +78,10 @@ TOLERATED_PARAMETERS = frozenset(
         "collation",
     }
 )
-MEDIA_CHOICES = ("application/json", LD_JSON)
+GEO_JSON = "application/geo+json"
+MEDIA_CHOICES = ("application/json", LD_JSON, GEO_JSON)
+GEO_ROUTES = frozenset({f"{PREFIX}/entities", f"{PREFIX}/entities/{{entity_id}}"})
+"""Only entities are answered as GeoJSON (clause 6.3.4); elsewhere geo+json is 406."""
 
 
 def negotiate(accept: str | None) -> str | None:
@@ -104,11 +107,11 @@ def negotiate(accept: str | None) -> str | None:
         if quality <= 0:
             continue
         for preference, choice in enumerate(MEDIA_CHOICES):
-            if media == choice or (media == "application/geo+json" and choice != LD_JSON):
+            if media == choice:
                 specificity = 2
-            elif media == "application/*":
+            elif media == "application/*" and choice != GEO_JSON:
                 specificity = 1
-            elif media == "*/*":
+            elif media == "*/*" and choice != GEO_JSON:
                 specificity = 0
             else:
                 continue
@@ -125,10 +128,11 @@ class NgsiRoute(APIRoute):
         handler = super().get_route_handler()
         known = _query_names(self.dependant)
         known |= TOLERATED_PARAMETERS
+        geo = self.path in GEO_ROUTES
 
         async def route(request: Request) -> Response:
             try:
-                _check_common(request, known)
+                _check_common(request, known, geo=geo)
                 return await handler(request)
             except NgsiError as exc:
                 return problem_response(exc)
@@ -160,8 +164,9 @@ def _query_names(dependant: Dependant) -> set[str]:
     return names
 
 
-def _check_common(request: Request, known: set[str]) -> None:
-    if request.method == "GET" and negotiate(request.headers.get("accept")) is None:
+def _check_common(request: Request, known: set[str], *, geo: bool) -> None:
+    media = negotiate(request.headers.get("accept"))
+    if request.method == "GET" and (media is None or (media == GEO_JSON and not geo)):
         raise NgsiError(
             "NotAcceptable",
             f"Accept {request.headers.get('accept')!r}: this API answers application/json or "
@@ -220,6 +225,35 @@ def _wants_ld(request: Request) -> bool:
     return negotiate(request.headers.get("accept")) == LD_JSON
 
 
+def _feature(entity: dict[str, Any], geometry_property: str) -> dict[str, Any]:
+    """An entity as a GeoJSON Feature (clause 4.5.16): its geometry from ``geometry_property``."""
+    attribute = entity.get(geometry_property)
+    geometry = (
+        attribute.get("value")
+        if isinstance(attribute, dict) and "value" in attribute
+        else attribute
+    )
+    properties = {k: v for k, v in entity.items() if k not in ("id", "@context")}
+    return {
+        "id": entity.get("id"),
+        "type": "Feature",
+        "geometry": geometry if isinstance(geometry, dict) else None,
+        "properties": properties,
+    }
+
+
+def _respond_geo(request: Request, content: Any, geometry_property: str, context: Any) -> Response:
+    if isinstance(content, list):
+        body: dict[str, Any] = {
+            "type": "FeatureCollection",
+            "features": [_feature(e, geometry_property) for e in content],
+        }
+    else:
+        body = _feature(content, geometry_property)
+    body["@context"] = context or _link_context(request) or CORE_CONTEXT
+    return Response(json.dumps(body, ensure_ascii=False), media_type=GEO_JSON)
+
+
 def _respond(
     request: Request,
     content: Any,
@@ -229,6 +263,11 @@ def _respond(
     headers: dict[str, str] | None = None,
 ) -> Response:
     headers = dict(headers or {})
+    if negotiate(request.headers.get("accept")) == GEO_JSON:
+        geometry_property = request.query_params.get("geometryProperty") or "location"
+        response = _respond_geo(request, content, geometry_property, context)
+        response.headers.update(headers)
+        return response
     context = context or _link_context(request) or CORE_CONTEXT
     if _wants_ld(request):
         if isinstance(content, list):
@@ -325,6 +364,7 @@ def query(
     format: str | None = None,
     concept: str | None = None,
     local: bool = False,
+    geometryProperty: str | None = None,
 ) -> Response:
     broker.check_limit(limit)
     spec = EntityQuery(
@@ -352,6 +392,7 @@ def read(
     omit: str | None = None,
     options: str | None = None,
     format: str | None = None,
+    geometryProperty: str | None = None,
 ) -> Response:
     shown = Representation.of(parse_options(options, format), Projection.of(attrs, pick, omit))
     content, stored_context = broker.read(context, entity_id, shown)
