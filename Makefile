@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 PORT ?= 8000
 export QALA_DATABASE_URL ?= sqlite:///var/qala.sqlite
 
-.PHONY: setup demo demo-data serve test lint typecheck unit bench clean
+.PHONY: setup demo demo-data serve test lint typecheck unit bench conformance clean
 
 $(STAMP): pyproject.toml $(wildcard package-lock.json)
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +49,11 @@ test: lint typecheck unit ## ruff, import contracts, mypy and pytest
 
 bench: setup ## run the benchmarks side by side with their peers (needs the `peers` extra)
 	@for script in bench/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
+
+# ETSI's and FIWARE's NGSI-LD suites (from ../shared/peers, never copied here) against a local Qala;
+# prints pass counts per section and fails when one drops below tests/ngsi_conformance_baseline.json.
+conformance: setup ## run the NGSI-LD conformance suites and print pass counts per section
+	PYTHONPATH=src $(BIN)/python scripts/ngsi_conformance.py --check tests/ngsi_conformance_baseline.json $(CONFORMANCE_ARGS)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

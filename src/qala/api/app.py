@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from qala import __version__
 from qala.api import operations, sem
 from qala.api.failures import database_error, database_error_types, unexpected_error
+from qala.api.paths import TrailingSlashOptional
 from qala.api.security import SecurityHeaders
 from qala.core.errors import (
     ConflictError,
@@ -78,4 +79,5 @@ def create_app(
     mount_web(app, context)
     app.add_middleware(SecurityHeaders, tls_always=context.settings.secure_cookies)
     app.add_middleware(operations.RequestMetrics, context=context)
+    app.add_middleware(TrailingSlashOptional, prefixes=("/ngsi-ld/v1/",))
     return app

@@ -10,6 +10,7 @@ back rendered as NGSI-LD (see ``ngsi.render_entity``).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -24,9 +25,11 @@ from qala.components.operate.entities import (
     create_entity,
     delete_attribute,
     delete_entity,
+    delete_history,
     entity_types,
     get_entity,
     merge_attributes,
+    observe_instances,
     query_entities,
     replace_entity,
     upsert_entity,
@@ -36,10 +39,16 @@ from qala.components.operate.models import Entity
 from qala.components.operate.ngsi import (
     EntityInput,
     NgsiError,
+    Projection,
+    check_ids,
     compile_pattern,
+    instances_of,
     parse_entity,
     parse_fragment,
+    parse_geo_query,
+    parse_q,
     render_entity,
+    split_list,
 )
 from qala.components.operate.temporal import temporal_entities
 from qala.core.errors import QalaError
@@ -59,6 +68,19 @@ def check_id_pattern(pattern: str | None) -> str | None:
     if pattern:
         compile_pattern(pattern, what="idPattern")
     return pattern
+
+
+def require_filter(spec: EntityQuery, *, local: bool) -> None:
+    """A query must narrow the entities (clause 5.7.2: type, id, idPattern, attrs, q or a
+    geo-query), unless ``local=true`` asks for everything this broker holds."""
+    if local:
+        return
+    narrowed = spec.types or spec.attrs or spec.q or spec.geo
+    if not narrowed and spec.concept is None:
+        raise NgsiError(
+            "BadRequestData",
+            "a query needs type, attrs, q or a geo-query (ids alone are not enough; or local=true)",
+        )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -119,6 +141,80 @@ def merge(
     return done, skipped
 
 
+def temporal_upsert(context: Context, body: Any, link: Any) -> bool:
+    """``POST /temporal/entities``: an entity whose attributes are arrays of instances with
+    ``observedAt``. The newest instance of each attribute becomes the entity's current value,
+    and every numeric instance enters the observation history. True when the entity is new."""
+    if not isinstance(body, dict):
+        raise NgsiError("InvalidRequest", "a temporal entity is a JSON object")
+    instances: dict[str, list[dict[str, Any]]] = {}
+    for name, raw in body.items():
+        if name in ("id", "type", "@context", "scope", "createdAt", "modifiedAt"):
+            continue
+        items = raw if isinstance(raw, list) else [raw]
+        if not items:
+            raise NgsiError("BadRequestData", f"attribute `{name}` has no instance")
+        normalised = [parse_fragment({name: item})[name] for item in items]
+        instances[name] = [i for n in normalised for i in instances_of(n)]
+    latest = {
+        name: max(values, key=lambda i: str(i.get("observedAt", "")))
+        for name, values in instances.items()
+    }
+    data = parse_entity({**{k: v for k, v in body.items() if k in ("id", "type")}, **latest})
+    data.context = body.get("@context", link)
+    with writing(context) as (session, runner, result):
+        created = session.get(Entity, data.id) is None
+        if created:
+            create_entity(session, data, runner=runner, result=result)
+        else:
+            merge_attributes(session, data.id, data.attrs, runner=runner, result=result)
+        entity = get_entity(session, data.id)
+        observe_instances(session, entity, instances, runner=runner, result=result)
+    return created
+
+
+def temporal_append(context: Context, entity_id: str, body: Any, link: Any) -> None:
+    """``POST /temporal/entities/{id}/attrs``: more instances for an existing entity."""
+    if not isinstance(body, dict) or not [k for k in body if k != "@context"]:
+        raise NgsiError("BadRequestData", "the fragment must be a JSON object with attributes")
+    with context.database.session() as session:
+        entity_type = get_entity(session, entity_id).type
+    fragment = {k: v for k, v in body.items() if k not in ("id", "type")}
+    temporal_upsert(context, {**fragment, "id": entity_id, "type": entity_type}, link)
+
+
+def temporal_delete_attr(context: Context, entity_id: str, name: str) -> None:
+    """``DELETE /temporal/entities/{id}/attrs/{attr}``: the attribute and its history."""
+    with context.database.transaction() as session:
+        entity = get_entity(session, entity_id)
+        removed = delete_history(session, entity_id, quantity=name)
+        if name in entity.attrs:
+            delete_attribute(session, entity_id, name, delete_all=True)
+        elif not removed:
+            raise NgsiError("ResourceNotFound", f"entity {entity_id} has no attribute `{name}`")
+
+
+def temporal_delete(context: Context, entity_id: str) -> None:
+    """``DELETE /temporal/entities/{id}``: the entity and its history."""
+    with context.database.transaction() as session:
+        delete_entity(session, entity_id)
+        delete_history(session, entity_id)
+
+
+def merge_entity(context: Context, entity_id: str, body: Any) -> None:
+    """Merge-patch an entity (``PATCH /entities/{id}``, clause 5.6.17): new attributes added,
+    existing ones merged member by member, ``urn:ngsi-ld:null`` deleting."""
+    if not isinstance(body, dict):
+        raise NgsiError("BadRequestData", "a merge takes an entity fragment (a JSON object)")
+    if body.get("id") not in (None, entity_id):
+        raise NgsiError("BadRequestData", f"the fragment's id {body['id']!r} is not {entity_id}")
+    attrs = parse_fragment(body)
+    with writing(context) as (session, runner, result):
+        merge_attributes(session, entity_id, attrs, runner=runner, merge=True, result=result)
+        if entity_id not in result.updated:
+            result.updated.append(entity_id)
+
+
 def update_attribute(context: Context, entity_id: str, name: str, body: dict[str, Any]) -> None:
     """Update one existing attribute. A partial attribute (``{"value": …}`` without ``type``)
     keeps the attribute's type and sub-attributes."""
@@ -126,7 +222,12 @@ def update_attribute(context: Context, entity_id: str, name: str, body: dict[str
         current = get_entity(session, entity_id).attrs.get(name)
         if current is None:
             raise NgsiError("ResourceNotFound", f"entity {entity_id} has no attribute `{name}`")
-        merged = body if "type" in body else {**current, **body}
+        dataset = body.get("datasetId")
+        instance = next((i for i in instances_of(current) if i.get("datasetId") == dataset), None)
+        if instance is None:
+            which = f"datasetId {dataset}" if dataset else "a default instance"
+            raise NgsiError("ResourceNotFound", f"attribute `{name}` has no {which}")
+        merged = body if "type" in body else {**instance, **body}
         merge_attributes(
             session,
             entity_id,
@@ -142,9 +243,16 @@ def delete(context: Context, entity_id: str) -> None:
         delete_entity(session, entity_id)
 
 
-def delete_attr(context: Context, entity_id: str, name: str) -> None:
+def delete_attr(
+    context: Context,
+    entity_id: str,
+    name: str,
+    *,
+    dataset_id: str | None = None,
+    delete_all: bool = False,
+) -> None:
     with context.database.transaction() as session:
-        delete_attribute(session, entity_id, name)
+        delete_attribute(session, entity_id, name, dataset_id=dataset_id, delete_all=delete_all)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -222,6 +330,25 @@ def update_each(
     return write_each(context, items, step)
 
 
+def merge_each(context: Context, items: Sequence[Any], link: Any) -> BatchOutcome:
+    """``entityOperations/merge``: merge-patch each item into its existing entity."""
+
+    def step(session: Session, runner: RulesRunner, item: Any) -> WriteResult:
+        data = parse_entity(item, context=link)
+        return merge_attributes(session, data.id, data.attrs, runner=runner, merge=True)[0]
+
+    return write_each(context, items, step)
+
+
+def purge(context: Context, spec: EntityQuery) -> int:
+    """Delete every entity the query matches (``DELETE /entities``); returns how many."""
+    with context.database.transaction() as session:
+        rows, _total = query_entities(session, spec, limit=10_000_000, offset=0)
+        for entity in rows:
+            session.delete(entity)
+        return len(rows)
+
+
 def delete_each(context: Context, items: Sequence[Any]) -> BatchOutcome:
     """``entityOperations/delete``: the items are entity ids."""
 
@@ -241,19 +368,22 @@ def delete_each(context: Context, items: Sequence[Any]) -> BatchOutcome:
 
 @dataclass(frozen=True)
 class Representation:
-    """How entities are answered: key-values or normalised, which attributes, system attributes."""
+    """How entities are answered: key-values, concise or normalised, which members (``attrs``,
+    ``pick``, ``omit``), system attributes."""
 
     key_values: bool = False
-    pick: tuple[str, ...] | None = None
+    projection: Projection = field(default_factory=Projection)
     system: bool = False
+    concise: bool = False
 
     @classmethod
-    def of(cls, options: set[str], pick: tuple[str, ...]) -> Representation:
-        """From the chosen ``options``/``format`` values and the attributes asked for (if any)."""
+    def of(cls, options: set[str], projection: Projection | None = None) -> Representation:
+        """From the chosen ``options``/``format`` values and the members asked for (if any)."""
         return cls(
             key_values=bool(options & {"keyValues", "simplified"}),
-            pick=pick or None,
+            projection=projection or Projection(),
             system="sysAttrs" in options,
+            concise="concise" in options,
         )
 
     def render(self, entity: Entity) -> dict[str, Any]:
@@ -268,8 +398,9 @@ class Representation:
             entity.type,
             entity.attrs,
             key_values=self.key_values,
-            pick=self.pick,
             system=system,
+            projection=self.projection,
+            concise=self.concise,
         )
 
 
@@ -282,12 +413,79 @@ def query(
         return [shown.render(e) for e in rows], total
 
 
+def parse_query_body(body: Any) -> tuple[list[EntityQuery], Projection]:
+    """The selectors and projection of a ``POST /entityOperations/query`` body (a Query)."""
+    if not isinstance(body, dict) or body.get("type", "Query") != "Query":
+        raise NgsiError("BadRequestData", "the body must be a Query object")
+    geo_q = body.get("geoQ") or {}
+    if not isinstance(geo_q, dict):
+        raise NgsiError("BadRequestData", "`geoQ` must be an object")
+    coordinates = geo_q.get("coordinates")
+    geo = parse_geo_query(
+        geo_q.get("georel"),
+        geo_q.get("geometry"),
+        json.dumps(coordinates) if coordinates is not None else None,
+        geo_q.get("geoproperty"),
+    )
+    attrs = body.get("attrs") or []
+    if not isinstance(attrs, list) or not all(isinstance(a, str) for a in attrs):
+        raise NgsiError("BadRequestData", "`attrs` must be an array of attribute names")
+    q = parse_q(str(body["q"])) if body.get("q") else None
+    selectors = body.get("entities") or [{}]
+    if not isinstance(selectors, list):
+        raise NgsiError("BadRequestData", "`entities` must be an array of selectors")
+    specs = []
+    for selector in selectors:
+        if not isinstance(selector, dict):
+            raise NgsiError("BadRequestData", "each `entities` item must be an object")
+        types = selector.get("type")
+        ids = selector.get("id")
+        spec = EntityQuery(
+            types=tuple(split_list(types)) if isinstance(types, str) else (),
+            ids=check_ids(split_list(ids)) if isinstance(ids, str) else (),
+            id_pattern=check_id_pattern(selector.get("idPattern")),
+            q=q,
+            attrs=tuple(attrs),
+            geo=geo,
+        )
+        require_filter(spec, local=bool(body.get("local")))
+        specs.append(spec)
+    projection = Projection.of(",".join(attrs) if attrs else None, None, None)
+    return specs, projection
+
+
+def query_selectors(
+    context: Context,
+    specs: Sequence[EntityQuery],
+    *,
+    limit: int,
+    offset: int,
+    shown: Representation,
+) -> tuple[list[dict[str, Any]], int]:
+    """``POST /entityOperations/query``: the union of the entities each selector matches, by id."""
+    with context.database.session() as session:
+        found: dict[str, Entity] = {}
+        for spec in specs:
+            rows, _total = query_entities(session, spec, limit=10_000_000, offset=0)
+            found.update((e.id, e) for e in rows)
+        ordered = [found[key] for key in sorted(found)]
+        return [shown.render(e) for e in ordered[offset : offset + limit]], len(ordered)
+
+
 def read(context: Context, entity_id: str, shown: Representation) -> tuple[dict[str, Any], Any]:
     """The entity rendered, and the @context URL it was stored with (None if none or not a URL)."""
     with context.database.session() as session:
         entity = get_entity(session, entity_id)
         stored_context = entity.context
-        return shown.render(entity), stored_context if isinstance(stored_context, str) else None
+        wanted = shown.projection.attributes
+        if wanted and not set(wanted) & set(entity.attrs):
+            raise NgsiError(
+                "ResourceNotFound", f"entity {entity_id} has none of the attributes {list(wanted)}"
+            )
+        rendered = shown.render(entity)
+        if not rendered:
+            raise NgsiError("ResourceNotFound", f"nothing of entity {entity_id} is left to show")
+        return rendered, stored_context if isinstance(stored_context, str) else None
 
 
 def type_list(context: Context) -> dict[str, Any]:
@@ -348,11 +546,12 @@ def subscribe(context: Context, body: Any) -> str:
         return subscription_services.create_subscription(session, body).id
 
 
-def subscriptions(context: Context, *, limit: int, offset: int) -> list[dict[str, Any]]:
-    """Subscriptions, oldest first, rendered."""
+def subscriptions(context: Context, *, limit: int, offset: int) -> tuple[list[dict[str, Any]], int]:
+    """One page of the subscriptions, oldest first, rendered, and how many there are."""
     with context.database.session() as session:
         rows = subscription_services.list_subscriptions(session, limit=limit, offset=offset)
-        return [subscription_services.render_subscription(r) for r in rows]
+        total = subscription_services.count_subscriptions(session)
+        return [subscription_services.render_subscription(r) for r in rows], total
 
 
 def subscription(context: Context, subscription_id: str) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from qala.components.operate.ingest import IngestReport, RulesRunner, ingest_in_session, now_us
-from qala.components.operate.models import Entity, Sensor
+from qala.components.operate.models import Entity, Observation, Sensor
 from qala.components.operate.ngsi import (
     EntityInput,
     GeoQuery,
@@ -25,6 +25,9 @@ from qala.components.operate.ngsi import (
     QTerm,
     compile_pattern,
     geo_matches,
+    instances_of,
+    is_null,
+    merge_instances,
     pas182_concept,
     point_of,
     q_matches,
@@ -88,6 +91,40 @@ def _observe(session: Session, entity: Entity, runner: RulesRunner, result: Writ
     result.ingest.merge(ingest_in_session(session, readings, runner=runner, refresh_entities=False))
 
 
+def observe_instances(
+    session: Session,
+    entity: Entity,
+    instances: dict[str, list[dict[str, Any]]],
+    *,
+    runner: RulesRunner,
+    result: WriteResult,
+) -> None:
+    """Store attribute instances given with their ``observedAt`` in the observation history
+    (the temporal API's writes): each numeric one becomes a reading of the entity's sensor."""
+    for name, values in instances.items():
+        for instance in values:
+            probe = Entity(id=entity.id, type=entity.type, attrs={name: instance})
+            probe.lat, probe.lon, probe.place_code = entity.lat, entity.lon, entity.place_code
+            _observe(session, probe, runner, result)
+
+
+def delete_history(session: Session, entity_id: str, *, quantity: str | None = None) -> int:
+    """Delete an entity's sensor history (``DELETE /temporal/entities/{id}``), or only that of
+    one ``quantity`` (attribute); returns how many observations went."""
+    sensors = list(session.scalars(select(Sensor).where(Sensor.entity_id == entity_id)))
+    ids = [s.id for s in sensors]
+    if not ids:
+        return 0
+    statement = delete(Observation).where(Observation.sensor.in_(ids))
+    if quantity is not None:
+        statement = statement.where(Observation.quantity == quantity)
+    removed = session.execute(statement).rowcount or 0  # type: ignore[attr-defined]
+    if quantity is None:
+        for sensor in sensors:
+            session.delete(sensor)
+    return int(removed)
+
+
 def create_entity(
     session: Session, data: EntityInput, *, runner: RulesRunner, result: WriteResult | None = None
 ) -> WriteResult:
@@ -139,9 +176,15 @@ def merge_attributes(
     runner: RulesRunner,
     only_existing: bool = False,
     no_overwrite: bool = False,
+    merge: bool = False,
     result: WriteResult | None = None,
 ) -> tuple[WriteResult, list[str], list[str]]:
-    """Update (``only_existing``) or append attributes; returns (result, updated, not updated)."""
+    """Update (``only_existing``) or append attributes; returns (result, updated, not updated).
+
+    An attribute given as ``urn:ngsi-ld:null`` is deleted. ``merge`` (merge-patch, clause
+    5.6.17) keeps the members and sub-attributes of an existing attribute that the new one
+    does not give.
+    """
     result = result or WriteResult()
     entity = get_entity(session, entity_id)
     current = dict(entity.attrs)
@@ -150,16 +193,46 @@ def merge_attributes(
         if (only_existing and name not in current) or (no_overwrite and name in current):
             skipped.append(name)
             continue
-        if only_existing and attribute.get("type") == current[name].get("type") == "Property":
-            merged = dict(current[name])
+        if is_null(attribute):
+            # The marker deletes the instance it names by datasetId (none: the default one).
+            instances = instances_of(current.get(name))
+            dataset = attribute.get("datasetId")
+            kept = [i for i in instances if i.get("datasetId") != dataset]
+            if len(kept) < len(instances):
+                if kept:
+                    current[name] = kept[0] if len(kept) == 1 else kept
+                else:
+                    del current[name]
+                done.append(name)
+            elif only_existing:
+                skipped.append(name)
+            continue
+        existing = current.get(name)
+        if isinstance(existing, list) or isinstance(attribute, list):
+            current[name] = merge_instances(existing, attribute)
+            done.append(name)
+            continue
+        if (
+            isinstance(existing, dict)
+            and existing.get("datasetId") != attribute.get("datasetId")
+            and not only_existing
+        ):
+            current[name] = merge_instances(existing, attribute)
+            done.append(name)
+            continue
+        same_type = isinstance(existing, dict) and attribute.get("type") == existing.get("type")
+        if same_type and (merge or (only_existing and attribute.get("type") == "Property")):
+            merged = dict(existing or {})
             merged.update(attribute)
-            attribute = merged
+            attribute = {k: v for k, v in merged.items() if not is_null(v)}
         current[name] = attribute
         done.append(name)
     if done:
         entity.attrs = current
         entity.modified_at = utc_now()
         _place_fields(entity)
+        if entity.id not in result.created:
+            result.ingest.changed_attributes.setdefault(entity.id, []).extend(done)
         result.updated.append(entity.id)
         _observe(session, entity, runner, result)
     return result, done, skipped
@@ -193,12 +266,29 @@ def delete_entity(session: Session, entity_id: str) -> None:
     session.delete(entity)
 
 
-def delete_attribute(session: Session, entity_id: str, name: str) -> None:
+def delete_attribute(
+    session: Session,
+    entity_id: str,
+    name: str,
+    *,
+    dataset_id: str | None = None,
+    delete_all: bool = False,
+) -> None:
+    """Delete an attribute's default instance, the instance ``dataset_id``, or (``delete_all``)
+    every instance."""
     entity = get_entity(session, entity_id)
     if name not in entity.attrs:
         raise NgsiError("ResourceNotFound", f"entity {entity_id} has no attribute `{name}`")
     attrs = dict(entity.attrs)
-    del attrs[name]
+    instances = instances_of(attrs[name])
+    kept = [] if delete_all else [i for i in instances if i.get("datasetId") != dataset_id]
+    if len(kept) == len(instances):
+        which = f"datasetId {dataset_id}" if dataset_id else "a default instance"
+        raise NgsiError("ResourceNotFound", f"attribute `{name}` of {entity_id} has no {which}")
+    if kept:
+        attrs[name] = kept[0] if len(kept) == 1 else kept
+    else:
+        del attrs[name]
     entity.attrs = attrs
     entity.modified_at = utc_now()
     _place_fields(entity)

@@ -480,6 +480,8 @@ class IngestReport:
     incidents_opened: list[int] = field(default_factory=list)
     incidents_updated: list[int] = field(default_factory=list)
     changed_entities: list[str] = field(default_factory=list)
+    changed_attributes: dict[str, list[str]] = field(default_factory=dict)
+    """Attribute names changed per entity, where known (an entity absent here: all of them)."""
     dead_letters: int = 0
     seconds: float = 0.0
 
@@ -502,6 +504,8 @@ class IngestReport:
         self.incidents_opened += other.incidents_opened
         self.incidents_updated += other.incidents_updated
         self.changed_entities += other.changed_entities
+        for entity_id, names in other.changed_attributes.items():
+            self.changed_attributes.setdefault(entity_id, []).extend(names)
         self.dead_letters += other.dead_letters
         self.seconds += other.seconds
 
@@ -898,7 +902,7 @@ def after_commit(context: Context, report: IngestReport) -> None:
     from qala.events import Event
 
     if report.changed_entities:
-        notify_changed(context, report.changed_entities)
+        notify_changed(context, report.changed_entities, report.changed_attributes)
     for incident_id in dict.fromkeys(report.incidents_opened):
         context.bus.publish(Event("operate.incident.opened", {"id": incident_id}))
     for incident_id in dict.fromkeys(report.incidents_updated):

@@ -18,7 +18,10 @@ from typing import Any, ClassVar, TypeVar
 
 import re2
 
+NGSI_NULL = "urn:ngsi-ld:null"
+"""The value that deletes an attribute in a merge or update (clause 4.5.1: JSON null is refused)."""
 CORE_CONTEXT = "https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context-v1.8.jsonld"
+LD_CONTEXT_REL = "http://www.w3.org/ns/json-ld#context"
 ERROR_BASE = "https://uri.etsi.org/ngsi-ld/errors/"
 
 ATTRIBUTE_TYPES = frozenset(
@@ -175,32 +178,96 @@ def pas182_concept(entity_type: str) -> str:
 # Normalising input
 
 
+_FORBIDDEN_IN_NAMES = re.compile(r"[\s<>\"'=;()?|{}\[\]\\]")
+"""Characters no attribute name may hold (clause 4.6.2 forbids those that break ``q`` and URIs)."""
+
+# Members of a normalised attribute that are not sub-attributes.
+ATTRIBUTE_MEMBERS = frozenset(
+    {
+        "type",
+        "value",
+        "object",
+        "observedAt",
+        "unitCode",
+        "datasetId",
+        "createdAt",
+        "modifiedAt",
+        "deletedAt",
+        "languageMap",
+        "lang",
+        "valueList",
+        "objectList",
+        "objectType",
+        "vocab",
+        "json",
+        "instanceId",
+        "previousValue",
+        "previousObject",
+        "previousLanguageMap",
+    }
+)
+
+
+def check_attribute_name(name: Any) -> str:
+    """``name`` when it may name an attribute, else ``BadRequestData`` naming it."""
+    if not isinstance(name, str) or not name or _FORBIDDEN_IN_NAMES.search(name):
+        raise bad_data(
+            f"attribute name {name!r} holds a character NGSI-LD forbids "
+            "(blank, <, >, \", ', =, ;, (, ), ?, |, {, }, [, ], \\)"
+        )
+    return name
+
+
 def normalise_attribute(name: str, raw: Any) -> dict[str, Any]:
     """One attribute in normalised form: ``{"type": "Property", "value": ...}`` and kin.
 
     Accepts the normalised form as it is and wraps key-values input (Smart Data Models
     ``example.json`` style): GeoJSON geometries become GeoProperty, ``ref*`` URNs Relationships.
+    A normalised attribute is checked: a known type, a non-null ``value``/``object``, and
+    sub-attributes that are attributes themselves.
     """
+    check_attribute_name(name.rsplit(".", 1)[-1])
+    if is_null(raw):
+        marker: dict[str, Any] = {"type": "Property", "value": NGSI_NULL}
+        if isinstance(raw, Mapping):
+            marker["type"] = raw.get("type", "Property")
+            if raw.get("datasetId") is not None:
+                marker["datasetId"] = raw["datasetId"]
+        return marker
+    if (
+        isinstance(raw, Mapping)
+        and isinstance(raw.get("type"), str)
+        and raw["type"] not in ATTRIBUTE_TYPES
+        and raw["type"] not in GEOJSON_TYPES
+        and ("value" in raw or "object" in raw)
+    ):
+        raise bad_data(
+            f"attribute `{name}` has type {raw['type']!r}, not an NGSI-LD attribute type"
+        )
     if isinstance(raw, Mapping) and raw.get("type") in ATTRIBUTE_TYPES:
         attribute = dict(raw)
         kind = attribute["type"]
-        if kind == "Relationship" and "object" not in attribute:
+        if kind == "Relationship" and attribute.get("object") is None:
             raise bad_data(f"relationship `{name}` has no `object`")
-        if kind in ("Property", "GeoProperty") and "value" not in attribute:
-            raise bad_data(f"attribute `{name}` of type {kind} has no `value`")
+        if kind in ("Property", "GeoProperty") and attribute.get("value") is None:
+            raise bad_data(f"attribute `{name}` of type {kind} has no `value` (null is none)")
+        if kind == "LanguageProperty" and not isinstance(attribute.get("languageMap"), Mapping):
+            raise bad_data(f"LanguageProperty `{name}` needs a `languageMap` object")
         if kind == "GeoProperty":
             check_geometry(name, attribute["value"])
         for sub_name, sub in list(attribute.items()):
-            if sub_name in ("type", "value", "object", "observedAt", "unitCode", "datasetId"):
+            if sub_name in ATTRIBUTE_MEMBERS:
                 continue
-            if sub_name in ("createdAt", "modifiedAt", "languageMap", "valueList", "vocab", "json"):
-                continue
+            if not isinstance(sub, Mapping) or "type" not in sub:
+                raise bad_data(
+                    f"sub-attribute `{name}.{sub_name}` must be an attribute object with a `type`"
+                )
             attribute[sub_name] = normalise_attribute(f"{name}.{sub_name}", sub)
         if "observedAt" in attribute and not isinstance(attribute["observedAt"], str):
             raise bad_data(f"`{name}.observedAt` must be an ISO 8601 date-time text")
         return attribute
     if isinstance(raw, list) and raw and all(isinstance(x, Mapping) and "type" in x for x in raw):
-        raise bad_data(f"attribute `{name}` has several instances (datasetId); not supported")
+        return normalise_instances(name, raw)  # type: ignore[return-value]
     if isinstance(raw, Mapping) and raw.get("type") in GEOJSON_TYPES:
         check_geometry(name, raw)
         return {"type": "GeoProperty", "value": dict(raw)}
@@ -213,6 +280,61 @@ def normalise_attribute(name: str, raw: Any) -> dict[str, Any]:
     ):
         return {"type": "Relationship", "object": raw}
     return {"type": "Property", "value": raw}
+
+
+def normalise_instances(name: str, raw: list[Any]) -> dict[str, Any] | list[dict[str, Any]]:
+    """A multi-attribute (clause 4.5.5): instances told apart by ``datasetId``, at most one
+    without (the default instance). One instance is kept as a plain attribute."""
+    instances = [normalise_attribute(name, item) for item in raw]
+    seen: set[Any] = set()
+    for instance in instances:
+        dataset = instance.get("datasetId")
+        if dataset is not None:
+            check_entity_id(dataset)
+        if dataset in seen:
+            which = f"datasetId {dataset}" if dataset else "the default instance (no datasetId)"
+            raise bad_data(f"attribute `{name}` holds {which} twice")
+        seen.add(dataset)
+    return instances[0] if len(instances) == 1 else instances
+
+
+def instances_of(attribute: Any) -> list[dict[str, Any]]:
+    """The instances of a stored attribute (one, or several told apart by ``datasetId``)."""
+    if isinstance(attribute, list):
+        return [a for a in attribute if isinstance(a, dict)]
+    return [attribute] if isinstance(attribute, dict) else []
+
+
+def default_instance(attribute: Any) -> Any:
+    """The instance without ``datasetId`` (else the first): what single-valued readers see."""
+    if not isinstance(attribute, list):
+        return attribute
+    for instance in attribute:
+        if isinstance(instance, Mapping) and instance.get("datasetId") is None:
+            return instance
+    return attribute[0] if attribute else None
+
+
+def merge_instances(existing: Any, new: Any) -> Any:
+    """``new`` instances replace those of ``existing`` with the same ``datasetId``; the others
+    stay (appending an instance with another datasetId adds it)."""
+    kept = {i.get("datasetId"): i for i in instances_of(existing)}
+    for instance in instances_of(new):
+        kept[instance.get("datasetId")] = instance
+    values = list(kept.values())
+    return values[0] if len(values) == 1 else values
+
+
+def is_null(raw: Any) -> bool:
+    """Whether an incoming attribute is the deletion marker ``urn:ngsi-ld:null``."""
+    if raw == NGSI_NULL:
+        return True
+    if not isinstance(raw, Mapping):
+        return False
+    return NGSI_NULL in (raw.get("value"), raw.get("object")) or raw.get("languageMap") in (
+        NGSI_NULL,
+        {"@none": NGSI_NULL},
+    )
 
 
 def check_geometry(name: str, value: Any) -> None:
@@ -248,6 +370,13 @@ def check_entity_id(entity_id: Any) -> str:
     return entity_id
 
 
+def check_ids(ids: tuple[str, ...]) -> tuple[str, ...]:
+    """Each of ``ids`` when it is a URI, else ``BadRequestData``."""
+    for entity_id in ids:
+        check_entity_id(entity_id)
+    return ids
+
+
 def parse_entity(
     body: Any, *, context: Any = None, require_id: bool = True, entity_id: str | None = None
 ) -> EntityInput:
@@ -270,6 +399,14 @@ def parse_entity(
         entity_type = entity_type[0]
     if not isinstance(entity_type, str) or not entity_type:
         raise bad_data(f"entity {identifier} needs a `type` (one text, e.g. AirQualityObserved)")
+    if (
+        entity_type in RESERVED
+        or entity_type.startswith("@")
+        or _FORBIDDEN_IN_NAMES.search(entity_type)
+    ):
+        raise bad_data(
+            f"entity type {entity_type!r} is a reserved word or holds a forbidden character"
+        )
     attrs = {
         name: normalise_attribute(name, raw) for name, raw in body.items() if name not in RESERVED
     }
@@ -278,10 +415,13 @@ def parse_entity(
     )
 
 
-def parse_fragment(body: Any) -> dict[str, dict[str, Any]]:
-    """Attributes of a PATCH/POST ``.../attrs`` body in normalised form."""
+def parse_fragment(body: Any, *, require_some: bool = False) -> dict[str, dict[str, Any]]:
+    """Attributes of a PATCH/POST ``.../attrs`` body in normalised form (``require_some``: an
+    empty fragment is ``BadRequestData``)."""
     if not isinstance(body, Mapping):
         raise bad_data("the attributes must be a JSON object")
+    if require_some and not [name for name in body if name not in RESERVED]:
+        raise bad_data("the fragment holds no attribute")
     return {
         name: normalise_attribute(name, raw) for name, raw in body.items() if name not in RESERVED
     }
@@ -292,17 +432,130 @@ def split_list(text: str | None) -> tuple[str, ...]:
     return tuple(x.strip() for x in (text or "").split(",") if x.strip())
 
 
+KNOWN_OPTIONS = frozenset(
+    {
+        "keyValues",
+        "simplified",
+        "normalized",
+        "concise",
+        "sysAttrs",
+        "noOverwrite",
+        "replace",
+        "update",
+        "temporalValues",
+        "aggregatedValues",
+    }
+)
+KNOWN_FORMATS = frozenset(
+    {"keyValues", "simplified", "normalized", "concise", "temporalValues", "aggregatedValues"}
+)
+
+
 def parse_options(options: str | None, format_: str | None = None) -> set[str]:
-    """The representation options chosen by ``options`` (comma-separated) and ``format``."""
+    """The representation options chosen by ``options`` (comma-separated) and ``format``.
+
+    Raises ``BadRequestData`` for a value the specification does not define.
+    """
     chosen = set(split_list(options))
+    unknown = chosen - KNOWN_OPTIONS
+    if unknown:
+        raise NgsiError(
+            "InvalidRequest",
+            f"options {', '.join(sorted(unknown))} unknown; use {sorted(KNOWN_OPTIONS)}",
+        )
     if format_:
+        if format_ not in KNOWN_FORMATS:
+            raise NgsiError(
+                "InvalidRequest", f"format {format_!r} unknown; use {sorted(KNOWN_FORMATS)}"
+            )
+        chosen -= KNOWN_FORMATS  # `format` wins over a representation given in `options`
         chosen.add(format_)
     return chosen
 
 
+_PROJECTION_NAME = re.compile(r"[A-Za-z@][A-Za-z0-9_:#/.@-]*")
+
+
+def parse_projection(text: str, *, what: str) -> tuple[str, ...]:
+    """The top-level entity members of a ``pick``/``omit`` expression (clause 4.21).
+
+    The grammar is ``item ("," | "|" item)*`` with ``item = name ["{" expression "}"]``; the
+    braces project linked entities, which Qala does not retrieve, so only the names before them
+    count. A malformed expression is ``BadRequestData``.
+    """
+    names: list[str] = []
+    position = 0
+
+    def expression(depth: int) -> None:
+        nonlocal position
+        while True:
+            match = _PROJECTION_NAME.match(text, position)
+            if match is None:
+                raise bad_data(f"{what}: expected an attribute name at {text[position:]!r}")
+            if depth == 0:
+                names.append(match.group())
+            position = match.end()
+            if position < len(text) and text[position] == "{":
+                position += 1
+                expression(depth + 1)
+                if position >= len(text) or text[position] != "}":
+                    raise bad_data(f"{what}: unclosed brace in {text!r}")
+                position += 1
+            if position < len(text) and text[position] in ",|":
+                position += 1
+                continue
+            return
+
+    expression(0)
+    if position != len(text):
+        raise bad_data(f"{what}: unexpected {text[position:]!r} in {text!r}")
+    return tuple(names)
+
+
+@dataclass(frozen=True)
+class Projection:
+    """Which members of an entity an answer holds (``attrs``, ``pick``, ``omit``)."""
+
+    pick: frozenset[str] | None = None
+    omit: frozenset[str] = frozenset()
+
+    @classmethod
+    def of(cls, attrs: str | None, pick: str | None, omit: str | None) -> Projection:
+        if pick is not None and attrs is not None:
+            raise bad_data("`pick` and `attrs` exclude each other; use `pick`")
+        if omit is not None and attrs is not None:
+            raise bad_data("`omit` and `attrs` exclude each other; use `omit`")
+        picked = parse_projection(pick, what="pick") if pick is not None else None
+        omitted = parse_projection(omit, what="omit") if omit is not None else ()
+        if picked is not None and set(picked) & set(omitted):
+            raise bad_data(f"{sorted(set(picked) & set(omitted))} both picked and omitted")
+        if attrs is not None:
+            names = split_list(attrs)
+            for name in names:
+                check_attribute_name(name)
+                if name in ("id", "type"):
+                    raise bad_data(f"`attrs` names attributes; {name!r} is an entity member")
+            if not names:
+                raise bad_data("`attrs` names no attribute")
+            return cls(pick=frozenset({"id", "type", *names}))
+        return cls(pick=frozenset(picked) if picked is not None else None, omit=frozenset(omitted))
+
+    def shows(self, member: str) -> bool:
+        return member not in self.omit and (self.pick is None or member in self.pick)
+
+    def apply(self, rendered: dict[str, Any]) -> dict[str, Any]:
+        """``rendered`` without the members this projection drops (``@context`` stays)."""
+        return {k: v for k, v in rendered.items() if k == "@context" or self.shows(k)}
+
+    @property
+    def attributes(self) -> tuple[str, ...]:
+        """The attribute names picked (none: all)."""
+        return tuple(sorted(self.pick - {"id", "type"})) if self.pick is not None else ()
+
+
 def point_of(attrs: Mapping[str, Any], name: str = "location") -> tuple[float, float] | None:
     """(lat, lon) of a GeoProperty: the point itself, or the mean of a shape's vertices."""
-    attribute = attrs.get(name)
+    attribute = default_instance(attrs.get(name))
     if not isinstance(attribute, Mapping):
         return None
     geometry = attribute.get("value")
@@ -341,22 +594,61 @@ def render_entity(
     pick: Iterable[str] | None = None,
     context: Any = None,
     system: Mapping[str, str] | None = None,
+    projection: Projection | None = None,
+    concise: bool = False,
 ) -> dict[str, Any]:
-    """An entity as the API answers it (normalised, or key-values with ``options=keyValues``)."""
+    """An entity as the API answers it: normalised, key-values (``options=keyValues``) or concise.
+
+    ``pick`` keeps only the attributes named; ``projection`` (``pick``/``omit``) may drop ``id``
+    and ``type`` too.
+    """
     wanted = set(pick) if pick else None
-    out: dict[str, Any] = {"id": entity_id, "type": entity_type}
+    shown = projection or Projection()
+    out: dict[str, Any] = {}
+    if shown.shows("id"):
+        out["id"] = entity_id
+    if shown.shows("type"):
+        out["type"] = entity_type
     if system:
         out.update(system)
     for name, attribute in attrs.items():
         if wanted is not None and name not in wanted:
             continue
-        out[name] = simplify(attribute) if key_values else attribute
+        if not shown.shows(name):
+            continue
+        if key_values:
+            out[name] = simplify(attribute)
+        elif concise:
+            out[name] = concise_attribute(attribute)
+        else:
+            out[name] = attribute
     if context is not None:
         out["@context"] = context
     return out
 
 
-def simplify(attribute: Mapping[str, Any]) -> Any:
+def concise_attribute(attribute: Any) -> Any:
+    """The concise form (clause 4.5.8): ``type`` dropped where the other members imply it, and a
+    bare value when nothing else is left."""
+    if isinstance(attribute, list):
+        return [concise_attribute(instance) for instance in attribute]
+    kind = attribute.get("type")
+    out = {k: v for k, v in attribute.items() if k != "type"}
+    if kind == "Property" and not isinstance(out.get("value"), Mapping) and set(out) == {"value"}:
+        return out["value"]
+    if kind == "GeoProperty" and set(out) == {"value"}:
+        return out["value"]
+    if kind in ("Property", "GeoProperty", "Relationship", "LanguageProperty"):
+        for name, sub in list(out.items()):
+            if isinstance(sub, Mapping) and sub.get("type") in ATTRIBUTE_TYPES:
+                out[name] = concise_attribute(sub)
+        return out
+    return dict(attribute)
+
+
+def simplify(attribute: Any) -> Any:
+    if isinstance(attribute, list):
+        return [simplify(instance) for instance in attribute]
     if attribute.get("type") in ("Relationship", "ListRelationship"):
         return attribute.get("object", attribute.get("objectList"))
     if attribute.get("type") == "LanguageProperty":
@@ -535,7 +827,7 @@ _MISSING = object()
 
 
 def _resolve(attrs: Mapping[str, Any], path: tuple[str, ...]) -> Any:
-    attribute = attrs.get(path[0])
+    attribute = default_instance(attrs.get(path[0]))
     if not isinstance(attribute, Mapping):
         return _MISSING
     current: Any = attribute

@@ -12,6 +12,7 @@ from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+from fastapi.dependencies.models import Dependant
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
@@ -26,6 +27,9 @@ from qala.components.operate.entities import EntityQuery
 from qala.components.operate.ngsi import (
     CORE_CONTEXT,
     NgsiError,
+    Projection,
+    check_entity_id,
+    check_ids,
     parse_entity,
     parse_fragment,
     parse_geo_query,
@@ -78,14 +82,80 @@ def problem_response(error: NgsiError) -> JSONResponse:
     return JSONResponse(error.problem(), status_code=error.status)
 
 
+# Parameters of the specification a route may be sent without Qala using them (one tenant, no
+# scopes, no distributed operations, no linked-entity retrieval; answers are ordered by entity
+# id whatever `orderBy` asks — listed in docs/ngsi-ld-conformance.md); any other unknown
+# parameter is the client's mistake, answered 400 InvalidRequest (clause 6.3.20).
+TOLERATED_PARAMETERS = frozenset(
+    {
+        "local",
+        "lang",
+        "scopeQ",
+        "csf",
+        "details",
+        "join",
+        "joinLevel",
+        "containedBy",
+        "entityMap",
+        "orderBy",
+        "collation",
+    }
+)
+GEO_JSON = "application/geo+json"
+MEDIA_CHOICES = ("application/json", LD_JSON, GEO_JSON)
+GEO_ROUTES = frozenset({f"{PREFIX}/entities", f"{PREFIX}/entities/{{entity_id}}"})
+"""Only entities are answered as GeoJSON (clause 6.3.4); elsewhere geo+json is 406."""
+
+
+def negotiate(accept: str | None) -> str | None:
+    """The answer's media type for an ``Accept`` header (None: nothing acceptable → 406).
+
+    The highest ``q`` wins, then the more specific range, then the one listed first; within
+    one range plain JSON is chosen (clause 6.3.4: ``*/*`` means application/json).
+    """
+    if not accept or not accept.strip():
+        return "application/json"
+    ranked: list[tuple[float, int, int, int, str]] = []
+    for position, part in enumerate(accept.split(",")):
+        media, *params = (piece.strip() for piece in part.split(";"))
+        media = media.lower()
+        quality = 1.0
+        for param in params:
+            key, _, number = param.partition("=")
+            if key.strip() == "q":
+                try:
+                    quality = float(number)
+                except ValueError:
+                    quality = 0.0
+        if quality <= 0:
+            continue
+        for preference, choice in enumerate(MEDIA_CHOICES):
+            if media == choice:
+                specificity = 2
+            elif media == "application/*" and choice != GEO_JSON:
+                specificity = 1
+            elif media == "*/*" and choice != GEO_JSON:
+                specificity = 0
+            else:
+                continue
+            ranked.append((quality, specificity, -position, -preference, choice))
+    return max(ranked)[4] if ranked else None
+
+
 class NgsiRoute(APIRoute):
-    """Answers every failure of an NGSI-LD route as ProblemDetails."""
+    """Answers every failure of an NGSI-LD route as ProblemDetails, after the checks every
+    operation shares: an acceptable ``Accept`` (406), only known query parameters (400
+    InvalidRequest), an entity id in the path that is a URI (400 BadRequestData)."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
+        known = _query_names(self.dependant)
+        known |= TOLERATED_PARAMETERS
+        geo = self.path in GEO_ROUTES
 
         async def route(request: Request) -> Response:
             try:
+                _check_common(request, known, geo=geo)
                 return await handler(request)
             except NgsiError as exc:
                 return problem_response(exc)
@@ -112,6 +182,33 @@ class NgsiRoute(APIRoute):
                 return problem_response(NgsiError("BadRequestData", str(exc)))
 
         return route
+
+
+def _query_names(dependant: Dependant) -> set[str]:
+    names = {p.alias for p in dependant.query_params}
+    for sub in dependant.dependencies:
+        names |= _query_names(sub)
+    return names
+
+
+def _check_common(request: Request, known: set[str], *, geo: bool) -> None:
+    media = negotiate(request.headers.get("accept"))
+    if request.method == "GET" and (media is None or (media == GEO_JSON and not geo)):
+        raise NgsiError(
+            "NotAcceptable",
+            f"Accept {request.headers.get('accept')!r}: this API answers application/json or "
+            f"{LD_JSON}",
+        )
+    unknown = sorted(set(request.query_params) - known)
+    if unknown:
+        raise NgsiError(
+            "InvalidRequest",
+            f"unknown query parameter(s) {', '.join(unknown)}; this operation takes "
+            f"{', '.join(sorted(known - TOLERATED_PARAMETERS)) or 'none'}",
+        )
+    for key in ("entity_id", "subscription_id"):
+        if key in request.path_params:
+            check_entity_id(request.path_params[key])
 
 
 def _link_context(request: Request) -> Any:
@@ -152,7 +249,36 @@ async def _body(request: Request) -> tuple[Any, Any]:
 
 
 def _wants_ld(request: Request) -> bool:
-    return LD_JSON in request.headers.get("accept", "")
+    return negotiate(request.headers.get("accept")) == LD_JSON
+
+
+def _feature(entity: dict[str, Any], geometry_property: str) -> dict[str, Any]:
+    """An entity as a GeoJSON Feature (clause 4.5.16): its geometry from ``geometry_property``."""
+    attribute = entity.get(geometry_property)
+    geometry = (
+        attribute.get("value")
+        if isinstance(attribute, dict) and "value" in attribute
+        else attribute
+    )
+    properties = {k: v for k, v in entity.items() if k not in ("id", "@context")}
+    return {
+        "id": entity.get("id"),
+        "type": "Feature",
+        "geometry": geometry if isinstance(geometry, dict) else None,
+        "properties": properties,
+    }
+
+
+def _respond_geo(request: Request, content: Any, geometry_property: str, context: Any) -> Response:
+    if isinstance(content, list):
+        body: dict[str, Any] = {
+            "type": "FeatureCollection",
+            "features": [_feature(e, geometry_property) for e in content],
+        }
+    else:
+        body = _feature(content, geometry_property)
+    body["@context"] = context or _link_context(request) or CORE_CONTEXT
+    return Response(json.dumps(body, ensure_ascii=False), media_type=GEO_JSON)
 
 
 def _respond(
@@ -164,6 +290,11 @@ def _respond(
     headers: dict[str, str] | None = None,
 ) -> Response:
     headers = dict(headers or {})
+    if negotiate(request.headers.get("accept")) == GEO_JSON:
+        geometry_property = request.query_params.get("geometryProperty") or "location"
+        response = _respond_geo(request, content, geometry_property, context)
+        response.headers.update(headers)
+        return response
     context = context or _link_context(request) or CORE_CONTEXT
     if _wants_ld(request):
         if isinstance(content, list):
@@ -186,8 +317,8 @@ def _respond(
 
 async def _batch_body(request: Request) -> tuple[list[Any], Any]:
     body, link = await _body(request)
-    if not isinstance(body, list):
-        raise NgsiError("BadRequestData", "a batch operation takes a JSON array")
+    if not isinstance(body, list) or not body:
+        raise NgsiError("BadRequestData", "a batch operation takes a non-empty JSON array")
     return body, link
 
 
@@ -208,6 +339,17 @@ def _partial_answer(done: list[str], skipped: list[str], reason: str) -> Respons
     return JSONResponse({"updated": done, "notUpdated": not_updated}, status_code=207)
 
 
+def page_links(request: Request, *, limit: int, offset: int, total: int) -> str:
+    """``Link`` header with the previous and next pages (clause 6.3.15)."""
+    links = []
+    path = request.url.path
+    if offset > 0 and limit > 0:
+        links.append(f'<{path}?limit={limit}&offset={max(0, offset - limit)}>; rel="prev"')
+    if limit > 0 and offset + limit < total:
+        links.append(f'<{path}?limit={limit}&offset={offset + limit}>; rel="next"')
+    return ", ".join(links)
+
+
 def _count_header(total: int, count: bool) -> dict[str, str] | None:
     return {"NGSILD-Results-Count": str(total)} if count else None
 
@@ -220,6 +362,8 @@ router = APIRouter(prefix=PREFIX, tags=["ngsi-ld"], route_class=NgsiRoute)
 @router.post("/entities", status_code=201)
 async def create(request: Request, writer: Writer, context: Running) -> Response:
     body, link = await _body(request)
+    if not isinstance(body, dict):
+        raise NgsiError("InvalidRequest", "an entity is a JSON object")
     data = parse_entity(body, context=link)
     writer.require_attrs(data.id, data.attrs)
     await run_in_threadpool(broker.create, context, data)
@@ -236,6 +380,7 @@ def query(
     q: str | None = None,
     attrs: str | None = None,
     pick: str | None = None,
+    omit: str | None = None,
     georel: str | None = None,
     geometry: str | None = None,
     coordinates: str | None = None,
@@ -246,18 +391,21 @@ def query(
     options: str | None = None,
     format: str | None = None,
     concept: str | None = None,
+    local: bool = False,
+    geometryProperty: str | None = None,
 ) -> Response:
     broker.check_limit(limit)
     spec = EntityQuery(
         types=split_list(type),
-        ids=split_list(id),
+        ids=check_ids(split_list(id)),
         id_pattern=broker.check_id_pattern(idPattern),
         q=parse_q(q) if q else None,
         attrs=split_list(attrs),
         geo=parse_geo_query(georel, geometry, coordinates, geoproperty),
         concept=concept,
     )
-    shown = Representation.of(parse_options(options, format), split_list(pick) or spec.attrs)
+    broker.require_filter(spec, local=local)
+    shown = Representation.of(parse_options(options, format), Projection.of(attrs, pick, omit))
     content, total = broker.query(context, spec, limit=limit, offset=offset, shown=shown)
     return _respond(request, content, headers=_count_header(total, count))
 
@@ -269,10 +417,12 @@ def read(
     context: Running,
     attrs: str | None = None,
     pick: str | None = None,
+    omit: str | None = None,
     options: str | None = None,
     format: str | None = None,
+    geometryProperty: str | None = None,
 ) -> Response:
-    shown = Representation.of(parse_options(options, format), split_list(pick) or split_list(attrs))
+    shown = Representation.of(parse_options(options, format), Projection.of(attrs, pick, omit))
     content, stored_context = broker.read(context, entity_id, shown)
     return _respond(request, content, context=stored_context)
 
@@ -293,12 +443,43 @@ async def replace(request: Request, entity_id: str, writer: Writer, context: Run
     return Response(status_code=204)
 
 
+@router.patch("/entities/{entity_id}", status_code=204)
+async def merge(request: Request, entity_id: str, writer: Writer, context: Running) -> Response:
+    body, _link = await _body(request)
+    if isinstance(body, dict):
+        writer.require_fragment(entity_id, body)
+    await run_in_threadpool(broker.merge_entity, context, entity_id, body)
+    return Response(status_code=204)
+
+
+@router.delete("/entities", status_code=204)
+def purge(
+    context: Running,
+    writer: Writer,
+    type: str | None = None,
+    id: str | None = None,
+    idPattern: str | None = None,
+    q: str | None = None,
+) -> Response:
+    spec = EntityQuery(
+        types=split_list(type),
+        ids=check_ids(split_list(id)),
+        id_pattern=broker.check_id_pattern(idPattern),
+        q=parse_q(q) if q else None,
+    )
+    broker.require_filter(spec, local=False)
+    if writer.places is not None:  # a purge selects across cities: national writers only
+        raise PermissionDeniedError("purging entities needs an account of the national level")
+    broker.purge(context, spec)
+    return Response(status_code=204)
+
+
 @router.patch("/entities/{entity_id}/attrs")
 async def update_attrs(
     request: Request, entity_id: str, writer: Writer, context: Running
 ) -> Response:
     body, _link = await _body(request)
-    attrs = parse_fragment(body)
+    attrs = parse_fragment(body, require_some=True)
     writer.require_fragment(entity_id, attrs)
     done, skipped = await run_in_threadpool(
         broker.merge, context, entity_id, attrs, only_existing=True
@@ -311,7 +492,7 @@ async def append_attrs(
     request: Request, entity_id: str, writer: Writer, context: Running, options: str | None = None
 ) -> Response:
     body, _link = await _body(request)
-    attrs = parse_fragment(body)
+    attrs = parse_fragment(body, require_some=True)
     writer.require_fragment(entity_id, attrs)
     no_overwrite = "noOverwrite" in parse_options(options)
     done, skipped = await run_in_threadpool(
@@ -322,18 +503,30 @@ async def append_attrs(
 
 @router.patch("/entities/{entity_id}/attrs/{attr}", status_code=204)
 async def update_attr(
-    request: Request, entity_id: str, attr: str, _user: Writer, context: Running
+    request: Request, entity_id: str, attr: str, writer: Writer, context: Running
 ) -> Response:
     body, _link = await _body(request)
-    if not isinstance(body, dict):
+    if isinstance(body, dict):
+        body = {k: v for k, v in body.items() if k != "@context"}
+    if not isinstance(body, dict) or not body:
         raise NgsiError("BadRequestData", f"the new value of `{attr}` must be a JSON object")
+    writer.require_fragment(entity_id, {attr: body})
     await run_in_threadpool(broker.update_attribute, context, entity_id, attr, body)
     return Response(status_code=204)
 
 
 @router.delete("/entities/{entity_id}/attrs/{attr}", status_code=204)
-def delete_attr(entity_id: str, attr: str, _user: Writer, context: Running) -> Response:
-    broker.delete_attr(context, entity_id, attr)
+def delete_attr(
+    entity_id: str,
+    attr: str,
+    _user: Writer,
+    context: Running,
+    datasetId: str | None = None,
+    deleteAll: bool = False,
+) -> Response:
+    if datasetId is not None:
+        check_entity_id(datasetId)
+    broker.delete_attr(context, entity_id, attr, dataset_id=datasetId, delete_all=deleteAll)
     return Response(status_code=204)
 
 
@@ -379,6 +572,34 @@ async def batch_update(
     return _batch_answer(outcome)
 
 
+@router.post("/entityOperations/merge", max_body_size=DATA_SET_BODY)
+async def batch_merge(request: Request, writer: Writer, context: Running) -> Response:
+    items, link = await _batch_body(request)
+    _guard(context, lambda session: writer.require_batch(session, items, new=False))
+    outcome = await run_in_threadpool(broker.merge_each, context, items, link)
+    return _batch_answer(outcome)
+
+
+@router.post("/entityOperations/query")
+async def query_post(
+    request: Request,
+    context: Running,
+    limit: Annotated[int, Query(ge=0)] = 20,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+    count: bool = False,
+    options: str | None = None,
+    format: str | None = None,
+) -> Response:
+    broker.check_limit(limit)
+    body, _link = await _body(request)
+    specs, projection = broker.parse_query_body(body)
+    shown = Representation.of(parse_options(options, format), projection)
+    content, total = await run_in_threadpool(
+        broker.query_selectors, context, specs, limit=limit, offset=offset, shown=shown
+    )
+    return _respond(request, content, headers=_count_header(total, count))
+
+
 @router.post("/entityOperations/delete", max_body_size=DATA_SET_BODY)
 async def batch_delete(request: Request, writer: Writer, context: Running) -> Response:
     items, _link = await _batch_body(request)
@@ -388,6 +609,12 @@ async def batch_delete(request: Request, writer: Writer, context: Running) -> Re
 
 
 # ---- temporal -----------------------------------------------------------------------------------
+
+
+def check_time_property(name: str) -> None:
+    """History is kept by observation time; ``createdAt``/``modifiedAt`` histories are not."""
+    if name != "observedAt":
+        raise NgsiError("OperationNotSupported", f"timeproperty {name!r}: only observedAt is kept")
 
 
 def _history_window(
@@ -408,6 +635,39 @@ def _history_window(
     )
 
 
+@router.post("/temporal/entities")
+async def temporal_create(request: Request, writer: Writer, context: Running) -> Response:
+    body, link = await _body(request)
+    if isinstance(body, dict):
+        _guard(context, lambda session: writer.require_batch(session, [body], new=True))
+    created = await run_in_threadpool(broker.temporal_upsert, context, body, link)
+    if not created:
+        return Response(status_code=204)
+    location = f"{PREFIX}/temporal/entities/{body['id']}"
+    return Response(status_code=201, headers={"Location": location})
+
+
+@router.post("/temporal/entities/{entity_id}/attrs", status_code=204)
+async def temporal_append(
+    request: Request, entity_id: str, _user: Writer, context: Running
+) -> Response:
+    body, link = await _body(request)
+    await run_in_threadpool(broker.temporal_append, context, entity_id, body, link)
+    return Response(status_code=204)
+
+
+@router.delete("/temporal/entities/{entity_id}/attrs/{attr}", status_code=204)
+def temporal_delete_attr(entity_id: str, attr: str, _user: Writer, context: Running) -> Response:
+    broker.temporal_delete_attr(context, entity_id, attr)
+    return Response(status_code=204)
+
+
+@router.delete("/temporal/entities/{entity_id}", status_code=204)
+def temporal_delete(entity_id: str, _user: Writer, context: Running) -> Response:
+    broker.temporal_delete(context, entity_id)
+    return Response(status_code=204)
+
+
 @router.get("/temporal/entities")
 def temporal_query(
     request: Request,
@@ -416,11 +676,14 @@ def temporal_query(
     id: str | None = None,
     idPattern: str | None = None,
     attrs: str | None = None,
+    pick: str | None = None,
+    omit: str | None = None,
     q: str | None = None,
     timerel: str | None = None,
     timeAt: str | None = None,
     endTimeAt: str | None = None,
     lastN: Annotated[int | None, Query(ge=1)] = None,
+    timeproperty: str = "observedAt",
     limit: Annotated[int, Query(ge=0)] = 20,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
     count: bool = False,
@@ -428,6 +691,7 @@ def temporal_query(
     format: str | None = None,
 ) -> Response:
     broker.check_limit(limit)
+    check_time_property(timeproperty)
     window = _history_window(
         attrs, timerel, timeAt, endTimeAt, lastN, parse_options(options, format)
     )
@@ -438,7 +702,8 @@ def temporal_query(
         q=parse_q(q) if q else None,
     )
     content, total = broker.temporal_query(context, spec, limit=limit, offset=offset, window=window)
-    return _respond(request, content, headers=_count_header(total, count))
+    shown = Projection.of(attrs, pick, omit)
+    return _respond(request, [shown.apply(e) for e in content], headers=_count_header(total, count))
 
 
 @router.get("/temporal/entities/{entity_id}")
@@ -447,17 +712,22 @@ def temporal_read(
     entity_id: str,
     context: Running,
     attrs: str | None = None,
+    pick: str | None = None,
+    omit: str | None = None,
     timerel: str | None = None,
     timeAt: str | None = None,
     endTimeAt: str | None = None,
     lastN: Annotated[int | None, Query(ge=1)] = None,
+    timeproperty: str = "observedAt",
     options: str | None = None,
     format: str | None = None,
 ) -> Response:
+    check_time_property(timeproperty)
     window = _history_window(
         attrs, timerel, timeAt, endTimeAt, lastN, parse_options(options, format)
     )
-    return _respond(request, broker.temporal_read(context, entity_id, window))
+    shown = Projection.of(attrs, pick, omit)
+    return _respond(request, shown.apply(broker.temporal_read(context, entity_id, window)))
 
 
 # ---- subscriptions ------------------------------------------------------------------------------
@@ -465,7 +735,9 @@ def temporal_read(
 
 @router.post("/subscriptions", status_code=201)
 async def subscribe(request: Request, _user: Writer, context: Running) -> Response:
-    body, _link = await _body(request)
+    body, link = await _body(request)
+    if link is not None and isinstance(body, dict):
+        body = {**body, "@context": link}
     subscription_id = await run_in_threadpool(broker.subscribe, context, body)
     return Response(
         status_code=201, headers={"Location": f"{PREFIX}/subscriptions/{subscription_id}"}
@@ -479,8 +751,15 @@ def subscriptions(
     context: Running,
     limit: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 20,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+    count: bool = False,
 ) -> Response:
-    return _respond(request, broker.subscriptions(context, limit=limit, offset=offset))
+    broker.check_limit(limit)
+    page, total = broker.subscriptions(context, limit=limit, offset=offset)
+    headers = _count_header(total, count) or {}
+    links = page_links(request, limit=limit, offset=offset, total=total)
+    if links:
+        headers["Link"] = links
+    return _respond(request, page, headers=headers)
 
 
 @router.get("/subscriptions/{subscription_id}")

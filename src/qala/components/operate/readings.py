@@ -412,8 +412,8 @@ def readings_from_entity(
             entity_time = None
     readings = []
     for name, attribute in attrs.items():
-        if attribute.get("type") != "Property":
-            continue
+        if not isinstance(attribute, Mapping) or attribute.get("type") != "Property":
+            continue  # multi-attributes (datasetId) are context, not a sensor's readings
         value = attribute.get("value")
         if isinstance(value, bool) or not isinstance(value, int | float):
             continue

@@ -6,21 +6,29 @@ slow endpoint). Delivery is at most once per change; failures are recorded on th
 from __future__ import annotations
 
 import itertools
+import json
 import logging
 import threading
 import uuid
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from qala.components.operate.models import Entity, Subscription
 from qala.components.operate.ngsi import (
+    CORE_CONTEXT,
+    LD_CONTEXT_REL,
     NgsiError,
+    Projection,
+    check_attribute_name,
     check_entity_id,
     compile_pattern,
+    geo_matches,
+    parse_geo_query,
     parse_q,
     q_matches,
     render_entity,
@@ -32,33 +40,115 @@ log = logging.getLogger(__name__)
 NOTIFIER_KEY = "operate.notifier"
 
 
-def validate_subscription(body: Any) -> dict[str, Any]:
+NOTIFICATION_FORMATS = frozenset({"keyValues", "simplified", "normalized", "concise"})
+
+
+def _instant(data: Mapping[str, Any], key: str) -> datetime | None:
+    raw = data.get(key)
+    if raw is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(str(raw).replace("Z", "+00:00"))
+    except ValueError:
+        raise NgsiError("BadRequestData", f"`{key}` {raw!r} is not an ISO 8601 date-time") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def expiry(data: Mapping[str, Any]) -> datetime | None:
+    """When the subscription ends: ``expiresAt`` (``expires`` in NGSI-LD 1.0–1.2)."""
+    return _instant(data, "expiresAt") or _instant(data, "expires")
+
+
+def _names(data: Mapping[str, Any], key: str, where: str = "") -> list[str] | None:
+    names = data.get(key)
+    if names is None:
+        return None
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+        raise NgsiError("BadRequestData", f"`{where}{key}` must be a non-empty array of names")
+    for name in names:
+        check_attribute_name(name)
+    return names
+
+
+def _check_notification(notification: Any) -> None:
+    if not isinstance(notification, Mapping):
+        raise NgsiError("BadRequestData", "a subscription needs `notification` with an `endpoint`")
+    endpoint = notification.get("endpoint")
+    uri = endpoint.get("uri") if isinstance(endpoint, Mapping) else None
+    if not isinstance(uri, str) or not uri.startswith(("http://", "https://")):
+        raise NgsiError("BadRequestData", "`notification.endpoint.uri` must be an http(s) URL")
+    receivers = endpoint.get("receiverInfo") if isinstance(endpoint, Mapping) else None
+    if receivers is not None and not (
+        isinstance(receivers, list)
+        and all(isinstance(r, Mapping) and {"key", "value"} <= set(r) for r in receivers)
+    ):
+        raise NgsiError("BadRequestData", "`receiverInfo` must be an array of {key, value}")
+    attributes = _names(notification, "attributes", "notification.")
+    if notification.get("format", "normalized") not in NOTIFICATION_FORMATS:
+        raise NgsiError(
+            "BadRequestData", f"notification format {notification.get('format')!r} unknown"
+        )
+    pick, omit = notification.get("pick"), notification.get("omit")
+    if attributes and (pick or omit):
+        raise NgsiError("BadRequestData", "`attributes` excludes `pick` and `omit`")
+    if isinstance(pick, list) and isinstance(omit, list) and set(pick) & set(omit):
+        raise NgsiError("BadRequestData", "a member is both picked and omitted")
+
+
+def validate_subscription(body: Any, *, now: datetime | None = None) -> dict[str, Any]:
     """Check a subscription body (clause 5.2.12) and return it with an id."""
     if not isinstance(body, Mapping):
         raise NgsiError("BadRequestData", "a subscription must be a JSON object")
     data = dict(body)
-    data.pop("@context", None)
     if data.get("type", "Subscription") != "Subscription":
         raise NgsiError("BadRequestData", "subscription `type` must be Subscription")
     data["type"] = "Subscription"
-    data["id"] = check_entity_id(data.get("id") or f"urn:ngsi-ld:Subscription:{uuid.uuid4()}")
+    if "id" in data:
+        data["id"] = check_entity_id(data["id"])
+    else:
+        data["id"] = f"urn:ngsi-ld:Subscription:{uuid.uuid4()}"
     entities = data.get("entities")
-    watched = data.get("watchedAttributes")
+    if entities is not None and (not isinstance(entities, list) or not entities):
+        raise NgsiError("BadRequestData", "`entities` must be a non-empty array of selectors")
+    watched = _names(data, "watchedAttributes")
     if not entities and not watched:
         raise NgsiError("BadRequestData", "a subscription needs `entities` or `watchedAttributes`")
     for selector in entities or []:
         if not isinstance(selector, Mapping) or not isinstance(selector.get("type"), str):
             raise NgsiError("BadRequestData", "each `entities` item needs a `type`")
+        if selector.get("id") is not None:
+            check_entity_id(selector["id"])
         if selector.get("idPattern"):
             compile_pattern(str(selector["idPattern"]), what="idPattern")
-    notification = data.get("notification")
-    endpoint = notification.get("endpoint") if isinstance(notification, Mapping) else None
-    uri = endpoint.get("uri") if isinstance(endpoint, Mapping) else None
-    if not isinstance(uri, str) or not uri.startswith(("http://", "https://")):
-        raise NgsiError("BadRequestData", "`notification.endpoint.uri` must be an http(s) URL")
+    _check_notification(data.get("notification"))
     if data.get("q"):
         parse_q(str(data["q"]))
-    data.setdefault("isActive", True)
+    geo_q = data.get("geoQ")
+    if geo_q is not None:
+        if not isinstance(geo_q, Mapping):
+            raise NgsiError("BadRequestData", "`geoQ` must be an object")
+        coordinates = geo_q.get("coordinates")
+        parse_geo_query(
+            geo_q.get("georel"),
+            geo_q.get("geometry"),
+            coordinates if isinstance(coordinates, str) else json.dumps(coordinates),
+            geo_q.get("geoproperty"),
+        )
+    if "isActive" in data and not isinstance(data["isActive"], bool):
+        raise NgsiError("BadRequestData", "`isActive` must be true or false")
+    expires = expiry(data)
+    if expires is not None and expires <= (now or utc_now()):
+        raise NgsiError("BadRequestData", "`expiresAt` must lie in the future")
+    for key in ("throttling", "timeInterval"):
+        value = data.get(key)
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, int | float) or value <= 0
+        ):
+            raise NgsiError("BadRequestData", f"`{key}` must be a positive number of seconds")
+    if data.get("timeInterval") is not None and (watched or data.get("throttling")):
+        raise NgsiError(
+            "BadRequestData", "`timeInterval` excludes `watchedAttributes` and `throttling`"
+        )
     return data
 
 
@@ -70,7 +160,7 @@ def create_subscription(session: Session, body: Any) -> Subscription:
         id=data["id"],
         body=data,
         endpoint=data["notification"]["endpoint"]["uri"],
-        active=bool(data.get("isActive", True)),
+        active=data.get("isActive", True),
         created_at=utc_now(),
     )
     session.add(record)
@@ -91,6 +181,10 @@ def list_subscriptions(session: Session, *, limit: int, offset: int) -> list[Sub
     return list(session.scalars(statement.limit(limit).offset(offset)))
 
 
+def count_subscriptions(session: Session) -> int:
+    return int(session.scalar(select(func.count()).select_from(Subscription)) or 0)
+
+
 def delete_subscription(session: Session, subscription_id: str) -> None:
     session.delete(get_subscription(session, subscription_id))
 
@@ -99,41 +193,81 @@ def update_subscription(session: Session, subscription_id: str, patch: Any) -> S
     record = get_subscription(session, subscription_id)
     if not isinstance(patch, Mapping):
         raise NgsiError("BadRequestData", "the update must be a JSON object")
+    if not patch or set(patch) <= {"@context"}:
+        raise NgsiError("BadRequestData", "the update holds no member")
+    if patch.get("id") not in (None, subscription_id):
+        raise NgsiError("BadRequestData", f"the update's id is not {subscription_id}")
     data = dict(record.body)
-    data.update({k: v for k, v in patch.items() if k not in ("id", "@context")})
+    for key, value in patch.items():
+        if key in ("id", "@context"):
+            continue
+        if value is None:  # merge-patch: null removes the member
+            data.pop(key, None)
+        else:
+            data[key] = value
     data = validate_subscription(data)
     record.body = data
     record.endpoint = data["notification"]["endpoint"]["uri"]
-    record.active = bool(data.get("isActive", True))
+    record.active = data.get("isActive", True)
     return record
 
 
+def _stamp(moment: datetime | None) -> str | None:
+    if moment is None:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 def render_subscription(record: Subscription) -> dict[str, Any]:
-    data = dict(record.body)
+    """The subscription as given, with what delivery recorded (clause 5.2.14): ``timesSent``,
+    ``lastNotification``/``lastSuccess``/``lastFailure`` and ``status`` once anything was sent."""
+    data = {k: v for k, v in record.body.items() if k != "@context"}
     notification = dict(data.get("notification", {}))
-    notification.update(
-        {
-            "timesSent": record.times_sent,
-            "lastNotification": record.last_notification.isoformat()
-            if record.last_notification
-            else None,
-            "lastSuccess": record.last_success.isoformat() if record.last_success else None,
-            "lastFailure": record.last_failure.isoformat() if record.last_failure else None,
-            "status": "ok"
-            if record.last_failure is None
-            or (record.last_success and record.last_success > record.last_failure)
-            else "failed",
-        }
-    )
-    data["notification"] = {k: v for k, v in notification.items() if v is not None}
-    data["status"] = "active" if record.active else "paused"
+    if record.times_sent:
+        notification["timesSent"] = record.times_sent
+    for key, moment in (
+        ("lastNotification", record.last_notification),
+        ("lastSuccess", record.last_success),
+        ("lastFailure", record.last_failure),
+    ):
+        if moment is not None:
+            notification[key] = _stamp(moment)
+    if record.last_notification is not None:
+        failed = record.last_failure is not None and (
+            record.last_success is None or record.last_failure >= record.last_success
+        )
+        notification["status"] = "failed" if failed else "ok"
+    data["notification"] = notification
+    data["status"] = status_of(record)
     return data
+
+
+def subscription_context(subscription: Mapping[str, Any]) -> Any:
+    """The @context notifications are compacted with: ``jsonldContext``, else the one the
+    subscription came with, else the core context."""
+    context = subscription.get("jsonldContext") or subscription.get("@context") or CORE_CONTEXT
+    if isinstance(context, list) and len(context) == 1:
+        context = context[0]
+    return context
+
+
+def status_of(record: Subscription, now: datetime | None = None) -> str:
+    """``active``, ``paused`` (isActive false) or ``expired`` (past its ``expiresAt``)."""
+    if not record.active:
+        return "paused"
+    expires = expiry(record.body)
+    if expires is not None and expires <= (now or utc_now()):
+        return "expired"
+    return "active"
 
 
 def matches(
     subscription: Mapping[str, Any], entity: Entity, changed: Sequence[str] | None = None
 ) -> bool:
-    """Whether a change of ``entity`` concerns the subscription (selectors, watched attributes, q)."""
+    """Whether a change of ``entity`` concerns the subscription (selectors, watched attributes
+    among the ``changed`` ones when known, q, geoQ)."""
     selectors = subscription.get("entities") or []
     if selectors:
         ok = False
@@ -154,33 +288,85 @@ def matches(
         names = changed if changed is not None else list(entity.attrs)
         if not any(name in watched for name in names):
             return False
-    if subscription.get("q"):
-        return q_matches(parse_q(str(subscription["q"])), entity.attrs)
+    if subscription.get("q") and not q_matches(parse_q(str(subscription["q"])), entity.attrs):
+        return False
+    geo_q = subscription.get("geoQ")
+    if isinstance(geo_q, Mapping):
+        coordinates = geo_q.get("coordinates")
+        query = parse_geo_query(
+            geo_q.get("georel"),
+            geo_q.get("geometry"),
+            coordinates if isinstance(coordinates, str) else json.dumps(coordinates),
+            geo_q.get("geoproperty"),
+        )
+        if query is not None and not geo_matches(query, entity.attrs):
+            return False
     return True
 
 
 def notification_for(subscription: Mapping[str, Any], entities: Sequence[Entity]) -> dict[str, Any]:
     spec = subscription.get("notification", {})
-    key_values = spec.get("format") in ("keyValues", "simplified")
+    chosen = spec.get("format", "normalized")
     attributes = spec.get("attributes") or None
+    pick, omit = spec.get("pick"), spec.get("omit")
+    projection = Projection(
+        pick=frozenset(pick) if isinstance(pick, list) else None,
+        omit=frozenset(omit) if isinstance(omit, list) else frozenset(),
+    )
+    data = []
+    for entity in entities:
+        system = None
+        if spec.get("sysAttrs"):
+            system = {
+                "createdAt": entity.created_at.isoformat().replace("+00:00", "Z"),
+                "modifiedAt": entity.modified_at.isoformat().replace("+00:00", "Z"),
+            }
+        data.append(
+            render_entity(
+                entity.id,
+                entity.type,
+                entity.attrs,
+                key_values=chosen in ("keyValues", "simplified"),
+                concise=chosen == "concise",
+                pick=attributes,
+                projection=projection,
+                system=system,
+            )
+        )
     return {
         "id": f"urn:ngsi-ld:Notification:{uuid.uuid4()}",
         "type": "Notification",
         "subscriptionId": subscription["id"],
         "notifiedAt": utc_now().isoformat().replace("+00:00", "Z"),
-        "data": [
-            render_entity(e.id, e.type, e.attrs, key_values=key_values, pick=attributes)
-            for e in entities
-        ],
+        "data": data,
     }
+
+
+def delivery_headers(subscription: Mapping[str, Any], body: dict[str, Any]) -> dict[str, str]:
+    """The notification's headers (``receiverInfo`` included) and its @context: in the body for
+    ``accept: application/ld+json``, else as a Link header."""
+    endpoint = subscription.get("notification", {}).get("endpoint", {})
+    accept = endpoint.get("accept", "application/json")
+    context = subscription_context(subscription)
+    headers = {"Content-Type": accept}
+    if accept == "application/ld+json":
+        body["@context"] = context
+        for item in body.get("data", []):
+            item["@context"] = context
+    elif isinstance(context, str):
+        headers["Link"] = f'<{context}>; rel="{LD_CONTEXT_REL}"; type="application/ld+json"'
+    for item in endpoint.get("receiverInfo") or []:
+        headers[str(item["key"])] = str(item["value"])
+    return headers
 
 
 class Notifier:
     """Sends notifications from a daemon thread; ``drain()`` waits until nothing is pending.
 
-    Pending changes are a set of entity ids, not a queue of every change: an entity changed again
-    before its notification went out is notified once, with its newest state. So a slow endpoint
-    costs memory in proportion to the entities, never to the readings ingested meanwhile.
+    Pending changes are a map from entity id to the attribute names changed (None: all or
+    unknown), not a queue of every change: an entity changed again before its notification
+    went out is notified once, with its newest state. So a slow endpoint costs memory in
+    proportion to the entities, never to the readings ingested meanwhile.
     """
 
     CHUNK = 500  # entity ids looked up and matched per round
@@ -188,16 +374,24 @@ class Notifier:
     def __init__(self, context: Context, *, timeout_s: float = 5.0) -> None:
         self.context = context
         self.timeout_s = timeout_s
-        self._pending: dict[str, None] = {}  # insertion-ordered set
+        self._pending: dict[str, set[str] | None] = {}  # insertion-ordered
         self._busy = False
         self._changed = threading.Condition()
         self._thread = threading.Thread(target=self._run, name="qala-ngsi-notifier", daemon=True)
         self._client = httpx.Client(timeout=timeout_s)
         self._thread.start()
 
-    def submit(self, entity_ids: Sequence[str]) -> None:
+    def submit(
+        self, entity_ids: Sequence[str], attributes: Mapping[str, Sequence[str]] | None = None
+    ) -> None:
         with self._changed:
-            self._pending.update(dict.fromkeys(entity_ids))
+            for entity_id in entity_ids:
+                known = attributes.get(entity_id) if attributes else None
+                names = set(known) if known is not None else None
+                if entity_id in self._pending:
+                    before = self._pending[entity_id]
+                    names = None if before is None or names is None else before | names
+                self._pending[entity_id] = names
             self._changed.notify_all()
 
     def pending(self) -> int:
@@ -213,9 +407,10 @@ class Notifier:
         while True:
             with self._changed:
                 self._changed.wait_for(lambda: bool(self._pending))
-                chunk = list(itertools.islice(self._pending, self.CHUNK))
-                for entity_id in chunk:
-                    del self._pending[entity_id]
+                chunk = {
+                    entity_id: self._pending.pop(entity_id)
+                    for entity_id in list(itertools.islice(self._pending, self.CHUNK))
+                }
                 self._busy = True
             try:
                 self._deliver(chunk)
@@ -226,45 +421,61 @@ class Notifier:
                     self._busy = False
                     self._changed.notify_all()
 
-    def _deliver(self, entity_ids: list[str]) -> None:
+    def _deliver(self, changes: dict[str, set[str] | None]) -> None:
+        now = utc_now()
         with self.context.database.session() as session:
-            subscriptions = list(
-                session.scalars(select(Subscription).where(Subscription.active.is_(True)))
-            )
+            subscriptions = [
+                record
+                for record in session.scalars(
+                    select(Subscription).where(Subscription.active.is_(True))
+                )
+                if status_of(record, now) == "active" and not _throttled(record, now)
+            ]
             if not subscriptions:
                 return
-            entities = list(session.scalars(select(Entity).where(Entity.id.in_(entity_ids))))
+            entities = list(session.scalars(select(Entity).where(Entity.id.in_(list(changes)))))
         outcomes: list[tuple[str, bool]] = []
         for record in subscriptions:
-            chosen = [e for e in entities if matches(record.body, e)]
+            chosen = []
+            for entity in entities:
+                names = changes.get(entity.id)
+                if matches(record.body, entity, sorted(names) if names is not None else None):
+                    chosen.append(entity)
             if not chosen:
                 continue
             body = notification_for(record.body, chosen)
-            accept = (
-                record.body.get("notification", {})
-                .get("endpoint", {})
-                .get("accept", "application/json")
-            )
+            headers = delivery_headers(record.body, body)
             try:
                 response = self._client.post(
-                    record.endpoint, json=body, headers={"Content-Type": accept}
+                    record.endpoint, content=json.dumps(body, ensure_ascii=False), headers=headers
                 )
                 outcomes.append((record.id, response.status_code < 400))
             except httpx.HTTPError:
                 outcomes.append((record.id, False))
         if outcomes:
-            now = utc_now()
+            stamp = utc_now()
             with self.context.database.transaction() as session:
                 for subscription_id, ok in outcomes:
                     stored = session.get(Subscription, subscription_id)
                     if stored is None:
                         continue
                     stored.times_sent += 1
-                    stored.last_notification = now
+                    stored.last_notification = stamp
                     if ok:
-                        stored.last_success = now
+                        stored.last_success = stamp
                     else:
-                        stored.last_failure = now
+                        stored.last_failure = stamp
+
+
+def _throttled(record: Subscription, now: datetime) -> bool:
+    """Whether the subscription's ``throttling`` forbids a notification this soon."""
+    throttling = record.body.get("throttling")
+    last = record.last_notification
+    if not throttling or last is None:
+        return False
+    if last.tzinfo is None:
+        last = last.replace(tzinfo=UTC)
+    return (now - last).total_seconds() < float(throttling)
 
 
 def notifier_for(context: Context) -> Notifier:
@@ -274,7 +485,12 @@ def notifier_for(context: Context) -> Notifier:
     return notifier
 
 
-def notify_changed(context: Context, entity_ids: Sequence[str]) -> None:
-    """Queue notifications for changed entities (after their transaction committed)."""
+def notify_changed(
+    context: Context,
+    entity_ids: Sequence[str],
+    attributes: Mapping[str, Sequence[str]] | None = None,
+) -> None:
+    """Queue notifications for changed entities (after their transaction committed);
+    ``attributes`` names the attributes changed per entity where known."""
     if entity_ids:
-        notifier_for(context).submit(entity_ids)
+        notifier_for(context).submit(entity_ids, attributes)

@@ -22,6 +22,12 @@ def _iso(time_us: int) -> str:
     return from_epoch_us(time_us).isoformat().replace("+00:00", "Z")
 
 
+def _number(value: float) -> float | int:
+    """A stored value as it was sent: history keeps floats, a whole number was most likely an
+    integer (``80``, not ``80.0``)."""
+    return int(value) if value.is_integer() and abs(value) < 2**53 else value
+
+
 def time_window(
     timerel: str | None, time_at: str | None, end_time_at: str | None
 ) -> tuple[int | None, int | None]:
@@ -85,14 +91,14 @@ def temporal_entities(
             if temporal_values:
                 record[quantity] = {
                     "type": "Property",
-                    "values": [[v, _iso(t)] for t, v, _u in rows],
+                    "values": [[_number(v), _iso(t)] for t, v, _u in rows],
                 }
             else:
                 instances = []
                 for time_us, value, unit in rows:
                     instance: dict[str, Any] = {
                         "type": "Property",
-                        "value": value,
+                        "value": _number(value),
                         "observedAt": _iso(time_us),
                     }
                     if unit in _CODES:
