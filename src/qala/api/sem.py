@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import base64
 import io
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 import pandas as pd
-from fastapi import APIRouter, File, Form, HTTPException, UploadFile
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.encoders import jsonable_encoder
+from pydantic import BaseModel, Field, ValidationError as PydanticValidationError
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
 
 from qala.components.accounts.deps import DATA_SET_BODY, AnalystUser, ContextDep
 from qala.core.errors import QalaError, ValidationError, unprocessable
@@ -66,32 +69,65 @@ async def _csv_frame(upload: UploadFile, max_bytes: int) -> pd.DataFrame:
         ) from exc
 
 
-@router.post("/fit", max_body_size=DATA_SET_BODY)
-async def fit(
-    _user: AnalystUser,
-    context: ContextDep,
-    model: Annotated[
-        str, Form(description="Model in lavaan-like syntax (=~, <~, ~).", max_length=20_000)
-    ],
-    data: Annotated[UploadFile, File(description="CSV with one column per indicator.")],
-    scheme: Annotated[Literal["path", "factor", "centroid"], Form()] = "path",
-    consistent: Annotated[bool, Form()] = False,
-    bootstrap: Annotated[int, Form(ge=0, le=MAX_BOOTSTRAP)] = 0,
-    seed: Annotated[int | None, Form(ge=0, le=2**32 - 1)] = None,
-    diagram: Annotated[bool, Form()] = False,
-) -> dict[str, Any]:
+class FitForm(BaseModel):
+    """The form fields of ``/fit`` besides the data file."""
+
+    model: str = Field(description="Model in lavaan-like syntax (=~, <~, ~).", max_length=20_000)
+    scheme: Literal["path", "factor", "centroid"] = "path"
+    consistent: bool = False
+    bootstrap: int = Field(0, ge=0, le=MAX_BOOTSTRAP)
+    seed: int | None = Field(None, ge=0, le=2**32 - 1)
+    diagram: bool = False
+
+
+def _fit_body() -> dict[str, Any]:
+    schema = FitForm.model_json_schema()
+    schema["properties"]["data"] = {
+        "type": "string",
+        "format": "binary",
+        "description": "CSV with one column per indicator.",
+    }
+    schema["required"] = [*schema.get("required", []), "data"]
+    content = {"multipart/form-data": {"schema": schema}}
+    return {"requestBody": {"required": True, "content": content}}
+
+
+async def _fit_form(request: Request) -> tuple[FitForm, UploadFile]:
+    """The posted form, read once the caller has been let in: a declared file body would be
+    read before FastAPI checks the caller (an anonymous upload read whole before its 401)."""
+    form = await request.form(max_files=1, max_fields=20)
+    data = form.get("data")
+    try:
+        fields = FitForm.model_validate(
+            {  # an empty field is an unset one, as FastAPI reads forms
+                k: v
+                for k, v in form.items()
+                if k != "data" and isinstance(v, str) and (v or k == "model")
+            }
+        )
+    except PydanticValidationError as exc:
+        details = [{**e, "loc": ["body", *e["loc"]]} for e in exc.errors(include_url=False)]
+        raise HTTPException(422, jsonable_encoder(details)) from None
+    if not isinstance(data, UploadFile):
+        raise HTTPException(422, unprocessable("a CSV file is required", "data"))
+    return fields, data
+
+
+@router.post("/fit", max_body_size=DATA_SET_BODY, openapi_extra=_fit_body())
+async def fit(request: Request, _user: AnalystUser, context: ContextDep) -> dict[str, Any]:
     """Estimate a PLS-SEM model; with ``bootstrap`` > 0, add bootstrap statistics per path."""
+    fields, data = await _fit_form(request)
     frame = await _csv_frame(data, context.settings.max_upload_bytes)
     try:
         return await run_in_threadpool(
             _fit,
-            model,
+            fields.model,
             frame,
-            scheme=scheme,
-            consistent=consistent,
-            bootstrap=bootstrap,
-            seed=seed,
-            diagram=diagram,
+            scheme=fields.scheme,
+            consistent=fields.consistent,
+            bootstrap=fields.bootstrap,
+            seed=fields.seed,
+            diagram=fields.diagram,
         )
     except QalaError as exc:
         details = exc.details() if isinstance(exc, ValidationError) else unprocessable(str(exc))
