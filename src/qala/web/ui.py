@@ -13,7 +13,7 @@ from urllib.parse import quote
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse
-from jinja2 import ChoiceLoader, Environment, FileSystemLoader, select_autoescape
+from jinja2 import ChoiceLoader, Environment, FileSystemLoader, pass_context, select_autoescape
 from markupsafe import Markup
 
 from qala import __version__
@@ -79,33 +79,36 @@ def flash_url(path: str, message: str, kind: str = "ok", *, secret: str) -> str:
     return f"{base}{joiner}flash={quote(message)}&kind={kind}&fsig={signature}"
 
 
-def _format_number(value: Any, digits: int = 1) -> str:
-    if value is None:
-        return "—"
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return str(value)
-    if number != number:  # NaN
-        return "—"
-    if abs(number) >= 1000:
-        return f"{number:,.0f}".replace(",", "\u202f")
-    return f"{number:.{digits}f}"
+def _translator(context: Any) -> Translator:
+    found = context.get("t")
+    return found if isinstance(found, Translator) else Translator("en")
 
 
-def _format_money(value: Any) -> str:
-    if value is None:
-        return "—"
-    try:
-        return f"{float(value):,.0f}".replace(",", "\u202f") + " ₸"
-    except (TypeError, ValueError):
-        return str(value)
+@pass_context
+def _format_number(context: Any, value: Any, digits: int = 1) -> str:
+    return _translator(context).number(value, digits)
 
 
-def _format_time(value: datetime | None) -> str:
-    if value is None:
-        return "—"
-    return value.strftime("%Y-%m-%d %H:%M")
+@pass_context
+def _format_money(context: Any, value: Any, short: bool = False) -> str:
+    return _translator(context).money(value, short=short)
+
+
+@pass_context
+def _format_time(context: Any, value: datetime | None) -> str:
+    """A stored (UTC) time in the place's zone, the zone named."""
+    return _translator(context).when(value)
+
+
+@pass_context
+def _format_day(context: Any, value: datetime | None) -> str:
+    return _translator(context).day(value)
+
+
+@pass_context
+def _format_message(context: Any, value: Any) -> str:
+    """A generated message (id and parameters) in the page's language."""
+    return _translator(context).message(value)
 
 
 class UI:
@@ -127,6 +130,8 @@ class UI:
         self.env.filters["num"] = _format_number
         self.env.filters["money"] = _format_money
         self.env.filters["when"] = _format_time
+        self.env.filters["day"] = _format_day
+        self.env.filters["msg"] = _format_message
         self.env.globals["version"] = __version__
         self.env.globals["language_names"] = LANGUAGE_NAMES
         self.env.globals["spark"] = lambda values, label: sparkline(values, label=label)
@@ -153,6 +158,11 @@ class UI:
             self.context.settings.default_language,
         )
 
+    def translator(self, request: Request, place_id: str | None = None) -> Translator:
+        """The reader's language, times in the place's zone."""
+        zone = self.context.settings.zone_of(place_id)
+        return Translator(self.language(request), zone=zone)
+
     def anon_csrf(self, request: Request) -> str:
         token = request.cookies.get(ANON_CSRF_COOKIE) or getattr(
             request.state, "new_anon_csrf", None
@@ -171,7 +181,7 @@ class UI:
         **values: Any,
     ) -> HTMLResponse:
         language = self.language(request)
-        t = Translator(language)
+        t = self.translator(request)
         user: User | None = getattr(request.state, "user", None)
         nav = [item for item in self.nav if role_allows(user, item.roles)]
         if "flash" not in values and (shown := self.flash_in(request)) is not None:
