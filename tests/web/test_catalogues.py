@@ -57,9 +57,10 @@ def test_plural_entries_have_exactly_the_languages_cldr_categories() -> None:
 
 def test_a_counted_word_in_russian_is_a_plural_entry() -> None:
     """ "{n} значений" in a plain text is wrong for 1, 2 and 21; such texts must be plurals."""
-    # A preposition after the number ("{n} из {total}") governs nothing about it.
+    # A preposition after the number ("{n} из {total}") or an abbreviation ("{n} тыс.")
+    # does not change with it.
     counts = "|".join(COUNTS)
-    pattern = re.compile(r"\{(" + counts + r")\} (?!(из|в|по|на|и) )[а-яё]")
+    pattern = re.compile(r"\{(" + counts + r")\} (?!(из|в|по|на|и) |тыс\.)[а-яё]")
     flat = [
         key
         for key, entry in load_translations()["ru"].items()

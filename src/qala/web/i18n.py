@@ -130,6 +130,8 @@ class Translator:
     def _value(self, value: Any) -> Any:
         if isinstance(value, Message):
             return self.message(value)
+        if isinstance(value, list | tuple):
+            return "; ".join(str(self._value(v)) for v in value)
         if isinstance(value, float):
             return self.number(value, 2 if abs(value) < 1 else 1)
         return value

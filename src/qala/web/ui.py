@@ -20,6 +20,7 @@ from qala import __version__
 from qala.components.accounts.models import User
 from qala.runtime import Context
 from qala.web.charts import sparkline
+from qala.web.data import unit_name
 from qala.web.i18n import LANGUAGE_COOKIE, LANGUAGE_NAMES, Translator, choose_language
 
 HERE = Path(__file__).parent
@@ -133,6 +134,7 @@ class UI:
         self.env.filters["day"] = _format_day
         self.env.filters["msg"] = _format_message
         self.env.globals["version"] = __version__
+        self.env.globals["unit_name"] = unit_name
         self.env.globals["language_names"] = LANGUAGE_NAMES
         self.env.globals["spark"] = lambda values, label: sparkline(values, label=label)
 
