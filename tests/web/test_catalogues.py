@@ -14,6 +14,7 @@ from qala.web.i18n import PLURAL_CATEGORIES, Translator, load_translations, plur
 # names, codes, formulas). Anything else identical to English is an untranslated message.
 SAME_AS_ENGLISH = {
     "app.name",  # the product's name
+    "pb.tech.number",  # "{name} = {value}": a formula
 }
 # Placeholders that carry a count, so the words next to them must agree with it.
 COUNTS = ("n", "count", "points", "ballots", "votes", "projects", "places", "values")
