@@ -12,6 +12,8 @@ from fastapi.testclient import TestClient
 
 SHOWN_ATTRIBUTES = ("title", "aria-label", "placeholder", "alt")
 INVISIBLE = {"script", "style", "template", "noscript"}
+CODES = {"code", "kbd", "samp"}
+"""Text set as code (a user name to type, an id) is a code, not a word of the page's language."""
 SKIPPED_PREFIXES = ("/api", "/static", "/docs", "/redoc", "/openapi", "/logout", "/reports/")
 
 
@@ -25,7 +27,7 @@ class VisibleText(HTMLParser):
         self._hidden = 0
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in INVISIBLE:
+        if tag in INVISIBLE or tag in CODES:
             self._hidden += 1
         values = dict(attrs)
         for name in SHOWN_ATTRIBUTES:
@@ -37,7 +39,7 @@ class VisibleText(HTMLParser):
             self.links.append(str(values["href"]))
 
     def handle_endtag(self, tag: str) -> None:
-        if tag in INVISIBLE and self._hidden:
+        if (tag in INVISIBLE or tag in CODES) and self._hidden:
             self._hidden -= 1
 
     def handle_data(self, data: str) -> None:
@@ -93,8 +95,18 @@ def crawl(
                 queue.append(target)
 
 
-LATIN_WORD = re.compile(r"[A-Za-z][A-Za-z'’-]*[A-Za-z]")
+TOKEN = re.compile(r"[^\s,;()«»\"“”'’!?|·—–/\[\]{}<>=+*]+")
+LATIN = re.compile(r"[A-Za-z]{2,}")
+CODE_LIKE = re.compile(r"[0-9₀-₉_.@:#]")
+"""Tokens with digits (CO₂ too), underscores, dots, ``@`` or colons are codes, formulas, ids,
+addresses or times."""
 
 
 def latin_words(text: str) -> set[str]:
-    return set(LATIN_WORD.findall(text))
+    """Words in Latin letters a reader would read as words (codes and ids left out)."""
+    found: set[str] = set()
+    for token in TOKEN.findall(text):
+        if CODE_LIKE.search(token.rstrip(".:")):
+            continue
+        found.update(LATIN.findall(token))
+    return found

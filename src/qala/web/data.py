@@ -7,6 +7,7 @@ lazily and only when registered, so the shell works whatever subset of the platf
 from __future__ import annotations
 
 import statistics
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -331,6 +332,12 @@ def _area_scores(mine: Any, everyone: list[Any], t: Translator) -> list[AreaScor
             )
         )
     return areas
+
+
+def district_names(district: Mapping[str, Any]) -> dict[str, str]:
+    """A stored district's names by language (its code when it has none)."""
+    found = {k: str(district[f"name_{k}"]) for k in ("kk", "ru", "en") if district.get(f"name_{k}")}
+    return found or {"en": str(district["code"])}
 
 
 def unit_name(code: str | None, language: str) -> str:

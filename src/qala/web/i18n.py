@@ -136,6 +136,12 @@ class Translator:
             return self.number(value, 2 if abs(value) < 1 else 1)
         return value
 
+    def known(self, key: str, fallback: str) -> str:
+        """``key``'s text when the catalogues have it, else ``fallback`` as it is (a category
+        a resident typed, a status a newer version added)."""
+        table = load_translations()
+        return self(key) if key in table[self.language] or key in table["en"] else fallback
+
     def message(self, message: Message | str | None) -> str:
         """A generated message (id and parameters) in this language; plain text as it is."""
         if message is None:

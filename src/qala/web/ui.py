@@ -18,6 +18,8 @@ from markupsafe import Markup
 
 from qala import __version__
 from qala.components.accounts.models import User
+from qala.components.assessment.services import SAMPLE_QUESTIONNAIRE
+from qala.components.catalog.sample import SAMPLE_SOURCE
 from qala.runtime import Context
 from qala.web.charts import sparkline
 from qala.web.data import unit_name
@@ -106,6 +108,20 @@ def _format_day(context: Any, value: datetime | None) -> str:
     return _translator(context).day(value)
 
 
+GENERATED_SOURCES = {
+    SAMPLE_SOURCE: "illustrative.sample_source",
+    SAMPLE_QUESTIONNAIRE: "illustrative.sample_questionnaire",
+}
+"""Sources Qala itself writes on generated data, shown in the reader's language."""
+
+
+@pass_context
+def _format_source(context: Any, value: Any) -> str:
+    """A value's source: Qala's own generated sources translated, others' titles as given."""
+    key = GENERATED_SOURCES.get(str(value or ""))
+    return _translator(context)(key) if key else str(value or "")
+
+
 @pass_context
 def _format_message(context: Any, value: Any) -> str:
     """A generated message (id and parameters) in the page's language."""
@@ -133,6 +149,8 @@ class UI:
         self.env.filters["when"] = _format_time
         self.env.filters["day"] = _format_day
         self.env.filters["msg"] = _format_message
+        self.env.filters["source"] = _format_source
+        self.env.tests["illustrative_warning"] = lambda text: str(text).startswith("ILLUSTRATIVE")
         self.env.globals["version"] = __version__
         self.env.globals["unit_name"] = unit_name
         self.env.globals["language_names"] = LANGUAGE_NAMES

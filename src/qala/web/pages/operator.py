@@ -26,6 +26,7 @@ from qala.core.errors import ConflictError, NotFoundError, ValidationError
 from qala.events import Event
 from qala.runtime import Context
 from qala.store.database import Database
+from qala.web import data
 from qala.web.data import installed
 from qala.web.deps import OperatorPage, TranslatorDep, UIDep
 from qala.web.geo import MapPoint, local_map_svg, local_view
@@ -193,6 +194,10 @@ def request_queue(
     return {
         "jurisdiction": jurisdiction,
         "departments": departments,
+        "department_names": dict(departments),
+        "district_names": {
+            str(d["code"]): t.name(data.district_names(d)) for d in jurisdiction.districts
+        },
         "queue_total": len(queue),
         "queue": queue[:40],
         "request_close_reasons": [r for r in requests.CLOSE_REASONS if r != "duplicate"],
