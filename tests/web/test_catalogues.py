@@ -123,3 +123,17 @@ def test_messages_render_nested_parameters_in_the_readers_language() -> None:
     assert Message.from_dict(label.as_dict()) == label
     assert Translator("ru").message(msg("rating.caption", n=3)) == "3 места, лучшие сверху"
     assert Translator("ru").message("as supplied") == "as supplied"
+
+
+def test_incident_titles_follow_the_routing_policy() -> None:
+    """Pages translate an incident's title when it is the policy's English title for its
+    category, so the English catalogue must say exactly what the policy says."""
+    from importlib import resources
+
+    from qala.core.yamltext import load_yaml
+
+    text = (resources.files("qala.components.operate") / "data" / "routing.yaml").read_text()
+    categories = load_yaml(text)["categories"]
+    english = load_translations()["en"]
+    for category, rule in categories.items():
+        assert english.get(f"incident.title.{category}") == rule["title"], category

@@ -64,6 +64,8 @@ class Problem:
     column: str | None = None
     value: object | None = None
     code: str = "invalid"
+    message: Message | None = field(default=None, compare=False)
+    """``reason`` for readers in their language (a catalogue id and its values)."""
 
     def location(self) -> str:
         parts = []
@@ -88,6 +90,7 @@ class Problem:
             "value": None if self.value is None else str(self.value),
             "code": self.code,
             "reason": self.reason,
+            "message": self.message.as_dict() if self.message is not None else None,
         }
 
 

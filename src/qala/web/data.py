@@ -340,6 +340,15 @@ def district_names(district: Mapping[str, Any]) -> dict[str, str]:
     return found or {"en": str(district["code"])}
 
 
+def incident_title(incident: Any, t: Translator) -> str:
+    """An incident's title: the policy's title for its category (``operate/data/routing.yaml``)
+    in the reader's language; a title an operator typed stays as typed."""
+    key = f"incident.title.{getattr(incident, 'category', '')}"
+    english = Translator("en")(key)
+    title = str(getattr(incident, "title", "") or "")
+    return t(key) if english != key and title == english else title
+
+
 def unit_name(code: str | None, language: str) -> str:
     """A unit by its name in ``language`` (``percent`` → "процент"), never by its code."""
     if not code:

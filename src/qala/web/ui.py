@@ -22,7 +22,7 @@ from qala.components.assessment.services import SAMPLE_QUESTIONNAIRE
 from qala.components.catalog.sample import SAMPLE_SOURCE
 from qala.runtime import Context
 from qala.web.charts import sparkline
-from qala.web.data import unit_name
+from qala.web.data import incident_title, unit_name
 from qala.web.i18n import LANGUAGE_COOKIE, LANGUAGE_NAMES, Translator, choose_language
 
 HERE = Path(__file__).parent
@@ -123,6 +123,13 @@ def _format_source(context: Any, value: Any) -> str:
 
 
 @pass_context
+def _incident_title(context: Any, incident: Any) -> str:
+    """An incident's title: the policy's title for its category in the reader's language; a title
+    an operator typed stays as typed."""
+    return incident_title(incident, _translator(context))
+
+
+@pass_context
 def _format_message(context: Any, value: Any) -> str:
     """A generated message (id and parameters) in the page's language."""
     return _translator(context).message(value)
@@ -153,6 +160,7 @@ class UI:
         self.env.tests["illustrative_warning"] = lambda text: str(text).startswith("ILLUSTRATIVE")
         self.env.globals["version"] = __version__
         self.env.globals["unit_name"] = unit_name
+        self.env.globals["incident_title"] = _incident_title
         self.env.globals["language_names"] = LANGUAGE_NAMES
         self.env.globals["spark"] = lambda values, label: sparkline(values, label=label)
 

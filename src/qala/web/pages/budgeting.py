@@ -92,7 +92,7 @@ async def cast(
                 account_id=user.id,
             )
     except ValidationError as exc:
-        problems = [str(p) for p in exc.problems]
+        problems = [t.problem(p) for p in exc.problems]
         return process_page(
             request, ui, t, context, code, problems=problems, chosen=set(choices), status_code=422
         )

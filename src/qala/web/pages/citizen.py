@@ -196,7 +196,7 @@ def form_page(
         groups.setdefault(service.group, []).append(service)
     by_field: dict[str, list[str]] = {}
     for problem in problems:
-        by_field.setdefault(problem.get("column") or "", []).append(problem["reason"])
+        by_field.setdefault(problem.get("column") or "", []).append(t.problem(problem))
     return ui.render(
         request,
         "request_new.html",

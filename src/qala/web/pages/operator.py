@@ -208,7 +208,12 @@ def board_map(database: Database, values: dict[str, Any], t: Translator) -> str:
     """The city around the work: open incidents and waiting requests as points."""
     points = [
         MapPoint(
-            f"#{i.id} {i.title}", i.lon, i.lat, "pt incident", href=f"#incident-{i.id}", radius=6
+            f"#{i.id} {data.incident_title(i, t)}",
+            i.lon,
+            i.lat,
+            "pt incident",
+            href=f"#incident-{i.id}",
+            radius=6,
         )
         for i in values["incidents"]
         if i.lat is not None and i.lon is not None
