@@ -74,6 +74,17 @@ ALLOWED = {
     "UTC",
 }
 
+# Text people typed (an operator's incident in tests/web/conftest.py): data supplied by others
+# stays as supplied; only what Qala generates must be in the reader's language.
+TYPED_BY_PEOPLE = (
+    "Burst water main on Kenesary street",
+    "Water on the road surface (test incident)",
+)
+
+
+def typed_by_people(line: str) -> bool:
+    return any(text in line for text in TYPED_BY_PEOPLE)
+
 
 @pytest.fixture(scope="module")
 def site(sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
@@ -121,6 +132,8 @@ def english_on_pages(app: object, role: str, language: str) -> tuple[int, list[s
             seen.add(page.path)
             pages += 1
             for line in page.text.splitlines():
+                if typed_by_people(line):
+                    continue
                 words = latin_words(line) - ALLOWED
                 if words and line not in lines_seen:
                     lines_seen.add(line)
