@@ -21,13 +21,13 @@ def phone(request: pytest.FixtureRequest, browser: Any) -> Iterator[tuple[Any, s
     language = str(request.param)
     context = browser.new_context(
         viewport={"width": 390, "height": 844},
-        device_scale_factor=2,
+        device_scale_factor=1,
         is_mobile=True,
         has_touch=True,
         locale={"kk": "kk-KZ", "ru": "ru-RU"}[language],
     )
     page = context.new_page()
-    page.set_default_timeout(15_000)
+    page.set_default_timeout(60_000)  # full-page screenshots of long pages on a busy machine
     yield page, language
     context.close()
 

@@ -46,6 +46,7 @@ ALLOWED = {
     "PLS",
     "SEM",
     "Chourabi",
+    "et",
     "al",
     "Cohen",
     "Likert",
