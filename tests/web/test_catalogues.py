@@ -137,3 +137,10 @@ def test_incident_titles_follow_the_routing_policy() -> None:
     english = load_translations()["en"]
     for category, rule in categories.items():
         assert english.get(f"incident.title.{category}") == rule["title"], category
+
+
+def test_core_and_settings_agree_on_the_languages() -> None:
+    from qala.core import i18n
+    from qala.settings import LANGUAGES
+
+    assert i18n.LANGUAGES == LANGUAGES

@@ -27,7 +27,10 @@ from babel.numbers import format_compact_decimal, format_decimal
 
 from qala.core.messages import Message
 from qala.core.yamltext import load_yaml
-from qala.settings import LANGUAGES
+
+LANGUAGES = ("kk", "ru", "en")
+"""The catalogues' languages (``qala.settings.LANGUAGES`` says the same; core and settings are
+siblings that may not import each other, and a test keeps the two equal)."""
 
 CATALOGUES = Path(__file__).resolve().parents[1] / "web" / "translations"
 """Where the catalogues are (read as data files: no import of the web shell)."""
