@@ -68,6 +68,16 @@ class Settings(BaseSettings):
     quality, CC BY-NC). Unset, the demo loads only the copies bundled with Qala."""
 
     default_language: Language = "ru"
+    timezone: str = "Asia/Almaty"
+    """The IANA zone times are shown in (Kazakhstan has kept one zone, UTC+5, since March 2024)."""
+    place_timezones: dict[str, str] = Field(default_factory=dict)
+    """Zones of places that differ from ``timezone``, by place id (``QALA_PLACE_TIMEZONES`` as
+    JSON, e.g. ``{"aktau": "Asia/Aqtau"}`` for a deployment that keeps the old western zone)."""
+
+    def zone_of(self, place_id: str | None = None) -> str:
+        """The zone a place's times are shown in."""
+        return self.place_timezones.get(place_id or "", self.timezone)
+
     secure_cookies: bool = False
     """Send cookies only over HTTPS; on in production behind TLS."""
     trusted_proxies: str = ""

@@ -8,10 +8,23 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Self
+
+from qala.core.messages import Message
 
 
 class QalaError(Exception):
-    """Base of every error Qala raises on purpose."""
+    """Base of every error Qala raises on purpose.
+
+    ``message``, when set, says the same for readers in their language (a catalogue id and its
+    values); the English text stays what API clients and logs read.
+    """
+
+    message: Message | None = None
+
+    def with_message(self, message: Message) -> Self:
+        self.message = message
+        return self
 
 
 class ConfigurationError(QalaError):
@@ -51,6 +64,8 @@ class Problem:
     column: str | None = None
     value: object | None = None
     code: str = "invalid"
+    message: Message | None = field(default=None, compare=False)
+    """``reason`` for readers in their language (a catalogue id and its values)."""
 
     def location(self) -> str:
         parts = []
@@ -75,6 +90,7 @@ class Problem:
             "value": None if self.value is None else str(self.value),
             "code": self.code,
             "reason": self.reason,
+            "message": self.message.as_dict() if self.message is not None else None,
         }
 
     def as_detail(self) -> dict[str, object]:

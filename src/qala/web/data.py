@@ -7,6 +7,7 @@ lazily and only when registered, so the shell works whatever subset of the platf
 from __future__ import annotations
 
 import statistics
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -382,6 +383,29 @@ def _area_scores(mine: Any, everyone: list[Any], t: Translator) -> list[AreaScor
     return areas
 
 
+def district_names(district: Mapping[str, Any]) -> dict[str, str]:
+    """A stored district's names by language (its code when it has none)."""
+    found = {k: str(district[f"name_{k}"]) for k in ("kk", "ru", "en") if district.get(f"name_{k}")}
+    return found or {"en": str(district["code"])}
+
+
+def incident_title(incident: Any, t: Translator) -> str:
+    """An incident's title: the policy's title for its category (``operate/data/routing.yaml``)
+    in the reader's language; a title an operator typed stays as typed."""
+    key = f"incident.title.{getattr(incident, 'category', '')}"
+    english = Translator("en")(key)
+    title = str(getattr(incident, "title", "") or "")
+    return t(key) if english != key and title == english else title
+
+
+def unit_name(code: str | None, language: str) -> str:
+    """A unit by its name in ``language`` (``percent`` → "процент"), never by its code."""
+    if not code:
+        return ""
+    unit = load_catalogue().units.get(code)
+    return unit.name(language) if unit is not None else code
+
+
 def _latest_values(
     frame: Any, t: Translator, sources: dict[tuple[str, str, int], dict[str, Any]]
 ) -> tuple[int | None, list[CategoryValues]]:
@@ -408,7 +432,7 @@ def _latest_values(
                 "id": definition.id,
                 "name": definition.name(t.language),
                 "value": float(record.value),
-                "unit": definition.unit,
+                "unit": unit_name(definition.unit, t.language),
                 "polarity": definition.polarity,
                 "illustrative": bool(record.illustrative),
                 "series": series[str(record.indicator)],
@@ -470,12 +494,17 @@ def city_assessment(session: Session, context: Context, place: Place, t: Transla
     maturity = None
     if levels:
         middle = levels[(len(levels) - 1) // 2]
-        label = next((d.label for d in result.maturity if d.level == middle), "")
+        label = next((t.message(d.label_note) for d in result.maturity if d.level == middle), "")
         maturity = MaturityView(
             middle,
             label,
             [
-                (result.area_name(d.domain, t.language), d.level, d.label, d.explanation())
+                (
+                    result.area_name(d.domain, t.language),
+                    d.level,
+                    t.message(d.label_note),
+                    " ".join(t.message(m) for m in d.notes()),
+                )
                 for d in result.maturity
             ],
         )
@@ -488,7 +517,7 @@ def city_assessment(session: Session, context: Context, place: Place, t: Transla
                     result.area_name(area, t.language),
                     mentor.place,
                     names.get(mentor.place, mentor.place),
-                    mentor.reason,
+                    t.message(mentor.note or mentor.reason),
                 )
             )
     steps = [
@@ -514,15 +543,15 @@ def city_assessment(session: Session, context: Context, place: Place, t: Transla
         },
         imbalance=overall.imbalance,
         balance_flag=overall.flag,
-        balance_reason=overall.reason,
+        balance_reason=t.message(overall.note or overall.reason),
         flagged_areas=[
-            (result.area_name(r.area, t.language), r.reason)
+            (result.area_name(r.area, t.language), t.message(r.note or r.reason))
             for r in result.balance.flagged
             if r.area != overall.area
         ],
         maturity=maturity,
         generation=result.generation.generation,
-        generation_text=result.generation.explanation(),
+        generation_text=" ".join(t.message(m) for m in result.generation.notes()),
         roadmap_steps=steps,
         roadmap_budget=result.roadmap.budget,
         mentors=mentors,

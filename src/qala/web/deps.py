@@ -32,7 +32,7 @@ UIDep = Annotated[UI, Depends(get_ui)]
 async def get_translator(request: Request, ui: UIDep) -> Translator:
     """UI strings in the page's language (query, cookie, browser, then the default). Both
     dependencies are coroutines only so that FastAPI runs them inline, not in a worker thread."""
-    return Translator(ui.language(request))
+    return ui.translator(request)
 
 
 TranslatorDep = Annotated[Translator, Depends(get_translator)]

@@ -4,32 +4,24 @@ The language of a page is chosen, in order, by ``?lang=kk|ru|en`` (then remember
 ``qala_lang`` cookie), the cookie, the browser's ``Accept-Language`` header, and finally the
 platform's default language. UI strings live in ``translations/<lang>.yaml`` (flat keys); catalogue
 names (places, indicators, services) come from the catalogue itself, which is trilingual.
+
+The catalogues and the :class:`Translator` (plurals, numbers, money, times) are in
+:mod:`qala.core.i18n`, shared with the components.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
-from functools import lru_cache
-from importlib import resources
-from typing import Any
-
-from qala.core.yamltext import load_yaml
+from qala.core.i18n import (
+    PLURAL_CATEGORIES as PLURAL_CATEGORIES,
+    Entry as Entry,
+    Translator as Translator,
+    load_translations as load_translations,
+    plural_category as plural_category,
+)
 from qala.settings import LANGUAGES
 
 LANGUAGE_COOKIE = "qala_lang"
 LANGUAGE_NAMES = {"kk": "Қазақша", "ru": "Русский", "en": "English"}
-
-
-@lru_cache(maxsize=1)
-def load_translations() -> dict[str, dict[str, str]]:
-    """Every language's UI strings, ``{lang: {key: text}}``, read once from the package."""
-    folder = resources.files("qala.web") / "translations"
-    found: dict[str, dict[str, str]] = {}
-    for language in LANGUAGES:
-        text = (folder / f"{language}.yaml").read_text(encoding="utf-8")
-        found[language] = {str(k): str(v) for k, v in (load_yaml(text) or {}).items()}
-    return found
 
 
 def parse_accept_language(header: str | None) -> str | None:
@@ -64,32 +56,3 @@ def choose_language(
         if candidate and candidate.lower() in LANGUAGES:
             return candidate.lower()
     return parse_accept_language(accept_language) or default
-
-
-@dataclass(frozen=True)
-class Translator:
-    """UI strings in one language, falling back to English and then to the key itself."""
-
-    language: str
-
-    def __call__(self, key: str, **values: Any) -> str:
-        table = load_translations()
-        text = table[self.language].get(key) or table["en"].get(key) or key
-        if values:
-            try:
-                return text.format(**values)
-            except (KeyError, IndexError, ValueError):
-                return text
-        return text
-
-    def name(self, names: Mapping[str, str] | Any) -> str:
-        """The name in this language from a ``{kk, ru, en}`` mapping or an object with
-        ``name_kk``/``name_ru``/``name_en`` attributes or a ``name(language)`` method."""
-        if isinstance(names, Mapping):
-            return str(
-                names.get(self.language) or names.get("en") or next(iter(names.values()), "")
-            )
-        method = getattr(names, "name", None)
-        if callable(method):
-            return str(method(self.language))
-        return str(getattr(names, f"name_{self.language}", None) or getattr(names, "name_en", ""))

@@ -11,11 +11,17 @@ from typing import Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, FastAPI, Request
-from fastapi.exception_handlers import http_exception_handler
+from fastapi.exception_handlers import (
+    http_exception_handler,
+    request_validation_exception_handler,
+)
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from qala.core.errors import QalaError
+from qala.core.messages import Message
 from qala.registry import COMPONENTS
 from qala.runtime import Context
 from qala.web.deps import UI_KEY
@@ -112,6 +118,11 @@ def mount_web(app: FastAPI, context: Context) -> None:
     app.exception_handler(LoginRequired)(login_required)
     app.exception_handler(RoleRequired)(role_required)
     app.exception_handler(StarletteHTTPException)(http_error)
+    api_errors = app.exception_handlers.get(QalaError)
+    if api_errors is not None:
+        app.state.api_error_handler = api_errors
+        app.exception_handler(QalaError)(domain_error)
+    app.exception_handler(RequestValidationError)(invalid_request)
 
 
 def _ui(request: Request) -> UI:
@@ -136,14 +147,39 @@ def server_error_page(request: Request, error_id: str) -> Response:
     return _ui(request).render(request, "error.html", status_code=500, code=500, error_id=error_id)
 
 
+ERROR_PAGES = (400, 403, 404, 405, 409, 413, 422, 429)
+"""Statuses with a page of their own in the catalogues (``error.<code>``)."""
+
+
+def error_page(request: Request, status: int, detail: Any = None) -> Response:
+    """The translated page for a failed request. Only a message id (``Message``) is shown as
+    detail: an exception's English text stays in the API's JSON and the log."""
+    shown = detail if isinstance(detail, Message) else None
+    code = status if status in ERROR_PAGES else 400
+    return _ui(request).render(request, "error.html", status_code=status, code=code, detail=shown)
+
+
 async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
-    """Browsers get the dashboard's pages for 401 (to sign in), 403, 404 and 405; API clients and
+    """Browsers get the dashboard's pages for 4xx (401 leads to sign in); API clients and
     scripts keep FastAPI's JSON errors."""
-    if not wants_html(request) or exc.status_code not in (401, 403, 404, 405):
+    if not wants_html(request) or not 400 <= exc.status_code < 500:
         return await http_exception_handler(request, exc)
     if exc.status_code == 401:
         return _sign_in_first(request, request.url.path)
-    detail: Any = exc.detail
-    return _ui(request).render(
-        request, "error.html", status_code=exc.status_code, code=exc.status_code, detail=detail
-    )
+    return error_page(request, exc.status_code, exc.detail)
+
+
+async def domain_error(request: Request, exc: QalaError) -> Response:
+    """A domain error (unknown place, conflict, bad input): a page for browsers, the API's JSON
+    (and its status) for everyone else."""
+    answer: Response = await request.app.state.api_error_handler(request, exc)
+    if not wants_html(request):
+        return answer
+    return error_page(request, answer.status_code, exc.message)
+
+
+async def invalid_request(request: Request, exc: RequestValidationError) -> Response:
+    """A query or form FastAPI could not read (``?year=abc``): 422, as a page for browsers."""
+    if not wants_html(request):
+        return await request_validation_exception_handler(request, exc)
+    return error_page(request, 422)

@@ -13,13 +13,16 @@ from urllib.parse import quote
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse
-from jinja2 import ChoiceLoader, Environment, FileSystemLoader, select_autoescape
+from jinja2 import ChoiceLoader, Environment, FileSystemLoader, pass_context, select_autoescape
 from markupsafe import Markup
 
 from qala import __version__
 from qala.components.accounts.models import User
+from qala.components.assessment.services import SAMPLE_QUESTIONNAIRE
+from qala.components.catalog.sample import SAMPLE_SOURCE
 from qala.runtime import Context
 from qala.web.charts import sparkline
+from qala.web.data import incident_title, unit_name
 from qala.web.i18n import LANGUAGE_COOKIE, LANGUAGE_NAMES, Translator, choose_language
 
 HERE = Path(__file__).parent
@@ -79,33 +82,57 @@ def flash_url(path: str, message: str, kind: str = "ok", *, secret: str) -> str:
     return f"{base}{joiner}flash={quote(message)}&kind={kind}&fsig={signature}"
 
 
-def _format_number(value: Any, digits: int = 1) -> str:
-    if value is None:
-        return "—"
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return str(value)
-    if number != number:  # NaN
-        return "—"
-    if abs(number) >= 1000:
-        return f"{number:,.0f}".replace(",", "\u202f")
-    return f"{number:.{digits}f}"
+def _translator(context: Any) -> Translator:
+    found = context.get("t")
+    return found if isinstance(found, Translator) else Translator("en")
 
 
-def _format_money(value: Any) -> str:
-    if value is None:
-        return "—"
-    try:
-        return f"{float(value):,.0f}".replace(",", "\u202f") + " ₸"
-    except (TypeError, ValueError):
-        return str(value)
+@pass_context
+def _format_number(context: Any, value: Any, digits: int = 1) -> str:
+    return _translator(context).number(value, digits)
 
 
-def _format_time(value: datetime | None) -> str:
-    if value is None:
-        return "—"
-    return value.strftime("%Y-%m-%d %H:%M")
+@pass_context
+def _format_money(context: Any, value: Any, short: bool = False) -> str:
+    return _translator(context).money(value, short=short)
+
+
+@pass_context
+def _format_time(context: Any, value: datetime | None) -> str:
+    """A stored (UTC) time in the place's zone, the zone named."""
+    return _translator(context).when(value)
+
+
+@pass_context
+def _format_day(context: Any, value: datetime | None) -> str:
+    return _translator(context).day(value)
+
+
+GENERATED_SOURCES = {
+    SAMPLE_SOURCE: "illustrative.sample_source",
+    SAMPLE_QUESTIONNAIRE: "illustrative.sample_questionnaire",
+}
+"""Sources Qala itself writes on generated data, shown in the reader's language."""
+
+
+@pass_context
+def _format_source(context: Any, value: Any) -> str:
+    """A value's source: Qala's own generated sources translated, others' titles as given."""
+    key = GENERATED_SOURCES.get(str(value or ""))
+    return _translator(context)(key) if key else str(value or "")
+
+
+@pass_context
+def _incident_title(context: Any, incident: Any) -> str:
+    """An incident's title: the policy's title for its category in the reader's language; a title
+    an operator typed stays as typed."""
+    return incident_title(incident, _translator(context))
+
+
+@pass_context
+def _format_message(context: Any, value: Any) -> str:
+    """A generated message (id and parameters) in the page's language."""
+    return _translator(context).message(value)
 
 
 PLACE_ZONE = "Asia/Almaty"
@@ -143,7 +170,13 @@ class UI:
         self.env.filters["money"] = _format_money
         self.env.filters["when"] = _format_time
         self.env.filters["local"] = format_local_time
+        self.env.filters["day"] = _format_day
+        self.env.filters["msg"] = _format_message
+        self.env.filters["source"] = _format_source
+        self.env.tests["illustrative_warning"] = lambda text: str(text).startswith("ILLUSTRATIVE")
         self.env.globals["version"] = __version__
+        self.env.globals["unit_name"] = unit_name
+        self.env.globals["incident_title"] = _incident_title
         self.env.globals["language_names"] = LANGUAGE_NAMES
         self.env.globals["spark"] = lambda values, label: sparkline(values, label=label)
 
@@ -169,6 +202,11 @@ class UI:
             self.context.settings.default_language,
         )
 
+    def translator(self, request: Request, place_id: str | None = None) -> Translator:
+        """The reader's language, times in the place's zone."""
+        zone = self.context.settings.zone_of(place_id)
+        return Translator(self.language(request), zone=zone)
+
     def anon_csrf(self, request: Request) -> str:
         token = request.cookies.get(ANON_CSRF_COOKIE) or getattr(
             request.state, "new_anon_csrf", None
@@ -187,7 +225,7 @@ class UI:
         **values: Any,
     ) -> HTMLResponse:
         language = self.language(request)
-        t = Translator(language)
+        t = self.translator(request)
         user: User | None = getattr(request.state, "user", None)
         nav = [item for item in self.nav if role_allows(user, item.roles)]
         if "flash" not in values and (shown := self.flash_in(request)) is not None:

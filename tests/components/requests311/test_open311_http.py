@@ -375,3 +375,27 @@ def test_several_cities_each_with_its_own_catalogue(app_factory: Any) -> None:
         ).status_code
         == 200
     )
+
+
+def test_error_descriptions_honour_locale_and_accept_language(app_factory: Any) -> None:
+    app, _city = app_factory()
+    http = _client(app)
+    form = {"service_code": "", "lat": "95", "long": "71.4", "description": "я" * 4001}
+    english = http.post("/open311/v2/requests.json", data=form).json()
+    assert {"code": 400, "description": "service_code: is required"} in english
+    russian = http.post("/open311/v2/requests.json?locale=ru", data=form).json()
+    assert {"code": 400, "description": "service_code: выберите вид проблемы"} in russian
+    assert {
+        "code": 400,
+        "description": "lat: широта должна быть от −90 до 90 (получено '95.0')",
+    } in russian
+    assert {
+        "code": 400,
+        "description": "description: не больше 4000 символов (получено 4001)",
+    } in russian
+    kazakh = http.post(
+        "/open311/v2/requests.json", data=form, headers={"accept-language": "kk-KZ,ru;q=0.5"}
+    ).json()
+    assert {"code": 400, "description": "service_code: мәселе түрін таңдаңыз"} in kazakh
+    in_the_form = http.post("/open311/v2/requests.json", data={**form, "locale": "ru"}).json()
+    assert in_the_form == russian

@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from qala.core.messages import Message, msg
+
 CATEGORIES = ("infrastructure", "service", "participation", "outcome")
 FLAG = "infrastructure without services or participation"
 STRONG = 60.0
@@ -43,6 +45,8 @@ class BalanceRow:
     imbalance: float | None
     flag: bool
     reason: str
+    note: Message | None = field(default=None, compare=False)
+    """``reason`` as a message id and values, for readers in kk/ru/en."""
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -54,6 +58,7 @@ class BalanceRow:
             "imbalance": self.imbalance,
             "flag": self.flag,
             "reason": self.reason,
+            "note": self.note.as_dict() if self.note is not None else None,
         }
 
 
@@ -110,6 +115,35 @@ def judge(
     return imbalance, False, f"services and participation in step ({imbalance:+.0f})"
 
 
+def judge_note(
+    infrastructure: float | None,
+    service: float | None,
+    participation: float | None,
+    *,
+    strong: float = STRONG,
+    weak: float = WEAK,
+) -> Message:
+    """:func:`judge`'s reason as a message for the reader's language."""
+    delivered = [v for v in (service, participation) if v is not None]
+    if infrastructure is None or not delivered:
+        return msg("balance.not_enough")
+    imbalance = infrastructure - float(np.mean(delivered))
+    lowest = min(delivered)
+    lowest_key = "criterion.service" if lowest == service else "criterion.participation"
+    if infrastructure >= strong and lowest <= weak:
+        return msg(
+            "balance.flagged",
+            infrastructure=round(infrastructure),
+            strong=round(strong),
+            lowest_name=msg(lowest_key),
+            lowest=round(lowest),
+            weak=round(weak),
+        )
+    if imbalance > 0:
+        return msg("balance.ahead", count=round(imbalance), n=round(imbalance))
+    return msg("balance.in_step", imbalance=f"{imbalance:+.0f}")
+
+
 def category_scores(
     scores: pd.Series, categories: Mapping[str, str], areas: Mapping[str, str]
 ) -> pd.DataFrame:
@@ -149,7 +183,8 @@ def diagnose(
         r = table.loc[area]
         i, s, p, o = (_clean(r[c]) for c in CATEGORIES)
         imbalance, flag, reason = judge(i, s, p, strong=strong, weak=weak)
-        rows.append(BalanceRow(area, i, s, p, o, imbalance, flag, reason))
+        note = judge_note(i, s, p, strong=strong, weak=weak)
+        rows.append(BalanceRow(area, i, s, p, o, imbalance, flag, reason, note))
     return Balance(place=place, year=year, rows=rows)
 
 

@@ -32,6 +32,7 @@ from typing import Any
 
 from qala.components.assessment.balance import BalanceRow
 from qala.components.assessment.readiness import Readiness
+from qala.core.messages import Message, msg
 
 LEVELS = {
     1: "ad hoc",
@@ -52,6 +53,8 @@ class Check:
     value: float | None
     threshold: float
     met: bool
+    code: str = ""
+    """The criterion's message id (``criterion.<code>``)."""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -63,8 +66,39 @@ class Check:
         }
 
 
+CRITERIA = {
+    "infrastructure": "infrastructure",
+    "service": "service",
+    "outcome": "outcome",
+    "participation": "participation",
+    "participation (city-wide)": "participation_city",
+    "city-wide service": "service_city",
+    "city-wide participation": "participation_city",
+    "readiness: management and organisation": "readiness_management",
+    "readiness: technology": "readiness_technology",
+    "readiness: governance": "readiness_governance",
+    "readiness: people and communities": "readiness_people",
+    "readiness: in-house IT skills": "readiness_it_skills",
+}
+"""Each criterion's English text (kept in the API's JSON) and its message id."""
+
+
 def _check(level: int, text: str, value: float | None, threshold: float) -> Check:
-    return Check(level, text, value, threshold, value is not None and value >= threshold)
+    met = value is not None and value >= threshold
+    return Check(level, text, value, threshold, met, CRITERIA[text])
+
+
+def check_note(c: Check) -> Message:
+    """One criterion with its value, for the reader: "service 65 ≥ 60" / "outcome: no data"."""
+    if c.value is None:
+        return msg("maturity.check_no_data", criterion=msg("criterion." + c.code))
+    return msg(
+        "maturity.check",
+        criterion=msg("criterion." + c.code),
+        value=round(c.value),
+        sign="≥" if c.met else "<",
+        threshold=round(c.threshold),
+    )
 
 
 @dataclass(frozen=True)
@@ -81,6 +115,19 @@ class DomainMaturity:
     def next_step(self) -> list[Check]:
         """The unmet criteria of the next level."""
         return [c for c in self.checks if c.level == self.level + 1 and not c.met]
+
+    @property
+    def label_note(self) -> Message:
+        return msg(f"maturity.level_{self.level}")
+
+    def notes(self) -> list[Message]:
+        """:meth:`explanation` as messages, one sentence each."""
+        met = [check_note(c) for c in self.checks if c.level <= self.level and c.met]
+        found = [msg("maturity.reached", level=self.level, label=self.label_note, met=met)]
+        if self.level < 5:
+            unmet = [check_note(c) for c in self.next_step]
+            found.append(msg("maturity.not_next", level=self.level + 1, unmet=unmet))
+        return found
 
     def explanation(self) -> str:
         met = [c for c in self.checks if c.level <= self.level and c.met]
@@ -154,6 +201,21 @@ class Generation:
     @property
     def description(self) -> str:
         return GENERATIONS[self.generation]
+
+    @property
+    def description_note(self) -> Message:
+        return msg("generation.g" + self.generation.replace(".", "_"))
+
+    def notes(self) -> list[Message]:
+        """:meth:`explanation` as messages, one sentence each."""
+        found = [
+            msg("generation.is", generation=self.generation, description=self.description_note)
+        ]
+        for gen in ("2.0", "3.0"):
+            unmet = [check_note(c) for c in self.checks[gen] if not c.met]
+            if unmet:
+                found.append(msg("generation.not", generation=gen, unmet=unmet))
+        return found
 
     def explanation(self) -> str:
         lines = [f"Smart City {self.generation} — {self.description}."]

@@ -31,6 +31,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from qala.core.messages import Message, msg
+
 BLOCKS = ("size", "kind", "economy", "profile")
 
 
@@ -96,6 +98,13 @@ class Mentor:
     lead: float
     distance: float
     reason: str
+    note: Message | None = field(default=None, compare=False)
+    """``reason`` as a message id and values, for readers in kk/ru/en."""
+
+    def as_dict(self) -> dict[str, Any]:
+        found = {k: v for k, v in self.__dict__.items() if k != "note"}
+        found["note"] = self.note.as_dict() if self.note is not None else None
+        return found
 
 
 @dataclass
@@ -111,7 +120,7 @@ class MentorReport:
             "peers": [{"place": p, "distance": d} for p, d in self.peers],
             "weak_areas": [{"area": a, "score": s} for a, s in self.weak_areas],
             "mentors": {
-                area: [m.__dict__ for m in mentors] for area, mentors in self.mentors.items()
+                area: [m.as_dict() for m in mentors] for area, mentors in self.mentors.items()
             },
         }
 
@@ -120,6 +129,12 @@ def _people(n: float | None) -> str:
     if n is None or pd.isna(n):
         return "population unknown"
     return f"{n / 1000:.0f}k"
+
+
+def _people_note(n: float | None) -> Message:
+    if n is None or pd.isna(n):
+        return msg("mentor.population_unknown")
+    return msg("mentor.thousands", n=round(n / 1000))
 
 
 def find_mentors(
@@ -183,8 +198,24 @@ def find_mentors(
                 f"{_people(population.get(other))} vs {_people(population.get(place))}, "
                 f"{kind_text}"
             )
+            if other_mono == me_mono:
+                kind_key = "mentor.also_monotown" if me_mono else "mentor.also_city"
+            else:
+                kind_key = "mentor.a_monotown" if other_mono else "mentor.a_city"
+            note = msg(
+                "mentor.reason",
+                area=names.get(str(area), area),
+                score=round(score),
+                own=round(float(own)),
+                lead=round(lead),
+                rank=rank_near,
+                distance=float(dist[other]),
+                population=_people_note(population.get(other)),
+                own_population=_people_note(population.get(place)),
+                kind=msg(kind_key),
+            )
             chosen.append(
-                Mentor(str(other), str(area), float(score), lead, float(dist[other]), reason)
+                Mentor(str(other), str(area), float(score), lead, float(dist[other]), reason, note)
             )
         report.mentors[str(area)] = chosen
     return report

@@ -44,6 +44,9 @@ METHOD_FILE = ("data", "national.yaml")
 DEFAULT_BUDGET = 3000.0
 """Million KZT: the default roadmap budget (about ten S-class or two L-class projects)."""
 
+SAMPLE_QUESTIONNAIRE = "bundled sample questionnaire (ILLUSTRATIVE)"
+"""The source named on readiness answers Qala generates (shown translated on pages)."""
+
 
 # ---------------------------------------------------------------------------------------------
 # The national method, shared with the rating through its spec file
@@ -243,7 +246,7 @@ def readiness_for(
     chosen = sheet or stored_sheet(session, place, year) or catalogue_sheet(session, place, year)
     if chosen is None:
         chosen = sample_sheet()
-        chosen.source = "bundled sample questionnaire (ILLUSTRATIVE)"
+        chosen.source = SAMPLE_QUESTIONNAIRE
     return readiness_mod.score_readiness(chosen)
 
 

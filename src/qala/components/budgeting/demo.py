@@ -63,7 +63,14 @@ VOTING = "astana-yesil-pb-2026"
 SURVEY = "astana-green-spaces-2026"
 HEARING = "astana-yesil-hearing-2026"
 SEED = 2025
-ILLUSTRATIVE = "(illustrative demo data)"
+ILLUSTRATIVE = {
+    "kk": "(иллюстрациялық демо деректер)",
+    "ru": "(иллюстративные демонстрационные данные)",
+    "en": "(illustrative demo data)",
+}
+"""The label of generated text, in the language of the text it ends."""
+DEMO_NOTE = "(иллюстративно)"
+"""The label of the notes demo staff of the akimat write (in Russian, as its working papers)."""
 
 DEMO_CITIZENS: tuple[tuple[str, str], ...] = (
     ("Aigerim (demo)", make_iin(date(1991, 4, 12), sex="female", serial=101)),
@@ -246,9 +253,9 @@ def _run_process(
                 place_code=place,
                 title=title,
                 description={
-                    "en": f"Residents propose and choose projects for the budget. {ILLUSTRATIVE}",
-                    "ru": f"Жители предлагают и выбирают проекты. {ILLUSTRATIVE}",
-                    "kk": f"Тұрғындар жобаларды ұсынып, таңдайды. {ILLUSTRATIVE}",
+                    "en": f"Residents propose and choose projects for the budget. {ILLUSTRATIVE['en']}",
+                    "ru": f"Жители предлагают и выбирают проекты. {ILLUSTRATIVE['ru']}",
+                    "kk": f"Тұрғындар жобаларды ұсынып, таңдайды. {ILLUSTRATIVE['kk']}",
                 },
                 budget=budget,
                 max_choices=3,
@@ -298,7 +305,11 @@ def _propose(session: Session, code: str, ideas: list[int], *, start: datetime) 
             code,
             NewProposal(
                 title={"kk": kk, "ru": ru, "en": en},
-                description={"en": f"{en}, proposed by residents. {ILLUSTRATIVE}"},
+                description={
+                    "en": f"{en}, proposed by residents. {ILLUSTRATIVE['en']}",
+                    "ru": f"{ru} — предложение жителей. {ILLUSTRATIVE['ru']}",
+                    "kk": f"{kk} — тұрғындардың ұсынысы. {ILLUSTRATIVE['kk']}",
+                },
                 estimated_cost=cost,
                 category=category,
             ),
@@ -322,8 +333,8 @@ def _review(
             proposal.code,
             feasible=reason is None,
             reason=reason
-            or "Feasible: the site is municipal land and the estimate matches "
-            "the akimat's unit prices. (illustrative)",
+            or "Реализуемо: участок в коммунальной собственности, смета соответствует "
+            f"единичным расценкам акимата. {DEMO_NOTE}",
             cost=None if reason else int(round(proposal.estimated_cost * 1.05, -5)),
             actor="engineer.demo",
             now=review_at + timedelta(days=3),
@@ -373,9 +384,9 @@ def _count(session: Session, code: str, *, closed: datetime) -> None:
 
 
 CONTRACTORS = (
-    "TOO Astana Qurylys (demo)",
-    "TOO Green City KZ (demo)",
-    "TOO Saryarka Engineering (demo)",
+    "ТОО «Астана Құрылыс» (демо)",
+    "ТОО «Жасыл Қала» (демо)",
+    "ТОО «Сарыарқа Инжиниринг» (демо)",
 )
 DELIVERIES: dict[int, tuple[datetime, int, int, str, str]] = {
     # The k-th project of 2025 that is delivered: when; its final payment is the rest of the
@@ -385,15 +396,15 @@ DELIVERIES: dict[int, tuple[datetime, int, int, str, str]] = {
         datetime(2025, 11, 15, 12, tzinfo=UTC),
         -1,
         20,
-        "Final payment (illustrative)",
-        "Delivered early and under budget; residents asked for more benches. (illustrative)",
+        f"Окончательный расчёт {DEMO_NOTE}",
+        f"Сдано досрочно и дешевле сметы; жители попросили больше скамеек. {DEMO_NOTE}",
     ),
     1: (
         datetime(2025, 12, 20, 12, tzinfo=UTC),
         +1,
         10,
-        "Final payment incl. additional works (illustrative)",
-        "Used daily by about 300 residents; additional drainage was needed. (illustrative)",
+        f"Окончательный расчёт с дополнительными работами {DEMO_NOTE}",
+        f"Ежедневно пользуются около 300 жителей; понадобился дополнительный дренаж. {DEMO_NOTE}",
     ),
 }
 
@@ -449,7 +460,7 @@ def _start_works(
     design = add_milestone(
         session,
         project.code,
-        title="Design approved",
+        title="Проект утверждён",
         due_on=(began + timedelta(days=30)).date(),
         actor="akimat.demo",
         now=began,
@@ -457,7 +468,7 @@ def _start_works(
     add_milestone(
         session,
         project.code,
-        title="Works completed",
+        title="Работы завершены",
         due_on=(began + timedelta(days=150)).date(),
         actor="akimat.demo",
         now=began,
@@ -477,7 +488,7 @@ def _start_works(
         paid_on=(began + timedelta(days=10)).date(),
         amount=advance_payment,
         payee=CONTRACTORS[k % len(CONTRACTORS)],
-        purpose="Advance payment (30 %) (illustrative)",
+        purpose=f"Аванс (30 %) {DEMO_NOTE}",
         reference=f"PP-2025-{100 + k}",
         actor="treasury.demo",
         now=began + timedelta(days=10),
@@ -485,11 +496,11 @@ def _start_works(
     add_risk(
         session,
         project.code,
-        risk="Winter frost delays earthworks",
+        risk="Зимние морозы задерживают земляные работы",
         likelihood=3 + (k % 2),
         impact=3,
-        owner="Akimat construction department",
-        mitigation="Schedule earthworks before November; heated enclosures.",
+        owner="Управление строительства акимата",
+        mitigation="Земляные работы — до ноября; тепляки.",
         actor="akimat.demo",
         now=began + timedelta(days=1),
     )
@@ -538,11 +549,15 @@ def _city_projects(context: Context, now: datetime) -> None:
                     "ru": "Светодиодное освещение проспекта Кабанбай батыра",
                     "kk": "Қабанбай батыр даңғылын жарықдиодты жарықтандыру",
                 },
-                description={"en": f"City project replacing 1,200 sodium lamps. {ILLUSTRATIVE}"},
+                description={
+                    "en": f"City project replacing 1,200 sodium lamps. {ILLUSTRATIVE['en']}",
+                    "ru": f"Городской проект: замена 1 200 натриевых ламп. {ILLUSTRATIVE['ru']}",
+                    "kk": f"Қалалық жоба: 1 200 натрий шамын ауыстыру. {ILLUSTRATIVE['kk']}",
+                },
                 budget=640_000_000,
                 planned_start=date(2025, 5, 15),
                 planned_end=_ahead(now, 200),
-                contractor="TOO Energo Service (demo)",
+                contractor="ТОО «Энерго Сервис» (демо)",
             ),
             actor="akimat.demo",
             now=start,
@@ -560,8 +575,8 @@ def _city_projects(context: Context, now: datetime) -> None:
             "astana-led-kabanbay",
             paid_on=date(2025, 6, 1),
             amount=192_000_000,
-            payee="TOO Energo Service (demo)",
-            purpose="Advance (illustrative)",
+            payee="ТОО «Энерго Сервис» (демо)",
+            purpose=f"Аванс {DEMO_NOTE}",
             reference="PP-2025-900",
             actor="treasury.demo",
             now=start + timedelta(days=27),
@@ -569,11 +584,11 @@ def _city_projects(context: Context, now: datetime) -> None:
         add_risk(
             session,
             "astana-led-kabanbay",
-            risk="Supply of lamps delayed by import logistics",
+            risk="Поставка ламп задерживается из-за импортной логистики",
             likelihood=4,
             impact=3,
-            owner="Energy and utilities department",
-            mitigation="Two suppliers; partial deliveries accepted.",
+            owner="Управление энергетики и ЖКХ",
+            mitigation="Два поставщика; принимаются частичные поставки.",
             actor="akimat.demo",
             now=start + timedelta(days=2),
         )
@@ -588,12 +603,14 @@ def _city_projects(context: Context, now: datetime) -> None:
                     "kk": "Жылы аялдамалар, 40 орын",
                 },
                 description={
-                    "en": f"City project for winter comfort of public transport users. {ILLUSTRATIVE}"
+                    "en": f"City project for winter comfort of public transport users. {ILLUSTRATIVE['en']}",
+                    "ru": f"Городской проект: тепло зимой для пассажиров общественного транспорта. {ILLUSTRATIVE['ru']}",
+                    "kk": f"Қалалық жоба: қоғамдық көлік жолаушыларына қыста жылы аялдама. {ILLUSTRATIVE['kk']}",
                 },
                 budget=280_000_000,
                 planned_start=date(2025, 8, 1),
                 planned_end=_ahead(now, 120),
-                contractor="TOO Bus Stop Systems (demo)",
+                contractor="ТОО «Аялдама Жүйелері» (демо)",
             ),
             actor="akimat.demo",
             now=start + timedelta(days=60),
@@ -619,8 +636,9 @@ def _survey(context: Context, rng: np.random.Generator, *, secret_key: str, now:
                     "en": "Green spaces of Astana",
                 },
                 description={
-                    "en": f"Which green spaces matter to you? {ILLUSTRATIVE}",
-                    "ru": f"Какие зелёные зоны вам важны? {ILLUSTRATIVE}",
+                    "en": f"Which green spaces matter to you? {ILLUSTRATIVE['en']}",
+                    "ru": f"Какие зелёные зоны вам важны? {ILLUSTRATIVE['ru']}",
+                    "kk": f"Сізге қай жасыл аймақтар маңызды? {ILLUSTRATIVE['kk']}",
                 },
                 opens_at=opens,
                 closes_at=now + timedelta(days=18),
@@ -646,8 +664,8 @@ def _survey(context: Context, rng: np.random.Generator, *, secret_key: str, now:
             session,
             SURVEY,
             author="resident.demo1",
-            text="Please keep the birch grove near the river. (illustrative)",
-            language="en",
+            text="Сохраните, пожалуйста, берёзовую рощу у реки. (иллюстративно)",
+            language="ru",
             now=opens + timedelta(days=1),
             illustrative=True,
         )
@@ -655,7 +673,7 @@ def _survey(context: Context, rng: np.random.Generator, *, secret_key: str, now:
             session,
             SURVEY,
             author="resident.demo2",
-            text="Аулаларға көбірек көгал керек. (illustrative)",
+            text="Аулаларға көбірек көгал керек. (иллюстрациялық)",
             language="kk",
             now=opens + timedelta(days=2),
             illustrative=True,
@@ -754,7 +772,7 @@ def _survey_answers(rng: np.random.Generator, r: int) -> dict[str, object]:
             }
         ),
         "satisfaction": int(rng.integers(2, 6)),
-        "idea": "More shade trees, please. (illustrative)" if r % 7 == 0 else "",
+        "idea": "Побольше тенистых деревьев, пожалуйста. (иллюстративно)" if r % 7 == 0 else "",
     }
 
 
@@ -777,12 +795,14 @@ def _hearing(context: Context, *, now: datetime) -> None:
                     "en": "Yesil district budget hearing",
                 },
                 description={
-                    "en": f"Public hearing before the district's participatory budget. {ILLUSTRATIVE}"
+                    "en": f"Public hearing before the district's participatory budget. {ILLUSTRATIVE['en']}",
+                    "ru": f"Публичные слушания перед бюджетом участия района. {ILLUSTRATIVE['ru']}",
+                    "kk": f"Аудандағы қатысу бюджеті алдындағы көпшілік тыңдау. {ILLUSTRATIVE['kk']}",
                 },
                 opens_at=opens,
                 closes_at=held + timedelta(days=5),
                 hearing_at=held,
-                venue="Yesil district akimat, hall 2 (demo)",
+                venue="Акимат района Есиль, зал 2 (демо)",
             ),
             actor="akimat.demo",
             now=opens,
@@ -792,7 +812,7 @@ def _hearing(context: Context, *, now: datetime) -> None:
             session,
             HEARING,
             author="resident.demo3",
-            text="Нужны пандусы у поликлиники №7. (illustrative)",
+            text="Нужны пандусы у поликлиники №7. (иллюстративно)",
             language="ru",
             now=opens + timedelta(days=3),
             illustrative=True,
@@ -804,7 +824,8 @@ def _hearing(context: Context, *, now: datetime) -> None:
             now=held + timedelta(days=6),
             summary={
                 "en": "86 residents came; accessibility and lighting were the main requests. (illustrative)",
-                "ru": "Пришли 86 жителей; главные просьбы — доступная среда и освещение. (illustrative)",
+                "ru": "Пришли 86 жителей; главные просьбы — доступная среда и освещение. (иллюстративно)",
+                "kk": "86 тұрғын келді; негізгі өтініштер — қолжетімді орта және жарықтандыру. (иллюстрациялық)",
             },
         )
 
@@ -833,7 +854,7 @@ def load_demo(context: Context) -> DemoReport:
             start=datetime(2025, 2, 1, 4, tzinfo=UTC),
             ideas=[0, 1, 2, 3, 4, 5, 8, 9, 10, 11],
             infeasible={
-                9: "Not feasible: the proposed site is a protected flood zone. (illustrative)"
+                9: f"Нереализуемо: предложенный участок — охраняемая зона затопления. {DEMO_NOTE}"
             },
             ballots=240,
             until=None,
@@ -860,8 +881,8 @@ def load_demo(context: Context) -> DemoReport:
             start=start,
             ideas=[0, 2, 3, 4, 5, 6, 7, 9, 10, 11, 1, 8],
             infeasible={
-                1: "Not feasible within the district: the embankment belongs to the city's programme. (illustrative)",
-                8: "Not feasible: the library building is under reconstruction until 2027. (illustrative)",
+                1: f"Нереализуемо на уровне района: набережная входит в городскую программу. {DEMO_NOTE}",
+                8: f"Нереализуемо: здание библиотеки на реконструкции до 2027 года. {DEMO_NOTE}",
             },
             ballots=150,
             until=now - timedelta(hours=1),

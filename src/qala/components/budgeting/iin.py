@@ -16,7 +16,8 @@ import hmac
 from dataclasses import dataclass
 from datetime import date
 
-from qala.core.errors import ValidationError
+from qala.core.errors import Problem, ValidationError
+from qala.core.messages import Message, msg
 
 FIRST_WEIGHTS = tuple(range(1, 12))
 SECOND_WEIGHTS = (3, 4, 5, 6, 7, 8, 9, 10, 11, 1, 2)
@@ -52,34 +53,56 @@ class IinFacts:
 
 def iin_problem(iin: str, *, today: date) -> str | None:
     """Why ``iin`` is not a valid IIN (a sentence for the person who typed it), or None."""
+    found = iin_check(iin, today=today)
+    return found[0] if found is not None else None
+
+
+def iin_check(iin: str, *, today: date) -> tuple[str, Message] | None:
+    """Why ``iin`` is not a valid IIN, in English and as a message for the reader's language."""
     if len(iin) != 12 or not (iin.isascii() and iin.isdigit()):
-        return "an IIN is exactly 12 digits"
+        return "an IIN is exactly 12 digits", msg("iin.length")
     century = CENTURY.get(iin[6])
     if century is None:
-        return "the 7th digit of an IIN (century and sex) must be 1–6"
+        return "the 7th digit of an IIN (century and sex) must be 1–6", msg("iin.century")
     try:
         born = date(century + int(iin[0:2]), int(iin[2:4]), int(iin[4:6]))
     except ValueError:
-        return f"the first six digits ({iin[:6]}) are not a date of birth YYMMDD"
+        return (
+            f"the first six digits ({iin[:6]}) are not a date of birth YYMMDD",
+            msg("iin.birth_date", digits=iin[:6]),
+        )
     if born > today:
-        return f"the date of birth {born.isoformat()} is in the future"
+        return (
+            f"the date of birth {born.isoformat()} is in the future",
+            msg("iin.future", born=born.isoformat()),
+        )
     if today.year - born.year > MAX_AGE:
-        return f"the date of birth {born.isoformat()} is not plausible"
+        return (
+            f"the date of birth {born.isoformat()} is not plausible",
+            msg("iin.implausible", born=born.isoformat()),
+        )
     expected = check_digit(iin[:11])
     if expected is None:
-        return "these 11 digits admit no check digit (no such IIN is issued)"
+        return "these 11 digits admit no check digit (no such IIN is issued)", msg("iin.no_check")
     if expected != int(iin[11]):
-        return "the check digit (12th digit) does not match: the number has a typo"
+        return (
+            "the check digit (12th digit) does not match: the number has a typo",
+            msg("iin.check_digit"),
+        )
     return None
 
 
 def parse_iin(iin: str, *, today: date, field: str = "iin") -> IinFacts:
     """Validate an IIN (spaces ignored) and return what it says; ``ValidationError`` otherwise."""
     clean = normalise_iin(iin)
-    problem = iin_problem(clean, today=today)
-    if problem is not None:
+    found = iin_check(clean, today=today)
+    if found is not None:
         # The value is never echoed back: it is personal data.
-        raise ValidationError.single(f"invalid IIN: {problem}", column=field)
+        reason, why = found
+        problem = Problem(
+            f"invalid IIN: {reason}", column=field, message=msg("iin.invalid", why=why)
+        )
+        raise ValidationError([problem])
     century = CENTURY[clean[6]]
     born = date(century + int(clean[0:2]), int(clean[2:4]), int(clean[4:6]))
     return IinFacts(born, "male" if int(clean[6]) % 2 else "female")

@@ -24,7 +24,7 @@ DEMO_ENTITIES = [
     {
         "id": "urn:ngsi-ld:Service:astana-ecology",
         "type": "Service",
-        "name": {"type": "Property", "value": "Department of ecology (illustrative)"},
+        "name": {"type": "Property", "value": "Управление экологии (иллюстративно)"},
         "refProvider": {"type": "Relationship", "object": "urn:ngsi-ld:Organization:astana-akimat"},
     },
     {
@@ -72,7 +72,7 @@ def load_demo(context: Context) -> str:
             severity="major",
             now=base + timedelta(days=2, hours=3),
             actor="user:demo-operator",
-            description="Burst main reported by residents, Kenesary street (illustrative)",
+            description="Жители сообщили о прорыве трубы на улице Кенесары (иллюстративно)",
             place_code="astana-saryarka-district",
             lat=51.1935,
             lon=71.4021,
@@ -97,7 +97,7 @@ def load_demo(context: Context) -> str:
             severity="critical",
             now=base + timedelta(days=6, hours=2),
             actor="user:demo-operator",
-            description="Collision at a junction (illustrative)",
+            description="Столкновение на перекрёстке (иллюстративно)",
             place_code="astana-yesil-district",
             lat=51.0982,
             lon=71.4188,

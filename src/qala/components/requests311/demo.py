@@ -29,7 +29,7 @@ from qala.runtime import Context
 
 DEMO_REQUESTS = 480
 DEMO_START = datetime(2023, 1, 1, tzinfo=UTC)
-ILLUSTRATIVE_NOTE = "(illustrative demo request, generated)"
+ILLUSTRATIVE_NOTE = "(иллюстративное обращение, сгенерировано для демонстрации)"
 
 
 def astana_catalogue() -> CityCatalogue:
@@ -136,9 +136,9 @@ def generate_requests(
                     now=min(now, moment + timedelta(hours=1)),
                 )
                 if stage == 1:
-                    staff.acknowledge(request_id, note="Заявка принята. (illustrative)")
+                    staff.acknowledge(request_id, note="Заявка принята. (иллюстративно)")
                 elif stage == 2:
-                    staff.start(request_id, note="Бригада на месте. (illustrative)")
+                    staff.start(request_id, note="Бригада на месте. (иллюстративно)")
                 continue
             if recent_ids and rng.random() < 0.04:
                 original = recent_ids[
@@ -161,13 +161,13 @@ def generate_requests(
                 ).start(request_id)
             if closed_at < now:
                 Requests(session, jurisdiction, actor="operator", now=closed_at).close(
-                    request_id, reason="resolved", note="Fixed. (illustrative)"
+                    request_id, reason="resolved", note="Устранено. (иллюстративно)"
                 )
                 if rng.random() < 0.06:
                     reopened = closed_at + timedelta(hours=float(rng.uniform(2, 48)))
                     if reopened < now:
                         Requests(session, jurisdiction, actor="operator", now=reopened).reopen(
-                            request_id, reason="The problem came back. (illustrative)"
+                            request_id, reason="Проблема вернулась. (иллюстративно)"
                         )
                         again = reopened + timedelta(
                             hours=float(rng.lognormal(np.log(0.5 * sla), 0.5))

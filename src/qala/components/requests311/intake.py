@@ -24,6 +24,7 @@ from qala.components.requests311.jurisdictions import JurisdictionInfo, ServiceI
 from qala.components.requests311.models import ApiClient, AuditEntry, Request
 from qala.components.requests311.ratelimit import RateLimiter, SharedRateLimit
 from qala.core.errors import PermissionDeniedError, Problem, QalaError, raise_if_problems
+from qala.core.messages import msg
 from qala.events import Event, EventBus, publish_in_transaction
 from qala.runtime import Context
 
@@ -99,7 +100,12 @@ class Submitted:
 def _limit(problems: list[Problem], column: str, value: str | None, limit: int) -> None:
     if value is not None and len(value) > limit:
         problems.append(
-            Problem(f"at most {limit} characters", column=column, value=f"{len(value)} characters")
+            Problem(
+                f"at most {limit} characters",
+                column=column,
+                value=f"{len(value)} characters",
+                message=msg("problem.too_long", count=limit, n=limit, got=len(value)),
+            )
         )
 
 
@@ -110,7 +116,14 @@ def check_new_request(
     problems: list[Problem] = []
     service = jurisdiction.services.get(new.service_code)
     if not new.service_code:
-        problems.append(Problem("is required", column="service_code", code="required"))
+        problems.append(
+            Problem(
+                "is required",
+                column="service_code",
+                code="required",
+                message=msg("problem.required_service"),
+            )
+        )
     elif service is None or not service.active:
         problems.append(
             Problem(
@@ -118,6 +131,7 @@ def check_new_request(
                 column="service_code",
                 value=new.service_code[:80],
                 code="unknown_service",
+                message=msg("problem.unknown_service", city=jurisdiction.code),
             )
         )
         service = None
@@ -129,17 +143,26 @@ def check_new_request(
                     "give both lat and long",
                     column="lat" if new.lat is None else "long",
                     code="required",
+                    message=msg("problem.both_coordinates"),
                 )
             )
         else:
             if not (math.isfinite(new.lat) and -90 <= new.lat <= 90):
                 problems.append(
-                    Problem("expected a latitude between -90 and 90", column="lat", value=new.lat)
+                    Problem(
+                        "expected a latitude between -90 and 90",
+                        column="lat",
+                        value=new.lat,
+                        message=msg("problem.latitude"),
+                    )
                 )
             if not (math.isfinite(new.lon) and -180 <= new.lon <= 180):
                 problems.append(
                     Problem(
-                        "expected a longitude between -180 and 180", column="long", value=new.lon
+                        "expected a longitude between -180 and 180",
+                        column="long",
+                        value=new.lon,
+                        message=msg("problem.longitude"),
                     )
                 )
             if not problems and not jurisdiction.contains(new.lat, new.lon):
@@ -158,6 +181,7 @@ def check_new_request(
                 "a location is required: lat and long, address_string or address_id",
                 column="lat",
                 code="required",
+                message=msg("problem.location_required"),
             )
         )
     _limit(problems, "address_string", new.address_string, MAX_ADDRESS)
@@ -174,20 +198,33 @@ def check_new_request(
     ):
         _limit(problems, column, value, limit)
     if new.email and ("@" not in new.email or " " in new.email.strip()):
-        problems.append(Problem("expected an e-mail address", column="email", code="invalid_email"))
+        problems.append(
+            Problem(
+                "expected an e-mail address",
+                column="email",
+                code="invalid_email",
+                message=msg("problem.invalid_email"),
+            )
+        )
     if new.phone and not all(c.isdigit() or c in "+-() " for c in new.phone):
         problems.append(
             Problem(
                 "expected a phone number (digits, spaces, + - ( ))",
                 column="phone",
                 code="invalid_phone",
+                message=msg("problem.invalid_phone"),
             )
         )
     if new.media_url:
         _limit(problems, "media_url", new.media_url, MAX_URL)
         if not new.media_url.lower().startswith(("http://", "https://")):
             problems.append(
-                Problem("expected an http(s) URL", column="media_url", code="invalid_url")
+                Problem(
+                    "expected an http(s) URL",
+                    column="media_url",
+                    code="invalid_url",
+                    message=msg("problem.invalid_url"),
+                )
             )
     clean: dict[str, Any] = {}
     if service is not None:

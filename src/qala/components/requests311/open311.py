@@ -43,6 +43,8 @@ from qala.core.errors import (
     QalaError,
     ValidationError,
 )
+from qala.core.i18n import Translator
+from qala.core.messages import Message
 from qala.runtime import Context
 
 PREFIX = "/open311/v2"
@@ -152,12 +154,17 @@ Locale = Annotated[
 
 class OpenError(Exception):
     def __init__(
-        self, status: int, description: str, headers: dict[str, str] | None = None
+        self,
+        status: int,
+        description: str,
+        headers: dict[str, str] | None = None,
+        message: Message | None = None,
     ) -> None:
         super().__init__(description)
         self.status = status
         self.description = description
         self.headers = headers
+        self.message = message
 
 
 @dataclass
@@ -197,21 +204,22 @@ class Open311Desk:
         return desk
 
     async def in_pool(
-        self, fmt: str, produce: Callable[..., tuple[str, Any]], *args: Any
+        self, fmt: str, produce: Callable[..., tuple[str, Any]], *args: Any, language: str = "en"
     ) -> Response:
-        """The answer of ``produce(*args)``, computed on the desk's database threads."""
+        """The answer of ``produce(*args)``, computed on the desk's database threads (errors
+        described in ``language``)."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.executor, _answer, fmt, produce, *args)
+        return await loop.run_in_executor(self.executor, _answer, fmt, language, produce, *args)
 
     async def from_catalogue(
-        self, fmt: str, produce: Callable[..., tuple[str, Any]], *args: Any
+        self, fmt: str, produce: Callable[..., tuple[str, Any]], *args: Any, language: str = "en"
     ) -> Response:
         """Answer documents built from the catalogue alone on the event loop while the cached
         catalogue is fresh (a thread hop costs more than the work); refreshing it reads the
         store, so that goes to the pool."""
         if self.catalogue.fresh:
-            return _answer(fmt, produce, *args)
-        return await self.in_pool(fmt, produce, *args)
+            return _answer(fmt, language, produce, *args)
+        return await self.in_pool(fmt, produce, *args, language=language)
 
 
 def open311_desk(request: Request) -> Open311Desk:
@@ -221,14 +229,20 @@ def open311_desk(request: Request) -> Open311Desk:
     return desk if isinstance(desk, Open311Desk) else Open311Desk.for_context(context)
 
 
-def _problems_to_errors(exc: ValidationError) -> list[tuple[int, str]]:
+def _problems_to_errors(exc: ValidationError, t: Translator) -> list[tuple[int, str]]:
     if not exc.problems:
-        return [(400, exc.summary)]
+        return [(400, t.message(exc.message) if exc.message else exc.summary)]
     out = []
     for problem in exc.problems:
         where = f"{problem.column}: " if problem.column else ""
-        shown = "" if problem.value is None else f" (got {str(problem.value)[:80]!r})"
-        out.append((400, f"{where}{problem.reason}{shown}"))
+        got = str(problem.value)[:80]
+        # A message that names what it got (a length) says it in the reader's words.
+        said = problem.message is not None and "got" in problem.message.params
+        shown = "" if problem.value is None or said else t("open311.got", value=repr(got))
+        text = problem.reason if t.language == "en" else t.problem(problem)
+        if t.language == "en":
+            shown = "" if problem.value is None else f" (got {got!r})"
+        out.append((400, f"{where}{text}{shown}"))
     return out
 
 
@@ -252,28 +266,34 @@ _STATUS: dict[type[QalaError], int] = {
 }
 
 
-def _refusal(fmt: str, exc: OpenError | QalaError) -> Response:
-    """The Open311 error answer for ``exc``."""
+def _refusal(fmt: str, exc: OpenError | QalaError, language: str = "en") -> Response:
+    """The Open311 error answer for ``exc``, its descriptions in ``language`` where the
+    catalogues have them (else as the error says)."""
+    t = Translator(language)
     if isinstance(exc, OpenError):
-        return _error_response(fmt, exc.status, [(exc.status, exc.description)], exc.headers)
+        text = t.message(exc.message) if exc.message else exc.description
+        return _error_response(fmt, exc.status, [(exc.status, text)], exc.headers)
     if isinstance(exc, RateLimited):
         headers = {"Retry-After": str(exc.retry_after)}
-        return _error_response(fmt, 429, [(429, str(exc))], headers)
+        text = t("open311.rate_limited", seconds=exc.retry_after)
+        return _error_response(fmt, 429, [(429, text)], headers)
     if isinstance(exc, ValidationError):
-        return _error_response(fmt, 400, _problems_to_errors(exc))
+        return _error_response(fmt, 400, _problems_to_errors(exc, t))
     status = next((s for kind, s in _STATUS.items() if isinstance(exc, kind)), 400)
-    return _error_response(fmt, status, [(status, str(exc))])
+    return _error_response(fmt, status, [(status, t.message(exc.message or str(exc)))])
 
 
-def _answer(fmt: str, produce: Callable[..., tuple[str, Any]], *args: Any) -> Response:
+def _answer(
+    fmt: str, language: str, produce: Callable[..., tuple[str, Any]], *args: Any
+) -> Response:
     """Run ``produce(*args)`` (returning the XML root and the document) and render it, or the
-    Open311 error its failure means."""
+    Open311 error its failure means (described in ``language``)."""
     if fmt not in FORMATS:
         return _unknown_format(fmt)
     try:
         root, value = produce(*args)
     except (OpenError, QalaError) as exc:
-        return _refusal(fmt, exc)
+        return _refusal(fmt, exc, language)
     body, media = formats.render(fmt, root, value)
     return Response(body, media_type=media)
 
@@ -290,6 +310,12 @@ def pick_language(request: Request, locale: str | None, default: str) -> str:
         if code in LANGUAGES:
             return code
     return default
+
+
+def error_language(request: Request, locale: str | None = None) -> str:
+    """The language of error descriptions: ``locale`` (query or form), else Accept-Language,
+    else English (an integration that names no language reads the standard's language)."""
+    return pick_language(request, locale or request.query_params.get("locale"), "en")
 
 
 def _split(value: str | None, *, field: str, limit: int = MAX_IDS) -> list[str]:
@@ -686,6 +712,14 @@ async def create_request(request: Request, format: Format) -> Response:
         # This process's own count first: a flood is refused before it costs a transaction.
         desk.intake.admit(poster)
     except (OpenError, RateLimited) as exc:
-        return _refusal(format, exc)
+        return _refusal(format, exc, error_language(request))
     jurisdiction_id = plain.get("jurisdiction_id") or request.query_params.get("jurisdiction_id")
-    return await desk.in_pool(format, _stored_report, desk, jurisdiction_id, new, poster)
+    return await desk.in_pool(
+        format,
+        _stored_report,
+        desk,
+        jurisdiction_id,
+        new,
+        poster,
+        language=error_language(request, plain.get("locale")),
+    )

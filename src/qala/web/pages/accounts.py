@@ -120,7 +120,7 @@ async def register(request: Request, ui: UIDep, t: TranslatorDep, context: Conte
                 )
                 new = start_session(session, user, now=context.clock())
         except ValidationError as exc:
-            problems += [p.reason for p in exc.problems]
+            problems += [t.problem(p) for p in exc.problems]
         except ConflictError as exc:
             problems.append(str(exc))
     if problems:

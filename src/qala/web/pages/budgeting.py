@@ -20,6 +20,7 @@ from qala.components.budgeting import ballots, ledger, process, projects
 from qala.components.budgeting.signing import ledger_signer
 from qala.core.errors import ConflictError, NotFoundError, PermissionDeniedError, ValidationError
 from qala.runtime import Context
+from qala.web import pbtext
 from qala.web.deps import SEES_USER, TranslatorDep, UIDep, page_user
 from qala.web.i18n import Translator
 from qala.web.ui import UI
@@ -91,7 +92,7 @@ async def cast(
                 account_id=user.id,
             )
     except ValidationError as exc:
-        problems = [str(p) for p in exc.problems]
+        problems = [t.problem(p) for p in exc.problems]
         return process_page(
             request, ui, t, context, code, problems=problems, chosen=set(choices), status_code=422
         )
@@ -165,6 +166,8 @@ def process_page(
         feasible=feasible,
         proposals=proposals,
         results=results,
+        words=pbtext.project_words(results, t) if results is not None else {},
+        rule_name=lambda rule: pbtext.rule_name(rule, t),
         projects=tracked,
         receipt=receipt,
         problems=problems or [],

@@ -19,6 +19,7 @@ from qala.components.requests311 import services as requests
 from qala.components.requests311.intake import Poster, RateLimited, report_intake
 from qala.core.errors import NotFoundError, PermissionDeniedError, ValidationError
 from qala.store.database import Database
+from qala.web import data
 from qala.web.deps import SEES_USER, TranslatorDep, UIDep
 from qala.web.geo import MapPoint, local_map_svg, local_view
 from qala.web.i18n import Translator
@@ -244,7 +245,7 @@ def form_page(
     problems = [translated_problem(p, jurisdiction, t) for p in problems]
     by_field: dict[str, list[str]] = {}
     for problem in problems:
-        by_field.setdefault(problem.get("column") or "", []).append(problem["reason"])
+        by_field.setdefault(problem.get("column") or "", []).append(t.problem(problem))
     return ui.render(
         request,
         "request_new.html",
@@ -285,7 +286,7 @@ def city_map(database: Database, jurisdiction: Any, t: Translator, *, pick: bool
     view = local_view(float(centre[0] or 0), float(centre[1] or 0))
     points = [
         MapPoint(
-            t.name(d.get("name") or {"en": d["code"]}),
+            t.name(data.district_names(d)),
             float(d["lon"]),
             float(d["lat"]),
             "pt district",

@@ -285,7 +285,7 @@ def _indicator_chart(rows: list[dict[str, Any]], definition: Any, t: Translator)
             if r["level"] == "city"
         ][:30],
         label=t("indicator.chart_label", name=definition.name(t.language)),
-        unit=definition.unit,
+        unit=data.unit_name(definition.unit, t.language),
     )
 
 

@@ -27,6 +27,7 @@ from qala.core.errors import ConflictError, NotFoundError, PermissionDeniedError
 from qala.events import Event
 from qala.runtime import Context
 from qala.store.database import Database
+from qala.web import data
 from qala.web.data import installed
 from qala.web.deps import OperatorPage, TranslatorDep, UIDep
 from qala.web.geo import MapPoint, local_map_svg, local_view
@@ -223,6 +224,10 @@ def request_queue(
     return {
         "jurisdiction": jurisdiction,
         "departments": departments,
+        "department_names": dict(departments),
+        "district_names": {
+            str(d["code"]): t.name(data.district_names(d)) for d in jurisdiction.districts
+        },
         "queue_total": len(queue),
         "queue": queue[:40],
         "request_close_reasons": [r for r in requests.CLOSE_REASONS if r != "duplicate"],
@@ -233,7 +238,12 @@ def board_map(database: Database, values: dict[str, Any], t: Translator) -> str:
     """The city around the work: open incidents and waiting requests as points."""
     points = [
         MapPoint(
-            f"#{i.id} {i.title}", i.lon, i.lat, "pt incident", href=f"#incident-{i.id}", radius=6
+            f"#{i.id} {data.incident_title(i, t)}",
+            i.lon,
+            i.lat,
+            "pt incident",
+            href=f"#incident-{i.id}",
+            radius=6,
         )
         for i in values["incidents"]
         if i.lat is not None and i.lon is not None

@@ -28,6 +28,7 @@ from matplotlib.figure import Figure
 
 from qala import __version__
 from qala.core.clock import utc_now
+from qala.core.i18n import Translator
 
 A4 = (8.27, 11.69)
 MARGIN = 0.6  # inches
@@ -97,7 +98,7 @@ class Report:
             report=self,
             blocks=[_html_block(b) for b in self.blocks],
             annex=[_html_block(b) for b in self.annex],
-            generated=utc_now().strftime("%Y-%m-%d %H:%M UTC"),
+            generated=Translator(self.language).when(utc_now()),
             version=__version__,
         )
 
