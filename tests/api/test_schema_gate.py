@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from tests.api.schema_probe import findings_of
 from tests.conftest import require_module
 from tests.web.conftest import load_small_demo
 
@@ -63,48 +63,8 @@ def test_no_operation_answers_5xx_or_off_its_schema(demo: Any, role: str) -> Non
     assert len(operations) > 100, "the schema lost most of its operations"
     findings: dict[str, set[str]] = {}
     for operation in operations:
-        found = _findings(operation, headers)
+        found = findings_of(operation, headers, examples=EXAMPLES_PER_OPERATION)
         if found:
             findings[f"{operation.method.upper()} {operation.path}"] = found
     report = [f"{name}\n    " + "\n    ".join(sorted(found)) for name, found in findings.items()]
     assert not findings, f"{len(findings)} operations failed as {role}:\n" + "\n".join(report)
-
-
-def _findings(operation: Any, headers: dict[str, str]) -> set[str]:
-    """What the two checks say of generated requests to one operation (empty when all pass)."""
-    from schemathesis.checks import not_a_server_error
-    from schemathesis.generation.modes import GenerationMode
-    from schemathesis.specs.openapi.checks import response_schema_conformance
-
-    found: set[str] = set()
-    strategy = st.one_of(
-        operation.as_strategy(generation_mode=GenerationMode.POSITIVE),
-        operation.as_strategy(generation_mode=GenerationMode.NEGATIVE),
-    )
-
-    @settings(
-        max_examples=EXAMPLES_PER_OPERATION,
-        deadline=None,
-        derandomize=True,
-        database=None,
-        suppress_health_check=list(HealthCheck),
-    )
-    @given(case=strategy)
-    def probe(case: Any) -> None:
-        response = case.call(headers=headers)
-        for check in (not_a_server_error, response_schema_conformance):
-            try:
-                case.validate_response(response, checks=[check], headers=headers)
-            except Exception as exc:
-                lines = str(exc).strip().splitlines()
-                summary = " ".join(lines[:6])[:300] if lines else type(exc).__name__
-                found.add(
-                    f"{case.method} {case.formatted_path} → {response.status_code}: {summary}"
-                )
-
-    try:
-        probe()
-    except Exception as exc:
-        if not found:
-            found.add(str(exc).strip()[:300])
-    return found

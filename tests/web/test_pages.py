@@ -467,3 +467,45 @@ def test_the_operator_board_keeps_to_the_operators_city(site: tuple[Context, obj
     with context.database.session() as session:
         still = requests.Requests(session, karaganda, actor="test", now=context.clock())
         assert still.detail(int(made.service_request_id)).status == "open"
+
+
+def test_the_sign_in_and_register_forms_count_attempts_per_address(
+    sqlite_template: Path, tmp_path: Path
+) -> None:
+    """The forms counted failed sign-ins only per username, so one address could guess at
+    username after username; now they share the API's per-address limits (30 sign-ins in 15
+    minutes, 5 registrations an hour) and say so in the reader's language."""
+    from qala.api.app import create_app
+
+    shutil.copy(sqlite_template, tmp_path / "qala.sqlite")
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'qala.sqlite'}", secret_key="t")
+    context = Context.from_settings(settings)
+    app = create_app(settings, context=context)
+    client = client_for((context, app), **{"accept-language": "ru"})
+    token = csrf(client.get("/login").text)
+    answers = [
+        client.post(
+            "/login", data={"username": f"guess{i}", "password": "nope-nope", "csrf_token": token}
+        )
+        for i in range(31)
+    ]
+    assert [a.status_code for a in answers[:30]] == [400] * 30
+    assert answers[30].status_code == 429 and int(answers[30].headers["Retry-After"]) >= 1
+    assert "Слишком много попыток с вашего адреса" in answers[30].text
+    token = csrf(client.get("/register").text)
+    made = [
+        client.post(
+            "/register",
+            data={
+                "username": f"newcomer{i}",
+                "display_name": f"Newcomer {i}",
+                "password": "a long passphrase 2026",
+                "password_again": "a long passphrase 2026",
+                "csrf_token": token,
+            },
+        )
+        for i in range(6)
+    ]
+    assert [m.status_code for m in made] == [303] * 5 + [400]
+    assert "Слишком много попыток с вашего адреса" in made[5].text
+    context.database.dispose()

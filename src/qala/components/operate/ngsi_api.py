@@ -11,7 +11,7 @@ import re
 from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
 from fastapi.dependencies.models import Dependant
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -73,6 +73,11 @@ def _guard(context: Context, check: Callable[[Session], None]) -> None:
 
 
 Running = ContextDep
+
+# Bounds of what a request names (the OpenAPI states them): ids are URIs, queries a few KiB.
+EntityIdPath = Annotated[str, Path(max_length=2048)]
+AttrPath = Annotated[str, Path(max_length=512)]
+QueryText = Annotated[str | None, Query(max_length=8000)]
 MAX_OFFSET = 10_000_000
 """Beyond any stored row count; larger numbers overflowed the database's integers (500)."""
 """The platform the app runs (a coroutine dependency: no thread-pool hop per sensor write)."""
@@ -374,25 +379,25 @@ async def create(request: Request, writer: Writer, context: Running) -> Response
 def query(
     request: Request,
     context: Running,
-    type: str | None = None,
-    id: str | None = None,
-    idPattern: str | None = None,
-    q: str | None = None,
-    attrs: str | None = None,
-    pick: str | None = None,
-    omit: str | None = None,
-    georel: str | None = None,
-    geometry: str | None = None,
-    coordinates: str | None = None,
-    geoproperty: str | None = None,
-    limit: Annotated[int, Query(ge=0)] = 20,
+    type: QueryText = None,
+    id: QueryText = None,
+    idPattern: QueryText = None,
+    q: QueryText = None,
+    attrs: QueryText = None,
+    pick: QueryText = None,
+    omit: QueryText = None,
+    georel: QueryText = None,
+    geometry: QueryText = None,
+    coordinates: QueryText = None,
+    geoproperty: QueryText = None,
+    limit: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 20,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
     count: bool = False,
-    options: str | None = None,
-    format: str | None = None,
-    concept: str | None = None,
+    options: QueryText = None,
+    format: QueryText = None,
+    concept: QueryText = None,
     local: bool = False,
-    geometryProperty: str | None = None,
+    geometryProperty: QueryText = None,
 ) -> Response:
     broker.check_limit(limit)
     spec = EntityQuery(
@@ -413,14 +418,14 @@ def query(
 @router.get("/entities/{entity_id}")
 def read(
     request: Request,
-    entity_id: str,
+    entity_id: EntityIdPath,
     context: Running,
-    attrs: str | None = None,
-    pick: str | None = None,
-    omit: str | None = None,
-    options: str | None = None,
-    format: str | None = None,
-    geometryProperty: str | None = None,
+    attrs: QueryText = None,
+    pick: QueryText = None,
+    omit: QueryText = None,
+    options: QueryText = None,
+    format: QueryText = None,
+    geometryProperty: QueryText = None,
 ) -> Response:
     shown = Representation.of(parse_options(options, format), Projection.of(attrs, pick, omit))
     content, stored_context = broker.read(context, entity_id, shown)
@@ -428,13 +433,15 @@ def read(
 
 
 @router.delete("/entities/{entity_id}", status_code=204)
-def remove(entity_id: str, _user: Writer, context: Running) -> Response:
+def remove(entity_id: EntityIdPath, _user: Writer, context: Running) -> Response:
     broker.delete(context, entity_id)
     return Response(status_code=204)
 
 
 @router.put("/entities/{entity_id}", status_code=204)
-async def replace(request: Request, entity_id: str, writer: Writer, context: Running) -> Response:
+async def replace(
+    request: Request, entity_id: EntityIdPath, writer: Writer, context: Running
+) -> Response:
     body, link = await _body(request)
     data = parse_entity(body, context=link, require_id=False, entity_id=entity_id)
     writer.require_attrs(entity_id, data.attrs)
@@ -444,7 +451,9 @@ async def replace(request: Request, entity_id: str, writer: Writer, context: Run
 
 
 @router.patch("/entities/{entity_id}", status_code=204)
-async def merge(request: Request, entity_id: str, writer: Writer, context: Running) -> Response:
+async def merge(
+    request: Request, entity_id: EntityIdPath, writer: Writer, context: Running
+) -> Response:
     body, _link = await _body(request)
     if isinstance(body, dict):
         writer.require_fragment(entity_id, body)
@@ -456,10 +465,10 @@ async def merge(request: Request, entity_id: str, writer: Writer, context: Runni
 def purge(
     context: Running,
     writer: Writer,
-    type: str | None = None,
-    id: str | None = None,
-    idPattern: str | None = None,
-    q: str | None = None,
+    type: QueryText = None,
+    id: QueryText = None,
+    idPattern: QueryText = None,
+    q: QueryText = None,
 ) -> Response:
     spec = EntityQuery(
         types=split_list(type),
@@ -476,7 +485,7 @@ def purge(
 
 @router.patch("/entities/{entity_id}/attrs")
 async def update_attrs(
-    request: Request, entity_id: str, writer: Writer, context: Running
+    request: Request, entity_id: EntityIdPath, writer: Writer, context: Running
 ) -> Response:
     body, _link = await _body(request)
     attrs = parse_fragment(body, require_some=True)
@@ -489,7 +498,11 @@ async def update_attrs(
 
 @router.post("/entities/{entity_id}/attrs")
 async def append_attrs(
-    request: Request, entity_id: str, writer: Writer, context: Running, options: str | None = None
+    request: Request,
+    entity_id: EntityIdPath,
+    writer: Writer,
+    context: Running,
+    options: QueryText = None,
 ) -> Response:
     body, _link = await _body(request)
     attrs = parse_fragment(body, require_some=True)
@@ -503,7 +516,7 @@ async def append_attrs(
 
 @router.patch("/entities/{entity_id}/attrs/{attr}", status_code=204)
 async def update_attr(
-    request: Request, entity_id: str, attr: str, writer: Writer, context: Running
+    request: Request, entity_id: EntityIdPath, attr: AttrPath, writer: Writer, context: Running
 ) -> Response:
     body, _link = await _body(request)
     if isinstance(body, dict):
@@ -517,11 +530,11 @@ async def update_attr(
 
 @router.delete("/entities/{entity_id}/attrs/{attr}", status_code=204)
 def delete_attr(
-    entity_id: str,
-    attr: str,
+    entity_id: EntityIdPath,
+    attr: AttrPath,
     _user: Writer,
     context: Running,
-    datasetId: str | None = None,
+    datasetId: QueryText = None,
     deleteAll: bool = False,
 ) -> Response:
     if datasetId is not None:
@@ -548,7 +561,7 @@ async def batch_create(request: Request, writer: Writer, context: Running) -> Re
 
 @router.post("/entityOperations/upsert", max_body_size=DATA_SET_BODY)
 async def batch_upsert(
-    request: Request, writer: Writer, context: Running, options: str | None = None
+    request: Request, writer: Writer, context: Running, options: QueryText = None
 ) -> Response:
     items, link = await _batch_body(request)
     _guard(context, lambda session: writer.require_batch(session, items, new=True))
@@ -561,7 +574,7 @@ async def batch_upsert(
 
 @router.post("/entityOperations/update", max_body_size=DATA_SET_BODY)
 async def batch_update(
-    request: Request, writer: Writer, context: Running, options: str | None = None
+    request: Request, writer: Writer, context: Running, options: QueryText = None
 ) -> Response:
     items, link = await _batch_body(request)
     _guard(context, lambda session: writer.require_batch(session, items, new=False))
@@ -584,11 +597,11 @@ async def batch_merge(request: Request, writer: Writer, context: Running) -> Res
 async def query_post(
     request: Request,
     context: Running,
-    limit: Annotated[int, Query(ge=0)] = 20,
+    limit: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 20,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
     count: bool = False,
-    options: str | None = None,
-    format: str | None = None,
+    options: QueryText = None,
+    format: QueryText = None,
 ) -> Response:
     broker.check_limit(limit)
     body, _link = await _body(request)
@@ -649,7 +662,7 @@ async def temporal_create(request: Request, writer: Writer, context: Running) ->
 
 @router.post("/temporal/entities/{entity_id}/attrs", status_code=204)
 async def temporal_append(
-    request: Request, entity_id: str, _user: Writer, context: Running
+    request: Request, entity_id: EntityIdPath, _user: Writer, context: Running
 ) -> Response:
     body, link = await _body(request)
     await run_in_threadpool(broker.temporal_append, context, entity_id, body, link)
@@ -657,13 +670,15 @@ async def temporal_append(
 
 
 @router.delete("/temporal/entities/{entity_id}/attrs/{attr}", status_code=204)
-def temporal_delete_attr(entity_id: str, attr: str, _user: Writer, context: Running) -> Response:
+def temporal_delete_attr(
+    entity_id: EntityIdPath, attr: AttrPath, _user: Writer, context: Running
+) -> Response:
     broker.temporal_delete_attr(context, entity_id, attr)
     return Response(status_code=204)
 
 
 @router.delete("/temporal/entities/{entity_id}", status_code=204)
-def temporal_delete(entity_id: str, _user: Writer, context: Running) -> Response:
+def temporal_delete(entity_id: EntityIdPath, _user: Writer, context: Running) -> Response:
     broker.temporal_delete(context, entity_id)
     return Response(status_code=204)
 
@@ -672,23 +687,23 @@ def temporal_delete(entity_id: str, _user: Writer, context: Running) -> Response
 def temporal_query(
     request: Request,
     context: Running,
-    type: str | None = None,
-    id: str | None = None,
-    idPattern: str | None = None,
-    attrs: str | None = None,
-    pick: str | None = None,
-    omit: str | None = None,
-    q: str | None = None,
-    timerel: str | None = None,
-    timeAt: str | None = None,
-    endTimeAt: str | None = None,
-    lastN: Annotated[int | None, Query(ge=1)] = None,
-    timeproperty: str = "observedAt",
-    limit: Annotated[int, Query(ge=0)] = 20,
+    type: QueryText = None,
+    id: QueryText = None,
+    idPattern: QueryText = None,
+    attrs: QueryText = None,
+    pick: QueryText = None,
+    omit: QueryText = None,
+    q: QueryText = None,
+    timerel: QueryText = None,
+    timeAt: QueryText = None,
+    endTimeAt: QueryText = None,
+    lastN: Annotated[int | None, Query(ge=1, le=MAX_OFFSET)] = None,
+    timeproperty: Annotated[str, Query(max_length=100)] = "observedAt",
+    limit: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 20,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
     count: bool = False,
-    options: str | None = None,
-    format: str | None = None,
+    options: QueryText = None,
+    format: QueryText = None,
 ) -> Response:
     broker.check_limit(limit)
     check_time_property(timeproperty)
@@ -709,18 +724,18 @@ def temporal_query(
 @router.get("/temporal/entities/{entity_id}")
 def temporal_read(
     request: Request,
-    entity_id: str,
+    entity_id: EntityIdPath,
     context: Running,
-    attrs: str | None = None,
-    pick: str | None = None,
-    omit: str | None = None,
-    timerel: str | None = None,
-    timeAt: str | None = None,
-    endTimeAt: str | None = None,
-    lastN: Annotated[int | None, Query(ge=1)] = None,
-    timeproperty: str = "observedAt",
-    options: str | None = None,
-    format: str | None = None,
+    attrs: QueryText = None,
+    pick: QueryText = None,
+    omit: QueryText = None,
+    timerel: QueryText = None,
+    timeAt: QueryText = None,
+    endTimeAt: QueryText = None,
+    lastN: Annotated[int | None, Query(ge=1, le=MAX_OFFSET)] = None,
+    timeproperty: Annotated[str, Query(max_length=100)] = "observedAt",
+    options: QueryText = None,
+    format: QueryText = None,
 ) -> Response:
     check_time_property(timeproperty)
     window = _history_window(
@@ -764,14 +779,14 @@ def subscriptions(
 
 @router.get("/subscriptions/{subscription_id}")
 def subscription(
-    request: Request, subscription_id: str, _user: Writer, context: Running
+    request: Request, subscription_id: EntityIdPath, _user: Writer, context: Running
 ) -> Response:
     return _respond(request, broker.subscription(context, subscription_id))
 
 
 @router.patch("/subscriptions/{subscription_id}", status_code=204)
 async def update_subscription(
-    request: Request, subscription_id: str, _user: Writer, context: Running
+    request: Request, subscription_id: EntityIdPath, _user: Writer, context: Running
 ) -> Response:
     body, _link = await _body(request)
     await run_in_threadpool(broker.update_subscription, context, subscription_id, body)
@@ -779,6 +794,6 @@ async def update_subscription(
 
 
 @router.delete("/subscriptions/{subscription_id}", status_code=204)
-def unsubscribe(subscription_id: str, _user: Writer, context: Running) -> Response:
+def unsubscribe(subscription_id: EntityIdPath, _user: Writer, context: Running) -> Response:
     broker.unsubscribe(context, subscription_id)
     return Response(status_code=204)

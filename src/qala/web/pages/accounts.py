@@ -7,8 +7,9 @@ from urllib.parse import urlparse
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from qala.components.accounts import throttle
 from qala.components.accounts.api import set_session_cookie
-from qala.components.accounts.deps import SESSION_COOKIE, ContextDep
+from qala.components.accounts.deps import SESSION_COOKIE, ContextDep, client_address
 from qala.components.accounts.services import (
     DEMO_USERS,
     authenticate,
@@ -54,27 +55,38 @@ async def login(request: Request, ui: UIDep, t: TranslatorDep, context: ContextD
     form = await request.form()
     username, password = str(form.get("username", "")), str(form.get("password", ""))
     next_url = safe_next(str(form.get("next", "/")))
-    error = None
+    error, status, headers = None, 400, {}
     if not anon_form_token_ok(request, form.get("csrf_token")):
         error = t("auth.form_expired")
     else:
         try:
             with context.database.transaction() as session:
-                user = authenticate(session, username, password)
-                new = start_session(session, user, now=context.clock())
+                # Per address as on the API: one address guessing at many usernames is stopped
+                # too, not only many addresses at one username.
+                now = context.clock()
+                throttle.spend(
+                    session, throttle.LOGINS_PER_ADDRESS, client_address(request), now=now
+                )
+                user = authenticate(session, username, password, now=now)
+                new = start_session(session, user, now=now)
+        except throttle.TooManyAttemptsError as exc:
+            error, status = t("auth.too_many", seconds=exc.retry_after), 429
+            headers = {"Retry-After": str(exc.retry_after)}
         except PermissionDeniedError:
             error = t("auth.wrong_password")
     if error is not None:
-        return ui.render(
+        page = ui.render(
             request,
             "login.html",
-            status_code=400,
+            status_code=status,
             next=next_url,
             demo_accounts=demo_accounts(),
             error=error,
             username=username,
             form_token=ui.anon_csrf(request),
         )
+        page.headers.update(headers)
+        return page
     response = ui.redirect(request, next_url)
     set_session_cookie(response, context, new.token)
     return response
@@ -111,6 +123,12 @@ async def register(request: Request, ui: UIDep, t: TranslatorDep, context: Conte
     else:
         try:
             with context.database.transaction() as session:
+                throttle.spend(
+                    session,
+                    throttle.REGISTRATIONS_PER_ADDRESS,
+                    client_address(request),
+                    now=context.clock(),
+                )
                 user = create_user(
                     session,
                     username=values["username"],
@@ -119,6 +137,8 @@ async def register(request: Request, ui: UIDep, t: TranslatorDep, context: Conte
                     role="citizen",
                 )
                 new = start_session(session, user, now=context.clock())
+        except throttle.TooManyAttemptsError as exc:
+            problems.append(t("auth.too_many", seconds=exc.retry_after))
         except ValidationError as exc:
             problems += [t.problem(p) for p in exc.problems]
         except ConflictError as exc:
