@@ -37,7 +37,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-PEERS = Path(os.environ.get("QALA_PEERS", REPO.parent / "shared" / "peers"))
+PEERS = Path(os.environ.get("QALA_PEERS", REPO.parent / "shared" / "peers")).resolve()
 if not PEERS.exists() and (REPO.parents[1] / "shared" / "peers").exists():
     PEERS = REPO.parents[1] / "shared" / "peers"  # a worktree under /work/wt/<name>
 ETSI = PEERS / "ngsi-ld-test-suite-etsi"
@@ -266,7 +266,7 @@ def run_fiware(base: str, out: Path, timeout: int) -> dict[str, dict]:
     failed: Counter[str] = Counter()
     failures: dict[str, list[str]] = {}
     for suite in data.get("testResults", []):
-        section = Path(suite["name"]).relative_to(FIWARE).parts[0]
+        section = Path(suite["name"]).resolve().relative_to(FIWARE).parts[0]
         for test in suite.get("assertionResults", []):
             if test.get("status") == "passed":
                 passed[section] += 1

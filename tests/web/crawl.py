@@ -12,8 +12,9 @@ from fastapi.testclient import TestClient
 
 SHOWN_ATTRIBUTES = ("title", "aria-label", "placeholder", "alt")
 INVISIBLE = {"script", "style", "template", "noscript"}
-CODES = {"code", "kbd", "samp"}
-"""Text set as code (a user name to type, an id) is a code, not a word of the page's language."""
+CODES = {"code", "kbd", "samp", "cite"}
+"""Text set as code (a user name to type, an id) is a code, not a word of the page's language;
+a cited source's title (``<cite>``) stays as its publisher wrote it."""
 SKIPPED_PREFIXES = ("/api", "/static", "/docs", "/redoc", "/openapi", "/logout", "/reports/")
 
 

@@ -28,6 +28,8 @@ ALLOWED = {
     # the product, its licence and its interfaces
     "Qala",
     "Apache",
+    # written in Latin letters in Russian and Kazakh too
+    "SMS",
     "API",
     "OpenAPI",
     "Open311",

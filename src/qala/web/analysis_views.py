@@ -177,6 +177,7 @@ def _int(query: Mapping[str, str], name: str) -> int | None:
 
 def analysis_page(context: Context, query: Mapping[str, str], t: Translator) -> dict[str, Any]:
     """Sunburst, one area's distributions, correlations and a bump chart of two runs."""
+    from qala.components.catalog.services import list_places
     from qala.components.rating import services as rating
     from qala.engines.index.views import correlations, indicator_distribution
 
@@ -184,6 +185,10 @@ def analysis_page(context: Context, query: Mapping[str, str], t: Translator) -> 
         runs = rating.list_runs(session)
         run_id = _int(query, "run") or rating.latest_run(session).id
         rating.get_run(session, run_id)
+        places = {
+            p.code: t.name({"kk": p.name_kk, "ru": p.name_ru, "en": p.name_en})
+            for p in list_places(session)
+        }
     outcome = _rebuilt(context, run_id)
     result = outcome.result
     fw = result.framework
@@ -200,9 +205,12 @@ def analysis_page(context: Context, query: Mapping[str, str], t: Translator) -> 
     for code in [c for c in fw.leaves_under(area) if c in fw.indicators]:
         dist = indicator_distribution(result, code)
         flagged = set(dist.outliers)
-        before = [(u, float(v), "outlier" if u in flagged else "") for u, v in dist.raw.items()]
+        before = [
+            (places.get(str(u), str(u)), float(v), "outlier" if u in flagged else "")
+            for u, v in dist.raw.items()
+        ]
         after = [
-            (str(u), float(v), "changed" if dist.flags.get(u, "") else "")
+            (places.get(str(u), str(u)), float(v), "changed" if dist.flags.get(u, "") else "")
             for u, v in dist.treated.items()
         ]
         chart = strip_chart(

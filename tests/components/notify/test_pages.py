@@ -153,9 +153,14 @@ def test_staff_export_is_filtered_and_formula_safe(sqlite_url: str) -> None:
     assert not [c for c in cells if c.data_type == "f"]  # no formula anywhere
     assert sheet.max_row == 4
     for query, column in (("status=bogus", "status"), ("from=yesterday", "from")):
-        bad = client.get(f"/operator/export/requests.csv?{query}")
+        # A browser gets the translated error page; a script asking for JSON gets the problems.
+        bad = client.get(
+            f"/operator/export/requests.csv?{query}", headers={"accept": "application/json"}
+        )
         assert bad.status_code == 422
         assert [p["column"] for p in bad.json()["problems"]] == [column]
+        page = client.get(f"/operator/export/requests.csv?{query}", headers={"accept": "text/html"})
+        assert page.status_code == 422 and "<html" in page.text
     assert client.get("/operator/export?lang=kk").status_code == 200
 
 

@@ -18,6 +18,7 @@ from qala.components.catalog.services import get_place
 from qala.components.requests311 import services as requests
 from qala.components.requests311.intake import Poster, RateLimited, report_intake
 from qala.core.errors import NotFoundError, PermissionDeniedError, ValidationError
+from qala.core.messages import msg
 from qala.store.database import Database
 from qala.web import data
 from qala.web.deps import SEES_USER, TranslatorDep, UIDep
@@ -161,7 +162,9 @@ def city_of(known: dict[str, Any], code: str | None, t: Translator) -> Any:
     try:
         return requests.pick_jurisdiction(known, code)
     except (NotFoundError, ValidationError):
-        raise HTTPException(404, t("cities.unknown", city=(code or "")[:80])) from None
+        city = (code or "")[:80]
+        unknown = NotFoundError(f"no city `{city}` takes reports here")
+        raise unknown.with_message(msg("cities.unknown", city=city)) from None
 
 
 def city_of_followed(
