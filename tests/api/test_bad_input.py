@@ -199,3 +199,15 @@ def test_data_files_may_be_larger_than_ordinary_bodies(admin: TestClient) -> Non
     upload = {"file": ("astana.csv", rows.encode(), "text/csv")}
     answer = admin.post("/api/v1/data/check", files=upload)
     assert answer.status_code == 200, answer.text[:300]  # checked (duplicates reported), not 413
+
+
+def test_open311_answers_a_refused_parameter_in_its_own_error_format(admin: TestClient) -> None:
+    """A parameter past its bound was FastAPI's 422 document on Open311 routes; Open311 clients
+    read a 400 list of code and description, in JSON or XML as the route asks."""
+    json_answer = admin.get("/open311/v2/requests.json", params={"status": "x" * 300})
+    assert json_answer.status_code == 400
+    [error] = json_answer.json()
+    assert error["code"] == 400 and error["description"].startswith("status:")
+    xml_answer = admin.get("/open311/v2/requests.xml", params={"jurisdiction_id": "x" * 300})
+    assert xml_answer.status_code == 400
+    assert "<code>400</code>" in xml_answer.text and "jurisdiction_id" in xml_answer.text

@@ -359,7 +359,27 @@ def _count_header(total: int, count: bool) -> dict[str, str] | None:
     return {"NGSILD-Results-Count": str(total)} if count else None
 
 
-router = APIRouter(prefix=PREFIX, tags=["ngsi-ld"], route_class=NgsiRoute)
+# NGSI-LD answers refusals as ProblemDetails (clause 5.5.2), 422 included (OperationNotSupported);
+# published in place of FastAPI's default 422 document, which these routes never send.
+PROBLEM_DETAILS = {
+    "type": "object",
+    "required": ["type", "title"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "detail": {"type": "string"},
+    },
+}
+PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    422: {
+        "description": "NGSI-LD ProblemDetails (e.g. OperationNotSupported)",
+        "content": {"application/json": {"schema": PROBLEM_DETAILS}},
+    }
+}
+
+router = APIRouter(
+    prefix=PREFIX, tags=["ngsi-ld"], route_class=NgsiRoute, responses=PROBLEM_RESPONSES
+)
 
 # ---- entities -----------------------------------------------------------------------------------
 

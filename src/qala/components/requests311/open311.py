@@ -14,14 +14,16 @@ from __future__ import annotations
 
 import asyncio
 import urllib.parse
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
+from fastapi.routing import APIRoute
 
 from qala.components.accounts.deps import client_address
 from qala.components.requests311 import formats
@@ -550,7 +552,29 @@ def _stored_report(
     ]
 
 
-router = APIRouter(prefix=PREFIX, tags=["open311"])
+class Open311Route(APIRoute):
+    """Parameters FastAPI refuses (a value past its length, a bad number) are answered as every
+    other Open311 error: a 400 list of ``code`` and ``description`` in the route's format, not
+    FastAPI's 422 document."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def route(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except RequestValidationError as exc:
+                fmt = str(request.path_params.get("format", "json"))
+                described = "; ".join(
+                    f"{'.'.join(str(p) for p in e.get('loc', ())[1:])}: {e.get('msg')}"
+                    for e in exc.errors()
+                )
+                return _refusal(fmt if fmt in FORMATS else "json", OpenError(400, described))
+
+        return route
+
+
+router = APIRouter(prefix=PREFIX, tags=["open311"], route_class=Open311Route)
 
 
 @router.get(
