@@ -179,7 +179,7 @@ def analysis_page(context: Context, query: Mapping[str, str], t: Translator) -> 
     """Sunburst, one area's distributions, correlations and a bump chart of two runs."""
     from qala.components.catalog.services import list_places
     from qala.components.rating import services as rating
-    from qala.engines.index.views import correlations, indicator_distribution
+    from qala.engines.index.views import correlations
 
     with context.database.session() as session:
         runs = rating.list_runs(session)
@@ -201,33 +201,7 @@ def analysis_page(context: Context, query: Mapping[str, str], t: Translator) -> 
     def name(code: str) -> str:
         return t.name(names.get(code, {"en": fw[code].name or code}))
 
-    distributions = []
-    for code in [c for c in fw.leaves_under(area) if c in fw.indicators]:
-        dist = indicator_distribution(result, code)
-        flagged = set(dist.outliers)
-        before = [
-            (places.get(str(u), str(u)), float(v), "outlier" if u in flagged else "")
-            for u, v in dist.raw.items()
-        ]
-        after = [
-            (places.get(str(u), str(u)), float(v), "changed" if dist.flags.get(u, "") else "")
-            for u, v in dist.treated.items()
-        ]
-        chart = strip_chart(
-            [(t("analysis.before"), before), (t("analysis.after"), after)],
-            label=t("analysis.distribution_of", name=name(code)),
-            unit=dist.unit or "",
-        )
-        distributions.append(
-            {
-                "code": code,
-                "name": name(code),
-                "chart": chart,
-                "outliers": len(flagged),
-                "treatment": dist.treatment,
-                "imputed": len(dist.imputed),
-            }
-        )
+    distributions = _distributions(result, fw, area, name, places, t)
     within = correlations(result, 2)
     across = correlations(result, 1, 2, parent=area)
     heat_within = heatmap_chart(
@@ -258,6 +232,42 @@ def analysis_page(context: Context, query: Mapping[str, str], t: Translator) -> 
         "illustrative": outcome.illustrative,
         "year": outcome.year,
     }
+
+
+def _distributions(
+    result: Any, fw: Any, area: str, name: Any, places: dict[str, str], t: Translator
+) -> list[dict[str, Any]]:
+    """Each indicator of ``area``: its values before and after treatment, places by name."""
+    from qala.engines.index.views import indicator_distribution
+
+    distributions = []
+    for code in [c for c in fw.leaves_under(area) if c in fw.indicators]:
+        dist = indicator_distribution(result, code)
+        flagged = set(dist.outliers)
+        before = [
+            (places.get(str(u), str(u)), float(v), "outlier" if u in flagged else "")
+            for u, v in dist.raw.items()
+        ]
+        after = [
+            (places.get(str(u), str(u)), float(v), "changed" if dist.flags.get(u, "") else "")
+            for u, v in dist.treated.items()
+        ]
+        chart = strip_chart(
+            [(t("analysis.before"), before), (t("analysis.after"), after)],
+            label=t("analysis.distribution_of", name=name(code)),
+            unit=dist.unit or "",
+        )
+        distributions.append(
+            {
+                "code": code,
+                "name": name(code),
+                "chart": chart,
+                "outliers": len(flagged),
+                "treatment": dist.treatment,
+                "imputed": len(dist.imputed),
+            }
+        )
+    return distributions
 
 
 def _node_names(framework_id: str) -> dict[str, dict[str, str]]:
