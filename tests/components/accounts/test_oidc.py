@@ -156,33 +156,28 @@ def test_the_same_answer_is_taken_once(resident: Resident) -> None:
     assert again.status_code == 403 and "used already" in again.json()["detail"]
 
 
-def test_an_answer_for_another_account_is_refused(
-    resident: Resident, tmp_path: Path, issuer: str
-) -> None:
-    callback = _sign_in(_start(resident), "aigerim")
-    other = Resident(resident.client, resident.app)
+def _another_account(resident: Resident, username: str) -> Resident:
+    """A second citizen account on the same site."""
     from qala.components.accounts.services import create_user, issue_token
 
     with resident.app.state.context.database.transaction() as session:
-        user = create_user(session, username="other", password="long enough pw", role="citizen")
+        user = create_user(session, username=username, password="long enough pw", role="citizen")
         token = issue_token(session, user)
-    other.client = TestClient(resident.app, headers={"Authorization": f"Bearer {token}"})
-    refused = _back(other, callback)
+    headers = {"Authorization": f"Bearer {token}"}
+    return Resident(TestClient(resident.app, headers=headers), resident.app)
+
+
+def test_an_answer_for_another_account_is_refused(resident: Resident) -> None:
+    callback = _sign_in(_start(resident), "aigerim")
+    refused = _back(_another_account(resident, "other"), callback)
     assert (
         refused.status_code == 403 and "not started from your account" in refused.json()["detail"]
     )
 
 
 def test_an_iin_bound_to_another_account_is_refused(resident: Resident) -> None:
-    from qala.components.accounts.services import create_user, issue_token
-
     assert _back(resident, _sign_in(_start(resident), "aigerim")).status_code == 200
-    with resident.app.state.context.database.transaction() as session:
-        user = create_user(session, username="second", password="long enough pw", role="citizen")
-        token = issue_token(session, user)
-    second = Resident(
-        TestClient(resident.app, headers={"Authorization": f"Bearer {token}"}), resident.app
-    )
+    second = _another_account(resident, "second")
     refused = _back(second, _sign_in(_start(second), "aigerim"))
     assert refused.status_code == 409 and "another account" in refused.json()["detail"]
 
