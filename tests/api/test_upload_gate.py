@@ -1,13 +1,15 @@
-"""Uploads are refused before they are read when the caller may not upload.
+"""Uploads and bodies are refused before they are read when the caller may not send them.
 
 FastAPI reads a request's body before it resolves the route's dependencies, so an anonymous
-12 MiB upload to ``/data/import`` was read up to its limit and only then answered 401. The
-route's role requirement is now checked first. Real uvicorn, real sockets: the client sends the
+12 MiB upload to ``/data/import`` was read up to its limit and only then answered 401, and so was
+a JSON body to any role-restricted route (an observation batch up to 16 MiB). The route's caller
+checks now run first (``CallerFirstRoute``). Real uvicorn, real sockets: the client sends the
 headers and the first 64 KiB, then waits for the answer without sending the rest.
 """
 
 from __future__ import annotations
 
+import re
 import socket
 import threading
 import time
@@ -17,6 +19,7 @@ import pytest
 import uvicorn
 
 from qala.api import create_app
+from qala.components.accounts.deps import SAFE_METHODS, CallerFirstRoute, caller_checks
 from qala.settings import Settings
 
 DECLARED = 12 * 1024 * 1024  # under every upload route's own limit (16 and 64 MiB)
@@ -56,14 +59,24 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, dict
     app.state.context.database.dispose()
 
 
-def _first_answer(port: int, path: str, headers: dict[str, str], wait_s: float = 3.0) -> str:
-    """Send the headers of a 12 MiB upload and its first 64 KiB; the status line the server
-    answers with before the rest arrives, or "" when it keeps waiting for the body."""
-    lines = [f"POST {path} HTTP/1.1", "Host: 127.0.0.1", f"Content-Length: {DECLARED}"]
+def _first_answer(
+    port: int,
+    path: str,
+    headers: dict[str, str],
+    wait_s: float = 3.0,
+    *,
+    method: str = "POST",
+    declared: int = DECLARED,
+    content_type: str = "multipart/form-data; boundary=qalagate",
+    first_part: bytes = FIRST_PART,
+) -> str:
+    """Send the headers of a ``declared``-byte body and its first 64 KiB; the status line the
+    server answers with before the rest arrives, or "" when it keeps waiting for the body."""
+    lines = [f"{method} {path} HTTP/1.1", "Host: 127.0.0.1", f"Content-Length: {declared}"]
     lines += [f"{name}: {value}" for name, value in headers.items()]
-    lines.append("Content-Type: multipart/form-data; boundary=qalagate")
+    lines.append(f"Content-Type: {content_type}")
     with socket.create_connection(("127.0.0.1", port)) as sock:
-        sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode() + FIRST_PART)
+        sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode() + first_part)
         sock.settimeout(wait_s)
         try:
             answer = sock.recv(4096)
@@ -112,3 +125,58 @@ def test_an_anonymous_upload_to_the_import_page_is_refused_before_it_is_read(
     port, _tokens = server
     answer = _first_answer(port, "/admin/import", {})
     assert answer.startswith(("HTTP/1.1 401", "HTTP/1.1 303", "HTTP/1.1 403")), answer
+
+
+def _gated_routes() -> list[tuple[str, str, int]]:
+    """Every route that checks its caller and takes a body: (method, path, body limit)."""
+    app = create_app(Settings(database_url="sqlite://", secret_key="t"), migrate=False)
+    default = app.router.max_body_size or 1024 * 1024
+
+    def walk(routes: list[object]) -> Iterator[object]:
+        for route in routes:
+            yield route
+            if hasattr(route, "original_router"):
+                yield from walk(route.original_router.routes)
+
+    found = []
+    for route in walk(list(app.routes)):
+        if isinstance(route, CallerFirstRoute) and caller_checks(route.dependant):
+            limit = route.max_body_size or default
+            # any segment will do, but NGSI-LD checks that an entity id is a URI first
+            segment = "urn:ngsi-ld:Thing:1" if route.path.startswith("/ngsi-ld") else "1"
+            path = re.sub(r"\{[^}]+\}", segment, route.path_format)
+            found += [(m, path, limit) for m in sorted(route.methods - SAFE_METHODS)]
+    return found
+
+
+GATED = _gated_routes()
+
+
+def test_the_gated_routes_include_the_json_bodies_that_were_read_first() -> None:
+    paths = {path for _method, path, _limit in GATED}
+    assert {
+        "/api/v1/operate/observations",  # a dependency reading the body came before the user's
+        "/api/v1/requests/bulk",
+        "/api/v1/budgeting/projects/1/payments",
+        "/ngsi-ld/v1/entityOperations/create",
+    } <= paths
+    assert len(GATED) > 60
+
+
+@pytest.mark.parametrize(("method", "path", "limit"), GATED, ids=[f"{m} {p}" for m, p, _ in GATED])
+def test_an_anonymous_body_is_refused_before_it_is_read(
+    server: tuple[int, dict[str, str]], method: str, path: str, limit: int
+) -> None:
+    port, _tokens = server
+    json_start = b"[" + b"0," * 32_768  # 64 KiB of a JSON array that never ends
+    answer = _first_answer(
+        port,
+        path,
+        {},
+        method=method,
+        declared=min(limit, DECLARED) - 1,
+        content_type="application/json",
+        first_part=json_start,
+    )
+    # 401 for the API, a redirect to sign in (303) for pages
+    assert answer.startswith(("HTTP/1.1 401", "HTTP/1.1 303")), f"{method} {path}: {answer!r}"

@@ -64,9 +64,16 @@ def route_shape(path: str) -> str:
 
 
 def crawl(
-    client: TestClient, start: str, *, language: str, per_shape: int = 3, limit: int = 200
+    client: TestClient,
+    start: str,
+    *,
+    language: str,
+    per_shape: int = 3,
+    limit: int = 200,
+    raw: bool = False,
 ) -> Iterator[Page]:
-    """Pages reachable by links from ``start`` (GET only, this site only), a few of each shape."""
+    """Pages reachable by links from ``start`` (GET only, this site only), a few of each shape;
+    each page's visible text, or its whole HTML with ``raw``."""
     queue = [start]
     seen: set[str] = set()
     shapes: dict[str, int] = {}
@@ -89,7 +96,8 @@ def crawl(
             continue
         parser = VisibleText()
         parser.feed(answer.text)
-        yield Page(split.path, answer.status_code, "\n".join(parser.parts))
+        text = answer.text if raw else "\n".join(parser.parts)
+        yield Page(split.path, answer.status_code, text)
         for link in parser.links:
             target = urljoin(split.path, link.split("#")[0])
             if target and urlsplit(target).path not in seen:

@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field, ValidationError as PydanticValidationErro
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
-from qala.components.accounts.deps import DATA_SET_BODY, AnalystUser, ContextDep
+from qala.components.accounts.deps import DATA_SET_BODY, AnalystUser, CallerFirstRoute, ContextDep
 from qala.core.errors import QalaError, ValidationError, unprocessable
 
 MAX_BOOTSTRAP = 10_000
@@ -53,7 +53,7 @@ def _fit(
     return payload
 
 
-router = APIRouter(prefix="/api/v1/sem", tags=["pls-sem"])
+router = APIRouter(route_class=CallerFirstRoute, prefix="/api/v1/sem", tags=["pls-sem"])
 
 
 async def _csv_frame(upload: UploadFile, max_bytes: int) -> pd.DataFrame:

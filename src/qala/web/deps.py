@@ -12,7 +12,12 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
-from qala.components.accounts.deps import ContextDep, OptionalUser, optional_user
+from qala.components.accounts.deps import (
+    ContextDep,
+    OptionalUser,
+    checks_caller,
+    optional_user,
+)
 from qala.components.accounts.models import User
 from qala.web.i18n import Translator
 from qala.web.ui import UI, LoginRequired, RoleRequired, role_allows
@@ -54,7 +59,7 @@ def page_user(*roles: str) -> Callable[..., Coroutine[Any, Any, User]]:
             raise RoleRequired(roles)
         return user
 
-    return dependency
+    return checks_caller(dependency, dependency)
 
 
 OperatorPage = Annotated[User, Depends(page_user("operator"))]

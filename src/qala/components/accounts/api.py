@@ -13,6 +13,7 @@ from qala.components.accounts import throttle
 from qala.components.accounts.deps import (
     SESSION_COOKIE,
     AdminUser,
+    CallerFirstRoute,
     ContextDep,
     CurrentUser,
     DatabaseDep,
@@ -90,7 +91,7 @@ def too_many_as_429() -> Iterator[None]:
         raise HTTPException(429, str(exc), headers={"Retry-After": str(exc.retry_after)}) from None
 
 
-router = APIRouter(prefix="/api/v1", tags=["accounts"])
+router = APIRouter(route_class=CallerFirstRoute, prefix="/api/v1", tags=["accounts"])
 
 
 @router.post("/auth/login")

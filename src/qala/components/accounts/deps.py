@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Callable, Coroutine
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
-from fastapi import Depends, HTTPException, Path, Query, Request
+from fastapi import Depends, HTTPException, Path, Query, Request, Response
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
 
 from qala.components.accounts.models import User
 from qala.components.accounts.scope import StaffScope
@@ -23,6 +25,9 @@ SESSION_COOKIE = "qala_session"
 CSRF_HEADER = "X-CSRF-Token"
 CSRF_FIELD = "csrf_token"
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+CALLER_CHECK = "qala_caller_check"
+"""Attribute naming, on a dependency that admits or refuses the caller, the coroutine
+``(request, user)`` :class:`CallerFirstRoute` runs before the request's body is read."""
 
 
 def context_of(request: Request) -> Context:
@@ -97,6 +102,17 @@ async def optional_user(request: Request) -> User | None:
 OptionalUser = Annotated[User | None, Depends(optional_user)]
 
 
+CallerCheck = Callable[[Request, User | None], Coroutine[Any, Any, Any]]
+Checker = TypeVar("Checker", bound=Callable[..., Any])
+
+
+def checks_caller(dependency: Checker, check: CallerCheck) -> Checker:
+    """Mark ``dependency`` as a caller check that :class:`CallerFirstRoute` runs as ``check``
+    before the body is read (the dependency itself still runs in FastAPI's order)."""
+    setattr(dependency, CALLER_CHECK, check)
+    return dependency
+
+
 def require_roles(*roles: str) -> Callable[..., Coroutine[Any, Any, User]]:
     """A dependency admitting signed-in users with one of ``roles`` (administrators always)."""
 
@@ -107,7 +123,7 @@ def require_roles(*roles: str) -> Callable[..., Coroutine[Any, Any, User]]:
             raise HTTPException(403, f"this needs the role {' or '.join(roles)}")
         return user
 
-    return dependency
+    return checks_caller(dependency, lambda _request, user: dependency(user))
 
 
 def require_national(*roles: str) -> Callable[..., Coroutine[Any, Any, User]]:
@@ -121,13 +137,51 @@ def require_national(*roles: str) -> Callable[..., Coroutine[Any, Any, User]]:
             raise HTTPException(403, f"national staff only; this account works for {checked.place}")
         return checked
 
-    return dependency
+    return checks_caller(dependency, lambda _request, user: dependency(user))
 
 
 async def _any_user(user: OptionalUser) -> User:
     if user is None:
         raise HTTPException(401, "sign in first", headers={"WWW-Authenticate": "Bearer"})
     return user
+
+
+checks_caller(_any_user, lambda _request, user: _any_user(user))
+
+
+def caller_checks(dependant: Dependant) -> list[CallerCheck]:
+    checks: list[CallerCheck] = []
+    for sub in dependant.dependencies:
+        check = getattr(sub.call, CALLER_CHECK, None)
+        if check is not None and check not in checks:
+            checks.append(check)
+        checks += [c for c in caller_checks(sub) if c not in checks]
+    return checks
+
+
+class CallerFirstRoute(APIRoute):
+    """A route that checks who is calling before it reads the request's body.
+
+    FastAPI reads a declared body (and a dependency listed before the caller's) before it
+    resolves the caller's dependencies, so a role-restricted route read an anonymous caller's
+    whole body, up to its size limit, before it answered 401. Here the route's caller checks
+    (dependencies marked with :func:`checks_caller`) run first, on the same request object;
+    FastAPI's own resolution then finds the caller cached on the request.
+    """
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+        checks = caller_checks(self.dependant)
+        if not checks or not (self.methods or set()) - SAFE_METHODS:
+            return handler
+
+        async def caller_first(request: Request) -> Response:
+            user = await optional_user(request)
+            for check in checks:
+                await check(request, user)
+            return await handler(request)
+
+        return caller_first
 
 
 CurrentUser = Annotated[User, Depends(_any_user)]

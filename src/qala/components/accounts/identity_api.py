@@ -16,14 +16,14 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import RedirectResponse
 from pydantic import BaseModel, Field
 
-from qala.components.accounts.deps import ContextDep, CurrentUser
+from qala.components.accounts.deps import CallerFirstRoute, ContextDep, CurrentUser
 from qala.components.accounts.identity import has_identity, verified_methods
 from qala.components.accounts.signature import issue_challenge
 from qala.components.accounts.verification import verify_by_signature
 from qala.core.errors import ValidationError
 from qala.runtime import Context
 
-router = APIRouter(prefix="/api/v1/auth/identity", tags=["accounts"])
+router = APIRouter(route_class=CallerFirstRoute, prefix="/api/v1/auth/identity", tags=["accounts"])
 
 
 class SignedChallenge(BaseModel):

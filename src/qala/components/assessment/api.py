@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 
 from qala.components.accounts.deps import (
     DATA_SET_BODY,
+    CallerFirstRoute,
     ContextDep,
     DatabaseDep,
     Year,
@@ -45,7 +46,7 @@ class StakeholdersIn(BaseModel):
     year: int | None = Field(None, ge=1900, le=2100)
 
 
-router = APIRouter(prefix="/api/v1/assessment", tags=["assessment"])
+router = APIRouter(route_class=CallerFirstRoute, prefix="/api/v1/assessment", tags=["assessment"])
 StaffUser = Annotated[User, Depends(require_roles("operator", "analyst"))]
 
 

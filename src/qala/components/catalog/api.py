@@ -13,6 +13,7 @@ from starlette.datastructures import UploadFile
 from qala.components.accounts.deps import (
     DATA_FILE_BODY,
     AnalystUser,
+    CallerFirstRoute,
     ContextDep,
     DatabaseDep,
     RowId,
@@ -90,7 +91,7 @@ def _tree(node: Node, catalogue: Catalogue) -> dict[str, Any]:
     }
 
 
-router = APIRouter(prefix="/api/v1", tags=["catalogue"])
+router = APIRouter(route_class=CallerFirstRoute, prefix="/api/v1", tags=["catalogue"])
 ReleaseResource = Literal["datapackage.json", "values.csv", "changelog.csv", "dcat.jsonld"]
 
 

@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 
 from qala.components.accounts.deps import (
     DATA_SET_BODY,
+    CallerFirstRoute,
     ContextDep,
     Limit,
     Offset,
@@ -87,7 +88,7 @@ class SensorIn(BaseModel):
 
 Operator = Annotated[User, Depends(require_roles("operator", "administrator"))]
 
-router = APIRouter(prefix=PREFIX, tags=["operate"])
+router = APIRouter(route_class=CallerFirstRoute, prefix=PREFIX, tags=["operate"])
 
 
 def actor(user: User) -> str:

@@ -15,11 +15,16 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Res
 from fastapi.dependencies.models import Dependant
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from fastapi.routing import APIRoute
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from qala.components.accounts.deps import DATA_SET_BODY, ContextDep, context_of, require_roles
+from qala.components.accounts.deps import (
+    DATA_SET_BODY,
+    CallerFirstRoute,
+    ContextDep,
+    context_of,
+    require_roles,
+)
 from qala.components.accounts.models import User
 from qala.components.operate import broker
 from qala.components.operate.broker import BatchOutcome, HistoryWindow, Representation
@@ -147,7 +152,7 @@ def negotiate(accept: str | None) -> str | None:
     return max(ranked)[4] if ranked else None
 
 
-class NgsiRoute(APIRoute):
+class NgsiRoute(CallerFirstRoute):
     """Answers every failure of an NGSI-LD route as ProblemDetails, after the checks every
     operation shares: an acceptable ``Accept`` (406), only known query parameters (400
     InvalidRequest), an entity id in the path that is a URI (400 BadRequestData)."""

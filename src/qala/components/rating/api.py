@@ -8,7 +8,14 @@ from typing import Any
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 
-from qala.components.accounts.deps import ContextDep, DatabaseDep, RowId, Year, require_national
+from qala.components.accounts.deps import (
+    CallerFirstRoute,
+    ContextDep,
+    DatabaseDep,
+    RowId,
+    Year,
+    require_national,
+)
 from qala.components.rating import services
 from qala.core.bounds import Code, Document
 
@@ -42,7 +49,7 @@ def _run_payload(run: Any, entries: list[services.EntryView]) -> dict[str, Any]:
     }
 
 
-router = APIRouter(prefix="/api/v1/rating", tags=["rating"])
+router = APIRouter(route_class=CallerFirstRoute, prefix="/api/v1/rating", tags=["rating"])
 ANALYST_ONLY = [Depends(require_national("analyst"))]
 """Specs and runs rank every city: national analysts (and administrators) only."""
 

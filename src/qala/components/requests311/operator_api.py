@@ -10,7 +10,13 @@ from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, Field, StringConstraints
 from sqlalchemy.orm import Session
 
-from qala.components.accounts.deps import AdminUser, ContextDep, OperatorUser, require_roles
+from qala.components.accounts.deps import (
+    AdminUser,
+    CallerFirstRoute,
+    ContextDep,
+    OperatorUser,
+    require_roles,
+)
 from qala.components.accounts.models import User
 from qala.components.accounts.scope import StaffScope
 from qala.components.requests311.access import scoped_requests, staff_jurisdiction
@@ -83,7 +89,7 @@ class BulkBody(BaseModel):
     )
 
 
-router = APIRouter(prefix=PREFIX, tags=["requests311"])
+router = APIRouter(route_class=CallerFirstRoute, prefix=PREFIX, tags=["requests311"])
 
 
 def _city(context: Context, code: str | None, user: User) -> JurisdictionInfo:

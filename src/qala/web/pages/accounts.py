@@ -9,7 +9,12 @@ from fastapi.responses import Response
 
 from qala.components.accounts import throttle
 from qala.components.accounts.api import set_session_cookie
-from qala.components.accounts.deps import SESSION_COOKIE, ContextDep, client_address
+from qala.components.accounts.deps import (
+    SESSION_COOKIE,
+    CallerFirstRoute,
+    ContextDep,
+    client_address,
+)
 from qala.components.accounts.services import (
     DEMO_USERS,
     authenticate,
@@ -21,7 +26,7 @@ from qala.core.errors import ConflictError, PermissionDeniedError, ValidationErr
 from qala.web.deps import SEES_USER, TranslatorDep, UIDep
 from qala.web.ui import anon_form_token_ok
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(route_class=CallerFirstRoute, include_in_schema=False)
 
 
 def safe_next(target: str | None) -> str:

@@ -11,7 +11,7 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import Response
 from starlette.datastructures import UploadFile
 
-from qala.components.accounts.deps import DATA_FILE_BODY, ContextDep
+from qala.components.accounts.deps import DATA_FILE_BODY, CallerFirstRoute, ContextDep
 from qala.components.accounts.scope import StaffScope
 from qala.components.accounts.services import list_users
 from qala.components.catalog.services import check_file, import_file
@@ -24,7 +24,7 @@ from qala.web.ui import UI
 ALLOWED_SUFFIXES = (".csv", ".xlsx", ".parquet", ".json", ".tsv")
 
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(route_class=CallerFirstRoute, include_in_schema=False)
 
 
 @router.get("/admin")

@@ -17,13 +17,13 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse, Response
 
-from qala.components.accounts.deps import ContextDep, OptionalUser
+from qala.components.accounts.deps import CallerFirstRoute, ContextDep, OptionalUser
 from qala.core.errors import NotFoundError, QalaError
 from qala.web import analysis_views as views
 from qala.web.deps import SEES_USER, AnalystPage, TranslatorDep, UIDep
 from qala.web.ui import role_allows
 
-router = APIRouter(include_in_schema=False, dependencies=[SEES_USER])
+router = APIRouter(route_class=CallerFirstRoute, include_in_schema=False, dependencies=[SEES_USER])
 
 
 @router.get("/rating/what-if")

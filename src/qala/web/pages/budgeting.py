@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import Response
 from starlette.datastructures import FormData
 
-from qala.components.accounts.deps import ContextDep
+from qala.components.accounts.deps import CallerFirstRoute, ContextDep
 from qala.components.accounts.models import User
 from qala.components.budgeting import ballots, ledger, process, projects
 from qala.components.budgeting.signing import ledger_signer
@@ -25,7 +25,7 @@ from qala.web.deps import SEES_USER, TranslatorDep, UIDep, page_user
 from qala.web.i18n import Translator
 from qala.web.ui import UI
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(route_class=CallerFirstRoute, include_in_schema=False)
 VoterPage = Annotated[User, Depends(page_user("citizen"))]
 
 

@@ -13,7 +13,13 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import Response
 from starlette.datastructures import FormData
 
-from qala.components.accounts.deps import ContextDep, DatabaseDep, OptionalUser, client_address
+from qala.components.accounts.deps import (
+    CallerFirstRoute,
+    ContextDep,
+    DatabaseDep,
+    OptionalUser,
+    client_address,
+)
 from qala.components.catalog.services import get_place
 from qala.components.requests311 import services as requests
 from qala.components.requests311.intake import Poster, RateLimited, report_intake
@@ -26,7 +32,7 @@ from qala.web.geo import MapPoint, local_map_svg, local_view
 from qala.web.i18n import Translator
 from qala.web.ui import UI, anon_form_token_ok
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(route_class=CallerFirstRoute, include_in_schema=False)
 
 FIELDS = (
     "service_code",

@@ -9,7 +9,7 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
-from qala.components.accounts.deps import ContextDep, DatabaseDep
+from qala.components.accounts.deps import CallerFirstRoute, ContextDep, DatabaseDep
 from qala.components.catalog.frameworks import CATEGORIES, Catalogue, load_catalogue
 from qala.components.catalog.models import Place
 from qala.components.catalog.services import (
@@ -28,7 +28,7 @@ from qala.web.deps import SEES_USER, TranslatorDep, UIDep
 from qala.web.geo import BOUNDARY_SOURCE, MapPoint, national_map_svg
 from qala.web.i18n import Translator
 
-router = APIRouter(include_in_schema=False, dependencies=[SEES_USER])
+router = APIRouter(route_class=CallerFirstRoute, include_in_schema=False, dependencies=[SEES_USER])
 
 
 @router.get("/")

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import Response
 
-from qala.components.accounts.deps import ContextDep
+from qala.components.accounts.deps import CallerFirstRoute, ContextDep
 from qala.components.accounts.models import User
 from qala.components.notify import services as notify
 from qala.components.notify.outbox import read_unsubscribe_token
@@ -19,7 +19,7 @@ from qala.runtime import Context
 from qala.web.deps import TranslatorDep, UIDep, page_user
 from qala.web.ui import UI
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(route_class=CallerFirstRoute, include_in_schema=False)
 
 ResidentPage = Annotated[User, Depends(page_user())]
 AdministratorPage = Annotated[User, Depends(page_user("administrator"))]

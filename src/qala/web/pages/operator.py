@@ -19,7 +19,7 @@ from fastapi.responses import Response, StreamingResponse
 from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
 
-from qala.components.accounts.deps import ContextDep
+from qala.components.accounts.deps import CallerFirstRoute, ContextDep
 from qala.components.accounts.models import User
 from qala.components.accounts.scope import StaffScope
 from qala.components.catalog.services import get_place
@@ -53,7 +53,7 @@ class ChangeCounter:
             self.value += 1
 
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(route_class=CallerFirstRoute, include_in_schema=False)
 CHANGES_KEY = "operator_changes"
 
 

@@ -17,7 +17,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from starlette.datastructures import FormData
 
-from qala.components.accounts.deps import ContextDep, DatabaseDep
+from qala.components.accounts.deps import CallerFirstRoute, ContextDep, DatabaseDep
 from qala.components.assessment import readiness as questionnaire
 from qala.components.assessment.services import readiness_for, submit_readiness
 from qala.components.catalog.services import get_place, list_places
@@ -26,7 +26,7 @@ from qala.store.database import Database
 from qala.web.deps import AssessorPage, TranslatorDep, UIDep
 from qala.web.ui import UI
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(route_class=CallerFirstRoute, include_in_schema=False)
 
 
 @router.get("/readiness")

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, Response
 
-from qala.components.accounts.deps import ContextDep, client_address
+from qala.components.accounts.deps import CallerFirstRoute, ContextDep, client_address
 from qala.core.errors import NotFoundError
 from qala.core.ratelimit import RateLimiter
 from qala.runtime import Context
@@ -25,7 +25,7 @@ from qala.web.i18n import Translator
 if TYPE_CHECKING:
     from qala.web.reports import Report
 
-router = APIRouter(include_in_schema=False, dependencies=[SEES_USER])
+router = APIRouter(route_class=CallerFirstRoute, include_in_schema=False, dependencies=[SEES_USER])
 FORMATS = ("html", "pdf")
 
 

@@ -8,7 +8,7 @@ from datetime import date
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import Response
 
-from qala.components.accounts.deps import ContextDep
+from qala.components.accounts.deps import CallerFirstRoute, ContextDep
 from qala.components.requests311 import services as requests
 from qala.components.requests311.export import (
     FORMATS,
@@ -21,7 +21,7 @@ from qala.core.errors import ValidationError
 from qala.runtime import Context
 from qala.web.deps import OperatorPage, TranslatorDep, UIDep
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(route_class=CallerFirstRoute, include_in_schema=False)
 
 MEDIA_TYPES = {
     "csv": "text/csv; charset=utf-8",

@@ -9,7 +9,7 @@ from typing import Any, Literal
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from qala.components.accounts.deps import ContextDep, CurrentUser, OptionalUser
+from qala.components.accounts.deps import CallerFirstRoute, ContextDep, CurrentUser, OptionalUser
 from qala.components.accounts.services import public_name
 from qala.components.budgeting import consultations
 from qala.components.budgeting.api.deps import (
@@ -23,7 +23,7 @@ from qala.components.budgeting.api.deps import (
     Text3,
 )
 
-router = APIRouter(prefix=f"{PREFIX}/consultations", tags=TAGS)
+router = APIRouter(route_class=CallerFirstRoute, prefix=f"{PREFIX}/consultations", tags=TAGS)
 
 
 class QuestionBody(BaseModel):

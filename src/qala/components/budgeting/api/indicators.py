@@ -10,10 +10,10 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from qala.components.accounts.deps import ContextDep
+from qala.components.accounts.deps import CallerFirstRoute, ContextDep
 from qala.components.budgeting.api.deps import PREFIX, TAGS, Administrator, Analyst
 
-router = APIRouter(prefix=f"{PREFIX}/indicators", tags=TAGS)
+router = APIRouter(route_class=CallerFirstRoute, prefix=f"{PREFIX}/indicators", tags=TAGS)
 
 
 @router.get("", summary="Participation and delivery indicators")

@@ -7,12 +7,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from qala.components.accounts.deps import ContextDep
+from qala.components.accounts.deps import CallerFirstRoute, ContextDep
 from qala.components.budgeting import ledger
 from qala.components.budgeting.api.deps import MAX_ID, PREFIX, TAGS
 from qala.components.budgeting.signing import ledger_signer
 
-router = APIRouter(prefix=f"{PREFIX}/ledger", tags=TAGS)
+router = APIRouter(route_class=CallerFirstRoute, prefix=f"{PREFIX}/ledger", tags=TAGS)
 
 TreeSize = Annotated[int | None, Query(ge=1, le=MAX_ID, description="Entries in the tree.")]
 

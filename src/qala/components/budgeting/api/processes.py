@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, Field
 
-from qala.components.accounts.deps import ContextDep
+from qala.components.accounts.deps import CallerFirstRoute, ContextDep
 from qala.components.budgeting import process
 from qala.components.budgeting.api.deps import (
     MAX_TENGE,
@@ -23,7 +23,7 @@ from qala.components.budgeting.api.deps import (
 )
 from qala.events import Event
 
-router = APIRouter(prefix=f"{PREFIX}/processes", tags=TAGS)
+router = APIRouter(route_class=CallerFirstRoute, prefix=f"{PREFIX}/processes", tags=TAGS)
 
 ProposalCode = Annotated[str, Path(max_length=40)]
 

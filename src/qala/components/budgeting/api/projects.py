@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
-from qala.components.accounts.deps import ContextDep
+from qala.components.accounts.deps import CallerFirstRoute, ContextDep
 from qala.components.budgeting import projects
 from qala.components.budgeting.api.deps import (
     MAX_TENGE,
@@ -24,7 +24,7 @@ from qala.components.budgeting.api.deps import (
     today,
 )
 
-router = APIRouter(prefix=f"{PREFIX}/projects", tags=TAGS)
+router = APIRouter(route_class=CallerFirstRoute, prefix=f"{PREFIX}/projects", tags=TAGS)
 
 
 class ProjectBody(BaseModel):

@@ -9,11 +9,11 @@ from fastapi import APIRouter, Query
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, Field
 
-from qala.components.accounts.deps import ContextDep
+from qala.components.accounts.deps import CallerFirstRoute, ContextDep
 from qala.components.budgeting import ballots, voters
 from qala.components.budgeting.api.deps import PREFIX, TAGS, Citizen, Code, Points, ProjectChoice
 
-router = APIRouter(prefix=f"{PREFIX}/processes", tags=TAGS)
+router = APIRouter(route_class=CallerFirstRoute, prefix=f"{PREFIX}/processes", tags=TAGS)
 
 
 class IinBody(BaseModel):
