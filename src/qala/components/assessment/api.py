@@ -10,7 +10,6 @@ from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, Field
 
 from qala.components.accounts.deps import (
-    DATA_SET_BODY,
     CallerFirstRoute,
     ContextDep,
     DatabaseDep,
@@ -151,7 +150,7 @@ def stakeholders_sample(database: DatabaseDep, year: Year = None) -> dict[str, A
     return services.stakeholder_view(database, year=year).as_dict()
 
 
-@router.post("/stakeholders", max_body_size=DATA_SET_BODY)
+@router.post("/stakeholders")
 def stakeholders(body: StakeholdersIn, database: DatabaseDep) -> dict[str, Any]:
     """The rating under the groups' weights given as CSV."""
     return services.stakeholder_view(database, body.csv, year=body.year, file="body").as_dict()
