@@ -15,6 +15,9 @@ n_rep <- if (length(args) >= 1) as.integer(args[[1]]) else 1000L
 out_csv <- if (length(args) >= 2) args[[2]] else NA
 
 coin <- build_example_coin(quietly = TRUE)
+# The example coin aggregates with w = NULL (its metadata weights, "Original"); get_sensitivity()
+# asks "Continue anyway (y/n)?" on a NULL address, which Rscript answers with nothing and stops.
+coin$Log$Aggregate$w <- "Original"
 
 noise_specs <- data.frame(Level = c(2, 3), NoiseFactor = c(0.25, 0.25))
 noisy_wts <- get_noisy_weights(w = coin$Meta$Weights$Original, noise_specs = noise_specs,

@@ -3,8 +3,8 @@
 The model-implied correlation matrices are rebuilt here element by element from the reported
 weights, loadings and construct correlations (a chain model X -> M -> Y, whose implied
 construct correlations are products of its paths), and the distances recomputed with plain
-loops and SciPy's general eigenvalue routine. cSEM could not be run here (no R); where its
-conventions differ (its d_G takes base-10 logarithms) the docs say so.
+loops and SciPy's general eigenvalue routine. The mobi figures are checked against cSEM itself
+in ``test_csem_fit.py`` (its d_G takes base-10 logarithms, Qala's the natural one).
 """
 
 from __future__ import annotations
@@ -158,6 +158,25 @@ def test_fit_measures_refuse_two_stage_models(data: pd.DataFrame) -> None:
 
 
 # -- HTMT2 ----------------------------------------------------------------------------------------
+def test_a_given_resample_plan_replaces_the_seeded_one(data: pd.DataFrame) -> None:
+    from qala.engines.plssem.bootstrap import resample_indices
+
+    result = PLSSEM(CHAIN).fit(data)
+    seeded = result.model_fit(n_boot=20, seed=3)
+    replayed = result.model_fit(indices=resample_indices(len(data), 20, 3))
+    assert replayed.quantiles == seeded.quantiles
+    assert replayed.n_boot == 20
+    other = result.model_fit(indices=resample_indices(len(data), 20, 4))
+    assert other.quantiles != seeded.quantiles
+    for bad in (
+        np.zeros((20, 5), dtype=int),
+        np.full((20, len(data)), len(data)),
+        np.zeros((1, len(data)), dtype=int),
+    ):
+        with pytest.raises(SpecificationError, match="indices"):
+            result.model_fit(indices=bad)
+
+
 def test_htmt2_by_hand() -> None:
     """Constructs A (a1, a2, a3) and B (b1, b2): geometric means of the correlations."""
     s = np.array(
@@ -251,7 +270,7 @@ def test_cross_validated_predictions_are_out_of_sample(data: pd.DataFrame) -> No
 
 
 # -- the ECSI mobi model ----------------------------------------------------------------------------
-MOBI_FIT = {  # Qala's figures (3 decimals); the formulas are the hand-checked ones above
+MOBI_FIT = {  # 3 decimals; the same as cSEM 0.6.1's (test_csem_fit.py, d_G there in base 10)
     False: {
         "saturated": {"srmr": 0.057, "d_uls": 0.987, "d_g": 2.215},
         "estimated": {"srmr": 0.124, "d_uls": 4.583, "d_g": 3.241},

@@ -231,11 +231,18 @@ def _measurement(layout: k.Layout, consistent: bool) -> str:
 
 
 def model_fit(
-    results: PLSEstimates, *, n_boot: int = 0, seed: int | None = None
+    results: PLSEstimates,
+    *,
+    n_boot: int = 0,
+    seed: int | None = None,
+    indices: np.ndarray | None = None,
 ) -> ModelFitResults:
     """SRMR, d_ULS and d_G of a fitted model and, with ``n_boot`` > 0, the bootstrap test of
     exact overall fit for the saturated and the estimated model (each on its own Bollen–Stine
     transformed data, from the same seeded resamples).
+
+    ``indices`` (resamples × rows, zero-based row numbers) replaces the seeded plan, to replay
+    another program's resamples (``n_boot`` and ``seed`` are then ignored).
 
     Models with higher-order constructs or interaction terms are not supported (their implied
     indicator correlations need the first stage's model as well).
@@ -245,6 +252,13 @@ def model_fit(
         raise SpecificationError(
             "model fit measures support models without higher-order constructs or interaction terms"
         )
+    if indices is not None:
+        indices = np.asarray(indices)
+        if indices.ndim != 2 or indices.shape[1] != len(results.values) or len(indices) < 2:
+            raise SpecificationError("`indices` must be at least 2 resamples of every row")
+        if indices.min() < 0 or indices.max() >= len(results.values):
+            raise SpecificationError("`indices` must be row numbers of the data")
+        n_boot, seed = len(indices), None
     if n_boot < 0 or n_boot == 1:
         raise SpecificationError("`n_boot` must be 0 (no test) or at least 2")
     layout = plan.final
@@ -266,7 +280,9 @@ def model_fit(
 
     x = results.values
     z = (x - x.mean(axis=0)) / x.std(axis=0, ddof=1)
-    counts = counts_from_indices(resample_indices(len(z), n_boot, seed), len(z))
+    if indices is None:
+        indices = resample_indices(len(z), n_boot, seed)
+    counts = counts_from_indices(indices, len(z))
     out.n_boot = n_boot
     with k.single_threaded_blas():
         for model in MODELS:

@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Any
 from qala.engines.plssem.estimates import PLSEstimates
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from qala.engines.plssem.bootstrap import BootstrapResults
     from qala.engines.plssem.cvpat import CVPATResults
     from qala.engines.plssem.ipma import IPMAResults
@@ -53,12 +55,14 @@ class PLSResults(PLSEstimates):
 
         return pls_predict(self, folds=folds, repeats=repeats, seed=seed)
 
-    def model_fit(self, *, n_boot: int = 0, seed: int | None = None) -> ModelFitResults:
+    def model_fit(
+        self, *, n_boot: int = 0, seed: int | None = None, indices: np.ndarray | None = None
+    ) -> ModelFitResults:
         """SRMR, d_ULS, d_G and the exact-fit test; see
         :func:`qala.engines.plssem.modelfit.model_fit`."""
         from qala.engines.plssem.modelfit import model_fit
 
-        return model_fit(self, n_boot=n_boot, seed=seed)
+        return model_fit(self, n_boot=n_boot, seed=seed, indices=indices)
 
     def cvpat(self, *, folds: int = 10, repeats: int = 10, seed: int | None = 0) -> CVPATResults:
         """CVPAT against the indicator average and the linear model; see
