@@ -280,3 +280,14 @@ def test_without_ncalayer_the_page_says_so_and_a_signed_file_verifies(
         assert KK("identity.refused.not_cms") in phone.locator("#verify-refused").inner_text()
     finally:
         site.ncalayer.start()
+
+
+def test_the_page_in_russian_has_no_english_and_fits_the_phone(phone: Any, site: Site) -> None:
+    sign_in(phone, site, "nurlan")
+    phone.goto(f"{site.url}/budgeting/{site.process}/verify?lang=ru")
+    phone.wait_for_function("document.getElementById('challenge').textContent.startsWith('qala-')")
+    assert phone.locator("h1").inner_text() == Translator("ru")("verify.title")
+    phone.locator("#upload-fallback summary").click()
+    words = latin_words(phone.locator("main").inner_text()) - ALLOWED
+    assert not words, f"English on the Russian page: {sorted(words)}"
+    fits_the_phone(phone)

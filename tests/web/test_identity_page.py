@@ -23,3 +23,16 @@ def test_every_refusal_reason_is_on_the_page_and_in_every_catalogue() -> None:
     for language in ("kk", "ru", "en"):
         missing = sorted(key for key in VERIFY_TEXTS if key not in table[language])
         assert not missing, f"{language} lacks {missing}"
+
+
+def test_what_the_page_says_in_kazakh_and_russian_has_no_english_word() -> None:
+    from tests.web.crawl import latin_words
+    from tests.web.test_every_word import ALLOWED
+
+    table = load_translations()
+    keys = [k for k in table["en"] if k.startswith(("verify.", "identity.refused."))]
+    keys += ["pb.signature_needed", "pb.signature_start"]
+    for language in ("kk", "ru"):
+        for key in keys:
+            words = latin_words(str(table[language][key])) - ALLOWED
+            assert not words, (language, key, sorted(words))
