@@ -127,6 +127,14 @@ class Settings(BaseSettings):
     signature_crl: Path | None = None
     """A certificate revocation list (PEM or DER) the city refreshes from the CA; when set, a
     revoked certificate is refused, and so is every signature once the list is out of date."""
+    ncalayer_url: str = Field(
+        "wss://127.0.0.1:13579/",
+        max_length=200,
+        pattern=r"^wss?://[A-Za-z0-9.\-]+(:[0-9]{1,5})?/?$",
+    )
+    """Where the identity page finds NCALayer, the NCA's signing app on the resident's own
+    computer (it listens on loopback with its own TLS certificate). The pages' CSP lets scripts
+    connect there and nowhere else off the site. Tests point it at a counterpart on ``ws://``."""
 
     report_builds_per_minute: int = 6
     """Reports (city, rating; HTML or PDF) a client (an address) may have built per minute; a

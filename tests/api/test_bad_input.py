@@ -136,6 +136,8 @@ def test_every_answer_carries_the_security_headers(admin: TestClient, path: str)
     )
     assert policy["script-src"] == "'self'"  # never inline scripts
     assert policy["frame-ancestors"] == "'none'"
+    # Scripts connect here and to NCALayer on the resident's computer (the identity page), only.
+    assert policy["connect-src"] == "'self' wss://127.0.0.1:13579"
     assert "strict-transport-security" not in headers  # plain HTTP here
 
 
@@ -211,3 +213,15 @@ def test_open311_answers_a_refused_parameter_in_its_own_error_format(admin: Test
     xml_answer = admin.get("/open311/v2/requests.xml", params={"jurisdiction_id": "x" * 300})
     assert xml_answer.status_code == 400
     assert "<code>400</code>" in xml_answer.text and "jurisdiction_id" in xml_answer.text
+
+
+@pytest.mark.parametrize(
+    "url", ["wss://127.0.0.1:13579/; script-src *", "https://127.0.0.1:13579/", "wss://a b/"]
+)
+def test_an_ncalayer_address_that_could_widen_the_policy_is_refused(url: str) -> None:
+    from pydantic import ValidationError as SettingsError
+
+    from qala.settings import Settings
+
+    with pytest.raises(SettingsError):
+        Settings(ncalayer_url=url, secret_key="x")

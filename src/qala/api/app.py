@@ -38,6 +38,8 @@ async def qala_error(_request: Request, exc: QalaError) -> JSONResponse:
         }
     else:
         body = {"detail": str(exc)}
+        if exc.message is not None:  # the same reason as a catalogue id, for pages to translate
+            body["reason"] = exc.message.as_dict()
     return JSONResponse(body, status_code=status)
 
 
@@ -77,7 +79,11 @@ def create_app(
     from qala.web import mount_web
 
     mount_web(app, context)
-    app.add_middleware(SecurityHeaders, tls_always=context.settings.secure_cookies)
+    app.add_middleware(
+        SecurityHeaders,
+        tls_always=context.settings.secure_cookies,
+        connect=(context.settings.ncalayer_url.rstrip("/"),),
+    )
     app.add_middleware(operations.RequestMetrics, context=context)
     app.add_middleware(TrailingSlashOptional, prefixes=("/ngsi-ld/v1/",))
     return app

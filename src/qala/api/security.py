@@ -2,7 +2,9 @@
 Open311 and NGSI-LD reads are the platform's busiest routes and pay for everything here).
 
 - ``Content-Security-Policy``: scripts only from this site, never inline (the pages have none);
-  inline ``style`` attributes stay allowed for the server-drawn charts; no framing
+  inline ``style`` attributes stay allowed for the server-drawn charts; scripts connect only here
+  and to NCALayer on the resident's own computer (``QALA_NCALAYER_URL``, the identity page's
+  signing app); no framing
   (``frame-ancestors 'none'``), no plugins, forms post only here. The interactive API docs
   (``/docs``, ``/redoc``) load FastAPI's bundled viewer from its CDN with an inline starter, so
   they get no CSP; they show no user data.
@@ -24,27 +26,32 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-CONTENT_SECURITY_POLICY = "; ".join(
-    [
-        "default-src 'self'",
-        "script-src 'self'",
-        "style-src 'self' 'unsafe-inline'",
-        "img-src 'self' data: blob:",
-        "connect-src 'self'",
-        "font-src 'self'",
-        "object-src 'none'",
-        "base-uri 'self'",
-        "form-action 'self'",
-        "frame-ancestors 'none'",
-    ]
-)
+
+def content_security_policy(*connect: str) -> str:
+    """The pages' policy; ``connect`` adds places scripts may open connections to."""
+    return "; ".join(
+        [
+            "default-src 'self'",
+            "script-src 'self'",
+            "style-src 'self' 'unsafe-inline'",
+            "img-src 'self' data: blob:",
+            " ".join(["connect-src 'self'", *connect]),
+            "font-src 'self'",
+            "object-src 'none'",
+            "base-uri 'self'",
+            "form-action 'self'",
+            "frame-ancestors 'none'",
+        ]
+    )
+
+
+CONTENT_SECURITY_POLICY = content_security_policy()
 COMMON = [
     (b"x-content-type-options", b"nosniff"),
     (b"x-frame-options", b"DENY"),
     (b"referrer-policy", b"strict-origin-when-cross-origin"),
     (b"permissions-policy", b"camera=(), microphone=(), payment=(), geolocation=(self)"),
 ]
-CSP = (b"content-security-policy", CONTENT_SECURITY_POLICY.encode())
 HSTS = (b"strict-transport-security", b"max-age=31536000; includeSubDomains")
 DOCS_PATHS = ("/docs", "/redoc")
 
@@ -52,13 +59,16 @@ DOCS_PATHS = ("/docs", "/redoc")
 class SecurityHeaders:
     """Adds the headers above to every HTTP answer of ``app``."""
 
-    def __init__(self, app: ASGIApp, *, tls_always: bool = False) -> None:
+    def __init__(
+        self, app: ASGIApp, *, tls_always: bool = False, connect: tuple[str, ...] = ()
+    ) -> None:
         self.app = app
         self.tls_always = tls_always
+        csp_header = (b"content-security-policy", content_security_policy(*connect).encode())
         # The four header sets, by (answer is a page with CSP, answer goes over TLS): built
         # once, not per request.
         self.sets = {
-            (csp, tls): (*COMMON, *((CSP,) if csp else ()), *((HSTS,) if tls else ()))
+            (csp, tls): (*COMMON, *((csp_header,) if csp else ()), *((HSTS,) if tls else ()))
             for csp in (False, True)
             for tls in (False, True)
         }

@@ -57,8 +57,10 @@ def test_an_expired_certificate_is_refused(pki: Pki) -> None:
         IIN, pki.national, NOW, not_before=timedelta(days=-400), not_after=timedelta(days=-35)
     )
     signature = nca.sign("c", old, pki.national.certificate)
-    with pytest.raises(PermissionDeniedError, match="not now"):
+    with pytest.raises(PermissionDeniedError, match="not now") as refused:
         signed_iin(signature, challenge="c", trust=pki.trust(), now=NOW)
+    assert refused.value.message is not None
+    assert refused.value.message.key == "identity.refused.expired"
 
 
 def test_a_revoked_certificate_is_refused_and_a_stale_list_refuses_all(pki: Pki) -> None:

@@ -136,6 +136,7 @@ def test_a_signature_process_counts_ballots_only_from_signature_verified_account
 
     signed = verify("aigerim", iin(1))
     assert signed.status_code == 200 and signed.json()["methods"] == ["signature"]
+    assert signed.json()["iin_masked"] == "••••••••" + iin(1)[-4:]  # shown back, masked
     assert http.get("/api/v1/auth/identity", headers=h["aigerim"]).json()["bound"] is True
     other = http.post(f"{API}/ballots", headers=h["aigerim"], json={**ballot, "iin": iin(2)})
     assert other.status_code == 409 and "not the IIN verified" in other.json()["detail"]
@@ -143,6 +144,8 @@ def test_a_signature_process_counts_ballots_only_from_signature_verified_account
     # Nurlan's certificate names Aigerim's IIN (say, a forged request): refused, nothing bound.
     taken = verify("nurlan", iin(1))
     assert taken.status_code == 409
+    # The reason as a catalogue id too, for the identity page to say in the reader's language.
+    assert taken.json()["reason"] == {"key": "identity.refused.iin_taken", "params": {}}
     assert http.get("/api/v1/auth/identity", headers=h["nurlan"]).json() == {
         "bound": False,
         "methods": [],

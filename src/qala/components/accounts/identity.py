@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from qala.components.accounts.models import VERIFICATION_METHODS, Identity, Verification
 from qala.core.errors import ConflictError, PermissionDeniedError
+from qala.core.messages import msg
 from qala.store.statements import insert_ignoring
 
 METHOD_NAMES = {
@@ -58,7 +59,9 @@ def bind_identity(
     )
     bound = _refuse_other_bindings(session, user_id, digest)
     if bound is None:  # the IIN went to another account in the same instant
-        raise ConflictError("this IIN is bound to another account")
+        raise ConflictError("this IIN is bound to another account").with_message(
+            msg("identity.refused.iin_taken")
+        )
     session.execute(
         insert_ignoring(session, Verification).values(
             user_id=user_id, method=method, verified_at=now
@@ -74,13 +77,13 @@ def _refuse_other_bindings(session: Session, user_id: int, digest: str) -> Ident
         raise ConflictError(
             "this account is bound to another IIN: a ballot, a proposal or an answer counts only "
             "for the person the account belongs to"
-        )
+        ).with_message(msg("identity.refused.account_bound"))
     holder = session.scalar(select(Identity.user_id).where(Identity.iin_hash == digest))
     if holder is not None and holder != user_id:
         raise ConflictError(
             "this IIN is bound to another account; if it is yours, ask the city to check that "
             "account"
-        )
+        ).with_message(msg("identity.refused.iin_taken"))
     return mine
 
 
@@ -114,6 +117,12 @@ def is_own_iin(session: Session, user_id: int, iin: str, *, secret_key: str) -> 
     """Whether ``iin`` is the one bound to the account (by any method)."""
     mine = _identity(session, user_id)
     return mine is not None and hmac.compare_digest(mine.iin_hash, identity_hash(iin, secret_key))
+
+
+def masked_iin(iin: str) -> str:
+    """An IIN shown back to its holder: only the last four digits (the first six are the birth
+    date)."""
+    return "•" * 8 + iin[-4:]
 
 
 def has_identity(session: Session, user_id: int) -> bool:

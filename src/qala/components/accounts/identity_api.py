@@ -17,7 +17,7 @@ from fastapi.responses import RedirectResponse
 from pydantic import BaseModel, Field
 
 from qala.components.accounts.deps import CallerFirstRoute, ContextDep, CurrentUser
-from qala.components.accounts.identity import has_identity, verified_methods
+from qala.components.accounts.identity import has_identity, masked_iin, verified_methods
 from qala.components.accounts.signature import issue_challenge
 from qala.components.accounts.verification import verify_by_signature
 from qala.core.errors import ValidationError
@@ -64,8 +64,10 @@ def challenge(user: CurrentUser, context: ContextDep) -> dict[str, str]:
 
 @router.post("/signature", summary="Verify who you are with your signed challenge")
 def signature(body: SignedChallenge, user: CurrentUser, context: ContextDep) -> dict[str, Any]:
+    """Binds the certificate's IIN to the account; answers with it masked (last four digits).
+    Refusals name their reason as a catalogue id too (``reason.key``: ``identity.refused.…``)."""
     with context.database.transaction() as session:
-        verify_by_signature(
+        iin = verify_by_signature(
             session,
             user.id,
             challenge=body.challenge,
@@ -74,7 +76,7 @@ def signature(body: SignedChallenge, user: CurrentUser, context: ContextDep) -> 
             now=context.clock(),
         )
         methods = sorted(verified_methods(session, user.id))
-    return {"bound": True, "methods": methods}
+    return {"bound": True, "methods": methods, "iin_masked": masked_iin(iin)}
 
 
 def _callback_url(context: Context) -> str:

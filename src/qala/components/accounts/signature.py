@@ -35,6 +35,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import NameOID
 
 from qala.core.errors import ConfigurationError, PermissionDeniedError
+from qala.core.messages import msg
 
 CHALLENGE_LIFETIME = timedelta(minutes=10)
 CHALLENGE = re.compile(r"^qala-identity:(\d+):(\d+):([A-Za-z0-9_-]+):([0-9a-f]{32})$")
@@ -47,6 +48,11 @@ DIGESTS: dict[str, type[hashes.HashAlgorithm]] = {
     "sha384": hashes.SHA384,
     "sha512": hashes.SHA512,
 }
+
+
+def refused(reason: str, text: str) -> PermissionDeniedError:
+    """A refusal saying ``text`` to API clients and ``identity.refused.<reason>`` to readers."""
+    return PermissionDeniedError(text).with_message(msg(f"identity.refused.{reason}"))
 
 
 def _challenge_mac(body: str, secret_key: str) -> str:
@@ -72,11 +78,13 @@ def check_challenge(challenge: str, *, user_id: int, secret_key: str, now: datet
     if match is None or not hmac.compare_digest(
         match.group(4), _challenge_mac(challenge.rsplit(":", 1)[0], secret_key)
     ):
-        raise PermissionDeniedError("this is not a challenge Qala issued; ask for a new one")
+        raise refused("challenge", "this is not a challenge Qala issued; ask for a new one")
     if int(match.group(1)) != user_id:
-        raise PermissionDeniedError("this challenge was issued to another account")
+        raise refused("challenge", "this challenge was issued to another account")
     if int(match.group(2)) < now.timestamp():
-        raise PermissionDeniedError("this challenge has expired; ask for a new one and sign it")
+        raise refused(
+            "challenge_expired", "this challenge has expired; ask for a new one and sign it"
+        )
 
 
 @dataclass(frozen=True)
@@ -99,7 +107,7 @@ def load_trust(roots: Path | None, crl: Path | None) -> TrustAnchors:
         raise ConfigurationError(
             "electronic signatures cannot be checked: set QALA_SIGNATURE_ROOTS to a PEM file or a "
             "folder of the certification authority's root certificates"
-        )
+        ).with_message(msg("identity.refused.not_configured"))
     anchors: list[x509.Certificate] = []
     for file in _pem_files(roots):
         anchors.extend(x509.load_pem_x509_certificates(file.read_bytes()))
@@ -137,8 +145,8 @@ def _signed_data(signature: bytes) -> cms.SignedData:
         signed: cms.SignedData = info["content"]
         _ = signed.native  # parses the whole structure now, so a damaged one fails here
     except (ValueError, TypeError, KeyError) as exc:
-        raise PermissionDeniedError(
-            "the signature is not a CMS/PKCS#7 SignedData (as NCALayer produces)"
+        raise refused(
+            "not_cms", "the signature is not a CMS/PKCS#7 SignedData (as NCALayer produces)"
         ) from exc
     return signed
 
@@ -148,7 +156,7 @@ def _signer(
 ) -> tuple[cms.SignerInfo, x509.Certificate, list[x509.Certificate]]:
     """The one signer, its certificate, and the other certificates sent along."""
     if len(signed["signer_infos"]) != 1:
-        raise PermissionDeniedError("the signature must have exactly one signer")
+        raise refused("not_cms", "the signature must have exactly one signer")
     signer = signed["signer_infos"][0]
     certificates = [
         x509.load_der_x509_certificate(choice.chosen.dump())
@@ -174,7 +182,7 @@ def _signer(
             if key_id == sid.chosen.native:
                 break
     else:
-        raise PermissionDeniedError("the signer's certificate is not included in the signature")
+        raise refused("not_cms", "the signer's certificate is not included in the signature")
     others = [c for c in certificates if c is not certificate]
     return signer, certificate, others
 
@@ -182,7 +190,7 @@ def _signer(
 def _check_signature(signer: cms.SignerInfo, certificate: x509.Certificate, content: bytes) -> None:
     digest_name = signer["digest_algorithm"]["algorithm"].native
     if digest_name not in DIGESTS:
-        raise PermissionDeniedError(f"the digest algorithm {digest_name} is not supported")
+        raise refused("unsupported", f"the digest algorithm {digest_name} is not supported")
     algorithm = DIGESTS[digest_name]()
     signed_attrs = signer["signed_attrs"]
     if signed_attrs.native is None or len(signed_attrs) == 0:
@@ -194,8 +202,8 @@ def _check_signature(signer: cms.SignerInfo, certificate: x509.Certificate, cont
         hasher = hashes.Hash(algorithm)
         hasher.update(content)
         if len(digests) != 1 or not hmac.compare_digest(digests[0], hasher.finalize()):
-            raise PermissionDeniedError(
-                "the signature was made over another text than the challenge"
+            raise refused(
+                "other_text", "the signature was made over another text than the challenge"
             )
         # RFC 5652 §5.4: the signature covers the attributes' DER as an explicit SET OF.
         message = b"\x31" + signed_attrs.dump()[1:]
@@ -207,12 +215,13 @@ def _check_signature(signer: cms.SignerInfo, certificate: x509.Certificate, cont
         elif isinstance(key, ec.EllipticCurvePublicKey):
             key.verify(value, message, ec.ECDSA(algorithm))
         else:
-            raise PermissionDeniedError(
-                "only RSA and ECDSA certificates are supported for electronic signatures"
+            raise refused(
+                "unsupported",
+                "only RSA and ECDSA certificates are supported for electronic signatures",
             )
     except InvalidSignature:
-        raise PermissionDeniedError(
-            "the signature does not match the signer's certificate"
+        raise refused(
+            "bad_signature", "the signature does not match the signer's certificate"
         ) from None
 
 
@@ -223,9 +232,10 @@ def _check_signature(signer: cms.SignerInfo, certificate: x509.Certificate, cont
 def _within_dates(certificate: x509.Certificate, now: datetime) -> None:
     if not certificate.not_valid_before_utc <= now <= certificate.not_valid_after_utc:
         subject = certificate.subject.rfc4514_string()
-        raise PermissionDeniedError(
+        raise refused(
+            "expired",
             f"the certificate {subject} is valid from {certificate.not_valid_before_utc:%Y-%m-%d} "
-            f"to {certificate.not_valid_after_utc:%Y-%m-%d}, not now"
+            f"to {certificate.not_valid_after_utc:%Y-%m-%d}, not now",
         )
 
 
@@ -259,9 +269,10 @@ def _chain(
         if parent is None:
             break
         path.append(parent)
-    raise PermissionDeniedError(
+    raise refused(
+        "untrusted",
         "the certificate is not issued by a trusted certification authority (it does not chain "
-        "to a configured root certificate)"
+        "to a configured root certificate)",
     )
 
 
@@ -271,19 +282,21 @@ def _check_revocation(chain: list[x509.Certificate], trust: TrustAnchors, now: d
         return
     issuer = next((c for c in chain if c.subject == crl.issuer), None)
     if issuer is None or not crl.is_signature_valid(issuer.public_key()):  # type: ignore[arg-type]
-        raise PermissionDeniedError(
-            "the configured revocation list is not signed by an authority of this certificate"
+        raise refused(
+            "revocation_list",
+            "the configured revocation list is not signed by an authority of this certificate",
         )
     if crl.next_update_utc is not None and crl.next_update_utc < now:
-        raise PermissionDeniedError(
-            "the configured revocation list is out of date; the city must refresh it"
+        raise refused(
+            "revocation_list",
+            "the configured revocation list is out of date; the city must refresh it",
         )
     for certificate in chain:
         if (
             certificate.issuer == crl.issuer
             and crl.get_revoked_certificate_by_serial_number(certificate.serial_number) is not None
         ):
-            raise PermissionDeniedError("the certificate has been revoked")
+            raise refused("revoked", "the certificate has been revoked")
 
 
 def _check_key_usage(certificate: x509.Certificate) -> None:
@@ -293,7 +306,7 @@ def _check_key_usage(certificate: x509.Certificate) -> None:
     except x509.ExtensionNotFound:
         return
     if not (usage.digital_signature or usage.content_commitment):
-        raise PermissionDeniedError("the certificate is not meant for signatures (key usage)")
+        raise refused("key_usage", "the certificate is not meant for signatures (key usage)")
 
 
 def iin_of(certificate: x509.Certificate) -> str:
@@ -302,9 +315,7 @@ def iin_of(certificate: x509.Certificate) -> str:
         match = NCA_SERIAL.match(str(attribute.value).strip())
         if match:
             return match.group(1)
-    raise PermissionDeniedError(
-        "the certificate names no IIN (its subject has no serialNumber IIN…)"
-    )
+    raise refused("no_iin", "the certificate names no IIN (its subject has no serialNumber IIN…)")
 
 
 def signed_iin(signature: bytes, *, challenge: str, trust: TrustAnchors, now: datetime) -> str:
@@ -314,7 +325,7 @@ def signed_iin(signature: bytes, *, challenge: str, trust: TrustAnchors, now: da
     signer, certificate, others = _signer(signed)
     content = signed["encap_content_info"]["content"].native
     if content is not None and content != challenge.encode("utf-8"):
-        raise PermissionDeniedError("the signed text is not the challenge Qala issued")
+        raise refused("other_text", "the signed text is not the challenge Qala issued")
     _check_signature(signer, certificate, challenge.encode("utf-8"))
     _check_key_usage(certificate)
     chain = _chain(certificate, others, trust, now)

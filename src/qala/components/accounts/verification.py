@@ -7,7 +7,6 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from qala.components.accounts.identity import bind_identity
-from qala.components.accounts.models import Identity
 from qala.components.accounts.signature import check_challenge, load_trust, signed_iin
 from qala.settings import Settings
 
@@ -20,8 +19,9 @@ def verify_by_signature(
     signature: bytes,
     settings: Settings,
     now: datetime,
-) -> Identity:
-    """Bind the IIN of the certificate that signed the account's challenge to the account.
+) -> str:
+    """Bind the IIN of the certificate that signed the account's challenge to the account, and
+    return that IIN.
 
     ``PermissionDeniedError`` for a challenge not issued to this account (or expired) and for any
     failed check of the signature (see ``signature.signed_iin``); ``ConflictError`` when that IIN
@@ -30,6 +30,7 @@ def verify_by_signature(
     check_challenge(challenge, user_id=user_id, secret_key=settings.secret_key, now=now)
     trust = load_trust(settings.signature_roots, settings.signature_crl)
     iin = signed_iin(signature, challenge=challenge, trust=trust, now=now)
-    return bind_identity(
+    bind_identity(
         session, user_id, iin, method="signature", secret_key=settings.secret_key, now=now
     )
+    return iin

@@ -15,6 +15,7 @@ from fastapi.responses import Response
 from starlette.datastructures import FormData
 
 from qala.components.accounts.deps import CallerFirstRoute, ContextDep
+from qala.components.accounts.identity import verified_methods
 from qala.components.accounts.models import User
 from qala.components.budgeting import ballots, ledger, process, projects
 from qala.components.budgeting.signing import ledger_signer
@@ -113,6 +114,67 @@ async def project(request: Request, code: str, ui: UIDep, context: ContextDep) -
             raise HTTPException(404, str(exc)) from None
         check = ledger.verify_ledger(session, public_key=public_key)
     return ui.render(request, "budgeting_project.html", project=detail, check=check)
+
+
+@router.get("/budgeting/{code}/verify")
+async def verify(
+    request: Request, code: str, user: VoterPage, ui: UIDep, context: ContextDep
+) -> Response:
+    """Verify who you are with an electronic signature through NCALayer (or a signed file):
+    the page's script asks ``/api/v1/auth/identity/challenge`` for a text and posts its
+    signature to ``/api/v1/auth/identity/signature`` (``static/js/identity.js``)."""
+    with context.database.session() as session:
+        try:
+            info = process.get_process(session, code)
+        except NotFoundError as exc:
+            raise HTTPException(404, str(exc)) from None
+        methods = verified_methods(session, user.id)
+    return ui.render(
+        request,
+        "budgeting_verify.html",
+        info=info,
+        verified="signature" in methods,
+        ncalayer_url=context.settings.ncalayer_url,
+        texts=VERIFY_TEXTS,
+    )
+
+
+VERIFY_TEXTS = (
+    "verify.challenge_loading",
+    "verify.challenge_failed",
+    "verify.connecting",
+    "verify.signing",
+    "verify.sending",
+    "verify.canceled",
+    "verify.ncalayer_error",
+    "verify.ncalayer_closed",
+    "verify.no_file",
+    "verify.file_too_big",
+    "verify.signed_out",
+    "verify.refused.unreadable",
+    "verify.refused.other",
+    *(
+        f"identity.refused.{reason}"
+        for reason in (
+            "challenge",
+            "challenge_expired",
+            "not_cms",
+            "other_text",
+            "unsupported",
+            "bad_signature",
+            "expired",
+            "untrusted",
+            "revocation_list",
+            "revoked",
+            "key_usage",
+            "no_iin",
+            "not_configured",
+            "iin_taken",
+            "account_bound",
+        )
+    ),
+)
+"""What the verify page's script may say, rendered in the reader's language into the page."""
 
 
 def ballot_choices(form: FormData, kind: str) -> list[str] | dict[str, int]:
