@@ -17,9 +17,10 @@ from collections.abc import Iterator
 
 import pytest
 import uvicorn
+from fastapi.routing import APIRoute
 
 from qala.api import create_app
-from qala.components.accounts.deps import SAFE_METHODS, CallerFirstRoute, caller_checks
+from qala.components.accounts.deps import SAFE_METHODS, caller_checks
 from qala.settings import Settings
 
 DECLARED = 12 * 1024 * 1024  # under every upload route's own limit (16 and 64 MiB)
@@ -140,7 +141,7 @@ def _gated_routes() -> list[tuple[str, str, int]]:
 
     found = []
     for route in walk(list(app.routes)):
-        if isinstance(route, CallerFirstRoute) and caller_checks(route.dependant):
+        if isinstance(route, APIRoute) and caller_checks(route.dependant):
             limit = route.max_body_size or default
             # any segment will do, but NGSI-LD checks that an entity id is a URI first
             segment = "urn:ngsi-ld:Thing:1" if route.path.startswith("/ngsi-ld") else "1"
