@@ -53,9 +53,6 @@ def ingest_mqtt(
     ] = None,
     batch: Annotated[int, typer.Option(help="MQTT messages per transaction at most.")] = 200,
     max_delay_ms: Annotated[float, typer.Option(help="Flush a batch after this many ms.")] = 50.0,
-    checkpoint_s: Annotated[
-        float, typer.Option(help="Seconds between rule-state checkpoints.")
-    ] = 1.0,
     soft_state_s: Annotated[
         float, typer.Option(help="Seconds between rewrites of sensors' last-seen and entities.")
     ] = 1.0,
@@ -82,7 +79,7 @@ def ingest_mqtt(
         share_group="qala" if worker is not None else None,
         batch_messages=batch,
         max_delay_s=max_delay_ms / 1000,
-        runner=RulesRunner(checkpoint_every_s=checkpoint_s, soft_state_every_s=soft_state_s),
+        runner=RulesRunner(soft_state_every_s=soft_state_s),
     )
     stopping = {"now": False}
 
