@@ -226,7 +226,9 @@ class RulesRunner:
                     text("UPDATE operate_detector_record SET version = version WHERE 0")
                 )
             stamp = utc_now()
-            for start in range(0, len(needed), _CHUNK):
+            # Records never go away: one this process has seen exists, no insert needed.
+            new = [key for key in needed if key not in self._versions]
+            for start in range(0, len(new), _CHUNK):
                 session.execute(
                     insert_ignoring(session, DetectorRecord),
                     [
@@ -239,7 +241,7 @@ class RulesRunner:
                             "version": 0,
                             "updated_at": stamp,
                         }
-                        for r, k, s, q in needed[start : start + _CHUNK]
+                        for r, k, s, q in new[start : start + _CHUNK]
                     ],
                 )
             for start in range(0, len(needed), _CHUNK):
