@@ -71,7 +71,7 @@ def direct(context: Context, count: int, batch: int, sensors: int) -> dict[str, 
         Reading(str(r["sensor"]), "pm25", int(r["time_us"]), float(r["value"]), "ug/m3")
         for r in rows
     ]  # type: ignore[call-overload]
-    runner = RulesRunner(checkpoint_every_s=1.0, soft_state_every_s=1.0)
+    runner = RulesRunner(soft_state_every_s=1.0)
     ingest(context, readings[:batch], runner=runner)  # warm-up: sensors registered, state created
     started = time.perf_counter()
     findings = 0
@@ -144,7 +144,7 @@ def mqtt_run(
         topic=f"{prefix}/observations/#",
         batch_messages=200,  # messages per transaction (x50 observations)
         max_delay_s=max_delay_s,
-        runner=RulesRunner(checkpoint_every_s=1.0, soft_state_every_s=1.0),
+        runner=RulesRunner(soft_state_every_s=1.0),
     ).start()
     expected = int(rate / per_message * seconds) * per_message
     publisher = multiprocessing.Process(

@@ -100,6 +100,10 @@ class Settings(BaseSettings):
     """Provisioning mode: readings of sensors not registered yet are accepted and register them.
     Off (the default), MQTT readings of unknown sensors go to Operate's dead letters (reason
     ``unknown sensor``) and HTTP batches naming one are refused (422)."""
+    operate_retain_days: int | None = Field(default=None, ge=1, le=36_500)
+    """Days of raw observations ``qala operate maintain`` keeps (unset: all). Older readings go
+    once their hourly and daily roll-ups hold them: whole monthly partitions on PostgreSQL,
+    rows in batches on SQLite."""
 
     metrics_token: str | None = None
     """Bearer token a Prometheus scraper sends to read ``/metrics``. Unset, ``/metrics`` answers

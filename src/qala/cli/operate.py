@@ -53,9 +53,6 @@ def ingest_mqtt(
     ] = None,
     batch: Annotated[int, typer.Option(help="MQTT messages per transaction at most.")] = 200,
     max_delay_ms: Annotated[float, typer.Option(help="Flush a batch after this many ms.")] = 50.0,
-    checkpoint_s: Annotated[
-        float, typer.Option(help="Seconds between rule-state checkpoints.")
-    ] = 1.0,
     soft_state_s: Annotated[
         float, typer.Option(help="Seconds between rewrites of sensors' last-seen and entities.")
     ] = 1.0,
@@ -82,7 +79,7 @@ def ingest_mqtt(
         share_group="qala" if worker is not None else None,
         batch_messages=batch,
         max_delay_s=max_delay_ms / 1000,
-        runner=RulesRunner(checkpoint_every_s=checkpoint_s, soft_state_every_s=soft_state_s),
+        runner=RulesRunner(soft_state_every_s=soft_state_s),
     )
     stopping = {"now": False}
 
@@ -249,24 +246,42 @@ def maintain_command(
     months_ahead: Annotated[
         int, typer.Option(help="Months of observation partitions to create ahead.", min=0, max=36)
     ] = 3,
+    retain_days: Annotated[
+        int | None,
+        typer.Option(
+            help="Remove raw readings older than this many days once their hourly and daily "
+            "roll-ups hold them (default: setting operate_retain_days; unset keeps all).",
+            min=1,
+            max=36_500,
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Create the monthly partitions of the observation history ahead of time (PostgreSQL; run
-    daily from a timer) and move readings waiting in the default partition into their month."""
+    daily from a timer), move readings waiting in the default partition into their month, and
+    apply the retention of raw readings."""
     from qala.components.operate.partitions import maintain
 
-    report = maintain(open_context(), months_ahead=months_ahead)
+    context = open_context()
+    days = retain_days if retain_days is not None else context.settings.operate_retain_days
+    report = maintain(context, months_ahead=months_ahead, retain_days=days)
     if as_json:
         print_json(report.as_dict())
         return
-    if report.note:
-        console.print(report.note)
-        return
     console.print(
-        f"{len(report.created)} partitions created ({', '.join(report.created) or 'none'}), "
-        f"{report.moved_rows} readings moved out of the default partition, "
-        f"{report.partitions} partitions in all"
+        report.note
+        or (
+            f"{len(report.created)} partitions created ({', '.join(report.created) or 'none'}), "
+            f"{report.moved_rows} readings moved out of the default partition, "
+            f"{report.partitions} partitions in all"
+        )
     )
+    if days is not None:
+        console.print(
+            f"retention {days} days: {report.deleted_rows} readings removed"
+            f"{' (partitions ' + ', '.join(report.dropped) + ')' if report.dropped else ''}; "
+            f"kept because a roll-up lacks them: {', '.join(report.kept) or 'nothing'}"
+        )
 
 
 @app.command("dead-letters")

@@ -66,6 +66,30 @@ def plural_category(language: str, count: float) -> str:
     return str(Locale.parse(language).plural_form(abs(count)))
 
 
+def parse_accept_language(header: str | None) -> str | None:
+    """The best supported language in an ``Accept-Language`` header (RFC 9110 q-values)."""
+    if not header:
+        return None
+    ranked: list[tuple[float, int, str]] = []
+    for position, part in enumerate(header.split(",")):
+        piece = part.strip()
+        if not piece:
+            continue
+        tag, _, params = piece.partition(";")
+        quality = 1.0
+        for param in params.split(";"):
+            name, _, value = param.strip().partition("=")
+            if name == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        primary = tag.strip().lower().split("-")[0]
+        if primary in LANGUAGES and quality > 0:
+            ranked.append((-quality, position, primary))
+    return min(ranked)[2] if ranked else None
+
+
 @dataclass(frozen=True)
 class Translator:
     """UI strings in one language, falling back to English and then to the key itself.
@@ -101,6 +125,10 @@ class Translator:
             return "; ".join(str(self._value(v)) for v in value)
         if isinstance(value, float):
             return self.number(value, 2 if abs(value) < 1 else 1)
+        if isinstance(value, datetime):
+            return self.when(value)
+        if value is None:
+            return "—"
         return value
 
     def known(self, key: str, fallback: str) -> str:
@@ -116,6 +144,13 @@ class Translator:
         if isinstance(message, str):
             return message
         return self(message.key, **dict(message.params))
+
+    def stored_message(self, data: Mapping[str, Any] | None, fallback: str = "") -> str:
+        """A message kept in its JSON form (:meth:`Message.as_dict`) in this language, else
+        ``fallback`` (a text written before messages were kept, or typed by a person)."""
+        if not data:
+            return fallback
+        return self.message(Message.from_dict(data))
 
     def problem(self, problem: Any) -> str:
         """One input problem (a ``Problem`` or its ``as_dict()``) for this reader: its message

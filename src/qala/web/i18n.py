@@ -16,36 +16,13 @@ from qala.core.i18n import (
     Entry as Entry,
     Translator as Translator,
     load_translations as load_translations,
+    parse_accept_language as parse_accept_language,
     plural_category as plural_category,
 )
 from qala.settings import LANGUAGES
 
 LANGUAGE_COOKIE = "qala_lang"
 LANGUAGE_NAMES = {"kk": "Қазақша", "ru": "Русский", "en": "English"}
-
-
-def parse_accept_language(header: str | None) -> str | None:
-    """The best supported language in an ``Accept-Language`` header (RFC 9110 q-values)."""
-    if not header:
-        return None
-    ranked: list[tuple[float, int, str]] = []
-    for position, part in enumerate(header.split(",")):
-        piece = part.strip()
-        if not piece:
-            continue
-        tag, _, params = piece.partition(";")
-        quality = 1.0
-        for param in params.split(";"):
-            name, _, value = param.strip().partition("=")
-            if name == "q":
-                try:
-                    quality = float(value)
-                except ValueError:
-                    quality = 0.0
-        primary = tag.strip().lower().split("-")[0]
-        if primary in LANGUAGES and quality > 0:
-            ranked.append((-quality, position, primary))
-    return min(ranked)[2] if ranked else None
 
 
 def choose_language(

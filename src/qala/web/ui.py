@@ -130,6 +130,16 @@ def _incident_title(context: Any, incident: Any) -> str:
 
 
 @pass_context
+def _incident_text(context: Any, incident: Any) -> str:
+    """An incident's description: a rule's finding in the reader's language (its message), a
+    description a person wrote as written."""
+    message = getattr(incident, "description_message", None)
+    if message is not None:
+        return _translator(context).message(message)
+    return str(getattr(incident, "description", "") or "")
+
+
+@pass_context
 def _format_message(context: Any, value: Any) -> str:
     """A generated message (id and parameters) in the page's language."""
     return _translator(context).message(value)
@@ -177,6 +187,7 @@ class UI:
         self.env.globals["version"] = __version__
         self.env.globals["unit_name"] = unit_name
         self.env.globals["incident_title"] = _incident_title
+        self.env.globals["incident_text"] = _incident_text
         self.env.globals["language_names"] = LANGUAGE_NAMES
         self.env.globals["spark"] = lambda values, label: sparkline(values, label=label)
 

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from qala.components.operate.ingest import RulesRunner, ingest, register_sensors
 from qala.components.operate.models import DailyRollup, HourlyRollup, Observation
-from qala.components.operate.partitions import US_PER_DAY, US_PER_HOUR, maintain
+from qala.components.operate.partitions import US_PER_DAY, US_PER_HOUR, maintain, month_of
 from qala.components.operate.readings import Reading
 from qala.registry import migration_locations
 from qala.runtime import Context
@@ -165,3 +165,84 @@ def test_upgrading_a_store_with_readings_partitions_and_rolls_them_up(
     finally:
         database.dispose()
         postgres_server.drop(url)  # type: ignore[attr-defined]
+
+
+def test_retention_removes_old_readings_only_where_both_rollups_hold_them(
+    context: Context, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with context.database.transaction() as session:
+        register_sensors(session, [{"id": "ret-1"}, {"id": "ret-2"}])
+    september = int(datetime(2025, 9, 3, tzinfo=UTC).timestamp()) * 1_000_000
+    october = int(datetime(2025, 10, 5, tzinfo=UTC).timestamp()) * 1_000_000
+    recent = int(datetime(2025, 12, 19, tzinfo=UTC).timestamp()) * 1_000_000
+    runner = RulesRunner()
+    for sensor, start, count in (
+        ("ret-1", september, 30),
+        ("ret-2", september, 20),
+        ("ret-1", october, 25),
+        ("ret-2", recent, 10),
+    ):
+        assert ingest(context, _readings(sensor, count, US_PER_HOUR, start), runner=runner).stored
+    # October's hourly roll-up of ret-1 lost a bucket: its readings must stay.
+    with context.database.transaction() as session:
+        session.execute(
+            text("DELETE FROM operate_observation_hourly WHERE sensor = 'ret-1' AND start_us = :t"),
+            {"t": october},
+        )
+    daily_before = _rollup(context, DailyRollup)
+    now = int(datetime(2025, 12, 20, 12, tzinfo=UTC).timestamp()) * 1_000_000
+
+    def stored() -> dict[tuple[str, tuple[int, int]], int]:
+        """Readings per sensor and month."""
+        with context.database.session() as session:
+            rows = session.execute(select(Observation.sensor, Observation.time_us)).all()
+        counts: dict[tuple[str, tuple[int, int]], int] = {}
+        for sensor, time_us in rows:
+            key = (sensor, month_of(time_us))
+            counts[key] = counts.get(key, 0) + 1
+        return counts
+
+    before = stored()
+    assert before == {
+        ("ret-1", (2025, 9)): 30,
+        ("ret-2", (2025, 9)): 20,
+        ("ret-1", (2025, 10)): 25,
+        ("ret-2", (2025, 12)): 10,
+    }
+    report = maintain(context, now_us=now, retain_days=30, batch_rows=7)
+    after = stored()
+    if context.database.backend == "postgresql":
+        # Whole months: September goes as a table; October is kept, its roll-up lacks a bucket.
+        assert report.dropped == ["operate_observation_y2025m09"]
+        assert report.kept == ["operate_observation_y2025m10"]
+        assert report.deleted_rows == 50
+        assert after == {k: v for k, v in before.items() if k[1] != (2025, 9)}
+    else:
+        # Rows in batches: every old reading goes but those of the stream a roll-up lacks.
+        assert report.dropped == [] and report.kept == ["ret-1/pm25"]
+        assert report.deleted_rows == 20
+        assert after == {k: v for k, v in before.items() if k != ("ret-2", (2025, 9))}
+    # The roll-ups stay: the charts and indicators of the removed months still answer.
+    assert _rollup(context, DailyRollup) == daily_before
+    # Repaired roll-up, the command as a timer runs it (setting, today's clock): all old goes.
+    with context.database.transaction() as session:
+        session.execute(
+            text(
+                "INSERT INTO operate_observation_hourly (sensor, quantity, start_us, count,"
+                " total, minimum, maximum) SELECT sensor, quantity, time_us - time_us % :h,"
+                " count(*), sum(value), min(value), max(value) FROM operate_observation"
+                " WHERE sensor = 'ret-1' AND time_us >= :t AND time_us < :t + :h"
+                " GROUP BY sensor, quantity, time_us - time_us % :h"
+            ),
+            {"t": october, "h": US_PER_HOUR},
+        )
+    from qala.cli.main import app
+
+    monkeypatch.setenv("QALA_DATABASE_URL", context.database.url)
+    monkeypatch.setenv("QALA_OPERATE_RETAIN_DAYS", "30")
+    result = CliRunner().invoke(app, ["operate", "maintain", "--json"])
+    assert result.exit_code == 0, result.output
+    answer = json.loads(result.stdout[result.stdout.index("{") :])
+    assert answer["retain_days"] == 30 and answer["kept"] == []
+    assert answer["deleted_rows"] == sum(after.values())
+    assert stored() == {}

@@ -11,7 +11,13 @@ from sqlalchemy import func, select
 
 from qala.components.operate import incidents as incident_services
 from qala.components.operate.ingest import RulesRunner, ingest, register_sensors
-from qala.components.operate.models import DetectorState, Entity, Finding, Incident, Observation
+from qala.components.operate.models import (
+    DetectorRecord,
+    Entity,
+    Finding,
+    Incident,
+    Observation,
+)
 from qala.components.operate.readings import Reading, readings_from_payload
 from qala.core.errors import ConflictError, ValidationError
 from qala.events import Event
@@ -100,14 +106,19 @@ def test_saturated_sensor_opens_one_deduplicated_fault_incident_routed_by_distri
 
 
 def test_rule_state_survives_a_restart(context: Context) -> None:
-    """A fresh runner (new process) resumes from the stored state and replays the rest."""
+    """A fresh runner (new process) resumes from the stored records: one row per stream."""
     values = [30.0 + (i % 5) for i in range(30)]
-    first = RulesRunner(checkpoint_every_s=3600.0)  # checkpoint only once: the rest is replayed
+    first = RulesRunner()
     ingest(context, _hourly("st-r", values[:10]), runner=first)
     ingest(context, _hourly("st-r", values[10:20], start=T0 + 10 * HOUR), runner=first)
+    ingest(context, _hourly("st-q", values[:3]), runner=first)
     with context.database.session() as session:
-        row = session.get(DetectorState, "air")
-        assert row is not None and row.checkpoint_observation_id < row.last_observation_id
+        rows = {
+            (r.kind, r.subject, r.quantity): r.version
+            for r in session.scalars(select(DetectorRecord))
+        }
+    # Each stream its own row, written once per batch that changed it.
+    assert rows[("stream", "st-r", "pm25")] == 2 and rows[("stream", "st-q", "pm25")] == 1
     resumed = RulesRunner()
     ingest(context, _hourly("st-r", values[20:], start=T0 + 20 * HOUR), runner=resumed)
     straight = RulesRunner()
@@ -116,8 +127,15 @@ def test_rule_state_survives_a_restart(context: Context) -> None:
     reference = StreamingEvaluator(straight.rule_sets["air"])
     for r in _hourly("st-r", values):
         reference.feed_value(r.sensor, r.quantity, r.time_us, r.value, r.unit)
-    evaluator = resumed._loaded["air"].evaluator
+    evaluator = resumed.evaluator("air")
     assert evaluator.state()["streams"] == reference.state()["streams"]
+    # The other stream was never needed by the resumed process: it was not even loaded.
+    assert [s["sensor"] for s in evaluator.state()["streams"]] == ["st-r"]
+    # And the first process, behind on st-r, reloads it (its version changed) before going on.
+    ingest(context, _hourly("st-r", [31.0], start=T0 + 30 * HOUR), runner=first)
+    reference.feed_value("st-r", "pm25", T0 + 30 * HOUR, 31.0, "ug/m3")
+    mine = [s for s in first.evaluator("air").state()["streams"] if s["sensor"] == "st-r"]
+    assert mine == [s for s in reference.state()["streams"] if s["sensor"] == "st-r"]
 
 
 def test_operator_incident_lifecycle_with_audit_escalation_and_links(context: Context) -> None:
@@ -409,13 +427,14 @@ def test_concurrent_batches_from_api_threads_are_serialised(context: Context) ->
         thread.join()
     assert errors == []
     assert _count(context, Observation) == 4 * 5 * 10
-    streams = runner._loaded["air"].evaluator.state()["streams"]
+    streams = runner.evaluator("air").state()["streams"]
     assert sorted(s["sensor"] for s in streams) == [f"thr-{w}" for w in range(4)]
     with context.database.session() as session:
-        row = session.get(DetectorState, "air")
-        assert row is not None
-        max_id = session.scalar(select(func.max(Observation.id)))
-        assert row.last_observation_id == max_id
+        versions = {
+            r.subject: r.version
+            for r in session.scalars(select(DetectorRecord).where(DetectorRecord.kind == "stream"))
+        }
+    assert versions == {f"thr-{w}": 5 for w in range(4)}  # five batches each, none lost
 
 
 @settings(

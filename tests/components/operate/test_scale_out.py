@@ -130,14 +130,26 @@ def test_two_ingesters_share_the_stream_without_loss_or_double_counting(
                 log.read_text() for log in logs
             ]
             # Hour by hour, every sensor's reading for that hour: the order a city's stream has.
-            for hour in range(PER_SENSOR):
-                publish_readings(
-                    [r for r in ordered if r["time_us"] == START_US + hour * 3_600_000_000],
-                    topic_prefix=prefix,
-                )
-            deadline = time.monotonic() + 120
-            while time.monotonic() < deadline and _outcome(shared_url)[0] < len(rows):
-                time.sleep(0.2)
+            # A sensor's next reading comes an hour later, long after the workers stored this
+            # one (a batch takes milliseconds): the next hour is published once this one is in.
+            # Both workers share each hour's messages; one stream's readings are never
+            # evaluated out of order (the engine would ignore the earlier one as late).
+            counter = create_engine(shared_url, poolclass=NullPool)
+            count = select(func.count()).select_from(Observation)
+            try:
+                for hour in range(PER_SENSOR):
+                    publish_readings(
+                        [r for r in ordered if r["time_us"] == START_US + hour * 3_600_000_000],
+                        topic_prefix=prefix,
+                    )
+                    deadline = time.monotonic() + 30
+                    while time.monotonic() < deadline:
+                        with counter.connect() as connection:
+                            if (connection.scalar(count) or 0) >= (hour + 1) * SENSORS:
+                                break
+                        time.sleep(0.02)
+            finally:
+                counter.dispose()
         finally:
             for worker in workers:
                 worker.send_signal(signal.SIGTERM)

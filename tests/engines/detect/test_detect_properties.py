@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import random
+from typing import Any
 
 import numpy as np
 from hypothesis import given, settings, strategies as st
@@ -217,3 +218,64 @@ def test_summation_streaming_equals_batch(series: list[list[Observation]], seed:
     evaluator = StreamingEvaluator(GAS_RULES)
     stream = evaluator.feed_many(order) + evaluator.flush()
     assert sorted(as_tuple(f) for f in stream) == batch
+
+
+def test_state_kept_record_by_record_equals_the_whole_state_and_stays_within_the_locked_keys() -> (
+    None
+):
+    """What a store does with one row per record: before each batch it would lock
+    ``state_keys`` of the batch's readings; the records ``changes()`` reports must be among them,
+    and a fresh evaluator loading the stored records (``load_records``) goes on exactly as the
+    one that never stopped."""
+    from qala.engines.detect import air_quality_rules, heating_rules
+
+    rng = random.Random(7)
+    for rules, quantities in (
+        (air_quality_rules(), ("pm25", "pm10", "no2", "so2")),
+        (heating_rules(), ("supply_temperature", "return_temperature", "outdoor_temperature")),
+    ):
+        groups = {"s1": "north", "s2": "north", "s3": "south"}
+        straight = StreamingEvaluator(rules, groups=groups)
+        stored: dict[tuple[str, str, str], Any] = {}
+        resumed = StreamingEvaluator(rules, groups=groups)
+        start = to_epoch_us("2025-12-01T00:00:00Z")
+        readings = []
+        for i in range(400):
+            sensor = rng.choice(("s1", "s2", "s3"))
+            quantity = rng.choice(quantities)
+            value = (
+                rng.uniform(0, 300) if quantity != "outdoor_temperature" else rng.uniform(-30, 5)
+            )
+            readings.append((sensor, quantity, start + i * 600_000_000, round(value, 1)))
+        for batch_start in range(0, len(readings), 25):
+            batch = readings[batch_start : batch_start + 25]
+            locked = {
+                key
+                for sensor, quantity, *_ in batch
+                for key in straight.state_keys(sensor, quantity)
+            }
+            for sensor, quantity, time_us, value in batch:
+                unit = rules_unit(quantity)
+                straight.feed_value(sensor, quantity, time_us, value, unit)
+            changes = straight.changes()
+            for kind, section, field in (
+                ("stream", "streams", "sensor"),
+                ("group", "groups", "group"),
+            ):
+                for record in changes[section]:
+                    key = (kind, record[field], record["quantity"])
+                    assert key in locked, key
+                    stored[key] = record
+            # Another process: load what the store holds for the batch's keys, feed the batch.
+            resumed.load_records([(*key, stored.get(key)) for key in sorted(locked)])
+            for sensor, quantity, time_us, value in batch:
+                resumed.feed_value(sensor, quantity, time_us, value, rules_unit(quantity))
+            resumed.changes()
+        assert resumed.state() == straight.state()
+        fresh = StreamingEvaluator(rules, groups=groups)
+        fresh.load_records([(*key, record) for key, record in stored.items()])
+        assert fresh.state() == straight.state()
+
+
+def rules_unit(quantity: str) -> str:
+    return "degC" if "temperature" in quantity else "ug/m3"

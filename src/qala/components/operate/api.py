@@ -25,6 +25,7 @@ from qala.components.operate.indicators import write_indicators
 from qala.components.operate.ingest import check_silence, ingest_payload, register_sensors
 from qala.core.bounds import Code, Name, Text
 from qala.core.errors import ValidationError
+from qala.core.i18n import Translator, parse_accept_language
 from qala.core.jsontext import load_json
 from qala.runtime import Context
 
@@ -91,6 +92,15 @@ Operator = Annotated[User, Depends(require_roles("operator", "administrator"))]
 router = APIRouter(route_class=CallerFirstRoute, prefix=PREFIX, tags=["operate"])
 
 
+def reader_language(request: Request) -> Translator:
+    """The reader's language for texts in answers: ``Accept-Language`` (kk, ru, en), else
+    English. Machine fields (ids, codes, numbers, ``description_message``) never change."""
+    return Translator(parse_accept_language(request.headers.get("accept-language")) or "en")
+
+
+Reader = Annotated[Translator, Depends(reader_language)]
+
+
 def actor(user: User) -> str:
     """How the audit trail names a signed-in user."""
     return f"user:{user.username}"
@@ -134,6 +144,7 @@ def get_sensors(_user: Operator, context: ContextDep) -> list[dict[str, Any]]:
 def get_findings(
     _user: Operator,
     context: ContextDep,
+    reader: Reader,
     sensor: Code | None = None,
     kind: Code | None = None,
     limit: Limit = 100,
@@ -141,7 +152,7 @@ def get_findings(
 ) -> list[dict[str, Any]]:
     with context.database.session() as session:
         found = queries.list_findings(session, sensor=sensor, kind=kind, limit=limit, offset=offset)
-        return [f.as_dict() for f in found]
+        return [f.as_dict(reader) for f in found]
 
 
 @router.post("/rules/silence")
@@ -157,6 +168,7 @@ def post_silence(_user: Operator, context: ContextDep) -> dict[str, Any]:
 def get_incidents(
     user: Operator,
     context: ContextDep,
+    reader: Reader,
     status: Code | None = None,
     service: Code | None = None,
     category: Code | None = None,
@@ -174,7 +186,7 @@ def get_incidents(
             limit=limit,
             offset=offset,
         )
-        return [r.as_dict() for r in rows]
+        return [r.as_dict(reader) for r in rows]
 
 
 @router.post("/incidents", status_code=201)
@@ -190,10 +202,12 @@ def post_incident(
 
 
 @router.get("/incidents/{incident_id}")
-def get_incident(incident_id: RowId, user: Operator, context: ContextDep) -> dict[str, Any]:
+def get_incident(
+    incident_id: RowId, user: Operator, context: ContextDep, reader: Reader
+) -> dict[str, Any]:
     with context.database.session() as session:
         incident = incident_services.incident_in_scope(session, incident_id, StaffScope.of(user))
-        return incident_services.view(incident).as_dict()
+        return incident_services.view(incident).as_dict(reader)
 
 
 def _act(

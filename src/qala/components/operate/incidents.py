@@ -16,11 +16,14 @@ from typing import Any, cast
 
 import yaml
 from sqlalchemy import Table, bindparam, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 from qala.components.accounts.scope import StaffScope
+from qala.components.operate.finding_text import message_of_row, plain
 from qala.components.operate.models import Incident, IncidentAudit, IncidentLink
 from qala.core.errors import ConflictError, NotFoundError, Problem, ValidationError
+from qala.core.i18n import Translator
+from qala.core.messages import Message
 
 _INCIDENT = cast(Table, Incident.__table__).c
 
@@ -131,12 +134,24 @@ class IncidentView:
     close_note: str | None
     links: list[dict[str, Any]] = field(default_factory=list)
     audit: list[AuditEntry] = field(default_factory=list)
+    description_message: Message | None = None
+    """A rule incident's description as a message id and values (from the finding that opened
+    it), for any reader's language; None for an incident an operator or a resident wrote."""
 
-    def as_dict(self) -> dict[str, Any]:
-        data = {k: v for k, v in self.__dict__.items() if k != "audit"}
+    def as_dict(self, translator: Translator | None = None) -> dict[str, Any]:
+        """JSON form; with ``translator``, ``title`` and ``description`` in its language (the
+        message stays machine-readable in ``description_message``, times in ISO 8601)."""
+        data = {k: v for k, v in self.__dict__.items() if k not in ("audit", "description_message")}
         for key in ("opened_at", "acknowledged_at", "closed_at"):
             value = data[key]
             data[key] = value.isoformat() if value else None
+        message = self.description_message
+        data["description_message"] = None if message is None else plain(message.as_dict())
+        if translator is not None:
+            data["title"] = shown_title(self, translator)
+            if message is not None:
+                data["description"] = translator.message(message)
+            data["language"] = translator.language
         data["audit"] = [
             {"at": a.at.isoformat(), "actor": a.actor, "action": a.action, "details": a.details}
             for a in self.audit
@@ -144,7 +159,43 @@ class IncidentView:
         return data
 
 
-def view(incident: Incident, *, with_audit: bool = True) -> IncidentView:
+def shown_title(incident: Any, translator: Translator) -> str:
+    """The title in the reader's language: the routing policy's title for the category (as a
+    catalogue id); a title an operator typed stays as typed."""
+    key = f"incident.title.{incident.category}"
+    english = Translator("en")(key)
+    title = str(incident.title or "")
+    return translator(key) if english != key and title == english else title
+
+
+def opening_messages(session: Session, incident_ids: list[int]) -> dict[int, Message]:
+    """For each rule incident among ``incident_ids``, the message of the finding that opened
+    it (its first)."""
+    from qala.components.operate.models import Finding
+
+    if not incident_ids:
+        return {}
+    first = (
+        select(func.min(Finding.id))
+        .where(Finding.incident_id.in_(incident_ids))
+        .group_by(Finding.incident_id)
+    )
+    return {
+        int(row.incident_id): message_of_row(row)
+        for row in session.scalars(select(Finding).where(Finding.id.in_(first)))
+        if row.incident_id is not None
+    }
+
+
+def view(
+    incident: Incident, *, with_audit: bool = True, message: Message | bool | None = True
+) -> IncidentView:
+    """The incident as shown; ``message`` True looks up its opening finding's message."""
+    shown: Message | None = message if isinstance(message, Message) else None
+    if message is True:
+        session = object_session(incident)
+        found = opening_messages(session, [incident.id]) if session is not None else {}
+        shown = found.get(incident.id)
     return IncidentView(
         id=incident.id,
         title=incident.title,
@@ -174,6 +225,7 @@ def view(incident: Incident, *, with_audit: bool = True) -> IncidentView:
         audit=[AuditEntry(a.at, a.actor, a.action, dict(a.details)) for a in incident.audit]
         if with_audit
         else [],
+        description_message=shown,
     )
 
 
@@ -525,8 +577,9 @@ def list_incidents(
         query = query.where(Incident.category == category)
     if place_code:
         query = query.where(Incident.place_code == place_code)
-    rows = session.scalars(query.limit(limit).offset(offset))
-    return [view(row, with_audit=False) for row in rows]
+    rows = list(session.scalars(query.limit(limit).offset(offset)))
+    messages = opening_messages(session, [row.id for row in rows])
+    return [view(row, with_audit=False, message=messages.get(row.id)) for row in rows]
 
 
 def count_incidents(

@@ -6,11 +6,9 @@ too; a redelivered reading is ignored by the store and never reaches the rules. 
 batch's new readings are fed to the detect engine in time order; a reading older than the
 newest one already evaluated for its stream is stored but not re-evaluated (the engine ignores it).
 
-The detect engine's streaming state is checkpointed into ``operate_detector_state`` (every batch
-by default; less often with ``checkpoint_every_s``). The row also holds the id of the newest
-observation evaluated, updated every batch under a row lock, so a process that finds it behind
-(after a restart, or because another process ingested) reloads the checkpoint and replays the
-stored observations after it — findings are deduplicated, so a replay never doubles an incident.
+The detect engine's streaming state lives in ``operate_detector_record``, one row per stream and
+per group table; a batch locks only the rows of its streams, reloads those another process
+changed, and writes back what the engine changed, in the batch's transaction (:class:`RulesRunner`).
 """
 
 from __future__ import annotations
@@ -22,16 +20,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import event, select, update
+from sqlalchemy import event, select, text, tuple_, update
 from sqlalchemy.orm import Session
 
 from qala.components.operate import incidents as incident_services
 from qala.components.operate.dead_letters import Refusal, record_dead_letters
 from qala.components.operate.models import (
-    DetectorState,
+    DetectorRecord,
     Entity,
     Finding as FindingRow,
-    Observation,
     Sensor,
 )
 from qala.components.operate.partitions import US_PER_DAY, US_PER_HOUR, add_to_rollups
@@ -123,43 +120,43 @@ class SoftState:
             del self.latest[key]
 
 
-@dataclass
-class _Loaded:
-    evaluator: StreamingEvaluator
-    last_observation_id: int
-    checkpointed_at: float
+StateKey = tuple[str, str, str, str]
+"""A detector record's key: rule set, kind (``stream``/``group``), subject, quantity."""
+
+_CHUNK = 500
 
 
 class RulesRunner:
-    """Evaluates readings with the detect engine, keeping each rule set's state in the store.
+    """Evaluates readings with the detect engine, keeping its state in the store record by record.
+
+    The state is one row per stream and per group table (``operate_detector_record``). A batch
+    locks (``SELECT … FOR UPDATE``, in key order) only the rows of the streams it feeds and of
+    their groups, reloads those another process changed since (each row has a version), and
+    writes back the records the engine reports changed — in the transaction storing the
+    readings. Workers ingesting other sensors (of other groups) lock other rows and never wait
+    for each other; a restarted process simply reloads the rows it needs.
 
     Parameters
     ----------
     rule_sets
         Name → rule set; a reading goes to the set of its quantity's domain (``air``, ``heating``).
-    checkpoint_every_s
-        Seconds between state checkpoints (0: every batch). Between checkpoints a restart replays
-        the stored observations, so nothing is lost either way; a longer interval only makes
-        high-rate ingestion cheaper.
     soft_state_every_s
         Seconds between rewrites of a sensor's last-seen time and its entity's latest values
         (0: every batch). See :class:`SoftState`.
     """
 
     def __init__(
-        self,
-        rule_sets: dict[str, RuleSet] | None = None,
-        *,
-        checkpoint_every_s: float = 0.0,
-        soft_state_every_s: float = 0.0,
+        self, rule_sets: dict[str, RuleSet] | None = None, *, soft_state_every_s: float = 0.0
     ) -> None:
         self.rule_sets = rule_sets if rule_sets is not None else default_rule_sets()
-        self.checkpoint_every_s = checkpoint_every_s
         self.soft_state_every_s = soft_state_every_s
         self.soft = SoftState()
-        self._loaded: dict[str, _Loaded] = {}
+        self.groups: dict[str, str] = {}
+        self._evaluators: dict[str, StreamingEvaluator] = {}
+        self._versions: dict[StateKey, int] = {}
         # API worker threads share one runner: its evaluators and soft state are used by one
-        # batch at a time (the store's locks order the batches; this guards the memory).
+        # batch at a time. Store rows are locked before this lock is taken, never while held
+        # (a thread holding it never waits on another thread's rows).
         self.lock = threading.RLock()
 
     @staticmethod
@@ -169,83 +166,157 @@ class RulesRunner:
 
     def invalidate(self) -> None:
         """Forget the in-memory state (after a failed transaction); it is reloaded from the store."""
-        self._loaded.clear()
-        self.soft = SoftState()
+        with self.lock:
+            self._evaluators.clear()
+            self._versions.clear()
+            self.soft = SoftState()
 
-    def lock_state_rows(self, session: Session, names: Iterable[str]) -> dict[str, DetectorState]:
-        """Lock (``SELECT … FOR UPDATE``) and return the state rows; once per transaction."""
-        # Locks last until the transaction ends: remember them per transaction, not per session.
-        key = ("operate_locked_state", id(session.get_transaction()))
-        held: dict[str, DetectorState] = session.info.setdefault(key, {})
-        rows: dict[str, DetectorState] = {}
-        for name in sorted(names):
-            if name in held:
-                rows[name] = held[name]
-                continue
-            row = session.scalar(
-                select(DetectorState).where(DetectorState.rule_set == name).with_for_update()
-            )
-            if row is None:  # first use: create it (another writer may be doing the same)
+    def evaluator(self, name: str) -> StreamingEvaluator:
+        """The in-memory evaluator of a rule set (holding the records loaded so far)."""
+        evaluator = self._evaluators.get(name)
+        if evaluator is None:
+            evaluator = self._evaluators[name] = StreamingEvaluator(self.rule_sets[name])
+            evaluator.groups = self.groups  # shared: one sensor → group map per runner
+        return evaluator
+
+    # ---- locking --------------------------------------------------------------------------
+
+    @staticmethod
+    def _held(session: Session) -> dict[StateKey, int]:
+        """The records this transaction has locked, with their versions (locks last until the
+        transaction ends: remembered per transaction, not per session)."""
+        key = ("operate_detector_locked", id(session.get_transaction()))
+        held: dict[StateKey, int] = session.info.setdefault(key, {})
+        return held
+
+    def keys_for(
+        self, session: Session, streams: Iterable[tuple[str, str]]
+    ) -> dict[StateKey, None]:
+        """The records that readings of ``(sensor, quantity)`` streams may touch, with each
+        sensor's group as the store has it now."""
+        wanted = {(s, q) for s, q in streams if self.rule_set_of(q) in self.rule_sets}
+        sensors = sorted({s for s, _q in wanted})
+        groups: dict[str, str | None] = {}
+        for start in range(0, len(sensors), _CHUNK):
+            chunk = sensors[start : start + _CHUNK]
+            query = select(Sensor.id, Sensor.group_id).where(Sensor.id.in_(chunk))
+            groups.update((sensor, group) for sensor, group in session.execute(query))
+        with self.lock:
+            for sensor in sensors:
+                group = groups.get(sensor)
+                if group:
+                    self.groups[sensor] = group
+                else:
+                    self.groups.pop(sensor, None)
+            keys: dict[StateKey, None] = {}
+            for sensor, quantity in sorted(wanted):
+                name = self.rule_set_of(quantity)
+                assert name is not None
+                for kind, subject, record in self.evaluator(name).state_keys(sensor, quantity):
+                    keys[(name, kind, subject, record)] = None
+        return keys
+
+    def lock_records(self, session: Session, keys: Iterable[StateKey]) -> dict[StateKey, int]:
+        """Lock the records (creating missing ones empty), in key order; return their versions."""
+        held = self._held(session)
+        needed = sorted(set(keys) - set(held))
+        if needed:
+            if session.get_bind().dialect.name == "sqlite":  # one writer: take the write lock
                 session.execute(
-                    insert_ignoring(session, DetectorState).values(
-                        rule_set=name,
-                        state={},
-                        last_observation_id=0,
-                        checkpoint_observation_id=0,
-                        updated_at=utc_now(),
+                    text("UPDATE operate_detector_record SET version = version WHERE 0")
+                )
+            stamp = utc_now()
+            # Records never go away: one this process has seen exists, no insert needed.
+            new = [key for key in needed if key not in self._versions]
+            for start in range(0, len(new), _CHUNK):
+                session.execute(
+                    insert_ignoring(session, DetectorRecord),
+                    [
+                        {
+                            "rule_set": r,
+                            "kind": k,
+                            "subject": s,
+                            "quantity": q,
+                            "state": None,
+                            "version": 0,
+                            "updated_at": stamp,
+                        }
+                        for r, k, s, q in new[start : start + _CHUNK]
+                    ],
+                )
+            for start in range(0, len(needed), _CHUNK):
+                chunk = needed[start : start + _CHUNK]
+                held.update(
+                    ((r, k, s, q), v)
+                    for r, k, s, q, v in session.execute(
+                        select(*_KEY, DetectorRecord.version)
+                        .where(tuple_(*_KEY).in_(chunk))
+                        .order_by(*_KEY)
+                        .with_for_update()
                     )
                 )
-                row = session.scalar(
-                    select(DetectorState).where(DetectorState.rule_set == name).with_for_update()
-                )
-                assert row is not None
-            rows[name] = held[name] = row
-        return rows
+        return held
 
-    def _evaluator(
-        self,
-        session: Session,
-        name: str,
-        row: DetectorState,
-        groups: dict[str, str],
-        findings: list[Finding],
-    ) -> StreamingEvaluator:
-        loaded = self._loaded.get(name)
-        if loaded is not None and loaded.last_observation_id == row.last_observation_id:
-            loaded.evaluator.groups.update(groups)
-            return loaded.evaluator
-        rules = self.rule_sets[name]
-        all_groups = {s: g for s, g in session.execute(select(Sensor.id, Sensor.group_id)) if g}
-        all_groups.update(groups)
-        saved = row.state  # deferred column: loaded only here, on a (re)load
-        if saved:
-            evaluator = StreamingEvaluator.from_state(rules, saved, groups=all_groups)
-        else:
-            evaluator = StreamingEvaluator(rules, groups=all_groups)
-        # Replay what the checkpoint has not seen (ids are committed in order under the row lock).
-        if row.last_observation_id > row.checkpoint_observation_id:
-            replay = session.execute(
-                select(
-                    Observation.sensor,
-                    Observation.quantity,
-                    Observation.time_us,
-                    Observation.value,
-                    Observation.unit,
+    def lock_rule_sets(self, session: Session, names: Iterable[str]) -> dict[StateKey, int]:
+        """Lock every record of the rule sets (a silence check, the end of a replay)."""
+        held = self._held(session)
+        for r, k, s, q, v in session.execute(
+            select(*_KEY, DetectorRecord.version)
+            .where(DetectorRecord.rule_set.in_(sorted(names)))
+            .order_by(*_KEY)
+            .with_for_update()
+        ):
+            held[(r, k, s, q)] = v
+        return held
+
+    def lock_for(self, session: Session, streams: Iterable[tuple[str, str]]) -> dict[StateKey, int]:
+        """Lock the records a batch of readings of these streams may touch."""
+        return self.lock_records(session, self.keys_for(session, streams))
+
+    # ---- evaluating -----------------------------------------------------------------------
+
+    def _sync(self, session: Session, keys: Iterable[StateKey], held: dict[StateKey, int]) -> None:
+        """Load the locked records whose stored version differs from the one in memory."""
+        stale = sorted(k for k in keys if self._versions.get(k) != held[k])
+        for start in range(0, len(stale), _CHUNK):
+            chunk = stale[start : start + _CHUNK]
+            by_set: dict[str, list[tuple[str, str, str, Any]]] = {}
+            for r, k, s, q, state in session.execute(
+                select(*_KEY, DetectorRecord.state).where(tuple_(*_KEY).in_(chunk))
+            ):
+                by_set.setdefault(r, []).append((k, s, q, state))
+            for name, records in by_set.items():
+                self.evaluator(name).load_records(records)
+        for key in stale:
+            self._versions[key] = held[key]
+
+    def _write(self, session: Session, name: str, held: dict[StateKey, int]) -> None:
+        """Write the records the rule set's evaluator changed (they are locked)."""
+        changes = self.evaluator(name).changes()
+        stamp = utc_now()
+        rows = []
+        for kind, records in (("stream", changes["streams"]), ("group", changes["groups"])):
+            subject_field = "sensor" if kind == "stream" else "group"
+            for record in records:
+                data = dict(record)
+                key = (name, kind, data.pop(subject_field), data.pop("quantity"))
+                if key not in held:  # a record no lock covers: a defect, never written unlocked
+                    raise RuntimeError(f"detector record {key} changed without its lock")
+                version = held[key] + 1
+                held[key] = self._versions[key] = version
+                rows.append(
+                    {
+                        "rule_set": key[0],
+                        "kind": kind,
+                        "subject": key[2],
+                        "quantity": key[3],
+                        "state": data,
+                        "version": version,
+                        "updated_at": stamp,
+                    }
                 )
-                .where(
-                    Observation.id > row.checkpoint_observation_id,
-                    Observation.id <= row.last_observation_id,
-                )
-                .order_by(Observation.time_us, Observation.id)
-            )
-            for sensor, quantity, time_us, value, unit in replay:
-                if self.rule_set_of(quantity) == name:
-                    findings.extend(evaluator.feed_value(sensor, quantity, time_us, value, unit))
-        # Never checkpointed: checkpoint at the end of this batch.
-        self._loaded[name] = _Loaded(
-            evaluator, row.last_observation_id, time.monotonic() if saved else 0.0
-        )
-        return evaluator
+        for start in range(0, len(rows), _CHUNK):
+            session.execute(update(DetectorRecord), rows[start : start + _CHUNK])
 
     def evaluate(
         self,
@@ -256,16 +327,20 @@ class RulesRunner:
         silence_at_us: int | None = None,
     ) -> list[Finding]:
         """Feed new observations ``(id, sensor, quantity, time_us, value, unit)`` in time order."""
+        if silence_at_us is not None:
+            held = self.lock_rule_sets(session, self.rule_sets)
+        else:
+            held = self.lock_for(session, {(r[1], r[2]) for r in rows})
         with self.lock:
-            return self._evaluate(session, rows, groups=groups, silence_at_us=silence_at_us)
+            self.groups.update(groups)
+            return self._evaluate(session, rows, held, silence_at_us)
 
     def _evaluate(
         self,
         session: Session,
         rows: Sequence[tuple[int, str, str, int, float, str]],
-        *,
-        groups: dict[str, str],
-        silence_at_us: int | None = None,
+        held: dict[StateKey, int],
+        silence_at_us: int | None,
     ) -> list[Finding]:
         by_set: dict[str, list[tuple[int, str, str, int, float, str]]] = {}
         for row in rows:
@@ -273,14 +348,10 @@ class RulesRunner:
             if name is not None and name in self.rule_sets:
                 by_set.setdefault(name, []).append(row)
         names = set(by_set) if silence_at_us is None else set(self.rule_sets)
-        if not names:
-            return []
-        locked = self.lock_state_rows(session, names)
+        self._sync(session, [k for k in held if k[0] in names], held)
         findings: list[Finding] = []
-        max_id = max((r[0] for r in rows), default=0)
         for name in sorted(names):
-            state_row = locked[name]
-            evaluator = self._evaluator(session, name, state_row, groups, findings)
+            evaluator = self.evaluator(name)
             batch = sorted(by_set.get(name, []), key=lambda r: (r[3], r[0]))
             feed = evaluator.feed_value
             for _id, sensor, quantity, time_us, value, unit in batch:
@@ -289,32 +360,27 @@ class RulesRunner:
                     findings.extend(out)
             if silence_at_us is not None:
                 findings.extend(evaluator.check_silence(silence_at_us))
-            loaded = self._loaded[name]
-            if batch:
-                state_row.last_observation_id = max(state_row.last_observation_id, max_id)
-                loaded.last_observation_id = state_row.last_observation_id
-            due = time.monotonic() - loaded.checkpointed_at >= self.checkpoint_every_s
-            if due or silence_at_us is not None:
-                state_row.state = evaluator.state()
-                state_row.checkpoint_observation_id = state_row.last_observation_id
-                loaded.checkpointed_at = time.monotonic()
-            state_row.updated_at = utc_now()
+            self._write(session, name, held)
         return findings
 
     def flush(self, session: Session) -> list[Finding]:
-        """Close every open window (end of a replay) and checkpoint."""
+        """Close every open window (end of a replay) and write the records."""
+        held = self.lock_rule_sets(session, self.rule_sets)
         with self.lock:
-            return self._flush(session)
+            self._sync(session, list(held), held)
+            findings: list[Finding] = []
+            for name in sorted(self.rule_sets):
+                findings.extend(self.evaluator(name).flush())
+                self._write(session, name, held)
+            return findings
 
-    def _flush(self, session: Session) -> list[Finding]:
-        locked = self.lock_state_rows(session, self.rule_sets)
-        findings: list[Finding] = []
-        for name, row in locked.items():
-            evaluator = self._evaluator(session, name, row, {}, findings)
-            findings.extend(evaluator.flush())
-            row.state = evaluator.state()
-            row.checkpoint_observation_id = row.last_observation_id
-        return findings
+
+_KEY = (
+    DetectorRecord.rule_set,
+    DetectorRecord.kind,
+    DetectorRecord.subject,
+    DetectorRecord.quantity,
+)
 
 
 def runner_for(context: Context) -> RulesRunner:
@@ -416,7 +482,7 @@ def _insert_observations(
     # that changes nothing); read before, another thread's rows committed meanwhile would count
     # as this batch's (evaluated and rolled up twice).
     cursor = raw.cursor()
-    cursor.execute("UPDATE operate_detector_state SET rule_set = rule_set WHERE 0")
+    cursor.execute("UPDATE operate_detector_record SET version = version WHERE 0")
     cursor.execute("SELECT coalesce(max(id), 0) FROM operate_observation")
     before = cursor.fetchone()[0]
     cursor.executemany(
@@ -778,11 +844,9 @@ def ingest_in_session(
     started = time.perf_counter()
     now = now or utc_now()
     report = IngestReport(received=len(readings))
-    # Lock the rule sets' state rows first, so that observation ids are assigned and evaluated
-    # in one order across concurrent writers (what the replay after a restart relies on).
-    names = {n for r in readings if (n := runner.rule_set_of(r.quantity)) in runner.rule_sets}
-    if names:
-        runner.lock_state_rows(session, names)
+    # Lock the detector records of the batch's streams (and their groups) first: a batch of the
+    # same stream waits here, so its readings are stored and evaluated after this one's.
+    runner.lock_for(session, {(r.sensor, r.quantity) for r in readings})
     rows = _insert_observations(session, readings, now_us())  # and adds them to the roll-ups
     report.stored = len(rows)
     report.duplicates = len(readings) - len(rows)

@@ -1,5 +1,5 @@
 """Operate's tables: context entities (NGSI-LD / PAS 182), sensors, observation history, detector
-state, findings, incidents with their audit trail and links, and NGSI-LD subscriptions.
+state records, findings, incidents with their audit trail and links, and NGSI-LD subscriptions.
 
 Times of observations are integer microseconds since the epoch (UTC), the detect engine's unit, so
 ``(sensor, quantity, time_us)`` deduplicates exactly and history scans are integer range scans.
@@ -125,20 +125,25 @@ class DailyRollup(_Rollup, Base):
     __table_args__ = (Index("ix_operate_observation_daily_start_us", "start_us"),)
 
 
-class DetectorState(Base):
-    """The detect engine's streaming state for one rule set, checkpointed with the history.
+class DetectorRecord(Base):
+    """One record of the detect engine's streaming state: a ``(sensor, quantity)`` stream or a
+    group's hour table, per rule set (one row each, so that ingest workers handling other
+    sensors lock other rows).
 
-    ``last_observation_id`` is the newest observation evaluated (updated every batch, under a row
-    lock); ``checkpoint_observation_id`` the newest one ``state`` includes. A process whose
-    in-memory state is behind reloads the checkpoint and replays the observations in between.
+    Written in the transaction that stores the readings it has seen, only when it changed
+    (the engine's ``changes()``). ``version`` grows with every write, so a process keeping the
+    record in memory knows from the locked row alone whether another process changed it.
+    ``state`` is None for a record locked before it ever held anything.
     """
 
-    __tablename__ = "operate_detector_state"
+    __tablename__ = "operate_detector_record"
 
     rule_set: Mapped[str] = mapped_column(String(64), primary_key=True)
-    state: Mapped[dict[str, Any]] = mapped_column(JSON, deferred=True)
-    last_observation_id: Mapped[int] = mapped_column(BigInteger, default=0)
-    checkpoint_observation_id: Mapped[int] = mapped_column(BigInteger, default=0)
+    kind: Mapped[str] = mapped_column(String(8), primary_key=True)
+    subject: Mapped[str] = mapped_column(String(256), primary_key=True)
+    quantity: Mapped[str] = mapped_column(String(200), primary_key=True)
+    state: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    version: Mapped[int] = mapped_column(BigInteger, default=0)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 

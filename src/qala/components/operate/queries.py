@@ -10,7 +10,10 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from qala.components.operate.dead_letters import count_dead_letters
+from qala.components.operate.finding_text import message_of_row, plain
 from qala.components.operate.models import Finding, Incident, Observation, Sensor
+from qala.core.i18n import Translator
+from qala.core.messages import Message
 from qala.engines.detect import from_epoch_us
 
 
@@ -45,9 +48,17 @@ class FindingView:
     unit: str
     explanation: str
     incident_id: int | None
+    message: Message | None = None
 
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+    def as_dict(self, translator: Translator | None = None) -> dict[str, Any]:
+        """JSON form; ``explanation`` is the engine's English unless a ``translator`` renders
+        the message in its language (``message`` stays machine-readable either way)."""
+        data = {k: v for k, v in self.__dict__.items() if k != "message"}
+        data["message"] = None if self.message is None else plain(self.message.as_dict())
+        if translator is not None and self.message is not None:
+            data["explanation"] = translator.message(self.message)
+            data["language"] = translator.language
+        return data
 
 
 @dataclass
@@ -111,6 +122,7 @@ def list_findings(
             f.unit,
             f.explanation,
             f.incident_id,
+            message_of_row(f),
         )
         for f in session.scalars(query.limit(limit).offset(offset))
     ]

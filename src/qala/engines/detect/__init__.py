@@ -30,7 +30,9 @@ Norms (:mod:`.norms_loader`)
 Evaluation
     ``StreamingEvaluator(rules, groups=...)`` — ``feed(observation)``, ``feed_value(...)``,
     ``feed_columns(columns)``, ``check_silence(now_us)``, ``flush()``, ``state()``,
-    ``changes()`` (records touched since the last call, for incremental persistence) and
+    ``changes()`` (records touched since the last call, for incremental persistence),
+    ``state_keys(sensor, quantity)`` (the records a reading may touch: what a store keeping one
+    row per record locks), ``load_records(records)`` (replace single records) and
     ``StreamingEvaluator.from_state(rules, state)``; idempotent per ``(sensor, quantity, time)``.
     ``evaluate_frame(frame, rules, ...)`` — batch replay of a DataFrame, findings as a DataFrame;
     ``hourly_means(columns, rules)`` — the valid hourly means the rules use (for indicators).

@@ -146,6 +146,55 @@ class StreamingEvaluator:
             evaluator._groups[(record["group"], record["quantity"])] = GroupState.from_dict(record)
         return evaluator
 
+    def state_keys(self, sensor: str, quantity: str) -> list[tuple[str, str, str]]:
+        """The state records a reading of ``(sensor, quantity)`` may read or change, as
+        ``(kind, subject, quantity)`` with kind ``"stream"`` (subject: the sensor) or ``"group"``
+        (subject: the sensor's group, or the sensor itself for its summation tables).
+
+        A store that keeps one row per record locks exactly these before feeding the reading,
+        so that readings of other streams (and other groups) are evaluated concurrently.
+        """
+        compiled = self._rules_for(quantity)
+        group_id = self.groups.get(sensor, DEFAULT_GROUP)
+        keys = [("stream", sensor, quantity)]
+        if compiled.needs_group_table:
+            keys.append(("group", group_id, quantity))
+        if compiled.heating or compiled.is_outdoor_for_heating:
+            keys.append(("group", group_id, heating.OUTDOOR))
+        keys.extend(
+            ("group", sensor, summation.TABLE_PREFIX + rule.rule_id) for rule in compiled.summation
+        )
+        return keys
+
+    def record(self, kind: str, subject: str, quantity: str) -> dict[str, Any] | None:
+        """One record of :meth:`state` by its key (without the key fields); None if absent."""
+        if kind == "stream":
+            stream = self._streams.get((subject, quantity))
+            return None if stream is None else stream.to_dict()
+        group = self._groups.get((subject, quantity))
+        return None if group is None else group.to_dict()
+
+    def load_records(
+        self, records: Iterable[tuple[str, str, str, Mapping[str, Any] | None]]
+    ) -> None:
+        """Replace single records ``(kind, subject, quantity, data)`` of the state, as
+        :meth:`changes` gave them (key fields may be left out); data None forgets the record.
+        Loaded records are not reported by :meth:`changes`."""
+        for kind, subject, quantity, data in records:
+            key = (subject, quantity)
+            if kind == "stream":
+                if data is None:
+                    self._streams.pop(key, None)
+                else:
+                    self._streams[key] = StreamState.from_dict(data)
+                self._changed_streams.discard(key)
+            else:
+                if data is None:
+                    self._groups.pop(key, None)
+                else:
+                    self._groups[key] = GroupState.from_dict(data)
+                self._changed_groups.discard(key)
+
     # ---- feeding ----------------------------------------------------------------------------
 
     def feed(self, observation: Observation) -> list[Finding]:
