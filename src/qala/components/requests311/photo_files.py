@@ -227,9 +227,16 @@ def prepare_photos(uploads: list[PhotoUpload]) -> tuple[list[PreparedPhoto], lis
     return prepared, problems
 
 
-def suggested_location(photos: list[PreparedPhoto]) -> tuple[float, float] | None:
-    """The first photo's GPS position, to offer as the report's location."""
-    return next((p.location for p in photos if p.location is not None), None)
+def location_of(uploads: list[PhotoUpload]) -> tuple[float, float] | None:
+    """The first GPS position among ``uploads`` (read from their headers, nothing decoded), to
+    offer as the report's location; photos that would be refused are passed over."""
+    for index, upload in enumerate(uploads[:MAX_PHOTOS]):
+        opened = _open(upload, index)
+        if not isinstance(opened, Problem):
+            found = gps_location(opened[0])
+            if found is not None:
+                return found
+    return None
 
 
 class PhotoStore(Protocol):
