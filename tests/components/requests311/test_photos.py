@@ -183,6 +183,33 @@ def test_a_refused_photo_stores_nothing(live_city: tuple[City, LiveServer], medi
     assert stored_files(media) == []
 
 
+def test_a_multipart_body_past_the_limit_is_cut_off_with_the_open311_error(
+    live_city: tuple[City, LiveServer], media: Path
+) -> None:
+    city, live = live_city
+    boundary = "qala-photo-test"
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="service_code"\r\n\r\npothole\r\n'
+        f'--{boundary}\r\nContent-Disposition: form-data; name="media"; filename="a.jpg"\r\n'
+        "Content-Type: image/jpeg\r\n\r\n"
+    ).encode()
+
+    def body():  # type: ignore[no-untyped-def]
+        yield head
+        for _ in range(40 * 16):  # 40 MiB in 64 KiB pieces, without a Content-Length
+            yield b"\xff" * 65536
+
+    answer = httpx.post(
+        f"{live.open311}/requests.json",
+        content=body(),
+        headers={"content-type": f"multipart/form-data; boundary={boundary}"},
+        timeout=60,
+    )
+    assert answer.status_code == 413
+    assert answer.json()[0]["code"] == 413
+    assert count(city, Request) == 0 and stored_files(media) == []
+
+
 def test_a_hidden_photo_is_gone_for_the_public_and_kept_for_its_operators(
     live_city: tuple[City, LiveServer], media: Path
 ) -> None:

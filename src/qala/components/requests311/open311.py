@@ -783,7 +783,8 @@ async def token_lookup(
 @router.post(
     "/requests.{format}",
     summary="Report a problem (POST request), form-encoded or multipart with photos",
-    max_body_size=MAX_PHOTO_FORM_BYTES,
+    # Past the handler's own cut-off, so a too-large body gets the Open311 error list.
+    max_body_size=MAX_PHOTO_FORM_BYTES + 1024 * 1024,
     responses={
         200: {"description": "The new request's id and token (Open311 list of one)"},
         **_error_responses(400, 403, 404, 413, 429),
