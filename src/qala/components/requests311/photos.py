@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from qala.components.requests311.models import AuditEntry, Photo, Request
@@ -150,10 +150,15 @@ class StoredPhoto:
 
 def stored_photo(session: Session, name: str) -> StoredPhoto:
     """The photo (or thumbnail) stored under ``name``; NotFoundError if none."""
+    # A thumbnail is named after its photo, so both are found through the photo's unique index.
+    photo_name = name.replace(".thumb.", ".", 1)
+    wanted = Photo.name == photo_name
+    if photo_name != name:
+        wanted = wanted & (Photo.thumb_name == name)
     found = session.execute(
         select(Photo.content_type, Photo.hidden, Photo.request_id, Request.jurisdiction_id)
         .join(Request, Request.id == Photo.request_id)
-        .where(or_(Photo.name == name, Photo.thumb_name == name))
+        .where(wanted)
     ).first()
     if found is None:
         raise NotFoundError("no such photo")
