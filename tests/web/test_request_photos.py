@@ -8,11 +8,13 @@ import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from tests.components.requests311.test_photos import jpeg_with_gps
+from tests.web.conftest import shot
 
 from qala.components.requests311.demo import astana_catalogue
 from qala.components.requests311.models import Photo, Request
@@ -155,3 +157,53 @@ def test_a_photo_sent_with_the_form_is_shown_and_an_operator_can_hide_it(
     again = citizen.get(answer.headers["location"]).text
     assert 'id="request-photos"' not in again
     assert citizen.get(thumb.group(1)).status_code == 404
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+@pytest.mark.parametrize("language", ["kk", "ru"])
+def test_photos_fit_a_phone_on_the_request_page_and_the_board(
+    site: tuple[Context, object, Path], browser: Any, language: str
+) -> None:
+    import threading
+    import time
+
+    import uvicorn
+
+    citizen = client(site)
+    filed = report(
+        citizen,
+        [
+            ("media", (f"IMG_{i}.jpg", jpeg_with_gps((40 * i, 90, 200)), "image/jpeg"))
+            for i in range(3)
+        ],
+        lat="51.1201",
+        long="71.4302",
+    )
+    assert filed.status_code == 303
+    server = uvicorn.Server(uvicorn.Config(site[1], host="127.0.0.1", port=0, log_level="warning"))  # type: ignore[arg-type]
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    base = f"http://127.0.0.1:{port}"
+    page = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True).new_page()
+    try:
+        page.goto(f"{base}{filed.headers['location']}&lang={language}")
+        assert page.locator("#request-photos img").count() == 3
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        shot(page, f"request-photos-{language}")
+        page.goto(f"{base}/login?lang={language}")
+        page.fill("#username", "photo.op")
+        page.fill("#password", PASSWORD)
+        page.locator("form[action='/login'] [type=submit]").click()
+        page.goto(f"{base}/operator?sort=newest&lang={language}")
+        assert page.locator(".queue-item .photo-list img").count() >= 3
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        shot(page, f"operator-photos-{language}")
+    finally:
+        page.context.close()
+        server.should_exit = True
+        thread.join(10)
