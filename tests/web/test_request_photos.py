@@ -207,3 +207,15 @@ def test_photos_fit_a_phone_on_the_request_page_and_the_board(
         page.context.close()
         server.should_exit = True
         thread.join(10)
+
+
+def test_a_form_past_its_limit_is_cut_off_with_a_translated_page(
+    site: tuple[Context, object, Path],
+) -> None:
+    context, _, media = site
+    before = counts(context), sorted(media.rglob("*"))
+    big = b"\xff\xd8" + b"\x00" * (31 * 1024 * 1024)
+    answer = report(client(site, "ru"), [("media", ("huge.jpg", big, "image/jpeg"))])
+    assert answer.status_code == 413
+    assert "Файл или форма слишком велики" in answer.text
+    assert (counts(context), sorted(media.rglob("*"))) == before
