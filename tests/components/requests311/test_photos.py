@@ -230,6 +230,14 @@ def test_a_hidden_photo_is_gone_for_the_public_and_kept_for_its_operators(
             place="astana",
         )
         token = issue_token(session, user)
+        elsewhere = create_user(
+            session,
+            username="op-almaty",
+            password="y-Long-pass-2026!",
+            role="operator",
+            place="almaty",
+        )
+        other_token = issue_token(session, elsewhere)
     with httpx.Client(
         base_url=live.base_url, headers={"authorization": f"Bearer {token}"}
     ) as staff:
@@ -250,6 +258,11 @@ def test_a_hidden_photo_is_gone_for_the_public_and_kept_for_its_operators(
         detail = staff.get(f"/api/v1/requests/{request_id}").json()
         assert detail["photos"][0]["hidden_reason"] == "a child's face"
     assert httpx.get(f"{live.base_url}/media/requests311/{name}").status_code == 404
+    other_city = {"authorization": f"Bearer {other_token}"}
+    assert (
+        httpx.get(f"{live.base_url}/media/requests311/{name}", headers=other_city).status_code
+        == 404
+    )
     assert httpx.get(f"{live.base_url}/media/requests311/{thumb}").status_code == 404
     [read] = httpx.get(f"{live.open311}/requests/{request_id}.json").json()
     assert read.get("media_url") is None
