@@ -109,8 +109,11 @@ def test_a_non_image_named_jpg_is_refused_in_the_readers_language_and_nothing_is
 def test_the_photos_position_is_offered_when_no_place_was_chosen(
     site: tuple[Context, object, Path],
 ) -> None:
+    media = site[2]
+    before = sorted(media.rglob("*"))
     answer = report(client(site, "ru"), [("media", ("IMG_1.jpg", jpeg_with_gps(), "image/jpeg"))])
     assert answer.status_code == 422
+    assert sorted(media.rglob("*")) == before  # a report refused for its place keeps no file
     assert 'id="lat" name="lat" type="text" inputmode="decimal" value="51.125000"' in answer.text
     assert "Мы подставили место, где сделана фотография" in answer.text
     assert "выберите фотографии ещё раз" in answer.text

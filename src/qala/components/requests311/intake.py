@@ -388,14 +388,14 @@ def submit_request(
 
 
 def checked_photos(jurisdiction: JurisdictionInfo, new: NewRequest) -> list[PreparedPhoto]:
-    """``new``'s photos checked and re-encoded; a refused photo raises ValidationError with
-    every problem of the submission (its other fields' too), so nothing is stored."""
+    """``new``'s photos checked and re-encoded. A refused photo, or any other problem of the
+    submission, raises ValidationError listing them all before a file is written."""
     if not new.photos:
         return []
     prepared, problems = prepare_photos(new.photos)
-    if problems:
-        problems = check_new_request(jurisdiction, new)[2] + problems
-        raise_if_problems(problems, "the service request is invalid")
+    raise_if_problems(
+        check_new_request(jurisdiction, new)[2] + problems, "the service request is invalid"
+    )
     return prepared
 
 
