@@ -62,6 +62,10 @@ class Settings(BaseSettings):
     database so an insider there cannot re-sign a rewritten ledger. Created (mode 0600) on first
     use for development; in production mount it from a secret store and publish its public key."""
 
+    media_dir: Path = Path("var") / "media"
+    """Where residents' photos of requests are kept (``QALA_MEDIA_DIR``): re-encoded files
+    without EXIF and their thumbnails, under random names. Back it up with the database."""
+
     shared_data: Path | None = None
     """The shared data folder holding ``kz/…`` (``QALA_SHARED_DATA``, e.g. ``../shared/data``):
     read by the demo and `qala data load-official` for what Qala may not ship (AirData.kz air

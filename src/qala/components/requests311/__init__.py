@@ -17,13 +17,14 @@ HERE = Path(__file__).parent
 def _api(context: Context) -> object:
     from fastapi import APIRouter
 
-    from qala.components.requests311 import open311, operator_api
+    from qala.components.requests311 import open311, operator_api, photo_api
 
     # The platform's shared Open311 state (catalogue cache, rate limits, database threads) is made
     # now, once per context, rather than by the first request.
     open311.Open311Desk.for_context(context)
     router = APIRouter()
     router.include_router(open311.router)
+    router.include_router(photo_api.router)
     router.include_router(operator_api.router)
     return router
 

@@ -22,6 +22,19 @@ from qala.components.requests311.after_commit import publish_after_commit
 from qala.components.requests311.catalogue import check_attributes
 from qala.components.requests311.jurisdictions import JurisdictionInfo, ServiceInfo
 from qala.components.requests311.models import ApiClient, AuditEntry, Request
+from qala.components.requests311.photo_files import (
+    PHOTO_FIELD,
+    PhotoUpload,
+    PreparedPhoto,
+    prepare_photos,
+)
+from qala.components.requests311.photos import (
+    attach_photos,
+    photo_store,
+    photo_url,
+    remove_files,
+    write_files,
+)
 from qala.components.requests311.ratelimit import RateLimiter, SharedRateLimit
 from qala.core.errors import PermissionDeniedError, Problem, QalaError, raise_if_problems
 from qala.core.messages import msg
@@ -86,6 +99,8 @@ class NewRequest:
     account_id: str | None = None
     language: str | None = None
     """The language the resident filed in (kk, ru, en): what they are answered in."""
+    photos: list[PhotoUpload] = field(default_factory=list)
+    """Photos as sent (at most three), checked and re-encoded by :func:`checked_photos`."""
 
 
 @dataclass(frozen=True)
@@ -215,6 +230,15 @@ def check_new_request(
                 message=msg("problem.invalid_phone"),
             )
         )
+    if new.media_url and new.photos:
+        problems.append(
+            Problem(
+                "send photos or a media_url, not both",
+                column=PHOTO_FIELD,
+                code="photo_and_url",
+                message=msg("problem.photo_and_url"),
+            )
+        )
     if new.media_url:
         _limit(problems, "media_url", new.media_url, MAX_URL)
         if not new.media_url.lower().startswith(("http://", "https://")):
@@ -242,9 +266,14 @@ def submit_request(
     api_client_id: int | None = None,
     bus: EventBus | None = None,
     illustrative: bool = False,
+    photos: list[PreparedPhoto] | None = None,
+    base_url: str = "",
 ) -> Submitted:
     """Validate and store a new request, routed to its department; raises ValidationError listing
-    every problem, or PermissionDeniedError when the city takes no anonymous reports."""
+    every problem, or PermissionDeniedError when the city takes no anonymous reports.
+
+    ``photos`` (checked by :func:`checked_photos`, their files already in the photo store) get
+    their rows, and the first one's address under ``base_url`` becomes the ``media_url``."""
     if api_client_id is None and not jurisdiction.anonymous_allowed:
         raise PermissionDeniedError(
             f"{jurisdiction.code} accepts requests only from clients with an api_key"
@@ -274,7 +303,7 @@ def submit_request(
         address_id=(new.address_id or None),
         zipcode=(new.zipcode or None),
         district=district,
-        media_url=(new.media_url or None),
+        media_url=photo_url(base_url, photos[0].name) if photos else (new.media_url or None),
         attributes=attributes,
         requested_at=now,
         updated_at=now,
@@ -298,6 +327,8 @@ def submit_request(
         duplicate_of_id=None,
     )
     request_id = int(session.execute(_INSERT_REQUEST, values).scalar_one())
+    if photos:
+        attach_photos(session, request_id, photos, now=now, base_url=base_url)
     session.execute(
         _INSERT_AUDIT,
         {
@@ -309,6 +340,7 @@ def submit_request(
                 "status": [None, "open"],
                 "department": [None, department.code if department else None],
                 "district": [None, district],
+                **({"photos": [0, len(photos)]} if photos else {}),
             },
         },
     )
@@ -353,6 +385,18 @@ def submit_request(
     return Submitted(
         str(request_id), token, notice, department.code if department else None, district
     )
+
+
+def checked_photos(jurisdiction: JurisdictionInfo, new: NewRequest) -> list[PreparedPhoto]:
+    """``new``'s photos checked and re-encoded. A refused photo, or any other problem of the
+    submission, raises ValidationError listing them all before a file is written."""
+    if not new.photos:
+        return []
+    prepared, problems = prepare_photos(new.photos)
+    raise_if_problems(
+        check_new_request(jurisdiction, new)[2] + problems, "the service request is invalid"
+    )
+    return prepared
 
 
 class RateLimited(QalaError):
@@ -445,25 +489,39 @@ class ReportIntake:
 
     def submit(self, jurisdiction: JurisdictionInfo, new: NewRequest, poster: Poster) -> Submitted:
         """Store ``new`` for ``poster`` (an invalid api key is refused), counted in the shared
-        limit inside the same transaction."""
+        limit inside the same transaction. Photos are decoded only once the poster may post;
+        their files are written before the transaction and removed again if it fails."""
         client_id = self.client_id(poster.api_key) if poster.api_key else None
-        context = self.context
-        with context.database.transaction() as session:
-            # Raising rolls the count back with the report.
-            if client_id is not None:
-                wait = self.trusted_shared.hit(session, str(poster.app_key))
-            else:
-                wait = self.anonymous_shared.hit(session, poster.address_key)
-            if wait:
-                raise RateLimited(wait)
-            return submit_request(
-                session,
-                jurisdiction,
-                new,
-                now=context.clock(),
-                api_client_id=client_id,
-                bus=context.bus,
+        if client_id is None and not jurisdiction.anonymous_allowed:
+            raise PermissionDeniedError(
+                f"{jurisdiction.code} accepts requests only from clients with an api_key"
             )
+        context = self.context
+        photos = checked_photos(jurisdiction, new)
+        store = photo_store(context)
+        write_files(store, photos)
+        try:
+            with context.database.transaction() as session:
+                # Raising rolls the count back with the report.
+                if client_id is not None:
+                    wait = self.trusted_shared.hit(session, str(poster.app_key))
+                else:
+                    wait = self.anonymous_shared.hit(session, poster.address_key)
+                if wait:
+                    raise RateLimited(wait)
+                return submit_request(
+                    session,
+                    jurisdiction,
+                    new,
+                    now=context.clock(),
+                    api_client_id=client_id,
+                    bus=context.bus,
+                    photos=photos,
+                    base_url=context.settings.public_base_url,
+                )
+        except BaseException:
+            remove_files(store, photos)
+            raise
 
     def client_id(self, api_key: str) -> int:
         """The id of the client holding ``api_key`` (cached); PermissionDeniedError if none."""

@@ -243,3 +243,28 @@ class RateWindow(Base):
     count: Mapped[int] = mapped_column(Integer)
     previous: Mapped[int] = mapped_column(Integer)
     """Writes in the window before ``window_start``."""
+
+
+class Photo(Base):
+    """A resident's photo of a request: the re-encoded file (no EXIF) and its thumbnail, kept in
+    the photo store under random names; an operator may hide one from the public, with a reason."""
+
+    __tablename__ = "requests311_photo"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    request_id: Mapped[int] = mapped_column(ForeignKey("requests311_request.id"), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str] = mapped_column(String(40), unique=True)
+    thumb_name: Mapped[str] = mapped_column(String(48))
+    content_type: Mapped[str] = mapped_column(String(20))
+    """The type the stored bytes were encoded as (``image/jpeg`` or ``image/png``)."""
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    size_bytes: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    hidden: Mapped[bool] = mapped_column(Boolean, default=False)
+    hidden_reason: Mapped[str | None] = mapped_column(Text)
+    hidden_by: Mapped[str | None] = mapped_column(String(120))
+    hidden_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (UniqueConstraint("request_id", "position"),)

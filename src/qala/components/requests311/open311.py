@@ -24,6 +24,8 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from fastapi.routing import APIRoute
+from starlette.datastructures import UploadFile
+from starlette.formparsers import MultiPartException, MultiPartParser
 
 from qala.components.accounts.deps import client_address
 from qala.components.requests311 import formats
@@ -36,6 +38,13 @@ from qala.components.requests311.intake import (
     report_intake,
 )
 from qala.components.requests311.jurisdictions import CatalogueCache, catalogue_cache
+from qala.components.requests311.photo_files import (
+    MAX_PHOTO_BYTES,
+    MAX_PHOTO_FORM_BYTES,
+    MAX_PHOTOS,
+    PHOTO_FIELD,
+    PhotoUpload,
+)
 from qala.components.requests311.queries import MAX_PAGE_SIZE, PublicReads, RequestFilter
 from qala.components.requests311.views import parse_request_id
 from qala.core.errors import (
@@ -46,7 +55,7 @@ from qala.core.errors import (
     ValidationError,
 )
 from qala.core.i18n import Translator
-from qala.core.messages import Message
+from qala.core.messages import Message, msg
 from qala.runtime import Context
 
 PREFIX = "/open311/v2"
@@ -105,8 +114,16 @@ POST_FIELDS: dict[str, dict[str, Any]] = {
     "media_url": {
         "type": "string",
         "maxLength": 2048,
-        "description": "Public http(s) URL of a photo.",
+        "description": "Public http(s) URL of a photo (not with uploaded `media`).",
     },
+}
+MEDIA_FIELD = {
+    "type": "array",
+    "maxItems": MAX_PHOTOS,
+    "items": {"type": "string", "format": "binary", "maxLength": MAX_PHOTO_BYTES},
+    "description": f"Up to {MAX_PHOTOS} photos (JPEG or PNG, each at most "
+    f"{MAX_PHOTO_BYTES // (1024 * 1024)} MB), multipart only; the answer's request then has "
+    "`media_url` pointing at the first, stored without EXIF.",
 }
 
 _ERROR_SCHEMA = {
@@ -185,7 +202,9 @@ class Open311Desk:
     executor: ThreadPoolExecutor
     default_language: str
     max_body: int
-    """The largest request body accepted, bytes."""
+    """The largest form-encoded request body accepted, bytes."""
+    max_photo_body: int
+    """The largest multipart body (with photos) accepted, bytes."""
 
     @classmethod
     def for_context(cls, context: Context) -> Open311Desk:
@@ -202,6 +221,7 @@ class Open311Desk:
                 ThreadPoolExecutor(max_workers=DATABASE_THREADS, thread_name_prefix="open311"),
                 context.settings.default_language,
                 min(MAX_BODY_BYTES, context.settings.max_upload_bytes),
+                min(MAX_PHOTO_FORM_BYTES, context.settings.max_upload_bytes),
             )
         return desk
 
@@ -352,8 +372,11 @@ def _positive_int(value: str | None, field: str, default: int, maximum: int) -> 
     return number
 
 
-def parse_request_form(pairs: list[tuple[str, str]]) -> tuple[NewRequest, dict[str, str]]:
-    """Open311 POST fields → a NewRequest (and the plain fields, for api_key and jurisdiction)."""
+def parse_request_form(
+    pairs: list[tuple[str, str]], photos: list[PhotoUpload] | None = None
+) -> tuple[NewRequest, dict[str, str]]:
+    """Open311 POST fields (and uploaded photos) → a NewRequest (and the plain fields, for
+    api_key and jurisdiction)."""
     plain: dict[str, str] = {}
     attributes: dict[str, list[str]] = {}
     for key, value in pairs:
@@ -382,6 +405,7 @@ def parse_request_form(pairs: list[tuple[str, str]]) -> tuple[NewRequest, dict[s
         last_name=plain.get("last_name"),
         device_id=plain.get("device_id"),
         account_id=plain.get("account_id"),
+        photos=list(photos or []),
     )
     return new, plain
 
@@ -432,30 +456,88 @@ class RequestQuery:
         return where
 
 
-async def _read_form(request: Request, max_body: int) -> list[tuple[str, str]]:
-    """The posted form's fields, in order; OpenError for a body too large or not a form."""
+def _too_large(max_body: int) -> OpenError:
+    return OpenError(413, f"the request body may be at most {max_body} bytes")
+
+
+async def _read_form(
+    request: Request, max_body: int, max_photo_body: int
+) -> tuple[list[tuple[str, str]], list[PhotoUpload]]:
+    """The posted form's fields, in order, and its photos; OpenError for a body too large or not
+    a form. Form-encoded bodies may be ``max_body`` bytes; multipart ones, which carry photos,
+    ``max_photo_body``, read as they come and cut off there."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type == "multipart/form-data":
+        return await _read_multipart(request, max_photo_body)
     declared = request.headers.get("content-length")
     if declared and (not declared.isdigit() or int(declared) > max_body):
-        raise OpenError(413, f"the request body may be at most {max_body} bytes")
+        raise _too_large(max_body)
     body = b""
     async for chunk in request.stream():
         body += chunk
         if len(body) > max_body:
-            raise OpenError(413, f"the request body may be at most {max_body} bytes")
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+            raise _too_large(max_body)
     if content_type in ("application/x-www-form-urlencoded", ""):
         try:
             text = body.decode("utf-8")
         except UnicodeDecodeError:
             raise OpenError(400, "the body must be UTF-8 text") from None
         try:
-            return urllib.parse.parse_qsl(text, keep_blank_values=True, max_num_fields=500)
+            return urllib.parse.parse_qsl(text, keep_blank_values=True, max_num_fields=500), []
         except ValueError as exc:  # the field limit
             raise OpenError(400, f"unreadable form: {str(exc)[:100]}") from None
-    if content_type == "multipart/form-data":
-        form = await request.form(max_files=0, max_fields=500)
-        return [(k, v) for k, v in form.multi_items() if isinstance(v, str)]
-    raise OpenError(400, "send the request form-encoded (application/x-www-form-urlencoded)")
+    raise OpenError(
+        400,
+        "send the request form-encoded (application/x-www-form-urlencoded), or as"
+        " multipart/form-data with photos",
+    )
+
+
+async def _read_multipart(
+    request: Request, max_body: int
+) -> tuple[list[tuple[str, str]], list[PhotoUpload]]:
+    """A multipart form's fields and its ``media`` files, the body cut off past ``max_body``."""
+    declared = request.headers.get("content-length")
+    if declared and (not declared.isdigit() or int(declared) > max_body):
+        raise _too_large(max_body)
+
+    async def limited() -> Any:
+        seen = 0
+        async for chunk in request.stream():
+            seen += len(chunk)
+            if seen > max_body:
+                raise _too_large(max_body)
+            yield chunk
+
+    parser = MultiPartParser(
+        request.headers, limited(), max_files=20, max_fields=500, max_part_size=64 * 1024
+    )
+    try:
+        form = await parser.parse()
+    except MultiPartException as exc:
+        raise OpenError(400, f"unreadable form: {exc.message[:100]}") from None
+    fields: list[tuple[str, str]] = []
+    photos: list[PhotoUpload] = []
+    try:
+        for key, value in form.multi_items():
+            if isinstance(value, str):
+                fields.append((key, value))
+            elif key != PHOTO_FIELD:
+                raise OpenError(400, f"{key[:40]}: only `{PHOTO_FIELD}` takes files")
+            else:
+                photos.append(await _read_upload(value))
+    finally:
+        await form.close()
+    if len(photos) > MAX_PHOTOS:
+        problem = msg("problem.photo_too_many", count=MAX_PHOTOS, n=MAX_PHOTOS)
+        raise OpenError(400, f"{PHOTO_FIELD}: at most {MAX_PHOTOS} photos", message=problem)
+    return fields, photos
+
+
+async def _read_upload(upload: UploadFile) -> PhotoUpload:
+    # One byte past the limit is enough to refuse the photo for its size, with its number.
+    data = await upload.read(MAX_PHOTO_BYTES + 1)
+    return PhotoUpload(data, (upload.filename or "")[:200])
 
 
 def _discovery_document(desk: Open311Desk) -> tuple[str, Any]:
@@ -700,7 +782,9 @@ async def token_lookup(
 
 @router.post(
     "/requests.{format}",
-    summary="Report a problem (POST request), form-encoded",
+    summary="Report a problem (POST request), form-encoded or multipart with photos",
+    # Past the handler's own cut-off, so a too-large body gets the Open311 error list.
+    max_body_size=MAX_PHOTO_FORM_BYTES + 1024 * 1024,
     responses={
         200: {"description": "The new request's id and token (Open311 list of one)"},
         **_error_responses(400, 403, 404, 413, 429),
@@ -720,7 +804,19 @@ async def token_lookup(
                             "description": "attribute[CODE]=value",
                         },
                     }
-                }
+                },
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "properties": {**POST_FIELDS, PHOTO_FIELD: MEDIA_FIELD},
+                        "required": ["service_code"],
+                        "additionalProperties": {
+                            "type": "string",
+                            "maxLength": 4000,
+                            "description": "attribute[CODE]=value",
+                        },
+                    }
+                },
             },
         }
     },
@@ -730,7 +826,8 @@ async def create_request(request: Request, format: Format) -> Response:
     if format not in FORMATS:
         return _unknown_format(format)
     try:
-        new, plain = parse_request_form(await _read_form(request, desk.max_body))
+        pairs, photos = await _read_form(request, desk.max_body, desk.max_photo_body)
+        new, plain = parse_request_form(pairs, photos)
         api_key = plain.get("api_key") or request.query_params.get("api_key")
         poster = Poster.of(api_key, client_address(request))
         # This process's own count first: a flood is refused before it costs a transaction.

@@ -8,7 +8,7 @@ The public reads are built for load: the single-row statements are built once, a
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import cast
 
@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from qala.components.requests311.jurisdictions import JurisdictionInfo
 from qala.components.requests311.models import STATUSES, AuditEntry, Jurisdiction, Note, Request
+from qala.components.requests311.photos import PhotoView, photos_of
 from qala.components.requests311.views import (
     OPEN_STATUSES,
     PublicRequest,
@@ -167,6 +168,8 @@ class FollowedRequest:
     request: PublicRequest
     updates: list[PublicUpdate]
     duplicate_of: str | None
+    photos: list[PhotoView] = field(default_factory=list)
+    """The photos the public may see (none an operator hid), addresses relative to the site."""
 
 
 def follow_request(
@@ -183,10 +186,12 @@ def follow_request(
         .order_by(Note.created_at, Note.id)
     ).all()
     duplicate_of = session.scalar(select(Request.duplicate_of_id).where(Request.id == request_id))
+    photos = photos_of(session, [request_id], base_url="", public=True).get(request_id, [])
     return FollowedRequest(
         public,
         [PublicUpdate(as_utc(at) or at, text) for at, text in notes],
         str(duplicate_of) if duplicate_of else None,
+        photos,
     )
 
 

@@ -45,6 +45,7 @@ from qala.components.requests311.national import (
     load_city_catalogues,
     national_catalogues,
 )
+from qala.components.requests311.photos import PhotoView, photos_of, set_photo_hidden
 from qala.components.requests311.queries import (
     DEFAULT_WINDOW,
     MAX_PAGE_SIZE,
@@ -92,6 +93,7 @@ __all__ = [
     "JurisdictionInfo",
     "NewRequest",
     "NoteView",
+    "PhotoView",
     "PublicRequest",
     "PublicUpdate",
     "RequestFilter",
@@ -117,12 +119,14 @@ __all__ = [
     "load_jurisdictions",
     "national_catalogues",
     "parse_request_id",
+    "photos_of",
     "pick_jurisdiction",
     "publish_after_commit",
     "request_id_for_token",
     "resolve_api_key",
     "scoped_requests",
     "search_text",
+    "set_photo_hidden",
     "staff_jurisdiction",
     "submit_request",
 ]

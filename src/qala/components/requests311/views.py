@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from qala.components.requests311.jurisdictions import JurisdictionInfo, ServiceInfo
 from qala.components.requests311.models import AuditEntry, Note, Request
+from qala.components.requests311.photos import PhotoView, photos_of
 from qala.core.clock import as_utc
 
 OPEN_STATUSES = ("open", "acknowledged", "in_progress")
@@ -130,6 +131,9 @@ class StaffRequest:
     reporter: dict[str, str | None]
     notes: list[NoteView] = field(default_factory=list)
     audit: list[AuditView] = field(default_factory=list)
+    photos: list[PhotoView] = field(default_factory=list)
+    """Every photo, hidden ones too (with who hid them and why); addresses relative to the
+    site."""
 
 
 def staff_view(
@@ -149,7 +153,9 @@ def staff_view(
     expected = as_utc(request.expected_at)
     notes: list[NoteView] = []
     audit: list[AuditView] = []
+    photos: list[PhotoView] = []
     if full and session is not None:
+        photos = photos_of(session, [request.id], base_url="", public=False).get(request.id, [])
         notes = [
             NoteView(as_utc(n.created_at) or n.created_at, n.author, n.public, n.text)
             for n in session.scalars(
@@ -199,4 +205,5 @@ def staff_view(
         },
         notes=notes,
         audit=audit,
+        photos=photos,
     )

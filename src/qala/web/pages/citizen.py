@@ -11,7 +11,7 @@ from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import Response
-from starlette.datastructures import FormData
+from starlette.datastructures import FormData, UploadFile
 
 from qala.components.accounts.deps import (
     CallerFirstRoute,
@@ -23,6 +23,14 @@ from qala.components.accounts.deps import (
 from qala.components.catalog.services import get_place
 from qala.components.requests311 import services as requests
 from qala.components.requests311.intake import Poster, RateLimited, report_intake
+from qala.components.requests311.photo_files import (
+    HEIF,
+    MAX_PHOTO_BYTES,
+    MAX_PHOTO_FORM_BYTES,
+    PHOTO_FIELD,
+    PhotoUpload,
+    location_of,
+)
 from qala.core.errors import NotFoundError, PermissionDeniedError, ValidationError
 from qala.core.messages import msg
 from qala.store.database import Database
@@ -80,7 +88,9 @@ async def new_request(
     return form_page(request, ui, t, database, jurisdiction, values=values, problems=[])
 
 
-@router.post("/requests/new")
+# The route's own cut-off sits past the form's, so a browser (which declares the length) gets the
+# translated 413 page rather than the bare answer of the body limit.
+@router.post("/requests/new", max_body_size=MAX_PHOTO_FORM_BYTES + 1024 * 1024)
 async def submit(
     request: Request,
     user: OptionalUser,  # checks the session's CSRF token when signed in
@@ -88,7 +98,10 @@ async def submit(
     t: TranslatorDep,
     context: ContextDep,
 ) -> Response:
-    form = await request.form()
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_PHOTO_FORM_BYTES:
+        raise HTTPException(413, "the form with its photos may be at most 30 MB")
+    form = await request.form(max_files=20)
     if user is None and not anon_form_token_ok(request, form.get("csrf_token")):
         raise HTTPException(403, "the form expired; reload the page and send it again")
     values = {k: str(form.get(k, "")).strip() for k in FIELDS}
@@ -96,6 +109,7 @@ async def submit(
     jurisdiction = city_of(known, str(form.get("city", "")) or None, t)
     new = new_request_of(values, form, user.username if user is not None else None)
     new.language = t.language
+    new.photos = await photos_of(form)
     try:
         submitted = submit_counted(context, jurisdiction, new, client_address(request))
     except RateLimited as exc:
@@ -106,6 +120,7 @@ async def submit(
             if isinstance(exc, ValidationError)
             else ([{"column": "", "reason": str(exc)}], 403)
         )
+        notices = suggest_photo_location(values, new.photos)
         return form_page(
             request,
             ui,
@@ -115,6 +130,7 @@ async def submit(
             values=values,
             problems=problems,
             status_code=status_code,
+            notices=notices,
         )
     return ui.redirect(request, f"/requests/{submitted.token}?city={jurisdiction.code}&new=1")
 
@@ -209,6 +225,30 @@ def too_many(request: Request, ui: UI, exc: RateLimited) -> Response:
     return response
 
 
+async def photos_of(form: FormData) -> list[PhotoUpload]:
+    """The photos chosen in the form's two file fields (camera and gallery); an empty field
+    sends an unnamed empty part, which is no photo."""
+    photos = []
+    for item in form.getlist(PHOTO_FIELD):
+        if isinstance(item, UploadFile) and (item.filename or item.size):
+            photos.append(PhotoUpload(await item.read(MAX_PHOTO_BYTES + 1), item.filename or ""))
+    return photos
+
+
+def suggest_photo_location(values: dict[str, str], photos: list[PhotoUpload]) -> list[str]:
+    """With no point chosen, the place a photo was taken (its GPS EXIF) fills the form's
+    coordinates for the resident to check. Returns the notices the page shows: that, and that
+    photos must be chosen again (a browser never refills a file field)."""
+    if not photos:
+        return []
+    notices = ["request.photos_again"]
+    found = None if values["lat"] or values["long"] else location_of(photos)
+    if found is not None:
+        values["lat"], values["long"] = f"{found[0]:.6f}", f"{found[1]:.6f}"
+        notices.append("request.photo_location")
+    return notices
+
+
 def new_request_of(values: dict[str, str], form: FormData, account: str | None) -> Any:
     """The service's request from the form; each service's questions are named
     ``attr.<service>.<code>`` and only the chosen service's count."""
@@ -243,6 +283,7 @@ def form_page(
     values: dict[str, str],
     problems: list[dict[str, Any]],
     status_code: int = 200,
+    notices: list[str] | None = None,
 ) -> Response:
     services = sorted(
         (s for s in jurisdiction.services.values() if s.active),
@@ -265,6 +306,8 @@ def form_page(
         values=values,
         problems=problems,
         by_field=by_field,
+        notices=notices or [],
+        photo_types="image/jpeg,image/png" + (",image/heic,image/heif" if HEIF else ""),
         map_svg=ui.markup(city_map(database, jurisdiction, t, pick=True)),
     )
 

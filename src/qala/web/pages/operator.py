@@ -35,6 +35,7 @@ from qala.web.i18n import Translator
 from qala.web.ui import UI
 
 REQUEST_ACTIONS = ("acknowledge", "start", "close")
+PHOTO_ACTIONS = ("hide", "show")
 INCIDENT_ACTIONS = ("acknowledge", "close")
 STORE_POLL_S = 2
 """Seconds between looks at the store for changes other server processes made."""
@@ -138,6 +139,11 @@ async def request_action(request_id: int, action: str, staff: StaffDep) -> Respo
     return await staff.act(REQUEST_WORK, request_id, action)
 
 
+@router.post("/operator/requests/{request_id}/photos/{photo_id}/{action}")
+async def photo_action(request_id: int, photo_id: int, action: str, staff: StaffDep) -> Response:
+    return await staff.act(PHOTO_WORK, request_id, action, photo_id=photo_id)
+
+
 @router.post("/operator/incidents/{incident_id}/{action}")
 async def incident_action(incident_id: int, action: str, staff: StaffDep) -> Response:
     return await staff.act(INCIDENT_WORK, incident_id, action)
@@ -221,6 +227,7 @@ def request_queue(
     queue = staff.queue(department=wanted, limit=1000, language=t.language)
     if request.query_params.get("sort") == "newest":
         queue.sort(key=lambda r: r.requested_at, reverse=True)
+    shown = queue[:40]
     return {
         "jurisdiction": jurisdiction,
         "departments": departments,
@@ -229,7 +236,9 @@ def request_queue(
             str(d["code"]): t.name(data.district_names(d)) for d in jurisdiction.districts
         },
         "queue_total": len(queue),
-        "queue": queue[:40],
+        "queue": shown,
+        # Every photo, hidden ones too: operators judge what the public may see.
+        "photos": requests.photos_of(session, [r.id for r in shown], base_url="", public=False),
         "request_close_reasons": [r for r in requests.CLOSE_REASONS if r != "duplicate"],
     }
 
@@ -354,12 +363,12 @@ class StaffAction:
     t: Translator
     context: Context
 
-    async def act(self, work: Work, item_id: int, action: str) -> Response:
+    async def act(self, work: Work, item_id: int, action: str, **extra: Any) -> Response:
         if action not in work.actions or not installed(work.component):
             raise HTTPException(404, "unknown action")
         form = await self.request.form()
         try:
-            work.carry_out(self.context, item_id, action, form, user=self.user)
+            work.carry_out(self.context, item_id, action, form, user=self.user, **extra)
         except PermissionDeniedError as exc:
             raise HTTPException(403, str(exc)) from None
         except (ConflictError, NotFoundError, ValidationError) as exc:
@@ -397,6 +406,28 @@ def act_on_request(
             staff.close(request_id, reason=str(form.get("reason", "resolved")), note=note)
 
 
+def act_on_photo(
+    context: Context, request_id: int, action: str, form: FormData, *, user: User, photo_id: int
+) -> None:
+    """Hide a photo of a request from the public, or show it again, with the form's reason."""
+    from qala.components.requests311 import services as requests
+
+    with context.database.transaction() as session:
+        known = requests.load_jurisdictions(session)
+        city = str(form.get("city", "")) or None
+        staff = requests.scoped_requests(
+            session, known, user, city, now=context.clock(), bus=context.bus
+        )
+        requests.set_photo_hidden(
+            staff,
+            request_id,
+            photo_id,
+            hidden=action == "hide",
+            reason=str(form.get("reason", "")),
+            base_url=context.settings.public_base_url,
+        )
+
+
 def act_on_incident(
     context: Context, incident_id: int, action: str, form: FormData, *, user: User
 ) -> None:
@@ -424,4 +455,5 @@ def back(request: Request, ui: UI, message: str, kind: str = "ok") -> Response:
 
 
 REQUEST_WORK = Work(REQUEST_ACTIONS, "requests311", act_on_request, "operator.done_request")
+PHOTO_WORK = Work(PHOTO_ACTIONS, "requests311", act_on_photo, "operator.done_photo")
 INCIDENT_WORK = Work(INCIDENT_ACTIONS, "operate", act_on_incident, "operator.done_incident")
