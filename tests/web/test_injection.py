@@ -70,6 +70,7 @@ TAINTED_TEXT = {
     "rating_run": {"name"},
     "rating_spec": {"description"},
     "requests311_api_client": {"name"},
+    "requests311_photo": {"hidden_reason"},
     "requests311_department": {"name_kk", "name_ru", "name_en"},
     "requests311_jurisdiction": {"name_kk", "name_ru", "name_en", "contact"},
     "requests311_note": {"text", "author"},
@@ -197,6 +198,7 @@ MACHINE = {
         "device_id",
         "account_id",
     },
+    "requests311_photo": {"thumb_name", "content_type", "hidden_by"},
     "requests311_routing_rule": {"service_code", "district"},
     "requests311_service": {"code", "group", "keywords", "service_type"},
 }
