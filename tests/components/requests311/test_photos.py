@@ -98,12 +98,40 @@ def test_a_gps_photo_is_kept_without_exif_and_its_position_is_suggested() -> Non
     assert max(thumb.size) <= 320 and dict(thumb.getexif()) == {}
 
 
-def test_a_polyglot_loses_what_was_appended_to_the_picture() -> None:
-    payload = b"PK\x03\x04" + b"\x00" * 26 + b"<html><script>alert(1)</script></html>"
-    [photo], problems = prepare_photos([PhotoUpload(jpeg_with_gps() + payload, "cat.jpg")])
+def _png() -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (40, 30), (200, 30, 30)).save(out, "PNG")
+    return out.getvalue()
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b"PK\x03\x04" + b"\x00" * 26 + b"<html><script>alert(1)</script></html>",
+        b"<!doctype html><script>alert(1)</script>",
+        b"%PDF-1.7\n",
+    ],
+)
+@pytest.mark.parametrize("picture", ["jpeg", "png"])
+def test_a_polyglot_is_refused(picture: str, payload: bytes) -> None:
+    data = (jpeg_with_gps() if picture == "jpeg" else _png()) + payload
+    prepared, problems = prepare_photos([PhotoUpload(data, "cat.jpg")])
+    assert prepared == []
+    assert [(p.code, p.value) for p in problems] == [("photo_polyglot", "#1")]
+
+
+def test_a_motion_photo_keeps_its_picture_and_loses_its_video() -> None:
+    video = b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom" + b"\x00" * 64
+    [photo], problems = prepare_photos([PhotoUpload(jpeg_with_gps() + video, "MVIMG.jpg")])
     assert problems == []
-    assert b"<script" not in photo.data and b"PK\x03\x04" not in photo.data
+    assert b"ftyp" not in photo.data
     assert photo.data.endswith(b"\xff\xd9")  # the JPEG's own end is the file's end
+
+
+def test_a_plain_photo_has_nothing_after_its_end() -> None:
+    for data in (jpeg_with_gps(), _png(), jpeg_with_gps() + b"\x00" * 16):
+        [_photo], problems = prepare_photos([PhotoUpload(data, "x")])
+        assert problems == []
 
 
 def test_bad_photos_are_refused_each_by_number() -> None:

@@ -6,7 +6,12 @@ A photo is taken only when Pillow recognises it, by its bytes and never its name
 and :data:`MAX_PHOTO_PIXELS` (checked from the header, before anything is decoded, so a
 decompression bomb costs nothing). Its EXIF position is read as a suggested location, then the
 picture is drawn again from its pixels (turned upright first) into a new file: EXIF, XMP,
-comments, text chunks and anything appended after the image (a zip, HTML) are not carried over.
+comments and text chunks are not carried over.
+
+A file that is a picture and something else (a polyglot: a zip, HTML or script after the
+picture's own end) is refused, found by walking the JPEG segments or PNG chunks to their end.
+The one trailer taken is a video (an ISO media file, ``ftyp``), which phones' "motion photos"
+append; it is dropped with the rest when the picture is drawn again.
 """
 
 from __future__ import annotations
@@ -168,6 +173,59 @@ def _open(upload: PhotoUpload, index: int) -> tuple[Image.Image, str] | Problem:
     return image, kind
 
 
+def _jpeg_end(data: bytes) -> int | None:
+    """Where a JPEG's end-of-image marker ends, walking its segments (None if malformed)."""
+    at, size = 2, len(data)
+    while at + 2 <= size:
+        if data[at] != 0xFF:
+            return None
+        marker = data[at + 1]
+        if marker == 0xFF:  # fill byte
+            at += 1
+        elif marker == 0xD9:  # end of image
+            return at + 2
+        elif 0xD0 <= marker <= 0xD7 or marker == 0x01:  # markers without a length
+            at += 2
+        else:
+            if at + 4 > size:
+                return None
+            at += 2 + int.from_bytes(data[at + 2 : at + 4], "big")
+            if marker == 0xDA:  # a scan: coded data runs to the next marker not RSTn / FF00
+                while True:
+                    at = data.find(b"\xff", at)
+                    if at < 0 or at + 1 >= size:
+                        return None
+                    following = data[at + 1]
+                    if following == 0x00 or 0xD0 <= following <= 0xD7 or following == 0xFF:
+                        at += 1
+                        continue
+                    break
+    return None
+
+
+def _png_end(data: bytes) -> int | None:
+    """Where a PNG's IEND chunk ends, walking its chunks (None if malformed)."""
+    at, size = 8, len(data)
+    while at + 12 <= size:
+        length = int.from_bytes(data[at : at + 4], "big")
+        kind = data[at + 4 : at + 8]
+        at += 12 + length
+        if kind == b"IEND":
+            return at if at <= size else None
+    return None
+
+
+def _carries_more(data: bytes, kind: str) -> bool:
+    """Whether bytes other than a motion photo's video follow the picture's own end."""
+    end = _png_end(data) if kind == "png" else _jpeg_end(data) if kind == "jpg" else None
+    if end is None:
+        return False  # Pillow decodes what it can; nothing of the file is kept anyway
+    trailer = data[end:]
+    if not trailer.strip(b"\x00\r\n\t "):
+        return False
+    return trailer[4:8] != b"ftyp"
+
+
 def prepare_photo(upload: PhotoUpload, index: int = 0) -> PreparedPhoto | Problem:
     """``upload`` checked and re-encoded without metadata (see the module's notes), or the
     :class:`Problem` saying why it is refused (field ``media``, translated)."""
@@ -175,6 +233,10 @@ def prepare_photo(upload: PhotoUpload, index: int = 0) -> PreparedPhoto | Proble
     if isinstance(opened, Problem):
         return opened
     image, kind = opened
+    if _carries_more(upload.data, kind):
+        return _problem(
+            "photo_polyglot", f"photo {index + 1} carries another file after the picture", index
+        )
     location = gps_location(image)
     try:
         with warnings.catch_warnings():
@@ -185,7 +247,7 @@ def prepare_photo(upload: PhotoUpload, index: int = 0) -> PreparedPhoto | Proble
         return _problem("photo_not_image", f"photo {index + 1} is damaged", index)
     if kind == "png" and upright.mode not in ("RGB", "RGBA", "L", "LA"):
         upright = upright.convert("RGBA")
-    # A new picture from the pixels alone: no EXIF, XMP, comments, text chunks or trailing data.
+    # A new picture from the pixels alone: no EXIF, XMP, comments or text chunks.
     clean = Image.new(upright.mode, upright.size)
     clean.paste(upright)
     clean.thumbnail((LONGEST_SIDE, LONGEST_SIDE), Image.Resampling.LANCZOS)
