@@ -76,7 +76,7 @@ def test_the_form_asks_for_hints_as_json(app_factory: Callable[..., Any]) -> Non
 
 
 def test_hint_lookups_are_bounded_and_rate_limited(app_factory: Callable[..., Any]) -> None:
-    city, client = _site(app_factory, rate_limit_per_minute=3)
+    _city, client = _site(app_factory, rate_limit_per_minute=3)
     params = {"city": "astana", "service": "pothole", "long": LON}
     accept = {"accept": "application/json"}
     bad = client.get("/requests/nearby", params={**params, "lat": 95}, headers=accept)
