@@ -294,7 +294,7 @@ def nearby_hints(
     for item in found:
         entry = nearby_entry(item, city=jurisdiction.code)
         entry["label"] = t("request.number", id=entry["id"])
-        entry["distance_text"] = t("request.nearby_distance", n=entry["distance_m"])
+        entry["distance_text"] = t("request.nearby_distance", metres=entry["distance_m"])
         entry["supporters_text"] = t("request.supporters", count=entry["supporters"])
         hints.append(entry)
     return hints
