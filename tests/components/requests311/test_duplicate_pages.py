@@ -150,6 +150,19 @@ def test_support_from_the_form_counts_once_and_shows_everywhere(
         bearer = {"Authorization": f"Bearer {issue_token(session, user)}"}
     staff = client.get(f"/api/v1/requests/{existing}", headers=bearer)
     assert staff.status_code == 200 and staff.json()["supporters"] == 2
+    # On the operator's board, once signed in.
+    login = client.get("/login").text
+    client.post(
+        "/login",
+        data={
+            "username": "roads.op",
+            "password": "long enough pw",
+            "csrf_token": _csrf(login),
+            "next": "/",
+        },
+    )
+    board = client.get("/operator?city=astana&lang=ru").text
+    assert re.search(rf'id="request-{existing}-supporters">2 жителя поддержали<', board)
 
 
 def test_support_without_the_form_token_or_for_a_closed_request_is_refused(
