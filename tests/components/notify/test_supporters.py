@@ -49,7 +49,11 @@ def _mail_to(city: Any, address: str) -> list[tuple[str, str, str]]:
 def test_supporters_hear_of_status_changes_and_merges_in_their_language(city: Any) -> None:
     start_components(city.context)
     original = int(city.submit("pothole", lat=YESIL[0], lon=YESIL[1]).service_request_id)
-    duplicate = int(city.submit("pothole", lat=YESIL[0], lon=YESIL[1]).service_request_id)
+    duplicate = int(
+        city.submit(
+            "pothole", lat=YESIL[0], lon=YESIL[1], email="asel@example.kz", language="en"
+        ).service_request_id
+    )
     _support(city, original, "dana@example.kz", "ru")
     _support(city, original, "dana@example.kz", "ru")  # again: no second confirmation
     _support(city, duplicate, "erlan@example.kz", "kk")
@@ -76,11 +80,32 @@ def test_supporters_hear_of_status_changes_and_merges_in_their_language(city: An
     assert erlan[-1][1] == f"Өтініш №{original} жабылды"
     assert "Сіз қолдаған «" in erlan[-1][2] and f"№{original} өтініш жабылды" in erlan[-1][2]
     assert _mail_to(city, "dana@example.kz")[-1][1] == f"Обращение №{original} закрыто"
+    # The duplicate's reporter too: told of the merge, then of the original as a supporter.
+    asel = _mail_to(city, "asel@example.kz")
+    assert [kind for kind, _, _ in asel] == ["request.received", "request.closed", "request.closed"]
+    assert f"merged into request No. {original}" in asel[1][2]
+    assert f"Request No. {original} “Pothole" in asel[2][2] and "which you support" in asel[2][2]
     with city.context.database.session() as session:
         topics = session.scalars(
             select(Subscription.topic).where(Subscription.email == "erlan@example.kz")
         ).all()
     assert topics == [f"support:astana:{original}"]
+
+
+def test_a_reporter_whose_second_report_is_merged_is_told_once(city: Any) -> None:
+    start_components(city.context)
+    first = city.submit("pothole", lat=YESIL[0], lon=YESIL[1], email="dana@example.kz")
+    second = city.submit("pothole", lat=YESIL[0], lon=YESIL[1], email="dana@example.kz")
+    original, duplicate = int(first.service_request_id), int(second.service_request_id)
+    _staff(city, "merge", duplicate, into=original)
+    _staff(city, "start", original)
+    kinds = [kind for kind, _, _ in _mail_to(city, "dana@example.kz")]
+    assert kinds == [
+        "request.received",
+        "request.received",
+        "request.closed",
+        "request.in_progress",
+    ]
 
 
 def test_a_supporter_following_both_is_told_once_after_the_merge(city: Any) -> None:

@@ -140,7 +140,7 @@ def test_the_reporter_does_not_count_twice_and_closed_or_absent_requests_refuse(
         support(city, own, account="aigerim")
 
 
-def test_merging_carries_supporters_to_the_original_once(city: City) -> None:
+def test_merging_carries_supporters_and_the_reporter_to_the_original_once(city: City) -> None:
     original = file(city, "pothole", north(5))
     duplicate = file(city, "pothole", north(15))
     support(city, original, account="aigerim")
@@ -149,9 +149,30 @@ def test_merging_carries_supporters_to_the_original_once(city: City) -> None:
     with city.context.database.transaction() as session:
         merged = Requests(session, city.jurisdiction, actor="op", now=city.clock())
         merged.merge_duplicate(duplicate, into=original)
-        assert merged.detail(original).supporters == 2
+        # aigerim, nurlan, and the duplicate's (anonymous) reporter
+        assert merged.detail(original).supporters == 3
     with city.context.database.session() as session:
         assert get_public_request(session, city.jurisdiction, duplicate).supporters == 0
-        rows = session.scalars(select(Support.request_id)).all()
-    assert sorted(rows) == [original, original]
+        keys = session.scalars(
+            select(Support.supporter_key).where(Support.request_id == original)
+        ).all()
+        assert session.scalar(select(Support.id).where(Support.request_id == duplicate)) is None
+    assert sorted(k.split(":")[0] for k in keys) == ["account", "email", "request"]
     assert nearby(city) == [original]  # the merged copy is closed
+
+
+def test_a_reporter_merged_twice_or_into_their_own_report_counts_once(city: City) -> None:
+    mine = int(city.submit("pothole", lat=LAT, lon=LON, email="dana@example.kz").service_request_id)
+    again = int(
+        city.submit("pothole", lat=LAT, lon=LON, email="Dana@example.kz").service_request_id
+    )
+    neighbour = int(city.submit("pothole", lat=LAT, lon=LON, account_id="erlan").service_request_id)
+    neighbour_again = int(
+        city.submit("pothole", lat=LAT, lon=LON, account_id="erlan").service_request_id
+    )
+    with city.context.database.transaction() as session:
+        staff = Requests(session, city.jurisdiction, actor="op", now=city.clock())
+        staff.merge_duplicate(again, into=mine)  # her own second report: not a supporter
+        staff.merge_duplicate(neighbour, into=mine)
+        staff.merge_duplicate(neighbour_again, into=mine)  # the same account: once
+        assert staff.detail(mine).supporters == 1

@@ -219,8 +219,10 @@ def on_request_supported(session: Session, event: Event, writer: Writer, now: da
     data = event.payload
     if data.get("illustrative") or not (data.get("email") or data.get("account")):
         return
-    topic = support_topic(data["jurisdiction"], data["id"])
-    if _already_following(session, topic, data.get("account"), data.get("email")):
+    city = data["jurisdiction"]
+    topic = support_topic(city, data["id"])
+    following = (topic, request_topic(city, data["id"]))
+    if _already_following(session, following, data.get("account"), data.get("email")):
         return
     language = language_of(data.get("language"), writer.default_language)
     values: dict[str, Any] = {
@@ -240,12 +242,16 @@ def on_request_supported(session: Session, event: Event, writer: Writer, now: da
 
 
 def _already_following(
-    session: Session, topic: str, account: str | None, email: str | None
+    session: Session, topics: tuple[str, ...], account: str | None, email: str | None
 ) -> bool:
+    """Whether ``account`` (else ``email``) actively follows any of ``topics``."""
+    if not account and not email:
+        return False
     who = Subscription.account == account if account else Subscription.email == email
-    return (
-        session.scalar(select(Subscription.id).where(Subscription.topic == topic, who)) is not None
+    found = select(Subscription.id).where(
+        Subscription.topic.in_(topics), who, Subscription.active.is_(True)
     )
+    return session.scalar(found.limit(1)) is not None
 
 
 def on_request_status(session: Session, event: Event, writer: Writer, now: datetime) -> None:
@@ -267,17 +273,26 @@ def on_request_status(session: Session, event: Event, writer: Writer, now: datet
 
 
 def _move_supporters(session: Session, city: str, duplicate: int, original: int) -> None:
-    """A merged duplicate's supporters follow its original from now on (once each)."""
-    target = support_topic(city, original)
-    for subscription in session.scalars(
-        select(Subscription).where(Subscription.topic == support_topic(city, duplicate))
-    ):
-        if _already_following(session, target, subscription.account, subscription.email):
+    """A merged duplicate's supporters and reporter follow its original from now on, as its
+    supporters (once each: whoever already follows the original is not added again)."""
+    following = (request_topic(city, original), support_topic(city, original))
+    moving = session.scalars(
+        select(Subscription)
+        .where(
+            Subscription.topic.in_(
+                (support_topic(city, duplicate), request_topic(city, duplicate))
+            ),
+            Subscription.active.is_(True),
+        )
+        .order_by(Subscription.id)
+    ).all()
+    for subscription in moving:
+        if _already_following(session, following, subscription.account, subscription.email):
             subscription.active = False
         else:
-            subscription.topic = target
+            subscription.topic = support_topic(city, original)
             subscription.link = f"/requests/{original}?city={city}"
-    session.flush()
+            session.flush()
 
 
 def _request_message(

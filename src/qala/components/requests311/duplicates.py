@@ -270,20 +270,44 @@ def recount_supporters(session: Session, request_id: int) -> int:
 
 
 def carry_supporters(session: Session, duplicate_id: int, original_id: int) -> int:
-    """Move a merged duplicate's supporters to its original (one row per supporter: those who
-    already support the original are dropped); returns the original's new count."""
+    """Move a merged duplicate's supporters to its original, and count the duplicate's reporter
+    as one more (they reported the same problem). One row per supporter: whoever already
+    supports or reported the original is not counted again. Returns the original's new count."""
     session.flush()
-    present = set(
-        session.scalars(select(Support.supporter_key).where(Support.request_id == original_id))
-    )
+    duplicate, original = session.get(Request, duplicate_id), session.get(Request, original_id)
+    assert duplicate is not None and original is not None
+    present = {_reporter_key(original, original_id)}
+    for key, token_key in session.execute(
+        select(Support.supporter_key, Support.token_key).where(Support.request_id == original_id)
+    ):
+        present.update(k for k in (key, token_key) if k)
     for support in session.scalars(select(Support).where(Support.request_id == duplicate_id)):
-        if support.supporter_key in present:
+        keys = {k for k in (support.supporter_key, support.token_key) if k}
+        if keys & present:
             session.delete(support)
         else:
             support.request_id = original_id
-            present.add(support.supporter_key)
+            present.update(keys)
+    reporter = _reporter_key(duplicate, duplicate_id)
+    if reporter not in present:
+        session.add(
+            Support(
+                request_id=original_id,
+                supporter_key=reporter,
+                created_at=duplicate.requested_at,
+                account_id=duplicate.account_id,
+                email=duplicate.email,
+            )
+        )
     recount_supporters(session, duplicate_id)
     return recount_supporters(session, original_id)
+
+
+def _reporter_key(request: Request, request_id: int) -> str:
+    """The key a request's reporter would support under (their account, else their e-mail, else
+    the request itself for an anonymous report)."""
+    keys = Supporter(account=request.account_id, email=request.email).keys()
+    return keys[0] if keys else f"request:{request_id}"
 
 
 def nearby_entry(item: NearbyRequest, *, city: str) -> dict[str, Any]:

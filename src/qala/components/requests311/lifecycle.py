@@ -216,7 +216,7 @@ class Requests:
 
     def merge_duplicate(self, request_id: int, *, into: int) -> StaffRequest:
         """Close ``request_id`` as a duplicate of ``into`` (followed to its original); its
-        supporters now support the original."""
+        reporter and supporters now support the original."""
         request = self.load(request_id)
         original = self.load(into)
         while original.duplicate_of_id is not None:
