@@ -52,6 +52,7 @@
       button.className = "small secondary support-button";
       button.formAction = "/requests/" + encodeURIComponent(hint.id) + "/support";
       button.formNoValidate = true;
+      button.formEnctype = "application/x-www-form-urlencoded";  // never upload a chosen photo here
       button.textContent = section.dataset.support;
       li.appendChild(button);
       return li;
