@@ -184,6 +184,11 @@ def request_topic(city: str, request_id: int) -> str:
     return f"request:{city}:{request_id}"
 
 
+def support_topic(city: str, request_id: int) -> str:
+    """What a resident who supports another's request follows (told as a supporter)."""
+    return f"support:{city}:{request_id}"
+
+
 def on_request_received(session: Session, event: Event, writer: Writer, now: datetime) -> None:
     """Follow the request for its reporter (their contact, their language) and confirm it."""
     data = event.payload
@@ -209,17 +214,85 @@ def on_request_received(session: Session, event: Event, writer: Writer, now: dat
     _request_message(session, subscription, "received", data, writer, _when(event, now), fresh=True)
 
 
+def on_request_supported(session: Session, event: Event, writer: Writer, now: datetime) -> None:
+    """Follow the request for a resident who supports it (by account or e-mail) and confirm."""
+    data = event.payload
+    if data.get("illustrative") or not (data.get("email") or data.get("account")):
+        return
+    city = data["jurisdiction"]
+    topic = support_topic(city, data["id"])
+    following = (topic, request_topic(city, data["id"]))
+    if _already_following(session, following, data.get("account"), data.get("email")):
+        return
+    language = language_of(data.get("language"), writer.default_language)
+    values: dict[str, Any] = {
+        "topic": topic,
+        "account": data.get("account"),
+        "email": data.get("email"),
+        "phone": None,
+        "language": language,
+        "label": dict(data.get("service_names") or {}),
+        "link": f"/requests/{data['id']}?city={data['jurisdiction']}",
+        "active": True,
+        "created_at": now,
+    }
+    values["id"] = int(session.execute(_INSERT_SUBSCRIPTION, values).scalar_one())
+    subscription = Subscription(**values)
+    _request_message(session, subscription, "supported", data, writer, _when(event, now))
+
+
+def _already_following(
+    session: Session, topics: tuple[str, ...], account: str | None, email: str | None
+) -> bool:
+    """Whether ``account`` (else ``email``) actively follows any of ``topics``."""
+    if not account and not email:
+        return False
+    who = Subscription.account == account if account else Subscription.email == email
+    found = select(Subscription.id).where(
+        Subscription.topic.in_(topics), who, Subscription.active.is_(True)
+    )
+    return session.scalar(found.limit(1)) is not None
+
+
 def on_request_status(session: Session, event: Event, writer: Writer, now: datetime) -> None:
+    """The reporter's and the supporters' messages of a new status; a merged duplicate's
+    supporters then follow the original."""
     data = event.payload
     if data.get("illustrative") or data.get("status") not in REQUEST_STATUSES:
         return
+    city = data["jurisdiction"]
+    topics = (request_topic(city, data["id"]), support_topic(city, data["id"]))
     for subscription in session.scalars(
-        select(Subscription).where(
-            Subscription.topic == request_topic(data["jurisdiction"], data["id"]),
-            Subscription.active.is_(True),
-        )
+        select(Subscription)
+        .where(Subscription.topic.in_(topics), Subscription.active.is_(True))
+        .order_by(Subscription.id)
     ):
         _request_message(session, subscription, data["status"], data, writer, _when(event, now))
+    if data.get("reason") == "duplicate" and data.get("duplicate_of"):
+        _move_supporters(session, city, data["id"], int(data["duplicate_of"]))
+
+
+def _move_supporters(session: Session, city: str, duplicate: int, original: int) -> None:
+    """A merged duplicate's supporters and reporter follow its original from now on, as its
+    supporters (once each: whoever already follows the original is not added again)."""
+    following = (request_topic(city, original), support_topic(city, original))
+    moving = session.scalars(
+        select(Subscription)
+        .where(
+            Subscription.topic.in_(
+                (support_topic(city, duplicate), request_topic(city, duplicate))
+            ),
+            Subscription.active.is_(True),
+        )
+        .order_by(Subscription.id)
+    ).all()
+    for subscription in moving:
+        if _already_following(session, following, subscription.account, subscription.email):
+            subscription.active = False
+        else:
+            subscription.topic = support_topic(city, original)
+            subscription.link = f"/requests/{original}?city={city}"
+            session.flush()
 
 
 def _request_message(
@@ -238,8 +311,10 @@ def _request_message(
     language = recipient.language
     number = data["id"]
     service = name_in(subscription.label, language)
-    subject = text(language, f"request.{status}.subject", number=number)
-    lines = [text(language, f"request.{status}.lead", number=number, service=service)]
+    # Supporters are told about "the request you support", reporters about "your request".
+    role = "support" if subscription.topic.startswith("support:") else "request"
+    subject = text(language, f"{role}.{status}.subject", number=number)
+    lines = [text(language, f"{role}.{status}.lead", number=number, service=service)]
     if status == "closed" and data.get("reason"):
         lines.append(
             text(language, f"reason.{data['reason']}", original=data.get("duplicate_of") or "")
@@ -373,6 +448,7 @@ def on_consultation_outcome(session: Session, event: Event, writer: Writer, now:
 HANDLERS = {
     "requests311.received": on_request_received,
     "requests311.status_changed": on_request_status,
+    "requests311.supported": on_request_supported,
     "budgeting.ballot_cast": on_ballot_cast,
     "budgeting.project_milestone": on_project_news,
     "budgeting.project_payment": on_project_news,

@@ -147,6 +147,8 @@ def request_entry(request: PublicRequest) -> dict[str, Any]:
         "lat": request.lat,
         "long": request.long,
         "media_url": request.media_url,
+        # An extension: residents who support the request instead of filing a duplicate.
+        "supporters": request.supporters,
     }
 
 

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from qala.components.requests311.after_commit import publish_after_commit
 from qala.components.requests311.catalogue import check_attributes
+from qala.components.requests311.duplicates import Supported, Supporter, support_request
 from qala.components.requests311.jurisdictions import JurisdictionInfo, ServiceInfo
 from qala.components.requests311.models import ApiClient, AuditEntry, Request
 from qala.components.requests311.photo_files import (
@@ -458,6 +459,8 @@ class ReportIntake:
     anonymous_shared: SharedRateLimit
     trusted_local: RateLimiter
     trusted_shared: SharedRateLimit
+    hints_local: RateLimiter
+    """Duplicate-hint lookups per address: a read, so counted in this process only."""
     keys: ApiKeyCache = field(default_factory=ApiKeyCache)
 
     @classmethod
@@ -472,7 +475,29 @@ class ReportIntake:
             SharedRateLimit(anonymous),
             RateLimiter(trusted),
             SharedRateLimit(trusted),
+            RateLimiter(anonymous),
         )
+
+    def admit_hint(self, poster: Poster) -> None:
+        """Count a duplicate-hint lookup from ``poster``'s address (the form's per-address limit,
+        apart from its posts); raises :class:`RateLimited` when it is one too many."""
+        wait = self.hints_local.hit(poster.address_key)
+        if wait:
+            raise RateLimited(wait)
+
+    def support(
+        self, jurisdiction: JurisdictionInfo, request_id: int, supporter: Supporter, poster: Poster
+    ) -> Supported:
+        """Record ``supporter`` behind a request, counted as a post of ``poster`` (both limits)."""
+        self.admit(poster)
+        context = self.context
+        with context.database.transaction() as session:
+            wait = self.anonymous_shared.hit(session, poster.address_key)
+            if wait:
+                raise RateLimited(wait)
+            return support_request(
+                session, jurisdiction, request_id, supporter, now=context.clock(), bus=context.bus
+            )
 
     def admit(self, poster: Poster) -> None:
         """Count a post in this process; raises :class:`RateLimited` when it is one too many.

@@ -15,6 +15,7 @@ from qala.components.requests311.after_commit import (
     pending_event_count,
     publish_after_commit,
 )
+from qala.components.requests311.duplicates import carry_supporters
 from qala.components.requests311.jurisdictions import JurisdictionInfo
 from qala.components.requests311.models import AuditEntry, Note, Request
 from qala.components.requests311.queries import request_queue
@@ -214,7 +215,8 @@ class Requests:
         return self._done(request)
 
     def merge_duplicate(self, request_id: int, *, into: int) -> StaffRequest:
-        """Close ``request_id`` as a duplicate of ``into`` (followed to its original)."""
+        """Close ``request_id`` as a duplicate of ``into`` (followed to its original); its
+        reporter and supporters now support the original."""
         request = self.load(request_id)
         original = self.load(into)
         while original.duplicate_of_id is not None:
@@ -232,7 +234,12 @@ class Requests:
         )
         self._maybe_note(request, f"Merged into request {original.id}.", public=True)
         self._maybe_note(original, f"Request {request.id} was merged into this one.", public=False)
-        self._record(original, "absorbed_duplicate", {"duplicate": [None, request.id]})
+        before = original.supporters
+        after = carry_supporters(self.session, request.id, original.id)
+        changes: dict[str, Any] = {"duplicate": [None, request.id]}
+        if after != before:
+            changes["supporters"] = [before, after]
+        self._record(original, "absorbed_duplicate", changes)
         self._announce(request)
         self._publish("merged", request, into=original.id)
         return self._done(request)

@@ -179,11 +179,17 @@ class Request(Base):
     api_client_id: Mapped[int | None] = mapped_column(ForeignKey("requests311_api_client.id"))
     illustrative: Mapped[bool] = mapped_column(Boolean, default=False)
     """Generated demo data, never real reports."""
+    supporters: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    """How many residents support this request instead of filing their own (``Support`` rows,
+    counted here so public reads need no join)."""
 
     __table_args__ = (
         CheckConstraint(
             "status in ('open','acknowledged','in_progress','closed')", name="status_known"
         ),
+        # Duplicate hints: a service's requests in a small latitude band (then longitude) are read
+        # straight off this index before the exact distance is computed.
+        Index("ix_requests311_request_service_lat_lon", "service_id", "lat", "lon"),
         # `id` breaks ties in the public list's order (newest first), so a page is read straight
         # off the index instead of sorting every request in the 90-day window.
         Index(
@@ -203,6 +209,28 @@ class Request(Base):
         ),
         Index("ix_requests311_request_department_status", "department_id", "status"),
     )
+
+
+class Support(Base):
+    """A resident supporting an open request ("me too") instead of filing a duplicate.
+
+    One row per supporter and request: ``supporter_key`` is ``account:<username>``,
+    ``email:<hash>`` or ``token:<hash>`` (an anonymous browser's follow token); ``token_key`` keeps
+    the browser's token too when the resident also gave an e-mail, so either finds the row.
+    """
+
+    __tablename__ = "requests311_support"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    request_id: Mapped[int] = mapped_column(ForeignKey("requests311_request.id"), index=True)
+    supporter_key: Mapped[str] = mapped_column(String(80))
+    token_key: Mapped[str | None] = mapped_column(String(80))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # Personal data: for staff only, never serialised by the public API.
+    account_id: Mapped[str | None] = mapped_column(String(200))
+    email: Mapped[str | None] = mapped_column(String(254))
+
+    __table_args__ = (UniqueConstraint("request_id", "supporter_key"),)
 
 
 class Note(Base):

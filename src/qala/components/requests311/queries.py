@@ -52,7 +52,7 @@ _REQUEST_TABLE = cast(Table, Request.__table__)
 _R = _REQUEST_TABLE.c
 # Plain table columns, not ORM attributes: Core results then skip per-row ORM adaptation, which
 # costs more than the query itself on the hot public read path.
-_PUBLIC_COLUMNS = tuple(
+PUBLIC_COLUMNS = tuple(
     _REQUEST_TABLE.c[name]
     for name in (
         "id",
@@ -71,13 +71,14 @@ _PUBLIC_COLUMNS = tuple(
         "media_url",
         "service_id",
         "department_id",
+        "supporters",
     )
 )
 
 
 # The two single-row public reads are built once: building and cache-keying a statement per call
 # costs more CPU than PostgreSQL spends answering it (bench/requests311_load.py, GET phases).
-_ONE_PUBLIC = select(*_PUBLIC_COLUMNS).where(
+_ONE_PUBLIC = select(*PUBLIC_COLUMNS).where(
     _R.id == bindparam("request_id"), _R.jurisdiction_id == bindparam("jurisdiction_id")
 )
 _ID_FOR_TOKEN = select(_R.id).where(
@@ -95,7 +96,7 @@ def find_requests(
 ) -> list[PublicRequest]:
     """Requests matching Open311 filters, newest first. Ids override every other filter; without
     ids or dates the window is the most recent 90 days, as the standard says."""
-    query = select(*_PUBLIC_COLUMNS).where(_R.jurisdiction_id == jurisdiction.id)
+    query = select(*PUBLIC_COLUMNS).where(_R.jurisdiction_id == jurisdiction.id)
     if where.service_request_ids:
         query = query.where(_R.id.in_(where.service_request_ids)).order_by(_R.id)
     else:

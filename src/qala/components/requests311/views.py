@@ -54,6 +54,8 @@ class PublicRequest:
     lat: float | None
     long: float | None
     media_url: str | None
+    supporters: int = 0
+    """Residents who support it instead of filing their own (an extension of Open311)."""
 
 
 def public_view(
@@ -81,6 +83,7 @@ def public_view(
         lat=row.lat,
         long=row.lon,
         media_url=row.media_url,
+        supporters=int(row.supporters or 0),
     )
 
 
@@ -129,6 +132,8 @@ class StaffRequest:
     reopen_count: int
     duplicate_of: int | None
     reporter: dict[str, str | None]
+    supporters: int = 0
+    """Residents who support it (see ``duplicates.support_request``)."""
     notes: list[NoteView] = field(default_factory=list)
     audit: list[AuditView] = field(default_factory=list)
     photos: list[PhotoView] = field(default_factory=list)
@@ -203,6 +208,7 @@ def staff_view(
             "device_id": request.device_id,
             "account_id": request.account_id,
         },
+        supporters=int(request.supporters or 0),
         notes=notes,
         audit=audit,
         photos=photos,

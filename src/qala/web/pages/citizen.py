@@ -7,10 +7,11 @@ these pages only when that component is installed.
 
 from __future__ import annotations
 
-from typing import Any
+import secrets
+from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Request
-from fastapi.responses import Response
+from fastapi import APIRouter, HTTPException, Path, Query, Request
+from fastapi.responses import JSONResponse, Response
 from starlette.datastructures import FormData, UploadFile
 
 from qala.components.accounts.deps import (
@@ -22,6 +23,12 @@ from qala.components.accounts.deps import (
 )
 from qala.components.catalog.services import get_place
 from qala.components.requests311 import services as requests
+from qala.components.requests311.duplicates import (
+    NEARBY_METRES,
+    Supporter,
+    find_nearby,
+    nearby_entry,
+)
 from qala.components.requests311.intake import Poster, RateLimited, report_intake
 from qala.components.requests311.photo_files import (
     HEIF,
@@ -31,7 +38,7 @@ from qala.components.requests311.photo_files import (
     PhotoUpload,
     location_of,
 )
-from qala.core.errors import NotFoundError, PermissionDeniedError, ValidationError
+from qala.core.errors import ConflictError, NotFoundError, PermissionDeniedError, ValidationError
 from qala.core.messages import msg
 from qala.store.database import Database
 from qala.web import data
@@ -52,6 +59,8 @@ FIELDS = (
     "phone",
     "first_name",
 )
+SUPPORTER_COOKIE = "qala_supporter"
+"""An anonymous browser's follow token: one support per request from it (hashed in the store)."""
 
 
 def _float(value: str) -> float | None:
@@ -110,6 +119,19 @@ async def submit(
     new = new_request_of(values, form, user.username if user is not None else None)
     new.language = t.language
     new.photos = await photos_of(form)
+    hints = unseen_hints(context, jurisdiction, values, str(form.get("nearby_seen", "")), t)
+    if hints:  # browsers clear file fields: the resident is told to choose the photos again
+        return form_page(
+            request,
+            ui,
+            t,
+            context.database,
+            jurisdiction,
+            values=values,
+            problems=[],
+            notices=["request.photos_again"] if new.photos else [],
+            hints=hints,
+        )
     try:
         submitted = submit_counted(context, jurisdiction, new, client_address(request))
     except RateLimited as exc:
@@ -149,6 +171,68 @@ async def follow_form(
         return ui.redirect(request, f"/requests/{ref.strip()}{suffix}")
     known = city_choices(jurisdictions(database), t)
     return ui.render(request, "request_follow.html", jurisdictions=known)
+
+
+@router.get("/requests/nearby")
+async def nearby(
+    request: Request,
+    t: TranslatorDep,
+    context: ContextDep,
+    service: Annotated[str, Query(max_length=80)],
+    lat: Annotated[float, Query(ge=-90, le=90)],
+    long: Annotated[float, Query(ge=-180, le=180)],
+    city: Annotated[str | None, Query(max_length=80)] = None,
+    text: Annotated[str, Query(max_length=4000)] = "",
+) -> Response:
+    """Open requests of ``service`` near the point, for the form's hints (JSON, anonymous)."""
+    try:
+        report_intake(context).admit_hint(Poster.of(None, client_address(request)))
+    except RateLimited as exc:
+        headers = {"Retry-After": str(exc.retry_after)}
+        return JSONResponse({"detail": str(exc)}, status_code=429, headers=headers)
+    jurisdiction = city_of(requests.catalogue_cache(context).get(), city, t)
+    hints = nearby_hints(context, jurisdiction, t, service, lat, long, text)
+    return JSONResponse({"radius_m": NEARBY_METRES, "requests": hints})
+
+
+@router.post("/requests/{request_id}/support")
+async def support(
+    request: Request,
+    request_id: Annotated[int, Path(ge=1, le=requests.MAX_ID)],
+    user: OptionalUser,  # checks the session's CSRF token when signed in
+    ui: UIDep,
+    t: TranslatorDep,
+    context: ContextDep,
+) -> Response:
+    """Support an open request instead of filing a copy (from the form's hints or its page)."""
+    form = await request.form()
+    if user is None and not anon_form_token_ok(request, form.get("csrf_token")):
+        raise HTTPException(403, "the form expired; reload the page and send it again")
+    jurisdiction = city_of(jurisdictions(context.database), str(form.get("city", "")) or None, t)
+    token = request.cookies.get(SUPPORTER_COOKIE) or secrets.token_urlsafe(18)
+    supporter = Supporter(
+        account=user.username if user is not None else None,
+        email=str(form.get("email", "")).strip()[:300] or None,
+        follow_token=None if user is not None else token[:64],
+        language=t.language,
+    )
+    try:
+        message, kind = supported_message(context, jurisdiction, request_id, supporter, request, t)
+    except RateLimited as exc:
+        return too_many(request, ui, exc)
+    path = f"/requests/{request_id}?city={jurisdiction.code}"
+    response = ui.redirect(request, ui.flash_url(path, message, kind))
+    if user is None:
+        response.set_cookie(
+            SUPPORTER_COOKIE,
+            token,
+            max_age=365 * 24 * 3600,
+            httponly=True,
+            samesite="lax",
+            path="/",
+            secure=context.settings.secure_cookies,
+        )
+    return response
 
 
 @router.get("/requests/{ref}", dependencies=[SEES_USER])
@@ -214,6 +298,84 @@ def submit_counted(context: Any, jurisdiction: Any, new: Any, address: str) -> A
     poster = Poster.of(None, address)
     intake.admit(poster)
     return intake.submit(jurisdiction, new, poster)
+
+
+def nearby_hints(
+    context: Any,
+    jurisdiction: Any,
+    t: Translator,
+    service: str,
+    lat: float,
+    lon: float,
+    text: str | None,
+) -> list[dict[str, Any]]:
+    """The open requests near a point as the form shows them (texts in the reader's language)."""
+    with context.database.session() as session:
+        found = find_nearby(
+            session,
+            jurisdiction,
+            service_code=service,
+            lat=lat,
+            lon=lon,
+            description=text,
+            language=t.language,
+        )
+    hints = []
+    for item in found:
+        entry = nearby_entry(item, city=jurisdiction.code)
+        entry["label"] = t("request.number", id=entry["id"])
+        entry["distance_text"] = t("request.nearby_distance", metres=entry["distance_m"])
+        entry["supporters_text"] = t("request.supporters", count=entry["supporters"])
+        hints.append(entry)
+    return hints
+
+
+def nearby_key(values: dict[str, str]) -> str:
+    """What the resident was shown hints for: the service and the point as typed."""
+    return f"{values['service_code']}|{values['lat']}|{values['long']}"
+
+
+def unseen_hints(
+    context: Any, jurisdiction: Any, values: dict[str, str], seen: str, t: Translator
+) -> list[dict[str, Any]]:
+    """Nearby open requests of the chosen service the resident has not been shown yet (the
+    form's script marks what it showed; without it the server shows them once before filing)."""
+    key = nearby_key(values)
+    values["nearby_seen"] = key
+    lat, lon = _float(values["lat"]), _float(values["long"])
+    if seen == key or not values["service_code"] or lat is None or lon is None:
+        return []
+    try:
+        return nearby_hints(
+            context, jurisdiction, t, values["service_code"], lat, lon, values["description"]
+        )
+    except ValidationError:  # a bad point: the form's own checks name it
+        return []
+
+
+def supported_message(
+    context: Any,
+    jurisdiction: Any,
+    request_id: int,
+    supporter: Supporter,
+    request: Request,
+    t: Translator,
+) -> tuple[str, str]:
+    """Record the support and say how it went (message, flash kind)."""
+    intake = report_intake(context)
+    try:
+        done = intake.support(
+            jurisdiction, request_id, supporter, Poster.of(None, client_address(request))
+        )
+    except NotFoundError:
+        raise HTTPException(404, t("request.not_found")) from None
+    except ConflictError:
+        return t("request.support_closed"), "error"
+    except ValidationError as exc:
+        return t.problem(exc.problems[0]), "error"
+    if done.added:
+        return t("request.supported", id=request_id), "ok"
+    return t("request.already_supported"), "ok"
 
 
 def too_many(request: Request, ui: UI, exc: RateLimited) -> Response:
@@ -284,6 +446,7 @@ def form_page(
     problems: list[dict[str, Any]],
     status_code: int = 200,
     notices: list[str] | None = None,
+    hints: list[dict[str, Any]] | None = None,
 ) -> Response:
     services = sorted(
         (s for s in jurisdiction.services.values() if s.active),
@@ -309,6 +472,8 @@ def form_page(
         notices=notices or [],
         photo_types="image/jpeg,image/png" + (",image/heic,image/heif" if HEIF else ""),
         map_svg=ui.markup(city_map(database, jurisdiction, t, pick=True)),
+        nearby=hints or [],
+        nearby_radius=f"{NEARBY_METRES:g}",
     )
 
 
