@@ -200,6 +200,7 @@ MACHINE = {
     },
     "requests311_photo": {"thumb_name", "content_type", "hidden_by"},
     "requests311_routing_rule": {"service_code", "district"},
+    "requests311_support": {"supporter_key", "token_key", "account_id", "email"},
     "requests311_service": {"code", "group", "keywords", "service_type"},
 }
 
