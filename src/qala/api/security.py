@@ -5,7 +5,9 @@ Open311 and NGSI-LD reads are the platform's busiest routes and pay for everythi
   inline ``style`` attributes stay allowed for the server-drawn charts; no framing
   (``frame-ancestors 'none'``), no plugins, forms post only here. The interactive API docs
   (``/docs``, ``/redoc``) load FastAPI's bundled viewer from its CDN with an inline starter, so
-  they get no CSP; they show no user data.
+  they get no CSP; they show no user data. Images load from this site only, plus the tile
+  server's origin when the deployment names one (``QALA_TILE_URL``): the tiled map's tiles are
+  ``<img>`` elements; nothing else of the map comes from elsewhere (Leaflet is served from here).
 - ``X-Content-Type-Options: nosniff``, ``X-Frame-Options: DENY`` (for browsers without CSP 2),
   ``Referrer-Policy: strict-origin-when-cross-origin``, a ``Permissions-Policy`` that gives pages
   no camera, microphone or payment, and the position only to this site (the report form's map).
@@ -24,27 +26,32 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-CONTENT_SECURITY_POLICY = "; ".join(
-    [
-        "default-src 'self'",
-        "script-src 'self'",
-        "style-src 'self' 'unsafe-inline'",
-        "img-src 'self' data: blob:",
-        "connect-src 'self'",
-        "font-src 'self'",
-        "object-src 'none'",
-        "base-uri 'self'",
-        "form-action 'self'",
-        "frame-ancestors 'none'",
-    ]
-)
+
+def content_security_policy(tile_origin: str | None = None) -> str:
+    """The pages' CSP; ``tile_origin`` (``https://tiles.example.kz``) joins ``img-src``."""
+    images = "img-src 'self' data: blob:" + (f" {tile_origin}" if tile_origin else "")
+    return "; ".join(
+        [
+            "default-src 'self'",
+            "script-src 'self'",
+            "style-src 'self' 'unsafe-inline'",
+            images,
+            "connect-src 'self'",
+            "font-src 'self'",
+            "object-src 'none'",
+            "base-uri 'self'",
+            "form-action 'self'",
+            "frame-ancestors 'none'",
+        ]
+    )
+
+
 COMMON = [
     (b"x-content-type-options", b"nosniff"),
     (b"x-frame-options", b"DENY"),
     (b"referrer-policy", b"strict-origin-when-cross-origin"),
     (b"permissions-policy", b"camera=(), microphone=(), payment=(), geolocation=(self)"),
 ]
-CSP = (b"content-security-policy", CONTENT_SECURITY_POLICY.encode())
 HSTS = (b"strict-transport-security", b"max-age=31536000; includeSubDomains")
 DOCS_PATHS = ("/docs", "/redoc")
 
@@ -52,13 +59,16 @@ DOCS_PATHS = ("/docs", "/redoc")
 class SecurityHeaders:
     """Adds the headers above to every HTTP answer of ``app``."""
 
-    def __init__(self, app: ASGIApp, *, tls_always: bool = False) -> None:
+    def __init__(
+        self, app: ASGIApp, *, tls_always: bool = False, tile_origin: str | None = None
+    ) -> None:
         self.app = app
         self.tls_always = tls_always
+        csp_header = (b"content-security-policy", content_security_policy(tile_origin).encode())
         # The four header sets, by (answer is a page with CSP, answer goes over TLS): built
         # once, not per request.
         self.sets = {
-            (csp, tls): (*COMMON, *((CSP,) if csp else ()), *((HSTS,) if tls else ()))
+            (csp, tls): (*COMMON, *((csp_header,) if csp else ()), *((HSTS,) if tls else ()))
             for csp in (False, True)
             for tls in (False, True)
         }
