@@ -76,6 +76,8 @@ PUBLIC = [
     "/map?show=monotowns",
     "/requests/new",
     "/requests/follow",
+    "/requests",
+    "/requests?city=karaganda&show=open",
     "/login",
     "/register",
 ]
