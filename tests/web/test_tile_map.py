@@ -58,7 +58,7 @@ def store(sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) -> It
     shutil.copy(sqlite_template, folder / "qala.sqlite")
     url = f"sqlite:///{folder / 'qala.sqlite'}"
     context = Context.from_settings(Settings(database_url=url, secret_key="tiles"))
-    load_small_demo(context, replications=0, budgeting=False, years=1)
+    load_small_demo(context, replications=0, years=1)
     context.database.dispose()
     yield url
 
@@ -124,3 +124,37 @@ def test_the_public_requests_page_shows_public_fields_only(store: str) -> None:
         assert private not in main
     assert site.get("/requests?city=nowhere").status_code == 404
     assert site.get("/requests?show=<b>").status_code == 200
+
+
+def test_placed_projects_on_the_budgeting_map_and_proposal_districts_by_name(store: str) -> None:
+    from sqlalchemy import update
+
+    from qala.components.budgeting.models import Process, Proposal
+
+    context = Context.from_settings(Settings(database_url=store, secret_key="tiles"))
+    with context.database.transaction() as session:
+        process_id = session.scalar(
+            Process.__table__.select()
+            .with_only_columns(Process.id)
+            .where(Process.phase == "voting")
+        )
+        session.execute(
+            update(Proposal).where(Proposal.process_id == process_id).values(district="yesil")
+        )
+        code = session.scalar(
+            Process.__table__.select()
+            .with_only_columns(Process.code)
+            .where(Process.id == process_id)
+        )
+    context.database.dispose()
+    site = client(store)
+    overview = site.get("/budgeting?lang=kk").text
+    assert overview.count('<circle class="pt pb-project"') == 2  # the demo's two placed projects
+    assert "Қабанбай батыр даңғылын жарықдиодты жарықтандыру" in overview
+    assert "Есіл ауданы" in overview  # the map's district landmarks, in Kazakh
+    form = site.get("/login").text
+    token = form.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
+    login = {"username": "citizen", "password": "citizen-demo-2026", "csrf_token": token}
+    assert site.post("/login", data=login, follow_redirects=False).status_code == 303
+    signed = site.get(f"/budgeting/{code}?lang=kk").text  # the ballot lists the proposals
+    assert "· Есіл ауданы" in signed and "· yesil" not in signed

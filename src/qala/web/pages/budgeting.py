@@ -22,7 +22,7 @@ from qala.components.catalog.services import get_place
 from qala.core.errors import ConflictError, NotFoundError, PermissionDeniedError, ValidationError
 from qala.runtime import Context
 from qala.web import pbtext
-from qala.web.data import installed
+from qala.web.data import district_names, installed
 from qala.web.deps import SEES_USER, TranslatorDep, UIDep, page_user
 from qala.web.i18n import Translator
 from qala.web.tilemap import CityMap, Marker, centre_of, city_map, district_markers
@@ -169,6 +169,17 @@ def city_districts(context: Context) -> dict[str, Any]:
         return {code: j.districts for code, j in requests.load_jurisdictions(session).items()}
 
 
+def proposal_districts(context: Context, place_code: str, t: Translator) -> dict[str, str]:
+    """District codes a proposal may carry, by name in the reader's language: the process's city
+    first, then any other city's (a district process's place is the district itself)."""
+    known = city_districts(context)
+    ordered = [known.get(place_code, ())] + [d for c, d in known.items() if c != place_code]
+    names: dict[str, str] = {}
+    for districts in reversed(ordered):
+        names.update({str(d["code"]): t.name(district_names(d)) for d in districts})
+    return names
+
+
 def place_centre(context: Context, code: str) -> tuple[float, float] | None:
     with context.database.session() as session:
         try:
@@ -240,6 +251,7 @@ def process_page(
         words=pbtext.project_words(results, t) if results is not None else {},
         rule_name=lambda rule: pbtext.rule_name(rule, t),
         projects=tracked,
+        district_names=proposal_districts(context, info.place_code, t),
         receipt=receipt,
         problems=problems or [],
         chosen=chosen or set(),
