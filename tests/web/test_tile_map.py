@@ -122,6 +122,8 @@ def test_the_public_requests_page_shows_public_fields_only(store: str) -> None:
     assert "район Есиль" in main and "Yesil" not in main  # districts in the page's language
     for private in ("reporter@example.kz", "+77010000000", "Айгерим", filed.token):
         assert private not in main
+    # Without ?city= the page opens on the city of the newest request (the demo files in Astana).
+    assert "Обращения жителей: Астана" in site.get("/requests?lang=ru").text
     assert site.get("/requests?city=nowhere").status_code == 404
     assert site.get("/requests?show=<b>").status_code == 200
 
