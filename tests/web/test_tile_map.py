@@ -160,3 +160,15 @@ def test_placed_projects_on_the_budgeting_map_and_proposal_districts_by_name(sto
     assert site.post("/login", data=login, follow_redirects=False).status_code == 303
     signed = site.get(f"/budgeting/{code}?lang=kk").text  # the ballot lists the proposals
     assert "· Есіл ауданы" in signed and "· yesil" not in signed
+
+
+def test_the_city_page_maps_its_requests_and_projects(store: str) -> None:
+    page = client(store).get("/cities/astana?lang=kk").text
+    section = page.split('<h2 id="city-map">', 1)[1].split("</figure>", 1)[0]
+    assert "Өтініштер мен жобалар картада" in section
+    assert '<circle class="pt request' in section and '<circle class="pt pb-project"' in section
+    assert "Есіл ауданы" in section
+    assert 'href="/requests?city=astana"' in page
+    tiled = client(store, tile_url=OSM).get("/cities/astana?lang=kk").text
+    assert 'class="tile-map"' in tiled and 'data-kind="project"' in tiled
+    assert 'id="city-map"' not in client(store).get("/cities/abay?lang=kk").text  # nothing placed

@@ -18,14 +18,14 @@ from qala.components.accounts.deps import ContextDep
 from qala.components.accounts.models import User
 from qala.components.budgeting import ballots, ledger, process, projects
 from qala.components.budgeting.signing import ledger_signer
-from qala.components.catalog.services import get_place
 from qala.core.errors import ConflictError, NotFoundError, PermissionDeniedError, ValidationError
 from qala.runtime import Context
 from qala.web import pbtext
-from qala.web.data import district_names, installed
+from qala.web.city_markers import city_districts, framed, place_name, project_marker
+from qala.web.data import district_names
 from qala.web.deps import SEES_USER, TranslatorDep, UIDep, page_user
 from qala.web.i18n import Translator
-from qala.web.tilemap import CityMap, Marker, centre_of, city_map, district_markers
+from qala.web.tilemap import CityMap, Marker
 from qala.web.ui import UI
 
 router = APIRouter(include_in_schema=False)
@@ -119,54 +119,22 @@ async def project(request: Request, code: str, ui: UIDep, context: ContextDep) -
     return ui.render(request, "budgeting_project.html", project=detail, check=check)
 
 
-def project_marker(project: Any, t: Translator) -> Marker:
-    status = t(f"pb.project_{project.status}") + (f" · {t('pb.late')}" if project.late else "")
-    return Marker(
-        project.lat,
-        project.lon,
-        "project",
-        t.name(project.title),
-        (
-            status,
-            f"{t('pb.budget')}: {t.money(project.budget)}",
-            f"{t('pb.paid')}: {t.money(project.paid)}",
-        ),
-        href=f"/budgeting/projects/{project.code}",
-    )
-
-
 def projects_maps(context: Context, tracked: list[Any], t: Translator) -> list[CityMap]:
     """One map per place with placed projects (most projects first), the place's districts named
     in the reader's language when the requests component knows them."""
     by_place: dict[str, list[Marker]] = {}
     for project in tracked:
-        if project.lat is not None and project.lon is not None:
-            by_place.setdefault(project.place_code, []).append(project_marker(project, t))
+        marker = project_marker(project, t)
+        if marker is not None:
+            by_place.setdefault(project.place_code, []).append(marker)
     districts = city_districts(context)
     maps = []
     for code, markers in sorted(by_place.items(), key=lambda item: -len(item[1])):
-        landmarks = district_markers(districts.get(code, ()), t.name)
-        centre = place_centre(context, code) or centre_of(markers)
-        place = place_name(context, code, t)
-        maps.append(
-            city_map(
-                context.settings,
-                label=t("pb.map_label", city=place),
-                centre=centre or (markers[0].lon, markers[0].lat),
-                markers=landmarks + markers,
-            )
-        )
+        label = t("pb.map_label", city=place_name(context, code, t))
+        drawn = framed(context, code, label, districts.get(code, ()), markers, t)
+        if drawn is not None:
+            maps.append(drawn)
     return maps
-
-
-def city_districts(context: Context) -> dict[str, Any]:
-    """Districts of the cities that take requests, by city (none without that component)."""
-    if not installed("requests311"):
-        return {}
-    from qala.components.requests311 import services as requests
-
-    with context.database.session() as session:
-        return {code: j.districts for code, j in requests.load_jurisdictions(session).items()}
 
 
 def proposal_districts(context: Context, place_code: str, t: Translator) -> dict[str, str]:
@@ -178,23 +146,6 @@ def proposal_districts(context: Context, place_code: str, t: Translator) -> dict
     for districts in reversed(ordered):
         names.update({str(d["code"]): t.name(district_names(d)) for d in districts})
     return names
-
-
-def place_centre(context: Context, code: str) -> tuple[float, float] | None:
-    with context.database.session() as session:
-        try:
-            place = get_place(session, code)
-        except NotFoundError:
-            return None
-    return None if place.lat is None or place.lon is None else (place.lon, place.lat)
-
-
-def place_name(context: Context, code: str, t: Translator) -> str:
-    with context.database.session() as session:
-        try:
-            return t.name(get_place(session, code))
-        except NotFoundError:
-            return code
 
 
 def ballot_choices(form: FormData, kind: str) -> list[str] | dict[str, int]:

@@ -14,19 +14,17 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import Response
 
 from qala.components.accounts.deps import ContextDep
-from qala.components.catalog.services import get_place
 from qala.components.requests311 import services as requests
-from qala.core.errors import NotFoundError
 from qala.runtime import Context
+from qala.web.city_markers import ON_MAP, framed, request_marker
 from qala.web.deps import SEES_USER, TranslatorDep, UIDep
 from qala.web.i18n import Translator
 from qala.web.pages.citizen import city_choices, city_of, jurisdictions
-from qala.web.tilemap import CityMap, Marker, centre_of, city_map, district_markers
+from qala.web.tilemap import CityMap
 
 router = APIRouter(include_in_schema=False)
-ON_MAP = 300
-"""The newest requests put on the map; the list shows the first ``LISTED``."""
 LISTED = 50
+"""The newest requests listed under the map (which shows up to ``ON_MAP``)."""
 SHOWN = ("all", "open", "closed")
 
 
@@ -64,52 +62,11 @@ async def public_requests(
     )
 
 
-def request_marker(item: Any, city: str, t: Translator) -> Marker | None:
-    """A public request as a marker (None without a position); its popup in the reader's words."""
-    if item.lat is None or item.long is None:
-        return None
-    lines = [
-        t(f"status.{item.lifecycle_status}"),
-        t("request.filed") + ": " + t.day(item.requested_datetime),
-    ]
-    if item.address:
-        lines.append(item.address)
-    return Marker(
-        item.lat,
-        item.long,
-        "request",
-        t("request.number", id=item.service_request_id) + " · " + item.service_name,
-        tuple(lines),
-        href=f"/requests/{item.service_request_id}?city={city}",
-        css=item.status,
-    )
-
-
 def requests_map(
     context: Context, jurisdiction: Any, found: list[Any], t: Translator
 ) -> CityMap | None:
-    """The city (its centre, else its districts', else its requests') with its districts named in
-    the reader's language and the requests that have a position; None when nothing is placed."""
+    """The city with its districts named in the reader's language and the requests that have a
+    position; None when nothing places it."""
     markers = [m for m in (request_marker(r, jurisdiction.code, t) for r in found) if m]
-    districts = district_markers(jurisdiction.districts, t.name)
-    centre = place_centre(context, jurisdiction.code) or centre_of(districts) or centre_of(markers)
-    if centre is None:
-        return None
-    return city_map(
-        context.settings,
-        label=t("requests.map_label", city=t.name(jurisdiction.names)),
-        centre=centre,
-        markers=districts + markers,
-    )
-
-
-def place_centre(context: Context, code: str) -> tuple[float, float] | None:
-    """A catalogue place's centre (lon, lat), or None."""
-    with context.database.session() as session:
-        try:
-            place = get_place(session, code)
-        except NotFoundError:
-            return None
-    if place.lat is None or place.lon is None:
-        return None
-    return (place.lon, place.lat)
+    label = t("requests.map_label", city=t.name(jurisdiction.names))
+    return framed(context, jurisdiction.code, label, jurisdiction.districts, markers, t)
