@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.conftest import need
 from tests.web.conftest import _free_port, load_small_demo, shot
 
 from qala.core.i18n import Translator
@@ -143,6 +144,10 @@ def popup_of_first(page: Any, selector: str) -> str:
 def test_the_tiled_map_shows_requests_and_projects_in_kazakh(
     browser: Any, sites: Sites, tile_server: TileServer
 ) -> None:
+    from qala.web.geo import VENDOR
+
+    built = (VENDOR / "leaflet" / "leaflet.js").exists()
+    need(built, "static/vendor/leaflet not built (python scripts/build_assets.py)")
     context, page, _asked = open_page(browser, f"{sites.tiled}/requests?city=astana&lang=kk")
     headers = context.request.get(f"{sites.tiled}/requests").headers
     assert tile_server.origin in headers["content-security-policy"].split("img-src")[1]
