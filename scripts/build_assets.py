@@ -2,8 +2,10 @@
 
 Runs ``npm ci`` against the committed ``package-lock.json`` (so every machine gets the same
 files), then copies the needed files into ``src/qala/web/static/vendor/`` (git-ignored: nothing
-third-party is committed). Today that is the Natural Earth country outlines of ``world-atlas``
-(ISC; Natural Earth data is in the public domain) from which the map draws Kazakhstan's border.
+third-party is committed): the Natural Earth country outlines of ``world-atlas`` (ISC; Natural
+Earth data is in the public domain) from which the offline map draws Kazakhstan's border, and
+Leaflet (BSD-2-Clause), which draws the tiled map when a deployment names a tile server
+(``QALA_TILE_URL``).
 
 Usage: ``python scripts/build_assets.py`` (the Makefile's setup step calls it).
 """
@@ -23,6 +25,15 @@ ASSETS: tuple[tuple[str, str], ...] = (
     ("world-atlas/countries-50m.json", "world-atlas/countries-50m.json"),
     ("world-atlas/LICENSE", "world-atlas/LICENSE"),
     ("world-atlas/package.json", "world-atlas/package.json"),
+    ("leaflet/dist/leaflet.js", "leaflet/leaflet.js"),
+    ("leaflet/dist/leaflet.css", "leaflet/leaflet.css"),
+    ("leaflet/dist/images/marker-icon.png", "leaflet/images/marker-icon.png"),
+    ("leaflet/dist/images/marker-icon-2x.png", "leaflet/images/marker-icon-2x.png"),
+    ("leaflet/dist/images/marker-shadow.png", "leaflet/images/marker-shadow.png"),
+    ("leaflet/dist/images/layers.png", "leaflet/images/layers.png"),
+    ("leaflet/dist/images/layers-2x.png", "leaflet/images/layers-2x.png"),
+    ("leaflet/LICENSE", "leaflet/LICENSE"),
+    ("leaflet/package.json", "leaflet/package.json"),
 )
 
 

@@ -6,11 +6,13 @@ it down, so tests can build their own with a temporary SQLite file.
 
 from __future__ import annotations
 
+import re
 import secrets
 from pathlib import Path
 from typing import Literal, TypedDict
+from urllib.parse import urlsplit
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Language = Literal["kk", "ru", "en"]
@@ -38,6 +40,27 @@ def persistent_secret_key() -> str:
     SECRET_KEY_FILE.touch(mode=0o600)
     SECRET_KEY_FILE.write_text(key, encoding="utf-8")
     return key
+
+
+_TILE_HOST = re.compile(r"^(\{s\}\.)?[A-Za-z0-9.-]+(:[0-9]{1,5})?$")
+
+
+def tile_origin(url: str) -> str:
+    """The origin a tile URL template loads images from, as a CSP source: ``scheme://host[:port]``
+    with a ``{s}.`` subdomain placeholder read as ``*.`` (``https://*.tile.openstreetmap.org``).
+
+    Raises ValueError for a template the map cannot use: not http(s), no ``{z}``, ``{x}`` and
+    ``{y}``, or a placeholder in the host other than a leading ``{s}.``.
+    """
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("http", "https"):
+        raise ValueError("the tile URL must start with https:// (or http://)")
+    if not all(f"{{{name}}}" in url for name in ("z", "x", "y")):
+        raise ValueError("the tile URL must contain {z}, {x} and {y}")
+    host = parts.netloc.rsplit("@", 1)[-1]
+    if not _TILE_HOST.match(host):
+        raise ValueError("the tile URL's host may hold only a leading {s}. placeholder")
+    return f"{parts.scheme}://{host.replace('{s}.', '*.', 1)}"
 
 
 class ProxyOptions(TypedDict):
@@ -77,6 +100,30 @@ class Settings(BaseSettings):
     place_timezones: dict[str, str] = Field(default_factory=dict)
     """Zones of places that differ from ``timezone``, by place id (``QALA_PLACE_TIMEZONES`` as
     JSON, e.g. ``{"aktau": "Asia/Aqtau"}`` for a deployment that keeps the old western zone)."""
+
+    tile_url: str | None = None
+    """Map tiles for the tiled (Leaflet) map: a URL template with ``{z}/{x}/{y}`` (and optionally
+    ``{s}``), e.g. ``https://tile.openstreetmap.org/{z}/{x}/{y}.png`` or a city's own server. The
+    pages' CSP then lets images load from that origin. Unset: the offline SVG maps, and no request
+    leaves for any tile host."""
+    tile_attribution: str = ""
+    """What the tile source asks to be credited with, shown in the map's corner (plain text, e.g.
+    ``© OpenStreetMap contributors``)."""
+
+    @field_validator("tile_url")
+    @classmethod
+    def _tile_url_usable(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        tile_origin(value)
+        return value.strip()
+
+    @field_validator("tile_attribution")
+    @classmethod
+    def _attribution_short(cls, value: str) -> str:
+        if len(value) > 300:
+            raise ValueError("at most 300 characters")
+        return value.strip()
 
     def zone_of(self, place_id: str | None = None) -> str:
         """The zone a place's times are shown in."""

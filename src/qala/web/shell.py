@@ -79,9 +79,9 @@ def page_routers() -> list[APIRouter]:
     """The dashboard's pages, those of components that are not installed left out."""
     routers = [accounts.router, explore.router]
     if component_installed("requests311"):
-        from qala.web.pages import citizen, request_export
+        from qala.web.pages import citizen, public_requests, request_export
 
-        routers += [citizen.router, request_export.router]
+        routers += [public_requests.router, citizen.router, request_export.router]
     if component_installed("notify"):
         from qala.web.pages import notify
 

@@ -33,6 +33,7 @@ from qala.components.budgeting.projects import (
     update_project,
 )
 from qala.components.budgeting.signing import LedgerPublicKey, ledger_signer
+from qala.core.errors import ValidationError
 
 
 def build(town: Town) -> None:
@@ -362,3 +363,37 @@ def test_concurrent_writers_queue_on_the_head(town: Town) -> None:
         result = verify_ledger(session, public_key=key)
     assert result.ok, result.problems
     assert result.entries == 5 + 20
+
+
+def test_a_projects_position_is_kept_in_the_ledger_and_a_moved_marker_is_caught(
+    town: Town,
+) -> None:
+    with town.context.database.transaction() as session:
+        create_project(
+            session,
+            NewProject(
+                code="square",
+                place_code="astana",
+                title={"ru": "Сквер"},
+                budget=1_000_000,
+                planned_end=date(2026, 9, 1),
+                lat=51.128207,
+                lon=71.430411,
+            ),
+            actor="akimat",
+            now=NOW,
+        )
+        moved = update_project(
+            session, "square", {"lat": 51.1, "lon": 71.4}, actor="akimat", now=NOW
+        )
+        with pytest.raises(ValidationError) as refused:
+            update_project(session, "square", {"lat": 95}, actor="akimat", now=NOW)
+    assert (moved.lat, moved.lon) == (51.1, 71.4)
+    assert {p.column for p in refused.value.problems} == {"lat", "lon"}  # out of range, alone
+    with town.context.database.session() as session:
+        created, updated = [e.data for e in list_entries(session)][:2]
+    assert (created["lat_e6"], created["lon_e6"]) == (51_128_207, 71_430_411)
+    assert updated["changes"]["lat_e6"] == [51_128_207, 51_100_000]
+    assert verify(town) == []
+    execute(town, "UPDATE budgeting_project SET lon_e6 = 76000000 WHERE code = 'square'")
+    assert any("`lon_e6`" in problem for problem in verify(town))

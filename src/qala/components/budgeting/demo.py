@@ -558,6 +558,8 @@ def _city_projects(context: Context, now: datetime) -> None:
                 planned_start=date(2025, 5, 15),
                 planned_end=_ahead(now, 200),
                 contractor="ТОО «Энерго Сервис» (демо)",
+                lat=51.1175,  # illustrative: the avenue south of the Esil
+                lon=71.4210,
             ),
             actor="akimat.demo",
             now=start,
@@ -611,6 +613,8 @@ def _city_projects(context: Context, now: datetime) -> None:
                 planned_start=date(2025, 8, 1),
                 planned_end=_ahead(now, 120),
                 contractor="ТОО «Аялдама Жүйелері» (демо)",
+                lat=51.1690,  # illustrative: stops on the right bank
+                lon=71.4460,
             ),
             actor="akimat.demo",
             now=start + timedelta(days=60),

@@ -79,7 +79,11 @@ PROJECT_FIELDS = (
     "planned_end",
     "actual_end",
     "impact_note",
+    "lat_e6",
+    "lon_e6",
 )
+"""A project's fields in the ledger (entries written before ``lat_e6``/``lon_e6`` existed replay
+them as None, which is what the new columns hold for those projects)."""
 MILESTONE_FIELDS = ("id", "title", "due_on", "done_on")
 PAYMENT_FIELDS = ("id", "paid_on", "amount", "payee", "purpose", "reference")
 RISK_FIELDS = ("id", "risk", "likelihood", "impact", "owner", "mitigation", "status")

@@ -295,6 +295,10 @@ class Project(Base):
     planned_end: Mapped[date] = mapped_column(Date)
     actual_end: Mapped[date | None] = mapped_column(Date)
     impact_note: Mapped[str | None] = mapped_column(Text)
+    lat_e6: Mapped[int | None] = mapped_column(Integer)
+    """Where the work is, in millionths of a degree (whole numbers: the ledger holds no floats);
+    both or neither are set."""
+    lon_e6: Mapped[int | None] = mapped_column(Integer)
     illustrative: Mapped[bool] = mapped_column(Boolean, default=False)
 
     __table_args__ = (

@@ -62,6 +62,8 @@ EDITABLE = (
     "planned_end",
     "actual_end",
     "impact_note",
+    "lat",
+    "lon",
 )
 DEFAULT_DURATION = timedelta(days=365)
 """Planned duration of a project selected in a vote, until officials set its real plan."""
@@ -77,6 +79,9 @@ class NewProject:
     planned_start: date | None = None
     description: Mapping[str, str] | str | None = None
     contractor: str | None = None
+    lat: float | None = None
+    """Where the work is (WGS 84 degrees), for the map; both or neither."""
+    lon: float | None = None
 
 
 @dataclass
@@ -97,6 +102,8 @@ class ProjectSummary:
     rating: float | None
     ratings: int
     illustrative: bool
+    lat: float | None
+    lon: float | None
 
 
 @dataclass
@@ -157,7 +164,37 @@ def _summary_fields(session: Session, project: Project, today: date) -> dict[str
         "rating": None if mean is None else round(float(mean), 3),
         "ratings": int(count),
         "illustrative": project.illustrative,
+        "lat": None if project.lat_e6 is None else project.lat_e6 / 1e6,
+        "lon": None if project.lon_e6 is None else project.lon_e6 / 1e6,
     }
+
+
+def _degrees(value: Any, column: str, limit: int, problems: list[Problem]) -> int | None:
+    """``value`` (degrees) in millionths of a degree, or None (a problem when it is no number
+    within ±``limit``)."""
+    if value is None:
+        return None
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not -limit <= value <= limit
+    ):
+        problems.append(
+            Problem(f"degrees between -{limit} and {limit}", column=column, value=value)
+        )
+        return None
+    return round(value * 1_000_000)
+
+
+def position_e6(lat: Any, lon: Any, problems: list[Problem]) -> tuple[int | None, int | None]:
+    """A checked position in millionths of a degree: both numbers or neither."""
+    lat_e6 = _degrees(lat, "lat", 90, problems)
+    lon_e6 = _degrees(lon, "lon", 180, problems)
+    if (lat is None) != (lon is None):
+        problems.append(
+            Problem("give lat and lon together", column="lat" if lat is None else "lon")
+        )
+    return lat_e6, lon_e6
 
 
 def list_projects(
@@ -276,6 +313,7 @@ def create_project(
         )
     if new.contractor is not None and len(new.contractor) > 300:
         problems.append(Problem("at most 300 characters", column="contractor"))
+    lat_e6, lon_e6 = position_e6(new.lat, new.lon, problems)
     raise_if_problems(problems, "cannot create the project")
     project = Project(
         code=code,
@@ -290,6 +328,8 @@ def create_project(
         status="planned",
         planned_start=new.planned_start,
         planned_end=new.planned_end,
+        lat_e6=lat_e6,
+        lon_e6=lon_e6,
         illustrative=illustrative,
     )
     session.add(project)
@@ -394,7 +434,12 @@ def update_project(
     problems: list[Problem] = []
     clean: dict[str, Any] = {}
     for name, value in changes.items():
-        _clean_field(name, value, clean, problems)
+        if name not in ("lat", "lon"):
+            _clean_field(name, value, clean, problems)
+    if "lat" in changes or "lon" in changes:
+        clean["lat_e6"], clean["lon_e6"] = position_e6(
+            changes.get("lat"), changes.get("lon"), problems
+        )
     if (
         project.status in ("delivered", "cancelled")
         and "status" not in clean

@@ -266,6 +266,16 @@ def request_queue(
     ]
 
 
+def newest_request_city(session: Session) -> str | None:
+    """The code of the city whose request is the newest (a public list's default city)."""
+    return session.scalar(
+        select(Jurisdiction.code)
+        .join(Request, Request.jurisdiction_id == Jurisdiction.id)
+        .order_by(Request.requested_at.desc(), Request.id.desc())
+        .limit(1)
+    )
+
+
 def latest_change(session: Session | Connection) -> int:
     """A number that grows with every change to any request (its audit trail's newest id), so
     a board in any server process can tell that it is out of date."""

@@ -58,6 +58,7 @@ from qala.components.requests311.queries import (
     get_public_request,
     jurisdiction_of_token,
     latest_change,
+    newest_request_city,
     request_id_for_token,
     search_text,
 )
@@ -118,6 +119,7 @@ __all__ = [
     "load_city_catalogues",
     "load_jurisdictions",
     "national_catalogues",
+    "newest_request_city",
     "parse_request_id",
     "photos_of",
     "pick_jurisdiction",

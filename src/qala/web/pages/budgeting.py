@@ -22,8 +22,11 @@ from qala.components.budgeting.signing import ledger_signer
 from qala.core.errors import ConflictError, NotFoundError, PermissionDeniedError, ValidationError
 from qala.runtime import Context
 from qala.web import pbtext
+from qala.web.city_markers import city_districts, framed, place_name, project_marker
+from qala.web.data import district_names
 from qala.web.deps import SEES_USER, TranslatorDep, UIDep, page_user
 from qala.web.i18n import Translator
+from qala.web.tilemap import CityMap, Marker
 from qala.web.ui import UI
 
 router = APIRouter(route_class=CallerFirstRoute, include_in_schema=False)
@@ -35,11 +38,12 @@ def today(context: Context) -> Any:
 
 
 @router.get("/budgeting", dependencies=[SEES_USER])
-async def overview(request: Request, ui: UIDep, context: ContextDep) -> Response:
+async def overview(request: Request, ui: UIDep, t: TranslatorDep, context: ContextDep) -> Response:
     with context.database.session() as session:
         processes = process.list_processes(session)
         tracked = projects.list_projects(session, today=today(context))
-    return ui.render(request, "budgeting.html", processes=processes, projects=tracked)
+    maps = projects_maps(context, tracked, t)
+    return ui.render(request, "budgeting.html", processes=processes, projects=tracked, maps=maps)
 
 
 @router.get("/budgeting/ledger", dependencies=[SEES_USER])
@@ -177,6 +181,35 @@ VERIFY_TEXTS = (
 """What the verify page's script may say, rendered in the reader's language into the page."""
 
 
+def projects_maps(context: Context, tracked: list[Any], t: Translator) -> list[CityMap]:
+    """One map per place with placed projects (most projects first), the place's districts named
+    in the reader's language when the requests component knows them."""
+    by_place: dict[str, list[Marker]] = {}
+    for project in tracked:
+        marker = project_marker(project, t)
+        if marker is not None:
+            by_place.setdefault(project.place_code, []).append(marker)
+    districts = city_districts(context)
+    maps = []
+    for code, markers in sorted(by_place.items(), key=lambda item: -len(item[1])):
+        label = t("pb.map_label", city=place_name(context, code, t))
+        drawn = framed(context, code, label, districts.get(code, ()), markers, t)
+        if drawn is not None:
+            maps.append(drawn)
+    return maps
+
+
+def proposal_districts(context: Context, place_code: str, t: Translator) -> dict[str, str]:
+    """District codes a proposal may carry, by name in the reader's language: the process's city
+    first, then any other city's (a district process's place is the district itself)."""
+    known = city_districts(context)
+    ordered = [known.get(place_code, ())] + [d for c, d in known.items() if c != place_code]
+    names: dict[str, str] = {}
+    for districts in reversed(ordered):
+        names.update({str(d["code"]): t.name(district_names(d)) for d in districts})
+    return names
+
+
 def ballot_choices(form: FormData, kind: str) -> list[str] | dict[str, int]:
     """The projects chosen (approval) or the points given to each (cumulative: ``points.<code>``
     fields; a point count that is not a whole number is sent on as -1 for the service to refuse)."""
@@ -231,6 +264,7 @@ def process_page(
         words=pbtext.project_words(results, t) if results is not None else {},
         rule_name=lambda rule: pbtext.rule_name(rule, t),
         projects=tracked,
+        district_names=proposal_districts(context, info.place_code, t),
         receipt=receipt,
         problems=problems or [],
         chosen=chosen or set(),

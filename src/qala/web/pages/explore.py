@@ -24,6 +24,7 @@ from qala.runtime import Context
 from qala.web import data
 from qala.web.cache import cached_city_profile
 from qala.web.charts import RankRow, bar_chart, line_chart, radar_chart, rank_interval_chart
+from qala.web.city_markers import city_page_map
 from qala.web.deps import SEES_USER, TranslatorDep, UIDep
 from qala.web.geo import BOUNDARY_SOURCE, MapPoint, national_map_svg
 from qala.web.i18n import Translator
@@ -88,6 +89,7 @@ async def city(
         profile=profile,
         radar=_city_radar(profile, t),
         trend=_city_trend(profile, t),
+        city_map=city_page_map(context, profile.code, t),
     )
 
 

@@ -192,6 +192,9 @@ def board(
                 session, status="active", service=service or None, place_code=scope.place, limit=40
             )
             out["incident_close_reasons"] = list(incidents.load_routing().close_reasons)
+            out["incident_units"] = {
+                i.id: data.unit_label(session, i.unit, i.service, t) for i in out["incidents"]
+            }
     out["map_svg"] = ui.markup(board_map(context.database, out, t))
     return out
 

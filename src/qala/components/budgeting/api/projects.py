@@ -36,6 +36,8 @@ class ProjectBody(BaseModel):
     planned_end: date
     planned_start: date | None = None
     contractor: str | None = Field(None, max_length=300)
+    lat: float | None = Field(None, ge=-90, le=90)
+    lon: float | None = Field(None, ge=-180, le=180)
 
 
 class MilestoneBody(BaseModel):
