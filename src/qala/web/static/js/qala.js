@@ -220,11 +220,17 @@
     var count = document.getElementById("ballot-count"), submit = form.querySelector("button[type=submit]");
     var costLimited = form.dataset.costLimited === "true";
     function update() {
-      var sum = 0, n = 0;
+      var sum = 0, n = 0, points = 0;
       form.querySelectorAll("input[data-cost]:checked").forEach(function (box) { sum += parseFloat(box.dataset.cost); n += 1; });
+      // A cumulative ballot gives points in number fields: a project with points is chosen.
+      form.querySelectorAll("input[type=number][name^='points.']").forEach(function (field) {
+        var value = parseInt(field.value || "0", 10);
+        if (value > 0) { n += 1; points += value; }
+      });
       if (total) total.textContent = Math.round(sum).toLocaleString("ru-RU").replace(/,/g, " ") + " ₸";
       if (count) count.textContent = String(n);
-      var over = (costLimited && budget > 0 && sum > budget) || (limit > 0 && n > limit);
+      var pointsTotal = parseInt(form.dataset.pointsTotal || "0", 10);
+      var over = (costLimited && budget > 0 && sum > budget) || (limit > 0 && n > limit) || (pointsTotal > 0 && points > pointsTotal);
       if (bar) {
         bar.querySelector("span").style.width = Math.min(100, budget > 0 ? (100 * sum / budget) : 0) + "%";
         bar.classList.toggle("over", over);
