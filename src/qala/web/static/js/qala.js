@@ -17,7 +17,9 @@
 
   function worthKeeping(field) {
     var type = (field.type || "").toLowerCase();
-    return field.name && field.name !== "csrf_token" && ["hidden", "password", "file", "submit", "button"].indexOf(type) < 0;
+    // Not kept: secrets and personal numbers (a password, an IIN or a receipt: autocomplete=off).
+    return field.name && field.name !== "csrf_token" && field.getAttribute("autocomplete") !== "off" &&
+      ["hidden", "password", "file", "submit", "button"].indexOf(type) < 0;
   }
 
   // Fields are matched by name (and value, for check boxes and radio buttons; by order among
