@@ -267,6 +267,15 @@ def vote_and_follow(walk: Walk) -> None:
     serial = {"kk-phone": 11, "kk-desktop": 12, "ru-phone": 13, "ru-desktop": 14}[walk.name]
     iin = make_iin(date(1985, 3, 9), sex="male", serial=serial)
     page.fill("#iin", iin)
+    # The language switch keeps the choice (the other language may list the projects in another
+    # order) but not the IIN (a personal number is not stored).
+    chosen = f"#{boxes.nth(0).get_attribute('id')}"
+    switch_language(walk)
+    assert page.locator(chosen).is_checked() and page.input_value("#iin") == ""
+    assert page.locator("form[data-ballot] input[type=checkbox]:checked").count() == 1
+    switch_language(walk)
+    assert page.locator(chosen).is_checked() and boxes.nth(0).is_checked()
+    page.fill("#iin", iin)
     page.click("#cast-ballot")
     page.wait_for_selector("#ballot-receipt")
     # Sent on to the page itself: a refresh reloads it and casts nothing.
