@@ -126,6 +126,7 @@ def test_operator_closes_an_incident(page: Any, demo_site: DemoSite) -> None:
     shot(page, "operator-board")
     card.locator("select[name=reason]").select_option("resolved")
     card.locator("input[name=note]").fill("Crew repaired the main")
+    page.once("dialog", lambda dialog: dialog.accept())  # the close asks for confirmation
     card.locator("form[action$='/close'] button").click()
     page.wait_for_selector(".flash.ok")
     assert page.locator(f"#incident-{demo_site.incident_id}").count() == 0

@@ -83,3 +83,34 @@ def test_quotes_and_brackets_in_labels_cannot_leave_their_attribute() -> None:
     for svg in map(str, drawn):
         assert 'onfocus="' not in svg and "<script>" not in svg
         assert "&#34;" in svg
+
+
+def test_a_long_label_is_never_cut_silently() -> None:
+    """A label longer than its room ends in "…" and keeps its whole text as a tooltip (issue 15's
+    walk: names were cut at a fixed length with nothing to show it)."""
+    name = "Павлодарская область, город областного значения Экибастуз"
+    svg = rank_interval_chart([RankRow(name, 1, 1, 2)], label="r", axis_label="a")
+    root = ET.fromstring(str(svg))
+    label = next(
+        t
+        for t in root.iter("{http://www.w3.org/2000/svg}text")
+        if "row-label" in t.get("class", "")
+    )
+    assert label.text is not None and label.text.endswith("…") and len(label.text) <= 26
+    title = label.find("{http://www.w3.org/2000/svg}title")
+    assert title is not None and title.text == name
+    short = rank_interval_chart([RankRow("Астана", 1, 1, 2)], label="r", axis_label="a")
+    assert "…" not in str(short)
+
+
+def test_radar_labels_break_into_two_lines_inside_the_drawing() -> None:
+    axes = ["Цифровая инфраструктура и связь", "Услуги", "Участие жителей в управлении городом"]
+    svg = radar_chart(axes, [("Астана", [50.0, 60.0, 70.0])], label="r")
+    root = ET.fromstring(str(svg))
+    ns = "{http://www.w3.org/2000/svg}"
+    labels = [t for t in root.iter(f"{ns}text") if t.get("class") == "tick"]
+    assert len(labels) == 3
+    for text, axis in zip(labels, axes, strict=True):
+        lines = [span.text or "" for span in text.findall(f"{ns}tspan")]
+        assert 1 <= len(lines) <= 2 and all(len(line) <= 18 for line in lines)
+        assert " ".join(lines).rstrip("…") in axis or "…" in lines[-1]

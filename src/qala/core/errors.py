@@ -124,8 +124,12 @@ class ValidationError(QalaError):
         column: str | None = None,
         value: object | None = None,
         code: str = "invalid",
+        message: Message | None = None,
     ) -> ValidationError:
-        return cls([Problem(reason, file=file, row=row, column=column, value=value, code=code)])
+        problem = Problem(
+            reason, file=file, row=row, column=column, value=value, code=code, message=message
+        )
+        return cls([problem])
 
     def details(self) -> list[dict[str, object]]:
         """Every problem as an HTTP 422 ``detail`` item (the summary alone when none is listed)."""

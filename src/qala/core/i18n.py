@@ -121,6 +121,8 @@ class Translator:
     def _value(self, value: Any) -> Any:
         if isinstance(value, Message):
             return self.message(value)
+        if isinstance(value, Mapping) and value and set(value) <= {"kk", "ru", "en"}:
+            return self.name(value)  # a name given in each language (a unit's, a place's)
         if isinstance(value, list | tuple):
             return "; ".join(str(self._value(v)) for v in value)
         if isinstance(value, float):

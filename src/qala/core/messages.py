@@ -3,7 +3,8 @@
 Engines and components return :class:`Message` values instead of English sentences; the shells
 (web pages, API error bodies, PDF reports, CLI) render them in the reader's language through the
 catalogues (``qala.web.i18n.Translator.message``). A parameter may itself be a ``Message`` (a
-category, a unit, a reason) and is rendered first, in the same language.
+category, a unit, a reason) and is rendered first, in the same language; a ``{"kk": …, "ru": …,
+"en": …}`` mapping is a name given in each language and shows the reader's.
 """
 
 from __future__ import annotations

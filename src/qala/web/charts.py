@@ -24,6 +24,35 @@ def _svg(width: float, height: float, label: str, body: str, css: str = "chart")
     )
 
 
+def _label(text: str, limit: int) -> Markup:
+    """A chart label of at most ``limit`` characters; a longer one ends in "…" and keeps its whole
+    text as the label's tooltip, so nothing is cut silently."""
+    if len(text) <= limit:
+        return escape(text)
+    return Markup(f"{escape(text[: limit - 1].rstrip())}…<title>{escape(text)}</title>")
+
+
+def _wrapped(text: str, limit: int, x: float, *, lines: int = 2) -> Markup:
+    """A label broken at spaces into at most ``lines`` lines of ``limit`` characters
+    (``<tspan>`` rows under one another); what does not fit ends in "…" with a tooltip."""
+    rows: list[str] = []
+    for word in text.split():
+        if rows and len(rows[-1]) + 1 + len(word) <= limit:
+            rows[-1] += " " + word
+        else:
+            rows.append(word)
+    cut = len(rows) > lines or any(len(r) > limit for r in rows)
+    rows = rows[:lines]
+    if cut:
+        rows[-1] = rows[-1][: limit - 1].rstrip() + "…"
+        rows = [r if len(r) <= limit else r[: limit - 1] + "…" for r in rows]
+    spans = "".join(
+        f'<tspan x="{x:.1f}" dy="{0 if i == 0 else 1.15}em">{escape(r)}</tspan>'
+        for i, r in enumerate(rows)
+    )
+    return Markup(spans + (f"<title>{escape(text)}</title>" if cut else ""))
+
+
 def _fmt(value: float) -> str:
     if abs(value) >= 1000:
         return f"{value:,.0f}".replace(",", "\u202f")
@@ -84,7 +113,7 @@ def rank_interval_chart(rows: Sequence[RankRow], *, label: str, axis_label: str)
         css = "hl" if r.highlight else ""
         parts.append(
             f'<text class="row-label {css}" x="{left - 8}" y="{y + 4:.1f}" text-anchor="end">'
-            f"{escape(r.label[:26])}</text>"
+            f"{_label(r.label, 26)}</text>"
             f'<line class="interval {css}" x1="{x(r.low):.1f}" y1="{y:.1f}" x2="{x(r.high):.1f}" y2="{y:.1f}"/>'
             f'<circle class="dot {css}" cx="{x(r.rank):.1f}" cy="{y:.1f}" r="4.5">'
             f"<title>{escape(r.label)}: {r.rank:g} [{r.low:g}–{r.high:g}]</title></circle>"
@@ -126,10 +155,15 @@ def radar_chart(
         x, y = point(i, maximum)
         lx, ly = point(i, maximum * 1.16)
         anchor = "middle" if abs(lx - cx) < 10 else ("start" if lx > cx else "end")
+        # Two short lines rather than one long one: the label stays inside the drawing.
+        two_lines = len(name) > 18
+        shift = -3.0 if two_lines and ly < cy else (4.0 if not two_lines else 0.0)
+        if two_lines and ly < cy - radius:
+            shift = -10.0
         parts.append(
             f'<line class="grid" x1="{cx}" y1="{cy}" x2="{x:.1f}" y2="{y:.1f}"/>'
-            f'<text class="tick" x="{lx:.1f}" y="{ly + 4:.1f}" text-anchor="{anchor}">'
-            f"{escape(name[:24])}</text>"
+            f'<text class="tick" x="{lx:.1f}" y="{ly + shift:.1f}" text-anchor="{anchor}">'
+            f"{_wrapped(name, 18, lx)}</text>"
         )
     for k, (name, values) in enumerate(series):
         css = SERIES_CLASSES[k % len(SERIES_CLASSES)]
@@ -197,7 +231,7 @@ def line_chart(
             )
         parts.append(
             f'<rect class="swatch {css}" x="{legend_x:.0f}" y="{height - 16:.0f}" width="10" height="10"/>'
-            f'<text class="tick" x="{legend_x + 14:.0f}" y="{height - 7:.0f}">{escape(name[:28])}</text>'
+            f'<text class="tick" x="{legend_x + 14:.0f}" y="{height - 7:.0f}">{_label(name, 28)}</text>'
         )
         legend_x += 18 + 7 * min(len(name), 28)
     if y_label:
@@ -232,7 +266,7 @@ def bar_chart(
         y = 4 + i * row_h
         x0, x1 = px(0.0), px(value)
         parts.append(
-            f'<text class="row-label" x="{left - 8}" y="{y + 14:.1f}" text-anchor="end">{escape(name[:26])}</text>'
+            f'<text class="row-label" x="{left - 8}" y="{y + 14:.1f}" text-anchor="end">{_label(name, 26)}</text>'
             f'<rect class="bar {escape(css)}" x="{min(x0, x1):.1f}" y="{y + 3:.1f}" '
             f'width="{max(abs(x1 - x0), 1):.1f}" height="{row_h - 7:.1f}" rx="2">'
             f"<title>{escape(name)}: {_fmt(value)} {escape(unit)}</title></rect>"
@@ -305,7 +339,7 @@ def sunburst_chart(arcs: Sequence[SunArc], *, label: str) -> Markup:
             tx, ty = point(a.start + span / 2, (r0 + r1) / 2)
             parts.append(
                 f'<text class="arc-label" x="{tx:.1f}" y="{ty:.1f}" text-anchor="middle">'
-                f"{escape(a.label[:16])}</text>"
+                f"{_label(a.label, 16)}</text>"
             )
     return _svg(size, size, label, "".join(parts), css="chart sunburst")
 
@@ -340,7 +374,7 @@ def strip_chart(
         cy = top + row_h * i + row_h / 2
         parts.append(
             f'<text class="row-label" x="{left - 8}" y="{cy + 4:.1f}" text-anchor="end">'
-            f"{escape(name[:20])}</text>"
+            f"{_label(name, 20)}</text>"
         )
         for k, (unit_code, value, css) in enumerate(points):
             if not math.isfinite(value):
@@ -369,13 +403,13 @@ def heatmap_chart(
         cx = left + cell * j + cell / 2
         parts.append(
             f'<text class="tick" transform="translate({cx:.1f},{top - 6}) rotate(-60)">'
-            f"{escape(name[:22])}</text>"
+            f"{_label(name, 22)}</text>"
         )
     for i, name in enumerate(rows):
         y = top + cell * i
         parts.append(
             f'<text class="row-label" x="{left - 6}" y="{y + cell / 2 + 4:.1f}" '
-            f'text-anchor="end">{escape(name[:22])}</text>'
+            f'text-anchor="end">{_label(name, 22)}</text>'
         )
         for j, value in enumerate(values[i]):
             x = left + cell * j
@@ -439,11 +473,11 @@ def bump_chart(
         if first is not None:
             parts.append(
                 f'<text class="row-label" x="{left - 8}" y="{y(first) + 4:.1f}" '
-                f'text-anchor="end">{int(first)}. {escape(name[:18])}</text>'
+                f'text-anchor="end">{int(first)}. {_label(name, 18)}</text>'
             )
         if last is not None:
             parts.append(
                 f'<text class="row-label" x="{width - right + 8:.1f}" y="{y(last) + 4:.1f}">'
-                f"{int(last)}. {escape(name[:18])}</text>"
+                f"{int(last)}. {_label(name, 18)}</text>"
             )
     return _svg(width, height, label, "".join(parts), css="chart bump")

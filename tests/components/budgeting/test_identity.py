@@ -4,6 +4,7 @@ one account only; public answers name people by display name, never by username 
 from __future__ import annotations
 
 import base64
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import func, select
@@ -216,3 +217,43 @@ def test_simultaneous_ballots_of_one_account_with_different_iins_admit_one(api: 
         thread.join(30)
     assert sorted(outcomes) == ["accepted"] + ["conflict"] * 7, outcomes
     assert registered(town) == 1
+
+
+def test_an_account_is_told_that_it_voted_but_nothing_of_how(api: Any) -> None:
+    """The process page tells a returning resident their ballot is in (issue 15's walk): the
+    account's mark holds when, never which ballot."""
+    from sqlalchemy import inspect
+
+    from qala.components.budgeting.ballots import account_vote, cast_ballot
+
+    _http, town, _h = api
+    open_voting(town)
+    with town.context.database.session() as session:
+        users = dict(session.execute(select(User.username, User.id)).all())
+        assert account_vote(session, town.code, users["aigerim"]) is None
+
+    def vote(choices: list[str], receipt: str | None = None) -> str:
+        with town.context.database.transaction() as session:
+            return cast_ballot(
+                session,
+                town.code,
+                iin=iin(3),
+                choices=choices,
+                secret_key=KEY,
+                now=town.clock(),
+                receipt=receipt,
+                account_id=users["aigerim"],
+            ).receipt
+
+    receipt = vote(["P01"])
+    with town.context.database.session() as session:
+        mark = account_vote(session, town.code, users["aigerim"])
+        assert mark is not None and mark.voted_at == town.clock() and mark.changed_at is None
+        assert account_vote(session, town.code, users["admin"]) is None
+    town.clock.set(town.clock() + timedelta(hours=2))
+    vote(["P02"], receipt)
+    with town.context.database.session() as session:
+        mark = account_vote(session, town.code, users["aigerim"])
+        assert mark is not None and mark.changed_at == town.clock()
+    columns = inspect(town.context.database.engine).get_columns("budgeting_account_vote")
+    assert {c["name"] for c in columns} == {"process_id", "account_id", "voted_at", "changed_at"}

@@ -26,9 +26,17 @@ from sqlalchemy.orm import Session
 
 from qala.components.budgeting.core import load_process, text_in, utc
 from qala.components.budgeting.ledger import append
-from qala.components.budgeting.models import Ballot, Process, Proposal, Result, Voter
+from qala.components.budgeting.models import (
+    AccountVote,
+    Ballot,
+    Process,
+    Proposal,
+    Result,
+    Voter,
+)
 from qala.components.budgeting.voters import register_in
 from qala.core.errors import ConflictError, NotFoundError, Problem, raise_if_problems
+from qala.core.messages import msg
 from qala.engines.pb import (
     Ballot as EngineBallot,
     BallotKind,
@@ -228,7 +236,9 @@ def cast_ballot(
     projects, points = check_choices(process, _feasible(session, process), choices)
     if receipt is not None:
         if not voter.has_voted:
-            raise NotFoundError("this IIN has not voted yet in this process: cast a ballot first")
+            raise NotFoundError(
+                "this IIN has not voted yet in this process: cast a ballot first"
+            ).with_message(msg("pb.error.not_voted_yet"))
         ballot = session.scalar(
             select(Ballot).where(
                 Ballot.receipt_hash == receipt_hash(receipt), Ballot.process_id == process.id
@@ -237,9 +247,13 @@ def cast_ballot(
         if ballot is None:
             raise NotFoundError(
                 f"no ballot in `{process.code}` has this receipt; check that you typed it exactly"
-            )
+            ).with_message(msg("pb.error.receipt_unknown"))
         ballot.projects = projects
         ballot.points = points
+        if account_id is not None:
+            mark = session.get(AccountVote, (process.id, account_id))
+            if mark is not None:
+                mark.changed_at = now
         session.flush()
         return BallotReceipt(process.code, receipt.strip(), True, projects, points)
     # Flip "has voted" only if it was not already: of two simultaneous ballots one wins.
@@ -253,7 +267,7 @@ def cast_ballot(
         raise ConflictError(
             f"this IIN has already voted in `{process.code}`; to change the ballot before voting "
             "closes, send it again with the receipt you got when you voted"
-        )
+        ).with_message(msg("pb.error.already_voted"))
     session.expire(voter, ["has_voted"])
     token = secrets.token_urlsafe(18)
     session.add(
@@ -264,6 +278,9 @@ def cast_ballot(
             points=points,
         )
     )
+    if account_id is not None and not illustrative:
+        # That (not how) this account voted: the page it returns to says so.
+        session.add(AccountVote(process_id=process.id, account_id=account_id, voted_at=now))
     session.flush()
     if account_id is not None and not illustrative:
         # In the ballot's transaction: the receipt mail is stored exactly when the ballot is.
@@ -282,6 +299,26 @@ def cast_ballot(
             ),
         )
     return BallotReceipt(process.code, token, False, projects, points)
+
+
+@dataclass(frozen=True)
+class AccountVoteView:
+    """When an account voted in a process and when it last changed its ballot."""
+
+    process: str
+    voted_at: datetime
+    changed_at: datetime | None
+
+
+def account_vote(session: Session, process_code: str, account_id: int) -> AccountVoteView | None:
+    """Whether (never how) an account has voted in a process; None before it has."""
+    process = load_process(session, process_code)
+    mark = session.get(AccountVote, (process.id, account_id))
+    if mark is None:
+        return None
+    return AccountVoteView(
+        process.code, utc(mark.voted_at), mark.changed_at and utc(mark.changed_at)
+    )
 
 
 def check_ballot(session: Session, process_code: str, receipt: str) -> BallotView:

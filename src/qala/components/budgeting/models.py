@@ -160,6 +160,20 @@ class Voter(Base):
     __table_args__ = (UniqueConstraint("process_id", "iin_hash"),)
 
 
+class AccountVote(Base):
+    """That an account has voted in a process and when (never how: no link to the ballot), so the
+    process page can tell a returning resident that their ballot is in."""
+
+    __tablename__ = "budgeting_account_vote"
+
+    process_id: Mapped[int] = mapped_column(ForeignKey("budgeting_process.id"), primary_key=True)
+    account_id: Mapped[int] = mapped_column(
+        ForeignKey("accounts_user.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    voted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    changed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
 class Ballot(Base):
     """How someone voted, keyed by the hash of their random receipt; no link to the voter."""
 

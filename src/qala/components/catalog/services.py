@@ -45,6 +45,7 @@ from qala.components.catalog.queries import (
 from qala.components.catalog.tabular import FileFormat, read_table, wide_to_long, write_table
 from qala.components.catalog.validation import CheckResult, check_long
 from qala.core.errors import PermissionDeniedError, Problem, ValidationError
+from qala.core.messages import msg
 from qala.store.base import utcnow
 from qala.store.database import Database
 
@@ -333,6 +334,13 @@ def refuse_outside(session: Session, result: CheckResult, place: str) -> None:
     raise PermissionDeniedError(
         f"{result.file}: places outside {place}, the place this account works for"
         f" ({'; '.join(named)}{more}); nothing was imported"
+    ).with_message(
+        msg(
+            "import.outside_place",
+            place=place,
+            rows=", ".join(str(row["source_row"]) for _, row in outside.head(5).iterrows())
+            + (" …" if len(outside) > 5 else ""),
+        )
     )
 
 

@@ -20,8 +20,10 @@ import pandas as pd
 
 from qala.core.cells import FORMULA_STARTS, QUOTE
 from qala.core.errors import ValidationError
+from qala.core.messages import msg
 
 FileFormat = Literal["csv", "xlsx", "parquet"]
+FORMAT_NAMES = {"csv": "CSV", "xlsx": "XLSX", "parquet": "Parquet"}
 Layout = Literal["long", "wide"]
 
 EXTENSIONS: dict[str, FileFormat] = {
@@ -72,6 +74,7 @@ def detect_format(path: Path, *, name: str | None = None) -> FileFormat:
         raise ValidationError.single(
             f"cannot tell the file format from the extension {path.suffix!r}; expected one of {known}",
             file=name or str(path),
+            message=msg("import.unknown_format", suffix=path.suffix or "—", known=known),
         ) from None
 
 
@@ -94,10 +97,14 @@ def read_table(path: Path | str, *, sheet: str | int = 0, name: str | None = Non
     path = Path(path)
     shown = name or str(path)
     if not path.is_file():
-        raise ValidationError.single("file not found", file=shown)
+        raise ValidationError.single(
+            "file not found", file=shown, message=msg("import.file_not_found")
+        )
     file_format = detect_format(path, name=shown)
     if path.stat().st_size == 0:
-        raise ValidationError.single("the file is empty", file=shown, code="empty_file")
+        raise ValidationError.single(
+            "the file is empty", file=shown, code="empty_file", message=msg("import.empty_file")
+        )
     encoding = None
     try:
         if file_format == "csv":
@@ -114,24 +121,32 @@ def read_table(path: Path | str, *, sheet: str | int = 0, name: str | None = Non
             f"this one is damaged or of another kind: {exc})",
             file=shown,
             code="unreadable_file",
+            message=msg("import.bad_workbook"),
         ) from None
     except (ValueError, OSError, UnicodeDecodeError, ImportError) as exc:
         raise ValidationError.single(
             f"could not read the file as {file_format}: {exc}",
             file=shown,
             code="unreadable_file",
+            message=msg("import.unreadable", format=FORMAT_NAMES[file_format]),
         ) from None
     if frame.empty:
         raise ValidationError.single(
             "the file has no data rows (only a header, or nothing under it)",
             file=shown,
             code="empty_file",
+            message=msg("import.no_rows"),
         )
     frame = restore_cells(frame)
     frame = frame.rename(columns=_canonical_columns(list(frame.columns)))
     duplicated = frame.columns[frame.columns.duplicated()].tolist()
     if duplicated:
-        raise ValidationError.single(f"columns appear twice: {duplicated}", file=shown)
+        raise ValidationError.single(
+            f"columns appear twice: {duplicated}",
+            file=shown,
+            column=", ".join(map(str, duplicated)),
+            message=msg("import.columns_twice"),
+        )
     if all(c in frame.columns for c in LONG_REQUIRED):
         layout: Layout = "long"
     elif all(c in frame.columns for c in KEY_COLUMNS):
@@ -144,6 +159,8 @@ def read_table(path: Path | str, *, sheet: str | int = 0, name: str | None = Non
             f"missing {missing}",
             file=shown,
             row=1,
+            column=", ".join(missing),
+            message=msg("import.layout_unknown"),
         )
     rows = pd.Series(range(2, len(frame) + 2), index=frame.index)
     return RawTable(
@@ -182,6 +199,7 @@ def decode_text(data: bytes, *, file: str) -> tuple[str, str]:
                     f"{encoding} (byte {exc.start})",
                     file=file,
                     code="unreadable_file",
+                    message=msg("import.bad_bom", encoding=encoding),
                 ) from None
     try:
         return data.decode("utf-8"), "utf-8"
@@ -195,6 +213,7 @@ def decode_text(data: bytes, *, file: str) -> tuple[str, str]:
             "cannot tell the file's text encoding: save it as UTF-8 (or Windows-1251) CSV",
             file=file,
             code="unreadable_file",
+            message=msg("import.unknown_encoding"),
         )
     encoding = best.encoding
     if encoding in ("cp1251", "kz1048"):
@@ -238,6 +257,7 @@ def wide_to_long(table: RawTable) -> tuple[pd.DataFrame, pd.Series]:
             "a wide table needs one column per indicator id besides place and year",
             file=table.file,
             row=1,
+            message=msg("import.wide_no_indicators"),
         )
     base = frame[[*KEY_COLUMNS, *keep]].copy()
     base["_row"] = table.rows.to_numpy()

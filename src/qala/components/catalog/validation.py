@@ -4,11 +4,13 @@ Checks, all vectorised so a million rows take seconds: unknown place or indicato
 value out of the unit's range (percent over 100, negative counts, fractional counts), duplicates
 with different values, non-numeric text, missing or impossible years. Nothing is dropped silently:
 a row is either accepted or listed with its reason; identical duplicates are accepted once and
-reported as warnings.
+reported as warnings. Each reason is also a message id (``import.*`` in the catalogues) with its
+values, so the import report reads in the reader's language.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -17,6 +19,7 @@ import pandas as pd
 from qala.components.catalog.frameworks import Catalogue
 from qala.core.clock import utc_now
 from qala.core.errors import Problem
+from qala.core.messages import Message, msg
 
 EARLIEST_YEAR = 1950
 VALUE_COLUMNS = [
@@ -51,6 +54,11 @@ class CheckResult:
     @property
     def ok(self) -> bool:
         return not self.problems
+
+
+def _too_long(limit: int, length: pd.Series) -> Callable[[pd.Index], list[Message]]:
+    """The too-long message of each flagged row (its own length)."""
+    return lambda index: [msg("import.too_long", limit=limit, length=int(n)) for n in length[index]]
 
 
 def parse_numbers(raw: pd.Series) -> tuple[pd.Series, pd.Series]:
@@ -124,10 +132,12 @@ def check_long(
         reason: str | pd.Series,
         value: pd.Series,
         code: str,
+        message: Message | Callable[[pd.Index], list[Message]],
     ) -> None:
         if not mask.any():
             return
         index = mask[mask].index
+        messages = [message] * len(index) if isinstance(message, Message) else message(index)
         problem_parts.append(
             pd.DataFrame(
                 {
@@ -136,6 +146,7 @@ def check_long(
                     "reason": reason[index].to_numpy() if isinstance(reason, pd.Series) else reason,
                     "value": value[index].astype(object).to_numpy(),
                     "code": code,
+                    "message": pd.Series(messages, index=index, dtype=object),
                 },
                 index=index,
             )
@@ -149,8 +160,9 @@ def check_long(
         "unknown place: not a code or name in the places list",
         place_text,
         "unknown_place",
+        msg("import.unknown_place"),
     )
-    flag(place_text == "", "place", "place missing", place_text, "missing")
+    flag(place_text == "", "place", "place missing", place_text, "missing", msg("import.missing"))
 
     indicator_text = frame["indicator"].astype("string").str.strip().fillna("")
     known_indicator = indicator_text.isin(catalogue.indicators.keys())
@@ -160,8 +172,16 @@ def check_long(
         "unknown indicator: not an id in the catalogue",
         indicator_text,
         "unknown_indicator",
+        msg("import.unknown_indicator"),
     )
-    flag(indicator_text == "", "indicator", "indicator missing", indicator_text, "missing")
+    flag(
+        indicator_text == "",
+        "indicator",
+        "indicator missing",
+        indicator_text,
+        "missing",
+        msg("import.missing"),
+    )
 
     year_numbers, year_blank = parse_numbers(frame["year"])
     bad_year = (
@@ -177,15 +197,26 @@ def check_long(
         f"year must be a whole number from {EARLIEST_YEAR} to {latest_year}",
         frame["year"],
         "bad_year",
+        msg("import.bad_year", earliest=EARLIEST_YEAR, latest=latest_year),
     )
 
     value_column = "value" if column_of_value is None else column_of_value
     values, value_blank = parse_numbers(frame["value"])
-    flag(value_blank, value_column, "value missing", frame["value"], "missing")
-    flag(values.isna() & ~value_blank, value_column, "not a number", frame["value"], "not_numeric")
+    flag(
+        value_blank, value_column, "value missing", frame["value"], "missing", msg("import.missing")
+    )
+    flag(
+        values.isna() & ~value_blank,
+        value_column,
+        "not a number",
+        frame["value"],
+        "not_numeric",
+        msg("import.not_numeric"),
+    )
 
     # Unit checks: the indicator's unit fixes the valid range and, when given, the unit column.
     unit_of = {i.id: i.unit for i in catalogue.indicators.values()}
+    unit_names: dict[object, object] = {u.id: dict(u.names) for u in catalogue.units.values()}
     expected_unit = indicator_text.map(unit_of)
     if "unit" in frame.columns:
         given = frame["unit"].astype("string").str.strip().fillna("")
@@ -203,6 +234,9 @@ def check_long(
             "unit does not match the indicator's unit `" + expected_unit.fillna("") + "`",
             given,
             "unit_mismatch",
+            lambda index: [
+                msg("import.unit_mismatch", unit=unit_names.get(u, u)) for u in expected_unit[index]
+            ],
         )
     low = expected_unit.map({u.id: u.min for u in catalogue.units.values()}).astype(float)
     high = expected_unit.map({u.id: u.max for u in catalogue.units.values()}).astype(float)
@@ -220,6 +254,10 @@ def check_long(
         "value below the unit's minimum " + low.astype(str) + " (" + expected_unit.fillna("") + ")",
         frame["value"],
         "out_of_range",
+        lambda index: [
+            msg("import.below_minimum", minimum=float(b), unit=unit_names.get(u, u))
+            for b, u in zip(low[index], expected_unit[index], strict=True)
+        ],
     )
     flag(
         above,
@@ -231,6 +269,10 @@ def check_long(
         + ")",
         frame["value"],
         "out_of_range",
+        lambda index: [
+            msg("import.above_maximum", maximum=float(b), unit=unit_names.get(u, u))
+            for b, u in zip(high[index], expected_unit[index], strict=True)
+        ],
     )
     flag(
         present & integer & (values % 1 != 0),
@@ -238,6 +280,7 @@ def check_long(
         "a count must be a whole number",
         frame["value"],
         "out_of_range",
+        msg("import.whole_number"),
     )
 
     for name, limit in TEXT_LIMITS.items():
@@ -249,12 +292,13 @@ def check_long(
             f"longer than {limit:,} characters (" + length.astype("int64").map("{:,}".format) + ")",
             text.str.slice(0, 40) + "…",
             "too_long",
+            _too_long(limit, length),
         )
 
     problems_frame = (
         pd.concat(problem_parts)
         if problem_parts
-        else pd.DataFrame(columns=["row", "column", "reason", "value", "code"])
+        else pd.DataFrame(columns=["row", "column", "reason", "value", "code", "message"])
     )
     bad_rows = pd.Series(False, index=frame.index)
     bad_rows[problems_frame.index.unique()] = True
@@ -291,6 +335,7 @@ def check_long(
                             "reason": f"rows {listed} give different values for the same place, indicator and year",
                             "value": frame.at[idx, "value"],
                             "code": "duplicate_conflict",
+                            "message": msg("import.duplicate_conflict", rows=listed),
                         }
                     )
             else:
@@ -301,6 +346,7 @@ def check_long(
                         file=file,
                         row=int(r),
                         code="duplicate_same",
+                        message=msg("import.duplicate_same", row=int(first)),
                     )
                     for r in group["source_row"].iloc[1:]
                 )
@@ -319,6 +365,7 @@ def check_long(
             if record.value is None or (isinstance(record.value, float) and np.isnan(record.value))
             else record.value,
             code=str(record.code),
+            message=record.message if isinstance(record.message, Message) else None,
         )
         for record in problems_frame.sort_values(["row", "column"]).itertuples(index=False)
     ]

@@ -51,11 +51,14 @@ async def import_data(
     try:
         report = check_or_import(context, upload.filename, content, mode, user)
     except PermissionDeniedError as exc:
-        return page(request, ui, context, status_code=403, error=str(exc))
+        error = t.message(exc.message) if exc.message is not None else str(exc)
+        return page(request, ui, context, status_code=403, error=error)
     except QalaError as exc:
         problems = getattr(exc, "problems", None)
         found = {"problems": [p.as_dict() for p in problems]} if problems else None
-        return page(request, ui, context, status_code=422, error=str(exc), report=found)
+        # The problems are listed in the reader's language below; the banner says so.
+        error = t("admin.file_refused") if found else t.message(exc.message) or str(exc)
+        return page(request, ui, context, status_code=422, error=error, report=found)
     return page(request, ui, context, report=report, mode=mode)
 
 

@@ -8,6 +8,8 @@ list_proposals``, ``ballots.cast_ballot/get_results``, ``projects.list_projects/
 
 from __future__ import annotations
 
+import hmac
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request
@@ -80,6 +82,8 @@ async def cast(
     t: TranslatorDep,
     context: ContextDep,
 ) -> Response:
+    """Cast or change a ballot; on success the browser is sent on to the process page (a
+    refresh then only reloads that page), which shows the receipt kept for it in a cookie."""
     form = await request.form()
     with context.database.session() as session:
         kind = process.get_process(session, code).ballot_kind
@@ -93,7 +97,7 @@ async def cast(
                 choices=choices,
                 secret_key=context.settings.secret_key,
                 now=context.clock(),
-                receipt=str(form.get("receipt", "")).strip() or None,
+                receipt=str(form.get("receipt", "")).strip()[:100] or None,
                 account_id=user.id,
             )
     except ValidationError as exc:
@@ -102,10 +106,49 @@ async def cast(
             request, ui, t, context, code, problems=problems, chosen=set(choices), status_code=422
         )
     except (ConflictError, PermissionDeniedError, NotFoundError) as exc:
+        problem = t.message(exc.message) if exc.message is not None else str(exc)
         return process_page(
-            request, ui, t, context, code, problems=[str(exc)], chosen=set(choices), status_code=409
+            request, ui, t, context, code, problems=[problem], chosen=set(choices), status_code=409
         )
-    return process_page(request, ui, t, context, code, receipt=receipt)
+    answer = ui.redirect(request, f"/budgeting/{code}#ballot-receipt")
+    answer.set_cookie(
+        RECEIPT_COOKIE,
+        receipt_cookie(context, code, receipt.receipt, revised=receipt.revised),
+        max_age=RECEIPT_SECONDS,
+        httponly=True,
+        samesite="lax",
+        path=f"/budgeting/{code}",
+        secure=context.settings.secure_cookies,
+    )
+    return answer
+
+
+RECEIPT_COOKIE = "qala_pb_receipt"
+RECEIPT_SECONDS = 30 * 60
+"""The receipt is shown again for half an hour after voting (a refresh, a second look) and then
+only in the voter's own records."""
+
+
+def _receipt_signature(context: Context, value: str) -> str:
+    key = context.settings.secret_key.encode()
+    return hmac.new(key, b"pb-receipt\x00" + value.encode(), "sha256").hexdigest()[:32]
+
+
+def receipt_cookie(context: Context, code: str, receipt: str, *, revised: bool) -> str:
+    value = f"{code}|{receipt}|{int(revised)}"
+    return f"{value}|{_receipt_signature(context, value)}"
+
+
+def receipt_from_cookie(request: Request, context: Context, code: str) -> tuple[str, bool] | None:
+    """The receipt this browser was given for ``code`` (signed by this server), and whether
+    that ballot was a change of an earlier one."""
+    parts = request.cookies.get(RECEIPT_COOKIE, "").split("|")
+    if len(parts) != 4 or parts[0] != code:
+        return None
+    value = "|".join(parts[:3])
+    if not hmac.compare_digest(parts[3], _receipt_signature(context, value)):
+        return None
+    return parts[1], parts[2] == "1"
 
 
 @router.get("/budgeting/projects/{code}", dependencies=[SEES_USER])
@@ -225,6 +268,38 @@ def ballot_choices(form: FormData, kind: str) -> list[str] | dict[str, int]:
     return {k: v for k, v in points.items() if v}
 
 
+@dataclass(frozen=True)
+class ShownReceipt:
+    """The receipt box: the code to keep and the chosen projects by name."""
+
+    receipt: str
+    revised: bool
+    projects: list[str]
+
+
+def shown_receipt(
+    request: Request, context: Context, t: Translator, code: str, titles: dict[str, Any]
+) -> ShownReceipt | None:
+    kept = receipt_from_cookie(request, context, code)
+    if kept is None:
+        return None
+    with context.database.session() as session:
+        try:
+            ballot = ballots.check_ballot(session, code, kept[0])
+        except NotFoundError:
+            return None
+    names = [t.name(titles[c]) if c in titles else c for c in ballot.projects]
+    return ShownReceipt(kept[0], kept[1], names)
+
+
+def my_vote(request: Request, context: Context, code: str) -> Any:
+    user = getattr(request.state, "user", None)
+    if user is None:
+        return None
+    with context.database.session() as session:
+        return ballots.account_vote(session, code, user.id)
+
+
 def process_page(
     request: Request,
     ui: UI,
@@ -232,7 +307,6 @@ def process_page(
     context: Context,
     code: str,
     *,
-    receipt: Any = None,
     problems: list[str] | None = None,
     chosen: set[str] | None = None,
     status_code: int = 200,
@@ -253,6 +327,7 @@ def process_page(
     feasible = sorted(
         (p for p in proposals if p.status == "feasible"), key=lambda p: t.name(p.title)
     )
+    titles = {p.code: p.title for p in proposals}
     return ui.render(
         request,
         "budgeting_process.html",
@@ -265,7 +340,8 @@ def process_page(
         rule_name=lambda rule: pbtext.rule_name(rule, t),
         projects=tracked,
         district_names=proposal_districts(context, info.place_code, t),
-        receipt=receipt,
+        receipt=shown_receipt(request, context, t, code, titles) if not problems else None,
+        voted=my_vote(request, context, code),
         problems=problems or [],
         chosen=chosen or set(),
     )

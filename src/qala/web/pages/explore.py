@@ -190,14 +190,15 @@ async def national_map(
 
 # -- what the handlers draw and look up -----------------------------------------------------
 def _rank_chart(board: data.RatingBoard, t: Translator) -> Any:
-    """The top 60 ranks with their Monte Carlo intervals."""
+    """The top 60 places with their national ranks and Monte Carlo intervals (one basis: in a
+    filtered view too, the dot is the national rank its interval belongs to)."""
     return rank_interval_chart(
         [
             RankRow(
                 e.name,
-                float(e.rank or 0),
-                float(e.rank_q05 if e.rank_q05 is not None else e.rank or 0),
-                float(e.rank_q95 if e.rank_q95 is not None else e.rank or 0),
+                float(e.rank_all or 0),
+                float(e.rank_q05 if e.rank_q05 is not None else e.rank_all or 0),
+                float(e.rank_q95 if e.rank_q95 is not None else e.rank_all or 0),
             )
             for e in board.entries[:60]
         ],

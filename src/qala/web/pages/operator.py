@@ -370,6 +370,9 @@ class StaffAction:
         if action not in work.actions or not installed(work.component):
             raise HTTPException(404, "unknown action")
         form = await self.request.form()
+        if action == "close" and not str(form.get("reason", "")).strip():
+            # A close is always given its reason by the operator, never a default.
+            return back(self.request, self.ui, self.t("operator.reason_needed"), "error")
         try:
             work.carry_out(self.context, item_id, action, form, user=self.user, **extra)
         except PermissionDeniedError as exc:
@@ -406,7 +409,7 @@ def act_on_request(
         elif action == "start":
             staff.start(request_id, note=note)
         else:
-            staff.close(request_id, reason=str(form.get("reason", "resolved")), note=note)
+            staff.close(request_id, reason=str(form.get("reason")), note=note)
 
 
 def act_on_photo(
@@ -444,7 +447,7 @@ def act_on_incident(
         if action == "acknowledge":
             incidents.acknowledge(session, incident_id, actor=actor, now=now, note=note)
         else:
-            reason = str(form.get("reason", "resolved"))
+            reason = str(form.get("reason"))
             incidents.close(session, incident_id, reason=reason, actor=actor, now=now, note=note)
 
 

@@ -57,9 +57,9 @@ def _method_annex(t: Translator, run: Any | None, spec_text: str | None) -> list
         blocks.append(Note(t("rating.illustrative", share=round(run.illustrative_share * 100))))
     if spec_text:
         blocks.append(Heading(t("report.method_spec"), 2))
-        blocks.append(Paragraph(spec_text.strip(), muted=True))
+        blocks.append(Paragraph(spec_text.strip(), muted=True, kind="code"))
     blocks.append(Heading(t("report.references"), 2))
-    blocks.extend(Paragraph(r, muted=True) for r in REFERENCES)
+    blocks.extend(Paragraph(r, muted=True, kind="cite") for r in REFERENCES)
     return blocks
 
 

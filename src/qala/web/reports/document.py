@@ -48,6 +48,9 @@ class Heading:
 class Paragraph:
     text: str
     muted: bool = False
+    kind: str = "text"
+    """``text``; ``code`` (a listing kept as written: the rating's specification); ``cite`` (a
+    cited work, titled as its publisher wrote it)."""
 
 
 @dataclass
@@ -151,7 +154,12 @@ def _html_block(block: Block) -> dict[str, Any]:
     if isinstance(block, Heading):
         return {"kind": "heading", "text": block.text, "level": block.level}
     if isinstance(block, Paragraph):
-        return {"kind": "paragraph", "text": block.text, "muted": block.muted}
+        return {
+            "kind": "paragraph",
+            "text": block.text,
+            "muted": block.muted,
+            "style": block.kind,
+        }
     if isinstance(block, Note):
         return {"kind": "note", "text": block.text}
     return {

@@ -6,10 +6,121 @@
     if (document.readyState !== "loading") fn(); else document.addEventListener("DOMContentLoaded", fn);
   }
 
-  // Language selector: submit on change (a button is shown when scripts are off).
+  // Language selector: submit on change (a button is shown when scripts are off). The page's
+  // query string travels as hidden fields; what the reader has typed into the page's forms is
+  // kept for this tab and written back after the page comes again in the other language.
+  var TYPED_KEY = "qala.typed:" + location.pathname;
+
+  function typedFields() {
+    return document.querySelectorAll("main form input, main form textarea, main form select");
+  }
+
+  function worthKeeping(field) {
+    var type = (field.type || "").toLowerCase();
+    // Not kept: secrets and personal numbers (a password, an IIN or a receipt: autocomplete=off).
+    return field.name && field.name !== "csrf_token" && field.getAttribute("autocomplete") !== "off" &&
+      ["hidden", "password", "file", "submit", "button"].indexOf(type) < 0;
+  }
+
+  // Fields are matched by name (and value, for check boxes and radio buttons; by order among
+  // fields of one name otherwise): a page in another language may list them in another order.
+  function fieldKeys() {
+    var seen = {}, keys = [];
+    typedFields().forEach(function (field) {
+      var type = (field.type || "").toLowerCase();
+      var key = field.name + ((type === "checkbox" || type === "radio") ? "=" + field.value : "");
+      seen[key] = (seen[key] || 0) + 1;
+      keys.push({ field: field, key: key + "#" + seen[key] });
+    });
+    return keys;
+  }
+
+  function keepTyped() {
+    var kept = {};
+    fieldKeys().forEach(function (item) {
+      var field = item.field, type = (field.type || "").toLowerCase();
+      if (!worthKeeping(field)) return;
+      kept[item.key] = (type === "checkbox" || type === "radio") ? field.checked : field.value;
+    });
+    try { sessionStorage.setItem(TYPED_KEY, JSON.stringify(kept)); } catch (e) { /* storage off */ }
+  }
+
+  function restoreTyped() {
+    var kept;
+    try { kept = JSON.parse(sessionStorage.getItem(TYPED_KEY) || "null"); sessionStorage.removeItem(TYPED_KEY); } catch (e) { return; }
+    if (!kept) return;
+    fieldKeys().forEach(function (item) {
+      var field = item.field, type = (field.type || "").toLowerCase();
+      if (!(item.key in kept) || !worthKeeping(field)) return;
+      if (type === "checkbox" || type === "radio") field.checked = !!kept[item.key]; else field.value = kept[item.key];
+      field.dispatchEvent(new Event("change", { bubbles: true }));
+    });
+  }
+
   function autosubmit() {
     document.querySelectorAll("select[data-autosubmit]").forEach(function (select) {
-      select.addEventListener("change", function () { select.form.submit(); });
+      select.addEventListener("change", function () {
+        if (select.hasAttribute("data-keep-typed")) keepTyped();
+        select.form.submit();
+      });
+    });
+  }
+
+  // A block that scrolls sideways (a wide table, a chart kept readable on a phone) says so and
+  // can be scrolled from the keyboard.
+  function scrollHints() {
+    var hint = document.body.dataset.scrollHint;
+    document.querySelectorAll(".table-wrap, .chart-wrap").forEach(function (box) {
+      function check() {
+        var scrolls = box.scrollWidth > box.clientWidth + 1;
+        box.classList.toggle("scrolls", scrolls);
+        var note = box.previousElementSibling;
+        var has = note && note.classList.contains("scroll-hint");
+        if (scrolls && !has && hint) {
+          note = document.createElement("p");
+          note.className = "scroll-hint";
+          note.textContent = hint;
+          box.parentNode.insertBefore(note, box);
+        } else if (!scrolls && has) {
+          note.remove();
+        }
+        if (scrolls) { box.setAttribute("tabindex", "0"); box.setAttribute("role", "region"); box.setAttribute("aria-label", hint); }
+        else if (box.getAttribute("role") === "region") { box.removeAttribute("tabindex"); box.removeAttribute("role"); box.removeAttribute("aria-label"); }
+      }
+      check();
+      window.addEventListener("resize", check);
+    });
+  }
+
+  // A text field with a length limit counts down what is left, so nothing is cut silently.
+  function counters() {
+    var template = document.body.dataset.charsLeft;
+    if (!template) return;
+    document.querySelectorAll("textarea[maxlength]").forEach(function (area) {
+      var limit = parseInt(area.getAttribute("maxlength"), 10);
+      if (!limit) return;
+      var out = document.createElement("small");
+      out.className = "char-counter";
+      out.id = area.id ? area.id + "-counter" : "";
+      out.setAttribute("aria-live", "polite");
+      area.insertAdjacentElement("afterend", out);
+      function update() {
+        var left = limit - area.value.length;
+        out.textContent = template.replace("{n}", String(left)).replace("{max}", String(limit));
+        out.classList.toggle("low", left < limit / 10);
+      }
+      area.addEventListener("input", update);
+      area.addEventListener("change", update);
+      update();
+    });
+  }
+
+  // A form button that asks before it acts (closing an incident or a request).
+  function confirmations() {
+    // Delegated: the operator board's cards are redrawn by polling.
+    document.addEventListener("submit", function (event) {
+      var form = event.target;
+      if (form && form.dataset && form.dataset.confirm && !window.confirm(form.dataset.confirm)) event.preventDefault();
     });
   }
 
@@ -111,16 +222,28 @@
     var count = document.getElementById("ballot-count"), submit = form.querySelector("button[type=submit]");
     var costLimited = form.dataset.costLimited === "true";
     function update() {
-      var sum = 0, n = 0;
+      var sum = 0, n = 0, points = 0;
       form.querySelectorAll("input[data-cost]:checked").forEach(function (box) { sum += parseFloat(box.dataset.cost); n += 1; });
+      // A cumulative ballot gives points in number fields: a project with points is chosen.
+      form.querySelectorAll("input[type=number][name^='points.']").forEach(function (field) {
+        var value = parseInt(field.value || "0", 10);
+        if (value > 0) { n += 1; points += value; }
+      });
       if (total) total.textContent = Math.round(sum).toLocaleString("ru-RU").replace(/,/g, " ") + " ₸";
       if (count) count.textContent = String(n);
-      var over = (costLimited && budget > 0 && sum > budget) || (limit > 0 && n > limit);
+      var pointsTotal = parseInt(form.dataset.pointsTotal || "0", 10);
+      var over = (costLimited && budget > 0 && sum > budget) || (limit > 0 && n > limit) || (pointsTotal > 0 && points > pointsTotal);
       if (bar) {
         bar.querySelector("span").style.width = Math.min(100, budget > 0 ? (100 * sum / budget) : 0) + "%";
         bar.classList.toggle("over", over);
       }
       if (submit) submit.disabled = over || n === 0;
+      // A disabled button says why (the reason is read with it by screen readers too).
+      var why = document.getElementById("cast-why");
+      if (why) {
+        var overBudget = costLimited && budget > 0 && sum > budget;
+        why.textContent = n === 0 ? form.dataset.whyNone : (overBudget ? form.dataset.whyOver : (over ? form.dataset.whyMany : ""));
+      }
     }
     form.addEventListener("change", update);
     update();
@@ -239,5 +362,5 @@
     table.dataset.version = "0";
   }
 
-  ready(function () { autosubmit(); navToggle(); mapPick(); polling(); ballot(); serviceQuestions(); whatIf(); });
+  ready(function () { restoreTyped(); autosubmit(); scrollHints(); counters(); confirmations(); navToggle(); mapPick(); polling(); ballot(); serviceQuestions(); whatIf(); });
 })();
