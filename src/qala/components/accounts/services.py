@@ -84,6 +84,8 @@ def create_user(
         problems.append(f"`password`: {weakness}")
     if role not in ROLES:
         problems.append(f"`role`: one of {', '.join(ROLES)}")
+    if role == "submitter" and not (place or "").strip():
+        problems.append("`place`: a submitter answers a data call for one place; name it")
     if problems:
         from qala.core.errors import Problem
 
