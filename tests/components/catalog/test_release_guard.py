@@ -42,9 +42,11 @@ def published(context) -> object:
 @pytest.mark.parametrize("statement", STATEMENTS)
 def test_raw_sql_cannot_change_a_published_release(published, statement: str) -> None:
     engine = published.database.engine  # type: ignore[attr-defined]
-    with pytest.raises(DBAPIError, match="a published release cannot be changed"):
-        with engine.begin() as connection:
-            connection.execute(text(statement))
+    with (
+        pytest.raises(DBAPIError, match="a published release cannot be changed"),
+        engine.begin() as connection,
+    ):
+        connection.execute(text(statement))
     with engine.connect() as connection:
         rows = connection.execute(
             text(

@@ -437,9 +437,12 @@ def list_calls(
 ) -> list[dict[str, Any]]:
     """Every call, newest first (``place``: only those that ask it), with its latest release."""
     today = today or date.today()
-    latest = dict(
-        session.execute(select(Release.call_id, func.max(Release.number)).group_by(Release.call_id))
-    )
+    latest = {
+        call_id: number
+        for call_id, number in session.execute(
+            select(Release.call_id, func.max(Release.number)).group_by(Release.call_id)
+        )
+    }
     calls = session.scalars(select(DataCall).order_by(DataCall.year.desc(), DataCall.id.desc()))
     return [
         {
