@@ -239,6 +239,9 @@ DEMO_USERS = (
     ("analyst", "analyst", "Аналитик рейтинга", None),
     ("operator", "operator", "Оператор ситуационного центра", "astana"),
     ("citizen", "citizen", "Айгерим (житель)", None),
+    ("submitter", "submitter", "Акимат Астаны (данные)", "astana"),
+    ("reviewer", "reviewer", "Рейтинговая группа (проверка)", None),
+    ("publisher", "publisher", "Рейтинговая группа (публикация)", None),
 )
 """Username, role, display name and place (None: national)."""
 DEMO_PASSWORD_SUFFIX = "-demo-2026"
