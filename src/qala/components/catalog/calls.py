@@ -38,7 +38,7 @@ from qala.components.catalog.models import (
     Release,
     ReleaseValue,
 )
-from qala.components.catalog.services import value_sources, write_values
+from qala.components.catalog.services import EXPORT_COLUMNS, value_sources, write_values
 from qala.components.catalog.tabular import read_table
 from qala.components.catalog.validation import check_long
 from qala.core.errors import (
@@ -743,6 +743,57 @@ def release_diff(session: Session, first: int, second: int) -> dict[str, Any]:
     """What changed between two releases (by number)."""
     a, b = get_release(session, first), get_release(session, second)
     return _changelog(release_values(session, a.id), release_values(session, b.id), a)
+
+
+def release_frame(session: Session, number: int) -> pd.DataFrame:
+    """A published release's values in the store's long layout (``values_frame``'s columns):
+    what a rating run reads when it is built on a release."""
+    release = get_release(session, number)
+    rows = release_values(session, release.id)
+    return _long(rows, source=f"Qala release {release.number} (data call {release.call_id})")
+
+
+def draft_frame(session: Session, call_id: int) -> pd.DataFrame:
+    """A call's values not yet published (submitted or accepted, never returned), in the same
+    layout: for previews only, never for a stored rating."""
+    call = get_call(session, call_id)
+    catalogue = load_catalogue()
+    rows = [
+        {
+            "place_code": code,
+            "indicator_id": row.indicator_id,
+            "year": call.year,
+            "value": row.value,
+            "unit": catalogue.indicators[row.indicator_id].unit,
+            "evidence": row.evidence,
+        }
+        for row, code in session.execute(
+            select(CallValue, Place.code)
+            .join(Place, Place.id == CallValue.place_id)
+            .where(CallValue.call_id == call.id, CallValue.status != "returned")
+        )
+    ]
+    return _long(rows, source=f"DRAFT: data call {call.id}, not published")
+
+
+def _long(rows: list[dict[str, Any]], *, source: str) -> pd.DataFrame:
+    frame = pd.DataFrame(
+        {
+            "place": [r["place_code"] for r in rows],
+            "indicator": [r["indicator_id"] for r in rows],
+            "year": [int(r["year"]) for r in rows],
+            "value": [float(r["value"]) for r in rows],
+            "unit": [r["unit"] for r in rows],
+            "source": source,
+            "note": [r["evidence"] for r in rows],
+            "illustrative": False,
+            "official": False,
+        },
+        columns=EXPORT_COLUMNS,
+    )
+    return frame.astype(
+        {"year": "int64", "value": "float64", "illustrative": bool, "official": bool}
+    )
 
 
 DEMO_CALL_TITLE = "Demo data call 2022 (values as published by BNS)"
