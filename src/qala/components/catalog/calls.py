@@ -3,16 +3,18 @@
 - ``open_call``: the year, the indicator set, the deadline and the places that answer.
 - ``submit_values`` / ``submit_file``: a place's submitter (scoped to that place) enters values with
   evidence; the import checks run (unit, range, whole counts), plus plausibility checks that flag
-  and never reject (a jump from the place's previous year, a value far outside the other places').
-- ``review``: the reviewer accepts a value or returns it with a reason; a returned value can be
-  submitted again.
+  and never reject (a jump from the place's previous year, a value far outside the other places
+  of its level, a count above its parent place's).
+- ``review``: the reviewer accepts a value or returns it with a reason; ``answer_return``: the
+  submitter answers (and may correct) a returned value, which goes back to the reviewer.
 - ``publish``: the accepted values become an immutable, numbered release (a call with missing
   values is published only with a stated reason); a later publication of the same call is a new
   release with a changelog against the previous one. Published values are written to the store
   as ``reported`` values whose source names the release.
 
-Every step is written to ``call_event`` (who, what, when). A release is never changed: the store
-refuses any update or delete of ``data_release`` and ``data_release_value`` rows (``ConflictError``).
+Every step is written to ``call_event`` (who, what, when). A release is never changed: the store's
+sessions refuse any update or delete of ``data_release`` and ``data_release_value`` rows
+(``ConflictError``), and so do database triggers (migration ``catalog_0004_release_guard``).
 """
 
 from __future__ import annotations
