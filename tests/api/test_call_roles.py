@@ -355,3 +355,24 @@ def test_a_submitter_needs_a_place(world: World) -> None:
             password="nowhere-long-pass-phrase-2026",
             role="submitter",
         )
+
+
+def test_an_uploaded_file_is_scoped_to_the_place_too(world: World) -> None:
+    call = world.new_call()
+    path = f"/api/v1/calls/{call}/upload"
+    headers = {"Authorization": f"Bearer {world.tokens['sub_taraz']}"}
+    mixed = (
+        "place,indicator,year,value,evidence\n"
+        f"taraz,{UNEMPLOYMENT},2024,4.5,letter 1\n"
+        f"aktau,{UNEMPLOYMENT},2024,4.9,letter 2\n"
+    )
+    before = world.state(call)
+    refused = world.http.post(
+        path, files={"file": ("values.csv", mixed, "text/csv")}, headers=headers
+    )
+    assert refused.status_code == 403 and "submits for taraz only" in refused.json()["detail"]
+    assert world.state(call) == before
+    own = "\n".join(mixed.splitlines()[:2]) + "\n"
+    sent = world.http.post(path, files={"file": ("values.csv", own, "text/csv")}, headers=headers)
+    assert sent.status_code == 200, sent.text
+    assert sent.json()["written"] == 1

@@ -33,7 +33,7 @@ from qala.components.accounts.deps import (
 from qala.components.accounts.models import User
 from qala.components.accounts.scope import StaffScope
 from qala.components.catalog import calls
-from qala.components.catalog.api import UPLOAD_BODY, _saved, _uploaded_file
+from qala.components.catalog.api import UPLOAD_BODY, saved_upload, uploaded_file
 from qala.core.bounds import Code, Text
 
 router = APIRouter(prefix="/api/v1/calls", tags=["data call"])
@@ -183,8 +183,8 @@ async def upload(
     call_id: RowId, request: Request, user: Submitter, context: ContextDep
 ) -> dict[str, Any]:
     """Submit a CSV, Excel or Parquet file: place, indicator, year, value[, evidence, note]."""
-    file = await _uploaded_file(request)
-    path = await _saved(file, context.settings.max_upload_bytes)
+    file = await uploaded_file(request)
+    path = await saved_upload(file, context.settings.max_upload_bytes)
     try:
         with context.database.transaction() as session:
             result = calls.submit_file(
