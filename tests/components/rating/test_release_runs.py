@@ -102,3 +102,29 @@ def test_unpublished_values_give_a_labelled_preview_never_stored(context) -> Non
         assert session.scalars(select(RatingRun)).all() == []
     with pytest.raises(ValidationError, match="not both"):
         build_rating(context.database, _spec(), year=2024, release=1, draft_call=call.id)
+
+
+def test_the_command_names_the_release(sqlite_url: str, tmp_path, monkeypatch) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from qala.cli.main import app
+    from qala.runtime import Context
+    from qala.settings import Settings
+
+    context = Context.from_settings(Settings(database_url=sqlite_url, secret_key="x"))
+    number = _release(context)
+    context.database.dispose()
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(_spec().text, encoding="utf-8")  # type: ignore[attr-defined]
+    monkeypatch.setenv("QALA_DATABASE_URL", sqlite_url)
+    runner = CliRunner()
+    args = ["rating", "build", str(spec), "--year", "2024", "-n", "0"]
+    built = runner.invoke(app, [*args, "--release", str(number), "--json"])
+    assert built.exit_code == 0, built.output
+    assert json.loads(built.output)["release"] == number
+    shown = runner.invoke(app, [*args, "--draft-call", "1"], env={"COLUMNS": "250"})
+    assert shown.exit_code == 0, shown.output
+    assert "PREVIEW (unpublished values of data call 1)" in shown.output
+    assert "stored as run" not in shown.output
