@@ -240,3 +240,11 @@ def test_return_answer_accept_and_publish(site) -> None:
     assert forced.status_code == 303
     shown = publisher.get(forced.headers["location"]).text
     assert "Опубликован выпуск № " in shown and "Шымкент представит в мае" in shown
+
+
+def test_unknown_and_impossible_calls_are_4xx_pages(site) -> None:
+    reviewer = signed_in(site, "reviewer", "ru")
+    assert reviewer.get("/calls/999").status_code == 404
+    assert reviewer.get("/calls/99999999999999999999").status_code == 422
+    assert reviewer.get(f"/calls/1/places/{'x' * 200}").status_code == 422
+    assert reviewer.get("/calls/1/places/taraz").status_code == 404  # not asked by the call

@@ -12,12 +12,12 @@ from datetime import date, datetime
 from typing import Annotated, Any
 
 import pandas as pd
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import Response
 from sqlalchemy import select
 from starlette.datastructures import FormData
 
-from qala.components.accounts.deps import ContextDep
+from qala.components.accounts.deps import ContextDep, RowId
 from qala.components.accounts.models import User
 from qala.components.accounts.scope import StaffScope
 from qala.components.catalog import calls
@@ -36,6 +36,7 @@ SubmitterPage = Annotated[User, Depends(page_user("submitter"))]
 ReviewerPage = Annotated[User, Depends(page_user("reviewer", "publisher"))]
 PublisherPage = Annotated[User, Depends(page_user("publisher"))]
 TEXT_LIMIT = 2_000
+PlaceCode = Annotated[str, Path(max_length=80, description="A place code.")]
 
 
 def _national(user: User) -> None:
@@ -87,7 +88,7 @@ async def call_list(request: Request, user: CallPage, ui: UIDep, context: Contex
 
 @router.get("/calls/{call_id}")
 async def call_board(
-    request: Request, call_id: int, user: CallPage, ui: UIDep, context: ContextDep
+    request: Request, call_id: RowId, user: CallPage, ui: UIDep, context: ContextDep
 ) -> Response:
     return board_page(request, ui, context, user, call_id)
 
@@ -97,7 +98,7 @@ def board_page(
     ui: UI,
     context: Context,
     user: User,
-    call_id: int,
+    call_id: RowId,
     *,
     status_code: int = 200,
     **values: Any,
@@ -135,7 +136,12 @@ def board_page(
 
 @router.get("/calls/{call_id}/places/{place}")
 async def place_form(
-    request: Request, call_id: int, place: str, user: CallPage, ui: UIDep, context: ContextDep
+    request: Request,
+    call_id: RowId,
+    place: PlaceCode,
+    user: CallPage,
+    ui: UIDep,
+    context: ContextDep,
 ) -> Response:
     return sheet_page(request, ui, context, user, call_id, place)
 
@@ -145,8 +151,8 @@ def sheet_page(
     ui: UI,
     context: Context,
     user: User,
-    call_id: int,
-    place: str,
+    call_id: RowId,
+    place: PlaceCode,
     *,
     status_code: int = 200,
     **values: Any,
@@ -193,8 +199,8 @@ def _sent_values(form: FormData, indicators: list[str], place: str) -> pd.DataFr
 @router.post("/calls/{call_id}/places/{place}")
 async def place_submit(
     request: Request,
-    call_id: int,
-    place: str,
+    call_id: RowId,
+    place: PlaceCode,
     user: SubmitterPage,
     ui: UIDep,
     t: TranslatorDep,
@@ -241,8 +247,8 @@ async def place_submit(
 @router.post("/calls/{call_id}/places/{place}/answer")
 async def place_answer(
     request: Request,
-    call_id: int,
-    place: str,
+    call_id: RowId,
+    place: PlaceCode,
     user: SubmitterPage,
     ui: UIDep,
     t: TranslatorDep,
@@ -281,7 +287,7 @@ async def place_answer(
 
 @router.get("/calls/{call_id}/review")
 async def review_queue(
-    request: Request, call_id: int, user: ReviewerPage, ui: UIDep, context: ContextDep
+    request: Request, call_id: RowId, user: ReviewerPage, ui: UIDep, context: ContextDep
 ) -> Response:
     return queue_page(request, ui, context, user, call_id)
 
@@ -291,7 +297,7 @@ def queue_page(
     ui: UI,
     context: Context,
     user: User,
-    call_id: int,
+    call_id: RowId,
     *,
     status_code: int = 200,
     **values: Any,
@@ -318,7 +324,7 @@ def queue_page(
 @router.post("/calls/{call_id}/review")
 async def review_decide(
     request: Request,
-    call_id: int,
+    call_id: RowId,
     user: ReviewerPage,
     ui: UIDep,
     t: TranslatorDep,
@@ -349,7 +355,7 @@ async def review_decide(
 @router.post("/calls/{call_id}/publish")
 async def publish(
     request: Request,
-    call_id: int,
+    call_id: RowId,
     user: PublisherPage,
     ui: UIDep,
     t: TranslatorDep,
