@@ -376,3 +376,20 @@ def test_an_uploaded_file_is_scoped_to_the_place_too(world: World) -> None:
     sent = world.http.post(path, files={"file": ("values.csv", own, "text/csv")}, headers=headers)
     assert sent.status_code == 200, sent.text
     assert sent.json()["written"] == 1
+
+
+def test_only_a_publisher_opens_a_call(world: World) -> None:
+    body = {
+        "year": 2025,
+        "indicators": [UNEMPLOYMENT],
+        "places": ["Taraz"],
+        "deadline": "2026-03-01",
+    }
+    for who in ("sub_taraz", "reviewer", "analyst"):
+        assert world.as_(who, "POST", "/api/v1/calls", body).status_code == 403
+    opened = world.as_("publisher", "POST", "/api/v1/calls", body)
+    assert opened.status_code == 201, opened.text
+    unknown = world.as_("publisher", "POST", "/api/v1/calls", {**body, "places": ["atlantis"]})
+    assert unknown.status_code == 422 and "unknown place 'atlantis'" in unknown.text
+    listed = world.as_("sub_taraz", "GET", "/api/v1/calls").json()
+    assert opened.json()["id"] in [c["id"] for c in listed]
