@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -78,6 +79,7 @@ def load_small_demo(
                 lon=71.43,
             )
             incident_id = opened.incident.id
+    load_demo_call(context)
     pb_process = None
     if budgeting and "budgeting" in names and names["budgeting"].demo_loader is not None:
         try:
@@ -91,6 +93,49 @@ def load_small_demo(
                 voting = list_processes(session, phase="voting")
             pb_process = voting[0].code if voting else None
     return incident_id, pb_process
+
+
+def load_demo_call(context: Context) -> int:
+    """An open 2026 data call in every state: Astana's values submitted (one returned with a
+    reason), Almaty's accepted, Shymkent's missing; the deadline has passed. Texts people typed
+    are in Russian, as an akimat and the rating team would write them."""
+    import pandas as pd
+
+    from qala.components.catalog.calls import open_call, review, submit_values
+
+    indicators = ["iso37120.5.1", "iso37120.11.1"]
+    with context.database.transaction() as session:
+        call = open_call(
+            session,
+            year=2026,
+            indicators=indicators,
+            places=["astana", "almaty", "shymkent"],
+            deadline=date(2026, 3, 1),
+            actor="reviewer",
+        )
+        for place, values in (("astana", [4.4, 73.9]), ("almaty", [4.6, 75.1])):
+            frame = pd.DataFrame(
+                {
+                    "place": place,
+                    "indicator": indicators,
+                    "value": values,
+                    "evidence": ["письмо акимата № 14-2/118", "https://stat.gov.kz/ru/"],
+                    "note": ["по данным обследования рабочей силы", None],
+                }
+            )
+            submit_values(session, call.id, frame, actor="submitter", scope_place=place)
+        review(
+            session,
+            call.id,
+            "astana",
+            indicators[1],
+            "return",
+            actor="reviewer",
+            reason="Нет ссылки на таблицу БНС",
+        )
+        for indicator in indicators:
+            review(session, call.id, "almaty", indicator, "accept", actor="reviewer")
+        return call.id
 
 
 def _free_port() -> int:

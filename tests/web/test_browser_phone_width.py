@@ -48,3 +48,32 @@ def test_no_page_scrolls_sideways_on_a_phone(
             wide.append(f"{path}: {width} px")
     context.close()
     assert not wide, wide
+
+
+STAFF_PAGES = {
+    # the data call's pages, as the account that works with them
+    "submitter": ("/calls", "/calls/1", "/calls/1/places/astana"),
+    "reviewer": ("/calls/1/review", "/calls/1/places/almaty"),
+    "publisher": ("/calls/1",),
+}
+
+
+@pytest.mark.parametrize("language", ["kk", "ru"])
+def test_the_data_call_pages_fit_a_phone(browser: Any, demo_site: DemoSite, language: str) -> None:
+    wide = []
+    for username, paths in STAFF_PAGES.items():
+        context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
+        page = context.new_page()
+        page.goto(f"{demo_site.url}/login?lang={language}")
+        page.fill("#username", username)
+        page.fill("#password", f"{username}-demo-2026")
+        page.click("form[action='/login'] button[type=submit]")
+        page.wait_for_load_state()
+        for path in paths:
+            answer = page.goto(f"{demo_site.url}{path}?lang={language}")
+            assert answer is not None and answer.status == 200, (username, path)
+            width = page.evaluate("document.documentElement.scrollWidth")
+            if width > 390:
+                wide.append(f"{username} {path}: {width} px")
+        context.close()
+    assert not wide, wide

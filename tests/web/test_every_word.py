@@ -20,8 +20,26 @@ from tests.web.crawl import crawl, latin_words
 from qala.runtime import Context
 from qala.settings import Settings
 
-ROLES = ("visitor", "citizen", "operator", "analyst", "admin")
-SEEDS = ("/", "/requests/new", "/budgeting", "/operator", "/admin", "/readiness", "/login")
+ROLES = (
+    "visitor",
+    "citizen",
+    "operator",
+    "analyst",
+    "admin",
+    "submitter",
+    "reviewer",
+    "publisher",
+)
+SEEDS = (
+    "/",
+    "/requests/new",
+    "/budgeting",
+    "/operator",
+    "/admin",
+    "/readiness",
+    "/calls",
+    "/login",
+)
 
 # Reviewed: proper names, standards, formats and codes that stay in Latin letters in kk and ru.
 ALLOWED = {

@@ -37,6 +37,10 @@ def print_outcome(outcome: services.RatingOutcome, *, top: int | None = None) ->
     title = f"{outcome.spec_file.name} {outcome.year}: {len(outcome.result.scores)} places"
     if outcome.uncertainty is not None:
         title += f", rank intervals from {outcome.uncertainty.runs} Monte Carlo runs"
+    if outcome.release is not None:
+        title += f", on published release {outcome.release}"
+    if outcome.preview is not None:
+        title = f"PREVIEW (unpublished values of data call {outcome.preview}): {title}"
     table = Table(title=title)
     for col in ("rank", "5–95% rank", "place", "score", "kind", "region"):
         table.add_column(col, justify="right" if col in ("rank", "score") else "left")
@@ -53,7 +57,7 @@ def print_outcome(outcome: services.RatingOutcome, *, top: int | None = None) ->
         )
     console.print(table)
     for w in outcome.warnings:
-        style = "bold yellow" if w.startswith("ILLUSTRATIVE") else "yellow"
+        style = "bold yellow" if w.startswith(("ILLUSTRATIVE", "PREVIEW")) else "yellow"
         console.print(f"[{style}]warning:[/] {w}", highlight=False)
     for code, why in outcome.table.excluded.items():
         console.print(f"[dim]not ranked: {code} — {why}[/]", highlight=False)
@@ -73,6 +77,8 @@ def build_from_store(
     as_json: bool = False,
     decimals: int | None = None,
     top: int | None = 20,
+    release: int | None = None,
+    draft_call: int | None = None,
 ) -> services.RatingOutcome:
     """Shared by `qala rating build` and `qala index build SPEC` without --data/--meta."""
     from qala.components.rating import services
@@ -93,6 +99,8 @@ def build_from_store(
             save=save,
             progress=tick,
             bus=context.bus,
+            release=release,
+            draft_call=draft_call,
         )
     if as_json:
         print_json(outcome.to_json_dict(decimals=decimals))
@@ -117,10 +125,19 @@ def build_cmd(
     save: bool = typer.Option(True, "--save/--no-save", help="Store the result."),
     as_json: bool = typer.Option(False, "--json"),
     top: int = typer.Option(20, help="Rows to show."),
+    release: int | None = typer.Option(
+        None, help="Read this published release's values only (the run names it)."
+    ),
+    draft_call: int | None = typer.Option(
+        None, help="Preview a data call's unpublished values (labelled PREVIEW, never stored)."
+    ),
 ) -> None:
-    """Build the rating from the stored values, with each place's 5–95% rank interval."""
+    """Build the rating from the stored values (or a published release), with each place's
+    5–95% rank interval."""
     build_from_store(
         spec,
+        release=release,
+        draft_call=draft_call,
         year=year,
         kind=kind,
         region=region,

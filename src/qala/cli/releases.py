@@ -59,7 +59,7 @@ def submit(
     console.print(f"Submitted {result.written} value(s).")
     for (where, indicator), flags in result.flags.items():
         for flag in flags:
-            console.print(f"[yellow]flag:[/] {where} {indicator}: {flag}", highlight=False)
+            console.print(f"[yellow]flag:[/] {where} {indicator}: {flag['text']}", highlight=False)
 
 
 @app.command("review")

@@ -14,7 +14,10 @@ app = typer.Typer(help="Accounts: citizen, operator, analyst, administrator.", n
 @reports_errors
 def create(
     username: str,
-    role: str = typer.Option("citizen", help="citizen, operator, analyst or administrator."),
+    role: str = typer.Option(
+        "citizen",
+        help="citizen, operator, analyst, administrator, submitter, reviewer or publisher.",
+    ),
     display_name: str = typer.Option("", help="Name shown in the dashboard."),
     department: str | None = typer.Option(
         None,

@@ -25,7 +25,7 @@ from qala.core.messages import Message
 from qala.registry import COMPONENTS
 from qala.runtime import Context
 from qala.web.deps import UI_KEY
-from qala.web.pages import accounts, admin, explore, operator, reports
+from qala.web.pages import accounts, admin, calls, explore, operator, reports
 from qala.web.ui import UI, LoginRequired, NavItem, RoleRequired
 
 STATIC = Path(__file__).parent / "static"
@@ -60,6 +60,7 @@ def navigation() -> list[NavItem]:
     items += [
         NavItem("nav.operator", "/operator", ("operator",)),
         NavItem("nav.admin", "/admin", ("analyst",)),
+        NavItem("nav.calls", "/calls", ("submitter", "reviewer", "publisher", "analyst")),
     ]
     if component_installed("assessment"):
         items.append(NavItem("nav.readiness", "/readiness", ("analyst", "operator")))
@@ -86,7 +87,7 @@ def page_routers() -> list[APIRouter]:
         from qala.web.pages import notify
 
         routers.append(notify.router)
-    routers += [operator.router, admin.router, reports.router]
+    routers += [operator.router, admin.router, calls.router, reports.router]
     if component_installed("rating"):
         from qala.web.pages import analysis
 

@@ -12,18 +12,28 @@ import pytest
 from sqlalchemy import select
 
 from qala.components.catalog.calls import (
+    answer_return,
+    call_events,
     get_release,
     list_releases,
     open_call,
+    place_sheet,
     publish,
     release_diff,
     release_values,
     review,
+    review_queue,
     status_board,
     submit_file,
     submit_values,
 )
-from qala.components.catalog.models import CallEvent, IndicatorValue, Place, ReleaseValue
+from qala.components.catalog.models import (
+    CallEvent,
+    CallValue,
+    IndicatorValue,
+    Place,
+    ReleaseValue,
+)
 from qala.components.catalog.services import import_frame
 from qala.core.errors import ConflictError, PermissionDeniedError, ValidationError
 
@@ -90,7 +100,7 @@ def test_plausibility_flags_warn_and_do_not_refuse(context) -> None:
     call_id = _call(context)
     result = _submit(context, call_id, "taraz", [(UNEMPLOYMENT, 12.5)], scope_place="taraz")
     (flags,) = result.flags.values()  # type: ignore[attr-defined]
-    assert flags == [
+    assert [f["text"] for f in flags] == [
         "year-on-year change +212% (previous year 4)",
         "outside the range of the other places (4.6–5.1)",
     ]
@@ -251,3 +261,85 @@ def test_the_cycle_through_the_command_line(sqlite_url: str, tmp_path: Path, mon
     assert [(r["id"], r["values"]) for r in listed] == [(1, 1)]
     shown = json.loads(run("show", "1"))
     assert shown["values"][0]["value"] == 4.5
+
+
+def test_a_part_above_its_whole_is_flagged(context) -> None:
+    """Karaganda's doctors are a part of Karaganda Region's: a count above the region's is
+    flagged (share above 100 %), one below is not; a rate (per cent) is never compared."""
+    import_frame(
+        context.database,
+        pd.DataFrame(
+            {
+                "place": ["karaganda-region"],
+                "indicator": ["kz_bns.doctors"],
+                "year": [2024],
+                "value": [6000],
+            }
+        ),
+        file="region.csv",
+    )
+    with context.database.transaction() as session:
+        call = open_call(
+            session,
+            year=2024,
+            indicators=["kz_bns.doctors", UNEMPLOYMENT],
+            places=["karaganda", "temirtau"],
+            deadline=date(2025, 3, 1),
+            actor="team",
+        )
+    too_many = _submit(
+        context,
+        call.id,
+        "karaganda",
+        [("kz_bns.doctors", 6300), (UNEMPLOYMENT, 4.1)],
+        scope_place="karaganda",
+    )
+    fine = _submit(context, call.id, "temirtau", [("kz_bns.doctors", 1200)], scope_place="temirtau")
+    flags = too_many.flags  # type: ignore[attr-defined]
+    (share,) = flags[("karaganda", "kz_bns.doctors")]
+    assert share["code"] == "share" and share["share"] == 105
+    assert share["parent"] == "karaganda-region" and share["whole"] == 6000
+    assert flags[("karaganda", UNEMPLOYMENT)] == []
+    assert fine.flags == {("temirtau", "kz_bns.doctors"): []}  # type: ignore[attr-defined]
+    # Flags never refuse: the flagged value is stored as submitted, with its flag.
+    with context.database.session() as session:
+        stored = session.scalars(select(CallValue).where(CallValue.value == 6300)).one()
+        assert stored.status == "submitted" and stored.flags[0]["code"] == "share"
+
+
+def test_a_returned_value_is_answered_and_corrected(context) -> None:
+    call_id = _call(context)
+    _submit(context, call_id, "taraz", [(UNEMPLOYMENT, 4.5)], scope_place="taraz")
+    with context.database.transaction() as session:
+        review(session, call_id, "taraz", UNEMPLOYMENT, "return", actor="rev", reason="source?")
+    with (
+        pytest.raises(PermissionDeniedError, match="answers for aktau only"),
+        context.database.transaction() as session,
+    ):
+        answer_return(
+            session, call_id, "taraz", UNEMPLOYMENT, actor="a", scope_place="aktau", answer="x"
+        )
+    with context.database.transaction() as session:
+        answer_return(
+            session,
+            call_id,
+            "taraz",
+            UNEMPLOYMENT,
+            actor="taraz-akimat",
+            scope_place="taraz",
+            answer="corrected after the labour survey's revision",
+            value=4.4,
+            evidence="https://stat.gov.kz/revision.pdf",
+        )
+    with context.database.session() as session:
+        (row,) = place_sheet(session, call_id, "taraz")[:1]
+        queue = review_queue(session, call_id)
+        trail = [e["action"] for e in call_events(session, call_id)]
+    assert row["status"] == "submitted" and row["value"] == 4.4
+    assert row["answer"] == "corrected after the labour survey's revision"
+    assert row["evidence"] == "https://stat.gov.kz/revision.pdf"
+    assert [(q["place"], q["review_reason"]) for q in queue] == [("taraz", "source?")]
+    assert trail == ["open", "submit", "return", "submit", "answer"]
+    # An answer is for a returned value only.
+    with pytest.raises(ConflictError, match="not returned"), context.database.transaction() as s:
+        answer_return(s, call_id, "taraz", UNEMPLOYMENT, actor="t", scope_place="taraz", answer="x")

@@ -9,7 +9,9 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from qala.store.base import Base, utcnow
 
-ROLES = ("citizen", "operator", "analyst", "administrator")
+ROLES = ("citizen", "operator", "analyst", "administrator", "submitter", "reviewer", "publisher")
+"""``submitter`` answers a data call for one place (its ``place``); ``reviewer`` accepts or
+returns submitted values and ``publisher`` also publishes releases (both national)."""
 
 
 class User(Base):
@@ -30,7 +32,9 @@ class User(Base):
 
     __table_args__ = (
         CheckConstraint(
-            "role in ('citizen','operator','analyst','administrator')", name="role_known"
+            "role in ('citizen','operator','analyst','administrator',"
+            "'submitter','reviewer','publisher')",
+            name="role_known",
         ),
     )
 

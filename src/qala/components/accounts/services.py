@@ -84,6 +84,8 @@ def create_user(
         problems.append(f"`password`: {weakness}")
     if role not in ROLES:
         problems.append(f"`role`: one of {', '.join(ROLES)}")
+    if role == "submitter" and not (place or "").strip():
+        problems.append("`place`: a submitter answers a data call for one place; name it")
     if problems:
         from qala.core.errors import Problem
 
@@ -237,6 +239,9 @@ DEMO_USERS = (
     ("analyst", "analyst", "Аналитик рейтинга", None),
     ("operator", "operator", "Оператор ситуационного центра", "astana"),
     ("citizen", "citizen", "Айгерим (житель)", None),
+    ("submitter", "submitter", "Акимат Астаны (данные)", "astana"),
+    ("reviewer", "reviewer", "Рейтинговая группа (проверка)", None),
+    ("publisher", "publisher", "Рейтинговая группа (публикация)", None),
 )
 """Username, role, display name and place (None: national)."""
 DEMO_PASSWORD_SUFFIX = "-demo-2026"

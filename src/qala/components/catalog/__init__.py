@@ -14,9 +14,15 @@ HERE = Path(__file__).parent
 
 
 def _api(context: Context) -> object:
-    from qala.components.catalog.api import router
+    from fastapi import APIRouter
 
-    return router
+    from qala.components.catalog.api import router
+    from qala.components.catalog.calls_api import router as calls_router
+
+    both = APIRouter()
+    both.include_router(router)
+    both.include_router(calls_router)
+    return both
 
 
 def _seed(context: Context) -> None:

@@ -187,7 +187,7 @@ def values(
     return records
 
 
-async def _saved(upload: UploadFile, max_bytes: int) -> Path:
+async def saved_upload(upload: UploadFile, max_bytes: int) -> Path:
     """The upload in a temporary file (the caller deletes it); 413 past ``max_bytes``."""
     suffix = Path(upload.filename or "upload.csv").suffix
     data = await upload.read(max_bytes + 1)
@@ -216,7 +216,7 @@ UPLOAD_BODY: dict[str, Any] = {
 }
 
 
-async def _uploaded_file(request: Request) -> UploadFile:
+async def uploaded_file(request: Request) -> UploadFile:
     """The ``file`` field of a multipart body, read once the caller has been let in."""
     form = await request.form(max_files=1, max_fields=10)
     upload = form.get("file")
@@ -229,8 +229,8 @@ async def _uploaded_file(request: Request) -> UploadFile:
 
 @router.post("/data/check", max_body_size=DATA_FILE_BODY, openapi_extra=UPLOAD_BODY)
 async def data_check(request: Request, _user: AnalystUser, context: ContextDep) -> dict[str, Any]:
-    file = await _uploaded_file(request)
-    path = await _saved(file, context.settings.max_upload_bytes)
+    file = await uploaded_file(request)
+    path = await saved_upload(file, context.settings.max_upload_bytes)
     try:
         result = check_file(context.database, path, name=file.filename)
     except ValidationError as exc:
@@ -250,8 +250,8 @@ async def data_check(request: Request, _user: AnalystUser, context: ContextDep) 
 async def data_import(
     request: Request, user: AnalystUser, context: ContextDep, partial: bool = False
 ) -> dict[str, Any]:
-    file = await _uploaded_file(request)
-    path = await _saved(file, context.settings.max_upload_bytes)
+    file = await uploaded_file(request)
+    path = await saved_upload(file, context.settings.max_upload_bytes)
     try:
         report = import_file(
             context.database,

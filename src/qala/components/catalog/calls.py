@@ -3,16 +3,18 @@
 - ``open_call``: the year, the indicator set, the deadline and the places that answer.
 - ``submit_values`` / ``submit_file``: a place's submitter (scoped to that place) enters values with
   evidence; the import checks run (unit, range, whole counts), plus plausibility checks that flag
-  and never reject (a jump from the place's previous year, a value far outside the other places').
-- ``review``: the reviewer accepts a value or returns it with a reason; a returned value can be
-  submitted again.
+  and never reject (a jump from the place's previous year, a value far outside the other places
+  of its level, a count above its parent place's).
+- ``review``: the reviewer accepts a value or returns it with a reason; ``answer_return``: the
+  submitter answers (and may correct) a returned value, which goes back to the reviewer.
 - ``publish``: the accepted values become an immutable, numbered release (a call with missing
   values is published only with a stated reason); a later publication of the same call is a new
   release with a changelog against the previous one. Published values are written to the store
   as ``reported`` values whose source names the release.
 
-Every step is written to ``call_event`` (who, what, when). A release is never changed: the store
-refuses any update or delete of ``data_release`` and ``data_release_value`` rows (``ConflictError``).
+Every step is written to ``call_event`` (who, what, when). A release is never changed: the store's
+sessions refuse any update or delete of ``data_release`` and ``data_release_value`` rows
+(``ConflictError``), and so do database triggers (migration ``catalog_0004_release_guard``).
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from qala.components.catalog.models import (
     Release,
     ReleaseValue,
 )
-from qala.components.catalog.services import value_sources, write_values
+from qala.components.catalog.services import EXPORT_COLUMNS, value_sources, write_values
 from qala.components.catalog.tabular import read_table
 from qala.components.catalog.validation import check_long
 from qala.core.errors import (
@@ -114,7 +116,7 @@ class Submission:
     """What a submission wrote: one row per value, with its plausibility flags."""
 
     written: int
-    flags: dict[tuple[str, str], list[str]]
+    flags: dict[tuple[str, str], list[dict[str, Any]]]
 
 
 def submit_file(
@@ -199,7 +201,7 @@ def submit_values(
     if result.problems:
         raise ValidationError(result.problems, f"{file}: values fail the import checks")
     evidence = dict(zip(rows, frame.get("evidence", pd.Series([None] * len(frame))), strict=True))
-    flags: dict[tuple[str, str], list[str]] = {}
+    flags: dict[tuple[str, str], list[dict[str, Any]]] = {}
     written = 0
     for record in result.values.itertuples(index=False):
         place = str(frame.loc[int(record.source_row) - 2, "place"])
@@ -240,43 +242,107 @@ def submit_values(
             place=place,
             indicator=str(record.indicator_id),
             value=float(record.value),
-            flags=found,
+            flags=[f["text"] for f in found],
         )
     session.flush()
     return Submission(written, flags)
 
 
+ADDITIVE_UNITS = frozenset({"count", "persons"})
+"""Units whose values add up over places: a town's count is a part of its region's."""
+
+
+def _flag(code: str, text: str, **params: float | str) -> dict[str, Any]:
+    """A plausibility flag: ``code`` and ``params`` for the pages' catalogues, ``text`` for the
+    command line and the API."""
+    return {"code": code, "text": text, **params}
+
+
 def plausibility_flags(
     session: Session, place_id: int, indicator: str, year: int, value: float
-) -> list[str]:
-    """Warnings a reviewer should look at (never a refusal)."""
+) -> list[dict[str, Any]]:
+    """Warnings a reviewer should look at (never a refusal): a jump from the place's previous
+    year, a value far outside the other places of the same level, a part above its whole."""
+    place = session.get(Place, place_id)
+    if place is None:
+        raise NotFoundError(f"no place {place_id}")
     found = []
-    previous = session.scalar(
-        select(IndicatorValue.value).where(
-            IndicatorValue.place_id == place_id,
-            IndicatorValue.indicator_id == indicator,
-            IndicatorValue.year == year - 1,
-        )
-    )
+    previous = _stored_value(session, place_id, indicator, year - 1)
     if previous:
         change = (value - previous) / abs(previous)
         if abs(change) > JUMP_THRESHOLD:
-            found.append(f"year-on-year change {change:+.0%} (previous year {previous:g})")
+            found.append(
+                _flag(
+                    "jump",
+                    f"year-on-year change {change:+.0%} (previous year {previous:g})",
+                    change=round(change * 100),
+                    previous=previous,
+                )
+            )
     others = [
         v
         for (v,) in session.execute(
-            select(IndicatorValue.value).where(
+            select(IndicatorValue.value)
+            .join(Place, Place.id == IndicatorValue.place_id)
+            .where(
                 IndicatorValue.indicator_id == indicator,
                 IndicatorValue.year.in_([year, year - 1]),
                 IndicatorValue.place_id != place_id,
+                Place.level == place.level,
             )
         )
     ]
     if len(others) >= 3:
         low, high = min(others), max(others)
         if value > SPREAD_FACTOR * high or (low > 0 and value < low / SPREAD_FACTOR):
-            found.append(f"outside the range of the other places ({low:g}–{high:g})")
+            found.append(
+                _flag(
+                    "spread",
+                    f"outside the range of the other places ({low:g}–{high:g})",
+                    low=low,
+                    high=high,
+                )
+            )
+    unit = load_catalogue().indicators[indicator].unit
+    if place.parent_id is not None and unit in ADDITIVE_UNITS:
+        whole = _stored_value(session, place.parent_id, indicator, year)
+        if whole is None:
+            whole = session.scalar(
+                select(CallValue.value)
+                .join(DataCall, DataCall.id == CallValue.call_id)
+                .where(
+                    CallValue.place_id == place.parent_id,
+                    CallValue.indicator_id == indicator,
+                    DataCall.year == year,
+                    CallValue.status != "returned",
+                )
+                .order_by(CallValue.submitted_at.desc())
+                .limit(1)
+            )
+        if whole and value > whole:
+            parent = session.get(Place, place.parent_id)
+            code = parent.code if parent else str(place.parent_id)
+            found.append(
+                _flag(
+                    "share",
+                    f"{value / whole:.0%} of the value of {code} ({whole:g}), the place it is "
+                    "part of",
+                    share=round(value / whole * 100),
+                    parent=code,
+                    whole=whole,
+                )
+            )
     return found
+
+
+def _stored_value(session: Session, place_id: int, indicator: str, year: int) -> float | None:
+    return session.scalar(
+        select(IndicatorValue.value).where(
+            IndicatorValue.place_id == place_id,
+            IndicatorValue.indicator_id == indicator,
+            IndicatorValue.year == year,
+        )
+    )
 
 
 def review(
@@ -297,6 +363,63 @@ def review(
     if decision == "return" and not (reason and reason.strip()):
         raise ValidationError.single("a returned value needs a reason", column="reason")
     call = get_call(session, call_id)
+    row = _call_value(session, call, place, indicator)
+    row.status = "accepted" if decision == "accept" else "returned"
+    row.review_reason = reason
+    if decision == "return":
+        row.answer = None
+    row.reviewed_by = actor
+    row.reviewed_at = utcnow()
+    _log(session, call, decision, actor, place=place, indicator=indicator, reason=reason)
+    session.flush()
+    return row
+
+
+def answer_return(
+    session: Session,
+    call_id: int,
+    place: str,
+    indicator: str,
+    *,
+    actor: str,
+    scope_place: str | None,
+    answer: str,
+    value: float | None = None,
+    evidence: str | None = None,
+) -> CallValue:
+    """The submitter answers a returned value: an explanation, and a corrected value (with its
+    evidence) when there is one. The value goes back to the reviewer as submitted; a corrected
+    value runs the import and plausibility checks as any submission."""
+    if not answer.strip():
+        raise ValidationError.single("an answer needs a text", column="answer")
+    if scope_place is not None and place != scope_place:
+        raise PermissionDeniedError(f"{actor} answers for {scope_place} only, not for {place}")
+    call = get_call(session, call_id)
+    row = _call_value(session, call, place, indicator)
+    if row.status != "returned":
+        raise ConflictError(
+            f"{place} {indicator}: the value is {row.status}, not returned; only a returned "
+            "value is answered"
+        )
+    if value is not None:
+        frame = pd.DataFrame(
+            {
+                "place": [place],
+                "indicator": [indicator],
+                "value": [value],
+                "evidence": [evidence if evidence is not None else row.evidence],
+                "note": [row.note],
+            }
+        )
+        submit_values(session, call.id, frame, actor=actor, scope_place=scope_place)
+    row.status = "submitted"
+    row.answer = answer.strip()
+    _log(session, call, "answer", actor, place=place, indicator=indicator, answer=row.answer)
+    session.flush()
+    return row
+
+
+def _call_value(session: Session, call: DataCall, place: str, indicator: str) -> CallValue:
     row = session.scalar(
         select(CallValue)
         .join(Place, Place.id == CallValue.place_id)
@@ -307,14 +430,96 @@ def review(
         )
     )
     if row is None:
-        raise NotFoundError(f"call {call_id}: no value of {indicator} submitted for {place}")
-    row.status = "accepted" if decision == "accept" else "returned"
-    row.review_reason = reason
-    row.reviewed_by = actor
-    row.reviewed_at = utcnow()
-    _log(session, call, decision, actor, place=place, indicator=indicator, reason=reason)
-    session.flush()
+        raise NotFoundError(f"call {call.id}: no value of {indicator} submitted for {place}")
     return row
+
+
+def list_calls(
+    session: Session, *, place: str | None = None, today: date | None = None
+) -> list[dict[str, Any]]:
+    """Every call, newest first (``place``: only those that ask it), with its latest release."""
+    today = today or date.today()
+    latest = {
+        call_id: number
+        for call_id, number in session.execute(
+            select(Release.call_id, func.max(Release.number)).group_by(Release.call_id)
+        )
+    }
+    calls = session.scalars(select(DataCall).order_by(DataCall.year.desc(), DataCall.id.desc()))
+    return [
+        {
+            "id": call.id,
+            "year": call.year,
+            "title": call.title,
+            "deadline": call.deadline.isoformat(),
+            "overdue": today > call.deadline,
+            "places": list(call.places),
+            "indicators": list(call.indicators),
+            "release": latest.get(call.id),
+        }
+        for call in calls
+        if place is None or place in call.places
+    ]
+
+
+def _value_view(row: CallValue | None, place: str, indicator: str) -> dict[str, Any]:
+    if row is None:
+        return {"place": place, "indicator": indicator, "status": "missing"}
+    return {
+        "place": place,
+        "indicator": indicator,
+        "status": row.status,
+        "value": row.value,
+        "evidence": row.evidence,
+        "note": row.note,
+        "flags": [f if isinstance(f, dict) else {"code": "", "text": f} for f in row.flags or []],
+        "submitted_by": row.submitted_by,
+        "submitted_at": row.submitted_at.isoformat(),
+        "review_reason": row.review_reason,
+        "reviewed_by": row.reviewed_by,
+        "answer": row.answer,
+    }
+
+
+def place_sheet(session: Session, call_id: int, place: str) -> list[dict[str, Any]]:
+    """What a place owes a call: every asked indicator with its value, status, evidence, flags,
+    the reviewer's reason and the place's answer (``missing`` when nothing was submitted)."""
+    call = get_call(session, call_id)
+    if place not in call.places:
+        raise NotFoundError(f"call {call.id} does not ask {place}")
+    rows = {
+        row.indicator_id: row
+        for row in session.scalars(
+            select(CallValue)
+            .join(Place, Place.id == CallValue.place_id)
+            .where(CallValue.call_id == call.id, Place.code == place)
+        )
+    }
+    return [_value_view(rows.get(code), place, code) for code in call.indicators]
+
+
+def review_queue(session: Session, call_id: int) -> list[dict[str, Any]]:
+    """The values waiting for the reviewer (submitted or answered), flagged ones first."""
+    call = get_call(session, call_id)
+    rows = session.execute(
+        select(CallValue, Place.code)
+        .join(Place, Place.id == CallValue.place_id)
+        .where(CallValue.call_id == call.id, CallValue.status == "submitted")
+        .order_by(Place.code, CallValue.indicator_id)
+    ).all()
+    views = [_value_view(row, code, row.indicator_id) for row, code in rows]
+    return sorted(views, key=lambda v: not v["flags"])
+
+
+def call_events(session: Session, call_id: int) -> list[dict[str, Any]]:
+    """The call's audit trail, oldest first."""
+    call = get_call(session, call_id)
+    return [
+        {"action": e.action, "actor": e.actor, "at": e.at.isoformat(), **e.detail}
+        for e in session.scalars(
+            select(CallEvent).where(CallEvent.call_id == call.id).order_by(CallEvent.id)
+        )
+    ]
 
 
 def status_board(
@@ -540,6 +745,57 @@ def release_diff(session: Session, first: int, second: int) -> dict[str, Any]:
     """What changed between two releases (by number)."""
     a, b = get_release(session, first), get_release(session, second)
     return _changelog(release_values(session, a.id), release_values(session, b.id), a)
+
+
+def release_frame(session: Session, number: int) -> pd.DataFrame:
+    """A published release's values in the store's long layout (``values_frame``'s columns):
+    what a rating run reads when it is built on a release."""
+    release = get_release(session, number)
+    rows = release_values(session, release.id)
+    return _long(rows, source=f"Qala release {release.number} (data call {release.call_id})")
+
+
+def draft_frame(session: Session, call_id: int) -> pd.DataFrame:
+    """A call's values not yet published (submitted or accepted, never returned), in the same
+    layout: for previews only, never for a stored rating."""
+    call = get_call(session, call_id)
+    catalogue = load_catalogue()
+    rows = [
+        {
+            "place_code": code,
+            "indicator_id": row.indicator_id,
+            "year": call.year,
+            "value": row.value,
+            "unit": catalogue.indicators[row.indicator_id].unit,
+            "evidence": row.evidence,
+        }
+        for row, code in session.execute(
+            select(CallValue, Place.code)
+            .join(Place, Place.id == CallValue.place_id)
+            .where(CallValue.call_id == call.id, CallValue.status != "returned")
+        )
+    ]
+    return _long(rows, source=f"DRAFT: data call {call.id}, not published")
+
+
+def _long(rows: list[dict[str, Any]], *, source: str) -> pd.DataFrame:
+    frame = pd.DataFrame(
+        {
+            "place": [r["place_code"] for r in rows],
+            "indicator": [r["indicator_id"] for r in rows],
+            "year": [int(r["year"]) for r in rows],
+            "value": [float(r["value"]) for r in rows],
+            "unit": [r["unit"] for r in rows],
+            "source": source,
+            "note": [r["evidence"] for r in rows],
+            "illustrative": False,
+            "official": False,
+        },
+        columns=EXPORT_COLUMNS,
+    )
+    return frame.astype(
+        {"year": "int64", "value": "float64", "illustrative": bool, "official": bool}
+    )
 
 
 DEMO_CALL_TITLE = "Demo data call 2022 (values as published by BNS)"

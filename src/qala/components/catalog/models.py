@@ -223,8 +223,9 @@ class CallValue(Base):
     value: Mapped[float] = mapped_column(Float)
     evidence: Mapped[str | None] = mapped_column(Text)
     note: Mapped[str | None] = mapped_column(Text)
-    flags: Mapped[list[str]] = mapped_column(JSON, default=list)
-    """Plausibility warnings (they flag, never reject): year-on-year jump, outside similar places."""
+    flags: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    """Plausibility warnings (they flag, never reject): year-on-year jump, outside similar places,
+    a part above its whole; each ``{"code", "text", …numbers}``."""
     status: Mapped[str] = mapped_column(String(16), default="submitted")
     """submitted, accepted or returned (with ``review_reason``)."""
     submitted_by: Mapped[str] = mapped_column(String(120))
@@ -232,6 +233,8 @@ class CallValue(Base):
     review_reason: Mapped[str | None] = mapped_column(Text)
     reviewed_by: Mapped[str | None] = mapped_column(String(120))
     reviewed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    answer: Mapped[str | None] = mapped_column(Text)
+    """The submitter's answer to the last return (cleared when the value is returned again)."""
 
     __table_args__ = (UniqueConstraint("call_id", "place_id", "indicator_id"),)
 

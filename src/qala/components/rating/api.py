@@ -36,6 +36,15 @@ class BuildIn(BaseModel):
     region: Code | None = None
     replications: int | None = Field(None, ge=0, le=20_000)
     seed: int | None = Field(None, ge=0, le=2**32 - 1, description="Random seed (numpy's range).")
+    release: int | None = Field(
+        None, ge=1, le=2**31 - 1, description="Read this published release only (named in the run)."
+    )
+    draft_call: int | None = Field(
+        None,
+        ge=1,
+        le=2**31 - 1,
+        description="Preview a data call's unpublished values: labelled, never stored.",
+    )
 
 
 def _run_payload(run: Any, entries: list[services.EntryView]) -> dict[str, Any]:
@@ -88,7 +97,8 @@ def runs(
 
 @router.post("/runs", dependencies=ANALYST_ONLY, status_code=201)
 def build(body: BuildIn, context: ContextDep) -> dict[str, Any]:
-    """Build and store a rating from the stored values (with rank intervals)."""
+    """Build and store a rating from the stored values or a published release (with rank
+    intervals); a preview of a call's drafts is answered, never stored."""
     if body.spec is None:
         spec_file = services.national_spec()
     else:
@@ -104,6 +114,8 @@ def build(body: BuildIn, context: ContextDep) -> dict[str, Any]:
         seed=body.seed,
         spec_name=body.spec,
         bus=context.bus,
+        release=body.release,
+        draft_call=body.draft_call,
     )
     return outcome.to_json_dict()
 

@@ -50,6 +50,8 @@ class RatingRun(Base):
     replications: Mapped[int] = mapped_column(Integer, default=0)
     seconds: Mapped[float] = mapped_column(Float, default=0.0)
     warnings: Mapped[list[str]] = mapped_column(JSON, default=list)
+    release: Mapped[int | None] = mapped_column(Integer)
+    """The number of the published release the run read (None: the store's live values)."""
     levels: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     """Aggregate codes of the structure by level, and their names: {"codes": {...}, "names": {...}}."""
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

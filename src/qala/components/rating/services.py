@@ -250,8 +250,10 @@ def store_table(
     year: int | None = None,
     kind: str | None = None,
     region: str | None = None,
+    values: pd.DataFrame | None = None,
 ) -> StoreTable:
-    """Stored values of the framework's indicators for the places of ``source.level``.
+    """Stored values of the framework's indicators for the places of ``source.level``
+    (``values``: these long-layout values instead of the store's, e.g. a published release's).
 
     The table holds ``year`` and the earlier years (the engine's previous-year imputation reads
     them). Places are kept when they have values for at least ``source.min_coverage`` of the
@@ -263,7 +265,10 @@ def store_table(
         )
     framework = store_framework(source.framework)
     indicators = framework.indicators
-    long = values_frame(session, framework=source.framework)
+    if values is None:
+        long = values_frame(session, framework=source.framework)
+    else:
+        long = values[values["indicator"].isin(indicators)]
     if source.official_only:
         long = long[long["official"]]
     places = {p.code: p for p in session.scalars(_places_ranked(source.level))}
@@ -363,6 +368,10 @@ class RatingOutcome:
     kind: str | None = None
     region: str | None = None
     run_id: int | None = None
+    release: int | None = None
+    """The published release the run read (None: the store's values)."""
+    preview: int | None = None
+    """The data call whose unpublished values a preview read (never stored)."""
 
     @property
     def illustrative(self) -> bool:
@@ -425,6 +434,8 @@ class RatingOutcome:
             "replications": 0 if self.uncertainty is None else self.uncertainty.runs,
             "excluded": self.table.excluded,
             "run_id": self.run_id,
+            "release": self.release,
+            "preview": self.preview,
             "warnings": self.warnings,
         }
 
@@ -433,6 +444,12 @@ class RatingOutcome:
         out = list(self.result.warnings)
         if self.uncertainty is not None:
             out.extend(self.uncertainty.warnings)
+        if self.preview is not None:
+            out.insert(
+                0,
+                f"PREVIEW: draft values of data call {self.preview}, not a published release; "
+                "not stored and not to be cited",
+            )
         if self.illustrative:
             out.insert(
                 0,
@@ -462,6 +479,8 @@ def build_rating(
     spec_name: str | None = None,
     progress: Progress | None = None,
     bus: EventBus | None = None,
+    release: int | None = None,
+    draft_call: int | None = None,
 ) -> RatingOutcome:
     """Build a rating from the store (default: the national rating) and optionally save it.
 
@@ -482,10 +501,24 @@ def build_rating(
     bus
         When given, a saved rating is announced as ``Event("rating.built", {run_id, name, year,
         kind, region, illustrative})``.
+    release
+        Read only this published release's values (the run names it) instead of the store's.
+    draft_call
+        Read the unpublished values of this data call: a preview, labelled as such in its
+        warnings and never saved.
     """
     spec_file = spec_file or national_spec()
+    if release is not None and draft_call is not None:
+        raise ValidationError.single(
+            "a run reads one published release or previews one call's drafts, not both",
+            column="draft_call",
+        )
+    save = save and draft_call is None
     with database.session() as session:
-        table = store_table(session, spec_file.store, year=year, kind=kind, region=region)
+        values = _chosen_values(session, release, draft_call)
+        table = store_table(
+            session, spec_file.store, year=year, kind=kind, region=region, values=values
+        )
     spec = spec_file.spec
     result = build_index(spec, table.data, table.framework)
     uncertainty = None
@@ -507,7 +540,16 @@ def build_rating(
             seed=int(seed if seed is not None else block.get("seed", 0)),
             progress=progress,
         )
-    outcome = RatingOutcome(spec_file, table, result, uncertainty, kind=kind, region=region)
+    outcome = RatingOutcome(
+        spec_file,
+        table,
+        result,
+        uncertainty,
+        kind=kind,
+        region=region,
+        release=release,
+        preview=draft_call,
+    )
     if save:
         with database.transaction() as session:
             outcome.run_id = save_outcome(session, outcome, spec_name=spec_name)
@@ -526,6 +568,19 @@ def build_rating(
                 )
             )
     return outcome
+
+
+def _chosen_values(
+    session: Session, release: int | None, draft_call: int | None
+) -> pd.DataFrame | None:
+    """The values a run reads when it does not read the store: a release's, or a call's drafts."""
+    from qala.components.catalog.calls import draft_frame, release_frame
+
+    if release is not None:
+        return release_frame(session, release)
+    if draft_call is not None:
+        return draft_frame(session, draft_call)
+    return None
 
 
 def save_outcome(session: Session, outcome: RatingOutcome, *, spec_name: str | None = None) -> int:
@@ -559,7 +614,12 @@ def save_outcome(session: Session, outcome: RatingOutcome, *, spec_name: str | N
         seconds=0.0 if outcome.uncertainty is None else outcome.uncertainty.seconds,
         warnings=outcome.warnings,
         levels={"codes": codes, "names": names},
+        release=outcome.release,
     )
+    if outcome.preview is not None:
+        raise ValidationError.single(
+            "a preview of unpublished values is never stored", column="draft_call"
+        )
     session.add(run)
     session.flush()
     ids = {code: pid for pid, code in session.execute(select(Place.id, Place.code))}
@@ -611,6 +671,8 @@ class RunSummary:
     replications: int
     created_at: str
     warnings: list[str]
+    release: int | None = None
+    """The published release the run read (None: the store's values)."""
 
     @classmethod
     def of(cls, run: RatingRun) -> RunSummary:
@@ -628,6 +690,7 @@ class RunSummary:
             replications=run.replications,
             created_at=run.created_at.isoformat(),
             warnings=list(run.warnings or []),
+            release=run.release,
         )
 
 
