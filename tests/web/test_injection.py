@@ -26,7 +26,7 @@ import pytest
 from sqlalchemy import JSON, String, Text, select, update
 from tests.web.conftest import load_small_demo
 from tests.web.crawl import crawl
-from tests.web.test_every_word import SEEDS, client_as
+from tests.web.test_every_word import ROLES, SEEDS, client_as
 
 from qala.registry import COMPONENTS, prepare
 from qala.runtime import Context
@@ -51,7 +51,7 @@ TAINTED_TEXT = {
     "budgeting_proposal": {"review_reason", "author", "district"},
     "budgeting_rating": {"comment"},
     "budgeting_risk": {"risk", "owner", "mitigation"},
-    "call_value": {"evidence", "note", "review_reason"},
+    "call_value": {"evidence", "note", "review_reason", "answer"},
     "data_call": {"title"},
     "data_release": {"incomplete_reason"},
     "data_release_value": {"evidence"},
@@ -293,7 +293,7 @@ def tainted_site(sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("role", ["visitor", "citizen", "operator", "analyst", "admin"])
+@pytest.mark.parametrize("role", ROLES)
 def test_no_stored_text_breaks_out_of_a_page(tainted_site: Any, role: str) -> None:
     client = client_as(tainted_site, role)
     showing: set[str] = set()

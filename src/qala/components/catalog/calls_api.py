@@ -24,6 +24,7 @@ from pydantic import BaseModel, Field
 
 from qala.components.accounts.deps import (
     DATA_FILE_BODY,
+    CallerFirstRoute,
     ContextDep,
     DatabaseDep,
     RowId,
@@ -36,7 +37,7 @@ from qala.components.catalog import calls
 from qala.components.catalog.api import UPLOAD_BODY, saved_upload, uploaded_file
 from qala.core.bounds import Code, Text
 
-router = APIRouter(prefix="/api/v1/calls", tags=["data call"])
+router = APIRouter(route_class=CallerFirstRoute, prefix="/api/v1/calls", tags=["data call"])
 
 Value = Annotated[float, Field(ge=-1e15, le=1e15, allow_inf_nan=False)]
 Evidence = Annotated[str, Field(max_length=2_000)]

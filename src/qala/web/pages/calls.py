@@ -17,7 +17,7 @@ from fastapi.responses import Response
 from sqlalchemy import select
 from starlette.datastructures import FormData
 
-from qala.components.accounts.deps import ContextDep, RowId
+from qala.components.accounts.deps import CallerFirstRoute, ContextDep, RowId
 from qala.components.accounts.models import User
 from qala.components.accounts.scope import StaffScope
 from qala.components.catalog import calls
@@ -28,7 +28,7 @@ from qala.runtime import Context
 from qala.web.deps import TranslatorDep, UIDep, page_user
 from qala.web.ui import UI, role_allows
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(route_class=CallerFirstRoute, include_in_schema=False)
 
 CALL_ROLES = ("submitter", "reviewer", "publisher", "analyst")
 CallPage = Annotated[User, Depends(page_user(*CALL_ROLES))]
