@@ -144,6 +144,29 @@ def test_a_close_needs_a_reason_the_operator_chose(site: Site) -> None:
         assert incidents.view(incidents.get_incident(session, incident)).status != "closed"
 
 
+@pytest.mark.parametrize(
+    ("language", "expected"),
+    [("ru", "подтвердить можно только открытый инцидент"), ("kk", "тек ашық оқиғаны растауға")],
+)
+def test_a_refused_action_on_the_board_says_why_in_the_page_language(
+    site: Site, language: str, expected: str
+) -> None:
+    _, _, _, incident = site
+    assert incident is not None
+    operator = signed_in(site, "operator", language)
+    board = operator.get("/operator").text
+    for _ in range(2):  # the second acknowledgement is refused: the incident is no longer open
+        answer = operator.post(
+            f"/operator/incidents/{incident}/acknowledge",
+            data={"csrf_token": csrf(board)},
+            headers={"referer": "/operator"},
+        )
+        assert answer.status_code == 303
+    shown = visible_text(operator.get(answer.headers["location"]).text)
+    assert expected in shown
+    assert "only an open incident" not in shown
+
+
 def test_a_long_description_on_the_board_says_there_is_more(site: Site) -> None:
     from qala.components.operate import incidents
 

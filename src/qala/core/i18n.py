@@ -25,6 +25,7 @@ from babel import Locale
 from babel.dates import format_date as babel_date, format_datetime as babel_datetime
 from babel.numbers import format_compact_decimal, format_decimal
 
+from qala.core.errors import QalaError
 from qala.core.messages import Message
 from qala.core.yamltext import load_yaml
 
@@ -162,6 +163,14 @@ class Translator:
         if isinstance(message, Mapping):
             message = Message.from_dict(message)
         return self.message(message) if isinstance(message, Message) else str(get("reason"))
+
+    def error(self, error: QalaError) -> str:
+        """What a refused action's error says, for this reader: each listed problem's message,
+        else the error's own message, else its text as raised (nothing is hidden)."""
+        problems = getattr(error, "problems", None)
+        if problems:
+            return "; ".join(self.problem(p) for p in problems)
+        return self.message(error.message) if error.message is not None else str(error)
 
     def plural(self, key: str, count: float, **values: Any) -> str:
         """``key``'s plural form for ``count`` (``{count}`` in the text is the number)."""

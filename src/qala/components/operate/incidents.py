@@ -23,7 +23,7 @@ from qala.components.operate.finding_text import message_of_row, plain
 from qala.components.operate.models import Incident, IncidentAudit, IncidentLink
 from qala.core.errors import ConflictError, NotFoundError, Problem, ValidationError
 from qala.core.i18n import Translator
-from qala.core.messages import Message
+from qala.core.messages import Message, msg
 
 _INCIDENT = cast(Table, Incident.__table__).c
 
@@ -386,7 +386,9 @@ def open_incident(
 def get_incident(session: Session, incident_id: int) -> Incident:
     incident = session.get(Incident, incident_id)
     if incident is None:
-        raise NotFoundError(f"no incident {incident_id}")
+        raise NotFoundError(f"no incident {incident_id}").with_message(
+            msg("incident.refused_missing", id=incident_id)
+        )
     return incident
 
 
@@ -395,7 +397,9 @@ def incident_in_scope(session: Session, incident_id: int, scope: StaffScope) -> 
     operator of one city learns nothing of another's incidents)."""
     incident = get_incident(session, incident_id)
     if not scope.covers(incident.place_code):
-        raise NotFoundError(f"no incident {incident_id}")
+        raise NotFoundError(f"no incident {incident_id}").with_message(
+            msg("incident.refused_missing", id=incident_id)
+        )
     return incident
 
 
@@ -406,6 +410,12 @@ def acknowledge(
     if incident.status != "open":
         raise ConflictError(
             f"incident {incident_id} is {incident.status}; only an open incident is acknowledged"
+        ).with_message(
+            msg(
+                "incident.refused_acknowledge",
+                id=incident_id,
+                status=msg(f"status.{incident.status}"),
+            )
         )
     incident.status = "acknowledged"
     incident.acknowledged_at = now
@@ -419,7 +429,9 @@ def assign(
 ) -> Incident:
     incident = get_incident(session, incident_id)
     if incident.status == "closed":
-        raise ConflictError(f"incident {incident_id} is closed")
+        raise ConflictError(f"incident {incident_id} is closed").with_message(
+            msg("incident.refused_closed", id=incident_id)
+        )
     add_audit_entry(
         session, incident, now, actor, "assigned", **{"from": incident.assignee, "to": assignee}
     )
@@ -437,7 +449,9 @@ def reroute(
         )
     incident = get_incident(session, incident_id)
     if incident.status == "closed":
-        raise ConflictError(f"incident {incident_id} is closed")
+        raise ConflictError(f"incident {incident_id} is closed").with_message(
+            msg("incident.refused_closed", id=incident_id)
+        )
     unit = load_routing().unit_for(service, incident.place_code)
     add_audit_entry(
         session,
@@ -464,11 +478,16 @@ def close(
     reasons = load_routing().close_reasons
     if reason not in reasons:
         raise ValidationError.single(
-            f"close reason must be one of {', '.join(reasons)}", column="reason", value=reason
+            f"close reason must be one of {', '.join(reasons)}",
+            column="reason",
+            value=reason,
+            message=msg("request.refused_close_reason"),
         )
     incident = get_incident(session, incident_id)
     if incident.status == "closed":
-        raise ConflictError(f"incident {incident_id} is already closed ({incident.close_reason})")
+        raise ConflictError(
+            f"incident {incident_id} is already closed ({incident.close_reason})"
+        ).with_message(msg("incident.refused_closed", id=incident_id))
     incident.status = "closed"
     incident.closed_at = now
     incident.close_reason = reason

@@ -29,6 +29,7 @@ from qala.core.errors import (
     ValidationError,
     raise_if_problems,
 )
+from qala.core.messages import msg
 from qala.events import Event, EventBus, publish_in_transaction
 
 CLOSE_REASONS = ("resolved", "duplicate", "not_actionable", "out_of_jurisdiction", "withdrawn")
@@ -81,7 +82,9 @@ class Requests:
             or request.jurisdiction_id != self.jurisdiction.id
             or (self.departments is not None and request.department_id not in self.departments)
         ):
-            raise NotFoundError(f"no service request {request_id} in {self.jurisdiction.code}")
+            raise NotFoundError(
+                f"no service request {request_id} in {self.jurisdiction.code}"
+            ).with_message(msg("request.refused_missing", id=request_id))
         return request
 
     def detail(self, request_id: int, *, language: str = "en") -> StaffRequest:
@@ -165,7 +168,7 @@ class Requests:
 
     def start(self, request_id: int, *, note: str | None = None) -> StaffRequest:
         request = self.load(request_id)
-        self._require(request, ("open", "acknowledged"), "start work on")
+        self._require(request, ("open", "acknowledged"), "start")
         values: dict[str, Any] = {"status": "in_progress"}
         if request.acknowledged_at is None:
             values["acknowledged_at"] = self.now
@@ -181,6 +184,7 @@ class Requests:
                 f"expected one of {', '.join(allowed)} (mark duplicates with merge)",
                 column="reason",
                 value=reason,
+                message=msg("request.refused_close_reason"),
             )
         request = self.load(request_id)
         self._require(request, OPEN_STATUSES, "close")
@@ -192,12 +196,22 @@ class Requests:
 
     def reopen(self, request_id: int, *, reason: str) -> StaffRequest:
         if not reason.strip():
-            raise ValidationError.single("say why the request is reopened", column="reason")
+            raise ValidationError.single(
+                "say why the request is reopened",
+                column="reason",
+                message=msg("request.refused_reopen_reason"),
+            )
         request = self.load(request_id)
         self._require(request, ("closed",), "reopen")
         if request.close_reason == "duplicate":
             raise ConflictError(
                 f"request {request.id} is a duplicate of {request.duplicate_of_id}; reopen that one"
+            ).with_message(
+                msg(
+                    "request.refused_reopen_duplicate",
+                    id=request.id,
+                    original=request.duplicate_of_id,
+                )
             )
         self._set(
             request,
@@ -222,7 +236,9 @@ class Requests:
         while original.duplicate_of_id is not None:
             original = self.load(original.duplicate_of_id)
         if original.id == request.id:
-            raise ConflictError(f"request {request.id} cannot be a duplicate of itself")
+            raise ConflictError(
+                f"request {request.id} cannot be a duplicate of itself"
+            ).with_message(msg("request.refused_self_duplicate", id=request.id))
         self._require(request, OPEN_STATUSES, "merge")
         self._set(
             request,
@@ -251,7 +267,11 @@ class Requests:
         values: dict[str, Any] = {}
         if assignee is not None:
             if len(assignee) > 120:
-                raise ValidationError.single("at most 120 characters", column="assignee")
+                raise ValidationError.single(
+                    "at most 120 characters",
+                    column="assignee",
+                    message=msg("request.refused_too_long", n=120),
+                )
             values["assignee"] = assignee or None
         if department is not None:
             target = self.jurisdiction.department_by_code(department).id
@@ -262,7 +282,10 @@ class Requests:
             values["department_id"] = target
         if not values:
             raise ValidationError.single(
-                "give an assignee, a department or both", column="assignee", code="required"
+                "give an assignee, a department or both",
+                column="assignee",
+                code="required",
+                message=msg("request.refused_assign_nothing"),
             )
         self._set(request, "assigned", **values)
         return self._done(request)
@@ -270,7 +293,12 @@ class Requests:
     def add_note(self, request_id: int, *, text: str, public: bool) -> StaffRequest:
         request = self.load(request_id)
         if not text.strip():
-            raise ValidationError.single("is empty", column="text", code="required")
+            raise ValidationError.single(
+                "is empty",
+                column="text",
+                code="required",
+                message=msg("request.refused_note_empty"),
+            )
         self._maybe_note(request, text, public=public)
         self._record(request, "public_update" if public else "internal_note", {})
         return self._done(request)
@@ -321,13 +349,27 @@ class Requests:
 
     def _require(self, request: Request, statuses: Sequence[str], verb: str) -> None:
         if request.status not in statuses:
-            raise ConflictError(f"cannot {verb} request {request.id}: it is {request.status}")
+            raise ConflictError(
+                f"cannot {verb.replace('start', 'start work on')} request {request.id}: "
+                f"it is {request.status}"
+            ).with_message(
+                msg(
+                    "request.refused_state",
+                    id=request.id,
+                    action=msg(f"request.verb_{verb}"),
+                    status=msg(f"status.{request.status}"),
+                )
+            )
 
     def _maybe_note(self, request: Request, text: str | None, *, public: bool) -> None:
         if not text or not text.strip():
             return
         if len(text) > MAX_NOTE:
-            raise ValidationError.single(f"at most {MAX_NOTE} characters", column="note")
+            raise ValidationError.single(
+                f"at most {MAX_NOTE} characters",
+                column="note",
+                message=msg("request.refused_too_long", n=MAX_NOTE),
+            )
         self.session.add(
             Note(
                 request_id=request.id,
@@ -377,5 +419,8 @@ def refuse_self_merge(request_id: int, into: int) -> None:
     """Refuse, as bad input, merging a request into itself (checked before anything is read)."""
     if into == request_id:
         raise ValidationError.single(
-            "a request cannot be a duplicate of itself", column="into", value=into
+            "a request cannot be a duplicate of itself",
+            column="into",
+            value=into,
+            message=msg("request.refused_self_duplicate", id=request_id),
         )

@@ -56,7 +56,7 @@ async def whatif_save(
         name = views.save_variant(context, query, form.get("name", ""))
     except QalaError as exc:
         back = f"/rating/what-if?{urlencode(query)}"
-        return ui.redirect(request, ui.flash_url(back, str(exc), "error"))
+        return ui.redirect(request, ui.flash_url(back, t.error(exc), "error"))
     back = f"/rating/what-if?{urlencode(query)}"
     return ui.redirect(request, ui.flash_url(back, t("analysis.saved", name=name)))
 

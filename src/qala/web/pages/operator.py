@@ -378,7 +378,7 @@ class StaffAction:
         except PermissionDeniedError as exc:
             raise HTTPException(403, str(exc)) from None
         except (ConflictError, NotFoundError, ValidationError) as exc:
-            return back(self.request, self.ui, str(exc), "error")
+            return back(self.request, self.ui, self.t.error(exc), "error")
         action_name = self.t("operator.action_" + action)
         return back(self.request, self.ui, self.t(work.done, id=item_id, action=action_name))
 
