@@ -50,6 +50,7 @@ from qala.core.errors import (
     Problem,
     ValidationError,
 )
+from qala.core.messages import msg
 from qala.store.base import utcnow
 
 JUMP_THRESHOLD = 0.5
@@ -67,7 +68,9 @@ def _log(session: Session, call: DataCall, action: str, actor: str, **detail: An
 def get_call(session: Session, call_id: int) -> DataCall:
     call = session.get(DataCall, call_id)
     if call is None:
-        raise NotFoundError(f"no data call {call_id}")
+        raise NotFoundError(f"no data call {call_id}").with_message(
+            msg("call.refused_missing", id=call_id)
+        )
     return call
 
 
@@ -133,6 +136,7 @@ def submit_file(
             f"missing: {', '.join(missing)}",
             file=Path(path).name,
             column=missing[0],
+            message=msg("call.refused_columns", missing=", ".join(missing)),
         )
     return submit_values(
         session, call_id, frame, actor=actor, scope_place=scope_place, file=Path(path).name
@@ -163,7 +167,7 @@ def submit_values(
         if other:
             raise PermissionDeniedError(
                 f"{actor} submits for {scope_place} only; the file has rows for {', '.join(other)}"
-            )
+            ).with_message(msg("call.refused_other_place", place=scope_place, other=other))
     problems = [
         Problem(
             f"place {place!r} is not asked by call {call.id}",
@@ -171,6 +175,7 @@ def submit_values(
             row=int(row),
             column="place",
             value=place,
+            message=msg("call.refused_place_not_asked", place=place, id=call.id),
         )
         for row, place in zip(rows, frame["place"], strict=True)
         if place not in call.places
@@ -181,6 +186,7 @@ def submit_values(
             row=int(row),
             column="indicator",
             value=code,
+            message=msg("call.refused_indicator_not_asked", indicator=code, id=call.id),
         )
         for row, code in zip(rows, frame["indicator"], strict=True)
         if code not in call.indicators
@@ -188,7 +194,12 @@ def submit_values(
     if "year" in frame.columns:
         problems += [
             Problem(
-                f"the call is for {call.year}", file=file, row=int(row), column="year", value=year
+                f"the call is for {call.year}",
+                file=file,
+                row=int(row),
+                column="year",
+                value=year,
+                message=msg("call.refused_year", year=call.year),
             )
             for row, year in zip(rows, frame["year"], strict=True)
             if str(year).strip() != str(call.year)
@@ -216,7 +227,7 @@ def submit_values(
             raise ConflictError(
                 f"{place} {record.indicator_id}: the value is accepted already; ask the reviewer "
                 "to return it before changing it"
-            )
+            ).with_message(msg("call.refused_accepted", place=place, indicator=record.indicator_id))
         found = plausibility_flags(
             session, int(record.place_id), str(record.indicator_id), call.year, float(record.value)
         )
@@ -358,10 +369,17 @@ def review(
     """Accept a submitted value, or return it with a reason."""
     if decision not in DECISIONS:
         raise ValidationError.single(
-            f"decision must be one of {', '.join(DECISIONS)}", column="decision", value=decision
+            f"decision must be one of {', '.join(DECISIONS)}",
+            column="decision",
+            value=decision,
+            message=msg("call.refused_decision"),
         )
     if decision == "return" and not (reason and reason.strip()):
-        raise ValidationError.single("a returned value needs a reason", column="reason")
+        raise ValidationError.single(
+            "a returned value needs a reason",
+            column="reason",
+            message=msg("call.refused_return_reason"),
+        )
     call = get_call(session, call_id)
     row = _call_value(session, call, place, indicator)
     row.status = "accepted" if decision == "accept" else "returned"
@@ -391,16 +409,20 @@ def answer_return(
     evidence) when there is one. The value goes back to the reviewer as submitted; a corrected
     value runs the import and plausibility checks as any submission."""
     if not answer.strip():
-        raise ValidationError.single("an answer needs a text", column="answer")
+        raise ValidationError.single(
+            "an answer needs a text", column="answer", message=msg("call.refused_answer_empty")
+        )
     if scope_place is not None and place != scope_place:
-        raise PermissionDeniedError(f"{actor} answers for {scope_place} only, not for {place}")
+        raise PermissionDeniedError(
+            f"{actor} answers for {scope_place} only, not for {place}"
+        ).with_message(msg("call.refused_other_place", place=scope_place, other=[place]))
     call = get_call(session, call_id)
     row = _call_value(session, call, place, indicator)
     if row.status != "returned":
         raise ConflictError(
             f"{place} {indicator}: the value is {row.status}, not returned; only a returned "
             "value is answered"
-        )
+        ).with_message(msg("call.refused_not_returned", place=place, indicator=indicator))
     if value is not None:
         frame = pd.DataFrame(
             {
@@ -430,7 +452,9 @@ def _call_value(session: Session, call: DataCall, place: str, indicator: str) ->
         )
     )
     if row is None:
-        raise NotFoundError(f"call {call.id}: no value of {indicator} submitted for {place}")
+        raise NotFoundError(
+            f"call {call.id}: no value of {indicator} submitted for {place}"
+        ).with_message(msg("call.refused_no_value", place=place, indicator=indicator))
     return row
 
 
@@ -486,7 +510,9 @@ def place_sheet(session: Session, call_id: int, place: str) -> list[dict[str, An
     the reviewer's reason and the place's answer (``missing`` when nothing was submitted)."""
     call = get_call(session, call_id)
     if place not in call.places:
-        raise NotFoundError(f"call {call.id} does not ask {place}")
+        raise NotFoundError(f"call {call.id} does not ask {place}").with_message(
+            msg("call.refused_place_not_asked", place=place, id=call.id)
+        )
     rows = {
         row.indicator_id: row
         for row in session.scalars(
@@ -573,9 +599,11 @@ def publish(
         raise ConflictError(
             f"call {call.id}: {asked - len(accepted)} of {asked} asked values are not accepted; "
             "publish with a reason for the missing ones, or wait"
-        )
+        ).with_message(msg("call.refused_incomplete", count=asked - len(accepted), asked=asked))
     if not accepted:
-        raise ConflictError(f"call {call.id}: no accepted value to publish")
+        raise ConflictError(f"call {call.id}: no accepted value to publish").with_message(
+            msg("call.refused_nothing_accepted")
+        )
     catalogue = load_catalogue()
     values = [
         {
@@ -600,7 +628,7 @@ def publish(
     if previous is not None and not any(changelog[k] for k in ("added", "changed", "removed")):
         raise ConflictError(
             f"call {call.id}: nothing changed since release {previous.number}; no new release"
-        )
+        ).with_message(msg("call.refused_unchanged", number=previous.number))
     release = Release(
         number=number,
         call_id=call.id,

@@ -226,7 +226,11 @@ async def place_submit(
                 file="form",
             )
     except (ValidationError, ConflictError) as exc:
-        problems = exc.problems if isinstance(exc, ValidationError) else [Problem(str(exc))]
+        problems = (
+            exc.problems
+            if isinstance(exc, ValidationError)
+            else [Problem(str(exc), message=exc.message)]
+        )
         sent = {k: str(v) for k, v in form.items() if isinstance(v, str)}
         return sheet_page(
             request,
@@ -276,7 +280,11 @@ async def place_answer(
             request, ui, context, user, call_id, place, status_code=422, problems=problems
         )
     except (ValidationError, ConflictError) as exc:
-        problems = exc.problems if isinstance(exc, ValidationError) else [Problem(str(exc))]
+        problems = (
+            exc.problems
+            if isinstance(exc, ValidationError)
+            else [Problem(str(exc), message=exc.message)]
+        )
         return sheet_page(
             request, ui, context, user, call_id, place, status_code=422, problems=problems
         )
@@ -375,6 +383,6 @@ async def publish(
             )
             number = release.number
     except ConflictError as exc:
-        problems = [Problem(str(exc), column="force")]
+        problems = [Problem(str(exc), column="force", message=exc.message)]
         return board_page(request, ui, context, user, call_id, status_code=409, problems=problems)
     return ui.redirect(request, ui.flash_url(f"/calls/{call_id}", t("call.published", n=number)))
