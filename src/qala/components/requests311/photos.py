@@ -6,6 +6,7 @@ Open311 ``media_url`` (its first photo the public may see)."""
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,9 +18,16 @@ from sqlalchemy.orm import Session
 from qala.components.requests311.models import AuditEntry, Photo, Request
 from qala.components.requests311.photo_files import DiskPhotoStore, PhotoStore, PreparedPhoto
 from qala.core.clock import as_utc
-from qala.core.errors import NotFoundError, Problem, raise_if_problems
+from qala.core.errors import (
+    ConfigurationError,
+    NotFoundError,
+    Problem,
+    UnavailableError,
+    raise_if_problems,
+)
 from qala.core.messages import msg
 from qala.runtime import Context
+from qala.settings import Settings
 
 MEDIA_PATH = "/media/requests311"
 """Where photos are served: ``{MEDIA_PATH}/{name}``."""
@@ -27,11 +35,34 @@ STORE_KEY = "requests311.photo_store"
 MAX_HIDE_REASON = 500
 
 
+def store_for(settings: Settings) -> PhotoStore:
+    """The photo store ``settings`` configure: a bucket when ``QALA_MEDIA_S3_URL`` is set
+    (ConfigurationError when boto3, the ``s3`` extra, is missing), else the folder
+    ``QALA_MEDIA_DIR``."""
+    if not settings.media_s3_url or not settings.media_s3_bucket:
+        return DiskPhotoStore(settings.media_dir)
+    if importlib.util.find_spec("boto3") is None:
+        raise ConfigurationError(
+            "QALA_MEDIA_S3_URL is set but boto3 is not installed: pip install 'qala[s3]'"
+        )
+    from qala.components.requests311.photo_s3 import S3PhotoStore
+
+    secret = settings.media_s3_secret_key
+    return S3PhotoStore(
+        settings.media_s3_url,
+        settings.media_s3_bucket,
+        access_key=settings.media_s3_access_key,
+        secret_key=secret.get_secret_value() if secret is not None else None,
+        region=settings.media_s3_region,
+        prefix=settings.media_s3_prefix,
+    )
+
+
 def photo_store(context: Context) -> PhotoStore:
-    """The platform's photo store (a folder, ``QALA_MEDIA_DIR``), kept in ``context.extras``."""
+    """The platform's photo store (see :func:`store_for`), kept in ``context.extras``."""
     store = context.extras.get(STORE_KEY)
     if store is None:
-        store = context.extras[STORE_KEY] = DiskPhotoStore(context.settings.media_dir)
+        store = context.extras[STORE_KEY] = store_for(context.settings)
     return store
 
 
@@ -70,7 +101,7 @@ def write_files(store: PhotoStore, photos: list[PreparedPhoto]) -> None:
 def remove_files(store: PhotoStore, photos: list[PreparedPhoto]) -> None:
     for photo in photos:
         for name in (photo.name, photo.thumb_name):
-            with contextlib.suppress(OSError):  # nothing more can be done
+            with contextlib.suppress(OSError, UnavailableError):  # nothing more can be done
                 store.delete(name)
 
 
