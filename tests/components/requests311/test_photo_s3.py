@@ -7,9 +7,13 @@ from __future__ import annotations
 
 import io
 import logging
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -133,6 +137,26 @@ def test_unusable_storage_settings_stop_the_start_without_echoing_them(
         Settings(secret_key="t", **values)
     assert SECRET_KEY not in str(refused.value)
     assert "pw@" not in str(refused.value)
+
+
+def test_the_app_starts_without_importing_boto3(tmp_path: Path) -> None:
+    """boto3 (about half a second of imports) is loaded by the first photo, not at start."""
+    probe = (
+        "import sys\n"
+        "from qala.api.app import create_app\n"
+        "from qala.settings import Settings\n"
+        f"settings = Settings(database_url='sqlite:///{tmp_path / 'q.sqlite'}', secret_key='t',"
+        " media_s3_url='http://127.0.0.1:9', media_s3_bucket='qala-photos')\n"
+        "app = create_app(settings)\n"
+        "print(type(app.state.context.extras['requests311.photo_store']).__name__,"
+        " sorted(m for m in sys.modules if m.split('.')[0] in ('boto3', 'botocore')))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["S3PhotoStore", "[]"]
 
 
 def test_a_photo_goes_to_the_bucket_without_exif_and_is_served_by_qala(
