@@ -24,9 +24,9 @@ from tests.components.requests311.test_photos import count, jpeg_with_gps, post
 
 from qala.components.requests311.intake import report_intake
 from qala.components.requests311.models import Photo, Request
-from qala.components.requests311.photo_files import DiskPhotoStore
+from qala.components.requests311.photo_files import DiskPhotoStore, PhotoUpload, prepare_photos
 from qala.components.requests311.photo_s3 import S3PhotoStore
-from qala.components.requests311.photos import STORE_KEY, store_for
+from qala.components.requests311.photos import STORE_KEY, store_for, write_files
 from qala.components.requests311.ratelimit import SharedRateLimit
 from qala.core.errors import NotFoundError, UnavailableError
 from qala.settings import Settings
@@ -309,3 +309,20 @@ def test_the_store_itself_reads_writes_and_deletes(endpoint: str) -> None:
     with pytest.raises(UnavailableError) as failed:
         missing.put(name, b"x")
     assert "NoSuchBucket" in str(failed.value) and SECRET_KEY not in str(failed.value)
+
+
+def test_a_storage_failing_midway_leaves_none_of_the_reports_files(tmp_path: Path) -> None:
+    """The second photo's folder cannot be made (a file is in its place): the first photo and
+    its thumbnail, already written, are removed again and the failure is a 503 error."""
+    while True:
+        prepared, _ = prepare_photos([PhotoUpload(jpeg_with_gps()), PhotoUpload(jpeg_with_gps())])
+        if prepared[0].name[:2] != prepared[1].name[:2]:
+            break
+    root = tmp_path / "media"
+    blocked = root / "requests311" / prepared[1].name[:2]
+    blocked.parent.mkdir(parents=True)
+    blocked.write_bytes(b"")
+    with pytest.raises(UnavailableError) as failed:
+        write_files(DiskPhotoStore(root), prepared)
+    assert failed.value.message is not None
+    assert sorted(p for p in root.rglob("*") if p.is_file()) == [blocked]

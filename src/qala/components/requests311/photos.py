@@ -5,8 +5,8 @@ Open311 ``media_url`` (its first photo the public may see)."""
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -28,6 +28,8 @@ from qala.core.errors import (
 from qala.core.messages import msg
 from qala.runtime import Context
 from qala.settings import Settings
+
+log = logging.getLogger("qala.requests311.photos")
 
 MEDIA_PATH = "/media/requests311"
 """Where photos are served: ``{MEDIA_PATH}/{name}``."""
@@ -89,20 +91,32 @@ class PhotoView:
 
 def write_files(store: PhotoStore, photos: list[PreparedPhoto]) -> None:
     """Put each photo and its thumbnail in ``store``; on failure none of them stays."""
+    written: list[str] = []
     try:
         for photo in photos:
-            store.put(photo.name, photo.data)
-            store.put(photo.thumb_name, photo.thumb)
+            for name, data in ((photo.name, photo.data), (photo.thumb_name, photo.thumb)):
+                written.append(name)  # before the put: one that failed late may have landed
+                store.put(name, data)
     except BaseException:
-        remove_files(store, photos)
+        remove_names(store, written)
         raise
 
 
 def remove_files(store: PhotoStore, photos: list[PreparedPhoto]) -> None:
-    for photo in photos:
-        for name in (photo.name, photo.thumb_name):
-            with contextlib.suppress(OSError, UnavailableError):  # nothing more can be done
-                store.delete(name)
+    remove_names(store, [name for photo in photos for name in (photo.name, photo.thumb_name)])
+
+
+def remove_names(store: PhotoStore, names: list[str]) -> None:
+    """Delete ``names`` from ``store``; when the storage itself fails, the rest would wait as
+    long, so they are left and logged for the operator to remove."""
+    for at, name in enumerate(names):
+        try:
+            store.delete(name)
+        except UnavailableError:
+            log.warning("photo storage failed; files of a refused report left: %s", names[at:])
+            return
+        except OSError:  # nothing more can be done for this one
+            log.warning("photo %s of a refused report could not be removed", name)
 
 
 def attach_photos(
