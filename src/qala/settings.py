@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Literal, TypedDict
 from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Language = Literal["kk", "ru", "en"]
@@ -45,6 +45,42 @@ def persistent_secret_key() -> str:
 _TILE_HOST = re.compile(r"^(\{s\}\.)?[A-Za-z0-9.-]+(:[0-9]{1,5})?$")
 
 
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_IP_SHAPED = re.compile(r"^\d+\.\d+\.\d+\.\d+$")
+_PREFIX = re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*/?$")
+
+
+def bucket_problem(name: str) -> str | None:
+    """Why ``name`` breaks S3's bucket naming rules (3-63 lowercase letters, digits, dots and
+    hyphens, a letter or digit at each end, no ``..``, not an IP address), or None."""
+    if not _BUCKET.match(name):
+        return (
+            "the bucket name must be 3-63 lowercase letters, digits, dots and hyphens, "
+            "starting and ending with a letter or digit"
+        )
+    if ".." in name or ".-" in name or "-." in name or _IP_SHAPED.match(name):
+        return "the bucket name may not hold '..', '.-' or '-.', nor be an IP address"
+    if name.startswith(("xn--", "sthree-")) or name.endswith(("-s3alias", "--ol-s3")):
+        return "the bucket name uses a prefix or suffix S3 reserves"
+    return None
+
+
+def endpoint_problem(url: str) -> str | None:
+    """Why ``url`` cannot be an S3 endpoint (``http(s)://host[:port]``), or None."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port out of range
+    except ValueError:
+        return "the S3 URL is malformed"
+    if parts.scheme not in ("http", "https"):
+        return "the S3 URL must start with https:// (or http://)"
+    if not parts.hostname:
+        return "the S3 URL must name a host"
+    if "@" in parts.netloc or parts.query or parts.fragment or parts.path not in ("", "/"):
+        return "the S3 URL is the endpoint alone (no keys, path or query; the bucket is separate)"
+    return None
+
+
 def tile_origin(url: str) -> str:
     """The origin a tile URL template loads images from, as a CSP source: ``scheme://host[:port]``
     with a ``{s}.`` subdomain placeholder read as ``*.`` (``https://*.tile.openstreetmap.org``).
@@ -71,7 +107,10 @@ class ProxyOptions(TypedDict):
 class Settings(BaseSettings):
     """Everything Qala can be configured with. Environment variables: ``QALA_<FIELD>``."""
 
-    model_config = SettingsConfigDict(env_prefix="QALA_", env_file=None, extra="ignore")
+    # The settings hold secrets (keys, passwords in URLs): errors name the field, never its value.
+    model_config = SettingsConfigDict(
+        env_prefix="QALA_", env_file=None, extra="ignore", hide_input_in_errors=True
+    )
 
     database_url: str = Field(default_factory=default_database_url)
     """SQLAlchemy URL: SQLite file by default, ``postgresql+psycopg://…`` in production."""
@@ -88,6 +127,43 @@ class Settings(BaseSettings):
     media_dir: Path = Path("var") / "media"
     """Where residents' photos of requests are kept (``QALA_MEDIA_DIR``): re-encoded files
     without EXIF and their thumbnails, under random names. Back it up with the database."""
+
+    media_s3_url: str | None = Field(default=None, max_length=300)
+    """An S3-compatible endpoint to keep photos in instead of ``media_dir``
+    (``QALA_MEDIA_S3_URL``, e.g. ``https://s3.amazonaws.com`` or a MinIO at
+    ``http://127.0.0.1:9000``). Needs ``media_s3_bucket`` and the ``s3`` extra (boto3)."""
+    media_s3_bucket: str | None = Field(default=None, max_length=63)
+    """The bucket photos go in (``QALA_MEDIA_S3_BUCKET``); keep it private: Qala serves them."""
+    media_s3_access_key: str | None = Field(default=None, max_length=256)
+    media_s3_secret_key: SecretStr | None = Field(default=None, max_length=256)
+    """The storage's keys (``QALA_MEDIA_S3_ACCESS_KEY``, ``QALA_MEDIA_S3_SECRET_KEY``); both or
+    neither (then boto3's own chain: ``AWS_*`` variables, an instance role). Never logged."""
+    media_s3_region: str = Field(default="us-east-1", pattern=r"^[a-z0-9-]{1,40}$")
+    media_s3_prefix: str = Field(default="", max_length=200)
+    """Keys start with this (``QALA_MEDIA_S3_PREFIX``, e.g. ``qala/``) when the bucket is shared."""
+
+    @model_validator(mode="after")
+    def _media_s3_usable(self) -> Settings:
+        url = (self.media_s3_url or "").strip()
+        bucket = (self.media_s3_bucket or "").strip()
+        if not url:
+            if bucket:
+                raise ValueError("QALA_MEDIA_S3_BUCKET is set without QALA_MEDIA_S3_URL")
+            self.media_s3_url = self.media_s3_bucket = None
+            return self
+        problem = endpoint_problem(url) or (
+            bucket_problem(bucket) if bucket else "QALA_MEDIA_S3_URL needs QALA_MEDIA_S3_BUCKET"
+        )
+        if problem is None and bool(self.media_s3_access_key) != bool(self.media_s3_secret_key):
+            problem = "set both QALA_MEDIA_S3_ACCESS_KEY and QALA_MEDIA_S3_SECRET_KEY, or neither"
+        prefix = self.media_s3_prefix.strip()
+        if problem is None and prefix and (not _PREFIX.match(prefix) or ".." in prefix):
+            problem = "the S3 key prefix may hold letters, digits, '_', '.', '-' and '/' only"
+        if problem is not None:
+            raise ValueError(problem)
+        self.media_s3_url, self.media_s3_bucket = url.rstrip("/"), bucket
+        self.media_s3_prefix = prefix.rstrip("/") + "/" if prefix else ""
+        return self
 
     shared_data: Path | None = None
     """The shared data folder holding ``kz/…`` (``QALA_SHARED_DATA``, e.g. ``../shared/data``):

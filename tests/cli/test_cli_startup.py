@@ -38,6 +38,8 @@ HEAVY = (
     "sqlalchemy",
     "alembic",
     "matplotlib",
+    "boto3",
+    "botocore",
     "qala.registry",
     "qala.components",
     "qala.engines",

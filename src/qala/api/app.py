@@ -17,13 +17,20 @@ from qala.core.errors import (
     NotFoundError,
     PermissionDeniedError,
     QalaError,
+    UnavailableError,
     ValidationError,
 )
 from qala.registry import COMPONENTS, prepare, start_components
 from qala.runtime import Context
 from qala.settings import Settings, tile_origin
 
-_STATUS = {NotFoundError: 404, ConflictError: 409, PermissionDeniedError: 403, ValidationError: 422}
+_STATUS = {
+    NotFoundError: 404,
+    ConflictError: 409,
+    PermissionDeniedError: 403,
+    ValidationError: 422,
+    UnavailableError: 503,
+}
 
 
 async def qala_error(_request: Request, exc: QalaError) -> JSONResponse:

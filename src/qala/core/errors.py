@@ -43,6 +43,11 @@ class PermissionDeniedError(QalaError):
     """The caller's role may not do this."""
 
 
+class UnavailableError(QalaError):
+    """A service Qala relies on (the photo storage) is unreachable or refused the work; nothing
+    was changed and the same request may be sent again later (HTTP 503)."""
+
+
 class ConvergenceError(QalaError):
     """An iterative algorithm did not converge within its limit."""
 

@@ -18,6 +18,10 @@ def _api(context: Context) -> object:
     from fastapi import APIRouter
 
     from qala.components.requests311 import open311, operator_api, photo_api
+    from qala.components.requests311.photos import photo_store
+
+    # The photo store is chosen now, so a bucket configured without boto3 stops the start.
+    photo_store(context)
 
     # The platform's shared Open311 state (catalogue cache, rate limits, database threads) is made
     # now, once per context, rather than by the first request.

@@ -52,6 +52,7 @@ from qala.core.errors import (
     NotFoundError,
     PermissionDeniedError,
     QalaError,
+    UnavailableError,
     ValidationError,
 )
 from qala.core.i18n import Translator
@@ -59,6 +60,8 @@ from qala.core.messages import Message, msg
 from qala.runtime import Context
 
 PREFIX = "/open311/v2"
+STORAGE_RETRY_AFTER_S = 30
+"""Seconds a client is told to wait when the photo storage failed."""
 FORMATS = ("json", "xml")
 MAX_BODY_BYTES = 64 * 1024
 MAX_IDS = 200
@@ -285,6 +288,7 @@ _STATUS: dict[type[QalaError], int] = {
     NotFoundError: 404,
     PermissionDeniedError: 403,
     ConflictError: 409,
+    UnavailableError: 503,
 }
 
 
@@ -302,7 +306,9 @@ def _refusal(fmt: str, exc: OpenError | QalaError, language: str = "en") -> Resp
     if isinstance(exc, ValidationError):
         return _error_response(fmt, 400, _problems_to_errors(exc, t))
     status = next((s for kind, s in _STATUS.items() if isinstance(exc, kind)), 400)
-    return _error_response(fmt, status, [(status, t.message(exc.message or str(exc)))])
+    # Storage that failed (photos): nothing was stored, the same post may be sent again later.
+    retry = {"Retry-After": str(STORAGE_RETRY_AFTER_S)} if status == 503 else None
+    return _error_response(fmt, status, [(status, t.message(exc.message or str(exc)))], retry)
 
 
 def _answer(

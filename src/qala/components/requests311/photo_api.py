@@ -26,7 +26,7 @@ from qala.components.requests311.photos import (
     set_photo_hidden,
     stored_photo,
 )
-from qala.core.errors import NotFoundError, PermissionDeniedError
+from qala.core.errors import NotFoundError, PermissionDeniedError, UnavailableError
 from qala.runtime import Context
 
 MAX_ID = 2**31 - 1
@@ -87,6 +87,10 @@ async def photo(name: PhotoName, context: ContextDep, user: OptionalUser) -> Res
         data, content_type, hidden = await asyncio.to_thread(photo_file, context, user, name)
     except NotFoundError:
         raise HTTPException(404, "no such photo") from None
+    except UnavailableError:  # the storage failed: try again, keep nothing cached
+        headers = {"Retry-After": "30", "Cache-Control": "no-store"}
+        detail = "the photo storage is unavailable; try again shortly"
+        raise HTTPException(503, detail, headers=headers) from None
     headers = {
         **PHOTO_HEADERS,
         # A hidden photo must not stay in a shared cache; a public one may be kept a while.

@@ -16,6 +16,7 @@ append; it is dropped with the rest when the picture is drawn again.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import math
 import os
@@ -28,7 +29,7 @@ from typing import Any, Protocol
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from qala.core.errors import NotFoundError, Problem
+from qala.core.errors import NotFoundError, Problem, UnavailableError
 from qala.core.messages import msg
 
 MAX_PHOTOS = 3
@@ -302,13 +303,20 @@ def location_of(uploads: list[PhotoUpload]) -> tuple[float, float] | None:
 
 
 class PhotoStore(Protocol):
-    """Where photo files live, by name (:data:`NAME_PATTERN`)."""
+    """Where photo files live, by name (:data:`NAME_PATTERN`). A storage that fails raises
+    :class:`~qala.core.errors.UnavailableError` (answered 503); a missing file NotFoundError."""
 
     def put(self, name: str, data: bytes) -> None: ...
 
     def get(self, name: str) -> bytes: ...
 
     def delete(self, name: str) -> None: ...
+
+
+def _unavailable(detail: str) -> UnavailableError:
+    return UnavailableError(
+        f"the photo storage is unavailable ({detail}); try again later"
+    ).with_message(msg("problem.photo_storage_unavailable"))
 
 
 class DiskPhotoStore:
@@ -325,18 +333,25 @@ class DiskPhotoStore:
 
     def put(self, name: str, data: bytes) -> None:
         path = self._path(name)
-        path.parent.mkdir(parents=True, exist_ok=True)
         temporary = path.with_name(f".{name}.{secrets.token_hex(4)}")
-        with open(temporary, "wb") as out:
-            out.write(data)
-        os.chmod(temporary, 0o640)
-        os.replace(temporary, path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with open(temporary, "wb") as out:
+                out.write(data)
+            os.chmod(temporary, 0o640)
+            os.replace(temporary, path)
+        except OSError as exc:  # a full disk, a folder it may not write
+            with contextlib.suppress(OSError):
+                temporary.unlink(missing_ok=True)
+            raise _unavailable(f"writing a photo under {self.root}: {exc.strerror}") from None
 
     def get(self, name: str) -> bytes:
         try:
             return self._path(name).read_bytes()
         except FileNotFoundError:
             raise NotFoundError("no such photo") from None
+        except OSError as exc:
+            raise _unavailable(f"reading a photo under {self.root}: {exc.strerror}") from None
 
     def delete(self, name: str) -> None:
         self._path(name).unlink(missing_ok=True)

@@ -5,7 +5,8 @@ Open311 ``media_url`` (its first photo the public may see)."""
 
 from __future__ import annotations
 
-import contextlib
+import importlib.util
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,9 +18,18 @@ from sqlalchemy.orm import Session
 from qala.components.requests311.models import AuditEntry, Photo, Request
 from qala.components.requests311.photo_files import DiskPhotoStore, PhotoStore, PreparedPhoto
 from qala.core.clock import as_utc
-from qala.core.errors import NotFoundError, Problem, raise_if_problems
+from qala.core.errors import (
+    ConfigurationError,
+    NotFoundError,
+    Problem,
+    UnavailableError,
+    raise_if_problems,
+)
 from qala.core.messages import msg
 from qala.runtime import Context
+from qala.settings import Settings
+
+log = logging.getLogger("qala.requests311.photos")
 
 MEDIA_PATH = "/media/requests311"
 """Where photos are served: ``{MEDIA_PATH}/{name}``."""
@@ -27,11 +37,34 @@ STORE_KEY = "requests311.photo_store"
 MAX_HIDE_REASON = 500
 
 
+def store_for(settings: Settings) -> PhotoStore:
+    """The photo store ``settings`` configure: a bucket when ``QALA_MEDIA_S3_URL`` is set
+    (ConfigurationError when boto3, the ``s3`` extra, is missing), else the folder
+    ``QALA_MEDIA_DIR``."""
+    if not settings.media_s3_url or not settings.media_s3_bucket:
+        return DiskPhotoStore(settings.media_dir)
+    if importlib.util.find_spec("boto3") is None:
+        raise ConfigurationError(
+            "QALA_MEDIA_S3_URL is set but boto3 is not installed: pip install 'qala[s3]'"
+        )
+    from qala.components.requests311.photo_s3 import S3PhotoStore
+
+    secret = settings.media_s3_secret_key
+    return S3PhotoStore(
+        settings.media_s3_url,
+        settings.media_s3_bucket,
+        access_key=settings.media_s3_access_key,
+        secret_key=secret.get_secret_value() if secret is not None else None,
+        region=settings.media_s3_region,
+        prefix=settings.media_s3_prefix,
+    )
+
+
 def photo_store(context: Context) -> PhotoStore:
-    """The platform's photo store (a folder, ``QALA_MEDIA_DIR``), kept in ``context.extras``."""
+    """The platform's photo store (see :func:`store_for`), kept in ``context.extras``."""
     store = context.extras.get(STORE_KEY)
     if store is None:
-        store = context.extras[STORE_KEY] = DiskPhotoStore(context.settings.media_dir)
+        store = context.extras[STORE_KEY] = store_for(context.settings)
     return store
 
 
@@ -58,20 +91,32 @@ class PhotoView:
 
 def write_files(store: PhotoStore, photos: list[PreparedPhoto]) -> None:
     """Put each photo and its thumbnail in ``store``; on failure none of them stays."""
+    written: list[str] = []
     try:
         for photo in photos:
-            store.put(photo.name, photo.data)
-            store.put(photo.thumb_name, photo.thumb)
+            for name, data in ((photo.name, photo.data), (photo.thumb_name, photo.thumb)):
+                written.append(name)  # before the put: one that failed late may have landed
+                store.put(name, data)
     except BaseException:
-        remove_files(store, photos)
+        remove_names(store, written)
         raise
 
 
 def remove_files(store: PhotoStore, photos: list[PreparedPhoto]) -> None:
-    for photo in photos:
-        for name in (photo.name, photo.thumb_name):
-            with contextlib.suppress(OSError):  # nothing more can be done
-                store.delete(name)
+    remove_names(store, [name for photo in photos for name in (photo.name, photo.thumb_name)])
+
+
+def remove_names(store: PhotoStore, names: list[str]) -> None:
+    """Delete ``names`` from ``store``; when the storage itself fails, the rest would wait as
+    long, so they are left and logged for the operator to remove."""
+    for at, name in enumerate(names):
+        try:
+            store.delete(name)
+        except UnavailableError:
+            log.warning("photo storage failed; files of a refused report left: %s", names[at:])
+            return
+        except OSError:  # nothing more can be done for this one
+            log.warning("photo %s of a refused report could not be removed", name)
 
 
 def attach_photos(

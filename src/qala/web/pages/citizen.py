@@ -38,7 +38,14 @@ from qala.components.requests311.photo_files import (
     PhotoUpload,
     location_of,
 )
-from qala.core.errors import ConflictError, NotFoundError, PermissionDeniedError, ValidationError
+from qala.core.errors import (
+    ConflictError,
+    NotFoundError,
+    PermissionDeniedError,
+    Problem,
+    UnavailableError,
+    ValidationError,
+)
 from qala.core.messages import msg
 from qala.store.database import Database
 from qala.web import data
@@ -136,12 +143,8 @@ async def submit(
         submitted = submit_counted(context, jurisdiction, new, client_address(request))
     except RateLimited as exc:
         return too_many(request, ui, exc)
-    except (ValidationError, PermissionDeniedError) as exc:
-        problems, status_code = (
-            ([p.as_dict() for p in exc.problems], 422)
-            if isinstance(exc, ValidationError)
-            else ([{"column": "", "reason": str(exc)}], 403)
-        )
+    except (ValidationError, PermissionDeniedError, UnavailableError) as exc:
+        problems, status_code = refusal_problems(exc)
         notices = suggest_photo_location(values, new.photos)
         return form_page(
             request,
@@ -376,6 +379,23 @@ def supported_message(
     if done.added:
         return t("request.supported", id=request_id), "ok"
     return t("request.already_supported"), "ok"
+
+
+def refusal_problems(exc: Exception) -> tuple[list[dict[str, Any]], int]:
+    """What the form shows for a refused report, and its status: the problems of bad input
+    (422), the photo storage that failed (503: nothing was stored, send it again later) or a
+    city that takes no anonymous reports (403)."""
+    if isinstance(exc, ValidationError):
+        return [p.as_dict() for p in exc.problems], 422
+    if isinstance(exc, UnavailableError):
+        problem = Problem(
+            "the photo storage is unavailable; try again later",
+            column=PHOTO_FIELD,
+            code="photo_storage_unavailable",
+            message=msg("problem.photo_storage_unavailable"),
+        )
+        return [problem.as_dict()], 503
+    return [{"column": "", "reason": str(exc)}], 403
 
 
 def too_many(request: Request, ui: UI, exc: RateLimited) -> Response:
