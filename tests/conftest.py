@@ -168,6 +168,23 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     server.drop(url)
 
 
+@pytest.fixture(
+    scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def module_database_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """:func:`database_url` shared by one module's tests (a world built once per backend)."""
+    if request.param == "sqlite":
+        folder = tmp_path_factory.mktemp("store")
+        yield _sqlite_url(request.getfixturevalue("sqlite_template"), folder)
+        return
+    server: PostgresServer = request.getfixturevalue("postgres_server")
+    url = server.create(template=request.getfixturevalue("postgres_template"))
+    yield url
+    server.drop(url)
+
+
 @pytest.fixture
 def sqlite_url(sqlite_template: Path, tmp_path: Path) -> str:
     """A fresh, migrated SQLite database with reference data (for tests that need one backend)."""

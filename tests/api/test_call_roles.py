@@ -7,7 +7,6 @@ values and the releases are the same before and after."""
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
@@ -78,24 +77,12 @@ class World:
         return events or 0, values, releases or 0
 
 
-@pytest.fixture(
-    scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
-)
-def world(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[World]:
+@pytest.fixture(scope="module")
+def world(module_database_url: str) -> Iterator[World]:
     """Every account, once per backend; each test opens its own call."""
     from qala.api import create_app
 
-    if request.param == "sqlite":
-        folder = tmp_path_factory.mktemp("calls")
-        shutil.copy(request.getfixturevalue("sqlite_template"), folder / "qala.sqlite")
-        url, drop = f"sqlite:///{folder / 'qala.sqlite'}", None
-    else:
-        server = request.getfixturevalue("postgres_server")
-        url = server.create(template=request.getfixturevalue("postgres_template"))
-        drop = server
-    context = Context.from_settings(Settings(database_url=url, secret_key="calls"))
+    context = Context.from_settings(Settings(database_url=module_database_url, secret_key="calls"))
     with context.database.transaction() as session:
         tokens = {}
         for username, (role, place) in ACCOUNTS.items():
@@ -110,8 +97,6 @@ def world(
     http = TestClient(create_app(context=context), client=("203.0.113.7", 50000))
     yield World(http, tokens, context)
     context.database.dispose()
-    if drop is not None:
-        drop.drop(url)
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,6 @@ city is named and is not theirs) or 404 (an object outside their scope is as if 
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import count
@@ -44,30 +43,16 @@ class World:
     context: Context
 
 
-@pytest.fixture(
-    scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
-)
-def world(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[World]:
+@pytest.fixture(scope="module")
+def world(module_database_url: str) -> Iterator[World]:
     """Two cities with requests of two departments, an incident each, and every account."""
     from qala.api import create_app
 
-    if request.param == "sqlite":
-        folder = tmp_path_factory.mktemp("scope")
-        shutil.copy(request.getfixturevalue("sqlite_template"), folder / "qala.sqlite")
-        url, drop = f"sqlite:///{folder / 'qala.sqlite'}", None
-    else:
-        server = request.getfixturevalue("postgres_server")
-        url = server.create(template=request.getfixturevalue("postgres_template"))
-        drop = server
-    context = Context.from_settings(Settings(database_url=url, secret_key="scope"))
+    context = Context.from_settings(Settings(database_url=module_database_url, secret_key="scope"))
     ids, tokens = _fill(context)
     http = TestClient(create_app(context=context), client=("203.0.113.9", 50000))
     yield World(http, tokens, ids, context)
     context.database.dispose()
-    if drop is not None:
-        drop.drop(url)
 
 
 def _fill(context: Context) -> tuple[dict[str, int], dict[str, str]]:

@@ -606,16 +606,8 @@ def publish(
         )
     catalogue = load_catalogue()
     values = [
-        {
-            "place_code": code,
-            "indicator_id": row.indicator_id,
-            "year": call.year,
-            "value": row.value,
-            "unit": catalogue.indicators[row.indicator_id].unit,
-            "evidence": row.evidence,
-            "submitted_by": row.submitted_by,
-            "approved_by": row.reviewed_by or actor,
-        }
+        _value_record(call, row, code, catalogue)
+        | {"submitted_by": row.submitted_by, "approved_by": row.reviewed_by or actor}
         for row, code in accepted
     ]
     previous = session.scalar(
@@ -789,14 +781,7 @@ def draft_frame(session: Session, call_id: int) -> pd.DataFrame:
     call = get_call(session, call_id)
     catalogue = load_catalogue()
     rows = [
-        {
-            "place_code": code,
-            "indicator_id": row.indicator_id,
-            "year": call.year,
-            "value": row.value,
-            "unit": catalogue.indicators[row.indicator_id].unit,
-            "evidence": row.evidence,
-        }
+        _value_record(call, row, code, catalogue)
         for row, code in session.execute(
             select(CallValue, Place.code)
             .join(Place, Place.id == CallValue.place_id)
@@ -804,6 +789,18 @@ def draft_frame(session: Session, call_id: int) -> pd.DataFrame:
         )
     ]
     return _long(rows, source=f"DRAFT: data call {call.id}, not published")
+
+
+def _value_record(call: DataCall, row: CallValue, code: str, catalogue: Any) -> dict[str, Any]:
+    """A call's value as a release (or draft) holds it, in the catalogue's unit."""
+    return {
+        "place_code": code,
+        "indicator_id": row.indicator_id,
+        "year": call.year,
+        "value": row.value,
+        "unit": catalogue.indicators[row.indicator_id].unit,
+        "evidence": row.evidence,
+    }
 
 
 def _long(rows: list[dict[str, Any]], *, source: str) -> pd.DataFrame:
