@@ -313,6 +313,9 @@ def test_citizens_register_themselves_and_names_are_unique(site: tuple[Context, 
     token = csrf(again.get("/register").text)
     taken = again.post("/register", data={**fields, "csrf_token": token})
     assert taken.status_code == 400 and "aliya.k" in taken.text
+    token = csrf(again.get("/register?lang=kk").text)
+    taken = again.post("/register?lang=kk", data={**fields, "csrf_token": token})
+    assert "пайдаланушы аты бос емес" in taken.text and "is taken" not in taken.text
     token = csrf(again.get("/register").text)
     short = again.post(
         "/register",

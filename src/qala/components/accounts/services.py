@@ -17,6 +17,7 @@ from qala.components.accounts import throttle
 from qala.components.accounts.models import ROLES, AccountSession, ApiToken, User
 from qala.core.clock import utc_now
 from qala.core.errors import ConflictError, NotFoundError, PermissionDeniedError, ValidationError
+from qala.core.messages import msg
 
 SESSION_LIFETIME = timedelta(hours=12)
 USERNAME = re.compile(r"^[a-z0-9_.@-]{3,80}$")
@@ -91,7 +92,9 @@ def create_user(
 
         raise ValidationError([Problem(p) for p in problems], "cannot create the account")
     if session.scalar(select(User).where(User.username == username)) is not None:
-        raise ConflictError(f"the username `{username}` is taken")
+        raise ConflictError(f"the username `{username}` is taken").with_message(
+            msg("auth.username_taken", username=username)
+        )
     user = User(
         username=username,
         password_hash=_hasher.hash(password),

@@ -147,7 +147,7 @@ async def register(request: Request, ui: UIDep, t: TranslatorDep, context: Conte
         except ValidationError as exc:
             problems += [t.problem(p) for p in exc.problems]
         except ConflictError as exc:
-            problems.append(str(exc))
+            problems.append(t.error(exc))
     if problems:
         return ui.render(
             request,

@@ -63,11 +63,13 @@ async def import_data(
 
 
 @router.post("/admin/build")
-async def build(request: Request, user: AnalystPage, ui: UIDep, context: ContextDep) -> Response:
+async def build(
+    request: Request, user: AnalystPage, ui: UIDep, t: TranslatorDep, context: ContextDep
+) -> Response:
     if not StaffScope.of(user).national:
         raise HTTPException(403, "the national rating is built by national staff")
     if not installed("rating"):
-        return page(request, ui, context, status_code=404, error="rating component not installed")
+        return page(request, ui, context, status_code=404, error=t("admin.no_rating"))
     from qala.components.rating import services as rating
 
     form = await request.form()
@@ -76,12 +78,12 @@ async def build(request: Request, user: AnalystPage, ui: UIDep, context: Context
         year_text = str(form.get("year", "")).strip()
         year = int(year_text) if year_text else None
     except ValueError:
-        error = "replications and year must be whole numbers"
+        error = t("admin.whole_numbers")
         return page(request, ui, context, status_code=422, error=error)
     try:
         outcome = rating.build_rating(context.database, year=year, replications=replications)
     except QalaError as exc:
-        return page(request, ui, context, status_code=422, error=str(exc))
+        return page(request, ui, context, status_code=422, error=t.error(exc))
     summary = outcome.to_json_dict()
     built = {
         "run_id": outcome.run_id,
