@@ -182,7 +182,9 @@ def open_verify_page(page: Any, site: Site) -> str:
     page.goto(f"{site.url}/budgeting/{site.process}?lang=kk")
     page.click("#verify-link")
     page.wait_for_url(f"**/budgeting/{site.process}/verify")
-    page.wait_for_function("document.getElementById('challenge').textContent.startsWith('qala-')")
+    page.wait_for_function(
+        "() => document.getElementById('challenge').textContent.startsWith('qala-')"
+    )
     return str(page.locator("#challenge").inner_text()).strip()
 
 
@@ -285,7 +287,9 @@ def test_without_ncalayer_the_page_says_so_and_a_signed_file_verifies(
 def test_the_page_in_russian_has_no_english_and_fits_the_phone(phone: Any, site: Site) -> None:
     sign_in(phone, site, "nurlan")
     phone.goto(f"{site.url}/budgeting/{site.process}/verify?lang=ru")
-    phone.wait_for_function("document.getElementById('challenge').textContent.startsWith('qala-')")
+    phone.wait_for_function(
+        "() => document.getElementById('challenge').textContent.startsWith('qala-')"
+    )
     assert phone.locator("h1").inner_text() == Translator("ru")("verify.title")
     phone.locator("#upload-fallback summary").click()
     words = latin_words(phone.locator("main").inner_text()) - ALLOWED

@@ -57,6 +57,11 @@ ALLOWED = {
     "PDF",
     "CSV",
     "XLSX",
+    # picture formats, named as the phone's gallery names them
+    "JPEG",
+    "PNG",
+    "HEIC",
+    "HEIF",
     "JSON",
     "Parquet",
     "SVG",
