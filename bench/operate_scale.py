@@ -167,7 +167,6 @@ class Worker:
     process: subprocess.Popen[bytes] | None = None
     metrics_port: int = field(default_factory=free_port)
     starts: int = 0
-    profile: Path | None = None  # run under cProfile, writing here at exit
 
     @property
     def log(self) -> Path:
@@ -184,8 +183,6 @@ class Worker:
             ),
         }
         command = [sys.executable, "-m", "qala.cli.main", "operate", "ingest-mqtt"]
-        if self.profile is not None:
-            command[1:1] = ["-m", "cProfile", "-o", str(self.profile)]
         command += ["--worker", str(self.number), "--metrics-port", str(self.metrics_port)]
         before = self.log.read_text().count("ingesting from") if self.log.exists() else 0
         self.process = subprocess.Popen(
@@ -476,7 +473,7 @@ def slope(xs: list[float], ys: list[float]) -> float:
 class Setup:
     """Database, broker and workers of one run; ``close()`` stops and drops them."""
 
-    def __init__(self, workers: int, sensors: int, group_size: int, profile: bool = False) -> None:
+    def __init__(self, workers: int, sensors: int, group_size: int) -> None:
         self.folder = Path(tempfile.mkdtemp(prefix="qala-scale-"))
         self.url, self.drop = make_database()
         register(self.url, sensors, group_size)
@@ -484,10 +481,6 @@ class Setup:
         self.workers = [
             Worker(n, self.url, self.broker.port, self.folder) for n in range(1, workers + 1)
         ]
-        if profile:
-            RESULTS.mkdir(parents=True, exist_ok=True)
-            for worker in self.workers:
-                worker.profile = RESULTS / f"operate_scale_worker-{worker.number}.prof"
         for worker in self.workers:
             worker.start()
         self.store = Store(self.url)
@@ -508,7 +501,7 @@ class Setup:
 
 
 def throughput_run(rate: float, args: argparse.Namespace) -> dict[str, Any]:
-    setup = Setup(args.workers, args.sensors, args.group_size, profile=args.profile)
+    setup = Setup(args.workers, args.sensors, args.group_size)
     try:
         messages_per_s = rate / args.per_message
         plan = Plan(
@@ -583,21 +576,6 @@ def throughput_run(rate: float, args: argparse.Namespace) -> dict[str, Any]:
         }
     finally:
         setup.close()
-        if args.profile:
-            show_profile(setup.workers[0])
-
-
-def show_profile(worker: Worker) -> None:
-    """The functions where a worker spent its time (own time and with callees)."""
-    import io
-    import pstats
-
-    if worker.profile is None or not worker.profile.exists():
-        return
-    for order in ("tottime", "cumulative"):
-        out = io.StringIO()
-        pstats.Stats(str(worker.profile), stream=out).sort_stats(order).print_stats(18)
-        console.print(out.getvalue(), markup=False, highlight=False)
 
 
 def throughput(args: argparse.Namespace) -> None:
@@ -916,7 +894,6 @@ def main() -> None:
     fast.add_argument("--workers", type=int, default=2)
     fast.add_argument("--sensors", type=int, default=1000)
     fast.add_argument("--per-message", type=int, default=20, help="readings per MQTT message")
-    fast.add_argument("--profile", action="store_true", help="run the workers under cProfile")
     long = modes.add_parser("soak", help="many sensors for minutes, a worker killed midway")
     long.add_argument("--minutes", type=float, default=30.0)
     long.add_argument("--sensors", type=int, default=20_000)
