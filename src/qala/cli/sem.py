@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -42,6 +43,23 @@ def _fail(message: str, as_json: bool) -> None:
     else:
         Console(stderr=True).print(f"[red]error:[/] {message}", highlight=False)
     raise typer.Exit(code=2)
+
+
+Outcome = TypeVar("Outcome")
+
+
+def _fit_then(
+    text: str, data: Any, as_json: bool, step: Callable[[Any], Outcome], **options: Any
+) -> Outcome:
+    """``step`` of the model fitted on ``data``; a refusal of either is printed and ends the
+    command (exit 2)."""
+    from qala.engines.plssem import PLSSEM
+
+    try:
+        return step(PLSSEM(text, **options).fit(data))
+    except QalaError as exc:
+        _fail(str(exc), as_json)
+        raise  # _fail has ended the command
 
 
 def _read_inputs(model_file: Path, data_file: Path, as_json: bool) -> tuple[str, pd.DataFrame]:
@@ -265,15 +283,16 @@ def predict_command(
     missing: MissingOpt = "error",
 ) -> None:
     """PLSpredict: k-fold Q²_predict, RMSE and MAE against a linear-model benchmark."""
-    from qala.engines.plssem import PLSSEM
-
     text, data = _read_inputs(model_file, data_file, as_json)
-    try:
-        result = PLSSEM(text, scheme=scheme, consistent=consistent, missing=missing).fit(data)  # type: ignore[arg-type]
-        pred = result.predict(folds=folds, repeats=repeats, seed=seed)
-    except QalaError as exc:
-        _fail(str(exc), as_json)
-        return
+    pred = _fit_then(
+        text,
+        data,
+        as_json,
+        lambda fitted: fitted.predict(folds=folds, repeats=repeats, seed=seed),
+        scheme=scheme,
+        consistent=consistent,
+        missing=missing,
+    )
     if as_json:
         print(json.dumps(pred.to_dict(), indent=2))
     else:
@@ -295,15 +314,16 @@ def cvpat_command(
     missing: MissingOpt = "error",
 ) -> None:
     """CVPAT: does the model predict better than the indicator average and a linear model?"""
-    from qala.engines.plssem import PLSSEM
-
     text, data = _read_columns(model_file, data_file, as_json)
-    try:
-        result = PLSSEM(text, scheme=scheme, consistent=consistent, missing=missing).fit(data)  # type: ignore[arg-type]
-        out = result.cvpat(folds=folds, repeats=repeats, seed=seed)
-    except QalaError as exc:
-        _fail(str(exc), as_json)
-        return
+    out = _fit_then(
+        text,
+        data,
+        as_json,
+        lambda fitted: fitted.cvpat(folds=folds, repeats=repeats, seed=seed),
+        scheme=scheme,
+        consistent=consistent,
+        missing=missing,
+    )
     if as_json:
         print(json.dumps(out.to_dict(), indent=2))
     else:
@@ -322,16 +342,16 @@ def ipma_command(
     missing: MissingOpt = "error",
 ) -> None:
     """Importance–performance map for a target construct."""
-    from qala.engines.plssem import PLSSEM
-
     text, data = _read_inputs(model_file, data_file, as_json)
     scale = None if scale_min is None or scale_max is None else (scale_min, scale_max)
-    try:
-        result = PLSSEM(text, scheme=scheme, missing=missing).fit(data)  # type: ignore[arg-type]
-        out = result.ipma(target, scale=scale)
-    except QalaError as exc:
-        _fail(str(exc), as_json)
-        return
+    out = _fit_then(
+        text,
+        data,
+        as_json,
+        lambda fitted: fitted.ipma(target, scale=scale),
+        scheme=scheme,
+        missing=missing,
+    )
     if as_json:
         print(json.dumps(out.to_dict(), indent=2))
     else:
