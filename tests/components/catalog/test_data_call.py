@@ -360,3 +360,39 @@ def test_a_returned_value_is_answered_and_corrected(context) -> None:
     # An answer is for a returned value only.
     with pytest.raises(ConflictError, match="not returned"), context.database.transaction() as s:
         answer_return(s, call_id, "taraz", UNEMPLOYMENT, actor="t", scope_place="taraz", answer="x")
+
+
+def test_the_demo_has_an_open_call_the_demo_submitter_answers(context) -> None:
+    """The demo's open call asks last year's values, is due after today, has nothing made up in
+    it, and its Astana row is the demo submitter's to fill; loading again adds nothing."""
+    from datetime import date
+
+    from qala.components.catalog.calls import (
+        DEMO_OPEN_CALL_INDICATORS,
+        list_calls,
+        load_demo_open_call,
+        status_board,
+        submit_values,
+    )
+
+    today = date(2026, 12, 6)
+    call_id = load_demo_open_call(context.database, today)
+    assert load_demo_open_call(context.database, today) == call_id
+    with context.database.session() as session:
+        (listed,) = [
+            c for c in list_calls(session, place="astana", today=today) if c["id"] == call_id
+        ]
+        board = status_board(session, call_id, today=today)
+    assert listed["year"] == 2025
+    assert date.fromisoformat(str(listed["deadline"])) == date(2027, 3, 31)
+    assert {r["place"] for r in board} >= {"astana", "almaty"}
+    assert all(r["missing"] == len(DEMO_OPEN_CALL_INDICATORS) for r in board)
+    assert not any(r["overdue"] for r in board)
+    frame = pd.DataFrame(
+        {"place": "astana", "indicator": DEMO_OPEN_CALL_INDICATORS[:1], "value": [87.0]}
+    )
+    with context.database.transaction() as session:
+        submit_values(session, call_id, frame, actor="submitter", scope_place="astana")
+    with context.database.session() as session:
+        astana = [r for r in status_board(session, call_id, today=today) if r["place"] == "astana"]
+    assert astana[0]["submitted"] == 1
