@@ -13,7 +13,6 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from qala.core.errors import ConfigurationError
 
-
 # PostgreSQL's SQLSTATEs for a table or column that does not exist.
 _MISSING_SCHEMA_STATES = {"42P01", "42703"}
 
