@@ -382,6 +382,12 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
     }
 }
 
+# Shared with the sibling NGSI-LD routers (csources_api).
+read_body = _body
+respond = _respond
+count_header = _count_header
+
+
 router = APIRouter(
     prefix=PREFIX, tags=["ngsi-ld"], route_class=NgsiRoute, responses=PROBLEM_RESPONSES
 )
