@@ -3,8 +3,8 @@ systems that hold context data, their discovery by query, subscriptions to them,
 distributed query that forwards entity reads to the registered sources and merges the answers.
 
 A registration says which entities (types, ids, id patterns) and attributes a source at
-``endpoint`` provides. ``GET /entities`` and ``GET /entities/{id}`` ask every matching source of
-mode ``inclusive`` or ``auxiliary`` (whose ``operations`` allow the read) with ``local=true``, so
+``endpoint`` provides. ``GET /entities`` and ``GET /entities/{id}`` ask every matching source
+(whose ``operations`` allow the read) with ``local=true``, so
 that two brokers registered with each other do not bounce a query back and forth, and merge what
 they answer into the local result. A source that fails is named in an ``NGSILD-Warning`` header;
 the answer still holds what the others gave.
@@ -517,6 +517,16 @@ def count_registrations(session: Session) -> int:
     return int(session.scalar(select(func.count()).select_from(CSourceRegistration)) or 0)
 
 
+def _query_language(text: str | None, name: str) -> QNode | QTerm | None:
+    """``q`` or ``csf`` parsed; a syntax error is the request's data (400 BadRequestData)."""
+    if not text:
+        return None
+    try:
+        return parse_q(text)
+    except NgsiError as exc:
+        raise NgsiError("BadRequestData", f"`{name}`: {exc.detail}") from None
+
+
 def parse_discovery(
     *,
     ids: Sequence[str],
@@ -537,8 +547,8 @@ def parse_discovery(
         types=tuple(types),
         id_pattern=id_pattern or None,
         attrs=tuple(attrs),
-        q=parse_q(q) if q else None,
-        csf=parse_q(csf) if csf else None,
+        q=_query_language(q, "q"),
+        csf=_query_language(csf, "csf"),
         geo=parse_geo_query(*geo),
         time=parse_time_query(*time),
     )
@@ -604,14 +614,14 @@ def update_subscription(
         raise NgsiError("BadRequestData", "the update holds no member")
     if members.get("id") not in (None, subscription_id):
         raise NgsiError("BadRequestData", f"the update's id is not {subscription_id}")
+    if "type" in members and members["type"] != "Subscription":
+        raise NgsiError("BadRequestData", "subscription `type` must be Subscription")
     data = dict(record.body)
     for key, value in members.items():
         if key == "id":
             continue
         if value is None:
             data.pop(key, None)
-        elif key == "notification" and isinstance(value, Mapping):
-            data[key] = {**data.get(key, {}), **value}
         else:
             data[key] = value
     data = validate_subscription(data)
@@ -716,7 +726,7 @@ class _Delivery:
 def notification_body(subscription: Mapping[str, Any], delivery: _Delivery) -> dict[str, Any]:
     return {
         "id": f"urn:ngsi-ld:Notification:{uuid.uuid4()}",
-        "type": "Notification",
+        "type": "ContextSourceNotification",
         "subscriptionId": subscription["id"],
         "notifiedAt": _stamp(utc_now()),
         "triggerReason": delivery.reason,
@@ -871,13 +881,13 @@ def sources_for(
     attrs: Sequence[str] = (),
     tenant: str | None = None,
 ) -> list[Source]:
-    """The inclusive or auxiliary registrations a read should be forwarded to."""
+    """The registrations a read should be forwarded to: every mode provides reads (``mode``
+    only decides where updates go, and Qala forwards no updates); ``operations`` must allow
+    the read and ``management.localOnly`` must not keep the source out."""
     query = CSourceQuery(types=tuple(types), attrs=tuple(attrs))
     found = []
     for record in query_registrations(session, query, tenant=tenant):
         data = record.body
-        if data.get("mode", "inclusive") not in ("inclusive", "auxiliary"):
-            continue
         if not _allows(data, operation):
             continue
         if (data.get("management") or {}).get("localOnly"):

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from qala.components.operate import csources
-from qala.components.operate.ngsi import check_entity_id, split_list
+from qala.components.operate.ngsi import NgsiError, check_entity_id, split_list
 from qala.components.operate.ngsi_api import (
     MAX_OFFSET,
     PREFIX,
@@ -66,11 +66,11 @@ def _paged(
     total: int,
     count: bool,
 ) -> Response:
-    headers = count_header(total, count) or {}
+    response = respond(request, items, headers=count_header(total, count))
     links = _page_links(request, limit=limit, offset=offset, total=total)
-    if links:
-        headers["Link"] = links
-    return respond(request, items, headers=headers)
+    if links:  # the pages only (clause 6.3.15 as the suites read it), not the @context too
+        response.headers["Link"] = links
+    return response
 
 
 # ---- registrations ------------------------------------------------------------------------------
@@ -79,6 +79,14 @@ def _paged(
 @router.post("/csourceRegistrations", status_code=201)
 async def register(request: Request, writer: Writer, context: Running) -> Response:
     body, link = await read_body(request)
+    if (
+        link is None
+        and request.headers.get("link")
+        and "ld+json" in (request.headers.get("content-type") or "")
+    ):
+        raise NgsiError(
+            "BadRequestData", "an application/ld+json body gives @context in the body, not a Link"
+        )
     registration_id = await run_in_threadpool(csources.register, context, body, link, writer.tenant)
     return Response(
         status_code=201, headers={"Location": f"{PREFIX}/csourceRegistrations/{registration_id}"}

@@ -1,8 +1,11 @@
 """context source registrations and their subscriptions (NGSI-LD clauses 5.2.9, 5.9–5.11)
 
-Revision ID: operate_0007_csource_registrations
+Revision ID: operate_0007_csources
 Revises: operate_0006
 Create Date: 2026-12-06 07:00:00
+
+The revision id is not ``operate_0007_csource_registrations``: Alembic keeps it in a
+``varchar(32)`` column, which PostgreSQL refuses to overflow.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "operate_0007_csource_registrations"
+revision = "operate_0007_csources"
 down_revision = "operate_0006"
 branch_labels = None
 depends_on = None
