@@ -91,6 +91,21 @@ def test_invalid_registrations_are_refused(
     assert answer.json()["type"].endswith(kind)
 
 
+def test_registration_info_of_ngsi_ld_1_0_is_accepted(operate_app: OperateApp) -> None:
+    """``properties``/``relationships`` (NGSI-LD 1.0–1.2 names, FIWARE's suite) match ``attrs``."""
+    info = [{"entities": [{"type": "Vehicle"}], "properties": ["speed"], "relationships": ["on"]}]
+    body = registration(5, information=info)
+    created = operate_app.client.post(
+        f"{API}/csourceRegistrations", json=body, headers=operate_app.auth
+    )
+    assert created.status_code == 201, created.text
+    found = operate_app.client.get(f"{API}/csourceRegistrations", params={"attrs": "on"}).json()
+    assert [r["id"] for r in found] == [body["id"]]
+    assert (
+        operate_app.client.get(f"{API}/csourceRegistrations", params={"attrs": "fuel"}).json() == []
+    )
+
+
 def test_registration_writes_need_staff_and_ids_must_be_uris(operate_app: OperateApp) -> None:
     client = operate_app.client
     assert client.post(f"{API}/csourceRegistrations", json=registration(3)).status_code == 401

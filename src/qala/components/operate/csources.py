@@ -114,6 +114,8 @@ READ_GROUPS = {
     "retrieveEntity": {"retrieveEntity", "federationOps", "retrieveOps", "redirectionOps"},
 }
 RESERVED_MEMBERS = frozenset({"createdAt", "modifiedAt"})
+NAME_MEMBERS = ("propertyNames", "relationshipNames", "properties", "relationships")
+"""RegistrationInfo's attribute names (``properties``/``relationships`` in NGSI-LD 1.0–1.2)."""
 FORWARD_TIMEOUT_S = 5.0
 
 
@@ -161,7 +163,7 @@ def _check_information(information: Any) -> None:
     for info in information:
         if not isinstance(info, Mapping):
             raise NgsiError("BadRequestData", "each `information` item must be an object")
-        unknown = set(info) - {"entities", "propertyNames", "relationshipNames"}
+        unknown = set(info) - {"entities", *NAME_MEMBERS}
         if unknown:
             raise NgsiError(
                 "BadRequestData", f"RegistrationInfo members {sorted(unknown)} are not defined"
@@ -179,8 +181,8 @@ def _check_information(information: Any) -> None:
                 )
             for selector in entities:
                 _check_entity_info(selector)
-        _check_names(info, "propertyNames")
-        _check_names(info, "relationshipNames")
+        for key in NAME_MEMBERS:
+            _check_names(info, key)
 
 
 def _check_entity_info(selector: Any) -> None:
@@ -430,7 +432,7 @@ def _info_matches(info: Mapping[str, Any], query: CSourceQuery) -> bool:
     ):
         return False
     if query.attrs:
-        names = set(info.get("propertyNames") or []) | set(info.get("relationshipNames") or [])
+        names = {name for key in NAME_MEMBERS for name in info.get(key) or []}
         if names and not names & set(query.attrs):
             return False
     return True

@@ -40,6 +40,15 @@ def _tenant(request: Request) -> str | None:
     return request.headers.get(TENANT_HEADER)
 
 
+def _created(location: str) -> Response:
+    """201 with ``Location`` spelt in its canonical case: header names are case-insensitive, but
+    some clients (the ETSI suite's Robot keywords among them) look the name up exactly, and
+    Starlette would send it in lower case."""
+    response = Response(status_code=201)
+    response.raw_headers.append((b"Location", location.encode("latin-1")))
+    return response
+
+
 def _page_links(request: Request, *, limit: int, offset: int, total: int) -> str:
     """``Link`` with the previous and next pages, the other query parameters kept."""
     kept = [(k, v) for k, v in request.query_params.multi_items() if k not in ("limit", "offset")]
@@ -88,9 +97,7 @@ async def register(request: Request, writer: Writer, context: Running) -> Respon
             "BadRequestData", "an application/ld+json body gives @context in the body, not a Link"
         )
     registration_id = await run_in_threadpool(csources.register, context, body, link, writer.tenant)
-    return Response(
-        status_code=201, headers={"Location": f"{PREFIX}/csourceRegistrations/{registration_id}"}
-    )
+    return _created(f"{PREFIX}/csourceRegistrations/{registration_id}")
 
 
 @router.get("/csourceRegistrations")
@@ -176,9 +183,7 @@ async def subscribe(request: Request, writer: Writer, context: Running) -> Respo
     if link is not None and isinstance(body, dict):
         body = {**body, "@context": link}
     subscription_id = await run_in_threadpool(csources.subscribe, context, body, writer.tenant)
-    return Response(
-        status_code=201, headers={"Location": f"{PREFIX}/csourceSubscriptions/{subscription_id}"}
-    )
+    return _created(f"{PREFIX}/csourceSubscriptions/{subscription_id}")
 
 
 @router.get("/csourceSubscriptions")
