@@ -366,3 +366,18 @@ def test_sources_without_the_read_operation_are_not_asked(operate_app: OperateAp
     answer = client.get(f"{API}/entities", params={"type": "AirQualityObserved"})
     assert answer.status_code == 200
     assert "ngsild-warning" not in answer.headers
+
+
+def test_a_broker_registered_with_itself_does_not_loop(second_qala: OperateApp) -> None:
+    """Forwarded reads carry local=true, so a source asks no source in turn."""
+    client, auth = second_qala.client, second_qala.auth
+    assert client.post(f"{API}/entities", json=_entity(7, 7.0), headers=auth).status_code == 201
+    body = registration(70, endpoint=str(client.base_url), management={"timeout": 3000})
+    assert client.post(f"{API}/csourceRegistrations", json=body, headers=auth).status_code == 201
+    listed = client.get(f"{API}/entities", params={"type": "AirQualityObserved"})
+    assert listed.status_code == 200
+    assert [e["id"] for e in listed.json()] == ["urn:ngsi-ld:AirQualityObserved:7"]
+    assert "ngsild-warning" not in listed.headers
+    one = client.get(f"{API}/entities/urn:ngsi-ld:AirQualityObserved:7")
+    assert one.status_code == 200
+    assert one.json()["pm25"]["value"] == 7.0

@@ -900,6 +900,8 @@ def sources_for(
         headers = tuple(
             (str(i["key"]), str(i["value"])) for i in data.get("contextSourceInfo") or []
         )
+        if data.get("tenant"):  # the tenant the source is asked under (clause 5.2.9)
+            headers += (("NGSILD-Tenant", str(data["tenant"])),)
         found.append(
             Source(
                 record.id,
@@ -952,10 +954,11 @@ def forward_get(
     query = [(k, v) for k, v in params if k != "local"] + [("local", "true")]
     for source in sources:
         url = f"{source.endpoint}/ngsi-ld/v1{path}?{urlencode(query)}"
+        sent = httpx.Headers(dict(headers))
+        for key, value in source.headers:
+            sent[key] = value  # replaces the caller's header of that name, whatever its case
         try:
-            response = httpx.get(
-                url, headers={**headers, **dict(source.headers)}, timeout=source.timeout_s
-            )
+            response = httpx.get(url, headers=sent, timeout=source.timeout_s)
         except httpx.HTTPError as exc:
             result.warnings.append(_warning(source, f"not reachable: {exc}"))
             continue

@@ -41,12 +41,7 @@ def _tenant(request: Request) -> str | None:
 
 
 def _created(location: str) -> Response:
-    """201 with ``Location`` spelt in its canonical case: header names are case-insensitive, but
-    some clients (the ETSI suite's Robot keywords among them) look the name up exactly, and
-    Starlette would send it in lower case."""
-    response = Response(status_code=201)
-    response.raw_headers.append((b"Location", location.encode("latin-1")))
-    return response
+    return Response(status_code=201, headers={"Location": location})
 
 
 def _page_links(request: Request, *, limit: int, offset: int, total: int) -> str:

@@ -485,6 +485,10 @@ def _federated(
 def _federated_read(
     request: Request, context: Context, entity_id: str, local: dict[str, Any] | None
 ) -> tuple[dict[str, Any], dict[str, str] | None]:
+    if request.query_params.get("local") == "true":  # asked by another broker: no forwarding
+        if local is None:
+            raise NgsiError("ResourceNotFound", f"entity {entity_id} does not exist")
+        return local, None
     params, headers = _forwarded_request(request)
     found, warnings = csources.federated_read(
         context,
