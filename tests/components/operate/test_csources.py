@@ -338,6 +338,12 @@ def test_queries_are_forwarded_to_a_registered_qala(
     assert [e["id"].rsplit(":", 1)[1] for e in local_only.json()] == ["3"]
     missing = client.get(f"{API}/entities/urn:ngsi-ld:AirQualityObserved:99")
     assert missing.status_code == 404
+    posted = client.post(
+        f"{API}/entityOperations/query",
+        json={"type": "Query", "entities": [{"type": "AirQualityObserved"}]},
+    )
+    assert posted.status_code == 200
+    assert sorted(e["id"].rsplit(":", 1)[1] for e in posted.json()) == ["1", "2", "3"]
 
 
 def test_a_failing_source_is_reported_not_fatal(operate_app: OperateApp) -> None:

@@ -21,6 +21,7 @@ import queue
 import threading
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -112,11 +113,14 @@ OPERATIONS = frozenset(
 READ_GROUPS = {
     "queryEntity": {"queryEntity", "federationOps", "retrieveOps", "redirectionOps"},
     "retrieveEntity": {"retrieveEntity", "federationOps", "retrieveOps", "redirectionOps"},
+    "queryBatch": {"queryBatch", "federationOps", "retrieveOps", "redirectionOps"},
 }
 RESERVED_MEMBERS = frozenset({"createdAt", "modifiedAt"})
 NAME_MEMBERS = ("propertyNames", "relationshipNames", "properties", "relationships")
 """RegistrationInfo's attribute names (``properties``/``relationships`` in NGSI-LD 1.0–1.2)."""
 FORWARD_TIMEOUT_S = 5.0
+MAX_PARALLEL_SOURCES = 8
+"""Sources asked at the same time by one distributed read."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -943,41 +947,67 @@ def _warning(source: Source, reason: str) -> str:
     return f'199 {source.registration_id} "{text}"'
 
 
-def forward_get(
+def _ask(
+    source: Source,
+    method: str,
+    path: str,
+    query: Sequence[tuple[str, str]],
+    headers: Mapping[str, str],
+    body: Any,
+) -> httpx.Response | str:
+    """One source's answer, or why there is none."""
+    url = f"{source.endpoint}/ngsi-ld/v1{path}?{urlencode(list(query))}"
+    sent = httpx.Headers(dict(headers))
+    for key, value in source.headers:
+        sent[key] = value  # replaces the caller's header of that name, whatever its case
+    try:
+        return httpx.request(
+            method,
+            url,
+            headers=sent,
+            content=None if body is None else json.dumps(body),
+            timeout=source.timeout_s,
+        )
+    except httpx.HTTPError as exc:
+        return f"not reachable: {exc}"
+
+
+def forward(
     sources: Sequence[Source],
     path: str,
     params: Sequence[tuple[str, str]],
     headers: Mapping[str, str],
+    *,
+    method: str = "GET",
+    body: Any = None,
 ) -> Forwarded:
-    """GET ``path`` (under ``/ngsi-ld/v1``) from each source with ``local=true``."""
+    """``path`` (under ``/ngsi-ld/v1``) asked of every source at once, with ``local=true``;
+    the entities in the order of the sources."""
     result = Forwarded()
     query = [(k, v) for k, v in params if k != "local"] + [("local", "true")]
-    for source in sources:
-        url = f"{source.endpoint}/ngsi-ld/v1{path}?{urlencode(query)}"
-        sent = httpx.Headers(dict(headers))
-        for key, value in source.headers:
-            sent[key] = value  # replaces the caller's header of that name, whatever its case
-        try:
-            response = httpx.get(url, headers=sent, timeout=source.timeout_s)
-        except httpx.HTTPError as exc:
-            result.warnings.append(_warning(source, f"not reachable: {exc}"))
+    workers = max(1, min(MAX_PARALLEL_SOURCES, len(sources)))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="qala-csource") as pool:
+        answers = list(pool.map(lambda s: _ask(s, method, path, query, headers, body), sources))
+    for source, answer in zip(sources, answers, strict=True):
+        if isinstance(answer, str):
+            result.warnings.append(_warning(source, answer))
             continue
-        if response.status_code == 404 and not path.endswith("/entities"):
+        if answer.status_code == 404 and not path.endswith("/entities"):
             continue
-        if response.status_code >= 400:
-            result.warnings.append(_warning(source, f"answered {response.status_code}"))
+        if answer.status_code >= 400:
+            result.warnings.append(_warning(source, f"answered {answer.status_code}"))
             continue
         try:
-            body = response.json()
+            decoded = answer.json()
         except ValueError:
             result.warnings.append(_warning(source, "answered a body that is not JSON"))
             continue
-        items = body if isinstance(body, list) else [body]
+        items = decoded if isinstance(decoded, list) else [decoded]
         for item in items:
             if isinstance(item, dict) and isinstance(item.get("id"), str):
                 item.pop("@context", None)
                 result.entities.append(item)
-        counted = response.headers.get("NGSILD-Results-Count")
+        counted = answer.headers.get("NGSILD-Results-Count")
         result.total += int(counted) if counted and counted.isdigit() else len(items)
     return result
 
@@ -1009,15 +1039,27 @@ def federated_query(
     attrs: Sequence[str],
     limit: int,
     tenant: str | None = None,
+    body: Any = None,
 ) -> tuple[list[dict[str, Any]], int, list[str]]:
-    """``GET /entities`` completed with what the registered sources hold."""
+    """``GET /entities`` (or, with the Query ``body``, ``POST /entityOperations/query``)
+    completed with what the registered sources hold."""
+    operation = "queryEntity" if body is None else "queryBatch"
     with context.database.session() as session:
-        sources = sources_for(
-            session, operation="queryEntity", types=types, attrs=attrs, tenant=tenant
-        )
+        sources = sources_for(session, operation=operation, types=types, attrs=attrs, tenant=tenant)
     if not sources:
         return content, total, []
-    answer = forward_get(sources, "/entities", params, headers)
+    if body is None:
+        answer = forward(sources, "/entities", params, headers)
+    else:
+        remote_body = {**body, "local": True} if isinstance(body, Mapping) else body
+        answer = forward(
+            sources,
+            "/entityOperations/query",
+            params,
+            {**headers, "Content-Type": "application/json"},
+            method="POST",
+            body=remote_body,
+        )
     merged = merge_entities(content, answer.entities)
     added = len(merged) - len(content)
     return merged[:limit], total + added, answer.warnings
@@ -1039,7 +1081,7 @@ def federated_read(
         )
     if not sources:
         return local, []
-    answer = forward_get(sources, f"/entities/{entity_id}", params, headers)
+    answer = forward(sources, f"/entities/{entity_id}", params, headers)
     merged = merge_entities([local] if local else [], answer.entities)
     return (merged[0] if merged else None), answer.warnings
 

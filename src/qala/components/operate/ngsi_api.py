@@ -447,7 +447,7 @@ def query(
     content, total = broker.query(context, spec, limit=limit, offset=offset, shown=shown)
     headers = None
     if not local:  # distributed query (clause 5.7.2): registered sources asked as well
-        content, total, headers = _federated(request, context, content, total, spec, limit)
+        content, total, headers = _federated(request, context, content, total, [spec], limit)
     return _respond(
         request, content, headers={**(headers or {}), **(_count_header(total, count) or {})}
     )
@@ -464,8 +464,9 @@ def _federated(
     context: Context,
     content: list[dict[str, Any]],
     total: int,
-    spec: EntityQuery,
+    specs: list[EntityQuery],
     limit: int,
+    body: Any = None,
 ) -> tuple[list[dict[str, Any]], int, dict[str, str] | None]:
     params, headers = _forwarded_request(request)
     content, total, warnings = csources.federated_query(
@@ -474,10 +475,11 @@ def _federated(
         total,
         params=params,
         headers=headers,
-        types=spec.types,
-        attrs=spec.attrs,
+        types=[t for spec in specs for t in spec.types],
+        attrs=[a for spec in specs for a in spec.attrs],
         limit=limit,
         tenant=request.headers.get(TENANT_HEADER),
+        body=body,
     )
     return content, total, ({"NGSILD-Warning": ", ".join(warnings)} if warnings else None)
 
@@ -704,7 +706,14 @@ async def query_post(
     content, total = await run_in_threadpool(
         broker.query_selectors, context, specs, limit=limit, offset=offset, shown=shown
     )
-    return _respond(request, content, headers=_count_header(total, count))
+    headers = None
+    if not body.get("local"):  # distributed query: registered sources asked as well
+        content, total, headers = await run_in_threadpool(
+            _federated, request, context, content, total, specs, limit, body
+        )
+    return _respond(
+        request, content, headers={**(headers or {}), **(_count_header(total, count) or {})}
+    )
 
 
 @router.post("/entityOperations/delete", max_body_size=DATA_SET_BODY)
