@@ -485,23 +485,25 @@ def _federated(
 
 
 def _federated_read(
-    request: Request, context: Context, entity_id: str, local: dict[str, Any] | None
+    request: Request, context: Context, entity_id: str, local: dict[str, Any] | NgsiError
 ) -> tuple[dict[str, Any], dict[str, str] | None]:
+    """The entity completed by the registered sources; ``local`` is what this broker found
+    (or why it found nothing: raised when no source has the entity either)."""
     if request.query_params.get("local") == "true":  # asked by another broker: no forwarding
-        if local is None:
-            raise NgsiError("ResourceNotFound", f"entity {entity_id} does not exist")
+        if isinstance(local, NgsiError):
+            raise local
         return local, None
     params, headers = _forwarded_request(request)
     found, warnings = csources.federated_read(
         context,
         entity_id,
-        local,
+        None if isinstance(local, NgsiError) else local,
         params=params,
         headers=headers,
         tenant=request.headers.get(TENANT_HEADER),
     )
     if found is None:
-        raise NgsiError("ResourceNotFound", f"entity {entity_id} does not exist")
+        raise local if isinstance(local, NgsiError) else NgsiError("ResourceNotFound", entity_id)
     return found, ({"NGSILD-Warning": ", ".join(warnings)} if warnings else None)
 
 
@@ -518,12 +520,13 @@ def read(
     geometryProperty: QueryText = None,
 ) -> Response:
     shown = Representation.of(parse_options(options, format), Projection.of(attrs, pick, omit))
+    content: dict[str, Any] | NgsiError
     try:
         content, stored_context = broker.read(context, entity_id, shown)
     except NgsiError as exc:  # perhaps held by a registered source only
         if exc.kind != "ResourceNotFound":
             raise
-        content, stored_context = None, None
+        content, stored_context = exc, None
     found, headers = _federated_read(request, context, entity_id, content)
     return _respond(request, found, context=stored_context, headers=headers)
 
