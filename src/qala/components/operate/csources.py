@@ -1093,9 +1093,9 @@ def federated_read(
 def register(context: Context, body: Any, link: Any, tenant: str | None) -> str:
     with context.database.transaction() as session:
         record = create_registration(session, body, context=link, tenant=tenant)
-        change = Change(record.tenant, None, dict(record.body))
+        registration_id, change = record.id, Change(record.tenant, None, dict(record.body))
     notify_changes(context, [change])
-    return change.after["id"] if change.after else ""
+    return registration_id
 
 
 def discover(
