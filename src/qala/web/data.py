@@ -186,7 +186,7 @@ def rating_board(
         )
         for e in entries
     ]
-    return RatingBoard(True, run=rating.RunSummary.of(run), entries=board, years=years)
+    return RatingBoard(True, run=rating.RunSummary.of(run, session), entries=board, years=years)
 
 
 def latest_ranks(session: Session) -> dict[str, int]:
@@ -362,7 +362,7 @@ def _city_rating(session: Session, place: Place, region: str | None, t: Translat
         run = rating.latest_run(session)
     except NotFoundError:
         return CityRating()
-    rated = CityRating(run=rating.RunSummary.of(run))
+    rated = CityRating(run=rating.RunSummary.of(run, session))
     everyone = rating.run_entries(session, run)
     mine = next((e for e in everyone if e.place == place.code), None)
     if mine is not None:

@@ -28,7 +28,8 @@ from qala.components.catalog.frameworks import load_catalogue
 from qala.components.catalog.models import Place
 from qala.components.catalog.services import population, single_industry_codes, values_frame
 from qala.components.rating.models import RatingEntry, RatingRun, RatingSpec
-from qala.core.errors import NotFoundError, Problem, ValidationError
+from qala.core.errors import ConflictError, NotFoundError, Problem, ValidationError
+from qala.core.messages import msg
 from qala.core.yamltext import load_yaml
 from qala.engines.index import (
     Framework,
@@ -377,6 +378,9 @@ class RatingOutcome:
     def illustrative(self) -> bool:
         return self.table.illustrative_share > 0
 
+    source: dict[str, Any] | None = None
+    """What the run read, as :func:`run_source` tells it (set by :func:`build_rating`)."""
+
     @property
     def year(self) -> int:
         return self.table.year
@@ -435,6 +439,7 @@ class RatingOutcome:
             "excluded": self.table.excluded,
             "run_id": self.run_id,
             "release": self.release,
+            "source": self.source,
             "preview": self.preview,
             "warnings": self.warnings,
         }
@@ -454,7 +459,8 @@ class RatingOutcome:
             out.insert(
                 0,
                 f"ILLUSTRATIVE: {self.table.illustrative_share:.0%} of the input values are "
-                "generated sample data, not official statistics; so is this rating",
+                "generated sample data, not official statistics; so is this rating"
+                + ("" if self.release is not None else "; not a published release"),
             )
         return out
 
@@ -519,6 +525,20 @@ def build_rating(
         table = store_table(
             session, spec_file.store, year=year, kind=kind, region=region, values=values
         )
+        source = run_source(
+            session,
+            release=release,
+            illustrative=table.illustrative_share > 0,
+            preview=draft_call,
+        )
+    if save and release is None and not table.illustrative_share > 0:
+        raise ConflictError(
+            f"a stored rating run names the published release it read, and `{spec_file.name}` "
+            f"for {table.year} reads the store's live values, none of them illustrative: publish "
+            "the values first (a data call, `qala releases publish`; official statistics are "
+            "published by `qala data load-official`) and build on the release (`--release N`), "
+            "or preview without storing (`--no-save`)"
+        ).with_message(msg("rating.refused_unpublished", name=spec_file.name, year=table.year))
     spec = spec_file.spec
     result = build_index(spec, table.data, table.framework)
     uncertainty = None
@@ -549,6 +569,7 @@ def build_rating(
         region=region,
         release=release,
         preview=draft_call,
+        source=source,
     )
     if save:
         with database.transaction() as session:
@@ -568,6 +589,39 @@ def build_rating(
                 )
             )
     return outcome
+
+
+def run_source(
+    session: Session, *, release: int | None, illustrative: bool, preview: int | None = None
+) -> dict[str, Any]:
+    """What a run read, for the pages and the API: ``kind`` is ``release`` (with its number,
+    publication date and data package), ``preview`` (a call's drafts, never stored),
+    ``illustrative`` (the store's live values, generated sample values among them: not a
+    published release) or ``live`` (live values, from before runs had to name a release)."""
+    from qala.components.catalog.calls import get_release
+
+    if release is not None:
+        row = get_release(session, release)
+        return {
+            "kind": "release",
+            "release": release,
+            "published_at": row.published_at.isoformat(),
+            "published_by": row.published_by,
+            "datapackage": f"/api/v1/releases/{release}/datapackage.json",
+        }
+    if preview is not None:
+        return {"kind": "preview", "release": None, "call": preview}
+    if illustrative:
+        return {
+            "kind": "illustrative",
+            "release": None,
+            "note": "illustrative sample values, not a published release",
+        }
+    return {
+        "kind": "live",
+        "release": None,
+        "note": "the store's live values, not a published release",
+    }
 
 
 def _chosen_values(
@@ -673,9 +727,16 @@ class RunSummary:
     warnings: list[str]
     release: int | None = None
     """The published release the run read (None: the store's values)."""
+    source: dict[str, Any] | None = None
+    """What the run read (:func:`run_source`); filled when read with a session."""
 
     @classmethod
-    def of(cls, run: RatingRun) -> RunSummary:
+    def of(cls, run: RatingRun, session: Session | None = None) -> RunSummary:
+        source = (
+            None
+            if session is None
+            else run_source(session, release=run.release, illustrative=run.illustrative)
+        )
         return cls(
             id=run.id,
             name=run.name,
@@ -691,6 +752,7 @@ class RunSummary:
             created_at=run.created_at.isoformat(),
             warnings=list(run.warnings or []),
             release=run.release,
+            source=source,
         )
 
 
@@ -721,7 +783,7 @@ def list_runs(
         query = query.where(RatingRun.name == name)
     if year is not None:
         query = query.where(RatingRun.year == year)
-    return [RunSummary.of(r) for r in session.scalars(query)]
+    return [RunSummary.of(r, session) for r in session.scalars(query)]
 
 
 def get_run(session: Session, run_id: int) -> RatingRun:
