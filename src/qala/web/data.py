@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import re
 import statistics
-from datetime import datetime
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -199,9 +199,7 @@ def rating_board(
         for e in entries
     ]
     summary = rating.RunSummary.of(run, session)
-    return RatingBoard(
-        True, run=summary, entries=board, years=years, source=run_source(summary)
-    )
+    return RatingBoard(True, run=summary, entries=board, years=years, source=run_source(summary))
 
 
 def latest_ranks(session: Session) -> dict[str, int]:
