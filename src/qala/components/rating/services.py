@@ -913,17 +913,18 @@ def place_history(
 def rebuild_run(
     database: Database, run_id: int, *, replications: int | None = None
 ) -> RatingOutcome:
-    """Build a stored run again from its spec text, year and filters on the stored values
-    (to get every step's data set, which runs do not keep); nothing is saved. Values imported
-    since the run make the rebuild differ from it."""
+    """Build a stored run again from its spec text, year and filters on the values it read (its
+    release, else the store's live values) to get every step's data set, which runs do not keep;
+    nothing is saved. On live values, values imported since the run make the rebuild differ."""
     with database.session() as session:
         run = get_run(session, run_id)
-        text, year, kind, region, reps = (
+        text, year, kind, region, reps, release = (
             run.spec_text,
             run.year,
             run.kind,
             run.region,
             run.replications,
+            run.release,
         )
     spec_file = read_spec_text(text, file=f"run {run_id}")
     return build_rating(
@@ -934,4 +935,5 @@ def rebuild_run(
         region=region,
         replications=reps if replications is None else replications,
         save=False,
+        release=release,
     )
