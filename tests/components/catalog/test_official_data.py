@@ -346,6 +346,9 @@ def test_the_values_the_ratings_read_are_published_as_releases(
         assert actions == {"open", "submit", "accept", "publish"}
         files = {n: release_files(session, n) for n in report.releases.values() if n}
         listed = list_releases(session)
+    # The open data say the values are official statistics.
+    rows = csv.DictReader(files[number]["values.csv"].decode("utf-8").splitlines())
+    assert {row["kind"] for row in rows} == {"official"}
 
     again = load_official(database)
     assert set(again.releases.values()) == {None}

@@ -157,6 +157,9 @@ def test_demo_release_from_the_official_values_validates(sqlite_context, tmp_pat
     assert rows[("astana", "iso37120.5.1")] == 4.6
     assert rows[("astana", "iso37120.11.1")] == 77.3
     assert len(rows) == 6
+    # The places reported these values (the same figures as BNS's, but not the import's).
+    kinds = {r["kind"] for r in csv.DictReader(io.StringIO(files["values.csv"].decode()))}
+    assert kinds == {"reported"}
     load_official(sqlite_context.database)  # a later import leaves the release as it was
     with sqlite_context.database.session() as session:
         assert release_files(session, number) == files
