@@ -208,6 +208,8 @@ def test_a_stored_run_on_live_unpublished_values_is_refused(hand_context: Contex
     with pytest.raises(ConflictError, match="names the published release it read") as refused:
         services.build_rating(hand_context.database, spec, replications=0)
     assert "qala releases publish" in str(refused.value) and "--no-save" in str(refused.value)
+    with pytest.raises(ConflictError), hand_context.database.transaction() as session:
+        services.save_outcome(session, preview)  # the store's own guard, past build_rating
     with hand_context.database.session() as session:
         assert session.scalars(select(RatingRun)).all() == []
 

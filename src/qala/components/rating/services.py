@@ -531,14 +531,8 @@ def build_rating(
             illustrative=table.illustrative_share > 0,
             preview=draft_call,
         )
-    if save and release is None and not table.illustrative_share > 0:
-        raise ConflictError(
-            f"a stored rating run names the published release it read, and `{spec_file.name}` "
-            f"for {table.year} reads the store's live values, none of them illustrative: publish "
-            "the values first (a data call, `qala releases publish`; official statistics are "
-            "published by `qala data load-official`) and build on the release (`--release N`), "
-            "or preview without storing (`--no-save`)"
-        ).with_message(msg("rating.refused_unpublished", name=spec_file.name, year=table.year))
+    if save:  # refused before the Monte Carlo, not after it
+        _must_name_a_release(spec_file.name, table.year, release, table.illustrative_share > 0)
     spec = spec_file.spec
     result = build_index(spec, table.data, table.framework)
     uncertainty = None
@@ -624,6 +618,19 @@ def run_source(
     }
 
 
+def _must_name_a_release(name: str, year: int, release: int | None, illustrative: bool) -> None:
+    """A stored run names the published release it read; only a run on illustrative sample
+    values (labelled so) is stored without one."""
+    if release is None and not illustrative:
+        raise ConflictError(
+            f"a stored rating run names the published release it read, and `{name}` for {year} "
+            "reads the store's live values, none of them illustrative: publish the values first "
+            "(a data call, `qala releases publish`; official statistics are published by "
+            "`qala data load-official`) and build on the release (`--release N`), or preview "
+            "without storing (`--no-save`)"
+        ).with_message(msg("rating.refused_unpublished", name=name, year=year))
+
+
 def _chosen_values(
     session: Session, release: int | None, draft_call: int | None
 ) -> pd.DataFrame | None:
@@ -638,7 +645,15 @@ def _chosen_values(
 
 
 def save_outcome(session: Session, outcome: RatingOutcome, *, spec_name: str | None = None) -> int:
-    """Store a built rating and its entries; returns the run id."""
+    """Store a built rating and its entries; returns the run id. A run that names no published
+    release is stored only when its inputs include illustrative values."""
+    if outcome.preview is not None:
+        raise ValidationError.single(
+            "a preview of unpublished values is never stored", column="draft_call"
+        )
+    _must_name_a_release(
+        outcome.spec_file.name, outcome.year, outcome.release, outcome.illustrative
+    )
     spec_row = None
     if spec_name is not None:
         spec_row = get_spec(session, spec_name)
@@ -670,10 +685,6 @@ def save_outcome(session: Session, outcome: RatingOutcome, *, spec_name: str | N
         levels={"codes": codes, "names": names},
         release=outcome.release,
     )
-    if outcome.preview is not None:
-        raise ValidationError.single(
-            "a preview of unpublished values is never stored", column="draft_call"
-        )
     session.add(run)
     session.flush()
     ids = {code: pid for pid, code in session.execute(select(Place.id, Place.code))}
