@@ -320,6 +320,7 @@ def test_the_values_the_ratings_read_are_published_as_releases(
     from qala.components.catalog.calls import (
         call_events,
         get_release,
+        list_calls,
         list_releases,
         release_covering,
         release_frame,
@@ -344,6 +345,7 @@ def test_the_values_the_ratings_read_are_published_as_releases(
         assert release.year == 2022 and release.published_by == LOADER
         actions = {e["action"] for e in call_events(session, release.call_id)}
         assert actions == {"open", "submit", "accept", "publish"}
+        assert {c["official"] for c in list_calls(session)} == {True}  # the import's calls
         files = {n: release_files(session, n) for n in report.releases.values() if n}
         listed = list_releases(session)
     # The open data say the values are official statistics.

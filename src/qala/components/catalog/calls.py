@@ -527,7 +527,8 @@ def _call_value(session: Session, call: DataCall, place: str, indicator: str) ->
 def list_calls(
     session: Session, *, place: str | None = None, today: date | None = None
 ) -> list[dict[str, Any]]:
-    """Every call, newest first (``place``: only those that ask it), with its latest release."""
+    """Every call, newest first (``place``: only those that ask it), with its latest release
+    (``official``: answered with official statistics, by the official import)."""
     today = today or date.today()
     latest = {
         call_id: number
@@ -535,6 +536,9 @@ def list_calls(
             select(Release.call_id, func.max(Release.number)).group_by(Release.call_id)
         )
     }
+    official = set(
+        session.scalars(select(CallValue.call_id).where(CallValue.official.is_(True)).distinct())
+    )
     calls = session.scalars(select(DataCall).order_by(DataCall.year.desc(), DataCall.id.desc()))
     return [
         {
@@ -546,6 +550,7 @@ def list_calls(
             "places": list(call.places),
             "indicators": list(call.indicators),
             "release": latest.get(call.id),
+            "official": call.id in official,
         }
         for call in calls
         if place is None or place in call.places
