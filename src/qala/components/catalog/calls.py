@@ -843,21 +843,21 @@ def release_diff(session: Session, first: int, second: int) -> dict[str, Any]:
     return _changelog(release_values(session, a.id), release_values(session, b.id), a)
 
 
-def release_covering(session: Session, indicators: list[str], year: int) -> Release | None:
+def release_covering(
+    session: Session, indicators: list[str], year: int, *, official: bool = False
+) -> Release | None:
     """The newest published release of ``year`` that holds values of every one of
-    ``indicators`` (None when none does): what a rating of those indicators builds on."""
+    ``indicators`` (``official``: official values of every one) — what a rating of those
+    indicators builds on; None when no release does."""
     wanted = set(indicators)
     releases = session.scalars(
         select(Release).where(Release.year == year).order_by(Release.number.desc())
     )
     for release in releases:
-        held = set(
-            session.scalars(
-                select(ReleaseValue.indicator_id)
-                .where(ReleaseValue.release_id == release.id)
-                .distinct()
-            )
-        )
+        query = select(ReleaseValue.indicator_id).where(ReleaseValue.release_id == release.id)
+        if official:
+            query = query.where(ReleaseValue.official.is_(True))
+        held = set(session.scalars(query.distinct()))
         if wanted <= held:
             return release
     return None

@@ -174,7 +174,7 @@ def regional_release(database: Database, spec: SpecFile, year: int) -> int:
 
     indicators = store_framework(spec.store.framework).indicators
     with database.session() as session:
-        release = release_covering(session, indicators, year)
+        release = release_covering(session, indicators, year, official=spec.store.official_only)
     if release is None:
         raise NotFoundError(
             f"no published release holds the {spec.store.framework} indicators for {year}; "
