@@ -9,8 +9,8 @@ Adding a column with a constant default rewrites no row on either store (SQLite'
 ADD COLUMN``; PostgreSQL's stored default), so the release guard's UPDATE triggers
 (``catalog_0004_release_guard``) do not fire and stay in place.
 
-Revision ID: catalog_0006_official_releases
-Revises: catalog_0005_call_answers
+Revision ID: catalog_0007_official_releases
+Revises: catalog_0006_updated_at_index
 Create Date: 2026-12-06 07:00:00.000000
 """
 
@@ -19,8 +19,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "catalog_0006_official_releases"
-down_revision = "catalog_0005_call_answers"
+revision = "catalog_0007_official_releases"
+down_revision = "catalog_0006_updated_at_index"
 branch_labels = None
 depends_on = None
 
