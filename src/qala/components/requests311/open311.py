@@ -29,6 +29,7 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 
 from qala.components.accounts.deps import client_address
 from qala.components.requests311 import formats
+from qala.components.requests311.answer_cache import CachedAnswer, PublicAnswerCache
 from qala.components.requests311.catalogue import parse_w3_datetime
 from qala.components.requests311.intake import (
     NewRequest,
@@ -37,7 +38,11 @@ from qala.components.requests311.intake import (
     ReportIntake,
     report_intake,
 )
-from qala.components.requests311.jurisdictions import CatalogueCache, catalogue_cache
+from qala.components.requests311.jurisdictions import (
+    CatalogueCache,
+    catalogue_cache,
+    pick_jurisdiction,
+)
 from qala.components.requests311.photo_files import (
     MAX_PHOTO_BYTES,
     MAX_PHOTO_FORM_BYTES,
@@ -208,6 +213,8 @@ class Open311Desk:
     """The largest form-encoded request body accepted, bytes."""
     max_photo_body: int
     """The largest multipart body (with photos) accepted, bytes."""
+    answers: PublicAnswerCache
+    """Answers of GET one request kept in this process (PostgreSQL only)."""
 
     @classmethod
     def for_context(cls, context: Context) -> Open311Desk:
@@ -225,6 +232,9 @@ class Open311Desk:
                 context.settings.default_language,
                 min(MAX_BODY_BYTES, context.settings.max_upload_bytes),
                 min(MAX_PHOTO_FORM_BYTES, context.settings.max_upload_bytes),
+                PublicAnswerCache(
+                    context.database.url if context.database.backend == "postgresql" else None
+                ),
             )
         return desk
 
@@ -235,6 +245,38 @@ class Open311Desk:
         described in ``language``)."""
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self.executor, _answer, fmt, language, produce, *args)
+
+    async def one_request(
+        self, fmt: str, jurisdiction_id: str | None, request_id: str, language: str
+    ) -> Response:
+        """GET one request: from this process's cache of answers when it holds a current one
+        (on the event loop, no thread hop or query), else read and rendered on the pool."""
+        wanted = parse_request_id(request_id)
+        cache = self.answers
+        if wanted is None or fmt not in FORMATS or not self.catalogue.fresh:
+            return await self.in_pool(
+                fmt, _one_request_document, self, jurisdiction_id, request_id, language
+            )
+        catalogue = self.catalogue.get()
+        hit = cache.get(wanted, fmt, language)
+        if hit is not None and hit.catalogue is catalogue:
+            try:
+                city = pick_jurisdiction(catalogue, jurisdiction_id)
+            except QalaError:
+                city = None
+            if city is not None and city.id == hit.jurisdiction_id:
+                return Response(hit.body, media_type=hit.media_type)
+        generation = cache.generation()
+        loop = asyncio.get_running_loop()
+        response, city_id = await loop.run_in_executor(
+            self.executor, _one_request_answer, self, fmt, jurisdiction_id, wanted, language
+        )
+        if city_id is not None and response.status_code == 200:
+            answer = CachedAnswer(
+                city_id, catalogue, bytes(response.body), str(response.media_type)
+            )
+            cache.put(wanted, fmt, language, answer, generation)
+        return response
 
     async def from_catalogue(
         self, fmt: str, produce: Callable[..., tuple[str, Any]], *args: Any, language: str = "en"
@@ -617,6 +659,20 @@ def _one_request_document(
     return "service_requests", [formats.request_entry(found)]
 
 
+def _one_request_answer(
+    desk: Open311Desk, fmt: str, jurisdiction_id: str | None, wanted: int, language: str
+) -> tuple[Response, int | None]:
+    """The answer of GET one request and the id of the city it was found in (None on error)."""
+    try:
+        city = desk.catalogue.jurisdiction(jurisdiction_id)
+        found = desk.reads.one(city, wanted, language=language)
+    except (OpenError, QalaError) as exc:
+        # Described in English, as every read route's refusals (``in_pool``'s default).
+        return _refusal(fmt, exc), None
+    body, media = formats.render(fmt, "service_requests", [formats.request_entry(found)])
+    return Response(body, media_type=media), city.id
+
+
 def _token_document(desk: Open311Desk, jurisdiction_id: str | None, token: str) -> tuple[str, Any]:
     city = desk.catalogue.jurisdiction(jurisdiction_id)
     if len(token) > 40:
@@ -766,9 +822,7 @@ async def one_request(
 ) -> Response:
     desk = open311_desk(request)
     language = pick_language(request, locale, desk.default_language)
-    return await desk.in_pool(
-        format, _one_request_document, desk, jurisdiction_id, service_request_id, language
-    )
+    return await desk.one_request(format, jurisdiction_id, service_request_id, language)
 
 
 @router.get(
