@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from qala.store.notifications import ChangeListener
 
 CHANNEL = "requests311_changed"
-MAX_REQUESTS = 20_000
+MAX_REQUESTS = 10_000
 """Requests whose answers are kept, the oldest cached dropped first."""
 
 
