@@ -35,7 +35,9 @@ def postgres_url(postgres_server: object, postgres_template: str) -> Iterator[st
 
 
 @pytest.mark.postgres
-def test_a_change_made_by_another_process_drops_the_cached_answer(postgres_url: str) -> None:
+def test_a_change_made_by_another_process_drops_the_cached_answer(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # The writer is one process (a staff member's), the app another one answering the public.
     writer = Context.from_settings(Settings(database_url=postgres_url, secret_key="t"))
     city = make_city(writer)
@@ -48,9 +50,25 @@ def test_a_change_made_by_another_process_drops_the_cached_answer(postgres_url: 
         with TestClient(app) as http:
             assert http.get(path).json()[0]["status_notes"] is None
             assert _until(lambda: answers.enabled), "the listener never connected"
-            first = http.get(path).json()
+            routed = http.get(path)  # read through the route, and kept
+            first = routed.json()
             assert answers.get(request_id, "json", "en") is not None  # kept
-            assert http.get(path).json() == first  # and served from memory
+            again = http.get(path)
+            assert again.json() == first  # and served from memory
+            # Before routing, as the route sent it: the route is not asked for a kept answer,
+            # but is for anything unusual (another parameter).
+
+            def route_asked(*_args: object) -> None:
+                raise RuntimeError("the route was asked")
+
+            monkeypatch.setattr(Open311Desk, "one_request", route_asked)
+            kept = http.get(path)
+            assert kept.content == routed.content
+            assert dict(kept.headers) == dict(routed.headers)
+            assert "content-security-policy" in kept.headers
+            with pytest.raises(RuntimeError, match="route was asked"):
+                http.get(path + "&page=2")
+            monkeypatch.undo()
             assert answers.get(request_id, "xml", "en") is None  # by format and language
             assert http.get(path.replace(".json", ".xml")).status_code == 200
             with writer.database.transaction() as session:

@@ -35,6 +35,8 @@ class CachedAnswer:
     """The catalogue (``CatalogueCache.get()``'s value) the answer was rendered with."""
     body: bytes
     media_type: str
+    headers: tuple[tuple[bytes, bytes], ...] = ()
+    """The HTTP headers the answer was sent with (length and type), to send it again as is."""
 
 
 class PublicAnswerCache:
