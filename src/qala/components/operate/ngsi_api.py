@@ -26,15 +26,17 @@ from qala.components.accounts.deps import (
     require_roles,
 )
 from qala.components.accounts.models import User
-from qala.components.operate import broker
+from qala.components.operate import broker, jsonld
 from qala.components.operate.broker import BatchOutcome, HistoryWindow, Representation
 from qala.components.operate.entities import EntityQuery
 from qala.components.operate.ngsi import (
     CORE_CONTEXT,
     NgsiError,
     Projection,
+    canonical_q,
     check_entity_id,
     check_ids,
+    names_of,
     parse_entity,
     parse_fragment,
     parse_geo_query,
@@ -202,6 +204,7 @@ def _query_names(dependant: Dependant) -> set[str]:
 
 
 def _check_common(request: Request, known: set[str], *, geo: bool) -> None:
+    jsonld.configure_from(context_of(request).settings)
     media = negotiate(request.headers.get("accept"))
     if request.method == "GET" and (media is None or (media == GEO_JSON and not geo)):
         raise NgsiError(
@@ -219,6 +222,18 @@ def _check_common(request: Request, known: set[str], *, geo: bool) -> None:
     for key in ("entity_id", "subscription_id"):
         if key in request.path_params:
             check_entity_id(request.path_params[key])
+
+
+def _reader(request: Request) -> jsonld.Names:
+    """The names of the request's ``@context`` (its Link header; none: the core context)."""
+    return names_of(_link_context(request))
+
+
+def _compact(content: Any, names: jsonld.Names) -> Any:
+    """Rendered entities (one or a list) named as the reader's context names them."""
+    if isinstance(content, list):
+        return [jsonld.compact_entity(e, names) if isinstance(e, dict) else e for e in content]
+    return jsonld.compact_entity(content, names) if isinstance(content, dict) else content
 
 
 def _link_context(request: Request) -> Any:
@@ -425,19 +440,23 @@ def query(
     geometryProperty: QueryText = None,
 ) -> Response:
     broker.check_limit(limit)
+    names = _reader(request)
     spec = EntityQuery(
-        types=split_list(type),
+        types=names.canonical_list(split_list(type)),
         ids=check_ids(split_list(id)),
         id_pattern=broker.check_id_pattern(idPattern),
-        q=parse_q(q) if q else None,
-        attrs=split_list(attrs),
-        geo=parse_geo_query(georel, geometry, coordinates, geoproperty),
+        q=canonical_q(parse_q(q), names) if q else None,
+        attrs=names.canonical_list(split_list(attrs)),
+        geo=parse_geo_query(
+            georel, geometry, coordinates, names.canonical(geoproperty) if geoproperty else None
+        ),
         concept=concept,
     )
     broker.require_filter(spec, local=local)
-    shown = Representation.of(parse_options(options, format), Projection.of(attrs, pick, omit))
+    projection = Projection.of(attrs, pick, omit, names)
+    shown = Representation.of(parse_options(options, format), projection)
     content, total = broker.query(context, spec, limit=limit, offset=offset, shown=shown)
-    return _respond(request, content, headers=_count_header(total, count))
+    return _respond(request, _compact(content, names), headers=_count_header(total, count))
 
 
 @router.get("/entities/{entity_id}")
@@ -452,9 +471,11 @@ def read(
     format: QueryText = None,
     geometryProperty: QueryText = None,
 ) -> Response:
-    shown = Representation.of(parse_options(options, format), Projection.of(attrs, pick, omit))
-    content, stored_context = broker.read(context, entity_id, shown)
-    return _respond(request, content, context=stored_context)
+    names = _reader(request)
+    projection = Projection.of(attrs, pick, omit, names)
+    shown = Representation.of(parse_options(options, format), projection)
+    content, _stored_context = broker.read(context, entity_id, shown)
+    return _respond(request, _compact(content, names))
 
 
 @router.delete("/entities/{entity_id}", status_code=204)
@@ -479,15 +500,16 @@ async def replace(
 async def merge(
     request: Request, entity_id: EntityIdPath, writer: Writer, context: Running
 ) -> Response:
-    body, _link = await _body(request)
+    body, link = await _body(request)
     if isinstance(body, dict):
         writer.require_fragment(entity_id, body)
-    await run_in_threadpool(broker.merge_entity, context, entity_id, body)
+    await run_in_threadpool(broker.merge_entity, context, entity_id, body, link)
     return Response(status_code=204)
 
 
 @router.delete("/entities", status_code=204)
 def purge(
+    request: Request,
     context: Running,
     writer: Writer,
     type: QueryText = None,
@@ -495,11 +517,12 @@ def purge(
     idPattern: QueryText = None,
     q: QueryText = None,
 ) -> Response:
+    names = _reader(request)
     spec = EntityQuery(
-        types=split_list(type),
+        types=names.canonical_list(split_list(type)),
         ids=check_ids(split_list(id)),
         id_pattern=broker.check_id_pattern(idPattern),
-        q=parse_q(q) if q else None,
+        q=canonical_q(parse_q(q), names) if q else None,
     )
     broker.require_filter(spec, local=False)
     if writer.places is not None:  # a purge selects across cities: national writers only
@@ -512,8 +535,8 @@ def purge(
 async def update_attrs(
     request: Request, entity_id: EntityIdPath, writer: Writer, context: Running
 ) -> Response:
-    body, _link = await _body(request)
-    attrs = parse_fragment(body, require_some=True)
+    body, link = await _body(request)
+    attrs = parse_fragment(body, require_some=True, context=link)
     writer.require_fragment(entity_id, attrs)
     done, skipped = await run_in_threadpool(
         broker.merge, context, entity_id, attrs, only_existing=True
@@ -529,8 +552,8 @@ async def append_attrs(
     context: Running,
     options: QueryText = None,
 ) -> Response:
-    body, _link = await _body(request)
-    attrs = parse_fragment(body, require_some=True)
+    body, link = await _body(request)
+    attrs = parse_fragment(body, require_some=True, context=link)
     writer.require_fragment(entity_id, attrs)
     no_overwrite = "noOverwrite" in parse_options(options)
     done, skipped = await run_in_threadpool(
@@ -543,9 +566,12 @@ async def append_attrs(
 async def update_attr(
     request: Request, entity_id: EntityIdPath, attr: AttrPath, writer: Writer, context: Running
 ) -> Response:
-    body, _link = await _body(request)
+    body, link = await _body(request)
+    names = names_of(body.get("@context", link) if isinstance(body, dict) else link)
+    attr = names.canonical(attr)
     if isinstance(body, dict):
         body = {k: v for k, v in body.items() if k != "@context"}
+        body = jsonld.canonical_entity({attr: body}, names)[attr]
     if not isinstance(body, dict) or not body:
         raise NgsiError("BadRequestData", f"the new value of `{attr}` must be a JSON object")
     writer.require_fragment(entity_id, {attr: body})
@@ -555,6 +581,7 @@ async def update_attr(
 
 @router.delete("/entities/{entity_id}/attrs/{attr}", status_code=204)
 def delete_attr(
+    request: Request,
     entity_id: EntityIdPath,
     attr: AttrPath,
     _user: Writer,
@@ -564,13 +591,35 @@ def delete_attr(
 ) -> Response:
     if datasetId is not None:
         check_entity_id(datasetId)
+    attr = _reader(request).canonical(attr)
     broker.delete_attr(context, entity_id, attr, dataset_id=datasetId, delete_all=deleteAll)
     return Response(status_code=204)
 
 
 @router.get("/types")
-def types(request: Request, context: Running) -> Response:
-    return _respond(request, broker.type_list(context))
+def types(request: Request, context: Running, details: bool = False) -> Response:
+    names = _reader(request)
+    if details:
+        return _respond(request, broker.type_details(context, names))
+    return _respond(request, broker.type_list(context, names))
+
+
+@router.get("/types/{entity_type:path}")
+def entity_type(request: Request, entity_type: str, context: Running) -> Response:
+    return _respond(request, broker.type_info(context, _reader(request), entity_type))
+
+
+@router.get("/attributes")
+def attributes(request: Request, context: Running, details: bool = False) -> Response:
+    names = _reader(request)
+    if details:
+        return _respond(request, broker.attribute_details(context, names))
+    return _respond(request, broker.attribute_list(context, names))
+
+
+@router.get("/attributes/{attribute:path}")
+def attribute(request: Request, attribute: str, context: Running) -> Response:
+    return _respond(request, broker.attribute_info(context, _reader(request), attribute))
 
 
 # ---- batch operations ---------------------------------------------------------------------------
@@ -630,12 +679,12 @@ async def query_post(
 ) -> Response:
     broker.check_limit(limit)
     body, _link = await _body(request)
-    specs, projection = broker.parse_query_body(body)
+    specs, projection, names = broker.parse_query_body(body, _link)
     shown = Representation.of(parse_options(options, format), projection)
     content, total = await run_in_threadpool(
         broker.query_selectors, context, specs, limit=limit, offset=offset, shown=shown
     )
-    return _respond(request, content, headers=_count_header(total, count))
+    return _respond(request, _compact(content, names), headers=_count_header(total, count))
 
 
 @router.post("/entityOperations/delete", max_body_size=DATA_SET_BODY)
