@@ -52,6 +52,8 @@ _CORE_URL = re.compile(
 )
 """The published core context URLs (unversioned, v1.0 … v1.9)."""
 
+_ETSI_CONTEXTS = ("https://uri.etsi.org/ngsi-ld/v1/", "http://uri.etsi.org/ngsi-ld/v1/")
+
 # Members that are JSON-LD keywords or NGSI-LD structure, never renamed.
 KEYWORDS = frozenset({"id", "type", "@context", "@id", "@type", "@value", "@language", "@none"})
 
@@ -132,6 +134,9 @@ class Loader:
         document = self._local(url)
         if document is None and self.fetch:
             document = self._fetch(url)
+        if document is None and url.startswith(_ETSI_CONTEXTS):
+            # Qala knows every published core context: another name there is none of them.
+            raise ContextNotAvailable(f"{url} is not a published NGSI-LD core context")
         if document is None:
             raise _Unknown(url)
         if not isinstance(document, Mapping) or "@context" not in document:

@@ -78,6 +78,7 @@ class NgsiError(Exception):
         "TooComplexQuery": "The query is too complex",
         "TooManyResults": "The query has too many results",
         "NotAcceptable": "The requested media type is not acceptable",
+        "LdContextNotAvailable": "A remote JSON-LD @context could not be retrieved",
         "UnsupportedMediaType": "The request media type is not supported",
         "Unauthorized": "Authentication is required",
         "Forbidden": "The caller may not do this",
