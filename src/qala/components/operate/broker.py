@@ -482,7 +482,7 @@ def query_selectors(
 
 
 def read(context: Context, entity_id: str, shown: Representation) -> tuple[dict[str, Any], Any]:
-    """The entity rendered, and the @context URL it was stored with (None if none or not a URL)."""
+    """The entity rendered, and the @context it was written with (None if none)."""
     with context.database.session() as session:
         entity = get_entity(session, entity_id)
         stored_context = entity.context
@@ -494,7 +494,7 @@ def read(context: Context, entity_id: str, shown: Representation) -> tuple[dict[
         rendered = shown.render(entity)
         if not rendered:
             raise NgsiError("ResourceNotFound", f"nothing of entity {entity_id} is left to show")
-        return rendered, stored_context if isinstance(stored_context, str) else None
+        return rendered, stored_context
 
 
 def type_list(context: Context, names: jsonld.Names | None = None) -> dict[str, Any]:

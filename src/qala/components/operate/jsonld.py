@@ -112,6 +112,13 @@ BUILT_IN_CORE: dict[str, Any] = {
 is configured (``ngsi_core_context_file``)."""
 
 
+def is_core_context(context: Any) -> bool:
+    """Whether ``context`` is one of the core context's URLs (alone)."""
+    if isinstance(context, list) and len(context) == 1:
+        context = context[0]
+    return isinstance(context, str) and _CORE_URL.match(context) is not None
+
+
 class ContextNotAvailable(Exception):
     """A context document could not be retrieved or is not a JSON-LD context."""
 

@@ -320,7 +320,8 @@ def _respond(
         response = _respond_geo(request, content, geometry_property, context)
         response.headers.update(headers)
         return response
-    context = context or _link_context(request) or CORE_CONTEXT
+    link = _link_context(request)
+    context = context or ([link] if link else None) or CORE_CONTEXT
     if _wants_ld(request):
         if isinstance(content, list):
             for item in content:
@@ -329,8 +330,9 @@ def _respond(
             content.setdefault("@context", context)
         media = LD_JSON
     else:
-        if isinstance(context, str):
-            headers["Link"] = f'<{context}>; rel="{CONTEXT_REL}"; type="application/ld+json"'
+        named = context[0] if isinstance(context, list) and len(context) == 1 else context
+        if isinstance(named, str):
+            headers["Link"] = f'<{named}>; rel="{CONTEXT_REL}"; type="application/ld+json"'
         media = "application/json"
     return Response(
         json.dumps(content, ensure_ascii=False),
@@ -356,12 +358,17 @@ def _batch_answer(outcome: BatchOutcome, *, created: list[str] | None = None) ->
     return Response(status_code=204)
 
 
-def _partial_answer(done: list[str], skipped: list[str], reason: str) -> Response:
-    """204, or 207 naming the attributes not written and why."""
+def _partial_answer(
+    done: list[str], skipped: list[str], reason: str, names: jsonld.Names
+) -> Response:
+    """204, or 207 naming (by their full IRIs) the attributes not written and why."""
     if not skipped:
         return Response(status_code=204)
-    not_updated = [{"attributeName": name, "reason": reason} for name in skipped]
-    return JSONResponse({"updated": done, "notUpdated": not_updated}, status_code=207)
+    expand = names.core.expand
+    not_updated = [{"attributeName": expand(name), "reason": reason} for name in skipped]
+    return JSONResponse(
+        {"updated": [expand(name) for name in done], "notUpdated": not_updated}, status_code=207
+    )
 
 
 def page_links(request: Request, *, limit: int, offset: int, total: int) -> str:
@@ -474,8 +481,12 @@ def read(
     names = _reader(request)
     projection = Projection.of(attrs, pick, omit, names)
     shown = Representation.of(parse_options(options, format), projection)
-    content, _stored_context = broker.read(context, entity_id, shown)
-    return _respond(request, _compact(content, names))
+    content, stored_context = broker.read(context, entity_id, shown)
+    # Without a Link the names are the core context's; a client that wrote with one of the
+    # core context's URLs gets that one back.
+    core = stored_context if jsonld.is_core_context(stored_context) else None
+    answer_context = None if _link_context(request) else core
+    return _respond(request, _compact(content, names), context=answer_context)
 
 
 @router.delete("/entities/{entity_id}", status_code=204)
@@ -541,7 +552,7 @@ async def update_attrs(
     done, skipped = await run_in_threadpool(
         broker.merge, context, entity_id, attrs, only_existing=True
     )
-    return _partial_answer(done, skipped, "attribute does not exist")
+    return _partial_answer(done, skipped, "attribute does not exist", names_of(None))
 
 
 @router.post("/entities/{entity_id}/attrs")
@@ -559,7 +570,7 @@ async def append_attrs(
     done, skipped = await run_in_threadpool(
         broker.merge, context, entity_id, attrs, no_overwrite=no_overwrite
     )
-    return _partial_answer(done, skipped, "attribute exists (noOverwrite)")
+    return _partial_answer(done, skipped, "attribute exists (noOverwrite)", names_of(None))
 
 
 @router.patch("/entities/{entity_id}/attrs/{attr}", status_code=204)
@@ -745,9 +756,9 @@ async def temporal_append(
 
 @router.delete("/temporal/entities/{entity_id}/attrs/{attr}", status_code=204)
 def temporal_delete_attr(
-    entity_id: EntityIdPath, attr: AttrPath, _user: Writer, context: Running
+    request: Request, entity_id: EntityIdPath, attr: AttrPath, _user: Writer, context: Running
 ) -> Response:
-    broker.temporal_delete_attr(context, entity_id, attr)
+    broker.temporal_delete_attr(context, entity_id, _reader(request).canonical(attr))
     return Response(status_code=204)
 
 
@@ -781,18 +792,21 @@ def temporal_query(
 ) -> Response:
     broker.check_limit(limit)
     check_time_property(timeproperty)
+    names = _reader(request)
+    stored_attrs = ",".join(names.canonical_list(split_list(attrs))) if attrs else attrs
     window = _history_window(
-        attrs, timerel, timeAt, endTimeAt, lastN, parse_options(options, format)
+        stored_attrs, timerel, timeAt, endTimeAt, lastN, parse_options(options, format)
     )
     spec = EntityQuery(
-        types=split_list(type),
+        types=names.canonical_list(split_list(type)),
         ids=split_list(id),
         id_pattern=broker.check_id_pattern(idPattern),
-        q=parse_q(q) if q else None,
+        q=canonical_q(parse_q(q), names) if q else None,
     )
     content, total = broker.temporal_query(context, spec, limit=limit, offset=offset, window=window)
-    shown = Projection.of(attrs, pick, omit)
-    return _respond(request, [shown.apply(e) for e in content], headers=_count_header(total, count))
+    shown = Projection.of(attrs, pick, omit, names)
+    answer = _compact([shown.apply(e) for e in content], names)
+    return _respond(request, answer, headers=_count_header(total, count))
 
 
 @router.get("/temporal/entities/{entity_id}")
@@ -812,11 +826,14 @@ def temporal_read(
     format: QueryText = None,
 ) -> Response:
     check_time_property(timeproperty)
+    names = _reader(request)
+    stored_attrs = ",".join(names.canonical_list(split_list(attrs))) if attrs else attrs
     window = _history_window(
-        attrs, timerel, timeAt, endTimeAt, lastN, parse_options(options, format)
+        stored_attrs, timerel, timeAt, endTimeAt, lastN, parse_options(options, format)
     )
-    shown = Projection.of(attrs, pick, omit)
-    return _respond(request, shown.apply(broker.temporal_read(context, entity_id, window)))
+    shown = Projection.of(attrs, pick, omit, names)
+    entity = shown.apply(broker.temporal_read(context, entity_id, window))
+    return _respond(request, _compact(entity, names))
 
 
 # ---- subscriptions ------------------------------------------------------------------------------
