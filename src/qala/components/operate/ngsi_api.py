@@ -229,6 +229,14 @@ def _reader(request: Request) -> jsonld.Names:
     return names_of(_link_context(request))
 
 
+def _answer_context(link: str | None) -> Any:
+    """The @context of an answer: the request's Link context (a one-element list when that
+    context is a full one, holding the core context too; else the URL), or the core context."""
+    if not link:
+        return CORE_CONTEXT
+    return [link] if jsonld.includes_core(link) else link
+
+
 def _compact(content: Any, names: jsonld.Names) -> Any:
     """Rendered entities (one or a list) named as the reader's context names them."""
     if isinstance(content, list):
@@ -320,8 +328,7 @@ def _respond(
         response = _respond_geo(request, content, geometry_property, context)
         response.headers.update(headers)
         return response
-    link = _link_context(request)
-    context = context or ([link] if link else None) or CORE_CONTEXT
+    context = context or _answer_context(_link_context(request))
     if _wants_ld(request):
         if isinstance(content, list):
             for item in content:
