@@ -380,6 +380,9 @@ class Representation:
     projection: Projection = field(default_factory=Projection)
     system: bool = False
     concise: bool = False
+    written_context: bool = False
+    """Whether each rendered entity carries the @context it was written with (``@context``), for
+    the API to answer with that form of it (see ``ngsi_api._settle_contexts``)."""
 
     @classmethod
     def of(cls, options: set[str], projection: Projection | None = None) -> Representation:
@@ -398,7 +401,7 @@ class Representation:
                 "createdAt": entity.created_at.isoformat(),
                 "modifiedAt": entity.modified_at.isoformat(),
             }
-        return render_entity(
+        rendered = render_entity(
             entity.id,
             entity.type,
             entity.attrs,
@@ -407,6 +410,9 @@ class Representation:
             projection=self.projection,
             concise=self.concise,
         )
+        if self.written_context and entity.context is not None:
+            rendered["@context"] = entity.context
+        return rendered
 
 
 def query(

@@ -6,6 +6,7 @@ Bearer <token>``). Errors are ProblemDetails ``{type, title, detail}`` with the 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from collections.abc import Callable, Coroutine
@@ -229,12 +230,27 @@ def _reader(request: Request) -> jsonld.Names:
     return names_of(_link_context(request))
 
 
-def _answer_context(link: str | None) -> Any:
-    """The @context of an answer: the request's Link context (a one-element list when that
-    context is a full one, holding the core context too; else the URL), or the core context."""
-    if not link:
-        return CORE_CONTEXT
-    return [link] if jsonld.includes_core(link) else link
+def _answer_context(link: str | None, written: Any = None) -> Any:
+    """The @context of an entity in an answer: the reader's (its Link context, else the core
+    context), in the form the entity was written with when that names the same context (a URL
+    or a one-element list), else as a URL."""
+    if link:
+        return written if _as_list(written) == [link] else link
+    return written if jsonld.is_core_context(written) else CORE_CONTEXT
+
+
+def _as_list(context: Any) -> list[Any]:
+    return context if isinstance(context, list) else [context]
+
+
+def _settle_contexts(request: Request, content: Any) -> Any:
+    """Rendered entities that carry their written @context (``Representation.written_context``)
+    with the @context to answer instead (see ``_answer_context``)."""
+    link = _link_context(request)
+    for item in content if isinstance(content, list) else [content]:
+        if isinstance(item, dict):
+            item["@context"] = _answer_context(link, item.pop("@context", None))
+    return content
 
 
 def _compact(content: Any, names: jsonld.Names) -> Any:
@@ -337,6 +353,9 @@ def _respond(
             content.setdefault("@context", context)
         media = LD_JSON
     else:
+        for item in content if isinstance(content, list) else [content]:
+            if isinstance(item, dict):
+                item.pop("@context", None)
         named = context[0] if isinstance(context, list) and len(context) == 1 else context
         if isinstance(named, str):
             headers["Link"] = f'<{named}>; rel="{CONTEXT_REL}"; type="application/ld+json"'
@@ -469,8 +488,10 @@ def query(
     broker.require_filter(spec, local=local)
     projection = Projection.of(attrs, pick, omit, names)
     shown = Representation.of(parse_options(options, format), projection)
+    shown = dataclasses.replace(shown, written_context=True)
     content, total = broker.query(context, spec, limit=limit, offset=offset, shown=shown)
-    return _respond(request, _compact(content, names), headers=_count_header(total, count))
+    content = _settle_contexts(request, _compact(content, names))
+    return _respond(request, content, headers=_count_header(total, count))
 
 
 @router.get("/entities/{entity_id}")
@@ -488,11 +509,8 @@ def read(
     names = _reader(request)
     projection = Projection.of(attrs, pick, omit, names)
     shown = Representation.of(parse_options(options, format), projection)
-    content, stored_context = broker.read(context, entity_id, shown)
-    # Without a Link the names are the core context's; a client that wrote with one of the
-    # core context's URLs gets that one back.
-    core = stored_context if jsonld.is_core_context(stored_context) else None
-    answer_context = None if _link_context(request) else core
+    content, written = broker.read(context, entity_id, shown)
+    answer_context = _answer_context(_link_context(request), written)
     return _respond(request, _compact(content, names), context=answer_context)
 
 
@@ -699,10 +717,12 @@ async def query_post(
     body, _link = await _body(request)
     specs, projection, names = broker.parse_query_body(body, _link)
     shown = Representation.of(parse_options(options, format), projection)
+    shown = dataclasses.replace(shown, written_context=True)
     content, total = await run_in_threadpool(
         broker.query_selectors, context, specs, limit=limit, offset=offset, shown=shown
     )
-    return _respond(request, _compact(content, names), headers=_count_header(total, count))
+    content = _settle_contexts(request, _compact(content, names))
+    return _respond(request, content, headers=_count_header(total, count))
 
 
 @router.post("/entityOperations/delete", max_body_size=DATA_SET_BODY)
