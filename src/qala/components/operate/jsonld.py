@@ -119,6 +119,17 @@ def is_core_context(context: Any) -> bool:
     return isinstance(context, str) and _CORE_URL.match(context) is not None
 
 
+def includes_core(url: str) -> bool:
+    """Whether the context document at ``url`` (one Qala holds) names the core context itself,
+    as "full" contexts do (``[user context, core context]``)."""
+    try:
+        document = _RESOLVER.loader.load(url)
+    except (ContextNotAvailable, _Unknown):
+        return False
+    inner = document.get("@context") if isinstance(document, Mapping) else None
+    return any(is_core_context(item) for item in _as_list(inner))
+
+
 class ContextNotAvailable(Exception):
     """A context document could not be retrieved or is not a JSON-LD context."""
 

@@ -233,9 +233,12 @@ def _reader(request: Request) -> jsonld.Names:
 def _answer_context(link: str | None, written: Any = None) -> Any:
     """The @context of an entity in an answer: the reader's (its Link context, else the core
     context), in the form the entity was written with when that names the same context (a URL
-    or a one-element list), else as a URL."""
+    or a one-element list), else as a one-element list for a context that holds the core
+    context too and as a URL for one that does not."""
     if link:
-        return written if _as_list(written) == [link] else link
+        if _as_list(written) == [link]:
+            return written
+        return [link] if jsonld.includes_core(link) else link
     return written if jsonld.is_core_context(written) else CORE_CONTEXT
 
 
