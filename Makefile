@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 PORT ?= 8000
 export QALA_DATABASE_URL ?= sqlite:///var/qala.sqlite
 
-.PHONY: setup demo demo-data serve test lint typecheck unit bench conformance clean
+.PHONY: setup demo demo-data serve test lint typecheck unit bench conformance ngsi-core-context clean
 
 $(STAMP): pyproject.toml $(wildcard package-lock.json)
 	$(PYTHON) -m venv $(VENV)
@@ -54,6 +54,12 @@ bench: setup ## run the benchmarks side by side with their peers (needs the `pee
 # prints pass counts per section and fails when one drops below tests/ngsi_conformance_baseline.json.
 conformance: setup ## run the NGSI-LD conformance suites and print pass counts per section
 	PYTHONPATH=src $(BIN)/python scripts/ngsi_conformance.py --check tests/ngsi_conformance_baseline.json $(CONFORMANCE_ARGS)
+
+# The ETSI NGSI-LD core context document, fetched once at setup time from its publisher; point
+# QALA_NGSI_CORE_CONTEXT_FILE at it (without it Qala uses its built-in map of the core terms).
+NGSI_CORE_CONTEXT_URL ?= https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context-v1.8.jsonld
+ngsi-core-context: ## fetch the NGSI-LD core context into var/ (for QALA_NGSI_CORE_CONTEXT_FILE)
+	mkdir -p var && curl -fsSL -o var/ngsi-ld-core-context.jsonld $(NGSI_CORE_CONTEXT_URL)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -62,6 +62,15 @@ ETSI_SECTIONS = {
 }
 
 
+SUITE_CONTEXTS = {
+    "https://forge.etsi.org/rep/cim/ngsi-ld-test-suite/-/raw/develop/resources/jsonld-contexts/": str(
+        ETSI / "resources" / "jsonld-contexts"
+    ),
+    "https://fiware.github.io/NGSI-LD_TestSuite/ldContext/": str(FIWARE / "ldContext"),
+}
+"""Context URLs of the suites → their copies in the suites' folders."""
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -128,6 +137,10 @@ def qala_server(folder: Path) -> Iterator[str]:
         "QALA_DATABASE_URL": url,
         "QALA_SECRET_KEY": "conformance",
         "PYTHONPATH": str(REPO / "src"),
+        # The suites' JSON-LD contexts are read from their own folders (their URLs point at
+        # forge.etsi.org and fiware.github.io); nothing is fetched (Qala's default), so other
+        # remote contexts define no term.
+        "QALA_NGSI_CONTEXT_FILES": json.dumps(SUITE_CONTEXTS),
     }
     log = (folder / "qala.log").open("w")
     uvicorn = [sys.executable, "-m", "uvicorn", "--factory", "qala.api.app:create_app"]

@@ -165,6 +165,19 @@ class Settings(BaseSettings):
         self.media_s3_prefix = prefix.rstrip("/") + "/" if prefix else ""
         return self
 
+    ngsi_context_fetch: bool = False
+    """Whether the NGSI-LD API may fetch a remote JSON-LD ``@context`` it does not hold
+    (``QALA_NGSI_CONTEXT_FETCH``); off, an unknown context defines no term and names stay as the
+    client sent them. On, a context that cannot be retrieved is answered 503."""
+    ngsi_context_timeout_s: float = Field(default=5.0, gt=0, le=60)
+    """How long fetching one remote ``@context`` may take (``QALA_NGSI_CONTEXT_TIMEOUT_S``)."""
+    ngsi_context_files: dict[str, str] = Field(default_factory=dict)
+    """Local copies of JSON-LD contexts: URL prefix → file or folder (``QALA_NGSI_CONTEXT_FILES``
+    as JSON, e.g. ``{"https://example.org/ctx/": "/srv/contexts"}``), read instead of fetched."""
+    ngsi_core_context_file: Path | None = None
+    """A copy of the ETSI NGSI-LD core context document (``QALA_NGSI_CORE_CONTEXT_FILE``);
+    without it Qala uses its built-in map of the core terms (``operate/jsonld.py``)."""
+
     shared_data: Path | None = None
     """The shared data folder holding ``kz/…`` (``QALA_SHARED_DATA``, e.g. ``../shared/data``):
     read by the demo and `qala data load-official` for what Qala may not ship (AirData.kz air

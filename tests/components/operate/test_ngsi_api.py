@@ -227,7 +227,10 @@ def test_attrs_patch_post_and_delete(operate_app: OperateApp) -> None:
         == 204
     )
     partial = client.patch(f"{entity}/attrs", json={"pm25": 21.0, "no2": 5.0}, headers=auth)
-    assert partial.status_code == 207 and partial.json()["notUpdated"][0]["attributeName"] == "no2"
+    # UpdateResult names attributes by their full IRI (the ETSI suite's 010_04)
+    default_vocab = "https://uri.etsi.org/ngsi-ld/default-context/"
+    assert partial.status_code == 207
+    assert partial.json()["notUpdated"][0]["attributeName"] == default_vocab + "no2"
     assert (
         client.post(
             f"{entity}/attrs", json={"no2": {"type": "Property", "value": 7.5}}, headers=auth

@@ -18,7 +18,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from qala.components.operate import subscriptions as subscription_services
+from qala.components.operate import jsonld, subscriptions as subscription_services
 from qala.components.operate.entities import (
     EntityQuery,
     WriteResult,
@@ -32,6 +32,7 @@ from qala.components.operate.entities import (
     observe_instances,
     query_entities,
     replace_entity,
+    type_statistics,
     upsert_entity,
 )
 from qala.components.operate.ingest import RulesRunner, after_commit, runner_for
@@ -40,9 +41,11 @@ from qala.components.operate.ngsi import (
     EntityInput,
     NgsiError,
     Projection,
+    canonical_q,
     check_ids,
     compile_pattern,
     instances_of,
+    names_of,
     parse_entity,
     parse_fragment,
     parse_geo_query,
@@ -147,6 +150,8 @@ def temporal_upsert(context: Context, body: Any, link: Any) -> bool:
     and every numeric instance enters the observation history. True when the entity is new."""
     if not isinstance(body, dict):
         raise NgsiError("InvalidRequest", "a temporal entity is a JSON object")
+    given_context = body.get("@context", link)
+    body = jsonld.canonical_entity(body, names_of(given_context))
     instances: dict[str, list[dict[str, Any]]] = {}
     for name, raw in body.items():
         if name in ("id", "type", "@context", "scope", "createdAt", "modifiedAt"):
@@ -161,7 +166,7 @@ def temporal_upsert(context: Context, body: Any, link: Any) -> bool:
         for name, values in instances.items()
     }
     data = parse_entity({**{k: v for k, v in body.items() if k in ("id", "type")}, **latest})
-    data.context = body.get("@context", link)
+    data.context = given_context
     with writing(context) as (session, runner, result):
         created = session.get(Entity, data.id) is None
         if created:
@@ -201,14 +206,14 @@ def temporal_delete(context: Context, entity_id: str) -> None:
         delete_history(session, entity_id)
 
 
-def merge_entity(context: Context, entity_id: str, body: Any) -> None:
+def merge_entity(context: Context, entity_id: str, body: Any, link: Any = None) -> None:
     """Merge-patch an entity (``PATCH /entities/{id}``, clause 5.6.17): new attributes added,
     existing ones merged member by member, ``urn:ngsi-ld:null`` deleting."""
     if not isinstance(body, dict):
         raise NgsiError("BadRequestData", "a merge takes an entity fragment (a JSON object)")
     if body.get("id") not in (None, entity_id):
         raise NgsiError("BadRequestData", f"the fragment's id {body['id']!r} is not {entity_id}")
-    attrs = parse_fragment(body)
+    attrs = parse_fragment(body, context=link)
     with writing(context) as (session, runner, result):
         merge_attributes(session, entity_id, attrs, runner=runner, merge=True, result=result)
         if entity_id not in result.updated:
@@ -375,6 +380,9 @@ class Representation:
     projection: Projection = field(default_factory=Projection)
     system: bool = False
     concise: bool = False
+    written_context: bool = False
+    """Whether each rendered entity carries the @context it was written with (``@context``), for
+    the API to answer with that form of it (see ``ngsi_api._settle_contexts``)."""
 
     @classmethod
     def of(cls, options: set[str], projection: Projection | None = None) -> Representation:
@@ -393,7 +401,7 @@ class Representation:
                 "createdAt": entity.created_at.isoformat(),
                 "modifiedAt": entity.modified_at.isoformat(),
             }
-        return render_entity(
+        rendered = render_entity(
             entity.id,
             entity.type,
             entity.attrs,
@@ -402,6 +410,9 @@ class Representation:
             projection=self.projection,
             concise=self.concise,
         )
+        if self.written_context and entity.context is not None:
+            rendered["@context"] = entity.context
+        return rendered
 
 
 def query(
@@ -413,10 +424,14 @@ def query(
         return [shown.render(e) for e in rows], total
 
 
-def parse_query_body(body: Any) -> tuple[list[EntityQuery], Projection]:
-    """The selectors and projection of a ``POST /entityOperations/query`` body (a Query)."""
+def parse_query_body(
+    body: Any, link: Any = None
+) -> tuple[list[EntityQuery], Projection, jsonld.Names]:
+    """The selectors and projection of a ``POST /entityOperations/query`` body (a Query), and
+    the names of its @context (the body's, else ``link``)."""
     if not isinstance(body, dict) or body.get("type", "Query") != "Query":
         raise NgsiError("BadRequestData", "the body must be a Query object")
+    names = names_of(body.get("@context", link))
     geo_q = body.get("geoQ") or {}
     if not isinstance(geo_q, dict):
         raise NgsiError("BadRequestData", "`geoQ` must be an object")
@@ -425,12 +440,12 @@ def parse_query_body(body: Any) -> tuple[list[EntityQuery], Projection]:
         geo_q.get("georel"),
         geo_q.get("geometry"),
         json.dumps(coordinates) if coordinates is not None else None,
-        geo_q.get("geoproperty"),
+        names.canonical(geo_q["geoproperty"]) if geo_q.get("geoproperty") else None,
     )
     attrs = body.get("attrs") or []
     if not isinstance(attrs, list) or not all(isinstance(a, str) for a in attrs):
         raise NgsiError("BadRequestData", "`attrs` must be an array of attribute names")
-    q = parse_q(str(body["q"])) if body.get("q") else None
+    q = canonical_q(parse_q(str(body["q"])), names) if body.get("q") else None
     selectors = body.get("entities") or [{}]
     if not isinstance(selectors, list):
         raise NgsiError("BadRequestData", "`entities` must be an array of selectors")
@@ -441,17 +456,17 @@ def parse_query_body(body: Any) -> tuple[list[EntityQuery], Projection]:
         types = selector.get("type")
         ids = selector.get("id")
         spec = EntityQuery(
-            types=tuple(split_list(types)) if isinstance(types, str) else (),
+            types=names.canonical_list(split_list(types)) if isinstance(types, str) else (),
             ids=check_ids(split_list(ids)) if isinstance(ids, str) else (),
             id_pattern=check_id_pattern(selector.get("idPattern")),
             q=q,
-            attrs=tuple(attrs),
+            attrs=names.canonical_list(attrs),
             geo=geo,
         )
         require_filter(spec, local=bool(body.get("local")))
         specs.append(spec)
-    projection = Projection.of(",".join(attrs) if attrs else None, None, None)
-    return specs, projection
+    projection = Projection.of(",".join(attrs) if attrs else None, None, None, names)
+    return specs, projection, names
 
 
 def query_selectors(
@@ -473,7 +488,7 @@ def query_selectors(
 
 
 def read(context: Context, entity_id: str, shown: Representation) -> tuple[dict[str, Any], Any]:
-    """The entity rendered, and the @context URL it was stored with (None if none or not a URL)."""
+    """The entity rendered, and the @context it was written with (None if none)."""
     with context.database.session() as session:
         entity = get_entity(session, entity_id)
         stored_context = entity.context
@@ -485,17 +500,115 @@ def read(context: Context, entity_id: str, shown: Representation) -> tuple[dict[
         rendered = shown.render(entity)
         if not rendered:
             raise NgsiError("ResourceNotFound", f"nothing of entity {entity_id} is left to show")
-        return rendered, stored_context if isinstance(stored_context, str) else None
+        return rendered, stored_context
 
 
-def type_list(context: Context) -> dict[str, Any]:
-    """The entity types present, as an NGSI-LD EntityTypeList."""
+def type_list(context: Context, names: jsonld.Names | None = None) -> dict[str, Any]:
+    """The entity types present, as an NGSI-LD EntityTypeList (named for ``names``' reader)."""
+    names = names or names_of(None)
     with context.database.session() as session:
         found = entity_types(session)
     return {
         "id": "urn:ngsi-ld:EntityTypeList:qala",
         "type": "EntityTypeList",
-        "typeList": [name for name, _n in found],
+        "typeList": sorted({names.to_reader(name) for name, _n in found}),
+    }
+
+
+def type_details(context: Context, names: jsonld.Names) -> list[dict[str, Any]]:
+    """``GET /types?details=true``: each type with the names of its attributes (EntityType)."""
+    with context.database.session() as session:
+        stats = type_statistics(session)
+    return [
+        {
+            "id": names.core.expand(stored),
+            "type": "EntityType",
+            "typeName": names.to_reader(stored),
+            "attributeNames": [names.to_reader(a) for a in sorted(found.attributes)],
+        }
+        for stored, found in sorted(stats.items())
+    ]
+
+
+def type_info(context: Context, names: jsonld.Names, requested: str) -> dict[str, Any]:
+    """``GET /types/{type}``: one type's entity count and attributes (EntityTypeInfo)."""
+    stored = names.canonical(requested)
+    with context.database.session() as session:
+        found = type_statistics(session).get(stored)
+    if found is None:
+        raise NgsiError("ResourceNotFound", f"no entity of type {requested} is held here")
+    return {
+        "id": names.core.expand(stored),
+        "type": "EntityTypeInfo",
+        "typeName": names.to_reader(stored),
+        "entityCount": found.entities,
+        "attributeDetails": [
+            {
+                "id": names.core.expand(name),
+                "type": "Attribute",
+                "attributeName": names.to_reader(name),
+                "attributeTypes": sorted(kinds),
+            }
+            for name, kinds in sorted(found.attributes.items())
+        ],
+    }
+
+
+def _attributes(session: Session) -> dict[str, tuple[int, set[str], set[str]]]:
+    """Attribute name → (entities having it, attribute types, entity types)."""
+    found: dict[str, tuple[int, set[str], set[str]]] = {}
+    for entity_type, stats in type_statistics(session).items():
+        for name, kinds in stats.attributes.items():
+            count, all_kinds, types = found.get(name, (0, set(), set()))
+            found[name] = (
+                count + stats.attribute_counts.get(name, 0),
+                all_kinds | kinds,
+                types | {entity_type},
+            )
+    return found
+
+
+def attribute_list(context: Context, names: jsonld.Names) -> dict[str, Any]:
+    """``GET /attributes``: the attribute names present (AttributeList)."""
+    with context.database.session() as session:
+        found = _attributes(session)
+    return {
+        "id": "urn:ngsi-ld:AttributeList:qala",
+        "type": "AttributeList",
+        "attributeList": sorted({names.to_reader(name) for name in found}),
+    }
+
+
+def attribute_details(context: Context, names: jsonld.Names) -> list[dict[str, Any]]:
+    """``GET /attributes?details=true``: each attribute with the types that have it."""
+    with context.database.session() as session:
+        found = _attributes(session)
+    return [
+        {
+            "id": names.core.expand(name),
+            "type": "Attribute",
+            "attributeName": names.to_reader(name),
+            "typeNames": sorted(names.to_reader(t) for t in types),
+        }
+        for name, (_count, _kinds, types) in sorted(found.items())
+    ]
+
+
+def attribute_info(context: Context, names: jsonld.Names, requested: str) -> dict[str, Any]:
+    """``GET /attributes/{attr}``: how many entities have it, its types, the entity types."""
+    stored = names.canonical(requested)
+    with context.database.session() as session:
+        found = _attributes(session).get(stored)
+    if found is None:
+        raise NgsiError("ResourceNotFound", f"no entity has an attribute {requested}")
+    count, kinds, types = found
+    return {
+        "id": names.core.expand(stored),
+        "type": "Attribute",
+        "attributeName": names.to_reader(stored),
+        "attributeCount": count,
+        "attributeTypes": sorted(kinds),
+        "typeNames": sorted(names.to_reader(t) for t in types),
     }
 
 

@@ -358,6 +358,31 @@ def entity_types(session: Session) -> list[tuple[str, int]]:
     return [(t, int(n)) for t, n in rows]
 
 
+@dataclass
+class TypeStats:
+    """What the store holds of one entity type: how many entities, and per attribute name the
+    attribute types met (Property, Relationship…) and how many entities have it."""
+
+    entities: int = 0
+    attributes: dict[str, set[str]] = field(default_factory=dict)
+    attribute_counts: dict[str, int] = field(default_factory=dict)
+
+
+def type_statistics(session: Session) -> dict[str, TypeStats]:
+    """Entity type → ``TypeStats`` over every stored entity (the discovery endpoints)."""
+    stats: dict[str, TypeStats] = {}
+    for entity_type, attrs in session.execute(select(Entity.type, Entity.attrs)):
+        found = stats.setdefault(entity_type, TypeStats())
+        found.entities += 1
+        for name, attribute in (attrs or {}).items():
+            kinds = found.attributes.setdefault(name, set())
+            found.attribute_counts[name] = found.attribute_counts.get(name, 0) + 1
+            for instance in instances_of(attribute):
+                if isinstance(instance.get("type"), str):
+                    kinds.add(instance["type"])
+    return stats
+
+
 def list_by_concept(session: Session, concept: str) -> list[Entity]:
     """Entities of one PAS 182 concept (organisation, place, item, observation…)."""
     return list(

@@ -2,9 +2,9 @@
 (normalised or Smart Data Models key-values form), rendering them back, the ``q`` query language,
 geo-queries, and the ProblemDetails errors.
 
-Qala keeps attribute names as the client sent them (short names resolved by the client's
-``@context``) and gives the same ``@context`` back; it does not expand terms to IRIs. That is
-what a single-context city deployment needs and what the FIWARE client libraries expect.
+Names of types and attributes are kept in the canonical form of ``jsonld`` (the short name for
+terms of the default vocabulary and the core context, the IRI for terms a client's ``@context``
+maps elsewhere); ``names_of`` maps them from and to a client's context.
 """
 
 from __future__ import annotations
@@ -18,9 +18,11 @@ from typing import Any, ClassVar, TypeVar
 
 import re2
 
+from qala.components.operate import jsonld
+
 NGSI_NULL = "urn:ngsi-ld:null"
 """The value that deletes an attribute in a merge or update (clause 4.5.1: JSON null is refused)."""
-CORE_CONTEXT = "https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context-v1.8.jsonld"
+CORE_CONTEXT = jsonld.CORE_CONTEXT
 LD_CONTEXT_REL = "http://www.w3.org/ns/json-ld#context"
 ERROR_BASE = "https://uri.etsi.org/ngsi-ld/errors/"
 
@@ -76,6 +78,7 @@ class NgsiError(Exception):
         "TooComplexQuery": "The query is too complex",
         "TooManyResults": "The query has too many results",
         "NotAcceptable": "The requested media type is not acceptable",
+        "LdContextNotAvailable": "A remote JSON-LD @context could not be retrieved",
         "UnsupportedMediaType": "The request media type is not supported",
         "Unauthorized": "Authentication is required",
         "Forbidden": "The caller may not do this",
@@ -100,6 +103,15 @@ class NgsiError(Exception):
 
 def bad_data(detail: str) -> NgsiError:
     return NgsiError("BadRequestData", detail)
+
+
+def names_of(context: Any) -> jsonld.Names:
+    """The names of a client's ``@context`` (None: the core context); a context that cannot be
+    retrieved or processed is ``LdContextNotAvailable`` (503)."""
+    try:
+        return jsonld.names(context)
+    except jsonld.ContextNotAvailable as exc:
+        raise NgsiError("LdContextNotAvailable", str(exc)) from None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -391,6 +403,8 @@ def parse_entity(
     """
     if not isinstance(body, Mapping):
         raise bad_data("an entity must be a JSON object")
+    given_context = body.get("@context", context)
+    body = jsonld.canonical_entity(body, names_of(given_context))
     identifier = body.get("id", entity_id)
     if require_id or identifier is not None:
         identifier = check_entity_id(identifier)
@@ -410,16 +424,18 @@ def parse_entity(
     attrs = {
         name: normalise_attribute(name, raw) for name, raw in body.items() if name not in RESERVED
     }
-    return EntityInput(
-        id=str(identifier), type=entity_type, attrs=attrs, context=body.get("@context", context)
-    )
+    return EntityInput(id=str(identifier), type=entity_type, attrs=attrs, context=given_context)
 
 
-def parse_fragment(body: Any, *, require_some: bool = False) -> dict[str, dict[str, Any]]:
-    """Attributes of a PATCH/POST ``.../attrs`` body in normalised form (``require_some``: an
-    empty fragment is ``BadRequestData``)."""
+def parse_fragment(
+    body: Any, *, require_some: bool = False, context: Any = None
+) -> dict[str, dict[str, Any]]:
+    """Attributes of a PATCH/POST ``.../attrs`` body in normalised form, named canonically under
+    the body's ``@context`` (else ``context``, a Link header's) (``require_some``: an empty
+    fragment is ``BadRequestData``)."""
     if not isinstance(body, Mapping):
         raise bad_data("the attributes must be a JSON object")
+    body = jsonld.canonical_entity(body, names_of(body.get("@context", context)))
     if require_some and not [name for name in body if name not in RESERVED]:
         raise bad_data("the fragment holds no attribute")
     return {
@@ -520,7 +536,27 @@ class Projection:
     omit: frozenset[str] = frozenset()
 
     @classmethod
-    def of(cls, attrs: str | None, pick: str | None, omit: str | None) -> Projection:
+    def of(
+        cls,
+        attrs: str | None,
+        pick: str | None,
+        omit: str | None,
+        names: jsonld.Names | None = None,
+    ) -> Projection:
+        """From the request's parameters; ``names`` maps the client's names to stored ones."""
+        shown = cls._of(attrs, pick, omit)
+        if names is None:
+            return shown
+
+        def stored(members: frozenset[str]) -> frozenset[str]:
+            return frozenset(m if m in ("id", "type") else names.canonical(m) for m in members)
+
+        return cls(
+            pick=stored(shown.pick) if shown.pick is not None else None, omit=stored(shown.omit)
+        )
+
+    @classmethod
+    def _of(cls, attrs: str | None, pick: str | None, omit: str | None) -> Projection:
         if pick is not None and attrs is not None:
             raise bad_data("`pick` and `attrs` exclude each other; use `pick`")
         if omit is not None and attrs is not None:
@@ -769,6 +805,20 @@ def parse_q(text: str) -> QNode | QTerm:
     if index != len(tokens):
         raise NgsiError("InvalidRequest", f"q: unexpected {tokens[index][1]!r} in {text!r}")
     return tree
+
+
+def canonical_q(tree: QNode | QTerm, names: jsonld.Names) -> QNode | QTerm:
+    """``tree`` with its attribute and sub-attribute names in stored form (``[key]`` parts,
+    keys inside a structured value, stay as written)."""
+    if isinstance(tree, QNode):
+        return QNode(tree.op, tuple(canonical_q(child, names) for child in tree.children))
+    path = tuple(
+        part
+        if part.startswith("[") or (i > 0 and part in ATTRIBUTE_MEMBERS)
+        else names.canonical(part)
+        for i, part in enumerate(tree.path)
+    )
+    return QTerm(path, tree.op, tree.value)
 
 
 def _parse_path(raw: str) -> tuple[str, ...]:

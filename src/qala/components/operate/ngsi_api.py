@@ -6,6 +6,7 @@ Bearer <token>``). Errors are ProblemDetails ``{type, title, detail}`` with the 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from collections.abc import Callable, Coroutine
@@ -26,15 +27,17 @@ from qala.components.accounts.deps import (
     require_roles,
 )
 from qala.components.accounts.models import User
-from qala.components.operate import broker, csources
+from qala.components.operate import broker, csources, jsonld
 from qala.components.operate.broker import BatchOutcome, HistoryWindow, Representation
 from qala.components.operate.entities import EntityQuery
 from qala.components.operate.ngsi import (
     CORE_CONTEXT,
     NgsiError,
     Projection,
+    canonical_q,
     check_entity_id,
     check_ids,
+    names_of,
     parse_entity,
     parse_fragment,
     parse_geo_query,
@@ -204,6 +207,7 @@ def _query_names(dependant: Dependant) -> set[str]:
 
 
 def _check_common(request: Request, known: set[str], *, geo: bool) -> None:
+    jsonld.configure_from(context_of(request).settings)
     media = negotiate(request.headers.get("accept"))
     if request.method == "GET" and (media is None or (media == GEO_JSON and not geo)):
         raise NgsiError(
@@ -221,6 +225,44 @@ def _check_common(request: Request, known: set[str], *, geo: bool) -> None:
     for key in ("entity_id", "subscription_id"):
         if key in request.path_params:
             check_entity_id(request.path_params[key])
+
+
+def _reader(request: Request) -> jsonld.Names:
+    """The names of the request's ``@context`` (its Link header; none: the core context)."""
+    return names_of(_link_context(request))
+
+
+def _answer_context(link: str | None, written: Any = None) -> Any:
+    """The @context of an entity in an answer: the reader's (its Link context, else the core
+    context), in the form the entity was written with when that names the same context (a URL
+    or a one-element list), else as a one-element list for a context that holds the core
+    context too and as a URL for one that does not."""
+    if link:
+        if _as_list(written) == [link]:
+            return written
+        return [link] if jsonld.includes_core(link) else link
+    return written if jsonld.is_core_context(written) else CORE_CONTEXT
+
+
+def _as_list(context: Any) -> list[Any]:
+    return context if isinstance(context, list) else [context]
+
+
+def _settle_contexts(request: Request, content: Any) -> Any:
+    """Rendered entities that carry their written @context (``Representation.written_context``)
+    with the @context to answer instead (see ``_answer_context``)."""
+    link = _link_context(request)
+    for item in content if isinstance(content, list) else [content]:
+        if isinstance(item, dict):
+            item["@context"] = _answer_context(link, item.pop("@context", None))
+    return content
+
+
+def _compact(content: Any, names: jsonld.Names) -> Any:
+    """Rendered entities (one or a list) named as the reader's context names them."""
+    if isinstance(content, list):
+        return [jsonld.compact_entity(e, names) if isinstance(e, dict) else e for e in content]
+    return jsonld.compact_entity(content, names) if isinstance(content, dict) else content
 
 
 def _link_context(request: Request) -> Any:
@@ -307,7 +349,7 @@ def _respond(
         response = _respond_geo(request, content, geometry_property, context)
         response.headers.update(headers)
         return response
-    context = context or _link_context(request) or CORE_CONTEXT
+    context = context or _answer_context(_link_context(request))
     if _wants_ld(request):
         if isinstance(content, list):
             for item in content:
@@ -316,8 +358,12 @@ def _respond(
             content.setdefault("@context", context)
         media = LD_JSON
     else:
-        if isinstance(context, str):
-            headers["Link"] = f'<{context}>; rel="{CONTEXT_REL}"; type="application/ld+json"'
+        for item in content if isinstance(content, list) else [content]:
+            if isinstance(item, dict):
+                item.pop("@context", None)
+        named = context[0] if isinstance(context, list) and len(context) == 1 else context
+        if isinstance(named, str):
+            headers["Link"] = f'<{named}>; rel="{CONTEXT_REL}"; type="application/ld+json"'
         media = "application/json"
     return Response(
         json.dumps(content, ensure_ascii=False),
@@ -343,12 +389,17 @@ def _batch_answer(outcome: BatchOutcome, *, created: list[str] | None = None) ->
     return Response(status_code=204)
 
 
-def _partial_answer(done: list[str], skipped: list[str], reason: str) -> Response:
-    """204, or 207 naming the attributes not written and why."""
+def _partial_answer(
+    done: list[str], skipped: list[str], reason: str, names: jsonld.Names
+) -> Response:
+    """204, or 207 naming (by their full IRIs) the attributes not written and why."""
     if not skipped:
         return Response(status_code=204)
-    not_updated = [{"attributeName": name, "reason": reason} for name in skipped]
-    return JSONResponse({"updated": done, "notUpdated": not_updated}, status_code=207)
+    expand = names.core.expand
+    not_updated = [{"attributeName": expand(name), "reason": reason} for name in skipped]
+    return JSONResponse(
+        {"updated": [expand(name) for name in done], "notUpdated": not_updated}, status_code=207
+    )
 
 
 def page_links(request: Request, *, limit: int, offset: int, total: int) -> str:
@@ -433,21 +484,28 @@ def query(
     geometryProperty: QueryText = None,
 ) -> Response:
     broker.check_limit(limit)
+    names = _reader(request)
     spec = EntityQuery(
-        types=split_list(type),
+        types=names.canonical_list(split_list(type)),
         ids=check_ids(split_list(id)),
         id_pattern=broker.check_id_pattern(idPattern),
-        q=parse_q(q) if q else None,
-        attrs=split_list(attrs),
-        geo=parse_geo_query(georel, geometry, coordinates, geoproperty),
+        q=canonical_q(parse_q(q), names) if q else None,
+        attrs=names.canonical_list(split_list(attrs)),
+        geo=parse_geo_query(
+            georel, geometry, coordinates, names.canonical(geoproperty) if geoproperty else None
+        ),
         concept=concept,
     )
     broker.require_filter(spec, local=local)
-    shown = Representation.of(parse_options(options, format), Projection.of(attrs, pick, omit))
+    projection = Projection.of(attrs, pick, omit, names)
+    shown = Representation.of(parse_options(options, format), projection)
+    shown = dataclasses.replace(shown, written_context=True)
     content, total = broker.query(context, spec, limit=limit, offset=offset, shown=shown)
+    content = _compact(content, names)
     headers = None
     if not local:  # distributed query (clause 5.7.2): registered sources asked as well
         content, total, headers = _federated(request, context, content, total, [spec], limit)
+    content = _settle_contexts(request, content)
     return _respond(
         request, content, headers={**(headers or {}), **(_count_header(total, count) or {})}
     )
@@ -519,16 +577,21 @@ def read(
     format: QueryText = None,
     geometryProperty: QueryText = None,
 ) -> Response:
-    shown = Representation.of(parse_options(options, format), Projection.of(attrs, pick, omit))
+    names = _reader(request)
+    projection = Projection.of(attrs, pick, omit, names)
+    shown = Representation.of(parse_options(options, format), projection)
     content: dict[str, Any] | NgsiError
+    written = None
     try:
-        content, stored_context = broker.read(context, entity_id, shown)
+        local, written = broker.read(context, entity_id, shown)
+        content = _compact(local, names)
     except NgsiError as exc:  # perhaps held by a registered source only
         if exc.kind != "ResourceNotFound":
             raise
-        content, stored_context = exc, None
+        content = exc
     found, headers = _federated_read(request, context, entity_id, content)
-    return _respond(request, found, context=stored_context, headers=headers)
+    answer_context = _answer_context(_link_context(request), written)
+    return _respond(request, found, context=answer_context, headers=headers)
 
 
 @router.delete("/entities/{entity_id}", status_code=204)
@@ -553,15 +616,16 @@ async def replace(
 async def merge(
     request: Request, entity_id: EntityIdPath, writer: Writer, context: Running
 ) -> Response:
-    body, _link = await _body(request)
+    body, link = await _body(request)
     if isinstance(body, dict):
         writer.require_fragment(entity_id, body)
-    await run_in_threadpool(broker.merge_entity, context, entity_id, body)
+    await run_in_threadpool(broker.merge_entity, context, entity_id, body, link)
     return Response(status_code=204)
 
 
 @router.delete("/entities", status_code=204)
 def purge(
+    request: Request,
     context: Running,
     writer: Writer,
     type: QueryText = None,
@@ -569,11 +633,12 @@ def purge(
     idPattern: QueryText = None,
     q: QueryText = None,
 ) -> Response:
+    names = _reader(request)
     spec = EntityQuery(
-        types=split_list(type),
+        types=names.canonical_list(split_list(type)),
         ids=check_ids(split_list(id)),
         id_pattern=broker.check_id_pattern(idPattern),
-        q=parse_q(q) if q else None,
+        q=canonical_q(parse_q(q), names) if q else None,
     )
     broker.require_filter(spec, local=False)
     if writer.places is not None:  # a purge selects across cities: national writers only
@@ -586,13 +651,13 @@ def purge(
 async def update_attrs(
     request: Request, entity_id: EntityIdPath, writer: Writer, context: Running
 ) -> Response:
-    body, _link = await _body(request)
-    attrs = parse_fragment(body, require_some=True)
+    body, link = await _body(request)
+    attrs = parse_fragment(body, require_some=True, context=link)
     writer.require_fragment(entity_id, attrs)
     done, skipped = await run_in_threadpool(
         broker.merge, context, entity_id, attrs, only_existing=True
     )
-    return _partial_answer(done, skipped, "attribute does not exist")
+    return _partial_answer(done, skipped, "attribute does not exist", names_of(None))
 
 
 @router.post("/entities/{entity_id}/attrs")
@@ -603,23 +668,26 @@ async def append_attrs(
     context: Running,
     options: QueryText = None,
 ) -> Response:
-    body, _link = await _body(request)
-    attrs = parse_fragment(body, require_some=True)
+    body, link = await _body(request)
+    attrs = parse_fragment(body, require_some=True, context=link)
     writer.require_fragment(entity_id, attrs)
     no_overwrite = "noOverwrite" in parse_options(options)
     done, skipped = await run_in_threadpool(
         broker.merge, context, entity_id, attrs, no_overwrite=no_overwrite
     )
-    return _partial_answer(done, skipped, "attribute exists (noOverwrite)")
+    return _partial_answer(done, skipped, "attribute exists (noOverwrite)", names_of(None))
 
 
 @router.patch("/entities/{entity_id}/attrs/{attr}", status_code=204)
 async def update_attr(
     request: Request, entity_id: EntityIdPath, attr: AttrPath, writer: Writer, context: Running
 ) -> Response:
-    body, _link = await _body(request)
+    body, link = await _body(request)
+    names = names_of(body.get("@context", link) if isinstance(body, dict) else link)
+    attr = names.canonical(attr)
     if isinstance(body, dict):
         body = {k: v for k, v in body.items() if k != "@context"}
+        body = jsonld.canonical_entity({attr: body}, names)[attr]
     if not isinstance(body, dict) or not body:
         raise NgsiError("BadRequestData", f"the new value of `{attr}` must be a JSON object")
     writer.require_fragment(entity_id, {attr: body})
@@ -629,6 +697,7 @@ async def update_attr(
 
 @router.delete("/entities/{entity_id}/attrs/{attr}", status_code=204)
 def delete_attr(
+    request: Request,
     entity_id: EntityIdPath,
     attr: AttrPath,
     _user: Writer,
@@ -638,13 +707,35 @@ def delete_attr(
 ) -> Response:
     if datasetId is not None:
         check_entity_id(datasetId)
+    attr = _reader(request).canonical(attr)
     broker.delete_attr(context, entity_id, attr, dataset_id=datasetId, delete_all=deleteAll)
     return Response(status_code=204)
 
 
 @router.get("/types")
-def types(request: Request, context: Running) -> Response:
-    return _respond(request, broker.type_list(context))
+def types(request: Request, context: Running, details: bool = False) -> Response:
+    names = _reader(request)
+    if details:
+        return _respond(request, broker.type_details(context, names))
+    return _respond(request, broker.type_list(context, names))
+
+
+@router.get("/types/{entity_type:path}")
+def entity_type(request: Request, entity_type: str, context: Running) -> Response:
+    return _respond(request, broker.type_info(context, _reader(request), entity_type))
+
+
+@router.get("/attributes")
+def attributes(request: Request, context: Running, details: bool = False) -> Response:
+    names = _reader(request)
+    if details:
+        return _respond(request, broker.attribute_details(context, names))
+    return _respond(request, broker.attribute_list(context, names))
+
+
+@router.get("/attributes/{attribute:path}")
+def attribute(request: Request, attribute: str, context: Running) -> Response:
+    return _respond(request, broker.attribute_info(context, _reader(request), attribute))
 
 
 # ---- batch operations ---------------------------------------------------------------------------
@@ -704,16 +795,19 @@ async def query_post(
 ) -> Response:
     broker.check_limit(limit)
     body, _link = await _body(request)
-    specs, projection = broker.parse_query_body(body)
+    specs, projection, names = broker.parse_query_body(body, _link)
     shown = Representation.of(parse_options(options, format), projection)
+    shown = dataclasses.replace(shown, written_context=True)
     content, total = await run_in_threadpool(
         broker.query_selectors, context, specs, limit=limit, offset=offset, shown=shown
     )
+    content = _compact(content, names)
     headers = None
     if not body.get("local"):  # distributed query: registered sources asked as well
         content, total, headers = await run_in_threadpool(
             _federated, request, context, content, total, specs, limit, body
         )
+    content = _settle_contexts(request, content)
     return _respond(
         request, content, headers={**(headers or {}), **(_count_header(total, count) or {})}
     )
@@ -777,9 +871,9 @@ async def temporal_append(
 
 @router.delete("/temporal/entities/{entity_id}/attrs/{attr}", status_code=204)
 def temporal_delete_attr(
-    entity_id: EntityIdPath, attr: AttrPath, _user: Writer, context: Running
+    request: Request, entity_id: EntityIdPath, attr: AttrPath, _user: Writer, context: Running
 ) -> Response:
-    broker.temporal_delete_attr(context, entity_id, attr)
+    broker.temporal_delete_attr(context, entity_id, _reader(request).canonical(attr))
     return Response(status_code=204)
 
 
@@ -813,18 +907,21 @@ def temporal_query(
 ) -> Response:
     broker.check_limit(limit)
     check_time_property(timeproperty)
+    names = _reader(request)
+    stored_attrs = ",".join(names.canonical_list(split_list(attrs))) if attrs else attrs
     window = _history_window(
-        attrs, timerel, timeAt, endTimeAt, lastN, parse_options(options, format)
+        stored_attrs, timerel, timeAt, endTimeAt, lastN, parse_options(options, format)
     )
     spec = EntityQuery(
-        types=split_list(type),
+        types=names.canonical_list(split_list(type)),
         ids=split_list(id),
         id_pattern=broker.check_id_pattern(idPattern),
-        q=parse_q(q) if q else None,
+        q=canonical_q(parse_q(q), names) if q else None,
     )
     content, total = broker.temporal_query(context, spec, limit=limit, offset=offset, window=window)
-    shown = Projection.of(attrs, pick, omit)
-    return _respond(request, [shown.apply(e) for e in content], headers=_count_header(total, count))
+    shown = Projection.of(attrs, pick, omit, names)
+    answer = _compact([shown.apply(e) for e in content], names)
+    return _respond(request, answer, headers=_count_header(total, count))
 
 
 @router.get("/temporal/entities/{entity_id}")
@@ -844,11 +941,14 @@ def temporal_read(
     format: QueryText = None,
 ) -> Response:
     check_time_property(timeproperty)
+    names = _reader(request)
+    stored_attrs = ",".join(names.canonical_list(split_list(attrs))) if attrs else attrs
     window = _history_window(
-        attrs, timerel, timeAt, endTimeAt, lastN, parse_options(options, format)
+        stored_attrs, timerel, timeAt, endTimeAt, lastN, parse_options(options, format)
     )
-    shown = Projection.of(attrs, pick, omit)
-    return _respond(request, shown.apply(broker.temporal_read(context, entity_id, window)))
+    shown = Projection.of(attrs, pick, omit, names)
+    entity = shown.apply(broker.temporal_read(context, entity_id, window))
+    return _respond(request, _compact(entity, names))
 
 
 # ---- subscriptions ------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+import re
 import threading
 import uuid
 from collections.abc import Mapping, Sequence
@@ -18,16 +19,19 @@ import httpx
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from qala.components.operate import jsonld
 from qala.components.operate.models import Entity, Subscription
 from qala.components.operate.ngsi import (
     CORE_CONTEXT,
     LD_CONTEXT_REL,
     NgsiError,
     Projection,
+    canonical_q,
     check_attribute_name,
     check_entity_id,
     compile_pattern,
     geo_matches,
+    names_of,
     parse_geo_query,
     parse_q,
     q_matches,
@@ -103,6 +107,16 @@ def validate_subscription(body: Any, *, now: datetime | None = None) -> dict[str
     if data.get("type", "Subscription") != "Subscription":
         raise NgsiError("BadRequestData", "subscription `type` must be Subscription")
     data["type"] = "Subscription"
+    names_of(data.get("@context"))  # 503 when the subscription's @context is not available
+    ld_context = data.get("jsonldContext")
+    if ld_context is not None:
+        if not isinstance(ld_context, str) or not re.match(
+            r"^[A-Za-z][A-Za-z0-9+.-]*:", ld_context
+        ):
+            raise NgsiError(
+                "BadRequestData", "`jsonldContext` must be the URI of a JSON-LD context"
+            )
+        names_of(ld_context)
     if "id" in data:
         data["id"] = check_entity_id(data["id"])
     else:
@@ -268,11 +282,12 @@ def matches(
 ) -> bool:
     """Whether a change of ``entity`` concerns the subscription (selectors, watched attributes
     among the ``changed`` ones when known, q, geoQ)."""
+    names = names_of(subscription.get("@context"))
     selectors = subscription.get("entities") or []
     if selectors:
         ok = False
         for selector in selectors:
-            if selector.get("type") != entity.type:
+            if names.canonical(str(selector.get("type"))) != entity.type:
                 continue
             if selector.get("id") and selector["id"] != entity.id:
                 continue
@@ -285,10 +300,13 @@ def matches(
             return False
     watched = subscription.get("watchedAttributes")
     if watched:
-        names = changed if changed is not None else list(entity.attrs)
-        if not any(name in watched for name in names):
+        stored = set(names.canonical_list(watched))
+        changes = changed if changed is not None else list(entity.attrs)
+        if not any(name in stored for name in changes):
             return False
-    if subscription.get("q") and not q_matches(parse_q(str(subscription["q"])), entity.attrs):
+    if subscription.get("q") and not q_matches(
+        canonical_q(parse_q(str(subscription["q"])), names), entity.attrs
+    ):
         return False
     geo_q = subscription.get("geoQ")
     if isinstance(geo_q, Mapping):
@@ -297,7 +315,7 @@ def matches(
             geo_q.get("georel"),
             geo_q.get("geometry"),
             coordinates if isinstance(coordinates, str) else json.dumps(coordinates),
-            geo_q.get("geoproperty"),
+            names.canonical(geo_q["geoproperty"]) if geo_q.get("geoproperty") else None,
         )
         if query is not None and not geo_matches(query, entity.attrs):
             return False
@@ -307,11 +325,17 @@ def matches(
 def notification_for(subscription: Mapping[str, Any], entities: Sequence[Entity]) -> dict[str, Any]:
     spec = subscription.get("notification", {})
     chosen = spec.get("format", "normalized")
-    attributes = spec.get("attributes") or None
+    names = names_of(subscription.get("@context"))
+    reader = names_of(subscription_context(subscription))
+    attributes = names.canonical_list(spec.get("attributes") or ()) or None
     pick, omit = spec.get("pick"), spec.get("omit")
+
+    def stored(members: list[str]) -> frozenset[str]:
+        return frozenset(m if m in ("id", "type") else names.canonical(m) for m in members)
+
     projection = Projection(
-        pick=frozenset(pick) if isinstance(pick, list) else None,
-        omit=frozenset(omit) if isinstance(omit, list) else frozenset(),
+        pick=stored(pick) if isinstance(pick, list) else None,
+        omit=stored(omit) if isinstance(omit, list) else frozenset(),
     )
     data = []
     for entity in entities:
@@ -322,15 +346,18 @@ def notification_for(subscription: Mapping[str, Any], entities: Sequence[Entity]
                 "modifiedAt": entity.modified_at.isoformat().replace("+00:00", "Z"),
             }
         data.append(
-            render_entity(
-                entity.id,
-                entity.type,
-                entity.attrs,
-                key_values=chosen in ("keyValues", "simplified"),
-                concise=chosen == "concise",
-                pick=attributes,
-                projection=projection,
-                system=system,
+            jsonld.compact_entity(
+                render_entity(
+                    entity.id,
+                    entity.type,
+                    entity.attrs,
+                    key_values=chosen in ("keyValues", "simplified"),
+                    concise=chosen == "concise",
+                    pick=attributes,
+                    projection=projection,
+                    system=system,
+                ),
+                reader,
             )
         )
     return {
