@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -293,6 +293,21 @@ class RulesRunner:
             held[(r, k, s, q)] = v
         return held
 
+    def lock_streams_of(self, session: Session, owns: Callable[[str], bool]) -> dict[StateKey, int]:
+        """Lock the stream records of the sensors ``owns`` accepts (a routed worker's silence
+        check: the other workers' streams are theirs to check, and stay unlocked)."""
+        names = sorted(self.rule_sets)
+        keys = [
+            (r, k, s, q)
+            for r, k, s, q in session.execute(
+                select(*_KEY).where(
+                    DetectorRecord.rule_set.in_(names), DetectorRecord.kind == "stream"
+                )
+            )
+            if owns(s)
+        ]
+        return self.lock_records(session, keys)
+
     def lock_for(self, session: Session, streams: Iterable[tuple[str, str]]) -> dict[StateKey, int]:
         """Lock the records a batch of readings of these streams may touch."""
         return self.lock_records(session, self.keys_for(session, streams))
@@ -349,15 +364,20 @@ class RulesRunner:
         *,
         groups: dict[str, str],
         silence_at_us: int | None = None,
+        owns: Callable[[str], bool] | None = None,
     ) -> list[Finding]:
-        """Feed new observations ``(id, sensor, quantity, time_us, value, unit)`` in time order."""
-        if silence_at_us is not None:
+        """Feed new observations ``(id, sensor, quantity, time_us, value, unit)`` in time order;
+        with ``silence_at_us``, check the streams for silence instead (only the streams of the
+        sensors ``owns`` accepts, if given)."""
+        if silence_at_us is None:
+            held = self.lock_for(session, {(r[1], r[2]) for r in rows})
+        elif owns is None:
             held = self.lock_rule_sets(session, self.rule_sets)
         else:
-            held = self.lock_for(session, {(r[1], r[2]) for r in rows})
+            held = self.lock_streams_of(session, owns)
         with self.lock:
             self.groups.update(groups)
-            return self._evaluate(session, rows, held, silence_at_us)
+            return self._evaluate(session, rows, held, silence_at_us, owns)
 
     def _evaluate(
         self,
@@ -365,6 +385,7 @@ class RulesRunner:
         rows: Sequence[tuple[int, str, str, int, float, str]],
         held: dict[StateKey, int],
         silence_at_us: int | None,
+        owns: Callable[[str], bool] | None = None,
     ) -> list[Finding]:
         by_set: dict[str, list[tuple[int, str, str, int, float, str]]] = {}
         for row in rows:
@@ -383,7 +404,7 @@ class RulesRunner:
                 if out:
                     findings.extend(out)
             if silence_at_us is not None:
-                findings.extend(evaluator.check_silence(silence_at_us))
+                findings.extend(evaluator.check_silence(silence_at_us, owns))
             self._write(session, name, held)
         return findings
 
@@ -999,15 +1020,29 @@ def after_commit(context: Context, report: IngestReport) -> None:
 
 
 def check_silence(
-    context: Context, *, at_us: int | None = None, runner: RulesRunner | None = None
+    context: Context,
+    *,
+    at_us: int | None = None,
+    runner: RulesRunner | None = None,
+    owns: Callable[[str], bool] | None = None,
 ) -> IngestReport:
-    """Findings (and incidents) for sensors that stopped reporting, as of ``at_us`` (default now)."""
+    """Findings (and incidents) for sensors that stopped reporting, as of ``at_us`` (default now);
+    only for the sensors ``owns`` accepts, if given (a routed worker's own)."""
     runner = runner or runner_for(context)
     report = IngestReport()
     try:
         with context.database.transaction() as session:
-            findings = runner.evaluate(session, [], groups={}, silence_at_us=at_us or now_us())
-            sensors = {s.id: s for s in session.scalars(select(Sensor))}
+            findings = runner.evaluate(
+                session, [], groups={}, silence_at_us=at_us or now_us(), owns=owns
+            )
+            named = sorted({f.sensor for f in findings})
+            sensors = {
+                s.id: s
+                for start in range(0, len(named), _CHUNK)
+                for s in session.scalars(
+                    select(Sensor).where(Sensor.id.in_(named[start : start + _CHUNK]))
+                )
+            }
             store_findings(session, findings, sensors=sensors, now=utc_now(), report=report)
             for finding in findings:
                 if finding.kind == FindingKind.SILENCE and finding.sensor in sensors:
