@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import event, select, text, tuple_, update
 from sqlalchemy.orm import Session
@@ -118,6 +118,21 @@ class SoftState:
             self.last.pop(sensor, None)
         for key in [k for k in self.latest if k[0] in sensors]:
             del self.latest[key]
+
+
+class SensorFields(Protocol):
+    """What a batch reads of a sensor: a :class:`Sensor`, or a row holding the same columns."""
+
+    @property
+    def entity_id(self) -> str: ...
+    @property
+    def place_code(self) -> str | None: ...
+    @property
+    def group_id(self) -> str | None: ...
+    @property
+    def lat(self) -> float | None: ...
+    @property
+    def lon(self) -> float | None: ...
 
 
 StateKey = tuple[str, str, str, str]
@@ -309,8 +324,16 @@ class RulesRunner:
         return self.lock_records(session, keys)
 
     def lock_for(self, session: Session, streams: Iterable[tuple[str, str]]) -> dict[StateKey, int]:
-        """Lock the records a batch of readings of these streams may touch."""
-        return self.lock_records(session, self.keys_for(session, streams))
+        """Lock the records a batch of readings of these streams may touch (the streams this
+        transaction has covered already are not looked up again)."""
+        key = ("operate_detector_streams", id(session.get_transaction()))
+        covered: set[tuple[str, str]] = session.info.setdefault(key, set())
+        wanted = set(streams) - covered
+        if not wanted:
+            return self._held(session)
+        held = self.lock_records(session, self.keys_for(session, wanted))
+        covered |= wanted
+        return held
 
     # ---- evaluating -----------------------------------------------------------------------
 
@@ -625,7 +648,7 @@ def store_findings(
     session: Session,
     findings: Sequence[Finding],
     *,
-    sensors: dict[str, Sensor],
+    sensors: Mapping[str, SensorFields],
     now: datetime,
     report: IngestReport,
     illustrative: bool = False,
@@ -684,7 +707,7 @@ def _incident_for(
     session: Session,
     finding: Finding,
     finding_id: int,
-    sensors: dict[str, Sensor],
+    sensors: Mapping[str, SensorFields],
     now: datetime,
     report: IngestReport,
     illustrative: bool,
@@ -793,7 +816,46 @@ def _end_of_condition(
 # The pipeline
 
 
+# Last/first seen of many sensors in one statement; the sensors' fields the batch needs come back.
+_SEEN_ON_POSTGRES = text(
+    "UPDATE operate_sensor AS s SET"
+    " last_seen_us = greatest(coalesce(s.last_seen_us, v.last_us), v.last_us),"
+    " first_seen_us = least(coalesce(s.first_seen_us, v.first_us), v.first_us)"
+    " FROM unnest(CAST(:ids AS text[]), CAST(:firsts AS bigint[]), CAST(:lasts AS bigint[]))"
+    " AS v(id, first_us, last_us) WHERE s.id = v.id"
+    " RETURNING s.id, s.entity_id, s.place_code, s.group_id, s.lat, s.lon"
+)
+
+
 def _sensors_for(
+    session: Session, names: set[str], first_seen: dict[str, int], last_seen: dict[str, int]
+) -> dict[str, SensorFields]:
+    """Record when the sensors were seen (creating unknown ones); returns them.
+
+    On PostgreSQL one ``UPDATE … FROM unnest(…) RETURNING`` serves every registered sensor
+    of the batch (the ORM loaded and flushed them one by one, the larger part of the soft state's
+    cost with many one-reading sensors) and returns the rows the batch reads."""
+    if names and session.get_bind().dialect.name == "postgresql":
+        ordered = sorted(names)
+        known: dict[str, SensorFields] = {
+            row.id: row
+            for row in session.execute(
+                _SEEN_ON_POSTGRES,
+                {
+                    "ids": ordered,
+                    "firsts": [first_seen[n] for n in ordered],
+                    "lasts": [last_seen[n] for n in ordered],
+                },
+            )
+        }
+        missing = names - set(known)
+        if missing:
+            known.update(_sensors_for_orm(session, missing, first_seen, last_seen))
+        return known
+    return dict(_sensors_for_orm(session, names, first_seen, last_seen))
+
+
+def _sensors_for_orm(
     session: Session, names: set[str], first_seen: dict[str, int], last_seen: dict[str, int]
 ) -> dict[str, Sensor]:
     known = (
@@ -822,7 +884,7 @@ def _sensors_for(
 
 def _refresh_entities(
     session: Session,
-    sensors: dict[str, Sensor],
+    sensors: Mapping[str, SensorFields],
     latest: dict[tuple[str, str], tuple[int, float, str]],
 ) -> list[str]:
     """Keep each sensor's context entity showing its newest value per quantity (as NGSI-LD Properties)."""
@@ -834,14 +896,22 @@ def _refresh_entities(
     from qala.components.operate.readings import UNIT_CODES
 
     codes = {unit: code for code, unit in UNIT_CODES.items()}
-    existing = {
-        e.id: e for e in session.scalars(select(Entity).where(Entity.id.in_(list(by_entity))))
-    }
+    existing: dict[str, dict[str, Any]] = {}
+    wanted = sorted(by_entity)
+    for start in range(0, len(wanted), _CHUNK):
+        query = select(Entity.id, Entity.attrs).where(Entity.id.in_(wanted[start : start + _CHUNK]))
+        existing.update((entity_id, attrs or {}) for entity_id, attrs in session.execute(query))
     stamp = utc_now()
     changed = []
+    updates: list[dict[str, Any]] = []
     for entity_id, values in by_entity.items():
-        entity = existing.get(entity_id)
-        if entity is None:
+        current_attrs = existing.get(entity_id)
+        # An entity this session holds (an NGSI-LD write ingesting its observed properties) is
+        # changed through its object, so that a later flush does not overwrite these values.
+        entity = session.identity_map.get(session.identity_key(Entity, entity_id))
+        if entity is not None:
+            current_attrs = entity.attrs or {}
+        elif current_attrs is None:
             sensor = next(s for s in sensors.values() if s.entity_id == entity_id)
             attrs: dict[str, Any] = {}
             if sensor.lat is not None and sensor.lon is not None:
@@ -860,7 +930,8 @@ def _refresh_entities(
                 created_at=stamp,
             )
             session.add(entity)
-        attrs = dict(entity.attrs or {})
+            current_attrs = attrs
+        attrs = dict(current_attrs)
         for quantity, (time_us, value, unit) in values.items():
             current = attrs.get(quantity)
             observed = from_epoch_us(time_us).isoformat().replace("+00:00", "Z")
@@ -870,9 +941,14 @@ def _refresh_entities(
             if unit in codes:
                 attribute["unitCode"] = codes[unit]
             attrs[quantity] = attribute
-        entity.attrs = attrs
-        entity.modified_at = stamp
+        if entity is not None:
+            entity.attrs = attrs
+            entity.modified_at = stamp
+        else:  # by primary key, many rows in one executemany (no unit of work)
+            updates.append({"id": entity_id, "attrs": attrs, "modified_at": stamp})
         changed.append(entity_id)
+    for start in range(0, len(updates), _CHUNK):
+        session.execute(update(Entity), updates[start : start + _CHUNK])
     return changed
 
 
@@ -914,7 +990,7 @@ def _act_on_new_rows(
     if rows:
         soft.merge(rows)
     due = soft.due(runner.soft_state_every_s)
-    sensors: dict[str, Sensor] = {}
+    sensors: dict[str, SensorFields] = {}
     if due:
         sensors = _sensors_for(session, due, soft.first, soft.last)
     if rows:
