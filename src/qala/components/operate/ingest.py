@@ -272,29 +272,42 @@ class RulesRunner:
                 session.execute(
                     text("UPDATE operate_detector_record SET version = version WHERE 0")
                 )
-            stamp = utc_now()
-            # Records never go away: one this process has seen exists, no insert needed.
-            new = [key for key in needed if key not in self._versions]
-            for start in range(0, len(new), _CHUNK):
-                session.execute(
-                    insert_ignoring(session, DetectorRecord),
-                    [
-                        {
-                            "rule_set": r,
-                            "kind": k,
-                            "subject": s,
-                            "quantity": q,
-                            "state": None,
-                            "version": 0,
-                            "updated_at": stamp,
-                        }
-                        for r, k, s, q in new[start : start + _CHUNK]
-                    ],
-                )
+            # Records never go away: one this process has seen exists, no insert needed…
+            self._create(session, [key for key in needed if key not in self._versions])
             for start in range(0, len(needed), _CHUNK):
                 chunk = needed[start : start + _CHUNK]
                 held.update(((r, k, s, q), v) for r, k, s, q, v in _locked(session, chunk))
+            # …unless another thread of this process created it in a transaction not committed
+            # yet: the lock query does not see it. The insert waits for that transaction, then
+            # either finds the row or creates it; then lock it.
+            unseen = [key for key in needed if key not in held]
+            if unseen:
+                self._create(session, unseen)
+                for start in range(0, len(unseen), _CHUNK):
+                    chunk = unseen[start : start + _CHUNK]
+                    held.update(((r, k, s, q), v) for r, k, s, q, v in _locked(session, chunk))
         return held
+
+    @staticmethod
+    def _create(session: Session, keys: list[StateKey]) -> None:
+        """Insert empty records for ``keys``, skipping those that exist."""
+        stamp = utc_now()
+        for start in range(0, len(keys), _CHUNK):
+            session.execute(
+                insert_ignoring(session, DetectorRecord),
+                [
+                    {
+                        "rule_set": r,
+                        "kind": k,
+                        "subject": s,
+                        "quantity": q,
+                        "state": None,
+                        "version": 0,
+                        "updated_at": stamp,
+                    }
+                    for r, k, s, q in keys[start : start + _CHUNK]
+                ],
+            )
 
     def lock_rule_sets(self, session: Session, names: Iterable[str]) -> dict[StateKey, int]:
         """Lock every record of the rule sets (a silence check, the end of a replay)."""

@@ -23,9 +23,10 @@ in that order, and commits batch after batch: the same readings in the same orde
 Killed, a worker loses nothing (its session keeps what it had not acknowledged, and everything
 published meanwhile) and is caught up when restarted under the same ``--worker N``.
 
-The mapping depends on ``M`` and on the sensors' groups as the workers read them at start: change
-the number of workers, or move a sensor to another group, with every worker stopped, then start
-them all (``docs/operate.md``, *Several ingesters*).
+The mapping depends on ``M`` and on the sensors' groups as the workers read them at start: move
+sensors between groups with every worker stopped, then start them all; change ``M`` by starting
+the new set under another client id next to the old one (``docs/operate.md``, *Each sensor to
+one worker*).
 """
 
 from __future__ import annotations
