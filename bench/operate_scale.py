@@ -167,6 +167,7 @@ class Worker:
     process: subprocess.Popen[bytes] | None = None
     metrics_port: int = field(default_factory=free_port)
     starts: int = 0
+    routed_of: int | None = None  # --workers M: each sensor's group to one worker
 
     @property
     def log(self) -> Path:
@@ -184,6 +185,8 @@ class Worker:
         }
         command = [sys.executable, "-m", "qala.cli.main", "operate", "ingest-mqtt"]
         command += ["--worker", str(self.number), "--metrics-port", str(self.metrics_port)]
+        if self.routed_of is not None:
+            command += ["--workers", str(self.routed_of)]
         before = self.log.read_text().count("ingesting from") if self.log.exists() else 0
         self.process = subprocess.Popen(
             command, env=env, stdout=self.log.open("a"), stderr=subprocess.STDOUT
@@ -473,13 +476,20 @@ def slope(xs: list[float], ys: list[float]) -> float:
 class Setup:
     """Database, broker and workers of one run; ``close()`` stops and drops them."""
 
-    def __init__(self, workers: int, sensors: int, group_size: int) -> None:
+    def __init__(self, workers: int, sensors: int, group_size: int, routing: str) -> None:
         self.folder = Path(tempfile.mkdtemp(prefix="qala-scale-"))
         self.url, self.drop = make_database()
         register(self.url, sensors, group_size)
         self.broker = Broker(self.folder)
         self.workers = [
-            Worker(n, self.url, self.broker.port, self.folder) for n in range(1, workers + 1)
+            Worker(
+                n,
+                self.url,
+                self.broker.port,
+                self.folder,
+                routed_of=workers if routing == "routed" else None,
+            )
+            for n in range(1, workers + 1)
         ]
         for worker in self.workers:
             worker.start()
@@ -501,7 +511,7 @@ class Setup:
 
 
 def throughput_run(rate: float, args: argparse.Namespace) -> dict[str, Any]:
-    setup = Setup(args.workers, args.sensors, args.group_size)
+    setup = Setup(args.workers, args.sensors, args.group_size, args.routing)
     try:
         messages_per_s = rate / args.per_message
         plan = Plan(
@@ -556,6 +566,7 @@ def throughput_run(rate: float, args: argparse.Namespace) -> dict[str, Any]:
             "offered_per_s": rate,
             "seconds": args.seconds,
             "workers": args.workers,
+            "routing": args.routing,
             "sensors": args.sensors,
             "group_size": args.group_size,
             "per_message": args.per_message,
@@ -653,7 +664,7 @@ def soak(args: argparse.Namespace) -> None:
         f"({rate:,.0f} readings/s) for {args.minutes:g} min, {args.workers} workers; "
         f"load average {load():.1f} (other engineers' work shares the cores)"
     )
-    setup = Setup(args.workers, args.sensors, args.group_size)
+    setup = Setup(args.workers, args.sensors, args.group_size, args.routing)
     samples: list[dict[str, Any]] = []
     try:
         plan = Plan(setup.broker.port, rate, seconds, args.sensors, 1, 1)
@@ -907,6 +918,13 @@ def main() -> None:
     for mode in (fast, long):
         mode.add_argument(
             "--group-size", type=int, default=20, help="sensors per group (0: all ungrouped)"
+        )
+        mode.add_argument(
+            "--routing",
+            choices=("routed", "shared"),
+            default="routed",
+            help="routed: --workers M, each group's sensors to one worker; shared: MQTT 5 "
+            "shared subscription",
         )
     args = parser.parse_args()
     throughput(args) if args.mode == "throughput" else soak(args)

@@ -47,8 +47,17 @@ def ingest_mqtt(
     worker: Annotated[
         int | None,
         typer.Option(
-            help="Run as worker N of several sharing the stream (MQTT 5 shared subscription "
-            "$share/qala/…); the client id becomes <client-id>-N. Keep N fixed per worker."
+            help="Run as worker N of several; the client id becomes <client-id>-N. Keep N "
+            "fixed per worker. With --workers M each sensor (each group) goes to one worker; "
+            "without, the workers share the stream (MQTT 5 shared subscription $share/qala/…)."
+        ),
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            help="How many workers there are (with --worker N): worker N evaluates the sensors "
+            "whose group (else sensor id) hashes to N, in order; change M only with every "
+            "worker stopped (docs/operate.md)."
         ),
     ] = None,
     batch: Annotated[int, typer.Option(help="MQTT messages per transaction at most.")] = 200,
@@ -56,6 +65,10 @@ def ingest_mqtt(
     soft_state_s: Annotated[
         float, typer.Option(help="Seconds between rewrites of sensors' last-seen and entities.")
     ] = 1.0,
+    silence_every_s: Annotated[
+        float,
+        typer.Option(help="Seconds between silence checks and incident escalations (0: never)."),
+    ] = 60.0,
     metrics_port: Annotated[
         int | None, typer.Option(help="Serve Prometheus metrics on this port (loopback).")
     ] = None,
@@ -66,7 +79,16 @@ def ingest_mqtt(
     """Ingest observations from the MQTT broker until stopped (Ctrl-C or SIGTERM)."""
     from qala.components.operate.ingest import RulesRunner
     from qala.components.operate.mqtt import MqttIngester
+    from qala.components.operate.routing import Router
+    from qala.core.errors import QalaError
 
+    if workers is not None and worker is None:
+        raise QalaError("--workers M needs --worker N (1 … M)")
+    router = None
+    if workers is not None and worker is not None:
+        if not 1 <= worker <= workers:
+            raise QalaError(f"--worker must be between 1 and --workers ({workers}), not {worker}")
+        router = Router(worker, workers)
     context = open_context()
     if worker is not None:
         client_id = f"{client_id}-{worker}"
@@ -76,9 +98,11 @@ def ingest_mqtt(
         port=port,
         client_id=client_id,
         topic=topic,
-        share_group="qala" if worker is not None else None,
+        share_group="qala" if worker is not None and router is None else None,
+        router=router,
         batch_messages=batch,
         max_delay_s=max_delay_ms / 1000,
+        silence_every_s=silence_every_s if silence_every_s > 0 else float("inf"),
         runner=RulesRunner(soft_state_every_s=soft_state_s),
     )
     stopping = {"now": False}
@@ -95,7 +119,9 @@ def ingest_mqtt(
     ingester.start()
     console.print(
         f"ingesting from mqtt://{ingester.host}:{ingester.port} topic {ingester.subscription} "
-        f"(client {client_id})"
+        f"(client {client_id}"
+        + (f", sensors routed to worker {worker} of {workers}" if router is not None else "")
+        + ")"
     )
     while not stopping["now"]:
         time.sleep(0.2)

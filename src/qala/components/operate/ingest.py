@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import event, select, text, tuple_, update
 from sqlalchemy.orm import Session
@@ -118,6 +118,21 @@ class SoftState:
             self.last.pop(sensor, None)
         for key in [k for k in self.latest if k[0] in sensors]:
             del self.latest[key]
+
+
+class SensorFields(Protocol):
+    """What a batch reads of a sensor: a :class:`Sensor`, or a row holding the same columns."""
+
+    @property
+    def entity_id(self) -> str: ...
+    @property
+    def place_code(self) -> str | None: ...
+    @property
+    def group_id(self) -> str | None: ...
+    @property
+    def lat(self) -> float | None: ...
+    @property
+    def lon(self) -> float | None: ...
 
 
 StateKey = tuple[str, str, str, str]
@@ -257,29 +272,42 @@ class RulesRunner:
                 session.execute(
                     text("UPDATE operate_detector_record SET version = version WHERE 0")
                 )
-            stamp = utc_now()
-            # Records never go away: one this process has seen exists, no insert needed.
-            new = [key for key in needed if key not in self._versions]
-            for start in range(0, len(new), _CHUNK):
-                session.execute(
-                    insert_ignoring(session, DetectorRecord),
-                    [
-                        {
-                            "rule_set": r,
-                            "kind": k,
-                            "subject": s,
-                            "quantity": q,
-                            "state": None,
-                            "version": 0,
-                            "updated_at": stamp,
-                        }
-                        for r, k, s, q in new[start : start + _CHUNK]
-                    ],
-                )
+            # Records never go away: one this process has seen exists, no insert needed…
+            self._create(session, [key for key in needed if key not in self._versions])
             for start in range(0, len(needed), _CHUNK):
                 chunk = needed[start : start + _CHUNK]
                 held.update(((r, k, s, q), v) for r, k, s, q, v in _locked(session, chunk))
+            # …unless another thread of this process created it in a transaction not committed
+            # yet: the lock query does not see it. The insert waits for that transaction, then
+            # either finds the row or creates it; then lock it.
+            unseen = [key for key in needed if key not in held]
+            if unseen:
+                self._create(session, unseen)
+                for start in range(0, len(unseen), _CHUNK):
+                    chunk = unseen[start : start + _CHUNK]
+                    held.update(((r, k, s, q), v) for r, k, s, q, v in _locked(session, chunk))
         return held
+
+    @staticmethod
+    def _create(session: Session, keys: list[StateKey]) -> None:
+        """Insert empty records for ``keys``, skipping those that exist."""
+        stamp = utc_now()
+        for start in range(0, len(keys), _CHUNK):
+            session.execute(
+                insert_ignoring(session, DetectorRecord),
+                [
+                    {
+                        "rule_set": r,
+                        "kind": k,
+                        "subject": s,
+                        "quantity": q,
+                        "state": None,
+                        "version": 0,
+                        "updated_at": stamp,
+                    }
+                    for r, k, s, q in keys[start : start + _CHUNK]
+                ],
+            )
 
     def lock_rule_sets(self, session: Session, names: Iterable[str]) -> dict[StateKey, int]:
         """Lock every record of the rule sets (a silence check, the end of a replay)."""
@@ -293,9 +321,32 @@ class RulesRunner:
             held[(r, k, s, q)] = v
         return held
 
+    def lock_streams_of(self, session: Session, owns: Callable[[str], bool]) -> dict[StateKey, int]:
+        """Lock the stream records of the sensors ``owns`` accepts (a routed worker's silence
+        check: the other workers' streams are theirs to check, and stay unlocked)."""
+        names = sorted(self.rule_sets)
+        keys = [
+            (r, k, s, q)
+            for r, k, s, q in session.execute(
+                select(*_KEY).where(
+                    DetectorRecord.rule_set.in_(names), DetectorRecord.kind == "stream"
+                )
+            )
+            if owns(s)
+        ]
+        return self.lock_records(session, keys)
+
     def lock_for(self, session: Session, streams: Iterable[tuple[str, str]]) -> dict[StateKey, int]:
-        """Lock the records a batch of readings of these streams may touch."""
-        return self.lock_records(session, self.keys_for(session, streams))
+        """Lock the records a batch of readings of these streams may touch (the streams this
+        transaction has covered already are not looked up again)."""
+        key = ("operate_detector_streams", id(session.get_transaction()))
+        covered: set[tuple[str, str]] = session.info.setdefault(key, set())
+        wanted = set(streams) - covered
+        if not wanted:
+            return self._held(session)
+        held = self.lock_records(session, self.keys_for(session, wanted))
+        covered |= wanted
+        return held
 
     # ---- evaluating -----------------------------------------------------------------------
 
@@ -349,15 +400,20 @@ class RulesRunner:
         *,
         groups: dict[str, str],
         silence_at_us: int | None = None,
+        owns: Callable[[str], bool] | None = None,
     ) -> list[Finding]:
-        """Feed new observations ``(id, sensor, quantity, time_us, value, unit)`` in time order."""
-        if silence_at_us is not None:
+        """Feed new observations ``(id, sensor, quantity, time_us, value, unit)`` in time order;
+        with ``silence_at_us``, check the streams for silence instead (only the streams of the
+        sensors ``owns`` accepts, if given)."""
+        if silence_at_us is None:
+            held = self.lock_for(session, {(r[1], r[2]) for r in rows})
+        elif owns is None:
             held = self.lock_rule_sets(session, self.rule_sets)
         else:
-            held = self.lock_for(session, {(r[1], r[2]) for r in rows})
+            held = self.lock_streams_of(session, owns)
         with self.lock:
             self.groups.update(groups)
-            return self._evaluate(session, rows, held, silence_at_us)
+            return self._evaluate(session, rows, held, silence_at_us, owns)
 
     def _evaluate(
         self,
@@ -365,6 +421,7 @@ class RulesRunner:
         rows: Sequence[tuple[int, str, str, int, float, str]],
         held: dict[StateKey, int],
         silence_at_us: int | None,
+        owns: Callable[[str], bool] | None = None,
     ) -> list[Finding]:
         by_set: dict[str, list[tuple[int, str, str, int, float, str]]] = {}
         for row in rows:
@@ -383,7 +440,7 @@ class RulesRunner:
                 if out:
                     findings.extend(out)
             if silence_at_us is not None:
-                findings.extend(evaluator.check_silence(silence_at_us))
+                findings.extend(evaluator.check_silence(silence_at_us, owns))
             self._write(session, name, held)
         return findings
 
@@ -604,7 +661,7 @@ def store_findings(
     session: Session,
     findings: Sequence[Finding],
     *,
-    sensors: dict[str, Sensor],
+    sensors: Mapping[str, SensorFields],
     now: datetime,
     report: IngestReport,
     illustrative: bool = False,
@@ -663,7 +720,7 @@ def _incident_for(
     session: Session,
     finding: Finding,
     finding_id: int,
-    sensors: dict[str, Sensor],
+    sensors: Mapping[str, SensorFields],
     now: datetime,
     report: IngestReport,
     illustrative: bool,
@@ -772,7 +829,46 @@ def _end_of_condition(
 # The pipeline
 
 
+# Last/first seen of many sensors in one statement; the sensors' fields the batch needs come back.
+_SEEN_ON_POSTGRES = text(
+    "UPDATE operate_sensor AS s SET"
+    " last_seen_us = greatest(coalesce(s.last_seen_us, v.last_us), v.last_us),"
+    " first_seen_us = least(coalesce(s.first_seen_us, v.first_us), v.first_us)"
+    " FROM unnest(CAST(:ids AS text[]), CAST(:firsts AS bigint[]), CAST(:lasts AS bigint[]))"
+    " AS v(id, first_us, last_us) WHERE s.id = v.id"
+    " RETURNING s.id, s.entity_id, s.place_code, s.group_id, s.lat, s.lon"
+)
+
+
 def _sensors_for(
+    session: Session, names: set[str], first_seen: dict[str, int], last_seen: dict[str, int]
+) -> dict[str, SensorFields]:
+    """Record when the sensors were seen (creating unknown ones); returns them.
+
+    On PostgreSQL one ``UPDATE … FROM unnest(…) RETURNING`` serves every registered sensor
+    of the batch (the ORM loaded and flushed them one by one, the larger part of the soft state's
+    cost with many one-reading sensors) and returns the rows the batch reads."""
+    if names and session.get_bind().dialect.name == "postgresql":
+        ordered = sorted(names)
+        known: dict[str, SensorFields] = {
+            row.id: row
+            for row in session.execute(
+                _SEEN_ON_POSTGRES,
+                {
+                    "ids": ordered,
+                    "firsts": [first_seen[n] for n in ordered],
+                    "lasts": [last_seen[n] for n in ordered],
+                },
+            )
+        }
+        missing = names - set(known)
+        if missing:
+            known.update(_sensors_for_orm(session, missing, first_seen, last_seen))
+        return known
+    return dict(_sensors_for_orm(session, names, first_seen, last_seen))
+
+
+def _sensors_for_orm(
     session: Session, names: set[str], first_seen: dict[str, int], last_seen: dict[str, int]
 ) -> dict[str, Sensor]:
     known = (
@@ -801,7 +897,7 @@ def _sensors_for(
 
 def _refresh_entities(
     session: Session,
-    sensors: dict[str, Sensor],
+    sensors: Mapping[str, SensorFields],
     latest: dict[tuple[str, str], tuple[int, float, str]],
 ) -> list[str]:
     """Keep each sensor's context entity showing its newest value per quantity (as NGSI-LD Properties)."""
@@ -813,14 +909,22 @@ def _refresh_entities(
     from qala.components.operate.readings import UNIT_CODES
 
     codes = {unit: code for code, unit in UNIT_CODES.items()}
-    existing = {
-        e.id: e for e in session.scalars(select(Entity).where(Entity.id.in_(list(by_entity))))
-    }
+    existing: dict[str, dict[str, Any]] = {}
+    wanted = sorted(by_entity)
+    for start in range(0, len(wanted), _CHUNK):
+        query = select(Entity.id, Entity.attrs).where(Entity.id.in_(wanted[start : start + _CHUNK]))
+        existing.update((entity_id, attrs or {}) for entity_id, attrs in session.execute(query))
     stamp = utc_now()
     changed = []
+    updates: list[dict[str, Any]] = []
     for entity_id, values in by_entity.items():
-        entity = existing.get(entity_id)
-        if entity is None:
+        current_attrs = existing.get(entity_id)
+        # An entity this session holds (an NGSI-LD write ingesting its observed properties) is
+        # changed through its object, so that a later flush does not overwrite these values.
+        entity = session.identity_map.get(session.identity_key(Entity, entity_id))
+        if entity is not None:
+            current_attrs = entity.attrs or {}
+        elif current_attrs is None:
             sensor = next(s for s in sensors.values() if s.entity_id == entity_id)
             attrs: dict[str, Any] = {}
             if sensor.lat is not None and sensor.lon is not None:
@@ -839,7 +943,8 @@ def _refresh_entities(
                 created_at=stamp,
             )
             session.add(entity)
-        attrs = dict(entity.attrs or {})
+            current_attrs = attrs
+        attrs = dict(current_attrs)
         for quantity, (time_us, value, unit) in values.items():
             current = attrs.get(quantity)
             observed = from_epoch_us(time_us).isoformat().replace("+00:00", "Z")
@@ -849,9 +954,14 @@ def _refresh_entities(
             if unit in codes:
                 attribute["unitCode"] = codes[unit]
             attrs[quantity] = attribute
-        entity.attrs = attrs
-        entity.modified_at = stamp
+        if entity is not None:
+            entity.attrs = attrs
+            entity.modified_at = stamp
+        else:  # by primary key, many rows in one executemany (no unit of work)
+            updates.append({"id": entity_id, "attrs": attrs, "modified_at": stamp})
         changed.append(entity_id)
+    for start in range(0, len(updates), _CHUNK):
+        session.execute(update(Entity), updates[start : start + _CHUNK])
     return changed
 
 
@@ -893,7 +1003,7 @@ def _act_on_new_rows(
     if rows:
         soft.merge(rows)
     due = soft.due(runner.soft_state_every_s)
-    sensors: dict[str, Sensor] = {}
+    sensors: dict[str, SensorFields] = {}
     if due:
         sensors = _sensors_for(session, due, soft.first, soft.last)
     if rows:
@@ -999,15 +1109,29 @@ def after_commit(context: Context, report: IngestReport) -> None:
 
 
 def check_silence(
-    context: Context, *, at_us: int | None = None, runner: RulesRunner | None = None
+    context: Context,
+    *,
+    at_us: int | None = None,
+    runner: RulesRunner | None = None,
+    owns: Callable[[str], bool] | None = None,
 ) -> IngestReport:
-    """Findings (and incidents) for sensors that stopped reporting, as of ``at_us`` (default now)."""
+    """Findings (and incidents) for sensors that stopped reporting, as of ``at_us`` (default now);
+    only for the sensors ``owns`` accepts, if given (a routed worker's own)."""
     runner = runner or runner_for(context)
     report = IngestReport()
     try:
         with context.database.transaction() as session:
-            findings = runner.evaluate(session, [], groups={}, silence_at_us=at_us or now_us())
-            sensors = {s.id: s for s in session.scalars(select(Sensor))}
+            findings = runner.evaluate(
+                session, [], groups={}, silence_at_us=at_us or now_us(), owns=owns
+            )
+            named = sorted({f.sensor for f in findings})
+            sensors = {
+                s.id: s
+                for start in range(0, len(named), _CHUNK)
+                for s in session.scalars(
+                    select(Sensor).where(Sensor.id.in_(named[start : start + _CHUNK]))
+                )
+            }
             store_findings(session, findings, sensors=sensors, now=utc_now(), report=report)
             for finding in findings:
                 if finding.kind == FindingKind.SILENCE and finding.sensor in sensors:

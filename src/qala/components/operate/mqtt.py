@@ -48,6 +48,7 @@ from qala.components.operate.ingest import (
     unknown_sensors,
 )
 from qala.components.operate.readings import Reading, parse_payload
+from qala.components.operate.routing import Router
 from qala.core.errors import QalaError
 from qala.runtime import Context
 from qala.store.database import is_transient
@@ -75,6 +76,7 @@ class IngesterStats:
     stored: int = 0
     duplicates: int = 0
     rejected_messages: int = 0
+    routed_elsewhere: int = 0
     dead_letters: int = 0
     batches: int = 0
     findings: int = 0
@@ -140,6 +142,10 @@ class MqttIngester:
         needs its own fixed ``client_id`` (its persistent session keeps what was sent to it while
         it is down). See :class:`~qala.components.operate.ingest.RulesRunner` for why the rule
         state stays right with several writers.
+    router
+        Run as one of several workers each owning its sensors (:mod:`.routing`): subscribe to
+        the whole topic without ``$share`` and acknowledge, unread, the messages of sensors
+        another worker owns. Exclusive with ``share_group``.
     provisioning
         Accept readings of unregistered sensors (default: the ``operate_provisioning`` setting);
         off, they go to the dead letters as ``unknown sensor``.
@@ -160,6 +166,7 @@ class MqttIngester:
         receive_maximum: int | None = None,
         share_group: str | None = None,
         provisioning: bool | None = None,
+        router: Router | None = None,
         runner: RulesRunner | None = None,
         on_batch: Callable[[IngestReport], None] | None = None,
     ) -> None:
@@ -168,7 +175,10 @@ class MqttIngester:
         self.host = host or settings.mqtt_host
         self.port = port or settings.mqtt_port
         self.topic = topic or f"{settings.mqtt_topic_prefix}/observations/#"
+        if router is not None and share_group:
+            raise ValueError("a routed worker does not share a subscription")
         self.share_group = share_group
+        self.router = router
         self.subscription = f"$share/{share_group}/{self.topic}" if share_group else self.topic
         self.client_id = client_id
         self.batch_messages = batch_messages
@@ -218,6 +228,12 @@ class MqttIngester:
         if getattr(reason, "is_failure", False):
             self.stats.errors.append(f"connect refused: {reason}")
             return
+        # A persistent session keeps its subscriptions: drop the other mode's, so that a worker
+        # switched between shared and routed is not subscribed twice (an absent one is a no-op).
+        if self.router is not None:
+            client.unsubscribe(f"$share/qala/{self.topic}")
+        elif self.share_group:
+            client.unsubscribe(self.topic)
         client.subscribe(self.subscription, qos=1)
         self._connected.set()
 
@@ -234,7 +250,14 @@ class MqttIngester:
         if barrier is not None:
             barrier.set()
 
-    def _on_message(self, _client: mqtt.Client, _userdata: Any, message: mqtt.MQTTMessage) -> None:
+    def _on_message(self, client: mqtt.Client, _userdata: Any, message: mqtt.MQTTMessage) -> None:
+        router = self.router
+        if router is not None:
+            owner = router.owner(message.topic.rsplit("/", 1)[-1])
+            if owner is not None and owner != router.worker:  # another worker's sensor
+                client.ack(message.mid, message.qos)
+                self.stats.routed_elsewhere += 1
+                return
         with self._lock:
             self._pending.append((message, time.monotonic()))
             self._lock.notify()
@@ -243,6 +266,14 @@ class MqttIngester:
 
     def start(self, *, wait_s: float = 10.0) -> MqttIngester:
         """Connect (persistent session) and start the batching worker; returns self."""
+        if self.router is not None:  # who owns which sensor, before the first message
+            router = self.router
+
+            def load() -> set[str]:
+                with self.context.database.session() as session:
+                    return router.load(session)
+
+            self._retrying(load)
         properties = Properties(PacketTypes.CONNECT)
         properties.SessionExpiryInterval = self.session_expiry_s
         properties.ReceiveMaximum = self.receive_maximum
@@ -330,7 +361,8 @@ class MqttIngester:
             if time.monotonic() - last_silence >= self.silence_every_s:
                 last_silence = time.monotonic()
                 try:
-                    check_silence(self.context, runner=self.runner)
+                    owns = self.router.owns_stream if self.router is not None else None
+                    check_silence(self.context, runner=self.runner, owns=owns)
                     with self.context.database.transaction() as session:
                         escalate_due(session, now=self.context.clock())
                 except Exception as exc:  # keep ingesting even if the periodic checks fail
@@ -488,7 +520,38 @@ class MqttIngester:
         parsed.refuse_all(f"could not be ingested: {error.__class__.__name__}: {error}"[:2000])
         return self._commit([parsed])
 
+    def _route(self, messages: list[mqtt.MQTTMessage]) -> list[mqtt.MQTTMessage] | None:
+        """A routed worker's own messages among ``messages``, after looking up sensors it did not
+        know; the others' are acknowledged unread. A sensor the store does not know is kept (see
+        :mod:`.routing`). None if stopped while the database was unreachable."""
+        router = self.router
+        if router is None:
+            return messages
+        names = {m.topic.rsplit("/", 1)[-1] for m in messages}
+        names = {n for n in names if router.owner(n) is None}
+        if names:
+
+            def lookup() -> set[str]:
+                with self.context.database.session() as session:
+                    return router.load(session, names)
+
+            if self._retrying(lookup) is None:
+                return None
+        mine = []
+        for message in messages:
+            owner = router.owner(message.topic.rsplit("/", 1)[-1])
+            if owner is None or owner == router.worker:
+                mine.append(message)
+            else:
+                self._client.ack(message.mid, message.qos)
+                self.stats.routed_elsewhere += 1
+        return mine
+
     def _process(self, messages: list[mqtt.MQTTMessage]) -> None:
+        routed = self._route(messages)
+        if not routed:
+            return
+        messages = routed
         batch = [self._parse(message) for message in messages]
         if not self._refuse_strangers(batch):
             return

@@ -25,7 +25,7 @@ the compiled rules in :mod:`.compiled` and the state with its hour tables in :mo
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from qala.core.errors import ValidationError
@@ -379,14 +379,20 @@ class StreamingEvaluator:
             if through is not None:
                 self._evaluate_summation(rule, sensor, table, through, findings)
 
-    def check_silence(self, now: int) -> list[Finding]:
+    def check_silence(
+        self, now: int, sensors: Callable[[str], bool] | None = None
+    ) -> list[Finding]:
         """Findings for streams silent at ``now`` (epoch µs), once per silence.
 
         The finding has the same key as the one :meth:`feed_value` emits when the sensor speaks
         again, so a consumer can update the open incident instead of opening another.
+        ``sensors``, if given, limits the check to the streams of the sensors it accepts (a
+        worker owning part of them).
         """
         findings: list[Finding] = []
         for key, stream in self._streams.items():
+            if sensors is not None and not sensors(key[0]):
+                continue
             rule = self._rules_for(key[1]).silence
             if rule is None:
                 continue
