@@ -34,7 +34,7 @@ from qala.components.operate.entities import (
     replace_entity,
     upsert_entity,
 )
-from qala.components.operate.ingest import RulesRunner, after_commit, runner_for
+from qala.components.operate.ingest import RulesRunner, after_commit, now_us, runner_for
 from qala.components.operate.models import Entity
 from qala.components.operate.ngsi import (
     EntityInput,
@@ -50,7 +50,16 @@ from qala.components.operate.ngsi import (
     render_entity,
     split_list,
 )
-from qala.components.operate.temporal import temporal_entities
+from qala.components.operate.temporal import (
+    HistoryWindow,
+    TemporalAnswer,
+    delete_instances,
+    delete_one_instance,
+    has_history,
+    modify_instance,
+    record_instances,
+    temporal_entities,
+)
 from qala.core.errors import QalaError
 from qala.runtime import Context
 
@@ -170,6 +179,7 @@ def temporal_upsert(context: Context, body: Any, link: Any) -> bool:
             merge_attributes(session, data.id, data.attrs, runner=runner, result=result)
         entity = get_entity(session, data.id)
         observe_instances(session, entity, instances, runner=runner, result=result)
+        record_instances(session, data.id, instances, now_us())
     return created
 
 
@@ -183,13 +193,34 @@ def temporal_append(context: Context, entity_id: str, body: Any, link: Any) -> N
     temporal_upsert(context, {**fragment, "id": entity_id, "type": entity_type}, link)
 
 
-def temporal_delete_attr(context: Context, entity_id: str, name: str) -> None:
-    """``DELETE /temporal/entities/{id}/attrs/{attr}``: the attribute and its history."""
+def temporal_delete_attr(
+    context: Context,
+    entity_id: str,
+    name: str,
+    *,
+    dataset_id: str | None = None,
+    delete_all: bool = False,
+) -> None:
+    """``DELETE /temporal/entities/{id}/attrs/{attr}``: the attribute's history (every
+    instance with ``deleteAll``, else those of ``datasetId`` or of the default instance) and the
+    attribute itself."""
     with context.database.transaction() as session:
         entity = get_entity(session, entity_id)
-        removed = delete_history(session, entity_id, quantity=name)
+        if not has_history(session, entity_id, name) and name not in entity.attrs:
+            raise NgsiError("ResourceNotFound", f"entity {entity_id} has no attribute `{name}`")
+        removed = delete_instances(
+            session, entity_id, name, dataset_id=dataset_id, every_dataset=delete_all
+        )
+        if delete_all or dataset_id is None:
+            removed += delete_history(session, entity_id, quantity=name)
         if name in entity.attrs:
-            delete_attribute(session, entity_id, name, delete_all=True)
+            try:
+                delete_attribute(
+                    session, entity_id, name, dataset_id=dataset_id, delete_all=delete_all
+                )
+            except NgsiError:
+                if not removed:
+                    raise
         elif not removed:
             raise NgsiError("ResourceNotFound", f"entity {entity_id} has no attribute `{name}`")
 
@@ -199,6 +230,32 @@ def temporal_delete(context: Context, entity_id: str) -> None:
     with context.database.transaction() as session:
         delete_entity(session, entity_id)
         delete_history(session, entity_id)
+        delete_instances(session, entity_id)
+
+
+def temporal_delete_instance(context: Context, entity_id: str, name: str, instance_id: str) -> None:
+    """``DELETE /temporal/entities/{id}/attrs/{attr}/{instanceId}``: one instance."""
+    with context.database.transaction() as session:
+        get_entity(session, entity_id)
+        delete_one_instance(session, entity_id, name, instance_id)
+
+
+def temporal_modify_instance(
+    context: Context, entity_id: str, name: str, instance_id: str, body: Any
+) -> None:
+    """``PATCH /temporal/entities/{id}/attrs/{attr}/{instanceId}``: the fragment names the
+    attribute with the members to replace in that instance."""
+    if not isinstance(body, dict):
+        raise NgsiError("BadRequestData", "the fragment must be a JSON object")
+    raw = body.get(name)
+    if isinstance(raw, list):
+        raw = raw[0] if len(raw) == 1 else None
+    if not isinstance(raw, dict):
+        raise NgsiError("BadRequestData", f"the fragment must hold one instance of `{name}`")
+    change = instances_of(parse_fragment({name: raw})[name])[0]
+    with context.database.transaction() as session:
+        get_entity(session, entity_id)
+        modify_instance(session, entity_id, name, instance_id, change, now_us())
 
 
 def merge_entity(context: Context, entity_id: str, body: Any) -> None:
@@ -499,41 +556,19 @@ def type_list(context: Context) -> dict[str, Any]:
     }
 
 
-@dataclass(frozen=True)
-class HistoryWindow:
-    """Which observed values a temporal answer holds, and in which form."""
-
-    attrs: tuple[str, ...] | None
-    start_us: int | None
-    end_us: int | None
-    last_n: int | None
-    temporal_values: bool
-
-    def render(self, session: Session, entities: Sequence[Entity]) -> list[dict[str, Any]]:
-        return temporal_entities(
-            session,
-            entities,
-            attrs=self.attrs,
-            start_us=self.start_us,
-            end_us=self.end_us,
-            last_n=self.last_n,
-            temporal_values=self.temporal_values,
-        )
-
-
 def temporal_query(
     context: Context, spec: EntityQuery, *, limit: int, offset: int, window: HistoryWindow
-) -> tuple[list[dict[str, Any]], int]:
+) -> tuple[TemporalAnswer, int]:
     """One page of the matching entities with their history, and how many match in all."""
     with context.database.session() as session:
         rows, total = query_entities(session, spec, limit=limit, offset=offset)
-        return window.render(session, rows), total
+        return temporal_entities(session, rows, window), total
 
 
-def temporal_read(context: Context, entity_id: str, window: HistoryWindow) -> dict[str, Any]:
+def temporal_read(context: Context, entity_id: str, window: HistoryWindow) -> TemporalAnswer:
     """One entity with its history."""
     with context.database.session() as session:
-        return window.render(session, [get_entity(session, entity_id)])[0]
+        return temporal_entities(session, [get_entity(session, entity_id)], window)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -27,7 +27,7 @@ from qala.components.accounts.deps import (
 )
 from qala.components.accounts.models import User
 from qala.components.operate import broker
-from qala.components.operate.broker import BatchOutcome, HistoryWindow, Representation
+from qala.components.operate.broker import BatchOutcome, Representation
 from qala.components.operate.entities import EntityQuery
 from qala.components.operate.ngsi import (
     CORE_CONTEXT,
@@ -42,7 +42,13 @@ from qala.components.operate.ngsi import (
     parse_q,
     split_list,
 )
-from qala.components.operate.temporal import time_window
+from qala.components.operate.temporal import (
+    Aggregation,
+    HistoryWindow,
+    TemporalAnswer,
+    check_time_property,
+    time_window,
+)
 from qala.components.operate.tenancy import TENANT_HEADER, TenantWriter, tenant_writer
 from qala.core.errors import PermissionDeniedError, QalaError
 from qala.core.jsontext import load_json
@@ -649,28 +655,41 @@ async def batch_delete(request: Request, writer: Writer, context: Running) -> Re
 # ---- temporal -----------------------------------------------------------------------------------
 
 
-def check_time_property(name: str) -> None:
-    """History is kept by observation time; ``createdAt``/``modifiedAt`` histories are not."""
-    if name != "observedAt":
-        raise NgsiError("OperationNotSupported", f"timeproperty {name!r}: only observedAt is kept")
-
-
 def _history_window(
+    context: Context,
     attrs: str | None,
     timerel: str | None,
     time_at: str | None,
     end_time_at: str | None,
     last_n: int | None,
     options: set[str],
+    *,
+    timeproperty: str = "observedAt",
+    dataset_id: str | None = None,
+    aggr_methods: str | None = None,
+    aggr_period: str | None = None,
 ) -> HistoryWindow:
     start, end = time_window(timerel, time_at, end_time_at)
+    aggregated = "aggregatedValues" in options
     return HistoryWindow(
         attrs=split_list(attrs) or None,
         start_us=start,
         end_us=end,
         last_n=last_n,
         temporal_values="temporalValues" in options,
+        time_property=check_time_property(timeproperty),
+        dataset_ids=split_list(dataset_id) or None,
+        aggregation=Aggregation.parse(aggr_methods, aggr_period) if aggregated else None,
+        sys_attrs="sysAttrs" in options,
+        instance_limit=context.settings.operate_temporal_instances,
     )
+
+
+def _temporal_headers(answer: TemporalAnswer, extra: dict[str, str] | None) -> dict[str, str]:
+    headers = dict(extra or {})
+    if answer.content_range:
+        headers["Content-Range"] = answer.content_range
+    return headers
 
 
 @router.post("/temporal/entities")
@@ -696,9 +715,46 @@ async def temporal_append(
 
 @router.delete("/temporal/entities/{entity_id}/attrs/{attr}", status_code=204)
 def temporal_delete_attr(
-    entity_id: EntityIdPath, attr: AttrPath, _user: Writer, context: Running
+    entity_id: EntityIdPath,
+    attr: AttrPath,
+    _user: Writer,
+    context: Running,
+    datasetId: QueryText = None,
+    deleteAll: bool = False,
 ) -> Response:
-    broker.temporal_delete_attr(context, entity_id, attr)
+    broker.temporal_delete_attr(
+        context, entity_id, attr, dataset_id=datasetId, delete_all=deleteAll
+    )
+    return Response(status_code=204)
+
+
+@router.delete("/temporal/entities/{entity_id}/attrs/{attr}/{instance_id}", status_code=204)
+def temporal_delete_instance(
+    entity_id: EntityIdPath,
+    attr: AttrPath,
+    instance_id: EntityIdPath,
+    _user: Writer,
+    context: Running,
+) -> Response:
+    check_ids((instance_id,))
+    broker.temporal_delete_instance(context, entity_id, attr, instance_id)
+    return Response(status_code=204)
+
+
+@router.patch("/temporal/entities/{entity_id}/attrs/{attr}/{instance_id}", status_code=204)
+async def temporal_modify_instance(
+    request: Request,
+    entity_id: EntityIdPath,
+    attr: AttrPath,
+    instance_id: EntityIdPath,
+    _user: Writer,
+    context: Running,
+) -> Response:
+    check_ids((instance_id,))
+    body, _link = await _body(request)
+    await run_in_threadpool(
+        broker.temporal_modify_instance, context, entity_id, attr, instance_id, body
+    )
     return Response(status_code=204)
 
 
@@ -724,6 +780,9 @@ def temporal_query(
     endTimeAt: QueryText = None,
     lastN: Annotated[int | None, Query(ge=1, le=MAX_OFFSET)] = None,
     timeproperty: Annotated[str, Query(max_length=100)] = "observedAt",
+    datasetId: QueryText = None,
+    aggrMethods: QueryText = None,
+    aggrPeriodDuration: QueryText = None,
     limit: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 20,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
     count: bool = False,
@@ -731,9 +790,18 @@ def temporal_query(
     format: QueryText = None,
 ) -> Response:
     broker.check_limit(limit)
-    check_time_property(timeproperty)
     window = _history_window(
-        attrs, timerel, timeAt, endTimeAt, lastN, parse_options(options, format)
+        context,
+        attrs,
+        timerel,
+        timeAt,
+        endTimeAt,
+        lastN,
+        parse_options(options, format),
+        timeproperty=timeproperty,
+        dataset_id=datasetId,
+        aggr_methods=aggrMethods,
+        aggr_period=aggrPeriodDuration,
     )
     spec = EntityQuery(
         types=split_list(type),
@@ -741,9 +809,14 @@ def temporal_query(
         id_pattern=broker.check_id_pattern(idPattern),
         q=parse_q(q) if q else None,
     )
-    content, total = broker.temporal_query(context, spec, limit=limit, offset=offset, window=window)
+    answer, total = broker.temporal_query(context, spec, limit=limit, offset=offset, window=window)
     shown = Projection.of(attrs, pick, omit)
-    return _respond(request, [shown.apply(e) for e in content], headers=_count_header(total, count))
+    return _respond(
+        request,
+        [shown.apply(e) for e in answer.entities],
+        status=206 if answer.content_range else 200,
+        headers=_temporal_headers(answer, _count_header(total, count)),
+    )
 
 
 @router.get("/temporal/entities/{entity_id}")
@@ -759,15 +832,33 @@ def temporal_read(
     endTimeAt: QueryText = None,
     lastN: Annotated[int | None, Query(ge=1, le=MAX_OFFSET)] = None,
     timeproperty: Annotated[str, Query(max_length=100)] = "observedAt",
+    datasetId: QueryText = None,
+    aggrMethods: QueryText = None,
+    aggrPeriodDuration: QueryText = None,
     options: QueryText = None,
     format: QueryText = None,
 ) -> Response:
-    check_time_property(timeproperty)
     window = _history_window(
-        attrs, timerel, timeAt, endTimeAt, lastN, parse_options(options, format)
+        context,
+        attrs,
+        timerel,
+        timeAt,
+        endTimeAt,
+        lastN,
+        parse_options(options, format),
+        timeproperty=timeproperty,
+        dataset_id=datasetId,
+        aggr_methods=aggrMethods,
+        aggr_period=aggrPeriodDuration,
     )
     shown = Projection.of(attrs, pick, omit)
-    return _respond(request, shown.apply(broker.temporal_read(context, entity_id, window)))
+    answer = broker.temporal_read(context, entity_id, window)
+    return _respond(
+        request,
+        shown.apply(answer.entities[0]),
+        status=206 if answer.content_range else 200,
+        headers=_temporal_headers(answer, None),
+    )
 
 
 # ---- subscriptions ------------------------------------------------------------------------------
