@@ -185,6 +185,8 @@ def temporal_upsert(context: Context, body: Any, link: Any) -> bool:
 
 def temporal_append(context: Context, entity_id: str, body: Any, link: Any) -> None:
     """``POST /temporal/entities/{id}/attrs``: more instances for an existing entity."""
+    if body is None:
+        raise NgsiError("InvalidRequest", "the request has no body")
     if not isinstance(body, dict) or not [k for k in body if k != "@context"]:
         raise NgsiError("BadRequestData", "the fragment must be a JSON object with attributes")
     with context.database.session() as session:
@@ -247,7 +249,8 @@ def temporal_modify_instance(
     attribute with the members to replace in that instance."""
     if not isinstance(body, dict):
         raise NgsiError("BadRequestData", "the fragment must be a JSON object")
-    raw = body.get(name)
+    # The instance itself, or a fragment naming the attribute (``{name: instance}``).
+    raw = body.get(name) if name in body else {k: v for k, v in body.items() if k != "@context"}
     if isinstance(raw, list):
         raw = raw[0] if len(raw) == 1 else None
     if not isinstance(raw, dict):

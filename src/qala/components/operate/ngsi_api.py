@@ -33,6 +33,7 @@ from qala.components.operate.ngsi import (
     CORE_CONTEXT,
     NgsiError,
     Projection,
+    check_attribute_name,
     check_entity_id,
     check_ids,
     parse_entity,
@@ -722,6 +723,9 @@ def temporal_delete_attr(
     datasetId: QueryText = None,
     deleteAll: bool = False,
 ) -> Response:
+    check_attribute_name(attr)
+    if datasetId is not None:
+        check_entity_id(datasetId)
     broker.temporal_delete_attr(
         context, entity_id, attr, dataset_id=datasetId, delete_all=deleteAll
     )
@@ -736,6 +740,7 @@ def temporal_delete_instance(
     _user: Writer,
     context: Running,
 ) -> Response:
+    check_attribute_name(attr)
     check_ids((instance_id,))
     broker.temporal_delete_instance(context, entity_id, attr, instance_id)
     return Response(status_code=204)
@@ -750,6 +755,7 @@ async def temporal_modify_instance(
     _user: Writer,
     context: Running,
 ) -> Response:
+    check_attribute_name(attr)
     check_ids((instance_id,))
     body, _link = await _body(request)
     await run_in_threadpool(
@@ -762,6 +768,15 @@ async def temporal_modify_instance(
 def temporal_delete(entity_id: EntityIdPath, _user: Writer, context: Running) -> Response:
     broker.temporal_delete(context, entity_id)
     return Response(status_code=204)
+
+
+@router.api_route("/temporal/entities//attrs", methods=["POST"])
+@router.api_route("/temporal/entities//attrs/{attr}", methods=["DELETE"])
+@router.api_route("/temporal/entities//attrs/{attr}/{instance_id}", methods=["PATCH", "DELETE"])
+@router.api_route("/temporal/entities/{entity_id}/attrs//{instance_id}", methods=["DELETE"])
+def temporal_without_id() -> Response:
+    """A path whose entity id or attribute name is empty (the specification's 400)."""
+    raise NgsiError("BadRequestData", "the path names no entity id or attribute")
 
 
 @router.get("/temporal/entities")

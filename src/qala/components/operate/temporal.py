@@ -458,23 +458,60 @@ def _observed(instance: dict[str, Any]) -> int | None:
 def record_instances(
     session: Session, entity_id: str, instances: dict[str, list[dict[str, Any]]], now: int
 ) -> None:
-    """Store the instances the temporal API was given, each with a new instanceId."""
+    """Store the instances the temporal API was given, each with a new instanceId; an instance
+    of the same attribute, datasetId and observedAt as a stored one replaces it (keeping its
+    instanceId), as creating a temporal entity again does (clause 5.6.11)."""
     for name, values in instances.items():
         for instance in values:
             body = {k: v for k, v in instance.items() if k != "instanceId"}
+            observed = _observed(body)
+            dataset_id = body.get("datasetId")
+            row = None
+            if observed is not None:
+                row = session.scalars(
+                    select(AttributeInstance).where(
+                        AttributeInstance.entity_id == entity_id,
+                        AttributeInstance.attr == name,
+                        AttributeInstance.observed_us == observed,
+                        AttributeInstance.dataset_id == dataset_id
+                        if dataset_id is not None
+                        else AttributeInstance.dataset_id.is_(None),
+                    )
+                ).first()
+            if row is not None:
+                row.body = body
+                row.modified_us = now
+                _sync_reading(session, entity_id, name, observed, body)
+                continue
             session.add(
                 AttributeInstance(
                     instance_id=new_instance_id(),
                     entity_id=entity_id,
                     attr=name,
-                    dataset_id=body.get("datasetId"),
-                    observed_us=_observed(body),
+                    dataset_id=dataset_id,
+                    observed_us=observed,
                     created_us=now,
                     modified_us=now,
                     body=body,
                 )
             )
+            session.flush()
     session.flush()
+
+
+def _sync_reading(
+    session: Session, entity_id: str, attr: str, observed: int | None, body: dict[str, Any]
+) -> None:
+    """The reading stored with a numeric instance takes the instance's new value."""
+    value = body.get("value")
+    if observed is None or not isinstance(value, int | float) or isinstance(value, bool):
+        return
+    sensor_clause, quantity_clause = _readings_of(session, entity_id, attr)
+    session.execute(
+        update(Observation)
+        .where(sensor_clause, quantity_clause, Observation.time_us == observed)
+        .values(value=float(value))
+    )
 
 
 def _readings_of(session: Session, entity_id: str, attr: str) -> Any:
@@ -492,7 +529,7 @@ def delete_instances(
 ) -> int:
     """Delete an entity's instances (of one attribute; of one datasetId, the default instance
     being ``dataset_id=None`` with ``every_dataset=False``); returns how many went."""
-    statement = delete(AttributeInstance).where(AttributeInstance.entity_id == entity_id)
+    statement = select(AttributeInstance).where(AttributeInstance.entity_id == entity_id)
     if attr is not None:
         statement = statement.where(AttributeInstance.attr == attr)
     if not every_dataset:
@@ -501,7 +538,16 @@ def delete_instances(
             if dataset_id is not None
             else AttributeInstance.dataset_id.is_(None)
         )
-    return int(session.execute(statement).rowcount or 0)  # type: ignore[attr-defined]
+    rows = list(session.scalars(statement))
+    for row in rows:
+        session.delete(row)
+    session.flush()
+    for row in rows:  # the readings stored with numeric instances, unless another keeps them
+        if row.observed_us is not None and not _shares_time(
+            session, entity_id, row.attr, row.observed_us
+        ):
+            _delete_reading(session, entity_id, row.attr, row.observed_us)
+    return len(rows)
 
 
 def _find_instance(
@@ -614,11 +660,4 @@ def modify_instance(
     row.dataset_id = body.get("datasetId")
     row.modified_us = now
     session.flush()
-    value = body.get("value")
-    if before is not None and isinstance(value, int | float) and not isinstance(value, bool):
-        sensor_clause, quantity_clause = _readings_of(session, entity_id, attr)
-        session.execute(
-            update(Observation)
-            .where(sensor_clause, quantity_clause, Observation.time_us == before)
-            .values(value=float(value))
-        )
+    _sync_reading(session, entity_id, attr, before, body)
