@@ -57,6 +57,7 @@ from qala.components.operate.temporal import (
     delete_one_instance,
     has_history,
     modify_instance,
+    record_deletion,
     record_instances,
     temporal_entities,
 )
@@ -312,7 +313,10 @@ def delete_attr(
     delete_all: bool = False,
 ) -> None:
     with context.database.transaction() as session:
+        before = instances_of(get_entity(session, entity_id).attrs.get(name))
         delete_attribute(session, entity_id, name, dataset_id=dataset_id, delete_all=delete_all)
+        deleted = [i for i in before if delete_all or i.get("datasetId") == dataset_id]
+        record_deletion(session, entity_id, name, deleted, now_us())
 
 
 # ---------------------------------------------------------------------------------------------
@@ -569,9 +573,35 @@ def temporal_query(
 
 
 def temporal_read(context: Context, entity_id: str, window: HistoryWindow) -> TemporalAnswer:
-    """One entity with its history."""
+    """One entity with its history (``ResourceNotFound`` when none of ``attrs`` was ever held)."""
     with context.database.session() as session:
-        return temporal_entities(session, [get_entity(session, entity_id)], window)
+        entity = get_entity(session, entity_id)
+        if window.attrs and not any(
+            name in entity.attrs or has_history(session, entity_id, name) for name in window.attrs
+        ):
+            raise NgsiError(
+                "ResourceNotFound", f"entity {entity_id} has none of the attributes {window.attrs}"
+            )
+        return temporal_entities(session, [entity], window)
+
+
+def temporal_query_selectors(
+    context: Context,
+    specs: Sequence[EntityQuery],
+    *,
+    limit: int,
+    offset: int,
+    window: HistoryWindow,
+) -> tuple[TemporalAnswer, int]:
+    """``POST /temporal/entityOperations/query``: the union of what each selector matches."""
+    with context.database.session() as session:
+        found: dict[str, Entity] = {}
+        for spec in specs:
+            rows, _total = query_entities(session, spec, limit=10_000_000, offset=0)
+            found.update((e.id, e) for e in rows)
+        ordered = [found[key] for key in sorted(found)]
+        answer = temporal_entities(session, ordered[offset : offset + limit], window)
+        return answer, len(ordered)
 
 
 # ---------------------------------------------------------------------------------------------

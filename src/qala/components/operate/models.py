@@ -298,7 +298,8 @@ class AttributeInstance(Base):
     (Property, Relationship, LanguageProperty, GeoProperty…), written by the temporal API.
 
     ``body`` is the instance as normalised NGSI-LD (without its ``instanceId``); the times are
-    epoch µs. Numeric readings of sensors stay in ``operate_observation`` only: a temporal answer
+    epoch µs. Deleting an attribute through the entity API leaves an instance with ``deletedAt``
+    and the value ``urn:ngsi-ld:null``. Numeric readings of sensors stay in ``operate_observation`` only: a temporal answer
     joins both, an instance here hiding the reading at the same attribute and time.
     """
 
@@ -312,6 +313,8 @@ class AttributeInstance(Base):
     observed_us: Mapped[int | None] = mapped_column(BigInteger)
     created_us: Mapped[int] = mapped_column(BigInteger)
     modified_us: Mapped[int] = mapped_column(BigInteger)
+    deleted_us: Mapped[int | None] = mapped_column(BigInteger)
+    """Set on the instance that records the attribute's deletion (``deletedAt``)."""
     body: Mapped[dict[str, Any]] = mapped_column(JSON)
 
     __table_args__ = (

@@ -6,6 +6,7 @@ Bearer <token>``). Errors are ProblemDetails ``{type, title, detail}`` with the 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from collections.abc import Callable, Coroutine
@@ -774,8 +775,9 @@ def temporal_delete(entity_id: EntityIdPath, _user: Writer, context: Running) ->
 @router.api_route("/temporal/entities//attrs/{attr}", methods=["DELETE"])
 @router.api_route("/temporal/entities//attrs/{attr}/{instance_id}", methods=["PATCH", "DELETE"])
 @router.api_route("/temporal/entities/{entity_id}/attrs//{instance_id}", methods=["DELETE"])
-def temporal_without_id() -> Response:
+def temporal_without_id(datasetId: QueryText = None, deleteAll: bool = False) -> Response:
     """A path whose entity id or attribute name is empty (the specification's 400)."""
+    del datasetId, deleteAll  # taken so that they are not refused as unknown parameters
     raise NgsiError("BadRequestData", "the path names no entity id or attribute")
 
 
@@ -790,6 +792,10 @@ def temporal_query(
     pick: QueryText = None,
     omit: QueryText = None,
     q: QueryText = None,
+    georel: QueryText = None,
+    geometry: QueryText = None,
+    coordinates: QueryText = None,
+    geoproperty: QueryText = None,
     timerel: QueryText = None,
     timeAt: QueryText = None,
     endTimeAt: QueryText = None,
@@ -803,6 +809,7 @@ def temporal_query(
     count: bool = False,
     options: QueryText = None,
     format: QueryText = None,
+    local: bool = False,
 ) -> Response:
     broker.check_limit(limit)
     window = _history_window(
@@ -820,18 +827,71 @@ def temporal_query(
     )
     spec = EntityQuery(
         types=split_list(type),
-        ids=split_list(id),
+        ids=check_ids(split_list(id)),
         id_pattern=broker.check_id_pattern(idPattern),
         q=parse_q(q) if q else None,
+        geo=parse_geo_query(georel, geometry, coordinates, geoproperty),
     )
+    # attrs narrow a query (clause 5.7.4) but select the history, not the current attributes
+    broker.require_filter(dataclasses.replace(spec, attrs=split_list(attrs)), local=local)
     answer, total = broker.temporal_query(context, spec, limit=limit, offset=offset, window=window)
     shown = Projection.of(attrs, pick, omit)
+    return _temporal_answer(request, answer, shown, _count_header(total, count))
+
+
+def _temporal_answer(
+    request: Request, answer: TemporalAnswer, shown: Projection, headers: dict[str, str] | None
+) -> Response:
     return _respond(
         request,
         [shown.apply(e) for e in answer.entities],
         status=206 if answer.content_range else 200,
-        headers=_temporal_headers(answer, _count_header(total, count)),
+        headers=_temporal_headers(answer, headers),
     )
+
+
+@router.post("/temporal/entityOperations/query")
+async def temporal_query_post(
+    request: Request,
+    context: Running,
+    limit: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 20,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+    count: bool = False,
+    options: QueryText = None,
+    format: QueryText = None,
+) -> Response:
+    broker.check_limit(limit)
+    body, _link = await _body(request)
+    specs, projection = broker.parse_query_body(body)
+    temporal_q = body.get("temporalQ") or {}
+    if not isinstance(temporal_q, dict):
+        raise NgsiError("BadRequestData", "`temporalQ` must be an object")
+    last_n = temporal_q.get("lastN")
+    if last_n is not None and (not isinstance(last_n, int) or last_n < 1):
+        raise NgsiError("BadRequestData", "`temporalQ.lastN` must be a positive integer")
+    attrs = body.get("attrs")
+    window = _history_window(
+        context,
+        ",".join(attrs) if attrs else None,
+        temporal_q.get("timerel"),
+        temporal_q.get("timeAt"),
+        temporal_q.get("endTimeAt"),
+        last_n,
+        parse_options(options, format),
+        timeproperty=str(temporal_q.get("timeproperty") or "observedAt"),
+        dataset_id=None,
+        aggr_methods=request.query_params.get("aggrMethods"),
+        aggr_period=request.query_params.get("aggrPeriodDuration"),
+    )
+    answer, total = await run_in_threadpool(
+        broker.temporal_query_selectors,
+        context,
+        [dataclasses.replace(spec, attrs=()) for spec in specs],
+        limit=limit,
+        offset=offset,
+        window=window,
+    )
+    return _temporal_answer(request, answer, projection, _count_header(total, count))
 
 
 @router.get("/temporal/entities/{entity_id}")
@@ -868,9 +928,12 @@ def temporal_read(
     )
     shown = Projection.of(attrs, pick, omit)
     answer = broker.temporal_read(context, entity_id, window)
+    content = shown.apply(answer.entities[0])
+    if not content:
+        raise NgsiError("ResourceNotFound", f"pick/omit leave nothing of {entity_id}")
     return _respond(
         request,
-        shown.apply(answer.entities[0]),
+        content,
         status=206 if answer.content_range else 200,
         headers=_temporal_headers(answer, None),
     )

@@ -39,7 +39,7 @@ READING_PREFIX = INSTANCE_PREFIX + "reading:"
 """Readings of the observation history have no row of their own: their instanceId names the
 time, which with the entity and attribute is their key."""
 
-TIME_PROPERTIES = ("observedAt", "createdAt", "modifiedAt")
+TIME_PROPERTIES = ("observedAt", "createdAt", "modifiedAt", "deletedAt")
 AGGREGATION_METHODS = (
     "totalCount",
     "distinctCount",
@@ -107,7 +107,8 @@ def time_window(
 def check_time_property(name: str) -> str:
     if name not in TIME_PROPERTIES:
         raise NgsiError(
-            "BadRequestData", f"timeproperty {name!r} is not observedAt, createdAt or modifiedAt"
+            "BadRequestData",
+            f"timeproperty {name!r} is not observedAt, createdAt, modifiedAt or deletedAt",
         )
     return name
 
@@ -206,6 +207,8 @@ def _instance_body(row: AttributeInstance, window: HistoryWindow) -> dict[str, A
         body["createdAt"] = iso(row.created_us)
     if window.sys_attrs or window.time_property == "modifiedAt":
         body["modifiedAt"] = iso(row.modified_us)
+    if row.deleted_us is not None:
+        body["deletedAt"] = iso(row.deleted_us)
     return body
 
 
@@ -238,10 +241,14 @@ def _gather(session: Session, entities: Sequence[Entity], window: HistoryWindow)
         for row in session.scalars(statement):
             if row.observed_us is not None:
                 covered.add((row.entity_id, row.attr, row.observed_us))
+            deletion = window.time_property == "deletedAt"
+            if (row.deleted_us is not None) != deletion:
+                continue  # deletions are seen by deletedAt only, and only deletions are
             time_us = {
                 "observedAt": row.observed_us,
                 "createdAt": row.created_us,
                 "modifiedAt": row.modified_us,
+                "deletedAt": row.deleted_us,
             }[window.time_property]
             if time_us is None or not _in_window(time_us, window):
                 continue
@@ -252,7 +259,7 @@ def _gather(session: Session, entities: Sequence[Entity], window: HistoryWindow)
             )
     sensors = observed_sensor_ids(session, ids)
     owner = {sensor: entity for entity, found in sensors.items() for sensor in found}
-    if owner and _wanted_dataset(None, window):
+    if owner and _wanted_dataset(None, window) and window.time_property != "deletedAt":
         time_column = (
             Observation.time_us if window.time_property == "observedAt" else Observation.received_us
         )
@@ -416,6 +423,8 @@ def temporal_entities(
 ) -> TemporalAnswer:
     """Each entity with its attributes as arrays of instances (or values, or aggregates)."""
     items = _gather(session, entities, window)
+    if window.attrs or window.dataset_ids is not None:  # only entities holding what was asked
+        items = [item for item in items if item.attrs]
     content_range = _paginate(items, window) if window.aggregation is None else None
     out = []
     for item in items:
@@ -497,6 +506,41 @@ def record_instances(
             )
             session.flush()
     session.flush()
+
+
+_NULL_MEMBER: dict[str, tuple[str, Any]] = {
+    "Relationship": ("object", "urn:ngsi-ld:null"),
+    "ListRelationship": ("objectList", ["urn:ngsi-ld:null"]),
+    "LanguageProperty": ("languageMap", {"@none": "urn:ngsi-ld:null"}),
+    "JsonProperty": ("json", "urn:ngsi-ld:null"),
+    "VocabProperty": ("vocab", "urn:ngsi-ld:null"),
+    "ListProperty": ("valueList", ["urn:ngsi-ld:null"]),
+}
+
+
+def record_deletion(
+    session: Session, entity_id: str, name: str, deleted: list[dict[str, Any]], now: int
+) -> None:
+    """The attribute instances an entity write deleted, as instances with ``deletedAt``."""
+    for instance in deleted:
+        kind = str(instance.get("type", "Property"))
+        member, null = _NULL_MEMBER.get(kind, ("value", "urn:ngsi-ld:null"))
+        body: dict[str, Any] = {"type": kind, member: null}
+        if instance.get("datasetId") is not None:
+            body["datasetId"] = instance["datasetId"]
+        session.add(
+            AttributeInstance(
+                instance_id=new_instance_id(),
+                entity_id=entity_id,
+                attr=name,
+                dataset_id=instance.get("datasetId"),
+                observed_us=None,
+                created_us=now,
+                modified_us=now,
+                deleted_us=now,
+                body=body,
+            )
+        )
 
 
 def _sync_reading(

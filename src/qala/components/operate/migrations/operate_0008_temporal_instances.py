@@ -6,8 +6,8 @@ Create Date: 2026-12-06 07:05:00
 
 ``operate_attribute_instance`` holds each attribute instance the NGSI-LD temporal API writes
 (text, relationships, language maps, geometries as well as numbers), with its ``instanceId``,
-``datasetId`` and observation/creation/modification times, so that one instance can be modified
-or deleted. Numeric sensor readings stay in the partitioned ``operate_observation`` only.
+``datasetId`` and observation/creation/modification/deletion times, so that one instance can be
+modified or deleted. Numeric sensor readings stay in the partitioned ``operate_observation`` only.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ def upgrade() -> None:
         sa.Column("observed_us", sa.BigInteger(), nullable=True),
         sa.Column("created_us", sa.BigInteger(), nullable=False),
         sa.Column("modified_us", sa.BigInteger(), nullable=False),
+        sa.Column("deleted_us", sa.BigInteger(), nullable=True),
         sa.Column("body", sa.JSON(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_operate_attribute_instance")),
         sa.UniqueConstraint("instance_id", name=op.f("uq_operate_attribute_instance_instance_id")),
