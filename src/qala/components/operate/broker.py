@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from qala.components.operate import subscriptions as subscription_services
+from qala.components.operate.attribute_history import TEMPORAL_WRITE
 from qala.components.operate.entities import (
     EntityQuery,
     WriteResult,
@@ -173,6 +174,7 @@ def temporal_upsert(context: Context, body: Any, link: Any) -> bool:
     data = parse_entity({**{k: v for k, v in body.items() if k in ("id", "type")}, **latest})
     data.context = body.get("@context", link)
     with writing(context) as (session, runner, result):
+        session.info[TEMPORAL_WRITE] = True  # the instances are recorded below, each once
         created = session.get(Entity, data.id) is None
         if created:
             create_entity(session, data, runner=runner, result=result)
@@ -181,6 +183,7 @@ def temporal_upsert(context: Context, body: Any, link: Any) -> bool:
         entity = get_entity(session, data.id)
         observe_instances(session, entity, instances, runner=runner, result=result)
         record_instances(session, data.id, instances, now_us())
+        session.info.pop(TEMPORAL_WRITE, None)
     return created
 
 
@@ -569,7 +572,7 @@ def temporal_query(
     """One page of the matching entities with their history, and how many match in all."""
     with context.database.session() as session:
         rows, total = query_entities(session, spec, limit=limit, offset=offset)
-        return temporal_entities(session, rows, window), total
+        return temporal_entities(session, rows, window, query=True), total
 
 
 def temporal_read(context: Context, entity_id: str, window: HistoryWindow) -> TemporalAnswer:
@@ -600,7 +603,7 @@ def temporal_query_selectors(
             rows, _total = query_entities(session, spec, limit=10_000_000, offset=0)
             found.update((e.id, e) for e in rows)
         ordered = [found[key] for key in sorted(found)]
-        answer = temporal_entities(session, ordered[offset : offset + limit], window)
+        answer = temporal_entities(session, ordered[offset : offset + limit], window, query=True)
         return answer, len(ordered)
 
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import math
 import re
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +25,11 @@ from typing import Any
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
+from qala.components.operate.attribute_history import (
+    INSTANCE_PREFIX,
+    new_instance_id,
+    observed_us,
+)
 from qala.components.operate.entities import observed_sensor_ids
 from qala.components.operate.models import AttributeInstance, Entity, Observation
 from qala.components.operate.ngsi import NgsiError
@@ -34,7 +38,6 @@ from qala.engines.detect import from_epoch_us
 
 _CODES = {unit: code for code, unit in UNIT_CODES.items()}
 
-INSTANCE_PREFIX = "urn:ngsi-ld:attribute:instance:"
 READING_PREFIX = INSTANCE_PREFIX + "reading:"
 """Readings of the observation history have no row of their own: their instanceId names the
 time, which with the entity and attribute is their key."""
@@ -198,6 +201,8 @@ class TemporalAnswer:
 class _Gathered:
     entity: Entity
     attrs: dict[str, list[_Instance]] = field(default_factory=dict)
+    kinds: dict[str, str] = field(default_factory=dict)
+    """The type of each attribute, kept for those a page cut left empty."""
 
 
 def _instance_body(row: AttributeInstance, window: HistoryWindow) -> dict[str, Any]:
@@ -320,6 +325,8 @@ def _paginate(items: list[_Gathered], window: HistoryWindow) -> str | None:
         return None
     for item in items:
         for name, instances in item.attrs.items():
+            if instances:
+                item.kinds[name] = str(instances[0].body.get("type", "Property"))
             item.attrs[name] = [
                 i for i in instances if (i.time_us >= cut if descending else i.time_us <= cut)
             ]
@@ -354,6 +361,11 @@ def _simplified(instances: list[_Instance]) -> dict[str, Any] | list[dict[str, A
         group[key] = pairs
         out.append(group)
     return out[0] if len(out) == 1 else out
+
+
+def _empty(item: _Gathered, name: str) -> dict[str, Any]:
+    kind = item.kinds.get(name, "Property")
+    return {"type": kind, _SIMPLIFIED.get(kind, _SIMPLIFIED["Property"])[0]: []}
 
 
 def _aggregate_values(method: str, values: list[Any]) -> Any:
@@ -419,11 +431,15 @@ def _aggregated(
 
 
 def temporal_entities(
-    session: Session, entities: Sequence[Entity], window: HistoryWindow
+    session: Session, entities: Sequence[Entity], window: HistoryWindow, *, query: bool = False
 ) -> TemporalAnswer:
-    """Each entity with its attributes as arrays of instances (or values, or aggregates)."""
+    """Each entity with its attributes as arrays of instances (or values, or aggregates).
+
+    With ``attrs`` or ``datasetId``, only the entities holding instances of them are answered;
+    a query (``query``) with a time range answers only the entities with instances in it."""
     items = _gather(session, entities, window)
-    if window.attrs or window.dataset_ids is not None:  # only entities holding what was asked
+    narrowed = window.start_us is not None or window.end_us is not None
+    if (query and narrowed) or window.attrs or window.dataset_ids is not None:
         items = [item for item in items if item.attrs]
     content_range = _paginate(items, window) if window.aggregation is None else None
     out = []
@@ -439,7 +455,7 @@ def temporal_entities(
                 if instances:
                     record[name] = _aggregated(instances, window.aggregation, origin, window)
             elif window.temporal_values:
-                record[name] = _simplified(instances) if instances else []
+                record[name] = _simplified(instances) if instances else _empty(item, name)
             else:
                 record[name] = [i.body for i in instances]
         out.append(record)
@@ -448,20 +464,6 @@ def temporal_entities(
 
 # ---------------------------------------------------------------------------------------------
 # Writes
-
-
-def new_instance_id() -> str:
-    return f"{INSTANCE_PREFIX}{uuid.uuid4()}"
-
-
-def _observed(instance: dict[str, Any]) -> int | None:
-    raw = instance.get("observedAt")
-    if raw is None:
-        return None
-    try:
-        return parse_time_us(raw)
-    except (ValueError, TypeError) as exc:
-        raise NgsiError("BadRequestData", f"observedAt {raw!r}: {exc}") from None
 
 
 def record_instances(
@@ -473,7 +475,7 @@ def record_instances(
     for name, values in instances.items():
         for instance in values:
             body = {k: v for k, v in instance.items() if k != "instanceId"}
-            observed = _observed(body)
+            observed = observed_us(body)
             dataset_id = body.get("datasetId")
             row = None
             if observed is not None:
@@ -700,7 +702,7 @@ def modify_instance(
     before = row.observed_us
     body = {**row.body, **{k: v for k, v in change.items() if k != "instanceId"}}
     row.body = body
-    row.observed_us = _observed(body)
+    row.observed_us = observed_us(body)
     row.dataset_id = body.get("datasetId")
     row.modified_us = now
     session.flush()
