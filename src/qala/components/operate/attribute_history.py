@@ -4,7 +4,7 @@ The entity API (create, replace, update, merge, upsert, batches) records each at
 it writes that differs from the one it replaces, so that the temporal API answers the evolution
 of text, relationships, language maps and geometries too. Numeric properties with an
 observation time are sensor readings: they go to the observation history only (the high-rate
-path), never here. The temporal API's own writes record their instances themselves (see
+path), never here, and neither does Smart Data Models' ``dateObserved``, their time. The temporal API's own writes record their instances themselves (see
 ``temporal.record_instances``) and mark the session so that nothing is recorded twice.
 """
 
@@ -57,6 +57,8 @@ def record_changes(
     if session.info.get(TEMPORAL_WRITE):
         return
     for name, attribute in after.items():
+        if name == "dateObserved":  # the time of the readings, which carry it as observedAt
+            continue
         old = {i.get("datasetId"): i for i in instances_of(before.get(name))}
         for instance in instances_of(attribute):
             if _is_reading(instance, after) or old.get(instance.get("datasetId")) == instance:

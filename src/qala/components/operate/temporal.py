@@ -316,7 +316,7 @@ def _paginate(items: list[_Gathered], window: HistoryWindow) -> str | None:
                 continue
             kept = instances[-keep:] if descending else instances[:keep]
             item.attrs[name] = kept
-            if limit is not None and keep == limit and len(instances) > limit:
+            if limit is not None and (last_n is None or limit < last_n):
                 edge = kept[0].time_us if descending else kept[-1].time_us
                 if cut is not None:
                     edge = max(cut, edge) if descending else min(cut, edge)
