@@ -157,6 +157,7 @@ MACHINE = {
         "indicator_id",
         "licence",
     },
+    "operate_attribute_instance": {"entity_id", "attr", "dataset_id"},
     "operate_dead_letter": {"channel", "sensor"},
     "operate_device_credential": {"password_hash"},
     "operate_entity": {"type", "concept", "place_code"},

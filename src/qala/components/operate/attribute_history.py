@@ -64,13 +64,17 @@ def record_changes(
             if _is_reading(instance, after) or old.get(instance.get("datasetId")) == instance:
                 continue
             body = {k: v for k, v in instance.items() if k != "instanceId"}
+            try:
+                observed = observed_us(body)
+            except NgsiError:  # the entity API's own checks decide on it; history keeps no time
+                observed = None
             session.add(
                 AttributeInstance(
                     instance_id=new_instance_id(),
                     entity_id=entity_id,
                     attr=name,
                     dataset_id=body.get("datasetId"),
-                    observed_us=observed_us(body),
+                    observed_us=observed,
                     created_us=now,
                     modified_us=now,
                     body=body,

@@ -183,6 +183,14 @@ class HistoryWindow:
         return temporal_entities(session, entities, self).entities
 
 
+_TIME_COLUMNS = {
+    "observedAt": AttributeInstance.observed_us,
+    "createdAt": AttributeInstance.created_us,
+    "modifiedAt": AttributeInstance.modified_us,
+    "deletedAt": AttributeInstance.deleted_us,
+}
+
+
 @dataclass
 class _Instance:
     time_us: int
@@ -239,26 +247,30 @@ def _gather(session: Session, entities: Sequence[Entity], window: HistoryWindow)
     ids = [e.id for e in entities]
     gathered = {e.id: _Gathered(e) for e in entities}
     covered: set[tuple[str, str, int]] = set()
+    column = _TIME_COLUMNS[window.time_property]
     if ids:
-        statement = select(AttributeInstance).where(AttributeInstance.entity_id.in_(ids))
+        # The instances written with a time: they hide the readings stored with them.
+        times = select(
+            AttributeInstance.entity_id, AttributeInstance.attr, AttributeInstance.observed_us
+        ).where(AttributeInstance.entity_id.in_(ids), AttributeInstance.observed_us.is_not(None))
+        if window.attrs:
+            times = times.where(AttributeInstance.attr.in_(list(window.attrs)))
+        covered = {(e, a, t) for e, a, t in session.execute(times) if t is not None}
+        statement = select(AttributeInstance).where(
+            AttributeInstance.entity_id.in_(ids), column.is_not(None)
+        )
+        if window.time_property != "deletedAt":  # deletions are seen by deletedAt only
+            statement = statement.where(AttributeInstance.deleted_us.is_(None))
         if window.attrs:
             statement = statement.where(AttributeInstance.attr.in_(list(window.attrs)))
+        if window.start_us is not None:
+            statement = statement.where(column >= window.start_us)
+        if window.end_us is not None:
+            statement = statement.where(column < window.end_us)
         for row in session.scalars(statement):
-            if row.observed_us is not None:
-                covered.add((row.entity_id, row.attr, row.observed_us))
-            deletion = window.time_property == "deletedAt"
-            if (row.deleted_us is not None) != deletion:
-                continue  # deletions are seen by deletedAt only, and only deletions are
-            time_us = {
-                "observedAt": row.observed_us,
-                "createdAt": row.created_us,
-                "modifiedAt": row.modified_us,
-                "deletedAt": row.deleted_us,
-            }[window.time_property]
-            if time_us is None or not _in_window(time_us, window):
-                continue
             if not _wanted_dataset(row.dataset_id, window):
                 continue
+            time_us = getattr(row, column.key)
             gathered[row.entity_id].attrs.setdefault(row.attr, []).append(
                 _Instance(time_us, row.dataset_id, _instance_body(row, window))
             )
@@ -294,12 +306,6 @@ def _gather(session: Session, entities: Sequence[Entity], window: HistoryWindow)
         for instances in item.attrs.values():
             instances.sort(key=lambda i: i.time_us)
     return [gathered[e.id] for e in entities]
-
-
-def _in_window(time_us: int, window: HistoryWindow) -> bool:
-    if window.start_us is not None and time_us < window.start_us:
-        return False
-    return window.end_us is None or time_us < window.end_us
 
 
 def _paginate(items: list[_Gathered], window: HistoryWindow) -> str | None:
