@@ -126,6 +126,11 @@ def test_one_instance_is_modified_or_deleted_by_its_instance_id(operate_app: Ope
     assert again.json()["type"].endswith("/ResourceNotFound")
     bad = client.delete(f"{TEMPORAL}/{VEHICLE}/attrs/speed/not-a-uri", headers=auth)
     assert bad.status_code == 400
+    # What the path names is looked up before the body is judged.
+    unknown = client.patch(
+        f"{TEMPORAL}/{VEHICLE}/attrs/speed/{first['instanceId']}", json=[1], headers=auth
+    )
+    assert unknown.status_code == 404
 
 
 def test_aggregations_per_period(operate_app: OperateApp) -> None:

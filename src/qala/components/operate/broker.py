@@ -56,6 +56,7 @@ from qala.components.operate.temporal import (
     TemporalAnswer,
     delete_instances,
     delete_one_instance,
+    find_instance,
     has_history,
     modify_instance,
     record_deletion,
@@ -244,6 +245,17 @@ def temporal_delete_instance(context: Context, entity_id: str, name: str, instan
     with context.database.transaction() as session:
         get_entity(session, entity_id)
         delete_one_instance(session, entity_id, name, instance_id)
+
+
+def require_entity(session: Session, entity_id: str) -> None:
+    """``ResourceNotFound`` unless the entity exists."""
+    get_entity(session, entity_id)
+
+
+def require_instance(session: Session, entity_id: str, name: str, instance_id: str) -> None:
+    """``ResourceNotFound`` unless the entity has that instance of the attribute."""
+    get_entity(session, entity_id)
+    find_instance(session, entity_id, name, instance_id)
 
 
 def temporal_modify_instance(

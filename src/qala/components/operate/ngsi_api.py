@@ -710,6 +710,7 @@ async def temporal_create(request: Request, writer: Writer, context: Running) ->
 async def temporal_append(
     request: Request, entity_id: EntityIdPath, _user: Writer, context: Running
 ) -> Response:
+    _guard(context, lambda session: broker.require_entity(session, entity_id))  # 404 first
     body, link = await _body(request)
     await run_in_threadpool(broker.temporal_append, context, entity_id, body, link)
     return Response(status_code=204)
@@ -758,6 +759,8 @@ async def temporal_modify_instance(
 ) -> Response:
     check_attribute_name(attr)
     check_ids((instance_id,))
+    # What the path names is looked up first: 404 before any complaint about the body.
+    _guard(context, lambda session: broker.require_instance(session, entity_id, attr, instance_id))
     body, _link = await _body(request)
     await run_in_threadpool(
         broker.temporal_modify_instance, context, entity_id, attr, instance_id, body

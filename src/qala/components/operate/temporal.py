@@ -623,6 +623,23 @@ def _reading_time(instance_id: str) -> int | None:
         return None
 
 
+def find_instance(session: Session, entity_id: str, attr: str, instance_id: str) -> None:
+    """``ResourceNotFound`` unless the instance (a row, or a reading) exists."""
+    if _find_instance(session, entity_id, attr, instance_id) is not None:
+        return
+    time_us = _reading_time(instance_id)
+    if time_us is not None:
+        sensor_clause, quantity_clause = _readings_of(session, entity_id, attr)
+        found = session.scalars(
+            select(Observation.id).where(
+                sensor_clause, quantity_clause, Observation.time_us == time_us
+            )
+        ).first()
+        if found is not None:
+            return
+    raise _not_found(entity_id, attr, instance_id)
+
+
 def _not_found(entity_id: str, attr: str, instance_id: str) -> NgsiError:
     return NgsiError(
         "ResourceNotFound", f"attribute `{attr}` of {entity_id} has no instance {instance_id}"
