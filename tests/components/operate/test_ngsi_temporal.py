@@ -116,10 +116,25 @@ def test_one_instance_is_modified_or_deleted_by_its_instance_id(operate_app: Ope
         (50, False),
     ]
 
+    second = speed[1]["instanceId"]
+    moved = client.patch(
+        f"{TEMPORAL}/{VEHICLE}/attrs/speed/{second}",
+        json={"type": "Property", "value": 81, "observedAt": "2020-08-01T12:06:00Z"},
+        headers=auth,
+    )
+    assert moved.status_code == 204
+    speed = client.get(f"{TEMPORAL}/{VEHICLE}").json()["speed"]
+    # moved in time: the reading stored at the former time is not answered any more
+    assert [(i["value"], i["observedAt"]) for i in speed] == [
+        (129, "2020-08-01T12:03:00Z"),
+        (81, "2020-08-01T12:06:00Z"),
+        (50, "2020-08-01T13:10:00Z"),
+    ]
+
     gone = client.delete(f"{TEMPORAL}/{VEHICLE}/attrs/speed/{first['instanceId']}", headers=auth)
     assert gone.status_code == 204
     # The reading stored with it went too: it does not come back from the observation history.
-    assert [i["value"] for i in client.get(f"{TEMPORAL}/{VEHICLE}").json()["speed"]] == [80, 50]
+    assert [i["value"] for i in client.get(f"{TEMPORAL}/{VEHICLE}").json()["speed"]] == [81, 50]
 
     again = client.delete(f"{TEMPORAL}/{VEHICLE}/attrs/speed/{first['instanceId']}", headers=auth)
     assert again.status_code == 404
@@ -158,6 +173,15 @@ def test_aggregations_per_period(operate_app: OperateApp) -> None:
         f"{TEMPORAL}/{VEHICLE}", params={"options": "aggregatedValues"}
     )
     assert missing.status_code == 400
+    endless = operate_app.client.get(
+        f"{TEMPORAL}/{VEHICLE}",
+        params={
+            "options": "aggregatedValues",
+            "aggrMethods": "sum",
+            "aggrPeriodDuration": "P9999999Y",
+        },
+    )
+    assert endless.status_code == 400
     wrong = operate_app.client.get(
         f"{TEMPORAL}/{VEHICLE}",
         params={"options": "aggregatedValues", "aggrMethods": "median"},

@@ -142,6 +142,8 @@ def parse_duration_us(text: str) -> int:
     total = sum(int(n) * unit for n, unit in zip(whole, _DURATION_US, strict=True) if n)
     if seconds:
         total += round(float(seconds) * 1_000_000)
+    if total > 1000 * _DURATION_US[0]:
+        raise NgsiError("BadRequestData", f"aggrPeriodDuration {text!r} is over 1000 years")
     return total
 
 
@@ -729,4 +731,9 @@ def modify_instance(
     row.dataset_id = body.get("datasetId")
     row.modified_us = now
     session.flush()
-    _sync_reading(session, entity_id, attr, before, body)
+    if before is not None and before != row.observed_us:
+        # The reading stored at the former time goes (unless another instance keeps it).
+        if not _shares_time(session, entity_id, attr, before):
+            _delete_reading(session, entity_id, attr, before)
+    else:
+        _sync_reading(session, entity_id, attr, before, body)
