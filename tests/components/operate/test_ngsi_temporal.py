@@ -300,3 +300,40 @@ def test_post_query_and_empty_ids(operate_app: OperateApp) -> None:
         ).status_code
         == 400
     )
+
+
+def test_temporal_query_order_by(operate_app: OperateApp) -> None:
+    client, auth = operate_app.client, operate_app.auth
+    for suffix, name, rank in (("2", "B", 2), ("1", "A", 1), ("3", "C", 3)):
+        body = {
+            "id": f"urn:ngsi-ld:Building:{suffix}",
+            "type": "Building",
+            "name": {
+                "type": "Property",
+                "value": name,
+                "subProperty": {"type": "Property", "value": rank},
+            },
+        }
+        assert client.post("/ngsi-ld/v1/entities", json=body, headers=auth).status_code == 201
+
+    def order(order_by: str) -> list[str]:
+        found = client.get(
+            TEMPORAL,
+            params={
+                "type": "Building",
+                "timerel": "after",
+                "timeAt": "1970-01-01T00:00:00Z",
+                "timeproperty": "createdAt",
+                "orderBy": order_by,
+            },
+        )
+        assert found.status_code == 200, found.text
+        return [e["id"].rsplit(":", 1)[1] for e in found.json()]
+
+    assert order("name;desc") == ["3", "2", "1"]
+    assert order("name.createdAt") == ["2", "1", "3"]
+    assert order("type;asc,name.subProperty;desc") == ["3", "2", "1"]
+    assert order("createdAt") == ["2", "1", "3"]
+    assert (
+        client.get(TEMPORAL, params={"type": "Building", "orderBy": "name;up"}).status_code == 400
+    )

@@ -51,6 +51,7 @@ from qala.components.operate.ngsi import (
     render_entity,
     split_list,
 )
+from qala.components.operate.ordering import OrderKey, order_entities
 from qala.components.operate.temporal import (
     HistoryWindow,
     TemporalAnswer,
@@ -579,11 +580,21 @@ def type_list(context: Context) -> dict[str, Any]:
 
 
 def temporal_query(
-    context: Context, spec: EntityQuery, *, limit: int, offset: int, window: HistoryWindow
+    context: Context,
+    spec: EntityQuery,
+    *,
+    limit: int,
+    offset: int,
+    window: HistoryWindow,
+    order_by: Sequence[OrderKey] = (),
 ) -> tuple[TemporalAnswer, int]:
     """One page of the matching entities with their history, and how many match in all."""
     with context.database.session() as session:
-        rows, total = query_entities(session, spec, limit=limit, offset=offset)
+        if order_by:
+            every, total = query_entities(session, spec, limit=10_000_000, offset=0)
+            rows = order_entities(session, every, order_by)[offset : offset + limit]
+        else:
+            rows, total = query_entities(session, spec, limit=limit, offset=offset)
         return temporal_entities(session, rows, window, query=True), total
 
 

@@ -44,6 +44,7 @@ from qala.components.operate.ngsi import (
     parse_q,
     split_list,
 )
+from qala.components.operate.ordering import parse_order_by
 from qala.components.operate.temporal import (
     Aggregation,
     HistoryWindow,
@@ -101,8 +102,9 @@ def problem_response(error: NgsiError) -> JSONResponse:
 
 
 # Parameters of the specification a route may be sent without Qala using them (one tenant, no
-# scopes, no distributed operations, no linked-entity retrieval; answers are ordered by entity
-# id whatever `orderBy` asks — listed in docs/ngsi-ld-conformance.md); any other unknown
+# scopes, no distributed operations, no linked-entity retrieval; entity answers are ordered by
+# id whatever `orderBy` asks, temporal ones honour it — listed in docs/ngsi-ld-conformance.md);
+# any other unknown
 # parameter is the client's mistake, answered 400 InvalidRequest (clause 6.3.20).
 TOLERATED_PARAMETERS = frozenset(
     {
@@ -813,6 +815,7 @@ def temporal_query(
     options: QueryText = None,
     format: QueryText = None,
     local: bool = False,
+    orderBy: QueryText = None,
 ) -> Response:
     broker.check_limit(limit)
     window = _history_window(
@@ -837,7 +840,14 @@ def temporal_query(
     )
     # attrs narrow a query (clause 5.7.4) but select the history, not the current attributes
     broker.require_filter(dataclasses.replace(spec, attrs=split_list(attrs)), local=local)
-    answer, total = broker.temporal_query(context, spec, limit=limit, offset=offset, window=window)
+    answer, total = broker.temporal_query(
+        context,
+        spec,
+        limit=limit,
+        offset=offset,
+        window=window,
+        order_by=parse_order_by(orderBy),
+    )
     shown = Projection.of(attrs, pick, omit)
     return _temporal_answer(request, answer, shown, _count_header(total, count))
 
