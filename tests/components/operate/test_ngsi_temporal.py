@@ -6,6 +6,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import func, select
+
+from qala.components.operate.models import AttributeInstance
+
 OperateApp = Any  # fixture from this folder's conftest
 
 TEMPORAL = "/ngsi-ld/v1/temporal/entities"
@@ -337,3 +341,26 @@ def test_temporal_query_order_by(operate_app: OperateApp) -> None:
     assert (
         client.get(TEMPORAL, params={"type": "Building", "orderBy": "name;up"}).status_code == 400
     )
+
+
+def test_sensor_readings_do_not_enter_the_instance_table(operate_app: OperateApp) -> None:
+    """Smart Data Models observations upserted at sensor rate stay on the observation path:
+    after the first write only changed non-reading attributes would add instances."""
+    client, auth = operate_app.client, operate_app.auth
+    for hour, pm25 in ((8, 20.0), (9, 25.5), (10, 31.0)):
+        body = {
+            "id": "urn:ngsi-ld:AirQualityObserved:s1",
+            "type": "AirQualityObserved",
+            "dateObserved": {"type": "Property", "value": f"2025-12-01T{hour:02d}:00:00+05:00"},
+            "pm25": {"type": "Property", "value": pm25},
+            "address": {"type": "Property", "value": "Kabanbay batyr 11"},
+        }
+        upserted = client.post("/ngsi-ld/v1/entityOperations/upsert", json=[body], headers=auth)
+        assert upserted.status_code in (201, 204), upserted.text
+    with operate_app.context.database.session() as session:
+        rows = session.execute(
+            select(AttributeInstance.attr, func.count()).group_by(AttributeInstance.attr)
+        ).all()
+    assert dict(rows) == {"address": 1}
+    history = client.get(f"{TEMPORAL}/urn:ngsi-ld:AirQualityObserved:s1").json()
+    assert [i["value"] for i in history["pm25"]] == [20.0, 25.5, 31.0]
