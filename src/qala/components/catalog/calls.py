@@ -824,6 +824,36 @@ def _long(rows: list[dict[str, Any]], *, source: str) -> pd.DataFrame:
 
 
 DEMO_CALL_TITLE = "Demo data call 2022 (values as published by BNS)"
+DEMO_OPEN_CALL_TITLE = "Demo data call for last year (open)"
+DEMO_OPEN_CALL_PLACES = ["astana", "almaty", "shymkent", "karaganda", "aktobe"]
+DEMO_OPEN_CALL_INDICATORS = [
+    "iso37122.10.2",
+    "kz_sc.education.schools_broadband_share",
+    "kz_sc.transport.vehicles_gps_share",
+    "kz_sc.city_management.open_datasets",
+]
+
+
+def load_demo_open_call(database: Any, today: date) -> int:
+    """The demo's open call: last year's values of four digital-service indicators of the
+    national rating, asked of five cities, due on 31 March. Nothing is submitted: the demo
+    ``submitter`` (Astana) answers it, the ``reviewer`` and ``publisher`` take it from there;
+    values the demo would make up would only be more generated numbers. Loading again adds
+    nothing. Returns the call's id."""
+    with database.transaction() as session:
+        existing = session.scalar(select(DataCall.id).where(DataCall.title == DEMO_OPEN_CALL_TITLE))
+        if existing is not None:
+            return int(existing)
+        call = open_call(
+            session,
+            year=today.year - 1,
+            indicators=DEMO_OPEN_CALL_INDICATORS,
+            places=DEMO_OPEN_CALL_PLACES,
+            deadline=date(today.year + (today.month > 3), 3, 31),
+            actor="demo: rating team",
+            title=DEMO_OPEN_CALL_TITLE,
+        )
+        return call.id
 
 
 def load_demo_release(database: Any) -> int | None:

@@ -146,6 +146,9 @@ class IndicatorValue(Base):
     __table_args__ = (
         UniqueConstraint("place_id", "indicator_id", "year"),
         Index("ix_indicator_value_indicator_year", "indicator_id", "year"),
+        # data_version() asks for the newest change on every cached page: without the index
+        # that is a scan of every value (27 ms of a 150 ms page budget at 92,000 values).
+        Index("ix_indicator_value_updated_at", "updated_at"),
         CheckConstraint("NOT (official AND illustrative)", name="official_or_illustrative"),
     )
 

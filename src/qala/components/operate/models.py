@@ -293,14 +293,53 @@ class DeviceCredential(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
+class CSourceRegistration(Base):
+    """An NGSI-LD context source registration (clause 5.2.9): which entities and attributes
+    another system (``endpoint``) provides; queries are forwarded to it (see ``csources``).
+
+    ``body`` is the registration as given, without ``@context``, which ``context`` keeps;
+    ``tenant`` is the ``NGSILD-Tenant`` it was made under (None: the default tenant).
+    """
+
+    __tablename__ = "operate_csource_registration"
+
+    id: Mapped[str] = mapped_column(String(256), primary_key=True)
+    body: Mapped[dict[str, Any]] = mapped_column(JSON)
+    context: Mapped[Any] = mapped_column(JSON, nullable=True)
+    endpoint: Mapped[str] = mapped_column(Text)
+    mode: Mapped[str] = mapped_column(String(16), default="inclusive")
+    tenant: Mapped[str | None] = mapped_column(String(80), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    modified_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class CSourceSubscription(Base):
+    """A subscription to context source registrations (clause 5.2.12 applied to registrations):
+    the same members and delivery record as ``Subscription``."""
+
+    __tablename__ = "operate_csource_subscription"
+
+    id: Mapped[str] = mapped_column(String(256), primary_key=True)
+    body: Mapped[dict[str, Any]] = mapped_column(JSON)
+    endpoint: Mapped[str] = mapped_column(Text)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    tenant: Mapped[str | None] = mapped_column(String(80), index=True)
+    times_sent: Mapped[int] = mapped_column(Integer, default=0)
+    last_notification: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_success: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_failure: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
 class AttributeInstance(Base):
     """One instance of an attribute's temporal evolution (NGSI-LD clause 4.5.7), of any kind
     (Property, Relationship, LanguageProperty, GeoProperty…), written by the temporal API.
 
     ``body`` is the instance as normalised NGSI-LD (without its ``instanceId``); the times are
     epoch µs. Deleting an attribute through the entity API leaves an instance with ``deletedAt``
-    and the value ``urn:ngsi-ld:null``. Numeric readings of sensors stay in ``operate_observation`` only: a temporal answer
-    joins both, an instance here hiding the reading at the same attribute and time.
+    and the value ``urn:ngsi-ld:null``. Numeric readings of sensors stay in
+    ``operate_observation`` only: a temporal answer joins both, an instance here hiding the
+    reading at the same attribute and time.
     """
 
     __tablename__ = "operate_attribute_instance"

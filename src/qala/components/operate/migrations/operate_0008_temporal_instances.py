@@ -1,7 +1,7 @@
 """temporal instances: the history of attributes of every kind, with instanceIds
 
 Revision ID: operate_0008_temporal_instances
-Revises: operate_0006
+Revises: operate_0007_csources
 Create Date: 2026-12-06 07:05:00
 
 ``operate_attribute_instance`` holds each attribute instance the NGSI-LD temporal API writes
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "operate_0008_temporal_instances"
-down_revision = "operate_0006"
+down_revision = "operate_0007_csources"
 branch_labels = None
 depends_on = None
 
