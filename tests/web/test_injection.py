@@ -158,6 +158,8 @@ MACHINE = {
         "licence",
     },
     "operate_attribute_instance": {"entity_id", "attr", "dataset_id"},
+    "operate_csource_registration": {"endpoint", "mode", "tenant"},
+    "operate_csource_subscription": {"endpoint", "tenant"},
     "operate_dead_letter": {"channel", "sensor"},
     "operate_device_credential": {"password_hash"},
     "operate_entity": {"type", "concept", "place_code"},
