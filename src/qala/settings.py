@@ -244,6 +244,9 @@ class Settings(BaseSettings):
     """Days of raw observations ``qala operate maintain`` keeps (unset: all). Older readings go
     once their hourly and daily roll-ups hold them: whole monthly partitions on PostgreSQL,
     rows in batches on SQLite."""
+    operate_temporal_instances: int = Field(default=1000, ge=1, le=100_000)
+    """Most instances per attribute an NGSI-LD temporal answer holds; a longer history is cut
+    at one time for every attribute and answered 206 with a ``Content-Range`` (clause 6.3.10)."""
 
     metrics_token: str | None = None
     """Bearer token a Prometheus scraper sends to read ``/metrics``. Unset, ``/metrics`` answers

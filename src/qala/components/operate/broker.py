@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from qala.components.operate import jsonld, subscriptions as subscription_services
+from qala.components.operate.attribute_history import TEMPORAL_WRITE
 from qala.components.operate.entities import (
     EntityQuery,
     WriteResult,
@@ -35,7 +36,7 @@ from qala.components.operate.entities import (
     type_statistics,
     upsert_entity,
 )
-from qala.components.operate.ingest import RulesRunner, after_commit, runner_for
+from qala.components.operate.ingest import RulesRunner, after_commit, now_us, runner_for
 from qala.components.operate.models import Entity
 from qala.components.operate.ngsi import (
     EntityInput,
@@ -53,7 +54,19 @@ from qala.components.operate.ngsi import (
     render_entity,
     split_list,
 )
-from qala.components.operate.temporal import temporal_entities
+from qala.components.operate.ordering import OrderKey, order_entities
+from qala.components.operate.temporal import (
+    HistoryWindow,
+    TemporalAnswer,
+    delete_instances,
+    delete_one_instance,
+    find_instance,
+    has_history,
+    modify_instance,
+    record_deletion,
+    record_instances,
+    temporal_entities,
+)
 from qala.core.errors import QalaError
 from qala.runtime import Context
 
@@ -168,6 +181,7 @@ def temporal_upsert(context: Context, body: Any, link: Any) -> bool:
     data = parse_entity({**{k: v for k, v in body.items() if k in ("id", "type")}, **latest})
     data.context = given_context
     with writing(context) as (session, runner, result):
+        session.info[TEMPORAL_WRITE] = True  # the instances are recorded below, each once
         created = session.get(Entity, data.id) is None
         if created:
             create_entity(session, data, runner=runner, result=result)
@@ -175,11 +189,15 @@ def temporal_upsert(context: Context, body: Any, link: Any) -> bool:
             merge_attributes(session, data.id, data.attrs, runner=runner, result=result)
         entity = get_entity(session, data.id)
         observe_instances(session, entity, instances, runner=runner, result=result)
+        record_instances(session, data.id, instances, now_us())
+        session.info.pop(TEMPORAL_WRITE, None)
     return created
 
 
 def temporal_append(context: Context, entity_id: str, body: Any, link: Any) -> None:
     """``POST /temporal/entities/{id}/attrs``: more instances for an existing entity."""
+    if body is None:
+        raise NgsiError("InvalidRequest", "the request has no body")
     if not isinstance(body, dict) or not [k for k in body if k != "@context"]:
         raise NgsiError("BadRequestData", "the fragment must be a JSON object with attributes")
     with context.database.session() as session:
@@ -188,13 +206,34 @@ def temporal_append(context: Context, entity_id: str, body: Any, link: Any) -> N
     temporal_upsert(context, {**fragment, "id": entity_id, "type": entity_type}, link)
 
 
-def temporal_delete_attr(context: Context, entity_id: str, name: str) -> None:
-    """``DELETE /temporal/entities/{id}/attrs/{attr}``: the attribute and its history."""
+def temporal_delete_attr(
+    context: Context,
+    entity_id: str,
+    name: str,
+    *,
+    dataset_id: str | None = None,
+    delete_all: bool = False,
+) -> None:
+    """``DELETE /temporal/entities/{id}/attrs/{attr}``: the attribute's history (every
+    instance with ``deleteAll``, else those of ``datasetId`` or of the default instance) and the
+    attribute itself."""
     with context.database.transaction() as session:
         entity = get_entity(session, entity_id)
-        removed = delete_history(session, entity_id, quantity=name)
+        if not has_history(session, entity_id, name) and name not in entity.attrs:
+            raise NgsiError("ResourceNotFound", f"entity {entity_id} has no attribute `{name}`")
+        removed = delete_instances(
+            session, entity_id, name, dataset_id=dataset_id, every_dataset=delete_all
+        )
+        if delete_all or dataset_id is None:
+            removed += delete_history(session, entity_id, quantity=name)
         if name in entity.attrs:
-            delete_attribute(session, entity_id, name, delete_all=True)
+            try:
+                delete_attribute(
+                    session, entity_id, name, dataset_id=dataset_id, delete_all=delete_all
+                )
+            except NgsiError:
+                if not removed:
+                    raise
         elif not removed:
             raise NgsiError("ResourceNotFound", f"entity {entity_id} has no attribute `{name}`")
 
@@ -204,6 +243,44 @@ def temporal_delete(context: Context, entity_id: str) -> None:
     with context.database.transaction() as session:
         delete_entity(session, entity_id)
         delete_history(session, entity_id)
+        delete_instances(session, entity_id)
+
+
+def temporal_delete_instance(context: Context, entity_id: str, name: str, instance_id: str) -> None:
+    """``DELETE /temporal/entities/{id}/attrs/{attr}/{instanceId}``: one instance."""
+    with context.database.transaction() as session:
+        get_entity(session, entity_id)
+        delete_one_instance(session, entity_id, name, instance_id)
+
+
+def require_entity(session: Session, entity_id: str) -> None:
+    """``ResourceNotFound`` unless the entity exists."""
+    get_entity(session, entity_id)
+
+
+def require_instance(session: Session, entity_id: str, name: str, instance_id: str) -> None:
+    """``ResourceNotFound`` unless the entity has that instance of the attribute."""
+    get_entity(session, entity_id)
+    find_instance(session, entity_id, name, instance_id)
+
+
+def temporal_modify_instance(
+    context: Context, entity_id: str, name: str, instance_id: str, body: Any
+) -> None:
+    """``PATCH /temporal/entities/{id}/attrs/{attr}/{instanceId}``: the fragment names the
+    attribute with the members to replace in that instance."""
+    if not isinstance(body, dict):
+        raise NgsiError("BadRequestData", "the fragment must be a JSON object")
+    # The instance itself, or a fragment naming the attribute (``{name: instance}``).
+    raw = body.get(name) if name in body else {k: v for k, v in body.items() if k != "@context"}
+    if isinstance(raw, list):
+        raw = raw[0] if len(raw) == 1 else None
+    if not isinstance(raw, dict):
+        raise NgsiError("BadRequestData", f"the fragment must hold one instance of `{name}`")
+    change = instances_of(parse_fragment({name: raw})[name])[0]
+    with context.database.transaction() as session:
+        get_entity(session, entity_id)
+        modify_instance(session, entity_id, name, instance_id, change, now_us())
 
 
 def merge_entity(context: Context, entity_id: str, body: Any, link: Any = None) -> None:
@@ -257,7 +334,10 @@ def delete_attr(
     delete_all: bool = False,
 ) -> None:
     with context.database.transaction() as session:
+        before = instances_of(get_entity(session, entity_id).attrs.get(name))
         delete_attribute(session, entity_id, name, dataset_id=dataset_id, delete_all=delete_all)
+        deleted = [i for i in before if delete_all or i.get("datasetId") == dataset_id]
+        record_deletion(session, entity_id, name, deleted, now_us())
 
 
 # ---------------------------------------------------------------------------------------------
@@ -612,41 +692,55 @@ def attribute_info(context: Context, names: jsonld.Names, requested: str) -> dic
     }
 
 
-@dataclass(frozen=True)
-class HistoryWindow:
-    """Which observed values a temporal answer holds, and in which form."""
-
-    attrs: tuple[str, ...] | None
-    start_us: int | None
-    end_us: int | None
-    last_n: int | None
-    temporal_values: bool
-
-    def render(self, session: Session, entities: Sequence[Entity]) -> list[dict[str, Any]]:
-        return temporal_entities(
-            session,
-            entities,
-            attrs=self.attrs,
-            start_us=self.start_us,
-            end_us=self.end_us,
-            last_n=self.last_n,
-            temporal_values=self.temporal_values,
-        )
-
-
 def temporal_query(
-    context: Context, spec: EntityQuery, *, limit: int, offset: int, window: HistoryWindow
-) -> tuple[list[dict[str, Any]], int]:
+    context: Context,
+    spec: EntityQuery,
+    *,
+    limit: int,
+    offset: int,
+    window: HistoryWindow,
+    order_by: Sequence[OrderKey] = (),
+) -> tuple[TemporalAnswer, int]:
     """One page of the matching entities with their history, and how many match in all."""
     with context.database.session() as session:
-        rows, total = query_entities(session, spec, limit=limit, offset=offset)
-        return window.render(session, rows), total
+        if order_by:
+            every, total = query_entities(session, spec, limit=10_000_000, offset=0)
+            rows = order_entities(session, every, order_by)[offset : offset + limit]
+        else:
+            rows, total = query_entities(session, spec, limit=limit, offset=offset)
+        return temporal_entities(session, rows, window, query=True), total
 
 
-def temporal_read(context: Context, entity_id: str, window: HistoryWindow) -> dict[str, Any]:
-    """One entity with its history."""
+def temporal_read(context: Context, entity_id: str, window: HistoryWindow) -> TemporalAnswer:
+    """One entity with its history (``ResourceNotFound`` when none of ``attrs`` was ever held)."""
     with context.database.session() as session:
-        return window.render(session, [get_entity(session, entity_id)])[0]
+        entity = get_entity(session, entity_id)
+        if window.attrs and not any(
+            name in entity.attrs or has_history(session, entity_id, name) for name in window.attrs
+        ):
+            raise NgsiError(
+                "ResourceNotFound", f"entity {entity_id} has none of the attributes {window.attrs}"
+            )
+        return temporal_entities(session, [entity], window)
+
+
+def temporal_query_selectors(
+    context: Context,
+    specs: Sequence[EntityQuery],
+    *,
+    limit: int,
+    offset: int,
+    window: HistoryWindow,
+) -> tuple[TemporalAnswer, int]:
+    """``POST /temporal/entityOperations/query``: the union of what each selector matches."""
+    with context.database.session() as session:
+        found: dict[str, Entity] = {}
+        for spec in specs:
+            rows, _total = query_entities(session, spec, limit=10_000_000, offset=0)
+            found.update((e.id, e) for e in rows)
+        ordered = [found[key] for key in sorted(found)]
+        answer = temporal_entities(session, ordered[offset : offset + limit], window, query=True)
+        return answer, len(ordered)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from qala.components.operate.attribute_history import record_changes
 from qala.components.operate.ingest import IngestReport, RulesRunner, ingest_in_session, now_us
 from qala.components.operate.models import Entity, Observation, Sensor
 from qala.components.operate.ngsi import (
@@ -145,6 +146,7 @@ def create_entity(
     _place_fields(entity)
     session.add(entity)
     session.flush()
+    record_changes(session, entity.id, {}, entity.attrs, now_us())
     result.created.append(entity.id)
     _observe(session, entity, runner, result)
     return result
@@ -156,6 +158,7 @@ def replace_entity(
     """Replace every attribute of an existing entity (PUT, and upsert with ``options=replace``)."""
     result = result or WriteResult()
     entity = get_entity(session, data.id)
+    record_changes(session, entity.id, entity.attrs, data.attrs, now_us())
     entity.type = data.type
     entity.concept = pas182_concept(data.type)
     entity.attrs = data.attrs
@@ -228,6 +231,7 @@ def merge_attributes(
         current[name] = attribute
         done.append(name)
     if done:
+        record_changes(session, entity.id, entity.attrs, current, now_us())
         entity.attrs = current
         entity.modified_at = utc_now()
         _place_fields(entity)

@@ -329,3 +329,33 @@ class CSourceSubscription(Base):
     last_success: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_failure: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class AttributeInstance(Base):
+    """One instance of an attribute's temporal evolution (NGSI-LD clause 4.5.7), of any kind
+    (Property, Relationship, LanguageProperty, GeoProperty…), written by the temporal API.
+
+    ``body`` is the instance as normalised NGSI-LD (without its ``instanceId``); the times are
+    epoch µs. Deleting an attribute through the entity API leaves an instance with ``deletedAt``
+    and the value ``urn:ngsi-ld:null``. Numeric readings of sensors stay in
+    ``operate_observation`` only: a temporal answer joins both, an instance here hiding the
+    reading at the same attribute and time.
+    """
+
+    __tablename__ = "operate_attribute_instance"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    instance_id: Mapped[str] = mapped_column(String(128), unique=True)
+    entity_id: Mapped[str] = mapped_column(String(256))
+    attr: Mapped[str] = mapped_column(String(512))
+    dataset_id: Mapped[str | None] = mapped_column(String(512))
+    observed_us: Mapped[int | None] = mapped_column(BigInteger)
+    created_us: Mapped[int] = mapped_column(BigInteger)
+    modified_us: Mapped[int] = mapped_column(BigInteger)
+    deleted_us: Mapped[int | None] = mapped_column(BigInteger)
+    """Set on the instance that records the attribute's deletion (``deletedAt``)."""
+    body: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+    __table_args__ = (
+        Index("ix_operate_attribute_instance_entity", "entity_id", "attr", "observed_us"),
+    )

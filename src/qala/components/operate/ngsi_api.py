@@ -28,13 +28,14 @@ from qala.components.accounts.deps import (
 )
 from qala.components.accounts.models import User
 from qala.components.operate import broker, csources, jsonld
-from qala.components.operate.broker import BatchOutcome, HistoryWindow, Representation
+from qala.components.operate.broker import BatchOutcome, Representation
 from qala.components.operate.entities import EntityQuery
 from qala.components.operate.ngsi import (
     CORE_CONTEXT,
     NgsiError,
     Projection,
     canonical_q,
+    check_attribute_name,
     check_entity_id,
     check_ids,
     names_of,
@@ -45,7 +46,14 @@ from qala.components.operate.ngsi import (
     parse_q,
     split_list,
 )
-from qala.components.operate.temporal import time_window
+from qala.components.operate.ordering import parse_order_by
+from qala.components.operate.temporal import (
+    Aggregation,
+    HistoryWindow,
+    TemporalAnswer,
+    check_time_property,
+    time_window,
+)
 from qala.components.operate.tenancy import TENANT_HEADER, TenantWriter, tenant_writer
 from qala.core.errors import PermissionDeniedError, QalaError
 from qala.core.jsontext import load_json
@@ -96,8 +104,9 @@ def problem_response(error: NgsiError) -> JSONResponse:
 
 
 # Parameters of the specification a route may be sent without Qala using them (one tenant, no
-# scopes, no distributed operations, no linked-entity retrieval; answers are ordered by entity
-# id whatever `orderBy` asks — listed in docs/ngsi-ld-conformance.md); any other unknown
+# scopes, no distributed operations, no linked-entity retrieval; entity answers are ordered by
+# id whatever `orderBy` asks, temporal ones honour it — listed in docs/ngsi-ld-conformance.md);
+# any other unknown
 # parameter is the client's mistake, answered 400 InvalidRequest (clause 6.3.20).
 TOLERATED_PARAMETERS = frozenset(
     {
@@ -824,28 +833,41 @@ async def batch_delete(request: Request, writer: Writer, context: Running) -> Re
 # ---- temporal -----------------------------------------------------------------------------------
 
 
-def check_time_property(name: str) -> None:
-    """History is kept by observation time; ``createdAt``/``modifiedAt`` histories are not."""
-    if name != "observedAt":
-        raise NgsiError("OperationNotSupported", f"timeproperty {name!r}: only observedAt is kept")
-
-
 def _history_window(
+    context: Context,
     attrs: str | None,
     timerel: str | None,
     time_at: str | None,
     end_time_at: str | None,
     last_n: int | None,
     options: set[str],
+    *,
+    timeproperty: str = "observedAt",
+    dataset_id: str | None = None,
+    aggr_methods: str | None = None,
+    aggr_period: str | None = None,
 ) -> HistoryWindow:
     start, end = time_window(timerel, time_at, end_time_at)
+    aggregated = "aggregatedValues" in options
     return HistoryWindow(
         attrs=split_list(attrs) or None,
         start_us=start,
         end_us=end,
         last_n=last_n,
         temporal_values="temporalValues" in options,
+        time_property=check_time_property(timeproperty),
+        dataset_ids=split_list(dataset_id) or None,
+        aggregation=Aggregation.parse(aggr_methods, aggr_period) if aggregated else None,
+        sys_attrs="sysAttrs" in options,
+        instance_limit=context.settings.operate_temporal_instances,
     )
+
+
+def _temporal_headers(answer: TemporalAnswer, extra: dict[str, str] | None) -> dict[str, str]:
+    headers = dict(extra or {})
+    if answer.content_range:
+        headers["Content-Range"] = answer.content_range
+    return headers
 
 
 @router.post("/temporal/entities")
@@ -864,6 +886,7 @@ async def temporal_create(request: Request, writer: Writer, context: Running) ->
 async def temporal_append(
     request: Request, entity_id: EntityIdPath, _user: Writer, context: Running
 ) -> Response:
+    _guard(context, lambda session: broker.require_entity(session, entity_id))  # 404 first
     body, link = await _body(request)
     await run_in_threadpool(broker.temporal_append, context, entity_id, body, link)
     return Response(status_code=204)
@@ -871,9 +894,61 @@ async def temporal_append(
 
 @router.delete("/temporal/entities/{entity_id}/attrs/{attr}", status_code=204)
 def temporal_delete_attr(
-    request: Request, entity_id: EntityIdPath, attr: AttrPath, _user: Writer, context: Running
+    request: Request,
+    entity_id: EntityIdPath,
+    attr: AttrPath,
+    _user: Writer,
+    context: Running,
+    datasetId: QueryText = None,
+    deleteAll: bool = False,
 ) -> Response:
-    broker.temporal_delete_attr(context, entity_id, _reader(request).canonical(attr))
+    check_attribute_name(attr)
+    if datasetId is not None:
+        check_entity_id(datasetId)
+    broker.temporal_delete_attr(
+        context,
+        entity_id,
+        _reader(request).canonical(attr),
+        dataset_id=datasetId,
+        delete_all=deleteAll,
+    )
+    return Response(status_code=204)
+
+
+@router.delete("/temporal/entities/{entity_id}/attrs/{attr}/{instance_id}", status_code=204)
+def temporal_delete_instance(
+    request: Request,
+    entity_id: EntityIdPath,
+    attr: AttrPath,
+    instance_id: EntityIdPath,
+    _user: Writer,
+    context: Running,
+) -> Response:
+    check_attribute_name(attr)
+    check_ids((instance_id,))
+    name = _reader(request).canonical(attr)
+    broker.temporal_delete_instance(context, entity_id, name, instance_id)
+    return Response(status_code=204)
+
+
+@router.patch("/temporal/entities/{entity_id}/attrs/{attr}/{instance_id}", status_code=204)
+async def temporal_modify_instance(
+    request: Request,
+    entity_id: EntityIdPath,
+    attr: AttrPath,
+    instance_id: EntityIdPath,
+    _user: Writer,
+    context: Running,
+) -> Response:
+    check_attribute_name(attr)
+    check_ids((instance_id,))
+    name = _reader(request).canonical(attr)
+    # What the path names is looked up first: 404 before any complaint about the body.
+    _guard(context, lambda session: broker.require_instance(session, entity_id, name, instance_id))
+    body, _link = await _body(request)
+    await run_in_threadpool(
+        broker.temporal_modify_instance, context, entity_id, name, instance_id, body
+    )
     return Response(status_code=204)
 
 
@@ -881,6 +956,16 @@ def temporal_delete_attr(
 def temporal_delete(entity_id: EntityIdPath, _user: Writer, context: Running) -> Response:
     broker.temporal_delete(context, entity_id)
     return Response(status_code=204)
+
+
+@router.api_route("/temporal/entities//attrs", methods=["POST"])
+@router.api_route("/temporal/entities//attrs/{attr}", methods=["DELETE"])
+@router.api_route("/temporal/entities//attrs/{attr}/{instance_id}", methods=["PATCH", "DELETE"])
+@router.api_route("/temporal/entities/{entity_id}/attrs//{instance_id}", methods=["DELETE"])
+def temporal_without_id(datasetId: QueryText = None, deleteAll: bool = False) -> Response:
+    """A path whose entity id or attribute name is empty (the specification's 400)."""
+    del datasetId, deleteAll  # taken so that they are not refused as unknown parameters
+    raise NgsiError("BadRequestData", "the path names no entity id or attribute")
 
 
 @router.get("/temporal/entities")
@@ -894,11 +979,85 @@ def temporal_query(
     pick: QueryText = None,
     omit: QueryText = None,
     q: QueryText = None,
+    georel: QueryText = None,
+    geometry: QueryText = None,
+    coordinates: QueryText = None,
+    geoproperty: QueryText = None,
     timerel: QueryText = None,
     timeAt: QueryText = None,
     endTimeAt: QueryText = None,
     lastN: Annotated[int | None, Query(ge=1, le=MAX_OFFSET)] = None,
     timeproperty: Annotated[str, Query(max_length=100)] = "observedAt",
+    datasetId: QueryText = None,
+    aggrMethods: QueryText = None,
+    aggrPeriodDuration: QueryText = None,
+    limit: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 20,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+    count: bool = False,
+    options: QueryText = None,
+    format: QueryText = None,
+    local: bool = False,
+    orderBy: QueryText = None,
+) -> Response:
+    broker.check_limit(limit)
+    names = _reader(request)
+    window = _history_window(
+        context,
+        ",".join(names.canonical_list(split_list(attrs))) if attrs else None,
+        timerel,
+        timeAt,
+        endTimeAt,
+        lastN,
+        parse_options(options, format),
+        timeproperty=timeproperty,
+        dataset_id=datasetId,
+        aggr_methods=aggrMethods,
+        aggr_period=aggrPeriodDuration,
+    )
+    spec = EntityQuery(
+        types=names.canonical_list(split_list(type)),
+        ids=check_ids(split_list(id)),
+        id_pattern=broker.check_id_pattern(idPattern),
+        q=canonical_q(parse_q(q), names) if q else None,
+        geo=parse_geo_query(
+            georel, geometry, coordinates, names.canonical(geoproperty) if geoproperty else None
+        ),
+    )
+    # attrs narrow a query (clause 5.7.4) but select the history, not the current attributes
+    broker.require_filter(
+        dataclasses.replace(spec, attrs=names.canonical_list(split_list(attrs))), local=local
+    )
+    answer, total = broker.temporal_query(
+        context,
+        spec,
+        limit=limit,
+        offset=offset,
+        window=window,
+        order_by=parse_order_by(orderBy),
+    )
+    shown = Projection.of(attrs, pick, omit, names)
+    return _temporal_answer(request, answer, shown, names, _count_header(total, count))
+
+
+def _temporal_answer(
+    request: Request,
+    answer: TemporalAnswer,
+    shown: Projection,
+    names: jsonld.Names,
+    headers: dict[str, str] | None,
+) -> Response:
+    return _respond(
+        request,
+        _compact([shown.apply(e) for e in answer.entities], names),
+        status=206 if answer.content_range else 200,
+        headers=_temporal_headers(answer, headers),
+    )
+
+
+@router.post("/temporal/entityOperations/query")
+async def temporal_query_post(
+    request: Request,
+    context: Running,
     limit: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 20,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
     count: bool = False,
@@ -906,22 +1065,37 @@ def temporal_query(
     format: QueryText = None,
 ) -> Response:
     broker.check_limit(limit)
-    check_time_property(timeproperty)
-    names = _reader(request)
-    stored_attrs = ",".join(names.canonical_list(split_list(attrs))) if attrs else attrs
+    body, _link = await _body(request)
+    specs, projection, names = broker.parse_query_body(body)
+    temporal_q = body.get("temporalQ") or {}
+    if not isinstance(temporal_q, dict):
+        raise NgsiError("BadRequestData", "`temporalQ` must be an object")
+    last_n = temporal_q.get("lastN")
+    if last_n is not None and (not isinstance(last_n, int) or last_n < 1):
+        raise NgsiError("BadRequestData", "`temporalQ.lastN` must be a positive integer")
+    attrs = body.get("attrs")
     window = _history_window(
-        stored_attrs, timerel, timeAt, endTimeAt, lastN, parse_options(options, format)
+        context,
+        ",".join(names.canonical_list(attrs)) if attrs else None,
+        temporal_q.get("timerel"),
+        temporal_q.get("timeAt"),
+        temporal_q.get("endTimeAt"),
+        last_n,
+        parse_options(options, format),
+        timeproperty=str(temporal_q.get("timeproperty") or "observedAt"),
+        dataset_id=None,
+        aggr_methods=request.query_params.get("aggrMethods"),
+        aggr_period=request.query_params.get("aggrPeriodDuration"),
     )
-    spec = EntityQuery(
-        types=names.canonical_list(split_list(type)),
-        ids=split_list(id),
-        id_pattern=broker.check_id_pattern(idPattern),
-        q=canonical_q(parse_q(q), names) if q else None,
+    answer, total = await run_in_threadpool(
+        broker.temporal_query_selectors,
+        context,
+        [dataclasses.replace(spec, attrs=()) for spec in specs],
+        limit=limit,
+        offset=offset,
+        window=window,
     )
-    content, total = broker.temporal_query(context, spec, limit=limit, offset=offset, window=window)
-    shown = Projection.of(attrs, pick, omit, names)
-    answer = _compact([shown.apply(e) for e in content], names)
-    return _respond(request, answer, headers=_count_header(total, count))
+    return _temporal_answer(request, answer, projection, names, _count_header(total, count))
 
 
 @router.get("/temporal/entities/{entity_id}")
@@ -937,18 +1111,37 @@ def temporal_read(
     endTimeAt: QueryText = None,
     lastN: Annotated[int | None, Query(ge=1, le=MAX_OFFSET)] = None,
     timeproperty: Annotated[str, Query(max_length=100)] = "observedAt",
+    datasetId: QueryText = None,
+    aggrMethods: QueryText = None,
+    aggrPeriodDuration: QueryText = None,
     options: QueryText = None,
     format: QueryText = None,
 ) -> Response:
-    check_time_property(timeproperty)
     names = _reader(request)
-    stored_attrs = ",".join(names.canonical_list(split_list(attrs))) if attrs else attrs
     window = _history_window(
-        stored_attrs, timerel, timeAt, endTimeAt, lastN, parse_options(options, format)
+        context,
+        ",".join(names.canonical_list(split_list(attrs))) if attrs else None,
+        timerel,
+        timeAt,
+        endTimeAt,
+        lastN,
+        parse_options(options, format),
+        timeproperty=timeproperty,
+        dataset_id=datasetId,
+        aggr_methods=aggrMethods,
+        aggr_period=aggrPeriodDuration,
     )
     shown = Projection.of(attrs, pick, omit, names)
-    entity = shown.apply(broker.temporal_read(context, entity_id, window))
-    return _respond(request, _compact(entity, names))
+    answer = broker.temporal_read(context, entity_id, window)
+    content = shown.apply(answer.entities[0])
+    if not content:
+        raise NgsiError("ResourceNotFound", f"pick/omit leave nothing of {entity_id}")
+    return _respond(
+        request,
+        _compact(content, names),
+        status=206 if answer.content_range else 200,
+        headers=_temporal_headers(answer, None),
+    )
 
 
 # ---- subscriptions ------------------------------------------------------------------------------
