@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace as replace_field
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -35,6 +35,7 @@ from qala.components.operate.entities import (
     upsert_entity,
 )
 from qala.components.operate.ingest import RulesRunner, after_commit, runner_for
+from qala.components.operate.linked import Join, join_entities
 from qala.components.operate.models import Entity
 from qala.components.operate.ngsi import (
     EntityInput,
@@ -405,12 +406,38 @@ class Representation:
 
 
 def query(
-    context: Context, spec: EntityQuery, *, limit: int, offset: int, shown: Representation
+    context: Context,
+    spec: EntityQuery,
+    *,
+    limit: int,
+    offset: int,
+    shown: Representation,
+    join: Join | None = None,
 ) -> tuple[list[dict[str, Any]], int]:
-    """One page of the matching entities, rendered, and how many match in all."""
+    """One page of the matching entities, rendered (with the entities they link to under
+    ``join``), and how many match in all."""
     with context.database.session() as session:
         rows, total = query_entities(session, spec, limit=limit, offset=offset)
-        return [shown.render(e) for e in rows], total
+        return _joined(session, rows, shown, join), total
+
+
+def _joined(
+    session: Session, rows: Sequence[Entity], shown: Representation, join: Join | None
+) -> list[dict[str, Any]]:
+    """``rows`` rendered; under ``join`` with their linked entities (clause 4.5.23)."""
+    rendered = [shown.render(e) for e in rows]
+    if join is None:
+        return rendered
+    return join_entities(
+        list(zip(rows, rendered, strict=True)),
+        join,
+        shown.projection,
+        lookup=lambda entity_id: session.get(Entity, entity_id),
+        render=lambda entity, projection: replace_field(shown, projection=projection).render(
+            entity
+        ),
+        key_values=shown.key_values,
+    )
 
 
 def parse_query_body(body: Any) -> tuple[list[EntityQuery], Projection]:
@@ -461,6 +488,7 @@ def query_selectors(
     limit: int,
     offset: int,
     shown: Representation,
+    join: Join | None = None,
 ) -> tuple[list[dict[str, Any]], int]:
     """``POST /entityOperations/query``: the union of the entities each selector matches, by id."""
     with context.database.session() as session:
@@ -469,11 +497,16 @@ def query_selectors(
             rows, _total = query_entities(session, spec, limit=10_000_000, offset=0)
             found.update((e.id, e) for e in rows)
         ordered = [found[key] for key in sorted(found)]
-        return [shown.render(e) for e in ordered[offset : offset + limit]], len(ordered)
+        return _joined(session, ordered[offset : offset + limit], shown, join), len(ordered)
 
 
-def read(context: Context, entity_id: str, shown: Representation) -> tuple[dict[str, Any], Any]:
-    """The entity rendered, and the @context URL it was stored with (None if none or not a URL)."""
+def read(
+    context: Context, entity_id: str, shown: Representation, join: Join | None = None
+) -> tuple[dict[str, Any] | list[dict[str, Any]], Any]:
+    """The entity rendered, and the @context URL it was stored with (None if none or not a URL).
+
+    Under ``join=flat`` the answer is the entity followed by those it links to (the entity
+    alone when it links to none found); under ``join=inline`` they sit in its relationships."""
     with context.database.session() as session:
         entity = get_entity(session, entity_id)
         stored_context = entity.context
@@ -485,7 +518,11 @@ def read(context: Context, entity_id: str, shown: Representation) -> tuple[dict[
         rendered = shown.render(entity)
         if not rendered:
             raise NgsiError("ResourceNotFound", f"nothing of entity {entity_id} is left to show")
-        return rendered, stored_context if isinstance(stored_context, str) else None
+        answer: dict[str, Any] | list[dict[str, Any]] = rendered
+        if join is not None:
+            joined = _joined(session, [entity], shown, join)
+            answer = joined if len(joined) > 1 else joined[0]
+        return answer, stored_context if isinstance(stored_context, str) else None
 
 
 def type_list(context: Context) -> dict[str, Any]:

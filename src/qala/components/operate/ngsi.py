@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, ClassVar, TypeVar
 
@@ -476,48 +476,61 @@ def parse_options(options: str | None, format_: str | None = None) -> set[str]:
 _PROJECTION_NAME = re.compile(r"[A-Za-z@][A-Za-z0-9_:#/.@-]*")
 
 
-def parse_projection(text: str, *, what: str) -> tuple[str, ...]:
-    """The top-level entity members of a ``pick``/``omit`` expression (clause 4.21).
+ProjectionTree = dict[str, "ProjectionTree | None"]
+"""A parsed ``pick``/``omit`` expression: member name → the expression inside its braces (None
+when it has none)."""
+
+
+def parse_projection_tree(text: str, *, what: str) -> ProjectionTree:
+    """A ``pick``/``omit`` expression (clause 4.21) as a tree.
 
     The grammar is ``item ("," | "|" item)*`` with ``item = name ["{" expression "}"]``; the
-    braces project linked entities, which Qala does not retrieve, so only the names before them
-    count. A malformed expression is ``BadRequestData``.
+    braces project the entities a relationship links to (linked-entity retrieval, ``join``).
+    A malformed expression is ``BadRequestData``.
     """
-    names: list[str] = []
     position = 0
 
-    def expression(depth: int) -> None:
+    def expression() -> ProjectionTree:
         nonlocal position
+        tree: ProjectionTree = {}
         while True:
             match = _PROJECTION_NAME.match(text, position)
             if match is None:
                 raise bad_data(f"{what}: expected an attribute name at {text[position:]!r}")
-            if depth == 0:
-                names.append(match.group())
+            name = match.group()
             position = match.end()
+            inner: ProjectionTree | None = None
             if position < len(text) and text[position] == "{":
                 position += 1
-                expression(depth + 1)
+                inner = expression()
                 if position >= len(text) or text[position] != "}":
                     raise bad_data(f"{what}: unclosed brace in {text!r}")
                 position += 1
+            tree[name] = inner
             if position < len(text) and text[position] in ",|":
                 position += 1
                 continue
-            return
+            return tree
 
-    expression(0)
+    tree = expression()
     if position != len(text):
         raise bad_data(f"{what}: unexpected {text[position:]!r} in {text!r}")
-    return tuple(names)
+    return tree
+
+
+def parse_projection(text: str, *, what: str) -> tuple[str, ...]:
+    """The top-level entity members named by a ``pick``/``omit`` expression."""
+    return tuple(parse_projection_tree(text, what=what))
 
 
 @dataclass(frozen=True)
 class Projection:
-    """Which members of an entity an answer holds (``attrs``, ``pick``, ``omit``)."""
+    """Which members of an entity an answer holds (``attrs``, ``pick``, ``omit``), and how the
+    entities its relationships link to are projected (``linked``: from ``rel{...}``)."""
 
     pick: frozenset[str] | None = None
     omit: frozenset[str] = frozenset()
+    linked: Mapping[str, Projection] = field(default_factory=dict, compare=False, hash=False)
 
     @classmethod
     def of(cls, attrs: str | None, pick: str | None, omit: str | None) -> Projection:
@@ -525,10 +538,8 @@ class Projection:
             raise bad_data("`pick` and `attrs` exclude each other; use `pick`")
         if omit is not None and attrs is not None:
             raise bad_data("`omit` and `attrs` exclude each other; use `omit`")
-        picked = parse_projection(pick, what="pick") if pick is not None else None
-        omitted = parse_projection(omit, what="omit") if omit is not None else ()
-        if picked is not None and set(picked) & set(omitted):
-            raise bad_data(f"{sorted(set(picked) & set(omitted))} both picked and omitted")
+        picked = parse_projection_tree(pick, what="pick") if pick is not None else None
+        omitted = parse_projection_tree(omit, what="omit") if omit is not None else {}
         if attrs is not None:
             names = split_list(attrs)
             for name in names:
@@ -538,7 +549,26 @@ class Projection:
             if not names:
                 raise bad_data("`attrs` names no attribute")
             return cls(pick=frozenset({"id", "type", *names}))
-        return cls(pick=frozenset(picked) if picked is not None else None, omit=frozenset(omitted))
+        return cls.of_trees(picked, omitted)
+
+    @classmethod
+    def of_trees(cls, picked: ProjectionTree | None, omitted: ProjectionTree) -> Projection:
+        """From parsed ``pick``/``omit`` trees: a name with braces in ``omit`` is kept (only
+        members of the entity it links to are omitted)."""
+        dropped = {name for name, inner in omitted.items() if inner is None}
+        if picked is not None and set(picked) & dropped:
+            raise bad_data(f"{sorted(set(picked) & dropped)} both picked and omitted")
+        linked: dict[str, Projection] = {}
+        for name in {*(picked or {}), *omitted}:
+            inner_pick = (picked or {}).get(name)
+            inner_omit = omitted.get(name)
+            if inner_pick is not None or inner_omit is not None:
+                linked[name] = cls.of_trees(inner_pick, inner_omit or {})
+        return cls(
+            pick=frozenset(picked) if picked is not None else None,
+            omit=frozenset(dropped),
+            linked=linked,
+        )
 
     def shows(self, member: str) -> bool:
         return member not in self.omit and (self.pick is None or member in self.pick)
@@ -546,6 +576,11 @@ class Projection:
     def apply(self, rendered: dict[str, Any]) -> dict[str, Any]:
         """``rendered`` without the members this projection drops (``@context`` stays)."""
         return {k: v for k, v in rendered.items() if k == "@context" or self.shows(k)}
+
+    def of_linked(self, name: str) -> Projection:
+        """How the entity that relationship ``name`` links to is projected (all of it unless
+        ``name{...}`` said otherwise)."""
+        return self.linked.get(name) or Projection()
 
     @property
     def attributes(self) -> tuple[str, ...]:

@@ -29,6 +29,7 @@ from qala.components.accounts.models import User
 from qala.components.operate import broker
 from qala.components.operate.broker import BatchOutcome, HistoryWindow, Representation
 from qala.components.operate.entities import EntityQuery
+from qala.components.operate.linked import parse_join
 from qala.components.operate.ngsi import (
     CORE_CONTEXT,
     NgsiError,
@@ -93,7 +94,7 @@ def problem_response(error: NgsiError) -> JSONResponse:
 
 
 # Parameters of the specification a route may be sent without Qala using them (one tenant, no
-# scopes, no distributed operations, no linked-entity retrieval; answers are ordered by entity
+# scopes, no distributed operations, no linked-entity retrieval on temporal routes; answers are ordered by entity
 # id whatever `orderBy` asks — listed in docs/ngsi-ld-conformance.md); any other unknown
 # parameter is the client's mistake, answered 400 InvalidRequest (clause 6.3.20).
 TOLERATED_PARAMETERS = frozenset(
@@ -423,6 +424,8 @@ def query(
     concept: QueryText = None,
     local: bool = False,
     geometryProperty: QueryText = None,
+    join: QueryText = None,
+    joinLevel: QueryText = None,
 ) -> Response:
     broker.check_limit(limit)
     spec = EntityQuery(
@@ -436,7 +439,9 @@ def query(
     )
     broker.require_filter(spec, local=local)
     shown = Representation.of(parse_options(options, format), Projection.of(attrs, pick, omit))
-    content, total = broker.query(context, spec, limit=limit, offset=offset, shown=shown)
+    content, total = broker.query(
+        context, spec, limit=limit, offset=offset, shown=shown, join=parse_join(join, joinLevel)
+    )
     return _respond(request, content, headers=_count_header(total, count))
 
 
@@ -451,9 +456,11 @@ def read(
     options: QueryText = None,
     format: QueryText = None,
     geometryProperty: QueryText = None,
+    join: QueryText = None,
+    joinLevel: QueryText = None,
 ) -> Response:
     shown = Representation.of(parse_options(options, format), Projection.of(attrs, pick, omit))
-    content, stored_context = broker.read(context, entity_id, shown)
+    content, stored_context = broker.read(context, entity_id, shown, parse_join(join, joinLevel))
     return _respond(request, content, context=stored_context)
 
 
@@ -632,8 +639,15 @@ async def query_post(
     body, _link = await _body(request)
     specs, projection = broker.parse_query_body(body)
     shown = Representation.of(parse_options(options, format), projection)
+    joined = parse_join(body.get("join"), body.get("joinLevel"))  # a Query body (checked above)
     content, total = await run_in_threadpool(
-        broker.query_selectors, context, specs, limit=limit, offset=offset, shown=shown
+        broker.query_selectors,
+        context,
+        specs,
+        limit=limit,
+        offset=offset,
+        shown=shown,
+        join=joined,
     )
     return _respond(request, content, headers=_count_header(total, count))
 

@@ -18,6 +18,7 @@ import httpx
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from qala.components.operate.linked import Lookup, join_entities, parse_join
 from qala.components.operate.models import Entity, Subscription
 from qala.components.operate.ngsi import (
     CORE_CONTEXT,
@@ -93,6 +94,7 @@ def _check_notification(notification: Any) -> None:
         raise NgsiError("BadRequestData", "`attributes` excludes `pick` and `omit`")
     if isinstance(pick, list) and isinstance(omit, list) and set(pick) & set(omit):
         raise NgsiError("BadRequestData", "a member is both picked and omitted")
+    parse_join(notification.get("join"), notification.get("joinLevel"))
 
 
 def validate_subscription(body: Any, *, now: datetime | None = None) -> dict[str, Any]:
@@ -304,7 +306,11 @@ def matches(
     return True
 
 
-def notification_for(subscription: Mapping[str, Any], entities: Sequence[Entity]) -> dict[str, Any]:
+def notification_for(
+    subscription: Mapping[str, Any], entities: Sequence[Entity], lookup: Lookup | None = None
+) -> dict[str, Any]:
+    """The notification of ``entities`` to ``subscription``; with its ``notification.join``
+    the entities they link to are found through ``lookup`` (clause 4.5.23)."""
     spec = subscription.get("notification", {})
     chosen = spec.get("format", "normalized")
     attributes = spec.get("attributes") or None
@@ -313,25 +319,38 @@ def notification_for(subscription: Mapping[str, Any], entities: Sequence[Entity]
         pick=frozenset(pick) if isinstance(pick, list) else None,
         omit=frozenset(omit) if isinstance(omit, list) else frozenset(),
     )
-    data = []
-    for entity in entities:
+    key_values = chosen in ("keyValues", "simplified")
+
+    def render(
+        entity: Entity, shown: Projection, names: Sequence[str] | None = None
+    ) -> dict[str, Any]:
         system = None
         if spec.get("sysAttrs"):
             system = {
                 "createdAt": entity.created_at.isoformat().replace("+00:00", "Z"),
                 "modifiedAt": entity.modified_at.isoformat().replace("+00:00", "Z"),
             }
-        data.append(
-            render_entity(
-                entity.id,
-                entity.type,
-                entity.attrs,
-                key_values=chosen in ("keyValues", "simplified"),
-                concise=chosen == "concise",
-                pick=attributes,
-                projection=projection,
-                system=system,
-            )
+        return render_entity(
+            entity.id,
+            entity.type,
+            entity.attrs,
+            key_values=key_values,
+            concise=chosen == "concise",
+            pick=names,
+            projection=shown,
+            system=system,
+        )
+
+    data = [render(entity, projection, attributes) for entity in entities]
+    join = parse_join(spec.get("join"), spec.get("joinLevel"))
+    if join is not None and lookup is not None:
+        data = join_entities(
+            list(zip(entities, data, strict=True)),
+            join,
+            projection,
+            lookup=lookup,
+            render=render,
+            key_values=key_values,
         )
     return {
         "id": f"urn:ngsi-ld:Notification:{uuid.uuid4()}",
@@ -434,16 +453,21 @@ class Notifier:
             if not subscriptions:
                 return
             entities = list(session.scalars(select(Entity).where(Entity.id.in_(list(changes)))))
+            bodies: list[tuple[Subscription, dict[str, Any]]] = []
+
+            def lookup(entity_id: str, session: Session = session) -> Entity | None:
+                return session.get(Entity, entity_id)  # linked entities (`notification.join`)
+
+            for record in subscriptions:
+                chosen = []
+                for entity in entities:
+                    names = changes.get(entity.id)
+                    if matches(record.body, entity, sorted(names) if names is not None else None):
+                        chosen.append(entity)
+                if chosen:
+                    bodies.append((record, notification_for(record.body, chosen, lookup)))
         outcomes: list[tuple[str, bool]] = []
-        for record in subscriptions:
-            chosen = []
-            for entity in entities:
-                names = changes.get(entity.id)
-                if matches(record.body, entity, sorted(names) if names is not None else None):
-                    chosen.append(entity)
-            if not chosen:
-                continue
-            body = notification_for(record.body, chosen)
+        for record, body in bodies:
             headers = delivery_headers(record.body, body)
             try:
                 response = self._client.post(

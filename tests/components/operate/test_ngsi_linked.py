@@ -1,0 +1,153 @@
+"""Linked-entity retrieval at /ngsi-ld/v1 (clause 4.5.23): join=flat|inline, joinLevel, and
+pick/omit braces that project the linked entities."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+OperateApp = Any  # fixture from this folder's conftest
+
+BASE = "/ngsi-ld/v1"
+
+
+def _create(app: OperateApp, entity: dict[str, Any]) -> None:
+    response = app.client.post(f"{BASE}/entities", json=entity, headers=app.auth)
+    assert response.status_code == 201, response.text
+
+
+@pytest.fixture
+def linked(operate_app: OperateApp) -> OperateApp:
+    """A building in a city in a country (two relationships deep)."""
+    _create(
+        operate_app,
+        {
+            "id": "urn:ngsi-ld:Building:b1",
+            "type": "Building",
+            "name": {"type": "Property", "value": "Bayterek"},
+            "locatedAt": {"type": "Relationship", "object": "urn:ngsi-ld:City:astana"},
+        },
+    )
+    _create(
+        operate_app,
+        {
+            "id": "urn:ngsi-ld:City:astana",
+            "type": "City",
+            "name": {"type": "Property", "value": "Astana"},
+            "isInCountry": {"type": "Relationship", "object": "urn:ngsi-ld:Country:kz"},
+        },
+    )
+    _create(
+        operate_app,
+        {
+            "id": "urn:ngsi-ld:Country:kz",
+            "type": "Country",
+            "name": {"type": "Property", "value": "Kazakhstan"},
+        },
+    )
+    return operate_app
+
+
+def _get(app: OperateApp, path: str, **params: str) -> Any:
+    response = app.client.get(f"{BASE}{path}", params=params)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def test_inline_join_places_the_linked_entity_in_the_relationship(linked: OperateApp) -> None:
+    body = _get(linked, "/entities/urn:ngsi-ld:Building:b1", join="inline", joinLevel="1")
+    assert body["locatedAt"] == {
+        "type": "Relationship",
+        "object": "urn:ngsi-ld:City:astana",
+        "entity": {
+            "id": "urn:ngsi-ld:City:astana",
+            "type": "City",
+            "name": {"type": "Property", "value": "Astana"},
+            "isInCountry": {"type": "Relationship", "object": "urn:ngsi-ld:Country:kz"},
+        },
+    }
+    deep = _get(linked, "/entities/urn:ngsi-ld:Building:b1", join="inline", joinLevel="2")
+    country = deep["locatedAt"]["entity"]["isInCountry"]["entity"]
+    assert country["name"]["value"] == "Kazakhstan"
+    simple = _get(linked, "/entities/urn:ngsi-ld:Building:b1", join="inline", options="keyValues")
+    assert simple["locatedAt"]["id"] == "urn:ngsi-ld:City:astana"
+    assert simple["locatedAt"]["isInCountry"] == "urn:ngsi-ld:Country:kz"
+
+
+def test_flat_join_lists_linked_entities_after_the_entity(linked: OperateApp) -> None:
+    body = _get(linked, "/entities/urn:ngsi-ld:Building:b1", join="flat", joinLevel="2")
+    assert [e["id"] for e in body] == [
+        "urn:ngsi-ld:Building:b1",
+        "urn:ngsi-ld:City:astana",
+        "urn:ngsi-ld:Country:kz",
+    ]
+    assert "entity" not in body[0]["locatedAt"]
+    # Nothing linked found: the entity alone, as without join.
+    alone = _get(linked, "/entities/urn:ngsi-ld:Country:kz", join="flat")
+    assert alone["id"] == "urn:ngsi-ld:Country:kz"
+
+
+def test_pick_and_omit_braces_project_linked_entities(linked: OperateApp) -> None:
+    picked = _get(
+        linked,
+        "/entities/urn:ngsi-ld:Building:b1",
+        join="inline",
+        joinLevel="2",
+        pick="id,locatedAt{id,name}",
+    )
+    assert picked == {
+        "id": "urn:ngsi-ld:Building:b1",
+        "locatedAt": {
+            "type": "Relationship",
+            "object": "urn:ngsi-ld:City:astana",
+            "entity": {
+                "id": "urn:ngsi-ld:City:astana",
+                "name": {"type": "Property", "value": "Astana"},
+            },
+        },
+    }
+    omitted = _get(
+        linked,
+        "/entities/urn:ngsi-ld:Building:b1",
+        join="flat",
+        joinLevel="2",
+        omit="type,locatedAt{name,isInCountry{name}}",
+    )
+    assert omitted[0] == {
+        "id": "urn:ngsi-ld:Building:b1",
+        "name": {"type": "Property", "value": "Bayterek"},
+        "locatedAt": {"type": "Relationship", "object": "urn:ngsi-ld:City:astana"},
+    }
+    assert set(omitted[1]) == {"id", "type", "isInCountry"}
+    assert omitted[2] == {"id": "urn:ngsi-ld:Country:kz", "type": "Country"}
+
+
+def test_query_joins_each_entity_and_lists_shared_links_once(linked: OperateApp) -> None:
+    _create(
+        linked,
+        {
+            "id": "urn:ngsi-ld:Building:b2",
+            "type": "Building",
+            "locatedAt": {"type": "Relationship", "object": "urn:ngsi-ld:City:astana"},
+        },
+    )
+    flat = _get(linked, "/entities", type="Building", join="flat")
+    assert [e["id"] for e in flat] == [
+        "urn:ngsi-ld:Building:b1",
+        "urn:ngsi-ld:Building:b2",
+        "urn:ngsi-ld:City:astana",
+    ]
+    posted = linked.client.post(
+        f"{BASE}/entityOperations/query",
+        json={"type": "Query", "entities": [{"type": "Building"}], "join": "inline"},
+    )
+    assert posted.status_code == 200
+    assert all(e["locatedAt"]["entity"]["type"] == "City" for e in posted.json())
+
+
+def test_bad_join_parameters_are_refused(linked: OperateApp) -> None:
+    for params in ({"join": "sideways"}, {"join": "flat", "joinLevel": "0"}):
+        response = linked.client.get(f"{BASE}/entities/urn:ngsi-ld:Building:b1", params=params)
+        assert response.status_code == 400
+        assert response.json()["type"].endswith("BadRequestData")
