@@ -151,3 +151,60 @@ def test_bad_join_parameters_are_refused(linked: OperateApp) -> None:
         response = linked.client.get(f"{BASE}/entities/urn:ngsi-ld:Building:b1", params=params)
         assert response.status_code == 400
         assert response.json()["type"].endswith("BadRequestData")
+
+
+# ---- replace one attribute, paths without an entity id -------------------------------------
+
+
+def test_put_attribute_replaces_the_instance_whole(linked: OperateApp) -> None:
+    path = f"{BASE}/entities/urn:ngsi-ld:City:astana/attrs/name"
+    replaced = linked.client.put(
+        path, json={"type": "Property", "value": "Nur-Sultan"}, headers=linked.auth
+    )
+    assert replaced.status_code == 204, replaced.text
+    body = _get(linked, "/entities/urn:ngsi-ld:City:astana")
+    assert body["name"] == {"type": "Property", "value": "Nur-Sultan"}
+    as_relationship = {"type": "Relationship", "object": "urn:ngsi-ld:City:almaty"}
+    assert (
+        linked.client.put(
+            f"{BASE}/entities/urn:ngsi-ld:City:astana/attrs/isInCountry",
+            json=as_relationship,
+            headers=linked.auth,
+        ).status_code
+        == 204
+    )
+    assert _get(linked, "/entities/urn:ngsi-ld:City:astana")["isInCountry"] == as_relationship
+    refusals = [
+        ("urn:ngsi-ld:City:astana/attrs/population", {"type": "Property", "value": 1}, 404),
+        ("urn:ngsi-ld:City:nowhere/attrs/name", {"type": "Property", "value": 1}, 404),
+        ("urn:ngsi-ld:City:astana/attrs/scope", {"scope": "/kz"}, 400),
+        ("urn:ngsi-ld:City:astana/attrs/@name", {"type": "Property", "value": 1}, 400),
+        ("urn:ngsi-ld:City:astana/attrs/name", {"value": 1}, 400),
+        (
+            "urn:ngsi-ld:City:astana/attrs/name",
+            {"type": "Property", "value": 1, "datasetId": "urn:ngsi-ld:Dataset:x"},
+            404,
+        ),
+    ]
+    for where, attribute, status in refusals:
+        response = linked.client.put(
+            f"{BASE}/entities/{where}", json=attribute, headers=linked.auth
+        )
+        assert response.status_code == status, (where, response.text)
+
+
+def test_paths_without_an_entity_id_are_bad_requests(linked: OperateApp) -> None:
+    fragment = {"name": {"type": "Property", "value": "x"}}
+    for method, path in [
+        ("POST", "/entities//attrs"),
+        ("PATCH", "/entities//attrs/"),
+        ("PATCH", "/entities//attrs/name"),
+        ("DELETE", "/entities//attrs/name"),
+        ("PATCH", "/entities/"),
+        ("PUT", "/entities/"),
+    ]:
+        response = linked.client.request(
+            method, f"{BASE}{path}", json=fragment, headers=linked.auth
+        )
+        assert response.status_code == 400, (method, path, response.status_code)
+        assert response.json()["type"].endswith("BadRequestData")

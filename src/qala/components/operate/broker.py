@@ -38,12 +38,16 @@ from qala.components.operate.ingest import RulesRunner, after_commit, runner_for
 from qala.components.operate.linked import Join, join_entities
 from qala.components.operate.models import Entity
 from qala.components.operate.ngsi import (
+    RESERVED,
     EntityInput,
     NgsiError,
     Projection,
+    check_attribute_name,
     check_ids,
     compile_pattern,
     instances_of,
+    is_null,
+    normalise_attribute,
     parse_entity,
     parse_fragment,
     parse_geo_query,
@@ -237,6 +241,41 @@ def update_attribute(context: Context, entity_id: str, name: str, body: dict[str
             only_existing=True,
             result=result,
         )
+
+
+def parse_replacement(name: str, body: Any) -> dict[str, Any]:
+    """The attribute a ``PUT …/attrs/{name}`` body gives, normalised.
+
+    Raises ``BadRequestData`` when ``name`` cannot name an attribute (``scope``, ``@…``,
+    forbidden characters) or the body is no attribute object."""
+    check_attribute_name(name)
+    if name in RESERVED or name.startswith("@"):
+        raise NgsiError("BadRequestData", f"`{name}` is not an attribute that can be replaced")
+    if isinstance(body, dict):
+        body = {k: v for k, v in body.items() if k != "@context"}
+    if not isinstance(body, dict) or not isinstance(body.get("type"), str):
+        raise NgsiError("BadRequestData", f"the new `{name}` must be an attribute with a `type`")
+    attribute = normalise_attribute(name, body)
+    if isinstance(attribute, list) or is_null(attribute):
+        raise NgsiError("BadRequestData", f"the new `{name}` must be one attribute instance")
+    return attribute
+
+
+def replace_attribute(
+    context: Context, entity_id: str, name: str, attribute: dict[str, Any]
+) -> None:
+    """Replace the instance of attribute ``name`` with ``attribute``'s ``datasetId`` (none: the
+    default instance); ``ResourceNotFound`` when the entity, the attribute or that instance is
+    missing."""
+    with writing(context) as (session, runner, result):
+        current = get_entity(session, entity_id).attrs.get(name)
+        if current is None:
+            raise NgsiError("ResourceNotFound", f"entity {entity_id} has no attribute `{name}`")
+        dataset = attribute.get("datasetId")
+        if not any(i.get("datasetId") == dataset for i in instances_of(current)):
+            which = f"datasetId {dataset}" if dataset else "a default instance"
+            raise NgsiError("ResourceNotFound", f"attribute `{name}` has no {which}")
+        merge_attributes(session, entity_id, {name: attribute}, runner=runner, result=result)
 
 
 def delete(context: Context, entity_id: str) -> None:
