@@ -52,6 +52,7 @@ from qala.components.operate.ngsi import (
     parse_fragment,
     parse_geo_query,
     parse_q,
+    parse_scope_query,
     render_entity,
     split_list,
 )
@@ -80,7 +81,7 @@ def require_filter(spec: EntityQuery, *, local: bool) -> None:
     geo-query), unless ``local=true`` asks for everything this broker holds."""
     if local:
         return
-    narrowed = spec.types or spec.attrs or spec.q or spec.geo
+    narrowed = spec.types or spec.attrs or spec.q or spec.geo or spec.scope_q
     if not narrowed and spec.concept is None:
         raise NgsiError(
             "BadRequestData",
@@ -513,11 +514,22 @@ def parse_query_body(body: Any) -> tuple[list[EntityQuery], Projection]:
             q=q,
             attrs=tuple(attrs),
             geo=geo,
+            scope_q=check_scope_query(body.get("scopeQ")),
         )
         require_filter(spec, local=bool(body.get("local")))
         specs.append(spec)
     projection = Projection.of(",".join(attrs) if attrs else None, None, None)
     return specs, projection
+
+
+def check_scope_query(text: Any) -> str | None:
+    """A ``scopeQ`` checked (None when not given)."""
+    if text is None or text == "":
+        return None
+    if not isinstance(text, str):
+        raise NgsiError("BadRequestData", "`scopeQ` must be a text such as /Madrid/#")
+    parse_scope_query(text)
+    return text
 
 
 def query_selectors(

@@ -12,12 +12,14 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import Text, cast, delete, or_, select
 from sqlalchemy.orm import Session
 
 from qala.components.operate.ingest import IngestReport, RulesRunner, ingest_in_session, now_us
 from qala.components.operate.models import Entity, Observation, Sensor
 from qala.components.operate.ngsi import (
+    SCOPE,
+    TYPES,
     EntityInput,
     GeoQuery,
     NgsiError,
@@ -31,6 +33,8 @@ from qala.components.operate.ngsi import (
     pas182_concept,
     point_of,
     q_matches,
+    scope_matches,
+    types_of,
 )
 from qala.components.operate.readings import reading_problems, readings_from_entity
 from qala.core.clock import utc_now
@@ -188,8 +192,20 @@ def merge_attributes(
     result = result or WriteResult()
     entity = get_entity(session, entity_id)
     current = dict(entity.attrs)
-    done, skipped = [], []
+    done: list[str] = []
+    skipped: list[str] = []
     for name, attribute in attrs.items():
+        if name == SCOPE:
+            changed = merge_scope(current, attribute, only_existing, no_overwrite)
+            (done if changed else skipped).append(name)
+            continue
+        if name == TYPES:
+            # Types are only ever added (clause 4.16); those the entity has stay.
+            types = list(dict.fromkeys([*types_of(entity.type, current), *attribute]))
+            if len(types) > 1:
+                current[TYPES] = types
+            done.append(name)
+            continue
         if (only_existing and name not in current) or (no_overwrite and name in current):
             skipped.append(name)
             continue
@@ -238,6 +254,24 @@ def merge_attributes(
     return result, done, skipped
 
 
+def merge_scope(
+    current: dict[str, Any], scope: Any, only_existing: bool, no_overwrite: bool
+) -> bool:
+    """Write an entity's scopes into ``current`` (its attributes): replaced, joined to those it
+    has (``no_overwrite``), deleted by ``urn:ngsi-ld:null``; an update (``only_existing``) only
+    changes scopes the entity has. Whether anything was written."""
+    present = isinstance(current.get(SCOPE), list)
+    if only_existing and not present:
+        return False
+    if is_null(scope):
+        return current.pop(SCOPE, None) is not None
+    if no_overwrite and present:
+        current[SCOPE] = list(dict.fromkeys([*current[SCOPE], *scope]))
+    else:
+        current[SCOPE] = list(scope)
+    return True
+
+
 def upsert_entity(
     session: Session,
     data: EntityInput,
@@ -280,6 +314,11 @@ def delete_attribute(
     if name not in entity.attrs:
         raise NgsiError("ResourceNotFound", f"entity {entity_id} has no attribute `{name}`")
     attrs = dict(entity.attrs)
+    if name == SCOPE:
+        del attrs[SCOPE]
+        entity.attrs = attrs
+        entity.modified_at = utc_now()
+        return
     instances = instances_of(attrs[name])
     kept = [] if delete_all else [i for i in instances if i.get("datasetId") != dataset_id]
     if len(kept) == len(instances):
@@ -313,6 +352,7 @@ class EntityQuery:
     attrs: tuple[str, ...] = ()
     geo: GeoQuery | None = None
     concept: str | None = None
+    scope_q: str | None = None
 
 
 def query_entities(
@@ -321,7 +361,16 @@ def query_entities(
     """Matching entities ordered by id, one page of them, and the total count."""
     statement = select(Entity).order_by(Entity.id)
     if query.types:
-        statement = statement.where(Entity.type.in_(query.types))
+        # Entities of several types keep them in their attributes (ngsi.TYPES): the SQL
+        # pre-filter lets those through and the exact test is below.
+        serialised = cast(Entity.attrs, Text)
+        statement = statement.where(
+            or_(
+                Entity.type.in_(query.types),
+                serialised.like('%"type": [%'),
+                serialised.like('%"type":[%'),
+            )
+        )
     if query.ids:
         statement = statement.where(Entity.id.in_(query.ids))
     if query.concept:
@@ -338,9 +387,13 @@ def query_entities(
     for entity in session.scalars(statement):
         if pattern is not None and not pattern.fullmatch(entity.id):
             continue
+        if query.types and not set(query.types) & set(types_of(entity.type, entity.attrs)):
+            continue
         if query.attrs and not any(name in entity.attrs for name in query.attrs):
             continue
         if query.q is not None and not q_matches(query.q, entity.attrs):
+            continue
+        if query.scope_q is not None and not scope_matches(query.scope_q, entity.attrs):
             continue
         if query.geo is not None and not geo_matches(query.geo, entity.attrs):
             continue

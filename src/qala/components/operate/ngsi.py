@@ -394,24 +394,16 @@ def parse_entity(
     identifier = body.get("id", entity_id)
     if require_id or identifier is not None:
         identifier = check_entity_id(identifier)
-    entity_type = body.get("type")
-    if isinstance(entity_type, list) and len(entity_type) == 1:
-        entity_type = entity_type[0]
-    if not isinstance(entity_type, str) or not entity_type:
-        raise bad_data(f"entity {identifier} needs a `type` (one text, e.g. AirQualityObserved)")
-    if (
-        entity_type in RESERVED
-        or entity_type.startswith("@")
-        or _FORBIDDEN_IN_NAMES.search(entity_type)
-    ):
-        raise bad_data(
-            f"entity type {entity_type!r} is a reserved word or holds a forbidden character"
-        )
+    types = parse_types(body.get("type"), f"entity {identifier}")
     attrs = {
         name: normalise_attribute(name, raw) for name, raw in body.items() if name not in RESERVED
     }
+    if body.get(SCOPE) is not None:
+        attrs[SCOPE] = parse_scope(body[SCOPE])  # type: ignore[assignment]
+    if len(types) > 1:
+        attrs[TYPES] = types  # type: ignore[assignment]
     return EntityInput(
-        id=str(identifier), type=entity_type, attrs=attrs, context=body.get("@context", context)
+        id=str(identifier), type=types[0], attrs=attrs, context=body.get("@context", context)
     )
 
 
@@ -420,11 +412,106 @@ def parse_fragment(body: Any, *, require_some: bool = False) -> dict[str, dict[s
     empty fragment is ``BadRequestData``)."""
     if not isinstance(body, Mapping):
         raise bad_data("the attributes must be a JSON object")
-    if require_some and not [name for name in body if name not in RESERVED]:
+    if require_some and not [name for name in body if name not in RESERVED or name in MEMBERS]:
         raise bad_data("the fragment holds no attribute")
-    return {
+    attrs = {
         name: normalise_attribute(name, raw) for name, raw in body.items() if name not in RESERVED
     }
+    if body.get(SCOPE) is not None:
+        scope: Any = NGSI_NULL if body[SCOPE] == NGSI_NULL else parse_scope(body[SCOPE])
+        attrs[SCOPE] = scope
+    if body.get(TYPES) is not None:
+        attrs[TYPES] = parse_types(body[TYPES], "the fragment")  # type: ignore[assignment]
+    return attrs
+
+
+# ---------------------------------------------------------------------------------------------
+# Scopes (clauses 4.18, 4.19): an entity's ``scope`` is kept in its attributes under the key
+# ``scope`` (no attribute may take that name) as a list of texts such as ``/Madrid/Gardens``.
+
+SCOPE = "scope"
+_SCOPE_PATTERN = re.compile(r"^/[^\s/#+,;()]+(?:/[^\s/#+,;()]+)*$")
+
+
+TYPES = "type"
+"""An entity of several types (clause 4.16) keeps them all, as a list, under the key ``type``
+of its attributes (no attribute may take that name); its first type is its stored ``type``."""
+MEMBERS = frozenset({SCOPE, TYPES})
+"""Entity members kept among the attributes and written by attribute operations."""
+
+
+def parse_types(raw: Any, what: str) -> list[str]:
+    """The types an entity's ``type`` member names (one text or an array), each checked."""
+    items = raw if isinstance(raw, list) else [raw]
+    if not items:
+        raise bad_data(f"{what} needs a `type` (one text, e.g. AirQualityObserved)")
+    for item in items:
+        if not isinstance(item, str) or not item:
+            raise bad_data(f"{what} needs a `type` (one text, e.g. AirQualityObserved)")
+        if item in RESERVED or item.startswith("@") or _FORBIDDEN_IN_NAMES.search(item):
+            raise bad_data(
+                f"entity type {item!r} is a reserved word or holds a forbidden character"
+            )
+    return list(dict.fromkeys(items))
+
+
+def types_of(entity_type: str, attrs: Mapping[str, Any]) -> list[str]:
+    """Every type of an entity (its stored ``type`` first)."""
+    types = attrs.get(TYPES)
+    return list(types) if isinstance(types, list) and types else [entity_type]
+
+
+def parse_scope(raw: Any) -> list[str]:
+    """The scopes of an entity's ``scope`` member (one text or an array of them)."""
+    items = raw if isinstance(raw, list) else [raw]
+    if not items or not all(isinstance(x, str) and _SCOPE_PATTERN.match(x) for x in items):
+        raise bad_data(f"scope {raw!r} must be one or more texts like /Madrid/Gardens")
+    return list(dict.fromkeys(items))
+
+
+def scope_member(attrs: Mapping[str, Any]) -> Any:
+    """How an entity's scopes are rendered: one text, or an array of several (None: none)."""
+    scopes = attrs.get(SCOPE)
+    if not isinstance(scopes, list) or not scopes:
+        return None
+    return scopes[0] if len(scopes) == 1 else list(scopes)
+
+
+_SCOPE_QUERY_TERM = re.compile(r"^/(?:#|[^\s/#,;()]+(?:/[^\s/#,;()]+)*(?:/#)?)$")
+
+
+@lru_cache(maxsize=256)
+def parse_scope_query(text: str) -> tuple[tuple[Any, ...], ...]:
+    """A ``scopeQ`` (clause 4.19): terms joined by ``,`` (or) and ``;`` (and); in a term ``+``
+    stands for one level and a final ``/#`` for the scope and all below it. Returns the
+    disjunction of conjunctions of compiled terms."""
+    alternatives = []
+    for alternative in text.replace("(", "").replace(")", "").split(","):
+        terms = []
+        for term in alternative.split(";"):
+            term = term.strip()
+            if not _SCOPE_QUERY_TERM.match(term):
+                raise bad_data(f"scopeQ: {term!r} is not a scope such as /Madrid/+/Parks/#")
+            if term == "/#":
+                terms.append(re.compile(r"^/.+$"))
+                continue
+            deep = term.endswith("/#")
+            levels = (term[:-2] if deep else term).split("/")[1:]
+            body = "".join("/[^/]+" if level == "+" else "/" + re.escape(level) for level in levels)
+            terms.append(re.compile("^" + body + ("(?:/.*)?$" if deep else "$")))
+        alternatives.append(tuple(terms))
+    return tuple(alternatives)
+
+
+def scope_matches(text: str, attrs: Mapping[str, Any]) -> bool:
+    """Whether an entity's scopes satisfy a ``scopeQ``."""
+    scopes = attrs.get(SCOPE)
+    if not isinstance(scopes, list):
+        return False
+    return any(
+        all(any(term.match(scope) for scope in scopes) for term in terms)
+        for terms in parse_scope_query(text)
+    )
 
 
 def split_list(text: str | None) -> tuple[str, ...]:
@@ -643,13 +730,19 @@ def render_entity(
     if shown.shows("id"):
         out["id"] = entity_id
     if shown.shows("type"):
-        out["type"] = entity_type
+        types = types_of(entity_type, attrs)
+        out["type"] = types[0] if len(types) == 1 else types
     if system:
         out.update(system)
     for name, attribute in attrs.items():
         if wanted is not None and name not in wanted:
             continue
         if not shown.shows(name):
+            continue
+        if name == SCOPE:
+            out[SCOPE] = scope_member(attrs)
+            continue
+        if name == TYPES:
             continue
         if key_values:
             out[name] = simplify(attribute)

@@ -426,6 +426,7 @@ def query(
     geometryProperty: QueryText = None,
     join: QueryText = None,
     joinLevel: QueryText = None,
+    scopeQ: QueryText = None,
 ) -> Response:
     broker.check_limit(limit)
     spec = EntityQuery(
@@ -436,6 +437,7 @@ def query(
         attrs=split_list(attrs),
         geo=parse_geo_query(georel, geometry, coordinates, geoproperty),
         concept=concept,
+        scope_q=broker.check_scope_query(scopeQ),
     )
     broker.require_filter(spec, local=local)
     shown = Representation.of(parse_options(options, format), Projection.of(attrs, pick, omit))

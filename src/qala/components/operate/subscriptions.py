@@ -33,6 +33,7 @@ from qala.components.operate.ngsi import (
     parse_q,
     q_matches,
     render_entity,
+    types_of,
 )
 from qala.core.clock import utc_now
 from qala.runtime import Context
@@ -274,7 +275,7 @@ def matches(
     if selectors:
         ok = False
         for selector in selectors:
-            if selector.get("type") != entity.type:
+            if selector.get("type") not in types_of(entity.type, entity.attrs):
                 continue
             if selector.get("id") and selector["id"] != entity.id:
                 continue

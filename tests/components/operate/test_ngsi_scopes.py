@@ -1,0 +1,101 @@
+"""Scopes (clauses 4.18, 4.19: ``scope``, ``scopeQ``) and entities of several types (4.16) at
+/ngsi-ld/v1."""
+
+from __future__ import annotations
+
+from typing import Any
+
+OperateApp = Any  # fixture from this folder's conftest
+
+BASE = "/ngsi-ld/v1"
+
+
+def _create(app: OperateApp, entity: dict[str, Any]) -> None:
+    response = app.client.post(f"{BASE}/entities", json=entity, headers=app.auth)
+    assert response.status_code == 201, response.text
+
+
+def _read(app: OperateApp, entity_id: str) -> dict[str, Any]:
+    response = app.client.get(f"{BASE}/entities/{entity_id}")
+    assert response.status_code == 200, response.text
+    return dict(response.json())
+
+
+def _ids(app: OperateApp, **params: str) -> list[str]:
+    response = app.client.get(f"{BASE}/entities", params=params)
+    assert response.status_code == 200, response.text
+    return [e["id"] for e in response.json()]
+
+
+def test_scopes_are_kept_written_and_queried(operate_app: OperateApp) -> None:
+    app = operate_app
+    _create(app, {"id": "urn:ngsi-ld:Park:p1", "type": "Park", "scope": "/Astana/Parks/Central"})
+    _create(
+        app,
+        {
+            "id": "urn:ngsi-ld:Park:p2",
+            "type": "Park",
+            "scope": ["/Astana/Parks/Central", "/Akimat/Green"],
+        },
+    )
+    _create(app, {"id": "urn:ngsi-ld:Park:p3", "type": "Park"})
+    assert _read(app, "urn:ngsi-ld:Park:p1")["scope"] == "/Astana/Parks/Central"
+    assert _read(app, "urn:ngsi-ld:Park:p2")["scope"] == ["/Astana/Parks/Central", "/Akimat/Green"]
+    assert "scope" not in _read(app, "urn:ngsi-ld:Park:p3")
+
+    both = ["urn:ngsi-ld:Park:p1", "urn:ngsi-ld:Park:p2"]
+    assert _ids(app, type="Park", scopeQ="/Astana/Parks/Central") == both
+    assert _ids(app, type="Park", scopeQ="/Astana/+/Central") == both
+    assert _ids(app, type="Park", scopeQ="/Akimat/#") == ["urn:ngsi-ld:Park:p2"]
+    assert _ids(app, type="Park", scopeQ="/#") == both
+    assert _ids(app, type="Park", scopeQ="/Astana/Parks/Central;/Akimat/Green") == [both[1]]
+    assert _ids(app, type="Park", scopeQ="/Astana/Parks/Central,/Akimat/Green") == both
+    assert _ids(app, type="Park", scopeQ="/Astana") == []
+    bad = app.client.get(f"{BASE}/entities", params={"type": "Park", "scopeQ": "Astana"})
+    assert bad.status_code == 400
+
+    attrs = f"{BASE}/entities/urn:ngsi-ld:Park:p1/attrs"
+    added = app.client.post(
+        attrs, params={"options": "noOverwrite"}, json={"scope": "/Akimat/Green"}, headers=app.auth
+    )
+    assert added.status_code == 204, added.text
+    assert _read(app, "urn:ngsi-ld:Park:p1")["scope"] == ["/Astana/Parks/Central", "/Akimat/Green"]
+    assert app.client.post(attrs, json={"scope": "/Only"}, headers=app.auth).status_code == 204
+    assert _read(app, "urn:ngsi-ld:Park:p1")["scope"] == "/Only"
+    # An update changes only the scopes an entity has.
+    not_there = app.client.patch(
+        f"{BASE}/entities/urn:ngsi-ld:Park:p3/attrs", json={"scope": "/X"}, headers=app.auth
+    )
+    assert not_there.status_code == 207
+    deleted = app.client.delete(f"{attrs}/scope", headers=app.auth)
+    assert deleted.status_code == 204
+    assert "scope" not in _read(app, "urn:ngsi-ld:Park:p1")
+    refused = app.client.post(
+        f"{BASE}/entities",
+        json={"id": "urn:ngsi-ld:Park:p4", "type": "Park", "scope": "no-slash"},
+        headers=app.auth,
+    )
+    assert refused.status_code == 400
+
+
+def test_an_entity_may_have_several_types(operate_app: OperateApp) -> None:
+    app = operate_app
+    _create(app, {"id": "urn:ngsi-ld:Thing:t1", "type": ["Building", "Museum"]})
+    _create(app, {"id": "urn:ngsi-ld:Thing:t2", "type": "Building"})
+    assert _read(app, "urn:ngsi-ld:Thing:t1")["type"] == ["Building", "Museum"]
+    assert _ids(app, type="Museum") == ["urn:ngsi-ld:Thing:t1"]
+    assert _ids(app, type="Building") == ["urn:ngsi-ld:Thing:t1", "urn:ngsi-ld:Thing:t2"]
+    added = app.client.patch(
+        f"{BASE}/entities/urn:ngsi-ld:Thing:t2/attrs",
+        json={"type": ["Building", "School"]},
+        headers=app.auth,
+    )
+    assert added.status_code == 204, added.text
+    assert _read(app, "urn:ngsi-ld:Thing:t2")["type"] == ["Building", "School"]
+    assert _ids(app, type="School") == ["urn:ngsi-ld:Thing:t2"]
+    refused = app.client.post(
+        f"{BASE}/entities",
+        json={"id": "urn:ngsi-ld:Thing:t3", "type": ["Ok", "not ok"]},
+        headers=app.auth,
+    )
+    assert refused.status_code == 400
