@@ -99,3 +99,61 @@ def test_an_entity_may_have_several_types(operate_app: OperateApp) -> None:
         headers=app.auth,
     )
     assert refused.status_code == 400
+
+
+def test_type_selection_joins_types_with_and_or(operate_app: OperateApp) -> None:
+    app = operate_app
+    _create(app, {"id": "urn:ngsi-ld:Thing:a", "type": "Building"})
+    _create(app, {"id": "urn:ngsi-ld:Thing:b", "type": "Parking"})
+    _create(app, {"id": "urn:ngsi-ld:Thing:c", "type": ["Building", "Museum"]})
+    assert _ids(app, type="(Building;Museum)") == ["urn:ngsi-ld:Thing:c"]
+    assert _ids(app, type="(Building;Parking),Museum") == ["urn:ngsi-ld:Thing:c"]
+    assert _ids(app, type="Parking|Museum") == ["urn:ngsi-ld:Thing:b", "urn:ngsi-ld:Thing:c"]
+    assert app.client.get(f"{BASE}/entities", params={"type": "(Building"}).status_code == 400
+
+
+def test_lang_answers_language_properties_in_one_language(operate_app: OperateApp) -> None:
+    app = operate_app
+    street = {
+        "type": "LanguageProperty",
+        "languageMap": {"kk": "Абай даңғылы", "ru": "проспект Абая"},
+    }
+    _create(app, {"id": "urn:ngsi-ld:Road:r1", "type": "Road", "street": street})
+    path = f"{BASE}/entities/urn:ngsi-ld:Road:r1"
+    assert app.client.get(path).json()["street"] == street
+    russian = app.client.get(path, params={"lang": "ru"}).json()["street"]
+    assert russian == {"type": "Property", "value": "проспект Абая", "lang": "ru"}
+    ranked = app.client.get(path, params={"lang": "en;q=0.9,ru-KZ,kk;q=0.5"}).json()["street"]
+    assert ranked["lang"] == "ru"
+    assert app.client.get(path, params={"lang": "*"}).json()["street"]["lang"] == "kk"
+    simple = app.client.get(path, params={"lang": "kk", "options": "keyValues"}).json()
+    assert simple["street"] == "Абай даңғылы"
+    listed = app.client.get(f"{BASE}/entities", params={"type": "Road", "lang": "ru"}).json()
+    assert listed[0]["street"]["value"] == "проспект Абая"
+    assert app.client.get(path, params={"lang": "ru;q=x"}).status_code == 400
+
+
+def test_order_by_sorts_the_answer(operate_app: OperateApp) -> None:
+    app = operate_app
+    for key, name, rank in (("1", "C", 2), ("2", "A", 3), ("3", "B", 1)):
+        _create(
+            app,
+            {
+                "id": f"urn:ngsi-ld:Stop:{key}",
+                "type": "Stop",
+                "name": {
+                    "type": "Property",
+                    "value": name,
+                    "rank": {"type": "Property", "value": rank},
+                },
+            },
+        )
+    _create(app, {"id": "urn:ngsi-ld:Stop:4", "type": "Stop"})
+    stops = ["urn:ngsi-ld:Stop:" + k for k in "1234"]
+    assert _ids(app, type="Stop", orderBy="name") == [stops[1], stops[2], stops[0], stops[3]]
+    assert _ids(app, type="Stop", orderBy="name;desc") == [stops[0], stops[2], stops[1], stops[3]]
+    assert _ids(app, type="Stop", orderBy="name.rank") == [stops[2], stops[0], stops[1], stops[3]]
+    assert _ids(app, type="Stop", orderBy="id;desc") == stops[::-1]
+    assert _ids(app, type="Stop", orderBy="type,name;desc", limit="1") == [stops[0]]
+    bad = app.client.get(f"{BASE}/entities", params={"type": "Stop", "orderBy": "name;up"})
+    assert bad.status_code == 400

@@ -35,6 +35,7 @@ from qala.components.operate.entities import (
     upsert_entity,
 )
 from qala.components.operate.ingest import RulesRunner, after_commit, runner_for
+from qala.components.operate.languages import localise, parse_lang
 from qala.components.operate.linked import Join, join_entities
 from qala.components.operate.models import Entity
 from qala.components.operate.ngsi import (
@@ -416,15 +417,21 @@ class Representation:
     projection: Projection = field(default_factory=Projection)
     system: bool = False
     concise: bool = False
+    lang: tuple[str, ...] | None = None
+    """The languages LanguageProperties are answered in (``lang=``; None: all of them)."""
 
     @classmethod
-    def of(cls, options: set[str], projection: Projection | None = None) -> Representation:
-        """From the chosen ``options``/``format`` values and the members asked for (if any)."""
+    def of(
+        cls, options: set[str], projection: Projection | None = None, lang: str | None = None
+    ) -> Representation:
+        """From the chosen ``options``/``format`` values, the members asked for (if any) and
+        the ``lang`` parameter."""
         return cls(
             key_values=bool(options & {"keyValues", "simplified"}),
             projection=projection or Projection(),
             system="sysAttrs" in options,
             concise="concise" in options,
+            lang=parse_lang(lang),
         )
 
     def render(self, entity: Entity) -> dict[str, Any]:
@@ -434,7 +441,7 @@ class Representation:
                 "createdAt": entity.created_at.isoformat(),
                 "modifiedAt": entity.modified_at.isoformat(),
             }
-        return render_entity(
+        rendered = render_entity(
             entity.id,
             entity.type,
             entity.attrs,
@@ -443,6 +450,9 @@ class Representation:
             projection=self.projection,
             concise=self.concise,
         )
+        if self.lang is not None:
+            localise(rendered, entity.attrs, self.lang, key_values=self.key_values)
+        return rendered
 
 
 def query(

@@ -36,6 +36,7 @@ from qala.components.operate.ngsi import (
     scope_matches,
     types_of,
 )
+from qala.components.operate.ordering import OrderKey, order_entities
 from qala.components.operate.readings import reading_problems, readings_from_entity
 from qala.core.clock import utc_now
 
@@ -346,6 +347,9 @@ class EntityQuery:
     """The filters of ``GET /entities`` (each optional; together they AND)."""
 
     types: tuple[str, ...] = ()
+    type_groups: tuple[tuple[str, ...], ...] = ()
+    """A type selection with ``;`` (and): alternatives each naming types an entity must all
+    have (``types`` then lists every name, for the SQL pre-filter)."""
     ids: tuple[str, ...] = ()
     id_pattern: str | None = None
     q: QNode | QTerm | None = None
@@ -353,12 +357,14 @@ class EntityQuery:
     geo: GeoQuery | None = None
     concept: str | None = None
     scope_q: str | None = None
+    order_by: tuple[OrderKey, ...] = ()
 
 
 def query_entities(
     session: Session, query: EntityQuery, *, limit: int, offset: int
 ) -> tuple[list[Entity], int]:
-    """Matching entities ordered by id, one page of them, and the total count."""
+    """Matching entities ordered by id (or ``orderBy``), one page of them, and the total
+    count."""
     statement = select(Entity).order_by(Entity.id)
     if query.types:
         # Entities of several types keep them in their attributes (ngsi.TYPES): the SQL
@@ -387,7 +393,7 @@ def query_entities(
     for entity in session.scalars(statement):
         if pattern is not None and not pattern.fullmatch(entity.id):
             continue
-        if query.types and not set(query.types) & set(types_of(entity.type, entity.attrs)):
+        if query.types and not _of_types(query, types_of(entity.type, entity.attrs)):
             continue
         if query.attrs and not any(name in entity.attrs for name in query.attrs):
             continue
@@ -398,7 +404,15 @@ def query_entities(
         if query.geo is not None and not geo_matches(query.geo, entity.attrs):
             continue
         matched.append(entity)
+    if query.order_by:
+        matched = order_entities(matched, query.order_by)
     return matched[offset : offset + limit], len(matched)
+
+
+def _of_types(query: EntityQuery, types: list[str]) -> bool:
+    if query.type_groups:
+        return any(all(name in types for name in group) for group in query.type_groups)
+    return bool(set(query.types) & set(types))
 
 
 def entity_types(session: Session) -> list[tuple[str, int]]:

@@ -455,6 +455,55 @@ def parse_types(raw: Any, what: str) -> list[str]:
     return list(dict.fromkeys(items))
 
 
+def parse_type_selection(text: str | None) -> tuple[tuple[str, ...], ...]:
+    """A ``type`` query parameter (clause 4.17): names joined by ``,``/``|`` (or) and ``;``
+    (and), with parentheses; returned as alternatives, each the types an entity must all have.
+    ``()``: no type asked."""
+    if text is None or not text.strip():
+        return ()
+    tokens = re.findall(r"[(),|;]|[^(),|;]+", text)
+    position = 0
+
+    def peek() -> str | None:
+        return tokens[position].strip() if position < len(tokens) else None
+
+    def alternatives() -> list[tuple[str, ...]]:
+        nonlocal position
+        found = conjunction()
+        while peek() in (",", "|"):
+            position += 1
+            found += conjunction()
+        return found
+
+    def conjunction() -> list[tuple[str, ...]]:
+        nonlocal position
+        found = factor()
+        while peek() == ";":
+            position += 1
+            found = [(*a, *b) for a in found for b in factor()]
+        return found
+
+    def factor() -> list[tuple[str, ...]]:
+        nonlocal position
+        token = peek()
+        if token == "(":
+            position += 1
+            inner = alternatives()
+            if peek() != ")":
+                raise bad_data(f"type: missing `)` in {text!r}")
+            position += 1
+            return inner
+        if not token or token in "(),|;":
+            raise bad_data(f"type: expected a type name in {text!r}")
+        position += 1
+        return [(token,)]
+
+    found = alternatives()
+    if position != len(tokens):
+        raise bad_data(f"type: unexpected {''.join(tokens[position:])!r} in {text!r}")
+    return tuple(dict.fromkeys(tuple(dict.fromkeys(group)) for group in found))
+
+
 def types_of(entity_type: str, attrs: Mapping[str, Any]) -> list[str]:
     """Every type of an entity (its stored ``type`` first)."""
     types = attrs.get(TYPES)

@@ -41,8 +41,10 @@ from qala.components.operate.ngsi import (
     parse_geo_query,
     parse_options,
     parse_q,
+    parse_type_selection,
     split_list,
 )
+from qala.components.operate.ordering import parse_order_by
 from qala.components.operate.temporal import time_window
 from qala.components.operate.tenancy import TENANT_HEADER, TenantWriter, tenant_writer
 from qala.core.errors import PermissionDeniedError, QalaError
@@ -93,10 +95,10 @@ def problem_response(error: NgsiError) -> JSONResponse:
     return JSONResponse(error.problem(), status_code=error.status)
 
 
-# Parameters of the specification a route may be sent without Qala using them (one tenant, no
-# scopes, no distributed operations, no linked-entity retrieval on temporal routes; answers are ordered by entity
-# id whatever `orderBy` asks — listed in docs/ngsi-ld-conformance.md); any other unknown
-# parameter is the client's mistake, answered 400 InvalidRequest (clause 6.3.20).
+# Parameters of the specification a route may be sent without using them (one tenant, no
+# distributed operations; the entity routes that honour lang, scopeQ, join and orderBy declare
+# them — the rest listed in docs/ngsi-ld-conformance.md); any other unknown parameter is the
+# client's mistake, answered 400 InvalidRequest (clause 6.3.20).
 TOLERATED_PARAMETERS = frozenset(
     {
         "local",
@@ -427,10 +429,14 @@ def query(
     join: QueryText = None,
     joinLevel: QueryText = None,
     scopeQ: QueryText = None,
+    lang: QueryText = None,
+    orderBy: QueryText = None,
 ) -> Response:
     broker.check_limit(limit)
+    type_groups = parse_type_selection(type)
     spec = EntityQuery(
-        types=split_list(type),
+        types=tuple(dict.fromkeys(name for group in type_groups for name in group)),
+        type_groups=type_groups,
         ids=check_ids(split_list(id)),
         id_pattern=broker.check_id_pattern(idPattern),
         q=parse_q(q) if q else None,
@@ -438,9 +444,12 @@ def query(
         geo=parse_geo_query(georel, geometry, coordinates, geoproperty),
         concept=concept,
         scope_q=broker.check_scope_query(scopeQ),
+        order_by=parse_order_by(orderBy),
     )
     broker.require_filter(spec, local=local)
-    shown = Representation.of(parse_options(options, format), Projection.of(attrs, pick, omit))
+    shown = Representation.of(
+        parse_options(options, format), Projection.of(attrs, pick, omit), lang
+    )
     content, total = broker.query(
         context, spec, limit=limit, offset=offset, shown=shown, join=parse_join(join, joinLevel)
     )
@@ -460,8 +469,11 @@ def read(
     geometryProperty: QueryText = None,
     join: QueryText = None,
     joinLevel: QueryText = None,
+    lang: QueryText = None,
 ) -> Response:
-    shown = Representation.of(parse_options(options, format), Projection.of(attrs, pick, omit))
+    shown = Representation.of(
+        parse_options(options, format), Projection.of(attrs, pick, omit), lang
+    )
     content, stored_context = broker.read(context, entity_id, shown, parse_join(join, joinLevel))
     return _respond(request, content, context=stored_context)
 
@@ -661,11 +673,13 @@ async def query_post(
     count: bool = False,
     options: QueryText = None,
     format: QueryText = None,
+    lang: QueryText = None,
 ) -> Response:
     broker.check_limit(limit)
     body, _link = await _body(request)
     specs, projection = broker.parse_query_body(body)
-    shown = Representation.of(parse_options(options, format), projection)
+    body_lang = body.get("lang") if isinstance(body.get("lang"), str) else None
+    shown = Representation.of(parse_options(options, format), projection, lang or body_lang)
     joined = parse_join(body.get("join"), body.get("joinLevel"))  # a Query body (checked above)
     content, total = await run_in_threadpool(
         broker.query_selectors,
