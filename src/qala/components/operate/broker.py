@@ -474,12 +474,14 @@ def query(
 def _joined(
     session: Session, rows: Sequence[Entity], shown: Representation, join: Join | None
 ) -> list[dict[str, Any]]:
-    """``rows`` rendered; under ``join`` with their linked entities (clause 4.5.23)."""
-    rendered = [shown.render(e) for e in rows]
+    """``rows`` rendered, leaving out those ``pick``/``omit`` leave nothing of (clause 4.21);
+    under ``join`` with their linked entities (clause 4.5.23)."""
+    pairs = [(e, shown.render(e)) for e in rows]
+    pairs = [(e, r) for e, r in pairs if r]
     if join is None:
-        return rendered
+        return [r for _e, r in pairs]
     return join_entities(
-        list(zip(rows, rendered, strict=True)),
+        pairs,
         join,
         shown.projection,
         lookup=lambda entity_id: session.get(Entity, entity_id),
