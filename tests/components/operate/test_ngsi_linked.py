@@ -208,3 +208,26 @@ def test_paths_without_an_entity_id_are_bad_requests(linked: OperateApp) -> None
         )
         assert response.status_code == 400, (method, path, response.status_code)
         assert response.json()["type"].endswith("BadRequestData")
+
+
+def test_attributes_keep_their_own_system_timestamps(linked: OperateApp) -> None:
+    path = f"{BASE}/entities/urn:ngsi-ld:City:astana"
+    before = _get(linked, "/entities/urn:ngsi-ld:City:astana", options="sysAttrs")
+    created = before["name"]["createdAt"]
+    assert before["name"]["modifiedAt"] == created
+    assert "createdAt" not in _get(linked, "/entities/urn:ngsi-ld:City:astana")["name"]
+    replaced = linked.client.put(
+        f"{path}/attrs/name", json={"type": "Property", "value": "Nur-Sultan"}, headers=linked.auth
+    )
+    assert replaced.status_code == 204
+    added = linked.client.post(
+        f"{path}/attrs",
+        json={"population": {"type": "Property", "value": 1_350_000}},
+        headers=linked.auth,
+    )
+    assert added.status_code == 204
+    after = _get(linked, "/entities/urn:ngsi-ld:City:astana", options="sysAttrs")
+    assert after["name"]["createdAt"] == created
+    assert after["name"]["modifiedAt"] >= created
+    assert after["population"]["createdAt"] >= after["name"]["createdAt"]
+    assert after["isInCountry"] == before["isInCountry"]

@@ -38,6 +38,7 @@ from qala.components.operate.ngsi import (
 )
 from qala.components.operate.ordering import OrderKey, order_entities
 from qala.components.operate.readings import reading_problems, readings_from_entity
+from qala.components.operate.sysattrs import stamp as stamp_attributes
 from qala.core.clock import utc_now
 
 
@@ -138,11 +139,13 @@ def create_entity(
     if session.get(Entity, data.id) is not None:
         raise NgsiError("AlreadyExists", f"entity {data.id} already exists")
     stamp = utc_now()
+    attrs = dict(data.attrs)
+    stamp_attributes(attrs, {}, list(attrs), stamp)
     entity = Entity(
         id=data.id,
         type=data.type,
         concept=pas182_concept(data.type),
-        attrs=data.attrs,
+        attrs=attrs,
         context=data.context,
         created_at=stamp,
         modified_at=stamp,
@@ -163,10 +166,13 @@ def replace_entity(
     entity = get_entity(session, data.id)
     entity.type = data.type
     entity.concept = pas182_concept(data.type)
-    entity.attrs = data.attrs
+    attrs = dict(data.attrs)
+    moment = utc_now()
+    stamp_attributes(attrs, entity.attrs, list(attrs), moment)
+    entity.attrs = attrs
     if data.context is not None:
         entity.context = data.context
-    entity.modified_at = utc_now()
+    entity.modified_at = moment
     _place_fields(entity)
     result.updated.append(entity.id)
     _observe(session, entity, runner, result)
@@ -245,8 +251,10 @@ def merge_attributes(
         current[name] = attribute
         done.append(name)
     if done:
+        moment = utc_now()
+        stamp_attributes(current, entity.attrs, done, moment)
         entity.attrs = current
-        entity.modified_at = utc_now()
+        entity.modified_at = moment
         _place_fields(entity)
         if entity.id not in result.created:
             result.ingest.changed_attributes.setdefault(entity.id, []).extend(done)

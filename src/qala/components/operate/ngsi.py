@@ -793,6 +793,8 @@ def render_entity(
             continue
         if name == TYPES:
             continue
+        if system is None:
+            attribute = without_system(attribute)
         if key_values:
             out[name] = simplify(attribute)
         elif concise:
@@ -802,6 +804,16 @@ def render_entity(
     if context is not None:
         out["@context"] = context
     return out
+
+
+def without_system(attribute: Any) -> Any:
+    """A stored attribute without the ``createdAt``/``modifiedAt`` the broker keeps on each
+    instance (see ``sysattrs``): what answers without ``sysAttrs`` show."""
+    if isinstance(attribute, list):
+        return [without_system(instance) for instance in attribute]
+    if isinstance(attribute, dict) and ("createdAt" in attribute or "modifiedAt" in attribute):
+        return {k: v for k, v in attribute.items() if k not in ("createdAt", "modifiedAt")}
+    return attribute
 
 
 def concise_attribute(attribute: Any) -> Any:

@@ -2,8 +2,8 @@
 
 A path is ``id``, ``type``, ``createdAt``, ``modifiedAt``, an attribute name (its value, a
 relationship's object, a language property's first text) or ``attribute.sub`` (a
-sub-attribute's value). Attributes keep no timestamps of their own in Qala, so
-``attribute.createdAt``/``attribute.modifiedAt`` order by the entity's. Entities without the
+sub-attribute's value); ``attribute.createdAt``/``attribute.modifiedAt`` are the attribute's
+own (the entity's for attributes written before they were kept). Entities without the
 member come last whatever the direction; numbers sort before texts.
 """
 
@@ -16,6 +16,7 @@ from typing import Any
 
 from qala.components.operate.models import Entity
 from qala.components.operate.ngsi import NgsiError, default_instance, types_of
+from qala.components.operate.sysattrs import timestamp
 
 _PATH = re.compile(r"^[A-Za-z@][A-Za-z0-9_:#/@-]*(?:\.[A-Za-z@][A-Za-z0-9_:#/@-]*)*$")
 SYSTEM = ("createdAt", "modifiedAt")
@@ -55,10 +56,13 @@ def member_value(entity: Entity, path: tuple[str, ...]) -> Any:
         return entity.id
     if len(path) == 1 and head == "type":
         return types_of(entity.type, entity.attrs)[0]
-    if path[-1] in SYSTEM and (len(path) == 1 or head in entity.attrs):
-        moment = entity.created_at if path[-1] == "createdAt" else entity.modified_at
-        return moment.isoformat() if moment is not None else _MISSING
     current: Any = default_instance(entity.attrs.get(head))
+    if path[-1] in SYSTEM and (len(path) == 1 or (len(path) == 2 and current is not None)):
+        kept = current.get(path[-1]) if isinstance(current, Mapping) and len(path) == 2 else None
+        if isinstance(kept, str):
+            return kept
+        moment = entity.created_at if path[-1] == "createdAt" else entity.modified_at
+        return timestamp(moment) if moment is not None else _MISSING
     for part in path[1:]:
         if not isinstance(current, Mapping) or part not in current:
             return _MISSING
