@@ -157,3 +157,15 @@ def test_order_by_sorts_the_answer(operate_app: OperateApp) -> None:
     assert _ids(app, type="Stop", orderBy="type,name;desc", limit="1") == [stops[0]]
     bad = app.client.get(f"{BASE}/entities", params={"type": "Stop", "orderBy": "name;up"})
     assert bad.status_code == 400
+
+
+def test_batch_update_adds_the_types_an_item_names(operate_app: OperateApp) -> None:
+    app = operate_app
+    _create(app, {"id": "urn:ngsi-ld:Thing:u1", "type": "Building"})
+    response = app.client.post(
+        f"{BASE}/entityOperations/update",
+        json=[{"id": "urn:ngsi-ld:Thing:u1", "type": "Vehicle"}],
+        headers=app.auth,
+    )
+    assert response.status_code == 204, response.text
+    assert _read(app, "urn:ngsi-ld:Thing:u1")["type"] == ["Building", "Vehicle"]

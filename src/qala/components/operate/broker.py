@@ -33,6 +33,7 @@ from qala.components.operate.entities import (
     query_entities,
     replace_entity,
     upsert_entity,
+    with_types,
 )
 from qala.components.operate.ingest import RulesRunner, after_commit, runner_for
 from qala.components.operate.languages import localise, parse_lang
@@ -366,7 +367,7 @@ def update_each(
     def step(session: Session, runner: RulesRunner, item: Any) -> WriteResult:
         data = parse_entity(item, context=link)
         return merge_attributes(
-            session, data.id, data.attrs, runner=runner, no_overwrite=no_overwrite
+            session, data.id, with_types(data), runner=runner, no_overwrite=no_overwrite
         )[0]
 
     return write_each(context, items, step)
@@ -377,7 +378,7 @@ def merge_each(context: Context, items: Sequence[Any], link: Any) -> BatchOutcom
 
     def step(session: Session, runner: RulesRunner, item: Any) -> WriteResult:
         data = parse_entity(item, context=link)
-        return merge_attributes(session, data.id, data.attrs, runner=runner, merge=True)[0]
+        return merge_attributes(session, data.id, with_types(data), runner=runner, merge=True)[0]
 
     return write_each(context, items, step)
 

@@ -208,10 +208,11 @@ def merge_attributes(
             continue
         if name == TYPES:
             # Types are only ever added (clause 4.16); those the entity has stay.
-            types = list(dict.fromkeys([*types_of(entity.type, current), *attribute]))
-            if len(types) > 1:
+            had = types_of(entity.type, current)
+            types = list(dict.fromkeys([*had, *attribute]))
+            if types != had:
                 current[TYPES] = types
-            done.append(name)
+                done.append(name)
             continue
         if (only_existing and name not in current) or (no_overwrite and name in current):
             skipped.append(name)
@@ -281,6 +282,12 @@ def merge_scope(
     return True
 
 
+def with_types(data: EntityInput) -> dict[str, Any]:
+    """``data``'s attributes with its types, for a write that merges them into an existing
+    entity (its types are added to the entity's: clause 4.16)."""
+    return {**data.attrs, TYPES: types_of(data.type, data.attrs)}
+
+
 def upsert_entity(
     session: Session,
     data: EntityInput,
@@ -298,7 +305,7 @@ def upsert_entity(
     entity = get_entity(session, data.id)
     if data.context is not None:
         entity.context = data.context
-    merge_attributes(session, data.id, data.attrs, runner=runner, result=result)
+    merge_attributes(session, data.id, with_types(data), runner=runner, result=result)
     if data.id not in result.updated:
         result.updated.append(data.id)
     return result
