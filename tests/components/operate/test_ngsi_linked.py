@@ -231,3 +231,13 @@ def test_attributes_keep_their_own_system_timestamps(linked: OperateApp) -> None
     assert after["name"]["modifiedAt"] >= created
     assert after["population"]["createdAt"] >= after["name"]["createdAt"]
     assert after["isInCountry"] == before["isInCountry"]
+
+
+def test_partial_update_cannot_change_an_attribute_type(linked: OperateApp) -> None:
+    response = linked.client.patch(
+        f"{BASE}/entities/urn:ngsi-ld:City:astana/attrs/name",
+        json={"type": "Relationship", "object": "urn:ngsi-ld:City:x"},
+        headers=linked.auth,
+    )
+    assert response.status_code == 400
+    assert _get(linked, "/entities/urn:ngsi-ld:City:astana")["name"]["type"] == "Property"

@@ -235,6 +235,12 @@ def update_attribute(context: Context, entity_id: str, name: str, body: dict[str
         if instance is None:
             which = f"datasetId {dataset}" if dataset else "a default instance"
             raise NgsiError("ResourceNotFound", f"attribute `{name}` has no {which}")
+        if "type" in body and body["type"] != instance.get("type"):
+            raise NgsiError(
+                "BadRequestData",
+                f"`{name}` is a {instance.get('type')}; a partial update cannot make it a "
+                f"{body['type']} (replace it with PUT)",
+            )
         merged = body if "type" in body else {**instance, **body}
         merge_attributes(
             session,
