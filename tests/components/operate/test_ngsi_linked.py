@@ -241,3 +241,36 @@ def test_partial_update_cannot_change_an_attribute_type(linked: OperateApp) -> N
     )
     assert response.status_code == 400
     assert _get(linked, "/entities/urn:ngsi-ld:City:astana")["name"]["type"] == "Property"
+
+
+def test_notifications_carry_linked_entities(linked: OperateApp, capture_server: Any) -> None:
+    from qala.components.operate.subscriptions import notifier_for
+
+    subscription = {
+        "type": "Subscription",
+        "entities": [{"type": "Building"}],
+        "notification": {
+            "endpoint": {"uri": capture_server.url, "accept": "application/json"},
+            "join": "inline",
+            "joinLevel": 2,
+            "attributes": ["locatedAt"],
+        },
+    }
+    created = linked.client.post(f"{BASE}/subscriptions", json=subscription, headers=linked.auth)
+    assert created.status_code == 201, created.text
+    updated = linked.client.patch(
+        f"{BASE}/entities/urn:ngsi-ld:Building:b1/attrs",
+        json={"name": {"type": "Property", "value": "Baiterek"}},
+        headers=linked.auth,
+    )
+    assert updated.status_code == 204
+    notifier_for(linked.context).drain()
+    assert capture_server.event.wait(5)
+    (entity,) = capture_server.received[0]["data"]
+    assert set(entity) == {"id", "type", "locatedAt"}
+    city = entity["locatedAt"]["entity"]
+    assert city["id"] == "urn:ngsi-ld:City:astana"
+    assert city["isInCountry"]["entity"]["name"]["value"] == "Kazakhstan"
+    bad = dict(subscription, notification={**subscription["notification"], "join": "sideways"})
+    refused = linked.client.post(f"{BASE}/subscriptions", json=bad, headers=linked.auth)
+    assert refused.status_code == 400
