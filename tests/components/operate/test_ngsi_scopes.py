@@ -169,3 +169,30 @@ def test_batch_update_adds_the_types_an_item_names(operate_app: OperateApp) -> N
     )
     assert response.status_code == 204, response.text
     assert _read(app, "urn:ngsi-ld:Thing:u1")["type"] == ["Building", "Vehicle"]
+
+
+def test_dataset_id_selects_attribute_instances(operate_app: OperateApp) -> None:
+    app = operate_app
+    names = [
+        {"type": "Property", "value": "Bayterek"},
+        {"type": "Property", "value": "Бәйтерек", "datasetId": "urn:ngsi-ld:Dataset:kk"},
+        {"type": "Property", "value": "Байтерек", "datasetId": "urn:ngsi-ld:Dataset:ru"},
+    ]
+    _create(app, {"id": "urn:ngsi-ld:Tower:t1", "type": "Tower", "name": names})
+
+    def names_for(datasets: str) -> Any:
+        response = app.client.get(
+            f"{BASE}/entities", params={"type": "Tower", "datasetId": datasets}
+        )
+        assert response.status_code == 200, response.text
+        return response.json()[0].get("name")
+
+    assert names_for("urn:ngsi-ld:Dataset:kk")["value"] == "Бәйтерек"
+    assert names_for("@none") == names[0]
+    assert [n["value"] for n in names_for("urn:ngsi-ld:Dataset:kk,urn:ngsi-ld:Dataset:ru")] == [
+        "Бәйтерек",
+        "Байтерек",
+    ]
+    assert names_for("urn:ngsi-ld:Dataset:en") is None
+    bad = app.client.get(f"{BASE}/entities", params={"type": "Tower", "datasetId": "not a uri"})
+    assert bad.status_code == 400

@@ -45,6 +45,7 @@ from qala.components.operate.ngsi import (
     NgsiError,
     Projection,
     check_attribute_name,
+    check_entity_id,
     check_ids,
     compile_pattern,
     instances_of,
@@ -426,19 +427,32 @@ class Representation:
     concise: bool = False
     lang: tuple[str, ...] | None = None
     """The languages LanguageProperties are answered in (``lang=``; None: all of them)."""
+    datasets: frozenset[str] | None = None
+    """The attribute instances shown, by ``datasetId`` (``@none``: the default instance;
+    None: all)."""
 
     @classmethod
     def of(
-        cls, options: set[str], projection: Projection | None = None, lang: str | None = None
+        cls,
+        options: set[str],
+        projection: Projection | None = None,
+        lang: str | None = None,
+        datasets: str | None = None,
     ) -> Representation:
-        """From the chosen ``options``/``format`` values, the members asked for (if any) and
-        the ``lang`` parameter."""
+        """From the chosen ``options``/``format`` values, the members asked for (if any), the
+        ``lang`` and ``datasetId`` parameters."""
+        chosen = None
+        if datasets is not None:
+            chosen = frozenset(split_list(datasets))
+            for dataset in chosen - {"@none"}:
+                check_entity_id(dataset)
         return cls(
             key_values=bool(options & {"keyValues", "simplified"}),
             projection=projection or Projection(),
             system="sysAttrs" in options,
             concise="concise" in options,
             lang=parse_lang(lang),
+            datasets=chosen,
         )
 
     def render(self, entity: Entity) -> dict[str, Any]:
@@ -448,10 +462,13 @@ class Representation:
                 "createdAt": entity.created_at.isoformat(),
                 "modifiedAt": entity.modified_at.isoformat(),
             }
+        attrs = entity.attrs
+        if self.datasets is not None:
+            attrs = instances_among(attrs, self.datasets)
         rendered = render_entity(
             entity.id,
             entity.type,
-            entity.attrs,
+            attrs,
             key_values=self.key_values,
             system=system,
             projection=self.projection,
@@ -460,6 +477,21 @@ class Representation:
         if self.lang is not None:
             localise(rendered, entity.attrs, self.lang, key_values=self.key_values)
         return rendered
+
+
+def instances_among(attrs: dict[str, Any], datasets: frozenset[str]) -> dict[str, Any]:
+    """``attrs`` with only the attribute instances whose ``datasetId`` is one of ``datasets``
+    (``@none``: the default instance); attributes left with none are left out."""
+    kept: dict[str, Any] = {}
+    for name, attribute in attrs.items():
+        instances = instances_of(attribute)
+        if not instances or not all("type" in i for i in instances):
+            kept[name] = attribute  # scope, types: entity members, not attributes
+            continue
+        chosen = [i for i in instances if i.get("datasetId", "@none") in datasets]
+        if chosen:
+            kept[name] = chosen[0] if len(chosen) == 1 else chosen
+    return kept
 
 
 def query(

@@ -431,6 +431,7 @@ def query(
     scopeQ: QueryText = None,
     lang: QueryText = None,
     orderBy: QueryText = None,
+    datasetId: QueryText = None,
 ) -> Response:
     broker.check_limit(limit)
     type_groups = parse_type_selection(type)
@@ -448,7 +449,7 @@ def query(
     )
     broker.require_filter(spec, local=local)
     shown = Representation.of(
-        parse_options(options, format), Projection.of(attrs, pick, omit), lang
+        parse_options(options, format), Projection.of(attrs, pick, omit), lang, datasetId
     )
     content, total = broker.query(
         context, spec, limit=limit, offset=offset, shown=shown, join=parse_join(join, joinLevel)
@@ -470,9 +471,10 @@ def read(
     join: QueryText = None,
     joinLevel: QueryText = None,
     lang: QueryText = None,
+    datasetId: QueryText = None,
 ) -> Response:
     shown = Representation.of(
-        parse_options(options, format), Projection.of(attrs, pick, omit), lang
+        parse_options(options, format), Projection.of(attrs, pick, omit), lang, datasetId
     )
     content, stored_context = broker.read(context, entity_id, shown, parse_join(join, joinLevel))
     return _respond(request, content, context=stored_context)
