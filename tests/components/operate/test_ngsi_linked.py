@@ -274,3 +274,30 @@ def test_notifications_carry_linked_entities(linked: OperateApp, capture_server:
     bad = dict(subscription, notification={**subscription["notification"], "join": "sideways"})
     refused = linked.client.post(f"{BASE}/subscriptions", json=bad, headers=linked.auth)
     assert refused.status_code == 400
+
+
+def test_a_change_older_than_the_subscription_is_not_notified(
+    linked: OperateApp, capture_server: Any
+) -> None:
+    from qala.components.operate.subscriptions import notifier_for
+
+    subscription = {
+        "type": "Subscription",
+        "entities": [{"type": "Country"}],
+        "notification": {"endpoint": {"uri": capture_server.url, "accept": "application/json"}},
+    }
+    created = linked.client.post(f"{BASE}/subscriptions", json=subscription, headers=linked.auth)
+    assert created.status_code == 201
+    notifier = notifier_for(linked.context)
+    notifier.submit(["urn:ngsi-ld:Country:kz"])  # a change made before, delivered late
+    notifier.drain()
+    assert capture_server.received == []
+    updated = linked.client.patch(
+        f"{BASE}/entities/urn:ngsi-ld:Country:kz/attrs",
+        json={"name": {"type": "Property", "value": "Qazaqstan"}},
+        headers=linked.auth,
+    )
+    assert updated.status_code == 204
+    notifier.drain()
+    assert capture_server.event.wait(5)
+    assert capture_server.received[0]["data"][0]["name"]["value"] == "Qazaqstan"

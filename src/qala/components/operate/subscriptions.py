@@ -462,6 +462,8 @@ class Notifier:
             for record in subscriptions:
                 chosen = []
                 for entity in entities:
+                    if _later(record.created_at, entity.modified_at):
+                        continue  # the change came before the subscription did
                     names = changes.get(entity.id)
                     if matches(record.body, entity, sorted(names) if names is not None else None):
                         chosen.append(entity)
@@ -490,6 +492,17 @@ class Notifier:
                         stored.last_success = stamp
                     else:
                         stored.last_failure = stamp
+
+
+def _later(first: datetime | None, second: datetime | None) -> bool:
+    """Whether ``first`` is after ``second`` (unknown: no); naive times are UTC (SQLite)."""
+    if first is None or second is None:
+        return False
+    if first.tzinfo is None:
+        first = first.replace(tzinfo=UTC)
+    if second.tzinfo is None:
+        second = second.replace(tzinfo=UTC)
+    return first > second
 
 
 def _throttled(record: Subscription, now: datetime) -> bool:
