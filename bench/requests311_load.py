@@ -86,6 +86,8 @@ class PhaseResult:
     generator: str
     server_cpu_ms: float = float("nan")
     """CPU time the uvicorn processes spent per request (independent of other load on the box)."""
+    store_cpu_ms: float = float("nan")
+    """CPU time PostgreSQL's backends serving the bench database spent per request."""
     target_rate: float | None = None
     """The paced rate asked for; None for a closed-loop (capacity) phase."""
     max_lag_ms: float = 0.0
@@ -223,6 +225,34 @@ def tree_cpu_seconds(root_pid: int) -> float:
         pids += [int(c) for c in children]
     except OSError:
         pass
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
+def backend_pids(url: str) -> list[int]:
+    """PostgreSQL's backend processes connected to ``url``'s database (not this query's)."""
+    engine = create_engine(url)
+    with engine.connect() as connection:
+        pids = connection.execute(
+            text(
+                "select pid from pg_stat_activity where datname = current_database()"
+                " and pid <> pg_backend_pid()"
+            )
+        ).scalars()
+        found = [int(pid) for pid in pids]
+    engine.dispose()
+    return found
+
+
+def processes_cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU seconds of ``pids`` (those still running; from /proc)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
     for pid in pids:
         try:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -600,22 +630,33 @@ def main() -> None:
                     "max_id": count_requests(url),
                     "store": store,
                 }
+                # Backends that connect during the phase are counted whole (all their CPU is
+                # this phase's); those that end during it are missed (the pool keeps them).
+                backends = backend_pids(url) if store == "postgres" else []
+                store_before = processes_cpu_seconds(backends)
                 cpu_before = tree_cpu_seconds(process.pid)
                 if wrk:
                     measured = run_wrk(wrk, base, group, **options)
                 else:
                     measured = [run_python(base, group[0][0], **options)]
                 cpu_used = tree_cpu_seconds(process.pid) - cpu_before
+                if store == "postgres":
+                    backends = sorted(set(backends) | set(backend_pids(url)))
+                store_used = processes_cpu_seconds(backends) - store_before
                 # With two generators at once the CPU can't be split between them: both rows show
                 # the average over all requests of the phase.
-                per_request = 1000 * cpu_used / max(1, sum(r.requests for r in measured))
+                served = max(1, sum(r.requests for r in measured))
+                per_request = 1000 * cpu_used / served
                 for result in measured:
                     result.server_cpu_ms = per_request
+                    if backends:
+                        result.store_cpu_ms = 1000 * store_used / served
                     results.append(result)
                     console.print(
                         f"  {result.label:32} {result.rate:7.0f} req/s  p50 {result.p50_ms:6.1f} ms  "
                         f"p99 {result.p99_ms:7.1f} ms  lag {result.max_lag_ms:5.1f} ms  "
                         f"errors {result.errors}  server CPU {result.server_cpu_ms:.2f} ms/request  "
+                        f"PostgreSQL CPU {result.store_cpu_ms:.2f} ms/request  "
                         f"load average {load_average()}"
                     )
         finally:
@@ -637,6 +678,7 @@ def main() -> None:
         "worst lag ms",
         "errors",
         "server CPU ms/req",
+        "PostgreSQL CPU ms/req",
         "goal (PostgreSQL)",
         "met",
     ):
@@ -654,6 +696,7 @@ def main() -> None:
             f"{r.max_lag_ms:.1f}" if r.target_rate else "",
             str(r.errors),
             f"{r.server_cpu_ms:.2f}",
+            f"{r.store_cpu_ms:.2f}",
             f"≥{goal:.0f}/s, p99<{P99_GOAL_MS:.0f} ms" if met is not None and goal else "",
             "" if met is None else ("yes" if met else "no"),
         )
@@ -677,6 +720,7 @@ def main() -> None:
                 "p99_ms",
                 "errors",
                 "server_cpu_ms_per_request",
+                "store_cpu_ms_per_request",
                 "generator",
                 "target_rate",
                 "max_lag_ms",
@@ -695,6 +739,7 @@ def main() -> None:
                     f"{r.p99_ms:.2f}",
                     r.errors,
                     f"{r.server_cpu_ms:.3f}",
+                    f"{r.store_cpu_ms:.3f}",
                     r.generator,
                     "" if r.target_rate is None else f"{r.target_rate:.0f}",
                     f"{r.max_lag_ms:.1f}",

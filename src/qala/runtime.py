@@ -78,6 +78,9 @@ class ComponentSpec:
     route_priority: int = 0
     """Higher is matched first (registry order among equals). Routes are tried one by one, each
     costing microseconds, so the busiest public endpoints come before the rest."""
+    api_middleware: Callable[[], Any] | None = None
+    """An ASGI middleware class (given the inner app) that may answer some requests before
+    routing, as a cache would; ``create_app`` adds it inside the security headers and metrics."""
     web_router: Callable[[Context], Any] | None = None
     """Builds the router of server-rendered pages."""
     templates: Path | None = None

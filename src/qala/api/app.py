@@ -86,6 +86,10 @@ def create_app(
     from qala.web import mount_web
 
     mount_web(app, context)
+    # Components' answering middleware innermost: inside the security headers and metrics.
+    for component in COMPONENTS:
+        if component.api_middleware is not None:
+            app.add_middleware(component.api_middleware())
     tiles = context.settings.tile_url
     app.add_middleware(
         SecurityHeaders,

@@ -12,7 +12,7 @@ from xml.sax.saxutils import escape
 from fastapi import Request
 from fastapi.responses import JSONResponse, Response
 
-from qala.store.database import is_transient
+from qala.store.database import is_missing_schema, is_transient
 from qala.web.shell import server_error_page, wants_html
 
 log = logging.getLogger("qala.errors")
@@ -65,13 +65,25 @@ RETRY_AFTER_S = 5
 async def database_error(request: Request, exc: Exception) -> Response:
     """A database that is down, restarting or dropped the connection answers 503 with
     ``Retry-After`` in the caller's format (the request may simply be sent again: nothing was
-    committed, or it was and the store ignores the repeat); any other database error is
-    unexpected."""
+    committed, or it was and the store ignores the repeat). A database without Qala's schema
+    (never migrated, or behind this version) answers 503 saying what fixes it. Any other database
+    error is unexpected."""
+    if is_missing_schema(exc):
+        log.error(
+            "the database has no table or column this version needs (%s); run `qala db upgrade`",
+            getattr(exc, "orig", exc),
+        )
+        message = "the database is not migrated to this version of Qala; run `qala db upgrade`"
+        return _unavailable(request, message, {})
     if not is_transient(exc):
         return await unexpected_error(request, exc)
     log.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc)
     message = "the database is unavailable; try again shortly"
-    headers = {"Retry-After": str(RETRY_AFTER_S)}
+    return _unavailable(request, message, {"Retry-After": str(RETRY_AFTER_S)})
+
+
+def _unavailable(request: Request, message: str, headers: dict[str, str]) -> Response:
+    """503 with ``message`` in the shape the caller's part of the API uses."""
     path = request.url.path
     if path.startswith("/ngsi-ld/"):
         problem = {"type": NGSI_INTERNAL, "title": "Service unavailable", "detail": message}

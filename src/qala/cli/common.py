@@ -16,6 +16,7 @@ from qala.core.errors import QalaError, ValidationError
 
 if TYPE_CHECKING:
     from qala.runtime import Context
+    from qala.web.i18n import Translator
 
 console = Console()
 errors = Console(stderr=True)
@@ -64,6 +65,19 @@ def reports_errors(function: Callable[P, R]) -> Callable[P, R]:
             raise typer.Exit(2) from None
 
     return wrapper
+
+
+def translator_for(lang: str) -> Translator:
+    """The reader's language for a command's output (``--lang``), refused by name when the
+    catalogues do not have it."""
+    from qala.settings import LANGUAGES
+    from qala.web.i18n import Translator
+
+    if lang not in LANGUAGES:
+        raise ValidationError.single(
+            f"expected one of {', '.join(LANGUAGES)}", column="--lang", value=lang
+        )
+    return Translator(lang)
 
 
 def print_json(data: Any) -> None:

@@ -156,6 +156,9 @@ def build_cmd(
         None, "-n", "--replications", help="Store mode: Monte Carlo runs for rank intervals."
     ),
     save: bool = typer.Option(True, "--save/--no-save", help="Store mode: store the result."),
+    release: int | None = typer.Option(
+        None, help="Store mode: read this published release's values only (the run names it)."
+    ),
 ) -> None:
     """Build the index and print scores and ranks at every level.
 
@@ -175,6 +178,7 @@ def build_cmd(
             as_json=as_json,
             decimals=decimals,
             top=top,
+            release=release,
         )
         if out is not None:
             _write(out, outcome.ranking(), outcome.to_json_dict(decimals=decimals))

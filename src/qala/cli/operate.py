@@ -11,7 +11,7 @@ import typer
 from rich.progress import Progress
 from rich.table import Table
 
-from qala.cli.common import console, open_context, print_json, reports_errors
+from qala.cli.common import console, open_context, print_json, reports_errors, translator_for
 
 if TYPE_CHECKING:
     from qala.components.operate.ingest import IngestReport
@@ -396,29 +396,39 @@ def incidents_list(
         str | None, typer.Option(help="emergency, utilities, police or ecology.")
     ] = None,
     limit: int = 50,
+    lang: Annotated[str, typer.Option("--lang", help="Language: kk, ru or en.")] = "en",
     as_json: JsonOption = False,
 ) -> None:
-    """List incidents, newest first."""
+    """List incidents, newest first: title, severity, status, unit and opening time in the
+    reader's language and the place's time zone (``--json`` keeps the codes, for scripts)."""
     from qala.components.operate.incidents import list_incidents
+    from qala.web.data import incident_title, unit_label
 
+    t = translator_for(lang)
     context = open_context()
     with context.database.session() as session:
         rows = list_incidents(session, status=status, service=service, limit=limit)
+        units = {row.id: unit_label(session, row.unit, row.service, t) for row in rows}
     if as_json:
         print_json([r.as_dict() for r in rows])
         return
-    table = Table("id", "opened", "category", "severity", "status", "unit", "sensor / place")
+    columns = ("id", "title", "severity", "status", "unit", "opened", "where")
+    table = Table(*(t(f"cli.incidents.{c}") for c in columns))
     for row in rows:
+        shown = t(f"status.{row.status}")
+        if row.escalation_level:
+            shown += f", {t('operator.escalated', level=row.escalation_level)}"
         table.add_row(
             str(row.id),
-            row.opened_at.strftime("%Y-%m-%d %H:%M"),
-            row.category,
-            row.severity,
-            row.status + (f" (esc. {row.escalation_level})" if row.escalation_level else ""),
-            row.unit,
+            incident_title(row, t),
+            t(f"severity.{row.severity}"),
+            shown,
+            units[row.id],
+            t.when(row.opened_at, zone=False),
             row.sensor or row.place_code or "",
         )
     console.print(table)
+    console.print(t("cli.incidents.times", zone=t.zone_name()), highlight=False)
 
 
 @incidents_app.command("close")

@@ -190,7 +190,7 @@ def show_cmd(
             else services.latest_run(session, year=year)
         )
         entries = services.run_entries(session, run, kind=kind, region=region)
-        summary = services.RunSummary.of(run)
+        summary = services.RunSummary.of(run, session)
     if top:
         entries = entries[:top]
     if as_json:

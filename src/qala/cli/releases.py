@@ -23,9 +23,12 @@ def open_call_(
     indicator: list[str] = typer.Option(..., help="An indicator asked (repeatable)."),
     place: list[str] = typer.Option(..., help="A place that answers (repeatable)."),
     deadline: str = typer.Option(..., help="YYYY-MM-DD."),
-    actor: str = typer.Option(..., "--as", help="Who opens the call (the rating team)."),
+    actor: str = typer.Option(
+        ..., "--as", help="The account that opens the call: a national publisher."
+    ),
 ) -> None:
     """Open a data call."""
+    from qala.components.accounts.services import acting_account
     from qala.components.catalog.calls import open_call
 
     try:
@@ -34,8 +37,14 @@ def open_call_(
         raise typer.BadParameter("expected YYYY-MM-DD", param_hint="--deadline") from None
     context = open_context()
     with context.database.transaction() as session:
+        user = acting_account(session, actor, "publisher", national=True)
         call = open_call(
-            session, year=year, indicators=indicator, places=place, deadline=due, actor=actor
+            session,
+            year=year,
+            indicators=indicator,
+            places=place,
+            deadline=due,
+            actor=user.username,
         )
         console.print(f"Opened data call {call.id} for {year}, due {due}.")
 
@@ -47,15 +56,20 @@ def submit(
     file: Path = typer.Argument(
         ..., help="CSV/Excel/Parquet: place, indicator, value[, evidence, note]."
     ),
-    actor: str = typer.Option(..., "--as", help="Who submits."),
-    place: str | None = typer.Option(None, help="The one place the submitter answers for."),
+    actor: str = typer.Option(..., "--as", help="The submitting account: the place's submitter."),
 ) -> None:
-    """Submit a place's values to a call (all rows or none)."""
+    """Submit a place's values to a call (all rows or none). A submitter answers for its own
+    place only, as on the API."""
+    from qala.components.accounts.scope import StaffScope
+    from qala.components.accounts.services import acting_account
     from qala.components.catalog.calls import submit_file
 
     context = open_context()
     with context.database.transaction() as session:
-        result = submit_file(session, call, file, actor=actor, scope_place=place)
+        user = acting_account(session, actor, "submitter")
+        result = submit_file(
+            session, call, file, actor=user.username, scope_place=StaffScope.of(user).place
+        )
     console.print(f"Submitted {result.written} value(s).")
     for (where, indicator), flags in result.flags.items():
         for flag in flags:
@@ -69,15 +83,17 @@ def review_(
     place: str = typer.Argument(...),
     indicator: str = typer.Argument(...),
     decision: str = typer.Argument(..., help="accept or return"),
-    actor: str = typer.Option(..., "--as", help="The reviewer."),
+    actor: str = typer.Option(..., "--as", help="The reviewing account (national staff)."),
     reason: str | None = typer.Option(None, help="Why (required to return a value)."),
 ) -> None:
     """Accept a submitted value or return it with a reason."""
+    from qala.components.accounts.services import acting_account
     from qala.components.catalog.calls import review
 
     context = open_context()
     with context.database.transaction() as session:
-        row = review(session, call, place, indicator, decision, actor=actor, reason=reason)
+        user = acting_account(session, actor, "reviewer", "publisher", national=True)
+        row = review(session, call, place, indicator, decision, actor=user.username, reason=reason)
         console.print(f"{place} {indicator}: {row.status}.")
 
 
@@ -110,7 +126,7 @@ def board(call: int = typer.Argument(...), as_json: bool = typer.Option(False, "
 @reports_errors
 def publish_(
     call: int = typer.Argument(...),
-    actor: str = typer.Option(..., "--as", help="Who publishes."),
+    actor: str = typer.Option(..., "--as", help="The publishing account (national publisher)."),
     incomplete_reason: str | None = typer.Option(
         None,
         "--incomplete",
@@ -118,11 +134,13 @@ def publish_(
     ),
 ) -> None:
     """Publish the call's accepted values as a new, immutable, numbered release."""
+    from qala.components.accounts.services import acting_account
     from qala.components.catalog.calls import publish
 
     context = open_context()
     with context.database.transaction() as session:
-        release = publish(session, call, actor=actor, incomplete_reason=incomplete_reason)
+        user = acting_account(session, actor, "publisher", national=True)
+        release = publish(session, call, actor=user.username, incomplete_reason=incomplete_reason)
         log = release.changelog
         console.print(
             f"Published release {release.number}: {len(log['added'])} added, "

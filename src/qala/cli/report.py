@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
-from qala.cli.common import console, open_context, print_json, reports_errors
+from qala.cli.common import console, open_context, print_json, reports_errors, translator_for
 from qala.core.errors import ValidationError
-
-if TYPE_CHECKING:
-    from qala.web.i18n import Translator
 
 app = typer.Typer(
     help="Reports with plots and a method annex (HTML, or PDF with --pdf).", no_args_is_help=True
@@ -23,17 +20,6 @@ OutOpt = Annotated[
 ]
 LangOpt = Annotated[str, typer.Option("--lang", help="Language: kk, ru or en.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print {file, bytes, format} as JSON.")]
-
-
-def _translator(lang: str) -> Translator:
-    from qala.settings import LANGUAGES
-    from qala.web.i18n import Translator
-
-    if lang not in LANGUAGES:
-        raise ValidationError.single(
-            f"expected one of {', '.join(LANGUAGES)}", column="--lang", value=lang
-        )
-    return Translator(lang)
 
 
 def _write(report: object, out: Path | None, stem: str, pdf: bool, as_json: bool) -> None:
@@ -62,7 +48,7 @@ def city(
     """A city's profile: rank with interval, area scores, trend, values by category, method annex."""
     from qala.web.reports import build_city_report
 
-    t = _translator(lang)
+    t = translator_for(lang)
     context = open_context()
     report = build_city_report(context, code, t)
     _write(report, out, f"qala-city-{code.lower()}", pdf, as_json)
@@ -80,7 +66,7 @@ def rating(
     """The stored national rating: ranks with intervals, distribution, full table, method annex."""
     from qala.web.reports import build_rating_report
 
-    t = _translator(lang)
+    t = translator_for(lang)
     context = open_context()
     report = build_rating_report(context, t, year=year)
     _write(report, out, "qala-rating", pdf, as_json)
@@ -103,7 +89,7 @@ def sem(
 
     from qala.web.reports import build_sem_report
 
-    t = _translator(lang)
+    t = translator_for(lang)
     try:
         text = model.read_text(encoding="utf-8")
     except OSError as exc:

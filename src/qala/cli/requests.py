@@ -243,6 +243,41 @@ def escalate_command(
         timer.stop()
 
 
+@app.command("photos-sweep")
+@reports_errors
+def photos_sweep_command(
+    older_than_hours: float = typer.Option(
+        1.0, min=0.05, help="Leave files younger than this: their report may still be saving."
+    ),
+    dry_run: bool = typer.Option(False, "--dry-run", help="List the files, delete nothing."),
+    json_output: bool = JsonOption,
+) -> None:
+    """Delete photo files no stored report names (left by a server stopped while a report was
+    saved or refused), on disk or in the bucket."""
+    from datetime import timedelta
+
+    from qala.components.requests311.photos import photo_store, sweep_orphans
+
+    context = open_context()
+    with context.database.session() as session:
+        report = sweep_orphans(
+            session,
+            photo_store(context),
+            now=context.clock(),
+            grace=timedelta(hours=older_than_hours),
+            dry_run=dry_run,
+        )
+    if json_output:
+        print_json(report.as_dict())
+        return
+    verb = "would remove" if dry_run else "removed"
+    console.print(
+        f"{len(report.orphans)} photo file(s) no report names: {verb} "
+        f"{len(report.orphans) if dry_run else report.removed}; "
+        f"{report.kept_recent} younger than {older_than_hours:g} h left alone."
+    )
+
+
 @app.command("indicators")
 @reports_errors
 def indicators_command(

@@ -13,6 +13,22 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from qala.core.errors import ConfigurationError
 
+# PostgreSQL's SQLSTATEs for a table or column that does not exist.
+_MISSING_SCHEMA_STATES = {"42P01", "42703"}
+
+
+def is_missing_schema(error: BaseException) -> bool:
+    """Whether a failed call found no table or column where Qala's schema has one: the database
+    was never migrated, or is behind this version (``qala db upgrade`` fixes both). Trying again
+    does not help, so it is not :func:`is_transient`."""
+    original = getattr(error, "orig", None) or error
+    if getattr(original, "sqlstate", None) in _MISSING_SCHEMA_STATES:
+        return True
+    text = str(original)
+    return type(original).__name__ == "OperationalError" and (
+        text.startswith("no such table") or text.startswith("no such column")
+    )
+
 
 def is_transient(error: BaseException) -> bool:
     """Whether a failed database call may succeed when tried again: the database was down, busy,
@@ -20,6 +36,8 @@ def is_transient(error: BaseException) -> bool:
     the same way."""
     from sqlalchemy.exc import DBAPIError
 
+    if is_missing_schema(error):
+        return False
     if isinstance(error, DBAPIError) and error.connection_invalidated:
         return True
     if isinstance(error, ConnectionError | TimeoutError):

@@ -10,6 +10,7 @@ import re
 import statistics
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -134,6 +135,15 @@ class BoardEntry:
     imputed: int
 
 
+def run_source(summary: Any) -> dict[str, Any] | None:
+    """What a stored run read, for the pages: ``RunSummary.source`` with the release's
+    publication date as a datetime (``published_day``)."""
+    source = dict(getattr(summary, "source", None) or {})
+    if source.get("published_at"):
+        source["published_day"] = datetime.fromisoformat(source["published_at"])
+    return source or None
+
+
 @dataclass
 class RatingBoard:
     available: bool
@@ -141,6 +151,8 @@ class RatingBoard:
     entries: list[BoardEntry] = field(default_factory=list)
     years: list[int] = field(default_factory=list)
     message: str | None = None
+    source: dict[str, Any] | None = None
+    """What the run read (a published release, or illustrative values: no release)."""
 
 
 def rating_board(
@@ -186,7 +198,8 @@ def rating_board(
         )
         for e in entries
     ]
-    return RatingBoard(True, run=rating.RunSummary.of(run), entries=board, years=years)
+    summary = rating.RunSummary.of(run, session)
+    return RatingBoard(True, run=summary, entries=board, years=years, source=run_source(summary))
 
 
 def latest_ranks(session: Session) -> dict[str, int]:
@@ -362,7 +375,7 @@ def _city_rating(session: Session, place: Place, region: str | None, t: Translat
         run = rating.latest_run(session)
     except NotFoundError:
         return CityRating()
-    rated = CityRating(run=rating.RunSummary.of(run))
+    rated = CityRating(run=rating.RunSummary.of(run, session))
     everyone = rating.run_entries(session, run)
     mine = next((e for e in everyone if e.place == place.code), None)
     if mine is not None:
@@ -666,8 +679,11 @@ def regional_rating(session: Session, t: Translator) -> dict[str, Any] | None:
                 "weakest": area_names.get(other.get("weakest_area", ""), ""),
             }
         )
+    from qala.components.rating.services import RunSummary
+
     return {
         "run": board.run,
+        "source": run_source(RunSummary.of(board.run, session)),
         "rows": rows,
         "spearman": board.comparison.spearman,
         "kendall": board.comparison.kendall,

@@ -210,57 +210,74 @@ def test_review_publish_immutability_and_diff(context, tmp_path: Path) -> None:
 
 
 def test_the_cycle_through_the_command_line(sqlite_url: str, tmp_path: Path, monkeypatch) -> None:
+    """`--as` names a real account held to the API's rules: its role, and a submitter's place."""
     import json
 
+    from sqlalchemy import create_engine
+    from sqlalchemy.orm import Session
     from typer.testing import CliRunner
 
     from qala.cli.main import app
+    from qala.components.accounts.services import create_user
 
+    engine = create_engine(sqlite_url)
+    with Session(engine) as session, session.begin():
+        for username, role, place in [
+            ("team", "reviewer", None),
+            ("chief", "publisher", None),
+            ("taraz-akimat", "submitter", "taraz"),
+            ("aktau-akimat", "submitter", "aktau"),
+            ("karaganda-team", "reviewer", "karaganda"),
+        ]:
+            create_user(
+                session, username=username, password="Zx9!long-enough", role=role, place=place
+            )
+    engine.dispose()
     monkeypatch.setenv("QALA_DATABASE_URL", sqlite_url)
     runner = CliRunner()
 
-    def run(*args: str) -> str:
+    def invoke(*args: str) -> tuple[int, str]:
         result = runner.invoke(app, ["releases", *args], env={"COLUMNS": "250"})
-        assert result.exit_code == 0, result.output
-        return result.output
+        return result.exit_code, " ".join(result.output.split())
 
-    assert "Opened data call 1" in run(
-        "call",
-        "--year",
-        "2024",
-        "--indicator",
-        UNEMPLOYMENT,
-        "--place",
-        "taraz",
-        "--deadline",
-        "2025-03-01",
-        "--as",
-        "team",
-    )
+    def run(*args: str) -> str:
+        code, output = invoke(*args)
+        assert code == 0, output
+        return output
+
+    call = ["call", "--year", "2024", "--indicator", UNEMPLOYMENT, "--place", "taraz"]
+    refused = invoke(*call, "--deadline", "2025-03-01", "--as", "nobody")
+    assert refused[0] != 0 and "no user `nobody`" in refused[1]
+    refused = invoke(*call, "--deadline", "2025-03-01", "--as", "team")
+    assert refused[0] != 0 and "needs the role publisher" in refused[1]
+    assert "Opened data call 1" in run(*call, "--deadline", "2025-03-01", "--as", "chief")
     upload = tmp_path / "taraz.csv"
     upload.write_text("place,indicator,year,value\ntaraz,iso37120.5.1,2024,4.5\n", encoding="utf-8")
-    refused = runner.invoke(
-        app,
-        ["releases", "submit", "1", str(upload), "--as", "aktau-akimat", "--place", "aktau"],
-        env={"COLUMNS": "250"},
-    )
-    assert refused.exit_code == 2
-    assert "submits for aktau only" in " ".join(refused.output.split())
-    assert "Submitted 1 value(s)." in run(
-        "submit", "1", str(upload), "--as", "t", "--place", "taraz"
-    )
+    refused = invoke("submit", "1", str(upload), "--as", "aktau-akimat")
+    assert refused[0] != 0 and "submits for aktau only" in refused[1]
+    assert "Submitted 1 value(s)." in run("submit", "1", str(upload), "--as", "taraz-akimat")
+    refused = invoke("submit", "1", str(upload), "--as", "team")
+    assert refused[0] != 0 and "needs the role submitter" in refused[1]
+    refused = invoke("review", "1", "taraz", UNEMPLOYMENT, "accept", "--as", "taraz-akimat")
+    assert refused[0] != 0 and "needs the role" in refused[1]
+    refused = invoke("review", "1", "taraz", UNEMPLOYMENT, "accept", "--as", "karaganda-team")
+    assert refused[0] != 0 and "national staff only" in refused[1]
     assert "taraz iso37120.5.1: accepted." in run(
-        "review", "1", "taraz", UNEMPLOYMENT, "accept", "--as", "reviewer"
+        "review", "1", "taraz", UNEMPLOYMENT, "accept", "--as", "team"
     )
     board = json.loads(run("board", "1", "--json"))
     assert board[0]["accepted"] == 1 and board[0]["missing"] == 0
+    refused = invoke("publish", "1", "--as", "team")
+    assert refused[0] != 0 and "needs the role publisher" in refused[1]
     assert "Published release 1: 1 added, 0 changed, 0 removed." in run(
-        "publish", "1", "--as", "publisher"
+        "publish", "1", "--as", "chief"
     )
     listed = json.loads(run("list", "--json"))
     assert [(r["id"], r["values"]) for r in listed] == [(1, 1)]
     shown = json.loads(run("show", "1"))
     assert shown["values"][0]["value"] == 4.5
+    assert shown["values"][0]["submitted_by"] == "taraz-akimat"
+    assert shown["values"][0]["approved_by"] == "team"
 
 
 def test_a_part_above_its_whole_is_flagged(context) -> None:
@@ -343,3 +360,39 @@ def test_a_returned_value_is_answered_and_corrected(context) -> None:
     # An answer is for a returned value only.
     with pytest.raises(ConflictError, match="not returned"), context.database.transaction() as s:
         answer_return(s, call_id, "taraz", UNEMPLOYMENT, actor="t", scope_place="taraz", answer="x")
+
+
+def test_the_demo_has_an_open_call_the_demo_submitter_answers(context) -> None:
+    """The demo's open call asks last year's values, is due after today, has nothing made up in
+    it, and its Astana row is the demo submitter's to fill; loading again adds nothing."""
+    from datetime import date
+
+    from qala.components.catalog.calls import (
+        DEMO_OPEN_CALL_INDICATORS,
+        list_calls,
+        load_demo_open_call,
+        status_board,
+        submit_values,
+    )
+
+    today = date(2026, 12, 6)
+    call_id = load_demo_open_call(context.database, today)
+    assert load_demo_open_call(context.database, today) == call_id
+    with context.database.session() as session:
+        (listed,) = [
+            c for c in list_calls(session, place="astana", today=today) if c["id"] == call_id
+        ]
+        board = status_board(session, call_id, today=today)
+    assert listed["year"] == 2025
+    assert date.fromisoformat(str(listed["deadline"])) == date(2027, 3, 31)
+    assert {r["place"] for r in board} >= {"astana", "almaty"}
+    assert all(r["missing"] == len(DEMO_OPEN_CALL_INDICATORS) for r in board)
+    assert not any(r["overdue"] for r in board)
+    frame = pd.DataFrame(
+        {"place": "astana", "indicator": DEMO_OPEN_CALL_INDICATORS[:1], "value": [87.0]}
+    )
+    with context.database.transaction() as session:
+        submit_values(session, call_id, frame, actor="submitter", scope_place="astana")
+    with context.database.session() as session:
+        astana = [r for r in status_board(session, call_id, today=today) if r["place"] == "astana"]
+    assert astana[0]["submitted"] == 1

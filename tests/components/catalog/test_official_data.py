@@ -293,3 +293,80 @@ def test_the_shipped_copies_are_the_shared_files_and_load_the_same(
     report = load_official(Database(sqlite_url), copy)
     assert all(f.file.startswith(str(copy)) for f in report.files)
     assert report.problems == []
+
+
+def _changed_unemployment(tmp_path: Path) -> Path:
+    """A shared folder whose regional indicators print Astana's 2022 unemployment as 4.9, not 4.6
+    (a correction in the source file)."""
+    name = "bns_regional_indicators.csv.gz"
+    target = tmp_path / "shared" / "kz" / "bns_regional_indicators"
+    target.mkdir(parents=True)
+    text = gzip.decompress((BUNDLED / name).read_bytes()).decode("utf-8")
+    printed = "Astana city,KZ-71,2022,year,Unemployment rate1),,4.6,"
+    assert text.count(printed) == 1
+    (target / "regional_indicators_long.csv").write_text(
+        text.replace(printed, printed.replace(",4.6,", ",4.9,")), encoding="utf-8"
+    )
+    return tmp_path / "shared"
+
+
+def test_the_values_the_ratings_read_are_published_as_releases(
+    database_url: str, tmp_path: Path
+) -> None:
+    """The import publishes, per year, the official values of the rating frameworks' indicators
+    through a data call (submitted as official by the import, evidence the BNS table, accepted,
+    published); a reload with the same files publishes nothing and leaves every release byte for
+    byte; a corrected file publishes a new release whose changelog shows the correction."""
+    from qala.components.catalog.calls import (
+        call_events,
+        get_release,
+        list_calls,
+        list_releases,
+        release_covering,
+        release_frame,
+    )
+    from qala.components.catalog.opendata import release_files
+
+    database = Database(database_url)
+    report = load_official(database)
+    regional = load_catalogue().framework("kz_regional").indicator_ids()
+    number = report.releases[2022]
+    assert number is not None and len(report.releases) == len(set(report.releases.values()))
+    with database.session() as session:
+        assert release_covering(session, regional, 2022).number == number  # type: ignore[union-attr]
+        frame = release_frame(session, number)
+        assert set(regional) <= set(frame["indicator"])
+        assert frame["official"].all() and not frame["illustrative"].any()
+        astana = frame[(frame["place"] == "astana") & (frame["indicator"] == "iso37120.5.1")]
+        assert astana["value"].tolist() == [4.6]
+        assert astana["note"].str.startswith("Bureau of National Statistics").all()
+        assert "unemployment rate by region" in astana["note"].iloc[0]
+        release = get_release(session, number)
+        assert release.year == 2022 and release.published_by == LOADER
+        actions = {e["action"] for e in call_events(session, release.call_id)}
+        assert actions == {"open", "submit", "accept", "publish"}
+        assert {c["official"] for c in list_calls(session)} == {True}  # the import's calls
+        files = {n: release_files(session, n) for n in report.releases.values() if n}
+        listed = list_releases(session)
+    # The open data say the values are official statistics.
+    rows = csv.DictReader(files[number]["values.csv"].decode("utf-8").splitlines())
+    assert {row["kind"] for row in rows} == {"official"}
+
+    again = load_official(database)
+    assert set(again.releases.values()) == {None}
+    with database.session() as session:
+        assert list_releases(session) == listed
+        assert {n: release_files(session, n) for n in files} == files
+
+    corrected = load_official(database, _changed_unemployment(tmp_path))
+    new = corrected.releases[2022]
+    assert new is not None and new > max(files)
+    assert {year for year, n in corrected.releases.items() if n is not None} == {2022}
+    with database.session() as session:
+        log = get_release(session, new).changelog
+        assert log["previous"] == number and log["added"] == [] and log["removed"] == []
+        assert [(c["place"], c["indicator"], c["old"], c["new"]) for c in log["changed"]] == [
+            ("astana", "iso37120.5.1", 4.6, 4.9)
+        ]
+        assert release_covering(session, regional, 2022).number == new  # type: ignore[union-attr]
+        assert {n: release_files(session, n) for n in files} == files  # the old ones unchanged

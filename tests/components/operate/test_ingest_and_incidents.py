@@ -20,7 +20,7 @@ from qala.components.operate.models import (
 )
 from qala.components.operate.readings import Reading, readings_from_payload
 from qala.core.errors import ConflictError, ValidationError
-from qala.events import Event
+from qala.events import Event, publish_in_transaction
 from qala.runtime import Context
 
 T0 = 1_764_547_200_000_000  # 2025-12-01T00:00Z
@@ -208,18 +208,26 @@ def test_operator_incident_lifecycle_with_audit_escalation_and_links(context: Co
             lat=51.1500,
             lon=71.4300,
         ).incident.id
-    context.bus.publish(
-        Event(
-            "requests311.created",
-            {
-                "id": 4711,
-                "lat": 51.15045,
-                "lon": 71.4300,
-                "requested_datetime": "2025-12-03T10:00:00+05:00",
-            },
+    # Announced inside the publisher's transaction: recorded and linked with its session.
+    with context.database.transaction() as session:
+        publish_in_transaction(
+            session,
+            Event(
+                "requests311.created",
+                {
+                    "id": 4711,
+                    "lat": 51.15045,
+                    "lon": 71.4300,
+                    "requested_datetime": "2025-12-03T10:00:00+05:00",
+                },
+            ),
+            context.bus,
         )
-    )
-    context.bus.publish(Event("requests311.created", {"id": 4712, "lat": 51.2000, "lon": 71.4300}))
+        publish_in_transaction(
+            session,
+            Event("requests311.created", {"id": 4712, "lat": 51.2000, "lon": 71.4300}),
+            context.bus,
+        )
     # A later status event leaves the request's recorded time alone.
     context.bus.publish(Event("requests311.acknowledged", {"id": 4711, "jurisdiction": "astana"}))
     with context.database.session() as session:

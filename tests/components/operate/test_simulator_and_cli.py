@@ -106,6 +106,19 @@ def test_cli_replays_a_csv_and_lists_incidents(
     assert [(i["category"], i["sensor"], i["service"]) for i in incidents] == [
         ("sensor_fault", "st-a", "ecology")
     ]
+    for lang, words in {
+        "ru": ("Инцидент", "открыто", "время Казахстана"),
+        "kk": ("Оқиға", "ашық", "Қазақстан уақыты"),
+    }.items():
+        shown = runner.invoke(
+            app, ["operate", "incidents", "list", "--lang", lang], env={"COLUMNS": "250"}
+        )
+        assert shown.exit_code == 0, shown.output
+        assert all(word in shown.output for word in words), shown.output
+        for english in ("open", "warning", "major", "ecology", "sensor_fault"):
+            assert english not in shown.output.split(), shown.output
+    refused = runner.invoke(app, ["operate", "incidents", "list", "--lang", "de"])
+    assert refused.exit_code == 2 and "expected one of kk, ru, en" in refused.output
     bad = tmp_path / "bad.csv"
     bad.write_text("station,when,pm25\nst-a,2025-12-01 05:00,abc\n", encoding="utf-8")
     failed = runner.invoke(

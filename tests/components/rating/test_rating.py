@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 from typer.testing import CliRunner
 
 from qala.components.catalog.frameworks import load_catalogue
@@ -53,6 +54,24 @@ def hand_values(year: int = 2025) -> pd.DataFrame:
     return frame
 
 
+def publish_hand(database: object, year: int = 2025) -> int:
+    """The hand-made values published as a release through a data call (a stored run names the
+    release it read); returns the release number."""
+    from qala.components.catalog.calls import publish_import
+
+    frame = hand_values(year).assign(evidence="test: hand-made values")
+    with database.transaction() as session:  # type: ignore[attr-defined]
+        release = publish_import(
+            session,
+            frame[["place", "indicator", "value", "evidence"]],
+            year=year,
+            title=f"hand-made values {year}",
+            actor="test: rating team",
+        )
+    assert release is not None
+    return release.number
+
+
 @pytest.fixture
 def hand_context(context: Context) -> Context:
     import_frame(context.database, hand_values(), file="test:hand")
@@ -87,8 +106,9 @@ def test_spec_errors_name_the_field() -> None:
 
 
 def test_hand_worked_rating_from_the_store(hand_context: Context) -> None:
+    number = publish_hand(hand_context.database)
     outcome = services.build_rating(
-        hand_context.database, services.read_spec_text(HAND_SPEC), save=True
+        hand_context.database, services.read_spec_text(HAND_SPEC), save=True, release=number
     )
     root = outcome.result.root
     scores = outcome.result.scores[root]
@@ -106,6 +126,8 @@ def test_hand_worked_rating_from_the_store(hand_context: Context) -> None:
     assert not outcome.illustrative
     assert outcome.year == 2025
     payload = outcome.to_json_dict()
+    assert payload["release"] == number and payload["source"]["kind"] == "release"
+    assert payload["source"]["datapackage"] == f"/api/v1/releases/{number}/datapackage.json"
     assert set(payload["rank_intervals"]) == {"aksu", "pavlodar", "arkalyk"}
     assert payload["ranks"]["pavlodar"][root] == 1
 
@@ -138,6 +160,7 @@ def test_a_saved_rating_is_announced(hand_context: Context) -> None:
         services.read_spec_text(HAND_SPEC),
         replications=0,
         bus=hand_context.bus,
+        release=publish_hand(hand_context.database),
     )
     assert [e.payload for e in seen] == [
         {
@@ -169,6 +192,28 @@ def test_filters_rank_within_the_selection(hand_context: Context) -> None:
         services.build_rating(hand_context.database, spec, kind="village", save=False)
 
 
+def test_a_stored_run_on_live_unpublished_values_is_refused(hand_context: Context) -> None:
+    """Hand-made (reported, not illustrative) values in the live store: a preview is built and
+    labelled as what it read, a stored run is refused with how to publish, nothing is stored."""
+    from qala.components.rating.models import RatingRun
+    from qala.core.errors import ConflictError
+
+    spec = services.read_spec_text(HAND_SPEC)
+    preview = services.build_rating(hand_context.database, spec, replications=0, save=False)
+    assert preview.run_id is None and preview.source == {
+        "kind": "live",
+        "release": None,
+        "note": "the store's live values, not a published release",
+    }
+    with pytest.raises(ConflictError, match="names the published release it read") as refused:
+        services.build_rating(hand_context.database, spec, replications=0)
+    assert "qala releases publish" in str(refused.value) and "--no-save" in str(refused.value)
+    with pytest.raises(ConflictError), hand_context.database.transaction() as session:
+        services.save_outcome(session, preview)  # the store's own guard, past build_rating
+    with hand_context.database.session() as session:
+        assert session.scalars(select(RatingRun)).all() == []
+
+
 def test_illustrative_values_make_an_illustrative_rating(context: Context) -> None:
     frame = hand_values()
     import_frame(context.database, frame, file="test:sample", illustrative=True)
@@ -177,9 +222,16 @@ def test_illustrative_values_make_an_illustrative_rating(context: Context) -> No
     )
     assert outcome.illustrative
     assert outcome.warnings[0].startswith("ILLUSTRATIVE: 100%")
+    # Stored without a release, and labelled so: illustrative sample values, no release.
+    assert outcome.warnings[0].endswith("; not a published release")
     with context.database.session() as session:
         (summary,) = services.list_runs(session)
         assert summary.illustrative and summary.illustrative_share == pytest.approx(1.0)
+        assert summary.release is None and summary.source == {
+            "kind": "illustrative",
+            "release": None,
+            "note": "illustrative sample values, not a published release",
+        }
 
 
 def test_latest_year_skips_a_year_with_too_few_values(context: Context) -> None:
@@ -200,6 +252,7 @@ def test_api_reads_publicly_and_builds_for_analysts(sqlite_url: str) -> None:
     settings = Settings(database_url=sqlite_url, secret_key="t")
     ctx = Context.from_settings(settings)
     import_frame(ctx.database, hand_values(), file="test:hand")
+    number = publish_hand(ctx.database)
     with ctx.database.transaction() as session:
         services.save_spec(session, HAND_SPEC, name="hand")
         token = issue_token(
@@ -208,15 +261,28 @@ def test_api_reads_publicly_and_builds_for_analysts(sqlite_url: str) -> None:
         )
     client = TestClient(create_app(settings))
     assert client.post("/api/v1/rating/runs", json={"spec": "hand"}).status_code == 401
+    # Live values that are neither published nor illustrative: refused, nothing stored.
+    live = client.post(
+        "/api/v1/rating/runs",
+        json={"spec": "hand", "replications": 0},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert live.status_code == 409, live.text
+    assert "qala releases publish" in live.text
+    assert client.get("/api/v1/rating/runs").json() == []
     built = client.post(
         "/api/v1/rating/runs",
-        json={"spec": "hand", "replications": 20},
+        json={"spec": "hand", "replications": 20, "release": number},
         headers={"Authorization": f"Bearer {token}"},
     )
     assert built.status_code == 201, built.text
     run_id = built.json()["run_id"]
     shown = client.get(f"/api/v1/rating/runs/{run_id}", params={"kind": "single_industry"}).json()
     assert [e["place"] for e in shown["entries"]] == ["arkalyk", "aksu"]
+    # The run's answer names the release it read: number, publication date, data package.
+    assert shown["release"] == number
+    assert shown["source"]["kind"] == "release" and shown["source"]["published_at"]
+    assert shown["source"]["datapackage"] == f"/api/v1/releases/{number}/datapackage.json"
     latest = client.get("/api/v1/rating/latest", params={"name": "hand"}).json()
     assert latest["id"] == run_id and latest["entries"][0]["place"] == "pavlodar"
     history = client.get("/api/v1/rating/places/pavlodar", params={"name": "hand"}).json()
@@ -232,6 +298,7 @@ def hand_spec_on_store(sqlite_url: str, tmp_path: Path, monkeypatch: pytest.Monk
 
     ctx = Context.from_settings(Settings(database_url=sqlite_url))
     import_frame(ctx.database, hand_values(), file="test:hand")
+    assert publish_hand(ctx.database) == 1
     spec = tmp_path / "hand.yaml"
     spec.write_text(HAND_SPEC, encoding="utf-8")
     monkeypatch.setenv("QALA_DATABASE_URL", sqlite_url)
@@ -245,7 +312,11 @@ def test_index_build_store_mode_and_file_mode_guard(
 
     spec = hand_spec_on_store
     runner = CliRunner()
-    result = runner.invoke(app, ["index", "build", str(spec), "--json", "-n", "20"])
+    refused = runner.invoke(app, ["index", "build", str(spec), "--json", "-n", "20"])
+    assert refused.exit_code != 0 and "qala releases publish" in refused.output
+    result = runner.invoke(
+        app, ["index", "build", str(spec), "--json", "-n", "20", "--release", "1"]
+    )
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout)
     assert payload["ranks"]["pavlodar"]["chourabi2012"] == 1

@@ -49,10 +49,18 @@ def official_context(official_db: str, tmp_path: Path) -> Context:
 
 
 def test_regional_rating_ranks_the_twenty_places_on_official_values(official_context) -> None:
+    from qala.components.catalog.calls import list_releases
+
     outcome, comparison = build_regional(official_context.database, replications=0)
     ranking = outcome.ranking()
     assert outcome.year == 2022 and len(ranking) == 20
     assert outcome.table.illustrative_share == 0
+    # It read the official statistics' 2022 release (official values: the spec reads no other)
+    # and the stored run names it.
+    with official_context.database.session() as session:
+        (release,) = [r for r in list_releases(session) if r["year"] == 2022]
+    assert outcome.release == release["id"] and outcome.run_id is not None
+    assert outcome.source is not None and outcome.source["kind"] == "release"
     assert sorted(outcome.table.data.columns[2:9]) == [
         "iso37120.11.1",
         "iso37120.5.1",
@@ -87,6 +95,13 @@ def test_regional_rating_ranks_the_twenty_places_on_official_values(official_con
     assert first["strongest_area"] == "kz_regional.education"
 
 
+def test_without_a_published_release_the_regional_rating_is_refused(context) -> None:
+    from qala.core.errors import NotFoundError
+
+    with pytest.raises(NotFoundError, match="no published release holds the kz_regional"):
+        build_regional(context.database, replications=0)
+
+
 def test_comparison_on_hand_made_rankings() -> None:
     reference = pd.DataFrame({"rank": [1, 2, 3, 4]}, index=["a", "b", "c", "d"])
     reversed_ = compare_ranks(pd.Series({"a": 4, "b": 3, "c": 2, "d": 1}), reference=reference)
@@ -119,6 +134,7 @@ def test_command_and_rating_page(official_context, monkeypatch: pytest.MonkeyPat
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
     assert report["replications"] == 20 and report["illustrative"] is False
+    assert report["release"] is not None and report["source"]["kind"] == "release"
     assert round(report["comparison"]["spearman"], 3) == 0.188
 
     client = TestClient(create_app(official_context.settings, context=official_context))
@@ -132,6 +148,10 @@ def test_command_and_rating_page(official_context, monkeypatch: pytest.MonkeyPat
         section = html[html.index('id="regional-official"') :]
         assert "0.19" in section[section.index('id="regional-correlation"') :][:400]
         assert "BNS labour statistics: unemployment rate by region" in section
+        # The run names the release it read, with its data package.
+        shown = section[section.index('id="regional-source"') :][:400]
+        assert f'href="/api/v1/releases/{report["release"]}/datapackage.json"' in shown
+        assert f"{report['release']} " in shown
     # Published releases are downloadable from the page.
     from qala.components.catalog.calls import load_demo_release
 

@@ -128,3 +128,25 @@ def test_the_command_names_the_release(sqlite_url: str, tmp_path, monkeypatch) -
     assert shown.exit_code == 0, shown.output
     assert "PREVIEW (unpublished values of data call 1)" in shown.output
     assert "stored as run" not in shown.output
+
+
+def test_the_regional_rating_skips_a_newer_release_of_reported_values(context) -> None:
+    """A release of values the places reported covers every kz_regional indicator for the year,
+    but the regional rating reads official values only: that release is not one it builds on."""
+    from qala.components.catalog.calls import publish_import, release_covering
+    from qala.components.catalog.frameworks import load_catalogue
+
+    indicators = load_catalogue().framework("kz_regional").indicator_ids()
+    frame = pd.DataFrame(
+        {
+            "place": [p for p in CITIES for _ in indicators],
+            "indicator": indicators * len(CITIES),
+            "value": 1.0,
+            "evidence": "akimat report",
+        }
+    )
+    with context.database.transaction() as session:
+        reported = publish_import(session, frame, year=2024, title="cities 2024", actor="team")
+        assert reported is not None
+        assert release_covering(session, indicators, 2024) == reported
+        assert release_covering(session, indicators, 2024, official=True) is None

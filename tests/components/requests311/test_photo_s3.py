@@ -326,3 +326,34 @@ def test_a_storage_failing_midway_leaves_none_of_the_reports_files(tmp_path: Pat
         write_files(DiskPhotoStore(root), prepared)
     assert failed.value.message is not None
     assert sorted(p for p in root.rglob("*") if p.is_file()) == [blocked]
+
+
+def test_the_sweep_lists_the_bucket_page_by_page_and_removes_orphans(
+    endpoint: str, sqlite_url: str
+) -> None:
+    """The bucket is listed in pages (S3 answers 1,000 keys at most, and a prefix shared with
+    other data is left alone); files no photo row names go once past the grace period."""
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import create_engine
+    from sqlalchemy.orm import Session
+
+    from qala.components.requests311.photos import sweep_orphans
+
+    bucket = new_bucket(endpoint)
+    store = store_for(s3_settings(endpoint, bucket))
+    names = [f"{i:024d}.jpg" for i in range(1_005)]
+    client = s3_client(endpoint)
+    for name in names:
+        client.put_object(Bucket=bucket, Key=f"{PREFIX}requests311/{name}", Body=b"x")
+    client.put_object(Bucket=bucket, Key=f"{PREFIX}other/{names[0]}", Body=b"not ours")
+    assert sorted(n for n, _ in store.listing()) == names
+    now = datetime.now(UTC)
+    engine = create_engine(sqlite_url)  # a store where no report has a photo
+    with Session(engine) as session:
+        assert sweep_orphans(session, store, now=now).kept_recent == 1_005
+        swept = sweep_orphans(session, store, now=now + timedelta(hours=2))
+    engine.dispose()
+    assert swept.removed == 1_005
+    assert list(store.listing()) == []
+    assert client.head_object(Bucket=bucket, Key=f"{PREFIX}other/{names[0]}")

@@ -4,7 +4,10 @@ and served over Open311, and hidden by operators (SQLite and PostgreSQL)."""
 from __future__ import annotations
 
 import io
+import json
+import os
 import struct
+import time
 import zlib
 from pathlib import Path
 
@@ -299,3 +302,46 @@ def test_a_hidden_photo_is_gone_for_the_public_and_kept_for_its_operators(
             select(AuditEntry.action).where(AuditEntry.request_id == request_id)
         ).all()
     assert "photo_hidden" in actions
+
+
+def test_the_sweep_removes_only_old_files_no_report_names(
+    live_city: tuple[City, LiveServer], media: Path
+) -> None:
+    """A server stopped between writing a report's files and committing (or refusing) it
+    leaves files nobody names; the sweep removes those once they are older than the grace
+    period, and never a stored report's photo or a file whose report may still be saving."""
+    from datetime import UTC, datetime, timedelta
+
+    from typer.testing import CliRunner
+
+    from qala.cli.main import app
+    from qala.components.requests311.photos import sweep_orphans
+
+    city, live = live_city
+    assert post(live, [("media", ("a.jpg", jpeg_with_gps(), "image/jpeg"))]).status_code == 200
+    store = city.context.extras[STORE_KEY]
+    orphan, fresh = "O" * 24 + ".jpg", "F" * 24 + ".thumb.jpg"
+    store.put(orphan, b"left by a crash")
+    store.put(fresh, b"a report still saving")
+    old = time.time() - 2 * 3600
+    os.utime(next(p for p in stored_files(media) if p.name == orphan), (old, old))
+    now = datetime.now(UTC)
+    with city.context.database.session() as session:
+        dry = sweep_orphans(session, store, now=now, dry_run=True)
+        assert (dry.orphans, dry.removed, dry.kept_recent) == ([orphan], 0, 1)
+        assert len(stored_files(media)) == 4
+        done = sweep_orphans(session, store, now=now, grace=timedelta(hours=1))
+    assert (done.orphans, done.removed) == ([orphan], 1)
+    names = sorted(p.name for p in stored_files(media))
+    assert orphan not in names and fresh in names and len(names) == 3
+    later = CliRunner().invoke(
+        app,
+        ["requests", "photos-sweep", "--older-than-hours", "0.05", "--json"],
+        env={"QALA_DATABASE_URL": city.context.settings.database_url, "QALA_MEDIA_DIR": str(media)},
+    )
+    assert later.exit_code == 0, later.output
+    assert json.loads(later.stdout[later.stdout.index("{") :])["kept_recent"] == 1
+    with city.context.database.session() as session:
+        gone = sweep_orphans(session, store, now=now + timedelta(hours=2))
+    assert gone.orphans == [fresh]
+    assert len(stored_files(media)) == 2  # the report's photo and its thumbnail

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from qala.components.accounts import throttle
 from qala.components.accounts.models import ROLES, AccountSession, ApiToken, User
+from qala.components.accounts.scope import StaffScope
 from qala.core.clock import utc_now
 from qala.core.errors import ConflictError, NotFoundError, PermissionDeniedError, ValidationError
 from qala.core.messages import msg
@@ -224,6 +225,25 @@ def get_user(session: Session, username: str) -> User:
     user = session.scalar(select(User).where(User.username == username.strip().lower()))
     if user is None:
         raise NotFoundError(f"no user `{username}`")
+    return user
+
+
+def acting_account(session: Session, username: str, *roles: str, national: bool = False) -> User:
+    """The account a command-line action is taken as (``--as``), held to the same rules as the
+    API holds a signed-in caller: it exists and is active, has one of ``roles`` (administrators
+    always) and, when ``national``, works for the whole country. The audit trail then names a
+    real account, never free text."""
+    user = get_user(session, username)
+    if not user.active:
+        raise PermissionDeniedError(f"the account `{user.username}` is disabled")
+    if roles and user.role not in roles and user.role != "administrator":
+        raise PermissionDeniedError(
+            f"`{user.username}` is a {user.role}; this needs the role {' or '.join(roles)}"
+        )
+    if national and not StaffScope.of(user).national:
+        raise PermissionDeniedError(
+            f"national staff only; `{user.username}` works for {user.place}"
+        )
     return user
 
 

@@ -34,7 +34,7 @@ def _seed(context: Context) -> None:
 
 def _demo(context: Context) -> str:
     from qala.components.catalog.air import load_air_quality
-    from qala.components.catalog.calls import load_demo_release
+    from qala.components.catalog.calls import load_demo_open_call, load_demo_release
     from qala.components.catalog.official import load_official
     from qala.components.catalog.sample import DEMO_YEARS, load_sample_data
 
@@ -46,10 +46,12 @@ def _demo(context: Context) -> str:
     # AirData.kz is non-commercial: never shipped, read only where QALA_SHARED_DATA points.
     air = load_air_quality(context.database, context.settings.shared_data)
     release = load_demo_release(context.database)
+    open_call = load_demo_open_call(context.database, context.clock().date())
     return (
         f"{report.rows_written} illustrative indicator values for "
         f"{DEMO_YEARS.start}–{DEMO_YEARS.stop - 1}; {official.summary()}; {air.summary()}; "
-        f"published release {release} of a demo data call"
+        f"published release {release} of a demo data call; data call {open_call} open for "
+        "the demo submitter"
     )
 
 

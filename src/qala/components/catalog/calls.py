@@ -151,14 +151,22 @@ def submit_values(
     actor: str,
     scope_place: str | None,
     file: str = "submission",
+    official: bool = False,
 ) -> Submission:
     """Submit values to a call; all or nothing.
 
     ``scope_place`` is the one place the submitter answers for (None: a reviewer entering values
     on a place's behalf). A row for another place is refused (``PermissionDeniedError``), as is a
-    place or indicator the call does not ask for, or a value already accepted."""
+    place or indicator the call does not ask for, or a value already accepted. ``official``: the
+    values are official statistics as their publisher printed them (the official import); a
+    place's submitter cannot submit official values."""
     call = get_call(session, call_id)
-    frame = frame.copy()
+    if official and scope_place is not None:
+        raise PermissionDeniedError(
+            f"{actor} answers for {scope_place}: a place reports values, it cannot submit "
+            "official statistics"
+        )
+    frame = frame.reset_index(drop=True)  # rows are numbered from the frame's order
     frame.columns = [str(c).strip().lower() for c in frame.columns]
     frame["place"] = frame["place"].astype(str).str.strip().str.lower()
     rows = pd.Series(range(2, len(frame) + 2))
@@ -214,32 +222,39 @@ def submit_values(
     evidence = dict(zip(rows, frame.get("evidence", pd.Series([None] * len(frame))), strict=True))
     flags: dict[tuple[str, str], list[dict[str, Any]]] = {}
     written = 0
+    existing = {
+        (row.place_id, row.indicator_id): row
+        for row in session.scalars(select(CallValue).where(CallValue.call_id == call.id))
+    }
+    neighbours = _Neighbours(session, list(result.values["indicator_id"]), call.year)
     for record in result.values.itertuples(index=False):
         place = str(frame.loc[int(record.source_row) - 2, "place"])
-        stored = session.scalar(
-            select(CallValue).where(
-                CallValue.call_id == call.id,
-                CallValue.place_id == int(record.place_id),
-                CallValue.indicator_id == str(record.indicator_id),
-            )
-        )
+        stored = existing.get((int(record.place_id), str(record.indicator_id)))
         if stored is not None and stored.status == "accepted":
             raise ConflictError(
                 f"{place} {record.indicator_id}: the value is accepted already; ask the reviewer "
                 "to return it before changing it"
             ).with_message(msg("call.refused_accepted", place=place, indicator=record.indicator_id))
         found = plausibility_flags(
-            session, int(record.place_id), str(record.indicator_id), call.year, float(record.value)
+            session,
+            int(record.place_id),
+            str(record.indicator_id),
+            call.year,
+            float(record.value),
+            neighbours=neighbours,
         )
         row = stored or CallValue(
             call_id=call.id, place_id=int(record.place_id), indicator_id=str(record.indicator_id)
         )
+        existing[(int(record.place_id), str(record.indicator_id))] = row
+        neighbours.submitted[(int(record.place_id), str(record.indicator_id))] = float(record.value)
         row.value = float(record.value)
         given = evidence.get(int(record.source_row))
         row.evidence = None if given is None or pd.isna(given) else str(given)
         row.note = None if record.note is None or pd.isna(record.note) else str(record.note)
         row.flags = found
         row.status = "submitted"
+        row.official = official
         row.submitted_by = actor
         row.submitted_at = utcnow()
         session.add(row)
@@ -269,16 +284,69 @@ def _flag(code: str, text: str, **params: float | str) -> dict[str, Any]:
     return {"code": code, "text": text, **params}
 
 
+class _Neighbours:
+    """What the plausibility checks compare a value with, read once per submission: the stored
+    values of the submitted indicators in the call's year and the year before, and the places'
+    levels and parents."""
+
+    def __init__(self, session: Session, indicators: list[str], year: int) -> None:
+        self.year = year
+        self.places = {
+            id_: (level, parent)
+            for id_, level, parent in session.execute(
+                select(Place.id, Place.level, Place.parent_id)
+            )
+        }
+        self.values: dict[tuple[int, str, int], float] = {}
+        self.peers: dict[tuple[str, str], list[tuple[int, float]]] = {}
+        for place_id, indicator, value_year, value in session.execute(
+            select(
+                IndicatorValue.place_id,
+                IndicatorValue.indicator_id,
+                IndicatorValue.year,
+                IndicatorValue.value,
+            ).where(
+                IndicatorValue.indicator_id.in_(sorted(set(indicators))),
+                IndicatorValue.year.in_([year, year - 1]),
+            )
+        ):
+            self.values[(place_id, indicator, value_year)] = value
+            level = self.places[place_id][0]
+            self.peers.setdefault((indicator, level), []).append((place_id, value))
+        self.submitted: dict[tuple[int, str], float] = {}
+        """The newest value submitted to a call of the year (not returned), per place and
+        indicator: a parent's value the store does not hold yet."""
+        for place_id, indicator, value in session.execute(
+            select(CallValue.place_id, CallValue.indicator_id, CallValue.value)
+            .join(DataCall, DataCall.id == CallValue.call_id)
+            .where(
+                CallValue.indicator_id.in_(sorted(set(indicators))),
+                DataCall.year == year,
+                CallValue.status != "returned",
+            )
+            .order_by(CallValue.submitted_at)
+        ):
+            self.submitted[(place_id, indicator)] = value
+
+
 def plausibility_flags(
-    session: Session, place_id: int, indicator: str, year: int, value: float
+    session: Session,
+    place_id: int,
+    indicator: str,
+    year: int,
+    value: float,
+    *,
+    neighbours: _Neighbours | None = None,
 ) -> list[dict[str, Any]]:
     """Warnings a reviewer should look at (never a refusal): a jump from the place's previous
     year, a value far outside the other places of the same level, a part above its whole."""
-    place = session.get(Place, place_id)
-    if place is None:
+    if neighbours is None or neighbours.year != year:
+        neighbours = _Neighbours(session, [indicator], year)
+    if place_id not in neighbours.places:
         raise NotFoundError(f"no place {place_id}")
+    level, parent_id = neighbours.places[place_id]
     found = []
-    previous = _stored_value(session, place_id, indicator, year - 1)
+    previous = neighbours.values.get((place_id, indicator, year - 1))
     if previous:
         change = (value - previous) / abs(previous)
         if abs(change) > JUMP_THRESHOLD:
@@ -290,19 +358,7 @@ def plausibility_flags(
                     previous=previous,
                 )
             )
-    others = [
-        v
-        for (v,) in session.execute(
-            select(IndicatorValue.value)
-            .join(Place, Place.id == IndicatorValue.place_id)
-            .where(
-                IndicatorValue.indicator_id == indicator,
-                IndicatorValue.year.in_([year, year - 1]),
-                IndicatorValue.place_id != place_id,
-                Place.level == place.level,
-            )
-        )
-    ]
+    others = [v for p, v in neighbours.peers.get((indicator, level), []) if p != place_id]
     if len(others) >= 3:
         low, high = min(others), max(others)
         if value > SPREAD_FACTOR * high or (low > 0 and value < low / SPREAD_FACTOR):
@@ -315,24 +371,13 @@ def plausibility_flags(
                 )
             )
     unit = load_catalogue().indicators[indicator].unit
-    if place.parent_id is not None and unit in ADDITIVE_UNITS:
-        whole = _stored_value(session, place.parent_id, indicator, year)
+    if parent_id is not None and unit in ADDITIVE_UNITS:
+        whole = neighbours.values.get((parent_id, indicator, year))
         if whole is None:
-            whole = session.scalar(
-                select(CallValue.value)
-                .join(DataCall, DataCall.id == CallValue.call_id)
-                .where(
-                    CallValue.place_id == place.parent_id,
-                    CallValue.indicator_id == indicator,
-                    DataCall.year == year,
-                    CallValue.status != "returned",
-                )
-                .order_by(CallValue.submitted_at.desc())
-                .limit(1)
-            )
+            whole = neighbours.submitted.get((parent_id, indicator))
         if whole and value > whole:
-            parent = session.get(Place, place.parent_id)
-            code = parent.code if parent else str(place.parent_id)
+            parent = session.get(Place, parent_id)
+            code = parent.code if parent else str(parent_id)
             found.append(
                 _flag(
                     "share",
@@ -346,16 +391,6 @@ def plausibility_flags(
     return found
 
 
-def _stored_value(session: Session, place_id: int, indicator: str, year: int) -> float | None:
-    return session.scalar(
-        select(IndicatorValue.value).where(
-            IndicatorValue.place_id == place_id,
-            IndicatorValue.indicator_id == indicator,
-            IndicatorValue.year == year,
-        )
-    )
-
-
 def review(
     session: Session,
     call_id: int,
@@ -367,6 +402,22 @@ def review(
     reason: str | None = None,
 ) -> CallValue:
     """Accept a submitted value, or return it with a reason."""
+    return review_many(
+        session, call_id, [(place, indicator)], decision, actor=actor, reason=reason
+    )[0]
+
+
+def review_many(
+    session: Session,
+    call_id: int,
+    values: list[tuple[str, str]],
+    decision: str,
+    *,
+    actor: str,
+    reason: str | None = None,
+) -> list[CallValue]:
+    """The same decision (and reason) on several (place, indicator) values of a call, each one
+    audited as its own review; all or nothing."""
     if decision not in DECISIONS:
         raise ValidationError.single(
             f"decision must be one of {', '.join(DECISIONS)}",
@@ -381,16 +432,31 @@ def review(
             message=msg("call.refused_return_reason"),
         )
     call = get_call(session, call_id)
-    row = _call_value(session, call, place, indicator)
-    row.status = "accepted" if decision == "accept" else "returned"
-    row.review_reason = reason
-    if decision == "return":
-        row.answer = None
-    row.reviewed_by = actor
-    row.reviewed_at = utcnow()
-    _log(session, call, decision, actor, place=place, indicator=indicator, reason=reason)
+    stored = (
+        {
+            (code, row.indicator_id): row
+            for row, code in session.execute(
+                select(CallValue, Place.code)
+                .join(Place, Place.id == CallValue.place_id)
+                .where(CallValue.call_id == call.id)
+            )
+        }
+        if len(values) > 1
+        else {}
+    )
+    rows = []
+    for place, indicator in values:
+        row = stored.get((place, indicator)) or _call_value(session, call, place, indicator)
+        row.status = "accepted" if decision == "accept" else "returned"
+        row.review_reason = reason
+        if decision == "return":
+            row.answer = None
+        row.reviewed_by = actor
+        row.reviewed_at = utcnow()
+        _log(session, call, decision, actor, place=place, indicator=indicator, reason=reason)
+        rows.append(row)
     session.flush()
-    return row
+    return rows
 
 
 def answer_return(
@@ -461,7 +527,8 @@ def _call_value(session: Session, call: DataCall, place: str, indicator: str) ->
 def list_calls(
     session: Session, *, place: str | None = None, today: date | None = None
 ) -> list[dict[str, Any]]:
-    """Every call, newest first (``place``: only those that ask it), with its latest release."""
+    """Every call, newest first (``place``: only those that ask it), with its latest release
+    (``official``: answered with official statistics, by the official import)."""
     today = today or date.today()
     latest = {
         call_id: number
@@ -469,6 +536,9 @@ def list_calls(
             select(Release.call_id, func.max(Release.number)).group_by(Release.call_id)
         )
     }
+    official = set(
+        session.scalars(select(CallValue.call_id).where(CallValue.official.is_(True)).distinct())
+    )
     calls = session.scalars(select(DataCall).order_by(DataCall.year.desc(), DataCall.id.desc()))
     return [
         {
@@ -480,6 +550,7 @@ def list_calls(
             "places": list(call.places),
             "indicators": list(call.indicators),
             "release": latest.get(call.id),
+            "official": call.id in official,
         }
         for call in calls
         if place is None or place in call.places
@@ -642,12 +713,16 @@ def publish(
         values=len(values),
         incomplete_reason=incomplete_reason,
     )
-    _write_to_store(session, release, values)
+    # Official values are in the store already, as their import wrote them (with their series);
+    # the values the places reported land there as reported values naming the release.
+    _write_to_store(session, release, [v for v in values if not v["official"]])
     session.flush()
     return release
 
 
 def _write_to_store(session: Session, release: Release, values: list[dict[str, Any]]) -> None:
+    if not values:
+        return
     place_ids = {code: id_ for id_, code in session.execute(select(Place.id, Place.code))}
     frame = pd.DataFrame(
         {
@@ -756,6 +831,7 @@ def release_values(session: Session, release_id: int) -> list[dict[str, Any]]:
             "evidence": r.evidence,
             "submitted_by": r.submitted_by,
             "approved_by": r.approved_by,
+            "official": r.official,
         }
         for r in rows
     ]
@@ -765,6 +841,26 @@ def release_diff(session: Session, first: int, second: int) -> dict[str, Any]:
     """What changed between two releases (by number)."""
     a, b = get_release(session, first), get_release(session, second)
     return _changelog(release_values(session, a.id), release_values(session, b.id), a)
+
+
+def release_covering(
+    session: Session, indicators: list[str], year: int, *, official: bool = False
+) -> Release | None:
+    """The newest published release of ``year`` that holds values of every one of
+    ``indicators`` (``official``: official values of every one) — what a rating of those
+    indicators builds on; None when no release does."""
+    wanted = set(indicators)
+    releases = session.scalars(
+        select(Release).where(Release.year == year).order_by(Release.number.desc())
+    )
+    for release in releases:
+        query = select(ReleaseValue.indicator_id).where(ReleaseValue.release_id == release.id)
+        if official:
+            query = query.where(ReleaseValue.official.is_(True))
+        held = set(session.scalars(query.distinct()))
+        if wanted <= held:
+            return release
+    return None
 
 
 def release_frame(session: Session, number: int) -> pd.DataFrame:
@@ -791,6 +887,127 @@ def draft_frame(session: Session, call_id: int) -> pd.DataFrame:
     return _long(rows, source=f"DRAFT: data call {call.id}, not published")
 
 
+def publish_import(
+    session: Session,
+    frame: pd.DataFrame,
+    *,
+    year: int,
+    title: str,
+    actor: str,
+    official: bool = False,
+    file: str = "import",
+) -> Release | None:
+    """Publish the values an import brings for ``year`` through a data call of their own.
+
+    ``frame`` has the columns place, indicator, value and evidence (the table the value is
+    printed in). The call titled ``title`` for the year is opened on the first import (asking the
+    places and indicators the import brings; later imports add theirs); the import answers it as
+    a national submitter (``official``: as official statistics) and ``actor`` accepts what it
+    submitted. Only what changed goes through the cycle again: a new or changed value is
+    submitted and accepted (a changed one returned first, with the reason), a value the import no
+    longer brings is returned. Then the accepted values are published, with the count of asked
+    pairs the source has no value for as the reason of an incomplete release, and the release's
+    changelog tells what changed.
+
+    Returns the new release, or None when nothing changed since the call's last release (an
+    import of the same values publishes nothing and leaves that release as it was)."""
+    frame = frame.copy()
+    frame["place"] = frame["place"].astype(str)
+    call = session.scalar(select(DataCall).where(DataCall.title == title, DataCall.year == year))
+    places = list(dict.fromkeys(frame["place"]))
+    indicators = list(dict.fromkeys(frame["indicator"]))
+    if call is None:
+        call = open_call(
+            session,
+            year=year,
+            indicators=indicators,
+            places=places,
+            deadline=date(year + 1, 12, 31),
+            actor=actor,
+            title=title,
+        )
+    else:
+        more_places = [p for p in places if p not in call.places]
+        more_indicators = [i for i in indicators if i not in call.indicators]
+        if more_places or more_indicators:
+            call.places = [*call.places, *more_places]
+            call.indicators = [*call.indicators, *more_indicators]
+            _log(
+                session,
+                call,
+                "extend",
+                actor,
+                places=more_places,
+                indicators=more_indicators,
+            )
+    stored = {
+        (code, row.indicator_id): row
+        for row, code in session.execute(
+            select(CallValue, Place.code)
+            .join(Place, Place.id == CallValue.place_id)
+            .where(CallValue.call_id == call.id)
+        )
+    }
+    brought = {
+        (str(p), str(i)): float(v)
+        for p, i, v in zip(frame["place"], frame["indicator"], frame["value"], strict=True)
+    }
+    fresh = [
+        key
+        for key, value in brought.items()
+        if key not in stored
+        or stored[key].status != "accepted"
+        or stored[key].value != value
+        or stored[key].official != official
+    ]
+    gone = [key for key, row in stored.items() if key not in brought and row.status != "returned"]
+    for place, indicator in [k for k in fresh if k in stored and stored[k].status == "accepted"]:
+        review(
+            session,
+            call.id,
+            place,
+            indicator,
+            "return",
+            actor=actor,
+            reason=f"{file}: the source now prints {brought[(place, indicator)]:g}",
+        )
+    if gone:
+        review_many(
+            session,
+            call.id,
+            gone,
+            "return",
+            actor=actor,
+            reason=f"{file}: the source no longer prints this value",
+        )
+    if fresh:
+        wanted = set(fresh)
+        keys = zip(frame["place"], frame["indicator"], strict=True)
+        rows = frame[[key in wanted for key in keys]]
+        submit_values(
+            session,
+            call.id,
+            rows[["place", "indicator", "value", "evidence"]],
+            actor=actor,
+            scope_place=None,
+            file=file,
+            official=official,
+        )
+        review_many(session, call.id, fresh, "accept", actor=actor)
+    released = session.scalar(select(Release.id).where(Release.call_id == call.id).limit(1))
+    if released is not None and not fresh and not gone:
+        return None
+    asked = len(call.places) * len(call.indicators)
+    missing = asked - (len(brought))
+    reason = (
+        f"{file}: the source prints no value for {missing} of the {asked} place and indicator "
+        "pairs the call asks"
+        if missing
+        else None
+    )
+    return publish(session, call.id, actor=actor, incomplete_reason=reason)
+
+
 def _value_record(call: DataCall, row: CallValue, code: str, catalogue: Any) -> dict[str, Any]:
     """A call's value as a release (or draft) holds it, in the catalogue's unit."""
     return {
@@ -800,6 +1017,7 @@ def _value_record(call: DataCall, row: CallValue, code: str, catalogue: Any) -> 
         "value": row.value,
         "unit": catalogue.indicators[row.indicator_id].unit,
         "evidence": row.evidence,
+        "official": bool(row.official),
     }
 
 
@@ -813,8 +1031,10 @@ def _long(rows: list[dict[str, Any]], *, source: str) -> pd.DataFrame:
             "unit": [r["unit"] for r in rows],
             "source": source,
             "note": [r["evidence"] for r in rows],
+            # A release holds no generated value: the official import's values stay official,
+            # the places' reported values are neither.
             "illustrative": False,
-            "official": False,
+            "official": [bool(r.get("official", False)) for r in rows],
         },
         columns=EXPORT_COLUMNS,
     )
@@ -824,6 +1044,36 @@ def _long(rows: list[dict[str, Any]], *, source: str) -> pd.DataFrame:
 
 
 DEMO_CALL_TITLE = "Demo data call 2022 (values as published by BNS)"
+DEMO_OPEN_CALL_TITLE = "Demo data call for last year (open)"
+DEMO_OPEN_CALL_PLACES = ["astana", "almaty", "shymkent", "karaganda", "aktobe"]
+DEMO_OPEN_CALL_INDICATORS = [
+    "iso37122.10.2",
+    "kz_sc.education.schools_broadband_share",
+    "kz_sc.transport.vehicles_gps_share",
+    "kz_sc.city_management.open_datasets",
+]
+
+
+def load_demo_open_call(database: Any, today: date) -> int:
+    """The demo's open call: last year's values of four digital-service indicators of the
+    national rating, asked of five cities, due on 31 March. Nothing is submitted: the demo
+    ``submitter`` (Astana) answers it, the ``reviewer`` and ``publisher`` take it from there;
+    values the demo would make up would only be more generated numbers. Loading again adds
+    nothing. Returns the call's id."""
+    with database.transaction() as session:
+        existing = session.scalar(select(DataCall.id).where(DataCall.title == DEMO_OPEN_CALL_TITLE))
+        if existing is not None:
+            return int(existing)
+        call = open_call(
+            session,
+            year=today.year - 1,
+            indicators=DEMO_OPEN_CALL_INDICATORS,
+            places=DEMO_OPEN_CALL_PLACES,
+            deadline=date(today.year + (today.month > 3), 3, 31),
+            actor="demo: rating team",
+            title=DEMO_OPEN_CALL_TITLE,
+        )
+        return call.id
 
 
 def load_demo_release(database: Any) -> int | None:

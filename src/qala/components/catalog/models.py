@@ -146,6 +146,9 @@ class IndicatorValue(Base):
     __table_args__ = (
         UniqueConstraint("place_id", "indicator_id", "year"),
         Index("ix_indicator_value_indicator_year", "indicator_id", "year"),
+        # data_version() asks for the newest change on every cached page: without the index
+        # that is a scan of every value (27 ms of a 150 ms page budget at 92,000 values).
+        Index("ix_indicator_value_updated_at", "updated_at"),
         CheckConstraint("NOT (official AND illustrative)", name="official_or_illustrative"),
     )
 
@@ -235,6 +238,9 @@ class CallValue(Base):
     reviewed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     answer: Mapped[str | None] = mapped_column(Text)
     """The submitter's answer to the last return (cleared when the value is returned again)."""
+    official: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    """Submitted by the official-statistics import: the value as its publisher printed it (only
+    a national actor may submit official values; a place's submitter never does)."""
 
     __table_args__ = (UniqueConstraint("call_id", "place_id", "indicator_id"),)
 
@@ -286,6 +292,10 @@ class ReleaseValue(Base):
     evidence: Mapped[str | None] = mapped_column(Text)
     submitted_by: Mapped[str] = mapped_column(String(120))
     approved_by: Mapped[str] = mapped_column(String(120))
+    official: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    """An official statistic (published by BNS or the World Bank, or computed from such figures
+    only), released through the official-statistics import's call: a run on the release reads it
+    as official. Values a place reported are not."""
 
 
 @event.listens_for(Session, "before_flush")

@@ -38,6 +38,7 @@ from sqlalchemy.orm import Session
 from qala.components.catalog.frameworks import Catalogue, load_catalogue
 from qala.components.catalog.models import (
     ImportBatch,
+    IndicatorValue,
     OfficialPopulation,
     OfficialSeries,
     Place,
@@ -164,6 +165,9 @@ class OfficialLoadReport:
     files: list[FileReport]
     derived: dict[str, int] = field(default_factory=dict)
     derived_kept_out: Counter[str] = field(default_factory=Counter)
+    releases: dict[int, int | None] = field(default_factory=dict)
+    """Per year, the release that published the rating frameworks' official values (None: the
+    same values as the call's last release, nothing published)."""
 
     def file(self, dataset: str) -> FileReport:
         return next(f for f in self.files if f.dataset == dataset)
@@ -175,9 +179,12 @@ class OfficialLoadReport:
     def summary(self) -> str:
         values = sum(f.values_mapped for f in self.files) + sum(self.derived.values())
         figures = sum(f.population_figures for f in self.files)
+        published = [n for n in self.releases.values() if n is not None]
         return (
             f"{values} official indicator values and {figures} official population figures "
-            f"from {len(self.files)} files ({len(self.problems)} rows reported)"
+            f"from {len(self.files)} files ({len(self.problems)} rows reported); "
+            f"{len(published)} new release(s) of the values the ratings read"
+            + (f" ({', '.join(map(str, published))})" if published else " (none changed)")
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -185,6 +192,7 @@ class OfficialLoadReport:
             "files": [f.as_dict() for f in self.files],
             "derived": self.derived,
             "derived_kept_out": dict(self.derived_kept_out),
+            "releases": {str(year): number for year, number in self.releases.items()},
         }
 
 
@@ -457,7 +465,52 @@ def load_official(
         session.flush()
         apply_official_populations(session)
         _derive(session, report, sources, catalogue, place_ids, accepted, series_ids)
+        _publish(session, report, catalogue)
     return report
+
+
+RELEASE_TITLE = "Official statistics {year}: the values the ratings read (BNS, World Bank)"
+
+
+def _publish(session: Session, report: OfficialLoadReport, catalogue: Catalogue) -> None:
+    """Publish, per year, the official values of every rating framework's indicators as a
+    release of the data call (``calls.publish_import``): the import answers the call as official
+    statistics, the evidence names the publisher's table, and only a change since the last
+    release of that year's call publishes a new release (with its changelog)."""
+    from qala.components.catalog.calls import publish_import
+
+    indicators = sorted(
+        {
+            code
+            for framework in catalogue.frameworks.values()
+            if framework.purpose == "rating"
+            for code in framework.indicator_ids()
+        }
+    )
+    rows = session.execute(
+        select(
+            Place.code,
+            IndicatorValue.indicator_id,
+            IndicatorValue.year,
+            IndicatorValue.value,
+            IndicatorValue.source,
+        )
+        .join(Place, Place.id == IndicatorValue.place_id)
+        .where(IndicatorValue.official.is_(True), IndicatorValue.indicator_id.in_(indicators))
+        .order_by(IndicatorValue.year, Place.code, IndicatorValue.indicator_id)
+    ).all()
+    frame = pd.DataFrame(rows, columns=["place", "indicator", "year", "value", "evidence"])
+    for year, values in frame.groupby("year", sort=True):
+        release = publish_import(
+            session,
+            values.drop(columns="year"),
+            year=int(year),
+            title=RELEASE_TITLE.format(year=int(year)),
+            actor=LOADER,
+            official=True,
+            file="official statistics import",
+        )
+        report.releases[int(year)] = None if release is None else release.number
 
 
 def _load_dataset(

@@ -2,8 +2,8 @@
 
 ``release_files(session, number)`` returns every file of release ``number`` as bytes:
 
-- ``values.csv``: the release's values (place, indicator, year, value, unit, evidence, who
-  submitted and who approved), text cells that could start a spreadsheet formula (``=``, ``+``,
+- ``values.csv``: the release's values (place, indicator, year, value, unit, kind — official or
+  reported —, evidence, who submitted and who approved), text cells that could start a spreadsheet formula (``=``, ``+``,
   ``-``, ``@``, tab, carriage return) prefixed with an apostrophe;
 - ``changelog.csv``: what the release added, changed and removed against the call's previous one;
 - ``datapackage.json``: the Data Package (Frictionless v1 profile ``tabular-data-package``) with
@@ -57,6 +57,14 @@ VALUE_FIELDS: list[dict[str, Any]] = [
     {"name": "year", "type": "integer", "constraints": {"required": True}},
     {"name": "value", "type": "number", "constraints": {"required": True}},
     {"name": "unit", "type": "string", "description": "catalogue unit id"},
+    {
+        "name": "kind",
+        "type": "string",
+        "description": "official: a statistic as its publisher printed it (or computed from "
+        "such figures only), released by the official-statistics import; reported: submitted by "
+        "the place",
+        "constraints": {"required": True, "enum": ["official", "reported"]},
+    },
     {"name": "evidence", "type": "string", "description": "document reference or link"},
     {"name": "submitted_by", "type": "string"},
     {"name": "approved_by", "type": "string"},
@@ -117,6 +125,7 @@ def release_files(session: Session, number: int, *, base_url: str = "") -> dict[
             "year": v["year"],
             "value": v["value"],
             "unit": v["unit"],
+            "kind": "official" if v["official"] else "reported",
             "evidence": v["evidence"],
             "submitted_by": v["submitted_by"],
             "approved_by": v["approved_by"],

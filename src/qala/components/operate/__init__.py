@@ -18,10 +18,12 @@ def _api(context: Context) -> object:
     from fastapi import APIRouter
 
     from qala.components.operate.api import router as operator_router
+    from qala.components.operate.csources_api import router as csources_router
     from qala.components.operate.ngsi_api import router as ngsi_router
 
     router = APIRouter()
     router.include_router(ngsi_router)
+    router.include_router(csources_router)
     router.include_router(operator_router)
     return router
 

@@ -176,19 +176,23 @@ def link_requests_near(session: Session, incident: Incident, *, now: datetime) -
 
 
 def subscribe_to_citizen_requests(context: Context) -> None:
-    """Listen to ``requests311.*`` events on the bus (the requests component is never imported)."""
+    """Listen to ``requests311.created`` on the bus (the requests component is never imported).
+
+    The request is recorded and linked inside the transaction that stores it, with the
+    publisher's session (``EventBus.subscribe_in_transaction``): no second transaction and
+    pooled connection per citizen report, and the entity exists exactly when the request does.
+    """
     if context.extras.get("operate.linker_subscribed"):
         return
     context.extras["operate.linker_subscribed"] = True
 
-    def handle(event: Event) -> None:
+    def handle(session: Session, event: Event) -> None:
         payload = dict(event.payload)
         if not payload.get("id", payload.get("service_request_id")):
             return
-        with context.database.transaction() as session:
-            record_citizen_request(session, payload, now=context.clock())
+        record_citizen_request(session, payload, now=context.clock())
 
     # Only creation: a request's place and time never change afterwards, and status events
     # (acknowledged, closed…) carry no time of their own, so recording them would move the
-    # request's dateCreated to the moment of the status change — and cost a transaction each.
-    context.bus.subscribe(CREATED_EVENT, handle)
+    # request's dateCreated to the moment of the status change — and cost a statement each.
+    context.bus.subscribe_in_transaction(CREATED_EVENT, handle)

@@ -291,3 +291,41 @@ class DeviceCredential(Base):
     sensor: Mapped[str] = mapped_column(ForeignKey("operate_sensor.id"), primary_key=True)
     password_hash: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class CSourceRegistration(Base):
+    """An NGSI-LD context source registration (clause 5.2.9): which entities and attributes
+    another system (``endpoint``) provides; queries are forwarded to it (see ``csources``).
+
+    ``body`` is the registration as given, without ``@context``, which ``context`` keeps;
+    ``tenant`` is the ``NGSILD-Tenant`` it was made under (None: the default tenant).
+    """
+
+    __tablename__ = "operate_csource_registration"
+
+    id: Mapped[str] = mapped_column(String(256), primary_key=True)
+    body: Mapped[dict[str, Any]] = mapped_column(JSON)
+    context: Mapped[Any] = mapped_column(JSON, nullable=True)
+    endpoint: Mapped[str] = mapped_column(Text)
+    mode: Mapped[str] = mapped_column(String(16), default="inclusive")
+    tenant: Mapped[str | None] = mapped_column(String(80), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    modified_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class CSourceSubscription(Base):
+    """A subscription to context source registrations (clause 5.2.12 applied to registrations):
+    the same members and delivery record as ``Subscription``."""
+
+    __tablename__ = "operate_csource_subscription"
+
+    id: Mapped[str] = mapped_column(String(256), primary_key=True)
+    body: Mapped[dict[str, Any]] = mapped_column(JSON)
+    endpoint: Mapped[str] = mapped_column(Text)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    tenant: Mapped[str | None] = mapped_column(String(80), index=True)
+    times_sent: Mapped[int] = mapped_column(Integer, default=0)
+    last_notification: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_success: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_failure: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

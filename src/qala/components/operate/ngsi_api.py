@@ -26,7 +26,7 @@ from qala.components.accounts.deps import (
     require_roles,
 )
 from qala.components.accounts.models import User
-from qala.components.operate import broker
+from qala.components.operate import broker, csources
 from qala.components.operate.broker import BatchOutcome, HistoryWindow, Representation
 from qala.components.operate.entities import EntityQuery
 from qala.components.operate.linked import parse_join
@@ -115,6 +115,8 @@ TOLERATED_PARAMETERS = frozenset(
     }
 )
 GEO_JSON = "application/geo+json"
+FORWARDED_HEADERS = frozenset({"accept", "link", "ngsild-tenant"})
+"""Headers a distributed query passes on to the registered sources."""
 MEDIA_CHOICES = ("application/json", LD_JSON, GEO_JSON)
 GEO_ROUTES = frozenset({f"{PREFIX}/entities", f"{PREFIX}/entities/{{entity_id}}"})
 """Only entities are answered as GeoJSON (clause 6.3.4); elsewhere geo+json is 406."""
@@ -385,6 +387,12 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
     }
 }
 
+# Shared with the sibling NGSI-LD routers (csources_api).
+read_body = _body
+respond = _respond
+count_header = _count_header
+
+
 router = APIRouter(
     prefix=PREFIX, tags=["ngsi-ld"], route_class=NgsiRoute, responses=PROBLEM_RESPONSES
 )
@@ -454,7 +462,66 @@ def query(
     content, total = broker.query(
         context, spec, limit=limit, offset=offset, shown=shown, join=parse_join(join, joinLevel)
     )
-    return _respond(request, content, headers=_count_header(total, count))
+    headers = None
+    if not local:  # distributed query (clause 5.7.2): registered sources asked as well
+        content, total, headers = _federated(request, context, content, total, [spec], limit)
+    return _respond(
+        request, content, headers={**(headers or {}), **(_count_header(total, count) or {})}
+    )
+
+
+def _forwarded_request(request: Request) -> tuple[list[tuple[str, str]], dict[str, str]]:
+    """The query and the headers a registered source is asked with."""
+    headers = {k: v for k, v in request.headers.items() if k.lower() in FORWARDED_HEADERS}
+    return list(request.query_params.multi_items()), headers
+
+
+def _federated(
+    request: Request,
+    context: Context,
+    content: list[dict[str, Any]],
+    total: int,
+    specs: list[EntityQuery],
+    limit: int,
+    body: Any = None,
+) -> tuple[list[dict[str, Any]], int, dict[str, str] | None]:
+    params, headers = _forwarded_request(request)
+    content, total, warnings = csources.federated_query(
+        context,
+        content,
+        total,
+        params=params,
+        headers=headers,
+        types=[t for spec in specs for t in spec.types],
+        attrs=[a for spec in specs for a in spec.attrs],
+        limit=limit,
+        tenant=request.headers.get(TENANT_HEADER),
+        body=body,
+    )
+    return content, total, ({"NGSILD-Warning": ", ".join(warnings)} if warnings else None)
+
+
+def _federated_read(
+    request: Request, context: Context, entity_id: str, local: dict[str, Any] | NgsiError
+) -> tuple[dict[str, Any], dict[str, str] | None]:
+    """The entity completed by the registered sources; ``local`` is what this broker found
+    (or why it found nothing: raised when no source has the entity either)."""
+    if request.query_params.get("local") == "true":  # asked by another broker: no forwarding
+        if isinstance(local, NgsiError):
+            raise local
+        return local, None
+    params, headers = _forwarded_request(request)
+    found, warnings = csources.federated_read(
+        context,
+        entity_id,
+        None if isinstance(local, NgsiError) else local,
+        params=params,
+        headers=headers,
+        tenant=request.headers.get(TENANT_HEADER),
+    )
+    if found is None:
+        raise local if isinstance(local, NgsiError) else NgsiError("ResourceNotFound", entity_id)
+    return found, ({"NGSILD-Warning": ", ".join(warnings)} if warnings else None)
 
 
 @router.get("/entities/{entity_id}")
@@ -476,8 +543,19 @@ def read(
     shown = Representation.of(
         parse_options(options, format), Projection.of(attrs, pick, omit), lang, datasetId
     )
-    content, stored_context = broker.read(context, entity_id, shown, parse_join(join, joinLevel))
-    return _respond(request, content, context=stored_context)
+    content: dict[str, Any] | list[dict[str, Any]] | NgsiError
+    try:
+        content, stored_context = broker.read(
+            context, entity_id, shown, parse_join(join, joinLevel)
+        )
+    except NgsiError as exc:  # perhaps held by a registered source only
+        if exc.kind != "ResourceNotFound":
+            raise
+        content, stored_context = exc, None
+    if isinstance(content, list):  # join=flat: the entity and those it links to, held here
+        return _respond(request, content, context=stored_context)
+    found, headers = _federated_read(request, context, entity_id, content)
+    return _respond(request, found, context=stored_context, headers=headers)
 
 
 @router.delete("/entities/{entity_id}", status_code=204)
@@ -692,7 +770,14 @@ async def query_post(
         shown=shown,
         join=joined,
     )
-    return _respond(request, content, headers=_count_header(total, count))
+    headers = None
+    if not body.get("local"):  # distributed query: registered sources asked as well
+        content, total, headers = await run_in_threadpool(
+            _federated, request, context, content, total, specs, limit, body
+        )
+    return _respond(
+        request, content, headers={**(headers or {}), **(_count_header(total, count) or {})}
+    )
 
 
 @router.post("/entityOperations/delete", max_body_size=DATA_SET_BODY)

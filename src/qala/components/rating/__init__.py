@@ -32,7 +32,11 @@ def _demo(context: Context) -> str:
 
         save_spec(session, spec.text, name=spec.name)
     outcome = build_rating(context.database, spec, spec_name=spec.name, bus=context.bus)
-    flag = " (ILLUSTRATIVE: built on generated sample values)" if outcome.illustrative else ""
+    flag = (
+        " (ILLUSTRATIVE: built on generated sample values, not a published release)"
+        if outcome.illustrative
+        else f" (on published release {outcome.release})"
+    )
     runs = outcome.uncertainty.runs if outcome.uncertainty else 0
     # The regional rating reads official values only, loaded by the catalog's demo before this.
     from qala.components.rating.regional import build_regional
@@ -41,7 +45,8 @@ def _demo(context: Context) -> str:
     return (
         f"national rating {outcome.year}: {len(outcome.result.scores)} cities ranked with "
         f"{runs} Monte Carlo replications{flag}; regional rating on official statistics "
-        f"{regional.year}: {len(regional.result.scores)} places (Spearman's rho "
+        f"{regional.year} (published release {regional.release}): "
+        f"{len(regional.result.scores)} places (Spearman's rho "
         f"{comparison.spearman:.2f} against the volunteer ranking)"
     )
 

@@ -47,8 +47,8 @@ class BuildIn(BaseModel):
     )
 
 
-def _run_payload(run: Any, entries: list[services.EntryView]) -> dict[str, Any]:
-    summary = asdict(services.RunSummary.of(run))
+def _run_payload(session: Any, run: Any, entries: list[services.EntryView]) -> dict[str, Any]:
+    summary = asdict(services.RunSummary.of(run, session))
     return {
         **summary,
         "levels": run.levels,
@@ -131,7 +131,9 @@ def run(
 ) -> dict[str, Any]:
     with database.session() as session:
         row = services.get_run(session, run_id)
-        return _run_payload(row, services.run_entries(session, row, kind=kind, region=region))
+        return _run_payload(
+            session, row, services.run_entries(session, row, kind=kind, region=region)
+        )
 
 
 @router.get("/latest")
@@ -145,7 +147,9 @@ def latest(
     """The newest whole-country rating, filtered for display by kind and region."""
     with database.session() as session:
         row = services.latest_run(session, name=name, year=year)
-        return _run_payload(row, services.run_entries(session, row, kind=kind, region=region))
+        return _run_payload(
+            session, row, services.run_entries(session, row, kind=kind, region=region)
+        )
 
 
 @router.get("/places/{code}")

@@ -22,12 +22,15 @@ from sqlalchemy.orm import Session
 from qala.components.catalog.frameworks import load_catalogue
 from qala.components.rating.services import (
     RatingOutcome,
+    SpecFile,
     build_rating,
     latest_run,
     regional_spec,
     run_entries,
+    store_framework,
 )
 from qala.core.errors import NotFoundError
+from qala.core.messages import msg
 from qala.events import EventBus
 from qala.store.database import Database
 
@@ -144,11 +147,15 @@ def build_regional(
     progress: Any = None,
     bus: EventBus | None = None,
 ) -> tuple[RatingOutcome, RankComparison]:
-    """Build (and store) the regional rating on official values and compare it with the
-    reference ranking."""
+    """Build (and store) the regional rating on the newest published release that holds every
+    indicator of its framework for ``year`` (the official statistics' release, which
+    ``load_official`` publishes), naming it, and compare it with the reference ranking."""
+    spec = regional_spec()
+    release = regional_release(database, spec, year)
     outcome = build_rating(
         database,
-        regional_spec(),
+        spec,
+        release=release,
         year=year,
         replications=replications,
         save=save,
@@ -159,6 +166,24 @@ def build_regional(
     scores = outcome.result.scores
     areas = scores[[c for c in area_codes() if c in scores.columns]]
     return outcome, compare_ranks(ranking["rank"], areas)
+
+
+def regional_release(database: Database, spec: SpecFile, year: int) -> int:
+    """The number of the newest published release covering the spec's framework in ``year``."""
+    from qala.components.catalog.calls import release_covering
+
+    indicators = store_framework(spec.store.framework).indicators
+    with database.session() as session:
+        release = release_covering(session, indicators, year, official=spec.store.official_only)
+    if release is None:
+        raise NotFoundError(
+            f"no published release holds the {spec.store.framework} indicators for {year}; "
+            "load the official statistics (`qala data load-official`), which publishes them as "
+            "a release, or publish a data call asking them (`qala releases publish`)"
+        ).with_message(
+            msg("regional.refused_no_release", framework=spec.store.framework, year=year)
+        )
+    return release.number
 
 
 def area_codes() -> list[str]:

@@ -28,7 +28,8 @@ from qala.components.catalog.frameworks import load_catalogue
 from qala.components.catalog.models import Place
 from qala.components.catalog.services import population, single_industry_codes, values_frame
 from qala.components.rating.models import RatingEntry, RatingRun, RatingSpec
-from qala.core.errors import NotFoundError, Problem, ValidationError
+from qala.core.errors import ConflictError, NotFoundError, Problem, ValidationError
+from qala.core.messages import msg
 from qala.core.yamltext import load_yaml
 from qala.engines.index import (
     Framework,
@@ -377,6 +378,9 @@ class RatingOutcome:
     def illustrative(self) -> bool:
         return self.table.illustrative_share > 0
 
+    source: dict[str, Any] | None = None
+    """What the run read, as :func:`run_source` tells it (set by :func:`build_rating`)."""
+
     @property
     def year(self) -> int:
         return self.table.year
@@ -435,6 +439,7 @@ class RatingOutcome:
             "excluded": self.table.excluded,
             "run_id": self.run_id,
             "release": self.release,
+            "source": self.source,
             "preview": self.preview,
             "warnings": self.warnings,
         }
@@ -454,7 +459,8 @@ class RatingOutcome:
             out.insert(
                 0,
                 f"ILLUSTRATIVE: {self.table.illustrative_share:.0%} of the input values are "
-                "generated sample data, not official statistics; so is this rating",
+                "generated sample data, not official statistics; so is this rating"
+                + ("" if self.release is not None else "; not a published release"),
             )
         return out
 
@@ -519,6 +525,14 @@ def build_rating(
         table = store_table(
             session, spec_file.store, year=year, kind=kind, region=region, values=values
         )
+        source = run_source(
+            session,
+            release=release,
+            illustrative=table.illustrative_share > 0,
+            preview=draft_call,
+        )
+    if save:  # refused before the Monte Carlo, not after it
+        _must_name_a_release(spec_file.name, table.year, release, table.illustrative_share > 0)
     spec = spec_file.spec
     result = build_index(spec, table.data, table.framework)
     uncertainty = None
@@ -549,6 +563,7 @@ def build_rating(
         region=region,
         release=release,
         preview=draft_call,
+        source=source,
     )
     if save:
         with database.transaction() as session:
@@ -570,6 +585,52 @@ def build_rating(
     return outcome
 
 
+def run_source(
+    session: Session, *, release: int | None, illustrative: bool, preview: int | None = None
+) -> dict[str, Any]:
+    """What a run read, for the pages and the API: ``kind`` is ``release`` (with its number,
+    publication date and data package), ``preview`` (a call's drafts, never stored),
+    ``illustrative`` (the store's live values, generated sample values among them: not a
+    published release) or ``live`` (live values, from before runs had to name a release)."""
+    from qala.components.catalog.calls import get_release
+
+    if release is not None:
+        row = get_release(session, release)
+        return {
+            "kind": "release",
+            "release": release,
+            "published_at": row.published_at.isoformat(),
+            "published_by": row.published_by,
+            "datapackage": f"/api/v1/releases/{release}/datapackage.json",
+        }
+    if preview is not None:
+        return {"kind": "preview", "release": None, "call": preview}
+    if illustrative:
+        return {
+            "kind": "illustrative",
+            "release": None,
+            "note": "illustrative sample values, not a published release",
+        }
+    return {
+        "kind": "live",
+        "release": None,
+        "note": "the store's live values, not a published release",
+    }
+
+
+def _must_name_a_release(name: str, year: int, release: int | None, illustrative: bool) -> None:
+    """A stored run names the published release it read; only a run on illustrative sample
+    values (labelled so) is stored without one."""
+    if release is None and not illustrative:
+        raise ConflictError(
+            f"a stored rating run names the published release it read, and `{name}` for {year} "
+            "reads the store's live values, none of them illustrative: publish the values first "
+            "(a data call, `qala releases publish`; official statistics are published by "
+            "`qala data load-official`) and build on the release (`--release N`), or preview "
+            "without storing (`--no-save`)"
+        ).with_message(msg("rating.refused_unpublished", name=name, year=year))
+
+
 def _chosen_values(
     session: Session, release: int | None, draft_call: int | None
 ) -> pd.DataFrame | None:
@@ -584,7 +645,15 @@ def _chosen_values(
 
 
 def save_outcome(session: Session, outcome: RatingOutcome, *, spec_name: str | None = None) -> int:
-    """Store a built rating and its entries; returns the run id."""
+    """Store a built rating and its entries; returns the run id. A run that names no published
+    release is stored only when its inputs include illustrative values."""
+    if outcome.preview is not None:
+        raise ValidationError.single(
+            "a preview of unpublished values is never stored", column="draft_call"
+        )
+    _must_name_a_release(
+        outcome.spec_file.name, outcome.year, outcome.release, outcome.illustrative
+    )
     spec_row = None
     if spec_name is not None:
         spec_row = get_spec(session, spec_name)
@@ -616,10 +685,6 @@ def save_outcome(session: Session, outcome: RatingOutcome, *, spec_name: str | N
         levels={"codes": codes, "names": names},
         release=outcome.release,
     )
-    if outcome.preview is not None:
-        raise ValidationError.single(
-            "a preview of unpublished values is never stored", column="draft_call"
-        )
     session.add(run)
     session.flush()
     ids = {code: pid for pid, code in session.execute(select(Place.id, Place.code))}
@@ -673,9 +738,16 @@ class RunSummary:
     warnings: list[str]
     release: int | None = None
     """The published release the run read (None: the store's values)."""
+    source: dict[str, Any] | None = None
+    """What the run read (:func:`run_source`); filled when read with a session."""
 
     @classmethod
-    def of(cls, run: RatingRun) -> RunSummary:
+    def of(cls, run: RatingRun, session: Session | None = None) -> RunSummary:
+        source = (
+            None
+            if session is None
+            else run_source(session, release=run.release, illustrative=run.illustrative)
+        )
         return cls(
             id=run.id,
             name=run.name,
@@ -691,6 +763,7 @@ class RunSummary:
             created_at=run.created_at.isoformat(),
             warnings=list(run.warnings or []),
             release=run.release,
+            source=source,
         )
 
 
@@ -721,7 +794,7 @@ def list_runs(
         query = query.where(RatingRun.name == name)
     if year is not None:
         query = query.where(RatingRun.year == year)
-    return [RunSummary.of(r) for r in session.scalars(query)]
+    return [RunSummary.of(r, session) for r in session.scalars(query)]
 
 
 def get_run(session: Session, run_id: int) -> RatingRun:
@@ -851,17 +924,18 @@ def place_history(
 def rebuild_run(
     database: Database, run_id: int, *, replications: int | None = None
 ) -> RatingOutcome:
-    """Build a stored run again from its spec text, year and filters on the stored values
-    (to get every step's data set, which runs do not keep); nothing is saved. Values imported
-    since the run make the rebuild differ from it."""
+    """Build a stored run again from its spec text, year and filters on the values it read (its
+    release, else the store's live values) to get every step's data set, which runs do not keep;
+    nothing is saved. On live values, values imported since the run make the rebuild differ."""
     with database.session() as session:
         run = get_run(session, run_id)
-        text, year, kind, region, reps = (
+        text, year, kind, region, reps, release = (
             run.spec_text,
             run.year,
             run.kind,
             run.region,
             run.replications,
+            run.release,
         )
     spec_file = read_spec_text(text, file=f"run {run_id}")
     return build_rating(
@@ -872,4 +946,5 @@ def rebuild_run(
         region=region,
         replications=reps if replications is None else replications,
         save=False,
+        release=release,
     )

@@ -33,6 +33,12 @@ def _api(context: Context) -> object:
     return router
 
 
+def _middleware() -> object:
+    from qala.components.requests311.open311 import CachedRequestAnswers
+
+    return CachedRequestAnswers
+
+
 def _demo(context: Context) -> str:
     from qala.components.requests311.demo import load_demo
 
@@ -43,6 +49,8 @@ COMPONENT = ComponentSpec(
     name="requests311",
     migrations=HERE / "migrations",
     api_router=_api,
+    # GET one request from each worker's cache of answers, before routing.
+    api_middleware=_middleware,
     # Apps and city portals poll the public Open311 reads: the platform's busiest endpoints.
     route_priority=2,
     demo_loader=_demo,

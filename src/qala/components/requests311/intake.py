@@ -366,23 +366,24 @@ def submit_request(
         ),
         bus,
     )
-    publish_after_commit(
-        session,
-        bus,
-        Event(
-            "requests311.created",
-            {
-                "id": request_id,
-                "service": service.code,
-                "jurisdiction": jurisdiction.code,
-                "lat": new.lat,
-                "lon": new.lon,
-                "district": district,
-                "department": department.code if department else None,
-                "requested_at": now.isoformat(),
-            },
-        ),
+    created = Event(
+        "requests311.created",
+        {
+            "id": request_id,
+            "service": service.code,
+            "jurisdiction": jurisdiction.code,
+            "lat": new.lat,
+            "lon": new.lon,
+            "district": district,
+            "department": department.code if department else None,
+            "requested_at": now.isoformat(),
+        },
     )
+    # Announced twice: inside the transaction for subscribers that write with our session (Operate
+    # records the request as an NGSI-LD ServiceRequest there: one statement or two, not a second
+    # transaction per report), and once committed for everyone else.
+    publish_in_transaction(session, created, bus)
+    publish_after_commit(session, bus, created)
     return Submitted(
         str(request_id), token, notice, department.code if department else None, district
     )

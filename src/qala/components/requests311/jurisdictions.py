@@ -219,7 +219,11 @@ class CatalogueCache:
             with self._lock:
                 if time.monotonic() - self._loaded_at > self._ttl:
                     with self._sessions() as session:
-                        self._value = load_jurisdictions(session)
+                        loaded = load_jurisdictions(session)
+                    # The same object while nothing changed: what was built from it (the
+                    # public answers' cache) stays valid.
+                    if loaded != self._value:
+                        self._value = loaded
                     self._loaded_at = time.monotonic()
         return self._value
 

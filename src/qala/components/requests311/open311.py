@@ -13,6 +13,7 @@ dependency: resolving one costs about 30 µs a request, some 5 % of a GET's serv
 from __future__ import annotations
 
 import asyncio
+import re
 import urllib.parse
 from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
@@ -29,6 +30,7 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 
 from qala.components.accounts.deps import client_address
 from qala.components.requests311 import formats
+from qala.components.requests311.answer_cache import CachedAnswer, PublicAnswerCache
 from qala.components.requests311.catalogue import parse_w3_datetime
 from qala.components.requests311.intake import (
     NewRequest,
@@ -37,7 +39,11 @@ from qala.components.requests311.intake import (
     ReportIntake,
     report_intake,
 )
-from qala.components.requests311.jurisdictions import CatalogueCache, catalogue_cache
+from qala.components.requests311.jurisdictions import (
+    CatalogueCache,
+    catalogue_cache,
+    pick_jurisdiction,
+)
 from qala.components.requests311.photo_files import (
     MAX_PHOTO_BYTES,
     MAX_PHOTO_FORM_BYTES,
@@ -208,6 +214,8 @@ class Open311Desk:
     """The largest form-encoded request body accepted, bytes."""
     max_photo_body: int
     """The largest multipart body (with photos) accepted, bytes."""
+    answers: PublicAnswerCache
+    """Answers of GET one request kept in this process (PostgreSQL only)."""
 
     @classmethod
     def for_context(cls, context: Context) -> Open311Desk:
@@ -225,6 +233,9 @@ class Open311Desk:
                 context.settings.default_language,
                 min(MAX_BODY_BYTES, context.settings.max_upload_bytes),
                 min(MAX_PHOTO_FORM_BYTES, context.settings.max_upload_bytes),
+                PublicAnswerCache(
+                    context.database.url if context.database.backend == "postgresql" else None
+                ),
             )
         return desk
 
@@ -235,6 +246,52 @@ class Open311Desk:
         described in ``language``)."""
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self.executor, _answer, fmt, language, produce, *args)
+
+    async def one_request(
+        self, fmt: str, jurisdiction_id: str | None, request_id: str, language: str
+    ) -> Response:
+        """GET one request: from this process's cache of answers when it holds a current one
+        (on the event loop, no thread hop or query), else read and rendered on the pool."""
+        wanted = parse_request_id(request_id)
+        if wanted is None or fmt not in FORMATS or not self.catalogue.fresh:
+            return await self.in_pool(
+                fmt, _one_request_document, self, jurisdiction_id, request_id, language
+            )
+        catalogue = self.catalogue.get()
+        hit = self.cached_answer(wanted, fmt, jurisdiction_id, language)
+        if hit is not None:
+            return Response(hit.body, media_type=hit.media_type)
+        generation = self.answers.generation()
+        loop = asyncio.get_running_loop()
+        response, city_id = await loop.run_in_executor(
+            self.executor, _one_request_answer, self, fmt, jurisdiction_id, wanted, language
+        )
+        if city_id is not None and response.status_code == 200:
+            answer = CachedAnswer(
+                city_id,
+                catalogue,
+                bytes(response.body),
+                str(response.media_type),
+                tuple(response.raw_headers),
+            )
+            self.answers.put(wanted, fmt, language, answer, generation)
+        return response
+
+    def cached_answer(
+        self, request_id: int, fmt: str, jurisdiction_id: str | None, language: str
+    ) -> CachedAnswer | None:
+        """The current cached answer of GET one request, if this process holds one."""
+        if not self.catalogue.fresh:
+            return None
+        hit = self.answers.get(request_id, fmt, language)
+        catalogue = self.catalogue.get()
+        if hit is None or hit.catalogue is not catalogue:
+            return None
+        try:
+            city = pick_jurisdiction(catalogue, jurisdiction_id)
+        except QalaError:
+            return None
+        return hit if city.id == hit.jurisdiction_id else None
 
     async def from_catalogue(
         self, fmt: str, produce: Callable[..., tuple[str, Any]], *args: Any, language: str = "en"
@@ -328,12 +385,16 @@ def _answer(
 
 def pick_language(request: Request, locale: str | None, default: str) -> str:
     """``locale`` (kk, ru, en; a GeoReport v2.1 draft extension), else Accept-Language, else default."""
+    return choose_language(locale, request.headers.get("accept-language", ""), default)
+
+
+def choose_language(locale: str | None, accept_language: str, default: str) -> str:
+    """:func:`pick_language` from the raw values: ``locale``, the Accept-Language header."""
     if locale:
         code = locale.strip().lower()[:2]
         if code in LANGUAGES:
             return code
-    header = request.headers.get("accept-language", "")
-    for part in header.split(","):
+    for part in accept_language.split(","):
         code = part.strip().lower()[:2]
         if code in LANGUAGES:
             return code
@@ -617,6 +678,20 @@ def _one_request_document(
     return "service_requests", [formats.request_entry(found)]
 
 
+def _one_request_answer(
+    desk: Open311Desk, fmt: str, jurisdiction_id: str | None, wanted: int, language: str
+) -> tuple[Response, int | None]:
+    """The answer of GET one request and the id of the city it was found in (None on error)."""
+    try:
+        city = desk.catalogue.jurisdiction(jurisdiction_id)
+        found = desk.reads.one(city, wanted, language=language)
+    except (OpenError, QalaError) as exc:
+        # Described in English, as every read route's refusals (``in_pool``'s default).
+        return _refusal(fmt, exc), None
+    body, media = formats.render(fmt, "service_requests", [formats.request_entry(found)])
+    return Response(body, media_type=media), city.id
+
+
 def _token_document(desk: Open311Desk, jurisdiction_id: str | None, token: str) -> tuple[str, Any]:
     city = desk.catalogue.jurisdiction(jurisdiction_id)
     if len(token) > 40:
@@ -766,9 +841,7 @@ async def one_request(
 ) -> Response:
     desk = open311_desk(request)
     language = pick_language(request, locale, desk.default_language)
-    return await desk.in_pool(
-        format, _one_request_document, desk, jurisdiction_id, service_request_id, language
-    )
+    return await desk.one_request(format, jurisdiction_id, service_request_id, language)
 
 
 @router.get(
@@ -850,3 +923,60 @@ async def create_request(request: Request, format: Format) -> Response:
         poster,
         language=error_language(request, plain.get("locale")),
     )
+
+
+ONE_REQUEST_PATH = re.compile(re.escape(PREFIX) + r"/requests/([0-9]{1,10})\.(json|xml)")
+ONE_REQUEST_QUERY = {"jurisdiction_id": 80, "locale": 20}
+"""The query parameters of GET one request and their longest accepted values."""
+
+
+class CachedRequestAnswers:
+    """ASGI middleware answering ``GET /open311/v2/requests/{id}.{json|xml}`` from the desk's
+    cache of answers (:class:`PublicAnswerCache`) before routing, when the request is in its
+    plain form and the cache holds a current answer; anything else goes on to the router.
+
+    A cached answer costs little more than sending it; FastAPI's routing, parameters and response
+    layers cost about as much again. The answer is the one the route sent (same body, same
+    headers). Added inside the security headers and the request metrics, which count it under
+    the route's path.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.route = next(r for r in router.routes if getattr(r, "endpoint", None) is one_request)
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["method"] == "GET":
+            found = ONE_REQUEST_PATH.fullmatch(scope["path"])
+            wanted = parse_request_id(found.group(1)) if found is not None else None
+            if found is not None and wanted is not None:
+                hit = self._hit(scope, wanted, found.group(2))
+                if hit is not None:
+                    scope["route"] = self.route
+                    start = {"type": "http.response.start", "status": 200}
+                    await send({**start, "headers": list(hit.headers)})
+                    await send({"type": "http.response.body", "body": hit.body})
+                    return
+        await self.app(scope, receive, send)
+
+    def _hit(self, scope: Any, request_id: int, fmt: str) -> CachedAnswer | None:
+        desk = scope["app"].state.context.extras.get(DESK_KEY)
+        if not isinstance(desk, Open311Desk):
+            return None
+        params: dict[str, str] = {}
+        query = scope.get("query_string", b"")
+        if query:
+            pairs = urllib.parse.parse_qsl(query.decode("latin-1"), keep_blank_values=True)
+            for name, value in pairs:
+                limit = ONE_REQUEST_QUERY.get(name)
+                # Anything unusual (another parameter, one twice, too long) is the route's.
+                if limit is None or name in params or len(value) > limit:
+                    return None
+                params[name] = value
+        accept = ""
+        for header, value in scope["headers"]:
+            if header == b"accept-language":
+                accept = value.decode("latin-1")
+                break
+        language = choose_language(params.get("locale"), accept, desk.default_language)
+        return desk.cached_answer(request_id, fmt, params.get("jurisdiction_id"), language)

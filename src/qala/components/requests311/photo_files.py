@@ -23,7 +23,9 @@ import os
 import re
 import secrets
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -312,6 +314,10 @@ class PhotoStore(Protocol):
 
     def delete(self, name: str) -> None: ...
 
+    def listing(self) -> Iterator[tuple[str, datetime]]:
+        """Every stored photo's name with the time it was written (UTC)."""
+        ...
+
 
 def _unavailable(detail: str) -> UnavailableError:
     return UnavailableError(
@@ -355,3 +361,12 @@ class DiskPhotoStore:
 
     def delete(self, name: str) -> None:
         self._path(name).unlink(missing_ok=True)
+
+    def listing(self) -> Iterator[tuple[str, datetime]]:
+        folder = self.root / "requests311"
+        if not folder.is_dir():
+            return
+        for path in folder.glob("*/*"):
+            if NAME_PATTERN.match(path.name):
+                with contextlib.suppress(FileNotFoundError):  # deleted meanwhile
+                    yield path.name, datetime.fromtimestamp(path.stat().st_mtime, UTC)

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -156,3 +158,16 @@ class S3PhotoStore:
 
     def delete(self, name: str) -> None:
         self._call("delete_object", Key=self._key(name))
+
+    def listing(self) -> Iterator[tuple[str, datetime]]:
+        folder = f"{self.prefix}requests311/"
+        token: dict[str, str] = {}
+        while True:
+            page = self._call("list_objects_v2", Prefix=folder, **token)
+            for item in page.get("Contents", []):
+                name = str(item["Key"])[len(folder) :]
+                if NAME_PATTERN.match(name):
+                    yield name, item["LastModified"]
+            if not page.get("IsTruncated"):
+                return
+            token = {"ContinuationToken": page["NextContinuationToken"]}

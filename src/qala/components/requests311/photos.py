@@ -9,7 +9,7 @@ import importlib.util
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -117,6 +117,55 @@ def remove_names(store: PhotoStore, names: list[str]) -> None:
             return
         except OSError:  # nothing more can be done for this one
             log.warning("photo %s of a refused report could not be removed", name)
+
+
+@dataclass(frozen=True)
+class SweepReport:
+    """What :func:`sweep_orphans` found: files no report names, older than the grace period."""
+
+    orphans: list[str]
+    removed: int
+    kept_recent: int
+    """Unnamed files younger than the grace period: a report may still be committing them."""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"orphans": self.orphans, "removed": self.removed, "kept_recent": self.kept_recent}
+
+
+def sweep_orphans(
+    session: Session,
+    store: PhotoStore,
+    *,
+    now: datetime,
+    grace: timedelta = timedelta(hours=1),
+    dry_run: bool = False,
+) -> SweepReport:
+    """Delete the photo files that no stored photo names and that are older than ``grace``.
+
+    A report writes its files before its transaction commits, and removes them when it is
+    refused; a server killed between the two leaves files nobody names. The grace period keeps
+    the files of reports still on their way to the database."""
+    named: set[str] = set()
+    for name, thumb in session.execute(select(Photo.name, Photo.thumb_name)):
+        named.update((name, thumb))
+    orphans: list[str] = []
+    recent = 0
+    for name, written in store.listing():
+        if name in named:
+            continue
+        if written > now - grace:
+            recent += 1
+        else:
+            orphans.append(name)
+    orphans.sort()
+    removed = 0
+    if not dry_run:
+        for name in orphans:
+            store.delete(name)
+            removed += 1
+    if orphans:
+        log.info("photo files no report names: %d found, %d removed", len(orphans), removed)
+    return SweepReport(orphans, removed, recent)
 
 
 def attach_photos(

@@ -1,0 +1,116 @@
+"""GET one request answered from each server process's cache, and forgotten there the moment
+another process changes the request (PostgreSQL NOTIFY from a trigger); none on SQLite."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+from tests.components.requests311.conftest import make_city
+
+from qala.api.app import create_app
+from qala.components.requests311.answer_cache import CachedAnswer, PublicAnswerCache
+from qala.components.requests311.lifecycle import Requests
+from qala.components.requests311.open311 import Open311Desk
+from qala.runtime import Context
+from qala.settings import Settings
+
+
+def _until(condition: Callable[[], bool], seconds: float = 10.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.02)
+    return condition()
+
+
+@pytest.fixture
+def postgres_url(postgres_server: object, postgres_template: str) -> Iterator[str]:
+    url = postgres_server.create(template=postgres_template)  # type: ignore[attr-defined]
+    yield url
+    postgres_server.drop(url)  # type: ignore[attr-defined]
+
+
+@pytest.mark.postgres
+def test_a_change_made_by_another_process_drops_the_cached_answer(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The writer is one process (a staff member's), the app another one answering the public.
+    writer = Context.from_settings(Settings(database_url=postgres_url, secret_key="t"))
+    city = make_city(writer)
+    request_id = int(city.submit("heating", description="Холодно").service_request_id)
+    app = create_app(Settings(database_url=postgres_url, secret_key="t"), migrate=False)
+    desk = Open311Desk.for_context(app.state.context)
+    answers = desk.answers
+    path = f"/open311/v2/requests/{request_id}.json?locale=en"
+    try:
+        with TestClient(app) as http:
+            assert http.get(path).json()[0]["status_notes"] is None
+            assert _until(lambda: answers.enabled), "the listener never connected"
+            routed = http.get(path)  # read through the route, and kept
+            first = routed.json()
+            assert answers.get(request_id, "json", "en") is not None  # kept
+            again = http.get(path)
+            assert again.json() == first  # and served from memory
+            # Before routing, as the route sent it: the route is not asked for a kept answer,
+            # but is for anything unusual (another parameter).
+
+            def route_asked(*_args: object) -> None:
+                raise RuntimeError("the route was asked")
+
+            monkeypatch.setattr(Open311Desk, "one_request", route_asked)
+            kept = http.get(path)
+            assert kept.content == routed.content
+            assert dict(kept.headers) == dict(routed.headers)
+            assert "content-security-policy" in kept.headers
+            with pytest.raises(RuntimeError, match="route was asked"):
+                http.get(path + "&page=2")
+            monkeypatch.undo()
+            assert answers.get(request_id, "xml", "en") is None  # by format and language
+            assert http.get(path.replace(".json", ".xml")).status_code == 200
+            with writer.database.transaction() as session:
+                Requests(session, city.jurisdiction, actor="operator", now=city.clock()).add_note(
+                    request_id, text="Бригада выехала", public=True
+                )
+            assert _until(lambda: answers.get(request_id, "json", "en") is None)
+            assert answers.get(request_id, "xml", "en") is None
+            assert http.get(path).json()[0]["status_notes"] == "Бригада выехала"
+            # Requests nobody could read yet are never cached, and neither is a 404.
+            assert http.get("/open311/v2/requests/999999.json").status_code == 404
+            assert answers.get(999999, "json", "en") is None
+    finally:
+        answers.stop()
+        app.state.context.database.dispose()
+        writer.database.dispose()
+
+
+class _Listening(PublicAnswerCache):
+    """A cache whose listener is connected (no database needed)."""
+
+    enabled = True  # type: ignore[assignment]
+
+
+def test_an_answer_read_across_a_change_is_not_kept() -> None:
+    answers = _Listening(None)
+    answer = CachedAnswer(1, {}, b"[]", "application/json")
+    before = answers.generation()
+    answers.forget(7)  # a change arrives while the answer is read
+    answers.put(7, "json", "en", answer, before)
+    assert answers.get(7, "json", "en") is None
+    answers.put(7, "json", "en", answer, answers.generation())
+    assert answers.get(7, "json", "en") is answer
+    answers.clear()
+    assert answers.get(7, "json", "en") is None
+
+
+def test_sqlite_keeps_no_answers(sqlite_url: str) -> None:
+    context = Context.from_settings(Settings(database_url=sqlite_url, secret_key="t"))
+    city = make_city(context)
+    request_id = int(city.submit("heating").service_request_id)
+    app = create_app(Settings(database_url=sqlite_url, secret_key="t"), migrate=False)
+    with TestClient(app) as http:
+        assert http.get(f"/open311/v2/requests/{request_id}.json").status_code == 200
+    assert not Open311Desk.for_context(app.state.context).answers.enabled
