@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace as replace_field
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -35,22 +35,31 @@ from qala.components.operate.entities import (
     replace_entity,
     type_statistics,
     upsert_entity,
+    with_types,
 )
 from qala.components.operate.ingest import RulesRunner, after_commit, now_us, runner_for
+from qala.components.operate.languages import localise, parse_lang
+from qala.components.operate.linked import Join, join_entities
 from qala.components.operate.models import Entity
 from qala.components.operate.ngsi import (
+    RESERVED,
     EntityInput,
     NgsiError,
     Projection,
     canonical_q,
+    check_attribute_name,
+    check_entity_id,
     check_ids,
     compile_pattern,
     instances_of,
+    is_null,
     names_of,
+    normalise_attribute,
     parse_entity,
     parse_fragment,
     parse_geo_query,
     parse_q,
+    parse_scope_query,
     render_entity,
     split_list,
 )
@@ -91,7 +100,7 @@ def require_filter(spec: EntityQuery, *, local: bool) -> None:
     geo-query), unless ``local=true`` asks for everything this broker holds."""
     if local:
         return
-    narrowed = spec.types or spec.attrs or spec.q or spec.geo
+    narrowed = spec.types or spec.attrs or spec.q or spec.geo or spec.scope_q
     if not narrowed and spec.concept is None:
         raise NgsiError(
             "BadRequestData",
@@ -309,6 +318,12 @@ def update_attribute(context: Context, entity_id: str, name: str, body: dict[str
         if instance is None:
             which = f"datasetId {dataset}" if dataset else "a default instance"
             raise NgsiError("ResourceNotFound", f"attribute `{name}` has no {which}")
+        if "type" in body and body["type"] != instance.get("type"):
+            raise NgsiError(
+                "BadRequestData",
+                f"`{name}` is a {instance.get('type')}; a partial update cannot make it a "
+                f"{body['type']} (replace it with PUT)",
+            )
         merged = body if "type" in body else {**instance, **body}
         merge_attributes(
             session,
@@ -318,6 +333,41 @@ def update_attribute(context: Context, entity_id: str, name: str, body: dict[str
             only_existing=True,
             result=result,
         )
+
+
+def parse_replacement(name: str, body: Any) -> dict[str, Any]:
+    """The attribute a ``PUT …/attrs/{name}`` body gives, normalised.
+
+    Raises ``BadRequestData`` when ``name`` cannot name an attribute (``scope``, ``@…``,
+    forbidden characters) or the body is no attribute object."""
+    check_attribute_name(name)
+    if name in RESERVED or name.startswith("@"):
+        raise NgsiError("BadRequestData", f"`{name}` is not an attribute that can be replaced")
+    if isinstance(body, dict):
+        body = {k: v for k, v in body.items() if k != "@context"}
+    if not isinstance(body, dict) or not isinstance(body.get("type"), str):
+        raise NgsiError("BadRequestData", f"the new `{name}` must be an attribute with a `type`")
+    attribute = normalise_attribute(name, body)
+    if isinstance(attribute, list) or is_null(attribute):
+        raise NgsiError("BadRequestData", f"the new `{name}` must be one attribute instance")
+    return attribute
+
+
+def replace_attribute(
+    context: Context, entity_id: str, name: str, attribute: dict[str, Any]
+) -> None:
+    """Replace the instance of attribute ``name`` with ``attribute``'s ``datasetId`` (none: the
+    default instance); ``ResourceNotFound`` when the entity, the attribute or that instance is
+    missing."""
+    with writing(context) as (session, runner, result):
+        current = get_entity(session, entity_id).attrs.get(name)
+        if current is None:
+            raise NgsiError("ResourceNotFound", f"entity {entity_id} has no attribute `{name}`")
+        dataset = attribute.get("datasetId")
+        if not any(i.get("datasetId") == dataset for i in instances_of(current)):
+            which = f"datasetId {dataset}" if dataset else "a default instance"
+            raise NgsiError("ResourceNotFound", f"attribute `{name}` has no {which}")
+        merge_attributes(session, entity_id, {name: attribute}, runner=runner, result=result)
 
 
 def delete(context: Context, entity_id: str) -> None:
@@ -409,7 +459,7 @@ def update_each(
     def step(session: Session, runner: RulesRunner, item: Any) -> WriteResult:
         data = parse_entity(item, context=link)
         return merge_attributes(
-            session, data.id, data.attrs, runner=runner, no_overwrite=no_overwrite
+            session, data.id, with_types(data), runner=runner, no_overwrite=no_overwrite
         )[0]
 
     return write_each(context, items, step)
@@ -420,7 +470,7 @@ def merge_each(context: Context, items: Sequence[Any], link: Any) -> BatchOutcom
 
     def step(session: Session, runner: RulesRunner, item: Any) -> WriteResult:
         data = parse_entity(item, context=link)
-        return merge_attributes(session, data.id, data.attrs, runner=runner, merge=True)[0]
+        return merge_attributes(session, data.id, with_types(data), runner=runner, merge=True)[0]
 
     return write_each(context, items, step)
 
@@ -463,15 +513,34 @@ class Representation:
     written_context: bool = False
     """Whether each rendered entity carries the @context it was written with (``@context``), for
     the API to answer with that form of it (see ``ngsi_api._settle_contexts``)."""
+    lang: tuple[str, ...] | None = None
+    """The languages LanguageProperties are answered in (``lang=``; None: all of them)."""
+    datasets: frozenset[str] | None = None
+    """The attribute instances shown, by ``datasetId`` (``@none``: the default instance;
+    None: all)."""
 
     @classmethod
-    def of(cls, options: set[str], projection: Projection | None = None) -> Representation:
-        """From the chosen ``options``/``format`` values and the members asked for (if any)."""
+    def of(
+        cls,
+        options: set[str],
+        projection: Projection | None = None,
+        lang: str | None = None,
+        datasets: str | None = None,
+    ) -> Representation:
+        """From the chosen ``options``/``format`` values, the members asked for (if any), the
+        ``lang`` and ``datasetId`` parameters."""
+        chosen = None
+        if datasets is not None:
+            chosen = frozenset(split_list(datasets))
+            for dataset in chosen - {"@none"}:
+                check_entity_id(dataset)
         return cls(
             key_values=bool(options & {"keyValues", "simplified"}),
             projection=projection or Projection(),
             system="sysAttrs" in options,
             concise="concise" in options,
+            lang=parse_lang(lang),
+            datasets=chosen,
         )
 
     def render(self, entity: Entity) -> dict[str, Any]:
@@ -481,10 +550,13 @@ class Representation:
                 "createdAt": entity.created_at.isoformat(),
                 "modifiedAt": entity.modified_at.isoformat(),
             }
+        attrs = entity.attrs
+        if self.datasets is not None:
+            attrs = instances_among(attrs, self.datasets)
         rendered = render_entity(
             entity.id,
             entity.type,
-            entity.attrs,
+            attrs,
             key_values=self.key_values,
             system=system,
             projection=self.projection,
@@ -492,16 +564,61 @@ class Representation:
         )
         if self.written_context and entity.context is not None:
             rendered["@context"] = entity.context
+        if self.lang is not None:
+            localise(rendered, entity.attrs, self.lang, key_values=self.key_values)
         return rendered
 
 
+def instances_among(attrs: dict[str, Any], datasets: frozenset[str]) -> dict[str, Any]:
+    """``attrs`` with only the attribute instances whose ``datasetId`` is one of ``datasets``
+    (``@none``: the default instance); attributes left with none are left out."""
+    kept: dict[str, Any] = {}
+    for name, attribute in attrs.items():
+        instances = instances_of(attribute)
+        if not instances or not all("type" in i for i in instances):
+            kept[name] = attribute  # scope, types: entity members, not attributes
+            continue
+        chosen = [i for i in instances if i.get("datasetId", "@none") in datasets]
+        if chosen:
+            kept[name] = chosen[0] if len(chosen) == 1 else chosen
+    return kept
+
+
 def query(
-    context: Context, spec: EntityQuery, *, limit: int, offset: int, shown: Representation
+    context: Context,
+    spec: EntityQuery,
+    *,
+    limit: int,
+    offset: int,
+    shown: Representation,
+    join: Join | None = None,
 ) -> tuple[list[dict[str, Any]], int]:
-    """One page of the matching entities, rendered, and how many match in all."""
+    """One page of the matching entities, rendered (with the entities they link to under
+    ``join``), and how many match in all."""
     with context.database.session() as session:
         rows, total = query_entities(session, spec, limit=limit, offset=offset)
-        return [shown.render(e) for e in rows], total
+        return _joined(session, rows, shown, join), total
+
+
+def _joined(
+    session: Session, rows: Sequence[Entity], shown: Representation, join: Join | None
+) -> list[dict[str, Any]]:
+    """``rows`` rendered, leaving out those ``pick``/``omit`` leave nothing of (clause 4.21);
+    under ``join`` with their linked entities (clause 4.5.23)."""
+    pairs = [(e, shown.render(e)) for e in rows]
+    pairs = [(e, r) for e, r in pairs if r]
+    if join is None:
+        return [r for _e, r in pairs]
+    return join_entities(
+        pairs,
+        join,
+        shown.projection,
+        lookup=lambda entity_id: session.get(Entity, entity_id),
+        render=lambda entity, projection: replace_field(shown, projection=projection).render(
+            entity
+        ),
+        key_values=shown.key_values,
+    )
 
 
 def parse_query_body(
@@ -542,11 +659,22 @@ def parse_query_body(
             q=q,
             attrs=names.canonical_list(attrs),
             geo=geo,
+            scope_q=check_scope_query(body.get("scopeQ")),
         )
         require_filter(spec, local=bool(body.get("local")))
         specs.append(spec)
     projection = Projection.of(",".join(attrs) if attrs else None, None, None, names)
     return specs, projection, names
+
+
+def check_scope_query(text: Any) -> str | None:
+    """A ``scopeQ`` checked (None when not given)."""
+    if text is None or text == "":
+        return None
+    if not isinstance(text, str):
+        raise NgsiError("BadRequestData", "`scopeQ` must be a text such as /Madrid/#")
+    parse_scope_query(text)
+    return text
 
 
 def query_selectors(
@@ -556,6 +684,7 @@ def query_selectors(
     limit: int,
     offset: int,
     shown: Representation,
+    join: Join | None = None,
 ) -> tuple[list[dict[str, Any]], int]:
     """``POST /entityOperations/query``: the union of the entities each selector matches, by id."""
     with context.database.session() as session:
@@ -564,11 +693,16 @@ def query_selectors(
             rows, _total = query_entities(session, spec, limit=10_000_000, offset=0)
             found.update((e.id, e) for e in rows)
         ordered = [found[key] for key in sorted(found)]
-        return [shown.render(e) for e in ordered[offset : offset + limit]], len(ordered)
+        return _joined(session, ordered[offset : offset + limit], shown, join), len(ordered)
 
 
-def read(context: Context, entity_id: str, shown: Representation) -> tuple[dict[str, Any], Any]:
-    """The entity rendered, and the @context it was written with (None if none)."""
+def read(
+    context: Context, entity_id: str, shown: Representation, join: Join | None = None
+) -> tuple[dict[str, Any] | list[dict[str, Any]], Any]:
+    """The entity rendered, and the @context it was written with (None if none).
+
+    Under ``join=flat`` the answer is the entity followed by those it links to (the entity
+    alone when it links to none found); under ``join=inline`` they sit in its relationships."""
     with context.database.session() as session:
         entity = get_entity(session, entity_id)
         stored_context = entity.context
@@ -580,7 +714,11 @@ def read(context: Context, entity_id: str, shown: Representation) -> tuple[dict[
         rendered = shown.render(entity)
         if not rendered:
             raise NgsiError("ResourceNotFound", f"nothing of entity {entity_id} is left to show")
-        return rendered, stored_context
+        answer: dict[str, Any] | list[dict[str, Any]] = rendered
+        if join is not None:
+            joined = _joined(session, [entity], shown, join)
+            answer = joined if len(joined) > 1 else joined[0]
+        return answer, stored_context
 
 
 def type_list(context: Context, names: jsonld.Names | None = None) -> dict[str, Any]:
@@ -705,7 +843,7 @@ def temporal_query(
     with context.database.session() as session:
         if order_by:
             every, total = query_entities(session, spec, limit=10_000_000, offset=0)
-            rows = order_entities(session, every, order_by)[offset : offset + limit]
+            rows = order_entities(every, order_by)[offset : offset + limit]
         else:
             rows, total = query_entities(session, spec, limit=limit, offset=offset)
         return temporal_entities(session, rows, window, query=True), total

@@ -12,13 +12,15 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import Text, cast, delete, or_, select
 from sqlalchemy.orm import Session
 
 from qala.components.operate.attribute_history import record_changes
 from qala.components.operate.ingest import IngestReport, RulesRunner, ingest_in_session, now_us
 from qala.components.operate.models import Entity, Observation, Sensor
 from qala.components.operate.ngsi import (
+    SCOPE,
+    TYPES,
     EntityInput,
     GeoQuery,
     NgsiError,
@@ -32,8 +34,12 @@ from qala.components.operate.ngsi import (
     pas182_concept,
     point_of,
     q_matches,
+    scope_matches,
+    types_of,
 )
+from qala.components.operate.ordering import OrderKey, order_entities
 from qala.components.operate.readings import reading_problems, readings_from_entity
+from qala.components.operate.sysattrs import stamp as stamp_attributes
 from qala.core.clock import utc_now
 
 
@@ -134,11 +140,13 @@ def create_entity(
     if session.get(Entity, data.id) is not None:
         raise NgsiError("AlreadyExists", f"entity {data.id} already exists")
     stamp = utc_now()
+    attrs = dict(data.attrs)
+    stamp_attributes(attrs, {}, list(attrs), stamp)
     entity = Entity(
         id=data.id,
         type=data.type,
         concept=pas182_concept(data.type),
-        attrs=data.attrs,
+        attrs=attrs,
         context=data.context,
         created_at=stamp,
         modified_at=stamp,
@@ -161,10 +169,13 @@ def replace_entity(
     record_changes(session, entity.id, entity.attrs, data.attrs, now_us())
     entity.type = data.type
     entity.concept = pas182_concept(data.type)
-    entity.attrs = data.attrs
+    attrs = dict(data.attrs)
+    moment = utc_now()
+    stamp_attributes(attrs, entity.attrs, list(attrs), moment)
+    entity.attrs = attrs
     if data.context is not None:
         entity.context = data.context
-    entity.modified_at = utc_now()
+    entity.modified_at = moment
     _place_fields(entity)
     result.updated.append(entity.id)
     _observe(session, entity, runner, result)
@@ -191,8 +202,21 @@ def merge_attributes(
     result = result or WriteResult()
     entity = get_entity(session, entity_id)
     current = dict(entity.attrs)
-    done, skipped = [], []
+    done: list[str] = []
+    skipped: list[str] = []
     for name, attribute in attrs.items():
+        if name == SCOPE:
+            changed = merge_scope(current, attribute, only_existing, no_overwrite)
+            (done if changed else skipped).append(name)
+            continue
+        if name == TYPES:
+            # Types are only ever added (clause 4.16); those the entity has stay.
+            had = types_of(entity.type, current)
+            types = list(dict.fromkeys([*had, *attribute]))
+            if types != had:
+                current[TYPES] = types
+                done.append(name)
+            continue
         if (only_existing and name not in current) or (no_overwrite and name in current):
             skipped.append(name)
             continue
@@ -231,15 +255,41 @@ def merge_attributes(
         current[name] = attribute
         done.append(name)
     if done:
+        moment = utc_now()
+        stamp_attributes(current, entity.attrs, done, moment)
         record_changes(session, entity.id, entity.attrs, current, now_us())
         entity.attrs = current
-        entity.modified_at = utc_now()
+        entity.modified_at = moment
         _place_fields(entity)
         if entity.id not in result.created:
             result.ingest.changed_attributes.setdefault(entity.id, []).extend(done)
         result.updated.append(entity.id)
         _observe(session, entity, runner, result)
     return result, done, skipped
+
+
+def merge_scope(
+    current: dict[str, Any], scope: Any, only_existing: bool, no_overwrite: bool
+) -> bool:
+    """Write an entity's scopes into ``current`` (its attributes): replaced, joined to those it
+    has (``no_overwrite``), deleted by ``urn:ngsi-ld:null``; an update (``only_existing``) only
+    changes scopes the entity has. Whether anything was written."""
+    present = isinstance(current.get(SCOPE), list)
+    if only_existing and not present:
+        return False
+    if is_null(scope):
+        return current.pop(SCOPE, None) is not None
+    if no_overwrite and present:
+        current[SCOPE] = list(dict.fromkeys([*current[SCOPE], *scope]))
+    else:
+        current[SCOPE] = list(scope)
+    return True
+
+
+def with_types(data: EntityInput) -> dict[str, Any]:
+    """``data``'s attributes with its types, for a write that merges them into an existing
+    entity (its types are added to the entity's: clause 4.16)."""
+    return {**data.attrs, TYPES: types_of(data.type, data.attrs)}
 
 
 def upsert_entity(
@@ -259,7 +309,7 @@ def upsert_entity(
     entity = get_entity(session, data.id)
     if data.context is not None:
         entity.context = data.context
-    merge_attributes(session, data.id, data.attrs, runner=runner, result=result)
+    merge_attributes(session, data.id, with_types(data), runner=runner, result=result)
     if data.id not in result.updated:
         result.updated.append(data.id)
     return result
@@ -284,6 +334,11 @@ def delete_attribute(
     if name not in entity.attrs:
         raise NgsiError("ResourceNotFound", f"entity {entity_id} has no attribute `{name}`")
     attrs = dict(entity.attrs)
+    if name == SCOPE:
+        del attrs[SCOPE]
+        entity.attrs = attrs
+        entity.modified_at = utc_now()
+        return
     instances = instances_of(attrs[name])
     kept = [] if delete_all else [i for i in instances if i.get("datasetId") != dataset_id]
     if len(kept) == len(instances):
@@ -311,21 +366,36 @@ class EntityQuery:
     """The filters of ``GET /entities`` (each optional; together they AND)."""
 
     types: tuple[str, ...] = ()
+    type_groups: tuple[tuple[str, ...], ...] = ()
+    """A type selection with ``;`` (and): alternatives each naming types an entity must all
+    have (``types`` then lists every name, for the SQL pre-filter)."""
     ids: tuple[str, ...] = ()
     id_pattern: str | None = None
     q: QNode | QTerm | None = None
     attrs: tuple[str, ...] = ()
     geo: GeoQuery | None = None
     concept: str | None = None
+    scope_q: str | None = None
+    order_by: tuple[OrderKey, ...] = ()
 
 
 def query_entities(
     session: Session, query: EntityQuery, *, limit: int, offset: int
 ) -> tuple[list[Entity], int]:
-    """Matching entities ordered by id, one page of them, and the total count."""
+    """Matching entities ordered by id (or ``orderBy``), one page of them, and the total
+    count."""
     statement = select(Entity).order_by(Entity.id)
     if query.types:
-        statement = statement.where(Entity.type.in_(query.types))
+        # Entities of several types keep them in their attributes (ngsi.TYPES): the SQL
+        # pre-filter lets those through and the exact test is below.
+        serialised = cast(Entity.attrs, Text)
+        statement = statement.where(
+            or_(
+                Entity.type.in_(query.types),
+                serialised.like('%"type": [%'),
+                serialised.like('%"type":[%'),
+            )
+        )
     if query.ids:
         statement = statement.where(Entity.id.in_(query.ids))
     if query.concept:
@@ -342,14 +412,26 @@ def query_entities(
     for entity in session.scalars(statement):
         if pattern is not None and not pattern.fullmatch(entity.id):
             continue
+        if query.types and not _of_types(query, types_of(entity.type, entity.attrs)):
+            continue
         if query.attrs and not any(name in entity.attrs for name in query.attrs):
             continue
         if query.q is not None and not q_matches(query.q, entity.attrs):
             continue
+        if query.scope_q is not None and not scope_matches(query.scope_q, entity.attrs):
+            continue
         if query.geo is not None and not geo_matches(query.geo, entity.attrs):
             continue
         matched.append(entity)
+    if query.order_by:
+        matched = order_entities(matched, query.order_by)
     return matched[offset : offset + limit], len(matched)
+
+
+def _of_types(query: EntityQuery, types: list[str]) -> bool:
+    if query.type_groups:
+        return any(all(name in types for name in group) for group in query.type_groups)
+    return bool(set(query.types) & set(types))
 
 
 def entity_types(session: Session) -> list[tuple[str, int]]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, ClassVar, TypeVar
 
@@ -408,23 +408,15 @@ def parse_entity(
     identifier = body.get("id", entity_id)
     if require_id or identifier is not None:
         identifier = check_entity_id(identifier)
-    entity_type = body.get("type")
-    if isinstance(entity_type, list) and len(entity_type) == 1:
-        entity_type = entity_type[0]
-    if not isinstance(entity_type, str) or not entity_type:
-        raise bad_data(f"entity {identifier} needs a `type` (one text, e.g. AirQualityObserved)")
-    if (
-        entity_type in RESERVED
-        or entity_type.startswith("@")
-        or _FORBIDDEN_IN_NAMES.search(entity_type)
-    ):
-        raise bad_data(
-            f"entity type {entity_type!r} is a reserved word or holds a forbidden character"
-        )
+    types = parse_types(body.get("type"), f"entity {identifier}")
     attrs = {
         name: normalise_attribute(name, raw) for name, raw in body.items() if name not in RESERVED
     }
-    return EntityInput(id=str(identifier), type=entity_type, attrs=attrs, context=given_context)
+    if body.get(SCOPE) is not None:
+        attrs[SCOPE] = parse_scope(body[SCOPE])  # type: ignore[assignment]
+    if len(types) > 1:
+        attrs[TYPES] = types  # type: ignore[assignment]
+    return EntityInput(id=str(identifier), type=types[0], attrs=attrs, context=given_context)
 
 
 def parse_fragment(
@@ -436,11 +428,155 @@ def parse_fragment(
     if not isinstance(body, Mapping):
         raise bad_data("the attributes must be a JSON object")
     body = jsonld.canonical_entity(body, names_of(body.get("@context", context)))
-    if require_some and not [name for name in body if name not in RESERVED]:
+    if require_some and not [name for name in body if name not in RESERVED or name in MEMBERS]:
         raise bad_data("the fragment holds no attribute")
-    return {
+    attrs = {
         name: normalise_attribute(name, raw) for name, raw in body.items() if name not in RESERVED
     }
+    if body.get(SCOPE) is not None:
+        scope: Any = NGSI_NULL if body[SCOPE] == NGSI_NULL else parse_scope(body[SCOPE])
+        attrs[SCOPE] = scope
+    if body.get(TYPES) is not None:
+        attrs[TYPES] = parse_types(body[TYPES], "the fragment")  # type: ignore[assignment]
+    return attrs
+
+
+# ---------------------------------------------------------------------------------------------
+# Scopes (clauses 4.18, 4.19): an entity's ``scope`` is kept in its attributes under the key
+# ``scope`` (no attribute may take that name) as a list of texts such as ``/Madrid/Gardens``.
+
+SCOPE = "scope"
+_SCOPE_PATTERN = re.compile(r"^/[^\s/#+,;()]+(?:/[^\s/#+,;()]+)*$")
+
+
+TYPES = "type"
+"""An entity of several types (clause 4.16) keeps them all, as a list, under the key ``type``
+of its attributes (no attribute may take that name); its first type is its stored ``type``."""
+MEMBERS = frozenset({SCOPE, TYPES})
+"""Entity members kept among the attributes and written by attribute operations."""
+
+
+def parse_types(raw: Any, what: str) -> list[str]:
+    """The types an entity's ``type`` member names (one text or an array), each checked."""
+    items = raw if isinstance(raw, list) else [raw]
+    if not items:
+        raise bad_data(f"{what} needs a `type` (one text, e.g. AirQualityObserved)")
+    for item in items:
+        if not isinstance(item, str) or not item:
+            raise bad_data(f"{what} needs a `type` (one text, e.g. AirQualityObserved)")
+        if item in RESERVED or item.startswith("@") or _FORBIDDEN_IN_NAMES.search(item):
+            raise bad_data(
+                f"entity type {item!r} is a reserved word or holds a forbidden character"
+            )
+    return list(dict.fromkeys(items))
+
+
+def parse_type_selection(text: str | None) -> tuple[tuple[str, ...], ...]:
+    """A ``type`` query parameter (clause 4.17): names joined by ``,``/``|`` (or) and ``;``
+    (and), with parentheses; returned as alternatives, each the types an entity must all have.
+    ``()``: no type asked."""
+    if text is None or not text.strip():
+        return ()
+    tokens = re.findall(r"[(),|;]|[^(),|;]+", text)
+    position = 0
+
+    def peek() -> str | None:
+        return tokens[position].strip() if position < len(tokens) else None
+
+    def alternatives() -> list[tuple[str, ...]]:
+        nonlocal position
+        found = conjunction()
+        while peek() in (",", "|"):
+            position += 1
+            found += conjunction()
+        return found
+
+    def conjunction() -> list[tuple[str, ...]]:
+        nonlocal position
+        found = factor()
+        while peek() == ";":
+            position += 1
+            found = [(*a, *b) for a in found for b in factor()]
+        return found
+
+    def factor() -> list[tuple[str, ...]]:
+        nonlocal position
+        token = peek()
+        if token == "(":
+            position += 1
+            inner = alternatives()
+            if peek() != ")":
+                raise bad_data(f"type: missing `)` in {text!r}")
+            position += 1
+            return inner
+        if not token or token in "(),|;":
+            raise bad_data(f"type: expected a type name in {text!r}")
+        position += 1
+        return [(token,)]
+
+    found = alternatives()
+    if position != len(tokens):
+        raise bad_data(f"type: unexpected {''.join(tokens[position:])!r} in {text!r}")
+    return tuple(dict.fromkeys(tuple(dict.fromkeys(group)) for group in found))
+
+
+def types_of(entity_type: str, attrs: Mapping[str, Any]) -> list[str]:
+    """Every type of an entity (its stored ``type`` first)."""
+    types = attrs.get(TYPES)
+    return list(types) if isinstance(types, list) and types else [entity_type]
+
+
+def parse_scope(raw: Any) -> list[str]:
+    """The scopes of an entity's ``scope`` member (one text or an array of them)."""
+    items = raw if isinstance(raw, list) else [raw]
+    if not items or not all(isinstance(x, str) and _SCOPE_PATTERN.match(x) for x in items):
+        raise bad_data(f"scope {raw!r} must be one or more texts like /Madrid/Gardens")
+    return list(dict.fromkeys(items))
+
+
+def scope_member(attrs: Mapping[str, Any]) -> Any:
+    """How an entity's scopes are rendered: one text, or an array of several (None: none)."""
+    scopes = attrs.get(SCOPE)
+    if not isinstance(scopes, list) or not scopes:
+        return None
+    return scopes[0] if len(scopes) == 1 else list(scopes)
+
+
+_SCOPE_QUERY_TERM = re.compile(r"^/(?:#|[^\s/#,;()]+(?:/[^\s/#,;()]+)*(?:/#)?)$")
+
+
+@lru_cache(maxsize=256)
+def parse_scope_query(text: str) -> tuple[tuple[Any, ...], ...]:
+    """A ``scopeQ`` (clause 4.19): terms joined by ``,`` (or) and ``;`` (and); in a term ``+``
+    stands for one level and a final ``/#`` for the scope and all below it. Returns the
+    disjunction of conjunctions of compiled terms."""
+    alternatives = []
+    for alternative in text.replace("(", "").replace(")", "").split(","):
+        terms = []
+        for term in alternative.split(";"):
+            term = term.strip()
+            if not _SCOPE_QUERY_TERM.match(term):
+                raise bad_data(f"scopeQ: {term!r} is not a scope such as /Madrid/+/Parks/#")
+            if term == "/#":
+                terms.append(re.compile(r"^/.+$"))
+                continue
+            deep = term.endswith("/#")
+            levels = (term[:-2] if deep else term).split("/")[1:]
+            body = "".join("/[^/]+" if level == "+" else "/" + re.escape(level) for level in levels)
+            terms.append(re.compile("^" + body + ("(?:/.*)?$" if deep else "$")))
+        alternatives.append(tuple(terms))
+    return tuple(alternatives)
+
+
+def scope_matches(text: str, attrs: Mapping[str, Any]) -> bool:
+    """Whether an entity's scopes satisfy a ``scopeQ``."""
+    scopes = attrs.get(SCOPE)
+    if not isinstance(scopes, list):
+        return False
+    return any(
+        all(any(term.match(scope) for scope in scopes) for term in terms)
+        for terms in parse_scope_query(text)
+    )
 
 
 def split_list(text: str | None) -> tuple[str, ...]:
@@ -492,48 +628,61 @@ def parse_options(options: str | None, format_: str | None = None) -> set[str]:
 _PROJECTION_NAME = re.compile(r"[A-Za-z@][A-Za-z0-9_:#/.@-]*")
 
 
-def parse_projection(text: str, *, what: str) -> tuple[str, ...]:
-    """The top-level entity members of a ``pick``/``omit`` expression (clause 4.21).
+ProjectionTree = dict[str, "ProjectionTree | None"]
+"""A parsed ``pick``/``omit`` expression: member name → the expression inside its braces (None
+when it has none)."""
+
+
+def parse_projection_tree(text: str, *, what: str) -> ProjectionTree:
+    """A ``pick``/``omit`` expression (clause 4.21) as a tree.
 
     The grammar is ``item ("," | "|" item)*`` with ``item = name ["{" expression "}"]``; the
-    braces project linked entities, which Qala does not retrieve, so only the names before them
-    count. A malformed expression is ``BadRequestData``.
+    braces project the entities a relationship links to (linked-entity retrieval, ``join``).
+    A malformed expression is ``BadRequestData``.
     """
-    names: list[str] = []
     position = 0
 
-    def expression(depth: int) -> None:
+    def expression() -> ProjectionTree:
         nonlocal position
+        tree: ProjectionTree = {}
         while True:
             match = _PROJECTION_NAME.match(text, position)
             if match is None:
                 raise bad_data(f"{what}: expected an attribute name at {text[position:]!r}")
-            if depth == 0:
-                names.append(match.group())
+            name = match.group()
             position = match.end()
+            inner: ProjectionTree | None = None
             if position < len(text) and text[position] == "{":
                 position += 1
-                expression(depth + 1)
+                inner = expression()
                 if position >= len(text) or text[position] != "}":
                     raise bad_data(f"{what}: unclosed brace in {text!r}")
                 position += 1
+            tree[name] = inner
             if position < len(text) and text[position] in ",|":
                 position += 1
                 continue
-            return
+            return tree
 
-    expression(0)
+    tree = expression()
     if position != len(text):
         raise bad_data(f"{what}: unexpected {text[position:]!r} in {text!r}")
-    return tuple(names)
+    return tree
+
+
+def parse_projection(text: str, *, what: str) -> tuple[str, ...]:
+    """The top-level entity members named by a ``pick``/``omit`` expression."""
+    return tuple(parse_projection_tree(text, what=what))
 
 
 @dataclass(frozen=True)
 class Projection:
-    """Which members of an entity an answer holds (``attrs``, ``pick``, ``omit``)."""
+    """Which members of an entity an answer holds (``attrs``, ``pick``, ``omit``), and how the
+    entities its relationships link to are projected (``linked``: from ``rel{...}``)."""
 
     pick: frozenset[str] | None = None
     omit: frozenset[str] = frozenset()
+    linked: Mapping[str, Projection] = field(default_factory=dict, compare=False, hash=False)
 
     @classmethod
     def of(
@@ -561,10 +710,8 @@ class Projection:
             raise bad_data("`pick` and `attrs` exclude each other; use `pick`")
         if omit is not None and attrs is not None:
             raise bad_data("`omit` and `attrs` exclude each other; use `omit`")
-        picked = parse_projection(pick, what="pick") if pick is not None else None
-        omitted = parse_projection(omit, what="omit") if omit is not None else ()
-        if picked is not None and set(picked) & set(omitted):
-            raise bad_data(f"{sorted(set(picked) & set(omitted))} both picked and omitted")
+        picked = parse_projection_tree(pick, what="pick") if pick is not None else None
+        omitted = parse_projection_tree(omit, what="omit") if omit is not None else {}
         if attrs is not None:
             names = split_list(attrs)
             for name in names:
@@ -574,7 +721,26 @@ class Projection:
             if not names:
                 raise bad_data("`attrs` names no attribute")
             return cls(pick=frozenset({"id", "type", *names}))
-        return cls(pick=frozenset(picked) if picked is not None else None, omit=frozenset(omitted))
+        return cls.of_trees(picked, omitted)
+
+    @classmethod
+    def of_trees(cls, picked: ProjectionTree | None, omitted: ProjectionTree) -> Projection:
+        """From parsed ``pick``/``omit`` trees: a name with braces in ``omit`` is kept (only
+        members of the entity it links to are omitted)."""
+        dropped = {name for name, inner in omitted.items() if inner is None}
+        if picked is not None and set(picked) & dropped:
+            raise bad_data(f"{sorted(set(picked) & dropped)} both picked and omitted")
+        linked: dict[str, Projection] = {}
+        for name in {*(picked or {}), *omitted}:
+            inner_pick = (picked or {}).get(name)
+            inner_omit = omitted.get(name)
+            if inner_pick is not None or inner_omit is not None:
+                linked[name] = cls.of_trees(inner_pick, inner_omit or {})
+        return cls(
+            pick=frozenset(picked) if picked is not None else None,
+            omit=frozenset(dropped),
+            linked=linked,
+        )
 
     def shows(self, member: str) -> bool:
         return member not in self.omit and (self.pick is None or member in self.pick)
@@ -582,6 +748,11 @@ class Projection:
     def apply(self, rendered: dict[str, Any]) -> dict[str, Any]:
         """``rendered`` without the members this projection drops (``@context`` stays)."""
         return {k: v for k, v in rendered.items() if k == "@context" or self.shows(k)}
+
+    def of_linked(self, name: str) -> Projection:
+        """How the entity that relationship ``name`` links to is projected (all of it unless
+        ``name{...}`` said otherwise)."""
+        return self.linked.get(name) or Projection()
 
     @property
     def attributes(self) -> tuple[str, ...]:
@@ -644,7 +815,8 @@ def render_entity(
     if shown.shows("id"):
         out["id"] = entity_id
     if shown.shows("type"):
-        out["type"] = entity_type
+        types = types_of(entity_type, attrs)
+        out["type"] = types[0] if len(types) == 1 else types
     if system:
         out.update(system)
     for name, attribute in attrs.items():
@@ -652,6 +824,13 @@ def render_entity(
             continue
         if not shown.shows(name):
             continue
+        if name == SCOPE:
+            out[SCOPE] = scope_member(attrs)
+            continue
+        if name == TYPES:
+            continue
+        if system is None:
+            attribute = without_system(attribute)
         if key_values:
             out[name] = simplify(attribute)
         elif concise:
@@ -661,6 +840,16 @@ def render_entity(
     if context is not None:
         out["@context"] = context
     return out
+
+
+def without_system(attribute: Any) -> Any:
+    """A stored attribute without the ``createdAt``/``modifiedAt`` the broker keeps on each
+    instance (see ``sysattrs``): what answers without ``sysAttrs`` show."""
+    if isinstance(attribute, list):
+        return [without_system(instance) for instance in attribute]
+    if isinstance(attribute, dict) and ("createdAt" in attribute or "modifiedAt" in attribute):
+        return {k: v for k, v in attribute.items() if k not in ("createdAt", "modifiedAt")}
+    return attribute
 
 
 def concise_attribute(attribute: Any) -> Any:

@@ -1,126 +1,104 @@
-"""``orderBy`` (ETSI GS CIM 009 clause 4.23): entities ordered by id, type, createdAt,
-modifiedAt, an attribute's value, a sub-attribute's value or an attribute's createdAt/modifiedAt,
-each ascending (``;asc``, the default) or descending (``;desc``), several separated by commas.
+"""``orderBy`` for entity queries (ETSI GS CIM 009 clause 4.22 in 1.9: ``orderBy=path[;asc|;desc],…``).
 
-Entities that lack a member come after those that have it, whichever the direction. The times
-of an attribute come from its recorded history (``operate_attribute_instance``).
+A path is ``id``, ``type``, ``createdAt``, ``modifiedAt``, an attribute name (its value, a
+relationship's object, a language property's first text) or ``attribute.sub`` (a
+sub-attribute's value); ``attribute.createdAt``/``attribute.modifiedAt`` are the attribute's
+own (the entity's for attributes written before they were kept). Entities without the
+member come last whatever the direction; numbers sort before texts.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Sequence
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from qala.components.operate.models import Entity
+from qala.components.operate.ngsi import NgsiError, default_instance, types_of
+from qala.components.operate.sysattrs import timestamp
 
-from qala.components.operate.models import AttributeInstance, Entity
-from qala.components.operate.ngsi import NgsiError, default_instance
-
-_TIMES = ("createdAt", "modifiedAt")
+_PATH = re.compile(r"^[A-Za-z@][A-Za-z0-9_:#/@-]*(?:\.[A-Za-z@][A-Za-z0-9_:#/@-]*)*$")
+SYSTEM = ("createdAt", "modifiedAt")
 
 
 @dataclass(frozen=True)
 class OrderKey:
+    """One ``orderBy`` item: a member path and its direction."""
+
     path: tuple[str, ...]
-    descending: bool
+    descending: bool = False
 
 
 def parse_order_by(text: str | None) -> tuple[OrderKey, ...]:
+    """The items of an ``orderBy`` parameter; ``BadRequestData`` for a malformed one."""
+    if text is None or not text.strip():
+        return ()
     keys = []
-    for item in (text or "").split(","):
-        if not item.strip():
-            continue
-        member, _, direction = item.strip().partition(";")
-        direction = direction.strip() or "asc"
-        path = tuple(part.strip() for part in member.split("."))
-        if direction not in ("asc", "desc") or not all(path) or len(path) > 2:
+    for item in text.split(","):
+        path, _, direction = item.strip().partition(";")
+        direction = direction.strip().lower() or "asc"
+        if not _PATH.match(path.strip()) or direction not in ("asc", "desc"):
             raise NgsiError(
-                "BadRequestData", f"orderBy {item.strip()!r}: use member[.sub][;asc|;desc]"
+                "BadRequestData", f"orderBy: {item.strip()!r} is not `member[;asc|;desc]`"
             )
-        keys.append(OrderKey(path, direction == "desc"))
+        keys.append(OrderKey(tuple(path.strip().split(".")), direction == "desc"))
     return tuple(keys)
 
 
-def _comparable(value: Any) -> tuple[int, Any]:
+_MISSING = object()
+
+
+def member_value(entity: Entity, path: tuple[str, ...]) -> Any:
+    """The value ``path`` names in ``entity`` (``_MISSING`` when it has none)."""
+    head = path[0]
+    if len(path) == 1 and head == "id":
+        return entity.id
+    if len(path) == 1 and head == "type":
+        return types_of(entity.type, entity.attrs)[0]
+    current: Any = default_instance(entity.attrs.get(head))
+    if path[-1] in SYSTEM and (len(path) == 1 or (len(path) == 2 and current is not None)):
+        kept = current.get(path[-1]) if isinstance(current, Mapping) and len(path) == 2 else None
+        if isinstance(kept, str):
+            return kept
+        moment = entity.created_at if path[-1] == "createdAt" else entity.modified_at
+        return timestamp(moment) if moment is not None else _MISSING
+    for part in path[1:]:
+        if not isinstance(current, Mapping) or part not in current:
+            return _MISSING
+        current = default_instance(current[part])
+    return _plain(current)
+
+
+def _plain(attribute: Any) -> Any:
+    if not isinstance(attribute, Mapping):
+        return _MISSING if attribute is None else attribute
+    kind = attribute.get("type")
+    if kind == "Relationship":
+        return attribute.get("object", _MISSING)
+    if kind == "LanguageProperty":
+        texts = attribute.get("languageMap")
+        return next(iter(texts.values()), _MISSING) if isinstance(texts, Mapping) else _MISSING
+    return attribute.get("value", _MISSING)
+
+
+def _rank(value: Any) -> tuple[int, Any]:
     if isinstance(value, bool):
         return (1, int(value))
     if isinstance(value, int | float):
-        return (0, value)
+        return (0, float(value))
     if isinstance(value, str):
         return (2, value)
-    return (3, json.dumps(value, sort_keys=True, ensure_ascii=False))
+    return (3, str(value))
 
 
-def _attribute_times(
-    session: Session, entities: Sequence[Entity], keys: Sequence[OrderKey]
-) -> dict[tuple[str, str, str], int]:
-    wanted = {k.path[0] for k in keys if len(k.path) == 2 and k.path[1] in _TIMES}
-    if not wanted:
-        return {}
-    rows = session.execute(
-        select(
-            AttributeInstance.entity_id,
-            AttributeInstance.attr,
-            func.min(AttributeInstance.created_us),
-            func.max(AttributeInstance.modified_us),
-        )
-        .where(
-            AttributeInstance.entity_id.in_([e.id for e in entities]),
-            AttributeInstance.attr.in_(sorted(wanted)),
-            AttributeInstance.deleted_us.is_(None),
-        )
-        .group_by(AttributeInstance.entity_id, AttributeInstance.attr)
-    )
-    times: dict[tuple[str, str, str], int] = {}
-    for entity_id, attr, created, modified in rows:
-        times[(entity_id, attr, "createdAt")] = created
-        times[(entity_id, attr, "modifiedAt")] = modified
-    return times
-
-
-def _member(entity: Entity, key: OrderKey, times: dict[tuple[str, str, str], int]) -> Any:
-    head = key.path[0]
-    if len(key.path) == 1:
-        if head == "id":
-            return entity.id
-        if head == "type":
-            return entity.type
-        if head == "createdAt":
-            return entity.created_at.timestamp()
-        if head == "modifiedAt":
-            return entity.modified_at.timestamp()
-    attribute = default_instance(entity.attrs.get(head))
-    if not isinstance(attribute, dict):
-        return None
-    if len(key.path) == 2:
-        sub = key.path[1]
-        if sub in _TIMES:
-            return times.get((entity.id, head, sub))
-        attribute = attribute.get(sub)
-        if not isinstance(attribute, dict):
-            return None
-    for member in ("value", "object", "languageMap", "json", "vocab", "valueList", "objectList"):
-        if member in attribute:
-            return attribute[member]
-    return None
-
-
-def order_entities(
-    session: Session, entities: Sequence[Entity], keys: Sequence[OrderKey]
-) -> list[Entity]:
-    """``entities`` in the order ``keys`` give (the first key the most significant)."""
+def order_entities(entities: Sequence[Entity], keys: Sequence[OrderKey]) -> list[Entity]:
+    """``entities`` sorted by ``keys`` (the first key first; ties keep their order)."""
     ordered = list(entities)
-    times = _attribute_times(session, ordered, keys)
-    for key in reversed(keys):  # stable sorts, least significant first
-
-        def sort_key(entity: Entity, key: OrderKey = key) -> tuple[Any, ...]:
-            value = _member(entity, key, times)
-            if value is None:
-                return (0,) if key.descending else (1,)
-            return (1 if key.descending else 0, *_comparable(value))
-
-        ordered.sort(key=sort_key, reverse=key.descending)
+    for key in reversed(keys):
+        present = [(member_value(e, key.path), e) for e in ordered]
+        found = [(v, e) for v, e in present if v is not _MISSING]
+        missing = [e for v, e in present if v is _MISSING]
+        found.sort(key=lambda pair: _rank(pair[0]), reverse=key.descending)
+        ordered = [e for _v, e in found] + missing
     return ordered

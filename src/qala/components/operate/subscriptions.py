@@ -20,6 +20,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from qala.components.operate import jsonld
+from qala.components.operate.linked import Lookup, join_entities, parse_join
 from qala.components.operate.models import Entity, Subscription
 from qala.components.operate.ngsi import (
     CORE_CONTEXT,
@@ -36,6 +37,7 @@ from qala.components.operate.ngsi import (
     parse_q,
     q_matches,
     render_entity,
+    types_of,
 )
 from qala.core.clock import utc_now
 from qala.runtime import Context
@@ -97,6 +99,7 @@ def _check_notification(notification: Any) -> None:
         raise NgsiError("BadRequestData", "`attributes` excludes `pick` and `omit`")
     if isinstance(pick, list) and isinstance(omit, list) and set(pick) & set(omit):
         raise NgsiError("BadRequestData", "a member is both picked and omitted")
+    parse_join(notification.get("join"), notification.get("joinLevel"))
 
 
 def validate_subscription(body: Any, *, now: datetime | None = None) -> dict[str, Any]:
@@ -287,7 +290,9 @@ def matches(
     if selectors:
         ok = False
         for selector in selectors:
-            if names.canonical(str(selector.get("type"))) != entity.type:
+            if names.canonical(str(selector.get("type"))) not in types_of(
+                entity.type, entity.attrs
+            ):
                 continue
             if selector.get("id") and selector["id"] != entity.id:
                 continue
@@ -322,7 +327,11 @@ def matches(
     return True
 
 
-def notification_for(subscription: Mapping[str, Any], entities: Sequence[Entity]) -> dict[str, Any]:
+def notification_for(
+    subscription: Mapping[str, Any], entities: Sequence[Entity], lookup: Lookup | None = None
+) -> dict[str, Any]:
+    """The notification of ``entities`` to ``subscription``; with its ``notification.join``
+    the entities they link to are found through ``lookup`` (clause 4.5.23)."""
     spec = subscription.get("notification", {})
     chosen = spec.get("format", "normalized")
     names = names_of(subscription.get("@context"))
@@ -337,28 +346,41 @@ def notification_for(subscription: Mapping[str, Any], entities: Sequence[Entity]
         pick=stored(pick) if isinstance(pick, list) else None,
         omit=stored(omit) if isinstance(omit, list) else frozenset(),
     )
-    data = []
-    for entity in entities:
+    key_values = chosen in ("keyValues", "simplified")
+
+    def render(
+        entity: Entity, shown: Projection, members: Sequence[str] | None = None
+    ) -> dict[str, Any]:
         system = None
         if spec.get("sysAttrs"):
             system = {
                 "createdAt": entity.created_at.isoformat().replace("+00:00", "Z"),
                 "modifiedAt": entity.modified_at.isoformat().replace("+00:00", "Z"),
             }
-        data.append(
-            jsonld.compact_entity(
-                render_entity(
-                    entity.id,
-                    entity.type,
-                    entity.attrs,
-                    key_values=chosen in ("keyValues", "simplified"),
-                    concise=chosen == "concise",
-                    pick=attributes,
-                    projection=projection,
-                    system=system,
-                ),
-                reader,
-            )
+        return jsonld.compact_entity(
+            render_entity(
+                entity.id,
+                entity.type,
+                entity.attrs,
+                key_values=key_values,
+                concise=chosen == "concise",
+                pick=members,
+                projection=shown,
+                system=system,
+            ),
+            reader,
+        )
+
+    data = [render(entity, projection, attributes) for entity in entities]
+    join = parse_join(spec.get("join"), spec.get("joinLevel"))
+    if join is not None and lookup is not None:
+        data = join_entities(
+            list(zip(entities, data, strict=True)),
+            join,
+            projection,
+            lookup=lookup,
+            render=render,
+            key_values=key_values,
         )
     return {
         "id": f"urn:ngsi-ld:Notification:{uuid.uuid4()}",
@@ -461,16 +483,23 @@ class Notifier:
             if not subscriptions:
                 return
             entities = list(session.scalars(select(Entity).where(Entity.id.in_(list(changes)))))
+            bodies: list[tuple[Subscription, dict[str, Any]]] = []
+
+            def lookup(entity_id: str, session: Session = session) -> Entity | None:
+                return session.get(Entity, entity_id)  # linked entities (`notification.join`)
+
+            for record in subscriptions:
+                chosen = []
+                for entity in entities:
+                    if _later(record.created_at, entity.modified_at):
+                        continue  # the change came before the subscription did
+                    names = changes.get(entity.id)
+                    if matches(record.body, entity, sorted(names) if names is not None else None):
+                        chosen.append(entity)
+                if chosen:
+                    bodies.append((record, notification_for(record.body, chosen, lookup)))
         outcomes: list[tuple[str, bool]] = []
-        for record in subscriptions:
-            chosen = []
-            for entity in entities:
-                names = changes.get(entity.id)
-                if matches(record.body, entity, sorted(names) if names is not None else None):
-                    chosen.append(entity)
-            if not chosen:
-                continue
-            body = notification_for(record.body, chosen)
+        for record, body in bodies:
             headers = delivery_headers(record.body, body)
             try:
                 response = self._client.post(
@@ -492,6 +521,17 @@ class Notifier:
                         stored.last_success = stamp
                     else:
                         stored.last_failure = stamp
+
+
+def _later(first: datetime | None, second: datetime | None) -> bool:
+    """Whether ``first`` is after ``second`` (unknown: no); naive times are UTC (SQLite)."""
+    if first is None or second is None:
+        return False
+    if first.tzinfo is None:
+        first = first.replace(tzinfo=UTC)
+    if second.tzinfo is None:
+        second = second.replace(tzinfo=UTC)
+    return first > second
 
 
 def _throttled(record: Subscription, now: datetime) -> bool:
