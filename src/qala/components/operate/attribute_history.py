@@ -46,6 +46,17 @@ def _is_reading(instance: Mapping[str, Any], attrs: Mapping[str, Any]) -> bool:
     return numeric and instance.get("type", "Property") == "Property" and timed
 
 
+_SYSTEM_TIMES = ("createdAt", "modifiedAt")
+
+
+def _content(instance: Any) -> Any:
+    """An instance without the times the entity API stamps on every write: a rewrite of the
+    same value is no change."""
+    if not isinstance(instance, Mapping):
+        return instance
+    return {k: v for k, v in instance.items() if k not in _SYSTEM_TIMES}
+
+
 def record_changes(
     session: Session,
     entity_id: str,
@@ -59,9 +70,11 @@ def record_changes(
     for name, attribute in after.items():
         if name == "dateObserved":  # the time of the readings, which carry it as observedAt
             continue
-        old = {i.get("datasetId"): i for i in instances_of(before.get(name))}
+        old = {i.get("datasetId"): _content(i) for i in instances_of(before.get(name))}
         for instance in instances_of(attribute):
-            if _is_reading(instance, after) or old.get(instance.get("datasetId")) == instance:
+            if _is_reading(instance, after) or old.get(instance.get("datasetId")) == _content(
+                instance
+            ):
                 continue
             body = {k: v for k, v in instance.items() if k != "instanceId"}
             try:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, ClassVar, TypeVar
@@ -694,14 +694,19 @@ class Projection:
     ) -> Projection:
         """From the request's parameters; ``names`` maps the client's names to stored ones."""
         shown = cls._of(attrs, pick, omit)
-        if names is None:
-            return shown
+        return shown if names is None else shown.renamed(names.canonical)
+
+    def renamed(self, canonical: Callable[[str], str]) -> Projection:
+        """This projection with the client's member names mapped to stored ones, the
+        projections of linked entities (``rel{...}``) included."""
 
         def stored(members: frozenset[str]) -> frozenset[str]:
-            return frozenset(m if m in ("id", "type") else names.canonical(m) for m in members)
+            return frozenset(m if m in ("id", "type") else canonical(m) for m in members)
 
-        return cls(
-            pick=stored(shown.pick) if shown.pick is not None else None, omit=stored(shown.omit)
+        return Projection(
+            pick=stored(self.pick) if self.pick is not None else None,
+            omit=stored(self.omit),
+            linked={canonical(k): v.renamed(canonical) for k, v in self.linked.items()},
         )
 
     @classmethod
