@@ -417,8 +417,7 @@ def names(context: Any) -> Names:
 # Whole entities
 
 
-# Members of an attribute that hold no sub-attribute (their names are never mapped).
-_MEMBERS = frozenset(
+ATTRIBUTE_MEMBERS = frozenset(
     {
         "type",
         "value",
@@ -440,10 +439,11 @@ _MEMBERS = frozenset(
         "previousValue",
         "previousObject",
         "previousLanguageMap",
-        "values",
-        "@context",
     }
 )
+"""Members of a normalised attribute that are not sub-attributes."""
+# Members of an attribute that hold no sub-attribute (their names are never mapped).
+_MEMBERS = ATTRIBUTE_MEMBERS | {"values", "@context"}
 _ATTRIBUTE_TYPES = frozenset(
     {
         "Property",

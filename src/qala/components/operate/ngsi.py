@@ -193,31 +193,7 @@ def pas182_concept(entity_type: str) -> str:
 _FORBIDDEN_IN_NAMES = re.compile(r"[\s<>\"'=;()?|{}\[\]\\]")
 """Characters no attribute name may hold (clause 4.6.2 forbids those that break ``q`` and URIs)."""
 
-# Members of a normalised attribute that are not sub-attributes.
-ATTRIBUTE_MEMBERS = frozenset(
-    {
-        "type",
-        "value",
-        "object",
-        "observedAt",
-        "unitCode",
-        "datasetId",
-        "createdAt",
-        "modifiedAt",
-        "deletedAt",
-        "languageMap",
-        "lang",
-        "valueList",
-        "objectList",
-        "objectType",
-        "vocab",
-        "json",
-        "instanceId",
-        "previousValue",
-        "previousObject",
-        "previousLanguageMap",
-    }
-)
+ATTRIBUTE_MEMBERS = jsonld.ATTRIBUTE_MEMBERS
 
 
 def check_attribute_name(name: Any) -> str:

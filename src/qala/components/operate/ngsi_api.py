@@ -1120,8 +1120,8 @@ async def temporal_query_post(
     format: QueryText = None,
 ) -> Response:
     broker.check_limit(limit)
-    body, _link = await _body(request)
-    specs, projection, names = broker.parse_query_body(body)
+    body, link = await _body(request)
+    specs, projection, names = broker.parse_query_body(body, link)
     temporal_q = body.get("temporalQ") or {}
     if not isinstance(temporal_q, dict):
         raise NgsiError("BadRequestData", "`temporalQ` must be an object")
