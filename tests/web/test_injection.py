@@ -182,9 +182,6 @@ MACHINE = {
     "operate_observation": {"sensor", "quantity", "unit", "message_id"},
     "operate_sensor": {"entity_id", "place_code", "group_id", "status"},
     "operate_subscription": {"endpoint"},
-    # NGSI-LD context sources: answered by the API as JSON, shown on no page.
-    "operate_csource_registration": {"endpoint", "mode", "tenant"},
-    "operate_csource_subscription": {"endpoint", "tenant"},
     "place": {"level", "kind", "significance", "source"},
     "rating_entry": {"region"},
     "rating_run": {"spec_text", "framework", "catalogue_version", "kind", "region"},
