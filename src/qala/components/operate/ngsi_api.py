@@ -776,7 +776,7 @@ def types(request: Request, context: Running, details: bool = False) -> Response
 
 
 @router.get("/types/{entity_type:path}")
-def entity_type(request: Request, entity_type: str, context: Running) -> Response:
+def entity_type(request: Request, entity_type: AttrPath, context: Running) -> Response:
     return _respond(request, broker.type_info(context, _reader(request), entity_type))
 
 
@@ -789,7 +789,7 @@ def attributes(request: Request, context: Running, details: bool = False) -> Res
 
 
 @router.get("/attributes/{attribute:path}")
-def attribute(request: Request, attribute: str, context: Running) -> Response:
+def attribute(request: Request, attribute: AttrPath, context: Running) -> Response:
     return _respond(request, broker.attribute_info(context, _reader(request), attribute))
 
 
