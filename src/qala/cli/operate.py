@@ -16,6 +16,7 @@ from qala.cli.common import console, open_context, print_json, reports_errors, t
 if TYPE_CHECKING:
     from qala.components.operate.ingest import IngestReport
     from qala.components.operate.replay import ObservationTable
+    from qala.components.operate.routing import Router
     from qala.runtime import Context
 
 app = typer.Typer(help="Operate: sensors, rules and incidents.", no_args_is_help=True)
@@ -33,6 +34,37 @@ app.add_typer(devices_app, name="devices")
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document for scripts.")]
 
 
+WorkerOption = Annotated[
+    int | None,
+    typer.Option(
+        help="Run as worker N of several; the client id becomes <client-id>-N. Keep N "
+        "fixed per worker. With --workers M each sensor (each group) goes to one worker; "
+        "without, the workers share the stream (MQTT 5 shared subscription $share/qala/…)."
+    ),
+]
+WorkersOption = Annotated[
+    int | None,
+    typer.Option(
+        help="How many workers there are (with --worker N): worker N evaluates the sensors "
+        "whose group (else sensor id) hashes to N, in order; change M only with every "
+        "worker stopped (docs/operate.md)."
+    ),
+]
+SoftStateOption = Annotated[
+    float, typer.Option(help="Seconds between rewrites of sensors' last-seen and entities.")
+]
+SilenceOption = Annotated[
+    float,
+    typer.Option(help="Seconds between silence checks and incident escalations (0: never)."),
+]
+MetricsPortOption = Annotated[
+    int | None, typer.Option(help="Serve Prometheus metrics on this port (loopback).")
+]
+MetricsHostOption = Annotated[
+    str, typer.Option(help="Address for --metrics-port (no token: keep it private).")
+]
+
+
 @app.command("ingest-mqtt")
 @reports_errors
 def ingest_mqtt(
@@ -44,51 +76,20 @@ def ingest_mqtt(
     topic: Annotated[
         str | None, typer.Option(help="Topic filter (default <prefix>/observations/#).")
     ] = None,
-    worker: Annotated[
-        int | None,
-        typer.Option(
-            help="Run as worker N of several; the client id becomes <client-id>-N. Keep N "
-            "fixed per worker. With --workers M each sensor (each group) goes to one worker; "
-            "without, the workers share the stream (MQTT 5 shared subscription $share/qala/…)."
-        ),
-    ] = None,
-    workers: Annotated[
-        int | None,
-        typer.Option(
-            help="How many workers there are (with --worker N): worker N evaluates the sensors "
-            "whose group (else sensor id) hashes to N, in order; change M only with every "
-            "worker stopped (docs/operate.md)."
-        ),
-    ] = None,
+    worker: WorkerOption = None,
+    workers: WorkersOption = None,
     batch: Annotated[int, typer.Option(help="MQTT messages per transaction at most.")] = 200,
     max_delay_ms: Annotated[float, typer.Option(help="Flush a batch after this many ms.")] = 50.0,
-    soft_state_s: Annotated[
-        float, typer.Option(help="Seconds between rewrites of sensors' last-seen and entities.")
-    ] = 1.0,
-    silence_every_s: Annotated[
-        float,
-        typer.Option(help="Seconds between silence checks and incident escalations (0: never)."),
-    ] = 60.0,
-    metrics_port: Annotated[
-        int | None, typer.Option(help="Serve Prometheus metrics on this port (loopback).")
-    ] = None,
-    metrics_host: Annotated[
-        str, typer.Option(help="Address for --metrics-port (no token: keep it private).")
-    ] = "127.0.0.1",
+    soft_state_s: SoftStateOption = 1.0,
+    silence_every_s: SilenceOption = 60.0,
+    metrics_port: MetricsPortOption = None,
+    metrics_host: MetricsHostOption = "127.0.0.1",
 ) -> None:
     """Ingest observations from the MQTT broker until stopped (Ctrl-C or SIGTERM)."""
     from qala.components.operate.ingest import RulesRunner
     from qala.components.operate.mqtt import MqttIngester
-    from qala.components.operate.routing import Router
-    from qala.core.errors import QalaError
 
-    if workers is not None and worker is None:
-        raise QalaError("--workers M needs --worker N (1 … M)")
-    router = None
-    if workers is not None and worker is not None:
-        if not 1 <= worker <= workers:
-            raise QalaError(f"--worker must be between 1 and --workers ({workers}), not {worker}")
-        router = Router(worker, workers)
+    router = _router(worker, workers)
     context = open_context()
     if worker is not None:
         client_id = f"{client_id}-{worker}"
@@ -105,13 +106,6 @@ def ingest_mqtt(
         silence_every_s=silence_every_s if silence_every_s > 0 else float("inf"),
         runner=RulesRunner(soft_state_every_s=soft_state_s),
     )
-    stopping = {"now": False}
-
-    def stop(_signum: int, _frame: object) -> None:
-        stopping["now"] = True
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
     if metrics_port is not None:
         from prometheus_client import start_http_server
 
@@ -123,12 +117,39 @@ def ingest_mqtt(
         + (f", sensors routed to worker {worker} of {workers}" if router is not None else "")
         + ")"
     )
-    while not stopping["now"]:
-        time.sleep(0.2)
+    _wait_for_a_stop_signal()
     ingester.stop()
     import json
 
     console.print(f"stopped: {json.dumps(ingester.stats.as_dict())}", soft_wrap=True, markup=False)
+
+
+def _router(worker: int | None, workers: int | None) -> Router | None:
+    """The sensor router of ``--worker N --workers M`` (None: one ingester, or a shared
+    subscription with ``--worker`` alone)."""
+    from qala.components.operate.routing import Router
+    from qala.core.errors import QalaError
+
+    if workers is not None and worker is None:
+        raise QalaError("--workers M needs --worker N (1 … M)")
+    if workers is None or worker is None:
+        return None
+    if not 1 <= worker <= workers:
+        raise QalaError(f"--worker must be between 1 and --workers ({workers}), not {worker}")
+    return Router(worker, workers)
+
+
+def _wait_for_a_stop_signal() -> None:
+    """Block until SIGTERM or SIGINT (Ctrl-C)."""
+    stopping = {"now": False}
+
+    def stop(_signum: int, _frame: object) -> None:
+        stopping["now"] = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    while not stopping["now"]:
+        time.sleep(0.2)
 
 
 @app.command("simulate")
