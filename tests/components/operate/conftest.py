@@ -130,30 +130,40 @@ class PrivateBroker:
             self.process.wait(10)
 
 
+def shipped_broker(folder: Path, *, anonymous: bool = False) -> PrivateBroker:
+    """deploy/mosquitto's configuration written into ``folder`` with a free port and the
+    folder's files (not started). ``anonymous``: no password file or ACL, anyone may connect
+    (one test publisher standing in for every device); the queue and persistence settings stay."""
+    broker = PrivateBroker(_free_port(), folder)
+    paths: dict[str, Any] = {"persistence_location": f"{folder}/"}
+    if not anonymous:
+        broker.passwords.write_text("", encoding="utf-8")
+        shutil.copy(DEPLOY / "acl", folder / "acl")
+        paths |= {"password_file": broker.passwords, "acl_file": folder / "acl"}
+    lines = []
+    for line in (DEPLOY / "mosquitto.conf").read_text(encoding="utf-8").splitlines():
+        key = line.split(" ", 1)[0]
+        if anonymous and key in ("password_file", "acl_file"):
+            continue
+        if key in paths:
+            line = f"{key} {paths[key]}"
+        elif key == "listener":
+            line = f"listener {broker.port} 127.0.0.1"
+        elif anonymous and key == "allow_anonymous":
+            line = "allow_anonymous true"
+        lines.append(line)
+    lines.append(f"user {getpass.getuser()}")  # a root test run must not drop to `mosquitto`
+    (folder / "mosquitto.conf").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return broker
+
+
 @pytest.fixture
 def private_broker(tmp_path: Path) -> Iterator[PrivateBroker]:
     """The shipped configuration with this test's port, files and folder (the test writes the
     password file, then starts the broker); stopped at the end."""
     if shutil.which("mosquitto") is None:
         pytest.skip("mosquitto is not installed (apt-get install -y mosquitto)")
-    broker = PrivateBroker(_free_port(), tmp_path)
-    broker.passwords.write_text("", encoding="utf-8")
-    shutil.copy(DEPLOY / "acl", tmp_path / "acl")
-    paths = {
-        "password_file": broker.passwords,
-        "acl_file": tmp_path / "acl",
-        "persistence_location": f"{tmp_path}/",
-    }
-    lines = []
-    for line in (DEPLOY / "mosquitto.conf").read_text(encoding="utf-8").splitlines():
-        key = line.split(" ", 1)[0]
-        if key in paths:
-            line = f"{key} {paths[key]}"
-        elif key == "listener":
-            line = f"listener {broker.port} 127.0.0.1"
-        lines.append(line)
-    lines.append(f"user {getpass.getuser()}")  # a root test run must not drop to `mosquitto`
-    (tmp_path / "mosquitto.conf").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    broker = shipped_broker(tmp_path)
     try:
         yield broker
     finally:

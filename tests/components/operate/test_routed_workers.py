@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,6 +23,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 from sqlalchemy import NullPool, create_engine, func, select
+from tests.components.operate.conftest import shipped_broker
 from tests.components.operate.test_detector_records import _outcome
 from tests.conftest import shared_file
 
@@ -34,7 +34,6 @@ from qala.components.operate.routing import Router, partition_of
 from qala.runtime import Context
 from qala.settings import Settings
 
-DEPLOY = Path(__file__).resolve().parents[3] / "deploy" / "mosquitto" / "mosquitto.conf"
 ROOT = Path(__file__).resolve().parents[3]
 
 
@@ -51,46 +50,6 @@ def test_the_owner_of_a_key_is_the_same_everywhere_and_spreads_keys() -> None:
     assert router.owner("unknown") is None
     with pytest.raises(ValueError):
         Router(3, 2)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _broker(folder: Path) -> tuple[subprocess.Popen[bytes], int]:
-    """Mosquitto with deploy/mosquitto's queue and persistence settings, anonymous (one test
-    publisher stands in for every device), on a free port."""
-    port = _free_port()
-    lines = []
-    for line in DEPLOY.read_text(encoding="utf-8").splitlines():
-        key = line.split(" ", 1)[0]
-        if key in ("password_file", "acl_file"):
-            continue
-        if key == "allow_anonymous":
-            line = "allow_anonymous true"
-        elif key == "listener":
-            line = f"listener {port} 127.0.0.1"
-        elif key == "persistence_location":
-            line = f"persistence_location {folder}/"
-        lines.append(line)
-    lines.append(f"user {os.environ.get('USER', 'root')}")
-    (folder / "mosquitto.conf").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    process = subprocess.Popen(
-        ["mosquitto", "-c", str(folder / "mosquitto.conf")],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return process, port
-        except OSError:
-            time.sleep(0.05)
-    process.kill()
-    raise AssertionError("mosquitto did not start")
 
 
 def _count(url: str, sensors: set[str] | None = None) -> int:
@@ -127,7 +86,9 @@ def test_routed_workers_on_the_astana_replay_end_where_one_does_across_a_kill(
     victim_total = sum(r.sensor in owned[victim] for r in ordered)
     alone_url = postgres_server.create(template=postgres_template)
     routed_url = postgres_server.create(template=postgres_template)
-    broker, port = _broker(tmp_path)
+    broker = shipped_broker(tmp_path, anonymous=True)
+    broker.start()
+    port = broker.port
     workers: dict[int, subprocess.Popen[bytes]] = {}
     try:
         alone = Context.from_settings(Settings(database_url=alone_url))
@@ -227,8 +188,7 @@ def test_routed_workers_on_the_astana_replay_end_where_one_does_across_a_kill(
             if process.poll() is None:
                 process.kill()
                 process.wait(10)
-        broker.terminate()
-        broker.wait(10)
+        broker.stop()
         postgres_server.drop(alone_url)
         postgres_server.drop(routed_url)
     assert victim_total // 4 <= at_kill < victim_total, (at_kill, victim_total)

@@ -35,24 +35,31 @@ def _spec() -> object:
     return read_spec_text(text.replace("period: 2022", "period: 2024"))
 
 
+def _submitted_call(session) -> int:
+    """A 2024 call to CITIES for unemployment and life expectancy, answered with RELEASED."""
+    call = open_call(
+        session,
+        year=2024,
+        indicators=[UNEMPLOYMENT, LIFE],
+        places=CITIES,
+        deadline=date(2025, 3, 1),
+        actor="team",
+    )
+    for place, (jobless, life) in RELEASED.items():
+        frame = pd.DataFrame(
+            {"place": place, "indicator": [UNEMPLOYMENT, LIFE], "value": [jobless, life]}
+        )
+        submit_values(session, call.id, frame, actor=f"{place}-akimat", scope_place=place)
+    return call.id
+
+
 def _release(context) -> int:
     with context.database.transaction() as session:
-        call = open_call(
-            session,
-            year=2024,
-            indicators=[UNEMPLOYMENT, LIFE],
-            places=CITIES,
-            deadline=date(2025, 3, 1),
-            actor="team",
-        )
-        for place, (jobless, life) in RELEASED.items():
-            frame = pd.DataFrame(
-                {"place": place, "indicator": [UNEMPLOYMENT, LIFE], "value": [jobless, life]}
-            )
-            submit_values(session, call.id, frame, actor=f"{place}-akimat", scope_place=place)
+        call_id = _submitted_call(session)
+        for place in RELEASED:
             for indicator in (UNEMPLOYMENT, LIFE):
-                review(session, call.id, place, indicator, "accept", actor="reviewer")
-        return publish(session, call.id, actor="publisher").number
+                review(session, call_id, place, indicator, "accept", actor="reviewer")
+        return publish(session, call_id, actor="publisher").number
 
 
 def test_a_run_reads_the_release_it_names_not_the_live_store(context) -> None:
@@ -81,27 +88,15 @@ def test_a_run_reads_the_release_it_names_not_the_live_store(context) -> None:
 
 def test_unpublished_values_give_a_labelled_preview_never_stored(context) -> None:
     with context.database.transaction() as session:
-        call = open_call(
-            session,
-            year=2024,
-            indicators=[UNEMPLOYMENT, LIFE],
-            places=CITIES,
-            deadline=date(2025, 3, 1),
-            actor="team",
-        )
-        for place, (jobless, life) in RELEASED.items():
-            frame = pd.DataFrame(
-                {"place": place, "indicator": [UNEMPLOYMENT, LIFE], "value": [jobless, life]}
-            )
-            submit_values(session, call.id, frame, actor=f"{place}-akimat", scope_place=place)
-    preview = build_rating(context.database, _spec(), year=2024, replications=0, draft_call=call.id)
-    assert preview.run_id is None and preview.preview == call.id and preview.release is None
-    assert preview.warnings[0].startswith(f"PREVIEW: draft values of data call {call.id}")
-    assert preview.to_json_dict()["preview"] == call.id
+        call_id = _submitted_call(session)
+    preview = build_rating(context.database, _spec(), year=2024, replications=0, draft_call=call_id)
+    assert preview.run_id is None and preview.preview == call_id and preview.release is None
+    assert preview.warnings[0].startswith(f"PREVIEW: draft values of data call {call_id}")
+    assert preview.to_json_dict()["preview"] == call_id
     with context.database.session() as session:
         assert session.scalars(select(RatingRun)).all() == []
     with pytest.raises(ValidationError, match="not both"):
-        build_rating(context.database, _spec(), year=2024, release=1, draft_call=call.id)
+        build_rating(context.database, _spec(), year=2024, release=1, draft_call=call_id)
 
 
 def test_the_command_names_the_release(sqlite_url: str, tmp_path, monkeypatch) -> None:
