@@ -159,3 +159,6 @@ def test_command_and_rating_page(official_context, monkeypatch: pytest.MonkeyPat
     html = client.get("/rating?lang=ru", headers={"accept": "text/html"}).text
     assert "Открытые данные" in html
     assert f'href="/api/v1/releases/{number}/datapackage.json"' in html
+    # Each release says how many values it holds (a count, not the dict method `values`).
+    assert f"Выпуск {number} (2022, значений: 6)" in html
+    assert "built-in method" not in html
