@@ -214,6 +214,11 @@ def run_etsi_section(robot: Path, name: str, work: Path, out: Path, timeout: int
         command = [str(robot), "--outputdir", str(folder), "--report", "NONE", "--log", "NONE"]
         for variable in ("url", "temporal_api_url"):
             command += ["--variable", f"{variable}:{base}/ngsi-ld/v1"]
+        # The suite's own servers (notification receiver, context source, context server) listen
+        # on fixed ports in its variables.py; free ones let two sections run on one machine at
+        # once without stealing each other's notifications.
+        for variable in ("notification_server_port", "context_source_port", "context_server_port"):
+            command += ["--variable", f"{variable}:{free_port()}"]
         command.append(str(ETSI / "TP" / "NGSI-LD" / ETSI_SECTIONS[name]))
         try:
             with (folder / "console.txt").open("w") as console:
