@@ -248,3 +248,41 @@ def test_unknown_and_impossible_calls_are_4xx_pages(site) -> None:
     assert reviewer.get("/calls/99999999999999999999").status_code == 422
     assert reviewer.get(f"/calls/1/places/{'x' * 200}").status_code == 422
     assert reviewer.get("/calls/1/places/taraz").status_code == 404  # not asked by the call
+
+
+def test_official_imports_are_folded_below_the_calls_cities_answer(site) -> None:
+    """One import call per year of official statistics would bury the call the cities answer
+    under two dozen cards: they are listed in one folded block, counted in the reader's
+    language."""
+    from qala.components.catalog.calls import publish_import
+
+    context, _app, call = site
+    for year in (2022, 2023):
+        frame = pd.DataFrame(
+            {
+                "place": ["astana", "almaty"],
+                "indicator": [UNEMPLOYMENT] * 2,
+                "value": [4.1, 4.3],
+                "evidence": ["BNS table 1"] * 2,
+            }
+        )
+        with context.database.transaction() as session:
+            publish_import(
+                session,
+                frame,
+                year=year,
+                title=f"official {year}",
+                actor="reviewer",
+                official=True,
+            )
+    for language, counted in (
+        ("ru", "2 импорта официальной статистики"),
+        ("kk", "Ресми статистиканың 2 импорты"),
+    ):
+        page = signed_in(site, "reviewer", language).get("/calls").text
+        folded = page[page.index('<details class="card official-imports">') :]
+        assert counted in folded
+        assert folded.count('<a href="/calls/') == 2
+        # The city-answered call stays on top, outside the fold.
+        above = page[: page.index('<details class="card official-imports">')]
+        assert f'<a href="/calls/{call}">' in above
