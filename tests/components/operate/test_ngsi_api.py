@@ -216,6 +216,49 @@ def test_query_by_type_q_attrs_geo_and_pagination(operate_app: OperateApp) -> No
     assert _ids(client.get(url, params={"concept": "observation"})) == ["s1", "s2", "s3", "s4"]
 
 
+def test_geo_queries_relate_shapes_not_their_centres(operate_app: OperateApp) -> None:
+    client, url = operate_app.client, "/ngsi-ld/v1/entities"
+    square = [[[71.40, 51.10], [71.44, 51.10], [71.44, 51.14], [71.40, 51.14], [71.40, 51.10]]]
+    created = client.post(
+        url,
+        json={
+            "id": "urn:ngsi-ld:Park:p1",
+            "type": "Park",
+            "location": {
+                "type": "GeoProperty",
+                "value": {"type": "Polygon", "coordinates": square},
+            },
+        },
+        headers=operate_app.auth,
+    )
+    assert created.status_code == 201, created.text
+
+    def found(georel: str, geometry: str, coordinates: Any) -> list[str]:
+        params = {"type": "Park", "georel": georel, "geometry": geometry}
+        return _ids(client.get(url, params={**params, "coordinates": json.dumps(coordinates)}))
+
+    # a point near a corner: inside the park, far from its centre
+    assert found("contains", "Point", [71.401, 51.101]) == ["p1"]
+    assert found("contains", "Point", [71.45, 51.12]) == []
+    assert found("equals", "Polygon", square) == ["p1"]
+    # a polygon across one edge: they overlap and intersect, neither contains the other
+    across = [[[71.43, 51.11], [71.50, 51.11], [71.50, 51.13], [71.43, 51.13], [71.43, 51.11]]]
+    assert found("overlaps", "Polygon", across) == ["p1"]
+    assert found("intersects", "Polygon", across) == ["p1"]
+    assert found("contains", "Polygon", across) == []
+    assert found("disjoint", "LineString", [[72.0, 51.0], [72.1, 51.1]]) == ["p1"]
+    unclosed = client.get(
+        url,
+        params={
+            "type": "Park",
+            "georel": "within",
+            "geometry": "Polygon",
+            "coordinates": "[[[1,1],[2,2],[1,2]]]",
+        },
+    )
+    assert unclosed.status_code == 400
+
+
 def test_attrs_patch_post_and_delete(operate_app: OperateApp) -> None:
     _seed(operate_app)
     client, auth = operate_app.client, operate_app.auth
