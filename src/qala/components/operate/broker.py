@@ -518,6 +518,9 @@ class Representation:
     datasets: frozenset[str] | None = None
     """The attribute instances shown, by ``datasetId`` (``@none``: the default instance;
     None: all)."""
+    reader: jsonld.Names | None = None
+    """The reader's names, for the entities a ``join=inline`` answer places inside
+    relationships: the API names the entities of the answer's top level itself."""
 
     @classmethod
     def of(
@@ -606,17 +609,25 @@ def _joined(
     """``rows`` rendered, leaving out those ``pick``/``omit`` leave nothing of (clause 4.21);
     under ``join`` with their linked entities (clause 4.5.23)."""
     pairs = [(e, shown.render(e)) for e in rows]
-    pairs = [(e, r) for e, r in pairs if r]
+    pairs = [(e, r) for e, r in pairs if set(r) - {"@context"}]
     if join is None:
         return [r for _e, r in pairs]
+
+    def render_linked(entity: Entity, projection: Projection) -> dict[str, Any]:
+        if join.flat:  # answered beside the others, at the answer's top level
+            return replace_field(shown, projection=projection).render(entity)
+        # Inside a relationship the entity is part of its linking entity's document: no
+        # @context of its own, its names given by the reader's context like the rest.
+        inner = replace_field(shown, projection=projection, written_context=False)
+        rendered = inner.render(entity)
+        return jsonld.compact_entity(rendered, shown.reader) if shown.reader else rendered
+
     return join_entities(
         pairs,
         join,
         shown.projection,
         lookup=lambda entity_id: session.get(Entity, entity_id),
-        render=lambda entity, projection: replace_field(shown, projection=projection).render(
-            entity
-        ),
+        render=render_linked,
         key_values=shown.key_values,
     )
 

@@ -516,12 +516,12 @@ def query(
         ),
         concept=concept,
         scope_q=broker.check_scope_query(scopeQ),
-        order_by=parse_order_by(orderBy),
+        order_by=parse_order_by(orderBy, names),
     )
     broker.require_filter(spec, local=local)
     projection = Projection.of(attrs, pick, omit, names)
     shown = Representation.of(parse_options(options, format), projection, lang, datasetId)
-    shown = dataclasses.replace(shown, written_context=True)
+    shown = dataclasses.replace(shown, written_context=True, reader=names)
     content, total = broker.query(
         context, spec, limit=limit, offset=offset, shown=shown, join=parse_join(join, joinLevel)
     )
@@ -608,6 +608,7 @@ def read(
     names = _reader(request)
     projection = Projection.of(attrs, pick, omit, names)
     shown = Representation.of(parse_options(options, format), projection, lang, datasetId)
+    shown = dataclasses.replace(shown, reader=names)
     content: dict[str, Any] | list[dict[str, Any]] | NgsiError
     written = None
     try:
@@ -854,7 +855,7 @@ async def query_post(
     specs, projection, names = broker.parse_query_body(body, _link)
     body_lang = body.get("lang") if isinstance(body.get("lang"), str) else None
     shown = Representation.of(parse_options(options, format), projection, lang or body_lang)
-    shown = dataclasses.replace(shown, written_context=True)
+    shown = dataclasses.replace(shown, written_context=True, reader=names)
     joined = parse_join(body.get("join"), body.get("joinLevel"))  # a Query body (checked above)
     content, total = await run_in_threadpool(
         broker.query_selectors,
@@ -1088,7 +1089,7 @@ def temporal_query(
         limit=limit,
         offset=offset,
         window=window,
-        order_by=parse_order_by(orderBy),
+        order_by=parse_order_by(orderBy, names),
     )
     shown = Projection.of(attrs, pick, omit, names)
     return _temporal_answer(request, answer, shown, names, _count_header(total, count))
