@@ -232,3 +232,22 @@ def test_order_by_and_pick_name_attributes_with_the_readers_context(app: Operate
     assert ids(orderBy="speed;desc") == [f"urn:ngsi-ld:Vehicle:{k}" for k in "acbd"]
     # the entity without `speed` has nothing to show under pick=speed: it is left out
     assert ids(pick="speed") == ["-", "-", "-"]
+
+
+def test_replacing_an_attribute_names_it_with_the_writers_context(app: OperateApp) -> None:
+    _write(
+        app,
+        {
+            "id": "urn:ngsi-ld:Vehicle:r1",
+            "type": "Vehicle",
+            "speed": {"type": "Property", "value": 5},
+        },
+    )
+    replaced = app.client.put(
+        "/ngsi-ld/v1/entities/urn:ngsi-ld:Vehicle:r1/attrs/speed",
+        json={"type": "Property", "value": 60, "source": {"type": "Property", "value": "gps"}},
+        headers={**app.auth, **link("vehicles.jsonld")},
+    )
+    assert replaced.status_code == 204, replaced.text
+    stored = app.client.get("/ngsi-ld/v1/entities/urn:ngsi-ld:Vehicle:r1").json()
+    assert stored[SPEED]["value"] == 60 and "speed" not in stored

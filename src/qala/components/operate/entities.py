@@ -217,7 +217,17 @@ def merge_attributes(
                 current[TYPES] = types
                 done.append(name)
             continue
-        if (only_existing and name not in current) or (no_overwrite and name in current):
+        if no_overwrite and name in current:
+            # noOverwrite keeps the instances the entity has; one with a new datasetId is new
+            # (clause 4.5.5) and is appended.
+            held = {i.get("datasetId") for i in instances_of(current[name])}
+            fresh = [i for i in instances_of(attribute) if i.get("datasetId") not in held]
+            if len(fresh) < len(instances_of(attribute)):
+                skipped.append(name)
+            if not fresh:
+                continue
+            attribute = fresh[0] if len(fresh) == 1 else fresh
+        if only_existing and name not in current:
             skipped.append(name)
             continue
         if is_null(attribute):
