@@ -174,6 +174,21 @@ def test_batch_update_without_overwriting_reports_the_attributes_kept(
     assert other.status_code == 204, other.text
     fills = client.get("/ngsi-ld/v1/entities/urn:ngsi-ld:Bin:n2").json()["fill"]
     assert sorted(i["value"] for i in fills) == [1, 5]
+    # several instances at once: the held one is kept (207), the new ones appended
+    several = client.post(
+        "/ngsi-ld/v1/entities/urn:ngsi-ld:Bin:n2/attrs?options=noOverwrite",
+        json={
+            "fill": [
+                {"type": "Property", "value": 7},
+                {"type": "Property", "value": 8, "datasetId": "urn:ngsi-ld:Sensor:radar"},
+                {"type": "Property", "value": 9, "datasetId": "urn:ngsi-ld:Sensor:scale"},
+            ]
+        },
+        headers=auth,
+    )
+    assert several.status_code == 207, several.text
+    fills = client.get("/ngsi-ld/v1/entities/urn:ngsi-ld:Bin:n2").json()["fill"]
+    assert sorted(i["value"] for i in fills) == [1, 5, 8, 9]
 
 
 def test_errors_are_problem_details(operate_app: OperateApp) -> None:

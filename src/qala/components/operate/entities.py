@@ -226,7 +226,11 @@ def merge_attributes(
                 skipped.append(name)
             if not fresh:
                 continue
-            attribute = fresh[0] if len(fresh) == 1 else fresh
+            if len(fresh) > 1:
+                current[name] = merge_instances(current[name], fresh)
+                done.append(name)
+                continue
+            attribute = fresh[0]
         if only_existing and name not in current:
             skipped.append(name)
             continue
