@@ -67,6 +67,15 @@ SUITE_CONTEXTS = {
         ETSI / "resources" / "jsonld-contexts"
     ),
     "https://fiware.github.io/NGSI-LD_TestSuite/ldContext/": str(FIWARE / "ldContext"),
+    # A few ETSI data files (the orderBy buildings, the join tests' Country, two subscriptions)
+    # name the suite's context by its earlier address at Easy Global Market. That document is a
+    # compound of the same eleven terms as the suite's ngsi-ld-test-suite.jsonld and the core
+    # context v1.8 (github.com/easy-global-market/ngsild-api-data-models, ngsildTestSuite/), so
+    # the suite's own compound context stands for it on a machine without network.
+    "https://easy-global-market.github.io/ngsild-api-data-models/ngsildTestSuite/"
+    "ngsildTestSuiteV1.8-compound.jsonld": str(
+        ETSI / "resources" / "jsonld-contexts" / "ngsi-ld-test-suite-compound.jsonld"
+    ),
 }
 """Context URLs of the suites → their copies in the suites' folders."""
 

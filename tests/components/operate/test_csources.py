@@ -132,6 +132,15 @@ def test_registration_keeps_its_context(operate_app: OperateApp) -> None:
         f"{API}/csourceRegistrations", json=body, headers=operate_app.auth
     )
     assert with_context.status_code == 400  # @context in an application/json body
+    unavailable = {
+        **registration(5),
+        "@context": ["https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context-non-existing.jsonld"],
+    }
+    refused = operate_app.client.post(
+        f"{API}/csourceRegistrations", json=unavailable, headers={**operate_app.auth, **LD}
+    )
+    assert refused.status_code == 503  # a context that cannot be retrieved (clause 6.3.5)
+    assert refused.json()["type"].endswith("LdContextNotAvailable")
 
 
 def test_discovery_filters(operate_app: OperateApp) -> None:

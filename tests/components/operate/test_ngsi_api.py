@@ -85,6 +85,112 @@ def test_application_json_takes_context_from_link_header_only(operate_app: Opera
     assert ld_without_context.status_code == 400
 
 
+def test_context_given_twice_or_in_the_wrong_place_is_refused(operate_app: OperateApp) -> None:
+    client, auth = operate_app.client, operate_app.auth
+    # application/ld+json carries its @context: a Link header as well is a bad request (6.3.5)
+    both = client.post(
+        "/ngsi-ld/v1/entities",
+        content=json.dumps(air("c1", 10, 71.4, 51.1)),
+        headers={**auth, **LD, "Link": LINK},
+    )
+    assert both.status_code == 400
+    # in a batch, each entity whose @context is in the wrong place fails alone (207)
+    good, bad = air("c2", 10, 71.4, 51.1), air("c3", 11, 71.4, 51.1)
+    del good["@context"]
+    mixed = client.post(
+        "/ngsi-ld/v1/entityOperations/create", json=[good, bad], headers={**auth, "Link": LINK}
+    )
+    assert mixed.status_code == 207, mixed.text
+    assert mixed.json()["success"] == ["urn:ngsi-ld:AirQualityObserved:c2"]
+    [error] = mixed.json()["errors"]
+    assert error["entityId"] == "urn:ngsi-ld:AirQualityObserved:c3"
+    assert error["error"]["type"].endswith("/BadRequestData")
+    without = {**air("c4", 12, 71.4, 51.1)}
+    del without["@context"]
+    ld_batch = client.post(
+        "/ngsi-ld/v1/entityOperations/create",
+        content=json.dumps([air("c5", 13, 71.4, 51.1), without]),
+        headers={**auth, **LD},
+    )
+    assert ld_batch.status_code == 207
+    assert ld_batch.json()["success"] == ["urn:ngsi-ld:AirQualityObserved:c5"]
+    assert [e["entityId"] for e in ld_batch.json()["errors"]] == [
+        "urn:ngsi-ld:AirQualityObserved:c4"
+    ]
+
+
+def test_batch_update_without_overwriting_reports_the_attributes_kept(
+    operate_app: OperateApp,
+) -> None:
+    client, auth = operate_app.client, operate_app.auth
+    url = "/ngsi-ld/v1/entityOperations/update?options=noOverwrite"
+    for key in ("n1", "n2"):
+        created = client.post(
+            "/ngsi-ld/v1/entities",
+            json={
+                "id": f"urn:ngsi-ld:Bin:{key}",
+                "type": "Bin",
+                "fill": {"type": "Property", "value": 1},
+            },
+            headers=auth,
+        )
+        assert created.status_code == 201
+    fresh = client.post(
+        url,
+        json=[
+            {
+                "id": "urn:ngsi-ld:Bin:n1",
+                "type": "Bin",
+                "lid": {"type": "Property", "value": "shut"},
+            }
+        ],
+        headers=auth,
+    )
+    assert fresh.status_code == 204, fresh.text
+    kept = client.post(
+        url,
+        json=[
+            {
+                "id": "urn:ngsi-ld:Bin:n2",
+                "type": "Bin",
+                "fill": {"type": "Property", "value": 9},
+                "lid": {"type": "Property", "value": "open"},
+            }
+        ],
+        headers=auth,
+    )
+    assert kept.status_code == 207, kept.text
+    assert kept.json()["success"] == []
+    [error] = kept.json()["errors"]
+    assert error["entityId"] == "urn:ngsi-ld:Bin:n2" and "fill" in error["error"]["detail"]
+    bin2 = client.get("/ngsi-ld/v1/entities/urn:ngsi-ld:Bin:n2", params={"options": "keyValues"})
+    assert bin2.json()["fill"] == 1 and bin2.json()["lid"] == "open"
+    # an instance with a new datasetId is a new instance: appended, not refused (4.5.5)
+    other = client.post(
+        "/ngsi-ld/v1/entities/urn:ngsi-ld:Bin:n2/attrs?options=noOverwrite",
+        json={"fill": {"type": "Property", "value": 5, "datasetId": "urn:ngsi-ld:Sensor:ultra"}},
+        headers=auth,
+    )
+    assert other.status_code == 204, other.text
+    fills = client.get("/ngsi-ld/v1/entities/urn:ngsi-ld:Bin:n2").json()["fill"]
+    assert sorted(i["value"] for i in fills) == [1, 5]
+    # several instances at once: the held one is kept (207), the new ones appended
+    several = client.post(
+        "/ngsi-ld/v1/entities/urn:ngsi-ld:Bin:n2/attrs?options=noOverwrite",
+        json={
+            "fill": [
+                {"type": "Property", "value": 7},
+                {"type": "Property", "value": 8, "datasetId": "urn:ngsi-ld:Sensor:radar"},
+                {"type": "Property", "value": 9, "datasetId": "urn:ngsi-ld:Sensor:scale"},
+            ]
+        },
+        headers=auth,
+    )
+    assert several.status_code == 207, several.text
+    fills = client.get("/ngsi-ld/v1/entities/urn:ngsi-ld:Bin:n2").json()["fill"]
+    assert sorted(i["value"] for i in fills) == [1, 5, 8, 9]
+
+
 def test_errors_are_problem_details(operate_app: OperateApp) -> None:
     client = operate_app.client
     missing = client.get("/ngsi-ld/v1/entities/urn:ngsi-ld:Thing:none")
@@ -214,6 +320,49 @@ def test_query_by_type_q_attrs_geo_and_pagination(operate_app: OperateApp) -> No
     too_many = client.get(url, params={"type": "AirQualityObserved", "limit": 5000})
     assert too_many.status_code == 403 and too_many.json()["type"].endswith("/TooManyResults")
     assert _ids(client.get(url, params={"concept": "observation"})) == ["s1", "s2", "s3", "s4"]
+
+
+def test_geo_queries_relate_shapes_not_their_centres(operate_app: OperateApp) -> None:
+    client, url = operate_app.client, "/ngsi-ld/v1/entities"
+    square = [[[71.40, 51.10], [71.44, 51.10], [71.44, 51.14], [71.40, 51.14], [71.40, 51.10]]]
+    created = client.post(
+        url,
+        json={
+            "id": "urn:ngsi-ld:Park:p1",
+            "type": "Park",
+            "location": {
+                "type": "GeoProperty",
+                "value": {"type": "Polygon", "coordinates": square},
+            },
+        },
+        headers=operate_app.auth,
+    )
+    assert created.status_code == 201, created.text
+
+    def found(georel: str, geometry: str, coordinates: Any) -> list[str]:
+        params = {"type": "Park", "georel": georel, "geometry": geometry}
+        return _ids(client.get(url, params={**params, "coordinates": json.dumps(coordinates)}))
+
+    # a point near a corner: inside the park, far from its centre
+    assert found("contains", "Point", [71.401, 51.101]) == ["p1"]
+    assert found("contains", "Point", [71.45, 51.12]) == []
+    assert found("equals", "Polygon", square) == ["p1"]
+    # a polygon across one edge: they overlap and intersect, neither contains the other
+    across = [[[71.43, 51.11], [71.50, 51.11], [71.50, 51.13], [71.43, 51.13], [71.43, 51.11]]]
+    assert found("overlaps", "Polygon", across) == ["p1"]
+    assert found("intersects", "Polygon", across) == ["p1"]
+    assert found("contains", "Polygon", across) == []
+    assert found("disjoint", "LineString", [[72.0, 51.0], [72.1, 51.1]]) == ["p1"]
+    unclosed = client.get(
+        url,
+        params={
+            "type": "Park",
+            "georel": "within",
+            "geometry": "Polygon",
+            "coordinates": "[[[1,1],[2,2],[1,2]]]",
+        },
+    )
+    assert unclosed.status_code == 400
 
 
 def test_attrs_patch_post_and_delete(operate_app: OperateApp) -> None:

@@ -157,3 +157,97 @@ def test_an_unavailable_core_context_is_503(app: OperateApp) -> None:
     )
     assert answer.status_code == 503
     assert answer.json()["type"].endswith("/LdContextNotAvailable")
+
+
+def _write(app: OperateApp, entity: dict[str, Any]) -> None:
+    body = {**entity, "@context": [CTX_BASE + "vehicles.jsonld"]}
+    created = app.client.post(
+        "/ngsi-ld/v1/entities", content=json.dumps(body), headers={**app.auth, **LD}
+    )
+    assert created.status_code == 201, created.text
+
+
+def test_inline_linked_entities_are_named_for_the_reader(app: OperateApp) -> None:
+    _write(
+        app,
+        {
+            "id": "urn:ngsi-ld:Vehicle:towing",
+            "type": "Vehicle",
+            "tows": {"type": "Relationship", "object": "urn:ngsi-ld:Vehicle:towed"},
+        },
+    )
+    _write(
+        app,
+        {
+            "id": "urn:ngsi-ld:Vehicle:towed",
+            "type": "Vehicle",
+            "speed": {"type": "Property", "value": 3},
+        },
+    )
+    for read in (
+        lambda params: app.client.get(
+            "/ngsi-ld/v1/entities/urn:ngsi-ld:Vehicle:towing",
+            params=params,
+            headers=link("vehicles.jsonld"),
+        ).json(),
+        lambda params: app.client.get(
+            "/ngsi-ld/v1/entities",
+            params={"type": "Vehicle", "id": "urn:ngsi-ld:Vehicle:towing", **params},
+            headers=link("vehicles.jsonld"),
+        ).json()[0],
+    ):
+        normalized = read({"join": "inline"})["tows"]["entity"]
+        # part of the linking entity's document: its names compacted, no @context of its own
+        assert normalized == {
+            "id": "urn:ngsi-ld:Vehicle:towed",
+            "type": "Vehicle",
+            "speed": {"type": "Property", "value": 3},
+        }
+        simplified = read({"join": "inline", "options": "keyValues"})["tows"]
+        assert simplified == {"id": "urn:ngsi-ld:Vehicle:towed", "type": "Vehicle", "speed": 3}
+
+
+def test_order_by_and_pick_name_attributes_with_the_readers_context(app: OperateApp) -> None:
+    for key, speed in (("a", 30), ("b", 10), ("c", 20)):
+        _write(
+            app,
+            {
+                "id": f"urn:ngsi-ld:Vehicle:{key}",
+                "type": "Vehicle",
+                "speed": {"type": "Property", "value": speed},
+            },
+        )
+    _write(app, {"id": "urn:ngsi-ld:Vehicle:d", "type": "Vehicle"})
+
+    def ids(**params: str) -> list[str]:
+        answer = app.client.get(
+            "/ngsi-ld/v1/entities",
+            params={"type": "Vehicle", **params},
+            headers=link("vehicles.jsonld"),
+        )
+        assert answer.status_code == 200, answer.text
+        return [e.get("id", "-") for e in answer.json()]
+
+    assert ids(orderBy="speed") == [f"urn:ngsi-ld:Vehicle:{k}" for k in "bcad"]
+    assert ids(orderBy="speed;desc") == [f"urn:ngsi-ld:Vehicle:{k}" for k in "acbd"]
+    # the entity without `speed` has nothing to show under pick=speed: it is left out
+    assert ids(pick="speed") == ["-", "-", "-"]
+
+
+def test_replacing_an_attribute_names_it_with_the_writers_context(app: OperateApp) -> None:
+    _write(
+        app,
+        {
+            "id": "urn:ngsi-ld:Vehicle:r1",
+            "type": "Vehicle",
+            "speed": {"type": "Property", "value": 5},
+        },
+    )
+    replaced = app.client.put(
+        "/ngsi-ld/v1/entities/urn:ngsi-ld:Vehicle:r1/attrs/speed",
+        json={"type": "Property", "value": 60, "source": {"type": "Property", "value": "gps"}},
+        headers={**app.auth, **link("vehicles.jsonld")},
+    )
+    assert replaced.status_code == 204, replaced.text
+    stored = app.client.get("/ngsi-ld/v1/entities/urn:ngsi-ld:Vehicle:r1").json()
+    assert stored[SPEED]["value"] == 60 and "speed" not in stored

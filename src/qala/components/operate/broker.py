@@ -335,22 +335,25 @@ def update_attribute(context: Context, entity_id: str, name: str, body: dict[str
         )
 
 
-def parse_replacement(name: str, body: Any) -> dict[str, Any]:
-    """The attribute a ``PUT …/attrs/{name}`` body gives, normalised.
+def parse_replacement(name: str, body: Any, link: Any = None) -> tuple[str, dict[str, Any]]:
+    """The attribute a ``PUT …/attrs/{name}`` body gives, normalised, and its name; both named
+    in canonical form with the request's @context (the body's, else ``link``).
 
     Raises ``BadRequestData`` when ``name`` cannot name an attribute (``scope``, ``@…``,
     forbidden characters) or the body is no attribute object."""
     check_attribute_name(name)
     if name in RESERVED or name.startswith("@"):
         raise NgsiError("BadRequestData", f"`{name}` is not an attribute that can be replaced")
+    names = names_of(body.get("@context", link) if isinstance(body, dict) else link)
     if isinstance(body, dict):
         body = {k: v for k, v in body.items() if k != "@context"}
     if not isinstance(body, dict) or not isinstance(body.get("type"), str):
         raise NgsiError("BadRequestData", f"the new `{name}` must be an attribute with a `type`")
-    attribute = normalise_attribute(name, body)
+    stored = names.canonical(name)
+    attribute = normalise_attribute(name, jsonld.canonical_entity({stored: body}, names)[stored])
     if isinstance(attribute, list) or is_null(attribute):
         raise NgsiError("BadRequestData", f"the new `{name}` must be one attribute instance")
-    return attribute
+    return stored, attribute
 
 
 def replace_attribute(
@@ -454,15 +457,31 @@ def upsert_each(
 def update_each(
     context: Context, items: Sequence[Any], link: Any, *, no_overwrite: bool
 ) -> BatchOutcome:
-    """``entityOperations/update``: merge each item's attributes into the existing entity."""
+    """``entityOperations/update``: merge each item's attributes into the existing entity.
+
+    Under ``no_overwrite`` an entity some of whose attributes were kept as they were is
+    reported among the errors (``AlreadyExists``, naming them; the others were written), as
+    appending to one entity answers 207 with them (clause 5.6.3)."""
+    kept: dict[str, list[str]] = {}
 
     def step(session: Session, runner: RulesRunner, item: Any) -> WriteResult:
         data = parse_entity(item, context=link)
-        return merge_attributes(
+        result, _done, skipped = merge_attributes(
             session, data.id, with_types(data), runner=runner, no_overwrite=no_overwrite
-        )[0]
+        )
+        if no_overwrite and skipped:
+            kept[data.id] = skipped
+        return result
 
-    return write_each(context, items, step)
+    outcome = write_each(context, items, step)
+    for entity_id, names in kept.items():
+        outcome.success.remove(entity_id)
+        error = NgsiError(
+            "AlreadyExists",
+            f"attribute(s) {', '.join(names)} exist and were kept as they are (noOverwrite)",
+        )
+        outcome.errors.append({"entityId": entity_id, "error": error.problem()})
+    return outcome
 
 
 def merge_each(context: Context, items: Sequence[Any], link: Any) -> BatchOutcome:
@@ -518,6 +537,9 @@ class Representation:
     datasets: frozenset[str] | None = None
     """The attribute instances shown, by ``datasetId`` (``@none``: the default instance;
     None: all)."""
+    reader: jsonld.Names | None = None
+    """The reader's names, for the entities a ``join=inline`` answer places inside
+    relationships: the API names the entities of the answer's top level itself."""
 
     @classmethod
     def of(
@@ -606,17 +628,25 @@ def _joined(
     """``rows`` rendered, leaving out those ``pick``/``omit`` leave nothing of (clause 4.21);
     under ``join`` with their linked entities (clause 4.5.23)."""
     pairs = [(e, shown.render(e)) for e in rows]
-    pairs = [(e, r) for e, r in pairs if r]
+    pairs = [(e, r) for e, r in pairs if set(r) - {"@context"}]
     if join is None:
         return [r for _e, r in pairs]
+
+    def render_linked(entity: Entity, projection: Projection) -> dict[str, Any]:
+        if join.flat:  # answered beside the others, at the answer's top level
+            return replace_field(shown, projection=projection).render(entity)
+        # Inside a relationship the entity is part of its linking entity's document: no
+        # @context of its own, its names given by the reader's context like the rest.
+        inner = replace_field(shown, projection=projection, written_context=False)
+        rendered = inner.render(entity)
+        return jsonld.compact_entity(rendered, shown.reader) if shown.reader else rendered
+
     return join_entities(
         pairs,
         join,
         shown.projection,
         lookup=lambda entity_id: session.get(Entity, entity_id),
-        render=lambda entity, projection: replace_field(shown, projection=projection).render(
-            entity
-        ),
+        render=render_linked,
         key_values=shown.key_values,
     )
 

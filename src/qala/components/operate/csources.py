@@ -43,6 +43,7 @@ from qala.components.operate.ngsi import (
     check_geometry,
     compile_pattern,
     geo_matches,
+    names_of,
     parse_geo_query,
     parse_q,
     q_matches,
@@ -282,13 +283,15 @@ def create_registration(
     session: Session, body: Any, *, context: Any = None, tenant: str | None = None
 ) -> CSourceRegistration:
     data = validate_registration(body)
+    written_context = body.get("@context", context) if isinstance(body, Mapping) else context
+    names_of(written_context)  # a context that cannot be retrieved: 503 (clause 6.3.5)
     if session.get(CSourceRegistration, data["id"]) is not None:
         raise NgsiError("AlreadyExists", f"registration {data['id']} already exists")
     now = utc_now()
     record = CSourceRegistration(
         id=data["id"],
         body=data,
-        context=body.get("@context", context) if isinstance(body, Mapping) else context,
+        context=written_context,
         endpoint=data["endpoint"],
         mode=data.get("mode", "inclusive"),
         tenant=_tenant(tenant),

@@ -217,7 +217,21 @@ def merge_attributes(
                 current[TYPES] = types
                 done.append(name)
             continue
-        if (only_existing and name not in current) or (no_overwrite and name in current):
+        if no_overwrite and name in current:
+            # noOverwrite keeps the instances the entity has; one with a new datasetId is new
+            # (clause 4.5.5) and is appended.
+            held = {i.get("datasetId") for i in instances_of(current[name])}
+            fresh = [i for i in instances_of(attribute) if i.get("datasetId") not in held]
+            if len(fresh) < len(instances_of(attribute)):
+                skipped.append(name)
+            if not fresh:
+                continue
+            if len(fresh) > 1:
+                current[name] = merge_instances(current[name], fresh)
+                done.append(name)
+                continue
+            attribute = fresh[0]
+        if only_existing and name not in current:
             skipped.append(name)
             continue
         if is_null(attribute):

@@ -19,6 +19,7 @@ from typing import Any, ClassVar, TypeVar
 import re2
 
 from qala.components.operate import jsonld
+from qala.engines.geo import shapes
 
 NGSI_NULL = "urn:ngsi-ld:null"
 """The value that deletes an attribute in a merge or update (clause 4.5.1: JSON null is refused)."""
@@ -1146,6 +1147,8 @@ class GeoQuery:
     max_distance: float | None = None
     min_distance: float | None = None
     attribute: str = "location"
+    reference: shapes.Shape | None = field(default=None, compare=False)
+    """The query's geometry taken apart, for every relation but ``near``."""
 
     def bounding_box(self) -> tuple[float, float, float, float] | None:
         """(lat_min, lat_max, lon_min, lon_max) that surely contains every match, for SQL."""
@@ -1216,52 +1219,39 @@ def parse_geo_query(
             raise NgsiError("BadRequestData", "near needs maxDistance or minDistance")
     if geometry == "Point":
         check_geometry("coordinates", {"type": "Point", "coordinates": parsed})
-    elif geometry == "Polygon" and not (
-        isinstance(parsed, list) and parsed and isinstance(parsed[0], list) and len(parsed[0]) >= 4
-    ):
-        raise NgsiError("BadRequestData", "a Polygon needs [[[lon,lat],…]] with a closed ring")
-    elif geometry not in ("Point", "Polygon"):
-        raise NgsiError("OperationNotSupported", f"geo-queries with {geometry} are not supported")
+    try:
+        reference = shapes.shape_of({"type": geometry, "coordinates": parsed})
+    except ValueError as exc:
+        raise NgsiError("BadRequestData", f"coordinates of the {geometry}: {exc}") from None
     return GeoQuery(
-        relation, geometry, parsed, max_distance, min_distance, geoproperty or "location"
+        relation,
+        geometry,
+        parsed,
+        max_distance,
+        min_distance,
+        geoproperty or "location",
+        reference,
     )
 
 
-def _point_in_ring(lat: float, lon: float, ring: list[list[float]]) -> bool:
-    inside = False
-    n = len(ring)
-    for i in range(n):
-        x1, y1 = ring[i][0], ring[i][1]
-        x2, y2 = ring[(i + 1) % n][0], ring[(i + 1) % n][1]
-        if (y1 > lat) != (y2 > lat):
-            cross = x1 + (lat - y1) * (x2 - x1) / (y2 - y1)
-            if lon < cross:
-                inside = not inside
-    return inside
-
-
 def geo_matches(query: GeoQuery, attrs: Mapping[str, Any]) -> bool:
-    """Whether the entity's GeoProperty satisfies the geo-query (points exactly, shapes by centroid)."""
-    point = point_of(attrs, query.attribute)
-    if point is None:
-        return False
-    lat, lon = point
-    if query.geometry == "Point":
+    """Whether the entity's GeoProperty satisfies the geo-query: ``near`` by the distance from
+    the query's point to the entity's point (a shape's: the mean of its vertices), the other
+    relations on the shapes themselves (clause 4.10)."""
+    if query.relation == "near":
+        point = point_of(attrs, query.attribute)
+        if point is None:
+            return False
         qlon, qlat = query.coordinates[0], query.coordinates[1]
-        distance = haversine_m(lat, lon, qlat, qlon)
-        if query.relation == "near":
-            if query.max_distance is not None and distance > query.max_distance:
-                return False
-            return not (query.min_distance is not None and distance < query.min_distance)
-        if query.relation in ("equals", "intersects"):
-            return distance < 0.01
-        if query.relation == "disjoint":
-            return distance >= 0.01
+        distance = haversine_m(point[0], point[1], qlat, qlon)
+        if query.max_distance is not None and distance > query.max_distance:
+            return False
+        return not (query.min_distance is not None and distance < query.min_distance)
+    attribute = default_instance(attrs.get(query.attribute))
+    if not isinstance(attribute, Mapping) or query.reference is None:
         return False
-    ring = query.coordinates[0]
-    inside = _point_in_ring(lat, lon, ring)
-    if query.relation in ("within", "intersects", "overlaps"):
-        return inside
-    if query.relation == "disjoint":
-        return not inside
-    return False
+    try:
+        target = shapes.shape_of(attribute.get("value"))
+    except ValueError:
+        return False
+    return shapes.relate(query.relation, target, query.reference)

@@ -283,11 +283,16 @@ def _link_context(request: Request) -> Any:
     return match.group(1) if match else None
 
 
-async def _body(request: Request) -> tuple[Any, Any]:
-    """Decoded JSON body and the @context it brings (in the body or a Link header)."""
-    content_type = (
-        request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
-    )
+def _content_type(request: Request) -> str:
+    return request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
+
+
+async def _body(request: Request, *, batch: bool = False) -> tuple[Any, Any]:
+    """Decoded JSON body and the @context it brings (in the body or a Link header).
+
+    ``batch``: the body is an array of entities whose own @context is checked one by one
+    (``_batch_body``), so that one wrong entity fails alone."""
+    content_type = _content_type(request)
     if content_type not in ("application/json", LD_JSON, "application/merge-patch+json"):
         raise NgsiError(
             "UnsupportedMediaType",
@@ -299,17 +304,25 @@ async def _body(request: Request) -> tuple[Any, Any]:
     except ValueError as exc:
         raise NgsiError("InvalidRequest", f"the body is not valid JSON: {exc}") from None
     if content_type == LD_JSON:
+        if _link_context(request) is not None:  # clause 6.3.5: one @context, not two
+            raise NgsiError(
+                "BadRequestData",
+                "an application/ld+json body carries its @context; drop the JSON-LD Link header",
+            )
+        if batch:
+            return body, None
         items = body if isinstance(body, list) else [body]
         for item in items:
             if isinstance(item, dict) and "@context" not in item:
-                raise NgsiError("BadRequestData", "an application/ld+json body must carry @context")
+                raise NgsiError("BadRequestData", _NO_CONTEXT_IN_LD)
         return body, None
     if isinstance(body, dict) and "@context" in body:
-        raise NgsiError(
-            "BadRequestData",
-            "application/json bodies give @context in a Link header, not in the body",
-        )
+        raise NgsiError("BadRequestData", _CONTEXT_IN_JSON)
     return body, _link_context(request)
+
+
+_CONTEXT_IN_JSON = "application/json bodies give @context in a Link header, not in the body"
+_NO_CONTEXT_IN_LD = "an application/ld+json body must carry @context"
 
 
 def _wants_ld(request: Request) -> bool:
@@ -383,15 +396,30 @@ def _respond(
     )
 
 
-async def _batch_body(request: Request) -> tuple[list[Any], Any]:
-    body, link = await _body(request)
+async def _batch_body(request: Request) -> tuple[list[Any], Any, list[dict[str, Any]]]:
+    """The entities of a batch body, its Link @context, and the errors of the entities refused
+    for their @context (clause 6.3.5, each alone: in a body of application/json type an entity
+    with @context, in application/ld+json one without)."""
+    body, link = await _body(request, batch=True)
     if not isinstance(body, list) or not body:
         raise NgsiError("BadRequestData", "a batch operation takes a non-empty JSON array")
-    return body, link
+    ld = _content_type(request) == LD_JSON
+    items, refused = [], []
+    for item in body:
+        if isinstance(item, dict) and ("@context" in item) != ld:
+            error = NgsiError("BadRequestData", _NO_CONTEXT_IN_LD if ld else _CONTEXT_IN_JSON)
+            refused.append({"entityId": item.get("id"), "error": error.problem()})
+        else:
+            items.append(item)
+    return items, link, refused
 
 
-def _batch_answer(outcome: BatchOutcome, *, created: list[str] | None = None) -> Response:
-    """207 with the errors when any item failed; else 201 with ``created`` if given, else 204."""
+def _batch_answer(
+    outcome: BatchOutcome, refused: list[dict[str, Any]], *, created: list[str] | None = None
+) -> Response:
+    """207 with the errors when any item failed or was ``refused`` before it was tried; else
+    201 with ``created`` if given, else 204."""
+    outcome.errors[:0] = refused
     if outcome.errors:
         return JSONResponse({"success": outcome.success, "errors": outcome.errors}, status_code=207)
     if created is not None:
@@ -516,12 +544,12 @@ def query(
         ),
         concept=concept,
         scope_q=broker.check_scope_query(scopeQ),
-        order_by=parse_order_by(orderBy),
+        order_by=parse_order_by(orderBy, names),
     )
     broker.require_filter(spec, local=local)
     projection = Projection.of(attrs, pick, omit, names)
     shown = Representation.of(parse_options(options, format), projection, lang, datasetId)
-    shown = dataclasses.replace(shown, written_context=True)
+    shown = dataclasses.replace(shown, written_context=True, reader=names)
     content, total = broker.query(
         context, spec, limit=limit, offset=offset, shown=shown, join=parse_join(join, joinLevel)
     )
@@ -608,6 +636,7 @@ def read(
     names = _reader(request)
     projection = Projection.of(attrs, pick, omit, names)
     shown = Representation.of(parse_options(options, format), projection, lang, datasetId)
+    shown = dataclasses.replace(shown, reader=names)
     content: dict[str, Any] | list[dict[str, Any]] | NgsiError
     written = None
     try:
@@ -731,8 +760,8 @@ async def replace_attr(
 ) -> Response:
     """Replace one attribute (clause 5.6.19): the instance with the body's ``datasetId`` (none:
     the default instance) becomes the body, members and sub-attributes not given are gone."""
-    body, _link = await _body(request)
-    attribute = broker.parse_replacement(attr, body)
+    body, link = await _body(request)
+    attr, attribute = broker.parse_replacement(attr, body, link)
     writer.require_fragment(entity_id, {attr: attribute})
     await run_in_threadpool(broker.replace_attribute, context, entity_id, attr, attribute)
     return Response(status_code=204)
@@ -798,44 +827,44 @@ def attribute(request: Request, attribute: AttrPath, context: Running) -> Respon
 
 @router.post("/entityOperations/create", max_body_size=DATA_SET_BODY)
 async def batch_create(request: Request, writer: Writer, context: Running) -> Response:
-    items, link = await _batch_body(request)
+    items, link, refused = await _batch_body(request)
     _guard(context, lambda session: writer.require_batch(session, items, new=True))
     outcome = await run_in_threadpool(broker.create_each, context, items, link)
-    return _batch_answer(outcome, created=outcome.success)
+    return _batch_answer(outcome, refused, created=outcome.success)
 
 
 @router.post("/entityOperations/upsert", max_body_size=DATA_SET_BODY)
 async def batch_upsert(
     request: Request, writer: Writer, context: Running, options: QueryText = None
 ) -> Response:
-    items, link = await _batch_body(request)
+    items, link, refused = await _batch_body(request)
     _guard(context, lambda session: writer.require_batch(session, items, new=True))
     replace_all = "replace" in parse_options(options)
     outcome = await run_in_threadpool(
         broker.upsert_each, context, items, link, replace_all=replace_all
     )
-    return _batch_answer(outcome, created=outcome.created or None)
+    return _batch_answer(outcome, refused, created=outcome.created or None)
 
 
 @router.post("/entityOperations/update", max_body_size=DATA_SET_BODY)
 async def batch_update(
     request: Request, writer: Writer, context: Running, options: QueryText = None
 ) -> Response:
-    items, link = await _batch_body(request)
+    items, link, refused = await _batch_body(request)
     _guard(context, lambda session: writer.require_batch(session, items, new=False))
     no_overwrite = "noOverwrite" in parse_options(options)
     outcome = await run_in_threadpool(
         broker.update_each, context, items, link, no_overwrite=no_overwrite
     )
-    return _batch_answer(outcome)
+    return _batch_answer(outcome, refused)
 
 
 @router.post("/entityOperations/merge", max_body_size=DATA_SET_BODY)
 async def batch_merge(request: Request, writer: Writer, context: Running) -> Response:
-    items, link = await _batch_body(request)
+    items, link, refused = await _batch_body(request)
     _guard(context, lambda session: writer.require_batch(session, items, new=False))
     outcome = await run_in_threadpool(broker.merge_each, context, items, link)
-    return _batch_answer(outcome)
+    return _batch_answer(outcome, refused)
 
 
 @router.post("/entityOperations/query")
@@ -854,7 +883,7 @@ async def query_post(
     specs, projection, names = broker.parse_query_body(body, _link)
     body_lang = body.get("lang") if isinstance(body.get("lang"), str) else None
     shown = Representation.of(parse_options(options, format), projection, lang or body_lang)
-    shown = dataclasses.replace(shown, written_context=True)
+    shown = dataclasses.replace(shown, written_context=True, reader=names)
     joined = parse_join(body.get("join"), body.get("joinLevel"))  # a Query body (checked above)
     content, total = await run_in_threadpool(
         broker.query_selectors,
@@ -879,10 +908,10 @@ async def query_post(
 
 @router.post("/entityOperations/delete", max_body_size=DATA_SET_BODY)
 async def batch_delete(request: Request, writer: Writer, context: Running) -> Response:
-    items, _link = await _batch_body(request)
+    items, _link, refused = await _batch_body(request)
     _guard(context, lambda session: writer.require_batch(session, items, new=False))
     outcome = await run_in_threadpool(broker.delete_each, context, items)
-    return _batch_answer(outcome)
+    return _batch_answer(outcome, refused)
 
 
 # ---- temporal -----------------------------------------------------------------------------------
@@ -1088,7 +1117,7 @@ def temporal_query(
         limit=limit,
         offset=offset,
         window=window,
-        order_by=parse_order_by(orderBy),
+        order_by=parse_order_by(orderBy, names),
     )
     shown = Projection.of(attrs, pick, omit, names)
     return _temporal_answer(request, answer, shown, names, _count_header(total, count))

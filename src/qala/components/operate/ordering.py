@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from qala.components.operate import jsonld
 from qala.components.operate.models import Entity
 from qala.components.operate.ngsi import NgsiError, default_instance, types_of
 from qala.components.operate.sysattrs import timestamp
@@ -30,8 +31,9 @@ class OrderKey:
     descending: bool = False
 
 
-def parse_order_by(text: str | None) -> tuple[OrderKey, ...]:
-    """The items of an ``orderBy`` parameter; ``BadRequestData`` for a malformed one."""
+def parse_order_by(text: str | None, names: jsonld.Names | None = None) -> tuple[OrderKey, ...]:
+    """The items of an ``orderBy`` parameter, attribute names in canonical form as the
+    reader's ``names`` give them (clause 5.5.7); ``BadRequestData`` for a malformed one."""
     if text is None or not text.strip():
         return ()
     keys = []
@@ -42,8 +44,18 @@ def parse_order_by(text: str | None) -> tuple[OrderKey, ...]:
             raise NgsiError(
                 "BadRequestData", f"orderBy: {item.strip()!r} is not `member[;asc|;desc]`"
             )
-        keys.append(OrderKey(tuple(path.strip().split(".")), direction == "desc"))
+        parts = tuple(path.strip().split("."))
+        if names is not None:
+            parts = tuple(_canonical(part, names, first=i == 0) for i, part in enumerate(parts))
+        keys.append(OrderKey(parts, direction == "desc"))
     return tuple(keys)
+
+
+def _canonical(part: str, names: jsonld.Names, *, first: bool) -> str:
+    """A path member as stored: ``id``/``type`` and the system members stay, names are mapped."""
+    if part in SYSTEM or (first and part in ("id", "type")):
+        return part
+    return names.canonical(part)
 
 
 _MISSING = object()
