@@ -353,6 +353,10 @@ def test_geo_queries_relate_shapes_not_their_centres(operate_app: OperateApp) ->
     assert found("intersects", "Polygon", across) == ["p1"]
     assert found("contains", "Polygon", across) == []
     assert found("disjoint", "LineString", [[72.0, 51.0], [72.1, 51.1]]) == ["p1"]
+    # near measures to the park's nearest point: from inside it, 1.2 km from the mean of its
+    # vertices (the entity's stored point, which the database's box filter reads), it is 0
+    assert found("near;maxDistance==1000", "Point", [71.428, 51.124]) == ["p1"]
+    assert found("near;minDistance==1000", "Point", [71.428, 51.124]) == []
     unclosed = client.get(
         url,
         params={

@@ -1220,7 +1220,7 @@ def parse_geo_query(
     if geometry == "Point":
         check_geometry("coordinates", {"type": "Point", "coordinates": parsed})
     try:
-        reference = shapes.shape_of({"type": geometry, "coordinates": parsed})
+        reference = shapes.shape_of({"type": geometry, "coordinates": parsed}, prepared=True)
     except ValueError as exc:
         raise NgsiError("BadRequestData", f"coordinates of the {geometry}: {exc}") from None
     return GeoQuery(
@@ -1234,15 +1234,34 @@ def parse_geo_query(
     )
 
 
+def _nearest_point(
+    attrs: Mapping[str, Any], name: str, longitude: float, latitude: float
+) -> tuple[float, float] | None:
+    """(lat, lon) of the entity's geometry nearest to the given point: a Point's own position,
+    a shape's nearest position (a polygon around the point: the point)."""
+    attribute = default_instance(attrs.get(name))
+    geometry = attribute.get("value") if isinstance(attribute, Mapping) else None
+    if not isinstance(geometry, Mapping):
+        return None
+    if geometry.get("type") == "Point":
+        return point_of(attrs, name)
+    try:
+        shape = shapes.shape_of(dict(geometry))
+    except ValueError:
+        return None
+    lon, lat = shapes.nearest_position(shape, longitude, latitude)
+    return lat, lon
+
+
 def geo_matches(query: GeoQuery, attrs: Mapping[str, Any]) -> bool:
     """Whether the entity's GeoProperty satisfies the geo-query: ``near`` by the distance from
-    the query's point to the entity's point (a shape's: the mean of its vertices), the other
-    relations on the shapes themselves (clause 4.10)."""
+    the query's point to the nearest point of the entity's geometry, the other relations on the
+    shapes themselves (clause 4.10)."""
     if query.relation == "near":
-        point = point_of(attrs, query.attribute)
+        qlon, qlat = query.coordinates[0], query.coordinates[1]
+        point = _nearest_point(attrs, query.attribute, qlon, qlat)
         if point is None:
             return False
-        qlon, qlat = query.coordinates[0], query.coordinates[1]
         distance = haversine_m(point[0], point[1], qlat, qlon)
         if query.max_distance is not None and distance > query.max_distance:
             return False
