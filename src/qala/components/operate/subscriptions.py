@@ -242,8 +242,11 @@ def update_subscription(session: Session, subscription_id: str, patch: Any) -> S
 
 
 def _stamp(moment: datetime | None) -> str | None:
-    if moment is None:
-        return None
+    return None if moment is None else _utc_text(moment)
+
+
+def _utc_text(moment: datetime) -> str:
+    """NGSI-LD DateTime text (UTC, milliseconds, ``Z``); a naive time (SQLite) is UTC."""
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
@@ -364,10 +367,10 @@ def notification_for(
         entity: Entity, shown: Projection, members: Sequence[str] | None = None
     ) -> dict[str, Any]:
         system = None
-        if spec.get("sysAttrs"):
+        if spec.get("sysAttrs"):  # UTC with `Z` also where the store keeps naive times (SQLite)
             system = {
-                "createdAt": entity.created_at.isoformat().replace("+00:00", "Z"),
-                "modifiedAt": entity.modified_at.isoformat().replace("+00:00", "Z"),
+                "createdAt": _utc_text(entity.created_at),
+                "modifiedAt": _utc_text(entity.modified_at),
             }
         return jsonld.compact_entity(
             render_entity(
