@@ -17,7 +17,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 from tests.components.operate.conftest import OperateApp, PrivateBroker, _free_port
 
 from qala.components.operate.devices import mosquitto_hash
-from qala.components.operate.subscriptions import notifier_for
+from qala.components.operate.ngsi import NgsiError
+from qala.components.operate.subscriptions import notifier_for, validate_subscription
 
 NOTIFIER = ("qala-notifier", "notifier-secret")
 READER = ("city-dashboard", "reader-secret")
@@ -171,12 +172,8 @@ def test_a_refused_mqtt_login_is_recorded_as_a_failure(
     ],
 )
 def test_unusable_mqtt_endpoints_are_refused_naming_the_member(
-    operate_app: OperateApp, endpoint: dict[str, Any], named: str
+    endpoint: dict[str, Any], named: str
 ) -> None:
-    answer = operate_app.client.post(
-        "/ngsi-ld/v1/subscriptions",
-        json=_subscription(**endpoint),
-        headers=operate_app.auth,
-    )
-    assert answer.status_code == 400
-    assert named in answer.json()["detail"]
+    with pytest.raises(NgsiError) as refused:
+        validate_subscription(_subscription(**endpoint))
+    assert refused.value.kind == "BadRequestData" and named in str(refused.value)
