@@ -12,7 +12,8 @@ request, since the suites send no credentials.
 
 Tools, installed on first use from the registries: Robot Framework and its libraries (the ETSI
 suite's ``requirements.txt``) in ``$QALA_CONFORMANCE_VENV`` (default ``.venv-conformance``), and
-jest 24 + request in ``$QALA_CONFORMANCE_NODE`` (default ``.venv-conformance/node``).
+jest 24 + request in ``$QALA_CONFORMANCE_NODE`` (default ``.venv-conformance/node``). Each ETSI
+section also gets a private Mosquitto (Debian's ``mosquitto``) for its MQTT notification tests.
 
 ``--check`` compares every counted section with the figures in a baseline file and exits 1 when
 one drops below it (the ratchet); ``--record`` writes the counts into the baseline.
@@ -21,8 +22,10 @@ one drops below it (the ratchet); ``--record`` writes the counts into the baseli
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -188,6 +191,72 @@ def qala_server(folder: Path) -> Iterator[str]:
         log.close()
 
 
+def _loopback_address_with_free(port: int) -> str:
+    """A loopback address of the 127.0.0.0/8 block (all of it reaches this machine) whose
+    ``port`` is free; the shared 127.0.0.1 is taken last."""
+    for _attempt in range(50):
+        host = f"127.{random.randint(1, 254)}.{random.randint(1, 254)}.{random.randint(1, 254)}"
+        with socket.socket() as probe:
+            try:
+                probe.bind((host, port))
+            except OSError:
+                continue
+        return host
+    return "127.0.0.1"
+
+
+@contextmanager
+def mqtt_broker(folder: Path) -> Iterator[list[str]]:
+    """A private Mosquitto for the suite's MQTT notification tests (058); yields the Robot
+    variables that point the suite at it (none when Mosquitto is not installed).
+
+    The tests connect to port 1883 of ``mqtt_broker_host`` (the port is written in the tests)
+    and to ``mqtt_broker_non_default_port``; in the suite's own set-up a Docker container with
+    Mosquitto is started per test. Here one broker listens on 1883 and a free port of a
+    loopback address of its own, so it neither meets the machine's Mosquitto on 127.0.0.1:1883
+    nor another run's broker. It admits anonymous clients as the suite's ``mosquitto.conf``
+    does (the login in an endpoint URI is then accepted whatever it is; that Qala sends it is
+    tested in tests/components/operate/test_ngsi_mqtt_notifications.py)."""
+    if shutil.which("mosquitto") is None:
+        print("conformance: mosquitto is not installed; the MQTT tests will fail", flush=True)
+        yield []
+        return
+    host = _loopback_address_with_free(1883)
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        other_port = int(probe.getsockname()[1])
+    config = folder / "mosquitto.conf"
+    config.write_text(
+        "per_listener_settings false\nallow_anonymous true\npersistence false\n"
+        f"listener 1883 {host}\nlistener {other_port} {host}\nuser {getpass.getuser()}\n",
+        encoding="utf-8",
+    )
+    log = (folder / "mosquitto.log").open("w")
+    broker = subprocess.Popen(
+        ["mosquitto", "-c", str(config)], stdout=log, stderr=subprocess.STDOUT
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                with socket.create_connection((host, 1883), timeout=0.2):
+                    break
+            except OSError:
+                if time.monotonic() > deadline or broker.poll() is not None:
+                    raise SystemExit(f"conformance: mosquitto did not start ({folder})") from None
+                time.sleep(0.05)
+        yield [
+            "--variable",
+            f"mqtt_broker_host:{host}",
+            "--variable",
+            f"mqtt_broker_non_default_port:{other_port}",
+        ]
+    finally:
+        broker.terminate()
+        broker.wait(10)
+        log.close()
+
+
 def robot_totals(output: Path) -> tuple[int, int, list[str]]:
     """(passed, failed, names of failed tests) from Robot's output.xml."""
     root = ET.parse(output).getroot()
@@ -219,8 +288,9 @@ def run_etsi_section(robot: Path, name: str, work: Path, out: Path, timeout: int
     folder = out / "etsi" / name
     folder.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
-    with qala_server(work) as base:
+    with qala_server(work) as base, mqtt_broker(work) as mqtt_variables:
         command = [str(robot), "--outputdir", str(folder), "--report", "NONE", "--log", "NONE"]
+        command += mqtt_variables
         for variable in ("url", "temporal_api_url"):
             command += ["--variable", f"{variable}:{base}/ngsi-ld/v1"]
         # The suite's own servers (notification receiver, context source, context server) listen

@@ -379,11 +379,10 @@ def test_attrs_patch_post_and_delete(operate_app: OperateApp) -> None:
         ).status_code
         == 204
     )
-    partial = client.patch(f"{entity}/attrs", json={"pm25": 21.0, "no2": 5.0}, headers=auth)
-    # UpdateResult names attributes by their full IRI (the ETSI suite's 010_04)
-    default_vocab = "https://uri.etsi.org/ngsi-ld/default-context/"
-    assert partial.status_code == 207
-    assert partial.json()["notUpdated"][0]["attributeName"] == default_vocab + "no2"
+    # An update appends the attributes the entity lacks (clause 5.6.2, GS CIM 009 V1.9.1)
+    updated = client.patch(f"{entity}/attrs", json={"pm25": 21.0, "no2": 5.0}, headers=auth)
+    assert updated.status_code == 204
+    assert client.get(entity, params={"options": "keyValues"}).json()["no2"] == 5.0
     assert (
         client.post(
             f"{entity}/attrs", json={"no2": {"type": "Property", "value": 7.5}}, headers=auth
@@ -393,7 +392,10 @@ def test_attrs_patch_post_and_delete(operate_app: OperateApp) -> None:
     kept = client.post(
         f"{entity}/attrs", params={"options": "noOverwrite"}, json={"no2": 99}, headers=auth
     )
+    # UpdateResult names attributes by their full IRI (the ETSI suite's 010_04)
+    default_vocab = "https://uri.etsi.org/ngsi-ld/default-context/"
     assert kept.status_code == 207
+    assert kept.json()["notUpdated"][0]["attributeName"] == default_vocab + "no2"
     assert client.get(entity, params={"options": "keyValues"}).json()["no2"] == 7.5
     assert (
         client.patch(f"{entity}/attrs/pm25", json={"value": 30.0}, headers=auth).status_code == 204
@@ -463,6 +465,28 @@ def test_temporal_history_of_observed_values(operate_app: OperateApp) -> None:
         )
         == 3
     )
+
+
+def test_an_update_appends_the_instance_of_a_new_dataset_id(operate_app: OperateApp) -> None:
+    """Clause 5.6.2: an instance with a datasetId the attribute lacks is appended, and the
+    default instance stays (it was replaced before)."""
+    client, auth = operate_app.client, operate_app.auth
+    vehicle = {
+        "id": "urn:ngsi-ld:Vehicle:v1",
+        "type": "Vehicle",
+        "speed": {"type": "Property", "value": 55},
+    }
+    assert client.post("/ngsi-ld/v1/entities", json=vehicle, headers=auth).status_code == 201
+    gps = {"type": "Property", "value": 54.5, "datasetId": "urn:ngsi-ld:Dataset:gps"}
+    updated = client.patch(
+        "/ngsi-ld/v1/entities/urn:ngsi-ld:Vehicle:v1/attrs", json={"speed": gps}, headers=auth
+    )
+    assert updated.status_code == 204, updated.text
+    speed = client.get("/ngsi-ld/v1/entities/urn:ngsi-ld:Vehicle:v1").json()["speed"]
+    assert sorted((i["value"], i.get("datasetId")) for i in speed) == [
+        (54.5, "urn:ngsi-ld:Dataset:gps"),
+        (55, None),
+    ]
 
 
 def test_subscription_notifies_http_endpoint(

@@ -3,6 +3,7 @@ pick/omit braces that project the linked entities."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -274,6 +275,40 @@ def test_notifications_carry_linked_entities(linked: OperateApp, capture_server:
     bad = dict(subscription, notification={**subscription["notification"], "join": "sideways"})
     refused = linked.client.post(f"{BASE}/subscriptions", json=bad, headers=linked.auth)
     assert refused.status_code == 400
+
+
+def test_an_appending_update_notifies_linked_entities_with_system_times(
+    linked: OperateApp, capture_server: Any
+) -> None:
+    """ETSI 046_23/046_28: an update that adds an attribute (204) is notified with the linked
+    entities, and sysAttrs are NGSI-LD DateTimes (UTC with `Z`) on every store."""
+    from qala.components.operate.subscriptions import notifier_for
+
+    subscription = {
+        "type": "Subscription",
+        "entities": [{"type": "Building"}],
+        "notification": {
+            "endpoint": {"uri": capture_server.url, "accept": "application/json"},
+            "join": "flat",
+            "sysAttrs": True,
+        },
+    }
+    created = linked.client.post(f"{BASE}/subscriptions", json=subscription, headers=linked.auth)
+    assert created.status_code == 201, created.text
+    updated = linked.client.patch(
+        f"{BASE}/entities/urn:ngsi-ld:Building:b1/attrs",
+        json={"height": {"type": "Property", "value": 97}},
+        headers=linked.auth,
+    )
+    assert updated.status_code == 204, updated.text
+    notifier_for(linked.context).drain()
+    assert capture_server.event.wait(5)
+    building, city = capture_server.received[0]["data"]
+    assert building["height"]["value"] == 97 and city["id"] == "urn:ngsi-ld:City:astana"
+    stamp = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z")
+    for entity in (building, city):
+        assert stamp.fullmatch(entity["createdAt"]) and stamp.fullmatch(entity["modifiedAt"])
+    assert stamp.fullmatch(building["height"]["createdAt"])
 
 
 def test_a_change_older_than_the_subscription_is_not_notified(

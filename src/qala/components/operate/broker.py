@@ -149,17 +149,17 @@ def merge(
     entity_id: str,
     attrs: dict[str, dict[str, Any]],
     *,
-    only_existing: bool = False,
+    update: bool = False,
     no_overwrite: bool = False,
 ) -> tuple[list[str], list[str]]:
-    """Update (``only_existing``) or append attributes; returns the names (written, not written)."""
+    """Update (``update``) or append attributes; returns the names (written, not written)."""
     with writing(context) as (session, runner, result):
         _result, done, skipped = merge_attributes(
             session,
             entity_id,
             attrs,
             runner=runner,
-            only_existing=only_existing,
+            update=update,
             no_overwrite=no_overwrite,
             result=result,
         )
@@ -330,7 +330,7 @@ def update_attribute(context: Context, entity_id: str, name: str, body: dict[str
             entity_id,
             parse_fragment({name: merged}),
             runner=runner,
-            only_existing=True,
+            update=True,
             result=result,
         )
 

@@ -188,16 +188,21 @@ def merge_attributes(
     attrs: dict[str, dict[str, Any]],
     *,
     runner: RulesRunner,
-    only_existing: bool = False,
+    update: bool = False,
     no_overwrite: bool = False,
     merge: bool = False,
     result: WriteResult | None = None,
 ) -> tuple[WriteResult, list[str], list[str]]:
-    """Update (``only_existing``) or append attributes; returns (result, updated, not updated).
+    """Update (``update``, clause 5.6.2) or append attributes; returns (result, updated, not
+    updated).
 
-    An attribute given as ``urn:ngsi-ld:null`` is deleted. ``merge`` (merge-patch, clause
-    5.6.17) keeps the members and sub-attributes of an existing attribute that the new one
-    does not give.
+    Both add the attributes the entity lacks and the instances of a datasetId it lacks (an
+    update "appends non-existing ones" in clause 5.6.2 of GS CIM 009 V1.9.1; NGSI-LD 1.0–1.2
+    left them out). An update
+    changes scopes only where the entity has some, and reports a ``urn:ngsi-ld:null`` that
+    names no instance as not updated. An attribute given as ``urn:ngsi-ld:null`` is deleted.
+    ``merge`` (merge-patch, clause 5.6.17) keeps the members and sub-attributes of an existing
+    attribute that the new one does not give.
     """
     result = result or WriteResult()
     entity = get_entity(session, entity_id)
@@ -206,7 +211,7 @@ def merge_attributes(
     skipped: list[str] = []
     for name, attribute in attrs.items():
         if name == SCOPE:
-            changed = merge_scope(current, attribute, only_existing, no_overwrite)
+            changed = merge_scope(current, attribute, update, no_overwrite)
             (done if changed else skipped).append(name)
             continue
         if name == TYPES:
@@ -231,9 +236,6 @@ def merge_attributes(
                 done.append(name)
                 continue
             attribute = fresh[0]
-        if only_existing and name not in current:
-            skipped.append(name)
-            continue
         if is_null(attribute):
             # The marker deletes the instance it names by datasetId (none: the default one).
             instances = instances_of(current.get(name))
@@ -245,7 +247,7 @@ def merge_attributes(
                 else:
                     del current[name]
                 done.append(name)
-            elif only_existing:
+            elif update:
                 skipped.append(name)
             continue
         existing = current.get(name)
@@ -253,16 +255,12 @@ def merge_attributes(
             current[name] = merge_instances(existing, attribute)
             done.append(name)
             continue
-        if (
-            isinstance(existing, dict)
-            and existing.get("datasetId") != attribute.get("datasetId")
-            and not only_existing
-        ):
+        if isinstance(existing, dict) and existing.get("datasetId") != attribute.get("datasetId"):
             current[name] = merge_instances(existing, attribute)
             done.append(name)
             continue
         same_type = isinstance(existing, dict) and attribute.get("type") == existing.get("type")
-        if same_type and (merge or (only_existing and attribute.get("type") == "Property")):
+        if same_type and (merge or (update and attribute.get("type") == "Property")):
             merged = dict(existing or {})
             merged.update(attribute)
             attribute = {k: v for k, v in merged.items() if not is_null(v)}
@@ -282,14 +280,12 @@ def merge_attributes(
     return result, done, skipped
 
 
-def merge_scope(
-    current: dict[str, Any], scope: Any, only_existing: bool, no_overwrite: bool
-) -> bool:
+def merge_scope(current: dict[str, Any], scope: Any, update: bool, no_overwrite: bool) -> bool:
     """Write an entity's scopes into ``current`` (its attributes): replaced, joined to those it
-    has (``no_overwrite``), deleted by ``urn:ngsi-ld:null``; an update (``only_existing``) only
-    changes scopes the entity has. Whether anything was written."""
+    has (``no_overwrite``), deleted by ``urn:ngsi-ld:null``; an ``update`` only changes scopes
+    the entity has (clause 5.6.2). Whether anything was written."""
     present = isinstance(current.get(SCOPE), list)
-    if only_existing and not present:
+    if update and not present:
         return False
     if is_null(scope):
         return current.pop(SCOPE, None) is not None

@@ -713,10 +713,10 @@ async def update_attrs(
     body, link = await _body(request)
     attrs = parse_fragment(body, require_some=True, context=link)
     writer.require_fragment(entity_id, attrs)
-    done, skipped = await run_in_threadpool(
-        broker.merge, context, entity_id, attrs, only_existing=True
+    done, skipped = await run_in_threadpool(broker.merge, context, entity_id, attrs, update=True)
+    return _partial_answer(
+        done, skipped, "the entity has no such scope or instance", names_of(None)
     )
-    return _partial_answer(done, skipped, "attribute does not exist", names_of(None))
 
 
 @router.post("/entities/{entity_id}/attrs")

@@ -1,6 +1,7 @@
 """NGSI-LD subscriptions: stored in the store, matched against changed entities after each commit,
-and delivered as HTTP POST notifications by a background sender (so ingestion never waits on a
-slow endpoint). Delivery is at most once per change; failures are recorded on the subscription.
+and delivered as HTTP POST notifications, or MQTT messages to an ``mqtt(s)://`` endpoint
+(:mod:`~qala.components.operate.notify_mqtt`), by a background sender (so ingestion never waits on
+a slow endpoint). Delivery is at most once per change; failures are recorded on the subscription.
 """
 
 from __future__ import annotations
@@ -38,6 +39,13 @@ from qala.components.operate.ngsi import (
     q_matches,
     render_entity,
     types_of,
+)
+from qala.components.operate.notify_mqtt import (
+    MqttEndpoint,
+    is_mqtt,
+    mqtt_endpoint,
+    mqtt_message,
+    publish,
 )
 from qala.core.clock import utc_now
 from qala.runtime import Context
@@ -81,8 +89,12 @@ def _check_notification(notification: Any) -> None:
         raise NgsiError("BadRequestData", "a subscription needs `notification` with an `endpoint`")
     endpoint = notification.get("endpoint")
     uri = endpoint.get("uri") if isinstance(endpoint, Mapping) else None
-    if not isinstance(uri, str) or not uri.startswith(("http://", "https://")):
-        raise NgsiError("BadRequestData", "`notification.endpoint.uri` must be an http(s) URL")
+    if isinstance(uri, str) and isinstance(endpoint, Mapping) and is_mqtt(uri):
+        mqtt_endpoint(endpoint)  # broker, topic and notifierInfo (clause 7.2)
+    elif not isinstance(uri, str) or not uri.startswith(("http://", "https://")):
+        raise NgsiError(
+            "BadRequestData", "`notification.endpoint.uri` must be an http(s) or mqtt(s) URI"
+        )
     receivers = endpoint.get("receiverInfo") if isinstance(endpoint, Mapping) else None
     if receivers is not None and not (
         isinstance(receivers, list)
@@ -230,8 +242,11 @@ def update_subscription(session: Session, subscription_id: str, patch: Any) -> S
 
 
 def _stamp(moment: datetime | None) -> str | None:
-    if moment is None:
-        return None
+    return None if moment is None else _utc_text(moment)
+
+
+def _utc_text(moment: datetime) -> str:
+    """NGSI-LD DateTime text (UTC, milliseconds, ``Z``); a naive time (SQLite) is UTC."""
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
@@ -352,10 +367,10 @@ def notification_for(
         entity: Entity, shown: Projection, members: Sequence[str] | None = None
     ) -> dict[str, Any]:
         system = None
-        if spec.get("sysAttrs"):
+        if spec.get("sysAttrs"):  # UTC with `Z` also where the store keeps naive times (SQLite)
             system = {
-                "createdAt": entity.created_at.isoformat().replace("+00:00", "Z"),
-                "modifiedAt": entity.modified_at.isoformat().replace("+00:00", "Z"),
+                "createdAt": _utc_text(entity.created_at),
+                "modifiedAt": _utc_text(entity.modified_at),
             }
         return jsonld.compact_entity(
             render_entity(
@@ -498,16 +513,7 @@ class Notifier:
                         chosen.append(entity)
                 if chosen:
                     bodies.append((record, notification_for(record.body, chosen, lookup)))
-        outcomes: list[tuple[str, bool]] = []
-        for record, body in bodies:
-            headers = delivery_headers(record.body, body)
-            try:
-                response = self._client.post(
-                    record.endpoint, content=json.dumps(body, ensure_ascii=False), headers=headers
-                )
-                outcomes.append((record.id, response.status_code < 400))
-            except httpx.HTTPError:
-                outcomes.append((record.id, False))
+        outcomes = self._send(bodies)
         if outcomes:
             stamp = utc_now()
             with self.context.database.transaction() as session:
@@ -521,6 +527,32 @@ class Notifier:
                         stored.last_success = stamp
                     else:
                         stored.last_failure = stamp
+
+    def _send(self, bodies: list[tuple[Subscription, dict[str, Any]]]) -> list[tuple[str, bool]]:
+        """POST each notification to its HTTP endpoint, or publish it to its MQTT broker (one
+        connection per broker); (subscription id, delivered) for each."""
+        outcomes: list[tuple[str, bool]] = []
+        brokers: dict[tuple[Any, ...], list[tuple[str, MqttEndpoint, bytes]]] = {}
+        for record, body in bodies:
+            headers = delivery_headers(record.body, body)
+            if is_mqtt(record.endpoint):
+                target = mqtt_endpoint(record.body["notification"]["endpoint"])
+                brokers.setdefault(target.broker, []).append(
+                    (record.id, target, mqtt_message(headers, body))
+                )
+                continue
+            try:
+                response = self._client.post(
+                    record.endpoint, content=json.dumps(body, ensure_ascii=False), headers=headers
+                )
+                outcomes.append((record.id, response.status_code < 400))
+            except httpx.HTTPError:
+                outcomes.append((record.id, False))
+        for messages in brokers.values():
+            payloads = [(target.topic, target.qos, payload) for _id, target, payload in messages]
+            ok = publish(messages[0][1], payloads, self.timeout_s)
+            outcomes.extend((subscription_id, ok) for subscription_id, _t, _p in messages)
+        return outcomes
 
 
 def _later(first: datetime | None, second: datetime | None) -> bool:
