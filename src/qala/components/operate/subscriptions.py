@@ -47,6 +47,19 @@ NOTIFIER_KEY = "operate.notifier"
 
 
 NOTIFICATION_FORMATS = frozenset({"keyValues", "simplified", "normalized", "concise"})
+NOTIFICATION_TRIGGERS = frozenset(
+    {
+        "entityCreated",
+        "entityUpdated",
+        "entityDeleted",
+        "attributeCreated",
+        "attributeUpdated",
+        "attributeDeleted",
+    }
+)
+DEFAULT_TRIGGERS = ("attributeCreated", "attributeUpdated")
+"""What a subscription without ``notificationTrigger`` is notified of (clause 5.2.12); an
+entity's creation creates its attributes, so it is among them."""
 
 
 def _instant(data: Mapping[str, Any], key: str) -> datetime | None:
@@ -162,6 +175,17 @@ def validate_subscription(body: Any, *, now: datetime | None = None) -> dict[str
             isinstance(value, bool) or not isinstance(value, int | float) or value <= 0
         ):
             raise NgsiError("BadRequestData", f"`{key}` must be a positive number of seconds")
+    triggers = data.get("notificationTrigger")
+    if triggers is not None and (
+        not isinstance(triggers, list)
+        or not triggers
+        or not all(isinstance(t, str) and t in NOTIFICATION_TRIGGERS for t in triggers)
+    ):
+        raise NgsiError(
+            "BadRequestData",
+            "`notificationTrigger` must be a non-empty array of "
+            + ", ".join(sorted(NOTIFICATION_TRIGGERS)),
+        )
     if data.get("timeInterval") is not None and (watched or data.get("throttling")):
         raise NgsiError(
             "BadRequestData", "`timeInterval` excludes `watchedAttributes` and `throttling`"
@@ -258,6 +282,7 @@ def render_subscription(record: Subscription) -> dict[str, Any]:
         notification["status"] = "failed" if failed else "ok"
     data["notification"] = notification
     data["status"] = status_of(record)
+    data.setdefault("notificationTrigger", list(DEFAULT_TRIGGERS))
     return data
 
 
