@@ -45,7 +45,9 @@ def test_notification_trigger_is_checked_and_shown_with_its_default(
         assert answer.json()["type"] == ERRORS + "BadRequestData"
         assert "notificationTrigger" in answer.json()["detail"]
     for suffix in ("one", "two", "three"):
-        client.post(f"{BASE}/subscriptions", json=subscription(capture_server, suffix), headers=auth)
+        client.post(
+            f"{BASE}/subscriptions", json=subscription(capture_server, suffix), headers=auth
+        )
     shown = client.get(f"{BASE}/subscriptions/urn:ngsi-ld:Subscription:one", headers=auth).json()
     assert shown["notificationTrigger"] == ["attributeCreated", "attributeUpdated"]
     page = client.get(f"{BASE}/subscriptions", params={"limit": 1, "offset": 1}, headers=auth)
@@ -56,3 +58,140 @@ def test_notification_trigger_is_checked_and_shown_with_its_default(
     assert '</ngsi-ld/v1/subscriptions?limit=1&offset=2>;rel="next";type="application/ld+json"' in (
         links
     )
+
+
+def building(suffix: str) -> dict[str, Any]:
+    return {
+        "id": f"urn:ngsi-ld:Building:{suffix}",
+        "type": "Building",
+        "name": {"type": "Property", "value": "Eiffel Tower"},
+        "street": {"type": "LanguageProperty", "languageMap": {"fr": "Grand Place"}},
+        "locatedAt": {"type": "Relationship", "object": "urn:ngsi-ld:City:Paris"},
+    }
+
+
+def test_deletions_are_notified_to_the_triggers_that_ask(
+    operate_app: OperateApp, capture_server: Capture
+) -> None:
+    from qala.components.operate.subscriptions import notifier_for
+
+    client, auth = operate_app.client, operate_app.auth
+    notifier = notifier_for(operate_app.context)
+    client.post(f"{BASE}/entities", json=building("d1"), headers=auth)
+    notifier.drain()
+    url = f"{BASE}/entities/urn:ngsi-ld:Building:d1"
+    for suffix, members in (
+        ("default", {}),  # attributeCreated, attributeUpdated: no deletion
+        (
+            "name-deleted",
+            {"watchedAttributes": ["name"], "notificationTrigger": ["attributeDeleted"]},
+        ),
+        (
+            "street-deleted",
+            {"watchedAttributes": ["street"], "notificationTrigger": ["attributeDeleted"]},
+        ),
+        ("entity-deleted", {"notificationTrigger": ["entityDeleted"]}),
+    ):
+        sub = subscription(capture_server, suffix, **members)
+        assert client.post(f"{BASE}/subscriptions", json=sub, headers=auth).status_code == 201
+
+    assert client.delete(f"{url}/attrs/name", headers=auth).status_code == 204
+    notifier.drain()
+    (notification,) = received(capture_server)
+    assert notification["subscriptionId"] == "urn:ngsi-ld:Subscription:name-deleted"
+    shown = notification["data"][0]
+    assert shown["name"] == {"type": "Property", "value": "urn:ngsi-ld:null"}
+    assert shown["locatedAt"]["object"] == "urn:ngsi-ld:City:Paris"  # the rest as it is
+
+    capture_server.received.clear()
+    assert client.delete(url, headers=auth).status_code == 204
+    notifier.drain()
+    notifications = received(capture_server, 2)
+    by_subscription = {n["subscriptionId"].rsplit(":", 1)[-1]: n["data"] for n in notifications}
+    assert set(by_subscription) == {"street-deleted", "entity-deleted"}
+    (gone,) = by_subscription["entity-deleted"]
+    assert set(gone) == {"id", "type", "deletedAt"} and gone["deletedAt"].endswith("Z")
+    (street,) = by_subscription["street-deleted"]
+    assert street["street"] == {
+        "type": "LanguageProperty",
+        "languageMap": {"@none": "urn:ngsi-ld:null"},
+    }
+    assert "locatedAt" not in street  # a deleted entity shows only the watched attributes
+
+
+def test_show_changes_tells_the_previous_values(
+    operate_app: OperateApp, capture_server: Capture
+) -> None:
+    from qala.components.operate.subscriptions import notifier_for
+
+    client, auth = operate_app.client, operate_app.auth
+    notifier = notifier_for(operate_app.context)
+    client.post(f"{BASE}/entities", json=building("c1"), headers=auth)
+    notifier.drain()
+    sub = subscription(capture_server, "changes")
+    sub["notification"]["showChanges"] = True
+    client.post(f"{BASE}/subscriptions", json=sub, headers=auth)
+    url = f"{BASE}/entities/urn:ngsi-ld:Building:c1"
+    client.patch(
+        f"{url}/attrs",
+        json={
+            "name": {"type": "Property", "value": "Tour Eiffel"},
+            "locatedAt": {"type": "Relationship", "object": "urn:ngsi-ld:City:Lyon"},
+        },
+        headers=auth,
+    )
+    notifier.drain()
+    (notification,) = received(capture_server)
+    shown = notification["data"][0]
+    assert shown["name"] == {
+        "type": "Property",
+        "value": "Tour Eiffel",
+        "previousValue": "Eiffel Tower",
+    }
+    assert shown["locatedAt"]["previousObject"] == "urn:ngsi-ld:City:Paris"
+    assert "previousLanguageMap" not in shown["street"]  # not changed
+
+    capture_server.received.clear()
+    client.post(
+        f"{BASE}/entities",
+        json={**building("c2"), "id": "urn:ngsi-ld:Building:c2"},
+        headers=auth,
+    )
+    notifier.drain()
+    (created,) = received(capture_server)
+    assert "previousValue" not in created["data"][0]["name"]  # nothing was there before
+
+
+def test_type_selection_q_escapes_and_dataset_filter(
+    operate_app: OperateApp, capture_server: Capture
+) -> None:
+    from qala.components.operate.subscriptions import notifier_for
+
+    client, auth = operate_app.client, operate_app.auth
+    notifier = notifier_for(operate_app.context)
+    selected = subscription(
+        capture_server,
+        "towers",
+        entities=[{"type": "(Tower|Building)"}],
+        q='name=="Eiffel%20Tower"',  # as copied from a URL
+        datasetId=["urn:ngsi-ld:Dataset:fr"],
+    )
+    answer = client.post(f"{BASE}/subscriptions", json=selected, headers=auth)
+    assert answer.status_code == 201, answer.text
+    bad = subscription(capture_server, "bad", datasetId="urn:ngsi-ld:Dataset:fr")
+    assert client.post(f"{BASE}/subscriptions", json=bad, headers=auth).status_code == 400
+    entity = building("t1")
+    entity["street"] = [
+        {"type": "LanguageProperty", "languageMap": {"fr": "Grand Place"}},
+        {
+            "type": "LanguageProperty",
+            "languageMap": {"fr": "Place d'Armes"},
+            "datasetId": "urn:ngsi-ld:Dataset:fr",
+        },
+    ]
+    assert client.post(f"{BASE}/entities", json=entity, headers=auth).status_code == 201
+    notifier.drain()
+    (notification,) = received(capture_server)
+    (shown,) = notification["data"]
+    assert shown["street"] == entity["street"][1]  # only the instance of the dataset asked
+    assert "name" not in shown  # no instance of that dataset

@@ -14,17 +14,20 @@ import uuid
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import unquote
 
 import httpx
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from qala.components.operate import jsonld
+from qala.components.operate import changes as change_views, jsonld
+from qala.components.operate.changes import EntityChange
 from qala.components.operate.linked import Lookup, join_entities, parse_join
 from qala.components.operate.models import Entity, Subscription
 from qala.components.operate.ngsi import (
     CORE_CONTEXT,
     LD_CONTEXT_REL,
+    MEMBERS,
     NgsiError,
     Projection,
     canonical_q,
@@ -32,9 +35,11 @@ from qala.components.operate.ngsi import (
     check_entity_id,
     compile_pattern,
     geo_matches,
+    instances_of,
     names_of,
     parse_geo_query,
     parse_q,
+    parse_type_selection,
     q_matches,
     render_entity,
     types_of,
@@ -152,7 +157,9 @@ def validate_subscription(body: Any, *, now: datetime | None = None) -> dict[str
             compile_pattern(str(selector["idPattern"]), what="idPattern")
     _check_notification(data.get("notification"))
     if data.get("q"):
-        parse_q(str(data["q"]))
+        parse_q(subscription_q(data))
+    for selector in entities or []:
+        parse_type_selection(str(selector["type"]))
     geo_q = data.get("geoQ")
     if geo_q is not None:
         if not isinstance(geo_q, Mapping):
@@ -164,6 +171,13 @@ def validate_subscription(body: Any, *, now: datetime | None = None) -> dict[str
             coordinates if isinstance(coordinates, str) else json.dumps(coordinates),
             geo_q.get("geoproperty"),
         )
+    datasets = data.get("datasetId")
+    if datasets is not None and (
+        not isinstance(datasets, list)
+        or not datasets
+        or not all(isinstance(d, str) and (d == "@none" or ":" in d) for d in datasets)
+    ):
+        raise NgsiError("BadRequestData", "`datasetId` must be a non-empty array of URIs")
     if "isActive" in data and not isinstance(data["isActive"], bool):
         raise NgsiError("BadRequestData", "`isActive` must be true or false")
     expires = expiry(data)
@@ -305,6 +319,13 @@ def status_of(record: Subscription, now: datetime | None = None) -> str:
     return "active"
 
 
+def subscription_q(subscription: Mapping[str, Any]) -> str:
+    """The subscription's ``q``, percent-escapes decoded: clients copy it from a URL, where
+    the query language is percent-encoded (``name=="Eiffel%20Tower"``)."""
+    text = str(subscription["q"])
+    return unquote(text) if re.search(r"%[0-9A-Fa-f]{2}", text) else text
+
+
 def matches(
     subscription: Mapping[str, Any], entity: Entity, changed: Sequence[str] | None = None
 ) -> bool:
@@ -314,10 +335,11 @@ def matches(
     selectors = subscription.get("entities") or []
     if selectors:
         ok = False
+        types = types_of(entity.type, entity.attrs)
         for selector in selectors:
-            if names.canonical(str(selector.get("type"))) not in types_of(
-                entity.type, entity.attrs
-            ):
+            # A type selection (clause 4.17): ``(Building|Tower)``, ``Building;Museum``…
+            groups = parse_type_selection(str(selector.get("type")))
+            if not any(all(names.canonical(t) in types for t in group) for group in groups):
                 continue
             if selector.get("id") and selector["id"] != entity.id:
                 continue
@@ -335,7 +357,7 @@ def matches(
         if not any(name in stored for name in changes):
             return False
     if subscription.get("q") and not q_matches(
-        canonical_q(parse_q(str(subscription["q"])), names), entity.attrs
+        canonical_q(parse_q(subscription_q(subscription)), names), entity.attrs
     ):
         return False
     geo_q = subscription.get("geoQ")
@@ -352,11 +374,123 @@ def matches(
     return True
 
 
+def triggers_of(subscription: Mapping[str, Any]) -> frozenset[str]:
+    return frozenset(subscription.get("notificationTrigger") or DEFAULT_TRIGGERS)
+
+
+def watched_of(subscription: Mapping[str, Any]) -> frozenset[str] | None:
+    """The watched attributes by their stored names (None: every attribute is watched)."""
+    watched = subscription.get("watchedAttributes")
+    if not watched:
+        return None
+    return frozenset(names_of(subscription.get("@context")).canonical_list(watched))
+
+
+def triggered(subscription: Mapping[str, Any], change: EntityChange) -> bool:
+    """Whether ``change`` is one the subscription's ``notificationTrigger`` asks to be told
+    of (clause 5.2.12), on its watched attributes."""
+    triggers = triggers_of(subscription)
+    watched = watched_of(subscription)
+
+    def seen(names: set[str]) -> bool:
+        return bool(names if watched is None else names & watched)
+
+    if change.deleted is not None:
+        return "entityDeleted" in triggers or (
+            "attributeDeleted" in triggers and seen(change.attributes_deleted)
+        )
+    if change.created:
+        if "entityCreated" in triggers:
+            return True
+        created = "attributeCreated" in triggers
+        return created and (watched is None or seen(change.attributes_created))
+    if not change.known:  # readings: the attributes are not told, each may have changed
+        return bool(triggers & {"entityUpdated", "attributeUpdated"})
+    if "entityUpdated" in triggers and seen(
+        change.attributes_created | change.attributes_updated | change.attributes_deleted
+    ):
+        return True
+    return (
+        ("attributeCreated" in triggers and seen(change.attributes_created))
+        or ("attributeUpdated" in triggers and seen(change.attributes_updated))
+        or ("attributeDeleted" in triggers and seen(change.attributes_deleted))
+    )
+
+
+def _stamp_of(moment: datetime) -> str:
+    """A system time in NGSI-LD form (naive times are UTC: SQLite)."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def changed_attributes(
+    subscription: Mapping[str, Any], entity: Entity, change: EntityChange | None
+) -> dict[str, Any]:
+    """The attributes a notification shows of ``entity``: as they are now, with those the
+    change deleted as NGSI-LD Null instances (when the subscription is told of deletions or
+    shows changes), and with ``showChanges`` what each updated one held before; a deleted
+    entity shows only its deleted attributes, and those only then."""
+    if change is None:
+        return dict(entity.attrs)
+    spec = subscription.get("notification", {})
+    show_changes = bool(spec.get("showChanges"))
+    triggers = triggers_of(subscription)
+    watched = watched_of(subscription)
+    system = bool(spec.get("sysAttrs"))
+    attrs = {} if change.deleted is not None else dict(entity.attrs)
+    told = show_changes or "attributeDeleted" in triggers
+    if told and change.deleted_at is not None:
+        deleted_at = _stamp_of(change.deleted_at) if system else None
+        for name, gone in change.deleted_instances.items():
+            if change.deleted is not None and watched is not None and name not in watched:
+                continue
+            kept = [] if change.deleted is not None else instances_of(attrs.get(name))
+            if not kept:  # the whole attribute went: one Null (of its default instance) tells it
+                first = next((i for i in gone if i.get("datasetId") is None), gone[0])
+                gone = [{k: v for k, v in first.items() if k != "datasetId"}]
+            markers = [
+                change_views.deleted_instance(
+                    instance, show_changes=show_changes, deleted_at=deleted_at
+                )
+                for instance in gone
+            ]
+            shown = [*kept, *markers]
+            attrs[name] = shown[0] if len(shown) == 1 else shown
+    if show_changes and change.deleted is None:
+        for name in change.attributes_updated:
+            if name in attrs and name in change.previous:
+                attrs[name] = change_views.with_previous(attrs[name], change.previous[name])
+    return attrs
+
+
+def of_datasets(subscription: Mapping[str, Any], attrs: dict[str, Any]) -> dict[str, Any]:
+    """Only the attribute instances of the subscription's ``datasetId`` list (``@none``: the
+    default instance), when it has one (clause 5.2.12); attributes left with none drop out."""
+    datasets = subscription.get("datasetId")
+    if not datasets:
+        return attrs
+    wanted = set(datasets)
+    shown: dict[str, Any] = {}
+    for name, attribute in attrs.items():
+        if name in MEMBERS:
+            shown[name] = attribute
+            continue
+        kept = [i for i in instances_of(attribute) if i.get("datasetId", "@none") in wanted]
+        if kept:
+            shown[name] = kept[0] if len(kept) == 1 else kept
+    return shown
+
+
 def notification_for(
-    subscription: Mapping[str, Any], entities: Sequence[Entity], lookup: Lookup | None = None
+    subscription: Mapping[str, Any],
+    entities: Sequence[Entity],
+    lookup: Lookup | None = None,
+    changes: Mapping[str, EntityChange] | None = None,
 ) -> dict[str, Any]:
     """The notification of ``entities`` to ``subscription``; with its ``notification.join``
-    the entities they link to are found through ``lookup`` (clause 4.5.23)."""
+    the entities they link to are found through ``lookup`` (clause 4.5.23); ``changes`` tells
+    what happened to each (deletions, previous values)."""
     spec = subscription.get("notification", {})
     chosen = spec.get("format", "normalized")
     names = names_of(subscription.get("@context"))
@@ -377,16 +511,19 @@ def notification_for(
         entity: Entity, shown: Projection, members: Sequence[str] | None = None
     ) -> dict[str, Any]:
         system = None
+        change = (changes or {}).get(entity.id)
         if spec.get("sysAttrs"):
             system = {
-                "createdAt": entity.created_at.isoformat().replace("+00:00", "Z"),
-                "modifiedAt": entity.modified_at.isoformat().replace("+00:00", "Z"),
+                "createdAt": _stamp_of(entity.created_at),
+                "modifiedAt": _stamp_of(entity.modified_at),
             }
+        if change is not None and change.deleted is not None:
+            system = {**(system or {}), "deletedAt": _stamp_of(change.deleted.deleted_at)}
         return jsonld.compact_entity(
             render_entity(
                 entity.id,
                 entity.type,
-                entity.attrs,
+                of_datasets(subscription, changed_attributes(subscription, entity, change)),
                 key_values=key_values,
                 concise=chosen == "concise",
                 pick=members,
@@ -437,10 +574,12 @@ def delivery_headers(subscription: Mapping[str, Any], body: dict[str, Any]) -> d
 class Notifier:
     """Sends notifications from a daemon thread; ``drain()`` waits until nothing is pending.
 
-    Pending changes are a map from entity id to the attribute names changed (None: all or
-    unknown), not a queue of every change: an entity changed again before its notification
-    went out is notified once, with its newest state. So a slow endpoint costs memory in
-    proportion to the entities, never to the readings ingested meanwhile.
+    Pending changes are a map from entity id to what changed (``EntityChange``: attributes
+    created, updated, deleted, their earlier values, a deleted entity's snapshot), not a queue
+    of every change: an entity changed again before its notification went out is notified
+    once, with its newest state and the values from before the first change. So a slow
+    endpoint costs memory in proportion to the entities, never to the readings ingested
+    meanwhile.
     """
 
     CHUNK = 500  # entity ids looked up and matched per round
@@ -448,7 +587,7 @@ class Notifier:
     def __init__(self, context: Context, *, timeout_s: float = 5.0) -> None:
         self.context = context
         self.timeout_s = timeout_s
-        self._pending: dict[str, set[str] | None] = {}  # insertion-ordered
+        self._pending: dict[str, EntityChange] = {}  # insertion-ordered
         self._busy = False
         self._changed = threading.Condition()
         self._thread = threading.Thread(target=self._run, name="qala-ngsi-notifier", daemon=True)
@@ -456,16 +595,27 @@ class Notifier:
         self._thread.start()
 
     def submit(
-        self, entity_ids: Sequence[str], attributes: Mapping[str, Sequence[str]] | None = None
+        self,
+        entity_ids: Sequence[str],
+        attributes: Mapping[str, Sequence[str]] | None = None,
+        changes: Mapping[str, EntityChange] | None = None,
     ) -> None:
+        """Queue changed entities: ``changes`` tells what happened to them, else
+        ``attributes`` the names updated (an entity in neither: any of its attributes)."""
         with self._changed:
             for entity_id in entity_ids:
-                known = attributes.get(entity_id) if attributes else None
-                names = set(known) if known is not None else None
+                change = (changes or {}).get(entity_id)
+                if change is None:
+                    known = attributes.get(entity_id) if attributes else None
+                    change = EntityChange(
+                        entity_id,
+                        known=known is not None,
+                        attributes_updated=set(known or ()),
+                    )
                 if entity_id in self._pending:
-                    before = self._pending[entity_id]
-                    names = None if before is None or names is None else before | names
-                self._pending[entity_id] = names
+                    self._pending[entity_id].merge(change)
+                else:
+                    self._pending[entity_id] = change
             self._changed.notify_all()
 
     def pending(self) -> int:
@@ -495,7 +645,7 @@ class Notifier:
                     self._busy = False
                     self._changed.notify_all()
 
-    def _deliver(self, changes: dict[str, set[str] | None]) -> None:
+    def _deliver(self, changes: dict[str, EntityChange]) -> None:
         now = utc_now()
         with self.context.database.session() as session:
             subscriptions = [
@@ -507,7 +657,7 @@ class Notifier:
             ]
             if not subscriptions:
                 return
-            entities = list(session.scalars(select(Entity).where(Entity.id.in_(list(changes)))))
+            entities = _changed_entities(session, changes)
             bodies: list[tuple[Subscription, dict[str, Any]]] = []
 
             def lookup(entity_id: str, session: Session = session) -> Entity | None:
@@ -516,13 +666,17 @@ class Notifier:
             for record in subscriptions:
                 chosen = []
                 for entity in entities:
-                    if _later(record.created_at, entity.modified_at):
+                    change = changes[entity.id]
+                    moment = change.deleted.deleted_at if change.deleted else entity.modified_at
+                    if _later(record.created_at, moment):
                         continue  # the change came before the subscription did
-                    names = changes.get(entity.id)
-                    if matches(record.body, entity, sorted(names) if names is not None else None):
+                    if triggered(record.body, change) and matches(
+                        record.body, entity, _names_changed(change)
+                    ):
                         chosen.append(entity)
                 if chosen:
-                    bodies.append((record, notification_for(record.body, chosen, lookup)))
+                    body = notification_for(record.body, chosen, lookup, changes)
+                    bodies.append((record, body))
         outcomes: list[tuple[str, bool]] = []
         for record, body in bodies:
             headers = delivery_headers(record.body, body)
@@ -546,6 +700,37 @@ class Notifier:
                         stored.last_success = stamp
                     else:
                         stored.last_failure = stamp
+
+
+def _changed_entities(session: Session, changes: Mapping[str, EntityChange]) -> list[Entity]:
+    """The entities changed, as they are now; a deleted one as it was (not in the session)."""
+    found = {
+        entity.id: entity
+        for entity in session.scalars(select(Entity).where(Entity.id.in_(list(changes))))
+    }
+    entities = []
+    for entity_id, change in changes.items():
+        if change.deleted is not None:
+            gone = change.deleted
+            entities.append(
+                Entity(
+                    id=entity_id,
+                    type=gone.type,
+                    attrs=gone.attrs,
+                    created_at=gone.created_at,
+                    modified_at=gone.modified_at,
+                )
+            )
+        elif entity_id in found:
+            entities.append(found[entity_id])
+    return entities
+
+
+def _names_changed(change: EntityChange) -> list[str] | None:
+    """Every attribute the change touched (None: not known)."""
+    if not change.known:
+        return None
+    return sorted(change.attributes_created | change.attributes_updated | change.attributes_deleted)
 
 
 def _later(first: datetime | None, second: datetime | None) -> bool:
@@ -581,8 +766,10 @@ def notify_changed(
     context: Context,
     entity_ids: Sequence[str],
     attributes: Mapping[str, Sequence[str]] | None = None,
+    changes: Mapping[str, EntityChange] | None = None,
 ) -> None:
     """Queue notifications for changed entities (after their transaction committed);
-    ``attributes`` names the attributes changed per entity where known."""
+    ``changes`` tells what happened to each, else ``attributes`` names the attributes changed
+    per entity where known."""
     if entity_ids:
-        notifier_for(context).submit(entity_ids, attributes)
+        notifier_for(context).submit(entity_ids, attributes, changes)
