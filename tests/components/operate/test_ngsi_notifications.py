@@ -195,3 +195,39 @@ def test_type_selection_q_escapes_and_dataset_filter(
     (shown,) = notification["data"]
     assert shown["street"] == entity["street"][1]  # only the instance of the dataset asked
     assert "name" not in shown  # no instance of that dataset
+
+
+def test_time_interval_notifies_periodically_from_the_store(
+    operate_app: OperateApp, capture_server: Capture
+) -> None:
+    from datetime import timedelta
+
+    from qala.components.operate.models import Subscription
+    from qala.components.operate.subscriptions import claim_periodic, notifier_for
+    from qala.core.clock import utc_now
+
+    client, auth = operate_app.client, operate_app.auth
+    context = operate_app.context
+    client.post(f"{BASE}/entities", json=building("p1"), headers=auth)
+    notifier_for(context).drain()
+    periodic = subscription(capture_server, "periodic", timeInterval=1)
+    assert client.post(f"{BASE}/subscriptions", json=periodic, headers=auth).status_code == 201
+    notifications = received(capture_server, 2, timeout_s=6)
+    assert len(notifications) >= 2
+    assert all(n["data"][0]["id"] == "urn:ngsi-ld:Building:p1" for n in notifications)
+    shown = client.get(f"{BASE}/subscriptions/{periodic['id']}", headers=auth).json()
+    assert shown["notification"]["timesSent"] >= 2
+
+    # The next time is kept in the store and claimed once: a second process looking at the
+    # same moment finds nothing due, and after a long pause the next is an interval away.
+    later = utc_now() + timedelta(hours=1)
+    assert claim_periodic(context, later, limit=5) == [periodic["id"]]
+    assert claim_periodic(context, later, limit=5) == []
+    with context.database.session() as session:
+        due = session.get(Subscription, periodic["id"]).periodic_due_at
+    assert due is not None and due.replace(tzinfo=None) > later.replace(tzinfo=None)
+    client.patch(
+        f"{BASE}/subscriptions/{periodic['id']}", json={"timeInterval": None}, headers=auth
+    )
+    with context.database.session() as session:
+        assert session.get(Subscription, periodic["id"]).periodic_due_at is None

@@ -902,7 +902,11 @@ def temporal_query_selectors(
 def subscribe(context: Context, body: Any) -> str:
     """Store a subscription; returns its id."""
     with context.database.transaction() as session:
-        return subscription_services.create_subscription(session, body).id
+        record = subscription_services.create_subscription(session, body)
+        subscription_id, periodic = record.id, record.periodic_due_at is not None
+    if periodic:
+        subscription_services.notifier_for(context).wake_periodic()
+    return subscription_id
 
 
 def subscriptions(context: Context, *, limit: int, offset: int) -> tuple[list[dict[str, Any]], int]:
@@ -921,7 +925,10 @@ def subscription(context: Context, subscription_id: str) -> dict[str, Any]:
 
 def update_subscription(context: Context, subscription_id: str, patch: Any) -> None:
     with context.database.transaction() as session:
-        subscription_services.update_subscription(session, subscription_id, patch)
+        record = subscription_services.update_subscription(session, subscription_id, patch)
+        periodic = record.periodic_due_at is not None
+    if periodic:
+        subscription_services.notifier_for(context).wake_periodic()
 
 
 def unsubscribe(context: Context, subscription_id: str) -> None:

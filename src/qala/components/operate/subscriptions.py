@@ -10,14 +10,16 @@ import json
 import logging
 import re
 import threading
+import time
 import uuid
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import unquote
 
 import httpx
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from qala.components.operate import changes as change_views, jsonld
@@ -218,6 +220,7 @@ def create_subscription(session: Session, body: Any) -> Subscription:
         active=data.get("isActive", True),
         created_at=utc_now(),
     )
+    record.periodic_due_at = first_due(data, record.created_at)
     session.add(record)
     session.flush()
     return record
@@ -261,6 +264,8 @@ def update_subscription(session: Session, subscription_id: str, patch: Any) -> S
         else:
             data[key] = value
     data = validate_subscription(data)
+    if data.get("timeInterval") != record.body.get("timeInterval"):
+        record.periodic_due_at = first_due(data, utc_now())
     record.body = data
     record.endpoint = data["notification"]["endpoint"]["uri"]
     record.active = data.get("isActive", True)
@@ -583,12 +588,18 @@ class Notifier:
     """
 
     CHUNK = 500  # entity ids looked up and matched per round
+    TICK_S = 1.0  # how often due periodic (``timeInterval``) subscriptions are looked for
+    PERIODIC_BATCH = 20  # periodic subscriptions notified per tick, the soonest due first
+    PERIODIC_ENTITIES = 1000  # entities one periodic notification carries at most
+    RETRY_S = 30.0  # pause before periodic work is tried again after the store failed
 
     def __init__(self, context: Context, *, timeout_s: float = 5.0) -> None:
         self.context = context
         self.timeout_s = timeout_s
         self._pending: dict[str, EntityChange] = {}  # insertion-ordered
         self._busy = False
+        self._periodic = False
+        self._next_tick = 0.0
         self._changed = threading.Condition()
         self._thread = threading.Thread(target=self._run, name="qala-ngsi-notifier", daemon=True)
         self._client = httpx.Client(timeout=timeout_s)
@@ -627,17 +638,35 @@ class Notifier:
         with self._changed:
             self._changed.wait_for(lambda: not self._pending and not self._busy, timeout_s)
 
+    def wake_periodic(self) -> None:
+        """Look for due ``timeInterval`` subscriptions every tick from now on (until none is
+        left in the store)."""
+        with self._changed:
+            self._periodic = True
+            self._next_tick = 0.0
+            self._changed.notify_all()
+
     def _run(self) -> None:
         while True:
             with self._changed:
-                self._changed.wait_for(lambda: bool(self._pending))
+                self._changed.wait_for(
+                    lambda: bool(self._pending) or self._tick_due(),
+                    self.TICK_S if self._periodic else None,
+                )
                 chunk = {
                     entity_id: self._pending.pop(entity_id)
                     for entity_id in list(itertools.islice(self._pending, self.CHUNK))
                 }
+                tick = self._tick_due()
                 self._busy = True
             try:
-                self._deliver(chunk)
+                if chunk:
+                    self._notify_changes(chunk)
+                if tick:
+                    # A store that fails is asked again after a pause, not every tick.
+                    self._next_tick = time.monotonic() + self.RETRY_S
+                    self._periodic = self._notify_periodic(utc_now())
+                    self._next_tick = time.monotonic() + self.TICK_S
             except Exception:  # a broken endpoint must not stop notifications to the others
                 log.exception("NGSI-LD notification failed")
             finally:
@@ -645,7 +674,33 @@ class Notifier:
                     self._busy = False
                     self._changed.notify_all()
 
-    def _deliver(self, changes: dict[str, EntityChange]) -> None:
+    def _tick_due(self) -> bool:
+        return self._periodic and time.monotonic() >= self._next_tick
+
+    def _notify_periodic(self, now: datetime) -> bool:
+        """Notify the ``timeInterval`` subscriptions due (at most ``PERIODIC_BATCH``) of the
+        entities they match; returns whether any periodic subscription is left."""
+        due = claim_periodic(self.context, now, limit=self.PERIODIC_BATCH)
+        bodies: list[tuple[Subscription, dict[str, Any]]] = []
+        with self.context.database.session() as session:
+
+            def lookup(entity_id: str, session: Session = session) -> Entity | None:
+                return session.get(Entity, entity_id)
+
+            for subscription_id in due:
+                record = session.get(Subscription, subscription_id)
+                if record is None or status_of(record, now) != "active":
+                    continue
+                entities = periodic_entities(session, record.body, limit=self.PERIODIC_ENTITIES)
+                if entities:
+                    bodies.append((record, notification_for(record.body, entities, lookup)))
+            left = session.scalar(
+                select(Subscription.id).where(Subscription.periodic_due_at.is_not(None)).limit(1)
+            )
+        self._deliver(bodies)
+        return left is not None
+
+    def _notify_changes(self, changes: dict[str, EntityChange]) -> None:
         now = utc_now()
         with self.context.database.session() as session:
             subscriptions = [
@@ -653,7 +708,9 @@ class Notifier:
                 for record in session.scalars(
                     select(Subscription).where(Subscription.active.is_(True))
                 )
-                if status_of(record, now) == "active" and not _throttled(record, now)
+                if status_of(record, now) == "active"
+                and not _throttled(record, now)
+                and not record.body.get("timeInterval")  # told periodically, not on change
             ]
             if not subscriptions:
                 return
@@ -677,6 +734,10 @@ class Notifier:
                 if chosen:
                     body = notification_for(record.body, chosen, lookup, changes)
                     bodies.append((record, body))
+        self._deliver(bodies)
+
+    def _deliver(self, bodies: Sequence[tuple[Subscription, dict[str, Any]]]) -> None:
+        """POST each notification to its endpoint and record the outcome on the subscription."""
         outcomes: list[tuple[str, bool]] = []
         for record, body in bodies:
             headers = delivery_headers(record.body, body)
@@ -700,6 +761,63 @@ class Notifier:
                         stored.last_success = stamp
                     else:
                         stored.last_failure = stamp
+
+
+def first_due(data: Mapping[str, Any], now: datetime) -> datetime | None:
+    """When a subscription is first notified periodically: one ``timeInterval`` after ``now``
+    (None: it has none)."""
+    interval = data.get("timeInterval")
+    return now + timedelta(seconds=float(interval)) if interval else None
+
+
+def claim_periodic(context: Context, now: datetime, *, limit: int) -> list[str]:
+    """The ids of periodic subscriptions due at ``now`` (the soonest ``limit``), each moved on
+    to its next time in the store. The move is conditional on the time read, so that of
+    several processes looking at once only one notifies a subscription."""
+    claimed = []
+    with context.database.transaction() as session:
+        due = session.execute(
+            select(Subscription.id, Subscription.periodic_due_at, Subscription.body)
+            .where(Subscription.periodic_due_at <= now)
+            .order_by(Subscription.periodic_due_at)
+            .limit(limit)
+        ).all()
+        for subscription_id, due_at, body in due:
+            interval = body.get("timeInterval") if isinstance(body, Mapping) else None
+            following = None
+            if interval:
+                step = timedelta(seconds=float(interval))
+                moment = due_at if due_at.tzinfo else due_at.replace(tzinfo=UTC)
+                # After a pause (a restart) the next one is a whole interval away, not a burst.
+                following = moment + step if moment + step > now else now + step
+            moved = session.execute(
+                update(Subscription)
+                .where(Subscription.id == subscription_id, Subscription.periodic_due_at == due_at)
+                .values(periodic_due_at=following)
+            )
+            if moved.rowcount == 1 and following is not None:  # type: ignore[attr-defined]
+                claimed.append(subscription_id)
+    return claimed
+
+
+def periodic_entities(
+    session: Session, subscription: Mapping[str, Any], *, limit: int
+) -> list[Entity]:
+    """The entities a periodic notification tells: those the subscription's selectors, ``q``
+    and ``geoQ`` match, read by type (at most ``limit``)."""
+    names = names_of(subscription.get("@context"))
+    types = {
+        names.canonical(name)
+        for selector in subscription.get("entities") or []
+        for group in parse_type_selection(str(selector.get("type")))
+        for name in group
+    }
+    statement = select(Entity).where(Entity.type.in_(sorted(types))).order_by(Entity.id)
+    return [
+        entity
+        for entity in session.scalars(statement.limit(limit))
+        if matches(subscription, entity)
+    ]
 
 
 def _changed_entities(session: Session, changes: Mapping[str, EntityChange]) -> list[Entity]:
@@ -753,6 +871,21 @@ def _throttled(record: Subscription, now: datetime) -> bool:
     if last.tzinfo is None:
         last = last.replace(tzinfo=UTC)
     return (now - last).total_seconds() < float(throttling)
+
+
+def resume_periodic(context: Context) -> None:
+    """Start the periodic notifications of the store's ``timeInterval`` subscriptions in this
+    process (their times are in the store, so a restart carries on)."""
+    try:
+        with context.database.session() as session:
+            periodic = session.scalar(
+                select(Subscription.id).where(Subscription.periodic_due_at.is_not(None)).limit(1)
+            )
+    except SQLAlchemyError:  # a store not migrated yet has none
+        log.warning("periodic NGSI-LD subscriptions not resumed", exc_info=True)
+        return
+    if periodic is not None:
+        notifier_for(context).wake_periodic()
 
 
 def notifier_for(context: Context) -> Notifier:
