@@ -151,13 +151,9 @@ def previous_key(instance: Mapping[str, Any]) -> str:
 
 
 def null_value(instance: Mapping[str, Any]) -> Any:
-    """The NGSI-LD Null of the instance's kind: what a deleted attribute is notified with."""
-    key = value_key(instance)
-    if key == "languageMap":
-        return {"@none": NULL}
-    if key in ("valueList", "objectList"):
-        return [NULL]
-    return NULL
+    """The NGSI-LD Null of the instance's kind: what a deleted attribute is notified with
+    (clause 5.2.1: the URI as value or object, ``{"@none": …}`` as a languageMap)."""
+    return {"@none": NULL} if value_key(instance) == "languageMap" else NULL
 
 
 def deleted_instance(
