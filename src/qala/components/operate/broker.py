@@ -226,7 +226,7 @@ def temporal_delete_attr(
     """``DELETE /temporal/entities/{id}/attrs/{attr}``: the attribute's history (every
     instance with ``deleteAll``, else those of ``datasetId`` or of the default instance) and the
     attribute itself."""
-    with context.database.transaction() as session:
+    with writing(context) as (session, _runner, result):
         entity = get_entity(session, entity_id)
         if not has_history(session, entity_id, name) and name not in entity.attrs:
             raise NgsiError("ResourceNotFound", f"entity {entity_id} has no attribute `{name}`")
@@ -238,7 +238,12 @@ def temporal_delete_attr(
         if name in entity.attrs:
             try:
                 delete_attribute(
-                    session, entity_id, name, dataset_id=dataset_id, delete_all=delete_all
+                    session,
+                    entity_id,
+                    name,
+                    dataset_id=dataset_id,
+                    delete_all=delete_all,
+                    result=result,
                 )
             except NgsiError:
                 if not removed:
@@ -249,8 +254,8 @@ def temporal_delete_attr(
 
 def temporal_delete(context: Context, entity_id: str) -> None:
     """``DELETE /temporal/entities/{id}``: the entity and its history."""
-    with context.database.transaction() as session:
-        delete_entity(session, entity_id)
+    with writing(context) as (session, _runner, result):
+        delete_entity(session, entity_id, result=result)
         delete_history(session, entity_id)
         delete_instances(session, entity_id)
 
@@ -374,8 +379,8 @@ def replace_attribute(
 
 
 def delete(context: Context, entity_id: str) -> None:
-    with context.database.transaction() as session:
-        delete_entity(session, entity_id)
+    with writing(context) as (session, _runner, result):
+        delete_entity(session, entity_id, result=result)
 
 
 def delete_attr(
@@ -386,9 +391,16 @@ def delete_attr(
     dataset_id: str | None = None,
     delete_all: bool = False,
 ) -> None:
-    with context.database.transaction() as session:
+    with writing(context) as (session, _runner, result):
         before = instances_of(get_entity(session, entity_id).attrs.get(name))
-        delete_attribute(session, entity_id, name, dataset_id=dataset_id, delete_all=delete_all)
+        delete_attribute(
+            session,
+            entity_id,
+            name,
+            dataset_id=dataset_id,
+            delete_all=delete_all,
+            result=result,
+        )
         deleted = [i for i in before if delete_all or i.get("datasetId") == dataset_id]
         record_deletion(session, entity_id, name, deleted, now_us())
 
@@ -496,22 +508,24 @@ def merge_each(context: Context, items: Sequence[Any], link: Any) -> BatchOutcom
 
 def purge(context: Context, spec: EntityQuery) -> int:
     """Delete every entity the query matches (``DELETE /entities``); returns how many."""
-    with context.database.transaction() as session:
+    with writing(context) as (session, _runner, result):
         rows, _total = query_entities(session, spec, limit=10_000_000, offset=0)
         for entity in rows:
-            session.delete(entity)
-        return len(rows)
+            delete_entity(session, entity.id, result=result)
+    return len(rows)
 
 
 def delete_each(context: Context, items: Sequence[Any]) -> BatchOutcome:
     """``entityOperations/delete``: the items are entity ids."""
 
-    def step(session: Session, _runner: RulesRunner, item: Any) -> None:
+    def step(session: Session, _runner: RulesRunner, item: Any) -> WriteResult:
         if not isinstance(item, str):
             raise NgsiError(
                 "BadRequestData", "entityOperations/delete takes an array of entity ids"
             )
-        delete_entity(session, item)
+        result = WriteResult()
+        delete_entity(session, item, result=result)
+        return result
 
     return write_each(context, items, step)
 
@@ -918,7 +932,11 @@ def temporal_query_selectors(
 def subscribe(context: Context, body: Any) -> str:
     """Store a subscription; returns its id."""
     with context.database.transaction() as session:
-        return subscription_services.create_subscription(session, body).id
+        record = subscription_services.create_subscription(session, body)
+        subscription_id, periodic = record.id, record.periodic_due_at is not None
+    if periodic:
+        subscription_services.notifier_for(context).wake_periodic()
+    return subscription_id
 
 
 def subscriptions(context: Context, *, limit: int, offset: int) -> tuple[list[dict[str, Any]], int]:
@@ -937,7 +955,10 @@ def subscription(context: Context, subscription_id: str) -> dict[str, Any]:
 
 def update_subscription(context: Context, subscription_id: str, patch: Any) -> None:
     with context.database.transaction() as session:
-        subscription_services.update_subscription(session, subscription_id, patch)
+        record = subscription_services.update_subscription(session, subscription_id, patch)
+        periodic = record.periodic_due_at is not None
+    if periodic:
+        subscription_services.notifier_for(context).wake_periodic()
 
 
 def unsubscribe(context: Context, subscription_id: str) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import Text, cast, delete, or_, select
 from sqlalchemy.orm import Session
 
+from qala.components.operate import changes
 from qala.components.operate.attribute_history import record_changes
 from qala.components.operate.ingest import IngestReport, RulesRunner, ingest_in_session, now_us
 from qala.components.operate.models import Entity, Observation, Sensor
@@ -156,6 +157,7 @@ def create_entity(
     session.flush()
     record_changes(session, entity.id, {}, entity.attrs, now_us())
     result.created.append(entity.id)
+    result.ingest.note(changes.created(entity.id, entity.attrs))
     _observe(session, entity, runner, result)
     return result
 
@@ -172,6 +174,8 @@ def replace_entity(
     attrs = dict(data.attrs)
     moment = utc_now()
     stamp_attributes(attrs, entity.attrs, list(attrs), moment)
+    written = [*entity.attrs, *attrs]
+    result.ingest.note(changes.describe(entity.id, entity.attrs, attrs, written, at=moment))
     entity.attrs = attrs
     if data.context is not None:
         entity.context = data.context
@@ -270,6 +274,7 @@ def merge_attributes(
         moment = utc_now()
         stamp_attributes(current, entity.attrs, done, moment)
         record_changes(session, entity.id, entity.attrs, current, now_us())
+        result.ingest.note(changes.describe(entity.id, entity.attrs, current, done, at=moment))
         entity.attrs = current
         entity.modified_at = moment
         _place_fields(entity)
@@ -325,8 +330,18 @@ def upsert_entity(
     return result
 
 
-def delete_entity(session: Session, entity_id: str) -> None:
+def delete_entity(session: Session, entity_id: str, *, result: WriteResult | None = None) -> None:
+    """Delete an entity; ``result`` learns what it was (its subscriptions are told)."""
     entity = get_entity(session, entity_id)
+    if result is not None:
+        snapshot = changes.DeletedEntity(
+            type=entity.type,
+            attrs=dict(entity.attrs),
+            created_at=entity.created_at,
+            modified_at=entity.modified_at,
+            deleted_at=utc_now(),
+        )
+        result.ingest.note(changes.deleted(entity.id, snapshot))
     session.delete(entity)
 
 
@@ -337,9 +352,10 @@ def delete_attribute(
     *,
     dataset_id: str | None = None,
     delete_all: bool = False,
+    result: WriteResult | None = None,
 ) -> None:
     """Delete an attribute's default instance, the instance ``dataset_id``, or (``delete_all``)
-    every instance."""
+    every instance; ``result`` learns what went."""
     entity = get_entity(session, entity_id)
     if name not in entity.attrs:
         raise NgsiError("ResourceNotFound", f"entity {entity_id} has no attribute `{name}`")
@@ -358,8 +374,12 @@ def delete_attribute(
         attrs[name] = kept[0] if len(kept) == 1 else kept
     else:
         del attrs[name]
+    moment = utc_now()
+    if result is not None:
+        result.ingest.note(changes.describe(entity.id, entity.attrs, attrs, [name], at=moment))
+        result.updated.append(entity.id)
     entity.attrs = attrs
-    entity.modified_at = utc_now()
+    entity.modified_at = moment
     _place_fields(entity)
 
 

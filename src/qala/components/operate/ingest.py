@@ -24,6 +24,7 @@ from sqlalchemy import event, select, text, tuple_, update
 from sqlalchemy.orm import Session
 
 from qala.components.operate import incidents as incident_services
+from qala.components.operate.changes import EntityChange
 from qala.components.operate.dead_letters import Refusal, record_dead_letters
 from qala.components.operate.models import (
     DetectorRecord,
@@ -629,6 +630,9 @@ class IngestReport:
     changed_entities: list[str] = field(default_factory=list)
     changed_attributes: dict[str, list[str]] = field(default_factory=dict)
     """Attribute names changed per entity, where known (an entity absent here: all of them)."""
+    entity_changes: dict[str, EntityChange] = field(default_factory=dict)
+    """What NGSI-LD writes did to each entity (created, deleted, attributes and their previous
+    values), for the subscriptions' triggers and ``showChanges``."""
     dead_letters: int = 0
     seconds: float = 0.0
 
@@ -643,6 +647,14 @@ class IngestReport:
             "seconds": round(self.seconds, 4),
         }
 
+    def note(self, change: EntityChange) -> None:
+        """Record what a write did to an entity (after what earlier writes of the batch did)."""
+        known = self.entity_changes.get(change.entity_id)
+        if known is None:
+            self.entity_changes[change.entity_id] = change
+        else:
+            known.merge(change)
+
     def merge(self, other: IngestReport) -> None:
         self.received += other.received
         self.stored += other.stored
@@ -653,6 +665,8 @@ class IngestReport:
         self.changed_entities += other.changed_entities
         for entity_id, names in other.changed_attributes.items():
             self.changed_attributes.setdefault(entity_id, []).extend(names)
+        for change in other.entity_changes.values():
+            self.note(change)
         self.dead_letters += other.dead_letters
         self.seconds += other.seconds
 
@@ -1099,8 +1113,14 @@ def after_commit(context: Context, report: IngestReport) -> None:
     from qala.components.operate.subscriptions import notify_changed
     from qala.events import Event
 
-    if report.changed_entities:
-        notify_changed(context, report.changed_entities, report.changed_attributes)
+    changed = [*report.changed_entities, *report.entity_changes]
+    if changed:
+        notify_changed(
+            context,
+            list(dict.fromkeys(changed)),
+            report.changed_attributes,
+            report.entity_changes,
+        )
     for incident_id in dict.fromkeys(report.incidents_opened):
         context.bus.publish(Event("operate.incident.opened", {"id": incident_id}))
     for incident_id in dict.fromkeys(report.incidents_updated):

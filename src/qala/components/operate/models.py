@@ -260,6 +260,10 @@ class Subscription(Base):
     last_success: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_failure: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    periodic_due_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    """When a ``timeInterval`` subscription is to be notified next (None: not periodic)."""
+
+    __table_args__ = (Index("ix_operate_subscription_periodic_due", "periodic_due_at"),)
 
 
 class DeadLetter(Base):

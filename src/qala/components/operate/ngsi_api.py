@@ -386,7 +386,9 @@ def _respond(
                 item.pop("@context", None)
         named = context[0] if isinstance(context, list) and len(context) == 1 else context
         if isinstance(named, str):
-            headers["Link"] = f'<{named}>; rel="{CONTEXT_REL}"; type="application/ld+json"'
+            # Beside, not instead of, the paging links a list may carry.
+            link = f'<{named}>; rel="{CONTEXT_REL}"; type="application/ld+json"'
+            headers["Link"] = f"{headers['Link']},{link}" if headers.get("Link") else link
         media = "application/json"
     return Response(
         json.dumps(content, ensure_ascii=False),
@@ -441,14 +443,20 @@ def _partial_answer(
 
 
 def page_links(request: Request, *, limit: int, offset: int, total: int) -> str:
-    """``Link`` header with the previous and next pages (clause 6.3.15)."""
+    """``Link`` header with the previous and next pages (clause 6.3.15), typed as the
+    csource lists' are (``type="application/ld+json"``)."""
     links = []
     path = request.url.path
     if offset > 0 and limit > 0:
-        links.append(f'<{path}?limit={limit}&offset={max(0, offset - limit)}>; rel="prev"')
+        links.append(
+            f'<{path}?limit={limit}&offset={max(0, offset - limit)}>;rel="prev";'
+            'type="application/ld+json"'
+        )
     if limit > 0 and offset + limit < total:
-        links.append(f'<{path}?limit={limit}&offset={offset + limit}>; rel="next"')
-    return ", ".join(links)
+        links.append(
+            f'<{path}?limit={limit}&offset={offset + limit}>;rel="next";type="application/ld+json"'
+        )
+    return ",".join(links)
 
 
 def _count_header(total: int, count: bool) -> dict[str, str] | None:

@@ -11,21 +11,26 @@ import json
 import logging
 import re
 import threading
+import time
 import uuid
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import unquote
 
 import httpx
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from qala.components.operate import jsonld
+from qala.components.operate import changes as change_views, jsonld
+from qala.components.operate.changes import EntityChange
 from qala.components.operate.linked import Lookup, join_entities, parse_join
 from qala.components.operate.models import Entity, Subscription
 from qala.components.operate.ngsi import (
     CORE_CONTEXT,
     LD_CONTEXT_REL,
+    MEMBERS,
     NgsiError,
     Projection,
     canonical_q,
@@ -33,9 +38,11 @@ from qala.components.operate.ngsi import (
     check_entity_id,
     compile_pattern,
     geo_matches,
+    instances_of,
     names_of,
     parse_geo_query,
     parse_q,
+    parse_type_selection,
     q_matches,
     render_entity,
     types_of,
@@ -55,6 +62,19 @@ NOTIFIER_KEY = "operate.notifier"
 
 
 NOTIFICATION_FORMATS = frozenset({"keyValues", "simplified", "normalized", "concise"})
+NOTIFICATION_TRIGGERS = frozenset(
+    {
+        "entityCreated",
+        "entityUpdated",
+        "entityDeleted",
+        "attributeCreated",
+        "attributeUpdated",
+        "attributeDeleted",
+    }
+)
+DEFAULT_TRIGGERS = ("attributeCreated", "attributeUpdated")
+"""What a subscription without ``notificationTrigger`` is notified of (clause 5.2.12); an
+entity's creation creates its attributes, so it is among them."""
 
 
 def _instant(data: Mapping[str, Any], key: str) -> datetime | None:
@@ -151,7 +171,9 @@ def validate_subscription(body: Any, *, now: datetime | None = None) -> dict[str
             compile_pattern(str(selector["idPattern"]), what="idPattern")
     _check_notification(data.get("notification"))
     if data.get("q"):
-        parse_q(str(data["q"]))
+        parse_q(subscription_q(data))
+    for selector in entities or []:
+        parse_type_selection(str(selector["type"]))
     geo_q = data.get("geoQ")
     if geo_q is not None:
         if not isinstance(geo_q, Mapping):
@@ -163,6 +185,13 @@ def validate_subscription(body: Any, *, now: datetime | None = None) -> dict[str
             coordinates if isinstance(coordinates, str) else json.dumps(coordinates),
             geo_q.get("geoproperty"),
         )
+    datasets = data.get("datasetId")
+    if datasets is not None and (
+        not isinstance(datasets, list)
+        or not datasets
+        or not all(isinstance(d, str) and (d == "@none" or ":" in d) for d in datasets)
+    ):
+        raise NgsiError("BadRequestData", "`datasetId` must be a non-empty array of URIs")
     if "isActive" in data and not isinstance(data["isActive"], bool):
         raise NgsiError("BadRequestData", "`isActive` must be true or false")
     expires = expiry(data)
@@ -174,6 +203,17 @@ def validate_subscription(body: Any, *, now: datetime | None = None) -> dict[str
             isinstance(value, bool) or not isinstance(value, int | float) or value <= 0
         ):
             raise NgsiError("BadRequestData", f"`{key}` must be a positive number of seconds")
+    triggers = data.get("notificationTrigger")
+    if triggers is not None and (
+        not isinstance(triggers, list)
+        or not triggers
+        or not all(isinstance(t, str) and t in NOTIFICATION_TRIGGERS for t in triggers)
+    ):
+        raise NgsiError(
+            "BadRequestData",
+            "`notificationTrigger` must be a non-empty array of "
+            + ", ".join(sorted(NOTIFICATION_TRIGGERS)),
+        )
     if data.get("timeInterval") is not None and (watched or data.get("throttling")):
         raise NgsiError(
             "BadRequestData", "`timeInterval` excludes `watchedAttributes` and `throttling`"
@@ -192,6 +232,7 @@ def create_subscription(session: Session, body: Any) -> Subscription:
         active=data.get("isActive", True),
         created_at=utc_now(),
     )
+    record.periodic_due_at = first_due(data, record.created_at)
     session.add(record)
     session.flush()
     return record
@@ -235,6 +276,8 @@ def update_subscription(session: Session, subscription_id: str, patch: Any) -> S
         else:
             data[key] = value
     data = validate_subscription(data)
+    if data.get("timeInterval") != record.body.get("timeInterval"):
+        record.periodic_due_at = first_due(data, utc_now())
     record.body = data
     record.endpoint = data["notification"]["endpoint"]["uri"]
     record.active = data.get("isActive", True)
@@ -273,6 +316,7 @@ def render_subscription(record: Subscription) -> dict[str, Any]:
         notification["status"] = "failed" if failed else "ok"
     data["notification"] = notification
     data["status"] = status_of(record)
+    data.setdefault("notificationTrigger", list(DEFAULT_TRIGGERS))
     return data
 
 
@@ -295,6 +339,13 @@ def status_of(record: Subscription, now: datetime | None = None) -> str:
     return "active"
 
 
+def subscription_q(subscription: Mapping[str, Any]) -> str:
+    """The subscription's ``q``, percent-escapes decoded: clients copy it from a URL, where
+    the query language is percent-encoded (``name=="Eiffel%20Tower"``)."""
+    text = str(subscription["q"])
+    return unquote(text) if re.search(r"%[0-9A-Fa-f]{2}", text) else text
+
+
 def matches(
     subscription: Mapping[str, Any], entity: Entity, changed: Sequence[str] | None = None
 ) -> bool:
@@ -304,10 +355,11 @@ def matches(
     selectors = subscription.get("entities") or []
     if selectors:
         ok = False
+        types = types_of(entity.type, entity.attrs)
         for selector in selectors:
-            if names.canonical(str(selector.get("type"))) not in types_of(
-                entity.type, entity.attrs
-            ):
+            # A type selection (clause 4.17): ``(Building|Tower)``, ``Building;Museum``…
+            groups = parse_type_selection(str(selector.get("type")))
+            if not any(all(names.canonical(t) in types for t in group) for group in groups):
                 continue
             if selector.get("id") and selector["id"] != entity.id:
                 continue
@@ -325,7 +377,7 @@ def matches(
         if not any(name in stored for name in changes):
             return False
     if subscription.get("q") and not q_matches(
-        canonical_q(parse_q(str(subscription["q"])), names), entity.attrs
+        canonical_q(parse_q(subscription_q(subscription)), names), entity.attrs
     ):
         return False
     geo_q = subscription.get("geoQ")
@@ -342,11 +394,116 @@ def matches(
     return True
 
 
+def triggers_of(subscription: Mapping[str, Any]) -> frozenset[str]:
+    return frozenset(subscription.get("notificationTrigger") or DEFAULT_TRIGGERS)
+
+
+def watched_of(subscription: Mapping[str, Any]) -> frozenset[str] | None:
+    """The watched attributes by their stored names (None: every attribute is watched)."""
+    watched = subscription.get("watchedAttributes")
+    if not watched:
+        return None
+    return frozenset(names_of(subscription.get("@context")).canonical_list(watched))
+
+
+def triggered(subscription: Mapping[str, Any], change: EntityChange) -> bool:
+    """Whether ``change`` is one the subscription's ``notificationTrigger`` asks to be told
+    of (clause 5.2.12), on its watched attributes."""
+    triggers = triggers_of(subscription)
+    watched = watched_of(subscription)
+
+    def seen(names: set[str]) -> bool:
+        return bool(names if watched is None else names & watched)
+
+    if change.deleted is not None:
+        return "entityDeleted" in triggers or (
+            "attributeDeleted" in triggers and seen(change.attributes_deleted)
+        )
+    if change.created:
+        if "entityCreated" in triggers:
+            return True
+        created = "attributeCreated" in triggers
+        return created and (watched is None or seen(change.attributes_created))
+    if not change.known:  # readings: the attributes are not told, each may have changed
+        return bool(triggers & {"entityUpdated", "attributeUpdated"})
+    if "entityUpdated" in triggers and seen(
+        change.attributes_created | change.attributes_updated | change.attributes_deleted
+    ):
+        return True
+    return (
+        ("attributeCreated" in triggers and seen(change.attributes_created))
+        or ("attributeUpdated" in triggers and seen(change.attributes_updated))
+        or ("attributeDeleted" in triggers and seen(change.attributes_deleted))
+    )
+
+
+def changed_attributes(
+    subscription: Mapping[str, Any], entity: Entity, change: EntityChange | None
+) -> dict[str, Any]:
+    """The attributes a notification shows of ``entity``: as they are now, with those the
+    change deleted as NGSI-LD Null instances (when the subscription is told of deletions or
+    shows changes), and with ``showChanges`` what each updated one held before; a deleted
+    entity shows only its deleted attributes, and those only then."""
+    if change is None:
+        return dict(entity.attrs)
+    spec = subscription.get("notification", {})
+    show_changes = bool(spec.get("showChanges"))
+    triggers = triggers_of(subscription)
+    watched = watched_of(subscription)
+    system = bool(spec.get("sysAttrs"))
+    attrs = {} if change.deleted is not None else dict(entity.attrs)
+    told = show_changes or "attributeDeleted" in triggers
+    if told and change.deleted_at is not None:
+        deleted_at = _utc_text(change.deleted_at) if system else None
+        for name, gone in change.deleted_instances.items():
+            if change.deleted is not None and watched is not None and name not in watched:
+                continue
+            kept = [] if change.deleted is not None else instances_of(attrs.get(name))
+            if not kept:  # the whole attribute went: one Null (of its default instance) tells it
+                first = next((i for i in gone if i.get("datasetId") is None), gone[0])
+                gone = [{k: v for k, v in first.items() if k != "datasetId"}]
+            markers = [
+                change_views.deleted_instance(
+                    instance, show_changes=show_changes, deleted_at=deleted_at
+                )
+                for instance in gone
+            ]
+            shown = [*kept, *markers]
+            attrs[name] = shown[0] if len(shown) == 1 else shown
+    if show_changes and change.deleted is None:
+        for name in change.attributes_updated:
+            if name in attrs and name in change.previous:
+                attrs[name] = change_views.with_previous(attrs[name], change.previous[name])
+    return attrs
+
+
+def of_datasets(subscription: Mapping[str, Any], attrs: dict[str, Any]) -> dict[str, Any]:
+    """Only the attribute instances of the subscription's ``datasetId`` list (``@none``: the
+    default instance), when it has one (clause 5.2.12); attributes left with none drop out."""
+    datasets = subscription.get("datasetId")
+    if not datasets:
+        return attrs
+    wanted = set(datasets)
+    shown: dict[str, Any] = {}
+    for name, attribute in attrs.items():
+        if name in MEMBERS:
+            shown[name] = attribute
+            continue
+        kept = [i for i in instances_of(attribute) if i.get("datasetId", "@none") in wanted]
+        if kept:
+            shown[name] = kept[0] if len(kept) == 1 else kept
+    return shown
+
+
 def notification_for(
-    subscription: Mapping[str, Any], entities: Sequence[Entity], lookup: Lookup | None = None
+    subscription: Mapping[str, Any],
+    entities: Sequence[Entity],
+    lookup: Lookup | None = None,
+    changes: Mapping[str, EntityChange] | None = None,
 ) -> dict[str, Any]:
     """The notification of ``entities`` to ``subscription``; with its ``notification.join``
-    the entities they link to are found through ``lookup`` (clause 4.5.23)."""
+    the entities they link to are found through ``lookup`` (clause 4.5.23); ``changes`` tells
+    what happened to each (deletions, previous values)."""
     spec = subscription.get("notification", {})
     chosen = spec.get("format", "normalized")
     names = names_of(subscription.get("@context"))
@@ -367,16 +524,19 @@ def notification_for(
         entity: Entity, shown: Projection, members: Sequence[str] | None = None
     ) -> dict[str, Any]:
         system = None
-        if spec.get("sysAttrs"):  # UTC with `Z` also where the store keeps naive times (SQLite)
+        change = (changes or {}).get(entity.id)
+        if spec.get("sysAttrs"):
             system = {
                 "createdAt": _utc_text(entity.created_at),
                 "modifiedAt": _utc_text(entity.modified_at),
             }
+        if change is not None and change.deleted is not None:
+            system = {**(system or {}), "deletedAt": _utc_text(change.deleted.deleted_at)}
         return jsonld.compact_entity(
             render_entity(
                 entity.id,
                 entity.type,
-                entity.attrs,
+                of_datasets(subscription, changed_attributes(subscription, entity, change)),
                 key_values=key_values,
                 concise=chosen == "concise",
                 pick=members,
@@ -427,35 +587,54 @@ def delivery_headers(subscription: Mapping[str, Any], body: dict[str, Any]) -> d
 class Notifier:
     """Sends notifications from a daemon thread; ``drain()`` waits until nothing is pending.
 
-    Pending changes are a map from entity id to the attribute names changed (None: all or
-    unknown), not a queue of every change: an entity changed again before its notification
-    went out is notified once, with its newest state. So a slow endpoint costs memory in
-    proportion to the entities, never to the readings ingested meanwhile.
+    Pending changes are a map from entity id to what changed (``EntityChange``: attributes
+    created, updated, deleted, their earlier values, a deleted entity's snapshot), not a queue
+    of every change: an entity changed again before its notification went out is notified
+    once, with its newest state and the values from before the first change. So a slow
+    endpoint costs memory in proportion to the entities, never to the readings ingested
+    meanwhile.
     """
 
     CHUNK = 500  # entity ids looked up and matched per round
+    TICK_S = 1.0  # how often due periodic (``timeInterval``) subscriptions are looked for
+    PERIODIC_BATCH = 20  # periodic subscriptions notified per tick, the soonest due first
+    PERIODIC_ENTITIES = 1000  # entities one periodic notification carries at most
+    RETRY_S = 30.0  # pause before periodic work is tried again after the store failed
 
     def __init__(self, context: Context, *, timeout_s: float = 5.0) -> None:
         self.context = context
         self.timeout_s = timeout_s
-        self._pending: dict[str, set[str] | None] = {}  # insertion-ordered
+        self._pending: dict[str, EntityChange] = {}  # insertion-ordered
         self._busy = False
+        self._periodic = False
+        self._next_tick = 0.0
         self._changed = threading.Condition()
         self._thread = threading.Thread(target=self._run, name="qala-ngsi-notifier", daemon=True)
         self._client = httpx.Client(timeout=timeout_s)
         self._thread.start()
 
     def submit(
-        self, entity_ids: Sequence[str], attributes: Mapping[str, Sequence[str]] | None = None
+        self,
+        entity_ids: Sequence[str],
+        attributes: Mapping[str, Sequence[str]] | None = None,
+        changes: Mapping[str, EntityChange] | None = None,
     ) -> None:
+        """Queue changed entities: ``changes`` tells what happened to them, else
+        ``attributes`` the names updated (an entity in neither: any of its attributes)."""
         with self._changed:
             for entity_id in entity_ids:
-                known = attributes.get(entity_id) if attributes else None
-                names = set(known) if known is not None else None
+                change = (changes or {}).get(entity_id)
+                if change is None:
+                    known = attributes.get(entity_id) if attributes else None
+                    change = EntityChange(
+                        entity_id,
+                        known=known is not None,
+                        attributes_updated=set(known or ()),
+                    )
                 if entity_id in self._pending:
-                    before = self._pending[entity_id]
-                    names = None if before is None or names is None else before | names
-                self._pending[entity_id] = names
+                    self._pending[entity_id].merge(change)
+                else:
+                    self._pending[entity_id] = change
             self._changed.notify_all()
 
     def pending(self) -> int:
@@ -467,17 +646,35 @@ class Notifier:
         with self._changed:
             self._changed.wait_for(lambda: not self._pending and not self._busy, timeout_s)
 
+    def wake_periodic(self) -> None:
+        """Look for due ``timeInterval`` subscriptions every tick from now on (until none is
+        left in the store)."""
+        with self._changed:
+            self._periodic = True
+            self._next_tick = 0.0
+            self._changed.notify_all()
+
     def _run(self) -> None:
         while True:
             with self._changed:
-                self._changed.wait_for(lambda: bool(self._pending))
+                self._changed.wait_for(
+                    lambda: bool(self._pending) or self._tick_due(),
+                    self.TICK_S if self._periodic else None,
+                )
                 chunk = {
                     entity_id: self._pending.pop(entity_id)
                     for entity_id in list(itertools.islice(self._pending, self.CHUNK))
                 }
+                tick = self._tick_due()
                 self._busy = True
             try:
-                self._deliver(chunk)
+                if chunk:
+                    self._notify_changes(chunk)
+                if tick:
+                    # A store that fails is asked again after a pause, not every tick.
+                    self._next_tick = time.monotonic() + self.RETRY_S
+                    self._periodic = self._notify_periodic(utc_now())
+                    self._next_tick = time.monotonic() + self.TICK_S
             except Exception:  # a broken endpoint must not stop notifications to the others
                 log.exception("NGSI-LD notification failed")
             finally:
@@ -485,7 +682,33 @@ class Notifier:
                     self._busy = False
                     self._changed.notify_all()
 
-    def _deliver(self, changes: dict[str, set[str] | None]) -> None:
+    def _tick_due(self) -> bool:
+        return self._periodic and time.monotonic() >= self._next_tick
+
+    def _notify_periodic(self, now: datetime) -> bool:
+        """Notify the ``timeInterval`` subscriptions due (at most ``PERIODIC_BATCH``) of the
+        entities they match; returns whether any periodic subscription is left."""
+        due = claim_periodic(self.context, now, limit=self.PERIODIC_BATCH)
+        bodies: list[tuple[Subscription, dict[str, Any]]] = []
+        with self.context.database.session() as session:
+
+            def lookup(entity_id: str, session: Session = session) -> Entity | None:
+                return session.get(Entity, entity_id)
+
+            for subscription_id in due:
+                record = session.get(Subscription, subscription_id)
+                if record is None or status_of(record, now) != "active":
+                    continue
+                entities = periodic_entities(session, record.body, limit=self.PERIODIC_ENTITIES)
+                if entities:
+                    bodies.append((record, notification_for(record.body, entities, lookup)))
+            left = session.scalar(
+                select(Subscription.id).where(Subscription.periodic_due_at.is_not(None)).limit(1)
+            )
+        self._deliver(bodies)
+        return left is not None
+
+    def _notify_changes(self, changes: dict[str, EntityChange]) -> None:
         now = utc_now()
         with self.context.database.session() as session:
             subscriptions = [
@@ -493,11 +716,13 @@ class Notifier:
                 for record in session.scalars(
                     select(Subscription).where(Subscription.active.is_(True))
                 )
-                if status_of(record, now) == "active" and not _throttled(record, now)
+                if status_of(record, now) == "active"
+                and not _throttled(record, now)
+                and not record.body.get("timeInterval")  # told periodically, not on change
             ]
             if not subscriptions:
                 return
-            entities = list(session.scalars(select(Entity).where(Entity.id.in_(list(changes)))))
+            entities = _changed_entities(session, changes)
             bodies: list[tuple[Subscription, dict[str, Any]]] = []
 
             def lookup(entity_id: str, session: Session = session) -> Entity | None:
@@ -506,13 +731,21 @@ class Notifier:
             for record in subscriptions:
                 chosen = []
                 for entity in entities:
-                    if _later(record.created_at, entity.modified_at):
+                    change = changes[entity.id]
+                    moment = change.deleted.deleted_at if change.deleted else entity.modified_at
+                    if _later(record.created_at, moment):
                         continue  # the change came before the subscription did
-                    names = changes.get(entity.id)
-                    if matches(record.body, entity, sorted(names) if names is not None else None):
+                    if triggered(record.body, change) and matches(
+                        record.body, entity, _names_changed(change)
+                    ):
                         chosen.append(entity)
                 if chosen:
-                    bodies.append((record, notification_for(record.body, chosen, lookup)))
+                    body = notification_for(record.body, chosen, lookup, changes)
+                    bodies.append((record, body))
+        self._deliver(bodies)
+
+    def _deliver(self, bodies: Sequence[tuple[Subscription, dict[str, Any]]]) -> None:
+        """Send each notification (HTTP or MQTT) and record the outcome on the subscription."""
         outcomes = self._send(bodies)
         if outcomes:
             stamp = utc_now()
@@ -528,7 +761,9 @@ class Notifier:
                     else:
                         stored.last_failure = stamp
 
-    def _send(self, bodies: list[tuple[Subscription, dict[str, Any]]]) -> list[tuple[str, bool]]:
+    def _send(
+        self, bodies: Sequence[tuple[Subscription, dict[str, Any]]]
+    ) -> list[tuple[str, bool]]:
         """POST each notification to its HTTP endpoint, or publish it to its MQTT broker (one
         connection per broker); (subscription id, delivered) for each."""
         outcomes: list[tuple[str, bool]] = []
@@ -555,6 +790,94 @@ class Notifier:
         return outcomes
 
 
+def first_due(data: Mapping[str, Any], now: datetime) -> datetime | None:
+    """When a subscription is first notified periodically: one ``timeInterval`` after ``now``
+    (None: it has none)."""
+    interval = data.get("timeInterval")
+    return now + timedelta(seconds=float(interval)) if interval else None
+
+
+def claim_periodic(context: Context, now: datetime, *, limit: int) -> list[str]:
+    """The ids of periodic subscriptions due at ``now`` (the soonest ``limit``), each moved on
+    to its next time in the store. The move is conditional on the time read, so that of
+    several processes looking at once only one notifies a subscription."""
+    claimed = []
+    with context.database.transaction() as session:
+        due = session.execute(
+            select(Subscription.id, Subscription.periodic_due_at, Subscription.body)
+            .where(Subscription.periodic_due_at <= now)
+            .order_by(Subscription.periodic_due_at)
+            .limit(limit)
+        ).all()
+        for subscription_id, due_at, body in due:
+            interval = body.get("timeInterval") if isinstance(body, Mapping) else None
+            following = None
+            if interval:
+                step = timedelta(seconds=float(interval))
+                moment = due_at if due_at.tzinfo else due_at.replace(tzinfo=UTC)
+                # After a pause (a restart) the next one is a whole interval away, not a burst.
+                following = moment + step if moment + step > now else now + step
+            moved = session.execute(
+                update(Subscription)
+                .where(Subscription.id == subscription_id, Subscription.periodic_due_at == due_at)
+                .values(periodic_due_at=following)
+            )
+            if moved.rowcount == 1 and following is not None:  # type: ignore[attr-defined]
+                claimed.append(subscription_id)
+    return claimed
+
+
+def periodic_entities(
+    session: Session, subscription: Mapping[str, Any], *, limit: int
+) -> list[Entity]:
+    """The entities a periodic notification tells: those the subscription's selectors, ``q``
+    and ``geoQ`` match, read by type (at most ``limit``)."""
+    names = names_of(subscription.get("@context"))
+    types = {
+        names.canonical(name)
+        for selector in subscription.get("entities") or []
+        for group in parse_type_selection(str(selector.get("type")))
+        for name in group
+    }
+    statement = select(Entity).where(Entity.type.in_(sorted(types))).order_by(Entity.id)
+    return [
+        entity
+        for entity in session.scalars(statement.limit(limit))
+        if matches(subscription, entity)
+    ]
+
+
+def _changed_entities(session: Session, changes: Mapping[str, EntityChange]) -> list[Entity]:
+    """The entities changed, as they are now; a deleted one as it was (not in the session)."""
+    found = {
+        entity.id: entity
+        for entity in session.scalars(select(Entity).where(Entity.id.in_(list(changes))))
+    }
+    entities = []
+    for entity_id, change in changes.items():
+        if change.deleted is not None:
+            gone = change.deleted
+            entities.append(
+                Entity(
+                    id=entity_id,
+                    type=gone.type,
+                    attrs=gone.attrs,
+                    created_at=gone.created_at,
+                    modified_at=gone.modified_at,
+                )
+            )
+        elif entity_id in found:
+            entities.append(found[entity_id])
+    return entities
+
+
+def _names_changed(change: EntityChange) -> list[str] | None:
+    """Every attribute the change touched (None: not known)."""
+    if not change.known:
+        return None
+    return sorted(change.attributes_created | change.attributes_updated | change.attributes_deleted)
+
+
 def _later(first: datetime | None, second: datetime | None) -> bool:
     """Whether ``first`` is after ``second`` (unknown: no); naive times are UTC (SQLite)."""
     if first is None or second is None:
@@ -577,6 +900,21 @@ def _throttled(record: Subscription, now: datetime) -> bool:
     return (now - last).total_seconds() < float(throttling)
 
 
+def resume_periodic(context: Context) -> None:
+    """Start the periodic notifications of the store's ``timeInterval`` subscriptions in this
+    process (their times are in the store, so a restart carries on)."""
+    try:
+        with context.database.session() as session:
+            periodic = session.scalar(
+                select(Subscription.id).where(Subscription.periodic_due_at.is_not(None)).limit(1)
+            )
+    except SQLAlchemyError:  # a store not migrated yet has none
+        log.warning("periodic NGSI-LD subscriptions not resumed", exc_info=True)
+        return
+    if periodic is not None:
+        notifier_for(context).wake_periodic()
+
+
 def notifier_for(context: Context) -> Notifier:
     notifier = context.extras.get(NOTIFIER_KEY)
     if notifier is None:
@@ -588,8 +926,10 @@ def notify_changed(
     context: Context,
     entity_ids: Sequence[str],
     attributes: Mapping[str, Sequence[str]] | None = None,
+    changes: Mapping[str, EntityChange] | None = None,
 ) -> None:
     """Queue notifications for changed entities (after their transaction committed);
-    ``attributes`` names the attributes changed per entity where known."""
+    ``changes`` tells what happened to each, else ``attributes`` names the attributes changed
+    per entity where known."""
     if entity_ids:
-        notifier_for(context).submit(entity_ids, attributes)
+        notifier_for(context).submit(entity_ids, attributes, changes)
