@@ -191,6 +191,44 @@ def test_batch_update_without_overwriting_reports_the_attributes_kept(
     assert sorted(i["value"] for i in fills) == [1, 5, 8, 9]
 
 
+def test_a_property_value_of_one_element_is_that_element(operate_app: OperateApp) -> None:
+    """JSON-LD compaction gives an array of one element back as the element (``value`` has no
+    @set/@list container); longer arrays, arrays of one array and ListProperty stay lists."""
+    entity = {
+        "id": "urn:ngsi-ld:Building:single",
+        "type": "Building",
+        "category": {"type": "Property", "value": ["commercial"]},
+        "tags": ["old"],
+        "floors": {"type": "Property", "value": [1, 2]},
+        "grid": {"type": "Property", "value": [[1, 2]]},
+        "height": {
+            "type": "Property",
+            "value": 12,
+            "source": {"type": "Property", "value": [{"survey": 2024}]},
+        },
+        "readings": {"type": "ListProperty", "valueList": [3]},
+    }
+    created = operate_app.client.post("/ngsi-ld/v1/entities", json=entity, headers=operate_app.auth)
+    assert created.status_code == 201, created.text
+    body = operate_app.client.get("/ngsi-ld/v1/entities/urn:ngsi-ld:Building:single").json()
+    assert body["category"] == {"type": "Property", "value": "commercial"}
+    assert body["tags"] == {"type": "Property", "value": "old"}
+    assert body["floors"]["value"] == [1, 2]
+    assert body["grid"]["value"] == [[1, 2]]
+    assert body["height"]["source"]["value"] == {"survey": 2024}
+    assert body["readings"]["valueList"] == [3]
+    patched = operate_app.client.patch(
+        "/ngsi-ld/v1/entities/urn:ngsi-ld:Building:single/attrs/floors",
+        json={"type": "Property", "value": [3]},
+        headers=operate_app.auth,
+    )
+    assert patched.status_code == 204, patched.text
+    found = operate_app.client.get(
+        "/ngsi-ld/v1/entities", params={"type": "Building", "q": 'floors==3;category=="commercial"'}
+    ).json()
+    assert [e["id"] for e in found] == ["urn:ngsi-ld:Building:single"]
+
+
 def test_errors_are_problem_details(operate_app: OperateApp) -> None:
     client = operate_app.client
     missing = client.get("/ngsi-ld/v1/entities/urn:ngsi-ld:Thing:none")
