@@ -65,6 +65,28 @@ def test_create_read_with_ld_json_and_link_header(operate_app: OperateApp) -> No
     }
 
 
+def test_location_goes_out_in_its_registered_spelling(operate_app: OperateApp) -> None:
+    """Header names are case-insensitive, but ETSI's suite looks ``Location`` up as written."""
+    client, auth = operate_app.client, operate_app.auth
+    entity = client.post(
+        "/ngsi-ld/v1/entities", json={"id": "urn:ngsi-ld:Thing:loc", "type": "Thing"}, headers=auth
+    )
+    subscription = client.post(
+        "/ngsi-ld/v1/subscriptions",
+        json={
+            "type": "Subscription",
+            "entities": [{"type": "Thing"}],
+            "notification": {"endpoint": {"uri": "http://127.0.0.1:9/notify"}},
+        },
+        headers=auth,
+    )
+    for response in (entity, subscription):
+        assert response.status_code == 201, response.text
+        names = [name for name, _ in response.headers.raw]
+        assert b"Location" in names and b"location" not in names
+    assert entity.headers["location"] == "/ngsi-ld/v1/entities/urn:ngsi-ld:Thing:loc"
+
+
 def test_application_json_takes_context_from_link_header_only(operate_app: OperateApp) -> None:
     body = air("a2", 10, 71.4, 51.1)
     with_context = operate_app.client.post(
