@@ -158,7 +158,17 @@ def qala_server(folder: Path) -> Iterator[str]:
         "QALA_NGSI_CONTEXT_FILES": json.dumps(SUITE_CONTEXTS),
     }
     log = (folder / "qala.log").open("w")
-    uvicorn = [sys.executable, "-m", "uvicorn", "--factory", "qala.api.app:create_app"]
+    # h11 writes header names as the application spells them; uvicorn's httptools protocol
+    # lower-cases them all, and ETSI's suite looks `Location` up case-sensitively.
+    uvicorn = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "--http",
+        "h11",
+        "--factory",
+        "qala.api.app:create_app",
+    ]
     server = subprocess.Popen(
         [*uvicorn, "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
         env=env,

@@ -65,6 +65,28 @@ def test_create_read_with_ld_json_and_link_header(operate_app: OperateApp) -> No
     }
 
 
+def test_location_goes_out_in_its_registered_spelling(operate_app: OperateApp) -> None:
+    """Header names are case-insensitive, but ETSI's suite looks ``Location`` up as written."""
+    client, auth = operate_app.client, operate_app.auth
+    entity = client.post(
+        "/ngsi-ld/v1/entities", json={"id": "urn:ngsi-ld:Thing:loc", "type": "Thing"}, headers=auth
+    )
+    subscription = client.post(
+        "/ngsi-ld/v1/subscriptions",
+        json={
+            "type": "Subscription",
+            "entities": [{"type": "Thing"}],
+            "notification": {"endpoint": {"uri": "http://127.0.0.1:9/notify"}},
+        },
+        headers=auth,
+    )
+    for response in (entity, subscription):
+        assert response.status_code == 201, response.text
+        names = [name for name, _ in response.headers.raw]
+        assert b"Location" in names and b"location" not in names
+    assert entity.headers["location"] == "/ngsi-ld/v1/entities/urn:ngsi-ld:Thing:loc"
+
+
 def test_application_json_takes_context_from_link_header_only(operate_app: OperateApp) -> None:
     body = air("a2", 10, 71.4, 51.1)
     with_context = operate_app.client.post(
@@ -189,6 +211,44 @@ def test_batch_update_without_overwriting_reports_the_attributes_kept(
     assert several.status_code == 207, several.text
     fills = client.get("/ngsi-ld/v1/entities/urn:ngsi-ld:Bin:n2").json()["fill"]
     assert sorted(i["value"] for i in fills) == [1, 5, 8, 9]
+
+
+def test_a_property_value_of_one_element_is_that_element(operate_app: OperateApp) -> None:
+    """JSON-LD compaction gives an array of one element back as the element (``value`` has no
+    @set/@list container); longer arrays, arrays of one array and ListProperty stay lists."""
+    entity = {
+        "id": "urn:ngsi-ld:Building:single",
+        "type": "Building",
+        "category": {"type": "Property", "value": ["commercial"]},
+        "tags": ["old"],
+        "floors": {"type": "Property", "value": [1, 2]},
+        "grid": {"type": "Property", "value": [[1, 2]]},
+        "height": {
+            "type": "Property",
+            "value": 12,
+            "source": {"type": "Property", "value": [{"survey": 2024}]},
+        },
+        "readings": {"type": "ListProperty", "valueList": [3]},
+    }
+    created = operate_app.client.post("/ngsi-ld/v1/entities", json=entity, headers=operate_app.auth)
+    assert created.status_code == 201, created.text
+    body = operate_app.client.get("/ngsi-ld/v1/entities/urn:ngsi-ld:Building:single").json()
+    assert body["category"] == {"type": "Property", "value": "commercial"}
+    assert body["tags"] == {"type": "Property", "value": "old"}
+    assert body["floors"]["value"] == [1, 2]
+    assert body["grid"]["value"] == [[1, 2]]
+    assert body["height"]["source"]["value"] == {"survey": 2024}
+    assert body["readings"]["valueList"] == [3]
+    patched = operate_app.client.patch(
+        "/ngsi-ld/v1/entities/urn:ngsi-ld:Building:single/attrs/floors",
+        json={"type": "Property", "value": [3]},
+        headers=operate_app.auth,
+    )
+    assert patched.status_code == 204, patched.text
+    found = operate_app.client.get(
+        "/ngsi-ld/v1/entities", params={"type": "Building", "q": 'floors==3;category=="commercial"'}
+    ).json()
+    assert [e["id"] for e in found] == ["urn:ngsi-ld:Building:single"]
 
 
 def test_errors_are_problem_details(operate_app: OperateApp) -> None:

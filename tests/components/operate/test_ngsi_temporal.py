@@ -364,3 +364,40 @@ def test_sensor_readings_do_not_enter_the_instance_table(operate_app: OperateApp
     assert dict(rows) == {"address": 1}
     history = client.get(f"{TEMPORAL}/urn:ngsi-ld:AirQualityObserved:s1").json()
     assert [i["value"] for i in history["pm25"]] == [20.0, 25.5, 31.0]
+
+
+def test_scopes_of_a_temporal_entity_are_kept_and_their_deletion_has_a_history(
+    operate_app: OperateApp,
+) -> None:
+    """``scope`` given to the temporal API is the entity's scope; deleting it leaves an instance
+    with deletedAt and no scope left (``[]``), seen with ``timeproperty=deletedAt``."""
+    client, auth = operate_app.client, operate_app.auth
+    entity = {
+        "id": "urn:ngsi-ld:Vehicle:scoped",
+        "type": "Vehicle",
+        "scope": ["/Madrid/Gardens", "/CompanyA/UnitC"],
+        "fuelLevel": [{"type": "Property", "value": 67, "observedAt": "2020-08-01T12:03:00Z"}],
+    }
+    assert client.post(TEMPORAL, json=entity, headers=auth).status_code == 201
+    current = client.get("/ngsi-ld/v1/entities/urn:ngsi-ld:Vehicle:scoped").json()
+    assert current["scope"] == ["/Madrid/Gardens", "/CompanyA/UnitC"]
+    deleted = client.delete(
+        "/ngsi-ld/v1/entities/urn:ngsi-ld:Vehicle:scoped/attrs/scope", headers=auth
+    )
+    assert deleted.status_code == 204, deleted.text
+    history = client.get(
+        f"{TEMPORAL}/urn:ngsi-ld:Vehicle:scoped", params={"timeproperty": "deletedAt"}
+    ).json()
+    kept = ("type", "value")
+    assert [{k: v for k, v in i.items() if k in kept} for i in history["scope"]] == [
+        {"type": "Property", "value": []}
+    ]
+    assert history["scope"][0]["deletedAt"].endswith("Z")
+    simplified = client.get(
+        f"{TEMPORAL}/urn:ngsi-ld:Vehicle:scoped",
+        params={"timeproperty": "deletedAt", "options": "temporalValues"},
+    ).json()
+    assert simplified["scope"]["type"] == "Property"
+    assert [value for value, _ in simplified["scope"]["values"]] == [[]]
+    observed = client.get(f"{TEMPORAL}/urn:ngsi-ld:Vehicle:scoped").json()
+    assert "scope" not in observed and observed["fuelLevel"][0]["value"] == 67

@@ -43,6 +43,7 @@ from qala.components.operate.linked import Join, join_entities
 from qala.components.operate.models import Entity
 from qala.components.operate.ngsi import (
     RESERVED,
+    SCOPE,
     EntityInput,
     NgsiError,
     Projection,
@@ -74,6 +75,7 @@ from qala.components.operate.temporal import (
     modify_instance,
     record_deletion,
     record_instances,
+    record_scope_deletion,
     temporal_entities,
 )
 from qala.core.errors import QalaError
@@ -187,7 +189,7 @@ def temporal_upsert(context: Context, body: Any, link: Any) -> bool:
         name: max(values, key=lambda i: str(i.get("observedAt", "")))
         for name, values in instances.items()
     }
-    data = parse_entity({**{k: v for k, v in body.items() if k in ("id", "type")}, **latest})
+    data = parse_entity({**{k: v for k, v in body.items() if k in ("id", "type", SCOPE)}, **latest})
     data.context = given_context
     with writing(context) as (session, runner, result):
         session.info[TEMPORAL_WRITE] = True  # the instances are recorded below, each once
@@ -401,6 +403,9 @@ def delete_attr(
             delete_all=delete_all,
             result=result,
         )
+        if name == SCOPE:
+            record_scope_deletion(session, entity_id, now_us())
+            return
         deleted = [i for i in before if delete_all or i.get("datasetId") == dataset_id]
         record_deletion(session, entity_id, name, deleted, now_us())
 

@@ -23,6 +23,7 @@ from qala.components.operate.ngsi_api import (
     Running,
     Writer,
     count_header,
+    created,
     read_body,
     respond,
 )
@@ -38,10 +39,6 @@ Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET)]
 
 def _tenant(request: Request) -> str | None:
     return request.headers.get(TENANT_HEADER)
-
-
-def _created(location: str) -> Response:
-    return Response(status_code=201, headers={"Location": location})
 
 
 def _page_links(request: Request, *, limit: int, offset: int, total: int) -> str:
@@ -92,7 +89,7 @@ async def register(request: Request, writer: Writer, context: Running) -> Respon
             "BadRequestData", "an application/ld+json body gives @context in the body, not a Link"
         )
     registration_id = await run_in_threadpool(csources.register, context, body, link, writer.tenant)
-    return _created(f"{PREFIX}/csourceRegistrations/{registration_id}")
+    return created(f"{PREFIX}/csourceRegistrations/{registration_id}")
 
 
 @router.get("/csourceRegistrations")
@@ -178,7 +175,7 @@ async def subscribe(request: Request, writer: Writer, context: Running) -> Respo
     if link is not None and isinstance(body, dict):
         body = {**body, "@context": link}
     subscription_id = await run_in_threadpool(csources.subscribe, context, body, writer.tenant)
-    return _created(f"{PREFIX}/csourceSubscriptions/{subscription_id}")
+    return created(f"{PREFIX}/csourceSubscriptions/{subscription_id}")
 
 
 @router.get("/csourceSubscriptions")

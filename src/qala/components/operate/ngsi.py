@@ -244,6 +244,8 @@ def normalise_attribute(name: str, raw: Any) -> dict[str, Any]:
             raise bad_data(f"LanguageProperty `{name}` needs a `languageMap` object")
         if kind == "GeoProperty":
             check_geometry(name, attribute["value"])
+        if kind == "Property":
+            attribute["value"] = single_value(attribute["value"])
         for sub_name, sub in list(attribute.items()):
             if sub_name in ATTRIBUTE_MEMBERS:
                 continue
@@ -268,7 +270,18 @@ def normalise_attribute(name: str, raw: Any) -> dict[str, Any]:
         and name[3].isupper()
     ):
         return {"type": "Relationship", "object": raw}
-    return {"type": "Property", "value": raw}
+    return {"type": "Property", "value": single_value(raw)}
+
+
+def single_value(value: Any) -> Any:
+    """A Property value as JSON-LD compaction gives it back: an array of one element is that
+    element. ``value`` (``ngsi-ld:hasValue``) has no ``@set``/``@list`` container, so after
+    expansion a one-element array and its element are the same data (JSON-LD 1.1 clause 4.3.2;
+    ordered lists are ListProperty's ``valueList``). An array of one array stays, since the
+    inner array would be a JSON-LD list of its own."""
+    if isinstance(value, list) and len(value) == 1 and not isinstance(value[0], list):
+        return value[0]
+    return value
 
 
 def normalise_instances(name: str, raw: list[Any]) -> dict[str, Any] | list[dict[str, Any]]:

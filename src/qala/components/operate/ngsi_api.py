@@ -325,6 +325,16 @@ _CONTEXT_IN_JSON = "application/json bodies give @context in a Link header, not 
 _NO_CONTEXT_IN_LD = "an application/ld+json body must carry @context"
 
 
+def created(location: str) -> Response:
+    """201 Created naming the new resource. Starlette writes header names in lower case, which
+    HTTP allows (RFC 9110 clause 5.1: names are case-insensitive); ``Location`` goes out in its
+    registered spelling for clients that look it up case-sensitively, as ETSI's suite does
+    (``'Location' in ${response.headers}``)."""
+    response = Response(status_code=201)
+    response.raw_headers.append((b"Location", location.encode("latin-1")))
+    return response
+
+
 def _wants_ld(request: Request) -> bool:
     return negotiate(request.headers.get("accept")) == LD_JSON
 
@@ -502,7 +512,7 @@ async def create(request: Request, writer: Writer, context: Running) -> Response
     data = parse_entity(body, context=link)
     writer.require_attrs(data.id, data.attrs)
     await run_in_threadpool(broker.create, context, data)
-    return Response(status_code=201, headers={"Location": f"{PREFIX}/entities/{data.id}"})
+    return created(f"{PREFIX}/entities/{data.id}")
 
 
 @router.get("/entities")
@@ -967,11 +977,10 @@ async def temporal_create(request: Request, writer: Writer, context: Running) ->
     body, link = await _body(request)
     if isinstance(body, dict):
         _guard(context, lambda session: writer.require_batch(session, [body], new=True))
-    created = await run_in_threadpool(broker.temporal_upsert, context, body, link)
-    if not created:
+    is_new = await run_in_threadpool(broker.temporal_upsert, context, body, link)
+    if not is_new:
         return Response(status_code=204)
-    location = f"{PREFIX}/temporal/entities/{body['id']}"
-    return Response(status_code=201, headers={"Location": location})
+    return created(f"{PREFIX}/temporal/entities/{body['id']}")
 
 
 @router.post("/temporal/entities/{entity_id}/attrs", status_code=204)
@@ -1245,9 +1254,7 @@ async def subscribe(request: Request, _user: Writer, context: Running) -> Respon
     if link is not None and isinstance(body, dict):
         body = {**body, "@context": link}
     subscription_id = await run_in_threadpool(broker.subscribe, context, body)
-    return Response(
-        status_code=201, headers={"Location": f"{PREFIX}/subscriptions/{subscription_id}"}
-    )
+    return created(f"{PREFIX}/subscriptions/{subscription_id}")
 
 
 @router.get("/subscriptions")

@@ -538,19 +538,32 @@ def record_deletion(
         body: dict[str, Any] = {"type": kind, member: null}
         if instance.get("datasetId") is not None:
             body["datasetId"] = instance["datasetId"]
-        session.add(
-            AttributeInstance(
-                instance_id=new_instance_id(),
-                entity_id=entity_id,
-                attr=name,
-                dataset_id=instance.get("datasetId"),
-                observed_us=None,
-                created_us=now,
-                modified_us=now,
-                deleted_us=now,
-                body=body,
-            )
+        _add_deleted(session, entity_id, name, body, now)
+
+
+def record_scope_deletion(session: Session, entity_id: str, now: int) -> None:
+    """An entity's scopes deleted (``DELETE …/attrs/scope``), kept as an instance of ``scope``
+    with ``deletedAt``. A scope is no attribute and has no NGSI-LD Null; the deleted state is
+    no scope at all, a Property whose value is ``[]`` (what ETSI's 020_19 and 020_20 read back)."""
+    _add_deleted(session, entity_id, "scope", {"type": "Property", "value": []}, now)
+
+
+def _add_deleted(
+    session: Session, entity_id: str, name: str, body: dict[str, Any], now: int
+) -> None:
+    session.add(
+        AttributeInstance(
+            instance_id=new_instance_id(),
+            entity_id=entity_id,
+            attr=name,
+            dataset_id=body.get("datasetId"),
+            observed_us=None,
+            created_us=now,
+            modified_us=now,
+            deleted_us=now,
+            body=body,
         )
+    )
 
 
 def _sync_reading(
