@@ -220,6 +220,8 @@ def test_csource_subscription_is_notified(operate_app: OperateApp, capture_serve
     subscription_id = location.rsplit("/", 1)[1]
     stored = client.get(location, headers=auth).json()
     assert stored["status"] == "active"
+    # entity triggers (clause 5.2.12) are no member of a context-source subscription
+    assert "notificationTrigger" not in stored
     listed = client.get(f"{API}/csourceSubscriptions", headers=auth).json()
     assert [s["id"] for s in listed] == [subscription_id]
 

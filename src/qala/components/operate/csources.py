@@ -49,6 +49,7 @@ from qala.components.operate.ngsi import (
     q_matches,
 )
 from qala.components.operate.subscriptions import (
+    ngsi_datetime,
     render_subscription,
     status_of,
     validate_subscription,
@@ -353,15 +354,9 @@ def delete_registration(
 def render_registration(record: CSourceRegistration, *, system: bool = False) -> dict[str, Any]:
     data = dict(record.body)
     if system:
-        data["createdAt"] = _stamp(record.created_at)
-        data["modifiedAt"] = _stamp(record.modified_at)
+        data["createdAt"] = ngsi_datetime(record.created_at)
+        data["modifiedAt"] = ngsi_datetime(record.modified_at)
     return data
-
-
-def _stamp(moment: datetime) -> str:
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -647,7 +642,7 @@ def delete_subscription(
 
 
 def render_csource_subscription(record: CSourceSubscription) -> dict[str, Any]:
-    return render_subscription(cast(Any, record))
+    return render_subscription(cast(Any, record), entity_triggers=False)
 
 
 def relevant_information(
@@ -737,7 +732,7 @@ def notification_body(subscription: Mapping[str, Any], delivery: _Delivery) -> d
         "id": f"urn:ngsi-ld:Notification:{uuid.uuid4()}",
         "type": "ContextSourceNotification",
         "subscriptionId": subscription["id"],
-        "notifiedAt": _stamp(utc_now()),
+        "notifiedAt": ngsi_datetime(utc_now()),
         "triggerReason": delivery.reason,
         "data": delivery.data,
     }

@@ -284,20 +284,19 @@ def update_subscription(session: Session, subscription_id: str, patch: Any) -> S
     return record
 
 
-def _stamp(moment: datetime | None) -> str | None:
-    return None if moment is None else _utc_text(moment)
-
-
-def _utc_text(moment: datetime) -> str:
+def ngsi_datetime(moment: datetime) -> str:
     """NGSI-LD DateTime text (UTC, milliseconds, ``Z``); a naive time (SQLite) is UTC."""
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def render_subscription(record: Subscription) -> dict[str, Any]:
+def render_subscription(record: Subscription, *, entity_triggers: bool = True) -> dict[str, Any]:
     """The subscription as given, with what delivery recorded (clause 5.2.14): ``timesSent``,
-    ``lastNotification``/``lastSuccess``/``lastFailure`` and ``status`` once anything was sent."""
+    ``lastNotification``/``lastSuccess``/``lastFailure`` and ``status`` once anything was sent,
+    and (``entity_triggers``: an entity subscription) its ``notificationTrigger`` default. A
+    context-source subscription has no triggers of that kind (clause 5.2.12 is about entities
+    and attributes)."""
     data = {k: v for k, v in record.body.items() if k != "@context"}
     notification = dict(data.get("notification", {}))
     if record.times_sent:
@@ -308,7 +307,7 @@ def render_subscription(record: Subscription) -> dict[str, Any]:
         ("lastFailure", record.last_failure),
     ):
         if moment is not None:
-            notification[key] = _stamp(moment)
+            notification[key] = ngsi_datetime(moment)
     if record.last_notification is not None:
         failed = record.last_failure is not None and (
             record.last_success is None or record.last_failure >= record.last_success
@@ -316,7 +315,8 @@ def render_subscription(record: Subscription) -> dict[str, Any]:
         notification["status"] = "failed" if failed else "ok"
     data["notification"] = notification
     data["status"] = status_of(record)
-    data.setdefault("notificationTrigger", list(DEFAULT_TRIGGERS))
+    if entity_triggers:
+        data.setdefault("notificationTrigger", list(DEFAULT_TRIGGERS))
     return data
 
 
@@ -454,7 +454,7 @@ def changed_attributes(
     attrs = {} if change.deleted is not None else dict(entity.attrs)
     told = show_changes or "attributeDeleted" in triggers
     if told and change.deleted_at is not None:
-        deleted_at = _utc_text(change.deleted_at) if system else None
+        deleted_at = ngsi_datetime(change.deleted_at) if system else None
         for name, gone in change.deleted_instances.items():
             if change.deleted is not None and watched is not None and name not in watched:
                 continue
@@ -527,11 +527,11 @@ def notification_for(
         change = (changes or {}).get(entity.id)
         if spec.get("sysAttrs"):
             system = {
-                "createdAt": _utc_text(entity.created_at),
-                "modifiedAt": _utc_text(entity.modified_at),
+                "createdAt": ngsi_datetime(entity.created_at),
+                "modifiedAt": ngsi_datetime(entity.modified_at),
             }
         if change is not None and change.deleted is not None:
-            system = {**(system or {}), "deletedAt": _utc_text(change.deleted.deleted_at)}
+            system = {**(system or {}), "deletedAt": ngsi_datetime(change.deleted.deleted_at)}
         return jsonld.compact_entity(
             render_entity(
                 entity.id,
