@@ -163,6 +163,22 @@ def test_sms_go_through_the_gateway_with_the_key_and_idempotency_key(
     assert sms["headers"]["Idempotency-Key"] == sms["body"]["reference"]
 
 
+def test_a_reporter_with_mail_and_phone_is_followed_once_and_told_on_both(city: Any) -> None:
+    # On PostgreSQL the subscription and both messages are one statement (two rows selected).
+    start_components(city.context)
+    submitted = city.submit("pothole", email="aigul@example.kz", phone="+7 701 555 12 34")
+    with city.context.database.session() as session:
+        (subscription,) = session.scalars(select(Subscription)).all()
+        messages = session.scalars(select(OutboxMessage).order_by(OutboxMessage.channel)).all()
+    assert subscription.topic == f"request:astana:{submitted.service_request_id}"
+    assert (subscription.email, subscription.phone) == ("aigul@example.kz", "+7 701 555 12 34")
+    assert [(m.channel, m.recipient, m.status) for m in messages] == [
+        ("email", "aigul@example.kz", "queued"),
+        ("sms", "+7 701 555 12 34", "queued"),
+    ]
+    assert all(m.idempotency_key.endswith(f":s{subscription.id}:{m.channel}") for m in messages)
+
+
 def test_a_server_that_is_down_delays_messages_and_never_loses_them(
     city: Any, mailbox: MailBox
 ) -> None:

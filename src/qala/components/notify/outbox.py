@@ -17,7 +17,8 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any, cast
 
-from sqlalchemy import Connection, Table, bindparam, insert, select, text as text_clause
+from sqlalchemy import Connection, Table, bindparam, insert, select, text as text_clause, union_all
+from sqlalchemy.engine import URL
 from sqlalchemy.orm import Session
 
 from qala.components.accounts.models import User
@@ -53,12 +54,12 @@ class SubscriptionIds:
 
     def __init__(self, block: int = 64) -> None:
         self.block = block
-        self._free: dict[str, list[int]] = {}
+        self._free: dict[URL, list[int]] = {}
         self._lock = threading.Lock()
 
     def take(self, connection: Connection) -> int:
         """A new subscription id for the database ``connection`` talks to."""
-        database = connection.engine.url.render_as_string(hide_password=False)
+        database = connection.engine.url
         with self._lock:
             free = self._free.setdefault(database, [])
             if not free:
@@ -89,14 +90,22 @@ def _subscribe_with_messages(
     )
     if not messages:
         return subscribed
+    # Rows as SELECTs of parameters, not a multi-row VALUES: SQLAlchemy caches the compiled form
+    # of this one, where it compiled a multi-row VALUES again on every report.
     rows = [
-        {
-            name: bindparam(f"message{number}_{name}", type_=_MESSAGES.c[name].type)
-            for name in message_columns
-        }
+        select(
+            *(
+                bindparam(f"message{number}_{name}", type_=_MESSAGES.c[name].type)
+                for name in message_columns
+            )
+        )
         for number in range(messages)
     ]
-    return insert(_MESSAGES).values(rows).add_cte(subscribed.cte("subscribed"))
+    return (
+        insert(_MESSAGES)
+        .from_select(list(message_columns), rows[0] if messages == 1 else union_all(*rows))
+        .add_cte(subscribed.cte("subscribed"))
+    )
 
 
 # -- signed unsubscribe links ----------------------------------------------------------------
