@@ -10,17 +10,19 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import Table, insert, select
 from tests.components.notify.conftest import MailBox, SmsGatewayStub
-from tests.components.requests311.conftest import YESIL, make_city
+from tests.components.requests311.conftest import NOW, YESIL, make_city
 
 from qala.components.accounts.services import create_user, issue_token
-from qala.components.notify.models import OutboxMessage
+from qala.components.notify.models import OutboxMessage, Subscription
+from qala.components.notify.outbox import SubscriptionIds
 from qala.components.notify.sender import Sender
 from qala.components.notify.services import outbox
 from qala.registry import start_components
@@ -121,9 +123,11 @@ def test_a_resident_filing_in_kazakh_is_told_by_mail_in_kazakh(
 
 
 def test_the_unsubscribe_link_stops_the_next_messages_and_forged_links_fail(
-    sqlite_url: str, mailbox: MailBox
+    database_url: str, mailbox: MailBox
 ) -> None:
-    context, client = _site(sqlite_url, smtp_url=mailbox.url)
+    # On PostgreSQL the reporter's subscription id is drawn before its row is written (it goes
+    # with the confirmation in one statement): the link must name the row's own id.
+    context, client = _site(database_url, smtp_url=mailbox.url)
     request_id = _file_in_kazakh(client, email="bolat@example.kz")
     Sender.for_context(context).run_once()
     link = re.search(r"/notifications/unsubscribe/(\S+)", mailbox.messages[0].get_content())
@@ -157,6 +161,22 @@ def test_sms_go_through_the_gateway_with_the_key_and_idempotency_key(
     )
     assert submitted.token in sms["body"]["text"]
     assert sms["headers"]["Idempotency-Key"] == sms["body"]["reference"]
+
+
+def test_a_reporter_with_mail_and_phone_is_followed_once_and_told_on_both(city: Any) -> None:
+    # On PostgreSQL the subscription and both messages are one statement (two rows selected).
+    start_components(city.context)
+    submitted = city.submit("pothole", email="aigul@example.kz", phone="+7 701 555 12 34")
+    with city.context.database.session() as session:
+        (subscription,) = session.scalars(select(Subscription)).all()
+        messages = session.scalars(select(OutboxMessage).order_by(OutboxMessage.channel)).all()
+    assert subscription.topic == f"request:astana:{submitted.service_request_id}"
+    assert (subscription.email, subscription.phone) == ("aigul@example.kz", "+7 701 555 12 34")
+    assert [(m.channel, m.recipient, m.status) for m in messages] == [
+        ("email", "aigul@example.kz", "queued"),
+        ("sms", "+7 701 555 12 34", "queued"),
+    ]
+    assert all(m.idempotency_key.endswith(f":s{subscription.id}:{m.channel}") for m in messages)
 
 
 def test_a_server_that_is_down_delays_messages_and_never_loses_them(
@@ -279,3 +299,37 @@ def test_senders_running_side_by_side_never_send_a_message_twice(
     (taken,) = second.claim()
     assert first.deliver(taken) == "lost" and second.deliver(taken) == "sent"
     assert [m["To"] for m in mailbox.messages].count("late@example.kz") == 1
+
+
+@pytest.fixture
+def postgres_url(postgres_server: Any, postgres_template: str) -> Iterator[str]:
+    url = postgres_server.create(template=postgres_template)
+    yield url
+    postgres_server.drop(url)
+
+
+@pytest.mark.postgres
+def test_subscription_ids_drawn_in_blocks_never_collide(postgres_url: str) -> None:
+    # Two processes' pools of ids and rows numbered by the table's own default, interleaved.
+    context = Context.from_settings(Settings(database_url=postgres_url, secret_key="t"))
+    first, second = SubscriptionIds(block=3), SubscriptionIds(block=3)
+    table = cast(Table, Subscription.__table__)
+    row = {"topic": "request:astana:1", "language": "ru", "label": {}, "link": "", "active": True}
+    taken: list[int] = []
+    try:
+        for _ in range(5):
+            with context.database.transaction() as session:
+                connection = session.connection()
+                for pool in (first, second):
+                    subscription_id = pool.take(connection)
+                    connection.execute(
+                        insert(table), {**row, "id": subscription_id, "created_at": NOW}
+                    )
+                    taken.append(subscription_id)
+                connection.execute(insert(table), {**row, "created_at": NOW})
+        with context.database.session() as session:
+            stored = list(session.scalars(select(Subscription.id)))
+    finally:
+        context.database.dispose()
+    assert len(stored) == len(set(stored)) == 15
+    assert set(taken) <= set(stored)

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 from hypothesis import given, settings, strategies as st
-from sqlalchemy import create_engine, select
+from sqlalchemy import create_engine, event, func, select
 from sqlalchemy.orm import Session
-from tests.components.requests311.conftest import make_city
+from tests.components.requests311.conftest import City, make_city
 
 from qala.api import create_app
-from qala.components.requests311.models import RateWindow
+from qala.components.requests311.intake import Counted, NewRequest, RateLimited, submit_request
+from qala.components.requests311.models import AuditEntry, RateWindow, Request
 from qala.components.requests311.ratelimit import SharedRateLimit
 from qala.runtime import Context
 from qala.settings import Settings
@@ -133,3 +136,70 @@ def test_trusted_applications_have_their_own_higher_limit(sqlite_url: str) -> No
     assert [post("198.51.100.1", api_key=key) for _ in range(5)] == [200] * 4 + [429]
     # Made-up keys count against their address until one is found valid: no flood of lookups.
     assert [post("192.0.2.5", api_key=f"guess-{i}") for i in range(3)] == [403, 403, 429]
+
+
+def test_concurrent_posts_of_one_client_store_no_more_than_its_limit(city: City) -> None:
+    # Eight posts of one client at once, each in its own transaction and connection. On
+    # PostgreSQL the count travels in the statement that stores the report: the row lock it
+    # takes on the client's window still orders them, so exactly the limit is stored.
+    limiter = SharedRateLimit(3)
+    start = threading.Barrier(8)
+
+    def post(_: int) -> str:
+        start.wait()
+        try:
+            with city.context.database.transaction() as session:
+                submit_request(
+                    session,
+                    city.jurisdiction,
+                    NewRequest("street_light", lat=51.15, lon=71.5),
+                    now=city.clock(),
+                    counted=Counted(limiter, "ip:203.0.113.7"),
+                )
+        except RateLimited:
+            return "refused"
+        return "stored"
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        outcomes = list(pool.map(post, range(8)))
+    assert sorted(outcomes) == ["refused"] * 5 + ["stored"] * 3
+    with city.context.database.session() as session:
+        assert session.scalar(select(func.count()).select_from(Request)) == 3
+        assert session.scalar(select(func.count()).select_from(AuditEntry)) == 3
+        assert [(w.client_key, w.count) for w in session.scalars(select(RateWindow))] == [
+            ("ip:203.0.113.7", 3)
+        ]
+
+
+def test_a_report_is_counted_and_stored_in_one_statement_on_postgresql(city: City) -> None:
+    # The count, the report and its audit row: one round trip on PostgreSQL (three on SQLite,
+    # which has no INSERT inside WITH). An invalid report is counted first, apart.
+    statements: list[str] = []
+
+    def note(_conn: Any, _cursor: Any, statement: str, *_rest: Any) -> None:
+        if "requests311_" in statement:
+            statements.append(statement)
+
+    engine = city.context.database.engine
+    limiter = SharedRateLimit(3)
+    event.listen(engine, "before_cursor_execute", note)
+    try:
+        with city.context.database.transaction() as session:
+            submitted = submit_request(
+                session,
+                city.jurisdiction,
+                NewRequest("street_light", lat=51.15, lon=71.5),
+                now=city.clock(),
+                counted=Counted(limiter, "ip:203.0.113.7"),
+            )
+    finally:
+        event.remove(engine, "before_cursor_execute", note)
+    postgres = city.context.database.backend == "postgresql"
+    assert len(statements) == (1 if postgres else 3)
+    with city.context.database.session() as session:
+        stored = session.get(Request, int(submitted.service_request_id))
+        assert stored is not None and stored.supporters == 0 and stored.status == "open"
+        audit = session.scalars(select(AuditEntry).where(AuditEntry.request_id == stored.id)).one()
+        assert (audit.actor, audit.action) == ("citizen", "created")
+        assert audit.changes["status"] == [None, "open"]
+        assert session.get(RateWindow, "ip:203.0.113.7").count == 1  # type: ignore[union-attr]

@@ -11,11 +11,14 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import threading
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any, cast
 
-from sqlalchemy import Table, insert, select
+from sqlalchemy import Connection, Table, bindparam, insert, select, text as text_clause, union_all
+from sqlalchemy.engine import URL
 from sqlalchemy.orm import Session
 
 from qala.components.accounts.models import User
@@ -30,7 +33,79 @@ REQUEST_STATUSES = ("acknowledged", "in_progress", "closed", "open")
 # Core inserts on the report's hot path: the ORM's unit of work cost more than the statements.
 _SUBSCRIPTIONS = cast(Table, Subscription.__table__)
 _INSERT_SUBSCRIPTION = insert(_SUBSCRIPTIONS).returning(_SUBSCRIPTIONS.c.id)
-_INSERT_MESSAGE = insert(cast(Table, OutboxMessage.__table__))
+_MESSAGES = cast(Table, OutboxMessage.__table__)
+_INSERT_MESSAGE = insert(_MESSAGES)
+_NEXT_SUBSCRIPTION_IDS = text_clause(
+    "SELECT nextval(pg_get_serial_sequence('notify_subscription', 'id'))"
+    " FROM generate_series(1, :count)"
+)
+
+
+class SubscriptionIds:
+    """Ids for new subscriptions on PostgreSQL, drawn from the table's own sequence ``block`` at
+    a time and handed out by this process (its threads share them; one pool per database).
+
+    A reporter's subscription and its confirmation, whose unsubscribe link names the
+    subscription's id, then go to the store in one statement: no round trip to learn the id
+    first. Ids stay unique (the sequence never gives one twice); they follow the order of
+    creation only within a process, and an id taken by a rolled-back report is skipped, as a
+    sequence skips it anyway.
+    """
+
+    def __init__(self, block: int = 64) -> None:
+        self.block = block
+        self._free: dict[URL, list[int]] = {}
+        self._lock = threading.Lock()
+
+    def take(self, connection: Connection) -> int:
+        """A new subscription id for the database ``connection`` talks to."""
+        database = connection.engine.url
+        with self._lock:
+            free = self._free.setdefault(database, [])
+            if not free:
+                drawn = connection.execute(_NEXT_SUBSCRIPTION_IDS, {"count": self.block})
+                free.extend(sorted((int(i) for i in drawn.scalars()), reverse=True))
+            return free.pop()
+
+
+SUBSCRIPTION_IDS = SubscriptionIds()
+
+
+@lru_cache(maxsize=8)
+def _subscribe_with_messages(
+    subscription_columns: tuple[str, ...], message_columns: tuple[str, ...], messages: int
+) -> Any:
+    """PostgreSQL: a subscription (its id given) and its first ``messages`` outbox rows, one
+    statement. Values bound as ``subscription_<column>`` and ``message<n>_<column>``."""
+    # A nested INSERT gets no Python-side column defaults: every such column must be given.
+    for table, columns in ((_SUBSCRIPTIONS, subscription_columns), (_MESSAGES, message_columns)):
+        missing = [c.name for c in table.c if c.default is not None and c.name not in columns]
+        if missing and (table is _SUBSCRIPTIONS or messages):
+            raise ValueError(f"{table.name} needs values for {', '.join(missing)}")
+    subscribed = insert(_SUBSCRIPTIONS).values(
+        {
+            name: bindparam(f"subscription_{name}", type_=_SUBSCRIPTIONS.c[name].type)
+            for name in subscription_columns
+        }
+    )
+    if not messages:
+        return subscribed
+    # Rows as SELECTs of parameters, not a multi-row VALUES: SQLAlchemy caches the compiled form
+    # of this one, where it compiled a multi-row VALUES again on every report.
+    rows = [
+        select(
+            *(
+                bindparam(f"message{number}_{name}", type_=_MESSAGES.c[name].type)
+                for name in message_columns
+            )
+        )
+        for number in range(messages)
+    ]
+    return (
+        insert(_MESSAGES)
+        .from_select(list(message_columns), rows[0] if messages == 1 else union_all(*rows))
+        .add_cte(subscribed.cte("subscribed"))
+    )
 
 
 # -- signed unsubscribe links ----------------------------------------------------------------
@@ -130,6 +205,45 @@ def enqueue(
     """Add a message per channel the recipient has; an idempotency key seen before adds nothing
     (the same event announced twice; ``fresh``: the recipient is new, no key can exist yet).
     Returns how many messages were added."""
+    rows = message_rows(
+        session,
+        key=key,
+        kind=kind,
+        recipient=recipient,
+        subject=subject,
+        lines=lines,
+        writer=writer,
+        now=now,
+        sms_tail=sms_tail,
+        secret=secret,
+        fresh=fresh,
+    )
+    _store_messages(session, rows)
+    return len(rows)
+
+
+def _store_messages(session: Session, rows: list[dict[str, Any]]) -> None:
+    if rows:
+        # On the session's connection: the ORM's execute path cost more than the INSERT (one
+        # row is the usual case: a plain execute, not an executemany).
+        session.connection().execute(_INSERT_MESSAGE, rows[0] if len(rows) == 1 else rows)
+
+
+def message_rows(
+    session: Session,
+    *,
+    key: str,
+    kind: str,
+    recipient: Recipient,
+    subject: str,
+    lines: list[str],
+    writer: Writer,
+    now: datetime,
+    sms_tail: str = "",
+    secret: bool = False,
+    fresh: bool = False,
+) -> list[dict[str, Any]]:
+    """The outbox rows :func:`enqueue` adds, rendered but not yet stored."""
     language = recipient.language
     footer = [
         "",
@@ -169,9 +283,7 @@ def enqueue(
                 "sent_at": None,
             }
         )
-    if rows:
-        session.execute(_INSERT_MESSAGE, rows)
-    return len(rows)
+    return rows
 
 
 def _when(event: Event, fallback: datetime) -> datetime:
@@ -208,10 +320,28 @@ def on_request_received(session: Session, event: Event, writer: Writer, now: dat
         "active": True,
         "created_at": now,
     }
-    values["id"] = int(session.execute(_INSERT_SUBSCRIPTION, values).scalar_one())
-    # A detached copy to render from: the row itself was written by the statement above.
-    subscription = Subscription(**values)
-    _request_message(session, subscription, "received", data, writer, _when(event, now), fresh=True)
+    connection = session.connection()
+    if connection.dialect.name != "postgresql":
+        values["id"] = int(connection.execute(_INSERT_SUBSCRIPTION, values).scalar_one())
+        # A detached copy to render from: the row itself was written by the statement above.
+        subscription = Subscription(**values)
+        _request_message(
+            session, subscription, "received", data, writer, _when(event, now), fresh=True
+        )
+        return
+    # PostgreSQL: the id known before the row exists, so the subscription and its first message
+    # (whose unsubscribe link names the id) go to the store in one statement.
+    values["id"] = SUBSCRIPTION_IDS.take(connection)
+    rows = _request_message_rows(
+        session, Subscription(**values), "received", data, writer, _when(event, now), fresh=True
+    )
+    parameters = {f"subscription_{name}": value for name, value in values.items()}
+    for number, row in enumerate(rows):
+        parameters.update((f"message{number}_{name}", value) for name, value in row.items())
+    connection.execute(
+        _subscribe_with_messages(tuple(values), tuple(rows[0]) if rows else (), len(rows)),
+        parameters,
+    )
 
 
 def on_request_supported(session: Session, event: Event, writer: Writer, now: datetime) -> None:
@@ -236,7 +366,7 @@ def on_request_supported(session: Session, event: Event, writer: Writer, now: da
         "active": True,
         "created_at": now,
     }
-    values["id"] = int(session.execute(_INSERT_SUBSCRIPTION, values).scalar_one())
+    values["id"] = int(session.connection().execute(_INSERT_SUBSCRIPTION, values).scalar_one())
     subscription = Subscription(**values)
     _request_message(session, subscription, "supported", data, writer, _when(event, now))
 
@@ -305,9 +435,25 @@ def _request_message(
     *,
     fresh: bool = False,
 ) -> None:
+    rows = _request_message_rows(session, subscription, status, data, writer, at, fresh=fresh)
+    _store_messages(session, rows)
+
+
+def _request_message_rows(
+    session: Session,
+    subscription: Subscription,
+    status: str,
+    data: dict[str, Any],
+    writer: Writer,
+    at: datetime,
+    *,
+    fresh: bool = False,
+) -> list[dict[str, Any]]:
+    """The outbox rows telling ``subscription`` about a request's ``status`` (none when nobody
+    is to be told)."""
     recipient = recipient_of(session, subscription)
     if recipient is None:
-        return
+        return []
     language = recipient.language
     number = data["id"]
     service = name_in(subscription.label, language)
@@ -323,7 +469,7 @@ def _request_message(
         lines.append(text(language, "note", note=data["note"]))
     link = writer.link(subscription.link)
     lines.append(text(language, "follow", link=link))
-    enqueue(
+    return message_rows(
         session,
         key=f"{subscription.topic}:{status}:{at.isoformat()}:s{subscription.id}",
         kind=f"request.{status}",

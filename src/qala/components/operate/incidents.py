@@ -8,6 +8,7 @@ dashboard and the API render the same thing.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -617,12 +618,14 @@ def count_incidents(
     return int(session.scalar(query) or 0)
 
 
-_INCIDENTS_IN_BOX = select(
+INCIDENTS_IN_BOX = select(
     _INCIDENT.id, _INCIDENT.lat, _INCIDENT.lon, _INCIDENT.opened_at, _INCIDENT.closed_at
 ).where(
     _INCIDENT.lat.between(bindparam("lat_min"), bindparam("lat_max")),
     _INCIDENT.lon.between(bindparam("lon_min"), bindparam("lon_max")),
 )
+"""Candidates for :func:`nearby_open_incidents`: incidents in the box :func:`box_around` bounds
+(id, position, opened and closed times), for :func:`open_incidents_among`."""
 
 
 def latest_change(session: Session) -> int:
@@ -630,26 +633,45 @@ def latest_change(session: Session) -> int:
     return int(session.scalar(select(func.max(IncidentAudit.id))) or 0)
 
 
+def box_around(lat: float, lon: float, radius_m: float) -> dict[str, float]:
+    """The parameters of :data:`INCIDENTS_IN_BOX` for a box holding the circle of ``radius_m``
+    around a point."""
+    dlat = math.degrees(radius_m / 6_371_008.8) * 1.01
+    dlon = dlat / max(math.cos(math.radians(min(89.0, abs(lat) + dlat))), 1e-6)
+    return {
+        "lat_min": lat - dlat,
+        "lat_max": lat + dlat,
+        "lon_min": lon - dlon,
+        "lon_max": lon + dlon,
+    }
+
+
 def nearby_open_incidents(
     session: Session, *, lat: float, lon: float, at: datetime, radius_m: float, window: timedelta
 ) -> list[tuple[int, float]]:
     """Ids of incidents open (or closed within ``window``) within ``radius_m`` of a point and
     ``window`` of a time, with their distances in metres, nearest first."""
-    from qala.components.operate.ngsi import haversine_m
-
-    dlat = math.degrees(radius_m / 6_371_008.8) * 1.01
-    dlon = dlat / max(math.cos(math.radians(min(89.0, abs(lat) + dlat))), 1e-6)
     # Plain columns and a statement built once, not Incident objects: every citizen request asks
     # this and usually nothing is near; the ORM cost more than the indexed query.
-    candidates = session.connection().execute(
-        _INCIDENTS_IN_BOX,
-        {
-            "lat_min": lat - dlat,
-            "lat_max": lat + dlat,
-            "lon_min": lon - dlon,
-            "lon_max": lon + dlon,
-        },
+    candidates = session.connection().execute(INCIDENTS_IN_BOX, box_around(lat, lon, radius_m))
+    return open_incidents_among(
+        candidates, lat=lat, lon=lon, at=at, radius_m=radius_m, window=window
     )
+
+
+def open_incidents_among(
+    candidates: Iterable[Sequence[Any]],
+    *,
+    lat: float,
+    lon: float,
+    at: datetime,
+    radius_m: float,
+    window: timedelta,
+) -> list[tuple[int, float]]:
+    """Which of ``candidates`` (rows of :data:`INCIDENTS_IN_BOX`) :func:`nearby_open_incidents`
+    answers, with their distances in metres, nearest first."""
+    from qala.components.operate.ngsi import haversine_m
+
     found = []
     for incident_id, incident_lat, incident_lon, opened_at, closed_at in candidates:
         opened = _aware(opened_at)

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any, cast
 
-from sqlalchemy import Table, select
+from sqlalchemy import Table, bindparam, func, select, true
 from sqlalchemy.orm import Session
 
 from qala.components.operate import incidents as incident_services
@@ -22,7 +22,7 @@ from qala.components.operate.models import Entity, Incident
 from qala.components.operate.ngsi import haversine_m
 from qala.events import Event
 from qala.runtime import Context
-from qala.store.statements import dialect_insert, dialect_name
+from qala.store.statements import dialect_insert
 
 RADIUS_M = 300.0
 WINDOW = timedelta(hours=48)
@@ -68,6 +68,28 @@ def _insert_entity(dialect: str) -> Any:
     return dialect_insert(dialect, table).on_conflict_do_nothing().returning(table.c.id)
 
 
+_ENTITY_COLUMNS = ("id", "type", "concept", "attrs", "lat", "lon", "created_at", "modified_at")
+
+
+@lru_cache(maxsize=1)
+def _insert_entity_and_look_near() -> Any:
+    """PostgreSQL: the entity inserted unless it exists (``created``: 1 or 0) and the incidents
+    in the box around it (``incidents.INCIDENTS_IN_BOX``, none: one row of nulls), one statement
+    and round trip instead of two. Values named as ``_ENTITY_COLUMNS``, the box as
+    ``incidents.box_around``."""
+    table = cast(Table, Entity.__table__)
+    created = (
+        dialect_insert("postgresql", table)
+        .values({name: bindparam(name, type_=table.c[name].type) for name in _ENTITY_COLUMNS})
+        .on_conflict_do_nothing()
+        .returning(table.c.id)
+        .cte("created")
+    )
+    inserted = select(func.count().label("created")).select_from(created).subquery("inserted")
+    near = incident_services.INCIDENTS_IN_BOX.subquery("near")
+    return select(inserted.c.created, *near.c).select_from(inserted.outerjoin(near, true()))
+
+
 def record_citizen_request(
     session: Session, payload: dict[str, Any], *, now: datetime
 ) -> list[int]:
@@ -89,27 +111,33 @@ def record_citizen_request(
             "type": "GeoProperty",
             "value": {"type": "Point", "coordinates": [lon, lat]},
         }
+    values = {
+        "id": entity_id,
+        "type": REQUEST_TYPE,
+        "concept": "case",
+        "attrs": attrs,
+        "lat": lat if lon is not None else None,
+        "lon": lon if lat is not None else None,
+        "created_at": now,
+        "modified_at": now,
+    }
     # Every new citizen request comes here: one INSERT in the usual case, the ORM merge only when
     # the entity exists already (a redelivered event, or one an NGSI-LD client wrote).
     # Core on the session's connection: the ORM's execute path costs more than the INSERT.
-    created = (
-        session.connection()
-        .execute(
-            _insert_entity(dialect_name(session)),
-            {
-                "id": entity_id,
-                "type": REQUEST_TYPE,
-                "concept": "case",
-                "attrs": attrs,
-                "lat": lat if lon is not None else None,
-                "lon": lon if lat is not None else None,
-                "created_at": now,
-                "modified_at": now,
-            },
+    connection = session.connection()
+    candidates: list[Any] | None = None
+    if lat is not None and lon is not None and connection.dialect.name == "postgresql":
+        # The insert and the look for incidents nearby in one round trip: the box is around the
+        # request's own position either way.
+        box = incident_services.box_around(lat, lon, RADIUS_M)
+        rows = connection.execute(_insert_entity_and_look_near(), {**values, **box}).all()
+        created = bool(rows[0][0])
+        candidates = [row[1:] for row in rows if row[1] is not None]
+    else:
+        created = (
+            connection.execute(_insert_entity(connection.dialect.name), values).first() is not None
         )
-        .first()
-    )
-    if created is None:
+    if not created:
         entity = session.get(Entity, entity_id)
         assert entity is not None
         entity.attrs = {**entity.attrs, **attrs}
@@ -120,10 +148,16 @@ def record_citizen_request(
         lat, lon = entity.lat, entity.lon
     if lat is None or lon is None:
         return []
+    if candidates is None:
+        nearby = incident_services.nearby_open_incidents(
+            session, lat=lat, lon=lon, at=at, radius_m=RADIUS_M, window=WINDOW
+        )
+    else:
+        nearby = incident_services.open_incidents_among(
+            candidates, lat=lat, lon=lon, at=at, radius_m=RADIUS_M, window=WINDOW
+        )
     linked = []
-    for incident_id, distance in incident_services.nearby_open_incidents(
-        session, lat=lat, lon=lon, at=at, radius_m=RADIUS_M, window=WINDOW
-    ):
+    for incident_id, distance in nearby:
         if incident_services.link(
             session,
             incident_id,

@@ -13,9 +13,10 @@ import secrets
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any, cast
 
-from sqlalchemy import Table, insert, select
+from sqlalchemy import Table, bindparam, insert, literal, select, true
 from sqlalchemy.orm import Session
 
 from qala.components.requests311.after_commit import publish_after_commit
@@ -36,11 +37,12 @@ from qala.components.requests311.photos import (
     remove_files,
     write_files,
 )
-from qala.components.requests311.ratelimit import RateLimiter, SharedRateLimit
+from qala.components.requests311.ratelimit import RateLimiter, SharedRateLimit, count_statement
 from qala.core.errors import PermissionDeniedError, Problem, QalaError, raise_if_problems
 from qala.core.messages import msg
 from qala.events import Event, EventBus, publish_in_transaction
 from qala.runtime import Context
+from qala.store.statements import dialect_name
 
 MAX_DESCRIPTION = 4000
 MAX_ADDRESS = 500
@@ -51,10 +53,59 @@ INTAKE_KEY = "requests311.intake"
 """Where :func:`report_intake` keeps a platform's intake in ``Context.extras``."""
 
 _REQUEST_TABLE = cast(Table, Request.__table__)
+_AUDIT_TABLE = cast(Table, AuditEntry.__table__)
 # Values go to execute() as parameters, not into .values(): the statement is then compiled once
 # and reused, where .values() made and cache-keyed 35 bound parameters on every citizen report.
 _INSERT_REQUEST = insert(_REQUEST_TABLE).returning(_REQUEST_TABLE.c.id)
-_INSERT_AUDIT = insert(cast(Table, AuditEntry.__table__))
+_INSERT_AUDIT = insert(_AUDIT_TABLE)
+_AUDIT_COLUMNS = ("at", "actor", "action", "changes")
+"""The audit row's columns besides ``request_id`` (bound as ``audit_<column>``)."""
+
+
+@lru_cache(maxsize=8)
+def _store_in_one_statement(columns: tuple[str, ...], window: int | None) -> Any:
+    """PostgreSQL: a report's row and its audit row, and its count in the shared rate limit when
+    ``window`` is given, as one statement (data-modifying ``WITH`` clauses) answering the new id
+    and the counts — one round trip instead of three. The report's values are bound as
+    ``request_<column>``, the audit's as ``audit_<column>``, the count's as
+    :func:`count_statement` names them."""
+    # A nested INSERT gets no Python-side column defaults: every such column must be given.
+    missing = [
+        column.name
+        for column in _REQUEST_TABLE.c
+        if column.default is not None and column.name not in columns
+    ]
+    if missing:
+        raise ValueError(f"a report's values must include {', '.join(missing)}")
+    created = (
+        insert(_REQUEST_TABLE)
+        .values(
+            {
+                name: bindparam(f"request_{name}", type_=_REQUEST_TABLE.c[name].type)
+                for name in columns
+            }
+        )
+        .returning(_REQUEST_TABLE.c.id)
+        .cte("created")
+    )
+    audited = insert(_AUDIT_TABLE).from_select(
+        ["request_id", *_AUDIT_COLUMNS],
+        select(
+            created.c.id,
+            *(
+                bindparam(f"audit_{name}", type_=_AUDIT_TABLE.c[name].type)
+                for name in _AUDIT_COLUMNS
+            ),
+        ),
+    )
+    if window is None:
+        answer = select(created.c.id, literal(0), literal(0))
+    else:
+        counted = count_statement("postgresql", window).cte("counted")
+        answer = select(created.c.id, counted.c.count, counted.c.previous).join_from(
+            created, counted, true()
+        )
+    return answer.add_cte(audited.cte("audited"))
 
 
 def create_api_client(session: Session, name: str) -> str:
@@ -269,17 +320,24 @@ def submit_request(
     illustrative: bool = False,
     photos: list[PreparedPhoto] | None = None,
     base_url: str = "",
+    counted: Counted | None = None,
 ) -> Submitted:
     """Validate and store a new request, routed to its department; raises ValidationError listing
     every problem, or PermissionDeniedError when the city takes no anonymous reports.
 
     ``photos`` (checked by :func:`checked_photos`, their files already in the photo store) get
-    their rows, and the first one's address under ``base_url`` becomes the ``media_url``."""
+    their rows, and the first one's address under ``base_url`` becomes the ``media_url``.
+    ``counted``: the post also counts in that shared rate limit, before anything else is checked;
+    :class:`RateLimited` when it is one too many."""
     if api_client_id is None and not jurisdiction.anonymous_allowed:
         raise PermissionDeniedError(
             f"{jurisdiction.code} accepts requests only from clients with an api_key"
         )
     service, attributes, problems = check_new_request(jurisdiction, new)
+    in_one_statement = not problems and dialect_name(session) == "postgresql"
+    if counted is not None and not in_one_statement:
+        # Counted first, as with one statement: a refused post is refused whatever it holds.
+        counted.refuse_if_over(counted.limit.hit(session, counted.key))
     raise_if_problems(problems, "the service request is invalid")
     assert service is not None
     district = jurisdiction.nearest_district(new.lat, new.lon)
@@ -326,25 +384,26 @@ def submit_request(
         status_notes=None,
         assignee=None,
         duplicate_of_id=None,
+        supporters=0,
     )
-    request_id = int(session.execute(_INSERT_REQUEST, values).scalar_one())
+    audit = {
+        "at": now,
+        "actor": "citizen" if api_client_id is None else f"api_client:{api_client_id}",
+        "action": "created",
+        "changes": {
+            "status": [None, "open"],
+            "department": [None, department.code if department else None],
+            "district": [None, district],
+            **({"photos": [0, len(photos)]} if photos else {}),
+        },
+    }
+    if in_one_statement:
+        request_id = _store_with_audit(session, values, audit, counted)
+    else:
+        request_id = int(session.execute(_INSERT_REQUEST, values).scalar_one())
+        session.execute(_INSERT_AUDIT, {"request_id": request_id, **audit})
     if photos:
         attach_photos(session, request_id, photos, now=now, base_url=base_url)
-    session.execute(
-        _INSERT_AUDIT,
-        {
-            "request_id": request_id,
-            "at": now,
-            "actor": "citizen" if api_client_id is None else f"api_client:{api_client_id}",
-            "action": "created",
-            "changes": {
-                "status": [None, "open"],
-                "department": [None, department.code if department else None],
-                "district": [None, district],
-                **({"photos": [0, len(photos)]} if photos else {}),
-            },
-        },
-    )
     # Inside the transaction, with what only a subscriber answering the resident needs (contact
     # and language): a notification is then stored exactly when the request is.
     publish_in_transaction(
@@ -389,6 +448,27 @@ def submit_request(
     )
 
 
+def _store_with_audit(
+    session: Session, values: dict[str, Any], audit: dict[str, Any], counted: Counted | None
+) -> int:
+    """Insert a report and its audit row (and count it, with ``counted``) in one statement on
+    PostgreSQL; the new request's id. Raises :class:`RateLimited` when the count refuses it (the
+    caller's transaction then rolls back the row and the count)."""
+    parameters = {f"request_{name}": value for name, value in values.items()}
+    parameters.update((f"audit_{name}", value) for name, value in audit.items())
+    window = None
+    elapsed = 0.0
+    if counted is not None and counted.limit.limit > 0:
+        window = counted.limit.window
+        counting, elapsed = counted.limit.counting(session, counted.key)
+        parameters.update(counting)
+    statement = _store_in_one_statement(tuple(values), window)
+    request_id, count, previous = session.connection().execute(statement, parameters).one()
+    if counted is not None and window is not None:
+        counted.refuse_if_over(counted.limit.wait(int(count), int(previous), elapsed))
+    return int(request_id)
+
+
 def checked_photos(jurisdiction: JurisdictionInfo, new: NewRequest) -> list[PreparedPhoto]:
     """``new``'s photos checked and re-encoded. A refused photo, or any other problem of the
     submission, raises ValidationError listing them all before a file is written."""
@@ -407,6 +487,21 @@ class RateLimited(QalaError):
     def __init__(self, wait: float) -> None:
         self.retry_after = RateLimiter.retry_after_seconds(wait)
         super().__init__(f"too many requests from this client; try again in {self.retry_after} s")
+
+
+@dataclass(frozen=True)
+class Counted:
+    """A report's count in a shared rate limit, taken in the report's own transaction (on
+    PostgreSQL in the statement that stores it)."""
+
+    limit: SharedRateLimit
+    key: str
+
+    @staticmethod
+    def refuse_if_over(wait: float) -> None:
+        """Raise :class:`RateLimited` when the count answered a wait (non-zero)."""
+        if wait:
+            raise RateLimited(wait)
 
 
 @dataclass(frozen=True)
@@ -527,14 +622,13 @@ class ReportIntake:
         store = photo_store(context)
         write_files(store, photos)
         try:
+            counted = (
+                Counted(self.trusted_shared, str(poster.app_key))
+                if client_id is not None
+                else Counted(self.anonymous_shared, poster.address_key)
+            )
             with context.database.transaction() as session:
                 # Raising rolls the count back with the report.
-                if client_id is not None:
-                    wait = self.trusted_shared.hit(session, str(poster.app_key))
-                else:
-                    wait = self.anonymous_shared.hit(session, poster.address_key)
-                if wait:
-                    raise RateLimited(wait)
                 return submit_request(
                     session,
                     jurisdiction,
@@ -544,6 +638,7 @@ class ReportIntake:
                     bus=context.bus,
                     photos=photos,
                     base_url=context.settings.public_base_url,
+                    counted=counted,
                 )
         except BaseException:
             remove_files(store, photos)

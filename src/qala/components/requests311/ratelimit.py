@@ -14,14 +14,14 @@ from collections.abc import Callable
 from functools import lru_cache
 from typing import Any, cast
 
-from sqlalchemy import Table, case, delete
+from sqlalchemy import Table, bindparam, case, delete
 from sqlalchemy.orm import Session
 
 from qala.components.requests311.models import RateWindow
 from qala.core.ratelimit import RateLimiter
 from qala.store.statements import dialect_insert
 
-__all__ = ["RateLimiter", "SharedRateLimit"]
+__all__ = ["RateLimiter", "SharedRateLimit", "count_statement"]
 
 _WINDOWS = cast(Table, RateWindow.__table__)
 
@@ -66,19 +66,27 @@ class SharedRateLimit:
         seconds until it would be. The caller rolls back a refused write (and so its count)."""
         if self.limit <= 0:
             return 0.0
+        connection = session.connection()
+        parameters, elapsed = self.counting(session, key)
+        count, previous = connection.execute(
+            count_statement(connection.dialect.name, self.window), parameters
+        ).one()
+        return self.wait(int(count), int(previous), elapsed)
+
+    def counting(self, session: Session, key: str) -> tuple[dict[str, Any], float]:
+        """The parameters of :func:`count_statement` for one write of ``key`` now, and the seconds
+        elapsed in the current window (for :meth:`wait`). For a caller that sends the count in a
+        statement of its own (a report's insert on PostgreSQL); deletes stale rows now and then
+        in ``session``'s transaction."""
         now = self.clock()
         start = int(now // self.window) * self.window
-        connection = session.connection()
         self._hits += 1
         if self._hits % self.cleanup_every == 0:
-            connection.execute(
+            session.connection().execute(
                 delete(RateWindow).where(_WINDOWS.c.window_start < start - self.window)
             )
-        count, previous = connection.execute(
-            _count_statement(connection.dialect.name, self.window),
-            {"client_key": key[:80], "window_start": start, "count": 1, "previous": 0},
-        ).one()
-        return self.wait(int(count), int(previous), now - start)
+        parameters = {"client_key": key[:80], "window_start": start, "count": 1, "previous": 0}
+        return parameters, now - start
 
     def wait(self, count: int, previous: int, elapsed: float) -> float:
         """Seconds until a write would be allowed, given this window's ``count`` (this write
@@ -98,10 +106,14 @@ class SharedRateLimit:
 
 
 @lru_cache(maxsize=4)
-def _count_statement(dialect_name: str, window: int) -> Any:
+def count_statement(dialect_name: str, window: int) -> Any:
     """``INSERT … ON CONFLICT (client_key) DO UPDATE`` that rolls the windows over and returns the
-    new counts (SET expressions see the row as it was, on both stores)."""
-    insert = dialect_insert(dialect_name, _WINDOWS)
+    new counts (SET expressions see the row as it was, on both stores). Its values are named bind
+    parameters (see :meth:`SharedRateLimit.counting`), so it also works as a ``WITH`` clause of a
+    larger statement on PostgreSQL."""
+    insert = dialect_insert(dialect_name, _WINDOWS).values(
+        {name: bindparam(name, type_=_WINDOWS.c[name].type) for name in _COUNTED_COLUMNS}
+    )
     incoming = insert.excluded.window_start
     same = _WINDOWS.c.window_start == incoming
     follows = _WINDOWS.c.window_start == incoming - window
@@ -113,3 +125,6 @@ def _count_statement(dialect_name: str, window: int) -> Any:
             "window_start": incoming,
         },
     ).returning(_WINDOWS.c.count, _WINDOWS.c.previous)
+
+
+_COUNTED_COLUMNS = ("client_key", "window_start", "count", "previous")
