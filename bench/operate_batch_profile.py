@@ -353,7 +353,12 @@ def main() -> None:
     parser.add_argument(
         "--seed-days", type=float, default=2.0, help="detector records of this history (0: none)"
     )
-    parser.add_argument("--fillfactor", type=int, default=0, help="try this fillfactor")
+    parser.add_argument(
+        "--fillfactor",
+        type=int,
+        default=0,
+        help="set this fill factor on --fillfactor-tables first (100: as before operate_0009)",
+    )
     parser.add_argument(
         "--fillfactor-tables",
         default="operate_detector_record,operate_observation_hourly,operate_observation_daily",

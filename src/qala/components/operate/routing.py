@@ -61,8 +61,8 @@ class Router:
         self.worker = worker
         self.workers = workers
         self.keys: dict[str, str] = {}
-        # Sensor → owning worker, computed once per sensor: every message of every worker is
-        # routed through owner() in the broker's network thread.
+        # Sensor → owning worker, computed once per sensor (load() keeps it in step with keys):
+        # every message of every worker is routed through owner() in the network thread.
         self._owners: dict[str, int] = {}
 
     def load(self, session: Session, sensors: Iterable[str] | None = None) -> set[str]:
@@ -88,7 +88,13 @@ class Router:
 
     def owner(self, sensor: str) -> int | None:
         """The worker owning a sensor; None when the sensor is not (yet) known."""
-        return self._owners.get(sensor)
+        owner = self._owners.get(sensor)
+        if owner is None:
+            key = self.keys.get(sensor)
+            if key is None:
+                return None
+            owner = self._owners[sensor] = partition_of(key, self.workers)
+        return owner
 
     def owns_key(self, key: str) -> bool:
         """Whether this worker owns a routing key (a group's, or an ungrouped sensor's)."""
