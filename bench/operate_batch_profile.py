@@ -357,7 +357,7 @@ def main() -> None:
         "--fillfactor",
         type=int,
         default=0,
-        help="set this fill factor on --fillfactor-tables first (100: as before operate_0009)",
+        help="set this fill factor on --fillfactor-tables first (100: as before operate_0010)",
     )
     parser.add_argument(
         "--fillfactor-tables",

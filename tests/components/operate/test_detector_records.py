@@ -65,7 +65,7 @@ def _in_thread(work: Any) -> tuple[threading.Thread, list[Any]]:
 def test_the_rows_rewritten_with_every_reading_keep_room_on_their_pages_on_postgres(
     postgres_server: Any, postgres_template: str
 ) -> None:
-    """operate_0009: every reading rewrites its stream's detector record and its hour's and day's
+    """operate_0010: every reading rewrites its stream's detector record and its hour's and day's
     roll-up rows; a fill factor of 50 leaves room for those heap-only updates (no index entries,
     no new page: bench/operate_batch_profile.py measured 2–15 % HOT updates before, 99–100 %
     after)."""

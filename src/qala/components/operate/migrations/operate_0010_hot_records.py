@@ -1,7 +1,7 @@
 """room on each page for in-place updates of the rows ingestion rewrites with every reading
 
-Revision ID: operate_0009_hot_records
-Revises: operate_0008_temporal_instances
+Revision ID: operate_0010_hot_records
+Revises: operate_0009_periodic_due
 Create Date: 2026-12-06 10:40:00
 
 With one reading per message every reading rewrites its stream's detector record and adds to
@@ -19,8 +19,8 @@ from __future__ import annotations
 
 from alembic import op
 
-revision = "operate_0009_hot_records"
-down_revision = "operate_0008_temporal_instances"
+revision = "operate_0010_hot_records"
+down_revision = "operate_0009_periodic_due"
 branch_labels = None
 depends_on = None
 
