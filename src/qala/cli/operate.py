@@ -80,7 +80,7 @@ def ingest_mqtt(
     workers: WorkersOption = None,
     batch: Annotated[int, typer.Option(help="MQTT messages per transaction at most.")] = 200,
     max_delay_ms: Annotated[float, typer.Option(help="Flush a batch after this many ms.")] = 50.0,
-    soft_state_s: SoftStateOption = 1.0,
+    soft_state_s: SoftStateOption = 60.0,
     silence_every_s: SilenceOption = 60.0,
     metrics_port: MetricsPortOption = None,
     metrics_host: MetricsHostOption = "127.0.0.1",

@@ -10,8 +10,13 @@ import pytest
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from qala.components.operate.ingest import RulesRunner, ingest, register_sensors
-from qala.components.operate.models import Entity, Finding, Incident
+from qala.components.operate.ingest import (
+    RulesRunner,
+    ingest,
+    register_sensors,
+    write_soft_state,
+)
+from qala.components.operate.models import Entity, Finding, Incident, Sensor
 from qala.components.operate.readings import Reading
 from qala.components.operate.replay import ObservationTable, replay
 from qala.components.operate.simulator import demo_scenario, simulate
@@ -131,7 +136,8 @@ def test_cli_replays_a_csv_and_lists_incidents(
 
 
 def test_soft_state_is_rewritten_after_its_interval(context: Context) -> None:
-    runner = RulesRunner(soft_state_every_s=3600.0)
+    clock = [0.0]
+    runner = RulesRunner(soft_state_every_s=3600.0, clock=lambda: clock[0])
     t0 = 1_764_547_200_000_000
     ingest(context, [Reading("soft-1", "pm25", t0, 10.0, "ug/m3")], runner=runner)
     ingest(context, [Reading("soft-1", "pm25", t0 + 60_000_000, 11.0, "ug/m3")], runner=runner)
@@ -143,10 +149,22 @@ def test_soft_state_is_rewritten_after_its_interval(context: Context) -> None:
             return float(entity.attrs["pm25"]["value"])
 
     assert shown() == 10.0  # first sight is written at once, the next within the hour is buffered
-    # The interval has passed (monotonic time starts near boot, so 0.0 may be under an hour ago).
-    runner.soft.written_at["soft-1"] = float("-inf")
+    clock[0] = 3599.0
     ingest(context, [Reading("other", "pm25", t0, 5.0, "ug/m3")], runner=runner)
+    assert shown() == 10.0
+    clock[0] = 3600.0  # the interval has passed
+    ingest(context, [Reading("other", "pm25", t0 + 1, 5.0, "ug/m3")], runner=runner)
     assert shown() == 11.0  # flushed with the next batch, even one without this sensor
+    clock[0] = 3600.0 * 3  # quiet through a whole interval: its next reading is written at once
+    ingest(context, [Reading("soft-1", "pm25", t0 + 120_000_000, 12.0, "ug/m3")], runner=runner)
+    assert shown() == 12.0
+    ingest(context, [Reading("soft-1", "pm25", t0 + 180_000_000, 13.0, "ug/m3")], runner=runner)
+    assert shown() == 12.0  # and the one after it waits for the interval again
+    write_soft_state(context, runner=runner)  # an ingester stopping writes what waits
+    assert shown() == 13.0
+    with context.database.session() as session:
+        sensor = session.get(Sensor, "soft-1")
+        assert sensor is not None and sensor.last_seen_us == t0 + 180_000_000
 
 
 @pytest.mark.slow

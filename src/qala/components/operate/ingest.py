@@ -13,8 +13,10 @@ changed, and writes back what the engine changed, in the batch's transaction (:c
 
 from __future__ import annotations
 
+import json
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -78,47 +80,76 @@ class SoftState:
     """Per-process buffer of derived "current state": sensors' first/last seen and each sensor
     entity's latest values. The history is authoritative; these are rewritten at most every
     ``every_s`` seconds per sensor so that high-rate ingestion does not update the same rows in
-    every batch. A sensor seen for the first time is always written at once.
+    every batch. A sensor seen for the first time, or whose interval passed while it was quiet,
+    is written at once; one whose news waited is written by the first batch after its interval,
+    with or without a reading of it.
+
+    Each batch's cost grows with the sensors it writes, not with those buffered: a queue in
+    write order finds the sensors whose interval has passed (a scan of every buffered sensor per
+    batch cost more than the writes it saved, with 10,000 sensors waiting).
     """
 
-    def __init__(self) -> None:
-        self.known: set[str] = set()
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
         self.written_at: dict[str, float] = {}
         self.first: dict[str, int] = {}
         self.last: dict[str, int] = {}
-        self.latest: dict[tuple[str, str], tuple[int, float, str]] = {}
+        self.latest: dict[str, dict[str, tuple[int, float, str]]] = {}
         self.dirty: set[str] = set()
+        self._ready: set[str] = set()  # dirty, and never written or their interval passed
+        self._queue: deque[tuple[float, str]] = deque()  # (written at, sensor), oldest first
 
     def merge(self, rows: Sequence[tuple[int, str, str, int, float, str]]) -> None:
         first, last, latest = self.first, self.last, self.latest
+        dirty, written_at, ready = self.dirty, self.written_at, self._ready
         for _id, sensor, quantity, time_us, value, unit in rows:
             if time_us > last.get(sensor, -(2**62)):
                 last[sensor] = time_us
             if time_us < first.get(sensor, 2**62):
                 first[sensor] = time_us
-            key = (sensor, quantity)
-            if key not in latest or time_us >= latest[key][0]:
-                latest[key] = (time_us, value, unit)
-            self.dirty.add(sensor)
+            values = latest.get(sensor)
+            if values is None:
+                values = latest[sensor] = {}
+            newest = values.get(quantity)
+            if newest is None or time_us >= newest[0]:
+                values[quantity] = (time_us, value, unit)
+            if sensor not in dirty:
+                dirty.add(sensor)
+                if sensor not in written_at:
+                    ready.add(sensor)
 
     def due(self, every_s: float) -> set[str]:
-        now = time.monotonic()
-        return {
-            s
-            for s in self.dirty
-            if s not in self.known or now - self.written_at.get(s, 0.0) >= every_s
-        }
+        """The buffered sensors to write now."""
+        now = self.clock()
+        queue, written_at = self._queue, self.written_at
+        while queue and now - queue[0][0] >= every_s:
+            at, sensor = queue.popleft()
+            if written_at.get(sensor) != at:
+                continue  # written again since: a later entry stands for it
+            if sensor in self.dirty:
+                self._ready.add(sensor)
+            else:  # quiet through its interval: its next news is written at once
+                del written_at[sensor]
+        return set(self._ready)
 
     def written(self, sensors: set[str]) -> None:
-        now = time.monotonic()
+        now = self.clock()
         for sensor in sensors:
-            self.known.add(sensor)
             self.written_at[sensor] = now
+            self._queue.append((now, sensor))
             self.dirty.discard(sensor)
+            self._ready.discard(sensor)
             self.first.pop(sensor, None)
             self.last.pop(sensor, None)
-        for key in [k for k in self.latest if k[0] in sensors]:
-            del self.latest[key]
+            self.latest.pop(sensor, None)
+
+    def latest_of(self, sensors: Iterable[str]) -> dict[tuple[str, str], tuple[int, float, str]]:
+        """The newest value per ``(sensor, quantity)`` buffered for ``sensors``."""
+        return {
+            (sensor, quantity): value
+            for sensor in sensors
+            for quantity, value in self.latest.get(sensor, {}).items()
+        }
 
 
 class SensorFields(Protocol):
@@ -191,14 +222,20 @@ class RulesRunner:
     soft_state_every_s
         Seconds between rewrites of a sensor's last-seen time and its entity's latest values
         (0: every batch). See :class:`SoftState`.
+    clock
+        Seconds, monotonic: when the soft state is due (tests pass their own).
     """
 
     def __init__(
-        self, rule_sets: dict[str, RuleSet] | None = None, *, soft_state_every_s: float = 0.0
+        self,
+        rule_sets: dict[str, RuleSet] | None = None,
+        *,
+        soft_state_every_s: float = 0.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.rule_sets = rule_sets if rule_sets is not None else default_rule_sets()
         self.soft_state_every_s = soft_state_every_s
-        self.soft = SoftState()
+        self.soft = SoftState(clock)
         self.groups: dict[str, str] = {}
         self._evaluators: dict[str, StreamingEvaluator] = {}
         self._versions: dict[StateKey, int] = {}
@@ -217,7 +254,7 @@ class RulesRunner:
         with self.lock:
             self._evaluators.clear()
             self._versions.clear()
-            self.soft = SoftState()
+            self.soft = SoftState(self.soft.clock)
 
     def evaluator(self, name: str) -> StreamingEvaluator:
         """The in-memory evaluator of a rule set (holding the records loaded so far)."""
@@ -368,31 +405,15 @@ class RulesRunner:
 
     def _write(self, session: Session, name: str, held: dict[StateKey, int]) -> None:
         """Write the records the rule set's evaluator changed (they are locked)."""
-        changes = self.evaluator(name).changes()
-        stamp = utc_now()
-        rows = []
-        for kind, records in (("stream", changes["streams"]), ("group", changes["groups"])):
-            subject_field = "sensor" if kind == "stream" else "group"
-            for record in records:
-                data = dict(record)
-                key = (name, kind, data.pop(subject_field), data.pop("quantity"))
-                if key not in held:  # a record no lock covers: a defect, never written unlocked
-                    raise RuntimeError(f"detector record {key} changed without its lock")
-                version = held[key] + 1
-                held[key] = self._versions[key] = version
-                rows.append(
-                    {
-                        "rule_set": key[0],
-                        "kind": kind,
-                        "subject": key[2],
-                        "quantity": key[3],
-                        "state": data,
-                        "version": version,
-                        "updated_at": stamp,
-                    }
-                )
-        for start in range(0, len(rows), _CHUNK):
-            session.execute(update(DetectorRecord), rows[start : start + _CHUNK])
+        rows: list[tuple[StateKey, int, str]] = []
+        for kind, subject, quantity, state in self.evaluator(name).changed_records():
+            key = (name, kind, subject, quantity)
+            if key not in held:  # a record no lock covers: a defect, never written unlocked
+                raise RuntimeError(f"detector record {key} changed without its lock")
+            version = held[key] + 1
+            held[key] = self._versions[key] = version
+            rows.append((key, version, state))
+        _update_records(session, rows, utc_now())
 
     def evaluate(
         self,
@@ -455,6 +476,60 @@ class RulesRunner:
                 findings.extend(self.evaluator(name).flush())
                 self._write(session, name, held)
             return findings
+
+
+# Every changed record of a batch in one statement: with one-reading devices a batch changes one
+# stream record per reading, and an executemany sent each row as its own bound statement (the
+# driver's per-row work was the larger part of the write). The states travel as one JSON array
+# matched to the keys by position: as elements of a text[] every quote in them was escaped by
+# the driver's array dumper, one regular-expression substitution per quote, in Python.
+_UPDATE_RECORDS_ON_POSTGRES = text(
+    "UPDATE operate_detector_record AS r SET state = s.state, version = w.version,"
+    " updated_at = :stamp"
+    " FROM unnest(CAST(:rule_sets AS text[]), CAST(:kinds AS text[]),"
+    " CAST(:subjects AS text[]), CAST(:quantities AS text[]), CAST(:versions AS bigint[]))"
+    " WITH ORDINALITY AS w(rule_set, kind, subject, quantity, version, n)"
+    " JOIN json_array_elements(CAST(:states AS json)) WITH ORDINALITY AS s(state, n)"
+    " ON s.n = w.n"
+    " WHERE r.rule_set = w.rule_set AND r.kind = w.kind"
+    " AND r.subject = w.subject AND r.quantity = w.quantity"
+)
+
+
+def _update_records(
+    session: Session, rows: list[tuple[StateKey, int, str]], stamp: datetime
+) -> None:
+    """Write detector records (locked by this transaction): key, new version, state as JSON."""
+    if not rows:
+        return
+    if session.get_bind().dialect.name != "postgresql":
+        values = [
+            {
+                "rule_set": r,
+                "kind": k,
+                "subject": s,
+                "quantity": q,
+                "state": json.loads(state),
+                "version": version,
+                "updated_at": stamp,
+            }
+            for (r, k, s, q), version, state in rows
+        ]
+        for start in range(0, len(values), _CHUNK):
+            session.execute(update(DetectorRecord), values[start : start + _CHUNK])
+        return
+    session.execute(
+        _UPDATE_RECORDS_ON_POSTGRES,
+        {
+            "rule_sets": [key[0] for key, _v, _s in rows],
+            "kinds": [key[1] for key, _v, _s in rows],
+            "subjects": [key[2] for key, _v, _s in rows],
+            "quantities": [key[3] for key, _v, _s in rows],
+            "versions": [version for _k, version, _s in rows],
+            "states": f"[{','.join(state for _k, _v, state in rows)}]",
+            "stamp": stamp,
+        },
+    )
 
 
 _KEY = (
@@ -974,9 +1049,35 @@ def _refresh_entities(
         else:  # by primary key, many rows in one executemany (no unit of work)
             updates.append({"id": entity_id, "attrs": attrs, "modified_at": stamp})
         changed.append(entity_id)
-    for start in range(0, len(updates), _CHUNK):
-        session.execute(update(Entity), updates[start : start + _CHUNK])
+    _update_entities(session, updates, stamp)
     return changed
+
+
+# As the detector records: one statement, the attributes as one JSON array matched by position.
+_UPDATE_ENTITIES_ON_POSTGRES = text(
+    "UPDATE operate_entity AS e SET attrs = a.attrs, modified_at = :stamp"
+    " FROM unnest(CAST(:ids AS text[])) WITH ORDINALITY AS w(id, n)"
+    " JOIN json_array_elements(CAST(:attrs AS json)) WITH ORDINALITY AS a(attrs, n) ON a.n = w.n"
+    " WHERE e.id = w.id"
+)
+
+
+def _update_entities(session: Session, updates: list[dict[str, Any]], stamp: datetime) -> None:
+    """Write entities' attributes by primary key: on PostgreSQL in one statement."""
+    if not updates:
+        return
+    if session.get_bind().dialect.name != "postgresql":
+        for start in range(0, len(updates), _CHUNK):
+            session.execute(update(Entity), updates[start : start + _CHUNK])
+        return
+    session.execute(
+        _UPDATE_ENTITIES_ON_POSTGRES,
+        {
+            "ids": [u["id"] for u in updates],
+            "attrs": json.dumps([u["attrs"] for u in updates]),
+            "stamp": stamp,
+        },
+    )
 
 
 def ingest_in_session(
@@ -1028,8 +1129,7 @@ def _act_on_new_rows(
         )
     if due:
         if refresh_entities:
-            latest = {k: v for k, v in soft.latest.items() if k[0] in due}
-            report.changed_entities = _refresh_entities(session, sensors, latest)
+            report.changed_entities = _refresh_entities(session, sensors, soft.latest_of(due))
         soft.written(due)
 
 
@@ -1126,6 +1226,31 @@ def after_commit(context: Context, report: IngestReport) -> None:
     for incident_id in dict.fromkeys(report.incidents_updated):
         if incident_id not in report.incidents_opened:
             context.bus.publish(Event("operate.incident.updated", {"id": incident_id}))
+
+
+def write_soft_state(context: Context, *, runner: RulesRunner | None = None) -> IngestReport:
+    """Write every sensor's buffered soft state now (last seen, the entity's latest values), as
+    an ingester stops: what waited for its interval is not left behind until the sensor's next
+    reading reaches another process."""
+    runner = runner or runner_for(context)
+    report = IngestReport()
+    with runner.lock:
+        soft = runner.soft
+        waiting = set(soft.dirty)
+        if not waiting:
+            return report
+        try:
+            with context.database.transaction() as session:
+                sensors = _sensors_for(session, waiting, soft.first, soft.last)
+                report.changed_entities = _refresh_entities(
+                    session, sensors, soft.latest_of(waiting)
+                )
+        except BaseException:
+            runner.invalidate()
+            raise
+        soft.written(waiting)
+    after_commit(context, report)
+    return report
 
 
 def check_silence(

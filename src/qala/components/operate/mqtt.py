@@ -46,6 +46,7 @@ from qala.components.operate.ingest import (
     now_us,
     runner_for,
     unknown_sensors,
+    write_soft_state,
 )
 from qala.components.operate.readings import Reading, parse_payload
 from qala.components.operate.routing import Router
@@ -259,8 +260,13 @@ class MqttIngester:
                 self.stats.routed_elsewhere += 1
                 return
         with self._lock:
-            self._pending.append((message, time.monotonic()))
-            self._lock.notify()
+            pending = self._pending
+            pending.append((message, time.monotonic()))
+            # Wake the batching thread only when it has something new to do: a first message
+            # starts the batch's delay, a full batch is due. In between it sleeps until the
+            # delay ends (woken by every message, it re-checked and slept again each time).
+            if len(pending) == 1 or len(pending) >= self.batch_messages:
+                self._lock.notify()
 
     # ---- life cycle ---------------------------------------------------------------------------
 
@@ -297,6 +303,10 @@ class MqttIngester:
             self._lock.notify()
         if self._worker is not None:
             self._worker.join(timeout=30)
+        try:
+            write_soft_state(self.context, runner=self.runner)
+        except Exception as exc:  # the history holds it all; the next reading rewrites it
+            log.warning("could not write the sensors' buffered last-seen state: %s", exc)
         self._await_broker()
         self._client.disconnect()
         self._client.loop_stop()

@@ -61,6 +61,9 @@ class Router:
         self.worker = worker
         self.workers = workers
         self.keys: dict[str, str] = {}
+        # Sensor → owning worker, computed once per sensor (load() keeps it in step with keys):
+        # every message of every worker is routed through owner() in the network thread.
+        self._owners: dict[str, int] = {}
 
     def load(self, session: Session, sensors: Iterable[str] | None = None) -> set[str]:
         """Read the routing keys of ``sensors`` (every registered sensor if None); return those
@@ -77,14 +80,21 @@ class Router:
                     session.execute(select(Sensor.id, Sensor.group_id).where(Sensor.id.in_(chunk)))
                 )
         for sensor, group in rows:
-            self.keys[sensor] = group or sensor
+            key = group or sensor
+            self.keys[sensor] = key
+            self._owners[sensor] = partition_of(key, self.workers)
             found.add(sensor)
         return found
 
     def owner(self, sensor: str) -> int | None:
         """The worker owning a sensor; None when the sensor is not (yet) known."""
-        key = self.keys.get(sensor)
-        return None if key is None else partition_of(key, self.workers)
+        owner = self._owners.get(sensor)
+        if owner is None:
+            key = self.keys.get(sensor)
+            if key is None:
+                return None
+            owner = self._owners[sensor] = partition_of(key, self.workers)
+        return owner
 
     def owns_key(self, key: str) -> bool:
         """Whether this worker owns a routing key (a group's, or an ungrouped sensor's)."""

@@ -24,6 +24,7 @@ the compiled rules in :mod:`.compiled` and the state with its hour tables in :mo
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -126,6 +127,21 @@ class StreamingEvaluator:
         self._changed_streams.clear()
         self._changed_groups.clear()
         return changes
+
+    def changed_records(self) -> list[tuple[str, str, str, str]]:
+        """:meth:`changes` as records ``(kind, subject, quantity, JSON text of the data without
+        the key fields)``, streams then groups, each in key order; then forget them."""
+        records = [
+            ("stream", key[0], key[1], self._streams[key].to_json())
+            for key in sorted(self._changed_streams)
+        ]
+        records.extend(
+            ("group", key[0], key[1], json.dumps(self._groups[key].to_dict()))
+            for key in sorted(self._changed_groups)
+        )
+        self._changed_streams.clear()
+        self._changed_groups.clear()
+        return records
 
     @classmethod
     def from_state(
@@ -413,6 +429,7 @@ class StreamingEvaluator:
         findings: list[Finding],
     ) -> None:
         """Close the stream's hour: its mean goes to the hourly rules and into the day."""
+        stream.hour_closed()
         hour = stream.hour
         count = stream.hour_count
         stream.last_closed_hour = hour

@@ -7,6 +7,7 @@ key and are evaluated once the table's time has passed an hour by the allowed la
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -19,6 +20,7 @@ class StreamState:
 
     __slots__ = (
         "clean_run",
+        "cold_json",
         "day",
         "day_hours",
         "day_max",
@@ -73,9 +75,17 @@ class StreamState:
         self.episode_open = False
         self.episode_start: int | None = None
         self.episode_peak = 0.0
+        # Derived, not saved: the JSON text of the fields that change only when an hour closes
+        # (hourly means, seasonal profile) — most of a record's numbers — kept for to_json()
+        # until then. Whoever changes those fields sets it to None (``hour_closed``).
+        self.cold_json: str | None = None
+
+    def hour_closed(self) -> None:
+        """The hourly means or the seasonal profile are about to change."""
+        self.cold_json = None
 
     def to_dict(self) -> dict[str, Any]:
-        data = {name: getattr(self, name) for name in self.__slots__ if name != "window_sorted"}
+        data = {name: getattr(self, name) for name in _SAVED}
         data["seasonal"] = {str(k): list(v) for k, v in self.seasonal.items()}
         data["gaps"] = list(self.gaps)
         data["recent_faults"] = list(self.recent_faults)
@@ -86,10 +96,28 @@ class StreamState:
                 data[name] = None
         return data
 
+    def to_json(self) -> str:
+        """:meth:`to_dict` as JSON text (the same object; fields in another order). A record is
+        rewritten with every reading of its stream: the cold part is encoded once per hour."""
+        cold = self.cold_json
+        if cold is None:
+            cold = json.dumps(
+                {
+                    "hourly": self.hourly,
+                    "seasonal": {str(k): v for k, v in self.seasonal.items()},
+                }
+            )[1:-1]
+            self.cold_json = cold
+        hot = {name: getattr(self, name) for name in _HOT}
+        for name in ("hour_max", "day_max"):
+            if hot[name] == -math.inf:
+                hot[name] = None
+        return f"{json.dumps(hot)[:-1]}, {cold}}}"
+
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> StreamState:
         state = cls()
-        for name in cls.__slots__:
+        for name in _SAVED:
             if name in data:
                 setattr(state, name, data[name])
         state.seasonal = {int(k): list(v) for k, v in data.get("seasonal", {}).items()}
@@ -101,6 +129,10 @@ class StreamState:
         state.hour_max = -math.inf if data.get("hour_max") is None else float(data["hour_max"])
         state.day_max = -math.inf if data.get("day_max") is None else float(data["day_max"])
         return state
+
+
+_SAVED = tuple(name for name in StreamState.__slots__ if name not in ("window_sorted", "cold_json"))
+_HOT = tuple(name for name in _SAVED if name not in ("hourly", "seasonal"))
 
 
 class GroupState:
