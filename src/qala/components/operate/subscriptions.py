@@ -604,6 +604,7 @@ class Notifier:
     PERIODIC_ENTITIES = 1000  # entities one periodic notification carries at most
     RETRY_S = 30.0  # pause before the store is asked again after it failed
     POLL_S = 10.0  # longest sleep: rows left by a crashed or other process are found this soon
+    MIN_PAUSE_S = 0.5  # shortest sleep between rounds not woken by a write
     MAX_ATTEMPTS = 8  # deliveries tried per notification before it is given up
     BACKOFF_S = 2.0  # pause after the first failed delivery, doubled after each next one
     BACKOFF_MAX_S = 600.0
@@ -671,9 +672,9 @@ class Notifier:
                     self._stopped = True
                     self._changed.notify_all()
                     return
+                outbox = self._woken or time.monotonic() >= self._wake_at
                 self._woken = False
                 tick = self._tick_due()
-                outbox = time.monotonic() >= self._wake_at or not tick
                 self._busy = True
             more = False
             try:
@@ -703,15 +704,17 @@ class Notifier:
             sends = self._sends(session, rows, now)
             outcomes = self._send([(record, body) for record, body, _row in sends])
             stamp = utc_now()
+            done = [row.id for row in rows if row.entity_id is not None]  # changes: told
             for (record, body, kept), (_id, ok) in zip(sends, outcomes, strict=True):
                 if ok:
                     self.delivered += 1
                     if kept is not None:
-                        session.delete(kept)
+                        done.append(kept.id)
                     continue
                 attempts = (kept.attempts if kept is not None else 0) + 1
                 delay = self._backoff_s(attempts)
                 outbox.retry_later(session, record.id, body, kept, now=stamp, delay_s=delay)
+            outbox.remove(session, done)
             self._record_outcomes(session, sorted(outcomes), stamp)
             outbox.purge_failed(session, stamp - self.KEEP_FAILED, limit=self.CHUNK)
             session.flush()
@@ -719,7 +722,9 @@ class Notifier:
         pause = self.POLL_S
         if due is not None:
             due = due if due.tzinfo else due.replace(tzinfo=UTC)
-            pause = min(pause, max(0.0, (due - utc_now()).total_seconds()))
+            # Rows due already are another process's (locked) or came meanwhile (a write wakes
+            # this thread anyway): looked at again after a short pause, not in a busy loop.
+            pause = min(pause, max(self.MIN_PAUSE_S, (due - utc_now()).total_seconds()))
         self._wake_at = time.monotonic() + pause
         return len(rows) >= self.CHUNK
 
@@ -727,8 +732,8 @@ class Notifier:
         self, session: Session, rows: Sequence[NotificationOutbox], now: datetime
     ) -> list[tuple[Subscription, dict[str, Any], NotificationOutbox | None]]:
         """The notifications the claimed rows call for: those the changes among them make
-        (the change rows deleted: a failed notification is kept on its own), and those kept
-        to be tried again (with their row)."""
+        (a failed one is kept on its own row), and those kept to be tried again (with their
+        row)."""
         changes = outbox.merged_changes(rows)
         sends: list[tuple[Subscription, dict[str, Any], NotificationOutbox | None]] = [
             (record, body, None)
@@ -738,8 +743,7 @@ class Notifier:
         ]
         for row in rows:
             if row.entity_id is not None:
-                session.delete(row)
-                continue
+                continue  # removed once the round is done
             record = session.get(Subscription, row.subscription_id)
             if record is None or status_of(record, now) != "active" or not row.notification:
                 session.delete(row)  # the subscription went away (or paused) meanwhile
