@@ -174,6 +174,39 @@ def test_a_delivery_failing_too_often_is_given_up_and_kept_for_operators(
     assert receiver.received == []  # given up means not sent any more
 
 
+def test_an_entity_changed_often_is_told_once_per_round_and_a_round_is_bounded(
+    operate_app: OperateApp, capture_server: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Changes wait in the store, not in memory; a round reads at most ``CHUNK`` rows and tells
+    each entity among them once (its newest state)."""
+    from qala.components.operate import broker
+    from qala.components.operate.changes import EntityChange
+    from qala.components.operate.outbox import stage
+    from qala.components.operate.subscriptions import Notifier, notifier_for
+    from qala.core.clock import utc_now
+
+    monkeypatch.setattr(Notifier, "CHUNK", 1000)
+    context = operate_app.context
+    notifier = notifier_for(context)
+    notifier.stop()  # the changes pile up first
+    subscribe(operate_app, capture_server.url)
+    for suffix in ("a", "b"):
+        broker.create(context, parse_building(suffix))
+    ids = ["urn:ngsi-ld:Building:a", "urn:ngsi-ld:Building:b"]
+    with context.database.transaction() as session:
+        for _ in range(2_499):  # with the two creations: 5,000 changes of two entities
+            changes = {i: EntityChange(i, attributes_updated={"name"}) for i in ids}
+            stage(session, changes, utc_now())
+    assert len(outbox_rows(operate_app)) == 5_000
+    restarted = Notifier(context)
+    restarted.drain(timeout_s=60)
+    assert outbox_rows(operate_app) == []
+    assert 5 <= len(capture_server.received) <= 6  # a round per CHUNK rows, not one per change
+    for body in capture_server.received:
+        assert sorted(entity["id"] for entity in body["data"]) == ids  # each entity once
+    restarted.stop()
+
+
 CRASHING_WRITER = """
 import os, sys
 from qala.api.app import create_app
