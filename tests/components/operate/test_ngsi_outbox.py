@@ -207,6 +207,43 @@ def test_an_entity_changed_often_is_told_once_per_round_and_a_round_is_bounded(
     restarted.stop()
 
 
+def test_a_change_that_cannot_be_notified_does_not_hold_back_the_others(
+    operate_app: OperateApp, capture_server: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from qala.components.operate import subscriptions
+    from qala.components.operate.subscriptions import Notifier, notifier_for
+
+    building_for = subscriptions.notification_for
+
+    def failing(subscription: Any, entities: Any, *args: Any) -> Any:
+        if any(entity.id.endswith(":poison") for entity in entities):
+            raise ValueError("a notification that cannot be built")
+        return building_for(subscription, entities, *args)
+
+    monkeypatch.setattr(subscriptions, "notification_for", failing)
+    monkeypatch.setattr(Notifier, "BACKOFF_S", 0.05)
+    monkeypatch.setattr(Notifier, "MAX_ATTEMPTS", 2)
+    notifier = notifier_for(operate_app.context)
+    notifier.stop()
+    subscribe(operate_app, capture_server.url)
+    for suffix in ("poison", "good"):
+        operate_app.client.post(f"{BASE}/entities", json=building(suffix), headers=operate_app.auth)
+    restarted = Notifier(operate_app.context)  # both changes in one round, which fails
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not any(
+        row.failed_at for row in outbox_rows(operate_app)
+    ):
+        time.sleep(0.05)
+    restarted.drain()
+    assert [e["id"] for b in capture_server.received for e in b["data"]] == [
+        "urn:ngsi-ld:Building:good"
+    ]
+    (given_up,) = outbox_rows(operate_app)
+    assert given_up.entity_id == "urn:ngsi-ld:Building:poison" and given_up.attempts == 2
+    assert given_up.due_at is None and given_up.failed_at is not None
+    restarted.stop()
+
+
 CRASHING_WRITER = """
 import os, sys
 from qala.api.app import create_app

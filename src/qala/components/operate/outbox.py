@@ -109,6 +109,11 @@ def retry_later(
             subscription_id=subscription_id, notification=notification, attempts=0, created_at=now
         )
         session.add(row)
+    put_off(row, now=now, delay_s=delay_s)
+
+
+def put_off(row: NotificationOutbox, *, now: datetime, delay_s: float | None) -> None:
+    """One attempt more for the row: tried again ``delay_s`` from ``now``, or (None) given up."""
     row.attempts += 1
     if delay_s is None:
         row.due_at, row.failed_at = None, now

@@ -621,6 +621,7 @@ class Notifier:
         self._periodic = False
         self._next_tick = 0.0
         self._wake_at = 0.0
+        self._isolating = 0  # rounds of one row still to go after a round failed
         self._changed = threading.Condition()
         self._thread = threading.Thread(target=self._run, name="qala-ngsi-notifier", daemon=True)
         self._client = httpx.Client(timeout=timeout_s)
@@ -680,7 +681,7 @@ class Notifier:
             try:
                 if outbox:
                     self._wake_at = time.monotonic() + self.RETRY_S  # unless the round ends well
-                    more = self._notify_outbox(utc_now())
+                    more = self._outbox_round()
                 if tick:
                     self._next_tick = time.monotonic() + self.RETRY_S
                     self._periodic = self._notify_periodic(utc_now())
@@ -696,11 +697,42 @@ class Notifier:
                         self._idle = not self._woken
                     self._changed.notify_all()
 
-    def _notify_outbox(self, now: datetime) -> bool:
-        """One round: claim due outbox rows, notify, record what became of each; returns
-        whether a full chunk was claimed (more may be due)."""
+    def _outbox_round(self) -> bool:
+        """A round of the outbox; after a round failed (not the store: a row), ``CHUNK`` rounds
+        of one row each, so that a row that cannot be notified is put off on its own, as a
+        failed delivery, and does not hold back the others. Returns whether to go on at once."""
+        if not self._isolating:
+            try:
+                return self._notify_outbox(utc_now())
+            except SQLAlchemyError:
+                raise  # the store failed: the whole round is tried again later
+            except Exception:
+                log.exception("NGSI-LD notification round failed; trying its rows one by one")
+                self._isolating = self.CHUNK
+                return True
+        try:
+            more = self._notify_outbox(utc_now(), limit=1)
+        except SQLAlchemyError:
+            raise
+        except Exception:
+            log.exception("NGSI-LD notification of an outbox row failed; it is put off")
+            self._put_off(utc_now())
+            more = True
+        self._isolating = self._isolating - 1 if more else 0
+        return more
+
+    def _put_off(self, now: datetime) -> None:
+        """Try the first row due again later (or give it up), as a failed delivery."""
         with self.context.database.transaction() as session:
-            rows = outbox.claim(session, now, limit=self.CHUNK)
+            for row in outbox.claim(session, now, limit=1):
+                outbox.put_off(row, now=now, delay_s=self._backoff_s(row.attempts + 1))
+
+    def _notify_outbox(self, now: datetime, limit: int | None = None) -> bool:
+        """One round: claim due outbox rows (``CHUNK`` unless ``limit``), notify, record what
+        became of each; returns whether as many rows as asked were claimed (more may be due)."""
+        limit = limit or self.CHUNK
+        with self.context.database.transaction() as session:
+            rows = outbox.claim(session, now, limit=limit)
             sends = self._sends(session, rows, now)
             outcomes = self._send([(record, body) for record, body, _row in sends])
             stamp = utc_now()
@@ -726,7 +758,7 @@ class Notifier:
             # this thread anyway): looked at again after a short pause, not in a busy loop.
             pause = min(pause, max(self.MIN_PAUSE_S, (due - utc_now()).total_seconds()))
         self._wake_at = time.monotonic() + pause
-        return len(rows) >= self.CHUNK
+        return len(rows) >= limit
 
     def _sends(
         self, session: Session, rows: Sequence[NotificationOutbox], now: datetime
