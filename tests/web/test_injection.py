@@ -161,6 +161,7 @@ MACHINE = {
     "operate_csource_registration": {"endpoint", "mode", "tenant"},
     "operate_csource_subscription": {"endpoint", "tenant"},
     "operate_dead_letter": {"channel", "sensor"},
+    "operate_notification_outbox": {"entity_id", "subscription_id"},
     "operate_device_credential": {"password_hash"},
     "operate_entity": {"type", "concept", "place_code"},
     "operate_finding": {"rule_id", "kind", "sensor", "quantity", "severity", "unit"},

@@ -71,6 +71,7 @@ class Database:
         except Exception as exc:  # sqlalchemy raises ArgumentError with a terse message
             raise ConfigurationError(f"database URL {url!r} is not a valid SQLAlchemy URL") from exc
         self.url = url
+        self.disposed = False
         backend = parsed.get_backend_name()
         kwargs: dict[str, Any] = {"echo": echo, "future": True}
         if backend == "sqlite":
@@ -108,4 +109,5 @@ class Database:
             yield session
 
     def dispose(self) -> None:
+        self.disposed = True  # background threads of this store (the notifier) end
         self.engine.dispose()

@@ -206,17 +206,3 @@ def test_cli_lists_dead_letters_and_the_summary_counts_them(
     with context.database.session() as session:
         assert summary(session, now=context.clock()).dead_letters == 1
     context.database.dispose()
-
-
-def test_pending_notifications_are_one_per_entity_however_often_it_changes(
-    context: Context,
-) -> None:
-    from qala.components.operate.subscriptions import Notifier
-
-    notifier = Notifier(context)
-    with notifier._changed:  # hold the sender back while changes pile up
-        for _ in range(5_000):
-            notifier.submit(["urn:ngsi-ld:Device:a", "urn:ngsi-ld:Device:b"])
-        assert notifier.pending() == 2
-    notifier.drain()
-    assert notifier.pending() == 0

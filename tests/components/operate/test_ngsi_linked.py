@@ -323,8 +323,16 @@ def test_a_change_older_than_the_subscription_is_not_notified(
     }
     created = linked.client.post(f"{BASE}/subscriptions", json=subscription, headers=linked.auth)
     assert created.status_code == 201
+    from datetime import timedelta
+
+    from qala.components.operate.changes import EntityChange
+    from qala.components.operate.outbox import stage
+    from qala.core.clock import utc_now
+
+    with linked.context.database.transaction() as session:  # a change made before, told late
+        change = EntityChange("urn:ngsi-ld:Country:kz", known=False)
+        stage(session, {change.entity_id: change}, utc_now() - timedelta(seconds=1))
     notifier = notifier_for(linked.context)
-    notifier.submit(["urn:ngsi-ld:Country:kz"])  # a change made before, delivered late
     notifier.drain()
     assert capture_server.received == []
     updated = linked.client.patch(

@@ -20,10 +20,10 @@ def _api(context: Context) -> object:
     from qala.components.operate.api import router as operator_router
     from qala.components.operate.csources_api import router as csources_router
     from qala.components.operate.ngsi_api import router as ngsi_router
-    from qala.components.operate.subscriptions import resume_periodic
+    from qala.components.operate.subscriptions import resume_notifications
 
-    # Periodic (``timeInterval``) notifications run in the processes that serve the API.
-    resume_periodic(context)
+    # Notifications left in the outbox and periodic ones run in the processes that serve the API.
+    resume_notifications(context)
     router = APIRouter()
     router.include_router(ngsi_router)
     router.include_router(csources_router)

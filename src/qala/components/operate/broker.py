@@ -37,7 +37,13 @@ from qala.components.operate.entities import (
     upsert_entity,
     with_types,
 )
-from qala.components.operate.ingest import RulesRunner, after_commit, now_us, runner_for
+from qala.components.operate.ingest import (
+    RulesRunner,
+    after_commit,
+    now_us,
+    runner_for,
+    stage_notifications,
+)
 from qala.components.operate.languages import localise, parse_lang
 from qala.components.operate.linked import Join, join_entities
 from qala.components.operate.models import Entity
@@ -114,9 +120,14 @@ def require_filter(spec: EntityQuery, *, local: bool) -> None:
 # Writes
 
 
-def announce(context: Context, result: WriteResult) -> None:
-    """After a write committed: notify the subscriptions watching what changed, announce incidents."""
+def stage_changes(session: Session, result: WriteResult) -> None:
+    """Stage what the write changed in the notification outbox, before its transaction commits."""
     result.ingest.changed_entities = list(dict.fromkeys(result.changed))
+    stage_notifications(session, result.ingest)
+
+
+def announce(context: Context, result: WriteResult) -> None:
+    """After a write committed: wake the notifier of the subscriptions, announce incidents."""
     after_commit(context, result.ingest)
 
 
@@ -128,6 +139,7 @@ def writing(context: Context) -> Iterator[tuple[Session, RulesRunner, WriteResul
     try:
         with context.database.transaction() as session:
             yield session, runner, result
+            stage_changes(session, result)  # committed with the write
     except BaseException:
         runner.invalidate()
         raise
@@ -437,6 +449,8 @@ def write_each(context: Context, items: Sequence[Any], step: BatchStep) -> Batch
         try:
             with context.database.transaction() as session:
                 result = step(session, runner, item)
+                if result is not None:
+                    stage_changes(session, result)
         except (NgsiError, QalaError) as exc:
             runner.invalidate()
             error = exc if isinstance(exc, NgsiError) else NgsiError("BadRequestData", str(exc))

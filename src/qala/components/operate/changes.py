@@ -187,3 +187,55 @@ def with_previous(attribute: Any, before: Any) -> Any:
             instance = {**instance, previous_key(instance): old[value_key(old)]}
         shown.append(instance)
     return shown if isinstance(attribute, list) else shown[0] if shown else attribute
+
+
+def _moment(raw: str | None) -> datetime | None:
+    return datetime.fromisoformat(raw) if raw else None
+
+
+def to_record(change: EntityChange) -> dict[str, Any]:
+    """The change as JSON, to be kept in the notification outbox until it is notified."""
+    gone = change.deleted
+    return {
+        "created": change.created,
+        "known": change.known,
+        "attributes_created": sorted(change.attributes_created),
+        "attributes_updated": sorted(change.attributes_updated),
+        "deleted_instances": change.deleted_instances,
+        "previous": change.previous,
+        "deleted_at": change.deleted_at.isoformat() if change.deleted_at else None,
+        "deleted": None
+        if gone is None
+        else {
+            "type": gone.type,
+            "attrs": gone.attrs,
+            "created_at": gone.created_at.isoformat(),
+            "modified_at": gone.modified_at.isoformat(),
+            "deleted_at": gone.deleted_at.isoformat(),
+        },
+    }
+
+
+def from_record(entity_id: str, record: Mapping[str, Any]) -> EntityChange:
+    """The change :func:`to_record` kept."""
+    gone = record.get("deleted")
+    snapshot = None
+    if gone is not None:
+        snapshot = DeletedEntity(
+            type=gone["type"],
+            attrs=dict(gone["attrs"]),
+            created_at=datetime.fromisoformat(gone["created_at"]),
+            modified_at=datetime.fromisoformat(gone["modified_at"]),
+            deleted_at=datetime.fromisoformat(gone["deleted_at"]),
+        )
+    return EntityChange(
+        entity_id,
+        created=bool(record.get("created")),
+        deleted=snapshot,
+        known=bool(record.get("known", True)),
+        attributes_created=set(record.get("attributes_created") or ()),
+        attributes_updated=set(record.get("attributes_updated") or ()),
+        deleted_instances={k: list(v) for k, v in (record.get("deleted_instances") or {}).items()},
+        previous=dict(record.get("previous") or {}),
+        deleted_at=_moment(record.get("deleted_at")),
+    )

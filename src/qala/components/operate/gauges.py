@@ -1,5 +1,5 @@
 """Operate's gauges on ``/metrics``, read when scraped: the subscription notifications waiting
-to go out and the dead letters stored (what an operator must look at)."""
+to go out (the outbox) and the dead letters stored (what an operator must look at)."""
 
 from __future__ import annotations
 
@@ -9,13 +9,16 @@ from qala.runtime import Context
 
 
 def register_gauges(context: Context) -> None:
-    from qala.components.operate.subscriptions import NOTIFIER_KEY
-
     metrics = context.metrics()
 
     def notifications_pending() -> float:
-        notifier = context.extras.get(NOTIFIER_KEY)
-        return float(notifier.pending()) if notifier is not None else 0.0
+        from qala.components.operate.outbox import count_waiting
+
+        try:
+            with context.database.session() as session:
+                return float(count_waiting(session))
+        except Exception:  # the database is down: /readyz says so; the scrape still answers
+            return math.nan
 
     def dead_letters_stored() -> float:
         from qala.components.operate.dead_letters import count_dead_letters
@@ -28,7 +31,7 @@ def register_gauges(context: Context) -> None:
 
     metrics.gauge(
         "qala_notifications_pending",
-        "NGSI-LD subscription notifications waiting to be sent (entities changed).",
+        "NGSI-LD notifications waiting in the outbox: entity changes, failed deliveries to retry.",
         notifications_pending,
     )
     metrics.gauge(

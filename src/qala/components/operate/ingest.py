@@ -1159,6 +1159,7 @@ def ingest(
                 session, readings, runner=runner, now=now, illustrative=illustrative
             )
             report.dead_letters = record_dead_letters(session, refusals, now=now or utc_now())
+            stage_notifications(session, report)
     except BaseException:
         runner.invalidate()
         raise
@@ -1209,18 +1210,25 @@ def ingest_payload(context: Context, payload: Any, *, source: str) -> IngestRepo
     return ingest(context, readings, channel="http")
 
 
-def after_commit(context: Context, report: IngestReport) -> None:
-    from qala.components.operate.subscriptions import notify_changed
-    from qala.events import Event
+def stage_notifications(session: Session, report: IngestReport) -> None:
+    """Put what the batch changed in the notification outbox, in the batch's transaction: the
+    subscriptions are told after the commit, and after a crash by the next process."""
+    from qala.components.operate.outbox import changes_of, stage
 
     changed = [*report.changed_entities, *report.entity_changes]
     if changed:
-        notify_changed(
-            context,
-            list(dict.fromkeys(changed)),
-            report.changed_attributes,
-            report.entity_changes,
-        )
+        changes = changes_of(changed, report.changed_attributes, report.entity_changes)
+        stage(session, changes, utc_now())
+
+
+def after_commit(context: Context, report: IngestReport) -> None:
+    """After the batch committed: wake the notifier (it reads the changes :func:`stage_notifications`
+    put in the outbox), announce incidents."""
+    from qala.components.operate.subscriptions import notify_changed
+    from qala.events import Event
+
+    if report.changed_entities or report.entity_changes:
+        notify_changed(context)
     for incident_id in dict.fromkeys(report.incidents_opened):
         context.bus.publish(Event("operate.incident.opened", {"id": incident_id}))
     for incident_id in dict.fromkeys(report.incidents_updated):
@@ -1281,6 +1289,7 @@ def check_silence(
             for finding in findings:
                 if finding.kind == FindingKind.SILENCE and finding.sensor in sensors:
                     sensors[finding.sensor].status = "silent"
+            stage_notifications(session, report)
     except BaseException:
         runner.invalidate()
         raise
@@ -1306,6 +1315,7 @@ def flush_rules(
                 report=report,
                 illustrative=illustrative,
             )
+            stage_notifications(session, report)
     except BaseException:
         runner.invalidate()
         raise

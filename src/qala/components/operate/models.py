@@ -266,6 +266,33 @@ class Subscription(Base):
     __table_args__ = (Index("ix_operate_subscription_periodic_due", "periodic_due_at"),)
 
 
+class NotificationOutbox(Base):
+    """What subscriptions still have to be told, kept in the store so that a crash loses none.
+
+    A row is either an entity's change (``entity_id``, ``change``: staged in the transaction of
+    the write that made it, deleted once its notifications have been tried) or a notification
+    whose delivery failed (``subscription_id``, ``notification``: tried again at ``due_at``,
+    ``attempts`` so far). ``due_at`` None with ``failed_at``: given up, kept for operators.
+    """
+
+    __tablename__ = "operate_notification_outbox"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    entity_id: Mapped[str | None] = mapped_column(String(256))
+    change: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    subscription_id: Mapped[str | None] = mapped_column(String(256))
+    notification: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    due_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    failed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    __table_args__ = (
+        Index("ix_operate_notification_outbox_due", "due_at"),
+        Index("ix_operate_notification_outbox_failed", "failed_at"),
+    )
+
+
 class DeadLetter(Base):
     """A message (or one item of it) refused at ingestion, kept with the reason for operators.
 

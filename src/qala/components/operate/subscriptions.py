@@ -1,12 +1,13 @@
 """NGSI-LD subscriptions: stored in the store, matched against changed entities after each commit,
 and delivered as HTTP POST notifications, or MQTT messages to an ``mqtt(s)://`` endpoint
 (:mod:`~qala.components.operate.notify_mqtt`), by a background sender (so ingestion never waits on
-a slow endpoint). Delivery is at most once per change; failures are recorded on the subscription.
+a slow endpoint). The changes to notify wait in the store's notification outbox (:mod:`.outbox`),
+written with each change, so none is lost when a process stops; a failed delivery is tried again
+with a growing pause. Delivery is at least once; outcomes are recorded on the subscription.
 """
 
 from __future__ import annotations
 
-import itertools
 import json
 import logging
 import re
@@ -23,10 +24,10 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from qala.components.operate import changes as change_views, jsonld
+from qala.components.operate import changes as change_views, jsonld, outbox
 from qala.components.operate.changes import EntityChange
 from qala.components.operate.linked import Lookup, join_entities, parse_join
-from qala.components.operate.models import Entity, Subscription
+from qala.components.operate.models import Entity, NotificationOutbox, Subscription
 from qala.components.operate.ngsi import (
     CORE_CONTEXT,
     LD_CONTEXT_REL,
@@ -585,66 +586,66 @@ def delivery_headers(subscription: Mapping[str, Any], body: dict[str, Any]) -> d
 
 
 class Notifier:
-    """Sends notifications from a daemon thread; ``drain()`` waits until nothing is pending.
+    """Sends notifications from a daemon thread; ``drain()`` waits until nothing is due.
 
-    Pending changes are a map from entity id to what changed (``EntityChange``: attributes
-    created, updated, deleted, their earlier values, a deleted entity's snapshot), not a queue
-    of every change: an entity changed again before its notification went out is notified
-    once, with its newest state and the values from before the first change. So a slow
-    endpoint costs memory in proportion to the entities, never to the readings ingested
-    meanwhile.
+    What to notify is read from the notification outbox (:mod:`.outbox`), where each write
+    staged its changes in its own transaction: a change committed is notified even when this
+    process stops before sending it (the next one finds the rows), and a failed delivery is
+    kept and tried again after a growing pause, ``MAX_ATTEMPTS`` times in all. Each round
+    claims at most ``CHUNK`` rows; the changes of one entity among them are notified once, with
+    its newest state and the values from before the first change. A write wakes the thread;
+    otherwise it sleeps until the next retry is due, ``POLL_S`` at most (rows other processes
+    left). Delivery is at least once.
     """
 
-    CHUNK = 500  # entity ids looked up and matched per round
+    CHUNK = 500  # outbox rows claimed, looked up and matched per round
     TICK_S = 1.0  # how often due periodic (``timeInterval``) subscriptions are looked for
-    PERIODIC_BATCH = 20  # periodic subscriptions notified per tick, the soonest due first
+    PERIODIC_BATCH = 100  # periodic subscriptions notified per tick, the soonest due first
     PERIODIC_ENTITIES = 1000  # entities one periodic notification carries at most
-    RETRY_S = 30.0  # pause before periodic work is tried again after the store failed
+    RETRY_S = 30.0  # pause before the store is asked again after it failed
+    POLL_S = 10.0  # longest sleep: rows left by a crashed or other process are found this soon
+    MIN_PAUSE_S = 0.5  # shortest sleep between rounds not woken by a write
+    MAX_ATTEMPTS = 8  # deliveries tried per notification before it is given up
+    BACKOFF_S = 2.0  # pause after the first failed delivery, doubled after each next one
+    BACKOFF_MAX_S = 600.0
+    KEEP_FAILED = timedelta(days=7)  # notifications given up stay this long for operators
 
     def __init__(self, context: Context, *, timeout_s: float = 5.0) -> None:
         self.context = context
         self.timeout_s = timeout_s
-        self._pending: dict[str, EntityChange] = {}  # insertion-ordered
+        self.delivered = 0  # notifications this notifier delivered
+        self._woken = True  # look at the outbox once on start: rows a crash left
+        self._idle = False
         self._busy = False
+        self._stopped = False
         self._periodic = False
         self._next_tick = 0.0
+        self._wake_at = 0.0
+        self._isolating = 0  # rounds of one row still to go after a round failed
         self._changed = threading.Condition()
         self._thread = threading.Thread(target=self._run, name="qala-ngsi-notifier", daemon=True)
         self._client = httpx.Client(timeout=timeout_s)
         self._thread.start()
 
-    def submit(
-        self,
-        entity_ids: Sequence[str],
-        attributes: Mapping[str, Sequence[str]] | None = None,
-        changes: Mapping[str, EntityChange] | None = None,
-    ) -> None:
-        """Queue changed entities: ``changes`` tells what happened to them, else
-        ``attributes`` the names updated (an entity in neither: any of its attributes)."""
+    def wake(self) -> None:
+        """Look at the outbox now (a write committed changes there)."""
         with self._changed:
-            for entity_id in entity_ids:
-                change = (changes or {}).get(entity_id)
-                if change is None:
-                    known = attributes.get(entity_id) if attributes else None
-                    change = EntityChange(
-                        entity_id,
-                        known=known is not None,
-                        attributes_updated=set(known or ()),
-                    )
-                if entity_id in self._pending:
-                    self._pending[entity_id].merge(change)
-                else:
-                    self._pending[entity_id] = change
+            self._woken = True
+            self._idle = False
             self._changed.notify_all()
 
-    def pending(self) -> int:
-        """Entities waiting for their notification."""
-        return len(self._pending)
-
     def drain(self, timeout_s: float = 10.0) -> None:
-        """Block until every submitted change has been delivered (tests, orderly shutdown)."""
+        """Block until a round found nothing due in the outbox (tests, orderly shutdown)."""
+        self.wake()
         with self._changed:
-            self._changed.wait_for(lambda: not self._pending and not self._busy, timeout_s)
+            self._changed.wait_for(lambda: self._idle or self._stopped, timeout_s)
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        """End the thread after its current round (what is left stays in the outbox)."""
+        with self._changed:
+            self._stopped = True
+            self._changed.notify_all()
+        self._thread.join(timeout_s)
 
     def wake_periodic(self) -> None:
         """Look for due ``timeInterval`` subscriptions every tick from now on (until none is
@@ -654,33 +655,139 @@ class Notifier:
             self._next_tick = 0.0
             self._changed.notify_all()
 
+    def _sleep_s(self) -> float:
+        now = time.monotonic()
+        until = self._wake_at
+        if self._periodic:
+            until = min(until, self._next_tick)
+        return max(0.0, until - now)
+
     def _run(self) -> None:
         while True:
             with self._changed:
                 self._changed.wait_for(
-                    lambda: bool(self._pending) or self._tick_due(),
-                    self.TICK_S if self._periodic else None,
+                    lambda: self._woken or self._stopped or self._sleep_s() <= 0,
+                    self._sleep_s(),
                 )
-                chunk = {
-                    entity_id: self._pending.pop(entity_id)
-                    for entity_id in list(itertools.islice(self._pending, self.CHUNK))
-                }
+                if self._stopped or getattr(self.context.database, "disposed", False):
+                    self._stopped = True
+                    self._changed.notify_all()
+                    return
+                outbox = self._woken or time.monotonic() >= self._wake_at
+                self._woken = False
                 tick = self._tick_due()
                 self._busy = True
+            more = False
             try:
-                if chunk:
-                    self._notify_changes(chunk)
+                if outbox:
+                    self._wake_at = time.monotonic() + self.RETRY_S  # unless the round ends well
+                    more = self._outbox_round()
                 if tick:
-                    # A store that fails is asked again after a pause, not every tick.
                     self._next_tick = time.monotonic() + self.RETRY_S
                     self._periodic = self._notify_periodic(utc_now())
                     self._next_tick = time.monotonic() + self.TICK_S
-            except Exception:  # a broken endpoint must not stop notifications to the others
+            except Exception:  # a broken endpoint or store must not stop the thread
                 log.exception("NGSI-LD notification failed")
             finally:
                 with self._changed:
                     self._busy = False
+                    if more:
+                        self._woken = True
+                    elif outbox:
+                        self._idle = not self._woken
                     self._changed.notify_all()
+
+    def _outbox_round(self) -> bool:
+        """A round of the outbox; after a round failed (not the store: a row), ``CHUNK`` rounds
+        of one row each, so that a row that cannot be notified is put off on its own, as a
+        failed delivery, and does not hold back the others. Returns whether to go on at once."""
+        if not self._isolating:
+            try:
+                return self._notify_outbox(utc_now())
+            except SQLAlchemyError:
+                raise  # the store failed: the whole round is tried again later
+            except Exception:
+                log.exception("NGSI-LD notification round failed; trying its rows one by one")
+                self._isolating = self.CHUNK
+                return True
+        try:
+            more = self._notify_outbox(utc_now(), limit=1)
+        except SQLAlchemyError:
+            raise
+        except Exception:
+            log.exception("NGSI-LD notification of an outbox row failed; it is put off")
+            self._put_off(utc_now())
+            more = True
+        self._isolating = self._isolating - 1 if more else 0
+        return more
+
+    def _put_off(self, now: datetime) -> None:
+        """Try the first row due again later (or give it up), as a failed delivery."""
+        with self.context.database.transaction() as session:
+            for row in outbox.claim(session, now, limit=1):
+                outbox.put_off(row, now=now, delay_s=self._backoff_s(row.attempts + 1))
+
+    def _notify_outbox(self, now: datetime, limit: int | None = None) -> bool:
+        """One round: claim due outbox rows (``CHUNK`` unless ``limit``), notify, record what
+        became of each; returns whether as many rows as asked were claimed (more may be due)."""
+        limit = limit or self.CHUNK
+        with self.context.database.transaction() as session:
+            rows = outbox.claim(session, now, limit=limit)
+            sends = self._sends(session, rows, now)
+            outcomes = self._send([(record, body) for record, body, _row in sends])
+            stamp = utc_now()
+            done = [row.id for row in rows if row.entity_id is not None]  # changes: told
+            for (record, body, kept), (_id, ok) in zip(sends, outcomes, strict=True):
+                if ok:
+                    self.delivered += 1
+                    if kept is not None:
+                        done.append(kept.id)
+                    continue
+                attempts = (kept.attempts if kept is not None else 0) + 1
+                delay = self._backoff_s(attempts)
+                outbox.retry_later(session, record.id, body, kept, now=stamp, delay_s=delay)
+            outbox.remove(session, done)
+            self._record_outcomes(session, sorted(outcomes), stamp)
+            outbox.purge_failed(session, stamp - self.KEEP_FAILED, limit=self.CHUNK)
+            session.flush()
+            due = outbox.next_due(session)
+        pause = self.POLL_S
+        if due is not None:
+            due = due if due.tzinfo else due.replace(tzinfo=UTC)
+            # Rows due already are another process's (locked) or came meanwhile (a write wakes
+            # this thread anyway): looked at again after a short pause, not in a busy loop.
+            pause = min(pause, max(self.MIN_PAUSE_S, (due - utc_now()).total_seconds()))
+        self._wake_at = time.monotonic() + pause
+        return len(rows) >= limit
+
+    def _sends(
+        self, session: Session, rows: Sequence[NotificationOutbox], now: datetime
+    ) -> list[tuple[Subscription, dict[str, Any], NotificationOutbox | None]]:
+        """The notifications the claimed rows call for: those the changes among them make
+        (a failed one is kept on its own row), and those kept to be tried again (with their
+        row)."""
+        changes = outbox.merged_changes(rows)
+        sends: list[tuple[Subscription, dict[str, Any], NotificationOutbox | None]] = [
+            (record, body, None)
+            for record, body in (
+                self._change_notifications(session, changes, now) if changes else []
+            )
+        ]
+        for row in rows:
+            if row.entity_id is not None:
+                continue  # removed once the round is done
+            record = session.get(Subscription, row.subscription_id)
+            if record is None or status_of(record, now) != "active" or not row.notification:
+                session.delete(row)  # the subscription went away (or paused) meanwhile
+            else:
+                sends.append((record, row.notification, row))
+        return sends
+
+    def _backoff_s(self, attempts: int) -> float | None:
+        """The pause before the next delivery after ``attempts`` failed (None: give up)."""
+        if attempts >= self.MAX_ATTEMPTS:
+            return None
+        return float(min(self.BACKOFF_S * 2 ** (attempts - 1), self.BACKOFF_MAX_S))
 
     def _tick_due(self) -> bool:
         return self._periodic and time.monotonic() >= self._next_tick
@@ -708,85 +815,93 @@ class Notifier:
         self._deliver(bodies)
         return left is not None
 
-    def _notify_changes(self, changes: dict[str, EntityChange]) -> None:
-        now = utc_now()
-        with self.context.database.session() as session:
-            subscriptions = [
-                record
-                for record in session.scalars(
-                    select(Subscription).where(Subscription.active.is_(True))
-                )
-                if status_of(record, now) == "active"
-                and not _throttled(record, now)
-                and not record.body.get("timeInterval")  # told periodically, not on change
-            ]
-            if not subscriptions:
-                return
-            entities = _changed_entities(session, changes)
-            bodies: list[tuple[Subscription, dict[str, Any]]] = []
+    def _change_notifications(
+        self, session: Session, changes: dict[str, EntityChange], now: datetime
+    ) -> list[tuple[Subscription, dict[str, Any]]]:
+        """The notifications the changes call for: per subscription they concern (active, not
+        throttled, not periodic), one carrying the entities it matches."""
+        subscriptions = [
+            record
+            for record in session.scalars(select(Subscription).where(Subscription.active.is_(True)))
+            if status_of(record, now) == "active"
+            and not _throttled(record, now)
+            and not record.body.get("timeInterval")  # told periodically, not on change
+        ]
+        if not subscriptions:
+            return []
+        entities = _changed_entities(session, changes)
+        bodies: list[tuple[Subscription, dict[str, Any]]] = []
 
-            def lookup(entity_id: str, session: Session = session) -> Entity | None:
-                return session.get(Entity, entity_id)  # linked entities (`notification.join`)
+        def lookup(entity_id: str, session: Session = session) -> Entity | None:
+            return session.get(Entity, entity_id)  # linked entities (`notification.join`)
 
-            for record in subscriptions:
-                chosen = []
-                for entity in entities:
-                    change = changes[entity.id]
-                    moment = change.deleted.deleted_at if change.deleted else entity.modified_at
-                    if _later(record.created_at, moment):
-                        continue  # the change came before the subscription did
-                    if triggered(record.body, change) and matches(
-                        record.body, entity, _names_changed(change)
-                    ):
-                        chosen.append(entity)
-                if chosen:
-                    body = notification_for(record.body, chosen, lookup, changes)
-                    bodies.append((record, body))
-        self._deliver(bodies)
+        for record in subscriptions:
+            chosen = []
+            for entity in entities:
+                change = changes[entity.id]
+                moment = change.deleted.deleted_at if change.deleted else entity.modified_at
+                if _later(record.created_at, moment):
+                    continue  # the change came before the subscription did
+                if triggered(record.body, change) and matches(
+                    record.body, entity, _names_changed(change)
+                ):
+                    chosen.append(entity)
+            if chosen:
+                body = notification_for(record.body, chosen, lookup, changes)
+                bodies.append((record, body))
+        return bodies
 
     def _deliver(self, bodies: Sequence[tuple[Subscription, dict[str, Any]]]) -> None:
         """Send each notification (HTTP or MQTT) and record the outcome on the subscription."""
         outcomes = self._send(bodies)
         if outcomes:
-            stamp = utc_now()
             with self.context.database.transaction() as session:
-                for subscription_id, ok in outcomes:
-                    stored = session.get(Subscription, subscription_id)
-                    if stored is None:
-                        continue
-                    stored.times_sent += 1
-                    stored.last_notification = stamp
-                    if ok:
-                        stored.last_success = stamp
-                    else:
-                        stored.last_failure = stamp
+                self._record_outcomes(session, outcomes, utc_now())
+
+    @staticmethod
+    def _record_outcomes(
+        session: Session, outcomes: Sequence[tuple[str, bool]], stamp: datetime
+    ) -> None:
+        """Count each delivery tried on its subscription (``timesSent``) and stamp its
+        ``lastNotification`` and ``lastSuccess`` or ``lastFailure``."""
+        for subscription_id, ok in outcomes:
+            stored = session.get(Subscription, subscription_id)
+            if stored is None:
+                continue
+            stored.times_sent += 1
+            stored.last_notification = stamp
+            if ok:
+                stored.last_success = stamp
+            else:
+                stored.last_failure = stamp
 
     def _send(
         self, bodies: Sequence[tuple[Subscription, dict[str, Any]]]
     ) -> list[tuple[str, bool]]:
         """POST each notification to its HTTP endpoint, or publish it to its MQTT broker (one
-        connection per broker); (subscription id, delivered) for each."""
-        outcomes: list[tuple[str, bool]] = []
-        brokers: dict[tuple[Any, ...], list[tuple[str, MqttEndpoint, bytes]]] = {}
-        for record, body in bodies:
+        connection per broker); (subscription id, delivered) for each, in the order given."""
+        outcomes: list[tuple[str, bool]] = [(record.id, False) for record, _body in bodies]
+        brokers: dict[tuple[Any, ...], list[tuple[int, MqttEndpoint, bytes]]] = {}
+        for index, (record, body) in enumerate(bodies):
             headers = delivery_headers(record.body, body)
             if is_mqtt(record.endpoint):
                 target = mqtt_endpoint(record.body["notification"]["endpoint"])
                 brokers.setdefault(target.broker, []).append(
-                    (record.id, target, mqtt_message(headers, body))
+                    (index, target, mqtt_message(headers, body))
                 )
                 continue
             try:
                 response = self._client.post(
                     record.endpoint, content=json.dumps(body, ensure_ascii=False), headers=headers
                 )
-                outcomes.append((record.id, response.status_code < 400))
+                outcomes[index] = (record.id, response.status_code < 400)
             except httpx.HTTPError:
-                outcomes.append((record.id, False))
+                pass
         for messages in brokers.values():
-            payloads = [(target.topic, target.qos, payload) for _id, target, payload in messages]
+            payloads = [(target.topic, target.qos, payload) for _i, target, payload in messages]
             ok = publish(messages[0][1], payloads, self.timeout_s)
-            outcomes.extend((subscription_id, ok) for subscription_id, _t, _p in messages)
+            for index, _target, _payload in messages:
+                outcomes[index] = (outcomes[index][0], ok)
         return outcomes
 
 
@@ -900,19 +1015,23 @@ def _throttled(record: Subscription, now: datetime) -> bool:
     return (now - last).total_seconds() < float(throttling)
 
 
-def resume_periodic(context: Context) -> None:
-    """Start the periodic notifications of the store's ``timeInterval`` subscriptions in this
-    process (their times are in the store, so a restart carries on)."""
+def resume_notifications(context: Context) -> None:
+    """Start notifying in this process when the store holds work: outbox rows a stopped
+    process left, or ``timeInterval`` subscriptions (their times are in the store, so a
+    restart carries on)."""
     try:
         with context.database.session() as session:
             periodic = session.scalar(
                 select(Subscription.id).where(Subscription.periodic_due_at.is_not(None)).limit(1)
             )
+            waiting = outbox.next_due(session)
     except SQLAlchemyError:  # a store not migrated yet has none
-        log.warning("periodic NGSI-LD subscriptions not resumed", exc_info=True)
+        log.warning("NGSI-LD notifications not resumed", exc_info=True)
         return
     if periodic is not None:
         notifier_for(context).wake_periodic()
+    if waiting is not None:
+        notifier_for(context).wake()
 
 
 def notifier_for(context: Context) -> Notifier:
@@ -922,14 +1041,6 @@ def notifier_for(context: Context) -> Notifier:
     return notifier
 
 
-def notify_changed(
-    context: Context,
-    entity_ids: Sequence[str],
-    attributes: Mapping[str, Sequence[str]] | None = None,
-    changes: Mapping[str, EntityChange] | None = None,
-) -> None:
-    """Queue notifications for changed entities (after their transaction committed);
-    ``changes`` tells what happened to each, else ``attributes`` names the attributes changed
-    per entity where known."""
-    if entity_ids:
-        notifier_for(context).submit(entity_ids, attributes, changes)
+def notify_changed(context: Context) -> None:
+    """Wake the notifier: a write committed changes to the outbox."""
+    notifier_for(context).wake()
