@@ -349,3 +349,26 @@ def test_two_notifiers_share_the_outbox_without_sending_a_change_twice(
         for process in processes:
             process.database.dispose()
         writer.database.dispose()
+
+
+def test_writes_stage_nothing_while_no_subscription_is_active(
+    operate_app: OperateApp, receiver: Receiver
+) -> None:
+    """A city whose sensors change entities all day and that nobody subscribed to keeps no
+    outbox rows; once a subscription is active, writes are staged again."""
+    from qala.components.operate.subscriptions import notifier_for
+
+    notifier_for(operate_app.context).stop()  # rows staged would stay to be counted
+    created = operate_app.client.post(
+        f"{BASE}/entities", json=building("quiet"), headers=operate_app.auth
+    )
+    assert created.status_code == 201, created.text
+    assert outbox_rows(operate_app) == []
+    subscribe(operate_app, receiver.url)
+    changed = operate_app.client.patch(
+        f"{BASE}/entities/urn:ngsi-ld:Building:quiet/attrs",
+        json={"name": {"type": "Property", "value": "Renamed"}},
+        headers=operate_app.auth,
+    )
+    assert changed.status_code == 204, changed.text
+    assert [row.entity_id for row in outbox_rows(operate_app)] == ["urn:ngsi-ld:Building:quiet"]

@@ -1,7 +1,7 @@
 """notification outbox: entity changes and failed notifications waiting to be (re)sent
 
-Revision ID: operate_0010_notification_outbox
-Revises: operate_0009_periodic_due
+Revision ID: operate_0011_notification_outbox
+Revises: operate_0010_hot_records
 Create Date: 2026-12-06 11:00:00
 
 ``operate_notification_outbox`` holds each entity change a write made, staged in the write's
@@ -15,8 +15,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "operate_0010_notification_outbox"
-down_revision = "operate_0009_periodic_due"
+revision = "operate_0011_notification_outbox"
+down_revision = "operate_0010_hot_records"
 branch_labels = None
 depends_on = None
 
