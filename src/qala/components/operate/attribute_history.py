@@ -29,6 +29,30 @@ def new_instance_id() -> str:
     return f"{INSTANCE_PREFIX}{uuid.uuid4()}"
 
 
+def fresh_instance(
+    entity_id: str,
+    name: str,
+    body: dict[str, Any],
+    now: int,
+    *,
+    observed: int | None = None,
+    deleted: bool = False,
+) -> AttributeInstance:
+    """A new history instance of attribute ``name``, created (and, ``deleted``, deleted) at
+    ``now`` microseconds, of the datasetId its body names."""
+    return AttributeInstance(
+        instance_id=new_instance_id(),
+        entity_id=entity_id,
+        attr=name,
+        dataset_id=body.get("datasetId"),
+        observed_us=observed,
+        created_us=now,
+        modified_us=now,
+        deleted_us=now if deleted else None,
+        body=body,
+    )
+
+
 def observed_us(instance: Mapping[str, Any]) -> int | None:
     raw = instance.get("observedAt")
     if raw is None:
@@ -81,15 +105,4 @@ def record_changes(
                 observed = observed_us(body)
             except NgsiError:  # the entity API's own checks decide on it; history keeps no time
                 observed = None
-            session.add(
-                AttributeInstance(
-                    instance_id=new_instance_id(),
-                    entity_id=entity_id,
-                    attr=name,
-                    dataset_id=body.get("datasetId"),
-                    observed_us=observed,
-                    created_us=now,
-                    modified_us=now,
-                    body=body,
-                )
-            )
+            session.add(fresh_instance(entity_id, name, body, now, observed=observed))

@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 
 from qala.components.operate.attribute_history import (
     INSTANCE_PREFIX,
-    new_instance_id,
+    fresh_instance,
     observed_us,
 )
 from qala.components.operate.entities import observed_sensor_ids
@@ -502,18 +502,7 @@ def record_instances(
                 row.modified_us = now
                 _sync_reading(session, entity_id, name, observed, body)
                 continue
-            session.add(
-                AttributeInstance(
-                    instance_id=new_instance_id(),
-                    entity_id=entity_id,
-                    attr=name,
-                    dataset_id=dataset_id,
-                    observed_us=observed,
-                    created_us=now,
-                    modified_us=now,
-                    body=body,
-                )
-            )
+            session.add(fresh_instance(entity_id, name, body, now, observed=observed))
             session.flush()
     session.flush()
 
@@ -551,19 +540,7 @@ def record_scope_deletion(session: Session, entity_id: str, now: int) -> None:
 def _add_deleted(
     session: Session, entity_id: str, name: str, body: dict[str, Any], now: int
 ) -> None:
-    session.add(
-        AttributeInstance(
-            instance_id=new_instance_id(),
-            entity_id=entity_id,
-            attr=name,
-            dataset_id=body.get("datasetId"),
-            observed_us=None,
-            created_us=now,
-            modified_us=now,
-            deleted_us=now,
-            body=body,
-        )
-    )
+    session.add(fresh_instance(entity_id, name, body, now, deleted=True))
 
 
 def _sync_reading(
