@@ -236,6 +236,11 @@ class Settings(BaseSettings):
     mqtt_username: str | None = None
     """The ingester's broker login (``deploy/mosquitto/acl`` lets ``qala-ingest`` read)."""
     mqtt_password: str | None = None
+    mqtt_receive_maximum: int = Field(default=2000, ge=1, le=65_535)
+    """Unacknowledged messages the broker may hand an ingester at once (MQTT 5 Receive Maximum).
+    A backlog beyond it waits in the broker's persistent queue (``deploy/mosquitto``'s
+    ``max_queued_messages``), not in the ingester's memory; with a broker whose queue is
+    Mosquitto's default 1,000, raise it (up to 65,535) or a backlog past both is dropped."""
     operate_provisioning: bool = False
     """Provisioning mode: readings of sensors not registered yet are accepted and register them.
     Off (the default), MQTT readings of unknown sensors go to Operate's dead letters (reason

@@ -53,6 +53,15 @@ WorkersOption = Annotated[
 SoftStateOption = Annotated[
     float, typer.Option(help="Seconds between rewrites of sensors' last-seen and entities.")
 ]
+ReceiveMaximumOption = Annotated[
+    int | None,
+    typer.Option(
+        min=1,
+        max=65_535,
+        help="Unacknowledged messages the broker may send at once; a backlog beyond waits "
+        "in the broker's queue (default QALA_MQTT_RECEIVE_MAXIMUM, 2000).",
+    ),
+]
 SilenceOption = Annotated[
     float,
     typer.Option(help="Seconds between silence checks and incident escalations (0: never)."),
@@ -82,6 +91,7 @@ def ingest_mqtt(
     max_delay_ms: Annotated[float, typer.Option(help="Flush a batch after this many ms.")] = 50.0,
     soft_state_s: SoftStateOption = 60.0,
     silence_every_s: SilenceOption = 60.0,
+    receive_maximum: ReceiveMaximumOption = None,
     metrics_port: MetricsPortOption = None,
     metrics_host: MetricsHostOption = "127.0.0.1",
 ) -> None:
@@ -103,6 +113,7 @@ def ingest_mqtt(
         router=router,
         batch_messages=batch,
         max_delay_s=max_delay_ms / 1000,
+        receive_maximum=receive_maximum,
         silence_every_s=silence_every_s if silence_every_s > 0 else float("inf"),
         runner=RulesRunner(soft_state_every_s=soft_state_s),
     )

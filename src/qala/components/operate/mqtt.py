@@ -133,10 +133,11 @@ class MqttIngester:
     silence_every_s
         How often to check every stream for silence and escalate overdue incidents.
     receive_maximum
-        Unacknowledged messages the broker may send at once (MQTT 5's maximum by default). With
-        the 1 MiB message limit this bounds the ingester's memory when the store is slower than
-        the sensors; lower it only with a broker whose queue holds the rest (Mosquitto's
-        ``max_queued_messages``), or the broker drops what does not fit.
+        Unacknowledged messages the broker may send at once (default: the
+        ``mqtt_receive_maximum`` setting, 2,000). With the 1 MiB message limit this bounds the
+        ingester's memory when the store is slower than the sensors: the rest of a backlog waits
+        in the broker's queue, which must hold it (Mosquitto's ``max_queued_messages``, sized in
+        ``deploy/mosquitto``), or the broker drops what does not fit.
     share_group
         Subscribe as one of several ingesters sharing the stream (MQTT 5 shared subscription
         ``$share/<group>/<topic>``): the broker hands each message to one member. Each member
@@ -186,7 +187,7 @@ class MqttIngester:
         self.max_delay_s = max_delay_s
         self.silence_every_s = silence_every_s
         self.session_expiry_s = session_expiry_s
-        self.receive_maximum = min(receive_maximum or 65_535, 65_535)
+        self.receive_maximum = min(receive_maximum or settings.mqtt_receive_maximum, 65_535)
         self.provisioning = settings.operate_provisioning if provisioning is None else provisioning
         self._known_sensors: set[str] = set()
         self.runner = runner or runner_for(context)
