@@ -3,6 +3,7 @@ another process changes the request (PostgreSQL NOTIFY from a trigger); none on 
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Callable, Iterator
 
@@ -114,3 +115,51 @@ def test_sqlite_keeps_no_answers(sqlite_url: str) -> None:
     with TestClient(app) as http:
         assert http.get(f"/open311/v2/requests/{request_id}.json").status_code == 200
     assert not Open311Desk.for_context(app.state.context).answers.enabled
+
+
+def test_a_plain_read_the_cache_misses_is_answered_without_routing_as_the_route_would(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite keeps no answers, so every read misses: the middleware reads it through the desk
+    and answers what the route answers, byte for byte; an unusual query still goes to the
+    route (only the route picks the language from the FastAPI request)."""
+    from qala.components.requests311 import open311
+
+    context = Context.from_settings(Settings(database_url=sqlite_url, secret_key="t"))
+    city = make_city(context)
+    request_id = int(city.submit("heating", description="Холодно").service_request_id)
+    app = create_app(Settings(database_url=sqlite_url, secret_key="t"), migrate=False)
+    path = f"/open311/v2/requests/{request_id}.xml?locale=ru"
+    with TestClient(app) as http:
+        routed = http.get(path + "&unasked=1")  # not plain: the route answers
+        assert routed.status_code == 200 and "<service_requests>" in routed.text
+
+        def route_asked(*_args: object) -> str:
+            raise RuntimeError("the route was asked")
+
+        monkeypatch.setattr(open311, "pick_language", route_asked)
+        plain = http.get(path)
+        assert plain.content == routed.content
+        assert dict(plain.headers) == dict(routed.headers)
+        missing = http.get("/open311/v2/requests/999999.json")
+        assert missing.status_code == 404 and missing.json()[0]["code"] == 404
+        with pytest.raises(RuntimeError, match="route was asked"):
+            http.get(path + "&unasked=1")
+
+
+def test_a_plain_read_while_the_database_is_down_gets_the_open311_503() -> None:
+    """The middleware leaves a failed read to the route, whose handlers answer a store outage
+    with 503, ``Retry-After`` and the Open311 error list, never a bare 500."""
+    with socket.socket() as sock:  # a port where nothing listens
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    settings = Settings(
+        database_url=f"postgresql+psycopg://postgres@127.0.0.1:{port}/none?connect_timeout=2",
+        secret_key="t",
+    )
+    app = create_app(context=Context.from_settings(settings), migrate=False)
+    with TestClient(app) as http:
+        answer = http.get("/open311/v2/requests/5.json?locale=kk")
+    assert answer.status_code == 503
+    assert answer.headers["retry-after"] == "5"
+    assert answer.json()[0]["code"] == 503

@@ -34,9 +34,9 @@ def _api(context: Context) -> object:
 
 
 def _middleware() -> object:
-    from qala.components.requests311.open311 import CachedRequestAnswers
+    from qala.components.requests311.open311 import OneRequestAnswers
 
-    return CachedRequestAnswers
+    return OneRequestAnswers
 
 
 def _demo(context: Context) -> str:

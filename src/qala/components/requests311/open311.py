@@ -930,15 +930,17 @@ ONE_REQUEST_QUERY = {"jurisdiction_id": 80, "locale": 20}
 """The query parameters of GET one request and their longest accepted values."""
 
 
-class CachedRequestAnswers:
-    """ASGI middleware answering ``GET /open311/v2/requests/{id}.{json|xml}`` from the desk's
-    cache of answers (:class:`PublicAnswerCache`) before routing, when the request is in its
-    plain form and the cache holds a current answer; anything else goes on to the router.
+class OneRequestAnswers:
+    """ASGI middleware answering ``GET /open311/v2/requests/{id}.{json|xml}`` in its plain form
+    (an id, a format, at most ``jurisdiction_id`` and ``locale`` within their lengths) without
+    FastAPI's routing: from the desk's cache of answers (:class:`PublicAnswerCache`) when it
+    holds a current one, else read and rendered by the desk as the route would. Anything else
+    goes on to the router.
 
-    A cached answer costs little more than sending it; FastAPI's routing, parameters and response
-    layers cost about as much again. The answer is the one the route sent (same body, same
-    headers). Added inside the security headers and the request metrics, which count it under
-    the route's path.
+    Routing, parameter solving and the response layers cost about as much as sending a cached
+    answer, and apps poll many requests, so with random ids about half of the reads miss the
+    cache. The answer is the route's own (the same desk method, body and headers). Added inside
+    the security headers and the request metrics, which count it under the route's path.
     """
 
     def __init__(self, app: Any) -> None:
@@ -948,35 +950,50 @@ class CachedRequestAnswers:
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] == "http" and scope["method"] == "GET":
             found = ONE_REQUEST_PATH.fullmatch(scope["path"])
+            plain = _plain_one_request(scope) if found is not None else None
             wanted = parse_request_id(found.group(1)) if found is not None else None
-            if found is not None and wanted is not None:
-                hit = self._hit(scope, wanted, found.group(2))
+            if found is not None and plain is not None and wanted is not None:
+                desk, jurisdiction_id, language = plain
+                fmt = found.group(2)
+                hit = desk.cached_answer(wanted, fmt, jurisdiction_id, language)
                 if hit is not None:
                     scope["route"] = self.route
                     start = {"type": "http.response.start", "status": 200}
                     await send({**start, "headers": list(hit.headers)})
                     await send({"type": "http.response.body", "body": hit.body})
                     return
+                try:
+                    answer = await desk.one_request(fmt, jurisdiction_id, found.group(1), language)
+                except Exception:
+                    # A store outage and the like are the route's exception handlers' to answer
+                    # in the Open311 format; nothing was sent yet, so the route starts afresh.
+                    answer = None
+                if answer is not None:
+                    scope["route"] = self.route
+                    await answer(scope, receive, send)
+                    return
         await self.app(scope, receive, send)
 
-    def _hit(self, scope: Any, request_id: int, fmt: str) -> CachedAnswer | None:
-        desk = scope["app"].state.context.extras.get(DESK_KEY)
-        if not isinstance(desk, Open311Desk):
-            return None
-        params: dict[str, str] = {}
-        query = scope.get("query_string", b"")
-        if query:
-            pairs = urllib.parse.parse_qsl(query.decode("latin-1"), keep_blank_values=True)
-            for name, value in pairs:
-                limit = ONE_REQUEST_QUERY.get(name)
-                # Anything unusual (another parameter, one twice, too long) is the route's.
-                if limit is None or name in params or len(value) > limit:
-                    return None
-                params[name] = value
-        accept = ""
-        for header, value in scope["headers"]:
-            if header == b"accept-language":
-                accept = value.decode("latin-1")
-                break
-        language = choose_language(params.get("locale"), accept, desk.default_language)
-        return desk.cached_answer(request_id, fmt, params.get("jurisdiction_id"), language)
+
+def _plain_one_request(scope: Any) -> tuple[Open311Desk, str | None, str] | None:
+    """The desk, ``jurisdiction_id`` and language of GET one request in its plain form; None if
+    the query holds anything else (another parameter, one twice, a value too long)."""
+    desk = scope["app"].state.context.extras.get(DESK_KEY)
+    if not isinstance(desk, Open311Desk):
+        return None
+    params: dict[str, str] = {}
+    query = scope.get("query_string", b"")
+    if query:
+        pairs = urllib.parse.parse_qsl(query.decode("latin-1"), keep_blank_values=True)
+        for name, value in pairs:
+            limit = ONE_REQUEST_QUERY.get(name)
+            if limit is None or name in params or len(value) > limit:
+                return None
+            params[name] = value
+    accept = ""
+    for header, value in scope["headers"]:
+        if header == b"accept-language":
+            accept = value.decode("latin-1")
+            break
+    language = choose_language(params.get("locale"), accept, desk.default_language)
+    return desk, params.get("jurisdiction_id"), language
