@@ -9,6 +9,7 @@ under ``valgrind --tool=callgrind --instr-atstart=no`` the measured loop switche
 counting on and off (``callgrind_control``), and the instructions per request do not.
 
     .venv/bin/python bench/requests311_cpu.py [--phase post|get|get-uncached] [--requests 1000]
+        [--profile post.prof]
     valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file=/tmp/post.cg \\
         .venv/bin/python bench/requests311_cpu.py --requests 100 --callgrind
 
@@ -22,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import concurrent.futures
+import cProfile
 import os
 import random
 import subprocess
@@ -99,7 +101,9 @@ def callgrind(switch: str) -> None:
     subprocess.run(["callgrind_control", "-i", switch, str(os.getpid())], check=True)
 
 
-async def measure(url: str, phase: str, requests: int, *, counting: bool) -> None:
+async def measure(
+    url: str, phase: str, requests: int, *, counting: bool, profile: Path | None = None
+) -> None:
     from qala.api.factory import app_from_environment
     from qala.components.requests311.open311 import DESK_KEY
 
@@ -132,12 +136,18 @@ async def measure(url: str, phase: str, requests: int, *, counting: bool) -> Non
         one: Callable[[], Awaitable[None]] = post if phase == "post" else get
         backends = load.backend_pids(url)
         store_before = load.processes_cpu_seconds(backends)
+        profiler = cProfile.Profile(time.process_time) if profile else None  # CPU, not waits
         if counting:
             callgrind("on")
+        if profiler:
+            profiler.enable()
         started = time.process_time()
         for _ in range(requests):
             await one()
         used = time.process_time() - started
+        if profiler:
+            profiler.disable()
+            profiler.dump_stats(str(profile))
         if counting:
             callgrind("off")
         store_used = load.processes_cpu_seconds(backends) - store_before
@@ -157,11 +167,16 @@ def main() -> None:
     parser.add_argument(
         "--callgrind", action="store_true", help="Count instructions of the measured loop only."
     )
+    parser.add_argument(
+        "--profile", type=Path, help="Write cProfile statistics of the measured loop here."
+    )
     args = parser.parse_args()
     url, handle = load.make_database("postgres")
     try:
         load.prepare_store(url)
-        asyncio.run(measure(url, args.phase, args.requests, counting=args.callgrind))
+        asyncio.run(
+            measure(url, args.phase, args.requests, counting=args.callgrind, profile=args.profile)
+        )
     finally:
         load.drop_database("postgres", handle)
 
