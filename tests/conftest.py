@@ -70,6 +70,16 @@ def require_program(name: str, debian_package: str) -> str:
     return path
 
 
+def unreachable_postgres_url() -> str:
+    """A PostgreSQL address where nothing listens (a free loopback port): a store that is down."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"postgresql+psycopg://postgres@127.0.0.1:{port}/none?connect_timeout=2"
+
+
 def shared_file(relative: str) -> Path:
     """Path of a file in ../shared/data; when it is absent, ``need`` decides (skip or fail)."""
     path = SHARED_DATA / relative

@@ -15,6 +15,7 @@ import uvicorn
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import text
+from tests.conftest import unreachable_postgres_url
 
 from qala.api.app import create_app
 from qala.runtime import Context
@@ -152,13 +153,7 @@ def test_readyz_tells_ready_from_alive(sqlite_url: str, tmp_path: Path) -> None:
 
 
 def test_readyz_answers_503_when_the_database_is_unreachable(tmp_path: Path) -> None:
-    with socket.socket() as sock:  # a port where nothing listens
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    settings = Settings(
-        database_url=f"postgresql+psycopg://postgres@127.0.0.1:{port}/none?connect_timeout=2",
-        secret_key="t",
-    )
+    settings = Settings(database_url=unreachable_postgres_url(), secret_key="t")
     app = create_app(context=Context.from_settings(settings), migrate=False)
     with TestClient(app) as client:
         assert client.get("/healthz").status_code == 200

@@ -3,13 +3,13 @@ another process changes the request (PostgreSQL NOTIFY from a trigger); none on 
 
 from __future__ import annotations
 
-import socket
 import time
 from collections.abc import Callable, Iterator
 
 import pytest
 from fastapi.testclient import TestClient
 from tests.components.requests311.conftest import make_city
+from tests.conftest import unreachable_postgres_url
 
 from qala.api.app import create_app
 from qala.components.requests311.answer_cache import CachedAnswer, PublicAnswerCache
@@ -26,6 +26,11 @@ def _until(condition: Callable[[], bool], seconds: float = 10.0) -> bool:
             return True
         time.sleep(0.02)
     return condition()
+
+
+def _route_asked(*_args: object) -> None:
+    """Put in place of what only the route calls: its use fails the request."""
+    raise RuntimeError("the route was asked")
 
 
 @pytest.fixture
@@ -58,11 +63,7 @@ def test_a_change_made_by_another_process_drops_the_cached_answer(
             assert again.json() == first  # and served from memory
             # Before routing, as the route sent it: the route is not asked for a kept answer,
             # but is for anything unusual (another parameter).
-
-            def route_asked(*_args: object) -> None:
-                raise RuntimeError("the route was asked")
-
-            monkeypatch.setattr(Open311Desk, "one_request", route_asked)
+            monkeypatch.setattr(Open311Desk, "one_request", _route_asked)
             kept = http.get(path)
             assert kept.content == routed.content
             assert dict(kept.headers) == dict(routed.headers)
@@ -133,11 +134,7 @@ def test_a_plain_read_the_cache_misses_is_answered_without_routing_as_the_route_
     with TestClient(app) as http:
         routed = http.get(path + "&unasked=1")  # not plain: the route answers
         assert routed.status_code == 200 and "<service_requests>" in routed.text
-
-        def route_asked(*_args: object) -> str:
-            raise RuntimeError("the route was asked")
-
-        monkeypatch.setattr(open311, "pick_language", route_asked)
+        monkeypatch.setattr(open311, "pick_language", _route_asked)
         plain = http.get(path)
         assert plain.content == routed.content
         assert dict(plain.headers) == dict(routed.headers)
@@ -150,13 +147,7 @@ def test_a_plain_read_the_cache_misses_is_answered_without_routing_as_the_route_
 def test_a_plain_read_while_the_database_is_down_gets_the_open311_503() -> None:
     """The middleware leaves a failed read to the route, whose handlers answer a store outage
     with 503, ``Retry-After`` and the Open311 error list, never a bare 500."""
-    with socket.socket() as sock:  # a port where nothing listens
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    settings = Settings(
-        database_url=f"postgresql+psycopg://postgres@127.0.0.1:{port}/none?connect_timeout=2",
-        secret_key="t",
-    )
+    settings = Settings(database_url=unreachable_postgres_url(), secret_key="t")
     app = create_app(context=Context.from_settings(settings), migrate=False)
     with TestClient(app) as http:
         answer = http.get("/open311/v2/requests/5.json?locale=kk")
