@@ -372,3 +372,125 @@ def test_writes_stage_nothing_while_no_subscription_is_active(
     )
     assert changed.status_code == 204, changed.text
     assert [row.entity_id for row in outbox_rows(operate_app)] == ["urn:ngsi-ld:Building:quiet"]
+
+
+class HeldEndpoint:
+    """An HTTP endpoint that takes each request and answers nothing until ``release`` is set
+    (a receiver that hangs, as a black-holed address does), then answers 503."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.arrived = threading.Event()
+        self.requests = 0
+        self.answered = 0
+        endpoint = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("content-length", 0)))
+                endpoint.requests += 1
+                endpoint.arrived.set()
+                endpoint.release.wait(120)
+                endpoint.answered += 1
+                self.send_response(503)
+                self.end_headers()
+
+            def log_message(self, *_args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self._server.server_port}/notify"
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.release.set()
+        self._server.shutdown()
+        self._server.server_close()
+
+
+@pytest.fixture
+def held_endpoint() -> Iterator[HeldEndpoint]:
+    endpoint = HeldEndpoint()
+    yield endpoint
+    endpoint.close()
+
+
+def fresh_notifier(app: OperateApp, *, timeout_s: float) -> Any:
+    """The app's notifier replaced by one whose HTTP timeout is ``timeout_s``."""
+    from qala.components.operate.subscriptions import NOTIFIER_KEY, Notifier, notifier_for
+
+    notifier_for(app.context).stop()
+    notifier = app.context.extras[NOTIFIER_KEY] = Notifier(app.context, timeout_s=timeout_s)
+    return notifier
+
+
+def subscribe_named(app: OperateApp, suffix: str, url: str) -> str:
+    body = {
+        **SUBSCRIPTION,
+        "id": f"urn:ngsi-ld:Subscription:{suffix}",
+        "notification": {"endpoint": {"uri": url, "accept": "application/json"}},
+    }
+    answer = app.client.post(f"{BASE}/subscriptions", json=body, headers=app.auth)
+    assert answer.status_code == 201, answer.text
+    return str(body["id"])
+
+
+def delivery_of(app: OperateApp, subscription_id: str) -> dict[str, Any]:
+    answer = app.client.get(f"{BASE}/subscriptions/{subscription_id}", headers=app.auth)
+    return dict(answer.json()["notification"])
+
+
+def test_an_endpoint_that_does_not_answer_does_not_hold_back_the_others(
+    operate_app: OperateApp, held_endpoint: HeldEndpoint, capture_server: Any
+) -> None:
+    """The round's notifications to different endpoints go out at once: the second endpoint is
+    told while the first still holds its request (the HTTP timeout is a minute here, so sending
+    one after another would keep the second waiting all that time)."""
+    notifier = fresh_notifier(operate_app, timeout_s=60.0)
+    held = subscribe_named(operate_app, "1-held", held_endpoint.url)  # first in the round
+    told = subscribe_named(operate_app, "2-told", capture_server.url)
+    created = operate_app.client.post(
+        f"{BASE}/entities", json=building("both"), headers=operate_app.auth
+    )
+    assert created.status_code == 201, created.text
+
+    assert held_endpoint.arrived.wait(10)
+    assert capture_server.event.wait(10), "the other endpoint waited for the held one"
+    assert held_endpoint.answered == 0  # still held when the other was told
+    assert [e["id"] for e in capture_server.received[0]["data"]] == ["urn:ngsi-ld:Building:both"]
+
+    held_endpoint.release.set()  # it answers 503: a failed delivery, kept to be tried again
+    notifier.drain()
+    told_shown, held_shown = delivery_of(operate_app, told), delivery_of(operate_app, held)
+    assert told_shown["timesSent"] == 1 and "lastSuccess" in told_shown
+    assert "lastFailure" not in told_shown
+    assert held_shown["timesSent"] == 1 and "lastFailure" in held_shown
+    assert "lastSuccess" not in held_shown
+    (kept,) = outbox_rows(operate_app)
+    assert kept.subscription_id == held and kept.attempts == 1 and kept.due_at is not None
+    assert kept.notification["data"][0]["id"] == "urn:ngsi-ld:Building:both"
+    notifier.stop()
+
+
+def test_an_endpoint_that_timed_out_is_not_sent_the_rest_of_its_round(
+    operate_app: OperateApp, held_endpoint: HeldEndpoint
+) -> None:
+    """Once an endpoint let a notification time out, its other notifications of the round are
+    not sent (each would wait the timeout again, the round's rows locked meanwhile): they count
+    as failed deliveries and are tried again later with theirs."""
+    notifier = fresh_notifier(operate_app, timeout_s=0.5)
+    ids = [subscribe_named(operate_app, suffix, held_endpoint.url) for suffix in ("h1", "h2")]
+    created = operate_app.client.post(
+        f"{BASE}/entities", json=building("twice"), headers=operate_app.auth
+    )
+    assert created.status_code == 201, created.text
+    assert held_endpoint.arrived.wait(10)
+    notifier.drain()
+    assert held_endpoint.requests == 1  # the second notification was not sent to it
+    for subscription_id in ids:
+        shown = delivery_of(operate_app, subscription_id)
+        assert shown["timesSent"] == 1 and "lastFailure" in shown, shown
+    kept = outbox_rows(operate_app)
+    assert sorted(row.subscription_id for row in kept) == sorted(ids)
+    assert all(row.attempts == 1 and row.due_at is not None for row in kept)
+    notifier.stop()

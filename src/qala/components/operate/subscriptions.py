@@ -15,6 +15,7 @@ import threading
 import time
 import uuid
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import unquote
@@ -596,6 +597,11 @@ class Notifier:
     its newest state and the values from before the first change. A write wakes the thread;
     otherwise it sleeps until the next retry is due, ``POLL_S`` at most (rows other processes
     left). Delivery is at least once.
+
+    A round's HTTP notifications go to ``SENDERS`` endpoints at once, each endpoint's one after
+    another; an endpoint that times out or cannot be reached is sent nothing more in the round.
+    So an endpoint that does not answer costs the round one timeout, and the others are told
+    meanwhile (the round's rows stay locked until its slowest endpoint is done).
     """
 
     CHUNK = 500  # outbox rows claimed, looked up and matched per round
@@ -609,8 +615,12 @@ class Notifier:
     BACKOFF_S = 2.0  # pause after the first failed delivery, doubled after each next one
     BACKOFF_MAX_S = 600.0
     KEEP_FAILED = timedelta(days=7)  # notifications given up stay this long for operators
+    SENDERS = 8  # HTTP endpoints notified at once in a round
 
-    def __init__(self, context: Context, *, timeout_s: float = 5.0) -> None:
+    def __init__(self, context: Context, *, timeout_s: float = 5.0, connect_s: float = 2.0) -> None:
+        """``timeout_s`` bounds each HTTP step and an MQTT delivery; ``connect_s`` (at most
+        ``timeout_s``) bounds the TCP and TLS connect: a black-holed address is given up sooner,
+        while a connect whose first SYN was lost (resent after 1 s) still succeeds."""
         self.context = context
         self.timeout_s = timeout_s
         self.delivered = 0  # notifications this notifier delivered
@@ -624,7 +634,9 @@ class Notifier:
         self._isolating = 0  # rounds of one row still to go after a round failed
         self._changed = threading.Condition()
         self._thread = threading.Thread(target=self._run, name="qala-ngsi-notifier", daemon=True)
-        self._client = httpx.Client(timeout=timeout_s)
+        self._client = httpx.Client(
+            timeout=httpx.Timeout(timeout_s, connect=min(connect_s, timeout_s))
+        )
         self._thread.start()
 
     def wake(self) -> None:
@@ -879,8 +891,13 @@ class Notifier:
         self, bodies: Sequence[tuple[Subscription, dict[str, Any]]]
     ) -> list[tuple[str, bool]]:
         """POST each notification to its HTTP endpoint, or publish it to its MQTT broker (one
-        connection per broker); (subscription id, delivered) for each, in the order given."""
+        connection per broker); (subscription id, delivered) for each, in the order given.
+
+        The HTTP endpoints are posted to from a pool of at most ``SENDERS`` threads, each
+        endpoint's notifications in turn (:meth:`_post_in_turn`); the MQTT brokers are published
+        to one after another meanwhile, from this thread."""
         outcomes: list[tuple[str, bool]] = [(record.id, False) for record, _body in bodies]
+        posts: dict[str, list[tuple[int, bytes, dict[str, str]]]] = {}
         brokers: dict[tuple[Any, ...], list[tuple[int, MqttEndpoint, bytes]]] = {}
         for index, (record, body) in enumerate(bodies):
             headers = delivery_headers(record.body, body)
@@ -889,19 +906,39 @@ class Notifier:
                 brokers.setdefault(target.broker, []).append(
                     (index, target, mqtt_message(headers, body))
                 )
-                continue
+            else:
+                content = json.dumps(body, ensure_ascii=False).encode()
+                posts.setdefault(record.endpoint, []).append((index, content, headers))
+        senders = max(1, min(self.SENDERS, len(posts)))
+        with ThreadPoolExecutor(senders, thread_name_prefix="qala-ngsi-post") as pool:
+            posting = [pool.submit(self._post_in_turn, url, sends) for url, sends in posts.items()]
+            for messages in brokers.values():
+                payloads = [(target.topic, target.qos, payload) for _i, target, payload in messages]
+                ok = publish(messages[0][1], payloads, self.timeout_s)
+                for index, _target, _payload in messages:
+                    outcomes[index] = (outcomes[index][0], ok)
+            for posted in posting:  # an error other than HTTP's fails the round, as before
+                for index, ok in posted.result():
+                    outcomes[index] = (outcomes[index][0], ok)
+        return outcomes
+
+    def _post_in_turn(
+        self, url: str, sends: Sequence[tuple[int, bytes, dict[str, str]]]
+    ) -> list[tuple[int, bool]]:
+        """POST one endpoint's notifications one after another (it is not flooded with
+        connections); (index, delivered) for those sent. Once it timed out or could not be
+        reached the rest are not sent: each would cost the timeout again, and they count as
+        failed deliveries (kept and retried like one refused)."""
+        outcomes = []
+        for index, content, headers in sends:
             try:
-                response = self._client.post(
-                    record.endpoint, content=json.dumps(body, ensure_ascii=False), headers=headers
-                )
-                outcomes[index] = (record.id, response.status_code < 400)
+                response = self._client.post(url, content=content, headers=headers)
+            except (httpx.TimeoutException, httpx.ConnectError):
+                break
             except httpx.HTTPError:
-                pass
-        for messages in brokers.values():
-            payloads = [(target.topic, target.qos, payload) for _i, target, payload in messages]
-            ok = publish(messages[0][1], payloads, self.timeout_s)
-            for index, _target, _payload in messages:
-                outcomes[index] = (outcomes[index][0], ok)
+                outcomes.append((index, False))
+            else:
+                outcomes.append((index, response.status_code < 400))
         return outcomes
 
 
