@@ -4,10 +4,12 @@ A write stages the changes it made (:func:`stage`) in its own transaction, so a 
 committed together with the promise to notify it; the notifier
 (:class:`~qala.components.operate.subscriptions.Notifier`) claims due rows (:func:`claim`), sends
 the notifications and deletes the rows, or keeps a failed notification to be tried again later.
-On PostgreSQL the claimed rows stay locked (``FOR UPDATE SKIP LOCKED``) until the notifier's
-transaction ends, so several processes share the rows without sending one twice; on SQLite one
-process notifies. Delivery is at least once: a crash after sending and before the commit sends
-again.
+A claim leases the rows to its process: one conditional ``UPDATE`` moves them out of the due
+range in a short transaction of its own, committed before anything is sent, so several
+processes share the rows without sending one twice on SQLite (whose writes are serialised) as
+on PostgreSQL (``FOR UPDATE SKIP LOCKED``), and no store lock is held while endpoints answer.
+Delivery is at least once: rows whose process stopped before it was done with them are due
+again when their lease ends, and sent again.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, delete, func, insert, select
+from sqlalchemy import Table, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from qala.components.operate.changes import EntityChange, from_record, to_record
@@ -74,18 +76,41 @@ def _subscribed(session: Session) -> bool:
     return found is not None
 
 
-def claim(session: Session, now: datetime, *, limit: int) -> list[NotificationOutbox]:
-    """The oldest rows due at ``now`` (at most ``limit``), locked on PostgreSQL until the
-    session's transaction ends; rows another process holds are skipped, not waited for."""
-    return list(
-        session.scalars(
-            select(NotificationOutbox)
-            .where(NotificationOutbox.due_at <= now)
-            .order_by(NotificationOutbox.id)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        )
+def claim(
+    session: Session, now: datetime, *, limit: int, lease_s: float
+) -> list[NotificationOutbox]:
+    """The oldest rows due at ``now`` (at most ``limit``, in the order they were staged), leased
+    to the caller: due again only ``lease_s`` after ``now``, so that no other process claims
+    them meanwhile. The caller commits the claim before sending (its transaction is the only
+    one that can have taken the rows), then removes the rows or puts them off; rows another
+    process is claiming on PostgreSQL are skipped, not waited for."""
+    due = (
+        select(NotificationOutbox.id)
+        .where(NotificationOutbox.due_at <= now)
+        .order_by(NotificationOutbox.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
     )
+    leased = session.scalars(
+        update(NotificationOutbox)
+        # due_at again: a row another transaction leased while this one waited for it is no
+        # longer due when PostgreSQL reads it anew.
+        .where(NotificationOutbox.id.in_(due), NotificationOutbox.due_at <= now)
+        .values(due_at=now + timedelta(seconds=lease_s))
+        .returning(NotificationOutbox),
+        execution_options={"synchronize_session": False},
+    )
+    return sorted(leased, key=lambda row: row.id)  # RETURNING follows no order
+
+
+def due_again(session: Session, ids: Sequence[int], moment: datetime) -> None:
+    """Make the rows due at ``moment``: a lease given back (``now``) or held longer."""
+    if ids:
+        session.execute(
+            update(NotificationOutbox)
+            .where(NotificationOutbox.id.in_(ids), NotificationOutbox.due_at.is_not(None))
+            .values(due_at=moment)
+        )
 
 
 def merged_changes(rows: Iterable[NotificationOutbox]) -> dict[str, EntityChange]:
@@ -112,8 +137,13 @@ def retry_later(
     delay_s: float | None,
 ) -> None:
     """Keep a notification whose delivery failed: tried again ``delay_s`` from ``now``, or
-    (None) given up and kept as failed for operators."""
-    if row is None:
+    (None) given up and kept as failed for operators. ``row``: the row it was kept on, as
+    claimed (read anew here; gone: another process took it over once its lease ended)."""
+    if row is not None:
+        row = session.get(NotificationOutbox, row.id)
+        if row is None:
+            return
+    else:
         row = NotificationOutbox(
             subscription_id=subscription_id, notification=notification, attempts=0, created_at=now
         )

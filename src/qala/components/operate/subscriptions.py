@@ -611,6 +611,7 @@ class Notifier:
     RETRY_S = 30.0  # pause before the store is asked again after it failed
     POLL_S = 10.0  # longest sleep: rows left by a crashed or other process are found this soon
     MIN_PAUSE_S = 0.5  # shortest sleep between rounds not woken by a write
+    LEASE_S = 120.0  # claimed rows are this process's this long (longer if it sends many)
     MAX_ATTEMPTS = 8  # deliveries tried per notification before it is given up
     BACKOFF_S = 2.0  # pause after the first failed delivery, doubled after each next one
     BACKOFF_MAX_S = 600.0
@@ -736,19 +737,43 @@ class Notifier:
     def _put_off(self, now: datetime) -> None:
         """Try the first row due again later (or give it up), as a failed delivery."""
         with self.context.database.transaction() as session:
-            for row in outbox.claim(session, now, limit=1):
+            for row in outbox.claim(session, now, limit=1, lease_s=self.LEASE_S):
                 outbox.put_off(row, now=now, delay_s=self._backoff_s(row.attempts + 1))
 
     def _notify_outbox(self, now: datetime, limit: int | None = None) -> bool:
         """One round: claim due outbox rows (``CHUNK`` unless ``limit``), notify, record what
-        became of each; returns whether as many rows as asked were claimed (more may be due)."""
+        became of each; returns whether as many rows as asked were claimed (more may be due).
+        The claim is committed first, so the store is not held while endpoints answer; rows of
+        a round that failed are given back at once (due again at ``now``)."""
         limit = limit or self.CHUNK
         with self.context.database.transaction() as session:
-            rows = outbox.claim(session, now, limit=limit)
-            sends = self._sends(session, rows, now)
-            outcomes = self._send([(record, body) for record, body, _row in sends])
-            stamp = utc_now()
-            done = [row.id for row in rows if row.entity_id is not None]  # changes: told
+            rows = outbox.claim(session, now, limit=limit, lease_s=self.LEASE_S)
+        if rows:
+            try:
+                self._notify_rows(rows, now)
+            except BaseException:
+                self._give_back(rows, now)
+                raise
+        with self.context.database.session() as session:
+            due = outbox.next_due(session)
+        pause = self.POLL_S
+        if due is not None:
+            due = due if due.tzinfo else due.replace(tzinfo=UTC)
+            # Rows due already came meanwhile (a write wakes this thread anyway) or were given
+            # back: looked at again after a short pause, not in a busy loop.
+            pause = min(pause, max(self.MIN_PAUSE_S, (due - utc_now()).total_seconds()))
+        self._wake_at = time.monotonic() + pause
+        return len(rows) >= limit
+
+    def _notify_rows(self, rows: Sequence[NotificationOutbox], now: datetime) -> None:
+        """Send what the claimed rows call for, then delete them or keep failed notifications."""
+        with self.context.database.session() as session:
+            sends, dropped = self._sends(session, rows, now)
+        self._hold(rows, len(sends))
+        outcomes = self._send([(record, body) for record, body, _row in sends])
+        stamp = utc_now()
+        with self.context.database.transaction() as session:
+            done = [row.id for row in rows if row.entity_id is not None] + dropped
             for (record, body, kept), (_id, ok) in zip(sends, outcomes, strict=True):
                 if ok:
                     self.delivered += 1
@@ -761,23 +786,33 @@ class Notifier:
             outbox.remove(session, done)
             self._record_outcomes(session, sorted(outcomes), stamp)
             outbox.purge_failed(session, stamp - self.KEEP_FAILED, limit=self.CHUNK)
-            session.flush()
-            due = outbox.next_due(session)
-        pause = self.POLL_S
-        if due is not None:
-            due = due if due.tzinfo else due.replace(tzinfo=UTC)
-            # Rows due already are another process's (locked) or came meanwhile (a write wakes
-            # this thread anyway): looked at again after a short pause, not in a busy loop.
-            pause = min(pause, max(self.MIN_PAUSE_S, (due - utc_now()).total_seconds()))
-        self._wake_at = time.monotonic() + pause
-        return len(rows) >= limit
+
+    def _hold(self, rows: Sequence[NotificationOutbox], sends: int) -> None:
+        """Lease the rows longer when their deliveries may outlast ``LEASE_S`` (each may wait
+        for its connection and its answer ``timeout_s`` each), so that no other process sends
+        them again meanwhile."""
+        needed_s = 2 * self.timeout_s * sends
+        if needed_s > self.LEASE_S / 2:
+            until = utc_now() + timedelta(seconds=needed_s + self.LEASE_S)
+            with self.context.database.transaction() as session:
+                outbox.due_again(session, [row.id for row in rows], until)
+
+    def _give_back(self, rows: Sequence[NotificationOutbox], now: datetime) -> None:
+        """Make the rows of a failed round due again (if the store fails too, they are when
+        their lease ends)."""
+        try:
+            with self.context.database.transaction() as session:
+                outbox.due_again(session, [row.id for row in rows], now)
+        except SQLAlchemyError:
+            log.warning("NGSI-LD outbox rows not given back", exc_info=True)
 
     def _sends(
         self, session: Session, rows: Sequence[NotificationOutbox], now: datetime
-    ) -> list[tuple[Subscription, dict[str, Any], NotificationOutbox | None]]:
+    ) -> tuple[list[tuple[Subscription, dict[str, Any], NotificationOutbox | None]], list[int]]:
         """The notifications the claimed rows call for: those the changes among them make
         (a failed one is kept on its own row), and those kept to be tried again (with their
-        row)."""
+        row); and the ids of kept rows no longer to be sent (their subscription went away or
+        paused meanwhile)."""
         changes = outbox.merged_changes(rows)
         sends: list[tuple[Subscription, dict[str, Any], NotificationOutbox | None]] = [
             (record, body, None)
@@ -785,15 +820,16 @@ class Notifier:
                 self._change_notifications(session, changes, now) if changes else []
             )
         ]
+        dropped = []
         for row in rows:
             if row.entity_id is not None:
                 continue  # removed once the round is done
             record = session.get(Subscription, row.subscription_id)
             if record is None or status_of(record, now) != "active" or not row.notification:
-                session.delete(row)  # the subscription went away (or paused) meanwhile
+                dropped.append(row.id)
             else:
                 sends.append((record, row.notification, row))
-        return sends
+        return sends, dropped
 
     def _backoff_s(self, attempts: int) -> float | None:
         """The pause before the next delivery after ``attempts`` failed (None: give up)."""
