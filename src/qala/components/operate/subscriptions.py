@@ -14,6 +14,7 @@ import re
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -611,7 +612,9 @@ class Notifier:
     RETRY_S = 30.0  # pause before the store is asked again after it failed
     POLL_S = 10.0  # longest sleep: rows left by a crashed or other process are found this soon
     MIN_PAUSE_S = 0.5  # shortest sleep between rounds not woken by a write
-    LEASE_S = 120.0  # claimed rows are this process's this long (longer if it sends many)
+    # Claimed rows are this process's this long (longer when its round may take longer): rows
+    # a crashed process had claimed are sent by another, or after its restart, once it ends.
+    LEASE_S = 15.0
     MAX_ATTEMPTS = 8  # deliveries tried per notification before it is given up
     BACKOFF_S = 2.0  # pause after the first failed delivery, doubled after each next one
     BACKOFF_MAX_S = 600.0
@@ -624,6 +627,7 @@ class Notifier:
         while a connect whose first SYN was lost (resent after 1 s) still succeeds."""
         self.context = context
         self.timeout_s = timeout_s
+        self.connect_s = min(connect_s, timeout_s)
         self.delivered = 0  # notifications this notifier delivered
         self._woken = True  # look at the outbox once on start: rows a crash left
         self._idle = False
@@ -635,9 +639,7 @@ class Notifier:
         self._isolating = 0  # rounds of one row still to go after a round failed
         self._changed = threading.Condition()
         self._thread = threading.Thread(target=self._run, name="qala-ngsi-notifier", daemon=True)
-        self._client = httpx.Client(
-            timeout=httpx.Timeout(timeout_s, connect=min(connect_s, timeout_s))
-        )
+        self._client = httpx.Client(timeout=httpx.Timeout(timeout_s, connect=self.connect_s))
         self._thread.start()
 
     def wake(self) -> None:
@@ -769,7 +771,9 @@ class Notifier:
         """Send what the claimed rows call for, then delete them or keep failed notifications."""
         with self.context.database.session() as session:
             sends, dropped = self._sends(session, rows, now)
-        self._hold(rows, len(sends))
+        self._hold(
+            rows, max(Counter(record.endpoint for record, _b, _k in sends).values(), default=0)
+        )
         outcomes = self._send([(record, body) for record, body, _row in sends])
         stamp = utc_now()
         with self.context.database.transaction() as session:
@@ -787,11 +791,12 @@ class Notifier:
             self._record_outcomes(session, sorted(outcomes), stamp)
             outbox.purge_failed(session, stamp - self.KEEP_FAILED, limit=self.CHUNK)
 
-    def _hold(self, rows: Sequence[NotificationOutbox], sends: int) -> None:
-        """Lease the rows longer when their deliveries may outlast ``LEASE_S`` (each may wait
-        for its connection and its answer ``timeout_s`` each), so that no other process sends
-        them again meanwhile."""
-        needed_s = 2 * self.timeout_s * sends
+    def _hold(self, rows: Sequence[NotificationOutbox], in_turn: int) -> None:
+        """Lease the rows longer when the round's deliveries may outlast half of ``LEASE_S``:
+        endpoints are told at once, each endpoint's ``in_turn`` notifications (the most any
+        endpoint has) one after another, each waiting for its connection and its answer at
+        most; so that no other process sends them again meanwhile."""
+        needed_s = (self.connect_s + self.timeout_s) * in_turn
         if needed_s > self.LEASE_S / 2:
             until = utc_now() + timedelta(seconds=needed_s + self.LEASE_S)
             with self.context.database.transaction() as session:
