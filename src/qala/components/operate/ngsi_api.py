@@ -1059,10 +1059,20 @@ def temporal_delete(entity_id: EntityIdPath, _user: Writer, context: Running) ->
     return Response(status_code=204)
 
 
-@router.api_route("/temporal/entities//attrs", methods=["POST"])
-@router.api_route("/temporal/entities//attrs/{attr}", methods=["DELETE"])
-@router.api_route("/temporal/entities//attrs/{attr}/{instance_id}", methods=["PATCH", "DELETE"])
-@router.api_route("/temporal/entities/{entity_id}/attrs//{instance_id}", methods=["DELETE"])
+# Refusals of malformed paths, not operations: left out of the OpenAPI document (one function on
+# several paths and methods also gave it duplicate operation ids there).
+@router.api_route("/temporal/entities//attrs", methods=["POST"], include_in_schema=False)
+@router.api_route("/temporal/entities//attrs/{attr}", methods=["DELETE"], include_in_schema=False)
+@router.api_route(
+    "/temporal/entities//attrs/{attr}/{instance_id}",
+    methods=["PATCH", "DELETE"],
+    include_in_schema=False,
+)
+@router.api_route(
+    "/temporal/entities/{entity_id}/attrs//{instance_id}",
+    methods=["DELETE"],
+    include_in_schema=False,
+)
 def temporal_without_id(datasetId: QueryText = None, deleteAll: bool = False) -> Response:
     """A path whose entity id or attribute name is empty (the specification's 400)."""
     del datasetId, deleteAll  # taken so that they are not refused as unknown parameters
