@@ -270,3 +270,47 @@ def test_the_upgrade_splits_the_state_document_into_rows_and_back(
         command.upgrade(config, "heads")
     finally:
         database.dispose()
+
+
+def test_a_restarted_worker_preloads_its_own_records_and_reads_none_again(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A routed worker starting on a running city loads every record it evaluates (its sensors'
+    streams and summation tables, its groups' tables) in one pass, each at its stored version,
+    and none of the other worker's; its first batches then read no record again."""
+    from qala.components.operate.routing import Router
+
+    context = Context.from_settings(Settings(database_url=database_url))
+    sensors = [{"id": f"p-{n}", "group_id": f"g{n % 8}"} for n in range(16)]  # g4-g7: worker 1
+    with context.database.transaction() as session:
+        register_sensors(session, sensors)
+    readings = [r for s in sensors for r in _hourly(s["id"], [10.0, 30.0, 12.0])]
+    ingest(context, readings, runner=RulesRunner())  # the records of a running city
+    router = Router(1, 2)
+    with context.database.session() as session:
+        router.load(session)
+        stored = {
+            (r.rule_set, r.kind, r.subject, r.quantity): (r.version, r.state)
+            for r in session.scalars(select(DetectorRecord))
+        }
+        restarted = RulesRunner()
+        loaded = restarted.preload(session, router.owns_subject)
+    mine = {k: v for k, v in stored.items() if router.owns_subject(k[2])}
+    assert 0 < loaded == len(mine) < len(stored), (loaded, len(mine), len(stored))
+    assert restarted._versions == {k: version for k, (version, _state) in mine.items()}
+    for (name, kind, subject, quantity), (_version, state) in mine.items():
+        assert restarted.evaluator(name).record(kind, subject, quantity) == state
+    reads: list[int] = []
+    original = RulesRunner._sync
+
+    def counting(self: RulesRunner, session: Any, keys: Any, held: dict[Any, int]) -> None:
+        keys = list(keys)
+        reads.append(sum(1 for k in keys if self._versions.get(k) != held[k]))
+        original(self, session, keys, held)
+
+    monkeypatch.setattr(RulesRunner, "_sync", counting)
+    owned = [s["id"] for s in sensors if router.owns_stream(s["id"])]
+    later = [r for s in owned for r in _hourly(s, [11.0], start=T0 + 3 * HOUR)]
+    assert ingest(context, later, runner=restarted).stored == len(owned)
+    assert reads and sum(reads) == 0, reads
+    context.database.dispose()

@@ -386,6 +386,36 @@ class RulesRunner:
         covered |= wanted
         return held
 
+    def preload(self, session: Session, owns: Callable[[str], bool] | None = None) -> int:
+        """Load every stored detector record this process evaluates (``owns``: whether a
+        record's subject, a sensor or a group, is this worker's; None: all) with its version,
+        before the first batch; returns how many.
+
+        Loaded batch by batch instead, a restarted worker's records arrive interleaved with the
+        batches' short-lived objects, and the allocator's arenas stay fragmented: in the soak a
+        restarted worker held ~190 MB more than one that built the same state. No lock is
+        taken: a record written meanwhile has another version when a batch locks it, and is
+        loaded again then."""
+        names = sorted(self.rule_sets)
+        query = (
+            select(*_KEY, DetectorRecord.state, DetectorRecord.version)
+            .where(DetectorRecord.rule_set.in_(names))
+            .execution_options(yield_per=_CHUNK)
+        )
+        loaded = 0
+        with self.lock:
+            for part in session.execute(query).partitions():
+                by_set: dict[str, list[tuple[str, str, str, Any]]] = {}
+                for r, k, s, q, state, version in part:
+                    if owns is not None and not owns(s):
+                        continue
+                    by_set.setdefault(r, []).append((k, s, q, state))
+                    self._versions[(r, k, s, q)] = version
+                    loaded += 1
+                for name, records in by_set.items():
+                    self.evaluator(name).load_records(records)
+        return loaded
+
     # ---- evaluating -----------------------------------------------------------------------
 
     def _sync(self, session: Session, keys: Iterable[StateKey], held: dict[StateKey, int]) -> None:

@@ -35,6 +35,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from sqlalchemy.orm import Session
 
 from qala.components.operate.dead_letters import Refusal
 from qala.components.operate.incidents import escalate_due
@@ -271,16 +272,20 @@ class MqttIngester:
 
     # ---- life cycle ---------------------------------------------------------------------------
 
+    def _read(self, work: Callable[[Session], T]) -> T:
+        with self.context.database.session() as session:
+            return work(session)
+
     def start(self, *, wait_s: float = 10.0) -> MqttIngester:
         """Connect (persistent session) and start the batching worker; returns self."""
-        if self.router is not None:  # who owns which sensor, before the first message
-            router = self.router
+        router = self.router
+        if router is not None:  # who owns which sensor, before the first message
+            self._retrying(lambda: self._read(router.load))
 
-            def load() -> set[str]:
-                with self.context.database.session() as session:
-                    return router.load(session)
+        def preload(session: Session) -> int:  # every record this worker evaluates, at once
+            return self.runner.preload(session, router.owns_subject if router else None)
 
-            self._retrying(load)
+        self._retrying(lambda: self._read(preload))
         properties = Properties(PacketTypes.CONNECT)
         properties.SessionExpiryInterval = self.session_expiry_s
         properties.ReceiveMaximum = self.receive_maximum

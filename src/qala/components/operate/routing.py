@@ -100,6 +100,12 @@ class Router:
         """Whether this worker owns a routing key (a group's, or an ungrouped sensor's)."""
         return partition_of(key, self.workers) == self.worker
 
+    def owns_subject(self, subject: str) -> bool:
+        """Whether a detector record's subject is this worker's: a sensor's (stream and
+        summation records) by the sensor's owner, a group's by the group's key."""
+        owner = self.owner(subject)
+        return owner == self.worker if owner is not None else self.owns_key(subject)
+
     def owns_stream(self, sensor: str) -> bool:
         """Whether this worker evaluates a sensor's streams (a sensor it does not know: no)."""
         return self.owner(sensor) == self.worker
