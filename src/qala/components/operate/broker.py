@@ -767,7 +767,7 @@ def query_selectors(
             found.update((e.id, e) for e in rows)
         ordered = [found[key] for key in sorted(found)]
         page = ordered[offset : offset + limit]
-        places = specs[0].places if specs else None
+        places = specs[0].places if specs else None  # the route gives each the request's tenant
         return _joined(session, page, shown, join, places), len(ordered)
 
 
