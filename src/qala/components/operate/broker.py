@@ -35,6 +35,7 @@ from qala.components.operate.entities import (
     replace_entity,
     type_statistics,
     upsert_entity,
+    visible,
     with_types,
 )
 from qala.components.operate.ingest import (
@@ -652,14 +653,19 @@ def query(
     ``join``), and how many match in all."""
     with context.database.session() as session:
         rows, total = query_entities(session, spec, limit=limit, offset=offset)
-        return _joined(session, rows, shown, join), total
+        return _joined(session, rows, shown, join, spec.places), total
 
 
 def _joined(
-    session: Session, rows: Sequence[Entity], shown: Representation, join: Join | None
+    session: Session,
+    rows: Sequence[Entity],
+    shown: Representation,
+    join: Join | None,
+    places: frozenset[str] | None = None,
 ) -> list[dict[str, Any]]:
     """``rows`` rendered, leaving out those ``pick``/``omit`` leave nothing of (clause 4.21);
-    under ``join`` with their linked entities (clause 4.5.23)."""
+    under ``join`` with their linked entities (clause 4.5.23), those the tenant's ``places``
+    see."""
     pairs = [(e, shown.render(e)) for e in rows]
     pairs = [(e, r) for e, r in pairs if set(r) - {"@context"}]
     if join is None:
@@ -674,11 +680,15 @@ def _joined(
         rendered = inner.render(entity)
         return jsonld.compact_entity(rendered, shown.reader) if shown.reader else rendered
 
+    def lookup(entity_id: str) -> Entity | None:
+        entity = session.get(Entity, entity_id)
+        return entity if entity is not None and visible(entity, places) else None
+
     return join_entities(
         pairs,
         join,
         shown.projection,
-        lookup=lambda entity_id: session.get(Entity, entity_id),
+        lookup=lookup,
         render=render_linked,
         key_values=shown.key_values,
     )
@@ -756,18 +766,25 @@ def query_selectors(
             rows, _total = query_entities(session, spec, limit=10_000_000, offset=0)
             found.update((e.id, e) for e in rows)
         ordered = [found[key] for key in sorted(found)]
-        return _joined(session, ordered[offset : offset + limit], shown, join), len(ordered)
+        page = ordered[offset : offset + limit]
+        places = specs[0].places if specs else None  # the route gives each the request's tenant
+        return _joined(session, page, shown, join, places), len(ordered)
 
 
 def read(
-    context: Context, entity_id: str, shown: Representation, join: Join | None = None
+    context: Context,
+    entity_id: str,
+    shown: Representation,
+    join: Join | None = None,
+    places: frozenset[str] | None = None,
 ) -> tuple[dict[str, Any] | list[dict[str, Any]], Any]:
-    """The entity rendered, and the @context it was written with (None if none).
+    """The entity rendered, and the @context it was written with (None if none); under a
+    tenant (``places``) only one of its city.
 
     Under ``join=flat`` the answer is the entity followed by those it links to (the entity
     alone when it links to none found); under ``join=inline`` they sit in its relationships."""
     with context.database.session() as session:
-        entity = get_entity(session, entity_id)
+        entity = get_entity(session, entity_id, places)
         stored_context = entity.context
         wanted = shown.projection.attributes
         if wanted and not set(wanted) & set(entity.attrs):
@@ -779,16 +796,19 @@ def read(
             raise NgsiError("ResourceNotFound", f"nothing of entity {entity_id} is left to show")
         answer: dict[str, Any] | list[dict[str, Any]] = rendered
         if join is not None:
-            joined = _joined(session, [entity], shown, join)
+            joined = _joined(session, [entity], shown, join, places)
             answer = joined if len(joined) > 1 else joined[0]
         return answer, stored_context
 
 
-def type_list(context: Context, names: jsonld.Names | None = None) -> dict[str, Any]:
-    """The entity types present, as an NGSI-LD EntityTypeList (named for ``names``' reader)."""
+def type_list(
+    context: Context, names: jsonld.Names | None = None, places: frozenset[str] | None = None
+) -> dict[str, Any]:
+    """The entity types present (of the tenant's ``places``), as an NGSI-LD EntityTypeList
+    (named for ``names``' reader)."""
     names = names or names_of(None)
     with context.database.session() as session:
-        found = entity_types(session)
+        found = entity_types(session, places)
     return {
         "id": "urn:ngsi-ld:EntityTypeList:qala",
         "type": "EntityTypeList",
@@ -796,10 +816,12 @@ def type_list(context: Context, names: jsonld.Names | None = None) -> dict[str, 
     }
 
 
-def type_details(context: Context, names: jsonld.Names) -> list[dict[str, Any]]:
+def type_details(
+    context: Context, names: jsonld.Names, places: frozenset[str] | None = None
+) -> list[dict[str, Any]]:
     """``GET /types?details=true``: each type with the names of its attributes (EntityType)."""
     with context.database.session() as session:
-        stats = type_statistics(session)
+        stats = type_statistics(session, places)
     return [
         {
             "id": names.core.expand(stored),
@@ -811,11 +833,13 @@ def type_details(context: Context, names: jsonld.Names) -> list[dict[str, Any]]:
     ]
 
 
-def type_info(context: Context, names: jsonld.Names, requested: str) -> dict[str, Any]:
+def type_info(
+    context: Context, names: jsonld.Names, requested: str, places: frozenset[str] | None = None
+) -> dict[str, Any]:
     """``GET /types/{type}``: one type's entity count and attributes (EntityTypeInfo)."""
     stored = names.canonical(requested)
     with context.database.session() as session:
-        found = type_statistics(session).get(stored)
+        found = type_statistics(session, places).get(stored)
     if found is None:
         raise NgsiError("ResourceNotFound", f"no entity of type {requested} is held here")
     return {
@@ -835,10 +859,12 @@ def type_info(context: Context, names: jsonld.Names, requested: str) -> dict[str
     }
 
 
-def _attributes(session: Session) -> dict[str, tuple[int, set[str], set[str]]]:
+def _attributes(
+    session: Session, places: frozenset[str] | None = None
+) -> dict[str, tuple[int, set[str], set[str]]]:
     """Attribute name → (entities having it, attribute types, entity types)."""
     found: dict[str, tuple[int, set[str], set[str]]] = {}
-    for entity_type, stats in type_statistics(session).items():
+    for entity_type, stats in type_statistics(session, places).items():
         for name, kinds in stats.attributes.items():
             count, all_kinds, types = found.get(name, (0, set(), set()))
             found[name] = (
@@ -849,10 +875,12 @@ def _attributes(session: Session) -> dict[str, tuple[int, set[str], set[str]]]:
     return found
 
 
-def attribute_list(context: Context, names: jsonld.Names) -> dict[str, Any]:
+def attribute_list(
+    context: Context, names: jsonld.Names, places: frozenset[str] | None = None
+) -> dict[str, Any]:
     """``GET /attributes``: the attribute names present (AttributeList)."""
     with context.database.session() as session:
-        found = _attributes(session)
+        found = _attributes(session, places)
     return {
         "id": "urn:ngsi-ld:AttributeList:qala",
         "type": "AttributeList",
@@ -860,10 +888,12 @@ def attribute_list(context: Context, names: jsonld.Names) -> dict[str, Any]:
     }
 
 
-def attribute_details(context: Context, names: jsonld.Names) -> list[dict[str, Any]]:
+def attribute_details(
+    context: Context, names: jsonld.Names, places: frozenset[str] | None = None
+) -> list[dict[str, Any]]:
     """``GET /attributes?details=true``: each attribute with the types that have it."""
     with context.database.session() as session:
-        found = _attributes(session)
+        found = _attributes(session, places)
     return [
         {
             "id": names.core.expand(name),
@@ -875,11 +905,13 @@ def attribute_details(context: Context, names: jsonld.Names) -> list[dict[str, A
     ]
 
 
-def attribute_info(context: Context, names: jsonld.Names, requested: str) -> dict[str, Any]:
+def attribute_info(
+    context: Context, names: jsonld.Names, requested: str, places: frozenset[str] | None = None
+) -> dict[str, Any]:
     """``GET /attributes/{attr}``: how many entities have it, its types, the entity types."""
     stored = names.canonical(requested)
     with context.database.session() as session:
-        found = _attributes(session).get(stored)
+        found = _attributes(session, places).get(stored)
     if found is None:
         raise NgsiError("ResourceNotFound", f"no entity has an attribute {requested}")
     count, kinds, types = found
@@ -912,10 +944,16 @@ def temporal_query(
         return temporal_entities(session, rows, window, query=True), total
 
 
-def temporal_read(context: Context, entity_id: str, window: HistoryWindow) -> TemporalAnswer:
-    """One entity with its history (``ResourceNotFound`` when none of ``attrs`` was ever held)."""
+def temporal_read(
+    context: Context,
+    entity_id: str,
+    window: HistoryWindow,
+    places: frozenset[str] | None = None,
+) -> TemporalAnswer:
+    """One entity with its history (``ResourceNotFound`` when none of ``attrs`` was ever held,
+    or when it is not of the tenant's ``places``)."""
     with context.database.session() as session:
-        entity = get_entity(session, entity_id)
+        entity = get_entity(session, entity_id, places)
         if window.attrs and not any(
             name in entity.attrs or has_history(session, entity_id, name) for name in window.attrs
         ):

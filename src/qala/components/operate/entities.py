@@ -64,11 +64,18 @@ class WriteResult:
         self.ingest.merge(other.ingest)
 
 
-def get_entity(session: Session, entity_id: str) -> Entity:
+def get_entity(session: Session, entity_id: str, places: frozenset[str] | None = None) -> Entity:
+    """The entity ``entity_id``; under a tenant (``places``: its place codes) one of another
+    city is as absent as one never written."""
     entity = session.get(Entity, entity_id)
-    if entity is None:
+    if entity is None or not visible(entity, places):
         raise NgsiError("ResourceNotFound", f"entity {entity_id} does not exist")
     return entity
+
+
+def visible(entity: Entity, places: frozenset[str] | None) -> bool:
+    """Whether a read under a tenant's ``places`` sees ``entity`` (every entity when None)."""
+    return places is None or entity.place_code in places
 
 
 def _place_fields(entity: Entity) -> None:
@@ -407,6 +414,8 @@ class EntityQuery:
     concept: str | None = None
     scope_q: str | None = None
     order_by: tuple[OrderKey, ...] = ()
+    places: frozenset[str] | None = None
+    """The place codes of the tenant read under (``NGSILD-Tenant``); None: every city."""
 
 
 def query_entities(
@@ -430,6 +439,8 @@ def query_entities(
         statement = statement.where(Entity.id.in_(query.ids))
     if query.concept:
         statement = statement.where(Entity.concept == query.concept)
+    if query.places is not None:
+        statement = statement.where(Entity.place_code.in_(sorted(query.places)))
     if query.geo is not None:
         box = query.geo.bounding_box()
         if box is not None and query.geo.attribute == "location":
@@ -464,13 +475,15 @@ def _of_types(query: EntityQuery, types: list[str]) -> bool:
     return bool(set(query.types) & set(types))
 
 
-def entity_types(session: Session) -> list[tuple[str, int]]:
-    """Entity types present, with how many entities each."""
+def entity_types(session: Session, places: frozenset[str] | None = None) -> list[tuple[str, int]]:
+    """Entity types present (of the tenant's ``places``, when given), with how many entities
+    each."""
     from sqlalchemy import func
 
-    rows = session.execute(
-        select(Entity.type, func.count()).group_by(Entity.type).order_by(Entity.type)
-    )
+    statement = select(Entity.type, func.count()).group_by(Entity.type).order_by(Entity.type)
+    if places is not None:
+        statement = statement.where(Entity.place_code.in_(sorted(places)))
+    rows = session.execute(statement)
     return [(t, int(n)) for t, n in rows]
 
 
@@ -484,10 +497,14 @@ class TypeStats:
     attribute_counts: dict[str, int] = field(default_factory=dict)
 
 
-def type_statistics(session: Session) -> dict[str, TypeStats]:
-    """Entity type → ``TypeStats`` over every stored entity (the discovery endpoints)."""
+def type_statistics(session: Session, places: frozenset[str] | None = None) -> dict[str, TypeStats]:
+    """Entity type → ``TypeStats`` over every stored entity, or those of the tenant's
+    ``places`` (the discovery endpoints)."""
     stats: dict[str, TypeStats] = {}
-    for entity_type, attrs in session.execute(select(Entity.type, Entity.attrs)):
+    statement = select(Entity.type, Entity.attrs)
+    if places is not None:
+        statement = statement.where(Entity.place_code.in_(sorted(places)))
+    for entity_type, attrs in session.execute(statement):
         found = stats.setdefault(entity_type, TypeStats())
         found.entities += 1
         for name, attribute in (attrs or {}).items():

@@ -66,6 +66,7 @@ class NgsiError(Exception):
         "NotAcceptable": 406,
         "UnsupportedMediaType": 415,
         "NoMultiTenantSupport": 501,
+        "NonexistentTenant": 404,
         "Unauthorized": 401,
         "Forbidden": 403,
     }
@@ -83,6 +84,7 @@ class NgsiError(Exception):
         "UnsupportedMediaType": "The request media type is not supported",
         "Unauthorized": "Authentication is required",
         "Forbidden": "The caller may not do this",
+        "NonexistentTenant": "The addressed tenant does not exist",
     }
 
     def __init__(self, kind: str, detail: str) -> None:

@@ -56,7 +56,12 @@ from qala.components.operate.temporal import (
     check_time_property,
     time_window,
 )
-from qala.components.operate.tenancy import TENANT_HEADER, TenantWriter, tenant_writer
+from qala.components.operate.tenancy import (
+    TENANT_HEADER,
+    TenantWriter,
+    tenant_places,
+    tenant_writer,
+)
 from qala.core.errors import PermissionDeniedError, QalaError
 from qala.core.jsontext import load_json
 from qala.runtime import Context
@@ -83,6 +88,19 @@ async def scoped_writer(request: Request, user: StaffWriter) -> TenantWriter:
 
 Writer = Annotated[TenantWriter, Depends(scoped_writer)]
 """Writes need an operator or administrator, acting within their city's tenant."""
+
+
+def read_tenant(request: Request) -> frozenset[str] | None:
+    """The place codes a read under the request's ``NGSILD-Tenant`` sees (None: no header,
+    every city; an unknown tenant is answered 404 NonexistentTenant)."""
+    if not (request.headers.get(TENANT_HEADER) or "").strip():
+        return None  # the national view needs no look-up
+    with context_of(request).database.session() as session:
+        return tenant_places(session, request.headers.get(TENANT_HEADER))
+
+
+Tenant = Annotated[frozenset[str] | None, Depends(read_tenant)]
+"""Reads see the entities of the tenant's city and its districts, or all without a tenant."""
 
 
 def _guard(context: Context, check: Callable[[Session], None]) -> None:
@@ -519,6 +537,7 @@ async def create(request: Request, writer: Writer, context: Running) -> Response
 def query(
     request: Request,
     context: Running,
+    places: Tenant,
     type: QueryText = None,
     id: QueryText = None,
     idPattern: QueryText = None,
@@ -563,6 +582,7 @@ def query(
         concept=concept,
         scope_q=broker.check_scope_query(scopeQ),
         order_by=parse_order_by(orderBy, names),
+        places=places,
     )
     broker.require_filter(spec, local=local)
     projection = Projection.of(attrs, pick, omit, names)
@@ -640,6 +660,7 @@ def read(
     request: Request,
     entity_id: EntityIdPath,
     context: Running,
+    places: Tenant,
     attrs: QueryText = None,
     pick: QueryText = None,
     omit: QueryText = None,
@@ -658,7 +679,8 @@ def read(
     content: dict[str, Any] | list[dict[str, Any]] | NgsiError
     written = None
     try:
-        local, written = broker.read(context, entity_id, shown, parse_join(join, joinLevel))
+        joined = parse_join(join, joinLevel)
+        local, written = broker.read(context, entity_id, shown, joined, places)
         content = _compact(local, names)
     except NgsiError as exc:  # perhaps held by a registered source only
         if exc.kind != "ResourceNotFound":
@@ -815,29 +837,33 @@ def delete_attr(
 
 
 @router.get("/types")
-def types(request: Request, context: Running, details: bool = False) -> Response:
+def types(request: Request, context: Running, places: Tenant, details: bool = False) -> Response:
     names = _reader(request)
     if details:
-        return _respond(request, broker.type_details(context, names))
-    return _respond(request, broker.type_list(context, names))
+        return _respond(request, broker.type_details(context, names, places))
+    return _respond(request, broker.type_list(context, names, places))
 
 
 @router.get("/types/{entity_type:path}")
-def entity_type(request: Request, entity_type: AttrPath, context: Running) -> Response:
-    return _respond(request, broker.type_info(context, _reader(request), entity_type))
+def entity_type(
+    request: Request, entity_type: AttrPath, context: Running, places: Tenant
+) -> Response:
+    return _respond(request, broker.type_info(context, _reader(request), entity_type, places))
 
 
 @router.get("/attributes")
-def attributes(request: Request, context: Running, details: bool = False) -> Response:
+def attributes(
+    request: Request, context: Running, places: Tenant, details: bool = False
+) -> Response:
     names = _reader(request)
     if details:
-        return _respond(request, broker.attribute_details(context, names))
-    return _respond(request, broker.attribute_list(context, names))
+        return _respond(request, broker.attribute_details(context, names, places))
+    return _respond(request, broker.attribute_list(context, names, places))
 
 
 @router.get("/attributes/{attribute:path}")
-def attribute(request: Request, attribute: AttrPath, context: Running) -> Response:
-    return _respond(request, broker.attribute_info(context, _reader(request), attribute))
+def attribute(request: Request, attribute: AttrPath, context: Running, places: Tenant) -> Response:
+    return _respond(request, broker.attribute_info(context, _reader(request), attribute, places))
 
 
 # ---- batch operations ---------------------------------------------------------------------------
@@ -889,6 +915,7 @@ async def batch_merge(request: Request, writer: Writer, context: Running) -> Res
 async def query_post(
     request: Request,
     context: Running,
+    places: Tenant,
     limit: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 20,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
     count: bool = False,
@@ -906,7 +933,7 @@ async def query_post(
     content, total = await run_in_threadpool(
         broker.query_selectors,
         context,
-        specs,
+        [dataclasses.replace(spec, places=places) for spec in specs],
         limit=limit,
         offset=offset,
         shown=shown,
@@ -1083,6 +1110,7 @@ def temporal_without_id(datasetId: QueryText = None, deleteAll: bool = False) ->
 def temporal_query(
     request: Request,
     context: Running,
+    places: Tenant,
     type: QueryText = None,
     id: QueryText = None,
     idPattern: QueryText = None,
@@ -1133,6 +1161,7 @@ def temporal_query(
         geo=parse_geo_query(
             georel, geometry, coordinates, names.canonical(geoproperty) if geoproperty else None
         ),
+        places=places,
     )
     # attrs narrow a query (clause 5.7.4) but select the history, not the current attributes
     broker.require_filter(
@@ -1169,6 +1198,7 @@ def _temporal_answer(
 async def temporal_query_post(
     request: Request,
     context: Running,
+    places: Tenant,
     limit: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 20,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
     count: bool = False,
@@ -1201,7 +1231,7 @@ async def temporal_query_post(
     answer, total = await run_in_threadpool(
         broker.temporal_query_selectors,
         context,
-        [dataclasses.replace(spec, attrs=()) for spec in specs],
+        [dataclasses.replace(spec, attrs=(), places=places) for spec in specs],
         limit=limit,
         offset=offset,
         window=window,
@@ -1214,6 +1244,7 @@ def temporal_read(
     request: Request,
     entity_id: EntityIdPath,
     context: Running,
+    places: Tenant,
     attrs: QueryText = None,
     pick: QueryText = None,
     omit: QueryText = None,
@@ -1243,7 +1274,7 @@ def temporal_read(
         aggr_period=aggrPeriodDuration,
     )
     shown = Projection.of(attrs, pick, omit, names)
-    answer = broker.temporal_read(context, entity_id, window)
+    answer = broker.temporal_read(context, entity_id, window, places)
     content = shown.apply(answer.entities[0])
     if not content:
         raise NgsiError("ResourceNotFound", f"pick/omit leave nothing of {entity_id}")

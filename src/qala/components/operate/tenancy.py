@@ -1,17 +1,20 @@
 """NGSI-LD tenants are cities: the ``NGSILD-Tenant`` header names a place code, and a staff
 account scoped to a city writes only as that tenant and only entities of that city (or of its
-districts). National staff may name any tenant, or none."""
+districts). National staff may name any tenant, or none. A read under a tenant sees only that
+city's entities (and its districts'); a read without one sees every city's (the national view)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from qala.components.accounts.scope import StaffScope
 from qala.components.catalog.services import place_and_descendants
 from qala.components.operate.models import Entity
+from qala.components.operate.ngsi import NgsiError
 from qala.core.errors import PermissionDeniedError
 
 TENANT_HEADER = "NGSILD-Tenant"
@@ -78,3 +81,22 @@ def tenant_writer(session: Session, user: Any, header: str | None) -> TenantWrit
     assert tenant is not None
     places = frozenset(place_and_descendants(session, tenant).values()) or frozenset({tenant})
     return TenantWriter(user.username, tenant, places)
+
+
+def tenant_places(session: Session, header: str | None) -> frozenset[str] | None:
+    """The place codes a read under the tenant the header names sees (None: no tenant, every
+    city); a tenant that is neither a place nor the place of a stored entity is
+    ``NonexistentTenant`` (clause 5.5.10 of the specification: 404)."""
+    tenant = (header or "").strip().lower()
+    if not tenant:
+        return None
+    places = frozenset(place_and_descendants(session, tenant).values())
+    if places:
+        return places
+    # Like the writer's fallback above: a tenant written without a catalogued place still is one.
+    if session.scalar(select(Entity.id).where(Entity.place_code == tenant).limit(1)) is not None:
+        return frozenset({tenant})
+    raise NgsiError(
+        "NonexistentTenant",
+        f"there is no tenant {tenant}: {TENANT_HEADER} names a city by its place code",
+    )
