@@ -458,7 +458,7 @@ def query_entities(
     return matched[offset : offset + limit], len(matched)
 
 
-def _within_geo_box(statement: Select[tuple[Entity]], geo: GeoQuery) -> Select[tuple[Entity]]:
+def _within_geo_box(statement: Select[Entity], geo: GeoQuery) -> Select[Entity]:
     """Narrow to entities whose box (``ngsi.box_of``) can hold a match, as
     ``GeoQuery.box_test`` says; shapely decides on those that are left."""
     box = geo.bounding_box()
