@@ -7,12 +7,13 @@ test that builds tables from the migrations yet break a production upgrade; this
 from __future__ import annotations
 
 import importlib
+from datetime import UTC, datetime
 from pathlib import Path
 
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import create_engine, text
+from sqlalchemy import JSON, DateTime, String, column, create_engine, table, text
 
 from qala.registry import COMPONENTS, migration_locations
 from qala.store.base import Base
@@ -96,5 +97,56 @@ def test_the_upgrade_shows_no_username_or_email_publicly(tmp_path: Path) -> None
             authors = connection.execute(text("SELECT author FROM budgeting_comment ORDER BY id"))
             assert [n for (n,) in names] == ["resident-5", "Nurlan"]
             assert [a for (a,) in authors] == ["resident-5", "Nurlan"]
+    finally:
+        database.dispose()
+
+
+def test_the_upgrade_gives_stored_entities_the_box_of_their_shape(database_url: str) -> None:
+    """Entities stored before the geometry box (operate_0012) get the box around all their
+    vertices, so that ``near`` finds a long road by its nearest point once upgraded."""
+    database = Database(database_url)
+    entity = table(
+        "operate_entity",
+        column("id", String()),
+        column("type", String()),
+        column("concept", String()),
+        column("attrs", JSON()),
+        column("created_at", DateTime(timezone=True)),
+        column("modified_at", DateTime(timezone=True)),
+    )
+    road = {"type": "LineString", "coordinates": [[71.30, 51.13], [71.58, 51.13], [71.44, 51.2]]}
+    stamp = datetime(2026, 1, 1, tzinfo=UTC)
+    try:
+        config = alembic_config(database, migration_locations())
+        command.downgrade(config, "operate_0011_notification_outbox")
+        with database.engine.begin() as connection:
+            connection.execute(
+                entity.insert(),
+                [
+                    {
+                        "id": entity_id,
+                        "type": "Road",
+                        "concept": "place",
+                        "attrs": attrs,
+                        "created_at": stamp,
+                        "modified_at": stamp,
+                    }
+                    for entity_id, attrs in (
+                        ("road", {"location": {"type": "GeoProperty", "value": road}}),
+                        ("nowhere", {"name": {"type": "Property", "value": "x"}}),
+                    )
+                ],
+            )
+        command.upgrade(config, "heads")
+        with database.engine.connect() as connection:
+            rows = connection.execute(
+                text(
+                    "SELECT id, lat_min, lat_max, lon_min, lon_max FROM operate_entity ORDER BY id"
+                )
+            )
+            assert [tuple(row) for row in rows] == [
+                ("nowhere", None, None, None, None),
+                ("road", 51.13, 51.2, 71.30, 71.58),
+            ]
     finally:
         database.dispose()

@@ -234,6 +234,9 @@ def test_operator_incident_lifecycle_with_audit_escalation_and_links(context: Co
         kept = session.get(Entity, "urn:ngsi-ld:ServiceRequest:4711")
         assert kept is not None
         assert kept.attrs["dateCreated"]["value"] == "2025-12-03T05:00:00+00:00"
+        # its geometry box (what NGSI-LD geo-queries pre-filter by) is its point
+        box = (kept.lat_min, kept.lat_max, kept.lon_min, kept.lon_max)
+        assert box == (51.15045, 51.15045, 71.43, 71.43)
     with context.database.session() as session:
         view = incident_services.view(incident_services.get_incident(session, live))
         history = incident_services.view(incident_services.get_incident(session, incident_id))

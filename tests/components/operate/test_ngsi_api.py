@@ -429,6 +429,52 @@ def test_geo_queries_relate_shapes_not_their_centres(operate_app: OperateApp) ->
     assert unclosed.status_code == 400
 
 
+def test_near_finds_a_long_road_or_a_large_park_by_its_nearest_point(
+    operate_app: OperateApp,
+) -> None:
+    """The SQL pre-filter reads each entity's box, not the mean of its vertices: a 19.5 km road
+    passing 100 m from the query point has its vertex mean 9.4 km away, a 21 km park with a
+    point 70 m outside its west edge 10.5 km."""
+    client, url = operate_app.client, "/ngsi-ld/v1/entities"
+    road = {"type": "LineString", "coordinates": [[71.30, 51.13], [71.58, 51.13]]}
+    park = {
+        "type": "Polygon",
+        "coordinates": [
+            [[71.30, 51.00], [71.60, 51.00], [71.60, 51.20], [71.30, 51.20], [71.30, 51.00]]
+        ],
+    }
+    for entity_id, geometry in (("urn:ngsi-ld:Road:r1", road), ("urn:ngsi-ld:Park:p1", park)):
+        created = client.post(
+            url,
+            json={
+                "id": entity_id,
+                "type": entity_id.split(":")[2],
+                "location": {"type": "GeoProperty", "value": geometry},
+            },
+            headers=operate_app.auth,
+        )
+        assert created.status_code == 201, created.text
+
+    def found(kind: str, georel: str, coordinates: list[float]) -> list[str]:
+        params = {"type": kind, "georel": georel, "geometry": "Point"}
+        return _ids(client.get(url, params={**params, "coordinates": json.dumps(coordinates)}))
+
+    beside_the_road = [71.305, 51.1309]  # 0.0009° of latitude north of it: 100.1 m
+    assert found("Road", "near;maxDistance==200", beside_the_road) == ["r1"]
+    assert found("Road", "near;maxDistance==50", beside_the_road) == []
+    assert found("Road", "near;minDistance==50", beside_the_road) == ["r1"]
+    outside_the_park = [71.299, 51.10]  # 0.001° of longitude west of its edge: 69.8 m
+    assert found("Park", "near;maxDistance==100", outside_the_park) == ["p1"]
+    assert found("Park", "near;maxDistance==50", outside_the_park) == []
+    # within: the road's box must lie inside the query shape's box, and shapely decides
+    around = [[[71.29, 51.12], [71.59, 51.12], [71.59, 51.14], [71.29, 51.14], [71.29, 51.12]]]
+    half = [[[71.29, 51.12], [71.45, 51.12], [71.45, 51.14], [71.29, 51.14], [71.29, 51.12]]]
+    for shape, expected in ((around, ["r1"]), (half, [])):
+        params = {"type": "Road", "georel": "within", "geometry": "Polygon"}
+        answer = client.get(url, params={**params, "coordinates": json.dumps(shape)})
+        assert _ids(answer) == expected
+
+
 def test_attrs_patch_post_and_delete(operate_app: OperateApp) -> None:
     _seed(operate_app)
     client, auth = operate_app.client, operate_app.auth

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Text, cast, delete, or_, select
+from sqlalchemy import Select, Text, cast, delete, or_, select
 from sqlalchemy.orm import Session
 
 from qala.components.operate import changes
@@ -27,6 +27,7 @@ from qala.components.operate.ngsi import (
     NgsiError,
     QNode,
     QTerm,
+    box_of,
     compile_pattern,
     geo_matches,
     instances_of,
@@ -81,6 +82,10 @@ def visible(entity: Entity, places: frozenset[str] | None) -> bool:
 def _place_fields(entity: Entity) -> None:
     point = point_of(entity.attrs)
     entity.lat, entity.lon = point if point else (None, None)
+    box = box_of(entity.attrs)
+    entity.lat_min, entity.lat_max, entity.lon_min, entity.lon_max = (
+        box if box else (None, None, None, None)
+    )
     place = entity.attrs.get("placeCode") or entity.attrs.get("district")
     if isinstance(place, dict) and isinstance(place.get("value"), str):
         entity.place_code = place["value"]
@@ -441,13 +446,8 @@ def query_entities(
         statement = statement.where(Entity.concept == query.concept)
     if query.places is not None:
         statement = statement.where(Entity.place_code.in_(sorted(query.places)))
-    if query.geo is not None:
-        box = query.geo.bounding_box()
-        if box is not None and query.geo.attribute == "location":
-            lat_min, lat_max, lon_min, lon_max = box
-            statement = statement.where(
-                Entity.lat.between(lat_min, lat_max), Entity.lon.between(lon_min, lon_max)
-            )
+    if query.geo is not None and query.geo.attribute == "location":
+        statement = _within_geo_box(statement, query.geo)
     pattern = compile_pattern(query.id_pattern, what="idPattern") if query.id_pattern else None
     matched: list[Entity] = []
     for entity in session.scalars(statement):
@@ -467,6 +467,35 @@ def query_entities(
     if query.order_by:
         matched = order_entities(matched, query.order_by)
     return matched[offset : offset + limit], len(matched)
+
+
+def _within_geo_box(statement: Select[Entity], geo: GeoQuery) -> Select[Entity]:
+    """Narrow to entities whose box (``ngsi.box_of``) can hold a match, as
+    ``GeoQuery.box_test`` says; shapely decides on those that are left."""
+    box = geo.bounding_box()
+    if box is None:
+        return statement
+    lat_min, lat_max, lon_min, lon_max = box
+    if geo.box_test == "inside":
+        return statement.where(
+            Entity.lat_min >= lat_min,
+            Entity.lat_max <= lat_max,
+            Entity.lon_min >= lon_min,
+            Entity.lon_max <= lon_max,
+        )
+    if geo.box_test == "around":
+        return statement.where(
+            Entity.lat_min <= lat_min,
+            Entity.lat_max >= lat_max,
+            Entity.lon_min <= lon_min,
+            Entity.lon_max >= lon_max,
+        )
+    return statement.where(
+        Entity.lat_min <= lat_max,
+        Entity.lat_max >= lat_min,
+        Entity.lon_min <= lon_max,
+        Entity.lon_max >= lon_min,
+    )
 
 
 def _of_types(query: EntityQuery, types: list[str]) -> bool:

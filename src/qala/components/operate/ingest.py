@@ -1058,6 +1058,10 @@ def _refresh_entities(
                 attrs=attrs,
                 lat=sensor.lat,
                 lon=sensor.lon,
+                lat_min=sensor.lat,  # a point's box is the point (ngsi.box_of)
+                lat_max=sensor.lat,
+                lon_min=sensor.lon,
+                lon_max=sensor.lon,
                 place_code=sensor.place_code,
                 created_at=stamp,
             )

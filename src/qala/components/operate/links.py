@@ -65,10 +65,26 @@ def _insert_entity(dialect: str) -> Any:
     """``INSERT … ON CONFLICT DO NOTHING RETURNING id`` into entities, built once per store kind
     (values go to ``execute`` so its compiled form is reused too)."""
     table = cast(Table, Entity.__table__)
-    return dialect_insert(dialect, table).on_conflict_do_nothing().returning(table.c.id)
+    return (
+        dialect_insert(dialect, table)
+        .values(_entity_values(table))
+        .on_conflict_do_nothing()
+        .returning(table.c.id)
+    )
 
 
 _ENTITY_COLUMNS = ("id", "type", "concept", "attrs", "lat", "lon", "created_at", "modified_at")
+
+
+def _entity_values(table: Table) -> dict[str, Any]:
+    """The columns a request's entity is inserted with, as named parameters: its box (ngsi.box_of)
+    is its point. Named apart from the incident box's ``lat_min`` … (incidents.box_around),
+    which the PostgreSQL statement takes beside them."""
+    values = {name: bindparam(name, type_=table.c[name].type) for name in _ENTITY_COLUMNS}
+    values.update(
+        lat_min=values["lat"], lat_max=values["lat"], lon_min=values["lon"], lon_max=values["lon"]
+    )
+    return values
 
 
 @lru_cache(maxsize=1)
@@ -80,7 +96,7 @@ def _insert_entity_and_look_near() -> Any:
     table = cast(Table, Entity.__table__)
     created = (
         dialect_insert("postgresql", table)
-        .values({name: bindparam(name, type_=table.c[name].type) for name in _ENTITY_COLUMNS})
+        .values(_entity_values(table))
         .on_conflict_do_nothing()
         .returning(table.c.id)
         .cte("created")
@@ -144,6 +160,8 @@ def record_citizen_request(
         entity.modified_at = now
         if lat is not None and lon is not None:
             entity.lat, entity.lon = lat, lon
+            entity.lat_min = entity.lat_max = lat
+            entity.lon_min = entity.lon_max = lon
         session.flush()
         lat, lon = entity.lat, entity.lon
     if lat is None or lon is None:

@@ -773,6 +773,30 @@ def point_of(attrs: Mapping[str, Any], name: str = "location") -> tuple[float, f
     return lat, lon
 
 
+Box = tuple[float, float, float, float]
+"""(lat_min, lat_max, lon_min, lon_max) in degrees."""
+
+
+def box_of(attrs: Mapping[str, Any], name: str = "location") -> Box | None:
+    """The box (lat_min, lat_max, lon_min, lon_max) around every vertex of a GeoProperty (a
+    point's box is the point): the whole shape lies in it, whatever its size."""
+    attribute = default_instance(attrs.get(name))
+    if not isinstance(attribute, Mapping):
+        return None
+    geometry = attribute.get("value")
+    if not isinstance(geometry, Mapping):
+        return None
+    return _box_around(geometry.get("coordinates"))
+
+
+def _box_around(coordinates: Any) -> Box | None:
+    points = list(_flatten_points(coordinates))
+    if not points:
+        return None
+    lons, lats = [p[0] for p in points], [p[1] for p in points]
+    return min(lats), max(lats), min(lons), max(lons)
+
+
 def _flatten_points(coordinates: Any) -> Iterable[tuple[float, float]]:
     if (
         isinstance(coordinates, list)
@@ -1165,18 +1189,31 @@ class GeoQuery:
     reference: shapes.Shape | None = field(default=None, compare=False)
     """The query's geometry taken apart, for every relation but ``near``."""
 
-    def bounding_box(self) -> tuple[float, float, float, float] | None:
-        """(lat_min, lat_max, lon_min, lon_max) that surely contains every match, for SQL."""
-        if self.relation == "near" and self.max_distance is not None and self.geometry == "Point":
+    def bounding_box(self) -> Box | None:
+        """(lat_min, lat_max, lon_min, lon_max) that the box of every match (``box_of``) meets
+        as ``box_test`` says, for SQL; ``None`` when there is nothing to narrow by."""
+        if self.relation == "near":
+            if self.max_distance is None or self.geometry != "Point":
+                return None
             lon, lat = self.coordinates[0], self.coordinates[1]
             dlat = math.degrees(self.max_distance / EARTH_RADIUS_M) * 1.01
             dlon = dlat / max(math.cos(math.radians(min(89.0, abs(lat) + dlat))), 1e-6)
             return lat - dlat, lat + dlat, lon - dlon, lon + dlon
-        if self.relation == "within" and self.geometry == "Polygon":
-            ring = self.coordinates[0]
-            lons, lats = [p[0] for p in ring], [p[1] for p in ring]
-            return min(lats), max(lats), min(lons), max(lons)
-        return None
+        if self.relation == "disjoint":
+            return None
+        return _box_around(self.coordinates)
+
+    @property
+    def box_test(self) -> str:
+        """How a match's box stands to ``bounding_box``: ``inside`` it (``within``: a shape
+        inside another is inside its box), ``around`` it (``contains``), else ``meets`` it
+        (the nearest point of a ``near`` match, and every point two shapes share, lies in both
+        boxes)."""
+        if self.relation == "within":
+            return "inside"
+        if self.relation == "contains":
+            return "around"
+        return "meets"
 
 
 def parse_geo_query(
