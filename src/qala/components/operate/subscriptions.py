@@ -620,6 +620,7 @@ class Notifier:
     BACKOFF_MAX_S = 600.0
     KEEP_FAILED = timedelta(days=7)  # notifications given up stay this long for operators
     SENDERS = 8  # HTTP endpoints notified at once in a round
+    PURGE_EVERY_S = 60.0  # how often given-up notifications past KEEP_FAILED are deleted
 
     def __init__(self, context: Context, *, timeout_s: float = 5.0, connect_s: float = 2.0) -> None:
         """``timeout_s`` bounds each HTTP step and an MQTT delivery; ``connect_s`` (at most
@@ -628,6 +629,7 @@ class Notifier:
         self.context = context
         self.timeout_s = timeout_s
         self.connect_s = min(connect_s, timeout_s)
+        self._next_purge = 0.0
         self.delivered = 0  # notifications this notifier delivered
         self._woken = True  # look at the outbox once on start: rows a crash left
         self._idle = False
@@ -789,7 +791,11 @@ class Notifier:
                 outbox.retry_later(session, record.id, body, kept, now=stamp, delay_s=delay)
             outbox.remove(session, done)
             self._record_outcomes(session, sorted(outcomes), stamp)
-            outbox.purge_failed(session, stamp - self.KEEP_FAILED, limit=self.CHUNK)
+            if time.monotonic() >= self._next_purge:
+                # Housekeeping, not every round: each statement before this commit is time a
+                # receiver may already read the subscription without its lastSuccess.
+                self._next_purge = time.monotonic() + self.PURGE_EVERY_S
+                outbox.purge_failed(session, stamp - self.KEEP_FAILED, limit=self.CHUNK)
 
     def _hold(self, rows: Sequence[NotificationOutbox], in_turn: int) -> None:
         """Lease the rows longer when the round's deliveries may outlast half of ``LEASE_S``:
