@@ -759,11 +759,8 @@ class Projection:
 
 def point_of(attrs: Mapping[str, Any], name: str = "location") -> tuple[float, float] | None:
     """(lat, lon) of a GeoProperty: the point itself, or the mean of a shape's vertices."""
-    attribute = default_instance(attrs.get(name))
-    if not isinstance(attribute, Mapping):
-        return None
-    geometry = attribute.get("value")
-    if not isinstance(geometry, Mapping):
+    geometry = _geometry_of(attrs, name)
+    if geometry is None:
         return None
     points = list(_flatten_points(geometry.get("coordinates")))
     if not points:
@@ -780,13 +777,17 @@ Box = tuple[float, float, float, float]
 def box_of(attrs: Mapping[str, Any], name: str = "location") -> Box | None:
     """The box (lat_min, lat_max, lon_min, lon_max) around every vertex of a GeoProperty (a
     point's box is the point): the whole shape lies in it, whatever its size."""
+    geometry = _geometry_of(attrs, name)
+    return None if geometry is None else _box_around(geometry.get("coordinates"))
+
+
+def _geometry_of(attrs: Mapping[str, Any], name: str) -> Mapping[str, Any] | None:
+    """The GeoJSON value of the GeoProperty ``name`` (its default instance), if it has one."""
     attribute = default_instance(attrs.get(name))
     if not isinstance(attribute, Mapping):
         return None
     geometry = attribute.get("value")
-    if not isinstance(geometry, Mapping):
-        return None
-    return _box_around(geometry.get("coordinates"))
+    return geometry if isinstance(geometry, Mapping) else None
 
 
 def _box_around(coordinates: Any) -> Box | None:
