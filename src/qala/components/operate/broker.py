@@ -986,38 +986,47 @@ def temporal_query_selectors(
 # Subscriptions
 
 
-def subscribe(context: Context, body: Any) -> str:
-    """Store a subscription; returns its id."""
+def subscribe(context: Context, body: Any, tenant: str | None = None) -> str:
+    """Store a subscription made under ``tenant``; returns its id."""
     with context.database.transaction() as session:
-        record = subscription_services.create_subscription(session, body)
+        record = subscription_services.create_subscription(session, body, tenant)
         subscription_id, periodic = record.id, record.periodic_due_at is not None
     if periodic:
         subscription_services.notifier_for(context).wake_periodic()
     return subscription_id
 
 
-def subscriptions(context: Context, *, limit: int, offset: int) -> tuple[list[dict[str, Any]], int]:
-    """One page of the subscriptions, oldest first, rendered, and how many there are."""
+def subscriptions(
+    context: Context, *, limit: int, offset: int, tenant: str | None = None
+) -> tuple[list[dict[str, Any]], int]:
+    """One page of the subscriptions seen under ``tenant`` (all when None), oldest first,
+    rendered, and how many there are."""
     with context.database.session() as session:
-        rows = subscription_services.list_subscriptions(session, limit=limit, offset=offset)
-        total = subscription_services.count_subscriptions(session)
+        rows = subscription_services.list_subscriptions(
+            session, limit=limit, offset=offset, tenant=tenant
+        )
+        total = subscription_services.count_subscriptions(session, tenant)
         return [subscription_services.render_subscription(r) for r in rows], total
 
 
-def subscription(context: Context, subscription_id: str) -> dict[str, Any]:
+def subscription(
+    context: Context, subscription_id: str, tenant: str | None = None
+) -> dict[str, Any]:
     with context.database.session() as session:
-        record = subscription_services.get_subscription(session, subscription_id)
+        record = subscription_services.get_subscription(session, subscription_id, tenant)
         return subscription_services.render_subscription(record)
 
 
-def update_subscription(context: Context, subscription_id: str, patch: Any) -> None:
+def update_subscription(
+    context: Context, subscription_id: str, patch: Any, tenant: str | None = None
+) -> None:
     with context.database.transaction() as session:
-        record = subscription_services.update_subscription(session, subscription_id, patch)
+        record = subscription_services.update_subscription(session, subscription_id, patch, tenant)
         periodic = record.periodic_due_at is not None
     if periodic:
         subscription_services.notifier_for(context).wake_periodic()
 
 
-def unsubscribe(context: Context, subscription_id: str) -> None:
+def unsubscribe(context: Context, subscription_id: str, tenant: str | None = None) -> None:
     with context.database.transaction() as session:
-        subscription_services.delete_subscription(session, subscription_id)
+        subscription_services.delete_subscription(session, subscription_id, tenant)

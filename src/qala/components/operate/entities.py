@@ -86,9 +86,17 @@ def _place_fields(entity: Entity) -> None:
     entity.lat_min, entity.lat_max, entity.lon_min, entity.lon_max = (
         box if box else (None, None, None, None)
     )
-    place = entity.attrs.get("placeCode") or entity.attrs.get("district")
+    place = place_code_of(entity.attrs)
+    if place is not None:
+        entity.place_code = place
+
+
+def place_code_of(attrs: dict[str, Any]) -> str | None:
+    """The place code an entity's attributes declare (``placeCode``, else ``district``)."""
+    place = attrs.get("placeCode") or attrs.get("district")
     if isinstance(place, dict) and isinstance(place.get("value"), str):
-        entity.place_code = place["value"]
+        return str(place["value"])
+    return None
 
 
 def _observe(session: Session, entity: Entity, runner: RulesRunner, result: WriteResult) -> None:

@@ -274,6 +274,9 @@ class Subscription(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     periodic_due_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     """When a ``timeInterval`` subscription is to be notified next (None: not periodic)."""
+    tenant: Mapped[str | None] = mapped_column(String(80), index=True)
+    """The ``NGSILD-Tenant`` (a city's place code) it was made under: it is told only of that
+    city's entities, and seen only under it (None: made without one, every city)."""
 
     __table_args__ = (Index("ix_operate_subscription_periodic_due", "periodic_due_at"),)
 

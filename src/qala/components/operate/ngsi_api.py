@@ -103,6 +103,15 @@ Tenant = Annotated[frozenset[str] | None, Depends(read_tenant)]
 """Reads see the entities of the tenant's city and its districts, or all without a tenant."""
 
 
+async def known_tenant_writer(writer: Writer, _places: Tenant) -> TenantWriter:
+    """The writer, under a tenant that exists (an unknown one is 404 NonexistentTenant)."""
+    return writer
+
+
+TenantReader = Annotated[TenantWriter, Depends(known_tenant_writer)]
+"""Subscriptions are read and changed by staff within the tenant they were made under."""
+
+
 def _guard(context: Context, check: Callable[[Session], None]) -> None:
     with context.database.session() as session:
         check(session)
@@ -1290,25 +1299,25 @@ def temporal_read(
 
 
 @router.post("/subscriptions", status_code=201)
-async def subscribe(request: Request, _user: Writer, context: Running) -> Response:
+async def subscribe(request: Request, writer: Writer, context: Running) -> Response:
     body, link = await _body(request)
     if link is not None and isinstance(body, dict):
         body = {**body, "@context": link}
-    subscription_id = await run_in_threadpool(broker.subscribe, context, body)
+    subscription_id = await run_in_threadpool(broker.subscribe, context, body, writer.tenant)
     return created(f"{PREFIX}/subscriptions/{subscription_id}")
 
 
 @router.get("/subscriptions")
 def subscriptions(
     request: Request,
-    _user: Writer,
+    writer: TenantReader,
     context: Running,
     limit: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 20,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
     count: bool = False,
 ) -> Response:
     broker.check_limit(limit)
-    page, total = broker.subscriptions(context, limit=limit, offset=offset)
+    page, total = broker.subscriptions(context, limit=limit, offset=offset, tenant=writer.tenant)
     headers = _count_header(total, count) or {}
     links = page_links(request, limit=limit, offset=offset, total=total)
     if links:
@@ -1318,21 +1327,23 @@ def subscriptions(
 
 @router.get("/subscriptions/{subscription_id}")
 def subscription(
-    request: Request, subscription_id: EntityIdPath, _user: Writer, context: Running
+    request: Request, subscription_id: EntityIdPath, writer: TenantReader, context: Running
 ) -> Response:
-    return _respond(request, broker.subscription(context, subscription_id))
+    return _respond(request, broker.subscription(context, subscription_id, writer.tenant))
 
 
 @router.patch("/subscriptions/{subscription_id}", status_code=204)
 async def update_subscription(
-    request: Request, subscription_id: EntityIdPath, _user: Writer, context: Running
+    request: Request, subscription_id: EntityIdPath, writer: TenantReader, context: Running
 ) -> Response:
     body, _link = await _body(request)
-    await run_in_threadpool(broker.update_subscription, context, subscription_id, body)
+    await run_in_threadpool(
+        broker.update_subscription, context, subscription_id, body, writer.tenant
+    )
     return Response(status_code=204)
 
 
 @router.delete("/subscriptions/{subscription_id}", status_code=204)
-def unsubscribe(subscription_id: EntityIdPath, _user: Writer, context: Running) -> Response:
-    broker.unsubscribe(context, subscription_id)
+def unsubscribe(subscription_id: EntityIdPath, writer: TenantReader, context: Running) -> Response:
+    broker.unsubscribe(context, subscription_id, writer.tenant)
     return Response(status_code=204)

@@ -22,12 +22,13 @@ from typing import Any
 from urllib.parse import unquote
 
 import httpx
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, true, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from qala.components.operate import changes as change_views, jsonld, outbox
 from qala.components.operate.changes import EntityChange
+from qala.components.operate.entities import place_code_of
 from qala.components.operate.linked import Lookup, join_entities, parse_join
 from qala.components.operate.models import Entity, NotificationOutbox, Subscription
 from qala.components.operate.ngsi import (
@@ -57,6 +58,7 @@ from qala.components.operate.notify_mqtt import (
     mqtt_message,
     publish,
 )
+from qala.components.operate.tenancy import tenant_city
 from qala.core.clock import utc_now
 from qala.runtime import Context
 
@@ -224,7 +226,8 @@ def validate_subscription(body: Any, *, now: datetime | None = None) -> dict[str
     return data
 
 
-def create_subscription(session: Session, body: Any) -> Subscription:
+def create_subscription(session: Session, body: Any, tenant: str | None = None) -> Subscription:
+    """Store a subscription made under ``tenant`` (None: none, it watches every city)."""
     data = validate_subscription(body)
     if session.get(Subscription, data["id"]) is not None:
         raise NgsiError("AlreadyExists", f"subscription {data['id']} already exists")
@@ -234,6 +237,7 @@ def create_subscription(session: Session, body: Any) -> Subscription:
         endpoint=data["notification"]["endpoint"]["uri"],
         active=data.get("isActive", True),
         created_at=utc_now(),
+        tenant=tenant,
     )
     record.periodic_due_at = first_due(data, record.created_at)
     session.add(record)
@@ -241,29 +245,43 @@ def create_subscription(session: Session, body: Any) -> Subscription:
     return record
 
 
-def get_subscription(session: Session, subscription_id: str) -> Subscription:
+def get_subscription(
+    session: Session, subscription_id: str, tenant: str | None = None
+) -> Subscription:
+    """The subscription ``subscription_id``; under a tenant, one made under another tenant (or
+    under none) is as absent as one never made."""
     record = session.get(Subscription, subscription_id)
-    if record is None:
+    if record is None or (tenant is not None and record.tenant != tenant):
         raise NgsiError("ResourceNotFound", f"subscription {subscription_id} does not exist")
     return record
 
 
-def list_subscriptions(session: Session, *, limit: int, offset: int) -> list[Subscription]:
-    """One page of the subscriptions, oldest first."""
-    statement = select(Subscription).order_by(Subscription.created_at)
+def _of_tenant(tenant: str | None) -> Any:
+    """The condition selecting the subscriptions seen under ``tenant`` (all when None)."""
+    return Subscription.tenant == tenant if tenant is not None else true()
+
+
+def list_subscriptions(
+    session: Session, *, limit: int, offset: int, tenant: str | None = None
+) -> list[Subscription]:
+    """One page of the subscriptions seen under ``tenant``, oldest first."""
+    statement = select(Subscription).where(_of_tenant(tenant)).order_by(Subscription.created_at)
     return list(session.scalars(statement.limit(limit).offset(offset)))
 
 
-def count_subscriptions(session: Session) -> int:
-    return int(session.scalar(select(func.count()).select_from(Subscription)) or 0)
+def count_subscriptions(session: Session, tenant: str | None = None) -> int:
+    statement = select(func.count()).select_from(Subscription).where(_of_tenant(tenant))
+    return int(session.scalar(statement) or 0)
 
 
-def delete_subscription(session: Session, subscription_id: str) -> None:
-    session.delete(get_subscription(session, subscription_id))
+def delete_subscription(session: Session, subscription_id: str, tenant: str | None = None) -> None:
+    session.delete(get_subscription(session, subscription_id, tenant))
 
 
-def update_subscription(session: Session, subscription_id: str, patch: Any) -> Subscription:
-    record = get_subscription(session, subscription_id)
+def update_subscription(
+    session: Session, subscription_id: str, patch: Any, tenant: str | None = None
+) -> Subscription:
+    record = get_subscription(session, subscription_id, tenant)
     if not isinstance(patch, Mapping):
         raise NgsiError("BadRequestData", "the update must be a JSON object")
     if not patch or set(patch) <= {"@context"}:
@@ -865,7 +883,12 @@ class Notifier:
                 record = session.get(Subscription, subscription_id)
                 if record is None or status_of(record, now) != "active":
                     continue
-                entities = periodic_entities(session, record.body, limit=self.PERIODIC_ENTITIES)
+                entities = periodic_entities(
+                    session,
+                    record.body,
+                    limit=self.PERIODIC_ENTITIES,
+                    places=_places_of(session, record.tenant),
+                )
                 if entities:
                     bodies.append((record, notification_for(record.body, entities, lookup)))
             left = session.scalar(
@@ -890,13 +913,21 @@ class Notifier:
             return []
         entities = _changed_entities(session, changes)
         bodies: list[tuple[Subscription, dict[str, Any]]] = []
+        cities: dict[str, frozenset[str]] = {}  # each tenant's place codes, looked up once
 
         def lookup(entity_id: str, session: Session = session) -> Entity | None:
             return session.get(Entity, entity_id)  # linked entities (`notification.join`)
 
         for record in subscriptions:
             chosen = []
+            places = None
+            if record.tenant is not None:
+                if record.tenant not in cities:
+                    cities[record.tenant] = tenant_city(session, record.tenant)
+                places = cities[record.tenant]
             for entity in entities:
+                if places is not None and entity.place_code not in places:
+                    continue  # another city's entity: not this tenant's to be told of
                 change = changes[entity.id]
                 moment = change.deleted.deleted_at if change.deleted else entity.modified_at
                 if _later(record.created_at, moment):
@@ -1027,10 +1058,15 @@ def claim_periodic(context: Context, now: datetime, *, limit: int) -> list[str]:
 
 
 def periodic_entities(
-    session: Session, subscription: Mapping[str, Any], *, limit: int
+    session: Session,
+    subscription: Mapping[str, Any],
+    *,
+    limit: int,
+    places: frozenset[str] | None = None,
 ) -> list[Entity]:
     """The entities a periodic notification tells: those the subscription's selectors, ``q``
-    and ``geoQ`` match, read by type (at most ``limit``)."""
+    and ``geoQ`` match, read by type (at most ``limit``), of ``places`` only when given (the
+    city of the tenant it was made under)."""
     names = names_of(subscription.get("@context"))
     types = {
         names.canonical(name)
@@ -1039,11 +1075,17 @@ def periodic_entities(
         for name in group
     }
     statement = select(Entity).where(Entity.type.in_(sorted(types))).order_by(Entity.id)
+    if places is not None:
+        statement = statement.where(Entity.place_code.in_(sorted(places)))
     return [
         entity
         for entity in session.scalars(statement.limit(limit))
         if matches(subscription, entity)
     ]
+
+
+def _places_of(session: Session, tenant: str | None) -> frozenset[str] | None:
+    return tenant_city(session, tenant) if tenant is not None else None
 
 
 def _changed_entities(session: Session, changes: Mapping[str, EntityChange]) -> list[Entity]:
@@ -1063,6 +1105,7 @@ def _changed_entities(session: Session, changes: Mapping[str, EntityChange]) -> 
                     attrs=gone.attrs,
                     created_at=gone.created_at,
                     modified_at=gone.modified_at,
+                    place_code=place_code_of(gone.attrs),
                 )
             )
         elif entity_id in found:

@@ -79,8 +79,13 @@ def tenant_writer(session: Session, user: Any, header: str | None) -> TenantWrit
     if scope.national:
         return TenantWriter(user.username, tenant, None)
     assert tenant is not None
-    places = frozenset(place_and_descendants(session, tenant).values()) or frozenset({tenant})
-    return TenantWriter(user.username, tenant, places)
+    return TenantWriter(user.username, tenant, tenant_city(session, tenant))
+
+
+def tenant_city(session: Session, tenant: str) -> frozenset[str]:
+    """The place codes of ``tenant``'s city and its districts (the tenant alone when it is no
+    catalogued place: entities written under it still carry it)."""
+    return frozenset(place_and_descendants(session, tenant).values()) or frozenset({tenant})
 
 
 def tenant_places(session: Session, header: str | None) -> frozenset[str] | None:
