@@ -182,7 +182,7 @@ MACHINE = {
     "operate_incident_link": {"kind", "ref"},
     "operate_observation": {"sensor", "quantity", "unit", "message_id"},
     "operate_sensor": {"entity_id", "place_code", "group_id", "status"},
-    "operate_subscription": {"endpoint"},
+    "operate_subscription": {"endpoint", "tenant"},
     "place": {"level", "kind", "significance", "source"},
     "rating_entry": {"region"},
     "rating_run": {"spec_text", "framework", "catalogue_version", "kind", "region"},

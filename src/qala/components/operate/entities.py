@@ -34,6 +34,7 @@ from qala.components.operate.ngsi import (
     is_null,
     merge_instances,
     pas182_concept,
+    place_code_of,
     point_of,
     q_matches,
     scope_matches,
@@ -89,14 +90,6 @@ def _place_fields(entity: Entity) -> None:
     place = place_code_of(entity.attrs)
     if place is not None:
         entity.place_code = place
-
-
-def place_code_of(attrs: dict[str, Any]) -> str | None:
-    """The place code an entity's attributes declare (``placeCode``, else ``district``)."""
-    place = attrs.get("placeCode") or attrs.get("district")
-    if isinstance(place, dict) and isinstance(place.get("value"), str):
-        return str(place["value"])
-    return None
 
 
 def _observe(session: Session, entity: Entity, runner: RulesRunner, result: WriteResult) -> None:

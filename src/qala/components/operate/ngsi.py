@@ -757,6 +757,14 @@ class Projection:
         return tuple(sorted(self.pick - {"id", "type"})) if self.pick is not None else ()
 
 
+def place_code_of(attrs: Mapping[str, Any]) -> str | None:
+    """The place code an entity's attributes declare (``placeCode``, else ``district``)."""
+    place = attrs.get("placeCode") or attrs.get("district")
+    if isinstance(place, dict) and isinstance(place.get("value"), str):
+        return str(place["value"])
+    return None
+
+
 def point_of(attrs: Mapping[str, Any], name: str = "location") -> tuple[float, float] | None:
     """(lat, lon) of a GeoProperty: the point itself, or the mean of a shape's vertices."""
     geometry = _geometry_of(attrs, name)

@@ -28,7 +28,6 @@ from sqlalchemy.orm import Session
 
 from qala.components.operate import changes as change_views, jsonld, outbox
 from qala.components.operate.changes import EntityChange
-from qala.components.operate.entities import place_code_of
 from qala.components.operate.linked import Lookup, join_entities, parse_join
 from qala.components.operate.models import Entity, NotificationOutbox, Subscription
 from qala.components.operate.ngsi import (
@@ -47,6 +46,7 @@ from qala.components.operate.ngsi import (
     parse_geo_query,
     parse_q,
     parse_type_selection,
+    place_code_of,
     q_matches,
     render_entity,
     types_of,
