@@ -18,32 +18,14 @@ import argparse
 import tempfile
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, event, text
+from sqlalchemy import event, text
 
-POSTGRES_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-
-
-def fresh_database(store: str, folder: Path) -> tuple[str, Any]:
-    if store == "sqlite":
-        return f"sqlite:///{folder / f'{uuid.uuid4().hex}.sqlite'}", None
-    admin = create_engine(POSTGRES_ADMIN, isolation_level="AUTOCOMMIT")
-    name = f"qala_bench_{uuid.uuid4().hex[:10]}"
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    return POSTGRES_ADMIN.rsplit("/", 1)[0] + f"/{name}", (admin, name)
-
-
-def drop(handle: Any) -> None:
-    if handle is not None:
-        admin, name = handle
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+from notify_outbox import drop, fresh_database  # the same fresh database per store
 
 
 class Statements:
