@@ -620,7 +620,7 @@ class Notifier:
     A round's HTTP notifications go to ``SENDERS`` endpoints at once, each endpoint's one after
     another; an endpoint that times out or cannot be reached is sent nothing more in the round.
     So an endpoint that does not answer costs the round one timeout, and the others are told
-    meanwhile (the round's rows stay locked until its slowest endpoint is done).
+    meanwhile (the round's rows stay leased until its slowest endpoint is done).
     """
 
     CHUNK = 500  # outbox rows claimed, looked up and matched per round
@@ -913,18 +913,16 @@ class Notifier:
             return []
         entities = _changed_entities(session, changes)
         bodies: list[tuple[Subscription, dict[str, Any]]] = []
-        cities: dict[str, frozenset[str]] = {}  # each tenant's place codes, looked up once
+        cities: dict[str | None, frozenset[str] | None] = {}  # each tenant's places, read once
 
         def lookup(entity_id: str, session: Session = session) -> Entity | None:
             return session.get(Entity, entity_id)  # linked entities (`notification.join`)
 
         for record in subscriptions:
             chosen = []
-            places = None
-            if record.tenant is not None:
-                if record.tenant not in cities:
-                    cities[record.tenant] = tenant_city(session, record.tenant)
-                places = cities[record.tenant]
+            if record.tenant not in cities:
+                cities[record.tenant] = _places_of(session, record.tenant)
+            places = cities[record.tenant]
             for entity in entities:
                 if places is not None and entity.place_code not in places:
                     continue  # another city's entity: not this tenant's to be told of
