@@ -27,6 +27,7 @@ from qala.components.notify.models import BallotNote, Contact, OutboxMessage, Su
 from qala.core.clock import as_utc
 from qala.events import Event, EventBus
 from qala.runtime import Context
+from qala.store.direct import DirectStatement
 
 REQUEST_STATUSES = ("acknowledged", "in_progress", "closed", "open")
 
@@ -74,7 +75,7 @@ SUBSCRIPTION_IDS = SubscriptionIds()
 @lru_cache(maxsize=8)
 def _subscribe_with_messages(
     subscription_columns: tuple[str, ...], message_columns: tuple[str, ...], messages: int
-) -> Any:
+) -> DirectStatement:
     """PostgreSQL: a subscription (its id given) and its first ``messages`` outbox rows, one
     statement. Values bound as ``subscription_<column>`` and ``message<n>_<column>``."""
     # A nested INSERT gets no Python-side column defaults: every such column must be given.
@@ -89,7 +90,7 @@ def _subscribe_with_messages(
         }
     )
     if not messages:
-        return subscribed
+        return DirectStatement(subscribed)
     # Rows as SELECTs of parameters, not a multi-row VALUES: SQLAlchemy caches the compiled form
     # of this one, where it compiled a multi-row VALUES again on every report.
     rows = [
@@ -101,7 +102,7 @@ def _subscribe_with_messages(
         )
         for number in range(messages)
     ]
-    return (
+    return DirectStatement(
         insert(_MESSAGES)
         .from_select(list(message_columns), rows[0] if messages == 1 else union_all(*rows))
         .add_cte(subscribed.cte("subscribed"))
@@ -338,10 +339,8 @@ def on_request_received(session: Session, event: Event, writer: Writer, now: dat
     parameters = {f"subscription_{name}": value for name, value in values.items()}
     for number, row in enumerate(rows):
         parameters.update((f"message{number}_{name}", value) for name, value in row.items())
-    connection.execute(
-        _subscribe_with_messages(tuple(values), tuple(rows[0]) if rows else (), len(rows)),
-        parameters,
-    )
+    statement = _subscribe_with_messages(tuple(values), tuple(rows[0]) if rows else (), len(rows))
+    statement.rows(session, parameters)
 
 
 def on_request_supported(session: Session, event: Event, writer: Writer, now: datetime) -> None:

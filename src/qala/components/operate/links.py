@@ -22,6 +22,7 @@ from qala.components.operate.models import Entity, Incident
 from qala.components.operate.ngsi import haversine_m
 from qala.events import Event
 from qala.runtime import Context
+from qala.store.direct import DirectStatement
 from qala.store.statements import dialect_insert
 
 RADIUS_M = 300.0
@@ -88,7 +89,7 @@ def _entity_values(table: Table) -> dict[str, Any]:
 
 
 @lru_cache(maxsize=1)
-def _insert_entity_and_look_near() -> Any:
+def _insert_entity_and_look_near() -> DirectStatement:
     """PostgreSQL: the entity inserted unless it exists (``created``: 1 or 0) and the incidents
     in the box around it (``incidents.INCIDENTS_IN_BOX``, none: one row of nulls), one statement
     and round trip instead of two. Values named as ``_ENTITY_COLUMNS``, the box as
@@ -103,7 +104,9 @@ def _insert_entity_and_look_near() -> Any:
     )
     inserted = select(func.count().label("created")).select_from(created).subquery("inserted")
     near = incident_services.INCIDENTS_IN_BOX.subquery("near")
-    return select(inserted.c.created, *near.c).select_from(inserted.outerjoin(near, true()))
+    return DirectStatement(
+        select(inserted.c.created, *near.c).select_from(inserted.outerjoin(near, true()))
+    )
 
 
 def record_citizen_request(
@@ -146,7 +149,7 @@ def record_citizen_request(
         # The insert and the look for incidents nearby in one round trip: the box is around the
         # request's own position either way.
         box = incident_services.box_around(lat, lon, RADIUS_M)
-        rows = connection.execute(_insert_entity_and_look_near(), {**values, **box}).all()
+        rows = _insert_entity_and_look_near().rows(session, {**values, **box})
         created = bool(rows[0][0])
         candidates = [row[1:] for row in rows if row[1] is not None]
     else:

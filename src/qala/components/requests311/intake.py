@@ -42,6 +42,7 @@ from qala.core.errors import PermissionDeniedError, Problem, QalaError, raise_if
 from qala.core.messages import msg
 from qala.events import Event, EventBus, publish_in_transaction
 from qala.runtime import Context
+from qala.store.direct import DirectStatement
 from qala.store.statements import dialect_name
 
 MAX_DESCRIPTION = 4000
@@ -63,7 +64,7 @@ _AUDIT_COLUMNS = ("at", "actor", "action", "changes")
 
 
 @lru_cache(maxsize=8)
-def _store_in_one_statement(columns: tuple[str, ...], window: int | None) -> Any:
+def _store_in_one_statement(columns: tuple[str, ...], window: int | None) -> DirectStatement:
     """PostgreSQL: a report's row and its audit row, and its count in the shared rate limit when
     ``window`` is given, as one statement (data-modifying ``WITH`` clauses) answering the new id
     and the counts — one round trip instead of three. The report's values are bound as
@@ -105,7 +106,7 @@ def _store_in_one_statement(columns: tuple[str, ...], window: int | None) -> Any
         answer = select(created.c.id, counted.c.count, counted.c.previous).join_from(
             created, counted, true()
         )
-    return answer.add_cte(audited.cte("audited"))
+    return DirectStatement(answer.add_cte(audited.cte("audited")))
 
 
 def create_api_client(session: Session, name: str) -> str:
@@ -463,7 +464,7 @@ def _store_with_audit(
         counting, elapsed = counted.limit.counting(session, counted.key)
         parameters.update(counting)
     statement = _store_in_one_statement(tuple(values), window)
-    request_id, count, previous = session.connection().execute(statement, parameters).one()
+    [(request_id, count, previous)] = statement.rows(session, parameters)
     if counted is not None and window is not None:
         counted.refuse_if_over(counted.limit.wait(int(count), int(previous), elapsed))
     return int(request_id)
