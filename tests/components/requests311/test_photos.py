@@ -186,6 +186,29 @@ def test_open311_multipart_post_answers_a_media_url_that_serves_the_photo(
     assert count(city, Photo) == 2
 
 
+def noisy_jpeg(side: int = 640) -> bytes:
+    """A JPEG that does not compress: some 0.5 MB of random pixels."""
+    image = Image.frombytes("RGB", (side, side), os.urandom(side * side * 3))
+    out = io.BytesIO()
+    image.save(out, "JPEG", quality=95)
+    return out.getvalue()
+
+
+def test_photos_past_the_ordinary_body_limit_are_taken_under_the_posts_own(
+    live_city: tuple[City, LiveServer], media: Path
+) -> None:
+    """A post with photos may be larger than an ordinary route's body (``max_request_bytes``);
+    the report's route raises the limit for itself, and so must whatever answers it."""
+    city, live = live_city
+    photos = [noisy_jpeg(), noisy_jpeg(), noisy_jpeg()]
+    assert sum(map(len, photos)) > city.context.settings.max_request_bytes
+    answer = post(
+        live, [("media", (f"IMG_{n}.jpg", p, "image/jpeg")) for n, p in enumerate(photos)]
+    )
+    assert answer.status_code == 200, answer.text
+    assert count(city, Photo) == 3
+
+
 def test_a_refused_photo_stores_nothing(live_city: tuple[City, LiveServer], media: Path) -> None:
     city, live = live_city
     before = count(city, Request)

@@ -34,9 +34,9 @@ def _api(context: Context) -> object:
 
 
 def _middleware() -> object:
-    from qala.components.requests311.open311 import OneRequestAnswers
+    from qala.components.requests311.open311 import Open311BeforeRouting
 
-    return OneRequestAnswers
+    return Open311BeforeRouting
 
 
 def _demo(context: Context) -> str:

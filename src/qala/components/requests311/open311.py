@@ -13,13 +13,14 @@ dependency: resolving one costs about 30 µs a request, some 5 % of a GET's serv
 from __future__ import annotations
 
 import asyncio
+import inspect
 import re
 import urllib.parse
 from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -27,6 +28,7 @@ from fastapi.responses import Response
 from fastapi.routing import APIRoute
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
+from starlette.middleware.body_limit import RequestBodyLimitMiddleware
 
 from qala.components.accounts.deps import client_address
 from qala.components.requests311 import formats
@@ -928,51 +930,94 @@ async def create_request(request: Request, format: Format) -> Response:
 ONE_REQUEST_PATH = re.compile(re.escape(PREFIX) + r"/requests/([0-9]{1,10})\.(json|xml)")
 ONE_REQUEST_QUERY = {"jurisdiction_id": 80, "locale": 20}
 """The query parameters of GET one request and their longest accepted values."""
+NEW_REQUEST_PATH = re.compile(re.escape(PREFIX) + r"/requests\.(json|xml)")
 
 
-class OneRequestAnswers:
-    """ASGI middleware answering ``GET /open311/v2/requests/{id}.{json|xml}`` in its plain form
-    (an id, a format, at most ``jurisdiction_id`` and ``locale`` within their lengths) without
-    FastAPI's routing: from the desk's cache of answers (:class:`PublicAnswerCache`) when it
-    holds a current one, else read and rendered by the desk as the route would. Anything else
-    goes on to the router.
+def _route_of(endpoint: Callable[..., Any]) -> APIRoute:
+    return next(r for r in router.routes if isinstance(r, APIRoute) and r.endpoint is endpoint)
 
-    Routing, parameter solving and the response layers cost about as much as sending a cached
-    answer, and apps poll many requests, so with random ids about half of the reads miss the
-    cache. The answer is the route's own (the same desk method, body and headers). Added inside
-    the security headers and the request metrics, which count it under the route's path.
+
+class Open311BeforeRouting:
+    """ASGI middleware answering the two operations Open311 apps call most without FastAPI's
+    routing: ``GET /open311/v2/requests/{id}.{json|xml}`` in its plain form (an id, a format, at
+    most ``jurisdiction_id`` and ``locale`` within their lengths) and ``POST
+    /open311/v2/requests.{json|xml}``. Anything else goes on to the router.
+
+    Routing (about twenty routes matched in turn, twice), parameter solving and the response
+    layers cost as much as sending a cached answer, and a fifth of a report's CPU. The answers
+    are the routes' own: a kept GET answer is sent as the route sent it, a missed one is read by
+    the same desk method, and a POST runs the route's handler itself, under the route's body
+    limit. Whatever they raise meets the app's exception handlers, as behind the router (a store
+    outage: the Open311 503 with ``Retry-After``); an exception no handler takes goes up to the
+    last-resort one. Added inside the security headers and the request metrics, which count
+    these answers under the routes' paths.
     """
 
     def __init__(self, app: Any) -> None:
         self.app = app
-        self.route = next(r for r in router.routes if getattr(r, "endpoint", None) is one_request)
+        self.one_route = _route_of(one_request)
+        self.create_route = _route_of(create_request)
+        # The route's own limit on the body, which raises the app's for photo forms.
+        limit = self.create_route.max_body_size
+        self.create: Any = (
+            self._create if limit is None else RequestBodyLimitMiddleware(self._create, limit)
+        )
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and scope["method"] == "GET":
-            found = ONE_REQUEST_PATH.fullmatch(scope["path"])
-            plain = _plain_one_request(scope) if found is not None else None
-            wanted = parse_request_id(found.group(1)) if found is not None else None
-            if found is not None and plain is not None and wanted is not None:
-                desk, jurisdiction_id, language = plain
-                fmt = found.group(2)
-                hit = desk.cached_answer(wanted, fmt, jurisdiction_id, language)
-                if hit is not None:
-                    scope["route"] = self.route
-                    start = {"type": "http.response.start", "status": 200}
-                    await send({**start, "headers": list(hit.headers)})
-                    await send({"type": "http.response.body", "body": hit.body})
-                    return
-                try:
-                    answer = await desk.one_request(fmt, jurisdiction_id, found.group(1), language)
-                except Exception:
-                    # A store outage and the like are the route's exception handlers' to answer
-                    # in the Open311 format; nothing was sent yet, so the route starts afresh.
-                    answer = None
-                if answer is not None:
-                    scope["route"] = self.route
-                    await answer(scope, receive, send)
-                    return
+        if scope["type"] == "http" and DESK_KEY in scope["app"].state.context.extras:
+            method = scope["method"]
+            if method == "GET" and await self._one(scope, receive, send):
+                return
+            if method == "POST" and NEW_REQUEST_PATH.fullmatch(scope["path"]):
+                scope["route"] = self.create_route
+                await self.create(scope, receive, send)
+                return
         await self.app(scope, receive, send)
+
+    async def _one(self, scope: Any, receive: Any, send: Any) -> bool:
+        """Answer GET one request in its plain form; False for any other GET."""
+        found = ONE_REQUEST_PATH.fullmatch(scope["path"])
+        plain = _plain_one_request(scope) if found is not None else None
+        wanted = parse_request_id(found.group(1)) if found is not None else None
+        if found is None or plain is None or wanted is None:
+            return False
+        desk, jurisdiction_id, language = plain
+        fmt = found.group(2)
+        scope["route"] = self.one_route
+        hit = desk.cached_answer(wanted, fmt, jurisdiction_id, language)
+        if hit is not None:
+            await send({"type": "http.response.start", "status": 200, "headers": list(hit.headers)})
+            await send({"type": "http.response.body", "body": hit.body})
+            return True
+        try:
+            answer = await desk.one_request(fmt, jurisdiction_id, found.group(1), language)
+        except Exception as exc:
+            answer = await _handled(Request(scope, receive), exc)
+        await answer(scope, receive, send)
+        return True
+
+    async def _create(self, scope: Any, receive: Any, send: Any) -> None:
+        request = Request(scope, receive)
+        try:
+            answer = await create_request(request, scope["path"].rsplit(".", 1)[1])
+        except Exception as exc:
+            answer = await _handled(request, exc)
+        await answer(scope, receive, send)
+
+
+async def _handled(request: Request, exc: Exception) -> Response:
+    """The answer of the app's handler for ``exc``, as the exception middleware behind the router
+    would give it; ``exc`` raised again when only the last-resort handler (``Exception``, which
+    runs outside every middleware) would take it."""
+    handlers = request.app.exception_handlers
+    for kind in type(exc).__mro__:
+        if kind is Exception:
+            break
+        handler = handlers.get(kind)
+        if handler is not None:
+            answer = handler(request, exc)
+            return cast(Response, await answer if inspect.isawaitable(answer) else answer)
+    raise exc
 
 
 def _plain_one_request(scope: Any) -> tuple[Open311Desk, str | None, str] | None:
