@@ -250,17 +250,24 @@ class Open311Desk:
         return await loop.run_in_executor(self.executor, _answer, fmt, language, produce, *args)
 
     async def one_request(
-        self, fmt: str, jurisdiction_id: str | None, request_id: str, language: str
+        self,
+        fmt: str,
+        jurisdiction_id: str | None,
+        request_id: str,
+        language: str,
+        *,
+        missed: bool = False,
     ) -> Response:
         """GET one request: from this process's cache of answers when it holds a current one
-        (on the event loop, no thread hop or query), else read and rendered on the pool."""
+        (on the event loop, no thread hop or query), else read and rendered on the pool.
+        ``missed``: the caller has just found no current answer in the cache."""
         wanted = parse_request_id(request_id)
         if wanted is None or fmt not in FORMATS or not self.catalogue.fresh:
             return await self.in_pool(
                 fmt, _one_request_document, self, jurisdiction_id, request_id, language
             )
         catalogue = self.catalogue.get()
-        hit = self.cached_answer(wanted, fmt, jurisdiction_id, language)
+        hit = None if missed else self.cached_answer(wanted, fmt, jurisdiction_id, language)
         if hit is not None:
             return Response(hit.body, media_type=hit.media_type)
         generation = self.answers.generation()
@@ -990,7 +997,9 @@ class Open311BeforeRouting:
             await send({"type": "http.response.body", "body": hit.body})
             return True
         try:
-            answer = await desk.one_request(fmt, jurisdiction_id, found.group(1), language)
+            answer = await desk.one_request(
+                fmt, jurisdiction_id, found.group(1), language, missed=True
+            )
         except Exception as exc:
             answer = await _handled(Request(scope, receive), exc)
         await answer(scope, receive, send)
