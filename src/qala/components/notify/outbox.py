@@ -15,7 +15,7 @@ import threading
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 from sqlalchemy import Connection, Table, bindparam, insert, select, text as text_clause, union_all
 from sqlalchemy.engine import URL
@@ -173,7 +173,48 @@ def _contact(session: Session, account: str | None) -> Contact | None:
     return session.get(Contact, account) if account else None
 
 
-def recipient_of(session: Session, subscription: Subscription) -> Recipient | None:
+class Following(Protocol):
+    """What telling a follower reads of their subscription: a stored :class:`Subscription`, or
+    a :class:`NewFollowing` for one a statement is writing this moment."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def topic(self) -> str: ...
+    @property
+    def account(self) -> str | None: ...
+    @property
+    def email(self) -> str | None: ...
+    @property
+    def phone(self) -> str | None: ...
+    @property
+    def language(self) -> str: ...
+    @property
+    def label(self) -> dict[str, Any]: ...
+    @property
+    def link(self) -> str: ...
+    @property
+    def active(self) -> bool: ...
+
+
+@dataclass(frozen=True)
+class NewFollowing:
+    """A subscription's values before (or as) its row is written: rendering its first message
+    needs no ORM object, whose instrumented attributes cost more than the rendering."""
+
+    id: int
+    topic: str
+    account: str | None
+    email: str | None
+    phone: str | None
+    language: str
+    label: dict[str, Any]
+    link: str
+    active: bool
+    created_at: datetime
+
+
+def recipient_of(session: Session, subscription: Following) -> Recipient | None:
     """Where a subscription's messages go, its account's channel choices applied; None when
     nobody is to be told."""
     if not subscription.active:
@@ -324,8 +365,8 @@ def on_request_received(session: Session, event: Event, writer: Writer, now: dat
     connection = session.connection()
     if connection.dialect.name != "postgresql":
         values["id"] = int(connection.execute(_INSERT_SUBSCRIPTION, values).scalar_one())
-        # A detached copy to render from: the row itself was written by the statement above.
-        subscription = Subscription(**values)
+        # The values to render from: the row itself was written by the statement above.
+        subscription = NewFollowing(**values)
         _request_message(
             session, subscription, "received", data, writer, _when(event, now), fresh=True
         )
@@ -334,7 +375,7 @@ def on_request_received(session: Session, event: Event, writer: Writer, now: dat
     # (whose unsubscribe link names the id) go to the store in one statement.
     values["id"] = SUBSCRIPTION_IDS.take(connection)
     rows = _request_message_rows(
-        session, Subscription(**values), "received", data, writer, _when(event, now), fresh=True
+        session, NewFollowing(**values), "received", data, writer, _when(event, now), fresh=True
     )
     parameters = {f"subscription_{name}": value for name, value in values.items()}
     for number, row in enumerate(rows):
@@ -366,7 +407,7 @@ def on_request_supported(session: Session, event: Event, writer: Writer, now: da
         "created_at": now,
     }
     values["id"] = int(session.connection().execute(_INSERT_SUBSCRIPTION, values).scalar_one())
-    subscription = Subscription(**values)
+    subscription = NewFollowing(**values)
     _request_message(session, subscription, "supported", data, writer, _when(event, now))
 
 
@@ -426,7 +467,7 @@ def _move_supporters(session: Session, city: str, duplicate: int, original: int)
 
 def _request_message(
     session: Session,
-    subscription: Subscription,
+    subscription: Following,
     status: str,
     data: dict[str, Any],
     writer: Writer,
@@ -440,7 +481,7 @@ def _request_message(
 
 def _request_message_rows(
     session: Session,
-    subscription: Subscription,
+    subscription: Following,
     status: str,
     data: dict[str, Any],
     writer: Writer,
