@@ -253,6 +253,12 @@ class Settings(BaseSettings):
     """Most instances per attribute an NGSI-LD temporal answer holds; a longer history is cut
     at one time for every attribute and answered 206 with a ``Content-Range`` (clause 6.3.10)."""
 
+    opentelemetry: bool = False
+    """Let FastAPI send traces, metrics and logs to the OpenTelemetry providers the process
+    configures (``opentelemetry-instrument`` or an SDK set up before start). Off, the app does not
+    ask for those providers on every request (a tenth of a cached answer's CPU); Qala's own
+    metrics are at ``/metrics`` either way."""
+
     metrics_token: str | None = None
     """Bearer token a Prometheus scraper sends to read ``/metrics``. Unset, ``/metrics`` answers
     only direct loopback clients (no proxy's forwarding headers); everyone else gets 404."""

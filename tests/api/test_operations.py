@@ -187,3 +187,27 @@ def test_metrics_answer_a_local_scraper_but_not_through_a_proxy(sqlite_url: str)
         server.should_exit = True
         thread.join(10)
         app.state.context.database.dispose()
+
+
+@pytest.mark.parametrize("opentelemetry", [False, True])
+def test_fastapi_asks_for_opentelemetry_providers_only_when_qala_is_told_to(
+    sqlite_url: str, opentelemetry: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Off by default: FastAPI then does not look up the tracer provider on every request (a
+    tenth of a cached answer's CPU); on, traces go to whatever provider the process configured."""
+    from opentelemetry import trace
+
+    asked: list[int] = []
+    provider = trace.get_tracer_provider()
+
+    def tracer_provider() -> object:
+        asked.append(1)
+        return provider
+
+    settings = Settings(database_url=sqlite_url, secret_key="t", opentelemetry=opentelemetry)
+    app = create_app(settings, migrate=False)
+    monkeypatch.setattr(trace, "get_tracer_provider", tracer_provider)
+    with TestClient(app) as client:
+        for _ in range(3):
+            assert client.get("/healthz").status_code == 200
+    assert bool(asked) is opentelemetry

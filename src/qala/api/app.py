@@ -64,6 +64,11 @@ def create_app(
         version=__version__,
         description="Open smart-city platform for Kazakhstan's cities: measure, operate, participate.",
         max_body_size=context.settings.max_request_bytes,
+        telemetry={
+            "tracing": context.settings.opentelemetry,
+            "metrics": context.settings.opentelemetry,
+            "logs": context.settings.opentelemetry,
+        },
     )
     app.state.context = context
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hmac
 import time
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.responses import JSONResponse, Response
@@ -69,6 +69,7 @@ class RequestMetrics:
     def __init__(self, app: ASGIApp, *, context: Context) -> None:
         self.app = app
         self.metrics = context.metrics()
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -86,8 +87,19 @@ class RequestMetrics:
             await self.app(scope, receive, send_noting_status)
         finally:
             route = getattr(scope.get("route"), "path", None) or "unmatched"
-            method = scope["method"]
-            self.metrics.requests.labels(method, route, str(status[0])).inc()
-            self.metrics.request_seconds.labels(method, route).observe(
-                time.perf_counter() - started
+            count, timing = self._series(scope["method"], route, status[0])
+            count.inc()
+            timing.observe(time.perf_counter() - started)
+
+    def _series(self, method: str, route: str, status: int) -> tuple[Any, Any]:
+        """The counter and histogram children of a request's labels, looked up once: asking
+        prometheus-client for them costs more than counting (it validates the labels under a
+        lock). Few keys: routes are templates."""
+        key = (method, route, status)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = (
+                self.metrics.requests.labels(method, route, str(status)),
+                self.metrics.request_seconds.labels(method, route),
             )
+        return found
