@@ -94,6 +94,10 @@ class PhaseResult:
     """How late the paced schedule sent its worst request (all connections were busy)."""
     alongside: str = ""
     """The other paced phase running at the same time, if any."""
+    busy_pct: float = float("nan")
+    """How busy the machine's cores were during the phase (everything on them, /proc/stat)."""
+    kernel_pct: float = float("nan")
+    """The part of that spent in the kernel (system, interrupts): loopback TCP, wake-ups."""
 
     @property
     def label(self) -> str:
@@ -260,6 +264,16 @@ def processes_cpu_seconds(pids: list[int]) -> float:
             continue
         total += (int(fields[11]) + int(fields[12])) / tick
     return total
+
+
+def machine_jiffies() -> tuple[int, int, int]:
+    """All, idle (with I/O wait) and kernel (system, irq, softirq) jiffies of every core so far."""
+    try:
+        fields = [int(f) for f in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:8]]
+    except OSError:
+        return (0, 0, 0)
+    system, idle, iowait, irq, softirq = fields[2:]
+    return sum(fields), idle + iowait, system + irq + softirq
 
 
 def load_average() -> str:
@@ -635,11 +649,16 @@ def main() -> None:
                 backends = backend_pids(url) if store == "postgres" else []
                 store_before = processes_cpu_seconds(backends)
                 cpu_before = tree_cpu_seconds(process.pid)
+                machine_before = machine_jiffies()
                 if wrk:
                     measured = run_wrk(wrk, base, group, **options)
                 else:
                     measured = [run_python(base, group[0][0], **options)]
                 cpu_used = tree_cpu_seconds(process.pid) - cpu_before
+                total, idle, kernel = (
+                    after - before
+                    for after, before in zip(machine_jiffies(), machine_before, strict=True)
+                )
                 if store == "postgres":
                     backends = sorted(set(backends) | set(backend_pids(url)))
                 store_used = processes_cpu_seconds(backends) - store_before
@@ -649,6 +668,9 @@ def main() -> None:
                 per_request = 1000 * cpu_used / served
                 for result in measured:
                     result.server_cpu_ms = per_request
+                    if total > 0:
+                        result.busy_pct = 100 * (total - idle) / total
+                        result.kernel_pct = 100 * kernel / total
                     if backends:
                         result.store_cpu_ms = 1000 * store_used / served
                     results.append(result)
@@ -657,6 +679,7 @@ def main() -> None:
                         f"p99 {result.p99_ms:7.1f} ms  lag {result.max_lag_ms:5.1f} ms  "
                         f"errors {result.errors}  server CPU {result.server_cpu_ms:.2f} ms/request  "
                         f"PostgreSQL CPU {result.store_cpu_ms:.2f} ms/request  "
+                        f"cores {result.busy_pct:.0f}% busy ({result.kernel_pct:.0f}% kernel)  "
                         f"load average {load_average()}"
                     )
         finally:
@@ -679,6 +702,7 @@ def main() -> None:
         "errors",
         "server CPU ms/req",
         "PostgreSQL CPU ms/req",
+        "cores busy %",
         "goal (PostgreSQL)",
         "met",
     ):
@@ -697,6 +721,7 @@ def main() -> None:
             str(r.errors),
             f"{r.server_cpu_ms:.2f}",
             f"{r.store_cpu_ms:.2f}",
+            f"{r.busy_pct:.0f}",
             f"≥{goal:.0f}/s, p99<{P99_GOAL_MS:.0f} ms" if met is not None and goal else "",
             "" if met is None else ("yes" if met else "no"),
         )
@@ -725,6 +750,8 @@ def main() -> None:
                 "target_rate",
                 "max_lag_ms",
                 "alongside",
+                "busy_pct",
+                "kernel_pct",
             ]
         )
         for r in results:
@@ -744,6 +771,8 @@ def main() -> None:
                     "" if r.target_rate is None else f"{r.target_rate:.0f}",
                     f"{r.max_lag_ms:.1f}",
                     r.alongside,
+                    f"{r.busy_pct:.1f}",
+                    f"{r.kernel_pct:.1f}",
                 ]
             )
     console.print(f"[dim]saved {out}[/]")
