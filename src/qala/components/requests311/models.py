@@ -143,7 +143,8 @@ class Request(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     token: Mapped[str] = mapped_column(String(40), unique=True)
     jurisdiction_id: Mapped[int] = mapped_column(ForeignKey("requests311_jurisdiction.id"))
-    service_id: Mapped[int] = mapped_column(ForeignKey("requests311_service.id"), index=True)
+    # Indexed first in ix_requests311_request_service_lat_lon, which serves lookups by service.
+    service_id: Mapped[int] = mapped_column(ForeignKey("requests311_service.id"))
     department_id: Mapped[int | None] = mapped_column(ForeignKey("requests311_department.id"))
     status: Mapped[str] = mapped_column(String(16), default="open")
     close_reason: Mapped[str | None] = mapped_column(String(40))
