@@ -428,3 +428,35 @@ def test_a_report_is_answered_before_routing_under_its_routes_metrics(
     for status in ("200", "400"):
         labels = {"method": "POST", "route": "/open311/v2/requests.{format}", "status": status}
         assert registry.get_sample_value("qala_http_requests_total", labels) == 1, status
+
+
+def test_a_report_that_fails_is_answered_in_open311s_error_format(
+    app_factory: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Answered before routing, a report's failures still meet the app's handlers: the store
+    unreachable is a 503 with ``Retry-After``, anything unexpected a 500 naming its log id, both
+    as Open311 error lists in the asked format."""
+    from tests.conftest import unreachable_postgres_url
+
+    from qala.api.app import create_app
+    from qala.components.requests311.open311 import Open311Desk
+    from qala.runtime import Context
+    from qala.settings import Settings
+
+    settings = Settings(database_url=unreachable_postgres_url(), secret_key="t")
+    down = create_app(context=Context.from_settings(settings), migrate=False)
+    with TestClient(down) as http:
+        answer = http.post("/open311/v2/requests.xml", data=HEATING)
+    assert answer.status_code == 503 and answer.headers["retry-after"] == "5"
+    assert ET.fromstring(answer.content).find("error/code").text == "503"  # type: ignore[union-attr]
+
+    app, _city = app_factory()
+
+    def broken(*_args: object, **_kwargs: object) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(Open311Desk, "in_pool", broken)
+    with TestClient(app, raise_server_exceptions=False) as http:
+        answer = http.post("/open311/v2/requests.json", data=HEATING)
+    assert answer.status_code == 500 and answer.headers["x-error-id"]
+    assert answer.json()[0]["code"] == 500
