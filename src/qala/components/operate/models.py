@@ -61,10 +61,8 @@ class Entity(Base):
 
     # The box index holds all four bounds, so the pre-filter tests them all in the index before
     # reading a row (whose attributes are large).
-    __table_args__ = (
-        Index("ix_operate_entity_lat_lon", "lat", "lon"),
-        Index("ix_operate_entity_box", "lat_min", "lat_max", "lon_min", "lon_max"),
-    )
+    # The point (lat, lon) has no index of its own: nothing looks entities up by it.
+    __table_args__ = (Index("ix_operate_entity_box", "lat_min", "lat_max", "lon_min", "lon_max"),)
 
 
 class Sensor(Base):
