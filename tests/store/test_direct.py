@@ -133,3 +133,18 @@ def test_a_connection_the_statement_found_broken_is_invalidated(postgres_engine:
         assert connection.invalidated
     with Session(engine) as session, session.begin():
         assert _ADD.rows(session, {"label": "y", "doc": {}, "at": datetime.now(UTC)})
+
+
+def test_a_connection_goes_on_after_a_direct_statement_failed(engine: Engine) -> None:
+    """The cursor kept for a pooled connection serves the next transaction after an error."""
+    at = datetime(2026, 12, 6, tzinfo=UTC)
+    with pytest.raises(Exception, match=r"(?i)null"), Session(engine) as session, session.begin():
+        _ADD.rows(session, {"label": None, "doc": {}, "at": at})  # label is NOT NULL
+    for label in ("after", "again"):
+        with Session(engine) as session, session.begin():
+            assert _ADD.rows(session, {"label": label, "doc": {}, "at": at})
+    with Session(engine) as session:
+        assert session.scalars(select(_NOTES.c.label).order_by(_NOTES.c.id)).all() == [
+            "after",
+            "again",
+        ]

@@ -81,9 +81,24 @@ def _compile(statement: ClauseElement, dialect: Dialect) -> _Compiled:
     return _Compiled(compiled.string, constants, tuple(processors), order)
 
 
+_CURSOR_KEY = "qala.direct_cursor"
+"""Where a DBAPI connection's reused cursor is kept: the pool's ``info`` of that connection,
+which SQLAlchemy clears when it replaces an invalidated connection."""
+
+
+def _cursor_of(connection: Connection, raw: Any) -> Any:
+    """The connection's cursor for direct statements, made on first use and then reused: a new
+    psycopg cursor copies the connection's adapters each time."""
+    info = connection.connection.info
+    cursor = info.get(_CURSOR_KEY)
+    if cursor is None or cursor.connection is not raw or getattr(cursor, "closed", False):
+        cursor = info[_CURSOR_KEY] = raw.cursor()
+    return cursor
+
+
 def _run(connection: Connection, sql: str, values: Any) -> list[tuple[Any, ...]]:
     raw: Any = connection.connection.dbapi_connection
-    cursor = raw.cursor()
+    cursor = _cursor_of(connection, raw)
     try:
         # The engine's listeners, as SQLAlchemy's own execution calls them (no context here).
         for listener in connection.dispatch.before_cursor_execute:
@@ -99,5 +114,3 @@ def _run(connection: Connection, sql: str, values: Any) -> list[tuple[Any, ...]]
         if connection.dialect.is_disconnect(exc, raw, cursor):
             connection.invalidate(exc)
         raise
-    finally:
-        cursor.close()
