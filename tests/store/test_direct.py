@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,6 +21,7 @@ from sqlalchemy import (
     bindparam,
     create_engine,
     event,
+    func,
     insert,
     literal,
     select,
@@ -26,7 +29,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
-from qala.store.direct import DirectStatement
+from qala.store.direct import DirectStatement, enable_sending
 
 _METADATA = MetaData()
 _NOTES = Table(
@@ -51,8 +54,12 @@ _ADD = DirectStatement(
 )
 
 
+_COUNT = DirectStatement(select(func.count()).select_from(_NOTES))
+
+
 def _engine(url: str) -> Iterator[Engine]:
     engine = create_engine(url)
+    enable_sending(engine)  # as the platform's Database does; nothing on SQLite
     _METADATA.create_all(engine)
     yield engine
     _METADATA.drop_all(engine)
@@ -148,3 +155,113 @@ def test_a_connection_goes_on_after_a_direct_statement_failed(engine: Engine) ->
             "after",
             "again",
         ]
+
+
+def _note(label: str | None) -> dict[str, Any]:
+    return {"label": label, "doc": {"by": label}, "at": datetime(2026, 12, 6, tzinfo=UTC)}
+
+
+def test_sent_statements_run_in_order_before_the_next_statement(engine: Engine) -> None:
+    """A sent statement waits (PostgreSQL) or runs at once (SQLite); either way the statements
+    after it, direct or SQLAlchemy's, see its row, and its rows come back."""
+    seen: list[str] = []
+
+    def note(_connection: Any, _cursor: Any, statement: str, *_rest: Any) -> None:
+        seen.append(statement.split()[0])
+
+    event.listen(engine, "before_cursor_execute", note)
+    try:
+        with Session(engine) as session, session.begin():
+            first = _ADD.send(session, _note("first"))
+            second = _ADD.send(session, _note("second"))
+            waited = not seen
+            [(count,)] = _COUNT.rows(session, {})
+            assert session.scalar(select(func.count()).select_from(_NOTES)) == 2
+            third = _ADD.send(session, _note("third"))
+            labels = session.scalars(select(_NOTES.c.label).order_by(_NOTES.c.id)).all()
+    finally:
+        event.remove(engine, "before_cursor_execute", note)
+    assert waited == (engine.dialect.name == "postgresql")
+    assert count == 2 and labels == ["first", "second", "third"]
+    assert [row[1] for sent in (first, second, third) for row in sent.rows()] == [7, 7, 7]
+    assert first.rows()[0][0] < second.rows()[0][0] < third.rows()[0][0]
+    assert seen[:3] == ["INSERT", "INSERT", "SELECT"]
+
+
+def test_statements_sent_last_run_before_the_commit(engine: Engine) -> None:
+    with Session(engine) as session, session.begin():
+        sent = _ADD.send(session, _note("last"))
+    assert sent.rows()[0][1] == 7
+    with Session(engine) as session:
+        assert session.scalars(select(_NOTES.c.label)).all() == ["last"]
+
+
+def test_a_failed_sent_statement_fails_the_transaction(engine: Engine) -> None:
+    """The failure surfaces where the statements ran (the commit on PostgreSQL, the send on
+    SQLite), nothing of the transaction is stored, and the connection serves the next one."""
+    broken = []
+    with pytest.raises(Exception, match=r"(?i)null"), Session(engine) as session, session.begin():
+        _ADD.rows(session, _note("kept only if all are"))
+        broken.append(_ADD.send(session, _note(None)))  # label is NOT NULL
+    if broken:
+        with pytest.raises(Exception, match=r"(?i)null"):
+            broken[0].rows()
+    with Session(engine) as session, session.begin():
+        _ADD.send(session, _note("after"))
+    with Session(engine) as session:
+        assert session.scalars(select(_NOTES.c.label)).all() == ["after"]
+
+
+@pytest.mark.postgres
+def test_a_statement_that_answers_raises_the_failure_of_those_sent_before(
+    postgres_engine: Engine,
+) -> None:
+    with Session(postgres_engine) as session, session.begin():
+        broken = _ADD.send(session, _note(None))
+        with pytest.raises(Exception, match=r"(?i)null"):
+            _COUNT.rows(session, {})
+        with pytest.raises(Exception, match=r"(?i)null"):
+            broken.rows()
+        session.rollback()
+
+
+@pytest.mark.postgres
+def test_statements_sent_in_a_rolled_back_transaction_never_run(postgres_engine: Engine) -> None:
+    with pytest.raises(RuntimeError), Session(postgres_engine) as session, session.begin():
+        sent = _ADD.send(session, _note("gone"))
+        raise RuntimeError("the caller fails before anything answered")
+    with pytest.raises(Exception, match="rolled back"):
+        sent.rows()
+    with Session(postgres_engine) as session:
+        assert session.scalar(select(func.count()).select_from(_NOTES)) == 0
+
+
+@pytest.mark.postgres
+def test_sent_statements_share_one_round_trip(postgres_engine: Engine, tmp_path: Path) -> None:
+    """Counted on the wire (libpq's protocol trace): each round trip ends with the server's
+    ReadyForQuery. Two sent statements and one that answers take one between BEGIN and COMMIT,
+    where running each at once takes three."""
+
+    def round_trips(send: bool) -> int:
+        trace = tmp_path / f"trace-{send}.txt"
+        with Session(postgres_engine) as session:
+            raw: Any = session.connection().connection.dbapi_connection
+            with trace.open("w") as out:
+                raw.pgconn.trace(out.fileno())
+                try:
+                    for label in ("one", "two"):
+                        if send:
+                            _ADD.send(session, _note(label))
+                        else:
+                            _ADD.rows(session, _note(label))
+                    assert _COUNT.rows(session, {})
+                    session.commit()
+                finally:
+                    raw.pgconn.untrace()
+        return len(re.findall(r"\bB\s+\d+\s+ReadyForQuery\b", trace.read_text()))
+
+    # Warm: psycopg prepares a statement on its fifth run, which would add to the count.
+    for _ in range(6):
+        round_trips(send=False)
+    assert round_trips(send=False) == 5  # BEGIN, three statements, COMMIT
+    assert round_trips(send=True) == 3  # BEGIN, the three together, COMMIT

@@ -12,6 +12,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from qala.core.errors import ConfigurationError
+from qala.store.direct import enable_sending
 
 # PostgreSQL's SQLSTATEs for a table or column that does not exist.
 _MISSING_SCHEMA_STATES = {"42P01", "42703"}
@@ -94,6 +95,8 @@ class Database:
         self.engine: Engine = create_engine(parsed, **kwargs)
         if backend == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
+        else:
+            enable_sending(self.engine)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     @contextmanager

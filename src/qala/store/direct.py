@@ -10,11 +10,14 @@ the session's transaction.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
-from sqlalchemy import Connection, Dialect
+from sqlalchemy import Connection, Dialect, Engine, event
+from sqlalchemy.exc import InvalidRequestError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import ClauseElement
 
@@ -47,8 +50,41 @@ class DirectStatement:
         self._compiled: dict[str, _Compiled] = {}
 
     def rows(self, session: Session, parameters: Mapping[str, Any]) -> list[tuple[Any, ...]]:
-        """Run the statement with ``parameters`` in ``session``'s transaction; its rows."""
+        """Run the statement with ``parameters`` in ``session``'s transaction; its rows. The
+        statements sent on the connection and still waiting go with it, before it."""
         connection = session.connection()
+        sql, values = self._bound(connection, parameters)
+        waiting = _WAITING.pop(connection, None)
+        if not waiting:
+            return _run(connection, sql, values)
+        sent = Sent(connection, sql, values)
+        _run_together(connection, [*waiting, sent])
+        return sent.rows()
+
+    def send(self, session: Session, parameters: Mapping[str, Any]) -> Sent:
+        """Hand the statement with ``parameters`` to ``session``'s transaction, to run with the
+        next statement that must answer at once, before any other statement on the connection,
+        and at the latest before the transaction commits; its rows come from the returned
+        :class:`Sent`. Where statements cannot wait (SQLite, an engine not made ready with
+        :func:`enable_sending`) it runs now.
+
+        A sent statement's failure surfaces where the statements run together: it fails the
+        transaction either way, so send only what the transaction cannot do without."""
+        connection = session.connection()
+        sql, values = self._bound(connection, parameters)
+        sent = Sent(connection, sql, values)
+        if connection.engine in _SENDING:
+            waiting = _WAITING.get(connection)
+            if waiting is None:
+                _WAITING[connection] = [sent]
+            else:
+                waiting.append(sent)
+        else:
+            sent._rows = _run(connection, sql, values)
+        return sent
+
+    def _bound(self, connection: Connection, parameters: Mapping[str, Any]) -> tuple[str, Any]:
+        """The statement's SQL on ``connection``'s dialect and the values the driver takes."""
         compiled = self._compiled.get(connection.dialect.name)
         if compiled is None:
             compiled = self._compiled[connection.dialect.name] = _compile(
@@ -58,8 +94,77 @@ class DirectStatement:
         for name, process in compiled.processors:
             values[name] = process(values[name])
         if compiled.order is None:
-            return _run(connection, compiled.sql, values)
-        return _run(connection, compiled.sql, tuple(values[name] for name in compiled.order))
+            return compiled.sql, values
+        return compiled.sql, tuple(values[name] for name in compiled.order)
+
+
+class Sent:
+    """A statement handed to :meth:`DirectStatement.send`: its rows once it has run."""
+
+    __slots__ = ("_connection", "_error", "_rows", "_sql", "_values")
+
+    def __init__(self, connection: Connection, sql: str, values: Any) -> None:
+        self._connection = connection
+        self._sql = sql
+        self._values = values
+        self._rows: list[tuple[Any, ...]] | None = None
+        self._error: BaseException | None = None
+
+    def rows(self) -> list[tuple[Any, ...]]:
+        """The statement's rows; it runs now, with the statements sent before it, if it is
+        still waiting. Raises the error of the statements it ran with, if they failed."""
+        if self._rows is None and self._error is None:
+            waiting = _WAITING.pop(self._connection, None)
+            if waiting:
+                _run_together(self._connection, waiting)
+        if self._error is not None:
+            raise self._error
+        if self._rows is None:
+            raise InvalidRequestError("a sent statement's transaction ended before it ran")
+        return self._rows
+
+
+_WAITING: weakref.WeakKeyDictionary[Connection, list[Sent]] = weakref.WeakKeyDictionary()
+"""The statements sent on a connection (one transaction's checkout) and not yet run."""
+_SENDING: weakref.WeakSet[Engine] = weakref.WeakSet()
+"""Engines whose sent statements wait (:func:`enable_sending`)."""
+
+
+def enable_sending(engine: Engine) -> None:
+    """Let statements sent on ``engine`` wait and run together, when its driver can pipeline
+    them (psycopg with libpq 14 or newer); elsewhere they keep running at once.
+
+    Listeners keep the order the program gave: sent statements run before any other statement
+    on their connection and before its COMMIT (their failure then fails the commit), and are
+    dropped with a rollback, as everything else the transaction did."""
+    if engine in _SENDING or not (engine.dialect.driver == "psycopg" and _pipelines()):
+        return
+    event.listen(engine, "before_cursor_execute", _run_waiting)
+    event.listen(engine, "commit", _run_waiting_before_commit)
+    event.listen(engine, "rollback", _drop_waiting)
+    _SENDING.add(engine)
+
+
+@cache
+def _pipelines() -> bool:
+    import psycopg
+
+    return bool(psycopg.Pipeline.is_supported())
+
+
+def _run_waiting(connection: Connection, *_statement: Any) -> None:
+    waiting = _WAITING.pop(connection, None)
+    if waiting:
+        _run_together(connection, waiting)
+
+
+def _run_waiting_before_commit(connection: Connection) -> None:
+    _run_waiting(connection)
+
+
+def _drop_waiting(connection: Connection) -> None:
+    for sent in _WAITING.pop(connection, None) or ():
+        sent._error = InvalidRequestError("a sent statement's transaction rolled back")
 
 
 def _compile(statement: ClauseElement, dialect: Dialect) -> _Compiled:
@@ -86,31 +191,65 @@ _CURSOR_KEY = "qala.direct_cursor"
 which SQLAlchemy clears when it replaces an invalidated connection."""
 
 
-def _cursor_of(connection: Connection, raw: Any) -> Any:
-    """The connection's cursor for direct statements, made on first use and then reused: a new
-    psycopg cursor copies the connection's adapters each time."""
+def _cursors_of(connection: Connection, raw: Any, count: int) -> list[Any]:
+    """``count`` cursors of the connection for direct statements (one per statement run
+    together), made on first use and then reused: a new psycopg cursor copies the connection's
+    adapters each time."""
     info = connection.connection.info
-    cursor = info.get(_CURSOR_KEY)
-    if cursor is None or cursor.connection is not raw or getattr(cursor, "closed", False):
-        cursor = info[_CURSOR_KEY] = raw.cursor()
-    return cursor
+    cursors: list[Any] = info.get(_CURSOR_KEY) or []
+    if cursors and (cursors[0].connection is not raw or getattr(cursors[0], "closed", False)):
+        cursors = []
+    if len(cursors) < count:
+        cursors = info[_CURSOR_KEY] = [
+            *cursors,
+            *(raw.cursor() for _ in range(count - len(cursors))),
+        ]
+    return cursors[:count]
+
+
+def _fetched(cursor: Any) -> list[tuple[Any, ...]]:
+    """The rows the cursor's last statement answered (none for a statement without any)."""
+    # psycopg tells whether rows came from its result without building the columns'
+    # descriptions (5 % of a report's instructions under callgrind); others by description.
+    result = getattr(cursor, "pgresult", None)
+    answered = result.nfields > 0 if result is not None else cursor.description is not None
+    return cursor.fetchall() if answered else []
 
 
 def _run(connection: Connection, sql: str, values: Any) -> list[tuple[Any, ...]]:
     raw: Any = connection.connection.dbapi_connection
-    cursor = _cursor_of(connection, raw)
+    [cursor] = _cursors_of(connection, raw, 1)
     try:
         # The engine's listeners, as SQLAlchemy's own execution calls them (no context here).
         for listener in connection.dispatch.before_cursor_execute:
             listener(connection, cursor, sql, values, None, False)
         cursor.execute(sql, values)
-        # psycopg tells whether rows came from its result without building the columns'
-        # descriptions (5 % of a report's instructions under callgrind); others by description.
-        result = getattr(cursor, "pgresult", None)
-        answered = result.nfields > 0 if result is not None else cursor.description is not None
-        rows: list[tuple[Any, ...]] = cursor.fetchall() if answered else []
-        return rows
+        return _fetched(cursor)
     except connection.dialect.loaded_dbapi.Error as exc:
         if connection.dialect.is_disconnect(exc, raw, cursor):
+            connection.invalidate(exc)
+        raise
+
+
+def _run_together(connection: Connection, batch: list[Sent]) -> None:
+    """Run ``batch`` in one psycopg pipeline: every statement goes out before any answer is
+    awaited, and one Sync brings all the answers back. Each statement gets its rows, or all
+    get the first failure (the server skips the rest of a pipeline after an error)."""
+    raw: Any = connection.connection.dbapi_connection
+    cursors = _cursors_of(connection, raw, len(batch))
+    cursor = cursors[0]
+    try:
+        with raw.pipeline():
+            for sent, cursor in zip(batch, cursors, strict=True):
+                for listener in connection.dispatch.before_cursor_execute:
+                    listener(connection, cursor, sent._sql, sent._values, None, False)
+                cursor.execute(sent._sql, sent._values)
+        for sent, cursor in zip(batch, cursors, strict=True):
+            sent._rows = _fetched(cursor)
+    except BaseException as exc:
+        for sent in batch:
+            sent._error = exc
+        dbapi_error = connection.dialect.loaded_dbapi.Error
+        if isinstance(exc, dbapi_error) and connection.dialect.is_disconnect(exc, raw, cursor):
             connection.invalidate(exc)
         raise

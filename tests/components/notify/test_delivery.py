@@ -22,12 +22,12 @@ from tests.components.requests311.conftest import NOW, YESIL, make_city
 
 from qala.components.accounts.services import create_user, issue_token
 from qala.components.notify.models import OutboxMessage, Subscription
-from qala.components.notify.outbox import SubscriptionIds
 from qala.components.notify.sender import Sender
 from qala.components.notify.services import outbox
 from qala.registry import start_components
 from qala.runtime import Context
 from qala.settings import Settings
+from qala.store.ids import SequenceIds
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -312,7 +312,7 @@ def postgres_url(postgres_server: Any, postgres_template: str) -> Iterator[str]:
 def test_subscription_ids_drawn_in_blocks_never_collide(postgres_url: str) -> None:
     # Two processes' pools of ids and rows numbered by the table's own default, interleaved.
     context = Context.from_settings(Settings(database_url=postgres_url, secret_key="t"))
-    first, second = SubscriptionIds(block=3), SubscriptionIds(block=3)
+    first, second = (SequenceIds("notify_subscription", block=3) for _ in range(2))
     table = cast(Table, Subscription.__table__)
     row = {"topic": "request:astana:1", "language": "ru", "label": {}, "link": "", "active": True}
     taken: list[int] = []

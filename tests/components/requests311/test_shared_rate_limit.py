@@ -173,11 +173,12 @@ def test_concurrent_posts_of_one_client_store_no_more_than_its_limit(city: City)
 
 def test_a_report_is_counted_and_stored_in_one_statement_on_postgresql(city: City) -> None:
     # The count, the report and its audit row: one round trip on PostgreSQL (three on SQLite,
-    # which has no INSERT inside WITH). An invalid report is counted first, apart.
+    # which has no INSERT inside WITH). An invalid report is counted first, apart. Not counted:
+    # the draw of the next 64 reports' ids (PostgreSQL), one statement per block.
     statements: list[str] = []
 
     def note(_conn: Any, _cursor: Any, statement: str, *_rest: Any) -> None:
-        if "requests311_" in statement:
+        if "requests311_" in statement and "nextval" not in statement:
             statements.append(statement)
 
     engine = city.context.database.engine

@@ -11,14 +11,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import threading
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 from typing import Any, Protocol, cast
 
-from sqlalchemy import Connection, Table, bindparam, insert, select, text as text_clause, union_all
-from sqlalchemy.engine import URL
+from sqlalchemy import Table, bindparam, insert, select, union_all
 from sqlalchemy.orm import Session
 
 from qala.components.accounts.models import User
@@ -28,6 +26,7 @@ from qala.core.clock import as_utc
 from qala.events import Event, EventBus
 from qala.runtime import Context
 from qala.store.direct import DirectStatement
+from qala.store.ids import SequenceIds
 
 REQUEST_STATUSES = ("acknowledged", "in_progress", "closed", "open")
 
@@ -36,40 +35,9 @@ _SUBSCRIPTIONS = cast(Table, Subscription.__table__)
 _INSERT_SUBSCRIPTION = insert(_SUBSCRIPTIONS).returning(_SUBSCRIPTIONS.c.id)
 _MESSAGES = cast(Table, OutboxMessage.__table__)
 _INSERT_MESSAGE = insert(_MESSAGES)
-_NEXT_SUBSCRIPTION_IDS = text_clause(
-    "SELECT nextval(pg_get_serial_sequence('notify_subscription', 'id'))"
-    " FROM generate_series(1, :count)"
-)
-
-
-class SubscriptionIds:
-    """Ids for new subscriptions on PostgreSQL, drawn from the table's own sequence ``block`` at
-    a time and handed out by this process (its threads share them; one pool per database).
-
-    A reporter's subscription and its confirmation, whose unsubscribe link names the
-    subscription's id, then go to the store in one statement: no round trip to learn the id
-    first. Ids stay unique (the sequence never gives one twice); they follow the order of
-    creation only within a process, and an id taken by a rolled-back report is skipped, as a
-    sequence skips it anyway.
-    """
-
-    def __init__(self, block: int = 64) -> None:
-        self.block = block
-        self._free: dict[URL, list[int]] = {}
-        self._lock = threading.Lock()
-
-    def take(self, connection: Connection) -> int:
-        """A new subscription id for the database ``connection`` talks to."""
-        database = connection.engine.url
-        with self._lock:
-            free = self._free.setdefault(database, [])
-            if not free:
-                drawn = connection.execute(_NEXT_SUBSCRIPTION_IDS, {"count": self.block})
-                free.extend(sorted((int(i) for i in drawn.scalars()), reverse=True))
-            return free.pop()
-
-
-SUBSCRIPTION_IDS = SubscriptionIds()
+SUBSCRIPTION_IDS = SequenceIds("notify_subscription")
+"""A reporter's subscription and its confirmation, whose unsubscribe link names the
+subscription's id, go to the store in one statement: no round trip to learn the id first."""
 
 
 @lru_cache(maxsize=8)
@@ -381,7 +349,8 @@ def on_request_received(session: Session, event: Event, writer: Writer, now: dat
     for number, row in enumerate(rows):
         parameters.update((f"message{number}_{name}", value) for name, value in row.items())
     statement = _subscribe_with_messages(tuple(values), tuple(rows[0]) if rows else (), len(rows))
-    statement.rows(session, parameters)
+    # Nothing to wait for: it goes to the store with the report's next statement that answers.
+    statement.send(session, parameters)
 
 
 def on_request_supported(session: Session, event: Event, writer: Writer, now: datetime) -> None:

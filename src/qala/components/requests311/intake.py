@@ -42,7 +42,8 @@ from qala.core.errors import PermissionDeniedError, Problem, QalaError, raise_if
 from qala.core.messages import msg
 from qala.events import Event, EventBus, publish_in_transaction
 from qala.runtime import Context
-from qala.store.direct import DirectStatement
+from qala.store.direct import DirectStatement, Sent
+from qala.store.ids import SequenceIds
 from qala.store.statements import dialect_name
 
 MAX_DESCRIPTION = 4000
@@ -59,6 +60,9 @@ _AUDIT_TABLE = cast(Table, AuditEntry.__table__)
 # and reused, where .values() made and cache-keyed 35 bound parameters on every citizen report.
 _INSERT_REQUEST = insert(_REQUEST_TABLE).returning(_REQUEST_TABLE.c.id)
 _INSERT_AUDIT = insert(_AUDIT_TABLE)
+REQUEST_IDS = SequenceIds(_REQUEST_TABLE.name)
+"""Ids of reports stored in one statement: known beforehand, the statements of Notify and
+Operate that name the new request need not wait for its row."""
 _AUDIT_COLUMNS = ("at", "actor", "action", "changes")
 """The audit row's columns besides ``request_id`` (bound as ``audit_<column>``)."""
 
@@ -328,8 +332,9 @@ def submit_request(
 
     ``photos`` (checked by :func:`checked_photos`, their files already in the photo store) get
     their rows, and the first one's address under ``base_url`` becomes the ``media_url``.
-    ``counted``: the post also counts in that shared rate limit, before anything else is checked;
-    :class:`RateLimited` when it is one too many."""
+    ``counted``: the post also counts in that shared rate limit, whatever it holds;
+    :class:`RateLimited` when it is one too many (on PostgreSQL decided once the components that
+    hear of the report have written: the refusal rolls back their rows with the report's)."""
     if api_client_id is None and not jurisdiction.anonymous_allowed:
         raise PermissionDeniedError(
             f"{jurisdiction.code} accepts requests only from clients with an api_key"
@@ -398,8 +403,10 @@ def submit_request(
             **({"photos": [0, len(photos)]} if photos else {}),
         },
     }
+    stored: StoredReport | None = None
     if in_one_statement:
-        request_id = _store_with_audit(session, values, audit, counted)
+        stored = _send_with_audit(session, values, audit, counted)
+        request_id = stored.request_id
     else:
         request_id = int(session.execute(_INSERT_REQUEST, values).scalar_one())
         session.execute(_INSERT_AUDIT, {"request_id": request_id, **audit})
@@ -444,17 +451,41 @@ def submit_request(
     # transaction per report), and once committed for everyone else.
     publish_in_transaction(session, created, bus)
     publish_after_commit(session, bus, created)
+    if stored is not None:
+        stored.refuse_if_over()
     return Submitted(
         str(request_id), token, notice, department.code if department else None, district
     )
 
 
-def _store_with_audit(
+@dataclass(frozen=True)
+class StoredReport:
+    """A report's statement sent to the store (:func:`_send_with_audit`), its id known."""
+
+    request_id: int
+    sent: Sent
+    counted: Counted | None
+    elapsed: float
+
+    def refuse_if_over(self) -> None:
+        """Raise :class:`RateLimited` when the report's count in the shared limit refuses it
+        (its statement runs now if nothing has run it yet)."""
+        [(_request_id, count, previous)] = self.sent.rows()
+        if self.counted is not None and self.counted.limit.limit > 0:
+            self.counted.refuse_if_over(
+                self.counted.limit.wait(int(count), int(previous), self.elapsed)
+            )
+
+
+def _send_with_audit(
     session: Session, values: dict[str, Any], audit: dict[str, Any], counted: Counted | None
-) -> int:
-    """Insert a report and its audit row (and count it, with ``counted``) in one statement on
-    PostgreSQL; the new request's id. Raises :class:`RateLimited` when the count refuses it (the
-    caller's transaction then rolls back the row and the count)."""
+) -> StoredReport:
+    """Send a report and its audit row (and its count, with ``counted``) as one statement on
+    PostgreSQL, the id drawn beforehand: the statement waits to go to the store with the
+    statements of the components that hear of the report (:meth:`DirectStatement.send`). The
+    caller asks :meth:`StoredReport.refuse_if_over` before the transaction ends (a refusal
+    rolls back the row, the count and what the others wrote)."""
+    values = {"id": REQUEST_IDS.take(session.connection()), **values}
     parameters = {f"request_{name}": value for name, value in values.items()}
     parameters.update((f"audit_{name}", value) for name, value in audit.items())
     window = None
@@ -464,10 +495,8 @@ def _store_with_audit(
         counting, elapsed = counted.limit.counting(session, counted.key)
         parameters.update(counting)
     statement = _store_in_one_statement(tuple(values), window)
-    [(request_id, count, previous)] = statement.rows(session, parameters)
-    if counted is not None and window is not None:
-        counted.refuse_if_over(counted.limit.wait(int(count), int(previous), elapsed))
-    return int(request_id)
+    sent = statement.send(session, parameters)
+    return StoredReport(values["id"], sent, counted, elapsed)
 
 
 def checked_photos(jurisdiction: JurisdictionInfo, new: NewRequest) -> list[PreparedPhoto]:
