@@ -98,6 +98,8 @@ class PhaseResult:
     """How busy the machine's cores were during the phase (everything on them, /proc/stat)."""
     kernel_pct: float = float("nan")
     """The part of that spent in the kernel (system, interrupts): loopback TCP, wake-ups."""
+    error_kinds: str = ""
+    """What the errors were, as the generator told them (answers of 4xx/5xx, socket errors)."""
 
     @property
     def label(self) -> str:
@@ -336,8 +338,9 @@ end
 """,
     "get": """
 math.randomseed(42)
+{ids}
 request = function()
-  return wrk.format("GET", "/open311/v2/requests/" .. math.random(1, {max_id}) .. ".json")
+  return wrk.format("GET", "/open311/v2/requests/" .. ids[math.random(1, #ids)] .. ".json")
 end
 """,
     "list": """
@@ -350,6 +353,7 @@ end
 """,
     "mixed": """
 math.randomseed(44)
+{ids}
 local n = 0
 local post_headers = {{["Content-Type"] = "application/x-www-form-urlencoded"}}
 request = function()
@@ -358,10 +362,15 @@ request = function()
     post_headers["X-Forwarded-For"] = {reporter}
     return wrk.format("POST", "/open311/v2/requests.json", post_headers, "{body}")
   end
-  return wrk.format("GET", "/open311/v2/requests/" .. math.random(1, {max_id}) .. ".json")
+  return wrk.format("GET", "/open311/v2/requests/" .. ids[math.random(1, #ids)] .. ".json")
 end
 """,
 }
+# The ids of Astana's stored requests (the GETs name no city: Astana is the default), read once
+# into a Lua table: ids drawn a block at a time per server process leave gaps, and other cities'
+# requests are numbered among them, so 1..count would ask for requests Astana does not have.
+IDS_LUA = """local ids = {{}}
+for id in string.gmatch("{listed}", "%d+") do ids[#ids + 1] = tonumber(id) end"""
 
 
 # Appended to a phase's script to send on a fixed schedule. Each wrk thread has its own Lua state
@@ -425,12 +434,13 @@ def wrk_command(
     *,
     seconds: int,
     connections: int,
-    max_id: int,
+    ids: list[int],
     rate: float | None = None,
     threads: int = 2,
 ) -> tuple[list[str], Path]:
     script = Path(tempfile.mkstemp(suffix=".lua")[1])
-    lua = LUA[phase].format(body=POST_BODY, max_id=max(1, max_id), reporter=REPORTER_LUA)
+    listed = IDS_LUA.format(listed=" ".join(map(str, ids or [1])))
+    lua = LUA[phase].format(body=POST_BODY, ids=listed, reporter=REPORTER_LUA)
     if rate:
         lua += PACED_LUA.format(thread_rate=rate / threads)
         connections = max(connections, paced_connections(rate))
@@ -461,13 +471,17 @@ def parse_wrk(out: str, *, store: str, phase: str, rate: float | None) -> PhaseR
     p50 = _ms(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
     p99 = _ms(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
     errors = 0
+    kinds = []
     if match := re.search(r"Non-2xx or 3xx responses: (\d+)", out):
         errors += int(match.group(1))
+        kinds.append(f"{match.group(1)} answers not 2xx/3xx")
     if match := re.search(
         r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out
     ):
         errors += sum(int(g) for g in match.groups())
+        kinds.append(f"socket errors: {match.group(0).split(': ', 1)[1]}")
     result = PhaseResult(store, phase, total, elapsed, total / elapsed, p50, p99, errors, "wrk")
+    result.error_kinds = "; ".join(kinds)
     result.target_rate = rate
     if match := re.search(r"max_lag_ms ([\d.]+)", out):
         result.max_lag_ms = float(match.group(1))
@@ -481,7 +495,7 @@ def run_wrk(
     *,
     seconds: int,
     connections: int,
-    max_id: int,
+    ids: list[int],
     store: str,
 ) -> list[PhaseResult]:
     """Run one wrk per phase, all at the same time (one thread each when there are several)."""
@@ -493,7 +507,7 @@ def run_wrk(
             phase,
             seconds=seconds,
             connections=connections,
-            max_id=max_id,
+            ids=ids,
             rate=rate,
             threads=threads,
         )
@@ -519,7 +533,7 @@ def run_wrk(
 
 
 async def _python_phase(
-    base: str, phase: str, *, seconds: int, connections: int, max_id: int
+    base: str, phase: str, *, seconds: int, connections: int, ids: list[int]
 ) -> tuple[list[float], int, float]:
     latencies: list[float] = []
     errors = 0
@@ -550,7 +564,7 @@ async def _python_phase(
                     )
                 else:
                     response = await client.get(
-                        f"/open311/v2/requests/{rng.randint(1, max(1, max_id))}.json"
+                        f"/open311/v2/requests/{rng.choice(ids or [1])}.json"
                     )
                 latencies.append((time.perf_counter() - started) * 1000)
                 errors += response.status_code >= 400
@@ -561,10 +575,10 @@ async def _python_phase(
 
 
 def run_python(
-    base: str, phase: str, *, seconds: int, connections: int, max_id: int, store: str
+    base: str, phase: str, *, seconds: int, connections: int, ids: list[int], store: str
 ) -> PhaseResult:
     latencies, errors, elapsed = asyncio.run(
-        _python_phase(base, phase, seconds=seconds, connections=connections, max_id=max_id)
+        _python_phase(base, phase, seconds=seconds, connections=connections, ids=ids)
     )
     latencies.sort()
 
@@ -588,14 +602,40 @@ def run_python(
     )
 
 
-def count_requests(url: str) -> int:
+SEED_REPORTS = 500
+"""Reports stored before a run whose first reading phase would find none (no POST phase before
+it): the GETs then read requests that exist, as they do after a POST phase."""
+
+
+def store_reports(base: str, count: int) -> None:
+    """Post ``count`` reports, one after another, from as many reporters' addresses."""
+    with httpx.Client(base_url=base, timeout=30) as client:
+        for number in range(count):
+            answer = client.post(
+                "/open311/v2/requests.json",
+                content=POST_BODY,
+                headers={
+                    "Content-Type": "application/x-www-form-urlencoded",
+                    "X-Forwarded-For": f"10.1.{number // 256}.{number % 256}",
+                },
+            )
+            answer.raise_for_status()
+
+
+def stored_ids(url: str) -> list[int]:
     engine = create_engine(url)
     with engine.connect() as connection:
-        count = int(
-            connection.execute(text("select count(*) from requests311_request")).scalar_one()
-        )
+        ids = [
+            int(i)
+            for i in connection.execute(
+                text(
+                    "select r.id from requests311_request r join requests311_jurisdiction j"
+                    " on j.id = r.jurisdiction_id where j.code = 'astana' order by r.id"
+                )
+            ).scalars()
+        ]
     engine.dispose()
-    return count
+    return ids
 
 
 # ---------------------------------------------------------------------------------------------
@@ -637,11 +677,14 @@ def main() -> None:
             console.print(
                 f"[bold]{store}[/]: uvicorn × {workers} on {base}; generator {'wrk' if wrk else 'httpx'}"
             )
+            reads = any(phase in ("get", "mixed") for group in plan for phase, _ in group)
+            if reads and not stored_ids(url):
+                store_reports(base, SEED_REPORTS)
             for group in plan:
                 options = {
                     "seconds": args.seconds,
                     "connections": args.connections,
-                    "max_id": count_requests(url),
+                    "ids": stored_ids(url),
                     "store": store,
                 }
                 # Backends that connect during the phase are counted whole (all their CPU is
@@ -682,6 +725,8 @@ def main() -> None:
                         f"cores {result.busy_pct:.0f}% busy ({result.kernel_pct:.0f}% kernel)  "
                         f"load average {load_average()}"
                     )
+                    if result.error_kinds:
+                        console.print(f"    errors: {result.error_kinds}")
         finally:
             if process is not None:
                 stop_server(process)
