@@ -29,7 +29,11 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
-from qala.store.direct import DirectStatement, enable_sending
+from qala.store.direct import (
+    DirectStatement,
+    begin_with_first_statements as begin_with_first_statements_of,
+    enable_sending,
+)
 
 _METADATA = MetaData()
 _NOTES = Table(
@@ -236,32 +240,115 @@ def test_statements_sent_in_a_rolled_back_transaction_never_run(postgres_engine:
         assert session.scalar(select(func.count()).select_from(_NOTES)) == 0
 
 
+def _round_trips(
+    engine: Engine, trace: Path, work: Any, *, begin_with_first_statements: bool = False
+) -> int:
+    """Round trips of one transaction doing ``work(session)``, counted on the wire (libpq's
+    protocol trace): each ends with the server's ReadyForQuery."""
+    with Session(engine) as session:
+        if begin_with_first_statements:
+            begin_with_first_statements_of(session)
+        raw: Any = session.connection().connection.dbapi_connection
+        with trace.open("w") as out:
+            raw.pgconn.trace(out.fileno())
+            try:
+                work(session)
+                session.commit()
+            finally:
+                raw.pgconn.untrace()
+    return len(re.findall(r"\bB\s+\d+\s+ReadyForQuery\b", trace.read_text()))
+
+
+def _two_then_count(send: bool) -> Any:
+    def work(session: Session) -> None:
+        for label in ("one", "two"):
+            if send:
+                _ADD.send(session, _note(label))
+            else:
+                _ADD.rows(session, _note(label))
+        assert _COUNT.rows(session, {})
+
+    return work
+
+
 @pytest.mark.postgres
 def test_sent_statements_share_one_round_trip(postgres_engine: Engine, tmp_path: Path) -> None:
-    """Counted on the wire (libpq's protocol trace): each round trip ends with the server's
-    ReadyForQuery. Two sent statements and one that answers take one between BEGIN and COMMIT,
-    where running each at once takes three."""
-
-    def round_trips(send: bool) -> int:
-        trace = tmp_path / f"trace-{send}.txt"
-        with Session(postgres_engine) as session:
-            raw: Any = session.connection().connection.dbapi_connection
-            with trace.open("w") as out:
-                raw.pgconn.trace(out.fileno())
-                try:
-                    for label in ("one", "two"):
-                        if send:
-                            _ADD.send(session, _note(label))
-                        else:
-                            _ADD.rows(session, _note(label))
-                    assert _COUNT.rows(session, {})
-                    session.commit()
-                finally:
-                    raw.pgconn.untrace()
-        return len(re.findall(r"\bB\s+\d+\s+ReadyForQuery\b", trace.read_text()))
-
+    """Two sent statements and one that answers take one round trip between BEGIN and COMMIT,
+    where running each at once takes three; with the BEGIN going with them, two in all."""
+    trace = tmp_path / "trace.txt"
     # Warm: psycopg prepares a statement on its fifth run, which would add to the count.
     for _ in range(6):
-        round_trips(send=False)
-    assert round_trips(send=False) == 5  # BEGIN, three statements, COMMIT
-    assert round_trips(send=True) == 3  # BEGIN, the three together, COMMIT
+        _round_trips(postgres_engine, trace, _two_then_count(send=False))
+    assert _round_trips(postgres_engine, trace, _two_then_count(send=False)) == 5
+    assert _round_trips(postgres_engine, trace, _two_then_count(send=True)) == 3
+    one_less = _round_trips(
+        postgres_engine, trace, _two_then_count(send=True), begin_with_first_statements=True
+    )
+    assert one_less == 2  # BEGIN and the three together, COMMIT
+
+
+@pytest.mark.postgres
+def test_a_transaction_of_sent_statements_alone_is_one_round_trip(
+    postgres_engine: Engine, tmp_path: Path
+) -> None:
+    def work(session: Session) -> None:
+        for label in ("one", "two"):
+            _ADD.send(session, _note(label))
+
+    for _ in range(3):
+        trips = _round_trips(
+            postgres_engine, tmp_path / "trace.txt", work, begin_with_first_statements=True
+        )
+    assert trips == 1  # BEGIN, both, COMMIT
+    with Session(postgres_engine) as session:
+        assert session.scalar(select(func.count()).select_from(_NOTES)) == 6
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("first", ["sqlalchemy", "direct", "sent"])
+def test_a_transaction_that_begins_with_its_first_statements_is_still_one(
+    postgres_engine: Engine, first: str
+) -> None:
+    """Whatever runs first, the BEGIN goes before it: a failure later rolls back everything the
+    transaction wrote (without it, autocommit would have kept the first row). The connection
+    then goes back to the pool starting its own transactions again, and is not dropped."""
+
+    def add(session: Session, label: str) -> None:
+        if first == "sqlalchemy":
+            session.execute(insert(_NOTES), [{**_note(label), "weight": 1}])
+        elif first == "direct":
+            _ADD.rows(session, _note(label))
+        else:
+            _ADD.send(session, _note(label))
+
+    with Session(postgres_engine) as session:
+        backend = session.scalar(text("SELECT pg_backend_pid()"))
+    with pytest.raises(RuntimeError), Session(postgres_engine) as session, session.begin():
+        begin_with_first_statements_of(session)
+        raw: Any = session.connection().connection.dbapi_connection
+        assert raw.autocommit
+        add(session, "first")
+        _COUNT.rows(session, {})  # runs what was sent
+        raise RuntimeError("the caller fails after its statements ran")
+    with Session(postgres_engine) as session:
+        assert session.scalar(select(func.count()).select_from(_NOTES)) == 0
+        assert session.scalar(text("SELECT pg_backend_pid()")) == backend
+        assert not session.connection().connection.dbapi_connection.autocommit
+    with Session(postgres_engine) as session, session.begin():
+        begin_with_first_statements_of(session)
+        add(session, "kept")
+    with Session(postgres_engine) as session:
+        assert session.scalars(select(_NOTES.c.label)).all() == ["kept"]
+
+
+@pytest.mark.postgres
+def test_a_failed_statement_sent_with_the_commit_fails_the_commit(
+    postgres_engine: Engine,
+) -> None:
+    session = Session(postgres_engine)
+    with pytest.raises(Exception, match=r"(?i)null"), session, session.begin():
+        begin_with_first_statements_of(session)
+        _ADD.send(session, _note("kept only if all are"))
+        _ADD.send(session, _note(None))
+    with Session(postgres_engine) as session:
+        assert session.scalar(select(func.count()).select_from(_NOTES)) == 0

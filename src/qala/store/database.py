@@ -12,7 +12,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from qala.core.errors import ConfigurationError
-from qala.store.direct import enable_sending
+from qala.store import direct
 
 # PostgreSQL's SQLSTATEs for a table or column that does not exist.
 _MISSING_SCHEMA_STATES = {"42P01", "42703"}
@@ -96,13 +96,20 @@ class Database:
         if backend == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
         else:
-            enable_sending(self.engine)
+            direct.enable_sending(self.engine)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     @contextmanager
-    def transaction(self) -> Iterator[Session]:
-        """A session whose work is committed at the end, or rolled back entirely on error."""
+    def transaction(self, *, begin_with_first_statements: bool = False) -> Iterator[Session]:
+        """A session whose work is committed at the end, or rolled back entirely on error.
+
+        ``begin_with_first_statements``: on PostgreSQL the BEGIN goes to the server with the
+        transaction's first statements, one round trip less
+        (:func:`qala.store.direct.begin_with_first_statements`: only for work that runs no
+        statement on the driver's connection itself)."""
         with self.sessions.begin() as session:
+            if begin_with_first_statements:
+                direct.begin_with_first_statements(session)
             yield session
 
     @contextmanager

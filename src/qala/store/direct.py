@@ -54,11 +54,11 @@ class DirectStatement:
         statements sent on the connection and still waiting go with it, before it."""
         connection = session.connection()
         sql, values = self._bound(connection, parameters)
-        waiting = _WAITING.pop(connection, None)
-        if not waiting:
+        due = _due(connection)
+        if not due:
             return _run(connection, sql, values)
         sent = Sent(connection, sql, values)
-        _run_together(connection, [*waiting, sent])
+        _run_together(connection, [*due, sent])
         return sent.rows()
 
     def send(self, session: Session, parameters: Mapping[str, Any]) -> Sent:
@@ -114,9 +114,9 @@ class Sent:
         """The statement's rows; it runs now, with the statements sent before it, if it is
         still waiting. Raises the error of the statements it ran with, if they failed."""
         if self._rows is None and self._error is None:
-            waiting = _WAITING.pop(self._connection, None)
-            if waiting:
-                _run_together(self._connection, waiting)
+            due = _due(self._connection)
+            if due:
+                _run_together(self._connection, due)
         if self._error is not None:
             raise self._error
         if self._rows is None:
@@ -126,8 +126,14 @@ class Sent:
 
 _WAITING: weakref.WeakKeyDictionary[Connection, list[Sent]] = weakref.WeakKeyDictionary()
 """The statements sent on a connection (one transaction's checkout) and not yet run."""
+_BEGIN_DUE: weakref.WeakSet[Connection] = weakref.WeakSet()
+"""Connections whose transaction began with :func:`begin_with_first_statements` and has not
+yet sent its BEGIN."""
 _SENDING: weakref.WeakSet[Engine] = weakref.WeakSet()
 """Engines whose sent statements wait (:func:`enable_sending`)."""
+_OWN_BEGIN_KEY = "qala.direct_own_begin"
+"""Marks (in the pool's ``info``) a psycopg connection set to autocommit so that its
+transaction's BEGIN is ours; set back when the connection returns to the pool."""
 
 
 def enable_sending(engine: Engine) -> None:
@@ -139,10 +145,36 @@ def enable_sending(engine: Engine) -> None:
     dropped with a rollback, as everything else the transaction did."""
     if engine in _SENDING or not (engine.dialect.driver == "psycopg" and _pipelines()):
         return
-    event.listen(engine, "before_cursor_execute", _run_waiting)
-    event.listen(engine, "commit", _run_waiting_before_commit)
-    event.listen(engine, "rollback", _drop_waiting)
+    event.listen(engine, "before_cursor_execute", _run_due)
+    event.listen(engine, "commit", _run_due_before_commit)
+    event.listen(engine, "rollback", _drop_due)
+    event.listen(engine, "checkin", _give_back_begin)
     _SENDING.add(engine)
+
+
+def begin_with_first_statements(session: Session) -> None:
+    """Have ``session``'s new transaction send its BEGIN with its first statements instead of
+    alone before them: psycopg starts a transaction in a round trip of its own, even in a
+    pipeline, so the connection is set to autocommit and the BEGIN is sent from here — at the
+    head of the first statements that run together, or just before any other statement.
+    COMMIT and ROLLBACK stay psycopg's, which sends them whenever the server is in a
+    transaction. Nothing changes where sending is not enabled, or once the transaction has run
+    a statement or asks for its own isolation level.
+
+    Only for transactions whose statements all go through SQLAlchemy or
+    :class:`DirectStatement` (whose listeners send the BEGIN): a statement on the driver's own
+    connection would run outside the transaction."""
+    connection = session.connection()
+    if connection.engine not in _SENDING:
+        return
+    raw: Any = connection.connection.dbapi_connection
+    if raw.autocommit or raw.pgconn.transaction_status != _idle():
+        return
+    if raw.isolation_level is not None or raw.read_only is not None or raw.deferrable is not None:
+        return
+    raw.autocommit = True
+    connection.connection.info[_OWN_BEGIN_KEY] = True
+    _BEGIN_DUE.add(connection)
 
 
 @cache
@@ -152,19 +184,59 @@ def _pipelines() -> bool:
     return bool(psycopg.Pipeline.is_supported())
 
 
-def _run_waiting(connection: Connection, *_statement: Any) -> None:
+@cache
+def _idle() -> Any:
+    from psycopg.pq import TransactionStatus
+
+    return TransactionStatus.IDLE
+
+
+def _due(connection: Connection) -> list[Sent]:
+    """What must run before the connection's next statement, taken from the waiting: the
+    transaction's BEGIN if it is still ours to send, then the statements sent."""
+    due = _WAITING.pop(connection, None) or []
+    if connection in _BEGIN_DUE:
+        _BEGIN_DUE.discard(connection)
+        due.insert(0, Sent(connection, "BEGIN", None))
+    return due
+
+
+def _run_due(connection: Connection, *_statement: Any) -> None:
+    due = _due(connection)
+    if due:
+        _run_together(connection, due)
+
+
+def _run_due_before_commit(connection: Connection) -> None:
+    """Before COMMIT: the statements still waiting run (a transaction that ran nothing sends
+    nothing). When the BEGIN was ours, the COMMIT goes with them: psycopg then finds the
+    server out of the transaction and has nothing left to send."""
     waiting = _WAITING.pop(connection, None)
-    if waiting:
-        _run_together(connection, waiting)
+    begin_due = connection in _BEGIN_DUE
+    _BEGIN_DUE.discard(connection)
+    if not waiting:
+        return
+    due = [Sent(connection, "BEGIN", None)] if begin_due else []
+    due += waiting
+    if connection.connection.info.get(_OWN_BEGIN_KEY):
+        due.append(Sent(connection, "COMMIT", None))
+    _run_together(connection, due)
 
 
-def _run_waiting_before_commit(connection: Connection) -> None:
-    _run_waiting(connection)
-
-
-def _drop_waiting(connection: Connection) -> None:
+def _drop_due(connection: Connection) -> None:
+    _BEGIN_DUE.discard(connection)
     for sent in _WAITING.pop(connection, None) or ():
         sent._error = InvalidRequestError("a sent statement's transaction rolled back")
+
+
+def _give_back_begin(dbapi_connection: Any, record: Any) -> None:
+    """A connection back in the pool starts its transactions itself again."""
+    if record is not None and record.info.pop(_OWN_BEGIN_KEY, False):
+        try:
+            dbapi_connection.autocommit = False
+        except Exception:
+            # Left inside a transaction by something else: dropped rather than handed out so.
+            record.invalidate()
 
 
 def _compile(statement: ClauseElement, dialect: Dialect) -> _Compiled:

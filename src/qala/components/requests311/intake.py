@@ -657,7 +657,9 @@ class ReportIntake:
                 if client_id is not None
                 else Counted(self.anonymous_shared, poster.address_key)
             )
-            with context.database.transaction() as session:
+            # Everything the report writes goes through SQLAlchemy or direct statements: its BEGIN
+            # can go with the first of them.
+            with context.database.transaction(begin_with_first_statements=True) as session:
                 # Raising rolls the count back with the report.
                 return submit_request(
                     session,
