@@ -98,6 +98,12 @@ class PhaseResult:
     """How busy the machine's cores were during the phase (everything on them, /proc/stat)."""
     kernel_pct: float = float("nan")
     """The part of that spent in the kernel (system, interrupts): loopback TCP, wake-ups."""
+    server_switches: float = float("nan")
+    """Times a server thread waited (voluntary context switches) per request: each round trip
+    to PostgreSQL, hand-off between the event loop and a database thread, or wait for the GIL
+    that blocks adds one. A count, so apart from how fast the machine is that hour."""
+    store_switches: float = float("nan")
+    """The same for PostgreSQL's backends."""
     error_kinds: str = ""
     """What the errors were, as the generator told them (answers of 4xx/5xx, socket errors)."""
 
@@ -221,17 +227,22 @@ def start_server(url: str, workers: int) -> tuple[subprocess.Popen[bytes], str]:
     raise RuntimeError("uvicorn did not answer within 120 s")
 
 
-def tree_cpu_seconds(root_pid: int) -> float:
-    """User + system CPU seconds of a process and its children (from /proc; Linux only)."""
-    tick = os.sysconf("SC_CLK_TCK")
-    total = 0.0
+def tree_pids(root_pid: int) -> list[int]:
+    """A process and its children (uvicorn's workers)."""
     pids = [root_pid]
     try:
         children = Path(f"/proc/{root_pid}/task/{root_pid}/children").read_text().split()
         pids += [int(c) for c in children]
     except OSError:
         pass
-    for pid in pids:
+    return pids
+
+
+def tree_cpu_seconds(root_pid: int) -> float:
+    """User + system CPU seconds of a process and its children (from /proc; Linux only)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for pid in tree_pids(root_pid):
         try:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
@@ -265,6 +276,24 @@ def processes_cpu_seconds(pids: list[int]) -> float:
         except OSError:
             continue
         total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
+def voluntary_switches(pids: list[int]) -> int:
+    """Voluntary context switches of every thread of ``pids`` so far (from /proc)."""
+    total = 0
+    for pid in pids:
+        try:
+            tasks = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            continue
+        for task in tasks:
+            try:
+                status = Path(f"/proc/{pid}/task/{task}/status").read_text()
+            except OSError:
+                continue
+            if found := re.search(r"^voluntary_ctxt_switches:\s+(\d+)", status, re.M):
+                total += int(found.group(1))
     return total
 
 
@@ -691,13 +720,16 @@ def main() -> None:
                 # this phase's); those that end during it are missed (the pool keeps them).
                 backends = backend_pids(url) if store == "postgres" else []
                 store_before = processes_cpu_seconds(backends)
+                store_switches_before = voluntary_switches(backends)
                 cpu_before = tree_cpu_seconds(process.pid)
+                switches_before = voluntary_switches(tree_pids(process.pid))
                 machine_before = machine_jiffies()
                 if wrk:
                     measured = run_wrk(wrk, base, group, **options)
                 else:
                     measured = [run_python(base, group[0][0], **options)]
                 cpu_used = tree_cpu_seconds(process.pid) - cpu_before
+                switches = voluntary_switches(tree_pids(process.pid)) - switches_before
                 total, idle, kernel = (
                     after - before
                     for after, before in zip(machine_jiffies(), machine_before, strict=True)
@@ -705,23 +737,28 @@ def main() -> None:
                 if store == "postgres":
                     backends = sorted(set(backends) | set(backend_pids(url)))
                 store_used = processes_cpu_seconds(backends) - store_before
+                store_switches = voluntary_switches(backends) - store_switches_before
                 # With two generators at once the CPU can't be split between them: both rows show
                 # the average over all requests of the phase.
                 served = max(1, sum(r.requests for r in measured))
                 per_request = 1000 * cpu_used / served
                 for result in measured:
                     result.server_cpu_ms = per_request
+                    result.server_switches = switches / served
                     if total > 0:
                         result.busy_pct = 100 * (total - idle) / total
                         result.kernel_pct = 100 * kernel / total
                     if backends:
                         result.store_cpu_ms = 1000 * store_used / served
+                        result.store_switches = store_switches / served
                     results.append(result)
                     console.print(
                         f"  {result.label:32} {result.rate:7.0f} req/s  p50 {result.p50_ms:6.1f} ms  "
                         f"p99 {result.p99_ms:7.1f} ms  lag {result.max_lag_ms:5.1f} ms  "
                         f"errors {result.errors}  server CPU {result.server_cpu_ms:.2f} ms/request  "
                         f"PostgreSQL CPU {result.store_cpu_ms:.2f} ms/request  "
+                        f"waits per request: server {result.server_switches:.1f}, "
+                        f"PostgreSQL {result.store_switches:.1f}  "
                         f"cores {result.busy_pct:.0f}% busy ({result.kernel_pct:.0f}% kernel)  "
                         f"load average {load_average()}"
                     )
@@ -797,6 +834,8 @@ def main() -> None:
                 "alongside",
                 "busy_pct",
                 "kernel_pct",
+                "server_waits_per_request",
+                "store_waits_per_request",
             ]
         )
         for r in results:
@@ -818,6 +857,8 @@ def main() -> None:
                     r.alongside,
                     f"{r.busy_pct:.1f}",
                     f"{r.kernel_pct:.1f}",
+                    f"{r.server_switches:.2f}",
+                    f"{r.store_switches:.2f}",
                 ]
             )
     console.print(f"[dim]saved {out}[/]")
