@@ -9,7 +9,7 @@ under ``valgrind --tool=callgrind --instr-atstart=no`` the measured loop switche
 counting on and off (``callgrind_control``), and the instructions per request do not.
 
     .venv/bin/python bench/requests311_cpu.py [--phase post|get|get-uncached] [--requests 1000]
-        [--profile post.prof]
+        [--profile post.prof] [--network-delay-ms 1]
     valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file=/tmp/post.cg \\
         .venv/bin/python bench/requests311_cpu.py --requests 100 --callgrind
 
@@ -142,9 +142,11 @@ async def measure(
         if profiler:
             profiler.enable()
         started = time.process_time()
+        began = time.perf_counter()
         for _ in range(requests):
             await one()
         used = time.process_time() - started
+        taken = time.perf_counter() - began
         if profiler:
             profiler.disable()
             profiler.dump_stats(str(profile))
@@ -153,7 +155,8 @@ async def measure(
         store_used = load.processes_cpu_seconds(backends) - store_before
     print(
         f"{phase}: {requests} requests, server CPU {1000 * used / requests:.3f} ms/request,"
-        f" PostgreSQL CPU {1000 * store_used / requests:.3f} ms/request"
+        f" PostgreSQL CPU {1000 * store_used / requests:.3f} ms/request,"
+        f" {1000 * taken / requests:.3f} ms/request from first byte to answer, one at a time"
         f" (load average {load.load_average()})"
     )
 
@@ -170,15 +173,52 @@ def main() -> None:
     parser.add_argument(
         "--profile", type=Path, help="Write cProfile statistics of the measured loop here."
     )
+    parser.add_argument(
+        "--network-delay-ms",
+        type=float,
+        default=0.0,
+        help="Reach PostgreSQL through bench/delay_proxy.py, which holds each chunk this long "
+        "each way (a database on another host); the time per request then shows its round trips.",
+    )
     args = parser.parse_args()
     url, handle = load.make_database("postgres")
+    proxy = None
     try:
         load.prepare_store(url)
+        if args.network_delay_ms > 0:
+            proxy, url = through_delay(url, args.network_delay_ms)
         asyncio.run(
             measure(url, args.phase, args.requests, counting=args.callgrind, profile=args.profile)
         )
     finally:
+        if proxy is not None:
+            proxy.terminate()
+            proxy.wait()
         load.drop_database("postgres", handle)
+
+
+def through_delay(url: str, delay_ms: float) -> tuple[subprocess.Popen[str], str]:
+    """Start bench/delay_proxy.py in front of ``url``'s server; the proxy and the URL through it."""
+    from sqlalchemy.engine import make_url
+
+    target = make_url(url)
+    port = load.free_port()
+    proxy = subprocess.Popen(
+        [
+            sys.executable,
+            str(Path(__file__).parent / "delay_proxy.py"),
+            str(port),
+            target.host or "127.0.0.1",
+            str(target.port or 5432),
+            str(delay_ms),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proxy.stdout is not None
+    if proxy.stdout.readline().strip() != "ready":
+        raise RuntimeError("the delaying proxy did not start")
+    return proxy, target.set(host="127.0.0.1", port=port).render_as_string(hide_password=False)
 
 
 if __name__ == "__main__":
