@@ -73,11 +73,7 @@ STORAGE_RETRY_AFTER_S = 30
 FORMATS = ("json", "xml")
 MAX_BODY_BYTES = 64 * 1024
 MAX_IDS = 200
-DATABASE_THREADS = 3
-"""Threads per worker that do the desk's database work. Three, since a report takes two round
-trips: against six, paced 500 POST/s with 2,000 GET/s, the server waited 3.4-3.9 times per
-request instead of 4.6-5.8 and the POSTs' p99 was lower in five of six alternating runs
-(bench/requests311_load.py). Fewer threads take fewer turns at the GIL."""
+DATABASE_THREADS = 6
 LANGUAGES = ("kk", "ru", "en")
 CHANGESET = "2026-11-23T00:00:00Z"
 DESK_KEY = "requests311.open311_desk"
