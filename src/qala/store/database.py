@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -63,6 +64,20 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _loop_aware_connection(
+    _dialect: Any, _record: Any, cargs: tuple[Any, ...], cparams: dict[str, Any]
+) -> Any:
+    """Every PostgreSQL connection of the store can wait on the event loop (store/on_loop.py;
+    imported here, with psycopg, only by a store that connects to PostgreSQL)."""
+    from qala.store.on_loop import LoopAwareConnection, await_on_loop, on_loop
+
+    if on_loop():
+        # psycopg connects with blocking waits of its own: on the loop's thread they would stop
+        # every request of the worker for the connection's round trips (pools grow under load).
+        return await_on_loop(asyncio.to_thread(LoopAwareConnection.connect, *cargs, **cparams))
+    return LoopAwareConnection.connect(*cargs, **cparams)
+
+
 class Database:
     """An engine plus a session factory; ``transaction()`` wraps a unit of work."""
 
@@ -97,7 +112,23 @@ class Database:
             event.listen(self.engine, "connect", _sqlite_pragmas)
         else:
             direct.enable_sending(self.engine)
+            event.listen(self.engine, "do_connect", _loop_aware_connection)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        # SQLAlchemy initialises its dialect on an engine's first connection under a lock held
+        # while it asks the server: done on the event loop (store/on_loop.py), a second report
+        # there would wait for that lock on the loop's own thread for ever.
+        self._first_connection_pending = backend == "postgresql"
+
+    def _first_connection_off_the_loop(self) -> None:
+        from qala.store.on_loop import await_on_loop, on_loop
+
+        if on_loop():
+            await_on_loop(asyncio.to_thread(self._connect_once))
+        self._first_connection_pending = False
+
+    def _connect_once(self) -> None:
+        with self.engine.connect():
+            pass
 
     @contextmanager
     def transaction(self, *, begin_with_first_statements: bool = False) -> Iterator[Session]:
@@ -107,6 +138,8 @@ class Database:
         transaction's first statements, one round trip less
         (:func:`qala.store.direct.begin_with_first_statements`: only for work that runs no
         statement on the driver's connection itself)."""
+        if self._first_connection_pending:
+            self._first_connection_off_the_loop()
         with self.sessions.begin() as session:
             if begin_with_first_statements:
                 direct.begin_with_first_statements(session)
@@ -115,6 +148,8 @@ class Database:
     @contextmanager
     def session(self) -> Iterator[Session]:
         """A read session (nothing is committed)."""
+        if self._first_connection_pending:
+            self._first_connection_off_the_loop()
         with self.sessions() as session:
             yield session
 

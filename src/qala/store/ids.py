@@ -37,11 +37,18 @@ class SequenceIds:
 
     def take(self, connection: Connection) -> int:
         """A new id for the database ``connection`` talks to."""
+        engine = connection.engine
         with self._lock:
-            free = self._free.get(connection.engine)
-            if free is None:
-                free = self._free[connection.engine] = []
-            if not free:
-                drawn = connection.execute(self._draw, {"count": self.block})
-                free.extend(sorted((int(i) for i in drawn.scalars()), reverse=True))
+            free = self._free.get(engine)
+            if free:
+                return free.pop()
+        # Drawn outside the lock: the statement may wait on the event loop's thread
+        # (qala.store.on_loop), where another report holding the lock would wait for ever. Two
+        # threads finding the block empty both draw one; the ids left over are kept for later.
+        drawn = connection.execute(self._draw, {"count": self.block})
+        fresh = [int(i) for i in drawn.scalars()]
+        with self._lock:
+            free = self._free.setdefault(engine, [])
+            free.extend(fresh)
+            free.sort(reverse=True)
             return free.pop()

@@ -154,3 +154,40 @@ def test_a_plain_read_while_the_database_is_down_gets_the_open311_503() -> None:
     assert answer.status_code == 503
     assert answer.headers["retry-after"] == "5"
     assert answer.json()[0]["code"] == 503
+
+
+class _NoThreads:
+    """Put in place of the desk's database threads: work handed to them fails."""
+
+    def submit(self, *_args: object, **_kwargs: object) -> None:
+        raise RuntimeError("a database thread was asked")
+
+
+@pytest.mark.postgres
+def test_a_report_on_postgresql_is_stored_on_the_event_loop_and_rolled_back_with_a_refusal(
+    postgres_url: str,
+) -> None:
+    """A report without photos runs on the event loop (store/on_loop.py), no database thread
+    asked; one the shared limit refuses (counted by two server processes) rolls back what
+    every component wrote for it."""
+    from sqlalchemy import text
+
+    settings = Settings(database_url=postgres_url, secret_key="t", rate_limit_per_minute=2)
+    make_city(Context.from_settings(settings))
+    form = {"service_code": "heating", "lat": "51.13", "long": "71.43", "email": "a@example.kz"}
+    form |= {"attribute[issue]": "no_heating", "attribute[indoor_temperature]": "14"}
+    answers = []
+    for posts in (2, 1):  # two processes, each under its own in-memory count
+        app = create_app(settings, migrate=False)
+        with TestClient(app) as http:
+            Open311Desk.for_context(app.state.context).executor = _NoThreads()  # type: ignore[assignment]
+            answers += [http.post("/open311/v2/requests.json", data=form) for _ in range(posts)]
+    assert [a.status_code for a in answers] == [200, 200, 429], answers[-1].text
+    stored = {int(a.json()[0]["service_request_id"]) for a in answers[:2]}
+    with app.state.context.database.session() as session:
+        requests = set(session.execute(text("SELECT id FROM requests311_request")).scalars())
+        entities = session.execute(
+            text("SELECT count(*) FROM operate_entity WHERE type = 'ServiceRequest'")
+        ).scalar_one()
+        followed = session.execute(text("SELECT count(*) FROM notify_subscription")).scalar_one()
+    assert requests == stored and entities == 2 and followed == 2

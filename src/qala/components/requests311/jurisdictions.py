@@ -208,6 +208,7 @@ class CatalogueCache:
         self._loaded_at = -math.inf
         self._value: dict[str, JurisdictionInfo] = {}
         self._lock = threading.Lock()
+        self._refreshing = False
 
     @property
     def fresh(self) -> bool:
@@ -215,16 +216,28 @@ class CatalogueCache:
         return time.monotonic() - self._loaded_at <= self._ttl
 
     def get(self) -> dict[str, JurisdictionInfo]:
-        if time.monotonic() - self._loaded_at > self._ttl:
+        if time.monotonic() - self._loaded_at <= self._ttl:
+            return self._value
+        # No lock is held while the store is read: a report may read it on the event loop's
+        # thread (qala.store.on_loop), where another report holding the lock would wait for
+        # ever. One caller refreshes; the others answer from the catalogue it replaces,
+        # seconds old, or read it themselves while there is none yet.
+        with self._lock:
+            refreshing = self._refreshing and self._loaded_at > -math.inf
+            self._refreshing = True
+        if refreshing:
+            return self._value
+        try:
+            with self._sessions() as session:
+                loaded = load_jurisdictions(session)
             with self._lock:
-                if time.monotonic() - self._loaded_at > self._ttl:
-                    with self._sessions() as session:
-                        loaded = load_jurisdictions(session)
-                    # The same object while nothing changed: what was built from it (the
-                    # public answers' cache) stays valid.
-                    if loaded != self._value:
-                        self._value = loaded
-                    self._loaded_at = time.monotonic()
+                # The same object while nothing changed: what was built from it (the public
+                # answers' cache) stays valid.
+                if loaded != self._value:
+                    self._value = loaded
+                self._loaded_at = time.monotonic()
+        finally:
+            self._refreshing = False
         return self._value
 
     def invalidate(self) -> None:
