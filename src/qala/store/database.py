@@ -119,7 +119,12 @@ class Database:
         # there would wait for that lock on the loop's own thread for ever.
         self._first_connection_pending = backend == "postgresql"
 
-    def _first_connection_off_the_loop(self) -> None:
+    def ensure_connected(self) -> None:
+        """Make the engine's first connection if it has made none yet: on a thread when called
+        on the event loop (store/on_loop.py). Sessions and transactions ask for it themselves;
+        code taking connections straight from ``engine`` on the loop asks first."""
+        if not self._first_connection_pending:
+            return
         from qala.store.on_loop import await_on_loop, on_loop
 
         if on_loop():
@@ -138,8 +143,7 @@ class Database:
         transaction's first statements, one round trip less
         (:func:`qala.store.direct.begin_with_first_statements`: only for work that runs no
         statement on the driver's connection itself)."""
-        if self._first_connection_pending:
-            self._first_connection_off_the_loop()
+        self.ensure_connected()
         with self.sessions.begin() as session:
             if begin_with_first_statements:
                 direct.begin_with_first_statements(session)
@@ -148,8 +152,7 @@ class Database:
     @contextmanager
     def session(self) -> Iterator[Session]:
         """A read session (nothing is committed)."""
-        if self._first_connection_pending:
-            self._first_connection_off_the_loop()
+        self.ensure_connected()
         with self.sessions() as session:
             yield session
 

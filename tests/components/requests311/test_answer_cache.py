@@ -164,12 +164,12 @@ class _NoThreads:
 
 
 @pytest.mark.postgres
-def test_a_report_on_postgresql_is_stored_on_the_event_loop_and_rolled_back_with_a_refusal(
+def test_reports_and_missed_reads_on_postgresql_run_on_the_event_loop(
     postgres_url: str,
 ) -> None:
-    """A report without photos runs on the event loop (store/on_loop.py), no database thread
-    asked; one the shared limit refuses (counted by two server processes) rolls back what
-    every component wrote for it."""
+    """A report without photos, and a read of one request the answers' cache missed, run on
+    the event loop (store/on_loop.py), no database thread asked; a report the shared limit
+    refuses (counted by two server processes) rolls back what every component wrote for it."""
     from sqlalchemy import text
 
     settings = Settings(database_url=postgres_url, secret_key="t", rate_limit_per_minute=2)
@@ -182,6 +182,10 @@ def test_a_report_on_postgresql_is_stored_on_the_event_loop_and_rolled_back_with
         with TestClient(app) as http:
             Open311Desk.for_context(app.state.context).executor = _NoThreads()  # type: ignore[assignment]
             answers += [http.post("/open311/v2/requests.json", data=form) for _ in range(posts)]
+            # A read the answers' cache misses (this process never saw the request) too.
+            first = answers[0].json()[0]["service_request_id"]
+            read = http.get(f"/open311/v2/requests/{first}.json")
+            assert read.status_code == 200 and read.json()[0]["service_code"] == "heating"
     assert [a.status_code for a in answers] == [200, 200, 429], answers[-1].text
     stored = {int(a.json()[0]["service_request_id"]) for a in answers[:2]}
     with app.state.context.database.session() as session:

@@ -78,7 +78,8 @@ MAX_BODY_BYTES = 64 * 1024
 MAX_IDS = 200
 DATABASE_THREADS = 6
 REPORTS_ON_LOOP = 4
-"""Reports whose store work runs on a worker's event loop at once. Each holds a connection:
+"""Reports (and reads of one request the answers' cache missed) whose store work runs on a
+worker's event loop at once. Each holds a connection:
 with the six database threads that keeps within the store's pool of ten, past which connections
 are opened and closed again under load (measured: 12 at once made a cold start's p99 worse)."""
 LANGUAGES = ("kk", "ru", "en")
@@ -284,7 +285,8 @@ class Open311Desk:
         missed: bool = False,
     ) -> Response:
         """GET one request: from this process's cache of answers when it holds a current one
-        (on the event loop, no thread hop or query), else read and rendered on the pool.
+        (on the event loop, no thread hop or query), else read and rendered: on the event loop
+        on PostgreSQL (store/on_loop.py), on the database threads on SQLite.
         ``missed``: the caller has just found no current answer in the cache."""
         wanted = parse_request_id(request_id)
         if wanted is None or fmt not in FORMATS or not self.catalogue.fresh:
@@ -296,10 +298,15 @@ class Open311Desk:
         if hit is not None:
             return Response(hit.body, media_type=hit.media_type)
         generation = self.answers.generation()
-        loop = asyncio.get_running_loop()
-        response, city_id = await loop.run_in_executor(
-            self.executor, _one_request_answer, self, fmt, jurisdiction_id, wanted, language
-        )
+        if self.loop_runner is not None:  # read on the loop, as reports are stored
+            response, city_id = await self.loop_runner.run(
+                _one_request_answer, self, fmt, jurisdiction_id, wanted, language
+            )
+        else:
+            loop = asyncio.get_running_loop()
+            response, city_id = await loop.run_in_executor(
+                self.executor, _one_request_answer, self, fmt, jurisdiction_id, wanted, language
+            )
         if city_id is not None and response.status_code == 200:
             answer = CachedAnswer(
                 city_id,

@@ -201,6 +201,7 @@ class PublicReads:
     (no BEGIN/ROLLBACK round trips) on a Core connection from the store's pool."""
 
     def __init__(self, database: Database) -> None:
+        self._database = database
         self._engine = database.engine.execution_options(isolation_level="AUTOCOMMIT")
 
     def find(
@@ -213,7 +214,8 @@ class PublicReads:
     def one(
         self, jurisdiction: JurisdictionInfo, request_id: int, *, language: str
     ) -> PublicRequest:
-        """:func:`get_public_request` on its own connection."""
+        """:func:`get_public_request` on its own connection (read on the event loop too)."""
+        self._database.ensure_connected()
         with self._engine.connect() as connection:
             return get_public_request(connection, jurisdiction, request_id, language=language)
 
