@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
 
 from qala.components.requests311.jurisdictions import CatalogueCache
 from qala.store.database import Database
@@ -145,7 +145,6 @@ def test_a_connection_made_on_the_loop_is_made_off_its_thread(
     postgres_database: Database,
 ) -> None:
     threads: list[str] = []
-    from sqlalchemy import event
 
     @event.listens_for(postgres_database.engine, "connect")
     def note(_dbapi_connection: Any, _record: Any) -> None:
@@ -200,9 +199,6 @@ class _SlowSessions:
 
 class _NoCities:
     def scalars(self, *_args: Any, **_kwargs: Any) -> list[Any]:
-        return []
-
-    def execute(self, *_args: Any, **_kwargs: Any) -> list[Any]:
         return []
 
 

@@ -120,9 +120,10 @@ class Database:
         self._first_connection_pending = backend == "postgresql"
 
     def ensure_connected(self) -> None:
-        """Make the engine's first connection if it has made none yet: on a thread when called
-        on the event loop (store/on_loop.py). Sessions and transactions ask for it themselves;
-        code taking connections straight from ``engine`` on the loop asks first."""
+        """Called on the event loop (store/on_loop.py) before the engine's first connection,
+        make that connection on a thread; elsewhere the first session makes it as usual.
+        Sessions and transactions ask for it themselves; code taking connections straight from
+        ``engine`` on the loop asks first."""
         if not self._first_connection_pending:
             return
         from qala.store.on_loop import await_on_loop, on_loop

@@ -85,7 +85,7 @@ class LoopAwareConnection(psycopg.Connection[Any]):
     awaited by the event loop (psycopg's asynchronous wait on the same socket)."""
 
     def wait(self, gen: Any, interval: float = 0.1, timeout: float | None = None) -> Any:
-        if isinstance(greenlet.getcurrent(), LoopGreenlet):
+        if on_loop():
             return await_on_loop(
                 waiting.wait_async(gen, self.pgconn.socket, interval=interval, timeout=timeout)
             )

@@ -455,7 +455,7 @@ def test_a_report_that_fails_is_answered_in_open311s_error_format(
     def broken(*_args: object, **_kwargs: object) -> None:
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr(Open311Desk, "in_pool", broken)
+    monkeypatch.setattr(Open311Desk, "store_work", broken)
     with TestClient(app, raise_server_exceptions=False) as http:
         answer = http.post("/open311/v2/requests.json", data=HEATING)
     assert answer.status_code == 500 and answer.headers["x-error-id"]

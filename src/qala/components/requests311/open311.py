@@ -20,7 +20,7 @@ from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Any, cast
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar, cast
 
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -70,6 +70,8 @@ from qala.runtime import Context
 if TYPE_CHECKING:
     from qala.store.on_loop import LoopRunner
 
+T = TypeVar("T")
+
 PREFIX = "/open311/v2"
 STORAGE_RETRY_AFTER_S = 30
 """Seconds a client is told to wait when the photo storage failed."""
@@ -79,9 +81,9 @@ MAX_IDS = 200
 DATABASE_THREADS = 6
 REPORTS_ON_LOOP = 4
 """Reports (and reads of one request the answers' cache missed) whose store work runs on a
-worker's event loop at once. Each holds a connection:
-with the six database threads that keeps within the store's pool of ten, past which connections
-are opened and closed again under load (measured: 12 at once made a cold start's p99 worse)."""
+worker's event loop at once. Each holds a connection: with the six database threads that keeps
+within the store's pool of ten, past which connections are opened and closed again under load
+(measured: 12 at once made a cold start's p99 worse)."""
 LANGUAGES = ("kk", "ru", "en")
 CHANGESET = "2026-11-23T00:00:00Z"
 DESK_KEY = "requests311.open311_desk"
@@ -267,13 +269,20 @@ class Open311Desk:
         event loop, its waits for the store awaited there (store/on_loop.py): no hand-off to a
         database thread and back, no turns at the GIL against the loop. Photos are written to
         files first, so those reports, and every report on SQLite, go to the database threads."""
-        if self.loop_runner is None or new.photos:
+        if new.photos:
             return await self.in_pool(
                 fmt, _stored_report, self, jurisdiction_id, new, poster, language=language
             )
-        return await self.loop_runner.run(
+        return await self.store_work(
             _answer, fmt, language, _stored_report, self, jurisdiction_id, new, poster
         )
+
+    async def store_work(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)``: on the event loop on PostgreSQL (store/on_loop.py), on the database
+        threads on SQLite."""
+        if self.loop_runner is not None:
+            return await self.loop_runner.run(fn, *args)
+        return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
 
     async def one_request(
         self,
@@ -298,15 +307,9 @@ class Open311Desk:
         if hit is not None:
             return Response(hit.body, media_type=hit.media_type)
         generation = self.answers.generation()
-        if self.loop_runner is not None:  # read on the loop, as reports are stored
-            response, city_id = await self.loop_runner.run(
-                _one_request_answer, self, fmt, jurisdiction_id, wanted, language
-            )
-        else:
-            loop = asyncio.get_running_loop()
-            response, city_id = await loop.run_in_executor(
-                self.executor, _one_request_answer, self, fmt, jurisdiction_id, wanted, language
-            )
+        response, city_id = await self.store_work(
+            _one_request_answer, self, fmt, jurisdiction_id, wanted, language
+        )
         if city_id is not None and response.status_code == 200:
             answer = CachedAnswer(
                 city_id,
